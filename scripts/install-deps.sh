@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages berth builds and tests with, when they are missing.
+# Only acts as root; otherwise it says what is missing and carries on.
+set -euo pipefail
+PKGS=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libssl-dev libcmocka-dev
+      python3 curl skopeo docker-registry)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages (run as root to install): ${missing[*]}" >&2
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null || true
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

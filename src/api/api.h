@@ -1,0 +1,15 @@
+/*
+ * The OCI distribution API: routes a request to its handler. One file per resource
+ * (base.c, blobs.c, uploads.c, manifests.c, tags.c, referrers.c); errors.c holds the
+ * translation from BERTH_E* codes to HTTP status and OCI error codes.
+ */
+#ifndef BERTH_API_API_H
+#define BERTH_API_API_H
+
+#include "http/request.h"
+
+/* Parses the (decoded) URL path, fills the request's route parameters and starts the handler:
+ * it either answers at once or installs body callbacks. */
+void berth_api_dispatch(struct berth_request *req, const char *url);
+
+#endif

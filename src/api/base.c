@@ -1,0 +1,41 @@
+/* GET /v2/ (API version check) and GET /v2/_catalog. */
+#include <string.h>
+
+#include "api/api_int.h"
+
+/* Catalog pages are capped like Distribution's catalog.maxentries default. */
+#define CATALOG_MAX_ENTRIES 1000
+
+static int is_read(struct berth_request *req)
+{
+	return strcmp(req->method, MHD_HTTP_METHOD_GET) == 0 || berth_req_is_head(req);
+}
+
+void berth_api_base(struct berth_request *req)
+{
+	if (!is_read(req)) {
+		berth_api_method_not_allowed(req);
+		return;
+	}
+	struct MHD_Response *resp = berth_resp_copy("{}", 2);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	berth_req_send(req, MHD_HTTP_OK, resp, 2);
+}
+
+void berth_api_catalog(struct berth_request *req)
+{
+	struct berth_strlist repos = { 0 };
+	int rc;
+
+	if (!is_read(req)) {
+		berth_api_method_not_allowed(req);
+		return;
+	}
+	rc = berth_catalog(&repos, req->registry);
+	if (rc < 0)
+		berth_api_storage_error(req, rc, "cannot list repositories");
+	else
+		berth_api_send_page(req, &repos, NULL, NULL, "repositories", "/v2/_catalog",
+				    CATALOG_MAX_ENTRIES);
+	berth_strlist_release(&repos);
+}

@@ -1,0 +1,184 @@
+/* GET, HEAD and DELETE /v2/<name>/blobs/<digest>. Bodies go out with sendfile when the
+ * storage is a file, else through a streaming callback: a blob is never held in memory. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api/api_int.h"
+#include "core/err.h"
+#include "http/range.h"
+
+#define STREAM_BLOCK (64 * 1024)
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct berth_reader *rd = cls;
+	ssize_t n = rd->read(rd, buf, max);
+	if (n == 0)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (n < 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	return n;
+}
+
+static void stream_free(void *cls)
+{
+	struct berth_reader *rd = cls;
+	rd->close(rd);
+}
+
+/* Never called for HEAD: MHD sends the headers (with Content-Length) only. */
+static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void blob_headers(struct MHD_Response *resp, const char *digest)
+{
+	char etag[BERTH_DIGEST_STR_MAX + 2];
+	snprintf(etag, sizeof(etag), "\"%s\"", digest);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+	MHD_add_response_header(resp, "Docker-Content-Digest", digest);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "max-age=31536000");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+}
+
+static void blob_unknown(struct berth_request *req, const char *digest)
+{
+	char detail[BERTH_DIGEST_STR_MAX + 16];
+	berth_api_digest_detail(detail, sizeof(detail), digest);
+	berth_req_error(req, MHD_HTTP_NOT_FOUND, "BLOB_UNKNOWN", "blob unknown to registry", detail);
+}
+
+/* Wraps the reader in a response for [start, start+len); takes the reader. */
+static struct MHD_Response *body_response(struct berth_reader *rd, uint64_t start, uint64_t len)
+{
+	struct MHD_Response *resp;
+	if (rd->fd >= 0) {
+		resp = MHD_create_response_from_fd_at_offset64(len, rd->fd, rd->offset + start);
+		if (resp)
+			rd->fd = -1; /* MHD owns the descriptor now */
+		rd->close(rd);
+		return resp;
+	}
+	/* No descriptor: skip to start, then stream. */
+	char skip[STREAM_BLOCK];
+	uint64_t left = start;
+	while (left > 0) {
+		ssize_t n = rd->read(rd, skip, left < sizeof(skip) ? (size_t)left : sizeof(skip));
+		if (n <= 0) {
+			rd->close(rd);
+			return NULL;
+		}
+		left -= (uint64_t)n;
+	}
+	resp = MHD_create_response_from_callback(len, STREAM_BLOCK, stream_read, rd, stream_free);
+	if (!resp)
+		rd->close(rd);
+	return resp;
+}
+
+static void get_blob(struct berth_request *req)
+{
+	const char *digest = req->reference;
+	struct berth_reader *rd = NULL;
+	uint64_t size, start = 0, len;
+	unsigned status = MHD_HTTP_OK;
+	const char *range;
+	int rc;
+
+	if (berth_req_is_head(req) || berth_api_etag_matches(req, digest)) {
+		rc = berth_blob_stat(req->registry, req->name, digest, &size);
+	} else {
+		rc = berth_blob_open(&rd, req->registry, req->name, digest, 0);
+		size = rc == 0 ? rd->size : 0;
+	}
+	if (rc == BERTH_ENOTFOUND) {
+		blob_unknown(req, digest);
+		return;
+	}
+	if (rc < 0) {
+		berth_api_storage_error(req, rc, "cannot open blob");
+		return;
+	}
+	if (berth_api_etag_matches(req, digest)) {
+		if (rd)
+			rd->close(rd);
+		struct MHD_Response *resp = berth_resp_empty();
+		blob_headers(resp, digest);
+		berth_req_send(req, MHD_HTTP_NOT_MODIFIED, resp, 0);
+		return;
+	}
+	len = size;
+	range = berth_req_header(req, MHD_HTTP_HEADER_RANGE);
+	if (range) {
+		rc = berth_range_parse(range, size, &start, &len);
+		if (rc == BERTH_ERANGE) {
+			char cr[64];
+			if (rd)
+				rd->close(rd);
+			snprintf(cr, sizeof(cr), "bytes */%" PRIu64, size);
+			struct MHD_Response *resp = berth_resp_empty();
+			MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+			berth_req_send(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, resp, 0);
+			return;
+		}
+		if (rc == 0)
+			status = MHD_HTTP_PARTIAL_CONTENT;
+		else
+			start = 0, len = size;
+	}
+
+	struct MHD_Response *resp = rd ? body_response(rd, start, len)
+				       : MHD_create_response_from_callback(len, STREAM_BLOCK, no_body, NULL, NULL);
+	if (!resp) {
+		berth_api_storage_error(req, BERTH_ERROR, "cannot stream blob");
+		return;
+	}
+	blob_headers(resp, digest);
+	if (status == MHD_HTTP_PARTIAL_CONTENT) {
+		char cr[96];
+		snprintf(cr, sizeof(cr), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, start, start + len - 1, size);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+	}
+	berth_req_send(req, status, resp, len);
+}
+
+static void delete_blob(struct berth_request *req)
+{
+	int rc;
+	if (!berth_registry_delete_enabled(req->registry)) {
+		berth_req_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "UNSUPPORTED",
+				"the operation is unsupported", NULL);
+		return;
+	}
+	rc = berth_blob_delete(req->registry, req->name, req->reference);
+	if (rc == BERTH_ENOTFOUND) {
+		blob_unknown(req, req->reference);
+		return;
+	}
+	if (rc < 0) {
+		berth_api_storage_error(req, rc, "cannot delete blob");
+		return;
+	}
+	struct MHD_Response *resp = berth_resp_empty();
+	MHD_add_response_header(resp, "Docker-Content-Digest", req->reference);
+	berth_req_send(req, MHD_HTTP_ACCEPTED, resp, 0);
+}
+
+void berth_api_blob(struct berth_request *req)
+{
+	int is_get = strcmp(req->method, MHD_HTTP_METHOD_GET) == 0 || berth_req_is_head(req);
+	int is_delete = strcmp(req->method, MHD_HTTP_METHOD_DELETE) == 0;
+	if (!is_get && !is_delete) {
+		berth_api_method_not_allowed(req);
+		return;
+	}
+	if (!berth_api_check_digest(req, req->reference))
+		return;
+	if (is_get)
+		get_blob(req);
+	else
+		delete_blob(req);
+}

@@ -1,0 +1,184 @@
+/* GET, HEAD, PUT and DELETE /v2/<name>/manifests/<reference>. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api_int.h"
+#include "core/err.h"
+#include "core/util.h"
+#include "http/range.h"
+#include "registry/reference.h"
+
+static void manifest_unknown(struct berth_request *req)
+{
+	berth_req_error(req, MHD_HTTP_NOT_FOUND, "MANIFEST_UNKNOWN", "manifest unknown", NULL);
+}
+
+static void add_digest_headers(struct MHD_Response *resp, const char *digest)
+{
+	char etag[BERTH_DIGEST_STR_MAX + 2];
+	snprintf(etag, sizeof(etag), "\"%s\"", digest);
+	MHD_add_response_header(resp, "Docker-Content-Digest", digest);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+}
+
+static void get_manifest(struct berth_request *req)
+{
+	struct berth_manifest_content mc;
+	int rc = berth_manifest_get(&mc, req->registry, req->name, req->reference);
+	if (rc == BERTH_ENOTFOUND) {
+		manifest_unknown(req);
+		return;
+	}
+	if (rc < 0) {
+		berth_api_storage_error(req, rc, "cannot read manifest");
+		return;
+	}
+	if (berth_api_etag_matches(req, mc.digest)) {
+		struct MHD_Response *resp = berth_resp_empty();
+		add_digest_headers(resp, mc.digest);
+		berth_req_send(req, MHD_HTTP_NOT_MODIFIED, resp, 0);
+		berth_manifest_content_release(&mc);
+		return;
+	}
+	size_t len = mc.len;
+	struct MHD_Response *resp = berth_resp_take(mc.body, len);
+	mc.body = NULL;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, mc.media_type);
+	add_digest_headers(resp, mc.digest);
+	berth_req_send(req, MHD_HTTP_OK, resp, len);
+}
+
+/* ---- PUT ---- */
+
+static int on_manifest_body(struct berth_request *req, const char *data, size_t n)
+{
+	struct berth_buf *body = req->state;
+	if (berth_buf_append(body, data, n) < 0) {
+		berth_req_fail(req, MHD_HTTP_CONTENT_TOO_LARGE, "MANIFEST_INVALID",
+			       "manifest too large", NULL);
+		return BERTH_ETOOLARGE;
+	}
+	return 0;
+}
+
+static void cleanup_manifest(struct berth_request *req)
+{
+	struct berth_buf *body = req->state;
+	if (!body)
+		return;
+	berth_buf_release(body);
+	free(body);
+	req->state = NULL;
+}
+
+static void put_failed(struct berth_request *req, int rc, const struct berth_manifest_put_result *res)
+{
+	char detail[BERTH_DIGEST_STR_MAX + 16];
+	switch (rc) {
+	case BERTH_ENOTFOUND:
+		berth_api_digest_detail(detail, sizeof(detail), res->missing);
+		berth_req_error(req, MHD_HTTP_BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN", res->message, detail);
+		break;
+	case BERTH_EDIGEST:
+		berth_req_error(req, MHD_HTTP_BAD_REQUEST, "DIGEST_INVALID", res->message, NULL);
+		break;
+	case BERTH_EINVALID:
+		berth_req_error(req, MHD_HTTP_BAD_REQUEST, "MANIFEST_INVALID", res->message, NULL);
+		break;
+	case BERTH_ETOOLARGE:
+		berth_req_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "MANIFEST_INVALID", res->message, NULL);
+		break;
+	default:
+		berth_api_storage_error(req, rc, "cannot store manifest");
+		break;
+	}
+}
+
+static void on_manifest_complete(struct berth_request *req)
+{
+	struct berth_buf *body = req->state;
+	struct berth_manifest_put_result res;
+	char location[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 24];
+	const char *ct = berth_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+
+	int rc = berth_manifest_put(&res, req->registry, req->name, req->reference, ct,
+				    body->data ? body->data : "", body->len);
+	if (rc < 0) {
+		put_failed(req, rc, &res);
+		return;
+	}
+	struct MHD_Response *resp = berth_resp_empty();
+	snprintf(location, sizeof(location), "/v2/%s/manifests/%s", req->name, res.digest);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+	MHD_add_response_header(resp, "Docker-Content-Digest", res.digest);
+	if (res.subject[0])
+		MHD_add_response_header(resp, "OCI-Subject", res.subject);
+	berth_req_send(req, MHD_HTTP_CREATED, resp, 0);
+}
+
+static void put_manifest(struct berth_request *req)
+{
+	size_t max = berth_registry_manifest_max(req->registry);
+	const char *cl = berth_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	uint64_t declared;
+
+	if (cl && berth_parse_u64(cl, &declared) == 0 && declared > max) {
+		berth_req_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "MANIFEST_INVALID", "manifest too large",
+				NULL);
+		return;
+	}
+	struct berth_buf *body = berth_calloc(1, sizeof(*body));
+	body->cap = max;
+	req->state = body;
+	req->cleanup = cleanup_manifest;
+	req->on_body = on_manifest_body;
+	req->on_complete = on_manifest_complete;
+}
+
+/* ---- DELETE ---- */
+
+static void delete_manifest(struct berth_request *req)
+{
+	if (!berth_registry_delete_enabled(req->registry)) {
+		berth_req_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "UNSUPPORTED",
+				"the operation is unsupported", NULL);
+		return;
+	}
+	int rc = berth_manifest_delete(req->registry, req->name, req->reference);
+	if (rc == BERTH_ENOTFOUND) {
+		manifest_unknown(req);
+		return;
+	}
+	if (rc < 0) {
+		berth_api_storage_error(req, rc, "cannot delete manifest");
+		return;
+	}
+	berth_req_send(req, MHD_HTTP_ACCEPTED, berth_resp_empty(), 0);
+}
+
+/* A reference is a digest (contains ':') or a tag. Answers 400 and returns 0 when neither. */
+static int check_reference(struct berth_request *req)
+{
+	if (strchr(req->reference, ':'))
+		return berth_api_check_digest(req, req->reference);
+	if (berth_tag_valid(req->reference))
+		return 1;
+	berth_req_error(req, MHD_HTTP_BAD_REQUEST, "TAG_INVALID", "manifest tag did not match URI", NULL);
+	return 0;
+}
+
+void berth_api_manifest(struct berth_request *req)
+{
+	const char *m = req->method;
+	if (!check_reference(req))
+		return;
+	if (strcmp(m, MHD_HTTP_METHOD_GET) == 0 || berth_req_is_head(req))
+		get_manifest(req);
+	else if (strcmp(m, MHD_HTTP_METHOD_PUT) == 0)
+		put_manifest(req);
+	else if (strcmp(m, MHD_HTTP_METHOD_DELETE) == 0)
+		delete_manifest(req);
+	else
+		berth_api_method_not_allowed(req);
+}

@@ -1,0 +1,119 @@
+/*
+ * URL routing. Repository names may contain '/', so a route is recognised by its suffix:
+ *   /v2/                                  base
+ *   /v2/_catalog                          catalog
+ *   /v2/<name>/tags/list                  tags
+ *   /v2/<name>/manifests/<reference>      manifest
+ *   /v2/<name>/blobs/uploads/             start an upload
+ *   /v2/<name>/blobs/uploads/<uuid>       an upload session
+ *   /v2/<name>/blobs/<digest>             blob
+ *   /v2/<name>/referrers/<digest>         referrers
+ */
+#include <string.h>
+
+#include "api/api.h"
+#include "api/api_int.h"
+#include "registry/reference.h"
+
+static int ends_with(const char *s, size_t len, const char *suffix, size_t *prefix_len)
+{
+	size_t n = strlen(suffix);
+	if (len < n || memcmp(s + len - n, suffix, n) != 0)
+		return 0;
+	*prefix_len = len - n;
+	return 1;
+}
+
+/* Splits "<name>/<kind>/<last>" where last has no '/'. */
+static int split_last(const char *s, size_t len, const char *kind, size_t *name_len, const char **last)
+{
+	const char *slash = memrchr(s, '/', len);
+	size_t klen = strlen(kind);
+	if (!slash || slash == s + len - 1)
+		return 0;
+	size_t before = (size_t)(slash - s);
+	if (before < klen + 2 || memcmp(slash - klen, kind, klen) != 0 || slash[-(long)klen - 1] != '/')
+		return 0;
+	*name_len = before - klen - 1;
+	*last = slash + 1;
+	return 1;
+}
+
+static enum berth_route match(const char *rest, size_t *name_len, const char **param)
+{
+	size_t len = strlen(rest);
+	*param = NULL;
+	if (ends_with(rest, len, "/tags/list", name_len))
+		return BERTH_ROUTE_TAGS;
+	if (ends_with(rest, len, "/blobs/uploads/", name_len) ||
+	    ends_with(rest, len, "/blobs/uploads", name_len))
+		return BERTH_ROUTE_UPLOADS;
+	if (split_last(rest, len, "blobs/uploads", name_len, param))
+		return BERTH_ROUTE_UPLOAD;
+	if (split_last(rest, len, "manifests", name_len, param))
+		return BERTH_ROUTE_MANIFEST;
+	if (split_last(rest, len, "blobs", name_len, param))
+		return BERTH_ROUTE_BLOB;
+	if (split_last(rest, len, "referrers", name_len, param))
+		return BERTH_ROUTE_REFERRERS;
+	return BERTH_ROUTE_NONE;
+}
+
+static void not_found(struct berth_request *req)
+{
+	berth_req_error(req, MHD_HTTP_NOT_FOUND, "UNSUPPORTED", "no such endpoint", NULL);
+}
+
+void berth_api_dispatch(struct berth_request *req, const char *url)
+{
+	size_t name_len = 0;
+	const char *param = NULL;
+
+	if (strcmp(url, "/v2/") == 0 || strcmp(url, "/v2") == 0) {
+		req->route = BERTH_ROUTE_BASE;
+		berth_api_base(req);
+		return;
+	}
+	if (strncmp(url, "/v2/", 4) != 0) {
+		not_found(req);
+		return;
+	}
+	if (strcmp(url, "/v2/_catalog") == 0) {
+		req->route = BERTH_ROUTE_CATALOG;
+		berth_api_catalog(req);
+		return;
+	}
+	req->route = match(url + 4, &name_len, &param);
+	if (req->route == BERTH_ROUTE_NONE) {
+		not_found(req);
+		return;
+	}
+	if (name_len == 0 || name_len > BERTH_NAME_MAX) {
+		berth_req_error(req, MHD_HTTP_BAD_REQUEST, "NAME_INVALID", "invalid repository name", NULL);
+		return;
+	}
+	memcpy(req->name, url + 4, name_len);
+	req->name[name_len] = '\0';
+	if (!berth_name_valid(req->name)) {
+		berth_req_error(req, MHD_HTTP_BAD_REQUEST, "NAME_INVALID", "invalid repository name", NULL);
+		return;
+	}
+	if (param) {
+		if (strlen(param) >= sizeof(req->reference)) {
+			berth_req_error(req, MHD_HTTP_BAD_REQUEST,
+					req->route == BERTH_ROUTE_MANIFEST ? "TAG_INVALID" : "DIGEST_INVALID",
+					"reference is too long", NULL);
+			return;
+		}
+		strcpy(req->reference, param);
+	}
+	switch (req->route) {
+	case BERTH_ROUTE_TAGS: berth_api_tags(req); break;
+	case BERTH_ROUTE_MANIFEST: berth_api_manifest(req); break;
+	case BERTH_ROUTE_BLOB: berth_api_blob(req); break;
+	case BERTH_ROUTE_UPLOADS: berth_api_uploads_post(req); break;
+	case BERTH_ROUTE_UPLOAD: berth_api_upload(req); break;
+	case BERTH_ROUTE_REFERRERS: berth_api_referrers(req); break;
+	default: not_found(req); break;
+	}
+}

@@ -1,0 +1,98 @@
+/* GET /v2/<name>/tags/list and the n/last pagination shared with the catalog. */
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "api/api_int.h"
+#include "core/err.h"
+#include "core/util.h"
+#include "http/range.h"
+
+/* Percent-encodes a query value (names and tags only hold [a-zA-Z0-9._/-], but be safe). */
+static void query_escape(struct berth_buf *b, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    c == '.' || c == '_' || c == '-' || c == '/')
+			berth_buf_append(b, s, 1);
+		else
+			berth_buf_printf(b, "%%%02X", c);
+	}
+}
+
+void berth_api_send_page(struct berth_request *req, const struct berth_strlist *all,
+			 const char *key_name, const char *key_value, const char *list_name,
+			 const char *link_path, uint64_t default_n)
+{
+	const char *n_arg = berth_req_query(req, "n");
+	const char *last = berth_req_query(req, "last");
+	uint64_t n = default_n;
+	size_t first = 0, count;
+
+	if (n_arg && *n_arg && berth_parse_u64(n_arg, &n) < 0) {
+		berth_req_error(req, MHD_HTTP_BAD_REQUEST, "PAGINATION_NUMBER_INVALID",
+				"invalid number of results requested", NULL);
+		return;
+	}
+	if (n_arg && !*n_arg)
+		n = default_n;
+	if (!n_arg && default_n == 0)
+		n = all->n;
+	if (default_n && n > default_n)
+		n = default_n;
+	if (last && *last) {
+		while (first < all->n && strcmp(all->items[first], last) <= 0)
+			first++;
+	}
+	count = all->n - first;
+	if (count > n)
+		count = (size_t)n;
+
+	json_t *list = json_array();
+	for (size_t i = 0; i < count; i++)
+		json_array_append_new(list, json_string(all->items[first + i]));
+	json_t *root = json_object();
+	if (key_name)
+		json_object_set_new(root, key_name, json_string(key_value));
+	json_object_set_new(root, list_name, list);
+	char *body = json_dumps(root, JSON_COMPACT);
+	json_decref(root);
+	size_t len = strlen(body);
+
+	struct MHD_Response *resp = berth_resp_take(body, len);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	if (count > 0 && first + count < all->n) {
+		struct berth_buf link = BERTH_BUF_INIT(1 << 16);
+		berth_buf_printf(&link, "<%s?last=", link_path);
+		query_escape(&link, all->items[first + count - 1]);
+		berth_buf_printf(&link, "&n=%llu>; rel=\"next\"", (unsigned long long)n);
+		MHD_add_response_header(resp, "Link", link.data);
+		berth_buf_release(&link);
+	}
+	berth_req_send(req, MHD_HTTP_OK, resp, len);
+}
+
+void berth_api_tags(struct berth_request *req)
+{
+	struct berth_strlist tags = { 0 };
+	char link_path[BERTH_NAME_MAX + 32];
+	int rc;
+
+	if (strcmp(req->method, MHD_HTTP_METHOD_GET) != 0 && !berth_req_is_head(req)) {
+		berth_api_method_not_allowed(req);
+		return;
+	}
+	rc = berth_tags_list(&tags, req->registry, req->name);
+	if (rc == BERTH_ENOTFOUND) {
+		berth_req_error(req, MHD_HTTP_NOT_FOUND, "NAME_UNKNOWN",
+				"repository name not known to registry", NULL);
+	} else if (rc < 0) {
+		berth_api_storage_error(req, rc, "cannot list tags");
+	} else {
+		snprintf(link_path, sizeof(link_path), "/v2/%s/tags/list", req->name);
+		berth_api_send_page(req, &tags, "name", req->name, "tags", link_path, 0);
+	}
+	berth_strlist_release(&tags);
+}

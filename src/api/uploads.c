@@ -1,0 +1,270 @@
+/*
+ * Blob uploads: POST /v2/<name>/blobs/uploads/ (start, monolithic with ?digest=, or mount with
+ * ?mount=&from=) and GET / PATCH / PUT / DELETE /v2/<name>/blobs/uploads/<uuid>.
+ * Bodies stream into the upload's data file while being hashed.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api_int.h"
+#include "core/err.h"
+#include "core/util.h"
+#include "http/range.h"
+#include "registry/reference.h"
+
+struct upload_req {
+	struct berth_upload *upload;
+	const char *digest; /* PUT / monolithic POST: the digest to commit with */
+};
+
+static void add_upload_headers(struct MHD_Response *resp, const char *name, const char *uuid,
+			       uint64_t size)
+{
+	char location[BERTH_NAME_MAX + 64];
+	char range[48];
+	snprintf(location, sizeof(location), "/v2/%s/blobs/uploads/%s", name, uuid);
+	/* Distribution's form: inclusive end, and "0-0" for an empty upload. */
+	snprintf(range, sizeof(range), "0-%" PRIu64, size > 0 ? size - 1 : 0);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_RANGE, range);
+	MHD_add_response_header(resp, "Docker-Upload-UUID", uuid);
+	MHD_add_response_header(resp, "Blob-Upload-Session-ID", uuid);
+}
+
+static void send_upload_status(struct berth_request *req, unsigned status, const char *uuid,
+			       uint64_t size)
+{
+	struct MHD_Response *resp = berth_resp_empty();
+	add_upload_headers(resp, req->name, uuid, size);
+	berth_req_send(req, status, resp, 0);
+}
+
+static void send_blob_created(struct berth_request *req, const char *digest)
+{
+	char location[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 16];
+	struct MHD_Response *resp = berth_resp_empty();
+	snprintf(location, sizeof(location), "/v2/%s/blobs/%s", req->name, digest);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+	MHD_add_response_header(resp, "Docker-Content-Digest", digest);
+	berth_req_send(req, MHD_HTTP_CREATED, resp, 0);
+}
+
+static void upload_unknown(struct berth_request *req)
+{
+	berth_req_error(req, MHD_HTTP_NOT_FOUND, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry",
+			NULL);
+}
+
+static void range_invalid(struct berth_request *req, const char *uuid, uint64_t size)
+{
+	size_t len;
+	static const char body[] =
+		"{\"errors\":[{\"code\":\"RANGE_INVALID\",\"message\":\"invalid content range\",\"detail\":null}]}";
+	struct MHD_Response *resp = berth_resp_copy(body, len = sizeof(body) - 1);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+	add_upload_headers(resp, req->name, uuid, size);
+	berth_req_send(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, resp, len);
+}
+
+/* ---- body handling shared by PATCH, PUT and monolithic POST ---- */
+
+static int on_upload_body(struct berth_request *req, const char *data, size_t n)
+{
+	struct upload_req *st = req->state;
+	int rc = berth_upload_write(st->upload, data, n);
+	if (rc < 0)
+		berth_api_storage_fail(req, rc, "cannot write upload");
+	return rc;
+}
+
+static void cleanup_upload(struct berth_request *req)
+{
+	struct upload_req *st = req->state;
+	if (!st)
+		return;
+	berth_upload_close(st->upload);
+	free(st);
+	req->state = NULL;
+}
+
+static void on_patch_complete(struct berth_request *req)
+{
+	struct upload_req *st = req->state;
+	int rc = berth_upload_checkpoint(st->upload);
+	if (rc < 0) {
+		berth_api_storage_error(req, rc, "cannot save upload state");
+		return;
+	}
+	send_upload_status(req, MHD_HTTP_ACCEPTED, berth_upload_uuid(st->upload),
+			   berth_upload_size(st->upload));
+}
+
+static void on_commit_complete(struct berth_request *req)
+{
+	struct upload_req *st = req->state;
+	int rc = berth_upload_commit(st->upload, st->digest);
+	if (rc == BERTH_EDIGEST) {
+		char detail[BERTH_DIGEST_STR_MAX + 16];
+		berth_api_digest_detail(detail, sizeof(detail), st->digest);
+		berth_req_error(req, MHD_HTTP_BAD_REQUEST, "DIGEST_INVALID",
+				"provided digest did not match uploaded content", detail);
+		return;
+	}
+	if (rc < 0) {
+		berth_api_storage_error(req, rc, "cannot commit upload");
+		return;
+	}
+	send_blob_created(req, st->digest);
+}
+
+/* Opens the session for a body-carrying request and installs the callbacks. 0 if answered. */
+static int begin_body(struct berth_request *req, const char *uuid, const char *digest,
+		      berth_complete_cb complete)
+{
+	struct berth_upload *up = NULL;
+	int rc = berth_upload_open(&up, req->registry, req->name, uuid);
+	if (rc == BERTH_ENOTFOUND) {
+		upload_unknown(req);
+		return 0;
+	}
+	if (rc == BERTH_EBUSY) {
+		uint64_t size = 0;
+		berth_upload_stat(req->registry, req->name, uuid, &size);
+		range_invalid(req, uuid, size);
+		return 0;
+	}
+	if (rc < 0) {
+		berth_api_storage_error(req, rc, "cannot open upload");
+		return 0;
+	}
+	struct upload_req *st = berth_calloc(1, sizeof(*st));
+	st->upload = up;
+	st->digest = digest;
+	req->state = st;
+	req->cleanup = cleanup_upload;
+	req->on_body = on_upload_body;
+	req->on_complete = complete;
+	return 1;
+}
+
+/* A chunk's Content-Range must start where the upload ends and match its length. */
+static int check_content_range(struct berth_request *req)
+{
+	struct upload_req *st = req->state;
+	const char *cr = berth_req_header(req, MHD_HTTP_HEADER_CONTENT_RANGE);
+	const char *cl = berth_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	uint64_t size = berth_upload_size(st->upload), start, end, len;
+
+	if (!cr)
+		return 1;
+	if (berth_content_range_parse(cr, &start, &end) < 0 || start != size ||
+	    (cl && (berth_parse_u64(cl, &len) < 0 || len != end - start + 1))) {
+		range_invalid(req, berth_upload_uuid(st->upload), size);
+		return 0;
+	}
+	return 1;
+}
+
+/* ---- POST /v2/<name>/blobs/uploads/ ---- */
+
+static int try_mount(struct berth_request *req, const char *digest, const char *from)
+{
+	if (!berth_digest_valid(digest) || (from && !berth_name_valid(from)))
+		return 0;
+	int rc = berth_blob_mount(req->registry, req->name, digest, from);
+	if (rc == 0) {
+		send_blob_created(req, digest);
+		return 1;
+	}
+	if (rc != BERTH_ENOTFOUND) {
+		berth_api_storage_error(req, rc, "cannot mount blob");
+		return 1;
+	}
+	return 0;
+}
+
+void berth_api_uploads_post(struct berth_request *req)
+{
+	const char *mount = berth_req_query(req, "mount");
+	const char *from = berth_req_query(req, "from");
+	const char *digest = berth_req_query(req, "digest");
+	char uuid[37];
+	int rc;
+
+	if (strcmp(req->method, MHD_HTTP_METHOD_POST) != 0) {
+		berth_api_method_not_allowed(req);
+		return;
+	}
+	if (mount && try_mount(req, mount, from && *from ? from : NULL))
+		return;
+	if (digest && !berth_api_check_digest(req, digest))
+		return;
+	if ((rc = berth_upload_create(req->registry, req->name, uuid)) < 0) {
+		berth_api_storage_error(req, rc, "cannot create upload");
+		return;
+	}
+	if (digest)
+		begin_body(req, uuid, digest, on_commit_complete);
+	else
+		send_upload_status(req, MHD_HTTP_ACCEPTED, uuid, 0);
+}
+
+/* ---- /v2/<name>/blobs/uploads/<uuid> ---- */
+
+static void get_status(struct berth_request *req)
+{
+	uint64_t size = 0;
+	int rc = berth_upload_stat(req->registry, req->name, req->reference, &size);
+	if (rc == BERTH_ENOTFOUND)
+		upload_unknown(req);
+	else if (rc < 0)
+		berth_api_storage_error(req, rc, "cannot stat upload");
+	else
+		send_upload_status(req, MHD_HTTP_NO_CONTENT, req->reference, size);
+}
+
+static void cancel(struct berth_request *req)
+{
+	struct berth_upload *up = NULL;
+	int rc = berth_upload_open(&up, req->registry, req->name, req->reference);
+	if (rc == BERTH_ENOTFOUND) {
+		upload_unknown(req);
+		return;
+	}
+	if (rc == 0)
+		rc = berth_upload_cancel(up);
+	berth_upload_close(up);
+	if (rc < 0 && rc != BERTH_EBUSY) {
+		berth_api_storage_error(req, rc, "cannot cancel upload");
+		return;
+	}
+	if (rc == BERTH_EBUSY) {
+		berth_req_error(req, MHD_HTTP_CONFLICT, "BLOB_UPLOAD_INVALID",
+				"upload is in use by another request", NULL);
+		return;
+	}
+	berth_req_send(req, MHD_HTTP_NO_CONTENT, berth_resp_empty(), 0);
+}
+
+void berth_api_upload(struct berth_request *req)
+{
+	const char *m = req->method;
+	if (strcmp(m, MHD_HTTP_METHOD_GET) == 0 || berth_req_is_head(req)) {
+		get_status(req);
+	} else if (strcmp(m, MHD_HTTP_METHOD_DELETE) == 0) {
+		cancel(req);
+	} else if (strcmp(m, MHD_HTTP_METHOD_PATCH) == 0) {
+		if (begin_body(req, req->reference, NULL, on_patch_complete))
+			check_content_range(req);
+	} else if (strcmp(m, MHD_HTTP_METHOD_PUT) == 0) {
+		const char *digest = berth_req_query(req, "digest");
+		if (!berth_api_check_digest(req, digest))
+			return;
+		if (begin_body(req, req->reference, digest, on_commit_complete))
+			check_content_range(req);
+	} else {
+		berth_api_method_not_allowed(req);
+	}
+}

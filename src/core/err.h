@@ -1,0 +1,26 @@
+/*
+ * berth error codes. Every fallible function returns an int: 0 on success, a negative
+ * BERTH_E* code on failure. Codes are propagated unchanged and translated to HTTP status
+ * and OCI error JSON once, in api/errors.c.
+ */
+#ifndef BERTH_CORE_ERR_H
+#define BERTH_CORE_ERR_H
+
+enum berth_err {
+	BERTH_OK = 0,
+	BERTH_ERROR = -1,        /* generic failure (I/O error, internal) */
+	BERTH_ENOTFOUND = -2,    /* path, blob, manifest, tag or upload does not exist */
+	BERTH_EEXISTS = -3,      /* target already exists */
+	BERTH_EINVALID = -4,     /* malformed input */
+	BERTH_EDIGEST = -5,      /* content does not hash to the expected digest */
+	BERTH_ETOOLARGE = -6,    /* over a size cap */
+	BERTH_EUNSUPPORTED = -7, /* operation not supported (by a driver or by configuration) */
+	BERTH_ERANGE = -8,       /* range or offset not satisfiable */
+	BERTH_ENOSPC = -9,       /* storage is full */
+	BERTH_EBUSY = -10,       /* resource in use by another request */
+};
+
+/* A short lowercase name for an error code, for logs. Never NULL. */
+const char *berth_strerror(int code);
+
+#endif

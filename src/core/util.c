@@ -1,0 +1,152 @@
+#include "core/util.h"
+#include "core/err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+static void oom(void)
+{
+	fputs("berth: out of memory\n", stderr);
+	abort();
+}
+
+void *berth_malloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+void *berth_calloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+void *berth_realloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (!q)
+		oom();
+	return q;
+}
+
+char *berth_strdup(const char *s)
+{
+	return berth_strndup(s, strlen(s));
+}
+
+char *berth_strndup(const char *s, size_t n)
+{
+	char *p = berth_malloc(n + 1);
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+char *berth_asprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *out = NULL;
+	va_start(ap, fmt);
+	if (vasprintf(&out, fmt, ap) < 0)
+		oom();
+	va_end(ap);
+	return out;
+}
+
+void berth_uuid4(char out[37])
+{
+	unsigned char r[16];
+	size_t got = 0;
+	while (got < sizeof(r)) {
+		ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
+		if (n > 0)
+			got += (size_t)n;
+	}
+	r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
+	r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
+		 r[13], r[14], r[15]);
+}
+
+int berth_uuid_valid(const char *s)
+{
+	for (int i = 0; i < 36; i++) {
+		char c = s[i];
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (c != '-')
+				return 0;
+		} else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+			return 0;
+		}
+	}
+	return s[36] == '\0';
+}
+
+int berth_buf_append(struct berth_buf *b, const void *p, size_t n)
+{
+	if (n > b->cap || b->len > b->cap - n)
+		return BERTH_ETOOLARGE;
+	if (b->len + n + 1 > b->alloc) {
+		size_t want = b->alloc ? b->alloc : 256;
+		while (want < b->len + n + 1)
+			want *= 2;
+		b->data = berth_realloc(b->data, want);
+		b->alloc = want;
+	}
+	if (n)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int berth_buf_printf(struct berth_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+	int n;
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		oom();
+	int rc = berth_buf_append(b, s, (size_t)n);
+	free(s);
+	return rc;
+}
+
+void berth_buf_release(struct berth_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->alloc = 0;
+}
+
+char *berth_buf_detach(struct berth_buf *b, size_t *len)
+{
+	char *d = b->data;
+	if (!d)
+		d = berth_strdup("");
+	if (len)
+		*len = b->len;
+	b->data = NULL;
+	b->len = b->alloc = 0;
+	return d;
+}
+
+uint64_t berth_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}

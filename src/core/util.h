@@ -1,0 +1,44 @@
+/*
+ * Small process-wide helpers: allocation that aborts on exhaustion (every allocation is capped
+ * by the caller, so running out of memory is not a condition berth recovers from), random ids,
+ * and a growable byte buffer with a hard cap for untrusted input.
+ */
+#ifndef BERTH_CORE_UTIL_H
+#define BERTH_CORE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+void *berth_malloc(size_t n);
+void *berth_calloc(size_t n, size_t size);
+void *berth_realloc(void *p, size_t n);
+char *berth_strdup(const char *s);
+char *berth_strndup(const char *s, size_t n);
+/* printf into a new heap string. */
+char *berth_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#define berth_safefree(p) do { free(p); (p) = NULL; } while (0)
+
+/* Fills out with a random RFC 4122 version 4 UUID, lowercase: 36 chars + NUL. */
+void berth_uuid4(char out[37]);
+/* 1 if s is a lowercase UUID in 8-4-4-4-12 hex form. */
+int berth_uuid_valid(const char *s);
+
+/* Growable buffer that refuses to grow past cap (berth_buf_append returns BERTH_ETOOLARGE). */
+struct berth_buf {
+	char *data;  /* NUL-terminated when non-NULL */
+	size_t len;
+	size_t alloc;
+	size_t cap;
+};
+#define BERTH_BUF_INIT(cap_) { NULL, 0, 0, (cap_) }
+int berth_buf_append(struct berth_buf *b, const void *p, size_t n);
+int berth_buf_printf(struct berth_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Frees the data and resets to empty, keeping cap. */
+void berth_buf_release(struct berth_buf *b);
+/* Hands the data to the caller (who frees it) and resets the buffer. */
+char *berth_buf_detach(struct berth_buf *b, size_t *len);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t berth_now_ns(void);
+
+#endif

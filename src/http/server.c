@@ -1,0 +1,313 @@
+#include "http/server.h"
+
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "api/api.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "http/request.h"
+
+struct berth_server {
+	struct MHD_Daemon *daemon;
+	struct berth_registry *registry;
+	int access_log;
+	unsigned port;
+};
+
+/* ---- request helpers (http/request.h) ---- */
+
+const char *berth_req_header(struct berth_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *berth_req_query(struct berth_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+int berth_req_is_head(const struct berth_request *req)
+{
+	return strcmp(req->method, MHD_HTTP_METHOD_HEAD) == 0;
+}
+
+struct MHD_Response *berth_resp_empty(void)
+{
+	return MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+}
+
+struct MHD_Response *berth_resp_copy(const void *buf, size_t len)
+{
+	return MHD_create_response_from_buffer(len, (void *)buf, MHD_RESPMEM_MUST_COPY);
+}
+
+struct MHD_Response *berth_resp_take(void *buf, size_t len)
+{
+	return MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+}
+
+void berth_req_send(struct berth_request *req, unsigned status, struct MHD_Response *resp,
+		    uint64_t body_len)
+{
+	if (req->responded) {
+		MHD_destroy_response(resp);
+		return;
+	}
+	/* Release what the request holds (an upload's claim above all) before the client can see
+	 * the answer and send its next request. */
+	if (req->cleanup) {
+		req->cleanup(req);
+		req->cleanup = NULL;
+	}
+	MHD_add_response_header(resp, "Docker-Distribution-API-Version", "registry/2.0");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	if (MHD_queue_response(req->conn, status, resp) != MHD_YES)
+		berth_warn("cannot queue response %u for %s %s", status, req->method, req->path);
+	MHD_destroy_response(resp);
+	req->responded = 1;
+	req->status = status;
+	req->bytes_out = berth_req_is_head(req) ? 0 : body_len;
+}
+
+static char *error_body(const char *code, const char *message, const char *detail_json, size_t *len)
+{
+	json_t *detail = detail_json ? json_loads(detail_json, JSON_DECODE_ANY, NULL) : NULL;
+	json_t *err = json_pack("{s:s, s:s, s:o}", "code", code, "message", message,
+				"detail", detail ? detail : json_null());
+	json_t *root = json_pack("{s:[o]}", "errors", err);
+	char *s = json_dumps(root, JSON_COMPACT);
+	json_decref(root);
+	*len = strlen(s);
+	return s;
+}
+
+void berth_req_error(struct berth_request *req, unsigned status, const char *code,
+		     const char *message, const char *detail_json)
+{
+	size_t len;
+	char *body = error_body(code, message, detail_json, &len);
+	struct MHD_Response *resp = berth_resp_take(body, len);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+	if (status == MHD_HTTP_UNAUTHORIZED)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"berth\"");
+	berth_req_send(req, status, resp, len);
+}
+
+void berth_req_fail(struct berth_request *req, unsigned status, const char *code,
+		    const char *message, const char *detail_json)
+{
+	if (req->failed)
+		return;
+	req->failed = 1;
+	req->fail_status = status;
+	req->fail_code = code;
+	snprintf(req->fail_message, sizeof(req->fail_message), "%s", message);
+	req->fail_detail = detail_json ? berth_strdup(detail_json) : NULL;
+}
+
+/* ---- lifecycle ---- */
+
+static void finish_with_failure(struct berth_request *req)
+{
+	berth_req_error(req, req->fail_status, req->fail_code, req->fail_message, req->fail_detail);
+}
+
+static int request_has_body(struct MHD_Connection *conn)
+{
+	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	return te != NULL || (cl != NULL && strcmp(cl, "0") != 0);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
+{
+	struct berth_server *srv = cls;
+	struct berth_request *req = *con_cls;
+
+	if (!req) {
+		req = berth_calloc(1, sizeof(*req));
+		req->server = srv;
+		req->registry = srv->registry;
+		req->conn = conn;
+		req->method = method;
+		req->start_ns = berth_now_ns();
+		snprintf(req->path, sizeof(req->path), "%s", url);
+		*con_cls = req;
+		/* Answering before MHD has seen the (absent) body would cost the keep-alive
+		 * connection, so body-less requests are dispatched on the next call. Requests with a
+		 * body are dispatched now, so they can be refused before it is read. */
+		if (request_has_body(conn))
+			berth_api_dispatch(req, url);
+		else
+			req->deferred = 1;
+		return MHD_YES;
+	}
+	if (req->deferred) {
+		req->deferred = 0;
+		berth_api_dispatch(req, url);
+	}
+	if (*upload_data_size) {
+		size_t n = *upload_data_size;
+		req->bytes_in += n;
+		*upload_data_size = 0;
+		if (!req->responded && !req->failed && req->on_body)
+			req->on_body(req, upload_data, n);
+		return MHD_YES;
+	}
+	if (req->responded)
+		return MHD_YES;
+	if (req->failed)
+		finish_with_failure(req);
+	else if (req->on_complete)
+		req->on_complete(req);
+	if (!req->responded)
+		berth_req_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN", "no response", NULL);
+	return MHD_YES;
+}
+
+static void log_access(struct berth_request *req)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	char host[64] = "-";
+	if (ci && ci->client_addr)
+		getnameinfo(ci->client_addr,
+			    ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+								   : sizeof(struct sockaddr_in),
+			    host, sizeof(host), NULL, 0, NI_NUMERICHOST);
+	const char *ua = berth_req_header(req, MHD_HTTP_HEADER_USER_AGENT);
+	double ms = (double)(berth_now_ns() - req->start_ns) / 1e6;
+	berth_info("%s %s %u in=%llu out=%llu %.3fms remote=%s ua=%s", req->method, req->path,
+		   req->status, (unsigned long long)req->bytes_in, (unsigned long long)req->bytes_out,
+		   ms, host, ua ? ua : "-");
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct berth_server *srv = cls;
+	struct berth_request *req = *con_cls;
+	if (!req)
+		return;
+	if (srv->access_log)
+		log_access(req);
+	if (req->cleanup)
+		req->cleanup(req);
+	free(req->fail_detail);
+	free(req);
+	*con_cls = NULL;
+}
+
+/* Decodes %XX in place, except %00, which stays encoded so a NUL can never cut a path short
+ * (the name and reference grammars then reject it). */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	char *w = s;
+	for (const char *r = s; *r; r++) {
+		int hi, lo;
+		if (r[0] == '%' && r[1] && r[2] &&
+		    (hi = (r[1] >= '0' && r[1] <= '9') ? r[1] - '0'
+			  : ((r[1] | 32) >= 'a' && (r[1] | 32) <= 'f') ? (r[1] | 32) - 'a' + 10 : -1) >= 0 &&
+		    (lo = (r[2] >= '0' && r[2] <= '9') ? r[2] - '0'
+			  : ((r[2] | 32) >= 'a' && (r[2] | 32) <= 'f') ? (r[2] | 32) - 'a' + 10 : -1) >= 0 &&
+		    (hi | lo) != 0) {
+			*w++ = (char)(hi * 16 + lo);
+			r += 2;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+	return (size_t)(w - s);
+}
+
+static int resolve_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[256];
+	const char *colon = strrchr(addr, ':');
+	struct addrinfo hints = { 0 }, *res = NULL;
+	if (!colon || (size_t)(colon - addr) >= sizeof(host))
+		return BERTH_EINVALID;
+	memcpy(host, addr, (size_t)(colon - addr));
+	host[colon - addr] = '\0';
+	char *h = host;
+	if (h[0] == '[' && h[strlen(h) - 1] == ']') {
+		h[strlen(h) - 1] = '\0';
+		h++;
+	}
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if (getaddrinfo(*h ? h : NULL, colon + 1, &hints, &res) != 0 || !res)
+		return BERTH_EINVALID;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+int berth_server_start(struct berth_server **out, const struct berth_server_options *opts,
+		       struct berth_registry *reg)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = 0;
+	unsigned threads = opts->threads;
+	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_SUPPRESS_DATE_NO_CLOCK;
+
+	if (resolve_addr(opts->addr, &ss, &sslen) < 0) {
+		berth_error("invalid listen address '%s'", opts->addr);
+		return BERTH_EINVALID;
+	}
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	if (!threads) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = n > 0 ? (unsigned)n : 1;
+	}
+	struct berth_server *s = berth_calloc(1, sizeof(*s));
+	s->registry = reg;
+	s->access_log = opts->access_log;
+	uint16_t port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						       : ((struct sockaddr_in *)&ss)->sin_port);
+	s->daemon = MHD_start_daemon(flags, port, NULL, NULL, on_request, s,
+				     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+				     MHD_OPTION_THREAD_POOL_SIZE, threads,
+				     MHD_OPTION_CONNECTION_TIMEOUT, opts->conn_timeout,
+				     MHD_OPTION_CONNECTION_LIMIT, opts->conn_limit,
+				     MHD_OPTION_CONNECTION_MEMORY_LIMIT, opts->conn_memory,
+				     MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
+				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+				     MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+				     MHD_OPTION_END);
+	if (!s->daemon) {
+		berth_error("cannot listen on %s", opts->addr);
+		free(s);
+		return BERTH_ERROR;
+	}
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	s->port = di ? di->port : port;
+	*out = s;
+	return 0;
+}
+
+unsigned berth_server_port(const struct berth_server *s)
+{
+	return s->port;
+}
+
+void berth_server_stop(struct berth_server *s)
+{
+	if (!s)
+		return;
+	MHD_stop_daemon(s->daemon);
+	free(s);
+}

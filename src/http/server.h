@@ -1,0 +1,32 @@
+/*
+ * The HTTP server: a libmicrohttpd daemon with a pool of polling threads (epoll), each request
+ * routed to the API handlers (api/api.h). Handlers run on the polling threads and do blocking
+ * storage I/O, which on local filesystems is short (page cache); blob bodies go out with sendfile.
+ */
+#ifndef BERTH_HTTP_SERVER_H
+#define BERTH_HTTP_SERVER_H
+
+#include <stddef.h>
+
+struct berth_registry;
+struct berth_server;
+
+struct berth_server_options {
+	const char *addr;          /* "HOST:PORT", "[V6]:PORT" or ":PORT" (all interfaces) */
+	unsigned threads;          /* polling threads; 0 = one per core */
+	unsigned conn_timeout;     /* seconds of inactivity before a connection is closed */
+	unsigned conn_limit;       /* concurrent connections */
+	size_t conn_memory;        /* per-connection buffer, bounds each body piece */
+	int access_log;            /* one line per request */
+};
+#define BERTH_SERVER_OPTIONS_INIT { "127.0.0.1:5000", 0, 60, 4096, 256 * 1024, 1 }
+
+/* Starts listening. The registry is borrowed and must outlive the server. */
+int berth_server_start(struct berth_server **out, const struct berth_server_options *opts,
+		       struct berth_registry *reg);
+/* The bound port (useful with port 0). */
+unsigned berth_server_port(const struct berth_server *s);
+/* Stops accepting, finishes, frees. Accepts NULL. */
+void berth_server_stop(struct berth_server *s);
+
+#endif

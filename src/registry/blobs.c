@@ -1,0 +1,75 @@
+/*
+ * Blobs as a repository sees them: a blob is global and content-addressed under blobs/, and a
+ * repository may read it only through its _layers/<alg>/<hex>/link (Distribution's
+ * linkedBlobStore). Deleting unlinks; the bytes stay until garbage collection.
+ */
+#include <string.h>
+
+#include "core/err.h"
+#include "registry/paths.h"
+#include "registry/registry_int.h"
+#include "storage/storage.h"
+
+/* Checks that `name` links `digest` and that the link names that digest. */
+static int check_linked(struct berth_registry *r, const char *name, const char *digest)
+{
+	char path[BERTH_PATH_MAX];
+	char linked[BERTH_DIGEST_STR_MAX];
+	int rc = berth_path_layer_link(path, name, digest);
+	if (rc < 0)
+		return rc;
+	rc = berth_link_read(r, path, linked);
+	if (rc == BERTH_EINVALID)
+		return BERTH_ENOTFOUND;
+	if (rc < 0)
+		return rc;
+	return strcmp(linked, digest) == 0 ? 0 : BERTH_ENOTFOUND;
+}
+
+int berth_blob_stat(struct berth_registry *r, const char *name, const char *digest, uint64_t *size)
+{
+	int rc = check_linked(r, name, digest);
+	if (rc < 0)
+		return rc;
+	return berth_blob_data_stat(r, digest, size);
+}
+
+int berth_blob_open(struct berth_reader **out, struct berth_registry *r, const char *name,
+		    const char *digest, uint64_t offset)
+{
+	char path[BERTH_PATH_MAX];
+	int rc = check_linked(r, name, digest);
+	if (rc < 0)
+		return rc;
+	rc = berth_path_blob_data(path, digest);
+	if (rc < 0)
+		return rc;
+	return berth_storage_reader(r->driver, path, offset, out);
+}
+
+int berth_blob_delete(struct berth_registry *r, const char *name, const char *digest)
+{
+	char path[BERTH_PATH_MAX];
+	int rc = check_linked(r, name, digest);
+	if (rc < 0)
+		return rc;
+	rc = berth_path_layer_link(path, name, digest);
+	if (rc < 0)
+		return rc;
+	/* Remove the <hex> directory holding the link, as Distribution does. */
+	char *slash = strrchr(path, '/');
+	*slash = '\0';
+	return berth_storage_remove(r->driver, path);
+}
+
+int berth_blob_mount(struct berth_registry *r, const char *name, const char *digest, const char *from)
+{
+	char path[BERTH_PATH_MAX];
+	int rc = from ? berth_blob_stat(r, from, digest, NULL) : berth_blob_data_stat(r, digest, NULL);
+	if (rc < 0)
+		return rc;
+	rc = berth_path_layer_link(path, name, digest);
+	if (rc < 0)
+		return rc;
+	return berth_link_write(r, path, digest);
+}

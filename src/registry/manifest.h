@@ -1,0 +1,105 @@
+/*
+ * Manifest parsing and validation, without storage: decides the media type of a pushed
+ * manifest, checks its JSON shape for that type, and lists what it references so the
+ * manifest store can check that those blobs and manifests exist.
+ *
+ * Accepted media types (schema1 is refused, as Distribution does by default):
+ *   application/vnd.oci.image.manifest.v1+json
+ *   application/vnd.oci.image.index.v1+json
+ *   application/vnd.docker.distribution.manifest.v2+json
+ *   application/vnd.docker.distribution.manifest.list.v2+json
+ */
+#ifndef BERTH_REGISTRY_MANIFEST_H
+#define BERTH_REGISTRY_MANIFEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BERTH_MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
+#define BERTH_MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
+#define BERTH_MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
+#define BERTH_MT_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
+
+enum berth_manifest_kind {
+	BERTH_MANIFEST_OCI_MANIFEST,
+	BERTH_MANIFEST_OCI_INDEX,
+	BERTH_MANIFEST_DOCKER_MANIFEST,
+	BERTH_MANIFEST_DOCKER_LIST,
+};
+
+struct berth_descriptor {
+	char *media_type;    /* may be NULL when the JSON had none */
+	char *digest;        /* always a valid digest (berth_digest_valid) */
+	int64_t size;        /* >= 0 */
+	char *artifact_type; /* may be NULL */
+	size_t n_urls;       /* number of entries in "urls" */
+};
+
+/* Why validation failed: which OCI error code applies, and a detail message. */
+enum berth_manifest_error_code {
+	BERTH_MANIFEST_ERR_INVALID,     /* MANIFEST_INVALID */
+	BERTH_MANIFEST_ERR_DIGEST,      /* DIGEST_INVALID: a descriptor's digest is malformed */
+	BERTH_MANIFEST_ERR_UNSUPPORTED, /* MANIFEST_INVALID, schema1 or unknown media type */
+};
+
+struct berth_manifest_error {
+	enum berth_manifest_error_code code;
+	char message[256];
+};
+
+struct berth_manifest {
+	enum berth_manifest_kind kind;
+	const char *media_type;          /* static string, one of BERTH_MT_* */
+	int has_config;                  /* image manifests: always 1 */
+	struct berth_descriptor config;
+	struct berth_descriptor *layers; /* image manifests */
+	size_t n_layers;
+	struct berth_descriptor *manifests; /* indexes / lists */
+	size_t n_manifests;
+	int has_subject;                 /* OCI manifest or index with "subject" */
+	struct berth_descriptor subject;
+	char *artifact_type;             /* top-level "artifactType", may be NULL */
+	char *annotations_json;          /* top-level "annotations" re-encoded compactly, or NULL */
+};
+
+/*
+ * Parses and validates a manifest body.
+ * content_type: the request's Content-Type header (parameters after ';' ignored), may be NULL.
+ * The media type is the Content-Type when it names one of the four accepted types; when it is
+ * absent, "application/json" or "text/plain", the body's "mediaType" decides; when that is absent
+ * too, the shape decides ("manifests" -> OCI index, else OCI manifest). A body "mediaType" that
+ * contradicts a specific Content-Type is MANIFEST_INVALID. schemaVersion must be 2
+ * (schemaVersion 1 / schema1 media types -> BERTH_MANIFEST_ERR_UNSUPPORTED).
+ * Checks: valid JSON object; config (image manifests) and every layer / manifest / subject is a
+ * descriptor with a valid digest (BERTH_MANIFEST_ERR_DIGEST otherwise), an integer size >= 0,
+ * string mediaType if present; "urls" if present is an array of http/https URL strings.
+ * Details, following Distribution: the Content-Type is compared case-insensitively, the body
+ * "mediaType" exactly (an empty one counts as absent); Docker manifests and lists must carry
+ * their "mediaType"; an OCI manifest must not have "manifests", nor an OCI index "config" or
+ * "layers"; a descriptor without "digest" is BERTH_MANIFEST_ERR_DIGEST, one whose digest is not
+ * a string MANIFEST_INVALID; "size" is required; descriptor "annotations" must be an object of
+ * strings and "platform" an object. "subject", "artifactType" and "annotations" are read for
+ * the OCI types only (ignored in Docker ones).
+ * On success returns 0 and *out (free with berth_manifest_free). On failure returns
+ * BERTH_EINVALID and fills *err (err may be NULL); BERTH_ERROR if out of memory.
+ */
+int berth_manifest_parse(struct berth_manifest **out, const char *content_type, const void *body,
+			 size_t len, struct berth_manifest_error *err);
+
+/*
+ * The media type of a stored manifest, for the Content-Type of a GET: the BERTH_MT_* equal to
+ * the body's "mediaType" when it is one of the four accepted types; otherwise (no, unknown or
+ * non-string mediaType, or a body that is not a JSON object) the shape decides: a "manifests"
+ * member -> BERTH_MT_OCI_INDEX, else BERTH_MT_OCI_MANIFEST. Always one of the four BERTH_MT_*
+ * static strings, never NULL. Does not validate; never fails.
+ */
+const char *berth_manifest_sniff_media_type(const void *body, size_t len);
+
+/* 1 if this layer may be absent from the registry: a foreign (Docker) or non-distributable (OCI)
+ * layer media type that carries at least one URL. */
+int berth_descriptor_is_foreign(const struct berth_descriptor *d);
+
+/* Accepts NULL. */
+void berth_manifest_free(struct berth_manifest *m);
+
+#endif

@@ -1,0 +1,373 @@
+/*
+ * Manifests: stored as blobs (byte for byte as pushed), linked into a repository under
+ * _manifests/revisions/<alg>/<hex>/link, and named by tags under
+ * _manifests/tags/<tag>/{current/link,index/<alg>/<hex>/link} (Distribution's layout).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/err.h"
+#include "core/util.h"
+#include "registry/manifest.h"
+#include "registry/paths.h"
+#include "registry/reference.h"
+#include "registry/registry_int.h"
+#include "storage/storage.h"
+
+static int is_digest_ref(const char *reference)
+{
+	return strchr(reference, ':') != NULL;
+}
+
+/* 0 if `name` has a revision link for digest. */
+static int revision_exists(struct berth_registry *r, const char *name, const char *digest)
+{
+	char path[BERTH_PATH_MAX];
+	char linked[BERTH_DIGEST_STR_MAX];
+	int rc = berth_path_revision_link(path, name, digest);
+	if (rc < 0)
+		return rc;
+	rc = berth_link_read(r, path, linked);
+	if (rc == BERTH_EINVALID)
+		return BERTH_ENOTFOUND;
+	if (rc < 0)
+		return rc;
+	return strcmp(linked, digest) == 0 ? 0 : BERTH_ENOTFOUND;
+}
+
+/* Resolves a tag or digest to the digest of a manifest present in the repository. */
+static int resolve(struct berth_registry *r, const char *name, const char *reference,
+		   char digest[BERTH_DIGEST_STR_MAX])
+{
+	char path[BERTH_PATH_MAX];
+	int rc;
+
+	if (is_digest_ref(reference)) {
+		if (strlen(reference) >= BERTH_DIGEST_STR_MAX)
+			return BERTH_ENOTFOUND;
+		strcpy(digest, reference);
+	} else {
+		if ((rc = berth_path_tag_current(path, name, reference)) < 0)
+			return rc;
+		rc = berth_link_read(r, path, digest);
+		if (rc < 0)
+			return rc == BERTH_EINVALID ? BERTH_ENOTFOUND : rc;
+	}
+	return revision_exists(r, name, digest);
+}
+
+static int read_manifest_blob(struct berth_registry *r, const char *digest, char **body, size_t *len)
+{
+	char path[BERTH_PATH_MAX];
+	int rc = berth_path_blob_data(path, digest);
+	if (rc < 0)
+		return rc;
+	/* Accept stored manifests somewhat larger than what we take on push (other writers). */
+	return berth_storage_get_content(r->driver, path, r->manifest_max * 4, body, len);
+}
+
+int berth_manifest_get(struct berth_manifest_content *out, struct berth_registry *r,
+		       const char *name, const char *reference)
+{
+	int rc;
+	memset(out, 0, sizeof(*out));
+	if ((rc = resolve(r, name, reference, out->digest)) < 0)
+		return rc;
+	if ((rc = read_manifest_blob(r, out->digest, &out->body, &out->len)) < 0)
+		return rc;
+	out->media_type = berth_manifest_sniff_media_type(out->body, out->len);
+	return 0;
+}
+
+void berth_manifest_content_release(struct berth_manifest_content *c)
+{
+	berth_safefree(c->body);
+	c->len = 0;
+}
+
+/* Records the first missing reference and returns BERTH_ENOTFOUND. */
+static int missing(struct berth_manifest_put_result *res, const char *digest, int is_manifest)
+{
+	snprintf(res->missing, sizeof(res->missing), "%s", digest);
+	res->missing_is_manifest = is_manifest;
+	snprintf(res->message, sizeof(res->message), "%s %s unknown to repository",
+		 is_manifest ? "manifest" : "blob", digest);
+	return BERTH_ENOTFOUND;
+}
+
+static int is_manifest_media_type(const char *mt)
+{
+	return mt && (strcmp(mt, BERTH_MT_OCI_MANIFEST) == 0 || strcmp(mt, BERTH_MT_DOCKER_MANIFEST) == 0 ||
+		      strcmp(mt, BERTH_MT_OCI_INDEX) == 0 || strcmp(mt, BERTH_MT_DOCKER_LIST) == 0);
+}
+
+/* Every config, layer and child the manifest names must be in the repository. */
+static int verify_references(struct berth_manifest_put_result *res, struct berth_registry *r,
+			     const char *name, const struct berth_manifest *m)
+{
+	int rc;
+	if (m->has_config) {
+		rc = berth_blob_stat(r, name, m->config.digest, NULL);
+		if (rc == BERTH_ENOTFOUND)
+			return missing(res, m->config.digest, 0);
+		if (rc < 0)
+			return rc;
+	}
+	for (size_t i = 0; i < m->n_layers; i++) {
+		const struct berth_descriptor *d = &m->layers[i];
+		if (berth_descriptor_is_foreign(d))
+			continue;
+		rc = berth_blob_stat(r, name, d->digest, NULL);
+		if (rc == BERTH_ENOTFOUND && is_manifest_media_type(d->media_type))
+			rc = revision_exists(r, name, d->digest);
+		if (rc == BERTH_ENOTFOUND)
+			return missing(res, d->digest, 0);
+		if (rc < 0)
+			return rc;
+	}
+	for (size_t i = 0; i < m->n_manifests; i++) {
+		rc = revision_exists(r, name, m->manifests[i].digest);
+		if (rc == BERTH_ENOTFOUND)
+			return missing(res, m->manifests[i].digest, 1);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Stores the manifest bytes as a blob (unless present) and links the revision and the tag. */
+static int store_manifest(struct berth_registry *r, const char *name, const char *tag,
+			  const char *digest, const void *body, size_t len)
+{
+	char path[BERTH_PATH_MAX];
+	int rc;
+
+	if (berth_blob_data_stat(r, digest, NULL) < 0) {
+		if ((rc = berth_path_blob_data(path, digest)) < 0 ||
+		    (rc = berth_storage_put_content(r->driver, path, body, len)) < 0)
+			return rc;
+	}
+	if ((rc = berth_path_revision_link(path, name, digest)) < 0 ||
+	    (rc = berth_link_write(r, path, digest)) < 0)
+		return rc;
+	if (!tag)
+		return 0;
+	if ((rc = berth_path_tag_index_link(path, name, tag, digest)) < 0 ||
+	    (rc = berth_link_write(r, path, digest)) < 0)
+		return rc;
+	if ((rc = berth_path_tag_current(path, name, tag)) < 0)
+		return rc;
+	return berth_link_write(r, path, digest);
+}
+
+int berth_manifest_put(struct berth_manifest_put_result *res, struct berth_registry *r,
+		       const char *name, const char *reference, const char *content_type,
+		       const void *body, size_t len)
+{
+	struct berth_manifest *m = NULL;
+	struct berth_manifest_error perr;
+	enum berth_digest_alg alg = BERTH_ALG_SHA256;
+	int by_digest = is_digest_ref(reference);
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	if (len > r->manifest_max) {
+		snprintf(res->message, sizeof(res->message), "manifest is larger than %zu bytes",
+			 r->manifest_max);
+		return BERTH_ETOOLARGE;
+	}
+	if (by_digest && berth_digest_parse(reference, &alg, NULL) < 0) {
+		snprintf(res->message, sizeof(res->message), "invalid digest reference");
+		return BERTH_EDIGEST;
+	}
+	berth_digest_bytes(alg, body, len, res->digest);
+	if (by_digest && strcmp(res->digest, reference) != 0) {
+		snprintf(res->message, sizeof(res->message), "manifest content does not match digest %s",
+			 reference);
+		return BERTH_EDIGEST;
+	}
+	if (berth_manifest_parse(&m, content_type, body, len, &perr) < 0) {
+		snprintf(res->message, sizeof(res->message), "%s", perr.message);
+		return perr.code == BERTH_MANIFEST_ERR_DIGEST ? BERTH_EDIGEST : BERTH_EINVALID;
+	}
+	if ((rc = verify_references(res, r, name, m)) < 0)
+		goto out;
+	if ((rc = store_manifest(r, name, by_digest ? NULL : reference, res->digest, body, len)) < 0)
+		goto out;
+	if (m->has_subject)
+		snprintf(res->subject, sizeof(res->subject), "%s", m->subject.digest);
+out:
+	berth_manifest_free(m);
+	return rc;
+}
+
+/* Parent directory of a link path ("<...>/<hex>/link" -> "<...>/<hex>"). */
+static void strip_link(char *path)
+{
+	char *slash = strrchr(path, '/');
+	if (slash)
+		*slash = '\0';
+}
+
+struct untag_ctx {
+	struct berth_registry *reg;
+	const char *digest;
+	int rc;
+};
+
+static int untag_if_current(const char *tag_dir, void *payload)
+{
+	struct untag_ctx *ctx = payload;
+	char path[BERTH_PATH_MAX];
+	char current[BERTH_DIGEST_STR_MAX];
+	int n = snprintf(path, sizeof(path), "%s/current/link", tag_dir);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return 0;
+	if (berth_link_read(ctx->reg, path, current) == 0 && strcmp(current, ctx->digest) == 0) {
+		int rc = berth_storage_remove(ctx->reg->driver, tag_dir);
+		if (rc < 0 && rc != BERTH_ENOTFOUND)
+			ctx->rc = rc;
+	}
+	return 0;
+}
+
+int berth_manifest_delete(struct berth_registry *r, const char *name, const char *reference)
+{
+	char path[BERTH_PATH_MAX];
+	int rc;
+
+	if (!is_digest_ref(reference)) {
+		if ((rc = berth_path_tag_current(path, name, reference)) < 0)
+			return rc;
+		struct berth_stat st;
+		if ((rc = berth_storage_stat(r->driver, path, &st)) < 0)
+			return rc;
+		if ((rc = berth_path_tag_dir(path, name, reference)) < 0)
+			return rc;
+		return berth_storage_remove(r->driver, path);
+	}
+	if ((rc = revision_exists(r, name, reference)) < 0)
+		return rc;
+	if ((rc = berth_path_revision_link(path, name, reference)) < 0)
+		return rc;
+	strip_link(path);
+	if ((rc = berth_storage_remove(r->driver, path)) < 0)
+		return rc;
+	struct untag_ctx ctx = { r, reference, 0 };
+	if ((rc = berth_path_tags_dir(path, name)) < 0)
+		return rc;
+	rc = berth_storage_list(r->driver, path, untag_if_current, &ctx);
+	if (rc < 0 && rc != BERTH_ENOTFOUND)
+		return rc;
+	return ctx.rc;
+}
+
+/* ---- referrers ---- */
+
+struct referrers_ctx {
+	struct berth_registry *reg;
+	const char *subject;
+	const char *artifact_type;
+	const char *alg;
+	json_t *manifests;
+	int rc;
+};
+
+static json_t *referrer_descriptor(const struct berth_manifest *m, const char *digest, size_t len)
+{
+	const char *artifact_type = m->artifact_type;
+	if (!artifact_type && m->kind == BERTH_MANIFEST_OCI_MANIFEST && m->has_config)
+		artifact_type = m->config.media_type;
+	json_t *d = json_object();
+	json_object_set_new(d, "mediaType", json_string(m->media_type));
+	json_object_set_new(d, "digest", json_string(digest));
+	json_object_set_new(d, "size", json_integer((json_int_t)len));
+	if (artifact_type)
+		json_object_set_new(d, "artifactType", json_string(artifact_type));
+	if (m->annotations_json) {
+		json_t *a = json_loads(m->annotations_json, 0, NULL);
+		if (a)
+			json_object_set_new(d, "annotations", a);
+	}
+	return d;
+}
+
+static int visit_revision(const char *path, void *payload)
+{
+	struct referrers_ctx *ctx = payload;
+	const char *hex = strrchr(path, '/');
+	char digest[BERTH_DIGEST_STR_MAX];
+	char *body = NULL;
+	size_t len = 0;
+	struct berth_manifest *m = NULL;
+
+	if (!hex)
+		return 0;
+	int n = snprintf(digest, sizeof(digest), "%s:%s", ctx->alg, hex + 1);
+	if (n < 0 || (size_t)n >= sizeof(digest) || !berth_digest_valid(digest))
+		return 0;
+	if (read_manifest_blob(ctx->reg, digest, &body, &len) < 0)
+		return 0;
+	/* Cheap filter before parsing: a referrer must mention its subject's digest. */
+	if (strstr(body, ctx->subject) && berth_manifest_parse(&m, NULL, body, len, NULL) == 0 &&
+	    m->has_subject && strcmp(m->subject.digest, ctx->subject) == 0) {
+		json_t *d = referrer_descriptor(m, digest, len);
+		json_t *at = json_object_get(d, "artifactType");
+		if (!ctx->artifact_type || (at && strcmp(json_string_value(at), ctx->artifact_type) == 0))
+			json_array_append_new(ctx->manifests, d);
+		else
+			json_decref(d);
+	}
+	berth_manifest_free(m);
+	free(body);
+	return 0;
+}
+
+static int cmp_by_digest(const void *a, const void *b)
+{
+	json_t *const *x = a, *const *y = b;
+	return strcmp(json_string_value(json_object_get(*x, "digest")),
+		      json_string_value(json_object_get(*y, "digest")));
+}
+
+int berth_referrers(char **json_out, size_t *len_out, struct berth_registry *r, const char *name,
+		    const char *digest, const char *artifact_type)
+{
+	static const char *const algs[] = { "sha256", "sha512" };
+	char path[BERTH_PATH_MAX];
+	struct referrers_ctx ctx = { r, digest, artifact_type, NULL, json_array(), 0 };
+	int rc;
+
+	for (size_t i = 0; i < sizeof(algs) / sizeof(algs[0]); i++) {
+		ctx.alg = algs[i];
+		if ((rc = berth_path_revisions_dir(path, name, algs[i])) < 0)
+			goto out;
+		rc = berth_storage_list(r->driver, path, visit_revision, &ctx);
+		if (rc < 0 && rc != BERTH_ENOTFOUND)
+			goto out;
+	}
+	/* Sort for a stable answer: storage lists in no particular order. */
+	size_t n = json_array_size(ctx.manifests);
+	json_t **items = berth_calloc(n, sizeof(*items));
+	for (size_t i = 0; i < n; i++)
+		items[i] = json_incref(json_array_get(ctx.manifests, i));
+	qsort(items, n, sizeof(*items), cmp_by_digest);
+	json_array_clear(ctx.manifests);
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(ctx.manifests, items[i]);
+	free(items);
+
+	json_t *index = json_object();
+	json_object_set_new(index, "schemaVersion", json_integer(2));
+	json_object_set_new(index, "mediaType", json_string(BERTH_MT_OCI_INDEX));
+	json_object_set(index, "manifests", ctx.manifests);
+	*json_out = json_dumps(index, JSON_COMPACT);
+	*len_out = strlen(*json_out);
+	json_decref(index);
+	rc = 0;
+out:
+	json_decref(ctx.manifests);
+	return rc;
+}

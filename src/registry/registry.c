@@ -1,0 +1,128 @@
+#include "registry/registry_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/util.h"
+#include "registry/paths.h"
+#include "registry/reference.h"
+#include "storage/storage.h"
+
+int berth_registry_new(struct berth_registry **out, const struct berth_registry_config *cfg)
+{
+	struct berth_registry *r = berth_calloc(1, sizeof(*r));
+	r->driver = cfg->driver;
+	r->delete_enabled = cfg->delete_enabled;
+	r->manifest_max = cfg->manifest_max ? cfg->manifest_max : 4u << 20;
+	pthread_mutex_init(&r->claims_lock, NULL);
+	*out = r;
+	return 0;
+}
+
+void berth_registry_free(struct berth_registry *r)
+{
+	if (!r)
+		return;
+	while (r->claims) {
+		struct upload_claim *c = r->claims;
+		r->claims = c->next;
+		free(c);
+	}
+	pthread_mutex_destroy(&r->claims_lock);
+	berth_storage_free(r->driver);
+	free(r);
+}
+
+int berth_registry_delete_enabled(const struct berth_registry *r)
+{
+	return r->delete_enabled;
+}
+
+size_t berth_registry_manifest_max(const struct berth_registry *r)
+{
+	return r->manifest_max;
+}
+
+struct berth_storage_driver *berth_registry_driver(struct berth_registry *r)
+{
+	return r->driver;
+}
+
+int berth_link_read(struct berth_registry *r, const char *path, char out[BERTH_DIGEST_STR_MAX])
+{
+	char *content = NULL;
+	size_t len = 0;
+	int rc = berth_storage_get_content(r->driver, path, BERTH_DIGEST_STR_MAX, &content, &len);
+	if (rc == BERTH_ETOOLARGE)
+		return BERTH_EINVALID;
+	if (rc < 0)
+		return rc;
+	/* Tolerate surrounding whitespace a hand-edited link might carry. */
+	char *s = content;
+	while (len && (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')) {
+		s++;
+		len--;
+	}
+	while (len && (s[len - 1] == ' ' || s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == '\t'))
+		len--;
+	s[len] = '\0';
+	if (len >= BERTH_DIGEST_STR_MAX || !berth_digest_valid(s)) {
+		free(content);
+		return BERTH_EINVALID;
+	}
+	memcpy(out, s, len + 1);
+	free(content);
+	return 0;
+}
+
+int berth_link_write(struct berth_registry *r, const char *path, const char *digest)
+{
+	return berth_storage_put_content(r->driver, path, digest, strlen(digest));
+}
+
+int berth_blob_data_stat(struct berth_registry *r, const char *digest, uint64_t *size)
+{
+	char path[BERTH_PATH_MAX];
+	struct berth_stat st;
+	int rc = berth_path_blob_data(path, digest);
+	if (rc < 0)
+		return rc;
+	rc = berth_storage_stat(r->driver, path, &st);
+	if (rc < 0)
+		return rc;
+	if (st.is_dir)
+		return BERTH_ENOTFOUND;
+	if (size)
+		*size = st.size;
+	return 0;
+}
+
+void berth_strlist_push(struct berth_strlist *l, const char *s)
+{
+	if (l->n == l->alloc) {
+		l->alloc = l->alloc ? l->alloc * 2 : 16;
+		l->items = berth_realloc(l->items, l->alloc * sizeof(*l->items));
+	}
+	l->items[l->n++] = berth_strdup(s);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void berth_strlist_sort(struct berth_strlist *l)
+{
+	if (l->n > 1)
+		qsort(l->items, l->n, sizeof(*l->items), cmp_str);
+}
+
+void berth_strlist_release(struct berth_strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->items[i]);
+	free(l->items);
+	l->items = NULL;
+	l->n = l->alloc = 0;
+}

@@ -1,0 +1,136 @@
+/*
+ * The registry core: repositories, blobs, uploads, manifests and tags over a storage driver,
+ * in Distribution's layout (registry/paths.h). No HTTP here: callers pass validated names,
+ * references and digests, and translate the returned BERTH_E* codes (api/errors.c).
+ *
+ * Every function is thread-safe and blocking (it does storage I/O).
+ */
+#ifndef BERTH_REGISTRY_REGISTRY_H
+#define BERTH_REGISTRY_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/digest.h"
+#include "storage/driver.h"
+
+struct berth_registry;
+
+struct berth_registry_config {
+	struct berth_storage_driver *driver; /* taken over by the registry */
+	int delete_enabled;                  /* storage.delete.enabled */
+	size_t manifest_max;                 /* largest manifest accepted, bytes */
+};
+
+int berth_registry_new(struct berth_registry **out, const struct berth_registry_config *cfg);
+/* Frees the registry and its driver. Accepts NULL. */
+void berth_registry_free(struct berth_registry *r);
+int berth_registry_delete_enabled(const struct berth_registry *r);
+size_t berth_registry_manifest_max(const struct berth_registry *r);
+struct berth_storage_driver *berth_registry_driver(struct berth_registry *r);
+
+/* ---- blobs (layers and configs, linked per repository under _layers) ---- */
+
+/* Size of a blob linked into repository `name`. BERTH_ENOTFOUND if not linked or gone. */
+int berth_blob_stat(struct berth_registry *r, const char *name, const char *digest, uint64_t *size);
+/* Opens a linked blob for reading at offset. *out is the caller's (close with ->close). */
+int berth_blob_open(struct berth_reader **out, struct berth_registry *r, const char *name,
+		    const char *digest, uint64_t offset);
+/* Unlinks a blob from a repository (the data stays until garbage collection). */
+int berth_blob_delete(struct berth_registry *r, const char *name, const char *digest);
+/*
+ * Links an existing blob into `name`: from repository `from`, or (from == NULL) from wherever it
+ * is in the registry. BERTH_ENOTFOUND if the source does not have it.
+ */
+int berth_blob_mount(struct berth_registry *r, const char *name, const char *digest, const char *from);
+
+/* ---- uploads (resumable, under _uploads/<uuid>) ---- */
+
+struct berth_upload;
+
+/* Creates an upload session and writes its startedat file. uuid_out receives its id. */
+int berth_upload_create(struct berth_registry *r, const char *name, char uuid_out[37]);
+/*
+ * Opens an existing upload for exclusive use by the caller until berth_upload_close.
+ * BERTH_ENOTFOUND if there is no such upload in this repository, BERTH_EBUSY if another request
+ * holds it.
+ */
+int berth_upload_open(struct berth_upload **out, struct berth_registry *r, const char *name,
+		      const char *uuid);
+/* Size of an upload without opening it. BERTH_ENOTFOUND if there is no such upload. */
+int berth_upload_stat(struct berth_registry *r, const char *name, const char *uuid, uint64_t *size);
+/* Bytes received so far. */
+uint64_t berth_upload_size(const struct berth_upload *u);
+const char *berth_upload_uuid(const struct berth_upload *u);
+/* Appends bytes (hashing them as they go). BERTH_ENOSPC when storage is full. */
+int berth_upload_write(struct berth_upload *u, const void *buf, size_t n);
+/* Saves the hash state at the current offset so a later request resumes without re-reading. */
+int berth_upload_checkpoint(struct berth_upload *u);
+/*
+ * Completes the upload: verifies the bytes hash to `digest`, moves them into the blob store
+ * (unless that blob already exists), links the blob into the repository and removes the session.
+ * BERTH_EDIGEST if the content does not match (the session is then removed: nothing is stored).
+ */
+int berth_upload_commit(struct berth_upload *u, const char *digest);
+/* Removes the session and its data. */
+int berth_upload_cancel(struct berth_upload *u);
+/* Releases the session (does not remove it). Accepts NULL. */
+void berth_upload_close(struct berth_upload *u);
+
+/* ---- manifests ---- */
+
+struct berth_manifest_content {
+	char *body;         /* heap, owned; release with berth_manifest_content_release */
+	size_t len;
+	char digest[BERTH_DIGEST_STR_MAX];
+	const char *media_type; /* static */
+};
+
+/* Reads a manifest by tag or digest. BERTH_ENOTFOUND when unknown. */
+int berth_manifest_get(struct berth_manifest_content *out, struct berth_registry *r,
+		       const char *name, const char *reference);
+void berth_manifest_content_release(struct berth_manifest_content *c);
+
+struct berth_manifest_put_result {
+	char digest[BERTH_DIGEST_STR_MAX];  /* the stored manifest's digest */
+	char subject[BERTH_DIGEST_STR_MAX]; /* its subject's digest, or "" */
+	char missing[BERTH_DIGEST_STR_MAX]; /* on BERTH_ENOTFOUND: the first unknown reference */
+	int missing_is_manifest;            /* that reference was an index child */
+	char message[256];                  /* detail for errors */
+};
+
+/*
+ * Validates and stores a manifest, byte for byte, and points the tag at it when reference is a
+ * tag. Errors: BERTH_EINVALID (malformed / unsupported), BERTH_EDIGEST (reference is a digest
+ * the body does not hash to, or a descriptor digest is malformed), BERTH_ENOTFOUND (a referenced
+ * blob or child manifest is not in the repository), BERTH_ETOOLARGE.
+ */
+int berth_manifest_put(struct berth_manifest_put_result *res, struct berth_registry *r,
+		       const char *name, const char *reference, const char *content_type,
+		       const void *body, size_t len);
+/* By tag: removes the tag. By digest: removes the manifest and every tag pointing at it. */
+int berth_manifest_delete(struct berth_registry *r, const char *name, const char *reference);
+/*
+ * The OCI image index (JSON) of the manifests in `name` whose subject is `digest`, filtered by
+ * artifact_type when not NULL. *json_out is heap, the caller's.
+ */
+int berth_referrers(char **json_out, size_t *len_out, struct berth_registry *r, const char *name,
+		    const char *digest, const char *artifact_type);
+
+/* ---- listings ---- */
+
+struct berth_strlist {
+	char **items;
+	size_t n;
+	size_t alloc;
+};
+void berth_strlist_push(struct berth_strlist *l, const char *s);
+void berth_strlist_sort(struct berth_strlist *l);
+void berth_strlist_release(struct berth_strlist *l);
+
+/* Every tag of a repository, sorted. BERTH_ENOTFOUND if the repository has no tags directory. */
+int berth_tags_list(struct berth_strlist *out, struct berth_registry *r, const char *name);
+/* Every repository, sorted. */
+int berth_catalog(struct berth_strlist *out, struct berth_registry *r);
+
+#endif

@@ -1,0 +1,29 @@
+/* Internals shared by the registry's .c files; not for other layers. */
+#ifndef BERTH_REGISTRY_INT_H
+#define BERTH_REGISTRY_INT_H
+
+#include <pthread.h>
+
+#include "registry/registry.h"
+
+struct upload_claim {
+	struct upload_claim *next;
+	char uuid[37];
+};
+
+struct berth_registry {
+	struct berth_storage_driver *driver;
+	int delete_enabled;
+	size_t manifest_max;
+	pthread_mutex_t claims_lock; /* guards claims */
+	struct upload_claim *claims; /* uploads held open by a request */
+};
+
+/* Reads a link file and checks it holds a valid digest; copies it into out. */
+int berth_link_read(struct berth_registry *r, const char *path, char out[BERTH_DIGEST_STR_MAX]);
+/* Writes a link file: the digest string, no newline (as Distribution does). */
+int berth_link_write(struct berth_registry *r, const char *path, const char *digest);
+/* 0 if the blob's data exists in the global store (sets *size when not NULL). */
+int berth_blob_data_stat(struct berth_registry *r, const char *digest, uint64_t *size);
+
+#endif

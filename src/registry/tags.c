@@ -1,0 +1,80 @@
+/* Listings: a repository's tags and the registry's catalog of repositories. */
+#include <string.h>
+
+#include "core/err.h"
+#include "core/util.h"
+#include "registry/paths.h"
+#include "registry/registry_int.h"
+#include "storage/storage.h"
+
+static int push_basename(const char *path, void *payload)
+{
+	const char *slash = strrchr(path, '/');
+	berth_strlist_push(payload, slash ? slash + 1 : path);
+	return 0;
+}
+
+int berth_tags_list(struct berth_strlist *out, struct berth_registry *r, const char *name)
+{
+	char path[BERTH_PATH_MAX];
+	int rc = berth_path_tags_dir(path, name);
+	if (rc < 0)
+		return rc;
+	if ((rc = berth_storage_list(r->driver, path, push_basename, out)) < 0)
+		return rc;
+	berth_strlist_sort(out);
+	return 0;
+}
+
+struct catalog_ctx {
+	struct berth_registry *reg;
+	struct berth_strlist *out;
+	struct berth_strlist children;
+	int is_repo;
+};
+
+static int collect_child(const char *path, void *payload)
+{
+	struct catalog_ctx *ctx = payload;
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	if (base[0] == '_') {
+		/* A directory holding _layers or _manifests is a repository (Distribution's catalog). */
+		if (strcmp(base, "_layers") == 0 || strcmp(base, "_manifests") == 0)
+			ctx->is_repo = 1;
+		return 0;
+	}
+	berth_strlist_push(&ctx->children, path);
+	return 0;
+}
+
+/* Depth-first over the repositories tree; never descends into _layers/_manifests/_uploads. */
+static int catalog_dir(struct berth_registry *r, const char *dir, struct berth_strlist *out)
+{
+	struct catalog_ctx ctx = { r, out, { 0 }, 0 };
+	int rc = berth_storage_list(r->driver, dir, collect_child, &ctx);
+	if (rc < 0)
+		goto out;
+	if (ctx.is_repo && strlen(dir) > strlen(BERTH_REPOS_ROOT "/"))
+		berth_strlist_push(out, dir + strlen(BERTH_REPOS_ROOT "/"));
+	for (size_t i = 0; i < ctx.children.n; i++) {
+		rc = catalog_dir(r, ctx.children.items[i], out);
+		if (rc < 0 && rc != BERTH_ENOTFOUND)
+			goto out;
+	}
+	rc = 0;
+out:
+	berth_strlist_release(&ctx.children);
+	return rc;
+}
+
+int berth_catalog(struct berth_strlist *out, struct berth_registry *r)
+{
+	int rc = catalog_dir(r, BERTH_REPOS_ROOT, out);
+	if (rc == BERTH_ENOTFOUND)
+		rc = 0;
+	if (rc < 0)
+		return rc;
+	berth_strlist_sort(out);
+	return 0;
+}

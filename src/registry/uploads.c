@@ -1,0 +1,319 @@
+/*
+ * Resumable blob uploads, stored as Distribution stores them:
+ *   _uploads/<uuid>/startedat                 RFC 3339 UTC start time
+ *   _uploads/<uuid>/data                      the bytes received so far
+ *   _uploads/<uuid>/hashstates/sha256/<off>   the SHA-256 state after <off> bytes (Go format)
+ * Each request opens the session, appends, checkpoints the hash state and closes it again, so a
+ * session survives restarts of berth and can move between berth and Distribution. A request
+ * holds a session exclusively (a claim) so two requests never interleave their bytes.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/err.h"
+#include "core/util.h"
+#include "registry/paths.h"
+#include "registry/reference.h"
+#include "registry/registry_int.h"
+#include "storage/storage.h"
+
+struct berth_upload {
+	struct berth_registry *reg;
+	char *name;
+	char uuid[37];
+	struct berth_writer *writer;
+	struct berth_hasher *hasher; /* sha256 over data[0, size); NULL until needed */
+};
+
+static int claim(struct berth_registry *r, const char *uuid)
+{
+	int rc = 0;
+	pthread_mutex_lock(&r->claims_lock);
+	for (struct upload_claim *c = r->claims; c; c = c->next) {
+		if (strcmp(c->uuid, uuid) == 0) {
+			rc = BERTH_EBUSY;
+			goto out;
+		}
+	}
+	struct upload_claim *c = berth_calloc(1, sizeof(*c));
+	memcpy(c->uuid, uuid, sizeof(c->uuid));
+	c->next = r->claims;
+	r->claims = c;
+out:
+	pthread_mutex_unlock(&r->claims_lock);
+	return rc;
+}
+
+static void unclaim(struct berth_registry *r, const char *uuid)
+{
+	pthread_mutex_lock(&r->claims_lock);
+	for (struct upload_claim **p = &r->claims; *p; p = &(*p)->next) {
+		if (strcmp((*p)->uuid, uuid) == 0) {
+			struct upload_claim *c = *p;
+			*p = c->next;
+			free(c);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&r->claims_lock);
+}
+
+int berth_upload_create(struct berth_registry *r, const char *name, char uuid_out[37])
+{
+	char path[BERTH_PATH_MAX];
+	char startedat[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	int rc;
+
+	berth_uuid4(uuid_out);
+	gmtime_r(&now, &tm);
+	strftime(startedat, sizeof(startedat), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	rc = berth_path_upload_startedat(path, name, uuid_out);
+	if (rc < 0)
+		return rc;
+	return berth_storage_put_content(r->driver, path, startedat, strlen(startedat));
+}
+
+int berth_upload_open(struct berth_upload **out, struct berth_registry *r, const char *name,
+		      const char *uuid)
+{
+	char path[BERTH_PATH_MAX];
+	struct berth_stat st;
+	struct berth_upload *u;
+	int rc;
+
+	if (!berth_uuid_valid(uuid))
+		return BERTH_ENOTFOUND;
+	if ((rc = berth_path_upload_startedat(path, name, uuid)) < 0)
+		return rc;
+	if ((rc = berth_storage_stat(r->driver, path, &st)) < 0)
+		return rc;
+	if ((rc = claim(r, uuid)) < 0)
+		return rc;
+
+	u = berth_calloc(1, sizeof(*u));
+	u->reg = r;
+	u->name = berth_strdup(name);
+	memcpy(u->uuid, uuid, sizeof(u->uuid));
+	if ((rc = berth_path_upload_data(path, name, uuid)) < 0 ||
+	    (rc = berth_storage_writer(r->driver, path, 1, &u->writer)) < 0) {
+		berth_upload_close(u);
+		return rc;
+	}
+	*out = u;
+	return 0;
+}
+
+int berth_upload_stat(struct berth_registry *r, const char *name, const char *uuid, uint64_t *size)
+{
+	char path[BERTH_PATH_MAX];
+	struct berth_stat st;
+	int rc;
+
+	if (!berth_uuid_valid(uuid))
+		return BERTH_ENOTFOUND;
+	if ((rc = berth_path_upload_startedat(path, name, uuid)) < 0 ||
+	    (rc = berth_storage_stat(r->driver, path, &st)) < 0)
+		return rc;
+	if ((rc = berth_path_upload_data(path, name, uuid)) < 0)
+		return rc;
+	rc = berth_storage_stat(r->driver, path, &st);
+	*size = rc == 0 ? st.size : 0;
+	return rc == BERTH_ENOTFOUND ? 0 : rc;
+}
+
+uint64_t berth_upload_size(const struct berth_upload *u)
+{
+	return u->writer->size(u->writer);
+}
+
+const char *berth_upload_uuid(const struct berth_upload *u)
+{
+	return u->uuid;
+}
+
+/* Hashes data[0, size) from storage with a new hasher of alg. */
+static int hash_data(struct berth_hasher **out, struct berth_upload *u, enum berth_digest_alg alg,
+		     uint64_t size)
+{
+	char path[BERTH_PATH_MAX];
+	struct berth_reader *rd = NULL;
+	struct berth_hasher *h = NULL;
+	unsigned char *buf = NULL;
+	uint64_t left = size;
+	int rc;
+
+	if ((rc = berth_path_upload_data(path, u->name, u->uuid)) < 0)
+		return rc;
+	berth_hasher_new(&h, alg);
+	if (size == 0)
+		goto done;
+	if ((rc = berth_storage_reader(u->reg->driver, path, 0, &rd)) < 0)
+		goto out_free_hasher;
+	buf = berth_malloc(1 << 20);
+	while (left > 0) {
+		ssize_t n = rd->read(rd, buf, left < (1 << 20) ? (size_t)left : (1 << 20));
+		if (n <= 0) {
+			rc = n < 0 ? (int)n : BERTH_ERROR;
+			goto out_free_buf;
+		}
+		berth_hasher_update(h, buf, (size_t)n);
+		left -= (uint64_t)n;
+	}
+	free(buf);
+	rd->close(rd);
+done:
+	*out = h;
+	return 0;
+
+out_free_buf:
+	free(buf);
+	rd->close(rd);
+out_free_hasher:
+	berth_hasher_free(h);
+	return rc;
+}
+
+/* Restores the SHA-256 state at the current offset: from its saved state, else by rehashing. */
+static int ensure_hasher(struct berth_upload *u)
+{
+	char path[BERTH_PATH_MAX];
+	char *state = NULL;
+	size_t len = 0;
+	uint64_t size = berth_upload_size(u);
+	int rc;
+
+	if (u->hasher)
+		return 0;
+	if ((rc = berth_path_upload_hashstate(path, u->name, u->uuid, "sha256", size)) < 0)
+		return rc;
+	if (berth_storage_get_content(u->reg->driver, path, BERTH_HASHSTATE_MAX, &state, &len) == 0) {
+		rc = berth_hasher_unmarshal(&u->hasher, BERTH_ALG_SHA256, (unsigned char *)state, len);
+		free(state);
+		if (rc == 0 && berth_hasher_len(u->hasher) == size)
+			return 0;
+		berth_hasher_free(u->hasher);
+		u->hasher = NULL;
+	}
+	return hash_data(&u->hasher, u, BERTH_ALG_SHA256, size);
+}
+
+int berth_upload_write(struct berth_upload *u, const void *buf, size_t n)
+{
+	int rc = ensure_hasher(u);
+	if (rc < 0)
+		return rc;
+	rc = u->writer->write(u->writer, buf, n);
+	if (rc < 0) {
+		/* Part of the bytes may have landed: forget the state, rehash on next use. */
+		berth_hasher_free(u->hasher);
+		u->hasher = NULL;
+		return rc;
+	}
+	berth_hasher_update(u->hasher, buf, n);
+	return 0;
+}
+
+int berth_upload_checkpoint(struct berth_upload *u)
+{
+	char path[BERTH_PATH_MAX];
+	unsigned char state[BERTH_HASHSTATE_MAX];
+	size_t len = 0;
+	struct berth_writer *w = NULL;
+	int rc;
+
+	if (!u->hasher)
+		return 0;
+	if ((rc = berth_hasher_marshal(u->hasher, state, sizeof(state), &len)) < 0)
+		return rc;
+	if ((rc = berth_path_upload_hashstate(path, u->name, u->uuid, "sha256",
+					      berth_hasher_len(u->hasher))) < 0)
+		return rc;
+	/* Not synced on purpose: a lost or torn state file fails to unmarshal and we rehash. */
+	if ((rc = berth_storage_writer(u->reg->driver, path, 0, &w)) < 0)
+		return rc;
+	rc = w->write(w, state, len);
+	w->close(w);
+	return rc;
+}
+
+static int remove_session(struct berth_upload *u)
+{
+	char path[BERTH_PATH_MAX];
+	int rc = berth_path_upload_dir(path, u->name, u->uuid);
+	if (rc < 0)
+		return rc;
+	rc = berth_storage_remove(u->reg->driver, path);
+	return rc == BERTH_ENOTFOUND ? 0 : rc;
+}
+
+/* Computes the digest of everything received, with the algorithm of `expected`. */
+static int upload_digest(struct berth_upload *u, enum berth_digest_alg alg, char out[BERTH_DIGEST_STR_MAX])
+{
+	struct berth_hasher *h = NULL;
+	int rc;
+
+	if (alg == BERTH_ALG_SHA256) {
+		if ((rc = ensure_hasher(u)) < 0)
+			return rc;
+		berth_hasher_digest(u->hasher, out);
+		return 0;
+	}
+	if ((rc = hash_data(&h, u, alg, berth_upload_size(u))) < 0)
+		return rc;
+	berth_hasher_digest(h, out);
+	berth_hasher_free(h);
+	return 0;
+}
+
+int berth_upload_commit(struct berth_upload *u, const char *digest)
+{
+	char actual[BERTH_DIGEST_STR_MAX];
+	char data[BERTH_PATH_MAX], blob[BERTH_PATH_MAX], link[BERTH_PATH_MAX];
+	enum berth_digest_alg alg;
+	int rc;
+
+	if ((rc = berth_digest_parse(digest, &alg, NULL)) < 0)
+		return BERTH_EDIGEST;
+	if ((rc = upload_digest(u, alg, actual)) < 0)
+		return rc;
+	if (strcmp(actual, digest) != 0) {
+		remove_session(u);
+		return BERTH_EDIGEST;
+	}
+	if ((rc = berth_path_upload_data(data, u->name, u->uuid)) < 0 ||
+	    (rc = berth_path_blob_data(blob, digest)) < 0 ||
+	    (rc = berth_path_layer_link(link, u->name, digest)) < 0)
+		return rc;
+	/* The bytes must be durable before anything can point at them. */
+	if ((rc = u->writer->commit(u->writer)) < 0)
+		return rc;
+	/* An existing blob is never rewritten: same digest, same bytes. */
+	if (berth_blob_data_stat(u->reg, digest, NULL) < 0 &&
+	    (rc = berth_storage_move(u->reg->driver, data, blob)) < 0)
+		return rc;
+	if ((rc = berth_link_write(u->reg, link, digest)) < 0)
+		return rc;
+	return remove_session(u);
+}
+
+int berth_upload_cancel(struct berth_upload *u)
+{
+	return remove_session(u);
+}
+
+void berth_upload_close(struct berth_upload *u)
+{
+	if (!u)
+		return;
+	if (u->writer)
+		u->writer->close(u->writer);
+	berth_hasher_free(u->hasher);
+	unclaim(u->reg, u->uuid);
+	free(u->name);
+	free(u);
+}

@@ -1,0 +1,118 @@
+/*
+ * The storage driver interface: what a backend (filesystem, in-memory, later S3) implements.
+ * Mirrors Distribution's storagedriver.StorageDriver so that the same logical paths map to
+ * the same objects: paths are absolute, '/'-separated, and match ^(/[A-Za-z0-9._-]+)+$
+ * (the root itself is "/"). Drivers never see HTTP and never interpret paths beyond that.
+ *
+ * Contract shared by every slot:
+ *  - return 0 or a negative BERTH_E* code (core/err.h); BERTH_ENOTFOUND when the path (or, for
+ *    list/walk, the directory) does not exist; BERTH_EINVALID for a path outside the grammar;
+ *    BERTH_ENOSPC when the backend is full.
+ *  - thread-safe: any slot may be called from several threads at once.
+ *  - blocking: drivers are synchronous.
+ *  - "directories" are implicit: they exist while something below them exists, and writing a
+ *    file creates its parents.
+ *
+ * Callers use the berth_storage_* wrappers in storage/storage.h, never the slots directly.
+ */
+#ifndef BERTH_STORAGE_DRIVER_H
+#define BERTH_STORAGE_DRIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define BERTH_STORAGE_DRIVER_VERSION 1
+
+struct berth_storage_driver;
+
+struct berth_stat {
+	uint64_t size;   /* bytes; 0 for directories */
+	int64_t mtime;   /* seconds since the epoch */
+	int is_dir;
+};
+
+/*
+ * A sequential reader over one object, from the offset it was opened at.
+ * If `fd` is >= 0 the object is a plain file: the caller may instead take the descriptor
+ * (set r->fd = -1 after taking it, so close() does not close it) and serve bytes
+ * [offset, size) with sendfile. `size` is the whole object's size, `offset` where reading starts.
+ */
+struct berth_reader {
+	/* Reads up to n bytes into buf. Returns bytes read (> 0), 0 at end, or a BERTH_E* code. */
+	ssize_t (*read)(struct berth_reader *r, void *buf, size_t n);
+	/* Releases the reader (and its fd, unless taken). Accepts NULL. */
+	void (*close)(struct berth_reader *r);
+	int fd;
+	uint64_t size;
+	uint64_t offset;
+};
+
+/*
+ * An appending writer. Bytes written are not guaranteed visible to readers until commit();
+ * after a crash, a committed writer's bytes are all on storage, an uncommitted one's may be
+ * partially there (the caller tracks the valid length itself, as uploads do).
+ */
+struct berth_writer {
+	/* Appends n bytes. 0 or a BERTH_E* code (BERTH_ENOSPC when full). */
+	int (*write)(struct berth_writer *w, const void *buf, size_t n);
+	/* Current total size of the object (including bytes present before an append open). */
+	uint64_t (*size)(struct berth_writer *w);
+	/* Flushes everything written to stable storage. The writer stays usable. */
+	int (*commit)(struct berth_writer *w);
+	/* Discards the object being written (removes it). The writer must still be closed. */
+	int (*cancel)(struct berth_writer *w);
+	/* Releases the writer without committing or cancelling. Accepts NULL. */
+	void (*close)(struct berth_writer *w);
+};
+
+/* Called once per entry; return non-zero to stop early (that value is returned by the caller). */
+typedef int (*berth_list_cb)(const char *path, void *payload);
+typedef int (*berth_walk_cb)(const char *path, const struct berth_stat *st, void *payload);
+
+struct berth_storage_driver {
+	unsigned version; /* BERTH_STORAGE_DRIVER_VERSION; the struct only ever grows at the end */
+	const char *name; /* "filesystem", "inmemory", ... */
+
+	/* Reads a whole object into a new heap buffer (*out, NUL-terminated for convenience,
+	 * *out_len excludes the NUL). BERTH_ETOOLARGE (and nothing allocated) if it exceeds max. */
+	int (*get_content)(struct berth_storage_driver *d, const char *path, size_t max,
+			   char **out, size_t *out_len);
+	/* Atomically replaces an object with these bytes: readers see the old or the new content,
+	 * never a mix, and a crash leaves one or the other. Durable when it returns. */
+	int (*put_content)(struct berth_storage_driver *d, const char *path, const void *buf, size_t n);
+	/* Opens a reader at offset. BERTH_ERANGE if offset > size. */
+	int (*reader)(struct berth_storage_driver *d, const char *path, uint64_t offset,
+		      struct berth_reader **out);
+	/* Opens a writer: truncating (append = 0) or appending to an existing object (append = 1,
+	 * creating it if absent). */
+	int (*writer)(struct berth_storage_driver *d, const char *path, int append,
+		      struct berth_writer **out);
+	int (*stat)(struct berth_storage_driver *d, const char *path, struct berth_stat *out);
+	/* Lists the immediate children of a directory, as full paths, in no particular order. */
+	int (*list)(struct berth_storage_driver *d, const char *path, berth_list_cb cb, void *payload);
+	/* Moves an object to a new path, atomically, replacing what is there; the destination's
+	 * parents are created. Durable when it returns. */
+	int (*move)(struct berth_storage_driver *d, const char *from, const char *to);
+	/* Removes an object or a whole directory tree. BERTH_ENOTFOUND if absent. */
+	int (*remove)(struct berth_storage_driver *d, const char *path);
+	/* Visits every file and directory below path (not path itself), depth first, parents
+	 * before children, siblings in lexical order. */
+	int (*walk)(struct berth_storage_driver *d, const char *path, berth_walk_cb cb, void *payload);
+	/* Optional (may be NULL): a URL a client can fetch the object from directly. */
+	int (*url_for)(struct berth_storage_driver *d, const char *path, char **out);
+	/* Releases the driver. Required. */
+	void (*free)(struct berth_storage_driver *d);
+};
+
+/* Constructors (each in its own .c). On success *out belongs to the caller (free via ->free). */
+
+/* Filesystem driver rooted at rootdir (created if missing). Logical path /a/b is rootdir/a/b. */
+int berth_fs_driver_new(struct berth_storage_driver **out, const char *rootdir);
+/* In-memory driver: everything lives in the process, lost at exit. */
+int berth_inmem_driver_new(struct berth_storage_driver **out);
+
+/* 1 if path matches ^(/[A-Za-z0-9._-]+)+$ or is "/", and has no "." or ".." component. */
+int berth_storage_path_valid(const char *path);
+
+#endif

@@ -1,0 +1,787 @@
+/*
+ * Filesystem storage driver. Logical path /a/b is the file <root>/a/b, byte for byte, so a
+ * tree written by Distribution's filesystem driver can be served as is and vice versa.
+ *
+ * Atomic replacement (put_content) writes a temp file next to the target and renames it over.
+ * Temp files are named ".tmp~XXXXXX": '~' is outside the path grammar, so no logical path can
+ * ever name one, and list/walk skip every name the grammar cannot express.
+ *
+ * The driver keeps no mutable state after construction, so every slot is thread-safe.
+ */
+#include "storage/driver.h"
+
+#include "core/err.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FS_TMP_TEMPLATE "/.tmp~XXXXXX"
+
+struct fs_driver {
+	struct berth_storage_driver base;
+	char *root; /* absolute, without trailing '/': "" when the root is "/" itself */
+	size_t root_len;
+};
+
+struct fs_writer {
+	struct berth_writer base;
+	int fd;
+	uint64_t size;
+	char *host;      /* for cancel and for syncing the parent directory */
+	int dir_synced;  /* the directory entry is made durable on the first commit only */
+	int cancelled;
+};
+
+/* Allocation failure is not recoverable in berth: abort rather than thread NULL checks. */
+static void *fs_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (p == NULL)
+		abort();
+	return p;
+}
+
+static char *fs_concat3(const char *a, const char *b, const char *c)
+{
+	size_t la = strlen(a), lb = strlen(b), lc = strlen(c);
+	char *s = fs_xmalloc(la + lb + lc + 1);
+	memcpy(s, a, la);
+	memcpy(s + la, b, lb);
+	memcpy(s + la + lb, c, lc + 1);
+	return s;
+}
+
+static struct fs_driver *fs_from(struct berth_storage_driver *drv)
+{
+	return (struct fs_driver *)drv;
+}
+
+/* errno of a failed lookup/read to a BERTH_E* code. */
+static int fs_err(int e)
+{
+	switch (e) {
+	case ENOENT:
+	case ENOTDIR: /* a parent is a file: the path does not exist */
+		return BERTH_ENOTFOUND;
+	case ENOSPC:
+	case EDQUOT:
+		return BERTH_ENOSPC;
+	case ENAMETOOLONG:
+		return BERTH_EINVALID;
+	default:
+		return BERTH_ERROR;
+	}
+}
+
+/* errno of a failed create/rename: a clash between a file and a directory is EEXISTS. */
+static int fs_err_create(int e)
+{
+	switch (e) {
+	case EEXIST:
+	case ENOTDIR:
+	case EISDIR:
+	case ENOTEMPTY:
+		return BERTH_EEXISTS;
+	case EINVAL:
+		return BERTH_EINVALID;
+	default:
+		return fs_err(e);
+	}
+}
+
+/* Paths naming an object: valid and not the root itself. */
+static int fs_object_path_ok(const char *path)
+{
+	return berth_storage_path_valid(path) && strcmp(path, "/") != 0;
+}
+
+static char *fs_host_path(const struct fs_driver *d, const char *path)
+{
+	if (strcmp(path, "/") == 0)
+		return fs_concat3(d->root_len ? d->root : "/", "", "");
+	return fs_concat3(d->root, path, "");
+}
+
+static char *fs_child_path(const char *parent, const char *name)
+{
+	return fs_concat3(strcmp(parent, "/") == 0 ? "" : parent, "/", name);
+}
+
+/* The directory part of an absolute host path ("/" for "/x"). */
+static char *fs_dirname(const char *host)
+{
+	const char *slash = strrchr(host, '/');
+	size_t n = slash > host ? (size_t)(slash - host) : 1;
+	char *s = fs_xmalloc(n + 1);
+	memcpy(s, host, n);
+	s[n] = '\0';
+	return s;
+}
+
+/* mkdir -p for dir, creating only the components after its first `skip` bytes. */
+static int fs_mkdir_all(char *dir, size_t skip)
+{
+	if (strlen(dir) <= skip)
+		return 0;
+	for (size_t i = skip + 1;; i++) {
+		char c = dir[i];
+		if (c != '/' && c != '\0')
+			continue;
+		dir[i] = '\0';
+		int r = mkdir(dir, 0755);
+		int e = errno;
+		dir[i] = c;
+		if (r != 0 && e != EEXIST)
+			return fs_err_create(e);
+		if (c == '\0')
+			return 0;
+	}
+}
+
+/* Creates the parent directories of a host path below the root. */
+static int fs_mkdir_parents(const struct fs_driver *d, const char *host)
+{
+	char *dir = fs_dirname(host);
+	struct stat st;
+	int rc = 0;
+
+	/* Usually the parent exists already: one stat instead of a mkdir per component. */
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+		rc = fs_mkdir_all(dir, d->root_len);
+	free(dir);
+	return rc;
+}
+
+static int fs_fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return fs_err(errno);
+	int rc = fsync(fd) == 0 ? 0 : fs_err(errno);
+	close(fd);
+	return rc;
+}
+
+/* Writes all n bytes, riding out partial writes and EINTR. *written counts what landed. */
+static int fs_write_all(int fd, const void *buf, size_t n, uint64_t *written)
+{
+	const char *p = buf;
+	while (n > 0) {
+		ssize_t r = write(fd, p, n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return fs_err(errno);
+		}
+		p += r;
+		n -= (size_t)r;
+		if (written)
+			*written += (uint64_t)r;
+	}
+	return 0;
+}
+
+static ssize_t fs_read_some(int fd, void *buf, size_t n)
+{
+	if (n > SSIZE_MAX)
+		n = SSIZE_MAX;
+	for (;;) {
+		ssize_t r = read(fd, buf, n);
+		if (r >= 0)
+			return r;
+		if (errno != EINTR)
+			return fs_err(errno);
+	}
+}
+
+static int fs_names_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void fs_names_free(char **names, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		free(names[i]);
+	free(names);
+}
+
+/*
+ * Reads the names in an open directory (consuming fd), sorted by strcmp, "." and ".."
+ * excluded. The caller frees *names with fs_names_free.
+ */
+static int fs_read_names_fd(int fd, char ***names, size_t *count)
+{
+	DIR *dir = fdopendir(fd);
+	if (dir == NULL) {
+		int rc = fs_err(errno);
+		close(fd);
+		return rc;
+	}
+
+	size_t n = 0, cap = 16;
+	char **v = fs_xmalloc(cap * sizeof(*v));
+	struct dirent *ent;
+	for (;;) {
+		errno = 0; /* readdir reports errors only through errno */
+		if ((ent = readdir(dir)) == NULL)
+			break;
+		if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0)
+			continue;
+		if (n == cap) {
+			cap *= 2;
+			v = realloc(v, cap * sizeof(*v));
+			if (v == NULL)
+				abort();
+		}
+		v[n++] = fs_concat3(ent->d_name, "", "");
+	}
+	int rc = errno ? fs_err(errno) : 0;
+	closedir(dir);
+	if (rc != 0) {
+		fs_names_free(v, n);
+		return rc;
+	}
+
+	qsort(v, n, sizeof(*v), fs_names_cmp);
+	*names = v;
+	*count = n;
+	return 0;
+}
+
+/* Names in the directory at a host path. BERTH_ENOTFOUND if it is absent or not a directory. */
+static int fs_read_names(const char *host, char ***names, size_t *count)
+{
+	int fd = open(host, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return fs_err(errno);
+	return fs_read_names_fd(fd, names, count);
+}
+
+/* ---- get_content / put_content ---- */
+
+/* Opens the file at an object path for reading; a directory is not an object (ENOTFOUND). */
+static int fs_open_object(const struct fs_driver *d, const char *path, int *fd, struct stat *st)
+{
+	if (!fs_object_path_ok(path))
+		return BERTH_EINVALID;
+	char *host = fs_host_path(d, path);
+	int f = open(host, O_RDONLY | O_CLOEXEC);
+	int rc = f >= 0 ? 0 : fs_err(errno);
+	free(host);
+	if (rc != 0)
+		return rc;
+
+	if (fstat(f, st) != 0)
+		rc = fs_err(errno);
+	else if (S_ISDIR(st->st_mode))
+		rc = BERTH_ENOTFOUND;
+	if (rc != 0) {
+		close(f);
+		return rc;
+	}
+	*fd = f;
+	return 0;
+}
+
+/* Reads up to n bytes, stopping early only at end of file. */
+static ssize_t fs_read_full(int fd, char *buf, size_t n)
+{
+	size_t len = 0;
+	while (len < n) {
+		ssize_t r = fs_read_some(fd, buf + len, n - len);
+		if (r < 0)
+			return r;
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	return (ssize_t)len;
+}
+
+static int fs_get_content(struct berth_storage_driver *drv, const char *path, size_t max,
+			  char **out, size_t *out_len)
+{
+	struct stat st;
+	int fd;
+	int rc = fs_open_object(fs_from(drv), path, &fd, &st);
+	if (rc != 0)
+		return rc;
+	if ((uint64_t)st.st_size > max) {
+		rc = BERTH_ETOOLARGE;
+		goto out_close;
+	}
+
+	/* Reads what fstat saw: put_content replaces files by rename, never in place. */
+	char *buf = fs_xmalloc((size_t)st.st_size + 1);
+	ssize_t len = fs_read_full(fd, buf, (size_t)st.st_size);
+	if (len < 0) {
+		rc = (int)len;
+		free(buf);
+		goto out_close;
+	}
+	buf[len] = '\0';
+	*out = buf;
+	*out_len = (size_t)len;
+
+out_close:
+	close(fd);
+	return rc;
+}
+
+/* Creates a fresh temp file (mode 0644) in dir. */
+static int fs_tmp_create(const char *dir, char **tmp, int *fd)
+{
+	char *name = fs_concat3(dir, FS_TMP_TEMPLATE, "");
+	int f = mkostemp(name, O_CLOEXEC);
+	if (f < 0) {
+		int rc = fs_err_create(errno);
+		free(name);
+		return rc;
+	}
+	(void)fchmod(f, 0644); /* mkostemp creates 0600; objects are world-readable like Distribution's */
+	*tmp = name;
+	*fd = f;
+	return 0;
+}
+
+static int fs_put_content(struct berth_storage_driver *drv, const char *path, const void *buf,
+			  size_t n)
+{
+	struct fs_driver *d = fs_from(drv);
+	if (!fs_object_path_ok(path))
+		return BERTH_EINVALID;
+
+	char *host = fs_host_path(d, path);
+	char *dir = fs_dirname(host);
+	char *tmp = NULL;
+	int fd = -1;
+
+	int rc = fs_mkdir_parents(d, host);
+	if (rc != 0)
+		goto out_free;
+	rc = fs_tmp_create(dir, &tmp, &fd);
+	if (rc != 0)
+		goto out_free;
+
+	rc = fs_write_all(fd, buf, n, NULL);
+	if (rc == 0 && fsync(fd) != 0)
+		rc = fs_err(errno);
+	if (close(fd) != 0 && rc == 0)
+		rc = fs_err(errno);
+	if (rc != 0)
+		goto out_unlink_tmp;
+
+	if (rename(tmp, host) != 0) {
+		rc = fs_err_create(errno);
+		goto out_unlink_tmp;
+	}
+	rc = fs_fsync_dir(dir); /* makes the rename itself durable */
+	goto out_free;
+
+out_unlink_tmp:
+	unlink(tmp);
+out_free:
+	free(tmp);
+	free(dir);
+	free(host);
+	return rc;
+}
+
+/* ---- reader ---- */
+
+static ssize_t fs_reader_read(struct berth_reader *r, void *buf, size_t n)
+{
+	if (r->fd < 0)
+		return BERTH_EINVALID; /* the descriptor was taken by the caller */
+	return fs_read_some(r->fd, buf, n);
+}
+
+static void fs_reader_close(struct berth_reader *r)
+{
+	if (r == NULL)
+		return;
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r);
+}
+
+static int fs_reader(struct berth_storage_driver *drv, const char *path, uint64_t offset,
+		     struct berth_reader **out)
+{
+	struct stat st;
+	int fd;
+	int rc = fs_open_object(fs_from(drv), path, &fd, &st);
+	if (rc != 0)
+		return rc;
+	if (offset > (uint64_t)st.st_size) {
+		rc = BERTH_ERANGE;
+		goto err_close;
+	}
+	if (lseek(fd, (off_t)offset, SEEK_SET) < 0) {
+		rc = fs_err(errno);
+		goto err_close;
+	}
+
+	struct berth_reader *r = fs_xmalloc(sizeof(*r));
+	*r = (struct berth_reader){
+		.read = fs_reader_read,
+		.close = fs_reader_close,
+		.fd = fd,
+		.size = (uint64_t)st.st_size,
+		.offset = offset,
+	};
+	*out = r;
+	return 0;
+
+err_close:
+	close(fd);
+	return rc;
+}
+
+/* ---- writer ---- */
+
+static int fs_writer_write(struct berth_writer *bw, const void *buf, size_t n)
+{
+	struct fs_writer *w = (struct fs_writer *)bw;
+	if (w->cancelled)
+		return BERTH_EINVALID;
+	return fs_write_all(w->fd, buf, n, &w->size);
+}
+
+static uint64_t fs_writer_size(struct berth_writer *bw)
+{
+	return ((struct fs_writer *)bw)->size;
+}
+
+static int fs_writer_commit(struct berth_writer *bw)
+{
+	struct fs_writer *w = (struct fs_writer *)bw;
+	if (w->cancelled)
+		return BERTH_EINVALID;
+	if (fdatasync(w->fd) != 0)
+		return fs_err(errno);
+	/* A new file's directory entry must be durable too, or a crash could lose the file. */
+	if (!w->dir_synced) {
+		char *dir = fs_dirname(w->host);
+		int rc = fs_fsync_dir(dir);
+		free(dir);
+		if (rc != 0)
+			return rc;
+		w->dir_synced = 1;
+	}
+	return 0;
+}
+
+static int fs_writer_cancel(struct berth_writer *bw)
+{
+	struct fs_writer *w = (struct fs_writer *)bw;
+	w->cancelled = 1;
+	if (unlink(w->host) != 0 && errno != ENOENT)
+		return fs_err(errno);
+	return 0;
+}
+
+static void fs_writer_close(struct berth_writer *bw)
+{
+	struct fs_writer *w = (struct fs_writer *)bw;
+	if (w == NULL)
+		return;
+	close(w->fd);
+	free(w->host);
+	free(w);
+}
+
+static int fs_writer(struct berth_storage_driver *drv, const char *path, int append,
+		     struct berth_writer **out)
+{
+	struct fs_driver *d = fs_from(drv);
+	if (!fs_object_path_ok(path))
+		return BERTH_EINVALID;
+
+	char *host = fs_host_path(d, path);
+	struct stat st;
+	int rc = fs_mkdir_parents(d, host);
+	if (rc != 0)
+		goto err_free_host;
+
+	int flags = O_CREAT | O_WRONLY | O_CLOEXEC | (append ? O_APPEND : O_TRUNC);
+	int fd = open(host, flags, 0644);
+	if (fd < 0) {
+		rc = fs_err_create(errno);
+		goto err_free_host;
+	}
+	if (fstat(fd, &st) != 0) {
+		rc = fs_err(errno);
+		goto err_close;
+	}
+
+	struct fs_writer *w = fs_xmalloc(sizeof(*w));
+	w->base.write = fs_writer_write;
+	w->base.size = fs_writer_size;
+	w->base.commit = fs_writer_commit;
+	w->base.cancel = fs_writer_cancel;
+	w->base.close = fs_writer_close;
+	w->fd = fd;
+	w->size = (uint64_t)st.st_size;
+	w->host = host;
+	w->dir_synced = 0;
+	w->cancelled = 0;
+	*out = &w->base;
+	return 0;
+
+err_close:
+	close(fd);
+err_free_host:
+	free(host);
+	return rc;
+}
+
+/* ---- stat / list / walk ---- */
+
+static void fs_stat_fill(const struct stat *st, struct berth_stat *out)
+{
+	out->is_dir = S_ISDIR(st->st_mode);
+	out->size = out->is_dir ? 0 : (uint64_t)st->st_size;
+	out->mtime = (int64_t)st->st_mtim.tv_sec;
+}
+
+static int fs_stat(struct berth_storage_driver *drv, const char *path, struct berth_stat *out)
+{
+	struct fs_driver *d = fs_from(drv);
+	if (!berth_storage_path_valid(path))
+		return BERTH_EINVALID;
+
+	char *host = fs_host_path(d, path);
+	struct stat st;
+	int rc = stat(host, &st) == 0 ? 0 : fs_err(errno);
+	if (rc == 0)
+		fs_stat_fill(&st, out);
+	free(host);
+	return rc;
+}
+
+static int fs_list(struct berth_storage_driver *drv, const char *path, berth_list_cb cb,
+		   void *payload)
+{
+	struct fs_driver *d = fs_from(drv);
+	if (!berth_storage_path_valid(path))
+		return BERTH_EINVALID;
+
+	char *host = fs_host_path(d, path);
+	char **names;
+	size_t count;
+	int rc = fs_read_names(host, &names, &count);
+	free(host);
+	if (rc != 0)
+		return rc;
+
+	for (size_t i = 0; i < count && rc == 0; i++) {
+		char *child = fs_child_path(path, names[i]);
+		if (berth_storage_path_valid(child)) /* skips temp files and foreign names */
+			rc = cb(child, payload);
+		free(child);
+	}
+	fs_names_free(names, count);
+	return rc;
+}
+
+/* Walks the directory at logical path; `nested` tolerates it vanishing mid-walk. */
+static int fs_walk_dir(struct fs_driver *d, const char *path, int nested, berth_walk_cb cb,
+		       void *payload)
+{
+	char *host = fs_host_path(d, path);
+	char **names;
+	size_t count;
+	int rc = fs_read_names(host, &names, &count);
+	free(host);
+	if (rc != 0)
+		return nested && rc == BERTH_ENOTFOUND ? 0 : rc;
+
+	for (size_t i = 0; i < count && rc == 0; i++) {
+		char *child = fs_child_path(path, names[i]);
+		char *child_host = fs_host_path(d, child);
+		struct stat st;
+		/* lstat: a symlink is reported as a file and never followed out of the tree. */
+		if (berth_storage_path_valid(child) && lstat(child_host, &st) == 0) {
+			struct berth_stat bst;
+			fs_stat_fill(&st, &bst);
+			rc = cb(child, &bst, payload);
+			if (rc == 0 && bst.is_dir)
+				rc = fs_walk_dir(d, child, 1, cb, payload);
+		}
+		free(child_host);
+		free(child);
+	}
+	fs_names_free(names, count);
+	return rc;
+}
+
+static int fs_walk(struct berth_storage_driver *drv, const char *path, berth_walk_cb cb,
+		   void *payload)
+{
+	if (!berth_storage_path_valid(path))
+		return BERTH_EINVALID;
+	return fs_walk_dir(fs_from(drv), path, 0, cb, payload);
+}
+
+/* ---- move / remove ---- */
+
+/* 1 if `to` lies strictly inside the tree rooted at `from`. */
+static int fs_path_inside(const char *from, const char *to)
+{
+	size_t n = strlen(from);
+	return strncmp(from, to, n) == 0 && to[n] == '/';
+}
+
+static int fs_move(struct berth_storage_driver *drv, const char *from, const char *to)
+{
+	struct fs_driver *d = fs_from(drv);
+	if (!fs_object_path_ok(from) || !fs_object_path_ok(to) || fs_path_inside(from, to))
+		return BERTH_EINVALID;
+
+	char *src = fs_host_path(d, from);
+	char *dst = fs_host_path(d, to);
+	char *src_dir = fs_dirname(src);
+	char *dst_dir = fs_dirname(dst);
+	struct stat st;
+	int rc = 0;
+
+	/* Checked first so that a missing source does not leave destination parents behind. */
+	if (lstat(src, &st) != 0) {
+		rc = fs_err(errno);
+		goto out;
+	}
+	if (strcmp(from, to) == 0)
+		goto out;
+	rc = fs_mkdir_parents(d, dst);
+	if (rc != 0)
+		goto out;
+	if (rename(src, dst) != 0) {
+		rc = fs_err_create(errno);
+		goto out;
+	}
+	rc = fs_fsync_dir(dst_dir);
+	if (rc == 0 && strcmp(src_dir, dst_dir) != 0)
+		rc = fs_fsync_dir(src_dir);
+
+out:
+	free(dst_dir);
+	free(src_dir);
+	free(dst);
+	free(src);
+	return rc;
+}
+
+/* Removes name in dirfd, recursively if it is a directory. Never follows symlinks. */
+static int fs_remove_at(int dirfd, const char *name)
+{
+	struct stat st;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return errno == ENOENT ? 0 : fs_err(errno); /* already gone: fine */
+	if (!S_ISDIR(st.st_mode))
+		return unlinkat(dirfd, name, 0) == 0 || errno == ENOENT ? 0 : fs_err(errno);
+
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return fs_err(errno);
+	/* Keep our own descriptor for the unlinkat calls: fs_read_names_fd consumes fd. */
+	int keep = dup(fd);
+	if (keep < 0) {
+		close(fd);
+		return fs_err(errno);
+	}
+
+	char **names;
+	size_t count;
+	int rc = fs_read_names_fd(fd, &names, &count);
+	if (rc != 0)
+		goto out_close;
+	for (size_t i = 0; i < count && rc == 0; i++)
+		rc = fs_remove_at(keep, names[i]);
+	fs_names_free(names, count);
+	if (rc == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
+		rc = fs_err(errno);
+
+out_close:
+	close(keep);
+	return rc;
+}
+
+static int fs_remove(struct berth_storage_driver *drv, const char *path)
+{
+	struct fs_driver *d = fs_from(drv);
+	if (!fs_object_path_ok(path))
+		return BERTH_EINVALID;
+
+	char *host = fs_host_path(d, path);
+	struct stat st;
+	int rc = lstat(host, &st) == 0 ? fs_remove_at(AT_FDCWD, host) : fs_err(errno);
+	free(host);
+	return rc;
+}
+
+/* ---- construction ---- */
+
+static void fs_free(struct berth_storage_driver *drv)
+{
+	struct fs_driver *d = fs_from(drv);
+	if (d == NULL)
+		return;
+	free(d->root);
+	free(d);
+}
+
+int berth_fs_driver_new(struct berth_storage_driver **out, const char *rootdir)
+{
+	if (rootdir == NULL || rootdir[0] == '\0')
+		return BERTH_EINVALID;
+
+	char *dir = fs_concat3(rootdir, "", "");
+	int rc = fs_mkdir_all(dir, 0);
+	free(dir);
+	if (rc != 0)
+		return rc;
+
+	/* Absolute, so that the driver does not depend on the working directory. */
+	char *root = realpath(rootdir, NULL);
+	if (root == NULL)
+		return fs_err(errno);
+	struct stat st;
+	if (stat(root, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		free(root);
+		return BERTH_EINVALID;
+	}
+	if (strcmp(root, "/") == 0)
+		root[0] = '\0';
+
+	struct fs_driver *d = fs_xmalloc(sizeof(*d));
+	*d = (struct fs_driver){
+		.base = {
+			.version = BERTH_STORAGE_DRIVER_VERSION,
+			.name = "filesystem",
+			.get_content = fs_get_content,
+			.put_content = fs_put_content,
+			.reader = fs_reader,
+			.writer = fs_writer,
+			.stat = fs_stat,
+			.list = fs_list,
+			.move = fs_move,
+			.remove = fs_remove,
+			.walk = fs_walk,
+			.url_for = NULL,
+			.free = fs_free,
+		},
+		.root = root,
+		.root_len = strlen(root),
+	};
+	*out = &d->base;
+	return 0;
+}

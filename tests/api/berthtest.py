@@ -1,0 +1,558 @@
+"""Shared harness for berth's black-box HTTP API tests (python3, standard library only).
+
+Each test module gets fresh servers: the first call to ``server()`` (or ``server(delete=False)``)
+in a module starts one on a free loopback port with a temporary root, and ``tearDownModule``
+stops it and removes the temporary directory. Modules use it like this::
+
+    import berthtest
+    from berthtest import setUpModule, tearDownModule  # noqa: F401
+
+    class T(berthtest.TestCase):
+        def test_x(self):
+            r = self.c.get("/v2/")
+            self.assertStatus(r, 200)
+
+    if __name__ == "__main__":
+        berthtest.main()
+
+Environment:
+  BERTH_BIN        path of the berth binary (default: $BERTH_SRC/build/berth)
+  BERTH_SRC        source tree (default: two levels above this file)
+  BERTH_URL        run against an already running server (http://127.0.0.1:5000) instead of
+                   starting one; tests that need a server without --delete, or the server's root
+                   directory, are skipped unless BERTH_URL_NODELETE / BERTH_ROOT are also given
+  BERTH_REFERENCE  set to "docker-registry" (or pass --reference on the command line) to run the
+                   suite against Debian's docker-registry (CNCF Distribution 2.8) for comparison;
+                   tests of things Distribution 2.8 does not implement are skipped there
+  BERTH_STORAGE    passed to berth as --storage (e.g. "inmemory")
+  BERTH_LOG        set to 1 to print each started server's log when the module ends
+"""
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.environ.get("BERTH_SRC") or os.path.dirname(os.path.dirname(HERE))
+
+# Media types
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_LAYER_NONDIST = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+DOCKER_FOREIGN = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json"
+DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+
+EMPTY_JSON = b"{}"
+# Distribution 2.8 answers 404 for OCI manifests (and converts schema2 to schema1) unless the
+# client's Accept allows the stored type; real clients always send this list.
+ACCEPT_ALL = {"Accept": ", ".join([OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST])}
+
+_argv_reference = "--reference" in sys.argv
+if _argv_reference:
+    sys.argv.remove("--reference")
+
+
+def reference_mode():
+    """True when the suite runs against docker-registry (Distribution 2.8) instead of berth."""
+    return _argv_reference or os.environ.get("BERTH_REFERENCE", "") not in ("", "0")
+
+
+def reference_deviation(reason):
+    """Marks a test that docker-registry 2.8 is known to fail (reason says how it differs).
+    Against the reference the test still runs, as an expected failure, so the run stays green
+    while a reference that starts passing shows up as an "unexpected success"."""
+    def deco(fn):
+        fn.reference_deviation = reason
+        if reference_mode():
+            return unittest.expectedFailure(fn)
+        return fn
+    return deco
+
+
+def berth_only(reason):
+    """Skips a test against docker-registry 2.8, which lacks the feature entirely."""
+    def deco(fn):
+        if reference_mode():
+            return unittest.skip("docker-registry 2.8: " + reason)(fn)
+        return fn
+    return deco
+
+
+def external_mode():
+    return bool(os.environ.get("BERTH_URL"))
+
+
+def digest(data, alg="sha256"):
+    return alg + ":" + hashlib.new(alg, data).hexdigest()
+
+
+def descriptor(data, media_type, **extra):
+    d = {"mediaType": media_type, "digest": digest(data), "size": len(data)}
+    d.update(extra)
+    return d
+
+
+def canonical(obj):
+    return json.dumps(obj, separators=(",", ":"), sort_keys=False).encode()
+
+
+# ---------------------------------------------------------------------------------------------
+# Servers
+
+
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One running registry: berth (default), docker-registry (reference mode) or external."""
+
+    def __init__(self, delete=True):
+        self.delete = delete
+        self.proc = None
+        self.tmp = None      # parent temp dir: holds root/ and the log, nothing else
+        self.root = None     # the --root directory (None for an external server)
+        self.log_path = None
+        self.url = None
+        self.kind = "reference" if reference_mode() else ("external" if external_mode() else "berth")
+
+    # -- lifecycle --
+    def start(self):
+        if self.kind == "external":
+            self.url = os.environ["BERTH_URL"] if self.delete else os.environ.get("BERTH_URL_NODELETE")
+            if not self.url:
+                raise unittest.SkipTest("BERTH_URL_NODELETE not set: no server without --delete")
+            self.root = os.environ.get("BERTH_ROOT") if self.delete else None
+            self._wait_ready(None)
+            return self
+        self.tmp = tempfile.mkdtemp(prefix="berth-api-")
+        self.root = os.path.join(self.tmp, "root")
+        os.mkdir(self.root)
+        self.log_path = os.path.join(self.tmp, "server.log")
+        last_err = None
+        for _ in range(5):
+            port = _free_port()
+            self.url = "http://127.0.0.1:%d" % port
+            if self.kind == "reference":
+                cmd = self._reference_cmd(port)
+            else:
+                cmd = self._berth_cmd(port)
+            logf = open(self.log_path, "ab")
+            self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+            logf.close()
+            try:
+                self._wait_ready(self.proc)
+                return self
+            except RuntimeError as e:  # port taken between probe and bind, or a crash: retry
+                last_err = e
+                self._kill()
+        raise RuntimeError("could not start server: %s\n--- log ---\n%s" % (last_err, self.log()))
+
+    def _berth_cmd(self, port):
+        binary = os.environ.get("BERTH_BIN") or os.path.join(SRC, "build", "berth")
+        if not os.path.exists(binary):
+            raise RuntimeError("berth binary not found at %s (set BERTH_BIN)" % binary)
+        cmd = [binary, "serve", "--addr", "127.0.0.1:%d" % port, "--root", self.root]
+        if self.delete:
+            cmd.append("--delete")
+        if os.environ.get("BERTH_STORAGE"):
+            cmd += ["--storage", os.environ["BERTH_STORAGE"]]
+        return cmd
+
+    def _reference_cmd(self, port):
+        binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+        cfg = os.path.join(self.tmp, "config.yml")
+        with open(cfg, "w") as f:
+            f.write("version: 0.1\n"
+                    "log:\n  level: warn\n"
+                    "storage:\n  filesystem:\n    rootdirectory: %s\n"
+                    "  delete:\n    enabled: %s\n"
+                    "http:\n  addr: 127.0.0.1:%d\n"
+                    # accept foreign/non-distributable layers that carry URLs, as berth does
+                    "validation:\n  manifests:\n    urls:\n      allow:\n        - ^https?://\n"
+                    % (self.root, "true" if self.delete else "false", port))
+        return [binary, "serve", cfg]
+
+    def _wait_ready(self, proc, timeout=15.0):
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError("server exited with status %s" % proc.returncode)
+            try:
+                r = Client(self.url).get("/v2/", timeout=2)
+                if r.status == 200:
+                    return
+                last = "GET /v2/ -> %d" % r.status
+            except OSError as e:
+                last = str(e)
+            time.sleep(0.05)
+        raise RuntimeError("server not ready after %.0fs (%s)" % (timeout, last))
+
+    def alive(self):
+        return self.proc is None or self.proc.poll() is None
+
+    def _kill(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.proc = None
+
+    def log(self):
+        if not self.log_path or not os.path.exists(self.log_path):
+            return ""
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self):
+        rc = None
+        if self.proc is not None:
+            rc = self.proc.poll()
+        self._kill()
+        if os.environ.get("BERTH_LOG") and self.log_path:
+            sys.stderr.write("--- %s log (%s) ---\n%s\n" % (self.kind, self.url, self.log()))
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+        return rc
+
+    def client(self):
+        return Client(self.url)
+
+
+_servers = {}
+_crashed = []
+
+
+def server(delete=True):
+    """The module's server with (delete=True) or without (delete=False) deletion enabled."""
+    key = bool(delete)
+    s = _servers.get(key)
+    if s is None:
+        s = Server(delete=key).start()
+        _servers[key] = s
+    return s
+
+
+def setUpModule():
+    pass
+
+
+def tearDownModule():
+    for key, s in list(_servers.items()):
+        if not s.alive():
+            _crashed.append("%s server (delete=%s) died with status %s\n%s"
+                            % (s.kind, key, s.proc.returncode if s.proc else "?", s.log()[-4000:]))
+        s.stop()
+    _servers.clear()
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP client
+
+
+class Response:
+    def __init__(self, method, path, status, reason, headers, body, req_headers=None, req_body=None):
+        self.method = method
+        self.path = path
+        self.status = status
+        self.reason = reason
+        self.headers = headers  # http.client.HTTPMessage: case-insensitive .get()
+        self.body = body
+        self.req_headers = req_headers or {}
+        self.req_body = req_body
+
+    def header(self, name, default=None):
+        return self.headers.get(name, default)
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def error_codes(self):
+        try:
+            return [e.get("code") for e in self.json().get("errors", [])]
+        except Exception:
+            return []
+
+    def describe(self, max_body=600):
+        """One request/response exchange, for assertion messages."""
+        hdrs = "".join("  %s: %s\n" % (k, v) for k, v in self.headers.items())
+        body = self.body[:max_body]
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            body = repr(body)
+        reqh = "".join("  %s: %s\n" % (k, v) for k, v in self.req_headers.items())
+        rb = ""
+        if self.req_body is not None and not hasattr(self.req_body, "__next__"):
+            rb = "  <%d bytes body>\n" % len(self.req_body)
+        return ("\n>>> %s %s\n%s%s<<< %d %s\n%s  %s%s\n" %
+                (self.method, self.path, reqh, rb, self.status, self.reason, hdrs, body,
+                 "..." if len(self.body) > max_body else ""))
+
+    def __repr__(self):
+        return "<Response %s %s -> %d>" % (self.method, self.path, self.status)
+
+
+class Client:
+    """A tiny HTTP/1.1 client: a fresh connection per request, paths sent verbatim."""
+
+    def __init__(self, base_url):
+        u = urllib.parse.urlsplit(base_url)
+        self.base = base_url.rstrip("/")
+        self.host = u.hostname
+        self.port = u.port or 80
+
+    def request(self, method, path, body=None, headers=None, timeout=20, chunked=False):
+        headers = dict(headers or {})
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        try:
+            send_err = None
+            try:
+                if chunked:
+                    headers.setdefault("Transfer-Encoding", "chunked")
+                    conn.request(method, path, body=body, headers=headers, encode_chunked=True)
+                else:
+                    if body is None and method in ("POST", "PUT", "PATCH"):
+                        body = b""
+                    conn.request(method, path, body=body, headers=headers)
+            except (BrokenPipeError, ConnectionResetError) as e:
+                # The server answered (e.g. 413) and closed before reading the whole body:
+                # its response may still be readable.
+                send_err = e
+            try:
+                r = conn.getresponse()
+            except (OSError, http.client.HTTPException) as e:
+                if send_err is not None:
+                    raise ConnectionError("%s %s: connection closed while sending the body (%s) "
+                                          "and no response could be read (%s)"
+                                          % (method, path, send_err, e))
+                raise
+            try:
+                data = r.read()
+            except http.client.IncompleteRead as e:  # Content-Length larger than the body sent
+                data = e.partial
+            return Response(method, path, r.status, r.reason, r.headers, data, headers,
+                            None if chunked else body)
+        finally:
+            conn.close()
+
+    def raw(self, data, timeout=10):
+        """Sends raw bytes and returns (status, raw response bytes); for requests http.client
+        refuses to build."""
+        with socket.create_connection((self.host, self.port), timeout=timeout) as s:
+            s.sendall(data)
+            chunks = []
+            try:
+                while True:
+                    b = s.recv(65536)
+                    if not b:
+                        break
+                    chunks.append(b)
+                    if b"\r\n\r\n" in b"".join(chunks) and data.startswith(b"HEAD"):
+                        break
+            except socket.timeout:
+                pass
+        resp = b"".join(chunks)
+        m = re.match(rb"HTTP/1\.[01] (\d{3})", resp)
+        return (int(m.group(1)) if m else 0), resp
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def head(self, path, **kw):
+        return self.request("HEAD", path, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def put(self, path, body=None, **kw):
+        return self.request("PUT", path, body=body, **kw)
+
+    def patch(self, path, body=None, **kw):
+        return self.request("PATCH", path, body=body, **kw)
+
+    # -- Location handling --
+    def resolve(self, location, extra_query=None):
+        """Turns a Location header (absolute or relative) into a request path on this server,
+        keeping its query and appending extra_query (a dict)."""
+        assert location, "empty Location"
+        u = urllib.parse.urlsplit(urllib.parse.urljoin(self.base + "/", location))
+        path = u.path
+        q = u.query
+        if extra_query:
+            add = urllib.parse.urlencode(extra_query)
+            q = q + "&" + add if q else add
+        return path + ("?" + q if q else "")
+
+    # -- high-level helpers (fail loudly: used for setup, not for the behaviour under test) --
+    def start_upload(self, repo):
+        r = self.post("/v2/%s/blobs/uploads/" % repo, headers={"Content-Length": "0"})
+        if r.status != 202:
+            raise AssertionError("could not start an upload in %s" % repo + r.describe())
+        return r
+
+    def push_blob(self, repo, data, alg="sha256"):
+        """POST then PUT (monolithic); returns the blob's digest."""
+        d = digest(data, alg)
+        r = self.start_upload(repo)
+        r = self.put(self.resolve(r.header("Location"), {"digest": d}), data,
+                     headers={"Content-Type": "application/octet-stream"})
+        if r.status != 201:
+            raise AssertionError("could not push blob %s to %s" % (d, repo) + r.describe())
+        return d
+
+    def put_manifest(self, repo, ref, body, media_type=OCI_MANIFEST):
+        if not isinstance(body, bytes):
+            body = canonical(body)
+        h = {"Content-Type": media_type} if media_type else {}
+        return self.put("/v2/%s/manifests/%s" % (repo, ref), body, headers=h)
+
+    def push_manifest(self, repo, ref, body, media_type=OCI_MANIFEST):
+        if not isinstance(body, bytes):
+            body = canonical(body)
+        r = self.put_manifest(repo, ref, body, media_type)
+        if r.status != 201:
+            raise AssertionError("could not push manifest %s:%s" % (repo, ref) + r.describe())
+        return digest(body)
+
+    def push_image(self, repo, tag=None, layers=1, seed="", media_type=OCI_MANIFEST,
+                   extra=None):
+        """Pushes a config, `layers` layers and an image manifest (OCI or Docker schema2) and
+        tags it (or pushes it by digest when tag is None). Returns a dict with the bytes."""
+        docker = media_type == DOCKER_MANIFEST
+        config = canonical({"architecture": "amd64", "os": "linux", "seed": seed or repo,
+                            "rootfs": {"type": "layers", "diff_ids": []}})
+        self.push_blob(repo, config)
+        lays = []
+        for i in range(layers):
+            data = ("layer %d of %s %s " % (i, repo, seed)).encode() * 7
+            self.push_blob(repo, data)
+            lays.append(descriptor(data, DOCKER_LAYER if docker else OCI_LAYER))
+        m = {"schemaVersion": 2, "mediaType": media_type,
+             "config": descriptor(config, DOCKER_CONFIG if docker else OCI_CONFIG),
+             "layers": lays}
+        if extra:
+            m.update(extra)
+        body = canonical(m)
+        d = self.push_manifest(repo, tag or digest(body), body, media_type)
+        return {"manifest": body, "digest": d, "config": config, "layers": lays,
+                "media_type": media_type, "obj": m}
+
+
+# ---------------------------------------------------------------------------------------------
+# TestCase base
+
+
+class TestCase(unittest.TestCase):
+    """Gives self.c (a client of the module's --delete server) and assertion helpers whose
+    messages show the whole exchange."""
+
+    maxDiff = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = server(delete=True)
+        cls.c = cls.srv.client()
+
+    def setUp(self):
+        if not self.srv.alive():
+            self.fail("the server is no longer running\n" + self.srv.log()[-3000:])
+
+    # Unique repository names per test keep tests independent within one server.
+    _counter = [0]
+
+    def repo(self, prefix="t"):
+        self._counter[0] += 1
+        name = re.sub(r"[^a-z0-9]+", "-", self._testMethodName.lower()).strip("-")[:60]
+        return "%s/%s-%d" % (prefix, name, self._counter[0])
+
+    def skip_if_reference(self, why):
+        if reference_mode():
+            self.skipTest("docker-registry 2.8: " + why)
+
+    def assertStatus(self, r, expected, msg=""):
+        ok = r.status in expected if isinstance(expected, (tuple, list, set)) else r.status == expected
+        if not ok:
+            self.fail("expected status %s, got %d%s%s" % (expected, r.status,
+                                                          (" (" + msg + ")") if msg else "",
+                                                          r.describe()))
+
+    def assertError(self, r, status, codes, msg=""):
+        """status: int or tuple; codes: str or tuple of acceptable error codes (any one present)."""
+        self.assertStatus(r, status, msg)
+        if isinstance(codes, str):
+            codes = (codes,)
+        if r.method == "HEAD" or not codes:
+            return
+        try:
+            doc = r.json()
+        except Exception:
+            self.fail("error body is not JSON" + r.describe())
+        self.assertIsInstance(doc.get("errors"), list, "no errors array" + r.describe())
+        self.assertTrue(doc["errors"], "empty errors array" + r.describe())
+        for e in doc["errors"]:
+            self.assertIsInstance(e, dict, r.describe())
+            self.assertRegex(e.get("code", ""), r"^[A-Z_]+$", "bad code" + r.describe())
+            if "message" in e:
+                self.assertIsInstance(e["message"], str, r.describe())
+        got = [e.get("code") for e in doc["errors"]]
+        if not set(got) & set(codes):
+            self.fail("expected error code in %s, got %s%s" % (list(codes), got, r.describe()))
+
+    def assertHeader(self, r, name, expected=None, msg=""):
+        v = r.header(name)
+        if v is None:
+            self.fail("missing header %s%s%s" % (name, (" (" + msg + ")") if msg else "", r.describe()))
+        if expected is not None and v != expected:
+            self.fail("header %s: expected %r, got %r%s" % (name, expected, v, r.describe()))
+        return v
+
+    def assertNoBody(self, r):
+        self.assertEqual(r.body, b"", "HEAD/204/304 response has a body" + r.describe())
+
+
+def main():
+    """unittest.main with the normal summary; exits 0 only when everything passed."""
+    prog = unittest.main(module="__main__", verbosity=2, exit=False)
+    ok = prog.result.wasSuccessful()
+    if _crashed:
+        for c in _crashed:
+            sys.stderr.write("SERVER CRASH: " + c + "\n")
+        ok = False
+    r = prog.result
+    sys.stdout.write("%d passed, %d failed, %d skipped\n" % (
+        r.testsRun - len(r.failures) - len(r.errors) - len(r.skipped),
+        len(r.failures) + len(r.errors), len(r.skipped)))
+    sys.exit(0 if ok else 1)

@@ -1,0 +1,427 @@
+# Shared helpers for berth's end-to-end tests (sourced by tests/e2e/test_*.sh).
+#
+# Environment:
+#   BERTH_BIN   path of the berth binary (set by CTest)
+#   BERTH_SRC   repo root (set by CTest; defaults to two levels above this file)
+#   E2E_KEEP=1  keep the temp dir (images, storage roots, server logs) after the run
+#   E2E_DEBUG=1 pass --debug to skopeo
+#   E2E_BIG_SIZE  payload bytes of the "big" test image (default 64 MiB)
+#
+# Everything a test creates lives under one temp dir ($WORK) in ${TMPDIR:-/tmp}; every
+# server started with start_berth/start_distribution is killed on exit, whatever happens.
+# skopeo runs with a private policy, registries.conf, registries.d and auth file in $WORK, so
+# nothing from the machine's or the user's container configuration leaks in.
+
+set -euo pipefail
+
+BERTH_SRC=${BERTH_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+E2E_NAME=${E2E_NAME:-$(basename "${0%.sh}")}
+SERVER_PIDS=()
+SERVER_LOGS=()
+E2E_STEP=""
+# The system interpreter when there is one: a pyenv shim costs ~0.3 s per call.
+if [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3; else PY=python3; fi
+
+log()  { printf '[%s %s] %s\n' "$E2E_NAME" "$(date +%T)" "$*" >&2; }
+step() { E2E_STEP="$*"; log "== $*"; }
+fail() {
+  E2E_FAILURE="FAIL${E2E_STEP:+ (in step: $E2E_STEP)}: $*"
+  printf '[%s] %s\n' "$E2E_NAME" "$E2E_FAILURE" >&2
+  exit 1
+}
+skip() { printf '[%s] SKIP: %s\n' "$E2E_NAME" "$*" >&2; E2E_SKIPPED=1; exit 0; }
+
+_e2e_cleanup() {
+  local rc=$?
+  set +e
+  local pid
+  for pid in "${SERVER_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null
+  done
+  for pid in "${SERVER_PIDS[@]}"; do
+    # Give each server a moment to exit, then force it.
+    for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
+  if [ "$rc" -ne 0 ]; then
+    local l
+    for l in "${SERVER_LOGS[@]}"; do
+      [ -s "$l" ] || continue
+      printf '\n----- last 30 lines of %s -----\n' "$l" >&2
+      tail -n 30 "$l" | cut -c1-600 >&2
+    done
+    printf '\n[%s] FAILED (exit %s)%s\n' "$E2E_NAME" "$rc" "${E2E_FAILURE:+: $E2E_FAILURE}" >&2
+  elif [ -z "${E2E_SKIPPED:-}" ]; then
+    printf '[%s] PASSED\n' "$E2E_NAME" >&2
+  fi
+  if [ -n "${WORK:-}" ] && [ -d "$WORK" ]; then
+    if [ -n "${E2E_KEEP:-}" ]; then
+      printf '[%s] kept work dir %s\n' "$E2E_NAME" "$WORK" >&2
+    else
+      rm -rf "$WORK"
+    fi
+  fi
+  exit "$rc"
+}
+
+# e2e_init: temp dir, traps, private container-tools configuration.
+e2e_init() {
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/berth-e2e-${E2E_NAME}.XXXXXX")
+  trap _e2e_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  mkdir -p "$WORK/home" "$WORK/run" "$WORK/config" "$WORK/registries.d" "$WORK/tmp" "$WORK/sigstore"
+  chmod 700 "$WORK/run"
+  cat >"$WORK/policy.json" <<'EOF'
+{"default":[{"type":"insecureAcceptAnything"}],"transports":{"docker-daemon":{"":[{"type":"insecureAcceptAnything"}]}}}
+EOF
+  printf 'unqualified-search-registries = []\nshort-name-mode = "disabled"\n' >"$WORK/registries.conf"
+  printf '{"auths":{}}\n' >"$WORK/auth.json"
+  # Signatures are looked up (and would be stored) in a private lookaside dir, not the machine's.
+  printf 'default-docker:\n  lookaside: file://%s/sigstore\n' "$WORK" >"$WORK/registries.d/default.yaml"
+  export HOME="$WORK/home" XDG_RUNTIME_DIR="$WORK/run" XDG_CONFIG_HOME="$WORK/config"
+  # skopeo 1.9 ignores CONTAINERS_REGISTRIES_CONF; the wrappers pass --registries-conf (podman
+  # honours the variable). Not REGISTRY_AUTH_FILE: docker-registry reads REGISTRY_* variables as
+  # configuration; the skopeo wrappers pass --authfile instead.
+  export CONTAINERS_REGISTRIES_CONF="$WORK/registries.conf"
+  export TMPDIR="$WORK/tmp"
+  # Avoid any proxy configured on the machine for loopback traffic.
+  unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
+  export no_proxy='*' NO_PROXY='*'
+  log "work dir $WORK"
+}
+
+# need_cmd CMD PACKAGE: make sure CMD exists, apt-get installing PACKAGE when root; else skip.
+need_cmd() {
+  local cmd=$1 pkg=${2:-$1}
+  command -v "$cmd" >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing $pkg"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null 2>&1 ||
+      { apt-get update -qq >/dev/null 2>&1 || true; apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null 2>&1; } ||
+      true
+  fi
+  command -v "$cmd" >/dev/null 2>&1 || skip "$cmd is not installed and could not be installed (package $pkg)"
+}
+
+need_berth() {
+  [ -n "${BERTH_BIN:-}" ] || fail "BERTH_BIN is not set (path of the berth binary)"
+  [ -x "$BERTH_BIN" ] || fail "BERTH_BIN=$BERTH_BIN is not an executable file"
+}
+
+free_port() {
+  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" || true; }
+
+# _start_server NAME LOGFILE PORT CMD...: launch in background, wait for GET /v2/ == 200.
+# Sets SERVER_PID. Returns 1 if the process died before getting ready (e.g. port taken).
+_start_server() {
+  local name=$1 logf=$2 port=$3
+  shift 3
+  "$@" >"$logf" 2>&1 &
+  SERVER_PID=$!
+  SERVER_PIDS+=("$SERVER_PID")
+  SERVER_LOGS+=("$logf")
+  local i
+  for ((i = 0; i < 200; i++)); do
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      wait "$SERVER_PID" 2>/dev/null || true
+      log "$name exited before it was ready; its log:"
+      tail -n 20 "$logf" >&2
+      return 1
+    fi
+    [ "$(http_code "http://127.0.0.1:$port/v2/")" = 200 ] && return 0
+    sleep 0.05
+  done
+  fail "$name did not answer GET http://127.0.0.1:$port/v2/ with 200 within 10s (log: $logf)"
+}
+
+# start_berth ROOT [extra berth args...]: sets BERTH_PORT, BERTH_PID, BERTH_LOG, BERTH_HOST.
+start_berth() {
+  local root=$1
+  shift
+  mkdir -p "$root"
+  local try
+  for try in 1 2 3; do
+    BERTH_PORT=$(free_port)
+    BERTH_LOG="$WORK/berth-$BERTH_PORT.log"
+    if _start_server berth "$BERTH_LOG" "$BERTH_PORT" "$BERTH_BIN" serve --addr "127.0.0.1:$BERTH_PORT" --root "$root" "$@"; then
+      BERTH_PID=$SERVER_PID
+      BERTH_HOST="127.0.0.1:$BERTH_PORT"
+      log "berth pid $BERTH_PID on $BERTH_HOST root $root $* (log $BERTH_LOG)"
+      return 0
+    fi
+  done
+  fail "berth would not start (see $BERTH_LOG)"
+}
+
+# start_distribution ROOT: CNCF Distribution (docker-registry) with delete enabled on ROOT.
+# Sets DIST_PORT, DIST_PID, DIST_LOG, DIST_HOST.
+start_distribution() {
+  local root=$1
+  mkdir -p "$root"
+  local try cfg
+  for try in 1 2 3; do
+    DIST_PORT=$(free_port)
+    cfg="$WORK/distribution-$DIST_PORT.yml"
+    cat >"$cfg" <<EOF
+version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $root
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$DIST_PORT
+EOF
+    DIST_LOG="$WORK/distribution-$DIST_PORT.log"
+    if _start_server docker-registry "$DIST_LOG" "$DIST_PORT" \
+      env $(env | sed -n 's/^\(REGISTRY_[A-Za-z0-9_]*\)=.*/-u \1/p') docker-registry serve "$cfg"; then
+      DIST_PID=$SERVER_PID
+      DIST_HOST="127.0.0.1:$DIST_PORT"
+      log "docker-registry pid $DIST_PID on $DIST_HOST root $root (log $DIST_LOG)"
+      return 0
+    fi
+  done
+  fail "docker-registry would not start (see $DIST_LOG)"
+}
+
+# stop_server PID
+stop_server() {
+  local pid=$1
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# ---------- skopeo ----------
+
+_sk() {
+  local dbg=()
+  [ -n "${E2E_DEBUG:-}" ] && dbg=(--debug)
+  skopeo "${dbg[@]}" --policy "$WORK/policy.json" --registries.d "$WORK/registries.d" \
+    --registries-conf "$WORK/registries.conf" --tmpdir "$WORK/tmp" "$@"
+}
+
+# sk_copy SRC DST [extra copy args...]; output goes to $WORK/last-copy.out (and stderr on failure)
+sk_copy() {
+  local src=$1 dst=$2
+  shift 2
+  if ! _sk copy --src-tls-verify=false --dest-tls-verify=false --src-authfile "$WORK/auth.json" \
+    --dest-authfile "$WORK/auth.json" --retry-times 0 "$@" "$src" "$dst" >"$WORK/last-copy.out" 2>&1; then
+    cat "$WORK/last-copy.out" >&2
+    fail "skopeo copy $* $src $dst failed"
+  fi
+}
+# sk_copy_try SRC DST [args]: like sk_copy but returns skopeo's status instead of failing.
+sk_copy_try() {
+  local src=$1 dst=$2
+  shift 2
+  _sk copy --src-tls-verify=false --dest-tls-verify=false --src-authfile "$WORK/auth.json" \
+    --dest-authfile "$WORK/auth.json" --retry-times 0 "$@" "$src" "$dst" >"$WORK/last-copy.out" 2>&1
+}
+sk_inspect()   { _sk inspect --tls-verify=false --authfile "$WORK/auth.json" --retry-times 0 "$@"; }
+sk_list_tags() { _sk list-tags --tls-verify=false --authfile "$WORK/auth.json" "$@"; }
+sk_delete()    { _sk delete --tls-verify=false --authfile "$WORK/auth.json" "$@"; }
+
+# After a copy run with E2E_DEBUG=1: how many blob uploads it started (plain POST .../uploads/),
+# and how many cross-repository mounts succeeded.
+copy_uploads() { grep -c 'msg="POST http[^"?]*/blobs/uploads/"' "$WORK/last-copy.out" || true; }
+copy_mounts()  { grep -c 'msg="\.\.\. mount OK"' "$WORK/last-copy.out" || true; }
+
+# ---------- OCI layout / blob helpers ----------
+
+# Path of the test image generator output: make_images DIR [--big-size N]
+make_images() {
+  local out=$1
+  shift
+  "$PY" "$BERTH_SRC/scripts/make-test-images.py" "$out" --big-size "${E2E_BIG_SIZE:-67108864}" "$@" >"$out.digests" ||
+    fail "make-test-images.py failed"
+}
+
+# Test images (scripts/make-test-images.py) come in two formats: OCI image layouts (multi, big,
+# multiarch; skopeo ref oci:PATH:latest) and skopeo dir: directories (docker, dockerlist; the
+# oci: transport refuses Docker media types). The helpers below accept either, and the copies
+# skopeo pulls back (oci:COPY:latest or dir:COPY).
+
+# img_ref PATH: skopeo reference for a test image or a pulled copy.
+img_ref() {
+  if [ -f "$1/oci-layout" ]; then printf 'oci:%s:latest' "$1"; else printf 'dir:%s' "$1"; fi
+}
+
+# The image walking/comparing logic, in Python (stdlib): run as "$PY" -c "$IMGTOOL" CMD ARGS.
+#   blobs PATH [DIGEST]     print "KIND DIGEST FILE" per blob of the image (from its top
+#                           manifest, or from manifest DIGEST): KIND M = manifest (top first),
+#                           L = layer/config
+#   same EXPECTED GOT [DIGEST]  exit 1 with a message unless GOT holds exactly that image
+IMGTOOL=$(cat <<'EOF'
+import hashlib, json, os, sys
+
+def load(path):
+    """(top digest, file_of(digest, is_manifest)) for an OCI layout or a skopeo dir: copy."""
+    oci = os.path.exists(os.path.join(path, "oci-layout"))
+    if oci:
+        top = json.load(open(os.path.join(path, "index.json")))["manifests"][0]["digest"]
+    else:
+        top = "sha256:" + hashlib.sha256(open(os.path.join(path, "manifest.json"), "rb").read()).hexdigest()
+    def file_of(d, manifest=False):
+        h = d.split(":", 1)[1]
+        if oci:
+            return os.path.join(path, "blobs", "sha256", h)
+        if d == top:
+            return os.path.join(path, "manifest.json")
+        return os.path.join(path, h + (".manifest.json" if manifest else ""))
+    return oci, top, file_of
+
+def blobs(path, start=""):
+    oci, top, file_of = load(path)
+    out, seen = [], set()
+    def walk(d):
+        f = file_of(d, True)
+        if not os.path.exists(f):
+            sys.exit("manifest %s not found in %s" % (d, path))
+        if d not in seen:
+            seen.add(d); out.append(("M", d, f))
+        m = json.load(open(f, "rb"))
+        if "manifests" in m:
+            for c in m["manifests"]:
+                walk(c["digest"])
+        else:
+            for b in [m["config"]] + m["layers"]:
+                f = file_of(b["digest"])
+                if not os.path.exists(f):
+                    sys.exit("blob %s not found in %s" % (b["digest"], path))
+                if b["digest"] not in seen:
+                    seen.add(b["digest"]); out.append(("L", b["digest"], f))
+    walk(start or top)
+    return out
+
+def sha(f):
+    h = hashlib.sha256()
+    with open(f, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+def same(exp, got, start=""):
+    want = blobs(exp, start)
+    have = blobs(got)
+    if want[0][1] != have[0][1]:
+        sys.exit("manifest digest differs: pushed %s, pulled back %s (%s)" % (want[0][1], have[0][1], got))
+    ws, hs = {(k, d) for k, d, _ in want}, {(k, d) for k, d, _ in have}
+    if ws != hs:
+        sys.exit("blob sets differ: only in pushed %s: %s; only in pulled %s: %s"
+                 % (exp, sorted(ws - hs), got, sorted(hs - ws)))
+    hf = {d: f for _, d, f in have}
+    for _, d, fw in want:
+        fh = hf[d]
+        if sha(fh) != d:
+            sys.exit("pulled blob %s does not hash to %s" % (fh, d))
+        if open(fw, "rb").read() != open(fh, "rb").read():
+            sys.exit("blob %s differs between pushed (%s) and pulled (%s)" % (d, fw, fh))
+    if os.path.exists(os.path.join(got, "oci-layout")):
+        files = os.listdir(os.path.join(got, "blobs", "sha256"))
+    else:
+        files = [f for f in os.listdir(got) if f != "version"]
+    if len(files) != len(want):
+        sys.exit("pulled copy %s has %d blob files, expected %d" % (got, len(files), len(want)))
+
+cmd, args = sys.argv[1], sys.argv[2:]
+if cmd == "blobs":
+    for k, d, f in blobs(*args):
+        print(k, d, f)
+elif cmd == "same":
+    same(*args)
+EOF
+)
+
+# img_blobs PATH [DIGEST]: see IMGTOOL blobs.
+img_blobs() { "$PY" -c "$IMGTOOL" blobs "$@"; }
+
+# img_digest PATH: digest of the image's top manifest.
+img_digest() {
+  local b
+  b=$(img_blobs "$1") || return 1
+  head -n1 <<<"$b" | cut -d' ' -f2
+}
+
+# img_manifest_file PATH [DIGEST]: file holding the top manifest (or manifest DIGEST).
+img_manifest_file() {
+  local b
+  b=$(img_blobs "$1" "${2:-}") || return 1
+  head -n1 <<<"$b" | cut -d' ' -f3
+}
+
+# assert_same_image EXPECTED GOT [DIGEST]: GOT (a pulled oci: or dir: copy) holds exactly the
+# image EXPECTED (or, with DIGEST, the sub-image of EXPECTED rooted at manifest DIGEST):
+# same top manifest digest, same set of blobs, every blob byte-identical, nothing extra.
+assert_same_image() {
+  local msg
+  msg=$("$PY" -c "$IMGTOOL" same "$@" 2>&1) || fail "${msg:-comparing $1 and $2 failed}"
+}
+
+# json_get FILE|- PYEXPR: evaluate PYEXPR with `j` bound to the parsed JSON, print result.
+json_get() {
+  local src=$1 expr=$2
+  "$PY" -c '
+import json, sys
+src, expr = sys.argv[1], sys.argv[2]
+j = json.load(sys.stdin if src == "-" else open(src))
+r = eval(expr)
+print(r if isinstance(r, str) else json.dumps(r, sort_keys=True))
+' "$src" "$expr"
+}
+
+# ---------- Distribution storage layout checks ----------
+
+# assert_link FILE DIGEST: FILE holds exactly DIGEST, no trailing newline.
+assert_link() {
+  local f=$1 want=$2
+  [ -f "$f" ] || fail "missing link file $f"
+  local got
+  got=$(od -An -c "$f" | tr -d ' \n')
+  [ "$(cat "$f")" = "$want" ] || fail "link $f holds '$(cat "$f")', want '$want'"
+  [ "$(wc -c <"$f")" -eq "${#want}" ] || fail "link $f has extra bytes (expected exactly '$want', no newline): $got"
+}
+
+# assert_blob_data STORAGE_ROOT DIGEST [EXPECTED_FILE]
+assert_blob_data() {
+  local root=$1 d=$2 hex=${2#sha256:}
+  local f="$root/docker/registry/v2/blobs/sha256/${hex:0:2}/$hex/data"
+  [ -f "$f" ] || fail "blob data file missing: $f"
+  [ "$(sha256sum <"$f" | cut -d' ' -f1)" = "$hex" ] || fail "blob data $f does not hash to $d"
+  if [ -n "${3:-}" ]; then cmp -s "$3" "$f" || fail "blob data $f differs from $3"; fi
+}
+
+# assert_repo_layout STORAGE_ROOT REPO TAG IMAGE: Distribution's on-disk layout for a pushed
+# image: tag current/index links, a revision link per manifest (children of an index too), a
+# layer link per layer/config, and blob data files byte-identical to the pushed blobs.
+assert_repo_layout() {
+  local root=$1 repo=$2 tag=$3 img=$4
+  local r="$root/docker/registry/v2/repositories/$repo"
+  [ -d "$r" ] || fail "repository directory $r missing"
+  local blobs top
+  blobs=$(img_blobs "$img") || fail "cannot read $img"
+  top=$(head -n1 <<<"$blobs" | cut -d' ' -f2)
+  assert_link "$r/_manifests/tags/$tag/current/link" "$top"
+  assert_link "$r/_manifests/tags/$tag/index/sha256/${top#sha256:}/link" "$top"
+  local kind d f
+  while read -r kind d f; do
+    if [ "$kind" = M ]; then
+      assert_link "$r/_manifests/revisions/sha256/${d#sha256:}/link" "$d"
+    else
+      assert_link "$r/_layers/sha256/${d#sha256:}/link" "$d"
+    fi
+    assert_blob_data "$root" "$d" "$f"
+  done <<<"$blobs"
+}

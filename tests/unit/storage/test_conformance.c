@@ -1,0 +1,890 @@
+/*
+ * Storage driver conformance: one suite, run against every driver, pinning down the contract
+ * in storage/driver.h. A few filesystem-only tests check the on-disk layout.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "storage/driver.h"
+
+struct fixture {
+	struct berth_storage_driver *d;
+	char tmpdir[64]; /* fs only: mkdtemp directory, removed in teardown */
+	char root[96];   /* fs only: the driver's root, tmpdir/root (created by the driver) */
+};
+
+/* ---- fixtures ---- */
+
+static int setup_fs(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	strcpy(f->tmpdir, "/tmp/berth-storage-XXXXXX");
+	if (mkdtemp(f->tmpdir) == NULL)
+		return -1;
+	snprintf(f->root, sizeof(f->root), "%s/root", f->tmpdir);
+	if (berth_fs_driver_new(&f->d, f->root) != 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int setup_inmem(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	if (berth_inmem_driver_new(&f->d) != 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	f->d->free(f->d);
+	if (f->tmpdir[0])
+		nftw(f->tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static struct berth_storage_driver *drv(void **state)
+{
+	return ((struct fixture *)*state)->d;
+}
+
+/* ---- helpers ---- */
+
+static void put(struct berth_storage_driver *d, const char *path, const char *s)
+{
+	assert_int_equal(d->put_content(d, path, s, strlen(s)), 0);
+}
+
+static void expect_content(struct berth_storage_driver *d, const char *path, const char *want)
+{
+	char *got = NULL;
+	size_t len = 0;
+	assert_int_equal(d->get_content(d, path, 1 << 20, &got, &len), 0);
+	assert_int_equal(len, strlen(want));
+	assert_string_equal(got, want);
+	free(got);
+}
+
+static void expect_absent(struct berth_storage_driver *d, const char *path)
+{
+	struct berth_stat st;
+	assert_int_equal(d->stat(d, path, &st), BERTH_ENOTFOUND);
+}
+
+/* Reads a reader to the end in pieces of `chunk` bytes. */
+static char *read_all(struct berth_reader *r, size_t chunk, size_t *len)
+{
+	size_t cap = 64, n = 0;
+	char *buf = malloc(cap);
+	char piece[4096];
+	assert_true(chunk <= sizeof(piece));
+	for (;;) {
+		ssize_t got = r->read(r, piece, chunk);
+		assert_true(got >= 0);
+		if (got == 0)
+			break;
+		if (n + (size_t)got + 1 > cap) {
+			cap = (n + (size_t)got + 1) * 2;
+			buf = realloc(buf, cap);
+		}
+		memcpy(buf + n, piece, (size_t)got);
+		n += (size_t)got;
+	}
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+/* A collected list of names, compared as a sorted, newline-joined string. */
+struct names {
+	char buf[4096];
+	char *v[64];
+	size_t n;
+	int calls;
+	int stop_at; /* non-zero: return 42 on this call */
+};
+
+static int collect_name(const char *path, void *payload)
+{
+	struct names *ns = payload;
+	ns->calls++;
+	assert_true(ns->n < 64);
+	ns->v[ns->n++] = strdup(path);
+	return ns->calls == ns->stop_at ? 42 : 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static const char *names_sorted(struct names *ns)
+{
+	qsort(ns->v, ns->n, sizeof(ns->v[0]), cmp_str);
+	ns->buf[0] = '\0';
+	for (size_t i = 0; i < ns->n; i++) {
+		strcat(ns->buf, ns->v[i]);
+		strcat(ns->buf, "\n");
+		free(ns->v[i]);
+	}
+	ns->n = 0;
+	return ns->buf;
+}
+
+/* A walk transcript: one "path d" or "path f<size>" line per visit, in visiting order. */
+struct transcript {
+	struct berth_storage_driver *d;
+	char buf[4096];
+	int calls;
+	int stop_at;
+};
+
+static int record_visit(const char *path, const struct berth_stat *st, void *payload)
+{
+	struct transcript *t = payload;
+	char line[256];
+	struct berth_stat again;
+
+	/* Callbacks may call back into the driver (no lock may be held around them). */
+	assert_int_equal(t->d->stat(t->d, path, &again), 0);
+	assert_int_equal(again.is_dir, st->is_dir);
+
+	if (st->is_dir)
+		snprintf(line, sizeof(line), "%s d\n", path);
+	else
+		snprintf(line, sizeof(line), "%s f%llu\n", path, (unsigned long long)st->size);
+	strcat(t->buf, line);
+	t->calls++;
+	return t->calls == t->stop_at ? 42 : 0;
+}
+
+/* ---- content ---- */
+
+static void test_put_get_roundtrip(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	put(d, "/a/b/c", "hello");
+	expect_content(d, "/a/b/c", "hello");
+
+	/* Binary-safe, and NUL-terminated past the length. */
+	assert_int_equal(d->put_content(d, "/bin", "x\0y", 3), 0);
+	char *got;
+	size_t len;
+	assert_int_equal(d->get_content(d, "/bin", 3, &got, &len), 0);
+	assert_int_equal(len, 3);
+	assert_memory_equal(got, "x\0y\0", 4);
+	free(got);
+
+	assert_int_equal(d->put_content(d, "/empty", "", 0), 0);
+	expect_content(d, "/empty", "");
+}
+
+static void test_get_missing(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	char *got = (char *)"untouched";
+	size_t len;
+	assert_int_equal(d->get_content(d, "/nope", 100, &got, &len), BERTH_ENOTFOUND);
+	put(d, "/a/file", "x");
+	assert_int_equal(d->get_content(d, "/a/file/below", 100, &got, &len), BERTH_ENOTFOUND);
+	assert_int_equal(d->get_content(d, "/a", 100, &got, &len), BERTH_ENOTFOUND); /* a directory */
+	assert_string_equal(got, "untouched");
+}
+
+static void test_get_too_large(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	char *got = NULL;
+	size_t len;
+	put(d, "/ten", "0123456789");
+	assert_int_equal(d->get_content(d, "/ten", 9, &got, &len), BERTH_ETOOLARGE);
+	assert_null(got);
+	assert_int_equal(d->get_content(d, "/ten", 10, &got, &len), 0);
+	assert_int_equal(len, 10);
+	free(got);
+}
+
+static void test_overwrite(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	put(d, "/o", "a longer first value");
+	put(d, "/o", "short");
+	expect_content(d, "/o", "short");
+}
+
+static void test_put_keeps_open_readers(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	struct berth_reader *r;
+	size_t len;
+	put(d, "/x", "old content");
+	assert_int_equal(d->reader(d, "/x", 0, &r), 0);
+	put(d, "/x", "NEW");
+	char *got = read_all(r, 4, &len); /* atomic replace: the reader keeps the old object */
+	assert_string_equal(got, "old content");
+	free(got);
+	r->close(r);
+	expect_content(d, "/x", "NEW");
+}
+
+static void test_type_conflicts(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	struct berth_writer *w;
+	put(d, "/f", "file");
+	put(d, "/dir/x", "x");
+	assert_int_equal(d->put_content(d, "/f/g", "x", 1), BERTH_EEXISTS);
+	assert_int_equal(d->writer(d, "/f/g", 0, &w), BERTH_EEXISTS);
+	assert_int_equal(d->put_content(d, "/dir", "x", 1), BERTH_EEXISTS);
+	assert_int_equal(d->writer(d, "/dir", 1, &w), BERTH_EEXISTS);
+	assert_int_equal(d->move(d, "/f", "/dir"), BERTH_EEXISTS);
+	assert_int_equal(d->move(d, "/dir", "/f"), BERTH_EEXISTS);
+	expect_content(d, "/f", "file");
+	expect_content(d, "/dir/x", "x");
+}
+
+/* ---- paths ---- */
+
+static const char *const invalid_paths[] = {
+	"", "a", "a/b", "/a/../b", "/a//b", "/a/./b", "/a b", "/a/", "/..", "/.", "//", "/a/b/..",
+	"/a~", "/\xc3\xa9", "/a\\b", "/a:b",
+};
+
+static void test_path_grammar(void **state)
+{
+	const char *valid[] = { "/", "/a", "/a/b", "/A-z_0.9", "/.hidden", "/a/..b", "/...", "/-" };
+	for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++)
+		assert_true(berth_storage_path_valid(valid[i]));
+	for (size_t i = 0; i < sizeof(invalid_paths) / sizeof(invalid_paths[0]); i++)
+		assert_false(berth_storage_path_valid(invalid_paths[i]));
+	assert_false(berth_storage_path_valid(NULL));
+}
+
+static int never_called(const char *path, void *payload)
+{
+	fail();
+	return 0;
+}
+
+static int never_visited(const char *path, const struct berth_stat *st, void *payload)
+{
+	fail();
+	return 0;
+}
+
+static void expect_all_invalid(struct berth_storage_driver *d, const char *p)
+{
+	char *got;
+	size_t len;
+	struct berth_reader *r;
+	struct berth_writer *w;
+	struct berth_stat st;
+	assert_int_equal(d->get_content(d, p, 100, &got, &len), BERTH_EINVALID);
+	assert_int_equal(d->put_content(d, p, "x", 1), BERTH_EINVALID);
+	assert_int_equal(d->reader(d, p, 0, &r), BERTH_EINVALID);
+	assert_int_equal(d->writer(d, p, 0, &w), BERTH_EINVALID);
+	assert_int_equal(d->move(d, p, "/ok"), BERTH_EINVALID);
+	assert_int_equal(d->move(d, "/ok", p), BERTH_EINVALID);
+	assert_int_equal(d->remove(d, p), BERTH_EINVALID);
+	if (strcmp(p, "/") != 0) { /* the root is a directory: stat/list/walk accept it */
+		assert_int_equal(d->stat(d, p, &st), BERTH_EINVALID);
+		assert_int_equal(d->list(d, p, never_called, NULL), BERTH_EINVALID);
+		assert_int_equal(d->walk(d, p, never_visited, NULL), BERTH_EINVALID);
+	}
+}
+
+static void test_invalid_paths_rejected(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	put(d, "/ok", "x");
+	put(d, "/a/b", "y");
+	for (size_t i = 0; i < sizeof(invalid_paths) / sizeof(invalid_paths[0]); i++)
+		expect_all_invalid(d, invalid_paths[i]);
+	expect_all_invalid(d, "/"); /* not an object */
+	expect_content(d, "/ok", "x");
+	expect_content(d, "/a/b", "y");
+}
+
+/* ---- reader ---- */
+
+static void test_reader_offsets(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	struct berth_reader *r;
+	char buf[32];
+	size_t len;
+	put(d, "/r", "0123456789");
+
+	assert_int_equal(d->reader(d, "/r", 0, &r), 0);
+	assert_int_equal(r->size, 10);
+	assert_int_equal(r->offset, 0);
+	if (strcmp(d->name, "inmemory") == 0)
+		assert_int_equal(r->fd, -1);
+	char *got = read_all(r, sizeof(buf), &len);
+	assert_string_equal(got, "0123456789");
+	free(got);
+	r->close(r);
+
+	assert_int_equal(d->reader(d, "/r", 4, &r), 0);
+	assert_int_equal(r->size, 10);
+	assert_int_equal(r->offset, 4);
+	got = read_all(r, sizeof(buf), &len);
+	assert_string_equal(got, "456789");
+	free(got);
+	r->close(r);
+
+	assert_int_equal(d->reader(d, "/r", 10, &r), 0);
+	assert_int_equal(r->read(r, buf, sizeof(buf)), 0);
+	r->close(r);
+
+	r = NULL;
+	assert_int_equal(d->reader(d, "/r", 11, &r), BERTH_ERANGE);
+	assert_null(r);
+	assert_int_equal(d->reader(d, "/missing", 0, &r), BERTH_ENOTFOUND);
+	put(d, "/dir/f", "x");
+	assert_int_equal(d->reader(d, "/dir", 0, &r), BERTH_ENOTFOUND);
+}
+
+static void test_reader_small_pieces(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	enum { N = 10007 };
+	char *want = malloc(N + 1);
+	for (size_t i = 0; i < N; i++)
+		want[i] = (char)('a' + i * 7 % 26);
+	want[N] = '\0';
+	assert_int_equal(d->put_content(d, "/big", want, N), 0);
+
+	struct berth_reader *r;
+	size_t len;
+	assert_int_equal(d->reader(d, "/big", 3, &r), 0);
+	char *got = read_all(r, 7, &len);
+	assert_int_equal(len, N - 3);
+	assert_memory_equal(got, want + 3, N - 3);
+	free(got);
+	void (*close_reader)(struct berth_reader *) = r->close;
+	close_reader(r);
+	close_reader(NULL); /* close accepts NULL */
+	free(want);
+}
+
+/* ---- writer ---- */
+
+static void write_str(struct berth_writer *w, const char *s)
+{
+	assert_int_equal(w->write(w, s, strlen(s)), 0);
+}
+
+static void test_writer_truncate_and_append(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	struct berth_writer *w;
+
+	assert_int_equal(d->writer(d, "/up/data", 0, &w), 0); /* parents are created */
+	assert_int_equal(w->size(w), 0);
+	write_str(w, "abc");
+	write_str(w, "def");
+	assert_int_equal(w->size(w), 6);
+	assert_int_equal(w->commit(w), 0);
+	w->close(w);
+	expect_content(d, "/up/data", "abcdef");
+
+	assert_int_equal(d->writer(d, "/up/data", 1, &w), 0);
+	assert_int_equal(w->size(w), 6);
+	write_str(w, "gh");
+	assert_int_equal(w->size(w), 8);
+	assert_int_equal(w->commit(w), 0);
+	write_str(w, "i"); /* still usable after commit */
+	assert_int_equal(w->commit(w), 0);
+	w->close(w);
+	expect_content(d, "/up/data", "abcdefghi");
+
+	assert_int_equal(d->writer(d, "/up/data", 0, &w), 0);
+	assert_int_equal(w->size(w), 0);
+	write_str(w, "x");
+	w->close(w); /* close without commit keeps the bytes */
+	expect_content(d, "/up/data", "x");
+
+	assert_int_equal(d->writer(d, "/fresh/append", 1, &w), 0); /* append creates */
+	assert_int_equal(w->size(w), 0);
+	w->close(w);
+	expect_content(d, "/fresh/append", "");
+}
+
+static void test_writer_visible_before_commit(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	struct berth_writer *w;
+	struct berth_reader *r;
+	size_t len;
+
+	assert_int_equal(d->writer(d, "/v", 0, &w), 0);
+	write_str(w, "abc");
+	assert_int_equal(d->reader(d, "/v", 0, &r), 0);
+	assert_int_equal(r->size, 3);
+	char *got = read_all(r, 2, &len);
+	assert_string_equal(got, "abc");
+	free(got);
+	r->close(r);
+
+	/* Many small appends: sizes stay exact while storage grows. */
+	char chunk[1000];
+	memset(chunk, 'z', sizeof(chunk));
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(w->write(w, chunk, sizeof(chunk)), 0);
+	assert_int_equal(w->size(w), 3 + 1000 * 1000);
+	assert_int_equal(w->commit(w), 0);
+	w->close(w);
+	struct berth_stat st;
+	assert_int_equal(d->stat(d, "/v", &st), 0);
+	assert_int_equal(st.size, 3 + 1000 * 1000);
+}
+
+static void test_writer_cancel(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	struct berth_writer *w;
+	assert_int_equal(d->writer(d, "/c/upload", 0, &w), 0);
+	write_str(w, "partial");
+	assert_int_equal(w->cancel(w), 0);
+	expect_absent(d, "/c/upload");
+	void (*close_writer)(struct berth_writer *) = w->close;
+	close_writer(w);
+	close_writer(NULL); /* close accepts NULL */
+	expect_absent(d, "/c/upload");
+
+	/* Zero-length writes are fine on a fresh object. */
+	assert_int_equal(d->writer(d, "/c/empty", 0, &w), 0);
+	assert_int_equal(w->write(w, "", 0), 0);
+	assert_int_equal(w->size(w), 0);
+	w->close(w);
+	expect_content(d, "/c/empty", "");
+}
+
+/* ---- stat / list ---- */
+
+static void test_stat(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	struct berth_stat st;
+	int64_t now = (int64_t)time(NULL);
+	put(d, "/s/file", "12345");
+
+	assert_int_equal(d->stat(d, "/s/file", &st), 0);
+	assert_int_equal(st.size, 5);
+	assert_false(st.is_dir);
+	assert_true(st.mtime >= now - 60 && st.mtime <= now + 60);
+
+	assert_int_equal(d->stat(d, "/s", &st), 0);
+	assert_true(st.is_dir);
+	assert_int_equal(st.size, 0);
+	assert_int_equal(d->stat(d, "/", &st), 0);
+	assert_true(st.is_dir);
+
+	expect_absent(d, "/nope");
+	expect_absent(d, "/s/file/below");
+}
+
+static void test_list(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	struct names ns = { 0 };
+	put(d, "/l/b", "x");
+	put(d, "/l/c/d", "x");
+	put(d, "/l/e", "x");
+
+	assert_int_equal(d->list(d, "/l", collect_name, &ns), 0);
+	assert_string_equal(names_sorted(&ns), "/l/b\n/l/c\n/l/e\n");
+	assert_int_equal(d->list(d, "/", collect_name, &ns), 0);
+	assert_string_equal(names_sorted(&ns), "/l\n");
+	assert_int_equal(d->list(d, "/l/c", collect_name, &ns), 0);
+	assert_string_equal(names_sorted(&ns), "/l/c/d\n");
+
+	assert_int_equal(d->list(d, "/missing", never_called, NULL), BERTH_ENOTFOUND);
+	assert_int_equal(d->list(d, "/l/b", never_called, NULL), BERTH_ENOTFOUND); /* a file */
+
+	ns.calls = 0;
+	ns.stop_at = 1;
+	assert_int_equal(d->list(d, "/l", collect_name, &ns), 42);
+	assert_int_equal(ns.calls, 1);
+	names_sorted(&ns);
+}
+
+/* ---- move / remove ---- */
+
+static void test_move(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+
+	put(d, "/src", "payload");
+	assert_int_equal(d->move(d, "/src", "/x/y/z"), 0); /* parents created */
+	expect_absent(d, "/src");
+	expect_content(d, "/x/y/z", "payload");
+
+	put(d, "/p", "new");
+	put(d, "/q", "old");
+	assert_int_equal(d->move(d, "/p", "/q"), 0); /* replaces */
+	expect_absent(d, "/p");
+	expect_content(d, "/q", "new");
+
+	assert_int_equal(d->move(d, "/q", "/q"), 0);
+	expect_content(d, "/q", "new");
+
+	assert_int_equal(d->move(d, "/missing", "/m/n"), BERTH_ENOTFOUND);
+	expect_absent(d, "/m");
+
+	put(d, "/d1/f", "in dir");
+	assert_int_equal(d->move(d, "/d1", "/d1/inside"), BERTH_EINVALID);
+	assert_int_equal(d->move(d, "/d1", "/d2"), 0); /* directories move whole */
+	expect_absent(d, "/d1");
+	expect_content(d, "/d2/f", "in dir");
+	assert_int_equal(d->move(d, "/d2/f", "/d2"), BERTH_EEXISTS); /* onto its non-empty parent */
+}
+
+static void test_remove(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	put(d, "/file", "x");
+	assert_int_equal(d->remove(d, "/file"), 0);
+	expect_absent(d, "/file");
+	assert_int_equal(d->remove(d, "/file"), BERTH_ENOTFOUND);
+
+	put(d, "/t/a", "x");
+	put(d, "/t/b/c", "x");
+	put(d, "/t/b/d/e", "x");
+	put(d, "/keep", "x");
+	assert_int_equal(d->remove(d, "/t"), 0);
+	expect_absent(d, "/t");
+	expect_absent(d, "/t/b/d/e");
+	expect_content(d, "/keep", "x");
+
+	put(d, "/u/v/w", "x");
+	assert_int_equal(d->remove(d, "/u/v"), 0);
+	expect_absent(d, "/u/v");
+	assert_int_equal(d->remove(d, "/u/v/w"), BERTH_ENOTFOUND);
+}
+
+/* ---- walk ---- */
+
+static void build_walk_tree(struct berth_storage_driver *d)
+{
+	put(d, "/w/b/x", "12");
+	put(d, "/w/a", "1");
+	put(d, "/w/c/y/z", "123");
+	put(d, "/w/B", "");
+	put(d, "/w/a.b", "1234");
+	put(d, "/w/_u", "x");
+}
+
+static void test_walk_order(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	struct transcript t = { .d = d };
+	build_walk_tree(d);
+
+	/* strcmp order: uppercase < '_' < lowercase, and a prefix sorts first. */
+	assert_int_equal(d->walk(d, "/w", record_visit, &t), 0);
+	assert_string_equal(t.buf, "/w/B f0\n"
+				   "/w/_u f1\n"
+				   "/w/a f1\n"
+				   "/w/a.b f4\n"
+				   "/w/b d\n"
+				   "/w/b/x f2\n"
+				   "/w/c d\n"
+				   "/w/c/y d\n"
+				   "/w/c/y/z f3\n");
+
+	struct transcript all = { .d = d };
+	assert_int_equal(d->walk(d, "/", record_visit, &all), 0);
+	assert_int_equal(all.calls, 10);
+	assert_memory_equal(all.buf, "/w d\n/w/B f0\n", 13);
+
+	assert_int_equal(d->walk(d, "/missing", never_visited, NULL), BERTH_ENOTFOUND);
+	assert_int_equal(d->walk(d, "/w/a", never_visited, NULL), BERTH_ENOTFOUND); /* a file */
+}
+
+static void test_walk_early_stop(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	build_walk_tree(d);
+
+	struct transcript t = { .d = d, .stop_at = 3 };
+	assert_int_equal(d->walk(d, "/w", record_visit, &t), 42);
+	assert_int_equal(t.calls, 3);
+
+	struct transcript deep = { .d = d, .stop_at = 8 }; /* inside /w/c/y */
+	assert_int_equal(d->walk(d, "/w", record_visit, &deep), 42);
+	assert_int_equal(deep.calls, 8);
+}
+
+/* ---- concurrency ---- */
+
+enum { WRITERS = 8, WRITES = 200, VALUE_LEN = 1000 };
+
+struct racer {
+	struct berth_storage_driver *d;
+	char fill;
+	atomic_int *stop;
+	int failures;
+};
+
+/* 1 if buf is a whole value as some writer wrote it: VALUE_LEN copies of one letter. */
+static int value_intact(const char *buf, size_t len)
+{
+	if (len != VALUE_LEN || buf[0] < 'A' || buf[0] >= 'A' + WRITERS)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if (buf[i] != buf[0])
+			return 0;
+	}
+	return 1;
+}
+
+static void *race_writer(void *arg)
+{
+	struct racer *r = arg;
+	char value[VALUE_LEN];
+	memset(value, r->fill, sizeof(value));
+	for (int i = 0; i < WRITES; i++) {
+		if (r->d->put_content(r->d, "/race/value", value, sizeof(value)) != 0)
+			r->failures++;
+	}
+	return NULL;
+}
+
+static void *race_reader(void *arg)
+{
+	struct racer *r = arg;
+	while (!atomic_load(r->stop)) {
+		char *got;
+		size_t len;
+		int rc = r->d->get_content(r->d, "/race/value", VALUE_LEN, &got, &len);
+		if (rc == BERTH_ENOTFOUND)
+			continue; /* before the first put lands */
+		if (rc != 0 || !value_intact(got, len))
+			r->failures++;
+		if (rc == 0)
+			free(got);
+	}
+	return NULL;
+}
+
+static void test_concurrent_put_content(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	atomic_int stop = 0;
+	pthread_t threads[WRITERS + 1];
+	struct racer racers[WRITERS + 1];
+
+	for (int i = 0; i <= WRITERS; i++) {
+		racers[i] = (struct racer){ .d = d, .fill = (char)('A' + i), .stop = &stop };
+		void *(*fn)(void *) = i < WRITERS ? race_writer : race_reader;
+		assert_int_equal(pthread_create(&threads[i], NULL, fn, &racers[i]), 0);
+	}
+	for (int i = 0; i < WRITERS; i++)
+		pthread_join(threads[i], NULL);
+	atomic_store(&stop, 1);
+	pthread_join(threads[WRITERS], NULL);
+
+	for (int i = 0; i <= WRITERS; i++)
+		assert_int_equal(racers[i].failures, 0);
+	char *got;
+	size_t len;
+	assert_int_equal(d->get_content(d, "/race/value", VALUE_LEN, &got, &len), 0);
+	assert_true(value_intact(got, len));
+	free(got);
+}
+
+/* ---- filesystem only ---- */
+
+static struct fixture *fix(void **state)
+{
+	return *state;
+}
+
+static char *read_disk(const char *file, size_t *len)
+{
+	FILE *fp = fopen(file, "rb");
+	assert_non_null(fp);
+	char *buf = calloc(1, 1 << 16);
+	*len = fread(buf, 1, (1 << 16) - 1, fp);
+	fclose(fp);
+	return buf;
+}
+
+static int no_foreign_names(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	const char *base = path + ftw->base;
+	assert_null(strstr(base, ".tmp"));
+	assert_null(strchr(base, '~'));
+	return 0;
+}
+
+static void test_fs_layout_exact(void **state)
+{
+	struct fixture *f = fix(state);
+	struct berth_storage_driver *d = f->d;
+	const char *link = "/docker/registry/v2/repositories/lib/x/_layers/sha256/abc/link";
+	const char *digest = "sha256:abc";
+	char file[512];
+	size_t len;
+	struct stat st;
+
+	put(d, link, digest);
+	snprintf(file, sizeof(file), "%s%s", f->root, link);
+	char *disk = read_disk(file, &len);
+	assert_int_equal(len, strlen(digest)); /* exactly the bytes: no newline, no framing */
+	assert_memory_equal(disk, digest, len);
+	free(disk);
+	assert_int_equal(stat(file, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0644);
+
+	struct berth_writer *w;
+	assert_int_equal(d->writer(d, "/docker/registry/v2/repositories/lib/x/_uploads/u1/data", 0, &w), 0);
+	write_str(w, "blob bytes");
+	assert_int_equal(w->commit(w), 0);
+	w->close(w);
+	assert_int_equal(d->move(d, "/docker/registry/v2/repositories/lib/x/_uploads/u1/data",
+				 "/docker/registry/v2/blobs/sha256/ab/abc/data"), 0);
+	snprintf(file, sizeof(file), "%s/docker/registry/v2/blobs/sha256/ab/abc/data", f->root);
+	disk = read_disk(file, &len);
+	assert_string_equal(disk, "blob bytes");
+	free(disk);
+
+	for (int i = 0; i < 20; i++)
+		put(d, link, digest);
+	assert_int_equal(nftw(f->root, no_foreign_names, 16, FTW_PHYS), 0);
+}
+
+static void test_fs_reader_fd_can_be_taken(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	struct berth_reader *r;
+	char buf[8] = { 0 };
+	put(d, "/sf", "sendfile me");
+
+	assert_int_equal(d->reader(d, "/sf", 9, &r), 0);
+	assert_true(r->fd >= 0);
+	int fd = r->fd;
+	r->fd = -1;
+	r->close(r);
+	assert_true(fcntl(fd, F_GETFD) != -1); /* still open: the caller owns it */
+	assert_int_equal(pread(fd, buf, sizeof(buf), 9), 2);
+	assert_string_equal(buf, "me");
+	close(fd);
+}
+
+static void test_fs_foreign_names_hidden(void **state)
+{
+	struct fixture *f = fix(state);
+	struct berth_storage_driver *d = f->d;
+	struct names ns = { 0 };
+	struct transcript t = { .d = d };
+	char file[512];
+	put(d, "/h/real", "x");
+
+	/* A temp file left by a crash, and a name outside the grammar. */
+	snprintf(file, sizeof(file), "%s/h/.tmp~abc123", f->root);
+	close(open(file, O_CREAT | O_WRONLY, 0644));
+	snprintf(file, sizeof(file), "%s/h/has space", f->root);
+	close(open(file, O_CREAT | O_WRONLY, 0644));
+
+	assert_int_equal(d->list(d, "/h", collect_name, &ns), 0);
+	assert_string_equal(names_sorted(&ns), "/h/real\n");
+	assert_int_equal(d->walk(d, "/h", record_visit, &t), 0);
+	assert_string_equal(t.buf, "/h/real f1\n");
+
+	assert_int_equal(d->remove(d, "/h"), 0); /* removes the stray files too */
+	expect_absent(d, "/h");
+}
+
+static void test_fs_remove_does_not_follow_symlinks(void **state)
+{
+	struct fixture *f = fix(state);
+	struct berth_storage_driver *d = f->d;
+	char outside[128], victim[256], link[512];
+
+	snprintf(outside, sizeof(outside), "%s/outside", f->tmpdir);
+	snprintf(victim, sizeof(victim), "%s/victim", outside);
+	assert_int_equal(mkdir(outside, 0755), 0);
+	close(open(victim, O_CREAT | O_WRONLY, 0644));
+
+	put(d, "/s/file", "x");
+	snprintf(link, sizeof(link), "%s/s/link", f->root);
+	assert_int_equal(symlink(outside, link), 0);
+
+	assert_int_equal(d->remove(d, "/s"), 0);
+	expect_absent(d, "/s");
+	struct stat st;
+	assert_int_equal(stat(victim, &st), 0);
+}
+
+/* ---- registration ---- */
+
+#define CONFORMANCE_TESTS(setup)                                                          \
+	cmocka_unit_test_setup_teardown(test_put_get_roundtrip, setup, teardown),         \
+	cmocka_unit_test_setup_teardown(test_get_missing, setup, teardown),               \
+	cmocka_unit_test_setup_teardown(test_get_too_large, setup, teardown),             \
+	cmocka_unit_test_setup_teardown(test_overwrite, setup, teardown),                 \
+	cmocka_unit_test_setup_teardown(test_put_keeps_open_readers, setup, teardown),    \
+	cmocka_unit_test_setup_teardown(test_type_conflicts, setup, teardown),            \
+	cmocka_unit_test_setup_teardown(test_invalid_paths_rejected, setup, teardown),    \
+	cmocka_unit_test_setup_teardown(test_reader_offsets, setup, teardown),            \
+	cmocka_unit_test_setup_teardown(test_reader_small_pieces, setup, teardown),       \
+	cmocka_unit_test_setup_teardown(test_writer_truncate_and_append, setup, teardown), \
+	cmocka_unit_test_setup_teardown(test_writer_visible_before_commit, setup, teardown), \
+	cmocka_unit_test_setup_teardown(test_writer_cancel, setup, teardown),             \
+	cmocka_unit_test_setup_teardown(test_stat, setup, teardown),                      \
+	cmocka_unit_test_setup_teardown(test_list, setup, teardown),                      \
+	cmocka_unit_test_setup_teardown(test_move, setup, teardown),                      \
+	cmocka_unit_test_setup_teardown(test_remove, setup, teardown),                    \
+	cmocka_unit_test_setup_teardown(test_walk_order, setup, teardown),                \
+	cmocka_unit_test_setup_teardown(test_walk_early_stop, setup, teardown),           \
+	cmocka_unit_test_setup_teardown(test_concurrent_put_content, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest common[] = {
+		cmocka_unit_test(test_path_grammar),
+	};
+	const struct CMUnitTest fs[] = {
+		CONFORMANCE_TESTS(setup_fs),
+		cmocka_unit_test_setup_teardown(test_fs_layout_exact, setup_fs, teardown),
+		cmocka_unit_test_setup_teardown(test_fs_reader_fd_can_be_taken, setup_fs, teardown),
+		cmocka_unit_test_setup_teardown(test_fs_foreign_names_hidden, setup_fs, teardown),
+		cmocka_unit_test_setup_teardown(test_fs_remove_does_not_follow_symlinks, setup_fs,
+						teardown),
+	};
+	const struct CMUnitTest inmem[] = {
+		CONFORMANCE_TESTS(setup_inmem),
+	};
+
+	int failed = cmocka_run_group_tests_name("storage path grammar", common, NULL, NULL);
+	failed += cmocka_run_group_tests_name("storage conformance: filesystem", fs, NULL, NULL);
+	failed += cmocka_run_group_tests_name("storage conformance: inmemory", inmem, NULL, NULL);
+	return failed;
+}
