@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/commands.h"
 #include "config/config.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -16,9 +17,10 @@ static void usage(FILE *out)
 	fputs("usage: berth <command> [options]\n"
 	      "\n"
 	      "commands:\n"
-	      "  serve      run the registry\n"
-	      "  help       show this text\n"
-	      "  --version  print the version\n"
+	      "  serve            run the registry\n"
+	      "  garbage-collect  delete blobs no manifest references (see berth garbage-collect --help)\n"
+	      "  help             show this text\n"
+	      "  --version        print the version\n"
 	      "\n"
 	      "serve options:\n"
 	      "  --addr HOST:PORT     listen address (default 127.0.0.1:5000; :PORT for all interfaces)\n"
@@ -155,6 +157,8 @@ int main(int argc, char **argv)
 		printf("berth %s\n", BERTH_VERSION);
 		return 0;
 	}
+	if (strcmp(argv[1], "garbage-collect") == 0)
+		return berth_cmd_garbage_collect(argc - 1, argv + 1);
 	if (strcmp(argv[1], "serve") == 0) {
 		berth_config_defaults(&cfg);
 		if (parse_serve_args(&cfg, argc - 2, argv + 2) < 0)

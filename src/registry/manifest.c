@@ -71,7 +71,7 @@ static int fail_oom(struct berth_manifest_error *err)
 }
 
 /*
- * Copies at most QUOTE_MAX bytes of untrusted text into dst (cap > QUOTE_MAX + 3), replacing
+ * Copies at most cap - 4 bytes of untrusted text into dst (then "..." if it was cut), replacing
  * anything but printable ASCII with '?', so error messages stay short, valid UTF-8 and safe to
  * log.
  */
@@ -576,7 +576,7 @@ static json_t *load_json(const void *body, size_t len, struct berth_manifest_err
 	json_t *root;
 	char quoted[QUOTE_MAX + 4];
 
-	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!root) {
 		quote_text(quoted, sizeof(quoted), jerr.text, strlen(jerr.text));
 		fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest is not valid json: %s", quoted);

@@ -1,0 +1,8 @@
+/* Subcommands of the berth binary other than serve; each returns the process exit status. */
+#ifndef BERTH_CLI_COMMANDS_H
+#define BERTH_CLI_COMMANDS_H
+
+/* berth garbage-collect [--dry-run] [--delete-untagged] CONFIG.yml  (argv[0] is "garbage-collect") */
+int berth_cmd_garbage_collect(int argc, char **argv);
+
+#endif

@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# End-to-end interoperability: CNCF Distribution (docker-registry) and berth serve the SAME
+# storage root on two ports. What one writes the other must read byte for byte, and deletes
+# through one must be seen by the other.
+#
+#   bash tests/e2e/test_interop.sh          (BERTH_BIN=path/to/berth)
+#   E2E_TARGET=distribution bash tests/e2e/test_interop.sh
+#       uses a second docker-registry in place of berth (a self-check of the test itself).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+e2e_init
+need_cmd skopeo
+need_cmd curl
+need_cmd docker-registry
+TARGET=${E2E_TARGET:-berth}
+
+step "generate test images"
+IMG="$WORK/img"
+make_images "$IMG"
+ROOT="$WORK/root"
+
+start_distribution "$ROOT"
+D=$DIST_HOST
+if [ "$TARGET" = distribution ]; then
+  start_distribution "$ROOT"
+  B=$DIST_HOST
+else
+  need_berth
+  start_berth "$ROOT" --delete
+  B=$BERTH_HOST
+fi
+declare -A NAME_OF=([$D]=docker-registry [$B]="$TARGET")
+
+# pull_from HOST IMAGE REF [copy args]: pull REF from HOST to fresh oci: (OCI images) and dir:
+# copies, both byte-identical to IMAGE.
+n=0
+pull_from() {
+  local host=$1 img=$2 ref=$3
+  shift 3
+  n=$((n + 1))
+  local out="$WORK/pull/$n"
+  mkdir -p "$out"
+  if [ -f "$img/oci-layout" ]; then
+    sk_copy "docker://$host/$ref" "oci:$out/oci:latest" --preserve-digests "$@"
+    assert_same_image "$img" "$out/oci"
+  fi
+  sk_copy "docker://$host/$ref" "dir:$out/dir" --preserve-digests "$@"
+  assert_same_image "$img" "$out/dir"
+  rm -rf "$out"
+}
+
+# raw_equal IMAGE REF: inspect --raw through both servers gives the pushed manifest bytes.
+raw_equal() {
+  local img=$1 ref=$2 host mf
+  mf=$(img_manifest_file "$img")
+  for host in "$D" "$B"; do
+    sk_inspect --raw "docker://$host/$ref" >"$WORK/raw" || fail "skopeo inspect --raw via ${NAME_OF[$host]} of $ref failed"
+    cmp -s "$mf" "$WORK/raw" || fail "inspect --raw via ${NAME_OF[$host]} of $ref is not the pushed manifest $(img_digest "$img")"
+  done
+}
+
+# tags_via HOST REPO: "ok TAG..." (sorted) or "error" when list-tags fails
+tags_via() {
+  if sk_list_tags "docker://$1/$2" >"$WORK/tags.json" 2>"$WORK/tags.err"; then
+    echo "ok $(json_get "$WORK/tags.json" '" ".join(sorted(j["Tags"] or []))')"
+  else
+    echo error
+  fi
+}
+
+# tags_equal REPO [TAG...]: both servers list exactly these tags.
+tags_equal() {
+  local repo=$1 want host got
+  shift
+  want="ok $(printf '%s\n' "$@" | sort | tr '\n' ' ' | sed 's/ $//')"
+  for host in "$D" "$B"; do
+    got=$(tags_via "$host" "$repo")
+    [ "$got" = "$want" ] || fail "list-tags $repo via ${NAME_OF[$host]}: got '$got', want '$want'"
+  done
+}
+
+# gone_via HOST REF: REF must no longer inspect through HOST.
+gone_via() {
+  if sk_inspect --raw "docker://$1/$2" >/dev/null 2>&1; then
+    fail "$2 still inspects via ${NAME_OF[$1]} after it was deleted"
+  fi
+}
+
+# same_answer PATH: GET PATH answers the same status and body on both servers.
+same_answer() {
+  local p=$1 cd cb
+  cd=$(curl -s -o "$WORK/ans.d" -w '%{http_code}' "http://$D$p")
+  cb=$(curl -s -o "$WORK/ans.b" -w '%{http_code}' "http://$B$p")
+  [ "$cd" = "$cb" ] || fail "GET $p: docker-registry answers $cd, $TARGET answers $cb ($(head -c 300 "$WORK/ans.b"))"
+  if [ "$cd" = 200 ]; then
+    # Distribution 2.8 answers "tags":null for a repository whose tags were all deleted; an
+    # empty list means the same thing, so the two are treated as equal.
+    local norm='dict(j, tags=j["tags"] or []) if "tags" in j else j'
+    [ "$(json_get "$WORK/ans.d" "$norm")" = "$(json_get "$WORK/ans.b" "$norm")" ] ||
+      fail "GET $p: bodies differ: docker-registry $(cat "$WORK/ans.d"), $TARGET $(cat "$WORK/ans.b")"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+step "push through docker-registry"
+sk_copy "$(img_ref "$IMG/multi")" "docker://$D/a/multi:v1" --preserve-digests
+sk_copy "$(img_ref "$IMG/multiarch")" "docker://$D/a/multiarch:latest" --preserve-digests --all
+sk_copy "$(img_ref "$IMG/docker")" "docker://$D/a/docker:latest" --preserve-digests
+sk_copy "$(img_ref "$IMG/dockerlist")" "docker://$D/a/dockerlist:latest" --preserve-digests --all
+
+step "pull through $TARGET what docker-registry pushed"
+pull_from "$B" "$IMG/multi" a/multi:v1
+pull_from "$B" "$IMG/multi" "a/multi@$(img_digest "$IMG/multi")"
+pull_from "$B" "$IMG/multiarch" a/multiarch:latest --all
+pull_from "$B" "$IMG/docker" a/docker:latest
+pull_from "$B" "$IMG/dockerlist" a/dockerlist:latest --all
+raw_equal "$IMG/multi" a/multi:v1
+raw_equal "$IMG/multiarch" a/multiarch:latest
+raw_equal "$IMG/docker" a/docker:latest
+raw_equal "$IMG/dockerlist" a/dockerlist:latest
+tags_equal a/multi v1
+tags_equal a/multiarch latest
+
+step "push through $TARGET"
+sk_copy "$(img_ref "$IMG/multi")" "docker://$B/b/multi:v1" --preserve-digests
+sk_copy "$(img_ref "$IMG/big")" "docker://$B/b/big:latest" --preserve-digests
+sk_copy "$(img_ref "$IMG/multiarch")" "docker://$B/b/multiarch:latest" --preserve-digests --all
+sk_copy "$(img_ref "$IMG/docker")" "docker://$B/b/docker:latest" --preserve-digests
+sk_copy "$(img_ref "$IMG/dockerlist")" "docker://$B/b/dockerlist:latest" --preserve-digests --all
+for r in "b/multi v1 multi" "b/big latest big" "b/multiarch latest multiarch" "b/docker latest docker" "b/dockerlist latest dockerlist"; do
+  read -r repo tag name <<<"$r"
+  assert_repo_layout "$ROOT" "$repo" "$tag" "$IMG/$name"
+done
+
+step "pull through docker-registry what $TARGET pushed"
+pull_from "$D" "$IMG/multi" b/multi:v1
+pull_from "$D" "$IMG/big" b/big:latest
+pull_from "$D" "$IMG/multiarch" b/multiarch:latest --all
+pull_from "$D" "$IMG/multiarch" "b/multiarch@$(img_digest "$IMG/multiarch")" --all
+pull_from "$D" "$IMG/docker" b/docker:latest
+pull_from "$D" "$IMG/dockerlist" b/dockerlist:latest --all
+raw_equal "$IMG/multi" b/multi:v1
+raw_equal "$IMG/big" b/big:latest
+raw_equal "$IMG/multiarch" b/multiarch:latest
+raw_equal "$IMG/dockerlist" b/dockerlist:latest
+tags_equal b/multi v1
+tags_equal b/big latest
+
+step "tags added through one server to a repository created through the other"
+sk_copy "$(img_ref "$IMG/docker")" "docker://$B/a/multi:v2" --preserve-digests
+sk_copy "$(img_ref "$IMG/multi")" "docker://$D/b/multi:v2" --preserve-digests
+tags_equal a/multi v1 v2
+tags_equal b/multi v1 v2
+pull_from "$D" "$IMG/docker" a/multi:v2
+pull_from "$B" "$IMG/multi" b/multi:v2
+
+step "same answers to tags/list and _catalog"
+for repo in a/multi a/multiarch a/docker a/dockerlist b/multi b/big b/multiarch b/docker b/dockerlist; do
+  same_answer "/v2/$repo/tags/list"
+done
+same_answer "/v2/nosuch/repo/tags/list"
+same_answer "/v2/_catalog"
+
+step "cross-repository mount through $TARGET of blobs docker-registry wrote"
+E2E_DEBUG=1 sk_copy "docker://$B/a/multi:v1" "docker://$B/c/mounted:v1" --preserve-digests
+m=$(copy_mounts)
+[ "$m" -eq 4 ] || fail "cross-repo copy a/multi -> c/mounted through ${NAME_OF[$B]}: $m of 4 layer mounts succeeded"
+assert_repo_layout "$ROOT" c/mounted v1 "$IMG/multi"
+pull_from "$D" "$IMG/multi" c/mounted:v1
+
+step "delete through $TARGET, verify through docker-registry"
+sk_delete "docker://$B/b/docker:latest" || fail "skopeo delete via $TARGET of b/docker:latest failed"
+gone_via "$D" b/docker:latest
+gone_via "$D" "b/docker@$(img_digest "$IMG/docker")"
+gone_via "$B" b/docker:latest
+[ "$(tags_via "$D" b/docker)" = "$(tags_via "$B" b/docker)" ] ||
+  fail "list-tags b/docker after delete: docker-registry '$(tags_via "$D" b/docker)', $TARGET '$(tags_via "$B" b/docker)'"
+same_answer "/v2/b/docker/tags/list"
+sk_delete "docker://$B/b/multiarch:latest" || fail "skopeo delete via $TARGET of b/multiarch:latest failed"
+gone_via "$D" b/multiarch:latest
+# The same manifests in other repositories are untouched.
+pull_from "$D" "$IMG/docker" a/docker:latest
+pull_from "$D" "$IMG/multiarch" a/multiarch:latest --all
+
+step "delete through docker-registry, verify through $TARGET"
+sk_delete "docker://$D/a/multiarch:latest" || fail "skopeo delete via docker-registry of a/multiarch:latest failed"
+gone_via "$B" a/multiarch:latest
+gone_via "$B" "a/multiarch@$(img_digest "$IMG/multiarch")"
+same_answer "/v2/a/multiarch/tags/list"
+sk_delete "docker://$D/b/multi:v1" || fail "skopeo delete via docker-registry of b/multi:v1 failed"
+# b/multi:v1 and :v2 were the same manifest: both tags are gone.
+gone_via "$B" b/multi:v1
+gone_via "$B" b/multi:v2
+same_answer "/v2/b/multi/tags/list"
+pull_from "$B" "$IMG/multi" a/multi:v1
+pull_from "$B" "$IMG/big" b/big:latest
+
+step "re-push through $TARGET what was deleted through docker-registry"
+sk_copy "$(img_ref "$IMG/multiarch")" "docker://$B/a/multiarch:latest" --preserve-digests --all
+pull_from "$D" "$IMG/multiarch" a/multiarch:latest --all
+tags_equal a/multiarch latest
+
+log "all interop checks passed ($TARGET <-> docker-registry, $n pulls)"
