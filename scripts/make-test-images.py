@@ -25,7 +25,10 @@ file, manifest.json (the top-level manifest), one file per blob named by its
 hex digest, and HEX.manifest.json for each manifest of a list.
 
 Everything is derived from fixed seeds: the same arguments give the same bytes
-(given the same zlib), so digests are stable from run to run. Stdlib only.
+(given the same zlib), so digests are stable from run to run. --salt STR mixes
+STR into every seed, giving another set of images with no blob in common with
+the default set (for tests that need blobs the registry has not seen). Stdlib
+only.
 Prints "NAME DIGEST" for each image's top-level manifest on stdout.
 """
 import argparse
@@ -49,6 +52,7 @@ D2_LAYER_GZ = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
 EPOCH = "2024-01-01T00:00:00Z"
 CHUNK = 1 << 20
+SALT = ""
 
 
 def sha256(data):
@@ -57,7 +61,7 @@ def sha256(data):
 
 def prng_chunk(seed, index, size):
     """Deterministic pseudo-random bytes (SHAKE-128 keyed by seed and chunk index)."""
-    return hashlib.shake_128(b"%s/%d" % (seed.encode(), index)).digest(size)
+    return hashlib.shake_128(b"%s%s/%d" % (SALT.encode(), seed.encode(), index)).digest(size)
 
 
 class PrngReader(io.RawIOBase):
@@ -165,7 +169,7 @@ def small_tar(seed, nfiles=3):
         d = "data-" + seed.replace("/", "-")
         tf.addfile(tarinfo(d, 0, 0o755, tarfile.DIRTYPE))
         for i in range(nfiles):
-            body = ("%s file %d\n" % (seed, i)).encode() * (i + 1)
+            body = ("%s%s file %d\n" % (SALT, seed, i)).encode() * (i + 1)
             body += prng_chunk(seed, i, 512 * (i + 1))  # a bit of entropy so gzip output is not trivial
             tf.addfile(tarinfo("%s/file%d" % (d, i), len(body)), io.BytesIO(body))
     return bio.getvalue()
@@ -287,7 +291,10 @@ def main():
     ap.add_argument("outdir")
     ap.add_argument("--big-size", type=int, default=64 << 20, help="payload bytes of the big layer (default 64 MiB)")
     ap.add_argument("--only", default="multi,big,multiarch,docker,dockerlist")
+    ap.add_argument("--salt", default="", help="mixed into every seed: a different, disjoint set of images")
     a = ap.parse_args()
+    global SALT
+    SALT = a.salt
     makers = {
         "multi": lambda: make_multi(a.outdir),
         "big": lambda: make_big(a.outdir, a.big_size),

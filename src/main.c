@@ -123,7 +123,7 @@ static int serve(const struct berth_config *cfg)
 		berth_error("cannot open storage at '%s': %s", cfg->rootdirectory, berth_strerror(rc));
 		return 1;
 	}
-	struct berth_registry_config rc_cfg = { driver, cfg->delete_enabled, cfg->manifest_max };
+	struct berth_registry_config rc_cfg = { driver, cfg->delete_enabled, cfg->manifest_max, 0 };
 	berth_registry_new(&reg, &rc_cfg);
 
 	so.addr = cfg->addr;
@@ -139,7 +139,7 @@ static int serve(const struct berth_config *cfg)
 		   cfg->delete_enabled ? ", deletes enabled" : "");
 	int sig = wait_for_signal(&set);
 	berth_info("received signal %d, shutting down", sig);
-	berth_server_stop(srv);
+	berth_server_drain_and_stop(srv, 60000);
 	berth_registry_free(reg);
 	return 0;
 }

@@ -14,6 +14,7 @@
 #include "api/api.h"
 #include "api/api_int.h"
 #include "registry/reference.h"
+#include "registry/registry.h"
 
 static int ends_with(const char *s, size_t len, const char *suffix, size_t *prefix_len)
 {
@@ -64,11 +65,23 @@ static void not_found(struct berth_request *req)
 	berth_req_error(req, MHD_HTTP_NOT_FOUND, "UNSUPPORTED", "no such endpoint", NULL);
 }
 
+static int is_write(const char *method)
+{
+	return strcmp(method, MHD_HTTP_METHOD_PUT) == 0 || strcmp(method, MHD_HTTP_METHOD_POST) == 0 ||
+	       strcmp(method, MHD_HTTP_METHOD_PATCH) == 0 || strcmp(method, MHD_HTTP_METHOD_DELETE) == 0;
+}
+
 void berth_api_dispatch(struct berth_request *req, const char *url)
 {
 	size_t name_len = 0;
 	const char *param = NULL;
 
+	if (berth_registry_readonly(req->registry) && is_write(req->method)) {
+		/* Maintenance mode: reads go on, every write is refused (as Distribution's). */
+		berth_req_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "UNSUPPORTED",
+				"registry is in read-only mode", NULL);
+		return;
+	}
 	if (strcmp(url, "/v2/") == 0 || strcmp(url, "/v2") == 0) {
 		req->route = BERTH_ROUTE_BASE;
 		berth_api_base(req);

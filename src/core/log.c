@@ -2,9 +2,39 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
+#include "core/util.h"
+
+#define MAX_FIELDS 16
+#define LINE_MAX_BYTES 4096
+
+/* Set once by berth_log_setup before any thread starts; read-only afterwards. */
 static enum berth_log_level min_level = BERTH_LOG_INFO;
+static enum berth_log_format format = BERTH_LOG_TEXT;
+static char *field_keys[MAX_FIELDS];
+static char *field_values[MAX_FIELDS];
+static size_t n_fields;
+
+static const char *const level_names[] = { "debug", "info", "warn", "error" };
+
+void berth_log_setup(enum berth_log_level level, enum berth_log_format fmt,
+		     const char *const *keys, const char *const *values, size_t n)
+{
+	min_level = level;
+	format = fmt;
+	for (size_t i = 0; i < n_fields; i++) {
+		free(field_keys[i]);
+		free(field_values[i]);
+	}
+	n_fields = n < MAX_FIELDS ? n : MAX_FIELDS;
+	for (size_t i = 0; i < n_fields; i++) {
+		field_keys[i] = berth_strdup(keys[i]);
+		field_values[i] = berth_strdup(values[i]);
+	}
+}
 
 void berth_log_set_level(enum berth_log_level level)
 {
@@ -16,33 +46,131 @@ int berth_log_enabled(enum berth_log_level level)
 	return level >= min_level;
 }
 
-void berth_log(enum berth_log_level level, const char *fmt, ...)
+/* A line under construction in a fixed buffer; output past the end is dropped. */
+struct line {
+	char buf[LINE_MAX_BYTES];
+	size_t len;
+};
+
+static void put(struct line *l, const char *s, size_t n)
 {
-	static const char *const names[] = { "debug", "info", "warn", "error" };
-	char line[2048];
-	char when[32];
+	if (l->len + n > sizeof(l->buf) - 2)
+		n = sizeof(l->buf) - 2 - l->len;
+	memcpy(l->buf + l->len, s, n);
+	l->len += n;
+}
+
+static void puts_(struct line *l, const char *s)
+{
+	put(l, s, strlen(s));
+}
+
+/* Appends s quoted and escaped for JSON (and equally fine for logfmt text). */
+static void put_quoted(struct line *l, const char *s)
+{
+	put(l, "\"", 1);
+	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+		char esc[8];
+		if (*p == '"' || *p == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)*p;
+			put(l, esc, 2);
+		} else if (*p < 0x20 || *p == 0x7f) {
+			snprintf(esc, sizeof(esc), "\\u%04x", *p);
+			put(l, esc, 6);
+		} else {
+			put(l, (const char *)p, 1);
+		}
+	}
+	put(l, "\"", 1);
+}
+
+/* key=value (text) or "key":value (json), with a separator before every field but the first. */
+static void field(struct line *l, int *first, const char *key, const char *value, int quote)
+{
+	if (!*first)
+		puts_(l, format == BERTH_LOG_JSON ? "," : " ");
+	*first = 0;
+	if (format == BERTH_LOG_JSON) {
+		put_quoted(l, key);
+		put(l, ":", 1);
+	} else {
+		puts_(l, key);
+		put(l, "=", 1);
+	}
+	if (quote)
+		put_quoted(l, value);
+	else
+		puts_(l, value);
+}
+
+static void begin(struct line *l, int *first, enum berth_log_level level)
+{
+	char when[48];
 	struct timespec ts;
 	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	size_t n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(when + n, sizeof(when) - n, ".%03ldZ", ts.tv_nsec / 1000000);
+	l->len = 0;
+	*first = 1;
+	if (format == BERTH_LOG_JSON)
+		put(l, "{", 1);
+	field(l, first, "time", when, format == BERTH_LOG_JSON);
+	field(l, first, "level", level_names[level], format == BERTH_LOG_JSON);
+	for (size_t i = 0; i < n_fields; i++)
+		field(l, first, field_keys[i], field_values[i], 1);
+}
+
+static void end(struct line *l)
+{
+	if (format == BERTH_LOG_JSON)
+		put(l, "}", 1);
+	l->buf[l->len++] = '\n';
+	/* One write per line keeps lines whole when threads log at once. */
+	fwrite(l->buf, 1, l->len, stderr);
+}
+
+void berth_log(enum berth_log_level level, const char *fmt, ...)
+{
+	char msg[2048];
+	struct line l;
+	int first;
 	va_list ap;
-	int n;
 
 	if (level < min_level)
 		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	n = snprintf(line, sizeof(line), "time=%s.%03ldZ level=%s msg=\"", when, ts.tv_nsec / 1000000,
-		     names[level]);
 	va_start(ap, fmt);
-	if (n > 0 && (size_t)n < sizeof(line))
-		n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (n < 0)
+	begin(&l, &first, level);
+	field(&l, &first, "msg", msg, 1);
+	end(&l);
+}
+
+void berth_log_access(const struct berth_access_entry *e)
+{
+	char num[32];
+	struct line l;
+	int first;
+
+	if (BERTH_LOG_INFO < min_level)
 		return;
-	if ((size_t)n >= sizeof(line) - 2)
-		n = (int)sizeof(line) - 3;
-	line[n++] = '"';
-	line[n++] = '\n';
-	/* One fwrite per line keeps lines whole when threads log at once. */
-	fwrite(line, 1, (size_t)n, stderr);
+	begin(&l, &first, BERTH_LOG_INFO);
+	field(&l, &first, "msg", "response completed", 1);
+	field(&l, &first, "http.request.id", e->request_id, 1);
+	field(&l, &first, "http.request.method", e->method, 1);
+	field(&l, &first, "http.request.uri", e->uri, 1);
+	field(&l, &first, "http.request.remoteaddr", e->remote, 1);
+	field(&l, &first, "http.request.useragent", e->user_agent, 1);
+	snprintf(num, sizeof(num), "%u", e->status);
+	field(&l, &first, "http.response.status", num, 0);
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)e->bytes_in);
+	field(&l, &first, "http.request.contentlength", num, 0);
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)e->bytes_out);
+	field(&l, &first, "http.response.written", num, 0);
+	snprintf(num, sizeof(num), "%.3f", e->duration_ms / 1000.0);
+	field(&l, &first, "http.response.duration", num, 0);
+	end(&l);
 }

@@ -67,6 +67,7 @@ struct berth_request {
 	uint64_t bytes_in;
 	uint64_t bytes_out;
 	uint64_t start_ns;
+	char id[32];
 	char path[512];
 };
 

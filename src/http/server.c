@@ -1,18 +1,21 @@
 #include "http/server.h"
 
 #include <netdb.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
 #include <jansson.h>
 
 #include "api/api.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "http/metrics.h"
 #include "http/request.h"
 
 struct berth_server {
@@ -20,6 +23,14 @@ struct berth_server {
 	struct berth_registry *registry;
 	int access_log;
 	unsigned port;
+	const char *prefix;       /* without its trailing '/', or NULL */
+	size_t prefix_len;
+	int verify_client_certs;
+	const struct berth_header *headers;
+	size_t n_headers;
+	char id_prefix[9];        /* request ids: <random per process>-<counter> */
+	_Atomic uint64_t next_id;
+	_Atomic long in_flight;    /* requests begun and not yet completed */
 };
 
 /* ---- request helpers (http/request.h) ---- */
@@ -68,7 +79,8 @@ void berth_req_send(struct berth_request *req, unsigned status, struct MHD_Respo
 		req->cleanup = NULL;
 	}
 	MHD_add_response_header(resp, "Docker-Distribution-API-Version", "registry/2.0");
-	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	for (size_t i = 0; i < req->server->n_headers; i++)
+		MHD_add_response_header(resp, req->server->headers[i].name, req->server->headers[i].value);
 	if (MHD_queue_response(req->conn, status, resp) != MHD_YES)
 		berth_warn("cannot queue response %u for %s %s", status, req->method, req->path);
 	MHD_destroy_response(resp);
@@ -127,6 +139,30 @@ static int request_has_body(struct MHD_Connection *conn)
 	return te != NULL || (cl != NULL && strcmp(cl, "0") != 0);
 }
 
+/* The URL below http.prefix, or NULL when it is not below it. */
+static const char *strip_prefix(const struct berth_server *srv, const char *url)
+{
+	if (!srv->prefix)
+		return url;
+	if (strncmp(url, srv->prefix, srv->prefix_len) != 0 || url[srv->prefix_len] != '/')
+		return NULL;
+	return url + srv->prefix_len;
+}
+
+/* With http.tls.clientcas, a client must present a certificate that chains to one of them. */
+static int client_cert_verified(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	unsigned int status = 0, n = 0;
+	if (!ci || !ci->tls_session)
+		return 0;
+	gnutls_session_t session = (gnutls_session_t)ci->tls_session;
+	if (!gnutls_certificate_get_peers(session, &n) || n == 0)
+		return 0;
+	return gnutls_certificate_verify_peers2(session, &status) == 0 && status == 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **con_cls)
@@ -141,8 +177,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		req->conn = conn;
 		req->method = method;
 		req->start_ns = berth_now_ns();
+		atomic_fetch_add(&srv->in_flight, 1);
 		snprintf(req->path, sizeof(req->path), "%s", url);
+		snprintf(req->id, sizeof(req->id), "%s-%llu", srv->id_prefix,
+			 (unsigned long long)atomic_fetch_add(&srv->next_id, 1));
 		*con_cls = req;
+		if (srv->verify_client_certs && !client_cert_verified(conn)) {
+			berth_req_error(req, MHD_HTTP_UNAUTHORIZED, "UNAUTHORIZED",
+					"a verified client certificate is required", NULL);
+			return MHD_YES;
+		}
+		url = strip_prefix(srv, url);
+		if (!url) {
+			berth_req_error(req, MHD_HTTP_NOT_FOUND, "UNSUPPORTED", "no such endpoint", NULL);
+			return MHD_YES;
+		}
 		/* Answering before MHD has seen the (absent) body would cost the keep-alive
 		 * connection, so body-less requests are dispatched on the next call. Requests with a
 		 * body are dispatched now, so they can be refused before it is read. */
@@ -154,7 +203,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (req->deferred) {
 		req->deferred = 0;
-		berth_api_dispatch(req, url);
+		berth_api_dispatch(req, strip_prefix(srv, url));
 	}
 	if (*upload_data_size) {
 		size_t n = *upload_data_size;
@@ -175,7 +224,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return MHD_YES;
 }
 
-static void log_access(struct berth_request *req)
+static void log_access(struct berth_request *req, double ms)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -185,11 +234,18 @@ static void log_access(struct berth_request *req)
 			    ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 								   : sizeof(struct sockaddr_in),
 			    host, sizeof(host), NULL, 0, NI_NUMERICHOST);
-	const char *ua = berth_req_header(req, MHD_HTTP_HEADER_USER_AGENT);
-	double ms = (double)(berth_now_ns() - req->start_ns) / 1e6;
-	berth_info("%s %s %u in=%llu out=%llu %.3fms remote=%s ua=%s", req->method, req->path,
-		   req->status, (unsigned long long)req->bytes_in, (unsigned long long)req->bytes_out,
-		   ms, host, ua ? ua : "-");
+	struct berth_access_entry e = {
+		.request_id = req->id,
+		.method = req->method,
+		.uri = req->path,
+		.status = req->status,
+		.bytes_in = req->bytes_in,
+		.bytes_out = req->bytes_out,
+		.duration_ms = ms,
+		.remote = host,
+		.user_agent = berth_req_header(req, MHD_HTTP_HEADER_USER_AGENT),
+	};
+	berth_log_access(&e);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -199,13 +255,18 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct berth_request *req = *con_cls;
 	if (!req)
 		return;
+	uint64_t ns = berth_now_ns() - req->start_ns;
+	if (!req->responded)
+		req->status = 499; /* the client went away before an answer */
+	berth_http_observe(req->route, req->method, req->status, ns, req->bytes_in, req->bytes_out);
 	if (srv->access_log)
-		log_access(req);
+		log_access(req, (double)ns / 1e6);
 	if (req->cleanup)
 		req->cleanup(req);
 	free(req->fail_detail);
 	free(req);
 	*con_cls = NULL;
+	atomic_fetch_sub(&srv->in_flight, 1);
 }
 
 /* Decodes %XX in place, except %00, which stays encoded so a NUL can never cut a path short
@@ -255,13 +316,24 @@ static int resolve_addr(const char *addr, struct sockaddr_storage *ss, socklen_t
 	return 0;
 }
 
+static void set_prefix(struct berth_server *s, const char *prefix)
+{
+	size_t n = prefix ? strlen(prefix) : 0;
+	while (n > 0 && prefix[n - 1] == '/')
+		n--;
+	if (n == 0)
+		return;
+	s->prefix = prefix;
+	s->prefix_len = n;
+}
+
 int berth_server_start(struct berth_server **out, const struct berth_server_options *opts,
 		       struct berth_registry *reg)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen = 0;
 	unsigned threads = opts->threads;
-	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_SUPPRESS_DATE_NO_CLOCK;
+	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
 
 	if (resolve_addr(opts->addr, &ss, &sslen) < 0) {
 		berth_error("invalid listen address '%s'", opts->addr);
@@ -276,6 +348,17 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 	struct berth_server *s = berth_calloc(1, sizeof(*s));
 	s->registry = reg;
 	s->access_log = opts->access_log;
+	s->headers = opts->headers;
+	s->n_headers = opts->n_headers;
+	set_prefix(s, opts->prefix);
+	char uuid[37];
+	berth_uuid4(uuid);
+	memcpy(s->id_prefix, uuid, 8);
+	s->id_prefix[8] = '\0';
+	if (opts->tls_cert_pem) {
+		flags |= MHD_USE_TLS;
+		s->verify_client_certs = opts->tls_client_ca_pem != NULL;
+	}
 	uint16_t port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 						       : ((struct sockaddr_in *)&ss)->sin_port);
 	s->daemon = MHD_start_daemon(flags, port, NULL, NULL, on_request, s,
@@ -287,6 +370,10 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 				     MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
 				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 				     MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+				     opts->tls_cert_pem ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, opts->tls_cert_pem,
+				     MHD_OPTION_HTTPS_MEM_KEY, opts->tls_key_pem,
+				     opts->tls_client_ca_pem ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END,
+				     opts->tls_client_ca_pem,
 				     MHD_OPTION_END);
 	if (!s->daemon) {
 		berth_error("cannot listen on %s", opts->addr);
@@ -304,10 +391,16 @@ unsigned berth_server_port(const struct berth_server *s)
 	return s->port;
 }
 
-void berth_server_stop(struct berth_server *s)
+void berth_server_drain_and_stop(struct berth_server *s, unsigned timeout_ms)
 {
 	if (!s)
 		return;
+	MHD_socket listen_fd = MHD_quiesce_daemon(s->daemon);
+	if (listen_fd != MHD_INVALID_SOCKET)
+		close(listen_fd);
+	/* Idle keep-alive connections do not hold the drain up: only requests in flight do. */
+	for (unsigned waited = 0; waited < timeout_ms && atomic_load(&s->in_flight) > 0; waited += 10)
+		usleep(10 * 1000);
 	MHD_stop_daemon(s->daemon);
 	free(s);
 }

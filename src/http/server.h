@@ -11,6 +11,11 @@
 struct berth_registry;
 struct berth_server;
 
+struct berth_header {
+	const char *name;
+	const char *value;
+};
+
 struct berth_server_options {
 	const char *addr;          /* "HOST:PORT", "[V6]:PORT" or ":PORT" (all interfaces) */
 	unsigned threads;          /* polling threads; 0 = one per core */
@@ -18,15 +23,25 @@ struct berth_server_options {
 	unsigned conn_limit;       /* concurrent connections */
 	size_t conn_memory;        /* per-connection buffer, bounds each body piece */
 	int access_log;            /* one line per request */
+	const char *prefix;        /* http.prefix: routes live below it ("/registry/"), or NULL */
+	const char *tls_cert_pem;  /* http.tls.certificate contents (PEM), or NULL for plain HTTP */
+	const char *tls_key_pem;   /* http.tls.key contents */
+	const char *tls_client_ca_pem; /* http.tls.clientcas contents: require verified client certs */
+	const struct berth_header *headers; /* http.headers added to every answer */
+	size_t n_headers;
 };
-#define BERTH_SERVER_OPTIONS_INIT { "127.0.0.1:5000", 0, 60, 4096, 256 * 1024, 1 }
+#define BERTH_SERVER_OPTIONS_INIT { "127.0.0.1:5000", 0, 60, 4096, 256 * 1024, 1, NULL, NULL, NULL, NULL, NULL, 0 }
 
-/* Starts listening. The registry is borrowed and must outlive the server. */
+/* Starts listening. The registry is borrowed and must outlive the server; so must the strings
+ * in opts. */
 int berth_server_start(struct berth_server **out, const struct berth_server_options *opts,
 		       struct berth_registry *reg);
 /* The bound port (useful with port 0). */
 unsigned berth_server_port(const struct berth_server *s);
-/* Stops accepting, finishes, frees. Accepts NULL. */
-void berth_server_stop(struct berth_server *s);
+/*
+ * Stops accepting new connections and waits up to timeout_ms for the connections in flight to
+ * finish their requests, then closes everything and frees. Accepts NULL.
+ */
+void berth_server_drain_and_stop(struct berth_server *s, unsigned timeout_ms);
 
 #endif

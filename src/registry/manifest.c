@@ -259,6 +259,11 @@ static int decide_kind(json_t *root, enum ct_class ct, enum berth_manifest_kind 
 
 /* ---- JSON shape ---- */
 
+/*
+ * In the helpers below, `where` prefixes the member named in error messages: "" at the top
+ * level, "config: ", "layers[2]: " etc. inside a descriptor.
+ */
+
 static int check_schema_version(json_t *root, struct berth_manifest_error *err)
 {
 	json_t *v = json_object_get(root, "schemaVersion");
@@ -273,8 +278,8 @@ static int check_schema_version(json_t *root, struct berth_manifest_error *err)
 	return 0;
 }
 
-/* An optional string member: *out is NULL when absent. `what` prefixes the error. */
-static int optional_string(json_t *obj, const char *key, const char *what, const char **out,
+/* An optional string member: *out is NULL when absent. */
+static int optional_string(json_t *obj, const char *key, const char *where, const char **out,
 			   struct berth_manifest_error *err)
 {
 	json_t *v = json_object_get(obj, key);
@@ -283,14 +288,14 @@ static int optional_string(json_t *obj, const char *key, const char *what, const
 	if (!v)
 		return 0;
 	if (!json_is_string(v))
-		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %s%s must be a string", what,
+		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %s%s must be a string", where,
 			    key);
 	*out = json_string_value(v);
 	return 0;
 }
 
 /* An optional member that must be an object whose values are all strings. */
-static int optional_string_map(json_t *obj, const char *key, const char *what,
+static int optional_string_map(json_t *obj, const char *key, const char *where,
 			       struct berth_manifest_error *err)
 {
 	json_t *map = json_object_get(obj, key);
@@ -301,16 +306,16 @@ static int optional_string_map(json_t *obj, const char *key, const char *what,
 		return 0;
 	if (!json_is_object(map))
 		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %s%s must be an object",
-			    what, key);
+			    where, key);
 	json_object_foreach(map, k, v) {
 		if (!json_is_string(v))
 			return fail(err, BERTH_MANIFEST_ERR_INVALID,
-				    "manifest %s%s values must be strings", what, key);
+				    "manifest %s%s values must be strings", where, key);
 	}
 	return 0;
 }
 
-/* An absolute http or https URL without a fragment, blanks or control characters. */
+/* An absolute http or https URL with a host, and no fragment, blanks or control characters. */
 static int url_valid(const char *url)
 {
 	const char *rest;
@@ -333,6 +338,7 @@ static int url_valid(const char *url)
 	return 1;
 }
 
+/* The optional "urls" array; sets *n_urls to its length. */
 static int check_urls(json_t *desc, const char *where, size_t *n_urls,
 		      struct berth_manifest_error *err)
 {
@@ -344,28 +350,30 @@ static int check_urls(json_t *desc, const char *where, size_t *n_urls,
 	if (!urls)
 		return 0;
 	if (!json_is_array(urls))
-		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %s: urls must be an array",
+		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %surls must be an array",
 			    where);
 	json_array_foreach(urls, i, u) {
 		if (!json_is_string(u) || !url_valid(json_string_value(u)))
 			return fail(err, BERTH_MANIFEST_ERR_INVALID,
-				    "manifest %s: urls[%zu] is not an http or https url", where, i);
+				    "manifest %surls[%zu] is not an http or https url", where, i);
 	}
 	*n_urls = json_array_size(urls);
 	return 0;
 }
 
+/* A missing or malformed digest is DIGEST_INVALID (as Distribution reports it); a digest that
+ * is not even a string makes the manifest itself invalid. */
 static int check_digest(json_t *desc, const char *where, struct berth_manifest_error *err)
 {
 	json_t *v = json_object_get(desc, "digest");
 
 	if (!v)
-		return fail(err, BERTH_MANIFEST_ERR_DIGEST, "manifest %s: digest is missing", where);
+		return fail(err, BERTH_MANIFEST_ERR_DIGEST, "manifest %sdigest is missing", where);
 	if (!json_is_string(v))
-		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %s: digest must be a string",
+		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %sdigest must be a string",
 			    where);
 	if (!berth_digest_valid(json_string_value(v)))
-		return fail(err, BERTH_MANIFEST_ERR_DIGEST, "manifest %s: digest is invalid", where);
+		return fail(err, BERTH_MANIFEST_ERR_DIGEST, "manifest %sdigest is invalid", where);
 	return 0;
 }
 
@@ -374,41 +382,29 @@ static int check_size(json_t *desc, const char *where, struct berth_manifest_err
 	json_t *v = json_object_get(desc, "size");
 
 	if (!v)
-		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %s: size is missing", where);
+		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %ssize is missing", where);
 	if (!json_is_integer(v))
-		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %s: size must be an integer",
+		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %ssize must be an integer",
 			    where);
 	if (json_integer_value(v) < 0)
-		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %s: size must not be negative",
+		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %ssize must not be negative",
 			    where);
 	return 0;
 }
 
-/* Checks every field of a descriptor except the strings that are copied out. */
-static int check_descriptor(json_t *desc, const char *where, size_t *n_urls,
-			    struct berth_manifest_error *err)
+/* The members berth does not keep but whose type Distribution's decoder would enforce. */
+static int check_descriptor_extras(json_t *desc, const char *where,
+				   struct berth_manifest_error *err)
 {
-	char what[64];
-	json_t *platform;
+	json_t *platform = json_object_get(desc, "platform");
 	int rc;
 
-	if (!json_is_object(desc))
-		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %s: must be an object", where);
-	rc = check_digest(desc, where, err);
-	if (rc == 0)
-		rc = check_size(desc, where, err);
-	if (rc == 0)
-		rc = check_urls(desc, where, n_urls, err);
+	rc = optional_string_map(desc, "annotations", where, err);
 	if (rc != 0)
 		return rc;
-	snprintf(what, sizeof(what), "%s: ", where);
-	rc = optional_string_map(desc, "annotations", what, err);
-	if (rc != 0)
-		return rc;
-	platform = json_object_get(desc, "platform");
 	if (platform && !json_is_object(platform))
-		return fail(err, BERTH_MANIFEST_ERR_INVALID,
-			    "manifest %s: platform must be an object", where);
+		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %splatform must be an object",
+			    where);
 	return 0;
 }
 
@@ -426,17 +422,23 @@ static int copy_string(char **dst, const char *src)
 static int parse_descriptor(json_t *desc, const char *where, struct berth_descriptor *d,
 			    struct berth_manifest_error *err)
 {
-	char what[64];
-	const char *media_type;
-	const char *artifact_type;
+	const char *media_type = NULL;
+	const char *artifact_type = NULL;
 	int rc;
 
-	snprintf(what, sizeof(what), "%s: ", where);
-	rc = check_descriptor(desc, where, &d->n_urls, err);
+	if (!json_is_object(desc))
+		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %smust be an object", where);
+	rc = check_digest(desc, where, err);
 	if (rc == 0)
-		rc = optional_string(desc, "mediaType", what, &media_type, err);
+		rc = check_size(desc, where, err);
 	if (rc == 0)
-		rc = optional_string(desc, "artifactType", what, &artifact_type, err);
+		rc = optional_string(desc, "mediaType", where, &media_type, err);
+	if (rc == 0)
+		rc = optional_string(desc, "artifactType", where, &artifact_type, err);
+	if (rc == 0)
+		rc = check_urls(desc, where, &d->n_urls, err);
+	if (rc == 0)
+		rc = check_descriptor_extras(desc, where, err);
 	if (rc != 0)
 		return rc;
 	d->size = (int64_t)json_integer_value(json_object_get(desc, "size"));
@@ -472,7 +474,7 @@ static int parse_descriptor_array(json_t *root, const char *key, struct berth_de
 	*out = descs;
 	*n_out = n;
 	for (i = 0; i < n; i++) {
-		snprintf(where, sizeof(where), "%s[%zu]", key, i);
+		snprintf(where, sizeof(where), "%s[%zu]: ", key, i);
 		rc = parse_descriptor(json_array_get(arr, i), where, &descs[i], err);
 		if (rc != 0)
 			return rc;
@@ -502,7 +504,7 @@ static int parse_image_manifest(json_t *root, struct berth_manifest *m,
 
 	if (!config)
 		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest config is missing");
-	rc = parse_descriptor(config, "config", &m->config, err);
+	rc = parse_descriptor(config, "config: ", &m->config, err);
 	if (rc != 0)
 		return rc;
 	m->has_config = 1;
@@ -537,7 +539,7 @@ static int parse_oci_fields(json_t *root, struct berth_manifest *m,
 	int rc;
 
 	if (subject) {
-		rc = parse_descriptor(subject, "subject", &m->subject, err);
+		rc = parse_descriptor(subject, "subject: ", &m->subject, err);
 		if (rc != 0)
 			return rc;
 		m->has_subject = 1;

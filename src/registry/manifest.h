@@ -73,6 +73,8 @@ struct berth_manifest {
  * Checks: valid JSON object; config (image manifests) and every layer / manifest / subject is a
  * descriptor with a valid digest (BERTH_MANIFEST_ERR_DIGEST otherwise), an integer size >= 0,
  * string mediaType if present; "urls" if present is an array of http/https URL strings.
+ * Any other Content-Type, or (when the body decides) any other body "mediaType", is
+ * BERTH_MANIFEST_ERR_UNSUPPORTED.
  * Details, following Distribution: the Content-Type is compared case-insensitively, the body
  * "mediaType" exactly (an empty one counts as absent); Docker manifests and lists must carry
  * their "mediaType"; an OCI manifest must not have "manifests", nor an OCI index "config" or

@@ -14,6 +14,7 @@ int berth_registry_new(struct berth_registry **out, const struct berth_registry_
 	struct berth_registry *r = berth_calloc(1, sizeof(*r));
 	r->driver = cfg->driver;
 	r->delete_enabled = cfg->delete_enabled;
+	r->readonly = cfg->readonly;
 	r->manifest_max = cfg->manifest_max ? cfg->manifest_max : 4u << 20;
 	pthread_mutex_init(&r->claims_lock, NULL);
 	*out = r;
@@ -37,6 +38,11 @@ void berth_registry_free(struct berth_registry *r)
 int berth_registry_delete_enabled(const struct berth_registry *r)
 {
 	return r->delete_enabled;
+}
+
+int berth_registry_readonly(const struct berth_registry *r)
+{
+	return r->readonly;
 }
 
 size_t berth_registry_manifest_max(const struct berth_registry *r)

@@ -20,12 +20,16 @@ struct berth_registry_config {
 	struct berth_storage_driver *driver; /* taken over by the registry */
 	int delete_enabled;                  /* storage.delete.enabled */
 	size_t manifest_max;                 /* largest manifest accepted, bytes */
+	int readonly;                        /* storage.maintenance.readonly.enabled */
 };
 
 int berth_registry_new(struct berth_registry **out, const struct berth_registry_config *cfg);
 /* Frees the registry and its driver. Accepts NULL. */
 void berth_registry_free(struct berth_registry *r);
+/* Registers the registry's metrics (uploads in progress, cache hits and misses). */
+void berth_registry_metrics_register(void);
 int berth_registry_delete_enabled(const struct berth_registry *r);
+int berth_registry_readonly(const struct berth_registry *r);
 size_t berth_registry_manifest_max(const struct berth_registry *r);
 struct berth_storage_driver *berth_registry_driver(struct berth_registry *r);
 

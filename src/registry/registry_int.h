@@ -14,6 +14,7 @@ struct upload_claim {
 struct berth_registry {
 	struct berth_storage_driver *driver;
 	int delete_enabled;
+	int readonly;
 	size_t manifest_max;
 	pthread_mutex_t claims_lock; /* guards claims */
 	struct upload_claim *claims; /* uploads held open by a request */

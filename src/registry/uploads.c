@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "core/err.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "registry/paths.h"
 #include "registry/reference.h"
@@ -27,6 +28,22 @@ struct berth_upload {
 	struct berth_writer *writer;
 	struct berth_hasher *hasher; /* sha256 over data[0, size); NULL until needed */
 };
+
+/* Requests currently holding an upload session: the uploads_in_progress gauge. */
+static _Atomic long uploads_in_progress;
+
+static void render_metrics(struct berth_buf *out)
+{
+	berth_buf_printf(out, "# HELP berth_uploads_in_progress Upload requests being received now.\n"
+			      "# TYPE berth_uploads_in_progress gauge\n"
+			      "berth_uploads_in_progress %ld\n",
+			 atomic_load(&uploads_in_progress));
+}
+
+void berth_registry_metrics_register(void)
+{
+	berth_metrics_register(render_metrics);
+}
 
 static int claim(struct berth_registry *r, const char *uuid)
 {
@@ -42,6 +59,7 @@ static int claim(struct berth_registry *r, const char *uuid)
 	memcpy(c->uuid, uuid, sizeof(c->uuid));
 	c->next = r->claims;
 	r->claims = c;
+	atomic_fetch_add(&uploads_in_progress, 1);
 out:
 	pthread_mutex_unlock(&r->claims_lock);
 	return rc;
@@ -55,6 +73,7 @@ static void unclaim(struct berth_registry *r, const char *uuid)
 			struct upload_claim *c = *p;
 			*p = c->next;
 			free(c);
+			atomic_fetch_sub(&uploads_in_progress, 1);
 			break;
 		}
 	}

@@ -6,58 +6,87 @@
 #define BERTH_STORAGE_STORAGE_H
 
 #include "core/err.h"
+#include "core/util.h"
 #include "storage/driver.h"
+
+/* Storage operations, for the storage_operation_duration_seconds metric. */
+enum berth_storage_op {
+	BERTH_SOP_GET_CONTENT,
+	BERTH_SOP_PUT_CONTENT,
+	BERTH_SOP_READER,
+	BERTH_SOP_WRITER,
+	BERTH_SOP_STAT,
+	BERTH_SOP_LIST,
+	BERTH_SOP_MOVE,
+	BERTH_SOP_REMOVE,
+	BERTH_SOP_WALK,
+	BERTH_SOP_COUNT,
+};
+
+/* Records one operation's latency (storage/metrics.c). */
+void berth_storage_observe(enum berth_storage_op op, uint64_t ns);
+/* Registers the storage metrics with the metrics registry. */
+void berth_storage_metrics_register(void);
+
+/* Times one driver call. */
+#define BERTH_STORAGE_TIMED(op, call)                                  \
+	do {                                                           \
+		uint64_t t0_ = berth_now_ns();                         \
+		int rc_ = (call);                                      \
+		berth_storage_observe((op), berth_now_ns() - t0_);     \
+		return rc_;                                            \
+	} while (0)
 
 static inline int berth_storage_get_content(struct berth_storage_driver *d, const char *path,
 					    size_t max, char **out, size_t *out_len)
 {
-	return d->get_content(d, path, max, out, out_len);
+	BERTH_STORAGE_TIMED(BERTH_SOP_GET_CONTENT, d->get_content(d, path, max, out, out_len));
 }
 
 static inline int berth_storage_put_content(struct berth_storage_driver *d, const char *path,
 					    const void *buf, size_t n)
 {
-	return d->put_content(d, path, buf, n);
+	BERTH_STORAGE_TIMED(BERTH_SOP_PUT_CONTENT, d->put_content(d, path, buf, n));
 }
 
 static inline int berth_storage_reader(struct berth_storage_driver *d, const char *path,
 				       uint64_t offset, struct berth_reader **out)
 {
-	return d->reader(d, path, offset, out);
+	BERTH_STORAGE_TIMED(BERTH_SOP_READER, d->reader(d, path, offset, out));
 }
 
 static inline int berth_storage_writer(struct berth_storage_driver *d, const char *path, int append,
 				       struct berth_writer **out)
 {
-	return d->writer(d, path, append, out);
+	BERTH_STORAGE_TIMED(BERTH_SOP_WRITER, d->writer(d, path, append, out));
 }
 
 static inline int berth_storage_stat(struct berth_storage_driver *d, const char *path,
 				     struct berth_stat *out)
 {
-	return d->stat(d, path, out);
+	BERTH_STORAGE_TIMED(BERTH_SOP_STAT, d->stat(d, path, out));
 }
 
 static inline int berth_storage_list(struct berth_storage_driver *d, const char *path,
 				     berth_list_cb cb, void *payload)
 {
-	return d->list(d, path, cb, payload);
+	BERTH_STORAGE_TIMED(BERTH_SOP_LIST, d->list(d, path, cb, payload));
 }
 
 static inline int berth_storage_move(struct berth_storage_driver *d, const char *from, const char *to)
 {
-	return d->move(d, from, to);
+	BERTH_STORAGE_TIMED(BERTH_SOP_MOVE, d->move(d, from, to));
 }
 
 static inline int berth_storage_remove(struct berth_storage_driver *d, const char *path)
 {
-	return d->remove(d, path);
+	BERTH_STORAGE_TIMED(BERTH_SOP_REMOVE, d->remove(d, path));
 }
 
 static inline int berth_storage_walk(struct berth_storage_driver *d, const char *path,
 				     berth_walk_cb cb, void *payload)
 {
-	return d->walk(d, path, cb, payload);
+	BERTH_STORAGE_TIMED(BERTH_SOP_WALK, d->walk(d, path, cb, payload));
 }
 
 static inline int berth_storage_url_for(struct berth_storage_driver *d, const char *path, char **out)

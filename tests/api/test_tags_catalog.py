@@ -115,6 +115,12 @@ class TagsTest(berthtest.TestCase):
         self.assertEqual(sorted(tags), sorted(self.TAGS))
         self.assertIsNone(r.header("Link"))
 
+    def test_bad_n_is_ignored_or_400(self):
+        for q in ("?n=abc", "?n=-1", "?n=99999999999999999999999", "?n="):
+            r = self.c.get("/v2/%s/tags/list%s" % (self.r, q))
+            # spec silent; Distribution 2.8 ignores n, 3.x answers 400 PAGINATION_NUMBER_INVALID
+            self.assertStatus(r, (200, 400), q)
+
     def test_unknown_repo_404(self):
         r = self.c.get("/v2/%s/tags/list" % self.repo("nosuch"))
         self.assertError(r, 404, "NAME_UNKNOWN")  # Distribution; spec MUST 404 for unknown repo

@@ -255,6 +255,29 @@ class ChunkedTest(UploadTestCase):
         self.assertCreated(r, repo, d)
         self.assertBlob(repo, d, data)
 
+    def test_content_range_with_chunked_transfer_encoding(self):
+        repo = self.repo()
+        d = digest(DATA)
+        r = self.start(repo)
+        r = self.c.patch(self.loc(r), iter([DATA[:500], DATA[500:1000]]), chunked=True,
+                         headers=hdrs(Content_Range="0-999"))
+        self.assertStatus(r, 202)
+        self.assertHeader(r, "Range", "0-999")
+        r = self.c.put(self.loc(r, {"digest": d}), DATA[1000:],
+                       headers=hdrs(Content_Range="1000-%d" % (len(DATA) - 1)))
+        self.assertCreated(r, repo, d)
+        self.assertBlob(repo, d, DATA)
+
+    def test_expect_100_continue(self):
+        # curl and some SDKs send Expect: 100-continue with larger bodies
+        repo = self.repo()
+        data = DATA * 400  # 1.3 MB
+        d = digest(data)
+        r = self.c.put(self.loc(self.start(repo), {"digest": d}), data,
+                       headers=hdrs(Expect="100-continue"))
+        self.assertCreated(r, repo, d)
+        self.assertBlob(repo, d, data)
+
     def test_put_with_chunked_transfer_encoding(self):
         repo = self.repo()
         d = digest(DATA)
@@ -397,6 +420,14 @@ class MountTest(UploadTestCase):
         self.assertStatus(self.c.head("/v2/%s/blobs/%s" % (dst, d)), 404)
         # the session is a normal upload
         r = self.c.put(self.loc(r, {"digest": d}), data, headers=OCTET)
+        self.assertCreated(r, dst, d)
+
+    def test_mount_into_repo_that_has_it(self):
+        src, dst = self.repo(), self.repo()
+        data = b"already in both"
+        d = self.c.push_blob(src, data)
+        self.c.push_blob(dst, data)
+        r = self.c.post("/v2/%s/blobs/uploads/?mount=%s&from=%s" % (dst, d, src))
         self.assertCreated(r, dst, d)
 
     def test_mount_from_unknown_repo_202(self):

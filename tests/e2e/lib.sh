@@ -122,7 +122,11 @@ http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" || true; 
 _start_server() {
   local name=$1 logf=$2 port=$3
   shift 3
-  "$@" >"$logf" 2>&1 &
+  # With setpriv --pdeathsig the server gets SIGTERM even if this shell is SIGKILLed (say, by
+  # a CTest timeout), so no server outlives its test.
+  local guard=()
+  if setpriv --help 2>/dev/null | grep -q pdeathsig; then guard=(setpriv --pdeathsig TERM --); fi
+  "${guard[@]}" "$@" >"$logf" 2>&1 &
   SERVER_PID=$!
   SERVER_PIDS+=("$SERVER_PID")
   SERVER_LOGS+=("$logf")

@@ -233,6 +233,28 @@ sk_delete "docker://$H/del/multiarch:latest" || fail "skopeo delete del/multiarc
 if sk_inspect --raw "docker://$H/del/multiarch:latest" >/dev/null 2>&1; then fail "del/multiarch:latest still inspects after delete"; fi
 pull_check "$IMG/multiarch" multiarch:latest --all
 
+step "concurrent pushes of the same new blobs to several repositories"
+IMG2="$WORK/img2"
+E2E_BIG_SIZE=$((16 << 20)) make_images "$IMG2" --only multi,big,multiarch --salt race
+pids=()
+for i in 1 2 3; do
+  for name in multi big multiarch; do
+    ( _sk copy --dest-tls-verify=false --dest-authfile "$WORK/auth.json" --retry-times 0 --preserve-digests --all \
+        "$(img_ref "$IMG2/$name")" "docker://$H/race$i/$name:latest" >"$WORK/race-$i-$name.out" 2>&1 ) &
+    pids+=($!)
+  done
+done
+for i in "${!pids[@]}"; do
+  wait "${pids[$i]}" || { cat "$WORK"/race-*.out >&2; fail "a concurrent push failed (see skopeo output above)"; }
+done
+for i in 1 2 3; do
+  for name in multi big multiarch; do
+    assert_repo_layout "$ROOT" "race$i/$name" latest "$IMG2/$name"
+  done
+  pull_check "$IMG2/multiarch" "race$i/multiarch:latest" --all
+done
+pull_check "$IMG2/big" race2/big:latest
+
 step "no upload leftovers"
 left=$(find "$ROOT/docker/registry/v2/repositories" -path '*/_uploads/*' -mindepth 1 2>/dev/null | head -5)
 [ -z "$left" ] || fail "upload state left behind after completed pushes: $left"

@@ -128,7 +128,7 @@ static void test_tag_invalid(void **state)
 {
 	static const char *const invalid[] = {
 		"", ".", "-", ".latest", "-latest", "a b", "a/b", "a:b", "a@b", "a+b", "tag\n",
-		" tag", "t\xc3\xa9", "\xff", "sha256:" HEX64,
+		" tag", "t\xc3\xa9", "\xff", ("sha256:" HEX64),
 	};
 	size_t i;
 	char *s;

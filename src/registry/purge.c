@@ -1,0 +1,185 @@
+#include "registry/purge.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "registry/paths.h"
+#include "registry/registry_int.h"
+#include "storage/storage.h"
+
+/* Parses RFC 3339 UTC ("2026-08-18T18:55:22Z", fractional seconds allowed) to Unix seconds. */
+static int parse_rfc3339(const char *s, int64_t *out)
+{
+	struct tm tm = { 0 };
+	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!end)
+		return BERTH_EINVALID;
+	if (*end == '.')
+		while (*++end >= '0' && *end <= '9')
+			;
+	if (*end != 'Z' && *end != '+' && *end != '-')
+		return BERTH_EINVALID;
+	*out = (int64_t)timegm(&tm);
+	return 0;
+}
+
+struct purge_ctx {
+	struct berth_registry *reg;
+	int64_t before;
+	int dry_run;
+	size_t purged;
+	struct berth_strlist dirs;
+};
+
+static int collect(const char *path, void *payload)
+{
+	berth_strlist_push(payload, path);
+	return 0;
+}
+
+/* Checks each upload directory of one repository's _uploads. */
+static void purge_uploads_dir(struct purge_ctx *ctx, const char *uploads_dir)
+{
+	struct berth_strlist uploads = { 0 };
+	if (berth_storage_list(ctx->reg->driver, uploads_dir, collect, &uploads) < 0)
+		return;
+	for (size_t i = 0; i < uploads.n; i++) {
+		char path[BERTH_PATH_MAX];
+		char *content = NULL;
+		size_t len;
+		int64_t started;
+		snprintf(path, sizeof(path), "%s/startedat", uploads.items[i]);
+		if (berth_storage_get_content(ctx->reg->driver, path, 64, &content, &len) < 0)
+			continue;
+		int rc = parse_rfc3339(content, &started);
+		free(content);
+		if (rc < 0 || started >= ctx->before)
+			continue;
+		ctx->purged++;
+		if (ctx->dry_run) {
+			berth_info("upload purge (dry run): would delete %s", uploads.items[i]);
+			continue;
+		}
+		if ((rc = berth_storage_remove(ctx->reg->driver, uploads.items[i])) < 0 && rc != BERTH_ENOTFOUND)
+			berth_warn("upload purge: cannot delete %s: %s", uploads.items[i], berth_strerror(rc));
+		else
+			berth_info("upload purge: deleted %s", uploads.items[i]);
+	}
+	berth_strlist_release(&uploads);
+}
+
+/* Walks the repositories tree: any _uploads directory is checked; other _* are skipped. */
+static void purge_dir(struct purge_ctx *ctx, const char *dir)
+{
+	struct berth_strlist children = { 0 };
+	if (berth_storage_list(ctx->reg->driver, dir, collect, &children) < 0)
+		return;
+	for (size_t i = 0; i < children.n; i++) {
+		const char *base = strrchr(children.items[i], '/') + 1;
+		if (strcmp(base, "_uploads") == 0)
+			purge_uploads_dir(ctx, children.items[i]);
+		else if (base[0] != '_')
+			purge_dir(ctx, children.items[i]);
+	}
+	berth_strlist_release(&children);
+}
+
+int berth_purge_uploads(struct berth_registry *r, int64_t before, int dry_run, size_t *purged)
+{
+	struct purge_ctx ctx = { r, before, dry_run, 0, { 0 } };
+	purge_dir(&ctx, BERTH_REPOS_ROOT);
+	if (purged)
+		*purged = ctx.purged;
+	return 0;
+}
+
+struct berth_purger {
+	struct berth_registry *reg;
+	int64_t age_ms, interval_ms;
+	int dry_run;
+	int stopping;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	pthread_t thread;
+};
+
+/* Sleeps ms unless told to stop; returns 1 when stopping. */
+static int nap(struct berth_purger *p, int64_t ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&p->lock);
+	while (!p->stopping && pthread_cond_timedwait(&p->wake, &p->lock, &until) == 0)
+		;
+	int stopping = p->stopping;
+	pthread_mutex_unlock(&p->lock);
+	return stopping;
+}
+
+static void *purger_main(void *arg)
+{
+	struct berth_purger *p = arg;
+	/* Jitter so that replicas sharing storage do not all walk it at once (Distribution uses up
+	 * to an hour; a short interval gets a proportionally short jitter). */
+	uint32_t rnd = 0;
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		rnd = 0;
+	int64_t max_jitter = p->interval_ms / 10 < 3600000 ? p->interval_ms / 10 : 3600000;
+	int64_t jitter = max_jitter > 0 ? (int64_t)(rnd % (uint64_t)max_jitter) : 0;
+	if (nap(p, jitter))
+		return NULL;
+	do {
+		size_t n = 0;
+		berth_purge_uploads(p->reg, (int64_t)time(NULL) - p->age_ms / 1000, p->dry_run, &n);
+		berth_info("upload purge: %zu upload(s) older than %llds %s", n,
+			   (long long)(p->age_ms / 1000), p->dry_run ? "found (dry run)" : "deleted");
+	} while (!nap(p, p->interval_ms));
+	return NULL;
+}
+
+int berth_purger_start(struct berth_purger **out, struct berth_registry *r, int64_t age_ms,
+		       int64_t interval_ms, int dry_run)
+{
+	struct berth_purger *p = berth_calloc(1, sizeof(*p));
+	p->reg = r;
+	p->age_ms = age_ms;
+	p->interval_ms = interval_ms > 0 ? interval_ms : 24 * 3600 * 1000LL;
+	p->dry_run = dry_run;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->wake, NULL);
+	if (pthread_create(&p->thread, NULL, purger_main, p) != 0) {
+		pthread_cond_destroy(&p->wake);
+		pthread_mutex_destroy(&p->lock);
+		free(p);
+		return BERTH_ERROR;
+	}
+	*out = p;
+	return 0;
+}
+
+void berth_purger_stop(struct berth_purger *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stopping = 1;
+	pthread_cond_signal(&p->wake);
+	pthread_mutex_unlock(&p->lock);
+	pthread_join(p->thread, NULL);
+	pthread_cond_destroy(&p->wake);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
