@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write deterministic OCI image layouts for berth's end-to-end tests.
 
-Usage: make-test-images.py OUTDIR [--big-size BYTES] [--only NAME[,NAME...]]
+Usage: make-test-images.py OUTDIR [--big-size BYTES] [--only NAME[,NAME...]] [--salt STR]
 
 Creates one OCI image layout (oci-layout, index.json, blobs/sha256/...) per
 image under OUTDIR, each with its manifest tagged "latest" (the

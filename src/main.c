@@ -8,27 +8,38 @@
 #include "config/config.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/util.h"
+#include "http/debug.h"
+#include "http/metrics.h"
 #include "http/server.h"
+#include "registry/purge.h"
 #include "registry/registry.h"
 #include "storage/driver.h"
+#include "storage/storage.h"
+
+#define DEFAULT_DESCRIPTOR_CACHE 10000
 
 static void usage(FILE *out)
 {
 	fputs("usage: berth <command> [options]\n"
 	      "\n"
 	      "commands:\n"
-	      "  serve            run the registry\n"
-	      "  garbage-collect  delete blobs no manifest references (see berth garbage-collect --help)\n"
-	      "  help             show this text\n"
-	      "  --version        print the version\n"
+	      "  serve [CONFIG.yml] [options]   run the registry\n"
+	      "  garbage-collect [--dry-run] [--delete-untagged] CONFIG.yml\n"
+	      "                                 delete blobs no manifest references (registry offline)\n"
+	      "  help                           show this text\n"
+	      "  --version                      print the version\n"
 	      "\n"
-	      "serve options:\n"
-	      "  --addr HOST:PORT     listen address (default 127.0.0.1:5000; :PORT for all interfaces)\n"
-	      "  --root DIR           filesystem storage root (default ./data)\n"
-	      "  --storage KIND       filesystem (default) or inmemory\n"
+	      "CONFIG.yml is a Distribution configuration file (version 0.1); REGISTRY_* environment\n"
+	      "variables override its keys. Without one, berth serves 127.0.0.1:5000 from ./data.\n"
+	      "\n"
+	      "serve options (override the file):\n"
+	      "  --addr HOST:PORT     listen address (:PORT for all interfaces)\n"
+	      "  --root DIR           filesystem storage root\n"
+	      "  --storage KIND       filesystem or inmemory\n"
 	      "  --delete             enable deletes of blobs, manifests and tags\n"
 	      "  --threads N          HTTP threads (default: one per core)\n"
-	      "  --log-level LEVEL    debug, info (default), warn or error\n"
+	      "  --log-level LEVEL    debug, info, warn or error\n"
 	      "  --no-access-log      do not log one line per request\n",
 	      out);
 }
@@ -45,7 +56,7 @@ static int parse_level(const char *s, int *out)
 	return -1;
 }
 
-static int parse_serve_args(struct berth_config *cfg, int argc, char **argv)
+static int parse_serve_flags(struct berth_config *cfg, int argc, char **argv)
 {
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
@@ -54,6 +65,7 @@ static int parse_serve_args(struct berth_config *cfg, int argc, char **argv)
 		if (strcmp(a, "--addr") == 0 && v) {
 			snprintf(cfg->addr, sizeof(cfg->addr), "%s", v);
 		} else if (strcmp(a, "--root") == 0 && v) {
+			cfg->storage = BERTH_STORAGE_FILESYSTEM;
 			snprintf(cfg->rootdirectory, sizeof(cfg->rootdirectory), "%s", v);
 		} else if (strcmp(a, "--storage") == 0 && v) {
 			if (strcmp(v, "filesystem") == 0)
@@ -88,6 +100,145 @@ bad:
 	return -1;
 }
 
+/* Loads CONFIG.yml when given (it must come first), else the defaults plus REGISTRY_* variables;
+ * then the command-line flags. */
+static int load_serve_config(struct berth_config *cfg, int argc, char **argv)
+{
+	char err[1024];
+	int rc;
+	if (argc > 0 && argv[0][0] != '-') {
+		rc = berth_config_load(cfg, argv[0], err, sizeof(err));
+		argc--;
+		argv++;
+	} else {
+		berth_config_defaults(cfg);
+		rc = berth_config_apply_env(cfg, err, sizeof(err));
+	}
+	if (rc < 0) {
+		fprintf(stderr, "berth: configuration error: %s\n", err);
+		return -1;
+	}
+	return parse_serve_flags(cfg, argc, argv);
+}
+
+/* Sections berth does not implement yet are refused, never silently ignored: running without
+ * the authentication or upstream a config asks for would be worse than not running. */
+static int check_supported(const struct berth_config *cfg)
+{
+	const char *what = NULL;
+	if (cfg->storage == BERTH_STORAGE_S3)
+		what = "storage.s3";
+	else if (cfg->auth.kind != BERTH_AUTH_NONE)
+		what = "auth";
+	else if (cfg->proxy.remoteurl[0])
+		what = "proxy";
+	else if (cfg->http.net == BERTH_NET_UNIX)
+		what = "http.net: unix";
+	if (what) {
+		fprintf(stderr, "berth: configuration error: %s is not supported yet\n", what);
+		return -1;
+	}
+	if (cfg->notifications.n_endpoints)
+		berth_warn("notifications are not supported yet; %zu endpoint(s) ignored",
+			   cfg->notifications.n_endpoints);
+	if (cfg->blob_cache == BERTH_BLOB_CACHE_REDIS)
+		berth_warn("storage.cache.blobdescriptor: redis is not supported yet; using inmemory");
+	return 0;
+}
+
+static void setup_logging(const struct berth_config *cfg)
+{
+	const char *keys[BERTH_CONFIG_MAX_LOG_FIELDS], *values[BERTH_CONFIG_MAX_LOG_FIELDS];
+	size_t n = cfg->log_fields.n < BERTH_CONFIG_MAX_LOG_FIELDS ? cfg->log_fields.n
+								     : BERTH_CONFIG_MAX_LOG_FIELDS;
+	for (size_t i = 0; i < n; i++) {
+		keys[i] = cfg->log_fields.v[i].key;
+		values[i] = cfg->log_fields.v[i].value;
+	}
+	berth_log_setup((enum berth_log_level)cfg->log_level,
+			cfg->log_formatter == BERTH_LOG_FORMAT_JSON ? BERTH_LOG_JSON : BERTH_LOG_TEXT, keys,
+			values, n);
+}
+
+/* Reads a whole (small) file, such as a PEM certificate. NULL and a logged error on failure. */
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	struct berth_buf b = BERTH_BUF_INIT(4u << 20);
+	char chunk[8192];
+	size_t n;
+	if (!f) {
+		berth_error("cannot open '%s'", path);
+		return NULL;
+	}
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		if (berth_buf_append(&b, chunk, n) < 0) {
+			berth_error("'%s' is too large", path);
+			fclose(f);
+			berth_buf_release(&b);
+			return NULL;
+		}
+	}
+	fclose(f);
+	return berth_buf_detach(&b, NULL);
+}
+
+/* What the HTTP server borrows from the config, owned here for the process lifetime. */
+struct tls_and_headers {
+	char *cert, *key, *client_cas;
+	struct berth_http_header *headers;
+	char **joined;
+	size_t n_headers;
+};
+
+static int prepare_http(struct tls_and_headers *t, const struct berth_config *cfg)
+{
+	memset(t, 0, sizeof(*t));
+	if (cfg->http.tls_certificate[0]) {
+		t->cert = read_file(cfg->http.tls_certificate);
+		t->key = read_file(cfg->http.tls_key);
+		if (!t->cert || !t->key)
+			return -1;
+		if (cfg->http.tls_clientcas.n) {
+			struct berth_buf cas = BERTH_BUF_INIT(16u << 20);
+			for (size_t i = 0; i < cfg->http.tls_clientcas.n; i++) {
+				char *pem = read_file(cfg->http.tls_clientcas.v[i]);
+				if (!pem) {
+					berth_buf_release(&cas);
+					return -1;
+				}
+				berth_buf_printf(&cas, "%s\n", pem);
+				free(pem);
+			}
+			t->client_cas = berth_buf_detach(&cas, NULL);
+		}
+	}
+	t->n_headers = cfg->http.headers.n;
+	t->headers = berth_calloc(t->n_headers, sizeof(*t->headers));
+	t->joined = berth_calloc(t->n_headers, sizeof(*t->joined));
+	for (size_t i = 0; i < t->n_headers; i++) {
+		const struct berth_header *h = &cfg->http.headers.v[i];
+		struct berth_buf v = BERTH_BUF_INIT(1u << 16);
+		for (size_t j = 0; j < h->values.n; j++)
+			berth_buf_printf(&v, "%s%s", j ? ", " : "", h->values.v[j]);
+		t->joined[i] = berth_buf_detach(&v, NULL);
+		t->headers[i].name = h->name;
+		t->headers[i].value = t->joined[i];
+	}
+	return 0;
+}
+
+static void release_http(struct tls_and_headers *t)
+{
+	free(t->cert);
+	free(t->key);
+	free(t->client_cas);
+	for (size_t i = 0; i < t->n_headers; i++)
+		free(t->joined[i]);
+	free(t->joined);
+	free(t->headers);
+}
+
 static int open_storage(struct berth_storage_driver **out, const struct berth_config *cfg)
 {
 	if (cfg->storage == BERTH_STORAGE_INMEMORY)
@@ -95,12 +246,12 @@ static int open_storage(struct berth_storage_driver **out, const struct berth_co
 	return berth_fs_driver_new(out, cfg->rootdirectory);
 }
 
-/* Blocks until SIGINT or SIGTERM. The signals are blocked in every thread so they land here. */
-static int wait_for_signal(const sigset_t *set)
+static void register_metrics(void)
 {
-	int sig = 0;
-	sigwait(set, &sig);
-	return sig;
+	berth_http_metrics_register();
+	berth_storage_metrics_register();
+	berth_registry_metrics_register();
+	berth_registry_cache_metrics_register();
 }
 
 static int serve(const struct berth_config *cfg)
@@ -108,40 +259,81 @@ static int serve(const struct berth_config *cfg)
 	struct berth_storage_driver *driver = NULL;
 	struct berth_registry *reg = NULL;
 	struct berth_server *srv = NULL;
+	struct berth_debug_server *dbg = NULL;
+	struct berth_purger *purger = NULL;
 	struct berth_server_options so = BERTH_SERVER_OPTIONS_INIT;
+	struct tls_and_headers http;
 	sigset_t set;
-	int rc;
+	int rc, status = 1;
 
-	berth_log_set_level((enum berth_log_level)cfg->log_level);
+	/* Signals are blocked in every thread (inherited) and taken synchronously below. */
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	register_metrics();
 
+	if (prepare_http(&http, cfg) < 0)
+		goto out_http;
 	if ((rc = open_storage(&driver, cfg)) < 0) {
 		berth_error("cannot open storage at '%s': %s", cfg->rootdirectory, berth_strerror(rc));
-		return 1;
+		goto out_http;
 	}
-	struct berth_registry_config rc_cfg = { driver, cfg->delete_enabled, cfg->manifest_max, 0 };
-	berth_registry_new(&reg, &rc_cfg);
+	struct berth_registry_config rcfg = {
+		.driver = driver,
+		.delete_enabled = cfg->delete_enabled,
+		.manifest_max = cfg->manifest_max,
+		.readonly = cfg->readonly,
+		.descriptor_cache_size = cfg->blob_cache == BERTH_BLOB_CACHE_NONE ? 0
+					 : cfg->blob_cache_size > 0 ? (size_t)cfg->blob_cache_size
+								    : DEFAULT_DESCRIPTOR_CACHE,
+	};
+	berth_registry_new(&reg, &rcfg);
 
 	so.addr = cfg->addr;
 	so.threads = cfg->threads;
 	so.access_log = cfg->access_log;
-	if (berth_server_start(&srv, &so, reg) < 0) {
-		berth_registry_free(reg);
-		return 1;
+	so.prefix = cfg->http.prefix[0] ? cfg->http.prefix : NULL;
+	so.tls_cert_pem = http.cert;
+	so.tls_key_pem = http.key;
+	so.tls_client_ca_pem = http.client_cas;
+	so.headers = http.headers;
+	so.n_headers = http.n_headers;
+	if (berth_server_start(&srv, &so, reg) < 0)
+		goto out_registry;
+	if (cfg->http.debug_addr[0]) {
+		struct berth_debug_options dopts = {
+			.addr = cfg->http.debug_addr,
+			.health_storagedriver = cfg->health_storagedriver.enabled,
+			.metrics_path = cfg->http.prometheus_enabled ? cfg->http.prometheus_path : NULL,
+		};
+		if (berth_debug_start(&dbg, &dopts, reg) < 0)
+			goto out_server;
 	}
-	berth_info("berth %s listening on %s (storage %s%s%s)", BERTH_VERSION, cfg->addr,
-		   cfg->storage == BERTH_STORAGE_INMEMORY ? "inmemory" : "filesystem ",
+	if (cfg->uploadpurging.enabled && !cfg->readonly &&
+	    berth_purger_start(&purger, reg, cfg->uploadpurging.age_ms, cfg->uploadpurging.interval_ms,
+			       cfg->uploadpurging.dryrun) < 0)
+		berth_warn("cannot start upload purging");
+
+	berth_info("berth %s listening on %s%s (storage %s%s%s%s)", BERTH_VERSION, http.cert ? "https://" : "",
+		   cfg->addr, cfg->storage == BERTH_STORAGE_INMEMORY ? "inmemory" : "filesystem ",
 		   cfg->storage == BERTH_STORAGE_INMEMORY ? "" : cfg->rootdirectory,
-		   cfg->delete_enabled ? ", deletes enabled" : "");
-	int sig = wait_for_signal(&set);
-	berth_info("received signal %d, shutting down", sig);
-	berth_server_drain_and_stop(srv, 60000);
+		   cfg->delete_enabled ? ", deletes enabled" : "", cfg->readonly ? ", read-only" : "");
+	int sig = 0;
+	sigwait(&set, &sig);
+	berth_info("received %s, draining for up to %lld ms", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+		   (long long)cfg->http.draintimeout_ms);
+	status = 0;
+	berth_purger_stop(purger);
+	berth_debug_stop(dbg);
+out_server:
+	berth_server_drain_and_stop(srv, (unsigned)(cfg->http.draintimeout_ms > 0 ? cfg->http.draintimeout_ms : 0));
+out_registry:
 	berth_registry_free(reg);
-	return 0;
+out_http:
+	release_http(&http);
+	return status;
 }
 
 int main(int argc, char **argv)
@@ -160,10 +352,14 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "garbage-collect") == 0)
 		return berth_cmd_garbage_collect(argc - 1, argv + 1);
 	if (strcmp(argv[1], "serve") == 0) {
-		berth_config_defaults(&cfg);
-		if (parse_serve_args(&cfg, argc - 2, argv + 2) < 0)
-			return 2;
-		return serve(&cfg);
+		if (load_serve_config(&cfg, argc - 2, argv + 2) < 0) {
+			berth_config_release(&cfg);
+			return 1;
+		}
+		setup_logging(&cfg);
+		int status = check_supported(&cfg) < 0 ? 1 : serve(&cfg);
+		berth_config_release(&cfg);
+		return status;
 	}
 	fprintf(stderr, "berth: unknown command '%s'\n\n", argv[1]);
 	usage(stderr);

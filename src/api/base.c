@@ -24,7 +24,7 @@ void berth_api_base(struct berth_request *req)
 
 void berth_api_catalog(struct berth_request *req)
 {
-	struct berth_strlist repos = { 0 };
+	struct berth_strvec repos = { 0 };
 	int rc;
 
 	if (!is_read(req)) {
@@ -37,5 +37,5 @@ void berth_api_catalog(struct berth_request *req)
 	else
 		berth_api_send_page(req, &repos, NULL, NULL, "repositories", "/v2/_catalog",
 				    CATALOG_MAX_ENTRIES);
-	berth_strlist_release(&repos);
+	berth_strvec_release(&repos);
 }

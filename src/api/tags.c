@@ -22,7 +22,7 @@ static void query_escape(struct berth_buf *b, const char *s)
 	}
 }
 
-void berth_api_send_page(struct berth_request *req, const struct berth_strlist *all,
+void berth_api_send_page(struct berth_request *req, const struct berth_strvec *all,
 			 const char *key_name, const char *key_value, const char *list_name,
 			 const char *link_path, uint64_t default_n)
 {
@@ -76,7 +76,7 @@ void berth_api_send_page(struct berth_request *req, const struct berth_strlist *
 
 void berth_api_tags(struct berth_request *req)
 {
-	struct berth_strlist tags = { 0 };
+	struct berth_strvec tags = { 0 };
 	char link_path[BERTH_NAME_MAX + 32];
 	int rc;
 
@@ -94,5 +94,5 @@ void berth_api_tags(struct berth_request *req)
 		snprintf(link_path, sizeof(link_path), "/v2/%s/tags/list", req->name);
 		berth_api_send_page(req, &tags, "name", req->name, "tags", link_path, 0);
 	}
-	berth_strlist_release(&tags);
+	berth_strvec_release(&tags);
 }

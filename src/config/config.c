@@ -1,8 +1,16 @@
+/*
+ * Public entry points of the config loader: defaults, load (file then environment), release,
+ * and the message formatting every part of the loader shares. The keys themselves are in
+ * config_keys.c; see config_internal.h for how the files divide the work.
+ */
 #include "config/config.h"
 
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "config/config_internal.h"
 #include "core/log.h"
 
 void berth_config_defaults(struct berth_config *cfg)
@@ -14,4 +22,129 @@ void berth_config_defaults(struct berth_config *cfg)
 	cfg->manifest_max = 4u << 20;
 	cfg->log_level = BERTH_LOG_INFO;
 	cfg->access_log = 1;
+
+	/* Distribution 2.8's defaults for keys a config.yml may leave out. */
+	cfg->log_formatter = BERTH_LOG_FORMAT_TEXT;
+	cfg->fs_maxthreads = 100;
+	cfg->uploadpurging.enabled = 1;
+	cfg->uploadpurging.age_ms = 168LL * 3600 * 1000;
+	cfg->uploadpurging.interval_ms = 24LL * 3600 * 1000;
+	cfg->http.net = BERTH_NET_TCP;
+	cfg->http.tls_minimum = BERTH_TLS_1_2;
+	snprintf(cfg->http.prometheus_path, sizeof(cfg->http.prometheus_path), "/metrics");
+	cfg->health_storagedriver.interval_ms = 10 * 1000;
+	cfg->notifications.includereferences = 1;
+	cfg->proxy.ttl_ms = 168LL * 3600 * 1000;
+	cfg->catalog_maxentries = 1000;
+}
+
+void berth_config_release(struct berth_config *cfg)
+{
+	const struct cfg_table *t = &berth_config__table;
+
+	for (size_t i = 0; i < t->n; i++) {
+		const struct cfg_key *k = &t->keys[i];
+		void *field = (char *)cfg + k->off;
+		switch (k->type) {
+		case CT_STRLIST:
+		case CT_REGEXLIST: berth_config__strlist_free(field); break;
+		case CT_STRMAP: berth_config__strmap_free(field); break;
+		case CT_HEADERS: berth_config__headers_free(field); break;
+		case CT_LIST: berth_config__list_free(k, cfg); break;
+		default: break;
+		}
+	}
+}
+
+/* "<origin>:<line>: <key>: <message>" for the file, "<VARIABLE>: <key>: <message>" for the environment. */
+static void format_where(char *buf, size_t n, const struct cfg_ctx *c, int line)
+{
+	if (line > 0 && !c->is_env)
+		snprintf(buf, n, "%s:%d: ", c->origin, line);
+	else
+		snprintf(buf, n, "%s: ", c->origin);
+}
+
+int berth_config__fail(struct cfg_ctx *c, int line, const char *key, const char *fmt, ...)
+{
+	char where[512], msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	format_where(where, sizeof(where), c, line);
+	if (c->errlen)
+		snprintf(c->err, c->errlen, "%s%s%s%s", where, key ? key : "", key ? ": " : "", msg);
+	return -1;
+}
+
+void berth_config__warn(struct cfg_ctx *c, int line, const char *fmt, ...)
+{
+	char where[512], msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	format_where(where, sizeof(where), c, line);
+	fprintf(stderr, "%swarning: %s\n", where, msg);
+}
+
+void berth_config__ctx_init(struct cfg_ctx *c, struct berth_config *cfg, char *err, size_t errlen)
+{
+	memset(c, 0, sizeof(*c));
+	c->cfg = cfg;
+	c->origin = "environment";
+	c->err = err;
+	c->errlen = errlen;
+	for (int g = 0; g < CG_COUNT; g++)
+		c->file_choice[g] = c->env_choice[g] = -2;
+	c->deprecated_loglevel = -1;
+	if (errlen)
+		err[0] = '\0';
+}
+
+/* Settings that depend on more than one key. */
+static void finish(struct cfg_ctx *c)
+{
+	if (!c->log_level_set && c->deprecated_loglevel >= 0)
+		c->cfg->log_level = c->deprecated_loglevel;
+	if (c->validation_enabled)
+		c->cfg->validation.disabled = 0;
+}
+
+int berth_config_load(struct berth_config *cfg, const char *path, char *err, size_t errlen)
+{
+	struct cfg_ctx c;
+
+	berth_config_defaults(cfg);
+	berth_config__ctx_init(&c, cfg, err, errlen);
+	if (!path || !*path) {
+		if (errlen)
+			snprintf(err, errlen, "cannot open configuration file '': the path is empty");
+		return -1;
+	}
+	c.origin = path;
+	if (berth_config__yaml_file(&c, path) < 0)
+		return -1;
+	c.file_loaded = 1;
+	if (berth_config__env_apply(&c) < 0)
+		return -1;
+	if (c.file_choice[CG_STORAGE] == -2 && c.env_choice[CG_STORAGE] == -2)
+		return berth_config__fail(&c, 0, "storage",
+					  "no storage driver configured (filesystem, inmemory or s3)");
+	finish(&c);
+	return 0;
+}
+
+int berth_config_apply_env(struct berth_config *cfg, char *err, size_t errlen)
+{
+	struct cfg_ctx c;
+
+	berth_config__ctx_init(&c, cfg, err, errlen);
+	if (berth_config__env_apply(&c) < 0)
+		return -1;
+	finish(&c);
+	return 0;
 }

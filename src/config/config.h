@@ -1,26 +1,242 @@
 /*
- * Everything that configures a running berth, in one struct: the command line fills it today,
- * and the config.yml loader (Distribution's format) will fill the same fields.
+ * Everything that configures a running berth, in one struct. The command line fills it, and so does
+ * berth_config_load(), which reads CNCF Distribution's config.yml (format version 0.1) and then the
+ * REGISTRY_* environment overrides, the way Distribution 2.8 does.
+ *
+ * Each field's comment names the YAML key it comes from. Durations are stored in milliseconds
+ * (`_ms` fields). Fields without a key (manifest_max, threads) are set by the command line only.
+ *
+ * Ownership: the struct is plain data, except the list and map fields (struct berth_strlist,
+ * struct berth_strmap, struct berth_headers, the notification endpoints), which are heap arrays
+ * owned by the struct. berth_config_defaults() allocates nothing; anything that loaded a file or
+ * the environment must call berth_config_release() once. Do not copy a loaded struct by value and
+ * release both copies.
  */
 #ifndef BERTH_CONFIG_CONFIG_H
 #define BERTH_CONFIG_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
-enum berth_storage_kind { BERTH_STORAGE_FILESYSTEM, BERTH_STORAGE_INMEMORY };
+/* Which storage driver: exactly one of storage.filesystem | storage.inmemory | storage.s3. */
+enum berth_storage_kind { BERTH_STORAGE_FILESYSTEM, BERTH_STORAGE_INMEMORY, BERTH_STORAGE_S3 };
 
-struct berth_config {
-	char addr[256];                   /* http.addr */
-	enum berth_storage_kind storage;  /* storage.filesystem | storage.inmemory */
-	char rootdirectory[4096];         /* storage.filesystem.rootdirectory */
-	int delete_enabled;               /* storage.delete.enabled */
-	size_t manifest_max;              /* largest manifest accepted */
-	unsigned threads;                 /* HTTP polling threads, 0 = one per core */
-	int log_level;                    /* enum berth_log_level */
-	int access_log;                   /* log.accesslog.disabled inverted */
+/* log.formatter; "logstash" is read as json. Same values as core/log.h's enum berth_log_style. */
+enum berth_log_format { BERTH_LOG_FORMAT_TEXT, BERTH_LOG_FORMAT_JSON };
+
+/* storage.cache.blobdescriptor */
+enum berth_blob_cache { BERTH_BLOB_CACHE_NONE, BERTH_BLOB_CACHE_INMEMORY, BERTH_BLOB_CACHE_REDIS };
+
+/* http.net */
+enum berth_http_net { BERTH_NET_TCP, BERTH_NET_UNIX };
+
+/* http.tls.minimumtls: tls1.0 .. tls1.3; Distribution 2.8 defaults to tls1.2. */
+enum berth_tls_version { BERTH_TLS_1_0, BERTH_TLS_1_1, BERTH_TLS_1_2, BERTH_TLS_1_3 };
+
+/* auth: at most one provider. `auth: none` is accepted and means no authentication. */
+enum berth_auth_kind { BERTH_AUTH_NONE, BERTH_AUTH_SILLY, BERTH_AUTH_TOKEN, BERTH_AUTH_HTPASSWD };
+
+/* A list of strings (YAML sequence). v[0..n-1] are NUL-terminated heap strings. */
+struct berth_strlist {
+	size_t n;
+	char **v;
 };
 
-/* The embedded defaults: filesystem storage in ./data, listening on 127.0.0.1:5000. */
+/* A string -> string map, in file order. */
+struct berth_strpair {
+	char *key;
+	char *value;
+};
+struct berth_strmap {
+	size_t n;
+	struct berth_strpair *v;
+};
+
+/* An HTTP header map (Go http.Header): name -> list of values, in file order. */
+struct berth_header {
+	char *name;
+	struct berth_strlist values;
+};
+struct berth_headers {
+	size_t n;
+	struct berth_header *v;
+};
+
+/* Caps on collections; more entries is a load error. */
+#define BERTH_CONFIG_MAX_LOG_FIELDS 16
+#define BERTH_CONFIG_MAX_HEADERS 32
+#define BERTH_CONFIG_MAX_LIST 256
+#define BERTH_CONFIG_MAX_ENDPOINTS 32
+
+/* storage.s3.*: raw scalar text as written (s3 is implemented later; these are not validated). */
+struct berth_s3_config {
+	char accesskey[256];       /* storage.s3.accesskey */
+	char secretkey[256];       /* storage.s3.secretkey */
+	char region[128];          /* storage.s3.region */
+	char regionendpoint[1024]; /* storage.s3.regionendpoint */
+	char bucket[256];          /* storage.s3.bucket */
+	char rootdirectory[1024];  /* storage.s3.rootdirectory */
+	char secure[16];           /* storage.s3.secure */
+	char v4auth[16];           /* storage.s3.v4auth */
+	char chunksize[32];        /* storage.s3.chunksize */
+	char forcepathstyle[16];   /* storage.s3.forcepathstyle */
+};
+
+/* notifications.endpoints[i]; unset timeout/threshold/backoff take Distribution's defaults. */
+struct berth_notify_endpoint {
+	char name[256];                        /* name */
+	int disabled;                          /* disabled */
+	char url[1024];                        /* url */
+	struct berth_headers headers;          /* headers */
+	int64_t timeout_ms;                    /* timeout (default 1s) */
+	int64_t threshold;                     /* threshold (default 10) */
+	int64_t backoff_ms;                    /* backoff (default 1s) */
+	struct berth_strlist ignoredmediatypes; /* ignoredmediatypes */
+	struct berth_strlist ignore_mediatypes; /* ignore.mediatypes */
+	struct berth_strlist ignore_actions;   /* ignore.actions */
+};
+
+struct berth_config {
+	/* --- fields the command line also sets --- */
+	char addr[256];                   /* http.addr (":5000" = all interfaces) */
+	enum berth_storage_kind storage;  /* storage.filesystem | storage.inmemory | storage.s3 */
+	char rootdirectory[4096];         /* storage.filesystem.rootdirectory */
+	int delete_enabled;               /* storage.delete.enabled */
+	size_t manifest_max;              /* largest manifest accepted (no config key) */
+	unsigned threads;                 /* HTTP polling threads, 0 = one per core (no config key) */
+	int log_level;                    /* enum berth_log_level: log.level, or deprecated loglevel */
+	int access_log;                   /* log.accesslog.disabled inverted */
+
+	/* --- log --- */
+	int log_formatter;                /* enum berth_log_format: log.formatter */
+	struct berth_strmap log_fields;   /* log.fields (at most BERTH_CONFIG_MAX_LOG_FIELDS) */
+
+	/* --- storage --- */
+	int fs_maxthreads;                /* storage.filesystem.maxthreads (>= 25, default 100) */
+	struct berth_s3_config s3;        /* storage.s3.* */
+	int redirect_disable;             /* storage.redirect.disable */
+	int blob_cache;                   /* enum berth_blob_cache: storage.cache.blobdescriptor */
+	int64_t blob_cache_size;          /* storage.cache.blobdescriptorsize (0 = implementation default) */
+	struct {
+		int enabled;              /* storage.maintenance.uploadpurging.enabled (default true) */
+		int64_t age_ms;           /* storage.maintenance.uploadpurging.age (default 168h) */
+		int64_t interval_ms;      /* storage.maintenance.uploadpurging.interval (default 24h) */
+		int dryrun;               /* storage.maintenance.uploadpurging.dryrun */
+	} uploadpurging;
+	int readonly;                     /* storage.maintenance.readonly.enabled */
+	int64_t tag_concurrencylimit;     /* storage.tag.concurrencylimit (0 = number of cores) */
+
+	/* --- http (http.addr is `addr` above) --- */
+	struct {
+		int net;                          /* enum berth_http_net: http.net */
+		char prefix[256];                 /* http.prefix */
+		char host[1024];                  /* http.host */
+		char secret[512];                 /* http.secret */
+		int relativeurls;                 /* http.relativeurls */
+		int64_t draintimeout_ms;          /* http.draintimeout */
+		char tls_certificate[1024];       /* http.tls.certificate */
+		char tls_key[1024];               /* http.tls.key */
+		struct berth_strlist tls_clientcas; /* http.tls.clientcas */
+		int tls_minimum;                  /* enum berth_tls_version: http.tls.minimumtls */
+		struct berth_strlist tls_ciphersuites; /* http.tls.ciphersuites */
+		struct berth_headers headers;     /* http.headers (at most BERTH_CONFIG_MAX_HEADERS) */
+		char debug_addr[256];             /* http.debug.addr ("" = no debug server) */
+		int prometheus_enabled;           /* http.debug.prometheus.enabled */
+		char prometheus_path[256];        /* http.debug.prometheus.path (default /metrics) */
+		int http2_disabled;               /* http.http2.disabled */
+	} http;
+
+	/* --- health --- */
+	struct {
+		int enabled;                      /* health.storagedriver.enabled */
+		int64_t interval_ms;              /* health.storagedriver.interval (default 10s) */
+		int64_t threshold;                /* health.storagedriver.threshold (0 = any failure) */
+	} health_storagedriver;
+
+	/* --- validation --- */
+	struct {
+		int disabled;                     /* validation.disabled (validation.enabled: true wins) */
+		struct berth_strlist urls_allow;  /* validation.manifests.urls.allow (POSIX EREs) */
+		struct berth_strlist urls_deny;   /* validation.manifests.urls.deny (POSIX EREs) */
+	} validation;
+
+	/* --- auth (options of the one configured provider) --- */
+	struct {
+		int kind;                         /* enum berth_auth_kind: which of auth.silly|token|htpasswd */
+		char realm[256];                  /* auth.<provider>.realm */
+		char service[256];                /* auth.silly.service, auth.token.service */
+		char issuer[256];                 /* auth.token.issuer */
+		char rootcertbundle[1024];        /* auth.token.rootcertbundle */
+		char jwks[1024];                  /* auth.token.jwks */
+		int autoredirect;                 /* auth.token.autoredirect */
+		char path[1024];                  /* auth.htpasswd.path */
+	} auth;
+
+	/* --- redis --- */
+	struct {
+		char addr[256];                   /* redis.addr */
+		struct berth_strlist addrs;       /* redis.addrs (v3) */
+		char password[256];               /* redis.password */
+		int64_t db;                       /* redis.db */
+		int64_t dialtimeout_ms;           /* redis.dialtimeout */
+		int64_t readtimeout_ms;           /* redis.readtimeout */
+		int64_t writetimeout_ms;          /* redis.writetimeout */
+		int64_t pool_maxidle;             /* redis.pool.maxidle */
+		int64_t pool_maxactive;           /* redis.pool.maxactive */
+		int64_t pool_idletimeout_ms;      /* redis.pool.idletimeout */
+		int tls_enabled;                  /* redis.tls.enabled */
+	} redis;
+
+	/* --- notifications --- */
+	struct {
+		int includereferences;            /* notifications.events.includereferences */
+		size_t n_endpoints;               /* notifications.endpoints */
+		struct berth_notify_endpoint *endpoints;
+	} notifications;
+
+	/* --- proxy (pull-through cache) --- */
+	struct {
+		char remoteurl[1024];             /* proxy.remoteurl ("" = not a proxy) */
+		char username[256];               /* proxy.username */
+		char password[256];               /* proxy.password */
+		int64_t ttl_ms;                   /* proxy.ttl (default 168h) */
+	} proxy;
+
+	int64_t catalog_maxentries;       /* catalog.maxentries (default 1000) */
+	int64_t tags_maxtags;             /* tags.maxtags (0 = no limit) */
+};
+
+/*
+ * The embedded defaults: filesystem storage in ./data, listening on 127.0.0.1:5000, plus
+ * Distribution's defaults for everything else. Allocates nothing.
+ */
 void berth_config_defaults(struct berth_config *cfg);
+
+/*
+ * Loads a Distribution config.yml: starts from berth_config_defaults(), reads the YAML file at
+ * `path`, then applies REGISTRY_* environment overrides. `version` must be "0.1" and exactly one
+ * storage driver must end up configured. A driver named in the file with no rootdirectory gets
+ * Distribution's default, /var/lib/registry.
+ *
+ * Unknown keys print one warning line on stderr ("config.yml:7: warning: unknown key http.foo")
+ * and are otherwise ignored. Returns 0 on success, or -1 with a one-line message in `err`
+ * ("config.yml:12: storage.delete.enabled: expected a boolean, got 'yes please'"). Either way,
+ * call berth_config_release() afterwards. Blocks on file I/O.
+ */
+int berth_config_load(struct berth_config *cfg, const char *path, char *err, size_t errlen);
+
+/*
+ * Applies only the REGISTRY_* environment overrides to an already initialised `cfg` (defaults or
+ * a loaded file), e.g. to run without a file. REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY sets
+ * storage.filesystem.rootdirectory; values are type-checked like the YAML ones; lists and maps
+ * take a YAML flow value (REGISTRY_HTTP_TLS_CLIENTCAS='[/a.pem, /b.pem]') or one item by index
+ * (REGISTRY_HTTP_TLS_CLIENTCAS_0=/a.pem). Naming a driver (REGISTRY_STORAGE=inmemory or
+ * REGISTRY_STORAGE_S3_BUCKET=x) switches to it. Unrecognised REGISTRY_* variables warn on stderr.
+ * Returns 0, or -1 with a message naming the variable in `err`.
+ */
+int berth_config_apply_env(struct berth_config *cfg, char *err, size_t errlen);
+
+/* Frees the heap fields (lists, maps, endpoints) and leaves them empty. Accepts a defaults-only cfg. */
+void berth_config_release(struct berth_config *cfg);
 
 #endif

@@ -13,14 +13,14 @@
 
 /* Set once by berth_log_setup before any thread starts; read-only afterwards. */
 static enum berth_log_level min_level = BERTH_LOG_INFO;
-static enum berth_log_format format = BERTH_LOG_TEXT;
+static enum berth_log_style format = BERTH_LOG_TEXT;
 static char *field_keys[MAX_FIELDS];
 static char *field_values[MAX_FIELDS];
 static size_t n_fields;
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
-void berth_log_setup(enum berth_log_level level, enum berth_log_format fmt,
+void berth_log_setup(enum berth_log_level level, enum berth_log_style fmt,
 		     const char *const *keys, const char *const *values, size_t n)
 {
 	min_level = level;

@@ -10,10 +10,10 @@
 #include <stdint.h>
 
 enum berth_log_level { BERTH_LOG_DEBUG, BERTH_LOG_INFO, BERTH_LOG_WARN, BERTH_LOG_ERROR };
-enum berth_log_format { BERTH_LOG_TEXT, BERTH_LOG_JSON };
+enum berth_log_style { BERTH_LOG_TEXT, BERTH_LOG_JSON };
 
 /* Static fields added to every line (log.fields). Strings are copied. */
-void berth_log_setup(enum berth_log_level level, enum berth_log_format format,
+void berth_log_setup(enum berth_log_level level, enum berth_log_style style,
 		     const char *const *field_keys, const char *const *field_values, size_t n_fields);
 void berth_log_set_level(enum berth_log_level level);
 int berth_log_enabled(enum berth_log_level level);

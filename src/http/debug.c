@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/util.h"
+#include "http/server.h"
 #include "registry/registry.h"
 #include "storage/storage.h"
 
@@ -97,7 +98,8 @@ int berth_debug_start(struct berth_debug_server **out, const struct berth_debug_
 	if (res->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	d->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, d, MHD_OPTION_SOCK_ADDR,
-				     res->ai_addr, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+				     res->ai_addr, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+				     MHD_OPTION_EXTERNAL_LOGGER, berth_http_mhd_logger, NULL, MHD_OPTION_END);
 	freeaddrinfo(res);
 	if (!d->daemon) {
 		berth_error("cannot listen on debug address %s", opts->addr);

@@ -1,6 +1,7 @@
 #include "http/server.h"
 
 #include <netdb.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,7 @@ struct berth_server {
 	const char *prefix;       /* without its trailing '/', or NULL */
 	size_t prefix_len;
 	int verify_client_certs;
-	const struct berth_header *headers;
+	const struct berth_http_header *headers;
 	size_t n_headers;
 	char id_prefix[9];        /* request ids: <random per process>-<counter> */
 	_Atomic uint64_t next_id;
@@ -292,6 +293,20 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
 	return (size_t)(w - s);
 }
 
+/* libmicrohttpd's own messages (for example a TLS client probing a plain-HTTP port) go to the
+ * debug log: every condition a user must see is reported by berth itself. */
+void berth_http_mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	if (!berth_log_enabled(BERTH_LOG_DEBUG))
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	size_t n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	berth_debug("libmicrohttpd: %s", msg);
+}
+
 static int resolve_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
 {
 	char host[256];
@@ -370,6 +385,7 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 				     MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
 				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 				     MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+				     MHD_OPTION_EXTERNAL_LOGGER, berth_http_mhd_logger, NULL,
 				     opts->tls_cert_pem ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, opts->tls_cert_pem,
 				     MHD_OPTION_HTTPS_MEM_KEY, opts->tls_key_pem,
 				     opts->tls_client_ca_pem ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END,

@@ -6,12 +6,13 @@
 #ifndef BERTH_HTTP_SERVER_H
 #define BERTH_HTTP_SERVER_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 struct berth_registry;
 struct berth_server;
 
-struct berth_header {
+struct berth_http_header {
 	const char *name;
 	const char *value;
 };
@@ -27,10 +28,13 @@ struct berth_server_options {
 	const char *tls_cert_pem;  /* http.tls.certificate contents (PEM), or NULL for plain HTTP */
 	const char *tls_key_pem;   /* http.tls.key contents */
 	const char *tls_client_ca_pem; /* http.tls.clientcas contents: require verified client certs */
-	const struct berth_header *headers; /* http.headers added to every answer */
+	const struct berth_http_header *headers; /* http.headers added to every answer */
 	size_t n_headers;
 };
 #define BERTH_SERVER_OPTIONS_INIT { "127.0.0.1:5000", 0, 60, 4096, 256 * 1024, 1, NULL, NULL, NULL, NULL, NULL, 0 }
+
+/* Routes libmicrohttpd's error messages into berth's log (MHD_OPTION_EXTERNAL_LOGGER). */
+void berth_http_mhd_logger(void *cls, const char *fmt, va_list ap);
 
 /* Starts listening. The registry is borrowed and must outlive the server; so must the strings
  * in opts. */

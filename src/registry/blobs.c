@@ -15,6 +15,10 @@ static int check_linked(struct berth_registry *r, const char *name, const char *
 {
 	char path[BERTH_PATH_MAX];
 	char linked[BERTH_DIGEST_STR_MAX];
+	char key[BERTH_PATH_MAX];
+	berth_reg_cache_key(key, sizeof(key), 'l', name, digest);
+	if (berth_reg_cache_get(r->descriptors, key, NULL, NULL, NULL))
+		return 0;
 	int rc = berth_path_layer_link(path, name, digest);
 	if (rc < 0)
 		return rc;
@@ -23,7 +27,10 @@ static int check_linked(struct berth_registry *r, const char *name, const char *
 		return BERTH_ENOTFOUND;
 	if (rc < 0)
 		return rc;
-	return strcmp(linked, digest) == 0 ? 0 : BERTH_ENOTFOUND;
+	if (strcmp(linked, digest) != 0)
+		return BERTH_ENOTFOUND;
+	berth_reg_cache_put(r->descriptors, key, 0, NULL, 0);
+	return 0;
 }
 
 int berth_blob_stat(struct berth_registry *r, const char *name, const char *digest, uint64_t *size)
@@ -56,6 +63,9 @@ int berth_blob_delete(struct berth_registry *r, const char *name, const char *di
 	rc = berth_path_layer_link(path, name, digest);
 	if (rc < 0)
 		return rc;
+	char key[BERTH_PATH_MAX];
+	berth_reg_cache_key(key, sizeof(key), 'l', name, digest);
+	berth_reg_cache_remove(r->descriptors, key);
 	/* Remove the <hex> directory holding the link, as Distribution does. */
 	char *slash = strrchr(path, '/');
 	*slash = '\0';

@@ -26,6 +26,10 @@ static int revision_exists(struct berth_registry *r, const char *name, const cha
 {
 	char path[BERTH_PATH_MAX];
 	char linked[BERTH_DIGEST_STR_MAX];
+	char key[BERTH_PATH_MAX];
+	berth_reg_cache_key(key, sizeof(key), 'r', name, digest);
+	if (berth_reg_cache_get(r->descriptors, key, NULL, NULL, NULL))
+		return 0;
 	int rc = berth_path_revision_link(path, name, digest);
 	if (rc < 0)
 		return rc;
@@ -34,7 +38,10 @@ static int revision_exists(struct berth_registry *r, const char *name, const cha
 		return BERTH_ENOTFOUND;
 	if (rc < 0)
 		return rc;
-	return strcmp(linked, digest) == 0 ? 0 : BERTH_ENOTFOUND;
+	if (strcmp(linked, digest) != 0)
+		return BERTH_ENOTFOUND;
+	berth_reg_cache_put(r->descriptors, key, 0, NULL, 0);
+	return 0;
 }
 
 /* Resolves a tag or digest to the digest of a manifest present in the repository. */
@@ -68,16 +75,38 @@ static int read_manifest_blob(struct berth_registry *r, const char *digest, char
 	return berth_storage_get_content(r->driver, path, r->manifest_max * 4, body, len);
 }
 
+static const char *const media_types[] = {
+	BERTH_MT_OCI_MANIFEST, BERTH_MT_OCI_INDEX, BERTH_MT_DOCKER_MANIFEST, BERTH_MT_DOCKER_LIST,
+};
+
+static uint64_t media_type_index(const char *mt)
+{
+	for (uint64_t i = 0; i < sizeof(media_types) / sizeof(media_types[0]); i++) {
+		if (strcmp(mt, media_types[i]) == 0)
+			return i;
+	}
+	return 0;
+}
+
 int berth_manifest_get(struct berth_manifest_content *out, struct berth_registry *r,
 		       const char *name, const char *reference)
 {
+	char key[BERTH_DIGEST_STR_MAX + 8];
+	uint64_t mt = 0;
 	int rc;
 	memset(out, 0, sizeof(*out));
 	if ((rc = resolve(r, name, reference, out->digest)) < 0)
 		return rc;
+	/* Manifests are content-addressed: their bytes and media type never change. */
+	berth_reg_cache_key(key, sizeof(key), 'm', NULL, out->digest);
+	if (berth_reg_cache_get(r->manifests, key, &mt, &out->body, &out->len)) {
+		out->media_type = media_types[mt];
+		return 0;
+	}
 	if ((rc = read_manifest_blob(r, out->digest, &out->body, &out->len)) < 0)
 		return rc;
 	out->media_type = berth_manifest_sniff_media_type(out->body, out->len);
+	berth_reg_cache_put(r->manifests, key, media_type_index(out->media_type), out->body, out->len);
 	return 0;
 }
 
@@ -252,6 +281,9 @@ int berth_manifest_delete(struct berth_registry *r, const char *name, const char
 		return rc;
 	if ((rc = berth_path_revision_link(path, name, reference)) < 0)
 		return rc;
+	char key[BERTH_PATH_MAX];
+	berth_reg_cache_key(key, sizeof(key), 'r', name, reference);
+	berth_reg_cache_remove(r->descriptors, key);
 	strip_link(path);
 	if ((rc = berth_storage_remove(r->driver, path)) < 0)
 		return rc;

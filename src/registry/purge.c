@@ -35,19 +35,19 @@ struct purge_ctx {
 	int64_t before;
 	int dry_run;
 	size_t purged;
-	struct berth_strlist dirs;
+	struct berth_strvec dirs;
 };
 
 static int collect(const char *path, void *payload)
 {
-	berth_strlist_push(payload, path);
+	berth_strvec_push(payload, path);
 	return 0;
 }
 
 /* Checks each upload directory of one repository's _uploads. */
 static void purge_uploads_dir(struct purge_ctx *ctx, const char *uploads_dir)
 {
-	struct berth_strlist uploads = { 0 };
+	struct berth_strvec uploads = { 0 };
 	if (berth_storage_list(ctx->reg->driver, uploads_dir, collect, &uploads) < 0)
 		return;
 	for (size_t i = 0; i < uploads.n; i++) {
@@ -72,13 +72,13 @@ static void purge_uploads_dir(struct purge_ctx *ctx, const char *uploads_dir)
 		else
 			berth_info("upload purge: deleted %s", uploads.items[i]);
 	}
-	berth_strlist_release(&uploads);
+	berth_strvec_release(&uploads);
 }
 
 /* Walks the repositories tree: any _uploads directory is checked; other _* are skipped. */
 static void purge_dir(struct purge_ctx *ctx, const char *dir)
 {
-	struct berth_strlist children = { 0 };
+	struct berth_strvec children = { 0 };
 	if (berth_storage_list(ctx->reg->driver, dir, collect, &children) < 0)
 		return;
 	for (size_t i = 0; i < children.n; i++) {
@@ -88,7 +88,7 @@ static void purge_dir(struct purge_ctx *ctx, const char *dir)
 		else if (base[0] != '_')
 			purge_dir(ctx, children.items[i]);
 	}
-	berth_strlist_release(&children);
+	berth_strvec_release(&children);
 }
 
 int berth_purge_uploads(struct berth_registry *r, int64_t before, int dry_run, size_t *purged)

@@ -1,9 +1,12 @@
 #include "registry/registry_int.h"
 
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
+#include "core/metrics.h"
 #include "core/util.h"
 #include "registry/paths.h"
 #include "registry/reference.h"
@@ -16,6 +19,9 @@ int berth_registry_new(struct berth_registry **out, const struct berth_registry_
 	r->delete_enabled = cfg->delete_enabled;
 	r->readonly = cfg->readonly;
 	r->manifest_max = cfg->manifest_max ? cfg->manifest_max : 4u << 20;
+	if (cfg->descriptor_cache_size)
+		r->descriptors = berth_cache_new(cfg->descriptor_cache_size, 0);
+	r->manifests = berth_cache_new(4096, 64u << 20);
 	pthread_mutex_init(&r->claims_lock, NULL);
 	*out = r;
 	return 0;
@@ -31,6 +37,8 @@ void berth_registry_free(struct berth_registry *r)
 		free(c);
 	}
 	pthread_mutex_destroy(&r->claims_lock);
+	berth_cache_free(r->descriptors);
+	berth_cache_free(r->manifests);
 	berth_storage_free(r->driver);
 	free(r);
 }
@@ -53,6 +61,49 @@ size_t berth_registry_manifest_max(const struct berth_registry *r)
 struct berth_storage_driver *berth_registry_driver(struct berth_registry *r)
 {
 	return r->driver;
+}
+
+static _Atomic uint64_t cache_hits, cache_misses;
+
+static void render_cache_metrics(struct berth_buf *out)
+{
+	berth_buf_printf(out, "# HELP berth_cache_requests_total Blob descriptor and manifest cache lookups.\n"
+			      "# TYPE berth_cache_requests_total counter\n"
+			      "berth_cache_requests_total{result=\"hit\"} %llu\n"
+			      "berth_cache_requests_total{result=\"miss\"} %llu\n",
+			 (unsigned long long)atomic_load(&cache_hits),
+			 (unsigned long long)atomic_load(&cache_misses));
+}
+
+void berth_registry_cache_metrics_register(void)
+{
+	berth_metrics_register(render_cache_metrics);
+}
+
+int berth_reg_cache_get(struct berth_cache *c, const char *key, uint64_t *num, char **data, size_t *len)
+{
+	if (!c)
+		return 0;
+	int hit = berth_cache_get(c, key, num, data, len);
+	atomic_fetch_add_explicit(hit ? &cache_hits : &cache_misses, 1, memory_order_relaxed);
+	return hit;
+}
+
+void berth_reg_cache_put(struct berth_cache *c, const char *key, uint64_t num, const void *data, size_t len)
+{
+	if (c)
+		berth_cache_put(c, key, num, data, len);
+}
+
+void berth_reg_cache_remove(struct berth_cache *c, const char *key)
+{
+	if (c)
+		berth_cache_remove(c, key);
+}
+
+void berth_reg_cache_key(char *out, size_t cap, char kind, const char *name, const char *digest)
+{
+	snprintf(out, cap, "%c:%s@%s", kind, name ? name : "", digest);
 }
 
 int berth_link_read(struct berth_registry *r, const char *path, char out[BERTH_DIGEST_STR_MAX])
@@ -90,7 +141,16 @@ int berth_link_write(struct berth_registry *r, const char *path, const char *dig
 int berth_blob_data_stat(struct berth_registry *r, const char *digest, uint64_t *size)
 {
 	char path[BERTH_PATH_MAX];
+	char key[BERTH_DIGEST_STR_MAX + 8];
 	struct berth_stat st;
+	uint64_t cached;
+
+	berth_reg_cache_key(key, sizeof(key), 'b', NULL, digest);
+	if (berth_reg_cache_get(r->descriptors, key, &cached, NULL, NULL)) {
+		if (size)
+			*size = cached;
+		return 0;
+	}
 	int rc = berth_path_blob_data(path, digest);
 	if (rc < 0)
 		return rc;
@@ -99,12 +159,13 @@ int berth_blob_data_stat(struct berth_registry *r, const char *digest, uint64_t 
 		return rc;
 	if (st.is_dir)
 		return BERTH_ENOTFOUND;
+	berth_reg_cache_put(r->descriptors, key, st.size, NULL, 0);
 	if (size)
 		*size = st.size;
 	return 0;
 }
 
-void berth_strlist_push(struct berth_strlist *l, const char *s)
+void berth_strvec_push(struct berth_strvec *l, const char *s)
 {
 	if (l->n == l->alloc) {
 		l->alloc = l->alloc ? l->alloc * 2 : 16;
@@ -118,13 +179,13 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-void berth_strlist_sort(struct berth_strlist *l)
+void berth_strvec_sort(struct berth_strvec *l)
 {
 	if (l->n > 1)
 		qsort(l->items, l->n, sizeof(*l->items), cmp_str);
 }
 
-void berth_strlist_release(struct berth_strlist *l)
+void berth_strvec_release(struct berth_strvec *l)
 {
 	for (size_t i = 0; i < l->n; i++)
 		free(l->items[i]);

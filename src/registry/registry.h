@@ -21,13 +21,15 @@ struct berth_registry_config {
 	int delete_enabled;                  /* storage.delete.enabled */
 	size_t manifest_max;                 /* largest manifest accepted, bytes */
 	int readonly;                        /* storage.maintenance.readonly.enabled */
+	size_t descriptor_cache_size;        /* storage.cache.blobdescriptorsize; 0 = no cache */
 };
 
 int berth_registry_new(struct berth_registry **out, const struct berth_registry_config *cfg);
 /* Frees the registry and its driver. Accepts NULL. */
 void berth_registry_free(struct berth_registry *r);
-/* Registers the registry's metrics (uploads in progress, cache hits and misses). */
+/* Register the registry's metrics: uploads in progress; cache hits and misses. */
 void berth_registry_metrics_register(void);
+void berth_registry_cache_metrics_register(void);
 int berth_registry_delete_enabled(const struct berth_registry *r);
 int berth_registry_readonly(const struct berth_registry *r);
 size_t berth_registry_manifest_max(const struct berth_registry *r);
@@ -123,18 +125,18 @@ int berth_referrers(char **json_out, size_t *len_out, struct berth_registry *r, 
 
 /* ---- listings ---- */
 
-struct berth_strlist {
+struct berth_strvec {
 	char **items;
 	size_t n;
 	size_t alloc;
 };
-void berth_strlist_push(struct berth_strlist *l, const char *s);
-void berth_strlist_sort(struct berth_strlist *l);
-void berth_strlist_release(struct berth_strlist *l);
+void berth_strvec_push(struct berth_strvec *l, const char *s);
+void berth_strvec_sort(struct berth_strvec *l);
+void berth_strvec_release(struct berth_strvec *l);
 
 /* Every tag of a repository, sorted. BERTH_ENOTFOUND if the repository has no tags directory. */
-int berth_tags_list(struct berth_strlist *out, struct berth_registry *r, const char *name);
+int berth_tags_list(struct berth_strvec *out, struct berth_registry *r, const char *name);
 /* Every repository, sorted. */
-int berth_catalog(struct berth_strlist *out, struct berth_registry *r);
+int berth_catalog(struct berth_strvec *out, struct berth_registry *r);
 
 #endif

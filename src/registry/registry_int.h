@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 
+#include "registry/cache.h"
 #include "registry/registry.h"
 
 struct upload_claim {
@@ -16,6 +17,8 @@ struct berth_registry {
 	int delete_enabled;
 	int readonly;
 	size_t manifest_max;
+	struct berth_cache *descriptors; /* links and blob sizes; NULL when disabled */
+	struct berth_cache *manifests;   /* manifest bytes by digest (immutable) */
 	pthread_mutex_t claims_lock; /* guards claims */
 	struct upload_claim *claims; /* uploads held open by a request */
 };
@@ -24,6 +27,13 @@ struct berth_registry {
 int berth_link_read(struct berth_registry *r, const char *path, char out[BERTH_DIGEST_STR_MAX]);
 /* Writes a link file: the digest string, no newline (as Distribution does). */
 int berth_link_write(struct berth_registry *r, const char *path, const char *digest);
+/* Cache access that counts hits and misses; a NULL cache always misses (uncounted). */
+int berth_reg_cache_get(struct berth_cache *c, const char *key, uint64_t *num, char **data, size_t *len);
+void berth_reg_cache_put(struct berth_cache *c, const char *key, uint64_t num, const void *data, size_t len);
+void berth_reg_cache_remove(struct berth_cache *c, const char *key);
+/* Cache keys: kind letter, repository, digest ("l:<name>@<digest>"). */
+void berth_reg_cache_key(char *out, size_t cap, char kind, const char *name, const char *digest);
+
 /* 0 if the blob's data exists in the global store (sets *size when not NULL). */
 int berth_blob_data_stat(struct berth_registry *r, const char *digest, uint64_t *size);
 

@@ -10,11 +10,11 @@
 static int push_basename(const char *path, void *payload)
 {
 	const char *slash = strrchr(path, '/');
-	berth_strlist_push(payload, slash ? slash + 1 : path);
+	berth_strvec_push(payload, slash ? slash + 1 : path);
 	return 0;
 }
 
-int berth_tags_list(struct berth_strlist *out, struct berth_registry *r, const char *name)
+int berth_tags_list(struct berth_strvec *out, struct berth_registry *r, const char *name)
 {
 	char path[BERTH_PATH_MAX];
 	int rc = berth_path_tags_dir(path, name);
@@ -22,14 +22,14 @@ int berth_tags_list(struct berth_strlist *out, struct berth_registry *r, const c
 		return rc;
 	if ((rc = berth_storage_list(r->driver, path, push_basename, out)) < 0)
 		return rc;
-	berth_strlist_sort(out);
+	berth_strvec_sort(out);
 	return 0;
 }
 
 struct catalog_ctx {
 	struct berth_registry *reg;
-	struct berth_strlist *out;
-	struct berth_strlist children;
+	struct berth_strvec *out;
+	struct berth_strvec children;
 	int is_repo;
 };
 
@@ -44,19 +44,19 @@ static int collect_child(const char *path, void *payload)
 			ctx->is_repo = 1;
 		return 0;
 	}
-	berth_strlist_push(&ctx->children, path);
+	berth_strvec_push(&ctx->children, path);
 	return 0;
 }
 
 /* Depth-first over the repositories tree; never descends into _layers/_manifests/_uploads. */
-static int catalog_dir(struct berth_registry *r, const char *dir, struct berth_strlist *out)
+static int catalog_dir(struct berth_registry *r, const char *dir, struct berth_strvec *out)
 {
 	struct catalog_ctx ctx = { r, out, { 0 }, 0 };
 	int rc = berth_storage_list(r->driver, dir, collect_child, &ctx);
 	if (rc < 0)
 		goto out;
 	if (ctx.is_repo && strlen(dir) > strlen(BERTH_REPOS_ROOT "/"))
-		berth_strlist_push(out, dir + strlen(BERTH_REPOS_ROOT "/"));
+		berth_strvec_push(out, dir + strlen(BERTH_REPOS_ROOT "/"));
 	for (size_t i = 0; i < ctx.children.n; i++) {
 		rc = catalog_dir(r, ctx.children.items[i], out);
 		if (rc < 0 && rc != BERTH_ENOTFOUND)
@@ -64,17 +64,17 @@ static int catalog_dir(struct berth_registry *r, const char *dir, struct berth_s
 	}
 	rc = 0;
 out:
-	berth_strlist_release(&ctx.children);
+	berth_strvec_release(&ctx.children);
 	return rc;
 }
 
-int berth_catalog(struct berth_strlist *out, struct berth_registry *r)
+int berth_catalog(struct berth_strvec *out, struct berth_registry *r)
 {
 	int rc = catalog_dir(r, BERTH_REPOS_ROOT, out);
 	if (rc == BERTH_ENOTFOUND)
 		rc = 0;
 	if (rc < 0)
 		return rc;
-	berth_strlist_sort(out);
+	berth_strvec_sort(out);
 	return 0;
 }

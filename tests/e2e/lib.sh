@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for berth's end-to-end tests (sourced by tests/e2e/test_*.sh).
 #
 # Environment:
@@ -29,10 +30,17 @@ fail() {
   printf '[%s] %s\n' "$E2E_NAME" "$E2E_FAILURE" >&2
   exit 1
 }
+_e2e_err() {
+  if [ -z "${E2E_FAILURE:-}" ]; then
+    E2E_FAILURE="FAIL${E2E_STEP:+ (in step: $E2E_STEP)}: command failed with status $1 at $(basename "$2"):$3: $4"
+    printf '[%s] %s\n' "$E2E_NAME" "$E2E_FAILURE" >&2
+  fi
+}
 skip() { printf '[%s] SKIP: %s\n' "$E2E_NAME" "$*" >&2; E2E_SKIPPED=1; exit 0; }
 
 _e2e_cleanup() {
   local rc=$?
+  trap - ERR
   set +e
   local pid
   for pid in "${SERVER_PIDS[@]}"; do
@@ -69,6 +77,9 @@ _e2e_cleanup() {
 e2e_init() {
   WORK=$(mktemp -d "${TMPDIR:-/tmp}/berth-e2e-${E2E_NAME}.XXXXXX")
   trap _e2e_cleanup EXIT
+  # A command that fails outside fail() (set -e) still says where and what it was.
+  set -E
+  trap '_e2e_err $? "${BASH_SOURCE[0]}" "$LINENO" "$BASH_COMMAND"' ERR
   trap 'exit 130' INT
   trap 'exit 143' TERM
   mkdir -p "$WORK/home" "$WORK/run" "$WORK/config" "$WORK/registries.d" "$WORK/tmp" "$WORK/sigstore"
@@ -149,11 +160,14 @@ start_berth() {
   local root=$1
   shift
   mkdir -p "$root"
-  local try
-  for try in 1 2 3; do
+
+  for _ in 1 2 3; do
     BERTH_PORT=$(free_port)
     BERTH_LOG="$WORK/berth-$BERTH_PORT.log"
-    if _start_server berth "$BERTH_LOG" "$BERTH_PORT" "$BERTH_BIN" serve --addr "127.0.0.1:$BERTH_PORT" --root "$root" "$@"; then
+    # berth, like docker-registry, reads REGISTRY_* variables as configuration: none leak in.
+    # shellcheck disable=SC2046
+    if _start_server berth "$BERTH_LOG" "$BERTH_PORT" env $(env | sed -n 's/^\(REGISTRY_[A-Za-z0-9_]*\)=.*/-u \1/p') \
+      "$BERTH_BIN" serve --addr "127.0.0.1:$BERTH_PORT" --root "$root" "$@"; then
       BERTH_PID=$SERVER_PID
       BERTH_HOST="127.0.0.1:$BERTH_PORT"
       log "berth pid $BERTH_PID on $BERTH_HOST root $root $* (log $BERTH_LOG)"
@@ -168,8 +182,8 @@ start_berth() {
 start_distribution() {
   local root=$1
   mkdir -p "$root"
-  local try cfg
-  for try in 1 2 3; do
+  local cfg
+  for _ in 1 2 3; do
     DIST_PORT=$(free_port)
     cfg="$WORK/distribution-$DIST_PORT.yml"
     cat >"$cfg" <<EOF
@@ -190,6 +204,8 @@ http:
   addr: 127.0.0.1:$DIST_PORT
 EOF
     DIST_LOG="$WORK/distribution-$DIST_PORT.log"
+    # (Word splitting intended: one "-u NAME" pair per REGISTRY_* variable.)
+    # shellcheck disable=SC2046
     if _start_server docker-registry "$DIST_LOG" "$DIST_PORT" \
       env $(env | sed -n 's/^\(REGISTRY_[A-Za-z0-9_]*\)=.*/-u \1/p') docker-registry serve "$cfg"; then
       DIST_PID=$SERVER_PID

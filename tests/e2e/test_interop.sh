@@ -7,6 +7,7 @@
 #   E2E_TARGET=distribution bash tests/e2e/test_interop.sh
 #       uses a second docker-registry in place of berth (a self-check of the test itself).
 set -euo pipefail
+# shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 e2e_init
@@ -90,8 +91,8 @@ gone_via() {
 # same_answer PATH: GET PATH answers the same status and body on both servers.
 same_answer() {
   local p=$1 cd cb
-  cd=$(curl -s -o "$WORK/ans.d" -w '%{http_code}' "http://$D$p")
-  cb=$(curl -s -o "$WORK/ans.b" -w '%{http_code}' "http://$B$p")
+  cd=$(curl -s --max-time 20 -o "$WORK/ans.d" -w '%{http_code}' "http://$D$p")
+  cb=$(curl -s --max-time 20 -o "$WORK/ans.b" -w '%{http_code}' "http://$B$p")
   [ "$cd" = "$cb" ] || fail "GET $p: docker-registry answers $cd, $TARGET answers $cb ($(head -c 300 "$WORK/ans.b"))"
   if [ "$cd" = 200 ]; then
     # Distribution 2.8 answers "tags":null for a repository whose tags were all deleted; an
@@ -162,6 +163,51 @@ done
 same_answer "/v2/nosuch/repo/tags/list"
 same_answer "/v2/_catalog"
 
+ACCEPT="application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json"
+# head_of HOST METHOD PATH: status and the headers that matter to clients, one per line.
+head_of() {
+  local out
+  local how=(-D - -o "$WORK/body")
+  if [ "$2" = HEAD ]; then how=(-I); fi
+  out=$(curl -s --max-time 20 "${how[@]}" ${3:+-H "Accept: $ACCEPT"} "http://$1$4" | tr -d '\r') || true
+  {
+    sed -n '1s/^HTTP\/[0-9.]* \([0-9]*\).*/status \1/p' <<<"$out"
+    # Error answers: only the status and type count (the error detail text may differ).
+    if grep -q '^HTTP/[0-9.]* [45]' <<<"$out"; then
+      grep -i -E '^content-type:' <<<"$out" | tr '[:upper:]' '[:lower:]' || true
+    else
+      grep -i -E '^(content-type|content-length|docker-content-digest):' <<<"$out" | tr '[:upper:]' '[:lower:]' | sort
+      if [ "$2" = GET ]; then echo "body sha256:$(sha256sum <"$WORK/body" | cut -d' ' -f1)"; fi
+    fi
+  } | sed 's/; *charset=utf-8//'
+}
+# same_headers METHOD PATH [accept]: same status, Content-Type, Content-Length,
+# Docker-Content-Digest (and body for GET) from both servers.
+same_headers() {
+  local hd hb
+  hd=$(head_of "$D" "$1" "${3:-}" "$2")
+  hb=$(head_of "$B" "$1" "${3:-}" "$2")
+  [ "$hd" = "$hb" ] || fail "$1 $2: answers differ. docker-registry: [${hd//$'\n'/; }]  $TARGET: [${hb//$'\n'/; }]"
+}
+
+step "same status and headers for manifests and blobs"
+for r in "multi v1" "multiarch latest" "docker latest" "dockerlist latest"; do
+  read -r name tag <<<"$r"
+  dg=$(img_digest "$IMG/$name")
+  for ref in "$tag" "$dg"; do
+    same_headers GET "/v2/b/$name/manifests/$ref" accept
+    same_headers HEAD "/v2/b/$name/manifests/$ref" accept
+  done
+  while read -r kind d f; do
+    [ "$kind" = L ] || continue
+    same_headers HEAD "/v2/b/$name/blobs/$d"
+  done < <(img_blobs "$IMG/$name")
+done
+cfg=$(json_get "$(img_manifest_file "$IMG/multi")" 'j["config"]["digest"]')
+same_headers GET "/v2/b/multi/blobs/$cfg"
+same_headers HEAD "/v2/b/multi/manifests/nosuchtag" accept
+same_headers HEAD "/v2/b/multi/blobs/sha256:$(printf x | sha256sum | cut -d' ' -f1)"
+
 step "cross-repository mount through $TARGET of blobs docker-registry wrote"
 E2E_DEBUG=1 sk_copy "docker://$B/a/multi:v1" "docker://$B/c/mounted:v1" --preserve-digests
 m=$(copy_mounts)
@@ -186,6 +232,10 @@ pull_from "$D" "$IMG/multiarch" a/multiarch:latest --all
 step "delete through docker-registry, verify through $TARGET"
 sk_delete "docker://$D/a/multiarch:latest" || fail "skopeo delete via docker-registry of a/multiarch:latest failed"
 gone_via "$B" a/multiarch:latest
+# By digest too: docker-registry removed _manifests/revisions/sha256/<hex>/link, so the manifest
+# is gone from the repository even though its blob stays. (Distribution re-reads the revision
+# link on every GET by digest, even with its in-memory descriptor cache enabled; a server that
+# caches the link answers 200 here until restarted.)
 gone_via "$B" "a/multiarch@$(img_digest "$IMG/multiarch")"
 same_answer "/v2/a/multiarch/tags/list"
 sk_delete "docker://$D/b/multi:v1" || fail "skopeo delete via docker-registry of b/multi:v1 failed"

@@ -11,6 +11,7 @@
 #   bash tests/e2e/test_podman.sh           (BERTH_BIN=path/to/berth)
 #   E2E_TARGET=distribution bash tests/e2e/test_podman.sh   (same checks against docker-registry)
 set -euo pipefail
+# shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 e2e_init

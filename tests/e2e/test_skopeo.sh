@@ -7,6 +7,7 @@
 #       runs the same checks against docker-registry (CNCF Distribution) instead: the reference
 #       behaviour the test was written against.
 set -euo pipefail
+# shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 e2e_init
@@ -97,7 +98,7 @@ assert_tags() {
   shift
   want=$(printf '%s\n' "$@" | sort)
   got=$(list_tags "$repo")
-  [ "$got" = "$want" ] || fail "list-tags $repo: got [$(echo $got)], want [$(echo $want)]"
+  [ "$got" = "$want" ] || fail "list-tags $repo: got [${got//$'\n'/ }], want [${want//$'\n'/ }]"
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,717 @@
+/*
+ * The one table of config.yml keys, and the typed setters both the YAML walk and the
+ * environment overrides go through, so a value is checked the same way wherever it comes from.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config/config_internal.h"
+#include "core/log.h"
+#include "core/util.h"
+
+_Static_assert(sizeof(enum berth_storage_kind) == sizeof(int), "storage kind is stored through an int");
+
+/* ---- table ---------------------------------------------------------------------------------- */
+
+#define C struct berth_config
+#define E struct berth_notify_endpoint
+#define FSIZE(T, f) sizeof(((T *)0)->f)
+#define STR(T, k, f) { .key = k, .type = CT_STR, .off = offsetof(T, f), .size = FSIZE(T, f) }
+#define BOOL(T, k, f) { .key = k, .type = CT_BOOL, .off = offsetof(T, f) }
+#define NOTBOOL(T, k, f) { .key = k, .type = CT_NOT_BOOL, .off = offsetof(T, f) }
+#define INT(T, k, f, lo, hi) \
+	{ .key = k, .type = CT_INT, .off = offsetof(T, f), .size = FSIZE(T, f), .min = lo, .max = hi }
+#define DUR(T, k, f) { .key = k, .type = CT_DURATION, .off = offsetof(T, f) }
+#define ENUM(T, k, f, n) { .key = k, .type = CT_ENUM, .off = offsetof(T, f), .names = n }
+#define STRLIST(T, k, f) \
+	{ .key = k, .type = CT_STRLIST, .off = offsetof(T, f), .max_items = BERTH_CONFIG_MAX_LIST }
+#define REGEXLIST(T, k, f) \
+	{ .key = k, .type = CT_REGEXLIST, .off = offsetof(T, f), .max_items = BERTH_CONFIG_MAX_LIST }
+#define HEADERS(T, k, f, cap) { .key = k, .type = CT_HEADERS, .off = offsetof(T, f), .max_items = cap }
+#define STRMAP(T, k, f, cap) { .key = k, .type = CT_STRMAP, .off = offsetof(T, f), .max_items = cap }
+#define FN(k, f) { .key = k, .type = CT_FN, .fn = f }
+#define ANY(k) { .key = k, .type = CT_ANY }
+#define GROUP(k, g) { .key = k, .type = CT_GROUP, .group = g }
+#define CHOICE(k, g, v) { .key = k, .type = CT_CHOICE, .group = g, .value = v }
+
+static const struct cfg_enum log_levels[] = {
+	{ "debug", BERTH_LOG_DEBUG }, { "info", BERTH_LOG_INFO },
+	{ "warn", BERTH_LOG_WARN },   { "error", BERTH_LOG_ERROR }, { NULL, 0 },
+};
+static const struct cfg_enum log_formats[] = {
+	{ "text", BERTH_LOG_FORMAT_TEXT }, { "json", BERTH_LOG_FORMAT_JSON },
+	{ "logstash", BERTH_LOG_FORMAT_JSON }, { NULL, 0 },
+};
+static const struct cfg_enum blob_caches[] = {
+	{ "inmemory", BERTH_BLOB_CACHE_INMEMORY }, { "redis", BERTH_BLOB_CACHE_REDIS }, { NULL, 0 },
+};
+static const struct cfg_enum nets[] = { { "tcp", BERTH_NET_TCP }, { "unix", BERTH_NET_UNIX }, { NULL, 0 } };
+static const struct cfg_enum tls_versions[] = {
+	{ "tls1.0", BERTH_TLS_1_0 }, { "tls1.1", BERTH_TLS_1_1 },
+	{ "tls1.2", BERTH_TLS_1_2 }, { "tls1.3", BERTH_TLS_1_3 }, { NULL, 0 },
+};
+
+static int set_version(struct cfg_ctx *c, const struct cfg_key *k, void *base, const char *key,
+		       const struct cfg_scalar *v);
+static int set_log_level(struct cfg_ctx *c, const struct cfg_key *k, void *base, const char *key,
+			 const struct cfg_scalar *v);
+static int set_deprecated_loglevel(struct cfg_ctx *c, const struct cfg_key *k, void *base,
+				   const char *key, const struct cfg_scalar *v);
+static int set_validation_enabled(struct cfg_ctx *c, const struct cfg_key *k, void *base,
+				  const char *key, const struct cfg_scalar *v);
+
+/* notifications.endpoints[i] */
+static const struct cfg_key endpoint_keys[] = {
+	STR(E, "name", name),
+	BOOL(E, "disabled", disabled),
+	STR(E, "url", url),
+	HEADERS(E, "headers", headers, BERTH_CONFIG_MAX_HEADERS),
+	DUR(E, "timeout", timeout_ms),
+	INT(E, "threshold", threshold, 0, INT32_MAX),
+	DUR(E, "backoff", backoff_ms),
+	STRLIST(E, "ignoredmediatypes", ignoredmediatypes),
+	STRLIST(E, "ignore.mediatypes", ignore_mediatypes),
+	STRLIST(E, "ignore.actions", ignore_actions),
+};
+
+static void endpoint_init(void *p)
+{
+	struct berth_notify_endpoint *e = p;
+	memset(e, 0, sizeof(*e));
+	e->timeout_ms = 1000;
+	e->threshold = 10;
+	e->backoff_ms = 1000;
+}
+
+static void endpoint_release(void *p)
+{
+	struct berth_notify_endpoint *e = p;
+	berth_config__headers_free(&e->headers);
+	berth_config__strlist_free(&e->ignoredmediatypes);
+	berth_config__strlist_free(&e->ignore_mediatypes);
+	berth_config__strlist_free(&e->ignore_actions);
+}
+
+static const struct cfg_table endpoint_table = {
+	endpoint_keys, sizeof(endpoint_keys) / sizeof(endpoint_keys[0]),
+	sizeof(struct berth_notify_endpoint), endpoint_init, endpoint_release,
+};
+
+static const struct cfg_key keys[] = {
+	FN("version", set_version),
+
+	/* log */
+	FN("log.level", set_log_level),
+	ENUM(C, "log.formatter", log_formatter, log_formats),
+	STRMAP(C, "log.fields", log_fields, BERTH_CONFIG_MAX_LOG_FIELDS),
+	NOTBOOL(C, "log.accesslog.disabled", access_log),
+	ANY("log.reportcaller"),
+	ANY("log.hooks"),
+	FN("loglevel", set_deprecated_loglevel),
+
+	/* storage: one driver, plus the driver-independent sections */
+	GROUP("storage", CG_STORAGE),
+	CHOICE("storage.filesystem", CG_STORAGE, BERTH_STORAGE_FILESYSTEM),
+	STR(C, "storage.filesystem.rootdirectory", rootdirectory),
+	INT(C, "storage.filesystem.maxthreads", fs_maxthreads, 25, INT32_MAX),
+	CHOICE("storage.inmemory", CG_STORAGE, BERTH_STORAGE_INMEMORY),
+	CHOICE("storage.s3", CG_STORAGE, BERTH_STORAGE_S3),
+	STR(C, "storage.s3.accesskey", s3.accesskey),
+	STR(C, "storage.s3.secretkey", s3.secretkey),
+	STR(C, "storage.s3.region", s3.region),
+	STR(C, "storage.s3.regionendpoint", s3.regionendpoint),
+	STR(C, "storage.s3.bucket", s3.bucket),
+	STR(C, "storage.s3.rootdirectory", s3.rootdirectory),
+	STR(C, "storage.s3.secure", s3.secure),
+	STR(C, "storage.s3.v4auth", s3.v4auth),
+	STR(C, "storage.s3.chunksize", s3.chunksize),
+	STR(C, "storage.s3.forcepathstyle", s3.forcepathstyle),
+	ANY("storage.s3.encrypt"), ANY("storage.s3.keyid"), ANY("storage.s3.skipverify"),
+	ANY("storage.s3.multipartcopychunksize"), ANY("storage.s3.multipartcopymaxconcurrency"),
+	ANY("storage.s3.multipartcopythresholdsize"), ANY("storage.s3.storageclass"),
+	ANY("storage.s3.useragent"), ANY("storage.s3.usedualstack"), ANY("storage.s3.objectacl"),
+	ANY("storage.s3.loglevel"), ANY("storage.s3.accelerate"), ANY("storage.s3.redirectendpoint"),
+	ANY("storage.s3.usefipsendpoint"), ANY("storage.s3.sessiontoken"),
+	CHOICE("storage.azure", CG_STORAGE, -1),
+	CHOICE("storage.gcs", CG_STORAGE, -1),
+	CHOICE("storage.swift", CG_STORAGE, -1),
+	CHOICE("storage.oss", CG_STORAGE, -1),
+	BOOL(C, "storage.delete.enabled", delete_enabled),
+	BOOL(C, "storage.redirect.disable", redirect_disable),
+	ENUM(C, "storage.cache.blobdescriptor", blob_cache, blob_caches),
+	INT(C, "storage.cache.blobdescriptorsize", blob_cache_size, 0, INT64_MAX),
+	BOOL(C, "storage.maintenance.uploadpurging.enabled", uploadpurging.enabled),
+	DUR(C, "storage.maintenance.uploadpurging.age", uploadpurging.age_ms),
+	DUR(C, "storage.maintenance.uploadpurging.interval", uploadpurging.interval_ms),
+	BOOL(C, "storage.maintenance.uploadpurging.dryrun", uploadpurging.dryrun),
+	BOOL(C, "storage.maintenance.readonly.enabled", readonly),
+	INT(C, "storage.tag.concurrencylimit", tag_concurrencylimit, 0, INT32_MAX),
+
+	/* http */
+	STR(C, "http.addr", addr),
+	ENUM(C, "http.net", http.net, nets),
+	STR(C, "http.prefix", http.prefix),
+	STR(C, "http.host", http.host),
+	STR(C, "http.secret", http.secret),
+	BOOL(C, "http.relativeurls", http.relativeurls),
+	DUR(C, "http.draintimeout", http.draintimeout_ms),
+	STR(C, "http.tls.certificate", http.tls_certificate),
+	STR(C, "http.tls.key", http.tls_key),
+	STRLIST(C, "http.tls.clientcas", http.tls_clientcas),
+	ENUM(C, "http.tls.minimumtls", http.tls_minimum, tls_versions),
+	STRLIST(C, "http.tls.ciphersuites", http.tls_ciphersuites),
+	ANY("http.tls.letsencrypt"),
+	ANY("http.tls.clientauth"),
+	HEADERS(C, "http.headers", http.headers, BERTH_CONFIG_MAX_HEADERS),
+	STR(C, "http.debug.addr", http.debug_addr),
+	BOOL(C, "http.debug.prometheus.enabled", http.prometheus_enabled),
+	STR(C, "http.debug.prometheus.path", http.prometheus_path),
+	BOOL(C, "http.http2.disabled", http.http2_disabled),
+	ANY("http.h2c"),
+
+	/* health */
+	BOOL(C, "health.storagedriver.enabled", health_storagedriver.enabled),
+	DUR(C, "health.storagedriver.interval", health_storagedriver.interval_ms),
+	INT(C, "health.storagedriver.threshold", health_storagedriver.threshold, 0, INT32_MAX),
+	ANY("health.file"), ANY("health.http"), ANY("health.tcp"),
+
+	/* validation */
+	BOOL(C, "validation.disabled", validation.disabled),
+	FN("validation.enabled", set_validation_enabled),
+	REGEXLIST(C, "validation.manifests.urls.allow", validation.urls_allow),
+	REGEXLIST(C, "validation.manifests.urls.deny", validation.urls_deny),
+	ANY("validation.manifests.indexes"),
+
+	/* auth: one provider */
+	GROUP("auth", CG_AUTH),
+	CHOICE("auth.none", CG_AUTH, BERTH_AUTH_NONE),
+	CHOICE("auth.silly", CG_AUTH, BERTH_AUTH_SILLY),
+	STR(C, "auth.silly.realm", auth.realm),
+	STR(C, "auth.silly.service", auth.service),
+	CHOICE("auth.token", CG_AUTH, BERTH_AUTH_TOKEN),
+	STR(C, "auth.token.realm", auth.realm),
+	STR(C, "auth.token.service", auth.service),
+	STR(C, "auth.token.issuer", auth.issuer),
+	STR(C, "auth.token.rootcertbundle", auth.rootcertbundle),
+	STR(C, "auth.token.jwks", auth.jwks),
+	BOOL(C, "auth.token.autoredirect", auth.autoredirect),
+	ANY("auth.token.autoredirectpath"), ANY("auth.token.signingalgorithms"),
+	CHOICE("auth.htpasswd", CG_AUTH, BERTH_AUTH_HTPASSWD),
+	STR(C, "auth.htpasswd.realm", auth.realm),
+	STR(C, "auth.htpasswd.path", auth.path),
+
+	/* redis (2.8 single address + pool, and v3's addrs) */
+	STR(C, "redis.addr", redis.addr),
+	STRLIST(C, "redis.addrs", redis.addrs),
+	STR(C, "redis.password", redis.password),
+	INT(C, "redis.db", redis.db, 0, INT32_MAX),
+	DUR(C, "redis.dialtimeout", redis.dialtimeout_ms),
+	DUR(C, "redis.readtimeout", redis.readtimeout_ms),
+	DUR(C, "redis.writetimeout", redis.writetimeout_ms),
+	INT(C, "redis.pool.maxidle", redis.pool_maxidle, 0, INT32_MAX),
+	INT(C, "redis.pool.maxactive", redis.pool_maxactive, 0, INT32_MAX),
+	DUR(C, "redis.pool.idletimeout", redis.pool_idletimeout_ms),
+	BOOL(C, "redis.tls.enabled", redis.tls_enabled),
+	ANY("redis.tls.certificate"), ANY("redis.tls.key"), ANY("redis.tls.rootcas"),
+	ANY("redis.username"), ANY("redis.maxidleconns"), ANY("redis.poolsize"),
+	ANY("redis.connmaxidletime"), ANY("redis.maxactiveconns"), ANY("redis.mastername"),
+
+	/* notifications */
+	BOOL(C, "notifications.events.includereferences", notifications.includereferences),
+	{ .key = "notifications.endpoints", .type = CT_LIST, .off = offsetof(C, notifications.endpoints),
+	  .count_off = offsetof(C, notifications.n_endpoints), .sub = &endpoint_table,
+	  .max_items = BERTH_CONFIG_MAX_ENDPOINTS },
+
+	/* proxy */
+	STR(C, "proxy.remoteurl", proxy.remoteurl),
+	STR(C, "proxy.username", proxy.username),
+	STR(C, "proxy.password", proxy.password),
+	DUR(C, "proxy.ttl", proxy.ttl_ms),
+	ANY("proxy.exec"),
+
+	INT(C, "catalog.maxentries", catalog_maxentries, 0, INT64_MAX),
+	INT(C, "tags.maxtags", tags_maxtags, 0, INT64_MAX),
+
+	/* accepted for later issues, not stored */
+	ANY("middleware"),
+	ANY("reporting"),
+	ANY("compatibility"),
+	ANY("policy"),
+};
+
+const struct cfg_table berth_config__table = { keys, sizeof(keys) / sizeof(keys[0]), 0, NULL, NULL };
+
+/* ---- groups ----------------------------------------------------------------------------------- */
+
+static void storage_reset(struct berth_config *cfg)
+{
+	/* Distribution's filesystem driver default, not berth's command-line ./data. */
+	snprintf(cfg->rootdirectory, sizeof(cfg->rootdirectory), "/var/lib/registry");
+	cfg->fs_maxthreads = 100;
+	memset(&cfg->s3, 0, sizeof(cfg->s3));
+}
+
+static void auth_reset(struct berth_config *cfg)
+{
+	memset(&cfg->auth, 0, sizeof(cfg->auth));
+}
+
+const struct cfg_group berth_config__groups[CG_COUNT] = {
+	[CG_STORAGE] = { "storage", "driver", offsetof(C, storage), storage_reset },
+	[CG_AUTH] = { "auth", "provider", offsetof(C, auth.kind), auth_reset },
+};
+
+/* The name of a group's choice, for messages: "s3" for storage value BERTH_STORAGE_S3. */
+static const char *choice_name(int group, int value)
+{
+	for (size_t i = 0; i < berth_config__table.n; i++) {
+		const struct cfg_key *k = &keys[i];
+		if (k->type == CT_CHOICE && k->group == group && k->value == value)
+			return strchr(k->key, '.') + 1;
+	}
+	return "?";
+}
+
+int berth_config__select(struct cfg_ctx *c, int group, int value, const char *name, int line, int reset)
+{
+	const struct cfg_group *g = &berth_config__groups[group];
+	int *field = (int *)((char *)c->cfg + g->off);
+	int *chosen = c->is_env ? &c->env_choice[group] : &c->file_choice[group];
+
+	if (value < 0)
+		return berth_config__fail(c, line, g->section, "%s '%s' is not supported by berth", g->what,
+					  name);
+	if (*chosen != -2 && *chosen != value)
+		return berth_config__fail(c, line, g->section, "more than one %s configured ('%s' and '%s')",
+					  g->what, choice_name(group, *chosen), name);
+	/* The file's first choice starts from the driver's defaults; the environment keeps the
+	 * file's options when it names the same choice, unless it gave the bare name
+	 * (REGISTRY_STORAGE=s3), which Distribution reads as "this driver, no options". A choice
+	 * only the environment makes, after a file without one, also starts from defaults. */
+	if (reset || (*chosen == -2 && (!c->is_env || *field != value ||
+					(c->file_loaded && c->file_choice[group] == -2))))
+		g->reset(c->cfg);
+	*chosen = value;
+	*field = value;
+	return 0;
+}
+
+/* ---- lookup --------------------------------------------------------------------------------- */
+
+const struct cfg_key *berth_config__lookup(const struct cfg_table *t, const char *key)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (strcmp(t->keys[i].key, key) == 0)
+			return &t->keys[i];
+	return NULL;
+}
+
+int berth_config__is_section(const struct cfg_table *t, const char *key)
+{
+	size_t n = strlen(key);
+	for (size_t i = 0; i < t->n; i++)
+		if (strncmp(t->keys[i].key, key, n) == 0 && t->keys[i].key[n] == '.')
+			return 1;
+	return 0;
+}
+
+/* ---- value parsers ---------------------------------------------------------------------------- */
+
+/* Copies s without surrounding blanks into buf; -1 if it does not fit. */
+static int trimmed(char *buf, size_t n, const char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	size_t len = strlen(s);
+	while (len && isspace((unsigned char)s[len - 1]))
+		len--;
+	if (len >= n)
+		return -1;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	return 0;
+}
+
+int berth_config__parse_bool(const char *s, int *out)
+{
+	static const char *const yes[] = { "true", "yes", "on", "y" };
+	static const char *const no[] = { "false", "no", "off", "n" };
+	char b[16];
+
+	if (trimmed(b, sizeof(b), s) < 0)
+		return -1;
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(b, yes[i]) == 0) {
+			*out = 1;
+			return 0;
+		}
+		if (strcasecmp(b, no[i]) == 0) {
+			*out = 0;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* YAML 1.1 integers: [-+] then decimal, 0x hex, 0o or leading-0 octal, 0b binary; '_' separators. */
+int berth_config__parse_int(const char *s, int64_t *out)
+{
+	char b[80], digits[80];
+	size_t nd = 0;
+	int neg = 0, base = 10;
+	const char *p;
+
+	if (trimmed(b, sizeof(b), s) < 0)
+		return -1;
+	p = b;
+	if (*p == '-' || *p == '+')
+		neg = *p++ == '-';
+	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+		base = 16;
+		p += 2;
+	} else if (p[0] == '0' && (p[1] == 'o' || p[1] == 'O')) {
+		base = 8;
+		p += 2;
+	} else if (p[0] == '0' && (p[1] == 'b' || p[1] == 'B')) {
+		base = 2;
+		p += 2;
+	} else if (p[0] == '0' && p[1]) {
+		base = 8;
+		p++;
+	}
+	for (; *p; p++) {
+		if (*p == '_')
+			continue;
+		if (!isxdigit((unsigned char)*p))
+			return -1;
+		digits[nd++] = *p;
+	}
+	digits[nd] = '\0';
+	if (nd == 0)
+		return -1;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(digits, &end, base);
+	if (*end || errno == ERANGE || v > (unsigned long long)INT64_MAX + (unsigned long long)neg)
+		return -1;
+	*out = neg ? (int64_t)(0 - v) : (int64_t)v;
+	return 0;
+}
+
+/* Go's time.ParseDuration units, in nanoseconds. */
+static uint64_t duration_unit(const char *u, size_t n)
+{
+	static const struct {
+		const char *name;
+		uint64_t ns;
+	} units[] = {
+		{ "ns", 1 }, { "us", 1000 }, { "\xc2\xb5s", 1000 }, { "\xce\xbcs", 1000 },
+		{ "ms", 1000000 }, { "s", 1000000000ULL }, { "m", 60000000000ULL }, { "h", 3600000000000ULL },
+	};
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (strlen(units[i].name) == n && memcmp(units[i].name, u, n) == 0)
+			return units[i].ns;
+	return 0;
+}
+
+/* Go's time.ParseDuration grammar, into nanoseconds; -1 on syntax error or overflow. */
+static int parse_go_duration(const char *s, uint64_t *ns_out)
+{
+	uint64_t total = 0;
+
+	if (strcmp(s, "0") == 0) {
+		*ns_out = 0;
+		return 0;
+	}
+	if (!*s)
+		return -1;
+	while (*s) {
+		uint64_t v = 0, frac = 0, scale = 1;
+		int pre = 0, post = 0;
+		while (isdigit((unsigned char)*s)) {
+			if (v > (UINT64_MAX - 9) / 10)
+				return -1;
+			v = v * 10 + (uint64_t)(*s++ - '0');
+			pre = 1;
+		}
+		if (*s == '.') {
+			s++;
+			while (isdigit((unsigned char)*s)) {
+				if (scale <= UINT64_MAX / 100) { /* extra digits are beyond nanoseconds */
+					frac = frac * 10 + (uint64_t)(*s - '0');
+					scale *= 10;
+				}
+				s++;
+				post = 1;
+			}
+		}
+		if (!pre && !post)
+			return -1;
+		const char *u = s;
+		while (*s && *s != '.' && !isdigit((unsigned char)*s))
+			s++;
+		uint64_t unit = duration_unit(u, (size_t)(s - u));
+		if (!unit || v > (uint64_t)INT64_MAX / unit)
+			return -1;
+		v *= unit;
+		v += (uint64_t)((double)frac * ((double)unit / (double)scale));
+		if (v > (uint64_t)INT64_MAX - total)
+			return -1;
+		total += v;
+	}
+	*ns_out = total;
+	return 0;
+}
+
+int berth_config__parse_duration(const char *s, int64_t *ms_out)
+{
+	char b[80];
+	int64_t bare;
+	uint64_t ns;
+
+	if (trimmed(b, sizeof(b), s) < 0)
+		return -1;
+	/* A bare YAML integer is nanoseconds, as Distribution (yaml.v2 into time.Duration) reads it. */
+	if (berth_config__parse_int(b, &bare) == 0) {
+		if (bare < 0)
+			return -1;
+		ns = (uint64_t)bare;
+	} else if (parse_go_duration(b[0] == '+' ? b + 1 : b, &ns) < 0) {
+		return -1;
+	}
+	/* Round sub-millisecond remainders up so a nonzero duration never reads as 0 ("unset"). */
+	*ms_out = (int64_t)(ns / 1000000 + (ns % 1000000 != 0));
+	return 0;
+}
+
+/* ---- setters ---------------------------------------------------------------------------------- */
+
+/* Shortens a value for quoting in a message. */
+static const char *shown(const char *s, char *buf, size_t n)
+{
+	size_t len = strlen(s);
+	if (len < n)
+		return s;
+	snprintf(buf, n, "%.*s...", (int)(n - 4), s);
+	return buf;
+}
+
+static int enum_lookup(const struct cfg_enum *names, const char *s, int *out)
+{
+	char b[64];
+	if (trimmed(b, sizeof(b), s) == 0)
+		for (const struct cfg_enum *e = names; e->name; e++)
+			if (strcasecmp(e->name, b) == 0) {
+				*out = e->value;
+				return 0;
+			}
+	return -1;
+}
+
+static int bad_enum(struct cfg_ctx *c, const struct cfg_key *k, const char *key, const struct cfg_scalar *v,
+		    const struct cfg_enum *names)
+{
+	char list[256] = "", sb[80];
+	size_t used = 0;
+	for (const struct cfg_enum *e = names; e->name; e++) {
+		int w = snprintf(list + used, sizeof(list) - used, "%s%s", used ? ", " : "", e->name);
+		if (w < 0 || (size_t)w >= sizeof(list) - used)
+			break;
+		used += (size_t)w;
+	}
+	return berth_config__fail(c, v->line, key, "expected one of %s, got '%s'", list,
+				  shown(v->text, sb, sizeof(sb)));
+}
+
+int berth_config__set_scalar(struct cfg_ctx *c, const struct cfg_key *k, void *base, const char *key,
+			     const struct cfg_scalar *v)
+{
+	char *field = (char *)base + k->off, sb[80];
+	int b, e;
+	int64_t n;
+
+	if (k->type == CT_FN)
+		return k->fn(c, k, base, key, v);
+	if (v->null) /* `key:` or `key: ~` leaves the default, like an absent key */
+		return 0;
+	switch (k->type) {
+	case CT_STR:
+		if (strlen(v->text) >= k->size)
+			return berth_config__fail(c, v->line, key, "value too long (%zu bytes, at most %zu)",
+						  strlen(v->text), k->size - 1);
+		memcpy(field, v->text, strlen(v->text) + 1);
+		return 0;
+	case CT_BOOL:
+	case CT_NOT_BOOL:
+		if (berth_config__parse_bool(v->text, &b) < 0)
+			return berth_config__fail(c, v->line, key, "expected a boolean, got '%s'",
+						  shown(v->text, sb, sizeof(sb)));
+		*(int *)field = k->type == CT_NOT_BOOL ? !b : b;
+		return 0;
+	case CT_INT:
+		if (berth_config__parse_int(v->text, &n) < 0)
+			return berth_config__fail(c, v->line, key, "expected an integer, got '%s'",
+						  shown(v->text, sb, sizeof(sb)));
+		if (n < k->min || n > k->max)
+			return berth_config__fail(c, v->line, key, "must be between %lld and %lld, got %lld",
+						  (long long)k->min, (long long)k->max, (long long)n);
+		if (k->size == sizeof(int))
+			*(int *)field = (int)n;
+		else
+			*(int64_t *)field = n;
+		return 0;
+	case CT_DURATION:
+		if (berth_config__parse_duration(v->text, &n) < 0)
+			return berth_config__fail(c, v->line, key,
+						  "expected a duration such as 10s, 1h30m or 300ms, got '%s'",
+						  shown(v->text, sb, sizeof(sb)));
+		*(int64_t *)field = n;
+		return 0;
+	case CT_ENUM:
+		if (enum_lookup(k->names, v->text, &e) < 0)
+			return bad_enum(c, k, key, v, k->names);
+		*(int *)field = e;
+		return 0;
+	default:
+		return berth_config__fail(c, v->line, key, "expected a %s, got a scalar",
+					  k->type == CT_LIST || k->type == CT_STRLIST || k->type == CT_REGEXLIST
+						  ? "list" : "map");
+	}
+}
+
+static int set_version(struct cfg_ctx *c, const struct cfg_key *k, void *base, const char *key,
+		       const struct cfg_scalar *v)
+{
+	char sb[80];
+	if (v->null || strcmp(v->text, "0.1") != 0)
+		return berth_config__fail(c, v->line, key, "unsupported version '%s' (expected 0.1)",
+					  v->null ? "" : shown(v->text, sb, sizeof(sb)));
+	return 0;
+}
+
+static int set_log_level(struct cfg_ctx *c, const struct cfg_key *k, void *base, const char *key,
+			 const struct cfg_scalar *v)
+{
+	int level;
+	if (v->null)
+		return 0;
+	if (enum_lookup(log_levels, v->text, &level) < 0)
+		return bad_enum(c, k, key, v, log_levels);
+	c->cfg->log_level = level;
+	c->log_level_set = 1;
+	return 0;
+}
+
+/* loglevel applies only when log.level is absent (Distribution's rule), so it waits in the ctx. */
+static int set_deprecated_loglevel(struct cfg_ctx *c, const struct cfg_key *k, void *base,
+				   const char *key, const struct cfg_scalar *v)
+{
+	int level;
+	if (v->null)
+		return 0;
+	if (enum_lookup(log_levels, v->text, &level) < 0)
+		return bad_enum(c, k, key, v, log_levels);
+	c->deprecated_loglevel = level;
+	return 0;
+}
+
+/* validation.enabled (deprecated): true turns validation on whatever validation.disabled says. */
+static int set_validation_enabled(struct cfg_ctx *c, const struct cfg_key *k, void *base,
+				  const char *key, const struct cfg_scalar *v)
+{
+	struct cfg_key as_bool = { .key = k->key, .type = CT_BOOL, .off = 0 };
+	int on = 0;
+	if (berth_config__set_scalar(c, &as_bool, &on, key, v) < 0)
+		return -1;
+	if (on)
+		c->validation_enabled = 1;
+	return 0;
+}
+
+/* ---- collections ------------------------------------------------------------------------------ */
+
+void berth_config__strlist_free(struct berth_strlist *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+void berth_config__strmap_free(struct berth_strmap *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		free(m->v[i].key);
+		free(m->v[i].value);
+	}
+	free(m->v);
+	m->v = NULL;
+	m->n = 0;
+}
+
+void berth_config__headers_free(struct berth_headers *h)
+{
+	for (size_t i = 0; i < h->n; i++) {
+		free(h->v[i].name);
+		berth_config__strlist_free(&h->v[i].values);
+	}
+	free(h->v);
+	h->v = NULL;
+	h->n = 0;
+}
+
+int berth_config__check_regex(struct cfg_ctx *c, int line, const char *key, const char *re)
+{
+	regex_t rx;
+	int rc = regcomp(&rx, re, REG_EXTENDED | REG_NOSUB);
+	if (rc != 0) {
+		char msg[128], sb[80];
+		regerror(rc, &rx, msg, sizeof(msg));
+		return berth_config__fail(c, line, key, "invalid regular expression '%s': %s",
+					  shown(re, sb, sizeof(sb)), msg);
+	}
+	regfree(&rx);
+	return 0;
+}
+
+/* Element idx of a CT_LIST; idx == n appends a defaulted element. NULL after fail() if out of range. */
+void *berth_config__list_elem(struct cfg_ctx *c, const struct cfg_key *k, void *base, size_t idx, int line,
+			      const char *key)
+{
+	char **arr = (char **)((char *)base + k->off);
+	size_t *n = (size_t *)((char *)base + k->count_off);
+	size_t sz = k->sub->elem_size;
+
+	if (idx > *n) {
+		berth_config__fail(c, line, key, "index %zu out of range (the list has %zu items)", idx, *n);
+		return NULL;
+	}
+	if (idx == *n) {
+		if (*n >= k->max_items) {
+			berth_config__fail(c, line, key, "too many items (at most %zu)", k->max_items);
+			return NULL;
+		}
+		*arr = berth_realloc(*arr, (*n + 1) * sz);
+		k->sub->elem_init(*arr + *n * sz);
+		(*n)++;
+	}
+	return *arr + idx * sz;
+}
+
+void berth_config__list_free(const struct cfg_key *k, void *base)
+{
+	char **arr = (char **)((char *)base + k->off);
+	size_t *n = (size_t *)((char *)base + k->count_off);
+	for (size_t i = 0; i < *n; i++)
+		k->sub->elem_release(*arr + i * k->sub->elem_size);
+	free(*arr);
+	*arr = NULL;
+	*n = 0;
+}

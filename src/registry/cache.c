@@ -1,0 +1,193 @@
+#include "registry/cache.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+
+#define SHARDS 16
+
+struct entry {
+	struct entry *hnext;            /* hash chain */
+	struct entry *prev, *next;      /* LRU list, most recent first */
+	uint64_t hash;
+	uint64_t num;
+	size_t len;
+	char *data;
+	char key[];
+};
+
+struct shard {
+	pthread_mutex_t lock;
+	struct entry **table;
+	size_t buckets;
+	size_t count;
+	size_t bytes;
+	struct entry *head, *tail;
+};
+
+struct berth_cache {
+	size_t max_entries; /* per shard */
+	size_t max_bytes;   /* per shard */
+	struct shard shards[SHARDS];
+};
+
+static uint64_t hash_key(const char *s)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+struct berth_cache *berth_cache_new(size_t max_entries, size_t max_bytes)
+{
+	struct berth_cache *c = berth_calloc(1, sizeof(*c));
+	c->max_entries = max_entries / SHARDS ? max_entries / SHARDS : 1;
+	c->max_bytes = max_bytes / SHARDS;
+	for (int i = 0; i < SHARDS; i++) {
+		struct shard *s = &c->shards[i];
+		pthread_mutex_init(&s->lock, NULL);
+		s->buckets = 64;
+		while (s->buckets < c->max_entries)
+			s->buckets *= 2;
+		s->table = berth_calloc(s->buckets, sizeof(*s->table));
+	}
+	return c;
+}
+
+static void free_entry(struct entry *e)
+{
+	free(e->data);
+	free(e);
+}
+
+void berth_cache_free(struct berth_cache *c)
+{
+	if (!c)
+		return;
+	for (int i = 0; i < SHARDS; i++) {
+		struct shard *s = &c->shards[i];
+		for (struct entry *e = s->head; e;) {
+			struct entry *next = e->next;
+			free_entry(e);
+			e = next;
+		}
+		free(s->table);
+		pthread_mutex_destroy(&s->lock);
+	}
+	free(c);
+}
+
+static struct entry **find_slot(struct shard *s, const char *key, uint64_t hash)
+{
+	struct entry **p = &s->table[hash & (s->buckets - 1)];
+	while (*p && ((*p)->hash != hash || strcmp((*p)->key, key) != 0))
+		p = &(*p)->hnext;
+	return p;
+}
+
+static void lru_unlink(struct shard *s, struct entry *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		s->head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		s->tail = e->prev;
+	e->prev = e->next = NULL;
+}
+
+static void lru_push_front(struct shard *s, struct entry *e)
+{
+	e->next = s->head;
+	e->prev = NULL;
+	if (s->head)
+		s->head->prev = e;
+	s->head = e;
+	if (!s->tail)
+		s->tail = e;
+}
+
+/* Unlinks e from its chain and the LRU list and frees it. */
+static void drop(struct shard *s, struct entry *e)
+{
+	struct entry **p = find_slot(s, e->key, e->hash);
+	*p = e->hnext;
+	lru_unlink(s, e);
+	s->count--;
+	s->bytes -= e->len;
+	free_entry(e);
+}
+
+int berth_cache_get(struct berth_cache *c, const char *key, uint64_t *num, char **data, size_t *len)
+{
+	uint64_t hash = hash_key(key);
+	struct shard *s = &c->shards[hash % SHARDS];
+	int hit = 0;
+	pthread_mutex_lock(&s->lock);
+	struct entry *e = *find_slot(s, key, hash);
+	if (e) {
+		hit = 1;
+		lru_unlink(s, e);
+		lru_push_front(s, e);
+		if (num)
+			*num = e->num;
+		if (data) {
+			*data = berth_malloc(e->len + 1);
+			memcpy(*data, e->data ? e->data : "", e->len);
+			(*data)[e->len] = '\0';
+			*len = e->len;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return hit;
+}
+
+void berth_cache_put(struct berth_cache *c, const char *key, uint64_t num, const void *data, size_t len)
+{
+	uint64_t hash = hash_key(key);
+	struct shard *s = &c->shards[hash % SHARDS];
+	if (len > c->max_bytes / 8 + 1)
+		return;
+	size_t klen = strlen(key);
+	struct entry *e = berth_malloc(sizeof(*e) + klen + 1);
+	memcpy(e->key, key, klen + 1);
+	e->hash = hash;
+	e->num = num;
+	e->len = data ? len : 0;
+	e->data = data && len ? berth_malloc(len) : NULL;
+	if (e->data)
+		memcpy(e->data, data, len);
+	e->prev = e->next = NULL;
+
+	pthread_mutex_lock(&s->lock);
+	struct entry *old = *find_slot(s, key, hash);
+	if (old)
+		drop(s, old);
+	while (s->tail && (s->count >= c->max_entries || s->bytes + e->len > c->max_bytes))
+		drop(s, s->tail);
+	struct entry **slot = &s->table[hash & (s->buckets - 1)];
+	e->hnext = *slot;
+	*slot = e;
+	lru_push_front(s, e);
+	s->count++;
+	s->bytes += e->len;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void berth_cache_remove(struct berth_cache *c, const char *key)
+{
+	uint64_t hash = hash_key(key);
+	struct shard *s = &c->shards[hash % SHARDS];
+	pthread_mutex_lock(&s->lock);
+	struct entry *e = *find_slot(s, key, hash);
+	if (e)
+		drop(s, e);
+	pthread_mutex_unlock(&s->lock);
+}

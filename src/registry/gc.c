@@ -1,0 +1,974 @@
+/*
+ * Garbage collection (see gc.h): mark every blob a kept manifest needs, then sweep the rest.
+ *
+ * Phases, in the order Distribution's MarkAndSweep runs them:
+ *   1. mark, repository by repository (sorted): list revisions, read and parse each manifest,
+ *      decide which revisions are kept, mark what they reference. Any storage error here aborts
+ *      the run before anything is deleted.
+ *   2. (delete_untagged) remove the revisions that were not kept, with their tag index entries.
+ *   3. walk blobs/, remove every blob dir whose digest is not marked.
+ *   4. remove _layers links to unmarked digests in every repository.
+ * A failure in phases 2-4 is reported and the sweep goes on; the first error is returned.
+ */
+#include "registry/gc.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/util.h"
+#include "registry/manifest.h"
+#include "registry/paths.h"
+#include "registry/reference.h"
+#include "registry/registry.h"
+#include "storage/storage.h"
+
+/* The largest manifest GC will read (Distribution caps pushes at 4 MiB). */
+#define GC_MANIFEST_MAX (64u << 20)
+#define GC_PROGRESS_EVERY 1000
+
+/* ---- binary digests ---- */
+
+enum { ALG_256 = 1, ALG_512 = 2 };
+
+/* A digest as its algorithm and raw bytes (32 or 64, the rest zero): compared with memcmp. */
+struct gdig {
+	uint8_t alg;
+	uint8_t b[64];
+};
+
+static size_t alg_bytes(uint8_t alg)
+{
+	return alg == ALG_512 ? 64 : 32;
+}
+
+static const char *alg_str(uint8_t alg)
+{
+	return alg == ALG_512 ? "sha512" : "sha256";
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Algorithm name + lowercase hex (exactly the right length, NUL-terminated) -> 0, else -1. */
+static int dig_from_parts(struct gdig *out, const char *alg, size_t alg_len, const char *hex)
+{
+	memset(out, 0, sizeof(*out));
+	if (alg_len == 6 && memcmp(alg, "sha256", 6) == 0)
+		out->alg = ALG_256;
+	else if (alg_len == 6 && memcmp(alg, "sha512", 6) == 0)
+		out->alg = ALG_512;
+	else
+		return -1;
+	size_t n = alg_bytes(out->alg);
+	for (size_t i = 0; i < n; i++) {
+		int hi = hexval(hex[2 * i]), lo = hi < 0 ? -1 : hexval(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		out->b[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return hex[2 * n] == '\0' ? 0 : -1;
+}
+
+static int dig_from_str(struct gdig *out, const char *s)
+{
+	const char *colon = s ? strchr(s, ':') : NULL;
+	if (!colon)
+		return -1;
+	return dig_from_parts(out, s, (size_t)(colon - s), colon + 1);
+}
+
+static void dig_hex(const struct gdig *d, char *out)
+{
+	static const char hx[] = "0123456789abcdef";
+	size_t n = alg_bytes(d->alg);
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hx[d->b[i] >> 4];
+		out[2 * i + 1] = hx[d->b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static void dig_str(const struct gdig *d, char out[BERTH_DIGEST_STR_MAX])
+{
+	memcpy(out, alg_str(d->alg), 6);
+	out[6] = ':';
+	dig_hex(d, out + 7);
+}
+
+static int dig_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct gdig));
+}
+
+/* ---- a hash set of fixed-size keys (open addressing; digests are already uniform) ---- */
+
+struct dset {
+	size_t klen;
+	size_t cap; /* power of two, or 0 */
+	size_t n;
+	uint8_t *keys;
+	uint8_t *used;
+};
+
+static size_t dset_slot(const struct dset *s, const uint8_t *key)
+{
+	uint64_t h;
+	memcpy(&h, key, sizeof(h));
+	return (size_t)(h ^ (h >> 29)) & (s->cap - 1);
+}
+
+static void dset_grow(struct dset *s)
+{
+	struct dset old = *s;
+	s->cap = old.cap ? old.cap * 2 : 1024;
+	s->n = 0;
+	s->keys = berth_malloc(s->cap * s->klen);
+	s->used = berth_calloc(s->cap, 1);
+	for (size_t i = 0; i < old.cap; i++) {
+		if (!old.used[i])
+			continue;
+		const uint8_t *k = old.keys + i * s->klen;
+		size_t j = dset_slot(s, k);
+		while (s->used[j])
+			j = (j + 1) & (s->cap - 1);
+		memcpy(s->keys + j * s->klen, k, s->klen);
+		s->used[j] = 1;
+		s->n++;
+	}
+	free(old.keys);
+	free(old.used);
+}
+
+/* 1 if key was added, 0 if it was there already. */
+static int dset_add(struct dset *s, const uint8_t *key)
+{
+	if ((s->n + 1) * 10 > s->cap * 7)
+		dset_grow(s);
+	size_t j = dset_slot(s, key);
+	while (s->used[j]) {
+		if (memcmp(s->keys + j * s->klen, key, s->klen) == 0)
+			return 0;
+		j = (j + 1) & (s->cap - 1);
+	}
+	memcpy(s->keys + j * s->klen, key, s->klen);
+	s->used[j] = 1;
+	s->n++;
+	return 1;
+}
+
+static int dset_has(const struct dset *s, const uint8_t *key)
+{
+	if (!s->cap)
+		return 0;
+	size_t j = dset_slot(s, key);
+	while (s->used[j]) {
+		if (memcmp(s->keys + j * s->klen, key, s->klen) == 0)
+			return 1;
+		j = (j + 1) & (s->cap - 1);
+	}
+	return 0;
+}
+
+static void dset_free(struct dset *s)
+{
+	free(s->keys);
+	free(s->used);
+	s->keys = s->used = NULL;
+	s->cap = s->n = 0;
+}
+
+/* ---- growable arrays ---- */
+
+#define VEC_PUSH(arr, n, alloc)                                                                 \
+	do {                                                                                    \
+		if ((n) == (alloc)) {                                                           \
+			(alloc) = (alloc) ? (alloc) * 2 : 16;                                   \
+			(arr) = berth_realloc((arr), (alloc) * sizeof(*(arr)));                 \
+		}                                                                               \
+	} while (0)
+
+/* ---- the run ---- */
+
+/* A revision of the repository being marked. */
+struct rev {
+	struct gdig d;
+	struct gdig subject;
+	size_t ref_off, ref_n; /* into repo.refs */
+	uint8_t has_subject;
+	uint8_t missing; /* its blob is gone: reported, never marked nor deleted */
+	uint8_t tagged;
+	uint8_t kept;
+};
+
+struct repo {
+	const char *name;
+	struct rev *revs;
+	size_t n, alloc;
+	struct gdig *refs;
+	size_t nrefs, refs_alloc;
+	int keep_all; /* tags unreadable: keep every revision */
+};
+
+/* A revision to delete (phase 2). */
+struct doomed {
+	size_t repo;
+	struct gdig d;
+};
+
+/* Unmarked blobs found by the sweep, one flat array per algorithm: key then u64 size. */
+struct sweeplist {
+	size_t esz;
+	uint8_t *data;
+	size_t n, alloc;
+};
+
+struct gc {
+	struct berth_storage_driver *d;
+	const struct berth_gc_options *o;
+	struct berth_gc_stats st;
+	struct dset mark256, mark512;
+	struct berth_strvec repos;
+	struct doomed *doomed;
+	size_t ndoomed, doomed_alloc;
+	struct sweeplist sweep256, sweep512;
+	int first_err; /* first sweep failure */
+};
+
+static void say(struct gc *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void progress(struct gc *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn(struct gc *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A per-item report line (stdout in the CLI), unless quiet. */
+static void say(struct gc *g, const char *fmt, ...)
+{
+	if (g->o->quiet || !g->o->out)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(g->o->out, fmt, ap);
+	va_end(ap);
+	fputc('\n', g->o->out);
+}
+
+static void progress(struct gc *g, const char *fmt, ...)
+{
+	if (g->o->quiet || !g->o->progress)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("garbage-collect: ", g->o->progress);
+	vfprintf(g->o->progress, fmt, ap);
+	va_end(ap);
+	fputc('\n', g->o->progress);
+	fflush(g->o->progress);
+}
+
+/* A problem that does not stop the run. */
+static void warn(struct gc *g, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("garbage-collect: warning: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	g->st.warnings++;
+}
+
+static void fail(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("garbage-collect: error: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void sweep_failed(struct gc *g, int rc)
+{
+	if (!g->first_err)
+		g->first_err = rc;
+}
+
+static int mark(struct gc *g, const struct gdig *d)
+{
+	return dset_add(d->alg == ALG_512 ? &g->mark512 : &g->mark256, d->b);
+}
+
+static int marked(const struct gc *g, const struct gdig *d)
+{
+	return dset_has(d->alg == ALG_512 ? &g->mark512 : &g->mark256, d->b);
+}
+
+static const char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? s + 1 : path;
+}
+
+static int fmt_path(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int fmt_path(char *out, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(out, BERTH_PATH_MAX, fmt, ap);
+	va_end(ap);
+	return n < 0 || n >= BERTH_PATH_MAX ? BERTH_EINVALID : 0;
+}
+
+/* ---- repositories (as the catalog finds them) ---- */
+
+struct repo_walk {
+	struct berth_strvec children;
+	int is_repo;
+};
+
+static int repo_child(const char *path, void *payload)
+{
+	struct repo_walk *w = payload;
+	const char *base = base_name(path);
+	if (base[0] == '_') {
+		if (strcmp(base, "_layers") == 0 || strcmp(base, "_manifests") == 0)
+			w->is_repo = 1;
+		return 0;
+	}
+	berth_strvec_push(&w->children, path);
+	return 0;
+}
+
+static int find_repos(struct gc *g, const char *dir)
+{
+	struct repo_walk w = { { 0 }, 0 };
+	int rc = berth_storage_list(g->d, dir, repo_child, &w);
+	if (rc == BERTH_ENOTFOUND)
+		rc = 0; /* vanished, or a plain file: nothing below */
+	if (rc < 0) {
+		fail("cannot list %s: %s", dir, berth_strerror(rc));
+		goto out;
+	}
+	if (w.is_repo && strlen(dir) > strlen(BERTH_REPOS_ROOT "/"))
+		berth_strvec_push(&g->repos, dir + strlen(BERTH_REPOS_ROOT "/"));
+	for (size_t i = 0; i < w.children.n && rc == 0; i++)
+		rc = find_repos(g, w.children.items[i]);
+out:
+	berth_strvec_release(&w.children);
+	return rc;
+}
+
+/* ---- phase 1: mark ---- */
+
+struct list_ctx {
+	struct gc *g;
+	struct repo *r;
+	uint8_t alg;
+	int rc;
+};
+
+static int add_revision(const char *path, void *payload)
+{
+	struct list_ctx *c = payload;
+	struct rev v;
+	memset(&v, 0, sizeof(v));
+	const char *alg = alg_str(c->alg);
+	if (dig_from_parts(&v.d, alg, strlen(alg), base_name(path)) < 0)
+		return 0; /* not a digest: not ours to judge */
+	char link[BERTH_PATH_MAX];
+	struct berth_stat st;
+	if (fmt_path(link, "%s/link", path) < 0)
+		return 0;
+	int rc = berth_storage_stat(c->g->d, link, &st);
+	if (rc == BERTH_ENOTFOUND || (rc == 0 && st.is_dir))
+		return 0; /* no link: not a revision (Distribution only enumerates link files) */
+	if (rc < 0) {
+		fail("cannot stat %s: %s", link, berth_strerror(rc));
+		c->rc = rc;
+		return 1;
+	}
+	VEC_PUSH(c->r->revs, c->r->n, c->r->alloc);
+	c->r->revs[c->r->n++] = v;
+	return 0;
+}
+
+static void add_ref(struct repo *r, const struct gdig *d)
+{
+	VEC_PUSH(r->refs, r->nrefs, r->refs_alloc);
+	r->refs[r->nrefs++] = *d;
+}
+
+static void add_ref_str(struct repo *r, const char *s)
+{
+	struct gdig d;
+	if (s && dig_from_str(&d, s) == 0)
+		add_ref(r, &d);
+}
+
+static void lenient_digests(struct repo *r, json_t *arr, const char *key)
+{
+	size_t i;
+	json_t *it;
+	if (!json_is_array(arr))
+		return;
+	json_array_foreach(arr, i, it)
+		add_ref_str(r, json_string_value(json_object_get(it, key)));
+}
+
+/*
+ * A manifest that does not validate (schema1, an OCI 1.1-rc artifact manifest, a body edited by
+ * hand...): keep every digest its JSON names where a manifest names blobs, so that nothing it may
+ * need is deleted. Distribution reads schema1's fsLayers[].blobSum as its references.
+ */
+static void lenient_refs(struct repo *r, struct rev *v, const char *body, size_t len)
+{
+	json_t *root = json_loadb(body, len, 0, NULL);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return;
+	}
+	add_ref_str(r, json_string_value(json_object_get(json_object_get(root, "config"), "digest")));
+	lenient_digests(r, json_object_get(root, "layers"), "digest");
+	lenient_digests(r, json_object_get(root, "manifests"), "digest");
+	lenient_digests(r, json_object_get(root, "blobs"), "digest");
+	lenient_digests(r, json_object_get(root, "fsLayers"), "blobSum");
+	const char *subject = json_string_value(json_object_get(json_object_get(root, "subject"), "digest"));
+	if (subject && dig_from_str(&v->subject, subject) == 0)
+		v->has_subject = 1;
+	json_decref(root);
+}
+
+/* Reads and parses revision i, recording what it references. <0 only for storage errors. */
+static int load_revision(struct gc *g, struct repo *r, size_t i)
+{
+	struct rev *v = &r->revs[i];
+	char ds[BERTH_DIGEST_STR_MAX], path[BERTH_PATH_MAX];
+	char *body = NULL;
+	size_t len = 0;
+
+	dig_str(&v->d, ds);
+	v->ref_off = r->nrefs;
+	int rc = berth_path_blob_data(path, ds);
+	if (rc < 0)
+		return rc;
+	rc = berth_storage_get_content(g->d, path, GC_MANIFEST_MAX, &body, &len);
+	if (rc == BERTH_ENOTFOUND) {
+		warn(g, "%s: manifest %s: blob is missing, skipping it", r->name, ds);
+		v->missing = 1;
+		return 0;
+	}
+	if (rc == BERTH_ETOOLARGE) {
+		warn(g, "%s: manifest %s: larger than %u bytes, not reading what it references",
+		     r->name, ds, GC_MANIFEST_MAX);
+		return 0;
+	}
+	if (rc < 0) {
+		fail("%s: cannot read manifest %s: %s", r->name, ds, berth_strerror(rc));
+		return rc;
+	}
+
+	struct berth_manifest *m = NULL;
+	struct berth_manifest_error perr;
+	rc = berth_manifest_parse(&m, NULL, body, len, &perr);
+	if (rc == 0) {
+		if (m->has_config)
+			add_ref_str(r, m->config.digest);
+		for (size_t k = 0; k < m->n_layers; k++)
+			add_ref_str(r, m->layers[k].digest);
+		for (size_t k = 0; k < m->n_manifests; k++)
+			add_ref_str(r, m->manifests[k].digest);
+		if (m->has_subject && dig_from_str(&v->subject, m->subject.digest) == 0)
+			v->has_subject = 1;
+		berth_manifest_free(m);
+	} else if (rc == BERTH_EINVALID) {
+		warn(g, "%s: manifest %s does not parse (%s); keeping the digests its JSON names",
+		     r->name, ds, perr.message);
+		lenient_refs(r, v, body, len);
+		rc = 0;
+	} else {
+		fail("%s: cannot parse manifest %s: %s", r->name, ds, berth_strerror(rc));
+	}
+	free(body);
+	v->ref_n = r->nrefs - v->ref_off;
+	return rc;
+}
+
+static struct rev *find_rev(struct repo *r, const struct gdig *d)
+{
+	return bsearch(d, r->revs, r->n, sizeof(*r->revs), dig_cmp);
+}
+
+struct tag_ctx {
+	struct gc *g;
+	struct repo *r;
+	int rc;
+};
+
+static int read_tag(const char *path, void *payload)
+{
+	struct tag_ctx *c = payload;
+	char link[BERTH_PATH_MAX];
+	char *body = NULL;
+	size_t len = 0;
+	if (fmt_path(link, "%s/current/link", path) < 0)
+		return 0;
+	int rc = berth_storage_get_content(c->g->d, link, BERTH_DIGEST_STR_MAX + 16, &body, &len);
+	if (rc == BERTH_ENOTFOUND)
+		return 0; /* a tag without current link names nothing (as Distribution's Lookup) */
+	if (rc < 0 && rc != BERTH_ETOOLARGE) {
+		fail("%s: cannot read %s: %s", c->r->name, link, berth_strerror(rc));
+		c->rc = rc;
+		return 1;
+	}
+	/* Tolerate surrounding whitespace, as the registry's link reader does. */
+	char *s = body;
+	struct gdig d;
+	if (rc == 0) {
+		while (len && (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')) {
+			s++;
+			len--;
+		}
+		while (len && (s[len - 1] == ' ' || s[len - 1] == '\n' || s[len - 1] == '\r' ||
+			       s[len - 1] == '\t'))
+			len--;
+		s[len] = '\0';
+	}
+	if (rc < 0 || dig_from_str(&d, s) < 0) {
+		warn(c->g, "%s: tag %s: unreadable current link; keeping every manifest "
+		     "of the repository", c->r->name, base_name(path));
+		c->r->keep_all = 1;
+	} else {
+		struct rev *v = find_rev(c->r, &d);
+		if (v)
+			v->tagged = 1;
+	}
+	free(body);
+	return 0;
+}
+
+/* Marks, within the repository, every revision reachable from the stack (already kept). */
+static void keep_closure(struct repo *r, size_t *stack, size_t sp)
+{
+	while (sp) {
+		struct rev *v = &r->revs[stack[--sp]];
+		for (size_t k = 0; k < v->ref_n; k++) {
+			struct rev *c = find_rev(r, &r->refs[v->ref_off + k]);
+			if (c && !c->kept) {
+				c->kept = 1;
+				stack[sp++] = (size_t)(c - r->revs);
+			}
+		}
+	}
+}
+
+/*
+ * Which revisions stay. Without delete_untagged: all. With it: the tagged ones, what they
+ * reference that is a revision here (index children, transitively), and the revisions whose
+ * subject stays (referrers, transitively), until nothing changes.
+ */
+static void decide_kept(struct repo *r, int delete_untagged)
+{
+	if (!delete_untagged || r->keep_all) {
+		for (size_t i = 0; i < r->n; i++)
+			r->revs[i].kept = 1;
+		return;
+	}
+	size_t *stack = berth_malloc((r->n ? r->n : 1) * sizeof(*stack));
+	size_t sp = 0;
+	for (size_t i = 0; i < r->n; i++) {
+		if (r->revs[i].tagged) {
+			r->revs[i].kept = 1;
+			stack[sp++] = i;
+		}
+	}
+	for (;;) {
+		keep_closure(r, stack, sp);
+		sp = 0;
+		for (size_t i = 0; i < r->n; i++) {
+			struct rev *v = &r->revs[i];
+			if (v->kept || !v->has_subject)
+				continue;
+			struct rev *s = find_rev(r, &v->subject);
+			if (s && s->kept) {
+				v->kept = 1;
+				stack[sp++] = i;
+			}
+		}
+		if (!sp)
+			break;
+	}
+	free(stack);
+}
+
+static int mark_repo(struct gc *g, size_t ri)
+{
+	struct repo r;
+	char path[BERTH_PATH_MAX], ds[BERTH_DIGEST_STR_MAX];
+	int rc = 0;
+
+	memset(&r, 0, sizeof(r));
+	r.name = g->repos.items[ri];
+	say(g, "%s", r.name);
+
+	for (uint8_t alg = ALG_256; alg <= ALG_512; alg++) {
+		struct list_ctx c = { g, &r, alg, 0 };
+		if ((rc = fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/revisions/%s", r.name,
+				   alg_str(alg))) < 0)
+			goto out;
+		rc = berth_storage_list(g->d, path, add_revision, &c);
+		if (c.rc < 0)
+			rc = c.rc;
+		if (rc == BERTH_ENOTFOUND)
+			rc = 0;
+		if (rc < 0) {
+			fail("%s: cannot list %s: %s", r.name, path, berth_strerror(rc));
+			goto out;
+		}
+	}
+	if (r.n > 1)
+		qsort(r.revs, r.n, sizeof(*r.revs), dig_cmp);
+
+	for (size_t i = 0; i < r.n; i++) {
+		if ((rc = load_revision(g, &r, i)) < 0)
+			goto out;
+		if ((i + 1) % GC_PROGRESS_EVERY == 0)
+			progress(g, "mark: %s: read %zu/%zu manifests", r.name, i + 1, r.n);
+	}
+
+	if (g->o->delete_untagged) {
+		struct tag_ctx c = { g, &r, 0 };
+		if ((rc = fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags", r.name)) < 0)
+			goto out;
+		rc = berth_storage_list(g->d, path, read_tag, &c);
+		if (c.rc < 0)
+			rc = c.rc;
+		if (rc == BERTH_ENOTFOUND)
+			rc = 0;
+		if (rc < 0) {
+			fail("%s: cannot list tags: %s", r.name, berth_strerror(rc));
+			goto out;
+		}
+	}
+	decide_kept(&r, g->o->delete_untagged);
+
+	for (size_t i = 0; i < r.n; i++) {
+		struct rev *v = &r.revs[i];
+		if (v->missing)
+			continue;
+		dig_str(&v->d, ds);
+		if (!v->kept) {
+			say(g, "%s: manifest eligible for deletion: %s", r.name, ds);
+			VEC_PUSH(g->doomed, g->ndoomed, g->doomed_alloc);
+			g->doomed[g->ndoomed].repo = ri;
+			g->doomed[g->ndoomed].d = v->d;
+			g->ndoomed++;
+			continue;
+		}
+		say(g, "%s: marking manifest %s", r.name, ds);
+		mark(g, &v->d);
+		g->st.manifests_marked++;
+		for (size_t k = 0; k < v->ref_n; k++) {
+			const struct gdig *ref = &r.refs[v->ref_off + k];
+			if (mark(g, ref)) {
+				dig_str(ref, ds);
+				say(g, "%s: marking blob %s", r.name, ds);
+			}
+		}
+	}
+	progress(g, "mark: repository %zu/%zu %s: %zu manifests", ri + 1, g->repos.n, r.name, r.n);
+	rc = 0;
+out:
+	free(r.revs);
+	free(r.refs);
+	return rc;
+}
+
+/* ---- phase 2: untagged manifests ---- */
+
+static int push_tag(const char *path, void *payload)
+{
+	berth_strvec_push(payload, base_name(path));
+	return 0;
+}
+
+static void delete_manifests(struct gc *g)
+{
+	struct berth_strvec tags = { 0 };
+	size_t cur = (size_t)-1;
+	char path[BERTH_PATH_MAX], ds[BERTH_DIGEST_STR_MAX], hex[129];
+	int rc;
+
+	for (size_t i = 0; i < g->ndoomed; i++) {
+		const struct doomed *m = &g->doomed[i];
+		const char *name = g->repos.items[m->repo];
+		g->st.manifests_deleted++;
+		if (g->o->dry_run)
+			continue;
+		if (m->repo != cur) {
+			cur = m->repo;
+			berth_strvec_release(&tags);
+			if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags", name) == 0) {
+				rc = berth_storage_list(g->d, path, push_tag, &tags);
+				if (rc < 0 && rc != BERTH_ENOTFOUND) {
+					fail("%s: cannot list tags: %s", name, berth_strerror(rc));
+					sweep_failed(g, rc);
+				}
+			}
+		}
+		dig_str(&m->d, ds);
+		dig_hex(&m->d, hex);
+		for (size_t t = 0; t < tags.n; t++) {
+			if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags/%s/index/%s/%s", name,
+				     tags.items[t], alg_str(m->d.alg), hex) < 0)
+				continue;
+			rc = berth_storage_remove(g->d, path);
+			if (rc < 0 && rc != BERTH_ENOTFOUND) {
+				fail("%s: cannot delete %s: %s", name, path, berth_strerror(rc));
+				sweep_failed(g, rc);
+			}
+		}
+		if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/revisions/%s/%s", name,
+			     alg_str(m->d.alg), hex) < 0)
+			continue;
+		rc = berth_storage_remove(g->d, path);
+		if (rc < 0 && rc != BERTH_ENOTFOUND) {
+			fail("%s: cannot delete manifest %s: %s", name, ds, berth_strerror(rc));
+			sweep_failed(g, rc);
+			g->st.manifests_deleted--;
+		}
+	}
+	berth_strvec_release(&tags);
+}
+
+/* ---- phase 3: blobs ---- */
+
+static void sweep_push(struct sweeplist *l, const struct gdig *d, uint64_t size)
+{
+	if (l->n == l->alloc) {
+		l->alloc = l->alloc ? l->alloc * 2 : 256;
+		l->data = berth_realloc(l->data, l->alloc * l->esz);
+	}
+	uint8_t *e = l->data + l->n * l->esz;
+	size_t k = l->esz - sizeof(uint64_t);
+	memcpy(e, d->b, k);
+	memcpy(e + k, &size, sizeof(size));
+	l->n++;
+}
+
+static void sweep_get(const struct sweeplist *l, size_t i, uint8_t alg, struct gdig *d,
+		      uint64_t *size)
+{
+	const uint8_t *e = l->data + i * l->esz;
+	size_t k = l->esz - sizeof(uint64_t);
+	memset(d, 0, sizeof(*d));
+	d->alg = alg;
+	memcpy(d->b, e, k);
+	memcpy(size, e + k, sizeof(*size));
+}
+
+/* blobs/<alg>/<xx>/<hex>/data -> digest; anything else (other algorithms, strays) -> -1. */
+static int blob_path_digest(const char *path, struct gdig *d)
+{
+	static const char root[] = BERTH_BLOBS_ROOT "/";
+	if (strncmp(path, root, sizeof(root) - 1) != 0)
+		return -1;
+	const char *alg = path + sizeof(root) - 1;
+	const char *s1 = strchr(alg, '/');
+	if (!s1 || s1[1] == '\0' || s1[2] == '\0' || s1[3] != '/')
+		return -1;
+	const char *hex = s1 + 4;
+	const char *s3 = strchr(hex, '/');
+	if (!s3 || strcmp(s3, "/data") != 0 || (size_t)(s3 - hex) > 128 || memcmp(s1 + 1, hex, 2) != 0)
+		return -1;
+	char hexbuf[129];
+	memcpy(hexbuf, hex, (size_t)(s3 - hex));
+	hexbuf[s3 - hex] = '\0';
+	return dig_from_parts(d, alg, (size_t)(s1 - alg), hexbuf);
+}
+
+static int visit_blob(const char *path, const struct berth_stat *st, void *payload)
+{
+	struct gc *g = payload;
+	struct gdig d;
+	if (st->is_dir || blob_path_digest(path, &d) < 0)
+		return 0;
+	g->st.blobs_scanned++;
+	if (!marked(g, &d))
+		sweep_push(d.alg == ALG_512 ? &g->sweep512 : &g->sweep256, &d, st->size);
+	if (g->st.blobs_scanned % GC_PROGRESS_EVERY == 0)
+		progress(g, "sweep: scanned %" PRIu64 " blobs, %zu unreferenced", g->st.blobs_scanned,
+			 g->sweep256.n + g->sweep512.n);
+	return 0;
+}
+
+static uint64_t sweep_blobs(struct gc *g)
+{
+	char path[BERTH_PATH_MAX], ds[BERTH_DIGEST_STR_MAX];
+	int rc = berth_storage_walk(g->d, BERTH_BLOBS_ROOT, visit_blob, g);
+	if (rc < 0 && rc != BERTH_ENOTFOUND) {
+		/* What was found so far is unmarked all the same: still swept. */
+		fail("cannot enumerate blobs: %s", berth_strerror(rc));
+		sweep_failed(g, rc);
+	}
+	uint64_t eligible = g->sweep256.n + g->sweep512.n;
+	progress(g, "sweep: %" PRIu64 " blobs, %" PRIu64 " unreferenced", g->st.blobs_scanned, eligible);
+	for (int which = 0; which < 2; which++) {
+		const struct sweeplist *l = which ? &g->sweep512 : &g->sweep256;
+		for (size_t i = 0; i < l->n; i++) {
+			struct gdig d;
+			uint64_t size;
+			sweep_get(l, i, which ? ALG_512 : ALG_256, &d, &size);
+			dig_str(&d, ds);
+			say(g, "blob eligible for deletion: %s", ds);
+			if (!g->o->dry_run) {
+				if (berth_path_blob_dir(path, ds) < 0)
+					continue;
+				rc = berth_storage_remove(g->d, path);
+				if (rc < 0 && rc != BERTH_ENOTFOUND) {
+					fail("cannot delete blob %s: %s", ds, berth_strerror(rc));
+					sweep_failed(g, rc);
+					continue;
+				}
+			}
+			g->st.blobs_deleted++;
+			g->st.bytes_freed += size;
+		}
+	}
+	return eligible;
+}
+
+/* ---- phase 4: layer links ---- */
+
+struct layer_ctx {
+	uint8_t alg;
+	struct gdig *found;
+	size_t n, alloc;
+};
+
+static int add_layer(const char *path, void *payload)
+{
+	struct layer_ctx *c = payload;
+	struct gdig d;
+	const char *alg = alg_str(c->alg);
+	if (dig_from_parts(&d, alg, strlen(alg), base_name(path)) < 0)
+		return 0;
+	VEC_PUSH(c->found, c->n, c->alloc);
+	c->found[c->n++] = d;
+	return 0;
+}
+
+static void sweep_layer_links(struct gc *g)
+{
+	char path[BERTH_PATH_MAX], ds[BERTH_DIGEST_STR_MAX], hex[129];
+	for (size_t ri = 0; ri < g->repos.n; ri++) {
+		const char *name = g->repos.items[ri];
+		for (uint8_t alg = ALG_256; alg <= ALG_512; alg++) {
+			struct layer_ctx c = { alg, NULL, 0, 0 };
+			if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_layers/%s", name, alg_str(alg)) < 0)
+				continue;
+			int rc = berth_storage_list(g->d, path, add_layer, &c);
+			if (rc < 0 && rc != BERTH_ENOTFOUND) {
+				fail("%s: cannot list %s: %s", name, path, berth_strerror(rc));
+				sweep_failed(g, rc);
+			}
+			if (c.n > 1)
+				qsort(c.found, c.n, sizeof(*c.found), dig_cmp);
+			for (size_t i = 0; i < c.n; i++) {
+				if (marked(g, &c.found[i]))
+					continue;
+				dig_str(&c.found[i], ds);
+				say(g, "%s: layer link eligible for deletion: %s", name, ds);
+				if (!g->o->dry_run) {
+					dig_hex(&c.found[i], hex);
+					if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_layers/%s/%s", name,
+						     alg_str(alg), hex) < 0)
+						continue;
+					rc = berth_storage_remove(g->d, path);
+					if (rc < 0 && rc != BERTH_ENOTFOUND) {
+						fail("%s: cannot delete layer link %s: %s", name, ds,
+						     berth_strerror(rc));
+						sweep_failed(g, rc);
+						continue;
+					}
+				}
+				g->st.layer_links_deleted++;
+			}
+			free(c.found);
+		}
+	}
+}
+
+/* ---- entry point ---- */
+
+int berth_gc_run(struct berth_storage_driver *d, const struct berth_gc_options *o,
+		 struct berth_gc_stats *out)
+{
+	struct gc g;
+	int rc;
+
+	memset(&g, 0, sizeof(g));
+	g.d = d;
+	g.o = o;
+	g.mark256.klen = 32;
+	g.mark512.klen = 64;
+	g.sweep256.esz = 32 + sizeof(uint64_t);
+	g.sweep512.esz = 64 + sizeof(uint64_t);
+
+	/* ---- mark ---- */
+	progress(&g, "mark: listing repositories");
+	if ((rc = find_repos(&g, BERTH_REPOS_ROOT)) < 0)
+		goto aborted;
+	berth_strvec_sort(&g.repos);
+	g.st.repositories = g.repos.n;
+	for (size_t i = 0; i < g.repos.n; i++) {
+		if ((rc = mark_repo(&g, i)) < 0)
+			goto aborted;
+	}
+	g.st.blobs_marked = g.mark256.n + g.mark512.n;
+	progress(&g, "mark: %zu repositories, %" PRIu64 " manifests kept, %" PRIu64
+		 " blobs marked, %zu manifests eligible for deletion",
+		 g.repos.n, g.st.manifests_marked, g.st.blobs_marked, g.ndoomed);
+
+	/* ---- sweep ---- */
+	delete_manifests(&g);
+	uint64_t eligible = sweep_blobs(&g);
+	sweep_layer_links(&g);
+
+	if (o->out) {
+		const char *would = o->dry_run ? "would free" : "freed";
+		if (!o->quiet)
+			fputc('\n', o->out);
+		fprintf(o->out, "%" PRIu64 " manifests and %" PRIu64
+			" layer links eligible for deletion\n",
+			g.st.manifests_deleted, g.st.layer_links_deleted);
+		fprintf(o->out, "%" PRIu64 " blobs marked, %" PRIu64
+			" blobs eligible for deletion, %s %" PRIu64 " bytes\n",
+			g.st.blobs_marked, eligible, would, g.st.bytes_freed);
+		fflush(o->out);
+	}
+	rc = g.first_err;
+	goto out;
+
+aborted:
+	fail("mark phase failed; nothing was deleted");
+out:
+	if (out)
+		*out = g.st;
+	dset_free(&g.mark256);
+	dset_free(&g.mark512);
+	berth_strvec_release(&g.repos);
+	free(g.doomed);
+	free(g.sweep256.data);
+	free(g.sweep512.data);
+	return rc;
+}
