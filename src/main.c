@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth.h"
 #include "cli/commands.h"
 #include "config/config.h"
 #include "core/err.h"
@@ -128,8 +129,6 @@ static int check_supported(const struct berth_config *cfg)
 	const char *what = NULL;
 	if (cfg->storage == BERTH_STORAGE_S3)
 		what = "storage.s3";
-	else if (cfg->auth.kind != BERTH_AUTH_NONE)
-		what = "auth";
 	else if (cfg->proxy.remoteurl[0])
 		what = "proxy";
 	else if (cfg->http.net == BERTH_NET_UNIX)
@@ -261,6 +260,8 @@ static int serve(const struct berth_config *cfg)
 	struct berth_server *srv = NULL;
 	struct berth_debug_server *dbg = NULL;
 	struct berth_purger *purger = NULL;
+	struct berth_auth *auth = NULL;
+	char err[512];
 	struct berth_server_options so = BERTH_SERVER_OPTIONS_INIT;
 	struct tls_and_headers http;
 	sigset_t set;
@@ -276,6 +277,10 @@ static int serve(const struct berth_config *cfg)
 
 	if (prepare_http(&http, cfg) < 0)
 		goto out_http;
+	if (berth_auth_new(&auth, cfg, err, sizeof(err)) < 0) {
+		berth_error("configuration error: %s", err);
+		goto out_http;
+	}
 	if ((rc = open_storage(&driver, cfg)) < 0) {
 		berth_error("cannot open storage at '%s': %s", cfg->rootdirectory, berth_strerror(rc));
 		goto out_http;
@@ -300,6 +305,7 @@ static int serve(const struct berth_config *cfg)
 	so.tls_client_ca_pem = http.client_cas;
 	so.headers = http.headers;
 	so.n_headers = http.n_headers;
+	so.auth = auth;
 	if (berth_server_start(&srv, &so, reg) < 0)
 		goto out_registry;
 	if (cfg->http.debug_addr[0]) {
@@ -332,6 +338,7 @@ out_server:
 out_registry:
 	berth_registry_free(reg);
 out_http:
+	berth_auth_free(auth);
 	release_http(&http);
 	return status;
 }

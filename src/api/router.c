@@ -14,6 +14,8 @@
 #include "api/api.h"
 #include "api/api_int.h"
 #include "registry/reference.h"
+#include "auth/auth.h"
+#include "core/err.h"
 #include "registry/registry.h"
 
 static int ends_with(const char *s, size_t len, const char *suffix, size_t *prefix_len)
@@ -65,6 +67,68 @@ static void not_found(struct berth_request *req)
 	berth_req_error(req, MHD_HTTP_NOT_FOUND, "UNSUPPORTED", "no such endpoint", NULL);
 }
 
+static int is_method(const struct berth_request *req, const char *m)
+{
+	return strcmp(req->method, m) == 0;
+}
+
+/* The accesses a routed request needs (at most 3), as token access claims name them. */
+static size_t required_access(struct berth_request *req, struct berth_access *out)
+{
+	size_t n = 0;
+	int read = is_method(req, MHD_HTTP_METHOD_GET) || berth_req_is_head(req);
+	int del = is_method(req, MHD_HTTP_METHOD_DELETE);
+
+	switch (req->route) {
+	case BERTH_ROUTE_BASE:
+		return 0;
+	case BERTH_ROUTE_CATALOG:
+		out[n++] = (struct berth_access){ "registry", "catalog", "*" };
+		return n;
+	case BERTH_ROUTE_UPLOADS:
+	case BERTH_ROUTE_UPLOAD:
+		/* Uploading needs push, and pull too, as Distribution asks. */
+		out[n++] = (struct berth_access){ "repository", req->name, "pull" };
+		out[n++] = (struct berth_access){ "repository", req->name, "push" };
+		if (req->route == BERTH_ROUTE_UPLOADS) {
+			/* A cross-repository mount reads the source repository. */
+			const char *from = berth_req_query(req, "from");
+			if (berth_req_query(req, "mount") && from && *from)
+				out[n++] = (struct berth_access){ "repository", from, "pull" };
+		}
+		return n;
+	default:
+		if (del)
+			out[n++] = (struct berth_access){ "repository", req->name, "delete" };
+		else if (read)
+			out[n++] = (struct berth_access){ "repository", req->name, "pull" };
+		else {
+			out[n++] = (struct berth_access){ "repository", req->name, "pull" };
+			out[n++] = (struct berth_access){ "repository", req->name, "push" };
+		}
+		return n;
+	}
+}
+
+/* 1 if the request may go on; otherwise answers 401 with the challenge and returns 0. */
+static int authorize(struct berth_request *req)
+{
+	struct berth_access access[3];
+	if (!req->auth)
+		return 1;
+	size_t n = required_access(req, access);
+	int rc = berth_auth_authorize(req->auth, berth_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION),
+				      access, n, req->challenge, sizeof(req->challenge), req->user,
+				      sizeof(req->user));
+	if (rc == 0)
+		return 1;
+	if (rc == BERTH_EUNAUTHORIZED || rc == BERTH_EDENIED)
+		berth_req_error(req, MHD_HTTP_UNAUTHORIZED, "UNAUTHORIZED", "authentication required", NULL);
+	else
+		berth_req_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN", "authorization failed", NULL);
+	return 0;
+}
+
 static int is_write(const char *method)
 {
 	return strcmp(method, MHD_HTTP_METHOD_PUT) == 0 || strcmp(method, MHD_HTTP_METHOD_POST) == 0 ||
@@ -76,15 +140,10 @@ void berth_api_dispatch(struct berth_request *req, const char *url)
 	size_t name_len = 0;
 	const char *param = NULL;
 
-	if (berth_registry_readonly(req->registry) && is_write(req->method)) {
-		/* Maintenance mode: reads go on, every write is refused (as Distribution's). */
-		berth_req_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "UNSUPPORTED",
-				"registry is in read-only mode", NULL);
-		return;
-	}
 	if (strcmp(url, "/v2/") == 0 || strcmp(url, "/v2") == 0) {
 		req->route = BERTH_ROUTE_BASE;
-		berth_api_base(req);
+		if (authorize(req))
+			berth_api_base(req);
 		return;
 	}
 	if (strncmp(url, "/v2/", 4) != 0) {
@@ -93,7 +152,8 @@ void berth_api_dispatch(struct berth_request *req, const char *url)
 	}
 	if (strcmp(url, "/v2/_catalog") == 0) {
 		req->route = BERTH_ROUTE_CATALOG;
-		berth_api_catalog(req);
+		if (authorize(req))
+			berth_api_catalog(req);
 		return;
 	}
 	req->route = match(url + 4, &name_len, &param);
@@ -119,6 +179,14 @@ void berth_api_dispatch(struct berth_request *req, const char *url)
 			return;
 		}
 		strcpy(req->reference, param);
+	}
+	if (!authorize(req))
+		return;
+	if (berth_registry_readonly(req->registry) && is_write(req->method)) {
+		/* Maintenance mode: reads go on, every write is refused (as Distribution's). */
+		berth_req_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "UNSUPPORTED",
+				"registry is in read-only mode", NULL);
+		return;
 	}
 	switch (req->route) {
 	case BERTH_ROUTE_TAGS: berth_api_tags(req); break;

@@ -13,6 +13,8 @@ const char *berth_strerror(int code)
 	case BERTH_ERANGE: return "range not satisfiable";
 	case BERTH_ENOSPC: return "no space left on storage";
 	case BERTH_EBUSY: return "busy";
+	case BERTH_EUNAUTHORIZED: return "unauthorized";
+	case BERTH_EDENIED: return "denied";
 	default: return "error";
 	}
 }

@@ -18,6 +18,8 @@ enum berth_err {
 	BERTH_ERANGE = -8,       /* range or offset not satisfiable */
 	BERTH_ENOSPC = -9,       /* storage is full */
 	BERTH_EBUSY = -10,       /* resource in use by another request */
+	BERTH_EUNAUTHORIZED = -11, /* no or bad credentials: answer 401 with a challenge */
+	BERTH_EDENIED = -12,     /* valid credentials without the access asked for */
 };
 
 /* A short lowercase name for an error code, for logs. Never NULL. */

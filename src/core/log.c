@@ -164,6 +164,8 @@ void berth_log_access(const struct berth_access_entry *e)
 	field(&l, &first, "http.request.uri", e->uri, 1);
 	field(&l, &first, "http.request.remoteaddr", e->remote, 1);
 	field(&l, &first, "http.request.useragent", e->user_agent, 1);
+	if (e->user)
+		field(&l, &first, "auth.user.name", e->user, 1);
 	snprintf(num, sizeof(num), "%u", e->status);
 	field(&l, &first, "http.response.status", num, 0);
 	snprintf(num, sizeof(num), "%llu", (unsigned long long)e->bytes_in);

@@ -30,6 +30,7 @@ struct berth_access_entry {
 	double duration_ms;
 	const char *remote;
 	const char *user_agent;
+	const char *user;
 };
 void berth_log_access(const struct berth_access_entry *e);
 

@@ -15,6 +15,7 @@
 
 struct berth_server;
 struct berth_registry;
+struct berth_auth;
 
 enum berth_route {
 	BERTH_ROUTE_NONE = 0,
@@ -40,6 +41,7 @@ typedef void (*berth_cleanup_cb)(struct berth_request *req);
 struct berth_request {
 	struct berth_server *server;
 	struct berth_registry *registry;
+	struct berth_auth *auth; /* NULL: no authentication configured */
 	struct MHD_Connection *conn;
 	const char *method;
 	enum berth_route route;
@@ -68,6 +70,8 @@ struct berth_request {
 	uint64_t bytes_out;
 	uint64_t start_ns;
 	char id[32];
+	char user[128]; /* authenticated user or token subject, for the access log */
+	char challenge[1024]; /* WWW-Authenticate value for a 401 */
 	char path[512];
 };
 

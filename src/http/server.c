@@ -22,6 +22,7 @@
 struct berth_server {
 	struct MHD_Daemon *daemon;
 	struct berth_registry *registry;
+	struct berth_auth *auth;
 	int access_log;
 	unsigned port;
 	const char *prefix;       /* without its trailing '/', or NULL */
@@ -109,8 +110,8 @@ void berth_req_error(struct berth_request *req, unsigned status, const char *cod
 	char *body = error_body(code, message, detail_json, &len);
 	struct MHD_Response *resp = berth_resp_take(body, len);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
-	if (status == MHD_HTTP_UNAUTHORIZED)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"berth\"");
+	if (req->challenge[0])
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, req->challenge);
 	berth_req_send(req, status, resp, len);
 }
 
@@ -175,6 +176,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		req = berth_calloc(1, sizeof(*req));
 		req->server = srv;
 		req->registry = srv->registry;
+		req->auth = srv->auth;
 		req->conn = conn;
 		req->method = method;
 		req->start_ns = berth_now_ns();
@@ -245,6 +247,7 @@ static void log_access(struct berth_request *req, double ms)
 		.duration_ms = ms,
 		.remote = host,
 		.user_agent = berth_req_header(req, MHD_HTTP_HEADER_USER_AGENT),
+		.user = req->user[0] ? req->user : NULL,
 	};
 	berth_log_access(&e);
 }
@@ -362,6 +365,7 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 	}
 	struct berth_server *s = berth_calloc(1, sizeof(*s));
 	s->registry = reg;
+	s->auth = opts->auth;
 	s->access_log = opts->access_log;
 	s->headers = opts->headers;
 	s->n_headers = opts->n_headers;

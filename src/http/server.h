@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 
+struct berth_auth;
 struct berth_registry;
 struct berth_server;
 
@@ -30,8 +31,9 @@ struct berth_server_options {
 	const char *tls_client_ca_pem; /* http.tls.clientcas contents: require verified client certs */
 	const struct berth_http_header *headers; /* http.headers added to every answer */
 	size_t n_headers;
+	struct berth_auth *auth;   /* borrowed; NULL = no authentication */
 };
-#define BERTH_SERVER_OPTIONS_INIT { "127.0.0.1:5000", 0, 60, 4096, 256 * 1024, 1, NULL, NULL, NULL, NULL, NULL, 0 }
+#define BERTH_SERVER_OPTIONS_INIT { "127.0.0.1:5000", 0, 60, 4096, 256 * 1024, 1, NULL, NULL, NULL, NULL, NULL, 0, NULL }
 
 /* Routes libmicrohttpd's error messages into berth's log (MHD_OPTION_EXTERNAL_LOGGER). */
 void berth_http_mhd_logger(void *cls, const char *fmt, va_list ap);

@@ -156,10 +156,13 @@ _start_server() {
 }
 
 # start_berth ROOT [extra berth args...]: sets BERTH_PORT, BERTH_PID, BERTH_LOG, BERTH_HOST.
+# With BERTH_CONFIG=FILE in the environment, runs `berth serve FILE --addr ... --root ROOT ...`.
 start_berth() {
   local root=$1
   shift
   mkdir -p "$root"
+  local cfgarg=()
+  if [ -n "${BERTH_CONFIG:-}" ]; then cfgarg=("$BERTH_CONFIG"); fi
 
   for _ in 1 2 3; do
     BERTH_PORT=$(free_port)
@@ -167,10 +170,10 @@ start_berth() {
     # berth, like docker-registry, reads REGISTRY_* variables as configuration: none leak in.
     # shellcheck disable=SC2046
     if _start_server berth "$BERTH_LOG" "$BERTH_PORT" env $(env | sed -n 's/^\(REGISTRY_[A-Za-z0-9_]*\)=.*/-u \1/p') \
-      "$BERTH_BIN" serve --addr "127.0.0.1:$BERTH_PORT" --root "$root" "$@"; then
+      "$BERTH_BIN" serve "${cfgarg[@]}" --addr "127.0.0.1:$BERTH_PORT" --root "$root" "$@"; then
       BERTH_PID=$SERVER_PID
       BERTH_HOST="127.0.0.1:$BERTH_PORT"
-      log "berth pid $BERTH_PID on $BERTH_HOST root $root $* (log $BERTH_LOG)"
+      log "berth pid $BERTH_PID on $BERTH_HOST root $root ${cfgarg[*]} $* (log $BERTH_LOG)"
       return 0
     fi
   done

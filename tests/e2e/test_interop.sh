@@ -251,4 +251,47 @@ sk_copy "$(img_ref "$IMG/multiarch")" "docker://$B/a/multiarch:latest" --preserv
 pull_from "$D" "$IMG/multiarch" a/multiarch:latest --all
 tags_equal a/multiarch latest
 
+step "with Debian's default descriptor cache (storage.cache.blobdescriptor: inmemory)"
+# Debian's /etc/docker/registry/config.yml enables the cache. Distribution still re-reads the
+# revision link on GET/HEAD by digest, so a manifest deleted by another process on the same
+# storage is gone at once; berth with the same configuration must behave the same.
+cat >"$WORK/cached.yml" <<EOF
+version: 0.1
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: $ROOT
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:1
+EOF
+if [ "$TARGET" = distribution ]; then
+  sed -i "s/127.0.0.1:1\$/127.0.0.1:$(free_port)/" "$WORK/cached.yml"
+  C=$(sed -n 's/^  addr: //p' "$WORK/cached.yml")
+  _start_server docker-registry "$WORK/cached.log" "${C##*:}" docker-registry serve "$WORK/cached.yml" ||
+    fail "docker-registry with the cache config would not start"
+else
+  BERTH_CONFIG="$WORK/cached.yml" start_berth "$ROOT" --delete
+  C=$BERTH_HOST
+fi
+NAME_OF[$C]="$TARGET (descriptor cache on)"
+sk_copy "$(img_ref "$IMG/multi")" "docker://$D/e/cached:v1" --preserve-digests
+sk_copy "$(img_ref "$IMG/docker")" "docker://$D/e/cached:v2" --preserve-digests
+for dg in "$(img_digest "$IMG/multi")" "$(img_digest "$IMG/docker")"; do
+  # Twice, so that whatever can be cached is.
+  for _ in 1 2; do
+    sk_inspect --raw "docker://$C/e/cached@$dg" >/dev/null || fail "e/cached@$dg does not inspect via ${NAME_OF[$C]}"
+  done
+done
+sk_delete "docker://$D/e/cached:v1" || fail "skopeo delete via docker-registry of e/cached:v1 failed"
+gone_via "$D" "e/cached@$(img_digest "$IMG/multi")"
+gone_via "$C" e/cached:v1
+gone_via "$C" "e/cached@$(img_digest "$IMG/multi")"
+if [ "$(http_code -I -H "Accept: $ACCEPT" "http://$C/v2/e/cached/manifests/$(img_digest "$IMG/multi")")" != 404 ]; then
+  fail "HEAD /v2/e/cached/manifests/<deleted digest> via ${NAME_OF[$C]} does not answer 404"
+fi
+pull_from "$C" "$IMG/docker" e/cached:v2
+
 log "all interop checks passed ($TARGET <-> docker-registry, $n pulls)"
