@@ -14,23 +14,10 @@
 static int check_linked(struct berth_registry *r, const char *name, const char *digest)
 {
 	char path[BERTH_PATH_MAX];
-	char linked[BERTH_DIGEST_STR_MAX];
-	char key[BERTH_PATH_MAX];
-	berth_reg_cache_key(key, sizeof(key), 'l', name, digest);
-	if (berth_reg_cache_get(r->descriptors, key, NULL, NULL, NULL))
-		return 0;
 	int rc = berth_path_layer_link(path, name, digest);
 	if (rc < 0)
 		return rc;
-	rc = berth_link_read(r, path, linked);
-	if (rc == BERTH_EINVALID)
-		return BERTH_ENOTFOUND;
-	if (rc < 0)
-		return rc;
-	if (strcmp(linked, digest) != 0)
-		return BERTH_ENOTFOUND;
-	berth_reg_cache_put(r->descriptors, key, 0, NULL, 0);
-	return 0;
+	return berth_link_check(r, path, 'l', name, digest);
 }
 
 int berth_blob_stat(struct berth_registry *r, const char *name, const char *digest, uint64_t *size)

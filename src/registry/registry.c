@@ -133,6 +133,33 @@ int berth_link_read(struct berth_registry *r, const char *path, char out[BERTH_D
 	return 0;
 }
 
+int berth_link_check(struct berth_registry *r, const char *path, char kind, const char *name,
+		     const char *digest)
+{
+	char key[BERTH_PATH_MAX];
+	char linked[BERTH_DIGEST_STR_MAX];
+	struct berth_stat st;
+	int rc;
+
+	berth_reg_cache_key(key, sizeof(key), kind, name, digest);
+	if (berth_reg_cache_get(r->descriptors, key, NULL, NULL, NULL)) {
+		rc = berth_storage_stat(r->driver, path, &st);
+		if (rc == 0 && !st.is_dir)
+			return 0;
+		berth_reg_cache_remove(r->descriptors, key);
+		return rc < 0 && rc != BERTH_ENOTFOUND ? rc : BERTH_ENOTFOUND;
+	}
+	rc = berth_link_read(r, path, linked);
+	if (rc == BERTH_EINVALID)
+		return BERTH_ENOTFOUND;
+	if (rc < 0)
+		return rc;
+	if (strcmp(linked, digest) != 0)
+		return BERTH_ENOTFOUND;
+	berth_reg_cache_put(r->descriptors, key, 0, NULL, 0);
+	return 0;
+}
+
 int berth_link_write(struct berth_registry *r, const char *path, const char *digest)
 {
 	return berth_storage_put_content(r->driver, path, digest, strlen(digest));

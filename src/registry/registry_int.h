@@ -34,6 +34,14 @@ void berth_reg_cache_remove(struct berth_cache *c, const char *key);
 /* Cache keys: kind letter, repository, digest ("l:<name>@<digest>"). */
 void berth_reg_cache_key(char *out, size_t cap, char kind, const char *name, const char *digest);
 
+/*
+ * Checks that the link file at path names digest. A cached positive answer is re-validated with
+ * a stat of the link (one system call instead of open, read and parse), so links removed by
+ * another process (Distribution, a second berth, GC) are noticed at once.
+ */
+int berth_link_check(struct berth_registry *r, const char *path, char kind, const char *name,
+		     const char *digest);
+
 /* 0 if the blob's data exists in the global store (sets *size when not NULL). */
 int berth_blob_data_stat(struct berth_registry *r, const char *digest, uint64_t *size);
 
