@@ -28,6 +28,7 @@ static void usage(FILE *out)
 	      "  serve [CONFIG.yml] [options]   run the registry\n"
 	      "  garbage-collect [--dry-run] [--delete-untagged] CONFIG.yml\n"
 	      "                                 delete blobs no manifest references (registry offline)\n"
+	      "  fsck [--repair] ROOT           verify every blob's digest and every link of a store\n"
 	      "  help                           show this text\n"
 	      "  --version                      print the version\n"
 	      "\n"
@@ -358,6 +359,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "garbage-collect") == 0)
 		return berth_cmd_garbage_collect(argc - 1, argv + 1);
+	if (strcmp(argv[1], "fsck") == 0)
+		return berth_cmd_fsck(argc - 1, argv + 1);
 	if (strcmp(argv[1], "serve") == 0) {
 		if (load_serve_config(&cfg, argc - 2, argv + 2) < 0) {
 			berth_config_release(&cfg);

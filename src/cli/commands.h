@@ -5,4 +5,7 @@
 /* berth garbage-collect [--dry-run] [--delete-untagged] CONFIG.yml  (argv[0] is "garbage-collect") */
 int berth_cmd_garbage_collect(int argc, char **argv);
 
+/* berth fsck [--repair] ROOT  (argv[0] is "fsck") */
+int berth_cmd_fsck(int argc, char **argv);
+
 #endif
