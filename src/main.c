@@ -286,6 +286,7 @@ static int serve(const struct berth_config *cfg)
 		berth_error("cannot open storage at '%s': %s", cfg->rootdirectory, berth_strerror(rc));
 		goto out_http;
 	}
+	int validate = !cfg->validation.disabled;
 	struct berth_registry_config rcfg = {
 		.driver = driver,
 		.delete_enabled = cfg->delete_enabled,
@@ -294,8 +295,16 @@ static int serve(const struct berth_config *cfg)
 		.descriptor_cache_size = cfg->blob_cache == BERTH_BLOB_CACHE_NONE ? 0
 					 : cfg->blob_cache_size > 0 ? (size_t)cfg->blob_cache_size
 								    : DEFAULT_DESCRIPTOR_CACHE,
+		.urls_allow = validate ? (const char *const *)cfg->validation.urls_allow.v : NULL,
+		.n_urls_allow = validate ? cfg->validation.urls_allow.n : 0,
+		.urls_deny = validate ? (const char *const *)cfg->validation.urls_deny.v : NULL,
+		.n_urls_deny = validate ? cfg->validation.urls_deny.n : 0,
 	};
-	berth_registry_new(&reg, &rcfg);
+	if (berth_registry_new(&reg, &rcfg) < 0) {
+		berth_error("configuration error: validation.manifests.urls: invalid regular expression");
+		berth_storage_free(driver);
+		goto out_http;
+	}
 
 	so.addr = cfg->addr;
 	so.threads = cfg->threads;

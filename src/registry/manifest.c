@@ -1,4 +1,5 @@
 #include "registry/manifest.h"
+#include "core/util.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -338,15 +339,15 @@ static int url_valid(const char *url)
 	return 1;
 }
 
-/* The optional "urls" array; sets *n_urls to its length. */
-static int check_urls(json_t *desc, const char *where, size_t *n_urls,
+/* The optional "urls" array, copied into d->urls. */
+static int check_urls(json_t *desc, const char *where, struct berth_descriptor *d,
 		      struct berth_manifest_error *err)
 {
 	json_t *urls = json_object_get(desc, "urls");
 	json_t *u;
 	size_t i;
 
-	*n_urls = 0;
+	d->n_urls = 0;
 	if (!urls)
 		return 0;
 	if (!json_is_array(urls))
@@ -357,7 +358,9 @@ static int check_urls(json_t *desc, const char *where, size_t *n_urls,
 			return fail(err, BERTH_MANIFEST_ERR_INVALID,
 				    "manifest %surls[%zu] is not an http or https url", where, i);
 	}
-	*n_urls = json_array_size(urls);
+	d->urls = berth_calloc(json_array_size(urls), sizeof(*d->urls));
+	json_array_foreach(urls, i, u)
+		d->urls[d->n_urls++] = berth_strdup(json_string_value(u));
 	return 0;
 }
 
@@ -436,7 +439,7 @@ static int parse_descriptor(json_t *desc, const char *where, struct berth_descri
 	if (rc == 0)
 		rc = optional_string(desc, "artifactType", where, &artifact_type, err);
 	if (rc == 0)
-		rc = check_urls(desc, where, &d->n_urls, err);
+		rc = check_urls(desc, where, d, err);
 	if (rc == 0)
 		rc = check_descriptor_extras(desc, where, err);
 	if (rc != 0)
@@ -672,6 +675,9 @@ static void descriptor_free(struct berth_descriptor *d)
 	free(d->media_type);
 	free(d->digest);
 	free(d->artifact_type);
+	for (size_t i = 0; i < d->n_urls; i++)
+		free(d->urls[i]);
+	free(d->urls);
 }
 
 static void descriptor_array_free(struct berth_descriptor *descs, size_t n)

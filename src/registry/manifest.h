@@ -33,6 +33,7 @@ struct berth_descriptor {
 	int64_t size;        /* >= 0 */
 	char *artifact_type; /* may be NULL */
 	size_t n_urls;       /* number of entries in "urls" */
+	char **urls;         /* the "urls" entries (http/https), n_urls of them */
 };
 
 /* Why validation failed: which OCI error code applies, and a detail message. */

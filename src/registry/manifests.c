@@ -133,8 +133,16 @@ static int verify_references(struct berth_manifest_put_result *res, struct berth
 	}
 	for (size_t i = 0; i < m->n_layers; i++) {
 		const struct berth_descriptor *d = &m->layers[i];
-		if (berth_descriptor_is_foreign(d))
+		if (berth_descriptor_is_foreign(d)) {
+			for (size_t u = 0; u < d->n_urls; u++) {
+				if (!berth_registry_url_allowed(r, d->urls[u])) {
+					snprintf(res->message, sizeof(res->message),
+						 "layer %s: url not allowed by validation.manifests.urls", d->digest);
+					return BERTH_EINVALID;
+				}
+			}
 			continue;
+		}
 		rc = berth_blob_stat(r, name, d->digest, NULL);
 		if (rc == BERTH_ENOTFOUND && is_manifest_media_type(d->media_type))
 			rc = revision_exists(r, name, d->digest);

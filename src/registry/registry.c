@@ -12,9 +12,43 @@
 #include "registry/reference.h"
 #include "storage/storage.h"
 
+/* Compiles n patterns; BERTH_EINVALID (and nothing allocated) if one does not compile. */
+static int compile_patterns(regex_t **out, const char *const *patterns, size_t n)
+{
+	regex_t *re = berth_calloc(n, sizeof(*re));
+	for (size_t i = 0; i < n; i++) {
+		if (regcomp(&re[i], patterns[i], REG_EXTENDED | REG_NOSUB) != 0) {
+			while (i-- > 0)
+				regfree(&re[i]);
+			free(re);
+			return BERTH_EINVALID;
+		}
+	}
+	*out = re;
+	return 0;
+}
+
+static void free_patterns(regex_t *re, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		regfree(&re[i]);
+	free(re);
+}
+
 int berth_registry_new(struct berth_registry **out, const struct berth_registry_config *cfg)
 {
+	regex_t *allow = NULL, *deny = NULL;
+	if (compile_patterns(&allow, cfg->urls_allow, cfg->n_urls_allow) < 0)
+		return BERTH_EINVALID;
+	if (compile_patterns(&deny, cfg->urls_deny, cfg->n_urls_deny) < 0) {
+		free_patterns(allow, cfg->n_urls_allow);
+		return BERTH_EINVALID;
+	}
 	struct berth_registry *r = berth_calloc(1, sizeof(*r));
+	r->urls_allow = allow;
+	r->n_urls_allow = cfg->n_urls_allow;
+	r->urls_deny = deny;
+	r->n_urls_deny = cfg->n_urls_deny;
 	r->driver = cfg->driver;
 	r->delete_enabled = cfg->delete_enabled;
 	r->readonly = cfg->readonly;
@@ -38,6 +72,8 @@ void berth_registry_free(struct berth_registry *r)
 	}
 	pthread_mutex_destroy(&r->claims_lock);
 	berth_cache_free(r->descriptors);
+	free_patterns(r->urls_allow, r->n_urls_allow);
+	free_patterns(r->urls_deny, r->n_urls_deny);
 	berth_cache_free(r->manifests);
 	berth_storage_free(r->driver);
 	free(r);
@@ -104,6 +140,16 @@ void berth_reg_cache_remove(struct berth_cache *c, const char *key)
 void berth_reg_cache_key(char *out, size_t cap, char kind, const char *name, const char *digest)
 {
 	snprintf(out, cap, "%c:%s@%s", kind, name ? name : "", digest);
+}
+
+int berth_registry_url_allowed(const struct berth_registry *r, const char *url)
+{
+	int allowed = r->n_urls_allow == 0;
+	for (size_t i = 0; i < r->n_urls_allow && !allowed; i++)
+		allowed = regexec(&r->urls_allow[i], url, 0, NULL, 0) == 0;
+	for (size_t i = 0; i < r->n_urls_deny && allowed; i++)
+		allowed = regexec(&r->urls_deny[i], url, 0, NULL, 0) != 0;
+	return allowed;
 }
 
 int berth_link_read(struct berth_registry *r, const char *path, char out[BERTH_DIGEST_STR_MAX])

@@ -22,6 +22,12 @@ struct berth_registry_config {
 	size_t manifest_max;                 /* largest manifest accepted, bytes */
 	int readonly;                        /* storage.maintenance.readonly.enabled */
 	size_t descriptor_cache_size;        /* storage.cache.blobdescriptorsize; 0 = no cache */
+	/* validation.manifests.urls: POSIX extended regular expressions a foreign layer's URLs
+	 * must match (any of allow, when given) and must not match (none of deny). */
+	const char *const *urls_allow;
+	size_t n_urls_allow;
+	const char *const *urls_deny;
+	size_t n_urls_deny;
 };
 
 int berth_registry_new(struct berth_registry **out, const struct berth_registry_config *cfg);

@@ -3,6 +3,7 @@
 #define BERTH_REGISTRY_INT_H
 
 #include <pthread.h>
+#include <regex.h>
 
 #include "registry/cache.h"
 #include "registry/registry.h"
@@ -17,6 +18,10 @@ struct berth_registry {
 	int delete_enabled;
 	int readonly;
 	size_t manifest_max;
+	regex_t *urls_allow;  /* compiled validation.manifests.urls.allow */
+	size_t n_urls_allow;
+	regex_t *urls_deny;
+	size_t n_urls_deny;
 	struct berth_cache *descriptors; /* links and blob sizes; NULL when disabled */
 	struct berth_cache *manifests;   /* manifest bytes by digest (immutable) */
 	pthread_mutex_t claims_lock; /* guards claims */
@@ -27,6 +32,9 @@ struct berth_registry {
 int berth_link_read(struct berth_registry *r, const char *path, char out[BERTH_DIGEST_STR_MAX]);
 /* Writes a link file: the digest string, no newline (as Distribution does). */
 int berth_link_write(struct berth_registry *r, const char *path, const char *digest);
+/* 1 if a foreign layer URL passes validation.manifests.urls (allow, then deny). */
+int berth_registry_url_allowed(const struct berth_registry *r, const char *url);
+
 /* Cache access that counts hits and misses; a NULL cache always misses (uncounted). */
 int berth_reg_cache_get(struct berth_cache *c, const char *key, uint64_t *num, char **data, size_t *len);
 void berth_reg_cache_put(struct berth_cache *c, const char *key, uint64_t num, const void *data, size_t len);

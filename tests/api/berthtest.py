@@ -614,6 +614,181 @@ class TestCase(unittest.TestCase):
         self.assertEqual(r.body, b"", "HEAD/204/304 response has a body" + r.describe())
 
 
+# ---------------------------------------------------------------------------------------------
+# Ops helpers: berth run with any command line (a config file, REGISTRY_* variables, a cwd),
+# for the tests of `berth serve` as an operator runs it (tests/api/test_ops_*.py).
+
+
+def berth_bin():
+    b = os.environ.get("BERTH_BIN") or os.path.join(SRC, "build", "berth")
+    if not os.path.exists(b):
+        raise RuntimeError("berth binary not found at %s (set BERTH_BIN)" % b)
+    return b
+
+
+def free_port():
+    """A loopback TCP port that was free a moment ago."""
+    return _free_port()
+
+
+def clean_env(extra=None):
+    """os.environ without REGISTRY_* variables (berth reads them as configuration), plus extra."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+    env.update(extra or {})
+    return env
+
+
+def _die_with_parent():
+    """preexec_fn: the child gets SIGTERM if the test process dies first (PR_SET_PDEATHSIG), so
+    no server outlives a test killed by a CTest timeout."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+    except Exception:
+        pass
+
+
+def run_berth(args, env=None, cwd=None, timeout=15):
+    """Runs `berth ARGS...` to completion (env: extra variables over clean_env()). Returns a
+    subprocess.CompletedProcess with text stdout and stderr."""
+    return subprocess.run([berth_bin()] + list(args), env=clean_env(env), cwd=cwd,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=timeout, preexec_fn=_die_with_parent)
+
+
+def write_file(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def wait_until(fn, timeout=5.0, interval=0.05):
+    """Polls fn() until it returns something true; returns that, or the last value on timeout."""
+    deadline = time.time() + timeout
+    while True:
+        v = fn()
+        if v or time.time() >= deadline:
+            return v
+        time.sleep(interval)
+
+
+def port_open(port, host="127.0.0.1"):
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+class Spawned:
+    """One berth process started by spawn_berth(). stop() sends a signal and reaps it; kill()
+    is for cleanups. .port is its main port, .url its base URL (http:// even with TLS)."""
+
+    def __init__(self, proc, port, log_path, argv):
+        self.proc = proc
+        self.port = port
+        self.url = "http://127.0.0.1:%d" % port
+        self.log_path = log_path
+        self.argv = argv
+
+    def client(self):
+        return Client(self.url)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_lines(self):
+        return [l for l in self.log().split("\n") if l]
+
+    def wait_log(self, pattern, timeout=5.0):
+        """The first log line matching the regex `pattern`, waiting up to timeout; None if none."""
+        rx = re.compile(pattern)
+        return wait_until(lambda: next((l for l in self.log_lines() if rx.search(l)), None),
+                          timeout)
+
+    def send(self, sig):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def wait(self, timeout):
+        """The exit status, or None if still running after timeout seconds."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        """Signals and waits; the exit status (killed with SIGKILL after timeout: -9)."""
+        self.send(sig)
+        rc = self.wait(timeout)
+        if rc is None:
+            self.kill()
+            rc = self.proc.returncode
+        return rc
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        if self in _spawned:
+            _spawned.remove(self)
+
+    def describe(self):
+        return "berth %s\n--- log tail ---\n%s" % (" ".join(self.argv), self.log()[-3000:])
+
+
+_spawned = []
+_spawn_count = [0]
+
+
+def spawn_berth(make, tmp, cwd=None, attempts=5, ready_timeout=10.0):
+    """Starts berth on a free loopback port and waits until that port accepts connections.
+    make(port) returns (args after the binary, extra environment variables over clean_env());
+    it is called again with a new port when the port was taken (berth logs "cannot listen").
+    The log (stdout and stderr) goes to a file in tmp. Raises RuntimeError, with the log, when
+    berth exits before it is ready. Stop leftovers with kill_spawned() in tearDownModule."""
+    last = ""
+    for _ in range(attempts):
+        port = _free_port()
+        args, env = make(port)
+        _spawn_count[0] += 1
+        log_path = os.path.join(tmp, "berth-%d-%d.log" % (_spawn_count[0], port))
+        argv = [berth_bin()] + list(args)
+        with open(log_path, "ab") as logf:
+            proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=clean_env(env), cwd=cwd,
+                                    preexec_fn=_die_with_parent)
+        s = Spawned(proc, port, log_path, argv)
+        _spawned.append(s)
+        deadline = time.time() + ready_timeout
+        while time.time() < deadline and proc.poll() is None and not port_open(port):
+            time.sleep(0.02)
+        if proc.poll() is None and port_open(port):
+            time.sleep(0.05)  # a berth that lost the port to another process exits at once
+            if proc.poll() is None:
+                return s
+        last = s.describe()
+        s.kill()
+        if "cannot listen" not in s.log():
+            break
+    raise RuntimeError("berth did not start: %s" % last)
+
+
+def kill_spawned():
+    for s in list(_spawned):
+        s.kill()
+
+
 def main():
     """unittest.main with the normal summary; exits 0 only when everything passed."""
     prog = unittest.main(module="__main__", verbosity=2, exit=False)
