@@ -1,30 +1,321 @@
-/* Placeholder until the htpasswd and token authenticators land: no auth section, no auth. */
+/*
+ * berth_auth: the one authenticator the config's `auth` section names, and the
+ * WWW-Authenticate challenges that go with a 401, written the way Distribution writes them:
+ *   htpasswd  Basic realm="<realm>"
+ *   token     Bearer realm="<realm>",service="<service>"[,scope="<scopes>"][,error="<error>"]
+ *             where scopes are "type:name:action,action" per resource, space-separated, and
+ *             error is invalid_token (a token was sent but is no good) or insufficient_scope
+ *   silly     Bearer realm="<realm>",service="<service>"[,scope="type:name:action ..."]
+ * The parts are in htpasswd.c (file and Basic credentials), jwt.c and keys.c (tokens).
+ */
 #include "auth/auth.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
 
+#include "auth/auth_int.h"
 #include "config/config.h"
 #include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+
+struct berth_auth {
+	int kind; /* enum berth_auth_kind, never BERTH_AUTH_NONE */
+	char *realm;
+	char *service;
+	char *issuer;
+	struct berth_htpasswd *htpasswd; /* htpasswd */
+	struct berth_keyset *keys;       /* token */
+};
+
+/* ---- set-up ---- */
+
+static int require(const char *value, const char *provider, const char *option, char *err, size_t errlen)
+{
+	if (value && *value)
+		return 0;
+	snprintf(err, errlen, "auth.%s.%s must be set", provider, option);
+	return -1;
+}
+
+static int setup_htpasswd(struct berth_auth *a, const struct berth_config *cfg, char *err, size_t errlen)
+{
+	if (require(cfg->auth.realm, "htpasswd", "realm", err, errlen) < 0 ||
+	    require(cfg->auth.path, "htpasswd", "path", err, errlen) < 0)
+		return -1;
+	return berth_htpasswd_open(&a->htpasswd, cfg->auth.path, err, errlen);
+}
+
+static int setup_token(struct berth_auth *a, const struct berth_config *cfg, char *err, size_t errlen)
+{
+	if (require(cfg->auth.realm, "token", "realm", err, errlen) < 0 ||
+	    require(cfg->auth.service, "token", "service", err, errlen) < 0 ||
+	    require(cfg->auth.issuer, "token", "issuer", err, errlen) < 0)
+		return -1;
+	if (!cfg->auth.rootcertbundle[0] && !cfg->auth.jwks[0]) {
+		snprintf(err, errlen, "auth.token.rootcertbundle (or auth.token.jwks) must be set");
+		return -1;
+	}
+	if (cfg->auth.autoredirect)
+		/* Distribution's autoredirect builds the realm from the request's Host, which the
+		 * authorizer does not see: the configured realm is used as is. */
+		berth_warn("auth.token.autoredirect is not supported: the challenge names realm %s",
+			   cfg->auth.realm);
+	a->issuer = berth_strdup(cfg->auth.issuer);
+	return berth_keyset_load(&a->keys, cfg->auth.rootcertbundle, cfg->auth.jwks, err, errlen);
+}
+
+static int setup_silly(const struct berth_config *cfg, char *err, size_t errlen)
+{
+	if (require(cfg->auth.realm, "silly", "realm", err, errlen) < 0 ||
+	    require(cfg->auth.service, "silly", "service", err, errlen) < 0)
+		return -1;
+	berth_warn("auth.silly accepts any Authorization header: it is for tests only");
+	return 0;
+}
 
 int berth_auth_new(struct berth_auth **out, const struct berth_config *cfg, char *err, size_t errlen)
 {
+	int rc;
 	*out = NULL;
 	if (cfg->auth.kind == BERTH_AUTH_NONE)
 		return 0;
-	snprintf(err, errlen, "auth is not supported yet");
-	return -1;
+	struct berth_auth *a = berth_calloc(1, sizeof(*a));
+	a->kind = cfg->auth.kind;
+	a->realm = berth_strdup(cfg->auth.realm);
+	a->service = berth_strdup(cfg->auth.service);
+	switch (a->kind) {
+	case BERTH_AUTH_HTPASSWD: rc = setup_htpasswd(a, cfg, err, errlen); break;
+	case BERTH_AUTH_TOKEN: rc = setup_token(a, cfg, err, errlen); break;
+	case BERTH_AUTH_SILLY: rc = setup_silly(cfg, err, errlen); break;
+	default:
+		snprintf(err, errlen, "unknown auth provider");
+		rc = -1;
+		break;
+	}
+	if (rc < 0) {
+		berth_auth_free(a);
+		return -1;
+	}
+	*out = a;
+	return 0;
 }
 
 void berth_auth_free(struct berth_auth *a)
 {
-	(void)a;
+	if (!a)
+		return;
+	berth_htpasswd_close(a->htpasswd);
+	berth_keyset_free(a->keys);
+	free(a->realm);
+	free(a->service);
+	free(a->issuer);
+	free(a);
+}
+
+/* ---- challenges ---- */
+
+/* A quoted-string: '"' and '\' escaped, control characters (never valid in a header) dropped. */
+static void put_quoted(struct berth_buf *b, const char *s)
+{
+	berth_buf_append(b, "\"", 1);
+	for (; *s; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			continue;
+		if (*s == '"' || *s == '\\')
+			berth_buf_append(b, "\\", 1);
+		berth_buf_append(b, s, 1);
+	}
+	berth_buf_append(b, "\"", 1);
+}
+
+static int same_resource(const struct berth_access *x, const struct berth_access *y)
+{
+	return strcmp(x->type, y->type) == 0 && strcmp(x->name, y->name) == 0;
+}
+
+/* "type:name:a1,a2 type2:name2:a3": one scope per resource, as Distribution's accessSet
+ * writes it (token), or one per access, as its silly provider does (silly). */
+static void put_scope(struct berth_buf *b, const struct berth_access *acc, size_t n, int per_resource)
+{
+	int first_scope = 1;
+	for (size_t i = 0; i < n; i++) {
+		size_t j;
+		if (per_resource) {
+			for (j = 0; j < i && !same_resource(&acc[j], &acc[i]); j++)
+				;
+			if (j < i)
+				continue; /* written with its resource's first access */
+		}
+		berth_buf_printf(b, "%s%s:%s:%s", first_scope ? "" : " ", acc[i].type, acc[i].name,
+				 acc[i].action);
+		first_scope = 0;
+		for (size_t k = i + 1; per_resource && k < n; k++) {
+			int dup = 0;
+			if (!same_resource(&acc[k], &acc[i]))
+				continue;
+			for (j = i; j < k && !dup; j++)
+				dup = same_resource(&acc[j], &acc[i]) && strcmp(acc[j].action, acc[k].action) == 0;
+			if (!dup)
+				berth_buf_printf(b, ",%s", acc[k].action);
+		}
+	}
+}
+
+/* Challenges are built without a cap (they hold a few names at most) and then checked to fit. */
+#define CHALLENGE_BUILD_MAX (64 * 1024)
+
+static void bearer_text(struct berth_buf *b, const struct berth_auth *a, const struct berth_access *acc,
+			size_t n, const char *error, int with_scope)
+{
+	berth_buf_append(b, "Bearer realm=", 13);
+	put_quoted(b, a->realm);
+	berth_buf_append(b, ",service=", 9);
+	put_quoted(b, a->service);
+	if (with_scope && n > 0) {
+		struct berth_buf scope = BERTH_BUF_INIT(CHALLENGE_BUILD_MAX);
+		put_scope(&scope, acc, n, a->kind == BERTH_AUTH_TOKEN);
+		berth_buf_append(b, ",scope=", 7);
+		put_quoted(b, scope.data ? scope.data : "");
+		berth_buf_release(&scope);
+	}
+	if (error)
+		berth_buf_printf(b, ",error=\"%s\"", error);
+}
+
+static void set_bearer_challenge(const struct berth_auth *a, const struct berth_access *acc, size_t n,
+				 const char *error, char *out, size_t cap)
+{
+	struct berth_buf b = BERTH_BUF_INIT(CHALLENGE_BUILD_MAX);
+	bearer_text(&b, a, acc, n, error, 1);
+	if (b.len >= cap) {
+		/* Scopes name repositories and may not fit: the challenge without them still works. */
+		berth_buf_release(&b);
+		bearer_text(&b, a, acc, n, error, 0);
+	}
+	snprintf(out, cap, "%s", b.len < cap ? b.data : "Bearer");
+	berth_buf_release(&b);
+}
+
+static void set_basic_challenge(const struct berth_auth *a, char *out, size_t cap)
+{
+	struct berth_buf b = BERTH_BUF_INIT(CHALLENGE_BUILD_MAX);
+	berth_buf_append(&b, "Basic realm=", 12);
+	put_quoted(&b, a->realm);
+	snprintf(out, cap, "%s", b.len < cap ? b.data : "Basic");
+	berth_buf_release(&b);
+}
+
+static void set_user(char *user, size_t cap, const char *name)
+{
+	if (user && cap)
+		snprintf(user, cap, "%s", name);
+}
+
+/* ---- deciding ---- */
+
+static int authorize_basic(struct berth_auth *a, const char *authorization, char *challenge,
+			   size_t challenge_cap, char *user, size_t user_cap)
+{
+	char *name = NULL, *password = NULL;
+	int rc = BERTH_EUNAUTHORIZED;
+	if (authorization && berth_basic_parse(authorization, &name, &password) == 0) {
+		rc = berth_htpasswd_check(a->htpasswd, name, password);
+		if (rc == 0)
+			set_user(user, user_cap, name);
+		else
+			berth_warn("htpasswd: authentication failed for user \"%.128s\"", name);
+	}
+	if (rc != 0)
+		set_basic_challenge(a, challenge, challenge_cap);
+	berth_secret_free(password);
+	free(name);
+	return rc;
+}
+
+/* The token of "Bearer <token>" (scheme case-insensitive, one space, as Distribution splits it). */
+static int bearer_token(const char *authorization, const char **token, size_t *len)
+{
+	if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0)
+		return 0;
+	*token = authorization + 7;
+	*len = strlen(*token);
+	return memchr(*token, ' ', *len) == NULL;
+}
+
+static int authorize_token(struct berth_auth *a, const char *authorization, const struct berth_access *acc,
+			   size_t n, char *challenge, size_t challenge_cap, char *user, size_t user_cap)
+{
+	const char *token, *why = NULL;
+	size_t len;
+	json_t *claims = NULL;
+	const struct berth_jwt_policy policy = { a->keys, a->issuer, a->service };
+
+	if (!bearer_token(authorization, &token, &len)) {
+		/* No token: the challenge tells the client where to get one. */
+		set_bearer_challenge(a, acc, n, NULL, challenge, challenge_cap);
+		return BERTH_EUNAUTHORIZED;
+	}
+	if (berth_jwt_verify(token, len, &policy, (int64_t)time(NULL), &claims, &why) < 0) {
+		berth_warn("token auth: %s", why ? why : "invalid token");
+		set_bearer_challenge(a, acc, n, "invalid_token", challenge, challenge_cap);
+		return BERTH_EUNAUTHORIZED;
+	}
+	const char *sub = json_string_value(json_object_get(claims, "sub"));
+	for (size_t i = 0; i < n; i++) {
+		if (!berth_jwt_grants(claims, &acc[i])) {
+			berth_info("token auth: token of \"%.128s\" does not grant %s:%s:%s", sub ? sub : "",
+				   acc[i].type, acc[i].name, acc[i].action);
+			json_decref(claims);
+			set_bearer_challenge(a, acc, n, "insufficient_scope", challenge, challenge_cap);
+			return BERTH_EDENIED;
+		}
+	}
+	set_user(user, user_cap, sub ? sub : "");
+	json_decref(claims);
+	return 0;
+}
+
+static int authorize_silly(struct berth_auth *a, const char *authorization, const struct berth_access *acc,
+			   size_t n, char *challenge, size_t challenge_cap, char *user, size_t user_cap)
+{
+	if (authorization && *authorization) {
+		set_user(user, user_cap, "silly");
+		return 0;
+	}
+	set_bearer_challenge(a, acc, n, NULL, challenge, challenge_cap);
+	return BERTH_EUNAUTHORIZED;
 }
 
 int berth_auth_authorize(struct berth_auth *a, const char *authorization,
 			 const struct berth_access *access, size_t n, char *challenge, size_t challenge_cap,
 			 char *user, size_t user_cap)
 {
-	(void)a, (void)authorization, (void)access, (void)n, (void)challenge, (void)challenge_cap;
-	(void)user, (void)user_cap;
-	return BERTH_ERROR;
+	if (user && user_cap)
+		user[0] = '\0';
+	if (challenge && challenge_cap)
+		challenge[0] = '\0';
+	/* Far larger than any real credentials or token: refused before anything looks at it. */
+	if (authorization && strnlen(authorization, BERTH_AUTH_HEADER_MAX + 1) > BERTH_AUTH_HEADER_MAX) {
+		berth_warn("auth: Authorization header over %d bytes refused", BERTH_AUTH_HEADER_MAX);
+		if (a->kind == BERTH_AUTH_HTPASSWD)
+			set_basic_challenge(a, challenge, challenge_cap);
+		else
+			set_bearer_challenge(a, access, n, a->kind == BERTH_AUTH_TOKEN ? "invalid_token" : NULL,
+					     challenge, challenge_cap);
+		return BERTH_EUNAUTHORIZED;
+	}
+	switch (a->kind) {
+	case BERTH_AUTH_HTPASSWD:
+		return authorize_basic(a, authorization, challenge, challenge_cap, user, user_cap);
+	case BERTH_AUTH_TOKEN:
+		return authorize_token(a, authorization, access, n, challenge, challenge_cap, user, user_cap);
+	case BERTH_AUTH_SILLY:
+		return authorize_silly(a, authorization, access, n, challenge, challenge_cap, user, user_cap);
+	default:
+		return BERTH_ERROR;
+	}
 }

@@ -308,13 +308,13 @@ int berth_upload_commit(struct berth_upload *u, const char *digest)
 	    (rc = berth_path_blob_data(blob, digest)) < 0 ||
 	    (rc = berth_path_layer_link(link, u->name, digest)) < 0)
 		return rc;
-	/* The bytes must be durable before anything can point at them. */
-	if ((rc = u->writer->commit(u->writer)) < 0)
-		return rc;
-	/* An existing blob is never rewritten: same digest, same bytes. */
-	if (berth_blob_data_stat(u->reg, digest, NULL) < 0 &&
-	    (rc = berth_storage_move(u->reg->driver, data, blob)) < 0)
-		return rc;
+	/* An existing blob is never rewritten: same digest, same bytes. Otherwise the new bytes
+	 * must be durable before anything can point at them. */
+	if (berth_blob_data_stat(u->reg, digest, NULL) < 0) {
+		if ((rc = u->writer->commit(u->writer)) < 0 ||
+		    (rc = berth_storage_move(u->reg->driver, data, blob)) < 0)
+			return rc;
+	}
 	if ((rc = berth_link_write(u->reg, link, digest)) < 0)
 		return rc;
 	return remove_session(u);

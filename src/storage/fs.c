@@ -37,7 +37,13 @@ struct fs_writer {
 	char *host;      /* for cancel and for syncing the parent directory */
 	int dir_synced;  /* the directory entry is made durable on the first commit only */
 	int cancelled;
+	uint64_t kicked; /* bytes already handed to writeback (sync_file_range) */
 };
+
+/* Start writeback of every WRITEBACK_STEP bytes as they arrive, without waiting for it, so
+ * that the fdatasync at commit finds little left to do and a large upload's commit does not
+ * stall on flushing all of it at once. */
+#define WRITEBACK_STEP (8u << 20)
 
 /* Allocation failure is not recoverable in berth: abort rather than thread NULL checks. */
 static void *fs_xmalloc(size_t n)
@@ -453,7 +459,13 @@ static int fs_writer_write(struct berth_writer *bw, const void *buf, size_t n)
 	struct fs_writer *w = (struct fs_writer *)bw;
 	if (w->cancelled)
 		return BERTH_EINVALID;
-	return fs_write_all(w->fd, buf, n, &w->size);
+	int rc = fs_write_all(w->fd, buf, n, &w->size);
+	if (rc == 0 && w->size - w->kicked >= WRITEBACK_STEP) {
+		/* Advisory: an error here resurfaces at commit's fdatasync. */
+		sync_file_range(w->fd, (off_t)w->kicked, (off_t)(w->size - w->kicked), SYNC_FILE_RANGE_WRITE);
+		w->kicked = w->size;
+	}
+	return rc;
 }
 
 static uint64_t fs_writer_size(struct berth_writer *bw)
@@ -534,6 +546,7 @@ static int fs_writer(struct berth_storage_driver *drv, const char *path, int app
 	w->host = host;
 	w->dir_synced = 0;
 	w->cancelled = 0;
+	w->kicked = w->size;
 	*out = &w->base;
 	return 0;
 

@@ -789,6 +789,39 @@ def kill_spawned():
         s.kill()
 
 
+class OpsTestCase(TestCase):
+    """For tests that start their own berth processes with spawn_berth(): no module server, a
+    temp dir per class (cls.tmp), every process it started killed when the class ends. Skipped
+    against the reference (these test berth's own command line)."""
+
+    @classmethod
+    def setUpClass(cls):
+        if reference_mode():
+            raise unittest.SkipTest("tests of the berth binary itself")
+        cls.tmp = tempfile.mkdtemp(prefix="berth-ops-")
+
+    @classmethod
+    def tearDownClass(cls):
+        kill_spawned()
+        if not os.environ.get("BERTH_KEEP"):
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def setUp(self):
+        pass
+
+    def spawn(self, make, **kw):
+        """spawn_berth(make, self.tmp), killed when the test ends."""
+        s = spawn_berth(make, self.tmp, **kw)
+        self.addCleanup(s.kill)
+        return s
+
+    def path(self, *parts):
+        """A path under the class's temp dir, its parent directory created."""
+        p = os.path.join(self.tmp, *parts)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        return p
+
+
 def main():
     """unittest.main with the normal summary; exits 0 only when everything passed."""
     prog = unittest.main(module="__main__", verbosity=2, exit=False)
