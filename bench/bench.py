@@ -43,7 +43,7 @@ ACCEPT = ", ".join([OCI_MANIFEST, OCI_INDEX, D2_MANIFEST, D2_LIST])
 
 PROFILES = {
     "full": dict(
-        runs=5, duration=5, conns=32, wrk_threads=2, big_conns=4, ab_max=1000000,
+        runs=5, duration=5, conns=32, wrk_threads=2, big_conns=4, slow_conns=4, ab_max=1000000,
         small_blob=1 * KiB, big_blob=100 * MiB, range_len=1 * MiB,
         mono=[(1 * MiB, 50), (10 * MiB, 15), (100 * MiB, 3)],
         chunk=5 * MiB, chunked_total=100 * MiB, chunked_count=3,
@@ -54,7 +54,7 @@ PROFILES = {
         catalog_repos=10000, tags=10000, catalog_page=1000, catalog_listings=3,
         startup_runs=5, startup_settle=1.0, sha_seconds=3),
     "smoke": dict(
-        runs=1, duration=1, conns=8, wrk_threads=2, big_conns=2, ab_max=3000,
+        runs=1, duration=1, conns=8, wrk_threads=2, big_conns=2, slow_conns=2, ab_max=3000,
         small_blob=1 * KiB, big_blob=2 * MiB, range_len=64 * KiB,
         mono=[(64 * KiB, 3), (256 * KiB, 3), (1 * MiB, 2)],
         chunk=256 * KiB, chunked_total=1 * MiB, chunked_count=2,
@@ -151,7 +151,10 @@ def rm_rf(path):
 def tool_version(cmd):
     try:
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
-        return p.stdout.strip().splitlines()[0] if p.stdout.strip() else "?"
+        line = p.stdout.strip().splitlines()[0] if p.stdout.strip() else "?"
+        for junk in (" Copyright", " (Library:", " <$Revision"):
+            line = line.split(junk)[0]
+        return line.replace("This is ApacheBench, Version", "ApacheBench").replace("nginx version: ", "")
     except (OSError, subprocess.SubprocessError):
         return "not installed"
 
@@ -919,12 +922,15 @@ class Bench:
             add("mixed_%d" % conc, "mixed pulls/pushes 75/25, %d clients" % conc,
                 "%d keep-alive clients, %ds" % (conc, p["mixed_duration"]), "images/s", True,
                 lambda s, i, conc=conc: self.w_mixed(s, i, conc))
-        add("catalog_page", "catalog page (n=%d of %d repos)" % (p["catalog_page"], p["catalog_repos"]), lw,
-            "req/s", True, lambda s, i: self.wrk(s.port, "/v2/_catalog?n=%d" % p["catalog_page"]), tool="wrk", p99=True)
+        sc = p["slow_conns"]
+        lslow = "wrk -t%d -c%d -d%ds" % (min(t, sc), sc, d)
+        add("catalog_page", "catalog page (n=%d of %d repos)" % (p["catalog_page"], p["catalog_repos"]), lslow,
+            "req/s", True, lambda s, i: self.wrk(s.port, "/v2/_catalog?n=%d" % p["catalog_page"], conns=sc),
+            tool="wrk", p99=True)
         add("catalog_full", "catalog, full paginated listing of %d repos" % p["catalog_repos"],
             "1 client, n=%d per page" % p["catalog_page"], "ms", False, lambda s, i: self.w_catalog_full(s, i))
-        add("tags_list", "tag list (%d tags)" % p["tags"], lw, "req/s", True,
-            lambda s, i: self.wrk(s.port, "/v2/bench/tags/tags/list"), tool="wrk", p99=True)
+        add("tags_list", "tag list (%d tags)" % p["tags"], lslow, "req/s", True,
+            lambda s, i: self.wrk(s.port, "/v2/bench/tags/tags/list", conns=sc), tool="wrk", p99=True)
         if self.args.only:
             keep = set(self.args.only.split(","))
             W = [w for w in W if w["key"] in keep]
@@ -954,6 +960,7 @@ class Bench:
                 r["cpu_sys"] = cpu1[1] - cpu0[1]
                 busy1, own1, t1 = system_busy_seconds(), own_cpu_seconds(), time.monotonic()
                 if busy0 is not None and busy1 is not None and t1 > t0:
+                    r["client_cpu"] = own1 - own0
                     other = (busy1 - busy0) - r["cpu"] - (own1 - own0)
                     r["other_load"] = max(0.0, other) / ((t1 - t0) * len(os.sched_getaffinity(0))) * 100
             if not s.alive():
@@ -990,6 +997,7 @@ class Bench:
                         time.sleep(0.0005)
                     time.sleep(self.p["startup_settle"])
                     rss = proc_status_kib(srv.pid, "VmRSS") if srv.alive() else None
+                    anon = proc_status_kib(srv.pid, "RssAnon") if srv.alive() else None
                 finally:
                     srv.stop()
                     shutil.rmtree(root, ignore_errors=True)
@@ -997,6 +1005,7 @@ class Bench:
                     self.note("%s did not answer GET /v2/ with 200 within 30 s of its start" % LABEL[kind])
                 self.extra.setdefault("startup", {}).setdefault(kind, []).append(ms)
                 self.extra.setdefault("rss_empty", {}).setdefault(kind, []).append(rss / 1024.0 if rss else None)
+                self.extra.setdefault("anon_empty", {}).setdefault(kind, []).append(anon / 1024.0 if anon else None)
                 log("startup %s run %d: %s ms, idle RSS %s KiB" % (kind, i + 1, fmt(ms), rss))
 
     def openssl_speed(self):
@@ -1073,7 +1082,9 @@ class Bench:
             time.sleep(1.0 if not a.smoke else 0.2)
             for k in ("berth", "dist"):
                 rss = proc_status_kib(self.servers[k].pid, "VmRSS")
+                anon = proc_status_kib(self.servers[k].pid, "RssAnon")
                 self.extra.setdefault("rss_loaded", {})[k] = [rss / 1024.0 if rss else None]
+                self.extra.setdefault("anon_loaded", {})[k] = [anon / 1024.0 if anon else None]
             self.run_workloads()
             time.sleep(2.0 if not a.smoke else 0.2)
             for k in ("berth", "dist"):
@@ -1150,6 +1161,10 @@ class Bench:
              "MiB", False, ex.get("rss_empty", {}), "rss_empty"),
             ("idle RSS, loaded store (fresh process)", "after a few requests + 1s", "MiB", False,
              ex.get("rss_loaded", {}), "rss_loaded"),
+            ("idle RssAnon (private memory only), empty store", "as above, /proc RssAnon", "MiB", False,
+             ex.get("anon_empty", {}), "anon_empty"),
+            ("idle RssAnon (private memory only), loaded store", "as above, /proc RssAnon", "MiB", False,
+             ex.get("anon_loaded", {}), "anon_loaded"),
             ("peak RSS (highest workload of each run)", "VmRSS sampled every 50 ms", "MiB", False, peak, "rss_peak"),
             ("RSS after all workloads (idle 2s)", "VmRSS", "MiB", False, ex.get("rss_after", {}), "rss_after"),
             ("VmHWM at the end (whole run)", "VmHWM", "MiB", False, ex.get("hwm", {}), "hwm"),
@@ -1224,13 +1239,15 @@ class Bench:
                  "seconds the server process used during a run (median; the share spent in the kernel in brackets), "
                  "from /proc/PID/stat. Request-rate runs last the same time for both servers, so their CPU seconds "
                  "are a budget; CPU µs/op divides them by the requests (or images) served, which makes the cost per "
-                 "operation comparable even where the load generator, not the server, set the pace. Other load: the share "
+                 "operation comparable even where the load generator, not the server, set the pace. Client CPU: what the "
+                 "load generator (wrk, ab, skopeo, the Python clients and this driver) used during the run. Other load: the share "
                  "of the machine's CPU (all cores, steal included) that neither the server nor the load generator "
                  "used during a run, from /proc/stat: other tenants' work; median over the runs of both servers, "
                  "highest in brackets.\n")
         L.append("| workload | peak RSS MiB berth | peak RSS MiB Distribution | CPU s berth | CPU s Distribution "
-                 "| CPU µs/op berth | CPU µs/op Distribution | other load % (max) |")
-        L.append("|---|---|---|---|---|---|---|---|")
+                 "| CPU µs/op berth | CPU µs/op Distribution | client CPU s berth | client CPU s Distribution "
+                 "| other load % (max) |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|")
         for w in self.W:
             res = self.results.get(w["key"])
             if not res:
@@ -1254,9 +1271,9 @@ class Bench:
                 return fmt(s[0]) if s else "–"
             others = [r.get("other_load") for k in ("berth", "dist") for r in res.get(k, [])
                       if r.get("other_load") is not None]
-            L.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 w["title"], med("berth", "peak_rss"), med("dist", "peak_rss"), med("berth", "cpu"), med("dist", "cpu"),
-                per_op("berth"), per_op("dist"),
+                per_op("berth"), per_op("dist"), med("berth", "client_cpu"), med("dist", "client_cpu"),
                 "%.0f (%.0f)" % (statistics.median(others), max(others)) if others else "–"))
         L.append("")
         L.append("## Targets\n")
@@ -1285,6 +1302,9 @@ class Bench:
                  "fresh `dir:` destination. skopeo tries HTTPS first and falls back to HTTP against both.")
         L.append("- Start-up is measured from just before fork/exec to the first 200, polling every 0.5 ms; it "
                  "includes Python's process spawn (about a millisecond).")
+        L.append("- Catalog and tag-list rows use %d connections (-c%d): each request lists thousands of "
+                 "directories, and %d concurrent listings would leave a %d s run with almost no completed request."
+                 % (p["slow_conns"], p["slow_conns"], p["conns"], p["duration"]))
         L.append("- Distribution 2.8 caps catalog pages at 1000 entries (`catalog.maxentries`); both are asked "
                  "for n=%d." % p["catalog_page"])
         for n in self.notes:

@@ -60,7 +60,9 @@ static int parse_level(const char *s, int *out)
 
 static int parse_serve_flags(struct berth_config *cfg, int argc, char **argv)
 {
+	int bad_at = 0;
 	for (int i = 0; i < argc; i++) {
+		bad_at = i;
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int takes_value = 1;
@@ -98,7 +100,8 @@ static int parse_serve_flags(struct berth_config *cfg, int argc, char **argv)
 	}
 	return 0;
 bad:
-	fprintf(stderr, "berth: invalid option or value near '%s'\n", argv[0]);
+	fprintf(stderr, "berth: invalid option or value: %s%s%s\n", argv[bad_at],
+		bad_at + 1 < argc ? " " : "", bad_at + 1 < argc ? argv[bad_at + 1] : "");
 	return -1;
 }
 

@@ -99,7 +99,7 @@ static void on_manifest_complete(struct berth_request *req)
 {
 	struct berth_buf *body = req->state;
 	struct berth_manifest_put_result res;
-	char location[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 24];
+	char location[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 280];
 	const char *ct = berth_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
 
 	int rc = berth_manifest_put(&res, req->registry, req->name, req->reference, ct,
@@ -109,7 +109,8 @@ static void on_manifest_complete(struct berth_request *req)
 		return;
 	}
 	struct MHD_Response *resp = berth_resp_empty();
-	snprintf(location, sizeof(location), "/v2/%s/manifests/%s", req->name, res.digest);
+	snprintf(location, sizeof(location), "%s/v2/%s/manifests/%s", req->url_prefix, req->name,
+		 res.digest);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
 	MHD_add_response_header(resp, "Docker-Content-Digest", res.digest);
 	if (res.subject[0])

@@ -65,7 +65,7 @@ void berth_api_send_page(struct berth_request *req, const struct berth_strvec *a
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 	if (count > 0 && first + count < all->n) {
 		struct berth_buf link = BERTH_BUF_INIT(1 << 16);
-		berth_buf_printf(&link, "<%s?last=", link_path);
+		berth_buf_printf(&link, "<%s%s?last=", req->url_prefix, link_path);
 		query_escape(&link, all->items[first + count - 1]);
 		berth_buf_printf(&link, "&n=%llu>; rel=\"next\"", (unsigned long long)n);
 		MHD_add_response_header(resp, "Link", link.data);

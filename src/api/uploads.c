@@ -19,12 +19,12 @@ struct upload_req {
 	const char *digest; /* PUT / monolithic POST: the digest to commit with */
 };
 
-static void add_upload_headers(struct MHD_Response *resp, const char *name, const char *uuid,
+static void add_upload_headers(struct berth_request *req, struct MHD_Response *resp, const char *uuid,
 			       uint64_t size)
 {
-	char location[BERTH_NAME_MAX + 64];
+	char location[BERTH_NAME_MAX + 320];
 	char range[48];
-	snprintf(location, sizeof(location), "/v2/%s/blobs/uploads/%s", name, uuid);
+	snprintf(location, sizeof(location), "%s/v2/%s/blobs/uploads/%s", req->url_prefix, req->name, uuid);
 	/* Distribution's form: inclusive end, and "0-0" for an empty upload. */
 	snprintf(range, sizeof(range), "0-%" PRIu64, size > 0 ? size - 1 : 0);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
@@ -37,15 +37,15 @@ static void send_upload_status(struct berth_request *req, unsigned status, const
 			       uint64_t size)
 {
 	struct MHD_Response *resp = berth_resp_empty();
-	add_upload_headers(resp, req->name, uuid, size);
+	add_upload_headers(req, resp, uuid, size);
 	berth_req_send(req, status, resp, 0);
 }
 
 static void send_blob_created(struct berth_request *req, const char *digest)
 {
-	char location[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 16];
+	char location[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 272];
 	struct MHD_Response *resp = berth_resp_empty();
-	snprintf(location, sizeof(location), "/v2/%s/blobs/%s", req->name, digest);
+	snprintf(location, sizeof(location), "%s/v2/%s/blobs/%s", req->url_prefix, req->name, digest);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
 	MHD_add_response_header(resp, "Docker-Content-Digest", digest);
 	berth_req_send(req, MHD_HTTP_CREATED, resp, 0);
@@ -64,7 +64,7 @@ static void range_invalid(struct berth_request *req, const char *uuid, uint64_t 
 		"{\"errors\":[{\"code\":\"RANGE_INVALID\",\"message\":\"invalid content range\",\"detail\":null}]}";
 	struct MHD_Response *resp = berth_resp_copy(body, len = sizeof(body) - 1);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
-	add_upload_headers(resp, req->name, uuid, size);
+	add_upload_headers(req, resp, uuid, size);
 	berth_req_send(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, resp, len);
 }
 

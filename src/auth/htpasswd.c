@@ -171,49 +171,46 @@ static int same_file(const struct stat *a, const struct stat *b)
 	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
-/* Reads the whole file into a NUL-terminated heap buffer; st receives its identity. */
+/* Reads the whole file into a NUL-terminated heap buffer; st receives its identity.
+ * 0, or the errno value of what failed. */
 static int read_file(const char *path, char **text, struct stat *st)
 {
+	int err = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return -1;
+		return errno;
 	/* fstat before reading: a write that lands after it changes the identity, so the next
 	 * check reads the file again even if this read caught it half-written. */
 	if (fstat(fd, st) < 0)
-		goto err_close;
-	if (!S_ISREG(st->st_mode) || st->st_size > FILE_MAX) {
-		errno = S_ISREG(st->st_mode) ? EFBIG : EINVAL;
-		goto err_close;
-	}
+		err = errno;
+	else if (!S_ISREG(st->st_mode))
+		err = EINVAL;
+	else if (st->st_size > FILE_MAX)
+		err = EFBIG;
+	if (err)
+		goto out_close;
 	size_t cap = (size_t)st->st_size + 1, len = 0;
 	char *buf = berth_malloc(cap + 1);
-	for (;;) {
+	/* Up to one byte more than fstat said: a file that grew meanwhile is cut short, and the
+	 * next check sees its new size. */
+	while (len < cap) {
 		ssize_t r = read(fd, buf + len, cap - len);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
+			err = errno;
 			free(buf);
-			goto err_close;
+			goto out_close;
 		}
 		if (r == 0)
 			break;
 		len += (size_t)r;
-		if (len == cap) {
-			/* Grew since the fstat: take what fits, the next check sees the new size. */
-			break;
-		}
 	}
 	buf[len] = '\0';
-	close(fd);
 	*text = buf;
-	return 0;
-err_close:
-	{
-		int saved = errno;
-		close(fd);
-		errno = saved;
-	}
-	return -1;
+out_close:
+	close(fd);
+	return err;
 }
 
 static void clear_cache(struct berth_htpasswd *h)
@@ -244,8 +241,9 @@ static void reload(struct berth_htpasswd *h)
 {
 	char *text;
 	struct stat st;
-	if (read_file(h->path, &text, &st) < 0) {
-		set_unavailable(h, errno == ENOENT ? FILE_MISSING : FILE_UNREADABLE, errno);
+	int err = read_file(h->path, &text, &st);
+	if (err) {
+		set_unavailable(h, err == ENOENT ? FILE_MISSING : FILE_UNREADABLE, err);
 		return;
 	}
 	struct user *users;

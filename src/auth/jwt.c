@@ -283,7 +283,9 @@ static int numeric_date(const json_t *claims, const char *name, int64_t *out)
 	double d = json_number_value(v);
 	if (!isfinite(d) || d < -1e15 || d > 1e15)
 		return -1;
-	*out = (int64_t)floor(d);
+	/* Rounded down (without libm's floor): a fractional second is not yet the next one. */
+	int64_t t = (int64_t)d;
+	*out = (double)t > d ? t - 1 : t;
 	return 1;
 }
 

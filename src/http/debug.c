@@ -1,6 +1,5 @@
 #include "http/debug.h"
 
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,16 +76,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 int berth_debug_start(struct berth_debug_server **out, const struct berth_debug_options *opts,
 		      struct berth_registry *reg)
 {
-	char host[256];
-	const char *colon = strrchr(opts->addr, ':');
-	struct addrinfo hints = { 0 }, *res = NULL;
-	if (!colon || (size_t)(colon - opts->addr) >= sizeof(host))
-		return BERTH_EINVALID;
-	memcpy(host, opts->addr, (size_t)(colon - opts->addr));
-	host[colon - opts->addr] = '\0';
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if (getaddrinfo(*host ? host : NULL, colon + 1, &hints, &res) != 0 || !res) {
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	if (berth_http_resolve_addr(opts->addr, &ss, &sslen) < 0) {
 		berth_error("invalid debug address '%s'", opts->addr);
 		return BERTH_EINVALID;
 	}
@@ -95,12 +87,11 @@ int berth_debug_start(struct berth_debug_server **out, const struct berth_debug_
 	d->health_storagedriver = opts->health_storagedriver;
 	d->metrics_path = opts->metrics_path ? berth_strdup(opts->metrics_path) : NULL;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-	if (res->ai_family == AF_INET6)
+	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	d->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, d, MHD_OPTION_SOCK_ADDR,
-				     res->ai_addr, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+				     (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
 				     MHD_OPTION_EXTERNAL_LOGGER, berth_http_mhd_logger, NULL, MHD_OPTION_END);
-	freeaddrinfo(res);
 	if (!d->daemon) {
 		berth_error("cannot listen on debug address %s", opts->addr);
 		free(d->metrics_path);

@@ -61,6 +61,7 @@ struct berth_request {
 	char fail_message[256];
 	char *fail_detail; /* JSON, owned */
 
+	int started;  /* the first access-handler call has happened */
 	int deferred; /* dispatch waits for the next callback (no body) */
 
 	/* Bookkeeping for the access log. */
@@ -69,6 +70,8 @@ struct berth_request {
 	uint64_t bytes_in;
 	uint64_t bytes_out;
 	uint64_t start_ns;
+	const char *url_prefix; /* http.prefix without its trailing '/', "" when none: every URL
+				 * berth hands out (Location, Link) starts with it */
 	char id[32];
 	char user[128]; /* authenticated user or token subject, for the access log */
 	char challenge[1024]; /* WWW-Authenticate value for a 401 */

@@ -25,7 +25,7 @@ struct berth_server {
 	struct berth_auth *auth;
 	int access_log;
 	unsigned port;
-	const char *prefix;       /* without its trailing '/', or NULL */
+	char *prefix;             /* "/path" without its trailing '/', or NULL */
 	size_t prefix_len;
 	int verify_client_certs;
 	const struct berth_http_header *headers;
@@ -165,6 +165,26 @@ static int client_cert_verified(struct MHD_Connection *conn)
 	return gnutls_certificate_verify_peers2(session, &status) == 0 && status == 0;
 }
 
+/* Called by MHD as soon as the request line is in, with the raw URI (query included, nothing
+ * decoded): the request context starts here, and the raw URI is what the access log shows. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct berth_server *srv = cls;
+	struct berth_request *req = berth_calloc(1, sizeof(*req));
+	req->server = srv;
+	req->registry = srv->registry;
+	req->auth = srv->auth;
+	req->url_prefix = srv->prefix ? srv->prefix : "";
+	req->conn = conn;
+	req->method = "";
+	req->start_ns = berth_now_ns();
+	atomic_fetch_add(&srv->in_flight, 1);
+	snprintf(req->path, sizeof(req->path), "%s", uri);
+	snprintf(req->id, sizeof(req->id), "%s-%llu", srv->id_prefix,
+		 (unsigned long long)atomic_fetch_add(&srv->next_id, 1));
+	return req;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **con_cls)
@@ -172,19 +192,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct berth_server *srv = cls;
 	struct berth_request *req = *con_cls;
 
-	if (!req) {
-		req = berth_calloc(1, sizeof(*req));
-		req->server = srv;
-		req->registry = srv->registry;
-		req->auth = srv->auth;
+	if (!req->started) {
+		req->started = 1;
 		req->conn = conn;
 		req->method = method;
-		req->start_ns = berth_now_ns();
-		atomic_fetch_add(&srv->in_flight, 1);
-		snprintf(req->path, sizeof(req->path), "%s", url);
-		snprintf(req->id, sizeof(req->id), "%s-%llu", srv->id_prefix,
-			 (unsigned long long)atomic_fetch_add(&srv->next_id, 1));
-		*con_cls = req;
 		if (srv->verify_client_certs && !client_cert_verified(conn)) {
 			berth_req_error(req, MHD_HTTP_UNAUTHORIZED, "UNAUTHORIZED",
 					"a verified client certificate is required", NULL);
@@ -310,7 +321,7 @@ void berth_http_mhd_logger(void *cls, const char *fmt, va_list ap)
 	berth_debug("libmicrohttpd: %s", msg);
 }
 
-static int resolve_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
+int berth_http_resolve_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
 {
 	char host[256];
 	const char *colon = strrchr(addr, ':');
@@ -341,8 +352,8 @@ static void set_prefix(struct berth_server *s, const char *prefix)
 		n--;
 	if (n == 0)
 		return;
-	s->prefix = prefix;
-	s->prefix_len = n;
+	s->prefix = prefix[0] == '/' ? berth_strndup(prefix, n) : berth_asprintf("/%.*s", (int)n, prefix);
+	s->prefix_len = strlen(s->prefix);
 }
 
 int berth_server_start(struct berth_server **out, const struct berth_server_options *opts,
@@ -353,7 +364,7 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 	unsigned threads = opts->threads;
 	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
 
-	if (resolve_addr(opts->addr, &ss, &sslen) < 0) {
+	if (berth_http_resolve_addr(opts->addr, &ss, &sslen) < 0) {
 		berth_error("invalid listen address '%s'", opts->addr);
 		return BERTH_EINVALID;
 	}
@@ -388,6 +399,7 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 				     MHD_OPTION_CONNECTION_MEMORY_LIMIT, opts->conn_memory,
 				     MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
 				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+				     MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
 				     MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
 				     MHD_OPTION_EXTERNAL_LOGGER, berth_http_mhd_logger, NULL,
 				     opts->tls_cert_pem ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, opts->tls_cert_pem,
@@ -422,5 +434,6 @@ void berth_server_drain_and_stop(struct berth_server *s, unsigned timeout_ms)
 	for (unsigned waited = 0; waited < timeout_ms && atomic_load(&s->in_flight) > 0; waited += 10)
 		usleep(10 * 1000);
 	MHD_stop_daemon(s->daemon);
+	free(s->prefix);
 	free(s);
 }

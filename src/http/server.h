@@ -8,6 +8,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 struct berth_auth;
 struct berth_registry;
@@ -34,6 +35,10 @@ struct berth_server_options {
 	struct berth_auth *auth;   /* borrowed; NULL = no authentication */
 };
 #define BERTH_SERVER_OPTIONS_INIT { "127.0.0.1:5000", 0, 60, 4096, 256 * 1024, 1, NULL, NULL, NULL, NULL, NULL, 0, NULL }
+
+/* Parses "HOST:PORT", "[V6]:PORT" or ":PORT" (all interfaces) into a socket address.
+ * 0 or BERTH_EINVALID. */
+int berth_http_resolve_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len);
 
 /* Routes libmicrohttpd's error messages into berth's log (MHD_OPTION_EXTERNAL_LOGGER). */
 void berth_http_mhd_logger(void *cls, const char *fmt, va_list ap);

@@ -254,6 +254,8 @@ storage:
   filesystem:
     rootdirectory: $root
 EOF
+  # docker-registry reads REGISTRY_* variables as configuration: none may leak in.
+  # shellcheck disable=SC2046
   env $(env | sed -n 's/^\(REGISTRY_[A-Za-z0-9_]*\)=.*/-u \1/p') \
     docker-registry garbage-collect "$@" "$WORK/dist-gc.yml" >"$WORK/dist-gc.out" 2>&1 ||
     { tail -n 20 "$WORK/dist-gc.out" >&2; fail "docker-registry garbage-collect $* failed"; }
@@ -328,11 +330,10 @@ for d in $REF $REF_CFG $REF_LAYER $(child_manifests "$IMG/multiarch") $(blob_kid
   $(child_manifests "$IMG/dockerlist") $(blob_kids "$IMG/dockerlist"); do
   grep -qx "$d" "$WORK/blobs.untagged" || fail "--delete-untagged freed $d (referrer, or part of a tagged index)"
 done
-for d in $OLD $TAGDEL; do
-  [ ! -e "$R/$V2/repositories/app/_manifests/revisions/sha256/${d#sha256:}" ] &&
-    [ ! -e "$R/$V2/repositories/tagdel/_manifests/revisions/sha256/${d#sha256:}" ] ||
-    fail "--delete-untagged left the revision of $d"
-done
+[ ! -e "$R/$V2/repositories/app/_manifests/revisions/sha256/${OLD#sha256:}" ] ||
+  fail "--delete-untagged left app's revision of the overwritten manifest $OLD"
+[ ! -e "$R/$V2/repositories/tagdel/_manifests/revisions/sha256/${TAGDEL#sha256:}" ] ||
+  fail "--delete-untagged left the revision of the untagged $TAGDEL"
 [ ! -e "$R/$V2/repositories/app/_manifests/tags/v1/index/sha256/${OLD#sha256:}" ] ||
   fail "--delete-untagged left app's tag index entry for the overwritten manifest"
 [ -e "$R/$V2/repositories/app/_manifests/tags/v1/index/sha256/$(digest_of "$IMG/dockerlist" | cut -d: -f2)/link" ] ||

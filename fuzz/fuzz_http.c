@@ -1,0 +1,318 @@
+/*
+ * The whole HTTP layer: libmicrohttpd's parsing as berth configures it, the prefix and
+ * percent-decoding of the URL (berth's unescape callback), the router, header and query
+ * handling, and every handler down to the registry over the in-memory driver.
+ *
+ * One real server per process (berth_server_start on 127.0.0.1:0, one polling thread, deletes
+ * enabled). Each input is sent as raw bytes on a new loopback connection, the write side is then
+ * shut down, and the answer is read until the server closes.
+ * Properties: no crash, leak or sanitizer report anywhere in the server; the server always
+ * answers with "HTTP/1.x" or closes cleanly (a reset counts as clean) within HTTP_DEADLINE_MS;
+ * GET /v2/ keeps answering 200 (checked every PROBE_EVERY inputs).
+ *
+ * Fixtures, so that requests reach the found paths, not only 404s (make-seeds.py builds the same
+ * bytes and must stay in step; FIXTURE_*_DIGEST below catch a drift):
+ *   library/fuzz: blobs LAYER and CONFIG, manifest MANIFEST tagged "latest", an index tagged
+ *                 "index" over it, and a referrer (artifactType application/vnd.example.sbom.v1)
+ *                 whose subject is MANIFEST.
+ *   other/repo:   blob LAYER (a source for cross-repository mounts).
+ * They are put back before every input when a DELETE removed them, and the whole registry is
+ * recreated every RESET_EVERY inputs so that memory stays bounded.
+ * Placeholder: every "@UUID@" in the input is replaced by the id of an upload session created
+ * for this input in library/fuzz, so PATCH/PUT/GET/DELETE of an upload reach a live session.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/digest.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "fuzz_common.h"
+#include "http/metrics.h"
+#include "http/server.h"
+#include "registry/manifest.h"
+#include "registry/registry.h"
+#include "storage/driver.h"
+#include "storage/storage.h"
+
+#define HTTP_DEADLINE_MS 5000
+#define RESET_EVERY 2000
+#define PROBE_EVERY 64
+#define PLACEHOLDER "@UUID@"
+
+#define REPO "library/fuzz"
+#define OTHER_REPO "other/repo"
+#define LAYER "berth fuzz layer\n"
+#define CONFIG "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}"
+#define FIXTURE_MANIFEST_DIGEST "sha256:cf86e7160c87a6ea709f7d4f9f13b2228b60f7cdc10fd018c2d1bcb7965b6190"
+
+static struct berth_server *srv;
+static struct berth_registry *reg;
+static unsigned port;
+static unsigned long iter;
+static int verbose;
+
+static char manifest[1024], index_json[1024], referrer[1024];
+static char layer_digest[BERTH_DIGEST_STR_MAX], config_digest[BERTH_DIGEST_STR_MAX];
+static char manifest_digest[BERTH_DIGEST_STR_MAX], index_digest[BERTH_DIGEST_STR_MAX];
+static char referrer_digest[BERTH_DIGEST_STR_MAX];
+
+static void build_fixtures(void)
+{
+	berth_digest_bytes(BERTH_ALG_SHA256, LAYER, strlen(LAYER), layer_digest);
+	berth_digest_bytes(BERTH_ALG_SHA256, CONFIG, strlen(CONFIG), config_digest);
+	snprintf(manifest, sizeof(manifest),
+		 "{\"schemaVersion\":2,\"mediaType\":\"" BERTH_MT_OCI_MANIFEST "\","
+		 "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"%s\",\"size\":%zu},"
+		 "\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"%s\",\"size\":%zu}]}",
+		 config_digest, strlen(CONFIG), layer_digest, strlen(LAYER));
+	berth_digest_bytes(BERTH_ALG_SHA256, manifest, strlen(manifest), manifest_digest);
+	FUZZ_CHECK(strcmp(manifest_digest, FIXTURE_MANIFEST_DIGEST) == 0,
+		   "fixture manifest is %s: update FIXTURE_MANIFEST_DIGEST and make-seeds.py", manifest_digest);
+	snprintf(index_json, sizeof(index_json),
+		 "{\"schemaVersion\":2,\"mediaType\":\"" BERTH_MT_OCI_INDEX "\","
+		 "\"manifests\":[{\"mediaType\":\"" BERTH_MT_OCI_MANIFEST "\",\"digest\":\"%s\",\"size\":%zu,"
+		 "\"platform\":{\"architecture\":\"amd64\",\"os\":\"linux\"}}]}",
+		 manifest_digest, strlen(manifest));
+	berth_digest_bytes(BERTH_ALG_SHA256, index_json, strlen(index_json), index_digest);
+	snprintf(referrer, sizeof(referrer),
+		 "{\"schemaVersion\":2,\"mediaType\":\"" BERTH_MT_OCI_MANIFEST "\","
+		 "\"artifactType\":\"application/vnd.example.sbom.v1\","
+		 "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"%s\",\"size\":%zu},"
+		 "\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"%s\",\"size\":%zu}],"
+		 "\"subject\":{\"mediaType\":\"" BERTH_MT_OCI_MANIFEST "\",\"digest\":\"%s\",\"size\":%zu},"
+		 "\"annotations\":{\"org.example\":\"fuzz\"}}",
+		 config_digest, strlen(CONFIG), layer_digest, strlen(LAYER), manifest_digest, strlen(manifest));
+	berth_digest_bytes(BERTH_ALG_SHA256, referrer, strlen(referrer), referrer_digest);
+}
+
+static void put_blob(const char *repo, const char *bytes, const char *digest)
+{
+	uint64_t size;
+	char uuid[37];
+	struct berth_upload *u = NULL;
+	if (berth_blob_stat(reg, repo, digest, &size) == 0)
+		return;
+	FUZZ_CHECK(berth_upload_create(reg, repo, uuid) == 0, "fixture upload");
+	FUZZ_CHECK(berth_upload_open(&u, reg, repo, uuid) == 0, "fixture upload open");
+	FUZZ_CHECK(berth_upload_write(u, bytes, strlen(bytes)) == 0, "fixture upload write");
+	FUZZ_CHECK(berth_upload_commit(u, digest) == 0, "fixture upload commit");
+	berth_upload_close(u);
+}
+
+static void put_manifest(const char *reference, const char *body, const char *digest)
+{
+	struct berth_manifest_content c = { 0 };
+	struct berth_manifest_put_result res;
+	if (berth_manifest_get(&c, reg, REPO, reference) == 0 && strcmp(c.digest, digest) == 0) {
+		berth_manifest_content_release(&c);
+		return;
+	}
+	berth_manifest_content_release(&c);
+	memset(&res, 0, sizeof(res));
+	int rc = berth_manifest_put(&res, reg, REPO, reference, NULL, body, strlen(body));
+	FUZZ_CHECK(rc == 0, "fixture manifest %s: %d %s", reference, rc, res.message);
+}
+
+/* Puts back whatever a DELETE (or an overwriting PUT) removed. */
+static void ensure_fixtures(void)
+{
+	put_blob(REPO, LAYER, layer_digest);
+	put_blob(REPO, CONFIG, config_digest);
+	put_blob(OTHER_REPO, LAYER, layer_digest);
+	put_manifest("latest", manifest, manifest_digest);
+	put_manifest("index", index_json, index_digest);
+	put_manifest(referrer_digest, referrer, referrer_digest);
+}
+
+static void start(void)
+{
+	struct berth_storage_driver *d = NULL;
+	FUZZ_CHECK(berth_inmem_driver_new(&d) == 0, "inmem driver");
+	struct berth_registry_config rc = {
+		.driver = d,
+		.delete_enabled = 1,
+		.manifest_max = 4u << 20,
+		.descriptor_cache_size = 64,
+	};
+	FUZZ_CHECK(berth_registry_new(&reg, &rc) == 0, "registry");
+	struct berth_server_options so = BERTH_SERVER_OPTIONS_INIT;
+	so.addr = "127.0.0.1:0";
+	so.threads = getenv("FUZZ_HTTP_THREADS") ? (unsigned)atoi(getenv("FUZZ_HTTP_THREADS")) : 1;
+	so.conn_timeout = 10;
+	so.conn_limit = 64;
+	so.access_log = 0;
+	FUZZ_CHECK(berth_server_start(&srv, &so, reg) == 0, "server start");
+	port = berth_server_port(srv);
+	ensure_fixtures();
+}
+
+static void stop(void)
+{
+	berth_server_drain_and_stop(srv, 2000);
+	berth_registry_free(reg);
+	srv = NULL;
+	reg = NULL;
+}
+
+static void at_exit(void)
+{
+	stop();
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	signal(SIGPIPE, SIG_IGN);
+	verbose = getenv("FUZZ_HTTP_VERBOSE") != NULL;
+	berth_log_setup(verbose ? BERTH_LOG_DEBUG : BERTH_LOG_ERROR, BERTH_LOG_TEXT, NULL, NULL, 0);
+	berth_http_metrics_register();
+	berth_storage_metrics_register();
+	berth_registry_metrics_register();
+	berth_registry_cache_metrics_register();
+	build_fixtures();
+	start();
+	atexit(at_exit);
+	return 0;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Sends req on a new connection, half-closes it when shut is set, and reads the answer until
+ * the server closes. Copies its first bytes into head (NUL-terminated). Returns the number of
+ * bytes received, or -1 if the server neither answered nor closed in time.
+ */
+static ssize_t exchange(const char *req, size_t len, int shut, char *head, size_t head_cap)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	FUZZ_CHECK(fd >= 0, "socket: %s", strerror(errno));
+	FUZZ_CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect to the server: %s",
+		   strerror(errno));
+	int64_t deadline = now_ms() + HTTP_DEADLINE_MS;
+	size_t off = 0, got = 0;
+	ssize_t total = 0;
+	head[0] = '\0';
+	int wrote_all = 0;
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN | (wrote_all ? 0 : POLLOUT) };
+		int64_t left = deadline - now_ms();
+		if (left <= 0) {
+			total = -1;
+			break;
+		}
+		int n = poll(&pfd, 1, (int)left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		FUZZ_CHECK(n >= 0, "poll: %s", strerror(errno));
+		if (n == 0)
+			continue;
+		if (!wrote_all && (pfd.revents & POLLOUT)) {
+			ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (w > 0)
+				off += (size_t)w;
+			if (w < 0 && errno != EAGAIN && errno != EINTR)
+				wrote_all = 1; /* the server closed on us: read what it said */
+			if (off == len)
+				wrote_all = 1;
+			if (wrote_all && shut)
+				shutdown(fd, SHUT_WR);
+		}
+		if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
+			char buf[16384];
+			ssize_t r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+			if (r == 0)
+				break; /* clean close */
+			if (r < 0) {
+				if (errno == EAGAIN || errno == EINTR)
+					continue;
+				break; /* reset: the server closed with unread input */
+			}
+			if (got + 1 < head_cap) {
+				size_t c = (size_t)r < head_cap - 1 - got ? (size_t)r : head_cap - 1 - got;
+				memcpy(head + got, buf, c);
+				got += c;
+				head[got] = '\0';
+			}
+			total += r;
+		}
+	}
+	close(fd);
+	return total;
+}
+
+static void probe(void)
+{
+	static const char req[] = "GET /v2/ HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n";
+	char head[64];
+	ssize_t n = exchange(req, sizeof(req) - 1, 0, head, sizeof(head));
+	FUZZ_CHECK(n > 0 && strncmp(head, "HTTP/1.1 200", 12) == 0,
+		   "the server stopped answering GET /v2/ (got %zd bytes: \"%s\")", n, head);
+}
+
+/* The input with every PLACEHOLDER replaced by the id of a fresh upload session. */
+static char *substitute(const uint8_t *data, size_t size, size_t *out_len)
+{
+	const size_t plen = strlen(PLACEHOLDER);
+	char uuid[37] = "";
+	size_t count = 0;
+	for (size_t i = 0; i + plen <= size; i++)
+		if (memcmp(data + i, PLACEHOLDER, plen) == 0)
+			count++, i += plen - 1;
+	char *out = malloc(size + count * (36 - plen) + 1);
+	if (!out)
+		abort();
+	if (count && berth_upload_create(reg, REPO, uuid) != 0)
+		abort();
+	size_t w = 0;
+	for (size_t i = 0; i < size;) {
+		if (count && i + plen <= size && memcmp(data + i, PLACEHOLDER, plen) == 0) {
+			memcpy(out + w, uuid, 36);
+			w += 36;
+			i += plen;
+		} else {
+			out[w++] = (char)data[i++];
+		}
+	}
+	*out_len = w;
+	return out;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char head[64];
+	if (++iter % RESET_EVERY == 0) {
+		stop();
+		start();
+	} else {
+		ensure_fixtures();
+	}
+	size_t len;
+	char *req = substitute(data, size, &len);
+	ssize_t n = exchange(req, len, 1, head, sizeof(head));
+	FUZZ_CHECK(n >= 0, "no answer and no close within %d ms", HTTP_DEADLINE_MS);
+	FUZZ_CHECK(n == 0 || strncmp(head, "HTTP/1.", n < 7 ? (size_t)n : 7) == 0,
+		   "not an HTTP answer: \"%s\"", head);
+	if (verbose) {
+		char *eol = strpbrk(head, "\r\n");
+		if (eol)
+			*eol = '\0';
+		fprintf(stderr, "fuzz_http: %zd bytes: %s\n", n, n ? head : "(closed)");
+	}
+	free(req);
+	if (iter % PROBE_EVERY == 0)
+		probe();
+	return 0;
+}

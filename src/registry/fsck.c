@@ -1,0 +1,1044 @@
+/*
+ * Storage consistency check and repair (see fsck.h).
+ *
+ * Phases:
+ *   1. walk blobs/, hash every data file: a table of digest -> state (ok, corrupt, unreadable).
+ *   2. walk repositories/, check each layer / revision / tag index link as it comes; remember
+ *      tags' current links, the revisions and the layer links per repository, and the upload
+ *      sessions.
+ *   3. tags (against the revisions), manifests (their references), uploads, orphans.
+ *   4. with a host root: scan the directory tree for temp files and unexpressible names.
+ *   5. repair (nothing is changed before the scan is complete), then report every problem.
+ * Problems whose repair depends on another one (the links to a corrupt blob, removable once the
+ * blob has been moved aside) carry that blob's digest and are skipped if the move failed.
+ */
+#include "registry/fsck.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/digest.h"
+#include "core/err.h"
+#include "core/util.h"
+#include "registry/manifest.h"
+#include "registry/paths.h"
+#include "registry/reference.h"
+#include "storage/storage.h"
+
+#define FSCK_MANIFEST_MAX (64u << 20) /* largest manifest read for checking */
+#define FSCK_LINK_MAX 1024            /* larger link files are bad without reading them */
+#define FSCK_HASH_CHUNK (1u << 20)
+#define FSCK_PROGRESS_EVERY 1000
+#define LOST_FOUND "lost+found"
+#define TMP_PREFIX ".tmp~"
+
+static const char *const kind_names[BERTH_FSCK_KIND_COUNT] = {
+	[BERTH_FSCK_CORRUPT_BLOB] = "corrupt-blob",
+	[BERTH_FSCK_BAD_LINK] = "bad-link",
+	[BERTH_FSCK_DANGLING_LINK] = "dangling-link",
+	[BERTH_FSCK_CORRUPT_MANIFEST] = "corrupt-manifest",
+	[BERTH_FSCK_MISSING_REFERENCE] = "missing-reference",
+	[BERTH_FSCK_ORPHAN_BLOB] = "orphan-blob",
+	[BERTH_FSCK_TEMP_FILE] = "temp-file",
+	[BERTH_FSCK_STALE_UPLOAD] = "stale-upload",
+	[BERTH_FSCK_UNKNOWN_FILE] = "unknown-file",
+	[BERTH_FSCK_UNREADABLE] = "unreadable",
+};
+
+const char *berth_fsck_kind_name(enum berth_fsck_kind k)
+{
+	return (unsigned)k < BERTH_FSCK_KIND_COUNT ? kind_names[k] : "unknown";
+}
+
+/* ---- blob table: digest string -> state ---- */
+
+enum blob_state { BLOB_OK = 1, BLOB_CORRUPT, BLOB_UNREADABLE, BLOB_MOVED };
+
+struct blob_ent {
+	char *digest; /* NULL: empty slot */
+	uint64_t size;
+	uint8_t state;
+	uint8_t referenced;
+	uint32_t links; /* links naming it (for the corrupt blob's detail) */
+};
+
+/* An open-addressing hash table keyed by strings (digests, "repo@digest", ...). */
+struct smap {
+	struct blob_ent *e;
+	size_t cap; /* power of two or 0 */
+	size_t n;
+};
+
+static uint64_t str_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h ^ (h >> 31);
+}
+
+static struct blob_ent *smap_find(const struct smap *m, const char *key)
+{
+	if (!m->cap)
+		return NULL;
+	for (size_t j = (size_t)str_hash(key) & (m->cap - 1);; j = (j + 1) & (m->cap - 1)) {
+		if (!m->e[j].digest)
+			return NULL;
+		if (strcmp(m->e[j].digest, key) == 0)
+			return &m->e[j];
+	}
+}
+
+static void smap_grow(struct smap *m)
+{
+	struct smap old = *m;
+	m->cap = old.cap ? old.cap * 2 : 256;
+	m->e = berth_calloc(m->cap, sizeof(*m->e));
+	for (size_t i = 0; i < old.cap; i++) {
+		if (!old.e[i].digest)
+			continue;
+		size_t j = (size_t)str_hash(old.e[i].digest) & (m->cap - 1);
+		while (m->e[j].digest)
+			j = (j + 1) & (m->cap - 1);
+		m->e[j] = old.e[i];
+	}
+	free(old.e);
+}
+
+/* The entry for key, added (zeroed but for the key) when absent. */
+static struct blob_ent *smap_get(struct smap *m, const char *key)
+{
+	struct blob_ent *e = smap_find(m, key);
+	if (e)
+		return e;
+	if ((m->n + 1) * 10 > m->cap * 7)
+		smap_grow(m);
+	size_t j = (size_t)str_hash(key) & (m->cap - 1);
+	while (m->e[j].digest)
+		j = (j + 1) & (m->cap - 1);
+	m->e[j].digest = berth_strdup(key);
+	m->n++;
+	return &m->e[j];
+}
+
+static void smap_free(struct smap *m)
+{
+	for (size_t i = 0; i < m->cap; i++)
+		free(m->e[i].digest);
+	free(m->e);
+	memset(m, 0, sizeof(*m));
+}
+
+/* ---- problems ---- */
+
+enum plan {
+	PLAN_NONE,
+	PLAN_MOVE_BLOB,    /* arg: the blob's digest */
+	PLAN_REMOVE,       /* arg: storage path to remove (file or directory) */
+	PLAN_REWRITE_LINK, /* arg: the digest to write into the link at path */
+	PLAN_REMOVE_HOST,  /* arg: host path of a file to unlink */
+};
+
+struct problem {
+	enum berth_fsck_kind kind;
+	char *path;
+	char *digest;
+	char *detail;
+	enum plan plan;
+	char *arg;
+	char *depends; /* a corrupt blob that must have been moved first, or NULL */
+	enum berth_fsck_action action;
+	char *repair;
+};
+
+struct tagrec {
+	char *repo;
+	char *tag;
+	char *path; /* of current/link */
+};
+
+struct revrec {
+	char *repo;
+	char *digest;
+};
+
+struct uploadrec {
+	char *path; /* storage path of _uploads/<id> */
+	int has_startedat;
+	uint64_t size;
+};
+
+struct fsck {
+	struct berth_storage_driver *d;
+	const struct berth_fsck_options *o;
+	struct berth_fsck_stats st;
+	int will_move; /* corrupt blobs are going to be moved aside */
+
+	struct smap blobs;     /* digest -> state */
+	struct smap repos;     /* repository names seen */
+	struct smap revisions; /* "repo@digest" of revisions whose blob is there */
+	struct smap layers;    /* "repo@digest" of layer links that stay */
+
+	struct problem *p;
+	size_t np, ap;
+	struct tagrec *tags;
+	size_t ntags, atags;
+	struct revrec *revs;
+	size_t nrevs, arevs;
+	struct uploadrec *ups;
+	size_t nups, aups;
+	unsigned char *buf; /* hashing buffer */
+};
+
+#define GROW(arr, n, alloc)                                                          \
+	do {                                                                         \
+		if ((n) == (alloc)) {                                                \
+			(alloc) = (alloc) ? (alloc) * 2 : 16;                        \
+			(arr) = berth_realloc((arr), (alloc) * sizeof(*(arr)));      \
+		}                                                                    \
+	} while (0)
+
+static struct problem *add_problem(struct fsck *f, enum berth_fsck_kind kind, const char *path,
+				   const char *digest, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static struct problem *add_problem(struct fsck *f, enum berth_fsck_kind kind, const char *path,
+				   const char *digest, const char *fmt, ...)
+{
+	GROW(f->p, f->np, f->ap);
+	struct problem *p = &f->p[f->np++];
+	memset(p, 0, sizeof(*p));
+	p->kind = kind;
+	p->path = berth_strdup(path ? path : "");
+	p->digest = digest ? berth_strdup(digest) : NULL;
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	p->detail = berth_strdup(msg);
+	f->st.problems[kind]++;
+	f->st.total_problems++;
+	return p;
+}
+
+static void set_plan(struct problem *p, enum plan plan, const char *arg, const char *depends)
+{
+	p->plan = plan;
+	p->arg = arg ? berth_strdup(arg) : NULL;
+	p->depends = depends ? berth_strdup(depends) : NULL;
+}
+
+/* Printable rendering of untrusted bytes (link contents), at most ~80 characters. */
+static void printable(char *out, size_t cap, const char *s, size_t n)
+{
+	size_t w = 0;
+	for (size_t i = 0; i < n && w + 8 < cap; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (w > 80) {
+			w += (size_t)snprintf(out + w, cap - w, "...");
+			break;
+		}
+		if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'')
+			out[w++] = (char)c;
+		else
+			w += (size_t)snprintf(out + w, cap - w, "\\x%02x", c);
+	}
+	out[w < cap ? w : cap - 1] = '\0';
+}
+
+/* ---- path helpers ---- */
+
+/* Splits a relative path into at most max components (modifies s). Returns the count, or
+ * max + 1 when there are more. */
+static size_t split_path(char *s, char **parts, size_t max)
+{
+	size_t n = 0;
+	for (char *tok = strtok(s, "/"); tok; tok = strtok(NULL, "/")) {
+		if (n == max)
+			return max + 1;
+		parts[n++] = tok;
+	}
+	return n;
+}
+
+/* "<alg>:<hex>" into out if it is a digest berth supports; 0 on success. */
+static int make_digest(char out[BERTH_DIGEST_STR_MAX], const char *alg, const char *hex)
+{
+	int n = snprintf(out, BERTH_DIGEST_STR_MAX, "%s:%s", alg, hex);
+	if (n < 0 || n >= BERTH_DIGEST_STR_MAX)
+		return -1;
+	return berth_digest_valid(out) ? 0 : -1;
+}
+
+/* The directory holding a path's last component ("/a/b/link" -> "/a/b"). */
+static void parent_of(char *out, const char *path)
+{
+	snprintf(out, BERTH_PATH_MAX, "%s", path);
+	char *slash = strrchr(out, '/');
+	if (slash && slash != out)
+		*slash = '\0';
+}
+
+/* ---- phase 1: blobs ---- */
+
+static int hash_blob(struct fsck *f, const char *path, enum berth_digest_alg alg, uint64_t *size,
+		     char actual[BERTH_DIGEST_STR_MAX])
+{
+	struct berth_reader *r = NULL;
+	struct berth_hasher *h = NULL;
+	int rc = berth_storage_reader(f->d, path, 0, &r);
+	if (rc < 0)
+		return rc;
+	berth_hasher_new(&h, alg);
+	for (;;) {
+		ssize_t n = r->read(r, f->buf, FSCK_HASH_CHUNK);
+		if (n < 0) {
+			rc = (int)n;
+			break;
+		}
+		if (n == 0)
+			break;
+		berth_hasher_update(h, f->buf, (size_t)n);
+	}
+	if (rc == 0) {
+		*size = berth_hasher_len(h);
+		berth_hasher_digest(h, actual);
+	}
+	berth_hasher_free(h);
+	r->close(r);
+	return rc;
+}
+
+static int visit_blob(const char *path, const struct berth_stat *st, void *payload)
+{
+	struct fsck *f = payload;
+	if (st->is_dir)
+		return 0;
+	char rel[BERTH_PATH_MAX];
+	char *parts[5];
+	snprintf(rel, sizeof(rel), "%s", path + strlen(BERTH_BLOBS_ROOT "/"));
+	size_t n = split_path(rel, parts, 4);
+	char digest[BERTH_DIGEST_STR_MAX];
+	if (n != 4 || strcmp(parts[3], "data") != 0 || make_digest(digest, parts[0], parts[2]) < 0 ||
+	    strncmp(parts[1], parts[2], 2) != 0 || strlen(parts[1]) != 2) {
+		add_problem(f, BERTH_FSCK_UNKNOWN_FILE, path, NULL,
+			    "not a blob data file of the layout (blobs/<alg>/<xx>/<hex>/data)");
+		return 0;
+	}
+	enum berth_digest_alg alg;
+	berth_digest_parse(digest, &alg, NULL);
+	char actual[BERTH_DIGEST_STR_MAX];
+	uint64_t size = 0;
+	struct blob_ent *e = smap_get(&f->blobs, digest);
+	int rc = hash_blob(f, path, alg, &size, actual);
+	if (rc == BERTH_ENOTFOUND) { /* vanished under us: as if it had never been there */
+		e->state = 0;
+		return 0;
+	}
+	f->st.blobs++;
+	if (f->o->progress && f->st.blobs % FSCK_PROGRESS_EVERY == 0)
+		fprintf(f->o->progress, "fsck: %" PRIu64 " blobs hashed\n", f->st.blobs);
+	if (rc < 0) {
+		e->state = BLOB_UNREADABLE;
+		add_problem(f, BERTH_FSCK_UNREADABLE, path, digest, "cannot read blob: %s",
+			    berth_strerror(rc));
+		return 0;
+	}
+	f->st.blob_bytes += size;
+	e->size = size;
+	e->state = strcmp(actual, digest) == 0 ? BLOB_OK : BLOB_CORRUPT;
+	return 0;
+}
+
+/* 1 if a link may name this blob: it is there (or unreadable: we cannot tell), and will stay. */
+static int blob_present(struct fsck *f, const char *digest)
+{
+	struct blob_ent *e = smap_find(&f->blobs, digest);
+	if (!e || !e->state)
+		return 0;
+	if (e->state == BLOB_CORRUPT)
+		return !f->will_move;
+	return 1;
+}
+
+static void mark_referenced(struct fsck *f, const char *digest)
+{
+	struct blob_ent *e = smap_find(&f->blobs, digest);
+	if (e) {
+		e->referenced = 1;
+		e->links++;
+	}
+}
+
+/* ---- phase 2: repositories ---- */
+
+enum link_kind { LINK_LAYER, LINK_REVISION, LINK_TAG_INDEX };
+
+static const char *link_kind_name(enum link_kind k)
+{
+	return k == LINK_LAYER ? "layer link" : k == LINK_REVISION ? "revision link" : "tag index link";
+}
+
+/* Reads a link: 0 with a valid digest in out; BERTH_EINVALID (shown in *shown) when the content
+ * is not a valid digest; another BERTH_E* code when it cannot be read. */
+static int read_link(struct fsck *f, const char *path, char out[BERTH_DIGEST_STR_MAX], char *shown,
+		     size_t shown_cap)
+{
+	char *content = NULL;
+	size_t len = 0;
+	int rc = berth_storage_get_content(f->d, path, FSCK_LINK_MAX, &content, &len);
+	if (rc == BERTH_ETOOLARGE) {
+		snprintf(shown, shown_cap, "more than %d bytes", FSCK_LINK_MAX);
+		return BERTH_EINVALID;
+	}
+	if (rc < 0)
+		return rc;
+	if (len < BERTH_DIGEST_STR_MAX && memchr(content, '\0', len) == NULL &&
+	    berth_digest_valid(content)) {
+		memcpy(out, content, len + 1);
+		free(content);
+		return 0;
+	}
+	char p[256];
+	printable(p, sizeof(p), content, len);
+	snprintf(shown, shown_cap, "'%s'", p);
+	free(content);
+	return BERTH_EINVALID;
+}
+
+/* The <hex> directory of a digest link, removed as a unit (as Distribution deletes). */
+static void check_digest_link(struct fsck *f, enum link_kind kind, const char *repo,
+			      const char *path, const char *path_digest)
+{
+	char content[BERTH_DIGEST_STR_MAX], shown[512], hexdir[BERTH_PATH_MAX];
+	char key[BERTH_PATH_MAX + BERTH_DIGEST_STR_MAX];
+	f->st.links++;
+	parent_of(hexdir, path);
+	snprintf(key, sizeof(key), "%s@%s", repo, path_digest);
+	int present = blob_present(f, path_digest);
+	struct blob_ent *be = smap_find(&f->blobs, path_digest);
+	int corrupt = be && be->state == BLOB_CORRUPT;
+
+	int rc = read_link(f, path, content, shown, sizeof(shown));
+	if (rc == BERTH_ENOTFOUND)
+		return;
+	mark_referenced(f, path_digest);
+	if (rc < 0 && rc != BERTH_EINVALID) {
+		add_problem(f, BERTH_FSCK_UNREADABLE, path, path_digest, "cannot read %s: %s",
+			    link_kind_name(kind), berth_strerror(rc));
+		present = 1; /* unknown: keep believing in it */
+	} else if (rc == BERTH_EINVALID || strcmp(content, path_digest) != 0) {
+		if (rc == 0)
+			snprintf(shown, sizeof(shown), "%s", content);
+		if (present) {
+			struct problem *p = add_problem(f, BERTH_FSCK_BAD_LINK, path, path_digest,
+							"%s holds %s, expected %s", link_kind_name(kind),
+							shown, path_digest);
+			set_plan(p, PLAN_REWRITE_LINK, path_digest, NULL);
+		} else {
+			struct problem *p = add_problem(f, BERTH_FSCK_BAD_LINK, path, path_digest,
+							"%s holds %s, expected %s, whose blob is %s",
+							link_kind_name(kind), shown, path_digest,
+							corrupt ? "corrupt" : "missing");
+			set_plan(p, PLAN_REMOVE, hexdir, corrupt ? path_digest : NULL);
+		}
+	} else if (!present) {
+		struct problem *p = add_problem(f, BERTH_FSCK_DANGLING_LINK, path, path_digest,
+						"%s names %s, whose blob is %s", link_kind_name(kind),
+						path_digest, corrupt ? "corrupt (moved aside)" : "missing");
+		set_plan(p, PLAN_REMOVE, hexdir, corrupt ? path_digest : NULL);
+	}
+	if (!present)
+		return;
+	if (kind == LINK_LAYER)
+		smap_get(&f->layers, key);
+	if (kind == LINK_REVISION && !smap_find(&f->revisions, key)) {
+		smap_get(&f->revisions, key);
+		GROW(f->revs, f->nrevs, f->arevs);
+		f->revs[f->nrevs++] = (struct revrec){ berth_strdup(repo), berth_strdup(path_digest) };
+	}
+}
+
+static void visit_repo_file(struct fsck *f, const char *path, const char *repo, char **rest, size_t n)
+{
+	char digest[BERTH_DIGEST_STR_MAX];
+	const char *area = rest[0];
+
+	if (strcmp(area, "_layers") == 0) {
+		if (n == 4 && strcmp(rest[3], "link") == 0 && make_digest(digest, rest[1], rest[2]) == 0) {
+			check_digest_link(f, LINK_LAYER, repo, path, digest);
+			return;
+		}
+	} else if (strcmp(area, "_manifests") == 0) {
+		if (n == 5 && strcmp(rest[1], "revisions") == 0 && strcmp(rest[4], "link") == 0 &&
+		    make_digest(digest, rest[2], rest[3]) == 0) {
+			check_digest_link(f, LINK_REVISION, repo, path, digest);
+			return;
+		}
+		if (n == 5 && strcmp(rest[1], "tags") == 0 && strcmp(rest[3], "current") == 0 &&
+		    strcmp(rest[4], "link") == 0) {
+			GROW(f->tags, f->ntags, f->atags);
+			f->tags[f->ntags++] = (struct tagrec){ berth_strdup(repo), berth_strdup(rest[2]),
+							       berth_strdup(path) };
+			return;
+		}
+		if (n == 7 && strcmp(rest[1], "tags") == 0 && strcmp(rest[3], "index") == 0 &&
+		    strcmp(rest[6], "link") == 0 && make_digest(digest, rest[4], rest[5]) == 0) {
+			check_digest_link(f, LINK_TAG_INDEX, repo, path, digest);
+			return;
+		}
+	} else if (strcmp(area, "_uploads") == 0 && n >= 3) {
+		/* _uploads/<id>/{startedat,data,hashstates/<alg>/<offset>} */
+		struct uploadrec *u = f->nups ? &f->ups[f->nups - 1] : NULL;
+		char dir[BERTH_PATH_MAX];
+		if (u && berth_path_upload_dir(dir, repo, rest[1]) == 0 && strcmp(u->path, dir) == 0) {
+			if (n == 3 && strcmp(rest[2], "startedat") == 0) {
+				u->has_startedat = 1;
+				return;
+			}
+			if (n == 3 && strcmp(rest[2], "data") == 0) {
+				struct berth_stat st;
+				if (berth_storage_stat(f->d, path, &st) == 0)
+					u->size = st.size;
+				return;
+			}
+			if (n == 5 && strcmp(rest[2], "hashstates") == 0)
+				return;
+		}
+	}
+	add_problem(f, BERTH_FSCK_UNKNOWN_FILE, path, NULL, "not part of the repository layout");
+}
+
+static int visit_repo_entry(const char *path, const struct berth_stat *st, void *payload)
+{
+	struct fsck *f = payload;
+	char rel[BERTH_PATH_MAX];
+	char *parts[64];
+	snprintf(rel, sizeof(rel), "%s", path + strlen(BERTH_REPOS_ROOT "/"));
+	size_t n = split_path(rel, parts, 63);
+
+	/* The repository name is every component before the first one starting with '_'. */
+	size_t i = 0;
+	while (i < n && i < 63 && parts[i][0] != '_')
+		i++;
+	if (i == n || n > 63) {
+		if (!st->is_dir)
+			add_problem(f, BERTH_FSCK_UNKNOWN_FILE, path, NULL,
+				    "file outside any repository's _layers, _manifests or _uploads");
+		return 0;
+	}
+	char repo[BERTH_PATH_MAX];
+	size_t w = 0;
+	for (size_t k = 0; k < i; k++)
+		w += (size_t)snprintf(repo + w, sizeof(repo) - w, "%s%s", k ? "/" : "", parts[k]);
+	if (i == 0) {
+		if (!st->is_dir)
+			add_problem(f, BERTH_FSCK_UNKNOWN_FILE, path, NULL, "file outside any repository");
+		return 0;
+	}
+	struct blob_ent *re = smap_get(&f->repos, repo);
+	if (!re->referenced) {
+		re->referenced = 1;
+		f->st.repositories++;
+	}
+	if (st->is_dir) {
+		/* An upload session is its directory: a crash can leave one empty. */
+		if (n - i == 2 && strcmp(parts[i], "_uploads") == 0) {
+			GROW(f->ups, f->nups, f->aups);
+			f->ups[f->nups++] = (struct uploadrec){ berth_strdup(path), 0, 0 };
+		}
+		return 0;
+	}
+	visit_repo_file(f, path, repo, parts + i, n - i);
+	return 0;
+}
+
+/* ---- phase 3: tags, manifests, uploads, orphans ---- */
+
+static void check_tags(struct fsck *f)
+{
+	for (size_t i = 0; i < f->ntags; i++) {
+		struct tagrec *t = &f->tags[i];
+		char digest[BERTH_DIGEST_STR_MAX], shown[512], tagdir[BERTH_PATH_MAX];
+		char key[BERTH_PATH_MAX + BERTH_DIGEST_STR_MAX];
+		f->st.tags++;
+		f->st.links++;
+		int rc = read_link(f, t->path, digest, shown, sizeof(shown));
+		if (rc == BERTH_ENOTFOUND)
+			continue;
+		if (rc == BERTH_EINVALID) {
+			add_problem(f, BERTH_FSCK_BAD_LINK, t->path, NULL,
+				    "tag %s:%s current link holds %s, not a digest", t->repo, t->tag, shown);
+			continue;
+		}
+		if (rc < 0) {
+			add_problem(f, BERTH_FSCK_UNREADABLE, t->path, NULL, "cannot read tag link: %s",
+				    berth_strerror(rc));
+			continue;
+		}
+		mark_referenced(f, digest);
+		snprintf(key, sizeof(key), "%s@%s", t->repo, digest);
+		if (smap_find(&f->revisions, key))
+			continue;
+		berth_path_tag_dir(tagdir, t->repo, t->tag);
+		struct blob_ent *be = smap_find(&f->blobs, digest);
+		int corrupt = be && be->state == BLOB_CORRUPT;
+		struct problem *p;
+		if (!blob_present(f, digest))
+			p = add_problem(f, BERTH_FSCK_DANGLING_LINK, t->path, digest,
+					"tag %s:%s names %s, whose blob is %s", t->repo, t->tag, digest,
+					corrupt ? "corrupt (moved aside)" : "missing");
+		else
+			p = add_problem(f, BERTH_FSCK_DANGLING_LINK, t->path, digest,
+					"tag %s:%s names %s, which is not a manifest revision of %s",
+					t->repo, t->tag, digest, t->repo);
+		set_plan(p, PLAN_REMOVE, tagdir, corrupt ? digest : NULL);
+	}
+}
+
+static int layer_present(struct fsck *f, const char *repo, const char *digest)
+{
+	char key[BERTH_PATH_MAX + BERTH_DIGEST_STR_MAX];
+	snprintf(key, sizeof(key), "%s@%s", repo, digest);
+	return smap_find(&f->layers, key) != NULL;
+}
+
+static int revision_present(struct fsck *f, const char *repo, const char *digest)
+{
+	char key[BERTH_PATH_MAX + BERTH_DIGEST_STR_MAX];
+	snprintf(key, sizeof(key), "%s@%s", repo, digest);
+	return smap_find(&f->revisions, key) != NULL;
+}
+
+static int is_manifest_mt(const char *mt)
+{
+	return mt && (strcmp(mt, BERTH_MT_OCI_MANIFEST) == 0 || strcmp(mt, BERTH_MT_OCI_INDEX) == 0 ||
+		      strcmp(mt, BERTH_MT_DOCKER_MANIFEST) == 0 || strcmp(mt, BERTH_MT_DOCKER_LIST) == 0);
+}
+
+static void missing_ref(struct fsck *f, const char *repo, const char *manifest, const char *what,
+			const char *digest)
+{
+	char path[BERTH_PATH_MAX];
+	berth_path_revision_link(path, repo, manifest);
+	add_problem(f, BERTH_FSCK_MISSING_REFERENCE, path, digest,
+		    "manifest %s of %s references %s %s, which the repository does not have",
+		    manifest, repo, what, digest);
+}
+
+static void check_manifest(struct fsck *f, const struct revrec *rv)
+{
+	char path[BERTH_PATH_MAX];
+	char *body = NULL;
+	size_t len = 0;
+	struct blob_ent *be = smap_find(&f->blobs, rv->digest);
+	if (!be || be->state != BLOB_OK)
+		return; /* corrupt or unreadable: already reported */
+	berth_path_blob_data(path, rv->digest);
+	int rc = berth_storage_get_content(f->d, path, FSCK_MANIFEST_MAX, &body, &len);
+	if (rc == BERTH_ETOOLARGE) {
+		add_problem(f, BERTH_FSCK_CORRUPT_MANIFEST, path, rv->digest,
+			    "manifest %s of %s is larger than %u bytes", rv->digest, rv->repo,
+			    FSCK_MANIFEST_MAX);
+		return;
+	}
+	if (rc < 0) {
+		add_problem(f, BERTH_FSCK_UNREADABLE, path, rv->digest, "cannot read manifest: %s",
+			    berth_strerror(rc));
+		return;
+	}
+	f->st.manifests++;
+	json_error_t jerr;
+	json_t *j = json_loadb(body, len, 0, &jerr);
+	if (!j || !json_is_object(j)) {
+		add_problem(f, BERTH_FSCK_CORRUPT_MANIFEST, path, rv->digest,
+			    "manifest %s of %s is not a JSON object%s%s", rv->digest, rv->repo,
+			    j ? "" : ": ", j ? "" : jerr.text);
+		json_decref(j);
+		free(body);
+		return;
+	}
+	json_decref(j);
+	struct berth_manifest *m = NULL;
+	/* Only what berth understands is followed (schema1 and the like are not checked further). */
+	if (berth_manifest_parse(&m, NULL, body, len, NULL) == 0) {
+		if (m->has_config && !layer_present(f, rv->repo, m->config.digest))
+			missing_ref(f, rv->repo, rv->digest, "config", m->config.digest);
+		for (size_t i = 0; i < m->n_layers; i++) {
+			const struct berth_descriptor *d = &m->layers[i];
+			if (berth_descriptor_is_foreign(d) || layer_present(f, rv->repo, d->digest))
+				continue;
+			if (is_manifest_mt(d->media_type) && revision_present(f, rv->repo, d->digest))
+				continue;
+			missing_ref(f, rv->repo, rv->digest, "layer", d->digest);
+		}
+		for (size_t i = 0; i < m->n_manifests; i++) {
+			if (!revision_present(f, rv->repo, m->manifests[i].digest))
+				missing_ref(f, rv->repo, rv->digest, "child manifest", m->manifests[i].digest);
+		}
+	}
+	berth_manifest_free(m);
+	free(body);
+}
+
+static void check_uploads(struct fsck *f)
+{
+	for (size_t i = 0; i < f->nups; i++) {
+		struct uploadrec *u = &f->ups[i];
+		f->st.uploads++;
+		f->st.upload_bytes += u->size;
+		if (u->has_startedat)
+			continue;
+		struct problem *p = add_problem(f, BERTH_FSCK_STALE_UPLOAD, u->path, NULL,
+						"upload session without startedat (%" PRIu64
+						" bytes): it can neither be resumed nor purged",
+						u->size);
+		set_plan(p, PLAN_REMOVE, u->path, NULL);
+	}
+}
+
+static void check_blob_states(struct fsck *f)
+{
+	/* Sorted output: collect the interesting entries first. */
+	struct blob_ent **v = NULL;
+	size_t n = 0, a = 0;
+	for (size_t i = 0; i < f->blobs.cap; i++) {
+		struct blob_ent *e = &f->blobs.e[i];
+		if (!e->digest || !e->state)
+			continue;
+		if (e->state == BLOB_CORRUPT || (e->state == BLOB_OK && !e->referenced)) {
+			GROW(v, n, a);
+			v[n++] = e;
+		}
+	}
+	for (size_t i = 1; i < n; i++) { /* insertion sort by digest: n is small in practice */
+		struct blob_ent *x = v[i];
+		size_t j = i;
+		while (j > 0 && strcmp(v[j - 1]->digest, x->digest) > 0) {
+			v[j] = v[j - 1];
+			j--;
+		}
+		v[j] = x;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char path[BERTH_PATH_MAX];
+		struct blob_ent *e = v[i];
+		berth_path_blob_data(path, e->digest);
+		if (e->state == BLOB_CORRUPT) {
+			struct problem *p = add_problem(f, BERTH_FSCK_CORRUPT_BLOB, path, e->digest,
+							"%" PRIu64 " bytes that do not hash to %s "
+							"(named by %" PRIu32 " link%s)",
+							e->size, e->digest, e->links, e->links == 1 ? "" : "s");
+			set_plan(p, PLAN_MOVE_BLOB, e->digest, NULL);
+		} else {
+			add_problem(f, BERTH_FSCK_ORPHAN_BLOB, path, e->digest,
+				    "%" PRIu64 " bytes named by no link of any repository", e->size);
+		}
+	}
+	free(v);
+}
+
+/* ---- phase 4: the host directory tree ---- */
+
+static int name_expressible(const char *name)
+{
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return 0;
+	for (const char *p = name; *p; p++) {
+		char c = *p;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+/* rel: path below the host root, starting with '/' (a logical path when expressible). */
+static void scan_host_dir(struct fsck *f, const char *host, const char *rel, int depth)
+{
+	DIR *dir = opendir(host);
+	if (!dir) {
+		if (errno != ENOENT)
+			add_problem(f, BERTH_FSCK_UNREADABLE, rel, NULL, "cannot open directory: %s",
+				    strerror(errno));
+		return;
+	}
+	struct dirent *ent;
+	while ((ent = readdir(dir)) != NULL) {
+		const char *name = ent->d_name;
+		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+			continue;
+		if (depth == 0 && strcmp(name, LOST_FOUND) == 0)
+			continue;
+		char *child = berth_asprintf("%s/%s", host, name);
+		char *crel = berth_asprintf("%s/%s", rel, name);
+		struct stat st;
+		if (lstat(child, &st) != 0) {
+			free(child);
+			free(crel);
+			continue;
+		}
+		if (strncmp(name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0 && S_ISREG(st.st_mode)) {
+			struct problem *p = add_problem(f, BERTH_FSCK_TEMP_FILE, crel, NULL,
+							"temp file of an interrupted write (%lld bytes)",
+							(long long)st.st_size);
+			set_plan(p, PLAN_REMOVE_HOST, child, NULL);
+		} else if (!name_expressible(name)) {
+			add_problem(f, BERTH_FSCK_UNKNOWN_FILE, crel, NULL,
+				    "%s whose name the storage layout cannot express (invisible to the registry)",
+				    S_ISDIR(st.st_mode) ? "directory" : "file");
+		} else if (S_ISDIR(st.st_mode) && depth < 64) {
+			scan_host_dir(f, child, crel, depth + 1);
+		} else if (S_ISLNK(st.st_mode)) {
+			add_problem(f, BERTH_FSCK_UNKNOWN_FILE, crel, NULL, "symbolic link in the store");
+		}
+		free(child);
+		free(crel);
+	}
+	closedir(dir);
+}
+
+/* ---- phase 5: repair ---- */
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+static int mkdir_p(const char *path)
+{
+	char *p = berth_strdup(path);
+	int rc = 0;
+	for (char *s = p + 1;; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char c = *s;
+		*s = '\0';
+		if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+			rc = -1;
+			break;
+		}
+		*s = c;
+		if (c == '\0')
+			break;
+	}
+	free(p);
+	return rc;
+}
+
+/* Moves a corrupt blob's data to lost+found; describes what happened in *msg. */
+static int move_blob(struct fsck *f, const char *digest, char **msg)
+{
+	char logical[BERTH_PATH_MAX], alg[16];
+	const char *colon = strchr(digest, ':');
+	snprintf(alg, sizeof(alg), "%.*s", (int)(colon - digest), digest);
+	berth_path_blob_data(logical, digest);
+	char *src = berth_asprintf("%s%s", f->o->host_root, logical);
+	char *dstdir = berth_asprintf("%s" BERTH_ROOT "/" LOST_FOUND "/%s", f->o->host_root, alg);
+	char *dst = NULL;
+	int rc = -1;
+	if (mkdir_p(dstdir) != 0) {
+		*msg = berth_asprintf("cannot create %s: %s", dstdir, strerror(errno));
+		goto out;
+	}
+	for (int i = 0; i < 1000; i++) {
+		free(dst);
+		dst = i ? berth_asprintf("%s/%s.%d", dstdir, colon + 1, i)
+			: berth_asprintf("%s/%s", dstdir, colon + 1);
+		struct stat st;
+		if (lstat(dst, &st) != 0 && errno == ENOENT)
+			break;
+	}
+	if (rename(src, dst) != 0) {
+		*msg = berth_asprintf("cannot move %s to %s: %s", src, dst, strerror(errno));
+		goto out;
+	}
+	fsync_dir(dstdir);
+	/* The blob's now empty <hex> directory goes (rmdir: only if nothing else is in it). */
+	char *hexdir = berth_strdup(src);
+	*strrchr(hexdir, '/') = '\0';
+	rmdir(hexdir);
+	*strrchr(hexdir, '/') = '\0';
+	fsync_dir(hexdir);
+	free(hexdir);
+	*msg = berth_asprintf("moved to %s", dst + strlen(f->o->host_root) + 1);
+	rc = 0;
+out:
+	free(src);
+	free(dstdir);
+	free(dst);
+	return rc;
+}
+
+static void do_repair(struct fsck *f, struct problem *p)
+{
+	int rc;
+	if (p->plan == PLAN_NONE)
+		return;
+	if (p->plan == PLAN_MOVE_BLOB) {
+		struct blob_ent *e = smap_find(&f->blobs, p->arg);
+		if (!f->o->host_root) {
+			p->action = BERTH_FSCK_REPAIR_FAILED;
+			p->repair = berth_strdup("left in place: moving aside needs the filesystem driver");
+			return;
+		}
+		if (move_blob(f, p->arg, &p->repair) == 0) {
+			p->action = BERTH_FSCK_REPAIRED;
+			if (e)
+				e->state = BLOB_MOVED;
+		} else {
+			p->action = BERTH_FSCK_REPAIR_FAILED;
+		}
+		return;
+	}
+	if (p->depends) {
+		struct blob_ent *e = smap_find(&f->blobs, p->depends);
+		if (!e || e->state != BLOB_MOVED) {
+			p->action = BERTH_FSCK_REPAIR_FAILED;
+			p->repair = berth_strdup("kept: the corrupt blob it names was not moved aside");
+			return;
+		}
+	}
+	switch (p->plan) {
+	case PLAN_REMOVE:
+		rc = berth_storage_remove(f->d, p->arg);
+		if (rc == 0 || rc == BERTH_ENOTFOUND) {
+			p->action = BERTH_FSCK_REPAIRED;
+			p->repair = berth_asprintf("removed %s", p->arg);
+		} else {
+			p->action = BERTH_FSCK_REPAIR_FAILED;
+			p->repair = berth_asprintf("cannot remove %s: %s", p->arg, berth_strerror(rc));
+		}
+		break;
+	case PLAN_REWRITE_LINK:
+		rc = berth_storage_put_content(f->d, p->path, p->arg, strlen(p->arg));
+		if (rc == 0) {
+			p->action = BERTH_FSCK_REPAIRED;
+			p->repair = berth_asprintf("rewritten to %s", p->arg);
+		} else {
+			p->action = BERTH_FSCK_REPAIR_FAILED;
+			p->repair = berth_asprintf("cannot rewrite: %s", berth_strerror(rc));
+		}
+		break;
+	case PLAN_REMOVE_HOST:
+		if (unlink(p->arg) == 0 || errno == ENOENT) {
+			p->action = BERTH_FSCK_REPAIRED;
+			p->repair = berth_strdup("removed");
+		} else {
+			p->action = BERTH_FSCK_REPAIR_FAILED;
+			p->repair = berth_asprintf("cannot remove: %s", strerror(errno));
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+static void repair_all(struct fsck *f)
+{
+	/* Blobs first: the links to a corrupt blob may go only once it is safe in lost+found. */
+	for (size_t i = 0; i < f->np; i++)
+		if (f->p[i].plan == PLAN_MOVE_BLOB)
+			do_repair(f, &f->p[i]);
+	for (size_t i = 0; i < f->np; i++)
+		if (f->p[i].plan != PLAN_MOVE_BLOB)
+			do_repair(f, &f->p[i]);
+	for (size_t i = 0; i < f->np; i++) {
+		if (f->p[i].action == BERTH_FSCK_REPAIRED)
+			f->st.repaired++;
+		else if (f->p[i].action == BERTH_FSCK_REPAIR_FAILED)
+			f->st.repair_failed++;
+	}
+}
+
+/* ---- the run ---- */
+
+static void fsck_free(struct fsck *f)
+{
+	for (size_t i = 0; i < f->np; i++) {
+		free(f->p[i].path);
+		free(f->p[i].digest);
+		free(f->p[i].detail);
+		free(f->p[i].arg);
+		free(f->p[i].depends);
+		free(f->p[i].repair);
+	}
+	free(f->p);
+	for (size_t i = 0; i < f->ntags; i++) {
+		free(f->tags[i].repo);
+		free(f->tags[i].tag);
+		free(f->tags[i].path);
+	}
+	free(f->tags);
+	for (size_t i = 0; i < f->nrevs; i++) {
+		free(f->revs[i].repo);
+		free(f->revs[i].digest);
+	}
+	free(f->revs);
+	for (size_t i = 0; i < f->nups; i++)
+		free(f->ups[i].path);
+	free(f->ups);
+	smap_free(&f->blobs);
+	smap_free(&f->repos);
+	smap_free(&f->revisions);
+	smap_free(&f->layers);
+	free(f->buf);
+}
+
+int berth_fsck_run(struct berth_storage_driver *d, const struct berth_fsck_options *o,
+		   struct berth_fsck_stats *out)
+{
+	struct fsck f = { 0 };
+	int rc;
+	f.d = d;
+	f.o = o;
+	f.will_move = o->repair && o->host_root != NULL;
+	f.buf = berth_malloc(FSCK_HASH_CHUNK);
+
+	rc = berth_storage_walk(d, BERTH_BLOBS_ROOT, visit_blob, &f);
+	if (rc < 0 && rc != BERTH_ENOTFOUND)
+		goto out;
+	rc = berth_storage_walk(d, BERTH_REPOS_ROOT, visit_repo_entry, &f);
+	if (rc < 0 && rc != BERTH_ENOTFOUND)
+		goto out;
+	rc = 0;
+	check_tags(&f);
+	for (size_t i = 0; i < f.nrevs; i++)
+		check_manifest(&f, &f.revs[i]);
+	check_uploads(&f);
+	check_blob_states(&f);
+	if (o->host_root) {
+		char *v2 = berth_asprintf("%s" BERTH_ROOT, o->host_root);
+		scan_host_dir(&f, v2, BERTH_ROOT, 0);
+		free(v2);
+	}
+	if (o->repair)
+		repair_all(&f);
+	if (o->report) {
+		for (size_t i = 0; i < f.np; i++) {
+			struct problem *p = &f.p[i];
+			struct berth_fsck_problem bp = { p->kind, p->path, p->digest, p->detail, p->action,
+							 p->repair };
+			o->report(&bp, o->payload);
+		}
+	}
+out:
+	if (out)
+		*out = f.st;
+	fsck_free(&f);
+	return rc;
+}
