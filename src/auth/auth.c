@@ -137,29 +137,35 @@ static int same_resource(const struct berth_access *x, const struct berth_access
 	return strcmp(x->type, y->type) == 0 && strcmp(x->name, y->name) == 0;
 }
 
+/* Index of the first access for acc[i]'s resource. */
+static size_t first_of_resource(const struct berth_access *acc, size_t i)
+{
+	size_t j = 0;
+	while (!same_resource(&acc[j], &acc[i]))
+		j++;
+	return j;
+}
+
+/* 1 if an access before acc[k] names the same resource and action. */
+static int listed_before(const struct berth_access *acc, size_t k)
+{
+	for (size_t j = 0; j < k; j++) {
+		if (same_resource(&acc[j], &acc[k]) && strcmp(acc[j].action, acc[k].action) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 /* "type:name:a1,a2 type2:name2:a3": one scope per resource, as Distribution's accessSet
  * writes it (token), or one per access, as its silly provider does (silly). */
 static void put_scope(struct berth_buf *b, const struct berth_access *acc, size_t n, int per_resource)
 {
-	int first_scope = 1;
 	for (size_t i = 0; i < n; i++) {
-		size_t j;
-		if (per_resource) {
-			for (j = 0; j < i && !same_resource(&acc[j], &acc[i]); j++)
-				;
-			if (j < i)
-				continue; /* written with its resource's first access */
-		}
-		berth_buf_printf(b, "%s%s:%s:%s", first_scope ? "" : " ", acc[i].type, acc[i].name,
-				 acc[i].action);
-		first_scope = 0;
+		if (per_resource && first_of_resource(acc, i) != i)
+			continue; /* listed with its resource's first access */
+		berth_buf_printf(b, "%s%s:%s:%s", i ? " " : "", acc[i].type, acc[i].name, acc[i].action);
 		for (size_t k = i + 1; per_resource && k < n; k++) {
-			int dup = 0;
-			if (!same_resource(&acc[k], &acc[i]))
-				continue;
-			for (j = i; j < k && !dup; j++)
-				dup = same_resource(&acc[j], &acc[i]) && strcmp(acc[j].action, acc[k].action) == 0;
-			if (!dup)
+			if (same_resource(&acc[k], &acc[i]) && !listed_before(acc, k))
 				berth_buf_printf(b, ",%s", acc[k].action);
 		}
 	}

@@ -78,8 +78,11 @@ struct berth_htpasswd {
 static int is_bcrypt(const char *h)
 {
 	static const char alphabet[] = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-	if (strlen(h) != BCRYPT_LEN || h[0] != '$' || h[1] != '2' ||
-	    (h[2] != 'a' && h[2] != 'b' && h[2] != 'y') || h[3] != '$' || h[4] < '0' || h[4] > '3' || h[5] < '0' || h[5] > '9' || h[6] != '$')
+	if (strlen(h) != BCRYPT_LEN || h[0] != '$' || h[1] != '2')
+		return 0;
+	if ((h[2] != 'a' && h[2] != 'b' && h[2] != 'y') || h[3] != '$')
+		return 0;
+	if (h[4] < '0' || h[4] > '3' || h[5] < '0' || h[5] > '9' || h[6] != '$')
 		return 0;
 	return strspn(h + 7, alphabet) == BCRYPT_LEN - 7;
 }
@@ -132,7 +135,7 @@ static size_t sort_unique(struct user *users, size_t n)
 static void parse(const char *path, char *text, struct user **out, size_t *n_out)
 {
 	struct user *users = NULL;
-	size_t n = 0, line = 0;
+	size_t n = 0, cap = 0, line = 0;
 	for (char *p = text, *next; p; p = next) {
 		next = strchr(p, '\n');
 		if (next)
@@ -149,11 +152,14 @@ static void parse(const char *path, char *text, struct user **out, size_t *n_out
 		*colon = '\0';
 		char *hash = trim(colon + 1);
 		if (!is_bcrypt(hash)) {
-			berth_warn("htpasswd %s: line %zu: user \"%s\" has no bcrypt hash (only $2y$, $2a$ and $2b$ are supported), ignored",
-				   path, line, t);
+			berth_warn("htpasswd %s: line %zu: user \"%s\" has no bcrypt hash "
+				   "(only $2y$, $2a$ and $2b$ are supported), ignored", path, line, t);
 			continue;
 		}
-		users = berth_realloc(users, (n + 1) * sizeof(*users));
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			users = berth_realloc(users, cap * sizeof(*users));
+		}
 		users[n].name = berth_strdup(t);
 		users[n].hash = berth_strdup(hash);
 		users[n].line = line;
@@ -239,7 +245,7 @@ static void set_unavailable(struct berth_htpasswd *h, enum file_state state, int
 
 static void reload(struct berth_htpasswd *h)
 {
-	char *text;
+	char *text = NULL;
 	struct stat st;
 	int err = read_file(h->path, &text, &st);
 	if (err) {
@@ -295,6 +301,21 @@ static int make_parents(const char *path)
 	return rc;
 }
 
+/* Creates path (mode 0600; it must not exist yet) holding text. 0, or an errno value. */
+static int write_new_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return errno;
+	size_t len = strlen(text);
+	int err = write(fd, text, len) == (ssize_t)len ? 0 : errno ? errno : EIO;
+	if (close(fd) < 0 && !err)
+		err = errno;
+	if (err)
+		unlink(path);
+	return err;
+}
+
 /* A bcrypt hash of password at DEFAULT_COST into out. */
 static int bcrypt_hash(const char *password, char *out, size_t cap)
 {
@@ -334,25 +355,20 @@ static int create_default(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "auth.htpasswd: cannot create the directory of %s: %s", path, strerror(errno));
 		goto out_password;
 	}
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 && errno == EEXIST) {
-		rc = 0; /* someone else made it meanwhile: use theirs */
+	char *line = berth_asprintf("%s:%s\n", DEFAULT_USER, hash);
+	int werr = write_new_file(path, line);
+	free(line);
+	if (werr && werr != EEXIST) {
+		snprintf(err, errlen, "auth.htpasswd: cannot create %s: %s", path, strerror(werr));
 		goto out_password;
 	}
-	char *line = berth_asprintf("%s:%s\n", DEFAULT_USER, hash);
-	ssize_t w = fd < 0 ? -1 : write(fd, line, strlen(line));
-	if (fd < 0 || w != (ssize_t)strlen(line) || close(fd) < 0) {
-		snprintf(err, errlen, "auth.htpasswd: cannot create %s: %s", path, strerror(errno));
-		if (fd >= 0)
-			unlink(path);
-	} else {
-		/* The one place a secret is logged: there is no other way to hand it over. Distribution
-		 * does the same. */
+	/* EEXIST: someone else made it meanwhile, and theirs is used. Otherwise this is the one
+	 * place a secret is logged: there is no other way to hand it over (Distribution does the
+	 * same). */
+	if (!werr)
 		berth_warn("htpasswd %s is missing: created it with user \"%s\", password \"%s\"", path,
 			   DEFAULT_USER, password);
-		rc = 0;
-	}
-	free(line);
+	rc = 0;
 out_password:
 	berth_secret_free(password);
 	return rc;
@@ -404,11 +420,10 @@ void berth_htpasswd_close(struct berth_htpasswd *h)
 
 static const struct user *find_user(const struct berth_htpasswd *h, const char *name)
 {
-	struct user key = { .name = (char *)name };
 	size_t lo = 0, hi = h->n_users;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(key.name, h->users[mid].name);
+		int c = strcmp(name, h->users[mid].name);
 		if (c == 0)
 			return &h->users[mid];
 		if (c < 0)

@@ -29,14 +29,15 @@ static void usage(FILE *out)
 	      "options:\n"
 	      "  -r, --repair   move corrupt blobs to ROOT/docker/registry/v2/lost+found/, remove\n"
 	      "                 dangling links, rewrite links whose content is wrong, remove temp\n"
-	      "                 files and stale upload sessions (orphan blobs are left alone)\n"
+	      "                 files, stale upload sessions and incomplete tags (orphan blobs\n"
+	      "                 are left alone)\n"
 	      "  -q, --quiet    print only the summary\n"
 	      "  -h, --help     show this text\n"
 	      "\n"
-	      "One line per problem on stdout (\"KIND PATH: DETAIL\", KIND one of corrupt-blob,\n"
-	      "bad-link, dangling-link, corrupt-manifest, missing-reference, orphan-blob, temp-file,\n"
-	      "stale-upload, unknown-file, unreadable; with --repair followed by what was done),\n"
-	      "then a summary.\n"
+	      "One line per problem on stdout, \"KIND PATH: DETAIL\" (with --repair followed by\n"
+	      "what was done), KIND one of corrupt-blob, bad-link, dangling-link, corrupt-manifest,\n"
+	      "missing-reference, orphan-blob, temp-file, stale-upload, incomplete-tag,\n"
+	      "unknown-file, unreadable; then a summary.\n"
 	      "Exit status: 0 no problem found, 1 problems found (or the check failed), 2 usage error.\n",
 	      out);
 }

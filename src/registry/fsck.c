@@ -49,6 +49,7 @@ static const char *const kind_names[BERTH_FSCK_KIND_COUNT] = {
 	[BERTH_FSCK_ORPHAN_BLOB] = "orphan-blob",
 	[BERTH_FSCK_TEMP_FILE] = "temp-file",
 	[BERTH_FSCK_STALE_UPLOAD] = "stale-upload",
+	[BERTH_FSCK_INCOMPLETE_TAG] = "incomplete-tag",
 	[BERTH_FSCK_UNKNOWN_FILE] = "unknown-file",
 	[BERTH_FSCK_UNREADABLE] = "unreadable",
 };
@@ -186,6 +187,7 @@ struct fsck {
 	struct smap repos;     /* repository names seen */
 	struct smap revisions; /* "repo@digest" of revisions whose blob is there */
 	struct smap layers;    /* "repo@digest" of layer links that stay */
+	struct smap tagdirs;   /* storage paths of tag directories; referenced: has current/link */
 
 	struct problem *p;
 	size_t np, ap;
@@ -486,6 +488,9 @@ static void visit_repo_file(struct fsck *f, const char *path, const char *repo, 
 		}
 		if (n == 5 && strcmp(rest[1], "tags") == 0 && strcmp(rest[3], "current") == 0 &&
 		    strcmp(rest[4], "link") == 0) {
+			char tagdir[BERTH_PATH_MAX];
+			if (berth_path_tag_dir(tagdir, repo, rest[2]) == 0)
+				smap_get(&f->tagdirs, tagdir)->referenced = 1;
 			GROW(f->tags, f->ntags, f->atags);
 			f->tags[f->ntags++] = (struct tagrec){ berth_strdup(repo), berth_strdup(rest[2]),
 							       berth_strdup(path) };
@@ -556,6 +561,8 @@ static int visit_repo_entry(const char *path, const struct berth_stat *st, void 
 			GROW(f->ups, f->nups, f->aups);
 			f->ups[f->nups++] = (struct uploadrec){ berth_strdup(path), 0, 0 };
 		}
+		if (n - i == 3 && strcmp(parts[i], "_manifests") == 0 && strcmp(parts[i + 1], "tags") == 0)
+			smap_get(&f->tagdirs, path);
 		return 0;
 	}
 	visit_repo_file(f, path, repo, parts + i, n - i);
@@ -603,6 +610,32 @@ static void check_tags(struct fsck *f)
 					t->repo, t->tag, digest, t->repo);
 		set_plan(p, PLAN_REMOVE, tagdir, corrupt ? digest : NULL);
 	}
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void check_tag_dirs(struct fsck *f)
+{
+	char **v = NULL;
+	size_t n = 0, a = 0;
+	for (size_t i = 0; i < f->tagdirs.cap; i++) {
+		struct blob_ent *e = &f->tagdirs.e[i];
+		if (e->digest && !e->referenced) {
+			GROW(v, n, a);
+			v[n++] = e->digest;
+		}
+	}
+	qsort(v, n, sizeof(*v), cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		struct problem *p = add_problem(f, BERTH_FSCK_INCOMPLETE_TAG, v[i], NULL,
+						"tag directory without current/link (a tag write cut "
+						"short): listed, but resolves to nothing");
+		set_plan(p, PLAN_REMOVE, v[i], NULL);
+	}
+	free(v);
 }
 
 static int layer_present(struct fsck *f, const char *repo, const char *digest)
@@ -996,6 +1029,7 @@ static void fsck_free(struct fsck *f)
 	smap_free(&f->repos);
 	smap_free(&f->revisions);
 	smap_free(&f->layers);
+	smap_free(&f->tagdirs);
 	free(f->buf);
 }
 
@@ -1017,6 +1051,7 @@ int berth_fsck_run(struct berth_storage_driver *d, const struct berth_fsck_optio
 		goto out;
 	rc = 0;
 	check_tags(&f);
+	check_tag_dirs(&f);
 	for (size_t i = 0; i < f.nrevs; i++)
 		check_manifest(&f, &f.revs[i]);
 	check_uploads(&f);

@@ -10,8 +10,9 @@
  *      _manifests/tags/<tag>/index/<alg>/<hex>/link) must hold a valid digest, equal to the
  *      digest its path encodes (current/link encodes none), naming a blob that exists and is not
  *      corrupt (else it is dangling). A tag's current link must also name a revision of the
- *      repository. Upload sessions (_uploads/<id>) are counted; one without its startedat file
- *      can never be resumed nor purged and is reported as stale.
+ *      repository; a tag directory without current/link (a tag write cut short: listed, but it
+ *      resolves to nothing) is incomplete. Upload sessions (_uploads/<id>) are counted; one
+ *      without its startedat file can never be resumed nor purged and is reported as stale.
  *   3. manifests: every revision's blob must be a JSON object; a manifest berth can parse has its
  *      config and layers (unless foreign) linked in the repository and its children (index)
  *      present as revisions, else a reference is missing.
@@ -25,7 +26,7 @@
  *   - a dangling link is removed with its <hex> directory (a tag: its whole tags/<tag>
  *     directory, as untagging does);
  *   - a link whose content is wrong but whose path names a good blob is rewritten;
- *   - temp files and stale upload directories are removed.
+ *   - temp files, stale upload directories and incomplete tags are removed.
  *   Never touched: orphan blobs, corrupt manifests, missing references, unknown files, current
  *   links holding garbage. Corrupt blobs are only moved aside with a filesystem root.
  *
@@ -49,6 +50,7 @@ enum berth_fsck_kind {
 	BERTH_FSCK_ORPHAN_BLOB,       /* blob named by no link */
 	BERTH_FSCK_TEMP_FILE,         /* leftover temp file of an interrupted write */
 	BERTH_FSCK_STALE_UPLOAD,      /* upload directory without startedat */
+	BERTH_FSCK_INCOMPLETE_TAG,    /* tag directory without current/link */
 	BERTH_FSCK_UNKNOWN_FILE,      /* a file that is not part of the layout */
 	BERTH_FSCK_UNREADABLE,        /* an I/O error reading something (checked no further) */
 	BERTH_FSCK_KIND_COUNT,

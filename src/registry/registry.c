@@ -57,6 +57,7 @@ int berth_registry_new(struct berth_registry **out, const struct berth_registry_
 		r->descriptors = berth_cache_new(cfg->descriptor_cache_size, 0);
 	r->manifests = berth_cache_new(4096, 64u << 20);
 	pthread_mutex_init(&r->claims_lock, NULL);
+	pthread_mutex_init(&r->catalog_lock, NULL);
 	*out = r;
 	return 0;
 }
@@ -71,6 +72,8 @@ void berth_registry_free(struct berth_registry *r)
 		free(c);
 	}
 	pthread_mutex_destroy(&r->claims_lock);
+	pthread_mutex_destroy(&r->catalog_lock);
+	berth_strvec_release(&r->catalog);
 	berth_cache_free(r->descriptors);
 	free_patterns(r->urls_allow, r->n_urls_allow);
 	free_patterns(r->urls_deny, r->n_urls_deny);
@@ -208,6 +211,7 @@ int berth_link_check(struct berth_registry *r, const char *path, char kind, cons
 
 int berth_link_write(struct berth_registry *r, const char *path, const char *digest)
 {
+	atomic_fetch_add_explicit(&r->link_writes, 1, memory_order_relaxed);
 	return berth_storage_put_content(r->driver, path, digest, strlen(digest));
 }
 

@@ -142,7 +142,8 @@ void berth_strvec_release(struct berth_strvec *l);
 
 /* Every tag of a repository, sorted. BERTH_ENOTFOUND if the repository has no tags directory. */
 int berth_tags_list(struct berth_strvec *out, struct berth_registry *r, const char *name);
-/* Every repository, sorted. */
+/* Every repository, sorted: from a snapshot at most two seconds old, taken anew whenever this
+ * process has written a link since. */
 int berth_catalog(struct berth_strvec *out, struct berth_registry *r);
 
 #endif

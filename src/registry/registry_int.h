@@ -3,6 +3,7 @@
 #define BERTH_REGISTRY_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <regex.h>
 
 #include "registry/cache.h"
@@ -24,6 +25,14 @@ struct berth_registry {
 	size_t n_urls_deny;
 	struct berth_cache *descriptors; /* links and blob sizes; NULL when disabled */
 	struct berth_cache *manifests;   /* manifest bytes by digest (immutable) */
+	/* The catalog is served from a snapshot at most CATALOG_TTL old, rebuilt sooner when this
+	 * process has written a link since (a new repository may have appeared). */
+	_Atomic uint64_t link_writes;
+	pthread_mutex_t catalog_lock; /* guards the snapshot */
+	struct berth_strvec catalog;
+	uint64_t catalog_taken_ns;
+	uint64_t catalog_link_writes;
+	int catalog_valid;
 	pthread_mutex_t claims_lock; /* guards claims */
 	struct upload_claim *claims; /* uploads held open by a request */
 };

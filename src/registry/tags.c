@@ -68,7 +68,12 @@ out:
 	return rc;
 }
 
-int berth_catalog(struct berth_strvec *out, struct berth_registry *r)
+/* How long a catalog snapshot may be served when this process has written nothing since;
+ * repositories created by another process (Distribution, a second berth) appear within it.
+ * Distribution's catalog gives no stronger promise: it walks storage with no lock either. */
+#define CATALOG_TTL_NS (2ull * 1000000000ull)
+
+static int catalog_walk(struct berth_strvec *out, struct berth_registry *r)
 {
 	int rc = catalog_dir(r, BERTH_REPOS_ROOT, out);
 	if (rc == BERTH_ENOTFOUND)
@@ -77,4 +82,31 @@ int berth_catalog(struct berth_strvec *out, struct berth_registry *r)
 		return rc;
 	berth_strvec_sort(out);
 	return 0;
+}
+
+int berth_catalog(struct berth_strvec *out, struct berth_registry *r)
+{
+	int rc = 0;
+	uint64_t now = berth_now_ns();
+	uint64_t writes = atomic_load_explicit(&r->link_writes, memory_order_relaxed);
+
+	pthread_mutex_lock(&r->catalog_lock);
+	if (!r->catalog_valid || now - r->catalog_taken_ns > CATALOG_TTL_NS ||
+	    writes != r->catalog_link_writes) {
+		struct berth_strvec fresh = { 0 };
+		if ((rc = catalog_walk(&fresh, r)) < 0) {
+			berth_strvec_release(&fresh);
+			goto out;
+		}
+		berth_strvec_release(&r->catalog);
+		r->catalog = fresh;
+		r->catalog_taken_ns = now;
+		r->catalog_link_writes = writes;
+		r->catalog_valid = 1;
+	}
+	for (size_t i = 0; i < r->catalog.n; i++)
+		berth_strvec_push(out, r->catalog.items[i]);
+out:
+	pthread_mutex_unlock(&r->catalog_lock);
+	return rc;
 }

@@ -201,7 +201,16 @@ class DebugServerTest(bt.OpsTestCase):
         note(self.c.get("/v2/_catalog"), "catalog")
         note(self.c.delete("/v2/%s/manifests/%s" % (repo, bt.digest(m))), "manifest")
         note(self.c.patch("/v2/%s/blobs/uploads/nope" % repo, b"x"), "upload")
-        after = self.scrape()
+
+        # a request is counted when it completes, just after its answer was sent: wait until
+        # the last one is in
+        def total(m):
+            return sum(m.series("berth_http_requests_total").values())
+        want_total = total(before) + len(made)
+        after = bt.wait_until(lambda: (lambda m: m if total(m) >= want_total else None)(
+            self.scrape()), 3)
+        if after is None:
+            after = self.scrape()
 
         expected = {}
         for k in made:
@@ -299,7 +308,7 @@ class DebugServerTest(bt.OpsTestCase):
 class DebugWithoutPrometheusTest(bt.OpsTestCase):
     def test_health_without_metrics(self):
         s = start_debug_server(self.tmp, "", "noprom")
-        self.addCleanup(s.kill)
+        self.addCleanup(bt.stop_spawned, s)
         r = s.debug.get("/debug/health")
         self.assertStatus(r, 200)
         self.assertEqual(r.json(), {})
@@ -308,7 +317,7 @@ class DebugWithoutPrometheusTest(bt.OpsTestCase):
     def test_custom_metrics_path(self):
         s = start_debug_server(self.tmp, "    prometheus:\n      enabled: true\n"
                                          "      path: /prom/stats\n", "custom")
-        self.addCleanup(s.kill)
+        self.addCleanup(bt.stop_spawned, s)
         r = s.debug.get("/prom/stats")
         self.assertStatus(r, 200)
         self.assertFalse(Metrics(r.body.decode()).errors)

@@ -138,7 +138,7 @@ class DrainTest(bt.OpsTestCase):
         root = self.path(name, "root")
         s = self.start(root, drain, name)
         repo = "drain/cut-" + drain
-        data = payload(40 * CHUNK)
+        data = payload(60 * CHUNK)  # 6 s of streaming: the cut must come well before its end
         p, loc, uuid = self.begin(s, repo, data)
         for _ in range(5):
             self.assertTrue(p.send())
@@ -186,10 +186,10 @@ class DrainTest(bt.OpsTestCase):
         self.assertTrue(r.body == data, "blob content differs after the resumed upload")
 
     def test_zero_drain_exits_promptly_and_upload_resumes(self):
-        self.check_cut_off("0s", 2.0)
+        self.check_cut_off("0s", 3.0)
 
     def test_short_drain_cuts_off_and_upload_resumes(self):
-        self.check_cut_off("1s", 3.0)
+        self.check_cut_off("1s", 4.0)
 
     def test_sigint_at_rest(self):
         s = self.start(self.path("sigint", "root"), "10s", "sigint")

@@ -136,7 +136,7 @@ class ReadOnlyTest(bt.OpsTestCase):
         s = bt.spawn_berth(lambda port: (["serve", bt.write_file(
             os.path.join(self.tmp, "env.yml"), config(root, port))],
             {"REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED": "true"}), self.tmp)
-        self.addCleanup(s.kill)
+        self.addCleanup(bt.stop_spawned, s)
         self.assertError(s.client().post("/v2/env/ro/blobs/uploads/"), 405, "UNSUPPORTED")
         self.assertStatus(s.client().get("/v2/"), 200)
 

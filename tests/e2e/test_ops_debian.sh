@@ -61,6 +61,14 @@ start_debian() {
 
 hdr() { curl -s -D - -o /dev/null --max-time 5 "$@"; }
 
+# stop_checked PID LOG: SIGTERM, and berth must exit 0 (a sanitizer build exits 23 on a leak)
+stop_checked() {
+  local pid=$1 logf=$2 rc=0
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || rc=$?
+  [ "$rc" -eq 0 ] || { tail -n 30 "$logf" >&2; fail "berth exited with status $rc after SIGTERM"; }
+}
+
 # ---------------------------------------------------------------------------------------------
 step "REGISTRY_AUTH=none: push, pull, inspect, delete"
 start_debian none REGISTRY_AUTH=none || { cat "$LOGF" >&2; fail "berth refused Debian's config"; }
@@ -78,7 +86,7 @@ grep -q 'service="registry"' "$LOGF" || fail "the file's log.fields service: reg
 sk_delete "docker://$H/debian/multi:v1" || fail "skopeo delete failed (delete is enabled in the file)"
 [ "$(http_code -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$H/v2/debian/multi/manifests/v1")" = 404 ] ||
   fail "debian/multi:v1 still there after delete"
-stop_server "$PID"
+stop_checked "$PID" "$LOGF"
 
 # ---------------------------------------------------------------------------------------------
 step "unchanged: the htpasswd section applies (401 Basic realm=basic-realm, like docker-registry)"
@@ -89,7 +97,7 @@ grep -qi '^WWW-Authenticate: Basic realm="basic-realm"' <<<"$h" || fail "no Basi
 if sk_copy_try "$(img_ref "$IMG/multi")" "docker://$H/debian/anon:v1"; then
   fail "an anonymous push succeeded with htpasswd auth configured"
 fi
-stop_server "$PID"
+stop_checked "$PID" "$LOGF"
 
 step "REGISTRY_AUTH_HTPASSWD_PATH: push and pull as a user"
 if command -v htpasswd >/dev/null 2>&1; then
@@ -107,4 +115,4 @@ assert_same_image "$IMG/multi" "$WORK/pulled"
 if sk_copy_try "$(img_ref "$IMG/multi")" "docker://$H/debian/wrong:v1" --dest-creds deb:wrong; then
   fail "a push with a wrong password succeeded"
 fi
-stop_server "$PID"
+stop_checked "$PID" "$LOGF"

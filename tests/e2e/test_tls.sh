@@ -132,6 +132,14 @@ sk_tls_copy() {
     "$@" "$src" "$dst" >"$WORK/last-copy.out" 2>&1
 }
 
+# stop_checked PID LOG: SIGTERM, and berth must exit 0 (a sanitizer build exits 23 on a leak)
+stop_checked() {
+  local pid=$1 logf=$2 rc=0
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || rc=$?
+  [ "$rc" -eq 0 ] || { tail -n 30 "$logf" >&2; fail "berth exited with status $rc after SIGTERM"; }
+}
+
 # ---------------------------------------------------------------------------------------------
 step "TLS server (http.tls.certificate/key)"
 start_tls tls "  tls:
@@ -181,7 +189,7 @@ assert_same_image "$IMG/multi" "$WORK/pulled"
 d=$(_sk inspect --tls-verify=true --cert-dir "$WORK/cd-ca" --authfile "$WORK/auth.json" \
   --format '{{.Digest}}' "docker://localhost:$PORT/tls/multi:v1") || fail "skopeo inspect via localhost failed"
 [ "$d" = "$(img_digest "$IMG/multi")" ] || fail "inspect over TLS: digest $d"
-stop_server "$PID"
+stop_checked "$PID" "$LOGF"
 
 # ---------------------------------------------------------------------------------------------
 step "mutual TLS server (http.tls.clientcas)"
@@ -229,7 +237,7 @@ for cd in cd-ca cd-rogue; do
   [ ! -d "$WORK/mtls-root/docker/registry/v2/repositories/mtls/$cd" ] ||
     fail "the push with $cd reached the storage"
 done
-stop_server "$PID"
+stop_checked "$PID" "$LOGF"
 
 # ---------------------------------------------------------------------------------------------
 step "mutual TLS configured by REGISTRY_HTTP_TLS_* variables only"
@@ -242,4 +250,4 @@ c=$(code "https://$H/v2/" --cacert "$C/server-ca.crt")
 [ "$c" = 401 ] || [ "$c" = 000 ] || fail "REGISTRY_HTTP_TLS_CLIENTCAS_0 ignored: no client certificate got $c"
 c=$(code "http://$H/v2/")
 case "$c" in 2* | 3*) fail "REGISTRY_HTTP_TLS_CERTIFICATE ignored: plain HTTP answered $c" ;; esac
-stop_server "$PID"
+stop_checked "$PID" "$LOGF"

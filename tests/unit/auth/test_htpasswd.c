@@ -368,11 +368,35 @@ static void test_threads(void **state)
 	free(ha);
 }
 
+/* Opens path with stderr (the log) captured into out. */
+static struct berth_htpasswd *open_capturing_log(const char *path, char *out, size_t cap)
+{
+	char logpath[600];
+	snprintf(logpath, sizeof(logpath), "%s/log", tmpdir);
+	fflush(stderr);
+	int saved = dup(2);
+	FILE *f = fopen(logpath, "w+");
+	assert_non_null(f);
+	dup2(fileno(f), 2);
+	berth_log_set_level(BERTH_LOG_WARN);
+	struct berth_htpasswd *h = open_ok(path);
+	berth_log_set_level(BERTH_LOG_ERROR);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	rewind(f);
+	size_t n = fread(out, 1, cap - 1, f);
+	out[n] = '\0';
+	fclose(f);
+	return h;
+}
+
 static void test_creates_missing_file(void **state)
 {
 	(void)state;
 	const char *path = tmp_path("deep/er/htpasswd");
-	struct berth_htpasswd *h = open_ok(path);
+	char log[4096], password[64];
+	struct berth_htpasswd *h = open_capturing_log(path, log, sizeof(log));
 	struct stat st;
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
@@ -384,6 +408,12 @@ static void test_creates_missing_file(void **state)
 	assert_int_equal(strlen(line), strlen("docker:") + 60 + 1);
 	assert_int_equal(berth_htpasswd_count(h), 1);
 	assert_int_equal(berth_htpasswd_check(h, "docker", ""), BERTH_EUNAUTHORIZED);
+	/* The random password is in the log (as Distribution logs it), and it works. */
+	const char *p = strstr(log, "password \\\"");
+	assert_non_null(p);
+	assert_int_equal(sscanf(p + strlen("password \\\""), "%63[A-Za-z0-9_-]", password), 1);
+	assert_int_equal(strlen(password), 43);
+	assert_int_equal(berth_htpasswd_check(h, "docker", password), 0);
 	berth_htpasswd_close(h);
 }
 

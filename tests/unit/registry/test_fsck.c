@@ -462,6 +462,24 @@ static void test_tag_to_missing_manifest(void **state)
 	assert_int_equal(berth_manifest_get(&mc, f->reg, "b/two", "latest"), BERTH_ENOTFOUND);
 }
 
+static void test_incomplete_tag(void **state)
+{
+	struct fixture *f = *state;
+	char path[BERTH_PATH_MAX];
+	/* A tag write cut short after the index link, before current/link. */
+	assert_int_equal(berth_path_tag_index_link(path, "a/one", "half", f->M1), 0);
+	put_raw(f, path, f->M1);
+	run(f, 0);
+	assert_int_equal(count(f, BERTH_FSCK_INCOMPLETE_TAG, NULL), 1);
+	assert_int_equal(f->nfound, 2);
+	run(f, 1);
+	assert_int_equal(action_of(f, BERTH_FSCK_INCOMPLETE_TAG), BERTH_FSCK_REPAIRED);
+	assert_int_equal(berth_path_tag_dir(path, "a/one", "half"), 0);
+	assert_false(exists(f, path));
+	run(f, 0);
+	assert_baseline(f);
+}
+
 static void test_bad_current_link_not_repaired(void **state)
 {
 	struct fixture *f = *state;
@@ -630,6 +648,7 @@ int main(void)
 		BOTH(test_bad_link_to_missing_blob_removed),
 		BOTH(test_tag_without_revision),
 		BOTH(test_tag_to_missing_manifest),
+		BOTH(test_incomplete_tag),
 		BOTH(test_bad_current_link_not_repaired),
 		BOTH(test_corrupt_manifest),
 		BOTH(test_schema1_is_not_corrupt),
