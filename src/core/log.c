@@ -9,7 +9,9 @@
 #include "core/util.h"
 
 #define MAX_FIELDS 16
-#define LINE_MAX_BYTES 4096
+/* A value longer than this is cut so that a line always stays whole and parseable: a client's
+ * 1 MiB User-Agent must not become a 1 MiB log line. */
+#define VALUE_MAX_BYTES 2048
 
 /* Set once by berth_log_setup before any thread starts; read-only afterwards. */
 static enum berth_log_level min_level = BERTH_LOG_INFO;
@@ -46,16 +48,33 @@ int berth_log_enabled(enum berth_log_level level)
 	return level >= min_level;
 }
 
-/* A line under construction in a fixed buffer; output past the end is dropped. */
+/* A line under construction: a stack buffer that moves to the heap only for long lines. */
 struct line {
-	char buf[LINE_MAX_BYTES];
-	size_t len;
+	char small[2048];
+	char *buf;
+	size_t len, cap;
 };
+
+static void line_init(struct line *l)
+{
+	l->buf = l->small;
+	l->len = 0;
+	l->cap = sizeof(l->small);
+}
 
 static void put(struct line *l, const char *s, size_t n)
 {
-	if (l->len + n > sizeof(l->buf) - 2)
-		n = sizeof(l->buf) - 2 - l->len;
+	if (l->len + n + 2 > l->cap) {
+		size_t cap = l->cap * 2;
+		while (l->len + n + 2 > cap)
+			cap *= 2;
+		char *grown = berth_malloc(cap);
+		memcpy(grown, l->buf, l->len);
+		if (l->buf != l->small)
+			free(l->buf);
+		l->buf = grown;
+		l->cap = cap;
+	}
 	memcpy(l->buf + l->len, s, n);
 	l->len += n;
 }
@@ -68,8 +87,11 @@ static void puts_(struct line *l, const char *s)
 /* Appends s quoted and escaped for JSON (and equally fine for logfmt text). */
 static void put_quoted(struct line *l, const char *s)
 {
+	const unsigned char *start = (const unsigned char *)(s ? s : "");
 	put(l, "\"", 1);
-	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+	for (const unsigned char *p = start; *p; p++) {
+		if (p - start >= VALUE_MAX_BYTES)
+			break;
 		char esc[8];
 		if (*p == '"' || *p == '\\') {
 			esc[0] = '\\';
@@ -113,7 +135,7 @@ static void begin(struct line *l, int *first, enum berth_log_level level)
 	gmtime_r(&ts.tv_sec, &tm);
 	size_t n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(when + n, sizeof(when) - n, ".%03ldZ", ts.tv_nsec / 1000000);
-	l->len = 0;
+	line_init(l);
 	*first = 1;
 	if (format == BERTH_LOG_JSON)
 		put(l, "{", 1);
@@ -130,6 +152,8 @@ static void end(struct line *l)
 	l->buf[l->len++] = '\n';
 	/* One write per line keeps lines whole when threads log at once. */
 	fwrite(l->buf, 1, l->len, stderr);
+	if (l->buf != l->small)
+		free(l->buf);
 }
 
 void berth_log(enum berth_log_level level, const char *fmt, ...)

@@ -443,13 +443,13 @@ class EveryKeyTest(bt.OpsTestCase):
         t = self.tmp
         ext = bt.write_file(os.path.join(t, "san.ext"),
                             "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-        self.openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        self.openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
                      "-subj", "/CN=berth test CA", "-keyout", "ca.key", "-out", "ca.crt")
-        self.openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        self.openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=127.0.0.1",
                      "-keyout", "server.key", "-out", "server.csr")
         self.openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
                      "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", "server.crt")
-        self.openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=berth test client",
+        self.openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=berth test client",
                      "-keyout", "client.key", "-out", "client.csr")
         self.openssl("x509", "-req", "-in", "client.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
                      "-CAcreateserial", "-days", "2", "-out", "client.crt")
