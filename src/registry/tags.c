@@ -20,10 +20,8 @@ int berth_tags_list(struct berth_strvec *out, struct berth_registry *r, const ch
 	int rc = berth_path_tags_dir(path, name);
 	if (rc < 0)
 		return rc;
-	if ((rc = berth_storage_list(r->driver, path, push_basename, out)) < 0)
-		return rc;
-	berth_strvec_sort(out);
-	return 0;
+	/* Drivers list in lexical order of names, which is the order tags are served in. */
+	return berth_storage_list(r->driver, path, push_basename, out);
 }
 
 struct catalog_ctx {

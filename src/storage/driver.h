@@ -89,7 +89,8 @@ struct berth_storage_driver {
 	int (*writer)(struct berth_storage_driver *d, const char *path, int append,
 		      struct berth_writer **out);
 	int (*stat)(struct berth_storage_driver *d, const char *path, struct berth_stat *out);
-	/* Lists the immediate children of a directory, as full paths, in no particular order. */
+	/* Lists the immediate children of a directory, as full paths, in lexical (strcmp) order of
+	 * their names: callers rely on it (a tag list is served in that order without sorting). */
 	int (*list)(struct berth_storage_driver *d, const char *path, berth_list_cb cb, void *payload);
 	/* Moves an object to a new path, atomically, replacing what is there; the destination's
 	 * parents are created. Durable when it returns. */

@@ -534,6 +534,23 @@ static void test_list(void **state)
 	names_sorted(&ns);
 }
 
+/* Children come in strcmp order of their names (the tag list relies on it). */
+static void test_list_order(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	struct names ns = { 0 };
+	static const char *const order[] = { "/o/1.0", "/o/B", "/o/_x", "/o/a", "/o/a-b", "/o/a.b",
+					     "/o/a_b", "/o/ab", "/o/latest" };
+	for (size_t i = sizeof(order) / sizeof(order[0]); i-- > 0;)
+		put(d, order[i], "x");
+	assert_int_equal(d->list(d, "/o", collect_name, &ns), 0);
+	assert_int_equal(ns.n, sizeof(order) / sizeof(order[0]));
+	for (size_t i = 0; i < ns.n; i++) {
+		assert_string_equal(ns.v[i], order[i]);
+		free(ns.v[i]);
+	}
+}
+
 /* ---- move / remove ---- */
 
 static void test_move(void **state)
@@ -860,6 +877,7 @@ static void test_fs_remove_does_not_follow_symlinks(void **state)
 	cmocka_unit_test_setup_teardown(test_writer_cancel, setup, teardown),             \
 	cmocka_unit_test_setup_teardown(test_stat, setup, teardown),                      \
 	cmocka_unit_test_setup_teardown(test_list, setup, teardown),                      \
+	cmocka_unit_test_setup_teardown(test_list_order, setup, teardown),                \
 	cmocka_unit_test_setup_teardown(test_move, setup, teardown),                      \
 	cmocka_unit_test_setup_teardown(test_remove, setup, teardown),                    \
 	cmocka_unit_test_setup_teardown(test_walk_order, setup, teardown),                \
