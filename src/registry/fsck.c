@@ -264,7 +264,8 @@ static void printable(char *out, size_t cap, const char *s, size_t n)
 static size_t split_path(char *s, char **parts, size_t max)
 {
 	size_t n = 0;
-	for (char *tok = strtok(s, "/"); tok; tok = strtok(NULL, "/")) {
+	char *save = NULL;
+	for (char *tok = strtok_r(s, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
 		if (n == max)
 			return max + 1;
 		parts[n++] = tok;
@@ -502,7 +503,7 @@ static void visit_repo_file(struct fsck *f, const char *path, const char *repo, 
 			return;
 		}
 	} else if (strcmp(area, "_uploads") == 0 && n >= 3) {
-		/* _uploads/<id>/{startedat,data,hashstates/<alg>/<offset>} */
+		/* _uploads/<id>/{startedat,data,committed,hashstates/<alg>/<offset>} */
 		struct uploadrec *u = f->nups ? &f->ups[f->nups - 1] : NULL;
 		char dir[BERTH_PATH_MAX];
 		if (u && berth_path_upload_dir(dir, repo, rest[1]) == 0 && strcmp(u->path, dir) == 0) {
@@ -517,6 +518,9 @@ static void visit_repo_file(struct fsck *f, const char *path, const char *repo, 
 				return;
 			}
 			if (n == 5 && strcmp(rest[2], "hashstates") == 0)
+				return;
+			/* the digest a commit cut off by a crash had verified (registry/uploads.c) */
+			if (n == 3 && strcmp(rest[2], "committed") == 0)
 				return;
 		}
 	}
@@ -628,7 +632,8 @@ static void check_tag_dirs(struct fsck *f)
 			v[n++] = e->digest;
 		}
 	}
-	qsort(v, n, sizeof(*v), cmp_str);
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_str);
 	for (size_t i = 0; i < n; i++) {
 		struct problem *p = add_problem(f, BERTH_FSCK_INCOMPLETE_TAG, v[i], NULL,
 						"tag directory without current/link (a tag write cut "
@@ -739,6 +744,11 @@ static void check_uploads(struct fsck *f)
 	}
 }
 
+static int cmp_ent(const void *a, const void *b)
+{
+	return strcmp((*(struct blob_ent *const *)a)->digest, (*(struct blob_ent *const *)b)->digest);
+}
+
 static void check_blob_states(struct fsck *f)
 {
 	/* Sorted output: collect the interesting entries first. */
@@ -753,15 +763,8 @@ static void check_blob_states(struct fsck *f)
 			v[n++] = e;
 		}
 	}
-	for (size_t i = 1; i < n; i++) { /* insertion sort by digest: n is small in practice */
-		struct blob_ent *x = v[i];
-		size_t j = i;
-		while (j > 0 && strcmp(v[j - 1]->digest, x->digest) > 0) {
-			v[j] = v[j - 1];
-			j--;
-		}
-		v[j] = x;
-	}
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_ent);
 	for (size_t i = 0; i < n; i++) {
 		char path[BERTH_PATH_MAX];
 		struct blob_ent *e = v[i];

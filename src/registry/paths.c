@@ -118,6 +118,11 @@ int berth_path_upload_startedat(char *out, const char *name, const char *uuid)
 	return fmt(out, BERTH_REPOS_ROOT "/%s/_uploads/%s/startedat", name, uuid);
 }
 
+int berth_path_upload_committed(char *out, const char *name, const char *uuid)
+{
+	return fmt(out, BERTH_REPOS_ROOT "/%s/_uploads/%s/committed", name, uuid);
+}
+
 int berth_path_upload_hashstate(char *out, const char *name, const char *uuid, const char *alg,
 				uint64_t offset)
 {

@@ -27,6 +27,7 @@ int berth_path_tag_index_link(char *out, const char *name, const char *tag, cons
 int berth_path_upload_dir(char *out, const char *name, const char *uuid);
 int berth_path_upload_data(char *out, const char *name, const char *uuid);
 int berth_path_upload_startedat(char *out, const char *name, const char *uuid);
+int berth_path_upload_committed(char *out, const char *name, const char *uuid);
 int berth_path_upload_hashstate(char *out, const char *name, const char *uuid, const char *alg,
 				uint64_t offset);
 

@@ -6,6 +6,11 @@
  * Each request opens the session, appends, checkpoints the hash state and closes it again, so a
  * session survives restarts of berth and can move between berth and Distribution. A request
  * holds a session exclusively (a claim) so two requests never interleave their bytes.
+ *
+ * A commit records the verified digest in _uploads/<uuid>/committed just before it moves the
+ * data into the blob store. If berth dies between that move and the removal of the session,
+ * the session still answers with its full size, and the client's retried PUT ?digest= finishes
+ * it, instead of the session looking empty (Distribution's behaviour in that window).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -25,9 +30,22 @@ struct berth_upload {
 	struct berth_registry *reg;
 	char *name;
 	char uuid[37];
-	struct berth_writer *writer;
+	struct berth_writer *writer;  /* NULL for a session whose data was already committed */
 	struct berth_hasher *hasher; /* sha256 over data[0, size); NULL until needed */
+	char committed[BERTH_DIGEST_STR_MAX]; /* non-empty: the data is this blob now */
+	uint64_t committed_size;
 };
+
+/* A session cut off inside its commit: 0 and the digest and size of the blob its data became. */
+static int read_committed(struct berth_registry *r, const char *name, const char *uuid,
+			  char digest[BERTH_DIGEST_STR_MAX], uint64_t *size)
+{
+	char path[BERTH_PATH_MAX];
+	int rc = berth_path_upload_committed(path, name, uuid);
+	if (rc < 0 || (rc = berth_link_read(r, path, digest)) < 0)
+		return rc;
+	return berth_blob_data_stat(r, digest, size);
+}
 
 /* Requests currently holding an upload session: the uploads_in_progress gauge. */
 static _Atomic long uploads_in_progress;
@@ -118,6 +136,11 @@ int berth_upload_open(struct berth_upload **out, struct berth_registry *r, const
 	u->reg = r;
 	u->name = berth_strdup(name);
 	memcpy(u->uuid, uuid, sizeof(u->uuid));
+	if (read_committed(r, name, uuid, u->committed, &u->committed_size) == 0) {
+		*out = u;
+		return 0;
+	}
+	u->committed[0] = '\0';
 	if ((rc = berth_path_upload_data(path, name, uuid)) < 0 ||
 	    (rc = berth_storage_writer(r->driver, path, 1, &u->writer)) < 0) {
 		berth_upload_close(u);
@@ -141,13 +164,21 @@ int berth_upload_stat(struct berth_registry *r, const char *name, const char *uu
 	if ((rc = berth_path_upload_data(path, name, uuid)) < 0)
 		return rc;
 	rc = berth_storage_stat(r->driver, path, &st);
-	*size = rc == 0 ? st.size : 0;
-	return rc == BERTH_ENOTFOUND ? 0 : rc;
+	if (rc == 0) {
+		*size = st.size;
+		return 0;
+	}
+	if (rc != BERTH_ENOTFOUND)
+		return rc;
+	char digest[BERTH_DIGEST_STR_MAX];
+	if (read_committed(r, name, uuid, digest, size) < 0)
+		*size = 0;
+	return 0;
 }
 
 uint64_t berth_upload_size(const struct berth_upload *u)
 {
-	return u->writer->size(u->writer);
+	return u->committed[0] ? u->committed_size : u->writer->size(u->writer);
 }
 
 const char *berth_upload_uuid(const struct berth_upload *u)
@@ -223,6 +254,8 @@ static int ensure_hasher(struct berth_upload *u)
 
 int berth_upload_write(struct berth_upload *u, const void *buf, size_t n)
 {
+	if (u->committed[0])
+		return BERTH_ERANGE; /* complete already: nothing may be appended */
 	int rc = ensure_hasher(u);
 	if (rc < 0)
 		return rc;
@@ -289,6 +322,36 @@ static int upload_digest(struct berth_upload *u, enum berth_digest_alg alg, char
 	return 0;
 }
 
+/* Records the digest the session's data is about to become (see the top of this file).
+ * Not synced: it matters after a crash of berth, and the blob's own rename is what a power
+ * loss would have to preserve first. */
+static int mark_committed(struct berth_upload *u, const char *digest)
+{
+	char path[BERTH_PATH_MAX];
+	struct berth_writer *w = NULL;
+	int rc = berth_path_upload_committed(path, u->name, u->uuid);
+	if (rc < 0 || (rc = berth_storage_writer(u->reg->driver, path, 0, &w)) < 0)
+		return rc;
+	rc = w->write(w, digest, strlen(digest));
+	w->close(w);
+	return rc;
+}
+
+/* Completes a session whose data already became a blob: same digest, then link and clean up. */
+static int finish_committed(struct berth_upload *u, const char *digest)
+{
+	char link[BERTH_PATH_MAX];
+	int rc;
+	if (strcmp(digest, u->committed) != 0) {
+		remove_session(u);
+		return BERTH_EDIGEST;
+	}
+	if ((rc = berth_path_layer_link(link, u->name, digest)) < 0 ||
+	    (rc = berth_link_write(u->reg, link, digest)) < 0)
+		return rc;
+	return remove_session(u);
+}
+
 int berth_upload_commit(struct berth_upload *u, const char *digest)
 {
 	char actual[BERTH_DIGEST_STR_MAX];
@@ -298,6 +361,8 @@ int berth_upload_commit(struct berth_upload *u, const char *digest)
 
 	if ((rc = berth_digest_parse(digest, &alg, NULL)) < 0)
 		return BERTH_EDIGEST;
+	if (u->committed[0])
+		return finish_committed(u, digest);
 	if ((rc = upload_digest(u, alg, actual)) < 0)
 		return rc;
 	if (strcmp(actual, digest) != 0) {
@@ -312,6 +377,7 @@ int berth_upload_commit(struct berth_upload *u, const char *digest)
 	 * must be durable before anything can point at them. */
 	if (berth_blob_data_stat(u->reg, digest, NULL) < 0) {
 		if ((rc = u->writer->commit(u->writer)) < 0 ||
+		    (rc = mark_committed(u, digest)) < 0 ||
 		    (rc = berth_storage_move(u->reg->driver, data, blob)) < 0)
 			return rc;
 	}
