@@ -4,8 +4,9 @@
  * handling, and every handler down to the registry over the in-memory driver.
  *
  * One real server per process (berth_server_start on 127.0.0.1:0, one polling thread, deletes
- * enabled). Each input is sent as raw bytes on a new loopback connection, the write side is then
- * shut down, and the answer is read until the server closes.
+ * enabled, manifests up to MANIFEST_MAX bytes, foreign-layer URLs allowed for example.com and
+ * denied for www.example.com). Each input is sent as raw bytes on a new loopback connection, the
+ * write side is then shut down, and the answer is read until the server closes.
  * Properties: no crash, leak or sanitizer report anywhere in the server; the server always
  * answers with "HTTP/1.x" or closes cleanly (a reset counts as clean) within HTTP_DEADLINE_MS;
  * GET /v2/ keeps answering 200 (checked every PROBE_EVERY inputs).
@@ -49,6 +50,7 @@
 #define RESET_EVERY 2000
 #define PROBE_EVERY 64
 #define PLACEHOLDER "@UUID@"
+#define MANIFEST_MAX 2048 /* small, so that inputs within -max_len reach the too-large path */
 
 #define REPO "library/fuzz"
 #define OTHER_REPO "other/repo"
@@ -140,11 +142,17 @@ static void start(void)
 {
 	struct berth_storage_driver *d = NULL;
 	FUZZ_CHECK(berth_inmem_driver_new(&d) == 0, "inmem driver");
+	static const char *const allow[] = { "^https?://([^/]+\\.)*example\\.com/" };
+	static const char *const deny[] = { "^https?://www\\.example\\.com/" };
 	struct berth_registry_config rc = {
 		.driver = d,
 		.delete_enabled = 1,
-		.manifest_max = 4u << 20,
+		.manifest_max = MANIFEST_MAX,
 		.descriptor_cache_size = 64,
+		.urls_allow = allow,
+		.n_urls_allow = 1,
+		.urls_deny = deny,
+		.n_urls_deny = 1,
 	};
 	FUZZ_CHECK(berth_registry_new(&reg, &rc) == 0, "registry");
 	struct berth_server_options so = BERTH_SERVER_OPTIONS_INIT;

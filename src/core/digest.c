@@ -107,6 +107,9 @@ static int sha256_unmarshal(SHA256_CTX *c, const unsigned char *buf, size_t n)
 	if (n != SHA256_STATE_LEN || memcmp(buf, magic_sha256, MAGIC_LEN) != 0)
 		return BERTH_EINVALID;
 	total = get_be64(block + SHA256_CBLOCK);
+	/* OpenSSL counts SHA-256 input in a 64-bit count of bits: 2^61 bytes and more would wrap. */
+	if (total >> 61)
+		return BERTH_EINVALID;
 	pending = (size_t)(total % SHA256_CBLOCK);
 	if (!all_zero(block + pending, SHA256_CBLOCK - pending))
 		return BERTH_EINVALID;

@@ -89,9 +89,10 @@ int berth_debug_start(struct berth_debug_server **out, const struct berth_debug_
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	d->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, d, MHD_OPTION_SOCK_ADDR,
-				     (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-				     MHD_OPTION_EXTERNAL_LOGGER, berth_http_mhd_logger, NULL, MHD_OPTION_END);
+	d->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, d,
+				     MHD_OPTION_EXTERNAL_LOGGER, berth_http_mhd_logger, NULL,
+				     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+				     MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
 	if (!d->daemon) {
 		berth_error("cannot listen on debug address %s", opts->addr);
 		free(d->metrics_path);

@@ -62,6 +62,11 @@ struct berth_request {
 	char *fail_detail; /* JSON, owned */
 
 	int started;  /* the first access-handler call has happened */
+	/* An answer MHD refused to queue in the call that produced it (it does, for example, in
+	 * the call after a "100 Continue"): queued on the next call that allows it. */
+	struct MHD_Response *pending;
+	unsigned pending_status;
+	uint64_t pending_len;
 	int deferred; /* dispatch waits for the next callback (no body) */
 
 	/* Bookkeeping for the access log. */

@@ -67,10 +67,17 @@ struct MHD_Response *berth_resp_take(void *buf, size_t len)
 	return MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
 }
 
+static void answered(struct berth_request *req, unsigned status, uint64_t body_len)
+{
+	req->responded = 1;
+	req->status = status;
+	req->bytes_out = berth_req_is_head(req) ? 0 : body_len;
+}
+
 void berth_req_send(struct berth_request *req, unsigned status, struct MHD_Response *resp,
 		    uint64_t body_len)
 {
-	if (req->responded) {
+	if (req->responded || req->pending) {
 		MHD_destroy_response(resp);
 		return;
 	}
@@ -83,12 +90,26 @@ void berth_req_send(struct berth_request *req, unsigned status, struct MHD_Respo
 	MHD_add_response_header(resp, "Docker-Distribution-API-Version", "registry/2.0");
 	for (size_t i = 0; i < req->server->n_headers; i++)
 		MHD_add_response_header(resp, req->server->headers[i].name, req->server->headers[i].value);
-	if (MHD_queue_response(req->conn, status, resp) != MHD_YES)
-		berth_warn("cannot queue response %u for %s %s", status, req->method, req->path);
+	if (MHD_queue_response(req->conn, status, resp) != MHD_YES) {
+		berth_debug("cannot queue response %u for %s %s yet", status, req->method, req->path);
+		req->pending = resp;
+		req->pending_status = status;
+		req->pending_len = body_len;
+		return;
+	}
 	MHD_destroy_response(resp);
-	req->responded = 1;
-	req->status = status;
-	req->bytes_out = berth_req_is_head(req) ? 0 : body_len;
+	answered(req, status, body_len);
+}
+
+/* Queues an answer kept from an earlier call; 1 once it is queued. */
+static int queue_pending(struct berth_request *req)
+{
+	if (MHD_queue_response(req->conn, req->pending_status, req->pending) != MHD_YES)
+		return 0;
+	MHD_destroy_response(req->pending);
+	req->pending = NULL;
+	answered(req, req->pending_status, req->pending_len);
+	return 1;
 }
 
 static char *error_body(const char *code, const char *message, const char *detail_json, size_t *len)
@@ -215,25 +236,35 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			req->deferred = 1;
 		return MHD_YES;
 	}
-	if (req->deferred) {
-		req->deferred = 0;
-		berth_api_dispatch(req, strip_prefix(srv, url));
-	}
 	if (*upload_data_size) {
 		size_t n = *upload_data_size;
 		req->bytes_in += n;
 		*upload_data_size = 0;
-		if (!req->responded && !req->failed && req->on_body)
+		/* A request that announced no body can still be handed bytes (after an
+		 * "Expect: 100-continue", say): they are discarded, and it is dispatched below, on
+		 * the last call, where MHD accepts an answer. */
+		if (!req->deferred && !req->responded && !req->pending && !req->failed && req->on_body)
 			req->on_body(req, upload_data, n);
 		return MHD_YES;
 	}
-	if (req->responded)
+	if (req->pending) {
+		queue_pending(req);
 		return MHD_YES;
-	if (req->failed)
+	}
+	if (req->deferred) {
+		req->deferred = 0;
+		berth_api_dispatch(req, strip_prefix(srv, url));
+	}
+	if (req->responded || req->pending)
+		return MHD_YES;
+	if (req->failed) {
 		finish_with_failure(req);
-	else if (req->on_complete)
-		req->on_complete(req);
-	if (!req->responded)
+	} else if (req->on_complete) {
+		berth_complete_cb complete = req->on_complete;
+		req->on_complete = NULL; /* once only, even if its answer could not be queued */
+		complete(req);
+	}
+	if (!req->responded && !req->pending)
 		berth_req_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN", "no response", NULL);
 	return MHD_YES;
 }
@@ -278,6 +309,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		log_access(req, (double)ns / 1e6);
 	if (req->cleanup)
 		req->cleanup(req);
+	if (req->pending)
+		MHD_destroy_response(req->pending);
 	free(req->fail_detail);
 	free(req);
 	*con_cls = NULL;
@@ -392,6 +425,7 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 	uint16_t port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 						       : ((struct sockaddr_in *)&ss)->sin_port);
 	s->daemon = MHD_start_daemon(flags, port, NULL, NULL, on_request, s,
+				     MHD_OPTION_EXTERNAL_LOGGER, berth_http_mhd_logger, NULL,
 				     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 				     MHD_OPTION_THREAD_POOL_SIZE, threads,
 				     MHD_OPTION_CONNECTION_TIMEOUT, opts->conn_timeout,
@@ -401,7 +435,6 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 				     MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
 				     MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
-				     MHD_OPTION_EXTERNAL_LOGGER, berth_http_mhd_logger, NULL,
 				     opts->tls_cert_pem ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, opts->tls_cert_pem,
 				     MHD_OPTION_HTTPS_MEM_KEY, opts->tls_key_pem,
 				     opts->tls_client_ca_pem ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END,

@@ -78,7 +78,12 @@ class Registry:
             body = b""
         try:
             c = self._c()
-            c.request(method, path, body=body, headers=headers)
+            try:
+                c.request(method, path, body=body, headers=headers)
+            except (BrokenPipeError, ConnectionResetError):
+                # The server may have answered early (a refusal) and closed before reading
+                # the whole body: read that answer if there is one.
+                pass
             r = c.getresponse()
             data = r.read()
             if r.will_close:
@@ -340,7 +345,7 @@ def status_of(raw):
 
 
 def tree_snapshot(top, skip=()):
-    """{relative path: (type, size, mtime_ns)} of everything under top except the skip
+    """{relative path: (type, size)} of everything under top except the skip
     paths (absolute)."""
     snap = {}
     skip = {os.path.abspath(s) for s in skip}

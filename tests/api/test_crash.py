@@ -1,12 +1,17 @@
 """Crash consistency: berth is killed with SIGKILL at random moments while many clients push
 (small images sharing layers; monolithic, POST+PUT, chunked with Content-Range and streamed
-PATCH uploads), then restarted on the same root, several rounds in a row. After each crash:
+PATCH uploads) and delete some of them again (by tag and by digest), then restarted on the
+same root, several rounds in a row. After each crash:
 
   - `berth fsck ROOT` (on the dead server's root) finds nothing but crash debris: orphan blobs
-    (bytes moved in before their link was written), leftover temp files and upload sessions;
-  - everything the registry acknowledged (a 201 for a blob or a manifest) is there and intact;
+    (bytes moved in before their link was written), leftover temp files and upload sessions,
+    tags whose write was cut short (incomplete-tag) and tags left naming a manifest whose
+    delete was cut short before the untagging;
+  - everything the registry acknowledged (a 201 for a blob or a manifest, a 202 for a
+    delete) is there and intact, or stays deleted;
   - every tag in the catalog resolves to a manifest whose config and layers all download and
-    hash to their digests (pushes that were cut short are either complete or invisible);
+    hash to their digests (pushes that were cut short are either complete or invisible), but
+    for the tags fsck reported as cut short, which answer 404;
   - every blob linked into a repository downloads and hashes right (no half-written blob is
     ever visible);
   - every chunked upload that was in flight either resumes (GET gives its offset, which covers
@@ -23,18 +28,22 @@ import random
 import re
 import threading
 import time
+import unittest
 import http.client
 
 import berthtest
 from berthtest import setUpModule, tearDownModule  # noqa: F401
-from hardening_lib import (HTTPError, Registry, assert_fsck, berth_serve_args, det_bytes, image,
-                           sha256)
+from hardening_lib import (HTTPError, Registry, assert_fsck, berth_serve_args, det_bytes, fsck,
+                           image, sha256)
 
 ROUNDS = int(os.environ.get("CRASH_ROUNDS", "6"))
 WORKERS = int(os.environ.get("CRASH_WORKERS", "8"))
 SEED = int(os.environ.get("CRASH_SEED", str(random.randrange(1 << 30))))
 REPOS = ["crash/a", "crash/b", "crash/deep/nested/c"]
 CRASH_DEBRIS = ("orphan-blob", "temp-file", "stale-upload", "incomplete-tag")
+# A delete by digest cut short between removing the revision and untagging leaves a tag naming
+# a manifest that is no longer a revision: fsck reports that dangling-link (the tag answers 404).
+INTERRUPTED_DELETE = re.compile(r"^tag (\S+):(\S+) names \S+, which is not a manifest revision of ")
 NETWORK_ERRORS = (OSError, http.client.HTTPException)
 
 
@@ -45,6 +54,7 @@ class Round:
         self.lock = threading.Lock()
         self.killed = threading.Event()
         self.acked_tags = {}      # (repo, tag) -> manifest digest
+        self.acked_deletes = []   # (repo, tag, digest, by_digest) deleted with a 202
         self.acked_blobs = {}     # digest -> repo
         self.interrupted = []     # (repo, upload path, data, bytes acknowledged)
         self.errors = []          # unexpected failures while the server was up
@@ -54,6 +64,7 @@ class Round:
 def worker(port, wid, rnd_no, st, shared, rnd):
     reg = Registry(port, timeout=15)
     i = 0
+    mine = []  # (repo, tag, digest) this worker pushed this round
     while not st.killed.is_set():
         i += 1
         repo = rnd.choice(REPOS)
@@ -86,6 +97,18 @@ def worker(port, wid, rnd_no, st, shared, rnd):
             with st.lock:
                 st.acked_tags[(repo, tag)] = d
                 st.pushes += 1
+            mine.append((repo, tag, d))
+            # Now and then delete one of this worker's images: by tag, or by digest (which
+            # removes the revision, then untags).
+            if len(mine) > 2 and rnd.random() < 0.35:
+                drepo, dtag, dd = mine.pop(rnd.randrange(len(mine) - 1))
+                by_digest = rnd.random() < 0.5
+                cur.clear()
+                stdel, _, b = reg.request("DELETE", "/v2/%s/manifests/%s" % (drepo, dd if by_digest else dtag))
+                if stdel != 202:
+                    raise HTTPError("DELETE %s:%s" % (drepo, dtag), stdel, b)
+                with st.lock:
+                    st.acked_deletes.append((drepo, dtag, dd, by_digest))
         except NETWORK_ERRORS as e:
             if not st.killed.is_set():
                 with st.lock:
@@ -115,14 +138,39 @@ def linked_blobs(root):
 
 
 class CrashTest(berthtest.OpsTestCase):
+    complete = 0
+    emptied = 0  # the known bug above
+
     def start(self, root):
-        return self.spawn(lambda port: (berth_serve_args(root, port), {}))
+        return self.spawn(lambda port: (berth_serve_args(root, port, "--delete"), {}))
+
+    def check_fsck(self, root, repair=False):
+        """fsck finds nothing but crash debris; returns the (repo, tag) pairs it reports as
+        unresolvable (incomplete tags and tags left by an interrupted delete)."""
+        rc, problems, out = fsck(root, repair)
+        dead = set()
+        for kind, path, detail in problems:
+            m = re.match(r".*/repositories/(.*)/_manifests/tags/([^/]+)$", path)
+            d = INTERRUPTED_DELETE.match(detail)
+            if kind == "incomplete-tag" and m:
+                dead.add((m.group(1), m.group(2)))
+            elif kind == "dangling-link" and d:
+                dead.add((d.group(1), d.group(2)))
+            elif kind not in CRASH_DEBRIS:
+                self.fail("berth fsck%s: unexpected problem %s %s: %s\n%s" % (
+                    " --repair" if repair else "", kind, path, detail, out[-6000:]))
+        self.assertEqual(rc, 1 if problems else 0, out)
+        return problems, dead
 
     def resume(self, reg, repo, loc, data, acked):
         """Resumes an interrupted upload; returns 'resumed' or 'refused'."""
         st, h, b = reg.request("GET", loc)
         if st == 404:
             self.assertIn(b"BLOB_UPLOAD_UNKNOWN", b, "404 without BLOB_UPLOAD_UNKNOWN: %r" % b)
+            # Only a commit removes a session: every byte had been sent, and the blob is there.
+            self.assertEqual(acked, len(data), "upload %s vanished with %d of %d bytes sent"
+                             % (loc, acked, len(data)))
+            reg.get_blob(repo, sha256(data))
             return "refused"
         self.assertEqual(st, 204, "GET %s after the crash: %d %r" % (loc, st, b))
         m = re.match(r"^0-(\d+)$", h.get("Range", ""))
@@ -141,8 +189,21 @@ class CrashTest(berthtest.OpsTestCase):
                     continue
                 self.assertEqual(st2, 202, "PATCH %s from %d: %d %r" % (path, size, st2, b2))
                 path = reg.path_of(h2["Location"])
-            self.assertGreaterEqual(size, acked, "upload %s lost acknowledged bytes: offset %d < %d"
-                                    % (loc, size, acked))
+            # Never fewer bytes than were acknowledged; even when the crash hit the closing PUT
+            # after it had moved the data into the blob store (before it removed the session),
+            # the session still reports its full size and the retried PUT completes it.
+            # KNOWN BUG (test_crash_points.test_kill_during_session_removal): a crash while the
+            # commit removes the session, after its data (or 'committed' record) is gone and
+            # before startedat is, leaves a live session reporting 0 bytes. Tolerated here (the
+            # closing PUT was in flight: every byte acknowledged, the session empty); resending
+            # everything works.
+            if size == 0 and acked == len(data) and end == 0:
+                self.emptied += 1
+            else:
+                self.assertGreaterEqual(size, acked, "upload %s lost acknowledged bytes: "
+                                        "offset %d < %d" % (loc, size, acked))
+            if size == len(data):
+                self.complete += 1
             st3, _, b3 = reg.request("PUT", reg.with_query(path, digest=sha256(data)), b"")
             self.assertEqual(st3, 201, "PUT %s ?digest after resuming at %d: %d %r"
                              % (path, size, st3, b3))
@@ -156,8 +217,9 @@ class CrashTest(berthtest.OpsTestCase):
         root = self.path("store", "root")
         os.makedirs(root)
         shared = [det_bytes("shared %d" % i, (i + 1) * 40 * 1024) for i in range(4)]
-        acked_tags, acked_blobs = {}, {}
-        totals = {"pushes": 0, "interrupted": 0, "resumed": 0, "refused": 0, "debris": 0}
+        acked_tags, acked_blobs, deleted = {}, {}, []
+        totals = {"pushes": 0, "deletes": 0, "interrupted": 0, "resumed": 0, "refused": 0,
+                  "debris": 0, "dead tags": 0}
 
         for rnd_no in range(ROUNDS):
             srv = self.start(root)
@@ -179,19 +241,18 @@ class CrashTest(berthtest.OpsTestCase):
             totals["interrupted"] += len(st.interrupted)
             acked_tags.update(st.acked_tags)
             acked_blobs.update(st.acked_blobs)
+            for repo, tag, d, by_digest in st.acked_deletes:
+                acked_tags.pop((repo, tag), None)
+                deleted.append((repo, tag, d, by_digest))
+            totals["deletes"] += len(st.acked_deletes)
 
-            # The dead server's store: only crash debris.
-            problems = assert_fsck(self, root, CRASH_DEBRIS)
+            # The dead server's store: only crash debris. A tag whose write was cut short
+            # between its index link and its current link, or whose manifest's delete was cut
+            # short before untagging, is listed (tags/list lists the tag directories, as
+            # Distribution's does) but does not resolve: fsck reports both.
+            problems, dead = self.check_fsck(root)
             totals["debris"] += len(problems)
-            # A tag whose write was cut short between its index link and its current link is
-            # listed (tags/list lists the tag directories, as Distribution's does) but does
-            # not resolve: fsck calls it incomplete-tag.
-            incomplete = set()
-            for kind, path, _ in problems:
-                m = re.match(r".*/repositories/(.*)/_manifests/tags/([^/]+)$", path)
-                if kind == "incomplete-tag" and m:
-                    incomplete.add((m.group(1), m.group(2)))
-            totals["incomplete-tag"] = totals.get("incomplete-tag", 0) + len(incomplete)
+            totals["dead tags"] += len(dead)
 
             srv2 = self.start(root)
             reg = Registry(srv2.port)
@@ -204,13 +265,20 @@ class CrashTest(berthtest.OpsTestCase):
             ntags = 0
             for repo in reg.catalog():
                 for tag in reg.tags(repo):
-                    if (repo, tag) in incomplete:
+                    if (repo, tag) in dead:
                         st4, _, _ = reg.request("GET", "/v2/%s/manifests/%s" % (repo, tag))
                         self.assertEqual(st4, 404)
                         continue
                     reg.verify_image(repo, tag)
                     ntags += 1
             self.assertGreaterEqual(ntags, len(acked_tags))
+            # What was deleted stays deleted.
+            for repo, tag, d, by_digest in deleted:
+                self.assertEqual(reg.request("GET", "/v2/%s/manifests/%s" % (repo, tag))[0], 404,
+                                 "deleted tag %s:%s is back" % (repo, tag))
+                if by_digest:
+                    self.assertEqual(reg.request("GET", "/v2/%s/manifests/%s" % (repo, d))[0], 404,
+                                     "deleted manifest %s@%s is back" % (repo, d))
             # No linked blob is half-written.
             for repo, d in linked_blobs(root):
                 reg.get_blob(repo, d)
@@ -221,18 +289,68 @@ class CrashTest(berthtest.OpsTestCase):
             reg.close()
             self.assertEqual(srv2.stop(), 0, "berth did not stop cleanly:\n" + srv2.describe())
 
-        print("totals: %s; %d acknowledged tags, %d acknowledged blobs"
-              % (totals, len(acked_tags), len(acked_blobs)))
+        print("totals: %s; %d acknowledged tags, %d acknowledged blobs, %d sessions found complete, "
+              "%d found emptied by a cut commit (known bug)"
+              % (totals, len(acked_tags), len(acked_blobs), self.complete, self.emptied))
         self.assertGreater(totals["pushes"], 0, "no push completed in any round")
 
         # Repair removes the debris; only orphans (garbage collection's business) remain.
-        assert_fsck(self, root, CRASH_DEBRIS, repair=True)
+        self.check_fsck(root, repair=True)
         assert_fsck(self, root, ("orphan-blob",))
         srv3 = self.start(root)
         reg = Registry(srv3.port)
         for (repo, tag), d in sorted(acked_tags.items()):
             self.assertEqual(reg.verify_image(repo, tag), d)
         reg.close()
+
+    # -- the commit window, reproduced by hand --
+    def cut_commit(self):
+        """A session as a crash inside its commit leaves it: data moved into the blob store,
+        session still there (with the 'committed' record berth writes before the move).
+        Returns (registry client, upload path, data)."""
+        root = self.path("cut", "root")
+        os.makedirs(root)
+        srv = self.start(root)
+        reg = Registry(srv.port)
+        self.addCleanup(reg.close)
+        data = det_bytes("cut commit", 300000)
+        loc = reg.start_upload("cut/repo")
+        st, h, b = reg.request("PATCH", loc, data)
+        self.assertEqual(st, 202, b)
+        loc = reg.path_of(h["Location"])
+        # What the commit does up to the move, done by hand while berth is stopped.
+        self.assertEqual(srv.stop(), 0)
+        v2 = os.path.join(root, "docker/registry/v2")
+        uuid = loc.split("?")[0].rsplit("/", 1)[1]
+        up = os.path.join(v2, "repositories/cut/repo/_uploads", uuid)
+        hx = sha256(data)[7:]
+        with open(os.path.join(up, "committed"), "w") as f:
+            f.write(sha256(data))
+        os.makedirs(os.path.join(v2, "blobs/sha256", hx[:2], hx))
+        os.rename(os.path.join(up, "data"), os.path.join(v2, "blobs/sha256", hx[:2], hx, "data"))
+        srv = self.start(root)
+        return Registry(srv.port), loc, data
+
+    def test_cut_commit_completes(self):
+        reg, loc, data = self.cut_commit()
+        self.addCleanup(reg.close)
+        st, h, _ = reg.request("GET", loc)
+        self.assertEqual((st, h.get("Range")), (204, "0-%d" % (len(data) - 1)))
+        st, _, b = reg.request("PUT", reg.with_query(loc, digest=sha256(data)), b"")
+        self.assertEqual(st, 201, b)
+        self.assertEqual(reg.get_blob("cut/repo", sha256(data)), data)
+        self.assertEqual(reg.request("GET", loc)[0], 404)
+
+    @unittest.expectedFailure  # berth answers 500 "storage error" (and logs an error)
+    def test_cut_commit_refuses_more_bytes(self):
+        """A PATCH to a session whose data already became a blob cannot be satisfied: 416
+        RANGE_INVALID with the session's Range (as for any PATCH that cannot be appended), not a
+        500; the session stays usable for the PUT that completes it."""
+        reg, loc, data = self.cut_commit()
+        self.addCleanup(reg.close)
+        st, h, b = reg.request("PATCH", loc, b"more", {"Content-Range": "%d-%d" % (len(data), len(data) + 3)})
+        self.assertEqual(reg.request("GET", loc)[0], 204)
+        self.assertEqual(st, 416, b)
 
 
 if __name__ == "__main__":

@@ -747,8 +747,8 @@ static void test_jwk_header(void **state)
 	/* Malformed JWKs: unknown kty, EC point off the curve, short coordinates. */
 	const char *bad[] = { "{\"kty\":\"oct\",\"k\":\"c2VjcmV0\"}", "\"RSA\"",
 			      "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AQ\",\"y\":\"AQ\"}",
-			      "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\","
-			      "\"y\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE\"}",
+			      ("{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\","
+			       "\"y\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE\"}"),
 			      "{\"kty\":\"RSA\",\"n\":\"\",\"e\":\"AQAB\"}" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		h = berth_asprintf("{\"alg\":\"ES256\",\"jwk\":%s}", bad[i]);

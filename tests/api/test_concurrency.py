@@ -1,0 +1,251 @@
+"""Concurrency: many clients doing the same thing at once end in one consistent state, and
+pullers never see partial data while the content they read is being pushed again.
+
+  - the same blob pushed by many clients at once (every upload style, one repository and
+    several): every push succeeds, the blob downloads intact, fsck is clean;
+  - the same tag pushed by many clients at once, each with its own manifest: every push
+    succeeds, the tag then names one of the pushed manifests, which pulls complete; fsck clean;
+  - pullers looping over GETs of a blob being re-pushed (and unlinked and pushed again) and of
+    a tag being overwritten always get a complete body hashing to its digest (or, for the
+    unlinked blob, a clean 404), never a short or mixed one;
+  - many clients PATCHing the same upload session with the same offset: one wins, the others
+    are refused with 416, and the committed blob is exactly one client's bytes.
+Each class runs its own berth (with --delete) on its own root; fsck runs on it when idle.
+"""
+
+import os
+import threading
+import time
+import http.client
+
+import berthtest
+from berthtest import setUpModule, tearDownModule  # noqa: F401
+from hardening_lib import (Registry, assert_fsck, berth_serve_args, det_bytes, image,
+                           push_image, sha256)
+
+CLIENTS = int(os.environ.get("CONCURRENCY_CLIENTS", "16"))
+
+
+def run_threads(n, fn):
+    """Runs fn(i) in n threads released together; returns the exceptions raised, by index."""
+    barrier = threading.Barrier(n)
+    errors = {}
+
+    def body(i):
+        try:
+            barrier.wait(timeout=10)
+            fn(i)
+        except BaseException as e:  # noqa: B902 - reported by the caller
+            errors[i] = e
+
+    ts = [threading.Thread(target=body, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout=120)
+    if any(t.is_alive() for t in ts):
+        errors[-1] = RuntimeError("a client thread is stuck")
+    return errors
+
+
+class ConcurrencyTest(berthtest.OpsTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.root = os.path.join(cls.tmp, "root")
+        os.makedirs(cls.root)
+        cls.srv = berthtest.spawn_berth(
+            lambda port: (berth_serve_args(cls.root, port, "--delete"), {}), cls.tmp)
+
+    @classmethod
+    def tearDownClass(cls):
+        # A clean stop (SIGTERM -> exit 0) also lets a sanitizer build report leaks.
+        rc = cls.srv.stop()
+        log = cls.srv.describe()
+        super().tearDownClass()
+        if rc != 0:
+            raise AssertionError("berth exited with status %s after SIGTERM\n%s" % (rc, log))
+
+    def setUp(self):
+        if not self.srv.alive():
+            self.fail("berth is no longer running\n" + self.srv.describe())
+
+    def reg(self):
+        r = Registry(self.srv.port)
+        self.addCleanup(r.close)
+        return r
+
+    def check_errors(self, errors):
+        if errors:
+            self.fail("%d clients failed:\n%s" % (len(errors), "\n".join(
+                "  client %s: %r" % (i, e) for i, e in sorted(errors.items()))))
+
+    def fsck_clean(self):
+        assert_fsck(self, self.root, ())
+
+    def test_same_blob_many_clients(self):
+        data = det_bytes("same blob", 1536 * 1024 + 7)
+        d = sha256(data)
+        modes = ("mono", "post-put", "chunked", "stream")
+
+        def push(i):
+            reg = Registry(self.srv.port)
+            repo = "conc/blob" if i % 2 else "conc/blob-%d" % (i % 4)
+            got = reg.push_blob(repo, data, modes[i % len(modes)], chunk=256 * 1024)
+            if got != d:
+                raise AssertionError("pushed %s, got %s" % (d, got))
+            reg.get_blob(repo, d)
+            reg.close()
+
+        self.check_errors(run_threads(CLIENTS, push))
+        reg = self.reg()
+        for repo in ["conc/blob"] + ["conc/blob-%d" % k for k in (0, 2)]:
+            self.assertEqual(reg.get_blob(repo, d), data)
+        # The blobs are linked but no manifest names them: only that, no orphan, no debris.
+        assert_fsck(self, self.root, ())
+
+    def test_same_tag_many_clients(self):
+        repo, tag = "conc/tag", "contested"
+        shared = [det_bytes("tag shared %d" % k, 200 * 1024) for k in range(3)]
+        images = [image("client %d" % i, shared=shared, unique_size=1000 + i) for i in range(CLIENTS)]
+        digests = {sha256(m) for _, _, m in images}
+        # the blobs first (so that the manifest puts race each other, not the uploads)...
+        reg = self.reg()
+        for config, layers, _ in images:
+            reg.push_blob(repo, config)
+            for l in layers:
+                reg.push_blob(repo, l)
+
+        # ...then every client puts its manifest on the same tag at once, twice.
+        def put(i):
+            r = Registry(self.srv.port)
+            for _ in range(2):
+                got = r.put_manifest(repo, tag, images[i][2])
+                if got != sha256(images[i][2]):
+                    raise AssertionError("PUT answered %s" % got)
+            r.close()
+
+        self.check_errors(run_threads(CLIENTS, put))
+        winner = reg.verify_image(repo, tag)
+        self.assertIn(winner, digests)
+        self.assertEqual(reg.tags(repo), [tag])
+        # every pushed manifest is there by digest, and the tag's history names them all
+        for d in digests:
+            reg.verify_image(repo, d)
+        idx = os.path.join(self.root, "docker/registry/v2/repositories", repo,
+                           "_manifests/tags", tag, "index/sha256")
+        self.assertEqual(sorted("sha256:" + h for h in os.listdir(idx)), sorted(digests))
+        with open(os.path.join(self.root, "docker/registry/v2/repositories", repo,
+                               "_manifests/tags", tag, "current/link")) as f:
+            self.assertEqual(f.read(), winner)
+        self.fsck_clean()
+
+    def test_pulls_during_repush_never_partial(self):
+        repo = "conc/pull"
+        big = det_bytes("re-pushed blob", 3 * 1024 * 1024 + 11)
+        shared = [big]
+        images = [image("overwrite %d" % i, shared=shared, unique_size=50000 + i) for i in range(4)]
+        reg = self.reg()
+        for config, layers, manifest in images:
+            push_image(reg, repo, "moving", config, layers, manifest)
+        side = det_bytes("unlinked and pushed again", 700 * 1024)
+        reg.push_blob(repo, side)
+        manifests = {sha256(m): m for _, _, m in images}
+        stop = threading.Event()
+        stats = {"blob": 0, "side": 0, "side404": 0, "tag": 0, "pushes": 0}
+        lock = threading.Lock()
+
+        def pusher(i):
+            r = Registry(self.srv.port)
+            k = 0
+            while not stop.is_set():
+                config, layers, manifest = images[(i + k) % len(images)]
+                k += 1
+                r.push_blob(repo, big, ("mono", "chunked", "stream", "post-put")[k % 4],
+                            chunk=1024 * 1024)
+                r.put_manifest(repo, "moving", manifest)
+                if i == 0:
+                    st, _, b = r.request("DELETE", "/v2/%s/blobs/%s" % (repo, sha256(side)))
+                    if st not in (202, 404):
+                        raise AssertionError("DELETE blob: %d %r" % (st, b))
+                    r.push_blob(repo, side, "chunked", chunk=100 * 1024)
+                with lock:
+                    stats["pushes"] += 1
+            r.close()
+
+        def puller(i):
+            r = Registry(self.srv.port)
+            while not stop.is_set():
+                b = r.get_blob(repo, sha256(big))  # checks the hash
+                if len(b) != len(big):
+                    raise AssertionError("short blob")
+                m = r.get_manifest(repo, "moving")  # checks body against its digest header
+                if manifests.get(sha256(m)) != m:
+                    raise AssertionError("tag names a manifest nobody pushed: %s" % sha256(m))
+                st, h, body = r.request("GET", "/v2/%s/blobs/%s" % (repo, sha256(side)))
+                if st == 200:
+                    if sha256(body) != sha256(side):
+                        raise AssertionError("side blob: %d bytes hashing wrong" % len(body))
+                    key = "side"
+                elif st == 404:
+                    key = "side404"
+                else:
+                    raise AssertionError("side blob: status %d %r" % (st, body[:200]))
+                # a ranged read in the middle of the blob is exact too
+                st, h, part = r.request("GET", "/v2/%s/blobs/%s" % (repo, sha256(big)),
+                                        headers={"Range": "bytes=1000000-1999999"})
+                if st != 206 or part != big[1000000:2000000]:
+                    raise AssertionError("ranged GET: %d, %d bytes" % (st, len(part)))
+                with lock:
+                    stats["blob"] += 1
+                    stats["tag"] += 1
+                    stats[key] += 1
+            r.close()
+
+        def guarded(i):
+            try:
+                (pusher if i < 3 else puller)(i)
+            except BaseException:
+                stop.set()  # one failure ends the run: report it, not a pile-up
+                raise
+
+        timer = threading.Timer(float(os.environ.get("CONCURRENCY_SECONDS", "4")), stop.set)
+        timer.start()
+        errors = run_threads(9, guarded)
+        timer.cancel()
+        print("stats: %s" % stats)
+        self.check_errors(errors)
+        self.assertGreater(stats["pushes"], 0)
+        self.assertGreater(stats["blob"], 0)
+        self.fsck_clean()
+
+    def test_same_upload_session_many_patchers(self):
+        repo = "conc/session"
+        reg = self.reg()
+        loc = reg.start_upload(repo)
+        bodies = [det_bytes("patcher %d" % i, 300 * 1024) for i in range(CLIENTS)]
+        results = {}
+
+        def patch(i):
+            r = Registry(self.srv.port)
+            st, h, b = r.request("PATCH", loc, bodies[i], {"Content-Type": "application/octet-stream",
+                                                           "Content-Range": "0-%d" % (len(bodies[i]) - 1)})
+            results[i] = st
+            r.close()
+
+        self.check_errors(run_threads(CLIENTS, patch))
+        won = [i for i, st in results.items() if st == 202]
+        self.assertEqual(len(won), 1, "statuses: %s" % results)
+        self.assertEqual(sorted(st for st in results.values() if st != 202), [416] * (CLIENTS - 1))
+        st, h, _ = reg.request("GET", loc)
+        self.assertEqual((st, h.get("Range")), (204, "0-%d" % (300 * 1024 - 1)))
+        data = bodies[won[0]]
+        st, h, b = reg.request("PUT", reg.with_query(loc, digest=sha256(data)), b"")
+        self.assertEqual(st, 201, b)
+        self.assertEqual(reg.get_blob(repo, sha256(data)), data)
+        # (the blob is linked, unreferenced by any manifest: not an orphan either)
+        self.fsck_clean()
+
+
+if __name__ == "__main__":
+    berthtest.main()
