@@ -117,9 +117,10 @@ static int authorize(struct berth_request *req)
 	if (!req->auth)
 		return 1;
 	size_t n = required_access(req, access);
-	int rc = berth_auth_authorize(req->auth, berth_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION),
-				      access, n, req->challenge, sizeof(req->challenge), req->user,
-				      sizeof(req->user));
+	int rc = berth_auth_authorize_host(req->auth, berth_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION),
+					   berth_req_header(req, MHD_HTTP_HEADER_HOST), access, n,
+					   req->challenge, sizeof(req->challenge), req->user,
+					   sizeof(req->user));
 	if (rc == 0)
 		return 1;
 	if (rc == BERTH_EUNAUTHORIZED || rc == BERTH_EDENIED)

@@ -25,6 +25,7 @@
 struct berth_auth {
 	int kind; /* enum berth_auth_kind, never BERTH_AUTH_NONE */
 	char *realm;
+	int autoredirect; /* token: realm = https://<request Host>/auth/token (Distribution 2.8) */
 	char *service;
 	char *issuer;
 	struct berth_htpasswd *htpasswd; /* htpasswd */
@@ -59,11 +60,6 @@ static int setup_token(struct berth_auth *a, const struct berth_config *cfg, cha
 		snprintf(err, errlen, "auth.token.rootcertbundle (or auth.token.jwks) must be set");
 		return -1;
 	}
-	if (cfg->auth.autoredirect)
-		/* Distribution's autoredirect builds the realm from the request's Host, which the
-		 * authorizer does not see: the configured realm is used as is. */
-		berth_warn("auth.token.autoredirect is not supported: the challenge names realm %s",
-			   cfg->auth.realm);
 	a->issuer = berth_strdup(cfg->auth.issuer);
 	return berth_keyset_load(&a->keys, cfg->auth.rootcertbundle, cfg->auth.jwks, err, errlen);
 }
@@ -86,6 +82,7 @@ int berth_auth_new(struct berth_auth **out, const struct berth_config *cfg, char
 	struct berth_auth *a = berth_calloc(1, sizeof(*a));
 	a->kind = cfg->auth.kind;
 	a->realm = berth_strdup(cfg->auth.realm);
+	a->autoredirect = cfg->auth.kind == BERTH_AUTH_TOKEN && cfg->auth.autoredirect;
 	a->service = berth_strdup(cfg->auth.service);
 	switch (a->kind) {
 	case BERTH_AUTH_HTPASSWD: rc = setup_htpasswd(a, cfg, err, errlen); break;
@@ -174,11 +171,11 @@ static void put_scope(struct berth_buf *b, const struct berth_access *acc, size_
 /* Challenges are built without a cap (they hold a few names at most) and then checked to fit. */
 #define CHALLENGE_BUILD_MAX (64 * 1024)
 
-static void bearer_text(struct berth_buf *b, const struct berth_auth *a, const struct berth_access *acc,
-			size_t n, const char *error, int with_scope)
+static void bearer_text(struct berth_buf *b, const struct berth_auth *a, const char *realm,
+			const struct berth_access *acc, size_t n, const char *error, int with_scope)
 {
 	berth_buf_append(b, "Bearer realm=", 13);
-	put_quoted(b, a->realm);
+	put_quoted(b, realm);
 	berth_buf_append(b, ",service=", 9);
 	put_quoted(b, a->service);
 	if (with_scope && n > 0) {
@@ -192,15 +189,16 @@ static void bearer_text(struct berth_buf *b, const struct berth_auth *a, const s
 		berth_buf_printf(b, ",error=\"%s\"", error);
 }
 
-static void set_bearer_challenge(const struct berth_auth *a, const struct berth_access *acc, size_t n,
-				 const char *error, char *out, size_t cap)
+static void set_bearer_challenge(const struct berth_auth *a, const char *realm,
+				 const struct berth_access *acc, size_t n, const char *error, char *out,
+				 size_t cap)
 {
 	struct berth_buf b = BERTH_BUF_INIT(CHALLENGE_BUILD_MAX);
-	bearer_text(&b, a, acc, n, error, 1);
+	bearer_text(&b, a, realm, acc, n, error, 1);
 	if (b.len >= cap) {
 		/* Scopes name repositories and may not fit: the challenge without them still works. */
 		berth_buf_release(&b);
-		bearer_text(&b, a, acc, n, error, 0);
+		bearer_text(&b, a, realm, acc, n, error, 0);
 	}
 	snprintf(out, cap, "%s", b.len < cap ? b.data : "Bearer");
 	berth_buf_release(&b);
@@ -252,8 +250,9 @@ static int bearer_token(const char *authorization, const char **token, size_t *l
 	return memchr(*token, ' ', *len) == NULL;
 }
 
-static int authorize_token(struct berth_auth *a, const char *authorization, const struct berth_access *acc,
-			   size_t n, char *challenge, size_t challenge_cap, char *user, size_t user_cap)
+static int authorize_token(struct berth_auth *a, const char *realm, const char *authorization,
+			   const struct berth_access *acc, size_t n, char *challenge, size_t challenge_cap,
+			   char *user, size_t user_cap)
 {
 	const char *token, *why = NULL;
 	size_t len;
@@ -262,12 +261,12 @@ static int authorize_token(struct berth_auth *a, const char *authorization, cons
 
 	if (!bearer_token(authorization, &token, &len)) {
 		/* No token: the challenge tells the client where to get one. */
-		set_bearer_challenge(a, acc, n, NULL, challenge, challenge_cap);
+		set_bearer_challenge(a, realm, acc, n, NULL, challenge, challenge_cap);
 		return BERTH_EUNAUTHORIZED;
 	}
 	if (berth_jwt_verify(token, len, &policy, (int64_t)time(NULL), &claims, &why) < 0) {
 		berth_warn("token auth: %s", why ? why : "invalid token");
-		set_bearer_challenge(a, acc, n, "invalid_token", challenge, challenge_cap);
+		set_bearer_challenge(a, realm, acc, n, "invalid_token", challenge, challenge_cap);
 		return BERTH_EUNAUTHORIZED;
 	}
 	const char *sub = json_string_value(json_object_get(claims, "sub"));
@@ -276,7 +275,7 @@ static int authorize_token(struct berth_auth *a, const char *authorization, cons
 			berth_info("token auth: token of \"%.128s\" does not grant %s:%s:%s", sub ? sub : "",
 				   acc[i].type, acc[i].name, acc[i].action);
 			json_decref(claims);
-			set_bearer_challenge(a, acc, n, "insufficient_scope", challenge, challenge_cap);
+			set_bearer_challenge(a, realm, acc, n, "insufficient_scope", challenge, challenge_cap);
 			return BERTH_EDENIED;
 		}
 	}
@@ -285,21 +284,51 @@ static int authorize_token(struct berth_auth *a, const char *authorization, cons
 	return 0;
 }
 
-static int authorize_silly(struct berth_auth *a, const char *authorization, const struct berth_access *acc,
-			   size_t n, char *challenge, size_t challenge_cap, char *user, size_t user_cap)
+static int authorize_silly(struct berth_auth *a, const char *realm, const char *authorization,
+			   const struct berth_access *acc, size_t n, char *challenge, size_t challenge_cap,
+			   char *user, size_t user_cap)
 {
 	if (authorization && *authorization) {
 		set_user(user, user_cap, "silly");
 		return 0;
 	}
-	set_bearer_challenge(a, acc, n, NULL, challenge, challenge_cap);
+	set_bearer_challenge(a, realm, acc, n, NULL, challenge, challenge_cap);
 	return BERTH_EUNAUTHORIZED;
+}
+
+/* A Host header fit to stand in a URL: host name or address characters and a port. */
+static int host_valid(const char *host)
+{
+	size_t n = host ? strlen(host) : 0;
+	if (n == 0 || n > 255)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = host[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '-' || c == ':' || c == '[' || c == ']'))
+			return 0;
+	}
+	return 1;
 }
 
 int berth_auth_authorize(struct berth_auth *a, const char *authorization,
 			 const struct berth_access *access, size_t n, char *challenge, size_t challenge_cap,
 			 char *user, size_t user_cap)
 {
+	return berth_auth_authorize_host(a, authorization, NULL, access, n, challenge, challenge_cap,
+					 user, user_cap);
+}
+
+int berth_auth_authorize_host(struct berth_auth *a, const char *authorization, const char *host,
+			      const struct berth_access *access, size_t n, char *challenge,
+			      size_t challenge_cap, char *user, size_t user_cap)
+{
+	char redirect_realm[300];
+	const char *realm = a->realm;
+	if (a->autoredirect && host_valid(host)) {
+		snprintf(redirect_realm, sizeof(redirect_realm), "https://%s/auth/token", host);
+		realm = redirect_realm;
+	}
 	if (user && user_cap)
 		user[0] = '\0';
 	if (challenge && challenge_cap)
@@ -310,7 +339,7 @@ int berth_auth_authorize(struct berth_auth *a, const char *authorization,
 		if (a->kind == BERTH_AUTH_HTPASSWD)
 			set_basic_challenge(a, challenge, challenge_cap);
 		else
-			set_bearer_challenge(a, access, n, a->kind == BERTH_AUTH_TOKEN ? "invalid_token" : NULL,
+			set_bearer_challenge(a, realm, access, n, a->kind == BERTH_AUTH_TOKEN ? "invalid_token" : NULL,
 					     challenge, challenge_cap);
 		return BERTH_EUNAUTHORIZED;
 	}
@@ -318,9 +347,11 @@ int berth_auth_authorize(struct berth_auth *a, const char *authorization,
 	case BERTH_AUTH_HTPASSWD:
 		return authorize_basic(a, authorization, challenge, challenge_cap, user, user_cap);
 	case BERTH_AUTH_TOKEN:
-		return authorize_token(a, authorization, access, n, challenge, challenge_cap, user, user_cap);
+		return authorize_token(a, realm, authorization, access, n, challenge, challenge_cap, user,
+				       user_cap);
 	case BERTH_AUTH_SILLY:
-		return authorize_silly(a, authorization, access, n, challenge, challenge_cap, user, user_cap);
+		return authorize_silly(a, realm, authorization, access, n, challenge, challenge_cap, user,
+				       user_cap);
 	default:
 		return BERTH_ERROR;
 	}

@@ -48,4 +48,12 @@ int berth_auth_authorize(struct berth_auth *a, const char *authorization,
 			 const struct berth_access *access, size_t n, char *challenge, size_t challenge_cap,
 			 char *user, size_t user_cap);
 
+/*
+ * The same, knowing the request's Host header (may be NULL): with auth.token.autoredirect the
+ * challenge's realm is then https://<host>/auth/token, as Distribution 2.8 builds it.
+ */
+int berth_auth_authorize_host(struct berth_auth *a, const char *authorization, const char *host,
+			      const struct berth_access *access, size_t n, char *challenge,
+			      size_t challenge_cap, char *user, size_t user_cap);
+
 #endif

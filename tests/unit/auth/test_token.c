@@ -883,6 +883,36 @@ static void test_challenges(void **state)
 	berth_auth_free(a);
 }
 
+/* autoredirect: the realm is built from the request's Host, as Distribution 2.8 does. */
+static void test_autoredirect(void **state)
+{
+	(void)state;
+	struct berth_config cfg;
+	struct berth_auth *a = NULL;
+	char err[512] = "";
+	berth_config_defaults(&cfg);
+	cfg.auth.kind = BERTH_AUTH_TOKEN;
+	cfg.auth.autoredirect = 1;
+	snprintf(cfg.auth.realm, sizeof(cfg.auth.realm), "%s", REALM);
+	snprintf(cfg.auth.service, sizeof(cfg.auth.service), "%s", SERVICE);
+	snprintf(cfg.auth.issuer, sizeof(cfg.auth.issuer), "%s", ISSUER);
+	snprintf(cfg.auth.rootcertbundle, sizeof(cfg.auth.rootcertbundle), "%s", bundle_path);
+	assert_int_equal(berth_auth_new(&a, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(berth_auth_authorize_host(a, NULL, "registry.example.com:5000", pull_foo, 1,
+						   challenge, sizeof(challenge), user, sizeof(user)),
+			 BERTH_EUNAUTHORIZED);
+	assert_string_equal(challenge, "Bearer realm=\"https://registry.example.com:5000/auth/token\","
+				       "service=\"" SERVICE "\",scope=\"repository:foo:pull\"");
+	/* No usable Host (absent, or with characters no host has): the configured realm. */
+	assert_int_equal(berth_auth_authorize_host(a, NULL, "evil\"host", pull_foo, 1, challenge,
+						   sizeof(challenge), user, sizeof(user)),
+			 BERTH_EUNAUTHORIZED);
+	assert_string_equal(challenge, CH_PREFIX ",scope=\"repository:foo:pull\"");
+	assert_int_equal(authz_header(a, NULL, pull_foo, 1), BERTH_EUNAUTHORIZED);
+	assert_string_equal(challenge, CH_PREFIX ",scope=\"repository:foo:pull\"");
+	berth_auth_free(a);
+}
+
 static void test_silly(void **state)
 {
 	(void)state;
@@ -965,6 +995,7 @@ int main(void)
 		cmocka_unit_test(test_jwks),
 		cmocka_unit_test(test_access),
 		cmocka_unit_test(test_challenges),
+		cmocka_unit_test(test_autoredirect),
 		cmocka_unit_test(test_silly),
 		cmocka_unit_test(test_token_config_errors),
 	};
