@@ -255,8 +255,11 @@ class SoakTest(berthtest.OpsTestCase):
         last = max(r for _, r in samples[-third:])
         print("VmRSS (KiB): first third max %d, last third max %d (%+d); all samples: %s"
               % (first, last, last - first, [r for _, r in samples]))
-        self.assertLessEqual(last - first, SLACK_MIB * 1024,
-                             "the resident set keeps growing: %d KiB -> %d KiB" % (first, last))
+        # Under AddressSanitizer freed memory sits in its quarantine on purpose, so the resident
+        # set grows by design; LeakSanitizer checks leaks there instead (at exit).
+        if not os.environ.get("BERTH_SANITIZE"):
+            self.assertLessEqual(last - first, SLACK_MIB * 1024,
+                                 "the resident set keeps growing: %d KiB -> %d KiB" % (first, last))
 
         # The store holds together (berth is idle: fsck only reads).
         assert_fsck(self, root, ("orphan-blob",))
