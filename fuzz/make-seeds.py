@@ -479,6 +479,198 @@ def seeds_http():
     ]
 
 
+# ---- jwt -------------------------------------------------------------------------------------
+
+# Ed25519 (RFC 8032 section 6), enough to sign seed tokens with fuzz_jwt.c's fixed key: its seed
+# is SHA-256("berth fuzz ed25519 key"). Deterministic, so the seeds are the same every run.
+ED_P = 2 ** 255 - 19
+ED_Q = 2 ** 252 + 27742317777372353535851937790883648493
+ED_D = -121665 * pow(121666, ED_P - 2, ED_P) % ED_P
+
+
+def _ed_add(P, Q):
+    a, b = (P[1] - P[0]) * (Q[1] - Q[0]) % ED_P, (P[1] + P[0]) * (Q[1] + Q[0]) % ED_P
+    c, d = 2 * P[3] * Q[3] * ED_D % ED_P, 2 * P[2] * Q[2] % ED_P
+    e, f, g, h = b - a, d - c, d + c, b + a
+    return (e * f, g * h, f * g, e * h)
+
+
+def _ed_mul(s, P):
+    Q = (0, 1, 1, 0)
+    while s > 0:
+        if s & 1:
+            Q = _ed_add(Q, P)
+        P = _ed_add(P, P)
+        s >>= 1
+    return Q
+
+
+def _ed_compress(P):
+    zi = pow(P[2], ED_P - 2, ED_P)
+    x, y = P[0] * zi % ED_P, P[1] * zi % ED_P
+    return (y | ((x & 1) << 255)).to_bytes(32, "little")
+
+
+def _ed_base():
+    y = 4 * pow(5, ED_P - 2, ED_P) % ED_P
+    x2 = (y * y - 1) * pow(ED_D * y * y + 1, ED_P - 2, ED_P)
+    x = pow(x2, (ED_P + 3) // 8, ED_P)
+    if (x * x - x2) % ED_P:
+        x = x * pow(2, (ED_P - 1) // 4, ED_P) % ED_P
+    if x & 1:
+        x = ED_P - x
+    return (x, y, 1, x * y % ED_P)
+
+
+ED_SEED = hashlib.sha256(b"berth fuzz ed25519 key").digest()
+
+
+def _ed_expand():
+    h = hashlib.sha512(ED_SEED).digest()
+    a = int.from_bytes(h[:32], "little") & ((1 << 254) - 8) | (1 << 254)
+    return a, h[32:]
+
+
+def ed_public():
+    return _ed_compress(_ed_mul(_ed_expand()[0], _ed_base()))
+
+
+def ed_sign(msg):
+    a, prefix = _ed_expand()
+    A = ed_public()
+    r = int.from_bytes(hashlib.sha512(prefix + msg).digest(), "little") % ED_Q
+    R = _ed_compress(_ed_mul(r, _ed_base()))
+    k = int.from_bytes(hashlib.sha512(R + A + msg).digest(), "little") % ED_Q
+    return R + ((r + k * a) % ED_Q).to_bytes(32, "little")
+
+
+def b64u(b):
+    import base64
+    return base64.urlsafe_b64encode(b).rstrip(b"=")
+
+
+def libtrust_kid(spki_der):
+    import base64
+    s = base64.b32encode(hashlib.sha256(spki_der).digest()[:30]).decode()
+    return ":".join(s[i:i + 4] for i in range(0, 48, 4))
+
+
+ED_X = b64u(ed_public()).decode()
+ED_KID = libtrust_kid(bytes.fromhex("302a300506032b6570032100") + ed_public())
+FUTURE, PAST = 4102444800, 1500000000  # 2100-01-01, 2017-07-14
+
+
+def jws(header, claims, signed=True):
+    h = header if isinstance(header, bytes) else j(header)
+    c = claims if isinstance(claims, bytes) else j(claims)
+    inp = b64u(h) + b"." + b64u(c)
+    return inp + b"." + b64u(ed_sign(inp) if signed else b"\x00" * 64)
+
+
+def seeds_jwt():
+    acc = [{"type": "repository", "name": "library/fuzz", "actions": ["pull", "push"]},
+           {"type": "registry", "name": "catalog", "actions": ["*"]}]
+    good = {"iss": "fuzz-issuer", "sub": "alice", "aud": "fuzz-service", "exp": FUTURE, "nbf": PAST,
+            "iat": PAST, "jti": "1", "access": acc}
+    H = {"alg": "EdDSA", "typ": "JWT", "kid": "fuzz-ed25519"}
+    claim_variants = [
+        good, dict(good, aud=["other", "fuzz-service"]), dict(good, access=acc[:1]),
+        dict(good, access=[{"type": "repository", "name": "library/fuzz", "actions": ["pull"]}]),
+        dict(good, access=[{"type": "repository", "name": "library/fuzz", "actions": ["*"]}]),
+        dict(good, access=[{"type": "repository", "name": "library/fuzz", "actions": ["pull"]},
+                           {"type": "repository", "name": "library/fuzz", "actions": ["push"]}]),
+        dict(good, access=None), {k: v for k, v in good.items() if k != "access"},
+        dict(good, access=[{"type": "repository", "name": "library/fuzz", "actions": "pull"}]),
+        dict(good, access=[{"type": 1, "name": "library/fuzz"}]), dict(good, access={}),
+        dict(good, exp=PAST), dict(good, nbf=FUTURE), dict(good, iat=FUTURE), dict(good, iss="evil"),
+        dict(good, aud="other"), dict(good, aud=[]), dict(good, exp="2100"), dict(good, exp=FUTURE + 0.5),
+        {k: v for k, v in good.items() if k != "exp"}, dict(good, sub=1), dict(good, exp=1e300),
+    ]
+    out = [jws(H, c) for c in claim_variants]
+    out += [
+        jws(dict(H, kid=ED_KID), good),
+        jws({"alg": "EdDSA", "jwk": {"kty": "OKP", "crv": "Ed25519", "x": ED_X}}, good),
+        jws({"alg": "EdDSA", "jwk": {"kty": "OKP", "crv": "Ed25519", "x": ED_X}, "kid": "nope"}, good),
+        jws(H, good, signed=False), jws(dict(H, kid="nope"), good), jws({"alg": "EdDSA"}, good),
+        jws(dict(H, alg="none"), good), jws(dict(H, alg="HS256"), good), jws(dict(H, alg="RS256"), good),
+        jws(dict(H, alg="ES256"), good), jws(dict(H, crit=["exp"]), good), jws(dict(H, x5c="MII"), good),
+        jws(dict(H, x5c=["MIIB"]), good), jws(dict(H, x5c=[]), good),
+        jws({"alg": "RS256", "kid": "fuzz-rsa"}, good, signed=False),
+        jws({"alg": "PS384", "kid": "fuzz-rsa"}, good, signed=False),
+        jws({"alg": "ES512", "kid": "fuzz-rsa"}, good, signed=False),
+        jws(b"[]", good), jws(b'{"alg":"EdDSA","alg":"EdDSA"}', good), jws(H, b"null"),
+        jws(H, j(good) + b"x"), jws(H, j(good).replace(b'"sub"', b'"sub","sub":"bob"')),
+    ]
+    t = jws(H, good)
+    parts = t.split(b".")
+    out += [t + b"==", parts[0] + b"==." + parts[1] + b"." + parts[2], t + b".", b"." + t, b"a.b",
+            b"a..c", b"...", parts[0] + b"." + parts[1] + b"." + parts[2][:-1],
+            parts[0] + b"." + parts[1] + b"." + parts[2] + b"A", t.replace(b"-", b"+"), t + b" x",
+            b"e30.e30.e30", b""]
+    # Whole Authorization values (the target also sends each input as the header itself).
+    out += [b"Bearer " + t, b"bearer " + t, b"Bearer  " + t, b"Bearer", b"Basic dXNlcjpwYXNz",
+            b"basic YWxpY2U6ZnV6eg==", b"Basic OnBhc3M=", b"Basic dXNlcg==", b"Basic dXNlcjpw\x00YXNz",
+            b"Basic " + b"QUFB" * 100, b"Negotiate abc"]
+    # Header "\n" claims that the target signs itself (@X5C@, @KID@, @JWK@: its EC key).
+    cg = j(good)
+    for h in [{"alg": "ES256", "typ": "JWT", "x5c": ["@X5C@"]}, {"alg": "ES256", "kid": "@KID@"},
+              {"alg": "ES256", "jwk": "@JWK@"}, {"alg": "RS256", "kid": "fuzz-rsa"},
+              {"alg": "PS256", "kid": "fuzz-rsa"}, {"alg": "RS512", "kid": "fuzz-rsa"},
+              {"alg": "PS384", "kid": "fuzz-rsa"}, {"alg": "EdDSA", "kid": "fuzz-ed25519"},
+              {"alg": "ES384", "kid": "@KID@"}, {"alg": "none"}, {"alg": "HS256", "kid": "fuzz-rsa"},
+              {"alg": "ES256", "x5c": ["@X5C@", "@X5C@"]}, {"alg": "RS256", "x5c": ["@X5C@"]},
+              {"alg": "EdDSA", "jwk": {"kty": "OKP", "crv": "Ed25519", "x": ED_X}},
+              {"alg": "RS256", "jwk": {"kty": "RSA", "n": "AQAB", "e": "AQAB"}},
+              {"alg": "ES256", "jwk": "@JWK@", "x5c": ["@X5C@"]}, {"alg": "ES256", "kid": "@KID@", "crit": []}]:
+        out.append(j(h).replace(b'"@JWK@"', b"@JWK@") + b"\n" + cg)
+    for c in claim_variants[1:12]:
+        out.append(b'{"alg":"ES256","kid":"@KID@"}\n' + j(c))
+    # JWKs on their own.
+    p256x = b64u(bytes.fromhex("6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296")).decode()
+    p256y = b64u(bytes.fromhex("4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5")).decode()
+    out += [j({"kty": "EC", "crv": "P-256", "x": p256x, "y": p256y}),
+            j({"kty": "EC", "crv": "P-256", "x": p256x, "y": p256x}),
+            j({"kty": "EC", "crv": "P-384", "x": p256x, "y": p256y}),
+            j({"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA"}),
+            j({"kty": "RSA", "n": b64u(b"\xc3" * 128).decode(), "e": "AQAB"}),
+            j({"kty": "RSA", "n": "", "e": "AQAB"}), j({"kty": "OKP", "crv": "Ed25519", "x": ED_X}),
+            j({"kty": "OKP", "crv": "Ed448", "x": ED_X}), j({"kty": "oct", "k": "c2VjcmV0"}), j({"kty": 1})]
+    return out
+
+
+# ---- htpasswd --------------------------------------------------------------------------------
+
+# bcrypt hashes of the password "fuzz" (htpasswd -nbB -C 4), the ones fuzz_htpasswd.c knows.
+HT_ALICE = b"$2y$04$CoZg6HJXBZ33eWEPjpOZQ.K5VQtqbJFPLgRFZ6xPXBX8teRZ8pPfu"
+HT_BOB = b"$2y$04$lYlOuwT5wlzoLEbmZRzU8.NZl2u.9iadGXvLt2mAhgEHGx5xxL/0G"
+HT_CAROL = b"$2y$05$gOLjz0M326lNg/jma70gfulbBEYx67U4Pdhx1pp5n7zlufYumgRBu"
+
+
+def seeds_htpasswd():
+    a, b, c = b"alice:" + HT_ALICE, b"bob:" + HT_BOB, b"carol:" + HT_CAROL
+    slow = b"$2y$31$" + HT_ALICE[7:]
+    return [
+        a + b"\n", a, a + b"\n" + b + b"\n" + c + b"\n", a + b"\r\n" + b + b"\r\n",
+        b"# users\n\n" + a + b"\n   \n# " + b + b"\n" + c + b"\n",
+        b"  " + a + b"\t \n\t" + b + b"\r\n", b"alice : " + HT_ALICE + b"\n",
+        a + b"\nalice:" + HT_CAROL + b"\n", b"alice:" + HT_CAROL + b"\n" + a + b"\n",
+        b"bob:" + HT_ALICE.replace(b"$2y$", b"$2a$") + b"\n" + b"eve:" + HT_BOB.replace(b"$2y$", b"$2b$"),
+        b"dave:$apr1$r31.....$HqJZimcKQFAMYayBlzkrA/\n" + a + b"\n",
+        b"frank:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n" + b + b"\n",
+        b"gina:rl0uy4F5vQ9H.\n" + b"henry:$1$salt$qJH7.N4xYta3aEG/dfqo/0\n" + b"ivan:$6$salt$abc\n",
+        b"plaintext:fuzz\n" + c + b"\n", b"no colon here\n" + a + b"\n", b":" + HT_ALICE + b"\n" + b + b"\n",
+        b"alice\n", b"alice:\n", b"alice::" + HT_ALICE + b"\n", b"alice:" + HT_ALICE + b":extra\n",
+        b"alice:" + HT_ALICE[:-1] + b"\n", b"alice:" + HT_ALICE + b"x\n",
+        b"alice:" + HT_ALICE.replace(b"$2y$", b"$2x$") + b"\n", b"alice:" + HT_ALICE.replace(b"$04$", b"$4$") + b"\n",
+        b"alice:" + HT_ALICE[:20] + b"!" + HT_ALICE[21:] + b"\n",
+        b"aaron:" + slow + b"\n" + a + b"\n", b"aaron:$2y$40$" + HT_ALICE[7:] + b"\n" + a + b"\n",
+        b"nobody:" + HT_BOB + b"\n" + a + b"\n", "zoë:".encode() + HT_ALICE + b"\n",
+        b"a b:" + HT_ALICE + b"\n", b"alice:" + HT_ALICE + b"\x00\n" + b + b"\n", b"\x00" + a,
+        b"", b"\n", b"#\n", b"\r\n\r\n", b"\n".join([b"u%d:" % i + HT_ALICE for i in range(40)]) + b"\n",
+        b"\xff\xfe" + a + b"\n", a + b"\r\r\n", a.replace(b":", b"\t:") + b"\n",
+    ]
+
+
 # ---- dictionaries ----------------------------------------------------------------------------
 
 JSON_TOKENS = ["{", "}", "[", "]", ":", ",", '"', "null", "true", "false", "0", "-1", "1e400",
@@ -509,6 +701,12 @@ def dict_file(tokens):
     return "\n".join(lines) + "\n"
 
 
+JWT_KEYS = ["alg", "typ", "kid", "x5c", "jwk", "crit", "kty", "crv", "x", "y", "n", "e", "use", "iss", "sub",
+            "aud", "exp", "nbf", "iat", "jti", "access", "type", "name", "actions"]
+JWT_VALUES = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "none",
+              "HS256", "RSA", "EC", "OKP", "P-256", "P-384", "P-521", "Ed25519", "sig", "repository", "registry",
+              "catalog", "library/fuzz", "pull", "push", "delete", "*", "fuzz-issuer", "fuzz-service",
+              "fuzz-ed25519", "fuzz-rsa", "@JWK@"]
 CONFIG_WORDS = sorted(set(
     "version log accesslog disabled level formatter fields hooks loglevel storage filesystem rootdirectory "
     "maxthreads inmemory s3 accesskey secretkey region regionendpoint bucket secure v4auth chunksize "
@@ -537,12 +735,17 @@ DICTS = {
         "'", '"', "? ", "---", "...", "true", "false", "yes", "1h30m", "10ms", "-5s", "1.5", "tls1.2",
         "json", "text", "logstash", "debug", "inmemory", "redis", "unix", "tcp"],
     "http": HTTP_TOKENS + ['"%s"' % k for k in MANIFEST_KEYS] + MEDIA_TYPES,
+    "jwt": JSON_TOKENS + ['"%s"' % k for k in JWT_KEYS] + ['"%s"' % v for v in JWT_VALUES] + [
+        ".", "\n", "=", "-", "_", "eyJ", "Bearer ", "Basic ", "@X5C@", "@KID@", "@JWK@", "MII", "AQAB",
+        b64u(b'{"alg":"').decode(), b64u(b'{"alg":"EdDSA","kid":"fuzz-ed25519"}').decode()],
+    "htpasswd": [":", "\n", "\r\n", "#", " ", "\t", "$2y$", "$2a$", "$2b$", "$2x$", "04$", "05$", "31$",
+                 "$apr1$", "{SHA}", "$1$", "$6$", "alice:", "bob:", "nobody:", HT_ALICE, HT_BOB, HT_CAROL],
 }
 
 SEEDS = {
     "name": seeds_name, "reference": seeds_reference, "range": seeds_range, "uuid": seeds_uuid,
     "query": seeds_query, "manifest": seeds_manifest, "hashstate": seeds_hashstate,
-    "config": seeds_config, "http": seeds_http,
+    "config": seeds_config, "http": seeds_http, "jwt": seeds_jwt, "htpasswd": seeds_htpasswd,
 }
 
 
