@@ -12,7 +12,6 @@ import os
 import random
 import re
 import socket
-import subprocess
 import time
 import urllib.parse
 

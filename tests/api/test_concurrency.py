@@ -15,8 +15,6 @@ Each class runs its own berth (with --delete) on its own root; fsck runs on it w
 
 import os
 import threading
-import time
-import http.client
 
 import berthtest
 from berthtest import setUpModule, tearDownModule  # noqa: F401

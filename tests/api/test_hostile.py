@@ -18,8 +18,6 @@ serving (GET /v2/ answers 200 after every case) and write nothing where it shoul
     is back to normal (and no descriptor leaked) once they close.
 """
 
-import hashlib
-import json
 import os
 import re
 import socket
@@ -115,7 +113,7 @@ class HostileTest(berthtest.OpsTestCase):
     def raw(self, data, timeout=10):
         return raw_exchange(self.port, data, timeout=timeout)
 
-    def req(self, method, path, body=None, headers=None):
+    def req(self, method, path, body=None, headers=None, timeout=10):
         h = {"Connection": "close"}
         h.update(headers or {})
         lines = ["%s %s HTTP/1.1" % (method, path), "Host: 127.0.0.1"]
@@ -123,7 +121,7 @@ class HostileTest(berthtest.OpsTestCase):
             h["Content-Length"] = str(len(body))
         lines += ["%s: %s" % kv for kv in h.items()]
         raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
-        resp = self.raw(raw)
+        resp = self.raw(raw, timeout=timeout)
         return status_of(resp), resp
 
     def expect(self, method, path, statuses, body=None, headers=None, codes=None):
@@ -317,7 +315,10 @@ class HostileTest(berthtest.OpsTestCase):
     def test_bad_lengths_and_ranges(self):
         for cl in ["99999999999999999999999", "18446744073709551616", "18446744073709551615",
                    "-1", "1e3", "0x10", "5, 6", "+5", "5 5", "5x"]:
-            st, resp = self.req("PATCH", self.r.start_upload("ok/len"), b"hello", {"Content-Length": cl})
+            # (2^64-1 is libmicrohttpd's "unknown size": taken as a body read until the client
+            # closes, hence no answer within the timeout: 0)
+            st, resp = self.req("PATCH", self.r.start_upload("ok/len"), b"hello", {"Content-Length": cl},
+                                timeout=1.5)
             self.assertIn(st, (0, 400, 411, 413), "Content-Length %r -> %d %r" % (cl, st, resp[:300]))
             self.assert_alive("Content-Length: " + cl)
         # Content-Length with chunked
@@ -328,7 +329,7 @@ class HostileTest(berthtest.OpsTestCase):
         for chunk in [b"fffffffffffffffffffff\r\nx", b"-5\r\nhello", b"zz\r\n", b"5\r\nhelloXX0\r\n\r\n"]:
             raw = (b"PATCH %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
                    % self.r.start_upload("ok/len").encode()) + chunk
-            self.assertIn(status_of(self.raw(raw, timeout=3)), (0, 400, 413))
+            self.assertIn(status_of(self.raw(raw, timeout=1)), (0, 400, 413))
             self.assert_alive("chunk %r" % chunk[:20])
         # Content-Range in PATCH
         for cr in ["0-18446744073709551615", "18446744073709551615-18446744073709551616",
@@ -503,9 +504,9 @@ class HostileTest(berthtest.OpsTestCase):
         for t in ts:
             t.start()
         try:
-            time.sleep(1.5)  # all of them now hold a connection and trickle
+            time.sleep(1.0)  # all of them now hold a connection and trickle
             worst = 0.0
-            t_end = time.time() + 4
+            t_end = time.time() + 2.5
             n = 0
             while time.time() < t_end:
                 t0 = time.time()
@@ -538,15 +539,15 @@ class HostileTest(berthtest.OpsTestCase):
         return socks, refused
 
     def probe(self):
-        """A fresh client's GET /v2/: 'ok' (200 within 5 s) or 'refused' (an error at once)."""
+        """A fresh client's GET /v2/: 'ok' (200 within 2 s) or 'refused' (an error at once)."""
         t0 = time.time()
-        r = Registry(self.port, timeout=5)
+        r = Registry(self.port, timeout=2)
         try:
             st = r.ping()
             r.close()
             return "ok" if st == 200 else "status %d" % st
         except (ConnectionError, OSError) as e:
-            if time.time() - t0 > 4.5:
+            if time.time() - t0 > 1.5:
                 return "hung (%r)" % e
             return "refused"
 
