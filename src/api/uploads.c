@@ -74,7 +74,10 @@ static int on_upload_body(struct berth_request *req, const char *data, size_t n)
 {
 	struct upload_req *st = req->state;
 	int rc = berth_upload_write(st->upload, data, n);
-	if (rc < 0)
+	if (rc == BERTH_ERANGE)
+		berth_req_fail(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, "RANGE_INVALID",
+			       "the upload is complete: nothing can be appended", NULL);
+	else if (rc < 0)
 		berth_api_storage_fail(req, rc, "cannot write upload");
 	return rc;
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -172,6 +173,23 @@ static const char *strip_prefix(const struct berth_server *srv, const char *url)
 	return url + srv->prefix_len;
 }
 
+static enum MHD_Result count_content_length(void *cls, enum MHD_ValueKind kind, const char *key,
+					    const char *value)
+{
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		(*(int *)cls)++;
+	return MHD_YES;
+}
+
+/* Two Content-Length headers make the body's end ambiguous (RFC 9112 6.3): a proxy reading the
+ * other one would desynchronise from berth (request smuggling), so the request is refused. */
+static int framing_ambiguous(struct MHD_Connection *conn)
+{
+	int n = 0;
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, count_content_length, &n);
+	return n > 1;
+}
+
 /* With http.tls.clientcas, a client must present a certificate that chains to one of them. */
 static int client_cert_verified(struct MHD_Connection *conn)
 {
@@ -220,6 +238,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (srv->verify_client_certs && !client_cert_verified(conn)) {
 			berth_req_error(req, MHD_HTTP_UNAUTHORIZED, "UNAUTHORIZED",
 					"a verified client certificate is required", NULL);
+			return MHD_YES;
+		}
+		if (framing_ambiguous(conn)) {
+			berth_req_error(req, MHD_HTTP_BAD_REQUEST, "UNSUPPORTED",
+					"more than one Content-Length header", NULL);
 			return MHD_YES;
 		}
 		url = strip_prefix(srv, url);

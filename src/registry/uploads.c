@@ -112,7 +112,10 @@ int berth_upload_create(struct berth_registry *r, const char *name, char uuid_ou
 	rc = berth_path_upload_startedat(path, name, uuid_out);
 	if (rc < 0)
 		return rc;
-	return berth_storage_put_content(r->driver, path, startedat, strlen(startedat));
+	rc = berth_storage_put_content(r->driver, path, startedat, strlen(startedat));
+	if (rc < 0 && berth_path_upload_dir(path, name, uuid_out) == 0)
+		berth_storage_remove(r->driver, path); /* best effort: no startedat, nothing would purge it */
+	return rc;
 }
 
 int berth_upload_open(struct berth_upload **out, struct berth_registry *r, const char *name,
@@ -293,11 +296,18 @@ int berth_upload_checkpoint(struct berth_upload *u)
 	return rc;
 }
 
+/* Removes startedat first: a session is gone in one step, so a crash part-way through the
+ * removal of the rest never leaves a live session with some of its files missing. */
 static int remove_session(struct berth_upload *u)
 {
 	char path[BERTH_PATH_MAX];
-	int rc = berth_path_upload_dir(path, u->name, u->uuid);
+	int rc = berth_path_upload_startedat(path, u->name, u->uuid);
 	if (rc < 0)
+		return rc;
+	rc = berth_storage_remove(u->reg->driver, path);
+	if (rc < 0 && rc != BERTH_ENOTFOUND)
+		return rc;
+	if ((rc = berth_path_upload_dir(path, u->name, u->uuid)) < 0)
 		return rc;
 	rc = berth_storage_remove(u->reg->driver, path);
 	return rc == BERTH_ENOTFOUND ? 0 : rc;

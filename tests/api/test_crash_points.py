@@ -79,7 +79,6 @@ class CrashPointTest(berthtest.OpsTestCase):
             return False
         return True
 
-    @unittest.expectedFailure  # berth: the session can survive with its data gone (see the report)
     def test_kill_during_session_removal(self):
         """k-th unlinkat in the session directory (committed record, hashstates, startedat,
         the directory itself): the session is whole or gone, never empty-but-alive."""

@@ -187,7 +187,6 @@ class DiskFullTest(berthtest.OpsTestCase):
         self.assertEqual(reg.get_blob("full/more", sha256(data)), data)
         assert_fsck(self, self.root, ("stale-upload",))
 
-    @unittest.expectedFailure  # berth bug: the empty upload directory stays behind
     def test_failed_upload_create_leaves_nothing(self):
         """POST /v2/<name>/blobs/uploads/ refused with 507 must not leave an empty
         _uploads/<id> directory: without its startedat file nothing ever purges it."""

@@ -361,7 +361,6 @@ class HostileTest(berthtest.OpsTestCase):
                 self.assertEqual(b, self.blob[int(m.group(1)):int(m.group(2)) + 1])
             self.assert_alive("Range " + rng)
 
-    @unittest.expectedFailure  # berth (libmicrohttpd 0.9.75) takes the first of the two values
     def test_conflicting_content_lengths_refused(self):
         """Two different Content-Length headers are an unrecoverable framing error (RFC 9112
         6.3): the request must be refused with 400, not read with one of them, or a proxy that
