@@ -135,8 +135,6 @@ static int check_supported(const struct berth_config *cfg)
 		what = "storage.s3";
 	else if (cfg->proxy.remoteurl[0])
 		what = "proxy";
-	else if (cfg->http.net == BERTH_NET_UNIX)
-		what = "http.net: unix";
 	if (what) {
 		fprintf(stderr, "berth: configuration error: %s is not supported yet\n", what);
 		return -1;
@@ -319,6 +317,7 @@ static int serve(const struct berth_config *cfg)
 	so.headers = http.headers;
 	so.n_headers = http.n_headers;
 	so.auth = auth;
+	so.unix_socket = cfg->http.net == BERTH_NET_UNIX;
 	if (berth_server_start(&srv, &so, reg) < 0)
 		goto out_registry;
 	if (cfg->http.debug_addr[0]) {

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
@@ -297,7 +299,9 @@ static void log_access(struct berth_request *req, double ms)
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	char host[64] = "-";
-	if (ci && ci->client_addr)
+	if (ci && ci->client_addr && ci->client_addr->sa_family == AF_UNIX)
+		snprintf(host, sizeof(host), "unix");
+	else if (ci && ci->client_addr)
 		getnameinfo(ci->client_addr,
 			    ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 								   : sizeof(struct sockaddr_in),
@@ -412,6 +416,26 @@ static void set_prefix(struct berth_server *s, const char *prefix)
 	s->prefix_len = strlen(s->prefix);
 }
 
+/* http.net: unix: a listening socket at path (a stale socket file there is replaced). */
+static int listen_unix(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -1;
+	strcpy(sa.sun_path, path);
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 1024) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 int berth_server_start(struct berth_server **out, const struct berth_server_options *opts,
 		       struct berth_registry *reg)
 {
@@ -419,8 +443,17 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 	socklen_t sslen = 0;
 	unsigned threads = opts->threads;
 	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	int listen_fd = -1; /* MHD_INVALID_SOCKET: MHD binds ss itself */
 
-	if (berth_http_resolve_addr(opts->addr, &ss, &sslen) < 0) {
+	if (opts->unix_socket) {
+		memset(&ss, 0, sizeof(ss));
+		ss.ss_family = AF_INET;
+		listen_fd = listen_unix(opts->addr);
+		if (listen_fd < 0) {
+			berth_error("cannot listen on unix socket '%s'", opts->addr);
+			return BERTH_ERROR;
+		}
+	} else if (berth_http_resolve_addr(opts->addr, &ss, &sslen) < 0) {
 		berth_error("invalid listen address '%s'", opts->addr);
 		return BERTH_EINVALID;
 	}
@@ -449,7 +482,9 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 						       : ((struct sockaddr_in *)&ss)->sin_port);
 	s->daemon = MHD_start_daemon(flags, port, NULL, NULL, on_request, s,
 				     MHD_OPTION_EXTERNAL_LOGGER, berth_http_mhd_logger, NULL,
-				     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+				     MHD_OPTION_LISTEN_SOCKET, listen_fd,
+				     /* with a listening socket given, MHD binds nothing itself */
+				     MHD_OPTION_SOCK_ADDR, opts->unix_socket ? NULL : (struct sockaddr *)&ss,
 				     MHD_OPTION_THREAD_POOL_SIZE, threads,
 				     MHD_OPTION_CONNECTION_TIMEOUT, opts->conn_timeout,
 				     MHD_OPTION_CONNECTION_LIMIT, opts->conn_limit,
@@ -465,6 +500,9 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 				     MHD_OPTION_END);
 	if (!s->daemon) {
 		berth_error("cannot listen on %s", opts->addr);
+		if (listen_fd >= 0)
+			close(listen_fd);
+		free(s->prefix);
 		free(s);
 		return BERTH_ERROR;
 	}

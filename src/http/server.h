@@ -33,8 +33,9 @@ struct berth_server_options {
 	const struct berth_http_header *headers; /* http.headers added to every answer */
 	size_t n_headers;
 	struct berth_auth *auth;   /* borrowed; NULL = no authentication */
+	int unix_socket;           /* http.net: unix: addr is a filesystem path to listen on */
 };
-#define BERTH_SERVER_OPTIONS_INIT { "127.0.0.1:5000", 0, 60, 4096, 256 * 1024, 1, NULL, NULL, NULL, NULL, NULL, 0, NULL }
+#define BERTH_SERVER_OPTIONS_INIT { "127.0.0.1:5000", 0, 60, 4096, 256 * 1024, 1, NULL, NULL, NULL, NULL, NULL, 0, NULL, 0 }
 
 /* Parses "HOST:PORT", "[V6]:PORT" or ":PORT" (all interfaces) into a socket address.
  * 0 or BERTH_EINVALID. */
