@@ -670,6 +670,11 @@ void berth_config__headers_free(struct berth_headers *h)
 int berth_config__check_regex(struct cfg_ctx *c, int line, const char *key, const char *re)
 {
 	regex_t rx;
+	if (berth_regex_too_complex(re)) {
+		char sb[80];
+		return berth_config__fail(c, line, key, "regular expression '%s' is too complex",
+					  shown(re, sb, sizeof(sb)));
+	}
 	int rc = regcomp(&rx, re, REG_EXTENDED | REG_NOSUB);
 	if (rc != 0) {
 		char msg[128], sb[80];

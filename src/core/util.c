@@ -144,6 +144,93 @@ char *berth_buf_detach(struct berth_buf *b, size_t *len)
 	return d;
 }
 
+/* Copies glibc's regcomp makes of the atom before a repetition operator at *p ("x+" is expanded
+ * to "x x*", "x{n,m}" to m copies); advances *p past the operator. 0 if *p is not one. */
+static uint64_t repetition_copies(const char **p)
+{
+	const char *q = *p;
+	uint64_t n = 0, m = 0;
+	switch (*q) {
+	case '+':
+		*p = q + 1;
+		return 2;
+	case '*':
+	case '?':
+		*p = q + 1;
+		return 1;
+	case '{':
+		break;
+	default:
+		return 0;
+	}
+	q++;
+	if (*q < '0' || *q > '9')
+		return 0; /* a literal '{' */
+	while (*q >= '0' && *q <= '9' && n < 100000)
+		n = n * 10 + (uint64_t)(*q++ - '0');
+	m = n + 1;
+	if (*q == ',') {
+		q++;
+		uint64_t upper = 0;
+		while (*q >= '0' && *q <= '9' && upper < 100000)
+			upper = upper * 10 + (uint64_t)(*q++ - '0');
+		if (upper > m)
+			m = upper;
+	}
+	if (*q == '}')
+		q++;
+	*p = q;
+	return m ? m : 1;
+}
+
+int berth_regex_too_complex(const char *re)
+{
+	enum { MAX_DEPTH = 64 };
+	const uint64_t budget = 100000; /* parse-tree nodes after expansion, roughly */
+	uint64_t sum[MAX_DEPTH + 1] = { 0 }; /* cost of the group being read at each depth */
+	int depth = 0;
+
+	if (strlen(re) > 4096)
+		return 1;
+	for (const char *p = re; *p;) {
+		uint64_t atom;
+		if (*p == '(') {
+			if (++depth > MAX_DEPTH)
+				return 1;
+			sum[depth] = 0;
+			p++;
+			continue;
+		}
+		if (*p == ')' && depth > 0) {
+			atom = sum[depth--] + 1;
+			p++;
+		} else if (*p == '[') {
+			/* a bracket expression is one atom: skip to its closing ']' */
+			const char *q = p + 1;
+			if (*q == '^')
+				q++;
+			if (*q == ']')
+				q++;
+			while (*q && *q != ']')
+				q++;
+			p = *q ? q + 1 : q;
+			atom = 1;
+		} else {
+			p += (*p == '\\' && p[1]) ? 2 : 1;
+			atom = 1;
+		}
+		for (uint64_t copies; (copies = repetition_copies(&p)) != 0;) {
+			atom *= copies;
+			if (atom > budget)
+				return 1;
+		}
+		sum[depth] += atom;
+		if (sum[depth] > budget)
+			return 1;
+	}
+	return 0;
+}
+
 uint64_t berth_now_ns(void)
 {
 	struct timespec ts;

@@ -38,6 +38,15 @@ void berth_buf_release(struct berth_buf *b);
 /* Hands the data to the caller (who frees it) and resets the buffer. */
 char *berth_buf_detach(struct berth_buf *b, size_t *len);
 
+/*
+ * 1 if compiling this POSIX extended regular expression could take unbounded memory: glibc's
+ * regcomp copies an atom for each repetition it expands ("x+" is "x x*", "x{1000}" is 1000
+ * copies), so stacked and nested repetitions multiply. The estimate follows that expansion
+ * (groups sum their contents, operators multiply); real patterns (URL prefixes) are far below
+ * the budget.
+ */
+int berth_regex_too_complex(const char *re);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t berth_now_ns(void);
 

@@ -17,7 +17,8 @@ static int compile_patterns(regex_t **out, const char *const *patterns, size_t n
 {
 	regex_t *re = berth_calloc(n, sizeof(*re));
 	for (size_t i = 0; i < n; i++) {
-		if (regcomp(&re[i], patterns[i], REG_EXTENDED | REG_NOSUB) != 0) {
+		if (berth_regex_too_complex(patterns[i]) ||
+		    regcomp(&re[i], patterns[i], REG_EXTENDED | REG_NOSUB) != 0) {
 			while (i-- > 0)
 				regfree(&re[i]);
 			free(re);
