@@ -39,11 +39,16 @@ class UnixSocketTest(unittest.TestCase):
         binary = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
         proc = subprocess.Popen([binary, "serve", cfg], stderr=subprocess.PIPE)
         self.addCleanup(lambda: (proc.poll() is None and proc.terminate(), proc.wait(10)))
-        for _ in range(200):
-            if os.path.exists(sock):
+        # The socket file appears at bind(), before listen(): wait until a request answers.
+        deadline = time.time() + 20
+        while True:
+            try:
+                st, head, body = request("/v2/", sock)
                 break
-            time.sleep(0.02)
-        st, head, body = request("/v2/", sock)
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.05)
         self.assertEqual(st, 200, head)
         self.assertIn("Docker-Distribution-API-Version: registry/2.0", head)
         blob = b"over a unix socket"
