@@ -46,7 +46,7 @@
 #include "storage/driver.h"
 #include "storage/storage.h"
 
-#define HTTP_DEADLINE_MS 5000
+#define HTTP_DEADLINE_MS 8000 /* below the server's conn_timeout (10 s): a stall is caught */
 #define RESET_EVERY 2000
 #define PROBE_EVERY 64
 #define PLACEHOLDER "@UUID@"
@@ -251,13 +251,36 @@ static long server_rqueue(unsigned client_port)
  * connection then idles until its timeout). A FIN that arrives after the queue was drained is a
  * new edge, and the server sees it.
  */
-#define WAIT_CONSUMED_MS 500
+#define WAIT_CONSUMED_MS 3000
+static long unread_at_shutdown; /* what the server had not read when the FIN went (diagnostics) */
 static void wait_consumed(unsigned client_port)
 {
 	int64_t deadline = now_ms() + WAIT_CONSUMED_MS;
 	long q;
 	while ((q = server_rqueue(client_port)) != 0 && now_ms() < deadline)
 		usleep(q < 0 ? 2000 : 20); /* without sock_diag, a plain pause */
+	unread_at_shutdown = q;
+}
+
+/*
+ * Connects fd to the server. libFuzzer's -timeout alarm (SIGALRM, not SA_RESTART) can interrupt
+ * connect(); the connection then completes in the background, so wait for it rather than
+ * calling connect() again (that would answer EALREADY).
+ */
+static void connect_to_server(int fd, const struct sockaddr_in *sa)
+{
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0)
+		return;
+	FUZZ_CHECK(errno == EINTR || errno == EINPROGRESS, "connect to the server: %s", strerror(errno));
+	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+	int n;
+	while ((n = poll(&pfd, 1, HTTP_DEADLINE_MS)) < 0 && errno == EINTR)
+		;
+	FUZZ_CHECK(n == 1, "connect to the server: no answer within %d ms", HTTP_DEADLINE_MS);
+	int err = 0;
+	socklen_t len = sizeof(err);
+	FUZZ_CHECK(getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0,
+		   "connect to the server: %s", strerror(err));
 }
 
 /*
@@ -273,12 +296,12 @@ static ssize_t exchange(const char *req, size_t len, int shut, char *head, size_
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	FUZZ_CHECK(fd >= 0, "socket: %s", strerror(errno));
-	FUZZ_CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect to the server: %s",
-		   strerror(errno));
+	connect_to_server(fd, &sa);
 	FUZZ_CHECK(getsockname(fd, (struct sockaddr *)&sa, &salen) == 0, "getsockname");
 	unsigned client_port = ntohs(sa.sin_port);
 	int64_t deadline = now_ms() + HTTP_DEADLINE_MS;
 	size_t off = 0, got = 0;
+	unread_at_shutdown = 0;
 	ssize_t total = 0;
 	head[0] = '\0';
 	int wrote_all = 0;
@@ -385,7 +408,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *req = substitute(data, size, &len);
 	int64_t t0 = now_ms();
 	ssize_t n = exchange(req, len, 1, head, sizeof(head));
-	FUZZ_CHECK(n >= 0, "no answer and no close within %d ms", HTTP_DEADLINE_MS);
+	FUZZ_CHECK(n >= 0, "no answer and no close within %d ms (%ld bytes unread when half-closed)",
+		   HTTP_DEADLINE_MS, unread_at_shutdown);
 	FUZZ_CHECK(n == 0 || strncmp(head, "HTTP/1.", n < 7 ? (size_t)n : 7) == 0,
 		   "not an HTTP answer: \"%s\"", head);
 	if (verbose) {
