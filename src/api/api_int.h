@@ -35,7 +35,7 @@ int berth_api_etag_matches(struct berth_request *req, const char *digest);
  * n and last query arguments, with a Link header to the next page when one remains.
  * default_n == 0 means "everything" when n is absent.
  */
-void berth_api_send_page(struct berth_request *req, const struct berth_strvec *all,
+void berth_api_send_page(struct berth_request *req, const char *const *items, size_t total,
 			 const char *key_name, const char *key_value, const char *list_name,
 			 const char *link_path, uint64_t default_n);
 

@@ -35,7 +35,7 @@ void berth_api_catalog(struct berth_request *req)
 	if (rc < 0)
 		berth_api_storage_error(req, rc, "cannot list repositories");
 	else
-		berth_api_send_page(req, &repos, NULL, NULL, "repositories", "/v2/_catalog",
+		berth_api_send_page(req, (const char *const *)repos.items, repos.n, NULL, NULL, "repositories", "/v2/_catalog",
 				    CATALOG_MAX_ENTRIES);
 	berth_strvec_release(&repos);
 }

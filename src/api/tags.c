@@ -22,7 +22,7 @@ static void query_escape(struct berth_buf *b, const char *s)
 	}
 }
 
-void berth_api_send_page(struct berth_request *req, const struct berth_strvec *all,
+void berth_api_send_page(struct berth_request *req, const char *const *items, size_t total,
 			 const char *key_name, const char *key_value, const char *list_name,
 			 const char *link_path, uint64_t default_n)
 {
@@ -39,20 +39,20 @@ void berth_api_send_page(struct berth_request *req, const struct berth_strvec *a
 	if (n_arg && !*n_arg)
 		n = default_n;
 	if (!n_arg && default_n == 0)
-		n = all->n;
+		n = total;
 	if (default_n && n > default_n)
 		n = default_n;
 	if (last && *last) {
-		while (first < all->n && strcmp(all->items[first], last) <= 0)
+		while (first < total && strcmp(items[first], last) <= 0)
 			first++;
 	}
-	count = all->n - first;
+	count = total - first;
 	if (count > n)
 		count = (size_t)n;
 
 	json_t *list = json_array();
 	for (size_t i = 0; i < count; i++)
-		json_array_append_new(list, json_string(all->items[first + i]));
+		json_array_append_new(list, json_string(items[first + i]));
 	json_t *root = json_object();
 	if (key_name)
 		json_object_set_new(root, key_name, json_string(key_value));
@@ -63,10 +63,10 @@ void berth_api_send_page(struct berth_request *req, const struct berth_strvec *a
 
 	struct MHD_Response *resp = berth_resp_take(body, len);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-	if (count > 0 && first + count < all->n) {
+	if (count > 0 && first + count < total) {
 		struct berth_buf link = BERTH_BUF_INIT(1 << 16);
 		berth_buf_printf(&link, "<%s%s?last=", req->url_prefix, link_path);
-		query_escape(&link, all->items[first + count - 1]);
+		query_escape(&link, items[first + count - 1]);
 		berth_buf_printf(&link, "&n=%llu>; rel=\"next\"", (unsigned long long)n);
 		MHD_add_response_header(resp, "Link", link.data);
 		berth_buf_release(&link);
@@ -76,7 +76,7 @@ void berth_api_send_page(struct berth_request *req, const struct berth_strvec *a
 
 void berth_api_tags(struct berth_request *req)
 {
-	struct berth_strvec tags = { 0 };
+	const struct berth_tag_list *tags = NULL;
 	char link_path[BERTH_NAME_MAX + 32];
 	int rc;
 
@@ -84,15 +84,24 @@ void berth_api_tags(struct berth_request *req)
 		berth_api_method_not_allowed(req);
 		return;
 	}
-	rc = berth_tags_list(&tags, req->registry, req->name);
+	rc = berth_tags_get(&tags, req->registry, req->name);
 	if (rc == BERTH_ENOTFOUND) {
 		berth_req_error(req, MHD_HTTP_NOT_FOUND, "NAME_UNKNOWN",
 				"repository name not known to registry", NULL);
-	} else if (rc < 0) {
+		return;
+	}
+	if (rc < 0) {
 		berth_api_storage_error(req, rc, "cannot list tags");
+		return;
+	}
+	if (!berth_req_query(req, "n") && !berth_req_query(req, "last")) {
+		/* The whole list: its JSON is kept with it. */
+		struct MHD_Response *resp = berth_resp_copy(tags->json, tags->json_len);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+		berth_req_send(req, MHD_HTTP_OK, resp, tags->json_len);
 	} else {
 		snprintf(link_path, sizeof(link_path), "/v2/%s/tags/list", req->name);
-		berth_api_send_page(req, &tags, "name", req->name, "tags", link_path, 0);
+		berth_api_send_page(req, tags->tags, tags->n, "name", req->name, "tags", link_path, 0);
 	}
-	berth_strvec_release(&tags);
+	berth_tag_list_release(tags);
 }

@@ -183,7 +183,9 @@ static int store_manifest(struct berth_registry *r, const char *name, const char
 		return rc;
 	if ((rc = berth_path_tag_current(path, name, tag)) < 0)
 		return rc;
-	return berth_link_write(r, path, digest);
+	rc = berth_link_write(r, path, digest);
+	berth_tags_changed(r, name);
+	return rc;
 }
 
 int berth_manifest_put(struct berth_manifest_put_result *res, struct berth_registry *r,
@@ -270,7 +272,9 @@ int berth_manifest_delete(struct berth_registry *r, const char *name, const char
 			return rc;
 		if ((rc = berth_path_tag_dir(path, name, reference)) < 0)
 			return rc;
-		return berth_storage_remove(r->driver, path);
+		rc = berth_storage_remove(r->driver, path);
+		berth_tags_changed(r, name);
+		return rc;
 	}
 	if ((rc = revision_exists(r, name, reference)) < 0)
 		return rc;
@@ -286,6 +290,7 @@ int berth_manifest_delete(struct berth_registry *r, const char *name, const char
 	if ((rc = berth_path_tags_dir(path, name)) < 0)
 		return rc;
 	rc = berth_storage_list(r->driver, path, untag_if_current, &ctx);
+	berth_tags_changed(r, name);
 	if (rc < 0 && rc != BERTH_ENOTFOUND)
 		return rc;
 	return ctx.rc;

@@ -57,6 +57,7 @@ int berth_registry_new(struct berth_registry **out, const struct berth_registry_
 	if (cfg->descriptor_cache_size)
 		r->descriptors = berth_cache_new(cfg->descriptor_cache_size, 0);
 	r->manifests = berth_cache_new(4096, 64u << 20);
+	r->tag_lists = berth_taglist_cache_new();
 	pthread_mutex_init(&r->claims_lock, NULL);
 	pthread_mutex_init(&r->catalog_lock, NULL);
 	*out = r;
@@ -79,6 +80,7 @@ void berth_registry_free(struct berth_registry *r)
 	free_patterns(r->urls_allow, r->n_urls_allow);
 	free_patterns(r->urls_deny, r->n_urls_deny);
 	berth_cache_free(r->manifests);
+	berth_taglist_cache_free(r->tag_lists);
 	berth_storage_free(r->driver);
 	free(r);
 }

@@ -140,8 +140,17 @@ void berth_strvec_push(struct berth_strvec *l, const char *s);
 void berth_strvec_sort(struct berth_strvec *l);
 void berth_strvec_release(struct berth_strvec *l);
 
-/* Every tag of a repository, sorted. BERTH_ENOTFOUND if the repository has no tags directory. */
-int berth_tags_list(struct berth_strvec *out, struct berth_registry *r, const char *name);
+/* A repository's tags, shared and read-only: sorted (strcmp), only tags that resolve. */
+struct berth_tag_list {
+	size_t n;
+	const char *const *tags;
+	const char *json; /* the whole list as the API serves it: {"name":"<name>","tags":[...]} */
+	size_t json_len;
+};
+/* The tag list, from a cache kept valid against storage (registry/taglist.c). BERTH_ENOTFOUND
+ * if the repository has no tags directory. Release with berth_tag_list_release. */
+int berth_tags_get(const struct berth_tag_list **out, struct berth_registry *r, const char *name);
+void berth_tag_list_release(const struct berth_tag_list *l);
 /* Every repository, sorted: from a snapshot at most two seconds old, taken anew whenever this
  * process has written a link since. */
 int berth_catalog(struct berth_strvec *out, struct berth_registry *r);

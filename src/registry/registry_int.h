@@ -33,9 +33,15 @@ struct berth_registry {
 	uint64_t catalog_taken_ns;
 	uint64_t catalog_link_writes;
 	int catalog_valid;
+	struct berth_taglist_cache *tag_lists; /* registry/taglist.c */
 	pthread_mutex_t claims_lock; /* guards claims */
 	struct upload_claim *claims; /* uploads held open by a request */
 };
+
+struct berth_taglist_cache *berth_taglist_cache_new(void);
+void berth_taglist_cache_free(struct berth_taglist_cache *c);
+/* This process has changed name's tags (a tag written, moved or removed): its cached list goes. */
+void berth_tags_changed(struct berth_registry *r, const char *name);
 
 /* Reads a link file and checks it holds a valid digest; copies it into out. */
 int berth_link_read(struct berth_registry *r, const char *path, char out[BERTH_DIGEST_STR_MAX]);

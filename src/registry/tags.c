@@ -1,4 +1,4 @@
-/* Listings: a repository's tags and the registry's catalog of repositories. */
+/* The registry's catalog of repositories (tag lists: taglist.c). */
 #include <string.h>
 
 #include "core/err.h"
@@ -6,23 +6,6 @@
 #include "registry/paths.h"
 #include "registry/registry_int.h"
 #include "storage/storage.h"
-
-static int push_basename(const char *path, void *payload)
-{
-	const char *slash = strrchr(path, '/');
-	berth_strvec_push(payload, slash ? slash + 1 : path);
-	return 0;
-}
-
-int berth_tags_list(struct berth_strvec *out, struct berth_registry *r, const char *name)
-{
-	char path[BERTH_PATH_MAX];
-	int rc = berth_path_tags_dir(path, name);
-	if (rc < 0)
-		return rc;
-	/* Drivers list in lexical order of names, which is the order tags are served in. */
-	return berth_storage_list(r->driver, path, push_basename, out);
-}
 
 struct catalog_ctx {
 	struct berth_registry *reg;

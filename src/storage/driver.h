@@ -30,6 +30,10 @@ struct berth_stat {
 	uint64_t size;   /* bytes; 0 for directories */
 	int64_t mtime;   /* seconds since the epoch */
 	int is_dir;
+	/* Changes whenever the object changes (a directory: whenever a child is added or removed),
+	 * in this process or another; 0 when the driver cannot promise that (callers then treat
+	 * anything derived from the object as possibly stale). Lets listings be cached. */
+	uint64_t version;
 };
 
 /*

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FS_TMP_TEMPLATE "/.tmp~XXXXXX"
@@ -559,11 +560,38 @@ err_free_host:
 
 /* ---- stat / list / walk ---- */
 
+/*
+ * A change stamps ctime from the kernel's clock, which may tick coarsely (milliseconds, a second
+ * on some filesystems): a second change within the same tick would leave every field as it was.
+ * So an object changed within the last FS_RACY_NS has no version yet (as git treats "racily
+ * clean" index entries).
+ */
+#define FS_RACY_NS 1000000000ll
+
+static uint64_t fs_version(const struct stat *st)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000ll + st->st_ctim.tv_nsec;
+	int64_t now_ns = (int64_t)now.tv_sec * 1000000000ll + now.tv_nsec;
+	if (now_ns - ctime_ns < FS_RACY_NS)
+		return 0;
+	const uint64_t fields[] = { (uint64_t)st->st_ino, (uint64_t)st->st_dev, (uint64_t)ctime_ns,
+				    (uint64_t)st->st_mtim.tv_sec, (uint64_t)st->st_mtim.tv_nsec,
+				    (uint64_t)st->st_size, (uint64_t)st->st_nlink };
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a over the fields' bytes */
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		for (int b = 0; b < 64; b += 8)
+			h = (h ^ ((fields[i] >> b) & 0xff)) * 0x100000001b3ull;
+	return h ? h : 1;
+}
+
 static void fs_stat_fill(const struct stat *st, struct berth_stat *out)
 {
 	out->is_dir = S_ISDIR(st->st_mode);
 	out->size = out->is_dir ? 0 : (uint64_t)st->st_size;
 	out->mtime = (int64_t)st->st_mtim.tv_sec;
+	out->version = fs_version(st);
 }
 
 static int fs_stat(struct berth_storage_driver *drv, const char *path, struct berth_stat *out)

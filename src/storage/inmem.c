@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
@@ -25,12 +26,14 @@ struct inmem_blob {
 	char *data;
 	size_t len, cap;
 	int64_t mtime;
+	uint64_t version;
 };
 
 struct inmem_node {
 	char *name;
 	int is_dir;
 	int64_t mtime;            /* directories; a file's mtime lives in its blob */
+	uint64_t version;         /* directories: changes with the list of kids */
 	struct inmem_blob *blob;  /* files */
 	struct inmem_node **kids; /* directories: sorted by strcmp on name */
 	size_t nkids, capkids;
@@ -102,6 +105,13 @@ static int64_t inmem_now(void)
 	return (int64_t)time(NULL);
 }
 
+/* Versions are unique across every inmemory driver of the process, so never reused. */
+static uint64_t inmem_next_version(void)
+{
+	static _Atomic uint64_t last;
+	return atomic_fetch_add_explicit(&last, 1, memory_order_relaxed) + 1;
+}
+
 static struct inmem_driver *inmem_from(struct berth_storage_driver *drv)
 {
 	return (struct inmem_driver *)drv;
@@ -118,6 +128,7 @@ static struct inmem_blob *inmem_blob_new(const void *data, size_t n)
 		memcpy(b->data, data, n);
 	b->len = b->cap = n;
 	b->mtime = inmem_now();
+	b->version = inmem_next_version();
 	return b;
 }
 
@@ -143,6 +154,7 @@ static void inmem_blob_append(struct inmem_blob *b, const void *buf, size_t n)
 	memcpy(b->data + b->len, buf, n);
 	b->len += n;
 	b->mtime = inmem_now();
+	b->version = inmem_next_version();
 }
 
 /* ---- tree nodes ---- */
@@ -154,6 +166,7 @@ static struct inmem_node *inmem_node_new(const char *name, size_t len, struct in
 		.name = inmem_xstrndup(name, len),
 		.is_dir = blob == NULL,
 		.mtime = inmem_now(),
+		.version = inmem_next_version(),
 		.blob = blob,
 	};
 	return n;
@@ -207,6 +220,7 @@ static void inmem_kid_insert(struct inmem_node *dir, size_t pos, struct inmem_no
 	dir->kids[pos] = kid;
 	dir->nkids++;
 	dir->mtime = inmem_now();
+	dir->version = inmem_next_version();
 }
 
 /* Unlinks and returns the kid called name (which must exist). */
@@ -218,6 +232,7 @@ static struct inmem_node *inmem_kid_detach(struct inmem_node *dir, const char *n
 	memmove(dir->kids + pos, dir->kids + pos + 1, (dir->nkids - pos - 1) * sizeof(*dir->kids));
 	dir->nkids--;
 	dir->mtime = inmem_now();
+	dir->version = inmem_next_version();
 	return kid;
 }
 
@@ -277,6 +292,7 @@ static void inmem_stat_fill(const struct inmem_node *n, struct berth_stat *st)
 	st->is_dir = n->is_dir;
 	st->size = n->is_dir ? 0 : n->blob->len;
 	st->mtime = n->is_dir ? n->mtime : n->blob->mtime;
+	st->version = n->is_dir ? n->version : n->blob->version;
 }
 
 /* ---- get_content / put_content ---- */
@@ -486,6 +502,7 @@ static int inmem_writer(struct berth_storage_driver *drv, const char *path, int 
 			blob->data = NULL;
 			blob->len = blob->cap = 0;
 			blob->mtime = inmem_now();
+			blob->version = inmem_next_version();
 		}
 	} else {
 		blob = inmem_blob_new(NULL, 0);

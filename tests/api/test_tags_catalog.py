@@ -1,6 +1,9 @@
 """Tags list (end-8a/8b) with n/last pagination and Link headers, and the catalog."""
 
+import os
 import re
+import shutil
+import time
 import urllib.parse
 
 import berthtest
@@ -134,6 +137,71 @@ class TagsTest(berthtest.TestCase):
             self.assertEqual(r.json().get("tags") or [], [])
         else:
             self.assertError(r, 404, "NAME_UNKNOWN")
+
+
+class TagListFreshnessTest(berthtest.TestCase):
+    """berth caches each repository's tag list: it must still show what storage holds, whoever
+    wrote it (another berth or Distribution on the same root), and this process's own writes
+    at once."""
+
+    def setUp(self):
+        super().setUp()
+        root = berthtest.server().root
+        if not root or os.environ.get("BERTH_STORAGE") == "inmemory":
+            self.skipTest("needs the server's filesystem root")
+        self.repo_name = self.repo("fresh")
+        self.c.push_image(self.repo_name, "a")
+        self.tags_dir = os.path.join(root, "docker/registry/v2/repositories", self.repo_name,
+                                     "_manifests/tags")
+
+    def listed(self):
+        r = self.c.get("/v2/%s/tags/list" % self.repo_name)
+        self.assertStatus(r, 200)
+        return sorted(r.json()["tags"])  # order: TagsTest.test_sorted
+
+    def test_own_writes_seen_at_once(self):
+        img = self.c.push_image(self.repo_name, "b", seed="b")
+        for _ in range(3):
+            self.assertEqual(self.listed(), ["a", "b"])
+        self.c.push_manifest(self.repo_name, "b", img["manifest"])  # the same tag again
+        self.assertEqual(self.listed(), ["a", "b"])
+        if not berthtest.reference_mode():  # 2.8 has no tag delete
+            self.assertStatus(self.c.delete("/v2/%s/manifests/b" % self.repo_name), 202)
+            self.assertEqual(self.listed(), ["a"])
+            self.c.push_manifest(self.repo_name, "b", img["manifest"])
+            self.assertEqual(self.listed(), ["a", "b"])
+        # deleting the manifest untags it
+        self.assertStatus(self.c.delete("/v2/%s/manifests/%s" % (self.repo_name, img["digest"])), 202)
+        self.assertEqual(self.listed(), ["a"])
+
+    def test_tags_written_by_another_process(self):
+        self.assertEqual(self.listed(), ["a"])
+        time.sleep(1.2)  # past the filesystem's racy second: the list is now kept by version
+        self.assertEqual(self.listed(), ["a"])
+        shutil.copytree(os.path.join(self.tags_dir, "a"), os.path.join(self.tags_dir, "c"))
+        self.assertTrue(berthtest.wait_until(lambda: self.listed() == ["a", "c"], timeout=3),
+                        "a tag written by another process never appeared: %s" % self.listed())
+        time.sleep(1.2)
+        self.assertEqual(self.listed(), ["a", "c"])
+        shutil.rmtree(os.path.join(self.tags_dir, "c"))
+        self.assertTrue(berthtest.wait_until(lambda: self.listed() == ["a"], timeout=3),
+                        "a tag removed by another process is still listed: %s" % self.listed())
+
+    @reference_deviation("2.8 lists a tag directory that has no current link")
+    def test_incomplete_tag_listed_once_complete(self):
+        """A tag directory with only its index link (a write cut short, or one in progress in
+        another process) resolves to nothing and is not listed; once its current link is
+        written it is."""
+        src = os.path.join(self.tags_dir, "a")
+        half = os.path.join(self.tags_dir, "half")
+        shutil.copytree(os.path.join(src, "index"), os.path.join(half, "index"))
+        self.assertEqual(self.listed(), ["a"])
+        time.sleep(1.2)
+        self.assertEqual(self.listed(), ["a"])
+        self.assertStatus(self.c.get("/v2/%s/manifests/half" % self.repo_name,
+                                     headers=berthtest.ACCEPT_ALL), 404)
+        shutil.copytree(os.path.join(src, "current"), os.path.join(half, "current"))
+        self.assertEqual(self.listed(), ["a", "half"])
 
 
 class CatalogTest(berthtest.TestCase):

@@ -509,6 +509,40 @@ static void test_stat(void **state)
 	expect_absent(d, "/s/file/below");
 }
 
+/* A directory's version once the driver gives one (the filesystem waits out its racy second). */
+static uint64_t settled_version(struct berth_storage_driver *d, const char *path)
+{
+	struct berth_stat st;
+	for (int i = 0; i < 40; i++) {
+		assert_int_equal(d->stat(d, path, &st), 0);
+		if (st.version)
+			return st.version;
+		usleep(50 * 1000);
+	}
+	fail_msg("%s never got a version", path);
+	return 0;
+}
+
+/* A directory's version changes when a child comes or goes, and only then (listings are cached
+ * on it). */
+static void test_dir_version(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	struct berth_stat st;
+	put(d, "/v/a", "x");
+	uint64_t v1 = settled_version(d, "/v");
+	assert_int_equal(d->stat(d, "/v", &st), 0);
+	assert_true(st.version == v1);
+	put(d, "/v/b", "x");
+	assert_int_equal(d->stat(d, "/v", &st), 0);
+	assert_true(st.version != v1);
+	uint64_t v2 = settled_version(d, "/v");
+	assert_true(v2 != v1);
+	assert_int_equal(d->remove(d, "/v/b"), 0);
+	assert_int_equal(d->stat(d, "/v", &st), 0);
+	assert_true(st.version != v2 && st.version != v1);
+}
+
 static void test_list(void **state)
 {
 	struct berth_storage_driver *d = drv(state);
@@ -876,6 +910,7 @@ static void test_fs_remove_does_not_follow_symlinks(void **state)
 	cmocka_unit_test_setup_teardown(test_writer_visible_before_commit, setup, teardown), \
 	cmocka_unit_test_setup_teardown(test_writer_cancel, setup, teardown),             \
 	cmocka_unit_test_setup_teardown(test_stat, setup, teardown),                      \
+	cmocka_unit_test_setup_teardown(test_dir_version, setup, teardown),               \
 	cmocka_unit_test_setup_teardown(test_list, setup, teardown),                      \
 	cmocka_unit_test_setup_teardown(test_list_order, setup, teardown),                \
 	cmocka_unit_test_setup_teardown(test_move, setup, teardown),                      \

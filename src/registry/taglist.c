@@ -1,0 +1,311 @@
+/*
+ * A repository's tag list, cached.
+ *
+ * Listing 10,000 tags means reading a directory of 10,000 entries and checking that each tag
+ * has its current link, so the result is kept per repository and served again while it still
+ * holds. It holds while the tags directory's version (storage/driver.h: it changes whenever a
+ * tag directory comes or goes, whoever did it) is the one seen when the list was built, and
+ * this process has not written the repository's tags since (a tag moving to another manifest
+ * leaves the directory as it was, and so does the current link of a half-written tag arriving).
+ * When the driver gives no version (the filesystem, for a second after a change), the list is
+ * kept for UNVERSIONED_TTL_NS only. Tag directories left without a current link are re-checked
+ * on every use, so one whose link another process writes later appears at once.
+ *
+ * Only tags whose current link exists are listed: a tag write cut short by a crash leaves a
+ * tag directory without it, and such a tag resolves to nothing (Distribution lists it anyway).
+ *
+ * Entries are shared: readers take a reference, so an entry replaced or evicted meanwhile stays
+ * valid until they are done. The cache is bounded in entries and bytes (LRU).
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/util.h"
+#include "registry/paths.h"
+#include "registry/reference.h"
+#include "registry/registry_int.h"
+#include "storage/storage.h"
+
+#define UNVERSIONED_TTL_NS (1000ull * 1000 * 1000)
+#define MAX_ENTRIES 1024
+#define MAX_BYTES (32u << 20)
+#define NBUCKETS 1024
+
+struct tag_entry {
+	struct berth_tag_list pub; /* first: the public view is the entry */
+	_Atomic unsigned refs;     /* the cache's own reference plus readers' */
+	char *name;
+	uint64_t version;          /* of the tags directory when listed; 0 if unknown */
+	uint64_t taken_ns;
+	size_t bytes;
+	char *strings;             /* the tags, NUL-separated, which pub.tags points into */
+	struct berth_strvec incomplete; /* tag directories without a current link */
+	struct tag_entry *hnext;   /* bucket chain */
+	struct tag_entry *prev, *next; /* LRU: head is the most recently used */
+};
+
+struct berth_taglist_cache {
+	pthread_mutex_t lock;
+	struct tag_entry *buckets[NBUCKETS];
+	struct tag_entry *head, *tail;
+	size_t count, bytes;
+	/* Bumped whenever this process changes some repository's tags: a list built while it
+	 * moved may predate the change and is served but not kept. */
+	_Atomic uint64_t changes;
+};
+
+struct berth_taglist_cache *berth_taglist_cache_new(void)
+{
+	struct berth_taglist_cache *c = berth_calloc(1, sizeof(*c));
+	pthread_mutex_init(&c->lock, NULL);
+	return c;
+}
+
+static void entry_unref(struct tag_entry *e)
+{
+	if (!e || atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	free(e->name);
+	free(e->strings);
+	berth_strvec_release(&e->incomplete);
+	free((void *)e->pub.tags);
+	free((void *)e->pub.json);
+	free(e);
+}
+
+void berth_taglist_cache_free(struct berth_taglist_cache *c)
+{
+	if (!c)
+		return;
+	for (struct tag_entry *e = c->head, *next; e; e = next) {
+		next = e->next;
+		entry_unref(e);
+	}
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+void berth_tag_list_release(const struct berth_tag_list *l)
+{
+	entry_unref((struct tag_entry *)l);
+}
+
+static size_t bucket_of(const char *name)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = (h ^ *p) * 0x100000001b3ull;
+	return (size_t)(h % NBUCKETS);
+}
+
+/* ---- the table and the LRU (caller holds the lock) ---- */
+
+static struct tag_entry *find(struct berth_taglist_cache *c, const char *name)
+{
+	for (struct tag_entry *e = c->buckets[bucket_of(name)]; e; e = e->hnext)
+		if (strcmp(e->name, name) == 0)
+			return e;
+	return NULL;
+}
+
+static void lru_unlink(struct berth_taglist_cache *c, struct tag_entry *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		c->head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		c->tail = e->prev;
+	e->prev = e->next = NULL;
+}
+
+static void lru_push_front(struct berth_taglist_cache *c, struct tag_entry *e)
+{
+	e->prev = NULL;
+	e->next = c->head;
+	if (c->head)
+		c->head->prev = e;
+	c->head = e;
+	if (!c->tail)
+		c->tail = e;
+}
+
+static void detach(struct berth_taglist_cache *c, struct tag_entry *e)
+{
+	struct tag_entry **pp = &c->buckets[bucket_of(e->name)];
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	lru_unlink(c, e);
+	c->count--;
+	c->bytes -= e->bytes;
+	entry_unref(e);
+}
+
+static void insert(struct berth_taglist_cache *c, struct tag_entry *e)
+{
+	struct tag_entry *old = find(c, e->name);
+	if (old)
+		detach(c, old);
+	while (c->tail && (c->count >= MAX_ENTRIES || c->bytes + e->bytes > MAX_BYTES))
+		detach(c, c->tail);
+	atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+	size_t b = bucket_of(e->name);
+	e->hnext = c->buckets[b];
+	c->buckets[b] = e;
+	lru_push_front(c, e);
+	c->count++;
+	c->bytes += e->bytes;
+}
+
+/* ---- building a list ---- */
+
+struct collect_ctx {
+	struct berth_registry *reg;
+	const char *name;
+	struct berth_strvec tags, incomplete;
+	int rc;
+};
+
+/* 1 if the tag has its current link, 0 if not, or a BERTH_E* code. */
+static int tag_complete(struct berth_registry *r, const char *name, const char *tag)
+{
+	char link[BERTH_PATH_MAX];
+	struct berth_stat st;
+	int rc = berth_path_tag_current(link, name, tag);
+	if (rc == 0)
+		rc = berth_storage_stat(r->driver, link, &st);
+	if (rc == BERTH_ENOTFOUND || rc == BERTH_EINVALID)
+		return 0;
+	return rc < 0 ? rc : !st.is_dir;
+}
+
+/* Keeps a tag directory that names a valid tag and holds its current link. */
+static int collect_tag(const char *path, void *payload)
+{
+	struct collect_ctx *ctx = payload;
+	const char *tag = strrchr(path, '/') + 1;
+	if (!berth_tag_valid(tag))
+		return 0;
+	int rc = tag_complete(ctx->reg, ctx->name, tag);
+	if (rc < 0)
+		ctx->rc = rc;
+	else
+		berth_strvec_push(rc ? &ctx->tags : &ctx->incomplete, tag);
+	return ctx->rc;
+}
+
+/* The entry's strings, pointer array and JSON ({"name":...,"tags":[...]}) from sorted tags.
+ * Names and tags need no JSON escaping: their grammars allow none of '"', '\\' or controls. */
+static struct tag_entry *entry_from(const char *name, const struct berth_strvec *tags)
+{
+	struct tag_entry *e = berth_calloc(1, sizeof(*e));
+	size_t chars = 0;
+	for (size_t i = 0; i < tags->n; i++)
+		chars += strlen(tags->items[i]) + 1;
+	e->strings = berth_malloc(chars ? chars : 1);
+	const char **ptrs = berth_calloc(tags->n ? tags->n : 1, sizeof(*ptrs));
+	struct berth_buf json = BERTH_BUF_INIT(SIZE_MAX);
+	berth_buf_printf(&json, "{\"name\":\"%s\",\"tags\":[", name);
+	char *p = e->strings;
+	for (size_t i = 0; i < tags->n; i++) {
+		size_t len = strlen(tags->items[i]);
+		memcpy(p, tags->items[i], len + 1);
+		ptrs[i] = p;
+		p += len + 1;
+		berth_buf_printf(&json, i ? ",\"%s\"" : "\"%s\"", tags->items[i]);
+	}
+	berth_buf_append(&json, "]}", 2);
+	e->pub.n = tags->n;
+	e->pub.tags = ptrs;
+	e->pub.json = berth_buf_detach(&json, &e->pub.json_len);
+	e->name = berth_strdup(name);
+	e->bytes = sizeof(*e) + strlen(name) + chars + tags->n * sizeof(*ptrs) + e->pub.json_len;
+	atomic_init(&e->refs, 1);
+	return e;
+}
+
+/* Lists the tags directory (whose version was seen before listing began). */
+static int build(struct tag_entry **out, struct berth_registry *r, const char *name,
+		 const char *dir, uint64_t version)
+{
+	struct collect_ctx ctx = { r, name, { 0 }, { 0 }, 0 };
+	int rc = berth_storage_list(r->driver, dir, collect_tag, &ctx);
+	if (rc == 0 && ctx.rc < 0)
+		rc = ctx.rc;
+	if (rc == 0) {
+		*out = entry_from(name, &ctx.tags); /* drivers list in strcmp order: already sorted */
+		(*out)->version = version;
+		(*out)->taken_ns = berth_now_ns();
+		(*out)->incomplete = ctx.incomplete;
+		ctx.incomplete = (struct berth_strvec){ 0 };
+	}
+	berth_strvec_release(&ctx.tags);
+	berth_strvec_release(&ctx.incomplete);
+	return rc;
+}
+
+static int still_valid(struct berth_registry *r, const struct tag_entry *e,
+		       const struct berth_stat *st, uint64_t now)
+{
+	if (e->version ? e->version != st->version : now - e->taken_ns >= UNVERSIONED_TTL_NS)
+		return 0;
+	for (size_t i = 0; i < e->incomplete.n; i++)
+		if (tag_complete(r, e->name, e->incomplete.items[i]) != 0)
+			return 0;
+	return 1;
+}
+
+int berth_tags_get(const struct berth_tag_list **out, struct berth_registry *r, const char *name)
+{
+	struct berth_taglist_cache *c = r->tag_lists;
+	char dir[BERTH_PATH_MAX];
+	struct berth_stat st;
+	int rc;
+
+	if ((rc = berth_path_tags_dir(dir, name)) < 0)
+		return rc;
+	uint64_t changes = atomic_load_explicit(&c->changes, memory_order_acquire);
+	if ((rc = berth_storage_stat(r->driver, dir, &st)) < 0)
+		return rc;
+	if (!st.is_dir)
+		return BERTH_ENOTFOUND;
+
+	pthread_mutex_lock(&c->lock);
+	struct tag_entry *e = find(c, name);
+	if (e && still_valid(r, e, &st, berth_now_ns())) {
+		atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+		lru_unlink(c, e);
+		lru_push_front(c, e);
+		pthread_mutex_unlock(&c->lock);
+		*out = &e->pub;
+		return 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+
+	if ((rc = build(&e, r, name, dir, st.version)) < 0)
+		return rc;
+	pthread_mutex_lock(&c->lock);
+	if (atomic_load_explicit(&c->changes, memory_order_acquire) == changes &&
+	    e->bytes <= MAX_BYTES / 4)
+		insert(c, e);
+	pthread_mutex_unlock(&c->lock);
+	*out = &e->pub;
+	return 0;
+}
+
+void berth_tags_changed(struct berth_registry *r, const char *name)
+{
+	struct berth_taglist_cache *c = r->tag_lists;
+	atomic_fetch_add_explicit(&c->changes, 1, memory_order_acq_rel);
+	pthread_mutex_lock(&c->lock);
+	struct tag_entry *e = find(c, name);
+	if (e)
+		detach(c, e);
+	pthread_mutex_unlock(&c->lock);
+}
