@@ -44,6 +44,15 @@ static int collect(const char *path, void *payload)
 	return 0;
 }
 
+static int dir_mtime(struct purge_ctx *ctx, const char *dir, int64_t *out)
+{
+	struct berth_stat st;
+	int rc = berth_storage_stat(ctx->reg->driver, dir, &st);
+	if (rc == 0)
+		*out = st.mtime;
+	return rc;
+}
+
 /* Checks each upload directory of one repository's _uploads. */
 static void purge_uploads_dir(struct purge_ctx *ctx, const char *uploads_dir)
 {
@@ -54,13 +63,18 @@ static void purge_uploads_dir(struct purge_ctx *ctx, const char *uploads_dir)
 		char path[BERTH_PATH_MAX];
 		char *content = NULL;
 		size_t len;
-		int64_t started;
+		int64_t started = 0;
 		snprintf(path, sizeof(path), "%s/startedat", uploads.items[i]);
-		if (berth_storage_get_content(ctx->reg->driver, path, 64, &content, &len) < 0)
+		int rc = berth_storage_get_content(ctx->reg->driver, path, 64, &content, &len);
+		if (rc == 0) {
+			rc = parse_rfc3339(content, &started);
+			free(content);
+		}
+		/* No readable startedat: a torn one (it is not synced) or what a crash left of a
+		 * removal. Such a directory is aged by its own mtime, or it would stay forever. */
+		if (rc < 0 && (rc = dir_mtime(ctx, uploads.items[i], &started)) < 0)
 			continue;
-		int rc = parse_rfc3339(content, &started);
-		free(content);
-		if (rc < 0 || started >= ctx->before)
+		if (started >= ctx->before)
 			continue;
 		ctx->purged++;
 		if (ctx->dry_run) {

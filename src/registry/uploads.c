@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "core/err.h"
+#include "core/hashpipe.h"
 #include "core/metrics.h"
 #include "core/util.h"
 #include "registry/paths.h"
@@ -32,6 +33,8 @@ struct berth_upload {
 	char uuid[37];
 	struct berth_writer *writer;  /* NULL for a session whose data was already committed */
 	struct berth_hasher *hasher; /* sha256 over data[0, size); NULL until needed */
+	struct berth_hash_pipe *pipe; /* while set, it owns the hasher and feeds it */
+	uint64_t received;            /* bytes written since this open */
 	char committed[BERTH_DIGEST_STR_MAX]; /* non-empty: the data is this blob now */
 	uint64_t committed_size;
 };
@@ -112,7 +115,13 @@ int berth_upload_create(struct berth_registry *r, const char *name, char uuid_ou
 	rc = berth_path_upload_startedat(path, name, uuid_out);
 	if (rc < 0)
 		return rc;
-	rc = berth_storage_put_content(r->driver, path, startedat, strlen(startedat));
+	/* Not synced, as Distribution does not: a session that a power cut loses held no data
+	 * anyone was told is stored. (A torn startedat is purged by its mtime: purge.c.) */
+	struct berth_writer *w = NULL;
+	if ((rc = berth_storage_writer(r->driver, path, 0, &w)) == 0) {
+		rc = w->write(w, startedat, strlen(startedat));
+		w->close(w);
+	}
 	if (rc < 0 && berth_path_upload_dir(path, name, uuid_out) == 0)
 		berth_storage_remove(r->driver, path); /* best effort: no startedat, nothing would purge it */
 	return rc;
@@ -255,6 +264,29 @@ static int ensure_hasher(struct berth_upload *u)
 	return hash_data(&u->hasher, u, BERTH_ALG_SHA256, size);
 }
 
+/* A request body past this size is hashed on another core (core/hashpipe.h) from there on. */
+#define PIPE_AFTER (256u << 10)
+
+/* Takes the hasher back from its pipe, once it has caught up. */
+static void settle_hasher(struct berth_upload *u)
+{
+	if (u->pipe) {
+		u->hasher = berth_hash_pipe_finish(u->pipe);
+		u->pipe = NULL;
+	}
+}
+
+static void hash_received(struct berth_upload *u, const void *buf, size_t n)
+{
+	if (u->pipe) {
+		berth_hash_pipe_update(u->pipe, buf, n);
+		return;
+	}
+	berth_hasher_update(u->hasher, buf, n);
+	if (u->received >= PIPE_AFTER && berth_hash_pipe_start(&u->pipe, u->hasher) < 0)
+		u->pipe = NULL; /* every core busy hashing already: go on inline */
+}
+
 int berth_upload_write(struct berth_upload *u, const void *buf, size_t n)
 {
 	if (u->committed[0])
@@ -265,11 +297,13 @@ int berth_upload_write(struct berth_upload *u, const void *buf, size_t n)
 	rc = u->writer->write(u->writer, buf, n);
 	if (rc < 0) {
 		/* Part of the bytes may have landed: forget the state, rehash on next use. */
+		settle_hasher(u);
 		berth_hasher_free(u->hasher);
 		u->hasher = NULL;
 		return rc;
 	}
-	berth_hasher_update(u->hasher, buf, n);
+	u->received += n;
+	hash_received(u, buf, n);
 	return 0;
 }
 
@@ -281,6 +315,7 @@ int berth_upload_checkpoint(struct berth_upload *u)
 	struct berth_writer *w = NULL;
 	int rc;
 
+	settle_hasher(u);
 	if (!u->hasher)
 		return 0;
 	if ((rc = berth_hasher_marshal(u->hasher, state, sizeof(state), &len)) < 0)
@@ -319,6 +354,7 @@ static int upload_digest(struct berth_upload *u, enum berth_digest_alg alg, char
 	struct berth_hasher *h = NULL;
 	int rc;
 
+	settle_hasher(u);
 	if (alg == BERTH_ALG_SHA256) {
 		if ((rc = ensure_hasher(u)) < 0)
 			return rc;
@@ -407,6 +443,7 @@ void berth_upload_close(struct berth_upload *u)
 		return;
 	if (u->writer)
 		u->writer->close(u->writer);
+	settle_hasher(u);
 	berth_hasher_free(u->hasher);
 	unclaim(u->reg, u->uuid);
 	free(u->name);

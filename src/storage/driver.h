@@ -62,7 +62,9 @@ struct berth_writer {
 	int (*write)(struct berth_writer *w, const void *buf, size_t n);
 	/* Current total size of the object (including bytes present before an append open). */
 	uint64_t (*size)(struct berth_writer *w);
-	/* Flushes everything written to stable storage. The writer stays usable. */
+	/* Flushes the bytes written to stable storage. The object's name is not necessarily
+	 * durable yet: a writer's object is made durable where it belongs by move(), which makes
+	 * its destination durable. The writer stays usable. */
 	int (*commit)(struct berth_writer *w);
 	/* Discards the object being written (removes it). The writer must still be closed. */
 	int (*cancel)(struct berth_writer *w);
@@ -97,7 +99,8 @@ struct berth_storage_driver {
 	 * their names: callers rely on it (a tag list is served in that order without sorting). */
 	int (*list)(struct berth_storage_driver *d, const char *path, berth_list_cb cb, void *payload);
 	/* Moves an object to a new path, atomically, replacing what is there; the destination's
-	 * parents are created. Durable when it returns. */
+	 * parents are created. The object is durable at its destination when it returns (that the
+	 * source name is gone may not be yet: a crash can at worst leave it behind as well). */
 	int (*move)(struct berth_storage_driver *d, const char *from, const char *to);
 	/* Removes an object or a whole directory tree. BERTH_ENOTFOUND if absent. */
 	int (*remove)(struct berth_storage_driver *d, const char *path);

@@ -36,7 +36,6 @@ struct fs_writer {
 	int fd;
 	uint64_t size;
 	char *host;      /* for cancel and for syncing the parent directory */
-	int dir_synced;  /* the directory entry is made durable on the first commit only */
 	int cancelled;
 	uint64_t kicked; /* bytes already handed to writeback (sync_file_range) */
 };
@@ -133,23 +132,26 @@ static char *fs_dirname(const char *host)
 }
 
 /* mkdir -p for dir, creating only the components after its first `skip` bytes. */
+/* Creates dir and its missing parents, never above the first `skip` bytes (the root). Tries
+ * the deepest first: usually only the last component or two are missing. */
 static int fs_mkdir_all(char *dir, size_t skip)
 {
-	if (strlen(dir) <= skip)
+	size_t len = strlen(dir);
+	if (len <= skip)
 		return 0;
-	for (size_t i = skip + 1;; i++) {
-		char c = dir[i];
-		if (c != '/' && c != '\0')
-			continue;
-		dir[i] = '\0';
-		int r = mkdir(dir, 0755);
-		int e = errno;
-		dir[i] = c;
-		if (r != 0 && e != EEXIST)
-			return fs_err_create(e);
-		if (c == '\0')
-			return 0;
-	}
+	if (mkdir(dir, 0755) == 0 || errno == EEXIST)
+		return 0;
+	if (errno != ENOENT)
+		return fs_err_create(errno);
+	char *slash = strrchr(dir, '/');
+	if (!slash || (size_t)(slash - dir) <= skip)
+		return fs_err_create(ENOENT);
+	*slash = '\0';
+	int rc = fs_mkdir_all(dir, skip);
+	*slash = '/';
+	if (rc != 0)
+		return rc;
+	return mkdir(dir, 0755) == 0 || errno == EEXIST ? 0 : fs_err_create(errno);
 }
 
 /* Creates the parent directories of a host path below the root. */
@@ -479,18 +481,8 @@ static int fs_writer_commit(struct berth_writer *bw)
 	struct fs_writer *w = (struct fs_writer *)bw;
 	if (w->cancelled)
 		return BERTH_EINVALID;
-	if (fdatasync(w->fd) != 0)
-		return fs_err(errno);
-	/* A new file's directory entry must be durable too, or a crash could lose the file. */
-	if (!w->dir_synced) {
-		char *dir = fs_dirname(w->host);
-		int rc = fs_fsync_dir(dir);
-		free(dir);
-		if (rc != 0)
-			return rc;
-		w->dir_synced = 1;
-	}
-	return 0;
+	/* The name is made durable by the move into the blob store (fs_move), not here. */
+	return fdatasync(w->fd) == 0 ? 0 : fs_err(errno);
 }
 
 static int fs_writer_cancel(struct berth_writer *bw)
@@ -545,7 +537,6 @@ static int fs_writer(struct berth_storage_driver *drv, const char *path, int app
 	w->fd = fd;
 	w->size = (uint64_t)st.st_size;
 	w->host = host;
-	w->dir_synced = 0;
 	w->cancelled = 0;
 	w->kicked = w->size;
 	*out = &w->base;
@@ -690,7 +681,6 @@ static int fs_move(struct berth_storage_driver *drv, const char *from, const cha
 
 	char *src = fs_host_path(d, from);
 	char *dst = fs_host_path(d, to);
-	char *src_dir = fs_dirname(src);
 	char *dst_dir = fs_dirname(dst);
 	struct stat st;
 	int rc = 0;
@@ -709,13 +699,12 @@ static int fs_move(struct berth_storage_driver *drv, const char *from, const cha
 		rc = fs_err_create(errno);
 		goto out;
 	}
+	/* The source directory is not synced: a power cut could at worst bring the source name
+	 * back beside the destination (an upload's data file, which purging removes). */
 	rc = fs_fsync_dir(dst_dir);
-	if (rc == 0 && strcmp(src_dir, dst_dir) != 0)
-		rc = fs_fsync_dir(src_dir);
 
 out:
 	free(dst_dir);
-	free(src_dir);
 	free(dst);
 	free(src);
 	return rc;

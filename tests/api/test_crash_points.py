@@ -138,17 +138,30 @@ class CrashPointTest(berthtest.OpsTestCase):
 
     def cut_tag_write(self, k):
         """Pushes an image as "base", then the same manifest as the new tag "cut" with berth
-        killed at the k-th mkdir that touches the repository's tags directory (every link
-        write creates its parents: the index link's first, then the current link's). Returns
-        the root, or None when berth was not killed (k past the last such mkdir)."""
+        killed at the k-th point of the tag's write (each link is written to a temporary name
+        and renamed into place: the index link's first, then the current link's). Returns the
+        root, or None when k is past the last point (berth was not killed)."""
         root = self.path("%s-tag-%d" % (self._testMethodName, k), "root")
         os.makedirs(root)
         srv = self.start(root)
         reg = Registry(srv.port)
         cfg, layers, man = self.push_base(reg, "cp/tag")
         self.man = man
-        tags = os.path.join(root, V2, "repositories/cp/tag/_manifests/tags")
-        ka = KillAt(self, srv.proc.pid, tags, "mkdir", k)
+        cut = os.path.join(root, V2, "repositories/cp/tag/_manifests/tags/cut")
+        index_dir = os.path.join(cut, "index/sha256", sha256(man)[7:])
+        current_dir = os.path.join(cut, "current")
+        # (path, syscall, which call on it): strace matches a rename by its source path only,
+        # so a link's arrival is caught at the open of its directory that syncs it.
+        points = [(cut, "mkdir", 1),
+                  (index_dir, "mkdir", 2),       # after the ENOENT of the first try
+                  (index_dir, "openat", 1),      # the index link is in place
+                  (current_dir, "mkdir", 1),
+                  (current_dir, "openat", 1)]    # the current link is in place
+        if k > len(points):
+            srv.stop()
+            return None
+        path, syscall, when = points[k - 1]
+        ka = KillAt(self, srv.proc.pid, path, syscall, when)
         try:
             reg.request("PUT", "/v2/cp/tag/manifests/cut", man, {"Content-Type": berthtest.OCI_MANIFEST})
         except OSError:
@@ -158,7 +171,7 @@ class CrashPointTest(berthtest.OpsTestCase):
         reg.close()
         if not died:
             srv.stop()
-            return None
+            self.fail("berth was not killed at %s of %s" % (syscall, path))
         return root
 
     def test_kill_between_tag_links(self):
@@ -172,7 +185,7 @@ class CrashPointTest(berthtest.OpsTestCase):
                 break
             rc, problems, out = fsck(root)
             kinds = [(kind, os.path.basename(p)) for kind, p, _ in problems]
-            self.assertIn(kinds, ([], [("incomplete-tag", "cut")]), "killed at mkdir #%d:\n%s" % (k, out))
+            self.assertIn(kinds, ([], [("incomplete-tag", "cut")]), "killed at point #%d:\n%s" % (k, out))
             seen += bool(kinds)
             srv = self.start(root)
             reg = Registry(srv.port)
@@ -183,7 +196,7 @@ class CrashPointTest(berthtest.OpsTestCase):
                 self.assertEqual(st, 404)
             else:  # before the first link or after the last: absent, or complete
                 self.assertEqual(st, 200 if "cut" in listed else 404, "tags/list says %s" % listed)
-            print("killed at mkdir #%d: tags/list says %s, cut answers %d" % (k, listed, st))
+            print("killed at point #%d: tags/list says %s, cut answers %d" % (k, listed, st))
             reg.close()
             srv.stop()
             fsck(root, repair=True)
@@ -207,7 +220,7 @@ class CrashPointTest(berthtest.OpsTestCase):
             reg.close()
             srv.stop()
             self.assertTrue("cut" not in listed or st == 200,
-                            "killed at mkdir #%d: tags/list says %s, but cut answers %d" % (k, listed, st))
+                            "killed at point #%d: tags/list says %s, but cut answers %d" % (k, listed, st))
 
     def test_kill_during_delete_before_untag(self):
         """DELETE by digest removes the revision, then untags: a kill when it comes to the tag

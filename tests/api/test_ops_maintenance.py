@@ -175,6 +175,7 @@ class UploadPurgingTest(bt.OpsTestCase):
             if name != "readonly":
                 s.client().push_blob(cls.REPO, cls.kept_blob)
                 cls.uploads[name] = open_upload(s.client(), cls.REPO)
+        cls.leftovers = cls.make_leftovers(cls.roots["purge"])
         cls.t0 = time.time()
         # wait for the purge to remove the old upload and the dry run to report it; then a
         # little more so that every server had at least two passes with the upload old enough
@@ -184,6 +185,25 @@ class UploadPurgingTest(bt.OpsTestCase):
                           cls.uploads["dryrun"][1], timeout=0), timeout=8, interval=0.1)
         while time.time() - cls.t0 < 3.5:
             time.sleep(0.1)
+
+    @classmethod
+    def make_leftovers(cls, root):
+        """Upload directories with no readable startedat, an hour old by their mtime: a torn
+        startedat (it is written without fsync) and what a crash left of a session removal."""
+        made = []
+        for uuid, startedat in (("0f1e2d3c-0000-4000-8000-00000000aaaa", b""),
+                                ("0f1e2d3c-0000-4000-8000-00000000bbbb", None)):
+            d = upload_dir(root, cls.REPO, uuid)
+            os.makedirs(d)
+            with open(os.path.join(d, "data"), "wb") as f:
+                f.write(b"partial")
+            if startedat is not None:
+                with open(os.path.join(d, "startedat"), "wb") as f:
+                    f.write(startedat)
+            old = time.time() - 3600
+            os.utime(d, (old, old))
+            made.append(d)
+        return made
 
     def status(self, name):
         s = self.servers[name]
@@ -203,6 +223,10 @@ class UploadPurgingTest(bt.OpsTestCase):
         r = s.client().get("/v2/%s/blobs/%s" % (self.REPO, bt.digest(self.kept_blob)))
         self.assertStatus(r, 200, "the purge must leave finished blobs alone")
         self.assertEqual(r.body, self.kept_blob)
+
+    def test_sessions_without_startedat_purged_by_age(self):
+        for d in self.leftovers:
+            self.assertFalse(os.path.exists(d), "%s is still there" % d)
 
     def test_dryrun_keeps_and_logs(self):
         s = self.servers["dryrun"]
