@@ -1,7 +1,8 @@
 /*
  * A bounded, thread-safe LRU cache from string keys to a number and optional bytes, for facts
  * that never change once true: a blob's size, a repository's link to a digest, a manifest's
- * bytes (content-addressed). Tags are never cached: they move. Deletes made through this process
+ * bytes (content-addressed); and a tag's current link, kept only with the link file's version
+ * and used only while a stat shows that version still. Deletes made through this process
  * remove the entries they invalidate; like Distribution's blob descriptor cache, changes made by
  * another process on shared storage are seen once the entry is evicted.
  * Sharded by key hash so concurrent requests rarely contend.

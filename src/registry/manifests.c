@@ -45,7 +45,7 @@ static int resolve(struct berth_registry *r, const char *name, const char *refer
 	} else {
 		if ((rc = berth_path_tag_current(path, name, reference)) < 0)
 			return rc;
-		rc = berth_link_read(r, path, digest);
+		rc = berth_link_read_versioned(r, path, digest);
 		if (rc < 0)
 			return rc == BERTH_EINVALID ? BERTH_ENOTFOUND : rc;
 	}

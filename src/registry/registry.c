@@ -185,6 +185,36 @@ int berth_link_read(struct berth_registry *r, const char *path, char out[BERTH_D
 	return 0;
 }
 
+int berth_link_read_versioned(struct berth_registry *r, const char *path,
+			      char out[BERTH_DIGEST_STR_MAX])
+{
+	char key[BERTH_PATH_MAX + 2];
+	struct berth_stat st;
+	uint64_t version;
+	char *data = NULL;
+	size_t len = 0;
+
+	int rc = berth_storage_stat(r->driver, path, &st);
+	if (rc < 0)
+		return rc;
+	if (st.is_dir)
+		return BERTH_ENOTFOUND;
+	snprintf(key, sizeof(key), "v:%s", path);
+	if (st.version && berth_reg_cache_get(r->descriptors, key, &version, &data, &len)) {
+		int hit = version == st.version && len < BERTH_DIGEST_STR_MAX;
+		if (hit)
+			memcpy(out, data, len + 1);
+		free(data);
+		if (hit)
+			return 0;
+	}
+	/* Read after the stat: if the link is replaced in between, what is cached under the old
+	 * version is never used, as the next stat sees the new one. */
+	if ((rc = berth_link_read(r, path, out)) == 0 && st.version)
+		berth_reg_cache_put(r->descriptors, key, st.version, out, strlen(out));
+	return rc;
+}
+
 int berth_link_check(struct berth_registry *r, const char *path, char kind, const char *name,
 		     const char *digest)
 {

@@ -45,6 +45,10 @@ void berth_tags_changed(struct berth_registry *r, const char *name);
 
 /* Reads a link file and checks it holds a valid digest; copies it into out. */
 int berth_link_read(struct berth_registry *r, const char *path, char out[BERTH_DIGEST_STR_MAX]);
+/* berth_link_read for links that move (a tag's current link): the digest read last time is
+ * used while the link's version (storage/driver.h) is unchanged, one stat instead of a read. */
+int berth_link_read_versioned(struct berth_registry *r, const char *path,
+			      char out[BERTH_DIGEST_STR_MAX]);
 /* Writes a link file: the digest string, no newline (as Distribution does). */
 int berth_link_write(struct berth_registry *r, const char *path, const char *digest);
 /* 1 if a foreign layer URL passes validation.manifests.urls (allow, then deny). */

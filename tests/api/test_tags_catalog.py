@@ -187,6 +187,24 @@ class TagListFreshnessTest(berthtest.TestCase):
         self.assertTrue(berthtest.wait_until(lambda: self.listed() == ["a"], timeout=3),
                         "a tag removed by another process is still listed: %s" % self.listed())
 
+    def test_tag_moved_in_place_by_another_process(self):
+        """Distribution rewrites a tag's current link in place (same file): berth, which keeps
+        what it read with the link's version, must see each move at once."""
+        a = self.c.get("/v2/%s/manifests/a" % self.repo_name, headers=berthtest.ACCEPT_ALL)
+        b = self.c.push_image(self.repo_name, "b", seed="moved")
+        link = os.path.join(self.tags_dir, "a", "current", "link")
+        shutil.copytree(os.path.join(self.tags_dir, "b", "index"),
+                        os.path.join(self.tags_dir, "a", "index"), dirs_exist_ok=True)
+        time.sleep(1.2)  # the link is settled: berth may now keep what it reads
+        for want in (b["digest"], a.header("Docker-Content-Digest"), b["digest"]):
+            self.c.get("/v2/%s/manifests/a" % self.repo_name, headers=berthtest.ACCEPT_ALL)
+            with open(link, "r+") as f:  # in place, as Distribution's PutContent does
+                f.truncate(0)
+                f.write(want)
+            r = self.c.get("/v2/%s/manifests/a" % self.repo_name, headers=berthtest.ACCEPT_ALL)
+            self.assertStatus(r, 200)
+            self.assertEqual(r.header("Docker-Content-Digest"), want)
+
     @reference_deviation("2.8 lists a tag directory that has no current link")
     def test_incomplete_tag_listed_once_complete(self):
         """A tag directory with only its index link (a write cut short, or one in progress in
