@@ -1,4 +1,5 @@
 /* berth: command line, process set-up and signal handling. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,8 @@
 #include "storage/storage.h"
 
 #define DEFAULT_DESCRIPTOR_CACHE 10000
+#define MAX_CONNECTIONS 1000000
+#define MAX_TIMEOUT_S (7 * 24 * 3600)
 
 static void usage(FILE *out)
 {
@@ -41,6 +44,10 @@ static void usage(FILE *out)
 	      "  --storage KIND       filesystem or inmemory\n"
 	      "  --delete             enable deletes of blobs, manifests and tags\n"
 	      "  --threads N          HTTP threads (default: one per core)\n"
+	      "  --max-connections N  connections served at once; more are refused (default 4096)\n"
+	      "  --idle-timeout S     close a connection idle for S seconds (default 60; 0 = never)\n"
+	      "  --header-timeout S   close a connection whose request line and headers take over\n"
+	      "                       S seconds (default 30; 0 = never)\n"
 	      "  --log-level LEVEL    debug, info, warn or error\n"
 	      "  --no-access-log      do not log one line per request\n",
 	      out);
@@ -58,7 +65,24 @@ static int parse_level(const char *s, int *out)
 	return -1;
 }
 
-static int parse_serve_flags(struct berth_config *cfg, int argc, char **argv)
+/* A decimal number from 0 to max, digits only. */
+static int parse_uint(const char *s, unsigned long max, unsigned *out)
+{
+	char *end;
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	unsigned long n = strtoul(s, &end, 10);
+	if (*end || errno || n > max)
+		return -1;
+	*out = (unsigned)n;
+	return 0;
+}
+
+/* Flags go to the configuration, except the connection handling ones, which only the command
+ * line sets (Distribution's configuration has no such keys): those go to so. */
+static int parse_serve_flags(struct berth_config *cfg, struct berth_server_options *so, int argc,
+			     char **argv)
 {
 	int bad_at = 0;
 	for (int i = 0; i < argc; i++) {
@@ -79,11 +103,17 @@ static int parse_serve_flags(struct berth_config *cfg, int argc, char **argv)
 			else
 				goto bad;
 		} else if (strcmp(a, "--threads") == 0 && v) {
-			char *end;
-			unsigned long n = strtoul(v, &end, 10);
-			if (*end || n > 1024)
+			if (parse_uint(v, 1024, &cfg->threads) < 0)
 				goto bad;
-			cfg->threads = (unsigned)n;
+		} else if (strcmp(a, "--max-connections") == 0 && v) {
+			if (parse_uint(v, MAX_CONNECTIONS, &so->conn_limit) < 0 || so->conn_limit == 0)
+				goto bad;
+		} else if (strcmp(a, "--idle-timeout") == 0 && v) {
+			if (parse_uint(v, MAX_TIMEOUT_S, &so->conn_timeout) < 0)
+				goto bad;
+		} else if (strcmp(a, "--header-timeout") == 0 && v) {
+			if (parse_uint(v, MAX_TIMEOUT_S, &so->header_timeout) < 0)
+				goto bad;
 		} else if (strcmp(a, "--log-level") == 0 && v) {
 			if (parse_level(v, &cfg->log_level) < 0)
 				goto bad;
@@ -107,7 +137,8 @@ bad:
 
 /* Loads CONFIG.yml when given (it must come first), else the defaults plus REGISTRY_* variables;
  * then the command-line flags. */
-static int load_serve_config(struct berth_config *cfg, int argc, char **argv)
+static int load_serve_config(struct berth_config *cfg, struct berth_server_options *so, int argc,
+			     char **argv)
 {
 	char err[1024];
 	int rc;
@@ -123,7 +154,7 @@ static int load_serve_config(struct berth_config *cfg, int argc, char **argv)
 		fprintf(stderr, "berth: configuration error: %s\n", err);
 		return -1;
 	}
-	return parse_serve_flags(cfg, argc, argv);
+	return parse_serve_flags(cfg, so, argc, argv);
 }
 
 /* Sections berth does not implement yet are refused, never silently ignored: running without
@@ -255,7 +286,8 @@ static void register_metrics(void)
 	berth_registry_cache_metrics_register();
 }
 
-static int serve(const struct berth_config *cfg)
+/* so: the connection handling flags; the rest is filled in from cfg. */
+static int serve(const struct berth_config *cfg, struct berth_server_options *so)
 {
 	struct berth_storage_driver *driver = NULL;
 	struct berth_registry *reg = NULL;
@@ -264,7 +296,6 @@ static int serve(const struct berth_config *cfg)
 	struct berth_purger *purger = NULL;
 	struct berth_auth *auth = NULL;
 	char err[512];
-	struct berth_server_options so = BERTH_SERVER_OPTIONS_INIT;
 	struct tls_and_headers http;
 	sigset_t set;
 	int rc, status = 1;
@@ -307,18 +338,18 @@ static int serve(const struct berth_config *cfg)
 		goto out_http;
 	}
 
-	so.addr = cfg->addr;
-	so.threads = cfg->threads;
-	so.access_log = cfg->access_log;
-	so.prefix = cfg->http.prefix[0] ? cfg->http.prefix : NULL;
-	so.tls_cert_pem = http.cert;
-	so.tls_key_pem = http.key;
-	so.tls_client_ca_pem = http.client_cas;
-	so.headers = http.headers;
-	so.n_headers = http.n_headers;
-	so.auth = auth;
-	so.unix_socket = cfg->http.net == BERTH_NET_UNIX;
-	if (berth_server_start(&srv, &so, reg) < 0)
+	so->addr = cfg->addr;
+	so->threads = cfg->threads;
+	so->access_log = cfg->access_log;
+	so->prefix = cfg->http.prefix[0] ? cfg->http.prefix : NULL;
+	so->tls_cert_pem = http.cert;
+	so->tls_key_pem = http.key;
+	so->tls_client_ca_pem = http.client_cas;
+	so->headers = http.headers;
+	so->n_headers = http.n_headers;
+	so->auth = auth;
+	so->unix_socket = cfg->http.net == BERTH_NET_UNIX;
+	if (berth_server_start(&srv, so, reg) < 0)
 		goto out_registry;
 	if (cfg->http.debug_addr[0]) {
 		struct berth_debug_options dopts = {
@@ -358,6 +389,7 @@ out_http:
 int main(int argc, char **argv)
 {
 	struct berth_config cfg;
+	struct berth_server_options so = BERTH_SERVER_OPTIONS_INIT;
 
 	if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0) {
@@ -373,12 +405,12 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "fsck") == 0)
 		return berth_cmd_fsck(argc - 1, argv + 1);
 	if (strcmp(argv[1], "serve") == 0) {
-		if (load_serve_config(&cfg, argc - 2, argv + 2) < 0) {
+		if (load_serve_config(&cfg, &so, argc - 2, argv + 2) < 0) {
 			berth_config_release(&cfg);
 			return 1;
 		}
 		setup_logging(&cfg);
-		int status = check_supported(&cfg) < 0 ? 1 : serve(&cfg);
+		int status = check_supported(&cfg) < 0 ? 1 : serve(&cfg, &so);
 		berth_config_release(&cfg);
 		return status;
 	}

@@ -86,7 +86,8 @@ int berth_debug_start(struct berth_debug_server **out, const struct berth_debug_
 	d->registry = reg;
 	d->health_storagedriver = opts->health_storagedriver;
 	d->metrics_path = opts->metrics_path ? berth_strdup(opts->metrics_path) : NULL;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	/* AUTO: epoll, not select, which refuses descriptors past 1024 (the main port may hold thousands). */
+	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	d->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, d,

@@ -1,5 +1,6 @@
 #include "http/server.h"
 
+#include <limits.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -19,11 +20,13 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "http/conns.h"
 #include "http/metrics.h"
 #include "http/request.h"
 
 struct berth_server {
 	struct MHD_Daemon *daemon;
+	struct berth_conns *conns;
 	struct berth_registry *registry;
 	struct berth_auth *auth;
 	int access_log;
@@ -235,6 +238,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 	if (!req->started) {
 		req->started = 1;
+		berth_conns_headers_in(conn);
 		req->conn = conn;
 		req->method = method;
 		if (srv->verify_client_certs && !client_cert_verified(conn)) {
@@ -326,6 +330,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	struct berth_server *srv = cls;
 	struct berth_request *req = *con_cls;
+	berth_conns_request_done(srv->conns, conn);
 	if (!req)
 		return;
 	uint64_t ns = berth_now_ns() - req->start_ns;
@@ -436,6 +441,28 @@ static int listen_unix(const char *path)
 	return fd;
 }
 
+/*
+ * MHD's own connection limit is kept out of reach: at it, MHD stops accepting and leaves new
+ * clients waiting in the listen backlog. berth's limit is enforced by refusing them at once
+ * instead (berth_conns_accept). MHD splits its limit between the polling threads, and berth's
+ * may be exceeded by one connection per thread: hence the margin.
+ */
+static unsigned mhd_connection_limit(unsigned limit, unsigned threads)
+{
+	uint64_t n = 2 * (uint64_t)limit + threads;
+	return n < UINT_MAX ? (unsigned)n : UINT_MAX;
+}
+
+/* Frees a server whose daemon did not start, and closes the listening socket it was given. */
+static void discard(struct berth_server *s, int listen_fd)
+{
+	if (listen_fd >= 0)
+		close(listen_fd);
+	berth_conns_free(s->conns);
+	free(s->prefix);
+	free(s);
+}
+
 int berth_server_start(struct berth_server **out, const struct berth_server_options *opts,
 		       struct berth_registry *reg)
 {
@@ -480,16 +507,23 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 	}
 	uint16_t port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 						       : ((struct sockaddr_in *)&ss)->sin_port);
-	s->daemon = MHD_start_daemon(flags, port, NULL, NULL, on_request, s,
+	unsigned limit = berth_conns_fit_fd_limit(opts->conn_limit ? opts->conn_limit : 1, threads);
+	struct berth_conns_options co = { limit, opts->conn_timeout, opts->header_timeout };
+	if (berth_conns_new(&s->conns, &co) < 0) {
+		discard(s, listen_fd);
+		return BERTH_ERROR;
+	}
+	s->daemon = MHD_start_daemon(flags, port, berth_conns_accept, s->conns, on_request, s,
 				     MHD_OPTION_EXTERNAL_LOGGER, berth_http_mhd_logger, NULL,
 				     MHD_OPTION_LISTEN_SOCKET, listen_fd,
 				     /* with a listening socket given, MHD binds nothing itself */
 				     MHD_OPTION_SOCK_ADDR, opts->unix_socket ? NULL : (struct sockaddr *)&ss,
 				     MHD_OPTION_THREAD_POOL_SIZE, threads,
 				     MHD_OPTION_CONNECTION_TIMEOUT, opts->conn_timeout,
-				     MHD_OPTION_CONNECTION_LIMIT, opts->conn_limit,
+				     MHD_OPTION_CONNECTION_LIMIT, mhd_connection_limit(limit, threads),
 				     MHD_OPTION_CONNECTION_MEMORY_LIMIT, opts->conn_memory,
 				     MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
+				     MHD_OPTION_NOTIFY_CONNECTION, berth_conns_notify, s->conns,
 				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 				     MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
 				     MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
@@ -500,10 +534,7 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 				     MHD_OPTION_END);
 	if (!s->daemon) {
 		berth_error("cannot listen on %s", opts->addr);
-		if (listen_fd >= 0)
-			close(listen_fd);
-		free(s->prefix);
-		free(s);
+		discard(s, listen_fd);
 		return BERTH_ERROR;
 	}
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -528,6 +559,7 @@ void berth_server_drain_and_stop(struct berth_server *s, unsigned timeout_ms)
 	for (unsigned waited = 0; waited < timeout_ms && atomic_load(&s->in_flight) > 0; waited += 10)
 		usleep(10 * 1000);
 	MHD_stop_daemon(s->daemon);
+	berth_conns_free(s->conns);
 	free(s->prefix);
 	free(s);
 }

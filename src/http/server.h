@@ -22,8 +22,12 @@ struct berth_http_header {
 struct berth_server_options {
 	const char *addr;          /* "HOST:PORT", "[V6]:PORT" or ":PORT" (all interfaces) */
 	unsigned threads;          /* polling threads; 0 = one per core */
-	unsigned conn_timeout;     /* seconds of inactivity before a connection is closed */
-	unsigned conn_limit;       /* concurrent connections */
+	unsigned conn_timeout;     /* idle timeout: seconds of inactivity before a connection is
+				    * closed; 0 = none */
+	unsigned header_timeout;   /* seconds a request line and its headers may take; 0 = none
+				    * (http/conns.h) */
+	unsigned conn_limit;       /* connections served at once; past it new clients are refused
+				    * as they connect (lowered when the open-file limit is too low) */
 	size_t conn_memory;        /* per-connection buffer, bounds each body piece */
 	int access_log;            /* one line per request */
 	const char *prefix;        /* http.prefix: routes live below it ("/registry/"), or NULL */
@@ -35,7 +39,9 @@ struct berth_server_options {
 	struct berth_auth *auth;   /* borrowed; NULL = no authentication */
 	int unix_socket;           /* http.net: unix: addr is a filesystem path to listen on */
 };
-#define BERTH_SERVER_OPTIONS_INIT { "127.0.0.1:5000", 0, 60, 4096, 256 * 1024, 1, NULL, NULL, NULL, NULL, NULL, 0, NULL, 0 }
+#define BERTH_SERVER_OPTIONS_INIT                                                              \
+	{ .addr = "127.0.0.1:5000", .conn_timeout = 60, .header_timeout = 30, .conn_limit = 4096, \
+	  .conn_memory = 256 * 1024, .access_log = 1 }
 
 /* Parses "HOST:PORT", "[V6]:PORT" or ":PORT" (all interfaces) into a socket address.
  * 0 or BERTH_EINVALID. */

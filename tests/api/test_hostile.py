@@ -15,12 +15,22 @@ serving (GET /v2/ answers 200 after every case) and write nothing where it shoul
     naming themselves (an index listing its own digest cannot be satisfied): refused cleanly;
   - slow clients (one byte a second) do not hold other clients up;
   - thousands of idle connections: new clients are still served or refused cleanly, and all
-    is back to normal (and no descriptor leaked) once they close.
+    is back to normal (and no descriptor leaked) once they close;
+  - past the connection limit (4096, or --max-connections) a new client is refused at once
+    (accepted and closed), not left waiting in the listen backlog; with an open-file limit too
+    low for it, berth lowers its connection limit and says so;
+  - (ConnectionTimeoutsTest, with --header-timeout 2 --idle-timeout 3) a client trickling its
+    request headers a byte a second is cut at the header deadline while others are served; an
+    idle keep-alive connection is closed after the idle timeout; a slow but steady upload body
+    is not cut; descriptors come back down.
 """
 
 import os
 import re
+import resource
+import select
 import socket
+import subprocess
 import threading
 import time
 import unittest
@@ -31,6 +41,82 @@ from hardening_lib import (Registry, assert_fsck, berth_serve_args, det_bytes, f
                            raw_exchange, sha256, status_of, tree_snapshot)
 
 MARK = "pwned" + os.urandom(3).hex()  # the name every escape attempt tries to create
+
+
+def raise_fd_limit(tc, want):
+    """Lets this process hold `want` descriptors (the client side of many connections), or
+    skips the test when the hard limit does not allow it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= want:
+        return
+    if hard != resource.RLIM_INFINITY and hard < want:
+        tc.skipTest("the open-file hard limit (%d) is below %d" % (hard, want))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def seconds_until_closed(sock, t0, timeout):
+    """Waits until the server ends the connection (end of file or reset); returns the seconds
+    since t0, or None if it is still open `timeout` seconds after t0. Answers are skipped."""
+    while time.time() - t0 < timeout:
+        readable, _, _ = select.select([sock], [], [], 0.05)
+        if not readable:
+            continue
+        try:
+            if not sock.recv(65536):
+                return time.time() - t0
+        except OSError:
+            return time.time() - t0
+    return None
+
+
+def refused_at_once(port, within=1.0):
+    """A new client sending GET /v2/: True when berth ends the connection without an answer
+    within `within` seconds (refused past the connection limit)."""
+    t0 = time.time()
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=within)
+    except OSError:
+        return True
+    with s:
+        try:
+            s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        except OSError:
+            return True
+        got = b""
+        while time.time() - t0 < within:
+            readable, _, _ = select.select([s], [], [], 0.05)
+            if not readable:
+                continue
+            try:
+                b = s.recv(65536)
+            except OSError:
+                return got == b""
+            if not b:
+                return got == b""
+            got += b
+        return False
+
+
+def settled_fd_count(pid):
+    """berth's descriptor count once connections just closed by clients are gone on its side."""
+    n = fd_count(pid)
+    for _ in range(50):
+        time.sleep(0.1)
+        m = fd_count(pid)
+        if m == n:
+            return n
+        n = m
+    return n
+
+
+def served(port, timeout=2):
+    r = Registry(port, timeout=timeout)
+    try:
+        return r.ping() == 200
+    except OSError:
+        return False
+    finally:
+        r.close()
 
 
 class HostileTest(berthtest.OpsTestCase):
@@ -566,6 +652,7 @@ class HostileTest(berthtest.OpsTestCase):
         return result
 
     def test_many_idle_connections(self):
+        raise_fd_limit(self, 2000 + 200)
         pid = self.srv.proc.pid
         self.r.ping()
         fds0 = fd_count(pid)
@@ -574,10 +661,10 @@ class HostileTest(berthtest.OpsTestCase):
             or fd_count(pid)
         self.assertLessEqual(fds, fds0 + 2, "descriptors leaked: %d before, %d after" % (fds0, fds))
 
-    @unittest.expectedFailure  # berth: clients past the connection limit hang (see the report)
     def test_connections_past_the_limit_refused_cleanly(self):
         """Past berth's connection limit (4096) a new client must be served or refused at once,
         not left hanging in the listen backlog until an idle connection times out (60 s)."""
+        raise_fd_limit(self, 4500 + 200)
         pid = self.srv.proc.pid
         self.r.ping()
         fds0 = fd_count(pid)
@@ -591,6 +678,218 @@ class HostileTest(berthtest.OpsTestCase):
         """After all of the above (runs last): the store has nothing outside its layout."""
         problems = assert_fsck(self, self.root, ("orphan-blob", "stale-upload"))
         self.assertFalse([p for p in problems if MARK in p[1]])
+
+
+class ConnectionLimitsTest(berthtest.OpsTestCase):
+    """The connection handling flags: --header-timeout, --idle-timeout, --max-connections, and
+    the connection limit lowered to fit a low open-file limit."""
+
+    HEADER_TIMEOUT = 2
+    IDLE_TIMEOUT = 3
+    TICK = 1.0  # the watchdog checks deadlines once a second
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.root = os.path.join(cls.tmp, "root")
+        cls.srv = berthtest.spawn_berth(lambda port: (berth_serve_args(
+            cls.root, port, "--header-timeout", str(cls.HEADER_TIMEOUT),
+            "--idle-timeout", str(cls.IDLE_TIMEOUT)), {}), cls.tmp)
+        cls.port = cls.srv.port
+
+    def setUp(self):
+        if not self.srv.alive():
+            self.fail("berth is no longer running\n" + self.srv.describe())
+        self.assertTrue(served(self.port))
+        self.fds0 = settled_fd_count(self.srv.proc.pid)
+
+    def tearDown(self):
+        self.assertTrue(self.srv.alive(), self.srv.describe())
+        pid = self.srv.proc.pid
+        fds = berthtest.wait_until(lambda: fd_count(pid) <= self.fds0 and fd_count(pid), timeout=10) \
+            or fd_count(pid)
+        self.assertLessEqual(fds, self.fds0, "descriptors not back down: %d before, %d after"
+                             % (self.fds0, fds))
+
+    def connect(self, port=None):
+        s = socket.create_connection(("127.0.0.1", port or self.port), timeout=10)
+        self.addCleanup(s.close)
+        return s
+
+    def trickle(self, sock, t0, limit):
+        """Sends a header byte a second until berth cuts the connection; the seconds since t0
+        when it did, or None if it still had not after `limit` seconds."""
+        while time.time() - t0 < limit:
+            try:
+                sock.send(b"a")
+            except OSError:
+                return time.time() - t0
+            closed = seconds_until_closed(sock, t0, min(limit, time.time() - t0 + 1.0))
+            if closed is not None:
+                return closed
+        return None
+
+    def test_trickled_headers_cut_at_the_deadline(self):
+        """Clients sending their request headers a byte a second (never idle, so the idle
+        timeout alone would not end them) are cut once the header deadline passes, while other
+        clients are served without delay."""
+        socks = []
+        t0 = time.time()
+        for _ in range(8):
+            s = self.connect()
+            s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            socks.append(s)
+        results = {}
+
+        def run(i, s):
+            results[i] = self.trickle(s, t0, 15)
+        ts = [threading.Thread(target=run, args=(i, s)) for i, s in enumerate(socks)]
+        for t in ts:
+            t.start()
+        worst = 0.0
+        while any(t.is_alive() for t in ts) and time.time() - t0 < 20:
+            t1 = time.time()
+            self.assertTrue(served(self.port), "a client was not served next to slow ones")
+            worst = max(worst, time.time() - t1)
+            time.sleep(0.1)
+        for t in ts:
+            t.join(timeout=5)
+        self.assertLess(worst, 1.0, "a request took %.2f s next to slow clients" % worst)
+        for i in range(len(socks)):
+            self.assertIsNotNone(results.get(i), "a trickling client was never cut")
+            self.assertGreaterEqual(results[i], self.HEADER_TIMEOUT - 0.3, "cut before the deadline")
+            self.assertLess(results[i], self.HEADER_TIMEOUT + self.TICK + 1.5,
+                            "cut %.1f s after the connection opened" % results[i])
+
+    def test_keepalive_connection_closed_after_idle_timeout(self):
+        s = self.connect()
+        s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        resp = b""
+        while not resp.endswith(b"{}"):
+            b = s.recv(65536)
+            self.assertTrue(b, "closed before the answer")
+            resp += b
+        self.assertEqual(status_of(resp), 200)
+        t0 = time.time()
+        closed = seconds_until_closed(s, t0, 15)
+        self.assertIsNotNone(closed, "an idle keep-alive connection stayed open")
+        # MHD counts its idle timeout in whole seconds; the next request's header deadline
+        # (idle + header timeout) would only come at 5 s
+        self.assertGreater(closed, self.IDLE_TIMEOUT - 1.5)
+        self.assertLess(closed, self.IDLE_TIMEOUT + 1.5)
+
+    def test_trickled_next_request_on_keepalive_connection_bounded(self):
+        """On a keep-alive connection the next request's headers must be in within the idle
+        timeout plus the header timeout from the end of the previous request."""
+        s = self.connect()
+        s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        resp = b""
+        while not resp.endswith(b"{}"):
+            b = s.recv(65536)
+            self.assertTrue(b, "closed before the answer")
+            resp += b
+        t0 = time.time()
+        s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        closed = self.trickle(s, t0, 20)
+        bound = self.IDLE_TIMEOUT + self.HEADER_TIMEOUT
+        self.assertIsNotNone(closed, "a trickling keep-alive client was never cut")
+        self.assertGreaterEqual(closed, bound - 0.3)
+        self.assertLess(closed, bound + self.TICK + 1.5)
+
+    def test_connection_without_a_request_cut(self):
+        s = self.connect()
+        closed = seconds_until_closed(s, time.time(), 15)
+        self.assertIsNotNone(closed, "a connection that sent nothing stayed open")
+        self.assertLess(closed, self.HEADER_TIMEOUT + self.TICK + 1.5)
+
+    def test_slow_steady_upload_not_cut(self):
+        """A body arriving in pieces every 0.5 s for 4 s (longer than both timeouts, never
+        idle for long) is taken whole."""
+        r = Registry(self.port)
+        self.addCleanup(r.close)
+        loc = r.start_upload("slow/steady")
+        pieces = [b"%02d" % i for i in range(8)]
+        st, h, b = r.send_slowly("PATCH", loc, pieces, {"Content-Type": "application/octet-stream"},
+                                 pause=0.5)
+        self.assertEqual(st, 202, b)
+        self.assertEqual(h.get("Range"), "0-15")
+        data = b"".join(pieces)
+        st, _, b = r.request("PUT", r.with_query(r.path_of(h["Location"]), digest=sha256(data)), b"")
+        self.assertEqual(st, 201, b)
+        self.assertEqual(r.get_blob("slow/steady", sha256(data)), data)
+
+    # -- the connection limit --
+    def test_max_connections_flag(self):
+        """--max-connections 20: 20 idle connections are held, the 21st client is refused at
+        once, and once some close new clients are served again."""
+        srv = self.spawn(lambda port: (berth_serve_args(os.path.join(self.tmp, "limit"), port,
+                                                        "--max-connections", "20"), {}))
+        pid = srv.proc.pid
+        self.assertTrue(served(srv.port))
+        fds0 = settled_fd_count(pid)
+        held = [self.connect(srv.port) for _ in range(20)]
+        self.assertTrue(berthtest.wait_until(lambda: fd_count(pid) >= fds0 + 20, timeout=5),
+                        "berth did not take the 20 connections")
+        for _ in range(3):
+            self.assertTrue(refused_at_once(srv.port), "the 21st client was not refused at once")
+        self.assertTrue(srv.wait_log(r"connection limit \(20\) reached"), srv.describe())
+        # the connections it holds are served
+        held[0].sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(status_of(held[0].recv(65536)), 200)
+        for s in held[:5]:
+            s.close()
+        self.assertTrue(berthtest.wait_until(lambda: served(srv.port), timeout=5),
+                        "no client served after connections closed")
+        for s in held[5:]:
+            s.close()
+        fds = berthtest.wait_until(lambda: fd_count(pid) <= fds0 and fd_count(pid), timeout=10) \
+            or fd_count(pid)
+        self.assertLessEqual(fds, fds0, "descriptors leaked: %d before, %d after" % (fds0, fds))
+
+    def spawn_with_fd_limit(self, nofile, args):
+        """berth args(port) run with RLIMIT_NOFILE nofile (soft and hard), stopped when the
+        test ends."""
+        port = berthtest.free_port()
+        argv = [berthtest.berth_bin()] + args(port)
+        log_path = os.path.join(self.tmp, "berth-nofile-%d.log" % port)
+
+        def lower_limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+        with open(log_path, "ab") as logf:
+            proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=berthtest.clean_env(),
+                                    preexec_fn=lower_limit)
+        srv = berthtest.Spawned(proc, port, log_path, argv)
+        self.addCleanup(berthtest.stop_spawned, srv)
+        berthtest.wait_until(lambda: not srv.alive() or berthtest.port_open(port), timeout=10)
+        if not srv.alive() or not berthtest.port_open(port):
+            self.fail("berth did not start\n" + srv.describe())
+        return srv
+
+    def test_connection_limit_lowered_to_fit_the_open_file_limit(self):
+        nofile = 200
+        # two polling threads: the descriptors berth keeps for itself do not depend on the cores
+        srv = self.spawn_with_fd_limit(nofile, lambda port: berth_serve_args(
+            os.path.join(self.tmp, "nofile"), port, "--threads", "2"))
+        line = srv.wait_log(r"too low for 4096 connections: serving at most \d+")
+        self.assertTrue(line, srv.describe())
+        limit = int(re.search(r"serving at most (\d+)", line).group(1))
+        self.assertGreater(limit, 10)
+        self.assertLess(limit, nofile)
+        pid = srv.proc.pid
+        self.assertTrue(served(srv.port))
+        fds0 = settled_fd_count(pid)
+        held = [self.connect(srv.port) for _ in range(limit)]
+        self.assertTrue(berthtest.wait_until(lambda: fd_count(pid) >= fds0 + limit, timeout=5),
+                        "berth did not take %d connections" % limit)
+        for _ in range(10):
+            self.assertTrue(refused_at_once(srv.port), "a client past %d was not refused" % limit)
+        self.assertLess(fd_count(pid), nofile - 20)
+        held[-1].sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(status_of(held[-1].recv(65536)), 200)
+        for s in held:
+            s.close()
+        self.assertTrue(berthtest.wait_until(lambda: served(srv.port), timeout=5))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,273 @@
+#include "http/conns.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#define WATCHDOG_TICK_S 1
+#define REFUSAL_WARN_EVERY_MS 10000 /* one warning per burst of refusals, not one per client */
+#define FD_RESERVE 64   /* listening sockets, logs, the debug server, libraries */
+#define FDS_PER_THREAD 4 /* each polling thread's epoll and wake-up descriptors */
+
+struct tracked {
+	struct tracked *prev, *next;
+	int fd;
+	_Atomic uint64_t deadline_ms; /* CLOCK_MONOTONIC; 0 = none */
+};
+
+struct berth_conns {
+	unsigned limit;
+	uint64_t idle_ms, header_ms;
+	_Atomic unsigned live;
+	_Atomic uint64_t refused;      /* since the last warning */
+	_Atomic uint64_t last_warn_ms; /* 0 = never */
+
+	pthread_mutex_t lock; /* guards the list, and stopping */
+	struct tracked *head;
+	int stopping;
+	int watching; /* the watchdog thread runs */
+	pthread_cond_t wake;
+	pthread_t watchdog;
+};
+
+static uint64_t now_ms(void)
+{
+	return berth_now_ns() / 1000000u;
+}
+
+/* ---- the limit ---- */
+
+/* Warns about refused clients at most every REFUSAL_WARN_EVERY_MS, with how many there were. */
+static void note_refusal(struct berth_conns *c)
+{
+	atomic_fetch_add(&c->refused, 1);
+	uint64_t now = now_ms(), last = atomic_load(&c->last_warn_ms);
+	if (last && now - last < REFUSAL_WARN_EVERY_MS)
+		return;
+	if (!atomic_compare_exchange_strong(&c->last_warn_ms, &last, now))
+		return;
+	berth_warn("connection limit (%u) reached: refused %llu new connection(s)", c->limit,
+		   (unsigned long long)atomic_exchange(&c->refused, 0));
+}
+
+/* A connection is counted once MHD has it (NOTIFY_STARTED), after this: clients accepted by
+ * several polling threads at the same instant can each pass, so the limit may be exceeded by
+ * at most one connection per polling thread. */
+enum MHD_Result berth_conns_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct berth_conns *c = cls;
+	if (atomic_load(&c->live) < c->limit)
+		return MHD_YES;
+	note_refusal(c);
+	return MHD_NO;
+}
+
+/* ---- tracking ---- */
+
+static struct tracked *track(struct berth_conns *c, struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct tracked *t = berth_calloc(1, sizeof(*t));
+	t->fd = ci ? ci->connect_fd : -1;
+	atomic_init(&t->deadline_ms, c->header_ms ? now_ms() + c->header_ms : 0);
+	pthread_mutex_lock(&c->lock);
+	t->next = c->head;
+	if (c->head)
+		c->head->prev = t;
+	c->head = t;
+	pthread_mutex_unlock(&c->lock);
+	atomic_fetch_add(&c->live, 1);
+	return t;
+}
+
+/* MHD closes the descriptor only after this returns: under the lock, the watchdog never shuts
+ * down a descriptor that has been closed and reused. */
+static void untrack(struct berth_conns *c, struct tracked *t)
+{
+	pthread_mutex_lock(&c->lock);
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		c->head = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	pthread_mutex_unlock(&c->lock);
+	free(t);
+	atomic_fetch_sub(&c->live, 1);
+}
+
+void berth_conns_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+			enum MHD_ConnectionNotificationCode code)
+{
+	struct berth_conns *c = cls;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		*socket_context = track(c, conn);
+	} else if (*socket_context) {
+		untrack(c, *socket_context);
+		*socket_context = NULL;
+	}
+}
+
+static struct tracked *tracked_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci ? ci->socket_context : NULL;
+}
+
+void berth_conns_headers_in(struct MHD_Connection *conn)
+{
+	struct tracked *t = tracked_of(conn);
+	if (t)
+		atomic_store(&t->deadline_ms, 0);
+}
+
+void berth_conns_request_done(const struct berth_conns *c, struct MHD_Connection *conn)
+{
+	struct tracked *t = tracked_of(conn);
+	if (!t)
+		return;
+	/* Without an idle timeout a keep-alive connection may wait for ever, so its next request
+	 * has no deadline either. */
+	uint64_t deadline = c->header_ms && c->idle_ms ? now_ms() + c->idle_ms + c->header_ms : 0;
+	atomic_store(&t->deadline_ms, deadline);
+}
+
+/* ---- the watchdog ---- */
+
+/* Under c->lock. */
+static void cut_late(struct berth_conns *c, uint64_t now)
+{
+	for (struct tracked *t = c->head; t; t = t->next) {
+		uint64_t d = atomic_load(&t->deadline_ms);
+		/* the exchange loses to a request whose headers have just come in */
+		if (!d || d > now || !atomic_compare_exchange_strong(&t->deadline_ms, &d, 0))
+			continue;
+		berth_debug("closing connection (fd %d): request headers not complete in time", t->fd);
+		shutdown(t->fd, SHUT_RDWR);
+	}
+}
+
+static void *watchdog_main(void *arg)
+{
+	struct berth_conns *c = arg;
+	struct timespec until;
+	pthread_mutex_lock(&c->lock);
+	while (!c->stopping) {
+		cut_late(c, now_ms());
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += WATCHDOG_TICK_S;
+		pthread_cond_timedwait(&c->wake, &c->lock, &until);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+static int start_watchdog(struct berth_conns *c)
+{
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->wake, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&c->watchdog, NULL, watchdog_main, c) != 0) {
+		pthread_cond_destroy(&c->wake);
+		return BERTH_ERROR;
+	}
+	c->watching = 1;
+	return 0;
+}
+
+static void stop_watchdog(struct berth_conns *c)
+{
+	if (!c->watching)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->stopping = 1;
+	pthread_cond_signal(&c->wake);
+	pthread_mutex_unlock(&c->lock);
+	pthread_join(c->watchdog, NULL);
+	pthread_cond_destroy(&c->wake);
+	c->watching = 0;
+}
+
+int berth_conns_new(struct berth_conns **out, const struct berth_conns_options *opts)
+{
+	struct berth_conns *c = berth_calloc(1, sizeof(*c));
+	c->limit = opts->limit;
+	c->idle_ms = (uint64_t)opts->idle_timeout * 1000u;
+	c->header_ms = (uint64_t)opts->header_timeout * 1000u;
+	pthread_mutex_init(&c->lock, NULL);
+	if (c->header_ms && start_watchdog(c) < 0) {
+		berth_error("cannot start the connection watchdog thread");
+		pthread_mutex_destroy(&c->lock);
+		free(c);
+		return BERTH_ERROR;
+	}
+	*out = c;
+	return 0;
+}
+
+void berth_conns_free(struct berth_conns *c)
+{
+	if (!c)
+		return;
+	stop_watchdog(c);
+	/* MHD_stop_daemon has reported every connection closed; nothing is left unless it did not */
+	while (c->head) {
+		struct tracked *t = c->head;
+		c->head = t->next;
+		free(t);
+	}
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+/* ---- descriptors ---- */
+
+rlim_t berth_conns_fds_needed(unsigned limit, unsigned threads)
+{
+	/* a socket per connection, and a quarter more for the files requests hold open */
+	return (rlim_t)limit + limit / 4 + FD_RESERVE + (rlim_t)FDS_PER_THREAD * threads;
+}
+
+unsigned berth_conns_limit_for_fds(rlim_t fds, unsigned threads)
+{
+	rlim_t fixed = berth_conns_fds_needed(0, threads);
+	if (fds <= fixed)
+		return 1;
+	rlim_t n = (fds - fixed) * 4 / 5; /* the inverse of fds_needed, give or take rounding */
+	if (n > UINT_MAX / 2)
+		return UINT_MAX / 2;
+	while (berth_conns_fds_needed((unsigned)n + 1, threads) <= fds)
+		n++;
+	while (n > 1 && berth_conns_fds_needed((unsigned)n, threads) > fds)
+		n--;
+	return n ? (unsigned)n : 1;
+}
+
+unsigned berth_conns_fit_fd_limit(unsigned limit, unsigned threads)
+{
+	struct rlimit rl;
+	rlim_t need = berth_conns_fds_needed(limit, threads);
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return limit;
+	if (rl.rlim_cur < need && rl.rlim_cur < rl.rlim_max) {
+		struct rlimit raised = { need < rl.rlim_max ? need : rl.rlim_max, rl.rlim_max };
+		if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+			rl = raised;
+	}
+	if (rl.rlim_cur >= need)
+		return limit;
+	unsigned fit = berth_conns_limit_for_fds(rl.rlim_cur, threads);
+	berth_warn("the open-file limit (%llu, hard limit %llu) is too low for %u connections: "
+		   "serving at most %u at once (raise it with ulimit -n or systemd's LimitNOFILE=)",
+		   (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max, limit, fit);
+	return fit;
+}
