@@ -511,6 +511,12 @@ class Bench:
     def v2root(self, kind):
         return os.path.join(self.servers[kind].root, "docker", "registry", "v2")
 
+    def manifest_path(self, s, reference):
+        """The manifest's URL; for nginx, its bytes as a file (the manifest's blob data)."""
+        if s.kind == "nginx":
+            return self.blob_path(s, self.fx["manifest_d"])
+        return "/v2/bench/blobs/manifests/" + reference
+
     def blob_path(self, s, digest, repo="bench/blobs"):
         if s.kind == "nginx":
             hexd = digest.split(":", 1)[1]
@@ -881,9 +887,10 @@ class Bench:
         ng = ("berth", "dist", "nginx") if self.tools["nginx"] else ("berth", "dist")
         add("base", "GET /v2/", lw, "req/s", True, lambda s, i: self.wrk(s.port, "/v2/"), tool="wrk", p99=True)
         add("mget_tag", "manifest GET by tag", lw, "req/s", True,
-            lambda s, i: self.wrk(s.port, "/v2/bench/blobs/manifests/latest", headers=acc), tool="wrk", p99=True)
+            lambda s, i: self.wrk(s.port, self.manifest_path(s, "latest"), headers=acc), servers=ng,
+            tool="wrk", p99=True)
         add("mget_digest", "manifest GET by digest", lw, "req/s", True,
-            lambda s, i: self.wrk(s.port, "/v2/bench/blobs/manifests/" + fx["manifest_d"], headers=acc),
+            lambda s, i: self.wrk(s.port, self.manifest_path(s, fx["manifest_d"]), headers=acc), servers=ng,
             tool="wrk", p99=True)
         add("mhead_tag", "manifest HEAD by tag", lab, "req/s", True,
             lambda s, i: self.ab(s.port, "/v2/bench/blobs/manifests/latest", headers=acc), tool="ab", p99=True)
@@ -1008,6 +1015,24 @@ class Bench:
                 self.extra.setdefault("anon_empty", {}).setdefault(kind, []).append(anon / 1024.0 if anon else None)
                 log("startup %s run %d: %s ms, idle RSS %s KiB" % (kind, i + 1, fmt(ms), rss))
 
+    def disk_speed(self):
+        """MB/s of writing 256 MiB to the data disk and syncing it (dd conv=fdatasync): the
+        ceiling of any upload that is made durable before it is acknowledged, as berth does."""
+        path = os.path.join(self.work, "dd-test")
+        try:
+            out = run_cmd(["dd", "if=/dev/zero", "of=" + path, "bs=1M", "count=256", "conv=fdatasync"],
+                          timeout=300).stderr
+            m = re.search(r"copied, ([\d.]+) s", out)
+            return 256 * MiB / float(m.group(1)) / 1e6 if m else None
+        except (BenchError, subprocess.SubprocessError) as e:
+            self.note("dd failed: %s" % e)
+            return None
+        finally:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
     def openssl_speed(self):
         if not self.tools["openssl"]:
             return None
@@ -1052,10 +1077,12 @@ class Bench:
         if not a.only:
             log("reference: openssl speed -evp sha256")
             self.sha_mbps = self.openssl_speed()
+            log("reference: the disk's durable write speed")
+            self.disk_mbps = self.disk_speed()
             log("startup times")
             self.measure_startup()
         else:
-            self.sha_mbps = None
+            self.sha_mbps = self.disk_mbps = None
         self.sampler.start()
         log("fixtures and on-disk seed (%d repositories, %d tags)" % (self.p["catalog_repos"], self.p["tags"]))
         self.make_fixtures()
@@ -1232,7 +1259,10 @@ class Bench:
                 fmt(pb[0]) if pb else "–", fmt(pd[0]) if pd else "–"))
         L.append("")
         L.append("Reference: `openssl speed -evp sha256 -bytes 16384` on one core: **%s MB/s** (the ceiling for any "
-                 "upload that is digested on one core)." % (fmt(self.sha_mbps) if self.sha_mbps else "n/a"))
+                 "upload that is digested on one core). The data disk's durable write speed (`dd bs=1M count=256 "
+                 "conv=fdatasync`): **%s MB/s** (the ceiling for any upload made durable before it is acknowledged; "
+                 "berth syncs, Distribution does not)." % (fmt(self.sha_mbps) if self.sha_mbps else "n/a",
+                                                            fmt(self.disk_mbps) if self.disk_mbps else "n/a"))
         L.append("")
         L.append("### Peak RSS and server CPU by workload\n")
         L.append("Peak RSS: the highest VmRSS sampled every 50 ms during a run (median over runs). CPU: user+system "
@@ -1342,11 +1372,32 @@ class Bench:
                 fmt(b), unit, fmt(d), unit, "berth/Distribution" if higher else "Distribution/berth",
                 fmt(x), want, ", with errors" if errors(key) else ""))
 
+        def p99_target(key, desc):
+            r = by.get(key)
+            pb = summary(r[5].get("berth")) if r and r[5] else None
+            pd = summary(r[5].get("dist")) if r and r[5] else None
+            if not pb or not pd:
+                line(desc, None, "no data")
+                return
+            line(desc, pb[0] <= pd[0] / 10, "berth %s ms, Distribution %s ms" % (fmt(pb[0]), fmt(pd[0])))
+
+        def nginx_target(key, desc):
+            b, n = med(key, "berth"), med(key, "nginx")
+            if not b or not n:
+                line(desc, None, "no data")
+                return
+            line(desc, b >= 0.4 * n, "berth %s req/s, nginx %s req/s: %s of nginx" % (
+                fmt(b), fmt(n), "%.0f%%" % (100 * b / n)))
+
         for key, name in (("base", "GET /v2/"), ("mget_tag", "manifest GET by tag"),
                           ("mget_digest", "manifest GET by digest"), ("mhead_tag", "manifest HEAD by tag"),
                           ("mhead_digest", "manifest HEAD by digest"), ("bhead", "blob HEAD")):
             ratio_target(key, 10, "%s req/s ≥ 10× Distribution" % name)
+            p99_target(key, "%s p99 ≤ 1/10 of Distribution's" % name)
+        for key, name in (("mget_tag", "manifest GET by tag"), ("mget_digest", "manifest GET by digest")):
+            nginx_target(key, "%s ≥ 40%% of nginx serving the same bytes" % name)
         ratio_target("bget_small", 20, "blob GET %s req/s ≥ 20× Distribution" % human_size(self.p["small_blob"]))
+        nginx_target("bget_small", "blob GET %s ≥ 40%% of nginx" % human_size(self.p["small_blob"]))
         b, n = med("bget_big", "berth"), med("bget_big", "nginx")
         if b and n:
             line("blob GET %s within 10%% of nginx" % human_size(self.p["big_blob"]), b >= 0.9 * n,
@@ -1355,6 +1406,12 @@ class Bench:
             line("blob GET big within 10% of nginx", None, "no data")
         big_mono = "up_mono_%d" % self.p["mono"][-1][0]
         ratio_target(big_mono, 5, "monolithic upload %s MB/s ≥ 5× Distribution" % human_size(self.p["mono"][-1][0]))
+        b = med(big_mono, "berth")
+        if b and self.sha_mbps:
+            line("monolithic upload %s ≥ 60%% of one core's SHA-256 speed" % human_size(self.p["mono"][-1][0]),
+                 b >= 0.6 * self.sha_mbps, "berth %s MB/s, SHA-256 %s MB/s: %.0f%%; the disk's durable write "
+                 "speed (dd conv=fdatasync) is %s MB/s" % (fmt(b), fmt(self.sha_mbps), 100 * b / self.sha_mbps,
+                                                          fmt(self.disk_mbps) if self.disk_mbps else "n/a"))
         ratio_target("up_chunked", 8, "chunked upload MB/s ≥ 8× Distribution")
         ratio_target("catalog_page", 10, "catalog page req/s ≥ 10× Distribution")
         ratio_target("catalog_full", 10, "full catalog listing time ≤ 1/10 of Distribution's", higher=False)
