@@ -115,6 +115,11 @@ void berth_conns_notify(void *cls, struct MHD_Connection *conn, void **socket_co
 	}
 }
 
+unsigned berth_conns_live(const struct berth_conns *c)
+{
+	return atomic_load(&c->live);
+}
+
 static struct tracked *tracked_of(struct MHD_Connection *conn)
 {
 	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);

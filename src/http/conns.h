@@ -41,6 +41,8 @@ enum MHD_Result berth_conns_accept(void *cls, const struct sockaddr *addr, sockl
 void berth_conns_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
 			enum MHD_ConnectionNotificationCode code);
 
+/* Connections open now. */
+unsigned berth_conns_live(const struct berth_conns *c);
 /* A request's line and headers are in (the access handler's first call). */
 void berth_conns_headers_in(struct MHD_Connection *conn);
 /* A request is over; the connection may wait for the next one. */

@@ -543,6 +543,11 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 	return 0;
 }
 
+unsigned berth_server_connections(const struct berth_server *s)
+{
+	return berth_conns_live(s->conns);
+}
+
 unsigned berth_server_port(const struct berth_server *s)
 {
 	return s->port;

@@ -56,6 +56,8 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 		       struct berth_registry *reg);
 /* The bound port (useful with port 0). */
 unsigned berth_server_port(const struct berth_server *s);
+/* Client connections open now (those closing are counted until libmicrohttpd has let go). */
+unsigned berth_server_connections(const struct berth_server *s);
 /*
  * Stops accepting new connections and waits up to timeout_ms for the connections in flight to
  * finish their requests, then closes everything and frees. Accepts NULL.
