@@ -11,7 +11,7 @@
 #include "core/util.h"
 
 /* Hashed per turn of the thread, so that room in the ring comes back in steps. */
-#define HASH_STEP (128u << 10)
+#define HASH_STEP (64u << 10)
 
 struct berth_hash_pipe {
 	struct berth_hasher *hasher;

@@ -15,7 +15,7 @@
 
 #include "core/digest.h"
 
-#define BERTH_HASH_PIPE_RING (1u << 20)
+#define BERTH_HASH_PIPE_RING (512u << 10)
 
 struct berth_hash_pipe;
 

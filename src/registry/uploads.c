@@ -265,7 +265,7 @@ static int ensure_hasher(struct berth_upload *u)
 }
 
 /* A request body past this size is hashed on another core (core/hashpipe.h) from there on. */
-#define PIPE_AFTER (256u << 10)
+#define PIPE_AFTER (64u << 10)
 
 /* Takes the hasher back from its pipe, once it has caught up. */
 static void settle_hasher(struct berth_upload *u)

@@ -538,7 +538,9 @@ static int fs_writer(struct berth_storage_driver *drv, const char *path, int app
 	w->size = (uint64_t)st.st_size;
 	w->host = host;
 	w->cancelled = 0;
-	w->kicked = w->size;
+	/* From the last step boundary: a file appended to in pieces smaller than a step (a chunked
+	 * upload, one writer per PATCH) still has its bytes handed to writeback as they come. */
+	w->kicked = w->size - w->size % WRITEBACK_STEP;
 	*out = &w->base;
 	return 0;
 
