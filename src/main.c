@@ -223,9 +223,27 @@ struct tls_and_headers {
 	size_t n_headers;
 };
 
+/* http.host must be an absolute http(s) URL with a host (Distribution refuses anything else). */
+static int external_url_valid(const char *url)
+{
+	const char *rest = strncmp(url, "https://", 8) == 0 ? url + 8
+			   : strncmp(url, "http://", 7) == 0 ? url + 7 : NULL;
+	if (!rest || !*rest || *rest == '/')
+		return 0;
+	for (const char *p = url; *p; p++)
+		if ((unsigned char)*p <= ' ' || *p == '?' || *p == '#' || *p == '"' || *p == '<' || *p == '>')
+			return 0;
+	return 1;
+}
+
 static int prepare_http(struct tls_and_headers *t, const struct berth_config *cfg)
 {
 	memset(t, 0, sizeof(*t));
+	if (cfg->http.host[0] && !external_url_valid(cfg->http.host)) {
+		berth_error("configuration error: http.host: '%s' is not an absolute URL "
+			    "(https://host[:port])", cfg->http.host);
+		return -1;
+	}
 	if (cfg->http.tls_certificate[0]) {
 		t->cert = read_file(cfg->http.tls_certificate);
 		t->key = read_file(cfg->http.tls_key);
@@ -342,6 +360,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	so->threads = cfg->threads;
 	so->access_log = cfg->access_log;
 	so->prefix = cfg->http.prefix[0] ? cfg->http.prefix : NULL;
+	so->external_url = cfg->http.host[0] && !cfg->http.relativeurls ? cfg->http.host : NULL;
 	so->tls_cert_pem = http.cert;
 	so->tls_key_pem = http.key;
 	so->tls_client_ca_pem = http.client_cas;

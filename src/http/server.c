@@ -33,6 +33,7 @@ struct berth_server {
 	unsigned port;
 	char *prefix;             /* "/path" without its trailing '/', or NULL */
 	size_t prefix_len;
+	char *url_base;           /* http.host + prefix, no trailing '/': absolute URLs; or NULL */
 	int verify_client_certs;
 	const struct berth_http_header *headers;
 	size_t n_headers;
@@ -218,7 +219,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	req->server = srv;
 	req->registry = srv->registry;
 	req->auth = srv->auth;
-	req->url_prefix = srv->prefix ? srv->prefix : "";
+	req->url_prefix = srv->url_base ? srv->url_base : srv->prefix ? srv->prefix : "";
 	req->conn = conn;
 	req->method = "";
 	req->start_ns = berth_now_ns();
@@ -421,6 +422,16 @@ static void set_prefix(struct berth_server *s, const char *prefix)
 	s->prefix_len = strlen(s->prefix);
 }
 
+/* Distribution's http.host: the URLs berth hands out are built on it (and the prefix). */
+static void set_url_base(struct berth_server *s, const char *external_url)
+{
+	size_t n = external_url ? strlen(external_url) : 0;
+	while (n > 0 && external_url[n - 1] == '/')
+		n--;
+	if (n > 0)
+		s->url_base = berth_asprintf("%.*s%s", (int)n, external_url, s->prefix ? s->prefix : "");
+}
+
 /* http.net: unix: a listening socket at path (a stale socket file there is replaced). */
 static int listen_unix(const char *path)
 {
@@ -460,6 +471,7 @@ static void discard(struct berth_server *s, int listen_fd)
 		close(listen_fd);
 	berth_conns_free(s->conns);
 	free(s->prefix);
+	free(s->url_base);
 	free(s);
 }
 
@@ -497,6 +509,7 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 	s->headers = opts->headers;
 	s->n_headers = opts->n_headers;
 	set_prefix(s, opts->prefix);
+	set_url_base(s, opts->external_url);
 	char uuid[37];
 	berth_uuid4(uuid);
 	memcpy(s->id_prefix, uuid, 8);
@@ -566,5 +579,6 @@ void berth_server_drain_and_stop(struct berth_server *s, unsigned timeout_ms)
 	MHD_stop_daemon(s->daemon);
 	berth_conns_free(s->conns);
 	free(s->prefix);
+	free(s->url_base);
 	free(s);
 }

@@ -31,6 +31,8 @@ struct berth_server_options {
 	size_t conn_memory;        /* per-connection buffer, bounds each body piece */
 	int access_log;            /* one line per request */
 	const char *prefix;        /* http.prefix: routes live below it ("/registry/"), or NULL */
+	const char *external_url;  /* http.host (absolute URL) unless http.relativeurls: the URLs
+				    * handed out (Location, Link) are absolute, below it; NULL: relative */
 	const char *tls_cert_pem;  /* http.tls.certificate contents (PEM), or NULL for plain HTTP */
 	const char *tls_key_pem;   /* http.tls.key contents */
 	const char *tls_client_ca_pem; /* http.tls.clientcas contents: require verified client certs */

@@ -152,6 +152,66 @@ class PrefixWithoutSlashTest(bt.OpsTestCase):
         self.assertStatus(c.get("/deep/erv2/"), 404)
 
 
+class HostTest(bt.OpsTestCase):
+    """http.host: the URLs berth hands out (upload and blob Locations, pagination Links) are
+    absolute, built on it and the prefix, as Distribution builds them; http.relativeurls keeps
+    them relative; a host that is not an absolute URL is refused at start-up."""
+
+    HOST = "https://registry.example.com:8443"
+
+    def start(self, extra):
+        root = self.path("root-%d" % len(extra))
+        return self.spawn(lambda port: (["serve", bt.write_file(
+            self.path("config-%d.yml" % len(extra)), config(root, port, extra))], {}))
+
+    def push_and_locations(self, c, base):
+        """Pushes a blob in two requests and tags a manifest; the URLs handed out on the way.
+        base is the path prefix to reach the server by."""
+        repo = "host/x"
+        data = b"a blob pushed to a registry with http.host"
+        r = c.post(base + "/v2/%s/blobs/uploads/" % repo)
+        self.assertStatus(r, 202)
+        upload = r.header("Location")
+        r = c.put(urllib.parse.urlsplit(upload).path + "?digest=" + bt.digest(data), data)
+        self.assertStatus(r, 201)
+        blob = r.header("Location")
+        r = c.post(base + "/v2/%s/blobs/uploads/?digest=%s" % (repo, bt.digest(b"{}")), b"{}")
+        self.assertStatus(r, 201)  # monolithic: the config blob
+        img = bt.canonical({"schemaVersion": 2, "mediaType": bt.OCI_MANIFEST,
+                            "config": bt.descriptor(b"{}", bt.OCI_CONFIG), "layers": []})
+        for t in ("a", "b"):
+            r = c.put(base + "/v2/%s/manifests/%s" % (repo, t), img,
+                      headers={"Content-Type": bt.OCI_MANIFEST})
+            self.assertStatus(r, 201)
+            manifest = r.header("Location")
+        r = c.get(base + "/v2/%s/tags/list?n=1" % repo)
+        self.assertStatus(r, 200)
+        link = r.header("Link")
+        return upload, blob, manifest, link
+
+    def test_absolute_urls_on_host_and_prefix(self):
+        s = self.start("  host: %s/\n  prefix: /reg/\n" % self.HOST)
+        upload, blob, manifest, link = self.push_and_locations(s.client(), "/reg")
+        want = self.HOST + "/reg/v2/host/x/"
+        for what, url in (("upload", upload), ("blob", blob), ("manifest", manifest)):
+            self.assertTrue(url and url.startswith(want), "%s Location %r is not below %s" % (what, url, want))
+        self.assertTrue(link and link.startswith("<" + want + "tags/list?"), "Link %r" % link)
+
+    def test_relativeurls_keeps_them_relative(self):
+        s = self.start("  host: %s\n  relativeurls: true\n" % self.HOST)
+        upload, blob, manifest, link = self.push_and_locations(s.client(), "")
+        for what, url in (("upload", upload), ("blob", blob), ("manifest", manifest)):
+            self.assertTrue(url and url.startswith("/v2/host/x/"), "%s Location %r" % (what, url))
+        self.assertTrue(link and link.startswith("</v2/host/x/tags/list?"), "Link %r" % link)
+
+    def test_host_must_be_an_absolute_url(self):
+        for bad in ("registry.example.com", "ftp://x", "https://", "https:///path"):
+            cfg = bt.write_file(self.path("bad.yml"), config(self.path("r"), 1, "  host: %s\n" % bad))
+            p = bt.run_berth(["serve", cfg])
+            self.assertEqual(p.returncode, 1, "%s: %s" % (bad, p.stderr))
+            self.assertIn("http.host", p.stderr, bad)
+
+
 class HeadersTest(bt.OpsTestCase):
     HEADERS = ("  headers:\n"
                "    X-Content-Type-Options: [nosniff]\n"
