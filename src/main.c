@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "http/debug.h"
+#include "http/health.h"
 #include "http/metrics.h"
 #include "http/server.h"
 #include "registry/purge.h"
@@ -311,6 +312,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	struct berth_registry *reg = NULL;
 	struct berth_server *srv = NULL;
 	struct berth_debug_server *dbg = NULL;
+	struct berth_health *health = NULL;
 	struct berth_purger *purger = NULL;
 	struct berth_auth *auth = NULL;
 	char err[512];
@@ -368,12 +370,19 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	so->n_headers = http.n_headers;
 	so->auth = auth;
 	so->unix_socket = cfg->http.net == BERTH_NET_UNIX;
-	if (berth_server_start(&srv, so, reg) < 0)
+	if (cfg->health_storagedriver.enabled &&
+	    berth_health_start(&health, berth_registry_driver(reg), cfg->health_storagedriver.interval_ms,
+			       cfg->health_storagedriver.threshold) < 0) {
+		berth_error("cannot start the storage driver health check");
 		goto out_registry;
+	}
+	so->health = health;
+	if (berth_server_start(&srv, so, reg) < 0)
+		goto out_health;
 	if (cfg->http.debug_addr[0]) {
 		struct berth_debug_options dopts = {
 			.addr = cfg->http.debug_addr,
-			.health_storagedriver = cfg->health_storagedriver.enabled,
+			.health = health,
 			.metrics_path = cfg->http.prometheus_enabled ? cfg->http.prometheus_path : NULL,
 		};
 		if (berth_debug_start(&dbg, &dopts, reg) < 0)
@@ -397,6 +406,8 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	berth_debug_stop(dbg);
 out_server:
 	berth_server_drain_and_stop(srv, (unsigned)(cfg->http.draintimeout_ms > 0 ? cfg->http.draintimeout_ms : 0));
+out_health:
+	berth_health_stop(health);
 out_registry:
 	berth_registry_free(reg);
 out_http:

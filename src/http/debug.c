@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/util.h"
+#include "http/health.h"
 #include "http/server.h"
 #include "registry/registry.h"
 #include "storage/storage.h"
@@ -17,7 +18,7 @@
 struct berth_debug_server {
 	struct MHD_Daemon *daemon;
 	struct berth_registry *registry;
-	int health_storagedriver;
+	struct berth_health *health;
 	char *metrics_path;
 };
 
@@ -34,16 +35,9 @@ static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, cons
 /* Distribution's health answer: {} when healthy, else 503 and {"<check>": "<error>"}. */
 static enum MHD_Result health(struct berth_debug_server *d, struct MHD_Connection *c)
 {
-	if (d->health_storagedriver) {
-		struct berth_storage_driver *drv = berth_registry_driver(d->registry);
-		struct berth_stat st;
-		int rc = berth_storage_stat(drv, "/", &st);
-		if (rc < 0 && rc != BERTH_ENOTFOUND) {
-			char *body = berth_asprintf("{\"storagedriver_%s\":\"%s\"}", drv->name, berth_strerror(rc));
-			return send_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "application/json", body, strlen(body));
-		}
-	}
-	return send_text(c, MHD_HTTP_OK, "application/json", berth_strdup("{}"), 2);
+	char *body = berth_health_report(d->health);
+	unsigned status = berth_health_ok(d->health) ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE;
+	return send_text(c, status, "application/json", body, strlen(body));
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -84,7 +78,7 @@ int berth_debug_start(struct berth_debug_server **out, const struct berth_debug_
 	}
 	struct berth_debug_server *d = berth_calloc(1, sizeof(*d));
 	d->registry = reg;
-	d->health_storagedriver = opts->health_storagedriver;
+	d->health = opts->health;
 	d->metrics_path = opts->metrics_path ? berth_strdup(opts->metrics_path) : NULL;
 	/* AUTO: epoll, not select, which refuses descriptors past 1024 (the main port may hold thousands). */
 	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;

@@ -5,12 +5,13 @@
 #ifndef BERTH_HTTP_DEBUG_H
 #define BERTH_HTTP_DEBUG_H
 
+struct berth_health;
 struct berth_registry;
 struct berth_debug_server;
 
 struct berth_debug_options {
 	const char *addr;            /* "HOST:PORT" */
-	int health_storagedriver;    /* health.storagedriver.enabled */
+	struct berth_health *health; /* health.storagedriver checker (borrowed), or NULL */
 	const char *metrics_path;    /* NULL: metrics disabled */
 };
 

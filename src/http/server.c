@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "http/conns.h"
+#include "http/health.h"
 #include "http/metrics.h"
 #include "http/request.h"
 
@@ -29,6 +30,7 @@ struct berth_server {
 	struct berth_conns *conns;
 	struct berth_registry *registry;
 	struct berth_auth *auth;
+	struct berth_health *health;
 	int access_log;
 	unsigned port;
 	char *prefix;             /* "/path" without its trailing '/', or NULL */
@@ -255,6 +257,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		url = strip_prefix(srv, url);
 		if (!url) {
 			berth_req_error(req, MHD_HTTP_NOT_FOUND, "UNSUPPORTED", "no such endpoint", NULL);
+			return MHD_YES;
+		}
+		if (!berth_health_ok(srv->health)) {
+			berth_req_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "UNAVAILABLE", "service unavailable",
+					"\"health check failed: please see /debug/health\"");
 			return MHD_YES;
 		}
 		/* Answering before MHD has seen the (absent) body would cost the keep-alive
@@ -505,6 +512,7 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 	struct berth_server *s = berth_calloc(1, sizeof(*s));
 	s->registry = reg;
 	s->auth = opts->auth;
+	s->health = opts->health;
 	s->access_log = opts->access_log;
 	s->headers = opts->headers;
 	s->n_headers = opts->n_headers;

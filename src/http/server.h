@@ -39,6 +39,7 @@ struct berth_server_options {
 	const struct berth_http_header *headers; /* http.headers added to every answer */
 	size_t n_headers;
 	struct berth_auth *auth;   /* borrowed; NULL = no authentication */
+	struct berth_health *health; /* borrowed; while its check fails every request gets 503 */
 	int unix_socket;           /* http.net: unix: addr is a filesystem path to listen on */
 };
 #define BERTH_SERVER_OPTIONS_INIT                                                              \

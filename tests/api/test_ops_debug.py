@@ -3,6 +3,7 @@ http.debug.prometheus.path when enabled. The metrics text must parse, and the co
 by exactly what the requests made: one berth process per class, so the numbers are its own."""
 
 import math
+import os
 import re
 import socket
 import time
@@ -303,6 +304,38 @@ class DebugServerTest(bt.OpsTestCase):
     def test_debug_methods(self):
         r = self.d.post("/metrics", b"")
         self.assertIn(r.status, (404, 405), r.describe())
+
+
+class HealthCheckTest(bt.OpsTestCase):
+    """health.storagedriver as in Distribution: checked every interval, failing after threshold
+    failures in a row; while it fails /debug/health says why (503) and the API answers 503
+    UNAVAILABLE; the first success clears it."""
+
+    def test_storage_failure_and_recovery(self):
+        s = start_debug_server(self.tmp, "health:\n  storagedriver:\n    enabled: true\n"
+                                         "    interval: 300ms\n    threshold: 3\n", "health")
+        self.addCleanup(bt.stop_spawned, s)
+        c = s.client()
+        c.push_blob("health/x", b"a blob")  # the storage root exists
+        root = os.path.join(self.tmp, "health-root")
+        self.assertStatus(s.debug.get("/debug/health"), 200)
+        # Break the storage root (the driver's "/"): a link to itself fails every stat (ELOOP).
+        os.rename(root, root + ".away")
+        os.symlink(os.path.basename(root), root)
+        t0 = time.time()
+        self.assertTrue(bt.wait_until(lambda: s.debug.get("/debug/health").status == 503, 5),
+                        "the health check never failed\n" + s.describe())
+        self.assertGreaterEqual(time.time() - t0, 0.5, "failed before 3 checks in a row")
+        r = s.debug.get("/debug/health")
+        self.assertEqual(list(r.json()), ["storagedriver_filesystem"], r.describe())
+        r = c.get("/v2/")
+        self.assertError(r, 503, "UNAVAILABLE")
+        self.assertError(c.get("/v2/health/x/tags/list"), 503, "UNAVAILABLE")
+        os.unlink(root)
+        os.rename(root + ".away", root)
+        self.assertTrue(bt.wait_until(lambda: c.get("/v2/").status == 200, 5),
+                        "the API did not come back\n" + s.describe())
+        self.assertStatus(s.debug.get("/debug/health"), 200)
 
 
 class DebugWithoutPrometheusTest(bt.OpsTestCase):
