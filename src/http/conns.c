@@ -5,13 +5,13 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/periodic.h"
 #include "core/util.h"
 
-#define WATCHDOG_TICK_S 1
+#define WATCHDOG_TICK_MS 1000
 #define REFUSAL_WARN_EVERY_MS 10000 /* one warning per burst of refusals, not one per client */
 #define FD_RESERVE 64   /* listening sockets, logs, the debug server, libraries */
 #define FDS_PER_THREAD 4 /* each polling thread's epoll and wake-up descriptors */
@@ -29,12 +29,9 @@ struct berth_conns {
 	_Atomic uint64_t refused;      /* since the last warning */
 	_Atomic uint64_t last_warn_ms; /* 0 = never */
 
-	pthread_mutex_t lock; /* guards the list, and stopping */
+	pthread_mutex_t lock; /* guards the list */
 	struct tracked *head;
-	int stopping;
-	int watching; /* the watchdog thread runs */
-	pthread_cond_t wake;
-	pthread_t watchdog;
+	struct berth_periodic *watchdog; /* NULL without a header timeout */
 };
 
 static uint64_t now_ms(void)
@@ -159,47 +156,12 @@ static void cut_late(struct berth_conns *c, uint64_t now)
 	}
 }
 
-static void *watchdog_main(void *arg)
+static void watchdog_tick(void *arg)
 {
 	struct berth_conns *c = arg;
-	struct timespec until;
 	pthread_mutex_lock(&c->lock);
-	while (!c->stopping) {
-		cut_late(c, now_ms());
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += WATCHDOG_TICK_S;
-		pthread_cond_timedwait(&c->wake, &c->lock, &until);
-	}
+	cut_late(c, now_ms());
 	pthread_mutex_unlock(&c->lock);
-	return NULL;
-}
-
-static int start_watchdog(struct berth_conns *c)
-{
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&c->wake, &ca);
-	pthread_condattr_destroy(&ca);
-	if (pthread_create(&c->watchdog, NULL, watchdog_main, c) != 0) {
-		pthread_cond_destroy(&c->wake);
-		return BERTH_ERROR;
-	}
-	c->watching = 1;
-	return 0;
-}
-
-static void stop_watchdog(struct berth_conns *c)
-{
-	if (!c->watching)
-		return;
-	pthread_mutex_lock(&c->lock);
-	c->stopping = 1;
-	pthread_cond_signal(&c->wake);
-	pthread_mutex_unlock(&c->lock);
-	pthread_join(c->watchdog, NULL);
-	pthread_cond_destroy(&c->wake);
-	c->watching = 0;
 }
 
 int berth_conns_new(struct berth_conns **out, const struct berth_conns_options *opts)
@@ -209,7 +171,8 @@ int berth_conns_new(struct berth_conns **out, const struct berth_conns_options *
 	c->idle_ms = (uint64_t)opts->idle_timeout * 1000u;
 	c->header_ms = (uint64_t)opts->header_timeout * 1000u;
 	pthread_mutex_init(&c->lock, NULL);
-	if (c->header_ms && start_watchdog(c) < 0) {
+	if (c->header_ms && berth_periodic_start(&c->watchdog, WATCHDOG_TICK_MS, WATCHDOG_TICK_MS,
+						 watchdog_tick, c) < 0) {
 		berth_error("cannot start the connection watchdog thread");
 		pthread_mutex_destroy(&c->lock);
 		free(c);
@@ -223,7 +186,7 @@ void berth_conns_free(struct berth_conns *c)
 {
 	if (!c)
 		return;
-	stop_watchdog(c);
+	berth_periodic_stop(c->watchdog);
 	/* MHD_stop_daemon has reported every connection closed; nothing is left unless it did not */
 	while (c->head) {
 		struct tracked *t = c->head;

@@ -1,6 +1,5 @@
 #include "registry/purge.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/periodic.h"
 #include "core/util.h"
 #include "registry/paths.h"
 #include "registry/registry_int.h"
@@ -116,52 +116,18 @@ int berth_purge_uploads(struct berth_registry *r, int64_t before, int dry_run, s
 
 struct berth_purger {
 	struct berth_registry *reg;
-	int64_t age_ms, interval_ms;
+	int64_t age_ms;
 	int dry_run;
-	int stopping;
-	pthread_mutex_t lock;
-	pthread_cond_t wake;
-	pthread_t thread;
+	struct berth_periodic *task;
 };
 
-/* Sleeps ms unless told to stop; returns 1 when stopping. */
-static int nap(struct berth_purger *p, int64_t ms)
-{
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
-	pthread_mutex_lock(&p->lock);
-	while (!p->stopping && pthread_cond_timedwait(&p->wake, &p->lock, &until) == 0)
-		;
-	int stopping = p->stopping;
-	pthread_mutex_unlock(&p->lock);
-	return stopping;
-}
-
-static void *purger_main(void *arg)
+static void purge_pass(void *arg)
 {
 	struct berth_purger *p = arg;
-	/* Jitter so that replicas sharing storage do not all walk it at once (Distribution uses up
-	 * to an hour; a short interval gets a proportionally short jitter). */
-	uint32_t rnd = 0;
-	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
-		rnd = 0;
-	int64_t max_jitter = p->interval_ms / 10 < 3600000 ? p->interval_ms / 10 : 3600000;
-	int64_t jitter = max_jitter > 0 ? (int64_t)(rnd % (uint64_t)max_jitter) : 0;
-	if (nap(p, jitter))
-		return NULL;
-	do {
-		size_t n = 0;
-		berth_purge_uploads(p->reg, (int64_t)time(NULL) - p->age_ms / 1000, p->dry_run, &n);
-		berth_info("upload purge: %zu upload(s) older than %llds %s", n,
-			   (long long)(p->age_ms / 1000), p->dry_run ? "found (dry run)" : "deleted");
-	} while (!nap(p, p->interval_ms));
-	return NULL;
+	size_t n = 0;
+	berth_purge_uploads(p->reg, (int64_t)time(NULL) - p->age_ms / 1000, p->dry_run, &n);
+	berth_info("upload purge: %zu upload(s) older than %llds %s", n, (long long)(p->age_ms / 1000),
+		   p->dry_run ? "found (dry run)" : "deleted");
 }
 
 int berth_purger_start(struct berth_purger **out, struct berth_registry *r, int64_t age_ms,
@@ -170,13 +136,17 @@ int berth_purger_start(struct berth_purger **out, struct berth_registry *r, int6
 	struct berth_purger *p = berth_calloc(1, sizeof(*p));
 	p->reg = r;
 	p->age_ms = age_ms;
-	p->interval_ms = interval_ms > 0 ? interval_ms : 24 * 3600 * 1000LL;
 	p->dry_run = dry_run;
-	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->wake, NULL);
-	if (pthread_create(&p->thread, NULL, purger_main, p) != 0) {
-		pthread_cond_destroy(&p->wake);
-		pthread_mutex_destroy(&p->lock);
+	if (interval_ms <= 0)
+		interval_ms = 24 * 3600 * 1000LL;
+	/* Jitter so that replicas sharing storage do not all walk it at once (Distribution uses up
+	 * to an hour; a short interval gets a proportionally short jitter). */
+	uint32_t rnd = 0;
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		rnd = 0;
+	int64_t max_jitter = interval_ms / 10 < 3600000 ? interval_ms / 10 : 3600000;
+	int64_t jitter = max_jitter > 0 ? (int64_t)(rnd % (uint64_t)max_jitter) : 0;
+	if (berth_periodic_start(&p->task, jitter, interval_ms, purge_pass, p) < 0) {
 		free(p);
 		return BERTH_ERROR;
 	}
@@ -188,12 +158,6 @@ void berth_purger_stop(struct berth_purger *p)
 {
 	if (!p)
 		return;
-	pthread_mutex_lock(&p->lock);
-	p->stopping = 1;
-	pthread_cond_signal(&p->wake);
-	pthread_mutex_unlock(&p->lock);
-	pthread_join(p->thread, NULL);
-	pthread_cond_destroy(&p->wake);
-	pthread_mutex_destroy(&p->lock);
+	berth_periodic_stop(p->task);
 	free(p);
 }
