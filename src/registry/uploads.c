@@ -123,7 +123,7 @@ int berth_upload_create(struct berth_registry *r, const char *name, char uuid_ou
 		w->close(w);
 	}
 	if (rc < 0 && berth_path_upload_dir(path, name, uuid_out) == 0)
-		berth_storage_remove(r->driver, path); /* best effort: no startedat, nothing would purge it */
+		berth_storage_remove(r->driver, path); /* best effort: purging would get it only after age */
 	return rc;
 }
 

@@ -42,6 +42,25 @@ def det_bytes(seed, size):
     return bytes(out[:size])
 
 
+class SharedBerth:
+    """Mixin for a test class whose tests share one berth (cls.srv, started in setUpClass):
+    each test first checks it is still running, and at the end it must stop cleanly on SIGTERM
+    (exit 0, which also lets a sanitizer build report leaks)."""
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.srv.stop()
+        log = cls.srv.describe()
+        super().tearDownClass()
+        if rc != 0:
+            raise AssertionError("berth exited with status %s after SIGTERM\n%s" % (rc, log))
+
+    def setUp(self):
+        super().setUp()
+        if not self.srv.alive():
+            self.fail("berth is no longer running\n" + self.srv.describe())
+
+
 class HTTPError(Exception):
     """An answer with an unexpected status."""
 

@@ -18,7 +18,7 @@ import threading
 
 import berthtest
 from berthtest import setUpModule, tearDownModule  # noqa: F401
-from hardening_lib import (Registry, assert_fsck, berth_serve_args, det_bytes, image,
+from hardening_lib import (Registry, SharedBerth, assert_fsck, berth_serve_args, det_bytes, image,
                            push_image, sha256)
 
 CLIENTS = int(os.environ.get("CONCURRENCY_CLIENTS", "16"))
@@ -46,7 +46,7 @@ def run_threads(n, fn):
     return errors
 
 
-class ConcurrencyTest(berthtest.OpsTestCase):
+class ConcurrencyTest(SharedBerth, berthtest.OpsTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -54,19 +54,6 @@ class ConcurrencyTest(berthtest.OpsTestCase):
         os.makedirs(cls.root)
         cls.srv = berthtest.spawn_berth(
             lambda port: (berth_serve_args(cls.root, port, "--delete"), {}), cls.tmp)
-
-    @classmethod
-    def tearDownClass(cls):
-        # A clean stop (SIGTERM -> exit 0) also lets a sanitizer build report leaks.
-        rc = cls.srv.stop()
-        log = cls.srv.describe()
-        super().tearDownClass()
-        if rc != 0:
-            raise AssertionError("berth exited with status %s after SIGTERM\n%s" % (rc, log))
-
-    def setUp(self):
-        if not self.srv.alive():
-            self.fail("berth is no longer running\n" + self.srv.describe())
 
     def reg(self):
         r = Registry(self.srv.port)

@@ -37,7 +37,7 @@ import unittest
 
 import berthtest
 from berthtest import setUpModule, tearDownModule  # noqa: F401
-from hardening_lib import (Registry, assert_fsck, berth_serve_args, det_bytes, fd_count,
+from hardening_lib import (Registry, SharedBerth, assert_fsck, berth_serve_args, det_bytes, fd_count,
                            raw_exchange, sha256, status_of, tree_snapshot)
 
 MARK = "pwned" + os.urandom(3).hex()  # the name every escape attempt tries to create
@@ -119,7 +119,7 @@ def served(port, timeout=2):
         r.close()
 
 
-class HostileTest(berthtest.OpsTestCase):
+class HostileTest(SharedBerth, berthtest.OpsTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -150,18 +150,8 @@ class HostileTest(berthtest.OpsTestCase):
         snap = tree_snapshot(cls.tmp, skip=[cls.root])
         return {k: v for k, v in snap.items() if not k.endswith(".log")}
 
-    @classmethod
-    def tearDownClass(cls):
-        # A clean stop (SIGTERM -> exit 0) also lets a sanitizer build report leaks.
-        rc = cls.srv.stop()
-        log = cls.srv.describe()
-        super().tearDownClass()
-        if rc != 0:
-            raise AssertionError("berth exited with status %s after SIGTERM\n%s" % (rc, log))
-
     def setUp(self):
-        if not self.srv.alive():
-            self.fail("berth is no longer running\n" + self.srv.describe())
+        super().setUp()
         self.r = Registry(self.port)
         self.addCleanup(self.r.close)
 
@@ -716,6 +706,17 @@ class ConnectionLimitsTest(berthtest.OpsTestCase):
         self.addCleanup(s.close)
         return s
 
+    def keepalive_after_one_request(self):
+        """A connection that has had one GET /v2/ answered: (socket, the raw answer)."""
+        s = self.connect()
+        s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        resp = b""
+        while not resp.endswith(b"{}"):
+            b = s.recv(65536)
+            self.assertTrue(b, "closed before the answer")
+            resp += b
+        return s, resp
+
     def trickle(self, sock, t0, limit):
         """Sends a header byte a second until berth cuts the connection; the seconds since t0
         when it did, or None if it still had not after `limit` seconds."""
@@ -762,13 +763,7 @@ class ConnectionLimitsTest(berthtest.OpsTestCase):
                             "cut %.1f s after the connection opened" % results[i])
 
     def test_keepalive_connection_closed_after_idle_timeout(self):
-        s = self.connect()
-        s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
-        resp = b""
-        while not resp.endswith(b"{}"):
-            b = s.recv(65536)
-            self.assertTrue(b, "closed before the answer")
-            resp += b
+        s, resp = self.keepalive_after_one_request()
         self.assertEqual(status_of(resp), 200)
         t0 = time.time()
         closed = seconds_until_closed(s, t0, 15)
@@ -781,13 +776,7 @@ class ConnectionLimitsTest(berthtest.OpsTestCase):
     def test_trickled_next_request_on_keepalive_connection_bounded(self):
         """On a keep-alive connection the next request's headers must be in within the idle
         timeout plus the header timeout from the end of the previous request."""
-        s = self.connect()
-        s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
-        resp = b""
-        while not resp.endswith(b"{}"):
-            b = s.recv(65536)
-            self.assertTrue(b, "closed before the answer")
-            resp += b
+        s, _ = self.keepalive_after_one_request()
         t0 = time.time()
         s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         closed = self.trickle(s, t0, 20)
