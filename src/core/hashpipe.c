@@ -25,12 +25,6 @@ struct berth_hash_pipe {
 
 static _Atomic long pipes_running;
 
-static long max_pipes(void)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n > 0 ? n : 1;
-}
-
 static void *hash_loop(void *arg)
 {
 	struct berth_hash_pipe *p = arg;
@@ -59,7 +53,7 @@ static void *hash_loop(void *arg)
 
 int berth_hash_pipe_start(struct berth_hash_pipe **out, struct berth_hasher *h)
 {
-	if (atomic_fetch_add(&pipes_running, 1) >= max_pipes()) {
+	if (atomic_fetch_add(&pipes_running, 1) >= berth_online_cpus()) {
 		atomic_fetch_sub(&pipes_running, 1);
 		return BERTH_EBUSY;
 	}

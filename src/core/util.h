@@ -47,6 +47,9 @@ char *berth_buf_detach(struct berth_buf *b, size_t *len);
  */
 int berth_regex_too_complex(const char *re);
 
+/* Online CPUs (at least 1), read once: sysconf reads /sys on every call. */
+long berth_online_cpus(void);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t berth_now_ns(void);
 

@@ -505,10 +505,8 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 	}
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	if (!threads) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		threads = n > 0 ? (unsigned)n : 1;
-	}
+	if (!threads)
+		threads = (unsigned)berth_online_cpus();
 	struct berth_server *s = berth_calloc(1, sizeof(*s));
 	s->registry = reg;
 	s->auth = opts->auth;

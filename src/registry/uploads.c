@@ -287,6 +287,14 @@ static void hash_received(struct berth_upload *u, const void *buf, size_t n)
 		u->pipe = NULL; /* every core busy hashing already: go on inline */
 }
 
+/* After a failed write part of the bytes may have landed: forget the state, rehash on next use. */
+static void forget_hasher(struct berth_upload *u)
+{
+	settle_hasher(u);
+	berth_hasher_free(u->hasher);
+	u->hasher = NULL;
+}
+
 int berth_upload_write(struct berth_upload *u, const void *buf, size_t n)
 {
 	if (u->committed[0])
@@ -296,10 +304,7 @@ int berth_upload_write(struct berth_upload *u, const void *buf, size_t n)
 		return rc;
 	rc = u->writer->write(u->writer, buf, n);
 	if (rc < 0) {
-		/* Part of the bytes may have landed: forget the state, rehash on next use. */
-		settle_hasher(u);
-		berth_hasher_free(u->hasher);
-		u->hasher = NULL;
+		forget_hasher(u);
 		return rc;
 	}
 	u->received += n;
@@ -315,6 +320,11 @@ int berth_upload_checkpoint(struct berth_upload *u)
 	struct berth_writer *w = NULL;
 	int rc;
 
+	/* The state is saved for bytes that are in the file: the writer may still hold some. */
+	if (u->writer && (rc = u->writer->flush(u->writer)) < 0) {
+		forget_hasher(u);
+		return rc;
+	}
 	settle_hasher(u);
 	if (!u->hasher)
 		return 0;

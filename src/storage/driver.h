@@ -53,7 +53,8 @@ struct berth_reader {
 };
 
 /*
- * An appending writer. Bytes written are not guaranteed visible to readers until commit();
+ * An appending writer. Bytes written are not guaranteed visible to readers until flush() or
+ * commit();
  * after a crash, a committed writer's bytes are all on storage, an uncommitted one's may be
  * partially there (the caller tracks the valid length itself, as uploads do).
  */
@@ -62,9 +63,13 @@ struct berth_writer {
 	int (*write)(struct berth_writer *w, const void *buf, size_t n);
 	/* Current total size of the object (including bytes present before an append open). */
 	uint64_t (*size)(struct berth_writer *w);
-	/* Flushes the bytes written to stable storage. The object's name is not necessarily
-	 * durable yet: a writer's object is made durable where it belongs by move(), which makes
-	 * its destination durable. The writer stays usable. */
+	/* Puts every byte written so far into the object, so readers and later writers see them
+	 * (not necessarily durable): a driver may take bytes before it has written them. 0, or the
+	 * error of a write that failed after it was taken; size() then tells what is there. */
+	int (*flush)(struct berth_writer *w);
+	/* Flushes, then makes the bytes written durable on stable storage. The object's name is
+	 * not necessarily durable yet: a writer's object is made durable where it belongs by
+	 * move(), which makes its destination durable. The writer stays usable. */
 	int (*commit)(struct berth_writer *w);
 	/* Discards the object being written (removes it). The writer must still be closed. */
 	int (*cancel)(struct berth_writer *w);

@@ -11,6 +11,7 @@
 #include "storage/driver.h"
 
 #include "core/err.h"
+#include "storage/fs_direct.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -34,16 +35,22 @@ struct fs_driver {
 struct fs_writer {
 	struct berth_writer base;
 	int fd;
-	uint64_t size;
+	uint64_t size;   /* bytes taken, including those the direct stream has not written yet */
 	char *host;      /* for cancel and for syncing the parent directory */
 	int cancelled;
 	uint64_t kicked; /* bytes already handed to writeback (sync_file_range) */
+	struct fs_direct *direct; /* while set, bytes go to the file through it (fs_direct.h) */
+	int no_direct;   /* direct writes were refused: stay buffered */
 };
 
 /* Start writeback of every WRITEBACK_STEP bytes as they arrive, without waiting for it, so
  * that the fdatasync at commit finds little left to do and a large upload's commit does not
  * stall on flushing all of it at once. */
 #define WRITEBACK_STEP (8u << 20)
+
+/* Size an object reaches through the page cache before the rest streams with direct writes:
+ * small objects (links, manifests, small blobs) never start a stream. */
+#define DIRECT_AFTER (1u << 20)
 
 /* Allocation failure is not recoverable in berth: abort rather than thread NULL checks. */
 static void *fs_xmalloc(size_t n)
@@ -457,11 +464,8 @@ err_close:
 
 /* ---- writer ---- */
 
-static int fs_writer_write(struct berth_writer *bw, const void *buf, size_t n)
+static int fs_write_buffered(struct fs_writer *w, const void *buf, size_t n)
 {
-	struct fs_writer *w = (struct fs_writer *)bw;
-	if (w->cancelled)
-		return BERTH_EINVALID;
 	int rc = fs_write_all(w->fd, buf, n, &w->size);
 	if (rc == 0 && w->size - w->kicked >= WRITEBACK_STEP) {
 		/* Advisory: an error here resurfaces at commit's fdatasync. */
@@ -471,16 +475,81 @@ static int fs_writer_write(struct berth_writer *bw, const void *buf, size_t n)
 	return rc;
 }
 
+/* Ends the direct stream: its bytes are in the file, or w->size says what is. */
+static int fs_writer_end_direct(struct fs_writer *w)
+{
+	struct stat st;
+	int e = fs_direct_finish(w->direct);
+	w->direct = NULL;
+	if (e == 0)
+		return 0;
+	if (fstat(w->fd, &st) == 0)
+		w->size = (uint64_t)st.st_size;
+	w->kicked = w->size - w->size % WRITEBACK_STEP;
+	return fs_err(e);
+}
+
+/* Starts a direct stream once enough has come through this writer and the size is aligned;
+ * stays buffered if it cannot (no slot free: later; the file system refuses: never). */
+static void fs_writer_try_direct(struct fs_writer *w)
+{
+	if (w->no_direct || w->size < DIRECT_AFTER || w->size % FS_DIRECT_ALIGN != 0)
+		return;
+	int e = fs_direct_start(&w->direct, w->fd);
+	if (e != 0) {
+		w->direct = NULL;
+		w->no_direct = e != EBUSY;
+	}
+}
+
+static int fs_writer_write(struct berth_writer *bw, const void *buf, size_t n)
+{
+	struct fs_writer *w = (struct fs_writer *)bw;
+	const char *p = buf;
+	int rc;
+	if (w->cancelled)
+		return BERTH_EINVALID;
+	if (!w->direct && !w->no_direct && w->size + n >= DIRECT_AFTER) {
+		/* Through the page cache up to the first aligned offset past DIRECT_AFTER. */
+		uint64_t at = w->size > DIRECT_AFTER ? w->size : DIRECT_AFTER;
+		at = (at + FS_DIRECT_ALIGN - 1) / FS_DIRECT_ALIGN * FS_DIRECT_ALIGN;
+		size_t head = at - w->size < n ? (size_t)(at - w->size) : n;
+		if (head > 0 && (rc = fs_write_buffered(w, p, head)) < 0)
+			return rc;
+		p += head;
+		n -= head;
+		fs_writer_try_direct(w);
+	}
+	if (!w->direct)
+		return n ? fs_write_buffered(w, p, n) : 0;
+	int e = fs_direct_write(w->direct, p, n);
+	if (e != 0) {
+		fs_writer_end_direct(w);
+		return fs_err(e);
+	}
+	w->size += n;
+	return 0;
+}
+
 static uint64_t fs_writer_size(struct berth_writer *bw)
 {
 	return ((struct fs_writer *)bw)->size;
 }
 
-static int fs_writer_commit(struct berth_writer *bw)
+static int fs_writer_flush(struct berth_writer *bw)
 {
 	struct fs_writer *w = (struct fs_writer *)bw;
 	if (w->cancelled)
 		return BERTH_EINVALID;
+	return w->direct ? fs_writer_end_direct(w) : 0;
+}
+
+static int fs_writer_commit(struct berth_writer *bw)
+{
+	struct fs_writer *w = (struct fs_writer *)bw;
+	int rc = fs_writer_flush(bw);
+	if (rc < 0)
+		return rc;
 	/* The name is made durable by the move into the blob store (fs_move), not here. */
 	return fdatasync(w->fd) == 0 ? 0 : fs_err(errno);
 }
@@ -488,6 +557,8 @@ static int fs_writer_commit(struct berth_writer *bw)
 static int fs_writer_cancel(struct berth_writer *bw)
 {
 	struct fs_writer *w = (struct fs_writer *)bw;
+	if (w->direct)
+		fs_writer_end_direct(w); /* its bytes go with the file */
 	w->cancelled = 1;
 	if (unlink(w->host) != 0 && errno != ENOENT)
 		return fs_err(errno);
@@ -499,6 +570,8 @@ static void fs_writer_close(struct berth_writer *bw)
 	struct fs_writer *w = (struct fs_writer *)bw;
 	if (w == NULL)
 		return;
+	if (w->direct)
+		fs_writer_end_direct(w); /* best effort: whoever cared flushed first */
 	close(w->fd);
 	free(w->host);
 	free(w);
@@ -531,11 +604,14 @@ static int fs_writer(struct berth_storage_driver *drv, const char *path, int app
 	struct fs_writer *w = fs_xmalloc(sizeof(*w));
 	w->base.write = fs_writer_write;
 	w->base.size = fs_writer_size;
+	w->base.flush = fs_writer_flush;
 	w->base.commit = fs_writer_commit;
 	w->base.cancel = fs_writer_cancel;
 	w->base.close = fs_writer_close;
 	w->fd = fd;
 	w->size = (uint64_t)st.st_size;
+	w->direct = NULL;
+	w->no_direct = 0;
 	w->host = host;
 	w->cancelled = 0;
 	/* From the last step boundary: a file appended to in pieces smaller than a step (a chunked

@@ -448,6 +448,11 @@ static int inmem_writer_commit(struct berth_writer *bw)
 	return ((struct inmem_writer *)bw)->cancelled ? BERTH_EINVALID : 0;
 }
 
+static int inmem_writer_flush(struct berth_writer *bw)
+{
+	return ((struct inmem_writer *)bw)->cancelled ? BERTH_EINVALID : 0;
+}
+
 static int inmem_writer_cancel(struct berth_writer *bw)
 {
 	struct inmem_writer *w = (struct inmem_writer *)bw;
@@ -513,6 +518,7 @@ static int inmem_writer(struct berth_storage_driver *drv, const char *path, int 
 	struct inmem_writer *w = inmem_xmalloc(sizeof(*w));
 	w->base.write = inmem_writer_write;
 	w->base.size = inmem_writer_size;
+	w->base.flush = inmem_writer_flush;
 	w->base.commit = inmem_writer_commit;
 	w->base.cancel = inmem_writer_cancel;
 	w->base.close = inmem_writer_close;

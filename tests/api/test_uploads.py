@@ -2,6 +2,7 @@
 DELETE (end-14) and cross-repository mounts (end-11). Every step follows the Location of the
 previous response, resolved against the server when it is relative."""
 
+import hashlib
 import threading
 import urllib.parse
 
@@ -178,6 +179,29 @@ class ChunkedTest(UploadTestCase):
             self.assertStatus(r, 202, "chunk %d-%d sent right after the previous 202" % (start, end))
             self.assertHeader(r, "Range", "0-%d" % end)
         r = self.c.put(self.loc(r, {"digest": d}), b"")
+        self.assertCreated(r, repo, d)
+        self.assertBlob(repo, d, data)
+
+    def test_large_upload_in_odd_chunks(self):
+        # past 1 MiB berth streams to disk with direct writes from aligned blocks: chunks of odd
+        # sizes at odd offsets, a status check between them and a large final PUT body must
+        # still store every byte in order
+        repo = self.repo()
+        data = b"".join(hashlib.sha256(b"%d" % i).digest() for i in range(220000))  # ~6.7 MB
+        d = digest(data)
+        r = self.start(repo)
+        start = 0
+        for size in (700001, 1048576, 2000003, 4096, 1234567):
+            end = start + size - 1
+            r = self.c.patch(self.loc(r), data[start:end + 1], headers=hdrs(Content_Range="%d-%d" % (start, end)))
+            self.assertStatus(r, 202, "chunk %d-%d" % (start, end))
+            self.assertHeader(r, "Range", "0-%d" % end)
+            start = end + 1
+            s = self.c.get(self.loc(r))
+            self.assertStatus(s, 204)
+            self.assertHeader(s, "Range", "0-%d" % end)
+        r = self.c.put(self.loc(r, {"digest": d}), data[start:],
+                       headers=hdrs(Content_Range="%d-%d" % (start, len(data) - 1)))
         self.assertCreated(r, repo, d)
         self.assertBlob(repo, d, data)
 

@@ -8,13 +8,16 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -444,6 +447,7 @@ static void test_writer_visible_before_commit(void **state)
 
 	assert_int_equal(d->writer(d, "/v", 0, &w), 0);
 	write_str(w, "abc");
+	assert_int_equal(w->flush(w), 0);
 	assert_int_equal(d->reader(d, "/v", 0, &r), 0);
 	assert_int_equal(r->size, 3);
 	char *got = read_all(r, 2, &len);
@@ -483,6 +487,93 @@ static void test_writer_cancel(void **state)
 	assert_int_equal(w->size(w), 0);
 	w->close(w);
 	expect_content(d, "/c/empty", "");
+}
+
+/* A reproducible byte pattern with no period a block size would hide. */
+static unsigned char *pattern(size_t n)
+{
+	unsigned char *p = malloc(n);
+	uint32_t x = 2463534242u;
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		p[i] = (unsigned char)x;
+	}
+	return p;
+}
+
+/* The object holds exactly want[0, n). */
+static void expect_bytes(struct berth_storage_driver *d, const char *path, const unsigned char *want,
+			 size_t n)
+{
+	struct berth_reader *r;
+	static unsigned char buf[1 << 16];
+	size_t off = 0;
+	assert_int_equal(d->reader(d, path, 0, &r), 0);
+	assert_int_equal(r->size, n);
+	for (;;) {
+		ssize_t got = r->read(r, buf, sizeof(buf));
+		assert_true(got >= 0);
+		if (got == 0)
+			break;
+		assert_true(off + (size_t)got <= n);
+		assert_memory_equal(buf, want + off, (size_t)got);
+		off += (size_t)got;
+	}
+	assert_int_equal(off, n);
+	r->close(r);
+}
+
+/* Writes src[from, to) in pieces of growing, odd sizes. */
+static void write_pieces(struct berth_writer *w, const unsigned char *src, size_t from, size_t to)
+{
+	size_t piece = 1;
+	while (from < to) {
+		size_t k = to - from < piece ? to - from : piece;
+		assert_int_equal(w->write(w, src + from, k), 0);
+		from += k;
+		piece = piece * 3 + 1;
+		if (piece > (700u << 10))
+			piece = 4097;
+	}
+}
+
+/* Large objects (the filesystem driver streams past 1 MiB with direct writes, see
+ * storage/fs_direct.h): every byte lands in order whatever the piece sizes, across a flush, a
+ * reopen at an unaligned size and a commit. */
+static void test_writer_large_pieces(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	const size_t total = (6u << 20) + 12345, first = (3u << 20) + 777, second = (4u << 20) + 9;
+	unsigned char *src = pattern(total);
+	struct berth_writer *w;
+
+	assert_int_equal(d->writer(d, "/big/data", 0, &w), 0);
+	write_pieces(w, src, 0, first);
+	assert_int_equal(w->size(w), first);
+	assert_int_equal(w->flush(w), 0);
+	expect_bytes(d, "/big/data", src, first);
+	write_pieces(w, src, first, second); /* still usable after a flush */
+	assert_int_equal(w->size(w), second);
+	w->close(w); /* close without flush or commit keeps the bytes too */
+	expect_bytes(d, "/big/data", src, second);
+
+	assert_int_equal(d->writer(d, "/big/data", 1, &w), 0);
+	assert_int_equal(w->size(w), second);
+	write_pieces(w, src, second, total);
+	assert_int_equal(w->size(w), total);
+	assert_int_equal(w->commit(w), 0);
+	w->close(w);
+	expect_bytes(d, "/big/data", src, total);
+
+	/* A cancelled large object is gone, with whatever it had not written yet. */
+	assert_int_equal(d->writer(d, "/big/gone", 0, &w), 0);
+	write_pieces(w, src, 0, total);
+	assert_int_equal(w->cancel(w), 0);
+	w->close(w);
+	expect_absent(d, "/big/gone");
+	free(src);
 }
 
 /* ---- stat / list ---- */
@@ -831,6 +922,110 @@ static void test_fs_layout_exact(void **state)
 	assert_int_equal(nftw(f->root, no_foreign_names, 16, FTW_PHYS), 0);
 }
 
+/* The open flags (/proc/self/fdinfo) of this process's descriptor for host, or -1. */
+static int host_fd_flags(const char *host)
+{
+	char link[300], target[512], info[300], line[128];
+	int flags = -1;
+	DIR *dir = opendir("/proc/self/fd");
+	assert_non_null(dir);
+	for (struct dirent *e; flags < 0 && (e = readdir(dir)) != NULL;) {
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
+		ssize_t n = readlink(link, target, sizeof(target) - 1);
+		if (n <= 0)
+			continue;
+		target[n] = '\0';
+		if (strcmp(target, host) != 0)
+			continue;
+		snprintf(info, sizeof(info), "/proc/self/fdinfo/%s", e->d_name);
+		FILE *fp = fopen(info, "r");
+		while (fp && fgets(line, sizeof(line), fp))
+			if (sscanf(line, "flags: %o", (unsigned *)&flags) == 1)
+				break;
+		if (fp)
+			fclose(fp);
+	}
+	closedir(dir);
+	return flags;
+}
+
+/* Whether the file system under host takes direct writes (statx DIOALIGN). */
+static int host_takes_direct(const char *host)
+{
+	struct statx stx;
+	return statx(AT_FDCWD, host, 0, STATX_DIOALIGN, &stx) == 0 && (stx.stx_mask & STATX_DIOALIGN) &&
+	       stx.stx_dio_offset_align != 0;
+}
+
+/* A large object streams with direct writes; a small one never does; a flush ends the stream. */
+static void test_fs_large_write_goes_direct(void **state)
+{
+	struct fixture *f = fix(state);
+	struct berth_storage_driver *d = f->d;
+	const size_t total = (2u << 20) + 5;
+	unsigned char *src = pattern(total);
+	char host[256], small[256];
+	struct berth_writer *w, *ws;
+
+	snprintf(host, sizeof(host), "%s/direct/data", f->root);
+	snprintf(small, sizeof(small), "%s/direct/small", f->root);
+	assert_int_equal(d->writer(d, "/direct/data", 0, &w), 0);
+	if (!host_takes_direct(host)) {
+		w->close(w);
+		free(src);
+		skip(); /* e.g. an old kernel or a file system without direct I/O */
+	}
+	assert_int_equal(d->writer(d, "/direct/small", 0, &ws), 0);
+	write_pieces(ws, src, 0, 100000);
+	write_pieces(w, src, 0, total);
+	assert_true(host_fd_flags(host) & O_DIRECT);
+	assert_false(host_fd_flags(small) & O_DIRECT);
+	assert_int_equal(w->flush(w), 0);
+	assert_false(host_fd_flags(host) & O_DIRECT);
+	expect_bytes(d, "/direct/data", src, total);
+	w->close(w);
+	ws->close(ws);
+	free(src);
+}
+
+/* A write refused part-way through a large object (here the file size limit, as a full disk
+ * would) is reported, by that write or a later one or the flush, and the writer's size then
+ * says what the file holds: a prefix of what was written. */
+static void test_fs_large_write_error_midway(void **state)
+{
+	struct fixture *f = fix(state);
+	struct berth_storage_driver *d = f->d;
+	const size_t total = 6u << 20, limit = (3u << 20) + 100000;
+	unsigned char *src = pattern(total);
+	struct rlimit old, lim;
+	struct berth_writer *w;
+	char host[256];
+	struct stat st;
+	int rc = 0;
+
+	snprintf(host, sizeof(host), "%s/limited/data", f->root);
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = (struct rlimit){ .rlim_cur = limit, .rlim_max = old.rlim_max };
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+
+	assert_int_equal(d->writer(d, "/limited/data", 0, &w), 0);
+	for (size_t off = 0; off < total && rc == 0; off += 256u << 10)
+		rc = w->write(w, src + off, 256u << 10);
+	if (rc == 0)
+		rc = w->flush(w);
+	assert_true(rc < 0);
+	uint64_t size = w->size(w);
+	assert_true(size <= limit);
+	assert_int_equal(stat(host, &st), 0);
+	assert_int_equal((uint64_t)st.st_size, size);
+	w->close(w);
+
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	expect_bytes(d, "/limited/data", src, (size_t)size);
+	free(src);
+}
+
 static void test_fs_reader_fd_can_be_taken(void **state)
 {
 	struct berth_storage_driver *d = drv(state);
@@ -909,6 +1104,7 @@ static void test_fs_remove_does_not_follow_symlinks(void **state)
 	cmocka_unit_test_setup_teardown(test_writer_truncate_and_append, setup, teardown), \
 	cmocka_unit_test_setup_teardown(test_writer_visible_before_commit, setup, teardown), \
 	cmocka_unit_test_setup_teardown(test_writer_cancel, setup, teardown),             \
+	cmocka_unit_test_setup_teardown(test_writer_large_pieces, setup, teardown),       \
 	cmocka_unit_test_setup_teardown(test_stat, setup, teardown),                      \
 	cmocka_unit_test_setup_teardown(test_dir_version, setup, teardown),               \
 	cmocka_unit_test_setup_teardown(test_list, setup, teardown),                      \
@@ -931,6 +1127,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fs_foreign_names_hidden, setup_fs, teardown),
 		cmocka_unit_test_setup_teardown(test_fs_remove_does_not_follow_symlinks, setup_fs,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_fs_large_write_goes_direct, setup_fs, teardown),
+		cmocka_unit_test_setup_teardown(test_fs_large_write_error_midway, setup_fs, teardown),
 	};
 	const struct CMUnitTest inmem[] = {
 		CONFORMANCE_TESTS(setup_inmem),
