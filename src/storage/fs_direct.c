@@ -70,8 +70,9 @@ static int set_direct(int fd, int on)
 	return fcntl(fd, F_SETFL, fl) == 0 ? 0 : errno;
 }
 
-/* Writes n bytes (appending). A direct write the file system refuses outright (EINVAL before
- * any byte) is redone buffered, and so is everything after it. */
+/* Writes n bytes (appending). A direct write the file system refuses (EINVAL: an alignment it
+ * does not take, or a write the file size limit cut to an odd length) is redone buffered, and
+ * so is everything after it: O_DIRECT stays off. */
 static int write_out(int fd, const unsigned char *p, size_t n)
 {
 	int fell_back = 0;
