@@ -489,8 +489,8 @@ static int fs_writer_end_direct(struct fs_writer *w)
 	return fs_err(e);
 }
 
-/* Starts a direct stream once enough has come through this writer and the size is aligned;
- * stays buffered if it cannot (no slot free: later; the file system refuses: never). */
+/* Starts a direct stream once the object has reached DIRECT_AFTER at an aligned size; stays
+ * buffered if it cannot (no slot free: tried again on later writes; refused: never). */
 static void fs_writer_try_direct(struct fs_writer *w)
 {
 	if (w->no_direct || w->size < DIRECT_AFTER || w->size % FS_DIRECT_ALIGN != 0)

@@ -7,7 +7,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "core/util.h"
@@ -50,11 +52,21 @@ static unsigned char *block_at(struct fs_direct *d, uint64_t number)
 	return d->blocks + (size_t)(number % FS_DIRECT_BLOCKS) * FS_DIRECT_BLOCK;
 }
 
-/* Whether the file system says it takes direct writes at FS_DIRECT_ALIGN. One that does not
- * say (statx without DIOALIGN) is tried: a refused write falls back in write_out. */
-static int takes_direct(int fd)
+int fs_direct_supported(int fd)
 {
+	struct statfs sfs;
 	struct statx stx;
+	if (fstatfs(fd, &sfs) != 0)
+		return 0;
+	switch (sfs.f_type) {
+	case EXT4_SUPER_MAGIC: /* also ext2 and ext3 */
+	case XFS_SUPER_MAGIC:
+	case TMPFS_MAGIC:
+		break;
+	default:
+		return 0;
+	}
+	/* Kernels before 6.1 do not say (no DIOALIGN): try; a refused write falls back. */
 	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) != 0 || !(stx.stx_mask & STATX_DIOALIGN))
 		return 1;
 	return stx.stx_dio_offset_align != 0 && FS_DIRECT_ALIGN % stx.stx_dio_offset_align == 0 &&
@@ -126,7 +138,7 @@ static void *direct_loop(void *arg)
 
 int fs_direct_start(struct fs_direct **out, int fd)
 {
-	if (!takes_direct(fd))
+	if (!fs_direct_supported(fd))
 		return EINVAL;
 	if (atomic_fetch_add(&streams_running, 1) >= berth_online_cpus()) {
 		atomic_fetch_sub(&streams_running, 1);

@@ -31,6 +31,12 @@ struct fs_direct;
 
 /* Errors are errno values, for the driver to translate. */
 
+/* Whether fd's file system is one direct writes are used on: local disk file systems measured
+ * to gain from them (ext4, XFS) and tmpfs, when the kernel says they take FS_DIRECT_ALIGN.
+ * Others (NFS and other network file systems, overlayfs, FUSE, ...) stay buffered: a direct
+ * write there may be a synchronous round trip each. */
+int fs_direct_supported(int fd);
+
 /* Starts streaming to fd (opened for writing with O_APPEND, its size a multiple of
  * FS_DIRECT_ALIGN). 0; EBUSY when every slot is in use; EINVAL when the file system does not
  * take direct writes at this alignment; EAGAIN without a thread. On error fd is as it was. */
