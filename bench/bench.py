@@ -1015,13 +1015,15 @@ class Bench:
                 self.extra.setdefault("anon_empty", {}).setdefault(kind, []).append(anon / 1024.0 if anon else None)
                 log("startup %s run %d: %s ms, idle RSS %s KiB" % (kind, i + 1, fmt(ms), rss))
 
-    def disk_speed(self):
+    def disk_speed(self, *flags):
         """MB/s of writing 256 MiB to the data disk and syncing it (dd conv=fdatasync): the
-        ceiling of any upload that is made durable before it is acknowledged, as berth does."""
+        ceiling of any upload that is made durable before it is acknowledged, as berth does.
+        With oflag=direct: the same through direct writes, one at a time, as berth writes
+        large uploads on ext4/XFS."""
         path = os.path.join(self.work, "dd-test")
         try:
-            out = run_cmd(["dd", "if=/dev/zero", "of=" + path, "bs=1M", "count=256", "conv=fdatasync"],
-                          timeout=300).stderr
+            out = run_cmd(["dd", "if=/dev/zero", "of=" + path, "bs=1M", "count=256", "conv=fdatasync"]
+                          + list(flags), timeout=300).stderr
             m = re.search(r"copied, ([\d.]+) s", out)
             return 256 * MiB / float(m.group(1)) / 1e6 if m else None
         except (BenchError, subprocess.SubprocessError) as e:
@@ -1079,10 +1081,11 @@ class Bench:
             self.sha_mbps = self.openssl_speed()
             log("reference: the disk's durable write speed")
             self.disk_mbps = self.disk_speed()
+            self.disk_direct_mbps = self.disk_speed("oflag=direct")
             log("startup times")
             self.measure_startup()
         else:
-            self.sha_mbps = self.disk_mbps = None
+            self.sha_mbps = self.disk_mbps = self.disk_direct_mbps = None
         self.sampler.start()
         log("fixtures and on-disk seed (%d repositories, %d tags)" % (self.p["catalog_repos"], self.p["tags"]))
         self.make_fixtures()
@@ -1261,8 +1264,10 @@ class Bench:
         L.append("Reference: `openssl speed -evp sha256 -bytes 16384` on one core: **%s MB/s** (the ceiling for any "
                  "upload that is digested on one core). The data disk's durable write speed (`dd bs=1M count=256 "
                  "conv=fdatasync`): **%s MB/s** (the ceiling for any upload made durable before it is acknowledged; "
-                 "berth syncs, Distribution does not)." % (fmt(self.sha_mbps) if self.sha_mbps else "n/a",
-                                                            fmt(self.disk_mbps) if self.disk_mbps else "n/a"))
+                 "berth syncs, Distribution does not); with `oflag=direct` (1 MiB direct writes, one at a time, "
+                 "as berth writes large uploads): **%s MB/s**." % (
+                     fmt(self.sha_mbps) if self.sha_mbps else "n/a", fmt(self.disk_mbps) if self.disk_mbps else "n/a",
+                     fmt(self.disk_direct_mbps) if self.disk_direct_mbps else "n/a"))
         L.append("")
         L.append("### Peak RSS and server CPU by workload\n")
         L.append("Peak RSS: the highest VmRSS sampled every 50 ms during a run (median over runs). CPU: user+system "
@@ -1410,8 +1415,10 @@ class Bench:
         if b and self.sha_mbps:
             line("monolithic upload %s ≥ 60%% of one core's SHA-256 speed" % human_size(self.p["mono"][-1][0]),
                  b >= 0.6 * self.sha_mbps, "berth %s MB/s, SHA-256 %s MB/s: %.0f%%; the disk's durable write "
-                 "speed (dd conv=fdatasync) is %s MB/s" % (fmt(b), fmt(self.sha_mbps), 100 * b / self.sha_mbps,
-                                                          fmt(self.disk_mbps) if self.disk_mbps else "n/a"))
+                 "speed (dd conv=fdatasync) is %s MB/s, %s MB/s with direct writes" % (
+                     fmt(b), fmt(self.sha_mbps), 100 * b / self.sha_mbps,
+                     fmt(self.disk_mbps) if self.disk_mbps else "n/a",
+                     fmt(self.disk_direct_mbps) if self.disk_direct_mbps else "n/a"))
         ratio_target("up_chunked", 8, "chunked upload MB/s ≥ 8× Distribution")
         ratio_target("catalog_page", 10, "catalog page req/s ≥ 10× Distribution")
         ratio_target("catalog_full", 10, "full catalog listing time ≤ 1/10 of Distribution's", higher=False)
