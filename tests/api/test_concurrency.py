@@ -3,6 +3,8 @@ pullers never see partial data while the content they read is being pushed again
 
   - the same blob pushed by many clients at once (every upload style, one repository and
     several): every push succeeds, the blob downloads intact, fsck is clean;
+  - different large blobs pushed at once, more than there are direct-write streams, in every
+    upload style and odd chunk sizes: each downloads intact, fsck is clean;
   - the same tag pushed by many clients at once, each with its own manifest: every push
     succeeds, the tag then names one of the pushed manifests, which pulls complete; fsck clean;
   - pullers looping over GETs of a blob being re-pushed (and unlinked and pushed again) and of
@@ -87,6 +89,26 @@ class ConcurrencyTest(SharedBerth, berthtest.OpsTestCase):
         for repo in ["conc/blob"] + ["conc/blob-%d" % k for k in (0, 2)]:
             self.assertEqual(reg.get_blob(repo, d), data)
         # The blobs are linked but no manifest names them: only that, no orphan, no debris.
+        assert_fsck(self, self.root, ())
+
+    def test_different_large_blobs_many_clients(self):
+        # Past 1 MiB uploads stream to disk with direct writes, at most one stream per core:
+        # the rest go through the page cache. Every client's bytes must land intact either way,
+        # whatever the upload style and however odd the chunk sizes.
+        modes = ("mono", "post-put", "chunked", "stream")
+        blobs = [det_bytes("large %d" % i, 5 * 1024 * 1024 + 4099 * i) for i in range(8)]
+
+        def push(i):
+            reg = Registry(self.srv.port)
+            repo = "conc/large-%d" % i
+            got = reg.push_blob(repo, blobs[i], modes[i % len(modes)], chunk=700001 + 4096 * i)
+            if got != sha256(blobs[i]):
+                raise AssertionError("pushed %s, got %s" % (sha256(blobs[i]), got))
+            if reg.get_blob(repo, got) != blobs[i]:
+                raise AssertionError("blob %d reads back different" % i)
+            reg.close()
+
+        self.check_errors(run_threads(len(blobs), push))
         assert_fsck(self, self.root, ())
 
     def test_same_tag_many_clients(self):
