@@ -385,7 +385,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 			.health = health,
 			.metrics_path = cfg->http.prometheus_enabled ? cfg->http.prometheus_path : NULL,
 		};
-		if (berth_debug_start(&dbg, &dopts, reg) < 0)
+		if (berth_debug_start(&dbg, &dopts) < 0)
 			goto out_server;
 	}
 	if (cfg->uploadpurging.enabled && !cfg->readonly &&

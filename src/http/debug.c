@@ -12,12 +12,9 @@
 #include "core/util.h"
 #include "http/health.h"
 #include "http/server.h"
-#include "registry/registry.h"
-#include "storage/storage.h"
 
 struct berth_debug_server {
 	struct MHD_Daemon *daemon;
-	struct berth_registry *registry;
 	struct berth_health *health;
 	char *metrics_path;
 };
@@ -67,8 +64,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	return send_text(c, MHD_HTTP_NOT_FOUND, "text/plain", berth_strdup("404 page not found\n"), 19);
 }
 
-int berth_debug_start(struct berth_debug_server **out, const struct berth_debug_options *opts,
-		      struct berth_registry *reg)
+int berth_debug_start(struct berth_debug_server **out, const struct berth_debug_options *opts)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen;
@@ -77,7 +73,6 @@ int berth_debug_start(struct berth_debug_server **out, const struct berth_debug_
 		return BERTH_EINVALID;
 	}
 	struct berth_debug_server *d = berth_calloc(1, sizeof(*d));
-	d->registry = reg;
 	d->health = opts->health;
 	d->metrics_path = opts->metrics_path ? berth_strdup(opts->metrics_path) : NULL;
 	/* AUTO: epoll, not select, which refuses descriptors past 1024 (the main port may hold thousands). */

@@ -6,7 +6,6 @@
 #define BERTH_HTTP_DEBUG_H
 
 struct berth_health;
-struct berth_registry;
 struct berth_debug_server;
 
 struct berth_debug_options {
@@ -15,8 +14,7 @@ struct berth_debug_options {
 	const char *metrics_path;    /* NULL: metrics disabled */
 };
 
-int berth_debug_start(struct berth_debug_server **out, const struct berth_debug_options *opts,
-		      struct berth_registry *reg);
+int berth_debug_start(struct berth_debug_server **out, const struct berth_debug_options *opts);
 void berth_debug_stop(struct berth_debug_server *d);
 
 #endif

@@ -471,7 +471,8 @@ static unsigned mhd_connection_limit(unsigned limit, unsigned threads)
 	return n < UINT_MAX ? (unsigned)n : UINT_MAX;
 }
 
-/* Frees a server whose daemon did not start, and closes the listening socket it was given. */
+/* Frees a server whose daemon is stopped or never started, and closes the listening socket it
+ * was given (-1: none left to close). */
 static void discard(struct berth_server *s, int listen_fd)
 {
 	if (listen_fd >= 0)
@@ -583,8 +584,5 @@ void berth_server_drain_and_stop(struct berth_server *s, unsigned timeout_ms)
 	for (unsigned waited = 0; waited < timeout_ms && atomic_load(&s->in_flight) > 0; waited += 10)
 		usleep(10 * 1000);
 	MHD_stop_daemon(s->daemon);
-	berth_conns_free(s->conns);
-	free(s->prefix);
-	free(s->url_base);
-	free(s);
+	discard(s, -1);
 }

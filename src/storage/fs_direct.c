@@ -138,13 +138,13 @@ static void *direct_loop(void *arg)
 
 int fs_direct_start(struct fs_direct **out, int fd)
 {
-	if (!fs_direct_supported(fd))
-		return EINVAL;
+	/* The slot first: a writer that finds none asks again on its next write, and that should
+	 * cost an atomic, not the two system calls of the file system check. */
 	if (atomic_fetch_add(&streams_running, 1) >= berth_online_cpus()) {
 		atomic_fetch_sub(&streams_running, 1);
 		return EBUSY;
 	}
-	if (set_direct(fd, 1) != 0) {
+	if (!fs_direct_supported(fd) || set_direct(fd, 1) != 0) {
 		atomic_fetch_sub(&streams_running, 1);
 		return EINVAL;
 	}
