@@ -71,7 +71,7 @@ int berth_upload_open(struct berth_upload **out, struct berth_registry *r, const
 		      const char *uuid);
 /* Size of an upload without opening it. BERTH_ENOTFOUND if there is no such upload. */
 int berth_upload_stat(struct berth_registry *r, const char *name, const char *uuid, uint64_t *size);
-/* Bytes received so far. */
+/* Bytes received so far: before a body, or after a checkpoint or a commit. */
 uint64_t berth_upload_size(const struct berth_upload *u);
 const char *berth_upload_uuid(const struct berth_upload *u);
 /* Appends bytes (hashing them as they go). BERTH_ENOSPC when storage is full. */

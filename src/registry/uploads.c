@@ -18,8 +18,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/bodypipe.h"
 #include "core/err.h"
-#include "core/hashpipe.h"
 #include "core/metrics.h"
 #include "core/util.h"
 #include "registry/paths.h"
@@ -33,7 +33,7 @@ struct berth_upload {
 	char uuid[37];
 	struct berth_writer *writer;  /* NULL for a session whose data was already committed */
 	struct berth_hasher *hasher; /* sha256 over data[0, size); NULL until needed */
-	struct berth_hash_pipe *pipe; /* while set, it owns the hasher and feeds it */
+	struct berth_body_pipe *pipe; /* while set, it owns the hasher and the writer, feeds both */
 	uint64_t received;            /* bytes written since this open */
 	char committed[BERTH_DIGEST_STR_MAX]; /* non-empty: the data is this blob now */
 	uint64_t committed_size;
@@ -264,35 +264,39 @@ static int ensure_hasher(struct berth_upload *u)
 	return hash_data(&u->hasher, u, BERTH_ALG_SHA256, size);
 }
 
-/* A request body past this size is hashed on another core (core/hashpipe.h) from there on. */
+/* A request body past this size is hashed and written from other cores (core/bodypipe.h). */
 #define PIPE_AFTER (64u << 10)
 
-/* Takes the hasher back from its pipe, once it has caught up. */
-static void settle_hasher(struct berth_upload *u)
+static int sink_to_writer(void *arg, const void *buf, size_t n)
 {
-	if (u->pipe) {
-		u->hasher = berth_hash_pipe_finish(u->pipe);
-		u->pipe = NULL;
-	}
+	struct berth_writer *w = arg;
+	return w->write(w, buf, n);
 }
 
-static void hash_received(struct berth_upload *u, const void *buf, size_t n)
+/* Takes the hasher and the writer back from the pipe, once it has caught up: 0, or the error
+ * of a write that failed in it. */
+static int settle_pipe(struct berth_upload *u)
 {
-	if (u->pipe) {
-		berth_hash_pipe_update(u->pipe, buf, n);
-		return;
-	}
-	berth_hasher_update(u->hasher, buf, n);
-	if (u->received >= PIPE_AFTER && berth_hash_pipe_start(&u->pipe, u->hasher) < 0)
-		u->pipe = NULL; /* every core busy hashing already: go on inline */
+	if (!u->pipe)
+		return 0;
+	int rc = berth_body_pipe_finish(u->pipe, &u->hasher);
+	u->pipe = NULL;
+	return rc;
 }
 
 /* After a failed write part of the bytes may have landed: forget the state, rehash on next use. */
 static void forget_hasher(struct berth_upload *u)
 {
-	settle_hasher(u);
+	settle_pipe(u);
 	berth_hasher_free(u->hasher);
 	u->hasher = NULL;
+}
+
+static void start_pipe(struct berth_upload *u)
+{
+	if (berth_body_pipe_start(&u->pipe, u->hasher, sink_to_writer, u->writer,
+				  u->writer->size(u->writer), BERTH_WRITER_ALIGN) < 0)
+		u->pipe = NULL; /* every core busy with a pipe already: go on inline */
 }
 
 int berth_upload_write(struct berth_upload *u, const void *buf, size_t n)
@@ -302,13 +306,20 @@ int berth_upload_write(struct berth_upload *u, const void *buf, size_t n)
 	int rc = ensure_hasher(u);
 	if (rc < 0)
 		return rc;
-	rc = u->writer->write(u->writer, buf, n);
+	if (u->pipe)
+		rc = berth_body_pipe_write(u->pipe, buf, n);
+	else
+		rc = u->writer->write(u->writer, buf, n);
 	if (rc < 0) {
 		forget_hasher(u);
 		return rc;
 	}
 	u->received += n;
-	hash_received(u, buf, n);
+	if (!u->pipe) {
+		berth_hasher_update(u->hasher, buf, n);
+		if (u->received >= PIPE_AFTER)
+			start_pipe(u);
+	}
 	return 0;
 }
 
@@ -320,12 +331,12 @@ int berth_upload_checkpoint(struct berth_upload *u)
 	struct berth_writer *w = NULL;
 	int rc;
 
-	/* The state is saved for bytes that are in the file: the writer may still hold some. */
-	if (u->writer && (rc = u->writer->flush(u->writer)) < 0) {
+	/* The state is saved for bytes that are in the file: the pipe or the writer may still
+	 * hold some. */
+	if ((rc = settle_pipe(u)) < 0 || (u->writer && (rc = u->writer->flush(u->writer)) < 0)) {
 		forget_hasher(u);
 		return rc;
 	}
-	settle_hasher(u);
 	if (!u->hasher)
 		return 0;
 	if ((rc = berth_hasher_marshal(u->hasher, state, sizeof(state), &len)) < 0)
@@ -364,7 +375,10 @@ static int upload_digest(struct berth_upload *u, enum berth_digest_alg alg, char
 	struct berth_hasher *h = NULL;
 	int rc;
 
-	settle_hasher(u);
+	if ((rc = settle_pipe(u)) < 0) {
+		forget_hasher(u);
+		return rc;
+	}
 	if (alg == BERTH_ALG_SHA256) {
 		if ((rc = ensure_hasher(u)) < 0)
 			return rc;
@@ -451,9 +465,9 @@ void berth_upload_close(struct berth_upload *u)
 {
 	if (!u)
 		return;
+	settle_pipe(u); /* before the writer goes: the pipe writes through it */
 	if (u->writer)
 		u->writer->close(u->writer);
-	settle_hasher(u);
 	berth_hasher_free(u->hasher);
 	unclaim(u->reg, u->uuid);
 	free(u->name);

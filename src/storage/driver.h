@@ -24,6 +24,10 @@
 
 #define BERTH_STORAGE_DRIVER_VERSION 1
 
+/* The alignment of address and object offset at which a writer may take bytes without a copy
+ * (see struct berth_writer). */
+#define BERTH_WRITER_ALIGN 4096u
+
 struct berth_storage_driver;
 
 struct berth_stat {
@@ -57,9 +61,13 @@ struct berth_reader {
  * commit();
  * after a crash, a committed writer's bytes are all on storage, an uncommitted one's may be
  * partially there (the caller tracks the valid length itself, as uploads do).
+ * A writer is used by one thread at a time, not necessarily the one that opened it.
  */
 struct berth_writer {
-	/* Appends n bytes. 0 or a BERTH_E* code (BERTH_ENOSPC when full). */
+	/* Appends n bytes. 0 or a BERTH_E* code (BERTH_ENOSPC when full). Bytes whose address and
+	 * place in the object are multiples of BERTH_WRITER_ALIGN may go to storage with no copy
+	 * (the filesystem driver writes a large object's aligned pieces directly to the device):
+	 * large writers should hand their bytes so. */
 	int (*write)(struct berth_writer *w, const void *buf, size_t n);
 	/* Current total size of the object (including bytes present before an append open). */
 	uint64_t (*size)(struct berth_writer *w);

@@ -35,11 +35,11 @@ struct fs_driver {
 struct fs_writer {
 	struct berth_writer base;
 	int fd;
-	uint64_t size;   /* bytes taken, including those the direct stream has not written yet */
+	uint64_t size;   /* the file's size: every byte taken is written */
 	char *host;      /* for cancel and for syncing the parent directory */
 	int cancelled;
 	uint64_t kicked; /* bytes already handed to writeback (sync_file_range) */
-	struct fs_direct *direct; /* while set, bytes go to the file through it (fs_direct.h) */
+	int direct_on;   /* O_DIRECT is set on fd (fs_direct.h) */
 	int no_direct;   /* direct writes were refused: stay buffered */
 };
 
@@ -48,8 +48,8 @@ struct fs_writer {
  * stall on flushing all of it at once. */
 #define WRITEBACK_STEP (8u << 20)
 
-/* Size an object reaches through the page cache before the rest streams with direct writes:
- * small objects (links, manifests, small blobs) never start a stream. */
+/* Size an object reaches through the page cache before aligned pieces go with direct writes:
+ * small objects (links, manifests, small blobs) never do. */
 #define DIRECT_AFTER (1u << 20)
 
 /* Allocation failure is not recoverable in berth: abort rather than thread NULL checks. */
@@ -475,60 +475,50 @@ static int fs_write_buffered(struct fs_writer *w, const void *buf, size_t n)
 	return rc;
 }
 
-/* Ends the direct stream: its bytes are in the file, or w->size says what is. */
-static int fs_writer_end_direct(struct fs_writer *w)
+/* Writes the whole aligned blocks at the start of p directly, when they may be (fs_direct.h),
+ * and says through *done how much of p is written. */
+static int fs_write_direct(struct fs_writer *w, const char *p, size_t n, size_t *done)
 {
-	struct stat st;
-	int e = fs_direct_finish(w->direct);
-	w->direct = NULL;
-	if (e == 0)
+	*done = 0;
+	if (w->no_direct || w->size < DIRECT_AFTER || w->size % FS_DIRECT_ALIGN != 0 ||
+	    (uintptr_t)p % FS_DIRECT_ALIGN != 0 || n < FS_DIRECT_ALIGN)
 		return 0;
-	if (fstat(w->fd, &st) == 0)
-		w->size = (uint64_t)st.st_size;
-	w->kicked = w->size - w->size % WRITEBACK_STEP;
-	return fs_err(e);
-}
-
-/* Starts a direct stream once the object has reached DIRECT_AFTER at an aligned size; stays
- * buffered if it cannot (no slot free: tried again on later writes; refused: never). */
-static void fs_writer_try_direct(struct fs_writer *w)
-{
-	if (w->no_direct || w->size < DIRECT_AFTER || w->size % FS_DIRECT_ALIGN != 0)
-		return;
-	int e = fs_direct_start(&w->direct, w->fd);
-	if (e != 0) {
-		w->direct = NULL;
-		w->no_direct = e != EBUSY;
+	if (!w->direct_on) {
+		if (!fs_direct_supported(w->fd) || fs_direct_set(w->fd, 1) != 0) {
+			w->no_direct = 1;
+			return 0;
+		}
+		w->direct_on = 1;
 	}
+	uint64_t before = w->size;
+	int fell_back = 0;
+	int e = fs_direct_write_all(w->fd, p, n - n % FS_DIRECT_ALIGN, &w->size, &fell_back);
+	if (fell_back) {
+		w->direct_on = 0;
+		w->no_direct = 1;
+	}
+	*done = (size_t)(w->size - before);
+	w->kicked = w->size; /* nothing of it waits for writeback (what fell back, commit syncs) */
+	return e ? fs_err(e) : 0;
 }
 
 static int fs_writer_write(struct berth_writer *bw, const void *buf, size_t n)
 {
 	struct fs_writer *w = (struct fs_writer *)bw;
 	const char *p = buf;
-	int rc;
+	size_t done;
 	if (w->cancelled)
 		return BERTH_EINVALID;
-	if (!w->direct && !w->no_direct && w->size + n >= DIRECT_AFTER) {
-		/* Through the page cache up to the first aligned offset past DIRECT_AFTER. */
-		uint64_t at = w->size > DIRECT_AFTER ? w->size : DIRECT_AFTER;
-		at = (at + FS_DIRECT_ALIGN - 1) / FS_DIRECT_ALIGN * FS_DIRECT_ALIGN;
-		size_t head = at - w->size < n ? (size_t)(at - w->size) : n;
-		if (head > 0 && (rc = fs_write_buffered(w, p, head)) < 0)
-			return rc;
-		p += head;
-		n -= head;
-		fs_writer_try_direct(w);
+	int rc = fs_write_direct(w, p, n, &done);
+	if (rc < 0 || done == n)
+		return rc;
+	if (w->direct_on) {
+		int e = fs_direct_set(w->fd, 0);
+		if (e)
+			return fs_err(e);
+		w->direct_on = 0;
 	}
-	if (!w->direct)
-		return n ? fs_write_buffered(w, p, n) : 0;
-	int e = fs_direct_write(w->direct, p, n);
-	if (e != 0) {
-		fs_writer_end_direct(w);
-		return fs_err(e);
-	}
-	w->size += n;
-	return 0;
+	return fs_write_buffered(w, p + done, n - done);
 }
 
 static uint64_t fs_writer_size(struct berth_writer *bw)
@@ -539,9 +529,7 @@ static uint64_t fs_writer_size(struct berth_writer *bw)
 static int fs_writer_flush(struct berth_writer *bw)
 {
 	struct fs_writer *w = (struct fs_writer *)bw;
-	if (w->cancelled)
-		return BERTH_EINVALID;
-	return w->direct ? fs_writer_end_direct(w) : 0;
+	return w->cancelled ? BERTH_EINVALID : 0; /* nothing is held back: every write is done */
 }
 
 static int fs_writer_commit(struct berth_writer *bw)
@@ -557,8 +545,6 @@ static int fs_writer_commit(struct berth_writer *bw)
 static int fs_writer_cancel(struct berth_writer *bw)
 {
 	struct fs_writer *w = (struct fs_writer *)bw;
-	if (w->direct)
-		fs_writer_end_direct(w); /* its bytes go with the file */
 	w->cancelled = 1;
 	if (unlink(w->host) != 0 && errno != ENOENT)
 		return fs_err(errno);
@@ -570,8 +556,6 @@ static void fs_writer_close(struct berth_writer *bw)
 	struct fs_writer *w = (struct fs_writer *)bw;
 	if (w == NULL)
 		return;
-	if (w->direct)
-		fs_writer_end_direct(w); /* best effort: whoever cared flushed first */
 	close(w->fd);
 	free(w->host);
 	free(w);
@@ -610,7 +594,7 @@ static int fs_writer(struct berth_storage_driver *drv, const char *path, int app
 	w->base.close = fs_writer_close;
 	w->fd = fd;
 	w->size = (uint64_t)st.st_size;
-	w->direct = NULL;
+	w->direct_on = 0;
 	w->no_direct = 0;
 	w->host = host;
 	w->cancelled = 0;
