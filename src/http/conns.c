@@ -1,10 +1,12 @@
 #include "http/conns.h"
 
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -20,6 +22,7 @@ struct tracked {
 	struct tracked *prev, *next;
 	int fd;
 	_Atomic uint64_t deadline_ms; /* CLOCK_MONOTONIC; 0 = none */
+	int end_shown; /* the watchdog's (under the lock): it has shown MHD the client's close */
 };
 
 struct berth_conns {
@@ -31,7 +34,7 @@ struct berth_conns {
 
 	pthread_mutex_t lock; /* guards the list */
 	struct tracked *head;
-	struct berth_periodic *watchdog; /* NULL without a header timeout */
+	struct berth_periodic *watchdog;
 };
 
 static uint64_t now_ms(void)
@@ -156,11 +159,41 @@ static void cut_late(struct berth_conns *c, uint64_t now)
 	}
 }
 
+/* The client has closed its side, and every byte it sent before has been read. */
+static int client_finished(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+	int unread = 0;
+	if (poll(&p, 1, 0) != 1 || !(p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+		return 0;
+	return ioctl(fd, FIONREAD, &unread) == 0 && unread == 0;
+}
+
+/*
+ * libmicrohttpd 0.9.75 polls edge-triggered and takes a read shorter than its buffer to mean
+ * "nothing more for now": a close that arrives with the last bytes (a client killed mid-upload)
+ * raises no further event and goes unseen. The connection would wait for the idle timeout,
+ * holding the upload session it was writing, so a retry could not resume it. Shutting down our
+ * own reading side changes nothing the client sees but wakes MHD's poll; its next read finds
+ * the end, as it would have had the close come on its own. Under c->lock.
+ */
+static void show_closes(struct berth_conns *c)
+{
+	for (struct tracked *t = c->head; t; t = t->next) {
+		if (t->end_shown || t->fd < 0 || !client_finished(t->fd))
+			continue;
+		t->end_shown = 1;
+		berth_debug("connection (fd %d): the client has closed it", t->fd);
+		shutdown(t->fd, SHUT_RD);
+	}
+}
+
 static void watchdog_tick(void *arg)
 {
 	struct berth_conns *c = arg;
 	pthread_mutex_lock(&c->lock);
 	cut_late(c, now_ms());
+	show_closes(c);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -171,8 +204,7 @@ int berth_conns_new(struct berth_conns **out, const struct berth_conns_options *
 	c->idle_ms = (uint64_t)opts->idle_timeout * 1000u;
 	c->header_ms = (uint64_t)opts->header_timeout * 1000u;
 	pthread_mutex_init(&c->lock, NULL);
-	if (c->header_ms && berth_periodic_start(&c->watchdog, WATCHDOG_TICK_MS, WATCHDOG_TICK_MS,
-						 watchdog_tick, c) < 0) {
+	if (berth_periodic_start(&c->watchdog, WATCHDOG_TICK_MS, WATCHDOG_TICK_MS, watchdog_tick, c) < 0) {
 		berth_error("cannot start the connection watchdog thread");
 		pthread_mutex_destroy(&c->lock);
 		free(c);

@@ -11,6 +11,9 @@
  *    and responses have no deadline (a slow but steady upload goes on); only the idle timeout
  *    applies to them.
  *
+ *  - A client that closes its connection in the middle of a request is noticed within a second
+ *    (MHD can miss such a close until the idle timeout; see show_closes in conns.c).
+ *
  * A watchdog thread checks the deadlines once a second and shuts the late sockets down, so that
  * MHD itself sees the end of the connection and closes it.
  */

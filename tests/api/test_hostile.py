@@ -8,7 +8,9 @@ serving (GET /v2/ answers 200 after every case) and write nothing where it shoul
   - over-long names (> 255), tags (> 128), upload ids, URLs, and a 1 MiB header line;
   - invalid UTF-8 in names and tags;
   - bodies longer than their Content-Length (the extra bytes are not taken as body) and
-    shorter (the client closes early: no blob is committed, no manifest stored);
+    shorter (the client closes early: no blob is committed, no manifest stored); a client dying
+    mid-body with its close riding on its last bytes frees its upload session within seconds,
+    while a client that half-closes after a whole request still gets the whole answer;
   - overflowing, negative and malformed Content-Length / Range / Content-Range values;
   - PATCH / PUT / GET / DELETE of another repository's upload id: 404, nothing written;
   - manifests larger than 4 MiB (413, declared or chunked), nested 100k levels deep, or
@@ -117,6 +119,17 @@ def served(port, timeout=2):
         return False
     finally:
         r.close()
+
+
+def read_until_closed(sock, timeout):
+    """Everything the server sends until it closes the connection."""
+    sock.settimeout(timeout)
+    out = []
+    while True:
+        b = sock.recv(1 << 16)
+        if not b:
+            return b"".join(out)
+        out.append(b)
 
 
 class HostileTest(SharedBerth, berthtest.OpsTestCase):
@@ -387,6 +400,78 @@ class HostileTest(SharedBerth, berthtest.OpsTestCase):
         self.assertEqual(self.r.request("GET", "/v2/ok/short/manifests/cut")[0], 404)
         rev = os.path.join(self.root, "docker/registry/v2/repositories/ok/short/_manifests")
         self.assertFalse(os.path.exists(rev), "a manifest cut short left %s" % rev)
+
+    def send_corked(self, data, then, rcvbuf=None):
+        """Sends data, then closes the connection ("close") or only its sending side ("half",
+        returning the socket), in one burst: under TCP_CORK the FIN rides on the last data
+        segment, as when a client dies in the middle of a send."""
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", self.port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        s.sendall(data)
+        if then == "close":
+            s.close()
+            return None
+        s.shutdown(socket.SHUT_WR)
+        return s
+
+    def test_client_dying_mid_body_frees_its_upload(self):
+        """A client dies in the middle of a PATCH or PUT body, its close arriving with its last
+        bytes (libmicrohttpd 0.9.75 alone misses such a close until the 60 s idle timeout, and
+        the dead request kept the session). Its retry resumes the session within seconds."""
+        data = det_bytes("dies mid-body", 300000)
+        d = sha256(data)
+        for method in ("PATCH", "PUT"):
+            loc = self.r.start_upload("ok/dies")
+            target = loc if method == "PATCH" else self.r.with_query(loc, digest=d)
+            head = ("%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+                    "Content-Length: %d\r\n\r\n" % (method, target, len(data))).encode()
+            self.send_corked(head + data[:100000], "close")
+            t0 = time.time()
+            while True:
+                st, h, _ = self.r.request("GET", loc)
+                self.assertEqual(st, 204, "%s: the session is gone" % method)
+                have = int(h["Range"].split("-")[1]) + 1 if h["Range"] != "0-0" else 0
+                st, h, b = self.r.request("PATCH", loc, data[have:],
+                                          {"Content-Range": "%d-%d" % (have, len(data) - 1)})
+                if st == 202 or time.time() - t0 > 10:
+                    break
+                time.sleep(0.25)
+            waited = time.time() - t0
+            self.assertEqual(st, 202, "%s: the retry is refused %.1f s after the client died: %r"
+                             % (method, waited, b[:300]))
+            self.assertLess(waited, 5, "%s: the retry waited %.1f s" % (method, waited))
+            st, _, b = self.r.request("PUT", self.r.with_query(self.r.path_of(h["Location"]), digest=d), b"")
+            self.assertEqual(st, 201, b)
+            self.assertEqual(self.r.get_blob("ok/dies", d), data)
+            self.assertEqual(self.r.request("DELETE", "/v2/ok/dies/blobs/%s" % d)[0], 202)
+
+    def test_half_closed_client_still_answered(self):
+        """A client that sends a whole request and closes its sending side with it still gets
+        the whole answer, even one it reads for seconds: noticing a client's close (the test
+        above) must not cut a request that is complete."""
+        small = det_bytes("half-closed upload", 200000)
+        loc = self.r.start_upload("ok/half")
+        head = ("PUT %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                % (self.r.with_query(loc, digest=sha256(small)), len(small))).encode()
+        s = self.send_corked(head + small, "half")
+        self.addCleanup(s.close)
+        resp = read_until_closed(s, 10)
+        self.assertEqual(status_of(resp), 201, resp[:300])
+        big = det_bytes("half-closed download", 8 << 20)
+        self.r.push_blob("ok/half", big)
+        s = self.send_corked(("GET /v2/ok/half/blobs/%s HTTP/1.1\r\nHost: x\r\n\r\n" % sha256(big)).encode(),
+                             "half", rcvbuf=64 << 10)
+        self.addCleanup(s.close)
+        time.sleep(2.5)  # the answer waits in the socket for more than two watchdog ticks
+        resp = read_until_closed(s, 20)
+        head, _, body = resp.partition(b"\r\n\r\n")
+        self.assertEqual(status_of(resp), 200, head)
+        self.assertEqual(len(body), len(big))
+        self.assertTrue(body == big, "the body differs")
 
     def test_bad_lengths_and_ranges(self):
         for cl in ["99999999999999999999999", "18446744073709551616", "18446744073709551615",
