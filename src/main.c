@@ -11,6 +11,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "http/conns.h"
 #include "http/debug.h"
 #include "http/health.h"
 #include "http/metrics.h"
@@ -300,6 +301,7 @@ static int open_storage(struct berth_storage_driver **out, const struct berth_co
 static void register_metrics(void)
 {
 	berth_http_metrics_register();
+	berth_conns_metrics_register();
 	berth_storage_metrics_register();
 	berth_registry_metrics_register();
 	berth_registry_cache_metrics_register();

@@ -10,6 +10,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/periodic.h"
 #include "core/util.h"
 
@@ -37,6 +38,10 @@ struct berth_conns {
 	struct berth_periodic *watchdog;
 };
 
+/* Process-wide, over every server's connections (berth runs one API server). */
+static _Atomic long connections_open;
+static _Atomic uint64_t connections_refused, header_timeouts, closes_shown;
+
 static uint64_t now_ms(void)
 {
 	return berth_now_ns() / 1000000u;
@@ -47,6 +52,7 @@ static uint64_t now_ms(void)
 /* Warns about refused clients at most every REFUSAL_WARN_EVERY_MS, with how many there were. */
 static void note_refusal(struct berth_conns *c)
 {
+	atomic_fetch_add(&connections_refused, 1);
 	atomic_fetch_add(&c->refused, 1);
 	uint64_t now = now_ms(), last = atomic_load(&c->last_warn_ms);
 	if (last && now - last < REFUSAL_WARN_EVERY_MS)
@@ -84,6 +90,7 @@ static struct tracked *track(struct berth_conns *c, struct MHD_Connection *conn)
 	c->head = t;
 	pthread_mutex_unlock(&c->lock);
 	atomic_fetch_add(&c->live, 1);
+	atomic_fetch_add(&connections_open, 1);
 	return t;
 }
 
@@ -101,6 +108,7 @@ static void untrack(struct berth_conns *c, struct tracked *t)
 	pthread_mutex_unlock(&c->lock);
 	free(t);
 	atomic_fetch_sub(&c->live, 1);
+	atomic_fetch_sub(&connections_open, 1);
 }
 
 void berth_conns_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -156,6 +164,7 @@ static void cut_late(struct berth_conns *c, uint64_t now)
 			continue;
 		berth_debug("closing connection (fd %d): request headers not complete in time", t->fd);
 		shutdown(t->fd, SHUT_RDWR);
+		atomic_fetch_add(&header_timeouts, 1);
 	}
 }
 
@@ -185,6 +194,7 @@ static void show_closes(struct berth_conns *c)
 		t->end_shown = 1;
 		berth_debug("connection (fd %d): the client has closed it", t->fd);
 		shutdown(t->fd, SHUT_RD);
+		atomic_fetch_add(&closes_shown, 1);
 	}
 }
 
@@ -227,6 +237,34 @@ void berth_conns_free(struct berth_conns *c)
 	}
 	pthread_mutex_destroy(&c->lock);
 	free(c);
+}
+
+/* ---- metrics ---- */
+
+static void render_metrics(struct berth_buf *out)
+{
+	berth_buf_printf(out,
+			 "# HELP berth_http_connections_open Client connections open now.\n"
+			 "# TYPE berth_http_connections_open gauge\n"
+			 "berth_http_connections_open %ld\n"
+			 "# HELP berth_http_connections_refused_total New connections refused at the connection limit.\n"
+			 "# TYPE berth_http_connections_refused_total counter\n"
+			 "berth_http_connections_refused_total %llu\n"
+			 "# HELP berth_http_header_timeouts_total Connections cut because a request's headers were not in by the header timeout.\n"
+			 "# TYPE berth_http_header_timeouts_total counter\n"
+			 "berth_http_header_timeouts_total %llu\n"
+			 "# HELP berth_http_client_closes_noticed_total Closes by clients that the watchdog noticed for libmicrohttpd (most are clients gone mid-request).\n"
+			 "# TYPE berth_http_client_closes_noticed_total counter\n"
+			 "berth_http_client_closes_noticed_total %llu\n",
+			 atomic_load(&connections_open),
+			 (unsigned long long)atomic_load(&connections_refused),
+			 (unsigned long long)atomic_load(&header_timeouts),
+			 (unsigned long long)atomic_load(&closes_shown));
+}
+
+void berth_conns_metrics_register(void)
+{
+	berth_metrics_register(render_metrics);
 }
 
 /* ---- descriptors ---- */

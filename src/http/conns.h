@@ -51,6 +51,9 @@ void berth_conns_headers_in(struct MHD_Connection *conn);
 /* A request is over; the connection may wait for the next one. */
 void berth_conns_request_done(const struct berth_conns *c, struct MHD_Connection *conn);
 
+/* The connection metrics (open, refused, header timeouts, closes noticed) on GET /metrics. */
+void berth_conns_metrics_register(void);
+
 /* Descriptors a server with this connection limit and polling threads may need at once. */
 rlim_t berth_conns_fds_needed(unsigned limit, unsigned threads);
 /* The largest connection limit (at least 1) whose needs fit in fds descriptors. */

@@ -680,6 +680,20 @@ def port_open(port, host="127.0.0.1"):
         return False
 
 
+def keepalive_after_ping(port, timeout=10):
+    """A raw connection that has had one GET /v2/ answered and stays open: (socket, answer)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+    resp = b""
+    while not resp.endswith(b"{}"):
+        b = s.recv(65536)
+        if not b:
+            s.close()
+            raise ConnectionError("closed before the answer: %r" % resp[:200])
+        resp += b
+    return s, resp
+
+
 class Spawned:
     """One berth process started by spawn_berth(). stop() sends a signal and reaps it; kill()
     is for cleanups. .port is its main port, .url its base URL (http:// even with TLS)."""

@@ -793,13 +793,8 @@ class ConnectionLimitsTest(berthtest.OpsTestCase):
 
     def keepalive_after_one_request(self):
         """A connection that has had one GET /v2/ answered: (socket, the raw answer)."""
-        s = self.connect()
-        s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
-        resp = b""
-        while not resp.endswith(b"{}"):
-            b = s.recv(65536)
-            self.assertTrue(b, "closed before the answer")
-            resp += b
+        s, resp = berthtest.keepalive_after_ping(self.port)
+        self.addCleanup(s.close)
         return s, resp
 
     def trickle(self, sock, t0, limit):

@@ -92,7 +92,7 @@ class Metrics:
         return {k[1]: v for k, v in self.samples.items() if k[0] == name}
 
 
-def start_debug_server(tmp, extra_yaml, name):
+def start_debug_server(tmp, extra_yaml, name, args=()):
     root = "%s/%s-root" % (tmp, name)
     ports = {}
 
@@ -106,7 +106,7 @@ def start_debug_server(tmp, extra_yaml, name):
                                        "  cache:\n    blobdescriptor: inmemory\n"
                                        "http:\n  addr: 127.0.0.1:%d\n"
                                        "  debug:\n    addr: 127.0.0.1:%d\n%s"
-                                       % (root, port, ports["debug"], extra_yaml))], {}
+                                       % (root, port, ports["debug"], extra_yaml))] + list(args), {}
     s = bt.spawn_berth(make, tmp)
     # the debug listener starts after the main one
     if not bt.wait_until(lambda: bt.port_open(ports["debug"]), 5):
@@ -160,7 +160,11 @@ class DebugServerTest(bt.OpsTestCase):
                 "berth_http_response_bytes_total": "counter",
                 "berth_storage_operation_duration_seconds": "histogram",
                 "berth_cache_requests_total": "counter",
-                "berth_uploads_in_progress": "gauge"}
+                "berth_uploads_in_progress": "gauge",
+                "berth_http_connections_open": "gauge",
+                "berth_http_connections_refused_total": "counter",
+                "berth_http_header_timeouts_total": "counter",
+                "berth_http_client_closes_noticed_total": "counter"}
         for fam, typ in want.items():
             self.assertEqual(m.types.get(fam), typ, "TYPE of %s\n%s" % (fam, m.text[:2000]))
         for (name, labels), v in m.samples.items():
@@ -301,9 +305,66 @@ class DebugServerTest(bt.OpsTestCase):
         self.assertTrue(bt.wait_until(lambda: self.scrape().get("berth_uploads_in_progress") == 0, 5),
                         "berth_uploads_in_progress did not go back to 0")
 
+    def test_connection_metrics(self):
+        """berth_http_connections_open counts a keep-alive connection while it is open, and a
+        client that dies mid-body (its close riding on its last bytes) is counted as noticed."""
+        open0 = self.scrape().get("berth_http_connections_open")
+        sock, _ = bt.keepalive_after_ping(self.s.port)
+        with sock:
+            self.assertEqual(self.scrape().get("berth_http_connections_open"), open0 + 1)
+        self.assertTrue(bt.wait_until(lambda: self.scrape().get("berth_http_connections_open") == open0, 5),
+                        "berth_http_connections_open did not come back down")
+        noticed0 = self.scrape().get("berth_http_client_closes_noticed_total")
+        path = self.c.resolve(self.c.start_upload("metrics/dies").header("Location"))
+        sock = socket.create_connection(("127.0.0.1", self.s.port), timeout=10)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        sock.sendall(("PATCH %s HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" % path).encode()
+                     + b"d" * 5000)
+        sock.close()
+        self.assertTrue(bt.wait_until(
+            lambda: self.scrape().get("berth_http_client_closes_noticed_total") > noticed0, 5),
+            "a client gone mid-body was not noticed")
+
     def test_debug_methods(self):
         r = self.d.post("/metrics", b"")
         self.assertIn(r.status, (404, 405), r.describe())
+
+
+class ConnectionLimitMetricsTest(bt.OpsTestCase):
+    """berth_http_connections_refused_total and berth_http_header_timeouts_total, with
+    --max-connections 2 --header-timeout 1."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.s = start_debug_server(cls.tmp, "    prometheus:\n      enabled: true\n      path: /metrics\n",
+                                   "limits", args=("--max-connections", "2", "--header-timeout", "1"))
+
+    def metric(self, name):
+        r = self.s.debug.get("/metrics")
+        self.assertStatus(r, 200)
+        return Metrics(r.body.decode("utf-8")).get(name)
+
+    def test_refusals_and_header_timeouts_counted(self):
+        refused0 = self.metric("berth_http_connections_refused_total")
+        timeouts0 = self.metric("berth_http_header_timeouts_total")
+        held = [socket.create_connection(("127.0.0.1", self.s.port), timeout=5) for _ in range(2)]
+        try:
+            time.sleep(0.3)
+            with socket.create_connection(("127.0.0.1", self.s.port), timeout=5) as third:
+                third.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+                try:
+                    self.assertEqual(third.recv(100), b"", "a third connection was served")
+                except ConnectionResetError:
+                    pass
+            self.assertGreater(self.metric("berth_http_connections_refused_total"), refused0)
+            # the two held connections never send a request: cut at the 1 s header deadline
+            self.assertTrue(bt.wait_until(
+                lambda: self.metric("berth_http_header_timeouts_total") >= timeouts0 + 2, 5),
+                "the header deadline cuts were not counted")
+        finally:
+            for h in held:
+                h.close()
 
 
 class HealthCheckTest(bt.OpsTestCase):
