@@ -4,13 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/lru.h"
 #include "core/util.h"
 
 #define SHARDS 16
 
 struct entry {
 	struct entry *hnext;            /* hash chain */
-	struct entry *prev, *next;      /* LRU list, most recent first */
+	struct berth_lru_node lru;
 	uint64_t hash;
 	uint64_t num;
 	size_t len;
@@ -24,7 +25,7 @@ struct shard {
 	size_t buckets;
 	size_t count;
 	size_t bytes;
-	struct entry *head, *tail;
+	struct berth_lru lru;
 };
 
 struct berth_cache {
@@ -71,10 +72,9 @@ void berth_cache_free(struct berth_cache *c)
 		return;
 	for (int i = 0; i < SHARDS; i++) {
 		struct shard *s = &c->shards[i];
-		for (struct entry *e = s->head; e;) {
-			struct entry *next = e->next;
-			free_entry(e);
-			e = next;
+		for (struct berth_lru_node *n = s->lru.head, *next; n; n = next) {
+			next = n->next;
+			free_entry(BERTH_LRU_ENTRY(n, struct entry, lru));
 		}
 		free(s->table);
 		pthread_mutex_destroy(&s->lock);
@@ -90,36 +90,12 @@ static struct entry **find_slot(struct shard *s, const char *key, uint64_t hash)
 	return p;
 }
 
-static void lru_unlink(struct shard *s, struct entry *e)
-{
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		s->head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		s->tail = e->prev;
-	e->prev = e->next = NULL;
-}
-
-static void lru_push_front(struct shard *s, struct entry *e)
-{
-	e->next = s->head;
-	e->prev = NULL;
-	if (s->head)
-		s->head->prev = e;
-	s->head = e;
-	if (!s->tail)
-		s->tail = e;
-}
-
 /* Unlinks e from its chain and the LRU list and frees it. */
 static void drop(struct shard *s, struct entry *e)
 {
 	struct entry **p = find_slot(s, e->key, e->hash);
 	*p = e->hnext;
-	lru_unlink(s, e);
+	berth_lru_unlink(&s->lru, &e->lru);
 	s->count--;
 	s->bytes -= e->len;
 	free_entry(e);
@@ -134,8 +110,7 @@ int berth_cache_get(struct berth_cache *c, const char *key, uint64_t *num, char 
 	struct entry *e = *find_slot(s, key, hash);
 	if (e) {
 		hit = 1;
-		lru_unlink(s, e);
-		lru_push_front(s, e);
+		berth_lru_touch(&s->lru, &e->lru);
 		if (num)
 			*num = e->num;
 		if (data) {
@@ -164,18 +139,18 @@ void berth_cache_put(struct berth_cache *c, const char *key, uint64_t num, const
 	e->data = data && len ? berth_malloc(len) : NULL;
 	if (e->data)
 		memcpy(e->data, data, len);
-	e->prev = e->next = NULL;
+	e->lru.prev = e->lru.next = NULL;
 
 	pthread_mutex_lock(&s->lock);
 	struct entry *old = *find_slot(s, key, hash);
 	if (old)
 		drop(s, old);
-	while (s->tail && (s->count >= c->max_entries || s->bytes + e->len > c->max_bytes))
-		drop(s, s->tail);
+	while (s->lru.tail && (s->count >= c->max_entries || s->bytes + e->len > c->max_bytes))
+		drop(s, BERTH_LRU_ENTRY(s->lru.tail, struct entry, lru));
 	struct entry **slot = &s->table[hash & (s->buckets - 1)];
 	e->hnext = *slot;
 	*slot = e;
-	lru_push_front(s, e);
+	berth_lru_push_front(&s->lru, &e->lru);
 	s->count++;
 	s->bytes += e->len;
 	pthread_mutex_unlock(&s->lock);

@@ -24,7 +24,8 @@ void berth_cache_free(struct berth_cache *c);
  * bytes (*data, NUL-terminated, *len) that the caller frees. 0 on a miss.
  */
 int berth_cache_get(struct berth_cache *c, const char *key, uint64_t *num, char **data, size_t *len);
-/* Inserts or replaces. Values larger than an eighth of max_bytes are not cached. */
+/* Inserts or replaces. A value larger than an eighth of its shard's share of max_bytes
+ * (max_bytes / 128) is not cached. */
 void berth_cache_put(struct berth_cache *c, const char *key, uint64_t num, const void *data, size_t len);
 void berth_cache_remove(struct berth_cache *c, const char *key);
 

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/lru.h"
 #include "core/util.h"
 #include "registry/paths.h"
 #include "registry/reference.h"
@@ -44,13 +45,13 @@ struct tag_entry {
 	char *strings;             /* the tags, NUL-separated, which pub.tags points into */
 	struct berth_strvec incomplete; /* tag directories without a current link */
 	struct tag_entry *hnext;   /* bucket chain */
-	struct tag_entry *prev, *next; /* LRU: head is the most recently used */
+	struct berth_lru_node lru;
 };
 
 struct berth_taglist_cache {
 	pthread_mutex_t lock;
 	struct tag_entry *buckets[NBUCKETS];
-	struct tag_entry *head, *tail;
+	struct berth_lru lru;
 	size_t count, bytes;
 	/* Bumped whenever this process changes some repository's tags: a list built while it
 	 * moved may predate the change and is served but not kept. */
@@ -80,9 +81,9 @@ void berth_taglist_cache_free(struct berth_taglist_cache *c)
 {
 	if (!c)
 		return;
-	for (struct tag_entry *e = c->head, *next; e; e = next) {
-		next = e->next;
-		entry_unref(e);
+	for (struct berth_lru_node *n = c->lru.head, *next; n; n = next) {
+		next = n->next;
+		entry_unref(BERTH_LRU_ENTRY(n, struct tag_entry, lru));
 	}
 	pthread_mutex_destroy(&c->lock);
 	free(c);
@@ -111,37 +112,13 @@ static struct tag_entry *find(struct berth_taglist_cache *c, const char *name)
 	return NULL;
 }
 
-static void lru_unlink(struct berth_taglist_cache *c, struct tag_entry *e)
-{
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		c->head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		c->tail = e->prev;
-	e->prev = e->next = NULL;
-}
-
-static void lru_push_front(struct berth_taglist_cache *c, struct tag_entry *e)
-{
-	e->prev = NULL;
-	e->next = c->head;
-	if (c->head)
-		c->head->prev = e;
-	c->head = e;
-	if (!c->tail)
-		c->tail = e;
-}
-
 static void detach(struct berth_taglist_cache *c, struct tag_entry *e)
 {
 	struct tag_entry **pp = &c->buckets[bucket_of(e->name)];
 	while (*pp != e)
 		pp = &(*pp)->hnext;
 	*pp = e->hnext;
-	lru_unlink(c, e);
+	berth_lru_unlink(&c->lru, &e->lru);
 	c->count--;
 	c->bytes -= e->bytes;
 	entry_unref(e);
@@ -152,13 +129,13 @@ static void insert(struct berth_taglist_cache *c, struct tag_entry *e)
 	struct tag_entry *old = find(c, e->name);
 	if (old)
 		detach(c, old);
-	while (c->tail && (c->count >= MAX_ENTRIES || c->bytes + e->bytes > MAX_BYTES))
-		detach(c, c->tail);
+	while (c->lru.tail && (c->count >= MAX_ENTRIES || c->bytes + e->bytes > MAX_BYTES))
+		detach(c, BERTH_LRU_ENTRY(c->lru.tail, struct tag_entry, lru));
 	atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
 	size_t b = bucket_of(e->name);
 	e->hnext = c->buckets[b];
 	c->buckets[b] = e;
-	lru_push_front(c, e);
+	berth_lru_push_front(&c->lru, &e->lru);
 	c->count++;
 	c->bytes += e->bytes;
 }
@@ -280,8 +257,7 @@ int berth_tags_get(const struct berth_tag_list **out, struct berth_registry *r, 
 	struct tag_entry *e = find(c, name);
 	if (e && still_valid(r, e, &st, berth_now_ns())) {
 		atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
-		lru_unlink(c, e);
-		lru_push_front(c, e);
+		berth_lru_touch(&c->lru, &e->lru);
 		pthread_mutex_unlock(&c->lock);
 		*out = &e->pub;
 		return 0;
