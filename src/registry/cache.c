@@ -101,16 +101,22 @@ static void drop(struct shard *s, struct entry *e)
 	free_entry(e);
 }
 
+/* The entry for key, marked as just used, or NULL. Called with s->lock held. */
+static struct entry *lookup(struct shard *s, const char *key, uint64_t hash)
+{
+	struct entry *e = *find_slot(s, key, hash);
+	if (e)
+		berth_lru_touch(&s->lru, &e->lru);
+	return e;
+}
+
 int berth_cache_get(struct berth_cache *c, const char *key, uint64_t *num, char **data, size_t *len)
 {
 	uint64_t hash = hash_key(key);
 	struct shard *s = &c->shards[hash % SHARDS];
-	int hit = 0;
 	pthread_mutex_lock(&s->lock);
-	struct entry *e = *find_slot(s, key, hash);
+	struct entry *e = lookup(s, key, hash);
 	if (e) {
-		hit = 1;
-		berth_lru_touch(&s->lru, &e->lru);
 		if (num)
 			*num = e->num;
 		if (data) {
@@ -119,6 +125,24 @@ int berth_cache_get(struct berth_cache *c, const char *key, uint64_t *num, char 
 			(*data)[e->len] = '\0';
 			*len = e->len;
 		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return e != NULL;
+}
+
+int berth_cache_get_into(struct berth_cache *c, const char *key, uint64_t *num, char *buf, size_t cap,
+			 size_t *len)
+{
+	uint64_t hash = hash_key(key);
+	struct shard *s = &c->shards[hash % SHARDS];
+	pthread_mutex_lock(&s->lock);
+	struct entry *e = lookup(s, key, hash);
+	int hit = e && e->len < cap;
+	if (hit) {
+		*num = e->num;
+		memcpy(buf, e->data ? e->data : "", e->len);
+		buf[e->len] = '\0';
+		*len = e->len;
 	}
 	pthread_mutex_unlock(&s->lock);
 	return hit;

@@ -24,6 +24,10 @@ void berth_cache_free(struct berth_cache *c);
  * bytes (*data, NUL-terminated, *len) that the caller frees. 0 on a miss.
  */
 int berth_cache_get(struct berth_cache *c, const char *key, uint64_t *num, char **data, size_t *len);
+/* As berth_cache_get, into buf (cap bytes, NUL-terminated): 1 on a hit whose value fits, with
+ * *num and *len set; 0 otherwise. No allocation. */
+int berth_cache_get_into(struct berth_cache *c, const char *key, uint64_t *num, char *buf, size_t cap,
+			 size_t *len);
 /* Inserts or replaces. A value larger than an eighth of its shard's share of max_bytes
  * (max_bytes / 128) is not cached. */
 void berth_cache_put(struct berth_cache *c, const char *key, uint64_t num, const void *data, size_t len);

@@ -131,6 +131,16 @@ int berth_reg_cache_get(struct berth_cache *c, const char *key, uint64_t *num, c
 	return hit;
 }
 
+int berth_reg_cache_get_into(struct berth_cache *c, const char *key, uint64_t *num, char *buf, size_t cap,
+			     size_t *len)
+{
+	if (!c)
+		return 0;
+	int hit = berth_cache_get_into(c, key, num, buf, cap, len);
+	atomic_fetch_add_explicit(hit ? &cache_hits : &cache_misses, 1, memory_order_relaxed);
+	return hit;
+}
+
 void berth_reg_cache_put(struct berth_cache *c, const char *key, uint64_t num, const void *data, size_t len)
 {
 	if (c)
@@ -191,7 +201,6 @@ int berth_link_read_versioned(struct berth_registry *r, const char *path,
 	char key[BERTH_PATH_MAX + 2];
 	struct berth_stat st;
 	uint64_t version;
-	char *data = NULL;
 	size_t len = 0;
 
 	int rc = berth_storage_stat(r->driver, path, &st);
@@ -200,14 +209,10 @@ int berth_link_read_versioned(struct berth_registry *r, const char *path,
 	if (st.is_dir)
 		return BERTH_ENOTFOUND;
 	snprintf(key, sizeof(key), "v:%s", path);
-	if (st.version && berth_reg_cache_get(r->descriptors, key, &version, &data, &len)) {
-		int hit = version == st.version && len < BERTH_DIGEST_STR_MAX;
-		if (hit)
-			memcpy(out, data, len + 1);
-		free(data);
-		if (hit)
-			return 0;
-	}
+	if (st.version &&
+	    berth_reg_cache_get_into(r->descriptors, key, &version, out, BERTH_DIGEST_STR_MAX, &len) &&
+	    version == st.version)
+		return 0;
 	/* Read after the stat: if the link is replaced in between, what is cached under the old
 	 * version is never used, as the next stat sees the new one. */
 	if ((rc = berth_link_read(r, path, out)) == 0 && st.version)

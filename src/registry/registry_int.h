@@ -56,6 +56,8 @@ int berth_registry_url_allowed(const struct berth_registry *r, const char *url);
 
 /* Cache access that counts hits and misses; a NULL cache always misses (uncounted). */
 int berth_reg_cache_get(struct berth_cache *c, const char *key, uint64_t *num, char **data, size_t *len);
+int berth_reg_cache_get_into(struct berth_cache *c, const char *key, uint64_t *num, char *buf, size_t cap,
+			     size_t *len);
 void berth_reg_cache_put(struct berth_cache *c, const char *key, uint64_t num, const void *data, size_t len);
 void berth_reg_cache_remove(struct berth_cache *c, const char *key);
 /* Cache keys: kind letter, repository, digest ("l:<name>@<digest>"). */

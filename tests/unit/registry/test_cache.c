@@ -43,6 +43,17 @@ static void test_get_put_replace_remove(void **state)
 	assert_int_equal(len, 0);
 	assert_string_equal(data, "");
 	free(data);
+	char buf[8];
+	assert_int_equal(berth_cache_get_into(c, "a", &num, buf, sizeof(buf), &len), 1);
+	assert_int_equal(num, 8);
+	assert_string_equal(buf, "");
+	berth_cache_put(c, "b", 9, "1234567", 7); /* fits in 8 with its NUL */
+	assert_int_equal(berth_cache_get_into(c, "b", &num, buf, sizeof(buf), &len), 1);
+	assert_int_equal(len, 7);
+	assert_string_equal(buf, "1234567");
+	berth_cache_put(c, "b", 10, "12345678", 8); /* does not: a miss */
+	assert_int_equal(berth_cache_get_into(c, "b", &num, buf, sizeof(buf), &len), 0);
+	assert_int_equal(num, 9);
 	berth_cache_remove(c, "a");
 	assert_int_equal(berth_cache_get(c, "a", &num, NULL, NULL), 0);
 	berth_cache_free(c);
