@@ -15,7 +15,8 @@ The workload per worker, chosen at random each step: push an image (config, a la
 with every worker, a few own layers, every upload style; tags from a bounded set, so the
 store stops growing once content repeats), mount a shared layer from a base repository, pull
 an image (manifest by tag and by digest, every blob, a ranged GET, HEADs), list tags and the
-catalog, delete a tag or a manifest, start an upload and cancel it, or leave one unfinished.
+catalog, delete a tag or a manifest, start an upload and cancel it, or leave one unfinished,
+or die in the middle of a PATCH and resume the session from a new connection.
 
 Environment: SOAK_SECONDS, SOAK_WORKERS (default 6), SOAK_RSS_SLACK_MIB, SOAK_SEED.
 """
@@ -24,6 +25,7 @@ import http.client
 import json
 import os
 import random
+import socket
 import threading
 import time
 
@@ -169,6 +171,40 @@ class Worker(threading.Thread):
         else:
             self.count("abandon")  # left for upload purging
 
+    def op_client_dies_then_resumes(self):
+        """A client dies mid-PATCH (its close riding on its last bytes) and its retry resumes the
+        session: it must be free again within seconds, and the blob must come out whole."""
+        repo = self.rnd.choice(self.repos)
+        data = os.urandom(self.rnd.randint(70000, 3 << 20))
+        loc = self.reg.start_upload(repo)
+        sent = self.rnd.randint(1, len(data) - 1)
+        s = socket.create_connection(("127.0.0.1", self.reg.port), timeout=30)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        s.sendall(("PATCH %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+                   "Content-Length: %d\r\n\r\n" % (loc, len(data))).encode() + data[:sent])
+        s.close()
+        deadline = time.time() + 5
+        while True:
+            st, h, b = self.reg.request("GET", loc)
+            if st != 204:
+                raise HTTPError("GET upload after its client died", st, b)
+            have = int(h["Range"].split("-")[1]) + 1 if h["Range"] != "0-0" else 0
+            if have > sent:
+                raise HTTPError("upload holds %d bytes, %d were sent" % (have, sent), st)
+            st, h, b = self.reg.request("PATCH", loc, data[have:],
+                                        {"Content-Range": "%d-%d" % (have, len(data) - 1)})
+            if st == 202:
+                break
+            if st != 416 or time.time() > deadline:
+                raise HTTPError("resuming after the client died", st, b)
+            time.sleep(0.2)
+        st, _, b = self.reg.request("PUT", self.reg.with_query(self.reg.path_of(h["Location"]),
+                                                               digest=sha256(data)), b"")
+        if st != 201:
+            raise HTTPError("PUT after resuming", st, b)
+        self.blobs.setdefault(repo, set()).add(sha256(data))
+        self.count("died-resumed")
+
     def op_digest_mismatch(self):
         repo = self.rnd.choice(self.repos)
         data = os.urandom(1000)
@@ -179,7 +215,8 @@ class Worker(threading.Thread):
 
     def run(self):
         ops = [(self.op_push, 30), (self.op_pull, 35), (self.op_list, 10), (self.op_mount, 5),
-               (self.op_delete, 8), (self.op_upload_cancel, 8), (self.op_digest_mismatch, 4)]
+               (self.op_delete, 8), (self.op_upload_cancel, 8), (self.op_digest_mismatch, 4),
+               (self.op_client_dies_then_resumes, 3)]
         fns = [f for f, w in ops for _ in range(w)]
         while not self.stop.is_set():
             fn = self.rnd.choice(fns)
