@@ -151,6 +151,39 @@ class Registry:
             raise HTTPError("POST upload %s" % repo, st, b, h)
         return self.path_of(h["Location"])
 
+    def die_mid_body(self, method, target, data, sent):
+        """A client that sends the head of a request for data and only data[:sent] of its body,
+        then dies: under TCP_CORK its close rides on its last bytes. sent >= 2 (a Range of 0-0
+        means 0 or 1 byte)."""
+        assert 2 <= sent < len(data)
+        s = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        s.sendall(("%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+                   "Content-Length: %d\r\n\r\n" % (method, target, len(data))).encode() + data[:sent])
+        s.close()
+
+    def resume_after_death(self, loc, data, sent, timeout=5.0):
+        """After die_mid_body: waits until the session holds exactly the sent bytes (berth has
+        finished the dead request; resuming earlier would race it), then PATCHes the rest,
+        retried while the dead request may still hold the session (416). Returns (status,
+        headers, body, seconds from the call to the accepted PATCH)."""
+        t0 = time.time()
+        while True:
+            st, h, b = self.request("GET", loc)
+            if st != 204:
+                raise HTTPError("GET upload after its client died", st, b, h)
+            have = int(h["Range"].split("-")[1]) + 1 if h["Range"] != "0-0" else 0
+            if have > sent:
+                raise HTTPError("the upload holds %d bytes, %d were sent" % (have, sent), st, b, h)
+            if have == sent:
+                st, h, b = self.request("PATCH", loc, data[have:],
+                                        {"Content-Range": "%d-%d" % (have, len(data) - 1)})
+                if st != 416:
+                    return st, h, b, time.time() - t0
+            if time.time() - t0 > timeout:
+                return st, h, b, time.time() - t0
+            time.sleep(0.1)
+
     def push_blob(self, repo, data, mode="mono", chunk=None, on_location=None, pause=0.0):
         """Pushes data with one upload style; returns its digest. on_location(path, acked) is
         called with the session's URL and the bytes the registry acknowledged so far (chunked

@@ -401,10 +401,9 @@ class HostileTest(SharedBerth, berthtest.OpsTestCase):
         rev = os.path.join(self.root, "docker/registry/v2/repositories/ok/short/_manifests")
         self.assertFalse(os.path.exists(rev), "a manifest cut short left %s" % rev)
 
-    def send_corked(self, data, then, rcvbuf=None):
-        """Sends data, then closes the connection ("close") or only its sending side ("half",
-        returning the socket), in one burst: under TCP_CORK the FIN rides on the last data
-        segment, as when a client dies in the middle of a send."""
+    def send_half_closed(self, data, rcvbuf=None):
+        """Sends data and closes the sending side in one burst (under TCP_CORK the FIN rides on
+        the last data segment); returns the socket, for reading the answer."""
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -412,9 +411,6 @@ class HostileTest(SharedBerth, berthtest.OpsTestCase):
         s.connect(("127.0.0.1", self.port))
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
         s.sendall(data)
-        if then == "close":
-            s.close()
-            return None
         s.shutdown(socket.SHUT_WR)
         return s
 
@@ -426,21 +422,9 @@ class HostileTest(SharedBerth, berthtest.OpsTestCase):
         d = sha256(data)
         for method in ("PATCH", "PUT"):
             loc = self.r.start_upload("ok/dies")
-            target = loc if method == "PATCH" else self.r.with_query(loc, digest=d)
-            head = ("%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
-                    "Content-Length: %d\r\n\r\n" % (method, target, len(data))).encode()
-            self.send_corked(head + data[:100000], "close")
-            t0 = time.time()
-            while True:
-                st, h, _ = self.r.request("GET", loc)
-                self.assertEqual(st, 204, "%s: the session is gone" % method)
-                have = int(h["Range"].split("-")[1]) + 1 if h["Range"] != "0-0" else 0
-                st, h, b = self.r.request("PATCH", loc, data[have:],
-                                          {"Content-Range": "%d-%d" % (have, len(data) - 1)})
-                if st == 202 or time.time() - t0 > 10:
-                    break
-                time.sleep(0.25)
-            waited = time.time() - t0
+            self.r.die_mid_body(method, loc if method == "PATCH" else self.r.with_query(loc, digest=d),
+                                data, 100000)
+            st, h, b, waited = self.r.resume_after_death(loc, data, 100000, timeout=10)
             self.assertEqual(st, 202, "%s: the retry is refused %.1f s after the client died: %r"
                              % (method, waited, b[:300]))
             self.assertLess(waited, 5, "%s: the retry waited %.1f s" % (method, waited))
@@ -457,14 +441,14 @@ class HostileTest(SharedBerth, berthtest.OpsTestCase):
         loc = self.r.start_upload("ok/half")
         head = ("PUT %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
                 % (self.r.with_query(loc, digest=sha256(small)), len(small))).encode()
-        s = self.send_corked(head + small, "half")
+        s = self.send_half_closed(head + small)
         self.addCleanup(s.close)
         resp = read_until_closed(s, 10)
         self.assertEqual(status_of(resp), 201, resp[:300])
         big = det_bytes("half-closed download", 8 << 20)
         self.r.push_blob("ok/half", big)
-        s = self.send_corked(("GET /v2/ok/half/blobs/%s HTTP/1.1\r\nHost: x\r\n\r\n" % sha256(big)).encode(),
-                             "half", rcvbuf=64 << 10)
+        s = self.send_half_closed(("GET /v2/ok/half/blobs/%s HTTP/1.1\r\nHost: x\r\n\r\n"
+                                   % sha256(big)).encode(), rcvbuf=64 << 10)
         self.addCleanup(s.close)
         time.sleep(2.5)  # the answer waits in the socket for more than two watchdog ticks
         resp = read_until_closed(s, 20)

@@ -25,7 +25,6 @@ import http.client
 import json
 import os
 import random
-import socket
 import threading
 import time
 
@@ -177,27 +176,11 @@ class Worker(threading.Thread):
         repo = self.rnd.choice(self.repos)
         data = os.urandom(self.rnd.randint(70000, 3 << 20))
         loc = self.reg.start_upload(repo)
-        sent = self.rnd.randint(1, len(data) - 1)
-        s = socket.create_connection(("127.0.0.1", self.reg.port), timeout=30)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
-        s.sendall(("PATCH %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
-                   "Content-Length: %d\r\n\r\n" % (loc, len(data))).encode() + data[:sent])
-        s.close()
-        deadline = time.time() + 5
-        while True:
-            st, h, b = self.reg.request("GET", loc)
-            if st != 204:
-                raise HTTPError("GET upload after its client died", st, b)
-            have = int(h["Range"].split("-")[1]) + 1 if h["Range"] != "0-0" else 0
-            if have > sent:
-                raise HTTPError("upload holds %d bytes, %d were sent" % (have, sent), st)
-            st, h, b = self.reg.request("PATCH", loc, data[have:],
-                                        {"Content-Range": "%d-%d" % (have, len(data) - 1)})
-            if st == 202:
-                break
-            if st != 416 or time.time() > deadline:
-                raise HTTPError("resuming after the client died", st, b)
-            time.sleep(0.2)
+        sent = self.rnd.randint(2, len(data) - 1)
+        self.reg.die_mid_body("PATCH", loc, data, sent)
+        st, h, b, _ = self.reg.resume_after_death(loc, data, sent)
+        if st != 202:
+            raise HTTPError("resuming after the client died", st, b)
         st, _, b = self.reg.request("PUT", self.reg.with_query(self.reg.path_of(h["Location"]),
                                                                digest=sha256(data)), b"")
         if st != 201:
