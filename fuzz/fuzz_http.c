@@ -48,11 +48,11 @@
 
 #define HTTP_DEADLINE_MS 8000
 /* The server's timeouts, well inside HTTP_DEADLINE_MS: they are what bounds a connection in
- * production too. libmicrohttpd 0.9.75 polls edge-triggered and, rarely (about once in 100,000
- * inputs here), misses the end of input of a half-closed connection whose request is incomplete
- * even though it had read every byte first (see wait_consumed); such a connection idles until a
- * timeout closes it. A server that stops working (a stuck thread, a lost wake-up) still fails
- * the deadline, and the GET /v2/ probe. */
+ * production too. libmicrohttpd 0.9.75 polls edge-triggered and can miss the end of input of a
+ * half-closed connection whose request is incomplete (see wait_consumed); berth's connection
+ * watchdog shows it such closes within a second (http/conns.c), and the timeouts bound the
+ * rest. A server that stops working (a stuck thread, a lost wake-up) still fails the deadline,
+ * and the GET /v2/ probe. */
 #define SERVER_IDLE_TIMEOUT_S 2
 #define SERVER_HEADER_TIMEOUT_S 3
 #define RESET_EVERY 2000
@@ -255,10 +255,10 @@ static long server_rqueue(unsigned client_port)
 
 /*
  * Waits (at most WAIT_CONSUMED_MS) until the server has read everything sent on the connection.
- * Needed before the half-close: libmicrohttpd 0.9.75 polls edge-triggered and, when the FIN
- * arrives together with the request, reads the request and never notices the end of input (the
- * connection then idles until its timeout). A FIN that arrives after the queue was drained is a
- * new edge, and the server sees it.
+ * Done before the half-close: libmicrohttpd 0.9.75 polls edge-triggered and, when the FIN
+ * arrives together with the request, reads the request and does not notice the end of input;
+ * berth's watchdog then shows it the close up to a second later, which would slow every such
+ * input. A FIN that arrives after the queue was drained is a new edge, seen at once.
  */
 #define WAIT_CONSUMED_MS 3000
 static long unread_at_shutdown; /* what the server had not read when the FIN went (diagnostics) */
