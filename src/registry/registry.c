@@ -122,23 +122,21 @@ void berth_registry_cache_metrics_register(void)
 	berth_metrics_register(render_cache_metrics);
 }
 
-int berth_reg_cache_get(struct berth_cache *c, const char *key, uint64_t *num, char **data, size_t *len)
+static int counted(int hit)
 {
-	if (!c)
-		return 0;
-	int hit = berth_cache_get(c, key, num, data, len);
 	atomic_fetch_add_explicit(hit ? &cache_hits : &cache_misses, 1, memory_order_relaxed);
 	return hit;
+}
+
+int berth_reg_cache_get(struct berth_cache *c, const char *key, uint64_t *num, char **data, size_t *len)
+{
+	return c ? counted(berth_cache_get(c, key, num, data, len)) : 0;
 }
 
 int berth_reg_cache_get_into(struct berth_cache *c, const char *key, uint64_t *num, char *buf, size_t cap,
 			     size_t *len)
 {
-	if (!c)
-		return 0;
-	int hit = berth_cache_get_into(c, key, num, buf, cap, len);
-	atomic_fetch_add_explicit(hit ? &cache_hits : &cache_misses, 1, memory_order_relaxed);
-	return hit;
+	return c ? counted(berth_cache_get_into(c, key, num, buf, cap, len)) : 0;
 }
 
 void berth_reg_cache_put(struct berth_cache *c, const char *key, uint64_t num, const void *data, size_t len)

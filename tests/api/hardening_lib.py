@@ -369,6 +369,21 @@ def berth_serve_args(root, port, *extra):
     return ["serve", "--addr", "127.0.0.1:%d" % port, "--root", root, "--no-access-log"] + list(extra)
 
 
+def read_until_closed(sock):
+    """Everything the server sends on sock until it closes the connection (or the socket's
+    timeout passes, or it resets)."""
+    chunks = []
+    try:
+        while True:
+            b = sock.recv(65536)
+            if not b:
+                break
+            chunks.append(b)
+    except (socket.timeout, ConnectionResetError):
+        pass
+    return b"".join(chunks)
+
+
 def raw_exchange(port, data, timeout=10, read=True):
     """Sends raw bytes on a new connection; returns the raw answer (until close or timeout)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
@@ -376,18 +391,7 @@ def raw_exchange(port, data, timeout=10, read=True):
             s.sendall(data)
         except OSError:
             pass
-        if not read:
-            return b""
-        chunks = []
-        try:
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                chunks.append(b)
-        except (socket.timeout, ConnectionResetError):
-            pass
-        return b"".join(chunks)
+        return read_until_closed(s) if read else b""
 
 
 def status_of(raw):

@@ -40,7 +40,7 @@ import unittest
 import berthtest
 from berthtest import setUpModule, tearDownModule  # noqa: F401
 from hardening_lib import (Registry, SharedBerth, assert_fsck, berth_serve_args, det_bytes, fd_count,
-                           raw_exchange, sha256, status_of, tree_snapshot)
+                           raw_exchange, read_until_closed, sha256, status_of, tree_snapshot)
 
 MARK = "pwned" + os.urandom(3).hex()  # the name every escape attempt tries to create
 
@@ -119,17 +119,6 @@ def served(port, timeout=2):
         return False
     finally:
         r.close()
-
-
-def read_until_closed(sock, timeout):
-    """Everything the server sends until it closes the connection."""
-    sock.settimeout(timeout)
-    out = []
-    while True:
-        b = sock.recv(1 << 16)
-        if not b:
-            return b"".join(out)
-        out.append(b)
 
 
 class HostileTest(SharedBerth, berthtest.OpsTestCase):
@@ -443,7 +432,7 @@ class HostileTest(SharedBerth, berthtest.OpsTestCase):
                 % (self.r.with_query(loc, digest=sha256(small)), len(small))).encode()
         s = self.send_half_closed(head + small)
         self.addCleanup(s.close)
-        resp = read_until_closed(s, 10)
+        resp = read_until_closed(s)
         self.assertEqual(status_of(resp), 201, resp[:300])
         big = det_bytes("half-closed download", 8 << 20)
         self.r.push_blob("ok/half", big)
@@ -451,7 +440,8 @@ class HostileTest(SharedBerth, berthtest.OpsTestCase):
                                    % sha256(big)).encode(), rcvbuf=64 << 10)
         self.addCleanup(s.close)
         time.sleep(2.5)  # the answer waits in the socket for more than two watchdog ticks
-        resp = read_until_closed(s, 20)
+        s.settimeout(20)
+        resp = read_until_closed(s)
         head, _, body = resp.partition(b"\r\n\r\n")
         self.assertEqual(status_of(resp), 200, head)
         self.assertEqual(len(body), len(big))

@@ -10,6 +10,7 @@ import time
 
 import berthtest as bt
 from berthtest import ACCEPT_ALL, setUpModule  # noqa: F401
+from hardening_lib import Registry
 
 
 def tearDownModule():
@@ -315,12 +316,9 @@ class DebugServerTest(bt.OpsTestCase):
         self.assertTrue(bt.wait_until(lambda: self.scrape().get("berth_http_connections_open") <= held - 1, 5),
                         "berth_http_connections_open did not come down when a connection closed")
         noticed0 = self.scrape().get("berth_http_client_closes_noticed_total")
-        path = self.c.resolve(self.c.start_upload("metrics/dies").header("Location"))
-        sock = socket.create_connection(("127.0.0.1", self.s.port), timeout=10)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
-        sock.sendall(("PATCH %s HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" % path).encode()
-                     + b"d" * 5000)
-        sock.close()
+        r = Registry(self.s.port)
+        self.addCleanup(r.close)
+        r.die_mid_body("PATCH", r.start_upload("metrics/dies"), b"d" * 100000, 5000)
         self.assertTrue(bt.wait_until(
             lambda: self.scrape().get("berth_http_client_closes_noticed_total") > noticed0, 5),
             "a client gone mid-body was not noticed")
