@@ -13,6 +13,10 @@
 #include "core/util.h"
 
 #define MAX_DEPTH 32
+/* Aliases share nodes, so merge keys over lists of aliases of maps that merge lists of aliases
+ * ... visit exponentially many keys (an "alias bomb": 12 lines walk 6^11 maps). No real config
+ * comes near this many visits; yaml.v2 in Distribution refuses such documents too. */
+#define MAX_WALKED 100000
 
 static int line_of(const yaml_node_t *n)
 {
@@ -44,6 +48,14 @@ static int is_null(const yaml_node_t *n)
 		if (strcmp(text_of(n), nulls[i]) == 0)
 			return 1;
 	return 0;
+}
+
+/* Counts one more key or item visited; fails once the document has cost too many. */
+static int walk_one(struct cfg_ctx *c, const yaml_node_t *n)
+{
+	if (++c->walked <= MAX_WALKED)
+		return 0;
+	return berth_config__fail(c, line_of(n), NULL, "document contains excessive aliasing");
 }
 
 static int is_merge_key(const yaml_node_t *n)
@@ -83,6 +95,8 @@ int berth_config__yaml_strlist(struct cfg_ctx *c, const struct cfg_key *k, const
 	for (yaml_node_item_t *it = node->data.sequence.items.start; it < node->data.sequence.items.top; it++) {
 		yaml_node_t *item = yaml_document_get_node(doc, *it);
 		snprintf(d, sizeof(d), "%s[%zu]", disp, l.n);
+		if (walk_one(c, item) < 0)
+			goto fail;
 		if (item->type != YAML_SCALAR_NODE) {
 			berth_config__fail(c, line_of(item), d, "expected a string, got a %s", kind_of(item));
 			goto fail;
@@ -115,6 +129,8 @@ static int read_strmap(struct cfg_ctx *c, const struct cfg_key *k, void *base, c
 		return berth_config__fail(c, line, disp, "expected a map, got a %s", kind_of(node));
 	for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++) {
 		yaml_node_t *kn = yaml_document_get_node(doc, p->key), *vn = yaml_document_get_node(doc, p->value);
+		if (walk_one(c, kn) < 0)
+			goto fail;
 		if (kn->type != YAML_SCALAR_NODE || vn->type != YAML_SCALAR_NODE) {
 			berth_config__fail(c, line_of(kn), disp, "expected a map of strings, got a %s",
 					   kind_of(kn->type != YAML_SCALAR_NODE ? kn : vn));
@@ -149,6 +165,8 @@ static int read_headers(struct cfg_ctx *c, const struct cfg_key *k, void *base, 
 		return berth_config__fail(c, line, disp, "expected a map, got a %s", kind_of(node));
 	for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++) {
 		yaml_node_t *kn = yaml_document_get_node(doc, p->key), *vn = yaml_document_get_node(doc, p->value);
+		if (walk_one(c, kn) < 0)
+			goto fail;
 		if (kn->type != YAML_SCALAR_NODE) {
 			berth_config__fail(c, line_of(kn), disp, "header names must be strings, got a %s",
 					   kind_of(kn));
@@ -188,6 +206,8 @@ static int read_list(struct cfg_ctx *c, const struct cfg_key *k, void *base, con
 	for (yaml_node_item_t *it = node->data.sequence.items.start; it < node->data.sequence.items.top; it++) {
 		yaml_node_t *item = yaml_document_get_node(doc, *it);
 		snprintf(d, sizeof(d), "%s[%zu]", disp, i);
+		if (walk_one(c, item) < 0)
+			return -1;
 		if (item->type != YAML_MAPPING_NODE)
 			return berth_config__fail(c, line_of(item), d, "expected a map, got a %s", kind_of(item));
 		void *elem = berth_config__list_elem(c, k, base, i++, line_of(item), disp);
@@ -256,6 +276,8 @@ static int walk_merges(struct cfg_ctx *c, const struct cfg_table *t, void *base,
 		yaml_node_t *kn = yaml_document_get_node(doc, p->key), *vn = yaml_document_get_node(doc, p->value);
 		if (!is_merge_key(kn))
 			continue;
+		if (walk_one(c, kn) < 0)
+			return -1;
 		if (vn->type == YAML_MAPPING_NODE) {
 			if (berth_config__yaml_walk_map(c, t, base, prefix, disp, group, doc, vn) < 0)
 				return -1;
@@ -266,6 +288,8 @@ static int walk_merges(struct cfg_ctx *c, const struct cfg_table *t, void *base,
 						  "merge key << expects a map or a list of maps");
 		for (yaml_node_item_t *it = vn->data.sequence.items.start; it < vn->data.sequence.items.top; it++) {
 			yaml_node_t *m = yaml_document_get_node(doc, *it);
+			if (walk_one(c, m) < 0)
+				return -1;
 			if (m->type != YAML_MAPPING_NODE)
 				return berth_config__fail(c, line_of(m), *disp ? disp : NULL,
 							  "merge key << expects a map or a list of maps");
@@ -298,6 +322,8 @@ int berth_config__yaml_walk_map(struct cfg_ctx *c, const struct cfg_table *t, vo
 		int line = line_of(kn);
 		if (is_merge_key(kn))
 			continue;
+		if (walk_one(c, kn) < 0)
+			goto out;
 		if (kn->type != YAML_SCALAR_NODE) {
 			berth_config__fail(c, line, *disp ? disp : NULL, "expected a string key, got a %s",
 					   kind_of(kn));

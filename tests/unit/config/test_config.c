@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -378,6 +379,28 @@ static void test_anchors_and_merge_keys(void **state)
 	assert_int_equal(cfg.readonly, 1);
 	assert_int_equal(cfg.uploadpurging.dryrun, 1);
 	assert_int_equal(cfg.uploadpurging.enabled, 0);
+	berth_config_release(&cfg);
+}
+
+/* Merge keys over lists of aliases nest into exponentially many visits (6^11 maps here, hours of
+ * work in a 12-line file): the loader refuses the document quickly instead. A fuzzer found it. */
+static void test_alias_bomb_is_refused(void **state)
+{
+	char text[2048];
+	size_t n = (size_t)snprintf(text, sizeof(text), "version: 0.1\nx0: &x0 {enabled: true}\n");
+	for (int i = 1; i <= 11; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "x%d: &x%d {<<: [*x%d, *x%d, *x%d, *x%d, *x%d, *x%d]}\n",
+				      i, i, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1);
+	snprintf(text + n, sizeof(text) - n, "storage: {inmemory: {}, maintenance: {readonly: *x11}}\n");
+	time_t start = time(NULL);
+	assert_non_null(strstr(load_fails(text), "excessive aliasing"));
+	assert_true(time(NULL) - start < 5);
+
+	/* Sharing a map through aliases a few times over is fine. */
+	struct berth_config cfg;
+	load_ok(&cfg, "version: 0.1\nx0: &x0 {enabled: true}\nx1: &x1 {<<: [*x0, *x0, *x0]}\n"
+		      "storage: {inmemory: {}, maintenance: {readonly: {<<: [*x1, *x1, *x1]}}}\n");
+	assert_int_equal(cfg.readonly, 1);
 	berth_config_release(&cfg);
 }
 
@@ -818,6 +841,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_defaults_when_absent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_value_forms, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_anchors_and_merge_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_alias_bomb_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deprecated_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_malformed_yaml, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_bad_bool, setup, teardown),
