@@ -1047,6 +1047,35 @@ class Bench:
             self.note("openssl speed failed: %s" % e)
             return None
 
+    def library_floor(self):
+        """Idle VmRSS (MiB) of a C program that does nothing but load the shared libraries berth
+        is linked against (the binary's NEEDED entries, which bring their own dependencies):
+        the floor under berth's idle RSS that no code of berth's can lower."""
+        try:
+            out = run_cmd(["readelf", "-d", self.berth_bin], timeout=30).stdout
+            libs = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
+            src, exe = os.path.join(self.work, "floor.c"), os.path.join(self.work, "floor")
+            with open(src, "w") as f:
+                f.write("#include <unistd.h>\nint main(void) { sleep(60); return 0; }\n")
+            run_cmd(["cc", "-O2", src, "-o", exe, "-Wl,--no-as-needed"] + ["-l:" + l for l in libs
+                                                                          if not l.startswith("libc.so")],
+                    timeout=60)
+        except (BenchError, subprocess.SubprocessError, OSError) as e:
+            self.note("the library floor could not be measured: %s" % e)
+            return None
+        vals = []
+        for _ in range(3):
+            proc = subprocess.Popen([exe])
+            try:
+                time.sleep(self.p["startup_settle"] + 0.2)
+                kib = proc_status_kib(proc.pid, "VmRSS")
+            finally:
+                proc.kill()
+                proc.wait()
+            if kib:
+                vals.append(kib / 1024.0)
+        return statistics.median(vals) if vals else None
+
     def main(self):
         a = self.args
         self.started = datetime.datetime.now(datetime.timezone.utc)
@@ -1082,10 +1111,12 @@ class Bench:
             log("reference: the disk's durable write speed")
             self.disk_mbps = self.disk_speed()
             self.disk_direct_mbps = self.disk_speed("oflag=direct")
+            log("reference: idle RSS of a program that only loads berth's libraries")
+            self.floor_mib = self.library_floor()
             log("startup times")
             self.measure_startup()
         else:
-            self.sha_mbps = self.disk_mbps = self.disk_direct_mbps = None
+            self.sha_mbps = self.disk_mbps = self.disk_direct_mbps = self.floor_mib = None
         self.sampler.start()
         log("fixtures and on-disk seed (%d repositories, %d tags)" % (self.p["catalog_repos"], self.p["tags"]))
         self.make_fixtures()
@@ -1269,6 +1300,10 @@ class Bench:
                      fmt(self.sha_mbps) if self.sha_mbps else "n/a", fmt(self.disk_mbps) if self.disk_mbps else "n/a",
                      fmt(self.disk_direct_mbps) if self.disk_direct_mbps else "n/a"))
         L.append("")
+        L.append("Memory floor: a C program that does nothing but load the shared libraries berth is linked against "
+                 "(libmicrohttpd with GnuTLS and its dependencies, libcrypto, jansson, libyaml, libcrypt, libc; "
+                 "Debian's builds) idles at **%s MiB** VmRSS." % (fmt(self.floor_mib) if self.floor_mib else "n/a"))
+        L.append("")
         L.append("### Peak RSS and server CPU by workload\n")
         L.append("Peak RSS: the highest VmRSS sampled every 50 ms during a run (median over runs). CPU: user+system "
                  "seconds the server process used during a run (median; the share spent in the kernel in brackets), "
@@ -1434,6 +1469,10 @@ class Bench:
         for key, name in (("rss_empty", "idle RSS (empty store)"), ("rss_loaded", "idle RSS (loaded store)"),
                           ("rss_peak", "peak RSS")):
             ratio_target(key, 5, "%s ≤ 1/5 of Distribution's" % name, higher=False)
+            d = med(key, "dist")
+            if key != "rss_peak" and d and self.floor_mib:
+                out[-1] += ("; a program that only loads berth's shared libraries (Debian's builds) idles at %s MiB, "
+                            "%.0f%% of the target's %s MiB" % (fmt(self.floor_mib), 500 * self.floor_mib / d, fmt(d / 5)))
         s = med("startup", "berth")
         line("start-up < 50 ms", (s < 50) if s is not None else None, "%s ms" % fmt(s) if s is not None else "no data")
         return out
