@@ -79,11 +79,20 @@ int berth_config__fail(struct cfg_ctx *c, int line, const char *key, const char 
 	return -1;
 }
 
+/* Past this many, warnings are counted, not printed: keys shared through aliases can repeat one
+ * warning thousands of times. */
+#define MAX_WARNINGS 100
+
 void berth_config__warn(struct cfg_ctx *c, int line, const char *fmt, ...)
 {
 	char where[512], msg[512];
 	va_list ap;
 
+	if (++c->warnings > MAX_WARNINGS) {
+		if (c->warnings == MAX_WARNINGS + 1)
+			fprintf(stderr, "%s: warning: more warnings not shown\n", c->origin);
+		return;
+	}
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);

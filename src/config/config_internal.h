@@ -101,6 +101,7 @@ struct cfg_ctx {
 	size_t errlen;
 	int depth;                    /* merge-key nesting, against alias loops */
 	size_t walked;                /* keys and items visited, against alias bombs */
+	unsigned warnings;            /* warnings given so far */
 	/* per group: choice made by the file / by the environment, -2 = none yet */
 	int file_choice[CG_COUNT];
 	int env_choice[CG_COUNT];

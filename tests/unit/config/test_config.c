@@ -102,7 +102,7 @@ static void load_ok(struct berth_config *cfg, const char *text)
 /* Runs fn with stderr redirected to a file; returns what was written (static buffer). */
 static const char *capture_stderr(void (*fn)(void *), void *arg)
 {
-	static char out[4096];
+	static char out[32768];
 	char path[512];
 	snprintf(path, sizeof(path), "%s/stderr.txt", tmpdir);
 	fflush(stderr);
@@ -566,6 +566,28 @@ static void test_unknown_key_warns(void **state)
 	berth_config_release(&a.cfg);
 }
 
+/* Keys shared through aliases can repeat a warning many times: the first 100 are printed. */
+static void test_warnings_are_capped(void **state)
+{
+	struct load_args a = { 0 };
+	char text[4096], last[600];
+	size_t n = (size_t)snprintf(text, sizeof(text), MINIMAL "x: &x {a: 1, b: 2, c: 3, d: 4, e: 5}\nhttp: {<<: [*x");
+	for (int i = 1; i < 30; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, ", *x");
+	snprintf(text + n, sizeof(text) - n, "]}\n");
+	a.path = write_tmp("config.yml", text);
+	const char *out = capture_stderr(do_load, &a);
+	assert_int_equal(a.rc, 0);
+	size_t lines = 0;
+	for (const char *p = out; (p = strchr(p, '\n')) != NULL; p++)
+		lines++;
+	assert_int_equal(lines, 101);
+	snprintf(last, sizeof(last), "%s: warning: more warnings not shown\n", a.path);
+	assert_true(strlen(out) > strlen(last));
+	assert_string_equal(out + strlen(out) - strlen(last), last);
+	berth_config_release(&a.cfg);
+}
+
 /* ---- environment --------------------------------------------------------------------------------- */
 
 static void test_env_overrides_file(void **state)
@@ -842,6 +864,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_value_forms, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_anchors_and_merge_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alias_bomb_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_warnings_are_capped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deprecated_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_malformed_yaml, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_bad_bool, setup, teardown),
