@@ -19,7 +19,6 @@ void berth_histogram_observe(struct berth_histogram *h, uint64_t ns)
 	while (i < BERTH_HIST_BUCKETS && s > bucket_bounds[i])
 		i++;
 	atomic_fetch_add_explicit(&h->buckets[i], 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&h->sum_ns, ns, memory_order_relaxed);
 }
 
@@ -39,8 +38,9 @@ void berth_metrics_render_histogram(struct berth_buf *out, const char *name, con
 	}
 	berth_buf_printf(out, "%s_sum{%s} %.9f\n", name, labels,
 			 (double)atomic_load_explicit(&h->sum_ns, memory_order_relaxed) / 1e9);
-	berth_buf_printf(out, "%s_count{%s} %llu\n", name, labels,
-			 (unsigned long long)atomic_load_explicit(&h->count, memory_order_relaxed));
+	/* The count is the buckets' total as read above, not a counter of its own: a request observed
+	 * while the series are written would otherwise make _count differ from the +Inf bucket. */
+	berth_buf_printf(out, "%s_count{%s} %llu\n", name, labels, (unsigned long long)cumulative);
 }
 
 void berth_metrics_register(berth_metrics_render_cb cb)

@@ -17,8 +17,7 @@
 #define BERTH_HIST_BUCKETS 14
 
 struct berth_histogram {
-	_Atomic uint64_t buckets[BERTH_HIST_BUCKETS + 1]; /* last is +Inf */
-	_Atomic uint64_t count;
+	_Atomic uint64_t buckets[BERTH_HIST_BUCKETS + 1]; /* last is +Inf; their total is the count */
 	_Atomic uint64_t sum_ns;
 };
 
