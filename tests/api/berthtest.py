@@ -101,6 +101,21 @@ def external_mode():
     return bool(os.environ.get("BERTH_URL"))
 
 
+def read_until_closed(sock):
+    """Everything the server sends on sock until it closes the connection (or the socket's
+    timeout passes, or it resets)."""
+    chunks = []
+    try:
+        while True:
+            b = sock.recv(65536)
+            if not b:
+                break
+            chunks.append(b)
+    except (socket.timeout, ConnectionResetError):
+        pass
+    return b"".join(chunks)
+
+
 def digest(data, alg="sha256"):
     return alg + ":" + hashlib.new(alg, data).hexdigest()
 
@@ -421,16 +436,7 @@ class Client:
         send "Connection: close". For requests http.client refuses to build or hides."""
         with socket.create_connection((self.host, self.port), timeout=timeout) as s:
             s.sendall(data)
-            chunks = []
-            try:
-                while True:
-                    b = s.recv(65536)
-                    if not b:
-                        break
-                    chunks.append(b)
-            except socket.timeout:
-                pass
-        resp = b"".join(chunks)
+            resp = read_until_closed(s)
         m = re.match(rb"HTTP/1\.[01] (\d{3})", resp)
         return (int(m.group(1)) if m else 0), resp
 

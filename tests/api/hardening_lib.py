@@ -16,6 +16,7 @@ import time
 import urllib.parse
 
 import berthtest
+from berthtest import read_until_closed
 
 OCI_MANIFEST = berthtest.OCI_MANIFEST
 OCI_INDEX = berthtest.OCI_INDEX
@@ -367,21 +368,6 @@ def threads(pid):
 
 def berth_serve_args(root, port, *extra):
     return ["serve", "--addr", "127.0.0.1:%d" % port, "--root", root, "--no-access-log"] + list(extra)
-
-
-def read_until_closed(sock):
-    """Everything the server sends on sock until it closes the connection (or the socket's
-    timeout passes, or it resets)."""
-    chunks = []
-    try:
-        while True:
-            b = sock.recv(65536)
-            if not b:
-                break
-            chunks.append(b)
-    except (socket.timeout, ConnectionResetError):
-        pass
-    return b"".join(chunks)
 
 
 def raw_exchange(port, data, timeout=10, read=True):
