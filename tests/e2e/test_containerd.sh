@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# End-to-end with containerd as the client: the runtime Kubernetes nodes pull with. A private
+# containerd daemon (its own root, state and socket under the temp dir; the CRI plugin off) is
+# driven with `ctr`, whose pulls and pushes go through containerd's own resolver, fetcher and
+# pusher (HEAD by tag, GET by digest, blob existence checks, cross-repository mounts, uploads).
+#
+# Checked: pulls by tag and by digest, unpacked into a snapshot (containerd checks each layer's
+# uncompressed digest against the config's diff IDs), of OCI and Docker manifests, an OCI index
+# and a Docker manifest list for every platform; pushes to another repository of the same
+# registry (blobs mounted, not uploaded again) and to an empty registry, pulled back by skopeo
+# byte for byte; and the registry used as a mirror of another host, as a node's hosts.toml does
+# (containerd then adds ?ns=HOST to every request).
+#
+#   bash tests/e2e/test_containerd.sh           (BERTH_BIN=path/to/berth)
+#   E2E_TARGET=distribution bash tests/e2e/test_containerd.sh   (same checks against docker-registry)
+set -euo pipefail
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+e2e_init
+need_cmd skopeo
+need_cmd curl
+need_cmd containerd containerd
+need_cmd ctr containerd
+TARGET=${E2E_TARGET:-berth}
+E2E_BIG_SIZE=${E2E_BIG_SIZE:-$((24 << 20))}
+
+step "start a private containerd"
+CT="$WORK/ctrd"
+# A unix socket path must fit in 108 bytes; TMPDIR may be long.
+SOCK_DIR="$CT"
+[ ${#CT} -lt 80 ] || SOCK_DIR=$(mktemp -d /tmp/berth-ctrd.XXXXXX)
+mkdir -p "$CT/root" "$CT/state"
+cat >"$CT/config.toml" <<EOF
+version = 2
+root = "$CT/root"
+state = "$CT/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$SOCK_DIR/ctrd.sock"
+[ttrpc]
+  address = "$SOCK_DIR/ctrd-ttrpc.sock"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+EOF
+guard=()
+if setpriv --help 2>/dev/null | grep -q pdeathsig; then guard=(setpriv --pdeathsig TERM --); fi
+"${guard[@]}" containerd --config "$CT/config.toml" >"$WORK/containerd.log" 2>&1 &
+SERVER_PIDS+=("$!")
+SERVER_LOGS+=("$WORK/containerd.log")
+CT_PID=$!
+ready=
+for _ in $(seq 100); do
+  kill -0 "$CT_PID" 2>/dev/null || break
+  if ctr --address "$SOCK_DIR/ctrd.sock" version >/dev/null 2>&1; then ready=1; break; fi
+  sleep 0.1
+done
+if [ -z "$ready" ]; then
+  tail -n 20 "$WORK/containerd.log" >&2
+  skip "containerd is installed but does not start in this environment (see above)"
+fi
+log "containerd $(containerd --version | awk '{print $3}') pid $CT_PID"
+
+# cx SUBCOMMAND ARGS...: ctr against the private daemon, in namespace e2e; output in
+# $WORK/last-ctr.out, failing the test with it if ctr fails.
+cx() {
+  if ! ctr --address "$SOCK_DIR/ctrd.sock" --namespace e2e "$@" >"$WORK/last-ctr.out" 2>&1; then
+    cat "$WORK/last-ctr.out" >&2
+    fail "ctr $* failed"
+  fi
+}
+# The native snapshotter unpacks anywhere (overlayfs may not mount in a container).
+pull() { cx images pull --plain-http --snapshotter native "$@"; }
+push() { cx images push --plain-http "$@"; }
+# image_digest REF: the digest containerd recorded for REF (its top manifest or index).
+image_digest() {
+  cx images ls "name==$1"
+  awk 'NR > 1 { print $3 }' "$WORK/last-ctr.out"
+}
+# content_has DIGEST...: every DIGEST is in containerd's content store.
+content_has() {
+  cx content ls -q
+  local d
+  for d in "$@"; do
+    grep -qx "$d" "$WORK/last-ctr.out" || fail "containerd's content store lacks $d"
+  done
+}
+
+step "generate test images, push them with skopeo"
+IMG="$WORK/img"
+make_images "$IMG"
+start_registry() { # start_registry ROOT: sets H
+  if [ "$TARGET" = distribution ]; then
+    need_cmd docker-registry
+    start_distribution "$1"
+    H=$DIST_HOST
+    REG_LOG=$DIST_LOG
+  else
+    need_berth
+    start_berth "$1" --delete
+    H=$BERTH_HOST
+    REG_LOG=$BERTH_LOG
+  fi
+}
+ROOT="$WORK/root"
+start_registry "$ROOT"
+SRC=$H SRC_LOG=$REG_LOG
+for i in multi big docker; do
+  sk_copy "$(img_ref "$IMG/$i")" "docker://$SRC/e2e/$i:v1" --preserve-digests
+done
+for i in multiarch dockerlist; do
+  sk_copy "$(img_ref "$IMG/$i")" "docker://$SRC/e2e/$i:v1" --preserve-digests --all
+done
+
+step "containerd pulls by tag and unpacks: OCI and Docker manifests"
+for i in multi big docker; do
+  pull "$SRC/e2e/$i:v1"
+  got=$(image_digest "$SRC/e2e/$i:v1")
+  [ "$got" = "$(img_digest "$IMG/$i")" ] || fail "containerd resolved e2e/$i:v1 to $got, pushed $(img_digest "$IMG/$i")"
+  # shellcheck disable=SC2046
+  content_has $(img_blobs "$IMG/$i" | cut -d' ' -f2)
+done
+
+step "containerd pulls by digest"
+d=$(img_digest "$IMG/multi")
+pull "$SRC/e2e/multi@$d"
+[ "$(image_digest "$SRC/e2e/multi@$d")" = "$d" ] || fail "pull by digest recorded another digest"
+
+step "containerd pulls an OCI index and a Docker manifest list for all platforms"
+for i in multiarch dockerlist; do
+  pull --all-platforms "$SRC/e2e/$i:v1"
+  [ "$(image_digest "$SRC/e2e/$i:v1")" = "$(img_digest "$IMG/$i")" ] || fail "containerd resolved e2e/$i:v1 to another digest"
+  # shellcheck disable=SC2046
+  content_has $(img_blobs "$IMG/$i" | cut -d' ' -f2)
+done
+pull --platform linux/arm64/v8 "$SRC/e2e/dockerlist:v1"
+
+step "containerd pushes to another repository of the same registry: blobs are mounted"
+cx images tag "$SRC/e2e/big:v1" "$SRC/ctr/big:v1"
+push "$SRC/ctr/big:v1"
+if [ "$TARGET" = berth ]; then
+  layer=$(json_get "$(img_manifest_file "$IMG/big")" 'j["layers"][0]["digest"]')
+  grep -q "uri=\"/v2/ctr/big/blobs/uploads/?mount=$layer&from=e2e/big\" .*status=201" "$SRC_LOG" ||
+    fail "containerd's push of ctr/big did not mount the layer from e2e/big"
+  assert_link "$ROOT/docker/registry/v2/repositories/ctr/big/_layers/${layer/://}/link" "$layer"
+fi
+rm -rf "$WORK/mounted"
+sk_copy "docker://$SRC/ctr/big:v1" "dir:$WORK/mounted" --preserve-digests
+assert_same_image "$IMG/big" "$WORK/mounted"
+
+step "containerd pushes every image to an empty registry; skopeo pulls them back byte for byte"
+start_registry "$WORK/root2"
+DST=$H
+for i in multi big docker multiarch dockerlist; do
+  cx images tag "$SRC/e2e/$i:v1" "$DST/ctr/$i:v1"
+  push "$DST/ctr/$i:v1"
+  all=()
+  case $i in multiarch | dockerlist) all=(--all) ;; esac
+  rm -rf "$WORK/back-$i"
+  sk_copy "docker://$DST/ctr/$i:v1" "dir:$WORK/back-$i" --preserve-digests "${all[@]}"
+  assert_same_image "$IMG/$i" "$WORK/back-$i"
+done
+
+step "containerd pulls through the registry as a mirror of another host (hosts.toml)"
+mkdir -p "$WORK/hosts/upstream.invalid"
+cat >"$WORK/hosts/upstream.invalid/hosts.toml" <<EOF
+server = "https://upstream.invalid"
+
+[host."http://$SRC"]
+  capabilities = ["pull", "resolve"]
+EOF
+cx images pull --hosts-dir "$WORK/hosts" --snapshotter native upstream.invalid/e2e/multi:v1
+[ "$(image_digest upstream.invalid/e2e/multi:v1)" = "$(img_digest "$IMG/multi")" ] || fail "mirror pull resolved another digest"
+grep -q 'ns=upstream.invalid' "$SRC_LOG" || fail "no request with ?ns=upstream.invalid reached the registry: was the mirror used?"
+
+log "all containerd checks passed against $TARGET"
