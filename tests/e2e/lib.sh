@@ -129,7 +129,7 @@ free_port() {
 
 http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" || true; }
 
-# _start_server NAME LOGFILE PORT CMD...: launch in background, wait for GET /v2/ == 200.
+# _start_server NAME LOGFILE PORT CMD...: launch in background, wait for GET /v2/ to answer 200 (or 401).
 # Sets SERVER_PID. Returns 1 if the process died before getting ready (e.g. port taken).
 _start_server() {
   local name=$1 logf=$2 port=$3
@@ -150,10 +150,11 @@ _start_server() {
       tail -n 20 "$logf" >&2
       return 1
     fi
-    [ "$(http_code "http://127.0.0.1:$port/v2/")" = 200 ] && return 0
+    # (401: up, with auth configured.)
+    case "$(http_code "http://127.0.0.1:$port/v2/")" in 200 | 401) return 0 ;; esac
     sleep 0.05
   done
-  fail "$name did not answer GET http://127.0.0.1:$port/v2/ with 200 within 10s (log: $logf)"
+  fail "$name did not answer GET http://127.0.0.1:$port/v2/ with 200 or 401 within 10s (log: $logf)"
 }
 
 # start_berth ROOT [extra berth args...]: sets BERTH_PORT, BERTH_PID, BERTH_LOG, BERTH_HOST.
@@ -219,6 +220,75 @@ EOF
     fi
   done
   fail "docker-registry would not start (see $DIST_LOG)"
+}
+
+# start_target ROOT: the registry under test on ROOT, berth (with deletes on) or, with
+# E2E_TARGET=distribution, docker-registry. Sets H (host:port) and REG_LOG.
+start_target() {
+  if [ "${E2E_TARGET:-berth}" = distribution ]; then
+    need_cmd docker-registry
+    start_distribution "$1"
+    H=$DIST_HOST
+    REG_LOG=$DIST_LOG
+  else
+    need_berth
+    start_berth "$1" --delete
+    H=$BERTH_HOST
+    REG_LOG=$BERTH_LOG
+  fi
+}
+
+# push_test_images HOST PREFIX: skopeo pushes every image of $IMG (make_images) to
+# HOST/PREFIX/NAME:v1, digests preserved, indexes with all their instances.
+push_test_images() {
+  local i all
+  for i in multi big docker multiarch dockerlist; do
+    all=()
+    case $i in multiarch | dockerlist) all=(--all) ;; esac
+    sk_copy "$(img_ref "$IMG/$i")" "docker://$1/$2/$i:v1" --preserve-digests "${all[@]}"
+  done
+}
+
+# start_containerd: a private containerd daemon (its own root, state and sockets under $WORK,
+# the CRI plugin off, killed on exit like the servers). Sets CTRD_SOCK and CTRD_PID; returns 1,
+# with the tail of its log on stderr, if it does not answer within 10 s.
+start_containerd() {
+  local dir="$WORK/containerd" sock_dir="$WORK/containerd"
+  # A unix socket path must fit in 108 bytes, and TMPDIR may be long.
+  [ ${#sock_dir} -lt 80 ] || sock_dir=$(mktemp -d /tmp/berth-ctrd.XXXXXX)
+  mkdir -p "$dir/root" "$dir/state"
+  cat >"$dir/config.toml" <<EOF
+version = 2
+root = "$dir/root"
+state = "$dir/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$sock_dir/ctrd.sock"
+[ttrpc]
+  address = "$sock_dir/ctrd-ttrpc.sock"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+EOF
+  CTRD_SOCK="$sock_dir/ctrd.sock"
+  local guard=()
+  if setpriv --help 2>/dev/null | grep -q pdeathsig; then guard=(setpriv --pdeathsig TERM --); fi
+  "${guard[@]}" containerd --config "$dir/config.toml" >"$WORK/containerd.log" 2>&1 &
+  CTRD_PID=$!
+  SERVER_PIDS+=("$CTRD_PID")
+  SERVER_LOGS+=("$WORK/containerd.log")
+  local i
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$CTRD_PID" 2>/dev/null || break
+    if ctr --address "$CTRD_SOCK" version >/dev/null 2>&1; then
+      log "containerd $(containerd --version | awk '{print $3}') pid $CTRD_PID socket $CTRD_SOCK"
+      return 0
+    fi
+    sleep 0.1
+  done
+  tail -n 20 "$WORK/containerd.log" >&2
+  return 1
 }
 
 # stop_server PID

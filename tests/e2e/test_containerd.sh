@@ -26,47 +26,12 @@ TARGET=${E2E_TARGET:-berth}
 E2E_BIG_SIZE=${E2E_BIG_SIZE:-$((24 << 20))}
 
 step "start a private containerd"
-CT="$WORK/ctrd"
-# A unix socket path must fit in 108 bytes; TMPDIR may be long.
-SOCK_DIR="$CT"
-[ ${#CT} -lt 80 ] || SOCK_DIR=$(mktemp -d /tmp/berth-ctrd.XXXXXX)
-mkdir -p "$CT/root" "$CT/state"
-cat >"$CT/config.toml" <<EOF
-version = 2
-root = "$CT/root"
-state = "$CT/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$SOCK_DIR/ctrd.sock"
-[ttrpc]
-  address = "$SOCK_DIR/ctrd-ttrpc.sock"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-EOF
-guard=()
-if setpriv --help 2>/dev/null | grep -q pdeathsig; then guard=(setpriv --pdeathsig TERM --); fi
-"${guard[@]}" containerd --config "$CT/config.toml" >"$WORK/containerd.log" 2>&1 &
-SERVER_PIDS+=("$!")
-SERVER_LOGS+=("$WORK/containerd.log")
-CT_PID=$!
-ready=
-for _ in $(seq 100); do
-  kill -0 "$CT_PID" 2>/dev/null || break
-  if ctr --address "$SOCK_DIR/ctrd.sock" version >/dev/null 2>&1; then ready=1; break; fi
-  sleep 0.1
-done
-if [ -z "$ready" ]; then
-  tail -n 20 "$WORK/containerd.log" >&2
-  skip "containerd is installed but does not start in this environment (see above)"
-fi
-log "containerd $(containerd --version | awk '{print $3}') pid $CT_PID"
+start_containerd || skip "containerd is installed but does not start in this environment (see above)"
 
 # cx SUBCOMMAND ARGS...: ctr against the private daemon, in namespace e2e; output in
 # $WORK/last-ctr.out, failing the test with it if ctr fails.
 cx() {
-  if ! ctr --address "$SOCK_DIR/ctrd.sock" --namespace e2e "$@" >"$WORK/last-ctr.out" 2>&1; then
+  if ! ctr --address "$CTRD_SOCK" --namespace e2e "$@" >"$WORK/last-ctr.out" 2>&1; then
     cat "$WORK/last-ctr.out" >&2
     fail "ctr $* failed"
   fi
@@ -91,28 +56,10 @@ content_has() {
 step "generate test images, push them with skopeo"
 IMG="$WORK/img"
 make_images "$IMG"
-start_registry() { # start_registry ROOT: sets H
-  if [ "$TARGET" = distribution ]; then
-    need_cmd docker-registry
-    start_distribution "$1"
-    H=$DIST_HOST
-    REG_LOG=$DIST_LOG
-  else
-    need_berth
-    start_berth "$1" --delete
-    H=$BERTH_HOST
-    REG_LOG=$BERTH_LOG
-  fi
-}
 ROOT="$WORK/root"
-start_registry "$ROOT"
+start_target "$ROOT"
 SRC=$H SRC_LOG=$REG_LOG
-for i in multi big docker; do
-  sk_copy "$(img_ref "$IMG/$i")" "docker://$SRC/e2e/$i:v1" --preserve-digests
-done
-for i in multiarch dockerlist; do
-  sk_copy "$(img_ref "$IMG/$i")" "docker://$SRC/e2e/$i:v1" --preserve-digests --all
-done
+push_test_images "$SRC" e2e
 
 step "containerd pulls by tag and unpacks: OCI and Docker manifests"
 for i in multi big docker; do
@@ -151,7 +98,7 @@ sk_copy "docker://$SRC/ctr/big:v1" "dir:$WORK/mounted" --preserve-digests
 assert_same_image "$IMG/big" "$WORK/mounted"
 
 step "containerd pushes every image to an empty registry; skopeo pulls them back byte for byte"
-start_registry "$WORK/root2"
+start_target "$WORK/root2"
 DST=$H
 for i in multi big docker multiarch dockerlist; do
   cx images tag "$SRC/e2e/$i:v1" "$DST/ctr/$i:v1"
