@@ -194,15 +194,8 @@ cat >users.json <<'EOF'
 EOF
 cd - >/dev/null
 A="$WORK/auth"
-guard=()
-if setpriv --help 2>/dev/null | grep -q pdeathsig; then guard=(setpriv --pdeathsig TERM --); fi
-"${guard[@]}" "$PY" "$TOKENSRV" serve --key "$A/rsa.key" --cert "$A/rsa.crt" --alg RS256 --issuer e2e-issuer \
-  --users "$A/users.json" --port-file "$A/tokensrv.port" >"$WORK/tokenserver.log" 2>&1 &
-SERVER_PIDS+=("$!")
-SERVER_LOGS+=("$WORK/tokenserver.log")
-for ((i = 0; i < 100; i++)); do [ -s "$A/tokensrv.port" ] && break; sleep 0.05; done
-[ -s "$A/tokensrv.port" ] || fail "the token server did not start (log $WORK/tokenserver.log)"
-TS="http://127.0.0.1:$(cat "$A/tokensrv.port")"
+start_token_server "$A/rsa.key" "$A/rsa.crt" "$A/users.json"
+TS=$TOKEN_URL
 REALM="$TS/token"
 SERVICE=berth-e2e
 

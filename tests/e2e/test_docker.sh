@@ -9,10 +9,11 @@
 # Checked: pulls by tag and by digest of OCI and Docker manifests, an OCI index and a Docker
 # list (the image ID is the pushed config digest); a push to another repository mounts its
 # layers; pushes to an empty registry come back whole (skopeo) and pull again to the same image
-# ID; and login, push, logout and a refused pull against htpasswd auth.
+# ID; login, push, logout and a refused pull against htpasswd auth; and login, push (with a
+# mount), pull and a refused push against token auth (tests/fixtures/auth/tokenserver.py).
 #
 #   bash tests/e2e/test_docker.sh           (BERTH_BIN=path/to/berth)
-#   E2E_TARGET=distribution bash tests/e2e/test_docker.sh   (same checks but the auth step,
+#   E2E_TARGET=distribution bash tests/e2e/test_docker.sh   (same checks but the auth steps,
 #       against docker-registry)
 set -euo pipefail
 # shellcheck source=tests/e2e/lib.sh
@@ -176,6 +177,53 @@ EOF
   printf 's3cret pass\n' | dx login -u ci-bot --password-stdin "$A"
   dx pull "$A/dk/private@$d"
   [ "$(image_id "$A/dk/private@$d")" = "$(cfg_of "$IMG/multi")" ] || fail "docker pull dk/private after login: wrong image"
+
+  step "docker login with token auth: push (layers mounted), pull, refused where the token grants nothing"
+  need_cmd openssl
+  T="$WORK/token"
+  mkdir -p "$T"
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/rsa.key" 2>/dev/null
+  openssl req -x509 -new -key "$T/rsa.key" -subj "/CN=e2e token signer" -days 2 -out "$T/rsa.crt" 2>/dev/null
+  cat >"$T/users.json" <<'EOF'
+{"ci-bot": {"password": "s3cret pass", "access": {"dk/app": ["pull", "push"], "dk/base": ["pull", "push"],
+                                                   "dk/other": ["pull"]}}}
+EOF
+  start_token_server "$T/rsa.key" "$T/rsa.crt" "$T/users.json"
+  cat >"$WORK/token.yml" <<EOF
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $WORK/root4
+auth:
+  token:
+    realm: $TOKEN_URL/token
+    service: berth-e2e
+    issuer: e2e-issuer
+    rootcertbundle: $T/rsa.crt
+EOF
+  BERTH_CONFIG="$WORK/token.yml" start_berth "$WORK/root4"
+  B=$BERTH_HOST
+  printf 's3cret pass\n' | dx login -u ci-bot --password-stdin "$B"
+  dx tag "$DST/dk/docker:v1" "$B/dk/base:v1"
+  dx push "$B/dk/base:v1"
+  check_token_push() { # the pushed image pulls back whole with the same credentials
+    local ref=$1 want=$2
+    sk_copy "docker://$ref" "dir:$WORK/token-back" --preserve-digests --src-creds "ci-bot:s3cret pass"
+    [ "sha256:$(sha256sum <"$WORK/token-back/manifest.json" | cut -d' ' -f1)" = "$want" ] || fail "$ref: another manifest than docker pushed"
+    rm -rf "$WORK/token-back"
+  }
+  check_token_push "$B/dk/base:v1" "$(pushed_digest)"
+  # Same layers into another repository: docker asks for a token over both and mounts.
+  dx tag "$DST/dk/docker:v1" "$B/dk/app:v1"
+  dx push "$B/dk/app:v1"
+  grep -q "Mounted from dk/base" "$WORK/last-docker.out" || { cat "$WORK/last-docker.out" >&2; fail "docker push dk/app did not mount layers from dk/base"; }
+  check_token_push "$B/dk/app:v1" "$(pushed_digest)"
+  dk rmi "$B/dk/app:v1" >/dev/null
+  dx pull "$B/dk/app:v1"
+  [ "$(image_id "$B/dk/app:v1")" = "${ID[docker]}" ] || fail "docker pull dk/app through the token flow: another image ID"
+  dx tag "$DST/dk/docker:v1" "$B/dk/other:v1"
+  if dk push "$B/dk/other:v1" >"$WORK/last-docker.out" 2>&1; then fail "docker pushed to dk/other, where the token server grants only pull"; fi
+  [ ! -e "$WORK/root4/docker/registry/v2/repositories/dk/other" ] || fail "a refused push created repositories/dk/other"
 fi
 
 log "all docker checks passed against $TARGET"
