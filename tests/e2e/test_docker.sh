@@ -9,7 +9,7 @@
 # Checked: pulls by tag and by digest of OCI and Docker manifests, an OCI index and a Docker
 # list (the image ID is the pushed config digest); a push to another repository mounts its
 # layers; pushes to an empty registry come back whole (skopeo) and pull again to the same image
-# ID; login, push, logout and a refused pull against htpasswd auth; and login, push (with a
+# ID; a Docker list made and pushed by `docker manifest`; login, push, logout and a refused pull against htpasswd auth; and login, push (with a
 # mount), pull and a refused push against token auth (tests/fixtures/auth/tokenserver.py).
 #
 #   bash tests/e2e/test_docker.sh           (BERTH_BIN=path/to/berth)
@@ -145,6 +145,23 @@ for i in multi big docker multiarch; do
   dx pull "$DST/dk/$i:v1"
   [ "$(image_id "$DST/dk/$i:v1")" = "${ID[$i]}" ] || fail "docker pull dk/$i:v1 from the second registry: another image ID"
 done
+
+step "docker manifest create and push: a Docker list of two images from other repositories"
+dx manifest create --insecure "$DST/dk/list:v1" "$DST/dk/multi:v1" "$DST/dk/docker:v1"
+dx manifest annotate "$DST/dk/list:v1" "$DST/dk/docker:v1" --arch arm64 --variant v8
+dx manifest push --insecure "$DST/dk/list:v1"
+list_digest=$(grep -o 'sha256:[0-9a-f]\{64\}' "$WORK/last-docker.out" | tail -n1)
+sk_inspect --raw "docker://$DST/dk/list:v1" >"$WORK/list.json" || fail "skopeo inspect --raw dk/list:v1 failed"
+[ "sha256:$(sha256sum <"$WORK/list.json" | cut -d' ' -f1)" = "$list_digest" ] ||
+  fail "the list served for dk/list:v1 does not hash to the digest docker manifest push printed ($list_digest)"
+[ "$(json_get "$WORK/list.json" 'j["mediaType"]')" = application/vnd.docker.distribution.manifest.list.v2+json ] ||
+  fail "dk/list:v1 is not a Docker manifest list"
+[ "$(json_get "$WORK/list.json" 'len(j["manifests"])')" = 2 ] || fail "dk/list:v1 does not list two images"
+rm -rf "$WORK/list-copy"
+sk_copy "docker://$DST/dk/list:v1" "dir:$WORK/list-copy" --all
+img_blobs "$WORK/list-copy" >/dev/null || fail "dk/list:v1 cannot be pulled completely with --all"
+dx pull --platform linux/arm64/v8 "$DST/dk/list:v1"
+[ "$(image_id "$DST/dk/list:v1")" = "${ID[docker]}" ] || fail "docker pull --platform linux/arm64/v8 dk/list:v1: not the docker image"
 
 if [ "$TARGET" = berth ]; then
   step "docker login with htpasswd auth: push, logout, pull refused, login, pull"
