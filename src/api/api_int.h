@@ -17,6 +17,8 @@ void berth_api_upload(struct berth_request *req);
 void berth_api_manifest(struct berth_request *req);
 void berth_api_referrers(struct berth_request *req);
 
+/* 1 if the request's credentials grant pull on repo (always, without auth). Answers nothing. */
+int berth_api_may_pull(struct berth_request *req, const char *repo);
 /* Answers a storage or internal failure (5xx), logging its cause. */
 void berth_api_storage_error(struct berth_request *req, int rc, const char *what);
 /* Same, recorded while the body is arriving. */

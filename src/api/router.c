@@ -72,7 +72,7 @@ static int is_method(const struct berth_request *req, const char *m)
 	return strcmp(req->method, m) == 0;
 }
 
-/* The accesses a routed request needs (at most 3), as token access claims name them. */
+/* The accesses a routed request needs (at most 2), as token access claims name them. */
 static size_t required_access(struct berth_request *req, struct berth_access *out)
 {
 	size_t n = 0;
@@ -87,15 +87,11 @@ static size_t required_access(struct berth_request *req, struct berth_access *ou
 		return n;
 	case BERTH_ROUTE_UPLOADS:
 	case BERTH_ROUTE_UPLOAD:
-		/* Uploading needs push, and pull too, as Distribution asks. */
+		/* Uploading needs push, and pull too, as Distribution asks. A mount's source
+		 * repository is checked apart (berth_api_may_pull): without pull on it, the
+		 * POST starts a plain upload instead of failing. */
 		out[n++] = (struct berth_access){ "repository", req->name, "pull" };
 		out[n++] = (struct berth_access){ "repository", req->name, "push" };
-		if (req->route == BERTH_ROUTE_UPLOADS) {
-			/* A cross-repository mount reads the source repository. */
-			const char *from = berth_req_query(req, "from");
-			if (berth_req_query(req, "mount") && from && *from)
-				out[n++] = (struct berth_access){ "repository", from, "pull" };
-		}
 		return n;
 	default:
 		if (del)
@@ -113,7 +109,7 @@ static size_t required_access(struct berth_request *req, struct berth_access *ou
 /* 1 if the request may go on; otherwise answers 401 with the challenge and returns 0. */
 static int authorize(struct berth_request *req)
 {
-	struct berth_access access[3];
+	struct berth_access access[2];
 	if (!req->auth)
 		return 1;
 	size_t n = required_access(req, access);
@@ -128,6 +124,17 @@ static int authorize(struct berth_request *req)
 	else
 		berth_req_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN", "authorization failed", NULL);
 	return 0;
+}
+
+int berth_api_may_pull(struct berth_request *req, const char *repo)
+{
+	if (!req->auth)
+		return 1;
+	struct berth_access access = { "repository", repo, "pull" };
+	char challenge[sizeof(req->challenge)], user[sizeof(req->user)];
+	return berth_auth_authorize_host(req->auth, berth_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION),
+					 berth_req_header(req, MHD_HTTP_HEADER_HOST), &access, 1, challenge,
+					 sizeof(challenge), user, sizeof(user)) == 0;
 }
 
 static int is_write(const char *method)

@@ -266,10 +266,15 @@ req "http://$H/v2/repo-b/manifests/evil" -X PUT "${AUTH_A[@]}" \
   -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @"$(img_manifest_file "$IMG/multi")"
 expect_401 "PUT a repo-b manifest with repo-a's token" \
   "$BEARER,scope=\"repository:repo-b:pull,push\",error=\"insufficient_scope\""
-# Mounting a repo-b blob into repo-a needs pull on repo-b too.
+# Mounting a repo-b blob into repo-a needs pull on repo-b too. Without it the mount cannot be
+# done, and the POST starts a plain upload in repo-a (202), as the spec answers a mount that
+# cannot be done (Distribution answers 401, on which containerd 1.6 aborts the whole push).
+uploads_a=$(count_entries "$ROOT2/$V2/repositories/repo-a/_uploads")
 req "http://$H/v2/repo-a/blobs/uploads/?mount=$BLOB_B&from=repo-b" -X POST "${AUTH_A[@]}"
-expect_401 "mount from repo-b with repo-a's token" \
-  "$BEARER,scope=\"repository:repo-a:pull,push repository:repo-b:pull\",error=\"insufficient_scope\""
+[ "$CODE" = 202 ] || fail "mount from repo-b with repo-a's token: status $CODE, want 202 (a plain upload)"
+grep -qi '^location: /v2/repo-a/blobs/uploads/' "$WORK/h" || fail "mount from repo-b with repo-a's token: no upload location in repo-a"
+[ "$(count_entries "$ROOT2/$V2/repositories/repo-a/_uploads")" = $((uploads_a + 1)) ] ||
+  fail "mount from repo-b with repo-a's token did not start one upload in repo-a"
 req "http://$H/v2/_catalog" "${AUTH_A[@]}"
 expect_401 "GET /v2/_catalog with repo-a's token" "$BEARER,scope=\"registry:catalog:*\",error=\"insufficient_scope\""
 [ ! -e "$ROOT2/$V2/repositories/repo-b/_manifests/tags/evil" ] || fail "repo-a's token tagged repo-b:evil"
