@@ -264,6 +264,52 @@ start_token_server() {
   TOKEN_URL="http://127.0.0.1:$(cat "$portf")"
 }
 
+# _start_berth_auth DIR ROOT AUTH_YAML: berth on ROOT with the auth section AUTH_YAML (indented
+# under auth:), its configuration written to DIR/config.yml.
+_start_berth_auth() {
+  cat >"$1/config.yml" <<EOF
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $2
+auth:
+$3
+EOF
+  BERTH_CONFIG="$1/config.yml" start_berth "$2"
+}
+
+# start_berth_htpasswd ROOT USER PASSWORD: berth on ROOT behind htpasswd auth with one user
+# (bcrypt). Sets what start_berth sets.
+start_berth_htpasswd() {
+  need_cmd htpasswd apache2-utils
+  local dir="$WORK/htpasswd.$RANDOM"
+  mkdir -p "$dir"
+  htpasswd -Bbc "$dir/htpasswd" "$2" "$3" 2>/dev/null
+  _start_berth_auth "$dir" "$1" "  htpasswd:
+    realm: berth-e2e
+    path: $dir/htpasswd"
+}
+
+# start_berth_token ROOT PREFIX: a token server (start_token_server) with a fresh RSA key and
+# certificate, and berth on ROOT trusting it (service berth-e2e). One user, ci-bot with password
+# "s3cret pass", may pull and push PREFIX/app and PREFIX/base and only pull PREFIX/other. Sets
+# TOKEN_URL and what start_berth sets.
+start_berth_token() {
+  need_cmd openssl
+  local dir="$WORK/token.$RANDOM"
+  mkdir -p "$dir"
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$dir/rsa.key" 2>/dev/null
+  openssl req -x509 -new -key "$dir/rsa.key" -subj "/CN=e2e token signer" -days 2 -out "$dir/rsa.crt" 2>/dev/null
+  printf '{"ci-bot": {"password": "s3cret pass", "access": {"%s/app": ["pull", "push"], "%s/base": ["pull", "push"], "%s/other": ["pull"]}}}\n' \
+    "$2" "$2" "$2" >"$dir/users.json"
+  start_token_server "$dir/rsa.key" "$dir/rsa.crt" "$dir/users.json"
+  _start_berth_auth "$dir" "$1" "  token:
+    realm: $TOKEN_URL/token
+    service: berth-e2e
+    issuer: e2e-issuer
+    rootcertbundle: $dir/rsa.crt"
+}
+
 # start_containerd: a private containerd daemon (its own root, state and sockets under $WORK,
 # the CRI plugin off, killed on exit like the servers). Sets CTRD_SOCK and CTRD_PID; returns 1,
 # with the tail of its log on stderr, if it does not answer within 10 s.

@@ -9,8 +9,9 @@
 # Checked: pulls by tag and by digest of OCI and Docker manifests, an OCI index and a Docker
 # list (the image ID is the pushed config digest); a push to another repository mounts its
 # layers; pushes to an empty registry come back whole (skopeo) and pull again to the same image
-# ID; a Docker list made and pushed by `docker manifest`; login, push, logout and a refused pull against htpasswd auth; and login, push (with a
-# mount), pull and a refused push against token auth (tests/fixtures/auth/tokenserver.py).
+# ID; a Docker list made and pushed by `docker manifest`; login, push, logout and a refused
+# pull against htpasswd auth; and login, push (with a mount), pull and a refused push against
+# token auth (tests/fixtures/auth/tokenserver.py).
 #
 #   bash tests/e2e/test_docker.sh           (BERTH_BIN=path/to/berth)
 #   E2E_TARGET=distribution bash tests/e2e/test_docker.sh   (same checks but the auth steps,
@@ -165,19 +166,7 @@ dx pull --platform linux/arm64/v8 "$DST/dk/list:v1"
 
 if [ "$TARGET" = berth ]; then
   step "docker login with htpasswd auth: push, logout, pull refused, login, pull"
-  need_cmd htpasswd apache2-utils
-  htpasswd -Bbc "$WORK/htpasswd" ci-bot 's3cret pass' 2>/dev/null
-  cat >"$WORK/auth.yml" <<EOF
-version: 0.1
-storage:
-  filesystem:
-    rootdirectory: $WORK/root3
-auth:
-  htpasswd:
-    realm: berth-e2e
-    path: $WORK/htpasswd
-EOF
-  BERTH_CONFIG="$WORK/auth.yml" start_berth "$WORK/root3"
+  start_berth_htpasswd "$WORK/root3" ci-bot 's3cret pass'
   A=$BERTH_HOST
   [ "$(http_code "http://$A/v2/")" = 401 ] || fail "GET /v2/ without credentials is not 401"
   dx tag "$DST/dk/multi:v1" "$A/dk/private:v1"
@@ -195,30 +184,8 @@ EOF
   dx pull "$A/dk/private@$d"
   [ "$(image_id "$A/dk/private@$d")" = "$(cfg_of "$IMG/multi")" ] || fail "docker pull dk/private after login: wrong image"
 
-  step "docker login with token auth: push (layers mounted), pull, refused where the token grants nothing"
-  need_cmd openssl
-  T="$WORK/token"
-  mkdir -p "$T"
-  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/rsa.key" 2>/dev/null
-  openssl req -x509 -new -key "$T/rsa.key" -subj "/CN=e2e token signer" -days 2 -out "$T/rsa.crt" 2>/dev/null
-  cat >"$T/users.json" <<'EOF'
-{"ci-bot": {"password": "s3cret pass", "access": {"dk/app": ["pull", "push"], "dk/base": ["pull", "push"],
-                                                   "dk/other": ["pull"]}}}
-EOF
-  start_token_server "$T/rsa.key" "$T/rsa.crt" "$T/users.json"
-  cat >"$WORK/token.yml" <<EOF
-version: 0.1
-storage:
-  filesystem:
-    rootdirectory: $WORK/root4
-auth:
-  token:
-    realm: $TOKEN_URL/token
-    service: berth-e2e
-    issuer: e2e-issuer
-    rootcertbundle: $T/rsa.crt
-EOF
-  BERTH_CONFIG="$WORK/token.yml" start_berth "$WORK/root4"
+  step "docker login with token auth: push (layers mounted), pull, refused push where the token grants only pull"
+  start_berth_token "$WORK/root4" dk
   B=$BERTH_HOST
   printf 's3cret pass\n' | dx login -u ci-bot --password-stdin "$B"
   dx tag "$DST/dk/docker:v1" "$B/dk/base:v1"
