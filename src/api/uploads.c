@@ -204,8 +204,11 @@ void berth_api_uploads_post(struct berth_request *req)
 		from = NULL;
 	/* Credentials that do not reach the source make the mount impossible, not the upload:
 	 * the spec's answer to a mount that cannot be done is a 202 upload session (Distribution
-	 * answers 401, on which containerd before 2.1 and buildkit abort the whole push). */
-	if (mount && (!from || berth_api_may_pull(req, from)) && try_mount(req, mount, from))
+	 * answers 401, on which containerd before 2.1 and buildkit abort the whole push). Without
+	 * `from` the blob would come from wherever it is, which auth cannot vouch for: with auth,
+	 * only a named source is mounted from. */
+	int may_mount = from ? berth_api_may_pull(req, from) : req->auth == NULL;
+	if (mount && may_mount && try_mount(req, mount, from))
 		return;
 	if (digest && !berth_api_check_digest(req, digest))
 		return;

@@ -275,6 +275,9 @@ req "http://$H/v2/repo-a/blobs/uploads/?mount=$BLOB_B&from=repo-b" -X POST "${AU
 grep -qi '^location: /v2/repo-a/blobs/uploads/' "$WORK/h" || fail "mount from repo-b with repo-a's token: no upload location in repo-a"
 [ "$(count_entries "$ROOT2/$V2/repositories/repo-a/_uploads")" = $((uploads_a + 1)) ] ||
   fail "mount from repo-b with repo-a's token did not start one upload in repo-a"
+# Nor may it take the blob from wherever it is, by leaving out `from`.
+req "http://$H/v2/repo-a/blobs/uploads/?mount=$BLOB_B" -X POST "${AUTH_A[@]}"
+[ "$CODE" = 202 ] || fail "mount without from with repo-a's token: status $CODE, want 202 (a plain upload)"
 req "http://$H/v2/_catalog" "${AUTH_A[@]}"
 expect_401 "GET /v2/_catalog with repo-a's token" "$BEARER,scope=\"registry:catalog:*\",error=\"insufficient_scope\""
 [ ! -e "$ROOT2/$V2/repositories/repo-b/_manifests/tags/evil" ] || fail "repo-a's token tagged repo-b:evil"
