@@ -207,8 +207,8 @@ void berth_api_uploads_post(struct berth_request *req)
 	 * answers 401, on which containerd before 2.1 and buildkit abort the whole push). Without
 	 * `from` the blob would come from wherever it is, which auth cannot vouch for: with auth,
 	 * only a named source is mounted from. */
-	int may_mount = from ? berth_api_may_pull(req, from) : req->auth == NULL;
-	if (mount && may_mount && try_mount(req, mount, from))
+	if (mount && (from ? berth_api_may_pull(req, from) : req->auth == NULL) &&
+	    try_mount(req, mount, from))
 		return;
 	if (digest && !berth_api_check_digest(req, digest))
 		return;
