@@ -63,16 +63,30 @@ static void note_refusal(struct berth_conns *c)
 		   (unsigned long long)atomic_exchange(&c->refused, 0));
 }
 
-/* A connection is counted once MHD has it (NOTIFY_STARTED), after this: clients accepted by
- * several polling threads at the same instant can each pass, so the limit may be exceeded by
- * at most one connection per polling thread. */
-enum MHD_Result berth_conns_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+/* The listener admits each client here, before MHD has it: clients are counted from then
+ * until the listener lets go of them (berth_conns_release) and again while MHD has them
+ * (NOTIFY_STARTED to NOTIFY_CLOSED). Handing over releases before MHD counts, so the limit may
+ * be exceeded by at most one connection per polling thread. */
+int berth_conns_admit(struct berth_conns *c)
 {
-	struct berth_conns *c = cls;
-	if (atomic_load(&c->live) < c->limit)
-		return MHD_YES;
-	note_refusal(c);
-	return MHD_NO;
+	if (atomic_load(&c->live) >= c->limit) {
+		note_refusal(c);
+		return 0;
+	}
+	atomic_fetch_add(&c->live, 1);
+	atomic_fetch_add(&connections_open, 1);
+	return 1;
+}
+
+void berth_conns_release(struct berth_conns *c)
+{
+	atomic_fetch_sub(&c->live, 1);
+	atomic_fetch_sub(&connections_open, 1);
+}
+
+void berth_conns_count_header_timeout(void)
+{
+	atomic_fetch_add(&header_timeouts, 1);
 }
 
 /* ---- tracking ---- */
@@ -107,8 +121,7 @@ static void untrack(struct berth_conns *c, struct tracked *t)
 		t->next->prev = t->prev;
 	pthread_mutex_unlock(&c->lock);
 	free(t);
-	atomic_fetch_sub(&c->live, 1);
-	atomic_fetch_sub(&connections_open, 1);
+	berth_conns_release(c);
 }
 
 void berth_conns_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -164,7 +177,7 @@ static void cut_late(struct berth_conns *c, uint64_t now)
 			continue;
 		berth_debug("closing connection (fd %d): request headers not complete in time", t->fd);
 		shutdown(t->fd, SHUT_RDWR);
-		atomic_fetch_add(&header_timeouts, 1);
+		berth_conns_count_header_timeout();
 	}
 }
 

@@ -1,12 +1,14 @@
 /*
  * The live connections of one HTTP server, tracked for what libmicrohttpd does not do itself:
  *
- *  - Past berth's connection limit a new client is refused at once (accepted, then closed).
- *    MHD's own limit, set higher, would instead stop accepting and leave clients waiting in the
- *    listen backlog until some idle connection timed out.
+ *  - Past berth's connection limit a new client is refused at once (accepted, then closed,
+ *    by the listener: http/listener.h). MHD's own limit, set higher, would instead stop
+ *    accepting and leave clients waiting in the listen backlog until some idle connection
+ *    timed out.
  *  - A request's line and headers must be complete within the header timeout: MHD's timeout
  *    is one of inactivity, which a client sending a byte a second never trips. The first
- *    request's deadline counts from the accept; a keep-alive connection's next request gets
+ *    request's deadline counts from its first byte (the listener holds a client until then,
+ *    for at most the header timeout); a keep-alive connection's next request gets
  *    the idle timeout plus the header timeout from the end of the previous one. Request bodies
  *    and responses have no deadline (a slow but steady upload goes on); only the idle timeout
  *    applies to them.
@@ -38,8 +40,13 @@ int berth_conns_new(struct berth_conns **out, const struct berth_conns_options *
 /* Stops the watchdog and frees. Call after MHD_stop_daemon. Accepts NULL. */
 void berth_conns_free(struct berth_conns *c);
 
-/* MHD's accept policy (MHD_AcceptPolicyCallback); cls is the struct berth_conns. */
-enum MHD_Result berth_conns_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen);
+/* A new client (the listener's): 1 when it is under the limit, and counted from now; 0 when
+ * it must be refused (noted for the log and metrics). */
+int berth_conns_admit(struct berth_conns *c);
+/* An admitted client the listener closed or handed to MHD (which counts it again). */
+void berth_conns_release(struct berth_conns *c);
+/* A client cut for sending no request in time (the metric berth_http_header_timeouts_total). */
+void berth_conns_count_header_timeout(void);
 /* MHD_OPTION_NOTIFY_CONNECTION; cls is the struct berth_conns. */
 void berth_conns_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
 			enum MHD_ConnectionNotificationCode code);

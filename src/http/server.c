@@ -1,7 +1,9 @@
 #include "http/server.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -22,11 +24,15 @@
 #include "core/util.h"
 #include "http/conns.h"
 #include "http/health.h"
+#include "http/listener.h"
 #include "http/metrics.h"
 #include "http/request.h"
 
+#define LISTEN_BACKLOG 1024
+
 struct berth_server {
 	struct MHD_Daemon *daemon;
+	struct berth_listener *listener;
 	struct berth_conns *conns;
 	struct berth_registry *registry;
 	struct berth_auth *auth;
@@ -449,20 +455,53 @@ static int listen_unix(const char *path)
 	strcpy(sa.sun_path, path);
 	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
 		unlink(path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 1024) != 0) {
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
 		close(fd);
 		return -1;
 	}
 	return fd;
 }
 
+/* A listening TCP socket on ss, set up as libmicrohttpd would (address reuse; an IPv6 address
+ * takes IPv6 clients only). -1 with errno on failure. */
+static int listen_tcp(const struct sockaddr_storage *ss, socklen_t len)
+{
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int on = 1;
+	if (fd < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+	    (ss->ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0) ||
+	    bind(fd, (const struct sockaddr *)ss, len) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+		int err = errno;
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
+}
+
+/* The port a listening socket is bound to (0 for a unix socket). */
+static unsigned bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return 0;
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	return 0;
+}
+
 /*
- * MHD's own connection limit is kept out of reach: at it, MHD stops accepting and leaves new
- * clients waiting in the listen backlog. berth's limit is enforced by refusing them at once
- * instead (berth_conns_accept). MHD splits its limit between the polling threads, and berth's
+ * MHD's own connection limit is kept out of reach: at it, MHD would refuse clients the listener
+ * has already admitted. berth's limit is enforced by the listener, which refuses new clients
+ * at once (berth_conns_admit). MHD splits its limit between the polling threads, and berth's
  * may be exceeded by one connection per thread: hence the margin.
  */
 static unsigned mhd_connection_limit(unsigned limit, unsigned threads)
@@ -471,8 +510,8 @@ static unsigned mhd_connection_limit(unsigned limit, unsigned threads)
 	return n < UINT_MAX ? (unsigned)n : UINT_MAX;
 }
 
-/* Frees a server whose daemon is stopped or never started, and closes the listening socket it
- * was given (-1: none left to close). */
+/* Frees a server whose daemon and listener are stopped or never started, and closes the
+ * listening socket it was given (-1: none left to close). */
 static void discard(struct berth_server *s, int listen_fd)
 {
 	if (listen_fd >= 0)
@@ -489,12 +528,13 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 	struct sockaddr_storage ss;
 	socklen_t sslen = 0;
 	unsigned threads = opts->threads;
-	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
-	int listen_fd = -1; /* MHD_INVALID_SOCKET: MHD binds ss itself */
+	/* the listener accepts clients and hands them over (MHD_add_connection): MHD needs its
+	 * wake-up channel to take them at once */
+	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
+			 MHD_USE_NO_LISTEN_SOCKET;
+	int listen_fd;
 
 	if (opts->unix_socket) {
-		memset(&ss, 0, sizeof(ss));
-		ss.ss_family = AF_INET;
 		listen_fd = listen_unix(opts->addr);
 		if (listen_fd < 0) {
 			berth_error("cannot listen on unix socket '%s'", opts->addr);
@@ -503,9 +543,10 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 	} else if (berth_http_resolve_addr(opts->addr, &ss, &sslen) < 0) {
 		berth_error("invalid listen address '%s'", opts->addr);
 		return BERTH_EINVALID;
+	} else if ((listen_fd = listen_tcp(&ss, sslen)) < 0) {
+		berth_error("cannot listen on %s: %s", opts->addr, strerror(errno));
+		return BERTH_ERROR;
 	}
-	if (ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
 	if (!threads)
 		threads = (unsigned)berth_online_cpus();
 	struct berth_server *s = berth_calloc(1, sizeof(*s));
@@ -515,6 +556,7 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 	s->access_log = opts->access_log;
 	s->headers = opts->headers;
 	s->n_headers = opts->n_headers;
+	s->port = bound_port(listen_fd);
 	set_prefix(s, opts->prefix);
 	set_url_base(s, opts->external_url);
 	char uuid[37];
@@ -525,24 +567,18 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 		flags |= MHD_USE_TLS;
 		s->verify_client_certs = opts->tls_client_ca_pem != NULL;
 	}
-	uint16_t port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-						       : ((struct sockaddr_in *)&ss)->sin_port);
 	unsigned limit = berth_conns_fit_fd_limit(opts->conn_limit ? opts->conn_limit : 1, threads);
 	struct berth_conns_options co = { limit, opts->conn_timeout, opts->header_timeout };
 	if (berth_conns_new(&s->conns, &co) < 0) {
 		discard(s, listen_fd);
 		return BERTH_ERROR;
 	}
-	s->daemon = MHD_start_daemon(flags, port, berth_conns_accept, s->conns, on_request, s,
+	s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
 				     MHD_OPTION_EXTERNAL_LOGGER, berth_http_mhd_logger, NULL,
-				     MHD_OPTION_LISTEN_SOCKET, listen_fd,
-				     /* with a listening socket given, MHD binds nothing itself */
-				     MHD_OPTION_SOCK_ADDR, opts->unix_socket ? NULL : (struct sockaddr *)&ss,
 				     MHD_OPTION_THREAD_POOL_SIZE, threads,
 				     MHD_OPTION_CONNECTION_TIMEOUT, opts->conn_timeout,
 				     MHD_OPTION_CONNECTION_LIMIT, mhd_connection_limit(limit, threads),
 				     MHD_OPTION_CONNECTION_MEMORY_LIMIT, opts->conn_memory,
-				     MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
 				     MHD_OPTION_NOTIFY_CONNECTION, berth_conns_notify, s->conns,
 				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 				     MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
@@ -553,12 +589,20 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 				     opts->tls_client_ca_pem,
 				     MHD_OPTION_END);
 	if (!s->daemon) {
-		berth_error("cannot listen on %s", opts->addr);
+		berth_error("cannot start the HTTP server on %s", opts->addr);
 		discard(s, listen_fd);
 		return BERTH_ERROR;
 	}
-	const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-	s->port = di ? di->port : port;
+	/* a client that sends nothing is let go when its request could no longer be in time */
+	unsigned wait_s = opts->header_timeout && (!opts->conn_timeout || opts->header_timeout < opts->conn_timeout)
+				  ? opts->header_timeout : opts->conn_timeout;
+	struct berth_listener_options lo = { listen_fd, opts->tls_cert_pem != NULL, s->daemon, s->conns,
+					     wait_s * 1000u };
+	if (berth_listener_start(&s->listener, &lo) < 0) { /* it has closed listen_fd */
+		MHD_stop_daemon(s->daemon);
+		discard(s, -1);
+		return BERTH_ERROR;
+	}
 	*out = s;
 	return 0;
 }
@@ -577,9 +621,7 @@ void berth_server_drain_and_stop(struct berth_server *s, unsigned timeout_ms)
 {
 	if (!s)
 		return;
-	MHD_socket listen_fd = MHD_quiesce_daemon(s->daemon);
-	if (listen_fd != MHD_INVALID_SOCKET)
-		close(listen_fd);
+	berth_listener_stop(s->listener);
 	/* Idle keep-alive connections do not hold the drain up: only requests in flight do. */
 	for (unsigned waited = 0; waited < timeout_ms && atomic_load(&s->in_flight) > 0; waited += 10)
 		usleep(10 * 1000);

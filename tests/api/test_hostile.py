@@ -21,10 +21,11 @@ serving (GET /v2/ answers 200 after every case) and write nothing where it shoul
   - past the connection limit (4096, or --max-connections) a new client is refused at once
     (accepted and closed), not left waiting in the listen backlog; with an open-file limit too
     low for it, berth lowers its connection limit and says so;
-  - (ConnectionTimeoutsTest, with --header-timeout 2 --idle-timeout 3) a client trickling its
+  - (ConnectionLimitsTest, with --header-timeout 2 --idle-timeout 3) a client trickling its
     request headers a byte a second is cut at the header deadline while others are served; an
     idle keep-alive connection is closed after the idle timeout; a slow but steady upload body
-    is not cut; descriptors come back down.
+    is not cut; a TLS client hello gets a 400 saying HTTPS came to an HTTP server, whatever its
+    random bytes, and first bytes that come late are still served; descriptors come back down.
 """
 
 import os
@@ -32,6 +33,7 @@ import re
 import resource
 import select
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -54,6 +56,25 @@ def raise_fd_limit(tc, want):
     if hard != resource.RLIM_INFINITY and hard < want:
         tc.skipTest("the open-file hard limit (%d) is below %d" % (hard, want))
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def tls_client_hello(random_first=None):
+    """The first bytes a TLS client (Python's ssl) sends. random_first, if given, replaces the
+    first byte of the hello's random (offset 11 of the record)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    out = ssl.MemoryBIO()
+    tls = ctx.wrap_bio(ssl.MemoryBIO(), out, server_hostname="127.0.0.1")
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    hello = bytearray(out.read())
+    assert hello[0] == 0x16 and hello[43] == 0x20, "not a TLS 1.3-style client hello"
+    if random_first is not None:
+        hello[11] = random_first
+    return bytes(hello)
 
 
 def seconds_until_closed(sock, t0, timeout):
@@ -860,6 +881,56 @@ class ConnectionLimitsTest(berthtest.OpsTestCase):
         st, _, b = r.request("PUT", r.with_query(r.path_of(h["Location"]), digest=sha256(data)), b"")
         self.assertEqual(st, 201, b)
         self.assertEqual(r.get_blob("slow/steady", sha256(data)), data)
+
+
+    # -- a client speaking the other protocol --
+    def assert_told_https_to_http(self, answer, what):
+        self.assertEqual(status_of(answer), 400, "%s: %r" % (what, answer[:200]))
+        self.assertIn(b"Client sent an HTTPS request to an HTTP server.", answer, what)
+
+    def test_tls_hello_to_plain_port_answered(self):
+        """A TLS client hello always gets an HTTP answer: clients that try HTTPS first fall
+        back to plain HTTP only on one (docker manifest --insecure). A line feed in the hello's
+        random bytes, before the first space (at offset 43), used to make libmicrohttpd close
+        without a word, one hello in eight."""
+        for what, hello in (("a line feed first in the random", tls_client_hello(0x0a)),
+                            ("a space first in the random", tls_client_hello(0x20)),
+                            ("a hello as sent", tls_client_hello())):
+            with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+                s.sendall(hello)
+                t0 = time.time()
+                answer = read_until_closed(s)
+                self.assertLess(time.time() - t0, 2.0, "%s: the connection stayed open" % what)
+            self.assert_told_https_to_http(answer, what)
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        for _ in range(100):
+            with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+                with self.assertRaises(ssl.SSLError) as cm:
+                    ctx.wrap_socket(s, server_hostname="127.0.0.1")
+                # the answer's first bytes read as a record of an unknown version, not an EOF
+                self.assertIn("WRONG_VERSION_NUMBER", str(cm.exception))
+        self.assertTrue(served(self.port))
+
+    def test_first_bytes_late(self):
+        """A client whose first bytes come after a pause is served (or answered) then."""
+        s = self.connect()
+        time.sleep(0.5)
+        s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        self.assertEqual(status_of(read_until_closed(s)), 200)
+        s = self.connect()
+        s.sendall(b"\x16")
+        time.sleep(0.3)
+        s.sendall(tls_client_hello()[1:])
+        self.assert_told_https_to_http(read_until_closed(s), "a hello sent in two parts")
+
+    def test_client_closing_before_a_byte(self):
+        """Clients that connect and close without sending anything leave nothing behind
+        (tearDown checks the descriptors)."""
+        for _ in range(20):
+            socket.create_connection(("127.0.0.1", self.port), timeout=10).close()
+        self.assertTrue(served(self.port))
 
     # -- the connection limit --
     def test_max_connections_flag(self):
