@@ -5,10 +5,11 @@
  *  - A client past the connection limit is refused at once (accepted, then closed).
  *  - Every other client is held until its first bytes arrive. A client speaking the other
  *    protocol (a TLS handshake to a plain-HTTP server, plain HTTP to a TLS server) gets a 400
- *    that says so, as Distribution's Go server gives. MHD 0.9.75 drops some of them without a
- *    word: a TLS client hello with a line feed in its random bytes, before the first space, is
- *    to MHD a request line without a space, which it closes on. Clients that try HTTPS first
- *    and fall back to plain HTTP only on an HTTP answer (docker manifest --insecure) then fail.
+ *    that says so; Distribution's Go server answers both with a 400 too (the first as a bare
+ *    "400 Bad Request"). MHD 0.9.75 drops some of them without a word: a TLS client hello
+ *    with a line feed in its random bytes, before the first space, is to MHD a request line
+ *    without a space, which it closes on. Clients that try HTTPS first and fall back to plain
+ *    HTTP only on an HTTP answer (docker manifest --insecure) then fail.
  *  - The rest are handed to MHD (MHD_add_connection), their bytes still unread.
  *  - A client that sends nothing is closed at the header timeout (or the idle timeout if there
  *    is no header timeout).
