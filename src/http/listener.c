@@ -63,7 +63,7 @@ static const char tls_to_plain_answer[] =
 	"Content-Length: 48\r\n"
 	"Connection: close\r\n"
 	"\r\n" TLS_TO_PLAIN_BODY;
-/* word for word as Go's net/http TLS server (Distribution with http.tls) */
+/* the status line and words of Go's net/http TLS server (Distribution with http.tls) */
 static const char plain_to_tls_answer[] =
 	"HTTP/1.0 400 Bad Request\r\n"
 	"Content-Type: text/plain; charset=utf-8\r\n"
