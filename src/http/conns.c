@@ -40,7 +40,7 @@ struct berth_conns {
 
 /* Process-wide, over every server's connections (berth runs one API server). */
 static _Atomic long connections_open;
-static _Atomic uint64_t connections_refused, header_timeouts, closes_shown;
+static _Atomic uint64_t connections_refused, header_timeouts, closes_shown, wrong_protocols;
 
 static uint64_t now_ms(void)
 {
@@ -87,6 +87,11 @@ void berth_conns_release(struct berth_conns *c)
 void berth_conns_count_header_timeout(void)
 {
 	atomic_fetch_add(&header_timeouts, 1);
+}
+
+void berth_conns_count_wrong_protocol(void)
+{
+	atomic_fetch_add(&wrong_protocols, 1);
 }
 
 /* ---- tracking ---- */
@@ -268,11 +273,15 @@ static void render_metrics(struct berth_buf *out)
 			 "berth_http_header_timeouts_total %llu\n"
 			 "# HELP berth_http_client_closes_noticed_total Closes by clients that the watchdog noticed for libmicrohttpd (most are clients gone mid-request).\n"
 			 "# TYPE berth_http_client_closes_noticed_total counter\n"
-			 "berth_http_client_closes_noticed_total %llu\n",
+			 "berth_http_client_closes_noticed_total %llu\n"
+			 "# HELP berth_http_wrong_protocol_total Clients answered 400 for a TLS handshake to plain HTTP or plain HTTP to TLS.\n"
+			 "# TYPE berth_http_wrong_protocol_total counter\n"
+			 "berth_http_wrong_protocol_total %llu\n",
 			 atomic_load(&connections_open),
 			 (unsigned long long)atomic_load(&connections_refused),
 			 (unsigned long long)atomic_load(&header_timeouts),
-			 (unsigned long long)atomic_load(&closes_shown));
+			 (unsigned long long)atomic_load(&closes_shown),
+			 (unsigned long long)atomic_load(&wrong_protocols));
 }
 
 void berth_conns_metrics_register(void)

@@ -47,6 +47,8 @@ int berth_conns_admit(struct berth_conns *c);
 void berth_conns_release(struct berth_conns *c);
 /* A client cut for sending no request in time (the metric berth_http_header_timeouts_total). */
 void berth_conns_count_header_timeout(void);
+/* A client answered for speaking the other protocol (berth_http_wrong_protocol_total). */
+void berth_conns_count_wrong_protocol(void);
 /* MHD_OPTION_NOTIFY_CONNECTION; cls is the struct berth_conns. */
 void berth_conns_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
 			enum MHD_ConnectionNotificationCode code);
@@ -58,7 +60,8 @@ void berth_conns_headers_in(struct MHD_Connection *conn);
 /* A request is over; the connection may wait for the next one. */
 void berth_conns_request_done(const struct berth_conns *c, struct MHD_Connection *conn);
 
-/* The connection metrics (open, refused, header timeouts, closes noticed) on GET /metrics. */
+/* The connection metrics (open, refused, header timeouts, closes noticed, wrong protocols) on
+ * GET /metrics. */
 void berth_conns_metrics_register(void);
 
 /* Descriptors a server with this connection limit and polling threads may need at once. */

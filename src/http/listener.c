@@ -155,6 +155,7 @@ static void answer_other_protocol(struct berth_listener *l, struct held *h)
 	size_t len = (l->tls ? sizeof(plain_to_tls_answer) : sizeof(tls_to_plain_answer)) - 1;
 	berth_debug("connection (fd %d): the client speaks %s; answered 400", h->fd,
 		    l->tls ? "plain HTTP to a TLS server" : "TLS to a plain-HTTP server");
+	berth_conns_count_wrong_protocol();
 	/* a fresh socket's send buffer takes the answer whole */
 	if (send(h->fd, msg, len, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)len || discard_input(h->fd) ||
 	    watch(l, h) < 0) {

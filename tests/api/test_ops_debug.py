@@ -165,7 +165,8 @@ class DebugServerTest(bt.OpsTestCase):
                 "berth_http_connections_open": "gauge",
                 "berth_http_connections_refused_total": "counter",
                 "berth_http_header_timeouts_total": "counter",
-                "berth_http_client_closes_noticed_total": "counter"}
+                "berth_http_client_closes_noticed_total": "counter",
+                "berth_http_wrong_protocol_total": "counter"}
         for fam, typ in want.items():
             self.assertEqual(m.types.get(fam), typ, "TYPE of %s\n%s" % (fam, m.text[:2000]))
         for (name, labels), v in m.samples.items():
@@ -363,6 +364,14 @@ class ConnectionLimitMetricsTest(bt.OpsTestCase):
         finally:
             for h in held:
                 h.close()
+
+
+    def test_wrong_protocol_counted(self):
+        before = self.metric("berth_http_wrong_protocol_total")
+        with socket.create_connection(("127.0.0.1", self.s.port), timeout=5) as s:
+            s.sendall(b"\x16\x03\x01\x00\x05hello")
+            self.assertTrue(s.recv(100).startswith(b"HTTP/1.1 400 "))
+        self.assertEqual(self.metric("berth_http_wrong_protocol_total"), before + 1)
 
 
 class HealthCheckTest(bt.OpsTestCase):
