@@ -65,8 +65,10 @@ static void note_refusal(struct berth_conns *c)
 
 /* The listener admits each client here, before MHD has it: clients are counted from then
  * until the listener lets go of them (berth_conns_release) and again while MHD has them
- * (NOTIFY_STARTED to NOTIFY_CLOSED). Handing over releases before MHD counts, so the limit may
- * be exceeded by at most one connection per polling thread. */
+ * (NOTIFY_STARTED to NOTIFY_CLOSED). A client handed over is uncounted until MHD's polling
+ * thread takes it (microseconds), so a burst of new clients may exceed the limit by the few in
+ * that gap; the descriptor budget (berth_conns_fds_needed) leaves room for it. Counting it
+ * across the gap instead would leak a count whenever MHD drops a client without a notice. */
 int berth_conns_admit(struct berth_conns *c)
 {
 	if (atomic_load(&c->live) >= c->limit) {

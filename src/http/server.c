@@ -501,8 +501,8 @@ static unsigned bound_port(int fd)
 /*
  * MHD's own connection limit is kept out of reach: at it, MHD would refuse clients the listener
  * has already admitted. berth's limit is enforced by the listener, which refuses new clients
- * at once (berth_conns_admit). MHD splits its limit between the polling threads, and berth's
- * may be exceeded by one connection per thread: hence the margin.
+ * at once (berth_conns_admit). MHD splits its limit between the polling threads (unevenly
+ * filled), and berth's may be exceeded briefly by clients being handed over: hence the margin.
  */
 static unsigned mhd_connection_limit(unsigned limit, unsigned threads)
 {
