@@ -69,14 +69,19 @@ static void note_refusal(struct berth_conns *c)
  * thread takes it (microseconds), so a burst of new clients may exceed the limit by the few in
  * that gap; the descriptor budget (berth_conns_fds_needed) leaves room for it. Counting it
  * across the gap instead would leak a count whenever MHD drops a client without a notice. */
+static void count_in(struct berth_conns *c)
+{
+	atomic_fetch_add(&c->live, 1);
+	atomic_fetch_add(&connections_open, 1);
+}
+
 int berth_conns_admit(struct berth_conns *c)
 {
 	if (atomic_load(&c->live) >= c->limit) {
 		note_refusal(c);
 		return 0;
 	}
-	atomic_fetch_add(&c->live, 1);
-	atomic_fetch_add(&connections_open, 1);
+	count_in(c);
 	return 1;
 }
 
@@ -84,6 +89,15 @@ void berth_conns_release(struct berth_conns *c)
 {
 	atomic_fetch_sub(&c->live, 1);
 	atomic_fetch_sub(&connections_open, 1);
+}
+
+uint64_t berth_conns_first_byte_ms(const struct berth_conns *c)
+{
+	/* past the header timeout its request could no longer be in time; an idle timeout, if
+	 * shorter, would have closed it under MHD too */
+	if (c->header_ms && (!c->idle_ms || c->header_ms < c->idle_ms))
+		return c->header_ms;
+	return c->idle_ms;
 }
 
 void berth_conns_count_header_timeout(void)
@@ -110,8 +124,7 @@ static struct tracked *track(struct berth_conns *c, struct MHD_Connection *conn)
 		c->head->prev = t;
 	c->head = t;
 	pthread_mutex_unlock(&c->lock);
-	atomic_fetch_add(&c->live, 1);
-	atomic_fetch_add(&connections_open, 1);
+	count_in(c);
 	return t;
 }
 

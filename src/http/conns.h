@@ -22,6 +22,7 @@
 #ifndef BERTH_HTTP_CONNS_H
 #define BERTH_HTTP_CONNS_H
 
+#include <stdint.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
@@ -43,6 +44,9 @@ void berth_conns_free(struct berth_conns *c);
 /* A new client (the listener's): 1 when it is under the limit, and counted from now; 0 when
  * it must be refused (noted for the log and metrics). */
 int berth_conns_admit(struct berth_conns *c);
+/* Milliseconds a new client may take to send its first byte: the header timeout, or the idle
+ * timeout if that is shorter or there is no header timeout; 0 = no limit. */
+uint64_t berth_conns_first_byte_ms(const struct berth_conns *c);
 /* An admitted client the listener closed or handed to MHD (which counts it again). */
 void berth_conns_release(struct berth_conns *c);
 /* A client cut for sending no request in time (the metric berth_http_header_timeouts_total). */

@@ -40,7 +40,7 @@ struct berth_listener {
 	int fd, tls;
 	struct MHD_Daemon *daemon;
 	struct berth_conns *conns;
-	unsigned wait_ms;
+	uint64_t first_byte_ms;      /* 0 = no limit */
 	int epoll_fd, stop_fd;
 	int accepting;               /* the listening socket is in the epoll set */
 	uint64_t resume_accepting_ms;
@@ -187,19 +187,12 @@ static int settle(struct berth_listener *l, struct held *h)
 		return 0;
 	if (h->queue)
 		dequeue(h);
-	switch (what) {
-	case NOT_YET:
-		break;
-	case SPEAKS_OURS:
+	if (what == SPEAKS_OURS)
 		hand_over(l, h);
-		break;
-	case SPEAKS_OTHER:
+	else if (what == SPEAKS_OTHER)
 		answer_other_protocol(l, h);
-		break;
-	case GONE:
+	else
 		drop(l, h);
-		break;
-	}
 	return 1;
 }
 
@@ -209,7 +202,7 @@ static void wait_for_first_bytes(struct berth_listener *l, struct held *h)
 		drop(l, h);
 		return;
 	}
-	h->deadline_ms = l->wait_ms ? now_ms() + l->wait_ms : 0;
+	h->deadline_ms = l->first_byte_ms ? now_ms() + l->first_byte_ms : 0;
 	enqueue(&l->waiting, h);
 }
 
@@ -347,7 +340,7 @@ int berth_listener_start(struct berth_listener **out, const struct berth_listene
 	l->tls = opts->tls;
 	l->daemon = opts->daemon;
 	l->conns = opts->conns;
-	l->wait_ms = opts->wait_ms;
+	l->first_byte_ms = berth_conns_first_byte_ms(opts->conns);
 	l->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	l->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	struct epoll_event lev = { .events = EPOLLIN, .data.ptr = &listen_token };

@@ -11,8 +11,7 @@
  *    without a space, which it closes on. Clients that try HTTPS first and fall back to plain
  *    HTTP only on an HTTP answer (docker manifest --insecure) then fail.
  *  - The rest are handed to MHD (MHD_add_connection), their bytes still unread.
- *  - A client that sends nothing is closed at the header timeout (or the idle timeout if there
- *    is no header timeout).
+ *  - A client that sends nothing is closed when berth_conns_first_byte_ms has passed.
  */
 #ifndef BERTH_HTTP_LISTENER_H
 #define BERTH_HTTP_LISTENER_H
@@ -27,8 +26,7 @@ struct berth_listener_options {
 	int fd;                     /* a listening socket, non-blocking; the listener owns it */
 	int tls;                    /* the daemon speaks TLS */
 	struct MHD_Daemon *daemon;  /* borrowed: takes the clients (started with MHD_USE_ITC) */
-	struct berth_conns *conns;  /* borrowed: the connection limit and counts */
-	unsigned wait_ms;           /* how long a client may take to send its first byte; 0 = no limit */
+	struct berth_conns *conns;  /* borrowed: the connection limit, counts and timeouts */
 };
 
 /* Starts the listening thread. 0, or BERTH_ERROR (the socket is then closed). */

@@ -593,11 +593,7 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 		discard(s, listen_fd);
 		return BERTH_ERROR;
 	}
-	/* a client that sends nothing is let go when its request could no longer be in time */
-	unsigned wait_s = opts->header_timeout && (!opts->conn_timeout || opts->header_timeout < opts->conn_timeout)
-				  ? opts->header_timeout : opts->conn_timeout;
-	struct berth_listener_options lo = { listen_fd, opts->tls_cert_pem != NULL, s->daemon, s->conns,
-					     wait_s * 1000u };
+	struct berth_listener_options lo = { listen_fd, opts->tls_cert_pem != NULL, s->daemon, s->conns };
 	if (berth_listener_start(&s->listener, &lo) < 0) { /* it has closed listen_fd */
 		MHD_stop_daemon(s->daemon);
 		discard(s, -1);
