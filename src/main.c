@@ -172,9 +172,14 @@ static int check_supported(const struct berth_config *cfg)
 		fprintf(stderr, "berth: configuration error: %s is not supported yet\n", what);
 		return -1;
 	}
-	if (cfg->notifications.n_endpoints)
-		berth_warn("notifications are not supported yet; %zu endpoint(s) ignored",
-			   cfg->notifications.n_endpoints);
+	for (size_t i = 0; i < cfg->notifications.n_endpoints; i++) {
+		if (!cfg->notifications.endpoints[i].disabled) {
+			fprintf(stderr, "berth: configuration error: notifications.endpoints: refused: "
+				"not supported yet, no event would be sent (set disabled: true on '%s')\n",
+				cfg->notifications.endpoints[i].name);
+			return -1;
+		}
+	}
 	if (cfg->blob_cache == BERTH_BLOB_CACHE_REDIS)
 		berth_warn("storage.cache.blobdescriptor: redis is not supported yet; using inmemory");
 	return 0;

@@ -30,6 +30,7 @@ struct berth_auth {
 	char *issuer;
 	struct berth_htpasswd *htpasswd; /* htpasswd */
 	struct berth_keyset *keys;       /* token */
+	unsigned algorithms;             /* token: auth.token.signingalgorithms as bits; 0 = all */
 };
 
 /* ---- set-up ---- */
@@ -50,6 +51,28 @@ static int setup_htpasswd(struct berth_auth *a, const struct berth_config *cfg, 
 	return berth_htpasswd_open(&a->htpasswd, cfg->auth.path, err, errlen);
 }
 
+/* auth.token.signingalgorithms: an unknown name is an error, as in Distribution. Listing only
+ * HMAC algorithms, for which berth has no keys, would refuse every token: also an error. */
+static int token_algorithms(unsigned *out, const struct berth_strlist *names, char *err, size_t errlen)
+{
+	*out = 0;
+	for (size_t i = 0; i < names->n; i++) {
+		unsigned bit;
+		if (berth_jwt_algorithm_bit(names->v[i], &bit) < 0) {
+			snprintf(err, errlen, "auth.token.signingalgorithms: unsupported signing algorithm: %s",
+				 names->v[i]);
+			return -1;
+		}
+		*out |= bit;
+	}
+	if (names->n && !*out) {
+		snprintf(err, errlen, "auth.token.signingalgorithms: only HMAC algorithms listed; berth "
+			 "verifies tokens with public keys only (RS*, PS*, ES*, EdDSA)");
+		return -1;
+	}
+	return 0;
+}
+
 static int setup_token(struct berth_auth *a, const struct berth_config *cfg, char *err, size_t errlen)
 {
 	if (require(cfg->auth.realm, "token", "realm", err, errlen) < 0 ||
@@ -61,6 +84,8 @@ static int setup_token(struct berth_auth *a, const struct berth_config *cfg, cha
 		return -1;
 	}
 	a->issuer = berth_strdup(cfg->auth.issuer);
+	if (token_algorithms(&a->algorithms, &cfg->auth.signingalgorithms, err, errlen) < 0)
+		return -1;
 	return berth_keyset_load(&a->keys, cfg->auth.rootcertbundle, cfg->auth.jwks, err, errlen);
 }
 
@@ -257,7 +282,7 @@ static int authorize_token(struct berth_auth *a, const char *realm, const char *
 	const char *token, *why = NULL;
 	size_t len;
 	json_t *claims = NULL;
-	const struct berth_jwt_policy policy = { a->keys, a->issuer, a->service };
+	const struct berth_jwt_policy policy = { a->keys, a->issuer, a->service, a->algorithms };
 
 	if (!bearer_token(authorization, &token, &len)) {
 		/* No token: the challenge tells the client where to get one. */

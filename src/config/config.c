@@ -35,7 +35,8 @@ void berth_config_defaults(struct berth_config *cfg)
 	cfg->health_storagedriver.interval_ms = 10 * 1000;
 	cfg->notifications.includereferences = 1;
 	cfg->proxy.ttl_ms = 168LL * 3600 * 1000;
-	cfg->catalog_maxentries = 1000;
+	cfg->catalog_maxentries = BERTH_CONFIG_DEFAULT_MAX_ENTRIES;
+	cfg->tags_maxtags = BERTH_CONFIG_DEFAULT_MAX_ENTRIES;
 }
 
 void berth_config_release(struct berth_config *cfg)
@@ -121,6 +122,11 @@ static void finish(struct cfg_ctx *c)
 		c->cfg->log_level = c->deprecated_loglevel;
 	if (c->validation_enabled)
 		c->cfg->validation.disabled = 0;
+	/* Distribution 3: zero (or unset) means the default, not "nothing". */
+	if (c->cfg->catalog_maxentries == 0)
+		c->cfg->catalog_maxentries = BERTH_CONFIG_DEFAULT_MAX_ENTRIES;
+	if (c->cfg->tags_maxtags == 0)
+		c->cfg->tags_maxtags = BERTH_CONFIG_DEFAULT_MAX_ENTRIES;
 }
 
 int berth_config_load(struct berth_config *cfg, const char *path, char *err, size_t errlen)

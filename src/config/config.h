@@ -33,6 +33,14 @@ enum berth_http_net { BERTH_NET_TCP, BERTH_NET_UNIX };
 /* http.tls.minimumtls: tls1.0 .. tls1.3; Distribution 2.8 defaults to tls1.2. */
 enum berth_tls_version { BERTH_TLS_1_0, BERTH_TLS_1_1, BERTH_TLS_1_2, BERTH_TLS_1_3 };
 
+/* http.tls.clientauth (Distribution 3), with http.tls.clientcas; default require-and-verify. */
+enum berth_client_auth {
+	BERTH_CLIENT_AUTH_REQUIRE_AND_VERIFY, /* a certificate from one of clientcas is required */
+	BERTH_CLIENT_AUTH_VERIFY_IF_GIVEN,    /* none is fine; one given must verify */
+	BERTH_CLIENT_AUTH_REQUIRE_ANY,        /* one is required, not verified */
+	BERTH_CLIENT_AUTH_REQUEST,            /* asked for, neither required nor verified */
+};
+
 /* auth: at most one provider. `auth: none` is accepted and means no authentication. */
 enum berth_auth_kind { BERTH_AUTH_NONE, BERTH_AUTH_SILLY, BERTH_AUTH_TOKEN, BERTH_AUTH_HTPASSWD };
 
@@ -67,6 +75,9 @@ struct berth_headers {
 #define BERTH_CONFIG_MAX_HEADERS 32
 #define BERTH_CONFIG_MAX_LIST 256
 #define BERTH_CONFIG_MAX_ENDPOINTS 32
+
+/* catalog.maxentries and tags.maxtags when unset or 0 (Distribution 3.1's defaults). */
+#define BERTH_CONFIG_DEFAULT_MAX_ENTRIES 1000
 
 /* storage.s3.*: raw scalar text as written (s3 is implemented later; these are not validated). */
 struct berth_s3_config {
@@ -110,6 +121,7 @@ struct berth_config {
 	/* --- log --- */
 	int log_formatter;                /* enum berth_log_format: log.formatter */
 	struct berth_strmap log_fields;   /* log.fields (at most BERTH_CONFIG_MAX_LOG_FIELDS) */
+	int log_reportcaller;             /* log.reportcaller: lines name the source file and line */
 
 	/* --- storage --- */
 	int fs_maxthreads;                /* storage.filesystem.maxthreads (>= 25, default 100) */
@@ -138,7 +150,8 @@ struct berth_config {
 		char tls_key[1024];               /* http.tls.key */
 		struct berth_strlist tls_clientcas; /* http.tls.clientcas */
 		int tls_minimum;                  /* enum berth_tls_version: http.tls.minimumtls */
-		struct berth_strlist tls_ciphersuites; /* http.tls.ciphersuites */
+		struct berth_strlist tls_ciphersuites; /* http.tls.ciphersuites (Go names) */
+		int tls_clientauth;               /* enum berth_client_auth: http.tls.clientauth */
 		struct berth_headers headers;     /* http.headers (at most BERTH_CONFIG_MAX_HEADERS) */
 		char debug_addr[256];             /* http.debug.addr ("" = no debug server) */
 		int prometheus_enabled;           /* http.debug.prometheus.enabled */
@@ -169,6 +182,7 @@ struct berth_config {
 		char rootcertbundle[1024];        /* auth.token.rootcertbundle */
 		char jwks[1024];                  /* auth.token.jwks */
 		int autoredirect;                 /* auth.token.autoredirect */
+		struct berth_strlist signingalgorithms; /* auth.token.signingalgorithms (empty = all) */
 		char path[1024];                  /* auth.htpasswd.path */
 	} auth;
 
@@ -202,8 +216,9 @@ struct berth_config {
 		int64_t ttl_ms;                   /* proxy.ttl (default 168h) */
 	} proxy;
 
-	int64_t catalog_maxentries;       /* catalog.maxentries (default 1000) */
-	int64_t tags_maxtags;             /* tags.maxtags (0 = no limit) */
+	int64_t catalog_maxentries;       /* catalog.maxentries (default 1000; 0 = the default) */
+	int64_t tags_maxtags;             /* tags.maxtags (Distribution 3.1; default 1000; 0 = the default):
+					   * the most tags one page of a tag list holds when n asks for more */
 };
 
 /*

@@ -438,6 +438,41 @@ static void test_valid_algorithms(void **state)
 	berth_auth_free(a);
 }
 
+/* auth.token.signingalgorithms: only the listed algorithms verify; unknown names are refused. */
+static void test_signing_algorithms(void **state)
+{
+	(void)state;
+	struct berth_config cfg;
+	struct berth_auth *a = NULL;
+	char err[512] = "";
+	char *list[] = { "ES256", "HS256" };
+
+	berth_config_defaults(&cfg);
+	cfg.auth.kind = BERTH_AUTH_TOKEN;
+	snprintf(cfg.auth.realm, sizeof(cfg.auth.realm), "%s", REALM);
+	snprintf(cfg.auth.service, sizeof(cfg.auth.service), "%s", SERVICE);
+	snprintf(cfg.auth.issuer, sizeof(cfg.auth.issuer), "%s", ISSUER);
+	snprintf(cfg.auth.rootcertbundle, sizeof(cfg.auth.rootcertbundle), "%s", bundle_path);
+	cfg.auth.signingalgorithms = (struct berth_strlist){ 2, list };
+	if (berth_auth_new(&a, &cfg, err, sizeof(err)) != 0)
+		fail_msg("berth_auth_new: %s", err);
+	char *c = good_claims();
+	assert_valid(a, token_kid("ES256", ec_key, ec_kid, c));
+	assert_invalid(a, token_kid("RS256", rsa_key, rsa_kid, c));
+	assert_invalid(a, token_kid("EdDSA", ed_key, ed_kid, c));
+	free(c);
+	berth_auth_free(a);
+
+	char *unknown[] = { "RS256", "XX999" };
+	cfg.auth.signingalgorithms = (struct berth_strlist){ 2, unknown };
+	assert_int_equal(berth_auth_new(&a, &cfg, err, sizeof(err)), -1);
+	assert_string_equal(err, "auth.token.signingalgorithms: unsupported signing algorithm: XX999");
+	char *hmac_only[] = { "HS256" };
+	cfg.auth.signingalgorithms = (struct berth_strlist){ 1, hmac_only };
+	assert_int_equal(berth_auth_new(&a, &cfg, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "only HMAC algorithms listed"));
+}
+
 static void test_time_claims(void **state)
 {
 	(void)state;
@@ -984,6 +1019,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_libtrust_kid),
 		cmocka_unit_test(test_valid_algorithms),
+		cmocka_unit_test(test_signing_algorithms),
 		cmocka_unit_test(test_time_claims),
 		cmocka_unit_test(test_issuer_audience),
 		cmocka_unit_test(test_bad_signatures),

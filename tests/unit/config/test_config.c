@@ -304,7 +304,7 @@ static void test_defaults_when_absent(void **state)
 	assert_int_equal(cfg.health_storagedriver.interval_ms, 10000);
 	assert_int_equal(cfg.auth.kind, BERTH_AUTH_NONE);
 	assert_int_equal(cfg.catalog_maxentries, 1000);
-	assert_int_equal(cfg.tags_maxtags, 0);
+	assert_int_equal(cfg.tags_maxtags, 1000);
 	assert_int_equal(cfg.manifest_max, 4u << 20);
 	assert_int_equal(cfg.notifications.n_endpoints, 0);
 	berth_config_release(&cfg);
@@ -555,8 +555,7 @@ static void test_unknown_key_warns(void **state)
 	struct load_args a = { 0 };
 	char expect[600];
 
-	a.path = write_tmp("config.yml", MINIMAL "http:\n  addr: :5000\n  foo: bar\nfrobnicate: 1\n"
-						 "middleware:\n  registry: [{name: x}]\n");
+	a.path = write_tmp("config.yml", MINIMAL "http:\n  addr: :5000\n  foo: bar\nfrobnicate: 1\n");
 	const char *out = capture_stderr(do_load, &a);
 	assert_int_equal(a.rc, 0);
 	snprintf(expect, sizeof(expect), "%s:7: warning: unknown key http.foo\n%s:8: warning: unknown key frobnicate\n",
