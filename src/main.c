@@ -16,6 +16,7 @@
 #include "http/health.h"
 #include "http/metrics.h"
 #include "http/server.h"
+#include "http/tls.h"
 #include "registry/purge.h"
 #include "registry/registry.h"
 #include "storage/driver.h"
@@ -224,7 +225,7 @@ static char *read_file(const char *path)
 
 /* What the HTTP server borrows from the config, owned here for the process lifetime. */
 struct tls_and_headers {
-	char *cert, *key, *client_cas;
+	char *priorities, *client_cas;
 	struct berth_http_header *headers;
 	char **joined;
 	size_t n_headers;
@@ -252,10 +253,13 @@ static int prepare_http(struct tls_and_headers *t, const struct berth_config *cf
 		return -1;
 	}
 	if (cfg->http.tls_certificate[0]) {
-		t->cert = read_file(cfg->http.tls_certificate);
-		t->key = read_file(cfg->http.tls_key);
-		if (!t->cert || !t->key)
+		char err[512];
+		if (berth_tls_priorities(&t->priorities, cfg->http.tls_minimum,
+					 (const char *const *)cfg->http.tls_ciphersuites.v,
+					 cfg->http.tls_ciphersuites.n, err, sizeof(err)) < 0) {
+			berth_error("configuration error: %s", err);
 			return -1;
+		}
 		if (cfg->http.tls_clientcas.n) {
 			struct berth_buf cas = BERTH_BUF_INIT(16u << 20);
 			for (size_t i = 0; i < cfg->http.tls_clientcas.n; i++) {
@@ -269,6 +273,12 @@ static int prepare_http(struct tls_and_headers *t, const struct berth_config *cf
 			}
 			t->client_cas = berth_buf_detach(&cas, NULL);
 		}
+	}
+	if (cfg->http.tls_clientauth != BERTH_CLIENT_AUTH_REQUIRE_AND_VERIFY && !cfg->http.tls_clientcas.n) {
+		/* Distribution would ignore it: no certificate is asked for without CAs. */
+		berth_error("configuration error: http.tls.clientauth: refused without http.tls.clientcas "
+			    "(client certificates are asked for only with clientcas)");
+		return -1;
 	}
 	t->n_headers = cfg->http.headers.n;
 	t->headers = berth_calloc(t->n_headers, sizeof(*t->headers));
@@ -287,8 +297,7 @@ static int prepare_http(struct tls_and_headers *t, const struct berth_config *cf
 
 static void release_http(struct tls_and_headers *t)
 {
-	free(t->cert);
-	free(t->key);
+	free(t->priorities);
 	free(t->client_cas);
 	for (size_t i = 0; i < t->n_headers; i++)
 		free(t->joined[i]);
@@ -312,6 +321,20 @@ static void register_metrics(void)
 	berth_registry_cache_metrics_register();
 }
 
+/* SIGHUP: the TLS certificate and key are read again (certbot's deploy hook sends it). */
+static void reload_tls(struct berth_server *srv, const struct berth_server_options *so)
+{
+	char err[512];
+	if (!so->tls_cert_file) {
+		berth_info("received SIGHUP: nothing to reload (no http.tls.certificate)");
+		return;
+	}
+	if (berth_server_reload_tls(srv, err, sizeof(err)) < 0)
+		berth_error("received SIGHUP: TLS certificate not reloaded, the previous one stays: %s", err);
+	else
+		berth_info("received SIGHUP: TLS certificate reloaded from %s", so->tls_cert_file);
+}
+
 /* so: the connection handling flags; the rest is filled in from cfg. */
 static int serve(const struct berth_config *cfg, struct berth_server_options *so)
 {
@@ -332,6 +355,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	register_metrics();
 
@@ -370,9 +394,11 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	so->access_log = cfg->access_log;
 	so->prefix = cfg->http.prefix[0] ? cfg->http.prefix : NULL;
 	so->external_url = cfg->http.host[0] && !cfg->http.relativeurls ? cfg->http.host : NULL;
-	so->tls_cert_pem = http.cert;
-	so->tls_key_pem = http.key;
+	so->tls_cert_file = cfg->http.tls_certificate[0] ? cfg->http.tls_certificate : NULL;
+	so->tls_key_file = cfg->http.tls_key;
+	so->tls_priorities = http.priorities;
 	so->tls_client_ca_pem = http.client_cas;
+	so->tls_client_auth = cfg->http.tls_clientauth;
 	so->headers = http.headers;
 	so->n_headers = http.n_headers;
 	so->auth = auth;
@@ -400,12 +426,13 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 			       cfg->uploadpurging.dryrun) < 0)
 		berth_warn("cannot start upload purging");
 
-	berth_info("berth %s listening on %s%s (storage %s%s%s%s)", BERTH_VERSION, http.cert ? "https://" : "",
+	berth_info("berth %s listening on %s%s (storage %s%s%s%s)", BERTH_VERSION, so->tls_cert_file ? "https://" : "",
 		   cfg->addr, cfg->storage == BERTH_STORAGE_INMEMORY ? "inmemory" : "filesystem ",
 		   cfg->storage == BERTH_STORAGE_INMEMORY ? "" : cfg->rootdirectory,
 		   cfg->delete_enabled ? ", deletes enabled" : "", cfg->readonly ? ", read-only" : "");
 	int sig = 0;
-	sigwait(&set, &sig);
+	while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+		reload_tls(srv, so);
 	berth_info("received %s, draining for up to %lld ms", sig == SIGTERM ? "SIGTERM" : "SIGINT",
 		   (long long)cfg->http.draintimeout_ms);
 	status = 0;
