@@ -378,6 +378,8 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		.descriptor_cache_size = cfg->blob_cache == BERTH_BLOB_CACHE_NONE ? 0
 					 : cfg->blob_cache_size > 0 ? (size_t)cfg->blob_cache_size
 								    : DEFAULT_DESCRIPTOR_CACHE,
+		.catalog_max = (size_t)cfg->catalog_maxentries,
+		.tags_max = (size_t)cfg->tags_maxtags,
 		.urls_allow = validate ? (const char *const *)cfg->validation.urls_allow.v : NULL,
 		.n_urls_allow = validate ? cfg->validation.urls_allow.n : 0,
 		.urls_deny = validate ? (const char *const *)cfg->validation.urls_deny.v : NULL,

@@ -54,6 +54,8 @@ int berth_registry_new(struct berth_registry **out, const struct berth_registry_
 	r->delete_enabled = cfg->delete_enabled;
 	r->readonly = cfg->readonly;
 	r->manifest_max = cfg->manifest_max ? cfg->manifest_max : 4u << 20;
+	r->catalog_max = cfg->catalog_max ? cfg->catalog_max : 1000;
+	r->tags_max = cfg->tags_max ? cfg->tags_max : 1000;
 	if (cfg->descriptor_cache_size)
 		r->descriptors = berth_cache_new(cfg->descriptor_cache_size, 0);
 	r->manifests = berth_cache_new(4096, 64u << 20);
@@ -98,6 +100,16 @@ int berth_registry_readonly(const struct berth_registry *r)
 size_t berth_registry_manifest_max(const struct berth_registry *r)
 {
 	return r->manifest_max;
+}
+
+size_t berth_registry_catalog_max(const struct berth_registry *r)
+{
+	return r->catalog_max;
+}
+
+size_t berth_registry_tags_max(const struct berth_registry *r)
+{
+	return r->tags_max;
 }
 
 struct berth_storage_driver *berth_registry_driver(struct berth_registry *r)

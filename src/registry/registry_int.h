@@ -19,6 +19,8 @@ struct berth_registry {
 	int delete_enabled;
 	int readonly;
 	size_t manifest_max;
+	size_t catalog_max;
+	size_t tags_max;
 	regex_t *urls_allow;  /* compiled validation.manifests.urls.allow */
 	size_t n_urls_allow;
 	regex_t *urls_deny;
