@@ -198,6 +198,7 @@ static void setup_logging(const struct berth_config *cfg)
 	berth_log_setup((enum berth_log_level)cfg->log_level,
 			cfg->log_formatter == BERTH_LOG_FORMAT_JSON ? BERTH_LOG_JSON : BERTH_LOG_TEXT, keys,
 			values, n);
+	berth_log_set_report_caller(cfg->log_reportcaller);
 }
 
 /* Reads a whole (small) file, such as a PEM certificate. NULL and a logged error on failure. */

@@ -46,6 +46,20 @@ class KeysTest(bt.OpsTestCase):
         self.assertIn("last=t1", r.headers.get("Link", ""))
         self.assertEqual(c.get("/v2/tags/r/tags/list?n=1").json()["tags"], ["t0"])
 
+    def test_log_reportcaller(self):
+        s = self.start("log:\n  formatter: json\n  reportcaller: true\n")
+        self.assertStatus(s.client().get("/v2/"), 200)
+        line = s.wait_log("listening on")
+        self.assertTrue(line, s.describe())
+        doc = json.loads(line)
+        self.assertEqual(doc.get("func"), "serve", line)
+        self.assertRegex(doc.get("file", ""), r"^src/main\.c:[0-9]+$", line)
+        # off by default
+        s = self.start("log:\n  formatter: json\n")
+        doc = json.loads(s.wait_log("listening on"))
+        self.assertNotIn("file", doc)
+        self.assertNotIn("func", doc)
+
     def refused(self, extra, needle):
         port = bt.free_port()
         r = bt.run_berth(["serve", bt.write_file(self.path("refused.yml"), BASE % port + extra)])
