@@ -336,6 +336,40 @@ static void reload_tls(struct berth_server *srv, const struct berth_server_optio
 		berth_info("received SIGHUP: TLS certificate reloaded from %s", so->tls_cert_file);
 }
 
+/* health.storagedriver, health.file, health.http and health.tcp; NULL when none is configured. */
+static struct berth_health *health_checks(const struct berth_config *cfg, struct berth_registry *reg)
+{
+	if (!cfg->health_storagedriver.enabled && !cfg->n_health_files && !cfg->n_health_https &&
+	    !cfg->n_health_tcps)
+		return NULL;
+	struct berth_health *h = berth_health_new();
+	if (cfg->health_storagedriver.enabled)
+		berth_health_add_storage(h, berth_registry_driver(reg), cfg->health_storagedriver.interval_ms,
+					 cfg->health_storagedriver.threshold);
+	for (size_t i = 0; i < cfg->n_health_files; i++)
+		berth_health_add_file(h, cfg->health_files[i].file, cfg->health_files[i].interval_ms);
+	for (size_t i = 0; i < cfg->n_health_https; i++) {
+		const struct berth_health_http *c = &cfg->health_https[i];
+		size_t n = 0;
+		for (size_t j = 0; j < c->headers.n; j++)
+			n += c->headers.v[j].values.n;
+		char **lines = berth_calloc(n ? n : 1, sizeof(*lines));
+		n = 0;
+		for (size_t j = 0; j < c->headers.n; j++)
+			for (size_t k = 0; k < c->headers.v[j].values.n; k++)
+				lines[n++] = berth_asprintf("%s: %s", c->headers.v[j].name, c->headers.v[j].values.v[k]);
+		berth_health_add_http(h, c->uri, (const char *const *)lines, n, (long)c->statuscode, c->timeout_ms,
+				      c->interval_ms, c->threshold);
+		for (size_t j = 0; j < n; j++)
+			free(lines[j]);
+		free(lines);
+	}
+	for (size_t i = 0; i < cfg->n_health_tcps; i++)
+		berth_health_add_tcp(h, cfg->health_tcps[i].addr, cfg->health_tcps[i].timeout_ms,
+				     cfg->health_tcps[i].interval_ms, cfg->health_tcps[i].threshold);
+	return h;
+}
+
 /* so: the connection handling flags; the rest is filled in from cfg. */
 static int serve(const struct berth_config *cfg, struct berth_server_options *so)
 {
@@ -406,11 +440,10 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	so->n_headers = http.n_headers;
 	so->auth = auth;
 	so->unix_socket = cfg->http.net == BERTH_NET_UNIX;
-	if (cfg->health_storagedriver.enabled &&
-	    berth_health_start(&health, berth_registry_driver(reg), cfg->health_storagedriver.interval_ms,
-			       cfg->health_storagedriver.threshold) < 0) {
-		berth_error("cannot start the storage driver health check");
-		goto out_registry;
+	health = health_checks(cfg, reg);
+	if (health && berth_health_start(health) < 0) {
+		berth_error("cannot start the health checks");
+		goto out_health;
 	}
 	so->health = health;
 	if (berth_server_start(&srv, so, reg) < 0)
@@ -445,7 +478,6 @@ out_server:
 	berth_server_drain_and_stop(srv, (unsigned)(cfg->http.draintimeout_ms > 0 ? cfg->http.draintimeout_ms : 0));
 out_health:
 	berth_health_stop(health);
-out_registry:
 	berth_registry_free(reg);
 out_http:
 	berth_auth_free(auth);

@@ -129,6 +129,29 @@ static void finish(struct cfg_ctx *c)
 		c->cfg->tags_maxtags = BERTH_CONFIG_DEFAULT_MAX_ENTRIES;
 }
 
+static int missing(struct cfg_ctx *c, const char *list, size_t i, const char *field)
+{
+	char key[64];
+	snprintf(key, sizeof(key), "%s[%zu].%s", list, i, field);
+	return berth_config__fail(c, 0, key, "required");
+}
+
+/* What Distribution requires of each health check. */
+static int check_health(struct cfg_ctx *c)
+{
+	const struct berth_config *cfg = c->cfg;
+	for (size_t i = 0; i < cfg->n_health_files; i++)
+		if (!cfg->health_files[i].file[0])
+			return missing(c, "health.file", i, "file");
+	for (size_t i = 0; i < cfg->n_health_https; i++)
+		if (!cfg->health_https[i].uri[0])
+			return missing(c, "health.http", i, "uri");
+	for (size_t i = 0; i < cfg->n_health_tcps; i++)
+		if (!cfg->health_tcps[i].addr[0])
+			return missing(c, "health.tcp", i, "addr");
+	return 0;
+}
+
 int berth_config_load(struct berth_config *cfg, const char *path, char *err, size_t errlen)
 {
 	struct cfg_ctx c;
@@ -150,7 +173,7 @@ int berth_config_load(struct berth_config *cfg, const char *path, char *err, siz
 		return berth_config__fail(&c, 0, "storage",
 					  "no storage driver configured (filesystem, inmemory or s3)");
 	finish(&c);
-	return 0;
+	return check_health(&c);
 }
 
 int berth_config_apply_env(struct berth_config *cfg, char *err, size_t errlen)
@@ -161,5 +184,5 @@ int berth_config_apply_env(struct berth_config *cfg, char *err, size_t errlen)
 	if (berth_config__env_apply(&c) < 0)
 		return -1;
 	finish(&c);
-	return 0;
+	return check_health(&c);
 }

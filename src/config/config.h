@@ -107,6 +107,32 @@ struct berth_notify_endpoint {
 	struct berth_strlist ignore_actions;   /* ignore.actions */
 };
 
+/* health.file[i]: fails while the file exists. */
+struct berth_health_file {
+	char file[1024];     /* file */
+	int64_t interval_ms; /* interval (0 = 10s) */
+};
+
+/* health.http[i]: a HEAD of uri must answer statuscode. */
+struct berth_health_http {
+	char uri[1024];                /* uri */
+	struct berth_headers headers;  /* headers */
+	int64_t statuscode;            /* statuscode (0 = 200) */
+	int64_t timeout_ms;            /* timeout (0 = the interval) */
+	int64_t interval_ms;           /* interval (0 = 10s) */
+	int64_t threshold;             /* threshold (0 = any failure) */
+};
+
+/* health.tcp[i]: a connection to addr must open. */
+struct berth_health_tcp {
+	char addr[256];      /* addr */
+	int64_t timeout_ms;  /* timeout (0 = the interval) */
+	int64_t interval_ms; /* interval (0 = 10s) */
+	int64_t threshold;   /* threshold (0 = any failure) */
+};
+
+#define BERTH_CONFIG_MAX_HEALTH_CHECKS 32
+
 struct berth_config {
 	/* --- fields the command line also sets --- */
 	char addr[256];                   /* http.addr (":5000" = all interfaces) */
@@ -165,6 +191,12 @@ struct berth_config {
 		int64_t interval_ms;              /* health.storagedriver.interval (default 10s) */
 		int64_t threshold;                /* health.storagedriver.threshold (0 = any failure) */
 	} health_storagedriver;
+	size_t n_health_files;                     /* health.file */
+	struct berth_health_file *health_files;
+	size_t n_health_https;                     /* health.http */
+	struct berth_health_http *health_https;
+	size_t n_health_tcps;                      /* health.tcp */
+	struct berth_health_tcp *health_tcps;
 
 	/* --- validation --- */
 	struct {

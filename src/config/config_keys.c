@@ -118,6 +118,51 @@ static const struct cfg_table endpoint_table = {
 	sizeof(struct berth_notify_endpoint), endpoint_init, endpoint_release,
 };
 
+/* health.file[i], health.http[i], health.tcp[i] */
+#define HF struct berth_health_file
+#define HH struct berth_health_http
+#define HT struct berth_health_tcp
+static const struct cfg_key health_file_keys[] = {
+	STR(HF, "file", file),
+	DUR(HF, "interval", interval_ms),
+};
+static const struct cfg_key health_http_keys[] = {
+	STR(HH, "uri", uri),
+	HEADERS(HH, "headers", headers, BERTH_CONFIG_MAX_HEADERS),
+	INT(HH, "statuscode", statuscode, 0, 999),
+	DUR(HH, "timeout", timeout_ms),
+	DUR(HH, "interval", interval_ms),
+	INT(HH, "threshold", threshold, 0, INT32_MAX),
+};
+static const struct cfg_key health_tcp_keys[] = {
+	STR(HT, "addr", addr),
+	DUR(HT, "timeout", timeout_ms),
+	DUR(HT, "interval", interval_ms),
+	INT(HT, "threshold", threshold, 0, INT32_MAX),
+};
+
+static void zero_elem_file(void *p) { memset(p, 0, sizeof(HF)); }
+static void zero_elem_http(void *p) { memset(p, 0, sizeof(HH)); }
+static void zero_elem_tcp(void *p) { memset(p, 0, sizeof(HT)); }
+static void release_elem_http(void *p) { berth_config__headers_free(&((HH *)p)->headers); }
+static void release_nothing(void *p) { (void)p; }
+
+static const struct cfg_table health_file_table = {
+	health_file_keys, sizeof(health_file_keys) / sizeof(health_file_keys[0]), sizeof(HF), zero_elem_file,
+	release_nothing,
+};
+static const struct cfg_table health_http_table = {
+	health_http_keys, sizeof(health_http_keys) / sizeof(health_http_keys[0]), sizeof(HH), zero_elem_http,
+	release_elem_http,
+};
+static const struct cfg_table health_tcp_table = {
+	health_tcp_keys, sizeof(health_tcp_keys) / sizeof(health_tcp_keys[0]), sizeof(HT), zero_elem_tcp,
+	release_nothing,
+};
+#define HEALTH_LIST(k, f, table) \
+	{ .key = k, .type = CT_LIST, .off = offsetof(C, f), .count_off = offsetof(C, n_##f), .sub = &table, \
+	  .max_items = BERTH_CONFIG_MAX_HEALTH_CHECKS }
+
 static const struct cfg_key keys[] = {
 	FN("version", set_version),
 
@@ -199,9 +244,9 @@ static const struct cfg_key keys[] = {
 	BOOL(C, "health.storagedriver.enabled", health_storagedriver.enabled),
 	DUR(C, "health.storagedriver.interval", health_storagedriver.interval_ms),
 	INT(C, "health.storagedriver.threshold", health_storagedriver.threshold, 0, INT32_MAX),
-	REFUSE("health.file", "not supported yet"),
-	REFUSE("health.http", "not supported yet"),
-	REFUSE("health.tcp", "not supported yet"),
+	HEALTH_LIST("health.file", health_files, health_file_table),
+	HEALTH_LIST("health.http", health_https, health_http_table),
+	HEALTH_LIST("health.tcp", health_tcps, health_tcp_table),
 
 	/* validation */
 	BOOL(C, "validation.disabled", validation.disabled),

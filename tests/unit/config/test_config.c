@@ -254,6 +254,18 @@ static void test_distribution_full_example(void **state)
 	assert_int_equal(cfg.redis.pool_idletimeout_ms, 300000);
 
 	assert_int_equal(cfg.health_storagedriver.enabled, 1);
+	assert_int_equal(cfg.n_health_files, 1);
+	assert_string_equal(cfg.health_files[0].file, "/path/to/checked/file");
+	assert_int_equal(cfg.health_files[0].interval_ms, 10000);
+	assert_int_equal(cfg.n_health_https, 1);
+	assert_string_equal(cfg.health_https[0].uri, "http://server.to.check/must/return/200");
+	assert_string_equal(cfg.health_https[0].headers.v[0].name, "Authorization");
+	assert_int_equal(cfg.health_https[0].statuscode, 200);
+	assert_int_equal(cfg.health_https[0].timeout_ms, 3000);
+	assert_int_equal(cfg.health_https[0].threshold, 3);
+	assert_int_equal(cfg.n_health_tcps, 1);
+	assert_string_equal(cfg.health_tcps[0].addr, "redis-server.domain.com:6379");
+	assert_int_equal(cfg.health_tcps[0].timeout_ms, 3000);
 	assert_string_equal(cfg.proxy.remoteurl, "https://registry-1.docker.io");
 	assert_string_equal(cfg.proxy.username, "someuser");
 	assert_string_equal(cfg.proxy.password, "somepassword");
