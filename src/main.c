@@ -370,6 +370,45 @@ static struct berth_health *health_checks(const struct berth_config *cfg, struct
 	return h;
 }
 
+/* validation.manifests.indexes as Distribution 3 reads it: platforms all (the default) checks
+ * that every child of a pushed index exists; list only children of the listed platforms (every
+ * child with an empty list); none, or validation.disabled, no child. Fills the platform arrays
+ * (release_index_children frees them). */
+static int index_children(struct berth_registry_config *rcfg, const struct berth_config *cfg)
+{
+	const int mode = cfg->validation.index_platforms;
+	if (cfg->validation.disabled || mode == BERTH_INDEX_PLATFORMS_NONE)
+		rcfg->index_children = BERTH_INDEX_CHILDREN_NONE;
+	else if (mode == BERTH_INDEX_PLATFORMS_LIST)
+		rcfg->index_children = BERTH_INDEX_CHILDREN_LIST;
+	else
+		rcfg->index_children = BERTH_INDEX_CHILDREN_ALL;
+	if (cfg->validation.n_platforms && mode != BERTH_INDEX_PLATFORMS_LIST) {
+		berth_error("configuration error: validation.manifests.indexes.platformlist: refused: "
+			    "used only with platforms: list");
+		return -1;
+	}
+	if (rcfg->index_children == BERTH_INDEX_CHILDREN_NONE || mode == BERTH_INDEX_PLATFORMS_LIST)
+		berth_warn("validation.manifests.indexes: image indexes are accepted without all of their "
+			   "children (experimental in Distribution: other tools may expect complete indexes)");
+	size_t n = cfg->validation.n_platforms;
+	const char **os = berth_calloc(n ? n : 1, sizeof(*os)), **arch = berth_calloc(n ? n : 1, sizeof(*arch));
+	for (size_t i = 0; i < n; i++) {
+		os[i] = cfg->validation.platforms[i].os;
+		arch[i] = cfg->validation.platforms[i].architecture;
+	}
+	rcfg->platform_os = os;
+	rcfg->platform_arch = arch;
+	rcfg->n_platforms = n;
+	return 0;
+}
+
+static void release_index_children(struct berth_registry_config *rcfg)
+{
+	free((void *)rcfg->platform_os);
+	free((void *)rcfg->platform_arch);
+}
+
 /* so: the connection handling flags; the rest is filled in from cfg. */
 static int serve(const struct berth_config *cfg, struct berth_server_options *so)
 {
@@ -420,7 +459,13 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		.urls_deny = validate ? (const char *const *)cfg->validation.urls_deny.v : NULL,
 		.n_urls_deny = validate ? cfg->validation.urls_deny.n : 0,
 	};
-	if (berth_registry_new(&reg, &rcfg) < 0) {
+	if (index_children(&rcfg, cfg) < 0) {
+		berth_storage_free(driver);
+		goto out_http;
+	}
+	rc = berth_registry_new(&reg, &rcfg);
+	release_index_children(&rcfg); /* the registry keeps copies */
+	if (rc < 0) {
 		berth_error("configuration error: validation.manifests.urls: invalid regular expression");
 		berth_storage_free(driver);
 		goto out_http;

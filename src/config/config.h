@@ -133,6 +133,15 @@ struct berth_health_tcp {
 
 #define BERTH_CONFIG_MAX_HEALTH_CHECKS 32
 
+/* validation.manifests.indexes.platforms (Distribution 3) */
+enum berth_index_platforms { BERTH_INDEX_PLATFORMS_ALL, BERTH_INDEX_PLATFORMS_NONE, BERTH_INDEX_PLATFORMS_LIST };
+
+/* validation.manifests.indexes.platformlist[i] */
+struct berth_platform {
+	char os[64];           /* os */
+	char architecture[64]; /* architecture */
+};
+
 struct berth_config {
 	/* --- fields the command line also sets --- */
 	char addr[256];                   /* http.addr (":5000" = all interfaces) */
@@ -203,6 +212,9 @@ struct berth_config {
 		int disabled;                     /* validation.disabled (validation.enabled: true wins) */
 		struct berth_strlist urls_allow;  /* validation.manifests.urls.allow (POSIX EREs) */
 		struct berth_strlist urls_deny;   /* validation.manifests.urls.deny (POSIX EREs) */
+		int index_platforms;              /* enum berth_index_platforms: ...indexes.platforms */
+		size_t n_platforms;               /* validation.manifests.indexes.platformlist */
+		struct berth_platform *platforms;
 	} validation;
 
 	/* --- auth (options of the one configured provider) --- */

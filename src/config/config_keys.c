@@ -163,6 +163,22 @@ static const struct cfg_table health_tcp_table = {
 	{ .key = k, .type = CT_LIST, .off = offsetof(C, f), .count_off = offsetof(C, n_##f), .sub = &table, \
 	  .max_items = BERTH_CONFIG_MAX_HEALTH_CHECKS }
 
+/* validation.manifests.indexes.platformlist[i] */
+#define PL struct berth_platform
+static const struct cfg_key platform_keys[] = {
+	STR(PL, "os", os),
+	STR(PL, "architecture", architecture),
+};
+static void zero_elem_platform(void *p) { memset(p, 0, sizeof(PL)); }
+static const struct cfg_table platform_table = {
+	platform_keys, sizeof(platform_keys) / sizeof(platform_keys[0]), sizeof(PL), zero_elem_platform,
+	release_nothing,
+};
+static const struct cfg_enum index_platforms[] = {
+	{ "all", BERTH_INDEX_PLATFORMS_ALL }, { "none", BERTH_INDEX_PLATFORMS_NONE },
+	{ "list", BERTH_INDEX_PLATFORMS_LIST }, { NULL, 0 },
+};
+
 static const struct cfg_key keys[] = {
 	FN("version", set_version),
 
@@ -253,8 +269,10 @@ static const struct cfg_key keys[] = {
 	FN("validation.enabled", set_validation_enabled),
 	REGEXLIST(C, "validation.manifests.urls.allow", validation.urls_allow),
 	REGEXLIST(C, "validation.manifests.urls.deny", validation.urls_deny),
-	REFUSE("validation.manifests.indexes",
-	       "not supported yet: berth requires every child of an index, as with platforms: all"),
+	ENUM(C, "validation.manifests.indexes.platforms", validation.index_platforms, index_platforms),
+	{ .key = "validation.manifests.indexes.platformlist", .type = CT_LIST,
+	  .off = offsetof(C, validation.platforms), .count_off = offsetof(C, validation.n_platforms),
+	  .sub = &platform_table, .max_items = BERTH_CONFIG_MAX_LIST },
 
 	/* auth: one provider */
 	GROUP("auth", CG_AUTH),

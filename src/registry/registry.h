@@ -32,7 +32,16 @@ struct berth_registry_config {
 	size_t n_urls_allow;
 	const char *const *urls_deny;
 	size_t n_urls_deny;
+	/* validation.manifests.indexes: which children of an index must exist in the repository
+	 * before it is accepted; with BERTH_INDEX_CHILDREN_LIST, those whose platform is one of
+	 * the n_platforms (os, architecture) pairs (every child when n_platforms is 0). */
+	int index_children;                  /* enum berth_index_children */
+	const char *const *platform_os;
+	const char *const *platform_arch;
+	size_t n_platforms;
 };
+
+enum berth_index_children { BERTH_INDEX_CHILDREN_ALL, BERTH_INDEX_CHILDREN_NONE, BERTH_INDEX_CHILDREN_LIST };
 
 int berth_registry_new(struct berth_registry **out, const struct berth_registry_config *cfg);
 /* Frees the registry and its driver. Accepts NULL. */

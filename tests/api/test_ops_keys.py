@@ -46,6 +46,43 @@ class KeysTest(bt.OpsTestCase):
         self.assertIn("last=t1", r.headers.get("Link", ""))
         self.assertEqual(c.get("/v2/tags/r/tags/list?n=1").json()["tags"], ["t0"])
 
+    def push_index(self, c, repo, tag, children):
+        """An OCI index over children: (manifest bytes, os, architecture) each."""
+        idx = {"schemaVersion": 2, "mediaType": bt.OCI_INDEX, "manifests": [
+            dict(bt.descriptor(body, bt.OCI_MANIFEST), platform={"os": os_, "architecture": arch})
+            for body, os_, arch in children]}
+        return c.put_manifest(repo, tag, bt.canonical(idx), bt.OCI_INDEX)
+
+    def index_answers(self, extra):
+        """Statuses of index pushes: complete; missing linux/arm64 only; missing linux/amd64."""
+        s = self.start(extra)
+        c = s.client()
+        present = c.push_image("idx/r", "amd64")["manifest"]
+        absent = bt.canonical({"schemaVersion": 2, "mediaType": bt.OCI_MANIFEST, "absent": True,
+                               "config": bt.descriptor(b"{}", bt.OCI_CONFIG), "layers": []})
+        absent2 = bt.canonical({"schemaVersion": 2, "mediaType": bt.OCI_MANIFEST, "absent": 2,
+                                "config": bt.descriptor(b"{}", bt.OCI_CONFIG), "layers": []})
+        return (self.push_index(c, "idx/r", "full", [(present, "linux", "amd64")]).status,
+                self.push_index(c, "idx/r", "no-arm", [(present, "linux", "amd64"),
+                                                       (absent, "linux", "arm64")]).status,
+                self.push_index(c, "idx/r", "no-amd", [(absent2, "linux", "amd64")]).status)
+
+    def test_validation_manifests_indexes(self):
+        self.assertEqual(self.index_answers(""), (201, 400, 400))
+        self.assertEqual(self.index_answers("validation:\n  manifests:\n    indexes:\n"
+                                            "      platforms: all\n"), (201, 400, 400))
+        self.assertEqual(self.index_answers("validation:\n  manifests:\n    indexes:\n"
+                                            "      platforms: none\n"), (201, 201, 201))
+        self.assertEqual(self.index_answers("validation:\n  manifests:\n    indexes:\n"
+                                            "      platforms: List\n      platformlist:\n"
+                                            "        - os: linux\n          architecture: amd64\n"),
+                         (201, 201, 400))
+        # Distribution 3 checks no child with validation disabled
+        self.assertEqual(self.index_answers("validation:\n  disabled: true\n"), (201, 201, 201))
+        self.refused("validation:\n  manifests:\n    indexes:\n      platformlist:\n"
+                     "        - {os: linux, architecture: amd64}\n",
+                     "validation.manifests.indexes.platformlist: refused: used only with platforms: list")
+
     def test_log_reportcaller(self):
         s = self.start("log:\n  formatter: json\n  reportcaller: true\n")
         self.assertStatus(s.client().get("/v2/"), 200)
