@@ -25,7 +25,8 @@
 struct berth_auth {
 	int kind; /* enum berth_auth_kind, never BERTH_AUTH_NONE */
 	char *realm;
-	int autoredirect; /* token: realm = https://<request Host>/auth/token (Distribution 2.8) */
+	int autoredirect; /* token: realm = https://<request Host><redirect_path> (Distribution) */
+	char *redirect_path; /* auth.token.autoredirectpath, default /auth/token */
 	char *service;
 	char *issuer;
 	struct berth_htpasswd *htpasswd; /* htpasswd */
@@ -98,6 +99,18 @@ static int setup_silly(const struct berth_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* An absolute path of visible characters that needs no escaping in a challenge. */
+static int redirect_path_valid(const char *p)
+{
+	if (p[0] != '/')
+		return 0;
+	for (; *p; p++)
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || *p == '"' || *p == '\\' || *p == '?' ||
+		    *p == '#')
+			return 0;
+	return 1;
+}
+
 int berth_auth_new(struct berth_auth **out, const struct berth_config *cfg, char *err, size_t errlen)
 {
 	int rc;
@@ -108,6 +121,13 @@ int berth_auth_new(struct berth_auth **out, const struct berth_config *cfg, char
 	a->kind = cfg->auth.kind;
 	a->realm = berth_strdup(cfg->auth.realm);
 	a->autoredirect = cfg->auth.kind == BERTH_AUTH_TOKEN && cfg->auth.autoredirect;
+	a->redirect_path = berth_strdup(cfg->auth.autoredirectpath[0] ? cfg->auth.autoredirectpath : "/auth/token");
+	if (a->autoredirect && !redirect_path_valid(a->redirect_path)) {
+		snprintf(err, errlen, "auth.token.autoredirectpath: '%s' is not an absolute URL path",
+			 a->redirect_path);
+		berth_auth_free(a);
+		return -1;
+	}
 	a->service = berth_strdup(cfg->auth.service);
 	switch (a->kind) {
 	case BERTH_AUTH_HTPASSWD: rc = setup_htpasswd(a, cfg, err, errlen); break;
@@ -135,6 +155,7 @@ void berth_auth_free(struct berth_auth *a)
 	free(a->realm);
 	free(a->service);
 	free(a->issuer);
+	free(a->redirect_path);
 	free(a);
 }
 
@@ -348,10 +369,10 @@ int berth_auth_authorize_host(struct berth_auth *a, const char *authorization, c
 			      const struct berth_access *access, size_t n, char *challenge,
 			      size_t challenge_cap, char *user, size_t user_cap)
 {
-	char redirect_realm[300];
+	char redirect_realm[640]; /* "https://" + a valid host + a path of at most 255 */
 	const char *realm = a->realm;
 	if (a->autoredirect && host_valid(host)) {
-		snprintf(redirect_realm, sizeof(redirect_realm), "https://%s/auth/token", host);
+		snprintf(redirect_realm, sizeof(redirect_realm), "https://%s%s", host, a->redirect_path);
 		realm = redirect_realm;
 	}
 	if (user && user_cap)

@@ -226,6 +226,7 @@ struct berth_config {
 		char rootcertbundle[1024];        /* auth.token.rootcertbundle */
 		char jwks[1024];                  /* auth.token.jwks */
 		int autoredirect;                 /* auth.token.autoredirect */
+		char autoredirectpath[256];       /* auth.token.autoredirectpath ("" = /auth/token) */
 		struct berth_strlist signingalgorithms; /* auth.token.signingalgorithms (empty = all) */
 		char path[1024];                  /* auth.htpasswd.path */
 	} auth;

@@ -287,7 +287,7 @@ static const struct cfg_key keys[] = {
 	STR(C, "auth.token.rootcertbundle", auth.rootcertbundle),
 	STR(C, "auth.token.jwks", auth.jwks),
 	BOOL(C, "auth.token.autoredirect", auth.autoredirect),
-	REFUSE("auth.token.autoredirectpath", "not supported yet: the realm is /auth/token"),
+	STR(C, "auth.token.autoredirectpath", auth.autoredirectpath),
 	STRLIST(C, "auth.token.signingalgorithms", auth.signingalgorithms),
 	CHOICE("auth.htpasswd", CG_AUTH, BERTH_AUTH_HTPASSWD),
 	STR(C, "auth.htpasswd.realm", auth.realm),

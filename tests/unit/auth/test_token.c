@@ -946,6 +946,19 @@ static void test_autoredirect(void **state)
 	assert_int_equal(authz_header(a, NULL, pull_foo, 1), BERTH_EUNAUTHORIZED);
 	assert_string_equal(challenge, CH_PREFIX ",scope=\"repository:foo:pull\"");
 	berth_auth_free(a);
+
+	/* auth.token.autoredirectpath (Distribution 3) */
+	snprintf(cfg.auth.autoredirectpath, sizeof(cfg.auth.autoredirectpath), "/v2/token");
+	assert_int_equal(berth_auth_new(&a, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(berth_auth_authorize_host(a, NULL, "registry.example.com", pull_foo, 1, challenge,
+						   sizeof(challenge), user, sizeof(user)),
+			 BERTH_EUNAUTHORIZED);
+	assert_string_equal(challenge, "Bearer realm=\"https://registry.example.com/v2/token\","
+				       "service=\"" SERVICE "\",scope=\"repository:foo:pull\"");
+	berth_auth_free(a);
+	snprintf(cfg.auth.autoredirectpath, sizeof(cfg.auth.autoredirectpath), "token\"x");
+	assert_int_equal(berth_auth_new(&a, &cfg, err, sizeof(err)), -1);
+	assert_string_equal(err, "auth.token.autoredirectpath: 'token\"x' is not an absolute URL path");
 }
 
 static void test_silly(void **state)
