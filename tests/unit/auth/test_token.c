@@ -345,18 +345,24 @@ static char *token_kid(const char *alg, EVP_PKEY *key, const char *kid, const ch
 
 /* ---- authorizing ---- */
 
+/* A token provider's configuration with the test's realm, service and issuer. */
+static void token_config(struct berth_config *cfg, const char *bundle, const char *jwks)
+{
+	berth_config_defaults(cfg);
+	cfg->auth.kind = BERTH_AUTH_TOKEN;
+	snprintf(cfg->auth.realm, sizeof(cfg->auth.realm), "%s", REALM);
+	snprintf(cfg->auth.service, sizeof(cfg->auth.service), "%s", SERVICE);
+	snprintf(cfg->auth.issuer, sizeof(cfg->auth.issuer), "%s", ISSUER);
+	snprintf(cfg->auth.rootcertbundle, sizeof(cfg->auth.rootcertbundle), "%s", bundle ? bundle : "");
+	snprintf(cfg->auth.jwks, sizeof(cfg->auth.jwks), "%s", jwks ? jwks : "");
+}
+
 static struct berth_auth *token_auth(const char *bundle, const char *jwks)
 {
 	struct berth_config cfg;
 	struct berth_auth *a = NULL;
 	char err[512] = "";
-	berth_config_defaults(&cfg);
-	cfg.auth.kind = BERTH_AUTH_TOKEN;
-	snprintf(cfg.auth.realm, sizeof(cfg.auth.realm), "%s", REALM);
-	snprintf(cfg.auth.service, sizeof(cfg.auth.service), "%s", SERVICE);
-	snprintf(cfg.auth.issuer, sizeof(cfg.auth.issuer), "%s", ISSUER);
-	snprintf(cfg.auth.rootcertbundle, sizeof(cfg.auth.rootcertbundle), "%s", bundle ? bundle : "");
-	snprintf(cfg.auth.jwks, sizeof(cfg.auth.jwks), "%s", jwks ? jwks : "");
+	token_config(&cfg, bundle, jwks);
 	if (berth_auth_new(&a, &cfg, err, sizeof(err)) != 0)
 		fail_msg("berth_auth_new: %s", err);
 	return a;
@@ -447,12 +453,7 @@ static void test_signing_algorithms(void **state)
 	char err[512] = "";
 	char *list[] = { "ES256", "HS256" };
 
-	berth_config_defaults(&cfg);
-	cfg.auth.kind = BERTH_AUTH_TOKEN;
-	snprintf(cfg.auth.realm, sizeof(cfg.auth.realm), "%s", REALM);
-	snprintf(cfg.auth.service, sizeof(cfg.auth.service), "%s", SERVICE);
-	snprintf(cfg.auth.issuer, sizeof(cfg.auth.issuer), "%s", ISSUER);
-	snprintf(cfg.auth.rootcertbundle, sizeof(cfg.auth.rootcertbundle), "%s", bundle_path);
+	token_config(&cfg, bundle_path, NULL);
 	cfg.auth.signingalgorithms = (struct berth_strlist){ 2, list };
 	if (berth_auth_new(&a, &cfg, err, sizeof(err)) != 0)
 		fail_msg("berth_auth_new: %s", err);
