@@ -1,5 +1,6 @@
 #include "http/tls.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,13 +200,41 @@ static void pair_free(struct pair *p)
 	free(p);
 }
 
-/* Reads a whole PEM file into d (gnutls_free it). */
+#define PEM_MAX (1u << 20) /* far more than any certificate chain or key */
+
+/* Reads a whole PEM file into d (gnutls_free it); the message says why it could not. */
 static int read_pem(gnutls_datum_t *d, const char *what, const char *path, char *err, size_t errlen)
 {
-	int rc = gnutls_load_file(path, d);
-	if (rc < 0)
-		snprintf(err, errlen, "cannot read %s '%s': %s", what, path, gnutls_strerror(rc));
-	return rc < 0 ? -1 : 0;
+	struct berth_buf b = BERTH_BUF_INIT(PEM_MAX);
+	char chunk[8192];
+	size_t n;
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(err, errlen, "cannot read %s '%s': %s", what, path, strerror(errno));
+		return -1;
+	}
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		if (berth_buf_append(&b, chunk, n) < 0) {
+			snprintf(err, errlen, "cannot read %s '%s': larger than %u bytes", what, path, PEM_MAX);
+			goto fail;
+		}
+	}
+	if (ferror(f)) {
+		snprintf(err, errlen, "cannot read %s '%s': %s", what, path, strerror(errno));
+		goto fail;
+	}
+	fclose(f);
+	d->size = (unsigned)b.len;
+	d->data = gnutls_malloc(b.len + 1);
+	if (!d->data)
+		abort(); /* as berth_malloc */
+	memcpy(d->data, b.data ? b.data : "", b.len + (b.data != NULL));
+	berth_buf_release(&b);
+	return 0;
+fail:
+	fclose(f);
+	berth_buf_release(&b);
+	return -1;
 }
 
 /* 1 if the key is the one the first certificate was issued for. */

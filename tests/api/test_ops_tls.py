@@ -149,6 +149,21 @@ class TlsKeysTest(bt.OpsTestCase):
         out = self.refused("    letsencrypt:\n      cachefile: /tmp/le\n      hosts: [example.com]\n",
                            "http.tls.letsencrypt: refused:")
         self.assertIn("certbot", out)
+        # files that cannot be used say why
+        missing = os.path.join(self.tmp, "missing.pem")
+        port = bt.free_port()
+        for cert, key, why in ((missing, self.certs["server"] + ".key",
+                                "cannot read http.tls.certificate '%s': No such file or directory" % missing),
+                               (self.certs["server"] + ".crt", self.tmp,
+                                "cannot read http.tls.key '%s': Is a directory" % self.tmp),
+                               (self.certs["server"] + ".crt", self.certs["server2"] + ".key",
+                                "is not the key of http.tls.certificate")):
+            cfg = bt.write_file(self.path("files.yml"), "version: 0.1\nstorage:\n  inmemory:\nhttp:\n"
+                                "  addr: 127.0.0.1:%d\n  tls:\n    certificate: %s\n    key: %s\n"
+                                % (port, cert, key))
+            r = bt.run_berth(["serve", cfg])
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn(why, r.stdout + r.stderr)
 
     def clientauth_answers(self, mode):
         """(no certificate, a certificate from the client CA, one from another CA) -> statuses."""
