@@ -45,6 +45,7 @@ struct check {
 struct berth_health {
 	struct check *checks[MAX_CHECKS];
 	size_t n;
+	int curl_ready; /* curl_global_init done, to be undone at stop */
 };
 
 /* Allocations outside berth_malloc (libcurl's, jansson's) fail the way berth_malloc does. */
@@ -268,6 +269,10 @@ void berth_health_add_tcp(struct berth_health *h, const char *addr, int64_t time
 
 int berth_health_start(struct berth_health *h)
 {
+	/* libcurl's global set-up, once, before any check's thread can make a request. */
+	for (size_t i = 0; i < h->n && !h->curl_ready; i++)
+		if (h->checks[i]->kind == CHECK_HTTP && curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK)
+			h->curl_ready = 1;
 	for (size_t i = 0; i < h->n; i++) {
 		struct check *c = h->checks[i];
 		if (berth_periodic_start(&c->task, 0, c->interval_ms, run_check, c) < 0)
@@ -289,6 +294,8 @@ void berth_health_stop(struct berth_health *h)
 		free(c->target);
 		free(c);
 	}
+	if (h->curl_ready)
+		curl_global_cleanup();
 	free(h);
 }
 

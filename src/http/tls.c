@@ -62,17 +62,14 @@ static const struct suite *find_suite(const char *go_name)
 	return NULL;
 }
 
-/* Appends ":+item" unless already there. */
+/* Appends ":+item" to the priority string unless it is there already. */
 static void add_item(struct berth_buf *b, const char *item)
 {
-	char needle[64];
-	snprintf(needle, sizeof(needle), ":+%s:", item);
-	struct berth_buf probe = BERTH_BUF_INIT(4096);
-	berth_buf_printf(&probe, "%s:", b->data ? b->data : "");
-	int present = strstr(probe.data, needle) != NULL;
-	berth_buf_release(&probe);
-	if (!present)
-		berth_buf_printf(b, ":+%s", item);
+	size_t n = strlen(item);
+	for (const char *p = b->data; p && (p = strstr(p, ":+")) != NULL; p += 2)
+		if (strncmp(p + 2, item, n) == 0 && (p[2 + n] == ':' || p[2 + n] == '\0'))
+			return;
+	berth_buf_printf(b, ":+%s", item);
 }
 
 /* The TLS <= 1.2 suite GnuTLS calls (kx, cipher, mac) is in the list (selected[i] set)? */
