@@ -141,11 +141,30 @@ static const struct cfg_key health_tcp_keys[] = {
 	INT(HT, "threshold", threshold, 0, INT32_MAX),
 };
 
-static void zero_elem_file(void *p) { memset(p, 0, sizeof(HF)); }
-static void zero_elem_http(void *p) { memset(p, 0, sizeof(HH)); }
-static void zero_elem_tcp(void *p) { memset(p, 0, sizeof(HT)); }
-static void release_elem_http(void *p) { berth_config__headers_free(&((HH *)p)->headers); }
-static void release_nothing(void *p) { (void)p; }
+static void zero_elem_file(void *p)
+{
+	memset(p, 0, sizeof(HF));
+}
+
+static void zero_elem_http(void *p)
+{
+	memset(p, 0, sizeof(HH));
+}
+
+static void zero_elem_tcp(void *p)
+{
+	memset(p, 0, sizeof(HT));
+}
+
+static void release_elem_http(void *p)
+{
+	berth_config__headers_free(&((HH *)p)->headers);
+}
+
+static void release_nothing(void *p)
+{
+	(void)p;
+}
 
 static const struct cfg_table health_file_table = {
 	health_file_keys, sizeof(health_file_keys) / sizeof(health_file_keys[0]), sizeof(HF), zero_elem_file,
@@ -169,7 +188,10 @@ static const struct cfg_key platform_keys[] = {
 	STR(PL, "os", os),
 	STR(PL, "architecture", architecture),
 };
-static void zero_elem_platform(void *p) { memset(p, 0, sizeof(PL)); }
+static void zero_elem_platform(void *p)
+{
+	memset(p, 0, sizeof(PL));
+}
 static const struct cfg_table platform_table = {
 	platform_keys, sizeof(platform_keys) / sizeof(platform_keys[0]), sizeof(PL), zero_elem_platform,
 	release_nothing,
