@@ -122,8 +122,9 @@ static void finish(struct cfg_ctx *c)
 		c->cfg->log_level = c->deprecated_loglevel;
 	if (c->validation_enabled)
 		c->cfg->validation.disabled = 0;
-	/* Distribution 3: zero (or unset) means the default, not "nothing". */
-	if (c->cfg->catalog_maxentries == 0)
+	/* Distribution 3: zero (or unset, or for the catalog negative) means the default, not
+	 * "nothing"; a negative tags.maxtags is refused by its range, as Distribution refuses it. */
+	if (c->cfg->catalog_maxentries <= 0)
 		c->cfg->catalog_maxentries = BERTH_CONFIG_DEFAULT_MAX_ENTRIES;
 	if (c->cfg->tags_maxtags == 0)
 		c->cfg->tags_maxtags = BERTH_CONFIG_DEFAULT_MAX_ENTRIES;

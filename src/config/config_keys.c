@@ -346,7 +346,7 @@ static const struct cfg_key keys[] = {
 	DUR(C, "proxy.ttl", proxy.ttl_ms),
 	REFUSE("proxy.exec", "credential helpers are not supported; use proxy.username and proxy.password"),
 
-	INT(C, "catalog.maxentries", catalog_maxentries, 0, INT64_MAX),
+	INT(C, "catalog.maxentries", catalog_maxentries, INT64_MIN, INT64_MAX), /* <= 0: the default */
 	INT(C, "tags.maxtags", tags_maxtags, 0, INT64_MAX),
 
 	REFUSE("middleware", "not supported yet: registry, repository and storage middleware "

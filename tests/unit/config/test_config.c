@@ -606,6 +606,14 @@ static void test_value_forms(void **state)
 	assert_int_equal(cfg.tags_maxtags, 7);
 	assert_int_equal(cfg.proxy.ttl_ms, 0);
 	berth_config_release(&cfg);
+
+	/* Distribution 3: 0 or less is the default for the catalog; a negative maxtags is an error */
+	load_ok(&cfg, MINIMAL "catalog: {maxentries: -5}\ntags: {maxtags: 0}\n");
+	assert_int_equal(cfg.catalog_maxentries, 1000);
+	assert_int_equal(cfg.tags_maxtags, 1000);
+	berth_config_release(&cfg);
+	assert_string_equal(load_fails(MINIMAL "tags: {maxtags: -1}\n"),
+			    "5: tags.maxtags: must be between 0 and 9223372036854775807, got -1");
 }
 
 static void test_anchors_and_merge_keys(void **state)
