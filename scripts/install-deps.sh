@@ -2,7 +2,7 @@
 # Installs the Debian packages berth builds and tests with, when they are missing.
 # Only acts as root; otherwise it says what is missing and carries on.
 set -euo pipefail
-PKGS=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libssl-dev libcmocka-dev libyaml-dev libcrypt-dev
+PKGS=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libssl-dev libcmocka-dev libyaml-dev libcrypt-dev libcurl4-openssl-dev
       python3 curl skopeo docker-registry)
 missing=()
 for p in "${PKGS[@]}"; do

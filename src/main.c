@@ -7,6 +7,7 @@
 
 #include "auth/auth.h"
 #include "cli/commands.h"
+#include "cli/serve_setup.h"
 #include "config/config.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -16,6 +17,7 @@
 #include "http/health.h"
 #include "http/metrics.h"
 #include "http/server.h"
+#include "http/tls.h"
 #include "registry/purge.h"
 #include "registry/registry.h"
 #include "storage/driver.h"
@@ -172,9 +174,14 @@ static int check_supported(const struct berth_config *cfg)
 		fprintf(stderr, "berth: configuration error: %s is not supported yet\n", what);
 		return -1;
 	}
-	if (cfg->notifications.n_endpoints)
-		berth_warn("notifications are not supported yet; %zu endpoint(s) ignored",
-			   cfg->notifications.n_endpoints);
+	for (size_t i = 0; i < cfg->notifications.n_endpoints; i++) {
+		if (!cfg->notifications.endpoints[i].disabled) {
+			fprintf(stderr, "berth: configuration error: notifications.endpoints: refused: "
+				"not supported yet, no event would be sent (set disabled: true on '%s')\n",
+				cfg->notifications.endpoints[i].name);
+			return -1;
+		}
+	}
 	if (cfg->blob_cache == BERTH_BLOB_CACHE_REDIS)
 		berth_warn("storage.cache.blobdescriptor: redis is not supported yet; using inmemory");
 	return 0;
@@ -192,6 +199,7 @@ static void setup_logging(const struct berth_config *cfg)
 	berth_log_setup((enum berth_log_level)cfg->log_level,
 			cfg->log_formatter == BERTH_LOG_FORMAT_JSON ? BERTH_LOG_JSON : BERTH_LOG_TEXT, keys,
 			values, n);
+	berth_log_set_report_caller(cfg->log_reportcaller);
 }
 
 /* Reads a whole (small) file, such as a PEM certificate. NULL and a logged error on failure. */
@@ -219,7 +227,7 @@ static char *read_file(const char *path)
 
 /* What the HTTP server borrows from the config, owned here for the process lifetime. */
 struct tls_and_headers {
-	char *cert, *key, *client_cas;
+	char *priorities, *client_cas;
 	struct berth_http_header *headers;
 	char **joined;
 	size_t n_headers;
@@ -247,10 +255,13 @@ static int prepare_http(struct tls_and_headers *t, const struct berth_config *cf
 		return -1;
 	}
 	if (cfg->http.tls_certificate[0]) {
-		t->cert = read_file(cfg->http.tls_certificate);
-		t->key = read_file(cfg->http.tls_key);
-		if (!t->cert || !t->key)
+		char err[512];
+		if (berth_tls_priorities(&t->priorities, cfg->http.tls_minimum,
+					 (const char *const *)cfg->http.tls_ciphersuites.v,
+					 cfg->http.tls_ciphersuites.n, err, sizeof(err)) < 0) {
+			berth_error("configuration error: %s", err);
 			return -1;
+		}
 		if (cfg->http.tls_clientcas.n) {
 			struct berth_buf cas = BERTH_BUF_INIT(16u << 20);
 			for (size_t i = 0; i < cfg->http.tls_clientcas.n; i++) {
@@ -264,6 +275,12 @@ static int prepare_http(struct tls_and_headers *t, const struct berth_config *cf
 			}
 			t->client_cas = berth_buf_detach(&cas, NULL);
 		}
+	}
+	if (cfg->http.tls_clientauth != BERTH_CLIENT_AUTH_REQUIRE_AND_VERIFY && !cfg->http.tls_clientcas.n) {
+		/* Distribution would ignore it: no certificate is asked for without CAs. */
+		berth_error("configuration error: http.tls.clientauth: refused without http.tls.clientcas "
+			    "(client certificates are asked for only with clientcas)");
+		return -1;
 	}
 	t->n_headers = cfg->http.headers.n;
 	t->headers = berth_calloc(t->n_headers, sizeof(*t->headers));
@@ -282,8 +299,7 @@ static int prepare_http(struct tls_and_headers *t, const struct berth_config *cf
 
 static void release_http(struct tls_and_headers *t)
 {
-	free(t->cert);
-	free(t->key);
+	free(t->priorities);
 	free(t->client_cas);
 	for (size_t i = 0; i < t->n_headers; i++)
 		free(t->joined[i]);
@@ -327,6 +343,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	register_metrics();
 
@@ -349,12 +366,20 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		.descriptor_cache_size = cfg->blob_cache == BERTH_BLOB_CACHE_NONE ? 0
 					 : cfg->blob_cache_size > 0 ? (size_t)cfg->blob_cache_size
 								    : DEFAULT_DESCRIPTOR_CACHE,
+		.catalog_max = (size_t)cfg->catalog_maxentries,
+		.tags_max = (size_t)cfg->tags_maxtags,
 		.urls_allow = validate ? (const char *const *)cfg->validation.urls_allow.v : NULL,
 		.n_urls_allow = validate ? cfg->validation.urls_allow.n : 0,
 		.urls_deny = validate ? (const char *const *)cfg->validation.urls_deny.v : NULL,
 		.n_urls_deny = validate ? cfg->validation.urls_deny.n : 0,
 	};
-	if (berth_registry_new(&reg, &rcfg) < 0) {
+	if (berth_serve_index_children(&rcfg, cfg) < 0) {
+		berth_storage_free(driver);
+		goto out_http;
+	}
+	rc = berth_registry_new(&reg, &rcfg);
+	berth_serve_release_index_children(&rcfg); /* the registry keeps copies */
+	if (rc < 0) {
 		berth_error("configuration error: validation.manifests.urls: invalid regular expression");
 		berth_storage_free(driver);
 		goto out_http;
@@ -365,18 +390,19 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	so->access_log = cfg->access_log;
 	so->prefix = cfg->http.prefix[0] ? cfg->http.prefix : NULL;
 	so->external_url = cfg->http.host[0] && !cfg->http.relativeurls ? cfg->http.host : NULL;
-	so->tls_cert_pem = http.cert;
-	so->tls_key_pem = http.key;
+	so->tls_cert_file = cfg->http.tls_certificate[0] ? cfg->http.tls_certificate : NULL;
+	so->tls_key_file = cfg->http.tls_key;
+	so->tls_priorities = http.priorities;
 	so->tls_client_ca_pem = http.client_cas;
+	so->tls_client_auth = cfg->http.tls_clientauth;
 	so->headers = http.headers;
 	so->n_headers = http.n_headers;
 	so->auth = auth;
 	so->unix_socket = cfg->http.net == BERTH_NET_UNIX;
-	if (cfg->health_storagedriver.enabled &&
-	    berth_health_start(&health, berth_registry_driver(reg), cfg->health_storagedriver.interval_ms,
-			       cfg->health_storagedriver.threshold) < 0) {
-		berth_error("cannot start the storage driver health check");
-		goto out_registry;
+	health = berth_serve_health_checks(cfg, reg);
+	if (health && berth_health_start(health) < 0) {
+		berth_error("cannot start the health checks");
+		goto out_health;
 	}
 	so->health = health;
 	if (berth_server_start(&srv, so, reg) < 0)
@@ -395,12 +421,13 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 			       cfg->uploadpurging.dryrun) < 0)
 		berth_warn("cannot start upload purging");
 
-	berth_info("berth %s listening on %s%s (storage %s%s%s%s)", BERTH_VERSION, http.cert ? "https://" : "",
+	berth_info("berth %s listening on %s%s (storage %s%s%s%s)", BERTH_VERSION, so->tls_cert_file ? "https://" : "",
 		   cfg->addr, cfg->storage == BERTH_STORAGE_INMEMORY ? "inmemory" : "filesystem ",
 		   cfg->storage == BERTH_STORAGE_INMEMORY ? "" : cfg->rootdirectory,
 		   cfg->delete_enabled ? ", deletes enabled" : "", cfg->readonly ? ", read-only" : "");
 	int sig = 0;
-	sigwait(&set, &sig);
+	while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+		berth_serve_reload_tls(srv, so);
 	berth_info("received %s, draining for up to %lld ms", sig == SIGTERM ? "SIGTERM" : "SIGINT",
 		   (long long)cfg->http.draintimeout_ms);
 	status = 0;
@@ -410,7 +437,6 @@ out_server:
 	berth_server_drain_and_stop(srv, (unsigned)(cfg->http.draintimeout_ms > 0 ? cfg->http.draintimeout_ms : 0));
 out_health:
 	berth_health_stop(health);
-out_registry:
 	berth_registry_free(reg);
 out_http:
 	berth_auth_free(auth);

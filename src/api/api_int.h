@@ -35,10 +35,11 @@ int berth_api_etag_matches(struct berth_request *req, const char *digest);
 /*
  * Answers a sorted list page as {"<key_name>": <key_value>, "<list_name>": [...]} honouring the
  * n and last query arguments, with a Link header to the next page when one remains.
- * default_n == 0 means "everything" when n is absent.
+ * default_n == 0 means "everything" when n is absent; an n above max_n (when not 0) is
+ * lowered to it.
  */
 void berth_api_send_page(struct berth_request *req, const char *const *items, size_t total,
 			 const char *key_name, const char *key_value, const char *list_name,
-			 const char *link_path, uint64_t default_n);
+			 const char *link_path, uint64_t default_n, uint64_t max_n);
 
 #endif

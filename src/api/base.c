@@ -3,9 +3,6 @@
 
 #include "api/api_int.h"
 
-/* Catalog pages are capped like Distribution's catalog.maxentries default. */
-#define CATALOG_MAX_ENTRIES 1000
-
 static int is_read(struct berth_request *req)
 {
 	return strcmp(req->method, MHD_HTTP_METHOD_GET) == 0 || berth_req_is_head(req);
@@ -36,6 +33,7 @@ void berth_api_catalog(struct berth_request *req)
 		berth_api_storage_error(req, rc, "cannot list repositories");
 	else
 		berth_api_send_page(req, (const char *const *)repos.items, repos.n, NULL, NULL, "repositories", "/v2/_catalog",
-				    CATALOG_MAX_ENTRIES);
+				    berth_registry_catalog_max(req->registry),
+				    berth_registry_catalog_max(req->registry)); /* catalog.maxentries */
 	berth_strvec_release(&repos);
 }

@@ -24,7 +24,7 @@ static void query_escape(struct berth_buf *b, const char *s)
 
 void berth_api_send_page(struct berth_request *req, const char *const *items, size_t total,
 			 const char *key_name, const char *key_value, const char *list_name,
-			 const char *link_path, uint64_t default_n)
+			 const char *link_path, uint64_t default_n, uint64_t max_n)
 {
 	const char *n_arg = berth_req_query(req, "n");
 	const char *last = berth_req_query(req, "last");
@@ -40,8 +40,8 @@ void berth_api_send_page(struct berth_request *req, const char *const *items, si
 		n = default_n;
 	if (!n_arg && default_n == 0)
 		n = total;
-	if (default_n && n > default_n)
-		n = default_n;
+	if (max_n && n > max_n)
+		n = max_n;
 	if (last && *last) {
 		while (first < total && strcmp(items[first], last) <= 0)
 			first++;
@@ -101,7 +101,9 @@ void berth_api_tags(struct berth_request *req)
 		berth_req_send(req, MHD_HTTP_OK, resp, tags->json_len);
 	} else {
 		snprintf(link_path, sizeof(link_path), "/v2/%s/tags/list", req->name);
-		berth_api_send_page(req, tags->tags, tags->n, "name", req->name, "tags", link_path, 0);
+		/* tags.maxtags (Distribution 3.1): a larger n is lowered to it, with a Link to go on. */
+		berth_api_send_page(req, tags->tags, tags->n, "name", req->name, "tags", link_path, 0,
+				    berth_registry_tags_max(req->registry));
 	}
 	berth_tag_list_release(tags);
 }

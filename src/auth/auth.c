@@ -25,11 +25,13 @@
 struct berth_auth {
 	int kind; /* enum berth_auth_kind, never BERTH_AUTH_NONE */
 	char *realm;
-	int autoredirect; /* token: realm = https://<request Host>/auth/token (Distribution 2.8) */
+	int autoredirect; /* token: realm = https://<request Host><redirect_path> (Distribution) */
+	char *redirect_path; /* auth.token.autoredirectpath, default /auth/token */
 	char *service;
 	char *issuer;
 	struct berth_htpasswd *htpasswd; /* htpasswd */
 	struct berth_keyset *keys;       /* token */
+	unsigned algorithms;             /* token: auth.token.signingalgorithms as bits; 0 = all */
 };
 
 /* ---- set-up ---- */
@@ -50,6 +52,28 @@ static int setup_htpasswd(struct berth_auth *a, const struct berth_config *cfg, 
 	return berth_htpasswd_open(&a->htpasswd, cfg->auth.path, err, errlen);
 }
 
+/* auth.token.signingalgorithms: an unknown name is an error, as in Distribution. Listing only
+ * HMAC algorithms, for which berth has no keys, would refuse every token: also an error. */
+static int token_algorithms(unsigned *out, const struct berth_strlist *names, char *err, size_t errlen)
+{
+	*out = 0;
+	for (size_t i = 0; i < names->n; i++) {
+		unsigned bit;
+		if (berth_jwt_algorithm_bit(names->v[i], &bit) < 0) {
+			snprintf(err, errlen, "auth.token.signingalgorithms: unsupported signing algorithm: %s",
+				 names->v[i]);
+			return -1;
+		}
+		*out |= bit;
+	}
+	if (names->n && !*out) {
+		snprintf(err, errlen, "auth.token.signingalgorithms: only HMAC algorithms listed; berth "
+			 "verifies tokens with public keys only (RS*, PS*, ES*, EdDSA)");
+		return -1;
+	}
+	return 0;
+}
+
 static int setup_token(struct berth_auth *a, const struct berth_config *cfg, char *err, size_t errlen)
 {
 	if (require(cfg->auth.realm, "token", "realm", err, errlen) < 0 ||
@@ -61,6 +85,8 @@ static int setup_token(struct berth_auth *a, const struct berth_config *cfg, cha
 		return -1;
 	}
 	a->issuer = berth_strdup(cfg->auth.issuer);
+	if (token_algorithms(&a->algorithms, &cfg->auth.signingalgorithms, err, errlen) < 0)
+		return -1;
 	return berth_keyset_load(&a->keys, cfg->auth.rootcertbundle, cfg->auth.jwks, err, errlen);
 }
 
@@ -73,6 +99,18 @@ static int setup_silly(const struct berth_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* An absolute path of visible characters that needs no escaping in a challenge. */
+static int redirect_path_valid(const char *p)
+{
+	if (p[0] != '/')
+		return 0;
+	for (; *p; p++)
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || *p == '"' || *p == '\\' || *p == '?' ||
+		    *p == '#')
+			return 0;
+	return 1;
+}
+
 int berth_auth_new(struct berth_auth **out, const struct berth_config *cfg, char *err, size_t errlen)
 {
 	int rc;
@@ -83,6 +121,13 @@ int berth_auth_new(struct berth_auth **out, const struct berth_config *cfg, char
 	a->kind = cfg->auth.kind;
 	a->realm = berth_strdup(cfg->auth.realm);
 	a->autoredirect = cfg->auth.kind == BERTH_AUTH_TOKEN && cfg->auth.autoredirect;
+	a->redirect_path = berth_strdup(cfg->auth.autoredirectpath[0] ? cfg->auth.autoredirectpath : "/auth/token");
+	if (a->autoredirect && !redirect_path_valid(a->redirect_path)) {
+		snprintf(err, errlen, "auth.token.autoredirectpath: '%s' is not an absolute URL path",
+			 a->redirect_path);
+		berth_auth_free(a);
+		return -1;
+	}
 	a->service = berth_strdup(cfg->auth.service);
 	switch (a->kind) {
 	case BERTH_AUTH_HTPASSWD: rc = setup_htpasswd(a, cfg, err, errlen); break;
@@ -110,6 +155,7 @@ void berth_auth_free(struct berth_auth *a)
 	free(a->realm);
 	free(a->service);
 	free(a->issuer);
+	free(a->redirect_path);
 	free(a);
 }
 
@@ -257,7 +303,7 @@ static int authorize_token(struct berth_auth *a, const char *realm, const char *
 	const char *token, *why = NULL;
 	size_t len;
 	json_t *claims = NULL;
-	const struct berth_jwt_policy policy = { a->keys, a->issuer, a->service };
+	const struct berth_jwt_policy policy = { a->keys, a->issuer, a->service, a->algorithms };
 
 	if (!bearer_token(authorization, &token, &len)) {
 		/* No token: the challenge tells the client where to get one. */
@@ -323,10 +369,10 @@ int berth_auth_authorize_host(struct berth_auth *a, const char *authorization, c
 			      const struct berth_access *access, size_t n, char *challenge,
 			      size_t challenge_cap, char *user, size_t user_cap)
 {
-	char redirect_realm[300];
+	char redirect_realm[640]; /* "https://" + a valid host + a path of at most 255 */
 	const char *realm = a->realm;
 	if (a->autoredirect && host_valid(host)) {
-		snprintf(redirect_realm, sizeof(redirect_realm), "https://%s/auth/token", host);
+		snprintf(redirect_realm, sizeof(redirect_realm), "https://%s%s", host, a->redirect_path);
 		realm = redirect_realm;
 	}
 	if (user && user_cap)

@@ -100,7 +100,15 @@ struct berth_jwt_policy {
 	const struct berth_keyset *keys;
 	const char *issuer;   /* `iss` must equal this */
 	const char *audience; /* `aud` (string or array) must contain this */
+	unsigned algorithms;  /* allowed `alg`s: bits from berth_jwt_algorithm_bit(); 0 = all */
 };
+
+/*
+ * auth.token.signingalgorithms: the bit of one algorithm name (Distribution's names, exact
+ * case), 0 for HS256/384/512 (known, but berth holds no HMAC keys, so no such token verifies),
+ * or -1 for a name Distribution does not know either.
+ */
+int berth_jwt_algorithm_bit(const char *name, unsigned *bit);
 
 /* Clock skew allowed on exp, nbf and iat, as Distribution's token.Leeway. */
 #define BERTH_JWT_LEEWAY_S 60

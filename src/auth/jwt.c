@@ -223,8 +223,27 @@ static EVP_PKEY *signing_key(const struct berth_keyset *ks, const json_t *header
 	return NULL;
 }
 
-/* Header and signature: 0 when the token was signed by a trusted key. */
-static int verify_signature(const struct parts *parts, const struct berth_keyset *ks, const char **why)
+int berth_jwt_algorithm_bit(const char *name, unsigned *bit)
+{
+	static const char *const hmac[] = { "HS256", "HS384", "HS512" };
+	for (size_t i = 0; i < sizeof(algs) / sizeof(algs[0]); i++) {
+		if (strcmp(algs[i].name, name) == 0) {
+			*bit = 1u << i;
+			return 0;
+		}
+	}
+	for (size_t i = 0; i < sizeof(hmac) / sizeof(hmac[0]); i++) {
+		if (strcmp(hmac[i], name) == 0) {
+			*bit = 0;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Header and signature: 0 when the token was signed by a trusted key with an allowed algorithm. */
+static int verify_signature(const struct parts *parts, const struct berth_keyset *ks, unsigned allowed,
+			    const char **why)
 {
 	unsigned char *sig = NULL;
 	size_t siglen;
@@ -238,6 +257,10 @@ static int verify_signature(const struct parts *parts, const struct berth_keyset
 	const struct alg *alg = find_alg(json_string_value(json_object_get(header, "alg")));
 	if (!alg) {
 		*why = "unsupported signing algorithm";
+		goto out_header;
+	}
+	if (allowed && !(allowed & (1u << (alg - algs)))) {
+		*why = "signing algorithm not in auth.token.signingalgorithms";
 		goto out_header;
 	}
 	if (json_object_get(header, "crit")) {
@@ -368,7 +391,7 @@ int berth_jwt_verify(const char *token, size_t len, const struct berth_jwt_polic
 		reason = "malformed token (not three non-empty parts)";
 		goto err;
 	}
-	if (verify_signature(&parts, p->keys, &reason) < 0)
+	if (verify_signature(&parts, p->keys, p->algorithms, &reason) < 0)
 		goto err;
 	c = decode_object(parts.p[1], parts.len[1]);
 	if (!c) {

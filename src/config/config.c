@@ -35,7 +35,8 @@ void berth_config_defaults(struct berth_config *cfg)
 	cfg->health_storagedriver.interval_ms = 10 * 1000;
 	cfg->notifications.includereferences = 1;
 	cfg->proxy.ttl_ms = 168LL * 3600 * 1000;
-	cfg->catalog_maxentries = 1000;
+	cfg->catalog_maxentries = BERTH_CONFIG_DEFAULT_MAX_ENTRIES;
+	cfg->tags_maxtags = BERTH_CONFIG_DEFAULT_MAX_ENTRIES;
 }
 
 void berth_config_release(struct berth_config *cfg)
@@ -121,6 +122,35 @@ static void finish(struct cfg_ctx *c)
 		c->cfg->log_level = c->deprecated_loglevel;
 	if (c->validation_enabled)
 		c->cfg->validation.disabled = 0;
+	/* Distribution 3: zero (or unset, or for the catalog negative) means the default, not
+	 * "nothing"; a negative tags.maxtags is refused by its range, as Distribution refuses it. */
+	if (c->cfg->catalog_maxentries <= 0)
+		c->cfg->catalog_maxentries = BERTH_CONFIG_DEFAULT_MAX_ENTRIES;
+	if (c->cfg->tags_maxtags == 0)
+		c->cfg->tags_maxtags = BERTH_CONFIG_DEFAULT_MAX_ENTRIES;
+}
+
+static int missing(struct cfg_ctx *c, const char *list, size_t i, const char *field)
+{
+	char key[64];
+	snprintf(key, sizeof(key), "%s[%zu].%s", list, i, field);
+	return berth_config__fail(c, 0, key, "required");
+}
+
+/* What Distribution requires of each health check. */
+static int check_health(struct cfg_ctx *c)
+{
+	const struct berth_config *cfg = c->cfg;
+	for (size_t i = 0; i < cfg->n_health_files; i++)
+		if (!cfg->health_files[i].file[0])
+			return missing(c, "health.file", i, "file");
+	for (size_t i = 0; i < cfg->n_health_https; i++)
+		if (!cfg->health_https[i].uri[0])
+			return missing(c, "health.http", i, "uri");
+	for (size_t i = 0; i < cfg->n_health_tcps; i++)
+		if (!cfg->health_tcps[i].addr[0])
+			return missing(c, "health.tcp", i, "addr");
+	return 0;
 }
 
 int berth_config_load(struct berth_config *cfg, const char *path, char *err, size_t errlen)
@@ -144,7 +174,7 @@ int berth_config_load(struct berth_config *cfg, const char *path, char *err, siz
 		return berth_config__fail(&c, 0, "storage",
 					  "no storage driver configured (filesystem, inmemory or s3)");
 	finish(&c);
-	return 0;
+	return check_health(&c);
 }
 
 int berth_config_apply_env(struct berth_config *cfg, char *err, size_t errlen)
@@ -155,5 +185,5 @@ int berth_config_apply_env(struct berth_config *cfg, char *err, size_t errlen)
 	if (berth_config__env_apply(&c) < 0)
 		return -1;
 	finish(&c);
-	return 0;
+	return check_health(&c);
 }

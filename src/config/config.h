@@ -33,6 +33,14 @@ enum berth_http_net { BERTH_NET_TCP, BERTH_NET_UNIX };
 /* http.tls.minimumtls: tls1.0 .. tls1.3; Distribution 2.8 defaults to tls1.2. */
 enum berth_tls_version { BERTH_TLS_1_0, BERTH_TLS_1_1, BERTH_TLS_1_2, BERTH_TLS_1_3 };
 
+/* http.tls.clientauth (Distribution 3), with http.tls.clientcas; default require-and-verify. */
+enum berth_client_auth {
+	BERTH_CLIENT_AUTH_REQUIRE_AND_VERIFY, /* a certificate from one of clientcas is required */
+	BERTH_CLIENT_AUTH_VERIFY_IF_GIVEN,    /* none is fine; one given must verify */
+	BERTH_CLIENT_AUTH_REQUIRE_ANY,        /* one is required, not verified */
+	BERTH_CLIENT_AUTH_REQUEST,            /* asked for, neither required nor verified */
+};
+
 /* auth: at most one provider. `auth: none` is accepted and means no authentication. */
 enum berth_auth_kind { BERTH_AUTH_NONE, BERTH_AUTH_SILLY, BERTH_AUTH_TOKEN, BERTH_AUTH_HTPASSWD };
 
@@ -68,6 +76,9 @@ struct berth_headers {
 #define BERTH_CONFIG_MAX_LIST 256
 #define BERTH_CONFIG_MAX_ENDPOINTS 32
 
+/* catalog.maxentries and tags.maxtags when unset or 0 (Distribution 3.1's defaults). */
+#define BERTH_CONFIG_DEFAULT_MAX_ENTRIES 1000
+
 /* storage.s3.*: raw scalar text as written (s3 is implemented later; these are not validated). */
 struct berth_s3_config {
 	char accesskey[256];       /* storage.s3.accesskey */
@@ -96,6 +107,41 @@ struct berth_notify_endpoint {
 	struct berth_strlist ignore_actions;   /* ignore.actions */
 };
 
+/* health.file[i]: fails while the file exists. */
+struct berth_health_file {
+	char file[1024];     /* file */
+	int64_t interval_ms; /* interval (0 = 10s) */
+};
+
+/* health.http[i]: a HEAD of uri must answer statuscode. */
+struct berth_health_http {
+	char uri[1024];                /* uri */
+	struct berth_headers headers;  /* headers */
+	int64_t statuscode;            /* statuscode (0 = 200) */
+	int64_t timeout_ms;            /* timeout (0 = the interval) */
+	int64_t interval_ms;           /* interval (0 = 10s) */
+	int64_t threshold;             /* threshold (0 = any failure) */
+};
+
+/* health.tcp[i]: a connection to addr must open. */
+struct berth_health_tcp {
+	char addr[256];      /* addr */
+	int64_t timeout_ms;  /* timeout (0 = the interval) */
+	int64_t interval_ms; /* interval (0 = 10s) */
+	int64_t threshold;   /* threshold (0 = any failure) */
+};
+
+#define BERTH_CONFIG_MAX_HEALTH_CHECKS 32
+
+/* validation.manifests.indexes.platforms (Distribution 3) */
+enum berth_index_platforms { BERTH_INDEX_PLATFORMS_ALL, BERTH_INDEX_PLATFORMS_NONE, BERTH_INDEX_PLATFORMS_LIST };
+
+/* validation.manifests.indexes.platformlist[i] */
+struct berth_platform {
+	char os[64];           /* os */
+	char architecture[64]; /* architecture */
+};
+
 struct berth_config {
 	/* --- fields the command line also sets --- */
 	char addr[256];                   /* http.addr (":5000" = all interfaces) */
@@ -110,6 +156,7 @@ struct berth_config {
 	/* --- log --- */
 	int log_formatter;                /* enum berth_log_format: log.formatter */
 	struct berth_strmap log_fields;   /* log.fields (at most BERTH_CONFIG_MAX_LOG_FIELDS) */
+	int log_reportcaller;             /* log.reportcaller: lines name the source file and line */
 
 	/* --- storage --- */
 	int fs_maxthreads;                /* storage.filesystem.maxthreads (>= 25, default 100) */
@@ -138,7 +185,8 @@ struct berth_config {
 		char tls_key[1024];               /* http.tls.key */
 		struct berth_strlist tls_clientcas; /* http.tls.clientcas */
 		int tls_minimum;                  /* enum berth_tls_version: http.tls.minimumtls */
-		struct berth_strlist tls_ciphersuites; /* http.tls.ciphersuites */
+		struct berth_strlist tls_ciphersuites; /* http.tls.ciphersuites (Go names) */
+		int tls_clientauth;               /* enum berth_client_auth: http.tls.clientauth */
 		struct berth_headers headers;     /* http.headers (at most BERTH_CONFIG_MAX_HEADERS) */
 		char debug_addr[256];             /* http.debug.addr ("" = no debug server) */
 		int prometheus_enabled;           /* http.debug.prometheus.enabled */
@@ -152,12 +200,21 @@ struct berth_config {
 		int64_t interval_ms;              /* health.storagedriver.interval (default 10s) */
 		int64_t threshold;                /* health.storagedriver.threshold (0 = any failure) */
 	} health_storagedriver;
+	size_t n_health_files;                     /* health.file */
+	struct berth_health_file *health_files;
+	size_t n_health_https;                     /* health.http */
+	struct berth_health_http *health_https;
+	size_t n_health_tcps;                      /* health.tcp */
+	struct berth_health_tcp *health_tcps;
 
 	/* --- validation --- */
 	struct {
 		int disabled;                     /* validation.disabled (validation.enabled: true wins) */
 		struct berth_strlist urls_allow;  /* validation.manifests.urls.allow (POSIX EREs) */
 		struct berth_strlist urls_deny;   /* validation.manifests.urls.deny (POSIX EREs) */
+		int index_platforms;              /* enum berth_index_platforms: ...indexes.platforms */
+		size_t n_platforms;               /* validation.manifests.indexes.platformlist */
+		struct berth_platform *platforms;
 	} validation;
 
 	/* --- auth (options of the one configured provider) --- */
@@ -169,6 +226,8 @@ struct berth_config {
 		char rootcertbundle[1024];        /* auth.token.rootcertbundle */
 		char jwks[1024];                  /* auth.token.jwks */
 		int autoredirect;                 /* auth.token.autoredirect */
+		char autoredirectpath[256];       /* auth.token.autoredirectpath ("" = /auth/token) */
+		struct berth_strlist signingalgorithms; /* auth.token.signingalgorithms (empty = all) */
 		char path[1024];                  /* auth.htpasswd.path */
 	} auth;
 
@@ -202,8 +261,9 @@ struct berth_config {
 		int64_t ttl_ms;                   /* proxy.ttl (default 168h) */
 	} proxy;
 
-	int64_t catalog_maxentries;       /* catalog.maxentries (default 1000) */
-	int64_t tags_maxtags;             /* tags.maxtags (0 = no limit) */
+	int64_t catalog_maxentries;       /* catalog.maxentries (default 1000; 0 = the default) */
+	int64_t tags_maxtags;             /* tags.maxtags (Distribution 3.1; default 1000; 0 = the default):
+					   * the most tags one page of a tag list holds when n asks for more */
 };
 
 /*

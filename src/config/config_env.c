@@ -216,6 +216,15 @@ static int resolve(struct cfg_ctx *c, const struct cfg_table *t, void *base, cha
 		switch (k->type) {
 		case CT_ANY:
 			return 0;
+		case CT_REFUSE: {
+			int b;
+			if (!*value || (berth_config__parse_bool(value, &b) == 0 && !b))
+				return 0;
+			return berth_config__refuse(c, k, disp, 0);
+		}
+		case CT_OBSOLETE:
+			berth_config__warn(c, 0, "%s: %s", disp, k->why);
+			return 0;
 		case CT_GROUP:
 			if (last)
 				return apply_yaml(c, t, k, base, key, disp, value);

@@ -29,7 +29,9 @@ enum cfg_type {
 	CT_DURATION,  /* int64_t milliseconds; Go duration syntax, or a bare integer of nanoseconds */
 	CT_ENUM,      /* int, one of names[] (case-insensitive) */
 	CT_FN,        /* scalar handed to fn() */
-	CT_ANY,       /* a known key berth does not use: any value accepted and ignored */
+	CT_ANY,       /* a known key that changes nothing berth does (why says so): any value accepted */
+	CT_REFUSE,    /* a key berth does not implement: a value asking for it fails the load (why) */
+	CT_OBSOLETE,  /* a Distribution 2.x section that changes nothing: one warning (why) */
 	CT_GROUP,     /* a section whose children are mutually exclusive choices (storage, auth) */
 	CT_CHOICE,    /* one choice of a group (storage.s3); value is map or null */
 	CT_STRLIST,   /* struct berth_strlist from a sequence of scalars */
@@ -74,6 +76,7 @@ struct cfg_key {
 	size_t count_off;                /* CT_LIST: offset of the size_t count */
 	const struct cfg_table *sub;     /* CT_LIST: element table */
 	cfg_scalar_fn fn;                /* CT_FN */
+	const char *why;                 /* CT_ANY, CT_REFUSE, CT_OBSOLETE: the reason, for messages */
 };
 
 struct cfg_table {
@@ -125,6 +128,8 @@ const struct cfg_key *berth_config__lookup(const struct cfg_table *t, const char
 int berth_config__is_section(const struct cfg_table *t, const char *key);
 int berth_config__set_scalar(struct cfg_ctx *c, const struct cfg_key *k, void *base, const char *key,
 			     const struct cfg_scalar *v);
+/* CT_REFUSE: fails the load naming the key and why. Called only for a value that asks for it. */
+int berth_config__refuse(struct cfg_ctx *c, const struct cfg_key *k, const char *disp, int line);
 int berth_config__select(struct cfg_ctx *c, int group, int value, const char *name, int line, int reset);
 /* Value parsers, 0 or -1. Durations: Go syntax ("1h30m", "1.5s", "300ms") or bare nanoseconds. */
 int berth_config__parse_bool(const char *s, int *out);

@@ -36,7 +36,11 @@ _Static_assert(sizeof(enum berth_storage_kind) == sizeof(int), "storage kind is 
 #define HEADERS(T, k, f, cap) { .key = k, .type = CT_HEADERS, .off = offsetof(T, f), .max_items = cap }
 #define STRMAP(T, k, f, cap) { .key = k, .type = CT_STRMAP, .off = offsetof(T, f), .max_items = cap }
 #define FN(k, f) { .key = k, .type = CT_FN, .fn = f }
-#define ANY(k) { .key = k, .type = CT_ANY }
+#define ANY(k, w) { .key = k, .type = CT_ANY, .why = w }
+#define REFUSE(k, w) { .key = k, .type = CT_REFUSE, .why = w }
+#define OBSOLETE(k) \
+	{ .key = k, .type = CT_OBSOLETE, \
+	  .why = "obsolete Distribution 2.x section, ignored (it changes nothing clients get)" }
 #define GROUP(k, g) { .key = k, .type = CT_GROUP, .group = g }
 #define CHOICE(k, g, v) { .key = k, .type = CT_CHOICE, .group = g, .value = v }
 
@@ -56,6 +60,17 @@ static const struct cfg_enum tls_versions[] = {
 	{ "tls1.0", BERTH_TLS_1_0 }, { "tls1.1", BERTH_TLS_1_1 },
 	{ "tls1.2", BERTH_TLS_1_2 }, { "tls1.3", BERTH_TLS_1_3 }, { NULL, 0 },
 };
+static const struct cfg_enum client_auths[] = {
+	{ "request-client-cert", BERTH_CLIENT_AUTH_REQUEST },
+	{ "require-any-client-cert", BERTH_CLIENT_AUTH_REQUIRE_ANY },
+	{ "verify-client-cert-if-given", BERTH_CLIENT_AUTH_VERIFY_IF_GIVEN },
+	{ "require-and-verify-client-cert", BERTH_CLIENT_AUTH_REQUIRE_AND_VERIFY }, { NULL, 0 },
+};
+
+/* Why the S3 driver's tuning keys change nothing yet: the driver itself is refused at start-up. */
+#define S3_LATER "the s3 driver is refused at start-up until it is implemented"
+/* redis serves only the blob descriptor cache, which falls back to inmemory (warned). */
+#define REDIS_UNUSED "redis is not used: storage.cache.blobdescriptor redis falls back to inmemory"
 
 static int set_version(struct cfg_ctx *c, const struct cfg_key *k, void *base, const char *key,
 		       const struct cfg_scalar *v);
@@ -103,6 +118,89 @@ static const struct cfg_table endpoint_table = {
 	sizeof(struct berth_notify_endpoint), endpoint_init, endpoint_release,
 };
 
+/* health.file[i], health.http[i], health.tcp[i] */
+#define HF struct berth_health_file
+#define HH struct berth_health_http
+#define HT struct berth_health_tcp
+static const struct cfg_key health_file_keys[] = {
+	STR(HF, "file", file),
+	DUR(HF, "interval", interval_ms),
+};
+static const struct cfg_key health_http_keys[] = {
+	STR(HH, "uri", uri),
+	HEADERS(HH, "headers", headers, BERTH_CONFIG_MAX_HEADERS),
+	INT(HH, "statuscode", statuscode, 0, 999),
+	DUR(HH, "timeout", timeout_ms),
+	DUR(HH, "interval", interval_ms),
+	INT(HH, "threshold", threshold, 0, INT32_MAX),
+};
+static const struct cfg_key health_tcp_keys[] = {
+	STR(HT, "addr", addr),
+	DUR(HT, "timeout", timeout_ms),
+	DUR(HT, "interval", interval_ms),
+	INT(HT, "threshold", threshold, 0, INT32_MAX),
+};
+
+static void zero_elem_file(void *p)
+{
+	memset(p, 0, sizeof(HF));
+}
+
+static void zero_elem_http(void *p)
+{
+	memset(p, 0, sizeof(HH));
+}
+
+static void zero_elem_tcp(void *p)
+{
+	memset(p, 0, sizeof(HT));
+}
+
+static void release_elem_http(void *p)
+{
+	berth_config__headers_free(&((HH *)p)->headers);
+}
+
+static void release_nothing(void *p)
+{
+	(void)p;
+}
+
+static const struct cfg_table health_file_table = {
+	health_file_keys, sizeof(health_file_keys) / sizeof(health_file_keys[0]), sizeof(HF), zero_elem_file,
+	release_nothing,
+};
+static const struct cfg_table health_http_table = {
+	health_http_keys, sizeof(health_http_keys) / sizeof(health_http_keys[0]), sizeof(HH), zero_elem_http,
+	release_elem_http,
+};
+static const struct cfg_table health_tcp_table = {
+	health_tcp_keys, sizeof(health_tcp_keys) / sizeof(health_tcp_keys[0]), sizeof(HT), zero_elem_tcp,
+	release_nothing,
+};
+#define HEALTH_LIST(k, f, table) \
+	{ .key = k, .type = CT_LIST, .off = offsetof(C, f), .count_off = offsetof(C, n_##f), .sub = &table, \
+	  .max_items = BERTH_CONFIG_MAX_HEALTH_CHECKS }
+
+/* validation.manifests.indexes.platformlist[i] */
+#define PL struct berth_platform
+static const struct cfg_key platform_keys[] = {
+	STR(PL, "os", os),
+	STR(PL, "architecture", architecture),
+};
+static void zero_elem_platform(void *p)
+{
+	memset(p, 0, sizeof(PL));
+}
+static const struct cfg_table platform_table = {
+	platform_keys, sizeof(platform_keys) / sizeof(platform_keys[0]), sizeof(PL), zero_elem_platform,
+	release_nothing,
+};
+static const struct cfg_enum index_platforms[] = {
+	{ "all", BERTH_INDEX_PLATFORMS_ALL }, { "none", BERTH_INDEX_PLATFORMS_NONE },
+	{ "list", BERTH_INDEX_PLATFORMS_LIST }, { NULL, 0 },
+};
+
 static const struct cfg_key keys[] = {
 	FN("version", set_version),
 
@@ -111,8 +209,8 @@ static const struct cfg_key keys[] = {
 	ENUM(C, "log.formatter", log_formatter, log_formats),
 	STRMAP(C, "log.fields", log_fields, BERTH_CONFIG_MAX_LOG_FIELDS),
 	NOTBOOL(C, "log.accesslog.disabled", access_log),
-	ANY("log.reportcaller"),
-	ANY("log.hooks"),
+	BOOL(C, "log.reportcaller", log_reportcaller),
+	REFUSE("log.hooks", "log hooks (mail on error) are not supported; watch the log instead"),
 	FN("loglevel", set_deprecated_loglevel),
 
 	/* storage: one driver, plus the driver-independent sections */
@@ -132,12 +230,14 @@ static const struct cfg_key keys[] = {
 	STR(C, "storage.s3.v4auth", s3.v4auth),
 	STR(C, "storage.s3.chunksize", s3.chunksize),
 	STR(C, "storage.s3.forcepathstyle", s3.forcepathstyle),
-	ANY("storage.s3.encrypt"), ANY("storage.s3.keyid"), ANY("storage.s3.skipverify"),
-	ANY("storage.s3.multipartcopychunksize"), ANY("storage.s3.multipartcopymaxconcurrency"),
-	ANY("storage.s3.multipartcopythresholdsize"), ANY("storage.s3.storageclass"),
-	ANY("storage.s3.useragent"), ANY("storage.s3.usedualstack"), ANY("storage.s3.objectacl"),
-	ANY("storage.s3.loglevel"), ANY("storage.s3.accelerate"), ANY("storage.s3.redirectendpoint"),
-	ANY("storage.s3.usefipsendpoint"), ANY("storage.s3.sessiontoken"),
+	ANY("storage.s3.encrypt", S3_LATER), ANY("storage.s3.keyid", S3_LATER),
+	ANY("storage.s3.skipverify", S3_LATER), ANY("storage.s3.multipartcopychunksize", S3_LATER),
+	ANY("storage.s3.multipartcopymaxconcurrency", S3_LATER),
+	ANY("storage.s3.multipartcopythresholdsize", S3_LATER), ANY("storage.s3.storageclass", S3_LATER),
+	ANY("storage.s3.useragent", S3_LATER), ANY("storage.s3.usedualstack", S3_LATER),
+	ANY("storage.s3.objectacl", S3_LATER), ANY("storage.s3.loglevel", S3_LATER),
+	ANY("storage.s3.accelerate", S3_LATER), ANY("storage.s3.redirectendpoint", S3_LATER),
+	ANY("storage.s3.usefipsendpoint", S3_LATER), ANY("storage.s3.sessiontoken", S3_LATER),
 	CHOICE("storage.azure", CG_STORAGE, -1),
 	CHOICE("storage.gcs", CG_STORAGE, -1),
 	CHOICE("storage.swift", CG_STORAGE, -1),
@@ -166,27 +266,35 @@ static const struct cfg_key keys[] = {
 	STRLIST(C, "http.tls.clientcas", http.tls_clientcas),
 	ENUM(C, "http.tls.minimumtls", http.tls_minimum, tls_versions),
 	STRLIST(C, "http.tls.ciphersuites", http.tls_ciphersuites),
-	ANY("http.tls.letsencrypt"),
-	ANY("http.tls.clientauth"),
+	REFUSE("http.tls.letsencrypt",
+	       "berth does not obtain certificates itself: get one with certbot, point http.tls.certificate "
+	       "and http.tls.key at its fullchain.pem and privkey.pem, and have certbot's deploy hook send "
+	       "berth SIGHUP to re-read them (see README, TLS)"),
+	ENUM(C, "http.tls.clientauth", http.tls_clientauth, client_auths),
 	HEADERS(C, "http.headers", http.headers, BERTH_CONFIG_MAX_HEADERS),
 	STR(C, "http.debug.addr", http.debug_addr),
 	BOOL(C, "http.debug.prometheus.enabled", http.prometheus_enabled),
 	STR(C, "http.debug.prometheus.path", http.prometheus_path),
 	BOOL(C, "http.http2.disabled", http.http2_disabled),
-	ANY("http.h2c"),
+	REFUSE("http.h2c.enabled", "berth serves HTTP/1.1 only: HTTP/2 without TLS (h2c) is not supported"),
 
 	/* health */
 	BOOL(C, "health.storagedriver.enabled", health_storagedriver.enabled),
 	DUR(C, "health.storagedriver.interval", health_storagedriver.interval_ms),
 	INT(C, "health.storagedriver.threshold", health_storagedriver.threshold, 0, INT32_MAX),
-	ANY("health.file"), ANY("health.http"), ANY("health.tcp"),
+	HEALTH_LIST("health.file", health_files, health_file_table),
+	HEALTH_LIST("health.http", health_https, health_http_table),
+	HEALTH_LIST("health.tcp", health_tcps, health_tcp_table),
 
 	/* validation */
 	BOOL(C, "validation.disabled", validation.disabled),
 	FN("validation.enabled", set_validation_enabled),
 	REGEXLIST(C, "validation.manifests.urls.allow", validation.urls_allow),
 	REGEXLIST(C, "validation.manifests.urls.deny", validation.urls_deny),
-	ANY("validation.manifests.indexes"),
+	ENUM(C, "validation.manifests.indexes.platforms", validation.index_platforms, index_platforms),
+	{ .key = "validation.manifests.indexes.platformlist", .type = CT_LIST,
+	  .off = offsetof(C, validation.platforms), .count_off = offsetof(C, validation.n_platforms),
+	  .sub = &platform_table, .max_items = BERTH_CONFIG_MAX_LIST },
 
 	/* auth: one provider */
 	GROUP("auth", CG_AUTH),
@@ -201,7 +309,8 @@ static const struct cfg_key keys[] = {
 	STR(C, "auth.token.rootcertbundle", auth.rootcertbundle),
 	STR(C, "auth.token.jwks", auth.jwks),
 	BOOL(C, "auth.token.autoredirect", auth.autoredirect),
-	ANY("auth.token.autoredirectpath"), ANY("auth.token.signingalgorithms"),
+	STR(C, "auth.token.autoredirectpath", auth.autoredirectpath),
+	STRLIST(C, "auth.token.signingalgorithms", auth.signingalgorithms),
 	CHOICE("auth.htpasswd", CG_AUTH, BERTH_AUTH_HTPASSWD),
 	STR(C, "auth.htpasswd.realm", auth.realm),
 	STR(C, "auth.htpasswd.path", auth.path),
@@ -218,9 +327,11 @@ static const struct cfg_key keys[] = {
 	INT(C, "redis.pool.maxactive", redis.pool_maxactive, 0, INT32_MAX),
 	DUR(C, "redis.pool.idletimeout", redis.pool_idletimeout_ms),
 	BOOL(C, "redis.tls.enabled", redis.tls_enabled),
-	ANY("redis.tls.certificate"), ANY("redis.tls.key"), ANY("redis.tls.rootcas"),
-	ANY("redis.username"), ANY("redis.maxidleconns"), ANY("redis.poolsize"),
-	ANY("redis.connmaxidletime"), ANY("redis.maxactiveconns"), ANY("redis.mastername"),
+	ANY("redis.tls.certificate", REDIS_UNUSED), ANY("redis.tls.key", REDIS_UNUSED),
+	ANY("redis.tls.rootcas", REDIS_UNUSED), ANY("redis.username", REDIS_UNUSED),
+	ANY("redis.maxidleconns", REDIS_UNUSED), ANY("redis.poolsize", REDIS_UNUSED),
+	ANY("redis.connmaxidletime", REDIS_UNUSED), ANY("redis.maxactiveconns", REDIS_UNUSED),
+	ANY("redis.mastername", REDIS_UNUSED),
 
 	/* notifications */
 	BOOL(C, "notifications.events.includereferences", notifications.includereferences),
@@ -233,16 +344,16 @@ static const struct cfg_key keys[] = {
 	STR(C, "proxy.username", proxy.username),
 	STR(C, "proxy.password", proxy.password),
 	DUR(C, "proxy.ttl", proxy.ttl_ms),
-	ANY("proxy.exec"),
+	REFUSE("proxy.exec", "credential helpers are not supported; use proxy.username and proxy.password"),
 
-	INT(C, "catalog.maxentries", catalog_maxentries, 0, INT64_MAX),
+	INT(C, "catalog.maxentries", catalog_maxentries, INT64_MIN, INT64_MAX), /* <= 0: the default */
 	INT(C, "tags.maxtags", tags_maxtags, 0, INT64_MAX),
 
-	/* accepted for later issues, not stored */
-	ANY("middleware"),
-	ANY("reporting"),
-	ANY("compatibility"),
-	ANY("policy"),
+	REFUSE("middleware", "not supported yet: registry, repository and storage middleware "
+	       "(cloudfront, redirect, rewrite) would change the answers clients get"),
+	OBSOLETE("reporting"),
+	OBSOLETE("compatibility"),
+	OBSOLETE("policy"),
 };
 
 const struct cfg_table berth_config__table = { keys, sizeof(keys) / sizeof(keys[0]), 0, NULL, NULL };
@@ -259,6 +370,7 @@ static void storage_reset(struct berth_config *cfg)
 
 static void auth_reset(struct berth_config *cfg)
 {
+	berth_config__strlist_free(&cfg->auth.signingalgorithms);
 	memset(&cfg->auth, 0, sizeof(cfg->auth));
 }
 
@@ -276,6 +388,11 @@ static const char *choice_name(int group, int value)
 			return strchr(k->key, '.') + 1;
 	}
 	return "?";
+}
+
+int berth_config__refuse(struct cfg_ctx *c, const struct cfg_key *k, const char *disp, int line)
+{
+	return berth_config__fail(c, line, disp, "refused: %s", k->why);
 }
 
 int berth_config__select(struct cfg_ctx *c, int group, int value, const char *name, int line, int reset)

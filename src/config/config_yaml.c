@@ -217,6 +217,49 @@ static int read_list(struct cfg_ctx *c, const struct cfg_key *k, void *base, con
 	return 0;
 }
 
+/* A map member's value, or NULL. */
+static yaml_node_t *member(yaml_document_t *doc, yaml_node_t *map, const char *name)
+{
+	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+		yaml_node_t *kn = yaml_document_get_node(doc, p->key);
+		if (kn->type == YAML_SCALAR_NODE && strcmp(text_of(kn), name) == 0)
+			return yaml_document_get_node(doc, p->value);
+	}
+	return NULL;
+}
+
+static int scalar_is(const yaml_node_t *n, int want)
+{
+	int b;
+	return n && n->type == YAML_SCALAR_NODE && berth_config__parse_bool(text_of(n), &b) == 0 && b == want;
+}
+
+/* Whether a refused key's value asks for the feature: 1 yes, 0 no, -1 failed (aliasing). Nothing
+ * is asked by null, a false boolean, an empty map or list, or a map that says `disabled: true` or
+ * `enabled: false` (`h2c: {enabled: false}`, a disabled log hook, `middleware: {registry: []}`). */
+static int asks_for_something(struct cfg_ctx *c, yaml_document_t *doc, yaml_node_t *node)
+{
+	int rc = 0;
+	if (walk_one(c, node) < 0)
+		return -1;
+	if (is_null(node))
+		return 0;
+	if (node->type == YAML_SCALAR_NODE)
+		return !scalar_is(node, 0);
+	if (node->type == YAML_SEQUENCE_NODE) {
+		for (yaml_node_item_t *it = node->data.sequence.items.start;
+		     rc == 0 && it < node->data.sequence.items.top; it++)
+			rc = asks_for_something(c, doc, yaml_document_get_node(doc, *it));
+		return rc;
+	}
+	if (node->type != YAML_MAPPING_NODE || scalar_is(member(doc, node, "disabled"), 1) ||
+	    scalar_is(member(doc, node, "enabled"), 0))
+		return 0;
+	for (yaml_node_pair_t *p = node->data.mapping.pairs.start; rc == 0 && p < node->data.mapping.pairs.top; p++)
+		rc = asks_for_something(c, doc, yaml_document_get_node(doc, p->value));
+	return rc;
+}
+
 /* `storage: inmemory` / `auth: htpasswd`: the bare name of a choice, with no options. */
 static int select_by_name(struct cfg_ctx *c, const struct cfg_table *t, const struct cfg_key *k,
 			  const char *key, int line, const char *name)
@@ -238,6 +281,15 @@ int berth_config__yaml_apply(struct cfg_ctx *c, const struct cfg_table *t, const
 
 	switch (k->type) {
 	case CT_ANY:
+		return 0;
+	case CT_REFUSE:
+		switch (asks_for_something(c, doc, node)) {
+		case 0: return 0;
+		case 1: return berth_config__refuse(c, k, disp, line);
+		default: return -1;
+		}
+	case CT_OBSOLETE:
+		berth_config__warn(c, line, "%s: %s", disp, k->why);
 		return 0;
 	case CT_GROUP:
 		if (node->type == YAML_SCALAR_NODE)

@@ -19,6 +19,7 @@ static enum berth_log_style format = BERTH_LOG_TEXT;
 static char *field_keys[MAX_FIELDS];
 static char *field_values[MAX_FIELDS];
 static size_t n_fields;
+static int report_caller;
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
@@ -156,21 +157,52 @@ static void end(struct line *l)
 		free(l->buf);
 }
 
-void berth_log(enum berth_log_level level, const char *fmt, ...)
+void berth_log_set_report_caller(int on)
 {
-	char msg[2048];
+	report_caller = on;
+}
+
+/* One message line; file may be NULL (no caller known). */
+static void log_line(enum berth_log_level level, const char *file, int line, const char *func,
+		     const char *fmt, va_list ap)
+{
+	char msg[2048], where[512];
 	struct line l;
 	int first;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	begin(&l, &first, level);
+	if (report_caller && file) {
+		/* From the source tree's src/ on: __FILE__ is the build's absolute path. */
+		const char *src = strstr(file, "/src/");
+		snprintf(where, sizeof(where), "%s:%d", src ? src + 1 : file, line);
+		field(&l, &first, "func", func, 1);
+		field(&l, &first, "file", where, 1);
+	}
+	field(&l, &first, "msg", msg, 1);
+	end(&l);
+}
+
+void berth_log(enum berth_log_level level, const char *fmt, ...)
+{
 	va_list ap;
 
 	if (level < min_level)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	log_line(level, NULL, 0, NULL, fmt, ap);
 	va_end(ap);
-	begin(&l, &first, level);
-	field(&l, &first, "msg", msg, 1);
-	end(&l);
+}
+
+void berth_log_at(enum berth_log_level level, const char *file, int line, const char *func, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (level < min_level)
+		return;
+	va_start(ap, fmt);
+	log_line(level, file, line, func, fmt, ap);
+	va_end(ap);
 }
 
 void berth_log_access(const struct berth_access_entry *e)

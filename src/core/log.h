@@ -18,6 +18,12 @@ void berth_log_setup(enum berth_log_level level, enum berth_log_style style,
 void berth_log_set_level(enum berth_log_level level);
 int berth_log_enabled(enum berth_log_level level);
 void berth_log(enum berth_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* log.reportcaller: lines logged through the macros below also name their source file, line
+ * and function ("file" and "func", as Distribution's logrus does). Set before threads start. */
+void berth_log_set_report_caller(int on);
+/* berth_log with the caller's place (the macros pass it). */
+void berth_log_at(enum berth_log_level level, const char *file, int line, const char *func, const char *fmt,
+		  ...) __attribute__((format(printf, 5, 6)));
 
 /* One access-log line. Strings may be NULL. */
 struct berth_access_entry {
@@ -34,9 +40,9 @@ struct berth_access_entry {
 };
 void berth_log_access(const struct berth_access_entry *e);
 
-#define berth_debug(...) berth_log(BERTH_LOG_DEBUG, __VA_ARGS__)
-#define berth_info(...) berth_log(BERTH_LOG_INFO, __VA_ARGS__)
-#define berth_warn(...) berth_log(BERTH_LOG_WARN, __VA_ARGS__)
-#define berth_error(...) berth_log(BERTH_LOG_ERROR, __VA_ARGS__)
+#define berth_debug(...) berth_log_at(BERTH_LOG_DEBUG, __FILE__, __LINE__, __func__, __VA_ARGS__)
+#define berth_info(...) berth_log_at(BERTH_LOG_INFO, __FILE__, __LINE__, __func__, __VA_ARGS__)
+#define berth_warn(...) berth_log_at(BERTH_LOG_WARN, __FILE__, __LINE__, __func__, __VA_ARGS__)
+#define berth_error(...) berth_log_at(BERTH_LOG_ERROR, __FILE__, __LINE__, __func__, __VA_ARGS__)
 
 #endif

@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "api/api.h"
+#include "config/config.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -27,6 +28,7 @@
 #include "http/listener.h"
 #include "http/metrics.h"
 #include "http/request.h"
+#include "http/tls.h"
 
 #define LISTEN_BACKLOG 1024
 
@@ -42,7 +44,9 @@ struct berth_server {
 	char *prefix;             /* "/path" without its trailing '/', or NULL */
 	size_t prefix_len;
 	char *url_base;           /* http.host + prefix, no trailing '/': absolute URLs; or NULL */
-	int verify_client_certs;
+	int tls;                   /* HTTPS, certificates from http/tls.c's store */
+	int client_certs;          /* clientcas given: client certificates are asked for */
+	int client_auth;           /* enum berth_client_auth */
 	const struct berth_http_header *headers;
 	size_t n_headers;
 	char id_prefix[9];        /* request ids: <random per process>-<counter> */
@@ -204,17 +208,22 @@ static int framing_ambiguous(struct MHD_Connection *conn)
 	return n > 1;
 }
 
-/* With http.tls.clientcas, a client must present a certificate that chains to one of them. */
-static int client_cert_verified(struct MHD_Connection *conn)
+/* With http.tls.clientcas, what http.tls.clientauth asks of the client's certificate (as Go's
+ * tls.ClientAuthType): by default one is required and must chain to one of the CAs. */
+static int client_cert_acceptable(struct MHD_Connection *conn, int mode)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
 	unsigned int status = 0, n = 0;
+	if (mode == BERTH_CLIENT_AUTH_REQUEST)
+		return 1;
 	if (!ci || !ci->tls_session)
 		return 0;
 	gnutls_session_t session = (gnutls_session_t)ci->tls_session;
 	if (!gnutls_certificate_get_peers(session, &n) || n == 0)
-		return 0;
+		return mode == BERTH_CLIENT_AUTH_VERIFY_IF_GIVEN;
+	if (mode == BERTH_CLIENT_AUTH_REQUIRE_ANY)
+		return 1;
 	return gnutls_certificate_verify_peers2(session, &status) == 0 && status == 0;
 }
 
@@ -250,7 +259,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		berth_conns_headers_in(conn);
 		req->conn = conn;
 		req->method = method;
-		if (srv->verify_client_certs && !client_cert_verified(conn)) {
+		if (srv->client_certs && !client_cert_acceptable(conn, srv->client_auth)) {
 			berth_req_error(req, MHD_HTTP_UNAUTHORIZED, "UNAUTHORIZED",
 					"a verified client certificate is required", NULL);
 			return MHD_YES;
@@ -516,6 +525,8 @@ static void discard(struct berth_server *s, int listen_fd)
 {
 	if (listen_fd >= 0)
 		close(listen_fd);
+	if (s->tls)
+		berth_tls_certs_free();
 	berth_conns_free(s->conns);
 	free(s->prefix);
 	free(s->url_base);
@@ -563,9 +574,17 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 	berth_uuid4(uuid);
 	memcpy(s->id_prefix, uuid, 8);
 	s->id_prefix[8] = '\0';
-	if (opts->tls_cert_pem) {
+	if (opts->tls_cert_file) {
+		char err[512];
+		if (berth_tls_certs_load(opts->tls_cert_file, opts->tls_key_file, err, sizeof(err)) < 0) {
+			berth_error("%s", err);
+			discard(s, listen_fd);
+			return BERTH_ERROR;
+		}
 		flags |= MHD_USE_TLS;
-		s->verify_client_certs = opts->tls_client_ca_pem != NULL;
+		s->tls = 1;
+		s->client_certs = opts->tls_client_ca_pem != NULL;
+		s->client_auth = opts->tls_client_auth;
 	}
 	unsigned limit = berth_conns_fit_fd_limit(opts->conn_limit ? opts->conn_limit : 1, threads);
 	struct berth_conns_options co = { limit, opts->conn_timeout, opts->header_timeout };
@@ -583,8 +602,8 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 				     MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
 				     MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
-				     opts->tls_cert_pem ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, opts->tls_cert_pem,
-				     MHD_OPTION_HTTPS_MEM_KEY, opts->tls_key_pem,
+				     s->tls ? MHD_OPTION_HTTPS_CERT_CALLBACK : MHD_OPTION_END, berth_tls_cert_callback(),
+				     MHD_OPTION_HTTPS_PRIORITIES, opts->tls_priorities ? opts->tls_priorities : "NORMAL",
 				     opts->tls_client_ca_pem ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END,
 				     opts->tls_client_ca_pem,
 				     MHD_OPTION_END);
@@ -593,7 +612,7 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 		discard(s, listen_fd);
 		return BERTH_ERROR;
 	}
-	struct berth_listener_options lo = { listen_fd, opts->tls_cert_pem != NULL, s->daemon, s->conns };
+	struct berth_listener_options lo = { listen_fd, s->tls, s->daemon, s->conns };
 	if (berth_listener_start(&s->listener, &lo) < 0) { /* it has closed listen_fd */
 		MHD_stop_daemon(s->daemon);
 		discard(s, -1);
@@ -606,6 +625,15 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 unsigned berth_server_connections(const struct berth_server *s)
 {
 	return berth_conns_live(s->conns);
+}
+
+int berth_server_reload_tls(struct berth_server *s, char *err, size_t errlen)
+{
+	if (!s->tls) {
+		snprintf(err, errlen, "not serving TLS");
+		return -1;
+	}
+	return berth_tls_certs_reload(err, errlen);
 }
 
 unsigned berth_server_port(const struct berth_server *s)

@@ -33,9 +33,12 @@ struct berth_server_options {
 	const char *prefix;        /* http.prefix: routes live below it ("/registry/"), or NULL */
 	const char *external_url;  /* http.host (absolute URL) unless http.relativeurls: the URLs
 				    * handed out (Location, Link) are absolute, below it; NULL: relative */
-	const char *tls_cert_pem;  /* http.tls.certificate contents (PEM), or NULL for plain HTTP */
-	const char *tls_key_pem;   /* http.tls.key contents */
-	const char *tls_client_ca_pem; /* http.tls.clientcas contents: require verified client certs */
+	const char *tls_cert_file; /* http.tls.certificate (PEM chain), or NULL for plain HTTP; it
+				    * and tls_key_file are re-read by berth_server_reload_tls */
+	const char *tls_key_file;  /* http.tls.key */
+	const char *tls_priorities; /* GnuTLS priority string (http/tls.h), NULL = GnuTLS's default */
+	const char *tls_client_ca_pem; /* http.tls.clientcas contents: ask clients for certificates */
+	int tls_client_auth;       /* enum berth_client_auth: what a client's certificate must be */
 	const struct berth_http_header *headers; /* http.headers added to every answer */
 	size_t n_headers;
 	struct berth_auth *auth;   /* borrowed; NULL = no authentication */
@@ -57,6 +60,9 @@ void berth_http_mhd_logger(void *cls, const char *fmt, va_list ap);
  * in opts. */
 int berth_server_start(struct berth_server **out, const struct berth_server_options *opts,
 		       struct berth_registry *reg);
+/* Re-reads the TLS certificate and key files (SIGHUP): new handshakes use the new pair,
+ * connections already open are left alone. On failure the old pair stays; -1 with err. */
+int berth_server_reload_tls(struct berth_server *s, char *err, size_t errlen);
 /* The bound port (useful with port 0). */
 unsigned berth_server_port(const struct berth_server *s);
 /* Client connections open now (those closing are counted until libmicrohttpd has let go). */

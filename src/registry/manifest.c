@@ -445,9 +445,12 @@ static int parse_descriptor(json_t *desc, const char *where, struct berth_descri
 	if (rc != 0)
 		return rc;
 	d->size = (int64_t)json_integer_value(json_object_get(desc, "size"));
+	json_t *platform = json_object_get(desc, "platform"); /* an object, if any (checked above) */
 	if (copy_string(&d->digest, json_string_value(json_object_get(desc, "digest"))) != 0 ||
 	    copy_string(&d->media_type, media_type) != 0 ||
-	    copy_string(&d->artifact_type, artifact_type) != 0)
+	    copy_string(&d->artifact_type, artifact_type) != 0 ||
+	    copy_string(&d->platform_os, json_string_value(json_object_get(platform, "os"))) != 0 ||
+	    copy_string(&d->platform_arch, json_string_value(json_object_get(platform, "architecture"))) != 0)
 		return fail_oom(err);
 	return 0;
 }
@@ -675,6 +678,8 @@ static void descriptor_free(struct berth_descriptor *d)
 	free(d->media_type);
 	free(d->digest);
 	free(d->artifact_type);
+	free(d->platform_os);
+	free(d->platform_arch);
 	for (size_t i = 0; i < d->n_urls; i++)
 		free(d->urls[i]);
 	free(d->urls);

@@ -34,6 +34,8 @@ struct berth_descriptor {
 	char *artifact_type; /* may be NULL */
 	size_t n_urls;       /* number of entries in "urls" */
 	char **urls;         /* the "urls" entries (http/https), n_urls of them */
+	char *platform_os;   /* "platform": {"os"}, when a string; else NULL */
+	char *platform_arch; /* "platform": {"architecture"}, when a string; else NULL */
 };
 
 /* Why validation failed: which OCI error code applies, and a detail message. */

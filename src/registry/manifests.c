@@ -119,7 +119,23 @@ static int is_manifest_media_type(const char *mt)
 		      strcmp(mt, BERTH_MT_OCI_INDEX) == 0 || strcmp(mt, BERTH_MT_DOCKER_LIST) == 0);
 }
 
-/* Every config, layer and child the manifest names must be in the repository. */
+/* Whether validation.manifests.indexes asks for this index child to exist (as Distribution's
+ * platformMustExist: with a platform list, only children of a listed os and architecture). */
+static int child_must_exist(const struct berth_registry *r, const struct berth_descriptor *d)
+{
+	if (r->index_children == BERTH_INDEX_CHILDREN_NONE)
+		return 0;
+	if (r->index_children == BERTH_INDEX_CHILDREN_ALL || r->n_platforms == 0)
+		return 1;
+	for (size_t i = 0; i < r->n_platforms; i++)
+		if (strcmp(d->platform_os ? d->platform_os : "", r->platform_os[i]) == 0 &&
+		    strcmp(d->platform_arch ? d->platform_arch : "", r->platform_arch[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* Every config, layer and child (as validation.manifests.indexes asks) the manifest names must
+ * be in the repository. */
 static int verify_references(struct berth_manifest_put_result *res, struct berth_registry *r,
 			     const char *name, const struct berth_manifest *m)
 {
@@ -152,6 +168,8 @@ static int verify_references(struct berth_manifest_put_result *res, struct berth
 			return rc;
 	}
 	for (size_t i = 0; i < m->n_manifests; i++) {
+		if (!child_must_exist(r, &m->manifests[i]))
+			continue;
 		rc = revision_exists(r, name, m->manifests[i].digest);
 		if (rc == BERTH_ENOTFOUND)
 			return missing(res, m->manifests[i].digest, 1);

@@ -54,6 +54,16 @@ int berth_registry_new(struct berth_registry **out, const struct berth_registry_
 	r->delete_enabled = cfg->delete_enabled;
 	r->readonly = cfg->readonly;
 	r->manifest_max = cfg->manifest_max ? cfg->manifest_max : 4u << 20;
+	r->catalog_max = cfg->catalog_max ? cfg->catalog_max : 1000;
+	r->tags_max = cfg->tags_max ? cfg->tags_max : 1000;
+	r->index_children = cfg->index_children;
+	r->n_platforms = cfg->n_platforms;
+	r->platform_os = berth_calloc(cfg->n_platforms ? cfg->n_platforms : 1, sizeof(char *));
+	r->platform_arch = berth_calloc(cfg->n_platforms ? cfg->n_platforms : 1, sizeof(char *));
+	for (size_t i = 0; i < cfg->n_platforms; i++) {
+		r->platform_os[i] = berth_strdup(cfg->platform_os[i]);
+		r->platform_arch[i] = berth_strdup(cfg->platform_arch[i]);
+	}
 	if (cfg->descriptor_cache_size)
 		r->descriptors = berth_cache_new(cfg->descriptor_cache_size, 0);
 	r->manifests = berth_cache_new(4096, 64u << 20);
@@ -79,6 +89,12 @@ void berth_registry_free(struct berth_registry *r)
 	berth_cache_free(r->descriptors);
 	free_patterns(r->urls_allow, r->n_urls_allow);
 	free_patterns(r->urls_deny, r->n_urls_deny);
+	for (size_t i = 0; i < r->n_platforms; i++) {
+		free(r->platform_os[i]);
+		free(r->platform_arch[i]);
+	}
+	free(r->platform_os);
+	free(r->platform_arch);
 	berth_cache_free(r->manifests);
 	berth_taglist_cache_free(r->tag_lists);
 	berth_storage_free(r->driver);
@@ -98,6 +114,16 @@ int berth_registry_readonly(const struct berth_registry *r)
 size_t berth_registry_manifest_max(const struct berth_registry *r)
 {
 	return r->manifest_max;
+}
+
+size_t berth_registry_catalog_max(const struct berth_registry *r)
+{
+	return r->catalog_max;
+}
+
+size_t berth_registry_tags_max(const struct berth_registry *r)
+{
+	return r->tags_max;
 }
 
 struct berth_storage_driver *berth_registry_driver(struct berth_registry *r)

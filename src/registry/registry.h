@@ -22,13 +22,26 @@ struct berth_registry_config {
 	size_t manifest_max;                 /* largest manifest accepted, bytes */
 	int readonly;                        /* storage.maintenance.readonly.enabled */
 	size_t descriptor_cache_size;        /* storage.cache.blobdescriptorsize; 0 = no cache */
+	size_t catalog_max;                  /* catalog.maxentries: most repositories a catalog page
+					      * holds; 0 = 1000 */
+	size_t tags_max;                     /* tags.maxtags: most tags a page holds when n asks for
+					      * more; 0 = 1000 */
 	/* validation.manifests.urls: POSIX extended regular expressions a foreign layer's URLs
 	 * must match (any of allow, when given) and must not match (none of deny). */
 	const char *const *urls_allow;
 	size_t n_urls_allow;
 	const char *const *urls_deny;
 	size_t n_urls_deny;
+	/* validation.manifests.indexes: which children of an index must exist in the repository
+	 * before it is accepted; with BERTH_INDEX_CHILDREN_LIST, those whose platform is one of
+	 * the n_platforms (os, architecture) pairs (every child when n_platforms is 0). */
+	int index_children;                  /* enum berth_index_children */
+	const char *const *platform_os;
+	const char *const *platform_arch;
+	size_t n_platforms;
 };
+
+enum berth_index_children { BERTH_INDEX_CHILDREN_ALL, BERTH_INDEX_CHILDREN_NONE, BERTH_INDEX_CHILDREN_LIST };
 
 int berth_registry_new(struct berth_registry **out, const struct berth_registry_config *cfg);
 /* Frees the registry and its driver. Accepts NULL. */
@@ -39,6 +52,9 @@ void berth_registry_cache_metrics_register(void);
 int berth_registry_delete_enabled(const struct berth_registry *r);
 int berth_registry_readonly(const struct berth_registry *r);
 size_t berth_registry_manifest_max(const struct berth_registry *r);
+/* catalog.maxentries and tags.maxtags (berth_registry_config). */
+size_t berth_registry_catalog_max(const struct berth_registry *r);
+size_t berth_registry_tags_max(const struct berth_registry *r);
 struct berth_storage_driver *berth_registry_driver(struct berth_registry *r);
 
 /* ---- blobs (layers and configs, linked per repository under _layers) ---- */

@@ -19,10 +19,16 @@ struct berth_registry {
 	int delete_enabled;
 	int readonly;
 	size_t manifest_max;
+	size_t catalog_max;
+	size_t tags_max;
 	regex_t *urls_allow;  /* compiled validation.manifests.urls.allow */
 	size_t n_urls_allow;
 	regex_t *urls_deny;
 	size_t n_urls_deny;
+	int index_children;   /* enum berth_index_children */
+	char **platform_os;   /* BERTH_INDEX_CHILDREN_LIST: the platforms whose children must exist */
+	char **platform_arch;
+	size_t n_platforms;
 	struct berth_cache *descriptors; /* links and blob sizes; NULL when disabled */
 	struct berth_cache *manifests;   /* manifest bytes by digest (immutable) */
 	/* The catalog is served from a snapshot at most CATALOG_TTL old, rebuilt sooner when this

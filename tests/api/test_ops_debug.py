@@ -406,6 +406,69 @@ class HealthCheckTest(bt.OpsTestCase):
         self.assertStatus(s.debug.get("/debug/health"), 200)
 
 
+class ExternalHealthChecksTest(bt.OpsTestCase):
+    """health.file, health.http and health.tcp as in Distribution: a file that exists, a URI
+    that answers another status to a HEAD (with the configured headers), an address that
+    refuses connections make /debug/health 503 with the check's name and error, and the API
+    503; each clears at its first success."""
+
+    def test_file_http_tcp_checks(self):
+        import http.server
+        import threading
+        seen, answer = [], {"status": 200}
+
+        class Probe(http.server.BaseHTTPRequestHandler):
+            def do_HEAD(self):
+                seen.append((self.command, self.headers.get("X-Probe")))
+                self.send_response(answer["status"])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+        probe = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Probe)
+        threading.Thread(target=probe.serve_forever, daemon=True).start()
+        self.addCleanup(probe.server_close)
+        self.addCleanup(probe.shutdown)
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        tcp_addr = "127.0.0.1:%d" % listener.getsockname()[1]
+        drain = os.path.join(self.tmp, "drain-me")
+        uri = "http://127.0.0.1:%d/ping" % probe.server_address[1]
+        s = start_debug_server(self.tmp, "health:\n"
+                               "  file:\n    - file: %s\n      interval: 200ms\n"
+                               "  http:\n    - uri: %s\n      headers:\n        X-Probe: [yes]\n"
+                               "      statuscode: 204\n      timeout: 1s\n      interval: 200ms\n"
+                               "      threshold: 2\n"
+                               "  tcp:\n    - addr: %s\n      timeout: 1s\n      interval: 200ms\n"
+                               % (drain, uri, tcp_addr), "external")
+        self.addCleanup(bt.stop_spawned, s)
+        c = s.client()
+
+        def report():
+            r = s.debug.get("/debug/health")
+            return r.status, r.json()
+        # the probe answers 200, not the 204 asked for: that check fails, the others pass
+        self.assertTrue(bt.wait_until(lambda: report()[0] == 503, 5), s.describe())
+        status, body = report()
+        self.assertEqual(body, {uri: "%s: downstream service returned unexpected status: 200" % uri})
+        self.assertEqual(seen[0], ("HEAD", "yes"))
+        self.assertError(c.get("/v2/"), 503, "UNAVAILABLE")
+        answer["status"] = 204
+        self.assertTrue(bt.wait_until(lambda: report() == (200, {}), 5), s.describe())
+        self.assertStatus(c.get("/v2/"), 200)
+        # a file that exists takes the node out of rotation, until it is removed
+        bt.write_file(drain, "")
+        self.assertTrue(bt.wait_until(lambda: report() == (503, {drain: "file exists"}), 5), s.describe())
+        os.unlink(drain)
+        self.assertTrue(bt.wait_until(lambda: report() == (200, {}), 5), s.describe())
+        # an address that stops listening
+        listener.close()
+        self.assertTrue(bt.wait_until(lambda: list(report()[1]) == [tcp_addr], 5), s.describe())
+        self.assertIn("connection failed", report()[1][tcp_addr])
+
+
 class DebugWithoutPrometheusTest(bt.OpsTestCase):
     def test_health_without_metrics(self):
         s = start_debug_server(self.tmp, "", "noprom")

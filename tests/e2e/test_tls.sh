@@ -189,6 +189,27 @@ assert_same_image "$IMG/multi" "$WORK/pulled"
 d=$(_sk inspect --tls-verify=true --cert-dir "$WORK/cd-ca" --authfile "$WORK/auth.json" \
   --format '{{.Digest}}' "docker://localhost:$PORT/tls/multi:v1") || fail "skopeo inspect via localhost failed"
 [ "$d" = "$(img_digest "$IMG/multi")" ] || fail "inspect over TLS: digest $d"
+
+step "certificate renewal, as certbot's deploy hook does it: new files, then SIGHUP"
+# served_cn: the CN of the certificate berth presents to a new connection
+served_cn() {
+  openssl s_client -connect "$H" -servername 127.0.0.1 </dev/null 2>/dev/null |
+    openssl x509 -noout -subject 2>/dev/null | sed -n 's/.*CN *= *//p'
+}
+[ "$(served_cn)" = 127.0.0.1 ] || fail "before the renewal berth serves CN '$(served_cn)'"
+mk_cert server-ca renewed renewed.127.0.0.1 \
+  'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n'
+cp "$C/renewed.crt" "$C/server.crt.new" && mv "$C/server.crt.new" "$C/server.crt"
+cp "$C/renewed.key" "$C/server.key.new" && mv "$C/server.key.new" "$C/server.key"
+kill -HUP "$PID"
+for ((i = 0; i < 100; i++)); do [ "$(served_cn)" = renewed.127.0.0.1 ] && break; sleep 0.05; done
+[ "$(served_cn)" = renewed.127.0.0.1 ] || fail "after SIGHUP berth still serves CN '$(served_cn)'"
+grep -q 'TLS certificate reloaded' "$LOGF" || fail "no reload line in the log"
+kill -0 "$PID" 2>/dev/null || fail "berth exited on SIGHUP"
+sk_tls_copy "docker://$H/tls/multi:v1" "dir:$WORK/pulled-renewed" --src-tls-verify=true \
+  --src-cert-dir "$WORK/cd-ca" --preserve-digests ||
+  { cat "$WORK/last-copy.out" >&2; fail "skopeo pull after the renewal failed"; }
+assert_same_image "$IMG/multi" "$WORK/pulled-renewed"
 stop_checked "$PID" "$LOGF"
 
 # ---------------------------------------------------------------------------------------------

@@ -345,18 +345,24 @@ static char *token_kid(const char *alg, EVP_PKEY *key, const char *kid, const ch
 
 /* ---- authorizing ---- */
 
+/* A token provider's configuration with the test's realm, service and issuer. */
+static void token_config(struct berth_config *cfg, const char *bundle, const char *jwks)
+{
+	berth_config_defaults(cfg);
+	cfg->auth.kind = BERTH_AUTH_TOKEN;
+	snprintf(cfg->auth.realm, sizeof(cfg->auth.realm), "%s", REALM);
+	snprintf(cfg->auth.service, sizeof(cfg->auth.service), "%s", SERVICE);
+	snprintf(cfg->auth.issuer, sizeof(cfg->auth.issuer), "%s", ISSUER);
+	snprintf(cfg->auth.rootcertbundle, sizeof(cfg->auth.rootcertbundle), "%s", bundle ? bundle : "");
+	snprintf(cfg->auth.jwks, sizeof(cfg->auth.jwks), "%s", jwks ? jwks : "");
+}
+
 static struct berth_auth *token_auth(const char *bundle, const char *jwks)
 {
 	struct berth_config cfg;
 	struct berth_auth *a = NULL;
 	char err[512] = "";
-	berth_config_defaults(&cfg);
-	cfg.auth.kind = BERTH_AUTH_TOKEN;
-	snprintf(cfg.auth.realm, sizeof(cfg.auth.realm), "%s", REALM);
-	snprintf(cfg.auth.service, sizeof(cfg.auth.service), "%s", SERVICE);
-	snprintf(cfg.auth.issuer, sizeof(cfg.auth.issuer), "%s", ISSUER);
-	snprintf(cfg.auth.rootcertbundle, sizeof(cfg.auth.rootcertbundle), "%s", bundle ? bundle : "");
-	snprintf(cfg.auth.jwks, sizeof(cfg.auth.jwks), "%s", jwks ? jwks : "");
+	token_config(&cfg, bundle, jwks);
 	if (berth_auth_new(&a, &cfg, err, sizeof(err)) != 0)
 		fail_msg("berth_auth_new: %s", err);
 	return a;
@@ -436,6 +442,36 @@ static void test_valid_algorithms(void **state)
 	assert_int_equal(authz_header(a, h, pull_foo, 1), 0);
 	free(h), free(t), free(c);
 	berth_auth_free(a);
+}
+
+/* auth.token.signingalgorithms: only the listed algorithms verify; unknown names are refused. */
+static void test_signing_algorithms(void **state)
+{
+	(void)state;
+	struct berth_config cfg;
+	struct berth_auth *a = NULL;
+	char err[512] = "";
+	char *list[] = { "ES256", "HS256" };
+
+	token_config(&cfg, bundle_path, NULL);
+	cfg.auth.signingalgorithms = (struct berth_strlist){ 2, list };
+	if (berth_auth_new(&a, &cfg, err, sizeof(err)) != 0)
+		fail_msg("berth_auth_new: %s", err);
+	char *c = good_claims();
+	assert_valid(a, token_kid("ES256", ec_key, ec_kid, c));
+	assert_invalid(a, token_kid("RS256", rsa_key, rsa_kid, c));
+	assert_invalid(a, token_kid("EdDSA", ed_key, ed_kid, c));
+	free(c);
+	berth_auth_free(a);
+
+	char *unknown[] = { "RS256", "XX999" };
+	cfg.auth.signingalgorithms = (struct berth_strlist){ 2, unknown };
+	assert_int_equal(berth_auth_new(&a, &cfg, err, sizeof(err)), -1);
+	assert_string_equal(err, "auth.token.signingalgorithms: unsupported signing algorithm: XX999");
+	char *hmac_only[] = { "HS256" };
+	cfg.auth.signingalgorithms = (struct berth_strlist){ 1, hmac_only };
+	assert_int_equal(berth_auth_new(&a, &cfg, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "only HMAC algorithms listed"));
 }
 
 static void test_time_claims(void **state)
@@ -911,6 +947,19 @@ static void test_autoredirect(void **state)
 	assert_int_equal(authz_header(a, NULL, pull_foo, 1), BERTH_EUNAUTHORIZED);
 	assert_string_equal(challenge, CH_PREFIX ",scope=\"repository:foo:pull\"");
 	berth_auth_free(a);
+
+	/* auth.token.autoredirectpath (Distribution 3) */
+	snprintf(cfg.auth.autoredirectpath, sizeof(cfg.auth.autoredirectpath), "/v2/token");
+	assert_int_equal(berth_auth_new(&a, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(berth_auth_authorize_host(a, NULL, "registry.example.com", pull_foo, 1, challenge,
+						   sizeof(challenge), user, sizeof(user)),
+			 BERTH_EUNAUTHORIZED);
+	assert_string_equal(challenge, "Bearer realm=\"https://registry.example.com/v2/token\","
+				       "service=\"" SERVICE "\",scope=\"repository:foo:pull\"");
+	berth_auth_free(a);
+	snprintf(cfg.auth.autoredirectpath, sizeof(cfg.auth.autoredirectpath), "token\"x");
+	assert_int_equal(berth_auth_new(&a, &cfg, err, sizeof(err)), -1);
+	assert_string_equal(err, "auth.token.autoredirectpath: 'token\"x' is not an absolute URL path");
 }
 
 static void test_silly(void **state)
@@ -984,6 +1033,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_libtrust_kid),
 		cmocka_unit_test(test_valid_algorithms),
+		cmocka_unit_test(test_signing_algorithms),
 		cmocka_unit_test(test_time_claims),
 		cmocka_unit_test(test_issuer_audience),
 		cmocka_unit_test(test_bad_signatures),

@@ -18,6 +18,7 @@
 #include "config/config.h"
 #include "config/config_internal.h"
 #include "core/log.h"
+#include "core/util.h"
 
 extern char **environ;
 
@@ -119,6 +120,18 @@ static const char *capture_stderr(void (*fn)(void *), void *arg)
 	out[n] = '\0';
 	fclose(f);
 	return out;
+}
+
+struct load_args {
+	const char *path;
+	int rc;
+	struct berth_config cfg;
+};
+
+static void do_load(void *p)
+{
+	struct load_args *a = p;
+	a->rc = berth_config_load(&a->cfg, a->path, errbuf, sizeof(errbuf));
 }
 
 /* ---- real configs ------------------------------------------------------------------------------ */
@@ -254,6 +267,18 @@ static void test_distribution_full_example(void **state)
 	assert_int_equal(cfg.redis.pool_idletimeout_ms, 300000);
 
 	assert_int_equal(cfg.health_storagedriver.enabled, 1);
+	assert_int_equal(cfg.n_health_files, 1);
+	assert_string_equal(cfg.health_files[0].file, "/path/to/checked/file");
+	assert_int_equal(cfg.health_files[0].interval_ms, 10000);
+	assert_int_equal(cfg.n_health_https, 1);
+	assert_string_equal(cfg.health_https[0].uri, "http://server.to.check/must/return/200");
+	assert_string_equal(cfg.health_https[0].headers.v[0].name, "Authorization");
+	assert_int_equal(cfg.health_https[0].statuscode, 200);
+	assert_int_equal(cfg.health_https[0].timeout_ms, 3000);
+	assert_int_equal(cfg.health_https[0].threshold, 3);
+	assert_int_equal(cfg.n_health_tcps, 1);
+	assert_string_equal(cfg.health_tcps[0].addr, "redis-server.domain.com:6379");
+	assert_int_equal(cfg.health_tcps[0].timeout_ms, 3000);
 	assert_string_equal(cfg.proxy.remoteurl, "https://registry-1.docker.io");
 	assert_string_equal(cfg.proxy.username, "someuser");
 	assert_string_equal(cfg.proxy.password, "somepassword");
@@ -274,6 +299,223 @@ static void test_docs_list_verbatim_is_refused(void **state)
 	assert_int_equal(berth_config_load(&cfg, path, errbuf, sizeof(errbuf)), -1);
 	assert_non_null(strstr(errbuf, ":29: storage: driver 'azure' is not supported"));
 	berth_config_release(&cfg);
+}
+
+/* ---- every key of Distribution 3's reference ------------------------------------------------------ */
+
+/* A YAML node in flow style: maps {k: v}, lists [a, b], scalars single-quoted (null as ~). */
+static void flow(struct berth_buf *b, yaml_document_t *doc, yaml_node_t *n)
+{
+	if (n->type == YAML_SCALAR_NODE) {
+		const char *t = (const char *)n->data.scalar.value;
+		if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && (!*t || strcmp(t, "~") == 0)) {
+			berth_buf_printf(b, "~");
+			return;
+		}
+		berth_buf_printf(b, "'");
+		for (; *t; t++)
+			berth_buf_printf(b, *t == '\'' ? "''" : "%c", *t);
+		berth_buf_printf(b, "'");
+	} else if (n->type == YAML_SEQUENCE_NODE) {
+		berth_buf_printf(b, "[");
+		for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
+			berth_buf_printf(b, it == n->data.sequence.items.start ? "" : ", ");
+			flow(b, doc, yaml_document_get_node(doc, *it));
+		}
+		berth_buf_printf(b, "]");
+	} else {
+		berth_buf_printf(b, "{");
+		for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+			berth_buf_printf(b, p == n->data.mapping.pairs.start ? "" : ", ");
+			flow(b, doc, yaml_document_get_node(doc, p->key));
+			berth_buf_printf(b, ": ");
+			flow(b, doc, yaml_document_get_node(doc, p->value));
+		}
+		berth_buf_printf(b, "}");
+	}
+}
+
+/* The table key that decides about `path`: the path itself or its nearest ancestor in the table. */
+static const struct cfg_key *deciding_key(const char *path)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s", path);
+	for (;;) {
+		const struct cfg_key *k = berth_config__lookup(&berth_config__table, p);
+		char *dot = strrchr(p, '.');
+		if (k || !dot)
+			return k;
+		*dot = '\0';
+	}
+}
+
+/* Where the walk stops: a value berth takes whole (lists, maps of values, refused or obsolete
+ * sections) or a key it does not know (which the check below then catches). */
+static int is_leaf(const char *path, const yaml_node_t *v)
+{
+	if (v->type != YAML_MAPPING_NODE || v->data.mapping.pairs.start == v->data.mapping.pairs.top)
+		return 1;
+	const struct cfg_key *k = berth_config__lookup(&berth_config__table, path);
+	if (k)
+		return k->type != CT_GROUP && k->type != CT_CHOICE;
+	return !berth_config__is_section(&berth_config__table, path);
+}
+
+struct every_key {
+	size_t keys, honoured, refused;
+};
+
+/* Loads a config made of `path: value` alone (plus a storage driver when it names none) and
+ * checks that berth either refuses it, naming it or its section, or knows and keeps it. */
+static void check_one_key(struct every_key *ek, const char *path, yaml_document_t *doc, yaml_node_t *v)
+{
+	struct berth_buf text = BERTH_BUF_INIT(1 << 20);
+	char comps[512], *save = NULL;
+	int depth = 0;
+	int storage = strncmp(path, "storage.", 8) == 0;
+	snprintf(comps, sizeof(comps), "%s", path);
+	berth_buf_printf(&text, "version: 0.1\n");
+	if (!storage)
+		berth_buf_printf(&text, "storage: {inmemory: ~}\n");
+	for (char *c = strtok_r(comps, ".", &save); c; c = strtok_r(NULL, ".", &save), depth++) {
+		berth_buf_printf(&text, "%s%s: ", depth ? "{" : "", c);
+		if (depth == 0 && storage) {
+			/* storage.delete etc. need a driver beside them; storage.<driver>.x is one */
+			char second[128];
+			snprintf(second, sizeof(second), "storage.%.*s", (int)strcspn(path + 8, "."), path + 8);
+			const struct cfg_key *k = berth_config__lookup(&berth_config__table, second);
+			if (!k || k->type != CT_CHOICE)
+				berth_buf_printf(&text, "{inmemory: ~, ");
+			else
+				berth_buf_printf(&text, "{");
+			depth++;
+			c = strtok_r(NULL, ".", &save);
+			berth_buf_printf(&text, "%s: ", c);
+		}
+	}
+	flow(&text, doc, v);
+	for (int i = 1; i < depth; i++)
+		berth_buf_printf(&text, "}");
+	berth_buf_printf(&text, "\n");
+
+	struct load_args a = { 0 };
+	a.path = write_tmp("key.yml", text.data);
+	const char *out = capture_stderr(do_load, &a);
+	berth_config_release(&a.cfg);
+	if (strstr(out, "unknown key"))
+		fail_msg("%s is ignored as unknown:\n%s%s", path, text.data, out);
+	const struct cfg_key *k = deciding_key(path);
+	if (a.rc != 0) {
+		char section[512];
+		snprintf(section, sizeof(section), "%s", path);
+		int named = 0;
+		for (char *dot = section + strlen(section); !named; dot = strrchr(section, '.')) {
+			if (dot)
+				*dot = '\0';
+			char needle[520];
+			snprintf(needle, sizeof(needle), " %s: ", section);
+			named = strstr(errbuf, needle) != NULL;
+			if (!strchr(section, '.'))
+				break;
+		}
+		if (!named || (!strstr(errbuf, "refused") && !strstr(errbuf, "not supported")))
+			fail_msg("%s: the load failed without refusing the key by name: %s\n%s", path, errbuf, text.data);
+		ek->refused++;
+	} else {
+		if (!k)
+			fail_msg("%s: loaded, but no key of berth's table takes it\n%s", path, text.data);
+		/* a CT_REFUSE key here was given a value asking for nothing (a disabled hook) */
+		if (k->type == CT_ANY && !k->why)
+			fail_msg("%s: accepted and ignored without a reason\n%s", path, text.data);
+		ek->honoured++;
+	}
+	ek->keys++;
+	berth_buf_release(&text);
+}
+
+static void walk_keys(struct every_key *ek, const char *prefix, yaml_document_t *doc, yaml_node_t *map)
+{
+	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+		yaml_node_t *kn = yaml_document_get_node(doc, p->key), *vn = yaml_document_get_node(doc, p->value);
+		char path[512];
+		snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "", (const char *)kn->data.scalar.value);
+		if (strcmp(path, "version") == 0)
+			continue;
+		if (is_leaf(path, vn))
+			check_one_key(ek, path, doc, vn);
+		else
+			walk_keys(ek, path, doc, vn);
+	}
+}
+
+static void test_every_key_of_distribution3_is_honoured_or_refused(void **state)
+{
+	char path[1024];
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	struct every_key ek = { 0 };
+
+	fixture_path(path, sizeof(path), "distribution3-docs-list.yml");
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	assert_true(yaml_parser_initialize(&parser));
+	yaml_parser_set_input_file(&parser, f);
+	assert_true(yaml_parser_load(&parser, &doc));
+	walk_keys(&ek, "", &doc, yaml_document_get_root_node(&doc));
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	fclose(f);
+	/* the walk saw the whole reference (116 keys when written), both outcomes */
+	if (ek.keys < 110 || ek.refused < 10 || ek.honoured < 80)
+		fail_msg("walked %zu keys: %zu honoured, %zu refused", ek.keys, ek.honoured, ek.refused);
+}
+
+/* Each refusal is one message naming the key and why; values asking for nothing are accepted. */
+static void test_refused_keys(void **state)
+{
+	const char *m;
+	m = load_fails(MINIMAL "http:\n  tls:\n    letsencrypt:\n      cachefile: /c\n      hosts: [a.example]\n");
+	assert_non_null(strstr(m, "7: http.tls.letsencrypt: refused: berth does not obtain certificates itself: "
+				  "get one with certbot"));
+	m = load_fails(MINIMAL "http:\n  h2c:\n    enabled: true\n");
+	assert_non_null(strstr(m, "7: http.h2c.enabled: refused: berth serves HTTP/1.1 only"));
+	m = load_fails(MINIMAL "log:\n  hooks:\n    - type: mail\n      levels: [panic]\n");
+	assert_non_null(strstr(m, "6: log.hooks: refused:"));
+	m = load_fails(MINIMAL "middleware:\n  registry:\n    - name: x\n");
+	assert_non_null(strstr(m, "5: middleware: refused:"));
+	m = load_fails(MINIMAL "proxy:\n  exec:\n    command: helper\n    lifetime: 1h\n");
+	assert_non_null(strstr(m, "6: proxy.exec: refused: credential helpers are not supported"));
+	struct berth_config cfg;
+	setenv("REGISTRY_HTTP_H2C_ENABLED", "true", 1);
+	assert_int_equal(berth_config_load(&cfg, write_tmp("config.yml", MINIMAL), errbuf, sizeof(errbuf)), -1);
+	berth_config_release(&cfg);
+	assert_string_equal(errbuf, "REGISTRY_HTTP_H2C_ENABLED: http.h2c.enabled: refused: berth serves HTTP/1.1 "
+				    "only: HTTP/2 without TLS (h2c) is not supported");
+	unsetenv("REGISTRY_HTTP_H2C_ENABLED");
+
+	load_ok(&cfg, MINIMAL "http:\n  h2c:\n    enabled: false\n  tls:\n    letsencrypt: {hosts: []}\n"
+			      "log:\n  hooks:\n    - {type: mail, disabled: true, levels: [panic]}\n"
+			      "middleware:\n  registry: []\n  storage: ~\nproxy:\n  exec: {}\n");
+	berth_config_release(&cfg);
+}
+
+/* reporting, compatibility and policy (2.x) change nothing clients get: one warning each. */
+static void test_obsolete_sections_warn(void **state)
+{
+	struct load_args a = { 0 };
+	char expect[1200];
+	a.path = write_tmp("config.yml", MINIMAL "reporting:\n  bugsnag:\n    apikey: x\n  newrelic:\n    name: y\n"
+						 "compatibility:\n  schema1:\n    enabled: true\npolicy:\n  repository:\n"
+						 "    classes: [a]\n");
+	const char *out = capture_stderr(do_load, &a);
+	assert_int_equal(a.rc, 0);
+	snprintf(expect, sizeof(expect),
+		 "%s:5: warning: reporting: obsolete Distribution 2.x section, ignored (it changes nothing clients get)\n"
+		 "%s:10: warning: compatibility: obsolete Distribution 2.x section, ignored (it changes nothing clients get)\n"
+		 "%s:13: warning: policy: obsolete Distribution 2.x section, ignored (it changes nothing clients get)\n",
+		 a.path, a.path, a.path);
+	assert_string_equal(out, expect);
+	berth_config_release(&a.cfg);
 }
 
 /* ---- defaults ---------------------------------------------------------------------------------- */
@@ -304,7 +546,7 @@ static void test_defaults_when_absent(void **state)
 	assert_int_equal(cfg.health_storagedriver.interval_ms, 10000);
 	assert_int_equal(cfg.auth.kind, BERTH_AUTH_NONE);
 	assert_int_equal(cfg.catalog_maxentries, 1000);
-	assert_int_equal(cfg.tags_maxtags, 0);
+	assert_int_equal(cfg.tags_maxtags, 1000);
 	assert_int_equal(cfg.manifest_max, 4u << 20);
 	assert_int_equal(cfg.notifications.n_endpoints, 0);
 	berth_config_release(&cfg);
@@ -364,6 +606,14 @@ static void test_value_forms(void **state)
 	assert_int_equal(cfg.tags_maxtags, 7);
 	assert_int_equal(cfg.proxy.ttl_ms, 0);
 	berth_config_release(&cfg);
+
+	/* Distribution 3: 0 or less is the default for the catalog; a negative maxtags is an error */
+	load_ok(&cfg, MINIMAL "catalog: {maxentries: -5}\ntags: {maxtags: 0}\n");
+	assert_int_equal(cfg.catalog_maxentries, 1000);
+	assert_int_equal(cfg.tags_maxtags, 1000);
+	berth_config_release(&cfg);
+	assert_string_equal(load_fails(MINIMAL "tags: {maxtags: -1}\n"),
+			    "5: tags.maxtags: must be between 0 and 9223372036854775807, got -1");
 }
 
 static void test_anchors_and_merge_keys(void **state)
@@ -538,25 +788,13 @@ static void test_error_missing_file(void **state)
 
 /* ---- unknown keys ------------------------------------------------------------------------------ */
 
-struct load_args {
-	const char *path;
-	int rc;
-	struct berth_config cfg;
-};
-
-static void do_load(void *p)
-{
-	struct load_args *a = p;
-	a->rc = berth_config_load(&a->cfg, a->path, errbuf, sizeof(errbuf));
-}
 
 static void test_unknown_key_warns(void **state)
 {
 	struct load_args a = { 0 };
 	char expect[600];
 
-	a.path = write_tmp("config.yml", MINIMAL "http:\n  addr: :5000\n  foo: bar\nfrobnicate: 1\n"
-						 "middleware:\n  registry: [{name: x}]\n");
+	a.path = write_tmp("config.yml", MINIMAL "http:\n  addr: :5000\n  foo: bar\nfrobnicate: 1\n");
 	const char *out = capture_stderr(do_load, &a);
 	assert_int_equal(a.rc, 0);
 	snprintf(expect, sizeof(expect), "%s:7: warning: unknown key http.foo\n%s:8: warning: unknown key frobnicate\n",
@@ -860,6 +1098,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_debian_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_distribution_full_example, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_docs_list_verbatim_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_every_key_of_distribution3_is_honoured_or_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_obsolete_sections_warn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_defaults_when_absent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_value_forms, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_anchors_and_merge_keys, setup, teardown),
