@@ -23,6 +23,7 @@
 #include "core/util.h"
 #include "storage/s3_xml.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -68,6 +69,9 @@ struct s3_req {
 	const void *body;
 	size_t body_len;
 	struct curl_slist *headers; /* borrowed, extra request headers */
+	/* Signed by berth, not curl: curl 7.88 sorts the canonical headers as "name:value" lines,
+	 * so x-amz-copy-source-range lands before x-amz-copy-source and the signature is wrong. */
+	int self_sign;
 	/* Where a 2xx body goes: into `out` (capped; BERTH_ETOOLARGE past it) unless sink is set. */
 	struct berth_buf out;
 	int too_large;
@@ -202,8 +206,10 @@ static void setup_handle(struct s3_driver *d, CURL *h, struct s3_req *q, const c
 {
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_AWS_SIGV4, d->sigv4);
-	curl_easy_setopt(h, CURLOPT_USERPWD, d->userpwd);
+	if (!q->self_sign) {
+		curl_easy_setopt(h, CURLOPT_AWS_SIGV4, d->sigv4);
+		curl_easy_setopt(h, CURLOPT_USERPWD, d->userpwd);
+	}
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, d->useragent);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, d->connect_timeout_ms);
@@ -229,6 +235,106 @@ static void setup_handle(struct s3_driver *d, CURL *h, struct s3_req *q, const c
 			curl_easy_setopt(h, CURLOPT_POSTFIELDS, q->body ? q->body : "");
 		}
 	}
+}
+
+static void hex(char *out, const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", p[i]);
+}
+
+static void hmac(unsigned char out[32], const void *key, size_t keylen, const char *msg)
+{
+	unsigned len = 32;
+	HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)msg, strlen(msg), out, &len);
+}
+
+/* The SigV4 signature (hex) of a string to sign for this date (YYYYMMDD). */
+static void sigv4_signature(const struct s3_driver *d, const char *date, const char *to_sign, char out[65])
+{
+	unsigned char k1[32], k2[32], k3[32], k4[32], sig[32];
+	char *secret = berth_asprintf("AWS4%s", d->secretkey);
+	hmac(k1, secret, strlen(secret), date);
+	hmac(k2, k1, 32, d->region);
+	hmac(k3, k2, 32, "s3");
+	hmac(k4, k3, 32, "aws4_request");
+	hmac(sig, k4, 32, to_sign);
+	hex(out, sig, 32);
+	free(secret);
+}
+
+/* The canonical URI of a key: /bucket/key (path style) or /key. Keys hold unreserved
+ * characters and '/' only (the storage path grammar), so nothing needs encoding. */
+static char *canonical_uri(const struct s3_driver *d, const char *key)
+{
+	return d->path_style ? berth_asprintf("/%s/%s", d->bucket, key ? key : "")
+			     : berth_asprintf("/%s", key ? key : "");
+}
+
+static int cmp_header_name(const void *a, const void *b)
+{
+	const char *x = *(char *const *)a, *y = *(char *const *)b;
+	size_t nx = strcspn(x, ":"), ny = strcspn(y, ":");
+	int c = strncmp(x, y, nx < ny ? nx : ny);
+	return c ? c : (nx > ny) - (nx < ny);
+}
+
+/* Adds x-amz-date and an Authorization header (SigV4, every x-amz-* header and host signed)
+ * to hdrs, for a request curl does not sign. */
+static struct curl_slist *sign_headers(const struct s3_driver *d, const struct s3_req *q,
+				       struct curl_slist *hdrs)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	char date[9], stamp[17], line[64];
+	strftime(date, sizeof(date), "%Y%m%d", &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	snprintf(line, sizeof(line), "x-amz-date: %s", stamp);
+	hdrs = curl_slist_append(hdrs, line);
+
+	/* "name:value" lines, names lowercased, values trimmed, sorted by name. */
+	char *lines[32];
+	size_t n = 0;
+	lines[n++] = berth_asprintf("host:%s", d->host);
+	for (struct curl_slist *h = hdrs; h && n < 32; h = h->next) {
+		if (strncasecmp(h->data, "x-amz-", 6) != 0)
+			continue;
+		size_t nl = strcspn(h->data, ":");
+		const char *v = h->data + nl + (h->data[nl] ? 1 : 0);
+		while (*v == ' ')
+			v++;
+		char *l = berth_asprintf("%.*s:%s", (int)nl, h->data, v);
+		for (size_t i = 0; i < nl; i++)
+			l[i] = (char)tolower((unsigned char)l[i]);
+		lines[n++] = l;
+	}
+	qsort(lines, n, sizeof(lines[0]), cmp_header_name);
+	struct berth_buf canon = BERTH_BUF_INIT(SIZE_MAX), names = BERTH_BUF_INIT(SIZE_MAX);
+	char *uri = canonical_uri(d, q->key);
+	berth_buf_printf(&canon, "%s\n%s\n%s\n", q->method, uri, q->query ? q->query : "");
+	for (size_t i = 0; i < n; i++) {
+		berth_buf_printf(&canon, "%s\n", lines[i]);
+		berth_buf_printf(&names, "%s%.*s", i ? ";" : "", (int)strcspn(lines[i], ":"), lines[i]);
+		free(lines[i]);
+	}
+	berth_buf_printf(&canon, "\n%s\nUNSIGNED-PAYLOAD", names.data);
+	unsigned char digest[32];
+	char digest_hex[65], sig[65];
+	EVP_Digest(canon.data, canon.len, digest, NULL, EVP_sha256(), NULL);
+	hex(digest_hex, digest, 32);
+	char *to_sign = berth_asprintf("AWS4-HMAC-SHA256\n%s\n%s/%s/s3/aws4_request\n%s", stamp, date,
+				       d->region, digest_hex);
+	sigv4_signature(d, date, to_sign, sig);
+	char *auth = berth_asprintf("Authorization: AWS4-HMAC-SHA256 Credential=%s/%s/%s/s3/aws4_request, "
+				    "SignedHeaders=%s, Signature=%s", d->accesskey, date, d->region, names.data, sig);
+	hdrs = curl_slist_append(hdrs, auth);
+	free(auth);
+	free(to_sign);
+	free(uri);
+	berth_buf_release(&canon);
+	berth_buf_release(&names);
+	return hdrs;
 }
 
 /*
@@ -263,8 +369,15 @@ static int s3_send(struct s3_driver *d, struct s3_req *q)
 		q->err.cap = 64u << 10;
 		q->status = 0;
 		q->too_large = 0;
-		setup_handle(d, h, q, url, hdrs);
+		struct curl_slist *signed_hdrs = NULL;
+		if (q->self_sign) { /* signed again each attempt: the signature carries the time */
+			for (struct curl_slist *x = hdrs; x; x = x->next)
+				signed_hdrs = curl_slist_append(signed_hdrs, x->data);
+			signed_hdrs = sign_headers(d, q, signed_hdrs);
+		}
+		setup_handle(d, h, q, url, signed_hdrs ? signed_hdrs : hdrs);
 		cc = curl_easy_perform(h);
+		curl_slist_free_all(signed_hdrs);
 		long status = 0;
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 		q->status = status;
@@ -786,7 +899,7 @@ static int mpu_copy_part(struct s3_driver *d, const char *key, struct s3_mpu *m,
 				     (unsigned long long)(to - 1));
 	struct curl_slist *h = curl_slist_append(curl_slist_append(NULL, src), range);
 	struct s3_req q = { .method = "PUT", .key = key, .query = query, .body = "", .headers = h,
-			    .out = BERTH_BUF_INIT(S3_META_CAP) };
+			    .self_sign = 1, .out = BERTH_BUF_INIT(S3_META_CAP) };
 	int rc = s3_call_checked(d, &q);
 	if (rc == 0) {
 		size_t n = 0;
@@ -1364,18 +1477,6 @@ static int s3_remove(struct berth_storage_driver *base, const char *path)
 
 /* ---- presigned URLs ---------------------------------------------------------------------- */
 
-static void hex(char *out, const unsigned char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		snprintf(out + 2 * i, 3, "%02x", p[i]);
-}
-
-static void hmac(unsigned char out[32], const void *key, size_t keylen, const char *msg)
-{
-	unsigned len = 32;
-	HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)msg, strlen(msg), out, &len);
-}
-
 /* A GET URL valid S3_PRESIGN_SECONDS, signed with SigV4 query parameters (curl signs only the
  * requests it sends, so this is the one place berth signs itself). */
 static int s3_url_for(struct berth_storage_driver *base, const char *path, char **out)
@@ -1401,23 +1502,17 @@ static int s3_url_for(struct berth_storage_driver *base, const char *path, char 
 		query_escape(&query, d->sessiontoken);
 	}
 	berth_buf_printf(&query, "&X-Amz-SignedHeaders=host");
-	const char *uri_bucket = d->path_style ? d->bucket : "";
-	char *canonical = berth_asprintf("GET\n/%s%s%s\n%s\nhost:%s\n\nhost\nUNSIGNED-PAYLOAD", uri_bucket,
-					 d->path_style ? "/" : "", key, query.data, d->host);
-	unsigned char h[32], k1[32], k2[32], k3[32], k4[32], sig[32];
+	char *uri = canonical_uri(d, key);
+	char *canonical = berth_asprintf("GET\n%s\n%s\nhost:%s\n\nhost\nUNSIGNED-PAYLOAD", uri, query.data,
+					 d->host);
+	unsigned char h[32];
 	char hh[65], sighex[65];
 	EVP_Digest(canonical, strlen(canonical), h, NULL, EVP_sha256(), NULL);
 	hex(hh, h, 32);
 	char *to_sign = berth_asprintf("AWS4-HMAC-SHA256\n%s\n%s\n%s", stamp, scope, hh);
-	char *secret = berth_asprintf("AWS4%s", d->secretkey);
-	hmac(k1, secret, strlen(secret), date);
-	hmac(k2, k1, 32, d->region);
-	hmac(k3, k2, 32, "s3");
-	hmac(k4, k3, 32, "aws4_request");
-	hmac(sig, k4, 32, to_sign);
-	hex(sighex, sig, 32);
+	sigv4_signature(d, date, to_sign, sighex);
 	*out = berth_asprintf("%s/%s?%s&X-Amz-Signature=%s", d->url_base, key, query.data, sighex);
-	free(secret);
+	free(uri);
 	free(to_sign);
 	free(canonical);
 	free(cred);
