@@ -1292,14 +1292,16 @@ static int s3_list(struct berth_storage_driver *base, const char *path, berth_li
 	int rc = list_objects(d, prefix, 1, 0, add_child, &c);
 	free(prefix);
 	/* S3 orders keys, where "a-b" < "a/": the contract's order is by name. */
-	qsort(c.v, c.n, sizeof(*c.v), cmp_str);
+	if (c.n)
+		qsort(c.v, c.n, sizeof(*c.v), cmp_str);
 	if (rc == 0 && c.n == 0 && strcmp(path, "/") != 0)
 		rc = BERTH_ENOTFOUND;
-	for (size_t i = 0; i < c.n; i++) {
-		if (rc == 0 && (i == 0 || strcmp(c.v[i], c.v[i - 1]) != 0))
+	for (size_t i = 0; rc == 0 && i < c.n; i++) {
+		if (i == 0 || strcmp(c.v[i], c.v[i - 1]) != 0) /* a name both object and prefix */
 			rc = cb(c.v[i], payload);
-		free(c.v[i]);
 	}
+	for (size_t i = 0; i < c.n; i++)
+		free(c.v[i]);
 	free(c.v);
 	return rc;
 }

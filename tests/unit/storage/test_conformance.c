@@ -76,8 +76,19 @@ static void take_assignment(const char *line, const char *name, char *out, size_
 	}
 }
 
+static int rgw_down(void **state);
+
+/* A failed assertion under the sanitizers aborts: the gateway's daemons must not outlive us. */
+static void rgw_down_on_abort(int sig)
+{
+	rgw_down(NULL);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 static int rgw_up(void **state)
 {
+	signal(SIGABRT, rgw_down_on_abort);
 	strcpy(rgw.dir, "/tmp/berth-rgw-XXXXXX");
 	if (mkdtemp(rgw.dir) == NULL)
 		return -1;
@@ -106,6 +117,7 @@ static int rgw_down(void **state)
 	if (rgw.dir[0]) {
 		char cmd[512];
 		snprintf(cmd, sizeof(cmd), "%s/tests/fixtures/s3/rgw-down.sh %s", BERTH_SRC_DIR, rgw.dir);
+		rgw.dir[0] = '\0';
 		if (system(cmd) != 0)
 			return -1;
 	}
