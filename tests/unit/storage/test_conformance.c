@@ -1384,6 +1384,101 @@ static void test_s3_url_for(void **state)
 	free(url);
 }
 
+/* Starts tests/fixtures/s3/faultproxy.py in front of the RGW, failing every `every`-th request
+ * with 503 SlowDown; its endpoint goes to endpoint, its pid to *pid. */
+static void start_fault_proxy(int every, char *endpoint, size_t len, const char *count_file, pid_t *pid)
+{
+	char port_file[128], cmd[1024];
+	snprintf(port_file, sizeof(port_file), "%s/proxy.port", rgw.dir);
+	unlink(port_file);
+	snprintf(cmd, sizeof(cmd),
+		 "python3 %s/tests/fixtures/s3/faultproxy.py --upstream %s --every %d --port-file %s "
+		 "--count-file %s >/dev/null 2>&1 & echo $!",
+		 BERTH_SRC_DIR, rgw.endpoint, every, port_file, count_file);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	assert_int_equal(fscanf(p, "%d", pid), 1);
+	pclose(p);
+	FILE *f = NULL;
+	for (int i = 0; i < 200 && (f = fopen(port_file, "r")) == NULL; i++)
+		usleep(25 * 1000);
+	assert_non_null(f);
+	int port = 0;
+	assert_int_equal(fscanf(f, "%d", &port), 1);
+	fclose(f);
+	snprintf(endpoint, len, "http://127.0.0.1:%d", port);
+}
+
+static int read_count(const char *file)
+{
+	FILE *f = fopen(file, "r");
+	int n = 0;
+	if (f) {
+		if (fscanf(f, "%d", &n) != 1)
+			n = 0;
+		fclose(f);
+	}
+	return n;
+}
+
+/* 503 SlowDown on every third request: every operation still succeeds, through retries. */
+static void test_s3_retries_slowdown(void **state)
+{
+	char endpoint[128], count_file[128], root[64];
+	pid_t pid;
+	snprintf(count_file, sizeof(count_file), "%s/proxy.faults", rgw.dir);
+	start_fault_proxy(3, endpoint, sizeof(endpoint), count_file, &pid);
+	snprintf(root, sizeof(root), "/conformance/t%d", rgw.serial);
+	struct berth_s3_options o = rgw_options(root);
+	o.endpoint = endpoint;
+	struct berth_storage_driver *d;
+	assert_int_equal(berth_s3_driver_new(&d, &o), 0);
+
+	const size_t total = (6u << 20) + 11;
+	unsigned char *src = pattern(total);
+	struct berth_writer *w;
+	assert_int_equal(d->writer(d, "/f/big", 0, &w), 0);
+	write_pieces(w, src, 0, total);
+	assert_int_equal(w->commit(w), 0);
+	w->close(w);
+	for (int i = 0; i < 6; i++) {
+		char path[32];
+		snprintf(path, sizeof(path), "/f/small%d", i);
+		put(d, path, "x");
+		expect_content(d, path, "x");
+	}
+	struct names ns = { 0 };
+	assert_int_equal(d->list(d, "/f", collect_name, &ns), 0);
+	assert_int_equal(ns.n, 7);
+	names_sorted(&ns);
+	expect_bytes(d, "/f/big", src, total);
+	assert_int_equal(d->move(d, "/f/big", "/f/moved"), 0);
+	assert_int_equal(d->remove(d, "/f"), 0);
+	expect_absent(d, "/f/small0");
+	assert_true(read_count(count_file) >= 5);
+
+	d->free(d);
+	free(src);
+	kill(pid, SIGTERM);
+}
+
+/* A server that cannot be reached is an error after the retries (never "not found"), in bounded
+ * time. */
+static void test_s3_unreachable(void **state)
+{
+	struct berth_s3_options o = rgw_options("/x");
+	o.endpoint = "http://127.0.0.1:1";
+	o.retries = 2;
+	struct berth_storage_driver *d;
+	struct berth_stat st;
+	assert_int_equal(berth_s3_driver_new(&d, &o), 0);
+	time_t t0 = time(NULL);
+	assert_int_equal(d->put_content(d, "/a", "x", 1), BERTH_ERROR);
+	assert_int_equal(d->stat(d, "/a", &st), BERTH_ERROR);
+	assert_true(time(NULL) - t0 < 5);
+	d->free(d);
+}
+
 /* ---- registration ---- */
 
 #define CONFORMANCE_TESTS(setup)                                                          \
@@ -1434,6 +1529,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_s3_continues_open_upload, setup_s3, teardown),
 		cmocka_unit_test_setup_teardown(test_s3_move_multipart_copy, setup_s3, teardown),
 		cmocka_unit_test_setup_teardown(test_s3_url_for, setup_s3, teardown),
+		cmocka_unit_test_setup_teardown(test_s3_retries_slowdown, setup_s3, teardown),
+		cmocka_unit_test_setup_teardown(test_s3_unreachable, setup_s3, teardown),
 	};
 
 	int failed = cmocka_run_group_tests_name("storage path grammar", common, NULL, NULL);
