@@ -16,459 +16,19 @@
  * Readers fetch ranged windows; every window after the first carries If-Match with the first
  * one's ETag, so a reader never mixes two versions of an object.
  */
-#include "storage/driver.h"
+#include "storage/s3_int.h"
 
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "storage/s3_xml.h"
 
-#include <ctype.h>
-#include <curl/curl.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
-
-#define S3_MIN_PART (5ull << 20)          /* S3's smallest part but the last */
-#define S3_MAX_COPY_PART (5ull << 30)     /* S3's largest part of a copy */
-#define S3_MAX_PARTS 10000u
-#define S3_READ_WINDOW ((4u << 20) - 1)   /* bytes a reader fetches per GET (fits a 4 MiB buffer) */
-#define S3_META_CAP (64u << 20)           /* largest XML answer read */
-#define S3_DELETE_BATCH 1000u             /* DeleteObjects' limit */
-#define S3_IDLE_HANDLES 16u
-#define S3_PRESIGN_SECONDS 1200           /* Distribution's 20 minutes */
-
-struct s3_driver {
-	struct berth_storage_driver base;
-	char *endpoint, *bucket, *host, *region, *prefix; /* prefix: "" or "root/dir/" */
-	char *url_base;   /* endpoint + "/" + bucket (path style) or the virtual host */
-	char *userpwd, *sigv4, *useragent, *accesskey, *secretkey, *sessiontoken;
-	struct curl_slist *object_headers; /* storage class, acl, encryption: on every new object */
-	int skipverify, path_style;
-	uint64_t chunksize, copy_chunksize, copy_threshold;
-	unsigned retries;
-	long connect_timeout_ms, stall_timeout_s;
-	pthread_mutex_t pool_lock;
-	CURL *idle[S3_IDLE_HANDLES];
-	size_t n_idle;
-};
-
-/* ---- requests ---------------------------------------------------------------------------- */
-
-/* One request and what came back. */
-struct s3_req {
-	const char *method;     /* "GET", "HEAD", "PUT", "POST", "DELETE" */
-	const char *key;        /* object key, or NULL for the bucket */
-	const char *query;      /* canonical (sorted, encoded) query string, or NULL */
-	const void *body;
-	size_t body_len;
-	struct curl_slist *headers; /* borrowed, extra request headers */
-	/* Signed by berth, not curl: curl 7.88 sorts the canonical headers as "name:value" lines,
-	 * so x-amz-copy-source-range lands before x-amz-copy-source and the signature is wrong. */
-	int self_sign;
-	/* Where a 2xx body goes: into `out` (capped; BERTH_ETOOLARGE past it) unless sink is set. */
-	struct berth_buf out;
-	int too_large;
-	/* response */
-	long status;
-	struct berth_buf err;   /* a non-2xx body (capped), for the error code */
-	char etag[130];
-	uint64_t range_total;   /* from Content-Range: a-b/TOTAL; 0 if none */
-	int64_t mtime;
-	uint64_t content_length;
-};
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init_once(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static CURL *handle_take(struct s3_driver *d)
-{
-	CURL *h = NULL;
-	pthread_mutex_lock(&d->pool_lock);
-	if (d->n_idle)
-		h = d->idle[--d->n_idle];
-	pthread_mutex_unlock(&d->pool_lock);
-	return h ? h : curl_easy_init();
-}
-
-/* Returns a handle to the pool; its connection stays open for the next request. */
-static void handle_give(struct s3_driver *d, CURL *h)
-{
-	pthread_mutex_lock(&d->pool_lock);
-	if (d->n_idle < S3_IDLE_HANDLES) {
-		d->idle[d->n_idle++] = h;
-		h = NULL;
-	}
-	pthread_mutex_unlock(&d->pool_lock);
-	if (h)
-		curl_easy_cleanup(h);
-}
-
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-	struct s3_req *q = arg;
-	size_t len = size * n;
-	struct berth_buf *b = q->status >= 200 && q->status < 300 ? &q->out : &q->err;
-	if (berth_buf_append(b, p, len) < 0) {
-		if (b == &q->out) {
-			q->too_large = 1;
-			return 0; /* aborts the transfer */
-		}
-		return len; /* an error body past its cap: keep the first part */
-	}
-	return len;
-}
-
-static int header_is(const char *line, size_t n, const char *name, const char **value)
-{
-	size_t k = strlen(name);
-	if (n <= k || strncasecmp(line, name, k) != 0 || line[k] != ':')
-		return 0;
-	*value = line + k + 1;
-	while (**value == ' ')
-		(*value)++;
-	return 1;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *arg)
-{
-	struct s3_req *q = arg;
-	size_t len = size * n;
-	const char *v;
-	if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) { /* a new response (after a 100) */
-		q->etag[0] = '\0';
-		q->range_total = 0;
-		sscanf(p, "HTTP/%*s %ld", &q->status);
-	} else if (header_is(p, len, "ETag", &v)) {
-		size_t m = 0;
-		while (v + m < p + len && v[m] != '\r' && v[m] != '\n' && m < sizeof(q->etag) - 1)
-			m++;
-		memcpy(q->etag, v, m);
-		q->etag[m] = '\0';
-	} else if (header_is(p, len, "Content-Range", &v)) {
-		const char *slash = memchr(v, '/', (size_t)(p + len - v));
-		if (slash)
-			q->range_total = strtoull(slash + 1, NULL, 10);
-	}
-	return len;
-}
-
-/* 1 if the list has a header of that name. */
-static int has_header(const struct curl_slist *h, const char *name)
-{
-	size_t n = strlen(name);
-	for (; h; h = h->next) {
-		if (strncasecmp(h->data, name, n) == 0 && h->data[n] == ':')
-			return 1;
-	}
-	return 0;
-}
-
-static char *object_url(const struct s3_driver *d, const char *key, const char *query)
-{
-	return berth_asprintf("%s/%s%s%s", d->url_base, key ? key : "", query ? "?" : "",
-			      query ? query : "");
-}
-
-static int retryable(CURLcode cc, long status)
-{
-	if (cc == CURLE_OK)
-		return status == 500 || status == 502 || status == 503 || status == 504;
-	return cc == CURLE_OPERATION_TIMEDOUT || cc == CURLE_COULDNT_CONNECT || cc == CURLE_SEND_ERROR ||
-	       cc == CURLE_RECV_ERROR || cc == CURLE_GOT_NOTHING || cc == CURLE_PARTIAL_FILE;
-}
-
-/* The <Code> of an S3 error body, or "" (into out). */
-static void error_code(const struct s3_req *q, char *out, size_t outlen)
-{
-	size_t n = 0;
-	const char *c = q->err.data ? s3_xml_find(q->err.data, q->err.data + q->err.len, "Code", &n, NULL)
-				    : NULL;
-	if (c == NULL)
-		n = 0;
-	if (n >= outlen)
-		n = outlen - 1;
-	memcpy(out, c ? c : "", n);
-	out[n] = '\0';
-}
-
-static void setup_handle(struct s3_driver *d, CURL *h, struct s3_req *q, const char *url,
-			 struct curl_slist *hdrs)
-{
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	if (!q->self_sign) {
-		curl_easy_setopt(h, CURLOPT_AWS_SIGV4, d->sigv4);
-		curl_easy_setopt(h, CURLOPT_USERPWD, d->userpwd);
-	}
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(h, CURLOPT_USERAGENT, d->useragent);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, d->connect_timeout_ms);
-	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, d->stall_timeout_s);
-	curl_easy_setopt(h, CURLOPT_FILETIME, 1L);
-	/* Bodies go at once: an "Expect:" header to turn 100-continue off would be signed by curl. */
-	curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 0L);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, q);
-	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, q);
-	if (d->skipverify) {
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-	}
-	if (strcmp(q->method, "HEAD") == 0) {
-		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-	} else if (strcmp(q->method, "GET") != 0) {
-		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, q->method);
-		if (strcmp(q->method, "DELETE") != 0) {
-			curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->body_len);
-			curl_easy_setopt(h, CURLOPT_POSTFIELDS, q->body ? q->body : "");
-		}
-	}
-}
-
-static void hex(char *out, const unsigned char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		snprintf(out + 2 * i, 3, "%02x", p[i]);
-}
-
-static void hmac(unsigned char out[32], const void *key, size_t keylen, const char *msg)
-{
-	unsigned len = 32;
-	HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)msg, strlen(msg), out, &len);
-}
-
-/* The SigV4 signature (hex) of a string to sign for this date (YYYYMMDD). */
-static void sigv4_signature(const struct s3_driver *d, const char *date, const char *to_sign, char out[65])
-{
-	unsigned char k1[32], k2[32], k3[32], k4[32], sig[32];
-	char *secret = berth_asprintf("AWS4%s", d->secretkey);
-	hmac(k1, secret, strlen(secret), date);
-	hmac(k2, k1, 32, d->region);
-	hmac(k3, k2, 32, "s3");
-	hmac(k4, k3, 32, "aws4_request");
-	hmac(sig, k4, 32, to_sign);
-	hex(out, sig, 32);
-	free(secret);
-}
-
-/* The canonical URI of a key: /bucket/key (path style) or /key. Keys hold unreserved
- * characters and '/' only (the storage path grammar), so nothing needs encoding. */
-static char *canonical_uri(const struct s3_driver *d, const char *key)
-{
-	return d->path_style ? berth_asprintf("/%s/%s", d->bucket, key ? key : "")
-			     : berth_asprintf("/%s", key ? key : "");
-}
-
-static int cmp_header_name(const void *a, const void *b)
-{
-	const char *x = *(char *const *)a, *y = *(char *const *)b;
-	size_t nx = strcspn(x, ":"), ny = strcspn(y, ":");
-	int c = strncmp(x, y, nx < ny ? nx : ny);
-	return c ? c : (nx > ny) - (nx < ny);
-}
-
-/* Adds x-amz-date and an Authorization header (SigV4, every x-amz-* header and host signed)
- * to hdrs, for a request curl does not sign. */
-static struct curl_slist *sign_headers(const struct s3_driver *d, const struct s3_req *q,
-				       struct curl_slist *hdrs)
-{
-	time_t now = time(NULL);
-	struct tm tm;
-	gmtime_r(&now, &tm);
-	char date[9], stamp[17], line[64];
-	strftime(date, sizeof(date), "%Y%m%d", &tm);
-	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-	snprintf(line, sizeof(line), "x-amz-date: %s", stamp);
-	hdrs = curl_slist_append(hdrs, line);
-
-	/* "name:value" lines, names lowercased, values trimmed, sorted by name. */
-	char *lines[32];
-	size_t n = 0;
-	lines[n++] = berth_asprintf("host:%s", d->host);
-	for (struct curl_slist *h = hdrs; h && n < 32; h = h->next) {
-		if (strncasecmp(h->data, "x-amz-", 6) != 0)
-			continue;
-		size_t nl = strcspn(h->data, ":");
-		const char *v = h->data + nl + (h->data[nl] ? 1 : 0);
-		while (*v == ' ')
-			v++;
-		char *l = berth_asprintf("%.*s:%s", (int)nl, h->data, v);
-		for (size_t i = 0; i < nl; i++)
-			l[i] = (char)tolower((unsigned char)l[i]);
-		lines[n++] = l;
-	}
-	qsort(lines, n, sizeof(lines[0]), cmp_header_name);
-	struct berth_buf canon = BERTH_BUF_INIT(SIZE_MAX), names = BERTH_BUF_INIT(SIZE_MAX);
-	char *uri = canonical_uri(d, q->key);
-	berth_buf_printf(&canon, "%s\n%s\n%s\n", q->method, uri, q->query ? q->query : "");
-	for (size_t i = 0; i < n; i++) {
-		berth_buf_printf(&canon, "%s\n", lines[i]);
-		berth_buf_printf(&names, "%s%.*s", i ? ";" : "", (int)strcspn(lines[i], ":"), lines[i]);
-		free(lines[i]);
-	}
-	berth_buf_printf(&canon, "\n%s\nUNSIGNED-PAYLOAD", names.data);
-	unsigned char digest[32];
-	char digest_hex[65], sig[65];
-	EVP_Digest(canon.data, canon.len, digest, NULL, EVP_sha256(), NULL);
-	hex(digest_hex, digest, 32);
-	char *to_sign = berth_asprintf("AWS4-HMAC-SHA256\n%s\n%s/%s/s3/aws4_request\n%s", stamp, date,
-				       d->region, digest_hex);
-	sigv4_signature(d, date, to_sign, sig);
-	char *auth = berth_asprintf("Authorization: AWS4-HMAC-SHA256 Credential=%s/%s/%s/s3/aws4_request, "
-				    "SignedHeaders=%s, Signature=%s", d->accesskey, date, d->region, names.data, sig);
-	hdrs = curl_slist_append(hdrs, auth);
-	free(auth);
-	free(to_sign);
-	free(uri);
-	berth_buf_release(&canon);
-	berth_buf_release(&names);
-	return hdrs;
-}
-
-/*
- * Sends one request, retrying 500/502/503/504 (SlowDown is a 503) and transport failures with
- * backoff. 0 when an answer came (q->status says which), BERTH_ETOOLARGE if the body passed
- * q->out's cap, BERTH_ERROR (logged) when the server could not be reached.
- */
-static int s3_send(struct s3_driver *d, struct s3_req *q)
-{
-	char *url = object_url(d, q->key, q->query);
-	/* Signed as unsigned payload (curl 7.88 signs a body only when told so). */
-	struct curl_slist *hdrs = curl_slist_append(NULL, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
-	if (d->sessiontoken) {
-		char *t = berth_asprintf("x-amz-security-token: %s", d->sessiontoken);
-		hdrs = curl_slist_append(hdrs, t);
-		free(t);
-	}
-	for (struct curl_slist *h = q->headers; h; h = h->next)
-		hdrs = curl_slist_append(hdrs, h->data);
-	if (q->body && !has_header(q->headers, "Content-Type"))
-		hdrs = curl_slist_append(hdrs, "Content-Type: application/octet-stream");
-
-	CURL *h = handle_take(d);
-	int rc = BERTH_ERROR;
-	CURLcode cc = CURLE_FAILED_INIT;
-	size_t out_cap = q->out.cap;
-	for (unsigned attempt = 0; h; attempt++) {
-		curl_easy_reset(h);
-		berth_buf_release(&q->out);
-		q->out.cap = out_cap;
-		berth_buf_release(&q->err);
-		q->err.cap = 64u << 10;
-		q->status = 0;
-		q->too_large = 0;
-		struct curl_slist *signed_hdrs = NULL;
-		if (q->self_sign) { /* signed again each attempt: the signature carries the time */
-			for (struct curl_slist *x = hdrs; x; x = x->next)
-				signed_hdrs = curl_slist_append(signed_hdrs, x->data);
-			signed_hdrs = sign_headers(d, q, signed_hdrs);
-		}
-		setup_handle(d, h, q, url, signed_hdrs ? signed_hdrs : hdrs);
-		cc = curl_easy_perform(h);
-		curl_slist_free_all(signed_hdrs);
-		long status = 0;
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-		q->status = status;
-		if (q->too_large) {
-			rc = BERTH_ETOOLARGE;
-			break;
-		}
-		if (cc == CURLE_OK) {
-			curl_off_t ft = -1, cl = -1;
-			curl_easy_getinfo(h, CURLINFO_FILETIME_T, &ft);
-			curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
-			q->mtime = ft >= 0 ? (int64_t)ft : (int64_t)time(NULL);
-			q->content_length = cl >= 0 ? (uint64_t)cl : 0;
-		}
-		if (!retryable(cc, status) || attempt >= d->retries) {
-			if (cc == CURLE_OK && retryable(cc, status)) {
-				char code[64];
-				error_code(q, code, sizeof(code));
-				berth_error("s3: %s %s: HTTP %ld %s after %u attempts", q->method,
-					    q->key ? q->key : "/", status, code, attempt + 1);
-				rc = BERTH_ERROR;
-			} else if (cc != CURLE_OK) {
-				berth_error("s3: %s %s: %s after %u attempts", q->method, q->key ? q->key : "/",
-					    curl_easy_strerror(cc), attempt + 1);
-				rc = BERTH_ERROR;
-			} else {
-				rc = 0;
-			}
-			break;
-		}
-		/* 50 ms, 100 ms, ... capped at 2 s, with jitter so retries of many clients spread. */
-		unsigned ms = 50u << (attempt < 6 ? attempt : 6);
-		if (ms > 2000)
-			ms = 2000;
-		ms = ms / 2 + (unsigned)(berth_now_ns() % (ms / 2 + 1));
-		berth_debug("s3: %s %s: retrying (%s, HTTP %ld)", q->method, q->key ? q->key : "/",
-			    cc == CURLE_OK ? "server busy" : curl_easy_strerror(cc), status);
-		usleep(ms * 1000u);
-	}
-	if (h)
-		handle_give(d, h);
-	curl_slist_free_all(hdrs);
-	free(url);
-	return rc;
-}
-
-/* Maps a final answer to a code: 2xx 0, 404 ENOTFOUND, 416 ERANGE, quota ENOSPC, else an
- * error logged with the S3 code. */
-static int s3_status(struct s3_req *q)
-{
-	if (q->status >= 200 && q->status < 300)
-		return 0;
-	if (q->status == 404)
-		return BERTH_ENOTFOUND;
-	if (q->status == 416)
-		return BERTH_ERANGE;
-	char code[64];
-	error_code(q, code, sizeof(code));
-	if (strcmp(code, "QuotaExceeded") == 0 || q->status == 507)
-		return BERTH_ENOSPC;
-	berth_error("s3: %s %s: HTTP %ld %s", q->method, q->key ? q->key : "/", q->status,
-		    code[0] ? code : "(no error code)");
-	return BERTH_ERROR;
-}
-
-static void req_release(struct s3_req *q)
-{
-	berth_buf_release(&q->out);
-	berth_buf_release(&q->err);
-}
-
-/* Sends and maps the status: the common case. */
-static int s3_call(struct s3_driver *d, struct s3_req *q)
-{
-	int rc = s3_send(d, q);
-	return rc < 0 ? rc : s3_status(q);
-}
-
-/* Some answers are 200 with an <Error> body (CopyObject, CompleteMultipartUpload). */
-static int s3_call_checked(struct s3_driver *d, struct s3_req *q)
-{
-	int rc = s3_call(d, q);
-	if (rc == 0 && q->out.data && strstr(q->out.data, "<Error>")) {
-		size_t n = 0;
-		const char *c = s3_xml_find(q->out.data, q->out.data + q->out.len, "Code", &n, NULL);
-		berth_error("s3: %s %s: %.*s", q->method, q->key ? q->key : "/", (int)(c ? n : 0),
-			    c ? c : "");
-		rc = BERTH_ERROR;
-	}
-	return rc;
-}
 
 /* ---- keys and queries --------------------------------------------------------------------- */
 
@@ -491,18 +51,6 @@ static char *dir_prefix(const struct s3_driver *d, const char *path)
 	return berth_asprintf("%s%s/", d->prefix, path + 1);
 }
 
-/* AWS URI encoding of a query value: unreserved characters stay, the rest become %XX. */
-static void query_escape(struct berth_buf *b, const char *s)
-{
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-		    c == '.' || c == '_' || c == '~')
-			berth_buf_append(b, s, 1);
-		else
-			berth_buf_printf(b, "%%%02X", c);
-	}
-}
 
 static int is_valid_object(const char *path)
 {
@@ -564,16 +112,16 @@ static int list_objects(struct s3_driver *d, const char *prefix, int delimited, 
 		struct berth_buf query = BERTH_BUF_INIT(SIZE_MAX);
 		if (token) {
 			berth_buf_printf(&query, "continuation-token=");
-			query_escape(&query, token);
+			berth_s3__query_escape(&query, token);
 			berth_buf_printf(&query, "&");
 		}
 		berth_buf_printf(&query, "%slist-type=2", delimited ? "delimiter=%2F&" : "");
 		if (max_keys)
 			berth_buf_printf(&query, "&max-keys=%u", max_keys);
 		berth_buf_printf(&query, "&prefix=");
-		query_escape(&query, prefix);
+		berth_s3__query_escape(&query, prefix);
 		struct s3_req q = { .method = "GET", .query = query.data, .out = BERTH_BUF_INIT(S3_META_CAP) };
-		rc = s3_call(d, &q);
+		rc = berth_s3__call(d, &q);
 		berth_buf_release(&query);
 		berth_safefree(token);
 		if (rc == 0) {
@@ -589,7 +137,7 @@ static int list_objects(struct s3_driver *d, const char *prefix, int delimited, 
 					token = s3_xml_unescape(t, n);
 			}
 		}
-		req_release(&q);
+		berth_s3__req_release(&q);
 	} while (rc == 0 && token);
 	free(token);
 	return rc;
@@ -618,8 +166,8 @@ static int dir_exists(struct s3_driver *d, const char *path)
 static int head_object(struct s3_driver *d, const char *key, struct s3_req *q)
 {
 	*q = (struct s3_req){ .method = "HEAD", .key = key, .out = BERTH_BUF_INIT(0) };
-	int rc = s3_call(d, q);
-	req_release(q);
+	int rc = berth_s3__call(d, q);
+	berth_s3__req_release(q);
 	return rc;
 }
 
@@ -660,13 +208,13 @@ static int s3_get_content(struct berth_storage_driver *base, const char *path, s
 		return BERTH_EINVALID;
 	char *key = key_of(d, path);
 	struct s3_req q = { .method = "GET", .key = key, .out = BERTH_BUF_INIT(max) };
-	int rc = s3_call(d, &q);
+	int rc = berth_s3__call(d, &q);
 	if (rc == 0) {
 		if (q.out.data == NULL)
 			berth_buf_append(&q.out, "", 0);
 		*out = berth_buf_detach(&q.out, out_len);
 	}
-	req_release(&q);
+	berth_s3__req_release(&q);
 	free(key);
 	return rc;
 }
@@ -676,8 +224,8 @@ static int put_object(struct s3_driver *d, const char *key, const void *buf, siz
 {
 	struct s3_req q = { .method = "PUT", .key = key, .body = buf ? buf : "", .body_len = n,
 			    .headers = d->object_headers, .out = BERTH_BUF_INIT(S3_META_CAP) };
-	int rc = s3_call(d, &q);
-	req_release(&q);
+	int rc = berth_s3__call(d, &q);
+	berth_s3__req_release(&q);
 	return rc;
 }
 
@@ -695,8 +243,8 @@ static int s3_put_content(struct berth_storage_driver *base, const char *path, c
 static int delete_object(struct s3_driver *d, const char *key)
 {
 	struct s3_req q = { .method = "DELETE", .key = key, .out = BERTH_BUF_INIT(S3_META_CAP) };
-	int rc = s3_call(d, &q);
-	req_release(&q);
+	int rc = berth_s3__call(d, &q);
+	berth_s3__req_release(&q);
 	return rc == BERTH_ENOTFOUND ? 0 : rc;
 }
 
@@ -727,7 +275,7 @@ static int reader_fetch(struct s3_reader *r, int first)
 	r->taken = 0;
 	struct s3_req q = { .method = "GET", .key = r->key, .headers = h,
 			    .out = BERTH_BUF_INIT(S3_READ_WINDOW) };
-	int rc = s3_call(r->d, &q);
+	int rc = berth_s3__call(r->d, &q);
 	curl_slist_free_all(h);
 	if (rc == 0) {
 		if (first) {
@@ -741,7 +289,7 @@ static int reader_fetch(struct s3_reader *r, int first)
 		berth_error("s3: object %s changed while being read", r->key);
 		rc = BERTH_ERROR;
 	}
-	req_release(&q);
+	berth_s3__req_release(&q);
 	return rc;
 }
 
@@ -805,242 +353,6 @@ static int s3_reader_open(struct berth_storage_driver *base, const char *path, u
 	return 0;
 }
 
-/* ---- multipart uploads --------------------------------------------------------------------- */
-
-struct s3_part {
-	unsigned number;
-	uint64_t size;
-	char etag[130];
-};
-
-/* An open multipart upload and its parts so far. */
-struct s3_mpu {
-	char *id;
-	struct s3_part *parts;
-	size_t n_parts;
-	uint64_t bytes; /* in the parts */
-};
-
-static void mpu_release(struct s3_mpu *m)
-{
-	berth_safefree(m->id);
-	berth_safefree(m->parts);
-	m->n_parts = 0;
-	m->bytes = 0;
-}
-
-static void mpu_add_part(struct s3_mpu *m, unsigned number, const char *etag, size_t etag_len, uint64_t size)
-{
-	m->parts = berth_realloc(m->parts, (m->n_parts + 1) * sizeof(*m->parts));
-	struct s3_part *p = &m->parts[m->n_parts++];
-	p->number = number;
-	p->size = size;
-	if (etag_len >= sizeof(p->etag))
-		etag_len = sizeof(p->etag) - 1;
-	memcpy(p->etag, etag, etag_len);
-	p->etag[etag_len] = '\0';
-	m->bytes += size;
-}
-
-static int mpu_create(struct s3_driver *d, const char *key, struct s3_mpu *m)
-{
-	struct s3_req q = { .method = "POST", .key = key, .query = "uploads=", .body = "",
-			    .headers = d->object_headers, .out = BERTH_BUF_INIT(S3_META_CAP) };
-	int rc = s3_call_checked(d, &q);
-	if (rc == 0) {
-		size_t n = 0;
-		const char *id = s3_xml_find(q.out.data, q.out.data + q.out.len, "UploadId", &n, NULL);
-		if (id)
-			m->id = s3_xml_unescape(id, n);
-		else
-			rc = BERTH_ERROR;
-	}
-	req_release(&q);
-	return rc;
-}
-
-static char *mpu_query(const struct s3_mpu *m, unsigned part)
-{
-	struct berth_buf b = BERTH_BUF_INIT(SIZE_MAX);
-	if (part)
-		berth_buf_printf(&b, "partNumber=%u&", part);
-	berth_buf_printf(&b, "uploadId=");
-	query_escape(&b, m->id);
-	return berth_buf_detach(&b, NULL);
-}
-
-static int mpu_upload_part(struct s3_driver *d, const char *key, struct s3_mpu *m, const void *buf,
-			   size_t n)
-{
-	if (m->n_parts >= S3_MAX_PARTS)
-		return BERTH_ETOOLARGE;
-	unsigned number = (unsigned)m->n_parts + 1;
-	char *query = mpu_query(m, number);
-	struct s3_req q = { .method = "PUT", .key = key, .query = query, .body = buf, .body_len = n,
-			    .out = BERTH_BUF_INIT(S3_META_CAP) };
-	int rc = s3_call(d, &q);
-	if (rc == 0)
-		mpu_add_part(m, number, q.etag, strlen(q.etag), n);
-	req_release(&q);
-	free(query);
-	return rc;
-}
-
-/* Copies bytes [from, to) of src_key as the next part. */
-static int mpu_copy_part(struct s3_driver *d, const char *key, struct s3_mpu *m, const char *src_key,
-			 uint64_t from, uint64_t to)
-{
-	if (m->n_parts >= S3_MAX_PARTS)
-		return BERTH_ETOOLARGE;
-	unsigned number = (unsigned)m->n_parts + 1;
-	char *query = mpu_query(m, number);
-	char *src = berth_asprintf("x-amz-copy-source: /%s/%s", d->bucket, src_key);
-	char *range = berth_asprintf("x-amz-copy-source-range: bytes=%llu-%llu", (unsigned long long)from,
-				     (unsigned long long)(to - 1));
-	struct curl_slist *h = curl_slist_append(curl_slist_append(NULL, src), range);
-	struct s3_req q = { .method = "PUT", .key = key, .query = query, .body = "", .headers = h,
-			    .self_sign = 1, .out = BERTH_BUF_INIT(S3_META_CAP) };
-	int rc = s3_call_checked(d, &q);
-	if (rc == 0) {
-		size_t n = 0;
-		const char *etag = s3_xml_find(q.out.data, q.out.data + q.out.len, "ETag", &n, NULL);
-		char *e = etag ? s3_xml_unescape(etag, n) : NULL;
-		if (e)
-			mpu_add_part(m, number, e, strlen(e), to - from);
-		else
-			rc = BERTH_ERROR;
-		free(e);
-	}
-	curl_slist_free_all(h);
-	req_release(&q);
-	free(range);
-	free(src);
-	free(query);
-	return rc;
-}
-
-/* Copies [0, size) of src_key as the next parts, in pieces of copy_chunksize (a short last piece
- * joins the one before: every part but the last must be >= 5 MiB). */
-static int mpu_copy_parts(struct s3_driver *d, const char *key, struct s3_mpu *m, const char *src_key,
-			  uint64_t size)
-{
-	uint64_t from = 0;
-	while (from < size) {
-		uint64_t to = from + d->copy_chunksize;
-		if (to > size || size - to < S3_MIN_PART)
-			to = size;
-		int rc = mpu_copy_part(d, key, m, src_key, from, to);
-		if (rc < 0)
-			return rc;
-		from = to;
-	}
-	return 0;
-}
-
-static int mpu_complete(struct s3_driver *d, const char *key, struct s3_mpu *m)
-{
-	struct berth_buf body = BERTH_BUF_INIT(SIZE_MAX);
-	berth_buf_printf(&body, "<CompleteMultipartUpload>");
-	for (size_t i = 0; i < m->n_parts; i++)
-		berth_buf_printf(&body, "<Part><PartNumber>%u</PartNumber><ETag>%s</ETag></Part>",
-				 m->parts[i].number, m->parts[i].etag);
-	berth_buf_printf(&body, "</CompleteMultipartUpload>");
-	char *query = mpu_query(m, 0);
-	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/xml");
-	struct s3_req q = { .method = "POST", .key = key, .query = query, .body = body.data,
-			    .body_len = body.len, .headers = h, .out = BERTH_BUF_INIT(S3_META_CAP) };
-	int rc = s3_call_checked(d, &q);
-	curl_slist_free_all(h);
-	req_release(&q);
-	free(query);
-	berth_buf_release(&body);
-	if (rc == 0)
-		mpu_release(m);
-	return rc;
-}
-
-static int mpu_abort(struct s3_driver *d, const char *key, struct s3_mpu *m)
-{
-	char *query = mpu_query(m, 0);
-	struct s3_req q = { .method = "DELETE", .key = key, .query = query, .out = BERTH_BUF_INIT(S3_META_CAP) };
-	int rc = s3_call(d, &q);
-	req_release(&q);
-	free(query);
-	mpu_release(m);
-	return rc == BERTH_ENOTFOUND ? 0 : rc;
-}
-
-/* Finds a multipart upload left open on exactly this key (the newest one listed). 0 with m->id
- * set, 0 with m->id NULL if there is none, or a BERTH_E* code. */
-static int mpu_find(struct s3_driver *d, const char *key, struct s3_mpu *m)
-{
-	struct berth_buf query = BERTH_BUF_INIT(SIZE_MAX);
-	berth_buf_printf(&query, "prefix=");
-	query_escape(&query, key);
-	berth_buf_printf(&query, "&uploads=");
-	struct s3_req q = { .method = "GET", .query = query.data, .out = BERTH_BUF_INIT(S3_META_CAP) };
-	int rc = s3_call(d, &q);
-	if (rc == 0 && q.out.data) {
-		const char *p = q.out.data, *end = p + q.out.len, *after, *u;
-		size_t n;
-		while ((u = s3_xml_find(p, end, "Upload", &n, &after)) != NULL) {
-			size_t kn = 0, in = 0;
-			const char *k = s3_xml_find(u, u + n, "Key", &kn, NULL);
-			const char *id = s3_xml_find(u, u + n, "UploadId", &in, NULL);
-			char *kk = k ? s3_xml_unescape(k, kn) : NULL;
-			if (kk && id && strcmp(kk, key) == 0) {
-				free(m->id);
-				m->id = s3_xml_unescape(id, in);
-			}
-			free(kk);
-			p = after;
-		}
-	}
-	req_release(&q);
-	berth_buf_release(&query);
-	return rc;
-}
-
-/* Lists the parts of m->id into m. */
-static int mpu_list_parts(struct s3_driver *d, const char *key, struct s3_mpu *m)
-{
-	unsigned marker = 0;
-	for (;;) {
-		struct berth_buf query = BERTH_BUF_INIT(SIZE_MAX);
-		if (marker)
-			berth_buf_printf(&query, "part-number-marker=%u&", marker);
-		berth_buf_printf(&query, "uploadId=");
-		query_escape(&query, m->id);
-		struct s3_req q = { .method = "GET", .key = key, .query = query.data,
-				    .out = BERTH_BUF_INIT(S3_META_CAP) };
-		int rc = s3_call(d, &q);
-		berth_buf_release(&query);
-		int more = 0;
-		if (rc == 0 && q.out.data) {
-			const char *p = q.out.data, *end = p + q.out.len, *after, *e;
-			size_t n;
-			while ((e = s3_xml_find(p, end, "Part", &n, &after)) != NULL) {
-				size_t nn = 0, en = 0, sn = 0;
-				const char *num = s3_xml_find(e, e + n, "PartNumber", &nn, NULL);
-				const char *etag = s3_xml_find(e, e + n, "ETag", &en, NULL);
-				const char *size = s3_xml_find(e, e + n, "Size", &sn, NULL);
-				if (num && etag && size) {
-					char *et = s3_xml_unescape(etag, en);
-					marker = (unsigned)strtoul(num, NULL, 10);
-					mpu_add_part(m, marker, et, strlen(et), strtoull(size, NULL, 10));
-					free(et);
-				}
-				p = after;
-			}
-			const char *t = s3_xml_find(q.out.data, end, "IsTruncated", &n, NULL);
-			more = t && n == 4 && memcmp(t, "true", 4) == 0;
-		}
-		req_release(&q);
-		if (rc < 0 || !more)
-			return rc;
-	}
-}
-
 /* ---- writer ------------------------------------------------------------------------------- */
 
 struct s3_writer {
@@ -1064,12 +376,12 @@ static uint64_t s3_writer_size(struct berth_writer *base)
 /* Starts a multipart upload whose first parts are the stored object's copy_base bytes. */
 static int writer_start_upload(struct s3_writer *w)
 {
-	int rc = mpu_create(w->d, w->key, &w->mpu);
+	int rc = berth_s3__mpu_create(w->d, w->key, &w->mpu);
 	if (rc == 0 && w->copy_base > 0 &&
-	    (rc = mpu_copy_parts(w->d, w->key, &w->mpu, w->key, w->copy_base)) == 0)
+	    (rc = berth_s3__mpu_copy_parts(w->d, w->key, &w->mpu, w->key, w->copy_base)) == 0)
 		w->copy_base = 0;
 	if (rc < 0 && w->mpu.id)
-		mpu_abort(w->d, w->key, &w->mpu);
+		berth_s3__mpu_abort(w->d, w->key, &w->mpu);
 	return rc;
 }
 
@@ -1079,7 +391,7 @@ static int writer_upload_buffer(struct s3_writer *w)
 	int rc = 0;
 	if (w->mpu.id == NULL && (rc = writer_start_upload(w)) < 0)
 		return rc;
-	if ((rc = mpu_upload_part(w->d, w->key, &w->mpu, w->buf, w->buflen)) == 0)
+	if ((rc = berth_s3__mpu_upload_part(w->d, w->key, &w->mpu, w->buf, w->buflen)) == 0)
 		w->buflen = 0;
 	return rc;
 }
@@ -1133,7 +445,7 @@ static int s3_writer_flush(struct berth_writer *base)
 			return rc;
 	}
 	uint64_t size = w->mpu.bytes;
-	if ((rc = mpu_complete(w->d, w->key, &w->mpu)) < 0)
+	if ((rc = berth_s3__mpu_complete(w->d, w->key, &w->mpu)) < 0)
 		return rc;
 	w->copy_base = size;
 	w->dirty = 0;
@@ -1145,7 +457,7 @@ static int s3_writer_cancel(struct berth_writer *base)
 	struct s3_writer *w = (struct s3_writer *)base;
 	int rc = 0;
 	if (w->mpu.id)
-		rc = mpu_abort(w->d, w->key, &w->mpu);
+		rc = berth_s3__mpu_abort(w->d, w->key, &w->mpu);
 	int rc2 = delete_object(w->d, w->key);
 	w->cancelled = 1;
 	w->buflen = 0;
@@ -1163,9 +475,9 @@ static void s3_writer_close(struct berth_writer *base)
 	if (!w->cancelled && s3_writer_flush(base) < 0) {
 		berth_error("s3: cannot store the bytes written to %s", w->key);
 		if (w->mpu.id)
-			mpu_abort(w->d, w->key, &w->mpu);
+			berth_s3__mpu_abort(w->d, w->key, &w->mpu);
 	}
-	mpu_release(&w->mpu);
+	berth_s3__mpu_release(&w->mpu);
 	free(w->buf);
 	free(w->key);
 	free(w);
@@ -1176,9 +488,9 @@ static void s3_writer_close(struct berth_writer *base)
 static int writer_resume(struct s3_writer *w)
 {
 	struct s3_driver *d = w->d;
-	int rc = mpu_find(d, w->key, &w->mpu);
+	int rc = berth_s3__mpu_find(d, w->key, &w->mpu);
 	if (rc == 0 && w->mpu.id) {
-		if ((rc = mpu_list_parts(d, w->key, &w->mpu)) < 0)
+		if ((rc = berth_s3__mpu_list_parts(d, w->key, &w->mpu)) < 0)
 			return rc;
 		/* More parts can follow only if every part is >= 5 MiB and numbered 1..n; else the
 		 * upload is completed and its object continued like any other. */
@@ -1189,7 +501,7 @@ static int writer_resume(struct s3_writer *w)
 			w->dirty = 1;
 			return 0;
 		}
-		rc = w->mpu.n_parts ? mpu_complete(d, w->key, &w->mpu) : mpu_abort(d, w->key, &w->mpu);
+		rc = w->mpu.n_parts ? berth_s3__mpu_complete(d, w->key, &w->mpu) : berth_s3__mpu_abort(d, w->key, &w->mpu);
 		if (rc < 0)
 			return rc;
 	}
@@ -1208,13 +520,13 @@ static int writer_resume(struct s3_writer *w)
 	}
 	/* Small: its bytes become the start of the buffer. */
 	struct s3_req g = { .method = "GET", .key = w->key, .out = BERTH_BUF_INIT(d->chunksize) };
-	if ((rc = s3_call(d, &g)) == 0) {
+	if ((rc = berth_s3__call(d, &g)) == 0) {
 		w->buf = berth_malloc(d->chunksize);
 		w->buflen = g.out.len;
 		if (g.out.len)
 			memcpy(w->buf, g.out.data, g.out.len);
 	}
-	req_release(&g);
+	berth_s3__req_release(&g);
 	return rc;
 }
 
@@ -1236,9 +548,9 @@ static int s3_writer_open(struct berth_storage_driver *base, const char *path, i
 	} else {
 		w->dirty = 1; /* truncating: the object is replaced even if nothing is written */
 		struct s3_mpu stale = { 0 };
-		if ((rc = mpu_find(d, w->key, &stale)) == 0 && stale.id)
-			rc = mpu_abort(d, w->key, &stale);
-		mpu_release(&stale);
+		if ((rc = berth_s3__mpu_find(d, w->key, &stale)) == 0 && stale.id)
+			rc = berth_s3__mpu_abort(d, w->key, &stale);
+		berth_s3__mpu_release(&stale);
 	}
 	if (rc < 0) {
 		w->cancelled = 1; /* close must not store anything */
@@ -1314,12 +626,12 @@ static int copy_object(struct s3_driver *d, const char *from_key, const char *to
 {
 	if (size > d->copy_threshold) {
 		struct s3_mpu m = { 0 };
-		int rc = mpu_create(d, to_key, &m);
-		if (rc == 0 && (rc = mpu_copy_parts(d, to_key, &m, from_key, size)) == 0)
-			rc = mpu_complete(d, to_key, &m);
+		int rc = berth_s3__mpu_create(d, to_key, &m);
+		if (rc == 0 && (rc = berth_s3__mpu_copy_parts(d, to_key, &m, from_key, size)) == 0)
+			rc = berth_s3__mpu_complete(d, to_key, &m);
 		if (rc < 0 && m.id)
-			mpu_abort(d, to_key, &m);
-		mpu_release(&m);
+			berth_s3__mpu_abort(d, to_key, &m);
+		berth_s3__mpu_release(&m);
 		return rc;
 	}
 	char *src = berth_asprintf("x-amz-copy-source: /%s/%s", d->bucket, from_key);
@@ -1329,8 +641,8 @@ static int copy_object(struct s3_driver *d, const char *from_key, const char *to
 	h = curl_slist_append(h, "x-amz-metadata-directive: REPLACE");
 	struct s3_req q = { .method = "PUT", .key = to_key, .body = "", .headers = h,
 			    .out = BERTH_BUF_INIT(S3_META_CAP) };
-	int rc = s3_call_checked(d, &q);
-	req_release(&q);
+	int rc = berth_s3__call_checked(d, &q);
+	berth_s3__req_release(&q);
 	curl_slist_free_all(h);
 	free(src);
 	return rc;
@@ -1388,12 +700,12 @@ static int delete_batch(struct s3_driver *d, char **keys, size_t n)
 	struct curl_slist *h = curl_slist_append(curl_slist_append(NULL, hdr), "Content-Type: application/xml");
 	struct s3_req q = { .method = "POST", .query = "delete=", .body = body.data, .body_len = body.len,
 			    .headers = h, .out = BERTH_BUF_INIT(S3_META_CAP) };
-	int rc = s3_call(d, &q);
+	int rc = berth_s3__call(d, &q);
 	if (rc == 0 && q.out.data && strstr(q.out.data, "<Error>")) {
 		berth_error("s3: some objects could not be deleted");
 		rc = BERTH_ERROR;
 	}
-	req_release(&q);
+	berth_s3__req_release(&q);
 	curl_slist_free_all(h);
 	berth_buf_release(&body);
 	return rc;
@@ -1497,22 +809,22 @@ static int s3_url_for(struct berth_storage_driver *base, const char *path, char 
 	struct berth_buf query = BERTH_BUF_INIT(SIZE_MAX);
 	berth_buf_printf(&query, "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=");
 	char *cred = berth_asprintf("%s/%s", d->accesskey, scope);
-	query_escape(&query, cred);
+	berth_s3__query_escape(&query, cred);
 	berth_buf_printf(&query, "&X-Amz-Date=%s&X-Amz-Expires=%d", stamp, S3_PRESIGN_SECONDS);
 	if (d->sessiontoken) {
 		berth_buf_printf(&query, "&X-Amz-Security-Token=");
-		query_escape(&query, d->sessiontoken);
+		berth_s3__query_escape(&query, d->sessiontoken);
 	}
 	berth_buf_printf(&query, "&X-Amz-SignedHeaders=host");
-	char *uri = canonical_uri(d, key);
+	char *uri = berth_s3__canonical_uri(d, key);
 	char *canonical = berth_asprintf("GET\n%s\n%s\nhost:%s\n\nhost\nUNSIGNED-PAYLOAD", uri, query.data,
 					 d->host);
 	unsigned char h[32];
 	char hh[65], sighex[65];
 	EVP_Digest(canonical, strlen(canonical), h, NULL, EVP_sha256(), NULL);
-	hex(hh, h, 32);
+	berth_s3__hex(hh, h, 32);
 	char *to_sign = berth_asprintf("AWS4-HMAC-SHA256\n%s\n%s\n%s", stamp, scope, hh);
-	sigv4_signature(d, date, to_sign, sighex);
+	berth_s3__sigv4_signature(d, date, to_sign, sighex);
 	*out = berth_asprintf("%s/%s?%s&X-Amz-Signature=%s", d->url_base, key, query.data, sighex);
 	free(uri);
 	free(to_sign);
@@ -1531,10 +843,10 @@ int berth_s3_driver_check(struct berth_storage_driver *base, char *msg, size_t m
 	struct s3_driver *d = s3(base);
 	struct s3_req q = { .method = "GET", .query = "list-type=2&max-keys=1",
 			    .out = BERTH_BUF_INIT(S3_META_CAP) };
-	int rc = s3_send(d, &q);
+	int rc = berth_s3__send(d, &q);
 	char code[64] = "";
 	if (rc == 0 && (q.status < 200 || q.status >= 300)) {
-		error_code(&q, code, sizeof(code));
+		berth_s3__error_code(&q, code, sizeof(code));
 		rc = q.status == 404 ? BERTH_ENOTFOUND : q.status == 403 ? BERTH_EDENIED : BERTH_ERROR;
 	}
 	if (rc == BERTH_ENOTFOUND)
@@ -1546,7 +858,7 @@ int berth_s3_driver_check(struct berth_storage_driver *base, char *msg, size_t m
 	else if (rc < 0)
 		snprintf(msg, msglen, "cannot list bucket '%s' at %s (%s)", d->bucket, d->endpoint,
 			 code[0] ? code : q.status ? "server error" : "unreachable");
-	req_release(&q);
+	berth_s3__req_release(&q);
 	return rc;
 }
 
@@ -1584,7 +896,7 @@ static struct curl_slist *header_if(struct curl_slist *h, const char *name, cons
 
 int berth_s3_driver_new(struct berth_storage_driver **out, const struct berth_s3_options *o)
 {
-	pthread_once(&curl_once, curl_init_once);
+	berth_s3__global_init();
 	struct s3_driver *d = berth_calloc(1, sizeof(*d));
 	d->base = (struct berth_storage_driver){
 		.version = BERTH_STORAGE_DRIVER_VERSION, .name = "s3", .get_content = s3_get_content,
