@@ -773,6 +773,26 @@ static int s3_move(struct berth_storage_driver *base, const char *from, const ch
 	return rc;
 }
 
+struct open_uploads {
+	struct s3_driver *d;
+	const char *match;
+	size_t match_len;
+	size_t aborted;
+};
+
+/* Aborts an upload on the key removed or below it. */
+static int abort_if_below(const char *key, const char *upload_id, void *payload)
+{
+	struct open_uploads *u = payload;
+	size_t n = strlen(key);
+	if (!(n == u->match_len || (n > u->match_len && key[u->match_len] == '/')))
+		return 0;
+	struct s3_mpu m = { .id = berth_strdup(upload_id) };
+	int rc = berth_s3__mpu_abort(u->d, key, &m);
+	u->aborted += rc == 0;
+	return rc;
+}
+
 static int s3_remove(struct berth_storage_driver *base, const char *path)
 {
 	struct s3_driver *d = s3(base);
@@ -782,8 +802,15 @@ static int s3_remove(struct berth_storage_driver *base, const char *path)
 	struct key_list k = { .match = key_of(d, path) };
 	k.match_len = strlen(k.match);
 	int rc = list_objects(d, k.match, 0, 0, add_key, &k);
+	if (rc == 0 && k.n > 0)
+		rc = delete_keys(d, &k);
+	/* Uploads left open below (a writer that died, Distribution's upload in progress) would
+	 * keep their parts billed forever: abort them too. */
+	struct open_uploads u = { .d = d, .match = k.match, .match_len = k.match_len };
 	if (rc == 0)
-		rc = k.n == 0 ? BERTH_ENOTFOUND : delete_keys(d, &k);
+		rc = berth_s3__mpu_list(d, k.match, abort_if_below, &u);
+	if (rc == 0 && k.n == 0 && u.aborted == 0)
+		rc = BERTH_ENOTFOUND;
 	free(k.match);
 	key_list_release(&k);
 	return rc;

@@ -159,35 +159,78 @@ int berth_s3__mpu_abort(struct s3_driver *d, const char *key, struct s3_mpu *m)
 	return rc == BERTH_ENOTFOUND ? 0 : rc;
 }
 
-/* Finds a multipart upload left open on exactly this key (the newest one listed). 0 with m->id
- * set, 0 with m->id NULL if there is none, or a BERTH_E* code. */
+int berth_s3__mpu_list(struct s3_driver *d, const char *prefix, berth_s3_upload_cb cb, void *payload)
+{
+	char *key_marker = NULL, *id_marker = NULL;
+	int rc = 0;
+	do {
+		struct berth_buf query = BERTH_BUF_INIT(SIZE_MAX);
+		if (key_marker) {
+			berth_buf_printf(&query, "key-marker=");
+			berth_s3__query_escape(&query, key_marker);
+			berth_buf_printf(&query, "&");
+		}
+		berth_buf_printf(&query, "prefix=");
+		berth_s3__query_escape(&query, prefix);
+		if (id_marker) {
+			berth_buf_printf(&query, "&upload-id-marker=");
+			berth_s3__query_escape(&query, id_marker);
+		}
+		berth_buf_printf(&query, "&uploads=");
+		berth_safefree(key_marker);
+		berth_safefree(id_marker);
+		struct s3_req q = { .method = "GET", .query = query.data, .out = BERTH_BUF_INIT(S3_META_CAP) };
+		rc = berth_s3__call(d, &q);
+		berth_buf_release(&query);
+		if (rc == 0 && q.out.data) {
+			const char *p = q.out.data, *end = p + q.out.len, *after, *u;
+			size_t n;
+			while (rc == 0 && (u = s3_xml_find(p, end, "Upload", &n, &after)) != NULL) {
+				size_t kn = 0, in = 0;
+				const char *k = s3_xml_find(u, u + n, "Key", &kn, NULL);
+				const char *id = s3_xml_find(u, u + n, "UploadId", &in, NULL);
+				if (k && id) {
+					char *kk = s3_xml_unescape(k, kn), *ii = s3_xml_unescape(id, in);
+					rc = cb(kk, ii, payload);
+					free(kk);
+					free(ii);
+				}
+				p = after;
+			}
+			const char *t = s3_xml_find(q.out.data, end, "IsTruncated", &n, NULL);
+			if (rc == 0 && t && n == 4 && memcmp(t, "true", 4) == 0) {
+				const char *km = s3_xml_find(q.out.data, end, "NextKeyMarker", &n, NULL);
+				key_marker = km ? s3_xml_unescape(km, n) : NULL;
+				const char *im = s3_xml_find(q.out.data, end, "NextUploadIdMarker", &n, NULL);
+				id_marker = im ? s3_xml_unescape(im, n) : NULL;
+			}
+		}
+		berth_s3__req_release(&q);
+	} while (rc == 0 && key_marker);
+	free(key_marker);
+	free(id_marker);
+	return rc;
+}
+
+struct exact_key {
+	const char *key;
+	struct s3_mpu *m;
+};
+
+static int take_if_exact(const char *key, const char *upload_id, void *payload)
+{
+	struct exact_key *e = payload;
+	if (strcmp(key, e->key) == 0) {
+		free(e->m->id);
+		e->m->id = berth_strdup(upload_id);
+	}
+	return 0;
+}
+
 int berth_s3__mpu_find(struct s3_driver *d, const char *key, struct s3_mpu *m)
 {
-	struct berth_buf query = BERTH_BUF_INIT(SIZE_MAX);
-	berth_buf_printf(&query, "prefix=");
-	berth_s3__query_escape(&query, key);
-	berth_buf_printf(&query, "&uploads=");
-	struct s3_req q = { .method = "GET", .query = query.data, .out = BERTH_BUF_INIT(S3_META_CAP) };
-	int rc = berth_s3__call(d, &q);
-	if (rc == 0 && q.out.data) {
-		const char *p = q.out.data, *end = p + q.out.len, *after, *u;
-		size_t n;
-		while ((u = s3_xml_find(p, end, "Upload", &n, &after)) != NULL) {
-			size_t kn = 0, in = 0;
-			const char *k = s3_xml_find(u, u + n, "Key", &kn, NULL);
-			const char *id = s3_xml_find(u, u + n, "UploadId", &in, NULL);
-			char *kk = k ? s3_xml_unescape(k, kn) : NULL;
-			if (kk && id && strcmp(kk, key) == 0) {
-				free(m->id);
-				m->id = s3_xml_unescape(id, in);
-			}
-			free(kk);
-			p = after;
-		}
-	}
-	berth_s3__req_release(&q);
-	berth_buf_release(&query);
-	return rc;
+	struct exact_key e = { .key = key, .m = m };
+	return berth_s3__mpu_list(d, key, take_if_exact, &e);
 }
 
 /* Lists the parts of m->id into m. */

@@ -1352,6 +1352,31 @@ static void test_s3_continues_open_upload(void **state)
 	free(src);
 }
 
+/* Removing a directory aborts the multipart uploads left open below it (their parts would
+ * otherwise stay stored, and billed, forever); an open upload alone is something to remove. */
+static void test_s3_remove_aborts_open_uploads(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	struct raw_answer a;
+	char url[512];
+	put(d, "/dir/x", "x");
+	snprintf(url, sizeof(url), "conformance/t%d/dir/sub/data?uploads=", rgw.serial);
+	assert_int_equal(raw_s3("POST", url, "", 0, 1, &a), 200);
+	snprintf(url, sizeof(url), "conformance/t%d/only/data?uploads=", rgw.serial);
+	assert_int_equal(raw_s3("POST", url, "", 0, 1, &a), 200);
+	snprintf(url, sizeof(url), "conformance/t%d/dirx/data?uploads=", rgw.serial); /* not below /dir */
+	assert_int_equal(raw_s3("POST", url, "", 0, 1, &a), 200);
+
+	assert_int_equal(d->remove(d, "/dir"), 0);
+	assert_int_equal(d->remove(d, "/only"), 0);
+	assert_int_equal(d->remove(d, "/only"), BERTH_ENOTFOUND);
+	snprintf(url, sizeof(url), "?prefix=conformance%%2Ft%d%%2F&uploads=", rgw.serial);
+	assert_int_equal(raw_s3("GET", url, NULL, 0, 1, &a), 200);
+	assert_null(strstr(a.body, "dir/sub/data"));
+	assert_null(strstr(a.body, "only/data"));
+	assert_non_null(strstr(a.body, "dirx/data"));
+}
+
 /* Past multipartcopythresholdsize a move copies in parts; the bytes arrive whole. */
 static void test_s3_move_multipart_copy(void **state)
 {
@@ -1528,6 +1553,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_s3_append_copies_large_object, setup_s3, teardown),
 		cmocka_unit_test_setup_teardown(test_s3_continues_open_upload, setup_s3, teardown),
 		cmocka_unit_test_setup_teardown(test_s3_move_multipart_copy, setup_s3, teardown),
+		cmocka_unit_test_setup_teardown(test_s3_remove_aborts_open_uploads, setup_s3, teardown),
 		cmocka_unit_test_setup_teardown(test_s3_url_for, setup_s3, teardown),
 		cmocka_unit_test_setup_teardown(test_s3_retries_slowdown, setup_s3, teardown),
 		cmocka_unit_test_setup_teardown(test_s3_unreachable, setup_s3, teardown),
