@@ -106,6 +106,14 @@ static redisReply *run(struct berth_redis_cache *c, redisContext *ctx, int argc,
 	return r;
 }
 
+/* A command whose reply only matters for success: 0 or BERTH_ERROR (noted). */
+static int run_ok(struct berth_redis_cache *c, redisContext *ctx, int argc, const char **argv)
+{
+	redisReply *r = run(c, ctx, argc, argv);
+	freeReplyObject(r);
+	return r ? 0 : BERTH_ERROR;
+}
+
 /* Opens a connection: AUTH and SELECT as configured. NULL (noted) on failure. */
 static redisContext *dial(struct berth_redis_cache *c)
 {
@@ -121,19 +129,12 @@ static redisContext *dial(struct berth_redis_cache *c)
 	const char *auth_user[] = { "AUTH", c->username, c->password };
 	const char *auth[] = { "AUTH", c->password };
 	const char *select[] = { "SELECT", db };
-	redisReply *r = NULL;
-	int ok = 1;
-	if (c->password[0]) {
-		r = c->username[0] ? run(c, ctx, 3, auth_user) : run(c, ctx, 2, auth);
-		ok = r != NULL;
-		freeReplyObject(r);
-	}
-	if (ok && c->db) {
-		r = run(c, ctx, 2, select);
-		ok = r != NULL;
-		freeReplyObject(r);
-	}
-	if (!ok) {
+	int rc = 0;
+	if (c->password[0])
+		rc = c->username[0] ? run_ok(c, ctx, 3, auth_user) : run_ok(c, ctx, 2, auth);
+	if (rc == 0 && c->db)
+		rc = run_ok(c, ctx, 2, select);
+	if (rc < 0) {
 		redisFree(ctx);
 		return NULL;
 	}
@@ -219,14 +220,9 @@ static int set_on(struct berth_redis_cache *c, redisContext *ctx, const struct b
 	snprintf(size, sizeof(size), "%llu", (unsigned long long)d->size);
 	const char *hmset[] = { "HMSET", key, "digest", d->digest, "size", size };
 	const char *hsetnx[] = { "HSETNX", key, "mediatype", d->mediatype };
-	redisReply *r = run(c, ctx, 6, hmset);
-	int rc = r ? 0 : BERTH_ERROR;
-	freeReplyObject(r);
-	if (rc == 0) {
-		r = run(c, ctx, 4, hsetnx);
-		rc = r ? 0 : BERTH_ERROR;
-		freeReplyObject(r);
-	}
+	int rc = run_ok(c, ctx, 6, hmset);
+	if (rc == 0)
+		rc = run_ok(c, ctx, 4, hsetnx);
 	free(key);
 	return rc;
 }
@@ -320,14 +316,11 @@ static int repo_set_on(struct berth_redis_cache *c, redisContext *ctx, const cha
 	char *key = berth_asprintf("repository::%s::blobs::%s", repo, d->digest);
 	const char *sadd[] = { "SADD", set, d->digest };
 	const char *hset[] = { "HSET", key, "mediatype", d->mediatype };
-	redisReply *r = run(c, ctx, 3, sadd);
-	int rc = r ? set_on(c, ctx, d) : BERTH_ERROR;
-	freeReplyObject(r);
-	if (rc == 0) {
-		r = run(c, ctx, 4, hset);
-		rc = r ? 0 : BERTH_ERROR;
-		freeReplyObject(r);
-	}
+	int rc = run_ok(c, ctx, 3, sadd);
+	if (rc == 0)
+		rc = set_on(c, ctx, d);
+	if (rc == 0)
+		rc = run_ok(c, ctx, 4, hset);
 	free(key);
 	free(set);
 	return rc;

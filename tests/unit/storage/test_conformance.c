@@ -1299,6 +1299,16 @@ static void xml_text(const struct raw_answer *a, const char *tag, char *out, siz
 	out[e - b] = '\0';
 }
 
+/* Writes src[0, n) to path through a committed writer. */
+static void write_object(struct berth_storage_driver *d, const char *path, const unsigned char *src, size_t n)
+{
+	struct berth_writer *w;
+	assert_int_equal(d->writer(d, path, 0, &w), 0);
+	write_pieces(w, src, 0, n);
+	assert_int_equal(w->commit(w), 0);
+	w->close(w);
+}
+
 /* An append to an object past one part continues with a new multipart upload whose first part
  * is a server-side copy of the object (UploadPartCopy). */
 static void test_s3_append_copies_large_object(void **state)
@@ -1383,11 +1393,7 @@ static void test_s3_move_multipart_copy(void **state)
 	struct berth_storage_driver *d = drv(state);
 	const size_t total = (11u << 20) + 3;
 	unsigned char *src = pattern(total);
-	struct berth_writer *w;
-	assert_int_equal(d->writer(d, "/m/from", 0, &w), 0);
-	write_pieces(w, src, 0, total);
-	assert_int_equal(w->commit(w), 0);
-	w->close(w);
+	write_object(d, "/m/from", src, total);
 	assert_int_equal(d->move(d, "/m/from", "/m/to"), 0);
 	expect_absent(d, "/m/from");
 	expect_bytes(d, "/m/to", src, total);
@@ -1461,11 +1467,7 @@ static void test_s3_retries_slowdown(void **state)
 
 	const size_t total = (6u << 20) + 11;
 	unsigned char *src = pattern(total);
-	struct berth_writer *w;
-	assert_int_equal(d->writer(d, "/f/big", 0, &w), 0);
-	write_pieces(w, src, 0, total);
-	assert_int_equal(w->commit(w), 0);
-	w->close(w);
+	write_object(d, "/f/big", src, total);
 	for (int i = 0; i < 6; i++) {
 		char path[32];
 		snprintf(path, sizeof(path), "/f/small%d", i);
