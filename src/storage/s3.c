@@ -51,7 +51,6 @@ static char *dir_prefix(const struct s3_driver *d, const char *path)
 	return berth_asprintf("%s%s/", d->prefix, path + 1);
 }
 
-
 static int is_valid_object(const char *path)
 {
 	return berth_storage_path_valid(path) && strcmp(path, "/") != 0;
