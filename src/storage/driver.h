@@ -1,5 +1,5 @@
 /*
- * The storage driver interface: what a backend (filesystem, in-memory, later S3) implements.
+ * The storage driver interface: what a backend (filesystem, in-memory, S3) implements.
  * Mirrors Distribution's storagedriver.StorageDriver so that the same logical paths map to
  * the same objects: paths are absolute, '/'-separated, and match ^(/[A-Za-z0-9._-]+)+$
  * (the root itself is "/"). Drivers never see HTTP and never interpret paths beyond that.
