@@ -2,8 +2,11 @@
 # Installs the Debian packages berth builds and tests with, when they are missing.
 # Only acts as root; otherwise it says what is missing and carries on.
 set -euo pipefail
-PKGS=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libssl-dev libcmocka-dev libyaml-dev libcrypt-dev libcurl4-openssl-dev
-      python3 curl skopeo docker-registry)
+PKGS=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libssl-dev libcmocka-dev libyaml-dev libcrypt-dev
+      libcurl4-openssl-dev libhiredis-dev
+      python3 curl skopeo docker-registry
+      # a real S3 server for the tests (tests/fixtures/s3/): Ceph's RADOS Gateway, and Redis
+      ceph-mon ceph-osd radosgw redis-server)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -166,9 +166,12 @@ static int load_serve_config(struct berth_config *cfg, struct berth_server_optio
 static int check_supported(const struct berth_config *cfg)
 {
 	const char *what = NULL;
-	if (cfg->storage == BERTH_STORAGE_S3)
-		what = "storage.s3";
-	else if (cfg->proxy.remoteurl[0])
+	if (cfg->storage == BERTH_STORAGE_S3) {
+		fputs("berth: configuration error: storage.s3 is not served yet: its calls would run on "
+		      "the HTTP polling threads (berth garbage-collect works on it)\n", stderr);
+		return -1;
+	}
+	if (cfg->proxy.remoteurl[0])
 		what = "proxy";
 	if (what) {
 		fprintf(stderr, "berth: configuration error: %s is not supported yet\n", what);
@@ -307,13 +310,6 @@ static void release_http(struct tls_and_headers *t)
 	free(t->headers);
 }
 
-static int open_storage(struct berth_storage_driver **out, const struct berth_config *cfg)
-{
-	if (cfg->storage == BERTH_STORAGE_INMEMORY)
-		return berth_inmem_driver_new(out);
-	return berth_fs_driver_new(out, cfg->rootdirectory);
-}
-
 static void register_metrics(void)
 {
 	berth_http_metrics_register();
@@ -353,8 +349,8 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		berth_error("configuration error: %s", err);
 		goto out_http;
 	}
-	if ((rc = open_storage(&driver, cfg)) < 0) {
-		berth_error("cannot open storage at '%s': %s", cfg->rootdirectory, berth_strerror(rc));
+	if (berth_storage_open(&driver, cfg, err, sizeof(err)) < 0) {
+		berth_error("%s", err);
 		goto out_http;
 	}
 	int validate = !cfg->validation.disabled;

@@ -12,6 +12,7 @@
 #include "core/err.h"
 #include "registry/gc.h"
 #include "storage/driver.h"
+#include "storage/storage.h"
 
 static void usage(FILE *out)
 {
@@ -119,35 +120,20 @@ int berth_cmd_garbage_collect(int argc, char **argv)
 		snprintf(cfg.rootdirectory, sizeof(cfg.rootdirectory), "%s", root);
 	}
 
-	struct berth_storage_driver *d = NULL;
-	int rc;
-	switch (cfg.storage) {
-	case BERTH_STORAGE_INMEMORY:
-		/* Nothing persists between processes: an empty store, nothing to collect. */
-		rc = berth_inmem_driver_new(&d);
-		break;
-	case BERTH_STORAGE_FILESYSTEM: {
-		/* The driver would create a missing root: refuse instead, a typo must not pass for
-		 * an empty registry (and a dry run must not create anything). */
-		struct stat st;
-		if (stat(cfg.rootdirectory, &st) != 0 || !S_ISDIR(st.st_mode)) {
-			fprintf(stderr, "berth garbage-collect: storage root '%s' is not a directory\n",
-				cfg.rootdirectory);
-			berth_config_release(&cfg);
-			return 1;
-		}
-		rc = berth_fs_driver_new(&d, cfg.rootdirectory);
-		break;
-	}
-	default:
-		fputs("berth garbage-collect: this storage driver is not supported yet "
-		      "(filesystem and inmemory are)\n", stderr);
+	/* The filesystem driver would create a missing root: refuse instead, a typo must not pass
+	 * for an empty registry (and a dry run must not create anything). An inmemory store is
+	 * empty in a new process: nothing to collect. */
+	struct stat st;
+	if (cfg.storage == BERTH_STORAGE_FILESYSTEM &&
+	    (stat(cfg.rootdirectory, &st) != 0 || !S_ISDIR(st.st_mode))) {
+		fprintf(stderr, "berth garbage-collect: storage root '%s' is not a directory\n", cfg.rootdirectory);
 		berth_config_release(&cfg);
 		return 1;
 	}
+	struct berth_storage_driver *d = NULL;
+	int rc = berth_storage_open(&d, &cfg, err, sizeof(err));
 	if (rc < 0) {
-		fprintf(stderr, "berth garbage-collect: cannot open storage '%s': %s\n", cfg.rootdirectory,
-			berth_strerror(rc));
+		fprintf(stderr, "berth garbage-collect: %s\n", err);
 		berth_config_release(&cfg);
 		return 1;
 	}

@@ -79,7 +79,8 @@ struct berth_headers {
 /* catalog.maxentries and tags.maxtags when unset or 0 (Distribution 3.1's defaults). */
 #define BERTH_CONFIG_DEFAULT_MAX_ENTRIES 1000
 
-/* storage.s3.*: raw scalar text as written (s3 is implemented later; these are not validated). */
+/* storage.s3.*: raw scalar text as written, "" when absent; storage/s3_config.c validates them
+ * (and refuses by name the keys berth does not implement). */
 struct berth_s3_config {
 	char accesskey[256];       /* storage.s3.accesskey */
 	char secretkey[256];       /* storage.s3.secretkey */
@@ -91,6 +92,19 @@ struct berth_s3_config {
 	char v4auth[16];           /* storage.s3.v4auth */
 	char chunksize[32];        /* storage.s3.chunksize */
 	char forcepathstyle[16];   /* storage.s3.forcepathstyle */
+	char sessiontoken[2048];   /* storage.s3.sessiontoken */
+	char skipverify[16];       /* storage.s3.skipverify */
+	char encrypt[16];          /* storage.s3.encrypt */
+	char keyid[256];           /* storage.s3.keyid */
+	char multipartcopychunksize[32];      /* storage.s3.multipartcopychunksize */
+	char multipartcopymaxconcurrency[32]; /* storage.s3.multipartcopymaxconcurrency */
+	char multipartcopythresholdsize[32];  /* storage.s3.multipartcopythresholdsize */
+	char storageclass[64];     /* storage.s3.storageclass */
+	char objectacl[64];        /* storage.s3.objectacl */
+	char useragent[256];       /* storage.s3.useragent */
+	/* Distribution keys berth does not implement: any value is refused at start-up. */
+	char usedualstack[16], accelerate[16], usefipsendpoint[16], loglevel[64];
+	char redirectendpoint[1024];
 };
 
 /* notifications.endpoints[i]; unset timeout/threshold/backoff take Distribution's defaults. */

@@ -68,7 +68,6 @@ static const struct cfg_enum client_auths[] = {
 };
 
 /* Why the S3 driver's tuning keys change nothing yet: the driver itself is refused at start-up. */
-#define S3_LATER "the s3 driver is refused at start-up until it is implemented"
 /* redis serves only the blob descriptor cache, which falls back to inmemory (warned). */
 #define REDIS_UNUSED "redis is not used: storage.cache.blobdescriptor redis falls back to inmemory"
 
@@ -230,14 +229,21 @@ static const struct cfg_key keys[] = {
 	STR(C, "storage.s3.v4auth", s3.v4auth),
 	STR(C, "storage.s3.chunksize", s3.chunksize),
 	STR(C, "storage.s3.forcepathstyle", s3.forcepathstyle),
-	ANY("storage.s3.encrypt", S3_LATER), ANY("storage.s3.keyid", S3_LATER),
-	ANY("storage.s3.skipverify", S3_LATER), ANY("storage.s3.multipartcopychunksize", S3_LATER),
-	ANY("storage.s3.multipartcopymaxconcurrency", S3_LATER),
-	ANY("storage.s3.multipartcopythresholdsize", S3_LATER), ANY("storage.s3.storageclass", S3_LATER),
-	ANY("storage.s3.useragent", S3_LATER), ANY("storage.s3.usedualstack", S3_LATER),
-	ANY("storage.s3.objectacl", S3_LATER), ANY("storage.s3.loglevel", S3_LATER),
-	ANY("storage.s3.accelerate", S3_LATER), ANY("storage.s3.redirectendpoint", S3_LATER),
-	ANY("storage.s3.usefipsendpoint", S3_LATER), ANY("storage.s3.sessiontoken", S3_LATER),
+	STR(C, "storage.s3.encrypt", s3.encrypt),
+	STR(C, "storage.s3.keyid", s3.keyid),
+	STR(C, "storage.s3.skipverify", s3.skipverify),
+	STR(C, "storage.s3.multipartcopychunksize", s3.multipartcopychunksize),
+	STR(C, "storage.s3.multipartcopymaxconcurrency", s3.multipartcopymaxconcurrency),
+	STR(C, "storage.s3.multipartcopythresholdsize", s3.multipartcopythresholdsize),
+	STR(C, "storage.s3.storageclass", s3.storageclass),
+	STR(C, "storage.s3.useragent", s3.useragent),
+	STR(C, "storage.s3.usedualstack", s3.usedualstack),
+	STR(C, "storage.s3.objectacl", s3.objectacl),
+	STR(C, "storage.s3.loglevel", s3.loglevel),
+	STR(C, "storage.s3.accelerate", s3.accelerate),
+	STR(C, "storage.s3.redirectendpoint", s3.redirectendpoint),
+	STR(C, "storage.s3.usefipsendpoint", s3.usefipsendpoint),
+	STR(C, "storage.s3.sessiontoken", s3.sessiontoken),
 	CHOICE("storage.azure", CG_STORAGE, -1),
 	CHOICE("storage.gcs", CG_STORAGE, -1),
 	CHOICE("storage.swift", CG_STORAGE, -1),

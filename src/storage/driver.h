@@ -1,5 +1,5 @@
 /*
- * The storage driver interface: what a backend (filesystem, in-memory, later S3) implements.
+ * The storage driver interface: what a backend (filesystem, in-memory, S3) implements.
  * Mirrors Distribution's storagedriver.StorageDriver so that the same logical paths map to
  * the same objects: paths are absolute, '/'-separated, and match ^(/[A-Za-z0-9._-]+)+$
  * (the root itself is "/"). Drivers never see HTTP and never interpret paths beyond that.
@@ -132,6 +132,40 @@ struct berth_storage_driver {
 int berth_fs_driver_new(struct berth_storage_driver **out, const char *rootdir);
 /* In-memory driver: everything lives in the process, lost at exit. */
 int berth_inmem_driver_new(struct berth_storage_driver **out);
+
+/* What the S3 driver needs, already validated (storage/s3_config.c builds it from storage.s3.*).
+ * Strings are borrowed for the call to berth_s3_driver_new only (the driver copies them). */
+struct berth_s3_options {
+	const char *endpoint;      /* scheme://host[:port], no trailing '/' */
+	const char *bucket;
+	int path_style;            /* 1: endpoint/bucket/key; 0: bucket.host/key */
+	const char *region;
+	const char *accesskey, *secretkey, *sessiontoken; /* sessiontoken may be "" */
+	const char *rootdirectory; /* "" or a path in the storage grammar */
+	int skipverify;            /* do not verify the server's TLS certificate */
+	uint64_t chunksize;        /* multipart part size, >= 5 MiB: the one part a writer buffers */
+	uint64_t copy_chunksize;   /* part size of a multipart copy, >= 5 MiB */
+	uint64_t copy_threshold;   /* objects larger than this are copied by multipart copy */
+	const char *encrypt_header;   /* x-amz-server-side-encryption value, or "" */
+	const char *keyid;            /* x-amz-server-side-encryption-aws-kms-key-id, or "" */
+	const char *storageclass;     /* x-amz-storage-class value, or "" for none */
+	const char *objectacl;        /* x-amz-acl value, or "" */
+	const char *useragent;        /* or "" for berth's */
+	unsigned retries;             /* attempts after the first on 500/503/SlowDown/timeouts */
+	long connect_timeout_ms;
+	long stall_timeout_s;         /* a transfer making no progress this long fails */
+};
+/* S3 driver on libcurl (storage/s3.c): the keys are Distribution's (rootdirectory +
+ * /docker/registry/v2/...). Does not contact the server: see berth_s3_driver_check. */
+int berth_s3_driver_new(struct berth_storage_driver **out, const struct berth_s3_options *opt);
+/* One request to the bucket (a one-key listing): 0, or a BERTH_E* code with a one-line reason
+ * in msg (bucket missing, credentials refused, server unreachable). Blocks. */
+int berth_s3_driver_check(struct berth_storage_driver *d, char *msg, size_t msglen);
+
+/* A walk slot for drivers that only have list and stat (storage/storage.c): one list per
+ * directory and one stat per entry, in the order walk promises. */
+int berth_storage_walk_generic(struct berth_storage_driver *d, const char *path, berth_walk_cb cb,
+			       void *payload);
 
 /* 1 if path matches ^(/[A-Za-z0-9._-]+)+$ or is "/", and has no "." or ".." component. */
 int berth_storage_path_valid(const char *path);

@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "core/err.h"
 #include "storage/driver.h"
 #include "storage/fs_direct.h"
@@ -54,6 +56,110 @@ static int setup_inmem(void **state)
 		return -1;
 	*state = f;
 	return 0;
+}
+
+/* ---- S3: one throw-away RGW for the group, a fresh rootdirectory per test ---- */
+
+static struct {
+	char dir[64];   /* rgw-test-up.sh's directory; "" when no RGW runs */
+	char endpoint[128], access[128], secret[128], region[64], bucket[64];
+	int serial;
+} rgw;
+
+/* The value of NAME=value among rgw-test-up.sh's output lines, into out. */
+static void take_assignment(const char *line, const char *name, char *out, size_t outlen)
+{
+	size_t n = strlen(name);
+	if (strncmp(line, name, n) == 0 && line[n] == '=') {
+		snprintf(out, outlen, "%s", line + n + 1);
+		out[strcspn(out, "\n")] = '\0';
+	}
+}
+
+static int rgw_down(void **state);
+
+/* A failed assertion under the sanitizers aborts: the gateway's daemons must not outlive us. */
+static void rgw_down_on_abort(int sig)
+{
+	rgw_down(NULL);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static int rgw_up(void **state)
+{
+	signal(SIGABRT, rgw_down_on_abort);
+	strcpy(rgw.dir, "/tmp/berth-rgw-XXXXXX");
+	if (mkdtemp(rgw.dir) == NULL)
+		return -1;
+	char cmd[512], line[512];
+	snprintf(cmd, sizeof(cmd), "%s/tests/fixtures/s3/rgw-test-up.sh %s berth-test", BERTH_SRC_DIR, rgw.dir);
+	FILE *p = popen(cmd, "r");
+	if (p == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), p)) {
+		take_assignment(line, "S3_ENDPOINT", rgw.endpoint, sizeof(rgw.endpoint));
+		take_assignment(line, "S3_ACCESS_KEY", rgw.access, sizeof(rgw.access));
+		take_assignment(line, "S3_SECRET_KEY", rgw.secret, sizeof(rgw.secret));
+		take_assignment(line, "S3_REGION", rgw.region, sizeof(rgw.region));
+		take_assignment(line, "S3_BUCKET", rgw.bucket, sizeof(rgw.bucket));
+	}
+	if (pclose(p) != 0 || rgw.bucket[0] == '\0') {
+		fprintf(stderr, "cannot start radosgw (logs in %s/log)\n", rgw.dir);
+		rgw.dir[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+static int rgw_down(void **state)
+{
+	if (rgw.dir[0]) {
+		char cmd[512];
+		snprintf(cmd, sizeof(cmd), "%s/tests/fixtures/s3/rgw-down.sh %s", BERTH_SRC_DIR, rgw.dir);
+		rgw.dir[0] = '\0';
+		if (system(cmd) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Options for the test RGW: parts and the copy threshold at S3's 5 MiB minimum, so that the
+ * large-object tests go through multipart uploads and multipart copies. */
+static struct berth_s3_options rgw_options(const char *rootdirectory)
+{
+	return (struct berth_s3_options){
+		.endpoint = rgw.endpoint, .bucket = rgw.bucket, .path_style = 1, .region = rgw.region,
+		.accesskey = rgw.access, .secretkey = rgw.secret, .sessiontoken = "",
+		.rootdirectory = rootdirectory, .chunksize = 5u << 20, .copy_chunksize = 5u << 20,
+		.copy_threshold = 5u << 20, .encrypt_header = "", .keyid = "", .storageclass = "STANDARD",
+		.objectacl = "private", .useragent = "", .retries = 3, .connect_timeout_ms = 5000,
+		.stall_timeout_s = 30,
+	};
+}
+
+static int setup_s3(void **state)
+{
+	if (rgw.dir[0] == '\0')
+		return -1;
+	struct fixture *f = calloc(1, sizeof(*f));
+	char root[64];
+	snprintf(root, sizeof(root), "/conformance/t%d", ++rgw.serial);
+	struct berth_s3_options o = rgw_options(root);
+	if (berth_s3_driver_new(&f->d, &o) != 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+/* The S3 driver, like Distribution's, does not police a name being both an object and a
+ * "directory" (a key prefix): registry paths never collide so, and checking every parent on
+ * every write would cost a request each. Its stat gives no version (listings are not cached on
+ * it). */
+static void skip_on_s3(struct berth_storage_driver *d)
+{
+	if (strcmp(d->name, "s3") == 0)
+		skip();
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -258,6 +364,7 @@ static void test_put_keeps_open_readers(void **state)
 static void test_type_conflicts(void **state)
 {
 	struct berth_storage_driver *d = drv(state);
+	skip_on_s3(d);
 	struct berth_writer *w;
 	put(d, "/f", "file");
 	put(d, "/dir/x", "x");
@@ -643,6 +750,7 @@ static uint64_t settled_version(struct berth_storage_driver *d, const char *path
 static void test_dir_version(void **state)
 {
 	struct berth_storage_driver *d = drv(state);
+	skip_on_s3(d);
 	struct berth_stat st;
 	put(d, "/v/a", "x");
 	uint64_t v1 = settled_version(d, "/v");
@@ -1119,6 +1227,285 @@ static void test_fs_remove_does_not_follow_symlinks(void **state)
 	assert_int_equal(stat(victim, &st), 0);
 }
 
+/* ---- S3 only ---- */
+
+struct raw_answer {
+	char body[8192];
+	size_t len;
+};
+
+static size_t raw_body(char *p, size_t size, size_t n, void *arg)
+{
+	struct raw_answer *a = arg;
+	size_t k = size * n;
+	if (a->len + k < sizeof(a->body)) {
+		memcpy(a->body + a->len, p, k);
+		a->len += k;
+		a->body[a->len] = '\0';
+	}
+	return k;
+}
+
+/* One signed request straight to the test bucket, as another S3 client would send it. With
+ * auth = 0 it is sent unsigned (a presigned URL). Returns the HTTP status. */
+static long raw_s3(const char *method, const char *url_or_key, const void *body, size_t len, int auth,
+		   struct raw_answer *a)
+{
+	char url[2048], userpwd[300];
+	if (strncmp(url_or_key, "http", 4) == 0)
+		snprintf(url, sizeof(url), "%s", url_or_key);
+	else
+		snprintf(url, sizeof(url), "%s/%s%s%s", rgw.endpoint, rgw.bucket, url_or_key[0] == '?' ? "" : "/",
+			 url_or_key);
+	CURL *h = curl_easy_init();
+	struct curl_slist *hdrs = NULL;
+	memset(a, 0, sizeof(*a));
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, raw_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
+	if (auth) {
+		char sig[128];
+		snprintf(sig, sizeof(sig), "aws:amz:%s:s3", rgw.region);
+		snprintf(userpwd, sizeof(userpwd), "%s:%s", rgw.access, rgw.secret);
+		hdrs = curl_slist_append(hdrs, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+		curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sig);
+		curl_easy_setopt(h, CURLOPT_USERPWD, userpwd);
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	}
+	if (strcmp(method, "GET") != 0) {
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
+	}
+	long status = 0;
+	assert_int_equal(curl_easy_perform(h), CURLE_OK);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(h);
+	return status;
+}
+
+/* The text of <tag> in an answer, into out. */
+static void xml_text(const struct raw_answer *a, const char *tag, char *out, size_t outlen)
+{
+	char open[64], close[64];
+	snprintf(open, sizeof(open), "<%s>", tag);
+	snprintf(close, sizeof(close), "</%s>", tag);
+	const char *b = strstr(a->body, open), *e = b ? strstr(b, close) : NULL;
+	assert_non_null(e);
+	b += strlen(open);
+	assert_true((size_t)(e - b) < outlen);
+	memcpy(out, b, (size_t)(e - b));
+	out[e - b] = '\0';
+}
+
+/* Writes src[0, n) to path through a committed writer. */
+static void write_object(struct berth_storage_driver *d, const char *path, const unsigned char *src, size_t n)
+{
+	struct berth_writer *w;
+	assert_int_equal(d->writer(d, path, 0, &w), 0);
+	write_pieces(w, src, 0, n);
+	assert_int_equal(w->commit(w), 0);
+	w->close(w);
+}
+
+/* An append to an object past one part continues with a new multipart upload whose first part
+ * is a server-side copy of the object (UploadPartCopy). */
+static void test_s3_append_copies_large_object(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	const size_t first = (11u << 20) + 5, total = (12u << 20) + 77;
+	unsigned char *src = pattern(total);
+	struct berth_writer *w;
+	assert_int_equal(d->writer(d, "/big/obj", 0, &w), 0);
+	write_pieces(w, src, 0, first);
+	w->close(w);
+	expect_bytes(d, "/big/obj", src, first);
+
+	assert_int_equal(d->writer(d, "/big/obj", 1, &w), 0);
+	assert_int_equal(w->size(w), first);
+	write_pieces(w, src, first, total);
+	assert_int_equal(w->size(w), total);
+	assert_int_equal(w->commit(w), 0);
+	w->close(w);
+	expect_bytes(d, "/big/obj", src, total);
+	free(src);
+}
+
+/* A multipart upload left open on the key, as Distribution's writer leaves one between PATCHes
+ * (parts of >= 5 MiB, no object yet), is found by listing and continued. */
+static void test_s3_continues_open_upload(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	const size_t part = 5u << 20, total = part + 1234;
+	unsigned char *src = pattern(total);
+	struct raw_answer a;
+	char key[128], url[1024], id[256];
+	snprintf(key, sizeof(key), "conformance/t%d/up/data", rgw.serial);
+	snprintf(url, sizeof(url), "%s?uploads=", key);
+	assert_int_equal(raw_s3("POST", url, "", 0, 1, &a), 200);
+	xml_text(&a, "UploadId", id, sizeof(id));
+	snprintf(url, sizeof(url), "%s?partNumber=1&uploadId=%s", key, id);
+	assert_int_equal(raw_s3("PUT", url, src, part, 1, &a), 200);
+	expect_absent(d, "/up/data");
+
+	struct berth_writer *w;
+	assert_int_equal(d->writer(d, "/up/data", 1, &w), 0);
+	assert_int_equal(w->size(w), part);
+	write_pieces(w, src, part, total);
+	assert_int_equal(w->commit(w), 0);
+	w->close(w);
+	expect_bytes(d, "/up/data", src, total);
+	snprintf(url, sizeof(url), "?prefix=conformance%%2Ft%d%%2Fup%%2Fdata&uploads=", rgw.serial);
+	assert_int_equal(raw_s3("GET", url, NULL, 0, 1, &a), 200);
+	assert_null(strstr(a.body, "<UploadId>")); /* completed, nothing left open */
+	free(src);
+}
+
+/* Removing a directory aborts the multipart uploads left open below it (their parts would
+ * otherwise stay stored, and billed, forever); an open upload alone is something to remove. */
+static void test_s3_remove_aborts_open_uploads(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	struct raw_answer a;
+	char url[512];
+	put(d, "/dir/x", "x");
+	snprintf(url, sizeof(url), "conformance/t%d/dir/sub/data?uploads=", rgw.serial);
+	assert_int_equal(raw_s3("POST", url, "", 0, 1, &a), 200);
+	snprintf(url, sizeof(url), "conformance/t%d/only/data?uploads=", rgw.serial);
+	assert_int_equal(raw_s3("POST", url, "", 0, 1, &a), 200);
+	snprintf(url, sizeof(url), "conformance/t%d/dirx/data?uploads=", rgw.serial); /* not below /dir */
+	assert_int_equal(raw_s3("POST", url, "", 0, 1, &a), 200);
+
+	assert_int_equal(d->remove(d, "/dir"), 0);
+	assert_int_equal(d->remove(d, "/only"), 0);
+	assert_int_equal(d->remove(d, "/only"), BERTH_ENOTFOUND);
+	snprintf(url, sizeof(url), "?prefix=conformance%%2Ft%d%%2F&uploads=", rgw.serial);
+	assert_int_equal(raw_s3("GET", url, NULL, 0, 1, &a), 200);
+	assert_null(strstr(a.body, "dir/sub/data"));
+	assert_null(strstr(a.body, "only/data"));
+	assert_non_null(strstr(a.body, "dirx/data"));
+}
+
+/* Past multipartcopythresholdsize a move copies in parts; the bytes arrive whole. */
+static void test_s3_move_multipart_copy(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	const size_t total = (11u << 20) + 3;
+	unsigned char *src = pattern(total);
+	write_object(d, "/m/from", src, total);
+	assert_int_equal(d->move(d, "/m/from", "/m/to"), 0);
+	expect_absent(d, "/m/from");
+	expect_bytes(d, "/m/to", src, total);
+	free(src);
+}
+
+/* url_for gives a presigned GET URL any HTTP client can fetch the object from. */
+static void test_s3_url_for(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	struct raw_answer a;
+	char *url = NULL;
+	put(d, "/u/blob", "presigned bytes");
+	assert_int_equal(d->url_for(d, "/u/blob", &url), 0);
+	assert_int_equal(raw_s3("GET", url, NULL, 0, 0, &a), 200);
+	assert_string_equal(a.body, "presigned bytes");
+	url[strlen(url) - 1] ^= 1; /* a signature off by one bit is refused */
+	assert_int_equal(raw_s3("GET", url, NULL, 0, 0, &a), 403);
+	free(url);
+}
+
+/* Starts tests/fixtures/s3/faultproxy.py in front of the RGW, failing every `every`-th request
+ * with 503 SlowDown; its endpoint goes to endpoint, its pid to *pid. */
+static void start_fault_proxy(int every, char *endpoint, size_t len, const char *count_file, pid_t *pid)
+{
+	char port_file[128], cmd[1024];
+	snprintf(port_file, sizeof(port_file), "%s/proxy.port", rgw.dir);
+	unlink(port_file);
+	snprintf(cmd, sizeof(cmd),
+		 "python3 %s/tests/fixtures/s3/faultproxy.py --upstream %s --every %d --port-file %s "
+		 "--count-file %s >/dev/null 2>&1 & echo $!",
+		 BERTH_SRC_DIR, rgw.endpoint, every, port_file, count_file);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	assert_int_equal(fscanf(p, "%d", pid), 1);
+	pclose(p);
+	FILE *f = NULL;
+	for (int i = 0; i < 200 && (f = fopen(port_file, "r")) == NULL; i++)
+		usleep(25 * 1000);
+	assert_non_null(f);
+	int port = 0;
+	assert_int_equal(fscanf(f, "%d", &port), 1);
+	fclose(f);
+	snprintf(endpoint, len, "http://127.0.0.1:%d", port);
+}
+
+static int read_count(const char *file)
+{
+	FILE *f = fopen(file, "r");
+	int n = 0;
+	if (f) {
+		if (fscanf(f, "%d", &n) != 1)
+			n = 0;
+		fclose(f);
+	}
+	return n;
+}
+
+/* 503 SlowDown on every third request: every operation still succeeds, through retries. */
+static void test_s3_retries_slowdown(void **state)
+{
+	char endpoint[128], count_file[128], root[64];
+	pid_t pid;
+	snprintf(count_file, sizeof(count_file), "%s/proxy.faults", rgw.dir);
+	start_fault_proxy(3, endpoint, sizeof(endpoint), count_file, &pid);
+	snprintf(root, sizeof(root), "/conformance/t%d", rgw.serial);
+	struct berth_s3_options o = rgw_options(root);
+	o.endpoint = endpoint;
+	struct berth_storage_driver *d;
+	assert_int_equal(berth_s3_driver_new(&d, &o), 0);
+
+	const size_t total = (6u << 20) + 11;
+	unsigned char *src = pattern(total);
+	write_object(d, "/f/big", src, total);
+	for (int i = 0; i < 6; i++) {
+		char path[32];
+		snprintf(path, sizeof(path), "/f/small%d", i);
+		put(d, path, "x");
+		expect_content(d, path, "x");
+	}
+	struct names ns = { 0 };
+	assert_int_equal(d->list(d, "/f", collect_name, &ns), 0);
+	assert_int_equal(ns.n, 7);
+	names_sorted(&ns);
+	expect_bytes(d, "/f/big", src, total);
+	assert_int_equal(d->move(d, "/f/big", "/f/moved"), 0);
+	assert_int_equal(d->remove(d, "/f"), 0);
+	expect_absent(d, "/f/small0");
+	assert_true(read_count(count_file) >= 5);
+
+	d->free(d);
+	free(src);
+	kill(pid, SIGTERM);
+}
+
+/* A server that cannot be reached is an error after the retries (never "not found"), in bounded
+ * time. */
+static void test_s3_unreachable(void **state)
+{
+	struct berth_s3_options o = rgw_options("/x");
+	o.endpoint = "http://127.0.0.1:1";
+	o.retries = 2;
+	struct berth_storage_driver *d;
+	struct berth_stat st;
+	assert_int_equal(berth_s3_driver_new(&d, &o), 0);
+	time_t t0 = time(NULL);
+	assert_int_equal(d->put_content(d, "/a", "x", 1), BERTH_ERROR);
+	assert_int_equal(d->stat(d, "/a", &st), BERTH_ERROR);
+	assert_true(time(NULL) - t0 < 5);
+	d->free(d);
+}
+
 /* ---- registration ---- */
 
 #define CONFORMANCE_TESTS(setup)                                                          \
@@ -1163,9 +1550,24 @@ int main(void)
 	const struct CMUnitTest inmem[] = {
 		CONFORMANCE_TESTS(setup_inmem),
 	};
+	const struct CMUnitTest s3[] = {
+		CONFORMANCE_TESTS(setup_s3),
+		cmocka_unit_test_setup_teardown(test_s3_append_copies_large_object, setup_s3, teardown),
+		cmocka_unit_test_setup_teardown(test_s3_continues_open_upload, setup_s3, teardown),
+		cmocka_unit_test_setup_teardown(test_s3_move_multipart_copy, setup_s3, teardown),
+		cmocka_unit_test_setup_teardown(test_s3_remove_aborts_open_uploads, setup_s3, teardown),
+		cmocka_unit_test_setup_teardown(test_s3_url_for, setup_s3, teardown),
+		cmocka_unit_test_setup_teardown(test_s3_retries_slowdown, setup_s3, teardown),
+		cmocka_unit_test_setup_teardown(test_s3_unreachable, setup_s3, teardown),
+	};
 
 	int failed = cmocka_run_group_tests_name("storage path grammar", common, NULL, NULL);
 	failed += cmocka_run_group_tests_name("storage conformance: filesystem", fs, NULL, NULL);
 	failed += cmocka_run_group_tests_name("storage conformance: inmemory", inmem, NULL, NULL);
+	if (system("command -v radosgw >/dev/null && command -v ceph-mon >/dev/null") == 0)
+		failed += cmocka_run_group_tests_name("storage conformance: s3 (radosgw)", s3, rgw_up, rgw_down);
+	else
+		fprintf(stderr, "SKIP: storage conformance: s3: radosgw and ceph-mon are not installed "
+				"(scripts/install-deps.sh installs them)\n");
 	return failed;
 }

@@ -1,0 +1,974 @@
+/*
+ * S3 storage driver on libcurl: requests are signed by curl (CURLOPT_AWS_SIGV4), connections
+ * are kept by a pool of easy handles, and 500/503/SlowDown/timeouts are retried with backoff.
+ *
+ * Object keys are Distribution's: rootdirectory (without its leading '/') + the logical path,
+ * so Distribution and berth read and write one bucket alike. Directories are key prefixes.
+ *
+ * Writers buffer at most one part (chunksize). An object smaller than a part is written with
+ * one PUT; a larger one with a multipart upload. flush/commit/close complete the upload, so
+ * what was written is an object readers see (the driver contract); a later append continues
+ * with a new multipart upload whose first parts are a server-side copy of the object (or, for
+ * an object smaller than a part, its bytes read back into the buffer). An append-open first
+ * looks for a multipart upload left open on the key (by ListMultipartUploads, as Distribution's
+ * driver finds the uploads it leaves open between PATCHes) and continues that one.
+ *
+ * Readers fetch ranged windows; every window after the first carries If-Match with the first
+ * one's ETag, so a reader never mixes two versions of an object.
+ */
+#include "storage/s3_int.h"
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "storage/s3_xml.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- keys and queries --------------------------------------------------------------------- */
+
+static struct s3_driver *s3(struct berth_storage_driver *base)
+{
+	return (struct s3_driver *)base;
+}
+
+/* The key of a logical path ("/a/b" -> prefix + "a/b"); the root maps to the prefix itself. */
+static char *key_of(const struct s3_driver *d, const char *path)
+{
+	return berth_asprintf("%s%s", d->prefix, path + 1);
+}
+
+/* The listing prefix of a directory: its key + "/" ("" or the root prefix for the root). */
+static char *dir_prefix(const struct s3_driver *d, const char *path)
+{
+	if (strcmp(path, "/") == 0)
+		return berth_strdup(d->prefix);
+	return berth_asprintf("%s%s/", d->prefix, path + 1);
+}
+
+static int is_valid_object(const char *path)
+{
+	return berth_storage_path_valid(path) && strcmp(path, "/") != 0;
+}
+
+/* ---- listing ------------------------------------------------------------------------------ */
+
+/* One entry of a listing: a key (below the prefix listed) or a common prefix. */
+typedef int (*s3_entry_cb)(const char *key, size_t keylen, uint64_t size, int64_t mtime, int is_prefix,
+			   void *payload);
+
+static int64_t parse_iso8601(const char *s, size_t n)
+{
+	struct tm tm = { 0 };
+	char tmp[32];
+	if (n >= sizeof(tmp))
+		return 0;
+	memcpy(tmp, s, n);
+	tmp[n] = '\0';
+	if (strptime(tmp, "%Y-%m-%dT%H:%M:%S", &tm) == NULL)
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
+/* Feeds every element `tag` of one ListObjectsV2 page to cb. */
+static int list_page_entries(const char *xml, const char *end, const char *tag, int is_prefix,
+			     s3_entry_cb cb, void *payload)
+{
+	const char *p = xml, *after;
+	size_t n;
+	const char *e;
+	while ((e = s3_xml_find(p, end, tag, &n, &after)) != NULL) {
+		size_t kn = 0, sn = 0, mn = 0;
+		const char *k = s3_xml_find(e, e + n, is_prefix ? "Prefix" : "Key", &kn, NULL);
+		const char *sz = is_prefix ? NULL : s3_xml_find(e, e + n, "Size", &sn, NULL);
+		const char *mt = is_prefix ? NULL : s3_xml_find(e, e + n, "LastModified", &mn, NULL);
+		if (k) {
+			char *key = s3_xml_unescape(k, kn);
+			int rc = cb(key, strlen(key), sz ? strtoull(sz, NULL, 10) : 0,
+				    mt ? parse_iso8601(mt, mn) : 0, is_prefix, payload);
+			free(key);
+			if (rc)
+				return rc;
+		}
+		p = after;
+	}
+	return 0;
+}
+
+/* ListObjectsV2 of prefix, with '/' as delimiter if delimited, every page (max_keys each, 0 for
+ * the server's default). cb's non-zero return stops and is returned. */
+static int list_objects(struct s3_driver *d, const char *prefix, int delimited, unsigned max_keys,
+			s3_entry_cb cb, void *payload)
+{
+	char *token = NULL;
+	int rc = 0;
+	do {
+		struct berth_buf query = BERTH_BUF_INIT(SIZE_MAX);
+		if (token) {
+			berth_buf_printf(&query, "continuation-token=");
+			berth_s3__query_escape(&query, token);
+			berth_buf_printf(&query, "&");
+		}
+		berth_buf_printf(&query, "%slist-type=2", delimited ? "delimiter=%2F&" : "");
+		if (max_keys)
+			berth_buf_printf(&query, "&max-keys=%u", max_keys);
+		berth_buf_printf(&query, "&prefix=");
+		berth_s3__query_escape(&query, prefix);
+		struct s3_req q = { .method = "GET", .query = query.data, .out = BERTH_BUF_INIT(S3_META_CAP) };
+		rc = berth_s3__call(d, &q);
+		berth_buf_release(&query);
+		berth_safefree(token);
+		if (rc == 0) {
+			const char *x = q.out.data ? q.out.data : "", *end = x + q.out.len;
+			rc = list_page_entries(x, end, "Contents", 0, cb, payload);
+			if (rc == 0)
+				rc = list_page_entries(x, end, "CommonPrefixes", 1, cb, payload);
+			size_t n = 0;
+			const char *t = s3_xml_find(x, end, "IsTruncated", &n, NULL);
+			if (rc == 0 && t && n == 4 && memcmp(t, "true", 4) == 0 && (!max_keys || max_keys > 1)) {
+				t = s3_xml_find(x, end, "NextContinuationToken", &n, NULL);
+				if (t)
+					token = s3_xml_unescape(t, n);
+			}
+		}
+		berth_s3__req_release(&q);
+	} while (rc == 0 && token);
+	free(token);
+	return rc;
+}
+
+static int count_entry(const char *key, size_t keylen, uint64_t size, int64_t mtime, int is_prefix,
+		       void *payload)
+{
+	(*(size_t *)payload)++;
+	return 0;
+}
+
+/* 1 if something is stored below the directory path, 0 if not, or a BERTH_E* code. */
+static int dir_exists(struct s3_driver *d, const char *path)
+{
+	char *prefix = dir_prefix(d, path);
+	size_t n = 0;
+	int rc = list_objects(d, prefix, 0, 1, count_entry, &n);
+	free(prefix);
+	return rc < 0 ? rc : n > 0;
+}
+
+/* ---- stat, get, put ----------------------------------------------------------------------- */
+
+/* HEAD of one object: 0 with size and mtime (and etag into q), or ENOTFOUND. */
+static int head_object(struct s3_driver *d, const char *key, struct s3_req *q)
+{
+	*q = (struct s3_req){ .method = "HEAD", .key = key, .out = BERTH_BUF_INIT(0) };
+	int rc = berth_s3__call(d, q);
+	berth_s3__req_release(q);
+	return rc;
+}
+
+static int s3_stat(struct berth_storage_driver *base, const char *path, struct berth_stat *out)
+{
+	struct s3_driver *d = s3(base);
+	if (!berth_storage_path_valid(path))
+		return BERTH_EINVALID;
+	memset(out, 0, sizeof(*out));
+	if (strcmp(path, "/") == 0) {
+		out->is_dir = 1;
+		return 0;
+	}
+	char *key = key_of(d, path);
+	struct s3_req q;
+	int rc = head_object(d, key, &q);
+	free(key);
+	if (rc == 0) {
+		out->size = q.content_length;
+		out->mtime = q.mtime;
+		return 0;
+	}
+	if (rc != BERTH_ENOTFOUND)
+		return rc;
+	if ((rc = dir_exists(d, path)) < 0)
+		return rc;
+	if (rc == 0)
+		return BERTH_ENOTFOUND;
+	out->is_dir = 1;
+	return 0;
+}
+
+static int s3_get_content(struct berth_storage_driver *base, const char *path, size_t max, char **out,
+			  size_t *out_len)
+{
+	struct s3_driver *d = s3(base);
+	if (!is_valid_object(path))
+		return BERTH_EINVALID;
+	char *key = key_of(d, path);
+	struct s3_req q = { .method = "GET", .key = key, .out = BERTH_BUF_INIT(max) };
+	int rc = berth_s3__call(d, &q);
+	if (rc == 0) {
+		if (q.out.data == NULL)
+			berth_buf_append(&q.out, "", 0);
+		*out = berth_buf_detach(&q.out, out_len);
+	}
+	berth_s3__req_release(&q);
+	free(key);
+	return rc;
+}
+
+/* PUT of a whole object with the configured object headers. */
+static int put_object(struct s3_driver *d, const char *key, const void *buf, size_t n)
+{
+	struct s3_req q = { .method = "PUT", .key = key, .body = buf ? buf : "", .body_len = n,
+			    .headers = d->object_headers, .out = BERTH_BUF_INIT(S3_META_CAP) };
+	int rc = berth_s3__call(d, &q);
+	berth_s3__req_release(&q);
+	return rc;
+}
+
+static int s3_put_content(struct berth_storage_driver *base, const char *path, const void *buf, size_t n)
+{
+	struct s3_driver *d = s3(base);
+	if (!is_valid_object(path))
+		return BERTH_EINVALID;
+	char *key = key_of(d, path);
+	int rc = put_object(d, key, buf, n);
+	free(key);
+	return rc;
+}
+
+static int delete_object(struct s3_driver *d, const char *key)
+{
+	struct s3_req q = { .method = "DELETE", .key = key, .out = BERTH_BUF_INIT(S3_META_CAP) };
+	int rc = berth_s3__call(d, &q);
+	berth_s3__req_release(&q);
+	return rc == BERTH_ENOTFOUND ? 0 : rc;
+}
+
+/* ---- reader ------------------------------------------------------------------------------- */
+
+struct s3_reader {
+	struct berth_reader base;
+	struct s3_driver *d;
+	char *key;
+	char etag[130];
+	struct berth_buf window; /* bytes [pos - window.len + taken ...) fetched, not yet read */
+	size_t taken;            /* bytes of window already handed out */
+	uint64_t pos;            /* object offset just past the window */
+};
+
+/* Fetches [r->pos, r->pos + S3_READ_WINDOW) into the window. */
+static int reader_fetch(struct s3_reader *r, int first)
+{
+	char range[64], match[160];
+	snprintf(range, sizeof(range), "Range: bytes=%llu-%llu", (unsigned long long)r->pos,
+		 (unsigned long long)(r->pos + S3_READ_WINDOW - 1));
+	struct curl_slist *h = curl_slist_append(NULL, range);
+	if (!first) {
+		snprintf(match, sizeof(match), "If-Match: %s", r->etag);
+		h = curl_slist_append(h, match);
+	}
+	berth_buf_release(&r->window);
+	r->taken = 0;
+	struct s3_req q = { .method = "GET", .key = r->key, .headers = h,
+			    .out = BERTH_BUF_INIT(S3_READ_WINDOW) };
+	int rc = berth_s3__call(r->d, &q);
+	curl_slist_free_all(h);
+	if (rc == 0) {
+		if (first) {
+			snprintf(r->etag, sizeof(r->etag), "%s", q.etag);
+			r->base.size = q.status == 206 ? q.range_total : q.content_length;
+		}
+		r->window = q.out;
+		q.out = (struct berth_buf)BERTH_BUF_INIT(0);
+		r->pos += r->window.len;
+	} else if (!first && q.status == 412) {
+		berth_error("s3: object %s changed while being read", r->key);
+		rc = BERTH_ERROR;
+	}
+	berth_s3__req_release(&q);
+	return rc;
+}
+
+static ssize_t s3_reader_read(struct berth_reader *base, void *buf, size_t n)
+{
+	struct s3_reader *r = (struct s3_reader *)base;
+	if (r->taken == r->window.len) {
+		if (r->pos >= r->base.size)
+			return 0;
+		int rc = reader_fetch(r, 0);
+		if (rc < 0)
+			return rc;
+		if (r->window.len == 0)
+			return BERTH_ERROR; /* the object shrank under us */
+	}
+	size_t k = r->window.len - r->taken;
+	if (k > n)
+		k = n;
+	memcpy(buf, r->window.data + r->taken, k);
+	r->taken += k;
+	return (ssize_t)k;
+}
+
+static void s3_reader_close(struct berth_reader *base)
+{
+	struct s3_reader *r = (struct s3_reader *)base;
+	if (r == NULL)
+		return;
+	berth_buf_release(&r->window);
+	free(r->key);
+	free(r);
+}
+
+static int s3_reader_open(struct berth_storage_driver *base, const char *path, uint64_t offset,
+			  struct berth_reader **out)
+{
+	struct s3_driver *d = s3(base);
+	if (!is_valid_object(path))
+		return BERTH_EINVALID;
+	struct s3_reader *r = berth_calloc(1, sizeof(*r));
+	r->base = (struct berth_reader){ .read = s3_reader_read, .close = s3_reader_close, .fd = -1,
+					 .offset = offset };
+	r->d = d;
+	r->key = key_of(d, path);
+	r->pos = offset;
+	/* The first window comes now: it gives the size, and the version the reader keeps. */
+	int rc = reader_fetch(r, 1);
+	if (rc == BERTH_ERANGE) { /* at or past the end (S3 answers 416 even for offset == size) */
+		struct s3_req q;
+		if ((rc = head_object(d, r->key, &q)) == 0) {
+			r->base.size = q.content_length;
+			snprintf(r->etag, sizeof(r->etag), "%s", q.etag);
+			rc = offset == q.content_length ? 0 : BERTH_ERANGE;
+		}
+	}
+	if (rc < 0) {
+		s3_reader_close(&r->base);
+		return rc;
+	}
+	*out = &r->base;
+	return 0;
+}
+
+/* ---- writer ------------------------------------------------------------------------------- */
+
+struct s3_writer {
+	struct berth_writer base;
+	struct s3_driver *d;
+	char *key;
+	struct s3_mpu mpu;     /* open upload, if id is set */
+	uint64_t copy_base;    /* bytes of the stored object to copy in when an upload starts */
+	char *buf;             /* the one part buffered: chunksize bytes */
+	size_t buflen;
+	int dirty;             /* the stored object differs from what was written */
+	int cancelled;
+};
+
+static uint64_t s3_writer_size(struct berth_writer *base)
+{
+	struct s3_writer *w = (struct s3_writer *)base;
+	return w->copy_base + w->mpu.bytes + w->buflen;
+}
+
+/* Starts a multipart upload whose first parts are the stored object's copy_base bytes. */
+static int writer_start_upload(struct s3_writer *w)
+{
+	int rc = berth_s3__mpu_create(w->d, w->key, &w->mpu);
+	if (rc == 0 && w->copy_base > 0 &&
+	    (rc = berth_s3__mpu_copy_parts(w->d, w->key, &w->mpu, w->key, w->copy_base)) == 0)
+		w->copy_base = 0;
+	if (rc < 0 && w->mpu.id)
+		berth_s3__mpu_abort(w->d, w->key, &w->mpu);
+	return rc;
+}
+
+/* Uploads the buffer as the next part. */
+static int writer_upload_buffer(struct s3_writer *w)
+{
+	int rc = 0;
+	if (w->mpu.id == NULL && (rc = writer_start_upload(w)) < 0)
+		return rc;
+	if ((rc = berth_s3__mpu_upload_part(w->d, w->key, &w->mpu, w->buf, w->buflen)) == 0)
+		w->buflen = 0;
+	return rc;
+}
+
+static int s3_writer_write(struct berth_writer *base, const void *data, size_t n)
+{
+	struct s3_writer *w = (struct s3_writer *)base;
+	const char *p = data;
+	if (w->cancelled)
+		return BERTH_EINVALID;
+	while (n > 0) {
+		if (w->buf == NULL)
+			w->buf = berth_malloc(w->d->chunksize);
+		size_t k = w->d->chunksize - w->buflen;
+		if (k > n)
+			k = n;
+		memcpy(w->buf + w->buflen, p, k);
+		w->buflen += k;
+		w->dirty = 1;
+		p += k;
+		n -= k;
+		if (w->buflen == w->d->chunksize) {
+			int rc = writer_upload_buffer(w);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Makes the object hold every byte written: a PUT while everything fits in the buffer, else
+ * the last part and CompleteMultipartUpload. The buffer is kept when it holds the whole object
+ * (small objects are rewritten whole); otherwise the next upload starts with a copy.
+ */
+static int s3_writer_flush(struct berth_writer *base)
+{
+	struct s3_writer *w = (struct s3_writer *)base;
+	if (w->cancelled)
+		return BERTH_EINVALID;
+	if (!w->dirty)
+		return 0;
+	int rc;
+	if (w->mpu.id == NULL && w->copy_base == 0) {
+		if ((rc = put_object(w->d, w->key, w->buf, w->buflen)) == 0)
+			w->dirty = 0;
+		return rc;
+	}
+	if (w->buflen > 0 || w->mpu.id == NULL) {
+		if ((rc = writer_upload_buffer(w)) < 0)
+			return rc;
+	}
+	uint64_t size = w->mpu.bytes;
+	if ((rc = berth_s3__mpu_complete(w->d, w->key, &w->mpu)) < 0)
+		return rc;
+	w->copy_base = size;
+	w->dirty = 0;
+	return 0;
+}
+
+static int s3_writer_cancel(struct berth_writer *base)
+{
+	struct s3_writer *w = (struct s3_writer *)base;
+	int rc = 0;
+	if (w->mpu.id)
+		rc = berth_s3__mpu_abort(w->d, w->key, &w->mpu);
+	int rc2 = delete_object(w->d, w->key);
+	w->cancelled = 1;
+	w->buflen = 0;
+	w->copy_base = 0;
+	w->dirty = 0;
+	return rc < 0 ? rc : rc2;
+}
+
+static void s3_writer_close(struct berth_writer *base)
+{
+	struct s3_writer *w = (struct s3_writer *)base;
+	if (w == NULL)
+		return;
+	/* The contract keeps what was written; if that fails, leave no open upload behind. */
+	if (!w->cancelled && s3_writer_flush(base) < 0) {
+		berth_error("s3: cannot store the bytes written to %s", w->key);
+		if (w->mpu.id)
+			berth_s3__mpu_abort(w->d, w->key, &w->mpu);
+	}
+	berth_s3__mpu_release(&w->mpu);
+	free(w->buf);
+	free(w->key);
+	free(w);
+}
+
+/* Positions an append-open writer after what is stored: an upload left open on the key (as
+ * Distribution leaves them), else the object. */
+static int writer_resume(struct s3_writer *w)
+{
+	struct s3_driver *d = w->d;
+	int rc = berth_s3__mpu_find(d, w->key, &w->mpu);
+	if (rc == 0 && w->mpu.id) {
+		if ((rc = berth_s3__mpu_list_parts(d, w->key, &w->mpu)) < 0)
+			return rc;
+		/* More parts can follow only if every part is >= 5 MiB and numbered 1..n; else the
+		 * upload is completed and its object continued like any other. */
+		int continuable = w->mpu.n_parts > 0;
+		for (size_t i = 0; i < w->mpu.n_parts; i++)
+			continuable &= w->mpu.parts[i].number == i + 1 && w->mpu.parts[i].size >= S3_MIN_PART;
+		if (continuable) {
+			w->dirty = 1;
+			return 0;
+		}
+		rc = w->mpu.n_parts ? berth_s3__mpu_complete(d, w->key, &w->mpu) : berth_s3__mpu_abort(d, w->key, &w->mpu);
+		if (rc < 0)
+			return rc;
+	}
+	if (rc < 0)
+		return rc;
+	struct s3_req q;
+	if ((rc = head_object(d, w->key, &q)) == BERTH_ENOTFOUND) {
+		w->dirty = 1; /* an append-open creates the object */
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	if (q.content_length >= d->chunksize) {
+		w->copy_base = q.content_length;
+		return 0;
+	}
+	/* Small: its bytes become the start of the buffer. */
+	struct s3_req g = { .method = "GET", .key = w->key, .out = BERTH_BUF_INIT(d->chunksize) };
+	if ((rc = berth_s3__call(d, &g)) == 0) {
+		w->buf = berth_malloc(d->chunksize);
+		w->buflen = g.out.len;
+		if (g.out.len)
+			memcpy(w->buf, g.out.data, g.out.len);
+	}
+	berth_s3__req_release(&g);
+	return rc;
+}
+
+static int s3_writer_open(struct berth_storage_driver *base, const char *path, int append,
+			  struct berth_writer **out)
+{
+	struct s3_driver *d = s3(base);
+	if (!is_valid_object(path))
+		return BERTH_EINVALID;
+	struct s3_writer *w = berth_calloc(1, sizeof(*w));
+	w->base = (struct berth_writer){ .write = s3_writer_write, .size = s3_writer_size,
+					 .flush = s3_writer_flush, .commit = s3_writer_flush,
+					 .cancel = s3_writer_cancel, .close = s3_writer_close };
+	w->d = d;
+	w->key = key_of(d, path);
+	int rc = 0;
+	if (append) {
+		rc = writer_resume(w);
+	} else {
+		w->dirty = 1; /* truncating: the object is replaced even if nothing is written */
+		struct s3_mpu stale = { 0 };
+		if ((rc = berth_s3__mpu_find(d, w->key, &stale)) == 0 && stale.id)
+			rc = berth_s3__mpu_abort(d, w->key, &stale);
+		berth_s3__mpu_release(&stale);
+	}
+	if (rc < 0) {
+		w->cancelled = 1; /* close must not store anything */
+		s3_writer_close(&w->base);
+		return rc;
+	}
+	*out = &w->base;
+	return 0;
+}
+
+/* ---- list --------------------------------------------------------------------------------- */
+
+struct child_list {
+	size_t prefix_len;
+	const char *path; /* the directory listed */
+	char **v;
+	size_t n, cap;
+};
+
+static int add_child(const char *key, size_t keylen, uint64_t size, int64_t mtime, int is_prefix,
+		     void *payload)
+{
+	struct child_list *c = payload;
+	if (keylen <= c->prefix_len)
+		return 0; /* a "directory marker" object named like the prefix itself */
+	size_t n = keylen - c->prefix_len - (is_prefix ? 1 : 0);
+	const char *name = key + c->prefix_len;
+	if (n == 0 || memchr(name, '/', n))
+		return 0;
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 64;
+		c->v = berth_realloc(c->v, c->cap * sizeof(*c->v));
+	}
+	c->v[c->n++] = berth_asprintf("%s%s%.*s", strcmp(c->path, "/") == 0 ? "" : c->path, "/", (int)n,
+				      name);
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int s3_list(struct berth_storage_driver *base, const char *path, berth_list_cb cb, void *payload)
+{
+	struct s3_driver *d = s3(base);
+	if (!berth_storage_path_valid(path))
+		return BERTH_EINVALID;
+	char *prefix = dir_prefix(d, path);
+	struct child_list c = { .prefix_len = strlen(prefix), .path = path };
+	int rc = list_objects(d, prefix, 1, 0, add_child, &c);
+	free(prefix);
+	/* S3 orders keys, where "a-b" < "a/": the contract's order is by name. */
+	if (c.n)
+		qsort(c.v, c.n, sizeof(*c.v), cmp_str);
+	if (rc == 0 && c.n == 0 && strcmp(path, "/") != 0)
+		rc = BERTH_ENOTFOUND;
+	for (size_t i = 0; rc == 0 && i < c.n; i++) {
+		if (i == 0 || strcmp(c.v[i], c.v[i - 1]) != 0) /* a name both object and prefix */
+			rc = cb(c.v[i], payload);
+	}
+	for (size_t i = 0; i < c.n; i++)
+		free(c.v[i]);
+	free(c.v);
+	return rc;
+}
+
+/* ---- move, remove ------------------------------------------------------------------------- */
+
+/* Server-side copy of one object of `size` bytes: CopyObject, or a multipart copy past the
+ * threshold (CopyObject is limited to 5 GiB and is slow on large objects). */
+static int copy_object(struct s3_driver *d, const char *from_key, const char *to_key, uint64_t size)
+{
+	if (size > d->copy_threshold) {
+		struct s3_mpu m = { 0 };
+		int rc = berth_s3__mpu_create(d, to_key, &m);
+		if (rc == 0 && (rc = berth_s3__mpu_copy_parts(d, to_key, &m, from_key, size)) == 0)
+			rc = berth_s3__mpu_complete(d, to_key, &m);
+		if (rc < 0 && m.id)
+			berth_s3__mpu_abort(d, to_key, &m);
+		berth_s3__mpu_release(&m);
+		return rc;
+	}
+	char *src = berth_asprintf("x-amz-copy-source: /%s/%s", d->bucket, from_key);
+	struct curl_slist *h = curl_slist_append(NULL, src);
+	for (struct curl_slist *o = d->object_headers; o; o = o->next)
+		h = curl_slist_append(h, o->data);
+	h = curl_slist_append(h, "x-amz-metadata-directive: REPLACE");
+	struct s3_req q = { .method = "PUT", .key = to_key, .body = "", .headers = h,
+			    .out = BERTH_BUF_INIT(S3_META_CAP) };
+	int rc = berth_s3__call_checked(d, &q);
+	berth_s3__req_release(&q);
+	curl_slist_free_all(h);
+	free(src);
+	return rc;
+}
+
+struct key_list {
+	char *match;       /* remove: keep only this key and keys below match + "/" */
+	size_t match_len;
+	char **keys;
+	uint64_t *sizes;
+	size_t n, cap;
+};
+
+static int add_key(const char *key, size_t keylen, uint64_t size, int64_t mtime, int is_prefix,
+		   void *payload)
+{
+	struct key_list *k = payload;
+	if (k->match && !(keylen == k->match_len ||
+			  (keylen > k->match_len && key[k->match_len] == '/')))
+		return 0; /* "a/bc" when removing "a/b" */
+	if (k->n == k->cap) {
+		k->cap = k->cap ? k->cap * 2 : 64;
+		k->keys = berth_realloc(k->keys, k->cap * sizeof(*k->keys));
+		k->sizes = berth_realloc(k->sizes, k->cap * sizeof(*k->sizes));
+	}
+	k->keys[k->n] = berth_strndup(key, keylen);
+	k->sizes[k->n++] = size;
+	return 0;
+}
+
+static void key_list_release(struct key_list *k)
+{
+	for (size_t i = 0; i < k->n; i++)
+		free(k->keys[i]);
+	free(k->keys);
+	free(k->sizes);
+	memset(k, 0, sizeof(*k));
+}
+
+/* DeleteObjects for keys[from, to). */
+static int delete_batch(struct s3_driver *d, char **keys, size_t n)
+{
+	struct berth_buf body = BERTH_BUF_INIT(SIZE_MAX);
+	berth_buf_printf(&body, "<Delete><Quiet>true</Quiet>");
+	for (size_t i = 0; i < n; i++)
+		berth_buf_printf(&body, "<Object><Key>%s</Key></Object>", keys[i]);
+	berth_buf_printf(&body, "</Delete>");
+	/* DeleteObjects requires Content-MD5. */
+	unsigned char md5[EVP_MAX_MD_SIZE];
+	unsigned md5_len = 0;
+	EVP_Digest(body.data, body.len, md5, &md5_len, EVP_md5(), NULL);
+	char b64[64], hdr[96];
+	EVP_EncodeBlock((unsigned char *)b64, md5, (int)md5_len);
+	snprintf(hdr, sizeof(hdr), "Content-MD5: %s", b64);
+	struct curl_slist *h = curl_slist_append(curl_slist_append(NULL, hdr), "Content-Type: application/xml");
+	struct s3_req q = { .method = "POST", .query = "delete=", .body = body.data, .body_len = body.len,
+			    .headers = h, .out = BERTH_BUF_INIT(S3_META_CAP) };
+	int rc = berth_s3__call(d, &q);
+	if (rc == 0 && q.out.data && strstr(q.out.data, "<Error>")) {
+		berth_error("s3: some objects could not be deleted");
+		rc = BERTH_ERROR;
+	}
+	berth_s3__req_release(&q);
+	curl_slist_free_all(h);
+	berth_buf_release(&body);
+	return rc;
+}
+
+static int delete_keys(struct s3_driver *d, struct key_list *k)
+{
+	for (size_t i = 0; i < k->n; i += S3_DELETE_BATCH) {
+		size_t n = k->n - i < S3_DELETE_BATCH ? k->n - i : S3_DELETE_BATCH;
+		int rc = delete_batch(d, k->keys + i, n);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Moves every object below the directory from to below to (not atomic: S3 has no rename). */
+static int move_dir(struct s3_driver *d, const char *from, const char *to)
+{
+	size_t fl = strlen(from);
+	if (strncmp(to, from, fl) == 0 && to[fl] == '/')
+		return BERTH_EINVALID;
+	char *from_prefix = dir_prefix(d, from), *to_prefix = dir_prefix(d, to);
+	struct key_list k = { 0 };
+	int rc = list_objects(d, from_prefix, 0, 0, add_key, &k);
+	if (rc == 0 && k.n == 0)
+		rc = BERTH_ENOTFOUND;
+	size_t pl = strlen(from_prefix);
+	for (size_t i = 0; rc == 0 && i < k.n; i++) {
+		char *dst = berth_asprintf("%s%s", to_prefix, k.keys[i] + pl);
+		rc = copy_object(d, k.keys[i], dst, k.sizes[i]);
+		free(dst);
+	}
+	if (rc == 0)
+		rc = delete_keys(d, &k);
+	key_list_release(&k);
+	free(from_prefix);
+	free(to_prefix);
+	return rc;
+}
+
+static int s3_move(struct berth_storage_driver *base, const char *from, const char *to)
+{
+	struct s3_driver *d = s3(base);
+	if (!is_valid_object(from) || !is_valid_object(to))
+		return BERTH_EINVALID;
+	char *from_key = key_of(d, from), *to_key = key_of(d, to);
+	struct s3_req q;
+	int rc = head_object(d, from_key, &q);
+	if (rc == BERTH_ENOTFOUND) {
+		struct s3_req t;
+		int to_is_file = head_object(d, to_key, &t) == 0;
+		rc = to_is_file ? BERTH_EEXISTS : move_dir(d, from, to);
+	} else if (rc == 0 && strcmp(from, to) != 0) {
+		int to_is_dir = dir_exists(d, to);
+		if (to_is_dir < 0)
+			rc = to_is_dir;
+		else if (to_is_dir)
+			rc = BERTH_EEXISTS;
+		else if ((rc = copy_object(d, from_key, to_key, q.content_length)) == 0)
+			rc = delete_object(d, from_key);
+	}
+	free(from_key);
+	free(to_key);
+	return rc;
+}
+
+struct open_uploads {
+	struct s3_driver *d;
+	const char *match;
+	size_t match_len;
+	size_t aborted;
+};
+
+/* Aborts an upload on the key removed or below it. */
+static int abort_if_below(const char *key, const char *upload_id, void *payload)
+{
+	struct open_uploads *u = payload;
+	size_t n = strlen(key);
+	if (!(n == u->match_len || (n > u->match_len && key[u->match_len] == '/')))
+		return 0;
+	struct s3_mpu m = { .id = berth_strdup(upload_id) };
+	int rc = berth_s3__mpu_abort(u->d, key, &m);
+	u->aborted += rc == 0;
+	return rc;
+}
+
+static int s3_remove(struct berth_storage_driver *base, const char *path)
+{
+	struct s3_driver *d = s3(base);
+	if (!is_valid_object(path))
+		return BERTH_EINVALID;
+	/* One listing finds the object and everything below it (the prefix without '/'). */
+	struct key_list k = { .match = key_of(d, path) };
+	k.match_len = strlen(k.match);
+	int rc = list_objects(d, k.match, 0, 0, add_key, &k);
+	if (rc == 0 && k.n > 0)
+		rc = delete_keys(d, &k);
+	/* Uploads left open below (a writer that died, Distribution's upload in progress) would
+	 * keep their parts billed forever: abort them too. */
+	struct open_uploads u = { .d = d, .match = k.match, .match_len = k.match_len };
+	if (rc == 0)
+		rc = berth_s3__mpu_list(d, k.match, abort_if_below, &u);
+	if (rc == 0 && k.n == 0 && u.aborted == 0)
+		rc = BERTH_ENOTFOUND;
+	free(k.match);
+	key_list_release(&k);
+	return rc;
+}
+
+/* ---- presigned URLs ---------------------------------------------------------------------- */
+
+/* A GET URL valid S3_PRESIGN_SECONDS, signed with SigV4 query parameters (curl signs only the
+ * requests it sends, so this is the one place berth signs itself). */
+static int s3_url_for(struct berth_storage_driver *base, const char *path, char **out)
+{
+	struct s3_driver *d = s3(base);
+	if (!is_valid_object(path))
+		return BERTH_EINVALID;
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	char date[9], stamp[17];
+	strftime(date, sizeof(date), "%Y%m%d", &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	char *key = key_of(d, path);
+	char *scope = berth_asprintf("%s/%s/s3/aws4_request", date, d->region);
+	struct berth_buf query = BERTH_BUF_INIT(SIZE_MAX);
+	berth_buf_printf(&query, "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=");
+	char *cred = berth_asprintf("%s/%s", d->accesskey, scope);
+	berth_s3__query_escape(&query, cred);
+	berth_buf_printf(&query, "&X-Amz-Date=%s&X-Amz-Expires=%d", stamp, S3_PRESIGN_SECONDS);
+	if (d->sessiontoken) {
+		berth_buf_printf(&query, "&X-Amz-Security-Token=");
+		berth_s3__query_escape(&query, d->sessiontoken);
+	}
+	berth_buf_printf(&query, "&X-Amz-SignedHeaders=host");
+	char *uri = berth_s3__canonical_uri(d, key);
+	char *canonical = berth_asprintf("GET\n%s\n%s\nhost:%s\n\nhost\nUNSIGNED-PAYLOAD", uri, query.data,
+					 d->host);
+	unsigned char h[32];
+	char hh[65], sighex[65];
+	EVP_Digest(canonical, strlen(canonical), h, NULL, EVP_sha256(), NULL);
+	berth_s3__hex(hh, h, 32);
+	char *to_sign = berth_asprintf("AWS4-HMAC-SHA256\n%s\n%s\n%s", stamp, scope, hh);
+	berth_s3__sigv4_signature(d, date, to_sign, sighex);
+	*out = berth_asprintf("%s/%s?%s&X-Amz-Signature=%s", d->url_base, key, query.data, sighex);
+	free(uri);
+	free(to_sign);
+	free(canonical);
+	free(cred);
+	berth_buf_release(&query);
+	free(scope);
+	free(key);
+	return 0;
+}
+
+/* ---- driver ------------------------------------------------------------------------------- */
+
+int berth_s3_driver_check(struct berth_storage_driver *base, char *msg, size_t msglen)
+{
+	struct s3_driver *d = s3(base);
+	struct s3_req q = { .method = "GET", .query = "list-type=2&max-keys=1",
+			    .out = BERTH_BUF_INIT(S3_META_CAP) };
+	int rc = berth_s3__send(d, &q);
+	char code[64] = "";
+	if (rc == 0 && (q.status < 200 || q.status >= 300)) {
+		berth_s3__error_code(&q, code, sizeof(code));
+		rc = q.status == 404 ? BERTH_ENOTFOUND : q.status == 403 ? BERTH_EDENIED : BERTH_ERROR;
+	}
+	if (rc == BERTH_ENOTFOUND)
+		snprintf(msg, msglen, "bucket '%s' does not exist at %s (%s)", d->bucket, d->endpoint,
+			 code[0] ? code : "404");
+	else if (rc == BERTH_EDENIED)
+		snprintf(msg, msglen, "credentials refused by %s for bucket '%s' (%s)", d->endpoint, d->bucket,
+			 code[0] ? code : "403");
+	else if (rc < 0)
+		snprintf(msg, msglen, "cannot list bucket '%s' at %s (%s)", d->bucket, d->endpoint,
+			 code[0] ? code : q.status ? "server error" : "unreachable");
+	berth_s3__req_release(&q);
+	return rc;
+}
+
+static void s3_free(struct berth_storage_driver *base)
+{
+	struct s3_driver *d = s3(base);
+	for (size_t i = 0; i < d->n_idle; i++)
+		curl_easy_cleanup(d->idle[i]);
+	pthread_mutex_destroy(&d->pool_lock);
+	curl_slist_free_all(d->object_headers);
+	free(d->endpoint);
+	free(d->bucket);
+	free(d->host);
+	free(d->region);
+	free(d->prefix);
+	free(d->url_base);
+	free(d->userpwd);
+	free(d->sigv4);
+	free(d->useragent);
+	free(d->accesskey);
+	free(d->secretkey);
+	free(d->sessiontoken);
+	free(d);
+}
+
+static struct curl_slist *header_if(struct curl_slist *h, const char *name, const char *value)
+{
+	if (value == NULL || value[0] == '\0')
+		return h;
+	char *line = berth_asprintf("%s: %s", name, value);
+	h = curl_slist_append(h, line);
+	free(line);
+	return h;
+}
+
+int berth_s3_driver_new(struct berth_storage_driver **out, const struct berth_s3_options *o)
+{
+	berth_s3__global_init();
+	struct s3_driver *d = berth_calloc(1, sizeof(*d));
+	d->base = (struct berth_storage_driver){
+		.version = BERTH_STORAGE_DRIVER_VERSION, .name = "s3", .get_content = s3_get_content,
+		.put_content = s3_put_content, .reader = s3_reader_open, .writer = s3_writer_open,
+		.stat = s3_stat, .list = s3_list, .move = s3_move, .remove = s3_remove,
+		.walk = berth_storage_walk_generic, .url_for = s3_url_for, .free = s3_free,
+	};
+	d->endpoint = berth_strdup(o->endpoint);
+	d->bucket = berth_strdup(o->bucket);
+	d->region = berth_strdup(o->region);
+	const char *rest = strstr(o->endpoint, "://");
+	const char *scheme_end = rest ? rest + 3 : o->endpoint;
+	d->path_style = o->path_style;
+	if (o->path_style) {
+		d->host = berth_strdup(scheme_end);
+		d->url_base = berth_asprintf("%s/%s", o->endpoint, o->bucket);
+	} else {
+		d->host = berth_asprintf("%s.%s", o->bucket, scheme_end);
+		d->url_base = berth_asprintf("%.*s%s", (int)(scheme_end - o->endpoint), o->endpoint, d->host);
+	}
+	const char *root = o->rootdirectory;
+	while (*root == '/')
+		root++;
+	size_t rl = strlen(root);
+	while (rl > 0 && root[rl - 1] == '/')
+		rl--;
+	d->prefix = rl ? berth_asprintf("%.*s/", (int)rl, root) : berth_strdup("");
+	d->accesskey = berth_strdup(o->accesskey);
+	d->secretkey = berth_strdup(o->secretkey);
+	d->sessiontoken = o->sessiontoken && o->sessiontoken[0] ? berth_strdup(o->sessiontoken) : NULL;
+	d->userpwd = berth_asprintf("%s:%s", o->accesskey, o->secretkey);
+	d->sigv4 = berth_asprintf("aws:amz:%s:s3", o->region);
+	d->useragent = berth_strdup(o->useragent && o->useragent[0] ? o->useragent : "berth/" BERTH_VERSION);
+	d->skipverify = o->skipverify;
+	d->chunksize = o->chunksize;
+	d->copy_chunksize = o->copy_chunksize;
+	d->copy_threshold = o->copy_threshold;
+	d->retries = o->retries;
+	d->connect_timeout_ms = o->connect_timeout_ms;
+	d->stall_timeout_s = o->stall_timeout_s;
+	d->object_headers = header_if(NULL, "x-amz-storage-class", o->storageclass);
+	d->object_headers = header_if(d->object_headers, "x-amz-acl", o->objectacl);
+	d->object_headers = header_if(d->object_headers, "x-amz-server-side-encryption", o->encrypt_header);
+	d->object_headers =
+		header_if(d->object_headers, "x-amz-server-side-encryption-aws-kms-key-id", o->keyid);
+	pthread_mutex_init(&d->pool_lock, NULL);
+	*out = &d->base;
+	return 0;
+}

@@ -1,0 +1,132 @@
+/*
+ * Inside the S3 driver: the driver's state, one request and its answer, multipart uploads.
+ * s3_request.c sends signed requests with retries; s3_multipart.c drives multipart uploads;
+ * s3.c is the driver itself. Not for use outside src/storage/s3*.c.
+ */
+#ifndef BERTH_STORAGE_S3_INT_H
+#define BERTH_STORAGE_S3_INT_H
+
+#include "core/util.h"
+#include "storage/driver.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define S3_MIN_PART (5ull << 20)          /* S3's smallest part but the last */
+#define S3_MAX_PARTS 10000u
+#define S3_READ_WINDOW ((4u << 20) - 1)   /* bytes a reader fetches per GET (fits a 4 MiB buffer) */
+#define S3_META_CAP (64u << 20)           /* largest XML answer read */
+#define S3_DELETE_BATCH 1000u             /* DeleteObjects' limit */
+#define S3_IDLE_HANDLES 16u
+#define S3_PRESIGN_SECONDS 1200           /* Distribution's 20 minutes */
+
+struct s3_driver {
+	struct berth_storage_driver base;
+	char *endpoint, *bucket, *host, *region, *prefix; /* prefix: "" or "root/dir/" */
+	char *url_base;   /* endpoint + "/" + bucket (path style) or the virtual host */
+	char *userpwd, *sigv4, *useragent, *accesskey, *secretkey, *sessiontoken;
+	struct curl_slist *object_headers; /* storage class, acl, encryption: on every new object */
+	int skipverify, path_style;
+	uint64_t chunksize, copy_chunksize, copy_threshold;
+	unsigned retries;
+	long connect_timeout_ms, stall_timeout_s;
+	pthread_mutex_t pool_lock;
+	CURL *idle[S3_IDLE_HANDLES];
+	size_t n_idle;
+};
+
+/* One request and what came back. */
+struct s3_req {
+	const char *method;     /* "GET", "HEAD", "PUT", "POST", "DELETE" */
+	const char *key;        /* object key, or NULL for the bucket */
+	const char *query;      /* canonical (sorted, encoded) query string, or NULL */
+	const void *body;
+	size_t body_len;
+	struct curl_slist *headers; /* borrowed, extra request headers */
+	/* Signed by berth, not curl: curl 7.88 sorts the canonical headers as "name:value" lines,
+	 * so x-amz-copy-source-range lands before x-amz-copy-source and the signature is wrong. */
+	int self_sign;
+	/* Where a 2xx body goes (capped: BERTH_ETOOLARGE past it). */
+	struct berth_buf out;
+	int too_large;
+	/* response */
+	long status;
+	struct berth_buf err;   /* a non-2xx body (capped), for the error code */
+	char etag[130];
+	uint64_t range_total;   /* from Content-Range: a-b/TOTAL; 0 if none */
+	int64_t mtime;
+	uint64_t content_length;
+};
+
+struct s3_part {
+	unsigned number;
+	uint64_t size;
+	char etag[130];
+};
+
+/* An open multipart upload and its parts so far. */
+struct s3_mpu {
+	char *id;
+	struct s3_part *parts;
+	size_t n_parts;
+	uint64_t bytes; /* in the parts */
+};
+
+/* ---- s3_request.c ---- */
+
+/* curl_global_init, once per process. */
+void berth_s3__global_init(void);
+/*
+ * Sends one request, retrying 500/502/503/504 (SlowDown is a 503) and transport failures with
+ * backoff. 0 when an answer came (q->status says which), BERTH_ETOOLARGE if the body passed
+ * q->out's cap, BERTH_ERROR (logged) when the server could not be reached. Blocks.
+ */
+int berth_s3__send(struct s3_driver *d, struct s3_req *q);
+/* Sends and maps the status: 2xx 0, 404 ENOTFOUND, 416 ERANGE, quota ENOSPC, else BERTH_ERROR
+ * (logged with S3's error code). */
+int berth_s3__call(struct s3_driver *d, struct s3_req *q);
+/* berth_s3__call, and a 200 whose body is an <Error> (CopyObject, CompleteMultipartUpload) is
+ * BERTH_ERROR too. */
+int berth_s3__call_checked(struct s3_driver *d, struct s3_req *q);
+/* Frees the answer's buffers. */
+void berth_s3__req_release(struct s3_req *q);
+/* The <Code> of an S3 error answer, or "" (into out). */
+void berth_s3__error_code(const struct s3_req *q, char *out, size_t outlen);
+/* Appends s with AWS's URI encoding of query values (unreserved characters stay). */
+void berth_s3__query_escape(struct berth_buf *b, const char *s);
+/* /bucket/key (path style) or /key: a new string. */
+char *berth_s3__canonical_uri(const struct s3_driver *d, const char *key);
+/* n bytes as 2n lowercase hex digits and a NUL. */
+void berth_s3__hex(char *out, const unsigned char *p, size_t n);
+/* The SigV4 signature (hex) of to_sign for date (YYYYMMDD), with the driver's secret and region. */
+void berth_s3__sigv4_signature(const struct s3_driver *d, const char *date, const char *to_sign, char out[65]);
+
+/* ---- s3_multipart.c ---- */
+
+void berth_s3__mpu_release(struct s3_mpu *m);
+/* CreateMultipartUpload with the driver's object headers: sets m->id. */
+int berth_s3__mpu_create(struct s3_driver *d, const char *key, struct s3_mpu *m);
+/* Uploads n bytes as the next part (BERTH_ETOOLARGE past 10,000 parts). */
+int berth_s3__mpu_upload_part(struct s3_driver *d, const char *key, struct s3_mpu *m, const void *buf,
+			      size_t n);
+/* Copies bytes [0, size) of src_key as the next parts (UploadPartCopy), in pieces of the
+ * driver's copy_chunksize. */
+int berth_s3__mpu_copy_parts(struct s3_driver *d, const char *key, struct s3_mpu *m, const char *src_key,
+			     uint64_t size);
+/* CompleteMultipartUpload; on success m is released. */
+int berth_s3__mpu_complete(struct s3_driver *d, const char *key, struct s3_mpu *m);
+/* AbortMultipartUpload (an upload already gone is fine); m is released. */
+int berth_s3__mpu_abort(struct s3_driver *d, const char *key, struct s3_mpu *m);
+/* Called per open multipart upload listed; non-zero stops the listing (and is returned). */
+typedef int (*berth_s3_upload_cb)(const char *key, const char *upload_id, void *payload);
+/* ListMultipartUploads of every upload whose key starts with prefix, all pages. */
+int berth_s3__mpu_list(struct s3_driver *d, const char *prefix, berth_s3_upload_cb cb, void *payload);
+/* Finds a multipart upload left open on exactly this key (the last listed): 0 with m->id set,
+ * 0 with m->id NULL if there is none, or a BERTH_E* code. */
+int berth_s3__mpu_find(struct s3_driver *d, const char *key, struct s3_mpu *m);
+/* Lists the parts of m->id into m. */
+int berth_s3__mpu_list_parts(struct s3_driver *d, const char *key, struct s3_mpu *m);
+
+#endif
