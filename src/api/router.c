@@ -149,6 +149,7 @@ void berth_api_dispatch(struct berth_request *req, const char *url)
 	size_t name_len = 0;
 	const char *param = NULL;
 
+	berth_err_clear_os();
 	if (strcmp(url, "/") == 0) {
 		berth_api_root(req);
 		return;
