@@ -424,6 +424,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP); /* systemctl reload: never the default action, which would exit */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	register_metrics();
 
@@ -504,7 +505,9 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		   cfg->storage == BERTH_STORAGE_INMEMORY ? "" : cfg->rootdirectory,
 		   cfg->delete_enabled ? ", deletes enabled" : "", cfg->readonly ? ", read-only" : "");
 	int sig = 0;
-	sigwait(&set, &sig);
+	while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+		/* The htpasswd file is re-read when it changes; nothing else reloads yet. */
+		berth_info("received SIGHUP: nothing to reload");
 	berth_info("received %s, draining for up to %lld ms", sig == SIGTERM ? "SIGTERM" : "SIGINT",
 		   (long long)cfg->http.draintimeout_ms);
 	status = 0;
