@@ -5,6 +5,7 @@ address and the final "berth stopped" line."""
 
 import os
 import re
+import signal
 import subprocess
 
 import berthtest
@@ -219,6 +220,11 @@ class LifecycleLogTest(berthtest.OpsTestCase):
         s = self.spawn(make)
         self.assertTrue(s.wait_log(r"debug server listening on 127\.0\.0\.1:%d" % dport),
                         s.log())
+        # systemctl reload sends SIGHUP (the unit's ExecReload): berth goes on serving
+        s.send(signal.SIGHUP)
+        self.assertTrue(s.wait_log(r"received SIGHUP"), s.log())
+        self.assertTrue(s.alive(), s.log())
+        self.assertStatus(s.client().get("/v2/"), 200)
         self.assertEqual(s.stop(), 0)
         self.assertIn('msg="berth stopped"', s.log_lines()[-1])
 
