@@ -147,7 +147,7 @@ int berth_cmd_garbage_collect(int argc, char **argv)
 	}
 	if (rc < 0) {
 		fprintf(stderr, "berth garbage-collect: cannot open storage '%s': %s\n", cfg.rootdirectory,
-			berth_strerror(rc));
+			berth_err_reason(rc));
 		berth_config_release(&cfg);
 		return 1;
 	}
