@@ -30,7 +30,7 @@ static void check_once(void *arg)
 	pthread_mutex_lock(&h->lock);
 	if (rc < 0 && rc != BERTH_ENOTFOUND) {
 		h->failures++;
-		snprintf(h->error, sizeof(h->error), "%s", berth_strerror(rc));
+		snprintf(h->error, sizeof(h->error), "%s", berth_err_reason(rc));
 		if (h->failures >= (h->threshold > 0 ? h->threshold : 1))
 			atomic_store(&h->ok, 0);
 	} else {
