@@ -22,6 +22,17 @@ def mount_tmpfs(path, *opts):
     return None if p.returncode == 0 else "mount -t tmpfs failed: %s" % p.stderr.strip()
 
 
+def tmpfs(test, name, *opts):
+    """A small tmpfs mounted on a new directory of the test's class, unmounted when the test
+    ends; the test is skipped when it cannot be mounted here."""
+    mnt = os.path.dirname(test.path(name, "x"))
+    why = mount_tmpfs(mnt, *opts)
+    if why:
+        test.skipTest("cannot mount a tmpfs (%s)" % why)
+    test.addCleanup(subprocess.run, ["umount", "-l", mnt], capture_output=True)
+    return mnt
+
+
 class HelpAndUsageTest(berthtest.OpsTestCase):
     def test_serve_help(self):
         for flag in ("--help", "-h"):
@@ -116,16 +127,12 @@ class StartupStorageTest(berthtest.OpsTestCase):
         self.assertIn("not a directory", self.start_fails(os.path.join(f, "below")))
 
     def test_root_without_permission_or_read_only(self):
-        mnt = self.path("ro", "x")
-        mnt = os.path.dirname(mnt)
         if os.geteuid() == 0:
-            why = mount_tmpfs(mnt, "ro")
-            if why:
-                self.skipTest(why)
-            self.addCleanup(subprocess.run, ["umount", "-l", mnt], capture_output=True)
+            mnt = tmpfs(self, "ro", "ro")
             self.assertIn("read-only file system", self.start_fails(mnt))
             self.assertIn("read-only file system", self.start_fails(os.path.join(mnt, "sub")))
         else:
+            mnt = os.path.dirname(self.path("ro", "x"))
             os.chmod(mnt, 0o555)
             self.addCleanup(os.chmod, mnt, 0o755)
             self.assertIn("permission denied", self.start_fails(mnt))
@@ -138,11 +145,7 @@ class StartupStorageTest(berthtest.OpsTestCase):
             self.assertStatus(s.client().get("/v2/"), 200)
 
     def test_root_on_a_full_disk(self):
-        mnt = os.path.dirname(self.path("full", "x"))
-        why = mount_tmpfs(mnt)
-        if why:
-            self.skipTest("cannot mount a tmpfs (%s)" % why)
-        self.addCleanup(subprocess.run, ["umount", "-l", mnt], capture_output=True)
+        mnt = tmpfs(self, "full")
         with open(os.path.join(mnt, "filler"), "wb") as f:
             try:
                 while True:
@@ -153,11 +156,7 @@ class StartupStorageTest(berthtest.OpsTestCase):
         self.assertIn("no space left on device", self.start_fails(mnt))
 
     def test_runtime_storage_error_says_why(self):
-        mnt = os.path.dirname(self.path("rt", "x"))
-        why = mount_tmpfs(mnt)
-        if why:
-            self.skipTest("cannot mount a tmpfs (%s)" % why)
-        self.addCleanup(subprocess.run, ["umount", "-l", mnt], capture_output=True)
+        mnt = tmpfs(self, "rt")
         s = self.spawn(lambda port: (berth_serve_args(mnt, port), {}))
         self.addCleanup(s.kill)  # before the unmount
         c = s.client()
