@@ -36,6 +36,13 @@ void berth_err_clear_os(void)
 	noted_os_errno = 0;
 }
 
+int berth_err_take_os(void)
+{
+	int e = noted_os_errno;
+	noted_os_errno = 0;
+	return e;
+}
+
 const char *berth_err_os_text(int os_errno)
 {
 	/* strerror_r's two flavours differ by feature macros; a copy of strerror's text into
@@ -47,7 +54,6 @@ const char *berth_err_os_text(int os_errno)
 
 const char *berth_err_reason(int code)
 {
-	int e = noted_os_errno;
-	noted_os_errno = 0;
+	int e = berth_err_take_os();
 	return e ? berth_err_os_text(e) : berth_strerror(code);
 }

@@ -38,6 +38,8 @@ void berth_err_note_os(int os_errno);
 /* An errno's text, lowercase ("is a directory"), in the same per-thread buffer. */
 const char *berth_err_os_text(int os_errno);
 void berth_err_clear_os(void);
+/* The noted errno (0 if none), forgotten: to carry it to another thread, which notes it again. */
+int berth_err_take_os(void);
 const char *berth_err_reason(int code);
 
 #endif

@@ -170,6 +170,22 @@ class StartupStorageTest(berthtest.OpsTestCase):
         self.assertTrue(line, "no reason in the log:\n" + s.log()[-2000:])
 
 
+    def test_full_disk_during_a_large_upload_says_why(self):
+        # past 64 KiB an upload's bytes are written from another thread (core/bodypipe.h):
+        # the reason still reaches the request's log line
+        mnt = tmpfs(self, "bigfull")
+        s = self.spawn(lambda port: (berth_serve_args(mnt, port), {}))
+        self.addCleanup(s.kill)  # before the unmount
+        c = s.client()
+        r = c.post("/v2/big/full/blobs/uploads/", b"")
+        self.assertStatus(r, 202)
+        r = c.patch(c.resolve(r.header("Location")), b"\1" * (3 << 20),
+                    headers={"Content-Type": "application/octet-stream"})
+        self.assertStatus(r, 507)
+        line = s.wait_log(r"level=error.*no space left on device")
+        self.assertTrue(line, "no reason in the log:\n" + s.log()[-2000:])
+
+
 class StartupFilesTest(berthtest.OpsTestCase):
     def serve_config(self, text):
         cfg = write_file(self.path("c%d.yml" % len(os.listdir(self.tmp))), text)
