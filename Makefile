@@ -5,6 +5,7 @@ ADDR       ?= 127.0.0.1:5000
 ROOT       ?= ./data
 JOBS       ?= $(shell nproc)
 PREFIX     ?= /usr/local
+BUILD_TYPE ?= RelWithDebInfo
 
 .PHONY: all deps deps-run build run test test-unit test-sanitize clean install
 
@@ -19,23 +20,27 @@ deps-run:
 	@scripts/install-deps.sh run
 
 build: deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBERTH_TESTS=ON >/dev/null
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DBERTH_TESTS=ON >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
-# Builds only the server (the tests stay as they were configured: off unless cmocka is there),
-# quietly: the build's output is shown only if it fails.
+# The tests stay as they were configured: on when cmocka is there (`make test` turns them on).
+CONFIGURE_SERVER = cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	-DBERTH_TESTS=$$(pkg-config --exists cmocka && echo ON || echo OFF)
+
+# Builds only the server, quietly: the build's output is shown only if it fails.
 run: deps-run
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-		-DBERTH_TESTS=$$(pkg-config --exists cmocka && echo ON || echo OFF) >$(BUILD).configure.log 2>&1 \
-		|| { cat $(BUILD).configure.log; exit 1; }
+	@$(CONFIGURE_SERVER) >$(BUILD).configure.log 2>&1 || { cat $(BUILD).configure.log; exit 1; }
+	@rm -f $(BUILD).configure.log
 	@echo "building $(BUILD)/berth ..."
 	@cmake --build $(BUILD) -j $(JOBS) --target berth >$(BUILD)/berth-build.log 2>&1 \
 		|| { cat $(BUILD)/berth-build.log; exit 1; }
-	@rm -f $(BUILD).configure.log
 	@$(BUILD)/berth serve --addr $(ADDR) --root $(ROOT)
 
-# The binary, the systemd unit, the sysusers entry and the docs under PREFIX (DESTDIR honoured).
-install: build
+# The binary, the systemd unit, the sysusers entry and the docs under PREFIX (DESTDIR honoured);
+# like `run`, it needs and builds only the server.
+install: deps-run
+	$(CONFIGURE_SERVER) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS) --target berth
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 test: build
