@@ -18,9 +18,7 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     echo "bench: installing ${missing[*]}" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null || true
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    "$(dirname "$0")/../scripts/apt-install.sh" "${missing[@]}"
     # Debian's packages start services on install where they can; the benchmark runs its own.
     for p in "${missing[@]}"; do
       case "$p" in nginx-light) svc=nginx ;; docker-registry) svc=docker-registry ;; *) continue ;; esac

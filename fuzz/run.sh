@@ -21,9 +21,7 @@ can_fuzz() {
 if ! can_fuzz; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     echo "fuzz: installing clang and its libFuzzer runtime" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null || true
-    apt-get install -y -qq --no-install-recommends clang libclang-rt-dev >/dev/null
+    "$SRC/scripts/apt-install.sh" clang libclang-rt-dev || true
   fi
   can_fuzz || { echo "fuzz: $CC_FUZZ cannot link -fsanitize=fuzzer (Debian: apt-get install clang libclang-rt-dev)" >&2; exit 2; }
 fi
