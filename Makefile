@@ -4,22 +4,44 @@ BUILD_SAN  ?= build-sanitize
 ADDR       ?= 127.0.0.1:5000
 ROOT       ?= ./data
 JOBS       ?= $(shell nproc)
+PREFIX     ?= /usr/local
+BUILD_TYPE ?= RelWithDebInfo
 
-.PHONY: all deps build run test test-unit test-sanitize clean
+.PHONY: all deps deps-run build run test test-unit test-sanitize clean install
 
 all: build
 
+# Everything the tests need (skopeo, docker-registry, cmocka, ...); deps-run only what building
+# and running berth needs.
 deps:
-	@scripts/install-deps.sh
+	@scripts/install-deps.sh test
 
-$(BUILD)/Makefile: CMakeLists.txt
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+deps-run:
+	@scripts/install-deps.sh run
 
-build: deps $(BUILD)/Makefile
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DBERTH_TESTS=ON >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
-run: build
-	$(BUILD)/berth serve --addr $(ADDR) --root $(ROOT)
+# The tests stay as they were configured: on when cmocka is there (`make test` turns them on).
+CONFIGURE_SERVER = cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	-DBERTH_TESTS=$$(pkg-config --exists cmocka && echo ON || echo OFF)
+
+# Builds only the server, quietly: the build's output is shown only if it fails.
+run: deps-run
+	@$(CONFIGURE_SERVER) >$(BUILD).configure.log 2>&1 || { cat $(BUILD).configure.log; exit 1; }
+	@rm -f $(BUILD).configure.log
+	@echo "building $(BUILD)/berth ..."
+	@cmake --build $(BUILD) -j $(JOBS) --target berth >$(BUILD)/berth-build.log 2>&1 \
+		|| { cat $(BUILD)/berth-build.log; exit 1; }
+	@$(BUILD)/berth serve --addr $(ADDR) --root $(ROOT)
+
+# The binary, the systemd unit, the sysusers entry and the docs under PREFIX (DESTDIR honoured);
+# like `run`, it needs and builds only the server.
+install: deps-run
+	$(CONFIGURE_SERVER) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS) --target berth
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600

@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# Installs the Debian packages berth builds and tests with, when they are missing.
+# Installs the Debian packages berth needs, when they are missing:
+#   install-deps.sh run    to build and run berth (what `make run` needs)
+#   install-deps.sh [test] to build and test it too (`make test`): cmocka, python3, skopeo,
+#                          docker-registry, podman and buildah for the end-to-end tests
 # Only acts as root; otherwise it says what is missing and carries on.
 set -euo pipefail
-PKGS=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libssl-dev libcmocka-dev libyaml-dev libcrypt-dev
-      libcurl4-openssl-dev libhiredis-dev
-      python3 curl skopeo docker-registry
-      # a real S3 server for the tests (tests/fixtures/s3/): Ceph's RADOS Gateway, and Redis
-      ceph-mon ceph-osd radosgw redis-server)
+RUN_PKGS=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libssl-dev libyaml-dev libcrypt-dev
+          libcurl4-openssl-dev libhiredis-dev)
+TEST_PKGS=(libcmocka-dev python3 curl skopeo docker-registry podman buildah
+           # a real S3 server (tests/fixtures/s3/): Ceph's RADOS Gateway; and Redis
+           ceph-mon ceph-osd radosgw redis-server)
+case "${1:-test}" in
+  run) PKGS=("${RUN_PKGS[@]}") ;;
+  test) PKGS=("${RUN_PKGS[@]}" "${TEST_PKGS[@]}") ;;
+  *) echo "usage: install-deps.sh [run|test]" >&2; exit 2 ;;
+esac
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -21,6 +21,7 @@
 #include "registry/purge.h"
 #include "registry/registry.h"
 #include "storage/driver.h"
+#include "storage/fs_check.h"
 #include "storage/storage.h"
 
 #define DEFAULT_DESCRIPTOR_CACHE 10000
@@ -42,7 +43,7 @@ static void usage(FILE *out)
 	      "CONFIG.yml is a Distribution configuration file (version 0.1); REGISTRY_* environment\n"
 	      "variables override its keys. Without one, berth serves 127.0.0.1:5000 from ./data.\n"
 	      "\n"
-	      "serve options (override the file):\n"
+	      "serve options (override the file; before or after CONFIG.yml; --opt=VALUE works too):\n"
 	      "  --addr HOST:PORT     listen address (:PORT for all interfaces)\n"
 	      "  --root DIR           filesystem storage root\n"
 	      "  --storage KIND       filesystem or inmemory\n"
@@ -53,7 +54,12 @@ static void usage(FILE *out)
 	      "  --header-timeout S   close a connection whose request line and headers take over\n"
 	      "                       S seconds (default 30; 0 = never)\n"
 	      "  --log-level LEVEL    debug, info, warn or error\n"
-	      "  --no-access-log      do not log one line per request\n",
+	      "  --no-access-log      do not log one line per request\n"
+	      "  -h, --help           show this text\n"
+	      "\n"
+	      "Exit status: 0 done (serve: stopped by SIGINT or SIGTERM), 1 error (configuration,\n"
+	      "storage, ...), 2 usage error. `berth garbage-collect --help` and `berth fsck --help`\n"
+	      "describe those commands.\n",
 	      out);
 }
 
@@ -83,82 +89,167 @@ static int parse_uint(const char *s, unsigned long max, unsigned *out)
 	return 0;
 }
 
-/* Flags go to the configuration, except the connection handling ones, which only the command
- * line sets (Distribution's configuration has no such keys): those go to so. */
-static int parse_serve_flags(struct berth_config *cfg, struct berth_server_options *so, int argc,
-			     char **argv)
+/* The options of `berth serve` that take a value. */
+enum serve_option {
+	OPT_ADDR, OPT_ROOT, OPT_STORAGE, OPT_THREADS, OPT_MAX_CONNECTIONS, OPT_IDLE_TIMEOUT,
+	OPT_HEADER_TIMEOUT, OPT_LOG_LEVEL, OPT_NONE
+};
+
+static const struct {
+	const char *name;
+	const char *valid; /* what a bad value is told */
+} serve_options[] = {
+	[OPT_ADDR] = { "--addr", "HOST:PORT, :PORT or [IPv6]:PORT" },
+	[OPT_ROOT] = { "--root", "a directory" },
+	[OPT_STORAGE] = { "--storage", "filesystem or inmemory" },
+	[OPT_THREADS] = { "--threads", "a number from 0 (one per core) to 1024" },
+	[OPT_MAX_CONNECTIONS] = { "--max-connections", "a number from 1 to 1000000" },
+	[OPT_IDLE_TIMEOUT] = { "--idle-timeout", "seconds, from 0 (never) to 604800" },
+	[OPT_HEADER_TIMEOUT] = { "--header-timeout", "seconds, from 0 (never) to 604800" },
+	[OPT_LOG_LEVEL] = { "--log-level", "debug, info, warn or error" },
+};
+
+/* Which value-taking option arg names ("--addr" or "--addr=..."); *inline_value points past
+ * '=' when the value is in the same argument. */
+static enum serve_option serve_option_of(const char *arg, const char **inline_value)
 {
-	int bad_at = 0;
-	for (int i = 0; i < argc; i++) {
-		bad_at = i;
-		const char *a = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-		int takes_value = 1;
-		if (strcmp(a, "--addr") == 0 && v) {
-			snprintf(cfg->addr, sizeof(cfg->addr), "%s", v);
-		} else if (strcmp(a, "--root") == 0 && v) {
-			cfg->storage = BERTH_STORAGE_FILESYSTEM;
-			snprintf(cfg->rootdirectory, sizeof(cfg->rootdirectory), "%s", v);
-		} else if (strcmp(a, "--storage") == 0 && v) {
-			if (strcmp(v, "filesystem") == 0)
-				cfg->storage = BERTH_STORAGE_FILESYSTEM;
-			else if (strcmp(v, "inmemory") == 0)
-				cfg->storage = BERTH_STORAGE_INMEMORY;
-			else
-				goto bad;
-		} else if (strcmp(a, "--threads") == 0 && v) {
-			if (parse_uint(v, 1024, &cfg->threads) < 0)
-				goto bad;
-		} else if (strcmp(a, "--max-connections") == 0 && v) {
-			if (parse_uint(v, MAX_CONNECTIONS, &so->conn_limit) < 0 || so->conn_limit == 0)
-				goto bad;
-		} else if (strcmp(a, "--idle-timeout") == 0 && v) {
-			if (parse_uint(v, MAX_TIMEOUT_S, &so->conn_timeout) < 0)
-				goto bad;
-		} else if (strcmp(a, "--header-timeout") == 0 && v) {
-			if (parse_uint(v, MAX_TIMEOUT_S, &so->header_timeout) < 0)
-				goto bad;
-		} else if (strcmp(a, "--log-level") == 0 && v) {
-			if (parse_level(v, &cfg->log_level) < 0)
-				goto bad;
-		} else {
-			takes_value = 0;
-			if (strcmp(a, "--delete") == 0)
-				cfg->delete_enabled = 1;
-			else if (strcmp(a, "--no-access-log") == 0)
-				cfg->access_log = 0;
-			else
-				goto bad;
-		}
-		i += takes_value;
+	*inline_value = NULL;
+	for (int o = 0; o < OPT_NONE; o++) {
+		size_t n = strlen(serve_options[o].name);
+		if (strncmp(arg, serve_options[o].name, n) != 0)
+			continue;
+		if (arg[n] == '=')
+			*inline_value = arg + n + 1;
+		else if (arg[n])
+			continue;
+		return (enum serve_option)o;
 	}
-	return 0;
-bad:
-	fprintf(stderr, "berth: invalid option or value: %s%s%s\n", argv[bad_at],
-		bad_at + 1 < argc ? " " : "", bad_at + 1 < argc ? argv[bad_at + 1] : "");
-	return -1;
+	return OPT_NONE;
 }
 
-/* Loads CONFIG.yml when given (it must come first), else the defaults plus REGISTRY_* variables;
- * then the command-line flags. */
-static int load_serve_config(struct berth_config *cfg, struct berth_server_options *so, int argc,
+/* Flags go to the configuration, except the connection handling ones, which only the command
+ * line sets (Distribution's configuration has no such keys): those go to so. */
+static int set_serve_option(struct berth_config *cfg, struct berth_server_options *so,
+			    enum serve_option o, const char *v)
+{
+	switch (o) {
+	case OPT_ADDR:
+		if (!*v)
+			return -1;
+		snprintf(cfg->addr, sizeof(cfg->addr), "%s", v);
+		return 0;
+	case OPT_ROOT:
+		if (!*v)
+			return -1;
+		cfg->storage = BERTH_STORAGE_FILESYSTEM;
+		snprintf(cfg->rootdirectory, sizeof(cfg->rootdirectory), "%s", v);
+		return 0;
+	case OPT_STORAGE:
+		if (strcmp(v, "filesystem") == 0)
+			cfg->storage = BERTH_STORAGE_FILESYSTEM;
+		else if (strcmp(v, "inmemory") == 0)
+			cfg->storage = BERTH_STORAGE_INMEMORY;
+		else
+			return -1;
+		return 0;
+	case OPT_THREADS:
+		return parse_uint(v, 1024, &cfg->threads);
+	case OPT_MAX_CONNECTIONS:
+		return parse_uint(v, MAX_CONNECTIONS, &so->conn_limit) < 0 || so->conn_limit == 0 ? -1 : 0;
+	case OPT_IDLE_TIMEOUT:
+		return parse_uint(v, MAX_TIMEOUT_S, &so->conn_timeout);
+	case OPT_HEADER_TIMEOUT:
+		return parse_uint(v, MAX_TIMEOUT_S, &so->header_timeout);
+	case OPT_LOG_LEVEL:
+		return parse_level(v, &cfg->log_level);
+	default:
+		return -1;
+	}
+}
+
+/* What `berth serve`'s command line asks for, before the configuration is loaded. */
+struct serve_args {
+	const char *config; /* CONFIG.yml, or NULL */
+	int help;
+};
+
+/* Finds CONFIG.yml and --help anywhere on the line, so flags may come before or after the file.
+ * 0, or -1 after a message for a usage error. */
+static int scan_serve_args(struct serve_args *sa, int argc, char **argv)
+{
+	int only_args = 0;
+	memset(sa, 0, sizeof(*sa));
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i], *inline_value;
+		if (only_args || a[0] != '-' || a[1] == '\0') {
+			if (sa->config) {
+				fprintf(stderr, "berth serve: unexpected argument '%s' (the configuration "
+						"file is '%s'; see berth serve --help)\n", a, sa->config);
+				return -1;
+			}
+			sa->config = a;
+		} else if (strcmp(a, "--") == 0) {
+			only_args = 1;
+		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			sa->help = 1;
+		} else if (serve_option_of(a, &inline_value) != OPT_NONE) {
+			if (!inline_value && ++i >= argc) {
+				fprintf(stderr, "berth serve: %s needs a value: %s (see berth serve --help)\n", a,
+					serve_options[serve_option_of(a, &inline_value)].valid);
+				return -1;
+			}
+		} else if (strcmp(a, "--delete") != 0 && strcmp(a, "--no-access-log") != 0) {
+			fprintf(stderr, "berth serve: unknown option '%s' (see berth serve --help)\n", a);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Applies the flags (already scanned, so well formed) over the loaded configuration. */
+static int apply_serve_flags(struct berth_config *cfg, struct berth_server_options *so, int argc,
 			     char **argv)
+{
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i], *v;
+		if (strcmp(a, "--") == 0)
+			break;
+		enum serve_option o = serve_option_of(a, &v);
+		if (o != OPT_NONE) {
+			if (!v)
+				v = argv[++i];
+			if (set_serve_option(cfg, so, o, v) < 0) {
+				fprintf(stderr, "berth serve: invalid value '%s' for %s: valid values are %s\n",
+					v, serve_options[o].name, serve_options[o].valid);
+				return -1;
+			}
+		} else if (strcmp(a, "--delete") == 0) {
+			cfg->delete_enabled = 1;
+		} else if (strcmp(a, "--no-access-log") == 0) {
+			cfg->access_log = 0;
+		}
+	}
+	return 0;
+}
+
+/* Loads CONFIG.yml when given, else the defaults plus REGISTRY_* variables; then the
+ * command-line flags. Returns 0, 1 (a configuration error) or 2 (a usage error). */
+static int load_serve_config(struct berth_config *cfg, struct berth_server_options *so,
+			     const struct serve_args *sa, int argc, char **argv)
 {
 	char err[1024];
 	int rc;
-	if (argc > 0 && argv[0][0] != '-') {
-		rc = berth_config_load(cfg, argv[0], err, sizeof(err));
-		argc--;
-		argv++;
+	if (sa->config) {
+		rc = berth_config_load(cfg, sa->config, err, sizeof(err));
 	} else {
 		berth_config_defaults(cfg);
 		rc = berth_config_apply_env(cfg, err, sizeof(err));
 	}
 	if (rc < 0) {
 		fprintf(stderr, "berth: configuration error: %s\n", err);
-		return -1;
+		return 1;
 	}
-	return parse_serve_flags(cfg, so, argc, argv);
+	return apply_serve_flags(cfg, so, argc, argv) < 0 ? 2 : 0;
 }
 
 /* Sections berth does not implement yet are refused, never silently ignored: running without
@@ -213,7 +304,7 @@ static char *read_file(const char *path)
 	char chunk[8192];
 	size_t n;
 	if (!f) {
-		berth_error("cannot open '%s'", path);
+		berth_error("cannot read '%s': %s", path, berth_err_os_text(errno));
 		return NULL;
 	}
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
@@ -223,6 +314,12 @@ static char *read_file(const char *path)
 			berth_buf_release(&b);
 			return NULL;
 		}
+	}
+	if (ferror(f)) { /* a directory opens, then reads fail with EISDIR */
+		berth_error("cannot read '%s': %s", path, berth_err_os_text(errno));
+		fclose(f);
+		berth_buf_release(&b);
+		return NULL;
 	}
 	fclose(f);
 	return berth_buf_detach(&b, NULL);
@@ -339,7 +436,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGHUP); /* systemctl reload: never the default action, which would exit */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	register_metrics();
 
@@ -347,6 +444,11 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		goto out_http;
 	if (berth_auth_new(&auth, cfg, err, sizeof(err)) < 0) {
 		berth_error("configuration error: %s", err);
+		goto out_http;
+	}
+	if (cfg->storage == BERTH_STORAGE_FILESYSTEM &&
+	    berth_fs_check_root(cfg->rootdirectory, cfg->readonly, err, sizeof(err)) < 0) {
+		berth_error("cannot use storage root '%s': %s", cfg->rootdirectory, err);
 		goto out_http;
 	}
 	if (berth_storage_open(&driver, cfg, err, sizeof(err)) < 0) {
@@ -411,6 +513,8 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		};
 		if (berth_debug_start(&dbg, &dopts) < 0)
 			goto out_server;
+		berth_info("debug server listening on %s (/debug/health%s%s)", cfg->http.debug_addr,
+			   dopts.metrics_path ? ", " : "", dopts.metrics_path ? dopts.metrics_path : "");
 	}
 	if (cfg->uploadpurging.enabled && !cfg->readonly &&
 	    berth_purger_start(&purger, reg, cfg->uploadpurging.age_ms, cfg->uploadpurging.interval_ms,
@@ -431,6 +535,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	berth_debug_stop(dbg);
 out_server:
 	berth_server_drain_and_stop(srv, (unsigned)(cfg->http.draintimeout_ms > 0 ? cfg->http.draintimeout_ms : 0));
+	berth_info("berth stopped");
 out_health:
 	berth_health_stop(health);
 	berth_registry_free(reg);
@@ -459,9 +564,17 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "fsck") == 0)
 		return berth_cmd_fsck(argc - 1, argv + 1);
 	if (strcmp(argv[1], "serve") == 0) {
-		if (load_serve_config(&cfg, &so, argc - 2, argv + 2) < 0) {
+		struct serve_args sa;
+		if (scan_serve_args(&sa, argc - 2, argv + 2) < 0)
+			return 2;
+		if (sa.help) {
+			usage(stdout);
+			return 0;
+		}
+		int rc = load_serve_config(&cfg, &so, &sa, argc - 2, argv + 2);
+		if (rc) {
 			berth_config_release(&cfg);
-			return 1;
+			return rc;
 		}
 		setup_logging(&cfg);
 		int status = check_supported(&cfg) < 0 ? 1 : serve(&cfg, &so);

@@ -8,6 +8,7 @@
 #include "registry/registry.h"
 
 /* Handlers, one per route and method family; each answers or installs body callbacks. */
+void berth_api_root(struct berth_request *req);
 void berth_api_base(struct berth_request *req);
 void berth_api_catalog(struct berth_request *req);
 void berth_api_tags(struct berth_request *req);

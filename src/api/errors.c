@@ -23,7 +23,7 @@ void berth_api_storage_error(struct berth_request *req, int rc, const char *what
 	unsigned status;
 	const char *message;
 	storage_status(rc, &status, &message);
-	berth_error("%s %s: %s: %s", req->method, req->path, what, berth_strerror(rc));
+	berth_error("%s %s: %s: %s", req->method, req->path, what, berth_err_reason(rc));
 	berth_req_error(req, status, "UNKNOWN", message, NULL);
 }
 
@@ -32,7 +32,7 @@ void berth_api_storage_fail(struct berth_request *req, int rc, const char *what)
 	unsigned status;
 	const char *message;
 	storage_status(rc, &status, &message);
-	berth_error("%s %s: %s: %s", req->method, req->path, what, berth_strerror(rc));
+	berth_error("%s %s: %s: %s", req->method, req->path, what, berth_err_reason(rc));
 	berth_req_fail(req, status, "UNKNOWN", message, NULL);
 }
 

@@ -158,13 +158,20 @@ static void delete_manifest(struct berth_request *req)
 	berth_req_send(req, MHD_HTTP_ACCEPTED, berth_resp_empty(), 0);
 }
 
-/* A reference is a digest (contains ':') or a tag. Answers 400 and returns 0 when neither. */
+/* A reference is a digest (contains ':') or a tag. When it is neither, a read or a delete
+ * answers 404 MANIFEST_UNKNOWN, as Distribution (whose routes match no such reference) and the
+ * OCI conformance suite expect; a push answers 400. Returns 0 when it has answered. */
 static int check_reference(struct berth_request *req)
 {
-	if (strchr(req->reference, ':'))
-		return berth_api_check_digest(req, req->reference);
-	if (berth_tag_valid(req->reference))
+	int is_digest = strchr(req->reference, ':') != NULL;
+	if (is_digest ? berth_digest_valid(req->reference) : berth_tag_valid(req->reference))
 		return 1;
+	if (strcmp(req->method, MHD_HTTP_METHOD_PUT) != 0) {
+		manifest_unknown(req);
+		return 0;
+	}
+	if (is_digest)
+		return berth_api_check_digest(req, req->reference);
 	berth_req_error(req, MHD_HTTP_BAD_REQUEST, "TAG_INVALID", "manifest tag did not match URI", NULL);
 	return 0;
 }

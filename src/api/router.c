@@ -1,5 +1,6 @@
 /*
  * URL routing. Repository names may contain '/', so a route is recognised by its suffix:
+ *   /                                     liveness probe (any method, no auth)
  *   /v2/                                  base
  *   /v2/_catalog                          catalog
  *   /v2/<name>/tags/list                  tags
@@ -148,6 +149,11 @@ void berth_api_dispatch(struct berth_request *req, const char *url)
 	size_t name_len = 0;
 	const char *param = NULL;
 
+	berth_err_clear_os();
+	if (strcmp(url, "/") == 0) {
+		berth_api_root(req);
+		return;
+	}
 	if (strcmp(url, "/v2/") == 0 || strcmp(url, "/v2") == 0) {
 		req->route = BERTH_ROUTE_BASE;
 		if (authorize(req))

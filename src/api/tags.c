@@ -86,8 +86,11 @@ void berth_api_tags(struct berth_request *req)
 	}
 	rc = berth_tags_get(&tags, req->registry, req->name);
 	if (rc == BERTH_ENOTFOUND) {
+		/* Distribution's detail; a routed name matches the grammar, so needs no escaping. */
+		char detail[BERTH_NAME_MAX + 16];
+		snprintf(detail, sizeof(detail), "{\"name\":\"%s\"}", req->name);
 		berth_req_error(req, MHD_HTTP_NOT_FOUND, "NAME_UNKNOWN",
-				"repository name not known to registry", NULL);
+				"repository name not known to registry", detail);
 		return;
 	}
 	if (rc < 0) {

@@ -189,6 +189,8 @@ static int read_file(const char *path, char **text, struct stat *st)
 	 * check reads the file again even if this read caught it half-written. */
 	if (fstat(fd, st) < 0)
 		err = errno;
+	else if (S_ISDIR(st->st_mode))
+		err = EISDIR;
 	else if (!S_ISREG(st->st_mode))
 		err = EINVAL;
 	else if (st->st_size > FILE_MAX)
@@ -236,7 +238,13 @@ static void replace_users(struct berth_htpasswd *h, struct user *users, size_t n
 /* The file is gone or unreadable: no users until it is back. */
 static void set_unavailable(struct berth_htpasswd *h, enum file_state state, int err)
 {
-	if (h->state != state)
+	if (h->state != state && err == EISDIR)
+		/* Debian's /etc/docker/registry/config.yml names its directory: Distribution
+		 * then answers every request 400 and says why only per request. */
+		berth_error("htpasswd %s is a directory, not a file: refusing every request until "
+			    "auth.htpasswd.path names a file (berth creates it, with one user, when "
+			    "it is missing)", h->path);
+	else if (h->state != state)
 		berth_error("htpasswd %s %s (%s): refusing every request until it can be read", h->path,
 			    state == FILE_MISSING ? "is missing" : "cannot be read", strerror(err));
 	replace_users(h, NULL, 0);

@@ -25,4 +25,21 @@ enum berth_err {
 /* A short lowercase name for an error code, for logs. Never NULL. */
 const char *berth_strerror(int code);
 
+/*
+ * The operating system's reason behind a storage failure (permission denied, no space left on
+ * device, read-only file system, ...), which the BERTH_E* code alone does not tell an operator.
+ * A storage driver notes the errno of an unexpected failure on the calling thread;
+ * berth_err_reason(code) then gives its text, lowercase, and forgets it, or berth_strerror(code)
+ * when none was noted. Its string is a per-thread buffer, valid until the next call on the
+ * thread. berth_err_clear_os forgets a note, so that one from an earlier, handled failure is
+ * never shown for a later one (called at the start of each request).
+ */
+void berth_err_note_os(int os_errno);
+/* An errno's text, lowercase ("is a directory"), in the same per-thread buffer. */
+const char *berth_err_os_text(int os_errno);
+void berth_err_clear_os(void);
+/* The noted errno (0 if none), forgotten: to carry it to another thread, which notes it again. */
+int berth_err_take_os(void);
+const char *berth_err_reason(int code);
+
 #endif

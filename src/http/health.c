@@ -65,7 +65,7 @@ static int check_storage(struct check *c, char *err, size_t n)
 	struct berth_stat st;
 	int rc = berth_storage_stat(c->driver, "/", &st);
 	if (rc < 0 && rc != BERTH_ENOTFOUND) {
-		snprintf(err, n, "%s", berth_strerror(rc));
+		snprintf(err, n, "%s", berth_err_reason(rc));
 		return -1;
 	}
 	return 0;

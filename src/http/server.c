@@ -181,10 +181,11 @@ static int request_has_body(struct MHD_Connection *conn)
 	return te != NULL || (cl != NULL && strcmp(cl, "0") != 0);
 }
 
-/* The URL below http.prefix, or NULL when it is not below it. */
+/* The URL below http.prefix, or NULL when it is not below it. "/" (the liveness probe) is
+ * answered whatever the prefix, as by Distribution. */
 static const char *strip_prefix(const struct berth_server *srv, const char *url)
 {
-	if (!srv->prefix)
+	if (!srv->prefix || strcmp(url, "/") == 0)
 		return url;
 	if (strncmp(url, srv->prefix, srv->prefix_len) != 0 || url[srv->prefix_len] != '/')
 		return NULL;

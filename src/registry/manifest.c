@@ -11,8 +11,8 @@
 #include "core/err.h"
 #include "registry/reference.h"
 
-#define MT_SCHEMA1 "application/vnd.docker.distribution.manifest.v1+json"
-#define MT_SCHEMA1_SIGNED "application/vnd.docker.distribution.manifest.v1+prettyjws"
+#define MT_SCHEMA1 BERTH_MT_DOCKER_SCHEMA1
+#define MT_SCHEMA1_SIGNED BERTH_MT_DOCKER_SCHEMA1_SIGNED
 
 /* Longest excerpt of client-supplied text quoted in an error message. */
 #define QUOTE_MAX 80
@@ -651,7 +651,11 @@ const char *berth_manifest_sniff_media_type(const void *body, size_t len)
 
 	if (json_is_object(root)) {
 		mt = json_object_get(root, "mediaType");
-		if (json_is_string(mt) && lookup_media_type(json_string_value(mt), &kind) == 0)
+		if (json_integer_value(json_object_get(root, "schemaVersion")) == 1)
+			/* Distribution 2.8 serves any schema1 as a signed one; one without
+			 * signatures (which it cannot parse) keeps the unsigned type. */
+			result = json_object_get(root, "signatures") ? MT_SCHEMA1_SIGNED : MT_SCHEMA1;
+		else if (json_is_string(mt) && lookup_media_type(json_string_value(mt), &kind) == 0)
 			result = kind_media_type(kind);
 		else if (json_object_get(root, "manifests"))
 			result = BERTH_MT_OCI_INDEX;

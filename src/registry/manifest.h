@@ -19,6 +19,9 @@
 #define BERTH_MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
 #define BERTH_MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
 #define BERTH_MT_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
+/* Schema1: never accepted on push, but served when an older Distribution left one in storage. */
+#define BERTH_MT_DOCKER_SCHEMA1 "application/vnd.docker.distribution.manifest.v1+json"
+#define BERTH_MT_DOCKER_SCHEMA1_SIGNED "application/vnd.docker.distribution.manifest.v1+prettyjws"
 
 enum berth_manifest_kind {
 	BERTH_MANIFEST_OCI_MANIFEST,
@@ -92,11 +95,13 @@ int berth_manifest_parse(struct berth_manifest **out, const char *content_type, 
 			 size_t len, struct berth_manifest_error *err);
 
 /*
- * The media type of a stored manifest, for the Content-Type of a GET: the BERTH_MT_* equal to
- * the body's "mediaType" when it is one of the four accepted types; otherwise (no, unknown or
- * non-string mediaType, or a body that is not a JSON object) the shape decides: a "manifests"
- * member -> BERTH_MT_OCI_INDEX, else BERTH_MT_OCI_MANIFEST. Always one of the four BERTH_MT_*
- * static strings, never NULL. Does not validate; never fails.
+ * The media type of a stored manifest, for the Content-Type of a GET: a schema1 manifest
+ * ("schemaVersion": 1, left by an older Distribution) is BERTH_MT_DOCKER_SCHEMA1_SIGNED when it
+ * has "signatures", else BERTH_MT_DOCKER_SCHEMA1; otherwise the BERTH_MT_* equal to the body's
+ * "mediaType" when it is one of the four accepted types; otherwise (no, unknown or non-string
+ * mediaType, or a body that is not a JSON object) the shape decides: a "manifests" member ->
+ * BERTH_MT_OCI_INDEX, else BERTH_MT_OCI_MANIFEST. Always one of the BERTH_MT_* static strings,
+ * never NULL. Does not validate; never fails.
  */
 const char *berth_manifest_sniff_media_type(const void *body, size_t len);
 

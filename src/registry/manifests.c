@@ -64,6 +64,7 @@ static int read_manifest_blob(struct berth_registry *r, const char *digest, char
 
 static const char *const media_types[] = {
 	BERTH_MT_OCI_MANIFEST, BERTH_MT_OCI_INDEX, BERTH_MT_DOCKER_MANIFEST, BERTH_MT_DOCKER_LIST,
+	BERTH_MT_DOCKER_SCHEMA1, BERTH_MT_DOCKER_SCHEMA1_SIGNED,
 };
 
 static uint64_t media_type_index(const char *mt)

@@ -34,6 +34,7 @@ struct berth_upload {
 	struct berth_writer *writer;  /* NULL for a session whose data was already committed */
 	struct berth_hasher *hasher; /* sha256 over data[0, size); NULL until needed */
 	struct berth_body_pipe *pipe; /* while set, it owns the hasher and the writer, feeds both */
+	int pipe_os_errno;            /* why the pipe's write failed, for this thread's log line */
 	uint64_t received;            /* bytes written since this open */
 	char committed[BERTH_DIGEST_STR_MAX]; /* non-empty: the data is this blob now */
 	uint64_t committed_size;
@@ -267,10 +268,23 @@ static int ensure_hasher(struct berth_upload *u)
 /* A request body past this size is hashed and written from other cores (core/bodypipe.h). */
 #define PIPE_AFTER (64u << 10)
 
+/* Runs on the pipe's thread: the OS reason of a failure is kept for the request's thread
+ * (the pipe's lock orders this store before that thread sees the error). */
 static int sink_to_writer(void *arg, const void *buf, size_t n)
 {
-	struct berth_writer *w = arg;
-	return w->write(w, buf, n);
+	struct berth_upload *u = arg;
+	int rc = u->writer->write(u->writer, buf, n);
+	if (rc < 0)
+		u->pipe_os_errno = berth_err_take_os();
+	return rc;
+}
+
+/* A failure the pipe reported: its OS reason becomes this thread's (berth_err_reason). */
+static int pipe_failed(struct berth_upload *u, int rc)
+{
+	if (rc < 0 && u->pipe_os_errno)
+		berth_err_note_os(u->pipe_os_errno);
+	return rc;
 }
 
 /* Takes the hasher and the writer back from the pipe, once it has caught up: 0, or the error
@@ -281,7 +295,7 @@ static int settle_pipe(struct berth_upload *u)
 		return 0;
 	int rc = berth_body_pipe_finish(u->pipe, &u->hasher);
 	u->pipe = NULL;
-	return rc;
+	return pipe_failed(u, rc);
 }
 
 /* After a failed write part of the bytes may have landed: forget the state, rehash on next use. */
@@ -294,7 +308,7 @@ static void forget_hasher(struct berth_upload *u)
 
 static void start_pipe(struct berth_upload *u)
 {
-	if (berth_body_pipe_start(&u->pipe, u->hasher, sink_to_writer, u->writer,
+	if (berth_body_pipe_start(&u->pipe, u->hasher, sink_to_writer, u,
 				  u->writer->size(u->writer), BERTH_WRITER_ALIGN) < 0)
 		u->pipe = NULL; /* every core busy with a pipe already: go on inline */
 }
@@ -307,7 +321,7 @@ int berth_upload_write(struct berth_upload *u, const void *buf, size_t n)
 	if (rc < 0)
 		return rc;
 	if (u->pipe)
-		rc = berth_body_pipe_write(u->pipe, buf, n);
+		rc = pipe_failed(u, berth_body_pipe_write(u->pipe, buf, n));
 	else
 		rc = u->writer->write(u->writer, buf, n);
 	if (rc < 0) {

@@ -85,10 +85,13 @@ static int fs_err(int e)
 		return BERTH_ENOTFOUND;
 	case ENOSPC:
 	case EDQUOT:
+		berth_err_note_os(e);
 		return BERTH_ENOSPC;
 	case ENAMETOOLONG:
 		return BERTH_EINVALID;
 	default:
+		/* permission denied, read-only file system, I/O error: the log says which */
+		berth_err_note_os(e);
 		return BERTH_ERROR;
 	}
 }

@@ -20,7 +20,7 @@ static int open_filesystem(struct berth_storage_driver **out, const struct berth
 {
 	int rc = berth_fs_driver_new(out, cfg->rootdirectory);
 	if (rc < 0)
-		snprintf(msg, msglen, "cannot open storage at '%s': %s", cfg->rootdirectory, berth_strerror(rc));
+		snprintf(msg, msglen, "cannot open storage at '%s': %s", cfg->rootdirectory, berth_err_reason(rc));
 	return rc;
 }
 

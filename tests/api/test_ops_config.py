@@ -99,7 +99,7 @@ class CommandLineTest(bt.OpsTestCase):
 
     def test_bad_serve_flag(self):
         r = bt.run_berth(["serve", "--addr", "127.0.0.1:1", "--bogus"])
-        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)  # a usage error
         self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
         # the message must name the option that is wrong, not the first one
         self.assertIn("--bogus", r.stderr)
@@ -108,7 +108,7 @@ class CommandLineTest(bt.OpsTestCase):
         for args, name in ((["--log-level", "loud"], "loud"), (["--storage", "floppy"], "floppy"),
                            (["--threads", "many"], "many")):
             r = bt.run_berth(["serve", "--addr", "127.0.0.1:1"] + args)
-            self.assertEqual(r.returncode, 1, "%s: %s" % (args, r.stdout + r.stderr))
+            self.assertEqual(r.returncode, 2, "%s: %s" % (args, r.stdout + r.stderr))
             self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
             self.assertRegex(r.stderr, re.escape(args[0]) + "|" + re.escape(name), args)
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -31,6 +32,7 @@ def request(path, sock_path, method="GET", body=b""):
 class UnixSocketTest(unittest.TestCase):
     def test_serves_on_a_unix_socket(self):
         tmp = tempfile.mkdtemp(prefix="berth-unix-")
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)  # after the server stops
         sock = os.path.join(tmp, "registry.sock")
         cfg = os.path.join(tmp, "config.yml")
         with open(cfg, "w") as f:

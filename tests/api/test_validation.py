@@ -3,6 +3,7 @@ and no deny pattern; validation.disabled turns the check off. Through a real con
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -26,11 +27,13 @@ def start(config_text):
     for _ in range(200):
         try:
             if client.get("/v2/").status == 200:
-                return proc, client
+                return proc, client, tmp
         except OSError:
             pass
         time.sleep(0.02)
     proc.kill()
+    proc.wait(10)
+    shutil.rmtree(tmp, ignore_errors=True)
     raise RuntimeError("berth did not start")
 
 
@@ -65,7 +68,9 @@ def foreign_manifest(client, repo, url):
 
 class ValidationTest(unittest.TestCase):
     def run_with(self, config):
-        proc, client = start(config)
+        proc, client, tmp = start(config)
+        # (cleanups run last first: the server stops, then its directory goes)
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
         self.addCleanup(lambda: (proc.terminate(), proc.wait(10)))
         return client
 

@@ -1134,6 +1134,15 @@ static void test_sniff_media_type(void **state)
 	json_object_set_new(root, "mediaType", json_integer(2));
 	assert_string_equal(sniff_json(root), BERTH_MT_OCI_INDEX);
 	assert_string_equal(sniff_text("{\"manifests\":null}"), BERTH_MT_OCI_INDEX);
+	/* schema1 left by an older Distribution keeps its own type, signed or not */
+	assert_string_equal(sniff_text("{\"schemaVersion\":1,\"name\":\"a\",\"tag\":\"t\","
+				       "\"fsLayers\":[],\"signatures\":[]}"),
+			    BERTH_MT_DOCKER_SCHEMA1_SIGNED);
+	assert_string_equal(sniff_text("{\"schemaVersion\":1,\"name\":\"a\",\"fsLayers\":[]}"),
+			    BERTH_MT_DOCKER_SCHEMA1);
+	assert_string_equal(sniff_text("{\"schemaVersion\":1,\"mediaType\":\"" BERTH_MT_OCI_MANIFEST
+				       "\",\"signatures\":[]}"),
+			    BERTH_MT_DOCKER_SCHEMA1_SIGNED);
 	/* not a JSON object at all */
 	assert_string_equal(sniff_text(""), BERTH_MT_OCI_MANIFEST);
 	assert_string_equal(sniff_text("{"), BERTH_MT_OCI_MANIFEST);
