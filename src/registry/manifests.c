@@ -5,6 +5,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -249,6 +250,27 @@ out:
 	return rc == BERTH_ENOTFOUND ? BERTH_ERROR : rc;
 }
 
+/*
+ * 1 when a manifest PUT's Content-Type names no type at all: none, empty, or a generic
+ * "application/json" or "text/plain". Distribution (2.8 and 3) then has no parser to pick and
+ * answers 400 MANIFEST_INVALID, whatever the body says; so does berth, although its parser
+ * could tell the kind from the body (as it does for manifests it reads back).
+ */
+static int content_type_generic(const char *ct)
+{
+	static const char *const generic[] = { "", "application/json", "text/plain" };
+	if (!ct)
+		return 1;
+	ct += strspn(ct, " \t");
+	size_t n = strcspn(ct, ";");
+	while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+		n--;
+	for (size_t i = 0; i < sizeof(generic) / sizeof(generic[0]); i++)
+		if (n == strlen(generic[i]) && strncasecmp(ct, generic[i], n) == 0)
+			return 1;
+	return 0;
+}
+
 int berth_manifest_put(struct berth_manifest_put_result *res, struct berth_registry *r,
 		       const char *name, const char *reference, const char *content_type,
 		       const void *body, size_t len)
@@ -264,6 +286,12 @@ int berth_manifest_put(struct berth_manifest_put_result *res, struct berth_regis
 		snprintf(res->message, sizeof(res->message), "manifest is larger than %zu bytes",
 			 r->manifest_max);
 		return BERTH_ETOOLARGE;
+	}
+	if (content_type_generic(content_type)) {
+		snprintf(res->message, sizeof(res->message),
+			 "unsupported manifest media type and no default available: %.64s",
+			 content_type ? content_type : "");
+		return BERTH_EINVALID;
 	}
 	if (by_digest && berth_digest_parse(reference, &alg, NULL) < 0) {
 		snprintf(res->message, sizeof(res->message), "invalid digest reference");
