@@ -5,7 +5,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <jansson.h>
 
@@ -250,27 +249,6 @@ out:
 	return rc == BERTH_ENOTFOUND ? BERTH_ERROR : rc;
 }
 
-/*
- * 1 when a manifest PUT's Content-Type names no type at all: none, empty, or a generic
- * "application/json" or "text/plain". Distribution (2.8 and 3) then has no parser to pick and
- * answers 400 MANIFEST_INVALID, whatever the body says; so does berth, although its parser
- * could tell the kind from the body (as it does for manifests it reads back).
- */
-static int content_type_generic(const char *ct)
-{
-	static const char *const generic[] = { "", "application/json", "text/plain" };
-	if (!ct)
-		return 1;
-	ct += strspn(ct, " \t");
-	size_t n = strcspn(ct, ";");
-	while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
-		n--;
-	for (size_t i = 0; i < sizeof(generic) / sizeof(generic[0]); i++)
-		if (n == strlen(generic[i]) && strncasecmp(ct, generic[i], n) == 0)
-			return 1;
-	return 0;
-}
-
 int berth_manifest_put(struct berth_manifest_put_result *res, struct berth_registry *r,
 		       const char *name, const char *reference, const char *content_type,
 		       const void *body, size_t len)
@@ -287,7 +265,8 @@ int berth_manifest_put(struct berth_manifest_put_result *res, struct berth_regis
 			 r->manifest_max);
 		return BERTH_ETOOLARGE;
 	}
-	if (content_type_generic(content_type)) {
+	/* Distribution (2.8 and 3) has no parser to pick for these, whatever the body says */
+	if (berth_manifest_content_type_generic(content_type)) {
 		snprintf(res->message, sizeof(res->message),
 			 "unsupported manifest media type and no default available: %.64s",
 			 content_type ? content_type : "");
