@@ -167,7 +167,9 @@ static int verify_references(struct berth_manifest_put_result *res, struct berth
  * written in a staging directory under the repository's _uploads (a random name; a crash leaves
  * it to upload purging, like an abandoned upload) which is then renamed into place.
  * BERTH_EEXISTS when the tag's directory exists already; any failure leaves the caller to
- * write the link in place (as a driver that cannot move a directory requires).
+ * write the link in place. The fs and inmem drivers move a directory whole; a driver without
+ * directories (S3: there a tag exists only once its link does) fails that move, and a driver
+ * that reported success without moving would be caught by write_tag's final check.
  */
 static int create_tag_dir(struct berth_registry *r, const char *name, const char *tag,
 			  const char *digest)
