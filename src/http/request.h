@@ -69,6 +69,7 @@ struct berth_request {
 	unsigned pending_status;
 	uint64_t pending_len;
 	int deferred; /* dispatch waits for the next callback (no body) */
+	int bad_target; /* the request line's target holds a space: refused */
 
 	/* Bookkeeping for the access log. */
 	int responded;

@@ -207,6 +207,7 @@ struct header_census {
 	unsigned transfer_encodings;
 	int te_chunked;          /* the (last) Transfer-Encoding is exactly "chunked" */
 	int bad_name;            /* a field name that is not an RFC 9110 token */
+	int bad_value;           /* a field value holding a control character other than HTAB */
 };
 
 static int is_token_char(unsigned char c)
@@ -216,15 +217,20 @@ static int is_token_char(unsigned char c)
 }
 
 static enum MHD_Result census_field(void *cls, enum MHD_ValueKind kind, const char *key,
-				    const char *value)
+				    size_t key_size, const char *value, size_t value_size)
 {
 	struct header_census *c = cls;
 	(void)kind;
-	if (!*key)
+	if (key_size == 0)
 		c->bad_name = 1;
-	for (const char *p = key; *p; p++)
-		if (!is_token_char((unsigned char)*p))
+	for (size_t i = 0; i < key_size; i++) /* a NUL included: the sizes count past it */
+		if (!is_token_char((unsigned char)key[i]))
 			c->bad_name = 1;
+	for (size_t i = 0; value && i < value_size; i++) {
+		unsigned char ch = (unsigned char)value[i];
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+			c->bad_value = 1;
+	}
 	if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
 		c->hosts++;
 	} else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
@@ -240,7 +246,8 @@ static enum MHD_Result census_field(void *cls, enum MHD_ValueKind kind, const ch
  * Refuses a request whose framing a proxy in front of berth could read differently (request
  * smuggling, RFC 9112 section 11.2), as Go's server (Distribution's) does: a field name that is
  * not a token (libmicrohttpd keeps "Content-Length : 5" as the name "Content-Length " and the
- * body as the next request), an HTTP/1.1 request with no Host or several, a transfer coding
+ * body as the next request), a field value with a control character, an HTTP/1.1 request with
+ * no Host or several, a transfer coding
  * other than a single "chunked" (501), two Content-Lengths. The status to answer with and
  * message, or 0.
  */
@@ -248,9 +255,13 @@ static unsigned framing_error(struct MHD_Connection *conn, const char *version, 
 {
 	struct header_census c = { 0 };
 	int http11 = strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
-	MHD_get_connection_values(conn, MHD_HEADER_KIND, census_field, &c);
+	MHD_get_connection_values_n(conn, MHD_HEADER_KIND, census_field, &c);
 	if (c.bad_name) {
 		*message = "invalid header name";
+		return MHD_HTTP_BAD_REQUEST;
+	}
+	if (c.bad_value) {
+		*message = "invalid header value";
 		return MHD_HTTP_BAD_REQUEST;
 	}
 	if (http11 && c.hosts == 0) {
@@ -331,6 +342,8 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	req->start_ns = berth_now_ns();
 	atomic_fetch_add(&srv->in_flight, 1);
 	snprintf(req->path, sizeof(req->path), "%s", uri);
+	/* "GET /a b HTTP/1.1": MHD takes the URI up to the last space, Go (and RFC 9112) refuse it */
+	req->bad_target = uri && strchr(uri, ' ') != NULL;
 	req->query = take_query(uri);
 	snprintf(req->id, sizeof(req->id), "%s-%llu", srv->id_prefix,
 		 (unsigned long long)atomic_fetch_add(&srv->next_id, 1));
@@ -354,8 +367,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 					"a verified client certificate is required", NULL);
 			return MHD_YES;
 		}
-		const char *framing_message;
-		unsigned framing_status = framing_error(conn, version, &framing_message);
+		const char *framing_message = "malformed request target";
+		unsigned framing_status = req->bad_target ? MHD_HTTP_BAD_REQUEST
+							  : framing_error(conn, version, &framing_message);
 		if (framing_status) {
 			refuse_and_close(req, framing_status, framing_message);
 			return MHD_YES;

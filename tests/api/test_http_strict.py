@@ -5,7 +5,8 @@
     so SIGTERM does not wait the whole drain timeout;
   - a field name that is not a token ("Content-Length : 40", a tab before the colon) is refused
     with 400 and the connection closed, so the body is never read as a second request (request
-    smuggling behind a proxy that reads the header the other way);
+    smuggling behind a proxy that reads the header the other way); so is a field value with a
+    control character, and a request target with a space;
   - an HTTP/1.1 request with no Host, or two, is refused with 400 (HTTP/1.0 needs none);
   - a transfer coding other than a single "chunked" is refused with 501;
   - an absolute-form target ("GET http://host/v2/") is served like its path.
@@ -77,6 +78,18 @@ class FramingTest(bt.TestCase):
                                 "Content-Length%r" % sep)
         self.assert_refused(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-A : 1\r\nConnection: close\r\n\r\n",
                             400, "a space in a field name")
+
+    def test_control_characters_and_spaces(self):
+        # (a NUL is not among them: libmicrohttpd ends the value there, out of berth's sight)
+        for value in (b"a\x01b", b"a\x7fb", b"a\rb"):
+            self.assert_refused(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-A: " + value +
+                                b"\r\nConnection: close\r\n\r\n", 400, "header value %r" % value)
+        for value in (b"a\tb", b"caf\xc3\xa9", b"\xff"):  # allowed in a field value
+            st, resp = self.c.raw(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-A: " + value +
+                                  b"\r\nConnection: close\r\n\r\n", timeout=5)
+            self.assertEqual(st, 200, "header value %r: %r" % (value, resp[:300]))
+        self.assert_refused(b"GET /v2/ x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 400,
+                            "a space in the request target")
 
     def test_host_header(self):
         self.assert_refused(b"GET /v2/ HTTP/1.1\r\nConnection: close\r\n\r\n", 400, "no Host")
