@@ -124,9 +124,15 @@ static void get_blob(struct berth_request *req)
 			berth_req_send(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, resp, 0);
 			return;
 		}
+		if (rc == BERTH_EINVALID) { /* malformed: 416 without Content-Range, as from Go */
+			if (rd)
+				rd->close(rd);
+			berth_req_send(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, berth_resp_empty(), 0);
+			return;
+		}
 		if (rc == 0)
 			status = MHD_HTTP_PARTIAL_CONTENT;
-		else
+		else /* several ranges: the whole body */
 			start = 0, len = size;
 	}
 

@@ -16,6 +16,7 @@
 struct berth_server;
 struct berth_registry;
 struct berth_auth;
+struct berth_query;
 
 enum berth_route {
 	BERTH_ROUTE_NONE = 0,
@@ -68,6 +69,7 @@ struct berth_request {
 	unsigned pending_status;
 	uint64_t pending_len;
 	int deferred; /* dispatch waits for the next callback (no body) */
+	int bad_target; /* the request line's target holds a space: refused */
 
 	/* Bookkeeping for the access log. */
 	int responded;
@@ -81,6 +83,7 @@ struct berth_request {
 	char user[128]; /* authenticated user or token subject, for the access log */
 	char challenge[1024]; /* WWW-Authenticate value for a 401 */
 	char path[512];
+	struct berth_query *query; /* the query's arguments, owned; NULL when there is no '?' */
 };
 
 /* Header or query value, NULL if absent. Borrowed for the request's lifetime. */

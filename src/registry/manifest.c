@@ -179,6 +179,14 @@ static enum ct_class classify_content_type(const char *ct, const char **type, si
 	return is_schema1(*type, *type_len) ? CT_SCHEMA1 : CT_UNKNOWN;
 }
 
+int berth_manifest_content_type_generic(const char *ct)
+{
+	const char *type;
+	size_t type_len;
+	enum berth_manifest_kind kind;
+	return classify_content_type(ct, &type, &type_len, &kind) == CT_GENERIC;
+}
+
 /* Rejects a Content-Type that names a type berth does not accept. */
 static int check_content_type(enum ct_class ct, const char *type, size_t type_len,
 			      struct berth_manifest_error *err)
