@@ -28,13 +28,13 @@
 #include "core/digest.h"
 #include "core/err.h"
 #include "core/util.h"
+#include "registry/link.h"
 #include "registry/manifest.h"
 #include "registry/paths.h"
 #include "registry/reference.h"
 #include "storage/storage.h"
 
 #define FSCK_MANIFEST_MAX (64u << 20) /* largest manifest read for checking */
-#define FSCK_LINK_MAX 1024            /* larger link files are bad without reading them */
 #define FSCK_HASH_CHUNK (1u << 20)
 #define FSCK_PROGRESS_EVERY 1000
 #define LOST_FOUND "lost+found"
@@ -398,16 +398,14 @@ static int read_link(struct fsck *f, const char *path, char out[BERTH_DIGEST_STR
 {
 	char *content = NULL;
 	size_t len = 0;
-	int rc = berth_storage_get_content(f->d, path, FSCK_LINK_MAX, &content, &len);
+	int rc = berth_storage_get_content(f->d, path, BERTH_LINK_MAX, &content, &len);
 	if (rc == BERTH_ETOOLARGE) {
-		snprintf(shown, shown_cap, "more than %d bytes", FSCK_LINK_MAX);
+		snprintf(shown, shown_cap, "more than %d bytes", BERTH_LINK_MAX);
 		return BERTH_EINVALID;
 	}
 	if (rc < 0)
 		return rc;
-	if (len < BERTH_DIGEST_STR_MAX && memchr(content, '\0', len) == NULL &&
-	    berth_digest_valid(content)) {
-		memcpy(out, content, len + 1);
+	if (berth_link_parse(out, content, len) == 0) {
 		free(content);
 		return 0;
 	}

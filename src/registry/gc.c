@@ -20,6 +20,7 @@
 
 #include "core/err.h"
 #include "core/util.h"
+#include "registry/link.h"
 #include "registry/manifest.h"
 #include "registry/paths.h"
 #include "registry/reference.h"
@@ -522,7 +523,7 @@ static int read_tag(const char *path, void *payload)
 	size_t len = 0;
 	if (fmt_path(link, "%s/current/link", path) < 0)
 		return 0;
-	int rc = berth_storage_get_content(c->g->d, link, BERTH_DIGEST_STR_MAX + 16, &body, &len);
+	int rc = berth_storage_get_content(c->g->d, link, BERTH_LINK_MAX, &body, &len);
 	if (rc == BERTH_ENOTFOUND)
 		return 0; /* a tag without current link names nothing (as Distribution's Lookup) */
 	if (rc < 0 && rc != BERTH_ETOOLARGE) {
@@ -530,19 +531,10 @@ static int read_tag(const char *path, void *payload)
 		c->rc = rc;
 		return 1;
 	}
-	/* Tolerate surrounding whitespace, as the registry's link reader does. */
-	char *s = body;
+	char s[BERTH_DIGEST_STR_MAX];
 	struct gdig d;
-	if (rc == 0) {
-		while (len && (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')) {
-			s++;
-			len--;
-		}
-		while (len && (s[len - 1] == ' ' || s[len - 1] == '\n' || s[len - 1] == '\r' ||
-			       s[len - 1] == '\t'))
-			len--;
-		s[len] = '\0';
-	}
+	if (rc == 0)
+		rc = berth_link_parse(s, body, len);
 	if (rc < 0 || dig_from_str(&d, s) < 0) {
 		warn(c->g, "%s: tag %s: unreadable current link; keeping every manifest "
 		     "of the repository", c->r->name, base_name(path));

@@ -404,6 +404,38 @@ static void test_bad_link_rewritten(void **state)
 	berth_manifest_content_release(&mc);
 }
 
+/* A link with whitespace around its digest (edited by hand) is served, so fsck finds nothing
+ * wrong with it and --repair leaves it as it is. */
+static void test_link_with_newline_agrees_with_serving(void **state)
+{
+	struct fixture *f = *state;
+	char layer[BERTH_PATH_MAX], tag[BERTH_PATH_MAX], content[BERTH_DIGEST_STR_MAX + 4];
+	assert_int_equal(berth_path_layer_link(layer, "a/one", f->L2), 0);
+	snprintf(content, sizeof(content), "%s\n", f->L2);
+	put_raw(f, layer, content);
+	assert_int_equal(berth_path_tag_current(tag, "b/two", "latest"), 0);
+	snprintf(content, sizeof(content), " %s\r\n", f->M2);
+	put_raw(f, tag, content);
+
+	uint64_t size = 0;
+	assert_int_equal(berth_blob_stat(f->reg, "a/one", f->L2, &size), 0);
+	assert_int_equal(size, 7);
+	struct berth_manifest_content mc;
+	assert_int_equal(berth_manifest_get(&mc, f->reg, "b/two", "latest"), 0);
+	berth_manifest_content_release(&mc);
+
+	run(f, 0);
+	assert_baseline(f);
+	run(f, 1);
+	assert_baseline(f);
+	char *back = NULL;
+	size_t len;
+	assert_int_equal(berth_storage_get_content(f->d, layer, 1024, &back, &len), 0);
+	snprintf(content, sizeof(content), "%s\n", f->L2);
+	assert_string_equal(back, content);
+	free(back);
+}
+
 static void test_bad_link_to_missing_blob_removed(void **state)
 {
 	struct fixture *f = *state;
@@ -646,6 +678,7 @@ int main(void)
 		BOTH(test_dangling_layer_link),
 		BOTH(test_bad_link_rewritten),
 		BOTH(test_bad_link_to_missing_blob_removed),
+		BOTH(test_link_with_newline_agrees_with_serving),
 		BOTH(test_tag_without_revision),
 		BOTH(test_tag_to_missing_manifest),
 		BOTH(test_incomplete_tag),
