@@ -34,6 +34,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/vec.h"
 
 #define CHECK_INTERVAL_NS 1000000000ull
 #define FILE_MAX (16u << 20)
@@ -156,10 +157,7 @@ static void parse(const char *path, char *text, struct user **out, size_t *n_out
 				   "(only $2y$, $2a$ and $2b$ are supported), ignored", path, line, t);
 			continue;
 		}
-		if (n == cap) {
-			cap = cap ? 2 * cap : 16;
-			users = berth_realloc(users, cap * sizeof(*users));
-		}
+		BERTH_VEC_GROW(users, n + 1, cap);
 		users[n].name = berth_strdup(t);
 		users[n].hash = berth_strdup(hash);
 		users[n].line = line;

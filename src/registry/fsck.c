@@ -27,7 +27,9 @@
 
 #include "core/digest.h"
 #include "core/err.h"
+#include "core/map.h"
 #include "core/util.h"
+#include "core/vec.h"
 #include "registry/link.h"
 #include "registry/manifest.h"
 #include "registry/paths.h"
@@ -59,84 +61,17 @@ const char *berth_fsck_kind_name(enum berth_fsck_kind k)
 	return (unsigned)k < BERTH_FSCK_KIND_COUNT ? kind_names[k] : "unknown";
 }
 
-/* ---- blob table: digest string -> state ---- */
+/* ---- blob table: digest string -> state (the entries of every map below) ---- */
 
 enum blob_state { BLOB_OK = 1, BLOB_CORRUPT, BLOB_UNREADABLE, BLOB_MOVED };
 
 struct blob_ent {
-	char *digest; /* NULL: empty slot */
+	char *digest; /* the key, owned by the map (core/map.h) */
 	uint64_t size;
 	uint8_t state;
 	uint8_t referenced;
 	uint32_t links; /* links naming it (for the corrupt blob's detail) */
 };
-
-/* An open-addressing hash table keyed by strings (digests, "repo@digest", ...). */
-struct smap {
-	struct blob_ent *e;
-	size_t cap; /* power of two or 0 */
-	size_t n;
-};
-
-static uint64_t str_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h ^ (h >> 31);
-}
-
-static struct blob_ent *smap_find(const struct smap *m, const char *key)
-{
-	if (!m->cap)
-		return NULL;
-	for (size_t j = (size_t)str_hash(key) & (m->cap - 1);; j = (j + 1) & (m->cap - 1)) {
-		if (!m->e[j].digest)
-			return NULL;
-		if (strcmp(m->e[j].digest, key) == 0)
-			return &m->e[j];
-	}
-}
-
-static void smap_grow(struct smap *m)
-{
-	struct smap old = *m;
-	m->cap = old.cap ? old.cap * 2 : 256;
-	m->e = berth_calloc(m->cap, sizeof(*m->e));
-	for (size_t i = 0; i < old.cap; i++) {
-		if (!old.e[i].digest)
-			continue;
-		size_t j = (size_t)str_hash(old.e[i].digest) & (m->cap - 1);
-		while (m->e[j].digest)
-			j = (j + 1) & (m->cap - 1);
-		m->e[j] = old.e[i];
-	}
-	free(old.e);
-}
-
-/* The entry for key, added (zeroed but for the key) when absent. */
-static struct blob_ent *smap_get(struct smap *m, const char *key)
-{
-	struct blob_ent *e = smap_find(m, key);
-	if (e)
-		return e;
-	if ((m->n + 1) * 10 > m->cap * 7)
-		smap_grow(m);
-	size_t j = (size_t)str_hash(key) & (m->cap - 1);
-	while (m->e[j].digest)
-		j = (j + 1) & (m->cap - 1);
-	m->e[j].digest = berth_strdup(key);
-	m->n++;
-	return &m->e[j];
-}
-
-static void smap_free(struct smap *m)
-{
-	for (size_t i = 0; i < m->cap; i++)
-		free(m->e[i].digest);
-	free(m->e);
-	memset(m, 0, sizeof(*m));
-}
 
 /* ---- problems ---- */
 
@@ -183,11 +118,11 @@ struct fsck {
 	struct berth_fsck_stats st;
 	int will_move; /* corrupt blobs are going to be moved aside */
 
-	struct smap blobs;     /* digest -> state */
-	struct smap repos;     /* repository names seen */
-	struct smap revisions; /* "repo@digest" of revisions whose blob is there */
-	struct smap layers;    /* "repo@digest" of layer links that stay */
-	struct smap tagdirs;   /* storage paths of tag directories; referenced: has current/link */
+	struct berth_map blobs;     /* digest -> state */
+	struct berth_map repos;     /* repository names seen */
+	struct berth_map revisions; /* "repo@digest" of revisions whose blob is there */
+	struct berth_map layers;    /* "repo@digest" of layer links that stay */
+	struct berth_map tagdirs;   /* storage paths of tag directories; referenced: has current/link */
 
 	struct problem *p;
 	size_t np, ap;
@@ -200,14 +135,6 @@ struct fsck {
 	unsigned char *buf; /* hashing buffer */
 };
 
-#define GROW(arr, n, alloc)                                                          \
-	do {                                                                         \
-		if ((n) == (alloc)) {                                                \
-			(alloc) = (alloc) ? (alloc) * 2 : 16;                        \
-			(arr) = berth_realloc((arr), (alloc) * sizeof(*(arr)));      \
-		}                                                                    \
-	} while (0)
-
 static struct problem *add_problem(struct fsck *f, enum berth_fsck_kind kind, const char *path,
 				   const char *digest, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
@@ -215,7 +142,7 @@ static struct problem *add_problem(struct fsck *f, enum berth_fsck_kind kind, co
 static struct problem *add_problem(struct fsck *f, enum berth_fsck_kind kind, const char *path,
 				   const char *digest, const char *fmt, ...)
 {
-	GROW(f->p, f->np, f->ap);
+	BERTH_VEC_GROW(f->p, f->np + 1, f->ap);
 	struct problem *p = &f->p[f->np++];
 	memset(p, 0, sizeof(*p));
 	p->kind = kind;
@@ -341,7 +268,7 @@ static int visit_blob(const char *path, const struct berth_stat *st, void *paylo
 	berth_digest_parse(digest, &alg, NULL);
 	char actual[BERTH_DIGEST_STR_MAX];
 	uint64_t size = 0;
-	struct blob_ent *e = smap_get(&f->blobs, digest);
+	struct blob_ent *e = ((struct blob_ent *)berth_map_add(&f->blobs, digest, NULL));
 	int rc = hash_blob(f, path, alg, &size, actual);
 	if (rc == BERTH_ENOTFOUND) { /* vanished under us: as if it had never been there */
 		e->state = 0;
@@ -365,7 +292,7 @@ static int visit_blob(const char *path, const struct berth_stat *st, void *paylo
 /* 1 if a link may name this blob: it is there (or unreadable: we cannot tell), and will stay. */
 static int blob_present(struct fsck *f, const char *digest)
 {
-	struct blob_ent *e = smap_find(&f->blobs, digest);
+	struct blob_ent *e = berth_map_find(&f->blobs, digest);
 	if (!e || !e->state)
 		return 0;
 	if (e->state == BLOB_CORRUPT)
@@ -375,7 +302,7 @@ static int blob_present(struct fsck *f, const char *digest)
 
 static void mark_referenced(struct fsck *f, const char *digest)
 {
-	struct blob_ent *e = smap_find(&f->blobs, digest);
+	struct blob_ent *e = berth_map_find(&f->blobs, digest);
 	if (e) {
 		e->referenced = 1;
 		e->links++;
@@ -426,7 +353,7 @@ static void check_digest_link(struct fsck *f, enum link_kind kind, const char *r
 	parent_of(hexdir, path);
 	snprintf(key, sizeof(key), "%s@%s", repo, path_digest);
 	int present = blob_present(f, path_digest);
-	struct blob_ent *be = smap_find(&f->blobs, path_digest);
+	struct blob_ent *be = berth_map_find(&f->blobs, path_digest);
 	int corrupt = be && be->state == BLOB_CORRUPT;
 
 	int rc = read_link(f, path, content, shown, sizeof(shown));
@@ -461,10 +388,10 @@ static void check_digest_link(struct fsck *f, enum link_kind kind, const char *r
 	if (!present)
 		return;
 	if (kind == LINK_LAYER)
-		smap_get(&f->layers, key);
-	if (kind == LINK_REVISION && !smap_find(&f->revisions, key)) {
-		smap_get(&f->revisions, key);
-		GROW(f->revs, f->nrevs, f->arevs);
+		((struct blob_ent *)berth_map_add(&f->layers, key, NULL));
+	if (kind == LINK_REVISION && !berth_map_find(&f->revisions, key)) {
+		((struct blob_ent *)berth_map_add(&f->revisions, key, NULL));
+		BERTH_VEC_GROW(f->revs, f->nrevs + 1, f->arevs);
 		f->revs[f->nrevs++] = (struct revrec){ berth_strdup(repo), berth_strdup(path_digest) };
 	}
 }
@@ -489,8 +416,8 @@ static void visit_repo_file(struct fsck *f, const char *path, const char *repo, 
 		    strcmp(rest[4], "link") == 0) {
 			char tagdir[BERTH_PATH_MAX];
 			if (berth_path_tag_dir(tagdir, repo, rest[2]) == 0)
-				smap_get(&f->tagdirs, tagdir)->referenced = 1;
-			GROW(f->tags, f->ntags, f->atags);
+				((struct blob_ent *)berth_map_add(&f->tagdirs, tagdir, NULL))->referenced = 1;
+			BERTH_VEC_GROW(f->tags, f->ntags + 1, f->atags);
 			f->tags[f->ntags++] = (struct tagrec){ berth_strdup(repo), berth_strdup(rest[2]),
 							       berth_strdup(path) };
 			return;
@@ -552,7 +479,7 @@ static int visit_repo_entry(const char *path, const struct berth_stat *st, void 
 			add_problem(f, BERTH_FSCK_UNKNOWN_FILE, path, NULL, "file outside any repository");
 		return 0;
 	}
-	struct blob_ent *re = smap_get(&f->repos, repo);
+	struct blob_ent *re = ((struct blob_ent *)berth_map_add(&f->repos, repo, NULL));
 	if (!re->referenced) {
 		re->referenced = 1;
 		f->st.repositories++;
@@ -560,11 +487,11 @@ static int visit_repo_entry(const char *path, const struct berth_stat *st, void 
 	if (st->is_dir) {
 		/* An upload session is its directory: a crash can leave one empty. */
 		if (n - i == 2 && strcmp(parts[i], "_uploads") == 0) {
-			GROW(f->ups, f->nups, f->aups);
+			BERTH_VEC_GROW(f->ups, f->nups + 1, f->aups);
 			f->ups[f->nups++] = (struct uploadrec){ berth_strdup(path), 0, 0 };
 		}
 		if (n - i == 3 && strcmp(parts[i], "_manifests") == 0 && strcmp(parts[i + 1], "tags") == 0)
-			smap_get(&f->tagdirs, path);
+			((struct blob_ent *)berth_map_add(&f->tagdirs, path, NULL));
 		return 0;
 	}
 	visit_repo_file(f, path, repo, parts + i, n - i);
@@ -596,10 +523,10 @@ static void check_tags(struct fsck *f)
 		}
 		mark_referenced(f, digest);
 		snprintf(key, sizeof(key), "%s@%s", t->repo, digest);
-		if (smap_find(&f->revisions, key))
+		if (berth_map_find(&f->revisions, key))
 			continue;
 		berth_path_tag_dir(tagdir, t->repo, t->tag);
-		struct blob_ent *be = smap_find(&f->blobs, digest);
+		struct blob_ent *be = berth_map_find(&f->blobs, digest);
 		int corrupt = be && be->state == BLOB_CORRUPT;
 		struct problem *p;
 		if (!blob_present(f, digest))
@@ -623,10 +550,10 @@ static void check_tag_dirs(struct fsck *f)
 {
 	char **v = NULL;
 	size_t n = 0, a = 0;
-	for (size_t i = 0; i < f->tagdirs.cap; i++) {
-		struct blob_ent *e = &f->tagdirs.e[i];
-		if (e->digest && !e->referenced) {
-			GROW(v, n, a);
+	struct blob_ent *e;
+	for (size_t i = 0; (e = berth_map_next(&f->tagdirs, &i));) {
+		if (!e->referenced) {
+			BERTH_VEC_GROW(v, n + 1, a);
 			v[n++] = e->digest;
 		}
 	}
@@ -645,14 +572,14 @@ static int layer_present(struct fsck *f, const char *repo, const char *digest)
 {
 	char key[BERTH_PATH_MAX + BERTH_DIGEST_STR_MAX];
 	snprintf(key, sizeof(key), "%s@%s", repo, digest);
-	return smap_find(&f->layers, key) != NULL;
+	return berth_map_find(&f->layers, key) != NULL;
 }
 
 static int revision_present(struct fsck *f, const char *repo, const char *digest)
 {
 	char key[BERTH_PATH_MAX + BERTH_DIGEST_STR_MAX];
 	snprintf(key, sizeof(key), "%s@%s", repo, digest);
-	return smap_find(&f->revisions, key) != NULL;
+	return berth_map_find(&f->revisions, key) != NULL;
 }
 
 static int is_manifest_mt(const char *mt)
@@ -676,7 +603,7 @@ static void check_manifest(struct fsck *f, const struct revrec *rv)
 	char path[BERTH_PATH_MAX];
 	char *body = NULL;
 	size_t len = 0;
-	struct blob_ent *be = smap_find(&f->blobs, rv->digest);
+	struct blob_ent *be = berth_map_find(&f->blobs, rv->digest);
 	if (!be || be->state != BLOB_OK)
 		return; /* corrupt or unreadable: already reported */
 	berth_path_blob_data(path, rv->digest);
@@ -752,13 +679,11 @@ static void check_blob_states(struct fsck *f)
 	/* Sorted output: collect the interesting entries first. */
 	struct blob_ent **v = NULL;
 	size_t n = 0, a = 0;
-	for (size_t i = 0; i < f->blobs.cap; i++) {
-		struct blob_ent *e = &f->blobs.e[i];
-		if (!e->digest || !e->state)
-			continue;
-		if (e->state == BLOB_CORRUPT || (e->state == BLOB_OK && !e->referenced)) {
-			GROW(v, n, a);
-			v[n++] = e;
+	struct blob_ent *be;
+	for (size_t i = 0; (be = berth_map_next(&f->blobs, &i));) {
+		if (be->state == BLOB_CORRUPT || (be->state == BLOB_OK && !be->referenced)) {
+			BERTH_VEC_GROW(v, n + 1, a);
+			v[n++] = be;
 		}
 	}
 	if (n)
@@ -924,7 +849,7 @@ static void do_repair(struct fsck *f, struct problem *p)
 	if (p->plan == PLAN_NONE)
 		return;
 	if (p->plan == PLAN_MOVE_BLOB) {
-		struct blob_ent *e = smap_find(&f->blobs, p->arg);
+		struct blob_ent *e = berth_map_find(&f->blobs, p->arg);
 		if (!f->o->host_root) {
 			p->action = BERTH_FSCK_REPAIR_FAILED;
 			p->repair = berth_strdup("left in place: moving aside needs the filesystem driver");
@@ -940,7 +865,7 @@ static void do_repair(struct fsck *f, struct problem *p)
 		return;
 	}
 	if (p->depends) {
-		struct blob_ent *e = smap_find(&f->blobs, p->depends);
+		struct blob_ent *e = berth_map_find(&f->blobs, p->depends);
 		if (!e || e->state != BLOB_MOVED) {
 			p->action = BERTH_FSCK_REPAIR_FAILED;
 			p->repair = berth_strdup("kept: the corrupt blob it names was not moved aside");
@@ -1026,11 +951,11 @@ static void fsck_free(struct fsck *f)
 	for (size_t i = 0; i < f->nups; i++)
 		free(f->ups[i].path);
 	free(f->ups);
-	smap_free(&f->blobs);
-	smap_free(&f->repos);
-	smap_free(&f->revisions);
-	smap_free(&f->layers);
-	smap_free(&f->tagdirs);
+	berth_map_release(&f->blobs);
+	berth_map_release(&f->repos);
+	berth_map_release(&f->revisions);
+	berth_map_release(&f->layers);
+	berth_map_release(&f->tagdirs);
 	free(f->buf);
 }
 
@@ -1039,6 +964,8 @@ int berth_fsck_run(struct berth_storage_driver *d, const struct berth_fsck_optio
 {
 	struct fsck f = { 0 };
 	int rc;
+	f.blobs = f.repos = f.revisions = f.layers = f.tagdirs =
+		(struct berth_map)BERTH_MAP_INIT(sizeof(struct blob_ent), 0);
 	f.d = d;
 	f.o = o;
 	f.will_move = o->repair && o->host_root != NULL;

@@ -266,31 +266,3 @@ int berth_blob_data_stat(struct berth_registry *r, const char *digest, uint64_t 
 	return 0;
 }
 
-void berth_strvec_push(struct berth_strvec *l, const char *s)
-{
-	if (l->n == l->alloc) {
-		l->alloc = l->alloc ? l->alloc * 2 : 16;
-		l->items = berth_realloc(l->items, l->alloc * sizeof(*l->items));
-	}
-	l->items[l->n++] = berth_strdup(s);
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-void berth_strvec_sort(struct berth_strvec *l)
-{
-	if (l->n > 1)
-		qsort(l->items, l->n, sizeof(*l->items), cmp_str);
-}
-
-void berth_strvec_release(struct berth_strvec *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->items[i]);
-	free(l->items);
-	l->items = NULL;
-	l->n = l->alloc = 0;
-}
