@@ -106,6 +106,13 @@ struct revrec {
 	char *digest;
 };
 
+/* A layer link whose blob is missing. */
+struct linkrec {
+	char *repo;
+	char *digest;
+	char *path;
+};
+
 struct uploadrec {
 	char *path; /* storage path of _uploads/<id> */
 	int has_startedat;
@@ -123,6 +130,7 @@ struct fsck {
 	struct berth_map revisions; /* "repo@digest" of revisions whose blob is there */
 	struct berth_map layers;    /* "repo@digest" of layer links that stay */
 	struct berth_map tagdirs;   /* storage paths of tag directories; referenced: has current/link */
+	struct berth_map needed;    /* "repo@digest" of what some manifest of repo references */
 
 	struct problem *p;
 	size_t np, ap;
@@ -132,6 +140,9 @@ struct fsck {
 	size_t nrevs, arevs;
 	struct uploadrec *ups;
 	size_t nups, aups;
+	struct linkrec *gone_layers;
+	size_t ngone, agone;
+	uint64_t blobs_total, blob_bytes_total, blob_bytes_seen; /* for progress lines */
 	unsigned char *buf; /* hashing buffer */
 };
 
@@ -248,6 +259,17 @@ static int hash_blob(struct fsck *f, const char *path, enum berth_digest_alg alg
 	return rc;
 }
 
+/* Counts the files under blobs/ first, so that progress lines can show the total. */
+static int count_blob(const char *path, const struct berth_stat *st, void *payload)
+{
+	struct fsck *f = payload;
+	if (!st->is_dir) {
+		f->blobs_total++;
+		f->blob_bytes_total += st->size;
+	}
+	return 0;
+}
+
 static int visit_blob(const char *path, const struct berth_stat *st, void *payload)
 {
 	struct fsck *f = payload;
@@ -275,8 +297,12 @@ static int visit_blob(const char *path, const struct berth_stat *st, void *paylo
 		return 0;
 	}
 	f->st.blobs++;
+	f->blob_bytes_seen += st->size;
 	if (f->o->progress && f->st.blobs % FSCK_PROGRESS_EVERY == 0)
-		fprintf(f->o->progress, "fsck: %" PRIu64 " blobs hashed\n", f->st.blobs);
+		fprintf(f->o->progress, "fsck: %" PRIu64 " of %" PRIu64 " blobs hashed, %" PRIu64
+			"%% of %" PRIu64 " bytes\n", f->st.blobs, f->blobs_total,
+			f->blob_bytes_total ? f->blob_bytes_seen * 100 / f->blob_bytes_total : 100,
+			f->blob_bytes_total);
 	if (rc < 0) {
 		e->state = BLOB_UNREADABLE;
 		add_problem(f, BERTH_FSCK_UNREADABLE, path, digest, "cannot read blob: %s",
@@ -300,13 +326,21 @@ static int blob_present(struct fsck *f, const char *digest)
 	return 1;
 }
 
-static void mark_referenced(struct fsck *f, const char *digest)
+/* One more link names the blob (shown with a corrupt blob). */
+static void count_link(struct fsck *f, const char *digest)
 {
 	struct blob_ent *e = berth_map_find(&f->blobs, digest);
-	if (e) {
-		e->referenced = 1;
+	if (e)
 		e->links++;
-	}
+}
+
+/* The blob is in use as garbage-collect sees it: a revision's manifest, or something a revision
+ * references. Only these keep a blob; a layer or tag index link alone does not (gc.h). */
+static void mark_used(struct fsck *f, const char *digest)
+{
+	struct blob_ent *e = berth_map_find(&f->blobs, digest);
+	if (e)
+		e->referenced = 1;
 }
 
 /* ---- phase 2: repositories ---- */
@@ -359,7 +393,9 @@ static void check_digest_link(struct fsck *f, enum link_kind kind, const char *r
 	int rc = read_link(f, path, content, shown, sizeof(shown));
 	if (rc == BERTH_ENOTFOUND)
 		return;
-	mark_referenced(f, path_digest);
+	count_link(f, path_digest);
+	if (kind == LINK_REVISION)
+		mark_used(f, path_digest);
 	if (rc < 0 && rc != BERTH_EINVALID) {
 		add_problem(f, BERTH_FSCK_UNREADABLE, path, path_digest, "cannot read %s: %s",
 			    link_kind_name(kind), berth_strerror(rc));
@@ -379,6 +415,11 @@ static void check_digest_link(struct fsck *f, enum link_kind kind, const char *r
 							corrupt ? "corrupt" : "missing");
 			set_plan(p, PLAN_REMOVE, hexdir, corrupt ? path_digest : NULL);
 		}
+	} else if (!present && kind == LINK_LAYER && !corrupt) {
+		/* Dangling only if a manifest of the repository needs it: known after phase 3. */
+		BERTH_VEC_GROW(f->gone_layers, f->ngone + 1, f->agone);
+		f->gone_layers[f->ngone++] = (struct linkrec){ berth_strdup(repo), berth_strdup(path_digest),
+								 berth_strdup(path) };
 	} else if (!present) {
 		struct problem *p = add_problem(f, BERTH_FSCK_DANGLING_LINK, path, path_digest,
 						"%s names %s, whose blob is %s", link_kind_name(kind),
@@ -521,7 +562,7 @@ static void check_tags(struct fsck *f)
 				    berth_strerror(rc));
 			continue;
 		}
-		mark_referenced(f, digest);
+		count_link(f, digest);
 		snprintf(key, sizeof(key), "%s@%s", t->repo, digest);
 		if (berth_map_find(&f->revisions, key))
 			continue;
@@ -598,6 +639,39 @@ static void missing_ref(struct fsck *f, const char *repo, const char *manifest, 
 		    manifest, repo, what, digest);
 }
 
+static void note_reference(struct fsck *f, const char *repo, const char *digest)
+{
+	char key[BERTH_PATH_MAX + BERTH_DIGEST_STR_MAX];
+	if (!digest)
+		return;
+	mark_used(f, digest);
+	snprintf(key, sizeof(key), "%s@%s", repo, digest);
+	berth_map_add(&f->needed, key, NULL);
+}
+
+static void note_references_in(struct fsck *f, const char *repo, json_t *arr, const char *key)
+{
+	size_t i;
+	json_t *it;
+	if (json_is_array(arr))
+		json_array_foreach(arr, i, it)
+			note_reference(f, repo, json_string_value(json_object_get(it, key)));
+}
+
+/*
+ * Every digest a manifest's JSON names where manifests name blobs, read as garbage-collect
+ * reads them (gc.c lenient_refs), valid manifest or not: the blobs it keeps are exactly the
+ * blobs fsck does not call orphans.
+ */
+static void note_references(struct fsck *f, const char *repo, json_t *m)
+{
+	note_reference(f, repo, json_string_value(json_object_get(json_object_get(m, "config"), "digest")));
+	note_references_in(f, repo, json_object_get(m, "layers"), "digest");
+	note_references_in(f, repo, json_object_get(m, "manifests"), "digest");
+	note_references_in(f, repo, json_object_get(m, "blobs"), "digest");
+	note_references_in(f, repo, json_object_get(m, "fsLayers"), "blobSum");
+}
+
 static void check_manifest(struct fsck *f, const struct revrec *rv)
 {
 	char path[BERTH_PATH_MAX];
@@ -630,6 +704,7 @@ static void check_manifest(struct fsck *f, const struct revrec *rv)
 		free(body);
 		return;
 	}
+	note_references(f, rv->repo, j);
 	json_decref(j);
 	struct berth_manifest *m = NULL;
 	/* Only what berth understands is followed (schema1 and the like are not checked further). */
@@ -651,6 +726,29 @@ static void check_manifest(struct fsck *f, const struct revrec *rv)
 	}
 	berth_manifest_free(m);
 	free(body);
+}
+
+/*
+ * Layer links whose blob is missing. Distribution's garbage-collect deletes unreferenced blobs
+ * but leaves their _layers links behind (berth's removes them): such a link, which no manifest
+ * of its repository references, names garbage that is gone, and is counted, not reported. One a
+ * manifest needs is dangling.
+ */
+static void check_gone_layers(struct fsck *f)
+{
+	char key[BERTH_PATH_MAX + BERTH_DIGEST_STR_MAX], hexdir[BERTH_PATH_MAX];
+	for (size_t i = 0; i < f->ngone; i++) {
+		const struct linkrec *l = &f->gone_layers[i];
+		snprintf(key, sizeof(key), "%s@%s", l->repo, l->digest);
+		if (!berth_map_find(&f->needed, key)) {
+			f->st.collected_layer_links++;
+			continue;
+		}
+		parent_of(hexdir, l->path);
+		struct problem *p = add_problem(f, BERTH_FSCK_DANGLING_LINK, l->path, l->digest,
+						"layer link names %s, whose blob is missing", l->digest);
+		set_plan(p, PLAN_REMOVE, hexdir, NULL);
+	}
 }
 
 static void check_uploads(struct fsck *f)
@@ -700,7 +798,8 @@ static void check_blob_states(struct fsck *f)
 			set_plan(p, PLAN_MOVE_BLOB, e->digest, NULL);
 		} else {
 			add_problem(f, BERTH_FSCK_ORPHAN_BLOB, path, e->digest,
-				    "%" PRIu64 " bytes named by no link of any repository", e->size);
+				    "%" PRIu64 " bytes that no manifest of any repository references "
+				    "(garbage-collect deletes it)", e->size);
 		}
 	}
 	free(v);
@@ -956,6 +1055,13 @@ static void fsck_free(struct fsck *f)
 	berth_map_release(&f->revisions);
 	berth_map_release(&f->layers);
 	berth_map_release(&f->tagdirs);
+	berth_map_release(&f->needed);
+	for (size_t i = 0; i < f->ngone; i++) {
+		free(f->gone_layers[i].repo);
+		free(f->gone_layers[i].digest);
+		free(f->gone_layers[i].path);
+	}
+	free(f->gone_layers);
 	free(f->buf);
 }
 
@@ -964,13 +1070,18 @@ int berth_fsck_run(struct berth_storage_driver *d, const struct berth_fsck_optio
 {
 	struct fsck f = { 0 };
 	int rc;
-	f.blobs = f.repos = f.revisions = f.layers = f.tagdirs =
+	f.blobs = f.repos = f.revisions = f.layers = f.tagdirs = f.needed =
 		(struct berth_map)BERTH_MAP_INIT(sizeof(struct blob_ent), 0);
 	f.d = d;
 	f.o = o;
 	f.will_move = o->repair && o->host_root != NULL;
 	f.buf = berth_malloc(FSCK_HASH_CHUNK);
 
+	if (o->progress) {
+		rc = berth_storage_walk(d, BERTH_BLOBS_ROOT, count_blob, &f);
+		if (rc < 0 && rc != BERTH_ENOTFOUND)
+			goto out;
+	}
 	rc = berth_storage_walk(d, BERTH_BLOBS_ROOT, visit_blob, &f);
 	if (rc < 0 && rc != BERTH_ENOTFOUND)
 		goto out;
@@ -982,6 +1093,7 @@ int berth_fsck_run(struct berth_storage_driver *d, const struct berth_fsck_optio
 	check_tag_dirs(&f);
 	for (size_t i = 0; i < f.nrevs; i++)
 		check_manifest(&f, &f.revs[i]);
+	check_gone_layers(&f);
 	check_uploads(&f);
 	check_blob_states(&f);
 	if (o->host_root) {

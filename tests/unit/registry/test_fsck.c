@@ -27,6 +27,7 @@
 #include "core/digest.h"
 #include "core/err.h"
 #include "registry/fsck.h"
+#include "registry/gc.h"
 #include "registry/manifest.h"
 #include "registry/paths.h"
 #include "registry/registry.h"
@@ -436,6 +437,89 @@ static void test_link_with_newline_agrees_with_serving(void **state)
 	free(back);
 }
 
+/* Distribution's garbage-collect deletes a blob no manifest references but leaves its _layers
+ * link: not a problem for fsck, which counts it; repair leaves it; berth's gc removes it. */
+static void test_layer_link_left_by_gc(void **state)
+{
+	struct fixture *f = *state;
+	char path[BERTH_PATH_MAX], link[BERTH_PATH_MAX];
+	dg L8;
+	push_blob(f, "a/one", "layer-8", L8); /* uploaded, never referenced */
+	assert_int_equal(berth_path_blob_dir(path, L8), 0);
+	assert_int_equal(berth_storage_remove(f->d, path), 0);
+	assert_int_equal(berth_path_layer_link(link, "a/one", L8), 0);
+	assert_true(exists(f, link));
+	run(f, 0);
+	assert_baseline(f);
+	assert_int_equal(f->st.collected_layer_links, 1);
+	run(f, 1);
+	assert_baseline(f);
+	assert_true(exists(f, link));
+
+	struct berth_gc_options o = { 0 };
+	struct berth_gc_stats st;
+	assert_int_equal(berth_gc_run(f->d, &o, &st), 0);
+	assert_false(exists(f, link));
+	run(f, 0);
+	assert_int_equal(f->nfound, 0);
+	assert_int_equal(f->st.collected_layer_links, 0);
+}
+
+/* A layer link to a missing blob that a manifest needs is dangling, as before. */
+static void test_needed_layer_link_dangling(void **state)
+{
+	struct fixture *f = *state;
+	char path[BERTH_PATH_MAX];
+	assert_int_equal(berth_path_blob_dir(path, f->L2), 0);
+	assert_int_equal(berth_storage_remove(f->d, path), 0);
+	run(f, 0);
+	assert_int_equal(count(f, BERTH_FSCK_DANGLING_LINK, f->L2), 1);
+	assert_int_equal(count(f, BERTH_FSCK_MISSING_REFERENCE, f->L2), 1);
+	assert_int_equal(f->st.collected_layer_links, 0);
+}
+
+/* fsck's orphans are exactly the blobs garbage-collect deletes. */
+static void test_orphans_are_what_gc_deletes(void **state)
+{
+	struct fixture *f = *state;
+	char path[BERTH_PATH_MAX];
+	dg L8;
+	push_blob(f, "b/two", "layer-8", L8); /* linked as a layer only */
+	/* An untagged manifest (kept, with its config and layer) and a manifest named only by a
+	 * tag (garbage, with the config only it uses). */
+	dg C3, L3, M3, C4, M4;
+	push_blob(f, "a/one", "{\"c\":3}", C3);
+	push_blob(f, "a/one", "layer-3", L3);
+	image(f, "a/one", "old", C3, L3, NULL, M3);
+	assert_int_equal(berth_path_tag_dir(path, "a/one", "old"), 0);
+	assert_int_equal(berth_storage_remove(f->d, path), 0);
+	push_blob(f, "b/two", "{\"c\":4}", C4);
+	image(f, "b/two", "lost", C4, f->L1, NULL, M4);
+	assert_int_equal(berth_path_revision_link(path, "b/two", M4), 0);
+	*strrchr(path, '/') = '\0';
+	assert_int_equal(berth_storage_remove(f->d, path), 0);
+
+	run(f, 0);
+	assert_int_equal(count(f, BERTH_FSCK_ORPHAN_BLOB, NULL), 4);
+	const char *garbage[] = { f->L9, L8, M4, C4 };
+	for (size_t i = 0; i < 4; i++)
+		assert_int_equal(count(f, BERTH_FSCK_ORPHAN_BLOB, garbage[i]), 1);
+
+	struct berth_gc_options o = { 0 };
+	struct berth_gc_stats st;
+	assert_int_equal(berth_gc_run(f->d, &o, &st), 0);
+	assert_int_equal(st.blobs_deleted, 4);
+	for (size_t i = 0; i < 4; i++) {
+		blob_path(path, garbage[i]);
+		assert_false(exists(f, path));
+	}
+	const char *kept[] = { f->C1, f->L1, f->L2, f->M1, f->I, f->C2, f->M2, C3, L3, M3 };
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+		blob_path(path, kept[i]);
+		assert_true(exists(f, path));
+	}
+}
+
 static void test_bad_link_to_missing_blob_removed(void **state)
 {
 	struct fixture *f = *state;
@@ -461,16 +545,20 @@ static void test_tag_without_revision(void **state)
 	*strrchr(path, '/') = '\0';
 	assert_int_equal(berth_storage_remove(f->d, path), 0);
 	run(f, 0);
-	/* The tag names a manifest that is no revision; the blob M2 is still named (by the tag
-	 * and its index), so it is not an orphan. */
+	/* The tag names a manifest that is no revision. As garbage-collect sees it, M2 and its
+	 * config C2 are garbage (a tag keeps nothing, only revisions do): orphans. */
 	assert_int_equal(count(f, BERTH_FSCK_DANGLING_LINK, f->M2), 1);
-	assert_int_equal(f->nfound, 2);
+	assert_int_equal(count(f, BERTH_FSCK_ORPHAN_BLOB, f->M2), 1);
+	assert_int_equal(count(f, BERTH_FSCK_ORPHAN_BLOB, f->C2), 1);
+	assert_int_equal(f->nfound, 4);
 	run(f, 1);
 	assert_int_equal(berth_path_tag_dir(path, "b/two", "latest"), 0);
 	assert_false(exists(f, path));
 	run(f, 0);
-	/* With the tag gone nothing names M2's blob any more (C2 and L1 are still linked). */
+	/* L1 is still used by a/one's manifest. */
 	assert_int_equal(count(f, BERTH_FSCK_ORPHAN_BLOB, f->M2), 1);
+	assert_int_equal(count(f, BERTH_FSCK_ORPHAN_BLOB, f->C2), 1);
+	assert_int_equal(count(f, BERTH_FSCK_ORPHAN_BLOB, f->L1), 0);
 	assert_int_equal(count(f, BERTH_FSCK_DANGLING_LINK, NULL), 0);
 }
 
@@ -489,7 +577,9 @@ static void test_tag_to_missing_manifest(void **state)
 	assert_int_equal(berth_path_revision_link(path, "b/two", f->M2), 0);
 	assert_false(exists(f, path));
 	run(f, 0);
-	assert_baseline(f);
+	/* With its manifest gone, C2 is garbage, as garbage-collect sees it. */
+	assert_int_equal(count(f, BERTH_FSCK_ORPHAN_BLOB, f->C2), 1);
+	assert_int_equal(f->nfound, 2);
 	struct berth_manifest_content mc;
 	assert_int_equal(berth_manifest_get(&mc, f->reg, "b/two", "latest"), BERTH_ENOTFOUND);
 }
@@ -654,7 +744,9 @@ static void test_sha512_blob(void **state)
 	assert_int_equal(berth_path_layer_link(path, "a/one", d), 0);
 	put_raw(f, path, d);
 	run(f, 0);
-	assert_baseline(f);
+	/* Hashed and found intact; only linked as a layer, which keeps nothing from gc. */
+	assert_int_equal(count(f, BERTH_FSCK_ORPHAN_BLOB, d), 1);
+	assert_int_equal(f->nfound, 2);
 	blob_path(path, d);
 	put_raw(f, path, "sha512 blub");
 	run(f, 0);
@@ -679,6 +771,9 @@ int main(void)
 		BOTH(test_bad_link_rewritten),
 		BOTH(test_bad_link_to_missing_blob_removed),
 		BOTH(test_link_with_newline_agrees_with_serving),
+		BOTH(test_layer_link_left_by_gc),
+		BOTH(test_needed_layer_link_dangling),
+		BOTH(test_orphans_are_what_gc_deletes),
 		BOTH(test_tag_without_revision),
 		BOTH(test_tag_to_missing_manifest),
 		BOTH(test_incomplete_tag),
