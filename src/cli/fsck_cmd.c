@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "core/err.h"
+#include "core/util.h"
 #include "registry/fsck.h"
 #include "storage/driver.h"
 
@@ -153,14 +154,11 @@ int berth_cmd_fsck(int argc, char **argv)
 		perror("berth fsck: realpath");
 		return 1;
 	}
-	char *v2 = malloc(strlen(abs) + sizeof("/docker/registry/v2"));
-	if (v2) {
-		snprintf(v2, strlen(abs) + sizeof("/docker/registry/v2"), "%s/docker/registry/v2", abs);
-		if (stat(v2, &st) != 0 && !ctx.quiet)
-			fprintf(stderr, "berth fsck: warning: '%s' holds no docker/registry/v2: an empty store, "
-					"or not a storage root\n", root);
-		free(v2);
-	}
+	char *v2 = berth_asprintf("%s/docker/registry/v2", abs);
+	if (stat(v2, &st) != 0 && !ctx.quiet)
+		fprintf(stderr, "berth fsck: warning: '%s' holds no docker/registry/v2: an empty store, "
+				"or not a storage root\n", root);
+	free(v2);
 	struct berth_storage_driver *d = NULL;
 	int rc = berth_fs_driver_new(&d, abs);
 	if (rc < 0) {

@@ -12,6 +12,7 @@
 #include "storage/driver.h"
 
 #include "core/err.h"
+#include "core/util.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -68,13 +69,10 @@ struct inmem_entry {
 
 /* ---- allocation ---- */
 
-/* Allocation failure is not recoverable in berth: abort rather than thread NULL checks. */
+/* Allocation failure is not recoverable in berth: the project's allocator aborts. */
 static void *inmem_xrealloc(void *p, size_t n)
 {
-	p = realloc(p, n ? n : 1);
-	if (p == NULL)
-		abort();
-	return p;
+	return berth_realloc(p, n);
 }
 
 static void *inmem_xmalloc(size_t n)
