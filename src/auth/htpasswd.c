@@ -326,7 +326,7 @@ static int bcrypt_hash(const char *password, char *out, size_t cap)
 	struct crypt_data *cd = berth_calloc(1, sizeof(*cd));
 	const char *hash = crypt_r(password, salt, cd);
 	if (hash && is_bcrypt(hash) && strlen(hash) < cap) {
-		strcpy(out, hash);
+		memcpy(out, hash, strlen(hash) + 1);
 		rc = 0;
 	}
 	OPENSSL_cleanse(cd, sizeof(*cd));
@@ -505,7 +505,7 @@ int berth_htpasswd_check(struct berth_htpasswd *h, const char *user, const char 
 	/* An unknown user still costs one bcrypt (against another user's hash), so response times
 	 * don't tell which user names exist. */
 	if (u || h->n_users > 0) {
-		strcpy(hash, u ? u->hash : h->users[0].hash);
+		snprintf(hash, sizeof(hash), "%s", u ? u->hash : h->users[0].hash);
 		known = u != NULL;
 	}
 	pthread_mutex_unlock(&h->lock);

@@ -26,6 +26,7 @@
 
 #include "core/digest.h"
 #include "core/err.h"
+#include "helpers/tmproot.h"
 #include "registry/fsck.h"
 #include "registry/gc.h"
 #include "registry/manifest.h"
@@ -48,7 +49,7 @@ struct found {
 struct fixture {
 	struct berth_registry *reg;
 	struct berth_storage_driver *d;
-	char dir[64]; /* filesystem root, "" for in-memory */
+	char dir[256]; /* filesystem root, "" for in-memory */
 	dg C1, C2, L1, L2, L9, M1, M2, I;
 	char upload[37];
 	struct found found[64];
@@ -77,7 +78,7 @@ static void put_manifest(struct fixture *f, const char *repo, const char *ref, c
 	int rc = berth_manifest_put(&res, f->reg, repo, ref, ct, body, strlen(body));
 	if (rc != 0)
 		fail_msg("put %s %s: %s (%s)", repo, ref, berth_strerror(rc), res.message);
-	strcpy(digest, res.digest);
+	snprintf(digest, BERTH_DIGEST_STR_MAX, "%s", res.digest);
 }
 
 static void image(struct fixture *f, const char *repo, const char *tag, const char *config,
@@ -136,8 +137,7 @@ static int setup_common(void **state, int fs)
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct berth_storage_driver *d = NULL;
 	if (fs) {
-		strcpy(f->dir, "/tmp/berth-test-fsck.XXXXXX");
-		if (!mkdtemp(f->dir))
+		if (berth_test_root_new(f->dir, sizeof(f->dir), "test-fsck") < 0)
 			return -1;
 		if (berth_fs_driver_new(&d, f->dir) < 0)
 			return -1;
@@ -163,20 +163,11 @@ static int setup_fs(void **state)
 	return setup_common(state, 1);
 }
 
-static int rm_entry(const char *p, const struct stat *sb, int type, struct FTW *ftw)
-{
-	(void)sb;
-	(void)type;
-	(void)ftw;
-	return remove(p);
-}
-
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	berth_registry_free(f->reg);
-	if (f->dir[0])
-		nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	berth_test_root_remove(f->dir);
 	free(f);
 	return 0;
 }

@@ -23,12 +23,13 @@
 #include <unistd.h>
 
 #include "core/err.h"
+#include "helpers/tmproot.h"
 #include "storage/driver.h"
 #include "storage/fs_direct.h"
 
 struct fixture {
 	struct berth_storage_driver *d;
-	char tmpdir[64]; /* fs only: mkdtemp directory, removed in teardown */
+	char tmpdir[64]; /* fs only: berth_test_root_new directory, removed in teardown */
 	char root[96];   /* fs only: the driver's root, tmpdir/root (created by the driver) */
 };
 
@@ -37,8 +38,7 @@ struct fixture {
 static int setup_fs(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	strcpy(f->tmpdir, "/tmp/berth-storage-XXXXXX");
-	if (mkdtemp(f->tmpdir) == NULL)
+	if (berth_test_root_new(f->tmpdir, sizeof(f->tmpdir), "storage") < 0)
 		return -1;
 	snprintf(f->root, sizeof(f->root), "%s/root", f->tmpdir);
 	if (berth_fs_driver_new(&f->d, f->root) != 0)
@@ -56,17 +56,11 @@ static int setup_inmem(void **state)
 	return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	f->d->free(f->d);
-	if (f->tmpdir[0])
-		nftw(f->tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	berth_test_root_remove(f->tmpdir);
 	free(f);
 	return 0;
 }
