@@ -153,7 +153,8 @@ static int mark(struct gc *g, const struct berth_oid *d)
 
 static int marked(const struct gc *g, const struct berth_oid *d)
 {
-	return berth_map_find(d->alg == BERTH_ALG_SHA512 ? &g->mark512 : &g->mark256, d->id) != NULL;
+	const struct berth_map *m = d->alg == BERTH_ALG_SHA512 ? &g->mark512 : &g->mark256;
+	return berth_map_find(m, d->id) != NULL;
 }
 
 static const char *base_name(const char *path)
