@@ -114,6 +114,73 @@ static void test_map_binary_keys(void **state)
 	berth_map_release(&m);
 }
 
+/* Random adds and removes against a plain array: removal's backward shift keeps every other
+ * key findable, wrapping around the end of the table included. */
+static void test_map_remove(void **state)
+{
+	enum { KEYS = 3000 };
+	static char present[KEYS];
+	struct berth_map m = BERTH_MAP_INIT(sizeof(struct counted), 0);
+	char key[32];
+	unsigned seed = 12345;
+	memset(present, 0, sizeof(present));
+	for (int round = 0; round < 60000; round++) {
+		seed = seed * 1103515245u + 12345u;
+		int k = (int)((seed >> 8) % KEYS);
+		snprintf(key, sizeof(key), "k%d", k);
+		if ((seed >> 4) & 1) {
+			berth_map_add(&m, key, NULL);
+			present[k] = 1;
+		} else {
+			assert_int_equal(berth_map_remove(&m, key), present[k]);
+			present[k] = 0;
+		}
+		if (round % 5000 == 0) {
+			size_t n = 0;
+			for (int i = 0; i < KEYS; i++) {
+				snprintf(key, sizeof(key), "k%d", i);
+				assert_int_equal(berth_map_find(&m, key) != NULL, present[i]);
+				n += present[i];
+			}
+			assert_int_equal(m.n, n);
+		}
+	}
+	berth_map_release(&m);
+}
+
+struct owner {
+	char name[16];
+	int value;
+};
+
+struct ref_entry {
+	const char *name; /* points into the owner */
+	struct owner *o;
+};
+
+static void test_map_borrowed_keys(void **state)
+{
+	struct owner owners[100];
+	struct berth_map m = BERTH_MAP_INIT_REF(sizeof(struct ref_entry));
+	berth_map_reserve(&m, 100);
+	size_t cap = m.cap;
+	for (int i = 0; i < 100; i++) {
+		snprintf(owners[i].name, sizeof(owners[i].name), "o%d", i);
+		owners[i].value = i;
+		uint32_t h = berth_map_hash(&m, owners[i].name);
+		struct ref_entry *e = berth_map_add_hashed(&m, owners[i].name, h, NULL);
+		assert_ptr_equal(e->name, owners[i].name); /* not copied */
+		e->o = &owners[i];
+	}
+	assert_int_equal(m.cap, cap); /* reserved: no growth */
+	struct ref_entry *e = berth_map_find(&m, "o42");
+	assert_int_equal(e->o->value, 42);
+	assert_int_equal(berth_map_remove_hashed(&m, "o42", berth_map_hash(&m, "o42")), 1);
+	assert_null(berth_map_find(&m, "o42"));
+	assert_int_equal(berth_map_remove(&m, "o42"), 0);
+	berth_map_release(&m);
+}
+
 static void test_oid_round_trip(void **state)
 {
 	struct berth_oid o;
@@ -169,6 +236,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_vec_grow),         cmocka_unit_test(test_strvec),
 		cmocka_unit_test(test_map_string_keys),  cmocka_unit_test(test_map_binary_keys),
+		cmocka_unit_test(test_map_remove),       cmocka_unit_test(test_map_borrowed_keys),
 		cmocka_unit_test(test_oid_round_trip),   cmocka_unit_test(test_oid_invalid),
 		cmocka_unit_test(test_oid_order),
 	};
