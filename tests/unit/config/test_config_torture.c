@@ -7,7 +7,6 @@
  * they took (heap in use, glibc mallinfo2 without the per-thread cache).
  */
 #include <fcntl.h>
-#include <malloc.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +21,7 @@
 
 #include "config/config.h"
 #include "core/util.h"
+#include "helpers/heap.h"
 
 #define OOM_EXIT 77
 
@@ -96,9 +96,9 @@ static uint64_t torture(const char *text, int want)
 {
 	write_config(text);
 	assert_int_equal(load() == 0 ? 0 : 1, want); /* warm up, and the expected result */
-	size_t before = mallinfo2().uordblks;
+	size_t before = berth_test_heap_in_use();
 	assert_int_equal(load() == 0 ? 0 : 1, want);
-	assert_int_equal(mallinfo2().uordblks, before);
+	assert_int_equal(berth_test_heap_in_use(), before);
 
 	uint64_t n;
 	for (n = 1; n < 100000; n++) {
@@ -128,12 +128,8 @@ static void test_refused_config(void **state)
 
 int main(int argc, char **argv)
 {
-	/* Freed chunks kept in glibc's per-thread cache still count as in use: run without it. */
-	if (!getenv("GLIBC_TUNABLES")) {
-		setenv("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0", 1);
-		execv("/proc/self/exe", argv);
-	}
 	(void)argc;
+	berth_test_heap_exact(argv);
 	berth_alloc_init();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good_config),

@@ -7,7 +7,6 @@
  * Found so far: jansson 2.14's json_dumps leaves a key out of its output when an allocation
  * fails mid-dump (manifest.c now reads the dump back).
  */
-#include <malloc.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +19,7 @@
 #include <cmocka.h>
 
 #include "core/util.h"
+#include "helpers/heap.h"
 #include "registry/manifest.h"
 
 #define D(c) "sha256:" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c \
@@ -54,11 +54,6 @@ static const char bad_layer[] =
 	"\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"" D("b") "\",\"size\":9},"
 	"{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"sha256:nothex\",\"size\":1}]}";
 
-static size_t heap_in_use(void)
-{
-	return mallinfo2().uordblks;
-}
-
 /* Parses body once per allocation it makes, failing that allocation; returns how many. */
 static size_t torture(const char *ct, const char *body, int valid)
 {
@@ -71,7 +66,7 @@ static size_t torture(const char *ct, const char *body, int valid)
 
 	size_t n;
 	for (n = 1;; n++) {
-		size_t before = heap_in_use();
+		size_t before = berth_test_heap_in_use();
 		berth_alloc_fail_at(n);
 		m = NULL;
 		int rc = berth_manifest_parse(&m, ct, body, strlen(body), &err);
@@ -85,9 +80,9 @@ static size_t torture(const char *ct, const char *body, int valid)
 		if (rc == 0)
 			fail_msg("allocation %zu failed, yet the parse succeeded", n);
 		assert_null(m);
-		if (heap_in_use() != before)
+		if (berth_test_heap_in_use() != before)
 			fail_msg("allocation %zu failed: %zu bytes not given back", n,
-				 heap_in_use() - before);
+				 berth_test_heap_in_use() - before);
 	}
 	return n - 1;
 }
@@ -116,12 +111,8 @@ static void test_invalid_after_allocations(void **state)
 
 int main(int argc, char **argv)
 {
-	/* Freed chunks kept in glibc's per-thread cache still count as in use: run without it. */
-	if (!getenv("GLIBC_TUNABLES")) {
-		setenv("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0", 1);
-		execv("/proc/self/exe", argv);
-	}
 	(void)argc;
+	berth_test_heap_exact(argv);
 	berth_alloc_init();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_oci_image),
