@@ -148,7 +148,8 @@ int berth_map_remove_hashed(struct berth_map *m, const void *key, uint32_t hash)
 		int reachable = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
 		if (reachable)
 			continue; /* its probe from home does not pass the hole */
-		memcpy(m->slots + hole * m->entry_size, m->slots + j * m->entry_size, m->entry_size);
+		unsigned char *to = m->slots + hole * m->entry_size;
+		memcpy(to, m->slots + j * m->entry_size, m->entry_size);
 		m->hashes[hole] = m->hashes[j];
 		m->hashes[j] = 0;
 		hole = j;

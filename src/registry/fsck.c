@@ -290,7 +290,7 @@ static int visit_blob(const char *path, const struct berth_stat *st, void *paylo
 	berth_digest_parse(digest, &alg, NULL);
 	char actual[BERTH_DIGEST_STR_MAX];
 	uint64_t size = 0;
-	struct blob_ent *e = ((struct blob_ent *)berth_map_add(&f->blobs, digest, NULL));
+	struct blob_ent *e = berth_map_add(&f->blobs, digest, NULL);
 	int rc = hash_blob(f, path, alg, &size, actual);
 	if (rc == BERTH_ENOTFOUND) { /* vanished under us: as if it had never been there */
 		e->state = 0;
@@ -418,8 +418,8 @@ static void check_digest_link(struct fsck *f, enum link_kind kind, const char *r
 	} else if (!present && kind == LINK_LAYER && !corrupt) {
 		/* Dangling only if a manifest of the repository needs it: known after phase 3. */
 		BERTH_VEC_GROW(f->gone_layers, f->ngone + 1, f->agone);
-		f->gone_layers[f->ngone++] = (struct linkrec){ berth_strdup(repo), berth_strdup(path_digest),
-								 berth_strdup(path) };
+		struct linkrec *l = &f->gone_layers[f->ngone++];
+		*l = (struct linkrec){ berth_strdup(repo), berth_strdup(path_digest), berth_strdup(path) };
 	} else if (!present) {
 		struct problem *p = add_problem(f, BERTH_FSCK_DANGLING_LINK, path, path_digest,
 						"%s names %s, whose blob is %s", link_kind_name(kind),
@@ -429,9 +429,9 @@ static void check_digest_link(struct fsck *f, enum link_kind kind, const char *r
 	if (!present)
 		return;
 	if (kind == LINK_LAYER)
-		((struct blob_ent *)berth_map_add(&f->layers, key, NULL));
+		berth_map_add(&f->layers, key, NULL);
 	if (kind == LINK_REVISION && !berth_map_find(&f->revisions, key)) {
-		((struct blob_ent *)berth_map_add(&f->revisions, key, NULL));
+		berth_map_add(&f->revisions, key, NULL);
 		BERTH_VEC_GROW(f->revs, f->nrevs + 1, f->arevs);
 		f->revs[f->nrevs++] = (struct revrec){ berth_strdup(repo), berth_strdup(path_digest) };
 	}
@@ -456,8 +456,10 @@ static void visit_repo_file(struct fsck *f, const char *path, const char *repo, 
 		if (n == 5 && strcmp(rest[1], "tags") == 0 && strcmp(rest[3], "current") == 0 &&
 		    strcmp(rest[4], "link") == 0) {
 			char tagdir[BERTH_PATH_MAX];
-			if (berth_path_tag_dir(tagdir, repo, rest[2]) == 0)
-				((struct blob_ent *)berth_map_add(&f->tagdirs, tagdir, NULL))->referenced = 1;
+			if (berth_path_tag_dir(tagdir, repo, rest[2]) == 0) {
+				struct blob_ent *td = berth_map_add(&f->tagdirs, tagdir, NULL);
+				td->referenced = 1;
+			}
 			BERTH_VEC_GROW(f->tags, f->ntags + 1, f->atags);
 			f->tags[f->ntags++] = (struct tagrec){ berth_strdup(repo), berth_strdup(rest[2]),
 							       berth_strdup(path) };
@@ -520,7 +522,7 @@ static int visit_repo_entry(const char *path, const struct berth_stat *st, void 
 			add_problem(f, BERTH_FSCK_UNKNOWN_FILE, path, NULL, "file outside any repository");
 		return 0;
 	}
-	struct blob_ent *re = ((struct blob_ent *)berth_map_add(&f->repos, repo, NULL));
+	struct blob_ent *re = berth_map_add(&f->repos, repo, NULL);
 	if (!re->referenced) {
 		re->referenced = 1;
 		f->st.repositories++;
@@ -532,7 +534,7 @@ static int visit_repo_entry(const char *path, const struct berth_stat *st, void 
 			f->ups[f->nups++] = (struct uploadrec){ berth_strdup(path), 0, 0 };
 		}
 		if (n - i == 3 && strcmp(parts[i], "_manifests") == 0 && strcmp(parts[i + 1], "tags") == 0)
-			((struct blob_ent *)berth_map_add(&f->tagdirs, path, NULL));
+			berth_map_add(&f->tagdirs, path, NULL);
 		return 0;
 	}
 	visit_repo_file(f, path, repo, parts + i, n - i);
@@ -665,7 +667,8 @@ static void note_references_in(struct fsck *f, const char *repo, json_t *arr, co
  */
 static void note_references(struct fsck *f, const char *repo, json_t *m)
 {
-	note_reference(f, repo, json_string_value(json_object_get(json_object_get(m, "config"), "digest")));
+	json_t *config = json_object_get(m, "config");
+	note_reference(f, repo, json_string_value(json_object_get(config, "digest")));
 	note_references_in(f, repo, json_object_get(m, "layers"), "digest");
 	note_references_in(f, repo, json_object_get(m, "manifests"), "digest");
 	note_references_in(f, repo, json_object_get(m, "blobs"), "digest");

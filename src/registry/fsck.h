@@ -13,10 +13,11 @@
  *      (registry/link.h: whitespace around the digest is tolerated). A _layers link whose blob
  *      is missing is dangling only if a manifest of its repository references the blob; else
  *      it is what Distribution's garbage-collect leaves behind (it deletes the blob, not the
- *      link): counted in collected_layer_links, not a problem. A tag's current link must also name a revision of the
- *      repository; a tag directory without current/link (a tag write cut short: listed, but it
- *      resolves to nothing) is incomplete. Upload sessions (_uploads/<id>) are counted; one
- *      without its startedat file can never be resumed nor purged and is reported as stale.
+ *      link): counted in collected_layer_links, not a problem. A tag's current link must also
+ *      name a revision of the repository; a tag directory without current/link (a tag write
+ *      cut short: listed, but it resolves to nothing) is incomplete. Upload sessions
+ *      (_uploads/<id>) are counted; one without its startedat file can never be resumed nor
+ *      purged and is reported as stale.
  *   3. manifests: every revision's blob must be a JSON object; a manifest berth can parse has its
  *      config and layers (unless foreign) linked in the repository and its children (index)
  *      present as revisions, else a reference is missing.
