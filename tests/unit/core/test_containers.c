@@ -209,7 +209,7 @@ static void test_oid_round_trip(void **state)
 static void test_oid_invalid(void **state)
 {
 	struct berth_oid o;
-	const char *bad[] = { "", "sha256", "sha256:", "sha256:" HEX256 "0", "md5:" HEX256,
+	const char *bad[] = { "", "sha256", "sha256:", ("sha256:" HEX256 "0"), ("md5:" HEX256),
 			      "sha256:2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824",
 			      "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b982" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

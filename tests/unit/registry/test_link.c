@@ -26,7 +26,7 @@ static void test_bare_digest(void **state)
 
 static void test_surrounding_whitespace(void **state)
 {
-	const char *cases[] = { D256 "\n", D256 "\r\n", " \t" D256 " \n\n", "\n" D256 };
+	const char *cases[] = { (D256 "\n"), (D256 "\r\n"), (" \t" D256 " \n\n"), ("\n" D256) };
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char out[BERTH_DIGEST_STR_MAX] = "";
 		assert_int_equal(parse(out, cases[i]), 0);
@@ -48,7 +48,7 @@ static void test_sha512_with_newline(void **state)
 static void test_not_a_link(void **state)
 {
 	char out[BERTH_DIGEST_STR_MAX] = "untouched";
-	const char *bad[] = { "", "\n", "sha256:zzz", D256 "x", D256 " " D256, "sha256:\n",
+	const char *bad[] = { "", "\n", "sha256:zzz", (D256 "x"), (D256 " " D256), "sha256:\n",
 			      "SHA256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(parse(out, bad[i]), BERTH_EINVALID);
