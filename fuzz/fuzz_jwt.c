@@ -257,7 +257,7 @@ static void check_bearer(const char *token, size_t len)
 
 	/* A token the authorizer sees whole (no NUL, no space, under the header cap). */
 	if (t0 == t1 && !memchr(token, '\0', len) && !memchr(token, ' ', len) && hlen <= BERTH_AUTH_HEADER_MAX) {
-		const struct berth_jwt_policy pol = { keys, ISSUER, SERVICE };
+		const struct berth_jwt_policy pol = { .keys = keys, .issuer = ISSUER, .audience = SERVICE };
 		json_t *claims = NULL;
 		const char *why = NULL;
 		int v = berth_jwt_verify(token, len, &pol, (int64_t)t0, &claims, &why);
@@ -275,7 +275,7 @@ static void check_bearer(const char *token, size_t len)
 /* berth_jwt_verify on len bytes (an exact-size copy, no NUL). Returns the claims or NULL. */
 static json_t *verify(const char *token, size_t len, int64_t now)
 {
-	const struct berth_jwt_policy pol = { keys, ISSUER, SERVICE };
+	const struct berth_jwt_policy pol = { .keys = keys, .issuer = ISSUER, .audience = SERVICE };
 	char *copy = malloc(len ? len : 1);
 	json_t *claims = (json_t *)1;
 	const char *why = NULL;

@@ -471,7 +471,7 @@ static void visit_repo_file(struct fsck *f, const char *path, const char *repo, 
 			return;
 		}
 	} else if (strcmp(area, "_uploads") == 0 && n >= 3) {
-		/* _uploads/<id>/{startedat,data,committed,hashstates/<alg>/<offset>} */
+		/* _uploads/<id>/{startedat,data,committed,hashstates/<alg>/<offset>,tag/current/link} */
 		struct uploadrec *u = f->nups ? &f->ups[f->nups - 1] : NULL;
 		char dir[BERTH_PATH_MAX];
 		if (u && berth_path_upload_dir(dir, repo, rest[1]) == 0 && strcmp(u->path, dir) == 0) {
@@ -489,6 +489,11 @@ static void visit_repo_file(struct fsck *f, const char *path, const char *repo, 
 				return;
 			/* the digest a commit cut off by a crash had verified (registry/uploads.c) */
 			if (n == 3 && strcmp(rest[2], "committed") == 0)
+				return;
+			/* a new tag's directory staged by a manifest PUT that a crash cut off
+			 * (registry/manifests.c, create_tag_dir); purged with the session */
+			if (n == 5 && strcmp(rest[2], "tag") == 0 && strcmp(rest[3], "current") == 0 &&
+			    strcmp(rest[4], "link") == 0)
 				return;
 		}
 	}

@@ -711,6 +711,25 @@ static void test_stale_upload(void **state)
 	assert_baseline(f);
 }
 
+/* A manifest PUT stages a new tag's directory in an upload session and moves it into place; a
+ * crash in between leaves _uploads/<id>/tag/current/link: a stale session, not an unknown file. */
+static void test_staged_tag_left_by_crash(void **state)
+{
+	struct fixture *f = *state;
+	char path[BERTH_PATH_MAX], link[BERTH_PATH_MAX + 32];
+	const char *uuid = "6f1c2d3e-4a5b-4c6d-8e7f-0a1b2c3d4e5f";
+	assert_int_equal(berth_path_upload_dir(path, "a/one", uuid), 0);
+	snprintf(link, sizeof(link), "%s/tag/current/link", path);
+	put_raw(f, link, "sha256:0000000000000000000000000000000000000000000000000000000000000000");
+	run(f, 0);
+	assert_int_equal(count(f, BERTH_FSCK_UNKNOWN_FILE, NULL), 0);
+	assert_int_equal(count(f, BERTH_FSCK_STALE_UPLOAD, NULL), 1);
+	run(f, 1);
+	assert_false(exists(f, path));
+	run(f, 0);
+	assert_baseline(f);
+}
+
 static void test_unknown_files(void **state)
 {
 	struct fixture *f = *state;
@@ -775,6 +794,7 @@ int main(void)
 		FS_ONLY(test_temp_file),
 		FS_ONLY(test_unexpressible_name),
 		BOTH(test_stale_upload),
+		BOTH(test_staged_tag_left_by_crash),
 		BOTH(test_unknown_files),
 		BOTH(test_sha512_blob),
 	};
