@@ -497,6 +497,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	so->n_headers = http.n_headers;
 	so->auth = auth;
 	so->unix_socket = cfg->http.net == BERTH_NET_UNIX;
+	so->ui_enabled = cfg->ui.enabled;
 	health = berth_serve_health_checks(cfg, reg);
 	if (health && berth_health_start(health) < 0) {
 		berth_error("cannot start the health checks");

@@ -42,6 +42,7 @@ struct berth_request {
 	struct berth_server *server;
 	struct berth_registry *registry;
 	struct berth_auth *auth; /* NULL: no authentication configured */
+	int ui_enabled;          /* ui.enabled: /ui/ is routed to the web interface (ui/ui.h) */
 	struct MHD_Connection *conn;
 	const char *method;
 	enum berth_route route;

@@ -52,6 +52,7 @@ struct berth_server {
 	char id_prefix[9];        /* request ids: <random per process>-<counter> */
 	_Atomic uint64_t next_id;
 	_Atomic long in_flight;    /* requests begun and not yet completed */
+	int ui_enabled;            /* the web interface answers under /ui/ */
 };
 
 /* ---- request helpers (http/request.h) ---- */
@@ -237,6 +238,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	req->server = srv;
 	req->registry = srv->registry;
 	req->auth = srv->auth;
+	req->ui_enabled = srv->ui_enabled;
 	req->url_prefix = srv->url_base ? srv->url_base : srv->prefix ? srv->prefix : "";
 	req->conn = conn;
 	req->method = "";
@@ -566,6 +568,7 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 	s->auth = opts->auth;
 	s->health = opts->health;
 	s->access_log = opts->access_log;
+	s->ui_enabled = opts->ui_enabled;
 	s->headers = opts->headers;
 	s->n_headers = opts->n_headers;
 	s->port = bound_port(listen_fd);
