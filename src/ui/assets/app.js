@@ -187,7 +187,7 @@ function setPage(title, crumbs, ...content) {
   nav.replaceChildren(...crumbs.flatMap((c, i) => [
     i ? el('span', { class: 'sep', 'aria-hidden': 'true' }, '/') : null,
     c.href ? el('a', { href: c.href }, c.text) : el('span', { 'aria-current': 'page' }, c.text),
-  ]));
+  ]).filter(Boolean));
   const who = document.getElementById('who');
   who.replaceChildren();
   if (session.auth) {
@@ -508,11 +508,11 @@ async function pageManifest(name, ref) {
   } else {
     const layers = b.layers || [];
     parts.push(el('h2', {}, `Layers (${layers.length})`),
-      layers.length ? table(['#', 'Digest', 'Media type', 'Size'], layers.map((l, i) => el('tr', {},
+      layers.length ? table(['#', 'Digest', 'Size', 'Media type'], layers.map((l, i) => el('tr', {},
         el('td', {}, String(i + 1)),
         el('td', { class: 'mono', title: l.digest }, shortDigest(l.digest)),
-        el('td', { class: 'mono' }, l.mediaType),
-        el('td', { class: 'num' }, humanSize(l.size))))) : el('p', { class: 'empty' }, 'No layers.'));
+        el('td', { class: 'num' }, humanSize(l.size)),
+        el('td', { class: 'mono' }, l.mediaType)))) : el('p', { class: 'empty' }, 'No layers.'));
     if (b.config && IMAGE_CONFIG_TYPES.has(b.config.mediaType)) {
       try {
         parts.push(...configSection(await getBlobJson(name, b.config.digest)));
