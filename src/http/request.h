@@ -54,6 +54,7 @@ struct berth_request {
 	berth_complete_cb on_complete;
 	berth_cleanup_cb cleanup;
 	void *state;
+	berth_complete_cb on_resume; /* set while suspended (berth_req_suspend) */
 
 	/* First failure recorded while reading the body; answered at the end. */
 	int failed;
@@ -109,6 +110,16 @@ struct MHD_Response *berth_resp_take(void *buf, size_t len);
  */
 void berth_req_error(struct berth_request *req, unsigned status, const char *code,
 		     const char *message, const char *detail_json);
+/*
+ * Slow work off the polling threads: parks the request (its connection is not polled) so that
+ * another thread can do the work, then call berth_req_resume. on_resume then runs on a polling
+ * thread and must answer. Call from a handler, for a request whose body is all in (a GET).
+ * Whoever suspends must resume within a bounded time: the server's shutdown waits for it.
+ */
+void berth_req_suspend(struct berth_request *req, berth_complete_cb on_resume);
+/* From any thread, once per suspend. The request must not be touched after this call. */
+void berth_req_resume(struct berth_request *req);
+
 /* Records a failure while the body is still arriving; the server answers it at the end. */
 void berth_req_fail(struct berth_request *req, unsigned status, const char *code,
 		    const char *message, const char *detail_json);

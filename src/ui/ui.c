@@ -15,6 +15,7 @@
 #include "registry/reference.h"
 #include "registry/registry.h"
 #include "ui/assets.h"
+#include "ui/token.h"
 
 /* The page may run only its own script and style and talk only to its own origin: nothing
  * inline, nothing from elsewhere, no framing. */
@@ -235,6 +236,8 @@ void berth_ui_dispatch(struct berth_request *req, const char *url)
 		send_info(req);
 	} else if (strcmp(url, "/ui/api/pushed") == 0) {
 		send_pushed(req);
+	} else if (strcmp(url, "/ui/api/token") == 0) {
+		berth_ui_token(req);
 	} else if (strncmp(url, "/ui/api/", 8) == 0) {
 		berth_req_error(req, MHD_HTTP_NOT_FOUND, "UNSUPPORTED", "no such endpoint", NULL);
 	} else {

@@ -1,10 +1,11 @@
 /*
  * The web interface (ui.enabled), served under /ui/: a page shell and its script and style,
- * built into the binary (ui/assets.h), plus two berth-specific JSON endpoints the page needs
+ * built into the binary (ui/assets.h), plus berth-specific JSON endpoints the page needs
  * beside the registry API it calls with the user's own credentials:
  *   GET /ui/api/info                 {"delete_enabled":bool,"readonly":bool}; needs a login
  *   GET /ui/api/pushed?repo=N&tag=T  {"pushed":"RFC 3339"}: when the tag was last pushed;
  *                                    needs pull on N
+ *   GET /ui/api/token?scope=S        a bearer token, with token auth (ui/token.h)
  * Every other path below /ui/ is a page of the interface and gets the shell, so every page
  * has a URL to share (/ui/repo/NAME). The shell and its files are public: they hold no data.
  */
@@ -16,7 +17,8 @@
 /* 1 if url (below http.prefix) belongs to the web interface: "/ui" or "/ui/...". */
 int berth_ui_owns(const char *url);
 
-/* Answers a request the web interface owns. Blocks on storage for /ui/api/pushed (one stat). */
+/* Answers a request the web interface owns. Blocks on storage for /ui/api/pushed (one stat);
+ * /ui/api/token is answered later, from another thread's work (ui/token.h). */
 void berth_ui_dispatch(struct berth_request *req, const char *url);
 
 #endif
