@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The web interface in a real browser: Debian's chromium, headless, driven by playwright-core
 # (tests/ui/ui_test.mjs) against berth with htpasswd auth, deletes and ui.enabled, its storage
-# holding 10,000 more repositories. Screenshots go to ui-screenshots/ in the build's tests dir.
+# holding 10,000 more repositories; then against berth with token auth (the fixture token
+# server). Screenshots go to ui-screenshots/ in the build's tests dir.
 source "$(dirname "$0")/lib.sh"
 e2e_init
 need_berth
@@ -50,6 +51,33 @@ BERTH_CONFIG="$dir/config.yml" start_berth "$ROOT" --no-access-log
 step "the browser test"
 SHOTS="$PWD/ui-screenshots"
 rm -rf "$SHOTS"
-(cd "$NODE_DIR" && timeout 120 node ui_test.mjs "http://$BERTH_HOST" alice 'wonder land' "$SHOTS") ||
+(cd "$NODE_DIR" && timeout 120 node ui_test.mjs htpasswd "http://$BERTH_HOST" alice 'wonder land' "$SHOTS") ||
   fail "the browser test failed (screenshots so far in $SHOTS)"
+
+step "token auth: berth forwards the page's token requests"
+need_cmd openssl
+TROOT="$WORK/token-root"
+tdir="$WORK/token"
+mkdir -p "$tdir"
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$tdir/rsa.key" 2>/dev/null
+openssl req -x509 -new -key "$tdir/rsa.key" -subj "/CN=ui token signer" -days 2 -out "$tdir/rsa.crt" 2>/dev/null
+printf '{"ci-bot": {"password": "s3cret pass", "access": {"tok/app": ["pull", "push"], "tok/other": ["pull"]}}}\n' >"$tdir/users.json"
+start_token_server "$tdir/rsa.key" "$tdir/rsa.crt" "$tdir/users.json"
+cat >"$tdir/config.yml" <<CFG
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $TROOT
+auth:
+  token:
+    realm: $TOKEN_URL/token
+    service: berth-ui
+    issuer: e2e-issuer
+    rootcertbundle: $tdir/rsa.crt
+ui:
+  enabled: true
+CFG
+BERTH_CONFIG="$tdir/config.yml" start_berth "$TROOT" --no-access-log
+(cd "$NODE_DIR" && timeout 120 node ui_test.mjs token "http://$BERTH_HOST" ci-bot 's3cret pass' "$SHOTS") ||
+  fail "the browser test with token auth failed (screenshots so far in $SHOTS)"
 log "screenshots in $SHOTS"

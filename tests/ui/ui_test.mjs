@@ -1,6 +1,11 @@
 // Drives berth's web interface in headless Chromium (Debian's /usr/bin/chromium) with
-// playwright-core. Run by tests/e2e/test_ui.sh, which starts berth (htpasswd, deletes on,
-// ui.enabled) and gives:  node ui_test.mjs BASE_URL USER PASSWORD SCREENSHOT_DIR
+// playwright-core. Run by tests/e2e/test_ui.sh, which starts berth and gives:
+//   node ui_test.mjs htpasswd BASE_URL USER PASSWORD SCREENSHOT_DIR
+//     berth with htpasswd, deletes on, ui.enabled and 10,000 extra repositories: every page,
+//     light, dark and phone-sized, a tag deleted
+//   node ui_test.mjs token BASE_URL USER PASSWORD SCREENSHOT_DIR
+//     berth with token auth (tests/fixtures/auth/tokenserver.py: USER may pull and push tok/app,
+//     pull tok/other, and not list the catalog): login through berth's token forwarding
 // Pushes its own images over plain HTTP first: a two-platform index, an image with a
 // signature and an SBOM pointing at it (subject), and a tag to delete.
 import { createHash, randomBytes } from 'node:crypto';
@@ -8,8 +13,9 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
-const [base, user, password, shots] = process.argv.slice(2);
+const [mode, base, user, password, shots] = process.argv.slice(2);
 const AUTH = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+const REPO = mode === 'token' ? 'tok' : 'ui'; // the test's repositories: REPO/app, REPO/multi
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 mkdirSync(shots, { recursive: true });
@@ -23,8 +29,19 @@ function check(cond, what) {
 
 const sha = (buf) => `sha256:${createHash('sha256').update(buf).digest('hex')}`;
 
+// With token auth: the token for a challenge, from its realm, with the Basic credentials.
+async function tokenFor(challenge) {
+  const p = Object.fromEntries([...challenge.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+  const url = `${p.realm}?service=${encodeURIComponent(p.service)}${p.scope ? `&scope=${encodeURIComponent(p.scope)}` : ''}`;
+  const resp = await fetch(url, { headers: { Authorization: AUTH } });
+  return `Bearer ${(await resp.json()).token}`;
+}
+
 async function api(path, init = {}) {
-  const resp = await fetch(`${base}${path}`, { ...init, headers: { Authorization: AUTH, ...(init.headers || {}) } });
+  const send = (auth) => fetch(`${base}${path}`, { ...init, headers: { Authorization: auth, ...(init.headers || {}) } });
+  let resp = await send(AUTH);
+  const challenge = resp.headers.get('WWW-Authenticate') || '';
+  if (resp.status === 401 && challenge.startsWith('Bearer')) resp = await send(await tokenFor(challenge));
   if (!resp.ok) throw new Error(`${init.method || 'GET'} ${path}: ${resp.status} ${await resp.text()}`);
   return resp;
 }
@@ -85,6 +102,11 @@ async function pushArtifact(repo, subject, artifactType, content) {
 }
 
 async function pushFixtures() {
+  if (mode === 'token') {
+    const app = await pushImage(`${REPO}/app`, 'v2', 'amd64');
+    await pushArtifact(`${REPO}/app`, app, 'application/vnd.dev.cosign.artifact.sig.v1+json', 'signature bytes');
+    return { app };
+  }
   const amd = await pushImage('ui/multi', 'amd64-only', 'amd64');
   const arm = await pushImage('ui/multi', 'arm64-only', 'arm64');
   const index = await pushManifest('ui/multi', 'v1', {
@@ -236,11 +258,52 @@ async function otherLooks(browser) {
   }
 }
 
+// Token auth: the browser gets its tokens through berth (/ui/api/token), never from the token
+// server's origin, which the page's Content-Security-Policy would not let it call.
+async function tokenAuth(browser, fx) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light' });
+  const page = watch(await ctx.newPage());
+  const origins = new Set();
+  page.on('request', (r) => origins.add(new URL(r.url()).origin));
+  await page.goto(`${base}/ui/`);
+  await page.waitForSelector('form.login');
+  check(true, 'anonymous: the login form');
+  await page.fill('#username', user);
+  await page.fill('#password', 'not the password');
+  await page.click('#login');
+  await page.waitForSelector('text=Wrong username or password.');
+  check(true, 'a wrong password is refused (by the token server, through berth)');
+  await page.fill('#password', password);
+  await page.click('#login');
+  await page.waitForSelector('#repo-name');
+  check(await page.isVisible('text=may not list the repositories'), 'no catalog access: the page says so and offers to open a repository by name');
+  await shot(page, 'token-repositories');
+  await page.fill('#repo-name', `${REPO}/app`);
+  await page.keyboard.press('Enter');
+  await page.waitForSelector(`h1:text-is("${REPO}/app")`);
+  await rowsFilled(page);
+  const row = await page.textContent('tr:has(a:text-is("v2"))');
+  check(row.includes('linux/amd64') && row.includes(new Date().toISOString().slice(0, 10)), `the tag row is filled in with a token (${row})`);
+  await shot(page, 'token-repository');
+  await page.click('a:text-is("v2")');
+  await page.waitForSelector('h2:text-is("Referrers (1)")');
+  check((await page.textContent('main')).includes(fx.app.digest), 'the image page is drawn with a token');
+  await page.goto(`${base}/ui/repo/${REPO}/secret`);
+  await page.waitForSelector('h1:text-is("Not allowed")');
+  check(await page.isVisible(`text=repository:${REPO}/secret:pull`), 'a repository the account may not pull is refused, naming the scope');
+  check(origins.size === 1 && origins.has(new URL(base).origin), `the page talked to berth only (${[...origins].join(', ')})`);
+  await ctx.close();
+}
+
 const fx = await pushFixtures();
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
 try {
-  await lightDesktop(browser, fx);
-  await otherLooks(browser);
+  if (mode === 'token') {
+    await tokenAuth(browser, fx);
+  } else {
+    await lightDesktop(browser, fx);
+    await otherLooks(browser);
+  }
 } finally {
   await browser.close();
 }

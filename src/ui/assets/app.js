@@ -98,6 +98,10 @@ class AuthNeeded extends Error {}
 class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
+// Logged in, but the credentials do not grant this (a token without the scope asked for).
+class Denied extends ApiError {
+  constructor(scope) { super(403, `Your account may not do this${scope ? ` (${scope})` : ''}.`); this.scope = scope; }
+}
 
 const session = {
   get auth() { return sessionStorage.getItem('berth.auth'); },
@@ -111,16 +115,49 @@ function basicAuth(user, password) {
   return `Basic ${btoa(String.fromCharCode(...bytes))}`;
 }
 
-// fetch below the registry's prefix with the user's credentials. credentials: 'omit' keeps the
-// browser from showing its own password prompt on a 401 (the page has its login form).
+// A challenge's parameters: Bearer realm="...",service="...",scope="..." -> {realm, service, scope}.
+function challengeParams(challenge) {
+  const out = {};
+  for (const m of challenge.matchAll(/(\w+)="([^"]*)"/g)) out[m[1]] = m[2];
+  return out;
+}
+
+// Bearer tokens by scope, from berth's /ui/api/token (which asks the token server for the page).
+const tokens = new Map();
+
+async function bearerToken(scope, auth) {
+  const key = `${auth || ''} ${scope}`;
+  if (tokens.has(key)) return tokens.get(key);
+  const headers = auth ? { Authorization: auth } : {};
+  const resp = await fetch(`${BASE}/ui/api/token${scope ? `?scope=${encodeURIComponent(scope)}` : ''}`,
+    { headers, credentials: 'omit', cache: 'no-store' });
+  if (resp.status === 401) throw new AuthNeeded('Bearer');
+  if (!resp.ok) throw new ApiError(resp.status, 'The token server cannot be reached; try again later.');
+  const { token, expires_in: expires } = await resp.json();
+  tokens.set(key, token);
+  setTimeout(() => tokens.delete(key), Math.max(10, (expires || 60) - 10) * 1000);
+  return token;
+}
+
+// fetch below the registry's prefix with the user's credentials: Basic as given (htpasswd), or a
+// bearer token got with them when the registry answers with a Bearer challenge. credentials:
+// 'omit' keeps the browser from showing its own password prompt on a 401 (the page has its
+// login form).
 async function call(path, { method = 'GET', accept, auth = session.auth } = {}) {
   const headers = {};
   if (auth) headers.Authorization = auth;
   if (accept) headers.Accept = accept;
-  const resp = await fetch(`${BASE}${path}`, { method, headers, credentials: 'omit', cache: 'no-store' });
+  let resp = await fetch(`${BASE}${path}`, { method, headers, credentials: 'omit', cache: 'no-store' });
   if (resp.status === 401) {
     const challenge = resp.headers.get('WWW-Authenticate') || '';
-    throw new AuthNeeded(challenge);
+    if (!/^\s*bearer/i.test(challenge)) throw new AuthNeeded(challenge);
+    const { scope } = challengeParams(challenge);
+    headers.Authorization = `Bearer ${await bearerToken(scope, auth)}`;
+    resp = await fetch(`${BASE}${path}`, { method, headers, credentials: 'omit', cache: 'no-store' });
+    if (resp.status === 401) {
+      if (!auth) throw new AuthNeeded('Bearer');
+      throw new Denied(scope);
+    }
   }
   if (!resp.ok) {
     let message = `${resp.status} ${resp.statusText}`;
@@ -271,9 +308,28 @@ function filteredList(all, { label, render, headers, empty }) {
 
 // ---- pages ----------------------------------------------------------------------------------
 
+// Without the right to list the catalog (token auth grants it apart: registry:catalog:*), a
+// repository can still be opened by name.
+function openByName(message) {
+  const input = el('input', { id: 'repo-name', 'aria-label': 'Repository name', placeholder: 'library/alpine', autocomplete: 'off' });
+  return [el('p', { class: 'muted' }, message),
+    el('form', { class: 'copy', onsubmit: (ev) => {
+      ev.preventDefault();
+      if (input.value.trim()) navigate(repoUrl(input.value.trim()));
+    } }, input, el('button', { type: 'submit', id: 'open-repo' }, 'Open'))];
+}
+
 async function pageRepositories() {
   setPage('Repositories', [{ text: 'Repositories' }], el('p', { class: 'muted' }, 'Loading repositories…'));
-  const repos = await listAll('/v2/_catalog', 'repositories');
+  let repos;
+  try {
+    repos = await listAll('/v2/_catalog', 'repositories');
+  } catch (e) {
+    if (!(e instanceof Denied)) throw e;
+    setPage('Repositories', [{ text: 'Repositories' }], el('h1', {}, 'Repositories'),
+      ...openByName('Your account may not list the repositories of this registry; open one by name.'));
+    return;
+  }
   setPage('Repositories', [{ text: 'Repositories' }],
     el('h1', {}, 'Repositories'),
     ...filteredList(repos, {
@@ -537,11 +593,8 @@ async function pageManifest(name, ref) {
 // ---- login ----------------------------------------------------------------------------------
 
 function pageLogin(challenge, message) {
-  if (/^\s*bearer/i.test(challenge)) {
-    setPage('Log in', [{ text: 'Log in' }], el('h1', {}, 'Token authentication'),
-      el('p', { class: 'error' }, 'This registry uses token authentication, which the web interface does not support yet.'));
-    return;
-  }
+  // With token auth the credentials are checked by the token server (through berth).
+  const bearer = /^\s*bearer/i.test(challenge);
   const user = el('input', { id: 'username', name: 'username', autocomplete: 'username', required: true, value: session.user });
   const password = el('input', { id: 'password', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
   const error = el('p', { class: 'error', 'aria-live': 'assertive' }, message || '');
@@ -549,7 +602,12 @@ function pageLogin(challenge, message) {
     ev.preventDefault();
     const auth = basicAuth(user.value, password.value);
     try {
-      await call('/v2/', { auth });
+      if (bearer) {
+        tokens.clear();
+        await bearerToken('', auth);
+      } else {
+        await call('/v2/', { auth });
+      }
     } catch (e) {
       error.textContent = e instanceof AuthNeeded ? 'Wrong username or password.' : e.message;
       password.select();
@@ -570,6 +628,7 @@ function pageLogin(challenge, message) {
 
 function logout() {
   session.auth = null;
+  tokens.clear();
   infoCache = null;
   navigate(`${UI}/`);
 }
@@ -580,14 +639,15 @@ function handleError(e) {
   if (e instanceof AuthNeeded) {
     const had = Boolean(session.auth);
     session.auth = null;
+    tokens.clear();
     infoCache = null;
     pageLogin(e.message, had ? 'Your credentials were refused; log in again.' : '');
     return;
   }
-  console.error(e);
+  if (!(e instanceof ApiError)) console.error(e); // a bug, not an answer of the registry
   const notFound = e instanceof ApiError && e.status === 404;
-  setPage(notFound ? 'Not found' : 'Error', [{ text: 'Repositories', href: `${UI}/` }],
-    el('h1', {}, notFound ? 'Not found' : 'Something went wrong'), el('p', { class: 'error' }, e.message));
+  const title = notFound ? 'Not found' : e instanceof Denied ? 'Not allowed' : 'Something went wrong';
+  setPage(title, [{ text: 'Repositories', href: `${UI}/` }], el('h1', {}, title), el('p', { class: 'error' }, e.message));
 }
 
 async function route() {
