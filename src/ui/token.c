@@ -60,7 +60,7 @@ static size_t on_data(char *p, size_t size, size_t n, void *payload)
 	return berth_buf_append(b, p, size * n) < 0 ? 0 : size * n; /* past the cap: abort */
 }
 
-static void fetch_once(struct token_call *call, CURL *curl, struct curl_slist *headers)
+static CURLcode fetch_once(struct token_call *call, CURL *curl, struct curl_slist *headers)
 {
 	berth_buf_release(&call->body);
 	call->status = 0;
@@ -76,8 +76,10 @@ static void fetch_once(struct token_call *call, CURL *curl, struct curl_slist *h
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &call->body);
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, call->curl_error);
-	if (curl_easy_perform(curl) == CURLE_OK)
+	CURLcode rc = curl_easy_perform(curl);
+	if (rc == CURLE_OK)
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &call->status);
+	return rc;
 }
 
 static void fetch(struct token_call *call)
@@ -93,9 +95,12 @@ static void fetch(struct token_call *call)
 		snprintf(call->curl_error, sizeof(call->curl_error), "cannot set up the request");
 		goto out;
 	}
-	fetch_once(call, curl, headers);
-	if (call->status == 0 || call->status >= 500) {
-		usleep(200 * 1000); /* one retry: a restarting token server, a dropped connection */
+	CURLcode rc = fetch_once(call, curl, headers);
+	/* One retry for a token server restarting or a connection dropped; not after a timeout,
+	 * which would double the user's wait. */
+	if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR ||
+	    rc == CURLE_GOT_NOTHING || call->status >= 500) {
+		usleep(200 * 1000);
 		fetch_once(call, curl, headers);
 	}
 out:

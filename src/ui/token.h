@@ -7,8 +7,9 @@
  * server refuses the credentials, 503 when it cannot be reached).
  *
  * The call runs on a thread of its own, never on an HTTP polling thread: the request is
- * suspended meanwhile (berth_req_suspend). 10 s timeout, one retry on a connection failure or a
- * 5xx, at most UI_TOKEN_CALLS at once (429 beyond). Only the configured realm is ever called.
+ * suspended meanwhile (berth_req_suspend). 10 s timeout, one retry on a connection failure or
+ * a 5xx (not after a timeout), at most UI_TOKEN_CALLS at once (429 beyond). Only the
+ * configured realm is ever called.
  */
 #ifndef BERTH_UI_TOKEN_H
 #define BERTH_UI_TOKEN_H

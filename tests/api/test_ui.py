@@ -5,7 +5,13 @@ authentication on /ui/api/. The pages themselves run in a browser: tests/e2e/tes
 Every server here is a real berth process on a free loopback port with a temp root."""
 
 import base64
+import json
 import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
 import time
 
 import berthtest as bt
@@ -172,6 +178,133 @@ class UiTest(bt.OpsTestCase):
                 self.assertIn("UNAUTHORIZED", r.error_codes())
                 self.assertRegex(r.header("WWW-Authenticate") or "", r'^Basic realm="ui"')
             self.assertStatus(good.get(path), 200)
+
+
+
+class UiTokenTest(bt.OpsTestCase):
+    """/ui/api/token: berth asks auth.token.realm for the page (tests/fixtures/auth/tokenserver.py)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        key, cert = os.path.join(cls.tmp, "rsa.key"), os.path.join(cls.tmp, "rsa.crt")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                        "-out", key], check=True, capture_output=True)
+        subprocess.run(["openssl", "req", "-x509", "-new", "-key", key, "-subj", "/CN=ui test", "-days", "2",
+                        "-out", cert], check=True, capture_output=True)
+        users = bt.write_file(os.path.join(cls.tmp, "users.json"), json.dumps(
+            {"bob": {"password": "pw", "access": {"tok/app": ["pull"]}}}))
+        port_file = os.path.join(cls.tmp, "token.port")
+        cls.token_log = open(os.path.join(cls.tmp, "tokenserver.log"), "wb")
+        cls.token_server = subprocess.Popen(
+            [sys.executable, os.path.join(bt.SRC, "tests/fixtures/auth/tokenserver.py"), "serve", "--key", key,
+             "--cert", cert, "--alg", "RS256", "--issuer", "ui-issuer", "--users", users, "--port-file",
+             port_file], stdout=cls.token_log, stderr=subprocess.STDOUT)
+        for _ in range(200):
+            if os.path.exists(port_file) and os.path.getsize(port_file):
+                break
+            time.sleep(0.05)
+        with open(port_file) as f:
+            cls.realm = "http://127.0.0.1:%s/token" % f.read().strip()
+        cls.cert = cert
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.token_server.terminate()
+        cls.token_server.wait()
+        cls.token_log.close()
+        super().tearDownClass()
+
+    def serve(self, name, realm, threads=None):
+        root = self.path(name, "root")
+        cfg = self.path(name, "config.yml")
+
+        def make(port):
+            bt.write_file(cfg, "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\n"
+                               "http:\n  addr: 127.0.0.1:%d\nauth:\n  token:\n    realm: %s\n"
+                               "    service: berth-ui\n    issuer: ui-issuer\n    rootcertbundle: %s\n"
+                               "ui:\n  enabled: true\n" % (root, port, realm, self.cert))
+            return ["serve", cfg] + (["--threads", str(threads)] if threads else []), {}
+        return self.spawn(make)
+
+    def test_forwarded(self):
+        s = self.serve("fwd", self.realm)
+        good = AuthClient(s.url, "Basic " + base64.b64encode(b"bob:pw").decode())
+        r = good.get("/ui/api/token?scope=repository:tok/app:pull")
+        self.assertStatus(r, 200)
+        self.assertEqual(r.header("Cache-Control"), "no-store")
+        token = r.json()["token"]
+        self.assertEqual(r.json()["expires_in"], 300)
+        # The token is the token server's: berth accepts it for what it grants.
+        bearer = AuthClient(s.url, "Bearer " + token)
+        self.assertStatus(bearer.get("/v2/tok/app/tags/list"), 404)  # allowed; the repository is empty
+        self.assertStatus(bearer.get("/v2/tok/other/tags/list"), 401)
+        # Anonymous: a token granting nothing (the token server decides).
+        self.assertStatus(s.client().get("/ui/api/token?scope=repository:tok/app:pull"), 200)
+        bad = AuthClient(s.url, "Basic " + base64.b64encode(b"bob:wrong").decode())
+        r = bad.get("/ui/api/token")
+        self.assertStatus(r, 401)
+        self.assertIn("UNAUTHORIZED", r.error_codes())
+        self.assertIsNone(r.header("WWW-Authenticate"), "no challenge: the browser must not prompt")
+        r = good.get("/ui/api/token?scope=repository:tok/app:pull%20x")
+        self.assertStatus(r, 400)
+
+    def test_not_with_htpasswd(self):
+        pw = bt.write_file(self.path("ht", "htpasswd"), "")
+        root, cfg = self.path("ht", "root"), self.path("ht", "config.yml")
+
+        def make(port):
+            bt.write_file(cfg, "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\n"
+                               "http:\n  addr: 127.0.0.1:%d\nauth:\n  htpasswd:\n    realm: r\n    path: %s\n"
+                               "ui:\n  enabled: true\n" % (root, port, pw))
+            return ["serve", cfg], {}
+        s = self.spawn(make)
+        r = s.client().get("/ui/api/token")
+        self.assertStatus(r, 404)
+        self.assertIn("UNSUPPORTED", r.error_codes())
+
+    def test_unreachable(self):
+        s = self.serve("down", "http://127.0.0.1:%d/token" % bt.free_port())
+        r = s.client().get("/ui/api/token")
+        self.assertStatus(r, 503)
+        self.assertIn("UNAVAILABLE", r.error_codes())
+        self.assertIn("token server unreachable", s.log())
+
+    def test_slow_token_server_blocks_no_polling_thread(self):
+        """A token server that never answers: with one polling thread, berth still answers
+        everything else at once, gives up after 10 s, and a SIGTERM meanwhile waits for the
+        call rather than crashing."""
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        self.addCleanup(silent.close)
+        s = self.serve("slow", "http://127.0.0.1:%d/token" % silent.getsockname()[1], threads=1)
+        results = {}
+
+        def ask(key):
+            t0 = time.monotonic()
+            results[key] = (s.client().get("/ui/api/token", timeout=30), time.monotonic() - t0)
+        waiting = [threading.Thread(target=ask, args=(i,)) for i in range(2)]
+        for t in waiting:
+            t.start()
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        self.assertStatus(s.client().get("/ui/", timeout=5), 200)
+        self.assertStatus(s.client().get("/v2/", timeout=5), 401)
+        self.assertLess(time.monotonic() - t0, 1.0, "the polling thread is free while the token calls wait")
+        for t in waiting:
+            t.join()
+        for r, took in results.values():
+            self.assertStatus(r, 503)
+            self.assertGreater(took, 9)
+            self.assertLess(took, 15)
+        # SIGTERM while a call waits: berth stops once the call gives up, with status 0.
+        late = threading.Thread(target=ask, args=("late",))
+        late.start()
+        time.sleep(0.5)
+        s.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(s.proc.wait(timeout=20), 0, s.log())
+        late.join()
 
 
 if __name__ == "__main__":
