@@ -14,6 +14,7 @@
 #include "auth/auth.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "ui/ui_int.h"
 
 #define TOKEN_TIMEOUT_MS 10000L
 #define TOKEN_CONNECT_TIMEOUT_MS 5000L
@@ -108,17 +109,6 @@ out:
 	curl_easy_cleanup(curl);
 }
 
-static void send_token_json(struct berth_request *req, json_t *doc)
-{
-	char *text = json_dumps(doc, JSON_COMPACT);
-	json_decref(doc);
-	size_t len = strlen(text);
-	struct MHD_Response *resp = berth_resp_take(text, len);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	berth_req_send(req, MHD_HTTP_OK, resp, len);
-}
-
 /* Back on a polling thread: the token server's answer becomes ours. */
 static void answer(struct berth_request *req)
 {
@@ -131,7 +121,7 @@ static void answer(struct berth_request *req)
 		token = json_object_get(doc, "access_token");
 	if (json_is_string(token)) {
 		json_t *expires = json_object_get(doc, "expires_in");
-		send_token_json(req, json_pack("{s:O, s:I}", "token", token, "expires_in",
+		berth_ui__send_json(req, json_pack("{s:O, s:I}", "token", token, "expires_in",
 					       json_is_integer(expires) ? json_integer_value(expires) : (json_int_t)60));
 	} else if (call->status == 401 || call->status == 403) {
 		berth_req_error(req, MHD_HTTP_UNAUTHORIZED, "UNAUTHORIZED", "the token server refused the credentials",

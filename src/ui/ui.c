@@ -16,6 +16,7 @@
 #include "registry/registry.h"
 #include "ui/assets.h"
 #include "ui/token.h"
+#include "ui/ui_int.h"
 
 /* The page may run only its own script and style and talk only to its own origin: nothing
  * inline, nothing from elsewhere, no framing. */
@@ -156,7 +157,7 @@ static void send_page(struct berth_request *req)
 	send_body(req, "text/html; charset=utf-8", a->etag, berth_resp_take(page, len), len);
 }
 
-static void send_json(struct berth_request *req, json_t *doc)
+void berth_ui__send_json(struct berth_request *req, json_t *doc)
 {
 	char *body = json_dumps(doc, JSON_COMPACT);
 	json_decref(doc);
@@ -171,7 +172,7 @@ static void send_info(struct berth_request *req)
 {
 	if (!berth_api_authorize(req, NULL, 0))
 		return;
-	send_json(req, json_pack("{s:b, s:b}", "delete_enabled", berth_registry_delete_enabled(req->registry),
+	berth_ui__send_json(req, json_pack("{s:b, s:b}", "delete_enabled", berth_registry_delete_enabled(req->registry),
 				 "readonly", berth_registry_readonly(req->registry)));
 }
 
@@ -205,7 +206,7 @@ static void send_pushed(struct berth_request *req)
 	time_t t = (time_t)mtime;
 	gmtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	send_json(req, json_pack("{s:s}", "pushed", when));
+	berth_ui__send_json(req, json_pack("{s:s}", "pushed", when));
 }
 
 static void redirect_to_root(struct berth_request *req)

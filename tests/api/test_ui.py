@@ -45,6 +45,16 @@ class UiTest(bt.OpsTestCase):
         s = self.serve("false", ui="ui:\n  enabled: false\n")
         self.assertStatus(s.client().get("/ui/"), 404)
 
+    def test_enabled_from_environment(self):
+        root, cfg = self.path("env", "root"), self.path("env", "config.yml")
+
+        def make(port):
+            bt.write_file(cfg, "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\n"
+                               "http:\n  addr: 127.0.0.1:%d\n" % (root, port))
+            return ["serve", cfg], {"REGISTRY_UI_ENABLED": "true"}
+        s = self.spawn(make)
+        self.assertStatus(s.client().get("/ui/"), 200)
+
     def test_unknown_ui_key_refused(self):
         cfg = bt.write_file(self.path("refuse", "config.yml"),
                             "version: 0.1\nstorage:\n  inmemory: {}\nui:\n  enabled: true\n  theme: dark\n")

@@ -148,6 +148,17 @@ async function shot(page, name) {
   await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 }
 
+// On the login form: a wrong password first, then the right one (Enter submits).
+async function refuseThenLogIn(page, what) {
+  await page.fill('#username', user);
+  await page.fill('#password', 'not the password');
+  await page.click('#login');
+  await page.waitForSelector('text=Wrong username or password.');
+  check(true, what);
+  await page.fill('#password', password);
+  await page.keyboard.press('Enter');
+}
+
 async function lightDesktop(browser, fx) {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light' });
   const page = watch(await ctx.newPage());
@@ -155,13 +166,7 @@ async function lightDesktop(browser, fx) {
   await page.goto(`${base}/ui/`);
   await page.waitForSelector('form.login');
   await shot(page, 'login');
-  await page.fill('#username', user);
-  await page.fill('#password', 'not the password');
-  await page.click('#login');
-  await page.waitForSelector('text=Wrong username or password.');
-  check(true, 'a wrong password is refused on the login form');
-  await page.fill('#password', password);
-  await page.keyboard.press('Enter');
+  await refuseThenLogIn(page, 'a wrong password is refused on the login form');
   await page.waitForSelector('h1:text-is("Repositories")');
   const counted = await page.textContent('main p.muted');
   check(/^10002 of 10002 repositories$/.test(counted), `all 10,002 repositories listed (${counted})`);
@@ -268,13 +273,7 @@ async function tokenAuth(browser, fx) {
   await page.goto(`${base}/ui/`);
   await page.waitForSelector('form.login');
   check(true, 'anonymous: the login form');
-  await page.fill('#username', user);
-  await page.fill('#password', 'not the password');
-  await page.click('#login');
-  await page.waitForSelector('text=Wrong username or password.');
-  check(true, 'a wrong password is refused (by the token server, through berth)');
-  await page.fill('#password', password);
-  await page.click('#login');
+  await refuseThenLogIn(page, 'a wrong password is refused (by the token server, through berth)');
   await page.waitForSelector('#repo-name');
   check(await page.isVisible('text=may not list the repositories'), 'no catalog access: the page says so and offers to open a repository by name');
   await shot(page, 'token-repositories');

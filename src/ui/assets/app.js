@@ -651,8 +651,8 @@ function handleError(e) {
 }
 
 async function route() {
-  const path = decodeURIComponent(location.pathname.slice(UI.length)).replace(/\/+$/, '');
   try {
+    const path = decodeURIComponent(location.pathname.slice(UI.length)).replace(/\/+$/, '');
     let m;
     if (path === '' || path === '/') await pageRepositories();
     else if ((m = path.match(/^\/repo\/(.+?)\/-\/manifest\/([^/]+)$/))) await pageManifest(m[1], m[2]);
