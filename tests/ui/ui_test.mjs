@@ -197,6 +197,8 @@ async function lightDesktop(browser, fx) {
   check(page.url() === `${base}/ui/repo/ui/multi/-/manifest/v1`, 'an image has its own URL');
   check(await page.inputValue('.copy input') === `docker pull ${new URL(base).host}/ui/multi:v1`, 'the pull command is shown');
   check((await page.textContent('main')).includes(fx.index.digest), 'the index digest is shown');
+  await page.waitForSelector('tr:has(a:text-is("linux/arm64/v8")) td.num:text-matches("KB")');
+  check(true, "each platform's image size is shown");
   await shot(page, 'index');
   await page.click('a:text-is("linux/arm64/v8")');
   await page.waitForSelector('h2:text-is("Configuration")');

@@ -506,7 +506,7 @@ async function deleteControls(name, ref, digest) {
   }
   const isTag = !ref.includes(':');
   const ask = (what, target, after) => confirmDialog(`Delete ${what}?`,
-    isTag && what === 'tag' ? `The tag ${name}:${ref} is removed; the image stays if other tags or digests refer to it.`
+    isTag && what === 'tag' ? `Only the tag ${name}:${ref} is removed: the manifest stays, reachable by its digest.`
       : `The manifest ${digest} and every tag pointing at it are removed from ${name}.`,
     async () => {
       await call(`/v2/${name}/manifests/${target}`, { method: 'DELETE' });
@@ -554,13 +554,24 @@ async function pageManifest(name, ref) {
     el('h2', { class: 'small' }, 'Pull'),
     copyField(pullCommand(name, ref.includes(':') ? m.digest : ref), 'Pull command'),
   ];
+  const later = []; // cells filled in once the page is drawn
   if (isIndex) {
     parts.push(el('h2', {}, 'Platforms'),
-      table(['Platform', 'Digest', 'Media type', 'Manifest size'], (b.manifests || []).map((d) => el('tr', {},
-        el('td', {}, el('a', { href: manifestUrl(name, d.digest) }, platformName(d.platform))),
-        el('td', { class: 'mono', title: d.digest }, shortDigest(d.digest)),
-        el('td', { class: 'mono' }, d.mediaType),
-        el('td', {}, humanSize(d.size))))));
+      table(['Platform', 'Digest', 'Image size', 'Media type'], (b.manifests || []).map((d) => {
+        const size = el('td', { class: 'num' }, '…');
+        later.push(async () => {
+          try {
+            size.textContent = humanSize(imageSize((await getManifest(name, d.digest)).body));
+          } catch (e) {
+            size.textContent = '–';
+          }
+        });
+        return el('tr', {},
+          el('td', {}, el('a', { href: manifestUrl(name, d.digest) }, platformName(d.platform))),
+          el('td', { class: 'mono', title: d.digest }, shortDigest(d.digest)),
+          size,
+          el('td', { class: 'mono' }, d.mediaType));
+      })));
   } else {
     const layers = b.layers || [];
     parts.push(el('h2', {}, `Layers (${layers.length})`),
@@ -588,6 +599,7 @@ async function pageManifest(name, ref) {
   parts.push(...await referrersSection(name, m.digest));
   parts.push(el('h2', {}, 'Delete'), ...await deleteControls(name, ref, m.digest));
   setPage(`${name}:${ref}`, crumbs, ...parts);
+  await eachLimited(later, DETAIL_WORKERS, (job) => job());
 }
 
 // ---- login ----------------------------------------------------------------------------------
