@@ -131,7 +131,8 @@ static void put_manifest(const char *reference, const char *body, const char *di
 	}
 	berth_manifest_content_release(&c);
 	memset(&res, 0, sizeof(res));
-	int rc = berth_manifest_put(&res, reg, REPO, reference, NULL, body, strlen(body));
+	int rc = berth_manifest_put(&res, reg, REPO, reference,
+				    berth_manifest_sniff_media_type(body, strlen(body)), body, strlen(body));
 	FUZZ_CHECK(rc == 0, "fixture manifest %s: %d %s", reference, rc, res.message);
 }
 

@@ -7,14 +7,16 @@
  *   n=                berth_parse_u64 (tags/list and _catalog pagination)
  *   last=             the strcmp walk of the pagination over a sorted list
  *                     (berth_strvec_push / berth_strvec_sort), the list made of the tag= values
- * The string is split and decoded the way libmicrohttpd and berth's unescape callback do it:
- * '&' between arguments, the first '=' between key and value, '+' as space, %XX decoded except
- * %00 (which stays encoded, so a NUL never cuts a value short).
- * Properties: no crash or leak; the pagination window stays inside the list, has at most n
- * entries and starts after `last`.
+ * The handlers get their arguments from berth_query (src/http/query.c), which is checked here
+ * against a plain model of the same rules: '&' between arguments, the first '=' between key and
+ * value, '+' as space, %XX decoded except %00 (which stays encoded, so a NUL never cuts a value
+ * short), the first argument of a name wins, one without '=' has no value.
+ * Properties: no crash or leak; berth_query gives each name the model's first value; the
+ * pagination window stays inside the list, has at most n entries and starts after `last`.
  */
 #include "core/err.h"
 #include "fuzz_common.h"
+#include "http/query.h"
 #include "http/range.h"
 #include "registry/reference.h"
 #include "registry/registry.h"
@@ -49,11 +51,20 @@ static void unescape(char *s)
 
 #define MAX_TAGS 64
 
+static int strvec_has(const struct berth_strvec *v, const char *s)
+{
+	for (size_t i = 0; i < v->n; i++)
+		if (strcmp(v->items[i], s) == 0)
+			return 1;
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *q = fuzz_cstr(data, size);
 	const char *n_arg = NULL, *last = NULL;
-	struct berth_strvec all = { 0 };
+	struct berth_strvec all = { 0 }, seen = { 0 };
+	struct berth_query *query = berth_query_new(q);
 
 	for (char *save = NULL, *arg = strtok_r(q, "&", &save); arg; arg = strtok_r(NULL, "&", &save)) {
 		char *val = strchr(arg, '=');
@@ -62,6 +73,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		unescape(arg);
 		if (val)
 			unescape(val);
+		if (seen.n < MAX_TAGS && !strvec_has(&seen, arg)) { /* the first of its name */
+			const char *got = berth_query_get(query, arg);
+			FUZZ_CHECK(val ? got && strcmp(got, val) == 0 : got == NULL,
+				   "berth_query gives \"%s\" for \"%s\", the model \"%s\"", got ? got : "(null)",
+				   arg, val ? val : "(null)");
+			berth_strvec_push(&seen, arg);
+		}
 		if (!val)
 			continue;
 		if (strcmp(arg, "digest") == 0 || strcmp(arg, "mount") == 0) {
@@ -104,6 +122,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_CHECK(strcmp(all.items[first], last) > 0, "window starts at or before last");
 	}
 	berth_strvec_release(&all);
+	berth_strvec_release(&seen);
+	berth_query_free(query);
 	free(q);
 	return 0;
 }

@@ -5,7 +5,8 @@
  *
  * Input: "<resource size>\n<header value>"; without a newline the whole input is the header and
  * the size is 1000. The same header goes to all three parsers.
- * Properties: no crash; a satisfiable Range lies inside the resource (start < size, len >= 1,
+ * Properties: no crash; a Range listing several ranges (or none) is told apart from a malformed
+ * one (BERTH_EUNSUPPORTED); a satisfiable Range lies inside the resource (start < size, len >= 1,
  * start + len <= size); Content-Range has start <= end; berth_parse_u64 accepts exactly the
  * strings of decimal digits whose value fits in 64 bits, and returns that value.
  */
@@ -44,7 +45,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	uint64_t start = 0, len = 0;
 	int rc = berth_range_parse(header, res_size, &start, &len);
-	FUZZ_CHECK(rc == 0 || rc == BERTH_EINVALID || rc == BERTH_ERANGE, "range rc %d", rc);
+	FUZZ_CHECK(rc == 0 || rc == BERTH_EINVALID || rc == BERTH_ERANGE || rc == BERTH_EUNSUPPORTED,
+		   "range rc %d", rc);
+	if (rc == BERTH_EUNSUPPORTED) /* several ranges, or none */
+		FUZZ_CHECK(strchr(header, ',') || !strpbrk(header, "0123456789"), "EUNSUPPORTED for \"%s\"",
+			   header);
 	if (rc == 0) {
 		FUZZ_CHECK(res_size > 0 && start < res_size, "start %llu size %llu",
 			   (unsigned long long)start, (unsigned long long)res_size);

@@ -36,7 +36,8 @@ static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
 static void blob_headers(struct MHD_Response *resp, const char *digest)
 {
 	char etag[BERTH_DIGEST_STR_MAX + 2];
-	snprintf(etag, sizeof(etag), "\"%s\"", digest);
+	/* digest is a valid one, so it fits; the precision lets the compiler see that too. */
+	snprintf(etag, sizeof(etag), "\"%.*s\"", BERTH_DIGEST_STR_MAX - 1, digest);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
 	MHD_add_response_header(resp, "Docker-Content-Digest", digest);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
@@ -124,9 +125,15 @@ static void get_blob(struct berth_request *req)
 			berth_req_send(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, resp, 0);
 			return;
 		}
+		if (rc == BERTH_EINVALID) { /* malformed: 416 without Content-Range, as from Go */
+			if (rd)
+				rd->close(rd);
+			berth_req_send(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, berth_resp_empty(), 0);
+			return;
+		}
 		if (rc == 0)
 			status = MHD_HTTP_PARTIAL_CONTENT;
-		else
+		else /* several ranges: the whole body */
 			start = 0, len = size;
 	}
 

@@ -2,11 +2,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api/api_int.h"
 #include "core/err.h"
 #include "core/util.h"
 #include "http/range.h"
+#include "registry/manifest.h"
 #include "registry/reference.h"
 
 static void manifest_unknown(struct berth_request *req)
@@ -20,6 +22,69 @@ static void add_digest_headers(struct MHD_Response *resp, const char *digest)
 	snprintf(etag, sizeof(etag), "\"%s\"", digest);
 	MHD_add_response_header(resp, "Docker-Content-Digest", digest);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+}
+
+/* The manifest media types an Accept header names (several headers, comma-separated lists,
+ * parameters such as q= ignored, as Distribution parses them). */
+struct accepted_types {
+	int oci_manifest, oci_index, docker_manifest, docker_list;
+};
+
+static int essence_is(const char *s, size_t n, const char *type)
+{
+	return n == strlen(type) && strncasecmp(s, type, n) == 0;
+}
+
+static void note_accepted(struct accepted_types *a, const char *item, size_t n)
+{
+	size_t len = strcspn(item, ";");
+	if (len > n)
+		len = n;
+	while (len && (*item == ' ' || *item == '\t')) {
+		item++;
+		len--;
+	}
+	while (len && (item[len - 1] == ' ' || item[len - 1] == '\t'))
+		len--;
+	a->oci_manifest |= essence_is(item, len, BERTH_MT_OCI_MANIFEST);
+	a->oci_index |= essence_is(item, len, BERTH_MT_OCI_INDEX);
+	a->docker_manifest |= essence_is(item, len, BERTH_MT_DOCKER_MANIFEST);
+	a->docker_list |= essence_is(item, len, BERTH_MT_DOCKER_LIST);
+}
+
+static enum MHD_Result collect_accept(void *cls, enum MHD_ValueKind kind, const char *key,
+				      const char *value)
+{
+	(void)kind;
+	if (strcasecmp(key, MHD_HTTP_HEADER_ACCEPT) != 0 || !value)
+		return MHD_YES;
+	for (const char *item = value;;) {
+		size_t n = strcspn(item, ",");
+		note_accepted(cls, item, n);
+		if (!item[n])
+			break;
+		item += n + 1;
+	}
+	return MHD_YES;
+}
+
+/*
+ * Why an OCI manifest or index may not be served to this client, or NULL. A client whose Accept
+ * names manifest types but not the stored OCI one gets a 404, as from Distribution (an old
+ * Docker client would fail on the OCI body). One whose Accept names no manifest type at all (or
+ * that sends none) is served whatever is stored, where Distribution answers 404 to it as well.
+ */
+static const char *not_acceptable(struct berth_request *req, const char *media_type)
+{
+	struct accepted_types a = { 0 };
+	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, collect_accept, &a);
+	if (!(a.oci_manifest | a.oci_index | a.docker_manifest | a.docker_list))
+		return NULL;
+	if (strcmp(media_type, BERTH_MT_OCI_MANIFEST) == 0 && !a.oci_manifest)
+		return "OCI manifest found, but accept header does not support OCI manifests";
+	if (strcmp(media_type, BERTH_MT_OCI_INDEX) == 0 && !a.oci_index)
+		return "OCI index found, but accept header does not support OCI indexes";
+	return NULL;
 }
 
 static void get_manifest(struct berth_request *req)
@@ -38,6 +103,12 @@ static void get_manifest(struct berth_request *req)
 		struct MHD_Response *resp = berth_resp_empty();
 		add_digest_headers(resp, mc.digest);
 		berth_req_send(req, MHD_HTTP_NOT_MODIFIED, resp, 0);
+		berth_manifest_content_release(&mc);
+		return;
+	}
+	const char *refusal = not_acceptable(req, mc.media_type);
+	if (refusal) {
+		berth_req_error(req, MHD_HTTP_NOT_FOUND, "MANIFEST_UNKNOWN", refusal, NULL);
 		berth_manifest_content_release(&mc);
 		return;
 	}

@@ -9,7 +9,7 @@
  *   /v2/<name>/blobs/uploads/<uuid>       an upload session
  *   /v2/<name>/blobs/<digest>             blob
  *   /v2/<name>/referrers/<digest>         referrers
- *   /ui, /ui/...                          the web interface, with ui.enabled (ui/ui.h)
+ *   what req->extra claims                the web interface, with ui.enabled (ui/ui.h)
  */
 #include <string.h>
 
@@ -19,7 +19,6 @@
 #include "auth/auth.h"
 #include "core/err.h"
 #include "registry/registry.h"
-#include "ui/ui.h"
 
 static int ends_with(const char *s, size_t len, const char *suffix, size_t *prefix_len)
 {
@@ -168,8 +167,8 @@ void berth_api_dispatch(struct berth_request *req, const char *url)
 			berth_api_base(req);
 		return;
 	}
-	if (req->ui_enabled && berth_ui_owns(url)) {
-		berth_ui_dispatch(req, url);
+	if (req->extra && req->extra->owns(url)) {
+		req->extra->dispatch(req, url);
 		return;
 	}
 	if (strncmp(url, "/v2/", 4) != 0) {
@@ -204,7 +203,7 @@ void berth_api_dispatch(struct berth_request *req, const char *url)
 					"reference is too long", NULL);
 			return;
 		}
-		strcpy(req->reference, param);
+		memcpy(req->reference, param, strlen(param) + 1);
 	}
 	if (!authorize(req))
 		return;

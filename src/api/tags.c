@@ -1,5 +1,7 @@
 /* GET /v2/<name>/tags/list and the n/last pagination shared with the catalog. */
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -22,6 +24,17 @@ static void query_escape(struct berth_buf *b, const char *s)
 	}
 }
 
+/* 400 PAGINATION_NUMBER_INVALID with detail (a JSON object, taken; NULL for none), as
+ * Distribution 3 answers a bad or too large n. */
+static void pagination_number_invalid(struct berth_request *req, json_t *detail)
+{
+	char *text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
+	berth_req_error(req, MHD_HTTP_BAD_REQUEST, "PAGINATION_NUMBER_INVALID",
+			"invalid number of results requested", text);
+	free(text);
+	json_decref(detail);
+}
+
 void berth_api_send_page(struct berth_request *req, const char *const *items, size_t total,
 			 const char *key_name, const char *key_value, const char *list_name,
 			 const char *link_path, uint64_t default_n, uint64_t max_n)
@@ -32,14 +45,20 @@ void berth_api_send_page(struct berth_request *req, const char *const *items, si
 	size_t first = 0, count;
 
 	if (n_arg && *n_arg && berth_parse_u64(n_arg, &n) < 0) {
-		berth_req_error(req, MHD_HTTP_BAD_REQUEST, "PAGINATION_NUMBER_INVALID",
-				"invalid number of results requested", NULL);
+		pagination_number_invalid(req, json_pack("{s:s}", "n", n_arg));
 		return;
 	}
 	if (n_arg && !*n_arg)
 		n = default_n;
 	if (!n_arg && default_n == 0)
 		n = total;
+	/* As Distribution 3: a catalog's default page size is also its maximum (catalog.maxentries),
+	 * and asking for more is refused; a tag list's n above tags.maxtags is lowered to it (the
+	 * spec lets a page hold fewer than n when a Link header follows). */
+	if (default_n && n > default_n) {
+		pagination_number_invalid(req, json_pack("{s:I}", "n", (json_int_t)(n > INT64_MAX ? INT64_MAX : n)));
+		return;
+	}
 	if (max_n && n > max_n)
 		n = max_n;
 	if (last && *last) {

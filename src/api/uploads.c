@@ -17,6 +17,8 @@
 struct upload_req {
 	struct berth_upload *upload;
 	const char *digest; /* PUT / monolithic POST: the digest to commit with */
+	int one_shot;       /* a monolithic POST: the client never learns the session's id */
+	int committed;
 };
 
 static void add_upload_headers(struct berth_request *req, struct MHD_Response *resp, const char *uuid,
@@ -87,6 +89,10 @@ static void cleanup_upload(struct berth_request *req)
 	struct upload_req *st = req->state;
 	if (!st)
 		return;
+	/* A one-request upload that failed (its body cut short, no room for it, or its commit
+	 * refused) cannot be resumed by anyone: its session goes at once, not at the purge. */
+	if (st->one_shot && !st->committed)
+		berth_upload_cancel(st->upload);
 	berth_upload_close(st->upload);
 	free(st);
 	req->state = NULL;
@@ -119,6 +125,7 @@ static void on_commit_complete(struct berth_request *req)
 		berth_api_storage_error(req, rc, "cannot commit upload");
 		return;
 	}
+	st->committed = 1;
 	send_blob_created(req, st->digest);
 }
 
@@ -216,9 +223,10 @@ void berth_api_uploads_post(struct berth_request *req)
 		berth_api_storage_error(req, rc, "cannot create upload");
 		return;
 	}
-	if (digest)
-		begin_body(req, uuid, digest, on_commit_complete);
-	else
+	if (digest) {
+		if (begin_body(req, uuid, digest, on_commit_complete))
+			((struct upload_req *)req->state)->one_shot = 1;
+	} else
 		send_upload_status(req, MHD_HTTP_ACCEPTED, uuid, 0);
 }
 

@@ -85,16 +85,60 @@ static void puts_(struct line *l, const char *s)
 	put(l, s, strlen(s));
 }
 
-/* Appends s quoted and escaped for JSON (and equally fine for logfmt text). */
+/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong forms, surrogates or
+ * code points past U+10FFFF), or 0 if the bytes there are not one. */
+static size_t utf8_sequence(const unsigned char *p)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n;
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (p[0] == 0xe0)
+		lo = 0xa0;
+	else if (p[0] == 0xed)
+		hi = 0x9f;
+	else if (p[0] == 0xf0)
+		lo = 0x90;
+	else if (p[0] == 0xf4)
+		hi = 0x8f;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/*
+ * Appends s quoted and escaped for JSON (and equally fine for logfmt text). A byte that is not
+ * part of well-formed UTF-8 (a client's URI or User-Agent may hold any) would make the line
+ * invalid JSON: it becomes U+FFFD in JSON, as Go's encoding/json writes it for Distribution,
+ * and \xNN in text, as Go's %q writes it there.
+ */
 static void put_quoted(struct line *l, const char *s)
 {
 	const unsigned char *start = (const unsigned char *)(s ? s : "");
 	put(l, "\"", 1);
-	for (const unsigned char *p = start; *p; p++) {
-		if (p - start >= VALUE_MAX_BYTES)
+	for (const unsigned char *p = start; *p;) {
+		size_t n = utf8_sequence(p);
+		if ((size_t)(p - start) + (n ? n : 1) > VALUE_MAX_BYTES)
 			break;
 		char esc[8];
-		if (*p == '"' || *p == '\\') {
+		if (n == 0) {
+			if (format == BERTH_LOG_JSON)
+				put(l, "\\ufffd", 6);
+			else
+				put(l, esc, (size_t)snprintf(esc, sizeof(esc), "\\x%02x", *p));
+			n = 1;
+		} else if (*p == '"' || *p == '\\') {
 			esc[0] = '\\';
 			esc[1] = (char)*p;
 			put(l, esc, 2);
@@ -102,8 +146,9 @@ static void put_quoted(struct line *l, const char *s)
 			snprintf(esc, sizeof(esc), "\\u%04x", *p);
 			put(l, esc, 6);
 		} else {
-			put(l, (const char *)p, 1);
+			put(l, (const char *)p, n);
 		}
+		p += n;
 	}
 	put(l, "\"", 1);
 }

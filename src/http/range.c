@@ -1,6 +1,7 @@
 #include "http/range.h"
 
 #include <stddef.h>
+#include <string.h>
 #include <strings.h>
 
 #include "core/err.h"
@@ -127,12 +128,44 @@ static int resolve_range(const struct range_spec *spec, uint64_t size, uint64_t 
 	return 0;
 }
 
+/* Longest byte-range-spec (with its blanks) looked at in a list; a longer one is malformed. */
+#define RANGE_ITEM_MAX 96
+
+/* 1 if the set after "bytes=" is a comma-separated list whose every non-empty element is a
+ * well-formed byte-range-spec (Go skips empty elements as RFC 9110's list syntax allows). */
+static int well_formed_list(const char *header)
+{
+	const char *p = skip_bytes_unit(header);
+	if (!p)
+		return 0;
+	for (;;) {
+		size_t n = strcspn(p, ",");
+		char item[RANGE_ITEM_MAX + sizeof("bytes=")];
+		struct range_spec spec;
+		const char *q = skip_ows(p);
+		if ((size_t)(q - p) < n) { /* not an empty element */
+			if (n > RANGE_ITEM_MAX)
+				return 0;
+			memcpy(item, "bytes=", 6);
+			memcpy(item + 6, p, n);
+			item[6 + n] = '\0';
+			if (parse_range_spec(item, &spec) != 0)
+				return 0;
+		}
+		if (!p[n])
+			return 1;
+		p += n + 1;
+	}
+}
+
 int berth_range_parse(const char *header, uint64_t size, uint64_t *start, uint64_t *len)
 {
 	struct range_spec spec;
 
-	if (!header || parse_range_spec(header, &spec) != 0)
+	if (!header)
 		return BERTH_EINVALID;
+	if (parse_range_spec(header, &spec) != 0)
+		return well_formed_list(header) ? BERTH_EUNSUPPORTED : BERTH_EINVALID;
 	return resolve_range(&spec, size, start, len);
 }
 

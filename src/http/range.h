@@ -14,8 +14,10 @@
  * clamped to size-1).
  * Returns BERTH_ERANGE when the range is syntactically valid but not satisfiable (A >= size, or a
  * suffix of 0, or size == 0) -> the caller answers 416.
- * Returns BERTH_EINVALID when the header is malformed, has another unit, or lists several ranges
- * (the caller then ignores it and serves the whole body, as RFC 9110 allows).
+ * Returns BERTH_EUNSUPPORTED when it lists several well-formed ranges (or none): berth sends
+ * no multipart answers, so the caller ignores it and serves the whole body, as RFC 9110 allows.
+ * Returns BERTH_EINVALID when the header is malformed or has another unit: the caller answers
+ * 416, as Go's http.ServeContent does for Distribution.
  */
 int berth_range_parse(const char *header, uint64_t size, uint64_t *start, uint64_t *len);
 

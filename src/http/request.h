@@ -16,6 +16,7 @@
 struct berth_server;
 struct berth_registry;
 struct berth_auth;
+struct berth_query;
 
 enum berth_route {
 	BERTH_ROUTE_NONE = 0,
@@ -31,6 +32,16 @@ enum berth_route {
 
 struct berth_request;
 
+/*
+ * Handlers outside api/ (the web interface, ui/ui.h), given to the server by main.c: the router
+ * hands a URL (below http.prefix) that owns() claims to dispatch(), which answers as an api/
+ * handler does, before any of the registry API's routing and authorization.
+ */
+struct berth_handler {
+	int (*owns)(const char *url);
+	void (*dispatch)(struct berth_request *req, const char *url);
+};
+
 /* Body sink: called for each piece of the request body. 0, or a BERTH_E* code after having
  * recorded the failure with berth_req_fail. */
 typedef int (*berth_body_cb)(struct berth_request *req, const char *data, size_t n);
@@ -42,7 +53,7 @@ struct berth_request {
 	struct berth_server *server;
 	struct berth_registry *registry;
 	struct berth_auth *auth; /* NULL: no authentication configured */
-	int ui_enabled;          /* ui.enabled: /ui/ is routed to the web interface (ui/ui.h) */
+	const struct berth_handler *extra; /* URLs it claims are its, not api/'s; or NULL */
 	struct MHD_Connection *conn;
 	const char *method;
 	enum berth_route route;
@@ -70,6 +81,7 @@ struct berth_request {
 	unsigned pending_status;
 	uint64_t pending_len;
 	int deferred; /* dispatch waits for the next callback (no body) */
+	int bad_target; /* the request line's target holds a space: refused */
 
 	/* Bookkeeping for the access log. */
 	int responded;
@@ -83,6 +95,7 @@ struct berth_request {
 	char user[128]; /* authenticated user or token subject, for the access log */
 	char challenge[1024]; /* WWW-Authenticate value for a 401 */
 	char path[512];
+	struct berth_query *query; /* the query's arguments, owned; NULL when there is no '?' */
 };
 
 /* Header or query value, NULL if absent. Borrowed for the request's lifetime. */

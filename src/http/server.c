@@ -27,6 +27,7 @@
 #include "http/health.h"
 #include "http/listener.h"
 #include "http/metrics.h"
+#include "http/query.h"
 #include "http/request.h"
 #include "http/tls.h"
 
@@ -53,7 +54,7 @@ struct berth_server {
 	_Atomic uint64_t next_id;
 	_Atomic long in_flight;    /* requests begun and not yet completed */
 	_Atomic long suspended;    /* requests parked by berth_req_suspend, not yet resumed */
-	int ui_enabled;            /* the web interface answers under /ui/ */
+	const struct berth_handler *extra; /* claims some URLs before api/ (the web interface) */
 };
 
 /* ---- request helpers (http/request.h) ---- */
@@ -65,7 +66,7 @@ const char *berth_req_header(struct berth_request *req, const char *name)
 
 const char *berth_req_query(struct berth_request *req, const char *name)
 {
-	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+	return berth_query_get(req->query, name);
 }
 
 int berth_req_is_head(const struct berth_request *req)
@@ -172,6 +173,18 @@ void berth_req_error(struct berth_request *req, unsigned status, const char *cod
 	berth_req_send(req, status, resp, len);
 }
 
+/* The error answer to a request berth cannot delimit: the connection is closed after it, so
+ * that whatever follows is never read as a request. */
+static void refuse_and_close(struct berth_request *req, unsigned status, const char *message)
+{
+	size_t len;
+	char *body = error_body("UNSUPPORTED", message, NULL, &len);
+	struct MHD_Response *resp = berth_resp_take(body, len);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	berth_req_send(req, status, resp, len);
+}
+
 void berth_req_fail(struct berth_request *req, unsigned status, const char *code,
 		    const char *message, const char *detail_json)
 {
@@ -209,21 +222,98 @@ static const char *strip_prefix(const struct berth_server *srv, const char *url)
 	return url + srv->prefix_len;
 }
 
-static enum MHD_Result count_content_length(void *cls, enum MHD_ValueKind kind, const char *key,
-					    const char *value)
+/* What the framing checks need to know of a request's header fields. */
+struct header_census {
+	unsigned hosts;
+	unsigned content_lengths;
+	unsigned transfer_encodings;
+	int te_chunked;          /* the (last) Transfer-Encoding is exactly "chunked" */
+	int bad_name;            /* a field name that is not an RFC 9110 token */
+	int bad_value;           /* a field value holding a control character other than HTAB */
+};
+
+static int is_token_char(unsigned char c)
 {
-	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
-		(*(int *)cls)++;
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       (c && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static enum MHD_Result census_field(void *cls, enum MHD_ValueKind kind, const char *key,
+				    size_t key_size, const char *value, size_t value_size)
+{
+	struct header_census *c = cls;
+	(void)kind;
+	if (key_size == 0)
+		c->bad_name = 1;
+	for (size_t i = 0; i < key_size; i++) /* a NUL included: the sizes count past it */
+		if (!is_token_char((unsigned char)key[i]))
+			c->bad_name = 1;
+	for (size_t i = 0; value && i < value_size; i++) {
+		unsigned char ch = (unsigned char)value[i];
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+			c->bad_value = 1;
+	}
+	if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
+		c->hosts++;
+	} else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+		c->content_lengths++;
+	} else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+		c->transfer_encodings++;
+		c->te_chunked = value && strcasecmp(value, "chunked") == 0;
+	}
 	return MHD_YES;
 }
 
-/* Two Content-Length headers make the body's end ambiguous (RFC 9112 6.3): a proxy reading the
- * other one would desynchronise from berth (request smuggling), so the request is refused. */
-static int framing_ambiguous(struct MHD_Connection *conn)
+/*
+ * Refuses a request whose framing a proxy in front of berth could read differently (request
+ * smuggling, RFC 9112 section 11.2), as Go's server (Distribution's) does: a field name that is
+ * not a token (libmicrohttpd keeps "Content-Length : 5" as the name "Content-Length " and the
+ * body as the next request), a field value with a control character, an HTTP/1.1 request with
+ * no Host or several, a transfer coding
+ * other than a single "chunked" (501), two Content-Lengths. The status to answer with and
+ * message, or 0.
+ */
+static unsigned framing_error(struct MHD_Connection *conn, const char *version, const char **message)
 {
-	int n = 0;
-	MHD_get_connection_values(conn, MHD_HEADER_KIND, count_content_length, &n);
-	return n > 1;
+	struct header_census c = { 0 };
+	int http11 = strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
+	MHD_get_connection_values_n(conn, MHD_HEADER_KIND, census_field, &c);
+	if (c.bad_name) {
+		*message = "invalid header name";
+		return MHD_HTTP_BAD_REQUEST;
+	}
+	if (c.bad_value) {
+		*message = "invalid header value";
+		return MHD_HTTP_BAD_REQUEST;
+	}
+	if (http11 && c.hosts == 0) {
+		*message = "missing required Host header";
+		return MHD_HTTP_BAD_REQUEST;
+	}
+	if (c.hosts > 1) {
+		*message = "too many Host headers";
+		return MHD_HTTP_BAD_REQUEST;
+	}
+	if (c.transfer_encodings > 0 && (c.transfer_encodings > 1 || !c.te_chunked)) {
+		*message = "unsupported transfer encoding";
+		return MHD_HTTP_NOT_IMPLEMENTED;
+	}
+	if (c.content_lengths > 1) {
+		*message = "more than one Content-Length header";
+		return MHD_HTTP_BAD_REQUEST;
+	}
+	return 0;
+}
+
+/* An absolute-form target ("http://host/v2/", RFC 9112 3.2.2) names the resource by its path,
+ * as in origin form. */
+static const char *origin_form(const char *url)
+{
+	size_t scheme = strncasecmp(url, "http://", 7) == 0 ? 7 : strncasecmp(url, "https://", 8) == 0 ? 8 : 0;
+	if (!scheme)
+		return url;
+	const char *path = strchr(url + scheme, '/');
+	return path ? path : "/";
 }
 
 /* With http.tls.clientcas, what http.tls.clientauth asks of the client's certificate (as Go's
@@ -245,6 +335,25 @@ static int client_cert_acceptable(struct MHD_Connection *conn, int mode)
 	return gnutls_certificate_verify_peers2(session, &status) == 0 && status == 0;
 }
 
+/*
+ * Takes the query string away from libmicrohttpd. MHD 0.9.75 parses the arguments into the
+ * connection's fixed memory pool right after this callback; a few thousand of them exhaust it,
+ * and MHD then neither answers nor closes (the client waits for the header timeout, and one that
+ * leaves first left its request behind). So berth keeps its own copy, and ends the text MHD is
+ * about to parse just after the '?': MHD passes the URI in its writable read buffer and looks
+ * for the '?' before calling, so it then finds no arguments. Should a later MHD parse them
+ * first, this only shortens text berth no longer reads.
+ */
+static struct berth_query *take_query(const char *uri)
+{
+	char *mark = uri ? strchr(uri, '?') : NULL;
+	if (!mark)
+		return NULL;
+	struct berth_query *q = berth_query_new(mark + 1);
+	mark[1] = '\0';
+	return q;
+}
+
 /* Called by MHD as soon as the request line is in, with the raw URI (query included, nothing
  * decoded): the request context starts here, and the raw URI is what the access log shows. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
@@ -254,13 +363,16 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	req->server = srv;
 	req->registry = srv->registry;
 	req->auth = srv->auth;
-	req->ui_enabled = srv->ui_enabled;
+	req->extra = srv->extra;
 	req->url_prefix = srv->url_base ? srv->url_base : srv->prefix ? srv->prefix : "";
 	req->conn = conn;
 	req->method = "";
 	req->start_ns = berth_now_ns();
 	atomic_fetch_add(&srv->in_flight, 1);
 	snprintf(req->path, sizeof(req->path), "%s", uri);
+	/* "GET /a b HTTP/1.1": MHD takes the URI up to the last space, Go (and RFC 9112) refuse it */
+	req->bad_target = uri && strchr(uri, ' ') != NULL;
+	req->query = take_query(uri);
 	snprintf(req->id, sizeof(req->id), "%s-%llu", srv->id_prefix,
 		 (unsigned long long)atomic_fetch_add(&srv->next_id, 1));
 	return req;
@@ -283,12 +395,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 					"a verified client certificate is required", NULL);
 			return MHD_YES;
 		}
-		if (framing_ambiguous(conn)) {
-			berth_req_error(req, MHD_HTTP_BAD_REQUEST, "UNSUPPORTED",
-					"more than one Content-Length header", NULL);
+		const char *framing_message = "malformed request target";
+		unsigned framing_status = req->bad_target ? MHD_HTTP_BAD_REQUEST
+							  : framing_error(conn, version, &framing_message);
+		if (framing_status) {
+			refuse_and_close(req, framing_status, framing_message);
 			return MHD_YES;
 		}
-		url = strip_prefix(srv, url);
+		url = strip_prefix(srv, origin_form(url));
 		if (!url) {
 			berth_req_error(req, MHD_HTTP_NOT_FOUND, "UNSUPPORTED", "no such endpoint", NULL);
 			return MHD_YES;
@@ -324,7 +438,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (req->deferred) {
 		req->deferred = 0;
-		berth_api_dispatch(req, strip_prefix(srv, url));
+		berth_api_dispatch(req, strip_prefix(srv, origin_form(url)));
 		if (req->on_resume)
 			return MHD_YES; /* suspended: answered once resumed */
 	} else if (req->on_resume) {
@@ -393,6 +507,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (req->pending)
 		MHD_destroy_response(req->pending);
 	free(req->fail_detail);
+	berth_query_free(req->query);
 	free(req);
 	*con_cls = NULL;
 	atomic_fetch_sub(&srv->in_flight, 1);
@@ -402,23 +517,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
  * (the name and reference grammars then reject it). */
 static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
 {
-	char *w = s;
-	for (const char *r = s; *r; r++) {
-		int hi, lo;
-		if (r[0] == '%' && r[1] && r[2] &&
-		    (hi = (r[1] >= '0' && r[1] <= '9') ? r[1] - '0'
-			  : ((r[1] | 32) >= 'a' && (r[1] | 32) <= 'f') ? (r[1] | 32) - 'a' + 10 : -1) >= 0 &&
-		    (lo = (r[2] >= '0' && r[2] <= '9') ? r[2] - '0'
-			  : ((r[2] | 32) >= 'a' && (r[2] | 32) <= 'f') ? (r[2] | 32) - 'a' + 10 : -1) >= 0 &&
-		    (hi | lo) != 0) {
-			*w++ = (char)(hi * 16 + lo);
-			r += 2;
-		} else {
-			*w++ = *r;
-		}
-	}
-	*w = '\0';
-	return (size_t)(w - s);
+	(void)cls;
+	(void)c;
+	return berth_http_unescape(s);
 }
 
 /* libmicrohttpd's own messages (for example a TLS client probing a plain-HTTP port) go to the
@@ -487,7 +588,7 @@ static int listen_unix(const char *path)
 	struct stat st;
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -1;
-	strcpy(sa.sun_path, path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
 	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
 		unlink(path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -591,7 +692,7 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 	s->auth = opts->auth;
 	s->health = opts->health;
 	s->access_log = opts->access_log;
-	s->ui_enabled = opts->ui_enabled;
+	s->extra = opts->extra;
 	s->headers = opts->headers;
 	s->n_headers = opts->n_headers;
 	s->port = bound_port(listen_fd);

@@ -105,6 +105,13 @@ int berth_manifest_parse(struct berth_manifest **out, const char *content_type, 
  */
 const char *berth_manifest_sniff_media_type(const void *body, size_t len);
 
+/*
+ * 1 when a Content-Type names no manifest type at all: NULL, empty, or the generic
+ * "application/json" or "text/plain" (parameters ignored), from which berth_manifest_parse
+ * tells the kind by the body. A PUT refuses these, as Distribution does.
+ */
+int berth_manifest_content_type_generic(const char *ct);
+
 /* 1 if this layer may be absent from the registry: a foreign (Docker) or non-distributable (OCI)
  * layer media type that carries at least one URL. */
 int berth_descriptor_is_foreign(const struct berth_descriptor *d);

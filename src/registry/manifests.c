@@ -41,7 +41,7 @@ static int resolve(struct berth_registry *r, const char *name, const char *refer
 	if (is_digest_ref(reference)) {
 		if (strlen(reference) >= BERTH_DIGEST_STR_MAX)
 			return BERTH_ENOTFOUND;
-		strcpy(digest, reference);
+		memcpy(digest, reference, strlen(reference) + 1);
 	} else {
 		if ((rc = berth_path_tag_current(path, name, reference)) < 0)
 			return rc;
@@ -180,7 +180,70 @@ static int verify_references(struct berth_manifest_put_result *res, struct berth
 	return 0;
 }
 
-/* Stores the manifest bytes as a blob (unless present) and links the revision and the tag. */
+/*
+ * Creates a new tag's directory whole: Distribution lists every directory under tags/ as a
+ * tag, so one must never be seen (nor left by a crash) without its current link. The link is
+ * written in a staging directory under the repository's _uploads (a random name; a crash leaves
+ * it to upload purging, like an abandoned upload) which is then renamed into place.
+ * BERTH_EEXISTS when the tag's directory exists already; any failure leaves the caller to
+ * write the link in place. The fs and inmem drivers move a directory whole; a driver without
+ * directories (S3: there a tag exists only once its link does) fails that move, and a driver
+ * that reported success without moving would be caught by write_tag's final check.
+ */
+static int create_tag_dir(struct berth_registry *r, const char *name, const char *tag,
+			  const char *digest)
+{
+	char tag_dir[BERTH_PATH_MAX], staging[BERTH_PATH_MAX], link[BERTH_PATH_MAX + 32];
+	char uuid[37];
+	struct berth_stat st;
+	int rc;
+
+	if ((rc = berth_path_tag_dir(tag_dir, name, tag)) < 0)
+		return rc;
+	rc = berth_storage_stat(r->driver, tag_dir, &st);
+	if (rc != BERTH_ENOTFOUND)
+		return rc < 0 ? rc : BERTH_EEXISTS;
+	berth_uuid4(uuid);
+	if ((rc = berth_path_upload_dir(staging, name, uuid)) < 0)
+		return rc;
+	size_t n = strlen(staging);
+	snprintf(link, sizeof(link), "%s/tag/current/link", staging);
+	if ((rc = berth_link_write(r, link, digest)) == 0) {
+		link[n + strlen("/tag")] = '\0';
+		rc = berth_storage_move(r->driver, link, tag_dir);
+	}
+	berth_storage_remove(r->driver, staging);
+	return rc;
+}
+
+/*
+ * Points tag at digest: the current link first (in a new directory made whole, see above),
+ * then the index link, so that a crash in between leaves a tag that resolves; a missing index
+ * link costs nothing, as tags resolve through current links. A DELETE of the tag may remove the
+ * directory between the two writes and leave the index link alone: the current link is checked
+ * afterwards and written again if it went, so that this PUT comes after that DELETE.
+ */
+static int write_tag(struct berth_registry *r, const char *name, const char *tag, const char *digest)
+{
+	char current[BERTH_PATH_MAX], index[BERTH_PATH_MAX];
+	struct berth_stat st;
+	int rc;
+
+	if ((rc = berth_path_tag_current(current, name, tag)) < 0 ||
+	    (rc = berth_path_tag_index_link(index, name, tag, digest)) < 0)
+		return rc;
+	if (create_tag_dir(r, name, tag, digest) < 0 && (rc = berth_link_write(r, current, digest)) < 0)
+		return rc;
+	if ((rc = berth_link_write(r, index, digest)) < 0)
+		return rc;
+	rc = berth_storage_stat(r->driver, current, &st);
+	if (rc == BERTH_ENOTFOUND)
+		rc = berth_link_write(r, current, digest);
+	return rc;
+}
+
+/* Stores the manifest bytes as a blob (unless present) and links the revision and the tag.
+ * Never BERTH_ENOTFOUND: that answer is kept for a missing reference. */
 static int store_manifest(struct berth_registry *r, const char *name, const char *tag,
 			  const char *digest, const void *body, size_t len)
 {
@@ -190,21 +253,21 @@ static int store_manifest(struct berth_registry *r, const char *name, const char
 	if (berth_blob_data_stat(r, digest, NULL) < 0) {
 		if ((rc = berth_path_blob_data(path, digest)) < 0 ||
 		    (rc = berth_storage_put_content(r->driver, path, body, len)) < 0)
-			return rc;
+			goto out;
 	}
 	if ((rc = berth_path_revision_link(path, name, digest)) < 0 ||
 	    (rc = berth_link_write(r, path, digest)) < 0)
-		return rc;
+		goto out;
 	if (!tag)
 		return 0;
-	if ((rc = berth_path_tag_index_link(path, name, tag, digest)) < 0 ||
-	    (rc = berth_link_write(r, path, digest)) < 0)
-		return rc;
-	if ((rc = berth_path_tag_current(path, name, tag)) < 0)
-		return rc;
-	rc = berth_link_write(r, path, digest);
+	rc = write_tag(r, name, tag, digest);
 	berth_tags_changed(r, name);
-	return rc;
+	/* A DELETE by digest may have removed the revision link since, and looked for tags to
+	 * untag before this one was written: the link goes back, so this PUT comes after it. */
+	if (rc == 0 && revision_exists(r, name, digest) == BERTH_ENOTFOUND)
+		rc = berth_link_write(r, path, digest);
+out:
+	return rc == BERTH_ENOTFOUND ? BERTH_ERROR : rc;
 }
 
 int berth_manifest_put(struct berth_manifest_put_result *res, struct berth_registry *r,
@@ -222,6 +285,13 @@ int berth_manifest_put(struct berth_manifest_put_result *res, struct berth_regis
 		snprintf(res->message, sizeof(res->message), "manifest is larger than %zu bytes",
 			 r->manifest_max);
 		return BERTH_ETOOLARGE;
+	}
+	/* Distribution (2.8 and 3) has no parser to pick for these, whatever the body says */
+	if (berth_manifest_content_type_generic(content_type)) {
+		snprintf(res->message, sizeof(res->message),
+			 "unsupported manifest media type and no default available: %.64s",
+			 content_type ? content_type : "");
+		return BERTH_EINVALID;
 	}
 	if (by_digest && berth_digest_parse(reference, &alg, NULL) < 0) {
 		snprintf(res->message, sizeof(res->message), "invalid digest reference");

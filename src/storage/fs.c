@@ -11,6 +11,8 @@
 #include "storage/driver.h"
 
 #include "core/err.h"
+#include "core/util.h"
+#include "core/vec.h"
 #include "storage/fs_direct.h"
 
 #include <dirent.h>
@@ -52,13 +54,10 @@ struct fs_writer {
  * small objects (links, manifests, small blobs) never do. */
 #define DIRECT_AFTER (1u << 20)
 
-/* Allocation failure is not recoverable in berth: abort rather than thread NULL checks. */
+/* Allocation failure is not recoverable in berth: the project's allocator aborts. */
 static void *fs_xmalloc(size_t n)
 {
-	void *p = malloc(n ? n : 1);
-	if (p == NULL)
-		abort();
-	return p;
+	return berth_malloc(n);
 }
 
 static char *fs_concat3(const char *a, const char *b, const char *c)
@@ -254,12 +253,7 @@ static int fs_read_names_fd(int fd, char ***names, size_t *count)
 			break;
 		if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0)
 			continue;
-		if (n == cap) {
-			cap *= 2;
-			v = realloc(v, cap * sizeof(*v));
-			if (v == NULL)
-				abort();
-		}
+		BERTH_VEC_GROW(v, n + 1, cap);
 		v[n++] = fs_concat3(ent->d_name, "", "");
 	}
 	int rc = errno ? fs_err(errno) : 0;
@@ -371,24 +365,27 @@ static int fs_tmp_create(const char *dir, char **tmp, int *fd)
 	return 0;
 }
 
-static int fs_put_content(struct berth_storage_driver *drv, const char *path, const void *buf,
-			  size_t n)
-{
-	struct fs_driver *d = fs_from(drv);
-	if (!fs_object_path_ok(path))
-		return BERTH_EINVALID;
+/*
+ * How often an object write starts over when its directory vanished under it: a concurrent
+ * remove of that directory (a DELETE of the same tag or layer link) may take it away between
+ * its creation and the temporary file's creation or rename. Each retry creates it again; the
+ * write then simply comes after the remove.
+ */
+#define FS_VANISHED_DIR_RETRIES 16
 
-	char *host = fs_host_path(d, path);
-	char *dir = fs_dirname(host);
+/* One attempt of fs_put_content: BERTH_ENOTFOUND when the directory vanished meanwhile. */
+static int fs_put_content_once(const struct fs_driver *d, const char *host, const char *dir,
+			       const void *buf, size_t n)
+{
 	char *tmp = NULL;
 	int fd = -1;
 
 	int rc = fs_mkdir_parents(d, host);
 	if (rc != 0)
-		goto out_free;
+		return rc;
 	rc = fs_tmp_create(dir, &tmp, &fd);
 	if (rc != 0)
-		goto out_free;
+		return rc;
 
 	rc = fs_write_all(fd, buf, n, NULL);
 	if (rc == 0 && fsync(fd) != 0)
@@ -402,13 +399,35 @@ static int fs_put_content(struct berth_storage_driver *drv, const char *path, co
 		rc = fs_err_create(errno);
 		goto out_unlink_tmp;
 	}
-	rc = fs_fsync_dir(dir); /* makes the rename itself durable */
+	/* Makes the rename itself durable. A directory removed since took the object with it:
+	 * the write happened, and the remove came after it. */
+	rc = fs_fsync_dir(dir);
+	if (rc == BERTH_ENOTFOUND)
+		rc = 0;
 	goto out_free;
 
 out_unlink_tmp:
 	unlink(tmp);
 out_free:
 	free(tmp);
+	return rc;
+}
+
+static int fs_put_content(struct berth_storage_driver *drv, const char *path, const void *buf,
+			  size_t n)
+{
+	struct fs_driver *d = fs_from(drv);
+	if (!fs_object_path_ok(path))
+		return BERTH_EINVALID;
+
+	char *host = fs_host_path(d, path);
+	char *dir = fs_dirname(host);
+	int rc;
+	for (int attempt = 0;; attempt++) {
+		rc = fs_put_content_once(d, host, dir, buf, n);
+		if (rc != BERTH_ENOTFOUND || attempt == FS_VANISHED_DIR_RETRIES)
+			break;
+	}
 	free(dir);
 	free(host);
 	return rc;
@@ -775,7 +794,16 @@ out:
 	return rc;
 }
 
-/* Removes name in dirfd, recursively if it is a directory. Never follows symlinks. */
+/*
+ * How often a recursive remove reads a directory again when it is not empty after all its
+ * entries went: a concurrent writer (a PUT of the same tag or layer link) added one meanwhile.
+ * Past this many rounds whatever is left arrived after the remove began: the remove is then
+ * taken as having come first, and succeeds.
+ */
+#define FS_REFILLED_DIR_RETRIES 16
+
+/* Removes name in dirfd, recursively if it is a directory. Never follows symlinks. Whatever a
+ * concurrent remove took first counts as removed. */
 static int fs_remove_at(int dirfd, const char *name)
 {
 	struct stat st;
@@ -784,28 +812,35 @@ static int fs_remove_at(int dirfd, const char *name)
 	if (!S_ISDIR(st.st_mode))
 		return unlinkat(dirfd, name, 0) == 0 || errno == ENOENT ? 0 : fs_err(errno);
 
-	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return fs_err(errno);
-	/* Keep our own descriptor for the unlinkat calls: fs_read_names_fd consumes fd. */
-	int keep = dup(fd);
-	if (keep < 0) {
-		close(fd);
-		return fs_err(errno);
+	int keep = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (keep < 0)
+		return errno == ENOENT ? 0 : fs_err(errno);
+
+	int rc = 0;
+	for (int round = 0; rc == 0; round++) {
+		/* fs_read_names_fd consumes its descriptor: keep ours for the unlinkat calls. The
+		 * copy shares the read position, which the previous round left at the end. */
+		int fd = dup(keep);
+		char **names;
+		size_t count;
+		if (fd < 0 || lseek(fd, 0, SEEK_SET) != 0) {
+			rc = fs_err(errno);
+			if (fd >= 0)
+				close(fd);
+			break;
+		}
+		if ((rc = fs_read_names_fd(fd, &names, &count)) != 0)
+			break;
+		for (size_t i = 0; i < count && rc == 0; i++)
+			rc = fs_remove_at(keep, names[i]);
+		fs_names_free(names, count);
+		if (rc != 0 || unlinkat(dirfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT)
+			break;
+		if (errno != ENOTEMPTY && errno != EEXIST)
+			rc = fs_err(errno);
+		else if (round == FS_REFILLED_DIR_RETRIES)
+			break;
 	}
-
-	char **names;
-	size_t count;
-	int rc = fs_read_names_fd(fd, &names, &count);
-	if (rc != 0)
-		goto out_close;
-	for (size_t i = 0; i < count && rc == 0; i++)
-		rc = fs_remove_at(keep, names[i]);
-	fs_names_free(names, count);
-	if (rc == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
-		rc = fs_err(errno);
-
-out_close:
 	close(keep);
 	return rc;
 }

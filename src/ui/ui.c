@@ -24,7 +24,7 @@
 	"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "           \
 	"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-int berth_ui_owns(const char *url)
+static int owns(const char *url)
 {
 	return strncmp(url, "/ui", 3) == 0 && (url[3] == '\0' || url[3] == '/');
 }
@@ -218,7 +218,7 @@ static void redirect_to_root(struct berth_request *req)
 	berth_req_send(req, MHD_HTTP_MOVED_PERMANENTLY, resp, 0);
 }
 
-void berth_ui_dispatch(struct berth_request *req, const char *url)
+static void dispatch(struct berth_request *req, const char *url)
 {
 	if (strcmp(req->method, MHD_HTTP_METHOD_GET) != 0 && !berth_req_is_head(req)) {
 		berth_req_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "UNSUPPORTED", "the web interface is read-only: use GET",
@@ -245,3 +245,5 @@ void berth_ui_dispatch(struct berth_request *req, const char *url)
 		send_page(req);
 	}
 }
+
+const struct berth_handler berth_ui_handler = { owns, dispatch };

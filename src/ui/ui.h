@@ -14,11 +14,11 @@
 
 #include "http/request.h"
 
-/* 1 if url (below http.prefix) belongs to the web interface: "/ui" or "/ui/...". */
-int berth_ui_owns(const char *url);
-
-/* Answers a request the web interface owns. Blocks on storage for /ui/api/pushed (one stat);
- * /ui/api/token is answered later, from another thread's work (ui/token.h). */
-void berth_ui_dispatch(struct berth_request *req, const char *url);
+/*
+ * The server's handler for the web interface (main.c gives it with ui.enabled): it claims "/ui"
+ * and "/ui/..." below http.prefix. Blocks on storage for /ui/api/pushed (one stat);
+ * /ui/api/token is answered later, from another thread's work (ui/token.h).
+ */
+extern const struct berth_handler berth_ui_handler;
 
 #endif

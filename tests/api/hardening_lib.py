@@ -275,7 +275,8 @@ class Registry:
         return sha256(body)
 
     def catalog(self):
-        st, h, b = self.request("GET", "/v2/_catalog?n=100000")
+        # n at the most a page holds (more is refused, as by Distribution)
+        st, h, b = self.request("GET", "/v2/_catalog?n=1000")
         if st != 200:
             raise HTTPError("GET catalog", st, b, h)
         return json.loads(b)["repositories"]

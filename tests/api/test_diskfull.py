@@ -35,6 +35,21 @@ def try_mount(path):
     return None
 
 
+def fill_up(path):
+    """Appends to path until the file system is full."""
+    try:
+        with open(path, "ab") as f:
+            for size in (1 << 20, 4096):
+                try:
+                    while True:
+                        f.write(b"\0" * size)
+                        f.flush()
+                except OSError:
+                    pass
+    except OSError:  # the close's flush: full
+        pass
+
+
 class DiskFullTest(berthtest.OpsTestCase):
     def setUp(self):
         self.mnt = self.path("mnt", "x")
@@ -185,7 +200,8 @@ class DiskFullTest(berthtest.OpsTestCase):
         self.assertEqual(reg.verify_image("full/keep", "after"), sha256(man))
         reg.push_blob("full/more", data, "post-put")
         self.assertEqual(reg.get_blob("full/more", sha256(data)), data)
-        assert_fsck(self, self.root, ("stale-upload",))
+        # full/more's blobs have no manifest: orphans, garbage-collect's business.
+        assert_fsck(self, self.root, ("orphan-blob", "stale-upload"))
 
     def test_failed_upload_create_leaves_nothing(self):
         """POST /v2/<name>/blobs/uploads/ refused with 507 must not leave an empty
@@ -207,6 +223,34 @@ class DiskFullTest(berthtest.OpsTestCase):
         uploads = os.path.join(self.root, "docker/registry/v2/repositories/full/nospace/_uploads")
         left = os.listdir(uploads) if os.path.isdir(uploads) else []
         self.assertEqual(left, [], "failed POSTs left upload directories behind")
+
+    def test_failed_monolithic_post_leaves_no_session(self):
+        """A one-request upload (POST ?digest=) that fails for lack of room, while its body is
+        written or at its commit, leaves no session behind: its id was never given out, so
+        nothing but the 7-day purge would ever remove it."""
+        srv = self.start()
+        reg = Registry(srv.port)
+        self.addCleanup(reg.close)
+        ballast = os.path.join(self.mnt, "ballast")
+        fill_up(ballast)
+        uploads = os.path.join(self.root, "docker/registry/v2/repositories/full/oneshot/_uploads")
+        refused = 0
+        # room for the data alone (or a little less, or a little more): the failure falls in
+        # the body's writing or in the commit's own files and renames
+        for k, room in enumerate((256 * 1024, 64 * 1024, 16 * 1024, 8 * 1024, 4096)):
+            os.truncate(ballast, max(0, os.path.getsize(ballast) - room))
+            size = room - 4096 + 512 * (k % 3)
+            data = det_bytes("one shot %d" % k, size)
+            st, h, b = reg.request("POST", "/v2/full/oneshot/blobs/uploads/?digest=%s" % sha256(data),
+                                   data, {"Content-Type": "application/octet-stream"})
+            self.assertIn(st, (201, 507), b)
+            refused += st == 507
+            left = os.listdir(uploads) if os.path.isdir(uploads) else []
+            self.assertEqual(left, [], "a failed one-request upload (%d bytes) left its session" % size)
+            if st == 201:
+                self.assertEqual(reg.get_blob("full/oneshot", sha256(data)), data)
+            fill_up(ballast)  # full again
+        self.assertGreater(refused, 0, "no upload was refused: the disk never filled")
 
 
 if __name__ == "__main__":

@@ -132,6 +132,31 @@ class TextLongLineTest(LogCase):
         self.assertEqual(e.get("http.response.status"), "200", "fields after the long value lost")
 
 
+class TextInvalidUtf8Test(LogCase):
+    def test_invalid_utf8_is_escaped(self):
+        """In text (logfmt) lines, a byte that is not part of UTF-8 becomes \\xNN (as Go's %q
+        writes it); every line stays UTF-8 and logfmt."""
+        lines = JsonFormatTest.invalid_utf8_traffic(self, self.start("log:\n  formatter: text\n", "utf8t"))
+        access = []
+        for raw in lines:
+            try:
+                line = raw.decode("utf-8")
+            except ValueError:
+                self.fail("not a UTF-8 line: %r" % raw)
+            # logfmt throughout (values left quoted: \\xNN is a Go escape, not a JSON one)
+            pos = 0
+            while pos < len(line):
+                m = LOGFMT_TOKEN.match(line, pos)
+                self.assertTrue(m and m.end() > pos, "not logfmt: %r" % line)
+                pos = m.end()
+            if "http.request.id" in line:
+                access.append(line)
+        self.assertEqual(len(access), 1, lines)
+        self.assertIn('http.request.useragent="ag\\xc3(\\x80ent \u00e9\U0001f433"', access[0])
+        self.assertIn('http.request.uri="/v2/x\\xff\\xfe\\xc0\\xaf\\xed\\xa0\\x80/tags/list?q=\\xe2\\x82"',
+                      access[0])
+
+
 class JsonFormatTest(LogCase):
     def test_json_lines_parse(self):
         s = self.start("log:\n  level: info\n  formatter: json\n"
@@ -176,6 +201,34 @@ class JsonFormatTest(LogCase):
                 got = e
         self.assertIsNotNone(got, "\n".join(lines))
         self.assertEqual(got["http.request.useragent"], ua)
+
+    def invalid_utf8_traffic(self, s):
+        """A request whose URI and User-Agent hold bytes that are not UTF-8 (a lone
+        continuation byte, an overlong '/', a surrogate, a cut sequence) next to valid UTF-8;
+        returns the log's raw lines once berth stopped."""
+        st, resp = s.client().raw(b"GET /v2/x\xff\xfe\xc0\xaf\xed\xa0\x80/tags/list?q=\xe2\x82 HTTP/1.1\r\n"
+                                  b"Host: x\r\nUser-Agent: ag\xc3(\x80ent \xc3\xa9\xf0\x9f\x90\xb3\r\n"
+                                  b"Connection: close\r\n\r\n")
+        self.assertIn(st, (400, 404), resp[:300])
+        self.stop(s)
+        with open(s.log_path, "rb") as f:
+            return f.read().splitlines()
+
+    def test_invalid_utf8_is_escaped(self):
+        """Every line is valid UTF-8 and valid JSON whatever bytes a client sends: a byte that
+        is not part of UTF-8 becomes U+FFFD (as Go's encoding/json writes it), valid UTF-8 stays."""
+        lines = self.invalid_utf8_traffic(self.start("log:\n  formatter: json\n", "utf8"))
+        got = None
+        for raw in lines:
+            try:
+                e = json.loads(raw.decode("utf-8"))
+            except ValueError:
+                self.fail("not a UTF-8 JSON line: %r" % raw)
+            if "http.request.id" in e:
+                got = e
+        self.assertIsNotNone(got, lines)
+        self.assertEqual(got["http.request.useragent"], "ag\ufffd(\ufffdent \u00e9\U0001f433")
+        self.assertEqual(got["http.request.uri"], "/v2/x" + "\ufffd" * 7 + "/tags/list?q=" + "\ufffd" * 2)
 
     def test_long_values_stay_valid_json(self):
         """A long User-Agent (8 KiB) must not cut the line into invalid JSON or lose the

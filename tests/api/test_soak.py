@@ -16,7 +16,11 @@ with every worker, a few own layers, every upload style; tags from a bounded set
 store stops growing once content repeats), mount a shared layer from a base repository, pull
 an image (manifest by tag and by digest, every blob, a ranged GET, HEADs), list tags and the
 catalog, delete a tag or a manifest, start an upload and cancel it, or leave one unfinished,
-or die in the middle of a PATCH and resume the session from a new connection.
+or die in the middle of a PATCH and resume the session from a new connection. Besides its own
+repositories, every worker also contends on one shared repository with the others: it puts
+one of a few manifests on one of two tags, deletes a tag or a manifest by digest, uploads a
+blob or deletes it, and pulls a tag; there, a PUT must answer 201, a DELETE 202 or 404, a GET
+200 (with one of the manifests) or 404, whatever the interleaving.
 
 Environment: SOAK_SECONDS, SOAK_WORKERS (default 6), SOAK_RSS_SLACK_MIB, SOAK_SEED.
 """
@@ -42,7 +46,7 @@ IMAGES_PER_WORKER = 16  # distinct images a worker cycles through
 
 
 class Worker(threading.Thread):
-    def __init__(self, port, wid, shared, base_layers, stop, seed):
+    def __init__(self, port, wid, shared, base_layers, stop, seed, contested):
         super().__init__(daemon=True)
         self.reg = Registry(port, timeout=30)
         self.wid = wid
@@ -56,6 +60,7 @@ class Worker(threading.Thread):
         self.blobs = {}  # repo -> set of digests it holds
         self.counts = {}
         self.errors = []
+        self.contested = contested  # (repo, {digest: manifest}, [blob]) shared by every worker
 
     def count(self, what):
         self.counts[what] = self.counts.get(what, 0) + 1
@@ -188,6 +193,40 @@ class Worker(threading.Thread):
         self.blobs.setdefault(repo, set()).add(sha256(data))
         self.count("died-resumed")
 
+    def op_contested(self):
+        """One step on the repository every worker races on (see the top of this file)."""
+        repo, manifests, blobs = self.contested
+        tag = self.rnd.choice(("one", "two"))
+        d = self.rnd.choice(sorted(manifests))
+        blob = self.rnd.choice(blobs)
+        step = self.rnd.randrange(6)
+        if step == 0:
+            what, allowed = "PUT %s:%s" % (repo, tag), (201,)
+            st, _, b = self.reg.request("PUT", "/v2/%s/manifests/%s" % (repo, tag), manifests[d],
+                                        {"Content-Type": berthtest.OCI_MANIFEST})
+        elif step == 1:
+            what, allowed = "DELETE %s:%s" % (repo, tag), (202, 404)
+            st, _, b = self.reg.request("DELETE", "/v2/%s/manifests/%s" % (repo, tag))
+        elif step == 2:
+            what, allowed = "DELETE %s@%s" % (repo, d), (202, 404)
+            st, _, b = self.reg.request("DELETE", "/v2/%s/manifests/%s" % (repo, d))
+        elif step == 3:
+            what, allowed = "upload of a contested blob", (201,)
+            st, _, b = self.reg.request("POST", "/v2/%s/blobs/uploads/?digest=%s" % (repo, sha256(blob)),
+                                        blob, {"Content-Type": "application/octet-stream"})
+        elif step == 4:
+            what, allowed = "DELETE of a contested blob", (202, 404)
+            st, _, b = self.reg.request("DELETE", "/v2/%s/blobs/%s" % (repo, sha256(blob)))
+        else:
+            what, allowed = "GET %s:%s" % (repo, tag), (200, 404)
+            st, _, b = self.reg.request("GET", "/v2/%s/manifests/%s" % (repo, tag),
+                                        headers={"Accept": berthtest.OCI_MANIFEST})
+            if st == 200 and sha256(b) not in manifests:
+                raise AssertionError("GET %s:%s gave a manifest never pushed" % (repo, tag))
+        if st not in allowed:
+            raise HTTPError(what, st, b)
+        self.count("contested")
+
     def op_digest_mismatch(self):
         repo = self.rnd.choice(self.repos)
         data = os.urandom(1000)
@@ -199,7 +238,7 @@ class Worker(threading.Thread):
     def run(self):
         ops = [(self.op_push, 30), (self.op_pull, 35), (self.op_list, 10), (self.op_mount, 5),
                (self.op_delete, 8), (self.op_upload_cancel, 8), (self.op_digest_mismatch, 4),
-               (self.op_client_dies_then_resumes, 3)]
+               (self.op_client_dies_then_resumes, 3), (self.op_contested, 30)]
         fns = [f for f, w in ops for _ in range(w)]
         while not self.stop.is_set():
             fn = self.rnd.choice(fns)
@@ -225,13 +264,23 @@ class SoakTest(berthtest.OpsTestCase):
         base_layers = [det_bytes("soak base %d" % i, 20000 + i) for i in range(5)]
         for l in base_layers:
             setup.push_blob("soak/base", l)
+        # the contested repository: its manifests' blobs are never deleted, only other blobs
+        manifests = {}
+        for k in range(3):
+            config, layers, man = image("soak contested %d" % k, shared=[shared], unique_size=1000 + k)
+            for blob in [config] + layers:
+                setup.push_blob("soak/contested", blob)
+            manifests[sha256(man)] = man
+        contested = ("soak/contested", manifests,
+                     [det_bytes("soak contested blob %d" % k, 5000 + k) for k in range(2)])
         setup.close()
         time.sleep(0.5)
         fds0 = fd_count(pid)
         threads0 = threads(pid)
 
         stop = threading.Event()
-        workers = [Worker(srv.port, i, shared, base_layers, stop, rnd.random()) for i in range(WORKERS)]
+        workers = [Worker(srv.port, i, shared, base_layers, stop, rnd.random(), contested)
+                   for i in range(WORKERS)]
         samples = []  # (seconds since start, VmRSS KiB)
         t0 = time.time()
         for w in workers:
