@@ -132,7 +132,11 @@ async function bearerToken(scope, auth) {
   const resp = await fetch(`${BASE}/ui/api/token${scope ? `?scope=${encodeURIComponent(scope)}` : ''}`,
     { headers, credentials: 'omit', cache: 'no-store' });
   if (resp.status === 401) throw new AuthNeeded('Bearer');
-  if (!resp.ok) throw new ApiError(resp.status, 'The token server cannot be reached; try again later.');
+  if (!resp.ok) {
+    let message = 'The token server cannot be reached; try again later.';
+    try { message = (await resp.json()).errors[0].message; } catch { /* keep the general one */ }
+    throw new ApiError(resp.status, `No token: ${message}`);
+  }
   const { token, expires_in: expires } = await resp.json();
   tokens.set(key, token);
   setTimeout(() => tokens.delete(key), Math.max(10, (expires || 60) - 10) * 1000);
