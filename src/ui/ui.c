@@ -1,4 +1,4 @@
-/* The web interface's routes: pages, their files, and the two endpoints of ui/ui.h. */
+/* The web interface's routes: pages, their files, and the JSON endpoints of ui/ui.h. */
 #include "ui/ui.h"
 
 #include <stdio.h>
