@@ -26,6 +26,7 @@ declare -A ALLOWED=(
   [api]="core registry auth http"
   [http]="core config api registry storage"
   [cli]="core config registry storage http"
+  [ui]="core config auth registry http api"
 )
 
 BANNED='strcpy|strcat|strncpy|strncat|stpcpy|sprintf|vsprintf|gets|strtok|atoi|atol|atoll|tmpnam|mktemp|alloca'

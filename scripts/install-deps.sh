@@ -9,7 +9,11 @@ RUN_PKGS=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libs
           libcurl4-openssl-dev libhiredis-dev)
 TEST_PKGS=(libcmocka-dev python3 curl skopeo docker-registry podman buildah
            # a real S3 server (tests/fixtures/s3/): Ceph's RADOS Gateway; and Redis
-           ceph-mon ceph-osd radosgw redis-server)
+           ceph-mon ceph-osd radosgw redis-server
+           # the web interface's browser test (tests/e2e/test_ui.sh; its npm packages: npm ci there)
+           chromium apache2-utils)
+# Node.js may come from elsewhere (NodeSource's nodejs bundles npm): Debian's npm only without one.
+command -v npm >/dev/null 2>&1 || TEST_PKGS+=(npm)
 case "${1:-test}" in
   run) PKGS=("${RUN_PKGS[@]}") ;;
   test) PKGS=("${RUN_PKGS[@]}" "${TEST_PKGS[@]}") ;;

@@ -23,6 +23,7 @@
 #include "storage/driver.h"
 #include "storage/fs_check.h"
 #include "storage/storage.h"
+#include "ui/ui.h"
 
 #define DEFAULT_DESCRIPTOR_CACHE 10000
 #define MAX_CONNECTIONS 1000000
@@ -497,6 +498,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	so->n_headers = http.n_headers;
 	so->auth = auth;
 	so->unix_socket = cfg->http.net == BERTH_NET_UNIX;
+	so->extra = cfg->ui.enabled ? &berth_ui_handler : NULL;
 	health = berth_serve_health_checks(cfg, reg);
 	if (health && berth_health_start(health) < 0) {
 		berth_error("cannot start the health checks");

@@ -12,4 +12,10 @@
  * it either answers at once or installs body callbacks. */
 void berth_api_dispatch(struct berth_request *req, const char *url);
 
+struct berth_access;
+/* 1 if the request's credentials grant every access listed (n may be 0: authenticated at all;
+ * always 1 without auth); otherwise answers 401 UNAUTHORIZED with the challenge, or 500, and
+ * returns 0. For handlers outside api/ (the web interface's own endpoints). */
+int berth_api_authorize(struct berth_request *req, const struct berth_access *access, size_t n);
+
 #endif

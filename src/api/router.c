@@ -9,6 +9,7 @@
  *   /v2/<name>/blobs/uploads/<uuid>       an upload session
  *   /v2/<name>/blobs/<digest>             blob
  *   /v2/<name>/referrers/<digest>         referrers
+ *   what req->extra claims                the web interface, with ui.enabled (ui/ui.h)
  */
 #include <string.h>
 
@@ -107,13 +108,10 @@ static size_t required_access(struct berth_request *req, struct berth_access *ou
 	}
 }
 
-/* 1 if the request may go on; otherwise answers 401 with the challenge and returns 0. */
-static int authorize(struct berth_request *req)
+int berth_api_authorize(struct berth_request *req, const struct berth_access *access, size_t n)
 {
-	struct berth_access access[2];
 	if (!req->auth)
 		return 1;
-	size_t n = required_access(req, access);
 	int rc = berth_auth_authorize_host(req->auth, berth_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION),
 					   berth_req_header(req, MHD_HTTP_HEADER_HOST), access, n,
 					   req->challenge, sizeof(req->challenge), req->user,
@@ -125,6 +123,15 @@ static int authorize(struct berth_request *req)
 	else
 		berth_req_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN", "authorization failed", NULL);
 	return 0;
+}
+
+/* 1 if the routed request may go on; otherwise answers 401 with the challenge and returns 0. */
+static int authorize(struct berth_request *req)
+{
+	struct berth_access access[2];
+	if (!req->auth)
+		return 1;
+	return berth_api_authorize(req, access, required_access(req, access));
 }
 
 int berth_api_may_pull(struct berth_request *req, const char *repo)
@@ -158,6 +165,10 @@ void berth_api_dispatch(struct berth_request *req, const char *url)
 		req->route = BERTH_ROUTE_BASE;
 		if (authorize(req))
 			berth_api_base(req);
+		return;
+	}
+	if (req->extra && req->extra->owns(url)) {
+		req->extra->dispatch(req, url);
 		return;
 	}
 	if (strncmp(url, "/v2/", 4) != 0) {

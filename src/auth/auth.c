@@ -402,3 +402,12 @@ int berth_auth_authorize_host(struct berth_auth *a, const char *authorization, c
 		return BERTH_ERROR;
 	}
 }
+
+int berth_auth_token_server(const char **realm_out, const char **service_out, const struct berth_auth *a)
+{
+	if (!a || a->kind != BERTH_AUTH_TOKEN || a->autoredirect)
+		return 0;
+	*realm_out = a->realm;
+	*service_out = a->service;
+	return 1;
+}

@@ -56,4 +56,10 @@ int berth_auth_authorize_host(struct berth_auth *a, const char *authorization, c
 			      const struct berth_access *access, size_t n, char *challenge,
 			      size_t challenge_cap, char *user, size_t user_cap);
 
+/*
+ * With token auth and a fixed realm (not autoredirect): 1, and the realm (token server URL) and
+ * service through the out pointers, borrowed for the authenticator's lifetime. Otherwise 0.
+ */
+int berth_auth_token_server(const char **realm_out, const char **service_out, const struct berth_auth *a);
+
 #endif

@@ -278,6 +278,11 @@ struct berth_config {
 	int64_t catalog_maxentries;       /* catalog.maxentries (default 1000; 0 = the default) */
 	int64_t tags_maxtags;             /* tags.maxtags (Distribution 3.1; default 1000; 0 = the default):
 					   * the most tags one page of a tag list holds when n asks for more */
+
+	/* --- ui (berth-specific: Distribution has no such section) --- */
+	struct {
+		int enabled;              /* ui.enabled: the web interface under /ui/ (default false) */
+	} ui;
 };
 
 /*

@@ -210,6 +210,8 @@ static int resolve(struct cfg_ctx *c, const struct cfg_table *t, void *base, cha
 				return berth_config__fail(c, 0, berth_config__groups[parent_group].section,
 							  "unknown %s '%s'", berth_config__groups[parent_group].what,
 							  comps[i]);
+			if (berth_config__in_closed_section(key))
+				return berth_config__fail(c, 0, disp, "refused: unknown key (berth knows only ui.enabled)");
 			return unrecognized(c);
 		}
 		parent_group = CG_NONE;

@@ -355,6 +355,9 @@ static const struct cfg_key keys[] = {
 	INT(C, "catalog.maxentries", catalog_maxentries, INT64_MIN, INT64_MAX), /* <= 0: the default */
 	INT(C, "tags.maxtags", tags_maxtags, 0, INT64_MAX),
 
+	/* ui: berth's own section; any other key in it is refused (config_yaml.c) */
+	BOOL(C, "ui.enabled", ui.enabled),
+
 	REFUSE("middleware", "not supported yet: registry, repository and storage middleware "
 	       "(cloudfront, redirect, rewrite) would change the answers clients get"),
 	OBSOLETE("reporting"),
@@ -442,6 +445,11 @@ int berth_config__is_section(const struct cfg_table *t, const char *key)
 		if (strncmp(t->keys[i].key, key, n) == 0 && t->keys[i].key[n] == '.')
 			return 1;
 	return 0;
+}
+
+int berth_config__in_closed_section(const char *key)
+{
+	return strncmp(key, "ui.", 3) == 0;
 }
 
 /* ---- value parsers ---------------------------------------------------------------------------- */

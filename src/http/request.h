@@ -32,6 +32,16 @@ enum berth_route {
 
 struct berth_request;
 
+/*
+ * Handlers outside api/ (the web interface, ui/ui.h), given to the server by main.c: the router
+ * hands a URL (below http.prefix) that owns() claims to dispatch(), which answers as an api/
+ * handler does, before any of the registry API's routing and authorization.
+ */
+struct berth_handler {
+	int (*owns)(const char *url);
+	void (*dispatch)(struct berth_request *req, const char *url);
+};
+
 /* Body sink: called for each piece of the request body. 0, or a BERTH_E* code after having
  * recorded the failure with berth_req_fail. */
 typedef int (*berth_body_cb)(struct berth_request *req, const char *data, size_t n);
@@ -43,6 +53,7 @@ struct berth_request {
 	struct berth_server *server;
 	struct berth_registry *registry;
 	struct berth_auth *auth; /* NULL: no authentication configured */
+	const struct berth_handler *extra; /* URLs it claims are its, not api/'s; or NULL */
 	struct MHD_Connection *conn;
 	const char *method;
 	enum berth_route route;
@@ -54,6 +65,7 @@ struct berth_request {
 	berth_complete_cb on_complete;
 	berth_cleanup_cb cleanup;
 	void *state;
+	berth_complete_cb on_resume; /* set while suspended (berth_req_suspend) */
 
 	/* First failure recorded while reading the body; answered at the end. */
 	int failed;
@@ -111,6 +123,16 @@ struct MHD_Response *berth_resp_take(void *buf, size_t len);
  */
 void berth_req_error(struct berth_request *req, unsigned status, const char *code,
 		     const char *message, const char *detail_json);
+/*
+ * Slow work off the polling threads: parks the request (its connection is not polled) so that
+ * another thread can do the work, then call berth_req_resume. on_resume then runs on a polling
+ * thread and must answer. Call from a handler, for a request whose body is all in (a GET).
+ * Whoever suspends must resume within a bounded time: the server's shutdown waits for it.
+ */
+void berth_req_suspend(struct berth_request *req, berth_complete_cb on_resume);
+/* From any thread, once per suspend. The request must not be touched after this call. */
+void berth_req_resume(struct berth_request *req);
+
 /* Records a failure while the body is still arriving; the server answers it at the end. */
 void berth_req_fail(struct berth_request *req, unsigned status, const char *code,
 		    const char *message, const char *detail_json);

@@ -53,6 +53,8 @@ struct berth_server {
 	char id_prefix[9];        /* request ids: <random per process>-<counter> */
 	_Atomic uint64_t next_id;
 	_Atomic long in_flight;    /* requests begun and not yet completed */
+	_Atomic long suspended;    /* requests parked by berth_req_suspend, not yet resumed */
+	const struct berth_handler *extra; /* claims some URLs before api/ (the web interface) */
 };
 
 /* ---- request helpers (http/request.h) ---- */
@@ -119,6 +121,21 @@ void berth_req_send(struct berth_request *req, unsigned status, struct MHD_Respo
 	}
 	MHD_destroy_response(resp);
 	answered(req, status, body_len);
+}
+
+void berth_req_suspend(struct berth_request *req, berth_complete_cb on_resume)
+{
+	req->on_resume = on_resume;
+	atomic_fetch_add(&req->server->suspended, 1);
+	MHD_suspend_connection(req->conn);
+}
+
+void berth_req_resume(struct berth_request *req)
+{
+	struct berth_server *srv = req->server;
+	MHD_resume_connection(req->conn);
+	/* The request may be answered and freed from here on: srv only. */
+	atomic_fetch_sub(&srv->suspended, 1);
 }
 
 /* Queues an answer kept from an earlier call; 1 once it is queued. */
@@ -346,6 +363,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	req->server = srv;
 	req->registry = srv->registry;
 	req->auth = srv->auth;
+	req->extra = srv->extra;
 	req->url_prefix = srv->url_base ? srv->url_base : srv->prefix ? srv->prefix : "";
 	req->conn = conn;
 	req->method = "";
@@ -421,6 +439,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (req->deferred) {
 		req->deferred = 0;
 		berth_api_dispatch(req, strip_prefix(srv, origin_form(url)));
+		if (req->on_resume)
+			return MHD_YES; /* suspended: answered once resumed */
+	} else if (req->on_resume) {
+		/* MHD calls again only once berth_req_resume has been called. */
+		berth_complete_cb resumed = req->on_resume;
+		req->on_resume = NULL;
+		resumed(req);
 	}
 	if (req->responded || req->pending)
 		return MHD_YES;
@@ -644,7 +669,7 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 	/* the listener accepts clients and hands them over (MHD_add_connection): MHD needs its
 	 * wake-up channel to take them at once */
 	unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
-			 MHD_USE_NO_LISTEN_SOCKET;
+			 MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME;
 	int listen_fd;
 
 	if (opts->unix_socket) {
@@ -667,6 +692,7 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 	s->auth = opts->auth;
 	s->health = opts->health;
 	s->access_log = opts->access_log;
+	s->extra = opts->extra;
 	s->headers = opts->headers;
 	s->n_headers = opts->n_headers;
 	s->port = bound_port(listen_fd);
@@ -750,6 +776,10 @@ void berth_server_drain_and_stop(struct berth_server *s, unsigned timeout_ms)
 	berth_listener_stop(s->listener);
 	/* Idle keep-alive connections do not hold the drain up: only requests in flight do. */
 	for (unsigned waited = 0; waited < timeout_ms && atomic_load(&s->in_flight) > 0; waited += 10)
+		usleep(10 * 1000);
+	/* MHD cannot stop with a connection suspended; whoever suspended one resumes it within
+	 * its own bounded time (the web interface's token call has a timeout). */
+	while (atomic_load(&s->suspended) > 0)
 		usleep(10 * 1000);
 	MHD_stop_daemon(s->daemon);
 	discard(s, -1);

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 struct berth_auth;
+struct berth_handler;
 struct berth_registry;
 struct berth_server;
 
@@ -44,6 +45,7 @@ struct berth_server_options {
 	struct berth_auth *auth;   /* borrowed; NULL = no authentication */
 	struct berth_health *health; /* borrowed; while its check fails every request gets 503 */
 	int unix_socket;           /* http.net: unix: addr is a filesystem path to listen on */
+	const struct berth_handler *extra; /* borrowed; URLs it claims bypass api/ (http/request.h) */
 };
 #define BERTH_SERVER_OPTIONS_INIT                                                              \
 	{ .addr = "127.0.0.1:5000", .conn_timeout = 60, .header_timeout = 30, .conn_limit = 4096, \

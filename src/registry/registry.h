@@ -164,5 +164,8 @@ void berth_tag_list_release(const struct berth_tag_list *l);
 /* Every repository, sorted: from a snapshot at most two seconds old, taken anew whenever this
  * process has written a link since. */
 int berth_catalog(struct berth_strvec *out, struct berth_registry *r);
+/* When tag was last pushed: the mtime of its current link (Distribution stores no push date),
+ * seconds since the epoch. BERTH_ENOTFOUND if the tag does not exist. Blocks on storage. */
+int berth_tag_pushed(int64_t *mtime_out, struct berth_registry *r, const char *name, const char *tag);
 
 #endif

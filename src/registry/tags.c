@@ -91,3 +91,18 @@ out:
 	pthread_mutex_unlock(&r->catalog_lock);
 	return rc;
 }
+
+int berth_tag_pushed(int64_t *mtime_out, struct berth_registry *r, const char *name, const char *tag)
+{
+	char path[BERTH_PATH_MAX];
+	struct berth_stat st;
+	int rc = berth_path_tag_current(path, name, tag);
+	if (rc < 0)
+		return rc;
+	/* The link is rewritten on every push of the tag, never otherwise. */
+	rc = berth_storage_stat(r->driver, path, &st);
+	if (rc < 0)
+		return rc;
+	*mtime_out = st.mtime;
+	return 0;
+}

@@ -518,6 +518,33 @@ static void test_obsolete_sections_warn(void **state)
 	berth_config_release(&a.cfg);
 }
 
+/* ui: berth's own section. Off by default; ui.enabled is a boolean; any other key under ui is a
+ * mistake (no Distribution configuration has one), refused by name, from the file or REGISTRY_UI_*. */
+static void test_ui_section(void **state)
+{
+	struct berth_config cfg;
+	load_ok(&cfg, MINIMAL);
+	assert_int_equal(cfg.ui.enabled, 0);
+	berth_config_release(&cfg);
+	load_ok(&cfg, MINIMAL "ui:\n  enabled: true\n");
+	assert_int_equal(cfg.ui.enabled, 1);
+	berth_config_release(&cfg);
+	const char *m = load_fails(MINIMAL "ui:\n  enabled: true\n  theme: dark\n");
+	assert_non_null(strstr(m, "7: ui.theme: refused: unknown key (berth knows only ui.enabled)"));
+	m = load_fails(MINIMAL "ui:\n  enabled: sometimes\n");
+	assert_non_null(strstr(m, "ui.enabled"));
+	setenv("REGISTRY_UI_THEME", "dark", 1);
+	assert_int_equal(berth_config_load(&cfg, write_tmp("config.yml", MINIMAL), errbuf, sizeof(errbuf)), -1);
+	berth_config_release(&cfg);
+	unsetenv("REGISTRY_UI_THEME");
+	assert_non_null(strstr(errbuf, "ui.theme: refused: unknown key"));
+	setenv("REGISTRY_UI_ENABLED", "true", 1);
+	load_ok(&cfg, MINIMAL);
+	unsetenv("REGISTRY_UI_ENABLED");
+	assert_int_equal(cfg.ui.enabled, 1);
+	berth_config_release(&cfg);
+}
+
 /* ---- defaults ---------------------------------------------------------------------------------- */
 
 static void test_defaults_when_absent(void **state)
@@ -1101,6 +1128,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_every_key_of_distribution3_is_honoured_or_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_obsolete_sections_warn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ui_section, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_defaults_when_absent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_value_forms, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_anchors_and_merge_keys, setup, teardown),
