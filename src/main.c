@@ -475,8 +475,10 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		berth_storage_free(driver);
 		goto out_http;
 	}
+	berth_serve_policies(&rcfg, cfg);
 	rc = berth_registry_new(&reg, &rcfg);
 	berth_serve_release_index_children(&rcfg); /* the registry keeps copies */
+	berth_serve_release_policies(&rcfg);
 	if (rc < 0) {
 		berth_error("configuration error: validation.manifests.urls: invalid regular expression");
 		berth_storage_free(driver);

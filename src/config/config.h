@@ -156,6 +156,13 @@ struct berth_platform {
 	char architecture[64]; /* architecture */
 };
 
+/* policies.immutabletags[i] (berth-specific): POSIX EREs matched against the whole repository
+ * name and tag; "" matches everything. */
+struct berth_immutable_rule {
+	char repository[1024]; /* repository */
+	char tags[1024];       /* tags */
+};
+
 struct berth_config {
 	/* --- fields the command line also sets --- */
 	char addr[256];                   /* http.addr (":5000" = all interfaces) */
@@ -278,6 +285,12 @@ struct berth_config {
 	int64_t catalog_maxentries;       /* catalog.maxentries (default 1000; 0 = the default) */
 	int64_t tags_maxtags;             /* tags.maxtags (Distribution 3.1; default 1000; 0 = the default):
 					   * the most tags one page of a tag list holds when n asks for more */
+
+	/* --- policies (berth-specific lifecycle rules) --- */
+	struct {
+		size_t n_immutabletags;           /* policies.immutabletags */
+		struct berth_immutable_rule *immutabletags;
+	} policies;
 };
 
 /*

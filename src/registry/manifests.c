@@ -309,7 +309,13 @@ int berth_manifest_put(struct berth_manifest_put_result *res, struct berth_regis
 	}
 	if ((rc = verify_references(res, r, name, m)) < 0)
 		goto out;
-	if ((rc = store_manifest(r, name, by_digest ? NULL : reference, res->digest, body, len)) < 0)
+	struct berth_tag_guard guard = { NULL };
+	if (!by_digest && (rc = berth_tag_guard_enter(&guard, r, name, reference, res->digest, res->message,
+						       sizeof(res->message))) < 0)
+		goto out;
+	rc = store_manifest(r, name, by_digest ? NULL : reference, res->digest, body, len);
+	berth_tag_guard_leave(&guard);
+	if (rc < 0)
 		goto out;
 	if (m->has_subject)
 		snprintf(res->subject, sizeof(res->subject), "%s", m->subject.digest);
@@ -348,7 +354,8 @@ static int untag_if_current(const char *tag_dir, void *payload)
 	return 0;
 }
 
-int berth_manifest_delete(struct berth_registry *r, const char *name, const char *reference)
+/* berth_manifest_delete, once immutable tags allowed it. */
+static int delete_reference(struct berth_registry *r, const char *name, const char *reference)
 {
 	char path[BERTH_PATH_MAX];
 	int rc;
@@ -383,6 +390,17 @@ int berth_manifest_delete(struct berth_registry *r, const char *name, const char
 	if (rc < 0 && rc != BERTH_ENOTFOUND)
 		return rc;
 	return ctx.rc;
+}
+
+int berth_manifest_delete(struct berth_registry *r, const char *name, const char *reference)
+{
+	struct berth_tag_guard guard;
+	int rc = berth_tag_guard_enter_delete(&guard, r, name, reference);
+	if (rc < 0)
+		return rc;
+	rc = delete_reference(r, name, reference);
+	berth_tag_guard_leave(&guard);
+	return rc;
 }
 
 /* ---- referrers ---- */

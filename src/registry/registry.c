@@ -46,7 +46,15 @@ int berth_registry_new(struct berth_registry **out, const struct berth_registry_
 		free_patterns(allow, cfg->n_urls_allow);
 		return BERTH_EINVALID;
 	}
+	struct berth_policy *policy;
+	size_t bad_rule;
+	if (berth_policy_new(&policy, &bad_rule, cfg->immutable_tags, cfg->n_immutable_tags) < 0) {
+		free_patterns(allow, cfg->n_urls_allow);
+		free_patterns(deny, cfg->n_urls_deny);
+		return BERTH_EINVALID;
+	}
 	struct berth_registry *r = berth_calloc(1, sizeof(*r));
+	r->policy = policy;
 	r->urls_allow = allow;
 	r->n_urls_allow = cfg->n_urls_allow;
 	r->urls_deny = deny;
@@ -90,6 +98,7 @@ void berth_registry_free(struct berth_registry *r)
 	berth_cache_free(r->descriptors);
 	free_patterns(r->urls_allow, r->n_urls_allow);
 	free_patterns(r->urls_deny, r->n_urls_deny);
+	berth_policy_free(r->policy);
 	for (size_t i = 0; i < r->n_platforms; i++) {
 		free(r->platform_os[i]);
 		free(r->platform_arch[i]);

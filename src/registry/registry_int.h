@@ -7,6 +7,7 @@
 #include <regex.h>
 
 #include "registry/cache.h"
+#include "registry/policy.h"
 #include "registry/registry.h"
 
 struct upload_claim {
@@ -29,6 +30,7 @@ struct berth_registry {
 	char **platform_os;   /* BERTH_INDEX_CHILDREN_LIST: the platforms whose children must exist */
 	char **platform_arch;
 	size_t n_platforms;
+	struct berth_policy *policy;     /* immutable tags (registry/policy.c) */
 	struct berth_cache *descriptors; /* links and blob sizes; NULL when disabled */
 	struct berth_cache *manifests;   /* manifest bytes by digest (immutable) */
 	/* The catalog is served from a snapshot at most CATALOG_TTL old, rebuilt sooner when this

@@ -1,0 +1,149 @@
+"""The berth-specific `policies` section, through a real config file: immutable tags."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+import berthtest
+
+
+def start(config_text):
+    tmp = tempfile.mkdtemp(prefix="berth-policies-")
+    port = berthtest._free_port()
+    cfg = os.path.join(tmp, "config.yml")
+    with open(cfg, "w") as f:
+        f.write(config_text % {"root": os.path.join(tmp, "root"), "port": port})
+    binary = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
+    log = open(os.path.join(tmp, "log"), "wb")
+    proc = subprocess.Popen([binary, "serve", cfg], stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    client = berthtest.Client("http://127.0.0.1:%d" % port)
+    for _ in range(200):
+        if proc.poll() is not None:
+            break
+        try:
+            if client.get("/v2/").status == 200:
+                return proc, client, tmp
+        except OSError:
+            pass
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait(10)
+    with open(os.path.join(tmp, "log")) as f:
+        text = f.read()
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise RuntimeError("berth did not start:\n" + text)
+
+
+IMMUTABLE = """version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: %(root)s
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:%(port)d
+policies:
+  immutabletags:
+    - repository: prod/.*
+      tags: v[0-9]+(\\.[0-9]+)*
+    - repository: frozen
+"""
+
+
+class ImmutableTagsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.proc, cls.c, cls.tmp = start(IMMUTABLE)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proc.terminate()
+        cls.proc.wait(10)
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def assert_denied(self, r, words):
+        self.assertEqual(r.status, 403, r.describe())
+        self.assertEqual(r.error_codes(), ["DENIED"], r.describe())
+        self.assertIn(words, r.json()["errors"][0]["message"], r.describe())
+
+    def test_move_is_denied_same_manifest_is_fine(self):
+        c = self.c
+        a = c.push_image("prod/app", "v1.2", seed="a")
+        b = c.push_image("prod/app", None, seed="b")
+        self.assert_denied(c.put_manifest("prod/app", "v1.2", b["manifest"]), "immutable")
+        # the tag still names the first manifest; pushing that again is fine
+        self.assertEqual(c.get("/v2/prod/app/manifests/v1.2").header("Docker-Content-Digest"),
+                         a["digest"])
+        self.assertEqual(c.put_manifest("prod/app", "v1.2", a["manifest"]).status, 201)
+        # tags the rule does not match move freely
+        c.push_manifest("prod/app", "latest", a["manifest"])
+        c.push_manifest("prod/app", "latest", b["manifest"])
+
+    def test_delete_of_tag_and_of_its_manifest_is_denied(self):
+        c = self.c
+        a = c.push_image("prod/db", "v3", seed="db")
+        self.assert_denied(c.delete("/v2/prod/db/manifests/v3"), "immutable")
+        self.assert_denied(c.delete("/v2/prod/db/manifests/%s" % a["digest"]), "immutable tag")
+        self.assertEqual(c.get("/v2/prod/db/manifests/v3").status, 200)
+        # a manifest no immutable tag names deletes as before; so does a mutable tag
+        b = c.push_image("prod/db", "edge", seed="db2")
+        self.assertEqual(c.delete("/v2/prod/db/manifests/edge").status, 202)
+        self.assertEqual(c.delete("/v2/prod/db/manifests/%s" % b["digest"]).status, 202)
+        # an unknown immutable tag is still 404
+        r = c.delete("/v2/prod/db/manifests/v9")
+        self.assertEqual(r.status, 404, r.describe())
+
+    def test_rule_without_tags_covers_every_tag_and_whole_names_only(self):
+        c = self.c
+        a = c.push_image("frozen", "anything", seed="f1")
+        b = c.push_image("frozen", None, seed="f2")
+        self.assert_denied(c.put_manifest("frozen", "anything", b["manifest"]), "immutable")
+        # "frozen" must match the whole name: frozen2 and prod (no slash) are not covered
+        c.push_image("frozen2", "anything", seed="g1")
+        c.push_image("frozen2", "anything", seed="g2")
+        c.push_image("prod", "v1", seed="p1")
+        c.push_image("prod", "v1", seed="p2")
+        self.assertEqual(c.get("/v2/frozen/manifests/anything").header("Docker-Content-Digest"),
+                         a["digest"])
+
+    def test_concurrent_first_pushes_one_wins(self):
+        import threading
+        c = self.c
+        imgs = [c.push_image("prod/race", None, seed="r%d" % i) for i in range(6)]
+        statuses = []
+
+        def put(img):
+            statuses.append(berthtest.Client(c.base).put_manifest("prod/race", "v7",
+                                                                      img["manifest"]).status)
+        threads = [threading.Thread(target=put, args=(img,)) for img in imgs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(sorted(statuses), [201] + [403] * 5, statuses)
+        d = c.get("/v2/prod/race/manifests/v7").header("Docker-Content-Digest")
+        self.assertIn(d, [img["digest"] for img in imgs])
+
+
+class BadPolicyConfigTest(unittest.TestCase):
+    def test_bad_pattern_is_refused_by_name(self):
+        tmp = tempfile.mkdtemp(prefix="berth-policies-")
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        cfg = os.path.join(tmp, "config.yml")
+        with open(cfg, "w") as f:
+            f.write("version: 0.1\nstorage:\n  inmemory:\npolicies:\n  immutabletags:\n"
+                    "    - repository: a\n      tags: 'v[0-9'\n")
+        binary = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
+        p = subprocess.run([binary, "serve", cfg], capture_output=True, timeout=20)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(b"policies.immutabletags[0].tags", p.stderr + p.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
