@@ -307,19 +307,22 @@ int berth_manifest_put(struct berth_manifest_put_result *res, struct berth_regis
 		snprintf(res->message, sizeof(res->message), "%s", perr.message);
 		return perr.code == BERTH_MANIFEST_ERR_DIGEST ? BERTH_EDIGEST : BERTH_EINVALID;
 	}
+	/* held until the tag is written: a repository delete waits (registry/repo_delete.c) */
+	berth_repo_lock_shared(r, name);
 	if ((rc = verify_references(res, r, name, m)) < 0)
-		goto out;
+		goto out_unlock;
 	struct berth_tag_guard guard = { NULL };
 	if (!by_digest && (rc = berth_tag_guard_enter(&guard, r, name, reference, res->digest, res->message,
 						       sizeof(res->message))) < 0)
-		goto out;
+		goto out_unlock;
 	rc = store_manifest(r, name, by_digest ? NULL : reference, res->digest, body, len);
 	berth_tag_guard_leave(&guard);
 	if (rc < 0)
-		goto out;
+		goto out_unlock;
 	if (m->has_subject)
 		snprintf(res->subject, sizeof(res->subject), "%s", m->subject.digest);
-out:
+out_unlock:
+	berth_repo_unlock(r, name);
 	berth_manifest_free(m);
 	return rc;
 }

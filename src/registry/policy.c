@@ -159,6 +159,23 @@ static int names_digest(const char *tag_dir, void *payload)
 	return tag_target(ctx->reg, ctx->name, tag, current) == 0 && strcmp(current, ctx->digest) == 0;
 }
 
+/* berth_list_cb over a repository's tag directories: stops (1) at an immutable tag. */
+static int is_immutable_tag(const char *tag_dir, void *payload)
+{
+	struct named_by_immutable *ctx = payload;
+	const char *slash = strrchr(tag_dir, '/');
+	return berth_policy_tag_immutable(ctx->reg->policy, ctx->name, slash ? slash + 1 : tag_dir);
+}
+
+int berth_policy_has_immutable_tag(struct berth_registry *r, const char *name)
+{
+	char path[BERTH_PATH_MAX];
+	struct named_by_immutable ctx = { r, name, NULL };
+	if (!berth_policy_repo_has_immutable(r->policy, name) || berth_path_tags_dir(path, name) < 0)
+		return 0;
+	return berth_storage_list(r->driver, path, is_immutable_tag, &ctx) == 1;
+}
+
 int berth_tag_guard_enter_delete(struct berth_tag_guard *g, struct berth_registry *r, const char *name,
 				 const char *reference)
 {

@@ -36,6 +36,9 @@ int berth_policy_tag_immutable(const struct berth_policy *p, const char *name, c
 /* 1 if some rule could make a tag of repository name immutable. */
 int berth_policy_repo_has_immutable(const struct berth_policy *p, const char *name);
 
+/* 1 if repository name has a tag that is immutable (a repository delete is then refused). */
+int berth_policy_has_immutable_tag(struct berth_registry *r, const char *name);
+
 /*
  * Held by a manifest PUT that points a tag at a manifest, from the check to the tag write, so
  * that two PUTs of different manifests to a new immutable tag cannot both succeed in this

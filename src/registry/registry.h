@@ -152,6 +152,17 @@ int berth_manifest_delete(struct berth_registry *r, const char *name, const char
 int berth_referrers(char **json_out, size_t *len_out, struct berth_registry *r, const char *name,
 		    const char *digest, const char *artifact_type);
 
+/* ---- repositories ---- */
+
+/*
+ * Deletes repository `name`: its tags, manifest revisions, blob links and uploads (nested
+ * repositories stay; blob data stays for the garbage collection). Consistent with concurrent
+ * manifest pushes in this process (registry/repo_delete.c). Errors: BERTH_ENOTFOUND (no such
+ * repository), BERTH_EUNSUPPORTED (storage.delete.enabled is off), BERTH_EDENIED (it has an
+ * immutable tag, registry/policy.h).
+ */
+int berth_repo_delete(struct berth_registry *r, const char *name);
+
 /* ---- listings ---- */
 
 /* Listings come back as a struct berth_strvec (core/vec.h). */

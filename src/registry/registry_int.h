@@ -15,6 +15,9 @@ struct upload_claim {
 	char uuid[37];
 };
 
+/* Stripes of per-repository locks (registry/repo_delete.c). */
+#define BERTH_REPO_LOCK_STRIPES 64
+
 struct berth_registry {
 	struct berth_storage_driver *driver;
 	int delete_enabled;
@@ -44,7 +47,15 @@ struct berth_registry {
 	struct berth_taglist_cache *tag_lists; /* registry/taglist.c */
 	pthread_mutex_t claims_lock; /* guards claims */
 	struct upload_claim *claims; /* uploads held open by a request */
+	/* Held shared by a manifest PUT, exclusively by a repository delete (repo_delete.c). */
+	pthread_rwlock_t repo_locks[BERTH_REPO_LOCK_STRIPES];
 };
+
+/* registry/repo_delete.c: the per-repository locks, by name (striped: names may share one). */
+void berth_repo_locks_init(struct berth_registry *r);
+void berth_repo_locks_destroy(struct berth_registry *r);
+void berth_repo_lock_shared(struct berth_registry *r, const char *name);
+void berth_repo_unlock(struct berth_registry *r, const char *name);
 
 struct berth_taglist_cache *berth_taglist_cache_new(void);
 void berth_taglist_cache_free(struct berth_taglist_cache *c);
