@@ -38,6 +38,7 @@ static void usage(FILE *out)
 	      "                                 delete blobs no manifest references (registry offline)\n"
 	      "  fsck [--repair] ROOT           verify every blob's digest and every link of a store\n"
 	      "  repo delete CONFIG.yml NAME    delete a repository (its blobs stay for the collection)\n"
+	      "  usage CONFIG.yml               tags and repositories counted against policies.quotas\n"
 	      "  help                           show this text\n"
 	      "  --version                      print the version\n"
 	      "\n"
@@ -569,6 +570,8 @@ int main(int argc, char **argv)
 		return berth_cmd_fsck(argc - 1, argv + 1);
 	if (strcmp(argv[1], "repo") == 0)
 		return berth_cmd_repo(argc - 1, argv + 1);
+	if (strcmp(argv[1], "usage") == 0)
+		return berth_cmd_usage(argc - 1, argv + 1);
 	if (strcmp(argv[1], "serve") == 0) {
 		struct serve_args sa;
 		if (scan_serve_args(&sa, argc - 2, argv + 2) < 0)

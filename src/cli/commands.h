@@ -11,4 +11,7 @@ int berth_cmd_fsck(int argc, char **argv);
 /* berth repo delete CONFIG.yml NAME  (argv[0] is "repo"; cli/repo_cmd.c) */
 int berth_cmd_repo(int argc, char **argv);
 
+/* berth usage CONFIG.yml  (argv[0] is "usage"; cli/repo_cmd.c) */
+int berth_cmd_usage(int argc, char **argv);
+
 #endif

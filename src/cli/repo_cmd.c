@@ -2,6 +2,7 @@
  * berth repo delete CONFIG.yml NAME: deletes a repository from the storage CONFIG.yml names
  * (registry/repo_delete.c), as DELETE /v2/_berth/repositories/<name> does on a running berth.
  * Blob data stays for the garbage collection.
+ * berth usage CONFIG.yml: the usage of each of its policies.quotas rules (registry/quota.h).
  */
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "cli/serve_setup.h"
 #include "config/config.h"
 #include "core/err.h"
+#include "registry/quota.h"
 #include "registry/reference.h"
 #include "registry/registry.h"
 #include "storage/storage.h"
@@ -105,4 +107,57 @@ int berth_cmd_repo(int argc, char **argv)
 		return 2;
 	}
 	return repo_delete(argv[2], argv[3]);
+}
+
+/* One line per quota rule: its pattern, then each count with its limit ("-" for none). */
+static void print_usage_line(const struct berth_quota_usage *u)
+{
+	char tl[32] = "-", rl[32] = "-";
+	if (u->tags_limit)
+		snprintf(tl, sizeof(tl), "%lld", (long long)u->tags_limit);
+	if (u->repositories_limit)
+		snprintf(rl, sizeof(rl), "%lld", (long long)u->repositories_limit);
+	printf("repository '%s': tags %lld/%s repositories %lld/%s\n", u->repository, (long long)u->tags, tl,
+	       (long long)u->repositories, rl);
+}
+
+int berth_cmd_usage(int argc, char **argv)
+{
+	static struct berth_config cfg; /* large: not on the stack */
+	char err[512] = "";
+	struct berth_registry *reg = NULL;
+	int status = 1;
+
+	if (argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+		puts("usage: berth usage CONFIG.yml\n\nPrints, for each policies.quotas rule of CONFIG.yml, the tags "
+		     "and repositories\nof the repositories it covers, with its limits ('-': none).");
+		return 0;
+	}
+	if (argc != 2) {
+		fputs("usage: berth usage CONFIG.yml\n", stderr);
+		return 2;
+	}
+	if (berth_config_load(&cfg, argv[1], err, sizeof(err)) < 0) {
+		fprintf(stderr, "berth usage: %s\n", err[0] ? err : "cannot load the configuration");
+		goto out_release_config;
+	}
+	if (open_registry(&reg, &cfg) < 0)
+		goto out_release_config;
+	status = 0;
+	for (size_t i = 0; i < berth_quotas_count(reg) && status == 0; i++) {
+		struct berth_quota_usage u;
+		int rc = berth_quota_usage(&u, reg, i);
+		if (rc < 0) {
+			fprintf(stderr, "berth usage: cannot count: %s\n", berth_err_reason(rc));
+			status = 1;
+		} else {
+			print_usage_line(&u);
+		}
+	}
+	if (berth_quotas_count(reg) == 0)
+		puts("no policies.quotas rules");
+	berth_registry_free(reg);
+out_release_config:
+	berth_config_release(&cfg);
+	return status;
 }

@@ -163,6 +163,14 @@ struct berth_immutable_rule {
 	char tags[1024];       /* tags */
 };
 
+/* policies.quotas[i] (berth-specific): limits over every repository whose whole name matches
+ * `repository` (a POSIX ERE; "" matches all); 0 = no limit. */
+struct berth_quota_config {
+	char repository[1024]; /* repository */
+	int64_t tags;          /* tags */
+	int64_t repositories;  /* repositories */
+};
+
 struct berth_config {
 	/* --- fields the command line also sets --- */
 	char addr[256];                   /* http.addr (":5000" = all interfaces) */
@@ -290,6 +298,8 @@ struct berth_config {
 	struct {
 		size_t n_immutabletags;           /* policies.immutabletags */
 		struct berth_immutable_rule *immutabletags;
+		size_t n_quotas;                  /* policies.quotas */
+		struct berth_quota_config *quotas;
 	} policies;
 };
 

@@ -213,6 +213,22 @@ static const struct cfg_table immutable_rule_table = {
 	zero_elem_immutable_rule, release_nothing,
 };
 
+/* policies.quotas[i] */
+#define QR struct berth_quota_config
+static const struct cfg_key quota_keys[] = {
+	REGEX(QR, "repository", repository),
+	INT(QR, "tags", tags, 0, INT64_MAX),
+	INT(QR, "repositories", repositories, 0, INT64_MAX),
+	REFUSE("bytes", "not implemented yet: stored bytes are not limited (tags and repositories are)"),
+};
+static void zero_elem_quota(void *p)
+{
+	memset(p, 0, sizeof(QR));
+}
+static const struct cfg_table quota_table = {
+	quota_keys, sizeof(quota_keys) / sizeof(quota_keys[0]), sizeof(QR), zero_elem_quota, release_nothing,
+};
+
 static const struct cfg_enum index_platforms[] = {
 	{ "all", BERTH_INDEX_PLATFORMS_ALL }, { "none", BERTH_INDEX_PLATFORMS_NONE },
 	{ "list", BERTH_INDEX_PLATFORMS_LIST }, { NULL, 0 },
@@ -377,6 +393,8 @@ static const struct cfg_key keys[] = {
 	{ .key = "policies.immutabletags", .type = CT_LIST, .off = offsetof(C, policies.immutabletags),
 	  .count_off = offsetof(C, policies.n_immutabletags), .sub = &immutable_rule_table,
 	  .max_items = BERTH_CONFIG_MAX_LIST },
+	{ .key = "policies.quotas", .type = CT_LIST, .off = offsetof(C, policies.quotas),
+	  .count_off = offsetof(C, policies.n_quotas), .sub = &quota_table, .max_items = BERTH_CONFIG_MAX_LIST },
 
 	REFUSE("middleware", "not supported yet: registry, repository and storage middleware "
 	       "(cloudfront, redirect, rewrite) would change the answers clients get"),

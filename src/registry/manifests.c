@@ -315,7 +315,14 @@ int berth_manifest_put(struct berth_manifest_put_result *res, struct berth_regis
 	if (!by_digest && (rc = berth_tag_guard_enter(&guard, r, name, reference, res->digest, res->message,
 						       sizeof(res->message))) < 0)
 		goto out_unlock;
+	struct berth_quota_guard quota = { NULL };
+	if ((rc = berth_quota_enter(&quota, r, name, by_digest ? NULL : reference, res->message,
+				    sizeof(res->message))) < 0) {
+		berth_tag_guard_leave(&guard);
+		goto out_unlock;
+	}
 	rc = store_manifest(r, name, by_digest ? NULL : reference, res->digest, body, len);
+	berth_quota_leave(&quota);
 	berth_tag_guard_leave(&guard);
 	if (rc < 0)
 		goto out_unlock;

@@ -46,15 +46,19 @@ int berth_registry_new(struct berth_registry **out, const struct berth_registry_
 		free_patterns(allow, cfg->n_urls_allow);
 		return BERTH_EINVALID;
 	}
-	struct berth_policy *policy;
+	struct berth_policy *policy = NULL;
 	size_t bad_rule;
-	if (berth_policy_new(&policy, &bad_rule, cfg->immutable_tags, cfg->n_immutable_tags) < 0) {
+	struct berth_quotas *quotas = NULL;
+	if (berth_policy_new(&policy, &bad_rule, cfg->immutable_tags, cfg->n_immutable_tags) < 0 ||
+	    berth_quotas_new(&quotas, cfg->quotas, cfg->n_quotas) < 0) {
+		berth_policy_free(policy);
 		free_patterns(allow, cfg->n_urls_allow);
 		free_patterns(deny, cfg->n_urls_deny);
 		return BERTH_EINVALID;
 	}
 	struct berth_registry *r = berth_calloc(1, sizeof(*r));
 	r->policy = policy;
+	r->quotas = quotas;
 	r->urls_allow = allow;
 	r->n_urls_allow = cfg->n_urls_allow;
 	r->urls_deny = deny;
@@ -101,6 +105,7 @@ void berth_registry_free(struct berth_registry *r)
 	free_patterns(r->urls_allow, r->n_urls_allow);
 	free_patterns(r->urls_deny, r->n_urls_deny);
 	berth_policy_free(r->policy);
+	berth_quotas_free(r->quotas);
 	for (size_t i = 0; i < r->n_platforms; i++) {
 		free(r->platform_os[i]);
 		free(r->platform_arch[i]);

@@ -17,6 +17,7 @@
 
 struct berth_registry;
 struct berth_tag_rule;
+struct berth_quota_rule;
 
 struct berth_registry_config {
 	struct berth_storage_driver *driver; /* taken over by the registry */
@@ -44,6 +45,9 @@ struct berth_registry_config {
 	/* policies.immutabletags (registry/policy.h): strings copied (compiled) by the registry. */
 	const struct berth_tag_rule *immutable_tags;
 	size_t n_immutable_tags;
+	/* policies.quotas (registry/quota.h): patterns compiled, copied by the registry. */
+	const struct berth_quota_rule *quotas;
+	size_t n_quotas;
 };
 
 enum berth_index_children { BERTH_INDEX_CHILDREN_ALL, BERTH_INDEX_CHILDREN_NONE, BERTH_INDEX_CHILDREN_LIST };

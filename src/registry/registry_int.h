@@ -8,6 +8,7 @@
 
 #include "registry/cache.h"
 #include "registry/policy.h"
+#include "registry/quota.h"
 #include "registry/registry.h"
 
 struct upload_claim {
@@ -34,6 +35,7 @@ struct berth_registry {
 	char **platform_arch;
 	size_t n_platforms;
 	struct berth_policy *policy;     /* immutable tags (registry/policy.c) */
+	struct berth_quotas *quotas;     /* tag and repository quotas (registry/quota.c) */
 	struct berth_cache *descriptors; /* links and blob sizes; NULL when disabled */
 	struct berth_cache *manifests;   /* manifest bytes by digest (immutable) */
 	/* The catalog is served from a snapshot at most CATALOG_TTL old, rebuilt sooner when this

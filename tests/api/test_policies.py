@@ -131,6 +131,100 @@ class ImmutableTagsTest(unittest.TestCase):
         self.assertIn(d, [img["digest"] for img in imgs])
 
 
+QUOTAS = """version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: %(root)s
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:%(port)d
+policies:
+  quotas:
+    - repository: team/.*
+      tags: 3
+      repositories: 2
+    - repository: race
+      tags: 2
+"""
+
+
+class QuotaTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.proc, cls.c, cls.tmp = start(QUOTAS)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proc.terminate()
+        cls.proc.wait(10)
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def usage(self):
+        binary = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
+        p = subprocess.run([binary, "usage", os.path.join(self.tmp, "config.yml")],
+                           capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p.stdout.decode()
+
+    def test_tags_and_repositories(self):
+        c = self.c
+        a = c.push_image("team/a", "t1", seed="a1")
+        c.push_image("team/a", "t2", seed="a2")
+        b = c.push_image("team/b", "t1", seed="b1")
+        self.assertIn("repository 'team/.*': tags 3/3 repositories 2/2\n", self.usage())
+        # a new tag past the limit: 403 DENIED naming the limit; nothing written
+        r = c.put_manifest("team/a", "t3", a["manifest"])
+        self.assertEqual(r.status, 403, r.describe())
+        self.assertEqual(r.error_codes(), ["DENIED"])
+        self.assertIn("quota exceeded: tags (3 of 3)", r.json()["errors"][0]["message"])
+        self.assertEqual(c.get("/v2/team/a/manifests/t3").status, 404)
+        # moving an existing tag, pushing by digest, pulling: never refused
+        self.assertEqual(c.put_manifest("team/a", "t1", b["manifest"]).status, 400)  # blobs of b not in a
+        c.push_manifest("team/a", "t2", a["manifest"])
+        c.push_image("team/a", None, seed="by-digest")
+        self.assertEqual(c.get("/v2/team/a/manifests/t1").status, 200)
+        # a third repository: its blobs go in, its first manifest does not
+        r = c.put_manifest("team/c", "x", c.push_image("other", None, seed="c")["manifest"])
+        self.assertEqual(r.status, 400)  # (its blobs are not in team/c yet)
+        img = c.push_image("elsewhere", None, seed="c2")
+        for d in [img["obj"]["config"]] + img["obj"]["layers"]:
+            rr = c.post("/v2/team/c/blobs/uploads/?mount=%s&from=elsewhere" % d["digest"],
+                        headers={"Content-Length": "0"})
+            self.assertEqual(rr.status, 201, rr.describe())
+        r = c.put_manifest("team/c", img["digest"], img["manifest"])
+        self.assertEqual(r.status, 403, r.describe())
+        self.assertIn("quota exceeded: repositories (2 of 2)", r.json()["errors"][0]["message"])
+        # repositories the rule does not cover are free
+        c.push_image("solo", "t1", seed="s")
+        c.push_image("solo", "t2", seed="s2")
+        c.push_image("solo", "t3", seed="s3")
+        c.push_image("solo", "t4", seed="s4")
+        # a delete frees room at once (usage is counted from the store)
+        self.assertEqual(c.delete("/v2/team/a/manifests/t2").status, 202)
+        c.push_manifest("team/a", "t3", a["manifest"])
+        self.assertIn("repository 'team/.*': tags 3/3 repositories 2/2\n", self.usage())
+
+    def test_concurrent_new_tags_stop_at_the_limit(self):
+        import threading
+        c = self.c
+        img = c.push_image("race", None, seed="race")
+        statuses = []
+
+        def put(i):
+            statuses.append(berthtest.Client(c.base).put_manifest("race", "n%d" % i,
+                                                                  img["manifest"]).status)
+        threads = [threading.Thread(target=put, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(sorted(statuses), [201] * 2 + [403] * 6, statuses)
+        self.assertEqual(len(c.get("/v2/race/tags/list").json()["tags"]), 2)
+
+
 class BadPolicyConfigTest(unittest.TestCase):
     def test_bad_pattern_is_refused_by_name(self):
         tmp = tempfile.mkdtemp(prefix="berth-policies-")
@@ -143,6 +237,18 @@ class BadPolicyConfigTest(unittest.TestCase):
         p = subprocess.run([binary, "serve", cfg], capture_output=True, timeout=20)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn(b"policies.immutabletags[0].tags", p.stderr + p.stdout)
+
+    def test_quota_bytes_is_refused_by_name(self):
+        tmp = tempfile.mkdtemp(prefix="berth-policies-")
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        cfg = os.path.join(tmp, "config.yml")
+        with open(cfg, "w") as f:
+            f.write("version: 0.1\nstorage:\n  inmemory:\npolicies:\n  quotas:\n"
+                    "    - repository: a\n      bytes: 1000\n")
+        binary = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
+        p = subprocess.run([binary, "serve", cfg], capture_output=True, timeout=20)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(b"policies.quotas[0].bytes: refused: not implemented yet", p.stderr + p.stdout)
 
 
 if __name__ == "__main__":
