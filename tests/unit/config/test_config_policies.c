@@ -97,6 +97,31 @@ static void test_bad_pattern_and_unknown_key_are_refused_by_name(void **state)
 	berth_config_release(&cfg);
 }
 
+static void test_quotas_are_read_and_bytes_refused(void **state)
+{
+	struct berth_config cfg;
+	(void)state;
+	assert_int_equal(load(&cfg, MINIMAL "policies:\n  quotas:\n"
+				     "    - repository: team/.*\n      tags: 500\n      repositories: 20\n"
+				     "    - tags: 3\n"),
+			 0);
+	assert_int_equal(cfg.policies.n_quotas, 2);
+	assert_string_equal(cfg.policies.quotas[0].repository, "team/.*");
+	assert_int_equal(cfg.policies.quotas[0].tags, 500);
+	assert_int_equal(cfg.policies.quotas[0].repositories, 20);
+	assert_string_equal(cfg.policies.quotas[1].repository, "");
+	assert_int_equal(cfg.policies.quotas[1].repositories, 0);
+	berth_config_release(&cfg);
+	assert_int_equal(load(&cfg, MINIMAL "policies:\n  quotas:\n    - bytes: 10\n"), -1);
+	if (!strstr(errbuf, "policies.quotas[0].bytes: refused: not implemented yet"))
+		fail_msg("got: %s", errbuf);
+	berth_config_release(&cfg);
+	assert_int_equal(load(&cfg, MINIMAL "policies:\n  quotas:\n    - tags: -1\n"), -1);
+	if (!strstr(errbuf, "policies.quotas[0].tags"))
+		fail_msg("got: %s", errbuf);
+	berth_config_release(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -104,6 +129,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_immutabletags_from_the_environment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_pattern_and_unknown_key_are_refused_by_name, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_quotas_are_read_and_bytes_refused, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
