@@ -9,7 +9,7 @@ import time
 import unittest
 
 import berthtest
-from test_policies import start
+from test_policies import start, stop
 
 CONFIG = """version: 0.1
 log:
@@ -50,9 +50,8 @@ class RepoDeleteTest(unittest.TestCase):
         self.addCleanup(self.stop)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+        if self.proc.returncode is None:
+            stop(self.proc)
 
     def test_delete_removes_tags_manifests_links_not_nested(self):
         c = self.c
@@ -184,7 +183,7 @@ class RepoDeleteDisabledTest(unittest.TestCase):
     def test_without_storage_delete_it_is_unsupported(self):
         proc, c, tmp = start(CONFIG.replace("enabled: true", "enabled: false"))
         self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
-        self.addCleanup(lambda: (proc.terminate(), proc.wait(10)))
+        self.addCleanup(stop, proc)
         c.push_image("kept", "t", seed="d")
         r = c.delete("/v2/_berth/repositories/kept")
         self.assertEqual(r.status, 405, r.describe())
