@@ -9,19 +9,9 @@ import time
 import unittest
 
 import berthtest
-from test_policies import start, stop
+from test_policies import BASE, start, stop
 
-CONFIG = """version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: %(root)s
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:%(port)d
-policies:
+CONFIG = BASE + """policies:
   immutabletags:
     - repository: locked
       tags: v.*
