@@ -3,10 +3,12 @@
  * no such operation). Answers 202 like a manifest DELETE; with token auth it needs the `delete`
  * action on that repository (api/router.c), and storage.delete.enabled.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "api/api_int.h"
 #include "core/err.h"
+#include "registry/reference.h"
 
 static void delete_repository(struct berth_request *req)
 {
@@ -18,10 +20,14 @@ static void delete_repository(struct berth_request *req)
 	case BERTH_EUNSUPPORTED:
 		berth_api_method_not_allowed(req);
 		break;
-	case BERTH_ENOTFOUND:
+	case BERTH_ENOTFOUND: {
+		/* as the tag list answers it; a routed name matches the grammar, so needs no escaping */
+		char detail[BERTH_NAME_MAX + 16];
+		snprintf(detail, sizeof(detail), "{\"name\":\"%s\"}", req->name);
 		berth_req_error(req, MHD_HTTP_NOT_FOUND, "NAME_UNKNOWN", "repository name not known to registry",
-				NULL);
+				detail);
 		break;
+	}
 	case BERTH_EDENIED:
 		berth_req_error(req, MHD_HTTP_FORBIDDEN, "DENIED", "the repository has an immutable tag", NULL);
 		break;

@@ -68,6 +68,7 @@ class RepoDeleteTest(unittest.TestCase):
         r = c.delete("/v2/_berth/repositories/rd/app")
         self.assertEqual(r.status, 404, r.describe())
         self.assertEqual(r.error_codes(), ["NAME_UNKNOWN"])
+        self.assertEqual(r.json()["errors"][0]["detail"], {"name": "rd/app"})
         # the name can be pushed again, from scratch
         c.push_image("rd/app", "one", seed="again")
         self.assertTrue(pulls_whole(c, "rd/app", "one"))
