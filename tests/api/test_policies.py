@@ -69,10 +69,13 @@ IMMUTABLE = BASE + """policies:
 """
 
 
-class ImmutableTagsTest(unittest.TestCase):
+class ServerTest(unittest.TestCase):
+    """One berth for the class, started with the class's CONFIG."""
+    CONFIG = None
+
     @classmethod
     def setUpClass(cls):
-        cls.proc, cls.c, cls.tmp = start(IMMUTABLE)
+        cls.proc, cls.c, cls.tmp = start(cls.CONFIG)
 
     @classmethod
     def tearDownClass(cls):
@@ -80,6 +83,10 @@ class ImmutableTagsTest(unittest.TestCase):
             stop(cls.proc)
         finally:
             shutil.rmtree(cls.tmp, ignore_errors=True)
+
+
+class ImmutableTagsTest(ServerTest):
+    CONFIG = IMMUTABLE
 
     def assert_denied(self, r, words):
         self.assertEqual(r.status, 403, r.describe())
@@ -155,17 +162,8 @@ QUOTAS = BASE + """policies:
 """
 
 
-class QuotaTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.proc, cls.c, cls.tmp = start(QUOTAS)
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            stop(cls.proc)
-        finally:
-            shutil.rmtree(cls.tmp, ignore_errors=True)
+class QuotaTest(ServerTest):
+    CONFIG = QUOTAS
 
     def usage(self):
         binary = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
