@@ -19,6 +19,7 @@
 #include "http/server.h"
 #include "http/tls.h"
 #include "registry/purge.h"
+#include "registry/quota.h"
 #include "registry/registry.h"
 #include "storage/driver.h"
 #include "storage/fs_check.h"
@@ -416,6 +417,7 @@ static void register_metrics(void)
 	berth_storage_metrics_register();
 	berth_registry_metrics_register();
 	berth_registry_cache_metrics_register();
+	berth_quota_metrics_register();
 }
 
 /* so: the connection handling flags; the rest is filled in from cfg. */
@@ -427,6 +429,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	struct berth_debug_server *dbg = NULL;
 	struct berth_health *health = NULL;
 	struct berth_purger *purger = NULL;
+	struct berth_periodic *quota_counter = NULL;
 	struct berth_auth *auth = NULL;
 	char err[512];
 	struct tls_and_headers http;
@@ -524,6 +527,8 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	    berth_purger_start(&purger, reg, cfg->uploadpurging.age_ms, cfg->uploadpurging.interval_ms,
 			       cfg->uploadpurging.dryrun) < 0)
 		berth_warn("cannot start upload purging");
+	if (berth_quota_metrics_start(&quota_counter, reg) < 0)
+		berth_warn("cannot start counting quota usage for the metrics");
 
 	berth_info("berth %s listening on %s%s (storage %s%s%s%s)", BERTH_VERSION, so->tls_cert_file ? "https://" : "",
 		   cfg->addr, cfg->storage == BERTH_STORAGE_INMEMORY ? "inmemory" : "filesystem ",
@@ -536,6 +541,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		   (long long)cfg->http.draintimeout_ms);
 	status = 0;
 	berth_purger_stop(purger);
+	berth_quota_metrics_stop(quota_counter);
 	berth_debug_stop(dbg);
 out_server:
 	berth_server_drain_and_stop(srv, (unsigned)(cfg->http.draintimeout_ms > 0 ? cfg->http.draintimeout_ms : 0));

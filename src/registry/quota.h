@@ -53,4 +53,13 @@ struct berth_quota_usage {
 size_t berth_quotas_count(const struct berth_registry *r);
 int berth_quota_usage(struct berth_quota_usage *out, struct berth_registry *r, size_t i);
 
+/* registry/quota_metrics.c: every rule's usage as Prometheus gauges (berth_quota_tags,
+ * berth_quota_repositories and their _limit), counted by a background thread every 30 s (at
+ * once on start), so a scrape does no storage I/O. Start does nothing (*out NULL) without
+ * rules; 0 or BERTH_ERROR. Stop accepts NULL. One registry per process. */
+struct berth_periodic;
+void berth_quota_metrics_register(void);
+int berth_quota_metrics_start(struct berth_periodic **out, struct berth_registry *r);
+void berth_quota_metrics_stop(struct berth_periodic *p);
+
 #endif

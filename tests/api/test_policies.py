@@ -10,12 +10,15 @@ import unittest
 import berthtest
 
 
-def start(config_text):
-    tmp = tempfile.mkdtemp(prefix="berth-policies-")
+def start(config_text, tmp=None):
+    """berth serve with config_text (%(root)s, %(port)d and %(debugport)d filled in) in tmp, a
+    new temp dir unless given (a restart on the same root)."""
+    tmp = tmp or tempfile.mkdtemp(prefix="berth-policies-")
     port = berthtest._free_port()
     cfg = os.path.join(tmp, "config.yml")
     with open(cfg, "w") as f:
-        f.write(config_text % {"root": os.path.join(tmp, "root"), "port": port})
+        f.write(config_text % {"root": os.path.join(tmp, "root"), "port": port,
+                               "debugport": berthtest._free_port()})
     binary = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
     log = open(os.path.join(tmp, "log"), "wb")
     proc = subprocess.Popen([binary, "serve", cfg], stdout=log, stderr=subprocess.STDOUT)
@@ -232,6 +235,36 @@ class QuotaTest(ServerTest):
             t.join()
         self.assertEqual(sorted(statuses), [201] * 2 + [403] * (n - 2), statuses)
         self.assertEqual(len(c.get("/v2/race/tags/list").json()["tags"]), 2)
+
+
+class QuotaMetricsTest(unittest.TestCase):
+    def test_usage_counted_from_the_store_at_start(self):
+        debug = "  debug:\n    addr: 127.0.0.1:%(debugport)d\n    prometheus:\n      enabled: true\n"
+        config = QUOTAS.replace("  addr: 127.0.0.1:%(port)d\n", "  addr: 127.0.0.1:%(port)d\n" + debug)
+        proc, c, tmp = start(config)
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        c.push_image("team/m", "a", seed="m1")
+        c.push_image("team/m", "b", seed="m2")
+        c.push_image("team/n", "a", seed="n1")
+        stop(proc)
+        proc, c, _ = start(config, tmp)
+        self.addCleanup(stop, proc)
+        with open(os.path.join(tmp, "config.yml")) as f:
+            debug = f.read().split("debug:\n    addr: ")[1].split("\n")[0]
+        want = ['berth_quota_tags{repository="team/.*"} 3',
+                'berth_quota_tags_limit{repository="team/.*"} 3',
+                'berth_quota_repositories{repository="team/.*"} 2',
+                'berth_quota_repositories_limit{repository="team/.*"} 2',
+                'berth_quota_tags{repository="race"} 0',
+                'berth_quota_repositories_limit{repository="race"} 0']
+        text = ""
+        for _ in range(100):  # counted by a background thread just after the start
+            text = berthtest.Client("http://" + debug).get("/metrics").body.decode()
+            if all(w in text.splitlines() for w in want):
+                break
+            time.sleep(0.05)
+        for w in want:
+            self.assertIn(w, text.splitlines())
 
 
 class BadPolicyConfigTest(unittest.TestCase):
