@@ -19,6 +19,7 @@
 #include "http/server.h"
 #include "http/tls.h"
 #include "registry/purge.h"
+#include "registry/quota.h"
 #include "registry/registry.h"
 #include "storage/driver.h"
 #include "storage/fs_check.h"
@@ -38,6 +39,8 @@ static void usage(FILE *out)
 	      "  garbage-collect [--dry-run] [--delete-untagged] CONFIG.yml\n"
 	      "                                 delete blobs no manifest references (registry offline)\n"
 	      "  fsck [--repair] ROOT           verify every blob's digest and every link of a store\n"
+	      "  repo delete CONFIG.yml NAME    delete a repository (its blobs stay for the collection)\n"
+	      "  usage CONFIG.yml               tags and repositories counted against policies.quotas\n"
 	      "  help                           show this text\n"
 	      "  --version                      print the version\n"
 	      "\n"
@@ -415,6 +418,7 @@ static void register_metrics(void)
 	berth_storage_metrics_register();
 	berth_registry_metrics_register();
 	berth_registry_cache_metrics_register();
+	berth_quota_metrics_register();
 }
 
 /* so: the connection handling flags; the rest is filled in from cfg. */
@@ -426,6 +430,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	struct berth_debug_server *dbg = NULL;
 	struct berth_health *health = NULL;
 	struct berth_purger *purger = NULL;
+	struct berth_periodic *quota_counter = NULL;
 	struct berth_auth *auth = NULL;
 	char err[512];
 	struct tls_and_headers http;
@@ -476,8 +481,10 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		berth_storage_free(driver);
 		goto out_http;
 	}
+	berth_serve_policies(&rcfg, cfg);
 	rc = berth_registry_new(&reg, &rcfg);
 	berth_serve_release_index_children(&rcfg); /* the registry keeps copies */
+	berth_serve_release_policies(&rcfg);
 	if (rc < 0) {
 		berth_error("configuration error: validation.manifests.urls: invalid regular expression");
 		berth_storage_free(driver);
@@ -522,6 +529,8 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	    berth_purger_start(&purger, reg, cfg->uploadpurging.age_ms, cfg->uploadpurging.interval_ms,
 			       cfg->uploadpurging.dryrun) < 0)
 		berth_warn("cannot start upload purging");
+	if (berth_quota_metrics_start(&quota_counter, reg) < 0)
+		berth_warn("cannot start counting quota usage for the metrics");
 
 	berth_info("berth %s listening on %s%s (storage %s%s%s%s)", BERTH_VERSION, so->tls_cert_file ? "https://" : "",
 		   cfg->addr, cfg->storage == BERTH_STORAGE_INMEMORY ? "inmemory" : "filesystem ",
@@ -534,6 +543,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		   (long long)cfg->http.draintimeout_ms);
 	status = 0;
 	berth_purger_stop(purger);
+	berth_quota_metrics_stop(quota_counter);
 	berth_debug_stop(dbg);
 out_server:
 	berth_server_drain_and_stop(srv, (unsigned)(cfg->http.draintimeout_ms > 0 ? cfg->http.draintimeout_ms : 0));
@@ -566,6 +576,10 @@ int main(int argc, char **argv)
 		return berth_cmd_garbage_collect(argc - 1, argv + 1);
 	if (strcmp(argv[1], "fsck") == 0)
 		return berth_cmd_fsck(argc - 1, argv + 1);
+	if (strcmp(argv[1], "repo") == 0)
+		return berth_cmd_repo(argc - 1, argv + 1);
+	if (strcmp(argv[1], "usage") == 0)
+		return berth_cmd_usage(argc - 1, argv + 1);
 	if (strcmp(argv[1], "serve") == 0) {
 		struct serve_args sa;
 		if (scan_serve_args(&sa, argc - 2, argv + 2) < 0)

@@ -17,6 +17,7 @@ void berth_api_uploads_post(struct berth_request *req);
 void berth_api_upload(struct berth_request *req);
 void berth_api_manifest(struct berth_request *req);
 void berth_api_referrers(struct berth_request *req);
+void berth_api_repository(struct berth_request *req); /* api/repositories.c */
 
 /* 1 if the request's credentials grant pull on repo (always, without auth). Answers nothing. */
 int berth_api_may_pull(struct berth_request *req, const char *repo);

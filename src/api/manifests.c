@@ -160,6 +160,9 @@ static void put_failed(struct berth_request *req, int rc, const struct berth_man
 	case BERTH_ETOOLARGE:
 		berth_req_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "MANIFEST_INVALID", res->message, NULL);
 		break;
+	case BERTH_EDENIED:
+		berth_req_error(req, MHD_HTTP_FORBIDDEN, "DENIED", res->message, NULL);
+		break;
 	default:
 		berth_api_storage_error(req, rc, "cannot store manifest");
 		break;
@@ -220,6 +223,12 @@ static void delete_manifest(struct berth_request *req)
 	int rc = berth_manifest_delete(req->registry, req->name, req->reference);
 	if (rc == BERTH_ENOTFOUND) {
 		manifest_unknown(req);
+		return;
+	}
+	if (rc == BERTH_EDENIED) {
+		berth_req_error(req, MHD_HTTP_FORBIDDEN, "DENIED",
+				strchr(req->reference, ':') ? "the manifest is named by an immutable tag"
+							    : "the tag is immutable", NULL);
 		return;
 	}
 	if (rc < 0) {

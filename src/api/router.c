@@ -9,6 +9,9 @@
  *   /v2/<name>/blobs/uploads/<uuid>       an upload session
  *   /v2/<name>/blobs/<digest>             blob
  *   /v2/<name>/referrers/<digest>         referrers
+ *   /v2/_berth/repositories/<name>        a repository (berth-specific: DELETE); no repository
+ *                                         name has a component starting with '_', so this
+ *                                         prefix shadows no OCI route
  *   what req->extra claims                the web interface, with ui.enabled (ui/ui.h)
  */
 #include <string.h>
@@ -44,10 +47,17 @@ static int split_last(const char *s, size_t len, const char *kind, size_t *name_
 	return 1;
 }
 
+#define REPOSITORY_PREFIX "_berth/repositories/"
+
 static enum berth_route match(const char *rest, size_t *name_len, const char **param)
 {
 	size_t len = strlen(rest);
 	*param = NULL;
+	if (strncmp(rest, REPOSITORY_PREFIX, strlen(REPOSITORY_PREFIX)) == 0) {
+		*param = rest + strlen(REPOSITORY_PREFIX); /* the name, moved into place by dispatch */
+		*name_len = len - strlen(REPOSITORY_PREFIX);
+		return BERTH_ROUTE_REPOSITORY;
+	}
 	if (ends_with(rest, len, "/tags/list", name_len))
 		return BERTH_ROUTE_TAGS;
 	if (ends_with(rest, len, "/blobs/uploads/", name_len) ||
@@ -186,11 +196,16 @@ void berth_api_dispatch(struct berth_request *req, const char *url)
 		not_found(req);
 		return;
 	}
+	const char *name = url + 4;
+	if (req->route == BERTH_ROUTE_REPOSITORY) {
+		name = param;
+		param = NULL;
+	}
 	if (name_len == 0 || name_len > BERTH_NAME_MAX) {
 		berth_req_error(req, MHD_HTTP_BAD_REQUEST, "NAME_INVALID", "invalid repository name", NULL);
 		return;
 	}
-	memcpy(req->name, url + 4, name_len);
+	memcpy(req->name, name, name_len);
 	req->name[name_len] = '\0';
 	if (!berth_name_valid(req->name)) {
 		berth_req_error(req, MHD_HTTP_BAD_REQUEST, "NAME_INVALID", "invalid repository name", NULL);
@@ -220,6 +235,7 @@ void berth_api_dispatch(struct berth_request *req, const char *url)
 	case BERTH_ROUTE_UPLOADS: berth_api_uploads_post(req); break;
 	case BERTH_ROUTE_UPLOAD: berth_api_upload(req); break;
 	case BERTH_ROUTE_REFERRERS: berth_api_referrers(req); break;
+	case BERTH_ROUTE_REPOSITORY: berth_api_repository(req); break;
 	default: not_found(req); break;
 	}
 }

@@ -8,4 +8,10 @@ int berth_cmd_garbage_collect(int argc, char **argv);
 /* berth fsck [--repair] ROOT  (argv[0] is "fsck") */
 int berth_cmd_fsck(int argc, char **argv);
 
+/* berth repo delete CONFIG.yml NAME  (argv[0] is "repo"; cli/repo_cmd.c) */
+int berth_cmd_repo(int argc, char **argv);
+
+/* berth usage CONFIG.yml  (argv[0] is "usage"; cli/repo_cmd.c) */
+int berth_cmd_usage(int argc, char **argv);
+
 #endif

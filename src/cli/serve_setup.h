@@ -24,4 +24,9 @@ struct berth_health *berth_serve_health_checks(const struct berth_config *cfg, s
 int berth_serve_index_children(struct berth_registry_config *rcfg, const struct berth_config *cfg);
 void berth_serve_release_index_children(struct berth_registry_config *rcfg);
 
+/* policies (immutabletags, quotas) into rcfg, borrowing cfg's strings (cli/policy_setup.c); the rule
+ * array goes with the release function. */
+void berth_serve_policies(struct berth_registry_config *rcfg, const struct berth_config *cfg);
+void berth_serve_release_policies(struct berth_registry_config *rcfg);
+
 #endif

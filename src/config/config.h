@@ -156,6 +156,21 @@ struct berth_platform {
 	char architecture[64]; /* architecture */
 };
 
+/* policies.immutabletags[i] (berth-specific): POSIX EREs matched against the whole repository
+ * name and tag; "" matches everything. */
+struct berth_immutable_rule {
+	char repository[1024]; /* repository */
+	char tags[1024];       /* tags */
+};
+
+/* policies.quotas[i] (berth-specific): limits over every repository whose whole name matches
+ * `repository` (a POSIX ERE; "" matches all); 0 = no limit. */
+struct berth_quota_config {
+	char repository[1024]; /* repository */
+	int64_t tags;          /* tags */
+	int64_t repositories;  /* repositories */
+};
+
 struct berth_config {
 	/* --- fields the command line also sets --- */
 	char addr[256];                   /* http.addr (":5000" = all interfaces) */
@@ -283,6 +298,14 @@ struct berth_config {
 	struct {
 		int enabled;              /* ui.enabled: the web interface under /ui/ (default false) */
 	} ui;
+
+	/* --- policies (berth-specific lifecycle rules) --- */
+	struct {
+		size_t n_immutabletags;           /* policies.immutabletags */
+		struct berth_immutable_rule *immutabletags;
+		size_t n_quotas;                  /* policies.quotas */
+		struct berth_quota_config *quotas;
+	} policies;
 };
 
 /*

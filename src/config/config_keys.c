@@ -195,6 +195,40 @@ static const struct cfg_table platform_table = {
 	platform_keys, sizeof(platform_keys) / sizeof(platform_keys[0]), sizeof(PL), zero_elem_platform,
 	release_nothing,
 };
+/* policies.immutabletags[i]: patterns checked as regexes at load, stored as written */
+#define IR struct berth_immutable_rule
+static int set_regex_str(struct cfg_ctx *c, const struct cfg_key *k, void *base, const char *key,
+			 const struct cfg_scalar *v);
+#define REGEX(T, k, f) { .key = k, .type = CT_FN, .fn = set_regex_str, .off = offsetof(T, f), .size = FSIZE(T, f) }
+static const struct cfg_key immutable_rule_keys[] = {
+	REGEX(IR, "repository", repository),
+	REGEX(IR, "tags", tags),
+};
+static void zero_elem_immutable_rule(void *p)
+{
+	memset(p, 0, sizeof(IR));
+}
+static const struct cfg_table immutable_rule_table = {
+	immutable_rule_keys, sizeof(immutable_rule_keys) / sizeof(immutable_rule_keys[0]), sizeof(IR),
+	zero_elem_immutable_rule, release_nothing,
+};
+
+/* policies.quotas[i] */
+#define QR struct berth_quota_config
+static const struct cfg_key quota_keys[] = {
+	REGEX(QR, "repository", repository),
+	INT(QR, "tags", tags, 0, INT64_MAX),
+	INT(QR, "repositories", repositories, 0, INT64_MAX),
+	REFUSE("bytes", "not implemented yet: stored bytes are not limited (tags and repositories are)"),
+};
+static void zero_elem_quota(void *p)
+{
+	memset(p, 0, sizeof(QR));
+}
+static const struct cfg_table quota_table = {
+	quota_keys, sizeof(quota_keys) / sizeof(quota_keys[0]), sizeof(QR), zero_elem_quota, release_nothing,
+};
+
 static const struct cfg_enum index_platforms[] = {
 	{ "all", BERTH_INDEX_PLATFORMS_ALL }, { "none", BERTH_INDEX_PLATFORMS_NONE },
 	{ "list", BERTH_INDEX_PLATFORMS_LIST }, { NULL, 0 },
@@ -357,6 +391,13 @@ static const struct cfg_key keys[] = {
 
 	/* ui: berth's own section; any other key in it is refused (config_yaml.c) */
 	BOOL(C, "ui.enabled", ui.enabled),
+
+	/* policies (berth-specific) */
+	{ .key = "policies.immutabletags", .type = CT_LIST, .off = offsetof(C, policies.immutabletags),
+	  .count_off = offsetof(C, policies.n_immutabletags), .sub = &immutable_rule_table,
+	  .max_items = BERTH_CONFIG_MAX_LIST },
+	{ .key = "policies.quotas", .type = CT_LIST, .off = offsetof(C, policies.quotas),
+	  .count_off = offsetof(C, policies.n_quotas), .sub = &quota_table, .max_items = BERTH_CONFIG_MAX_LIST },
 
 	REFUSE("middleware", "not supported yet: registry, repository and storage middleware "
 	       "(cloudfront, redirect, rewrite) would change the answers clients get"),
@@ -763,6 +804,16 @@ static int set_validation_enabled(struct cfg_ctx *c, const struct cfg_key *k, vo
 	if (on)
 		c->validation_enabled = 1;
 	return 0;
+}
+
+/* A CT_STR field that must hold a POSIX extended regex (null: ""). */
+static int set_regex_str(struct cfg_ctx *c, const struct cfg_key *k, void *base, const char *key,
+			 const struct cfg_scalar *v)
+{
+	struct cfg_key as_str = { .key = k->key, .type = CT_STR, .off = k->off, .size = k->size };
+	if (!v->null && berth_config__check_regex(c, v->line, key, v->text) < 0)
+		return -1;
+	return berth_config__set_scalar(c, &as_str, base, key, v);
 }
 
 /* ---- collections ------------------------------------------------------------------------------ */

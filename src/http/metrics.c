@@ -5,10 +5,11 @@
 
 #include "core/metrics.h"
 
-#define N_ROUTES (BERTH_ROUTE_REFERRERS + 1)
+#define N_ROUTES (BERTH_ROUTE_REPOSITORY + 1)
 
 static const char *const route_names[N_ROUTES] = {
 	"none", "base", "catalog", "tags", "manifest", "blob", "uploads", "upload", "referrers",
+	"repository",
 };
 static const char *const method_names[] = { "GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OTHER" };
 #define N_METHODS (sizeof(method_names) / sizeof(method_names[0]))

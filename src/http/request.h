@@ -28,6 +28,7 @@ enum berth_route {
 	BERTH_ROUTE_UPLOADS,      /* /v2/<name>/blobs/uploads/ */
 	BERTH_ROUTE_UPLOAD,       /* /v2/<name>/blobs/uploads/<uuid> */
 	BERTH_ROUTE_REFERRERS,    /* /v2/<name>/referrers/<digest> */
+	BERTH_ROUTE_REPOSITORY,   /* /v2/_berth/repositories/<name> (berth-specific) */
 };
 
 struct berth_request;

@@ -307,13 +307,29 @@ int berth_manifest_put(struct berth_manifest_put_result *res, struct berth_regis
 		snprintf(res->message, sizeof(res->message), "%s", perr.message);
 		return perr.code == BERTH_MANIFEST_ERR_DIGEST ? BERTH_EDIGEST : BERTH_EINVALID;
 	}
+	/* held until the tag is written: a repository delete waits (registry/repo_delete.c) */
+	berth_repo_lock_shared(r, name);
 	if ((rc = verify_references(res, r, name, m)) < 0)
-		goto out;
-	if ((rc = store_manifest(r, name, by_digest ? NULL : reference, res->digest, body, len)) < 0)
-		goto out;
+		goto out_unlock;
+	struct berth_tag_guard guard = { NULL };
+	if (!by_digest && (rc = berth_tag_guard_enter(&guard, r, name, reference, res->digest, res->message,
+						       sizeof(res->message))) < 0)
+		goto out_unlock;
+	struct berth_quota_guard quota = { NULL };
+	if ((rc = berth_quota_enter(&quota, r, name, by_digest ? NULL : reference, res->message,
+				    sizeof(res->message))) < 0) {
+		berth_tag_guard_leave(&guard);
+		goto out_unlock;
+	}
+	rc = store_manifest(r, name, by_digest ? NULL : reference, res->digest, body, len);
+	berth_quota_leave(&quota);
+	berth_tag_guard_leave(&guard);
+	if (rc < 0)
+		goto out_unlock;
 	if (m->has_subject)
 		snprintf(res->subject, sizeof(res->subject), "%s", m->subject.digest);
-out:
+out_unlock:
+	berth_repo_unlock(r, name);
 	berth_manifest_free(m);
 	return rc;
 }
@@ -348,7 +364,8 @@ static int untag_if_current(const char *tag_dir, void *payload)
 	return 0;
 }
 
-int berth_manifest_delete(struct berth_registry *r, const char *name, const char *reference)
+/* berth_manifest_delete, once immutable tags allowed it. */
+static int delete_reference(struct berth_registry *r, const char *name, const char *reference)
 {
 	char path[BERTH_PATH_MAX];
 	int rc;
@@ -383,6 +400,17 @@ int berth_manifest_delete(struct berth_registry *r, const char *name, const char
 	if (rc < 0 && rc != BERTH_ENOTFOUND)
 		return rc;
 	return ctx.rc;
+}
+
+int berth_manifest_delete(struct berth_registry *r, const char *name, const char *reference)
+{
+	struct berth_tag_guard guard;
+	int rc = berth_tag_guard_enter_delete(&guard, r, name, reference);
+	if (rc < 0)
+		return rc;
+	rc = delete_reference(r, name, reference);
+	berth_tag_guard_leave(&guard);
+	return rc;
 }
 
 /* ---- referrers ---- */

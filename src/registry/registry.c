@@ -46,7 +46,19 @@ int berth_registry_new(struct berth_registry **out, const struct berth_registry_
 		free_patterns(allow, cfg->n_urls_allow);
 		return BERTH_EINVALID;
 	}
+	struct berth_policy *policy = NULL;
+	size_t bad_rule;
+	struct berth_quotas *quotas = NULL;
+	if (berth_policy_new(&policy, &bad_rule, cfg->immutable_tags, cfg->n_immutable_tags) < 0 ||
+	    berth_quotas_new(&quotas, cfg->quotas, cfg->n_quotas) < 0) {
+		berth_policy_free(policy);
+		free_patterns(allow, cfg->n_urls_allow);
+		free_patterns(deny, cfg->n_urls_deny);
+		return BERTH_EINVALID;
+	}
 	struct berth_registry *r = berth_calloc(1, sizeof(*r));
+	r->policy = policy;
+	r->quotas = quotas;
 	r->urls_allow = allow;
 	r->n_urls_allow = cfg->n_urls_allow;
 	r->urls_deny = deny;
@@ -71,6 +83,7 @@ int berth_registry_new(struct berth_registry **out, const struct berth_registry_
 	r->tag_lists = berth_taglist_cache_new();
 	pthread_mutex_init(&r->claims_lock, NULL);
 	pthread_mutex_init(&r->catalog_lock, NULL);
+	berth_repo_locks_init(r);
 	*out = r;
 	return 0;
 }
@@ -86,10 +99,13 @@ void berth_registry_free(struct berth_registry *r)
 	}
 	pthread_mutex_destroy(&r->claims_lock);
 	pthread_mutex_destroy(&r->catalog_lock);
+	berth_repo_locks_destroy(r);
 	berth_strvec_release(&r->catalog);
 	berth_cache_free(r->descriptors);
 	free_patterns(r->urls_allow, r->n_urls_allow);
 	free_patterns(r->urls_deny, r->n_urls_deny);
+	berth_policy_free(r->policy);
+	berth_quotas_free(r->quotas);
 	for (size_t i = 0; i < r->n_platforms; i++) {
 		free(r->platform_os[i]);
 		free(r->platform_arch[i]);

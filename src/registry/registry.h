@@ -16,6 +16,8 @@
 #include "storage/driver.h"
 
 struct berth_registry;
+struct berth_tag_rule;
+struct berth_quota_rule;
 
 struct berth_registry_config {
 	struct berth_storage_driver *driver; /* taken over by the registry */
@@ -40,6 +42,12 @@ struct berth_registry_config {
 	const char *const *platform_os;
 	const char *const *platform_arch;
 	size_t n_platforms;
+	/* policies.immutabletags (registry/policy.h): strings copied (compiled) by the registry. */
+	const struct berth_tag_rule *immutable_tags;
+	size_t n_immutable_tags;
+	/* policies.quotas (registry/quota.h): patterns compiled, copied by the registry. */
+	const struct berth_quota_rule *quotas;
+	size_t n_quotas;
 };
 
 enum berth_index_children { BERTH_INDEX_CHILDREN_ALL, BERTH_INDEX_CHILDREN_NONE, BERTH_INDEX_CHILDREN_LIST };
@@ -132,12 +140,14 @@ struct berth_manifest_put_result {
  * Validates and stores a manifest, byte for byte, and points the tag at it when reference is a
  * tag. Errors: BERTH_EINVALID (malformed / unsupported), BERTH_EDIGEST (reference is a digest
  * the body does not hash to, or a descriptor digest is malformed), BERTH_ENOTFOUND (a referenced
- * blob or child manifest is not in the repository), BERTH_ETOOLARGE.
+ * blob or child manifest is not in the repository), BERTH_ETOOLARGE, BERTH_EDENIED (reference is
+ * an immutable tag that names another manifest; registry/policy.h).
  */
 int berth_manifest_put(struct berth_manifest_put_result *res, struct berth_registry *r,
 		       const char *name, const char *reference, const char *content_type,
 		       const void *body, size_t len);
-/* By tag: removes the tag. By digest: removes the manifest and every tag pointing at it. */
+/* By tag: removes the tag. By digest: removes the manifest and every tag pointing at it.
+ * BERTH_EDENIED for an immutable tag, or a digest an immutable tag names (registry/policy.h). */
 int berth_manifest_delete(struct berth_registry *r, const char *name, const char *reference);
 /*
  * The OCI image index (JSON) of the manifests in `name` whose subject is `digest`, filtered by
@@ -145,6 +155,17 @@ int berth_manifest_delete(struct berth_registry *r, const char *name, const char
  */
 int berth_referrers(char **json_out, size_t *len_out, struct berth_registry *r, const char *name,
 		    const char *digest, const char *artifact_type);
+
+/* ---- repositories ---- */
+
+/*
+ * Deletes repository `name`: its tags, manifest revisions, blob links and uploads (nested
+ * repositories stay; blob data stays for the garbage collection). Consistent with concurrent
+ * manifest pushes in this process (registry/repo_delete.c). Errors: BERTH_ENOTFOUND (no such
+ * repository), BERTH_EUNSUPPORTED (storage.delete.enabled is off), BERTH_EDENIED (it has an
+ * immutable tag, registry/policy.h).
+ */
+int berth_repo_delete(struct berth_registry *r, const char *name);
 
 /* ---- listings ---- */
 

@@ -7,12 +7,17 @@
 #include <regex.h>
 
 #include "registry/cache.h"
+#include "registry/policy.h"
+#include "registry/quota.h"
 #include "registry/registry.h"
 
 struct upload_claim {
 	struct upload_claim *next;
 	char uuid[37];
 };
+
+/* Stripes of per-repository locks (registry/repo_delete.c). */
+#define BERTH_REPO_LOCK_STRIPES 64
 
 struct berth_registry {
 	struct berth_storage_driver *driver;
@@ -29,6 +34,8 @@ struct berth_registry {
 	char **platform_os;   /* BERTH_INDEX_CHILDREN_LIST: the platforms whose children must exist */
 	char **platform_arch;
 	size_t n_platforms;
+	struct berth_policy *policy;     /* immutable tags (registry/policy.c) */
+	struct berth_quotas *quotas;     /* tag and repository quotas (registry/quota.c) */
 	struct berth_cache *descriptors; /* links and blob sizes; NULL when disabled */
 	struct berth_cache *manifests;   /* manifest bytes by digest (immutable) */
 	/* The catalog is served from a snapshot at most CATALOG_TTL old, rebuilt sooner when this
@@ -42,7 +49,15 @@ struct berth_registry {
 	struct berth_taglist_cache *tag_lists; /* registry/taglist.c */
 	pthread_mutex_t claims_lock; /* guards claims */
 	struct upload_claim *claims; /* uploads held open by a request */
+	/* Held shared by a manifest PUT, exclusively by a repository delete (repo_delete.c). */
+	pthread_rwlock_t repo_locks[BERTH_REPO_LOCK_STRIPES];
 };
+
+/* registry/repo_delete.c: the per-repository locks, by name (striped: names may share one). */
+void berth_repo_locks_init(struct berth_registry *r);
+void berth_repo_locks_destroy(struct berth_registry *r);
+void berth_repo_lock_shared(struct berth_registry *r, const char *name);
+void berth_repo_unlock(struct berth_registry *r, const char *name);
 
 struct berth_taglist_cache *berth_taglist_cache_new(void);
 void berth_taglist_cache_free(struct berth_taglist_cache *c);

@@ -334,5 +334,14 @@ for t in "$GOOD_RS" "$GOOD_X5C" "$GOOD_ES"; do
 done
 req "http://$H/v2/repo-a/blobs/uploads/" -X POST -H "Authorization: Bearer $GOOD_ES"
 [ "$CODE" = 202 ] || fail "POST repo-a uploads with a good ES256 token: status $CODE, want 202"
+
+step "token: repository delete (berth-specific route) needs the delete action"
+req "http://$H/v2/_berth/repositories/repo-a" -X DELETE -H "Authorization: Bearer $GOOD_RS"
+expect_401 "DELETE /v2/_berth/repositories/repo-a with a pull,push token" \
+  "$BEARER,scope=\"repository:repo-a:delete\",error=\"insufficient_scope\""
+req "http://$H/v2/_berth/repositories/repo-a" -X DELETE -H "Authorization: Bearer $(mint --scope repository:repo-a:delete)"
+# past the authorisation: this berth has storage.delete off, so 405 and repo-a stays
+[ "$CODE" = 405 ] || fail "DELETE /v2/_berth/repositories/repo-a with a delete token: status $CODE, want 405"
+[ -e "$ROOT2/$V2/repositories/repo-a/_manifests" ] || fail "a refused repository delete removed repo-a"
 grep -qF -e alice-pw -e bob-pw -e "$TOKEN_A" "$BERTH_LOG" && fail "a password or token shows up in berth's log $BERTH_LOG"
 log "all auth checks passed"

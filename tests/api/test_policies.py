@@ -1,0 +1,292 @@
+"""The berth-specific `policies` section, through a real config file: immutable tags."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+import berthtest
+
+
+def start(config_text, tmp=None):
+    """berth serve with config_text (%(root)s, %(port)d and %(debugport)d filled in) in tmp, a
+    new temp dir unless given (a restart on the same root)."""
+    tmp = tmp or tempfile.mkdtemp(prefix="berth-policies-")
+    port = berthtest._free_port()
+    cfg = os.path.join(tmp, "config.yml")
+    with open(cfg, "w") as f:
+        f.write(config_text % {"root": os.path.join(tmp, "root"), "port": port,
+                               "debugport": berthtest._free_port()})
+    binary = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
+    log = open(os.path.join(tmp, "log"), "wb")
+    proc = subprocess.Popen([binary, "serve", cfg], stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    client = berthtest.Client("http://127.0.0.1:%d" % port)
+    for _ in range(200):
+        if proc.poll() is not None:
+            break
+        try:
+            if client.get("/v2/").status == 200:
+                return proc, client, tmp
+        except OSError:
+            pass
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait(10)
+    with open(os.path.join(tmp, "log")) as f:
+        text = f.read()
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise RuntimeError("berth did not start:\n" + text)
+
+
+def stop(proc):
+    """SIGTERM; a clean stop is status 0 (or the signal itself); anything else, e.g.
+    LeakSanitizer's 23 in a sanitizer build, fails the test."""
+    if proc.poll() is None:
+        proc.terminate()
+    rc = proc.wait(10)
+    if rc not in (0, -15):
+        raise AssertionError("berth exited with status %s after SIGTERM" % rc)
+
+
+# A server on a fresh root with deletes enabled; a test adds its policies section.
+BASE = """version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: %(root)s
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:%(port)d
+"""
+
+IMMUTABLE = BASE + """policies:
+  immutabletags:
+    - repository: prod/.*
+      tags: v[0-9]+(\\.[0-9]+)*
+    - repository: frozen
+"""
+
+
+class ServerTest(unittest.TestCase):
+    """One berth for the class, started with the class's CONFIG."""
+    CONFIG = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.proc, cls.c, cls.tmp = start(cls.CONFIG)
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            stop(cls.proc)
+        finally:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+
+class ImmutableTagsTest(ServerTest):
+    CONFIG = IMMUTABLE
+
+    def assert_denied(self, r, words):
+        self.assertEqual(r.status, 403, r.describe())
+        self.assertEqual(r.error_codes(), ["DENIED"], r.describe())
+        self.assertIn(words, r.json()["errors"][0]["message"], r.describe())
+
+    def test_move_is_denied_same_manifest_is_fine(self):
+        c = self.c
+        a = c.push_image("prod/app", "v1.2", seed="a")
+        b = c.push_image("prod/app", None, seed="b")
+        self.assert_denied(c.put_manifest("prod/app", "v1.2", b["manifest"]), "immutable")
+        # the tag still names the first manifest; pushing that again is fine
+        self.assertEqual(c.get("/v2/prod/app/manifests/v1.2").header("Docker-Content-Digest"),
+                         a["digest"])
+        self.assertEqual(c.put_manifest("prod/app", "v1.2", a["manifest"]).status, 201)
+        # tags the rule does not match move freely
+        c.push_manifest("prod/app", "latest", a["manifest"])
+        c.push_manifest("prod/app", "latest", b["manifest"])
+
+    def test_delete_of_tag_and_of_its_manifest_is_denied(self):
+        c = self.c
+        a = c.push_image("prod/db", "v3", seed="db")
+        self.assert_denied(c.delete("/v2/prod/db/manifests/v3"), "immutable")
+        self.assert_denied(c.delete("/v2/prod/db/manifests/%s" % a["digest"]), "immutable tag")
+        self.assertEqual(c.get("/v2/prod/db/manifests/v3").status, 200)
+        # a manifest no immutable tag names deletes as before; so does a mutable tag
+        b = c.push_image("prod/db", "edge", seed="db2")
+        self.assertEqual(c.delete("/v2/prod/db/manifests/edge").status, 202)
+        self.assertEqual(c.delete("/v2/prod/db/manifests/%s" % b["digest"]).status, 202)
+        # an unknown immutable tag is still 404
+        r = c.delete("/v2/prod/db/manifests/v9")
+        self.assertEqual(r.status, 404, r.describe())
+
+    def test_rule_without_tags_covers_every_tag_and_whole_names_only(self):
+        c = self.c
+        a = c.push_image("frozen", "anything", seed="f1")
+        b = c.push_image("frozen", None, seed="f2")
+        self.assert_denied(c.put_manifest("frozen", "anything", b["manifest"]), "immutable")
+        # "frozen" must match the whole name: frozen2 and prod (no slash) are not covered
+        c.push_image("frozen2", "anything", seed="g1")
+        c.push_image("frozen2", "anything", seed="g2")
+        c.push_image("prod", "v1", seed="p1")
+        c.push_image("prod", "v1", seed="p2")
+        self.assertEqual(c.get("/v2/frozen/manifests/anything").header("Docker-Content-Digest"),
+                         a["digest"])
+
+    def test_concurrent_first_pushes_one_wins(self):
+        import threading
+        c = self.c
+        imgs = [c.push_image("prod/race", None, seed="r%d" % i) for i in range(6)]
+        statuses = []
+
+        def put(img):
+            statuses.append(berthtest.Client(c.base).put_manifest("prod/race", "v7",
+                                                                      img["manifest"]).status)
+        threads = [threading.Thread(target=put, args=(img,)) for img in imgs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(sorted(statuses), [201] + [403] * 5, statuses)
+        d = c.get("/v2/prod/race/manifests/v7").header("Docker-Content-Digest")
+        self.assertIn(d, [img["digest"] for img in imgs])
+
+
+QUOTAS = BASE + """policies:
+  quotas:
+    - repository: team/.*
+      tags: 3
+      repositories: 2
+    - repository: race
+      tags: 2
+"""
+
+
+class QuotaTest(ServerTest):
+    CONFIG = QUOTAS
+
+    def usage(self):
+        binary = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
+        p = subprocess.run([binary, "usage", os.path.join(self.tmp, "config.yml")],
+                           capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p.stdout.decode()
+
+    def test_tags_and_repositories(self):
+        c = self.c
+        a = c.push_image("team/a", "t1", seed="a1")
+        c.push_image("team/a", "t2", seed="a2")
+        b = c.push_image("team/b", "t1", seed="b1")
+        self.assertIn("repository 'team/.*': tags 3/3 repositories 2/2\n", self.usage())
+        # a new tag past the limit: 403 DENIED naming the limit; nothing written
+        r = c.put_manifest("team/a", "t3", a["manifest"])
+        self.assertEqual(r.status, 403, r.describe())
+        self.assertEqual(r.error_codes(), ["DENIED"])
+        self.assertIn("quota exceeded: tags (3 of 3)", r.json()["errors"][0]["message"])
+        self.assertEqual(c.get("/v2/team/a/manifests/t3").status, 404)
+        # moving an existing tag, pushing by digest, pulling: never refused
+        self.assertEqual(c.put_manifest("team/a", "t1", b["manifest"]).status, 400)  # blobs of b not in a
+        c.push_manifest("team/a", "t2", a["manifest"])
+        c.push_image("team/a", None, seed="by-digest")
+        self.assertEqual(c.get("/v2/team/a/manifests/t1").status, 200)
+        # a third repository: its blobs go in, its first manifest does not
+        r = c.put_manifest("team/c", "x", c.push_image("other", None, seed="c")["manifest"])
+        self.assertEqual(r.status, 400)  # (its blobs are not in team/c yet)
+        img = c.push_image("elsewhere", None, seed="c2")
+        for d in [img["obj"]["config"]] + img["obj"]["layers"]:
+            rr = c.post("/v2/team/c/blobs/uploads/?mount=%s&from=elsewhere" % d["digest"],
+                        headers={"Content-Length": "0"})
+            self.assertEqual(rr.status, 201, rr.describe())
+        r = c.put_manifest("team/c", img["digest"], img["manifest"])
+        self.assertEqual(r.status, 403, r.describe())
+        self.assertIn("quota exceeded: repositories (2 of 2)", r.json()["errors"][0]["message"])
+        # repositories the rule does not cover are free
+        c.push_image("solo", "t1", seed="s")
+        c.push_image("solo", "t2", seed="s2")
+        c.push_image("solo", "t3", seed="s3")
+        c.push_image("solo", "t4", seed="s4")
+        # a delete frees room at once (usage is counted from the store)
+        self.assertEqual(c.delete("/v2/team/a/manifests/t2").status, 202)
+        c.push_manifest("team/a", "t3", a["manifest"])
+        self.assertIn("repository 'team/.*': tags 3/3 repositories 2/2\n", self.usage())
+
+    def test_concurrent_new_tags_stop_at_the_limit(self):
+        import threading
+        c = self.c
+        img = c.push_image("race", None, seed="race")
+        statuses = []
+        n = 16
+        ready = threading.Barrier(n)
+
+        def put(i):
+            s = c.session()  # connected before the barrier, so the PUTs arrive together
+            s.conn.connect()
+            ready.wait()
+            statuses.append(s.request("PUT", "/v2/race/manifests/n%d" % i, img["manifest"],
+                                      {"Content-Type": berthtest.OCI_MANIFEST}).status)
+            s.close()
+        threads = [threading.Thread(target=put, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(sorted(statuses), [201] * 2 + [403] * (n - 2), statuses)
+        self.assertEqual(len(c.get("/v2/race/tags/list").json()["tags"]), 2)
+
+
+class QuotaMetricsTest(unittest.TestCase):
+    def test_usage_counted_from_the_store_at_start(self):
+        debug = "  debug:\n    addr: 127.0.0.1:%(debugport)d\n    prometheus:\n      enabled: true\n"
+        config = QUOTAS.replace("  addr: 127.0.0.1:%(port)d\n", "  addr: 127.0.0.1:%(port)d\n" + debug)
+        proc, c, tmp = start(config)
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        c.push_image("team/m", "a", seed="m1")
+        c.push_image("team/m", "b", seed="m2")
+        c.push_image("team/n", "a", seed="n1")
+        stop(proc)
+        proc, c, _ = start(config, tmp)
+        self.addCleanup(stop, proc)
+        with open(os.path.join(tmp, "config.yml")) as f:
+            debug = f.read().split("debug:\n    addr: ")[1].split("\n")[0]
+        want = ['berth_quota_tags{repository="team/.*"} 3',
+                'berth_quota_tags_limit{repository="team/.*"} 3',
+                'berth_quota_repositories{repository="team/.*"} 2',
+                'berth_quota_repositories_limit{repository="team/.*"} 2',
+                'berth_quota_tags{repository="race"} 0',
+                'berth_quota_repositories_limit{repository="race"} 0']
+        text = ""
+        for _ in range(100):  # counted by a background thread just after the start
+            text = berthtest.Client("http://" + debug).get("/metrics").body.decode()
+            if all(w in text.splitlines() for w in want):
+                break
+            time.sleep(0.05)
+        for w in want:
+            self.assertIn(w, text.splitlines())
+
+
+class BadPolicyConfigTest(unittest.TestCase):
+    def assert_refused(self, policies, words):
+        tmp = tempfile.mkdtemp(prefix="berth-policies-")
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        cfg = os.path.join(tmp, "config.yml")
+        with open(cfg, "w") as f:
+            f.write("version: 0.1\nstorage:\n  inmemory:\npolicies:\n" + policies)
+        binary = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
+        p = subprocess.run([binary, "serve", cfg], capture_output=True, timeout=20)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(words, p.stderr + p.stdout)
+
+    def test_bad_pattern_is_refused_by_name(self):
+        self.assert_refused("  immutabletags:\n    - repository: a\n      tags: 'v[0-9'\n",
+                            b"policies.immutabletags[0].tags: invalid regular expression")
+
+    def test_quota_bytes_is_refused_by_name(self):
+        self.assert_refused("  quotas:\n    - repository: a\n      bytes: 1000\n",
+                            b"policies.quotas[0].bytes: refused: not implemented yet")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

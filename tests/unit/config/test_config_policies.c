@@ -1,0 +1,135 @@
+/*
+ * The berth-specific `policies` section of config.yml: every key honoured (read into the struct,
+ * from the file and from REGISTRY_POLICIES_* variables) or the load refused naming it.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config/config.h"
+
+static char tmpdir[256];
+static char path[512];
+static char errbuf[1024];
+
+#define MINIMAL "version: 0.1\nstorage:\n  inmemory:\n"
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/berth-config-policies-XXXXXX");
+	assert_non_null(mkdtemp(tmpdir));
+	snprintf(path, sizeof(path), "%s/config.yml", tmpdir);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	unlink(path);
+	rmdir(tmpdir);
+	return 0;
+}
+
+static int load(struct berth_config *cfg, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	return berth_config_load(cfg, path, errbuf, sizeof(errbuf));
+}
+
+static void test_immutabletags_are_read(void **state)
+{
+	struct berth_config cfg;
+	(void)state;
+	assert_int_equal(load(&cfg, MINIMAL "policies:\n  immutabletags:\n"
+				     "    - repository: prod/.*\n      tags: v[0-9]+\n"
+				     "    - repository: frozen\n"),
+			 0);
+	assert_int_equal(cfg.policies.n_immutabletags, 2);
+	assert_string_equal(cfg.policies.immutabletags[0].repository, "prod/.*");
+	assert_string_equal(cfg.policies.immutabletags[0].tags, "v[0-9]+");
+	assert_string_equal(cfg.policies.immutabletags[1].repository, "frozen");
+	assert_string_equal(cfg.policies.immutabletags[1].tags, "");
+	berth_config_release(&cfg);
+}
+
+static void test_immutabletags_from_the_environment(void **state)
+{
+	struct berth_config cfg;
+	(void)state;
+	setenv("REGISTRY_POLICIES_IMMUTABLETAGS_0_TAGS", "release-.*", 1);
+	setenv("REGISTRY_POLICIES_IMMUTABLETAGS_1", "{repository: b}", 1);
+	assert_int_equal(load(&cfg, MINIMAL "policies:\n  immutabletags:\n    - repository: a\n"), 0);
+	unsetenv("REGISTRY_POLICIES_IMMUTABLETAGS_0_TAGS");
+	unsetenv("REGISTRY_POLICIES_IMMUTABLETAGS_1");
+	assert_int_equal(cfg.policies.n_immutabletags, 2);
+	assert_string_equal(cfg.policies.immutabletags[0].repository, "a");
+	assert_string_equal(cfg.policies.immutabletags[0].tags, "release-.*");
+	assert_string_equal(cfg.policies.immutabletags[1].repository, "b");
+	berth_config_release(&cfg);
+}
+
+static void test_bad_pattern_and_unknown_key_are_refused_by_name(void **state)
+{
+	struct berth_config cfg;
+	(void)state;
+	assert_int_equal(load(&cfg, MINIMAL "policies:\n  immutabletags:\n    - tags: 'v[0-9'\n"), -1);
+	if (!strstr(errbuf, ":6: policies.immutabletags[0].tags: invalid regular expression 'v[0-9'"))
+		fail_msg("got: %s", errbuf);
+	berth_config_release(&cfg);
+	assert_int_equal(load(&cfg, MINIMAL "policies:\n  immutabletags:\n    - repository: '(a'\n"), -1);
+	if (!strstr(errbuf, "policies.immutabletags[0].repository: invalid regular expression"))
+		fail_msg("got: %s", errbuf);
+	berth_config_release(&cfg);
+	assert_int_equal(load(&cfg, MINIMAL "policies:\n  immutabletags: yes\n"), -1);
+	if (!strstr(errbuf, "policies.immutabletags: expected a list"))
+		fail_msg("got: %s", errbuf);
+	berth_config_release(&cfg);
+}
+
+static void test_quotas_are_read_and_bytes_refused(void **state)
+{
+	struct berth_config cfg;
+	(void)state;
+	assert_int_equal(load(&cfg, MINIMAL "policies:\n  quotas:\n"
+				     "    - repository: team/.*\n      tags: 500\n      repositories: 20\n"
+				     "    - tags: 3\n"),
+			 0);
+	assert_int_equal(cfg.policies.n_quotas, 2);
+	assert_string_equal(cfg.policies.quotas[0].repository, "team/.*");
+	assert_int_equal(cfg.policies.quotas[0].tags, 500);
+	assert_int_equal(cfg.policies.quotas[0].repositories, 20);
+	assert_string_equal(cfg.policies.quotas[1].repository, "");
+	assert_int_equal(cfg.policies.quotas[1].repositories, 0);
+	berth_config_release(&cfg);
+	assert_int_equal(load(&cfg, MINIMAL "policies:\n  quotas:\n    - bytes: 10\n"), -1);
+	if (!strstr(errbuf, "policies.quotas[0].bytes: refused: not implemented yet"))
+		fail_msg("got: %s", errbuf);
+	berth_config_release(&cfg);
+	assert_int_equal(load(&cfg, MINIMAL "policies:\n  quotas:\n    - tags: -1\n"), -1);
+	if (!strstr(errbuf, "policies.quotas[0].tags"))
+		fail_msg("got: %s", errbuf);
+	berth_config_release(&cfg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_immutabletags_are_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_immutabletags_from_the_environment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_pattern_and_unknown_key_are_refused_by_name, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_quotas_are_read_and_bytes_refused, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
