@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "api/api_int.h"
+#include "api/events.h"
 #include "core/err.h"
 #include "core/util.h"
 #include "http/range.h"
@@ -99,6 +100,7 @@ static void get_manifest(struct berth_request *req)
 		berth_api_storage_error(req, rc, "cannot read manifest");
 		return;
 	}
+	berth_api_event_manifest(req, "pull", mc.digest, mc.media_type, mc.body, mc.len);
 	if (berth_api_etag_matches(req, mc.digest)) {
 		struct MHD_Response *resp = berth_resp_empty();
 		add_digest_headers(resp, mc.digest);
@@ -179,6 +181,7 @@ static void on_manifest_complete(struct berth_request *req)
 		put_failed(req, rc, &res);
 		return;
 	}
+	berth_api_event_manifest(req, "push", res.digest, NULL, body->data ? body->data : "", body->len);
 	struct MHD_Response *resp = berth_resp_empty();
 	snprintf(location, sizeof(location), "%s/v2/%s/manifests/%s", req->url_prefix, req->name,
 		 res.digest);
@@ -226,6 +229,10 @@ static void delete_manifest(struct berth_request *req)
 		berth_api_storage_error(req, rc, "cannot delete manifest");
 		return;
 	}
+	if (strchr(req->reference, ':'))
+		berth_api_event_delete(req, req->reference, NULL);
+	else
+		berth_api_event_delete(req, NULL, req->reference);
 	berth_req_send(req, MHD_HTTP_ACCEPTED, berth_resp_empty(), 0);
 }
 

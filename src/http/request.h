@@ -17,6 +17,7 @@ struct berth_server;
 struct berth_registry;
 struct berth_auth;
 struct berth_query;
+struct berth_notify;
 
 enum berth_route {
 	BERTH_ROUTE_NONE = 0,
@@ -43,6 +44,7 @@ struct berth_request {
 	struct berth_server *server;
 	struct berth_registry *registry;
 	struct berth_auth *auth; /* NULL: no authentication configured */
+	struct berth_notify *notify; /* NULL: no notification endpoints */
 	struct MHD_Connection *conn;
 	const char *method;
 	enum berth_route route;

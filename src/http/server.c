@@ -39,6 +39,7 @@ struct berth_server {
 	struct berth_conns *conns;
 	struct berth_registry *registry;
 	struct berth_auth *auth;
+	struct berth_notify *notify;
 	struct berth_health *health;
 	int access_log;
 	unsigned port;
@@ -346,6 +347,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	req->server = srv;
 	req->registry = srv->registry;
 	req->auth = srv->auth;
+	req->notify = srv->notify;
 	req->url_prefix = srv->url_base ? srv->url_base : srv->prefix ? srv->prefix : "";
 	req->conn = conn;
 	req->method = "";
@@ -665,6 +667,7 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 	struct berth_server *s = berth_calloc(1, sizeof(*s));
 	s->registry = reg;
 	s->auth = opts->auth;
+	s->notify = opts->notify;
 	s->health = opts->health;
 	s->access_log = opts->access_log;
 	s->headers = opts->headers;
