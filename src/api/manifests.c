@@ -213,6 +213,19 @@ static void put_manifest(struct berth_request *req)
 
 /* ---- DELETE ---- */
 
+/* Distribution untags a deleted manifest's tags one by one, each a tag delete event. */
+struct untagged {
+	size_t n;
+	char **tags;
+};
+
+static void note_untagged(const char *tag, void *payload)
+{
+	struct untagged *u = payload;
+	u->tags = berth_realloc(u->tags, (u->n + 1) * sizeof(*u->tags));
+	u->tags[u->n++] = berth_strdup(tag);
+}
+
 static void delete_manifest(struct berth_request *req)
 {
 	if (!berth_registry_delete_enabled(req->registry)) {
@@ -220,7 +233,19 @@ static void delete_manifest(struct berth_request *req)
 				"the operation is unsupported", NULL);
 		return;
 	}
-	int rc = berth_manifest_delete(req->registry, req->name, req->reference);
+	struct untagged untagged = { 0, NULL };
+	int rc = berth_manifest_delete_untagging(req->registry, req->name, req->reference,
+						 req->notify ? note_untagged : NULL, &untagged);
+	if (rc == 0 && strchr(req->reference, ':'))
+		berth_api_event_delete(req, req->reference, NULL);
+	else if (rc == 0)
+		berth_api_event_delete(req, NULL, req->reference);
+	for (size_t i = 0; i < untagged.n; i++) {
+		if (rc == 0)
+			berth_api_event_delete(req, NULL, untagged.tags[i]);
+		free(untagged.tags[i]);
+	}
+	free(untagged.tags);
 	if (rc == BERTH_ENOTFOUND) {
 		manifest_unknown(req);
 		return;
@@ -229,10 +254,6 @@ static void delete_manifest(struct berth_request *req)
 		berth_api_storage_error(req, rc, "cannot delete manifest");
 		return;
 	}
-	if (strchr(req->reference, ':'))
-		berth_api_event_delete(req, req->reference, NULL);
-	else
-		berth_api_event_delete(req, NULL, req->reference);
 	berth_req_send(req, MHD_HTTP_ACCEPTED, berth_resp_empty(), 0);
 }
 

@@ -330,6 +330,8 @@ struct untag_ctx {
 	struct berth_registry *reg;
 	const char *digest;
 	int rc;
+	berth_untag_cb on_untag;
+	void *on_untag_payload;
 };
 
 static int untag_if_current(const char *tag_dir, void *payload)
@@ -344,11 +346,20 @@ static int untag_if_current(const char *tag_dir, void *payload)
 		int rc = berth_storage_remove(ctx->reg->driver, tag_dir);
 		if (rc < 0 && rc != BERTH_ENOTFOUND)
 			ctx->rc = rc;
+		else if (ctx->on_untag)
+			ctx->on_untag(strrchr(tag_dir, '/') ? strrchr(tag_dir, '/') + 1 : tag_dir,
+				      ctx->on_untag_payload);
 	}
 	return 0;
 }
 
 int berth_manifest_delete(struct berth_registry *r, const char *name, const char *reference)
+{
+	return berth_manifest_delete_untagging(r, name, reference, NULL, NULL);
+}
+
+int berth_manifest_delete_untagging(struct berth_registry *r, const char *name,
+				    const char *reference, berth_untag_cb on_untag, void *payload)
 {
 	char path[BERTH_PATH_MAX];
 	int rc;
@@ -375,7 +386,7 @@ int berth_manifest_delete(struct berth_registry *r, const char *name, const char
 	strip_link(path);
 	if ((rc = berth_storage_remove(r->driver, path)) < 0)
 		return rc;
-	struct untag_ctx ctx = { r, reference, 0 };
+	struct untag_ctx ctx = { r, reference, 0, on_untag, payload };
 	if ((rc = berth_path_tags_dir(path, name)) < 0)
 		return rc;
 	rc = berth_storage_list(r->driver, path, untag_if_current, &ctx);

@@ -75,3 +75,26 @@ def unused_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+if __name__ == "__main__":
+    # notify_sink.py PORTFILE OUTFILE: serves until killed, one event per line in OUTFILE.
+    import sys
+    out = open(sys.argv[2], "a")
+    sink = Sink()
+
+    def record():
+        written = 0
+        while True:
+            ev = sink.events()
+            for e in ev[written:]:
+                out.write(json.dumps(e) + "\n")
+            out.flush()
+            written = len(ev)
+            time.sleep(0.05)
+    threading.Thread(target=record, daemon=True).start()
+    with open(sys.argv[1] + ".tmp", "w") as f:
+        f.write(str(sink.port))
+    import os
+    os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+    threading.Event().wait()
