@@ -248,6 +248,18 @@ void berth_notify_queue_free(struct berth_notify_queue *q)
 	free(q);
 }
 
+/* Removes the oldest in-memory record. Called locked, with one pending. */
+static void pop_memory(struct berth_notify_queue *q)
+{
+	struct mem_record *r = q->first;
+	q->first = r->next;
+	if (!q->first)
+		q->last = NULL;
+	q->bytes -= r->n;
+	free(r);
+	q->pending--;
+}
+
 /* Drops the oldest record (the bound). Called locked. */
 static void drop_oldest(struct berth_notify_queue *q)
 {
@@ -262,15 +274,10 @@ static void drop_oldest(struct berth_notify_queue *q)
 		}
 		q->head += n;
 		q->bytes -= n;
+		q->pending--;
 	} else {
-		struct mem_record *r = q->first;
-		q->first = r->next;
-		if (!q->first)
-			q->last = NULL;
-		q->bytes -= r->n;
-		free(r);
+		pop_memory(q);
 	}
-	q->pending--;
 	q->dropped++;
 }
 
@@ -412,13 +419,7 @@ int berth_notify_queue_ack(struct berth_notify_queue *q)
 	if (!q->pending)
 		goto out;
 	if (!q->dir) {
-		struct mem_record *r = q->first;
-		q->first = r->next;
-		if (!q->first)
-			q->last = NULL;
-		q->bytes -= r->n;
-		free(r);
-		q->pending--;
+		pop_memory(q);
 		goto out;
 	}
 	uint64_t n = record_at(q, q->head, q->tail);
