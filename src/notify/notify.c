@@ -95,10 +95,12 @@ char *berth_notify_event_json(const struct berth_notify *n, const struct berth_n
 	set_str(o, "id", id, 1);
 	set_str(o, "timestamp", ts, 0);
 	set_str(o, "action", ev->action, 1);
-	/* target: v1.Descriptor's mediaType, digest and size are always present */
-	set_str(target, "mediaType", ev->media_type, 0);
-	set_str(target, "digest", ev->digest, 0);
-	json_object_set_new(target, "size", json_integer(ev->size > 0 ? ev->size : 0));
+	/* target: Distribution 2.8's descriptor leaves out an empty mediaType, size and digest
+	 * (a delete event has only the digest or the tag) */
+	set_str(target, "mediaType", ev->media_type, 1);
+	if (ev->size > 0)
+		json_object_set_new(target, "size", json_integer(ev->size));
+	set_str(target, "digest", ev->digest, 1);
 	if (ev->size > 0)
 		json_object_set_new(target, "length", json_integer(ev->size));
 	set_str(target, "repository", ev->repository, 1);

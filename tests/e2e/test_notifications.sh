@@ -51,17 +51,22 @@ steps() {
   sk_delete "docker://$h/e2e/app:v1"
 }
 
-# summary FILE: the events as sorted unique lines of the compared fields.
+# summary FILE: the events as sorted unique lines of the compared fields, then for each kind of
+# event (action, method, what the URL names) which fields it has.
 summary() {
   "$PY" - "$1" <<'EOT'
 import json, sys
-rows = set()
+rows, shapes = set(), set()
 for line in open(sys.argv[1]):
     e = json.loads(line)
     t = e["target"]
     rows.add("%s %s %s %s %s %s" % (e["action"], t.get("repository", ""), t.get("mediaType", "") or "-",
                                     t.get("digest", "") or "-", t.get("tag", "-"), t.get("fromRepository", "-")))
-print("\n".join(sorted(rows)))
+    kind = "manifests" if "/manifests/" in t.get("url", "") else "blobs" if t.get("url") else "-"
+    fields = ",".join("%s{%s}" % (k, ",".join(sorted(v))) if isinstance(v, dict) else k
+                      for k, v in sorted(e.items()))
+    shapes.add("fields of %s %s %s: %s" % (e["action"], e["request"]["method"], kind, fields))
+print("\n".join(sorted(rows) + sorted(shapes)))
 EOT
 }
 

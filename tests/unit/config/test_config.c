@@ -549,6 +549,9 @@ static void test_defaults_when_absent(void **state)
 	assert_int_equal(cfg.tags_maxtags, 1000);
 	assert_int_equal(cfg.manifest_max, 4u << 20);
 	assert_int_equal(cfg.notifications.n_endpoints, 0);
+	assert_int_equal(cfg.notifications.includereferences, 0); /* Distribution's default */
+	assert_string_equal(cfg.notifications.queuedir, "");
+	assert_int_equal(cfg.notifications.queuemaxbytes, 64 << 20);
 	berth_config_release(&cfg);
 
 	/* Null values (`key:`, `key: ~`) keep the defaults too. */
