@@ -237,13 +237,15 @@ static void *deliver(void *arg)
 			pause_ms(e, 1000);
 			continue;
 		}
-		if (post_event(e, event, n) == 0) {
+		int delivered = post_event(e, event, n) == 0;
+		free(event);
+		if (delivered) {
 			failures = 0;
 			berth_notify_queue_ack(e->queue);
-		} else if (++failures >= e->cfg->threshold) {
-			pause_ms(e, e->cfg->backoff_ms);
 		}
-		free(event);
+		berth_notify_queue_compact(e->queue); /* dead prefix: delivered or dropped */
+		if (!delivered && ++failures >= e->cfg->threshold)
+			pause_ms(e, e->cfg->backoff_ms);
 	}
 	return NULL;
 }

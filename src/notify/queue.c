@@ -137,6 +137,16 @@ static int write_ack(struct berth_notify_queue *q, int durable)
 	return 0;
 }
 
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
 /* Size of the valid record at off, 0 at the end or at a torn/corrupt record. */
 static uint64_t record_at(struct berth_notify_queue *q, uint64_t off, uint64_t end)
 {
@@ -170,10 +180,16 @@ static int open_disk(struct berth_notify_queue *q, char *err, size_t errlen)
 	char *path = log_path(q, q->seq);
 	q->log_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	free(path);
-	/* A compaction that died before its acknowledgement left the next log: unused. */
+	/* A compaction that died before its acknowledgement left the next log (unused), one that
+	 * died after it the previous log (done with). */
 	char *next = log_path(q, q->seq + 1);
 	unlink(next);
 	free(next);
+	if (q->seq > 0) {
+		char *prev = log_path(q, q->seq - 1);
+		unlink(prev);
+		free(prev);
+	}
 	if (q->log_fd < 0) {
 		snprintf(err, errlen, "cannot open queue '%s' log in '%s': %s", q->name, q->dir,
 			 strerror(errno));
@@ -201,6 +217,10 @@ static int open_disk(struct berth_notify_queue *q, char *err, size_t errlen)
 	}
 	q->tail = off;
 	q->bytes = q->tail - q->head;
+	if (fsync_dir(q->dir) < 0) { /* the files just created are there after a crash */
+		snprintf(err, errlen, "cannot sync queue directory '%s': %s", q->dir, strerror(errno));
+		return BERTH_ERROR;
+	}
 	if (q->pending)
 		berth_info("notifications: queue '%s': %" PRIu64 " events pending delivery", q->name,
 			   q->pending);
@@ -281,31 +301,53 @@ static void drop_oldest(struct berth_notify_queue *q)
 	q->dropped++;
 }
 
-/* Copies the undelivered records to the next log, makes it current, removes the old one. */
-static int compact(struct berth_notify_queue *q)
+/* Copies log bytes [from, to) to fd at from - base. */
+static int copy_range(struct berth_notify_queue *q, int fd, uint64_t from, uint64_t to, uint64_t base)
 {
-	char *next = log_path(q, q->seq + 1), *old = log_path(q, q->seq);
+	char buf[65536];
+	while (from < to) {
+		size_t n = to - from < sizeof(buf) ? (size_t)(to - from) : sizeof(buf);
+		if (pread_full(q->log_fd, buf, n, from) < 0 || pwrite_full(fd, buf, n, from - base) < 0)
+			return BERTH_ERROR;
+		from += n;
+	}
+	return 0;
+}
+
+int berth_notify_queue_compact(struct berth_notify_queue *q)
+{
+	if (!q->dir)
+		return 0;
+	pthread_mutex_lock(&q->mu);
+	uint64_t base = q->head, end = q->tail, seq = q->seq;
+	uint64_t limit = q->max_bytes ? q->max_bytes : 64u << 20;
+	pthread_mutex_unlock(&q->mu);
+	if (base < limit)
+		return 0;
+
+	/* The bulk is copied unlocked: appends go past `end`, drops and acks only move head
+	 * forward, and only this (the consumer's) thread compacts or truncates. */
+	char *next = log_path(q, seq + 1), *old = log_path(q, seq);
 	int rc = BERTH_ERROR;
 	int fd = open(next, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		goto out;
-	char buf[65536];
-	for (uint64_t off = q->head; off < q->tail;) {
-		size_t n = q->tail - off < sizeof(buf) ? (size_t)(q->tail - off) : sizeof(buf);
-		if (pread_full(q->log_fd, buf, n, off) < 0 || pwrite_full(fd, buf, n, off - q->head) < 0)
-			goto out_close;
-		off += n;
-	}
-	if (fsync(fd) < 0)
+	if (copy_range(q, fd, base, end, base) < 0)
 		goto out_close;
+	pthread_mutex_lock(&q->mu);
+	if (copy_range(q, fd, end, q->tail, base) < 0 || fsync(fd) < 0 || fsync_dir(q->dir) < 0) {
+		pthread_mutex_unlock(&q->mu);
+		goto out_close;
+	}
 	close(q->log_fd);
 	q->log_fd = fd;
 	fd = -1;
 	q->seq++;
-	q->tail -= q->head;
-	q->head = 0;
+	q->tail -= base;
+	q->head -= base;
 	if ((rc = write_ack(q, 1)) == 0)
 		unlink(old);
+	pthread_mutex_unlock(&q->mu);
 out_close:
 	if (fd >= 0) {
 		close(fd);
@@ -352,9 +394,6 @@ int berth_notify_queue_append(struct berth_notify_queue *q, const void *p, size_
 			write_ack(q, 0);
 	}
 	if (q->dir) {
-		/* the delivered prefix is dead weight: keep the file within about twice the bound */
-		if (q->head > 0 && q->head >= (q->max_bytes ? q->max_bytes : 64u << 20))
-			compact(q);
 		rc = append_disk(q, p, n);
 	} else {
 		struct mem_record *r = berth_malloc(sizeof(*r) + n);

@@ -8,8 +8,8 @@
  * machine crash an event may be delivered twice, never lost). A record is a 4-byte length, a
  * 4-byte CRC-32 of the payload, then the payload; at open a torn or corrupt tail (a crash in
  * the middle of an append) is cut off. When everything is delivered the log is truncated;
- * when the delivered prefix outgrows the bound, the rest is copied to the next sequence's log
- * and the old one removed.
+ * berth_notify_queue_compact copies what is left to the next sequence's log once the delivered
+ * (or dropped) prefix outgrows the bound, and removes the old one.
  *
  * In memory (dir NULL): the same contract, lost with the process (as Distribution).
  *
@@ -45,6 +45,10 @@ int berth_notify_queue_append(struct berth_notify_queue *q, const void *p, size_
 int berth_notify_queue_peek(struct berth_notify_queue *q, char **out, size_t *n);
 /* Marks the oldest record delivered. 0 or BERTH_ERROR. */
 int berth_notify_queue_ack(struct berth_notify_queue *q);
+/* With a directory, when the dead prefix of the log is at least max_bytes (64 MiB when
+ * unbounded): copies the undelivered records to a new log and removes the old one. Appenders
+ * wait only for the records appended during the copy. Consumer's thread only. 0 or BERTH_ERROR. */
+int berth_notify_queue_compact(struct berth_notify_queue *q);
 /* Waits up to timeout_ms for a record or berth_notify_queue_wake. 1 if one is pending. */
 int berth_notify_queue_wait(struct berth_notify_queue *q, int64_t timeout_ms);
 /* Makes every waiter return now and later ones at once (shutdown). */
