@@ -250,8 +250,24 @@ static void *deliver(void *arg)
 	return NULL;
 }
 
+/* An endpoint name as a Prometheus label value: backslash, quote and newline escaped. */
+static void label_value(char *out, size_t cap, const char *s)
+{
+	size_t o = 0;
+	for (; *s && o + 3 < cap; s++) {
+		if (*s == '\\' || *s == '"')
+			out[o++] = '\\', out[o++] = *s;
+		else if (*s == '\n')
+			out[o++] = '\\', out[o++] = 'n';
+		else
+			out[o++] = *s;
+	}
+	out[o] = '\0';
+}
+
 static void render_metrics(struct berth_buf *out)
 {
+	char name[520];
 	pthread_mutex_lock(&metrics_mu);
 	struct berth_notify *n = metrics_of;
 	if (!n) {
@@ -263,7 +279,7 @@ static void render_metrics(struct berth_buf *out)
 			      "# TYPE berth_notifications_events_total counter\n");
 	for (size_t i = 0; i < n->n; i++) {
 		struct endpoint *e = &n->endpoints[i];
-		const char *name = e->cfg->name;
+		label_value(name, sizeof(name), e->cfg->name);
 		berth_buf_printf(out,
 				 "berth_notifications_events_total{endpoint=\"%s\",type=\"events\"} %" PRIu64 "\n"
 				 "berth_notifications_events_total{endpoint=\"%s\",type=\"successes\"} %" PRIu64 "\n"
@@ -276,18 +292,22 @@ static void render_metrics(struct berth_buf *out)
 	}
 	berth_buf_printf(out, "# HELP berth_notifications_pending Events queued and not yet delivered.\n"
 			      "# TYPE berth_notifications_pending gauge\n");
-	for (size_t i = 0; i < n->n; i++)
+	for (size_t i = 0; i < n->n; i++) {
+		label_value(name, sizeof(name), n->endpoints[i].cfg->name);
 		berth_buf_printf(out, "berth_notifications_pending{endpoint=\"%s\"} %" PRIu64 "\n",
-				 n->endpoints[i].cfg->name, berth_notify_queue_pending(n->endpoints[i].queue));
+				 name, berth_notify_queue_pending(n->endpoints[i].queue));
+	}
 	berth_buf_printf(out, "# HELP berth_notifications_status_total Endpoint answers by HTTP status.\n"
 			      "# TYPE berth_notifications_status_total counter\n");
-	for (size_t i = 0; i < n->n; i++)
+	for (size_t i = 0; i < n->n; i++) {
+		label_value(name, sizeof(name), n->endpoints[i].cfg->name);
 		for (int s = 0; s < STATUS_MAX; s++) {
 			uint64_t v = atomic_load(&n->endpoints[i].statuses[s]);
 			if (v)
 				berth_buf_printf(out, "berth_notifications_status_total{endpoint=\"%s\",code=\"%d\"} %" PRIu64 "\n",
-						 n->endpoints[i].cfg->name, s, v);
+						 name, s, v);
 		}
+	}
 	pthread_mutex_unlock(&metrics_mu);
 }
 

@@ -4,6 +4,7 @@ then recovers gets every event in order; a slow sink does not slow pushes; with
 notifications.queuedir, events pending when berth is SIGKILLed are delivered after restart; the
 queue bound drops the oldest; per-endpoint metrics."""
 
+import base64
 import os
 import re
 import signal
@@ -17,7 +18,7 @@ UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
 
 
-def config(tmp, name, port, endpoints, extra="", debug_port=None):
+def config(tmp, name, port, endpoints, extra="", debug_port=None, auth=""):
     eps = ""
     for e in endpoints:
         eps += "    - name: %s\n      url: %s\n      timeout: %s\n      threshold: %d\n" \
@@ -30,18 +31,18 @@ def config(tmp, name, port, endpoints, extra="", debug_port=None):
                          "version: 0.1\nlog:\n  level: info\n"
                          "storage:\n  filesystem:\n    rootdirectory: %s/%s-root\n"
                          "  delete:\n    enabled: true\n"
-                         "http:\n  addr: 127.0.0.1:%d\n%s"
+                         "http:\n  addr: 127.0.0.1:%d\n%s%s"
                          "notifications:\n%s  endpoints:\n%s"
-                         % (tmp, name, port, debug, extra, eps))
+                         % (tmp, name, port, debug, auth, extra, eps))
 
 
 class Notifications(bt.OpsTestCase):
-    def start(self, name, endpoints, extra="", debug=False):
+    def start(self, name, endpoints, extra="", debug=False, auth=""):
         ports = {}
 
         def make(port):
             ports["debug"] = bt.free_port() if debug else None
-            return ["serve", config(self.tmp, name, port, endpoints, extra, ports["debug"])], {}
+            return ["serve", config(self.tmp, name, port, endpoints, extra, ports["debug"], auth)], {}
         s = self.spawn(make)
         if debug:
             self.assertTrue(bt.wait_until(lambda: bt.port_open(ports["debug"]), 5))
@@ -208,6 +209,21 @@ class Notifications(bt.OpsTestCase):
         self.start("bound", eps, "  queuedir: %s\n  queuemaxbytes: 4096\n" % qdir)
         ev = sink.wait_events(pending, timeout=15)
         self.assertEqual([e["target"]["digest"] for e in ev], digests[dropped:])
+
+    def test_actor_is_the_authenticated_user(self):
+        sink = self.sink()
+        htpasswd = os.path.join(bt.SRC, "tests", "fixtures", "auth", "htpasswd")
+        s = self.start("actor", [{"name": "hook", "url": sink.url}],
+                       extra="", auth="auth:\n  htpasswd:\n    realm: r\n    path: %s\n" % htpasswd)
+        c = s.client()
+        auth = {"Authorization": "Basic " + base64.b64encode(b"alice:alice-pw").decode()}
+        data = b"alice's blob"
+        r = c.post("/v2/who/x/blobs/uploads/", headers=dict(auth, **{"Content-Length": "0"}))
+        self.assertStatus(r, 202)
+        r = c.put(c.resolve(r.header("Location"), {"digest": bt.digest(data)}), data, headers=auth)
+        self.assertStatus(r, 201)
+        ev = sink.wait_events(1)
+        self.assertEqual(ev[0]["actor"], {"name": "alice"})
 
     def test_disabled_endpoint_and_bad_url(self):
         sink = self.sink()
