@@ -167,6 +167,16 @@ static size_t discard_body(char *p, size_t size, size_t nmemb, void *payload)
 	return size * nmemb;
 }
 
+/* Aborts a transfer under way when berth stops: the event stays queued (on disk, for the next
+ * start), and shutdown does not wait for a slow endpoint's timeout. */
+static int abort_on_stop(void *payload, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+			 curl_off_t ulnow)
+{
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	struct endpoint *e = payload;
+	return atomic_load(&e->stop) ? 1 : 0;
+}
+
 /* POSTs one envelope. 0 on a 2xx/3xx answer (as Distribution's httpSink), else BERTH_ERROR. */
 static int post_event(struct endpoint *e, const char *event, size_t n)
 {
@@ -189,11 +199,16 @@ static int post_event(struct endpoint *e, const char *event, size_t n)
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "berth-notifications");
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_body);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, abort_on_stop);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, e);
 	CURLcode cc = curl_easy_perform(c);
 	long status = 0;
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_cleanup(c);
 	berth_buf_release(&body);
+	if (cc == CURLE_ABORTED_BY_CALLBACK)
+		return BERTH_ERROR;
 	if (cc != CURLE_OK) {
 		atomic_fetch_add(&e->errors, 1);
 		berth_warn("notifications: endpoint '%s': cannot post to %s: %s", e->cfg->name, e->cfg->url,

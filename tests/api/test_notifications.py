@@ -169,6 +169,11 @@ class Notifications(bt.OpsTestCase):
         for i in range(6):
             c.push_blob("slow/x", b"slow blob %d" % i)
         self.assertLess(time.time() - t0, 3.0)
+        # nor stopping: the delivery under way is abandoned (the event stays queued)
+        self.assertTrue(bt.wait_until(lambda: sink.attempts >= 1, 5))
+        t0 = time.time()
+        self.assertEqual(s.stop(signal.SIGTERM, timeout=10), 0, s.log())
+        self.assertLess(time.time() - t0, 3.0)
 
     def test_sigkill_with_pending_events_delivers_after_restart(self):
         port = unused_port()  # nothing listens yet: every delivery fails
