@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end notifications: skopeo push, pull, a copy between repositories that mounts the
-# layers, and delete, against berth and against Debian's docker-registry (Distribution 2.8),
-# each with a notifications endpoint on a local sink. Both must send the same set of events
-# (action, repository, target media type, digest, tag, fromRepository).
+# layers, and delete, then (when containerd runs here) a containerd pull and a push to another
+# repository that mounts the layers, against berth and against Debian's docker-registry
+# (Distribution 2.8), each with a notifications endpoint on a local sink. Both must send the same
+# set of events (action, repository, target media type, digest, tag, fromRepository), and each
+# kind of event must have the same fields.
 set -euo pipefail
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -42,6 +44,17 @@ notifications:
 EOT
 }
 
+CTR=
+if command -v ctr >/dev/null && command -v containerd >/dev/null; then
+  if start_containerd; then CTR=1; else log "containerd does not start here: its steps are left out"; fi
+fi
+cx() {
+  if ! ctr --address "$CTRD_SOCK" --namespace e2e "$@" >"$WORK/last-ctr.out" 2>&1; then
+    cat "$WORK/last-ctr.out" >&2
+    fail "ctr $* failed"
+  fi
+}
+
 # steps HOST: the client side, the same against both registries.
 steps() {
   local h=$1
@@ -49,6 +62,16 @@ steps() {
   sk_copy "docker://$h/e2e/app:v1" "dir:$WORK/pulled-$h" --preserve-digests
   sk_copy "docker://$h/e2e/app:v1" "docker://$h/e2e/other:v1" --preserve-digests
   sk_delete "docker://$h/e2e/app:v1"
+  if [ -n "$CTR" ]; then
+    cx images pull --plain-http --snapshotter native "$h/e2e/other:v1"
+    cx images tag "$h/e2e/other:v1" "$h/ctr/app:v1"
+    cx images push --plain-http "$h/ctr/app:v1"
+    # forget the content, or the next registry's pull would find it here and fetch nothing
+    cx images rm "$h/e2e/other:v1" "$h/ctr/app:v1"
+    cx content ls -q
+    local d
+    for d in $(cat "$WORK/last-ctr.out"); do cx content rm "$d"; done
+  fi
 }
 
 # summary FILE: the events as sorted unique lines of the compared fields, then for each kind of
@@ -121,4 +144,7 @@ if ! diff -u "$WORK/dist.summary" "$WORK/berth.summary" >&2; then
   fail "berth's events differ from docker-registry's (- docker-registry, + berth)"
 fi
 grep -q '"action": "mount"' "$BERTH_SINK" || fail "no mount event: the copy between repositories did not mount"
+if [ -n "$CTR" ]; then
+  grep -q '"fromRepository": "e2e/other"' "$BERTH_SINK" || fail "no mount event from containerd's push"
+fi
 log "same $(wc -l <"$WORK/berth.summary") distinct events from both"
