@@ -564,6 +564,7 @@ int main(int argc, char **argv)
 	struct berth_config cfg;
 	struct berth_server_options so = BERTH_SERVER_OPTIONS_INIT;
 
+	berth_alloc_init();
 	if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0) {
 		usage(argc < 2 ? stderr : stdout);

@@ -192,7 +192,7 @@ void berth_api_dispatch(struct berth_request *req, const char *url)
 					"reference is too long", NULL);
 			return;
 		}
-		strcpy(req->reference, param);
+		memcpy(req->reference, param, strlen(param) + 1);
 	}
 	if (!authorize(req))
 		return;

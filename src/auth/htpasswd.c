@@ -33,7 +33,9 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/map.h"
 #include "core/util.h"
+#include "core/vec.h"
 
 #define CHECK_INTERVAL_NS 1000000000ull
 #define FILE_MAX (16u << 20)
@@ -50,9 +52,9 @@ struct user {
 	size_t line; /* orders duplicates: the last one wins */
 };
 
-struct cache_slot {
+/* A credential verified lately: HMAC-SHA-256 of user and password, until when it holds. */
+struct cache_ent {
 	unsigned char key[32];
-	uint64_t generation; /* 0: empty */
 	uint64_t expires_ns;
 };
 
@@ -63,12 +65,12 @@ struct berth_htpasswd {
 	pthread_mutex_t lock; /* guards everything below */
 	struct user *users;   /* sorted by name */
 	size_t n_users;
-	uint64_t generation; /* bumped at every reload; cache slots of older generations are dead */
+	uint64_t generation; /* bumped at every reload (which empties the cache) */
 	uint64_t checked_ns; /* when the file was last stat'ed; 0 = look now */
 	enum file_state state;
 	struct stat loaded;  /* identity of the file the users came from (FILE_LOADED) */
 	unsigned char cache_key[32];
-	struct cache_slot cache[CACHE_SLOTS];
+	struct berth_map cache; /* struct cache_ent, at most CACHE_SLOTS */
 	uint64_t hits;
 };
 
@@ -156,10 +158,7 @@ static void parse(const char *path, char *text, struct user **out, size_t *n_out
 				   "(only $2y$, $2a$ and $2b$ are supported), ignored", path, line, t);
 			continue;
 		}
-		if (n == cap) {
-			cap = cap ? 2 * cap : 16;
-			users = berth_realloc(users, cap * sizeof(*users));
-		}
+		BERTH_VEC_GROW(users, n + 1, cap);
 		users[n].name = berth_strdup(t);
 		users[n].hash = berth_strdup(hash);
 		users[n].line = line;
@@ -223,7 +222,9 @@ out_close:
 
 static void clear_cache(struct berth_htpasswd *h)
 {
-	OPENSSL_cleanse(h->cache, sizeof(h->cache));
+	if (h->cache.slots)
+		OPENSSL_cleanse(h->cache.slots, h->cache.cap * h->cache.entry_size);
+	berth_map_release(&h->cache);
 }
 
 static void replace_users(struct berth_htpasswd *h, struct user *users, size_t n)
@@ -336,7 +337,7 @@ static int bcrypt_hash(const char *password, char *out, size_t cap)
 	struct crypt_data *cd = berth_calloc(1, sizeof(*cd));
 	const char *hash = crypt_r(password, salt, cd);
 	if (hash && is_bcrypt(hash) && strlen(hash) < cap) {
-		strcpy(out, hash);
+		memcpy(out, hash, strlen(hash) + 1);
 		rc = 0;
 	}
 	OPENSSL_cleanse(cd, sizeof(*cd));
@@ -401,6 +402,7 @@ int berth_htpasswd_open(struct berth_htpasswd **out, const char *path, char *err
 	}
 	struct berth_htpasswd *h = berth_calloc(1, sizeof(*h));
 	h->path = berth_strdup(path);
+	h->cache = (struct berth_map)BERTH_MAP_INIT(sizeof(struct cache_ent), 32);
 	pthread_mutex_init(&h->lock, NULL);
 	if (RAND_bytes(h->cache_key, sizeof(h->cache_key)) != 1) {
 		snprintf(err, errlen, "auth.htpasswd: no randomness for the credential cache");
@@ -458,31 +460,32 @@ static void cache_key(const struct berth_htpasswd *h, const char *user, const ch
 /* With the lock held: 1 if these credentials were verified recently under this file. */
 static int cache_hit(struct berth_htpasswd *h, const unsigned char key[32], uint64_t now)
 {
-	for (size_t i = 0; i < CACHE_SLOTS; i++) {
-		const struct cache_slot *s = &h->cache[i];
-		if (s->generation == h->generation && s->expires_ns > now &&
-		    CRYPTO_memcmp(s->key, key, 32) == 0)
-			return 1;
-	}
-	return 0;
+	const struct cache_ent *e = berth_map_find(&h->cache, key);
+	return e && e->expires_ns > now;
 }
 
-/* With the lock held: remembers a success, in a free slot or the one expiring first. */
+/* With the lock held and the cache full: drops an expired entry, or the one expiring first. */
+static void cache_evict(struct berth_htpasswd *h, uint64_t now)
+{
+	const struct cache_ent *e, *victim = NULL;
+	for (size_t i = 0; (e = berth_map_next(&h->cache, &i));) {
+		if (!victim || e->expires_ns < victim->expires_ns)
+			victim = e;
+		if (victim->expires_ns <= now)
+			break;
+	}
+	unsigned char key[32];
+	memcpy(key, victim->key, sizeof(key));
+	berth_map_remove(&h->cache, key);
+}
+
+/* With the lock held: remembers a success for CACHE_TTL_NS. */
 static void cache_put(struct berth_htpasswd *h, const unsigned char key[32], uint64_t now)
 {
-	struct cache_slot *victim = &h->cache[0];
-	for (size_t i = 0; i < CACHE_SLOTS; i++) {
-		struct cache_slot *s = &h->cache[i];
-		if (s->generation != h->generation || s->expires_ns <= now) {
-			victim = s;
-			break;
-		}
-		if (s->expires_ns < victim->expires_ns)
-			victim = s;
-	}
-	memcpy(victim->key, key, 32);
-	victim->generation = h->generation;
-	victim->expires_ns = now + CACHE_TTL_NS;
+	if (h->cache.n >= CACHE_SLOTS && !berth_map_find(&h->cache, key))
+		cache_evict(h, now);
+	struct cache_ent *e = berth_map_add(&h->cache, key, NULL);
+	e->expires_ns = now + CACHE_TTL_NS;
 }
 
 static int bcrypt_matches(const char *password, const char *hash)
@@ -515,7 +518,7 @@ int berth_htpasswd_check(struct berth_htpasswd *h, const char *user, const char 
 	/* An unknown user still costs one bcrypt (against another user's hash), so response times
 	 * don't tell which user names exist. */
 	if (u || h->n_users > 0) {
-		strcpy(hash, u ? u->hash : h->users[0].hash);
+		snprintf(hash, sizeof(hash), "%s", u ? u->hash : h->users[0].hash);
 		known = u != NULL;
 	}
 	pthread_mutex_unlock(&h->lock);

@@ -25,6 +25,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/vec.h"
 
 /* Caps on what a config file or a token may make us hold. */
 #define JWKS_FILE_MAX (1024 * 1024)
@@ -38,12 +39,12 @@ struct key {
 struct berth_keyset {
 	X509_STORE *roots; /* the bundle's certificates, NULL without a bundle */
 	struct key *keys;
-	size_t n;
+	size_t n, alloc;
 };
 
 static void add_key(struct berth_keyset *ks, const char *kid, EVP_PKEY *pkey)
 {
-	ks->keys = berth_realloc(ks->keys, (ks->n + 1) * sizeof(*ks->keys));
+	BERTH_VEC_GROW(ks->keys, ks->n + 1, ks->alloc);
 	ks->keys[ks->n].kid = berth_strdup(kid);
 	ks->keys[ks->n].pkey = pkey;
 	ks->n++;

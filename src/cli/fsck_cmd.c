@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "core/err.h"
+#include "core/util.h"
 #include "registry/fsck.h"
 #include "storage/driver.h"
 
@@ -21,9 +22,11 @@ static void usage(FILE *out)
 	      "docker/registry/v2, Distribution's filesystem.rootdirectory): every blob hashes to\n"
 	      "its name; every link holds a valid digest (the one its path names) and points to an\n"
 	      "existing blob, every tag to a manifest of its repository; every manifest parses and\n"
-	      "its blobs and child manifests are in its repository. Also reported: blobs no link\n"
-	      "names (orphans, for garbage-collect), temp files left by interrupted writes, upload\n"
-	      "sessions that can never complete, and files that are not part of the layout.\n"
+	      "its blobs and child manifests are in its repository. Also reported: blobs that\n"
+	      "garbage-collect would delete (orphans: no manifest references them), temp files\n"
+	      "left by interrupted writes, upload sessions that can never complete, and files\n"
+	      "that are not part of the layout. Layer links whose blob garbage collection deleted\n"
+	      "(Distribution's garbage-collect leaves them) are counted, not reported.\n"
 	      "Run it with the registry stopped or read-only.\n"
 	      "\n"
 	      "options:\n"
@@ -31,7 +34,7 @@ static void usage(FILE *out)
 	      "                 dangling links, rewrite links whose content is wrong, remove temp\n"
 	      "                 files, stale upload sessions and incomplete tags (orphan blobs\n"
 	      "                 are left alone)\n"
-	      "  -q, --quiet    print only the summary\n"
+	      "  -q, --quiet    print only the summary (no problem lines, no progress)\n"
 	      "  -h, --help     show this text\n"
 	      "\n"
 	      "One line per problem on stdout, \"KIND PATH: DETAIL\" (with --repair followed by\n"
@@ -80,6 +83,10 @@ static void summary(const struct berth_fsck_stats *s, int repair)
 	       " links, %" PRIu64 " manifests, %" PRIu64 " tags; %" PRIu64 " upload session%s (%s)\n",
 	       s->blobs, blobs, s->repositories, s->links, s->manifests, s->tags, s->uploads,
 	       s->uploads == 1 ? "" : "s", uploads);
+	if (s->collected_layer_links)
+		printf("fsck: %" PRIu64 " layer link%s to blobs garbage collection deleted (harmless; "
+		       "berth garbage-collect removes them)\n", s->collected_layer_links,
+		       s->collected_layer_links == 1 ? "" : "s");
 	if (s->total_problems == 0) {
 		puts("fsck: no problems found");
 		return;
@@ -147,14 +154,11 @@ int berth_cmd_fsck(int argc, char **argv)
 		perror("berth fsck: realpath");
 		return 1;
 	}
-	char *v2 = malloc(strlen(abs) + sizeof("/docker/registry/v2"));
-	if (v2) {
-		sprintf(v2, "%s/docker/registry/v2", abs);
-		if (stat(v2, &st) != 0)
-			fprintf(stderr, "berth fsck: warning: '%s' holds no docker/registry/v2: an empty store, "
-					"or not a storage root\n", root);
-		free(v2);
-	}
+	char *v2 = berth_asprintf("%s/docker/registry/v2", abs);
+	if (stat(v2, &st) != 0 && !ctx.quiet)
+		fprintf(stderr, "berth fsck: warning: '%s' holds no docker/registry/v2: an empty store, "
+				"or not a storage root\n", root);
+	free(v2);
 	struct berth_storage_driver *d = NULL;
 	int rc = berth_fs_driver_new(&d, abs);
 	if (rc < 0) {
@@ -165,7 +169,7 @@ int berth_cmd_fsck(int argc, char **argv)
 	o.host_root = strcmp(abs, "/") == 0 ? "" : abs;
 	o.report = report;
 	o.payload = &ctx;
-	o.progress = stderr;
+	o.progress = ctx.quiet ? NULL : stderr;
 
 	struct berth_fsck_stats stats;
 	rc = berth_fsck_run(d, &o, &stats);

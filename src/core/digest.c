@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/util.h"
 
 #define MAGIC_LEN 4
 #define SHA256_STATE_LEN (MAGIC_LEN + 8 * 4 + SHA256_CBLOCK + 8) /* 108 */
@@ -208,7 +209,7 @@ int berth_hasher_new(struct berth_hasher **out, enum berth_digest_alg alg)
 	int rc;
 
 	*out = NULL;
-	h = calloc(1, sizeof(*h));
+	h = berth_try_calloc(1, sizeof(*h));
 	if (!h)
 		return BERTH_ERROR;
 	rc = hasher_init(h, alg);

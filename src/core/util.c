@@ -7,18 +7,89 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
+#include <jansson.h>
 #include <sys/random.h>
 #include <time.h>
 
+/* ---- allocation ---- */
+
+/* Test mode: allocations left before the one that fails; 0 when off. One relaxed load per
+ * allocation otherwise. */
+static _Atomic uint64_t fail_countdown;
+static berth_oom_handler oom_handler;
+
 static void oom(void)
 {
+	if (oom_handler)
+		oom_handler();
 	fputs("berth: out of memory\n", stderr);
 	abort();
 }
 
+/* 1 if the test mode says this allocation fails. */
+static int injected_failure(void)
+{
+	uint64_t left = atomic_load_explicit(&fail_countdown, memory_order_relaxed);
+	while (left) {
+		if (atomic_compare_exchange_weak_explicit(&fail_countdown, &left, left - 1,
+							  memory_order_relaxed, memory_order_relaxed))
+			return left == 1;
+	}
+	return 0;
+}
+
+void berth_alloc_fail_at(uint64_t n)
+{
+	atomic_store_explicit(&fail_countdown, n, memory_order_relaxed);
+}
+
+int berth_alloc_fail_pending(void)
+{
+	return atomic_load_explicit(&fail_countdown, memory_order_relaxed) != 0;
+}
+
+void berth_alloc_set_oom_handler(berth_oom_handler h)
+{
+	oom_handler = h;
+}
+
+void *berth_try_malloc(size_t n)
+{
+	return injected_failure() ? NULL : malloc(n ? n : 1);
+}
+
+void *berth_try_calloc(size_t n, size_t size)
+{
+	return injected_failure() ? NULL : calloc(n ? n : 1, size ? size : 1);
+}
+
+void *berth_try_realloc(void *p, size_t n)
+{
+	return injected_failure() ? NULL : realloc(p, n ? n : 1);
+}
+
+char *berth_try_strdup(const char *s)
+{
+	size_t n = strlen(s);
+	char *p = berth_try_malloc(n + 1);
+	if (p)
+		memcpy(p, s, n + 1);
+	return p;
+}
+
+static void *json_alloc(size_t n)
+{
+	return berth_try_malloc(n);
+}
+
+void berth_alloc_init(void)
+{
+	json_set_alloc_funcs(json_alloc, free);
+}
+
 void *berth_malloc(size_t n)
 {
-	void *p = malloc(n ? n : 1);
+	void *p = berth_try_malloc(n);
 	if (!p)
 		oom();
 	return p;
@@ -26,7 +97,7 @@ void *berth_malloc(size_t n)
 
 void *berth_calloc(size_t n, size_t size)
 {
-	void *p = calloc(n ? n : 1, size ? size : 1);
+	void *p = berth_try_calloc(n, size);
 	if (!p)
 		oom();
 	return p;
@@ -34,7 +105,7 @@ void *berth_calloc(size_t n, size_t size)
 
 void *berth_realloc(void *p, size_t n)
 {
-	void *q = realloc(p, n ? n : 1);
+	void *q = berth_try_realloc(p, n);
 	if (!q)
 		oom();
 	return q;
@@ -53,13 +124,24 @@ char *berth_strndup(const char *s, size_t n)
 	return p;
 }
 
+static char *vformat(const char *fmt, va_list ap)
+{
+	va_list again;
+	va_copy(again, ap);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	if (n < 0)
+		oom();
+	char *out = berth_malloc((size_t)n + 1);
+	vsnprintf(out, (size_t)n + 1, fmt, again);
+	va_end(again);
+	return out;
+}
+
 char *berth_asprintf(const char *fmt, ...)
 {
 	va_list ap;
-	char *out = NULL;
 	va_start(ap, fmt);
-	if (vasprintf(&out, fmt, ap) < 0)
-		oom();
+	char *out = vformat(fmt, ap);
 	va_end(ap);
 	return out;
 }
@@ -115,14 +197,10 @@ int berth_buf_append(struct berth_buf *b, const void *p, size_t n)
 int berth_buf_printf(struct berth_buf *b, const char *fmt, ...)
 {
 	va_list ap;
-	char *s = NULL;
-	int n;
 	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
+	char *s = vformat(fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		oom();
-	int rc = berth_buf_append(b, s, (size_t)n);
+	int rc = berth_buf_append(b, s, strlen(s));
 	free(s);
 	return rc;
 }

@@ -1,6 +1,8 @@
 /*
- * Small process-wide helpers: allocation that aborts on exhaustion (every allocation is capped
- * by the caller, so running out of memory is not a condition berth recovers from), random ids,
+ * Small process-wide helpers: the project's allocator (every allocation in berth goes through
+ * it; it aborts on exhaustion, as every allocation is capped by the caller, so running out of
+ * memory is not a condition berth recovers from, but for the fallible berth_try_* used by the
+ * parsers that report it, and a test mode that fails the n-th allocation), random ids,
  * and a growable byte buffer with a hard cap for untrusted input.
  */
 #ifndef BERTH_CORE_UTIL_H
@@ -9,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Abort with "berth: out of memory" when the memory is not there. */
 void *berth_malloc(size_t n);
 void *berth_calloc(size_t n, size_t size);
 void *berth_realloc(void *p, size_t n);
@@ -17,6 +20,29 @@ char *berth_strndup(const char *s, size_t n);
 /* printf into a new heap string. */
 char *berth_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #define berth_safefree(p) do { free(p); (p) = NULL; } while (0)
+
+/* Fallible allocation, for code that reports running out of memory as an error (the manifest
+ * parser, jansson): NULL on failure. Free with free(). */
+void *berth_try_malloc(size_t n);
+void *berth_try_calloc(size_t n, size_t size);
+void *berth_try_realloc(void *p, size_t n);
+char *berth_try_strdup(const char *s);
+/* Routes jansson's allocations through berth_try_malloc; call once, before any JSON is made. */
+void berth_alloc_init(void);
+
+/*
+ * Test mode, as curl's torture tests: the n-th allocation through this allocator from now on
+ * fails (n = 1: the next one); 0 turns it off. A failing berth_try_* returns NULL; a failing
+ * berth_malloc & co. calls the OOM handler, then prints and aborts. Tests only: the countdown
+ * is shared by all threads.
+ */
+void berth_alloc_fail_at(uint64_t n);
+/* 1 while the failure armed by berth_alloc_fail_at has not happened yet. */
+int berth_alloc_fail_pending(void);
+/* Called when an aborting allocation fails, before the abort (a test can _exit or longjmp).
+ * NULL restores the default. */
+typedef void (*berth_oom_handler)(void);
+void berth_alloc_set_oom_handler(berth_oom_handler h);
 
 /* Fills out with a random RFC 4122 version 4 UUID, lowercase: 36 chars + NUL. */
 void berth_uuid4(char out[37]);

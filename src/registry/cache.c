@@ -5,25 +5,30 @@
 #include <string.h>
 
 #include "core/lru.h"
+#include "core/map.h"
 #include "core/util.h"
 
-#define SHARDS 16
+#define SHARD_BITS 4
+#define SHARDS (1 << SHARD_BITS)
 
 struct entry {
-	struct entry *hnext;            /* hash chain */
 	struct berth_lru_node lru;
-	uint64_t hash;
+	uint32_t hash;
 	uint64_t num;
 	size_t len;
 	char *data;
 	char key[];
 };
 
+/* A shard's table slot: the key lives in the entry. */
+struct slot {
+	const char *key;
+	struct entry *e;
+};
+
 struct shard {
 	pthread_mutex_t lock;
-	struct entry **table;
-	size_t buckets;
-	size_t count;
+	struct berth_map table; /* struct slot */
 	size_t bytes;
 	struct berth_lru lru;
 };
@@ -34,14 +39,15 @@ struct berth_cache {
 	struct shard shards[SHARDS];
 };
 
-static uint64_t hash_key(const char *s)
+/* The map's hash of key; its top bits pick the shard, its low bits the slot. */
+static uint32_t hash_key(struct berth_cache *c, const char *key)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ull;
-	}
-	return h;
+	return berth_map_hash(&c->shards[0].table, key);
+}
+
+static struct shard *shard_of(struct berth_cache *c, uint32_t hash)
+{
+	return &c->shards[hash >> (32 - SHARD_BITS)];
 }
 
 struct berth_cache *berth_cache_new(size_t max_entries, size_t max_bytes)
@@ -52,10 +58,8 @@ struct berth_cache *berth_cache_new(size_t max_entries, size_t max_bytes)
 	for (int i = 0; i < SHARDS; i++) {
 		struct shard *s = &c->shards[i];
 		pthread_mutex_init(&s->lock, NULL);
-		s->buckets = 64;
-		while (s->buckets < c->max_entries)
-			s->buckets *= 2;
-		s->table = berth_calloc(s->buckets, sizeof(*s->table));
+		s->table = (struct berth_map)BERTH_MAP_INIT_REF(sizeof(struct slot));
+		berth_map_reserve(&s->table, c->max_entries); /* no growth while serving */
 	}
 	return c;
 }
@@ -76,35 +80,31 @@ void berth_cache_free(struct berth_cache *c)
 			next = n->next;
 			free_entry(BERTH_LRU_ENTRY(n, struct entry, lru));
 		}
-		free(s->table);
+		berth_map_release(&s->table);
 		pthread_mutex_destroy(&s->lock);
 	}
 	free(c);
 }
 
-static struct entry **find_slot(struct shard *s, const char *key, uint64_t hash)
+static struct entry *find(struct shard *s, const char *key, uint32_t hash)
 {
-	struct entry **p = &s->table[hash & (s->buckets - 1)];
-	while (*p && ((*p)->hash != hash || strcmp((*p)->key, key) != 0))
-		p = &(*p)->hnext;
-	return p;
+	struct slot *sl = berth_map_find_hashed(&s->table, key, hash);
+	return sl ? sl->e : NULL;
 }
 
-/* Unlinks e from its chain and the LRU list and frees it. */
+/* Takes e out of the table and the LRU list and frees it. */
 static void drop(struct shard *s, struct entry *e)
 {
-	struct entry **p = find_slot(s, e->key, e->hash);
-	*p = e->hnext;
+	berth_map_remove_hashed(&s->table, e->key, e->hash);
 	berth_lru_unlink(&s->lru, &e->lru);
-	s->count--;
 	s->bytes -= e->len;
 	free_entry(e);
 }
 
 /* The entry for key, marked as just used, or NULL. Called with s->lock held. */
-static struct entry *lookup(struct shard *s, const char *key, uint64_t hash)
+static struct entry *lookup(struct shard *s, const char *key, uint32_t hash)
 {
-	struct entry *e = *find_slot(s, key, hash);
+	struct entry *e = find(s, key, hash);
 	if (e)
 		berth_lru_touch(&s->lru, &e->lru);
 	return e;
@@ -112,8 +112,8 @@ static struct entry *lookup(struct shard *s, const char *key, uint64_t hash)
 
 int berth_cache_get(struct berth_cache *c, const char *key, uint64_t *num, char **data, size_t *len)
 {
-	uint64_t hash = hash_key(key);
-	struct shard *s = &c->shards[hash % SHARDS];
+	uint32_t hash = hash_key(c, key);
+	struct shard *s = shard_of(c, hash);
 	pthread_mutex_lock(&s->lock);
 	struct entry *e = lookup(s, key, hash);
 	if (e) {
@@ -133,8 +133,8 @@ int berth_cache_get(struct berth_cache *c, const char *key, uint64_t *num, char 
 int berth_cache_get_into(struct berth_cache *c, const char *key, uint64_t *num, char *buf, size_t cap,
 			 size_t *len)
 {
-	uint64_t hash = hash_key(key);
-	struct shard *s = &c->shards[hash % SHARDS];
+	uint32_t hash = hash_key(c, key);
+	struct shard *s = shard_of(c, hash);
 	pthread_mutex_lock(&s->lock);
 	struct entry *e = lookup(s, key, hash);
 	int hit = e && e->len < cap;
@@ -150,8 +150,8 @@ int berth_cache_get_into(struct berth_cache *c, const char *key, uint64_t *num, 
 
 void berth_cache_put(struct berth_cache *c, const char *key, uint64_t num, const void *data, size_t len)
 {
-	uint64_t hash = hash_key(key);
-	struct shard *s = &c->shards[hash % SHARDS];
+	uint32_t hash = hash_key(c, key);
+	struct shard *s = shard_of(c, hash);
 	if (len > c->max_bytes / 8 + 1)
 		return;
 	size_t klen = strlen(key);
@@ -166,26 +166,24 @@ void berth_cache_put(struct berth_cache *c, const char *key, uint64_t num, const
 	e->lru.prev = e->lru.next = NULL;
 
 	pthread_mutex_lock(&s->lock);
-	struct entry *old = *find_slot(s, key, hash);
+	struct entry *old = find(s, key, hash);
 	if (old)
 		drop(s, old);
-	while (s->lru.tail && (s->count >= c->max_entries || s->bytes + e->len > c->max_bytes))
+	while (s->lru.tail && (s->table.n >= c->max_entries || s->bytes + e->len > c->max_bytes))
 		drop(s, BERTH_LRU_ENTRY(s->lru.tail, struct entry, lru));
-	struct entry **slot = &s->table[hash & (s->buckets - 1)];
-	e->hnext = *slot;
-	*slot = e;
+	struct slot *sl = berth_map_add_hashed(&s->table, e->key, hash, NULL);
+	sl->e = e;
 	berth_lru_push_front(&s->lru, &e->lru);
-	s->count++;
 	s->bytes += e->len;
 	pthread_mutex_unlock(&s->lock);
 }
 
 void berth_cache_remove(struct berth_cache *c, const char *key)
 {
-	uint64_t hash = hash_key(key);
-	struct shard *s = &c->shards[hash % SHARDS];
+	uint32_t hash = hash_key(c, key);
+	struct shard *s = shard_of(c, hash);
 	pthread_mutex_lock(&s->lock);
-	struct entry *e = *find_slot(s, key, hash);
+	struct entry *e = find(s, key, hash);
 	if (e)
 		drop(s, e);
 	pthread_mutex_unlock(&s->lock);

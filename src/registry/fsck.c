@@ -27,14 +27,16 @@
 
 #include "core/digest.h"
 #include "core/err.h"
+#include "core/map.h"
 #include "core/util.h"
+#include "core/vec.h"
+#include "registry/link.h"
 #include "registry/manifest.h"
 #include "registry/paths.h"
 #include "registry/reference.h"
 #include "storage/storage.h"
 
 #define FSCK_MANIFEST_MAX (64u << 20) /* largest manifest read for checking */
-#define FSCK_LINK_MAX 1024            /* larger link files are bad without reading them */
 #define FSCK_HASH_CHUNK (1u << 20)
 #define FSCK_PROGRESS_EVERY 1000
 #define LOST_FOUND "lost+found"
@@ -59,84 +61,17 @@ const char *berth_fsck_kind_name(enum berth_fsck_kind k)
 	return (unsigned)k < BERTH_FSCK_KIND_COUNT ? kind_names[k] : "unknown";
 }
 
-/* ---- blob table: digest string -> state ---- */
+/* ---- blob table: digest string -> state (the entries of every map below) ---- */
 
 enum blob_state { BLOB_OK = 1, BLOB_CORRUPT, BLOB_UNREADABLE, BLOB_MOVED };
 
 struct blob_ent {
-	char *digest; /* NULL: empty slot */
+	char *digest; /* the key, owned by the map (core/map.h) */
 	uint64_t size;
 	uint8_t state;
 	uint8_t referenced;
 	uint32_t links; /* links naming it (for the corrupt blob's detail) */
 };
-
-/* An open-addressing hash table keyed by strings (digests, "repo@digest", ...). */
-struct smap {
-	struct blob_ent *e;
-	size_t cap; /* power of two or 0 */
-	size_t n;
-};
-
-static uint64_t str_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h ^ (h >> 31);
-}
-
-static struct blob_ent *smap_find(const struct smap *m, const char *key)
-{
-	if (!m->cap)
-		return NULL;
-	for (size_t j = (size_t)str_hash(key) & (m->cap - 1);; j = (j + 1) & (m->cap - 1)) {
-		if (!m->e[j].digest)
-			return NULL;
-		if (strcmp(m->e[j].digest, key) == 0)
-			return &m->e[j];
-	}
-}
-
-static void smap_grow(struct smap *m)
-{
-	struct smap old = *m;
-	m->cap = old.cap ? old.cap * 2 : 256;
-	m->e = berth_calloc(m->cap, sizeof(*m->e));
-	for (size_t i = 0; i < old.cap; i++) {
-		if (!old.e[i].digest)
-			continue;
-		size_t j = (size_t)str_hash(old.e[i].digest) & (m->cap - 1);
-		while (m->e[j].digest)
-			j = (j + 1) & (m->cap - 1);
-		m->e[j] = old.e[i];
-	}
-	free(old.e);
-}
-
-/* The entry for key, added (zeroed but for the key) when absent. */
-static struct blob_ent *smap_get(struct smap *m, const char *key)
-{
-	struct blob_ent *e = smap_find(m, key);
-	if (e)
-		return e;
-	if ((m->n + 1) * 10 > m->cap * 7)
-		smap_grow(m);
-	size_t j = (size_t)str_hash(key) & (m->cap - 1);
-	while (m->e[j].digest)
-		j = (j + 1) & (m->cap - 1);
-	m->e[j].digest = berth_strdup(key);
-	m->n++;
-	return &m->e[j];
-}
-
-static void smap_free(struct smap *m)
-{
-	for (size_t i = 0; i < m->cap; i++)
-		free(m->e[i].digest);
-	free(m->e);
-	memset(m, 0, sizeof(*m));
-}
 
 /* ---- problems ---- */
 
@@ -171,6 +106,13 @@ struct revrec {
 	char *digest;
 };
 
+/* A layer link whose blob is missing. */
+struct linkrec {
+	char *repo;
+	char *digest;
+	char *path;
+};
+
 struct uploadrec {
 	char *path; /* storage path of _uploads/<id> */
 	int has_startedat;
@@ -183,11 +125,12 @@ struct fsck {
 	struct berth_fsck_stats st;
 	int will_move; /* corrupt blobs are going to be moved aside */
 
-	struct smap blobs;     /* digest -> state */
-	struct smap repos;     /* repository names seen */
-	struct smap revisions; /* "repo@digest" of revisions whose blob is there */
-	struct smap layers;    /* "repo@digest" of layer links that stay */
-	struct smap tagdirs;   /* storage paths of tag directories; referenced: has current/link */
+	struct berth_map blobs;     /* digest -> state */
+	struct berth_map repos;     /* repository names seen */
+	struct berth_map revisions; /* "repo@digest" of revisions whose blob is there */
+	struct berth_map layers;    /* "repo@digest" of layer links that stay */
+	struct berth_map tagdirs;   /* storage paths of tag directories; referenced: has current/link */
+	struct berth_map needed;    /* "repo@digest" of what some manifest of repo references */
 
 	struct problem *p;
 	size_t np, ap;
@@ -197,16 +140,11 @@ struct fsck {
 	size_t nrevs, arevs;
 	struct uploadrec *ups;
 	size_t nups, aups;
+	struct linkrec *gone_layers;
+	size_t ngone, agone;
+	uint64_t blobs_total, blob_bytes_total, blob_bytes_seen; /* for progress lines */
 	unsigned char *buf; /* hashing buffer */
 };
-
-#define GROW(arr, n, alloc)                                                          \
-	do {                                                                         \
-		if ((n) == (alloc)) {                                                \
-			(alloc) = (alloc) ? (alloc) * 2 : 16;                        \
-			(arr) = berth_realloc((arr), (alloc) * sizeof(*(arr)));      \
-		}                                                                    \
-	} while (0)
 
 static struct problem *add_problem(struct fsck *f, enum berth_fsck_kind kind, const char *path,
 				   const char *digest, const char *fmt, ...)
@@ -215,7 +153,7 @@ static struct problem *add_problem(struct fsck *f, enum berth_fsck_kind kind, co
 static struct problem *add_problem(struct fsck *f, enum berth_fsck_kind kind, const char *path,
 				   const char *digest, const char *fmt, ...)
 {
-	GROW(f->p, f->np, f->ap);
+	BERTH_VEC_GROW(f->p, f->np + 1, f->ap);
 	struct problem *p = &f->p[f->np++];
 	memset(p, 0, sizeof(*p));
 	p->kind = kind;
@@ -321,6 +259,17 @@ static int hash_blob(struct fsck *f, const char *path, enum berth_digest_alg alg
 	return rc;
 }
 
+/* Counts the files under blobs/ first, so that progress lines can show the total. */
+static int count_blob(const char *path, const struct berth_stat *st, void *payload)
+{
+	struct fsck *f = payload;
+	if (!st->is_dir) {
+		f->blobs_total++;
+		f->blob_bytes_total += st->size;
+	}
+	return 0;
+}
+
 static int visit_blob(const char *path, const struct berth_stat *st, void *payload)
 {
 	struct fsck *f = payload;
@@ -341,15 +290,19 @@ static int visit_blob(const char *path, const struct berth_stat *st, void *paylo
 	berth_digest_parse(digest, &alg, NULL);
 	char actual[BERTH_DIGEST_STR_MAX];
 	uint64_t size = 0;
-	struct blob_ent *e = smap_get(&f->blobs, digest);
+	struct blob_ent *e = berth_map_add(&f->blobs, digest, NULL);
 	int rc = hash_blob(f, path, alg, &size, actual);
 	if (rc == BERTH_ENOTFOUND) { /* vanished under us: as if it had never been there */
 		e->state = 0;
 		return 0;
 	}
 	f->st.blobs++;
+	f->blob_bytes_seen += st->size;
 	if (f->o->progress && f->st.blobs % FSCK_PROGRESS_EVERY == 0)
-		fprintf(f->o->progress, "fsck: %" PRIu64 " blobs hashed\n", f->st.blobs);
+		fprintf(f->o->progress, "fsck: %" PRIu64 " of %" PRIu64 " blobs hashed, %" PRIu64
+			"%% of %" PRIu64 " bytes\n", f->st.blobs, f->blobs_total,
+			f->blob_bytes_total ? f->blob_bytes_seen * 100 / f->blob_bytes_total : 100,
+			f->blob_bytes_total);
 	if (rc < 0) {
 		e->state = BLOB_UNREADABLE;
 		add_problem(f, BERTH_FSCK_UNREADABLE, path, digest, "cannot read blob: %s",
@@ -365,7 +318,7 @@ static int visit_blob(const char *path, const struct berth_stat *st, void *paylo
 /* 1 if a link may name this blob: it is there (or unreadable: we cannot tell), and will stay. */
 static int blob_present(struct fsck *f, const char *digest)
 {
-	struct blob_ent *e = smap_find(&f->blobs, digest);
+	struct blob_ent *e = berth_map_find(&f->blobs, digest);
 	if (!e || !e->state)
 		return 0;
 	if (e->state == BLOB_CORRUPT)
@@ -373,13 +326,21 @@ static int blob_present(struct fsck *f, const char *digest)
 	return 1;
 }
 
-static void mark_referenced(struct fsck *f, const char *digest)
+/* One more link names the blob (shown with a corrupt blob). */
+static void count_link(struct fsck *f, const char *digest)
 {
-	struct blob_ent *e = smap_find(&f->blobs, digest);
-	if (e) {
-		e->referenced = 1;
+	struct blob_ent *e = berth_map_find(&f->blobs, digest);
+	if (e)
 		e->links++;
-	}
+}
+
+/* The blob is in use as garbage-collect sees it: a revision's manifest, or something a revision
+ * references. Only these keep a blob; a layer or tag index link alone does not (gc.h). */
+static void mark_used(struct fsck *f, const char *digest)
+{
+	struct blob_ent *e = berth_map_find(&f->blobs, digest);
+	if (e)
+		e->referenced = 1;
 }
 
 /* ---- phase 2: repositories ---- */
@@ -398,16 +359,14 @@ static int read_link(struct fsck *f, const char *path, char out[BERTH_DIGEST_STR
 {
 	char *content = NULL;
 	size_t len = 0;
-	int rc = berth_storage_get_content(f->d, path, FSCK_LINK_MAX, &content, &len);
+	int rc = berth_storage_get_content(f->d, path, BERTH_LINK_MAX, &content, &len);
 	if (rc == BERTH_ETOOLARGE) {
-		snprintf(shown, shown_cap, "more than %d bytes", FSCK_LINK_MAX);
+		snprintf(shown, shown_cap, "more than %d bytes", BERTH_LINK_MAX);
 		return BERTH_EINVALID;
 	}
 	if (rc < 0)
 		return rc;
-	if (len < BERTH_DIGEST_STR_MAX && memchr(content, '\0', len) == NULL &&
-	    berth_digest_valid(content)) {
-		memcpy(out, content, len + 1);
+	if (berth_link_parse(out, content, len) == 0) {
 		free(content);
 		return 0;
 	}
@@ -428,13 +387,15 @@ static void check_digest_link(struct fsck *f, enum link_kind kind, const char *r
 	parent_of(hexdir, path);
 	snprintf(key, sizeof(key), "%s@%s", repo, path_digest);
 	int present = blob_present(f, path_digest);
-	struct blob_ent *be = smap_find(&f->blobs, path_digest);
+	struct blob_ent *be = berth_map_find(&f->blobs, path_digest);
 	int corrupt = be && be->state == BLOB_CORRUPT;
 
 	int rc = read_link(f, path, content, shown, sizeof(shown));
 	if (rc == BERTH_ENOTFOUND)
 		return;
-	mark_referenced(f, path_digest);
+	count_link(f, path_digest);
+	if (kind == LINK_REVISION)
+		mark_used(f, path_digest);
 	if (rc < 0 && rc != BERTH_EINVALID) {
 		add_problem(f, BERTH_FSCK_UNREADABLE, path, path_digest, "cannot read %s: %s",
 			    link_kind_name(kind), berth_strerror(rc));
@@ -454,6 +415,11 @@ static void check_digest_link(struct fsck *f, enum link_kind kind, const char *r
 							corrupt ? "corrupt" : "missing");
 			set_plan(p, PLAN_REMOVE, hexdir, corrupt ? path_digest : NULL);
 		}
+	} else if (!present && kind == LINK_LAYER && !corrupt) {
+		/* Dangling only if a manifest of the repository needs it: known after phase 3. */
+		BERTH_VEC_GROW(f->gone_layers, f->ngone + 1, f->agone);
+		struct linkrec *l = &f->gone_layers[f->ngone++];
+		*l = (struct linkrec){ berth_strdup(repo), berth_strdup(path_digest), berth_strdup(path) };
 	} else if (!present) {
 		struct problem *p = add_problem(f, BERTH_FSCK_DANGLING_LINK, path, path_digest,
 						"%s names %s, whose blob is %s", link_kind_name(kind),
@@ -463,10 +429,10 @@ static void check_digest_link(struct fsck *f, enum link_kind kind, const char *r
 	if (!present)
 		return;
 	if (kind == LINK_LAYER)
-		smap_get(&f->layers, key);
-	if (kind == LINK_REVISION && !smap_find(&f->revisions, key)) {
-		smap_get(&f->revisions, key);
-		GROW(f->revs, f->nrevs, f->arevs);
+		berth_map_add(&f->layers, key, NULL);
+	if (kind == LINK_REVISION && !berth_map_find(&f->revisions, key)) {
+		berth_map_add(&f->revisions, key, NULL);
+		BERTH_VEC_GROW(f->revs, f->nrevs + 1, f->arevs);
 		f->revs[f->nrevs++] = (struct revrec){ berth_strdup(repo), berth_strdup(path_digest) };
 	}
 }
@@ -490,9 +456,11 @@ static void visit_repo_file(struct fsck *f, const char *path, const char *repo, 
 		if (n == 5 && strcmp(rest[1], "tags") == 0 && strcmp(rest[3], "current") == 0 &&
 		    strcmp(rest[4], "link") == 0) {
 			char tagdir[BERTH_PATH_MAX];
-			if (berth_path_tag_dir(tagdir, repo, rest[2]) == 0)
-				smap_get(&f->tagdirs, tagdir)->referenced = 1;
-			GROW(f->tags, f->ntags, f->atags);
+			if (berth_path_tag_dir(tagdir, repo, rest[2]) == 0) {
+				struct blob_ent *td = berth_map_add(&f->tagdirs, tagdir, NULL);
+				td->referenced = 1;
+			}
+			BERTH_VEC_GROW(f->tags, f->ntags + 1, f->atags);
 			f->tags[f->ntags++] = (struct tagrec){ berth_strdup(repo), berth_strdup(rest[2]),
 							       berth_strdup(path) };
 			return;
@@ -554,7 +522,7 @@ static int visit_repo_entry(const char *path, const struct berth_stat *st, void 
 			add_problem(f, BERTH_FSCK_UNKNOWN_FILE, path, NULL, "file outside any repository");
 		return 0;
 	}
-	struct blob_ent *re = smap_get(&f->repos, repo);
+	struct blob_ent *re = berth_map_add(&f->repos, repo, NULL);
 	if (!re->referenced) {
 		re->referenced = 1;
 		f->st.repositories++;
@@ -562,11 +530,11 @@ static int visit_repo_entry(const char *path, const struct berth_stat *st, void 
 	if (st->is_dir) {
 		/* An upload session is its directory: a crash can leave one empty. */
 		if (n - i == 2 && strcmp(parts[i], "_uploads") == 0) {
-			GROW(f->ups, f->nups, f->aups);
+			BERTH_VEC_GROW(f->ups, f->nups + 1, f->aups);
 			f->ups[f->nups++] = (struct uploadrec){ berth_strdup(path), 0, 0 };
 		}
 		if (n - i == 3 && strcmp(parts[i], "_manifests") == 0 && strcmp(parts[i + 1], "tags") == 0)
-			smap_get(&f->tagdirs, path);
+			berth_map_add(&f->tagdirs, path, NULL);
 		return 0;
 	}
 	visit_repo_file(f, path, repo, parts + i, n - i);
@@ -596,12 +564,12 @@ static void check_tags(struct fsck *f)
 				    berth_strerror(rc));
 			continue;
 		}
-		mark_referenced(f, digest);
+		count_link(f, digest);
 		snprintf(key, sizeof(key), "%s@%s", t->repo, digest);
-		if (smap_find(&f->revisions, key))
+		if (berth_map_find(&f->revisions, key))
 			continue;
 		berth_path_tag_dir(tagdir, t->repo, t->tag);
-		struct blob_ent *be = smap_find(&f->blobs, digest);
+		struct blob_ent *be = berth_map_find(&f->blobs, digest);
 		int corrupt = be && be->state == BLOB_CORRUPT;
 		struct problem *p;
 		if (!blob_present(f, digest))
@@ -625,10 +593,10 @@ static void check_tag_dirs(struct fsck *f)
 {
 	char **v = NULL;
 	size_t n = 0, a = 0;
-	for (size_t i = 0; i < f->tagdirs.cap; i++) {
-		struct blob_ent *e = &f->tagdirs.e[i];
-		if (e->digest && !e->referenced) {
-			GROW(v, n, a);
+	struct blob_ent *e;
+	for (size_t i = 0; (e = berth_map_next(&f->tagdirs, &i));) {
+		if (!e->referenced) {
+			BERTH_VEC_GROW(v, n + 1, a);
 			v[n++] = e->digest;
 		}
 	}
@@ -647,14 +615,14 @@ static int layer_present(struct fsck *f, const char *repo, const char *digest)
 {
 	char key[BERTH_PATH_MAX + BERTH_DIGEST_STR_MAX];
 	snprintf(key, sizeof(key), "%s@%s", repo, digest);
-	return smap_find(&f->layers, key) != NULL;
+	return berth_map_find(&f->layers, key) != NULL;
 }
 
 static int revision_present(struct fsck *f, const char *repo, const char *digest)
 {
 	char key[BERTH_PATH_MAX + BERTH_DIGEST_STR_MAX];
 	snprintf(key, sizeof(key), "%s@%s", repo, digest);
-	return smap_find(&f->revisions, key) != NULL;
+	return berth_map_find(&f->revisions, key) != NULL;
 }
 
 static int is_manifest_mt(const char *mt)
@@ -673,12 +641,46 @@ static void missing_ref(struct fsck *f, const char *repo, const char *manifest, 
 		    manifest, repo, what, digest);
 }
 
+static void note_reference(struct fsck *f, const char *repo, const char *digest)
+{
+	char key[BERTH_PATH_MAX + BERTH_DIGEST_STR_MAX];
+	if (!digest)
+		return;
+	mark_used(f, digest);
+	snprintf(key, sizeof(key), "%s@%s", repo, digest);
+	berth_map_add(&f->needed, key, NULL);
+}
+
+static void note_references_in(struct fsck *f, const char *repo, json_t *arr, const char *key)
+{
+	size_t i;
+	json_t *it;
+	if (json_is_array(arr))
+		json_array_foreach(arr, i, it)
+			note_reference(f, repo, json_string_value(json_object_get(it, key)));
+}
+
+/*
+ * Every digest a manifest's JSON names where manifests name blobs, read as garbage-collect
+ * reads them (gc.c lenient_refs), valid manifest or not: the blobs it keeps are exactly the
+ * blobs fsck does not call orphans.
+ */
+static void note_references(struct fsck *f, const char *repo, json_t *m)
+{
+	json_t *config = json_object_get(m, "config");
+	note_reference(f, repo, json_string_value(json_object_get(config, "digest")));
+	note_references_in(f, repo, json_object_get(m, "layers"), "digest");
+	note_references_in(f, repo, json_object_get(m, "manifests"), "digest");
+	note_references_in(f, repo, json_object_get(m, "blobs"), "digest");
+	note_references_in(f, repo, json_object_get(m, "fsLayers"), "blobSum");
+}
+
 static void check_manifest(struct fsck *f, const struct revrec *rv)
 {
 	char path[BERTH_PATH_MAX];
 	char *body = NULL;
 	size_t len = 0;
-	struct blob_ent *be = smap_find(&f->blobs, rv->digest);
+	struct blob_ent *be = berth_map_find(&f->blobs, rv->digest);
 	if (!be || be->state != BLOB_OK)
 		return; /* corrupt or unreadable: already reported */
 	berth_path_blob_data(path, rv->digest);
@@ -705,6 +707,7 @@ static void check_manifest(struct fsck *f, const struct revrec *rv)
 		free(body);
 		return;
 	}
+	note_references(f, rv->repo, j);
 	json_decref(j);
 	struct berth_manifest *m = NULL;
 	/* Only what berth understands is followed (schema1 and the like are not checked further). */
@@ -726,6 +729,29 @@ static void check_manifest(struct fsck *f, const struct revrec *rv)
 	}
 	berth_manifest_free(m);
 	free(body);
+}
+
+/*
+ * Layer links whose blob is missing. Distribution's garbage-collect deletes unreferenced blobs
+ * but leaves their _layers links behind (berth's removes them): such a link, which no manifest
+ * of its repository references, names garbage that is gone, and is counted, not reported. One a
+ * manifest needs is dangling.
+ */
+static void check_gone_layers(struct fsck *f)
+{
+	char key[BERTH_PATH_MAX + BERTH_DIGEST_STR_MAX], hexdir[BERTH_PATH_MAX];
+	for (size_t i = 0; i < f->ngone; i++) {
+		const struct linkrec *l = &f->gone_layers[i];
+		snprintf(key, sizeof(key), "%s@%s", l->repo, l->digest);
+		if (!berth_map_find(&f->needed, key)) {
+			f->st.collected_layer_links++;
+			continue;
+		}
+		parent_of(hexdir, l->path);
+		struct problem *p = add_problem(f, BERTH_FSCK_DANGLING_LINK, l->path, l->digest,
+						"layer link names %s, whose blob is missing", l->digest);
+		set_plan(p, PLAN_REMOVE, hexdir, NULL);
+	}
 }
 
 static void check_uploads(struct fsck *f)
@@ -754,13 +780,11 @@ static void check_blob_states(struct fsck *f)
 	/* Sorted output: collect the interesting entries first. */
 	struct blob_ent **v = NULL;
 	size_t n = 0, a = 0;
-	for (size_t i = 0; i < f->blobs.cap; i++) {
-		struct blob_ent *e = &f->blobs.e[i];
-		if (!e->digest || !e->state)
-			continue;
-		if (e->state == BLOB_CORRUPT || (e->state == BLOB_OK && !e->referenced)) {
-			GROW(v, n, a);
-			v[n++] = e;
+	struct blob_ent *be;
+	for (size_t i = 0; (be = berth_map_next(&f->blobs, &i));) {
+		if (be->state == BLOB_CORRUPT || (be->state == BLOB_OK && !be->referenced)) {
+			BERTH_VEC_GROW(v, n + 1, a);
+			v[n++] = be;
 		}
 	}
 	if (n)
@@ -777,7 +801,8 @@ static void check_blob_states(struct fsck *f)
 			set_plan(p, PLAN_MOVE_BLOB, e->digest, NULL);
 		} else {
 			add_problem(f, BERTH_FSCK_ORPHAN_BLOB, path, e->digest,
-				    "%" PRIu64 " bytes named by no link of any repository", e->size);
+				    "%" PRIu64 " bytes that no manifest of any repository references "
+				    "(garbage-collect deletes it)", e->size);
 		}
 	}
 	free(v);
@@ -926,7 +951,7 @@ static void do_repair(struct fsck *f, struct problem *p)
 	if (p->plan == PLAN_NONE)
 		return;
 	if (p->plan == PLAN_MOVE_BLOB) {
-		struct blob_ent *e = smap_find(&f->blobs, p->arg);
+		struct blob_ent *e = berth_map_find(&f->blobs, p->arg);
 		if (!f->o->host_root) {
 			p->action = BERTH_FSCK_REPAIR_FAILED;
 			p->repair = berth_strdup("left in place: moving aside needs the filesystem driver");
@@ -942,7 +967,7 @@ static void do_repair(struct fsck *f, struct problem *p)
 		return;
 	}
 	if (p->depends) {
-		struct blob_ent *e = smap_find(&f->blobs, p->depends);
+		struct blob_ent *e = berth_map_find(&f->blobs, p->depends);
 		if (!e || e->state != BLOB_MOVED) {
 			p->action = BERTH_FSCK_REPAIR_FAILED;
 			p->repair = berth_strdup("kept: the corrupt blob it names was not moved aside");
@@ -1028,11 +1053,18 @@ static void fsck_free(struct fsck *f)
 	for (size_t i = 0; i < f->nups; i++)
 		free(f->ups[i].path);
 	free(f->ups);
-	smap_free(&f->blobs);
-	smap_free(&f->repos);
-	smap_free(&f->revisions);
-	smap_free(&f->layers);
-	smap_free(&f->tagdirs);
+	berth_map_release(&f->blobs);
+	berth_map_release(&f->repos);
+	berth_map_release(&f->revisions);
+	berth_map_release(&f->layers);
+	berth_map_release(&f->tagdirs);
+	berth_map_release(&f->needed);
+	for (size_t i = 0; i < f->ngone; i++) {
+		free(f->gone_layers[i].repo);
+		free(f->gone_layers[i].digest);
+		free(f->gone_layers[i].path);
+	}
+	free(f->gone_layers);
 	free(f->buf);
 }
 
@@ -1041,11 +1073,18 @@ int berth_fsck_run(struct berth_storage_driver *d, const struct berth_fsck_optio
 {
 	struct fsck f = { 0 };
 	int rc;
+	f.blobs = f.repos = f.revisions = f.layers = f.tagdirs = f.needed =
+		(struct berth_map)BERTH_MAP_INIT(sizeof(struct blob_ent), 0);
 	f.d = d;
 	f.o = o;
 	f.will_move = o->repair && o->host_root != NULL;
 	f.buf = berth_malloc(FSCK_HASH_CHUNK);
 
+	if (o->progress) {
+		rc = berth_storage_walk(d, BERTH_BLOBS_ROOT, count_blob, &f);
+		if (rc < 0 && rc != BERTH_ENOTFOUND)
+			goto out;
+	}
 	rc = berth_storage_walk(d, BERTH_BLOBS_ROOT, visit_blob, &f);
 	if (rc < 0 && rc != BERTH_ENOTFOUND)
 		goto out;
@@ -1057,6 +1096,7 @@ int berth_fsck_run(struct berth_storage_driver *d, const struct berth_fsck_optio
 	check_tag_dirs(&f);
 	for (size_t i = 0; i < f.nrevs; i++)
 		check_manifest(&f, &f.revs[i]);
+	check_gone_layers(&f);
 	check_uploads(&f);
 	check_blob_states(&f);
 	if (o->host_root) {

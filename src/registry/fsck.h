@@ -9,14 +9,22 @@
  *      _manifests/revisions/<alg>/<hex>/link, _manifests/tags/<tag>/current/link,
  *      _manifests/tags/<tag>/index/<alg>/<hex>/link) must hold a valid digest, equal to the
  *      digest its path encodes (current/link encodes none), naming a blob that exists and is not
- *      corrupt (else it is dangling). A tag's current link must also name a revision of the
- *      repository; a tag directory without current/link (a tag write cut short: listed, but it
- *      resolves to nothing) is incomplete. Upload sessions (_uploads/<id>) are counted; one
- *      without its startedat file can never be resumed nor purged and is reported as stale.
+ *      corrupt (else it is dangling). A link's content is read as serving reads it
+ *      (registry/link.h: whitespace around the digest is tolerated). A _layers link whose blob
+ *      is missing is dangling only if a manifest of its repository references the blob; else
+ *      it is what Distribution's garbage-collect leaves behind (it deletes the blob, not the
+ *      link): counted in collected_layer_links, not a problem. A tag's current link must also
+ *      name a revision of the repository; a tag directory without current/link (a tag write
+ *      cut short: listed, but it resolves to nothing) is incomplete. Upload sessions
+ *      (_uploads/<id>) are counted; one without its startedat file can never be resumed nor
+ *      purged and is reported as stale.
  *   3. manifests: every revision's blob must be a JSON object; a manifest berth can parse has its
  *      config and layers (unless foreign) linked in the repository and its children (index)
  *      present as revisions, else a reference is missing.
- *   4. orphans: blobs that no link of any repository names (garbage collection's business).
+ *   4. orphans: exactly the blobs `berth garbage-collect` (default mode) deletes: no revision
+ *      link names it and no revision's manifest references it (config, layers, manifests,
+ *      blobs, schema1 fsLayers, read from the JSON as gc reads them). A layer or tag link alone
+ *      keeps nothing. Orphans are garbage collection's business, never repaired here.
  *   5. with a filesystem root (host_root): temp files (".tmp~*", left by an interrupted atomic
  *      write) anywhere under docker/registry/v2, and names the storage driver cannot express.
  *
@@ -82,7 +90,8 @@ struct berth_fsck_options {
 	/* Called once per problem, after the repair phase (so the action is known). May be NULL. */
 	berth_fsck_report_cb report;
 	void *payload;
-	/* Progress lines for large stores (every 1000 blobs), or NULL. */
+	/* Progress lines for large stores (every 1000 blobs, with the total, counted by a first
+	 * walk of blobs/ that only runs when this is set), or NULL. */
 	FILE *progress;
 };
 
@@ -95,6 +104,7 @@ struct berth_fsck_stats {
 	uint64_t tags;
 	uint64_t uploads;         /* upload sessions found (stale ones included) */
 	uint64_t upload_bytes;
+	uint64_t collected_layer_links; /* _layers links to blobs garbage collection removed */
 	uint64_t problems[BERTH_FSCK_KIND_COUNT];
 	uint64_t total_problems;
 	uint64_t repaired;

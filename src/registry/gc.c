@@ -19,7 +19,11 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/map.h"
+#include "core/oid.h"
 #include "core/util.h"
+#include "core/vec.h"
+#include "registry/link.h"
 #include "registry/manifest.h"
 #include "registry/paths.h"
 #include "registry/reference.h"
@@ -30,179 +34,17 @@
 #define GC_MANIFEST_MAX (64u << 20)
 #define GC_PROGRESS_EVERY 1000
 
-/* ---- binary digests ---- */
-
-enum { ALG_256 = 1, ALG_512 = 2 };
-
-/* A digest as its algorithm and raw bytes (32 or 64, the rest zero): compared with memcmp. */
-struct gdig {
-	uint8_t alg;
-	uint8_t b[64];
-};
-
-static size_t alg_bytes(uint8_t alg)
-{
-	return alg == ALG_512 ? 64 : 32;
-}
-
 static const char *alg_str(uint8_t alg)
 {
-	return alg == ALG_512 ? "sha512" : "sha256";
+	return alg == BERTH_ALG_SHA512 ? "sha512" : "sha256";
 }
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* Algorithm name + lowercase hex (exactly the right length, NUL-terminated) -> 0, else -1. */
-static int dig_from_parts(struct gdig *out, const char *alg, size_t alg_len, const char *hex)
-{
-	memset(out, 0, sizeof(*out));
-	if (alg_len == 6 && memcmp(alg, "sha256", 6) == 0)
-		out->alg = ALG_256;
-	else if (alg_len == 6 && memcmp(alg, "sha512", 6) == 0)
-		out->alg = ALG_512;
-	else
-		return -1;
-	size_t n = alg_bytes(out->alg);
-	for (size_t i = 0; i < n; i++) {
-		int hi = hexval(hex[2 * i]), lo = hi < 0 ? -1 : hexval(hex[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return -1;
-		out->b[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return hex[2 * n] == '\0' ? 0 : -1;
-}
-
-static int dig_from_str(struct gdig *out, const char *s)
-{
-	const char *colon = s ? strchr(s, ':') : NULL;
-	if (!colon)
-		return -1;
-	return dig_from_parts(out, s, (size_t)(colon - s), colon + 1);
-}
-
-static void dig_hex(const struct gdig *d, char *out)
-{
-	static const char hx[] = "0123456789abcdef";
-	size_t n = alg_bytes(d->alg);
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hx[d->b[i] >> 4];
-		out[2 * i + 1] = hx[d->b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
-static void dig_str(const struct gdig *d, char out[BERTH_DIGEST_STR_MAX])
-{
-	memcpy(out, alg_str(d->alg), 6);
-	out[6] = ':';
-	dig_hex(d, out + 7);
-}
-
-static int dig_cmp(const void *a, const void *b)
-{
-	return memcmp(a, b, sizeof(struct gdig));
-}
-
-/* ---- a hash set of fixed-size keys (open addressing; digests are already uniform) ---- */
-
-struct dset {
-	size_t klen;
-	size_t cap; /* power of two, or 0 */
-	size_t n;
-	uint8_t *keys;
-	uint8_t *used;
-};
-
-static size_t dset_slot(const struct dset *s, const uint8_t *key)
-{
-	uint64_t h;
-	memcpy(&h, key, sizeof(h));
-	return (size_t)(h ^ (h >> 29)) & (s->cap - 1);
-}
-
-static void dset_grow(struct dset *s)
-{
-	struct dset old = *s;
-	s->cap = old.cap ? old.cap * 2 : 1024;
-	s->n = 0;
-	s->keys = berth_malloc(s->cap * s->klen);
-	s->used = berth_calloc(s->cap, 1);
-	for (size_t i = 0; i < old.cap; i++) {
-		if (!old.used[i])
-			continue;
-		const uint8_t *k = old.keys + i * s->klen;
-		size_t j = dset_slot(s, k);
-		while (s->used[j])
-			j = (j + 1) & (s->cap - 1);
-		memcpy(s->keys + j * s->klen, k, s->klen);
-		s->used[j] = 1;
-		s->n++;
-	}
-	free(old.keys);
-	free(old.used);
-}
-
-/* 1 if key was added, 0 if it was there already. */
-static int dset_add(struct dset *s, const uint8_t *key)
-{
-	if ((s->n + 1) * 10 > s->cap * 7)
-		dset_grow(s);
-	size_t j = dset_slot(s, key);
-	while (s->used[j]) {
-		if (memcmp(s->keys + j * s->klen, key, s->klen) == 0)
-			return 0;
-		j = (j + 1) & (s->cap - 1);
-	}
-	memcpy(s->keys + j * s->klen, key, s->klen);
-	s->used[j] = 1;
-	s->n++;
-	return 1;
-}
-
-static int dset_has(const struct dset *s, const uint8_t *key)
-{
-	if (!s->cap)
-		return 0;
-	size_t j = dset_slot(s, key);
-	while (s->used[j]) {
-		if (memcmp(s->keys + j * s->klen, key, s->klen) == 0)
-			return 1;
-		j = (j + 1) & (s->cap - 1);
-	}
-	return 0;
-}
-
-static void dset_free(struct dset *s)
-{
-	free(s->keys);
-	free(s->used);
-	s->keys = s->used = NULL;
-	s->cap = s->n = 0;
-}
-
-/* ---- growable arrays ---- */
-
-#define VEC_PUSH(arr, n, alloc)                                                                 \
-	do {                                                                                    \
-		if ((n) == (alloc)) {                                                           \
-			(alloc) = (alloc) ? (alloc) * 2 : 16;                                   \
-			(arr) = berth_realloc((arr), (alloc) * sizeof(*(arr)));                 \
-		}                                                                               \
-	} while (0)
 
 /* ---- the run ---- */
 
 /* A revision of the repository being marked. */
 struct rev {
-	struct gdig d;
-	struct gdig subject;
+	struct berth_oid d;
+	struct berth_oid subject;
 	size_t ref_off, ref_n; /* into repo.refs */
 	uint8_t has_subject;
 	uint8_t missing; /* its blob is gone: reported, never marked nor deleted */
@@ -214,7 +56,7 @@ struct repo {
 	const char *name;
 	struct rev *revs;
 	size_t n, alloc;
-	struct gdig *refs;
+	struct berth_oid *refs;
 	size_t nrefs, refs_alloc;
 	int keep_all; /* tags unreadable: keep every revision */
 };
@@ -222,7 +64,7 @@ struct repo {
 /* A revision to delete (phase 2). */
 struct doomed {
 	size_t repo;
-	struct gdig d;
+	struct berth_oid d;
 };
 
 /* Unmarked blobs found by the sweep, one flat array per algorithm: key then u64 size. */
@@ -236,7 +78,7 @@ struct gc {
 	struct berth_storage_driver *d;
 	const struct berth_gc_options *o;
 	struct berth_gc_stats st;
-	struct dset mark256, mark512;
+	struct berth_map mark256, mark512; /* struct berth_oid id bytes, 32 or 64 */
 	struct berth_strvec repos;
 	struct doomed *doomed;
 	size_t ndoomed, doomed_alloc;
@@ -302,14 +144,17 @@ static void sweep_failed(struct gc *g, int rc)
 		g->first_err = rc;
 }
 
-static int mark(struct gc *g, const struct gdig *d)
+static int mark(struct gc *g, const struct berth_oid *d)
 {
-	return dset_add(d->alg == ALG_512 ? &g->mark512 : &g->mark256, d->b);
+	int added;
+	berth_map_add(d->alg == BERTH_ALG_SHA512 ? &g->mark512 : &g->mark256, d->id, &added);
+	return added;
 }
 
-static int marked(const struct gc *g, const struct gdig *d)
+static int marked(const struct gc *g, const struct berth_oid *d)
 {
-	return dset_has(d->alg == ALG_512 ? &g->mark512 : &g->mark256, d->b);
+	const struct berth_map *m = d->alg == BERTH_ALG_SHA512 ? &g->mark512 : &g->mark256;
+	return berth_map_find(m, d->id) != NULL;
 }
 
 static const char *base_name(const char *path)
@@ -383,7 +228,7 @@ static int add_revision(const char *path, void *payload)
 	struct rev v;
 	memset(&v, 0, sizeof(v));
 	const char *alg = alg_str(c->alg);
-	if (dig_from_parts(&v.d, alg, strlen(alg), base_name(path)) < 0)
+	if (berth_oid_from_parts(&v.d, alg, strlen(alg), base_name(path)) < 0)
 		return 0; /* not a digest: not ours to judge */
 	char link[BERTH_PATH_MAX];
 	struct berth_stat st;
@@ -397,21 +242,21 @@ static int add_revision(const char *path, void *payload)
 		c->rc = rc;
 		return 1;
 	}
-	VEC_PUSH(c->r->revs, c->r->n, c->r->alloc);
+	BERTH_VEC_GROW(c->r->revs, c->r->n + 1, c->r->alloc);
 	c->r->revs[c->r->n++] = v;
 	return 0;
 }
 
-static void add_ref(struct repo *r, const struct gdig *d)
+static void add_ref(struct repo *r, const struct berth_oid *d)
 {
-	VEC_PUSH(r->refs, r->nrefs, r->refs_alloc);
+	BERTH_VEC_GROW(r->refs, r->nrefs + 1, r->refs_alloc);
 	r->refs[r->nrefs++] = *d;
 }
 
 static void add_ref_str(struct repo *r, const char *s)
 {
-	struct gdig d;
-	if (s && dig_from_str(&d, s) == 0)
+	struct berth_oid d;
+	if (s && berth_oid_parse(&d, s) == 0)
 		add_ref(r, &d);
 }
 
@@ -443,7 +288,7 @@ static void lenient_refs(struct repo *r, struct rev *v, const char *body, size_t
 	lenient_digests(r, json_object_get(root, "blobs"), "digest");
 	lenient_digests(r, json_object_get(root, "fsLayers"), "blobSum");
 	const char *subject = json_string_value(json_object_get(json_object_get(root, "subject"), "digest"));
-	if (subject && dig_from_str(&v->subject, subject) == 0)
+	if (subject && berth_oid_parse(&v->subject, subject) == 0)
 		v->has_subject = 1;
 	json_decref(root);
 }
@@ -456,7 +301,7 @@ static int load_revision(struct gc *g, struct repo *r, size_t i)
 	char *body = NULL;
 	size_t len = 0;
 
-	dig_str(&v->d, ds);
+	berth_oid_fmt(ds, &v->d);
 	v->ref_off = r->nrefs;
 	int rc = berth_path_blob_data(path, ds);
 	if (rc < 0)
@@ -487,7 +332,7 @@ static int load_revision(struct gc *g, struct repo *r, size_t i)
 			add_ref_str(r, m->layers[k].digest);
 		for (size_t k = 0; k < m->n_manifests; k++)
 			add_ref_str(r, m->manifests[k].digest);
-		if (m->has_subject && dig_from_str(&v->subject, m->subject.digest) == 0)
+		if (m->has_subject && berth_oid_parse(&v->subject, m->subject.digest) == 0)
 			v->has_subject = 1;
 		berth_manifest_free(m);
 	} else if (rc == BERTH_EINVALID) {
@@ -503,9 +348,9 @@ static int load_revision(struct gc *g, struct repo *r, size_t i)
 	return rc;
 }
 
-static struct rev *find_rev(struct repo *r, const struct gdig *d)
+static struct rev *find_rev(struct repo *r, const struct berth_oid *d)
 {
-	return bsearch(d, r->revs, r->n, sizeof(*r->revs), dig_cmp);
+	return bsearch(d, r->revs, r->n, sizeof(*r->revs), berth_oid_cmp);
 }
 
 struct tag_ctx {
@@ -522,7 +367,7 @@ static int read_tag(const char *path, void *payload)
 	size_t len = 0;
 	if (fmt_path(link, "%s/current/link", path) < 0)
 		return 0;
-	int rc = berth_storage_get_content(c->g->d, link, BERTH_DIGEST_STR_MAX + 16, &body, &len);
+	int rc = berth_storage_get_content(c->g->d, link, BERTH_LINK_MAX, &body, &len);
 	if (rc == BERTH_ENOTFOUND)
 		return 0; /* a tag without current link names nothing (as Distribution's Lookup) */
 	if (rc < 0 && rc != BERTH_ETOOLARGE) {
@@ -530,20 +375,11 @@ static int read_tag(const char *path, void *payload)
 		c->rc = rc;
 		return 1;
 	}
-	/* Tolerate surrounding whitespace, as the registry's link reader does. */
-	char *s = body;
-	struct gdig d;
-	if (rc == 0) {
-		while (len && (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')) {
-			s++;
-			len--;
-		}
-		while (len && (s[len - 1] == ' ' || s[len - 1] == '\n' || s[len - 1] == '\r' ||
-			       s[len - 1] == '\t'))
-			len--;
-		s[len] = '\0';
-	}
-	if (rc < 0 || dig_from_str(&d, s) < 0) {
+	char s[BERTH_DIGEST_STR_MAX];
+	struct berth_oid d;
+	if (rc == 0)
+		rc = berth_link_parse(s, body, len);
+	if (rc < 0 || berth_oid_parse(&d, s) < 0) {
 		warn(c->g, "%s: tag %s: unreadable current link; keeping every manifest "
 		     "of the repository", c->r->name, base_name(path));
 		c->r->keep_all = 1;
@@ -620,7 +456,7 @@ static int mark_repo(struct gc *g, size_t ri)
 	r.name = g->repos.items[ri];
 	say(g, "%s", r.name);
 
-	for (uint8_t alg = ALG_256; alg <= ALG_512; alg++) {
+	for (uint8_t alg = BERTH_ALG_SHA256; alg <= BERTH_ALG_SHA512; alg++) {
 		struct list_ctx c = { g, &r, alg, 0 };
 		if ((rc = fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/revisions/%s", r.name,
 				   alg_str(alg))) < 0)
@@ -636,7 +472,7 @@ static int mark_repo(struct gc *g, size_t ri)
 		}
 	}
 	if (r.n > 1)
-		qsort(r.revs, r.n, sizeof(*r.revs), dig_cmp);
+		qsort(r.revs, r.n, sizeof(*r.revs), berth_oid_cmp);
 
 	for (size_t i = 0; i < r.n; i++) {
 		if ((rc = load_revision(g, &r, i)) < 0)
@@ -665,10 +501,10 @@ static int mark_repo(struct gc *g, size_t ri)
 		struct rev *v = &r.revs[i];
 		if (v->missing)
 			continue;
-		dig_str(&v->d, ds);
+		berth_oid_fmt(ds, &v->d);
 		if (!v->kept) {
 			say(g, "%s: manifest eligible for deletion: %s", r.name, ds);
-			VEC_PUSH(g->doomed, g->ndoomed, g->doomed_alloc);
+			BERTH_VEC_GROW(g->doomed, g->ndoomed + 1, g->doomed_alloc);
 			g->doomed[g->ndoomed].repo = ri;
 			g->doomed[g->ndoomed].d = v->d;
 			g->ndoomed++;
@@ -678,9 +514,9 @@ static int mark_repo(struct gc *g, size_t ri)
 		mark(g, &v->d);
 		g->st.manifests_marked++;
 		for (size_t k = 0; k < v->ref_n; k++) {
-			const struct gdig *ref = &r.refs[v->ref_off + k];
+			const struct berth_oid *ref = &r.refs[v->ref_off + k];
 			if (mark(g, ref)) {
-				dig_str(ref, ds);
+				berth_oid_fmt(ds, ref);
 				say(g, "%s: marking blob %s", r.name, ds);
 			}
 		}
@@ -725,8 +561,8 @@ static void delete_manifests(struct gc *g)
 				}
 			}
 		}
-		dig_str(&m->d, ds);
-		dig_hex(&m->d, hex);
+		berth_oid_fmt(ds, &m->d);
+		berth_oid_hex(hex, &m->d);
 		for (size_t t = 0; t < tags.n; t++) {
 			if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags/%s/index/%s/%s", name,
 				     tags.items[t], alg_str(m->d.alg), hex) < 0)
@@ -752,32 +588,31 @@ static void delete_manifests(struct gc *g)
 
 /* ---- phase 3: blobs ---- */
 
-static void sweep_push(struct sweeplist *l, const struct gdig *d, uint64_t size)
+static void sweep_push(struct sweeplist *l, const struct berth_oid *d, uint64_t size)
 {
-	if (l->n == l->alloc) {
-		l->alloc = l->alloc ? l->alloc * 2 : 256;
-		l->data = berth_realloc(l->data, l->alloc * l->esz);
-	}
+	void *data = l->data;
+	berth_vec_grow(&data, &l->alloc, l->n + 1, l->esz);
+	l->data = data;
 	uint8_t *e = l->data + l->n * l->esz;
 	size_t k = l->esz - sizeof(uint64_t);
-	memcpy(e, d->b, k);
+	memcpy(e, d->id, k);
 	memcpy(e + k, &size, sizeof(size));
 	l->n++;
 }
 
-static void sweep_get(const struct sweeplist *l, size_t i, uint8_t alg, struct gdig *d,
+static void sweep_get(const struct sweeplist *l, size_t i, uint8_t alg, struct berth_oid *d,
 		      uint64_t *size)
 {
 	const uint8_t *e = l->data + i * l->esz;
 	size_t k = l->esz - sizeof(uint64_t);
 	memset(d, 0, sizeof(*d));
 	d->alg = alg;
-	memcpy(d->b, e, k);
+	memcpy(d->id, e, k);
 	memcpy(size, e + k, sizeof(*size));
 }
 
 /* blobs/<alg>/<xx>/<hex>/data -> digest; anything else (other algorithms, strays) -> -1. */
-static int blob_path_digest(const char *path, struct gdig *d)
+static int blob_path_digest(const char *path, struct berth_oid *d)
 {
 	static const char root[] = BERTH_BLOBS_ROOT "/";
 	if (strncmp(path, root, sizeof(root) - 1) != 0)
@@ -793,18 +628,18 @@ static int blob_path_digest(const char *path, struct gdig *d)
 	char hexbuf[129];
 	memcpy(hexbuf, hex, (size_t)(s3 - hex));
 	hexbuf[s3 - hex] = '\0';
-	return dig_from_parts(d, alg, (size_t)(s1 - alg), hexbuf);
+	return berth_oid_from_parts(d, alg, (size_t)(s1 - alg), hexbuf);
 }
 
 static int visit_blob(const char *path, const struct berth_stat *st, void *payload)
 {
 	struct gc *g = payload;
-	struct gdig d;
+	struct berth_oid d;
 	if (st->is_dir || blob_path_digest(path, &d) < 0)
 		return 0;
 	g->st.blobs_scanned++;
 	if (!marked(g, &d))
-		sweep_push(d.alg == ALG_512 ? &g->sweep512 : &g->sweep256, &d, st->size);
+		sweep_push(d.alg == BERTH_ALG_SHA512 ? &g->sweep512 : &g->sweep256, &d, st->size);
 	if (g->st.blobs_scanned % GC_PROGRESS_EVERY == 0)
 		progress(g, "sweep: scanned %" PRIu64 " blobs, %zu unreferenced", g->st.blobs_scanned,
 			 g->sweep256.n + g->sweep512.n);
@@ -825,10 +660,10 @@ static uint64_t sweep_blobs(struct gc *g)
 	for (int which = 0; which < 2; which++) {
 		const struct sweeplist *l = which ? &g->sweep512 : &g->sweep256;
 		for (size_t i = 0; i < l->n; i++) {
-			struct gdig d;
+			struct berth_oid d;
 			uint64_t size;
-			sweep_get(l, i, which ? ALG_512 : ALG_256, &d, &size);
-			dig_str(&d, ds);
+			sweep_get(l, i, which ? BERTH_ALG_SHA512 : BERTH_ALG_SHA256, &d, &size);
+			berth_oid_fmt(ds, &d);
 			say(g, "blob eligible for deletion: %s", ds);
 			if (!g->o->dry_run) {
 				if (berth_path_blob_dir(path, ds) < 0)
@@ -851,18 +686,18 @@ static uint64_t sweep_blobs(struct gc *g)
 
 struct layer_ctx {
 	uint8_t alg;
-	struct gdig *found;
+	struct berth_oid *found;
 	size_t n, alloc;
 };
 
 static int add_layer(const char *path, void *payload)
 {
 	struct layer_ctx *c = payload;
-	struct gdig d;
+	struct berth_oid d;
 	const char *alg = alg_str(c->alg);
-	if (dig_from_parts(&d, alg, strlen(alg), base_name(path)) < 0)
+	if (berth_oid_from_parts(&d, alg, strlen(alg), base_name(path)) < 0)
 		return 0;
-	VEC_PUSH(c->found, c->n, c->alloc);
+	BERTH_VEC_GROW(c->found, c->n + 1, c->alloc);
 	c->found[c->n++] = d;
 	return 0;
 }
@@ -872,7 +707,7 @@ static void sweep_layer_links(struct gc *g)
 	char path[BERTH_PATH_MAX], ds[BERTH_DIGEST_STR_MAX], hex[129];
 	for (size_t ri = 0; ri < g->repos.n; ri++) {
 		const char *name = g->repos.items[ri];
-		for (uint8_t alg = ALG_256; alg <= ALG_512; alg++) {
+		for (uint8_t alg = BERTH_ALG_SHA256; alg <= BERTH_ALG_SHA512; alg++) {
 			struct layer_ctx c = { alg, NULL, 0, 0 };
 			if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_layers/%s", name, alg_str(alg)) < 0)
 				continue;
@@ -882,14 +717,14 @@ static void sweep_layer_links(struct gc *g)
 				sweep_failed(g, rc);
 			}
 			if (c.n > 1)
-				qsort(c.found, c.n, sizeof(*c.found), dig_cmp);
+				qsort(c.found, c.n, sizeof(*c.found), berth_oid_cmp);
 			for (size_t i = 0; i < c.n; i++) {
 				if (marked(g, &c.found[i]))
 					continue;
-				dig_str(&c.found[i], ds);
+				berth_oid_fmt(ds, &c.found[i]);
 				say(g, "%s: layer link eligible for deletion: %s", name, ds);
 				if (!g->o->dry_run) {
-					dig_hex(&c.found[i], hex);
+					berth_oid_hex(hex, &c.found[i]);
 					if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_layers/%s/%s", name,
 						     alg_str(alg), hex) < 0)
 						continue;
@@ -919,8 +754,8 @@ int berth_gc_run(struct berth_storage_driver *d, const struct berth_gc_options *
 	memset(&g, 0, sizeof(g));
 	g.d = d;
 	g.o = o;
-	g.mark256.klen = 32;
-	g.mark512.klen = 64;
+	g.mark256 = (struct berth_map)BERTH_MAP_INIT(32, 32);
+	g.mark512 = (struct berth_map)BERTH_MAP_INIT(64, 64);
 	g.sweep256.esz = 32 + sizeof(uint64_t);
 	g.sweep512.esz = 64 + sizeof(uint64_t);
 
@@ -964,8 +799,8 @@ aborted:
 out:
 	if (out)
 		*out = g.st;
-	dset_free(&g.mark256);
-	dset_free(&g.mark512);
+	berth_map_release(&g.mark256);
+	berth_map_release(&g.mark512);
 	berth_strvec_release(&g.repos);
 	free(g.doomed);
 	free(g.sweep256.data);

@@ -41,7 +41,7 @@ static int resolve(struct berth_registry *r, const char *name, const char *refer
 	if (is_digest_ref(reference)) {
 		if (strlen(reference) >= BERTH_DIGEST_STR_MAX)
 			return BERTH_ENOTFOUND;
-		strcpy(digest, reference);
+		memcpy(digest, reference, strlen(reference) + 1);
 	} else {
 		if ((rc = berth_path_tag_current(path, name, reference)) < 0)
 			return rc;

@@ -8,6 +8,7 @@
 #include "core/err.h"
 #include "core/metrics.h"
 #include "core/util.h"
+#include "registry/link.h"
 #include "registry/paths.h"
 #include "registry/reference.h"
 #include "storage/storage.h"
@@ -196,27 +197,14 @@ int berth_link_read(struct berth_registry *r, const char *path, char out[BERTH_D
 {
 	char *content = NULL;
 	size_t len = 0;
-	int rc = berth_storage_get_content(r->driver, path, BERTH_DIGEST_STR_MAX, &content, &len);
+	int rc = berth_storage_get_content(r->driver, path, BERTH_LINK_MAX, &content, &len);
 	if (rc == BERTH_ETOOLARGE)
 		return BERTH_EINVALID;
 	if (rc < 0)
 		return rc;
-	/* Tolerate surrounding whitespace a hand-edited link might carry. */
-	char *s = content;
-	while (len && (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')) {
-		s++;
-		len--;
-	}
-	while (len && (s[len - 1] == ' ' || s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == '\t'))
-		len--;
-	s[len] = '\0';
-	if (len >= BERTH_DIGEST_STR_MAX || !berth_digest_valid(s)) {
-		free(content);
-		return BERTH_EINVALID;
-	}
-	memcpy(out, s, len + 1);
+	rc = berth_link_parse(out, content, len);
 	free(content);
-	return 0;
+	return rc;
 }
 
 int berth_link_read_versioned(struct berth_registry *r, const char *path,
@@ -304,31 +292,3 @@ int berth_blob_data_stat(struct berth_registry *r, const char *digest, uint64_t 
 	return 0;
 }
 
-void berth_strvec_push(struct berth_strvec *l, const char *s)
-{
-	if (l->n == l->alloc) {
-		l->alloc = l->alloc ? l->alloc * 2 : 16;
-		l->items = berth_realloc(l->items, l->alloc * sizeof(*l->items));
-	}
-	l->items[l->n++] = berth_strdup(s);
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-void berth_strvec_sort(struct berth_strvec *l)
-{
-	if (l->n > 1)
-		qsort(l->items, l->n, sizeof(*l->items), cmp_str);
-}
-
-void berth_strvec_release(struct berth_strvec *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->items[i]);
-	free(l->items);
-	l->items = NULL;
-	l->n = l->alloc = 0;
-}

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "core/digest.h"
+#include "core/vec.h"
 #include "storage/driver.h"
 
 struct berth_registry;
@@ -152,14 +153,7 @@ int berth_referrers(char **json_out, size_t *len_out, struct berth_registry *r, 
 
 /* ---- listings ---- */
 
-struct berth_strvec {
-	char **items;
-	size_t n;
-	size_t alloc;
-};
-void berth_strvec_push(struct berth_strvec *l, const char *s);
-void berth_strvec_sort(struct berth_strvec *l);
-void berth_strvec_release(struct berth_strvec *l);
+/* Listings come back as a struct berth_strvec (core/vec.h). */
 
 /* A repository's tags, shared and read-only: sorted (strcmp), only tags that resolve. */
 struct berth_tag_list {

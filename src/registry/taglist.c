@@ -24,6 +24,7 @@
 
 #include "core/err.h"
 #include "core/lru.h"
+#include "core/map.h"
 #include "core/util.h"
 #include "registry/paths.h"
 #include "registry/reference.h"
@@ -33,7 +34,6 @@
 #define UNVERSIONED_TTL_NS (1000ull * 1000 * 1000)
 #define MAX_ENTRIES 1024
 #define MAX_BYTES (32u << 20)
-#define NBUCKETS 1024
 
 struct tag_entry {
 	struct berth_tag_list pub; /* first: the public view is the entry */
@@ -44,13 +44,18 @@ struct tag_entry {
 	size_t bytes;
 	char *strings;             /* the tags, NUL-separated, which pub.tags points into */
 	struct berth_strvec incomplete; /* tag directories without a current link */
-	struct tag_entry *hnext;   /* bucket chain */
 	struct berth_lru_node lru;
+};
+
+/* A table slot: the name lives in the entry. */
+struct slot {
+	const char *name;
+	struct tag_entry *e;
 };
 
 struct berth_taglist_cache {
 	pthread_mutex_t lock;
-	struct tag_entry *buckets[NBUCKETS];
+	struct berth_map table; /* struct slot */
 	struct berth_lru lru;
 	size_t count, bytes;
 	/* Bumped whenever this process changes some repository's tags: a list built while it
@@ -62,6 +67,7 @@ struct berth_taglist_cache *berth_taglist_cache_new(void)
 {
 	struct berth_taglist_cache *c = berth_calloc(1, sizeof(*c));
 	pthread_mutex_init(&c->lock, NULL);
+	c->table = (struct berth_map)BERTH_MAP_INIT_REF(sizeof(struct slot));
 	return c;
 }
 
@@ -85,6 +91,7 @@ void berth_taglist_cache_free(struct berth_taglist_cache *c)
 		next = n->next;
 		entry_unref(BERTH_LRU_ENTRY(n, struct tag_entry, lru));
 	}
+	berth_map_release(&c->table);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -94,30 +101,17 @@ void berth_tag_list_release(const struct berth_tag_list *l)
 	entry_unref((struct tag_entry *)l);
 }
 
-static size_t bucket_of(const char *name)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-		h = (h ^ *p) * 0x100000001b3ull;
-	return (size_t)(h % NBUCKETS);
-}
-
 /* ---- the table and the LRU (caller holds the lock) ---- */
 
 static struct tag_entry *find(struct berth_taglist_cache *c, const char *name)
 {
-	for (struct tag_entry *e = c->buckets[bucket_of(name)]; e; e = e->hnext)
-		if (strcmp(e->name, name) == 0)
-			return e;
-	return NULL;
+	struct slot *sl = berth_map_find(&c->table, name);
+	return sl ? sl->e : NULL;
 }
 
 static void detach(struct berth_taglist_cache *c, struct tag_entry *e)
 {
-	struct tag_entry **pp = &c->buckets[bucket_of(e->name)];
-	while (*pp != e)
-		pp = &(*pp)->hnext;
-	*pp = e->hnext;
+	berth_map_remove(&c->table, e->name);
 	berth_lru_unlink(&c->lru, &e->lru);
 	c->count--;
 	c->bytes -= e->bytes;
@@ -132,9 +126,7 @@ static void insert(struct berth_taglist_cache *c, struct tag_entry *e)
 	while (c->lru.tail && (c->count >= MAX_ENTRIES || c->bytes + e->bytes > MAX_BYTES))
 		detach(c, BERTH_LRU_ENTRY(c->lru.tail, struct tag_entry, lru));
 	atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
-	size_t b = bucket_of(e->name);
-	e->hnext = c->buckets[b];
-	c->buckets[b] = e;
+	((struct slot *)berth_map_add(&c->table, e->name, NULL))->e = e;
 	berth_lru_push_front(&c->lru, &e->lru);
 	c->count++;
 	c->bytes += e->bytes;

@@ -11,6 +11,8 @@
 #include "storage/driver.h"
 
 #include "core/err.h"
+#include "core/util.h"
+#include "core/vec.h"
 #include "storage/fs_direct.h"
 
 #include <dirent.h>
@@ -52,13 +54,10 @@ struct fs_writer {
  * small objects (links, manifests, small blobs) never do. */
 #define DIRECT_AFTER (1u << 20)
 
-/* Allocation failure is not recoverable in berth: abort rather than thread NULL checks. */
+/* Allocation failure is not recoverable in berth: the project's allocator aborts. */
 static void *fs_xmalloc(size_t n)
 {
-	void *p = malloc(n ? n : 1);
-	if (p == NULL)
-		abort();
-	return p;
+	return berth_malloc(n);
 }
 
 static char *fs_concat3(const char *a, const char *b, const char *c)
@@ -254,12 +253,7 @@ static int fs_read_names_fd(int fd, char ***names, size_t *count)
 			break;
 		if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0)
 			continue;
-		if (n == cap) {
-			cap *= 2;
-			v = realloc(v, cap * sizeof(*v));
-			if (v == NULL)
-				abort();
-		}
+		BERTH_VEC_GROW(v, n + 1, cap);
 		v[n++] = fs_concat3(ent->d_name, "", "");
 	}
 	int rc = errno ? fs_err(errno) : 0;

@@ -12,6 +12,8 @@
 #include "storage/driver.h"
 
 #include "core/err.h"
+#include "core/util.h"
+#include "core/vec.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -68,13 +70,10 @@ struct inmem_entry {
 
 /* ---- allocation ---- */
 
-/* Allocation failure is not recoverable in berth: abort rather than thread NULL checks. */
+/* Allocation failure is not recoverable in berth: the project's allocator aborts. */
 static void *inmem_xrealloc(void *p, size_t n)
 {
-	p = realloc(p, n ? n : 1);
-	if (p == NULL)
-		abort();
-	return p;
+	return berth_realloc(p, n);
 }
 
 static void *inmem_xmalloc(size_t n)
@@ -144,13 +143,9 @@ static void inmem_blob_append(struct inmem_blob *b, const void *buf, size_t n)
 {
 	if (n == 0)
 		return; /* data may still be NULL: memcpy must not see it */
-	if (n > b->cap - b->len) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap - b->len < n)
-			cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2; /* doubling keeps appends amortised O(1) */
-		b->data = inmem_xrealloc(b->data, cap);
-		b->cap = cap;
-	}
+	if (n > SIZE_MAX - b->len)
+		abort(); /* more bytes than memory holds */
+	BERTH_VEC_GROW(b->data, b->len + n, b->cap); /* doubling: appends stay amortised O(1) */
 	memcpy(b->data + b->len, buf, n);
 	b->len += n;
 	b->mtime = inmem_now();
@@ -212,10 +207,7 @@ static int inmem_kid_find(const struct inmem_node *dir, const char *name, size_t
 
 static void inmem_kid_insert(struct inmem_node *dir, size_t pos, struct inmem_node *kid)
 {
-	if (dir->nkids == dir->capkids) {
-		dir->capkids = dir->capkids ? dir->capkids * 2 : 4;
-		dir->kids = inmem_xrealloc(dir->kids, dir->capkids * sizeof(*dir->kids));
-	}
+	BERTH_VEC_GROW(dir->kids, dir->nkids + 1, dir->capkids);
 	memmove(dir->kids + pos + 1, dir->kids + pos, (dir->nkids - pos) * sizeof(*dir->kids));
 	dir->kids[pos] = kid;
 	dir->nkids++;

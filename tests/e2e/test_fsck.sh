@@ -149,6 +149,13 @@ grep -q "^orphan-blob .*$ORPHAN_HEX" "$WORK/fsck.out" || fail "orphan not named"
 snapshot "$ROOT" >"$WORK/after"
 cmp -s "$WORK/before" "$WORK/after" || fail "a plain fsck changed the store"
 
+step "fsck -q prints only the summary"
+fsck_run "$ROOT" -q
+[ "$FSCK_RC" -eq 1 ] || fail "fsck -q of a damaged store: exit $FSCK_RC, want 1"
+if grep -v '^fsck: ' "$WORK/fsck.out"; then fail "fsck -q printed more than the summary"; fi
+grep -q '^fsck: 7 problems: ' "$WORK/fsck.out" || fail "fsck -q: no problem count: $(cat "$WORK/fsck.out")"
+[ ! -s "$WORK/fsck.err" ] || fail "fsck -q wrote to stderr: $(head -3 "$WORK/fsck.err")"
+
 step "fsck --repair"
 fsck_run "$ROOT" --repair
 [ "$FSCK_RC" -eq 1 ] || fail "fsck --repair: exit $FSCK_RC, want 1"
@@ -174,5 +181,22 @@ pull_all "$BERTH_HOST"
 stop_server "$BERTH_PID"
 fsck_run "$ROOT"
 expect_kinds "orphan-blob 1"
+
+step "progress lines show the total"
+PROOT="$WORK/many"
+python3 - "$PROOT/$V2/blobs/sha256" <<'PY'
+import hashlib, os, sys
+for i in range(1001):
+    data = b"blob %d" % i
+    h = hashlib.sha256(data).hexdigest()
+    d = os.path.join(sys.argv[1], h[:2], h)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "data"), "wb") as f:
+        f.write(data)
+PY
+fsck_run "$PROOT"
+grep -q '^fsck: 1000 of 1001 blobs hashed' "$WORK/fsck.err" || fail "no progress line with the total: $(head -3 "$WORK/fsck.err")"
+fsck_run "$PROOT" -q
+[ ! -s "$WORK/fsck.err" ] || fail "fsck -q printed progress"
 
 log "PASS"

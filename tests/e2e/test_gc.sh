@@ -201,6 +201,17 @@ for mode in "" -m; do
   sed -n 's/^blob eligible for deletion: //p' "$WORK/dry$mode.out" | sort >"$WORK/eligible$mode"
 done
 
+step "berth fsck's orphans are exactly the blobs garbage-collect deletes"
+FSCK_RC=0
+"$BERTH_BIN" fsck "$ROOT" >"$WORK/fsck.out" 2>"$WORK/fsck.err" || FSCK_RC=$?
+[ "$FSCK_RC" = 1 ] || { cat "$WORK/fsck.out" >&2; fail "fsck of the store with garbage exited $FSCK_RC, want 1"; }
+if grep -v '^fsck:' "$WORK/fsck.out" | grep -v '^orphan-blob '; then fail "fsck found more than orphans"; fi
+sed -n 's#^orphan-blob .*/blobs/\([a-z0-9]*\)/../\([0-9a-f]*\)/data: .*#\1:\2#p' "$WORK/fsck.out" | sort >"$WORK/orphans"
+cmp -s "$WORK/orphans" "$WORK/eligible" || {
+  diff "$WORK/orphans" "$WORK/eligible" | head -20 >&2
+  fail "fsck's orphans (<) and garbage-collect's eligible blobs (>) differ"
+}
+
 # check_common ROOT: what every mode guarantees.
 check_common() {
   local root=$1 d
@@ -309,6 +320,20 @@ if [ "$HAVE_DIST" = 1 ]; then
     diff "$WORK/blobs.default" "$WORK/blobs.dist-default" | head -20 >&2
     fail "berth and docker-registry keep different blobs (< berth, > docker-registry)"
   }
+
+  step "berth fsck finds the store collected by docker-registry clean"
+  # Distribution deletes the blobs but leaves their _layers links: not problems.
+  left=$(find "$WORK/dist-default/$V2/repositories" -path '*/_layers/*/link' -type f | while IFS= read -r link; do
+    d=$(cat "$link"); grep -qx "$d" "$WORK/blobs.dist-default" || echo "$link"; done | wc -l)
+  [ "$left" -gt 0 ] || fail "setup: docker-registry garbage-collect left no layer link behind"
+  FSCK_RC=0
+  "$BERTH_BIN" fsck "$WORK/dist-default" >"$WORK/fsck.out" 2>"$WORK/fsck.err" || FSCK_RC=$?
+  [ "$FSCK_RC" = 0 ] || { cat "$WORK/fsck.out" >&2; fail "fsck after docker-registry garbage-collect exited $FSCK_RC"; }
+  grep -q "^fsck: $left layer links\{0,1\} to blobs garbage collection deleted" "$WORK/fsck.out" ||
+    fail "fsck does not count the $left layer links left behind: $(cat "$WORK/fsck.out")"
+  "$BERTH_BIN" fsck --repair -q "$WORK/dist-default" >/dev/null || fail "fsck --repair after docker-registry garbage-collect"
+  "$BERTH_BIN" garbage-collect -q --root "$WORK/dist-default" >/dev/null || fail "berth garbage-collect after docker-registry's"
+  check_common "$WORK/dist-default"
 else
   log "docker-registry not installed: comparison with Distribution skipped"
 fi

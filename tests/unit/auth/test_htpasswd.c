@@ -291,6 +291,40 @@ static void test_reload_on_change(void **state)
 	free(ha), free(hb), free(ha2);
 }
 
+/* The cache holds 256 credentials: one more evicts the oldest, the rest stay. */
+static void test_cache_bounded(void **state)
+{
+	(void)state;
+	enum { USERS = 257 };
+	char *hash = bcrypt("$2y$", "pw"); /* one hash for all: cost 4, fast */
+	size_t cap = USERS * 80;
+	char *text = malloc(cap), name[16];
+	assert_non_null(text);
+	size_t len = 0;
+	for (int i = 0; i < USERS; i++)
+		len += (size_t)snprintf(text + len, cap - len, "user%d:%s\n", i, hash);
+	const char *path = tmp_path("htpasswd");
+	write_replace(path, text);
+	struct berth_htpasswd *h = open_ok(path);
+
+	for (int i = 0; i < USERS; i++) {
+		snprintf(name, sizeof(name), "user%d", i);
+		assert_int_equal(berth_htpasswd_check(h, name, "pw"), 0);
+	}
+	uint64_t hits = berth_htpasswd_cache_hits(h);
+	for (int i = USERS - 1; i >= 1; i--) {
+		snprintf(name, sizeof(name), "user%d", i);
+		assert_int_equal(berth_htpasswd_check(h, name, "pw"), 0);
+	}
+	assert_int_equal(berth_htpasswd_cache_hits(h), hits + USERS - 1);
+	/* user0 expired first, so it was the one evicted. */
+	assert_int_equal(berth_htpasswd_check(h, "user0", "pw"), 0);
+	assert_int_equal(berth_htpasswd_cache_hits(h), hits + USERS - 1);
+	berth_htpasswd_close(h);
+	free(text);
+	free(hash);
+}
+
 static void test_cache(void **state)
 {
 	(void)state;
@@ -516,6 +550,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bcrypt_variants_and_duplicates, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload_on_change, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_creates_missing_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_authorize_basic, setup, teardown),

@@ -26,7 +26,9 @@
 
 #include "core/digest.h"
 #include "core/err.h"
+#include "helpers/tmproot.h"
 #include "registry/fsck.h"
+#include "registry/gc.h"
 #include "registry/manifest.h"
 #include "registry/paths.h"
 #include "registry/registry.h"
@@ -47,7 +49,7 @@ struct found {
 struct fixture {
 	struct berth_registry *reg;
 	struct berth_storage_driver *d;
-	char dir[64]; /* filesystem root, "" for in-memory */
+	char dir[256]; /* filesystem root, "" for in-memory */
 	dg C1, C2, L1, L2, L9, M1, M2, I;
 	char upload[37];
 	struct found found[64];
@@ -76,7 +78,7 @@ static void put_manifest(struct fixture *f, const char *repo, const char *ref, c
 	int rc = berth_manifest_put(&res, f->reg, repo, ref, ct, body, strlen(body));
 	if (rc != 0)
 		fail_msg("put %s %s: %s (%s)", repo, ref, berth_strerror(rc), res.message);
-	strcpy(digest, res.digest);
+	snprintf(digest, BERTH_DIGEST_STR_MAX, "%s", res.digest);
 }
 
 static void image(struct fixture *f, const char *repo, const char *tag, const char *config,
@@ -135,8 +137,7 @@ static int setup_common(void **state, int fs)
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct berth_storage_driver *d = NULL;
 	if (fs) {
-		strcpy(f->dir, "/tmp/berth-test-fsck.XXXXXX");
-		if (!mkdtemp(f->dir))
+		if (berth_test_root_new(f->dir, sizeof(f->dir), "test-fsck") < 0)
 			return -1;
 		if (berth_fs_driver_new(&d, f->dir) < 0)
 			return -1;
@@ -162,20 +163,11 @@ static int setup_fs(void **state)
 	return setup_common(state, 1);
 }
 
-static int rm_entry(const char *p, const struct stat *sb, int type, struct FTW *ftw)
-{
-	(void)sb;
-	(void)type;
-	(void)ftw;
-	return remove(p);
-}
-
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	berth_registry_free(f->reg);
-	if (f->dir[0])
-		nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	berth_test_root_remove(f->dir);
 	free(f);
 	return 0;
 }
@@ -404,6 +396,121 @@ static void test_bad_link_rewritten(void **state)
 	berth_manifest_content_release(&mc);
 }
 
+/* A link with whitespace around its digest (edited by hand) is served, so fsck finds nothing
+ * wrong with it and --repair leaves it as it is. */
+static void test_link_with_newline_agrees_with_serving(void **state)
+{
+	struct fixture *f = *state;
+	char layer[BERTH_PATH_MAX], tag[BERTH_PATH_MAX], content[BERTH_DIGEST_STR_MAX + 4];
+	assert_int_equal(berth_path_layer_link(layer, "a/one", f->L2), 0);
+	snprintf(content, sizeof(content), "%s\n", f->L2);
+	put_raw(f, layer, content);
+	assert_int_equal(berth_path_tag_current(tag, "b/two", "latest"), 0);
+	snprintf(content, sizeof(content), " %s\r\n", f->M2);
+	put_raw(f, tag, content);
+
+	uint64_t size = 0;
+	assert_int_equal(berth_blob_stat(f->reg, "a/one", f->L2, &size), 0);
+	assert_int_equal(size, 7);
+	struct berth_manifest_content mc;
+	assert_int_equal(berth_manifest_get(&mc, f->reg, "b/two", "latest"), 0);
+	berth_manifest_content_release(&mc);
+
+	run(f, 0);
+	assert_baseline(f);
+	run(f, 1);
+	assert_baseline(f);
+	char *back = NULL;
+	size_t len;
+	assert_int_equal(berth_storage_get_content(f->d, layer, 1024, &back, &len), 0);
+	snprintf(content, sizeof(content), "%s\n", f->L2);
+	assert_string_equal(back, content);
+	free(back);
+}
+
+/* Distribution's garbage-collect deletes a blob no manifest references but leaves its _layers
+ * link: not a problem for fsck, which counts it; repair leaves it; berth's gc removes it. */
+static void test_layer_link_left_by_gc(void **state)
+{
+	struct fixture *f = *state;
+	char path[BERTH_PATH_MAX], link[BERTH_PATH_MAX];
+	dg L8;
+	push_blob(f, "a/one", "layer-8", L8); /* uploaded, never referenced */
+	assert_int_equal(berth_path_blob_dir(path, L8), 0);
+	assert_int_equal(berth_storage_remove(f->d, path), 0);
+	assert_int_equal(berth_path_layer_link(link, "a/one", L8), 0);
+	assert_true(exists(f, link));
+	run(f, 0);
+	assert_baseline(f);
+	assert_int_equal(f->st.collected_layer_links, 1);
+	run(f, 1);
+	assert_baseline(f);
+	assert_true(exists(f, link));
+
+	struct berth_gc_options o = { 0 };
+	struct berth_gc_stats st;
+	assert_int_equal(berth_gc_run(f->d, &o, &st), 0);
+	assert_false(exists(f, link));
+	run(f, 0);
+	assert_int_equal(f->nfound, 0);
+	assert_int_equal(f->st.collected_layer_links, 0);
+}
+
+/* A layer link to a missing blob that a manifest needs is dangling, as before. */
+static void test_needed_layer_link_dangling(void **state)
+{
+	struct fixture *f = *state;
+	char path[BERTH_PATH_MAX];
+	assert_int_equal(berth_path_blob_dir(path, f->L2), 0);
+	assert_int_equal(berth_storage_remove(f->d, path), 0);
+	run(f, 0);
+	assert_int_equal(count(f, BERTH_FSCK_DANGLING_LINK, f->L2), 1);
+	assert_int_equal(count(f, BERTH_FSCK_MISSING_REFERENCE, f->L2), 1);
+	assert_int_equal(f->st.collected_layer_links, 0);
+}
+
+/* fsck's orphans are exactly the blobs garbage-collect deletes. */
+static void test_orphans_are_what_gc_deletes(void **state)
+{
+	struct fixture *f = *state;
+	char path[BERTH_PATH_MAX];
+	dg L8;
+	push_blob(f, "b/two", "layer-8", L8); /* linked as a layer only */
+	/* An untagged manifest (kept, with its config and layer) and a manifest named only by a
+	 * tag (garbage, with the config only it uses). */
+	dg C3, L3, M3, C4, M4;
+	push_blob(f, "a/one", "{\"c\":3}", C3);
+	push_blob(f, "a/one", "layer-3", L3);
+	image(f, "a/one", "old", C3, L3, NULL, M3);
+	assert_int_equal(berth_path_tag_dir(path, "a/one", "old"), 0);
+	assert_int_equal(berth_storage_remove(f->d, path), 0);
+	push_blob(f, "b/two", "{\"c\":4}", C4);
+	image(f, "b/two", "lost", C4, f->L1, NULL, M4);
+	assert_int_equal(berth_path_revision_link(path, "b/two", M4), 0);
+	*strrchr(path, '/') = '\0';
+	assert_int_equal(berth_storage_remove(f->d, path), 0);
+
+	run(f, 0);
+	assert_int_equal(count(f, BERTH_FSCK_ORPHAN_BLOB, NULL), 4);
+	const char *garbage[] = { f->L9, L8, M4, C4 };
+	for (size_t i = 0; i < 4; i++)
+		assert_int_equal(count(f, BERTH_FSCK_ORPHAN_BLOB, garbage[i]), 1);
+
+	struct berth_gc_options o = { 0 };
+	struct berth_gc_stats st;
+	assert_int_equal(berth_gc_run(f->d, &o, &st), 0);
+	assert_int_equal(st.blobs_deleted, 4);
+	for (size_t i = 0; i < 4; i++) {
+		blob_path(path, garbage[i]);
+		assert_false(exists(f, path));
+	}
+	const char *kept[] = { f->C1, f->L1, f->L2, f->M1, f->I, f->C2, f->M2, C3, L3, M3 };
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+		blob_path(path, kept[i]);
+		assert_true(exists(f, path));
+	}
+}
+
 static void test_bad_link_to_missing_blob_removed(void **state)
 {
 	struct fixture *f = *state;
@@ -429,16 +536,20 @@ static void test_tag_without_revision(void **state)
 	*strrchr(path, '/') = '\0';
 	assert_int_equal(berth_storage_remove(f->d, path), 0);
 	run(f, 0);
-	/* The tag names a manifest that is no revision; the blob M2 is still named (by the tag
-	 * and its index), so it is not an orphan. */
+	/* The tag names a manifest that is no revision. As garbage-collect sees it, M2 and its
+	 * config C2 are garbage (a tag keeps nothing, only revisions do): orphans. */
 	assert_int_equal(count(f, BERTH_FSCK_DANGLING_LINK, f->M2), 1);
-	assert_int_equal(f->nfound, 2);
+	assert_int_equal(count(f, BERTH_FSCK_ORPHAN_BLOB, f->M2), 1);
+	assert_int_equal(count(f, BERTH_FSCK_ORPHAN_BLOB, f->C2), 1);
+	assert_int_equal(f->nfound, 4);
 	run(f, 1);
 	assert_int_equal(berth_path_tag_dir(path, "b/two", "latest"), 0);
 	assert_false(exists(f, path));
 	run(f, 0);
-	/* With the tag gone nothing names M2's blob any more (C2 and L1 are still linked). */
+	/* L1 is still used by a/one's manifest. */
 	assert_int_equal(count(f, BERTH_FSCK_ORPHAN_BLOB, f->M2), 1);
+	assert_int_equal(count(f, BERTH_FSCK_ORPHAN_BLOB, f->C2), 1);
+	assert_int_equal(count(f, BERTH_FSCK_ORPHAN_BLOB, f->L1), 0);
 	assert_int_equal(count(f, BERTH_FSCK_DANGLING_LINK, NULL), 0);
 }
 
@@ -457,7 +568,9 @@ static void test_tag_to_missing_manifest(void **state)
 	assert_int_equal(berth_path_revision_link(path, "b/two", f->M2), 0);
 	assert_false(exists(f, path));
 	run(f, 0);
-	assert_baseline(f);
+	/* With its manifest gone, C2 is garbage, as garbage-collect sees it. */
+	assert_int_equal(count(f, BERTH_FSCK_ORPHAN_BLOB, f->C2), 1);
+	assert_int_equal(f->nfound, 2);
 	struct berth_manifest_content mc;
 	assert_int_equal(berth_manifest_get(&mc, f->reg, "b/two", "latest"), BERTH_ENOTFOUND);
 }
@@ -622,7 +735,9 @@ static void test_sha512_blob(void **state)
 	assert_int_equal(berth_path_layer_link(path, "a/one", d), 0);
 	put_raw(f, path, d);
 	run(f, 0);
-	assert_baseline(f);
+	/* Hashed and found intact; only linked as a layer, which keeps nothing from gc. */
+	assert_int_equal(count(f, BERTH_FSCK_ORPHAN_BLOB, d), 1);
+	assert_int_equal(f->nfound, 2);
 	blob_path(path, d);
 	put_raw(f, path, "sha512 blub");
 	run(f, 0);
@@ -646,6 +761,10 @@ int main(void)
 		BOTH(test_dangling_layer_link),
 		BOTH(test_bad_link_rewritten),
 		BOTH(test_bad_link_to_missing_blob_removed),
+		BOTH(test_link_with_newline_agrees_with_serving),
+		BOTH(test_layer_link_left_by_gc),
+		BOTH(test_needed_layer_link_dangling),
+		BOTH(test_orphans_are_what_gc_deletes),
 		BOTH(test_tag_without_revision),
 		BOTH(test_tag_to_missing_manifest),
 		BOTH(test_incomplete_tag),

@@ -31,6 +31,7 @@
 
 #include "core/digest.h"
 #include "core/err.h"
+#include "helpers/tmproot.h"
 #include "registry/gc.h"
 #include "registry/manifest.h"
 #include "registry/paths.h"
@@ -52,7 +53,7 @@ struct store {
 struct fixture {
 	struct berth_registry *reg;
 	struct berth_storage_driver *d;
-	char dir[64]; /* filesystem root, "" for in-memory */
+	char dir[256]; /* filesystem root, "" for in-memory */
 	struct store s;
 };
 
@@ -77,7 +78,7 @@ static void put_manifest(struct fixture *f, const char *repo, const char *ref, c
 	int rc = berth_manifest_put(&res, f->reg, repo, ref ? ref : "", ct, body, strlen(body));
 	if (rc != 0)
 		fail_msg("put %s %s: %s (%s)", repo, ref ? ref : "", berth_strerror(rc), res.message);
-	strcpy(digest, res.digest);
+	snprintf(digest, BERTH_DIGEST_STR_MAX, "%s", res.digest);
 }
 
 /* An OCI image manifest over config + layers (NULL-terminated), with optional subject. */
@@ -196,8 +197,7 @@ static int setup_common(void **state, int fs)
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct berth_storage_driver *d = NULL;
 	if (fs) {
-		strcpy(f->dir, "/tmp/berth-test-gc.XXXXXX");
-		if (!mkdtemp(f->dir))
+		if (berth_test_root_new(f->dir, sizeof(f->dir), "test-gc") < 0)
 			return -1;
 		if (berth_fs_driver_new(&d, f->dir) < 0)
 			return -1;
@@ -222,20 +222,11 @@ static int setup_fs(void **state)
 	return setup_common(state, 1);
 }
 
-static int rm_entry(const char *p, const struct stat *sb, int type, struct FTW *ftw)
-{
-	(void)sb;
-	(void)type;
-	(void)ftw;
-	return remove(p);
-}
-
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	berth_registry_free(f->reg);
-	if (f->dir[0])
-		nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	berth_test_root_remove(f->dir);
 	free(f);
 	return 0;
 }

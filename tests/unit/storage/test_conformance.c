@@ -25,12 +25,13 @@
 #include <curl/curl.h>
 
 #include "core/err.h"
+#include "helpers/tmproot.h"
 #include "storage/driver.h"
 #include "storage/fs_direct.h"
 
 struct fixture {
 	struct berth_storage_driver *d;
-	char tmpdir[64]; /* fs only: mkdtemp directory, removed in teardown */
+	char tmpdir[64]; /* fs only: berth_test_root_new directory, removed in teardown */
 	char root[96];   /* fs only: the driver's root, tmpdir/root (created by the driver) */
 };
 
@@ -39,8 +40,7 @@ struct fixture {
 static int setup_fs(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	strcpy(f->tmpdir, "/tmp/berth-storage-XXXXXX");
-	if (mkdtemp(f->tmpdir) == NULL)
+	if (berth_test_root_new(f->tmpdir, sizeof(f->tmpdir), "storage") < 0)
 		return -1;
 	snprintf(f->root, sizeof(f->root), "%s/root", f->tmpdir);
 	if (berth_fs_driver_new(&f->d, f->root) != 0)
@@ -89,7 +89,7 @@ static void rgw_down_on_abort(int sig)
 static int rgw_up(void **state)
 {
 	signal(SIGABRT, rgw_down_on_abort);
-	strcpy(rgw.dir, "/tmp/berth-rgw-XXXXXX");
+	snprintf(rgw.dir, sizeof(rgw.dir), "%s", "/tmp/berth-rgw-XXXXXX");
 	if (mkdtemp(rgw.dir) == NULL)
 		return -1;
 	char cmd[512], line[512];
@@ -162,17 +162,11 @@ static void skip_on_s3(struct berth_storage_driver *d)
 		skip();
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	f->d->free(f->d);
-	if (f->tmpdir[0])
-		nftw(f->tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	berth_test_root_remove(f->tmpdir);
 	free(f);
 	return 0;
 }
