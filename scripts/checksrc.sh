@@ -23,7 +23,8 @@ declare -A ALLOWED=(
   [registry]="core storage"
   [config]="core"
   [auth]="core config"
-  [api]="core registry auth http"
+  [api]="core registry auth http notify"
+  [notify]="core config"
   [http]="core config api registry storage"
   [cli]="core config registry storage http"
 )
