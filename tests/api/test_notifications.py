@@ -160,6 +160,20 @@ class Notifications(bt.OpsTestCase):
         self.assertIn('berth_notifications_status_total{endpoint="hook",code="500"} 7', m)
         self.assertIn('berth_notifications_pending{endpoint="hook"} 0', m)
 
+    def test_each_endpoint_has_its_own_queue(self):
+        down = "http://127.0.0.1:%d/events" % unused_port()
+        sink = self.sink()
+        qdir = os.path.dirname(self.path("two-queues", "x"))
+        s = self.start("two", [{"name": "down", "url": down, "threshold": 1, "backoff": "60s"},
+                               {"name": "up", "url": sink.url}], "  queuedir: %s\n" % qdir, debug=True)
+        c = s.client()
+        digests = [c.push_blob("two/x", b"two %d" % i) for i in range(3)]
+        ev = sink.wait_events(3)
+        self.assertEqual([e["target"]["digest"] for e in ev], digests)
+        m = s.debug.get("/metrics").body.decode()
+        self.assertIn('berth_notifications_pending{endpoint="down"} 3', m)
+        self.assertEqual(sorted(os.listdir(qdir)), ["down.0.log", "down.ack", "up.0.log", "up.ack"])
+
     def test_slow_sink_does_not_slow_pushes(self):
         sink = self.sink()
         sink.delay = 10
