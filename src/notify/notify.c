@@ -22,7 +22,6 @@
 #define STATUS_MAX 600
 
 struct endpoint {
-	struct berth_notify *owner;
 	const struct berth_notify_endpoint *cfg; /* borrowed from the config (process lifetime) */
 	struct curl_slist *headers;
 	struct berth_notify_queue *queue;
@@ -391,7 +390,6 @@ int berth_notify_start(struct berth_notify **out, const struct berth_config *cfg
 		if (cfg->notifications.endpoints[i].disabled)
 			continue;
 		struct endpoint *e = &n->endpoints[n->n++];
-		e->owner = n;
 		e->cfg = &cfg->notifications.endpoints[i];
 		if (open_endpoint(e, cfg, err, errlen) < 0)
 			goto out_free;

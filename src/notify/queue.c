@@ -131,7 +131,7 @@ static int write_ack(struct berth_notify_queue *q, int durable)
 	put_u64(b + 8, q->head);
 	if (pwrite_full(q->ack_fd, b, sizeof(b), 0) < 0 || (durable && fsync(q->ack_fd) < 0)) {
 		berth_error("notifications: cannot write queue '%s' acknowledgement: %s", q->name,
-			    strerror(errno));
+			    berth_err_os_text(errno));
 		return BERTH_ERROR;
 	}
 	return 0;
@@ -169,7 +169,7 @@ static int open_disk(struct berth_notify_queue *q, char *err, size_t errlen)
 	q->ack_fd = open(ack, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	free(ack);
 	if (q->ack_fd < 0) {
-		snprintf(err, errlen, "cannot open queue '%s' in '%s': %s", q->name, q->dir, strerror(errno));
+		snprintf(err, errlen, "cannot open queue '%s' in '%s': %s", q->name, q->dir, berth_err_os_text(errno));
 		return BERTH_ERROR;
 	}
 	unsigned char b[16];
@@ -192,12 +192,12 @@ static int open_disk(struct berth_notify_queue *q, char *err, size_t errlen)
 	}
 	if (q->log_fd < 0) {
 		snprintf(err, errlen, "cannot open queue '%s' log in '%s': %s", q->name, q->dir,
-			 strerror(errno));
+			 berth_err_os_text(errno));
 		return BERTH_ERROR;
 	}
 	off_t end = lseek(q->log_fd, 0, SEEK_END);
 	if (end < 0) {
-		snprintf(err, errlen, "cannot read queue '%s': %s", q->name, strerror(errno));
+		snprintf(err, errlen, "cannot read queue '%s': %s", q->name, berth_err_os_text(errno));
 		return BERTH_ERROR;
 	}
 	if (q->head > (uint64_t)end) /* truncated after delivery, crashed before the ack */
@@ -211,14 +211,14 @@ static int open_disk(struct berth_notify_queue *q, char *err, size_t errlen)
 		berth_warn("notifications: queue '%s': cutting a torn record at offset %" PRIu64
 			   " (%" PRIu64 " bytes)", q->name, off, (uint64_t)end - off);
 		if (ftruncate(q->log_fd, (off_t)off) < 0 || fsync(q->log_fd) < 0) {
-			snprintf(err, errlen, "cannot repair queue '%s': %s", q->name, strerror(errno));
+			snprintf(err, errlen, "cannot repair queue '%s': %s", q->name, berth_err_os_text(errno));
 			return BERTH_ERROR;
 		}
 	}
 	q->tail = off;
 	q->bytes = q->tail - q->head;
 	if (fsync_dir(q->dir) < 0) { /* the files just created are there after a crash */
-		snprintf(err, errlen, "cannot sync queue directory '%s': %s", q->dir, strerror(errno));
+		snprintf(err, errlen, "cannot sync queue directory '%s': %s", q->dir, berth_err_os_text(errno));
 		return BERTH_ERROR;
 	}
 	if (q->pending)
@@ -355,7 +355,7 @@ out_close:
 	}
 out:
 	if (rc < 0)
-		berth_error("notifications: cannot compact queue '%s': %s", q->name, strerror(errno));
+		berth_error("notifications: cannot compact queue '%s': %s", q->name, berth_err_os_text(errno));
 	free(next);
 	free(old);
 	return rc;
@@ -368,7 +368,7 @@ static int append_disk(struct berth_notify_queue *q, const void *p, size_t n)
 	put_u32(h + 4, crc32_of(p, n));
 	if (pwrite_full(q->log_fd, h, HDR, q->tail) < 0 || pwrite_full(q->log_fd, p, n, q->tail + HDR) < 0 ||
 	    fdatasync(q->log_fd) < 0) {
-		berth_error("notifications: cannot append to queue '%s': %s", q->name, strerror(errno));
+		berth_error("notifications: cannot append to queue '%s': %s", q->name, berth_err_os_text(errno));
 		/* a partial record is past tail: overwritten by the next append, cut at the next open */
 		return BERTH_ERROR;
 	}
