@@ -743,6 +743,8 @@ static void test_error_wrong_type(void **state)
 	assert_string_equal(m, "6: http.secret: expected a string, got a list");
 	m = load_fails(MINIMAL "notifications:\n  endpoints:\n    - name: a\n      timeout: [1s]\n");
 	assert_string_equal(m, "8: notifications.endpoints[0].timeout: expected a duration, got a list");
+	m = load_fails(MINIMAL "notifications:\n  queuemaxbytes: 100\n");
+	assert_string_equal(m, "6: notifications.queuemaxbytes: must be between 4096 and 9223372036854775807, got 100");
 	m = load_fails(MINIMAL "  filesystem:\n    maxthreads: 10\n");
 	assert_string_equal(m, "6: storage.filesystem.maxthreads: must be between 25 and 2147483647, got 10");
 	m = load_fails(MINIMAL "catalog:\n  maxentries: many\n");
