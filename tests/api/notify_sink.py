@@ -16,6 +16,7 @@ class Sink:
         self.fail = 0
         self.delay = 0.0
         self.attempts = 0
+        self.times = []          # arrival time of every request
         sink = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -26,6 +27,7 @@ class Sink:
                 body = self.rfile.read(n)
                 with sink.lock:
                     sink.attempts += 1
+                    sink.times.append(time.time())
                     failing = sink.fail > 0
                     if failing:
                         sink.fail -= 1

@@ -174,6 +174,26 @@ class Notifications(bt.OpsTestCase):
         self.assertIn('berth_notifications_pending{endpoint="down"} 3', m)
         self.assertEqual(sorted(os.listdir(qdir)), ["down.0.log", "down.ack", "up.0.log", "up.ack"])
 
+    def test_threshold_then_backoff(self):
+        # Distribution's breaker: retries at once until `threshold` failures in a row, then one
+        # try per `backoff`
+        sink = self.sink()
+        sink.fail = 4
+        s = self.start("breaker", [{"name": "hook", "url": sink.url, "threshold": 2, "backoff": "1s"}])
+        s.client().push_blob("brk/x", b"breaker")
+        self.assertEqual(len(sink.wait_events(1, timeout=10)), 1)
+        t = sink.times
+        self.assertEqual(len(t), 5)
+        self.assertLess(t[1] - t[0], 0.8)         # second try at once
+        for i in (2, 3, 4):                       # then a backoff before each
+            self.assertGreater(t[i] - t[i - 1], 0.9, t)
+        sink2 = self.sink()
+        sink2.fail = 4
+        s2 = self.start("breaker10", [{"name": "hook", "url": sink2.url, "threshold": 10, "backoff": "1s"}])
+        s2.client().push_blob("brk/y", b"breaker")
+        self.assertEqual(len(sink2.wait_events(1, timeout=10)), 1)
+        self.assertLess(sink2.times[-1] - sink2.times[0], 2.0, sink2.times)  # not 4 backoffs
+
     def test_slow_sink_does_not_slow_pushes(self):
         sink = self.sink()
         sink.delay = 10
