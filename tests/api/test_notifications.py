@@ -194,6 +194,19 @@ class Notifications(bt.OpsTestCase):
         self.assertEqual(len(sink2.wait_events(1, timeout=10)), 1)
         self.assertLess(sink2.times[-1] - sink2.times[0], 2.0, sink2.times)  # not 4 backoffs
 
+    def test_timeout_counts_as_an_error_and_is_retried(self):
+        sink = self.sink()
+        sink.delay = 3
+        s = self.start("timeout", [{"name": "hook", "url": sink.url, "timeout": "500ms",
+                                    "threshold": 1, "backoff": "200ms"}], debug=True)
+        d = s.client().push_blob("tmo/x", b"timeout")
+        errors = 'berth_notifications_events_total{endpoint="hook",type="errors"} '
+        self.assertTrue(bt.wait_until(lambda: errors + "0" not in s.debug.get("/metrics").body.decode(), 5))
+        sink.delay = 0
+        ev = sink.wait_events(1, timeout=10)
+        # (an attempt berth gave up on may still land: at least once)
+        self.assertEqual({e["target"]["digest"] for e in ev}, {d})
+
     def test_slow_sink_does_not_slow_pushes(self):
         sink = self.sink()
         sink.delay = 10
