@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "auth/auth.h"
 #include "cli/commands.h"
@@ -18,6 +19,7 @@
 #include "http/metrics.h"
 #include "http/server.h"
 #include "http/tls.h"
+#include "notify/notify.h"
 #include "registry/purge.h"
 #include "registry/quota.h"
 #include "registry/registry.h"
@@ -272,14 +274,6 @@ static int check_supported(const struct berth_config *cfg)
 		fprintf(stderr, "berth: configuration error: %s is not supported yet\n", what);
 		return -1;
 	}
-	for (size_t i = 0; i < cfg->notifications.n_endpoints; i++) {
-		if (!cfg->notifications.endpoints[i].disabled) {
-			fprintf(stderr, "berth: configuration error: notifications.endpoints: refused: "
-				"not supported yet, no event would be sent (set disabled: true on '%s')\n",
-				cfg->notifications.endpoints[i].name);
-			return -1;
-		}
-	}
 	if (cfg->blob_cache == BERTH_BLOB_CACHE_REDIS)
 		berth_warn("storage.cache.blobdescriptor: redis is not supported yet; using inmemory");
 	return 0;
@@ -421,6 +415,21 @@ static void register_metrics(void)
 	berth_quota_metrics_register();
 }
 
+/* Notification endpoints; source.addr is this host's name and the listening port, as
+ * Distribution's. */
+static int start_notifications(struct berth_notify **out, const struct berth_config *cfg)
+{
+	char host[256] = "localhost", source[320], err[512];
+	const char *colon = strrchr(cfg->addr, ':');
+	gethostname(host, sizeof(host) - 1);
+	snprintf(source, sizeof(source), "%s:%s", host, colon ? colon + 1 : "");
+	if (berth_notify_start(out, cfg, source, err, sizeof(err)) < 0) {
+		berth_error("configuration error: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
 /* so: the connection handling flags; the rest is filled in from cfg. */
 static int serve(const struct berth_config *cfg, struct berth_server_options *so)
 {
@@ -432,6 +441,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	struct berth_purger *purger = NULL;
 	struct berth_periodic *quota_counter = NULL;
 	struct berth_auth *auth = NULL;
+	struct berth_notify *notify = NULL;
 	char err[512];
 	struct tls_and_headers http;
 	sigset_t set;
@@ -512,6 +522,9 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		goto out_health;
 	}
 	so->health = health;
+	if (start_notifications(&notify, cfg) < 0)
+		goto out_health;
+	so->notify = notify;
 	if (berth_server_start(&srv, so, reg) < 0)
 		goto out_health;
 	if (cfg->http.debug_addr[0]) {
@@ -549,6 +562,7 @@ out_server:
 	berth_server_drain_and_stop(srv, (unsigned)(cfg->http.draintimeout_ms > 0 ? cfg->http.draintimeout_ms : 0));
 	berth_info("berth stopped");
 out_health:
+	berth_notify_stop(notify); /* after the drain: no request emits any more */
 	berth_health_stop(health);
 	berth_registry_free(reg);
 out_http:

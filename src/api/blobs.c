@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api/api_int.h"
+#include "api/events.h"
 #include "core/err.h"
 #include "http/range.h"
 
@@ -103,6 +104,7 @@ static void get_blob(struct berth_request *req)
 		berth_api_storage_error(req, rc, "cannot open blob");
 		return;
 	}
+	berth_api_event_blob(req, "pull", digest, size, NULL);
 	if (berth_api_etag_matches(req, digest)) {
 		if (rd)
 			rd->close(rd);
@@ -169,6 +171,7 @@ static void delete_blob(struct berth_request *req)
 		berth_api_storage_error(req, rc, "cannot delete blob");
 		return;
 	}
+	berth_api_event_delete(req, req->reference, NULL);
 	struct MHD_Response *resp = berth_resp_empty();
 	MHD_add_response_header(resp, "Docker-Content-Digest", req->reference);
 	berth_req_send(req, MHD_HTTP_ACCEPTED, resp, 0);

@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "api/api_int.h"
+#include "api/events.h"
 #include "core/err.h"
 #include "core/util.h"
 #include "http/range.h"
@@ -99,6 +100,7 @@ static void get_manifest(struct berth_request *req)
 		berth_api_storage_error(req, rc, "cannot read manifest");
 		return;
 	}
+	berth_api_event_manifest(req, "pull", mc.digest, mc.media_type, mc.body, mc.len);
 	if (berth_api_etag_matches(req, mc.digest)) {
 		struct MHD_Response *resp = berth_resp_empty();
 		add_digest_headers(resp, mc.digest);
@@ -182,6 +184,7 @@ static void on_manifest_complete(struct berth_request *req)
 		put_failed(req, rc, &res);
 		return;
 	}
+	berth_api_event_manifest(req, "push", res.digest, NULL, body->data ? body->data : "", body->len);
 	struct MHD_Response *resp = berth_resp_empty();
 	snprintf(location, sizeof(location), "%s/v2/%s/manifests/%s", req->url_prefix, req->name,
 		 res.digest);
@@ -213,6 +216,19 @@ static void put_manifest(struct berth_request *req)
 
 /* ---- DELETE ---- */
 
+/* Distribution untags a deleted manifest's tags one by one, each a tag delete event. */
+struct untagged {
+	size_t n;
+	char **tags;
+};
+
+static void note_untagged(const char *tag, void *payload)
+{
+	struct untagged *u = payload;
+	u->tags = berth_realloc(u->tags, (u->n + 1) * sizeof(*u->tags));
+	u->tags[u->n++] = berth_strdup(tag);
+}
+
 static void delete_manifest(struct berth_request *req)
 {
 	if (!berth_registry_delete_enabled(req->registry)) {
@@ -220,7 +236,19 @@ static void delete_manifest(struct berth_request *req)
 				"the operation is unsupported", NULL);
 		return;
 	}
-	int rc = berth_manifest_delete(req->registry, req->name, req->reference);
+	struct untagged untagged = { 0, NULL };
+	int rc = berth_manifest_delete_untagging(req->registry, req->name, req->reference,
+						 req->notify ? note_untagged : NULL, &untagged);
+	if (rc == 0 && strchr(req->reference, ':'))
+		berth_api_event_delete(req, req->reference, NULL);
+	else if (rc == 0)
+		berth_api_event_delete(req, NULL, req->reference);
+	for (size_t i = 0; i < untagged.n; i++) {
+		if (rc == 0)
+			berth_api_event_delete(req, NULL, untagged.tags[i]);
+		free(untagged.tags[i]);
+	}
+	free(untagged.tags);
 	if (rc == BERTH_ENOTFOUND) {
 		manifest_unknown(req);
 		return;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api/api_int.h"
+#include "api/events.h"
 #include "core/err.h"
 #include "core/util.h"
 #include "http/range.h"
@@ -113,6 +114,7 @@ static void on_patch_complete(struct berth_request *req)
 static void on_commit_complete(struct berth_request *req)
 {
 	struct upload_req *st = req->state;
+	uint64_t size = berth_upload_size(st->upload);
 	int rc = berth_upload_commit(st->upload, st->digest);
 	if (rc == BERTH_EDIGEST) {
 		char detail[BERTH_DIGEST_STR_MAX + 16];
@@ -126,6 +128,7 @@ static void on_commit_complete(struct berth_request *req)
 		return;
 	}
 	st->committed = 1;
+	berth_api_event_blob(req, "push", st->digest, size, NULL);
 	send_blob_created(req, st->digest);
 }
 
@@ -185,6 +188,9 @@ static int try_mount(struct berth_request *req, const char *digest, const char *
 		return 0;
 	int rc = berth_blob_mount(req->registry, req->name, digest, from);
 	if (rc == 0) {
+		uint64_t size = 0;
+		berth_blob_stat(req->registry, req->name, digest, &size);
+		berth_api_event_blob(req, "mount", digest, size, from);
 		send_blob_created(req, digest);
 		return 1;
 	}

@@ -33,7 +33,7 @@ void berth_config_defaults(struct berth_config *cfg)
 	cfg->http.tls_minimum = BERTH_TLS_1_2;
 	snprintf(cfg->http.prometheus_path, sizeof(cfg->http.prometheus_path), "/metrics");
 	cfg->health_storagedriver.interval_ms = 10 * 1000;
-	cfg->notifications.includereferences = 1;
+	cfg->notifications.queuemaxbytes = 64LL << 20;
 	cfg->proxy.ttl_ms = 168LL * 3600 * 1000;
 	cfg->catalog_maxentries = BERTH_CONFIG_DEFAULT_MAX_ENTRIES;
 	cfg->tags_maxtags = BERTH_CONFIG_DEFAULT_MAX_ENTRIES;

@@ -280,6 +280,8 @@ struct berth_config {
 		int includereferences;            /* notifications.events.includereferences */
 		size_t n_endpoints;               /* notifications.endpoints */
 		struct berth_notify_endpoint *endpoints;
+		char queuedir[4096];              /* notifications.queuedir (berth): queues on disk */
+		int64_t queuemaxbytes;            /* notifications.queuemaxbytes (berth): per endpoint */
 	} notifications;
 
 	/* --- proxy (pull-through cache) --- */

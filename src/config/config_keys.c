@@ -375,6 +375,8 @@ static const struct cfg_key keys[] = {
 
 	/* notifications */
 	BOOL(C, "notifications.events.includereferences", notifications.includereferences),
+	STR(C, "notifications.queuedir", notifications.queuedir),
+	INT(C, "notifications.queuemaxbytes", notifications.queuemaxbytes, 4096, INT64_MAX),
 	{ .key = "notifications.endpoints", .type = CT_LIST, .off = offsetof(C, notifications.endpoints),
 	  .count_off = offsetof(C, notifications.n_endpoints), .sub = &endpoint_table,
 	  .max_items = BERTH_CONFIG_MAX_ENDPOINTS },

@@ -17,6 +17,7 @@ struct berth_server;
 struct berth_registry;
 struct berth_auth;
 struct berth_query;
+struct berth_notify;
 
 enum berth_route {
 	BERTH_ROUTE_NONE = 0,
@@ -55,6 +56,7 @@ struct berth_request {
 	struct berth_registry *registry;
 	struct berth_auth *auth; /* NULL: no authentication configured */
 	const struct berth_handler *extra; /* URLs it claims are its, not api/'s; or NULL */
+	struct berth_notify *notify; /* NULL: no notification endpoints */
 	struct MHD_Connection *conn;
 	const char *method;
 	enum berth_route route;

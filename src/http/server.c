@@ -39,6 +39,7 @@ struct berth_server {
 	struct berth_conns *conns;
 	struct berth_registry *registry;
 	struct berth_auth *auth;
+	struct berth_notify *notify;
 	struct berth_health *health;
 	int access_log;
 	unsigned port;
@@ -364,6 +365,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	req->registry = srv->registry;
 	req->auth = srv->auth;
 	req->extra = srv->extra;
+	req->notify = srv->notify;
 	req->url_prefix = srv->url_base ? srv->url_base : srv->prefix ? srv->prefix : "";
 	req->conn = conn;
 	req->method = "";
@@ -690,6 +692,7 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 	struct berth_server *s = berth_calloc(1, sizeof(*s));
 	s->registry = reg;
 	s->auth = opts->auth;
+	s->notify = opts->notify;
 	s->health = opts->health;
 	s->access_log = opts->access_log;
 	s->extra = opts->extra;

@@ -12,6 +12,7 @@
 
 struct berth_auth;
 struct berth_handler;
+struct berth_notify;
 struct berth_registry;
 struct berth_server;
 
@@ -43,6 +44,7 @@ struct berth_server_options {
 	const struct berth_http_header *headers; /* http.headers added to every answer */
 	size_t n_headers;
 	struct berth_auth *auth;   /* borrowed; NULL = no authentication */
+	struct berth_notify *notify; /* borrowed; NULL = no notification endpoints */
 	struct berth_health *health; /* borrowed; while its check fails every request gets 503 */
 	int unix_socket;           /* http.net: unix: addr is a filesystem path to listen on */
 	const struct berth_handler *extra; /* borrowed; URLs it claims bypass api/ (http/request.h) */

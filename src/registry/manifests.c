@@ -346,6 +346,8 @@ struct untag_ctx {
 	struct berth_registry *reg;
 	const char *digest;
 	int rc;
+	berth_untag_cb on_untag;
+	void *on_untag_payload;
 };
 
 static int untag_if_current(const char *tag_dir, void *payload)
@@ -360,12 +362,16 @@ static int untag_if_current(const char *tag_dir, void *payload)
 		int rc = berth_storage_remove(ctx->reg->driver, tag_dir);
 		if (rc < 0 && rc != BERTH_ENOTFOUND)
 			ctx->rc = rc;
+		else if (ctx->on_untag)
+			ctx->on_untag(strrchr(tag_dir, '/') ? strrchr(tag_dir, '/') + 1 : tag_dir,
+				      ctx->on_untag_payload);
 	}
 	return 0;
 }
 
-/* berth_manifest_delete, once immutable tags allowed it. */
-static int delete_reference(struct berth_registry *r, const char *name, const char *reference)
+/* berth_manifest_delete_untagging, once immutable tags allowed it. */
+static int delete_reference(struct berth_registry *r, const char *name, const char *reference,
+			    berth_untag_cb on_untag, void *payload)
 {
 	char path[BERTH_PATH_MAX];
 	int rc;
@@ -392,7 +398,7 @@ static int delete_reference(struct berth_registry *r, const char *name, const ch
 	strip_link(path);
 	if ((rc = berth_storage_remove(r->driver, path)) < 0)
 		return rc;
-	struct untag_ctx ctx = { r, reference, 0 };
+	struct untag_ctx ctx = { r, reference, 0, on_untag, payload };
 	if ((rc = berth_path_tags_dir(path, name)) < 0)
 		return rc;
 	rc = berth_storage_list(r->driver, path, untag_if_current, &ctx);
@@ -402,15 +408,21 @@ static int delete_reference(struct berth_registry *r, const char *name, const ch
 	return ctx.rc;
 }
 
-int berth_manifest_delete(struct berth_registry *r, const char *name, const char *reference)
+int berth_manifest_delete_untagging(struct berth_registry *r, const char *name,
+				    const char *reference, berth_untag_cb on_untag, void *payload)
 {
 	struct berth_tag_guard guard;
 	int rc = berth_tag_guard_enter_delete(&guard, r, name, reference);
 	if (rc < 0)
 		return rc;
-	rc = delete_reference(r, name, reference);
+	rc = delete_reference(r, name, reference, on_untag, payload);
 	berth_tag_guard_leave(&guard);
 	return rc;
+}
+
+int berth_manifest_delete(struct berth_registry *r, const char *name, const char *reference)
+{
+	return berth_manifest_delete_untagging(r, name, reference, NULL, NULL);
 }
 
 /* ---- referrers ---- */

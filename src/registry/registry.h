@@ -149,6 +149,11 @@ int berth_manifest_put(struct berth_manifest_put_result *res, struct berth_regis
 /* By tag: removes the tag. By digest: removes the manifest and every tag pointing at it.
  * BERTH_EDENIED for an immutable tag, or a digest an immutable tag names (registry/policy.h). */
 int berth_manifest_delete(struct berth_registry *r, const char *name, const char *reference);
+/* Called with the name of each tag a delete by digest removed (notification events). */
+typedef void (*berth_untag_cb)(const char *tag, void *payload);
+/* berth_manifest_delete, reporting each tag removed along with a manifest deleted by digest. */
+int berth_manifest_delete_untagging(struct berth_registry *r, const char *name,
+				    const char *reference, berth_untag_cb on_untag, void *payload);
 /*
  * The OCI image index (JSON) of the manifests in `name` whose subject is `digest`, filtered by
  * artifact_type when not NULL. *json_out is heap, the caller's.

@@ -113,8 +113,6 @@ class KeysTest(bt.OpsTestCase):
         self.refused("middleware:\n  storage:\n    - name: redirect\n      options: {baseurl: https://x/}\n",
                      "middleware: refused:")
         self.refused("proxy:\n  exec:\n    command: docker-credential-x\n", "proxy.exec: refused:")
-        self.refused("notifications:\n  endpoints:\n    - name: hook\n      url: http://127.0.0.1:1/\n",
-                     "notifications.endpoints: refused:")
         out = self.refused("  tls:\n    letsencrypt:\n      cachefile: /tmp/le\n      hosts: [x.example]\n",
                            "http.tls.letsencrypt: refused:")
         self.assertIn("certbot", out)

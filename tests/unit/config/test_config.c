@@ -576,6 +576,9 @@ static void test_defaults_when_absent(void **state)
 	assert_int_equal(cfg.tags_maxtags, 1000);
 	assert_int_equal(cfg.manifest_max, 4u << 20);
 	assert_int_equal(cfg.notifications.n_endpoints, 0);
+	assert_int_equal(cfg.notifications.includereferences, 0); /* Distribution's default */
+	assert_string_equal(cfg.notifications.queuedir, "");
+	assert_int_equal(cfg.notifications.queuemaxbytes, 64 << 20);
 	berth_config_release(&cfg);
 
 	/* Null values (`key:`, `key: ~`) keep the defaults too. */
@@ -767,6 +770,8 @@ static void test_error_wrong_type(void **state)
 	assert_string_equal(m, "6: http.secret: expected a string, got a list");
 	m = load_fails(MINIMAL "notifications:\n  endpoints:\n    - name: a\n      timeout: [1s]\n");
 	assert_string_equal(m, "8: notifications.endpoints[0].timeout: expected a duration, got a list");
+	m = load_fails(MINIMAL "notifications:\n  queuemaxbytes: 100\n");
+	assert_string_equal(m, "6: notifications.queuemaxbytes: must be between 4096 and 9223372036854775807, got 100");
 	m = load_fails(MINIMAL "  filesystem:\n    maxthreads: 10\n");
 	assert_string_equal(m, "6: storage.filesystem.maxthreads: must be between 25 and 2147483647, got 10");
 	m = load_fails(MINIMAL "catalog:\n  maxentries: many\n");
