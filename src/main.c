@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api.h"
 #include "auth/auth.h"
 #include "cli/commands.h"
 #include "cli/serve_setup.h"
@@ -495,7 +496,10 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	so->tls_client_auth = cfg->http.tls_clientauth;
 	so->headers = http.headers;
 	so->n_headers = http.n_headers;
-	so->auth = auth;
+	struct berth_api api = { reg, auth };
+	struct berth_http_handler handler;
+	berth_api_handler(&handler, &api);
+	so->handler = &handler;
 	so->unix_socket = cfg->http.net == BERTH_NET_UNIX;
 	health = berth_serve_health_checks(cfg, reg);
 	if (health && berth_health_start(health) < 0) {
@@ -503,7 +507,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		goto out_health;
 	}
 	so->health = health;
-	if (berth_server_start(&srv, so, reg) < 0)
+	if (berth_server_start(&srv, so) < 0)
 		goto out_health;
 	if (cfg->http.debug_addr[0]) {
 		struct berth_debug_options dopts = {

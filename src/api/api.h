@@ -1,15 +1,23 @@
 /*
- * The OCI distribution API: routes a request to its handler. One file per resource
- * (base.c, blobs.c, uploads.c, manifests.c, tags.c, referrers.c); errors.c holds the
- * translation from BERTH_E* codes to HTTP status and OCI error codes.
+ * The OCI distribution API: the HTTP handler main.c registers with the server. One file per
+ * resource (base.c, blobs.c, uploads.c, manifests.c, tags.c, referrers.c); router.c routes and
+ * authorizes; errors.c holds the translation from conditions to HTTP status and OCI error codes.
  */
 #ifndef BERTH_API_API_H
 #define BERTH_API_API_H
 
-#include "http/request.h"
+#include "http/server.h"
 
-/* Parses the (decoded) URL path, fills the request's route parameters and starts the handler:
- * it either answers at once or installs body callbacks. */
-void berth_api_dispatch(struct berth_request *req, const char *url);
+struct berth_auth;
+struct berth_registry;
+
+/* What the API serves; borrowed by the handler, must outlive the server. */
+struct berth_api {
+	struct berth_registry *registry;
+	struct berth_auth *auth; /* NULL: no authentication configured */
+};
+
+/* Fills out with the API's handler serving api (its payload). */
+void berth_api_handler(struct berth_http_handler *out, struct berth_api *api);
 
 #endif

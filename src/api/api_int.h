@@ -5,7 +5,44 @@
 #include <stdint.h>
 
 #include "http/request.h"
+#include "http/server.h"
+#include "registry/reference.h"
 #include "registry/registry.h"
+
+enum berth_api_route {
+	BERTH_API_ROUTE_NONE = 0,
+	BERTH_API_ROUTE_BASE,         /* /v2/ */
+	BERTH_API_ROUTE_CATALOG,      /* /v2/_catalog */
+	BERTH_API_ROUTE_TAGS,         /* /v2/<name>/tags/list */
+	BERTH_API_ROUTE_MANIFEST,     /* /v2/<name>/manifests/<reference> */
+	BERTH_API_ROUTE_BLOB,         /* /v2/<name>/blobs/<digest> */
+	BERTH_API_ROUTE_UPLOADS,      /* /v2/<name>/blobs/uploads/ */
+	BERTH_API_ROUTE_UPLOAD,       /* /v2/<name>/blobs/uploads/<uuid> */
+	BERTH_API_ROUTE_REFERRERS,    /* /v2/<name>/referrers/<digest> */
+	BERTH_API_N_ROUTES
+};
+
+/* The API's part of a request (the request's data, http/request.h): its route's parameters,
+ * the authorization's challenge, and the first failure met while the body arrived. */
+struct berth_api_request {
+	struct berth_registry *registry;
+	struct berth_auth *auth; /* NULL: no authentication configured */
+	enum berth_api_route route;
+	char name[BERTH_NAME_MAX + 1];
+	char reference[BERTH_TAG_MAX + BERTH_DIGEST_STR_MAX]; /* tag, digest or upload id */
+	char challenge[1024]; /* WWW-Authenticate value for a 401 */
+
+	berth_complete_cb complete; /* the handler's, run when the body was taken whole */
+	int failed;
+	unsigned fail_status;
+	const char *fail_code;
+	char fail_message[256];
+};
+
+static inline struct berth_api_request *berth_api_req(struct berth_request *req)
+{
+	return req->data;
+}
 
 /* Handlers, one per route and method family; each answers or installs body callbacks. */
 void berth_api_root(struct berth_request *req);
@@ -17,6 +54,27 @@ void berth_api_uploads_post(struct berth_request *req);
 void berth_api_upload(struct berth_request *req);
 void berth_api_manifest(struct berth_request *req);
 void berth_api_referrers(struct berth_request *req);
+
+/* Routes and authorizes a request, then runs its handler (the server's handle callback). */
+void berth_api_dispatch(struct berth_request *req, const char *url, void *payload);
+
+/*
+ * Sends the OCI error JSON {"errors":[{"code","message","detail"}]}. detail_json is a JSON text
+ * (object or string) or NULL for null.
+ */
+void berth_api_error(struct berth_request *req, unsigned status, const char *code,
+		     const char *message, const char *detail_json);
+/* Records a failure while the body is still arriving (the first one counts); it is answered
+ * once the body is in, instead of the handler's complete callback. */
+void berth_api_fail(struct berth_request *req, unsigned status, const char *code,
+		    const char *message);
+/* Installs the body callbacks of a handler that reads a body; body_state is the callbacks' own
+ * (req->body_state), released by cleanup. */
+void berth_api_read_body(struct berth_request *req, void *body_state, berth_body_cb on_body,
+			 berth_complete_cb complete, berth_cleanup_cb cleanup);
+/* The server's refuse callback: the OCI error for a condition the server found itself. */
+void berth_api_refuse(struct berth_request *req, enum berth_http_refusal why, unsigned status,
+		      const char *message, void *payload);
 
 /* 1 if the request's credentials grant pull on repo (always, without auth). Answers nothing. */
 int berth_api_may_pull(struct berth_request *req, const char *repo);

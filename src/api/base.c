@@ -30,6 +30,7 @@ void berth_api_base(struct berth_request *req)
 
 void berth_api_catalog(struct berth_request *req)
 {
+	struct berth_api_request *ar = berth_api_req(req);
 	struct berth_strvec repos = { 0 };
 	int rc;
 
@@ -37,12 +38,12 @@ void berth_api_catalog(struct berth_request *req)
 		berth_api_method_not_allowed(req);
 		return;
 	}
-	rc = berth_catalog(&repos, req->registry);
+	rc = berth_catalog(&repos, ar->registry);
 	if (rc < 0)
 		berth_api_storage_error(req, rc, "cannot list repositories");
 	else
 		berth_api_send_page(req, (const char *const *)repos.items, repos.n, NULL, NULL, "repositories", "/v2/_catalog",
-				    berth_registry_catalog_max(req->registry),
-				    berth_registry_catalog_max(req->registry)); /* catalog.maxentries */
+				    berth_registry_catalog_max(ar->registry),
+				    berth_registry_catalog_max(ar->registry)); /* catalog.maxentries */
 	berth_strvec_release(&repos);
 }

@@ -13,7 +13,7 @@
 
 static void manifest_unknown(struct berth_request *req)
 {
-	berth_req_error(req, MHD_HTTP_NOT_FOUND, "MANIFEST_UNKNOWN", "manifest unknown", NULL);
+	berth_api_error(req, MHD_HTTP_NOT_FOUND, "MANIFEST_UNKNOWN", "manifest unknown", NULL);
 }
 
 static void add_digest_headers(struct MHD_Response *resp, const char *digest)
@@ -89,8 +89,9 @@ static const char *not_acceptable(struct berth_request *req, const char *media_t
 
 static void get_manifest(struct berth_request *req)
 {
+	struct berth_api_request *ar = berth_api_req(req);
 	struct berth_manifest_content mc;
-	int rc = berth_manifest_get(&mc, req->registry, req->name, req->reference);
+	int rc = berth_manifest_get(&mc, ar->registry, ar->name, ar->reference);
 	if (rc == BERTH_ENOTFOUND) {
 		manifest_unknown(req);
 		return;
@@ -108,7 +109,7 @@ static void get_manifest(struct berth_request *req)
 	}
 	const char *refusal = not_acceptable(req, mc.media_type);
 	if (refusal) {
-		berth_req_error(req, MHD_HTTP_NOT_FOUND, "MANIFEST_UNKNOWN", refusal, NULL);
+		berth_api_error(req, MHD_HTTP_NOT_FOUND, "MANIFEST_UNKNOWN", refusal, NULL);
 		berth_manifest_content_release(&mc);
 		return;
 	}
@@ -124,10 +125,10 @@ static void get_manifest(struct berth_request *req)
 
 static int on_manifest_body(struct berth_request *req, const char *data, size_t n)
 {
-	struct berth_buf *body = req->state;
+	struct berth_buf *body = req->body_state;
 	if (berth_buf_append(body, data, n) < 0) {
-		berth_req_fail(req, MHD_HTTP_CONTENT_TOO_LARGE, "MANIFEST_INVALID",
-			       "manifest too large", NULL);
+		berth_api_fail(req, MHD_HTTP_CONTENT_TOO_LARGE, "MANIFEST_INVALID",
+			       "manifest too large");
 		return BERTH_ETOOLARGE;
 	}
 	return 0;
@@ -135,12 +136,12 @@ static int on_manifest_body(struct berth_request *req, const char *data, size_t 
 
 static void cleanup_manifest(struct berth_request *req)
 {
-	struct berth_buf *body = req->state;
+	struct berth_buf *body = req->body_state;
 	if (!body)
 		return;
 	berth_buf_release(body);
 	free(body);
-	req->state = NULL;
+	req->body_state = NULL;
 }
 
 static void put_failed(struct berth_request *req, int rc, const struct berth_manifest_put_result *res)
@@ -149,16 +150,16 @@ static void put_failed(struct berth_request *req, int rc, const struct berth_man
 	switch (rc) {
 	case BERTH_ENOTFOUND:
 		berth_api_digest_detail(detail, sizeof(detail), res->missing);
-		berth_req_error(req, MHD_HTTP_BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN", res->message, detail);
+		berth_api_error(req, MHD_HTTP_BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN", res->message, detail);
 		break;
 	case BERTH_EDIGEST:
-		berth_req_error(req, MHD_HTTP_BAD_REQUEST, "DIGEST_INVALID", res->message, NULL);
+		berth_api_error(req, MHD_HTTP_BAD_REQUEST, "DIGEST_INVALID", res->message, NULL);
 		break;
 	case BERTH_EINVALID:
-		berth_req_error(req, MHD_HTTP_BAD_REQUEST, "MANIFEST_INVALID", res->message, NULL);
+		berth_api_error(req, MHD_HTTP_BAD_REQUEST, "MANIFEST_INVALID", res->message, NULL);
 		break;
 	case BERTH_ETOOLARGE:
-		berth_req_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "MANIFEST_INVALID", res->message, NULL);
+		berth_api_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "MANIFEST_INVALID", res->message, NULL);
 		break;
 	default:
 		berth_api_storage_error(req, rc, "cannot store manifest");
@@ -168,19 +169,20 @@ static void put_failed(struct berth_request *req, int rc, const struct berth_man
 
 static void on_manifest_complete(struct berth_request *req)
 {
-	struct berth_buf *body = req->state;
+	struct berth_api_request *ar = berth_api_req(req);
+	struct berth_buf *body = req->body_state;
 	struct berth_manifest_put_result res;
 	char location[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 280];
 	const char *ct = berth_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
 
-	int rc = berth_manifest_put(&res, req->registry, req->name, req->reference, ct,
+	int rc = berth_manifest_put(&res, ar->registry, ar->name, ar->reference, ct,
 				    body->data ? body->data : "", body->len);
 	if (rc < 0) {
 		put_failed(req, rc, &res);
 		return;
 	}
 	struct MHD_Response *resp = berth_resp_empty();
-	snprintf(location, sizeof(location), "%s/v2/%s/manifests/%s", req->url_prefix, req->name,
+	snprintf(location, sizeof(location), "%s/v2/%s/manifests/%s", req->url_prefix, ar->name,
 		 res.digest);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
 	MHD_add_response_header(resp, "Docker-Content-Digest", res.digest);
@@ -191,33 +193,31 @@ static void on_manifest_complete(struct berth_request *req)
 
 static void put_manifest(struct berth_request *req)
 {
-	size_t max = berth_registry_manifest_max(req->registry);
+	size_t max = berth_registry_manifest_max(berth_api_req(req)->registry);
 	const char *cl = berth_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	uint64_t declared;
 
 	if (cl && berth_parse_u64(cl, &declared) == 0 && declared > max) {
-		berth_req_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "MANIFEST_INVALID", "manifest too large",
+		berth_api_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "MANIFEST_INVALID", "manifest too large",
 				NULL);
 		return;
 	}
 	struct berth_buf *body = berth_calloc(1, sizeof(*body));
 	body->cap = max;
-	req->state = body;
-	req->cleanup = cleanup_manifest;
-	req->on_body = on_manifest_body;
-	req->on_complete = on_manifest_complete;
+	berth_api_read_body(req, body, on_manifest_body, on_manifest_complete, cleanup_manifest);
 }
 
 /* ---- DELETE ---- */
 
 static void delete_manifest(struct berth_request *req)
 {
-	if (!berth_registry_delete_enabled(req->registry)) {
-		berth_req_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "UNSUPPORTED",
+	struct berth_api_request *ar = berth_api_req(req);
+	if (!berth_registry_delete_enabled(ar->registry)) {
+		berth_api_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "UNSUPPORTED",
 				"the operation is unsupported", NULL);
 		return;
 	}
-	int rc = berth_manifest_delete(req->registry, req->name, req->reference);
+	int rc = berth_manifest_delete(ar->registry, ar->name, ar->reference);
 	if (rc == BERTH_ENOTFOUND) {
 		manifest_unknown(req);
 		return;
@@ -234,16 +234,17 @@ static void delete_manifest(struct berth_request *req)
  * OCI conformance suite expect; a push answers 400. Returns 0 when it has answered. */
 static int check_reference(struct berth_request *req)
 {
-	int is_digest = strchr(req->reference, ':') != NULL;
-	if (is_digest ? berth_digest_valid(req->reference) : berth_tag_valid(req->reference))
+	struct berth_api_request *ar = berth_api_req(req);
+	int is_digest = strchr(ar->reference, ':') != NULL;
+	if (is_digest ? berth_digest_valid(ar->reference) : berth_tag_valid(ar->reference))
 		return 1;
 	if (strcmp(req->method, MHD_HTTP_METHOD_PUT) != 0) {
 		manifest_unknown(req);
 		return 0;
 	}
 	if (is_digest)
-		return berth_api_check_digest(req, req->reference);
-	berth_req_error(req, MHD_HTTP_BAD_REQUEST, "TAG_INVALID", "manifest tag did not match URI", NULL);
+		return berth_api_check_digest(req, ar->reference);
+	berth_api_error(req, MHD_HTTP_BAD_REQUEST, "TAG_INVALID", "manifest tag did not match URI", NULL);
 	return 0;
 }
 

@@ -26,7 +26,8 @@ static void add_upload_headers(struct berth_request *req, struct MHD_Response *r
 {
 	char location[BERTH_NAME_MAX + 320];
 	char range[48];
-	snprintf(location, sizeof(location), "%s/v2/%s/blobs/uploads/%s", req->url_prefix, req->name, uuid);
+	snprintf(location, sizeof(location), "%s/v2/%s/blobs/uploads/%s", req->url_prefix,
+		 berth_api_req(req)->name, uuid);
 	/* Distribution's form: inclusive end, and "0-0" for an empty upload. */
 	snprintf(range, sizeof(range), "0-%" PRIu64, size > 0 ? size - 1 : 0);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
@@ -47,7 +48,8 @@ static void send_blob_created(struct berth_request *req, const char *digest)
 {
 	char location[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 272];
 	struct MHD_Response *resp = berth_resp_empty();
-	snprintf(location, sizeof(location), "%s/v2/%s/blobs/%s", req->url_prefix, req->name, digest);
+	snprintf(location, sizeof(location), "%s/v2/%s/blobs/%s", req->url_prefix,
+		 berth_api_req(req)->name, digest);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
 	MHD_add_response_header(resp, "Docker-Content-Digest", digest);
 	berth_req_send(req, MHD_HTTP_CREATED, resp, 0);
@@ -55,7 +57,7 @@ static void send_blob_created(struct berth_request *req, const char *digest)
 
 static void upload_unknown(struct berth_request *req)
 {
-	berth_req_error(req, MHD_HTTP_NOT_FOUND, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry",
+	berth_api_error(req, MHD_HTTP_NOT_FOUND, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry",
 			NULL);
 }
 
@@ -74,11 +76,11 @@ static void range_invalid(struct berth_request *req, const char *uuid, uint64_t 
 
 static int on_upload_body(struct berth_request *req, const char *data, size_t n)
 {
-	struct upload_req *st = req->state;
+	struct upload_req *st = req->body_state;
 	int rc = berth_upload_write(st->upload, data, n);
 	if (rc == BERTH_ERANGE)
-		berth_req_fail(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, "RANGE_INVALID",
-			       "the upload is complete: nothing can be appended", NULL);
+		berth_api_fail(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, "RANGE_INVALID",
+			       "the upload is complete: nothing can be appended");
 	else if (rc < 0)
 		berth_api_storage_fail(req, rc, "cannot write upload");
 	return rc;
@@ -86,7 +88,7 @@ static int on_upload_body(struct berth_request *req, const char *data, size_t n)
 
 static void cleanup_upload(struct berth_request *req)
 {
-	struct upload_req *st = req->state;
+	struct upload_req *st = req->body_state;
 	if (!st)
 		return;
 	/* A one-request upload that failed (its body cut short, no room for it, or its commit
@@ -95,12 +97,12 @@ static void cleanup_upload(struct berth_request *req)
 		berth_upload_cancel(st->upload);
 	berth_upload_close(st->upload);
 	free(st);
-	req->state = NULL;
+	req->body_state = NULL;
 }
 
 static void on_patch_complete(struct berth_request *req)
 {
-	struct upload_req *st = req->state;
+	struct upload_req *st = req->body_state;
 	int rc = berth_upload_checkpoint(st->upload);
 	if (rc < 0) {
 		berth_api_storage_error(req, rc, "cannot save upload state");
@@ -112,12 +114,12 @@ static void on_patch_complete(struct berth_request *req)
 
 static void on_commit_complete(struct berth_request *req)
 {
-	struct upload_req *st = req->state;
+	struct upload_req *st = req->body_state;
 	int rc = berth_upload_commit(st->upload, st->digest);
 	if (rc == BERTH_EDIGEST) {
 		char detail[BERTH_DIGEST_STR_MAX + 16];
 		berth_api_digest_detail(detail, sizeof(detail), st->digest);
-		berth_req_error(req, MHD_HTTP_BAD_REQUEST, "DIGEST_INVALID",
+		berth_api_error(req, MHD_HTTP_BAD_REQUEST, "DIGEST_INVALID",
 				"provided digest did not match uploaded content", detail);
 		return;
 	}
@@ -133,15 +135,16 @@ static void on_commit_complete(struct berth_request *req)
 static int begin_body(struct berth_request *req, const char *uuid, const char *digest,
 		      berth_complete_cb complete)
 {
+	struct berth_api_request *ar = berth_api_req(req);
 	struct berth_upload *up = NULL;
-	int rc = berth_upload_open(&up, req->registry, req->name, uuid);
+	int rc = berth_upload_open(&up, ar->registry, ar->name, uuid);
 	if (rc == BERTH_ENOTFOUND) {
 		upload_unknown(req);
 		return 0;
 	}
 	if (rc == BERTH_EBUSY) {
 		uint64_t size = 0;
-		berth_upload_stat(req->registry, req->name, uuid, &size);
+		berth_upload_stat(ar->registry, ar->name, uuid, &size);
 		range_invalid(req, uuid, size);
 		return 0;
 	}
@@ -152,17 +155,14 @@ static int begin_body(struct berth_request *req, const char *uuid, const char *d
 	struct upload_req *st = berth_calloc(1, sizeof(*st));
 	st->upload = up;
 	st->digest = digest;
-	req->state = st;
-	req->cleanup = cleanup_upload;
-	req->on_body = on_upload_body;
-	req->on_complete = complete;
+	berth_api_read_body(req, st, on_upload_body, complete, cleanup_upload);
 	return 1;
 }
 
 /* A chunk's Content-Range must start where the upload ends and match its length. */
 static int check_content_range(struct berth_request *req)
 {
-	struct upload_req *st = req->state;
+	struct upload_req *st = req->body_state;
 	const char *cr = berth_req_header(req, MHD_HTTP_HEADER_CONTENT_RANGE);
 	const char *cl = berth_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	uint64_t size = berth_upload_size(st->upload), start, end, len;
@@ -181,9 +181,10 @@ static int check_content_range(struct berth_request *req)
 
 static int try_mount(struct berth_request *req, const char *digest, const char *from)
 {
+	struct berth_api_request *ar = berth_api_req(req);
 	if (!berth_digest_valid(digest) || (from && !berth_name_valid(from)))
 		return 0;
-	int rc = berth_blob_mount(req->registry, req->name, digest, from);
+	int rc = berth_blob_mount(ar->registry, ar->name, digest, from);
 	if (rc == 0) {
 		send_blob_created(req, digest);
 		return 1;
@@ -197,6 +198,7 @@ static int try_mount(struct berth_request *req, const char *digest, const char *
 
 void berth_api_uploads_post(struct berth_request *req)
 {
+	struct berth_api_request *ar = berth_api_req(req);
 	const char *mount = berth_req_query(req, "mount");
 	const char *from = berth_req_query(req, "from");
 	const char *digest = berth_req_query(req, "digest");
@@ -214,18 +216,18 @@ void berth_api_uploads_post(struct berth_request *req)
 	 * answers 401, on which containerd before 2.1 and buildkit abort the whole push). Without
 	 * `from` the blob would come from wherever it is, which auth cannot vouch for: with auth,
 	 * only a named source is mounted from. */
-	if (mount && (from ? berth_api_may_pull(req, from) : req->auth == NULL) &&
+	if (mount && (from ? berth_api_may_pull(req, from) : ar->auth == NULL) &&
 	    try_mount(req, mount, from))
 		return;
 	if (digest && !berth_api_check_digest(req, digest))
 		return;
-	if ((rc = berth_upload_create(req->registry, req->name, uuid)) < 0) {
+	if ((rc = berth_upload_create(ar->registry, ar->name, uuid)) < 0) {
 		berth_api_storage_error(req, rc, "cannot create upload");
 		return;
 	}
 	if (digest) {
 		if (begin_body(req, uuid, digest, on_commit_complete))
-			((struct upload_req *)req->state)->one_shot = 1;
+			((struct upload_req *)req->body_state)->one_shot = 1;
 	} else
 		send_upload_status(req, MHD_HTTP_ACCEPTED, uuid, 0);
 }
@@ -234,20 +236,22 @@ void berth_api_uploads_post(struct berth_request *req)
 
 static void get_status(struct berth_request *req)
 {
+	struct berth_api_request *ar = berth_api_req(req);
 	uint64_t size = 0;
-	int rc = berth_upload_stat(req->registry, req->name, req->reference, &size);
+	int rc = berth_upload_stat(ar->registry, ar->name, ar->reference, &size);
 	if (rc == BERTH_ENOTFOUND)
 		upload_unknown(req);
 	else if (rc < 0)
 		berth_api_storage_error(req, rc, "cannot stat upload");
 	else
-		send_upload_status(req, MHD_HTTP_NO_CONTENT, req->reference, size);
+		send_upload_status(req, MHD_HTTP_NO_CONTENT, ar->reference, size);
 }
 
 static void cancel(struct berth_request *req)
 {
+	struct berth_api_request *ar = berth_api_req(req);
 	struct berth_upload *up = NULL;
-	int rc = berth_upload_open(&up, req->registry, req->name, req->reference);
+	int rc = berth_upload_open(&up, ar->registry, ar->name, ar->reference);
 	if (rc == BERTH_ENOTFOUND) {
 		upload_unknown(req);
 		return;
@@ -260,7 +264,7 @@ static void cancel(struct berth_request *req)
 		return;
 	}
 	if (rc == BERTH_EBUSY) {
-		berth_req_error(req, MHD_HTTP_CONFLICT, "BLOB_UPLOAD_INVALID",
+		berth_api_error(req, MHD_HTTP_CONFLICT, "BLOB_UPLOAD_INVALID",
 				"upload is in use by another request", NULL);
 		return;
 	}
@@ -269,19 +273,20 @@ static void cancel(struct berth_request *req)
 
 void berth_api_upload(struct berth_request *req)
 {
+	struct berth_api_request *ar = berth_api_req(req);
 	const char *m = req->method;
 	if (strcmp(m, MHD_HTTP_METHOD_GET) == 0 || berth_req_is_head(req)) {
 		get_status(req);
 	} else if (strcmp(m, MHD_HTTP_METHOD_DELETE) == 0) {
 		cancel(req);
 	} else if (strcmp(m, MHD_HTTP_METHOD_PATCH) == 0) {
-		if (begin_body(req, req->reference, NULL, on_patch_complete))
+		if (begin_body(req, ar->reference, NULL, on_patch_complete))
 			check_content_range(req);
 	} else if (strcmp(m, MHD_HTTP_METHOD_PUT) == 0) {
 		const char *digest = berth_req_query(req, "digest");
 		if (!berth_api_check_digest(req, digest))
 			return;
-		if (begin_body(req, req->reference, digest, on_commit_complete))
+		if (begin_body(req, ar->reference, digest, on_commit_complete))
 			check_content_range(req);
 	} else {
 		berth_api_method_not_allowed(req);
