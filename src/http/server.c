@@ -534,42 +534,43 @@ static void set_url_base(struct berth_server *s, const char *external_url)
 		s->url_base = berth_asprintf("%.*s%s", (int)n, external_url, s->prefix ? s->prefix : "");
 }
 
-/* http.net: unix: a listening socket at path (a stale socket file there is replaced). */
+/* Closes fd (when open) and fails with the errno behind the failure noted for the log. */
+static int listen_failed(int fd)
+{
+	int err = errno;
+	if (fd >= 0)
+		close(fd);
+	berth_err_note_os(err);
+	return BERTH_ERROR;
+}
+
+/* http.net: unix: a listening socket at path (a stale socket file there is replaced). The
+ * socket, BERTH_EINVALID for a path too long, or BERTH_ERROR with its reason noted. */
 static int listen_unix(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
 	if (strlen(path) >= sizeof(sa.sun_path))
-		return -1;
+		return BERTH_EINVALID;
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
 		unlink(path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
-		close(fd);
-		return -1;
-	}
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, LISTEN_BACKLOG) != 0)
+		return listen_failed(fd);
 	return fd;
 }
 
 /* A listening TCP socket on ss, set up as libmicrohttpd would (address reuse; an IPv6 address
- * takes IPv6 clients only). -1 with errno on failure. */
+ * takes IPv6 clients only). The socket, or BERTH_ERROR with its reason noted. */
 static int listen_tcp(const struct sockaddr_storage *ss, socklen_t len)
 {
 	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int on = 1;
-	if (fd < 0)
-		return -1;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
 	    (ss->ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0) ||
-	    bind(fd, (const struct sockaddr *)ss, len) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
-		int err = errno;
-		close(fd);
-		errno = err;
-		return -1;
-	}
+	    bind(fd, (const struct sockaddr *)ss, len) != 0 || listen(fd, LISTEN_BACKLOG) != 0)
+		return listen_failed(fd);
 	return fd;
 }
 
@@ -627,15 +628,16 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 	if (opts->unix_socket) {
 		listen_fd = listen_unix(opts->addr);
 		if (listen_fd < 0) {
-			berth_error("cannot listen on unix socket '%s'", opts->addr);
-			return BERTH_ERROR;
+			berth_error("cannot listen on unix socket '%s': %s", opts->addr,
+				    listen_fd == BERTH_EINVALID ? "path too long" : berth_err_reason(listen_fd));
+			return listen_fd;
 		}
 	} else if (berth_http_resolve_addr(opts->addr, &ss, &sslen) < 0) {
 		berth_error("invalid listen address '%s'", opts->addr);
 		return BERTH_EINVALID;
 	} else if ((listen_fd = listen_tcp(&ss, sslen)) < 0) {
-		berth_error("cannot listen on %s: %s", opts->addr, strerror(errno));
-		return BERTH_ERROR;
+		berth_error("cannot listen on %s: %s", opts->addr, berth_err_reason(listen_fd));
+		return listen_fd;
 	}
 	if (!threads)
 		threads = (unsigned)berth_online_cpus();
@@ -710,7 +712,7 @@ int berth_server_reload_tls(struct berth_server *s, char *err, size_t errlen)
 {
 	if (!s->tls) {
 		snprintf(err, errlen, "not serving TLS");
-		return -1;
+		return BERTH_EUNSUPPORTED;
 	}
 	return berth_tls_certs_reload(err, errlen);
 }
