@@ -73,7 +73,7 @@ static int parse_level(const char *s, int *out)
 			return 0;
 		}
 	}
-	return -1;
+	return BERTH_ERROR;
 }
 
 /* A decimal number from 0 to max, digits only. */
@@ -81,11 +81,11 @@ static int parse_uint(const char *s, unsigned long max, unsigned *out)
 {
 	char *end;
 	if (*s < '0' || *s > '9')
-		return -1;
+		return BERTH_ERROR;
 	errno = 0;
 	unsigned long n = strtoul(s, &end, 10);
 	if (*end || errno || n > max)
-		return -1;
+		return BERTH_ERROR;
 	*out = (unsigned)n;
 	return 0;
 }
@@ -136,12 +136,12 @@ static int set_serve_option(struct berth_config *cfg, struct berth_server_option
 	switch (o) {
 	case OPT_ADDR:
 		if (!*v)
-			return -1;
+			return BERTH_ERROR;
 		snprintf(cfg->addr, sizeof(cfg->addr), "%s", v);
 		return 0;
 	case OPT_ROOT:
 		if (!*v)
-			return -1;
+			return BERTH_ERROR;
 		cfg->storage = BERTH_STORAGE_FILESYSTEM;
 		snprintf(cfg->rootdirectory, sizeof(cfg->rootdirectory), "%s", v);
 		return 0;
@@ -151,7 +151,7 @@ static int set_serve_option(struct berth_config *cfg, struct berth_server_option
 		else if (strcmp(v, "inmemory") == 0)
 			cfg->storage = BERTH_STORAGE_INMEMORY;
 		else
-			return -1;
+			return BERTH_ERROR;
 		return 0;
 	case OPT_THREADS:
 		return parse_uint(v, 1024, &cfg->threads);
@@ -164,7 +164,7 @@ static int set_serve_option(struct berth_config *cfg, struct berth_server_option
 	case OPT_LOG_LEVEL:
 		return parse_level(v, &cfg->log_level);
 	default:
-		return -1;
+		return BERTH_ERROR;
 	}
 }
 
@@ -186,7 +186,7 @@ static int scan_serve_args(struct serve_args *sa, int argc, char **argv)
 			if (sa->config) {
 				fprintf(stderr, "berth serve: unexpected argument '%s' (the configuration "
 						"file is '%s'; see berth serve --help)\n", a, sa->config);
-				return -1;
+				return BERTH_ERROR;
 			}
 			sa->config = a;
 		} else if (strcmp(a, "--") == 0) {
@@ -197,11 +197,11 @@ static int scan_serve_args(struct serve_args *sa, int argc, char **argv)
 			if (!inline_value && ++i >= argc) {
 				fprintf(stderr, "berth serve: %s needs a value: %s (see berth serve --help)\n", a,
 					serve_options[serve_option_of(a, &inline_value)].valid);
-				return -1;
+				return BERTH_ERROR;
 			}
 		} else if (strcmp(a, "--delete") != 0 && strcmp(a, "--no-access-log") != 0) {
 			fprintf(stderr, "berth serve: unknown option '%s' (see berth serve --help)\n", a);
-			return -1;
+			return BERTH_ERROR;
 		}
 	}
 	return 0;
@@ -222,7 +222,7 @@ static int apply_serve_flags(struct berth_config *cfg, struct berth_server_optio
 			if (set_serve_option(cfg, so, o, v) < 0) {
 				fprintf(stderr, "berth serve: invalid value '%s' for %s: valid values are %s\n",
 					v, serve_options[o].name, serve_options[o].valid);
-				return -1;
+				return BERTH_ERROR;
 			}
 		} else if (strcmp(a, "--delete") == 0) {
 			cfg->delete_enabled = 1;
@@ -261,20 +261,20 @@ static int check_supported(const struct berth_config *cfg)
 	if (cfg->storage == BERTH_STORAGE_S3) {
 		fputs("berth: configuration error: storage.s3 is not served yet: its calls would run on "
 		      "the HTTP polling threads (berth garbage-collect works on it)\n", stderr);
-		return -1;
+		return BERTH_ERROR;
 	}
 	if (cfg->proxy.remoteurl[0])
 		what = "proxy";
 	if (what) {
 		fprintf(stderr, "berth: configuration error: %s is not supported yet\n", what);
-		return -1;
+		return BERTH_ERROR;
 	}
 	for (size_t i = 0; i < cfg->notifications.n_endpoints; i++) {
 		if (!cfg->notifications.endpoints[i].disabled) {
 			fprintf(stderr, "berth: configuration error: notifications.endpoints: refused: "
 				"not supported yet, no event would be sent (set disabled: true on '%s')\n",
 				cfg->notifications.endpoints[i].name);
-			return -1;
+			return BERTH_ERROR;
 		}
 	}
 	if (cfg->blob_cache == BERTH_BLOB_CACHE_REDIS)
@@ -353,7 +353,7 @@ static int prepare_http(struct tls_and_headers *t, const struct berth_config *cf
 	if (cfg->http.host[0] && !external_url_valid(cfg->http.host)) {
 		berth_error("configuration error: http.host: '%s' is not an absolute URL "
 			    "(https://host[:port])", cfg->http.host);
-		return -1;
+		return BERTH_ERROR;
 	}
 	if (cfg->http.tls_certificate[0]) {
 		char err[512];
@@ -361,7 +361,7 @@ static int prepare_http(struct tls_and_headers *t, const struct berth_config *cf
 					 (const char *const *)cfg->http.tls_ciphersuites.v,
 					 cfg->http.tls_ciphersuites.n, err, sizeof(err)) < 0) {
 			berth_error("configuration error: %s", err);
-			return -1;
+			return BERTH_ERROR;
 		}
 		if (cfg->http.tls_clientcas.n) {
 			struct berth_buf cas = BERTH_BUF_INIT(16u << 20);
@@ -369,7 +369,7 @@ static int prepare_http(struct tls_and_headers *t, const struct berth_config *cf
 				char *pem = read_file(cfg->http.tls_clientcas.v[i]);
 				if (!pem) {
 					berth_buf_release(&cas);
-					return -1;
+					return BERTH_ERROR;
 				}
 				berth_buf_printf(&cas, "%s\n", pem);
 				free(pem);
@@ -381,7 +381,7 @@ static int prepare_http(struct tls_and_headers *t, const struct berth_config *cf
 		/* Distribution would ignore it: no certificate is asked for without CAs. */
 		berth_error("configuration error: http.tls.clientauth: refused without http.tls.clientcas "
 			    "(client certificates are asked for only with clientcas)");
-		return -1;
+		return BERTH_ERROR;
 	}
 	t->n_headers = cfg->http.headers.n;
 	t->headers = berth_calloc(t->n_headers, sizeof(*t->headers));

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 
+#include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "http/health.h"
@@ -73,7 +74,7 @@ int berth_serve_index_children(struct berth_registry_config *rcfg, const struct 
 	if (cfg->validation.n_platforms && mode != BERTH_INDEX_PLATFORMS_LIST) {
 		berth_error("configuration error: validation.manifests.indexes.platformlist: refused: "
 			    "used only with platforms: list");
-		return -1;
+		return BERTH_ERROR;
 	}
 	if (rcfg->index_children == BERTH_INDEX_CHILDREN_NONE || mode == BERTH_INDEX_PLATFORMS_LIST)
 		berth_warn("validation.manifests.indexes: image indexes are accepted without all of their "

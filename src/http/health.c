@@ -66,7 +66,7 @@ static int check_storage(struct check *c, char *err, size_t n)
 	int rc = berth_storage_stat(c->driver, "/", &st);
 	if (rc < 0 && rc != BERTH_ENOTFOUND) {
 		snprintf(err, n, "%s", berth_err_reason(rc));
-		return -1;
+		return BERTH_ERROR;
 	}
 	return 0;
 }
@@ -76,12 +76,12 @@ static int check_file(struct check *c, char *err, size_t n)
 	struct stat st;
 	if (stat(c->target, &st) == 0) {
 		snprintf(err, n, "file exists");
-		return -1;
+		return BERTH_ERROR;
 	}
 	if (errno == ENOENT || errno == ENOTDIR)
 		return 0;
 	snprintf(err, n, "%s: %s", c->target, strerror(errno));
-	return -1;
+	return BERTH_ERROR;
 }
 
 static int check_http(struct check *c, char *err, size_t n)
@@ -90,7 +90,7 @@ static int check_http(struct check *c, char *err, size_t n)
 	long status = 0;
 	if (!curl) {
 		snprintf(err, n, "%s: cannot start an HTTP request", c->target);
-		return -1;
+		return BERTH_ERROR;
 	}
 	curl_easy_setopt(curl, CURLOPT_URL, c->target);
 	curl_easy_setopt(curl, CURLOPT_NOBODY, 1L); /* HEAD, as Distribution's check */
@@ -104,11 +104,11 @@ static int check_http(struct check *c, char *err, size_t n)
 	curl_easy_cleanup(curl);
 	if (rc != CURLE_OK) {
 		snprintf(err, n, "%s: error while checking: %s", c->target, curl_easy_strerror(rc));
-		return -1;
+		return BERTH_ERROR;
 	}
 	if (status != c->statuscode) {
 		snprintf(err, n, "%s: downstream service returned unexpected status: %ld", c->target, status);
-		return -1;
+		return BERTH_ERROR;
 	}
 	return 0;
 }
@@ -142,7 +142,7 @@ static int split_addr(const char *addr, char *host, size_t hn, char *port, size_
 {
 	const char *colon = strrchr(addr, ':');
 	if (!colon || !colon[1] || strlen(colon + 1) >= pn)
-		return -1;
+		return BERTH_ERROR;
 	const char *h = addr;
 	size_t len = (size_t)(colon - addr);
 	if (len >= 2 && h[0] == '[' && h[len - 1] == ']') {
@@ -150,7 +150,7 @@ static int split_addr(const char *addr, char *host, size_t hn, char *port, size_
 		len -= 2;
 	}
 	if (len >= hn)
-		return -1;
+		return BERTH_ERROR;
 	memcpy(host, h, len);
 	host[len] = '\0';
 	snprintf(port, pn, "%s", colon + 1);
@@ -164,12 +164,12 @@ static int check_tcp(struct check *c, char *err, size_t n)
 	int e = ECONNREFUSED;
 	if (split_addr(c->target, host, sizeof(host), port, sizeof(port)) < 0) {
 		snprintf(err, n, "%s: connection failed: not a host:port address", c->target);
-		return -1;
+		return BERTH_ERROR;
 	}
 	int g = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
 	if (g != 0) {
 		snprintf(err, n, "%s: connection failed: %s", c->target, gai_strerror(g));
-		return -1;
+		return BERTH_ERROR;
 	}
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
 		if ((e = connect_within(ai, c->timeout_ms)) == 0)
@@ -177,7 +177,7 @@ static int check_tcp(struct check *c, char *err, size_t n)
 	freeaddrinfo(res);
 	if (e) {
 		snprintf(err, n, "%s: connection failed: %s", c->target, strerror(e));
-		return -1;
+		return BERTH_ERROR;
 	}
 	return 0;
 }

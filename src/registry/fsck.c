@@ -216,7 +216,7 @@ static int make_digest(char out[BERTH_DIGEST_STR_MAX], const char *alg, const ch
 {
 	int n = snprintf(out, BERTH_DIGEST_STR_MAX, "%s:%s", alg, hex);
 	if (n < 0 || n >= BERTH_DIGEST_STR_MAX)
-		return -1;
+		return BERTH_ERROR;
 	return berth_digest_valid(out) ? 0 : -1;
 }
 
@@ -874,7 +874,7 @@ static int fsync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		return -1;
+		return BERTH_ERROR;
 	int rc = fsync(fd);
 	close(fd);
 	return rc;
@@ -911,7 +911,7 @@ static int move_blob(struct fsck *f, const char *digest, char **msg)
 	char *src = berth_asprintf("%s%s", f->o->host_root, logical);
 	char *dstdir = berth_asprintf("%s" BERTH_ROOT "/" LOST_FOUND "/%s", f->o->host_root, alg);
 	char *dst = NULL;
-	int rc = -1;
+	int rc = BERTH_ERROR;
 	if (mkdir_p(dstdir) != 0) {
 		*msg = berth_asprintf("cannot create %s: %s", dstdir, strerror(errno));
 		goto out;

@@ -616,15 +616,15 @@ static int blob_path_digest(const char *path, struct berth_oid *d)
 {
 	static const char root[] = BERTH_BLOBS_ROOT "/";
 	if (strncmp(path, root, sizeof(root) - 1) != 0)
-		return -1;
+		return BERTH_ERROR;
 	const char *alg = path + sizeof(root) - 1;
 	const char *s1 = strchr(alg, '/');
 	if (!s1 || s1[1] == '\0' || s1[2] == '\0' || s1[3] != '/')
-		return -1;
+		return BERTH_ERROR;
 	const char *hex = s1 + 4;
 	const char *s3 = strchr(hex, '/');
 	if (!s3 || strcmp(s3, "/data") != 0 || (size_t)(s3 - hex) > 128 || memcmp(s1 + 1, hex, 2) != 0)
-		return -1;
+		return BERTH_ERROR;
 	char hexbuf[129];
 	memcpy(hexbuf, hex, (size_t)(s3 - hex));
 	hexbuf[s3 - hex] = '\0';
