@@ -22,6 +22,33 @@ enum berth_api_route {
 	BERTH_API_N_ROUTES
 };
 
+/*
+ * The conditions the API answers with an OCI error: each has one HTTP status and one OCI code,
+ * in one table (api/errors.c), as Distribution answers them.
+ */
+enum berth_api_condition {
+	BERTH_API_BLOB_UNKNOWN,          /* 404 BLOB_UNKNOWN */
+	BERTH_API_UPLOAD_UNKNOWN,        /* 404 BLOB_UPLOAD_UNKNOWN */
+	BERTH_API_UPLOAD_BUSY,           /* 409 BLOB_UPLOAD_INVALID: another request holds it */
+	BERTH_API_RANGE_INVALID,         /* 416 RANGE_INVALID */
+	BERTH_API_DIGEST_INVALID,        /* 400 DIGEST_INVALID */
+	BERTH_API_MANIFEST_UNKNOWN,      /* 404 MANIFEST_UNKNOWN */
+	BERTH_API_MANIFEST_INVALID,      /* 400 MANIFEST_INVALID */
+	BERTH_API_MANIFEST_TOO_LARGE,    /* 413 MANIFEST_INVALID */
+	BERTH_API_MANIFEST_BLOB_UNKNOWN, /* 400 MANIFEST_BLOB_UNKNOWN */
+	BERTH_API_NAME_INVALID,          /* 400 NAME_INVALID */
+	BERTH_API_NAME_UNKNOWN,          /* 404 NAME_UNKNOWN */
+	BERTH_API_TAG_INVALID,           /* 400 TAG_INVALID */
+	BERTH_API_PAGINATION_INVALID,    /* 400 PAGINATION_NUMBER_INVALID */
+	BERTH_API_UNAUTHORIZED,          /* 401 UNAUTHORIZED (with the challenge) */
+	BERTH_API_UNSUPPORTED,           /* 405 UNSUPPORTED: method, deletes off, read-only */
+	BERTH_API_NO_ENDPOINT,           /* 404 UNSUPPORTED: no such route */
+	BERTH_API_UNAVAILABLE,           /* 503 UNAVAILABLE */
+	BERTH_API_STORAGE_FULL,          /* 507 UNKNOWN */
+	BERTH_API_INTERNAL,              /* 500 UNKNOWN */
+	BERTH_API_N_CONDITIONS
+};
+
 /* The API's part of a request (the request's data, http/request.h): its route's parameters,
  * the authorization's challenge, and the first failure met while the body arrived. */
 struct berth_api_request {
@@ -34,8 +61,7 @@ struct berth_api_request {
 
 	berth_complete_cb complete; /* the handler's, run when the body was taken whole */
 	int failed;
-	unsigned fail_status;
-	const char *fail_code;
+	enum berth_api_condition fail_condition;
 	char fail_message[256];
 };
 
@@ -59,15 +85,21 @@ void berth_api_referrers(struct berth_request *req);
 void berth_api_dispatch(struct berth_request *req, const char *url, void *payload);
 
 /*
- * Sends the OCI error JSON {"errors":[{"code","message","detail"}]}. detail_json is a JSON text
- * (object or string) or NULL for null.
+ * Answers cond with the OCI error JSON {"errors":[{"code","message","detail"}]} and its status.
+ * message NULL: the condition's usual one. detail_json is a JSON text (object or string) or
+ * NULL for null.
  */
-void berth_api_error(struct berth_request *req, unsigned status, const char *code,
-		     const char *message, const char *detail_json);
+void berth_api_answer(struct berth_request *req, enum berth_api_condition cond, const char *message,
+		      const char *detail_json);
+/* The HTTP status and OCI error code of a condition (the table's row). */
+unsigned berth_api_condition_status(enum berth_api_condition cond);
+const char *berth_api_condition_code(enum berth_api_condition cond);
+/* The condition for a BERTH_E* code from storage or the registry's internals: full, or
+ * internal. */
+enum berth_api_condition berth_api_storage_condition(int rc);
 /* Records a failure while the body is still arriving (the first one counts); it is answered
  * once the body is in, instead of the handler's complete callback. */
-void berth_api_fail(struct berth_request *req, unsigned status, const char *code,
-		    const char *message);
+void berth_api_fail(struct berth_request *req, enum berth_api_condition cond, const char *message);
 /* Installs the body callbacks of a handler that reads a body; body_state is the callbacks' own
  * (req->body_state), released by cleanup. */
 void berth_api_read_body(struct berth_request *req, void *body_state, berth_body_cb on_body,

@@ -49,7 +49,7 @@ static void blob_unknown(struct berth_request *req, const char *digest)
 {
 	char detail[BERTH_DIGEST_STR_MAX + 16];
 	berth_api_digest_detail(detail, sizeof(detail), digest);
-	berth_api_error(req, MHD_HTTP_NOT_FOUND, "BLOB_UNKNOWN", "blob unknown to registry", detail);
+	berth_api_answer(req, BERTH_API_BLOB_UNKNOWN, "blob unknown to registry", detail);
 }
 
 /* Wraps the reader in a response for [start, start+len); takes the reader. */
@@ -158,7 +158,7 @@ static void delete_blob(struct berth_request *req)
 	struct berth_api_request *ar = berth_api_req(req);
 	int rc;
 	if (!berth_registry_delete_enabled(ar->registry)) {
-		berth_api_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "UNSUPPORTED",
+		berth_api_answer(req, BERTH_API_UNSUPPORTED,
 				"the operation is unsupported", NULL);
 		return;
 	}

@@ -1,4 +1,5 @@
-/* Translation of BERTH_E* codes and common conditions into HTTP answers. */
+/* The API's error answers: one table from condition to HTTP status and OCI error code, and
+ * the translation of BERTH_E* codes from storage into conditions. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +23,44 @@ static char *error_body(const char *code, const char *message, const char *detai
 	return s;
 }
 
-void berth_api_error(struct berth_request *req, unsigned status, const char *code,
-		     const char *message, const char *detail_json)
+static const struct {
+	unsigned status;
+	const char *code;
+	const char *message;
+} conditions[BERTH_API_N_CONDITIONS] = {
+	[BERTH_API_BLOB_UNKNOWN] = { MHD_HTTP_NOT_FOUND, "BLOB_UNKNOWN", "blob unknown to registry" },
+	[BERTH_API_UPLOAD_UNKNOWN] = { MHD_HTTP_NOT_FOUND, "BLOB_UPLOAD_UNKNOWN",
+				       "blob upload unknown to registry" },
+	[BERTH_API_UPLOAD_BUSY] = { MHD_HTTP_CONFLICT, "BLOB_UPLOAD_INVALID",
+				    "upload is in use by another request" },
+	[BERTH_API_RANGE_INVALID] = { MHD_HTTP_RANGE_NOT_SATISFIABLE, "RANGE_INVALID",
+				      "invalid content range" },
+	[BERTH_API_DIGEST_INVALID] = { MHD_HTTP_BAD_REQUEST, "DIGEST_INVALID",
+				       "provided digest did not match uploaded content" },
+	[BERTH_API_MANIFEST_UNKNOWN] = { MHD_HTTP_NOT_FOUND, "MANIFEST_UNKNOWN", "manifest unknown" },
+	[BERTH_API_MANIFEST_INVALID] = { MHD_HTTP_BAD_REQUEST, "MANIFEST_INVALID", "manifest invalid" },
+	[BERTH_API_MANIFEST_TOO_LARGE] = { MHD_HTTP_CONTENT_TOO_LARGE, "MANIFEST_INVALID",
+					   "manifest too large" },
+	[BERTH_API_MANIFEST_BLOB_UNKNOWN] = { MHD_HTTP_BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN",
+					      "blob unknown to registry" },
+	[BERTH_API_NAME_INVALID] = { MHD_HTTP_BAD_REQUEST, "NAME_INVALID", "invalid repository name" },
+	[BERTH_API_NAME_UNKNOWN] = { MHD_HTTP_NOT_FOUND, "NAME_UNKNOWN",
+				     "repository name not known to registry" },
+	[BERTH_API_TAG_INVALID] = { MHD_HTTP_BAD_REQUEST, "TAG_INVALID", "manifest tag did not match URI" },
+	[BERTH_API_PAGINATION_INVALID] = { MHD_HTTP_BAD_REQUEST, "PAGINATION_NUMBER_INVALID",
+					   "invalid number of results requested" },
+	[BERTH_API_UNAUTHORIZED] = { MHD_HTTP_UNAUTHORIZED, "UNAUTHORIZED", "authentication required" },
+	[BERTH_API_UNSUPPORTED] = { MHD_HTTP_METHOD_NOT_ALLOWED, "UNSUPPORTED",
+				    "the operation is unsupported" },
+	[BERTH_API_NO_ENDPOINT] = { MHD_HTTP_NOT_FOUND, "UNSUPPORTED", "no such endpoint" },
+	[BERTH_API_UNAVAILABLE] = { MHD_HTTP_SERVICE_UNAVAILABLE, "UNAVAILABLE", "service unavailable" },
+	[BERTH_API_STORAGE_FULL] = { MHD_HTTP_INSUFFICIENT_STORAGE, "UNKNOWN", "storage is full" },
+	[BERTH_API_INTERNAL] = { MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN", "storage error" },
+};
+
+/* The OCI error JSON with status and code, the one writer of it. */
+static void send_error(struct berth_request *req, unsigned status, const char *code,
+		       const char *message, const char *detail_json)
 {
 	size_t len;
 	char *body = error_body(code, message, detail_json, &len);
@@ -35,16 +72,39 @@ void berth_api_error(struct berth_request *req, unsigned status, const char *cod
 	berth_req_send(req, status, resp, len);
 }
 
-void berth_api_fail(struct berth_request *req, unsigned status, const char *code,
-		    const char *message)
+/* An out-of-range condition is answered as internal. */
+static enum berth_api_condition known(enum berth_api_condition cond)
+{
+	return (size_t)cond < BERTH_API_N_CONDITIONS ? cond : BERTH_API_INTERNAL;
+}
+
+unsigned berth_api_condition_status(enum berth_api_condition cond)
+{
+	return conditions[known(cond)].status;
+}
+
+const char *berth_api_condition_code(enum berth_api_condition cond)
+{
+	return conditions[known(cond)].code;
+}
+
+void berth_api_answer(struct berth_request *req, enum berth_api_condition cond, const char *message,
+		      const char *detail_json)
+{
+	cond = known(cond);
+	send_error(req, conditions[cond].status, conditions[cond].code,
+		   message ? message : conditions[cond].message, detail_json);
+}
+
+void berth_api_fail(struct berth_request *req, enum berth_api_condition cond, const char *message)
 {
 	struct berth_api_request *ar = berth_api_req(req);
 	if (ar->failed)
 		return;
 	ar->failed = 1;
-	ar->fail_status = status;
-	ar->fail_code = code;
-	snprintf(ar->fail_message, sizeof(ar->fail_message), "%s", message);
+	ar->fail_condition = known(cond);
+	snprintf(ar->fail_message, sizeof(ar->fail_message), "%s",
+		 message ? message : conditions[ar->fail_condition].message);
 }
 
 /* The complete callback the server runs: the recorded failure, or the handler's own. */
@@ -52,7 +112,7 @@ static void complete_or_answer_failure(struct berth_request *req)
 {
 	struct berth_api_request *ar = berth_api_req(req);
 	if (ar->failed)
-		berth_api_error(req, ar->fail_status, ar->fail_code, ar->fail_message, NULL);
+		berth_api_answer(req, ar->fail_condition, ar->fail_message, NULL);
 	else
 		ar->complete(req);
 }
@@ -67,18 +127,18 @@ void berth_api_read_body(struct berth_request *req, void *body_state, berth_body
 	req->cleanup = cleanup;
 }
 
-/* The OCI answer to each refusal of the server's (http/server.h); the status and message are
- * the server's. */
+/* The condition answering each refusal of the server's (http/server.h); the status and
+ * message are the server's (a framing error is 400 or 501). */
 static const struct {
-	const char *code;
+	enum berth_api_condition cond;
 	const char *detail_json;
 } refusals[] = {
-	[BERTH_HTTP_REFUSE_CERTIFICATE] = { "UNAUTHORIZED", NULL },
-	[BERTH_HTTP_REFUSE_FRAMING] = { "UNSUPPORTED", NULL },
-	[BERTH_HTTP_REFUSE_NO_ROUTE] = { "UNSUPPORTED", NULL },
-	[BERTH_HTTP_REFUSE_UNHEALTHY] = { "UNAVAILABLE",
+	[BERTH_HTTP_REFUSE_CERTIFICATE] = { BERTH_API_UNAUTHORIZED, NULL },
+	[BERTH_HTTP_REFUSE_FRAMING] = { BERTH_API_UNSUPPORTED, NULL },
+	[BERTH_HTTP_REFUSE_NO_ROUTE] = { BERTH_API_NO_ENDPOINT, NULL },
+	[BERTH_HTTP_REFUSE_UNHEALTHY] = { BERTH_API_UNAVAILABLE,
 					  "\"health check failed: please see /debug/health\"" },
-	[BERTH_HTTP_REFUSE_NO_ANSWER] = { "UNKNOWN", NULL },
+	[BERTH_HTTP_REFUSE_NO_ANSWER] = { BERTH_API_INTERNAL, NULL },
 };
 
 void berth_api_refuse(struct berth_request *req, enum berth_http_refusal why, unsigned status,
@@ -87,42 +147,29 @@ void berth_api_refuse(struct berth_request *req, enum berth_http_refusal why, un
 	(void)payload;
 	size_t i = (size_t)why < sizeof(refusals) / sizeof(refusals[0]) ? (size_t)why
 									: BERTH_HTTP_REFUSE_NO_ANSWER;
-	berth_api_error(req, status, refusals[i].code, message, refusals[i].detail_json);
+	send_error(req, status, conditions[refusals[i].cond].code, message, refusals[i].detail_json);
 }
 
-static void storage_status(int rc, unsigned *status, const char **message)
+enum berth_api_condition berth_api_storage_condition(int rc)
 {
-	if (rc == BERTH_ENOSPC) {
-		*status = MHD_HTTP_INSUFFICIENT_STORAGE;
-		*message = "storage is full";
-	} else {
-		*status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-		*message = "storage error";
-	}
+	return rc == BERTH_ENOSPC ? BERTH_API_STORAGE_FULL : BERTH_API_INTERNAL;
 }
 
 void berth_api_storage_error(struct berth_request *req, int rc, const char *what)
 {
-	unsigned status;
-	const char *message;
-	storage_status(rc, &status, &message);
 	berth_error("%s %s: %s: %s", req->method, req->path, what, berth_err_reason(rc));
-	berth_api_error(req, status, "UNKNOWN", message, NULL);
+	berth_api_answer(req, berth_api_storage_condition(rc), NULL, NULL);
 }
 
 void berth_api_storage_fail(struct berth_request *req, int rc, const char *what)
 {
-	unsigned status;
-	const char *message;
-	storage_status(rc, &status, &message);
 	berth_error("%s %s: %s: %s", req->method, req->path, what, berth_err_reason(rc));
-	berth_api_fail(req, status, "UNKNOWN", message);
+	berth_api_fail(req, berth_api_storage_condition(rc), NULL);
 }
 
 void berth_api_method_not_allowed(struct berth_request *req)
 {
-	berth_api_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "UNSUPPORTED",
-			"the operation is unsupported", NULL);
+	berth_api_answer(req, BERTH_API_UNSUPPORTED, NULL, NULL);
 }
 
 void berth_api_digest_detail(char *out, size_t cap, const char *digest)
@@ -135,8 +182,7 @@ int berth_api_check_digest(struct berth_request *req, const char *digest)
 {
 	if (digest && berth_digest_valid(digest))
 		return 1;
-	berth_api_error(req, MHD_HTTP_BAD_REQUEST, "DIGEST_INVALID",
-			"provided digest did not match uploaded content", NULL);
+	berth_api_answer(req, BERTH_API_DIGEST_INVALID, NULL, NULL);
 	return 0;
 }
 

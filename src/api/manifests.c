@@ -13,7 +13,7 @@
 
 static void manifest_unknown(struct berth_request *req)
 {
-	berth_api_error(req, MHD_HTTP_NOT_FOUND, "MANIFEST_UNKNOWN", "manifest unknown", NULL);
+	berth_api_answer(req, BERTH_API_MANIFEST_UNKNOWN, "manifest unknown", NULL);
 }
 
 static void add_digest_headers(struct MHD_Response *resp, const char *digest)
@@ -109,7 +109,7 @@ static void get_manifest(struct berth_request *req)
 	}
 	const char *refusal = not_acceptable(req, mc.media_type);
 	if (refusal) {
-		berth_api_error(req, MHD_HTTP_NOT_FOUND, "MANIFEST_UNKNOWN", refusal, NULL);
+		berth_api_answer(req, BERTH_API_MANIFEST_UNKNOWN, refusal, NULL);
 		berth_manifest_content_release(&mc);
 		return;
 	}
@@ -127,7 +127,7 @@ static int on_manifest_body(struct berth_request *req, const char *data, size_t 
 {
 	struct berth_buf *body = req->body_state;
 	if (berth_buf_append(body, data, n) < 0) {
-		berth_api_fail(req, MHD_HTTP_CONTENT_TOO_LARGE, "MANIFEST_INVALID",
+		berth_api_fail(req, BERTH_API_MANIFEST_TOO_LARGE,
 			       "manifest too large");
 		return BERTH_ETOOLARGE;
 	}
@@ -150,16 +150,16 @@ static void put_failed(struct berth_request *req, int rc, const struct berth_man
 	switch (rc) {
 	case BERTH_ENOTFOUND:
 		berth_api_digest_detail(detail, sizeof(detail), res->missing);
-		berth_api_error(req, MHD_HTTP_BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN", res->message, detail);
+		berth_api_answer(req, BERTH_API_MANIFEST_BLOB_UNKNOWN, res->message, detail);
 		break;
 	case BERTH_EDIGEST:
-		berth_api_error(req, MHD_HTTP_BAD_REQUEST, "DIGEST_INVALID", res->message, NULL);
+		berth_api_answer(req, BERTH_API_DIGEST_INVALID, res->message, NULL);
 		break;
 	case BERTH_EINVALID:
-		berth_api_error(req, MHD_HTTP_BAD_REQUEST, "MANIFEST_INVALID", res->message, NULL);
+		berth_api_answer(req, BERTH_API_MANIFEST_INVALID, res->message, NULL);
 		break;
 	case BERTH_ETOOLARGE:
-		berth_api_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "MANIFEST_INVALID", res->message, NULL);
+		berth_api_answer(req, BERTH_API_MANIFEST_TOO_LARGE, res->message, NULL);
 		break;
 	default:
 		berth_api_storage_error(req, rc, "cannot store manifest");
@@ -198,7 +198,7 @@ static void put_manifest(struct berth_request *req)
 	uint64_t declared;
 
 	if (cl && berth_parse_u64(cl, &declared) == 0 && declared > max) {
-		berth_api_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "MANIFEST_INVALID", "manifest too large",
+		berth_api_answer(req, BERTH_API_MANIFEST_TOO_LARGE, "manifest too large",
 				NULL);
 		return;
 	}
@@ -213,7 +213,7 @@ static void delete_manifest(struct berth_request *req)
 {
 	struct berth_api_request *ar = berth_api_req(req);
 	if (!berth_registry_delete_enabled(ar->registry)) {
-		berth_api_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "UNSUPPORTED",
+		berth_api_answer(req, BERTH_API_UNSUPPORTED,
 				"the operation is unsupported", NULL);
 		return;
 	}
@@ -244,7 +244,7 @@ static int check_reference(struct berth_request *req)
 	}
 	if (is_digest)
 		return berth_api_check_digest(req, ar->reference);
-	berth_api_error(req, MHD_HTTP_BAD_REQUEST, "TAG_INVALID", "manifest tag did not match URI", NULL);
+	berth_api_answer(req, BERTH_API_TAG_INVALID, "manifest tag did not match URI", NULL);
 	return 0;
 }
 

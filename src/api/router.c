@@ -65,7 +65,7 @@ static enum berth_api_route match(const char *rest, size_t *name_len, const char
 
 static void not_found(struct berth_request *req)
 {
-	berth_api_error(req, MHD_HTTP_NOT_FOUND, "UNSUPPORTED", "no such endpoint", NULL);
+	berth_api_answer(req, BERTH_API_NO_ENDPOINT, "no such endpoint", NULL);
 }
 
 static int is_method(const struct berth_request *req, const char *m)
@@ -123,9 +123,9 @@ static int authorize(struct berth_request *req)
 	if (rc == 0)
 		return 1;
 	if (rc == BERTH_EUNAUTHORIZED || rc == BERTH_EDENIED)
-		berth_api_error(req, MHD_HTTP_UNAUTHORIZED, "UNAUTHORIZED", "authentication required", NULL);
+		berth_api_answer(req, BERTH_API_UNAUTHORIZED, "authentication required", NULL);
 	else
-		berth_api_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN", "authorization failed", NULL);
+		berth_api_answer(req, BERTH_API_INTERNAL, "authorization failed", NULL);
 	return 0;
 }
 
@@ -190,20 +190,21 @@ void berth_api_dispatch(struct berth_request *req, const char *url, void *payloa
 		return;
 	}
 	if (name_len == 0 || name_len > BERTH_NAME_MAX) {
-		berth_api_error(req, MHD_HTTP_BAD_REQUEST, "NAME_INVALID", "invalid repository name", NULL);
+		berth_api_answer(req, BERTH_API_NAME_INVALID, "invalid repository name", NULL);
 		return;
 	}
 	memcpy(ar->name, url + 4, name_len);
 	ar->name[name_len] = '\0';
 	if (!berth_name_valid(ar->name)) {
-		berth_api_error(req, MHD_HTTP_BAD_REQUEST, "NAME_INVALID", "invalid repository name", NULL);
+		berth_api_answer(req, BERTH_API_NAME_INVALID, "invalid repository name", NULL);
 		return;
 	}
 	if (param) {
 		if (strlen(param) >= sizeof(ar->reference)) {
-			berth_api_error(req, MHD_HTTP_BAD_REQUEST,
-					ar->route == BERTH_API_ROUTE_MANIFEST ? "TAG_INVALID" : "DIGEST_INVALID",
-					"reference is too long", NULL);
+			berth_api_answer(req,
+					 ar->route == BERTH_API_ROUTE_MANIFEST ? BERTH_API_TAG_INVALID
+									       : BERTH_API_DIGEST_INVALID,
+					 "reference is too long", NULL);
 			return;
 		}
 		memcpy(ar->reference, param, strlen(param) + 1);
@@ -212,7 +213,7 @@ void berth_api_dispatch(struct berth_request *req, const char *url, void *payloa
 		return;
 	if (berth_registry_readonly(ar->registry) && is_write(req->method)) {
 		/* Maintenance mode: reads go on, every write is refused (as Distribution's). */
-		berth_api_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "UNSUPPORTED",
+		berth_api_answer(req, BERTH_API_UNSUPPORTED,
 				"registry is in read-only mode", NULL);
 		return;
 	}

@@ -29,7 +29,7 @@ static void query_escape(struct berth_buf *b, const char *s)
 static void pagination_number_invalid(struct berth_request *req, json_t *detail)
 {
 	char *text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
-	berth_api_error(req, MHD_HTTP_BAD_REQUEST, "PAGINATION_NUMBER_INVALID",
+	berth_api_answer(req, BERTH_API_PAGINATION_INVALID,
 			"invalid number of results requested", text);
 	free(text);
 	json_decref(detail);
@@ -109,7 +109,7 @@ void berth_api_tags(struct berth_request *req)
 		/* Distribution's detail; a routed name matches the grammar, so needs no escaping. */
 		char detail[BERTH_NAME_MAX + 16];
 		snprintf(detail, sizeof(detail), "{\"name\":\"%s\"}", ar->name);
-		berth_api_error(req, MHD_HTTP_NOT_FOUND, "NAME_UNKNOWN",
+		berth_api_answer(req, BERTH_API_NAME_UNKNOWN,
 				"repository name not known to registry", detail);
 		return;
 	}

@@ -57,7 +57,7 @@ static void send_blob_created(struct berth_request *req, const char *digest)
 
 static void upload_unknown(struct berth_request *req)
 {
-	berth_api_error(req, MHD_HTTP_NOT_FOUND, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry",
+	berth_api_answer(req, BERTH_API_UPLOAD_UNKNOWN, "blob upload unknown to registry",
 			NULL);
 }
 
@@ -79,7 +79,7 @@ static int on_upload_body(struct berth_request *req, const char *data, size_t n)
 	struct upload_req *st = req->body_state;
 	int rc = berth_upload_write(st->upload, data, n);
 	if (rc == BERTH_ERANGE)
-		berth_api_fail(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, "RANGE_INVALID",
+		berth_api_fail(req, BERTH_API_RANGE_INVALID,
 			       "the upload is complete: nothing can be appended");
 	else if (rc < 0)
 		berth_api_storage_fail(req, rc, "cannot write upload");
@@ -119,7 +119,7 @@ static void on_commit_complete(struct berth_request *req)
 	if (rc == BERTH_EDIGEST) {
 		char detail[BERTH_DIGEST_STR_MAX + 16];
 		berth_api_digest_detail(detail, sizeof(detail), st->digest);
-		berth_api_error(req, MHD_HTTP_BAD_REQUEST, "DIGEST_INVALID",
+		berth_api_answer(req, BERTH_API_DIGEST_INVALID,
 				"provided digest did not match uploaded content", detail);
 		return;
 	}
@@ -264,7 +264,7 @@ static void cancel(struct berth_request *req)
 		return;
 	}
 	if (rc == BERTH_EBUSY) {
-		berth_api_error(req, MHD_HTTP_CONFLICT, "BLOB_UPLOAD_INVALID",
+		berth_api_answer(req, BERTH_API_UPLOAD_BUSY,
 				"upload is in use by another request", NULL);
 		return;
 	}
