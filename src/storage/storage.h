@@ -105,6 +105,29 @@ static inline int berth_storage_url_for(struct berth_storage_driver *d, const ch
 	return d->url_for ? d->url_for(d, path, out) : BERTH_EUNSUPPORTED;
 }
 
+static inline int berth_storage_find_debris(struct berth_storage_driver *d, const char *path,
+					    const char *skip, berth_debris_cb cb, void *payload)
+{
+	return d->find_debris ? d->find_debris(d, path, skip, cb, payload) : BERTH_EUNSUPPORTED;
+}
+
+static inline int berth_storage_remove_debris(struct berth_storage_driver *d, const char *path)
+{
+	return d->remove_debris ? d->remove_debris(d, path) : BERTH_EUNSUPPORTED;
+}
+
+/* 1 if the driver can move objects aside (berth_storage_quarantine). */
+static inline int berth_storage_can_quarantine(const struct berth_storage_driver *d)
+{
+	return d->quarantine != NULL;
+}
+
+static inline int berth_storage_quarantine(char **where_out, struct berth_storage_driver *d,
+					   const char *path, const char *path_aside, const char *name)
+{
+	return d->quarantine ? d->quarantine(where_out, d, path, path_aside, name) : BERTH_EUNSUPPORTED;
+}
+
 static inline void berth_storage_free(struct berth_storage_driver *d)
 {
 	if (d)

@@ -191,7 +191,6 @@ static void run(struct fixture *f, int repair)
 	/* A fresh registry view is not needed: fsck goes through the driver only. */
 	struct berth_fsck_options o = {
 		.repair = repair,
-		.host_root = f->dir[0] ? f->dir : NULL,
 		.report = collect,
 		.payload = f,
 	};
