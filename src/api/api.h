@@ -1,6 +1,6 @@
 /*
  * The OCI distribution API: the HTTP handler main.c registers with the server. One file per
- * resource (base.c, blobs.c, uploads.c, manifests.c, tags.c, referrers.c); router.c routes and
+ * resource (base.c, catalog.c, blobs.c, uploads.c, manifests.c, tags.c, referrers.c); router.c routes and
  * authorizes; errors.c holds the translation from conditions to HTTP status and OCI error codes.
  */
 #ifndef BERTH_API_API_H
