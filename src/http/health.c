@@ -63,7 +63,7 @@ static void *must(void *p)
 static int check_storage(struct check *c, char *err, size_t n)
 {
 	struct berth_stat st;
-	int rc = berth_storage_stat(c->driver, "/", &st);
+	int rc = berth_storage_stat(&st, c->driver, "/");
 	if (rc < 0 && rc != BERTH_ENOTFOUND) {
 		snprintf(err, n, "%s", berth_err_reason(rc));
 		return BERTH_ERROR;

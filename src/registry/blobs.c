@@ -38,7 +38,7 @@ int berth_blob_open(struct berth_reader **out, struct berth_registry *r, const c
 	rc = berth_path_blob_data(path, digest);
 	if (rc < 0)
 		return rc;
-	return berth_storage_reader(r->driver, path, offset, out);
+	return berth_storage_reader(out, r->driver, path, offset);
 }
 
 int berth_blob_delete(struct berth_registry *r, const char *name, const char *digest)

@@ -230,7 +230,7 @@ static int hash_blob(struct fsck *f, const char *path, enum berth_digest_alg alg
 {
 	struct berth_reader *r = NULL;
 	struct berth_hasher *h = NULL;
-	int rc = berth_storage_reader(f->d, path, 0, &r);
+	int rc = berth_storage_reader(&r, f->d, path, 0);
 	if (rc < 0)
 		return rc;
 	berth_hasher_new(&h, alg);
@@ -353,7 +353,7 @@ static int read_link(struct fsck *f, const char *path, char out[BERTH_DIGEST_STR
 {
 	char *content = NULL;
 	size_t len = 0;
-	int rc = berth_storage_get_content(f->d, path, BERTH_LINK_MAX, &content, &len);
+	int rc = berth_storage_get_content(&content, &len, f->d, path, BERTH_LINK_MAX);
 	if (rc == BERTH_ETOOLARGE) {
 		snprintf(shown, shown_cap, "more than %d bytes", BERTH_LINK_MAX);
 		return BERTH_EINVALID;
@@ -475,7 +475,7 @@ static void visit_repo_file(struct fsck *f, const char *path, const char *repo, 
 			}
 			if (n == 3 && strcmp(rest[2], "data") == 0) {
 				struct berth_stat st;
-				if (berth_storage_stat(f->d, path, &st) == 0)
+				if (berth_storage_stat(&st, f->d, path) == 0)
 					u->size = st.size;
 				return;
 			}
@@ -678,7 +678,7 @@ static void check_manifest(struct fsck *f, const struct revrec *rv)
 	if (!be || be->state != BLOB_OK)
 		return; /* corrupt or unreadable: already reported */
 	berth_path_blob_data(path, rv->digest);
-	int rc = berth_storage_get_content(f->d, path, FSCK_MANIFEST_MAX, &body, &len);
+	int rc = berth_storage_get_content(&body, &len, f->d, path, FSCK_MANIFEST_MAX);
 	if (rc == BERTH_ETOOLARGE) {
 		add_problem(f, BERTH_FSCK_CORRUPT_MANIFEST, path, rv->digest,
 			    "manifest %s of %s is larger than %u bytes", rv->digest, rv->repo,

@@ -234,7 +234,7 @@ static int add_revision(const char *path, void *payload)
 	struct berth_stat st;
 	if (fmt_path(link, "%s/link", path) < 0)
 		return 0;
-	int rc = berth_storage_stat(c->g->d, link, &st);
+	int rc = berth_storage_stat(&st, c->g->d, link);
 	if (rc == BERTH_ENOTFOUND || (rc == 0 && st.is_dir))
 		return 0; /* no link: not a revision (Distribution only enumerates link files) */
 	if (rc < 0) {
@@ -306,7 +306,7 @@ static int load_revision(struct gc *g, struct repo *r, size_t i)
 	int rc = berth_path_blob_data(path, ds);
 	if (rc < 0)
 		return rc;
-	rc = berth_storage_get_content(g->d, path, GC_MANIFEST_MAX, &body, &len);
+	rc = berth_storage_get_content(&body, &len, g->d, path, GC_MANIFEST_MAX);
 	if (rc == BERTH_ENOTFOUND) {
 		warn(g, "%s: manifest %s: blob is missing, skipping it", r->name, ds);
 		v->missing = 1;
@@ -367,7 +367,7 @@ static int read_tag(const char *path, void *payload)
 	size_t len = 0;
 	if (fmt_path(link, "%s/current/link", path) < 0)
 		return 0;
-	int rc = berth_storage_get_content(c->g->d, link, BERTH_LINK_MAX, &body, &len);
+	int rc = berth_storage_get_content(&body, &len, c->g->d, link, BERTH_LINK_MAX);
 	if (rc == BERTH_ENOTFOUND)
 		return 0; /* a tag without current link names nothing (as Distribution's Lookup) */
 	if (rc < 0 && rc != BERTH_ETOOLARGE) {

@@ -107,25 +107,26 @@ struct berth_debris {
 };
 typedef void (*berth_debris_cb)(const struct berth_debris *e, void *payload);
 
+/* Slots take their outputs first, then the driver, then the inputs (STYLE.md). */
 struct berth_storage_driver {
 	unsigned version; /* BERTH_STORAGE_DRIVER_VERSION; the struct only ever grows at the end */
 	const char *name; /* "filesystem", "inmemory", ... */
 
 	/* Reads a whole object into a new heap buffer (*out, NUL-terminated for convenience,
 	 * *out_len excludes the NUL). BERTH_ETOOLARGE (and nothing allocated) if it exceeds max. */
-	int (*get_content)(struct berth_storage_driver *d, const char *path, size_t max,
-			   char **out, size_t *out_len);
+	int (*get_content)(char **out, size_t *out_len, struct berth_storage_driver *d,
+			   const char *path, size_t max);
 	/* Atomically replaces an object with these bytes: readers see the old or the new content,
 	 * never a mix, and a crash leaves one or the other. Durable when it returns. */
 	int (*put_content)(struct berth_storage_driver *d, const char *path, const void *buf, size_t n);
 	/* Opens a reader at offset. BERTH_ERANGE if offset > size. */
-	int (*reader)(struct berth_storage_driver *d, const char *path, uint64_t offset,
-		      struct berth_reader **out);
+	int (*reader)(struct berth_reader **out, struct berth_storage_driver *d, const char *path,
+		      uint64_t offset);
 	/* Opens a writer: truncating (append = 0) or appending to an existing object (append = 1,
 	 * creating it if absent). */
-	int (*writer)(struct berth_storage_driver *d, const char *path, int append,
-		      struct berth_writer **out);
-	int (*stat)(struct berth_storage_driver *d, const char *path, struct berth_stat *out);
+	int (*writer)(struct berth_writer **out, struct berth_storage_driver *d, const char *path,
+		      int append);
+	int (*stat)(struct berth_stat *out, struct berth_storage_driver *d, const char *path);
 	/* Lists the immediate children of a directory, as full paths, in lexical (strcmp) order of
 	 * their names: callers rely on it (a tag list is served in that order without sorting). */
 	int (*list)(struct berth_storage_driver *d, const char *path, berth_list_cb cb, void *payload);
@@ -139,7 +140,7 @@ struct berth_storage_driver {
 	 * before children, siblings in lexical order. */
 	int (*walk)(struct berth_storage_driver *d, const char *path, berth_walk_cb cb, void *payload);
 	/* Optional (may be NULL): a URL a client can fetch the object from directly. */
-	int (*url_for)(struct berth_storage_driver *d, const char *path, char **out);
+	int (*url_for)(char **out, struct berth_storage_driver *d, const char *path);
 	/* Releases the driver. Required. */
 	void (*free)(struct berth_storage_driver *d);
 

@@ -319,8 +319,8 @@ static ssize_t fs_read_full(int fd, char *buf, size_t n)
 	return (ssize_t)len;
 }
 
-static int fs_get_content(struct berth_storage_driver *drv, const char *path, size_t max,
-			  char **out, size_t *out_len)
+static int fs_get_content(char **out, size_t *out_len, struct berth_storage_driver *drv,
+			  const char *path, size_t max)
 {
 	struct stat st;
 	int fd;
@@ -451,8 +451,8 @@ static void fs_reader_close(struct berth_reader *r)
 	free(r);
 }
 
-static int fs_reader(struct berth_storage_driver *drv, const char *path, uint64_t offset,
-		     struct berth_reader **out)
+static int fs_reader(struct berth_reader **out, struct berth_storage_driver *drv, const char *path,
+		     uint64_t offset)
 {
 	struct stat st;
 	int fd;
@@ -583,8 +583,8 @@ static void fs_writer_close(struct berth_writer *bw)
 	free(w);
 }
 
-static int fs_writer(struct berth_storage_driver *drv, const char *path, int append,
-		     struct berth_writer **out)
+static int fs_writer(struct berth_writer **out, struct berth_storage_driver *drv, const char *path,
+		     int append)
 {
 	struct fs_driver *d = fs_from(drv);
 	if (!fs_object_path_ok(path))
@@ -669,7 +669,7 @@ static void fs_stat_fill(const struct stat *st, struct berth_stat *out)
 	out->version = fs_version(st);
 }
 
-static int fs_stat(struct berth_storage_driver *drv, const char *path, struct berth_stat *out)
+static int fs_stat(struct berth_stat *out, struct berth_storage_driver *drv, const char *path)
 {
 	struct fs_driver *d = fs_from(drv);
 	if (!berth_storage_path_valid(path))
