@@ -115,7 +115,7 @@ static void put_blob(const char *repo, const char *bytes, const char *digest)
 	uint64_t size;
 	char uuid[37];
 	struct berth_upload *u = NULL;
-	if (berth_blob_stat(reg, repo, digest, &size) == 0)
+	if (berth_blob_stat(&size, reg, repo, digest) == 0)
 		return;
 	FUZZ_CHECK(berth_upload_create(reg, repo, uuid) == 0, "fixture upload");
 	FUZZ_CHECK(berth_upload_open(&u, reg, repo, uuid) == 0, "fixture upload open");

@@ -91,7 +91,7 @@ static void get_blob(struct berth_request *req)
 	int rc;
 
 	if (berth_req_is_head(req) || berth_api_etag_matches(req, digest)) {
-		rc = berth_blob_stat(ar->registry, ar->name, digest, &size);
+		rc = berth_blob_stat(&size, ar->registry, ar->name, digest);
 	} else {
 		rc = berth_blob_open(&rd, ar->registry, ar->name, digest, 0);
 		size = rc == 0 ? rd->size : 0;

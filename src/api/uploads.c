@@ -144,7 +144,7 @@ static int begin_body(struct berth_request *req, const char *uuid, const char *d
 	}
 	if (rc == BERTH_EBUSY) {
 		uint64_t size = 0;
-		berth_upload_stat(ar->registry, ar->name, uuid, &size);
+		berth_upload_stat(&size, ar->registry, ar->name, uuid);
 		range_invalid(req, uuid, size);
 		return 0;
 	}
@@ -238,7 +238,7 @@ static void get_status(struct berth_request *req)
 {
 	struct berth_api_request *ar = berth_api_req(req);
 	uint64_t size = 0;
-	int rc = berth_upload_stat(ar->registry, ar->name, ar->reference, &size);
+	int rc = berth_upload_stat(&size, ar->registry, ar->name, ar->reference);
 	if (rc == BERTH_ENOTFOUND)
 		upload_unknown(req);
 	else if (rc < 0)

@@ -142,7 +142,7 @@ static int verify_references(struct berth_manifest_put_result *res, struct berth
 {
 	int rc;
 	if (m->has_config) {
-		rc = berth_blob_stat(r, name, m->config.digest, NULL);
+		rc = berth_blob_stat(NULL, r, name, m->config.digest);
 		if (rc == BERTH_ENOTFOUND)
 			return missing(res, m->config.digest, 0);
 		if (rc < 0)
@@ -160,7 +160,7 @@ static int verify_references(struct berth_manifest_put_result *res, struct berth
 			}
 			continue;
 		}
-		rc = berth_blob_stat(r, name, d->digest, NULL);
+		rc = berth_blob_stat(NULL, r, name, d->digest);
 		if (rc == BERTH_ENOTFOUND && is_manifest_media_type(d->media_type))
 			rc = revision_exists(r, name, d->digest);
 		if (rc == BERTH_ENOTFOUND)
@@ -250,7 +250,7 @@ static int store_manifest(struct berth_registry *r, const char *name, const char
 	char path[BERTH_PATH_MAX];
 	int rc;
 
-	if (berth_blob_data_stat(r, digest, NULL) < 0) {
+	if (berth_blob_data_stat(NULL, r, digest) < 0) {
 		if ((rc = berth_path_blob_data(path, digest)) < 0 ||
 		    (rc = berth_storage_put_content(r->driver, path, body, len)) < 0)
 			goto out;

@@ -157,7 +157,7 @@ static int counted(int hit)
 
 int berth_reg_cache_get(struct berth_cache *c, const char *key, uint64_t *num, char **data, size_t *len)
 {
-	return c ? counted(berth_cache_get(c, key, num, data, len)) : 0;
+	return c ? counted(berth_cache_get(num, data, len, c, key)) : 0;
 }
 
 int berth_reg_cache_get_into(struct berth_cache *c, const char *key, uint64_t *num, char *buf, size_t cap,
@@ -265,7 +265,7 @@ int berth_link_write(struct berth_registry *r, const char *path, const char *dig
 	return berth_storage_put_content(r->driver, path, digest, strlen(digest));
 }
 
-int berth_blob_data_stat(struct berth_registry *r, const char *digest, uint64_t *size)
+int berth_blob_data_stat(uint64_t *size, struct berth_registry *r, const char *digest)
 {
 	char path[BERTH_PATH_MAX];
 	char key[BERTH_DIGEST_STR_MAX + 8];

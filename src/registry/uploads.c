@@ -48,7 +48,7 @@ static int read_committed(struct berth_registry *r, const char *name, const char
 	int rc = berth_path_upload_committed(path, name, uuid);
 	if (rc < 0 || (rc = berth_link_read(r, path, digest)) < 0)
 		return rc;
-	return berth_blob_data_stat(r, digest, size);
+	return berth_blob_data_stat(size, r, digest);
 }
 
 /* Requests currently holding an upload session: the uploads_in_progress gauge. */
@@ -163,7 +163,7 @@ int berth_upload_open(struct berth_upload **out, struct berth_registry *r, const
 	return 0;
 }
 
-int berth_upload_stat(struct berth_registry *r, const char *name, const char *uuid, uint64_t *size)
+int berth_upload_stat(uint64_t *size, struct berth_registry *r, const char *name, const char *uuid)
 {
 	char path[BERTH_PATH_MAX];
 	struct berth_stat st;
@@ -460,7 +460,7 @@ int berth_upload_commit(struct berth_upload *u, const char *digest)
 		return rc;
 	/* An existing blob is never rewritten: same digest, same bytes. Otherwise the new bytes
 	 * must be durable before anything can point at them. */
-	if (berth_blob_data_stat(u->reg, digest, NULL) < 0) {
+	if (berth_blob_data_stat(NULL, u->reg, digest) < 0) {
 		if ((rc = u->writer->commit(u->writer)) < 0 ||
 		    (rc = mark_committed(u, digest)) < 0 ||
 		    (rc = berth_storage_move(u->reg->driver, data, blob)) < 0)

@@ -409,7 +409,7 @@ static void test_link_with_newline_agrees_with_serving(void **state)
 	put_raw(f, tag, content);
 
 	uint64_t size = 0;
-	assert_int_equal(berth_blob_stat(f->reg, "a/one", f->L2, &size), 0);
+	assert_int_equal(berth_blob_stat(&size, f->reg, "a/one", f->L2), 0);
 	assert_int_equal(size, 7);
 	struct berth_manifest_content mc;
 	assert_int_equal(berth_manifest_get(&mc, f->reg, "b/two", "latest"), 0);
