@@ -94,6 +94,11 @@ void berth_api_answer(struct berth_request *req, enum berth_api_condition cond, 
 /* The HTTP status and OCI error code of a condition (the table's row). */
 unsigned berth_api_condition_status(enum berth_api_condition cond);
 const char *berth_api_condition_code(enum berth_api_condition cond);
+/* The same answer as a response the caller adds headers to and sends (berth_req_send) with
+ * berth_api_condition_status(cond); *len: its body's length. */
+struct MHD_Response *berth_api_error_response(size_t *len, struct berth_request *req,
+					      enum berth_api_condition cond, const char *message,
+					      const char *detail_json);
 /* The condition for a BERTH_E* code from storage or the registry's internals: full, or
  * internal. */
 enum berth_api_condition berth_api_storage_condition(int rc);

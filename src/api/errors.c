@@ -58,17 +58,24 @@ static const struct {
 	[BERTH_API_INTERNAL] = { MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN", "storage error" },
 };
 
-/* The OCI error JSON with status and code, the one writer of it. */
-static void send_error(struct berth_request *req, unsigned status, const char *code,
-		       const char *message, const char *detail_json)
+/* The OCI error JSON with code, the one writer of it: the response, and its length. */
+static struct MHD_Response *error_response(size_t *len, struct berth_request *req, const char *code,
+					   const char *message, const char *detail_json)
 {
-	size_t len;
-	char *body = error_body(code, message, detail_json, &len);
-	struct MHD_Response *resp = berth_resp_take(body, len);
+	char *body = error_body(code, message, detail_json, len);
+	struct MHD_Response *resp = berth_resp_take(body, *len);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
 	const char *challenge = req->data ? berth_api_req(req)->challenge : "";
 	if (challenge[0])
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, challenge);
+	return resp;
+}
+
+static void send_error(struct berth_request *req, unsigned status, const char *code,
+		       const char *message, const char *detail_json)
+{
+	size_t len;
+	struct MHD_Response *resp = error_response(&len, req, code, message, detail_json);
 	berth_req_send(req, status, resp, len);
 }
 
@@ -86,6 +93,15 @@ unsigned berth_api_condition_status(enum berth_api_condition cond)
 const char *berth_api_condition_code(enum berth_api_condition cond)
 {
 	return conditions[known(cond)].code;
+}
+
+struct MHD_Response *berth_api_error_response(size_t *len, struct berth_request *req,
+					      enum berth_api_condition cond, const char *message,
+					      const char *detail_json)
+{
+	cond = known(cond);
+	return error_response(len, req, conditions[cond].code,
+			      message ? message : conditions[cond].message, detail_json);
 }
 
 void berth_api_answer(struct berth_request *req, enum berth_api_condition cond, const char *message,

@@ -64,12 +64,10 @@ static void upload_unknown(struct berth_request *req)
 static void range_invalid(struct berth_request *req, const char *uuid, uint64_t size)
 {
 	size_t len;
-	static const char body[] =
-		"{\"errors\":[{\"code\":\"RANGE_INVALID\",\"message\":\"invalid content range\",\"detail\":null}]}";
-	struct MHD_Response *resp = berth_resp_copy(body, len = sizeof(body) - 1);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+	struct MHD_Response *resp = berth_api_error_response(&len, req, BERTH_API_RANGE_INVALID, NULL,
+							     NULL);
 	add_upload_headers(req, resp, uuid, size);
-	berth_req_send(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, resp, len);
+	berth_req_send(req, berth_api_condition_status(BERTH_API_RANGE_INVALID), resp, len);
 }
 
 /* ---- body handling shared by PATCH, PUT and monolithic POST ---- */
