@@ -12,7 +12,6 @@
 #    realloc, strdup, strndup, asprintf or vasprintf outside src/core/util.c.
 # 3. Layers: a folder of src/ includes only the folders it may call (docs/ARCHITECTURE.md).
 #    config depends on core only, so the layers that read their own settings may include it.
-#    http -> storage is today's exception: the storage health check (http/health.c).
 # Comments are not checked; a line may opt out with "/* checksrc: allow */" and a reason.
 set -euo pipefail
 
@@ -23,7 +22,7 @@ declare -A ALLOWED=(
   [config]="core"
   [auth]="core config"
   [api]="core registry auth http"
-  [http]="core config storage"
+  [http]="core config"
   [cli]="core config registry storage http"
 )
 

@@ -20,18 +20,18 @@
 #include "core/log.h"
 #include "core/periodic.h"
 #include "core/util.h"
-#include "storage/storage.h"
 
 #define MAX_CHECKS 128
 #define DEFAULT_INTERVAL_MS 10000
 
-enum check_kind { CHECK_STORAGE, CHECK_FILE, CHECK_HTTP, CHECK_TCP };
+enum check_kind { CHECK_CALLBACK, CHECK_FILE, CHECK_HTTP, CHECK_TCP };
 
 struct check {
 	enum check_kind kind;
 	char *name;                          /* the report's key */
 	char *target;                        /* file path, URI or address */
-	struct berth_storage_driver *driver; /* storage */
+	berth_health_check_fn fn;            /* callback */
+	void *payload;                       /* callback */
 	struct curl_slist *headers;          /* http */
 	long statuscode;                     /* http */
 	int64_t timeout_ms, interval_ms, threshold;
@@ -60,16 +60,6 @@ static void *must(void *p)
 
 /* ---- the checks: 0, or -1 with a message in err ---- */
 
-static int check_storage(struct check *c, char *err, size_t n)
-{
-	struct berth_stat st;
-	int rc = berth_storage_stat(&st, c->driver, "/");
-	if (rc < 0 && rc != BERTH_ENOTFOUND) {
-		snprintf(err, n, "%s", berth_err_reason(rc));
-		return BERTH_ERROR;
-	}
-	return 0;
-}
 
 static int check_file(struct check *c, char *err, size_t n)
 {
@@ -189,7 +179,7 @@ static void run_check(void *arg)
 	char err[sizeof(c->error)] = "";
 	int rc;
 	switch (c->kind) {
-	case CHECK_STORAGE: rc = check_storage(c, err, sizeof(err)); break;
+	case CHECK_CALLBACK: rc = c->fn(err, sizeof(err), c->payload); break;
 	case CHECK_FILE: rc = check_file(c, err, sizeof(err)); break;
 	case CHECK_HTTP: rc = check_http(c, err, sizeof(err)); break;
 	default: rc = check_tcp(c, err, sizeof(err)); break;
@@ -234,14 +224,14 @@ static struct check *add(struct berth_health *h, enum check_kind kind, const cha
 	return c;
 }
 
-void berth_health_add_storage(struct berth_health *h, struct berth_storage_driver *driver,
-			      int64_t interval_ms, int64_t threshold)
+void berth_health_add_check(struct berth_health *h, const char *name, berth_health_check_fn fn,
+			    void *payload, int64_t interval_ms, int64_t threshold)
 {
-	char name[128];
-	snprintf(name, sizeof(name), "storagedriver_%s", driver->name);
-	struct check *c = add(h, CHECK_STORAGE, name, NULL, 0, interval_ms, threshold);
-	if (c)
-		c->driver = driver;
+	struct check *c = add(h, CHECK_CALLBACK, name, NULL, 0, interval_ms, threshold);
+	if (c) {
+		c->fn = fn;
+		c->payload = payload;
+	}
 }
 
 void berth_health_add_file(struct berth_health *h, const char *path, int64_t interval_ms)
