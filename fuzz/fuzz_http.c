@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/api.h"
 #include "core/digest.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -68,6 +69,8 @@
 
 static struct berth_server *srv;
 static struct berth_registry *reg;
+static struct berth_api api;
+static struct berth_http_handler handler;
 static unsigned port;
 static unsigned long iter;
 static int verbose;
@@ -112,7 +115,7 @@ static void put_blob(const char *repo, const char *bytes, const char *digest)
 	uint64_t size;
 	char uuid[37];
 	struct berth_upload *u = NULL;
-	if (berth_blob_stat(reg, repo, digest, &size) == 0)
+	if (berth_blob_stat(&size, reg, repo, digest) == 0)
 		return;
 	FUZZ_CHECK(berth_upload_create(reg, repo, uuid) == 0, "fixture upload");
 	FUZZ_CHECK(berth_upload_open(&u, reg, repo, uuid) == 0, "fixture upload open");
@@ -171,7 +174,10 @@ static void start(void)
 	so.header_timeout = SERVER_HEADER_TIMEOUT_S;
 	so.conn_limit = 64;
 	so.access_log = 0;
-	FUZZ_CHECK(berth_server_start(&srv, &so, reg) == 0, "server start");
+	api = (struct berth_api){ reg, NULL };
+	berth_api_handler(&handler, &api);
+	so.handler = &handler;
+	FUZZ_CHECK(berth_server_start(&srv, &so) == 0, "server start");
 	port = berth_server_port(srv);
 	ensure_fixtures();
 }

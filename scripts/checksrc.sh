@@ -12,8 +12,6 @@
 #    realloc, strdup, strndup, asprintf or vasprintf outside src/core/util.c.
 # 3. Layers: a folder of src/ includes only the folders it may call (docs/ARCHITECTURE.md).
 #    config depends on core only, so the layers that read their own settings may include it.
-#    http -> api, http -> registry and http -> storage are today's exceptions, until http no
-#    longer knows the registry (issue 16, point 1).
 # Comments are not checked; a line may opt out with "/* checksrc: allow */" and a reason.
 set -euo pipefail
 
@@ -25,7 +23,7 @@ declare -A ALLOWED=(
   [auth]="core config"
   [api]="core registry auth http notify"
   [notify]="core config"
-  [http]="core config api registry storage"
+  [http]="core config"
   [cli]="core config registry storage http"
   [ui]="core config auth registry http api"
 )

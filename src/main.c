@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/api.h"
 #include "auth/auth.h"
 #include "cli/commands.h"
 #include "cli/serve_setup.h"
@@ -78,7 +79,7 @@ static int parse_level(const char *s, int *out)
 			return 0;
 		}
 	}
-	return -1;
+	return BERTH_ERROR;
 }
 
 /* A decimal number from 0 to max, digits only. */
@@ -86,11 +87,11 @@ static int parse_uint(const char *s, unsigned long max, unsigned *out)
 {
 	char *end;
 	if (*s < '0' || *s > '9')
-		return -1;
+		return BERTH_ERROR;
 	errno = 0;
 	unsigned long n = strtoul(s, &end, 10);
 	if (*end || errno || n > max)
-		return -1;
+		return BERTH_ERROR;
 	*out = (unsigned)n;
 	return 0;
 }
@@ -141,12 +142,12 @@ static int set_serve_option(struct berth_config *cfg, struct berth_server_option
 	switch (o) {
 	case OPT_ADDR:
 		if (!*v)
-			return -1;
+			return BERTH_ERROR;
 		snprintf(cfg->addr, sizeof(cfg->addr), "%s", v);
 		return 0;
 	case OPT_ROOT:
 		if (!*v)
-			return -1;
+			return BERTH_ERROR;
 		cfg->storage = BERTH_STORAGE_FILESYSTEM;
 		snprintf(cfg->rootdirectory, sizeof(cfg->rootdirectory), "%s", v);
 		return 0;
@@ -156,7 +157,7 @@ static int set_serve_option(struct berth_config *cfg, struct berth_server_option
 		else if (strcmp(v, "inmemory") == 0)
 			cfg->storage = BERTH_STORAGE_INMEMORY;
 		else
-			return -1;
+			return BERTH_ERROR;
 		return 0;
 	case OPT_THREADS:
 		return parse_uint(v, 1024, &cfg->threads);
@@ -169,7 +170,7 @@ static int set_serve_option(struct berth_config *cfg, struct berth_server_option
 	case OPT_LOG_LEVEL:
 		return parse_level(v, &cfg->log_level);
 	default:
-		return -1;
+		return BERTH_ERROR;
 	}
 }
 
@@ -191,7 +192,7 @@ static int scan_serve_args(struct serve_args *sa, int argc, char **argv)
 			if (sa->config) {
 				fprintf(stderr, "berth serve: unexpected argument '%s' (the configuration "
 						"file is '%s'; see berth serve --help)\n", a, sa->config);
-				return -1;
+				return BERTH_ERROR;
 			}
 			sa->config = a;
 		} else if (strcmp(a, "--") == 0) {
@@ -202,11 +203,11 @@ static int scan_serve_args(struct serve_args *sa, int argc, char **argv)
 			if (!inline_value && ++i >= argc) {
 				fprintf(stderr, "berth serve: %s needs a value: %s (see berth serve --help)\n", a,
 					serve_options[serve_option_of(a, &inline_value)].valid);
-				return -1;
+				return BERTH_ERROR;
 			}
 		} else if (strcmp(a, "--delete") != 0 && strcmp(a, "--no-access-log") != 0) {
 			fprintf(stderr, "berth serve: unknown option '%s' (see berth serve --help)\n", a);
-			return -1;
+			return BERTH_ERROR;
 		}
 	}
 	return 0;
@@ -227,7 +228,7 @@ static int apply_serve_flags(struct berth_config *cfg, struct berth_server_optio
 			if (set_serve_option(cfg, so, o, v) < 0) {
 				fprintf(stderr, "berth serve: invalid value '%s' for %s: valid values are %s\n",
 					v, serve_options[o].name, serve_options[o].valid);
-				return -1;
+				return BERTH_ERROR;
 			}
 		} else if (strcmp(a, "--delete") == 0) {
 			cfg->delete_enabled = 1;
@@ -266,13 +267,13 @@ static int check_supported(const struct berth_config *cfg)
 	if (cfg->storage == BERTH_STORAGE_S3) {
 		fputs("berth: configuration error: storage.s3 is not served yet: its calls would run on "
 		      "the HTTP polling threads (berth garbage-collect works on it)\n", stderr);
-		return -1;
+		return BERTH_ERROR;
 	}
 	if (cfg->proxy.remoteurl[0])
 		what = "proxy";
 	if (what) {
 		fprintf(stderr, "berth: configuration error: %s is not supported yet\n", what);
-		return -1;
+		return BERTH_ERROR;
 	}
 	if (cfg->blob_cache == BERTH_BLOB_CACHE_REDIS)
 		berth_warn("storage.cache.blobdescriptor: redis is not supported yet; using inmemory");
@@ -350,7 +351,7 @@ static int prepare_http(struct tls_and_headers *t, const struct berth_config *cf
 	if (cfg->http.host[0] && !external_url_valid(cfg->http.host)) {
 		berth_error("configuration error: http.host: '%s' is not an absolute URL "
 			    "(https://host[:port])", cfg->http.host);
-		return -1;
+		return BERTH_ERROR;
 	}
 	if (cfg->http.tls_certificate[0]) {
 		char err[512];
@@ -358,7 +359,7 @@ static int prepare_http(struct tls_and_headers *t, const struct berth_config *cf
 					 (const char *const *)cfg->http.tls_ciphersuites.v,
 					 cfg->http.tls_ciphersuites.n, err, sizeof(err)) < 0) {
 			berth_error("configuration error: %s", err);
-			return -1;
+			return BERTH_ERROR;
 		}
 		if (cfg->http.tls_clientcas.n) {
 			struct berth_buf cas = BERTH_BUF_INIT(16u << 20);
@@ -366,7 +367,7 @@ static int prepare_http(struct tls_and_headers *t, const struct berth_config *cf
 				char *pem = read_file(cfg->http.tls_clientcas.v[i]);
 				if (!pem) {
 					berth_buf_release(&cas);
-					return -1;
+					return BERTH_ERROR;
 				}
 				berth_buf_printf(&cas, "%s\n", pem);
 				free(pem);
@@ -378,7 +379,7 @@ static int prepare_http(struct tls_and_headers *t, const struct berth_config *cf
 		/* Distribution would ignore it: no certificate is asked for without CAs. */
 		berth_error("configuration error: http.tls.clientauth: refused without http.tls.clientcas "
 			    "(client certificates are asked for only with clientcas)");
-		return -1;
+		return BERTH_ERROR;
 	}
 	t->n_headers = cfg->http.headers.n;
 	t->headers = berth_calloc(t->n_headers, sizeof(*t->headers));
@@ -425,7 +426,7 @@ static int start_notifications(struct berth_notify **out, const struct berth_con
 	snprintf(source, sizeof(source), "%s:%s", host, colon ? colon + 1 : "");
 	if (berth_notify_start(out, cfg, source, err, sizeof(err)) < 0) {
 		berth_error("configuration error: %s", err);
-		return -1;
+		return BERTH_ERROR;
 	}
 	return 0;
 }
@@ -513,9 +514,12 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	so->tls_client_auth = cfg->http.tls_clientauth;
 	so->headers = http.headers;
 	so->n_headers = http.n_headers;
-	so->auth = auth;
+	struct berth_api api = { .registry = reg, .auth = auth,
+				 .extra = cfg->ui.enabled ? &berth_ui_handler : NULL };
+	struct berth_http_handler handler;
+	berth_api_handler(&handler, &api);
+	so->handler = &handler;
 	so->unix_socket = cfg->http.net == BERTH_NET_UNIX;
-	so->extra = cfg->ui.enabled ? &berth_ui_handler : NULL;
 	health = berth_serve_health_checks(cfg, reg);
 	if (health && berth_health_start(health) < 0) {
 		berth_error("cannot start the health checks");
@@ -524,8 +528,8 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	so->health = health;
 	if (start_notifications(&notify, cfg) < 0)
 		goto out_health;
-	so->notify = notify;
-	if (berth_server_start(&srv, so, reg) < 0)
+	api.notify = notify;
+	if (berth_server_start(&srv, so) < 0)
 		goto out_health;
 	if (cfg->http.debug_addr[0]) {
 		struct berth_debug_options dopts = {

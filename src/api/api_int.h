@@ -5,7 +5,46 @@
 #include <stdint.h>
 
 #include "http/request.h"
+#include "api/api.h"
+#include "http/server.h"
+#include "registry/reference.h"
 #include "registry/registry.h"
+
+enum berth_api_route {
+	BERTH_API_ROUTE_NONE = 0,
+	BERTH_API_ROUTE_BASE,         /* /v2/ */
+	BERTH_API_ROUTE_CATALOG,      /* /v2/_catalog */
+	BERTH_API_ROUTE_TAGS,         /* /v2/<name>/tags/list */
+	BERTH_API_ROUTE_MANIFEST,     /* /v2/<name>/manifests/<reference> */
+	BERTH_API_ROUTE_BLOB,         /* /v2/<name>/blobs/<digest> */
+	BERTH_API_ROUTE_UPLOADS,      /* /v2/<name>/blobs/uploads/ */
+	BERTH_API_ROUTE_UPLOAD,       /* /v2/<name>/blobs/uploads/<uuid> */
+	BERTH_API_ROUTE_REFERRERS,    /* /v2/<name>/referrers/<digest> */
+	BERTH_API_ROUTE_REPOSITORY,   /* /v2/_berth/repositories/<name> (berth-specific) */
+	BERTH_API_N_ROUTES
+};
+
+/* The API's part of a request (the request's data, http/request.h): its route's parameters,
+ * the authorization's challenge, and the first failure met while the body arrived. */
+struct berth_api_request {
+	struct berth_registry *registry;
+	struct berth_auth *auth; /* NULL: no authentication configured */
+	struct berth_notify *notify; /* NULL: no notification endpoints */
+	enum berth_api_route route;
+	char name[BERTH_NAME_MAX + 1];
+	char reference[BERTH_TAG_MAX + BERTH_DIGEST_STR_MAX]; /* tag, digest or upload id */
+	char challenge[1024]; /* WWW-Authenticate value for a 401 */
+
+	berth_complete_cb complete; /* the handler's, run when the body was taken whole */
+	int failed;
+	enum berth_api_condition fail_condition;
+	char fail_message[256];
+};
+
+static inline struct berth_api_request *berth_api_req(struct berth_request *req)
+{
+	return req->data;
+}
 
 /* Handlers, one per route and method family; each answers or installs body callbacks. */
 void berth_api_root(struct berth_request *req);
@@ -18,6 +57,31 @@ void berth_api_upload(struct berth_request *req);
 void berth_api_manifest(struct berth_request *req);
 void berth_api_referrers(struct berth_request *req);
 void berth_api_repository(struct berth_request *req); /* api/repositories.c */
+
+/* Routes and authorizes a request, then runs its handler (the server's handle callback). */
+void berth_api_dispatch(struct berth_request *req, const char *url, void *payload);
+
+/* The HTTP status and OCI error code of a condition (the table's row). */
+unsigned berth_api_condition_status(enum berth_api_condition cond);
+const char *berth_api_condition_code(enum berth_api_condition cond);
+/* The same answer as a response the caller adds headers to and sends (berth_req_send) with
+ * berth_api_condition_status(cond); *len: its body's length. */
+struct MHD_Response *berth_api_error_response(size_t *len, struct berth_request *req,
+					      enum berth_api_condition cond, const char *message,
+					      const char *detail_json);
+/* The condition for a BERTH_E* code from storage or the registry's internals: full, or
+ * internal. */
+enum berth_api_condition berth_api_storage_condition(int rc);
+/* Records a failure while the body is still arriving (the first one counts); it is answered
+ * once the body is in, instead of the handler's complete callback. */
+void berth_api_fail(struct berth_request *req, enum berth_api_condition cond, const char *message);
+/* Installs the body callbacks of a handler that reads a body; body_state is the callbacks' own
+ * (req->body_state), released by cleanup. */
+void berth_api_read_body(struct berth_request *req, void *body_state, berth_body_cb on_body,
+			 berth_complete_cb complete, berth_cleanup_cb cleanup);
+/* The server's refuse callback: the OCI error for a condition the server found itself. */
+void berth_api_refuse(struct berth_request *req, enum berth_http_refusal why, unsigned status,
+		      const char *message, void *payload);
 
 /* 1 if the request's credentials grant pull on repo (always, without auth). Answers nothing. */
 int berth_api_may_pull(struct berth_request *req, const char *repo);

@@ -1,4 +1,4 @@
-/* GET / (liveness), GET /v2/ (API version check) and GET /v2/_catalog. */
+/* GET / (liveness) and GET /v2/ (API version check). */
 #include <string.h>
 
 #include "api/api_int.h"
@@ -26,23 +26,4 @@ void berth_api_base(struct berth_request *req)
 	struct MHD_Response *resp = berth_resp_copy("{}", 2);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 	berth_req_send(req, MHD_HTTP_OK, resp, 2);
-}
-
-void berth_api_catalog(struct berth_request *req)
-{
-	struct berth_strvec repos = { 0 };
-	int rc;
-
-	if (!is_read(req)) {
-		berth_api_method_not_allowed(req);
-		return;
-	}
-	rc = berth_catalog(&repos, req->registry);
-	if (rc < 0)
-		berth_api_storage_error(req, rc, "cannot list repositories");
-	else
-		berth_api_send_page(req, (const char *const *)repos.items, repos.n, NULL, NULL, "repositories", "/v2/_catalog",
-				    berth_registry_catalog_max(req->registry),
-				    berth_registry_catalog_max(req->registry)); /* catalog.maxentries */
-	berth_strvec_release(&repos);
 }

@@ -50,7 +50,7 @@ static void blob_unknown(struct berth_request *req, const char *digest)
 {
 	char detail[BERTH_DIGEST_STR_MAX + 16];
 	berth_api_digest_detail(detail, sizeof(detail), digest);
-	berth_req_error(req, MHD_HTTP_NOT_FOUND, "BLOB_UNKNOWN", "blob unknown to registry", detail);
+	berth_api_answer(req, BERTH_API_BLOB_UNKNOWN, "blob unknown to registry", detail);
 }
 
 /* Wraps the reader in a response for [start, start+len); takes the reader. */
@@ -83,7 +83,8 @@ static struct MHD_Response *body_response(struct berth_reader *rd, uint64_t star
 
 static void get_blob(struct berth_request *req)
 {
-	const char *digest = req->reference;
+	struct berth_api_request *ar = berth_api_req(req);
+	const char *digest = ar->reference;
 	struct berth_reader *rd = NULL;
 	uint64_t size, start = 0, len;
 	unsigned status = MHD_HTTP_OK;
@@ -91,9 +92,9 @@ static void get_blob(struct berth_request *req)
 	int rc;
 
 	if (berth_req_is_head(req) || berth_api_etag_matches(req, digest)) {
-		rc = berth_blob_stat(req->registry, req->name, digest, &size);
+		rc = berth_blob_stat(&size, ar->registry, ar->name, digest);
 	} else {
-		rc = berth_blob_open(&rd, req->registry, req->name, digest, 0);
+		rc = berth_blob_open(&rd, ar->registry, ar->name, digest, 0);
 		size = rc == 0 ? rd->size : 0;
 	}
 	if (rc == BERTH_ENOTFOUND) {
@@ -156,24 +157,25 @@ static void get_blob(struct berth_request *req)
 
 static void delete_blob(struct berth_request *req)
 {
+	struct berth_api_request *ar = berth_api_req(req);
 	int rc;
-	if (!berth_registry_delete_enabled(req->registry)) {
-		berth_req_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "UNSUPPORTED",
+	if (!berth_registry_delete_enabled(ar->registry)) {
+		berth_api_answer(req, BERTH_API_UNSUPPORTED,
 				"the operation is unsupported", NULL);
 		return;
 	}
-	rc = berth_blob_delete(req->registry, req->name, req->reference);
+	rc = berth_blob_delete(ar->registry, ar->name, ar->reference);
 	if (rc == BERTH_ENOTFOUND) {
-		blob_unknown(req, req->reference);
+		blob_unknown(req, ar->reference);
 		return;
 	}
 	if (rc < 0) {
 		berth_api_storage_error(req, rc, "cannot delete blob");
 		return;
 	}
-	berth_api_event_delete(req, req->reference, NULL);
+	berth_api_event_delete(req, ar->reference, NULL);
 	struct MHD_Response *resp = berth_resp_empty();
-	MHD_add_response_header(resp, "Docker-Content-Digest", req->reference);
+	MHD_add_response_header(resp, "Docker-Content-Digest", ar->reference);
 	berth_req_send(req, MHD_HTTP_ACCEPTED, resp, 0);
 }
 
@@ -185,7 +187,7 @@ void berth_api_blob(struct berth_request *req)
 		berth_api_method_not_allowed(req);
 		return;
 	}
-	if (!berth_api_check_digest(req, req->reference))
+	if (!berth_api_check_digest(req, berth_api_req(req)->reference))
 		return;
 	if (is_get)
 		get_blob(req);

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "api/api_int.h"
 #include "core/util.h"
 #include "http/server.h"
 #include "notify/notify.h"
@@ -48,7 +49,7 @@ static void remote_addr(struct berth_request *req, char *out, size_t cap)
 static char *target_url(struct berth_request *req, const char *kind, const char *digest)
 {
 	if (strncmp(req->url_prefix, "http", 4) == 0)
-		return berth_asprintf("%s/v2/%s/%s/%s", req->url_prefix, req->name, kind, digest);
+		return berth_asprintf("%s/v2/%s/%s/%s", req->url_prefix, berth_api_req(req)->name, kind, digest);
 	const char *proto = berth_req_header(req, "X-Forwarded-Proto");
 	const char *host = berth_req_header(req, "X-Forwarded-Host");
 	if (!host)
@@ -59,27 +60,27 @@ static char *target_url(struct berth_request *req, const char *kind, const char 
 		proto = ci && ci->tls_session ? "https" : "http";
 	}
 	return berth_asprintf("%s://%s%s/v2/%s/%s/%s", proto, host ? host : "localhost", req->url_prefix,
-			      req->name, kind, digest);
+			      berth_api_req(req)->name, kind, digest);
 }
 
 static void emit(struct berth_request *req, struct berth_notify_event *ev)
 {
 	char addr[128];
 	remote_addr(req, addr, sizeof(addr));
-	ev->repository = req->name;
+	ev->repository = berth_api_req(req)->name;
 	ev->request_id = req->id;
 	ev->request_addr = addr;
 	ev->request_host = berth_req_header(req, MHD_HTTP_HEADER_HOST);
 	ev->request_method = req->method;
 	ev->request_useragent = berth_req_header(req, MHD_HTTP_HEADER_USER_AGENT);
 	ev->actor = req->user;
-	berth_notify_emit(req->notify, ev);
+	berth_notify_emit(berth_api_req(req)->notify, ev);
 }
 
 void berth_api_event_blob(struct berth_request *req, const char *action, const char *digest,
 			  uint64_t size, const char *from)
 {
-	if (!req->notify)
+	if (!berth_api_req(req)->notify)
 		return;
 	char *url = target_url(req, "blobs", digest);
 	struct berth_notify_event ev = {
@@ -113,18 +114,18 @@ static char *references_of(json_t *m)
 void berth_api_event_manifest(struct berth_request *req, const char *action, const char *digest,
 			      const char *media_type, const char *body, size_t len)
 {
-	if (!req->notify)
+	if (!berth_api_req(req)->notify)
 		return;
 	json_t *m = json_loadb(body, len, 0, NULL);
 	const char *mt = json_string_value(json_object_get(m, "mediaType"));
-	char *refs = berth_notify_include_references(req->notify) && m ? references_of(m) : NULL;
+	char *refs = berth_notify_include_references(berth_api_req(req)->notify) && m ? references_of(m) : NULL;
 	char *url = target_url(req, "manifests", digest);
 	struct berth_notify_event ev = {
 		.action = action,
 		.media_type = media_type && *media_type ? media_type
 			      : mt ? mt : berth_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE),
 		.digest = digest, .size = (int64_t)len, .url = url,
-		.tag = strcmp(req->reference, digest) != 0 ? req->reference : NULL,
+		.tag = strcmp(berth_api_req(req)->reference, digest) != 0 ? berth_api_req(req)->reference : NULL,
 		.references_json = refs,
 	};
 	emit(req, &ev);
@@ -135,7 +136,7 @@ void berth_api_event_manifest(struct berth_request *req, const char *action, con
 
 void berth_api_event_delete(struct berth_request *req, const char *digest, const char *tag)
 {
-	if (!req->notify)
+	if (!berth_api_req(req)->notify)
 		return;
 	struct berth_notify_event ev = { .action = "delete", .digest = digest, .tag = tag };
 	emit(req, &ev);

@@ -14,7 +14,7 @@
 
 static void manifest_unknown(struct berth_request *req)
 {
-	berth_req_error(req, MHD_HTTP_NOT_FOUND, "MANIFEST_UNKNOWN", "manifest unknown", NULL);
+	berth_api_answer(req, BERTH_API_MANIFEST_UNKNOWN, "manifest unknown", NULL);
 }
 
 static void add_digest_headers(struct MHD_Response *resp, const char *digest)
@@ -90,8 +90,9 @@ static const char *not_acceptable(struct berth_request *req, const char *media_t
 
 static void get_manifest(struct berth_request *req)
 {
+	struct berth_api_request *ar = berth_api_req(req);
 	struct berth_manifest_content mc;
-	int rc = berth_manifest_get(&mc, req->registry, req->name, req->reference);
+	int rc = berth_manifest_get(&mc, ar->registry, ar->name, ar->reference);
 	if (rc == BERTH_ENOTFOUND) {
 		manifest_unknown(req);
 		return;
@@ -110,7 +111,7 @@ static void get_manifest(struct berth_request *req)
 	}
 	const char *refusal = not_acceptable(req, mc.media_type);
 	if (refusal) {
-		berth_req_error(req, MHD_HTTP_NOT_FOUND, "MANIFEST_UNKNOWN", refusal, NULL);
+		berth_api_answer(req, BERTH_API_MANIFEST_UNKNOWN, refusal, NULL);
 		berth_manifest_content_release(&mc);
 		return;
 	}
@@ -126,10 +127,10 @@ static void get_manifest(struct berth_request *req)
 
 static int on_manifest_body(struct berth_request *req, const char *data, size_t n)
 {
-	struct berth_buf *body = req->state;
+	struct berth_buf *body = req->body_state;
 	if (berth_buf_append(body, data, n) < 0) {
-		berth_req_fail(req, MHD_HTTP_CONTENT_TOO_LARGE, "MANIFEST_INVALID",
-			       "manifest too large", NULL);
+		berth_api_fail(req, BERTH_API_MANIFEST_TOO_LARGE,
+			       "manifest too large");
 		return BERTH_ETOOLARGE;
 	}
 	return 0;
@@ -137,12 +138,12 @@ static int on_manifest_body(struct berth_request *req, const char *data, size_t 
 
 static void cleanup_manifest(struct berth_request *req)
 {
-	struct berth_buf *body = req->state;
+	struct berth_buf *body = req->body_state;
 	if (!body)
 		return;
 	berth_buf_release(body);
 	free(body);
-	req->state = NULL;
+	req->body_state = NULL;
 }
 
 static void put_failed(struct berth_request *req, int rc, const struct berth_manifest_put_result *res)
@@ -151,19 +152,19 @@ static void put_failed(struct berth_request *req, int rc, const struct berth_man
 	switch (rc) {
 	case BERTH_ENOTFOUND:
 		berth_api_digest_detail(detail, sizeof(detail), res->missing);
-		berth_req_error(req, MHD_HTTP_BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN", res->message, detail);
+		berth_api_answer(req, BERTH_API_MANIFEST_BLOB_UNKNOWN, res->message, detail);
 		break;
 	case BERTH_EDIGEST:
-		berth_req_error(req, MHD_HTTP_BAD_REQUEST, "DIGEST_INVALID", res->message, NULL);
+		berth_api_answer(req, BERTH_API_DIGEST_INVALID, res->message, NULL);
 		break;
 	case BERTH_EINVALID:
-		berth_req_error(req, MHD_HTTP_BAD_REQUEST, "MANIFEST_INVALID", res->message, NULL);
+		berth_api_answer(req, BERTH_API_MANIFEST_INVALID, res->message, NULL);
 		break;
 	case BERTH_ETOOLARGE:
-		berth_req_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "MANIFEST_INVALID", res->message, NULL);
+		berth_api_answer(req, BERTH_API_MANIFEST_TOO_LARGE, res->message, NULL);
 		break;
 	case BERTH_EDENIED:
-		berth_req_error(req, MHD_HTTP_FORBIDDEN, "DENIED", res->message, NULL);
+		berth_api_answer(req, BERTH_API_DENIED, res->message, NULL);
 		break;
 	default:
 		berth_api_storage_error(req, rc, "cannot store manifest");
@@ -173,12 +174,13 @@ static void put_failed(struct berth_request *req, int rc, const struct berth_man
 
 static void on_manifest_complete(struct berth_request *req)
 {
-	struct berth_buf *body = req->state;
+	struct berth_api_request *ar = berth_api_req(req);
+	struct berth_buf *body = req->body_state;
 	struct berth_manifest_put_result res;
 	char location[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 280];
 	const char *ct = berth_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
 
-	int rc = berth_manifest_put(&res, req->registry, req->name, req->reference, ct,
+	int rc = berth_manifest_put(&res, ar->registry, ar->name, ar->reference, ct,
 				    body->data ? body->data : "", body->len);
 	if (rc < 0) {
 		put_failed(req, rc, &res);
@@ -186,7 +188,7 @@ static void on_manifest_complete(struct berth_request *req)
 	}
 	berth_api_event_manifest(req, "push", res.digest, NULL, body->data ? body->data : "", body->len);
 	struct MHD_Response *resp = berth_resp_empty();
-	snprintf(location, sizeof(location), "%s/v2/%s/manifests/%s", req->url_prefix, req->name,
+	snprintf(location, sizeof(location), "%s/v2/%s/manifests/%s", req->url_prefix, ar->name,
 		 res.digest);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
 	MHD_add_response_header(resp, "Docker-Content-Digest", res.digest);
@@ -197,21 +199,18 @@ static void on_manifest_complete(struct berth_request *req)
 
 static void put_manifest(struct berth_request *req)
 {
-	size_t max = berth_registry_manifest_max(req->registry);
+	size_t max = berth_registry_manifest_max(berth_api_req(req)->registry);
 	const char *cl = berth_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	uint64_t declared;
 
 	if (cl && berth_parse_u64(cl, &declared) == 0 && declared > max) {
-		berth_req_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "MANIFEST_INVALID", "manifest too large",
+		berth_api_answer(req, BERTH_API_MANIFEST_TOO_LARGE, "manifest too large",
 				NULL);
 		return;
 	}
 	struct berth_buf *body = berth_calloc(1, sizeof(*body));
 	body->cap = max;
-	req->state = body;
-	req->cleanup = cleanup_manifest;
-	req->on_body = on_manifest_body;
-	req->on_complete = on_manifest_complete;
+	berth_api_read_body(req, body, on_manifest_body, on_manifest_complete, cleanup_manifest);
 }
 
 /* ---- DELETE ---- */
@@ -231,18 +230,19 @@ static void note_untagged(const char *tag, void *payload)
 
 static void delete_manifest(struct berth_request *req)
 {
-	if (!berth_registry_delete_enabled(req->registry)) {
-		berth_req_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "UNSUPPORTED",
+	struct berth_api_request *ar = berth_api_req(req);
+	if (!berth_registry_delete_enabled(ar->registry)) {
+		berth_api_answer(req, BERTH_API_UNSUPPORTED,
 				"the operation is unsupported", NULL);
 		return;
 	}
 	struct untagged untagged = { 0, NULL };
-	int rc = berth_manifest_delete_untagging(req->registry, req->name, req->reference,
-						 req->notify ? note_untagged : NULL, &untagged);
-	if (rc == 0 && strchr(req->reference, ':'))
-		berth_api_event_delete(req, req->reference, NULL);
+	int rc = berth_manifest_delete_untagging(ar->registry, ar->name, ar->reference,
+						 ar->notify ? note_untagged : NULL, &untagged);
+	if (rc == 0 && strchr(ar->reference, ':'))
+		berth_api_event_delete(req, ar->reference, NULL);
 	else if (rc == 0)
-		berth_api_event_delete(req, NULL, req->reference);
+		berth_api_event_delete(req, NULL, ar->reference);
 	for (size_t i = 0; i < untagged.n; i++) {
 		if (rc == 0)
 			berth_api_event_delete(req, NULL, untagged.tags[i]);
@@ -254,8 +254,8 @@ static void delete_manifest(struct berth_request *req)
 		return;
 	}
 	if (rc == BERTH_EDENIED) {
-		berth_req_error(req, MHD_HTTP_FORBIDDEN, "DENIED",
-				strchr(req->reference, ':') ? "the manifest is named by an immutable tag"
+		berth_api_answer(req, BERTH_API_DENIED,
+				 strchr(ar->reference, ':') ? "the manifest is named by an immutable tag"
 							    : "the tag is immutable", NULL);
 		return;
 	}
@@ -271,16 +271,17 @@ static void delete_manifest(struct berth_request *req)
  * OCI conformance suite expect; a push answers 400. Returns 0 when it has answered. */
 static int check_reference(struct berth_request *req)
 {
-	int is_digest = strchr(req->reference, ':') != NULL;
-	if (is_digest ? berth_digest_valid(req->reference) : berth_tag_valid(req->reference))
+	struct berth_api_request *ar = berth_api_req(req);
+	int is_digest = strchr(ar->reference, ':') != NULL;
+	if (is_digest ? berth_digest_valid(ar->reference) : berth_tag_valid(ar->reference))
 		return 1;
 	if (strcmp(req->method, MHD_HTTP_METHOD_PUT) != 0) {
 		manifest_unknown(req);
 		return 0;
 	}
 	if (is_digest)
-		return berth_api_check_digest(req, req->reference);
-	berth_req_error(req, MHD_HTTP_BAD_REQUEST, "TAG_INVALID", "manifest tag did not match URI", NULL);
+		return berth_api_check_digest(req, ar->reference);
+	berth_api_answer(req, BERTH_API_TAG_INVALID, "manifest tag did not match URI", NULL);
 	return 0;
 }
 

@@ -7,6 +7,7 @@
 
 void berth_api_referrers(struct berth_request *req)
 {
+	struct berth_api_request *ar = berth_api_req(req);
 	const char *artifact_type = berth_req_query(req, "artifactType");
 	char *json = NULL;
 	size_t len = 0;
@@ -15,11 +16,11 @@ void berth_api_referrers(struct berth_request *req)
 		berth_api_method_not_allowed(req);
 		return;
 	}
-	if (!berth_api_check_digest(req, req->reference))
+	if (!berth_api_check_digest(req, ar->reference))
 		return;
 	if (artifact_type && !*artifact_type)
 		artifact_type = NULL;
-	int rc = berth_referrers(&json, &len, req->registry, req->name, req->reference, artifact_type);
+	int rc = berth_referrers(&json, &len, ar->registry, ar->name, ar->reference, artifact_type);
 	if (rc < 0) {
 		berth_api_storage_error(req, rc, "cannot list referrers");
 		return;

@@ -12,7 +12,8 @@
 
 static void delete_repository(struct berth_request *req)
 {
-	int rc = berth_repo_delete(req->registry, req->name);
+	struct berth_api_request *ar = berth_api_req(req);
+	int rc = berth_repo_delete(ar->registry, ar->name);
 	switch (rc) {
 	case 0:
 		berth_req_send(req, MHD_HTTP_ACCEPTED, berth_resp_empty(), 0);
@@ -23,13 +24,12 @@ static void delete_repository(struct berth_request *req)
 	case BERTH_ENOTFOUND: {
 		/* as the tag list answers it; a routed name matches the grammar, so needs no escaping */
 		char detail[BERTH_NAME_MAX + 16];
-		snprintf(detail, sizeof(detail), "{\"name\":\"%s\"}", req->name);
-		berth_req_error(req, MHD_HTTP_NOT_FOUND, "NAME_UNKNOWN", "repository name not known to registry",
-				detail);
+		snprintf(detail, sizeof(detail), "{\"name\":\"%s\"}", ar->name);
+		berth_api_answer(req, BERTH_API_NAME_UNKNOWN, NULL, detail);
 		break;
 	}
 	case BERTH_EDENIED:
-		berth_req_error(req, MHD_HTTP_FORBIDDEN, "DENIED", "the repository has an immutable tag", NULL);
+		berth_api_answer(req, BERTH_API_DENIED, "the repository has an immutable tag", NULL);
 		break;
 	default:
 		berth_api_storage_error(req, rc, "cannot delete repository");

@@ -29,7 +29,7 @@ static void query_escape(struct berth_buf *b, const char *s)
 static void pagination_number_invalid(struct berth_request *req, json_t *detail)
 {
 	char *text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
-	berth_req_error(req, MHD_HTTP_BAD_REQUEST, "PAGINATION_NUMBER_INVALID",
+	berth_api_answer(req, BERTH_API_PAGINATION_INVALID,
 			"invalid number of results requested", text);
 	free(text);
 	json_decref(detail);
@@ -95,6 +95,7 @@ void berth_api_send_page(struct berth_request *req, const char *const *items, si
 
 void berth_api_tags(struct berth_request *req)
 {
+	struct berth_api_request *ar = berth_api_req(req);
 	const struct berth_tag_list *tags = NULL;
 	char link_path[BERTH_NAME_MAX + 32];
 	int rc;
@@ -103,12 +104,12 @@ void berth_api_tags(struct berth_request *req)
 		berth_api_method_not_allowed(req);
 		return;
 	}
-	rc = berth_tags_get(&tags, req->registry, req->name);
+	rc = berth_tags_get(&tags, ar->registry, ar->name);
 	if (rc == BERTH_ENOTFOUND) {
 		/* Distribution's detail; a routed name matches the grammar, so needs no escaping. */
 		char detail[BERTH_NAME_MAX + 16];
-		snprintf(detail, sizeof(detail), "{\"name\":\"%s\"}", req->name);
-		berth_req_error(req, MHD_HTTP_NOT_FOUND, "NAME_UNKNOWN",
+		snprintf(detail, sizeof(detail), "{\"name\":\"%s\"}", ar->name);
+		berth_api_answer(req, BERTH_API_NAME_UNKNOWN,
 				"repository name not known to registry", detail);
 		return;
 	}
@@ -122,10 +123,10 @@ void berth_api_tags(struct berth_request *req)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 		berth_req_send(req, MHD_HTTP_OK, resp, tags->json_len);
 	} else {
-		snprintf(link_path, sizeof(link_path), "/v2/%s/tags/list", req->name);
+		snprintf(link_path, sizeof(link_path), "/v2/%s/tags/list", ar->name);
 		/* tags.maxtags (Distribution 3.1): a larger n is lowered to it, with a Link to go on. */
-		berth_api_send_page(req, tags->tags, tags->n, "name", req->name, "tags", link_path, 0,
-				    berth_registry_tags_max(req->registry));
+		berth_api_send_page(req, tags->tags, tags->n, "name", ar->name, "tags", link_path, 0,
+				    berth_registry_tags_max(ar->registry));
 	}
 	berth_tag_list_release(tags);
 }

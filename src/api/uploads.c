@@ -27,7 +27,8 @@ static void add_upload_headers(struct berth_request *req, struct MHD_Response *r
 {
 	char location[BERTH_NAME_MAX + 320];
 	char range[48];
-	snprintf(location, sizeof(location), "%s/v2/%s/blobs/uploads/%s", req->url_prefix, req->name, uuid);
+	snprintf(location, sizeof(location), "%s/v2/%s/blobs/uploads/%s", req->url_prefix,
+		 berth_api_req(req)->name, uuid);
 	/* Distribution's form: inclusive end, and "0-0" for an empty upload. */
 	snprintf(range, sizeof(range), "0-%" PRIu64, size > 0 ? size - 1 : 0);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
@@ -48,7 +49,8 @@ static void send_blob_created(struct berth_request *req, const char *digest)
 {
 	char location[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 272];
 	struct MHD_Response *resp = berth_resp_empty();
-	snprintf(location, sizeof(location), "%s/v2/%s/blobs/%s", req->url_prefix, req->name, digest);
+	snprintf(location, sizeof(location), "%s/v2/%s/blobs/%s", req->url_prefix,
+		 berth_api_req(req)->name, digest);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
 	MHD_add_response_header(resp, "Docker-Content-Digest", digest);
 	berth_req_send(req, MHD_HTTP_CREATED, resp, 0);
@@ -56,30 +58,28 @@ static void send_blob_created(struct berth_request *req, const char *digest)
 
 static void upload_unknown(struct berth_request *req)
 {
-	berth_req_error(req, MHD_HTTP_NOT_FOUND, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry",
+	berth_api_answer(req, BERTH_API_UPLOAD_UNKNOWN, "blob upload unknown to registry",
 			NULL);
 }
 
 static void range_invalid(struct berth_request *req, const char *uuid, uint64_t size)
 {
 	size_t len;
-	static const char body[] =
-		"{\"errors\":[{\"code\":\"RANGE_INVALID\",\"message\":\"invalid content range\",\"detail\":null}]}";
-	struct MHD_Response *resp = berth_resp_copy(body, len = sizeof(body) - 1);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+	struct MHD_Response *resp = berth_api_error_response(&len, req, BERTH_API_RANGE_INVALID, NULL,
+							     NULL);
 	add_upload_headers(req, resp, uuid, size);
-	berth_req_send(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, resp, len);
+	berth_req_send(req, berth_api_condition_status(BERTH_API_RANGE_INVALID), resp, len);
 }
 
 /* ---- body handling shared by PATCH, PUT and monolithic POST ---- */
 
 static int on_upload_body(struct berth_request *req, const char *data, size_t n)
 {
-	struct upload_req *st = req->state;
+	struct upload_req *st = req->body_state;
 	int rc = berth_upload_write(st->upload, data, n);
 	if (rc == BERTH_ERANGE)
-		berth_req_fail(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, "RANGE_INVALID",
-			       "the upload is complete: nothing can be appended", NULL);
+		berth_api_fail(req, BERTH_API_RANGE_INVALID,
+			       "the upload is complete: nothing can be appended");
 	else if (rc < 0)
 		berth_api_storage_fail(req, rc, "cannot write upload");
 	return rc;
@@ -87,7 +87,7 @@ static int on_upload_body(struct berth_request *req, const char *data, size_t n)
 
 static void cleanup_upload(struct berth_request *req)
 {
-	struct upload_req *st = req->state;
+	struct upload_req *st = req->body_state;
 	if (!st)
 		return;
 	/* A one-request upload that failed (its body cut short, no room for it, or its commit
@@ -96,12 +96,12 @@ static void cleanup_upload(struct berth_request *req)
 		berth_upload_cancel(st->upload);
 	berth_upload_close(st->upload);
 	free(st);
-	req->state = NULL;
+	req->body_state = NULL;
 }
 
 static void on_patch_complete(struct berth_request *req)
 {
-	struct upload_req *st = req->state;
+	struct upload_req *st = req->body_state;
 	int rc = berth_upload_checkpoint(st->upload);
 	if (rc < 0) {
 		berth_api_storage_error(req, rc, "cannot save upload state");
@@ -113,13 +113,13 @@ static void on_patch_complete(struct berth_request *req)
 
 static void on_commit_complete(struct berth_request *req)
 {
-	struct upload_req *st = req->state;
+	struct upload_req *st = req->body_state;
 	uint64_t size = berth_upload_size(st->upload);
 	int rc = berth_upload_commit(st->upload, st->digest);
 	if (rc == BERTH_EDIGEST) {
 		char detail[BERTH_DIGEST_STR_MAX + 16];
 		berth_api_digest_detail(detail, sizeof(detail), st->digest);
-		berth_req_error(req, MHD_HTTP_BAD_REQUEST, "DIGEST_INVALID",
+		berth_api_answer(req, BERTH_API_DIGEST_INVALID,
 				"provided digest did not match uploaded content", detail);
 		return;
 	}
@@ -136,15 +136,16 @@ static void on_commit_complete(struct berth_request *req)
 static int begin_body(struct berth_request *req, const char *uuid, const char *digest,
 		      berth_complete_cb complete)
 {
+	struct berth_api_request *ar = berth_api_req(req);
 	struct berth_upload *up = NULL;
-	int rc = berth_upload_open(&up, req->registry, req->name, uuid);
+	int rc = berth_upload_open(&up, ar->registry, ar->name, uuid);
 	if (rc == BERTH_ENOTFOUND) {
 		upload_unknown(req);
 		return 0;
 	}
 	if (rc == BERTH_EBUSY) {
 		uint64_t size = 0;
-		berth_upload_stat(req->registry, req->name, uuid, &size);
+		berth_upload_stat(&size, ar->registry, ar->name, uuid);
 		range_invalid(req, uuid, size);
 		return 0;
 	}
@@ -155,17 +156,14 @@ static int begin_body(struct berth_request *req, const char *uuid, const char *d
 	struct upload_req *st = berth_calloc(1, sizeof(*st));
 	st->upload = up;
 	st->digest = digest;
-	req->state = st;
-	req->cleanup = cleanup_upload;
-	req->on_body = on_upload_body;
-	req->on_complete = complete;
+	berth_api_read_body(req, st, on_upload_body, complete, cleanup_upload);
 	return 1;
 }
 
 /* A chunk's Content-Range must start where the upload ends and match its length. */
 static int check_content_range(struct berth_request *req)
 {
-	struct upload_req *st = req->state;
+	struct upload_req *st = req->body_state;
 	const char *cr = berth_req_header(req, MHD_HTTP_HEADER_CONTENT_RANGE);
 	const char *cl = berth_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	uint64_t size = berth_upload_size(st->upload), start, end, len;
@@ -184,12 +182,13 @@ static int check_content_range(struct berth_request *req)
 
 static int try_mount(struct berth_request *req, const char *digest, const char *from)
 {
+	struct berth_api_request *ar = berth_api_req(req);
 	if (!berth_digest_valid(digest) || (from && !berth_name_valid(from)))
 		return 0;
-	int rc = berth_blob_mount(req->registry, req->name, digest, from);
+	int rc = berth_blob_mount(ar->registry, ar->name, digest, from);
 	if (rc == 0) {
 		uint64_t size = 0;
-		berth_blob_stat(req->registry, req->name, digest, &size);
+		berth_blob_stat(&size, ar->registry, ar->name, digest);
 		berth_api_event_blob(req, "mount", digest, size, from);
 		send_blob_created(req, digest);
 		return 1;
@@ -203,6 +202,7 @@ static int try_mount(struct berth_request *req, const char *digest, const char *
 
 void berth_api_uploads_post(struct berth_request *req)
 {
+	struct berth_api_request *ar = berth_api_req(req);
 	const char *mount = berth_req_query(req, "mount");
 	const char *from = berth_req_query(req, "from");
 	const char *digest = berth_req_query(req, "digest");
@@ -220,18 +220,18 @@ void berth_api_uploads_post(struct berth_request *req)
 	 * answers 401, on which containerd before 2.1 and buildkit abort the whole push). Without
 	 * `from` the blob would come from wherever it is, which auth cannot vouch for: with auth,
 	 * only a named source is mounted from. */
-	if (mount && (from ? berth_api_may_pull(req, from) : req->auth == NULL) &&
+	if (mount && (from ? berth_api_may_pull(req, from) : ar->auth == NULL) &&
 	    try_mount(req, mount, from))
 		return;
 	if (digest && !berth_api_check_digest(req, digest))
 		return;
-	if ((rc = berth_upload_create(req->registry, req->name, uuid)) < 0) {
+	if ((rc = berth_upload_create(ar->registry, ar->name, uuid)) < 0) {
 		berth_api_storage_error(req, rc, "cannot create upload");
 		return;
 	}
 	if (digest) {
 		if (begin_body(req, uuid, digest, on_commit_complete))
-			((struct upload_req *)req->state)->one_shot = 1;
+			((struct upload_req *)req->body_state)->one_shot = 1;
 	} else
 		send_upload_status(req, MHD_HTTP_ACCEPTED, uuid, 0);
 }
@@ -240,20 +240,22 @@ void berth_api_uploads_post(struct berth_request *req)
 
 static void get_status(struct berth_request *req)
 {
+	struct berth_api_request *ar = berth_api_req(req);
 	uint64_t size = 0;
-	int rc = berth_upload_stat(req->registry, req->name, req->reference, &size);
+	int rc = berth_upload_stat(&size, ar->registry, ar->name, ar->reference);
 	if (rc == BERTH_ENOTFOUND)
 		upload_unknown(req);
 	else if (rc < 0)
 		berth_api_storage_error(req, rc, "cannot stat upload");
 	else
-		send_upload_status(req, MHD_HTTP_NO_CONTENT, req->reference, size);
+		send_upload_status(req, MHD_HTTP_NO_CONTENT, ar->reference, size);
 }
 
 static void cancel(struct berth_request *req)
 {
+	struct berth_api_request *ar = berth_api_req(req);
 	struct berth_upload *up = NULL;
-	int rc = berth_upload_open(&up, req->registry, req->name, req->reference);
+	int rc = berth_upload_open(&up, ar->registry, ar->name, ar->reference);
 	if (rc == BERTH_ENOTFOUND) {
 		upload_unknown(req);
 		return;
@@ -266,7 +268,7 @@ static void cancel(struct berth_request *req)
 		return;
 	}
 	if (rc == BERTH_EBUSY) {
-		berth_req_error(req, MHD_HTTP_CONFLICT, "BLOB_UPLOAD_INVALID",
+		berth_api_answer(req, BERTH_API_UPLOAD_BUSY,
 				"upload is in use by another request", NULL);
 		return;
 	}
@@ -275,19 +277,20 @@ static void cancel(struct berth_request *req)
 
 void berth_api_upload(struct berth_request *req)
 {
+	struct berth_api_request *ar = berth_api_req(req);
 	const char *m = req->method;
 	if (strcmp(m, MHD_HTTP_METHOD_GET) == 0 || berth_req_is_head(req)) {
 		get_status(req);
 	} else if (strcmp(m, MHD_HTTP_METHOD_DELETE) == 0) {
 		cancel(req);
 	} else if (strcmp(m, MHD_HTTP_METHOD_PATCH) == 0) {
-		if (begin_body(req, req->reference, NULL, on_patch_complete))
+		if (begin_body(req, ar->reference, NULL, on_patch_complete))
 			check_content_range(req);
 	} else if (strcmp(m, MHD_HTTP_METHOD_PUT) == 0) {
 		const char *digest = berth_req_query(req, "digest");
 		if (!berth_api_check_digest(req, digest))
 			return;
-		if (begin_body(req, req->reference, digest, on_commit_complete))
+		if (begin_body(req, ar->reference, digest, on_commit_complete))
 			check_content_range(req);
 	} else {
 		berth_api_method_not_allowed(req);

@@ -41,14 +41,14 @@ static int require(const char *value, const char *provider, const char *option, 
 	if (value && *value)
 		return 0;
 	snprintf(err, errlen, "auth.%s.%s must be set", provider, option);
-	return -1;
+	return BERTH_ERROR;
 }
 
 static int setup_htpasswd(struct berth_auth *a, const struct berth_config *cfg, char *err, size_t errlen)
 {
 	if (require(cfg->auth.realm, "htpasswd", "realm", err, errlen) < 0 ||
 	    require(cfg->auth.path, "htpasswd", "path", err, errlen) < 0)
-		return -1;
+		return BERTH_ERROR;
 	return berth_htpasswd_open(&a->htpasswd, cfg->auth.path, err, errlen);
 }
 
@@ -62,14 +62,14 @@ static int token_algorithms(unsigned *out, const struct berth_strlist *names, ch
 		if (berth_jwt_algorithm_bit(names->v[i], &bit) < 0) {
 			snprintf(err, errlen, "auth.token.signingalgorithms: unsupported signing algorithm: %s",
 				 names->v[i]);
-			return -1;
+			return BERTH_ERROR;
 		}
 		*out |= bit;
 	}
 	if (names->n && !*out) {
 		snprintf(err, errlen, "auth.token.signingalgorithms: only HMAC algorithms listed; berth "
 			 "verifies tokens with public keys only (RS*, PS*, ES*, EdDSA)");
-		return -1;
+		return BERTH_ERROR;
 	}
 	return 0;
 }
@@ -79,14 +79,14 @@ static int setup_token(struct berth_auth *a, const struct berth_config *cfg, cha
 	if (require(cfg->auth.realm, "token", "realm", err, errlen) < 0 ||
 	    require(cfg->auth.service, "token", "service", err, errlen) < 0 ||
 	    require(cfg->auth.issuer, "token", "issuer", err, errlen) < 0)
-		return -1;
+		return BERTH_ERROR;
 	if (!cfg->auth.rootcertbundle[0] && !cfg->auth.jwks[0]) {
 		snprintf(err, errlen, "auth.token.rootcertbundle (or auth.token.jwks) must be set");
-		return -1;
+		return BERTH_ERROR;
 	}
 	a->issuer = berth_strdup(cfg->auth.issuer);
 	if (token_algorithms(&a->algorithms, &cfg->auth.signingalgorithms, err, errlen) < 0)
-		return -1;
+		return BERTH_ERROR;
 	return berth_keyset_load(&a->keys, cfg->auth.rootcertbundle, cfg->auth.jwks, err, errlen);
 }
 
@@ -94,7 +94,7 @@ static int setup_silly(const struct berth_config *cfg, char *err, size_t errlen)
 {
 	if (require(cfg->auth.realm, "silly", "realm", err, errlen) < 0 ||
 	    require(cfg->auth.service, "silly", "service", err, errlen) < 0)
-		return -1;
+		return BERTH_ERROR;
 	berth_warn("auth.silly accepts any Authorization header: it is for tests only");
 	return 0;
 }
@@ -126,7 +126,7 @@ int berth_auth_new(struct berth_auth **out, const struct berth_config *cfg, char
 		snprintf(err, errlen, "auth.token.autoredirectpath: '%s' is not an absolute URL path",
 			 a->redirect_path);
 		berth_auth_free(a);
-		return -1;
+		return BERTH_ERROR;
 	}
 	a->service = berth_strdup(cfg->auth.service);
 	switch (a->kind) {
@@ -140,7 +140,7 @@ int berth_auth_new(struct berth_auth **out, const struct berth_config *cfg, char
 	}
 	if (rc < 0) {
 		berth_auth_free(a);
-		return -1;
+		return BERTH_ERROR;
 	}
 	*out = a;
 	return 0;

@@ -176,14 +176,23 @@ static int same_file(const struct stat *a, const struct stat *b)
 	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
+/* A failure whose reason is the operating system's: noted on the thread (berth_err_reason,
+ * berth_err_take_os), and BERTH_ENOTFOUND for a missing file, BERTH_EEXISTS for one that is
+ * there, BERTH_ERROR otherwise. */
+static int os_failure(int os_errno)
+{
+	berth_err_note_os(os_errno);
+	return os_errno == ENOENT ? BERTH_ENOTFOUND : os_errno == EEXIST ? BERTH_EEXISTS : BERTH_ERROR;
+}
+
 /* Reads the whole file into a NUL-terminated heap buffer; st receives its identity.
- * 0, or the errno value of what failed. */
-static int read_file(const char *path, char **text, struct stat *st)
+ * 0, or os_failure's code. */
+static int read_file(char **text, struct stat *st, const char *path)
 {
 	int err = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return errno;
+		return os_failure(errno);
 	/* fstat before reading: a write that lands after it changes the identity, so the next
 	 * check reads the file again even if this read caught it half-written. */
 	if (fstat(fd, st) < 0)
@@ -217,7 +226,7 @@ static int read_file(const char *path, char **text, struct stat *st)
 	*text = buf;
 out_close:
 	close(fd);
-	return err;
+	return err ? os_failure(err) : 0;
 }
 
 static void clear_cache(struct berth_htpasswd *h)
@@ -256,9 +265,10 @@ static void reload(struct berth_htpasswd *h)
 {
 	char *text = NULL;
 	struct stat st;
-	int err = read_file(h->path, &text, &st);
-	if (err) {
-		set_unavailable(h, err == ENOENT ? FILE_MISSING : FILE_UNREADABLE, err);
+	int rc = read_file(&text, &st, h->path);
+	if (rc < 0) {
+		set_unavailable(h, rc == BERTH_ENOTFOUND ? FILE_MISSING : FILE_UNREADABLE,
+				berth_err_take_os());
 		return;
 	}
 	struct user *users;
@@ -301,7 +311,7 @@ static int make_parents(const char *path)
 	for (char *p = dir + 1; (p = strchr(p, '/')) != NULL; p++) {
 		*p = '\0';
 		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-			rc = -1;
+			rc = BERTH_ERROR;
 		*p = '/';
 		if (rc)
 			break;
@@ -310,19 +320,20 @@ static int make_parents(const char *path)
 	return rc;
 }
 
-/* Creates path (mode 0600; it must not exist yet) holding text. 0, or an errno value. */
+/* Creates path (mode 0600; it must not exist yet) holding text. 0, or os_failure's code
+ * (BERTH_EEXISTS: someone made it first). */
 static int write_new_file(const char *path, const char *text)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return errno;
+		return os_failure(errno);
 	size_t len = strlen(text);
 	int err = write(fd, text, len) == (ssize_t)len ? 0 : errno ? errno : EIO;
 	if (close(fd) < 0 && !err)
 		err = errno;
 	if (err)
 		unlink(path);
-	return err;
+	return err ? os_failure(err) : 0;
 }
 
 /* A bcrypt hash of password at DEFAULT_COST into out. */
@@ -330,10 +341,10 @@ static int bcrypt_hash(const char *password, char *out, size_t cap)
 {
 	unsigned char rbytes[16];
 	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
-	int rc = -1;
+	int rc = BERTH_ERROR;
 	if (RAND_bytes(rbytes, sizeof(rbytes)) != 1 ||
 	    !crypt_gensalt_rn("$2y$", DEFAULT_COST, (const char *)rbytes, sizeof(rbytes), salt, sizeof(salt)))
-		return -1;
+		return BERTH_ERROR;
 	struct crypt_data *cd = berth_calloc(1, sizeof(*cd));
 	const char *hash = crypt_r(password, salt, cd);
 	if (hash && is_bcrypt(hash) && strlen(hash) < cap) {
@@ -349,10 +360,10 @@ static int create_default(const char *path, char *err, size_t errlen)
 {
 	unsigned char secret[32];
 	char hash[BCRYPT_LEN + 1];
-	int rc = -1;
+	int rc = BERTH_ERROR;
 	if (RAND_bytes(secret, sizeof(secret)) != 1) {
 		snprintf(err, errlen, "auth.htpasswd: no randomness to create %s", path);
-		return -1;
+		return BERTH_ERROR;
 	}
 	char *password = berth_b64_encode(BERTH_B64_URL, secret, sizeof(secret));
 	OPENSSL_cleanse(secret, sizeof(secret));
@@ -365,16 +376,18 @@ static int create_default(const char *path, char *err, size_t errlen)
 		goto out_password;
 	}
 	char *line = berth_asprintf("%s:%s\n", DEFAULT_USER, hash);
-	int werr = write_new_file(path, line);
+	int wrc = write_new_file(path, line);
 	free(line);
-	if (werr && werr != EEXIST) {
-		snprintf(err, errlen, "auth.htpasswd: cannot create %s: %s", path, strerror(werr));
+	if (wrc == BERTH_EEXISTS) {
+		berth_err_clear_os();
+	} else if (wrc < 0) {
+		snprintf(err, errlen, "auth.htpasswd: cannot create %s: %s", path, berth_err_reason(wrc));
 		goto out_password;
 	}
-	/* EEXIST: someone else made it meanwhile, and theirs is used. Otherwise this is the one
-	 * place a secret is logged: there is no other way to hand it over (Distribution does the
-	 * same). */
-	if (!werr)
+	/* BERTH_EEXISTS: someone else made it meanwhile, and theirs is used. Otherwise this is the
+	 * one place a secret is logged: there is no other way to hand it over (Distribution does
+	 * the same). */
+	if (wrc == 0)
 		berth_warn("htpasswd %s is missing: created it with user \"%s\", password \"%s\"", path,
 			   DEFAULT_USER, password);
 	rc = 0;
@@ -390,15 +403,15 @@ int berth_htpasswd_open(struct berth_htpasswd **out, const char *path, char *err
 	*out = NULL;
 	if (!path || !*path) {
 		snprintf(err, errlen, "auth.htpasswd.path must be set");
-		return -1;
+		return BERTH_ERROR;
 	}
 	if (access(path, F_OK) < 0) {
 		if (errno != ENOENT) {
 			snprintf(err, errlen, "auth.htpasswd: %s: %s", path, strerror(errno));
-			return -1;
+			return BERTH_ERROR;
 		}
 		if (create_default(path, err, errlen) < 0)
-			return -1;
+			return BERTH_ERROR;
 	}
 	struct berth_htpasswd *h = berth_calloc(1, sizeof(*h));
 	h->path = berth_strdup(path);
@@ -407,7 +420,7 @@ int berth_htpasswd_open(struct berth_htpasswd **out, const char *path, char *err
 	if (RAND_bytes(h->cache_key, sizeof(h->cache_key)) != 1) {
 		snprintf(err, errlen, "auth.htpasswd: no randomness for the credential cache");
 		berth_htpasswd_close(h);
-		return -1;
+		return BERTH_ERROR;
 	}
 	pthread_mutex_lock(&h->lock);
 	refresh(h);

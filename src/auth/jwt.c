@@ -57,7 +57,7 @@ static int split(const char *token, size_t len, struct parts *out)
 		if (i < len && token[i] != '.')
 			continue;
 		if (n == 3)
-			return -1;
+			return BERTH_ERROR;
 		out->p[n] = token + start;
 		out->len[n] = i - start;
 		n++;
@@ -111,9 +111,9 @@ static int ecdsa_raw_to_der(const unsigned char *sig, size_t len, int bits, unsi
 			    size_t *derlen)
 {
 	size_t half = ((size_t)bits + 7) / 8;
-	int rc = -1;
+	int rc = BERTH_ERROR;
 	if (len != 2 * half)
-		return -1;
+		return BERTH_ERROR;
 	ECDSA_SIG *es = ECDSA_SIG_new();
 	BIGNUM *r = BN_bin2bn(sig, (int)half, NULL);
 	BIGNUM *s = BN_bin2bn(sig + half, (int)half, NULL);
@@ -238,7 +238,7 @@ int berth_jwt_algorithm_bit(const char *name, unsigned *bit)
 			return 0;
 		}
 	}
-	return -1;
+	return BERTH_ERROR;
 }
 
 /* Header and signature: 0 when the token was signed by a trusted key with an allowed algorithm. */
@@ -248,11 +248,11 @@ static int verify_signature(const struct parts *parts, const struct berth_keyset
 	unsigned char *sig = NULL;
 	size_t siglen;
 	EVP_PKEY *key = NULL;
-	int rc = -1;
+	int rc = BERTH_ERROR;
 	json_t *header = decode_object(parts->p[0], parts->len[0]);
 	if (!header) {
 		*why = "malformed token header";
-		return -1;
+		return BERTH_ERROR;
 	}
 	const struct alg *alg = find_alg(json_string_value(json_object_get(header, "alg")));
 	if (!alg) {
@@ -302,10 +302,10 @@ static int numeric_date(const json_t *claims, const char *name, int64_t *out)
 	if (!v)
 		return 0;
 	if (!json_is_number(v))
-		return -1;
+		return BERTH_ERROR;
 	double d = json_number_value(v);
 	if (!isfinite(d) || d < -1e15 || d > 1e15)
-		return -1;
+		return BERTH_ERROR;
 	/* Rounded down (without libm's floor): a fractional second is not yet the next one. */
 	int64_t t = (int64_t)d;
 	*out = (double)t > d ? t - 1 : t;
@@ -377,7 +377,7 @@ static int check_claims(const json_t *claims, const struct berth_jwt_policy *p, 
 		*why = "malformed access claim";
 	else
 		return 0;
-	return -1;
+	return BERTH_ERROR;
 }
 
 int berth_jwt_verify(const char *token, size_t len, const struct berth_jwt_policy *p, int64_t now,

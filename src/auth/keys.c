@@ -59,7 +59,7 @@ int berth_libtrust_kid(const EVP_PKEY *key, char out[BERTH_LIBTRUST_KID_LEN])
 	unsigned char sum[SHA256_DIGEST_LENGTH];
 	int len = i2d_PUBKEY(key, &der);
 	if (len <= 0)
-		return -1;
+		return BERTH_ERROR;
 	SHA256(der, (size_t)len, sum);
 	OPENSSL_free(der);
 
@@ -90,7 +90,7 @@ static int load_bundle(struct berth_keyset *ks, const char *path, char *err, siz
 	FILE *f = fopen(path, "r");
 	if (!f) {
 		snprintf(err, errlen, "auth.token.rootcertbundle: cannot open %s: %s", path, strerror(errno));
-		return -1;
+		return BERTH_ERROR;
 	}
 	ks->roots = X509_STORE_new();
 	/* Bundle certificates are trust anchors whether or not they are self-signed, as in Go's
@@ -130,7 +130,7 @@ static int load_bundle(struct berth_keyset *ks, const char *path, char *err, siz
 err_close:
 	ERR_clear_error();
 	fclose(f);
-	return -1;
+	return BERTH_ERROR;
 }
 
 /* ---- JWK ---- */
@@ -141,11 +141,11 @@ static int jwk_bytes(const json_t *jwk, const char *member, size_t exact_len, un
 {
 	const char *s = json_string_value(json_object_get(jwk, member));
 	if (!s || berth_b64_decode(BERTH_B64_URL, s, strlen(s), out, len) < 0)
-		return -1;
+		return BERTH_ERROR;
 	if (*len == 0 || (exact_len && *len != exact_len)) {
 		free(*out);
 		*out = NULL;
-		return -1;
+		return BERTH_ERROR;
 	}
 	return 0;
 }
@@ -265,7 +265,7 @@ static int load_jwks(struct berth_keyset *ks, const char *path, char *err, size_
 	json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (!doc) {
 		snprintf(err, errlen, "auth.token.jwks: %s: %s", path, jerr.text);
-		return -1;
+		return BERTH_ERROR;
 	}
 	const json_t *keys = json_object_get(doc, "keys");
 	if (!json_is_array(keys)) {
@@ -295,7 +295,7 @@ static int load_jwks(struct berth_keyset *ks, const char *path, char *err, size_
 	return 0;
 err_doc:
 	json_decref(doc);
-	return -1;
+	return BERTH_ERROR;
 }
 
 /* ---- the set ---- */
@@ -317,7 +317,7 @@ int berth_keyset_load(struct berth_keyset **out, const char *bundle, const char 
 	return 0;
 err_free:
 	berth_keyset_free(ks);
-	return -1;
+	return BERTH_ERROR;
 }
 
 void berth_keyset_free(struct berth_keyset *ks)

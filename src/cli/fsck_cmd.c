@@ -9,10 +9,11 @@
 #include <sys/stat.h>
 
 #include "cli/commands.h"
+#include "config/config.h"
 #include "core/err.h"
 #include "core/util.h"
 #include "registry/fsck.h"
-#include "storage/driver.h"
+#include "storage/storage.h"
 
 static void usage(FILE *out)
 {
@@ -159,14 +160,21 @@ int berth_cmd_fsck(int argc, char **argv)
 		fprintf(stderr, "berth fsck: warning: '%s' holds no docker/registry/v2: an empty store, "
 				"or not a storage root\n", root);
 	free(v2);
+	/* Opened through the driver table, as serving opens it (storage/storage.c). */
+	static struct berth_config cfg; /* large: not on the stack */
+	char err[512] = "";
+	berth_config_defaults(&cfg);
+	cfg.storage = BERTH_STORAGE_FILESYSTEM;
+	snprintf(cfg.rootdirectory, sizeof(cfg.rootdirectory), "%s", abs);
 	struct berth_storage_driver *d = NULL;
-	int rc = berth_fs_driver_new(&d, abs);
+	int rc = berth_storage_open(&d, &cfg, err, sizeof(err));
+	berth_config_release(&cfg);
 	if (rc < 0) {
-		fprintf(stderr, "berth fsck: cannot open storage '%s': %s\n", root, berth_strerror(rc));
+		fprintf(stderr, "berth fsck: cannot open storage '%s': %s\n", root,
+			err[0] ? err : berth_strerror(rc));
 		free(abs);
 		return 1;
 	}
-	o.host_root = strcmp(abs, "/") == 0 ? "" : abs;
 	o.report = report;
 	o.payload = &ctx;
 	o.progress = ctx.quiet ? NULL : stderr;

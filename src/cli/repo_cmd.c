@@ -40,12 +40,12 @@ static int open_registry(struct berth_registry **out, const struct berth_config 
 	if (cfg->storage == BERTH_STORAGE_FILESYSTEM &&
 	    (stat(cfg->rootdirectory, &st) != 0 || !S_ISDIR(st.st_mode))) {
 		fprintf(stderr, "berth repo: storage root '%s' is not a directory\n", cfg->rootdirectory);
-		return -1;
+		return BERTH_ERROR;
 	}
 	struct berth_storage_driver *d = NULL;
 	if (berth_storage_open(&d, cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "berth repo: %s\n", err);
-		return -1;
+		return BERTH_ERROR;
 	}
 	struct berth_registry_config rcfg = { .driver = d, .delete_enabled = cfg->delete_enabled };
 	berth_serve_policies(&rcfg, cfg);
@@ -54,7 +54,7 @@ static int open_registry(struct berth_registry **out, const struct berth_config 
 	if (rc < 0) {
 		fprintf(stderr, "berth repo: cannot open the registry: %s\n", berth_strerror(rc));
 		berth_storage_free(d);
-		return -1;
+		return BERTH_ERROR;
 	}
 	return 0;
 }

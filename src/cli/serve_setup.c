@@ -1,13 +1,16 @@
 /* Parts of `berth serve`'s set-up that turn configuration keys into running pieces. */
 #include "cli/serve_setup.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
+#include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "http/health.h"
 #include "http/server.h"
 #include "registry/registry.h"
+#include "storage/storage.h"
 
 /* SIGHUP: the TLS certificate and key are read again (certbot's deploy hook sends it). */
 void berth_serve_reload_tls(struct berth_server *srv, const struct berth_server_options *so)
@@ -23,6 +26,18 @@ void berth_serve_reload_tls(struct berth_server *srv, const struct berth_server_
 		berth_info("received SIGHUP: TLS certificate reloaded from %s", so->tls_cert_file);
 }
 
+/* health.storagedriver: a stat of the storage root; a missing root is fine. */
+static int check_storage(char *err, size_t errlen, void *payload)
+{
+	struct berth_stat st;
+	int rc = berth_storage_stat(&st, payload, "/");
+	if (rc < 0 && rc != BERTH_ENOTFOUND) {
+		snprintf(err, errlen, "%s", berth_err_reason(rc));
+		return rc;
+	}
+	return 0;
+}
+
 /* health.storagedriver, health.file, health.http and health.tcp; NULL when none is configured. */
 struct berth_health *berth_serve_health_checks(const struct berth_config *cfg, struct berth_registry *reg)
 {
@@ -30,9 +45,13 @@ struct berth_health *berth_serve_health_checks(const struct berth_config *cfg, s
 	    !cfg->n_health_tcps)
 		return NULL;
 	struct berth_health *h = berth_health_new();
-	if (cfg->health_storagedriver.enabled)
-		berth_health_add_storage(h, berth_registry_driver(reg), cfg->health_storagedriver.interval_ms,
-					 cfg->health_storagedriver.threshold);
+	if (cfg->health_storagedriver.enabled) {
+		struct berth_storage_driver *driver = berth_registry_driver(reg);
+		char name[128];
+		snprintf(name, sizeof(name), "storagedriver_%s", driver->name);
+		berth_health_add_check(h, name, check_storage, driver, cfg->health_storagedriver.interval_ms,
+				       cfg->health_storagedriver.threshold);
+	}
 	for (size_t i = 0; i < cfg->n_health_files; i++)
 		berth_health_add_file(h, cfg->health_files[i].file, cfg->health_files[i].interval_ms);
 	for (size_t i = 0; i < cfg->n_health_https; i++) {
@@ -73,7 +92,7 @@ int berth_serve_index_children(struct berth_registry_config *rcfg, const struct 
 	if (cfg->validation.n_platforms && mode != BERTH_INDEX_PLATFORMS_LIST) {
 		berth_error("configuration error: validation.manifests.indexes.platformlist: refused: "
 			    "used only with platforms: list");
-		return -1;
+		return BERTH_ERROR;
 	}
 	if (rcfg->index_children == BERTH_INDEX_CHILDREN_NONE || mode == BERTH_INDEX_PLATFORMS_LIST)
 		berth_warn("validation.manifests.indexes: image indexes are accepted without all of their "

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "config/config_internal.h"
+#include "core/err.h"
 #include "core/log.h"
 
 void berth_config_defaults(struct berth_config *cfg)
@@ -77,7 +78,7 @@ int berth_config__fail(struct cfg_ctx *c, int line, const char *key, const char 
 	format_where(where, sizeof(where), c, line);
 	if (c->errlen)
 		snprintf(c->err, c->errlen, "%s%s%s%s", where, key ? key : "", key ? ": " : "", msg);
-	return -1;
+	return BERTH_ERROR;
 }
 
 /* Past this many, warnings are counted, not printed: keys shared through aliases can repeat one
@@ -162,14 +163,14 @@ int berth_config_load(struct berth_config *cfg, const char *path, char *err, siz
 	if (!path || !*path) {
 		if (errlen)
 			snprintf(err, errlen, "cannot open configuration file '': the path is empty");
-		return -1;
+		return BERTH_ERROR;
 	}
 	c.origin = path;
 	if (berth_config__yaml_file(&c, path) < 0)
-		return -1;
+		return BERTH_ERROR;
 	c.file_loaded = 1;
 	if (berth_config__env_apply(&c) < 0)
-		return -1;
+		return BERTH_ERROR;
 	if (c.file_choice[CG_STORAGE] == -2 && c.env_choice[CG_STORAGE] == -2)
 		return berth_config__fail(&c, 0, "storage",
 					  "no storage driver configured (filesystem, inmemory or s3)");
@@ -183,7 +184,7 @@ int berth_config_apply_env(struct berth_config *cfg, char *err, size_t errlen)
 
 	berth_config__ctx_init(&c, cfg, err, errlen);
 	if (berth_config__env_apply(&c) < 0)
-		return -1;
+		return BERTH_ERROR;
 	finish(&c);
 	return check_health(&c);
 }

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "config/config_internal.h"
+#include "core/err.h"
 #include "core/util.h"
 
 extern char **environ;
@@ -72,10 +73,10 @@ static int parse_index(const char *s, size_t *out)
 {
 	char *end;
 	if (!isdigit((unsigned char)*s))
-		return -1;
+		return BERTH_ERROR;
 	unsigned long v = strtoul(s, &end, 10);
 	if (*end || v > 1000000)
-		return -1;
+		return BERTH_ERROR;
 	*out = v;
 	return 0;
 }
@@ -100,7 +101,7 @@ static int apply_yaml(struct cfg_ctx *c, const struct cfg_table *t, const struct
 	int rc = 0;
 
 	if (berth_config__yaml_string(c, value, &doc, &root) < 0)
-		return -1;
+		return BERTH_ERROR;
 	if (root && k)
 		rc = berth_config__yaml_apply(c, t, k, base, key, disp, 0, &doc, root);
 	else if (root)
@@ -121,7 +122,7 @@ static int set_list_item(struct cfg_ctx *c, const struct cfg_key *k, void *base,
 	if (idx == l->n && l->n >= k->max_items)
 		return berth_config__fail(c, 0, disp, "too many items (at most %zu)", k->max_items);
 	if (k->type == CT_REGEXLIST && berth_config__check_regex(c, 0, d, value) < 0)
-		return -1;
+		return BERTH_ERROR;
 	if (idx == l->n) {
 		l->v = berth_realloc(l->v, (l->n + 1) * sizeof(*l->v));
 		l->v[l->n++] = berth_strdup(value);
@@ -165,12 +166,12 @@ static int set_header(struct cfg_ctx *c, const struct cfg_key *k, void *base, co
 
 	snprintf(d, sizeof(d), "%s.%s", disp, name);
 	if (berth_config__yaml_string(c, value, &doc, &root) < 0)
-		return -1;
+		return BERTH_ERROR;
 	if (root)
 		rc = berth_config__yaml_strlist(c, &values, d, 0, &doc, root, &l);
 	yaml_document_delete(&doc);
 	if (rc < 0)
-		return -1;
+		return BERTH_ERROR;
 	for (i = 0; i < h->n && strcasecmp(h->v[i].name, name) != 0; i++)
 		;
 	if (i == h->n) {
@@ -234,7 +235,7 @@ static int resolve(struct cfg_ctx *c, const struct cfg_table *t, void *base, cha
 			continue;
 		case CT_CHOICE:
 			if (berth_config__select(c, k->group, k->value, comps[i], 0, 0) < 0)
-				return -1;
+				return BERTH_ERROR;
 			if (last)
 				return apply_yaml(c, t, k, base, key, disp, value);
 			continue;
@@ -260,7 +261,7 @@ static int resolve(struct cfg_ctx *c, const struct cfg_table *t, void *base, cha
 				return unrecognized(c);
 			void *elem = berth_config__list_elem(c, k, base, idx, 0, disp);
 			if (!elem)
-				return -1;
+				return BERTH_ERROR;
 			snprintf(tmp, sizeof(tmp), "%s[%zu]", disp, idx);
 			if (i + 2 == n)
 				return apply_yaml(c, k->sub, NULL, elem, "", tmp, value);

@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "config/config_internal.h"
+#include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -506,7 +507,7 @@ static int trimmed(char *buf, size_t n, const char *s)
 	while (len && isspace((unsigned char)s[len - 1]))
 		len--;
 	if (len >= n)
-		return -1;
+		return BERTH_ERROR;
 	memcpy(buf, s, len);
 	buf[len] = '\0';
 	return 0;
@@ -519,7 +520,7 @@ int berth_config__parse_bool(const char *s, int *out)
 	char b[16];
 
 	if (trimmed(b, sizeof(b), s) < 0)
-		return -1;
+		return BERTH_ERROR;
 	for (size_t i = 0; i < 4; i++) {
 		if (strcasecmp(b, yes[i]) == 0) {
 			*out = 1;
@@ -530,7 +531,7 @@ int berth_config__parse_bool(const char *s, int *out)
 			return 0;
 		}
 	}
-	return -1;
+	return BERTH_ERROR;
 }
 
 /* YAML 1.1 integers: [-+] then decimal, 0x hex, 0o or leading-0 octal, 0b binary; '_' separators. */
@@ -542,7 +543,7 @@ int berth_config__parse_int(const char *s, int64_t *out)
 	const char *p;
 
 	if (trimmed(b, sizeof(b), s) < 0)
-		return -1;
+		return BERTH_ERROR;
 	p = b;
 	if (*p == '-' || *p == '+')
 		neg = *p++ == '-';
@@ -563,17 +564,17 @@ int berth_config__parse_int(const char *s, int64_t *out)
 		if (*p == '_')
 			continue;
 		if (!isxdigit((unsigned char)*p))
-			return -1;
+			return BERTH_ERROR;
 		digits[nd++] = *p;
 	}
 	digits[nd] = '\0';
 	if (nd == 0)
-		return -1;
+		return BERTH_ERROR;
 	char *end;
 	errno = 0;
 	unsigned long long v = strtoull(digits, &end, base);
 	if (*end || errno == ERANGE || v > (unsigned long long)INT64_MAX + (unsigned long long)neg)
-		return -1;
+		return BERTH_ERROR;
 	*out = neg ? (int64_t)(0 - v) : (int64_t)v;
 	return 0;
 }
@@ -604,13 +605,13 @@ static int parse_go_duration(const char *s, uint64_t *ns_out)
 		return 0;
 	}
 	if (!*s)
-		return -1;
+		return BERTH_ERROR;
 	while (*s) {
 		uint64_t v = 0, frac = 0, scale = 1;
 		int pre = 0, post = 0;
 		while (isdigit((unsigned char)*s)) {
 			if (v > (UINT64_MAX - 9) / 10)
-				return -1;
+				return BERTH_ERROR;
 			v = v * 10 + (uint64_t)(*s++ - '0');
 			pre = 1;
 		}
@@ -626,17 +627,17 @@ static int parse_go_duration(const char *s, uint64_t *ns_out)
 			}
 		}
 		if (!pre && !post)
-			return -1;
+			return BERTH_ERROR;
 		const char *u = s;
 		while (*s && *s != '.' && !isdigit((unsigned char)*s))
 			s++;
 		uint64_t unit = duration_unit(u, (size_t)(s - u));
 		if (!unit || v > (uint64_t)INT64_MAX / unit)
-			return -1;
+			return BERTH_ERROR;
 		v *= unit;
 		v += (uint64_t)((double)frac * ((double)unit / (double)scale));
 		if (v > (uint64_t)INT64_MAX - total)
-			return -1;
+			return BERTH_ERROR;
 		total += v;
 	}
 	*ns_out = total;
@@ -650,14 +651,14 @@ int berth_config__parse_duration(const char *s, int64_t *ms_out)
 	uint64_t ns;
 
 	if (trimmed(b, sizeof(b), s) < 0)
-		return -1;
+		return BERTH_ERROR;
 	/* A bare YAML integer is nanoseconds, as Distribution (yaml.v2 into time.Duration) reads it. */
 	if (berth_config__parse_int(b, &bare) == 0) {
 		if (bare < 0)
-			return -1;
+			return BERTH_ERROR;
 		ns = (uint64_t)bare;
 	} else if (parse_go_duration(b[0] == '+' ? b + 1 : b, &ns) < 0) {
-		return -1;
+		return BERTH_ERROR;
 	}
 	/* Round sub-millisecond remainders up so a nonzero duration never reads as 0 ("unset"). */
 	*ms_out = (int64_t)(ns / 1000000 + (ns % 1000000 != 0));
@@ -685,7 +686,7 @@ static int enum_lookup(const struct cfg_enum *names, const char *s, int *out)
 				*out = e->value;
 				return 0;
 			}
-	return -1;
+	return BERTH_ERROR;
 }
 
 static int bad_enum(struct cfg_ctx *c, const struct cfg_key *k, const char *key, const struct cfg_scalar *v,
@@ -802,7 +803,7 @@ static int set_validation_enabled(struct cfg_ctx *c, const struct cfg_key *k, vo
 	struct cfg_key as_bool = { .key = k->key, .type = CT_BOOL, .off = 0 };
 	int on = 0;
 	if (berth_config__set_scalar(c, &as_bool, &on, key, v) < 0)
-		return -1;
+		return BERTH_ERROR;
 	if (on)
 		c->validation_enabled = 1;
 	return 0;

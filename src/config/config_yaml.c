@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "config/config_internal.h"
+#include "core/err.h"
 #include "core/util.h"
 
 #define MAX_DEPTH 32
@@ -115,7 +116,7 @@ int berth_config__yaml_strlist(struct cfg_ctx *c, const struct cfg_key *k, const
 	return 0;
 fail:
 	berth_config__strlist_free(&l);
-	return -1;
+	return BERTH_ERROR;
 }
 
 static int read_strmap(struct cfg_ctx *c, const struct cfg_key *k, void *base, const char *disp, int line,
@@ -149,7 +150,7 @@ static int read_strmap(struct cfg_ctx *c, const struct cfg_key *k, void *base, c
 	return 0;
 fail:
 	berth_config__strmap_free(&m);
-	return -1;
+	return BERTH_ERROR;
 }
 
 static int read_headers(struct cfg_ctx *c, const struct cfg_key *k, void *base, const char *disp, int line,
@@ -189,7 +190,7 @@ static int read_headers(struct cfg_ctx *c, const struct cfg_key *k, void *base, 
 	return 0;
 fail:
 	berth_config__headers_free(&h);
-	return -1;
+	return BERTH_ERROR;
 }
 
 static int read_list(struct cfg_ctx *c, const struct cfg_key *k, void *base, const char *disp, int line,
@@ -207,12 +208,12 @@ static int read_list(struct cfg_ctx *c, const struct cfg_key *k, void *base, con
 		yaml_node_t *item = yaml_document_get_node(doc, *it);
 		snprintf(d, sizeof(d), "%s[%zu]", disp, i);
 		if (walk_one(c, item) < 0)
-			return -1;
+			return BERTH_ERROR;
 		if (item->type != YAML_MAPPING_NODE)
 			return berth_config__fail(c, line_of(item), d, "expected a map, got a %s", kind_of(item));
 		void *elem = berth_config__list_elem(c, k, base, i++, line_of(item), disp);
 		if (!elem || berth_config__yaml_walk_map(c, k->sub, elem, "", d, CG_NONE, doc, item) < 0)
-			return -1;
+			return BERTH_ERROR;
 	}
 	return 0;
 }
@@ -241,7 +242,7 @@ static int asks_for_something(struct cfg_ctx *c, yaml_document_t *doc, yaml_node
 {
 	int rc = 0;
 	if (walk_one(c, node) < 0)
-		return -1;
+		return BERTH_ERROR;
 	if (is_null(node))
 		return 0;
 	if (node->type == YAML_SCALAR_NODE)
@@ -297,7 +298,7 @@ int berth_config__yaml_apply(struct cfg_ctx *c, const struct cfg_table *t, const
 		return berth_config__yaml_walk_map(c, t, base, key, disp, k->group, doc, node);
 	case CT_CHOICE:
 		if (berth_config__select(c, k->group, k->value, strrchr(key, '.') + 1, line, 0) < 0)
-			return -1;
+			return BERTH_ERROR;
 		return berth_config__yaml_walk_map(c, t, base, key, disp, CG_NONE, doc, node);
 	case CT_STRLIST:
 	case CT_REGEXLIST:
@@ -329,10 +330,10 @@ static int walk_merges(struct cfg_ctx *c, const struct cfg_table *t, void *base,
 		if (!is_merge_key(kn))
 			continue;
 		if (walk_one(c, kn) < 0)
-			return -1;
+			return BERTH_ERROR;
 		if (vn->type == YAML_MAPPING_NODE) {
 			if (berth_config__yaml_walk_map(c, t, base, prefix, disp, group, doc, vn) < 0)
-				return -1;
+				return BERTH_ERROR;
 			continue;
 		}
 		if (vn->type != YAML_SEQUENCE_NODE)
@@ -341,12 +342,12 @@ static int walk_merges(struct cfg_ctx *c, const struct cfg_table *t, void *base,
 		for (yaml_node_item_t *it = vn->data.sequence.items.start; it < vn->data.sequence.items.top; it++) {
 			yaml_node_t *m = yaml_document_get_node(doc, *it);
 			if (walk_one(c, m) < 0)
-				return -1;
+				return BERTH_ERROR;
 			if (m->type != YAML_MAPPING_NODE)
 				return berth_config__fail(c, line_of(m), *disp ? disp : NULL,
 							  "merge key << expects a map or a list of maps");
 			if (berth_config__yaml_walk_map(c, t, base, prefix, disp, group, doc, m) < 0)
-				return -1;
+				return BERTH_ERROR;
 		}
 	}
 	return 0;
@@ -357,7 +358,7 @@ int berth_config__yaml_walk_map(struct cfg_ctx *c, const struct cfg_table *t, vo
 				yaml_node_t *node)
 {
 	char rel[512], d[512];
-	int rc = -1;
+	int rc = BERTH_ERROR;
 
 	if (is_null(node))
 		return 0;
@@ -458,7 +459,7 @@ int berth_config__yaml_file(struct cfg_ctx *c, const char *path)
 	yaml_document_t doc;
 	yaml_node_t *root;
 	FILE *f;
-	int rc = -1;
+	int rc = BERTH_ERROR;
 
 	if (!*path)
 		return berth_config__fail(c, 0, NULL, "cannot open configuration file: empty path");

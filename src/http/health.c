@@ -20,18 +20,18 @@
 #include "core/log.h"
 #include "core/periodic.h"
 #include "core/util.h"
-#include "storage/storage.h"
 
 #define MAX_CHECKS 128
 #define DEFAULT_INTERVAL_MS 10000
 
-enum check_kind { CHECK_STORAGE, CHECK_FILE, CHECK_HTTP, CHECK_TCP };
+enum check_kind { CHECK_CALLBACK, CHECK_FILE, CHECK_HTTP, CHECK_TCP };
 
 struct check {
 	enum check_kind kind;
 	char *name;                          /* the report's key */
 	char *target;                        /* file path, URI or address */
-	struct berth_storage_driver *driver; /* storage */
+	berth_health_check_fn fn;            /* callback */
+	void *payload;                       /* callback */
 	struct curl_slist *headers;          /* http */
 	long statuscode;                     /* http */
 	int64_t timeout_ms, interval_ms, threshold;
@@ -60,28 +60,18 @@ static void *must(void *p)
 
 /* ---- the checks: 0, or -1 with a message in err ---- */
 
-static int check_storage(struct check *c, char *err, size_t n)
-{
-	struct berth_stat st;
-	int rc = berth_storage_stat(c->driver, "/", &st);
-	if (rc < 0 && rc != BERTH_ENOTFOUND) {
-		snprintf(err, n, "%s", berth_err_reason(rc));
-		return -1;
-	}
-	return 0;
-}
 
 static int check_file(struct check *c, char *err, size_t n)
 {
 	struct stat st;
 	if (stat(c->target, &st) == 0) {
 		snprintf(err, n, "file exists");
-		return -1;
+		return BERTH_ERROR;
 	}
 	if (errno == ENOENT || errno == ENOTDIR)
 		return 0;
 	snprintf(err, n, "%s: %s", c->target, strerror(errno));
-	return -1;
+	return BERTH_ERROR;
 }
 
 static int check_http(struct check *c, char *err, size_t n)
@@ -90,7 +80,7 @@ static int check_http(struct check *c, char *err, size_t n)
 	long status = 0;
 	if (!curl) {
 		snprintf(err, n, "%s: cannot start an HTTP request", c->target);
-		return -1;
+		return BERTH_ERROR;
 	}
 	curl_easy_setopt(curl, CURLOPT_URL, c->target);
 	curl_easy_setopt(curl, CURLOPT_NOBODY, 1L); /* HEAD, as Distribution's check */
@@ -104,11 +94,11 @@ static int check_http(struct check *c, char *err, size_t n)
 	curl_easy_cleanup(curl);
 	if (rc != CURLE_OK) {
 		snprintf(err, n, "%s: error while checking: %s", c->target, curl_easy_strerror(rc));
-		return -1;
+		return BERTH_ERROR;
 	}
 	if (status != c->statuscode) {
 		snprintf(err, n, "%s: downstream service returned unexpected status: %ld", c->target, status);
-		return -1;
+		return BERTH_ERROR;
 	}
 	return 0;
 }
@@ -142,7 +132,7 @@ static int split_addr(const char *addr, char *host, size_t hn, char *port, size_
 {
 	const char *colon = strrchr(addr, ':');
 	if (!colon || !colon[1] || strlen(colon + 1) >= pn)
-		return -1;
+		return BERTH_ERROR;
 	const char *h = addr;
 	size_t len = (size_t)(colon - addr);
 	if (len >= 2 && h[0] == '[' && h[len - 1] == ']') {
@@ -150,7 +140,7 @@ static int split_addr(const char *addr, char *host, size_t hn, char *port, size_
 		len -= 2;
 	}
 	if (len >= hn)
-		return -1;
+		return BERTH_ERROR;
 	memcpy(host, h, len);
 	host[len] = '\0';
 	snprintf(port, pn, "%s", colon + 1);
@@ -164,12 +154,12 @@ static int check_tcp(struct check *c, char *err, size_t n)
 	int e = ECONNREFUSED;
 	if (split_addr(c->target, host, sizeof(host), port, sizeof(port)) < 0) {
 		snprintf(err, n, "%s: connection failed: not a host:port address", c->target);
-		return -1;
+		return BERTH_ERROR;
 	}
 	int g = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
 	if (g != 0) {
 		snprintf(err, n, "%s: connection failed: %s", c->target, gai_strerror(g));
-		return -1;
+		return BERTH_ERROR;
 	}
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
 		if ((e = connect_within(ai, c->timeout_ms)) == 0)
@@ -177,7 +167,7 @@ static int check_tcp(struct check *c, char *err, size_t n)
 	freeaddrinfo(res);
 	if (e) {
 		snprintf(err, n, "%s: connection failed: %s", c->target, strerror(e));
-		return -1;
+		return BERTH_ERROR;
 	}
 	return 0;
 }
@@ -189,7 +179,7 @@ static void run_check(void *arg)
 	char err[sizeof(c->error)] = "";
 	int rc;
 	switch (c->kind) {
-	case CHECK_STORAGE: rc = check_storage(c, err, sizeof(err)); break;
+	case CHECK_CALLBACK: rc = c->fn(err, sizeof(err), c->payload); break;
 	case CHECK_FILE: rc = check_file(c, err, sizeof(err)); break;
 	case CHECK_HTTP: rc = check_http(c, err, sizeof(err)); break;
 	default: rc = check_tcp(c, err, sizeof(err)); break;
@@ -234,14 +224,14 @@ static struct check *add(struct berth_health *h, enum check_kind kind, const cha
 	return c;
 }
 
-void berth_health_add_storage(struct berth_health *h, struct berth_storage_driver *driver,
-			      int64_t interval_ms, int64_t threshold)
+void berth_health_add_check(struct berth_health *h, const char *name, berth_health_check_fn fn,
+			    void *payload, int64_t interval_ms, int64_t threshold)
 {
-	char name[128];
-	snprintf(name, sizeof(name), "storagedriver_%s", driver->name);
-	struct check *c = add(h, CHECK_STORAGE, name, NULL, 0, interval_ms, threshold);
-	if (c)
-		c->driver = driver;
+	struct check *c = add(h, CHECK_CALLBACK, name, NULL, 0, interval_ms, threshold);
+	if (c) {
+		c->fn = fn;
+		c->payload = payload;
+	}
 }
 
 void berth_health_add_file(struct berth_health *h, const char *path, int64_t interval_ms)

@@ -1,7 +1,8 @@
 /*
  * Distribution's health checks, feeding /debug/health and the 503 answers:
  *
- * - storagedriver (health.storagedriver): a stat of the storage root; a missing root is fine.
+ * - a check given as a callback: storagedriver (health.storagedriver), a stat of the storage
+ *   root (cli/serve_setup.c: http knows no storage).
  * - file (health.file): fails while the file exists ("file exists"), to take a node out of a
  *   load balancer's rotation by creating a file.
  * - http (health.http): a HEAD of the URI with the configured headers must answer statuscode.
@@ -21,14 +22,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct berth_storage_driver;
 struct berth_health;
+
+/* A check of the caller's: 0, or a BERTH_E* code with a one-line reason in err. Runs on the
+ * check's thread. */
+typedef int (*berth_health_check_fn)(char *err, size_t errlen, void *payload);
 
 /* An empty set of checks; add them, then berth_health_start. */
 struct berth_health *berth_health_new(void);
-/* driver is borrowed. */
-void berth_health_add_storage(struct berth_health *h, struct berth_storage_driver *driver,
-			      int64_t interval_ms, int64_t threshold);
+/* name: the report's key (copied); payload is borrowed. */
+void berth_health_add_check(struct berth_health *h, const char *name, berth_health_check_fn fn,
+			    void *payload, int64_t interval_ms, int64_t threshold);
 void berth_health_add_file(struct berth_health *h, const char *path, int64_t interval_ms);
 /* headers: n "Name: value" lines, copied. statuscode 0 = 200. */
 void berth_health_add_http(struct berth_health *h, const char *uri, const char *const *headers, size_t n,

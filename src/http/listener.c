@@ -141,7 +141,7 @@ static int watch(struct berth_listener *l, struct held *h)
 		return 0;
 	if (epoll_ctl(l->epoll_fd, EPOLL_CTL_ADD, h->fd, &ev) != 0) {
 		berth_warn("cannot watch a new connection: %s", strerror(errno));
-		return -1;
+		return BERTH_ERROR;
 	}
 	h->watched = 1;
 	return 0;

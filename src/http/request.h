@@ -1,7 +1,8 @@
 /*
- * One HTTP request as the API handlers see it: the route's parameters, accessors for headers
- * and query arguments, a body sink, and the ways to answer. Lives from the first byte of the
- * request until its response is sent (freed by the server).
+ * One HTTP request as a handler sees it: method, target, headers and query arguments, a body
+ * sink, the ways to answer, and the handler's own per-request data. Lives from the first byte
+ * of the request until its response is sent (freed by the server). http knows nothing of what
+ * the handler serves: main.c registers the handler (struct berth_http_handler, http/server.h).
  */
 #ifndef BERTH_HTTP_REQUEST_H
 #define BERTH_HTTP_REQUEST_H
@@ -11,83 +12,58 @@
 
 #include <microhttpd.h>
 
-#include "registry/reference.h"
-
 struct berth_server;
-struct berth_registry;
-struct berth_auth;
 struct berth_query;
-struct berth_notify;
-
-enum berth_route {
-	BERTH_ROUTE_NONE = 0,
-	BERTH_ROUTE_BASE,         /* /v2/ */
-	BERTH_ROUTE_CATALOG,      /* /v2/_catalog */
-	BERTH_ROUTE_TAGS,         /* /v2/<name>/tags/list */
-	BERTH_ROUTE_MANIFEST,     /* /v2/<name>/manifests/<reference> */
-	BERTH_ROUTE_BLOB,         /* /v2/<name>/blobs/<digest> */
-	BERTH_ROUTE_UPLOADS,      /* /v2/<name>/blobs/uploads/ */
-	BERTH_ROUTE_UPLOAD,       /* /v2/<name>/blobs/uploads/<uuid> */
-	BERTH_ROUTE_REFERRERS,    /* /v2/<name>/referrers/<digest> */
-	BERTH_ROUTE_REPOSITORY,   /* /v2/_berth/repositories/<name> (berth-specific) */
-};
-
 struct berth_request;
 
-/*
- * Handlers outside api/ (the web interface, ui/ui.h), given to the server by main.c: the router
- * hands a URL (below http.prefix) that owns() claims to dispatch(), which answers as an api/
- * handler does, before any of the registry API's routing and authorization.
- */
-struct berth_handler {
-	int (*owns)(const char *url);
-	void (*dispatch)(struct berth_request *req, const char *url);
-};
-
-/* Body sink: called for each piece of the request body. 0, or a BERTH_E* code after having
- * recorded the failure with berth_req_fail. */
+/* Body sink: called for each piece of the request body. 0 to go on; anything else (a BERTH_E*
+ * code) refuses the rest of the body, which is then read and dropped, and on_complete still runs
+ * at its end. */
 typedef int (*berth_body_cb)(struct berth_request *req, const char *data, size_t n);
 /* Called once the whole body is in (or at once when there is none); must answer. */
 typedef void (*berth_complete_cb)(struct berth_request *req);
 typedef void (*berth_cleanup_cb)(struct berth_request *req);
 
+/*
+ * Where a request stands between libmicrohttpd's calls of the access handler (one state instead
+ * of a flag per fact: every call looks at it once).
+ */
+enum berth_req_state {
+	BERTH_REQ_NEW = 0,    /* request line in; headers not looked at yet */
+	BERTH_REQ_BAD_TARGET, /* the request line's target holds a space: refused on the first call */
+	BERTH_REQ_DEFERRED,   /* no body announced: the handler runs on the last call, where an
+			       * answer keeps the connection; stray body bytes are dropped */
+	BERTH_REQ_READING,    /* the handler ran: body pieces go to on_body */
+	BERTH_REQ_DRAINING,   /* on_body refused a piece: the rest is dropped, on_complete answers */
+	BERTH_REQ_PENDING,    /* an answer libmicrohttpd refused to queue yet (it does in the call
+			       * after a "100 Continue"): queued on the next call that allows it */
+	BERTH_REQ_ANSWERED,   /* an answer is queued; the rest of any body is dropped */
+	BERTH_REQ_SUSPENDED,  /* parked by berth_req_suspend: on_resume answers once resumed */
+};
+
 struct berth_request {
 	struct berth_server *server;
-	struct berth_registry *registry;
-	struct berth_auth *auth; /* NULL: no authentication configured */
-	const struct berth_handler *extra; /* URLs it claims are its, not api/'s; or NULL */
-	struct berth_notify *notify; /* NULL: no notification endpoints */
 	struct MHD_Connection *conn;
 	const char *method;
-	enum berth_route route;
-	char name[BERTH_NAME_MAX + 1];
-	char reference[BERTH_TAG_MAX + BERTH_DIGEST_STR_MAX]; /* tag, digest or upload id */
+	enum berth_req_state state;
 
 	/* Set by a handler that reads a body. */
 	berth_body_cb on_body;
 	berth_complete_cb on_complete;
 	berth_cleanup_cb cleanup;
-	void *state;
+	void *body_state; /* the body callbacks' own, released by cleanup */
 	berth_complete_cb on_resume; /* set while suspended (berth_req_suspend) */
 
-	/* First failure recorded while reading the body; answered at the end. */
-	int failed;
-	unsigned fail_status;
-	const char *fail_code;
-	char fail_message[256];
-	char *fail_detail; /* JSON, owned */
+	void *data;         /* the handler's per-request data (berth_http_handler.request_data bytes,
+			     * zeroed), allocated with the request */
+	unsigned route;     /* the handler's route index, for the metrics (0: none) */
+	int close_after;    /* the answer closes the connection (the request cannot be delimited) */
 
-	int started;  /* the first access-handler call has happened */
-	/* An answer MHD refused to queue in the call that produced it (it does, for example, in
-	 * the call after a "100 Continue"): queued on the next call that allows it. */
-	struct MHD_Response *pending;
+	struct MHD_Response *pending; /* BERTH_REQ_PENDING's answer, its status and length */
 	unsigned pending_status;
 	uint64_t pending_len;
-	int deferred; /* dispatch waits for the next callback (no body) */
-	int bad_target; /* the request line's target holds a space: refused */
 
 	/* Bookkeeping for the access log. */
-	int responded;
 	unsigned status;
 	uint64_t bytes_in;
 	uint64_t bytes_out;
@@ -96,7 +72,6 @@ struct berth_request {
 				 * berth hands out (Location, Link) starts with it */
 	char id[32];
 	char user[128]; /* authenticated user or token subject, for the access log */
-	char challenge[1024]; /* WWW-Authenticate value for a 401 */
 	char path[512];
 	struct berth_query *query; /* the query's arguments, owned; NULL when there is no '?' */
 };
@@ -105,27 +80,15 @@ struct berth_request {
 const char *berth_req_header(struct berth_request *req, const char *name);
 const char *berth_req_query(struct berth_request *req, const char *name);
 int berth_req_is_head(const struct berth_request *req);
+/* 1 once an answer is queued or waits to be. */
+int berth_req_answered(const struct berth_request *req);
 
 /*
  * Sends resp with status, adding the headers every answer carries. Takes ownership of resp.
- * body_len is for the access log.
+ * body_len is for the access log. A second answer to the same request is dropped.
  */
 void berth_req_send(struct berth_request *req, unsigned status, struct MHD_Response *resp,
 		    uint64_t body_len);
-/* An empty-bodied answer; headers added by the caller via the returned response before sending
- * are not possible, so use berth_resp_empty + MHD_add_response_header + berth_req_send. */
-struct MHD_Response *berth_resp_empty(void);
-/* A response over a copy of buf. */
-struct MHD_Response *berth_resp_copy(const void *buf, size_t len);
-/* A response that takes ownership of a heap buffer (freed with free()). */
-struct MHD_Response *berth_resp_take(void *buf, size_t len);
-
-/*
- * Sends the OCI error JSON {"errors":[{"code","message","detail"}]}. detail_json is a JSON text
- * (object or string) or NULL for null.
- */
-void berth_req_error(struct berth_request *req, unsigned status, const char *code,
-		     const char *message, const char *detail_json);
 /*
  * Slow work off the polling threads: parks the request (its connection is not polled) so that
  * another thread can do the work, then call berth_req_resume. on_resume then runs on a polling
@@ -136,8 +99,11 @@ void berth_req_suspend(struct berth_request *req, berth_complete_cb on_resume);
 /* From any thread, once per suspend. The request must not be touched after this call. */
 void berth_req_resume(struct berth_request *req);
 
-/* Records a failure while the body is still arriving; the server answers it at the end. */
-void berth_req_fail(struct berth_request *req, unsigned status, const char *code,
-		    const char *message, const char *detail_json);
+/* An empty-bodied response, for the caller to add headers to and send with berth_req_send. */
+struct MHD_Response *berth_resp_empty(void);
+/* A response over a copy of buf. */
+struct MHD_Response *berth_resp_copy(const void *buf, size_t len);
+/* A response that takes ownership of a heap buffer (freed with free()). */
+struct MHD_Response *berth_resp_take(void *buf, size_t len);
 
 #endif

@@ -16,9 +16,7 @@
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
-#include <jansson.h>
 
-#include "api/api.h"
 #include "config/config.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -37,9 +35,7 @@ struct berth_server {
 	struct MHD_Daemon *daemon;
 	struct berth_listener *listener;
 	struct berth_conns *conns;
-	struct berth_registry *registry;
-	struct berth_auth *auth;
-	struct berth_notify *notify;
+	const struct berth_http_handler *handler;
 	struct berth_health *health;
 	int access_log;
 	unsigned port;
@@ -55,7 +51,6 @@ struct berth_server {
 	_Atomic uint64_t next_id;
 	_Atomic long in_flight;    /* requests begun and not yet completed */
 	_Atomic long suspended;    /* requests parked by berth_req_suspend, not yet resumed */
-	const struct berth_handler *extra; /* claims some URLs before api/ (the web interface) */
 };
 
 /* ---- request helpers (http/request.h) ---- */
@@ -90,9 +85,14 @@ struct MHD_Response *berth_resp_take(void *buf, size_t len)
 	return MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
 }
 
+int berth_req_answered(const struct berth_request *req)
+{
+	return req->state == BERTH_REQ_ANSWERED || req->state == BERTH_REQ_PENDING;
+}
+
 static void answered(struct berth_request *req, unsigned status, uint64_t body_len)
 {
-	req->responded = 1;
+	req->state = BERTH_REQ_ANSWERED;
 	req->status = status;
 	req->bytes_out = berth_req_is_head(req) ? 0 : body_len;
 }
@@ -100,7 +100,7 @@ static void answered(struct berth_request *req, unsigned status, uint64_t body_l
 void berth_req_send(struct berth_request *req, unsigned status, struct MHD_Response *resp,
 		    uint64_t body_len)
 {
-	if (req->responded || req->pending) {
+	if (berth_req_answered(req)) {
 		MHD_destroy_response(resp);
 		return;
 	}
@@ -110,11 +110,14 @@ void berth_req_send(struct berth_request *req, unsigned status, struct MHD_Respo
 		req->cleanup(req);
 		req->cleanup = NULL;
 	}
+	if (req->close_after)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	MHD_add_response_header(resp, "Docker-Distribution-API-Version", "registry/2.0");
 	for (size_t i = 0; i < req->server->n_headers; i++)
 		MHD_add_response_header(resp, req->server->headers[i].name, req->server->headers[i].value);
 	if (MHD_queue_response(req->conn, status, resp) != MHD_YES) {
 		berth_debug("cannot queue response %u for %s %s yet", status, req->method, req->path);
+		req->state = BERTH_REQ_PENDING;
 		req->pending = resp;
 		req->pending_status = status;
 		req->pending_len = body_len;
@@ -127,6 +130,7 @@ void berth_req_send(struct berth_request *req, unsigned status, struct MHD_Respo
 void berth_req_suspend(struct berth_request *req, berth_complete_cb on_resume)
 {
 	req->on_resume = on_resume;
+	req->state = BERTH_REQ_SUSPENDED;
 	atomic_fetch_add(&req->server->suspended, 1);
 	MHD_suspend_connection(req->conn);
 }
@@ -150,59 +154,12 @@ static int queue_pending(struct berth_request *req)
 	return 1;
 }
 
-static char *error_body(const char *code, const char *message, const char *detail_json, size_t *len)
+/* Answers a condition the server found itself, in the handler's format. */
+static void refuse(struct berth_request *req, enum berth_http_refusal why, unsigned status,
+		   const char *message)
 {
-	json_t *detail = detail_json ? json_loads(detail_json, JSON_DECODE_ANY, NULL) : NULL;
-	json_t *err = json_pack("{s:s, s:s, s:o}", "code", code, "message", message,
-				"detail", detail ? detail : json_null());
-	json_t *root = json_pack("{s:[o]}", "errors", err);
-	char *s = json_dumps(root, JSON_COMPACT);
-	json_decref(root);
-	*len = strlen(s);
-	return s;
-}
-
-void berth_req_error(struct berth_request *req, unsigned status, const char *code,
-		     const char *message, const char *detail_json)
-{
-	size_t len;
-	char *body = error_body(code, message, detail_json, &len);
-	struct MHD_Response *resp = berth_resp_take(body, len);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
-	if (req->challenge[0])
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, req->challenge);
-	berth_req_send(req, status, resp, len);
-}
-
-/* The error answer to a request berth cannot delimit: the connection is closed after it, so
- * that whatever follows is never read as a request. */
-static void refuse_and_close(struct berth_request *req, unsigned status, const char *message)
-{
-	size_t len;
-	char *body = error_body("UNSUPPORTED", message, NULL, &len);
-	struct MHD_Response *resp = berth_resp_take(body, len);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-	berth_req_send(req, status, resp, len);
-}
-
-void berth_req_fail(struct berth_request *req, unsigned status, const char *code,
-		    const char *message, const char *detail_json)
-{
-	if (req->failed)
-		return;
-	req->failed = 1;
-	req->fail_status = status;
-	req->fail_code = code;
-	snprintf(req->fail_message, sizeof(req->fail_message), "%s", message);
-	req->fail_detail = detail_json ? berth_strdup(detail_json) : NULL;
-}
-
-/* ---- lifecycle ---- */
-
-static void finish_with_failure(struct berth_request *req)
-{
-	berth_req_error(req, req->fail_status, req->fail_code, req->fail_message, req->fail_detail);
+	const struct berth_http_handler *h = req->server->handler;
+	h->refuse(req, why, status, message, h->payload);
 }
 
 static int request_has_body(struct MHD_Connection *conn)
@@ -360,12 +317,12 @@ static struct berth_query *take_query(const char *uri)
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
 	struct berth_server *srv = cls;
-	struct berth_request *req = berth_calloc(1, sizeof(*req));
+	/* One allocation for the request and the handler's data (the per-request path gains none). */
+	size_t head = (sizeof(struct berth_request) + _Alignof(max_align_t) - 1) /
+		      _Alignof(max_align_t) * _Alignof(max_align_t);
+	struct berth_request *req = berth_calloc(1, head + srv->handler->request_data);
 	req->server = srv;
-	req->registry = srv->registry;
-	req->auth = srv->auth;
-	req->extra = srv->extra;
-	req->notify = srv->notify;
+	req->data = srv->handler->request_data ? (char *)req + head : NULL;
 	req->url_prefix = srv->url_base ? srv->url_base : srv->prefix ? srv->prefix : "";
 	req->conn = conn;
 	req->method = "";
@@ -373,11 +330,86 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	atomic_fetch_add(&srv->in_flight, 1);
 	snprintf(req->path, sizeof(req->path), "%s", uri);
 	/* "GET /a b HTTP/1.1": MHD takes the URI up to the last space, Go (and RFC 9112) refuse it */
-	req->bad_target = uri && strchr(uri, ' ') != NULL;
+	req->state = uri && strchr(uri, ' ') != NULL ? BERTH_REQ_BAD_TARGET : BERTH_REQ_NEW;
 	req->query = take_query(uri);
 	snprintf(req->id, sizeof(req->id), "%s-%llu", srv->id_prefix,
 		 (unsigned long long)atomic_fetch_add(&srv->next_id, 1));
 	return req;
+}
+
+static void handle(struct berth_request *req, const char *url)
+{
+	const struct berth_http_handler *h = req->server->handler;
+	req->state = BERTH_REQ_READING;
+	h->handle(req, url, h->payload);
+}
+
+/* The first call, headers in: refuses what the server refuses itself, then hands the request
+ * to the handler now (it has a body, which can be refused before it is read) or defers it. */
+static void on_headers(struct berth_server *srv, struct berth_request *req, const char *url,
+		       const char *version)
+{
+	int bad_target = req->state == BERTH_REQ_BAD_TARGET;
+	req->state = BERTH_REQ_DEFERRED;
+	if (srv->client_certs && !client_cert_acceptable(req->conn, srv->client_auth)) {
+		refuse(req, BERTH_HTTP_REFUSE_CERTIFICATE, MHD_HTTP_UNAUTHORIZED,
+		       "a verified client certificate is required");
+		return;
+	}
+	const char *framing_message = "malformed request target";
+	unsigned framing_status = bad_target ? MHD_HTTP_BAD_REQUEST
+					     : framing_error(req->conn, version, &framing_message);
+	if (framing_status) {
+		req->close_after = 1; /* whatever follows is never read as a request */
+		refuse(req, BERTH_HTTP_REFUSE_FRAMING, framing_status, framing_message);
+		return;
+	}
+	url = strip_prefix(srv, origin_form(url));
+	if (!url) {
+		refuse(req, BERTH_HTTP_REFUSE_NO_ROUTE, MHD_HTTP_NOT_FOUND, "no such endpoint");
+		return;
+	}
+	if (!berth_health_ok(srv->health)) {
+		refuse(req, BERTH_HTTP_REFUSE_UNHEALTHY, MHD_HTTP_SERVICE_UNAVAILABLE,
+		       "service unavailable");
+		return;
+	}
+	/* Answering before MHD has seen the (absent) body would cost the keep-alive connection,
+	 * so body-less requests are handled on the last call. */
+	if (request_has_body(req->conn))
+		handle(req, url);
+}
+
+/* The last call, the body (if any) all in: the answer is made or queued now. */
+static void on_end(struct berth_server *srv, struct berth_request *req, const char *url)
+{
+	switch (req->state) {
+	case BERTH_REQ_PENDING:
+		queue_pending(req);
+		return;
+	case BERTH_REQ_DEFERRED:
+		handle(req, strip_prefix(srv, origin_form(url)));
+		if (req->state == BERTH_REQ_SUSPENDED)
+			return; /* answered once resumed */
+		break;
+	case BERTH_REQ_SUSPENDED: {
+		/* MHD calls again only once berth_req_resume has been called. */
+		berth_complete_cb resumed = req->on_resume;
+		req->on_resume = NULL;
+		req->state = BERTH_REQ_READING;
+		resumed(req);
+		break;
+	}
+	default:
+		break;
+	}
+	if ((req->state == BERTH_REQ_READING || req->state == BERTH_REQ_DRAINING) && req->on_complete) {
+		berth_complete_cb complete = req->on_complete;
+		req->on_complete = NULL; /* once only, even if its answer could not be queued */
+		complete(req);
+	}
+	if (!berth_req_answered(req))
+		refuse(req, BERTH_HTTP_REFUSE_NO_ANSWER, MHD_HTTP_INTERNAL_SERVER_ERROR, "no response");
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -387,79 +419,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct berth_server *srv = cls;
 	struct berth_request *req = *con_cls;
 
-	if (!req->started) {
-		req->started = 1;
+	if (req->state == BERTH_REQ_NEW || req->state == BERTH_REQ_BAD_TARGET) {
 		berth_conns_headers_in(conn);
 		req->conn = conn;
 		req->method = method;
-		if (srv->client_certs && !client_cert_acceptable(conn, srv->client_auth)) {
-			berth_req_error(req, MHD_HTTP_UNAUTHORIZED, "UNAUTHORIZED",
-					"a verified client certificate is required", NULL);
-			return MHD_YES;
-		}
-		const char *framing_message = "malformed request target";
-		unsigned framing_status = req->bad_target ? MHD_HTTP_BAD_REQUEST
-							  : framing_error(conn, version, &framing_message);
-		if (framing_status) {
-			refuse_and_close(req, framing_status, framing_message);
-			return MHD_YES;
-		}
-		url = strip_prefix(srv, origin_form(url));
-		if (!url) {
-			berth_req_error(req, MHD_HTTP_NOT_FOUND, "UNSUPPORTED", "no such endpoint", NULL);
-			return MHD_YES;
-		}
-		if (!berth_health_ok(srv->health)) {
-			berth_req_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "UNAVAILABLE", "service unavailable",
-					"\"health check failed: please see /debug/health\"");
-			return MHD_YES;
-		}
-		/* Answering before MHD has seen the (absent) body would cost the keep-alive
-		 * connection, so body-less requests are dispatched on the next call. Requests with a
-		 * body are dispatched now, so they can be refused before it is read. */
-		if (request_has_body(conn))
-			berth_api_dispatch(req, url);
-		else
-			req->deferred = 1;
+		on_headers(srv, req, url, version);
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
 		size_t n = *upload_data_size;
 		req->bytes_in += n;
 		*upload_data_size = 0;
-		/* A request that announced no body can still be handed bytes (after an
-		 * "Expect: 100-continue", say): they are discarded, and it is dispatched below, on
-		 * the last call, where MHD accepts an answer. */
-		if (!req->deferred && !req->responded && !req->pending && !req->failed && req->on_body)
-			req->on_body(req, upload_data, n);
+		/* Only a handler reading the body gets it. A request that announced none can still be
+		 * handed bytes (after an "Expect: 100-continue", say): they are dropped, and it is
+		 * handled on the last call, where MHD accepts an answer. */
+		if (req->state == BERTH_REQ_READING && req->on_body && req->on_body(req, upload_data, n) != 0 &&
+		    req->state == BERTH_REQ_READING)
+			req->state = BERTH_REQ_DRAINING;
 		return MHD_YES;
 	}
-	if (req->pending) {
-		queue_pending(req);
-		return MHD_YES;
-	}
-	if (req->deferred) {
-		req->deferred = 0;
-		berth_api_dispatch(req, strip_prefix(srv, origin_form(url)));
-		if (req->on_resume)
-			return MHD_YES; /* suspended: answered once resumed */
-	} else if (req->on_resume) {
-		/* MHD calls again only once berth_req_resume has been called. */
-		berth_complete_cb resumed = req->on_resume;
-		req->on_resume = NULL;
-		resumed(req);
-	}
-	if (req->responded || req->pending)
-		return MHD_YES;
-	if (req->failed) {
-		finish_with_failure(req);
-	} else if (req->on_complete) {
-		berth_complete_cb complete = req->on_complete;
-		req->on_complete = NULL; /* once only, even if its answer could not be queued */
-		complete(req);
-	}
-	if (!req->responded && !req->pending)
-		berth_req_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN", "no response", NULL);
+	on_end(srv, req, url);
 	return MHD_YES;
 }
 
@@ -499,7 +478,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (!req)
 		return;
 	uint64_t ns = berth_now_ns() - req->start_ns;
-	if (!req->responded)
+	if (req->state != BERTH_REQ_ANSWERED)
 		req->status = 499; /* the client went away before an answer */
 	berth_http_observe(req->route, req->method, req->status, ns, req->bytes_in, req->bytes_out);
 	if (srv->access_log)
@@ -508,7 +487,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		req->cleanup(req);
 	if (req->pending)
 		MHD_destroy_response(req->pending);
-	free(req->fail_detail);
 	berth_query_free(req->query);
 	free(req);
 	*con_cls = NULL;
@@ -583,42 +561,43 @@ static void set_url_base(struct berth_server *s, const char *external_url)
 		s->url_base = berth_asprintf("%.*s%s", (int)n, external_url, s->prefix ? s->prefix : "");
 }
 
-/* http.net: unix: a listening socket at path (a stale socket file there is replaced). */
+/* Closes fd (when open) and fails with the errno behind the failure noted for the log. */
+static int listen_failed(int fd)
+{
+	int err = errno;
+	if (fd >= 0)
+		close(fd);
+	berth_err_note_os(err);
+	return BERTH_ERROR;
+}
+
+/* http.net: unix: a listening socket at path (a stale socket file there is replaced). The
+ * socket, BERTH_EINVALID for a path too long, or BERTH_ERROR with its reason noted. */
 static int listen_unix(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
 	if (strlen(path) >= sizeof(sa.sun_path))
-		return -1;
+		return BERTH_EINVALID;
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
 		unlink(path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
-		close(fd);
-		return -1;
-	}
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, LISTEN_BACKLOG) != 0)
+		return listen_failed(fd);
 	return fd;
 }
 
 /* A listening TCP socket on ss, set up as libmicrohttpd would (address reuse; an IPv6 address
- * takes IPv6 clients only). -1 with errno on failure. */
+ * takes IPv6 clients only). The socket, or BERTH_ERROR with its reason noted. */
 static int listen_tcp(const struct sockaddr_storage *ss, socklen_t len)
 {
 	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int on = 1;
-	if (fd < 0)
-		return -1;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
 	    (ss->ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0) ||
-	    bind(fd, (const struct sockaddr *)ss, len) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
-		int err = errno;
-		close(fd);
-		errno = err;
-		return -1;
-	}
+	    bind(fd, (const struct sockaddr *)ss, len) != 0 || listen(fd, LISTEN_BACKLOG) != 0)
+		return listen_failed(fd);
 	return fd;
 }
 
@@ -662,8 +641,7 @@ static void discard(struct berth_server *s, int listen_fd)
 	free(s);
 }
 
-int berth_server_start(struct berth_server **out, const struct berth_server_options *opts,
-		       struct berth_registry *reg)
+int berth_server_start(struct berth_server **out, const struct berth_server_options *opts)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen = 0;
@@ -677,25 +655,24 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 	if (opts->unix_socket) {
 		listen_fd = listen_unix(opts->addr);
 		if (listen_fd < 0) {
-			berth_error("cannot listen on unix socket '%s'", opts->addr);
-			return BERTH_ERROR;
+			berth_error("cannot listen on unix socket '%s': %s", opts->addr,
+				    listen_fd == BERTH_EINVALID ? "path too long" : berth_err_reason(listen_fd));
+			return listen_fd;
 		}
 	} else if (berth_http_resolve_addr(opts->addr, &ss, &sslen) < 0) {
 		berth_error("invalid listen address '%s'", opts->addr);
 		return BERTH_EINVALID;
 	} else if ((listen_fd = listen_tcp(&ss, sslen)) < 0) {
-		berth_error("cannot listen on %s: %s", opts->addr, strerror(errno));
-		return BERTH_ERROR;
+		berth_error("cannot listen on %s: %s", opts->addr, berth_err_reason(listen_fd));
+		return listen_fd;
 	}
 	if (!threads)
 		threads = (unsigned)berth_online_cpus();
 	struct berth_server *s = berth_calloc(1, sizeof(*s));
-	s->registry = reg;
-	s->auth = opts->auth;
-	s->notify = opts->notify;
+	s->handler = opts->handler;
+	berth_http_metrics_routes(opts->handler->route_names, opts->handler->n_routes);
 	s->health = opts->health;
 	s->access_log = opts->access_log;
-	s->extra = opts->extra;
 	s->headers = opts->headers;
 	s->n_headers = opts->n_headers;
 	s->port = bound_port(listen_fd);
@@ -762,7 +739,7 @@ int berth_server_reload_tls(struct berth_server *s, char *err, size_t errlen)
 {
 	if (!s->tls) {
 		snprintf(err, errlen, "not serving TLS");
-		return -1;
+		return BERTH_EUNSUPPORTED;
 	}
 	return berth_tls_certs_reload(err, errlen);
 }

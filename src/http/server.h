@@ -1,6 +1,7 @@
 /*
  * The HTTP server: a libmicrohttpd daemon with a pool of polling threads (epoll), each request
- * routed to the API handlers (api/api.h). Handlers run on the polling threads and do blocking
+ * handed to the one handler registered in the options (main.c registers the OCI API's,
+ * api/api.h), as h2o registers its handlers. Handlers run on the polling threads and do blocking
  * storage I/O, which on local filesystems is short (page cache); blob bodies go out with sendfile.
  */
 #ifndef BERTH_HTTP_SERVER_H
@@ -10,15 +11,40 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-struct berth_auth;
-struct berth_handler;
-struct berth_notify;
-struct berth_registry;
+struct berth_request;
 struct berth_server;
 
 struct berth_http_header {
 	const char *name;
 	const char *value;
+};
+
+/* Requests the server answers itself, before or instead of the handler. */
+enum berth_http_refusal {
+	BERTH_HTTP_REFUSE_CERTIFICATE, /* 401: http.tls.clientauth wants a certificate not given */
+	BERTH_HTTP_REFUSE_FRAMING,     /* 400 or 501: a request berth cannot delimit (the connection
+					* is closed after the answer) */
+	BERTH_HTTP_REFUSE_NO_ROUTE,    /* 404: a target outside http.prefix */
+	BERTH_HTTP_REFUSE_UNHEALTHY,   /* 503: a health check fails */
+	BERTH_HTTP_REFUSE_NO_ANSWER,   /* 500: the handler left the request unanswered */
+};
+
+/*
+ * What serves the requests. request_data zeroed bytes come with each request (req->data), in
+ * the request's own allocation; route_names label the metrics by req->route (index 0 is the
+ * requests no route took).
+ */
+struct berth_http_handler {
+	/* Starts the answer to a request whose headers are in: answers at once, or installs the body
+	 * callbacks. path is the decoded target below http.prefix, query excluded. */
+	void (*handle)(struct berth_request *req, const char *path, void *payload);
+	/* Answers a refusal in the handler's error format with status and message. */
+	void (*refuse)(struct berth_request *req, enum berth_http_refusal why, unsigned status,
+		       const char *message, void *payload);
+	void *payload;
+	size_t request_data;
+	const char *const *route_names;
+	size_t n_routes;
 };
 
 struct berth_server_options {
@@ -43,11 +69,9 @@ struct berth_server_options {
 	int tls_client_auth;       /* enum berth_client_auth: what a client's certificate must be */
 	const struct berth_http_header *headers; /* http.headers added to every answer */
 	size_t n_headers;
-	struct berth_auth *auth;   /* borrowed; NULL = no authentication */
-	struct berth_notify *notify; /* borrowed; NULL = no notification endpoints */
+	const struct berth_http_handler *handler; /* borrowed; required */
 	struct berth_health *health; /* borrowed; while its check fails every request gets 503 */
 	int unix_socket;           /* http.net: unix: addr is a filesystem path to listen on */
-	const struct berth_handler *extra; /* borrowed; URLs it claims bypass api/ (http/request.h) */
 };
 #define BERTH_SERVER_OPTIONS_INIT                                                              \
 	{ .addr = "127.0.0.1:5000", .conn_timeout = 60, .header_timeout = 30, .conn_limit = 4096, \
@@ -60,12 +84,12 @@ int berth_http_resolve_addr(const char *addr, struct sockaddr_storage *ss, sockl
 /* Routes libmicrohttpd's error messages into berth's log (MHD_OPTION_EXTERNAL_LOGGER). */
 void berth_http_mhd_logger(void *cls, const char *fmt, va_list ap);
 
-/* Starts listening. The registry is borrowed and must outlive the server; so must the strings
- * in opts. */
-int berth_server_start(struct berth_server **out, const struct berth_server_options *opts,
-		       struct berth_registry *reg);
+/* Starts listening. opts->handler (and its payload) and the strings in opts are borrowed and
+ * must outlive the server. */
+int berth_server_start(struct berth_server **out, const struct berth_server_options *opts);
 /* Re-reads the TLS certificate and key files (SIGHUP): new handshakes use the new pair,
- * connections already open are left alone. On failure the old pair stays; -1 with err. */
+ * connections already open are left alone. On failure the old pair stays; a BERTH_E* code
+ * with err (BERTH_EUNSUPPORTED when not serving TLS). */
 int berth_server_reload_tls(struct berth_server *s, char *err, size_t errlen);
 /* The bound port (useful with port 0). */
 unsigned berth_server_port(const struct berth_server *s);

@@ -10,6 +10,7 @@
 #include <gnutls/gnutls.h>
 
 #include "config/config.h"
+#include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -94,7 +95,7 @@ static int check_exact(const char *prio, const unsigned char *selected, char *er
 	if (gnutls_priority_init(&p, prio, &errpos) < 0) {
 		snprintf(err, errlen, "http.tls.ciphersuites: the TLS library refuses '%s' at '%s'", prio,
 			 errpos ? errpos : "?");
-		return -1;
+		return BERTH_ERROR;
 	}
 	int rc = 0;
 	for (unsigned idx = 0;; idx++) {
@@ -148,7 +149,7 @@ int berth_tls_priorities(char **out, int min_version, const char *const *names, 
 		if (!s) {
 			snprintf(err, errlen, "http.tls.ciphersuites: unknown TLS cipher suite '%s'", names[i]);
 			berth_buf_release(&b);
-			return -1;
+			return BERTH_ERROR;
 		}
 		selected[s - suites] = 1;
 	}
@@ -166,7 +167,7 @@ int berth_tls_priorities(char **out, int min_version, const char *const *names, 
 	}
 	if (check_exact(b.data, selected, err, errlen) < 0) {
 		berth_buf_release(&b);
-		return -1;
+		return BERTH_ERROR;
 	}
 	*out = berth_buf_detach(&b, NULL);
 	return 0;
@@ -208,7 +209,7 @@ static int read_pem(gnutls_datum_t *d, const char *what, const char *path, char 
 	FILE *f = fopen(path, "rb");
 	if (!f) {
 		snprintf(err, errlen, "cannot read %s '%s': %s", what, path, strerror(errno));
-		return -1;
+		return BERTH_ERROR;
 	}
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
 		if (berth_buf_append(&b, chunk, n) < 0) {
@@ -231,7 +232,7 @@ static int read_pem(gnutls_datum_t *d, const char *what, const char *path, char 
 fail:
 	fclose(f);
 	berth_buf_release(&b);
-	return -1;
+	return BERTH_ERROR;
 }
 
 /* 1 if the key is the one the first certificate was issued for. */
@@ -300,7 +301,7 @@ int berth_tls_certs_load(const char *cert_path, const char *key_path, char *err,
 {
 	struct pair *p;
 	if (pair_load(&p, cert_path, key_path, err, errlen) < 0)
-		return -1;
+		return BERTH_ERROR;
 	free(cert_file);
 	free(key_file);
 	cert_file = berth_strdup(cert_path);
@@ -314,10 +315,10 @@ int berth_tls_certs_reload(char *err, size_t errlen)
 	struct pair *p;
 	if (!cert_file) {
 		snprintf(err, errlen, "no TLS certificate configured");
-		return -1;
+		return BERTH_ERROR;
 	}
 	if (pair_load(&p, cert_file, key_file, err, errlen) < 0)
-		return -1;
+		return BERTH_ERROR;
 	install(p);
 	return 0;
 }
@@ -332,7 +333,7 @@ static int retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_rdn, 
 	struct pair *p = current;
 	pthread_mutex_unlock(&store_lock);
 	if (!p)
-		return -1;
+		return BERTH_ERROR;
 	*pcert = p->chain;
 	*pcert_length = p->n;
 	*privkey = p->key;

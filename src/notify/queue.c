@@ -99,7 +99,7 @@ static int pread_full(int fd, void *p, size_t n, uint64_t off)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
-			return -1;
+			return BERTH_ERROR;
 		done += (size_t)r;
 	}
 	return 0;
@@ -113,7 +113,7 @@ static int pwrite_full(int fd, const void *p, size_t n, uint64_t off)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
-			return -1;
+			return BERTH_ERROR;
 		done += (size_t)r;
 	}
 	return 0;
@@ -141,7 +141,7 @@ static int fsync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		return -1;
+		return BERTH_ERROR;
 	int rc = fsync(fd);
 	close(fd);
 	return rc;

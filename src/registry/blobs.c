@@ -20,12 +20,12 @@ static int check_linked(struct berth_registry *r, const char *name, const char *
 	return berth_link_check(r, path, 'l', name, digest);
 }
 
-int berth_blob_stat(struct berth_registry *r, const char *name, const char *digest, uint64_t *size)
+int berth_blob_stat(uint64_t *size, struct berth_registry *r, const char *name, const char *digest)
 {
 	int rc = check_linked(r, name, digest);
 	if (rc < 0)
 		return rc;
-	return berth_blob_data_stat(r, digest, size);
+	return berth_blob_data_stat(size, r, digest);
 }
 
 int berth_blob_open(struct berth_reader **out, struct berth_registry *r, const char *name,
@@ -38,7 +38,7 @@ int berth_blob_open(struct berth_reader **out, struct berth_registry *r, const c
 	rc = berth_path_blob_data(path, digest);
 	if (rc < 0)
 		return rc;
-	return berth_storage_reader(r->driver, path, offset, out);
+	return berth_storage_reader(out, r->driver, path, offset);
 }
 
 int berth_blob_delete(struct berth_registry *r, const char *name, const char *digest)
@@ -62,7 +62,8 @@ int berth_blob_delete(struct berth_registry *r, const char *name, const char *di
 int berth_blob_mount(struct berth_registry *r, const char *name, const char *digest, const char *from)
 {
 	char path[BERTH_PATH_MAX];
-	int rc = from ? berth_blob_stat(r, from, digest, NULL) : berth_blob_data_stat(r, digest, NULL);
+	int rc = from ? berth_blob_stat(NULL, r, from, digest) : berth_blob_data_stat(NULL, r,
+										      digest);
 	if (rc < 0)
 		return rc;
 	rc = berth_path_layer_link(path, name, digest);

@@ -110,7 +110,7 @@ static struct entry *lookup(struct shard *s, const char *key, uint32_t hash)
 	return e;
 }
 
-int berth_cache_get(struct berth_cache *c, const char *key, uint64_t *num, char **data, size_t *len)
+int berth_cache_get(uint64_t *num, char **data, size_t *len, struct berth_cache *c, const char *key)
 {
 	uint32_t hash = hash_key(c, key);
 	struct shard *s = shard_of(c, hash);

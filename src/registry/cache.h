@@ -23,7 +23,7 @@ void berth_cache_free(struct berth_cache *c);
  * Looks key up. On a hit returns 1, sets *num, and when data is not NULL gives a heap copy of the
  * bytes (*data, NUL-terminated, *len) that the caller frees. 0 on a miss.
  */
-int berth_cache_get(struct berth_cache *c, const char *key, uint64_t *num, char **data, size_t *len);
+int berth_cache_get(uint64_t *num, char **data, size_t *len, struct berth_cache *c, const char *key);
 /* As berth_cache_get, into buf (cap bytes, NUL-terminated): 1 on a hit whose value fits, with
  * *num and *len set; 0 otherwise. No allocation. */
 int berth_cache_get_into(struct berth_cache *c, const char *key, uint64_t *num, char *buf, size_t cap,

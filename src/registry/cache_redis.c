@@ -266,7 +266,8 @@ static int member_on(struct berth_redis_cache *c, redisContext *ctx, const char 
 		return rc_;                                      \
 	} while (0)
 
-int berth_redis_cache_stat(struct berth_redis_cache *c, const char *digest, struct berth_blob_descriptor *out)
+int berth_redis_cache_stat(struct berth_blob_descriptor *out, struct berth_redis_cache *c,
+			   const char *digest)
 {
 	WITH_CONN(c, ctx, stat_on(c, ctx, digest, out));
 }

@@ -45,7 +45,8 @@ struct berth_redis_cache *berth_redis_cache_new(const struct berth_redis_cache_o
 void berth_redis_cache_free(struct berth_redis_cache *c);
 
 /* The descriptor of a blob: 0, BERTH_ENOTFOUND (not cached), BERTH_ERROR (Redis unusable). */
-int berth_redis_cache_stat(struct berth_redis_cache *c, const char *digest, struct berth_blob_descriptor *out);
+int berth_redis_cache_stat(struct berth_blob_descriptor *out, struct berth_redis_cache *c,
+			   const char *digest);
 /* Caches a descriptor (the media type only if none is cached yet, as Distribution). */
 int berth_redis_cache_set(struct berth_redis_cache *c, const struct berth_blob_descriptor *d);
 /* Forgets a descriptor: 0, BERTH_ENOTFOUND (was not cached), BERTH_ERROR. */

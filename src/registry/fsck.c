@@ -14,16 +14,11 @@
  */
 #include "registry/fsck.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "core/digest.h"
 #include "core/err.h"
@@ -40,7 +35,6 @@
 #define FSCK_HASH_CHUNK (1u << 20)
 #define FSCK_PROGRESS_EVERY 1000
 #define LOST_FOUND "lost+found"
-#define TMP_PREFIX ".tmp~"
 
 static const char *const kind_names[BERTH_FSCK_KIND_COUNT] = {
 	[BERTH_FSCK_CORRUPT_BLOB] = "corrupt-blob",
@@ -80,7 +74,7 @@ enum plan {
 	PLAN_MOVE_BLOB,    /* arg: the blob's digest */
 	PLAN_REMOVE,       /* arg: storage path to remove (file or directory) */
 	PLAN_REWRITE_LINK, /* arg: the digest to write into the link at path */
-	PLAN_REMOVE_HOST,  /* arg: host path of a file to unlink */
+	PLAN_REMOVE_DEBRIS, /* arg: a temp file the driver reported (find_debris) */
 };
 
 struct problem {
@@ -216,7 +210,7 @@ static int make_digest(char out[BERTH_DIGEST_STR_MAX], const char *alg, const ch
 {
 	int n = snprintf(out, BERTH_DIGEST_STR_MAX, "%s:%s", alg, hex);
 	if (n < 0 || n >= BERTH_DIGEST_STR_MAX)
-		return -1;
+		return BERTH_ERROR;
 	return berth_digest_valid(out) ? 0 : -1;
 }
 
@@ -236,7 +230,7 @@ static int hash_blob(struct fsck *f, const char *path, enum berth_digest_alg alg
 {
 	struct berth_reader *r = NULL;
 	struct berth_hasher *h = NULL;
-	int rc = berth_storage_reader(f->d, path, 0, &r);
+	int rc = berth_storage_reader(&r, f->d, path, 0);
 	if (rc < 0)
 		return rc;
 	berth_hasher_new(&h, alg);
@@ -359,7 +353,7 @@ static int read_link(struct fsck *f, const char *path, char out[BERTH_DIGEST_STR
 {
 	char *content = NULL;
 	size_t len = 0;
-	int rc = berth_storage_get_content(f->d, path, BERTH_LINK_MAX, &content, &len);
+	int rc = berth_storage_get_content(&content, &len, f->d, path, BERTH_LINK_MAX);
 	if (rc == BERTH_ETOOLARGE) {
 		snprintf(shown, shown_cap, "more than %d bytes", BERTH_LINK_MAX);
 		return BERTH_EINVALID;
@@ -481,7 +475,7 @@ static void visit_repo_file(struct fsck *f, const char *path, const char *repo, 
 			}
 			if (n == 3 && strcmp(rest[2], "data") == 0) {
 				struct berth_stat st;
-				if (berth_storage_stat(f->d, path, &st) == 0)
+				if (berth_storage_stat(&st, f->d, path) == 0)
 					u->size = st.size;
 				return;
 			}
@@ -689,7 +683,7 @@ static void check_manifest(struct fsck *f, const struct revrec *rv)
 	if (!be || be->state != BLOB_OK)
 		return; /* corrupt or unreadable: already reported */
 	berth_path_blob_data(path, rv->digest);
-	int rc = berth_storage_get_content(f->d, path, FSCK_MANIFEST_MAX, &body, &len);
+	int rc = berth_storage_get_content(&body, &len, f->d, path, FSCK_MANIFEST_MAX);
 	if (rc == BERTH_ETOOLARGE) {
 		add_problem(f, BERTH_FSCK_CORRUPT_MANIFEST, path, rv->digest,
 			    "manifest %s of %s is larger than %u bytes", rv->digest, rv->repo,
@@ -813,141 +807,52 @@ static void check_blob_states(struct fsck *f)
 	free(v);
 }
 
-/* ---- phase 4: the host directory tree ---- */
+/* ---- phase 4: what only the storage medium shows (the driver's find_debris) ---- */
 
-static int name_expressible(const char *name)
+static void on_debris(const struct berth_debris *e, void *payload)
 {
-	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-		return 0;
-	for (const char *p = name; *p; p++) {
-		char c = *p;
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return 0;
+	struct fsck *f = payload;
+	struct problem *p;
+	switch (e->kind) {
+	case BERTH_DEBRIS_TEMP_FILE:
+		p = add_problem(f, BERTH_FSCK_TEMP_FILE, e->path, NULL,
+				"temp file of an interrupted write (%lld bytes)", (long long)e->size);
+		set_plan(p, PLAN_REMOVE_DEBRIS, e->path, NULL);
+		break;
+	case BERTH_DEBRIS_UNEXPRESSIBLE:
+		add_problem(f, BERTH_FSCK_UNKNOWN_FILE, e->path, NULL,
+			    "%s whose name the storage layout cannot express (invisible to the registry)",
+			    e->is_dir ? "directory" : "file");
+		break;
+	case BERTH_DEBRIS_SYMLINK:
+		add_problem(f, BERTH_FSCK_UNKNOWN_FILE, e->path, NULL, "symbolic link in the store");
+		break;
+	case BERTH_DEBRIS_UNREADABLE:
+		add_problem(f, BERTH_FSCK_UNREADABLE, e->path, NULL, "cannot open directory: %s",
+			    e->reason ? e->reason : "unknown reason");
+		break;
 	}
-	return 1;
-}
-
-/* rel: path below the host root, starting with '/' (a logical path when expressible). */
-static void scan_host_dir(struct fsck *f, const char *host, const char *rel, int depth)
-{
-	DIR *dir = opendir(host);
-	if (!dir) {
-		if (errno != ENOENT)
-			add_problem(f, BERTH_FSCK_UNREADABLE, rel, NULL, "cannot open directory: %s",
-				    strerror(errno));
-		return;
-	}
-	struct dirent *ent;
-	while ((ent = readdir(dir)) != NULL) {
-		const char *name = ent->d_name;
-		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-			continue;
-		if (depth == 0 && strcmp(name, LOST_FOUND) == 0)
-			continue;
-		char *child = berth_asprintf("%s/%s", host, name);
-		char *crel = berth_asprintf("%s/%s", rel, name);
-		struct stat st;
-		if (lstat(child, &st) != 0) {
-			free(child);
-			free(crel);
-			continue;
-		}
-		if (strncmp(name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0 && S_ISREG(st.st_mode)) {
-			struct problem *p = add_problem(f, BERTH_FSCK_TEMP_FILE, crel, NULL,
-							"temp file of an interrupted write (%lld bytes)",
-							(long long)st.st_size);
-			set_plan(p, PLAN_REMOVE_HOST, child, NULL);
-		} else if (!name_expressible(name)) {
-			add_problem(f, BERTH_FSCK_UNKNOWN_FILE, crel, NULL,
-				    "%s whose name the storage layout cannot express (invisible to the registry)",
-				    S_ISDIR(st.st_mode) ? "directory" : "file");
-		} else if (S_ISDIR(st.st_mode) && depth < 64) {
-			scan_host_dir(f, child, crel, depth + 1);
-		} else if (S_ISLNK(st.st_mode)) {
-			add_problem(f, BERTH_FSCK_UNKNOWN_FILE, crel, NULL, "symbolic link in the store");
-		}
-		free(child);
-		free(crel);
-	}
-	closedir(dir);
 }
 
 /* ---- phase 5: repair ---- */
 
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	int rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
-static int mkdir_p(const char *path)
-{
-	char *p = berth_strdup(path);
-	int rc = 0;
-	for (char *s = p + 1;; s++) {
-		if (*s != '/' && *s != '\0')
-			continue;
-		char c = *s;
-		*s = '\0';
-		if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-			rc = -1;
-			break;
-		}
-		*s = c;
-		if (c == '\0')
-			break;
-	}
-	free(p);
-	return rc;
-}
-
-/* Moves a corrupt blob's data to lost+found; describes what happened in *msg. */
+/* Moves a corrupt blob's data aside to lost+found (the driver's quarantine); describes what
+ * happened in *msg. */
 static int move_blob(struct fsck *f, const char *digest, char **msg)
 {
-	char logical[BERTH_PATH_MAX], alg[16];
+	char logical[BERTH_PATH_MAX], aside[64];
 	const char *colon = strchr(digest, ':');
-	snprintf(alg, sizeof(alg), "%.*s", (int)(colon - digest), digest);
+	char *where = NULL;
+	snprintf(aside, sizeof(aside), BERTH_ROOT "/" LOST_FOUND "/%.*s", (int)(colon - digest), digest);
 	berth_path_blob_data(logical, digest);
-	char *src = berth_asprintf("%s%s", f->o->host_root, logical);
-	char *dstdir = berth_asprintf("%s" BERTH_ROOT "/" LOST_FOUND "/%s", f->o->host_root, alg);
-	char *dst = NULL;
-	int rc = -1;
-	if (mkdir_p(dstdir) != 0) {
-		*msg = berth_asprintf("cannot create %s: %s", dstdir, strerror(errno));
-		goto out;
+	int rc = berth_storage_quarantine(&where, f->d, logical, aside, colon + 1);
+	if (rc < 0) {
+		*msg = berth_asprintf("cannot move %s aside: %s", logical, berth_err_reason(rc));
+		return rc;
 	}
-	for (int i = 0; i < 1000; i++) {
-		free(dst);
-		dst = i ? berth_asprintf("%s/%s.%d", dstdir, colon + 1, i)
-			: berth_asprintf("%s/%s", dstdir, colon + 1);
-		struct stat st;
-		if (lstat(dst, &st) != 0 && errno == ENOENT)
-			break;
-	}
-	if (rename(src, dst) != 0) {
-		*msg = berth_asprintf("cannot move %s to %s: %s", src, dst, strerror(errno));
-		goto out;
-	}
-	fsync_dir(dstdir);
-	/* The blob's now empty <hex> directory goes (rmdir: only if nothing else is in it). */
-	char *hexdir = berth_strdup(src);
-	*strrchr(hexdir, '/') = '\0';
-	rmdir(hexdir);
-	*strrchr(hexdir, '/') = '\0';
-	fsync_dir(hexdir);
-	free(hexdir);
-	*msg = berth_asprintf("moved to %s", dst + strlen(f->o->host_root) + 1);
-	rc = 0;
-out:
-	free(src);
-	free(dstdir);
-	free(dst);
-	return rc;
+	*msg = berth_asprintf("moved to %s", where + 1);
+	free(where);
+	return 0;
 }
 
 static void do_repair(struct fsck *f, struct problem *p)
@@ -957,7 +862,7 @@ static void do_repair(struct fsck *f, struct problem *p)
 		return;
 	if (p->plan == PLAN_MOVE_BLOB) {
 		struct blob_ent *e = berth_map_find(&f->blobs, p->arg);
-		if (!f->o->host_root) {
+		if (!berth_storage_can_quarantine(f->d)) {
 			p->action = BERTH_FSCK_REPAIR_FAILED;
 			p->repair = berth_strdup("left in place: moving aside needs the filesystem driver");
 			return;
@@ -1000,13 +905,14 @@ static void do_repair(struct fsck *f, struct problem *p)
 			p->repair = berth_asprintf("cannot rewrite: %s", berth_strerror(rc));
 		}
 		break;
-	case PLAN_REMOVE_HOST:
-		if (unlink(p->arg) == 0 || errno == ENOENT) {
+	case PLAN_REMOVE_DEBRIS:
+		rc = berth_storage_remove_debris(f->d, p->arg);
+		if (rc == 0 || rc == BERTH_ENOTFOUND) {
 			p->action = BERTH_FSCK_REPAIRED;
 			p->repair = berth_strdup("removed");
 		} else {
 			p->action = BERTH_FSCK_REPAIR_FAILED;
-			p->repair = berth_asprintf("cannot remove: %s", strerror(errno));
+			p->repair = berth_asprintf("cannot remove: %s", berth_err_reason(rc));
 		}
 		break;
 	default:
@@ -1082,7 +988,7 @@ int berth_fsck_run(struct berth_storage_driver *d, const struct berth_fsck_optio
 		(struct berth_map)BERTH_MAP_INIT(sizeof(struct blob_ent), 0);
 	f.d = d;
 	f.o = o;
-	f.will_move = o->repair && o->host_root != NULL;
+	f.will_move = o->repair && berth_storage_can_quarantine(d);
 	f.buf = berth_malloc(FSCK_HASH_CHUNK);
 
 	if (o->progress) {
@@ -1104,11 +1010,7 @@ int berth_fsck_run(struct berth_storage_driver *d, const struct berth_fsck_optio
 	check_gone_layers(&f);
 	check_uploads(&f);
 	check_blob_states(&f);
-	if (o->host_root) {
-		char *v2 = berth_asprintf("%s" BERTH_ROOT, o->host_root);
-		scan_host_dir(&f, v2, BERTH_ROOT, 0);
-		free(v2);
-	}
+	berth_storage_find_debris(d, BERTH_ROOT, LOST_FOUND, on_debris, &f); /* optional slot */
 	if (o->repair)
 		repair_all(&f);
 	if (o->report) {

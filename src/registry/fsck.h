@@ -25,18 +25,20 @@
  *      link names it and no revision's manifest references it (config, layers, manifests,
  *      blobs, schema1 fsLayers, read from the JSON as gc reads them). A layer or tag link alone
  *      keeps nothing. Orphans are garbage collection's business, never repaired here.
- *   5. with a filesystem root (host_root): temp files (".tmp~*", left by an interrupted atomic
- *      write) anywhere under docker/registry/v2, and names the storage driver cannot express.
+ *   5. what only the storage medium shows, through the driver's optional find_debris slot
+ *      (storage/driver.h; the filesystem driver has it): temp files (".tmp~*", left by an
+ *      interrupted atomic write) anywhere under docker/registry/v2, names the storage layout
+ *      cannot express, symbolic links.
  *
  * Repair (o->repair), done only after the whole scan succeeded:
- *   - a corrupt blob is moved aside to <host_root>/docker/registry/v2/lost+found/<alg>/<hex>
- *     (".1", ".2"... when taken), never deleted; its links are then dangling, and removed;
+ *   - a corrupt blob is moved aside (the driver's quarantine slot) to
+ *     docker/registry/v2/lost+found/<alg>/<hex> (".1", ".2"... when taken), never deleted; its links are then dangling, and removed;
  *   - a dangling link is removed with its <hex> directory (a tag: its whole tags/<tag>
  *     directory, as untagging does);
  *   - a link whose content is wrong but whose path names a good blob is rewritten;
  *   - temp files, stale upload directories and incomplete tags are removed.
  *   Never touched: orphan blobs, corrupt manifests, missing references, unknown files, current
- *   links holding garbage. Corrupt blobs are only moved aside with a filesystem root.
+ *   links holding garbage. Corrupt blobs are only moved aside by a driver with a quarantine slot.
  *
  * The store must not be written while fsck runs (stop the registry or make it read-only): a
  * push in progress has temp files and half-linked content that a repair would remove.
@@ -84,9 +86,6 @@ typedef void (*berth_fsck_report_cb)(const struct berth_fsck_problem *p, void *p
 
 struct berth_fsck_options {
 	int repair;
-	/* The filesystem driver's root directory on this host, or NULL for another driver:
-	 * enables the temp file scan and moving corrupt blobs to lost+found. */
-	const char *host_root;
 	/* Called once per problem, after the repair phase (so the action is known). May be NULL. */
 	berth_fsck_report_cb report;
 	void *payload;

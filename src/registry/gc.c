@@ -234,7 +234,7 @@ static int add_revision(const char *path, void *payload)
 	struct berth_stat st;
 	if (fmt_path(link, "%s/link", path) < 0)
 		return 0;
-	int rc = berth_storage_stat(c->g->d, link, &st);
+	int rc = berth_storage_stat(&st, c->g->d, link);
 	if (rc == BERTH_ENOTFOUND || (rc == 0 && st.is_dir))
 		return 0; /* no link: not a revision (Distribution only enumerates link files) */
 	if (rc < 0) {
@@ -306,7 +306,7 @@ static int load_revision(struct gc *g, struct repo *r, size_t i)
 	int rc = berth_path_blob_data(path, ds);
 	if (rc < 0)
 		return rc;
-	rc = berth_storage_get_content(g->d, path, GC_MANIFEST_MAX, &body, &len);
+	rc = berth_storage_get_content(&body, &len, g->d, path, GC_MANIFEST_MAX);
 	if (rc == BERTH_ENOTFOUND) {
 		warn(g, "%s: manifest %s: blob is missing, skipping it", r->name, ds);
 		v->missing = 1;
@@ -367,7 +367,7 @@ static int read_tag(const char *path, void *payload)
 	size_t len = 0;
 	if (fmt_path(link, "%s/current/link", path) < 0)
 		return 0;
-	int rc = berth_storage_get_content(c->g->d, link, BERTH_LINK_MAX, &body, &len);
+	int rc = berth_storage_get_content(&body, &len, c->g->d, link, BERTH_LINK_MAX);
 	if (rc == BERTH_ENOTFOUND)
 		return 0; /* a tag without current link names nothing (as Distribution's Lookup) */
 	if (rc < 0 && rc != BERTH_ETOOLARGE) {
@@ -616,15 +616,15 @@ static int blob_path_digest(const char *path, struct berth_oid *d)
 {
 	static const char root[] = BERTH_BLOBS_ROOT "/";
 	if (strncmp(path, root, sizeof(root) - 1) != 0)
-		return -1;
+		return BERTH_ERROR;
 	const char *alg = path + sizeof(root) - 1;
 	const char *s1 = strchr(alg, '/');
 	if (!s1 || s1[1] == '\0' || s1[2] == '\0' || s1[3] != '/')
-		return -1;
+		return BERTH_ERROR;
 	const char *hex = s1 + 4;
 	const char *s3 = strchr(hex, '/');
 	if (!s3 || strcmp(s3, "/data") != 0 || (size_t)(s3 - hex) > 128 || memcmp(s1 + 1, hex, 2) != 0)
-		return -1;
+		return BERTH_ERROR;
 	char hexbuf[129];
 	memcpy(hexbuf, hex, (size_t)(s3 - hex));
 	hexbuf[s3 - hex] = '\0';

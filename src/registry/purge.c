@@ -47,7 +47,7 @@ static int collect(const char *path, void *payload)
 static int dir_mtime(struct purge_ctx *ctx, const char *dir, int64_t *out)
 {
 	struct berth_stat st;
-	int rc = berth_storage_stat(ctx->reg->driver, dir, &st);
+	int rc = berth_storage_stat(&st, ctx->reg->driver, dir);
 	if (rc == 0)
 		*out = st.mtime;
 	return rc;
@@ -65,7 +65,7 @@ static void purge_uploads_dir(struct purge_ctx *ctx, const char *uploads_dir)
 		size_t len;
 		int64_t started = 0;
 		snprintf(path, sizeof(path), "%s/startedat", uploads.items[i]);
-		int rc = berth_storage_get_content(ctx->reg->driver, path, 64, &content, &len);
+		int rc = berth_storage_get_content(&content, &len, ctx->reg->driver, path, 64);
 		if (rc == 0) {
 			rc = parse_rfc3339(content, &started);
 			free(content);

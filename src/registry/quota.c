@@ -83,7 +83,7 @@ static int has_manifests(struct berth_registry *r, const char *name)
 	if (rc < 0)
 		return rc;
 	snprintf(path, sizeof(path), "%s/_manifests", repo);
-	rc = berth_storage_stat(r->driver, path, &st);
+	rc = berth_storage_stat(&st, r->driver, path);
 	return rc == 0 ? 1 : rc == BERTH_ENOTFOUND ? 0 : rc;
 }
 
@@ -144,7 +144,7 @@ static int tag_exists(struct berth_registry *r, const char *name, const char *ta
 {
 	char path[BERTH_PATH_MAX];
 	struct berth_stat st;
-	return berth_path_tag_current(path, name, tag) == 0 && berth_storage_stat(r->driver, path, &st) == 0;
+	return berth_path_tag_current(path, name, tag) == 0 && berth_storage_stat(&st, r->driver, path) == 0;
 }
 
 int berth_quota_enter(struct berth_quota_guard *g, struct berth_registry *r, const char *name,

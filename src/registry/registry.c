@@ -173,7 +173,7 @@ static int counted(int hit)
 
 int berth_reg_cache_get(struct berth_cache *c, const char *key, uint64_t *num, char **data, size_t *len)
 {
-	return c ? counted(berth_cache_get(c, key, num, data, len)) : 0;
+	return c ? counted(berth_cache_get(num, data, len, c, key)) : 0;
 }
 
 int berth_reg_cache_get_into(struct berth_cache *c, const char *key, uint64_t *num, char *buf, size_t cap,
@@ -213,7 +213,7 @@ int berth_link_read(struct berth_registry *r, const char *path, char out[BERTH_D
 {
 	char *content = NULL;
 	size_t len = 0;
-	int rc = berth_storage_get_content(r->driver, path, BERTH_LINK_MAX, &content, &len);
+	int rc = berth_storage_get_content(&content, &len, r->driver, path, BERTH_LINK_MAX);
 	if (rc == BERTH_ETOOLARGE)
 		return BERTH_EINVALID;
 	if (rc < 0)
@@ -231,7 +231,7 @@ int berth_link_read_versioned(struct berth_registry *r, const char *path,
 	uint64_t version;
 	size_t len = 0;
 
-	int rc = berth_storage_stat(r->driver, path, &st);
+	int rc = berth_storage_stat(&st, r->driver, path);
 	if (rc < 0)
 		return rc;
 	if (st.is_dir)
@@ -258,7 +258,7 @@ int berth_link_check(struct berth_registry *r, const char *path, char kind, cons
 
 	berth_reg_cache_key(key, sizeof(key), kind, name, digest);
 	if (berth_reg_cache_get(r->descriptors, key, NULL, NULL, NULL)) {
-		rc = berth_storage_stat(r->driver, path, &st);
+		rc = berth_storage_stat(&st, r->driver, path);
 		if (rc == 0 && !st.is_dir)
 			return 0;
 		berth_reg_cache_remove(r->descriptors, key);
@@ -281,7 +281,7 @@ int berth_link_write(struct berth_registry *r, const char *path, const char *dig
 	return berth_storage_put_content(r->driver, path, digest, strlen(digest));
 }
 
-int berth_blob_data_stat(struct berth_registry *r, const char *digest, uint64_t *size)
+int berth_blob_data_stat(uint64_t *size, struct berth_registry *r, const char *digest)
 {
 	char path[BERTH_PATH_MAX];
 	char key[BERTH_DIGEST_STR_MAX + 8];
@@ -297,7 +297,7 @@ int berth_blob_data_stat(struct berth_registry *r, const char *digest, uint64_t 
 	int rc = berth_path_blob_data(path, digest);
 	if (rc < 0)
 		return rc;
-	rc = berth_storage_stat(r->driver, path, &st);
+	rc = berth_storage_stat(&st, r->driver, path);
 	if (rc < 0)
 		return rc;
 	if (st.is_dir)

@@ -69,7 +69,7 @@ struct berth_storage_driver *berth_registry_driver(struct berth_registry *r);
 /* ---- blobs (layers and configs, linked per repository under _layers) ---- */
 
 /* Size of a blob linked into repository `name`. BERTH_ENOTFOUND if not linked or gone. */
-int berth_blob_stat(struct berth_registry *r, const char *name, const char *digest, uint64_t *size);
+int berth_blob_stat(uint64_t *size, struct berth_registry *r, const char *name, const char *digest);
 /* Opens a linked blob for reading at offset. *out is the caller's (close with ->close). */
 int berth_blob_open(struct berth_reader **out, struct berth_registry *r, const char *name,
 		    const char *digest, uint64_t offset);
@@ -95,7 +95,7 @@ int berth_upload_create(struct berth_registry *r, const char *name, char uuid_ou
 int berth_upload_open(struct berth_upload **out, struct berth_registry *r, const char *name,
 		      const char *uuid);
 /* Size of an upload without opening it. BERTH_ENOTFOUND if there is no such upload. */
-int berth_upload_stat(struct berth_registry *r, const char *name, const char *uuid, uint64_t *size);
+int berth_upload_stat(uint64_t *size, struct berth_registry *r, const char *name, const char *uuid);
 /* Bytes received so far: before a body, or after a checkpoint or a commit. */
 uint64_t berth_upload_size(const struct berth_upload *u);
 const char *berth_upload_uuid(const struct berth_upload *u);

@@ -93,6 +93,6 @@ int berth_link_check(struct berth_registry *r, const char *path, char kind, cons
 		     const char *digest);
 
 /* 0 if the blob's data exists in the global store (sets *size when not NULL). */
-int berth_blob_data_stat(struct berth_registry *r, const char *digest, uint64_t *size);
+int berth_blob_data_stat(uint64_t *size, struct berth_registry *r, const char *digest);
 
 #endif

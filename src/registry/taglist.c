@@ -148,7 +148,7 @@ static int tag_complete(struct berth_registry *r, const char *name, const char *
 	struct berth_stat st;
 	int rc = berth_path_tag_current(link, name, tag);
 	if (rc == 0)
-		rc = berth_storage_stat(r->driver, link, &st);
+		rc = berth_storage_stat(&st, r->driver, link);
 	if (rc == BERTH_ENOTFOUND || rc == BERTH_EINVALID)
 		return 0;
 	return rc < 0 ? rc : !st.is_dir;
@@ -240,7 +240,7 @@ int berth_tags_get(const struct berth_tag_list **out, struct berth_registry *r, 
 	if ((rc = berth_path_tags_dir(dir, name)) < 0)
 		return rc;
 	uint64_t changes = atomic_load_explicit(&c->changes, memory_order_acquire);
-	if ((rc = berth_storage_stat(r->driver, dir, &st)) < 0)
+	if ((rc = berth_storage_stat(&st, r->driver, dir)) < 0)
 		return rc;
 	if (!st.is_dir)
 		return BERTH_ENOTFOUND;

@@ -48,7 +48,7 @@ static int read_committed(struct berth_registry *r, const char *name, const char
 	int rc = berth_path_upload_committed(path, name, uuid);
 	if (rc < 0 || (rc = berth_link_read(r, path, digest)) < 0)
 		return rc;
-	return berth_blob_data_stat(r, digest, size);
+	return berth_blob_data_stat(size, r, digest);
 }
 
 /* Requests currently holding an upload session: the uploads_in_progress gauge. */
@@ -119,7 +119,7 @@ int berth_upload_create(struct berth_registry *r, const char *name, char uuid_ou
 	/* Not synced, as Distribution does not: a session that a power cut loses held no data
 	 * anyone was told is stored. (A torn startedat is purged by its mtime: purge.c.) */
 	struct berth_writer *w = NULL;
-	if ((rc = berth_storage_writer(r->driver, path, 0, &w)) == 0) {
+	if ((rc = berth_storage_writer(&w, r->driver, path, 0)) == 0) {
 		rc = w->write(w, startedat, strlen(startedat));
 		w->close(w);
 	}
@@ -140,7 +140,7 @@ int berth_upload_open(struct berth_upload **out, struct berth_registry *r, const
 		return BERTH_ENOTFOUND;
 	if ((rc = berth_path_upload_startedat(path, name, uuid)) < 0)
 		return rc;
-	if ((rc = berth_storage_stat(r->driver, path, &st)) < 0)
+	if ((rc = berth_storage_stat(&st, r->driver, path)) < 0)
 		return rc;
 	if ((rc = claim(r, uuid)) < 0)
 		return rc;
@@ -155,7 +155,7 @@ int berth_upload_open(struct berth_upload **out, struct berth_registry *r, const
 	}
 	u->committed[0] = '\0';
 	if ((rc = berth_path_upload_data(path, name, uuid)) < 0 ||
-	    (rc = berth_storage_writer(r->driver, path, 1, &u->writer)) < 0) {
+	    (rc = berth_storage_writer(&u->writer, r->driver, path, 1)) < 0) {
 		berth_upload_close(u);
 		return rc;
 	}
@@ -163,7 +163,7 @@ int berth_upload_open(struct berth_upload **out, struct berth_registry *r, const
 	return 0;
 }
 
-int berth_upload_stat(struct berth_registry *r, const char *name, const char *uuid, uint64_t *size)
+int berth_upload_stat(uint64_t *size, struct berth_registry *r, const char *name, const char *uuid)
 {
 	char path[BERTH_PATH_MAX];
 	struct berth_stat st;
@@ -172,11 +172,11 @@ int berth_upload_stat(struct berth_registry *r, const char *name, const char *uu
 	if (!berth_uuid_valid(uuid))
 		return BERTH_ENOTFOUND;
 	if ((rc = berth_path_upload_startedat(path, name, uuid)) < 0 ||
-	    (rc = berth_storage_stat(r->driver, path, &st)) < 0)
+	    (rc = berth_storage_stat(&st, r->driver, path)) < 0)
 		return rc;
 	if ((rc = berth_path_upload_data(path, name, uuid)) < 0)
 		return rc;
-	rc = berth_storage_stat(r->driver, path, &st);
+	rc = berth_storage_stat(&st, r->driver, path);
 	if (rc == 0) {
 		*size = st.size;
 		return 0;
@@ -215,7 +215,7 @@ static int hash_data(struct berth_hasher **out, struct berth_upload *u, enum ber
 	berth_hasher_new(&h, alg);
 	if (size == 0)
 		goto done;
-	if ((rc = berth_storage_reader(u->reg->driver, path, 0, &rd)) < 0)
+	if ((rc = berth_storage_reader(&rd, u->reg->driver, path, 0)) < 0)
 		goto out_free_hasher;
 	buf = berth_malloc(1 << 20);
 	while (left > 0) {
@@ -254,7 +254,8 @@ static int ensure_hasher(struct berth_upload *u)
 		return 0;
 	if ((rc = berth_path_upload_hashstate(path, u->name, u->uuid, "sha256", size)) < 0)
 		return rc;
-	if (berth_storage_get_content(u->reg->driver, path, BERTH_HASHSTATE_MAX, &state, &len) == 0) {
+	if (berth_storage_get_content(&state, &len, u->reg->driver, path,
+				      BERTH_HASHSTATE_MAX) == 0) {
 		rc = berth_hasher_unmarshal(&u->hasher, BERTH_ALG_SHA256, (unsigned char *)state, len);
 		free(state);
 		if (rc == 0 && berth_hasher_len(u->hasher) == size)
@@ -359,7 +360,7 @@ int berth_upload_checkpoint(struct berth_upload *u)
 					      berth_hasher_len(u->hasher))) < 0)
 		return rc;
 	/* Not synced on purpose: a lost or torn state file fails to unmarshal and we rehash. */
-	if ((rc = berth_storage_writer(u->reg->driver, path, 0, &w)) < 0)
+	if ((rc = berth_storage_writer(&w, u->reg->driver, path, 0)) < 0)
 		return rc;
 	rc = w->write(w, state, len);
 	w->close(w);
@@ -414,7 +415,7 @@ static int mark_committed(struct berth_upload *u, const char *digest)
 	char path[BERTH_PATH_MAX];
 	struct berth_writer *w = NULL;
 	int rc = berth_path_upload_committed(path, u->name, u->uuid);
-	if (rc < 0 || (rc = berth_storage_writer(u->reg->driver, path, 0, &w)) < 0)
+	if (rc < 0 || (rc = berth_storage_writer(&w, u->reg->driver, path, 0)) < 0)
 		return rc;
 	rc = w->write(w, digest, strlen(digest));
 	w->close(w);
@@ -459,7 +460,7 @@ int berth_upload_commit(struct berth_upload *u, const char *digest)
 		return rc;
 	/* An existing blob is never rewritten: same digest, same bytes. Otherwise the new bytes
 	 * must be durable before anything can point at them. */
-	if (berth_blob_data_stat(u->reg, digest, NULL) < 0) {
+	if (berth_blob_data_stat(NULL, u->reg, digest) < 0) {
 		if ((rc = u->writer->commit(u->writer)) < 0 ||
 		    (rc = mark_committed(u, digest)) < 0 ||
 		    (rc = berth_storage_move(u->reg->driver, data, blob)) < 0)

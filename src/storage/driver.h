@@ -89,25 +89,44 @@ struct berth_writer {
 typedef int (*berth_list_cb)(const char *path, void *payload);
 typedef int (*berth_walk_cb)(const char *path, const struct berth_stat *st, void *payload);
 
+/* What only the storage medium shows, beyond the objects (find_debris). */
+enum berth_debris_kind {
+	BERTH_DEBRIS_TEMP_FILE,     /* a temp file an interrupted atomic write left (removable) */
+	BERTH_DEBRIS_UNEXPRESSIBLE, /* a file or directory whose name the path grammar cannot
+				     * express: invisible to the registry */
+	BERTH_DEBRIS_SYMLINK,       /* a symbolic link among the objects */
+	BERTH_DEBRIS_UNREADABLE,    /* a directory that cannot be read (reason says why) */
+};
+struct berth_debris {
+	enum berth_debris_kind kind;
+	const char *path;   /* below the driver's root, starting with '/'; for TEMP_FILE the
+			     * handle remove_debris takes */
+	int is_dir;
+	uint64_t size;
+	const char *reason; /* UNREADABLE: the operating system's reason; else NULL */
+};
+typedef void (*berth_debris_cb)(const struct berth_debris *e, void *payload);
+
+/* Slots take their outputs first, then the driver, then the inputs (STYLE.md). */
 struct berth_storage_driver {
 	unsigned version; /* BERTH_STORAGE_DRIVER_VERSION; the struct only ever grows at the end */
 	const char *name; /* "filesystem", "inmemory", ... */
 
 	/* Reads a whole object into a new heap buffer (*out, NUL-terminated for convenience,
 	 * *out_len excludes the NUL). BERTH_ETOOLARGE (and nothing allocated) if it exceeds max. */
-	int (*get_content)(struct berth_storage_driver *d, const char *path, size_t max,
-			   char **out, size_t *out_len);
+	int (*get_content)(char **out, size_t *out_len, struct berth_storage_driver *d,
+			   const char *path, size_t max);
 	/* Atomically replaces an object with these bytes: readers see the old or the new content,
 	 * never a mix, and a crash leaves one or the other. Durable when it returns. */
 	int (*put_content)(struct berth_storage_driver *d, const char *path, const void *buf, size_t n);
 	/* Opens a reader at offset. BERTH_ERANGE if offset > size. */
-	int (*reader)(struct berth_storage_driver *d, const char *path, uint64_t offset,
-		      struct berth_reader **out);
+	int (*reader)(struct berth_reader **out, struct berth_storage_driver *d, const char *path,
+		      uint64_t offset);
 	/* Opens a writer: truncating (append = 0) or appending to an existing object (append = 1,
 	 * creating it if absent). */
-	int (*writer)(struct berth_storage_driver *d, const char *path, int append,
-		      struct berth_writer **out);
-	int (*stat)(struct berth_storage_driver *d, const char *path, struct berth_stat *out);
+	int (*writer)(struct berth_writer **out, struct berth_storage_driver *d, const char *path,
+		      int append);
+	int (*stat)(struct berth_stat *out, struct berth_storage_driver *d, const char *path);
 	/* Lists the immediate children of a directory, as full paths, in lexical (strcmp) order of
 	 * their names: callers rely on it (a tag list is served in that order without sorting). */
 	int (*list)(struct berth_storage_driver *d, const char *path, berth_list_cb cb, void *payload);
@@ -121,9 +140,25 @@ struct berth_storage_driver {
 	 * before children, siblings in lexical order. */
 	int (*walk)(struct berth_storage_driver *d, const char *path, berth_walk_cb cb, void *payload);
 	/* Optional (may be NULL): a URL a client can fetch the object from directly. */
-	int (*url_for)(struct berth_storage_driver *d, const char *path, char **out);
+	int (*url_for)(char **out, struct berth_storage_driver *d, const char *path);
 	/* Releases the driver. Required. */
 	void (*free)(struct berth_storage_driver *d);
+
+	/* Optional slots for fsck, appended (NULL: the driver has nothing of the kind; a caller
+	 * gets BERTH_EUNSUPPORTED from the storage.h wrapper). */
+
+	/* Reports the debris below path (depth first), not descending into path's child named
+	 * skip (NULL: none). 0, or a BERTH_E* code when path itself cannot be read. */
+	int (*find_debris)(struct berth_storage_driver *d, const char *path, const char *skip,
+			   berth_debris_cb cb, void *payload);
+	/* Removes a temp file find_debris reported (its path). BERTH_ENOTFOUND if gone. */
+	int (*remove_debris)(struct berth_storage_driver *d, const char *path);
+	/* Moves the object at path aside, below path_aside (a place outside the path grammar the
+	 * registry never reads, such as lost+found), as name or, when taken, name.1, name.2, ...;
+	 * never deletes anything; the object's now empty directory goes. *where_out (owned): where
+	 * it went, below the driver's root. */
+	int (*quarantine)(char **where_out, struct berth_storage_driver *d, const char *path,
+			  const char *path_aside, const char *name);
 };
 
 /* Constructors (each in its own .c). On success *out belongs to the caller (free via ->free). */

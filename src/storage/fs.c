@@ -319,8 +319,8 @@ static ssize_t fs_read_full(int fd, char *buf, size_t n)
 	return (ssize_t)len;
 }
 
-static int fs_get_content(struct berth_storage_driver *drv, const char *path, size_t max,
-			  char **out, size_t *out_len)
+static int fs_get_content(char **out, size_t *out_len, struct berth_storage_driver *drv,
+			  const char *path, size_t max)
 {
 	struct stat st;
 	int fd;
@@ -451,8 +451,8 @@ static void fs_reader_close(struct berth_reader *r)
 	free(r);
 }
 
-static int fs_reader(struct berth_storage_driver *drv, const char *path, uint64_t offset,
-		     struct berth_reader **out)
+static int fs_reader(struct berth_reader **out, struct berth_storage_driver *drv, const char *path,
+		     uint64_t offset)
 {
 	struct stat st;
 	int fd;
@@ -583,8 +583,8 @@ static void fs_writer_close(struct berth_writer *bw)
 	free(w);
 }
 
-static int fs_writer(struct berth_storage_driver *drv, const char *path, int append,
-		     struct berth_writer **out)
+static int fs_writer(struct berth_writer **out, struct berth_storage_driver *drv, const char *path,
+		     int append)
 {
 	struct fs_driver *d = fs_from(drv);
 	if (!fs_object_path_ok(path))
@@ -669,7 +669,7 @@ static void fs_stat_fill(const struct stat *st, struct berth_stat *out)
 	out->version = fs_version(st);
 }
 
-static int fs_stat(struct berth_storage_driver *drv, const char *path, struct berth_stat *out)
+static int fs_stat(struct berth_stat *out, struct berth_storage_driver *drv, const char *path)
 {
 	struct fs_driver *d = fs_from(drv);
 	if (!berth_storage_path_valid(path))
@@ -858,6 +858,120 @@ static int fs_remove(struct berth_storage_driver *drv, const char *path)
 	return rc;
 }
 
+/* ---- what only the filesystem shows (fsck) ---- */
+
+static int fs_name_expressible(const char *name)
+{
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return 0;
+	for (const char *p = name; *p; p++) {
+		char c = *p;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+/* rel: the directory's path below the root. */
+static void fs_debris_dir(const struct fs_driver *d, const char *rel, const char *skip, int depth,
+			  berth_debris_cb cb, void *payload)
+{
+	char *host = fs_host_path(d, rel);
+	DIR *dir = opendir(host);
+	if (!dir) {
+		if (errno != ENOENT) {
+			struct berth_debris e = { BERTH_DEBRIS_UNREADABLE, rel, 1, 0, strerror(errno) };
+			cb(&e, payload);
+		}
+		free(host);
+		return;
+	}
+	free(host);
+	struct dirent *ent;
+	while ((ent = readdir(dir)) != NULL) {
+		const char *name = ent->d_name;
+		struct stat st;
+		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+		    (skip && strcmp(name, skip) == 0) ||
+		    fstatat(dirfd(dir), name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			continue;
+		char *child = berth_asprintf("%s/%s", strcmp(rel, "/") == 0 ? "" : rel, name);
+		struct berth_debris e = { BERTH_DEBRIS_TEMP_FILE, child, S_ISDIR(st.st_mode),
+					  (uint64_t)st.st_size, NULL };
+		if (strncmp(name, FS_TMP_TEMPLATE + 1, 5) == 0 && S_ISREG(st.st_mode)) {
+			cb(&e, payload);
+		} else if (!fs_name_expressible(name)) {
+			e.kind = BERTH_DEBRIS_UNEXPRESSIBLE;
+			cb(&e, payload);
+		} else if (S_ISDIR(st.st_mode) && depth < 64) {
+			fs_debris_dir(d, child, NULL, depth + 1, cb, payload);
+		} else if (S_ISLNK(st.st_mode)) {
+			e.kind = BERTH_DEBRIS_SYMLINK;
+			cb(&e, payload);
+		}
+		free(child);
+	}
+	closedir(dir);
+}
+
+static int fs_find_debris(struct berth_storage_driver *drv, const char *path, const char *skip,
+			  berth_debris_cb cb, void *payload)
+{
+	fs_debris_dir(fs_from(drv), path, skip, 0, cb, payload);
+	return 0;
+}
+
+static int fs_remove_debris(struct berth_storage_driver *drv, const char *path)
+{
+	const char *name = strrchr(path, '/');
+	if (!name || strncmp(name + 1, FS_TMP_TEMPLATE + 1, 5) != 0 || strstr(path, "/../"))
+		return BERTH_EINVALID; /* only temp files, which the grammar cannot name */
+	char *host = fs_host_path(fs_from(drv), path);
+	int rc = unlink(host) == 0 ? 0 : fs_err(errno);
+	free(host);
+	return rc;
+}
+
+static int fs_quarantine(char **where_out, struct berth_storage_driver *drv, const char *path,
+			 const char *path_aside, const char *name)
+{
+	struct fs_driver *d = fs_from(drv);
+	char *src = fs_host_path(d, path);
+	char *dstdir = fs_host_path(d, path_aside);
+	char *dst = NULL;
+	int rc = fs_mkdir_all(dstdir, d->root_len);
+	if (rc != 0)
+		goto out;
+	for (int i = 0; i < 1000; i++) {
+		struct stat st;
+		free(dst);
+		dst = i ? berth_asprintf("%s/%s.%d", dstdir, name, i) : berth_asprintf("%s/%s", dstdir, name);
+		if (lstat(dst, &st) != 0 && errno == ENOENT)
+			break;
+	}
+	if (rename(src, dst) != 0) {
+		rc = fs_err(errno);
+		goto out;
+	}
+	fs_fsync_dir(dstdir);
+	/* The object's now empty directory goes (rmdir: only if nothing else is in it). */
+	char *dir = fs_dirname(src);
+	if (rmdir(dir) == 0) {
+		char *parent = fs_dirname(dir);
+		fs_fsync_dir(parent);
+		free(parent);
+	}
+	free(dir);
+	*where_out = berth_strdup(dst + d->root_len);
+	rc = 0;
+out:
+	free(src);
+	free(dstdir);
+	free(dst);
+	return rc;
+}
+
 /* ---- construction ---- */
 
 static void fs_free(struct berth_storage_driver *drv)
@@ -908,6 +1022,9 @@ int berth_fs_driver_new(struct berth_storage_driver **out, const char *rootdir)
 			.walk = fs_walk,
 			.url_for = NULL,
 			.free = fs_free,
+			.find_debris = fs_find_debris,
+			.remove_debris = fs_remove_debris,
+			.quarantine = fs_quarantine,
 		},
 		.root = root,
 		.root_len = strlen(root),

@@ -15,7 +15,7 @@
 static int fail(char *why, size_t cap, const char *what, int e)
 {
 	snprintf(why, cap, "%s%s%s", what, *what ? ": " : "", berth_err_os_text(e));
-	return -1;
+	return BERTH_ERROR;
 }
 
 /* mkdir -p: each missing component is created in turn. */
@@ -67,10 +67,10 @@ int berth_fs_check_root(const char *root, int read_only, char *why, size_t why_c
 	struct stat st;
 	if (!root || !*root) {
 		snprintf(why, why_cap, "no directory given");
-		return -1;
+		return BERTH_ERROR;
 	}
 	if (make_dirs(root, why, why_cap) < 0)
-		return -1;
+		return BERTH_ERROR;
 	if (stat(root, &st) != 0)
 		return fail(why, why_cap, "", errno);
 	if (!S_ISDIR(st.st_mode))

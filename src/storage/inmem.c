@@ -289,8 +289,8 @@ static void inmem_stat_fill(const struct inmem_node *n, struct berth_stat *st)
 
 /* ---- get_content / put_content ---- */
 
-static int inmem_get_content(struct berth_storage_driver *drv, const char *path, size_t max,
-			     char **out, size_t *out_len)
+static int inmem_get_content(char **out, size_t *out_len, struct berth_storage_driver *drv,
+			     const char *path, size_t max)
 {
 	struct inmem_driver *d = inmem_from(drv);
 	if (!inmem_object_path_ok(path))
@@ -381,8 +381,8 @@ static void inmem_reader_close(struct berth_reader *br)
 	free(r);
 }
 
-static int inmem_reader(struct berth_storage_driver *drv, const char *path, uint64_t offset,
-			struct berth_reader **out)
+static int inmem_reader(struct berth_reader **out, struct berth_storage_driver *drv,
+			const char *path, uint64_t offset)
 {
 	struct inmem_driver *d = inmem_from(drv);
 	if (!inmem_object_path_ok(path))
@@ -471,8 +471,8 @@ static void inmem_writer_close(struct berth_writer *bw)
 	free(w);
 }
 
-static int inmem_writer(struct berth_storage_driver *drv, const char *path, int append,
-			struct berth_writer **out)
+static int inmem_writer(struct berth_writer **out, struct berth_storage_driver *drv,
+			const char *path, int append)
 {
 	struct inmem_driver *d = inmem_from(drv);
 	if (!inmem_object_path_ok(path))
@@ -527,7 +527,7 @@ out_unlock:
 
 /* ---- stat / list / walk ---- */
 
-static int inmem_stat(struct berth_storage_driver *drv, const char *path, struct berth_stat *out)
+static int inmem_stat(struct berth_stat *out, struct berth_storage_driver *drv, const char *path)
 {
 	struct inmem_driver *d = inmem_from(drv);
 	if (!berth_storage_path_valid(path))

@@ -170,7 +170,7 @@ static int head_object(struct s3_driver *d, const char *key, struct s3_req *q)
 	return rc;
 }
 
-static int s3_stat(struct berth_storage_driver *base, const char *path, struct berth_stat *out)
+static int s3_stat(struct berth_stat *out, struct berth_storage_driver *base, const char *path)
 {
 	struct s3_driver *d = s3(base);
 	if (!berth_storage_path_valid(path))
@@ -199,8 +199,8 @@ static int s3_stat(struct berth_storage_driver *base, const char *path, struct b
 	return 0;
 }
 
-static int s3_get_content(struct berth_storage_driver *base, const char *path, size_t max, char **out,
-			  size_t *out_len)
+static int s3_get_content(char **out, size_t *out_len, struct berth_storage_driver *base,
+			  const char *path, size_t max)
 {
 	struct s3_driver *d = s3(base);
 	if (!is_valid_object(path))
@@ -322,8 +322,8 @@ static void s3_reader_close(struct berth_reader *base)
 	free(r);
 }
 
-static int s3_reader_open(struct berth_storage_driver *base, const char *path, uint64_t offset,
-			  struct berth_reader **out)
+static int s3_reader_open(struct berth_reader **out, struct berth_storage_driver *base,
+			  const char *path, uint64_t offset)
 {
 	struct s3_driver *d = s3(base);
 	if (!is_valid_object(path))
@@ -529,8 +529,8 @@ static int writer_resume(struct s3_writer *w)
 	return rc;
 }
 
-static int s3_writer_open(struct berth_storage_driver *base, const char *path, int append,
-			  struct berth_writer **out)
+static int s3_writer_open(struct berth_writer **out, struct berth_storage_driver *base,
+			  const char *path, int append)
 {
 	struct s3_driver *d = s3(base);
 	if (!is_valid_object(path))
@@ -819,7 +819,7 @@ static int s3_remove(struct berth_storage_driver *base, const char *path)
 
 /* A GET URL valid S3_PRESIGN_SECONDS, signed with SigV4 query parameters (curl signs only the
  * requests it sends, so this is the one place berth signs itself). */
-static int s3_url_for(struct berth_storage_driver *base, const char *path, char **out)
+static int s3_url_for(char **out, struct berth_storage_driver *base, const char *path)
 {
 	struct s3_driver *d = s3(base);
 	if (!is_valid_object(path))

@@ -6,6 +6,7 @@
 #include "storage/storage.h"
 
 #include "config/config.h"
+#include "core/err.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,7 @@ static int parse_bool(const char *s, int dflt, int *out)
 			return 0;
 		}
 	}
-	return -1;
+	return BERTH_ERROR;
 }
 
 /* A byte count within [lo, hi]; absent ("") gives dflt. */
@@ -48,7 +49,7 @@ static int parse_size(const char *s, uint64_t dflt, uint64_t lo, uint64_t hi, ui
 	char *end;
 	unsigned long long v = strtoull(s, &end, 10);
 	if (s[0] < '0' || s[0] > '9' || *end != '\0' || v < lo || v > hi)
-		return -1;
+		return BERTH_ERROR;
 	*out = v;
 	return 0;
 }

@@ -113,7 +113,7 @@ static int walk_below(struct berth_storage_driver *d, const char *path, berth_wa
 	int rc = d->list(d, path, collect_child, &c);
 	for (size_t i = 0; rc == 0 && i < c.n; i++) {
 		struct berth_stat st;
-		int src = d->stat(d, c.v[i], &st);
+		int src = d->stat(&st, d, c.v[i]);
 		if (src == BERTH_ENOTFOUND)
 			continue; /* removed since the listing */
 		if (src < 0)

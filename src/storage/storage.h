@@ -48,10 +48,11 @@ void berth_storage_metrics_register(void);
 		return rc_;                                            \
 	} while (0)
 
-static inline int berth_storage_get_content(struct berth_storage_driver *d, const char *path,
-					    size_t max, char **out, size_t *out_len)
+static inline int berth_storage_get_content(char **out, size_t *out_len,
+					    struct berth_storage_driver *d, const char *path,
+					    size_t max)
 {
-	BERTH_STORAGE_TIMED(BERTH_SOP_GET_CONTENT, d->get_content(d, path, max, out, out_len));
+	BERTH_STORAGE_TIMED(BERTH_SOP_GET_CONTENT, d->get_content(out, out_len, d, path, max));
 }
 
 static inline int berth_storage_put_content(struct berth_storage_driver *d, const char *path,
@@ -60,22 +61,22 @@ static inline int berth_storage_put_content(struct berth_storage_driver *d, cons
 	BERTH_STORAGE_TIMED(BERTH_SOP_PUT_CONTENT, d->put_content(d, path, buf, n));
 }
 
-static inline int berth_storage_reader(struct berth_storage_driver *d, const char *path,
-				       uint64_t offset, struct berth_reader **out)
+static inline int berth_storage_reader(struct berth_reader **out, struct berth_storage_driver *d,
+				       const char *path, uint64_t offset)
 {
-	BERTH_STORAGE_TIMED(BERTH_SOP_READER, d->reader(d, path, offset, out));
+	BERTH_STORAGE_TIMED(BERTH_SOP_READER, d->reader(out, d, path, offset));
 }
 
-static inline int berth_storage_writer(struct berth_storage_driver *d, const char *path, int append,
-				       struct berth_writer **out)
+static inline int berth_storage_writer(struct berth_writer **out, struct berth_storage_driver *d,
+				       const char *path, int append)
 {
-	BERTH_STORAGE_TIMED(BERTH_SOP_WRITER, d->writer(d, path, append, out));
+	BERTH_STORAGE_TIMED(BERTH_SOP_WRITER, d->writer(out, d, path, append));
 }
 
-static inline int berth_storage_stat(struct berth_storage_driver *d, const char *path,
-				     struct berth_stat *out)
+static inline int berth_storage_stat(struct berth_stat *out, struct berth_storage_driver *d,
+				     const char *path)
 {
-	BERTH_STORAGE_TIMED(BERTH_SOP_STAT, d->stat(d, path, out));
+	BERTH_STORAGE_TIMED(BERTH_SOP_STAT, d->stat(out, d, path));
 }
 
 static inline int berth_storage_list(struct berth_storage_driver *d, const char *path,
@@ -100,9 +101,33 @@ static inline int berth_storage_walk(struct berth_storage_driver *d, const char 
 	BERTH_STORAGE_TIMED(BERTH_SOP_WALK, d->walk(d, path, cb, payload));
 }
 
-static inline int berth_storage_url_for(struct berth_storage_driver *d, const char *path, char **out)
+static inline int berth_storage_url_for(char **out, struct berth_storage_driver *d,
+					const char *path)
 {
-	return d->url_for ? d->url_for(d, path, out) : BERTH_EUNSUPPORTED;
+	return d->url_for ? d->url_for(out, d, path) : BERTH_EUNSUPPORTED;
+}
+
+static inline int berth_storage_find_debris(struct berth_storage_driver *d, const char *path,
+					    const char *skip, berth_debris_cb cb, void *payload)
+{
+	return d->find_debris ? d->find_debris(d, path, skip, cb, payload) : BERTH_EUNSUPPORTED;
+}
+
+static inline int berth_storage_remove_debris(struct berth_storage_driver *d, const char *path)
+{
+	return d->remove_debris ? d->remove_debris(d, path) : BERTH_EUNSUPPORTED;
+}
+
+/* 1 if the driver can move objects aside (berth_storage_quarantine). */
+static inline int berth_storage_can_quarantine(const struct berth_storage_driver *d)
+{
+	return d->quarantine != NULL;
+}
+
+static inline int berth_storage_quarantine(char **where_out, struct berth_storage_driver *d,
+					   const char *path, const char *path_aside, const char *name)
+{
+	return d->quarantine ? d->quarantine(where_out, d, path, path_aside, name) : BERTH_EUNSUPPORTED;
 }
 
 static inline void berth_storage_free(struct berth_storage_driver *d)

@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "api/api.h"
 #include "auth/auth.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -112,8 +113,8 @@ out:
 /* Back on a polling thread: the token server's answer becomes ours. */
 static void answer(struct berth_request *req)
 {
-	struct token_call *call = req->state;
-	req->state = NULL;
+	struct token_call *call = req->body_state;
+	req->body_state = NULL;
 	json_t *doc = call->status == 200 ? json_loadb(call->body.data ? call->body.data : "", call->body.len, 0, NULL)
 					  : NULL;
 	json_t *token = json_object_get(doc, "token");
@@ -124,15 +125,13 @@ static void answer(struct berth_request *req)
 		berth_ui__send_json(req, json_pack("{s:O, s:I}", "token", token, "expires_in",
 					       json_is_integer(expires) ? json_integer_value(expires) : (json_int_t)60));
 	} else if (call->status == 401 || call->status == 403) {
-		berth_req_error(req, MHD_HTTP_UNAUTHORIZED, "UNAUTHORIZED", "the token server refused the credentials",
-				NULL);
+		berth_api_answer(req, BERTH_API_UNAUTHORIZED, "the token server refused the credentials", NULL);
 	} else {
 		if (call->status == 0)
 			berth_warn("token server unreachable: %s", call->curl_error);
 		else
 			berth_warn("token server answered %ld without a token", call->status);
-		berth_req_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "UNAVAILABLE", "cannot get a token from the token server",
-				NULL);
+		berth_api_answer(req, BERTH_API_UNAVAILABLE, "cannot get a token from the token server", NULL);
 	}
 	json_decref(doc);
 	call_free(call);
@@ -153,19 +152,18 @@ void berth_ui_token(struct berth_request *req)
 	const char *scope = berth_req_query(req, "scope");
 	const char *authorization = berth_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
 
-	if (!berth_auth_token_server(&realm, &service, req->auth)) {
-		berth_req_error(req, MHD_HTTP_NOT_FOUND, "UNSUPPORTED",
-				"tokens are forwarded only with auth.token and a fixed realm (no autoredirect)", NULL);
+	if (!berth_auth_token_server(&realm, &service, berth_api_auth(req))) {
+		berth_api_answer(req, BERTH_API_NO_ENDPOINT,
+				 "tokens are forwarded only with auth.token and a fixed realm (no autoredirect)", NULL);
 		return;
 	}
 	if (scope && !scope_valid(scope)) {
-		berth_req_error(req, MHD_HTTP_BAD_REQUEST, "UNSUPPORTED", "invalid scope", NULL);
+		berth_api_answer(req, BERTH_API_ARGUMENT_INVALID, "invalid scope", NULL);
 		return;
 	}
 	if (atomic_fetch_add(&calls_running, 1) >= UI_TOKEN_CALLS) {
 		atomic_fetch_sub(&calls_running, 1);
-		berth_req_error(req, MHD_HTTP_TOO_MANY_REQUESTS, "TOOMANYREQUESTS", "too many token requests at once",
-				NULL);
+		berth_api_answer(req, BERTH_API_TOO_MANY_REQUESTS, "too many token requests at once", NULL);
 		return;
 	}
 	pthread_once(&curl_once, init_curl);
@@ -187,7 +185,7 @@ void berth_ui_token(struct berth_request *req)
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	req->state = call;
+	req->body_state = call;
 	berth_req_suspend(req, answer);
 	if (pthread_create(&thread, &attr, call_main, call) != 0) {
 		/* No thread: the call fails at once, answered as unreachable. */

@@ -129,7 +129,7 @@ static void send_page(struct berth_request *req)
 	const struct berth_ui_asset *a = find_asset("index.html");
 	static const char mark[] = "%BASE%";
 	if (!a) {
-		berth_req_error(req, MHD_HTTP_NOT_FOUND, "UNSUPPORTED", "no such page", NULL);
+		berth_api_answer(req, BERTH_API_NO_ENDPOINT, "no such page", NULL);
 		return;
 	}
 	if (answer_not_modified(req, a->etag))
@@ -172,33 +172,33 @@ static void send_info(struct berth_request *req)
 {
 	if (!berth_api_authorize(req, NULL, 0))
 		return;
-	berth_ui__send_json(req, json_pack("{s:b, s:b}", "delete_enabled", berth_registry_delete_enabled(req->registry),
-				 "readonly", berth_registry_readonly(req->registry)));
+	berth_ui__send_json(req, json_pack("{s:b, s:b}", "delete_enabled", berth_registry_delete_enabled(berth_api_registry(req)),
+				 "readonly", berth_registry_readonly(berth_api_registry(req))));
 }
 
 static void send_pushed(struct berth_request *req)
 {
 	const char *repo = berth_req_query(req, "repo"), *tag = berth_req_query(req, "tag");
 	if (!repo || !berth_name_valid(repo)) {
-		berth_req_error(req, MHD_HTTP_BAD_REQUEST, "NAME_INVALID", "invalid repository name", NULL);
+		berth_api_answer(req, BERTH_API_NAME_INVALID, NULL, NULL);
 		return;
 	}
 	if (!tag || !berth_tag_valid(tag)) {
-		berth_req_error(req, MHD_HTTP_BAD_REQUEST, "TAG_INVALID", "invalid tag", NULL);
+		berth_api_answer(req, BERTH_API_TAG_INVALID, "invalid tag", NULL);
 		return;
 	}
 	struct berth_access pull = { "repository", repo, "pull" };
 	if (!berth_api_authorize(req, &pull, 1))
 		return;
 	int64_t mtime = 0;
-	int rc = berth_tag_pushed(&mtime, req->registry, repo, tag);
+	int rc = berth_tag_pushed(&mtime, berth_api_registry(req), repo, tag);
 	if (rc == BERTH_ENOTFOUND) {
-		berth_req_error(req, MHD_HTTP_NOT_FOUND, "MANIFEST_UNKNOWN", "manifest unknown", NULL);
+		berth_api_answer(req, BERTH_API_MANIFEST_UNKNOWN, NULL, NULL);
 		return;
 	}
 	if (rc < 0) {
 		berth_error("cannot stat tag '%s' of '%s': %s", tag, repo, berth_strerror(rc));
-		berth_req_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "UNKNOWN", "cannot read the tag", NULL);
+		berth_api_answer(req, BERTH_API_INTERNAL, "cannot read the tag", NULL);
 		return;
 	}
 	char when[32];
@@ -221,8 +221,7 @@ static void redirect_to_root(struct berth_request *req)
 static void dispatch(struct berth_request *req, const char *url)
 {
 	if (strcmp(req->method, MHD_HTTP_METHOD_GET) != 0 && !berth_req_is_head(req)) {
-		berth_req_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "UNSUPPORTED", "the web interface is read-only: use GET",
-				NULL);
+		berth_api_answer(req, BERTH_API_UNSUPPORTED, "the web interface is read-only: use GET", NULL);
 		return;
 	}
 	if (strcmp(url, "/ui") == 0) {
@@ -232,7 +231,7 @@ static void dispatch(struct berth_request *req, const char *url)
 		if (a && strcmp(a->name, "index.html") != 0)
 			send_asset(req, a);
 		else
-			berth_req_error(req, MHD_HTTP_NOT_FOUND, "UNSUPPORTED", "no such file", NULL);
+			berth_api_answer(req, BERTH_API_NO_ENDPOINT, "no such file", NULL);
 	} else if (strcmp(url, "/ui/api/info") == 0) {
 		send_info(req);
 	} else if (strcmp(url, "/ui/api/pushed") == 0) {
@@ -240,10 +239,10 @@ static void dispatch(struct berth_request *req, const char *url)
 	} else if (strcmp(url, "/ui/api/token") == 0) {
 		berth_ui_token(req);
 	} else if (strncmp(url, "/ui/api/", 8) == 0) {
-		berth_req_error(req, MHD_HTTP_NOT_FOUND, "UNSUPPORTED", "no such endpoint", NULL);
+		berth_api_answer(req, BERTH_API_NO_ENDPOINT, NULL, NULL);
 	} else {
 		send_page(req);
 	}
 }
 
-const struct berth_handler berth_ui_handler = { owns, dispatch };
+const struct berth_api_extra berth_ui_handler = { owns, dispatch };

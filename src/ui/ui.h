@@ -12,13 +12,13 @@
 #ifndef BERTH_UI_UI_H
 #define BERTH_UI_UI_H
 
-#include "http/request.h"
+#include "api/api.h"
 
 /*
- * The server's handler for the web interface (main.c gives it with ui.enabled): it claims "/ui"
- * and "/ui/..." below http.prefix. Blocks on storage for /ui/api/pushed (one stat);
+ * The web interface's handler, beside the API's (main.c gives it to the API with ui.enabled,
+ * struct berth_api.extra): it claims "/ui" and "/ui/..." below http.prefix. Blocks on storage for /ui/api/pushed (one stat);
  * /ui/api/token is answered later, from another thread's work (ui/token.h).
  */
-extern const struct berth_handler berth_ui_handler;
+extern const struct berth_api_extra berth_ui_handler;
 
 #endif

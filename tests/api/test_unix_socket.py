@@ -65,6 +65,20 @@ class UnixSocketTest(unittest.TestCase):
         proc.terminate()
         self.assertEqual(proc.wait(10), 0)
 
+    def test_a_socket_it_cannot_bind_is_refused_with_the_reason(self):
+        """The operating system's reason reaches the log line (issue 16, point 2)."""
+        tmp = tempfile.mkdtemp(prefix="berth-unix-")
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        cfg = os.path.join(tmp, "config.yml")
+        with open(cfg, "w") as f:
+            f.write("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s/root\n"
+                    "http:\n  net: unix\n  addr: %s/no/such/dir/registry.sock\n" % (tmp, tmp))
+        binary = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
+        p = subprocess.run([binary, "serve", cfg], stderr=subprocess.PIPE, text=True, timeout=20)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("cannot listen on unix socket", p.stderr)
+        self.assertIn("no such file or directory", p.stderr)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

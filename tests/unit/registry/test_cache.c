@@ -18,7 +18,7 @@ static int hits(struct berth_cache *c, int n)
 	char key[32];
 	for (int i = 0; i < n; i++) {
 		snprintf(key, sizeof(key), "key-%d", i);
-		found += berth_cache_get(c, key, NULL, NULL, NULL);
+		found += berth_cache_get(NULL, NULL, NULL, c, key);
 	}
 	return found;
 }
@@ -30,15 +30,15 @@ static void test_get_put_replace_remove(void **state)
 	uint64_t num = 0;
 	char *data = NULL;
 	size_t len = 0;
-	assert_int_equal(berth_cache_get(c, "a", &num, &data, &len), 0);
+	assert_int_equal(berth_cache_get(&num, &data, &len, c, "a"), 0);
 	berth_cache_put(c, "a", 7, "seven", 5);
-	assert_int_equal(berth_cache_get(c, "a", &num, &data, &len), 1);
+	assert_int_equal(berth_cache_get(&num, &data, &len, c, "a"), 1);
 	assert_int_equal(num, 7);
 	assert_int_equal(len, 5);
 	assert_string_equal(data, "seven");
 	free(data);
 	berth_cache_put(c, "a", 8, NULL, 0); /* replaced: a number only */
-	assert_int_equal(berth_cache_get(c, "a", &num, &data, &len), 1);
+	assert_int_equal(berth_cache_get(&num, &data, &len, c, "a"), 1);
 	assert_int_equal(num, 8);
 	assert_int_equal(len, 0);
 	assert_string_equal(data, "");
@@ -55,7 +55,7 @@ static void test_get_put_replace_remove(void **state)
 	assert_int_equal(berth_cache_get_into(c, "b", &num, buf, sizeof(buf), &len), 0);
 	assert_int_equal(num, 9);
 	berth_cache_remove(c, "a");
-	assert_int_equal(berth_cache_get(c, "a", &num, NULL, NULL), 0);
+	assert_int_equal(berth_cache_get(&num, NULL, NULL, c, "a"), 0);
 	berth_cache_free(c);
 }
 
@@ -68,10 +68,10 @@ static void test_bounded_and_recent_kept(void **state)
 	for (int i = 0; i < 10000; i++) {
 		snprintf(key, sizeof(key), "key-%d", i);
 		berth_cache_put(c, key, (uint64_t)i, NULL, 0);
-		assert_int_equal(berth_cache_get(c, "key-0", NULL, NULL, NULL), 1);
+		assert_int_equal(berth_cache_get(NULL, NULL, NULL, c, "key-0"), 1);
 	}
 	assert_true(hits(c, 10000) <= 64);
-	assert_int_equal(berth_cache_get(c, "key-9999", NULL, NULL, NULL), 1); /* the last put */
+	assert_int_equal(berth_cache_get(NULL, NULL, NULL, c, "key-9999"), 1); /* the last put */
 	berth_cache_free(c);
 
 	/* bytes: 1 MiB in all holds at most 1024 values of 1 KiB */
@@ -88,7 +88,7 @@ static void test_bounded_and_recent_kept(void **state)
 	/* a value over an eighth of a shard's share (1 MiB / 16 / 8 = 8 KiB) is not kept */
 	static char big[(8 << 10) + 2];
 	berth_cache_put(c, "big", 0, big, sizeof(big));
-	assert_int_equal(berth_cache_get(c, "big", NULL, NULL, NULL), 0);
+	assert_int_equal(berth_cache_get(NULL, NULL, NULL, c, "big"), 0);
 	berth_cache_free(c);
 }
 

@@ -140,7 +140,7 @@ static void test_writes_distribution_layout(void **state)
 	struct berth_blob_descriptor other = desc(D1, 1234, "application/octet-stream");
 	assert_int_equal(berth_redis_cache_repo_set(R.cache, "other", &other), 0);
 	struct berth_blob_descriptor got;
-	assert_int_equal(berth_redis_cache_stat(R.cache, D1, &got), 0);
+	assert_int_equal(berth_redis_cache_stat(&got, R.cache, D1), 0);
 	assert_string_equal(got.mediatype, d.mediatype);
 	assert_int_equal(berth_redis_cache_repo_stat(R.cache, "other", D1, &got), 0);
 	assert_string_equal(got.mediatype, "application/octet-stream");
@@ -155,7 +155,7 @@ static void test_reads_distribution_entries(void **state)
 	raw("SADD repository::team/app::blobs %s", D2);
 	raw("HSET repository::team/app::blobs::%s mediatype %s", D2, "application/x-custom");
 	struct berth_blob_descriptor got;
-	assert_int_equal(berth_redis_cache_stat(R.cache, D2, &got), 0);
+	assert_int_equal(berth_redis_cache_stat(&got, R.cache, D2), 0);
 	assert_int_equal(got.size, 42);
 	assert_string_equal(got.mediatype, "application/vnd.docker.image.rootfs.diff.tar.gzip");
 	assert_int_equal(berth_redis_cache_repo_stat(R.cache, "team/app", D2, &got), 0);
@@ -164,23 +164,23 @@ static void test_reads_distribution_entries(void **state)
 
 	/* Distribution's old "length" field is a miss, so the entry is rewritten with "size". */
 	raw("HMSET blobs::%s digest %s length 7", D3, D3);
-	assert_int_equal(berth_redis_cache_stat(R.cache, D3, &got), BERTH_ENOTFOUND);
+	assert_int_equal(berth_redis_cache_stat(&got, R.cache, D3), BERTH_ENOTFOUND);
 }
 
 static void test_misses_and_clear(void **state)
 {
 	struct berth_blob_descriptor got;
 	const char *none = "sha256:4444444444444444444444444444444444444444444444444444444444444444";
-	assert_int_equal(berth_redis_cache_stat(R.cache, none, &got), BERTH_ENOTFOUND);
+	assert_int_equal(berth_redis_cache_stat(&got, R.cache, none), BERTH_ENOTFOUND);
 	assert_int_equal(berth_redis_cache_clear(R.cache, none), BERTH_ENOTFOUND);
 	assert_int_equal(berth_redis_cache_repo_clear(R.cache, "lib/alpine", none), BERTH_ENOTFOUND);
 
 	struct berth_blob_descriptor d = desc(none, 5, "");
 	assert_int_equal(berth_redis_cache_set(R.cache, &d), 0);
-	assert_int_equal(berth_redis_cache_stat(R.cache, none, &got), 0);
+	assert_int_equal(berth_redis_cache_stat(&got, R.cache, none), 0);
 	assert_int_equal(got.size, 5);
 	assert_int_equal(berth_redis_cache_clear(R.cache, none), 0);
-	assert_int_equal(berth_redis_cache_stat(R.cache, none, &got), BERTH_ENOTFOUND);
+	assert_int_equal(berth_redis_cache_stat(&got, R.cache, none), BERTH_ENOTFOUND);
 	assert_int_equal(berth_redis_cache_errors(R.cache), 0);
 }
 
@@ -193,20 +193,20 @@ static void test_outage_and_reconnect(void **state)
 	redis_stop();
 	uint64_t t0 = berth_now_ns();
 	for (int i = 0; i < 50; i++)
-		assert_int_equal(berth_redis_cache_stat(R.cache, D1, &got), BERTH_ERROR);
+		assert_int_equal(berth_redis_cache_stat(&got, R.cache, D1), BERTH_ERROR);
 	assert_true(berth_now_ns() - t0 < 2000000000ull);
 	assert_true(berth_redis_cache_errors(R.cache) >= 50);
 
 	assert_int_equal(redis_start(), 0);
 	int rc = BERTH_ERROR;
 	for (int i = 0; i < 40 && rc == BERTH_ERROR; i++) {
-		rc = berth_redis_cache_stat(R.cache, D1, &got);
+		rc = berth_redis_cache_stat(&got, R.cache, D1);
 		if (rc == BERTH_ERROR)
 			usleep(100 * 1000);
 	}
 	assert_int_equal(rc, BERTH_ENOTFOUND); /* a fresh, empty Redis: a miss, not an error */
 	assert_int_equal(berth_redis_cache_set(R.cache, &d), 0);
-	assert_int_equal(berth_redis_cache_stat(R.cache, D1, &got), 0);
+	assert_int_equal(berth_redis_cache_stat(&got, R.cache, D1), 0);
 	redisFree(R.raw);
 	R.raw = redisConnect("127.0.0.1", R.port);
 	assert_string_equal(raw("HGET blobs::%s size", D1), "9");
@@ -218,7 +218,7 @@ static void test_auth_refused(void **state)
 	struct berth_redis_cache_options o = { .host = "127.0.0.1", .port = R.port, .password = "wrong" };
 	struct berth_redis_cache *c = berth_redis_cache_new(&o);
 	struct berth_blob_descriptor got;
-	assert_int_equal(berth_redis_cache_stat(c, D1, &got), BERTH_ERROR);
+	assert_int_equal(berth_redis_cache_stat(&got, c, D1), BERTH_ERROR);
 	assert_int_equal(berth_redis_cache_errors(c), 1);
 	berth_redis_cache_free(c);
 }

@@ -191,7 +191,6 @@ static void run(struct fixture *f, int repair)
 	/* A fresh registry view is not needed: fsck goes through the driver only. */
 	struct berth_fsck_options o = {
 		.repair = repair,
-		.host_root = f->dir[0] ? f->dir : NULL,
 		.report = collect,
 		.payload = f,
 	};
@@ -233,7 +232,7 @@ static void assert_baseline(struct fixture *f)
 static int exists(struct fixture *f, const char *path)
 {
 	struct berth_stat st;
-	int rc = berth_storage_stat(f->d, path, &st);
+	int rc = berth_storage_stat(&st, f->d, path);
 	if (rc != 0 && rc != BERTH_ENOTFOUND)
 		fail_msg("stat %s: %s", path, berth_strerror(rc));
 	return rc == 0;
@@ -385,7 +384,7 @@ static void test_bad_link_rewritten(void **state)
 	assert_int_equal(action_of(f, BERTH_FSCK_BAD_LINK), BERTH_FSCK_REPAIRED);
 	char *content = NULL;
 	size_t len;
-	assert_int_equal(berth_storage_get_content(f->d, link, 1024, &content, &len), 0);
+	assert_int_equal(berth_storage_get_content(&content, &len, f->d, link, 1024), 0);
 	assert_string_equal(content, f->M2);
 	free(content);
 	run(f, 0);
@@ -410,7 +409,7 @@ static void test_link_with_newline_agrees_with_serving(void **state)
 	put_raw(f, tag, content);
 
 	uint64_t size = 0;
-	assert_int_equal(berth_blob_stat(f->reg, "a/one", f->L2, &size), 0);
+	assert_int_equal(berth_blob_stat(&size, f->reg, "a/one", f->L2), 0);
 	assert_int_equal(size, 7);
 	struct berth_manifest_content mc;
 	assert_int_equal(berth_manifest_get(&mc, f->reg, "b/two", "latest"), 0);
@@ -422,7 +421,7 @@ static void test_link_with_newline_agrees_with_serving(void **state)
 	assert_baseline(f);
 	char *back = NULL;
 	size_t len;
-	assert_int_equal(berth_storage_get_content(f->d, layer, 1024, &back, &len), 0);
+	assert_int_equal(berth_storage_get_content(&back, &len, f->d, layer, 1024), 0);
 	snprintf(content, sizeof(content), "%s\n", f->L2);
 	assert_string_equal(back, content);
 	free(back);

@@ -236,7 +236,7 @@ static int teardown(void **state)
 static int exists(struct fixture *f, const char *path)
 {
 	struct berth_stat st;
-	int rc = berth_storage_stat(f->d, path, &st);
+	int rc = berth_storage_stat(&st, f->d, path);
 	if (rc != 0 && rc != BERTH_ENOTFOUND)
 		fail_msg("stat %s: %s", path, berth_strerror(rc));
 	return rc == 0;
@@ -254,7 +254,7 @@ static uint64_t blob_size(struct fixture *f, const char *digest)
 	char path[BERTH_PATH_MAX];
 	struct berth_stat st;
 	assert_int_equal(berth_path_blob_data(path, digest), 0);
-	assert_int_equal(berth_storage_stat(f->d, path, &st), 0);
+	assert_int_equal(berth_storage_stat(&st, f->d, path), 0);
 	return st.size;
 }
 

@@ -5,7 +5,7 @@
  * in use (glibc mallinfo2, without the per-thread cache) is the same after as before; under
  * the sanitizers LeakSanitizer checks the same.
  * Found so far: jansson 2.14's json_dumps leaves a key out of its output when an allocation
- * fails mid-dump (manifest.c now reads the dump back).
+ * fails mid-dump (manifest_parse.c now reads the dump back).
  */
 #include <setjmp.h>
 #include <stdarg.h>

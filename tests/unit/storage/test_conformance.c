@@ -187,7 +187,7 @@ static void expect_content(struct berth_storage_driver *d, const char *path, con
 {
 	char *got = NULL;
 	size_t len = 0;
-	assert_int_equal(d->get_content(d, path, 1 << 20, &got, &len), 0);
+	assert_int_equal(d->get_content(&got, &len, d, path, 1 << 20), 0);
 	assert_int_equal(len, strlen(want));
 	assert_string_equal(got, want);
 	free(got);
@@ -196,7 +196,7 @@ static void expect_content(struct berth_storage_driver *d, const char *path, con
 static void expect_absent(struct berth_storage_driver *d, const char *path)
 {
 	struct berth_stat st;
-	assert_int_equal(d->stat(d, path, &st), BERTH_ENOTFOUND);
+	assert_int_equal(d->stat(&st, d, path), BERTH_ENOTFOUND);
 }
 
 /* Reads a reader to the end in pieces of `chunk` bytes. */
@@ -274,7 +274,7 @@ static int record_visit(const char *path, const struct berth_stat *st, void *pay
 	struct berth_stat again;
 
 	/* Callbacks may call back into the driver (no lock may be held around them). */
-	assert_int_equal(t->d->stat(t->d, path, &again), 0);
+	assert_int_equal(t->d->stat(&again, t->d, path), 0);
 	assert_int_equal(again.is_dir, st->is_dir);
 
 	if (st->is_dir)
@@ -298,7 +298,7 @@ static void test_put_get_roundtrip(void **state)
 	assert_int_equal(d->put_content(d, "/bin", "x\0y", 3), 0);
 	char *got;
 	size_t len;
-	assert_int_equal(d->get_content(d, "/bin", 3, &got, &len), 0);
+	assert_int_equal(d->get_content(&got, &len, d, "/bin", 3), 0);
 	assert_int_equal(len, 3);
 	assert_memory_equal(got, "x\0y\0", 4);
 	free(got);
@@ -312,10 +312,11 @@ static void test_get_missing(void **state)
 	struct berth_storage_driver *d = drv(state);
 	char *got = (char *)"untouched";
 	size_t len;
-	assert_int_equal(d->get_content(d, "/nope", 100, &got, &len), BERTH_ENOTFOUND);
+	assert_int_equal(d->get_content(&got, &len, d, "/nope", 100), BERTH_ENOTFOUND);
 	put(d, "/a/file", "x");
-	assert_int_equal(d->get_content(d, "/a/file/below", 100, &got, &len), BERTH_ENOTFOUND);
-	assert_int_equal(d->get_content(d, "/a", 100, &got, &len), BERTH_ENOTFOUND); /* a directory */
+	assert_int_equal(d->get_content(&got, &len, d, "/a/file/below", 100), BERTH_ENOTFOUND);
+	/* a directory */
+	assert_int_equal(d->get_content(&got, &len, d, "/a", 100), BERTH_ENOTFOUND);
 	assert_string_equal(got, "untouched");
 }
 
@@ -325,9 +326,9 @@ static void test_get_too_large(void **state)
 	char *got = NULL;
 	size_t len;
 	put(d, "/ten", "0123456789");
-	assert_int_equal(d->get_content(d, "/ten", 9, &got, &len), BERTH_ETOOLARGE);
+	assert_int_equal(d->get_content(&got, &len, d, "/ten", 9), BERTH_ETOOLARGE);
 	assert_null(got);
-	assert_int_equal(d->get_content(d, "/ten", 10, &got, &len), 0);
+	assert_int_equal(d->get_content(&got, &len, d, "/ten", 10), 0);
 	assert_int_equal(len, 10);
 	free(got);
 }
@@ -346,7 +347,7 @@ static void test_put_keeps_open_readers(void **state)
 	struct berth_reader *r;
 	size_t len;
 	put(d, "/x", "old content");
-	assert_int_equal(d->reader(d, "/x", 0, &r), 0);
+	assert_int_equal(d->reader(&r, d, "/x", 0), 0);
 	put(d, "/x", "NEW");
 	char *got = read_all(r, 4, &len); /* atomic replace: the reader keeps the old object */
 	assert_string_equal(got, "old content");
@@ -363,9 +364,9 @@ static void test_type_conflicts(void **state)
 	put(d, "/f", "file");
 	put(d, "/dir/x", "x");
 	assert_int_equal(d->put_content(d, "/f/g", "x", 1), BERTH_EEXISTS);
-	assert_int_equal(d->writer(d, "/f/g", 0, &w), BERTH_EEXISTS);
+	assert_int_equal(d->writer(&w, d, "/f/g", 0), BERTH_EEXISTS);
 	assert_int_equal(d->put_content(d, "/dir", "x", 1), BERTH_EEXISTS);
-	assert_int_equal(d->writer(d, "/dir", 1, &w), BERTH_EEXISTS);
+	assert_int_equal(d->writer(&w, d, "/dir", 1), BERTH_EEXISTS);
 	assert_int_equal(d->move(d, "/f", "/dir"), BERTH_EEXISTS);
 	assert_int_equal(d->move(d, "/dir", "/f"), BERTH_EEXISTS);
 	expect_content(d, "/f", "file");
@@ -408,15 +409,15 @@ static void expect_all_invalid(struct berth_storage_driver *d, const char *p)
 	struct berth_reader *r;
 	struct berth_writer *w;
 	struct berth_stat st;
-	assert_int_equal(d->get_content(d, p, 100, &got, &len), BERTH_EINVALID);
+	assert_int_equal(d->get_content(&got, &len, d, p, 100), BERTH_EINVALID);
 	assert_int_equal(d->put_content(d, p, "x", 1), BERTH_EINVALID);
-	assert_int_equal(d->reader(d, p, 0, &r), BERTH_EINVALID);
-	assert_int_equal(d->writer(d, p, 0, &w), BERTH_EINVALID);
+	assert_int_equal(d->reader(&r, d, p, 0), BERTH_EINVALID);
+	assert_int_equal(d->writer(&w, d, p, 0), BERTH_EINVALID);
 	assert_int_equal(d->move(d, p, "/ok"), BERTH_EINVALID);
 	assert_int_equal(d->move(d, "/ok", p), BERTH_EINVALID);
 	assert_int_equal(d->remove(d, p), BERTH_EINVALID);
 	if (strcmp(p, "/") != 0) { /* the root is a directory: stat/list/walk accept it */
-		assert_int_equal(d->stat(d, p, &st), BERTH_EINVALID);
+		assert_int_equal(d->stat(&st, d, p), BERTH_EINVALID);
 		assert_int_equal(d->list(d, p, never_called, NULL), BERTH_EINVALID);
 		assert_int_equal(d->walk(d, p, never_visited, NULL), BERTH_EINVALID);
 	}
@@ -444,7 +445,7 @@ static void test_reader_offsets(void **state)
 	size_t len;
 	put(d, "/r", "0123456789");
 
-	assert_int_equal(d->reader(d, "/r", 0, &r), 0);
+	assert_int_equal(d->reader(&r, d, "/r", 0), 0);
 	assert_int_equal(r->size, 10);
 	assert_int_equal(r->offset, 0);
 	if (strcmp(d->name, "inmemory") == 0)
@@ -454,7 +455,7 @@ static void test_reader_offsets(void **state)
 	free(got);
 	r->close(r);
 
-	assert_int_equal(d->reader(d, "/r", 4, &r), 0);
+	assert_int_equal(d->reader(&r, d, "/r", 4), 0);
 	assert_int_equal(r->size, 10);
 	assert_int_equal(r->offset, 4);
 	got = read_all(r, sizeof(buf), &len);
@@ -462,16 +463,16 @@ static void test_reader_offsets(void **state)
 	free(got);
 	r->close(r);
 
-	assert_int_equal(d->reader(d, "/r", 10, &r), 0);
+	assert_int_equal(d->reader(&r, d, "/r", 10), 0);
 	assert_int_equal(r->read(r, buf, sizeof(buf)), 0);
 	r->close(r);
 
 	r = NULL;
-	assert_int_equal(d->reader(d, "/r", 11, &r), BERTH_ERANGE);
+	assert_int_equal(d->reader(&r, d, "/r", 11), BERTH_ERANGE);
 	assert_null(r);
-	assert_int_equal(d->reader(d, "/missing", 0, &r), BERTH_ENOTFOUND);
+	assert_int_equal(d->reader(&r, d, "/missing", 0), BERTH_ENOTFOUND);
 	put(d, "/dir/f", "x");
-	assert_int_equal(d->reader(d, "/dir", 0, &r), BERTH_ENOTFOUND);
+	assert_int_equal(d->reader(&r, d, "/dir", 0), BERTH_ENOTFOUND);
 }
 
 static void test_reader_small_pieces(void **state)
@@ -486,7 +487,7 @@ static void test_reader_small_pieces(void **state)
 
 	struct berth_reader *r;
 	size_t len;
-	assert_int_equal(d->reader(d, "/big", 3, &r), 0);
+	assert_int_equal(d->reader(&r, d, "/big", 3), 0);
 	char *got = read_all(r, 7, &len);
 	assert_int_equal(len, N - 3);
 	assert_memory_equal(got, want + 3, N - 3);
@@ -509,7 +510,7 @@ static void test_writer_truncate_and_append(void **state)
 	struct berth_storage_driver *d = drv(state);
 	struct berth_writer *w;
 
-	assert_int_equal(d->writer(d, "/up/data", 0, &w), 0); /* parents are created */
+	assert_int_equal(d->writer(&w, d, "/up/data", 0), 0); /* parents are created */
 	assert_int_equal(w->size(w), 0);
 	write_str(w, "abc");
 	write_str(w, "def");
@@ -518,7 +519,7 @@ static void test_writer_truncate_and_append(void **state)
 	w->close(w);
 	expect_content(d, "/up/data", "abcdef");
 
-	assert_int_equal(d->writer(d, "/up/data", 1, &w), 0);
+	assert_int_equal(d->writer(&w, d, "/up/data", 1), 0);
 	assert_int_equal(w->size(w), 6);
 	write_str(w, "gh");
 	assert_int_equal(w->size(w), 8);
@@ -528,13 +529,13 @@ static void test_writer_truncate_and_append(void **state)
 	w->close(w);
 	expect_content(d, "/up/data", "abcdefghi");
 
-	assert_int_equal(d->writer(d, "/up/data", 0, &w), 0);
+	assert_int_equal(d->writer(&w, d, "/up/data", 0), 0);
 	assert_int_equal(w->size(w), 0);
 	write_str(w, "x");
 	w->close(w); /* close without commit keeps the bytes */
 	expect_content(d, "/up/data", "x");
 
-	assert_int_equal(d->writer(d, "/fresh/append", 1, &w), 0); /* append creates */
+	assert_int_equal(d->writer(&w, d, "/fresh/append", 1), 0); /* append creates */
 	assert_int_equal(w->size(w), 0);
 	w->close(w);
 	expect_content(d, "/fresh/append", "");
@@ -547,10 +548,10 @@ static void test_writer_visible_before_commit(void **state)
 	struct berth_reader *r;
 	size_t len;
 
-	assert_int_equal(d->writer(d, "/v", 0, &w), 0);
+	assert_int_equal(d->writer(&w, d, "/v", 0), 0);
 	write_str(w, "abc");
 	assert_int_equal(w->flush(w), 0);
-	assert_int_equal(d->reader(d, "/v", 0, &r), 0);
+	assert_int_equal(d->reader(&r, d, "/v", 0), 0);
 	assert_int_equal(r->size, 3);
 	char *got = read_all(r, 2, &len);
 	assert_string_equal(got, "abc");
@@ -566,7 +567,7 @@ static void test_writer_visible_before_commit(void **state)
 	assert_int_equal(w->commit(w), 0);
 	w->close(w);
 	struct berth_stat st;
-	assert_int_equal(d->stat(d, "/v", &st), 0);
+	assert_int_equal(d->stat(&st, d, "/v"), 0);
 	assert_int_equal(st.size, 3 + 1000 * 1000);
 }
 
@@ -574,7 +575,7 @@ static void test_writer_cancel(void **state)
 {
 	struct berth_storage_driver *d = drv(state);
 	struct berth_writer *w;
-	assert_int_equal(d->writer(d, "/c/upload", 0, &w), 0);
+	assert_int_equal(d->writer(&w, d, "/c/upload", 0), 0);
 	write_str(w, "partial");
 	assert_int_equal(w->cancel(w), 0);
 	expect_absent(d, "/c/upload");
@@ -584,7 +585,7 @@ static void test_writer_cancel(void **state)
 	expect_absent(d, "/c/upload");
 
 	/* Zero-length writes are fine on a fresh object. */
-	assert_int_equal(d->writer(d, "/c/empty", 0, &w), 0);
+	assert_int_equal(d->writer(&w, d, "/c/empty", 0), 0);
 	assert_int_equal(w->write(w, "", 0), 0);
 	assert_int_equal(w->size(w), 0);
 	w->close(w);
@@ -615,7 +616,7 @@ static void expect_bytes(struct berth_storage_driver *d, const char *path, const
 	struct berth_reader *r;
 	static unsigned char buf[1 << 16];
 	size_t off = 0;
-	assert_int_equal(d->reader(d, path, 0, &r), 0);
+	assert_int_equal(d->reader(&r, d, path, 0), 0);
 	assert_int_equal(r->size, n);
 	for (;;) {
 		ssize_t got = r->read(r, buf, sizeof(buf));
@@ -672,7 +673,7 @@ static void test_writer_large_pieces(void **state)
 	unsigned char *src = pattern(total);
 	struct berth_writer *w;
 
-	assert_int_equal(d->writer(d, "/big/data", 0, &w), 0);
+	assert_int_equal(d->writer(&w, d, "/big/data", 0), 0);
 	write_pieces(w, src, 0, first);
 	assert_int_equal(w->size(w), first);
 	assert_int_equal(w->flush(w), 0);
@@ -682,7 +683,7 @@ static void test_writer_large_pieces(void **state)
 	w->close(w); /* close without flush or commit keeps the bytes too */
 	expect_bytes(d, "/big/data", src, second);
 
-	assert_int_equal(d->writer(d, "/big/data", 1, &w), 0);
+	assert_int_equal(d->writer(&w, d, "/big/data", 1), 0);
 	assert_int_equal(w->size(w), second);
 	write_aligned_pieces(w, src, second, (5u << 20) + 3);
 	write_pieces(w, src, (5u << 20) + 3, (5u << 20) + 70000); /* odd again after aligned */
@@ -693,7 +694,7 @@ static void test_writer_large_pieces(void **state)
 	expect_bytes(d, "/big/data", src, total);
 
 	/* A cancelled large object is gone. */
-	assert_int_equal(d->writer(d, "/big/gone", 0, &w), 0);
+	assert_int_equal(d->writer(&w, d, "/big/gone", 0), 0);
 	write_aligned_pieces(w, src, 0, total);
 	assert_int_equal(w->cancel(w), 0);
 	w->close(w);
@@ -710,15 +711,15 @@ static void test_stat(void **state)
 	int64_t now = (int64_t)time(NULL);
 	put(d, "/s/file", "12345");
 
-	assert_int_equal(d->stat(d, "/s/file", &st), 0);
+	assert_int_equal(d->stat(&st, d, "/s/file"), 0);
 	assert_int_equal(st.size, 5);
 	assert_false(st.is_dir);
 	assert_true(st.mtime >= now - 60 && st.mtime <= now + 60);
 
-	assert_int_equal(d->stat(d, "/s", &st), 0);
+	assert_int_equal(d->stat(&st, d, "/s"), 0);
 	assert_true(st.is_dir);
 	assert_int_equal(st.size, 0);
-	assert_int_equal(d->stat(d, "/", &st), 0);
+	assert_int_equal(d->stat(&st, d, "/"), 0);
 	assert_true(st.is_dir);
 
 	expect_absent(d, "/nope");
@@ -730,7 +731,7 @@ static uint64_t settled_version(struct berth_storage_driver *d, const char *path
 {
 	struct berth_stat st;
 	for (int i = 0; i < 40; i++) {
-		assert_int_equal(d->stat(d, path, &st), 0);
+		assert_int_equal(d->stat(&st, d, path), 0);
 		if (st.version)
 			return st.version;
 		usleep(50 * 1000);
@@ -748,15 +749,15 @@ static void test_dir_version(void **state)
 	struct berth_stat st;
 	put(d, "/v/a", "x");
 	uint64_t v1 = settled_version(d, "/v");
-	assert_int_equal(d->stat(d, "/v", &st), 0);
+	assert_int_equal(d->stat(&st, d, "/v"), 0);
 	assert_true(st.version == v1);
 	put(d, "/v/b", "x");
-	assert_int_equal(d->stat(d, "/v", &st), 0);
+	assert_int_equal(d->stat(&st, d, "/v"), 0);
 	assert_true(st.version != v1);
 	uint64_t v2 = settled_version(d, "/v");
 	assert_true(v2 != v1);
 	assert_int_equal(d->remove(d, "/v/b"), 0);
-	assert_int_equal(d->stat(d, "/v", &st), 0);
+	assert_int_equal(d->stat(&st, d, "/v"), 0);
 	assert_true(st.version != v2 && st.version != v1);
 }
 
@@ -950,7 +951,7 @@ static void *race_reader(void *arg)
 	while (!atomic_load(r->stop)) {
 		char *got;
 		size_t len;
-		int rc = r->d->get_content(r->d, "/race/value", VALUE_LEN, &got, &len);
+		int rc = r->d->get_content(&got, &len, r->d, "/race/value", VALUE_LEN);
 		if (rc == BERTH_ENOTFOUND)
 			continue; /* before the first put lands */
 		if (rc != 0 || !value_intact(got, len))
@@ -982,7 +983,7 @@ static void test_concurrent_put_content(void **state)
 		assert_int_equal(racers[i].failures, 0);
 	char *got;
 	size_t len;
-	assert_int_equal(d->get_content(d, "/race/value", VALUE_LEN, &got, &len), 0);
+	assert_int_equal(d->get_content(&got, &len, d, "/race/value", VALUE_LEN), 0);
 	assert_true(value_intact(got, len));
 	free(got);
 }
@@ -1032,7 +1033,8 @@ static void test_fs_layout_exact(void **state)
 	assert_int_equal(st.st_mode & 0777, 0644);
 
 	struct berth_writer *w;
-	assert_int_equal(d->writer(d, "/docker/registry/v2/repositories/lib/x/_uploads/u1/data", 0, &w), 0);
+	assert_int_equal(d->writer(&w, d, "/docker/registry/v2/repositories/lib/x/_uploads/u1/data",
+				   0), 0);
 	write_str(w, "blob bytes");
 	assert_int_equal(w->commit(w), 0);
 	w->close(w);
@@ -1098,13 +1100,13 @@ static void test_fs_large_write_goes_direct(void **state)
 
 	snprintf(host, sizeof(host), "%s/direct/data", f->root);
 	snprintf(small, sizeof(small), "%s/direct/small", f->root);
-	assert_int_equal(d->writer(d, "/direct/data", 0, &w), 0);
+	assert_int_equal(d->writer(&w, d, "/direct/data", 0), 0);
 	if (!host_takes_direct(host)) {
 		w->close(w);
 		free(src);
 		skip(); /* e.g. an old kernel or a file system without direct I/O */
 	}
-	assert_int_equal(d->writer(d, "/direct/small", 0, &ws), 0);
+	assert_int_equal(d->writer(&ws, d, "/direct/small", 0), 0);
 	write_aligned_pieces(ws, src, 0, 100000);
 	write_pieces(w, src, 0, 1u << 20);
 	assert_false(host_fd_flags(host) & O_DIRECT); /* below DIRECT_AFTER */
@@ -1141,7 +1143,7 @@ static void test_fs_large_write_error_midway(void **state)
 	lim = (struct rlimit){ .rlim_cur = limit, .rlim_max = old.rlim_max };
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
 
-	assert_int_equal(d->writer(d, "/limited/data", 0, &w), 0);
+	assert_int_equal(d->writer(&w, d, "/limited/data", 0), 0);
 	for (size_t off = 0; off < total && rc == 0; off += 256u << 10)
 		rc = w->write(w, src + off, 256u << 10);
 	if (rc == 0)
@@ -1165,7 +1167,7 @@ static void test_fs_reader_fd_can_be_taken(void **state)
 	char buf[8] = { 0 };
 	put(d, "/sf", "sendfile me");
 
-	assert_int_equal(d->reader(d, "/sf", 9, &r), 0);
+	assert_int_equal(d->reader(&r, d, "/sf", 9), 0);
 	assert_true(r->fd >= 0);
 	int fd = r->fd;
 	r->fd = -1;
@@ -1297,7 +1299,7 @@ static void xml_text(const struct raw_answer *a, const char *tag, char *out, siz
 static void write_object(struct berth_storage_driver *d, const char *path, const unsigned char *src, size_t n)
 {
 	struct berth_writer *w;
-	assert_int_equal(d->writer(d, path, 0, &w), 0);
+	assert_int_equal(d->writer(&w, d, path, 0), 0);
 	write_pieces(w, src, 0, n);
 	assert_int_equal(w->commit(w), 0);
 	w->close(w);
@@ -1311,12 +1313,12 @@ static void test_s3_append_copies_large_object(void **state)
 	const size_t first = (11u << 20) + 5, total = (12u << 20) + 77;
 	unsigned char *src = pattern(total);
 	struct berth_writer *w;
-	assert_int_equal(d->writer(d, "/big/obj", 0, &w), 0);
+	assert_int_equal(d->writer(&w, d, "/big/obj", 0), 0);
 	write_pieces(w, src, 0, first);
 	w->close(w);
 	expect_bytes(d, "/big/obj", src, first);
 
-	assert_int_equal(d->writer(d, "/big/obj", 1, &w), 0);
+	assert_int_equal(d->writer(&w, d, "/big/obj", 1), 0);
 	assert_int_equal(w->size(w), first);
 	write_pieces(w, src, first, total);
 	assert_int_equal(w->size(w), total);
@@ -1344,7 +1346,7 @@ static void test_s3_continues_open_upload(void **state)
 	expect_absent(d, "/up/data");
 
 	struct berth_writer *w;
-	assert_int_equal(d->writer(d, "/up/data", 1, &w), 0);
+	assert_int_equal(d->writer(&w, d, "/up/data", 1), 0);
 	assert_int_equal(w->size(w), part);
 	write_pieces(w, src, part, total);
 	assert_int_equal(w->commit(w), 0);
@@ -1401,7 +1403,7 @@ static void test_s3_url_for(void **state)
 	struct raw_answer a;
 	char *url = NULL;
 	put(d, "/u/blob", "presigned bytes");
-	assert_int_equal(d->url_for(d, "/u/blob", &url), 0);
+	assert_int_equal(d->url_for(&url, d, "/u/blob"), 0);
 	assert_int_equal(raw_s3("GET", url, NULL, 0, 0, &a), 200);
 	assert_string_equal(a.body, "presigned bytes");
 	url[strlen(url) - 1] ^= 1; /* a signature off by one bit is refused */
@@ -1495,7 +1497,7 @@ static void test_s3_unreachable(void **state)
 	assert_int_equal(berth_s3_driver_new(&d, &o), 0);
 	time_t t0 = time(NULL);
 	assert_int_equal(d->put_content(d, "/a", "x", 1), BERTH_ERROR);
-	assert_int_equal(d->stat(d, "/a", &st), BERTH_ERROR);
+	assert_int_equal(d->stat(&st, d, "/a"), BERTH_ERROR);
 	assert_true(time(NULL) - t0 < 5);
 	d->free(d);
 }

@@ -100,7 +100,7 @@ int berth_tag_pushed(int64_t *mtime_out, struct berth_registry *r, const char *n
 	if (rc < 0)
 		return rc;
 	/* The link is rewritten on every push of the tag, never otherwise. */
-	rc = berth_storage_stat(r->driver, path, &st);
+	rc = berth_storage_stat(&st, r->driver, path);
 	if (rc < 0)
 		return rc;
 	*mtime_out = st.mtime;

@@ -59,7 +59,7 @@ static int read_manifest_blob(struct berth_registry *r, const char *digest, char
 	if (rc < 0)
 		return rc;
 	/* Accept stored manifests somewhat larger than what we take on push (other writers). */
-	return berth_storage_get_content(r->driver, path, r->manifest_max * 4, body, len);
+	return berth_storage_get_content(body, len, r->driver, path, r->manifest_max * 4);
 }
 
 static const char *const media_types[] = {
@@ -142,7 +142,7 @@ static int verify_references(struct berth_manifest_put_result *res, struct berth
 {
 	int rc;
 	if (m->has_config) {
-		rc = berth_blob_stat(r, name, m->config.digest, NULL);
+		rc = berth_blob_stat(NULL, r, name, m->config.digest);
 		if (rc == BERTH_ENOTFOUND)
 			return missing(res, m->config.digest, 0);
 		if (rc < 0)
@@ -160,7 +160,7 @@ static int verify_references(struct berth_manifest_put_result *res, struct berth
 			}
 			continue;
 		}
-		rc = berth_blob_stat(r, name, d->digest, NULL);
+		rc = berth_blob_stat(NULL, r, name, d->digest);
 		if (rc == BERTH_ENOTFOUND && is_manifest_media_type(d->media_type))
 			rc = revision_exists(r, name, d->digest);
 		if (rc == BERTH_ENOTFOUND)
@@ -200,7 +200,7 @@ static int create_tag_dir(struct berth_registry *r, const char *name, const char
 
 	if ((rc = berth_path_tag_dir(tag_dir, name, tag)) < 0)
 		return rc;
-	rc = berth_storage_stat(r->driver, tag_dir, &st);
+	rc = berth_storage_stat(&st, r->driver, tag_dir);
 	if (rc != BERTH_ENOTFOUND)
 		return rc < 0 ? rc : BERTH_EEXISTS;
 	berth_uuid4(uuid);
@@ -236,7 +236,7 @@ static int write_tag(struct berth_registry *r, const char *name, const char *tag
 		return rc;
 	if ((rc = berth_link_write(r, index, digest)) < 0)
 		return rc;
-	rc = berth_storage_stat(r->driver, current, &st);
+	rc = berth_storage_stat(&st, r->driver, current);
 	if (rc == BERTH_ENOTFOUND)
 		rc = berth_link_write(r, current, digest);
 	return rc;
@@ -250,7 +250,7 @@ static int store_manifest(struct berth_registry *r, const char *name, const char
 	char path[BERTH_PATH_MAX];
 	int rc;
 
-	if (berth_blob_data_stat(r, digest, NULL) < 0) {
+	if (berth_blob_data_stat(NULL, r, digest) < 0) {
 		if ((rc = berth_path_blob_data(path, digest)) < 0 ||
 		    (rc = berth_storage_put_content(r->driver, path, body, len)) < 0)
 			goto out;
@@ -380,7 +380,7 @@ static int delete_reference(struct berth_registry *r, const char *name, const ch
 		if ((rc = berth_path_tag_current(path, name, reference)) < 0)
 			return rc;
 		struct berth_stat st;
-		if ((rc = berth_storage_stat(r->driver, path, &st)) < 0)
+		if ((rc = berth_storage_stat(&st, r->driver, path)) < 0)
 			return rc;
 		if ((rc = berth_path_tag_dir(path, name, reference)) < 0)
 			return rc;

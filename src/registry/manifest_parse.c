@@ -1,3 +1,4 @@
+/* Manifest parsing and validation (registry/manifest.h); storing them: manifest_store.c. */
 #include "registry/manifest.h"
 #include "core/util.h"
 

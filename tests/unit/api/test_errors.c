@@ -1,0 +1,70 @@
+/* api/errors.c: the one table from condition to HTTP status and OCI error code. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "api/api_int.h"
+#include "core/err.h"
+
+/* Every condition has a row: a status an HTTP client reads as an error and a code the
+ * distribution spec (or Distribution) defines. */
+static void test_every_condition_has_a_row(void **state)
+{
+	static const char *const spec_codes[] = {
+		"BLOB_UNKNOWN", "BLOB_UPLOAD_INVALID", "BLOB_UPLOAD_UNKNOWN", "DIGEST_INVALID",
+		"MANIFEST_BLOB_UNKNOWN", "MANIFEST_INVALID", "MANIFEST_UNKNOWN", "NAME_INVALID",
+		"NAME_UNKNOWN", "SIZE_INVALID", "UNAUTHORIZED", "DENIED", "UNSUPPORTED",
+		"TOOMANYREQUESTS", "RANGE_INVALID", "PAGINATION_NUMBER_INVALID", "TAG_INVALID",
+		"UNKNOWN", "UNAVAILABLE",
+	};
+	(void)state;
+	for (int c = 0; c < BERTH_API_N_CONDITIONS; c++) {
+		unsigned status = berth_api_condition_status((enum berth_api_condition)c);
+		const char *code = berth_api_condition_code((enum berth_api_condition)c);
+		assert_true(status >= 400 && status < 600);
+		assert_non_null(code);
+		int known = 0;
+		for (size_t i = 0; i < sizeof(spec_codes) / sizeof(spec_codes[0]); i++)
+			known |= strcmp(code, spec_codes[i]) == 0;
+		assert_true(known);
+	}
+}
+
+/* Rows where Distribution's answer is not the obvious one. */
+static void test_distribution_answers(void **state)
+{
+	(void)state;
+	assert_int_equal(berth_api_condition_status(BERTH_API_MANIFEST_TOO_LARGE), 413);
+	assert_string_equal(berth_api_condition_code(BERTH_API_MANIFEST_TOO_LARGE), "MANIFEST_INVALID");
+	assert_int_equal(berth_api_condition_status(BERTH_API_MANIFEST_BLOB_UNKNOWN), 400);
+	assert_int_equal(berth_api_condition_status(BERTH_API_UPLOAD_BUSY), 409);
+	assert_string_equal(berth_api_condition_code(BERTH_API_UPLOAD_BUSY), "BLOB_UPLOAD_INVALID");
+	assert_int_equal(berth_api_condition_status(BERTH_API_UNSUPPORTED), 405);
+	assert_int_equal(berth_api_condition_status(BERTH_API_NO_ENDPOINT), 404);
+	assert_string_equal(berth_api_condition_code(BERTH_API_NO_ENDPOINT), "UNSUPPORTED");
+	assert_int_equal(berth_api_condition_status(BERTH_API_STORAGE_FULL), 507);
+	assert_string_equal(berth_api_condition_code(BERTH_API_STORAGE_FULL), "UNKNOWN");
+	/* out of range: internal, never a read past the table */
+	assert_int_equal(berth_api_condition_status(BERTH_API_N_CONDITIONS), 500);
+}
+
+static void test_storage_conditions(void **state)
+{
+	(void)state;
+	assert_int_equal(berth_api_storage_condition(BERTH_ENOSPC), BERTH_API_STORAGE_FULL);
+	assert_int_equal(berth_api_storage_condition(BERTH_ERROR), BERTH_API_INTERNAL);
+	assert_int_equal(berth_api_storage_condition(BERTH_ENOTFOUND), BERTH_API_INTERNAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_every_condition_has_a_row),
+		cmocka_unit_test(test_distribution_answers),
+		cmocka_unit_test(test_storage_conditions),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
