@@ -47,6 +47,13 @@ static void test_distribution_answers(void **state)
 	assert_string_equal(berth_api_condition_code(BERTH_API_NO_ENDPOINT), "UNSUPPORTED");
 	assert_int_equal(berth_api_condition_status(BERTH_API_STORAGE_FULL), 507);
 	assert_string_equal(berth_api_condition_code(BERTH_API_STORAGE_FULL), "UNKNOWN");
+	/* the policies' refusals (immutable tags), the web interface's token forwarding */
+	assert_int_equal(berth_api_condition_status(BERTH_API_DENIED), 403);
+	assert_string_equal(berth_api_condition_code(BERTH_API_DENIED), "DENIED");
+	assert_int_equal(berth_api_condition_status(BERTH_API_TOO_MANY_REQUESTS), 429);
+	assert_string_equal(berth_api_condition_code(BERTH_API_TOO_MANY_REQUESTS), "TOOMANYREQUESTS");
+	assert_int_equal(berth_api_condition_status(BERTH_API_ARGUMENT_INVALID), 400);
+	assert_string_equal(berth_api_condition_code(BERTH_API_ARGUMENT_INVALID), "UNSUPPORTED");
 	/* out of range: internal, never a read past the table */
 	assert_int_equal(berth_api_condition_status(BERTH_API_N_CONDITIONS), 500);
 }
