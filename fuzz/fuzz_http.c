@@ -174,7 +174,7 @@ static void start(void)
 	so.header_timeout = SERVER_HEADER_TIMEOUT_S;
 	so.conn_limit = 64;
 	so.access_log = 0;
-	api = (struct berth_api){ reg, NULL };
+	api = (struct berth_api){ .registry = reg };
 	berth_api_handler(&handler, &api);
 	so.handler = &handler;
 	FUZZ_CHECK(berth_server_start(&srv, &so) == 0, "server start");

@@ -899,7 +899,7 @@ static void fs_debris_dir(const struct fs_driver *d, const char *rel, const char
 		char *child = berth_asprintf("%s/%s", strcmp(rel, "/") == 0 ? "" : rel, name);
 		struct berth_debris e = { BERTH_DEBRIS_TEMP_FILE, child, S_ISDIR(st.st_mode),
 					  (uint64_t)st.st_size, NULL };
-		if (strncmp(name, FS_TMP_TEMPLATE + 1, 5) == 0 && S_ISREG(st.st_mode)) {
+		if (strncmp(name, &FS_TMP_TEMPLATE[1], 5) == 0 && S_ISREG(st.st_mode)) {
 			cb(&e, payload);
 		} else if (!fs_name_expressible(name)) {
 			e.kind = BERTH_DEBRIS_UNEXPRESSIBLE;
@@ -925,7 +925,7 @@ static int fs_find_debris(struct berth_storage_driver *drv, const char *path, co
 static int fs_remove_debris(struct berth_storage_driver *drv, const char *path)
 {
 	const char *name = strrchr(path, '/');
-	if (!name || strncmp(name + 1, FS_TMP_TEMPLATE + 1, 5) != 0 || strstr(path, "/../"))
+	if (!name || strncmp(name + 1, &FS_TMP_TEMPLATE[1], 5) != 0 || strstr(path, "/../"))
 		return BERTH_EINVALID; /* only temp files, which the grammar cannot name */
 	char *host = fs_host_path(fs_from(drv), path);
 	int rc = unlink(host) == 0 ? 0 : fs_err(errno);
