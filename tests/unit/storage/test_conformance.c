@@ -71,7 +71,10 @@ static void take_assignment(const char *line, const char *name, char *out, size_
 {
 	size_t n = strlen(name);
 	if (strncmp(line, name, n) == 0 && line[n] == '=') {
-		snprintf(out, outlen, "%s", line + n + 1);
+		/* the result is used: a truncated value stays truncated, and GCC's Release build
+		 * (-Wformat-truncation) does not refuse the call */
+		if (snprintf(out, outlen, "%s", line + n + 1) < 0)
+			out[0] = '\0';
 		out[strcspn(out, "\n")] = '\0';
 	}
 }
