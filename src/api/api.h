@@ -1,7 +1,8 @@
 /*
  * The OCI distribution API: the HTTP handler main.c registers with the server. One file per
- * resource (base.c, catalog.c, blobs.c, uploads.c, manifests.c, tags.c, referrers.c); router.c routes and
- * authorizes; errors.c holds the translation from conditions to HTTP status and OCI error codes.
+ * resource (base.c, catalog.c, blobs.c, uploads.c, manifests.c, tags.c, referrers.c, and berth's
+ * repositories.c); router.c routes and authorizes; errors.c holds the translation from conditions
+ * to HTTP status and OCI error codes; events.c raises the notification events.
  */
 #ifndef BERTH_API_API_H
 #define BERTH_API_API_H
