@@ -44,13 +44,13 @@ install: deps-run
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+	scripts/run-tests.sh $(BUILD) --output-on-failure -j $(JOBS) --timeout 600
 
 test-sanitize: deps
 	cmake -S . -B $(BUILD_SAN) -DCMAKE_BUILD_TYPE=Debug -DBERTH_SANITIZE=ON >/dev/null
 	cmake --build $(BUILD_SAN) -j $(JOBS)
-	cd $(BUILD_SAN) && BERTH_SANITIZE=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		ctest --output-on-failure -j $(JOBS) --timeout 900
+	BERTH_SANITIZE=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		scripts/run-tests.sh $(BUILD_SAN) --output-on-failure -j $(JOBS) --timeout 900
 
 clean:
 	rm -rf $(BUILD) $(BUILD_SAN)

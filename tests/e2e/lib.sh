@@ -19,6 +19,7 @@ BERTH_SRC=${BERTH_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 E2E_NAME=${E2E_NAME:-$(basename "${0%.sh}")}
 SERVER_PIDS=()
 SERVER_LOGS=()
+E2E_EXTRA_DIRS=() # directories outside $WORK removed at exit
 E2E_STEP=""
 # The system interpreter when there is one: a pyenv shim costs ~0.3 s per call.
 if [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3; else PY=python3; fi
@@ -69,6 +70,8 @@ _e2e_cleanup() {
   elif [ -z "${E2E_SKIPPED:-}" ]; then
     printf '[%s] PASSED\n' "$E2E_NAME" >&2
   fi
+  local d
+  for d in "${E2E_EXTRA_DIRS[@]}"; do rm -rf "$d"; done
   if [ -n "${WORK:-}" ] && [ -d "$WORK" ]; then
     if [ -n "${E2E_KEEP:-}" ]; then
       printf '[%s] kept work dir %s\n' "$E2E_NAME" "$WORK" >&2
@@ -107,6 +110,18 @@ EOF
   unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
   export no_proxy='*' NO_PROXY='*'
   log "work dir $WORK"
+}
+
+# set_podman_runroot DIR: sets RUNROOT, a podman runroot for storage under DIR. podman refuses a
+# runroot of 50 characters or more, so under a long TMPDIR it is a short directory in /tmp,
+# removed at exit.
+set_podman_runroot() {
+  RUNROOT="$1/run"
+  if [ ${#RUNROOT} -ge 50 ]; then
+    RUNROOT=$(mktemp -d /tmp/berth-pm.XXXXXX)
+    E2E_EXTRA_DIRS+=("$RUNROOT")
+  fi
+  mkdir -p "$RUNROOT"
 }
 
 # need_cmd CMD PACKAGE: make sure CMD exists, apt-get installing PACKAGE when root; else skip.

@@ -24,12 +24,7 @@ need_cmd podman
 # Private container storage and configuration, removed with $WORK.
 PS="$WORK/podman"
 mkdir -p "$PS/graph"
-# podman refuses a runroot of 50 characters or more; a long TMPDIR gets a short one in /tmp.
-RUNROOT="$PS/run"
-if [ ${#RUNROOT} -ge 50 ]; then
-  RUNROOT=$(mktemp -d /tmp/berth-pm.XXXXXX)
-fi
-mkdir -p "$RUNROOT"
+set_podman_runroot "$PS"
 printf '[storage]\ndriver = "vfs"\ngraphroot = "%s/graph"\nrunroot = "%s"\n' "$PS" "$RUNROOT" >"$WORK/storage.conf"
 printf '[engine]\nevents_logger = "none"\ncgroup_manager = "cgroupfs"\n' >"$WORK/containers.conf"
 export CONTAINERS_STORAGE_CONF="$WORK/storage.conf" CONTAINERS_CONF="$WORK/containers.conf"
@@ -42,7 +37,6 @@ IMAGE=localhost/berth-e2e:test
 CTR=berth-e2e-$$
 cleanup_container() {
   pm rm -f -t 0 "$CTR" >/dev/null 2>&1 || true
-  case "$RUNROOT" in "$WORK"/*) ;; *) rm -rf "$RUNROOT" ;; esac
 }
 trap 'cleanup_container; _e2e_cleanup' EXIT
 

@@ -22,12 +22,13 @@ TARGET=${E2E_TARGET:-berth}
 
 # Private podman configuration.
 PS="$WORK/podman"
-mkdir -p "$PS/graph" "$PS/run"
+mkdir -p "$PS/graph"
+set_podman_runroot "$PS"
 cat >"$WORK/storage.conf" <<EOF
 [storage]
 driver = "vfs"
 graphroot = "$PS/graph"
-runroot = "$PS/run"
+runroot = "$RUNROOT"
 EOF
 cat >"$WORK/containers.conf" <<EOF
 [engine]
@@ -37,7 +38,7 @@ EOF
 export CONTAINERS_STORAGE_CONF="$WORK/storage.conf" CONTAINERS_CONF="$WORK/containers.conf"
 
 pm() {
-  podman --root "$PS/graph" --runroot "$PS/run" --storage-driver vfs --events-backend none \
+  podman --root "$PS/graph" --runroot "$RUNROOT" --storage-driver vfs --events-backend none \
     --cgroup-manager cgroupfs "$@"
 }
 # pm_x SUBCOMMAND ARGS...: registry-facing podman command with the private policy/auth, output
