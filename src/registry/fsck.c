@@ -485,7 +485,7 @@ static void visit_repo_file(struct fsck *f, const char *path, const char *repo, 
 			if (n == 3 && strcmp(rest[2], "committed") == 0)
 				return;
 			/* a new tag's directory staged by a manifest PUT that a crash cut off
-			 * (registry/manifests.c, create_tag_dir); purged with the session */
+			 * (registry/manifest_store.c, create_tag_dir); purged with the session */
 			if (n == 5 && strcmp(rest[2], "tag") == 0 && strcmp(rest[3], "current") == 0 &&
 			    strcmp(rest[4], "link") == 0)
 				return;
