@@ -875,3 +875,35 @@ def main():
         len(r.failures) + len(r.errors) + len(_crashed) + len(r.unexpectedSuccesses),
         len(r.skipped)))
     sys.exit(0 if ok else 1)
+
+
+def start_with_config(config_text, prefix, tmp=None):
+    """berth serve with config_text (%(root)s, %(port)d and %(debugport)d filled in) in tmp, a
+    new temp dir named with prefix unless given (a restart on the same root). Returns (process,
+    client, tmp); the caller stops the process and removes tmp."""
+    tmp = tmp or tempfile.mkdtemp(prefix=prefix)
+    port = _free_port()
+    cfg = os.path.join(tmp, "config.yml")
+    with open(cfg, "w") as f:
+        f.write(config_text % {"root": os.path.join(tmp, "root"), "port": port,
+                               "debugport": _free_port()})
+    binary = os.environ.get("BERTH_BIN") or os.path.join(SRC, "build", "berth")
+    log = open(os.path.join(tmp, "log"), "wb")
+    proc = subprocess.Popen([binary, "serve", cfg], stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    client = Client("http://127.0.0.1:%d" % port)
+    for _ in range(200):
+        if proc.poll() is not None:
+            break
+        try:
+            if client.get("/v2/").status == 200:
+                return proc, client, tmp
+        except OSError:
+            pass
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait(10)
+    with open(os.path.join(tmp, "log")) as f:
+        text = f.read()
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise RuntimeError("berth did not start:\n" + text)

@@ -11,34 +11,7 @@ import berthtest
 
 
 def start(config_text, tmp=None):
-    """berth serve with config_text (%(root)s, %(port)d and %(debugport)d filled in) in tmp, a
-    new temp dir unless given (a restart on the same root)."""
-    tmp = tmp or tempfile.mkdtemp(prefix="berth-policies-")
-    port = berthtest._free_port()
-    cfg = os.path.join(tmp, "config.yml")
-    with open(cfg, "w") as f:
-        f.write(config_text % {"root": os.path.join(tmp, "root"), "port": port,
-                               "debugport": berthtest._free_port()})
-    binary = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
-    log = open(os.path.join(tmp, "log"), "wb")
-    proc = subprocess.Popen([binary, "serve", cfg], stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    client = berthtest.Client("http://127.0.0.1:%d" % port)
-    for _ in range(200):
-        if proc.poll() is not None:
-            break
-        try:
-            if client.get("/v2/").status == 200:
-                return proc, client, tmp
-        except OSError:
-            pass
-        time.sleep(0.02)
-    proc.kill()
-    proc.wait(10)
-    with open(os.path.join(tmp, "log")) as f:
-        text = f.read()
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise RuntimeError("berth did not start:\n" + text)
+    return berthtest.start_with_config(config_text, "berth-policies-", tmp)
 
 
 def stop(proc):

@@ -2,11 +2,7 @@
 and no deny pattern; validation.disabled turns the check off. Through a real config file."""
 
 import json
-import os
 import shutil
-import subprocess
-import tempfile
-import time
 import unittest
 
 import berthtest
@@ -14,27 +10,7 @@ from berthtest import DOCKER_FOREIGN, OCI_CONFIG, OCI_MANIFEST, descriptor, dige
 
 
 def start(config_text):
-    tmp = tempfile.mkdtemp(prefix="berth-validation-")
-    port = berthtest._free_port()
-    cfg = os.path.join(tmp, "config.yml")
-    with open(cfg, "w") as f:
-        f.write(config_text % {"root": os.path.join(tmp, "root"), "port": port})
-    binary = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
-    log = open(os.path.join(tmp, "log"), "wb")
-    proc = subprocess.Popen([binary, "serve", cfg], stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    client = berthtest.Client("http://127.0.0.1:%d" % port)
-    for _ in range(200):
-        try:
-            if client.get("/v2/").status == 200:
-                return proc, client, tmp
-        except OSError:
-            pass
-        time.sleep(0.02)
-    proc.kill()
-    proc.wait(10)
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise RuntimeError("berth did not start")
+    return berthtest.start_with_config(config_text, "berth-validation-")
 
 
 CONFIG = """version: 0.1
