@@ -43,7 +43,7 @@ static void usage(FILE *out)
 	      "                                 delete blobs no manifest references (registry offline)\n"
 	      "  fsck [--repair] ROOT           verify every blob's digest and every link of a store\n"
 	      "  repo delete CONFIG.yml NAME    delete a repository (its blobs stay for the collection)\n"
-	      "  usage CONFIG.yml               tags and repositories counted against policies.quotas\n"
+	      "  usage CONFIG.yml               tags, repositories and bytes counted against policies.quotas\n"
 	      "  help                           show this text\n"
 	      "  --version                      print the version\n"
 	      "\n"
@@ -501,6 +501,11 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		berth_storage_free(driver);
 		goto out_http;
 	}
+	/* Before serving: a push must never be checked against a usage not counted yet. */
+	if ((rc = berth_quota_bytes_build(reg)) < 0) {
+		berth_error("cannot count the stored bytes of policies.quotas: %s", berth_err_reason(rc));
+		goto out_registry;
+	}
 
 	so->addr = cfg->addr;
 	so->threads = cfg->threads;
@@ -568,6 +573,7 @@ out_server:
 out_health:
 	berth_notify_stop(notify); /* after the drain: no request emits any more */
 	berth_health_stop(health);
+out_registry:
 	berth_registry_free(reg);
 out_http:
 	berth_auth_free(auth);

@@ -123,6 +123,10 @@ static void on_commit_complete(struct berth_request *req)
 				"provided digest did not match uploaded content", detail);
 		return;
 	}
+	if (rc == BERTH_EDENIED) {
+		berth_api_answer(req, BERTH_API_DENIED, berth_upload_message(st->upload), NULL);
+		return;
+	}
 	if (rc < 0) {
 		berth_api_storage_error(req, rc, "cannot commit upload");
 		return;
@@ -185,7 +189,12 @@ static int try_mount(struct berth_request *req, const char *digest, const char *
 	struct berth_api_request *ar = berth_api_req(req);
 	if (!berth_digest_valid(digest) || (from && !berth_name_valid(from)))
 		return 0;
-	int rc = berth_blob_mount(ar->registry, ar->name, digest, from);
+	char message[256] = "";
+	int rc = berth_blob_mount(ar->registry, ar->name, digest, from, message, sizeof(message));
+	if (rc == BERTH_EDENIED) {
+		berth_api_answer(req, BERTH_API_DENIED, message, NULL);
+		return 1;
+	}
 	if (rc == 0) {
 		uint64_t size = 0;
 		berth_blob_stat(&size, ar->registry, ar->name, digest);

@@ -23,6 +23,7 @@ void berth_serve_policies(struct berth_registry_config *rcfg, const struct berth
 		quotas[i].repository = cfg->policies.quotas[i].repository;
 		quotas[i].tags = cfg->policies.quotas[i].tags;
 		quotas[i].repositories = cfg->policies.quotas[i].repositories;
+		quotas[i].bytes = cfg->policies.quotas[i].bytes;
 	}
 	rcfg->quotas = quotas;
 	rcfg->n_quotas = n;

@@ -109,16 +109,19 @@ int berth_cmd_repo(int argc, char **argv)
 	return repo_delete(argv[2], argv[3]);
 }
 
-/* One line per quota rule: its pattern, then each count with its limit ("-" for none). */
+/* One line per quota rule: its pattern, then each count with its limit ("-" for none); bytes
+ * only for a rule that limits them. */
 static void print_usage_line(const struct berth_quota_usage *u)
 {
-	char tl[32] = "-", rl[32] = "-";
+	char tl[32] = "-", rl[32] = "-", bytes[64] = "";
 	if (u->tags_limit)
 		snprintf(tl, sizeof(tl), "%lld", (long long)u->tags_limit);
 	if (u->repositories_limit)
 		snprintf(rl, sizeof(rl), "%lld", (long long)u->repositories_limit);
-	printf("repository '%s': tags %lld/%s repositories %lld/%s\n", u->repository, (long long)u->tags, tl,
-	       (long long)u->repositories, rl);
+	if (u->bytes_limit)
+		snprintf(bytes, sizeof(bytes), " bytes %lld/%lld", (long long)u->bytes, (long long)u->bytes_limit);
+	printf("repository '%s': tags %lld/%s repositories %lld/%s%s\n", u->repository, (long long)u->tags, tl,
+	       (long long)u->repositories, rl, bytes);
 }
 
 int berth_cmd_usage(int argc, char **argv)
@@ -130,7 +133,8 @@ int berth_cmd_usage(int argc, char **argv)
 
 	if (argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
 		puts("usage: berth usage CONFIG.yml\n\nPrints, for each policies.quotas rule of CONFIG.yml, the tags "
-		     "and repositories\nof the repositories it covers, with its limits ('-': none).");
+		     "and repositories\nof the repositories it covers, with its limits ('-': none), and for a rule "
+		     "with a\nbytes limit the bytes of the distinct blobs linked into them.");
 		return 0;
 	}
 	if (argc != 2) {
@@ -143,10 +147,16 @@ int berth_cmd_usage(int argc, char **argv)
 	}
 	if (open_registry(&reg, &cfg) < 0)
 		goto out_release_config;
+	int rc = berth_quota_bytes_build(reg);
+	if (rc < 0) {
+		fprintf(stderr, "berth usage: cannot count stored bytes: %s\n", berth_err_reason(rc));
+		berth_registry_free(reg);
+		goto out_release_config;
+	}
 	status = 0;
 	for (size_t i = 0; i < berth_quotas_count(reg) && status == 0; i++) {
 		struct berth_quota_usage u;
-		int rc = berth_quota_usage(&u, reg, i);
+		rc = berth_quota_usage(&u, reg, i);
 		if (rc < 0) {
 			fprintf(stderr, "berth usage: cannot count: %s\n", berth_err_reason(rc));
 			status = 1;

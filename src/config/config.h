@@ -169,6 +169,7 @@ struct berth_quota_config {
 	char repository[1024]; /* repository */
 	int64_t tags;          /* tags */
 	int64_t repositories;  /* repositories */
+	int64_t bytes;         /* bytes: stored bytes of distinct blobs linked into them */
 };
 
 struct berth_config {

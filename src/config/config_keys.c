@@ -220,7 +220,7 @@ static const struct cfg_key quota_keys[] = {
 	REGEX(QR, "repository", repository),
 	INT(QR, "tags", tags, 0, INT64_MAX),
 	INT(QR, "repositories", repositories, 0, INT64_MAX),
-	REFUSE("bytes", "not implemented yet: stored bytes are not limited (tags and repositories are)"),
+	INT(QR, "bytes", bytes, 0, INT64_MAX),
 };
 static void zero_elem_quota(void *p)
 {

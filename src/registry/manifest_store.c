@@ -321,7 +321,16 @@ int berth_manifest_put(struct berth_manifest_put_result *res, struct berth_regis
 		berth_tag_guard_leave(&guard);
 		goto out_unlock;
 	}
+	/* the manifest's own bytes, against a bytes quota, before they are stored */
+	struct berth_bytes_guard bytes;
+	if ((rc = berth_bytes_link_enter(&bytes, r, name, BERTH_LINK_REVISION, res->digest, len, res->message,
+					 sizeof(res->message))) < 0) {
+		berth_quota_leave(&quota);
+		berth_tag_guard_leave(&guard);
+		goto out_unlock;
+	}
 	rc = store_manifest(r, name, by_digest ? NULL : reference, res->digest, body, len);
+	berth_bytes_link_leave(&bytes, rc == 0 || revision_exists(r, name, res->digest) == 0);
 	berth_quota_leave(&quota);
 	berth_tag_guard_leave(&guard);
 	if (rc < 0)
@@ -396,7 +405,12 @@ static int delete_reference(struct berth_registry *r, const char *name, const ch
 	berth_reg_cache_key(key, sizeof(key), 'r', name, reference);
 	berth_reg_cache_remove(r->descriptors, key);
 	strip_link(path);
-	if ((rc = berth_storage_remove(r->driver, path)) < 0)
+	struct berth_bytes_guard bytes;
+	if ((rc = berth_bytes_unlink_enter(&bytes, r, name, BERTH_LINK_REVISION, reference)) < 0)
+		return rc;
+	rc = berth_storage_remove(r->driver, path);
+	berth_bytes_unlink_leave(&bytes, rc == 0);
+	if (rc < 0)
 		return rc;
 	struct untag_ctx ctx = { r, reference, 0, on_untag, payload };
 	if ((rc = berth_path_tags_dir(path, name)) < 0)

@@ -74,6 +74,12 @@ static int covers(const struct compiled_quota *c, const char *name)
 	return regexec(&c->repository, name, 0, NULL, 0) == 0;
 }
 
+/* Covers name with a tag or repository limit (a bytes-only rule is quota_bytes.c's). */
+static int limits_count(const struct compiled_quota *c, const char *name)
+{
+	return (c->tags > 0 || c->repositories > 0) && covers(c, name);
+}
+
 /* 1 if repository name holds a manifest, 0 if not, or a storage error. */
 static int has_manifests(struct berth_registry *r, const char *name)
 {
@@ -107,6 +113,7 @@ static int count_usage(struct berth_quota_usage *u, struct berth_registry *r, co
 	u->repository = c->pattern;
 	u->tags_limit = c->tags;
 	u->repositories_limit = c->repositories;
+	berth_quota_bytes_usage(&u->bytes, &u->bytes_limit, r, (size_t)(c - r->quotas->rules));
 	for (size_t i = 0; rc >= 0 && i < repos.n; i++) {
 		if (!covers(c, repos.items[i]))
 			continue;
@@ -154,7 +161,7 @@ int berth_quota_enter(struct berth_quota_guard *g, struct berth_registry *r, con
 	int covered = 0, rc = 0;
 	g->held = NULL;
 	for (size_t i = 0; q && i < q->n && !covered; i++)
-		covered = covers(&q->rules[i], name);
+		covered = limits_count(&q->rules[i], name);
 	if (!covered)
 		return 0;
 	pthread_mutex_lock(&q->lock);
@@ -166,7 +173,7 @@ int berth_quota_enter(struct berth_quota_guard *g, struct berth_registry *r, con
 	}
 	new_repo = !new_repo;
 	for (size_t i = 0; i < q->n && rc == 0 && (new_tag || new_repo); i++)
-		if (covers(&q->rules[i], name))
+		if (limits_count(&q->rules[i], name))
 			rc = check_rule(r, &q->rules[i], new_tag, new_repo, message, cap);
 	if (rc == 0) {
 		g->held = &q->lock;

@@ -49,9 +49,12 @@ int berth_registry_new(struct berth_registry **out, const struct berth_registry_
 	struct berth_policy *policy = NULL;
 	size_t bad_rule;
 	struct berth_quotas *quotas = NULL;
+	struct berth_quota_bytes *quota_bytes = NULL;
 	if (berth_policy_new(&policy, &bad_rule, cfg->immutable_tags, cfg->n_immutable_tags) < 0 ||
-	    berth_quotas_new(&quotas, cfg->quotas, cfg->n_quotas) < 0) {
+	    berth_quotas_new(&quotas, cfg->quotas, cfg->n_quotas) < 0 ||
+	    berth_quota_bytes_new(&quota_bytes, cfg->quotas, cfg->n_quotas) < 0) {
 		berth_policy_free(policy);
+		berth_quotas_free(quotas);
 		free_patterns(allow, cfg->n_urls_allow);
 		free_patterns(deny, cfg->n_urls_deny);
 		return BERTH_EINVALID;
@@ -59,6 +62,7 @@ int berth_registry_new(struct berth_registry **out, const struct berth_registry_
 	struct berth_registry *r = berth_calloc(1, sizeof(*r));
 	r->policy = policy;
 	r->quotas = quotas;
+	r->quota_bytes = quota_bytes;
 	r->urls_allow = allow;
 	r->n_urls_allow = cfg->n_urls_allow;
 	r->urls_deny = deny;
@@ -106,6 +110,7 @@ void berth_registry_free(struct berth_registry *r)
 	free_patterns(r->urls_deny, r->n_urls_deny);
 	berth_policy_free(r->policy);
 	berth_quotas_free(r->quotas);
+	berth_quota_bytes_free(r->quota_bytes);
 	for (size_t i = 0; i < r->n_platforms; i++) {
 		free(r->platform_os[i]);
 		free(r->platform_arch[i]);

@@ -36,6 +36,7 @@ struct berth_registry {
 	size_t n_platforms;
 	struct berth_policy *policy;     /* immutable tags (registry/policy.c) */
 	struct berth_quotas *quotas;     /* tag and repository quotas (registry/quota.c) */
+	struct berth_quota_bytes *quota_bytes; /* stored-bytes quotas (registry/quota_bytes.c) */
 	struct berth_cache *descriptors; /* links and blob sizes; NULL when disabled */
 	struct berth_cache *manifests;   /* manifest bytes by digest (immutable) */
 	/* The catalog is served from a snapshot at most CATALOG_TTL old, rebuilt sooner when this

@@ -38,6 +38,7 @@ struct berth_upload {
 	uint64_t received;            /* bytes written since this open */
 	char committed[BERTH_DIGEST_STR_MAX]; /* non-empty: the data is this blob now */
 	uint64_t committed_size;
+	char message[256]; /* why a commit was refused (BERTH_EDENIED) */
 };
 
 /* A session cut off inside its commit: 0 and the digest and size of the blob its data became. */
@@ -422,25 +423,58 @@ static int mark_committed(struct berth_upload *u, const char *digest)
 	return rc;
 }
 
+/* Writes the repository's link to the blob, inside the bytes quota's check (registry/quota.h):
+ * BERTH_EDENIED (u->message says why) leaves no link. */
+static int link_blob(struct berth_upload *u, const char *digest, uint64_t size)
+{
+	char link[BERTH_PATH_MAX];
+	struct berth_bytes_guard quota;
+	int rc = berth_path_layer_link(link, u->name, digest);
+	if (rc < 0 || (rc = berth_bytes_link_enter(&quota, u->reg, u->name, BERTH_LINK_LAYER, digest, size,
+						    u->message, sizeof(u->message))) < 0)
+		return rc;
+	rc = berth_link_write(u->reg, link, digest);
+	berth_bytes_link_leave(&quota, rc == 0);
+	return rc;
+}
+
 /* Completes a session whose data already became a blob: same digest, then link and clean up. */
 static int finish_committed(struct berth_upload *u, const char *digest)
 {
-	char link[BERTH_PATH_MAX];
 	int rc;
 	if (strcmp(digest, u->committed) != 0) {
 		remove_session(u);
 		return BERTH_EDIGEST;
 	}
-	if ((rc = berth_path_layer_link(link, u->name, digest)) < 0 ||
-	    (rc = berth_link_write(u->reg, link, digest)) < 0)
+	if ((rc = link_blob(u, digest, u->committed_size)) < 0) {
+		if (rc == BERTH_EDENIED)
+			remove_session(u);
 		return rc;
+	}
 	return remove_session(u);
+}
+
+/* A refused commit's data must not wait for the purge: the bytes would stay stored. */
+static int refuse_blob(struct berth_upload *u, const char *digest, uint64_t size)
+{
+	struct berth_bytes_guard quota;
+	int rc = berth_bytes_link_enter(&quota, u->reg, u->name, BERTH_LINK_LAYER, digest, size, u->message,
+					sizeof(u->message));
+	berth_bytes_link_leave(&quota, 0);
+	if (rc == BERTH_EDENIED)
+		remove_session(u);
+	return rc;
+}
+
+const char *berth_upload_message(const struct berth_upload *u)
+{
+	return u->message;
 }
 
 int berth_upload_commit(struct berth_upload *u, const char *digest)
 {
 	char actual[BERTH_DIGEST_STR_MAX];
-	char data[BERTH_PATH_MAX], blob[BERTH_PATH_MAX], link[BERTH_PATH_MAX];
+	char data[BERTH_PATH_MAX], blob[BERTH_PATH_MAX];
 	enum berth_digest_alg alg;
 	int rc;
 
@@ -455,8 +489,12 @@ int berth_upload_commit(struct berth_upload *u, const char *digest)
 		return BERTH_EDIGEST;
 	}
 	if ((rc = berth_path_upload_data(data, u->name, u->uuid)) < 0 ||
-	    (rc = berth_path_blob_data(blob, digest)) < 0 ||
-	    (rc = berth_path_layer_link(link, u->name, digest)) < 0)
+	    (rc = berth_path_blob_data(blob, digest)) < 0)
+		return rc;
+	/* Refused by a bytes quota before the data becomes a blob (checked again, under the
+	 * quota's lock, with the link write). */
+	uint64_t size = berth_upload_size(u);
+	if ((rc = refuse_blob(u, digest, size)) < 0)
 		return rc;
 	/* An existing blob is never rewritten: same digest, same bytes. Otherwise the new bytes
 	 * must be durable before anything can point at them. */
@@ -466,8 +504,11 @@ int berth_upload_commit(struct berth_upload *u, const char *digest)
 		    (rc = berth_storage_move(u->reg->driver, data, blob)) < 0)
 			return rc;
 	}
-	if ((rc = berth_link_write(u->reg, link, digest)) < 0)
+	if ((rc = link_blob(u, digest, size)) < 0) {
+		if (rc == BERTH_EDENIED) /* a concurrent push took the room meanwhile */
+			remove_session(u);
 		return rc;
+	}
 	return remove_session(u);
 }
 
