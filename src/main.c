@@ -23,6 +23,7 @@
 #include "notify/notify.h"
 #include "registry/purge.h"
 #include "registry/quota.h"
+#include "registry/retention.h"
 #include "registry/registry.h"
 #include "storage/driver.h"
 #include "storage/fs_check.h"
@@ -44,6 +45,8 @@ static void usage(FILE *out)
 	      "  fsck [--repair] ROOT           verify every blob's digest and every link of a store\n"
 	      "  repo delete CONFIG.yml NAME    delete a repository (its blobs stay for the collection)\n"
 	      "  usage CONFIG.yml               tags, repositories and bytes counted against policies.quotas\n"
+	      "  retention CONFIG.yml [--dry-run]\n"
+	      "                                 apply policies.retention once (remove old tags, manifests)\n"
 	      "  help                           show this text\n"
 	      "  --version                      print the version\n"
 	      "\n"
@@ -431,6 +434,17 @@ static int start_notifications(struct berth_notify **out, const struct berth_con
 	return 0;
 }
 
+/* A retention removal as the notification a DELETE through the API sends: a tag delete, or a
+ * manifest delete by digest (no request: retention is berth's own). */
+static void notify_retention(const struct berth_retention_removal *rm, void *payload)
+{
+	if (rm->dry_run)
+		return;
+	struct berth_notify_event ev = { .action = "delete", .repository = rm->repository,
+					 .tag = rm->tag, .digest = rm->tag ? NULL : rm->digest };
+	berth_notify_emit(payload, &ev);
+}
+
 /* so: the connection handling flags; the rest is filled in from cfg. */
 static int serve(const struct berth_config *cfg, struct berth_server_options *so)
 {
@@ -441,6 +455,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	struct berth_health *health = NULL;
 	struct berth_purger *purger = NULL;
 	struct berth_periodic *quota_counter = NULL;
+	struct berth_periodic *retention = NULL;
 	struct berth_auth *auth = NULL;
 	struct berth_notify *notify = NULL;
 	char err[512];
@@ -553,6 +568,15 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		berth_warn("cannot start upload purging");
 	if (berth_quota_metrics_start(&quota_counter, reg) < 0)
 		berth_warn("cannot start counting quota usage for the metrics");
+	if (berth_retention_configured(reg) && cfg->readonly) {
+		berth_warn("policies.retention: not applied: the registry is read-only "
+			   "(storage.maintenance.readonly)");
+	} else if (berth_retention_configured(reg)) {
+		if (notify)
+			berth_retention_set_listener(reg, notify_retention, notify);
+		if (berth_retention_start(&retention, reg, cfg->policies.retention.interval_ms) < 0)
+			berth_warn("cannot start applying policies.retention");
+	}
 
 	berth_info("berth %s listening on %s%s (storage %s%s%s%s)", BERTH_VERSION, so->tls_cert_file ? "https://" : "",
 		   cfg->addr, cfg->storage == BERTH_STORAGE_INMEMORY ? "inmemory" : "filesystem ",
@@ -565,6 +589,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		   (long long)cfg->http.draintimeout_ms);
 	status = 0;
 	berth_purger_stop(purger);
+	berth_retention_stop(retention);
 	berth_quota_metrics_stop(quota_counter);
 	berth_debug_stop(dbg);
 out_server:
@@ -604,6 +629,8 @@ int main(int argc, char **argv)
 		return berth_cmd_repo(argc - 1, argv + 1);
 	if (strcmp(argv[1], "usage") == 0)
 		return berth_cmd_usage(argc - 1, argv + 1);
+	if (strcmp(argv[1], "retention") == 0)
+		return berth_cmd_retention(argc - 1, argv + 1);
 	if (strcmp(argv[1], "serve") == 0) {
 		struct serve_args sa;
 		if (scan_serve_args(&sa, argc - 2, argv + 2) < 0)

@@ -3,6 +3,8 @@
  * (registry/repo_delete.c), as DELETE /v2/_berth/repositories/<name> does on a running berth.
  * Blob data stays for the garbage collection.
  * berth usage CONFIG.yml: the usage of each of its policies.quotas rules (registry/quota.h).
+ * berth retention CONFIG.yml [--dry-run]: applies its policies.retention rules once
+ * (registry/retention.h).
  */
 #include <stdio.h>
 #include <string.h>
@@ -12,9 +14,11 @@
 #include "cli/serve_setup.h"
 #include "config/config.h"
 #include "core/err.h"
+#include "core/log.h"
 #include "registry/quota.h"
 #include "registry/reference.h"
 #include "registry/registry.h"
+#include "registry/retention.h"
 #include "storage/storage.h"
 
 static void usage(FILE *out)
@@ -166,6 +170,92 @@ int berth_cmd_usage(int argc, char **argv)
 	}
 	if (berth_quotas_count(reg) == 0)
 		puts("no policies.quotas rules");
+	berth_registry_free(reg);
+out_release_config:
+	berth_config_release(&cfg);
+	return status;
+}
+
+/* One line per removal on stdout (the log lines would say the same on stderr). */
+static void print_removal(const struct berth_retention_removal *rm, void *payload)
+{
+	(void)payload;
+	if (rm->tag)
+		printf("%s tag %s:%s (%s)\n", rm->dry_run ? "would remove" : "removed", rm->repository, rm->tag,
+		       rm->digest);
+	else
+		printf("%s untagged manifest %s@%s\n", rm->dry_run ? "would remove" : "removed", rm->repository,
+		       rm->digest);
+}
+
+static void retention_usage(FILE *out)
+{
+	fputs("usage: berth retention CONFIG.yml [--dry-run]\n"
+	      "\n"
+	      "Applies the policies.retention rules of CONFIG.yml once to its storage: removes the\n"
+	      "tags the rules do not keep and, with untaggedafter, the untagged manifests older than\n"
+	      "that (blob data stays for the garbage collection). One line per removal on stdout,\n"
+	      "then a summary. With --dry-run (or policies.retention.dryrun) nothing is removed: the\n"
+	      "lines say what would be. No notification is sent (berth serve sends them for its own\n"
+	      "runs). On a running registry the serve process applies the rules itself every\n"
+	      "policies.retention.interval, ordered with its pushes.\n"
+	      "\n"
+	      "Exit status: 0 done, 1 error (configuration, storage), 2 usage error.\n",
+	      out);
+}
+
+int berth_cmd_retention(int argc, char **argv)
+{
+	static struct berth_config cfg; /* large: not on the stack */
+	const char *config = NULL;
+	char err[512] = "";
+	struct berth_registry *reg = NULL;
+	int dry_run = 0, status = 1;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			retention_usage(stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "--dry-run") == 0 || strcmp(argv[i], "-d") == 0) {
+			dry_run = 1;
+		} else if (argv[i][0] == '-' || config) {
+			fprintf(stderr, "berth retention: unexpected argument '%s'\n\n", argv[i]);
+			retention_usage(stderr);
+			return 2;
+		} else {
+			config = argv[i];
+		}
+	}
+	if (!config) {
+		retention_usage(stderr);
+		return 2;
+	}
+	if (berth_config_load(&cfg, config, err, sizeof(err)) < 0) {
+		fprintf(stderr, "berth retention: %s\n", err[0] ? err : "cannot load the configuration");
+		goto out_release_config;
+	}
+	if (open_registry(&reg, &cfg) < 0)
+		goto out_release_config;
+	if (!berth_retention_configured(reg)) {
+		puts("no policies.retention rules");
+		status = 0;
+		goto out_free_registry;
+	}
+	berth_log_set_level(BERTH_LOG_WARN);
+	berth_retention_set_listener(reg, print_removal, NULL);
+	struct berth_retention_stats st;
+	int rc = berth_retention_apply(&st, reg, dry_run);
+	if (rc < 0) {
+		fprintf(stderr, "berth retention: %s\n", berth_err_reason(rc));
+		goto out_free_registry;
+	}
+	printf("%llu repositories, %llu tags and %llu untagged manifests %s, %llu skipped, %llu errors\n",
+	       (unsigned long long)st.repositories, (unsigned long long)st.tags_removed,
+	       (unsigned long long)st.manifests_removed, dry_run || cfg.policies.retention.dryrun
+	       ? "would be removed" : "removed", (unsigned long long)st.skipped, (unsigned long long)st.errors);
+	status = st.errors ? 1 : 0;
+out_free_registry:
 	berth_registry_free(reg);
 out_release_config:
 	berth_config_release(&cfg);

@@ -19,6 +19,7 @@
 #include "core/map.h"
 #include "core/util.h"
 #include "core/vec.h"
+#include "registry/link.h"
 #include "registry/paths.h"
 #include "registry/registry_int.h"
 #include "storage/storage.h"
@@ -138,24 +139,8 @@ struct walk_ctx {
 static int found_link(const char *path, const struct berth_stat *st, void *payload)
 {
 	struct walk_ctx *ctx = payload;
-	const char *base = strrchr(path, '/');
-	if (st->is_dir || !base || strcmp(base, "/link") != 0)
-		return 0;
-	const char *end = base, *hex = end, *alg;
-	while (hex > path && hex[-1] != '/')
-		hex--;
-	if (hex == path)
-		return 0;
-	alg = hex - 1;
-	while (alg > path && alg[-1] != '/')
-		alg--;
-	char hexbuf[2 * BERTH_OID_MAX_BYTES + 1];
 	struct berth_oid oid;
-	if ((size_t)(end - hex) >= sizeof(hexbuf))
-		return 0;
-	memcpy(hexbuf, hex, (size_t)(end - hex));
-	hexbuf[end - hex] = '\0';
-	if (berth_oid_from_parts(&oid, alg, (size_t)(hex - 1 - alg), hexbuf) < 0)
+	if (st->is_dir || berth_link_path_oid(&oid, path) < 0)
 		return 0;
 	BERTH_VEC_GROW(ctx->oids, ctx->n + 1, ctx->alloc);
 	ctx->oids[ctx->n++] = oid;

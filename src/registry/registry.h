@@ -18,6 +18,7 @@
 struct berth_registry;
 struct berth_tag_rule;
 struct berth_quota_rule;
+struct berth_retention_rule;
 
 struct berth_registry_config {
 	struct berth_storage_driver *driver; /* taken over by the registry */
@@ -48,6 +49,10 @@ struct berth_registry_config {
 	/* policies.quotas (registry/quota.h): patterns compiled, copied by the registry. */
 	const struct berth_quota_rule *quotas;
 	size_t n_quotas;
+	/* policies.retention (registry/retention.h): patterns compiled by the registry. */
+	const struct berth_retention_rule *retention_rules;
+	size_t n_retention_rules;
+	int retention_dry_run;
 };
 
 enum berth_index_children { BERTH_INDEX_CHILDREN_ALL, BERTH_INDEX_CHILDREN_NONE, BERTH_INDEX_CHILDREN_LIST };

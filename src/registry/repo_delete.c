@@ -53,6 +53,11 @@ void berth_repo_lock_shared(struct berth_registry *r, const char *name)
 	pthread_rwlock_rdlock(repo_lock(r, name));
 }
 
+void berth_repo_lock_exclusive(struct berth_registry *r, const char *name)
+{
+	pthread_rwlock_wrlock(repo_lock(r, name));
+}
+
 void berth_repo_unlock(struct berth_registry *r, const char *name)
 {
 	pthread_rwlock_unlock(repo_lock(r, name));
