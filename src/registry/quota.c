@@ -37,13 +37,7 @@ int berth_quotas_new(struct berth_quotas **out, const struct berth_quota_rule *r
 	q->rules = berth_calloc(n ? n : 1, sizeof(*q->rules));
 	for (; q->n < n; q->n++) {
 		struct compiled_quota *c = &q->rules[q->n];
-		const char *p = rules[q->n].repository && *rules[q->n].repository ? rules[q->n].repository : ".*";
-		size_t len = strlen(p) + 5;
-		char *anchored = berth_malloc(len);
-		snprintf(anchored, len, "^(%s)$", p);
-		int bad = berth_regex_too_complex(p) || regcomp(&c->repository, anchored, REG_EXTENDED | REG_NOSUB);
-		free(anchored);
-		if (bad) {
+		if (berth_regex_compile_whole(&c->repository, rules[q->n].repository) < 0) {
 			berth_quotas_free(q);
 			return BERTH_EINVALID;
 		}

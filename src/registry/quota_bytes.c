@@ -55,13 +55,7 @@ int berth_quota_bytes_new(struct berth_quota_bytes **out, const struct berth_quo
 		if (rules[i].bytes <= 0)
 			continue;
 		struct bytes_rule *c = &b->rules[b->n];
-		const char *p = rules[i].repository && *rules[i].repository ? rules[i].repository : ".*";
-		size_t len = strlen(p) + 5;
-		char *anchored = berth_malloc(len);
-		snprintf(anchored, len, "^(%s)$", p);
-		int bad = berth_regex_too_complex(p) || regcomp(&c->repository, anchored, REG_EXTENDED | REG_NOSUB);
-		free(anchored);
-		if (bad) {
+		if (berth_regex_compile_whole(&c->repository, rules[i].repository) < 0) {
 			berth_quota_bytes_free(b);
 			return BERTH_EINVALID;
 		}
@@ -309,9 +303,10 @@ static int check_limits(const struct berth_quota_bytes *b, const char *name, con
 	return 0;
 }
 
-int berth_bytes_link_enter(struct berth_bytes_guard *g, struct berth_registry *r, const char *name,
-			   enum berth_link_kind kind, const char *digest, uint64_t size, char *message,
-			   size_t cap)
+/* Takes the lock for one link of name to digest, noting whether the link exists now: 1 held,
+ * 0 nothing to do (not covered, or a digest the map cannot hold), or a storage error. */
+static int enter_one(struct berth_bytes_guard *g, struct berth_registry *r, const char *name,
+		     enum berth_link_kind kind, const char *digest)
 {
 	if (!take(g, r, name))
 		return 0;
@@ -320,11 +315,21 @@ int berth_bytes_link_enter(struct berth_bytes_guard *g, struct berth_registry *r
 		rc = link_exists(r, name, kind, digest);
 	if (rc < 0) {
 		release(g);
-		return rc == BERTH_EINVALID ? 0 : rc; /* a digest the map cannot hold is not counted */
+		return rc == BERTH_EINVALID ? 0 : rc;
 	}
 	g->was_linked = rc;
 	g->oids = &g->one;
 	g->n = 1;
+	return 1;
+}
+
+int berth_bytes_link_enter(struct berth_bytes_guard *g, struct berth_registry *r, const char *name,
+			   enum berth_link_kind kind, const char *digest, uint64_t size, char *message,
+			   size_t cap)
+{
+	int rc = enter_one(g, r, name, kind, digest);
+	if (rc <= 0)
+		return rc;
 	g->size = size;
 	if (!g->was_linked && (rc = check_limits(g->held, name, &g->one, size, message, cap)) < 0) {
 		release(g);
@@ -346,18 +351,10 @@ void berth_bytes_link_leave(struct berth_bytes_guard *g, int linked)
 int berth_bytes_unlink_enter(struct berth_bytes_guard *g, struct berth_registry *r, const char *name,
 			     enum berth_link_kind kind, const char *digest)
 {
-	if (!take(g, r, name))
-		return 0;
-	int rc = berth_oid_parse(&g->one, digest);
-	if (rc == 0)
-		rc = link_exists(r, name, kind, digest);
-	if (rc < 0) {
-		release(g);
-		return rc == BERTH_EINVALID ? 0 : rc;
-	}
-	g->was_linked = rc;
-	g->oids = &g->one;
-	g->n = rc; /* a link that is not there uncounts nothing */
+	int rc = enter_one(g, r, name, kind, digest);
+	if (rc <= 0)
+		return rc;
+	g->n = (size_t)g->was_linked; /* a link that is not there uncounts nothing */
 	return 0;
 }
 

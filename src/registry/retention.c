@@ -42,17 +42,6 @@ struct berth_retention {
 	void *listener_payload;
 };
 
-/* The pattern anchored at both ends. */
-static int compile_whole(regex_t *out, const char *pattern)
-{
-	size_t n = strlen(pattern) + 5;
-	char *anchored = berth_malloc(n);
-	snprintf(anchored, n, "^(%s)$", pattern);
-	int bad = berth_regex_too_complex(pattern) || regcomp(out, anchored, REG_EXTENDED | REG_NOSUB) != 0;
-	free(anchored);
-	return bad ? BERTH_EINVALID : 0;
-}
-
 int berth_retention_new(struct berth_retention **out, const struct berth_retention_rule *rules, size_t n,
 			int dry_run)
 {
@@ -63,10 +52,10 @@ int berth_retention_new(struct berth_retention **out, const struct berth_retenti
 	for (; ret->n < n; ret->n++) {
 		const struct berth_retention_rule *in = &rules[ret->n];
 		struct compiled_retention_rule *c = &ret->rules[ret->n];
-		if (compile_whole(&c->repository, in->repository && *in->repository ? in->repository : ".*") < 0)
+		if (berth_regex_compile_whole(&c->repository, in->repository) < 0)
 			goto out_invalid;
 		c->has_keep_tags = in->keep_tags && *in->keep_tags;
-		if (c->has_keep_tags && compile_whole(&c->keep_tags, in->keep_tags) < 0) {
+		if (c->has_keep_tags && berth_regex_compile_whole(&c->keep_tags, in->keep_tags) < 0) {
 			regfree(&c->repository);
 			goto out_invalid;
 		}

@@ -907,3 +907,41 @@ def start_with_config(config_text, prefix, tmp=None):
         text = f.read()
     shutil.rmtree(tmp, ignore_errors=True)
     raise RuntimeError("berth did not start:\n" + text)
+
+
+def start_docker_registry(root, tmp):
+    """Debian's docker-registry (Distribution 2.8) serving the filesystem store at root (its
+    config written in tmp), for checking that a store stays readable by Distribution. Returns
+    (process, client), or (None, None) when it is not installed; the caller terminates it."""
+    dist = shutil.which("docker-registry")
+    if not dist:
+        return None, None
+    port = _free_port()
+    dcfg = os.path.join(tmp, "dist.yml")
+    with open(dcfg, "w") as f:
+        f.write("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+                "    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%d\n" % (root, port))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+    proc = subprocess.Popen([dist, "serve", dcfg], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+    client = Client("http://127.0.0.1:%d" % port)
+    for _ in range(200):
+        try:
+            if client.get("/v2/").status == 200:
+                break
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return proc, client
+
+
+def pulls_whole(c, repo, ref):
+    """True if client c gets the image manifest repo:ref and every blob it names."""
+    r = c.get("/v2/%s/manifests/%s" % (repo, ref), headers={"Accept": OCI_MANIFEST})
+    if r.status != 200:
+        return False
+    m = r.json()
+    for d in [m["config"]] + m["layers"]:
+        if c.get("/v2/%s/blobs/%s" % (repo, d["digest"])).status != 200:
+            return False
+    return True

@@ -14,6 +14,27 @@ def start(config_text, tmp=None):
     return berthtest.start_with_config(config_text, "berth-policies-", tmp)
 
 
+def berth_usage(test, tmp):
+    """`berth usage` on the config in tmp: its output (status 0 asserted)."""
+    binary = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
+    p = subprocess.run([binary, "usage", os.path.join(tmp, "config.yml")], capture_output=True, timeout=30)
+    test.assertEqual(p.returncode, 0, p.stderr)
+    return p.stdout.decode()
+
+
+def assert_refused(test, policies, words):
+    """berth serve refuses a config whose policies section is `policies`, saying words."""
+    tmp = tempfile.mkdtemp(prefix="berth-policies-")
+    test.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+    cfg = os.path.join(tmp, "config.yml")
+    with open(cfg, "w") as f:
+        f.write("version: 0.1\nstorage:\n  inmemory:\npolicies:\n" + policies)
+    binary = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
+    p = subprocess.run([binary, "serve", cfg], capture_output=True, timeout=20)
+    test.assertEqual(p.returncode, 1)
+    test.assertIn(words, p.stderr + p.stdout)
+
+
 def stop(proc):
     """SIGTERM; a clean stop is status 0 (or the signal itself); anything else, e.g.
     LeakSanitizer's 23 in a sanitizer build, fails the test."""
@@ -144,11 +165,7 @@ class QuotaTest(ServerTest):
     CONFIG = QUOTAS
 
     def usage(self):
-        binary = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
-        p = subprocess.run([binary, "usage", os.path.join(self.tmp, "config.yml")],
-                           capture_output=True, timeout=30)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        return p.stdout.decode()
+        return berth_usage(self, self.tmp)
 
     def test_tags_and_repositories(self):
         c = self.c
@@ -271,11 +288,7 @@ class BytesQuotaTest(unittest.TestCase):
         self.proc, self.c, _ = start(BYTES, self.tmp)
 
     def usage(self):
-        binary = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
-        p = subprocess.run([binary, "usage", os.path.join(self.tmp, "config.yml")],
-                           capture_output=True, timeout=30)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        return p.stdout.decode()
+        return berth_usage(self, self.tmp)
 
     def push_blob(self, repo, data):
         c = self.c
@@ -360,15 +373,7 @@ class BytesQuotaTest(unittest.TestCase):
 
 class BadPolicyConfigTest(unittest.TestCase):
     def assert_refused(self, policies, words):
-        tmp = tempfile.mkdtemp(prefix="berth-policies-")
-        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
-        cfg = os.path.join(tmp, "config.yml")
-        with open(cfg, "w") as f:
-            f.write("version: 0.1\nstorage:\n  inmemory:\npolicies:\n" + policies)
-        binary = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
-        p = subprocess.run([binary, "serve", cfg], capture_output=True, timeout=20)
-        self.assertEqual(p.returncode, 1)
-        self.assertIn(words, p.stderr + p.stdout)
+        assert_refused(self, policies, words)
 
     def test_bad_pattern_is_refused_by_name(self):
         self.assert_refused("  immutabletags:\n    - repository: a\n      tags: 'v[0-9'\n",

@@ -11,7 +11,7 @@ import unittest
 
 import berthtest
 from notify_sink import Sink
-from test_policies import BASE, start, stop
+from test_policies import BASE, assert_refused, start, stop
 
 BINARY = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
 HOUR = 3600
@@ -45,17 +45,6 @@ RULES = BASE + """policies:
       - repository: keep/.*
         keeplatest: 0
 """
-
-
-def pulls_whole(c, repo, ref):
-    r = c.get("/v2/%s/manifests/%s" % (repo, ref), headers={"Accept": berthtest.OCI_MANIFEST})
-    if r.status != 200:
-        return False
-    m = r.json()
-    for d in [m["config"]] + m["layers"]:
-        if c.get("/v2/%s/blobs/%s" % (repo, d["digest"])).status != 200:
-            return False
-    return True
 
 
 class RetentionTest(unittest.TestCase):
@@ -110,7 +99,7 @@ class RetentionTest(unittest.TestCase):
         self.assertIn("removed tag keep/latest:t1 (%s)\n" % imgs["t1"]["digest"], out)
         self.assertIn("removed tag keep/latest:t2 (%s)\n" % imgs["t2"]["digest"], out)
         # a tag removal is the API's tag delete: the manifest stays, by digest
-        self.assertTrue(pulls_whole(self.c, "keep/latest", imgs["t1"]["digest"]))
+        self.assertTrue(berthtest.pulls_whole(self.c, "keep/latest", imgs["t1"]["digest"]))
         # a second run finds nothing more to do
         self.assertIn(" 0 tags and 0 untagged manifests removed", self.retention())
 
@@ -214,37 +203,21 @@ class RetentionTest(unittest.TestCase):
         self.assertIn("removed untagged manifest both/app@%s" % imgs["old"]["digest"], out)
         self.assertEqual(self.tags(repo), ["new"])
         self.assertEqual(c.get("/v2/%s/manifests/%s" % (repo, imgs["old"]["digest"])).status, 404)
-        self.assertTrue(pulls_whole(c, repo, "new"))
+        self.assertTrue(berthtest.pulls_whole(c, repo, "new"))
         # berth fsck finds the store sound (the removed manifest's blobs are left to the collection)
         p = subprocess.run([BINARY, "fsck", self.root], capture_output=True, timeout=60)
         self.assertNotIn(b"dangling", p.stdout + p.stderr)
         self.stop()
-        dist = shutil.which("docker-registry")
-        if not dist:
+        d, dc = berthtest.start_docker_registry(self.root, self.tmp)
+        if not d:
             self.skipTest("docker-registry is not installed")
-        port = berthtest._free_port()
-        dcfg = os.path.join(self.tmp, "dist.yml")
-        with open(dcfg, "w") as f:
-            f.write("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-                    "    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%d\n" % (self.root, port))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
-        d = subprocess.Popen([dist, "serve", dcfg], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, env=env)
         self.addCleanup(lambda: (d.terminate(), d.wait(10)))
-        dc = berthtest.Client("http://127.0.0.1:%d" % port)
-        for _ in range(200):
-            try:
-                if dc.get("/v2/").status == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.05)
         self.assertEqual(dc.get("/v2/_catalog").json()["repositories"], ["both/app", "keep/latest"])
         self.assertEqual(dc.get("/v2/both/app/tags/list").json()["tags"], ["new"])
         self.assertEqual(sorted(dc.get("/v2/keep/latest/tags/list").json()["tags"]), ["t2", "t3"])
-        self.assertTrue(pulls_whole(dc, repo, "new"))
-        self.assertTrue(pulls_whole(dc, "keep/latest", "t2"))
-        self.assertTrue(pulls_whole(dc, "keep/latest", other["t1"]["digest"]))
+        self.assertTrue(berthtest.pulls_whole(dc, repo, "new"))
+        self.assertTrue(berthtest.pulls_whole(dc, "keep/latest", "t2"))
+        self.assertTrue(berthtest.pulls_whole(dc, "keep/latest", other["t1"]["digest"]))
         self.assertEqual(dc.get("/v2/%s/manifests/%s" % (repo, imgs["old"]["digest"])).status, 404)
 
 
@@ -291,14 +264,7 @@ policies:
 
 class BadRetentionConfigTest(unittest.TestCase):
     def assert_refused(self, policies, words):
-        tmp = berthtest.tempfile.mkdtemp(prefix="berth-retention-")
-        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
-        cfg = os.path.join(tmp, "config.yml")
-        with open(cfg, "w") as f:
-            f.write("version: 0.1\nstorage:\n  inmemory:\npolicies:\n" + policies)
-        p = subprocess.run([BINARY, "serve", cfg], capture_output=True, timeout=20)
-        self.assertEqual(p.returncode, 1)
-        self.assertIn(words, p.stderr + p.stdout)
+        assert_refused(self, policies, words)
 
     def test_bad_values_and_misspelt_keys_are_refused_by_name(self):
         self.assert_refused("  retention:\n    rules:\n      - keeplatest: -1\n",
