@@ -346,6 +346,31 @@ class BytesQuotaTest(unittest.TestCase):
         self.assertEqual(self.push_blob("bytes/one", b).status, 201)
         self.assertIn("bytes 800/1000\n", self.usage())
 
+    def test_concurrent_pushes_stop_at_the_limit(self):
+        import threading
+        statuses = []
+        n = 12
+        ready = threading.Barrier(n)
+
+        def push(i):
+            data = blob("c%d" % i)
+            s = self.c.session()
+            s.conn.connect()
+            r = s.request("POST", "/v2/bytes/race/blobs/uploads/", b"", {"Content-Length": "0"})
+            loc = r.header("Location")
+            ready.wait()
+            statuses.append(s.request("PUT", loc + ("&" if "?" in loc else "?") + "digest=" +
+                                      berthtest.digest(data), data,
+                                      {"Content-Type": "application/octet-stream"}).status)
+            s.close()
+        threads = [threading.Thread(target=push, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(sorted(statuses), [201] * 2 + [403] * (n - 2), statuses)
+        self.assertIn("bytes 800/1000\n", self.usage())
+
     def test_manifest_bytes_count_and_repository_delete_frees(self):
         c = self.c
         img = c.push_image("bytes/app", "v1", seed="m")  # config + one layer + the manifest

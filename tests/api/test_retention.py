@@ -262,6 +262,39 @@ policies:
         self.assertIn("retention: removed tag timer/app:old (%s" % old["digest"], log)
 
 
+class RetentionRaceTest(unittest.TestCase):
+    def test_manifests_pushed_again_meanwhile_are_never_removed(self):
+        """A tag moving back and forth between two manifests while serve applies
+        untaggedafter: 0s every 10 ms: each manifest is untagged and old in turn, and pushed
+        again right after. A removal decided before that push must be dropped (the decision is
+        checked again under the repository's lock), or the tag would go with the manifest."""
+        config = BASE.replace("level: warn", "level: info") + """policies:
+  retention:
+    interval: 10ms
+    rules:
+      - repository: race/.*
+        untaggedafter: 0s
+"""
+        proc, c, tmp = start(config)
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        self.addCleanup(stop, proc)
+        imgs = [c.push_image("race/app", None, seed="s%d" % i) for i in range(2)]
+        deadline = time.time() + 6
+        n = 0
+        while time.time() < deadline:
+            img = imgs[n % 2]
+            r = c.put_manifest("race/app", "cur", img["manifest"])
+            self.assertEqual(r.status, 201, r.describe())
+            r = c.get("/v2/race/app/manifests/cur", headers={"Accept": berthtest.OCI_MANIFEST})
+            self.assertEqual(r.status, 200, "after %d pushes: %s" % (n, r.describe()))
+            self.assertEqual(r.header("Docker-Content-Digest"), img["digest"])
+            n += 1
+        with open(os.path.join(tmp, "log")) as f:
+            log = f.read()
+        # the rule did act: the manifest not tagged at some run went
+        self.assertIn("retention: removed untagged manifest race/app@", log)
+
+
 class BadRetentionConfigTest(unittest.TestCase):
     def assert_refused(self, policies, words):
         assert_refused(self, policies, words)
