@@ -78,7 +78,8 @@ struct berth_quota_bytes;
 int berth_quota_bytes_new(struct berth_quota_bytes **out, const struct berth_quota_rule *rules, size_t n);
 void berth_quota_bytes_free(struct berth_quota_bytes *b); /* accepts NULL */
 /* Counts (or counts again, replacing the usage) every covered repository's links from the
- * store, excluding link writes meanwhile. 0 without bytes rules; a storage error. Blocks: one
+ * store, excluding link writes meanwhile. 0 without bytes rules; a storage error (the previous
+ * counts then stay). Blocks: one
  * walk of each covered repository's _layers and _manifests/revisions, one stat per distinct
  * blob. The online garbage collection calls it after a sweep that removed links. */
 int berth_quota_bytes_build(struct berth_registry *r);

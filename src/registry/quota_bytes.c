@@ -203,21 +203,32 @@ int berth_quota_bytes_build(struct berth_registry *r)
 	int rc;
 	if (!b || b->n == 0)
 		return 0;
+	/* The previous counts stay if this one fails: nothing changed them meanwhile (the lock). */
+	struct bytes_rule *previous = berth_calloc(b->n, sizeof(*previous));
 	pthread_mutex_lock(&b->lock);
 	for (size_t k = 0; k < b->n; k++) {
-		berth_map_release(&b->rules[k].blobs);
+		previous[k] = b->rules[k];
+		b->rules[k].blobs = (struct berth_map)BERTH_MAP_INIT(sizeof(struct linked_blob),
+								     sizeof(struct berth_oid));
 		b->rules[k].usage = 0;
 	}
 	rc = berth_catalog(&repos, r);
 	for (size_t i = 0; rc == 0 && i < repos.n; i++)
 		if (any_covers(b, repos.items[i]))
 			rc = count_repo(r, b, repos.items[i]);
-	b->built = rc == 0;
+	for (size_t k = 0; k < b->n; k++) {
+		struct bytes_rule *dropped = rc == 0 ? &previous[k] : &b->rules[k];
+		berth_map_release(&dropped->blobs);
+		if (rc < 0)
+			b->rules[k] = previous[k];
+	}
+	b->built |= rc == 0;
 	for (size_t k = 0; rc == 0 && k < b->n; k++)
 		berth_info("quota: %lld bytes stored in %zu blobs for repositories matching '%s' (counted in %llu ms)",
 			   (long long)b->rules[k].usage, b->rules[k].blobs.n, b->rules[k].pattern,
 			   (unsigned long long)((berth_now_ns() - t0) / 1000000));
 	pthread_mutex_unlock(&b->lock);
+	free(previous);
 	berth_strvec_release(&repos);
 	return rc;
 }
