@@ -110,7 +110,6 @@ struct rev_info {
 	struct berth_oid oid; /* the map's key */
 	int64_t pushed;
 	int kept;
-	int removed;          /* by this run */
 	struct berth_oid *refs; /* digests its JSON mentions (config, layers, children, ...) */
 	size_t n_refs;
 	int has_subject;
@@ -405,18 +404,21 @@ static int revisions_unchanged(struct repo_state *s)
 	return same;
 }
 
-/* 1 if a tag names oid now. */
-static int tagged_now(struct repo_state *s, const struct berth_oid *oid)
+/* The digests the repository's tags name now, into *tagged (a map of oids). Read once under
+ * the repository's exclusive lock: no PUT can add a tag until it is released. 0, or -1 when a
+ * tag cannot be read (then no untagged manifest goes). */
+static int tagged_now(struct berth_map *tagged, struct repo_state *s)
 {
 	struct repo_state now = { .reg = s->reg, .name = s->name,
 				  .revs = BERTH_MAP_INIT(sizeof(struct rev_info), sizeof(struct berth_oid)) };
-	int rc = collect_tags(&now), tagged = rc < 0 || now.errors;
-	for (size_t i = 0; !tagged && i < now.n_tags; i++) {
+	int rc = collect_tags(&now) < 0 || now.errors ? -1 : 0;
+	for (size_t i = 0; rc == 0 && i < now.n_tags; i++) {
 		struct berth_oid t;
-		tagged = berth_oid_parse(&t, now.tags[i].digest) == 0 && memcmp(&t, oid, sizeof(t)) == 0;
+		if (berth_oid_parse(&t, now.tags[i].digest) == 0)
+			berth_map_add(tagged, &t, NULL);
 	}
 	repo_state_release(&now);
-	return tagged;
+	return rc;
 }
 
 static void remove_untagged(struct repo_state *s, struct berth_retention *ret, size_t rule,
@@ -428,8 +430,11 @@ static void remove_untagged(struct repo_state *s, struct berth_retention *ret, s
 		candidates += !v->kept;
 	if (candidates == 0)
 		return;
-	if (!revisions_unchanged(s)) { /* a push meanwhile may need any of them */
+	struct berth_map tagged = BERTH_MAP_INIT(sizeof(struct berth_oid), sizeof(struct berth_oid));
+	/* a push meanwhile may need any of them */
+	if (!revisions_unchanged(s) || tagged_now(&tagged, s) < 0) {
 		st->skipped += candidates;
+		berth_map_release(&tagged);
 		return;
 	}
 	for (size_t pos = 0; (v = berth_map_next(&s->revs, &pos));) {
@@ -437,7 +442,7 @@ static void remove_untagged(struct repo_state *s, struct berth_retention *ret, s
 		if (v->kept)
 			continue;
 		berth_oid_fmt(digest, &v->oid);
-		if (tagged_now(s, &v->oid)) {
+		if (berth_map_find(&tagged, &v->oid)) {
 			st->skipped++;
 			continue;
 		}
@@ -451,11 +456,11 @@ static void remove_untagged(struct repo_state *s, struct berth_retention *ret, s
 			st->errors++;
 			continue;
 		}
-		v->removed = 1;
 		st->manifests_removed++;
 		struct berth_retention_removal rm = { s->name, NULL, digest, v->pushed, rule, 0 };
 		report(ret, &rm);
 	}
+	berth_map_release(&tagged);
 }
 
 /* A dry run reports what it decided. */
