@@ -176,13 +176,13 @@ static int same_file(const struct stat *a, const struct stat *b)
 	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
-/* A failure whose reason is the operating system's: noted on the thread (berth_err_reason,
- * berth_err_take_os), and BERTH_ENOTFOUND for a missing file, BERTH_EEXISTS for one that is
- * there, BERTH_ERROR otherwise. */
+/* A failure whose reason is the operating system's, set as the thread's (core/err.h):
+ * BERTH_ENOTFOUND for a missing file, BERTH_EEXISTS for one that is there, BERTH_ERROR
+ * otherwise. */
 static int os_failure(int os_errno)
 {
-	berth_err_note_os(os_errno);
-	return os_errno == ENOENT ? BERTH_ENOTFOUND : os_errno == EEXIST ? BERTH_EEXISTS : BERTH_ERROR;
+	int code = os_errno == ENOENT ? BERTH_ENOTFOUND : os_errno == EEXIST ? BERTH_EEXISTS : BERTH_ERROR;
+	return berth_err_set_os(code, os_errno);
 }
 
 /* Reads the whole file into a NUL-terminated heap buffer; st receives its identity.
@@ -267,8 +267,10 @@ static void reload(struct berth_htpasswd *h)
 	struct stat st;
 	int rc = read_file(&text, &st, h->path);
 	if (rc < 0) {
-		set_unavailable(h, rc == BERTH_ENOTFOUND ? FILE_MISSING : FILE_UNREADABLE,
-				berth_err_take_os());
+		const struct berth_failure *f = berth_err_last();
+		int os_errno = f ? f->os_errno : 0;
+		berth_err_clear();
+		set_unavailable(h, rc == BERTH_ENOTFOUND ? FILE_MISSING : FILE_UNREADABLE, os_errno);
 		return;
 	}
 	struct user *users;
@@ -379,7 +381,7 @@ static int create_default(const char *path, char *err, size_t errlen)
 	int wrc = write_new_file(path, line);
 	free(line);
 	if (wrc == BERTH_EEXISTS) {
-		berth_err_clear_os();
+		berth_err_clear();
 	} else if (wrc < 0) {
 		snprintf(err, errlen, "auth.htpasswd: cannot create %s: %s", path, berth_err_reason(wrc));
 		goto out_password;

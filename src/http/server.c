@@ -567,8 +567,7 @@ static int listen_failed(int fd)
 	int err = errno;
 	if (fd >= 0)
 		close(fd);
-	berth_err_note_os(err);
-	return BERTH_ERROR;
+	return berth_err_set_os(BERTH_ERROR, err);
 }
 
 /* http.net: unix: a listening socket at path (a stale socket file there is replaced). The

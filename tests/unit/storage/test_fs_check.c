@@ -102,12 +102,12 @@ static void test_err_reason(void **state)
 {
 	(void)state;
 	assert_string_equal(berth_err_reason(BERTH_ERROR), "error");
-	berth_err_note_os(EACCES);
+	berth_err_set_os(BERTH_ERROR, EACCES);
 	assert_string_equal(berth_err_reason(BERTH_ERROR), "permission denied");
 	/* told once: a later failure without a noted cause is not given an old one */
 	assert_string_equal(berth_err_reason(BERTH_ERROR), "error");
-	berth_err_note_os(ENOSPC);
-	berth_err_clear_os();
+	berth_err_set_os(BERTH_ENOSPC, ENOSPC);
+	berth_err_clear();
 	assert_string_equal(berth_err_reason(BERTH_ENOSPC), "no space left on storage");
 	assert_string_equal(berth_err_os_text(EISDIR), "is a directory");
 }
