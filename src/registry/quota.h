@@ -34,14 +34,15 @@ void berth_quotas_free(struct berth_quotas *q); /* accepts NULL */
 
 /*
  * Held by a manifest PUT from the check to the tag write. 0 with the guard holding the quota
- * lock when a rule covers name (the caller calls berth_quota_leave after the write); BERTH_EDENIED with `message` filled when the PUT would pass a limit (nothing held);
+ * lock when a rule covers name (the caller calls berth_quota_leave after the write); BERTH_EDENIED
+ * with its message (core/err.h) when the PUT would pass a limit (nothing held);
  * or a storage error. `tag` is NULL for a PUT by digest. Blocks (storage I/O).
  */
 struct berth_quota_guard {
 	pthread_mutex_t *held;
 };
 int berth_quota_enter(struct berth_quota_guard *g, struct berth_registry *r, const char *name,
-		      const char *tag, char *message, size_t cap);
+		      const char *tag);
 void berth_quota_leave(struct berth_quota_guard *g);
 
 /* Current usage of rule i (0 <= i < berth_quotas_count), counted from storage. */

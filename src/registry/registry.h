@@ -133,7 +133,6 @@ struct berth_manifest_put_result {
 	char subject[BERTH_DIGEST_STR_MAX]; /* its subject's digest, or "" */
 	char missing[BERTH_DIGEST_STR_MAX]; /* on BERTH_ENOTFOUND: the first unknown reference */
 	int missing_is_manifest;            /* that reference was an index child */
-	char message[256];                  /* detail for errors */
 };
 
 /*
@@ -141,7 +140,8 @@ struct berth_manifest_put_result {
  * tag. Errors: BERTH_EINVALID (malformed / unsupported), BERTH_EDIGEST (reference is a digest
  * the body does not hash to, or a descriptor digest is malformed), BERTH_ENOTFOUND (a referenced
  * blob or child manifest is not in the repository), BERTH_ETOOLARGE, BERTH_EDENIED (reference is
- * an immutable tag that names another manifest; registry/policy.h).
+ * an immutable tag that names another manifest; registry/policy.h). Every failure but a storage
+ * one has its message for the answer (core/err.h, berth_err_message).
  */
 int berth_manifest_put(struct berth_manifest_put_result *res, struct berth_registry *r,
 		       const char *name, const char *reference, const char *content_type,
