@@ -464,12 +464,12 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		goto out_http;
 	}
 	if (cfg->storage == BERTH_STORAGE_FILESYSTEM &&
-	    berth_fs_check_root(cfg->rootdirectory, cfg->readonly, err, sizeof(err)) < 0) {
-		berth_error("cannot use storage root '%s': %s", cfg->rootdirectory, err);
+	    (rc = berth_fs_check_root(cfg->rootdirectory, cfg->readonly)) < 0) {
+		berth_error("cannot use storage root '%s': %s", cfg->rootdirectory, berth_err_reason(rc));
 		goto out_http;
 	}
-	if (berth_storage_open(&driver, cfg, err, sizeof(err)) < 0) {
-		berth_error("%s", err);
+	if ((rc = berth_storage_open(&driver, cfg)) < 0) {
+		berth_error("%s", berth_err_reason(rc));
 		goto out_http;
 	}
 	int validate = !cfg->validation.disabled;

@@ -47,7 +47,7 @@ const char *berth_strerror(int code);
  * in between) and a body pipe's writer thread's failure (registry/uploads.c). The api layer
  * clears the thread's failure as each request starts, so nothing of one request reaches the next.
  */
-#define BERTH_ERR_MESSAGE_MAX 256
+#define BERTH_ERR_MESSAGE_MAX 512
 
 struct berth_failure {
 	int code;                           /* BERTH_E*; BERTH_OK when there is none */
