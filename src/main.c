@@ -443,7 +443,6 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	struct berth_periodic *quota_counter = NULL;
 	struct berth_auth *auth = NULL;
 	struct berth_notify *notify = NULL;
-	char err[512];
 	struct tls_and_headers http;
 	sigset_t set;
 	int rc, status = 1;
@@ -459,8 +458,8 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 
 	if (prepare_http(&http, cfg) < 0)
 		goto out_http;
-	if (berth_auth_new(&auth, cfg, err, sizeof(err)) < 0) {
-		berth_error("configuration error: %s", err);
+	if ((rc = berth_auth_new(&auth, cfg)) < 0) {
+		berth_error("configuration error: %s", berth_err_reason(rc));
 		goto out_http;
 	}
 	if (cfg->storage == BERTH_STORAGE_FILESYSTEM &&

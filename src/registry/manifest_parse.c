@@ -177,11 +177,11 @@ static int check_content_type(enum ct_class ct, const char *type, size_t type_le
 
 	if (ct == CT_SCHEMA1)
 		return berth_err_set(BERTH_EUNSUPPORTED,
-			    "manifest schema1 is not supported");
+				     "manifest schema1 is not supported");
 	if (ct == CT_UNKNOWN) {
 		quote_text(quoted, sizeof(quoted), type, type_len);
 		return berth_err_set(BERTH_EUNSUPPORTED,
-			    "manifest media type %s is not supported", quoted);
+				     "manifest media type %s is not supported", quoted);
 	}
 	return 0;
 }
@@ -215,10 +215,10 @@ static int kind_from_body(json_t *root, const char *body_mt, enum berth_manifest
 		return 0;
 	if (is_schema1(body_mt, strlen(body_mt)))
 		return berth_err_set(BERTH_EUNSUPPORTED,
-			    "manifest schema1 is not supported");
+				     "manifest schema1 is not supported");
 	quote_text(quoted, sizeof(quoted), body_mt, strlen(body_mt));
 	return berth_err_set(BERTH_EUNSUPPORTED, "manifest media type %s is not supported",
-		    quoted);
+			     quoted);
 }
 
 static int decide_kind(json_t *root, enum ct_class ct, enum berth_manifest_kind ct_kind,
@@ -233,8 +233,8 @@ static int decide_kind(json_t *root, enum ct_class ct, enum berth_manifest_kind 
 	if (ct == CT_KNOWN) {
 		if (body_mt && strcmp(body_mt, kind_media_type(ct_kind)) != 0)
 			return berth_err_set(BERTH_EINVALID,
-				    "manifest mediaType does not match the content type %s",
-				    kind_media_type(ct_kind));
+					     "manifest mediaType does not match the content type %s",
+					     kind_media_type(ct_kind));
 		*kind = ct_kind;
 	} else {
 		rc = kind_from_body(root, body_mt, kind);
@@ -262,7 +262,7 @@ static int check_schema_version(json_t *root)
 		return berth_err_set(BERTH_EINVALID, "manifest schemaVersion is missing");
 	if (json_is_integer(v) && json_integer_value(v) == 1)
 		return berth_err_set(BERTH_EUNSUPPORTED,
-			    "manifest schema version 1 is not supported");
+				     "manifest schema version 1 is not supported");
 	if (!json_is_integer(v) || json_integer_value(v) != 2)
 		return berth_err_set(BERTH_EINVALID, "manifest schemaVersion must be 2");
 	return 0;
@@ -278,7 +278,7 @@ static int optional_string(json_t *obj, const char *key, const char *where, cons
 		return 0;
 	if (!json_is_string(v))
 		return berth_err_set(BERTH_EINVALID, "manifest %s%s must be a string", where,
-			    key);
+				     key);
 	*out = json_string_value(v);
 	return 0;
 }
@@ -294,11 +294,11 @@ static int optional_string_map(json_t *obj, const char *key, const char *where)
 		return 0;
 	if (!json_is_object(map))
 		return berth_err_set(BERTH_EINVALID, "manifest %s%s must be an object",
-			    where, key);
+				     where, key);
 	json_object_foreach(map, k, v) {
 		if (!json_is_string(v))
 			return berth_err_set(BERTH_EINVALID,
-				    "manifest %s%s values must be strings", where, key);
+					     "manifest %s%s values must be strings", where, key);
 	}
 	return 0;
 }
@@ -338,11 +338,11 @@ static int check_urls(json_t *desc, const char *where, struct berth_descriptor *
 		return 0;
 	if (!json_is_array(urls))
 		return berth_err_set(BERTH_EINVALID, "manifest %surls must be an array",
-			    where);
+				     where);
 	json_array_foreach(urls, i, u) {
 		if (!json_is_string(u) || !url_valid(json_string_value(u)))
 			return berth_err_set(BERTH_EINVALID,
-				    "manifest %surls[%zu] is not an http or https url", where, i);
+					     "manifest %surls[%zu] is not an http or https url", where, i);
 	}
 	d->urls = berth_try_calloc(json_array_size(urls), sizeof(*d->urls));
 	if (!d->urls)
@@ -365,7 +365,7 @@ static int check_digest(json_t *desc, const char *where)
 		return berth_err_set(BERTH_EDIGEST, "manifest %sdigest is missing", where);
 	if (!json_is_string(v))
 		return berth_err_set(BERTH_EINVALID, "manifest %sdigest must be a string",
-			    where);
+				     where);
 	if (!berth_digest_valid(json_string_value(v)))
 		return berth_err_set(BERTH_EDIGEST, "manifest %sdigest is invalid", where);
 	return 0;
@@ -379,10 +379,10 @@ static int check_size(json_t *desc, const char *where)
 		return berth_err_set(BERTH_EINVALID, "manifest %ssize is missing", where);
 	if (!json_is_integer(v))
 		return berth_err_set(BERTH_EINVALID, "manifest %ssize must be an integer",
-			    where);
+				     where);
 	if (json_integer_value(v) < 0)
 		return berth_err_set(BERTH_EINVALID, "manifest %ssize must not be negative",
-			    where);
+				     where);
 	return 0;
 }
 
@@ -397,7 +397,7 @@ static int check_descriptor_extras(json_t *desc, const char *where)
 		return rc;
 	if (platform && !json_is_object(platform))
 		return berth_err_set(BERTH_EINVALID, "manifest %splatform must be an object",
-			    where);
+				     where);
 	return 0;
 }
 
@@ -482,11 +482,11 @@ static int check_not_ambiguous(json_t *root, enum berth_manifest_kind kind)
 {
 	if (kind == BERTH_MANIFEST_OCI_MANIFEST && json_object_get(root, "manifests"))
 		return berth_err_set(BERTH_EINVALID,
-			    "manifest has manifests but is not an index");
+				     "manifest has manifests but is not an index");
 	if (kind == BERTH_MANIFEST_OCI_INDEX &&
 	    (json_object_get(root, "config") || json_object_get(root, "layers")))
 		return berth_err_set(BERTH_EINVALID,
-			    "manifest index has config or layers");
+				     "manifest index has config or layers");
 	return 0;
 }
 
