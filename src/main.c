@@ -354,11 +354,11 @@ static int prepare_http(struct tls_and_headers *t, const struct berth_config *cf
 		return BERTH_ERROR;
 	}
 	if (cfg->http.tls_certificate[0]) {
-		char err[512];
-		if (berth_tls_priorities(&t->priorities, cfg->http.tls_minimum,
-					 (const char *const *)cfg->http.tls_ciphersuites.v,
-					 cfg->http.tls_ciphersuites.n, err, sizeof(err)) < 0) {
-			berth_error("configuration error: %s", err);
+		int rc = berth_tls_priorities(&t->priorities, cfg->http.tls_minimum,
+					      (const char *const *)cfg->http.tls_ciphersuites.v,
+					      cfg->http.tls_ciphersuites.n);
+		if (rc < 0) {
+			berth_error("configuration error: %s", berth_err_reason(rc));
 			return BERTH_ERROR;
 		}
 		if (cfg->http.tls_clientcas.n) {
