@@ -420,12 +420,13 @@ static void register_metrics(void)
  * Distribution's. */
 static int start_notifications(struct berth_notify **out, const struct berth_config *cfg)
 {
-	char host[256] = "localhost", source[320], err[512];
+	char host[256] = "localhost", source[320];
 	const char *colon = strrchr(cfg->addr, ':');
 	gethostname(host, sizeof(host) - 1);
 	snprintf(source, sizeof(source), "%s:%s", host, colon ? colon + 1 : "");
-	if (berth_notify_start(out, cfg, source, err, sizeof(err)) < 0) {
-		berth_error("configuration error: %s", err);
+	int rc = berth_notify_start(out, cfg, source);
+	if (rc < 0) {
+		berth_error("configuration error: %s", berth_err_reason(rc));
 		return BERTH_ERROR;
 	}
 	return 0;
