@@ -300,7 +300,7 @@ static int authorize_token(struct berth_auth *a, const char *realm, const char *
 			   const struct berth_access *acc, size_t n, char *challenge, size_t challenge_cap,
 			   char *user, size_t user_cap)
 {
-	const char *token, *why = NULL;
+	const char *token;
 	size_t len;
 	json_t *claims = NULL;
 	const struct berth_jwt_policy policy = { a->keys, a->issuer, a->service, a->algorithms };
@@ -310,8 +310,9 @@ static int authorize_token(struct berth_auth *a, const char *realm, const char *
 		set_bearer_challenge(a, realm, acc, n, NULL, challenge, challenge_cap);
 		return BERTH_EUNAUTHORIZED;
 	}
-	if (berth_jwt_verify(token, len, &policy, (int64_t)time(NULL), &claims, &why) < 0) {
-		berth_warn("token auth: %s", why ? why : "invalid token");
+	int rc = berth_jwt_verify(token, len, &policy, (int64_t)time(NULL), &claims);
+	if (rc < 0) {
+		berth_warn("token auth: %s", berth_err_reason(rc));
 		set_bearer_challenge(a, realm, acc, n, "invalid_token", challenge, challenge_cap);
 		return BERTH_EUNAUTHORIZED;
 	}

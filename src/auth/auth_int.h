@@ -117,10 +117,10 @@ int berth_jwt_algorithm_bit(const char *name, unsigned *bit);
  * signature (RS256/384/512, PS256/384/512, ES256/384/512, EdDSA) by a trusted key, found
  * through the header's x5c, jwk or kid; then its claims (iss, aud, exp, nbf, iat, and a
  * well-formed `access` list). On success *claims receives the claims object (json_decref it).
- * BERTH_EUNAUTHORIZED otherwise, with *why (when not NULL) set to a static reason for the log.
+ * BERTH_EUNAUTHORIZED otherwise, with the reason for the log as its message (core/err.h).
  */
 int berth_jwt_verify(const char *token, size_t len, const struct berth_jwt_policy *p, int64_t now,
-		     json_t **claims, const char **why);
+		     json_t **claims);
 /* 1 if the verified claims grant this access (an action "*" grants every action). */
 int berth_jwt_grants(const json_t *claims, const struct berth_access *a);
 
