@@ -383,7 +383,7 @@ static int create_default(const char *path)
 	if (wrc == BERTH_EEXISTS) {
 		berth_err_clear();
 	} else if (wrc < 0) {
-		berth_err_set(BERTH_ERROR, "auth.htpasswd: cannot create %s: %s", path, berth_err_message(wrc));
+		berth_err_set(BERTH_ERROR, "auth.htpasswd: cannot create %s: %s", path, berth_err_reason(wrc));
 		goto out_password;
 	}
 	/* BERTH_EEXISTS: someone else made it meanwhile, and theirs is used. Otherwise this is the

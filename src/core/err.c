@@ -68,16 +68,14 @@ const struct berth_failure *berth_err_last(void)
 
 const char *berth_err_message(int code)
 {
-	if (last.code != BERTH_OK && (last.code == code || last.os_errno))
-		return last.message;
-	return berth_strerror(code);
+	return last.code != BERTH_OK && last.code == code ? last.message : berth_strerror(code);
 }
 
 const char *berth_err_reason(int code)
 {
-	/* The text is copied out before the failure is forgotten. */
-	const char *msg = berth_err_message(code);
-	if (msg == last.message) {
+	const char *msg = berth_strerror(code);
+	if (last.code != BERTH_OK && (last.code == code || last.os_errno)) {
+		/* copied out before the failure is forgotten */
 		memcpy(reason_buf, last.message, sizeof(reason_buf));
 		msg = reason_buf;
 	}

@@ -32,9 +32,9 @@ const char *berth_strerror(int code);
  *
  *     return berth_err_set(BERTH_EDENIED, "tag %s is immutable", tag);
  *
- * and the code travels back unchanged, as return values do; whoever answers or logs the failure
- * reads the words with berth_err_message(code) (or berth_err_reason, which also forgets them).
- * A failure without a message of its own reads as berth_strerror(code).
+ * and the code travels back unchanged, as return values do; whoever answers the failure reads
+ * the words with berth_err_message(code), whoever logs it with berth_err_reason(code), which
+ * also forgets them. A failure without a message of its own reads as berth_strerror(code).
  *
  * Kept per thread, as libgit2 keeps git_error_last, not on an explicit operation context: every
  * chain that sets and reads a failure runs on one thread (a request's handler, its registry and
@@ -65,13 +65,14 @@ int berth_err_set_os(int code, int os_errno);
 /* This thread's failure, or NULL when none was set since the last clear. Borrowed: valid until
  * the next berth_err_* call on the thread. */
 const struct berth_failure *berth_err_last(void);
-/* The message of the failure `code` names: the thread's failure's message when its code is
- * `code`, or when it carries an OS reason (a driver's errno stays the reason of whatever code
- * the layers above return for it); otherwise berth_strerror(code). Never NULL; valid until the
- * next berth_err_* call on the thread. */
+/* The message of the failure `code` names, for an answer: the thread's failure's message when
+ * its code is `code`, otherwise berth_strerror(code) (so an error body never shows the words of
+ * another failure). Never NULL; valid until the next berth_err_* call on the thread. */
 const char *berth_err_message(int code);
-/* berth_err_message(code), and the thread's failure is forgotten: for a log line that reports
- * a failure once (the text stays valid until the next berth_err_* call on the thread). */
+/* The reason of the failure `code` names, for a log line, and the thread's failure is forgotten
+ * (a failure is reported once): berth_err_message(code), or the thread's failure's OS reason
+ * whatever its code (a driver's errno stays the reason of whatever code the layers above return
+ * for it). Never NULL; valid until the next berth_err_* call on the thread. */
 const char *berth_err_reason(int code);
 /* Forgets the thread's failure. */
 void berth_err_clear(void);

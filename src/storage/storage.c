@@ -19,7 +19,7 @@ static int open_filesystem(struct berth_storage_driver **out, const struct berth
 {
 	int rc = berth_fs_driver_new(out, cfg->rootdirectory);
 	if (rc < 0)
-		berth_err_set(rc, "cannot open storage at '%s': %s", cfg->rootdirectory, berth_err_message(rc));
+		berth_err_set(rc, "cannot open storage at '%s': %s", cfg->rootdirectory, berth_err_reason(rc));
 	return rc;
 }
 

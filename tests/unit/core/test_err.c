@@ -68,17 +68,20 @@ static void test_clear(void **state)
 	assert_string_equal(berth_err_reason(BERTH_EBUSY), "busy");
 }
 
-/* Another code's failure is not told as this one's, unless its reason is the OS's, which stays
- * the reason whatever code the layers above return for it. */
+/* Another code's failure is not told as this one's; in a log line, an OS reason stays the
+ * reason whatever code the layers above return for it. */
 static void test_message_by_code(void **state)
 {
 	(void)state;
 	berth_err_set(BERTH_EINVALID, "manifest is not valid json");
 	assert_string_equal(berth_err_message(BERTH_ERROR), "error");
 	assert_string_equal(berth_err_message(BERTH_ENOSPC), "no space left on storage");
+	assert_string_equal(berth_err_reason(BERTH_ERROR), "error");
 	berth_err_set_os(BERTH_ENOSPC, ENOSPC);
-	assert_string_equal(berth_err_message(BERTH_ERROR), "no space left on device");
+	assert_string_equal(berth_err_message(BERTH_ERROR), "error");
 	assert_string_equal(berth_err_message(BERTH_ENOSPC), "no space left on device");
+	assert_string_equal(berth_err_reason(BERTH_ERROR), "no space left on device");
+	assert_null(berth_err_last());
 }
 
 static void test_long_message_cut(void **state)
