@@ -357,11 +357,11 @@ static int prepare_http(struct tls_and_headers *t, const struct berth_config *cf
 		return BERTH_ERROR;
 	}
 	if (cfg->http.tls_certificate[0]) {
-		char err[512];
-		if (berth_tls_priorities(&t->priorities, cfg->http.tls_minimum,
-					 (const char *const *)cfg->http.tls_ciphersuites.v,
-					 cfg->http.tls_ciphersuites.n, err, sizeof(err)) < 0) {
-			berth_error("configuration error: %s", err);
+		int rc = berth_tls_priorities(&t->priorities, cfg->http.tls_minimum,
+					      (const char *const *)cfg->http.tls_ciphersuites.v,
+					      cfg->http.tls_ciphersuites.n);
+		if (rc < 0) {
+			berth_error("configuration error: %s", berth_err_reason(rc));
 			return BERTH_ERROR;
 		}
 		if (cfg->http.tls_clientcas.n) {
@@ -423,12 +423,13 @@ static void register_metrics(void)
  * Distribution's. */
 static int start_notifications(struct berth_notify **out, const struct berth_config *cfg)
 {
-	char host[256] = "localhost", source[320], err[512];
+	char host[256] = "localhost", source[320];
 	const char *colon = strrchr(cfg->addr, ':');
 	gethostname(host, sizeof(host) - 1);
 	snprintf(source, sizeof(source), "%s:%s", host, colon ? colon + 1 : "");
-	if (berth_notify_start(out, cfg, source, err, sizeof(err)) < 0) {
-		berth_error("configuration error: %s", err);
+	int rc = berth_notify_start(out, cfg, source);
+	if (rc < 0) {
+		berth_error("configuration error: %s", berth_err_reason(rc));
 		return BERTH_ERROR;
 	}
 	return 0;
@@ -458,7 +459,6 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	struct berth_periodic *retention = NULL;
 	struct berth_auth *auth = NULL;
 	struct berth_notify *notify = NULL;
-	char err[512];
 	struct tls_and_headers http;
 	sigset_t set;
 	int rc, status = 1;
@@ -474,17 +474,17 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 
 	if (prepare_http(&http, cfg) < 0)
 		goto out_http;
-	if (berth_auth_new(&auth, cfg, err, sizeof(err)) < 0) {
-		berth_error("configuration error: %s", err);
+	if ((rc = berth_auth_new(&auth, cfg)) < 0) {
+		berth_error("configuration error: %s", berth_err_reason(rc));
 		goto out_http;
 	}
 	if (cfg->storage == BERTH_STORAGE_FILESYSTEM &&
-	    berth_fs_check_root(cfg->rootdirectory, cfg->readonly, err, sizeof(err)) < 0) {
-		berth_error("cannot use storage root '%s': %s", cfg->rootdirectory, err);
+	    (rc = berth_fs_check_root(cfg->rootdirectory, cfg->readonly)) < 0) {
+		berth_error("cannot use storage root '%s': %s", cfg->rootdirectory, berth_err_reason(rc));
 		goto out_http;
 	}
-	if (berth_storage_open(&driver, cfg, err, sizeof(err)) < 0) {
-		berth_error("%s", err);
+	if ((rc = berth_storage_open(&driver, cfg)) < 0) {
+		berth_error("%s", berth_err_reason(rc));
 		goto out_http;
 	}
 	int validate = !cfg->validation.disabled;

@@ -124,7 +124,7 @@ static void on_commit_complete(struct berth_request *req)
 		return;
 	}
 	if (rc == BERTH_EDENIED) {
-		berth_api_answer(req, BERTH_API_DENIED, berth_upload_message(st->upload), NULL);
+		berth_api_answer(req, BERTH_API_DENIED, berth_err_message(rc), NULL);
 		return;
 	}
 	if (rc < 0) {
@@ -189,10 +189,9 @@ static int try_mount(struct berth_request *req, const char *digest, const char *
 	struct berth_api_request *ar = berth_api_req(req);
 	if (!berth_digest_valid(digest) || (from && !berth_name_valid(from)))
 		return 0;
-	char message[256] = "";
-	int rc = berth_blob_mount(ar->registry, ar->name, digest, from, message, sizeof(message));
+	int rc = berth_blob_mount(ar->registry, ar->name, digest, from);
 	if (rc == BERTH_EDENIED) {
-		berth_api_answer(req, BERTH_API_DENIED, message, NULL);
+		berth_api_answer(req, BERTH_API_DENIED, berth_err_message(rc), NULL);
 		return 1;
 	}
 	if (rc == 0) {

@@ -38,7 +38,6 @@ static void usage(FILE *out)
 /* Opens the registry of the storage cfg configures; 0 or -1 (printed). */
 static int open_registry(struct berth_registry **out, const struct berth_config *cfg)
 {
-	char err[512] = "";
 	struct stat st;
 	/* The filesystem driver would create a missing root: a typo must not pass for an empty store. */
 	if (cfg->storage == BERTH_STORAGE_FILESYSTEM &&
@@ -47,13 +46,14 @@ static int open_registry(struct berth_registry **out, const struct berth_config 
 		return BERTH_ERROR;
 	}
 	struct berth_storage_driver *d = NULL;
-	if (berth_storage_open(&d, cfg, err, sizeof(err)) < 0) {
-		fprintf(stderr, "berth repo: %s\n", err);
+	int rc = berth_storage_open(&d, cfg);
+	if (rc < 0) {
+		fprintf(stderr, "berth repo: %s\n", berth_err_reason(rc));
 		return BERTH_ERROR;
 	}
 	struct berth_registry_config rcfg = { .driver = d, .delete_enabled = cfg->delete_enabled };
 	berth_serve_policies(&rcfg, cfg);
-	int rc = berth_registry_new(out, &rcfg);
+	rc = berth_registry_new(out, &rcfg);
 	berth_serve_release_policies(&rcfg);
 	if (rc < 0) {
 		fprintf(stderr, "berth repo: cannot open the registry: %s\n", berth_strerror(rc));

@@ -64,8 +64,7 @@ int berth_blob_delete(struct berth_registry *r, const char *name, const char *di
 	return rc;
 }
 
-int berth_blob_mount(struct berth_registry *r, const char *name, const char *digest, const char *from,
-		     char *message, size_t cap)
+int berth_blob_mount(struct berth_registry *r, const char *name, const char *digest, const char *from)
 {
 	char path[BERTH_PATH_MAX];
 	uint64_t size = 0;
@@ -76,7 +75,7 @@ int berth_blob_mount(struct berth_registry *r, const char *name, const char *dig
 	if (rc < 0)
 		return rc;
 	struct berth_bytes_guard quota;
-	if ((rc = berth_bytes_link_enter(&quota, r, name, BERTH_LINK_LAYER, digest, size, message, cap)) < 0)
+	if ((rc = berth_bytes_link_enter(&quota, r, name, BERTH_LINK_LAYER, digest, size)) < 0)
 		return rc;
 	rc = berth_link_write(r, path, digest);
 	berth_bytes_link_leave(&quota, rc == 0);

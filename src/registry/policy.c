@@ -101,7 +101,7 @@ static int tag_target(struct berth_registry *r, const char *name, const char *ta
 }
 
 int berth_tag_guard_enter(struct berth_tag_guard *g, struct berth_registry *r, const char *name,
-			  const char *tag, const char *digest, char *message, size_t cap)
+			  const char *tag, const char *digest)
 {
 	char current[BERTH_DIGEST_STR_MAX];
 	g->held = NULL;
@@ -111,8 +111,8 @@ int berth_tag_guard_enter(struct berth_tag_guard *g, struct berth_registry *r, c
 	int rc = tag_target(r, name, tag, current);
 	if (rc == 0 && strcmp(current, digest) != 0) {
 		pthread_mutex_unlock(&r->policy->tag_lock);
-		snprintf(message, cap, "tag %s is immutable: it already names %s", tag, current);
-		return BERTH_EDENIED;
+		return berth_err_set(BERTH_EDENIED, "tag %s is immutable: it already names %s", tag,
+				     current);
 	}
 	if (rc < 0 && rc != BERTH_ENOTFOUND) {
 		pthread_mutex_unlock(&r->policy->tag_lock);

@@ -119,23 +119,22 @@ static int count_usage(struct berth_quota_usage *u, struct berth_registry *r, co
 	return rc < 0 ? rc : 0;
 }
 
-/* BERTH_EDENIED (message filled) if the PUT would pass rule c's limits, 0 if not. */
-static int check_rule(struct berth_registry *r, const struct compiled_quota *c, int new_tag, int new_repo,
-		      char *message, size_t cap)
+/* BERTH_EDENIED (with its message) if the PUT would pass rule c's limits, 0 if not. */
+static int check_rule(struct berth_registry *r, const struct compiled_quota *c, int new_tag, int new_repo)
 {
 	struct berth_quota_usage u;
 	int rc = count_usage(&u, r, c);
 	if (rc < 0)
 		return rc;
 	if (new_repo && c->repositories > 0 && u.repositories + 1 > c->repositories) {
-		snprintf(message, cap, "quota exceeded: repositories (%lld of %lld) for repositories matching '%s'",
-			 (long long)u.repositories, (long long)c->repositories, c->pattern);
-		return BERTH_EDENIED;
+		return berth_err_set(BERTH_EDENIED,
+				     "quota exceeded: repositories (%lld of %lld) for repositories matching '%s'",
+				     (long long)u.repositories, (long long)c->repositories, c->pattern);
 	}
 	if (new_tag && c->tags > 0 && u.tags + 1 > c->tags) {
-		snprintf(message, cap, "quota exceeded: tags (%lld of %lld) for repositories matching '%s'",
-			 (long long)u.tags, (long long)c->tags, c->pattern);
-		return BERTH_EDENIED;
+		return berth_err_set(BERTH_EDENIED,
+				     "quota exceeded: tags (%lld of %lld) for repositories matching '%s'",
+				     (long long)u.tags, (long long)c->tags, c->pattern);
 	}
 	return 0;
 }
@@ -149,7 +148,7 @@ static int tag_exists(struct berth_registry *r, const char *name, const char *ta
 }
 
 int berth_quota_enter(struct berth_quota_guard *g, struct berth_registry *r, const char *name,
-		      const char *tag, char *message, size_t cap)
+		      const char *tag)
 {
 	struct berth_quotas *q = r->quotas;
 	int covered = 0, rc = 0;
@@ -168,7 +167,7 @@ int berth_quota_enter(struct berth_quota_guard *g, struct berth_registry *r, con
 	new_repo = !new_repo;
 	for (size_t i = 0; i < q->n && rc == 0 && (new_tag || new_repo); i++)
 		if (limits_count(&q->rules[i], name))
-			rc = check_rule(r, &q->rules[i], new_tag, new_repo, message, cap);
+			rc = check_rule(r, &q->rules[i], new_tag, new_repo);
 	if (rc == 0) {
 		g->held = &q->lock;
 		return 0;

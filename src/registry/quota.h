@@ -38,14 +38,15 @@ void berth_quotas_free(struct berth_quotas *q); /* accepts NULL */
 
 /*
  * Held by a manifest PUT from the check to the tag write. 0 with the guard holding the quota
- * lock when a rule covers name (the caller calls berth_quota_leave after the write); BERTH_EDENIED with `message` filled when the PUT would pass a limit (nothing held);
+ * lock when a rule covers name (the caller calls berth_quota_leave after the write); BERTH_EDENIED
+ * with its message (core/err.h) when the PUT would pass a limit (nothing held);
  * or a storage error. `tag` is NULL for a PUT by digest. Blocks (storage I/O).
  */
 struct berth_quota_guard {
 	pthread_mutex_t *held;
 };
 int berth_quota_enter(struct berth_quota_guard *g, struct berth_registry *r, const char *name,
-		      const char *tag, char *message, size_t cap);
+		      const char *tag);
 void berth_quota_leave(struct berth_quota_guard *g);
 
 /* Current usage of rule i (0 <= i < berth_quotas_count): tags and repositories counted from
@@ -90,7 +91,7 @@ enum berth_link_kind { BERTH_LINK_LAYER, BERTH_LINK_REVISION };
 
 /*
  * Held around one link write or removal in a covered repository (nothing is held otherwise).
- * link_enter: BERTH_EDENIED with `message` filled ("quota exceeded: bytes ...") when linking
+ * link_enter: BERTH_EDENIED with its message ("quota exceeded: bytes ...", core/err.h) when linking
  * digest (size bytes) into name would pass a rule's limit; a link that exists already adds
  * nothing and passes. The caller then writes the link and calls link_leave(g, 1 if it did).
  * unlink_enter / unlink_leave(g, 1 if the link was removed) wrap a removal the same way.
@@ -107,8 +108,7 @@ struct berth_bytes_guard {
 	int was_linked;                 /* link_enter: the link existed already */
 };
 int berth_bytes_link_enter(struct berth_bytes_guard *g, struct berth_registry *r, const char *name,
-			   enum berth_link_kind kind, const char *digest, uint64_t size, char *message,
-			   size_t cap);
+			   enum berth_link_kind kind, const char *digest, uint64_t size);
 void berth_bytes_link_leave(struct berth_bytes_guard *g, int linked);
 int berth_bytes_unlink_enter(struct berth_bytes_guard *g, struct berth_registry *r, const char *name,
 			     enum berth_link_kind kind, const char *digest);

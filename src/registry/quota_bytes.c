@@ -297,18 +297,18 @@ static void release(struct berth_bytes_guard *g)
 
 /* BERTH_EDENIED (message filled) if adding oid of size bytes passes a rule covering name. */
 static int check_limits(const struct berth_quota_bytes *b, const char *name, const struct berth_oid *oid,
-			uint64_t size, char *message, size_t cap)
+			uint64_t size)
 {
 	for (size_t k = 0; k < b->n; k++) {
 		const struct bytes_rule *c = &b->rules[k];
 		if (!covers(c, name) || berth_map_find(&c->blobs, oid))
 			continue;
 		if ((uint64_t)c->usage + size > (uint64_t)c->limit) {
-			snprintf(message, cap,
-				 "quota exceeded: bytes (%lld of %lld stored, this blob adds %llu) for "
-				 "repositories matching '%s'",
-				 (long long)c->usage, (long long)c->limit, (unsigned long long)size, c->pattern);
-			return BERTH_EDENIED;
+			return berth_err_set(BERTH_EDENIED,
+					     "quota exceeded: bytes (%lld of %lld stored, this blob adds %llu) for "
+					     "repositories matching '%s'",
+					     (long long)c->usage, (long long)c->limit, (unsigned long long)size,
+					     c->pattern);
 		}
 	}
 	return 0;
@@ -335,14 +335,13 @@ static int enter_one(struct berth_bytes_guard *g, struct berth_registry *r, cons
 }
 
 int berth_bytes_link_enter(struct berth_bytes_guard *g, struct berth_registry *r, const char *name,
-			   enum berth_link_kind kind, const char *digest, uint64_t size, char *message,
-			   size_t cap)
+			   enum berth_link_kind kind, const char *digest, uint64_t size)
 {
 	int rc = enter_one(g, r, name, kind, digest);
 	if (rc <= 0)
 		return rc;
 	g->size = size;
-	if (!g->was_linked && (rc = check_limits(g->held, name, &g->one, size, message, cap)) < 0) {
+	if (!g->was_linked && (rc = check_limits(g->held, name, &g->one, size)) < 0) {
 		release(g);
 		return rc;
 	}

@@ -82,11 +82,10 @@ int berth_blob_open(struct berth_reader **out, struct berth_registry *r, const c
 int berth_blob_delete(struct berth_registry *r, const char *name, const char *digest);
 /*
  * Links an existing blob into `name`: from repository `from`, or (from == NULL) from wherever it
- * is in the registry. BERTH_ENOTFOUND if the source does not have it; BERTH_EDENIED (message
- * filled) if it would pass a bytes quota (registry/quota.h).
+ * is in the registry. BERTH_ENOTFOUND if the source does not have it; BERTH_EDENIED (with its
+ * message, core/err.h) if it would pass a bytes quota (registry/quota.h).
  */
-int berth_blob_mount(struct berth_registry *r, const char *name, const char *digest, const char *from,
-		     char *message, size_t cap);
+int berth_blob_mount(struct berth_registry *r, const char *name, const char *digest, const char *from);
 
 /* ---- uploads (resumable, under _uploads/<uuid>) ---- */
 
@@ -114,14 +113,12 @@ int berth_upload_checkpoint(struct berth_upload *u);
  * Completes the upload: verifies the bytes hash to `digest`, moves them into the blob store
  * (unless that blob already exists), links the blob into the repository and removes the session.
  * BERTH_EDIGEST if the content does not match (the session is then removed: nothing is stored);
- * BERTH_EDENIED if linking it would pass a bytes quota (likewise removed).
+ * BERTH_EDENIED (with its message, core/err.h) if linking it would pass a bytes quota (likewise
+ * removed).
  */
 int berth_upload_commit(struct berth_upload *u, const char *digest);
 /* Removes the session and its data. */
 int berth_upload_cancel(struct berth_upload *u);
-/* After berth_upload_commit answered BERTH_EDENIED (a bytes quota, registry/quota.h: the
- * session is then removed): why, in words for the client. */
-const char *berth_upload_message(const struct berth_upload *u);
 /* Releases the session (does not remove it). Accepts NULL. */
 void berth_upload_close(struct berth_upload *u);
 
@@ -144,7 +141,6 @@ struct berth_manifest_put_result {
 	char subject[BERTH_DIGEST_STR_MAX]; /* its subject's digest, or "" */
 	char missing[BERTH_DIGEST_STR_MAX]; /* on BERTH_ENOTFOUND: the first unknown reference */
 	int missing_is_manifest;            /* that reference was an index child */
-	char message[256];                  /* detail for errors */
 };
 
 /*
@@ -153,7 +149,8 @@ struct berth_manifest_put_result {
  * the body does not hash to, or a descriptor digest is malformed), BERTH_ENOTFOUND (a referenced
  * blob or child manifest is not in the repository), BERTH_ETOOLARGE, BERTH_EDENIED (reference is
  * an immutable tag that names another manifest, registry/policy.h; or a quota would be passed,
- * registry/quota.h; res->message says which).
+ * registry/quota.h). Every failure but a storage one has its message for the answer (core/err.h,
+ * berth_err_message).
  */
 int berth_manifest_put(struct berth_manifest_put_result *res, struct berth_registry *r,
 		       const char *name, const char *reference, const char *content_type,

@@ -244,7 +244,7 @@ static int read_revisions(struct repo_state *s)
 		}
 		scan_refs(v, mc.body, mc.len);
 		struct berth_manifest *m = NULL;
-		if (berth_manifest_parse(&m, NULL, mc.body, mc.len, NULL) == 0 && m->has_subject &&
+		if (berth_manifest_parse(&m, NULL, mc.body, mc.len) == 0 && m->has_subject &&
 		    berth_oid_parse(&v->subject, m->subject.digest) == 0)
 			v->has_subject = 1;
 		berth_manifest_free(m);

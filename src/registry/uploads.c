@@ -34,11 +34,10 @@ struct berth_upload {
 	struct berth_writer *writer;  /* NULL for a session whose data was already committed */
 	struct berth_hasher *hasher; /* sha256 over data[0, size); NULL until needed */
 	struct berth_body_pipe *pipe; /* while set, it owns the hasher and the writer, feeds both */
-	int pipe_os_errno;            /* why the pipe's write failed, for this thread's log line */
+	struct berth_failure pipe_failure; /* why the pipe's write failed, for this thread's log line */
 	uint64_t received;            /* bytes written since this open */
 	char committed[BERTH_DIGEST_STR_MAX]; /* non-empty: the data is this blob now */
 	uint64_t committed_size;
-	char message[256]; /* why a commit was refused (BERTH_EDENIED) */
 };
 
 /* A session cut off inside its commit: 0 and the digest and size of the blob its data became. */
@@ -270,22 +269,22 @@ static int ensure_hasher(struct berth_upload *u)
 /* A request body past this size is hashed and written from other cores (core/bodypipe.h). */
 #define PIPE_AFTER (64u << 10)
 
-/* Runs on the pipe's thread: the OS reason of a failure is kept for the request's thread
+/* Runs on the pipe's thread: the failure (its OS reason) is kept for the request's thread
  * (the pipe's lock orders this store before that thread sees the error). */
 static int sink_to_writer(void *arg, const void *buf, size_t n)
 {
 	struct berth_upload *u = arg;
 	int rc = u->writer->write(u->writer, buf, n);
 	if (rc < 0)
-		u->pipe_os_errno = berth_err_take_os();
+		berth_err_save(&u->pipe_failure);
 	return rc;
 }
 
-/* A failure the pipe reported: its OS reason becomes this thread's (berth_err_reason). */
+/* A failure the pipe reported becomes this thread's (core/err.h). */
 static int pipe_failed(struct berth_upload *u, int rc)
 {
-	if (rc < 0 && u->pipe_os_errno)
-		berth_err_note_os(u->pipe_os_errno);
+	if (rc < 0 && u->pipe_failure.code != BERTH_OK)
+		berth_err_restore(&u->pipe_failure);
 	return rc;
 }
 
@@ -424,14 +423,13 @@ static int mark_committed(struct berth_upload *u, const char *digest)
 }
 
 /* Writes the repository's link to the blob, inside the bytes quota's check (registry/quota.h):
- * BERTH_EDENIED (u->message says why) leaves no link. */
+ * BERTH_EDENIED (with its message, core/err.h) leaves no link. */
 static int link_blob(struct berth_upload *u, const char *digest, uint64_t size)
 {
 	char link[BERTH_PATH_MAX];
 	struct berth_bytes_guard quota;
 	int rc = berth_path_layer_link(link, u->name, digest);
-	if (rc < 0 || (rc = berth_bytes_link_enter(&quota, u->reg, u->name, BERTH_LINK_LAYER, digest, size,
-						    u->message, sizeof(u->message))) < 0)
+	if (rc < 0 || (rc = berth_bytes_link_enter(&quota, u->reg, u->name, BERTH_LINK_LAYER, digest, size)) < 0)
 		return rc;
 	rc = berth_link_write(u->reg, link, digest);
 	berth_bytes_link_leave(&quota, rc == 0);
@@ -458,17 +456,11 @@ static int finish_committed(struct berth_upload *u, const char *digest)
 static int refuse_blob(struct berth_upload *u, const char *digest, uint64_t size)
 {
 	struct berth_bytes_guard quota;
-	int rc = berth_bytes_link_enter(&quota, u->reg, u->name, BERTH_LINK_LAYER, digest, size, u->message,
-					sizeof(u->message));
+	int rc = berth_bytes_link_enter(&quota, u->reg, u->name, BERTH_LINK_LAYER, digest, size);
 	berth_bytes_link_leave(&quota, 0);
 	if (rc == BERTH_EDENIED)
 		remove_session(u);
 	return rc;
-}
-
-const char *berth_upload_message(const struct berth_upload *u)
-{
-	return u->message;
 }
 
 int berth_upload_commit(struct berth_upload *u, const char *digest)

@@ -193,9 +193,9 @@ struct berth_s3_options {
 /* S3 driver on libcurl (storage/s3.c): the keys are Distribution's (rootdirectory +
  * /docker/registry/v2/...). Does not contact the server: see berth_s3_driver_check. */
 int berth_s3_driver_new(struct berth_storage_driver **out, const struct berth_s3_options *opt);
-/* One request to the bucket (a one-key listing): 0, or a BERTH_E* code with a one-line reason
- * in msg (bucket missing, credentials refused, server unreachable). Blocks. */
-int berth_s3_driver_check(struct berth_storage_driver *d, char *msg, size_t msglen);
+/* One request to the bucket (a one-key listing): 0, or a BERTH_E* code with a one-line reason as
+ * its message (core/err.h: bucket missing, credentials refused, server unreachable). Blocks. */
+int berth_s3_driver_check(struct berth_storage_driver *d);
 
 /* A walk slot for drivers that only have list and stat (storage/storage.c): one list per
  * directory and one stat per entry, in the order walk promises. */

@@ -84,14 +84,12 @@ static int fs_err(int e)
 		return BERTH_ENOTFOUND;
 	case ENOSPC:
 	case EDQUOT:
-		berth_err_note_os(e);
-		return BERTH_ENOSPC;
+		return berth_err_set_os(BERTH_ENOSPC, e);
 	case ENAMETOOLONG:
 		return BERTH_EINVALID;
 	default:
 		/* permission denied, read-only file system, I/O error: the log says which */
-		berth_err_note_os(e);
-		return BERTH_ERROR;
+		return berth_err_set_os(BERTH_ERROR, e);
 	}
 }
 

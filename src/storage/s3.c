@@ -864,7 +864,7 @@ static int s3_url_for(char **out, struct berth_storage_driver *base, const char 
 
 /* ---- driver ------------------------------------------------------------------------------- */
 
-int berth_s3_driver_check(struct berth_storage_driver *base, char *msg, size_t msglen)
+int berth_s3_driver_check(struct berth_storage_driver *base)
 {
 	struct s3_driver *d = s3(base);
 	struct s3_req q = { .method = "GET", .query = "list-type=2&max-keys=1",
@@ -876,14 +876,14 @@ int berth_s3_driver_check(struct berth_storage_driver *base, char *msg, size_t m
 		rc = q.status == 404 ? BERTH_ENOTFOUND : q.status == 403 ? BERTH_EDENIED : BERTH_ERROR;
 	}
 	if (rc == BERTH_ENOTFOUND)
-		snprintf(msg, msglen, "bucket '%s' does not exist at %s (%s)", d->bucket, d->endpoint,
-			 code[0] ? code : "404");
+		berth_err_set(rc, "bucket '%s' does not exist at %s (%s)", d->bucket, d->endpoint,
+			      code[0] ? code : "404");
 	else if (rc == BERTH_EDENIED)
-		snprintf(msg, msglen, "credentials refused by %s for bucket '%s' (%s)", d->endpoint, d->bucket,
-			 code[0] ? code : "403");
+		berth_err_set(rc, "credentials refused by %s for bucket '%s' (%s)", d->endpoint, d->bucket,
+			      code[0] ? code : "403");
 	else if (rc < 0)
-		snprintf(msg, msglen, "cannot list bucket '%s' at %s (%s)", d->bucket, d->endpoint,
-			 code[0] ? code : q.status ? "server error" : "unreachable");
+		berth_err_set(rc, "cannot list bucket '%s' at %s (%s)", d->bucket, d->endpoint,
+			      code[0] ? code : q.status ? "server error" : "unreachable");
 	berth_s3__req_release(&q);
 	return rc;
 }

@@ -13,10 +13,10 @@ struct berth_config;
 
 /* Opens the driver the configuration names (storage.filesystem, storage.inmemory or storage.s3)
  * with its storage.<name>.* options. On success *out belongs to the caller (berth_storage_free).
- * Otherwise a BERTH_E* code and a one-line reason in msg (BERTH_EINVALID: an option refused;
- * for s3, the bucket is contacted once: missing bucket, refused credentials). Blocks. */
-int berth_storage_open(struct berth_storage_driver **out, const struct berth_config *cfg, char *msg,
-		       size_t msglen);
+ * Otherwise a BERTH_E* code with a one-line reason as its message (core/err.h; BERTH_EINVALID: an
+ * option refused; for s3, the bucket is contacted once: missing bucket, refused credentials).
+ * Blocks. */
+int berth_storage_open(struct berth_storage_driver **out, const struct berth_config *cfg);
 /* The name of a storage kind (enum berth_storage_kind): "filesystem", "inmemory", "s3". */
 const char *berth_storage_driver_name(int kind);
 
