@@ -215,6 +215,10 @@ static int hash_data(struct berth_hasher **out, struct berth_upload *u, enum ber
 
 	if ((rc = berth_path_upload_data(path, u->name, u->uuid)) < 0)
 		return rc;
+	/* The data must be readable: the writer may hold bytes, and on S3 a multipart upload left
+	 * open (by a request cut off before its checkpoint) becomes the object first. */
+	if (size > 0 && (rc = u->writer->flush(u->writer)) < 0)
+		return rc;
 	berth_hasher_new(&h, alg);
 	if (size == 0)
 		goto done;
@@ -266,10 +270,6 @@ static int ensure_hasher(struct berth_upload *u)
 		berth_hasher_free(u->hasher);
 		u->hasher = NULL;
 	}
-	/* The data must be readable to be hashed: on S3 a multipart upload left open (by a
-	 * request cut off before its checkpoint) becomes the object first. */
-	if ((rc = u->writer->flush(u->writer)) < 0)
-		return rc;
 	return hash_data(&u->hasher, u, BERTH_ALG_SHA256, size);
 }
 
