@@ -6,7 +6,10 @@ a cancelled upload aborts its multipart upload. What is in the bucket is read wi
 
 import os
 import re
+import signal
+import socket
 import subprocess
+import time
 import urllib.parse
 
 import berthtest
@@ -149,6 +152,49 @@ class S3UploadTest(berthtest.TestCase):
         r = c.put(c.resolve(loc, {"digest": digest(data)}), data[7 * MIB:], headers=OCTETS)
         self.assertStatus(r, 201)
         self.assertEqual(c.get("/v2/%s/blobs/%s" % (repo, digest(data))).body, data)
+
+    def test_upload_resumes_after_a_crash_mid_patch(self):
+        """berth killed (SIGKILL) while a PATCH streams: the parts it stored stay in the
+        multipart upload, with no hash state for them; after the restart the status says how
+        much is stored, the upload goes on from there (the data is rehashed) and the blob is
+        whole."""
+        repo = self.repo()
+        data = pattern(16 * MIB + 3, seed=13)
+        r = self.c.start_upload(repo)
+        uuid = r.header("Docker-Upload-UUID")
+        loc = r.header("Location")
+        pre = self.uploads_prefix(repo, uuid)
+        path = self.c.resolve(loc)
+        sock = socket.create_connection((self.c.host, self.c.port), timeout=20)
+        try:
+            sock.sendall(("PATCH %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream"
+                          "\r\nContent-Length: %d\r\n\r\n" % (path, len(data))).encode())
+            sock.sendall(data[:12 * MIB])
+            deadline = time.time() + 20
+            parts = []
+            while time.time() < deadline:
+                ups = open_uploads(pre)
+                parts = part_sizes(ups[0][0], ups[0][1]) if ups else []
+                if len(parts) >= 2:
+                    break
+                time.sleep(0.05)
+            self.assertEqual(parts, [5 * MIB, 5 * MIB], "two parts stored mid-PATCH")
+            self.srv.proc.send_signal(signal.SIGKILL)
+            self.srv.proc.wait(10)
+            self.srv.proc = None  # killed on purpose: restart() must not report it
+        finally:
+            sock.close()
+        self.srv.restart()
+        c = self.srv.client()
+        type(self).c = c
+        st = c.get(c.resolve(loc))
+        self.assertStatus(st, 204)
+        self.assertHeader(st, "Range", "0-%d" % (10 * MIB - 1))
+        loc = self.patch(c, st.header("Location"), data[10 * MIB:14 * MIB], 10 * MIB)
+        r = c.put(c.resolve(loc, {"digest": digest(data)}), data[14 * MIB:], headers=OCTETS)
+        self.assertStatus(r, 201)
+        self.assertEqual(c.get("/v2/%s/blobs/%s" % (repo, digest(data))).body, data)
+        self.assertEqual(open_uploads(pre), [])
 
     def test_cancel_aborts_the_multipart_upload(self):
         repo = self.repo()
