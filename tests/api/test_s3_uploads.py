@@ -6,6 +6,7 @@ a cancelled upload aborts its multipart upload. What is in the bucket is read wi
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -207,6 +208,43 @@ class S3UploadTest(berthtest.TestCase):
         self.assertStatus(r, 204)
         self.assertEqual(open_uploads(pre), [])
         self.assertEqual(keys_below(pre), {})
+
+    def test_purge_aborts_the_multipart_upload(self):
+        """An upload older than uploadpurging's age goes with its open multipart upload."""
+        other = berthtest.Server(delete=True)
+        other.start()
+        try:
+            repo = self.repo()
+            c = other.client()
+            r = c.start_upload(repo)
+            uuid = r.header("Docker-Upload-UUID")
+            loc = self.patch(c, r.header("Location"), pattern(6 * MIB), 0)
+        finally:
+            other.stop()
+        pre = "%s/docker/registry/v2/repositories/%s/_uploads/%s/" % (
+            other.s3_root.lstrip("/"), repo, uuid)
+        self.assertEqual(len(open_uploads(pre)), 1)
+        e = os.environ
+        cfg = ("version: 0.1\nlog:\n  level: warn\nstorage:\n  s3:\n"
+               "    accesskey: %s\n    secretkey: %s\n    region: %s\n    regionendpoint: %s\n"
+               "    bucket: %s\n    rootdirectory: %s\n"
+               "  maintenance:\n    uploadpurging:\n      enabled: true\n      age: 1s\n"
+               "      interval: 1s\n"
+               "http:\n  addr: 127.0.0.1:%%(port)d\n"
+               % (e["S3_ACCESS_KEY"], e["S3_SECRET_KEY"], e["S3_REGION"], e["S3_ENDPOINT"],
+                  e["S3_BUCKET"], other.s3_root))
+        proc, c, tmp = berthtest.start_with_config(cfg, "berth-s3-purge-")
+        try:
+            deadline = time.time() + 15
+            while time.time() < deadline and (open_uploads(pre) or keys_below(pre)):
+                time.sleep(0.2)
+            self.assertEqual(open_uploads(pre), [])
+            self.assertEqual(keys_below(pre), {})
+            self.assertStatus(c.get(c.resolve(loc)), 404)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def test_existing_blob_leaves_nothing_behind(self):
         """A PUT of a blob that exists already stores nothing: the session's parts and the
