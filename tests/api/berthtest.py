@@ -27,7 +27,7 @@ Environment:
   BERTH_STORAGE    passed to berth as --storage (e.g. "inmemory"); "s3" serves from the bucket
                    S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY, S3_REGION, S3_BUCKET name (what
                    tests/fixtures/s3/rgw-test-up.sh prints), each server below its own
-                   rootdirectory (tests/e2e/test_s3_api.sh runs the suite so)
+                   rootdirectory (tests/e2e/test_s3_suites.sh runs the suite so)
   BERTH_SKIP_TESTS lines "MODULE.CLASS.TEST reason": those tests are skipped with the reason
   BERTH_LOG        set to 1 to print each started server's log when the module ends
 """

@@ -1,4 +1,4 @@
-"""Chunked uploads on S3 (run by tests/e2e/test_s3_api.sh with BERTH_STORAGE=s3; skipped on
+"""Chunked uploads on S3 (run by tests/e2e/test_s3_suites.sh with BERTH_STORAGE=s3; skipped on
 other storage): the bytes of an upload stay the parts of one multipart upload across PATCHes,
 as Distribution's s3 driver keeps them, whichever instance takes the next PATCH and across
 restarts; the hash state is saved in Distribution's format; the commit completes and copies;
@@ -63,7 +63,7 @@ def pattern(n, seed=7):
 class S3UploadTest(berthtest.TestCase):
     def setUp(self):
         if not berthtest.s3_mode():
-            self.skipTest("S3 only (BERTH_STORAGE=s3, see tests/e2e/test_s3_api.sh)")
+            self.skipTest("S3 only (BERTH_STORAGE=s3, see tests/e2e/test_s3_suites.sh)")
         super().setUp()
 
     def uploads_prefix(self, repo, uuid):

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The black-box API suite (tests/api) against berth on S3: one RADOS Gateway on loopback
-# (tests/fixtures/s3/) for the whole run, each started server below a rootdirectory of its own
-# in one bucket (berthtest.py's BERTH_STORAGE=s3), with 5 MiB parts.
+# The black-box API suite (tests/api) and the skopeo end-to-end suite (test_skopeo.sh) against
+# berth on S3: one RADOS Gateway on loopback (tests/fixtures/s3/) for the whole run, each
+# started server below a rootdirectory of its own in one bucket (berthtest.py's
+# BERTH_STORAGE=s3, test_skopeo.sh's E2E_STORAGE=s3), with 5 MiB parts.
 #
 # The modules run are those whose requests reach storage; the others would only test HTTP
 # handling or the configuration again (or start filesystem servers of their own: test_crash,
@@ -14,6 +15,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 e2e_init
 need_berth
 need_cmd curl
+need_cmd skopeo
 command -v radosgw >/dev/null 2>&1 && command -v ceph-mon >/dev/null 2>&1 ||
   skip "radosgw and ceph-mon are not installed (scripts/install-deps.sh installs them)"
 
@@ -46,4 +48,13 @@ for m in "${MODULES[@]}"; do
   fi
   log "$(tail -n 1 "$WORK/$m.out")"
 done
+
+step "test_skopeo.sh on s3"
+# A 16 MiB big layer (four parts) instead of 64: the part logic is the same, the run shorter.
+if ! E2E_STORAGE=s3 E2E_BIG_SIZE=$((16 << 20)) E2E_NAME=test_skopeo_s3 bash "$BERTH_SRC/tests/e2e/test_skopeo.sh" \
+  >"$WORK/skopeo.out" 2>&1; then
+  tail -n 40 "$WORK/skopeo.out" >&2
+  failed+=(test_skopeo.sh)
+fi
+log "$(tail -n 1 "$WORK/skopeo.out")"
 [ ${#failed[@]} -eq 0 ] || fail "on s3: ${failed[*]}"
