@@ -120,6 +120,19 @@ def _skips():
 
 
 _SKIPS = _skips()
+
+
+def s3_storage_yaml(rootdirectory):
+    """The storage section's first lines for the S3 bucket of the environment (see
+    BERTH_STORAGE above): 5 MiB parts, the smallest S3 takes, so that uploads of a few MiB
+    already span parts. A config may go on with more storage keys, two spaces deep."""
+    e = os.environ
+    return ("storage:\n  s3:\n"
+            "    accesskey: %s\n    secretkey: %s\n    region: %s\n"
+            "    regionendpoint: %s\n    bucket: %s\n    rootdirectory: %s\n"
+            "    chunksize: 5242880\n"
+            % (e["S3_ACCESS_KEY"], e["S3_SECRET_KEY"], e["S3_REGION"], e["S3_ENDPOINT"],
+               e["S3_BUCKET"], rootdirectory))
 _s3_roots = [0]
 
 
@@ -224,23 +237,14 @@ class Server:
 
     def _s3_config(self):
         """A config on the S3 bucket of the environment, below a rootdirectory of this server's
-        own (kept across restarts). 5 MiB parts, the smallest S3 takes, so that uploads of a
-        few MiB already span parts."""
+        own (kept across restarts)."""
         if self.s3_root is None:
             _s3_roots[0] += 1
             self.s3_root = "/api-%d%s-%d" % (os.getpid(), _RUN_TOKEN, _s3_roots[0])
         cfg = os.path.join(self.tmp, "config.yml")
-        e = os.environ
         with open(cfg, "w") as f:
-            f.write("version: 0.1\n"
-                    "log:\n  level: warn\n"
-                    "storage:\n  s3:\n"
-                    "    accesskey: %s\n    secretkey: %s\n    region: %s\n"
-                    "    regionendpoint: %s\n    bucket: %s\n    rootdirectory: %s\n"
-                    "    chunksize: 5242880\n"
-                    "  redirect:\n    disable: true\n"
-                    % (e["S3_ACCESS_KEY"], e["S3_SECRET_KEY"], e["S3_REGION"], e["S3_ENDPOINT"],
-                       e["S3_BUCKET"], self.s3_root))
+            f.write("version: 0.1\nlog:\n  level: warn\n" + s3_storage_yaml(self.s3_root)
+                    + "  redirect:\n    disable: true\n")
         return cfg
 
     def _reference_cmd(self, port):

@@ -224,15 +224,10 @@ class S3UploadTest(berthtest.TestCase):
         pre = "%s/docker/registry/v2/repositories/%s/_uploads/%s/" % (
             other.s3_root.lstrip("/"), repo, uuid)
         self.assertEqual(len(open_uploads(pre)), 1)
-        e = os.environ
-        cfg = ("version: 0.1\nlog:\n  level: warn\nstorage:\n  s3:\n"
-               "    accesskey: %s\n    secretkey: %s\n    region: %s\n    regionendpoint: %s\n"
-               "    bucket: %s\n    rootdirectory: %s\n"
-               "  maintenance:\n    uploadpurging:\n      enabled: true\n      age: 1s\n"
+        cfg = ("version: 0.1\nlog:\n  level: warn\n" + berthtest.s3_storage_yaml(other.s3_root)
+               + "  maintenance:\n    uploadpurging:\n      enabled: true\n      age: 1s\n"
                "      interval: 1s\n"
-               "http:\n  addr: 127.0.0.1:%%(port)d\n"
-               % (e["S3_ACCESS_KEY"], e["S3_SECRET_KEY"], e["S3_REGION"], e["S3_ENDPOINT"],
-                  e["S3_BUCKET"], other.s3_root))
+               "http:\n  addr: 127.0.0.1:%(port)d\n")
         proc, c, tmp = berthtest.start_with_config(cfg, "berth-s3-purge-")
         try:
             deadline = time.time() + 15
