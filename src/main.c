@@ -267,11 +267,6 @@ static int load_serve_config(struct berth_config *cfg, struct berth_server_optio
 static int check_supported(const struct berth_config *cfg)
 {
 	const char *what = NULL;
-	if (cfg->storage == BERTH_STORAGE_S3) {
-		fputs("berth: configuration error: storage.s3 is not served yet: its calls would run on "
-		      "the HTTP polling threads (berth garbage-collect works on it)\n", stderr);
-		return BERTH_ERROR;
-	}
 	if (cfg->proxy.remoteurl[0])
 		what = "proxy";
 	if (what) {

@@ -172,6 +172,8 @@ void berth_api_refuse(struct berth_request *req, enum berth_http_refusal why, un
 
 enum berth_api_condition berth_api_storage_condition(int rc)
 {
+	if (rc == BERTH_EUNAVAILABLE)
+		return BERTH_API_UNAVAILABLE;
 	return rc == BERTH_ENOSPC ? BERTH_API_STORAGE_FULL : BERTH_API_INTERNAL;
 }
 

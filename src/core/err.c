@@ -25,6 +25,7 @@ const char *berth_strerror(int code)
 	case BERTH_EBUSY: return "busy";
 	case BERTH_EUNAUTHORIZED: return "unauthorized";
 	case BERTH_EDENIED: return "denied";
+	case BERTH_EUNAVAILABLE: return "storage unavailable";
 	default: return "error";
 	}
 }

@@ -20,6 +20,7 @@ enum berth_err {
 	BERTH_EBUSY = -10,       /* resource in use by another request */
 	BERTH_EUNAUTHORIZED = -11, /* no or bad credentials: answer 401 with a challenge */
 	BERTH_EDENIED = -12,     /* valid credentials without the access asked for */
+	BERTH_EUNAVAILABLE = -13, /* a backend (S3) unreachable or busy after every retry: 503 */
 };
 
 /* A short lowercase name for an error code, for logs. Never NULL. */

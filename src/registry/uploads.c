@@ -6,6 +6,9 @@
  * Each request opens the session, appends, checkpoints the hash state and closes it again, so a
  * session survives restarts of berth and can move between berth and Distribution. A request
  * holds a session exclusively (a claim) so two requests never interleave their bytes.
+ * A PATCH ends with the driver's suspend, not a flush: on S3 the bytes stay the parts of one
+ * multipart upload across PATCHes (as Distribution's driver leaves them), and only the commit
+ * completes it into the data object.
  *
  * A commit records the verified digest in _uploads/<uuid>/committed just before it moves the
  * data into the blob store. If berth dies between that move and the removal of the session,
@@ -36,6 +39,7 @@ struct berth_upload {
 	struct berth_body_pipe *pipe; /* while set, it owns the hasher and the writer, feeds both */
 	struct berth_failure pipe_failure; /* why the pipe's write failed, for this thread's log line */
 	uint64_t received;            /* bytes written since this open */
+	int data_moved;               /* the data became the blob: the writer holds nothing */
 	char committed[BERTH_DIGEST_STR_MAX]; /* non-empty: the data is this blob now */
 	uint64_t committed_size;
 };
@@ -176,11 +180,10 @@ int berth_upload_stat(uint64_t *size, struct berth_registry *r, const char *name
 		return rc;
 	if ((rc = berth_path_upload_data(path, name, uuid)) < 0)
 		return rc;
-	rc = berth_storage_stat(&st, r->driver, path);
-	if (rc == 0) {
-		*size = st.size;
+	/* Not stat: on S3 the data is an open multipart upload until the commit. */
+	rc = berth_storage_append_size(size, r->driver, path);
+	if (rc == 0)
 		return 0;
-	}
 	if (rc != BERTH_ENOTFOUND)
 		return rc;
 	char digest[BERTH_DIGEST_STR_MAX];
@@ -211,6 +214,10 @@ static int hash_data(struct berth_hasher **out, struct berth_upload *u, enum ber
 	int rc;
 
 	if ((rc = berth_path_upload_data(path, u->name, u->uuid)) < 0)
+		return rc;
+	/* The data must be readable: the writer may hold bytes, and on S3 a multipart upload left
+	 * open (by a request cut off before its checkpoint) becomes the object first. */
+	if (size > 0 && (rc = u->writer->flush(u->writer)) < 0)
 		return rc;
 	berth_hasher_new(&h, alg);
 	if (size == 0)
@@ -346,9 +353,9 @@ int berth_upload_checkpoint(struct berth_upload *u)
 	struct berth_writer *w = NULL;
 	int rc;
 
-	/* The state is saved for bytes that are in the file: the pipe or the writer may still
-	 * hold some. */
-	if ((rc = settle_pipe(u)) < 0 || (u->writer && (rc = u->writer->flush(u->writer)) < 0)) {
+	/* The state is saved for bytes that are stored: the pipe or the writer may still hold
+	 * some. The writer is suspended, not flushed: the next request continues it. */
+	if ((rc = settle_pipe(u)) < 0 || (u->writer && (rc = berth_writer_suspend(u->writer)) < 0)) {
 		forget_hasher(u);
 		return rc;
 	}
@@ -368,7 +375,9 @@ int berth_upload_checkpoint(struct berth_upload *u)
 }
 
 /* Removes startedat first: a session is gone in one step, so a crash part-way through the
- * removal of the rest never leaves a live session with some of its files missing. */
+ * removal of the rest never leaves a live session with some of its files missing. The writer
+ * is cancelled, so that closing it stores nothing below the removed session (S3: it aborts
+ * the multipart upload). */
 static int remove_session(struct berth_upload *u)
 {
 	char path[BERTH_PATH_MAX];
@@ -378,6 +387,10 @@ static int remove_session(struct berth_upload *u)
 	rc = berth_storage_remove(u->reg->driver, path);
 	if (rc < 0 && rc != BERTH_ENOTFOUND)
 		return rc;
+	if (u->writer && !u->data_moved) {
+		settle_pipe(u);
+		u->writer->cancel(u->writer);
+	}
 	if ((rc = berth_path_upload_dir(path, u->name, u->uuid)) < 0)
 		return rc;
 	rc = berth_storage_remove(u->reg->driver, path);
@@ -495,6 +508,7 @@ int berth_upload_commit(struct berth_upload *u, const char *digest)
 		    (rc = mark_committed(u, digest)) < 0 ||
 		    (rc = berth_storage_move(u->reg->driver, data, blob)) < 0)
 			return rc;
+		u->data_moved = 1;
 	}
 	if ((rc = link_blob(u, digest, size)) < 0) {
 		if (rc == BERTH_EDENIED) /* a concurrent push took the room meanwhile */

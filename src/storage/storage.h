@@ -107,6 +107,27 @@ static inline int berth_storage_url_for(char **out, struct berth_storage_driver 
 	return d->url_for ? d->url_for(out, d, path) : BERTH_EUNSUPPORTED;
 }
 
+/* The size an append-open writer on path would start at (the driver's append_size slot, or
+ * the object's size). BERTH_ENOTFOUND if nothing is stored there. */
+static inline int berth_storage_append_size(uint64_t *out, struct berth_storage_driver *d,
+					    const char *path)
+{
+	if (d->append_size)
+		return d->append_size(out, d, path);
+	struct berth_stat st;
+	int rc = berth_storage_stat(&st, d, path);
+	if (rc == 0)
+		*out = st.size;
+	return rc;
+}
+
+/* Ends a writer's writing, keeping its bytes for a later append-open (struct berth_writer's
+ * suspend; flush for drivers without it). */
+static inline int berth_writer_suspend(struct berth_writer *w)
+{
+	return w->suspend ? w->suspend(w) : w->flush(w);
+}
+
 static inline int berth_storage_find_debris(struct berth_storage_driver *d, const char *path,
 					    const char *skip, berth_debris_cb cb, void *payload)
 {

@@ -62,6 +62,10 @@ static void test_storage_conditions(void **state)
 {
 	(void)state;
 	assert_int_equal(berth_api_storage_condition(BERTH_ENOSPC), BERTH_API_STORAGE_FULL);
+	/* S3 unreachable or busy after every retry: 503 UNAVAILABLE, not a 500. */
+	assert_int_equal(berth_api_storage_condition(BERTH_EUNAVAILABLE), BERTH_API_UNAVAILABLE);
+	assert_int_equal(berth_api_condition_status(BERTH_API_UNAVAILABLE), 503);
+	assert_string_equal(berth_api_condition_code(BERTH_API_UNAVAILABLE), "UNAVAILABLE");
 	assert_int_equal(berth_api_storage_condition(BERTH_ERROR), BERTH_API_INTERNAL);
 	assert_int_equal(berth_api_storage_condition(BERTH_ENOTFOUND), BERTH_API_INTERNAL);
 }

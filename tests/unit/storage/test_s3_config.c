@@ -114,7 +114,7 @@ static void test_accepted_reach_the_bucket(void **state)
 	SET(secretkey, "");
 	setenv("AWS_ACCESS_KEY_ID", "envak", 1);
 	setenv("AWS_SECRET_ACCESS_KEY", "envsk", 1);
-	expect_refused(BERTH_ERROR, "cannot list bucket 'b' at http://127.0.0.1:1 (unreachable)");
+	expect_refused(BERTH_EUNAVAILABLE, "cannot list bucket 'b' at http://127.0.0.1:1 (unreachable)");
 	unsetenv("AWS_ACCESS_KEY_ID");
 	unsetenv("AWS_SECRET_ACCESS_KEY");
 
@@ -122,7 +122,7 @@ static void test_accepted_reach_the_bucket(void **state)
 	base_config();
 	SET(regionendpoint, "127.0.0.1:1");
 	SET(secure, "false");
-	expect_refused(BERTH_ERROR, "at http://127.0.0.1:1 ");
+	expect_refused(BERTH_EUNAVAILABLE, "at http://127.0.0.1:1 ");
 }
 
 int main(void)
