@@ -212,3 +212,50 @@ for _ in $(seq 80); do [ "$(cat "$state")" = "{}" ] && break; sleep 0.1; done
 # And the next pull fetches it again.
 pull_check "$IMG/multi" "$BERTH_HOST/e2e/multi:v1"
 stop_server "$BERTH_PID"
+
+step "upstream behind htpasswd: berth pulls with proxy.username and proxy.password"
+stop_server "$UP_PID"
+need_cmd htpasswd apache2-utils
+htpasswd -Bbc "$WORK/up.htpasswd" mirror 'mirror pass' 2>/dev/null
+start_upstream "$WORK/up" "  htpasswd:
+    realm: upstream
+    path: $WORK/up.htpasswd"
+start_proxy "$WORK/proxy4" "http://$UP_HOST" "  username: mirror
+  password: mirror pass"
+pull_check "$IMG/multi" "$BERTH_HOST/e2e/multi:v1"
+assert_repo_layout "$WORK/proxy4" e2e/multi v1 "$IMG/multi"
+stop_server "$BERTH_PID"
+# Wrong credentials: the upstream refuses, and berth says it cannot get the image.
+start_proxy "$WORK/proxy5" "http://$UP_HOST" "  username: mirror
+  password: wrong"
+sk_copy_try "docker://$BERTH_HOST/e2e/multi:v1" "dir:$WORK/refused" && fail "a pull with wrong upstream credentials succeeded"
+stop_server "$BERTH_PID"
+stop_server "$UP_PID"
+
+step "upstream behind the token server: berth follows the Bearer flow and reuses its token"
+need_cmd openssl
+tdir="$WORK/token"
+mkdir -p "$tdir"
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$tdir/rsa.key" 2>/dev/null
+openssl req -x509 -new -key "$tdir/rsa.key" -subj "/CN=e2e token signer" -days 2 -out "$tdir/rsa.crt" 2>/dev/null
+printf '{"mirror": {"password": "mirror pass", "access": {"e2e/multi": ["pull"], "e2e/big": ["pull"]}}}\n' >"$tdir/users.json"
+start_token_server "$tdir/rsa.key" "$tdir/rsa.crt" "$tdir/users.json"
+start_upstream "$WORK/up" "  token:
+    realm: $TOKEN_URL/token
+    service: upstream-e2e
+    issuer: e2e-issuer
+    rootcertbundle: $tdir/rsa.crt"
+start_proxy "$WORK/proxy6" "http://$UP_HOST" "  username: mirror
+  password: mirror pass"
+pull_check "$IMG/multi" "$BERTH_HOST/e2e/multi:v1"
+pull_check "$IMG/big" "$BERTH_HOST/e2e/big:v1"
+assert_repo_layout "$WORK/proxy6" e2e/big v1 "$IMG/big"
+# One token per repository, reused for every call of both pulls.
+for repo in multi big; do
+  n=$(grep -c "GET /token?.*scope=repository%3Ae2e%2F$repo%3Apull" "$WORK/tokenserver.log" || true)
+  [ "$n" = 1 ] || fail "the token server was asked $n times for e2e/$repo (log: $(cat "$WORK/tokenserver.log"))"
+done
+# A repository the account may not pull: the upstream refuses, nothing is served.
+code=$(http_code "http://$BERTH_HOST/v2/e2e/docker/manifests/v1")
+[ "$code" = 503 ] || fail "a manifest the upstream refuses answered $code"
+stop_server "$BERTH_PID"
