@@ -49,12 +49,17 @@ int berth_challenge_parse(struct berth_challenge *out, const char *header)
 	while (*p) {
 		char name[32];
 		size_t k = strcspn(p, "= \t,");
-		if (p[k] != '=') { /* a token68 or a stray word: not ours */
+		const char *eq = p + k;
+		while (*eq == ' ' || *eq == '\t') /* RFC 7235 allows blanks around '=' */
+			eq++;
+		if (*eq != '=') { /* a token68 or a stray word: not ours */
 			p = skip_space(p + k + (p[k] ? 1 : 0));
 			continue;
 		}
 		snprintf(name, sizeof(name), "%.*s", (int)(k < 31 ? k : 31), p);
-		p += k + 1;
+		p = eq + 1;
+		while (*p == ' ' || *p == '\t')
+			p++;
 		char value[1024];
 		p = read_value(p, value, sizeof(value));
 		if (strcasecmp(name, "realm") == 0)
