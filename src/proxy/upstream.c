@@ -59,9 +59,32 @@ static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct upstream_stats *all_stats;
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 
+/* One curl handle per thread, kept between calls: its connection cache reuses the upstream's
+ * connections (and TLS sessions), which a cold pull of many blobs notices. Freed at thread exit. */
+static pthread_key_t handle_key;
+
+static void free_handle(void *h)
+{
+	curl_easy_cleanup(h);
+}
+
 static void init_curl(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	pthread_key_create(&handle_key, free_handle);
+}
+
+static CURL *thread_handle(void)
+{
+	CURL *h = pthread_getspecific(handle_key);
+	if (!h) {
+		h = curl_easy_init();
+		if (h && pthread_setspecific(handle_key, h) != 0) {
+			curl_easy_cleanup(h);
+			h = NULL;
+		}
+	}
+	return h;
 }
 
 int berth_upstream_new(struct berth_upstream **out, const struct berth_upstream_config *cfg, char *err,
@@ -453,7 +476,8 @@ int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream
 
 	memset(res, 0, sizeof(*res));
 	res->length = -1;
-	t.curl = curl_easy_init();
+	pthread_once(&curl_once, init_curl);
+	t.curl = thread_handle();
 	if (!t.curl) {
 		snprintf(res->error, sizeof(res->error), "cannot set up the request");
 		goto out;
@@ -506,6 +530,7 @@ int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream
 	start(&t); /* a HEAD, an error status or an empty body: nothing started it */
 out:
 	curl_slist_free_all(base);
-	curl_easy_cleanup(t.curl);
+	if (t.curl)
+		curl_easy_reset(t.curl); /* keeps the connections, drops pointers into this call */
 	return rc;
 }

@@ -96,6 +96,34 @@ assert_repo_layout "$PROOT" e2e/multiarch v1 "$IMG/multiarch"
 # A second pull is served from the cache: the same bytes.
 pull_check "$IMG/big" "$P1/e2e/big:v1"
 
+step "podman pulls an image not cached yet through berth"
+if command -v podman >/dev/null 2>&1; then
+  PS="$WORK/podman"
+  mkdir -p "$PS/graph"
+  set_podman_runroot "$PS"
+  pm() {
+    podman --root "$PS/graph" --runroot "$RUNROOT" --storage-driver vfs --events-backend none \
+      --cgroup-manager cgroupfs "$@"
+  }
+  if pm info >"$WORK/podman-info.out" 2>&1; then
+    pm pull --tls-verify=false --authfile "$WORK/auth.json" --signature-policy "$WORK/policy.json" \
+      "$P1/e2e/dockerlist:v1" >"$WORK/podman.out" 2>&1 || { cat "$WORK/podman.out" >&2; fail "podman pull through berth failed"; }
+    got=$(pm image inspect --format '{{.Digest}}' "$P1/e2e/dockerlist:v1")
+    [ "$got" = "$(img_digest "$IMG/dockerlist")" ] || fail "podman pulled digest $got, want $(img_digest "$IMG/dockerlist")"
+    # podman verified every blob's digest as it pulled; the cache holds the list byte for byte.
+    assert_link "$PROOT/docker/registry/v2/repositories/e2e/dockerlist/_manifests/tags/v1/current/link" "$got"
+  elif [ "${CI:-}" = true ]; then
+    cat "$WORK/podman-info.out" >&2
+    fail "podman info fails in CI"
+  else
+    log "podman info fails here: podman step skipped"
+  fi
+elif [ "${CI:-}" = true ]; then
+  fail "podman is not installed in CI"
+else
+  log "podman is not installed: podman step skipped"
+fi
+
 step "tag list comes from the upstream"
 tags=$(curl -sf "http://$P1/v2/e2e/multi/tags/list")
 [ "$tags" = '{"name":"e2e/multi","tags":["v1"]}' ] || fail "tag list: $tags"
