@@ -88,10 +88,10 @@ void berth_scheduler_format_time(char *out, size_t cap, int64_t ms)
 	char frac[8] = "";
 	gmtime_r(&t, &tm);
 	if (ms % 1000) { /* Go's RFC3339Nano: trailing zeros of the fraction dropped */
-		snprintf(frac, sizeof(frac), ".%03d", (int)(ms % 1000));
-		size_t n = strlen(frac);
-		while (frac[n - 1] == '0')
-			frac[--n] = '\0';
+		int f = (int)(ms % 1000), digits = 3;
+		for (; f % 10 == 0; f /= 10)
+			digits--;
+		snprintf(frac, sizeof(frac), ".%0*d", digits, f);
 	}
 	snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d%sZ", tm.tm_year + 1900, tm.tm_mon + 1,
 		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
