@@ -239,7 +239,9 @@ static void stream_answer(struct berth_request *req)
 	if (rc < 0) {
 		berth_proxy_fetch_release(s->fetch);
 		free(s);
-		if (rc == BERTH_ENOTFOUND)
+		if (rc == BERTH_EEXISTS) /* another request's fetch has stored it meanwhile */
+			berth_api_blob(req);
+		else if (rc == BERTH_ENOTFOUND)
 			blob_unknown(req, ar->reference);
 		else
 			upstream_failed(req, rc);

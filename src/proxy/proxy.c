@@ -28,12 +28,14 @@ static void render_metrics(struct berth_buf *out)
 			 "# TYPE berth_proxy_requests_total counter\n"
 			 "berth_proxy_requests_total{kind=\"blob\",result=\"hit\"} %llu\n"
 			 "berth_proxy_requests_total{kind=\"blob\",result=\"miss\"} %llu\n"
+			 "berth_proxy_requests_total{kind=\"blob\",result=\"shared\"} %llu\n"
 			 "berth_proxy_requests_total{kind=\"manifest\",result=\"hit\"} %llu\n"
 			 "berth_proxy_requests_total{kind=\"manifest\",result=\"miss\"} %llu\n"
 			 "# HELP berth_proxy_stale_tags_total Tags served from the cache because the upstream could not answer.\n"
 			 "# TYPE berth_proxy_stale_tags_total counter\n"
 			 "berth_proxy_stale_tags_total %llu\n",
 			 (unsigned long long)atomic_load(&s->blob_hits), (unsigned long long)atomic_load(&s->blob_misses),
+			 (unsigned long long)atomic_load(&s->blob_shared),
 			 (unsigned long long)atomic_load(&s->manifest_hits),
 			 (unsigned long long)atomic_load(&s->manifest_misses),
 			 (unsigned long long)atomic_load(&s->stale_tags));
@@ -64,7 +66,7 @@ int berth_proxy_new(struct berth_proxy **out, const struct berth_proxy_config *c
 	int rc;
 	p->reg = reg;
 	p->ttl_ms = cfg->ttl_ms;
-	p->inflight = (struct berth_map)BERTH_MAP_INIT(sizeof(char *), 0);
+	p->inflight = (struct berth_map)BERTH_MAP_INIT(berth_proxy__inflight_entry_size, 0);
 	pthread_mutex_init(&p->inflight_lock, NULL);
 	if ((rc = berth_upstream_new(&p->upstream, &ucfg, err, errlen)) < 0)
 		goto out_free;
@@ -105,22 +107,6 @@ void berth_proxy_note_hit(struct berth_proxy *p, int blob)
 int berth_proxy_submit(struct berth_proxy *p, berth_job_fn fn, void *arg)
 {
 	return berth_jobs_submit(p->jobs, fn, arg);
-}
-
-int berth_proxy__claim(struct berth_proxy *p, const char *digest)
-{
-	int added = 0;
-	pthread_mutex_lock(&p->inflight_lock);
-	berth_map_add(&p->inflight, digest, &added);
-	pthread_mutex_unlock(&p->inflight_lock);
-	return added;
-}
-
-void berth_proxy__unclaim(struct berth_proxy *p, const char *digest)
-{
-	pthread_mutex_lock(&p->inflight_lock);
-	berth_map_remove(&p->inflight, digest);
-	pthread_mutex_unlock(&p->inflight_lock);
 }
 
 /* ---- manifests ---- */

@@ -69,15 +69,17 @@ struct berth_proxy_fetch;
 typedef void (*berth_fetch_notify)(void *payload);
 
 /*
- * Starts fetching name's blob digest from the upstream, stored as it arrives (unless a fetch of
- * that blob is in flight already: then only streamed, as Distribution does). Returns at once;
- * notify tells when berth_proxy_fetch_status knows. *out is the caller's until
+ * Starts fetching name's blob digest from the upstream, stored as it arrives, or joins the fetch
+ * of it already under way (one upstream GET for concurrent pulls). Returns at once; notify
+ * tells when berth_proxy_fetch_status knows. *out is the caller's until
  * berth_proxy_fetch_release. 0 or BERTH_EBUSY (too many fetches).
  */
 int berth_proxy_fetch_start(struct berth_proxy_fetch **out, struct berth_proxy *p, const char *name,
 			    const char *digest, berth_fetch_notify notify, void *payload);
-/* 0 and the blob's size once the upstream answered with it; BERTH_EBUSY while it has not;
- * BERTH_ENOTFOUND (the upstream does not have it) or BERTH_ERROR (it could not be asked). */
+/* 0 and the blob's size once the upstream answered with it: read along; BERTH_EEXISTS: the
+ * fetch joined too late to read along has stored the blob: serve it from storage; BERTH_EBUSY
+ * while it is not known yet; BERTH_ENOTFOUND (the upstream does not have it) or BERTH_ERROR
+ * (it could not be asked, or the transfer failed). */
 int berth_proxy_fetch_status(struct berth_proxy_fetch *f, uint64_t *size);
 /*
  * Copies the next bytes: their count; 0 at the end, once the whole blob arrived and its digest

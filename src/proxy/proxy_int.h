@@ -25,18 +25,16 @@ struct berth_proxy {
 	struct berth_jobs *jobs;    /* short calls: manifests, tags, HEADs */
 	struct berth_jobs *fetches; /* blob transfers, which may take minutes */
 	pthread_mutex_t inflight_lock;
-	struct berth_map inflight;  /* digests being fetched and stored now */
+	struct berth_map inflight;  /* "<name>@<digest>" -> the fetch storing it now (fetch.c) */
 };
 
 /* The proxy's counters (proxy/proxy.c). */
 struct berth_proxy_stats {
-	_Atomic uint64_t blob_hits, blob_misses, manifest_hits, manifest_misses, stale_tags, bytes_served;
+	_Atomic uint64_t blob_hits, blob_misses, blob_shared, manifest_hits, manifest_misses, stale_tags;
 };
 extern struct berth_proxy_stats berth_proxy_stats;
 
-/* Claims the right to store digest (one fetch stores it, the others only stream). 1 if
- * claimed, 0 if another holds it. */
-int berth_proxy__claim(struct berth_proxy *p, const char *digest);
-void berth_proxy__unclaim(struct berth_proxy *p, const char *digest);
+/* The size of the entries of berth_proxy.inflight (fetch.c). */
+extern const size_t berth_proxy__inflight_entry_size;
 
 #endif

@@ -17,7 +17,7 @@ need_berth
 
 step "generate test images"
 IMG="$WORK/img"
-E2E_BIG_SIZE=${E2E_BIG_SIZE:-16777216} make_images "$IMG"
+E2E_BIG_SIZE=${E2E_BIG_SIZE:-104857600} make_images "$IMG"
 
 # start_upstream ROOT [AUTH_YAML]: docker-registry on ROOT (auth section AUTH_YAML indented under
 # auth:). Sets UP_HOST, UP_PID, UP_LOG.
@@ -77,6 +77,13 @@ pull_check() {
   rm -rf "$out"
 }
 
+# The big image's largest layer (the 100 MiB one) and its file.
+big_layer=$(img_blobs "$IMG/big" | awk '$1 == "L" {print $2}' | while read -r d; do
+  f=$(img_blobs "$IMG/big" | awk -v d="$d" '$2 == d {print $3}')
+  printf '%s %s\n' "$(stat -c %s "$f")" "$d"
+done | sort -n | tail -n1 | cut -d' ' -f2)
+big_file=$(img_blobs "$IMG/big" | awk -v d="$big_layer" '$2 == d {print $3}')
+
 step "upstream holds the test images"
 start_upstream "$WORK/up"
 push_test_images "$UP_HOST" e2e
@@ -87,6 +94,7 @@ PROOT="$WORK/proxy1"
 start_proxy "$PROOT" "http://$UP_HOST"
 P1=$BERTH_HOST
 P1_PID=$BERTH_PID
+P1_LOG=$BERTH_LOG
 for i in multi big docker; do
   pull_check "$IMG/$i" "$P1/e2e/$i:v1"
   assert_repo_layout "$PROOT" "e2e/$i" v1 "$IMG/$i"
@@ -95,6 +103,35 @@ pull_check "$IMG/multiarch" "$P1/e2e/multiarch:v1" --all
 assert_repo_layout "$PROOT" e2e/multiarch v1 "$IMG/multiarch"
 # A second pull is served from the cache: the same bytes.
 pull_check "$IMG/big" "$P1/e2e/big:v1"
+
+step "ten concurrent pulls of one uncached 100 MiB layer: one upstream GET, every client served"
+PC="$WORK/proxyc"
+start_proxy "$PC" "http://$UP_HOST"
+gets() { grep -c "\"GET /v2/e2e/big/blobs/$big_layer " "$UP_LOG" || true; }
+before=$(gets)
+url="http://$BERTH_HOST/v2/e2e/big/blobs/$big_layer"
+pids=()
+# One client that goes away after a megabyte must not abort the fetch for the others.
+(curl -s "$url" | head -c 1048576 >/dev/null || true) &
+quitter=$!
+for i in $(seq 10); do
+  curl -sf -o "$WORK/c$i" "$url" &
+  pids+=("$!")
+done
+# One that comes late, once the others are well past the first megabyte, at a slower pace.
+(sleep 0.3; curl -sf -o "$WORK/c-late" "$url") &
+pids+=("$!")
+for pid in "${pids[@]}"; do wait "$pid" || fail "a concurrent pull failed"; done
+wait "$quitter"
+for f in "$WORK"/c[0-9]* "$WORK/c-late"; do
+  cmp -s "$f" "$big_file" || fail "$(basename "$f") got other bytes than the layer"
+  rm -f "$f"
+done
+[ "$(($(gets) - before))" = 1 ] || fail "$(($(gets) - before)) upstream GETs of the layer, want 1"
+hex=${big_layer#sha256:}
+assert_blob_data "$PC" "$big_layer" "$big_file"
+assert_link "$PC/docker/registry/v2/repositories/e2e/big/_layers/sha256/$hex/link" "$big_layer"
+stop_server "$BERTH_PID"
 
 step "podman pulls an image not cached yet through berth"
 if command -v podman >/dev/null 2>&1; then
@@ -143,7 +180,7 @@ step "the upstream stopped: cached images still pull"
 stop_server "$UP_PID"
 pull_check "$IMG/multi" "$P1/e2e/multi:v1"
 pull_check "$IMG/multiarch" "$P1/e2e/multiarch:v1" --all
-grep -q "serving cached e2e/multi:v1" "$BERTH_LOG" || fail "the stale tag was not logged"
+grep -q "serving cached e2e/multi:v1" "$P1_LOG" || fail "the stale tag was not logged"
 # Not cached and the upstream down: 503 UNAVAILABLE, not a hang or a crash.
 code=$(http_code "http://$P1/v2/e2e/nothere/manifests/v1")
 [ "$code" = 503 ] || fail "an uncached tag with the upstream down answered $code, want 503"
@@ -151,10 +188,6 @@ stop_server "$P1_PID"
 
 step "the upstream dies mid-blob: nothing linked, the next pull succeeds"
 start_upstream "$WORK/up"
-big_layer=$(img_blobs "$IMG/big" | awk '$1 == "L" {print $2}' | while read -r d; do
-  f=$(img_blobs "$IMG/big" | awk -v d="$d" '$2 == d {print $3}')
-  printf '%s %s\n' "$(stat -c %s "$f")" "$d"
-done | sort -n | tail -n1 | cut -d' ' -f2)
 CUT_PORTF="$WORK/cut.port"
 "$PY" - "$UP_HOST" "$big_layer" "$CUT_PORTF" >"$WORK/cut.log" 2>&1 <<'PYEOF' &
 # A forwarding proxy that cuts the first GET of one blob after half its bytes.
