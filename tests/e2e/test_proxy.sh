@@ -91,7 +91,12 @@ UP_ANON=$UP_HOST
 
 step "pull through berth (anonymous upstream): bytes match, Distribution's layout"
 PROOT="$WORK/proxy1"
-start_proxy "$PROOT" "http://$UP_HOST"
+DEBUG_PORT=$(free_port)
+start_proxy "$PROOT" "http://$UP_HOST" "http:
+  debug:
+    addr: 127.0.0.1:$DEBUG_PORT
+    prometheus:
+      enabled: true"
 P1=$BERTH_HOST
 P1_PID=$BERTH_PID
 P1_LOG=$BERTH_LOG
@@ -103,6 +108,12 @@ pull_check "$IMG/multiarch" "$P1/e2e/multiarch:v1" --all
 assert_repo_layout "$PROOT" e2e/multiarch v1 "$IMG/multiarch"
 # A second pull is served from the cache: the same bytes.
 pull_check "$IMG/big" "$P1/e2e/big:v1"
+curl -sf "http://127.0.0.1:$DEBUG_PORT/metrics" >"$WORK/metrics" || fail "no metrics"
+for series in 'berth_proxy_requests_total{kind="blob",result="hit"}' 'berth_proxy_requests_total{kind="blob",result="miss"}' \
+  'berth_proxy_requests_total{kind="manifest",result="miss"}' "berth_proxy_upstream_bytes_total{upstream=\"http://$UP_HOST\"}"; do
+  v=$(grep -F "$series " "$WORK/metrics" | awk '{print $2}')
+  [ -n "$v" ] && [ "$v" -gt 0 ] || fail "metric $series is '$v'"
+done
 
 step "ten concurrent pulls of one uncached 100 MiB layer: one upstream GET, every client served"
 PC="$WORK/proxyc"
@@ -160,6 +171,21 @@ elif [ "${CI:-}" = true ]; then
 else
   log "podman is not installed: podman step skipped"
 fi
+
+step "answers for what is not cached: HEAD from the upstream, unknown names 404"
+PH="$WORK/proxyh"
+start_proxy "$PH" "http://$UP_HOST"
+cfg_blob=$(img_blobs "$IMG/docker" | awk '$1 == "L" {print $2; exit}')
+cfg_file=$(img_blobs "$IMG/docker" | awk '$1 == "L" {print $3; exit}')
+curl -sfI "http://$BERTH_HOST/v2/e2e/docker/blobs/$cfg_blob" >"$WORK/head" || fail "HEAD of an uncached blob failed"
+grep -qi "^content-length: $(stat -c %s "$cfg_file")" "$WORK/head" || fail "HEAD of an uncached blob: $(cat "$WORK/head")"
+grep -qi "^docker-content-digest: $cfg_blob" "$WORK/head" || fail "HEAD of an uncached blob: $(cat "$WORK/head")"
+[ ! -e "$PH/docker/registry/v2/repositories/e2e/docker/_layers" ] || fail "a HEAD stored something"
+code=$(curl -s -o "$WORK/resp" -w '%{http_code}' "http://$BERTH_HOST/v2/e2e/docker/blobs/sha256:$(printf '%064d' 0)")
+[ "$code" = 404 ] && grep -q BLOB_UNKNOWN "$WORK/resp" || fail "an unknown blob answered $code $(cat "$WORK/resp")"
+code=$(curl -s -o "$WORK/resp" -w '%{http_code}' "http://$BERTH_HOST/v2/e2e/docker/manifests/nosuchtag")
+[ "$code" = 404 ] && grep -q MANIFEST_UNKNOWN "$WORK/resp" || fail "an unknown tag answered $code $(cat "$WORK/resp")"
+stop_server "$BERTH_PID"
 
 step "tag list comes from the upstream"
 tags=$(curl -sf "http://$P1/v2/e2e/multi/tags/list")
