@@ -176,12 +176,23 @@ static int fetch_manifest(struct berth_manifest_content *out, struct berth_proxy
 	return berth_manifest_get(out, p->reg, name, digest);
 }
 
+/* 1 if the cached tag names digest already (a warm pull then writes nothing). */
+static int tag_names(struct berth_proxy *p, const char *name, const char *tag, const char *digest)
+{
+	struct berth_manifest_content mc;
+	if (berth_manifest_get(&mc, p->reg, name, tag) < 0)
+		return 0;
+	int same = strcmp(mc.digest, digest) == 0;
+	berth_manifest_content_release(&mc);
+	return same;
+}
+
 /* By digest: local first, else from the upstream (tag, when not NULL, is pointed at it). */
 static int manifest_by_digest(struct berth_manifest_content *out, struct berth_proxy *p, const char *name,
 			      const char *digest, const char *tag)
 {
 	int rc = berth_manifest_get(out, p->reg, name, digest);
-	if (rc == 0 && tag) {
+	if (rc == 0 && tag && !tag_names(p, name, tag, digest)) {
 		/* Cached already: only the tag moves here, as Distribution's tag service writes it. */
 		struct berth_manifest_put_result put;
 		rc = berth_manifest_put_fetched(&put, p->reg, name, tag, out->media_type, out->body, out->len);
