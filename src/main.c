@@ -21,6 +21,7 @@
 #include "http/server.h"
 #include "http/tls.h"
 #include "notify/notify.h"
+#include "proxy/proxy.h"
 #include "registry/purge.h"
 #include "registry/quota.h"
 #include "registry/retention.h"
@@ -266,13 +267,6 @@ static int load_serve_config(struct berth_config *cfg, struct berth_server_optio
  * the authentication or upstream a config asks for would be worse than not running. */
 static int check_supported(const struct berth_config *cfg)
 {
-	const char *what = NULL;
-	if (cfg->proxy.remoteurl[0])
-		what = "proxy";
-	if (what) {
-		fprintf(stderr, "berth: configuration error: %s is not supported yet\n", what);
-		return BERTH_ERROR;
-	}
 	if (cfg->blob_cache == BERTH_BLOB_CACHE_REDIS)
 		berth_warn("storage.cache.blobdescriptor: redis is not supported yet; using inmemory");
 	return 0;
@@ -454,6 +448,8 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	struct berth_periodic *retention = NULL;
 	struct berth_auth *auth = NULL;
 	struct berth_notify *notify = NULL;
+	struct berth_proxy *proxy = NULL;
+	char err[512];
 	struct tls_and_headers http;
 	sigset_t set;
 	int rc, status = 1;
@@ -517,6 +513,17 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		goto out_registry;
 	}
 
+	if (cfg->proxy.remoteurl[0]) {
+		struct berth_proxy_config pcfg = { .remoteurl = cfg->proxy.remoteurl, .username = cfg->proxy.username,
+						   .password = cfg->proxy.password, .ttl_ms = cfg->proxy.ttl_ms };
+		if (berth_proxy_new(&proxy, &pcfg, reg, err, sizeof(err)) < 0) {
+			berth_error("configuration error: proxy: %s", err);
+			goto out_registry;
+		}
+		berth_proxy_metrics_register();
+		berth_info("pull-through cache of %s (ttl %lld ms)", cfg->proxy.remoteurl, (long long)cfg->proxy.ttl_ms);
+	}
+
 	so->addr = cfg->addr;
 	so->threads = cfg->threads;
 	so->access_log = cfg->access_log;
@@ -530,7 +537,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	so->headers = http.headers;
 	so->n_headers = http.n_headers;
 	struct berth_api api = { .registry = reg, .auth = auth,
-				 .extra = cfg->ui.enabled ? &berth_ui_handler : NULL };
+				 .extra = cfg->ui.enabled ? &berth_ui_handler : NULL, .proxy = proxy };
 	struct berth_http_handler handler;
 	berth_api_handler(&handler, &api);
 	so->handler = &handler;
@@ -593,6 +600,7 @@ out_server:
 out_health:
 	berth_notify_stop(notify); /* after the drain: no request emits any more */
 	berth_health_stop(health);
+	berth_proxy_free(proxy); /* after the drain: its fetches end, its TTL state is saved */
 out_registry:
 	berth_registry_free(reg);
 out_http:

@@ -11,6 +11,7 @@
 
 struct berth_auth;
 struct berth_notify;
+struct berth_proxy;
 struct berth_registry;
 
 /*
@@ -29,6 +30,7 @@ struct berth_api {
 	struct berth_auth *auth;     /* NULL: no authentication configured */
 	struct berth_notify *notify; /* NULL: no notification endpoints */
 	const struct berth_api_extra *extra; /* NULL: none */
+	struct berth_proxy *proxy;   /* NULL: not a pull-through cache (proxy/proxy.h) */
 };
 
 /* Fills out with the API's handler serving api (its payload). */

@@ -36,6 +36,8 @@ struct berth_api_request {
 	char reference[BERTH_TAG_MAX + BERTH_DIGEST_STR_MAX]; /* tag, digest or upload id */
 	char challenge[1024]; /* WWW-Authenticate value for a 401 */
 
+	struct berth_proxy *proxy; /* the pull-through cache; NULL: a hosted registry */
+
 	berth_complete_cb complete; /* the handler's, run when the body was taken whole */
 	int failed;
 	enum berth_api_condition fail_condition;
@@ -58,6 +60,16 @@ void berth_api_upload(struct berth_request *req);
 void berth_api_manifest(struct berth_request *req);
 void berth_api_referrers(struct berth_request *req);
 void berth_api_repository(struct berth_request *req); /* api/repositories.c */
+
+/* The pull-through cache's side of the routes (api/proxied.c): answered once the upstream has
+ * been asked on the proxy's threads; push and delete answer 405 UNSUPPORTED. */
+void berth_api_proxied_manifest(struct berth_request *req);
+void berth_api_proxied_tags(struct berth_request *req);
+void berth_api_proxied_blob(struct berth_request *req); /* a blob not cached here */
+/* Answers a manifest read (GET or HEAD) with mc's bytes, which it takes. */
+void berth_api_send_manifest(struct berth_request *req, struct berth_manifest_content *mc);
+/* The headers of a blob answer. */
+void berth_api_blob_headers(struct MHD_Response *resp, const char *digest);
 
 /* Routes and authorizes a request, then runs its handler (the server's handle callback). */
 void berth_api_dispatch(struct berth_request *req, const char *url, void *payload);

@@ -8,6 +8,7 @@
 #include "api/events.h"
 #include "core/err.h"
 #include "http/range.h"
+#include "proxy/proxy.h"
 
 #define STREAM_BLOCK (64 * 1024)
 
@@ -34,7 +35,7 @@ static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
 	return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
-static void blob_headers(struct MHD_Response *resp, const char *digest)
+void berth_api_blob_headers(struct MHD_Response *resp, const char *digest)
 {
 	char etag[BERTH_DIGEST_STR_MAX + 2];
 	/* digest is a valid one, so it fits; the precision lets the compiler see that too. */
@@ -97,6 +98,10 @@ static void get_blob(struct berth_request *req)
 		rc = berth_blob_open(&rd, ar->registry, ar->name, digest, 0);
 		size = rc == 0 ? rd->size : 0;
 	}
+	if (rc == BERTH_ENOTFOUND && ar->proxy) {
+		berth_api_proxied_blob(req); /* not cached: from the upstream */
+		return;
+	}
 	if (rc == BERTH_ENOTFOUND) {
 		blob_unknown(req, digest);
 		return;
@@ -105,12 +110,14 @@ static void get_blob(struct berth_request *req)
 		berth_api_storage_error(req, rc, "cannot open blob");
 		return;
 	}
+	if (ar->proxy)
+		berth_proxy_note_hit(ar->proxy, 1);
 	berth_api_event_blob(req, "pull", digest, size, NULL);
 	if (berth_api_etag_matches(req, digest)) {
 		if (rd)
 			rd->close(rd);
 		struct MHD_Response *resp = berth_resp_empty();
-		blob_headers(resp, digest);
+		berth_api_blob_headers(resp, digest);
 		berth_req_send(req, MHD_HTTP_NOT_MODIFIED, resp, 0);
 		return;
 	}
@@ -146,7 +153,7 @@ static void get_blob(struct berth_request *req)
 		berth_api_storage_error(req, BERTH_ERROR, "cannot stream blob");
 		return;
 	}
-	blob_headers(resp, digest);
+	berth_api_blob_headers(resp, digest);
 	if (status == MHD_HTTP_PARTIAL_CONTENT) {
 		char cr[96];
 		snprintf(cr, sizeof(cr), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, start, start + len - 1, size);
@@ -159,7 +166,7 @@ static void delete_blob(struct berth_request *req)
 {
 	struct berth_api_request *ar = berth_api_req(req);
 	int rc;
-	if (!berth_registry_delete_enabled(ar->registry)) {
+	if (!berth_registry_delete_enabled(ar->registry) || ar->proxy) {
 		berth_api_answer(req, BERTH_API_UNSUPPORTED,
 				"the operation is unsupported", NULL);
 		return;

@@ -101,6 +101,13 @@ static void get_manifest(struct berth_request *req)
 		berth_api_storage_error(req, rc, "cannot read manifest");
 		return;
 	}
+	berth_api_send_manifest(req, &mc);
+}
+
+void berth_api_send_manifest(struct berth_request *req, struct berth_manifest_content *mc_in)
+{
+	struct berth_manifest_content mc = *mc_in;
+	memset(mc_in, 0, sizeof(*mc_in));
 	berth_api_event_manifest(req, "pull", mc.digest, mc.media_type, mc.body, mc.len);
 	if (berth_api_etag_matches(req, mc.digest)) {
 		struct MHD_Response *resp = berth_resp_empty();
@@ -291,7 +298,11 @@ void berth_api_manifest(struct berth_request *req)
 	const char *m = req->method;
 	if (!check_reference(req))
 		return;
-	if (strcmp(m, MHD_HTTP_METHOD_GET) == 0 || berth_req_is_head(req))
+	if (berth_api_req(req)->proxy && strcmp(m, MHD_HTTP_METHOD_GET) != 0 && !berth_req_is_head(req))
+		berth_api_answer(req, BERTH_API_UNSUPPORTED, "the operation is unsupported", NULL);
+	else if (berth_api_req(req)->proxy)
+		berth_api_proxied_manifest(req);
+	else if (strcmp(m, MHD_HTTP_METHOD_GET) == 0 || berth_req_is_head(req))
 		get_manifest(req);
 	else if (strcmp(m, MHD_HTTP_METHOD_PUT) == 0)
 		put_manifest(req);

@@ -191,6 +191,7 @@ void berth_api_dispatch(struct berth_request *req, const char *url, void *payloa
 	ar->registry = api->registry;
 	ar->auth = api->auth;
 	ar->notify = api->notify;
+	ar->proxy = api->proxy;
 	berth_err_clear();
 	if (strcmp(url, "/") == 0) {
 		berth_api_root(req);
@@ -252,6 +253,12 @@ void berth_api_dispatch(struct berth_request *req, const char *url, void *payloa
 		/* Maintenance mode: reads go on, every write is refused (as Distribution's). */
 		berth_api_answer(req, BERTH_API_UNSUPPORTED,
 				"registry is in read-only mode", NULL);
+		return;
+	}
+	if (ar->proxy && (ar->route == BERTH_API_ROUTE_UPLOADS || ar->route == BERTH_API_ROUTE_UPLOAD ||
+			  ar->route == BERTH_API_ROUTE_REPOSITORY)) {
+		/* A pull-through cache takes no pushes or deletes, as Distribution's. */
+		berth_api_answer(req, BERTH_API_UNSUPPORTED, "the operation is unsupported", NULL);
 		return;
 	}
 	switch (ar->route) {

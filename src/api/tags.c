@@ -104,6 +104,10 @@ void berth_api_tags(struct berth_request *req)
 		berth_api_method_not_allowed(req);
 		return;
 	}
+	if (ar->proxy) {
+		berth_api_proxied_tags(req);
+		return;
+	}
 	rc = berth_tags_get(&tags, ar->registry, ar->name);
 	if (rc == BERTH_ENOTFOUND) {
 		/* Distribution's detail; a routed name matches the grammar, so needs no escaping. */

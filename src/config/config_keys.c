@@ -410,6 +410,9 @@ static const struct cfg_key keys[] = {
 	STR(C, "proxy.password", proxy.password),
 	DUR(C, "proxy.ttl", proxy.ttl_ms),
 	REFUSE("proxy.exec", "credential helpers are not supported; use proxy.username and proxy.password"),
+	/* Distribution 3.1: a deadline on the cache's writes to its storage. berth's writes of a
+	 * fetched blob go at the upstream transfer's pace, which its stall limit bounds already. */
+	ANY("proxy.cachewritetimeout", "bounded by the upstream transfer's stall limit"),
 
 	INT(C, "catalog.maxentries", catalog_maxentries, INT64_MIN, INT64_MAX), /* <= 0: the default */
 	INT(C, "tags.maxtags", tags_maxtags, 0, INT64_MAX),

@@ -99,6 +99,15 @@ void berth_req_suspend(struct berth_request *req, berth_complete_cb on_resume);
 /* From any thread, once per suspend. The request must not be touched after this call. */
 void berth_req_resume(struct berth_request *req);
 
+/*
+ * A response body whose next bytes are not there yet (a streaming content reader, as the
+ * pull-through cache's): pauses the connection until berth_req_resume_body, from any thread,
+ * once per pause. Call from the content reader, which then returns 0. The server's shutdown
+ * waits for the resume, as for berth_req_suspend.
+ */
+void berth_req_pause_body(struct berth_request *req);
+void berth_req_resume_body(struct berth_request *req);
+
 /* An empty-bodied response, for the caller to add headers to and send with berth_req_send. */
 struct MHD_Response *berth_resp_empty(void);
 /* A response over a copy of buf. */

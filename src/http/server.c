@@ -143,6 +143,19 @@ void berth_req_resume(struct berth_request *req)
 	atomic_fetch_sub(&srv->suspended, 1);
 }
 
+void berth_req_pause_body(struct berth_request *req)
+{
+	atomic_fetch_add(&req->server->suspended, 1);
+	MHD_suspend_connection(req->conn);
+}
+
+void berth_req_resume_body(struct berth_request *req)
+{
+	struct berth_server *srv = req->server;
+	MHD_resume_connection(req->conn);
+	atomic_fetch_sub(&srv->suspended, 1);
+}
+
 /* Queues an answer kept from an earlier call; 1 once it is queued. */
 static int queue_pending(struct berth_request *req)
 {

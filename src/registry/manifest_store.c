@@ -268,9 +268,11 @@ out:
 	return rc == BERTH_ENOTFOUND ? BERTH_ERROR : rc;
 }
 
-int berth_manifest_put(struct berth_manifest_put_result *res, struct berth_registry *r,
-		       const char *name, const char *reference, const char *content_type,
-		       const void *body, size_t len)
+/* verify_refs 0: the referenced blobs and children need not be in the repository (a manifest
+ * fetched by the pull-through cache, whose blobs come on demand). */
+static int put_manifest(struct berth_manifest_put_result *res, struct berth_registry *r,
+			const char *name, const char *reference, const char *content_type,
+			const void *body, size_t len, int verify_refs)
 {
 	struct berth_manifest *m = NULL;
 	enum berth_digest_alg alg = BERTH_ALG_SHA256;
@@ -298,7 +300,7 @@ int berth_manifest_put(struct berth_manifest_put_result *res, struct berth_regis
 	}
 	/* held until the tag is written: a repository delete waits (registry/repo_delete.c) */
 	berth_repo_lock_shared(r, name);
-	if ((rc = verify_references(res, r, name, m)) < 0)
+	if (verify_refs && (rc = verify_references(res, r, name, m)) < 0)
 		goto out_unlock;
 	struct berth_tag_guard guard = { NULL };
 	if (!by_digest && (rc = berth_tag_guard_enter(&guard, r, name, reference, res->digest)) < 0)
@@ -327,6 +329,20 @@ out_unlock:
 	berth_repo_unlock(r, name);
 	berth_manifest_free(m);
 	return rc;
+}
+
+int berth_manifest_put(struct berth_manifest_put_result *res, struct berth_registry *r,
+		       const char *name, const char *reference, const char *content_type,
+		       const void *body, size_t len)
+{
+	return put_manifest(res, r, name, reference, content_type, body, len, 1);
+}
+
+int berth_manifest_put_fetched(struct berth_manifest_put_result *res, struct berth_registry *r,
+			       const char *name, const char *reference, const char *content_type,
+			       const void *body, size_t len)
+{
+	return put_manifest(res, r, name, reference, content_type, body, len, 0);
 }
 
 /* Parent directory of a link path ("<...>/<hex>/link" -> "<...>/<hex>"). */

@@ -155,6 +155,14 @@ struct berth_manifest_put_result {
 int berth_manifest_put(struct berth_manifest_put_result *res, struct berth_registry *r,
 		       const char *name, const char *reference, const char *content_type,
 		       const void *body, size_t len);
+/*
+ * berth_manifest_put for a manifest the pull-through cache fetched from its upstream: the same
+ * checks of the bytes, but the blobs and children it references need not be in the repository
+ * yet (they are fetched when pulled), as Distribution's proxy stores with SkipLayerVerification.
+ */
+int berth_manifest_put_fetched(struct berth_manifest_put_result *res, struct berth_registry *r,
+			       const char *name, const char *reference, const char *content_type,
+			       const void *body, size_t len);
 /* By tag: removes the tag. By digest: removes the manifest and every tag pointing at it.
  * BERTH_EDENIED for an immutable tag, or a digest an immutable tag names (registry/policy.h). */
 int berth_manifest_delete(struct berth_registry *r, const char *name, const char *reference);
@@ -169,6 +177,18 @@ int berth_manifest_delete_untagging(struct berth_registry *r, const char *name,
  */
 int berth_referrers(char **json_out, size_t *len_out, struct berth_registry *r, const char *name,
 		    const char *digest, const char *artifact_type);
+
+/* ---- expiry of cached content (the pull-through cache's TTL, proxy/scheduler.h) ---- */
+
+/*
+ * What Distribution's proxy does when a cached blob expires: unlinks it from `name` and removes
+ * its data from the blob store (other repositories' links to it then dangle, as there).
+ * BERTH_ENOTFOUND when neither was there.
+ */
+int berth_blob_expire(struct berth_registry *r, const char *name, const char *digest);
+/* When a cached manifest expires: removes its revision link from `name` (tags naming it are
+ * left, and no longer resolve, as in Distribution). BERTH_ENOTFOUND when it was not there. */
+int berth_manifest_expire(struct berth_registry *r, const char *name, const char *digest);
 
 /* ---- repositories ---- */
 

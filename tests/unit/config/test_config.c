@@ -836,6 +836,18 @@ static void test_unknown_key_warns(void **state)
 	berth_config_release(&a.cfg);
 }
 
+/* Distribution 3.1's proxy.cachewritetimeout is known (accepted, README says why): no warning. */
+static void test_proxy_cachewritetimeout_is_known(void **state)
+{
+	struct load_args a = { 0 };
+	a.path = write_tmp("config.yml", MINIMAL "proxy:\n  remoteurl: http://127.0.0.1:1\n  cachewritetimeout: 5m\n");
+	const char *out = capture_stderr(do_load, &a);
+	assert_int_equal(a.rc, 0);
+	assert_string_equal(out, "");
+	assert_string_equal(a.cfg.proxy.remoteurl, "http://127.0.0.1:1");
+	berth_config_release(&a.cfg);
+}
+
 /* Keys shared through aliases can repeat a warning many times: the first 100 are printed. */
 static void test_warnings_are_capped(void **state)
 {
@@ -1150,6 +1162,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_error_bad_regex, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_missing_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_key_warns, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_proxy_cachewritetimeout_is_known, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_env_overrides_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_env_type_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_env_switches_driver, setup, teardown),

@@ -1,0 +1,398 @@
+/*
+ * Blobs streamed from the upstream while they are stored (proxy/proxy.h). One fetch per
+ * repository and blob at a time: the fetch thread writes each piece to an upload session and
+ * into a bounded ring that every client reading along drains at its own pace (the thread waits
+ * while the slowest one has the ring full), so memory stays flat in blob size and concurrent
+ * pulls of one uncached blob make one upstream GET. A client that arrives once the ring has
+ * wrapped (its first bytes are gone) waits for the end and is served from storage. The upload
+ * is committed (its digest verified) before any reader gets the last byte and before anything
+ * is linked; a broken transfer or a wrong digest cancels it, so nothing partial is ever linked.
+ * Readers that go away leave the fetch to finish storing the blob for the others.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "proxy/proxy_int.h"
+#include "registry/reference.h"
+
+#define RING (1u << 20)
+
+enum fetch_state { FETCH_WAITING, FETCH_STREAMING, FETCH_DONE, FETCH_FAILED };
+
+struct shared_fetch;
+
+/* One client's view of a fetch: the handle berth_proxy_fetch_start gives out. */
+struct berth_proxy_fetch {
+	struct shared_fetch *sf;
+	struct berth_proxy_fetch *next;
+	berth_fetch_notify notify;
+	void *payload;
+	uint64_t head;  /* bytes this reader has taken */
+	int joined;     /* reads along; 0: waits for the end, then is served from storage */
+	int attached;
+	int waiting;    /* answered BERTH_EBUSY: notify when news come */
+};
+
+struct shared_fetch {
+	struct berth_proxy *p;
+	char key[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 2]; /* "<name>@<digest>" in p->inflight */
+	char name[BERTH_NAME_MAX + 1];
+	char digest[BERTH_DIGEST_STR_MAX];
+
+	pthread_mutex_t lock; /* guards what follows */
+	pthread_cond_t cond;
+	int refs;             /* the readers' and the thread's */
+	int notifying;        /* notify calls running (a release waits for them) */
+	struct berth_proxy_fetch *readers;
+	enum fetch_state state;
+	int failure;          /* FETCH_FAILED: BERTH_ENOTFOUND or BERTH_ERROR */
+	int streamed;         /* the upstream began sending the blob */
+	int stored;           /* FETCH_DONE: the blob is linked in the repository */
+	uint64_t size;
+	uint64_t tail;        /* bytes put into the ring */
+	char *ring;
+
+	/* The fetch thread's own. */
+	struct berth_upload *upload; /* NULL: the blob is only streamed */
+	int store_failed;
+};
+
+struct inflight_entry {
+	char *key;
+	struct shared_fetch *sf;
+};
+
+const size_t berth_proxy__inflight_entry_size = sizeof(struct inflight_entry);
+
+static void shared_unref(struct shared_fetch *sf)
+{
+	pthread_mutex_lock(&sf->lock);
+	int last = --sf->refs == 0;
+	pthread_mutex_unlock(&sf->lock);
+	if (!last)
+		return;
+	pthread_cond_destroy(&sf->cond);
+	pthread_mutex_destroy(&sf->lock);
+	free(sf->ring);
+	free(sf);
+}
+
+/* Tells every waiting reader (those waiting for the end only at the end); called with the lock
+ * held, dropped around each call. */
+static void wake_readers(struct shared_fetch *sf)
+{
+	int ended = sf->state == FETCH_DONE || sf->state == FETCH_FAILED;
+	for (;;) {
+		struct berth_proxy_fetch *r = sf->readers;
+		while (r && !(r->attached && r->waiting && (r->joined || ended)))
+			r = r->next;
+		if (!r)
+			return;
+		r->waiting = 0;
+		sf->notifying++;
+		pthread_mutex_unlock(&sf->lock);
+		r->notify(r->payload);
+		pthread_mutex_lock(&sf->lock);
+		sf->notifying--;
+		pthread_cond_broadcast(&sf->cond);
+	}
+}
+
+/* Bytes the slowest reader along has not taken yet (0 when none reads along). */
+static uint64_t unread(const struct shared_fetch *sf)
+{
+	uint64_t most = 0;
+	for (const struct berth_proxy_fetch *r = sf->readers; r; r = r->next)
+		if (r->attached && r->joined && sf->tail - r->head > most)
+			most = sf->tail - r->head;
+	return most;
+}
+
+static void on_start(const struct berth_upstream_result *res, void *payload)
+{
+	struct shared_fetch *sf = payload;
+	pthread_mutex_lock(&sf->lock);
+	if (sf->state == FETCH_WAITING) {
+		if (res->status == 200 && res->length >= 0) {
+			sf->size = (uint64_t)res->length;
+			sf->streamed = 1;
+			sf->state = FETCH_STREAMING;
+		} else {
+			sf->state = FETCH_FAILED;
+			sf->failure = res->status == 404 ? BERTH_ENOTFOUND : BERTH_ERROR;
+		}
+		wake_readers(sf);
+	}
+	pthread_mutex_unlock(&sf->lock);
+}
+
+static int on_body(const void *data, size_t n, void *payload)
+{
+	struct shared_fetch *sf = payload;
+	const char *p = data;
+
+	if (sf->upload && !sf->store_failed) {
+		int rc = berth_upload_write(sf->upload, data, n);
+		if (rc < 0) {
+			/* The clients still get their bytes; the blob is just not cached this time. */
+			berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
+			sf->store_failed = 1;
+		}
+	}
+	pthread_mutex_lock(&sf->lock);
+	if (sf->tail + n > sf->size) { /* more than announced */
+		pthread_mutex_unlock(&sf->lock);
+		return BERTH_ERANGE;
+	}
+	while (n > 0) {
+		uint64_t pending;
+		while ((pending = unread(sf)) == RING)
+			pthread_cond_wait(&sf->cond, &sf->lock);
+		size_t room = RING - (size_t)pending;
+		size_t at = (size_t)(sf->tail % RING);
+		size_t k = n < room ? n : room;
+		if (k > RING - at)
+			k = RING - at;
+		memcpy(sf->ring + at, p, k);
+		sf->tail += k;
+		p += k;
+		n -= k;
+		wake_readers(sf);
+	}
+	pthread_mutex_unlock(&sf->lock);
+	return 0;
+}
+
+/* After the transfer: verifies and links (or drops) what was stored. 0 when the blob is good. */
+static int finish(struct shared_fetch *sf, int rc, const struct berth_upstream_result *res)
+{
+	struct berth_proxy *p = sf->p;
+	if (rc == 0 && (res->status != 200 || res->bytes != sf->size))
+		rc = BERTH_ERROR;
+	if (rc < 0 && res->status == 200)
+		berth_warn("upstream %s: blob %s@%s broke off after %llu of %llu bytes: %s",
+			   berth_upstream_label(p->upstream), sf->name, sf->digest, (unsigned long long)res->bytes,
+			   (unsigned long long)sf->size, res->error[0] ? res->error : "short body");
+	if (!sf->upload)
+		return rc;
+	if (rc == 0 && !sf->store_failed) {
+		rc = berth_upload_commit(sf->upload, sf->digest);
+		if (rc == 0) {
+			sf->stored = 1;
+			if (p->scheduler)
+				berth_scheduler_add(p->scheduler, BERTH_SCHED_BLOB, sf->name, sf->digest, p->ttl_ms);
+		} else if (rc == BERTH_EDIGEST) {
+			berth_error("upstream %s: blob %s@%s does not match its digest: not stored",
+				    berth_upstream_label(p->upstream), sf->name, sf->digest);
+		} else {
+			/* a storage failure after a whole, verified transfer still serves the readers */
+			berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
+			rc = 0;
+		}
+	} else {
+		berth_upload_cancel(sf->upload);
+	}
+	berth_upload_close(sf->upload);
+	sf->upload = NULL;
+	return rc;
+}
+
+static void forget(struct shared_fetch *sf)
+{
+	struct berth_proxy *p = sf->p;
+	pthread_mutex_lock(&p->inflight_lock);
+	berth_map_remove(&p->inflight, sf->key);
+	pthread_mutex_unlock(&p->inflight_lock);
+}
+
+static void fetch_main(void *arg)
+{
+	struct shared_fetch *sf = arg;
+	struct berth_proxy *p = sf->p;
+	struct berth_upstream_result res;
+	char path[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 32];
+	char uuid[37];
+
+	int rc = berth_upload_create(p->reg, sf->name, uuid);
+	if (rc == 0)
+		rc = berth_upload_open(&sf->upload, p->reg, sf->name, uuid);
+	if (rc < 0) {
+		berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
+		sf->upload = NULL;
+	}
+	snprintf(path, sizeof(path), "/v2/%s/blobs/%s", sf->name, sf->digest);
+	struct berth_upstream_call call = { .method = "GET", .path = path, .repo = sf->name, .on_body = on_body,
+					    .on_start = on_start, .payload = sf };
+	rc = berth_upstream_call(&res, p->upstream, &call);
+	if (!sf->upload && rc == 0 && res.status == 200) {
+		berth_error("blob %s@%s streamed but not cached: no upload session", sf->name, sf->digest);
+		rc = BERTH_ERROR; /* its digest was checked nowhere: the last byte is not handed over */
+	}
+	rc = finish(sf, rc, &res);
+	/* Out of the table before the verdict: a pull arriving now finds the blob stored (or
+	 * starts afresh), never a finished fetch. */
+	forget(sf);
+
+	pthread_mutex_lock(&sf->lock);
+	if (sf->state == FETCH_WAITING) { /* no answer at all */
+		sf->state = FETCH_FAILED;
+		sf->failure = BERTH_ERROR;
+	} else if (sf->state == FETCH_STREAMING) {
+		sf->state = rc == 0 ? FETCH_DONE : FETCH_FAILED;
+		sf->failure = BERTH_ERROR;
+	}
+	wake_readers(sf);
+	pthread_mutex_unlock(&sf->lock);
+	shared_unref(sf);
+}
+
+static struct berth_proxy_fetch *new_reader(struct shared_fetch *sf, berth_fetch_notify notify, void *payload)
+{
+	struct berth_proxy_fetch *r = berth_calloc(1, sizeof(*r));
+	r->sf = sf;
+	r->notify = notify;
+	r->payload = payload;
+	r->attached = 1;
+	r->waiting = 1; /* the status is asked for once notify says */
+	r->next = sf->readers;
+	sf->readers = r;
+	sf->refs++;
+	return r;
+}
+
+int berth_proxy_fetch_start(struct berth_proxy_fetch **out, struct berth_proxy *p, const char *name,
+			    const char *digest, berth_fetch_notify notify, void *payload)
+{
+	char key[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 2];
+	int added = 0;
+	snprintf(key, sizeof(key), "%s@%s", name, digest);
+
+	pthread_mutex_lock(&p->inflight_lock);
+	struct inflight_entry *e = berth_map_add(&p->inflight, key, &added);
+	if (!added) {
+		/* Fetching already: read along while its first bytes are still in the ring. */
+		struct shared_fetch *sf = e->sf;
+		pthread_mutex_lock(&sf->lock);
+		struct berth_proxy_fetch *r = new_reader(sf, notify, payload);
+		r->joined = sf->tail <= RING && sf->state != FETCH_FAILED;
+		int known = sf->state != FETCH_WAITING;
+		pthread_mutex_unlock(&sf->lock);
+		pthread_mutex_unlock(&p->inflight_lock);
+		atomic_fetch_add(&berth_proxy_stats.blob_shared, 1);
+		*out = r;
+		if (known && r->joined) { /* the status is there: no notify would come for it */
+			pthread_mutex_lock(&sf->lock);
+			r->waiting = 0;
+			pthread_mutex_unlock(&sf->lock);
+			notify(payload);
+		}
+		return 0;
+	}
+	struct shared_fetch *sf = berth_calloc(1, sizeof(*sf));
+	sf->p = p;
+	snprintf(sf->key, sizeof(sf->key), "%s", key);
+	snprintf(sf->name, sizeof(sf->name), "%s", name);
+	snprintf(sf->digest, sizeof(sf->digest), "%s", digest);
+	sf->ring = berth_malloc(RING);
+	sf->refs = 1; /* the thread's */
+	pthread_mutex_init(&sf->lock, NULL);
+	pthread_cond_init(&sf->cond, NULL);
+	struct berth_proxy_fetch *r = new_reader(sf, notify, payload);
+	r->joined = 1;
+	e->sf = sf;
+	if (berth_jobs_submit(p->fetches, fetch_main, sf) < 0) {
+		berth_map_remove(&p->inflight, key);
+		pthread_mutex_unlock(&p->inflight_lock);
+		free(r);
+		sf->refs = 1;
+		shared_unref(sf);
+		return BERTH_EBUSY;
+	}
+	pthread_mutex_unlock(&p->inflight_lock);
+	atomic_fetch_add(&berth_proxy_stats.blob_misses, 1);
+	*out = r;
+	return 0;
+}
+
+int berth_proxy_fetch_status(struct berth_proxy_fetch *r, uint64_t *size)
+{
+	struct shared_fetch *sf = r->sf;
+	int rc;
+	pthread_mutex_lock(&sf->lock);
+	*size = sf->size;
+	if (!r->joined) { /* waits for the end, then storage serves it */
+		if (sf->state == FETCH_DONE || sf->state == FETCH_FAILED)
+			rc = sf->state == FETCH_DONE && sf->stored ? BERTH_EEXISTS : sf->failure ? sf->failure : BERTH_ERROR;
+		else
+			rc = BERTH_EBUSY;
+	} else if (sf->state == FETCH_WAITING) {
+		rc = BERTH_EBUSY;
+	} else if (sf->state == FETCH_FAILED && !sf->streamed) {
+		rc = sf->failure; /* before the body began; after, the reads tell */
+	} else {
+		rc = 0;
+	}
+	if (rc == BERTH_EBUSY)
+		r->waiting = 1;
+	pthread_mutex_unlock(&sf->lock);
+	return rc;
+}
+
+ssize_t berth_proxy_fetch_read(struct berth_proxy_fetch *r, char *buf, size_t max, berth_fetch_notify on_wait,
+			       void *payload)
+{
+	struct shared_fetch *sf = r->sf;
+	ssize_t n;
+	pthread_mutex_lock(&sf->lock);
+	/* The last byte waits for the digest's verdict. */
+	uint64_t readable = sf->state == FETCH_DONE ? sf->tail
+			    : sf->tail == sf->size && sf->size ? sf->tail - 1
+							       : sf->tail;
+	if (sf->state == FETCH_FAILED || !r->joined) {
+		n = BERTH_ERROR;
+	} else if (r->head < readable) {
+		size_t at = (size_t)(r->head % RING);
+		size_t k = (size_t)(readable - r->head);
+		if (k > max)
+			k = max;
+		if (k > RING - at)
+			k = RING - at;
+		memcpy(buf, sf->ring + at, k);
+		r->head += k;
+		n = (ssize_t)k;
+		pthread_cond_broadcast(&sf->cond); /* room in the ring */
+	} else if (sf->state == FETCH_DONE) {
+		n = 0;
+	} else {
+		r->waiting = 1;
+		on_wait(payload);
+		n = BERTH_EBUSY;
+	}
+	pthread_mutex_unlock(&sf->lock);
+	return n;
+}
+
+void berth_proxy_fetch_release(struct berth_proxy_fetch *r)
+{
+	if (!r)
+		return;
+	struct shared_fetch *sf = r->sf;
+	pthread_mutex_lock(&sf->lock);
+	r->attached = 0;
+	r->waiting = 0;
+	while (sf->notifying)
+		pthread_cond_wait(&sf->cond, &sf->lock);
+	for (struct berth_proxy_fetch **pp = &sf->readers; *pp; pp = &(*pp)->next) {
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	}
+	pthread_cond_broadcast(&sf->cond); /* the thread may wait for this reader's room */
+	pthread_mutex_unlock(&sf->lock);
+	free(r);
+	shared_unref(sf);
+}

@@ -1,0 +1,298 @@
+/* The pull-through cache: manifests, tags and blob sizes (proxy/proxy.h); blob transfers are
+ * in fetch.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/util.h"
+#include "proxy/proxy_int.h"
+#include "registry/reference.h"
+
+#define JOB_THREADS 8
+#define FETCH_THREADS 32
+#define MANIFEST_TIMEOUT_MS 60000L
+#define TAGS_MAX (4u << 20) /* the largest tag list taken from an upstream */
+
+struct berth_proxy_stats berth_proxy_stats;
+
+static void render_metrics(struct berth_buf *out)
+{
+	struct berth_proxy_stats *s = &berth_proxy_stats;
+	berth_buf_printf(out,
+			 "# HELP berth_proxy_requests_total Pulls through the cache, by what and whether it was cached.\n"
+			 "# TYPE berth_proxy_requests_total counter\n"
+			 "berth_proxy_requests_total{kind=\"blob\",result=\"hit\"} %llu\n"
+			 "berth_proxy_requests_total{kind=\"blob\",result=\"miss\"} %llu\n"
+			 "berth_proxy_requests_total{kind=\"blob\",result=\"shared\"} %llu\n"
+			 "berth_proxy_requests_total{kind=\"manifest\",result=\"hit\"} %llu\n"
+			 "berth_proxy_requests_total{kind=\"manifest\",result=\"miss\"} %llu\n"
+			 "# HELP berth_proxy_stale_tags_total Tags served from the cache because the upstream could not answer.\n"
+			 "# TYPE berth_proxy_stale_tags_total counter\n"
+			 "berth_proxy_stale_tags_total %llu\n",
+			 (unsigned long long)atomic_load(&s->blob_hits), (unsigned long long)atomic_load(&s->blob_misses),
+			 (unsigned long long)atomic_load(&s->blob_shared),
+			 (unsigned long long)atomic_load(&s->manifest_hits),
+			 (unsigned long long)atomic_load(&s->manifest_misses),
+			 (unsigned long long)atomic_load(&s->stale_tags));
+	berth_upstream_render_metrics(out);
+}
+
+void berth_proxy_metrics_register(void)
+{
+	berth_metrics_register(render_metrics);
+}
+
+/* The scheduler's callback: what Distribution's OnBlobExpire / OnManifestExpire do. */
+static int expire(enum berth_sched_type type, const char *name, const char *digest, void *payload)
+{
+	struct berth_proxy *p = payload;
+	if (!berth_name_valid(name) || !berth_digest_valid(digest))
+		return BERTH_EINVALID;
+	return type == BERTH_SCHED_MANIFEST ? berth_manifest_expire(p->reg, name, digest)
+					    : berth_blob_expire(p->reg, name, digest);
+}
+
+int berth_proxy_new(struct berth_proxy **out, const struct berth_proxy_config *cfg, struct berth_registry *reg,
+		    char *err, size_t errlen)
+{
+	struct berth_proxy *p = berth_calloc(1, sizeof(*p));
+	struct berth_upstream_config ucfg = { .url = cfg->remoteurl, .username = cfg->username,
+					      .password = cfg->password };
+	int rc;
+	p->reg = reg;
+	p->ttl_ms = cfg->ttl_ms;
+	p->inflight = (struct berth_map)BERTH_MAP_INIT(berth_proxy__inflight_entry_size, 0);
+	pthread_mutex_init(&p->inflight_lock, NULL);
+	if ((rc = berth_upstream_new(&p->upstream, &ucfg, err, errlen)) < 0)
+		goto out_free;
+	if (cfg->ttl_ms > 0 && (rc = berth_scheduler_start(&p->scheduler, berth_registry_driver(reg), expire, p,
+							   err, errlen)) < 0)
+		goto out_free;
+	if ((rc = berth_jobs_start(&p->jobs, JOB_THREADS, "proxy")) < 0 ||
+	    (rc = berth_jobs_start(&p->fetches, FETCH_THREADS, "fetch")) < 0) {
+		snprintf(err, errlen, "cannot start the proxy's threads");
+		goto out_free;
+	}
+	*out = p;
+	return 0;
+out_free:
+	berth_proxy_free(p);
+	return rc;
+}
+
+void berth_proxy_free(struct berth_proxy *p)
+{
+	if (!p)
+		return;
+	berth_jobs_stop(p->jobs);
+	berth_jobs_stop(p->fetches);
+	berth_scheduler_stop(p->scheduler);
+	berth_upstream_free(p->upstream);
+	berth_map_release(&p->inflight);
+	pthread_mutex_destroy(&p->inflight_lock);
+	free(p);
+}
+
+void berth_proxy_note_hit(struct berth_proxy *p, int blob)
+{
+	(void)p;
+	atomic_fetch_add(blob ? &berth_proxy_stats.blob_hits : &berth_proxy_stats.manifest_hits, 1);
+}
+
+int berth_proxy_submit(struct berth_proxy *p, berth_job_fn fn, void *arg)
+{
+	return berth_jobs_submit(p->jobs, fn, arg);
+}
+
+/* ---- manifests ---- */
+
+static int collect_body(const void *data, size_t n, void *payload)
+{
+	return berth_buf_append(payload, data, n) < 0 ? BERTH_ETOOLARGE : 0;
+}
+
+static void log_upstream_failure(struct berth_proxy *p, const char *what, const char *name, const char *ref,
+				 int rc, const struct berth_upstream_result *res)
+{
+	if (rc < 0)
+		berth_warn("upstream %s: cannot get %s %s:%s: %s", berth_upstream_label(p->upstream), what, name, ref,
+			   res->error);
+	else
+		berth_warn("upstream %s: %s %s:%s answered %ld", berth_upstream_label(p->upstream), what, name, ref,
+			   res->status);
+}
+
+/* GETs manifest digest of name from the upstream, checks it hashes to digest, stores it (with
+ * tag pointing at it when not NULL) and schedules its expiry. */
+static int fetch_manifest(struct berth_manifest_content *out, struct berth_proxy *p, const char *name,
+			  const char *digest, const char *tag)
+{
+	char path[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 32], got[BERTH_DIGEST_STR_MAX];
+	struct berth_buf body = BERTH_BUF_INIT(berth_registry_manifest_max(p->reg));
+	struct berth_upstream_result res;
+	struct berth_manifest_put_result put;
+	enum berth_digest_alg alg;
+
+	snprintf(path, sizeof(path), "/v2/%s/manifests/%s", name, digest);
+	struct berth_upstream_call call = { .method = "GET", .path = path, .repo = name,
+					    .accept = BERTH_PROXY_ACCEPT, .on_body = collect_body,
+					    .payload = &body, .timeout_ms = MANIFEST_TIMEOUT_MS };
+	int rc = berth_upstream_call(&res, p->upstream, &call);
+	if (rc < 0 || res.status != 200) {
+		log_upstream_failure(p, "manifest", name, digest, rc, &res);
+		berth_buf_release(&body);
+		return rc == 0 && res.status == 404 ? BERTH_ENOTFOUND : BERTH_ERROR;
+	}
+	if (berth_digest_parse(digest, &alg, NULL) < 0)
+		alg = BERTH_ALG_SHA256;
+	berth_digest_bytes(alg, body.data ? body.data : "", body.len, got);
+	if (strcmp(got, digest) != 0) {
+		berth_error("upstream %s: manifest %s@%s does not match its digest (got %s)",
+			    berth_upstream_label(p->upstream), name, digest, got);
+		berth_buf_release(&body);
+		return BERTH_ERROR;
+	}
+	const char *ct = res.content_type[0] ? res.content_type : NULL;
+	rc = berth_manifest_put_fetched(&put, p->reg, name, tag ? tag : digest, ct, body.data ? body.data : "",
+					body.len);
+	if (rc == BERTH_EINVALID && ct) /* a generic type from the upstream: the body's mediaType */
+		rc = berth_manifest_put_fetched(&put, p->reg, name, tag ? tag : digest, NULL,
+						body.data ? body.data : "", body.len);
+	if (rc < 0) {
+		berth_error("cannot store manifest %s@%s fetched from upstream: %s", name, digest,
+			    berth_err_reason(rc));
+		berth_buf_release(&body);
+		return rc == BERTH_ENOTFOUND ? BERTH_ERROR : rc;
+	}
+	berth_buf_release(&body);
+	if (p->scheduler)
+		berth_scheduler_add(p->scheduler, BERTH_SCHED_MANIFEST, name, digest, p->ttl_ms);
+	atomic_fetch_add(&berth_proxy_stats.manifest_misses, 1);
+	return berth_manifest_get(out, p->reg, name, digest);
+}
+
+/* 1 if the cached tag names digest already (a warm pull then writes nothing). */
+static int tag_names(struct berth_proxy *p, const char *name, const char *tag, const char *digest)
+{
+	struct berth_manifest_content mc;
+	if (berth_manifest_get(&mc, p->reg, name, tag) < 0)
+		return 0;
+	int same = strcmp(mc.digest, digest) == 0;
+	berth_manifest_content_release(&mc);
+	return same;
+}
+
+/* By digest: local first, else from the upstream (tag, when not NULL, is pointed at it). */
+static int manifest_by_digest(struct berth_manifest_content *out, struct berth_proxy *p, const char *name,
+			      const char *digest, const char *tag)
+{
+	int rc = berth_manifest_get(out, p->reg, name, digest);
+	if (rc == 0 && tag && !tag_names(p, name, tag, digest)) {
+		/* Cached already: only the tag moves here, as Distribution's tag service writes it. */
+		struct berth_manifest_put_result put;
+		rc = berth_manifest_put_fetched(&put, p->reg, name, tag, out->media_type, out->body, out->len);
+		if (rc < 0) {
+			berth_manifest_content_release(out);
+			return rc == BERTH_ENOTFOUND ? BERTH_ERROR : rc;
+		}
+	}
+	if (rc == 0) {
+		atomic_fetch_add(&berth_proxy_stats.manifest_hits, 1);
+		return 0;
+	}
+	if (rc != BERTH_ENOTFOUND)
+		return rc;
+	return fetch_manifest(out, p, name, digest, tag);
+}
+
+int berth_proxy_manifest_get(struct berth_manifest_content *out, struct berth_proxy *p, const char *name,
+			     const char *reference)
+{
+	char path[BERTH_NAME_MAX + BERTH_TAG_MAX + 32];
+	struct berth_upstream_result res;
+
+	if (strchr(reference, ':'))
+		return manifest_by_digest(out, p, name, reference, NULL);
+	/* By tag: the upstream says which manifest the tag names now. */
+	snprintf(path, sizeof(path), "/v2/%s/manifests/%s", name, reference);
+	struct berth_upstream_call call = { .method = "HEAD", .path = path, .repo = name,
+					    .accept = BERTH_PROXY_ACCEPT, .timeout_ms = MANIFEST_TIMEOUT_MS };
+	int rc = berth_upstream_call(&res, p->upstream, &call);
+	if (rc == 0 && res.status == 200 && berth_digest_valid(res.digest)) {
+		rc = manifest_by_digest(out, p, name, res.digest, reference);
+		if (rc != BERTH_ERROR)
+			return rc;
+	} else {
+		log_upstream_failure(p, "tag", name, reference, rc, &res);
+	}
+	/* The upstream cannot say: the tag as cached, as Distribution's proxy tag service does. */
+	int local = berth_manifest_get(out, p->reg, name, reference);
+	if (local == 0) {
+		atomic_fetch_add(&berth_proxy_stats.stale_tags, 1);
+		berth_warn("serving cached %s:%s: the upstream could not tell its current manifest", name, reference);
+		return 0;
+	}
+	if (local != BERTH_ENOTFOUND)
+		return local;
+	return rc == 0 && res.status == 404 ? BERTH_ENOTFOUND : BERTH_ERROR;
+}
+
+/* ---- tags ---- */
+
+int berth_proxy_tags(struct berth_strvec *out, struct berth_proxy *p, const char *name)
+{
+	char path[BERTH_NAME_MAX + 32];
+	struct berth_buf body = BERTH_BUF_INIT(TAGS_MAX);
+	struct berth_upstream_result res;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(path, sizeof(path), "/v2/%s/tags/list", name);
+	struct berth_upstream_call call = { .method = "GET", .path = path, .repo = name, .on_body = collect_body,
+					    .payload = &body, .timeout_ms = MANIFEST_TIMEOUT_MS };
+	int rc = berth_upstream_call(&res, p->upstream, &call);
+	if (rc < 0 || res.status != 200) {
+		log_upstream_failure(p, "tag list", name, "", rc, &res);
+		berth_buf_release(&body);
+		return rc == 0 && res.status == 404 ? BERTH_ENOTFOUND : BERTH_ERROR;
+	}
+	json_t *doc = json_loadb(body.data ? body.data : "", body.len, 0, NULL);
+	berth_buf_release(&body);
+	json_t *tags = json_object_get(doc, "tags");
+	if (!json_is_array(tags) && !json_is_null(tags)) {
+		json_decref(doc);
+		berth_warn("upstream %s: tag list of %s is not JSON", berth_upstream_label(p->upstream), name);
+		return BERTH_ERROR;
+	}
+	size_t i;
+	json_t *t;
+	json_array_foreach(tags, i, t) {
+		if (json_is_string(t) && berth_tag_valid(json_string_value(t)))
+			berth_strvec_push(out, json_string_value(t));
+	}
+	json_decref(doc);
+	berth_strvec_sort(out);
+	return 0;
+}
+
+/* ---- blob sizes ---- */
+
+int berth_proxy_blob_stat(uint64_t *size, struct berth_proxy *p, const char *name, const char *digest)
+{
+	char path[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 32];
+	struct berth_upstream_result res;
+	snprintf(path, sizeof(path), "/v2/%s/blobs/%s", name, digest);
+	struct berth_upstream_call call = { .method = "HEAD", .path = path, .repo = name,
+					    .timeout_ms = MANIFEST_TIMEOUT_MS };
+	int rc = berth_upstream_call(&res, p->upstream, &call);
+	if (rc == 0 && res.status == 200 && res.length >= 0) {
+		*size = (uint64_t)res.length;
+		return 0;
+	}
+	log_upstream_failure(p, "blob", name, digest, rc, &res);
+	return rc == 0 && res.status == 404 ? BERTH_ENOTFOUND : BERTH_ERROR;
+}

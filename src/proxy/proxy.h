@@ -1,0 +1,96 @@
+/*
+ * The pull-through cache (proxy.remoteurl), as Distribution's proxy serves: manifests by tag
+ * ask the upstream for the tag's current digest (HEAD) and serve and store that manifest, or
+ * the cached one when the upstream cannot answer; by digest, local first, else fetched,
+ * verified and stored; blobs local first, else streamed from the upstream to the client while
+ * being stored, the digest verified before anything is linked; tag lists from the upstream.
+ * What is fetched expires after the TTL (proxy/scheduler.h).
+ *
+ * Every function that talks to the upstream blocks: the API runs them on the proxy's job
+ * threads (berth_proxy_submit) with the request parked, never on an HTTP polling thread.
+ */
+#ifndef BERTH_PROXY_PROXY_H
+#define BERTH_PROXY_PROXY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/vec.h"
+#include "proxy/jobs.h"
+#include "registry/registry.h"
+
+struct berth_proxy;
+
+struct berth_proxy_config {
+	const char *remoteurl; /* proxy.remoteurl */
+	const char *username;  /* proxy.username, proxy.password: NULL or "" for anonymous */
+	const char *password;
+	int64_t ttl_ms;        /* proxy.ttl; 0: what is fetched never expires */
+};
+
+/*
+ * Starts the cache over reg (borrowed: it must outlive the proxy) and its storage driver (the
+ * TTL state lives at its root). 0, or BERTH_EINVALID / a storage error with a reason in err.
+ */
+int berth_proxy_new(struct berth_proxy **out, const struct berth_proxy_config *cfg, struct berth_registry *reg,
+		    char *err, size_t errlen);
+/* Lets the fetches in flight end, saves the TTL state, frees. Accepts NULL. */
+void berth_proxy_free(struct berth_proxy *p);
+/* The proxy's metrics: hits, misses, stale tags served, and each upstream's counters. */
+void berth_proxy_metrics_register(void);
+
+/* Counts a pull served from the cache without asking the upstream (blob 1, manifest 0). */
+void berth_proxy_note_hit(struct berth_proxy *p, int blob);
+
+/* Runs fn(arg) on one of the proxy's job threads. 0, or BERTH_EBUSY (too many waiting). */
+int berth_proxy_submit(struct berth_proxy *p, berth_job_fn fn, void *arg);
+
+/*
+ * A manifest by tag or digest (see above). BERTH_ENOTFOUND: unknown here and upstream;
+ * BERTH_ERROR: the upstream could not be asked and nothing is cached (the reason logged).
+ * Blocks.
+ */
+int berth_proxy_manifest_get(struct berth_manifest_content *out, struct berth_proxy *p, const char *name,
+			     const char *reference);
+/* The upstream's tags of name, sorted; BERTH_ENOTFOUND when it has none, BERTH_ERROR when it
+ * cannot be asked (the caller then serves the local list, as Distribution). Blocks. */
+int berth_proxy_tags(struct berth_strvec *out, struct berth_proxy *p, const char *name);
+/* The size of a blob not cached here, from the upstream (HEAD). BERTH_ENOTFOUND or
+ * BERTH_ERROR. Blocks. */
+int berth_proxy_blob_stat(uint64_t *size, struct berth_proxy *p, const char *name, const char *digest);
+
+/* ---- streaming a blob from the upstream ---- */
+
+struct berth_proxy_fetch;
+/* Called from a fetch thread when the reader has news: first when the fetch's outcome is known
+ * (berth_proxy_fetch_status), then each time a read that answered BERTH_EBUSY can go on.
+ * Never called after berth_proxy_fetch_release. Must not call back into the fetch. */
+typedef void (*berth_fetch_notify)(void *payload);
+
+/*
+ * Starts fetching name's blob digest from the upstream, stored as it arrives, or joins the fetch
+ * of it already under way (one upstream GET for concurrent pulls). Returns at once; notify
+ * tells when berth_proxy_fetch_status knows. *out is the caller's until
+ * berth_proxy_fetch_release. 0 or BERTH_EBUSY (too many fetches).
+ */
+int berth_proxy_fetch_start(struct berth_proxy_fetch **out, struct berth_proxy *p, const char *name,
+			    const char *digest, berth_fetch_notify notify, void *payload);
+/* 0 and the blob's size once the upstream answered with it: read along; BERTH_EEXISTS: the
+ * fetch joined too late to read along has stored the blob: serve it from storage; BERTH_EBUSY
+ * while it is not known yet; BERTH_ENOTFOUND (the upstream does not have it) or BERTH_ERROR
+ * (it could not be asked, or the transfer failed). */
+int berth_proxy_fetch_status(struct berth_proxy_fetch *f, uint64_t *size);
+/*
+ * Copies the next bytes: their count; 0 at the end, once the whole blob arrived and its digest
+ * was verified (the last byte is held back until then); BERTH_EBUSY when none are there yet:
+ * then on_wait(payload) runs first, under the fetch's lock, so that the reader parks itself
+ * before notify can say there is more; BERTH_ERROR when the transfer broke or the digest did
+ * not match.
+ */
+ssize_t berth_proxy_fetch_read(struct berth_proxy_fetch *f, char *buf, size_t max, berth_fetch_notify on_wait,
+			       void *payload);
+/* The reader is done (or gone): the fetch goes on storing the blob without it. */
+void berth_proxy_fetch_release(struct berth_proxy_fetch *f);
+
+#endif

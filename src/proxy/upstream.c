@@ -1,0 +1,536 @@
+/* The upstream registry's client (proxy/upstream.h). */
+#include "proxy/upstream.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "registry/reference.h"
+
+#define CONNECT_TIMEOUT_MS 10000L
+#define STALL_SECONDS 30L      /* a transfer slower than 1 byte/s for this long is cut */
+#define TOKEN_TIMEOUT_MS 30000L
+#define TOKEN_BODY_MAX (64 * 1024)
+#define MAX_RETRIES 3          /* after the first try: 4 tries in all */
+#define BACKOFF_MS 200         /* doubled after each retry */
+#define TOKEN_SLOTS 32
+#define SCOPE_MAX (BERTH_NAME_MAX + 32)
+#define DEFAULT_TOKEN_SECONDS 60 /* the token spec's default expires_in */
+
+enum auth_scheme { AUTH_NONE, AUTH_BASIC, AUTH_BEARER };
+
+struct token_slot {
+	char scope[SCOPE_MAX];
+	char *token;
+	uint64_t expires_ns;
+};
+
+/* Counters of one upstream, listed for the metrics while it lives. */
+struct upstream_stats {
+	struct upstream_stats *next;
+	const char *label;
+	_Atomic uint64_t requests, errors, retries, bytes, tokens;
+};
+
+struct berth_upstream {
+	char *base; /* remoteurl without a trailing '/' */
+	char *username, *password;
+	char *label;
+	struct upstream_stats stats;
+	pthread_mutex_t lock; /* guards what follows */
+	enum auth_scheme scheme;
+	struct berth_challenge challenge; /* the Bearer challenge last met */
+	struct token_slot tokens[TOKEN_SLOTS];
+	size_t next_slot;
+};
+
+static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct upstream_stats *all_stats;
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+/* One curl handle per thread, kept between calls: its connection cache reuses the upstream's
+ * connections (and TLS sessions), which a cold pull of many blobs notices. Freed at thread exit. */
+static pthread_key_t handle_key;
+
+static void free_handle(void *h)
+{
+	curl_easy_cleanup(h);
+}
+
+static void init_curl(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	pthread_key_create(&handle_key, free_handle);
+}
+
+static CURL *thread_handle(void)
+{
+	CURL *h = pthread_getspecific(handle_key);
+	if (!h) {
+		h = curl_easy_init();
+		if (h && pthread_setspecific(handle_key, h) != 0) {
+			curl_easy_cleanup(h);
+			h = NULL;
+		}
+	}
+	return h;
+}
+
+int berth_upstream_new(struct berth_upstream **out, const struct berth_upstream_config *cfg, char *err,
+		       size_t errlen)
+{
+	const char *url = cfg->url ? cfg->url : "";
+	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
+		snprintf(err, errlen, "'%s' is not an http or https URL", url);
+		return BERTH_EINVALID;
+	}
+	pthread_once(&curl_once, init_curl);
+	struct berth_upstream *u = berth_calloc(1, sizeof(*u));
+	size_t n = strlen(url);
+	while (n > 0 && url[n - 1] == '/')
+		n--;
+	u->base = berth_strndup(url, n);
+	u->username = cfg->username && cfg->username[0] ? berth_strdup(cfg->username) : NULL;
+	u->password = berth_strdup(cfg->password ? cfg->password : "");
+	u->label = berth_strdup(cfg->label ? cfg->label : u->base);
+	u->stats.label = u->label;
+	u->scheme = AUTH_NONE;
+	pthread_mutex_init(&u->lock, NULL);
+	pthread_mutex_lock(&stats_lock);
+	u->stats.next = all_stats;
+	all_stats = &u->stats;
+	pthread_mutex_unlock(&stats_lock);
+	*out = u;
+	return 0;
+}
+
+void berth_upstream_free(struct berth_upstream *u)
+{
+	if (!u)
+		return;
+	pthread_mutex_lock(&stats_lock);
+	for (struct upstream_stats **p = &all_stats; *p; p = &(*p)->next) {
+		if (*p == &u->stats) {
+			*p = u->stats.next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&stats_lock);
+	for (size_t i = 0; i < TOKEN_SLOTS; i++)
+		free(u->tokens[i].token);
+	pthread_mutex_destroy(&u->lock);
+	free(u->base);
+	free(u->username);
+	free(u->password);
+	free(u->label);
+	free(u);
+}
+
+const char *berth_upstream_label(const struct berth_upstream *u)
+{
+	return u->label;
+}
+
+void berth_upstream_render_metrics(struct berth_buf *out)
+{
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} families[] = {
+		{ "berth_proxy_upstream_requests_total", "Requests made to an upstream registry.",
+		  offsetof(struct upstream_stats, requests) },
+		{ "berth_proxy_upstream_errors_total",
+		  "Upstream calls that failed (no answer after the retries, or a broken transfer).",
+		  offsetof(struct upstream_stats, errors) },
+		{ "berth_proxy_upstream_retries_total", "Upstream requests retried after a failure.",
+		  offsetof(struct upstream_stats, retries) },
+		{ "berth_proxy_upstream_bytes_total", "Body bytes fetched from an upstream registry.",
+		  offsetof(struct upstream_stats, bytes) },
+		{ "berth_proxy_upstream_tokens_total", "Bearer tokens fetched for an upstream.",
+		  offsetof(struct upstream_stats, tokens) },
+	};
+	pthread_mutex_lock(&stats_lock);
+	for (size_t f = 0; f < sizeof(families) / sizeof(families[0]); f++) {
+		berth_buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n", families[f].name, families[f].help,
+				 families[f].name);
+		for (struct upstream_stats *s = all_stats; s; s = s->next) {
+			_Atomic uint64_t *v = (_Atomic uint64_t *)((char *)s + families[f].off);
+			berth_buf_printf(out, "%s{upstream=\"%s\"} %llu\n", families[f].name, s->label,
+					 (unsigned long long)atomic_load(v));
+		}
+	}
+	pthread_mutex_unlock(&stats_lock);
+}
+
+/* ---- tokens ---- */
+
+static void scope_for(char *out, size_t cap, const char *repo)
+{
+	snprintf(out, cap, "repository:%s:pull", repo ? repo : "");
+}
+
+/* The Authorization header for a call, or NULL; the caller frees it. */
+static char *authorization(struct berth_upstream *u, const char *repo)
+{
+	char scope[SCOPE_MAX];
+	char *h = NULL;
+	pthread_mutex_lock(&u->lock);
+	if (u->scheme == AUTH_BASIC && u->username) {
+		char *pair = berth_asprintf("%s:%s", u->username, u->password);
+		size_t n = strlen(pair);
+		char *b64 = berth_malloc(4 * ((n + 2) / 3) + 1);
+		EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)pair, (int)n);
+		h = berth_asprintf("Authorization: Basic %s", b64);
+		free(b64);
+		free(pair);
+	} else if (u->scheme == AUTH_BEARER) {
+		scope_for(scope, sizeof(scope), repo);
+		uint64_t now = berth_now_ns();
+		for (size_t i = 0; i < TOKEN_SLOTS; i++) {
+			struct token_slot *t = &u->tokens[i];
+			if (t->token && t->expires_ns > now && strcmp(t->scope, scope) == 0) {
+				h = berth_asprintf("Authorization: Bearer %s", t->token);
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&u->lock);
+	return h;
+}
+
+static void store_token(struct berth_upstream *u, const char *scope, const char *token, int64_t seconds)
+{
+	/* Renewed a little before it runs out, so a call never starts with a token about to go. */
+	int64_t margin = seconds > 20 ? 10 : seconds / 2;
+	pthread_mutex_lock(&u->lock);
+	struct token_slot *t = NULL;
+	for (size_t i = 0; i < TOKEN_SLOTS && !t; i++)
+		if (u->tokens[i].token && strcmp(u->tokens[i].scope, scope) == 0)
+			t = &u->tokens[i];
+	if (!t) {
+		t = &u->tokens[u->next_slot];
+		u->next_slot = (u->next_slot + 1) % TOKEN_SLOTS;
+	}
+	free(t->token);
+	snprintf(t->scope, sizeof(t->scope), "%s", scope);
+	t->token = berth_strdup(token);
+	t->expires_ns = berth_now_ns() + (uint64_t)(seconds - margin) * 1000000000ull;
+	u->scheme = AUTH_BEARER;
+	pthread_mutex_unlock(&u->lock);
+}
+
+static size_t collect(char *p, size_t size, size_t n, void *payload)
+{
+	return berth_buf_append(payload, p, size * n) < 0 ? 0 : size * n; /* past the cap: abort */
+}
+
+/* Asks the challenge's realm for a token for repo's pull scope. 0 or BERTH_ERROR (logged). */
+static int fetch_token(struct berth_upstream *u, const struct berth_challenge *ch, const char *repo,
+		       char *err, size_t errlen)
+{
+	char scope[SCOPE_MAX];
+	char curl_error[CURL_ERROR_SIZE] = "";
+	struct berth_buf body = BERTH_BUF_INIT(TOKEN_BODY_MAX);
+	long status = 0;
+	int rc = BERTH_ERROR;
+
+	scope_for(scope, sizeof(scope), repo);
+	CURL *curl = curl_easy_init();
+	if (!curl) {
+		snprintf(err, errlen, "cannot set up the token request");
+		return BERTH_ERROR;
+	}
+	char *service_q = curl_easy_escape(curl, ch->service, 0);
+	char *scope_q = curl_easy_escape(curl, scope, 0);
+	char *url = berth_asprintf("%s%cservice=%s&scope=%s", ch->realm, strchr(ch->realm, '?') ? '&' : '?',
+				   service_q ? service_q : "", scope_q ? scope_q : "");
+	curl_free(service_q);
+	curl_free(scope_q);
+	atomic_fetch_add(&u->stats.tokens, 1);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		berth_buf_release(&body);
+		body = (struct berth_buf)BERTH_BUF_INIT(TOKEN_BODY_MAX);
+		curl_easy_reset(curl);
+		curl_easy_setopt(curl, CURLOPT_URL, url);
+		curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+		curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, TOKEN_TIMEOUT_MS);
+		curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+		curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+		curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+		curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_error);
+		if (u->username) {
+			curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+			curl_easy_setopt(curl, CURLOPT_USERNAME, u->username);
+			curl_easy_setopt(curl, CURLOPT_PASSWORD, u->password);
+		}
+		CURLcode cc = curl_easy_perform(curl);
+		status = 0;
+		if (cc == CURLE_OK)
+			curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+		if (cc == CURLE_OK && status < 500)
+			break;
+		snprintf(err, errlen, "token server %.120s: %s", ch->realm,
+			 cc != CURLE_OK ? (curl_error[0] ? curl_error : curl_easy_strerror(cc)) : "5xx");
+		usleep(BACKOFF_MS * 1000);
+	}
+	if (status == 200) {
+		json_t *doc = json_loadb(body.data ? body.data : "", body.len, 0, NULL);
+		json_t *token = json_object_get(doc, "token");
+		if (!json_is_string(token))
+			token = json_object_get(doc, "access_token");
+		json_t *expires = json_object_get(doc, "expires_in");
+		int64_t seconds = json_is_integer(expires) && json_integer_value(expires) > 0
+					  ? (int64_t)json_integer_value(expires)
+					  : DEFAULT_TOKEN_SECONDS;
+		if (json_is_string(token)) {
+			store_token(u, scope, json_string_value(token), seconds);
+			rc = 0;
+		} else {
+			snprintf(err, errlen, "token server %.120s answered without a token", ch->realm);
+		}
+		json_decref(doc);
+	} else if (status) {
+		snprintf(err, errlen, "token server %.120s answered %ld", ch->realm, status);
+	}
+	free(url);
+	berth_buf_release(&body);
+	curl_easy_cleanup(curl);
+	return rc;
+}
+
+/* ---- calls ---- */
+
+struct transfer {
+	const struct berth_upstream_call *call;
+	struct berth_upstream_result *res;
+	struct berth_upstream *u;
+	CURL *curl;
+	char www_authenticate[2048];
+	int started;    /* on_start was called */
+	int body_rc;    /* on_body's refusal */
+};
+
+static void trim(char *s)
+{
+	size_t n = strlen(s);
+	while (n > 0 && (s[n - 1] == '\r' || s[n - 1] == '\n' || s[n - 1] == ' ' || s[n - 1] == '\t'))
+		s[--n] = '\0';
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *payload)
+{
+	struct transfer *t = payload;
+	struct berth_upstream_result *res = t->res;
+	size_t len = size * n;
+	char line[2048];
+	snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) - 1 ? len : sizeof(line) - 1), p);
+	trim(line);
+	if (strncmp(line, "HTTP/", 5) == 0) { /* a new answer (after a redirect or 100) */
+		res->length = -1;
+		res->digest[0] = res->content_type[0] = '\0';
+		t->www_authenticate[0] = '\0';
+		return len;
+	}
+	char *colon = strchr(line, ':');
+	if (!colon)
+		return len;
+	*colon = '\0';
+	const char *value = colon + 1;
+	while (*value == ' ' || *value == '\t')
+		value++;
+	if (strcasecmp(line, "Docker-Content-Digest") == 0)
+		snprintf(res->digest, sizeof(res->digest), "%s", value);
+	else if (strcasecmp(line, "Content-Type") == 0)
+		snprintf(res->content_type, sizeof(res->content_type), "%s", value);
+	else if (strcasecmp(line, "WWW-Authenticate") == 0 && !t->www_authenticate[0])
+		snprintf(t->www_authenticate, sizeof(t->www_authenticate), "%s", value);
+	else if (strcasecmp(line, "Content-Length") == 0) {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(value, &end, 10);
+		if (errno == 0 && end != value && !*end && *value != '-' && v <= INT64_MAX)
+			res->length = (int64_t)v;
+	}
+	return len;
+}
+
+static void start(struct transfer *t)
+{
+	if (t->started)
+		return;
+	t->started = 1;
+	if (t->call->on_start)
+		t->call->on_start(t->res, t->call->payload);
+}
+
+static size_t on_write(char *p, size_t size, size_t n, void *payload)
+{
+	struct transfer *t = payload;
+	long status = 0;
+	curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status / 100 != 2 || !t->call->on_body)
+		return size * n; /* an error's body, or one nobody wants */
+	t->res->status = status;
+	start(t);
+	int rc = t->call->on_body(p, size * n, t->call->payload);
+	if (rc != 0) {
+		t->body_rc = rc;
+		return 0;
+	}
+	t->res->bytes += size * n;
+	atomic_fetch_add(&t->u->stats.bytes, size * n);
+	return size * n;
+}
+
+static CURLcode perform(struct transfer *t, const char *url, struct curl_slist *headers, char *curl_error)
+{
+	const struct berth_upstream_call *call = t->call;
+	CURL *curl = t->curl;
+	curl_easy_reset(curl);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	if (strcmp(call->method, "HEAD") == 0)
+		curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+	else
+		curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+	if (call->timeout_ms > 0)
+		curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, call->timeout_ms);
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, STALL_SECONDS);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	/* Registries send blobs to a CDN with a redirect; curl does not carry the Authorization
+	 * header to another host. */
+	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
+	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(curl, CURLOPT_HEADERDATA, t);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, t);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_error);
+	curl_easy_setopt(curl, CURLOPT_USERAGENT, "berth/" BERTH_VERSION);
+	curl_error[0] = '\0';
+	t->res->status = 0;
+	t->res->length = -1;
+	atomic_fetch_add(&t->u->stats.requests, 1);
+	CURLcode cc = curl_easy_perform(curl);
+	if (cc == CURLE_OK)
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &t->res->status);
+	return cc;
+}
+
+static int retryable(CURLcode cc, long status)
+{
+	if (cc == CURLE_OK)
+		return status >= 500 || status == 429;
+	return cc == CURLE_COULDNT_CONNECT || cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR ||
+	       cc == CURLE_GOT_NOTHING || cc == CURLE_OPERATION_TIMEDOUT || cc == CURLE_PARTIAL_FILE ||
+	       cc == CURLE_COULDNT_RESOLVE_HOST;
+}
+
+/* The upstream answered 401: learns how to authenticate. 1 to try again, 0 not. */
+static int authenticate(struct transfer *t, char *err, size_t errlen)
+{
+	struct berth_upstream *u = t->u;
+	struct berth_challenge ch;
+	if (berth_challenge_parse(&ch, t->www_authenticate) < 0)
+		return 0;
+	if (strcmp(ch.scheme, "basic") == 0) {
+		if (!u->username)
+			return 0;
+		pthread_mutex_lock(&u->lock);
+		u->scheme = AUTH_BASIC;
+		pthread_mutex_unlock(&u->lock);
+		return 1;
+	}
+	if (strcmp(ch.scheme, "bearer") != 0)
+		return 0;
+	pthread_mutex_lock(&u->lock);
+	u->challenge = ch;
+	pthread_mutex_unlock(&u->lock);
+	return fetch_token(u, &ch, t->call->repo, err, errlen) == 0;
+}
+
+int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream *u,
+			const struct berth_upstream_call *call)
+{
+	struct transfer t = { .call = call, .res = res, .u = u };
+	char curl_error[CURL_ERROR_SIZE];
+	struct curl_slist *base = NULL;
+	int authenticated = 0, rc = BERTH_ERROR;
+
+	memset(res, 0, sizeof(*res));
+	res->length = -1;
+	pthread_once(&curl_once, init_curl);
+	t.curl = thread_handle();
+	if (!t.curl) {
+		snprintf(res->error, sizeof(res->error), "cannot set up the request");
+		goto out;
+	}
+	if (call->accept) {
+		char *h = berth_asprintf("Accept: %s", call->accept);
+		base = curl_slist_append(base, h);
+		free(h);
+	}
+	char *url = berth_asprintf("%s%s", u->base, call->path);
+	for (int attempt = 0;; attempt++) {
+		struct curl_slist *headers = NULL;
+		for (struct curl_slist *h = base; h; h = h->next)
+			headers = curl_slist_append(headers, h->data);
+		char *auth = authorization(u, call->repo);
+		if (auth)
+			headers = curl_slist_append(headers, auth);
+		free(auth);
+		CURLcode cc = perform(&t, url, headers, curl_error);
+		curl_slist_free_all(headers);
+		if (t.body_rc) {
+			rc = t.body_rc;
+			snprintf(res->error, sizeof(res->error), "transfer aborted");
+			break;
+		}
+		if (cc == CURLE_OK && res->status == 401 && !authenticated) {
+			authenticated = 1;
+			if (authenticate(&t, res->error, sizeof(res->error)))
+				continue;
+		}
+		if (retryable(cc, res->status) && res->bytes == 0 && attempt < MAX_RETRIES) {
+			atomic_fetch_add(&u->stats.retries, 1);
+			berth_debug("upstream %s%s: %s, retrying", u->label, call->path,
+				    cc != CURLE_OK ? curl_easy_strerror(cc) : "server error");
+			usleep((useconds_t)(BACKOFF_MS << attempt) * 1000u);
+			continue;
+		}
+		if (cc != CURLE_OK) {
+			snprintf(res->error, sizeof(res->error), "%s", curl_error[0] ? curl_error : curl_easy_strerror(cc));
+			if (res->bytes == 0)
+				res->status = 0;
+			break;
+		}
+		rc = 0;
+		break;
+	}
+	free(url);
+	if (rc != 0 && rc != t.body_rc)
+		atomic_fetch_add(&u->stats.errors, 1);
+	start(&t); /* a HEAD, an error status or an empty body: nothing started it */
+out:
+	curl_slist_free_all(base);
+	if (t.curl)
+		curl_easy_reset(t.curl); /* keeps the connections, drops pointers into this call */
+	return rc;
+}

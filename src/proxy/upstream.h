@@ -1,0 +1,86 @@
+/*
+ * The pull-through cache's client of its upstream registry, on libcurl: anonymous, Basic, or
+ * the Bearer token flow (the upstream's WWW-Authenticate challenge names a realm; a token for
+ * the repository's pull scope is asked there with service and scope, and reused until it
+ * expires). HTTPS is verified against the system's CAs. Connection failures, 5xx and 429 are
+ * retried with backoff while no body byte has been handed on. Every call blocks: it runs on
+ * the proxy's own threads (proxy/jobs.h), never on an HTTP polling thread.
+ */
+#ifndef BERTH_PROXY_UPSTREAM_H
+#define BERTH_PROXY_UPSTREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/digest.h"
+#include "core/util.h"
+
+struct berth_upstream;
+
+struct berth_upstream_config {
+	const char *url;      /* proxy.remoteurl: http(s)://host[:port][/path] */
+	const char *username; /* NULL or "": anonymous unless the upstream asks */
+	const char *password;
+	const char *label;    /* names the upstream in logs and metrics (its URL when NULL) */
+};
+
+/* 0, or BERTH_EINVALID with a reason in err (a URL that is not http or https). */
+int berth_upstream_new(struct berth_upstream **out, const struct berth_upstream_config *cfg, char *err,
+		       size_t errlen);
+void berth_upstream_free(struct berth_upstream *u); /* accepts NULL */
+const char *berth_upstream_label(const struct berth_upstream *u);
+
+/*
+ * Body bytes of a 2xx answer, as they arrive: 0 to go on, anything else aborts the transfer
+ * (the call then returns that code).
+ */
+typedef int (*berth_upstream_body_cb)(const void *p, size_t n, void *payload);
+/* Called once the status and headers of the final answer are in, before its first body byte
+ * (also for a HEAD or an error status); the result holds them. */
+struct berth_upstream_result;
+typedef void (*berth_upstream_start_cb)(const struct berth_upstream_result *res, void *payload);
+
+struct berth_upstream_call {
+	const char *method;  /* "GET" or "HEAD" */
+	const char *path;    /* below the upstream URL: "/v2/<name>/manifests/<ref>" */
+	const char *repo;    /* the repository, for the token's scope "repository:<repo>:pull" */
+	const char *accept;  /* an Accept header value, or NULL */
+	berth_upstream_body_cb on_body; /* NULL: a 2xx body is dropped */
+	berth_upstream_start_cb on_start; /* NULL: none */
+	void *payload;
+	long timeout_ms;     /* whole-transfer limit; 0: none (blobs: only the stall limit) */
+};
+
+struct berth_upstream_result {
+	long status;         /* the final answer's HTTP status; 0 when none came */
+	int64_t length;      /* its Content-Length, -1 when not given */
+	char digest[BERTH_DIGEST_STR_MAX]; /* its Docker-Content-Digest, "" when none */
+	char content_type[128];
+	char error[256];     /* why the call failed, for the log */
+	uint64_t bytes;      /* body bytes handed to on_body */
+};
+
+/*
+ * Performs the call, authenticating as the upstream asks. 0 when an answer came (whatever its
+ * status: res->status); BERTH_ERROR when none could be had after the retries (res->error says
+ * why), or on_body's code. Blocks (bounded by the timeouts).
+ */
+int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream *u,
+			const struct berth_upstream_call *call);
+
+/* ---- challenges (exposed for the tests) ---- */
+
+struct berth_challenge {
+	char scheme[16];  /* "bearer" or "basic", lowercased; "" when none could be read */
+	char realm[1024];
+	char service[256];
+	char scope[512];
+};
+/* Reads a WWW-Authenticate value (RFC 7235: scheme, then name=value or name="quoted" params).
+ * 0, or BERTH_EINVALID. */
+int berth_challenge_parse(struct berth_challenge *out, const char *header);
+
+/* The upstream metrics (requests, errors, bytes) with the proxy's (proxy/proxy.h). */
+void berth_upstream_render_metrics(struct berth_buf *out);
+
+#endif

@@ -1,0 +1,70 @@
+/* WWW-Authenticate challenges as registries and token servers send them (proxy/upstream.h). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "core/err.h"
+#include "proxy/upstream.h"
+
+static void test_bearer_with_every_parameter(void **state)
+{
+	(void)state;
+	struct berth_challenge ch;
+	assert_int_equal(berth_challenge_parse(&ch, "Bearer realm=\"https://auth.docker.io/token\","
+						    "service=\"registry.docker.io\",scope=\"repository:library/alpine:pull\""),
+			 0);
+	assert_string_equal(ch.scheme, "bearer");
+	assert_string_equal(ch.realm, "https://auth.docker.io/token");
+	assert_string_equal(ch.service, "registry.docker.io");
+	assert_string_equal(ch.scope, "repository:library/alpine:pull");
+}
+
+static void test_spacing_case_tokens_and_escapes(void **state)
+{
+	(void)state;
+	struct berth_challenge ch;
+	assert_int_equal(berth_challenge_parse(&ch, "  BEARER  Realm = \"http://127.0.0.1:1/t\" , service=plain,"
+						    " error=\"invalid_token\", scope=\"a\\\"b\""),
+			 0);
+	assert_string_equal(ch.scheme, "bearer");
+	assert_string_equal(ch.realm, "http://127.0.0.1:1/t");
+	assert_string_equal(ch.service, "plain");
+	assert_string_equal(ch.scope, "a\"b");
+}
+
+static void test_basic(void **state)
+{
+	(void)state;
+	struct berth_challenge ch;
+	assert_int_equal(berth_challenge_parse(&ch, "Basic realm=\"Registry Realm\""), 0);
+	assert_string_equal(ch.scheme, "basic");
+	assert_string_equal(ch.realm, "Registry Realm");
+	assert_string_equal(ch.service, "");
+}
+
+static void test_refused(void **state)
+{
+	(void)state;
+	struct berth_challenge ch;
+	assert_int_equal(berth_challenge_parse(&ch, ""), BERTH_EINVALID);
+	assert_int_equal(berth_challenge_parse(&ch, NULL), BERTH_EINVALID);
+	/* a Bearer challenge without a realm names nowhere to ask */
+	assert_int_equal(berth_challenge_parse(&ch, "Bearer service=\"x\""), BERTH_EINVALID);
+	/* an unterminated quote ends with the header, never past it */
+	assert_int_equal(berth_challenge_parse(&ch, "Bearer realm=\"http://a"), 0);
+	assert_string_equal(ch.realm, "http://a");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bearer_with_every_parameter),
+		cmocka_unit_test(test_spacing_case_tokens_and_escapes),
+		cmocka_unit_test(test_basic),
+		cmocka_unit_test(test_refused),
+	};
+	return cmocka_run_group_tests_name("proxy challenges", tests, NULL, NULL);
+}
