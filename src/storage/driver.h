@@ -159,6 +159,11 @@ struct berth_storage_driver {
 	 * it went, below the driver's root. */
 	int (*quarantine)(char **where_out, struct berth_storage_driver *d, const char *path,
 			  const char *path_aside, const char *name);
+
+	/* 1: every call may wait on a network (s3): the server runs them on its storage workers,
+	 * never on the HTTP polling threads. 0: calls are short (local disk, memory) and run
+	 * inline, which is faster. */
+	int remote;
 };
 
 /* Constructors (each in its own .c). On success *out belongs to the caller (free via ->free). */

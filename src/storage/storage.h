@@ -130,6 +130,13 @@ static inline int berth_storage_quarantine(char **where_out, struct berth_storag
 	return d->quarantine ? d->quarantine(where_out, d, path, path_aside, name) : BERTH_EUNSUPPORTED;
 }
 
+/* 1 if the driver's calls wait on a network (driver.h's remote): they must not run on the
+ * HTTP polling threads. */
+static inline int berth_storage_is_remote(const struct berth_storage_driver *d)
+{
+	return d->remote;
+}
+
 static inline void berth_storage_free(struct berth_storage_driver *d)
 {
 	if (d)
