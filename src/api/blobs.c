@@ -11,20 +11,15 @@
 
 #define STREAM_BLOCK (64 * 1024)
 
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+static ssize_t stream_read(void *src, void *buf, size_t max)
 {
-	struct berth_reader *rd = cls;
-	ssize_t n = rd->read(rd, buf, max);
-	if (n == 0)
-		return MHD_CONTENT_READER_END_OF_STREAM;
-	if (n < 0)
-		return MHD_CONTENT_READER_END_WITH_ERROR;
-	return n;
+	struct berth_reader *rd = src;
+	return rd->read(rd, buf, max);
 }
 
-static void stream_free(void *cls)
+static void stream_free(void *src)
 {
-	struct berth_reader *rd = cls;
+	struct berth_reader *rd = src;
 	rd->close(rd);
 }
 
@@ -53,8 +48,11 @@ static void blob_unknown(struct berth_request *req, const char *digest)
 	berth_api_answer(req, BERTH_API_BLOB_UNKNOWN, "blob unknown to registry", detail);
 }
 
-/* Wraps the reader in a response for [start, start+len); takes the reader. */
-static struct MHD_Response *body_response(struct berth_reader *rd, uint64_t start, uint64_t len)
+/* Wraps the reader in a response for [start, start+len); takes the reader. Without a
+ * descriptor, the body streams (berth_resp_stream: read ahead on a storage worker when the
+ * driver is remote). */
+static struct MHD_Response *body_response(struct berth_request *req, struct berth_reader *rd,
+					  uint64_t start, uint64_t len)
 {
 	struct MHD_Response *resp;
 	if (rd->fd >= 0) {
@@ -75,10 +73,7 @@ static struct MHD_Response *body_response(struct berth_reader *rd, uint64_t star
 		}
 		left -= (uint64_t)n;
 	}
-	resp = MHD_create_response_from_callback(len, STREAM_BLOCK, stream_read, rd, stream_free);
-	if (!resp)
-		rd->close(rd);
-	return resp;
+	return berth_resp_stream(req, len, stream_read, stream_free, rd);
 }
 
 static void get_blob(struct berth_request *req)
@@ -140,7 +135,18 @@ static void get_blob(struct berth_request *req)
 			start = 0, len = size;
 	}
 
-	struct MHD_Response *resp = rd ? body_response(rd, start, len)
+	if (rd && rd->fd < 0 && start > 0) {
+		/* A remote object: read from start rather than through what comes before it. */
+		rd->close(rd);
+		rd = NULL;
+		rc = berth_blob_open(&rd, ar->registry, ar->name, digest, start);
+		if (rc < 0) {
+			berth_api_storage_error(req, rc, "cannot open blob");
+			return;
+		}
+		start = 0;
+	}
+	struct MHD_Response *resp = rd ? body_response(req, rd, start, len)
 				       : MHD_create_response_from_callback(len, STREAM_BLOCK, no_body, NULL, NULL);
 	if (!resp) {
 		berth_api_storage_error(req, BERTH_ERROR, "cannot stream blob");

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <microhttpd.h>
 
@@ -116,6 +117,19 @@ void berth_req_resume(struct berth_request *req);
  */
 void berth_req_offload(struct berth_request *req, berth_complete_cb work);
 
+/* A body source for berth_resp_stream: read gives up to n bytes (> 0), 0 at the end, or a
+ * negative code; close releases the source. */
+typedef ssize_t (*berth_stream_read_cb)(void *src, void *buf, size_t n);
+typedef void (*berth_stream_close_cb)(void *src);
+/*
+ * A response whose len body bytes come from src, which may wait on a network: with storage
+ * workers (berth_req_offload), a worker reads ahead into a bounded buffer (1 MiB) and the
+ * connection is suspended while that buffer is empty, so no polling thread waits on src;
+ * without, src is read on the polling thread. Takes src (closed once the response is done,
+ * or at once on failure). NULL on failure.
+ */
+struct MHD_Response *berth_resp_stream(struct berth_request *req, uint64_t len,
+				       berth_stream_read_cb read, berth_stream_close_cb close, void *src);
 /* An empty-bodied response, for the caller to add headers to and send with berth_req_send. */
 struct MHD_Response *berth_resp_empty(void);
 /* A response over a copy of buf. */

@@ -28,6 +28,7 @@
 #include "http/metrics.h"
 #include "http/query.h"
 #include "http/request.h"
+#include "http/server_int.h"
 #include "http/tls.h"
 
 #define LISTEN_BACKLOG 1024
@@ -195,6 +196,23 @@ void berth_req_offload(struct berth_request *req, berth_complete_cb work)
 	berth_req_suspend(req, offload_done);
 	req->offload_state = state;
 	berth_workpool_submit(srv->workers, run_offloaded, req);
+}
+
+struct berth_workpool *berth_server__workers(struct berth_server *s)
+{
+	return s->workers;
+}
+
+void berth_server__park(struct berth_server *s, struct MHD_Connection *conn)
+{
+	atomic_fetch_add(&s->suspended, 1);
+	MHD_suspend_connection(conn);
+}
+
+void berth_server__resume_parked(struct berth_server *s, struct MHD_Connection *conn)
+{
+	MHD_resume_connection(conn);
+	atomic_fetch_sub(&s->suspended, 1);
 }
 
 /* Queues an answer kept from an earlier call; 1 once it is queued. */
