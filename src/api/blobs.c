@@ -135,6 +135,7 @@ static void get_blob(struct berth_request *req)
 			start = 0, len = size;
 	}
 
+	uint64_t skip = start; /* bytes of the reader before the body */
 	if (rd && rd->fd < 0 && start > 0) {
 		/* A remote object: read from start rather than through what comes before it. */
 		rd->close(rd);
@@ -144,9 +145,9 @@ static void get_blob(struct berth_request *req)
 			berth_api_storage_error(req, rc, "cannot open blob");
 			return;
 		}
-		start = 0;
+		skip = 0;
 	}
-	struct MHD_Response *resp = rd ? body_response(req, rd, start, len)
+	struct MHD_Response *resp = rd ? body_response(req, rd, skip, len)
 				       : MHD_create_response_from_callback(len, STREAM_BLOCK, no_body, NULL, NULL);
 	if (!resp) {
 		berth_api_storage_error(req, BERTH_ERROR, "cannot stream blob");

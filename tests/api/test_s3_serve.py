@@ -15,7 +15,7 @@ waiting on it.
 - Clients that leave while their requests wait for a worker (http.workers: 1) cost nothing:
   the server goes on, the queue empties, and it stops cleanly (no leak under the sanitizers).
 - Blob GET and HEAD, a ranged GET, and a blob larger than the driver's read window stream
-  correctly.
+  correctly; a sha512 blob commits.
 Skipped when radosgw is not installed (scripts/install-deps.sh installs it).
 """
 
@@ -374,7 +374,12 @@ class S3Serve(berthtest.TestCase):
             self.assertTrue(r.body == data, "blob body differs")
             r = self.c.get("/v2/%s/blobs/%s" % (repo, d), headers={"Range": "bytes=3-"})
             self.assertStatus(r, 206)
+            self.assertEqual(r.header("Content-Range"), "bytes 3-%d/%d" % (len(data) - 1, len(data)))
             self.assertTrue(r.body == data[3:], "ranged body differs")
+        # A sha512 digest is computed from the stored bytes at the commit (flushed first).
+        data = b"sha512 blob"
+        d = self.c.push_blob(repo, data, alg="sha512")
+        self.assertEqual(self.c.get("/v2/%s/blobs/%s" % (repo, d)).body, data)
         r = self.c.get("/v2/%s/blobs/%s" % (repo, berthtest.digest(b"absent")))
         self.assertStatus(r, 404)
         r = self.c.get("/v2/%s/tags/list" % repo)
