@@ -495,6 +495,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		.delete_enabled = cfg->delete_enabled,
 		.manifest_max = cfg->manifest_max,
 		.readonly = cfg->readonly,
+		.redirect = !cfg->redirect_disable,
 		.descriptor_cache_size = cfg->blob_cache == BERTH_BLOB_CACHE_NONE ? 0
 					 : cfg->blob_cache_size > 0 ? (size_t)cfg->blob_cache_size
 								    : DEFAULT_DESCRIPTOR_CACHE,

@@ -2,6 +2,7 @@
  * storage is a file, else through a streaming callback: a blob is never held in memory. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/api_int.h"
@@ -76,6 +77,35 @@ static struct MHD_Response *body_response(struct berth_request *req, struct bert
 	return berth_resp_stream(req, len, stream_read, stream_free, rd);
 }
 
+/* With redirects on and a driver that has URLs (S3): 307 to a presigned URL for the blob, as
+ * Distribution answers a GET (a HEAD is answered here: the URL is signed for GET). 1 once
+ * answered (a 404 or a storage error included); 0 to serve the bytes. */
+static int redirect_blob(struct berth_request *req)
+{
+	struct berth_api_request *ar = berth_api_req(req);
+	uint64_t size = 0;
+	char *url = NULL;
+	int rc = berth_blob_url(&url, ar->registry, ar->name, ar->reference);
+	if (rc == BERTH_EUNSUPPORTED)
+		return 0;
+	if (rc == 0)
+		rc = berth_blob_stat(&size, ar->registry, ar->name, ar->reference);
+	if (rc == BERTH_ENOTFOUND)
+		blob_unknown(req, ar->reference);
+	else if (rc < 0)
+		berth_api_storage_error(req, rc, "cannot redirect to blob");
+	if (rc < 0) {
+		free(url);
+		return 1;
+	}
+	berth_api_event_blob(req, "pull", ar->reference, size, NULL);
+	struct MHD_Response *resp = berth_resp_empty();
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, url);
+	free(url);
+	berth_req_send(req, MHD_HTTP_TEMPORARY_REDIRECT, resp, 0);
+	return 1;
+}
+
 static void get_blob(struct berth_request *req)
 {
 	struct berth_api_request *ar = berth_api_req(req);
@@ -86,6 +116,8 @@ static void get_blob(struct berth_request *req)
 	const char *range;
 	int rc;
 
+	if (!berth_req_is_head(req) && redirect_blob(req))
+		return;
 	if (berth_req_is_head(req) || berth_api_etag_matches(req, digest)) {
 		rc = berth_blob_stat(&size, ar->registry, ar->name, digest);
 	} else {

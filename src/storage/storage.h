@@ -101,6 +101,12 @@ static inline int berth_storage_walk(struct berth_storage_driver *d, const char 
 	BERTH_STORAGE_TIMED(BERTH_SOP_WALK, d->walk(d, path, cb, payload));
 }
 
+/* 1 if the driver gives URLs clients can fetch objects from (berth_storage_url_for). */
+static inline int berth_storage_has_urls(const struct berth_storage_driver *d)
+{
+	return d->url_for != NULL;
+}
+
 static inline int berth_storage_url_for(char **out, struct berth_storage_driver *d,
 					const char *path)
 {

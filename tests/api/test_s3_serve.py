@@ -16,6 +16,8 @@ waiting on it.
   the server goes on, the queue empties, and it stops cleanly (no leak under the sanitizers).
 - Blob GET and HEAD, a ranged GET, and a blob larger than the driver's read window stream
   correctly; a sha512 blob commits.
+- With storage.redirect.disable false, a blob GET answers 307 to a presigned S3 URL that
+  fetches the blob (plain urllib, following the redirect).
 Skipped when radosgw is not installed (scripts/install-deps.sh installs it).
 """
 
@@ -31,6 +33,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.request
 
 import berthtest
 
@@ -84,7 +87,7 @@ storage:
   delete:
     enabled: true
   redirect:
-    disable: true
+    disable: %(redirect_disable)s
   maintenance:
     uploadpurging:
       enabled: false
@@ -116,7 +119,7 @@ def setUpModule():
         raise
 
 
-def start_berth(log_name, extra_http=""):
+def start_berth(log_name, extra_http="", redirect=False):
     """berth serve on the module's bucket through the proxy: (process, port, debug port)."""
     env, tmp = state["rgw"], state["tmp"]
     port, debugport = berthtest._free_port(), berthtest._free_port()
@@ -124,7 +127,8 @@ def start_berth(log_name, extra_http=""):
     with open(cfg, "w") as f:
         f.write(CONFIG % {"key": env["S3_ACCESS_KEY"], "secret": env["S3_SECRET_KEY"],
                           "region": env["S3_REGION"], "bucket": env["S3_BUCKET"],
-                          "s3port": state["s3port"], "port": port, "debugport": debugport})
+                          "s3port": state["s3port"], "port": port, "debugport": debugport,
+                          "redirect_disable": "false" if redirect else "true"})
         f.write(extra_http)
     binary = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
     log = open(os.path.join(tmp, log_name), "wb")
@@ -356,6 +360,34 @@ class S3Serve(berthtest.TestCase):
             self.assertIn("berth_workers_busy 0\n", metrics)
         finally:
             failure = stop_berth(proc, "log-one-worker")
+        self.assertIsNone(failure, failure)
+
+    def test_redirect(self):
+        """storage.redirect.disable: false (Distribution's default): a blob GET answers 307 to a
+        presigned URL the client fetches from S3 itself; HEAD is answered by berth."""
+        repo = self.repo("redirect")
+        data = os.urandom(100000)
+        d = self.c.push_blob(repo, data)
+        proc, port, _ = start_berth("log-redirect", redirect=True)
+        try:
+            c = berthtest.Client("http://127.0.0.1:%d" % port)
+            r = c.get("/v2/%s/blobs/%s" % (repo, d))
+            self.assertStatus(r, 307)
+            location = r.header("Location")
+            self.assertTrue(location.startswith("http://127.0.0.1:%d/" % state["s3port"]), location)
+            self.assertIn("X-Amz-Signature=", location)
+            with urllib.request.urlopen(location, timeout=20) as got:  # no credentials: the URL's
+                self.assertEqual(got.read(), data)
+            r = c.head("/v2/%s/blobs/%s" % (repo, d))
+            self.assertStatus(r, 200)
+            self.assertEqual(r.header("Content-Length"), str(len(data)))
+            self.assertStatus(c.get("/v2/%s/blobs/%s" % (repo, berthtest.digest(b"none"))), 404)
+            # Following the redirect as clients do gives the blob.
+            opener = urllib.request.build_opener()
+            with opener.open("http://127.0.0.1:%d/v2/%s/blobs/%s" % (port, repo, d), timeout=20) as got:
+                self.assertEqual(got.read(), data)
+        finally:
+            failure = stop_berth(proc, "log-redirect")
         self.assertIsNone(failure, failure)
 
     def test_blobs(self):
