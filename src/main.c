@@ -422,8 +422,12 @@ static int start_workers(struct berth_workpool **out, const struct berth_config 
 			 const struct berth_storage_driver *driver)
 {
 	*out = NULL;
-	if (!berth_storage_is_remote(driver))
+	if (!berth_storage_is_remote(driver)) {
+		if (cfg->http.workers > 0)
+			berth_warn("http.workers: unused with %s storage, whose calls run on the HTTP threads",
+				   berth_storage_driver_name((int)cfg->storage));
 		return 0;
+	}
 	unsigned n = cfg->http.workers > 0 ? (unsigned)cfg->http.workers : DEFAULT_WORKERS;
 	if (berth_workpool_new(out, n) < 0) {
 		berth_error("cannot start %u storage workers (http.workers)", n);

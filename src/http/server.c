@@ -175,6 +175,7 @@ static void offload_done(struct berth_request *req)
 static void run_offloaded(void *arg)
 {
 	struct berth_request *req = arg;
+	berth_err_clear_os(); /* an OS reason left on this thread by another request's work */
 	req->state = req->offload_state;
 	req->offload_work(req);
 	req->offload_state = req->state;
