@@ -69,18 +69,28 @@ int berth_blob_delete(struct berth_registry *r, const char *name, const char *di
 	/* Remove the <hex> directory holding the link, as Distribution does. */
 	char *slash = strrchr(path, '/');
 	*slash = '\0';
-	return berth_storage_remove(r->driver, path);
+	struct berth_bytes_guard quota;
+	if ((rc = berth_bytes_unlink_enter(&quota, r, name, BERTH_LINK_LAYER, digest)) < 0)
+		return rc;
+	rc = berth_storage_remove(r->driver, path);
+	berth_bytes_unlink_leave(&quota, rc == 0);
+	return rc;
 }
 
 int berth_blob_mount(struct berth_registry *r, const char *name, const char *digest, const char *from)
 {
 	char path[BERTH_PATH_MAX];
-	int rc = from ? berth_blob_stat(NULL, r, from, digest) : berth_blob_data_stat(NULL, r,
-										      digest);
+	uint64_t size = 0;
+	int rc = from ? berth_blob_stat(&size, r, from, digest) : berth_blob_data_stat(&size, r, digest);
 	if (rc < 0)
 		return rc;
 	rc = berth_path_layer_link(path, name, digest);
 	if (rc < 0)
 		return rc;
-	return berth_link_write(r, path, digest);
+	struct berth_bytes_guard quota;
+	if ((rc = berth_bytes_link_enter(&quota, r, name, BERTH_LINK_LAYER, digest, size)) < 0)
+		return rc;
+	rc = berth_link_write(r, path, digest);
+	berth_bytes_link_leave(&quota, rc == 0);
+	return rc;
 }

@@ -9,6 +9,7 @@
 #include "registry/cache.h"
 #include "registry/policy.h"
 #include "registry/quota.h"
+#include "registry/retention.h"
 #include "registry/registry.h"
 
 struct upload_claim {
@@ -37,6 +38,8 @@ struct berth_registry {
 	size_t n_platforms;
 	struct berth_policy *policy;     /* immutable tags (registry/policy.c) */
 	struct berth_quotas *quotas;     /* tag and repository quotas (registry/quota.c) */
+	struct berth_quota_bytes *quota_bytes; /* stored-bytes quotas (registry/quota_bytes.c) */
+	struct berth_retention *retention;     /* retention rules (registry/retention.c) */
 	struct berth_cache *descriptors; /* links and blob sizes; NULL when disabled */
 	struct berth_cache *manifests;   /* manifest bytes by digest (immutable) */
 	/* The catalog is served from a snapshot at most CATALOG_TTL old, rebuilt sooner when this
@@ -58,6 +61,8 @@ struct berth_registry {
 void berth_repo_locks_init(struct berth_registry *r);
 void berth_repo_locks_destroy(struct berth_registry *r);
 void berth_repo_lock_shared(struct berth_registry *r, const char *name);
+/* As a repository delete holds it: manifest PUTs to name wait (retention's removals). */
+void berth_repo_lock_exclusive(struct berth_registry *r, const char *name);
 void berth_repo_unlock(struct berth_registry *r, const char *name);
 
 struct berth_taglist_cache *berth_taglist_cache_new(void);
