@@ -14,6 +14,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/workpool.h"
 #include "http/conns.h"
 #include "http/debug.h"
 #include "http/health.h"
@@ -32,6 +33,8 @@
 #include "ui/ui.h"
 
 #define DEFAULT_DESCRIPTOR_CACHE 10000
+/* Storage workers for a remote driver (http.workers): one per request in flight up to this many. */
+#define DEFAULT_WORKERS 128
 #define MAX_CONNECTIONS 1000000
 #define MAX_TIMEOUT_S (7 * 24 * 3600)
 
@@ -406,6 +409,28 @@ static void register_metrics(void)
 	berth_registry_metrics_register();
 	berth_registry_cache_metrics_register();
 	berth_quota_metrics_register();
+	berth_workpool_metrics_register();
+}
+
+/* Storage workers for a driver whose calls wait on a network (http.workers, default
+ * DEFAULT_WORKERS): enough that requests in flight seldom wait for one. NULL for a local
+ * driver, whose calls run on the polling threads. */
+static int start_workers(struct berth_workpool **out, const struct berth_config *cfg,
+			 const struct berth_storage_driver *driver)
+{
+	*out = NULL;
+	if (!berth_storage_is_remote(driver)) {
+		if (cfg->http.workers > 0)
+			berth_warn("http.workers: unused with %s storage, whose calls run on the HTTP threads",
+				   berth_storage_driver_name((int)cfg->storage));
+		return 0;
+	}
+	unsigned n = cfg->http.workers > 0 ? (unsigned)cfg->http.workers : DEFAULT_WORKERS;
+	if (berth_workpool_new(out, n) < 0) {
+		berth_error("cannot start %u storage workers (http.workers)", n);
+		return BERTH_ERROR;
+	}
+	return 0;
 }
 
 /* Notification endpoints; source.addr is this host's name and the listening port, as
@@ -450,6 +475,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	struct berth_notify *notify = NULL;
 	struct berth_proxy *proxy = NULL;
 	char err[512];
+	struct berth_workpool *workers = NULL;
 	struct tls_and_headers http;
 	sigset_t set;
 	int rc, status = 1;
@@ -484,6 +510,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		.delete_enabled = cfg->delete_enabled,
 		.manifest_max = cfg->manifest_max,
 		.readonly = cfg->readonly,
+		.redirect = !cfg->redirect_disable,
 		.descriptor_cache_size = cfg->blob_cache == BERTH_BLOB_CACHE_NONE ? 0
 					 : cfg->blob_cache_size > 0 ? (size_t)cfg->blob_cache_size
 								    : DEFAULT_DESCRIPTOR_CACHE,
@@ -513,6 +540,13 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		goto out_registry;
 	}
 
+	if (cfg->proxy.remoteurl[0] && berth_storage_is_remote(driver)) {
+		/* The proxy parks requests itself, which does not yet nest inside the storage
+		 * workers' parking (berth_req_offload). */
+		berth_error("configuration error: proxy: a pull-through cache on %s storage is not supported yet",
+			    berth_storage_driver_name((int)cfg->storage));
+		goto out_registry;
+	}
 	if (cfg->proxy.remoteurl[0]) {
 		struct berth_proxy_config pcfg = { .remoteurl = cfg->proxy.remoteurl, .username = cfg->proxy.username,
 						   .password = cfg->proxy.password, .ttl_ms = cfg->proxy.ttl_ms };
@@ -551,6 +585,9 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	if (start_notifications(&notify, cfg) < 0)
 		goto out_health;
 	api.notify = notify;
+	if (start_workers(&workers, cfg, driver) < 0)
+		goto out_health;
+	so->workers = workers;
 	if (berth_server_start(&srv, so) < 0)
 		goto out_health;
 	if (cfg->http.debug_addr[0]) {
@@ -581,8 +618,13 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	}
 
 	berth_info("berth %s listening on %s%s (storage %s%s%s%s)", BERTH_VERSION, so->tls_cert_file ? "https://" : "",
-		   cfg->addr, cfg->storage == BERTH_STORAGE_INMEMORY ? "inmemory" : "filesystem ",
-		   cfg->storage == BERTH_STORAGE_INMEMORY ? "" : cfg->rootdirectory,
+		   cfg->addr,
+		   cfg->storage == BERTH_STORAGE_INMEMORY ? "inmemory"
+		   : cfg->storage == BERTH_STORAGE_S3     ? "s3 bucket "
+							  : "filesystem ",
+		   cfg->storage == BERTH_STORAGE_INMEMORY ? ""
+		   : cfg->storage == BERTH_STORAGE_S3     ? cfg->s3.bucket
+							  : cfg->rootdirectory,
 		   cfg->delete_enabled ? ", deletes enabled" : "", cfg->readonly ? ", read-only" : "");
 	int sig = 0;
 	while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
@@ -598,6 +640,7 @@ out_server:
 	berth_server_drain_and_stop(srv, (unsigned)(cfg->http.draintimeout_ms > 0 ? cfg->http.draintimeout_ms : 0));
 	berth_info("berth stopped");
 out_health:
+	berth_workpool_free(workers); /* the drain waited for the requests parked on it */
 	berth_notify_stop(notify); /* after the drain: no request emits any more */
 	berth_health_stop(health);
 	berth_proxy_free(proxy); /* after the drain: its fetches end, its TTL state is saved */

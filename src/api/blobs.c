@@ -2,6 +2,7 @@
  * storage is a file, else through a streaming callback: a blob is never held in memory. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/api_int.h"
@@ -12,20 +13,15 @@
 
 #define STREAM_BLOCK (64 * 1024)
 
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+static ssize_t stream_read(void *src, void *buf, size_t max)
 {
-	struct berth_reader *rd = cls;
-	ssize_t n = rd->read(rd, buf, max);
-	if (n == 0)
-		return MHD_CONTENT_READER_END_OF_STREAM;
-	if (n < 0)
-		return MHD_CONTENT_READER_END_WITH_ERROR;
-	return n;
+	struct berth_reader *rd = src;
+	return rd->read(rd, buf, max);
 }
 
-static void stream_free(void *cls)
+static void stream_free(void *src)
 {
-	struct berth_reader *rd = cls;
+	struct berth_reader *rd = src;
 	rd->close(rd);
 }
 
@@ -54,8 +50,11 @@ static void blob_unknown(struct berth_request *req, const char *digest)
 	berth_api_answer(req, BERTH_API_BLOB_UNKNOWN, "blob unknown to registry", detail);
 }
 
-/* Wraps the reader in a response for [start, start+len); takes the reader. */
-static struct MHD_Response *body_response(struct berth_reader *rd, uint64_t start, uint64_t len)
+/* Wraps the reader in a response for [start, start+len); takes the reader. Without a
+ * descriptor, the body streams (berth_resp_stream: read ahead on a storage worker when the
+ * driver is remote). */
+static struct MHD_Response *body_response(struct berth_request *req, struct berth_reader *rd,
+					  uint64_t start, uint64_t len)
 {
 	struct MHD_Response *resp;
 	if (rd->fd >= 0) {
@@ -76,10 +75,36 @@ static struct MHD_Response *body_response(struct berth_reader *rd, uint64_t star
 		}
 		left -= (uint64_t)n;
 	}
-	resp = MHD_create_response_from_callback(len, STREAM_BLOCK, stream_read, rd, stream_free);
-	if (!resp)
-		rd->close(rd);
-	return resp;
+	return berth_resp_stream(req, len, stream_read, stream_free, rd);
+}
+
+/* With redirects on and a driver that has URLs (S3): 307 to a presigned URL for the blob, as
+ * Distribution answers a GET (a HEAD is answered here: the URL is signed for GET). 1 once
+ * answered (a 404 or a storage error included); 0 to serve the bytes. */
+static int redirect_blob(struct berth_request *req)
+{
+	struct berth_api_request *ar = berth_api_req(req);
+	uint64_t size = 0;
+	char *url = NULL;
+	int rc = berth_blob_url(&url, ar->registry, ar->name, ar->reference);
+	if (rc == BERTH_EUNSUPPORTED)
+		return 0;
+	if (rc == 0)
+		rc = berth_blob_stat(&size, ar->registry, ar->name, ar->reference);
+	if (rc == BERTH_ENOTFOUND)
+		blob_unknown(req, ar->reference);
+	else if (rc < 0)
+		berth_api_storage_error(req, rc, "cannot redirect to blob");
+	if (rc < 0) {
+		free(url);
+		return 1;
+	}
+	berth_api_event_blob(req, "pull", ar->reference, size, NULL);
+	struct MHD_Response *resp = berth_resp_empty();
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, url);
+	free(url);
+	berth_req_send(req, MHD_HTTP_TEMPORARY_REDIRECT, resp, 0);
+	return 1;
 }
 
 static void get_blob(struct berth_request *req)
@@ -92,6 +117,8 @@ static void get_blob(struct berth_request *req)
 	const char *range;
 	int rc;
 
+	if (!berth_req_is_head(req) && redirect_blob(req))
+		return;
 	if (berth_req_is_head(req) || berth_api_etag_matches(req, digest)) {
 		rc = berth_blob_stat(&size, ar->registry, ar->name, digest);
 	} else {
@@ -147,7 +174,19 @@ static void get_blob(struct berth_request *req)
 			start = 0, len = size;
 	}
 
-	struct MHD_Response *resp = rd ? body_response(rd, start, len)
+	uint64_t skip = start; /* bytes of the reader before the body */
+	if (rd && rd->fd < 0 && start > 0) {
+		/* A remote object: read from start rather than through what comes before it. */
+		rd->close(rd);
+		rd = NULL;
+		rc = berth_blob_open(&rd, ar->registry, ar->name, digest, start);
+		if (rc < 0) {
+			berth_api_storage_error(req, rc, "cannot open blob");
+			return;
+		}
+		skip = 0;
+	}
+	struct MHD_Response *resp = rd ? body_response(req, rd, skip, len)
 				       : MHD_create_response_from_callback(len, STREAM_BLOCK, no_body, NULL, NULL);
 	if (!resp) {
 		berth_api_storage_error(req, BERTH_ERROR, "cannot stream blob");

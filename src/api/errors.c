@@ -137,13 +137,20 @@ static void complete_or_answer_failure(struct berth_request *req)
 		ar->complete(req);
 }
 
+/* The body is in: the handler's ending (and the release of what it holds, which may be a remote
+ * write to finish) runs where storage work runs (berth_req_offload). */
+static void complete_offloaded(struct berth_request *req)
+{
+	berth_req_offload(req, complete_or_answer_failure);
+}
+
 void berth_api_read_body(struct berth_request *req, void *body_state, berth_body_cb on_body,
 			 berth_complete_cb complete, berth_cleanup_cb cleanup)
 {
 	berth_api_req(req)->complete = complete;
 	req->body_state = body_state;
 	req->on_body = on_body;
-	req->on_complete = complete_or_answer_failure;
+	req->on_complete = complete_offloaded;
 	req->cleanup = cleanup;
 }
 

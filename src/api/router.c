@@ -174,6 +174,8 @@ static int is_write(const char *method)
 	       strcmp(method, MHD_HTTP_METHOD_PATCH) == 0 || strcmp(method, MHD_HTTP_METHOD_DELETE) == 0;
 }
 
+static void run_route(struct berth_request *req);
+
 /* The route is the API's and, by its index, the metrics' (route_names). */
 static void set_route(struct berth_request *req, enum berth_api_route route)
 {
@@ -214,7 +216,7 @@ void berth_api_dispatch(struct berth_request *req, const char *url, void *payloa
 	if (strcmp(url, "/v2/_catalog") == 0) {
 		set_route(req, BERTH_API_ROUTE_CATALOG);
 		if (authorize(req))
-			berth_api_catalog(req);
+			berth_req_offload(req, berth_api_catalog);
 		return;
 	}
 	set_route(req, match(url + 4, &name_len, &param));
@@ -261,7 +263,15 @@ void berth_api_dispatch(struct berth_request *req, const char *url, void *payloa
 		berth_api_answer(req, BERTH_API_UNSUPPORTED, "the operation is unsupported", NULL);
 		return;
 	}
-	switch (ar->route) {
+	/* Storage work leaves the polling thread when the driver asks it (main.c gives the server
+	 * workers then); on the filesystem it runs here. */
+	berth_req_offload(req, run_route);
+}
+
+/* The routed, authorized request's handler. */
+static void run_route(struct berth_request *req)
+{
+	switch (berth_api_req(req)->route) {
 	case BERTH_API_ROUTE_TAGS: berth_api_tags(req); break;
 	case BERTH_API_ROUTE_MANIFEST: berth_api_manifest(req); break;
 	case BERTH_API_ROUTE_BLOB: berth_api_blob(req); break;

@@ -221,6 +221,8 @@ struct berth_config {
 		char secret[512];                 /* http.secret */
 		int relativeurls;                 /* http.relativeurls */
 		int64_t draintimeout_ms;          /* http.draintimeout */
+		int64_t workers;                  /* http.workers (berth): threads running the storage
+						   * calls of a remote driver (s3); 0: the default */
 		char tls_certificate[1024];       /* http.tls.certificate */
 		char tls_key[1024];               /* http.tls.key */
 		struct berth_strlist tls_clientcas; /* http.tls.clientcas */

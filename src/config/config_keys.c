@@ -324,6 +324,7 @@ static const struct cfg_key keys[] = {
 	STR(C, "http.secret", http.secret),
 	BOOL(C, "http.relativeurls", http.relativeurls),
 	DUR(C, "http.draintimeout", http.draintimeout_ms),
+	INT(C, "http.workers", http.workers, 0, 4096), /* berth-specific */
 	STR(C, "http.tls.certificate", http.tls_certificate),
 	STR(C, "http.tls.key", http.tls_key),
 	STRLIST(C, "http.tls.clientcas", http.tls_clientcas),

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <microhttpd.h>
 
@@ -53,6 +54,13 @@ struct berth_request {
 	berth_cleanup_cb cleanup;
 	void *body_state; /* the body callbacks' own, released by cleanup */
 	berth_complete_cb on_resume; /* set while suspended (berth_req_suspend) */
+	berth_complete_cb offload_work; /* berth_req_offload's work, while it waits or runs */
+	enum berth_req_state offload_state; /* the state the work runs in, then the one it left */
+	int offloaded;      /* the work runs on a worker: answers wait in pending until resumed */
+	int offload_at_headers; /* offloaded from the first call (a body follows) */
+	int in_first_call;  /* the handler runs in the call where the headers came in */
+	int parked;         /* suspended, until the polling thread takes it back (only polling
+			     * threads read or write it: a worker may be changing state meanwhile) */
 
 	void *data;         /* the handler's per-request data (berth_http_handler.request_data bytes,
 			     * zeroed), allocated with the request */
@@ -98,6 +106,16 @@ void berth_req_send(struct berth_request *req, unsigned status, struct MHD_Respo
 void berth_req_suspend(struct berth_request *req, berth_complete_cb on_resume);
 /* From any thread, once per suspend. The request must not be touched after this call. */
 void berth_req_resume(struct berth_request *req);
+/*
+ * Runs work(req) on the server's storage workers (berth_server_options.workers) with the
+ * request parked meanwhile, or at once on this thread when the server has none. work does
+ * what a handler (or on_complete) does: answers with berth_req_send (queued once the request
+ * is back on a polling thread), or, in a handler of a request with a body, installs the body
+ * callbacks, which then run on the polling threads as usual. Call from a handler or from
+ * on_complete, as its last act; at most once per call. A client that leaves meanwhile is only
+ * noticed once work is done (its answer is then dropped).
+ */
+void berth_req_offload(struct berth_request *req, berth_complete_cb work);
 
 /*
  * A response body whose next bytes are not there yet (a streaming content reader, as the
@@ -108,6 +126,19 @@ void berth_req_resume(struct berth_request *req);
 void berth_req_pause_body(struct berth_request *req);
 void berth_req_resume_body(struct berth_request *req);
 
+/* A body source for berth_resp_stream: read gives up to n bytes (> 0), 0 at the end, or a
+ * negative code; close releases the source. */
+typedef ssize_t (*berth_stream_read_cb)(void *src, void *buf, size_t n);
+typedef void (*berth_stream_close_cb)(void *src);
+/*
+ * A response whose len body bytes come from src, which may wait on a network: with storage
+ * workers (berth_req_offload), a worker reads ahead into a bounded buffer (1 MiB) and the
+ * connection is suspended while that buffer is empty, so no polling thread waits on src;
+ * without, src is read on the polling thread. Takes src (closed once the response is done,
+ * or at once on failure). NULL on failure.
+ */
+struct MHD_Response *berth_resp_stream(struct berth_request *req, uint64_t len,
+				       berth_stream_read_cb read, berth_stream_close_cb close, void *src);
 /* An empty-bodied response, for the caller to add headers to and send with berth_req_send. */
 struct MHD_Response *berth_resp_empty(void);
 /* A response over a copy of buf. */

@@ -21,12 +21,14 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/workpool.h"
 #include "http/conns.h"
 #include "http/health.h"
 #include "http/listener.h"
 #include "http/metrics.h"
 #include "http/query.h"
 #include "http/request.h"
+#include "http/server_int.h"
 #include "http/tls.h"
 
 #define LISTEN_BACKLOG 1024
@@ -47,6 +49,7 @@ struct berth_server {
 	int client_auth;           /* enum berth_client_auth */
 	const struct berth_http_header *headers;
 	size_t n_headers;
+	struct berth_workpool *workers; /* berth_req_offload's; NULL: work runs inline */
 	char id_prefix[9];        /* request ids: <random per process>-<counter> */
 	_Atomic uint64_t next_id;
 	_Atomic long in_flight;    /* requests begun and not yet completed */
@@ -97,6 +100,17 @@ static void answered(struct berth_request *req, unsigned status, uint64_t body_l
 	req->bytes_out = berth_req_is_head(req) ? 0 : body_len;
 }
 
+/* An answer made on a worker waits, as a pending one, for the request to be back on a polling
+ * thread (only there may libmicrohttpd queue it). */
+static void keep_pending(struct berth_request *req, unsigned status, struct MHD_Response *resp,
+			 uint64_t body_len)
+{
+	req->state = BERTH_REQ_PENDING;
+	req->pending = resp;
+	req->pending_status = status;
+	req->pending_len = body_len;
+}
+
 void berth_req_send(struct berth_request *req, unsigned status, struct MHD_Response *resp,
 		    uint64_t body_len)
 {
@@ -115,12 +129,13 @@ void berth_req_send(struct berth_request *req, unsigned status, struct MHD_Respo
 	MHD_add_response_header(resp, "Docker-Distribution-API-Version", "registry/2.0");
 	for (size_t i = 0; i < req->server->n_headers; i++)
 		MHD_add_response_header(resp, req->server->headers[i].name, req->server->headers[i].value);
+	if (req->offloaded) {
+		keep_pending(req, status, resp, body_len);
+		return;
+	}
 	if (MHD_queue_response(req->conn, status, resp) != MHD_YES) {
 		berth_debug("cannot queue response %u for %s %s yet", status, req->method, req->path);
-		req->state = BERTH_REQ_PENDING;
-		req->pending = resp;
-		req->pending_status = status;
-		req->pending_len = body_len;
+		keep_pending(req, status, resp, body_len);
 		return;
 	}
 	MHD_destroy_response(resp);
@@ -131,6 +146,7 @@ void berth_req_suspend(struct berth_request *req, berth_complete_cb on_resume)
 {
 	req->on_resume = on_resume;
 	req->state = BERTH_REQ_SUSPENDED;
+	req->parked = 1;
 	atomic_fetch_add(&req->server->suspended, 1);
 	MHD_suspend_connection(req->conn);
 }
@@ -154,6 +170,63 @@ void berth_req_resume_body(struct berth_request *req)
 	struct berth_server *srv = req->server;
 	MHD_resume_connection(req->conn);
 	atomic_fetch_sub(&srv->suspended, 1);
+}
+
+static int queue_pending(struct berth_request *req);
+
+/* Back on a polling thread after berth_req_offload: the request is as the work left it. */
+static void offload_done(struct berth_request *req)
+{
+	req->offloaded = 0;
+	req->offload_work = NULL;
+	req->state = req->offload_state;
+	if (req->state == BERTH_REQ_PENDING)
+		queue_pending(req);
+}
+
+/* On a worker: the parked request's work, then back to the polling threads. */
+static void run_offloaded(void *arg)
+{
+	struct berth_request *req = arg;
+	berth_err_clear(); /* a failure left on this thread by another request's work */
+	req->state = req->offload_state;
+	req->offload_work(req);
+	req->offload_state = req->state;
+	req->state = BERTH_REQ_SUSPENDED;
+	berth_req_resume(req);
+}
+
+void berth_req_offload(struct berth_request *req, berth_complete_cb work)
+{
+	struct berth_server *srv = req->server;
+	if (!srv->workers) {
+		work(req);
+		return;
+	}
+	enum berth_req_state state = req->state;
+	req->offload_work = work;
+	req->offloaded = 1;
+	req->offload_at_headers = req->in_first_call;
+	berth_req_suspend(req, offload_done);
+	req->offload_state = state;
+	berth_workpool_submit(srv->workers, run_offloaded, req);
+}
+
+struct berth_workpool *berth_server__workers(struct berth_server *s)
+{
+	return s->workers;
+}
+
+void berth_server__park(struct berth_server *s, struct MHD_Connection *conn)
+{
+	atomic_fetch_add(&s->suspended, 1);
+	MHD_suspend_connection(conn);
+}
+
+void berth_server__resume_parked(struct berth_server *s, struct MHD_Connection *conn)
+{
+	MHD_resume_connection(conn);
+	atomic_fetch_sub(&s->suspended, 1);
 }
 
 /* Queues an answer kept from an earlier call; 1 once it is queued. */
@@ -357,6 +430,17 @@ static void handle(struct berth_request *req, const char *url)
 	h->handle(req, url, h->payload);
 }
 
+/* Runs the callback of a request parked and now resumed (libmicrohttpd calls again only once
+ * berth_req_resume has been called). */
+static void resume_parked(struct berth_request *req)
+{
+	berth_complete_cb resumed = req->on_resume;
+	req->on_resume = NULL;
+	req->parked = 0;
+	req->state = BERTH_REQ_READING;
+	resumed(req);
+}
+
 /* The first call, headers in: refuses what the server refuses itself, then hands the request
  * to the handler now (it has a body, which can be refused before it is read) or defers it. */
 static void on_headers(struct berth_server *srv, struct berth_request *req, const char *url,
@@ -389,30 +473,30 @@ static void on_headers(struct berth_server *srv, struct berth_request *req, cons
 	}
 	/* Answering before MHD has seen the (absent) body would cost the keep-alive connection,
 	 * so body-less requests are handled on the last call. */
-	if (request_has_body(req->conn))
+	if (request_has_body(req->conn)) {
+		req->in_first_call = 1;
 		handle(req, url);
+		req->in_first_call = 0;
+	}
 }
 
 /* The last call, the body (if any) all in: the answer is made or queued now. */
 static void on_end(struct berth_server *srv, struct berth_request *req, const char *url)
 {
+	if (req->parked) {
+		resume_parked(req);
+		if (req->parked)
+			return;
+	}
 	switch (req->state) {
 	case BERTH_REQ_PENDING:
 		queue_pending(req);
 		return;
 	case BERTH_REQ_DEFERRED:
 		handle(req, strip_prefix(srv, origin_form(url)));
-		if (req->state == BERTH_REQ_SUSPENDED)
+		if (req->parked)
 			return; /* answered once resumed */
 		break;
-	case BERTH_REQ_SUSPENDED: {
-		/* MHD calls again only once berth_req_resume has been called. */
-		berth_complete_cb resumed = req->on_resume;
-		req->on_resume = NULL;
-		req->state = BERTH_REQ_READING;
-		resumed(req);
-		break;
-	}
 	default:
 		break;
 	}
@@ -420,6 +504,8 @@ static void on_end(struct berth_server *srv, struct berth_request *req, const ch
 		berth_complete_cb complete = req->on_complete;
 		req->on_complete = NULL; /* once only, even if its answer could not be queued */
 		complete(req);
+		if (req->parked)
+			return; /* complete offloaded its work: answered once resumed */
 	}
 	if (!berth_req_answered(req))
 		refuse(req, BERTH_HTTP_REFUSE_NO_ANSWER, MHD_HTTP_INTERNAL_SERVER_ERROR, "no response");
@@ -438,6 +524,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		req->method = method;
 		on_headers(srv, req, url, version);
 		return MHD_YES;
+	}
+	if (req->parked && req->offload_at_headers) {
+		/* Resumed from the first call: libmicrohttpd (0.9.75) makes that call again, with no
+		 * data, before the body's; the handler's work is done, the body goes where it said. */
+		resume_parked(req);
+		if (*upload_data_size == 0)
+			return MHD_YES;
 	}
 	if (*upload_data_size) {
 		size_t n = *upload_data_size;
@@ -687,6 +780,7 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 	s->access_log = opts->access_log;
 	s->headers = opts->headers;
 	s->n_headers = opts->n_headers;
+	s->workers = opts->workers;
 	s->port = bound_port(listen_fd);
 	set_prefix(s, opts->prefix);
 	set_url_base(s, opts->external_url);

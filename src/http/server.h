@@ -13,6 +13,7 @@
 
 struct berth_request;
 struct berth_server;
+struct berth_workpool;
 
 struct berth_http_header {
 	const char *name;
@@ -72,6 +73,8 @@ struct berth_server_options {
 	const struct berth_http_handler *handler; /* borrowed; required */
 	struct berth_health *health; /* borrowed; while its check fails every request gets 503 */
 	int unix_socket;           /* http.net: unix: addr is a filesystem path to listen on */
+	struct berth_workpool *workers; /* borrowed: where berth_req_offload runs work (http.workers);
+					 * NULL: at once, on the polling thread. Must outlive the server */
 };
 #define BERTH_SERVER_OPTIONS_INIT                                                              \
 	{ .addr = "127.0.0.1:5000", .conn_timeout = 60, .header_timeout = 30, .conn_limit = 4096, \

@@ -41,6 +41,19 @@ int berth_blob_open(struct berth_reader **out, struct berth_registry *r, const c
 	return berth_storage_reader(out, r->driver, path, offset);
 }
 
+int berth_blob_url(char **out, struct berth_registry *r, const char *name, const char *digest)
+{
+	char path[BERTH_PATH_MAX];
+	if (!r->redirect || !berth_storage_has_urls(r->driver))
+		return BERTH_EUNSUPPORTED; /* before any storage call: the filesystem's GETs pay nothing */
+	int rc = check_linked(r, name, digest);
+	if (rc < 0)
+		return rc;
+	if ((rc = berth_path_blob_data(path, digest)) < 0)
+		return rc;
+	return berth_storage_url_for(out, r->driver, path);
+}
+
 int berth_blob_delete(struct berth_registry *r, const char *name, const char *digest)
 {
 	char path[BERTH_PATH_MAX];

@@ -75,6 +75,7 @@ int berth_registry_new(struct berth_registry **out, const struct berth_registry_
 	r->driver = cfg->driver;
 	r->delete_enabled = cfg->delete_enabled;
 	r->readonly = cfg->readonly;
+	r->redirect = cfg->redirect;
 	r->manifest_max = cfg->manifest_max ? cfg->manifest_max : 4u << 20;
 	r->catalog_max = cfg->catalog_max ? cfg->catalog_max : 1000;
 	r->tags_max = cfg->tags_max ? cfg->tags_max : 1000;

@@ -25,6 +25,8 @@ struct berth_registry_config {
 	int delete_enabled;                  /* storage.delete.enabled */
 	size_t manifest_max;                 /* largest manifest accepted, bytes */
 	int readonly;                        /* storage.maintenance.readonly.enabled */
+	int redirect;                        /* not storage.redirect.disable: a blob GET may send the
+					      * client to the driver's URL for the blob (S3) */
 	size_t descriptor_cache_size;        /* storage.cache.blobdescriptorsize; 0 = no cache */
 	size_t catalog_max;                  /* catalog.maxentries: most repositories a catalog page
 					      * holds; 0 = 1000 */
@@ -75,6 +77,9 @@ struct berth_storage_driver *berth_registry_driver(struct berth_registry *r);
 
 /* Size of a blob linked into repository `name`. BERTH_ENOTFOUND if not linked or gone. */
 int berth_blob_stat(uint64_t *size, struct berth_registry *r, const char *name, const char *digest);
+/* A URL the client can fetch a linked blob from itself (a presigned S3 URL), owned by the
+ * caller: BERTH_EUNSUPPORTED when redirects are off or the driver has none. */
+int berth_blob_url(char **out, struct berth_registry *r, const char *name, const char *digest);
 /* Opens a linked blob for reading at offset. *out is the caller's (close with ->close). */
 int berth_blob_open(struct berth_reader **out, struct berth_registry *r, const char *name,
 		    const char *digest, uint64_t offset);

@@ -24,6 +24,7 @@ struct berth_registry {
 	struct berth_storage_driver *driver;
 	int delete_enabled;
 	int readonly;
+	int redirect;
 	size_t manifest_max;
 	size_t catalog_max;
 	size_t tags_max;

@@ -413,7 +413,9 @@ static int upload_digest(struct berth_upload *u, enum berth_digest_alg alg, char
 		berth_hasher_digest(u->hasher, out);
 		return 0;
 	}
-	if ((rc = hash_data(&h, u, alg, berth_upload_size(u))) < 0)
+	/* hash_data reads the stored object: what the writer still holds (an S3 part) goes first. */
+	if ((u->writer && (rc = u->writer->flush(u->writer)) < 0) ||
+	    (rc = hash_data(&h, u, alg, berth_upload_size(u))) < 0)
 		return rc;
 	berth_hasher_digest(h, out);
 	berth_hasher_free(h);

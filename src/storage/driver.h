@@ -172,6 +172,11 @@ struct berth_storage_driver {
 	 * start at, without opening one: what a suspended writer left (S3: the parts of an
 	 * upload left open), else the object's size. BERTH_ENOTFOUND if there is neither. */
 	int (*append_size)(uint64_t *out, struct berth_storage_driver *d, const char *path);
+
+	/* 1: every call may wait on a network (s3): the server runs them on its storage workers,
+	 * never on the HTTP polling threads. 0: calls are short (local disk, memory) and run
+	 * inline, which is faster. */
+	int remote;
 };
 
 /* Constructors (each in its own .c). On success *out belongs to the caller (free via ->free). */

@@ -101,6 +101,12 @@ static inline int berth_storage_walk(struct berth_storage_driver *d, const char 
 	BERTH_STORAGE_TIMED(BERTH_SOP_WALK, d->walk(d, path, cb, payload));
 }
 
+/* 1 if the driver gives URLs clients can fetch objects from (berth_storage_url_for). */
+static inline int berth_storage_has_urls(const struct berth_storage_driver *d)
+{
+	return d->url_for != NULL;
+}
+
 static inline int berth_storage_url_for(char **out, struct berth_storage_driver *d,
 					const char *path)
 {
@@ -149,6 +155,13 @@ static inline int berth_storage_quarantine(char **where_out, struct berth_storag
 					   const char *path, const char *path_aside, const char *name)
 {
 	return d->quarantine ? d->quarantine(where_out, d, path, path_aside, name) : BERTH_EUNSUPPORTED;
+}
+
+/* 1 if the driver's calls wait on a network (driver.h's remote): they must not run on the
+ * HTTP polling threads. */
+static inline int berth_storage_is_remote(const struct berth_storage_driver *d)
+{
+	return d->remote;
 }
 
 static inline void berth_storage_free(struct berth_storage_driver *d)

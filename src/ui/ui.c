@@ -235,7 +235,7 @@ static void dispatch(struct berth_request *req, const char *url)
 	} else if (strcmp(url, "/ui/api/info") == 0) {
 		send_info(req);
 	} else if (strcmp(url, "/ui/api/pushed") == 0) {
-		send_pushed(req);
+		berth_req_offload(req, send_pushed); /* reads storage: off the polling thread on S3 */
 	} else if (strcmp(url, "/ui/api/token") == 0) {
 		berth_ui_token(req);
 	} else if (strncmp(url, "/ui/api/", 8) == 0) {

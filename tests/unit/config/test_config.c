@@ -719,6 +719,21 @@ static void test_error_malformed_yaml(void **state)
 	assert_string_equal(m, "4: invalid YAML: mapping values are not allowed in this context");
 }
 
+/* http.workers (berth-specific): the storage workers of a remote driver, 0 (the default) to
+ * 4096. */
+static void test_http_workers(void **state)
+{
+	struct berth_config cfg;
+	load_ok(&cfg, MINIMAL "http:\n  workers: 16\n");
+	assert_int_equal(cfg.http.workers, 16);
+	berth_config_release(&cfg);
+	load_ok(&cfg, MINIMAL);
+	assert_int_equal(cfg.http.workers, 0);
+	berth_config_release(&cfg);
+	assert_non_null(strstr(load_fails(MINIMAL "http:\n  workers: 5000\n"), "http.workers"));
+	assert_non_null(strstr(load_fails(MINIMAL "http:\n  workers: -1\n"), "http.workers"));
+}
+
 static void test_error_bad_bool(void **state)
 {
 	const char *m = load_fails("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /x\n"
@@ -1153,6 +1168,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_warnings_are_capped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deprecated_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_malformed_yaml, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_http_workers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_bad_bool, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_bad_duration, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_unknown_driver, setup, teardown),

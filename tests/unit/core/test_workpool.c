@@ -1,0 +1,142 @@
+/* The worker pool (core/workpool.h): jobs run in order on a bounded number of threads, the
+ * queue and busy counts are what the metrics show, and freeing runs what is queued. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/err.h"
+#include "core/metrics.h"
+#include "core/util.h"
+#include "core/workpool.h"
+
+/* A job that waits at a gate until the test opens it, counting how many run at once. */
+struct gate {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int open;
+	int running, most_running, done, started;
+	int start_order[64];
+};
+
+struct job {
+	struct gate *g;
+	int id;
+};
+
+static void gated(void *arg)
+{
+	struct job *j = arg;
+	struct gate *g = j->g;
+	pthread_mutex_lock(&g->lock);
+	if (++g->running > g->most_running)
+		g->most_running = g->running;
+	g->start_order[g->started++] = j->id;
+	while (!g->open)
+		pthread_cond_wait(&g->cond, &g->lock);
+	g->running--;
+	g->done++;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+static void gate_init(struct gate *g)
+{
+	memset(g, 0, sizeof(*g));
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->cond, NULL);
+}
+
+static void gate_open(struct gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->open = 1;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+static int gate_running(struct gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	int n = g->running;
+	pthread_mutex_unlock(&g->lock);
+	return n;
+}
+
+static void test_bounded_and_counted(void **state)
+{
+	struct berth_workpool *p = NULL;
+	struct gate g;
+	struct job jobs[10];
+	gate_init(&g);
+	assert_int_equal(berth_workpool_new(&p, 3), 0);
+	for (int i = 0; i < 10; i++) {
+		jobs[i] = (struct job){ &g, i };
+		berth_workpool_submit(p, gated, &jobs[i]);
+	}
+	for (int i = 0; i < 500 && gate_running(&g) < 3; i++)
+		usleep(2000);
+	/* three run (the pool's bound), seven wait */
+	assert_int_equal(gate_running(&g), 3);
+	assert_int_equal(berth_workpool_busy(p), 3);
+	assert_int_equal(berth_workpool_queued(p), 7);
+	struct berth_buf out = BERTH_BUF_INIT(1 << 20);
+	berth_workpool_metrics_register();
+	berth_metrics_render(&out);
+	assert_non_null(strstr(out.data, "berth_workers_queued 7\n"));
+	assert_non_null(strstr(out.data, "berth_workers_busy 3\n"));
+	berth_buf_release(&out);
+	gate_open(&g);
+	berth_workpool_free(p); /* waits for every job */
+	assert_int_equal(g.done, 10);
+	assert_int_equal(g.most_running, 3);
+	/* first in, first out: the three that ran first are the first three submitted */
+	for (int i = 0; i < 3; i++)
+		assert_true(g.start_order[i] < 3);
+	pthread_cond_destroy(&g.cond);
+	pthread_mutex_destroy(&g.lock);
+}
+
+static _Atomic int ran;
+
+static void count(void *arg)
+{
+	(void)arg;
+	usleep(1000);
+	atomic_fetch_add(&ran, 1);
+}
+
+static void test_free_runs_what_is_queued(void **state)
+{
+	struct berth_workpool *p = NULL;
+	atomic_store(&ran, 0);
+	assert_int_equal(berth_workpool_new(&p, 1), 0);
+	for (int i = 0; i < 20; i++)
+		berth_workpool_submit(p, count, NULL);
+	berth_workpool_free(p);
+	assert_int_equal(atomic_load(&ran), 20);
+	berth_workpool_free(NULL);
+}
+
+static void test_zero_threads_refused(void **state)
+{
+	struct berth_workpool *p = NULL;
+	assert_int_equal(berth_workpool_new(&p, 0), BERTH_EINVALID);
+	assert_null(p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bounded_and_counted),
+		cmocka_unit_test(test_free_runs_what_is_queued),
+		cmocka_unit_test(test_zero_threads_refused),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
