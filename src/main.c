@@ -21,6 +21,7 @@
 #include "http/server.h"
 #include "http/tls.h"
 #include "notify/notify.h"
+#include "registry/cache_redis.h"
 #include "registry/purge.h"
 #include "registry/quota.h"
 #include "registry/registry.h"
@@ -275,8 +276,6 @@ static int check_supported(const struct berth_config *cfg)
 		fprintf(stderr, "berth: configuration error: %s is not supported yet\n", what);
 		return BERTH_ERROR;
 	}
-	if (cfg->blob_cache == BERTH_BLOB_CACHE_REDIS)
-		berth_warn("storage.cache.blobdescriptor: redis is not supported yet; using inmemory");
 	return 0;
 }
 
@@ -472,9 +471,15 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		berth_error("%s", err);
 		goto out_http;
 	}
+	struct berth_redis_cache *redis = NULL;
+	if (berth_serve_redis_cache(&redis, cfg) < 0) {
+		berth_storage_free(driver);
+		goto out_http;
+	}
 	int validate = !cfg->validation.disabled;
 	struct berth_registry_config rcfg = {
 		.driver = driver,
+		.redis = redis,
 		.delete_enabled = cfg->delete_enabled,
 		.manifest_max = cfg->manifest_max,
 		.readonly = cfg->readonly,
@@ -490,6 +495,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	};
 	if (berth_serve_index_children(&rcfg, cfg) < 0) {
 		berth_storage_free(driver);
+		berth_redis_cache_free(redis);
 		goto out_http;
 	}
 	berth_serve_policies(&rcfg, cfg);

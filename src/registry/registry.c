@@ -8,6 +8,7 @@
 #include "core/err.h"
 #include "core/metrics.h"
 #include "core/util.h"
+#include "registry/cache_redis.h"
 #include "registry/link.h"
 #include "registry/paths.h"
 #include "registry/reference.h"
@@ -40,10 +41,13 @@ static void free_patterns(regex_t *re, size_t n)
 int berth_registry_new(struct berth_registry **out, const struct berth_registry_config *cfg)
 {
 	regex_t *allow = NULL, *deny = NULL;
-	if (compile_patterns(&allow, cfg->urls_allow, cfg->n_urls_allow) < 0)
+	if (compile_patterns(&allow, cfg->urls_allow, cfg->n_urls_allow) < 0) {
+		berth_redis_cache_free(cfg->redis);
 		return BERTH_EINVALID;
+	}
 	if (compile_patterns(&deny, cfg->urls_deny, cfg->n_urls_deny) < 0) {
 		free_patterns(allow, cfg->n_urls_allow);
+		berth_redis_cache_free(cfg->redis);
 		return BERTH_EINVALID;
 	}
 	struct berth_policy *policy = NULL;
@@ -54,6 +58,7 @@ int berth_registry_new(struct berth_registry **out, const struct berth_registry_
 		berth_policy_free(policy);
 		free_patterns(allow, cfg->n_urls_allow);
 		free_patterns(deny, cfg->n_urls_deny);
+		berth_redis_cache_free(cfg->redis);
 		return BERTH_EINVALID;
 	}
 	struct berth_registry *r = berth_calloc(1, sizeof(*r));
@@ -80,6 +85,7 @@ int berth_registry_new(struct berth_registry **out, const struct berth_registry_
 	if (cfg->descriptor_cache_size)
 		r->descriptors = berth_cache_new(cfg->descriptor_cache_size, 0);
 	r->manifests = berth_cache_new(4096, 64u << 20);
+	berth_reg_redis_attach(r, cfg->redis);
 	r->tag_lists = berth_taglist_cache_new();
 	pthread_mutex_init(&r->claims_lock, NULL);
 	pthread_mutex_init(&r->catalog_lock, NULL);
@@ -102,6 +108,7 @@ void berth_registry_free(struct berth_registry *r)
 	berth_repo_locks_destroy(r);
 	berth_strvec_release(&r->catalog);
 	berth_cache_free(r->descriptors);
+	berth_reg_redis_detach(r);
 	free_patterns(r->urls_allow, r->n_urls_allow);
 	free_patterns(r->urls_deny, r->n_urls_deny);
 	berth_policy_free(r->policy);
@@ -294,6 +301,12 @@ int berth_blob_data_stat(uint64_t *size, struct berth_registry *r, const char *d
 			*size = cached;
 		return 0;
 	}
+	if (berth_reg_redis_stat(r, digest, &cached)) {
+		berth_reg_cache_put(r->descriptors, key, cached, NULL, 0);
+		if (size)
+			*size = cached;
+		return 0;
+	}
 	int rc = berth_path_blob_data(path, digest);
 	if (rc < 0)
 		return rc;
@@ -303,6 +316,7 @@ int berth_blob_data_stat(uint64_t *size, struct berth_registry *r, const char *d
 	if (st.is_dir)
 		return BERTH_ENOTFOUND;
 	berth_reg_cache_put(r->descriptors, key, st.size, NULL, 0);
+	berth_reg_redis_set(r, digest, st.size);
 	if (size)
 		*size = st.size;
 	return 0;

@@ -25,6 +25,9 @@ struct berth_registry_config {
 	size_t manifest_max;                 /* largest manifest accepted, bytes */
 	int readonly;                        /* storage.maintenance.readonly.enabled */
 	size_t descriptor_cache_size;        /* storage.cache.blobdescriptorsize; 0 = no cache */
+	/* storage.cache.blobdescriptor: redis (registry/cache_redis.h), taken over by the registry
+	 * (freed by it on failure too); NULL: none. Its calls block the request's thread (bounded by its timeouts). */
+	struct berth_redis_cache *redis;
 	size_t catalog_max;                  /* catalog.maxentries: most repositories a catalog page
 					      * holds; 0 = 1000 */
 	size_t tags_max;                     /* tags.maxtags: most tags a page holds when n asks for

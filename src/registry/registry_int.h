@@ -38,6 +38,7 @@ struct berth_registry {
 	struct berth_quotas *quotas;     /* tag and repository quotas (registry/quota.c) */
 	struct berth_cache *descriptors; /* links and blob sizes; NULL when disabled */
 	struct berth_cache *manifests;   /* manifest bytes by digest (immutable) */
+	struct berth_redis_cache *redis; /* storage.cache.blobdescriptor: redis; NULL otherwise */
 	/* The catalog is served from a snapshot at most CATALOG_TTL old, rebuilt sooner when this
 	 * process has written a link since (a new repository may have appeared). */
 	_Atomic uint64_t link_writes;
@@ -91,6 +92,23 @@ void berth_reg_cache_key(char *out, size_t cap, char kind, const char *name, con
  */
 int berth_link_check(struct berth_registry *r, const char *path, char kind, const char *name,
 		     const char *digest);
+
+/*
+ * The Redis blob descriptor cache (registry/blob_descriptors.c), in Distribution's key layout.
+ * Each call does nothing (or misses) without Redis, and a Redis failure is a miss: the caller
+ * goes to storage. The stats return 1 on a hit (with *size), 0 otherwise.
+ */
+struct berth_redis_cache;
+void berth_reg_redis_attach(struct berth_registry *r, struct berth_redis_cache *c);
+void berth_reg_redis_detach(struct berth_registry *r);
+int berth_reg_redis_stat(struct berth_registry *r, const char *digest, uint64_t *size);
+void berth_reg_redis_set(struct berth_registry *r, const char *digest, uint64_t size);
+int berth_reg_redis_repo_stat(struct berth_registry *r, const char *name, const char *digest, uint64_t *size);
+void berth_reg_redis_repo_set(struct berth_registry *r, const char *name, const char *digest, uint64_t size);
+/* Forgets the blob's descriptor (Distribution's repository-scoped Clear: the global one goes). */
+void berth_reg_redis_repo_clear(struct berth_registry *r, const char *name, const char *digest);
+/* Forgets every blob of the repository (a repository delete). */
+void berth_reg_redis_repo_forget(struct berth_registry *r, const char *name);
 
 /* 0 if the blob's data exists in the global store (sets *size when not NULL). */
 int berth_blob_data_stat(uint64_t *size, struct berth_registry *r, const char *digest);

@@ -82,10 +82,13 @@ int berth_repo_delete(struct berth_registry *r, const char *name)
 		rc = BERTH_EDENIED;
 		goto out_unlock;
 	}
+	/* Redis forgets its blobs before and after their links go (as berth_blob_delete). */
+	berth_reg_redis_repo_forget(r, name);
 	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]) && rc >= 0; i++) {
 		rc = remove_part(r, name, parts[i]);
 		found |= rc > 0;
 	}
+	berth_reg_redis_repo_forget(r, name);
 	berth_tags_changed(r, name);
 	atomic_fetch_add(&r->link_writes, 1); /* the catalog snapshot is rebuilt without it */
 	if (rc >= 0)
