@@ -448,12 +448,12 @@ static int set_on(struct berth_redis_cache *c, redisContext *ctx, const struct b
 	return rc;
 }
 
-/* HDEL blobs::<digest> digest length mediatype. */
+/* HDEL blobs::<digest> digest size mediatype (and 2.8's length). */
 static int clear_on(struct berth_redis_cache *c, redisContext *ctx, const char *digest)
 {
 	char *key = global_key(digest);
-	const char *argv[] = { "HDEL", key, "digest", "length", "mediatype" };
-	redisReply *r = run(c, ctx, 5, argv);
+	const char *argv[] = { "HDEL", key, "digest", "size", "length", "mediatype" };
+	redisReply *r = run(c, ctx, 6, argv);
 	free(key);
 	if (r == NULL)
 		return BERTH_ERROR;
@@ -555,12 +555,32 @@ int berth_redis_cache_repo_set(struct berth_redis_cache *c, const char *repo,
 	WITH_CONN(c, ctx, repo_set_on(c, ctx, repo, d));
 }
 
+/* Distribution 3's repository-scoped Clear, one transaction: SREM from the repository's set, DEL
+ * of its hash, HDEL of the global descriptor. */
 static int repo_clear_on(struct berth_redis_cache *c, redisContext *ctx, const char *repo, const char *digest)
 {
 	int rc = member_on(c, ctx, repo, digest);
 	if (rc <= 0)
 		return rc < 0 ? rc : BERTH_ENOTFOUND;
-	return clear_on(c, ctx, digest);
+	char *set = berth_asprintf("repository::%s::blobs", repo);
+	char *key = berth_asprintf("repository::%s::blobs::%s", repo, digest);
+	char *global = global_key(digest);
+	const char *multi[] = { "MULTI" }, *exec[] = { "EXEC" };
+	const char *srem[] = { "SREM", set, digest }, *del[] = { "DEL", key };
+	const char *hdel[] = { "HDEL", global, "digest", "size", "length", "mediatype" };
+	rc = run_ok(c, ctx, 1, multi);
+	if (rc == 0)
+		rc = run_ok(c, ctx, 3, srem);
+	if (rc == 0)
+		rc = run_ok(c, ctx, 2, del);
+	if (rc == 0)
+		rc = run_ok(c, ctx, 6, hdel);
+	if (rc == 0)
+		rc = run_ok(c, ctx, 1, exec);
+	free(global);
+	free(key);
+	free(set);
+	return rc;
 }
 
 int berth_redis_cache_repo_clear(struct berth_redis_cache *c, const char *repo, const char *digest)

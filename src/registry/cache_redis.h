@@ -82,8 +82,10 @@ int berth_redis_cache_repo_stat(struct berth_redis_cache *c, const char *repo, c
 /* Records the blob as the repository's, its descriptor, and the repository's media type. */
 int berth_redis_cache_repo_set(struct berth_redis_cache *c, const char *repo,
 			       const struct berth_blob_descriptor *d);
-/* Forgets the descriptor of a blob the repository holds (the membership stays, as in
- * Distribution): 0, BERTH_ENOTFOUND, BERTH_ERROR. */
+/* Forgets a blob the repository holds, as Distribution 3 does (in one transaction): its
+ * membership, the repository's media type and the global descriptor. 0, BERTH_ENOTFOUND (not a
+ * member), BERTH_ERROR. A failure part-way leaves the connection closed (the transaction is
+ * discarded with it). */
 int berth_redis_cache_repo_clear(struct berth_redis_cache *c, const char *repo, const char *digest);
 
 /* Forgets the repository: its set of blobs and their per-repository hashes (the global

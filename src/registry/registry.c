@@ -107,6 +107,7 @@ void berth_registry_free(struct berth_registry *r)
 	pthread_mutex_destroy(&r->catalog_lock);
 	berth_repo_locks_destroy(r);
 	berth_strvec_release(&r->catalog);
+	berth_catalog_walked_free(r->catalog_walked);
 	berth_cache_free(r->descriptors);
 	berth_reg_redis_detach(r);
 	free_patterns(r->urls_allow, r->n_urls_allow);

@@ -190,8 +190,8 @@ struct berth_tag_list {
  * if the repository has no tags directory. Release with berth_tag_list_release. */
 int berth_tags_get(const struct berth_tag_list **out, struct berth_registry *r, const char *name);
 void berth_tag_list_release(const struct berth_tag_list *l);
-/* Every repository, sorted: from a snapshot at most two seconds old, taken anew whenever this
- * process has written a link since. */
+/* Every repository, sorted: from a snapshot kept while a stat of each directory it listed shows
+ * it unchanged (any process's change is seen at once), taken anew otherwise. */
 int berth_catalog(struct berth_strvec *out, struct berth_registry *r);
 /* When tag was last pushed: the mtime of its current link (Distribution stores no push date),
  * seconds since the epoch. BERTH_ENOTFOUND if the tag does not exist. Blocks on storage. */

@@ -39,12 +39,12 @@ struct berth_registry {
 	struct berth_cache *descriptors; /* links and blob sizes; NULL when disabled */
 	struct berth_cache *manifests;   /* manifest bytes by digest (immutable) */
 	struct berth_redis_cache *redis; /* storage.cache.blobdescriptor: redis; NULL otherwise */
-	/* The catalog is served from a snapshot at most CATALOG_TTL old, rebuilt sooner when this
-	 * process has written a link since (a new repository may have appeared). */
+	/* The catalog is served from a snapshot while every directory it listed keeps its version
+	 * and this process has written no link since (registry/catalog.c). */
 	_Atomic uint64_t link_writes;
 	pthread_mutex_t catalog_lock; /* guards the snapshot */
 	struct berth_strvec catalog;
-	uint64_t catalog_taken_ns;
+	struct berth_catalog_walk *catalog_walked; /* the directories listed and their versions */
 	uint64_t catalog_link_writes;
 	int catalog_valid;
 	struct berth_taglist_cache *tag_lists; /* registry/taglist.c */
@@ -59,6 +59,9 @@ void berth_repo_locks_init(struct berth_registry *r);
 void berth_repo_locks_destroy(struct berth_registry *r);
 void berth_repo_lock_shared(struct berth_registry *r, const char *name);
 void berth_repo_unlock(struct berth_registry *r, const char *name);
+
+struct berth_catalog_walk;
+void berth_catalog_walked_free(struct berth_catalog_walk *w);
 
 struct berth_taglist_cache *berth_taglist_cache_new(void);
 void berth_taglist_cache_free(struct berth_taglist_cache *c);

@@ -7,9 +7,10 @@
  * tag directory comes or goes, whoever did it) is the one seen when the list was built, and
  * this process has not written the repository's tags since (a tag moving to another manifest
  * leaves the directory as it was, and so does the current link of a half-written tag arriving).
- * When the driver gives no version (the filesystem, for a second after a change), the list is
- * kept for UNVERSIONED_TTL_NS only. Tag directories left without a current link are re-checked
- * on every use, so one whose link another process writes later appears at once.
+ * When the driver gives no version (the filesystem, for a second after a change; S3 never), the
+ * list is not kept: nothing would tell that another process (a second berth on the same store)
+ * changed it. Tag directories left without a current link are re-checked on every use, so one
+ * whose link another process writes later appears at once.
  *
  * Only tags whose current link exists are listed: a tag write cut short by a crash leaves a
  * tag directory without it, and such a tag resolves to nothing (Distribution lists it anyway).
@@ -31,7 +32,6 @@
 #include "registry/registry_int.h"
 #include "storage/storage.h"
 
-#define UNVERSIONED_TTL_NS (1000ull * 1000 * 1000)
 #define MAX_ENTRIES 1024
 #define MAX_BYTES (32u << 20)
 
@@ -40,7 +40,6 @@ struct tag_entry {
 	_Atomic unsigned refs;     /* the cache's own reference plus readers' */
 	char *name;
 	uint64_t version;          /* of the tags directory when listed; 0 if unknown */
-	uint64_t taken_ns;
 	size_t bytes;
 	char *strings;             /* the tags, NUL-separated, which pub.tags points into */
 	struct berth_strvec incomplete; /* tag directories without a current link */
@@ -210,7 +209,6 @@ static int build(struct tag_entry **out, struct berth_registry *r, const char *n
 	if (rc == 0) {
 		*out = entry_from(name, &ctx.tags); /* drivers list in strcmp order: already sorted */
 		(*out)->version = version;
-		(*out)->taken_ns = berth_now_ns();
 		(*out)->incomplete = ctx.incomplete;
 		ctx.incomplete = (struct berth_strvec){ 0 };
 	}
@@ -219,10 +217,9 @@ static int build(struct tag_entry **out, struct berth_registry *r, const char *n
 	return rc;
 }
 
-static int still_valid(struct berth_registry *r, const struct tag_entry *e,
-		       const struct berth_stat *st, uint64_t now)
+static int still_valid(struct berth_registry *r, const struct tag_entry *e, const struct berth_stat *st)
 {
-	if (e->version ? e->version != st->version : now - e->taken_ns >= UNVERSIONED_TTL_NS)
+	if (!e->version || e->version != st->version)
 		return 0;
 	for (size_t i = 0; i < e->incomplete.n; i++)
 		if (tag_complete(r, e->name, e->incomplete.items[i]) != 0)
@@ -247,7 +244,7 @@ int berth_tags_get(const struct berth_tag_list **out, struct berth_registry *r, 
 
 	pthread_mutex_lock(&c->lock);
 	struct tag_entry *e = find(c, name);
-	if (e && still_valid(r, e, &st, berth_now_ns())) {
+	if (e && still_valid(r, e, &st)) {
 		atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
 		berth_lru_touch(&c->lru, &e->lru);
 		pthread_mutex_unlock(&c->lock);
@@ -259,7 +256,7 @@ int berth_tags_get(const struct berth_tag_list **out, struct berth_registry *r, 
 	if ((rc = build(&e, r, name, dir, st.version)) < 0)
 		return rc;
 	pthread_mutex_lock(&c->lock);
-	if (atomic_load_explicit(&c->changes, memory_order_acquire) == changes &&
+	if (atomic_load_explicit(&c->changes, memory_order_acquire) == changes && st.version &&
 	    e->bytes <= MAX_BYTES / 4)
 		insert(c, e);
 	pthread_mutex_unlock(&c->lock);

@@ -162,6 +162,14 @@ static void test_reads_distribution_entries(void **state)
 	assert_string_equal(got.mediatype, "application/x-custom");
 	assert_int_equal(berth_redis_cache_repo_stat(R.cache, "team/other", D2, &got), BERTH_ENOTFOUND);
 
+	/* Cleared as Distribution 3 clears: membership, the repository's hash, the global fields. */
+	assert_int_equal(berth_redis_cache_repo_clear(R.cache, "team/app", D2), 0);
+	assert_string_equal(raw("SISMEMBER repository::team/app::blobs %s", D2), "0");
+	assert_string_equal(raw("EXISTS repository::team/app::blobs::%s", D2), "0");
+	assert_string_equal(raw("HGET blobs::%s digest", D2), "");
+	assert_int_equal(berth_redis_cache_repo_stat(R.cache, "team/app", D2, &got), BERTH_ENOTFOUND);
+	assert_int_equal(berth_redis_cache_stat(&got, R.cache, D2), BERTH_ENOTFOUND);
+
 	/* Distribution's old "length" field is a miss, so the entry is rewritten with "size". */
 	raw("HMSET blobs::%s digest %s length 7", D3, D3);
 	assert_int_equal(berth_redis_cache_stat(&got, R.cache, D3), BERTH_ENOTFOUND);
