@@ -615,3 +615,31 @@ int berth_redis_cache_repo_forget(struct berth_redis_cache *c, const char *repo)
 {
 	WITH_CONN(c, ctx, repo_forget_on(c, ctx, repo));
 }
+
+/* GET key as a number (nil: 0). */
+static int counter_get_on(struct berth_redis_cache *c, redisContext *ctx, const char *key, uint64_t *out)
+{
+	const char *argv[] = { "GET", key };
+	redisReply *r = run(c, ctx, 2, argv);
+	if (r == NULL)
+		return BERTH_ERROR;
+	*out = r->type == REDIS_REPLY_STRING ? strtoull(r->str, NULL, 10) : 0;
+	freeReplyObject(r);
+	return 0;
+}
+
+int berth_redis_cache_counter_get(struct berth_redis_cache *c, const char *key, uint64_t *out)
+{
+	WITH_CONN(c, ctx, counter_get_on(c, ctx, key, out));
+}
+
+static int counter_bump_on(struct berth_redis_cache *c, redisContext *ctx, const char *key)
+{
+	const char *argv[] = { "INCR", key };
+	return run_ok(c, ctx, 2, argv);
+}
+
+int berth_redis_cache_counter_bump(struct berth_redis_cache *c, const char *key)
+{
+	WITH_CONN(c, ctx, counter_bump_on(c, ctx, key));
+}

@@ -92,6 +92,11 @@ int berth_redis_cache_repo_clear(struct berth_redis_cache *c, const char *repo, 
  * descriptors stay: the blobs' data does). 0 or BERTH_ERROR. */
 int berth_redis_cache_repo_forget(struct berth_redis_cache *c, const char *repo);
 
+/* A counter all instances share (berth's own keys, which Distribution never reads): its value
+ * (0 when unset), or BERTH_ERROR; and its increment, 0 or BERTH_ERROR. */
+int berth_redis_cache_counter_get(struct berth_redis_cache *c, const char *key, uint64_t *out);
+int berth_redis_cache_counter_bump(struct berth_redis_cache *c, const char *key);
+
 /* Calls that failed to reach Redis since the cache was created (for a metric). */
 uint64_t berth_redis_cache_errors(const struct berth_redis_cache *c);
 /* Calls that found every connection busy (max_active) and did not wait. */

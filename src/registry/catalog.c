@@ -97,12 +97,12 @@ static int catalog_walk(struct berth_strvec *out, struct berth_catalog_walk *w, 
 }
 
 /*
- * Whether the snapshot still holds: every directory the walk listed has the version it had. A
- * repository appearing or going, through this process or another on the same store (a second
- * berth, Distribution), adds or removes an entry in one of them, so it is seen at once; a stat
- * per directory costs less than listing it. Drivers without versions (S3) walk every time.
+ * Whether the directories the walk listed all keep their versions. A repository appearing or
+ * going, through this process or another on the same store (a second berth, Distribution), adds
+ * or removes an entry in one of them; a stat per directory costs less than listing it. Drivers
+ * without versions (S3) walk every time.
  */
-static int snapshot_holds(struct berth_registry *r, const struct berth_catalog_walk *w)
+static int dirs_unchanged(struct berth_registry *r, const struct berth_catalog_walk *w)
 {
 	struct berth_stat st;
 	if (w->unversioned)
@@ -113,13 +113,38 @@ static int snapshot_holds(struct berth_registry *r, const struct berth_catalog_w
 	return 1;
 }
 
+/* With Redis, the shared generation tells at once what any berth instance changed, and the
+ * directories are looked at only every CATALOG_FOREIGN_NS, for writers that do not bump it
+ * (Distribution on the same store). */
+#define CATALOG_FOREIGN_NS (2ull * 1000000000ull)
+
+/* Whether the snapshot still holds; gen/has_gen: the shared generation read now (before any
+ * walk, so that a change during the walk is seen next time). */
+static int snapshot_holds(struct berth_registry *r, uint64_t writes, int has_gen, uint64_t gen, uint64_t now)
+{
+	if (!r->catalog_valid || writes != r->catalog_link_writes)
+		return 0;
+	if (has_gen && r->catalog_has_generation) {
+		if (gen != r->catalog_generation)
+			return 0;
+		if (now - r->catalog_checked_ns < CATALOG_FOREIGN_NS)
+			return 1;
+	}
+	if (!dirs_unchanged(r, r->catalog_walked))
+		return 0;
+	r->catalog_checked_ns = now;
+	return 1;
+}
+
 int berth_catalog(struct berth_strvec *out, struct berth_registry *r)
 {
 	int rc = 0;
 	uint64_t writes = atomic_load_explicit(&r->link_writes, memory_order_relaxed);
+	uint64_t gen = 0, now = berth_now_ns();
+	int has_gen = berth_reg_redis_catalog_generation(r, &gen);
 
 	pthread_mutex_lock(&r->catalog_lock);
-	if (!r->catalog_valid || writes != r->catalog_link_writes || !snapshot_holds(r, r->catalog_walked)) {
+	if (!snapshot_holds(r, writes, has_gen, gen, now)) {
 		struct berth_strvec fresh = { 0 };
 		struct berth_catalog_walk *w = berth_calloc(1, sizeof(*w));
 		if ((rc = catalog_walk(&fresh, w, r)) < 0) {
@@ -133,6 +158,9 @@ int berth_catalog(struct berth_strvec *out, struct berth_registry *r)
 		r->catalog = fresh;
 		r->catalog_walked = w;
 		r->catalog_link_writes = writes;
+		r->catalog_generation = gen;
+		r->catalog_has_generation = has_gen;
+		r->catalog_checked_ns = now;
 		r->catalog_valid = 1;
 	}
 	for (size_t i = 0; i < r->catalog.n; i++)

@@ -286,7 +286,10 @@ int berth_link_check(struct berth_registry *r, const char *path, char kind, cons
 int berth_link_write(struct berth_registry *r, const char *path, const char *digest)
 {
 	atomic_fetch_add_explicit(&r->link_writes, 1, memory_order_relaxed);
-	return berth_storage_put_content(r->driver, path, digest, strlen(digest));
+	int rc = berth_storage_put_content(r->driver, path, digest, strlen(digest));
+	/* After the write: an instance that saw the new generation lists the new repository. */
+	berth_reg_redis_catalog_changed(r);
+	return rc;
 }
 
 int berth_blob_data_stat(uint64_t *size, struct berth_registry *r, const char *digest)

@@ -46,6 +46,9 @@ struct berth_registry {
 	struct berth_strvec catalog;
 	struct berth_catalog_walk *catalog_walked; /* the directories listed and their versions */
 	uint64_t catalog_link_writes;
+	uint64_t catalog_generation;  /* the shared one (Redis) when the snapshot was taken */
+	int catalog_has_generation;
+	uint64_t catalog_checked_ns;  /* when the directories were last seen unchanged */
 	int catalog_valid;
 	struct berth_taglist_cache *tag_lists; /* registry/taglist.c */
 	pthread_mutex_t claims_lock; /* guards claims */
@@ -112,6 +115,10 @@ void berth_reg_redis_repo_set(struct berth_registry *r, const char *name, const 
 void berth_reg_redis_repo_clear(struct berth_registry *r, const char *name, const char *digest);
 /* Forgets every blob of the repository (a repository delete). */
 void berth_reg_redis_repo_forget(struct berth_registry *r, const char *name);
+/* The catalog's generation all instances share: 1 with *out, 0 without Redis or when it fails.
+ * Bumped after every write that may add or remove a repository (a link written, a delete). */
+int berth_reg_redis_catalog_generation(struct berth_registry *r, uint64_t *out);
+void berth_reg_redis_catalog_changed(struct berth_registry *r);
 
 /* 0 if the blob's data exists in the global store (sets *size when not NULL). */
 int berth_blob_data_stat(uint64_t *size, struct berth_registry *r, const char *digest);

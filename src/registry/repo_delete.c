@@ -91,6 +91,7 @@ int berth_repo_delete(struct berth_registry *r, const char *name)
 	berth_reg_redis_repo_forget(r, name);
 	berth_tags_changed(r, name);
 	atomic_fetch_add(&r->link_writes, 1); /* the catalog snapshot is rebuilt without it */
+	berth_reg_redis_catalog_changed(r);   /* and every other instance's */
 	if (rc >= 0)
 		rc = found ? 0 : BERTH_ENOTFOUND;
 out_unlock:

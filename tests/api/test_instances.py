@@ -246,6 +246,18 @@ class TwoInstances(berthtest.OpsTestCase):
             self.assertIn(new_repo, catalog(self.cb))
             time.sleep(1.1)
 
+    def test_repository_made_by_another_writer_is_listed(self):
+        """A writer that is not a berth (Distribution on the same store, here a bare mkdir):
+        without Redis the next catalog lists it; with Redis, within 2 s."""
+        catalog = lambda: self.cb.get("/v2/_catalog?n=1000").json()["repositories"]  # noqa: E731
+        catalog()
+        name = self.repo("foreign")
+        os.makedirs(os.path.join(self.tmp, "root", "docker", "registry", "v2", "repositories", name, "_layers"))
+        if self.with_redis:
+            self.assertTrue(berthtest.wait_until(lambda: name in catalog(), timeout=3))
+        else:
+            self.assertIn(name, catalog())
+
     def test_repository_delete_through_one_is_seen_by_the_other(self):
         repo = self.repo()
         img = image(self.ca, repo, "rd", "v1")
