@@ -211,6 +211,40 @@ static int run_ok(struct berth_redis_cache *c, redisContext *ctx, int argc, cons
 	return r ? 0 : BERTH_ERROR;
 }
 
+/* Sends n commands at once and reads their n replies: one round trip. 0, or BERTH_ERROR (noted)
+ * with every reply freed; an error reply is a failure too. Replies left unread on a failure
+ * make the connection unusable: the caller gives it back as failed, which closes it. */
+static int run_pipelined(struct berth_redis_cache *c, redisContext *ctx, size_t n, const int *argc,
+			 const char **const *argv, redisReply **replies)
+{
+	memset(replies, 0, n * sizeof(*replies));
+	for (size_t i = 0; i < n; i++) {
+		if (redisAppendCommandArgv(ctx, argc[i], argv[i], NULL) != REDIS_OK) {
+			note_failure(c, argv[i][0], ctx->errstr);
+			return BERTH_ERROR;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		void *reply = NULL;
+		if (redisGetReply(ctx, &reply) != REDIS_OK || reply == NULL) {
+			note_failure(c, argv[i][0], ctx->errstr);
+			goto out_free;
+		}
+		replies[i] = reply;
+		if (replies[i]->type == REDIS_REPLY_ERROR) {
+			note_failure(c, argv[i][0], replies[i]->str);
+			goto out_free;
+		}
+	}
+	return 0;
+out_free:
+	for (size_t i = 0; i < n; i++) {
+		freeReplyObject(replies[i]);
+		replies[i] = NULL;
+	}
+	return BERTH_ERROR;
+}
+
 /* Sets the read and write timeouts apart (hiredis 0.14 sets both to one value). */
 static int set_timeouts(struct berth_redis_cache *c, redisContext *ctx)
 {
@@ -405,6 +439,25 @@ static char *global_key(const char *digest)
 	return berth_asprintf("blobs::%s", digest);
 }
 
+/* An HMGET blobs::<digest> digest size mediatype reply as a descriptor: 0 or BERTH_ENOTFOUND. */
+static int parse_descriptor(const redisReply *r, struct berth_blob_descriptor *out)
+{
+	/* A missing size (Distribution's old "length" field) is a miss, as in Distribution. */
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 || r->element[0]->type != REDIS_REPLY_STRING ||
+	    r->element[1]->type != REDIS_REPLY_STRING)
+		return BERTH_ENOTFOUND;
+	char *end;
+	unsigned long long size = strtoull(r->element[1]->str, &end, 10);
+	if (*end != '\0' || r->element[0]->len >= sizeof(out->digest))
+		return BERTH_ENOTFOUND;
+	memset(out, 0, sizeof(*out));
+	memcpy(out->digest, r->element[0]->str, r->element[0]->len);
+	out->size = size;
+	if (r->element[2]->type == REDIS_REPLY_STRING && r->element[2]->len < sizeof(out->mediatype))
+		memcpy(out->mediatype, r->element[2]->str, r->element[2]->len);
+	return 0;
+}
+
 /* HMGET blobs::<digest> digest size mediatype: 0, BERTH_ENOTFOUND, or BERTH_ERROR. */
 static int stat_on(struct berth_redis_cache *c, redisContext *ctx, const char *digest,
 		   struct berth_blob_descriptor *out)
@@ -415,21 +468,7 @@ static int stat_on(struct berth_redis_cache *c, redisContext *ctx, const char *d
 	free(key);
 	if (r == NULL)
 		return BERTH_ERROR;
-	int rc = BERTH_ENOTFOUND;
-	/* A missing size (Distribution's old "length" field) is a miss, as in Distribution. */
-	if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[0]->type == REDIS_REPLY_STRING &&
-	    r->element[1]->type == REDIS_REPLY_STRING) {
-		char *end;
-		unsigned long long size = strtoull(r->element[1]->str, &end, 10);
-		if (*end == '\0' && r->element[0]->len < sizeof(out->digest)) {
-			memset(out, 0, sizeof(*out));
-			memcpy(out->digest, r->element[0]->str, r->element[0]->len);
-			out->size = size;
-			if (r->element[2]->type == REDIS_REPLY_STRING && r->element[2]->len < sizeof(out->mediatype))
-				memcpy(out->mediatype, r->element[2]->str, r->element[2]->len);
-			rc = 0;
-		}
-	}
+	int rc = parse_descriptor(r, out);
 	freeReplyObject(r);
 	return rc;
 }
@@ -504,26 +543,34 @@ int berth_redis_cache_clear(struct berth_redis_cache *c, const char *digest)
 	WITH_CONN(c, ctx, clear_on(c, ctx, digest));
 }
 
+/* Distribution's three lookups (SISMEMBER, HMGET of the global descriptor, HGET of the
+ * repository's media type) in one round trip. */
 static int repo_stat_on(struct berth_redis_cache *c, redisContext *ctx, const char *repo, const char *digest,
 			struct berth_blob_descriptor *out)
 {
-	int rc = member_on(c, ctx, repo, digest);
-	if (rc <= 0)
-		return rc < 0 ? rc : BERTH_ENOTFOUND;
-	if ((rc = stat_on(c, ctx, digest, out)) < 0)
-		return rc;
+	char *set = berth_asprintf("repository::%s::blobs", repo);
+	char *global = global_key(digest);
 	char *key = berth_asprintf("repository::%s::blobs::%s", repo, digest);
-	const char *argv[] = { "HGET", key, "mediatype" };
-	redisReply *r = run(c, ctx, 3, argv);
+	const char *member[] = { "SISMEMBER", set, digest };
+	const char *hmget[] = { "HMGET", global, "digest", "size", "mediatype" };
+	const char *hget[] = { "HGET", key, "mediatype" };
+	const int argc[] = { 3, 5, 3 };
+	const char **const argv[] = { member, hmget, hget };
+	redisReply *r[3];
+	int rc = run_pipelined(c, ctx, 3, argc, argv, r);
 	free(key);
-	if (r == NULL)
-		return BERTH_ERROR;
-	if (r->type == REDIS_REPLY_STRING && r->len > 0 && r->len < sizeof(out->mediatype)) {
-		memcpy(out->mediatype, r->str, r->len);
-		out->mediatype[r->len] = '\0';
+	free(global);
+	free(set);
+	if (rc < 0)
+		return rc;
+	rc = r[0]->type == REDIS_REPLY_INTEGER && r[0]->integer == 1 ? parse_descriptor(r[1], out) : BERTH_ENOTFOUND;
+	if (rc == 0 && r[2]->type == REDIS_REPLY_STRING && r[2]->len > 0 && r[2]->len < sizeof(out->mediatype)) {
+		memcpy(out->mediatype, r[2]->str, r[2]->len);
+		out->mediatype[r[2]->len] = '\0';
 	}
-	freeReplyObject(r);
-	return 0;
+	for (size_t i = 0; i < 3; i++)
+		freeReplyObject(r[i]);
+	return rc;
 }
 
 int berth_redis_cache_repo_stat(struct berth_redis_cache *c, const char *repo, const char *digest,
@@ -532,18 +579,26 @@ int berth_redis_cache_repo_stat(struct berth_redis_cache *c, const char *repo, c
 	WITH_CONN(c, ctx, repo_stat_on(c, ctx, repo, digest, out));
 }
 
+/* SADD to the repository's set, the global descriptor (HMSET, HSETNX of the media type) and the
+ * repository's media type (HSET), in one round trip. */
 static int repo_set_on(struct berth_redis_cache *c, redisContext *ctx, const char *repo,
 		       const struct berth_blob_descriptor *d)
 {
 	char *set = berth_asprintf("repository::%s::blobs", repo);
 	char *key = berth_asprintf("repository::%s::blobs::%s", repo, d->digest);
+	char *global = global_key(d->digest), size[24];
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)d->size);
 	const char *sadd[] = { "SADD", set, d->digest };
+	const char *hmset[] = { "HMSET", global, "digest", d->digest, "size", size };
+	const char *hsetnx[] = { "HSETNX", global, "mediatype", d->mediatype };
 	const char *hset[] = { "HSET", key, "mediatype", d->mediatype };
-	int rc = run_ok(c, ctx, 3, sadd);
-	if (rc == 0)
-		rc = set_on(c, ctx, d);
-	if (rc == 0)
-		rc = run_ok(c, ctx, 4, hset);
+	const int argc[] = { 3, 6, 4, 4 };
+	const char **const argv[] = { sadd, hmset, hsetnx, hset };
+	redisReply *r[4];
+	int rc = run_pipelined(c, ctx, 4, argc, argv, r);
+	for (size_t i = 0; rc == 0 && i < 4; i++)
+		freeReplyObject(r[i]);
+	free(global);
 	free(key);
 	free(set);
 	return rc;

@@ -17,7 +17,7 @@
  *
  * Every call is safe from any thread and blocks the calling thread for at most the dial timeout
  * plus the read and write timeouts of its few commands (twice the dial timeout with sentinels).
- * In `berth serve` the calls run on the thread running the request (see registry.c).
+ * In `berth serve` the calls run on the thread running the request (see blob_descriptors.c).
  */
 #ifndef BERTH_REGISTRY_CACHE_REDIS_H
 #define BERTH_REGISTRY_CACHE_REDIS_H
