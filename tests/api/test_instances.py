@@ -338,6 +338,42 @@ class RedisOutage(berthtest.OpsTestCase):
         self.assertEqual(redis.cli("sismember", "repository::%s::blobs" % repo, d), "1")
 
 
+class RedisConfiguration(berthtest.OpsTestCase):
+    """What berth cannot do with the redis section is refused at start-up, by name."""
+
+    def serve(self, text):
+        path = berthtest.write_file(os.path.join(self.tmp, "refused.yml"),
+                                    "version: 0.1\nstorage: {inmemory: ~}\nhttp: {addr: '127.0.0.1:%d'}\n%s"
+                                    % (berthtest.free_port(), text))
+        return berthtest.run_berth(["serve", path], timeout=10)
+
+    def assertRefused(self, text, *needles):
+        r = self.serve(text)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        for n in needles:
+            self.assertIn(n, r.stderr)
+
+    def test_refusals(self):
+        cache = "storage: {inmemory: ~, cache: {blobdescriptor: redis}}\n"
+        self.assertRefused("redis: {addrs: [localhost:6379], tls: {certificate: /c.pem, key: /k.pem}}\n",
+                           "redis.tls: refused", "hiredis")
+        self.assertRefused("redis: {addr: localhost:6379, tls: {enabled: true}}\n", "redis.tls: refused")
+        self.assertRefused(cache + "redis: {addrs: ['a:1', 'b:2']}\n", "redis.addrs", "Redis Cluster")
+        self.assertRefused(cache + "redis: {addr: 'a:1', addrs: ['b:2']}\n", "redis.addr and redis.addrs")
+        self.assertRefused(cache, "redis.addrs")
+        self.assertRefused(cache + "redis: {addrs: ['host:notaport']}\n", "redis.addrs", "host:notaport")
+        self.assertRefused(cache + "redis: {addr: 'a:1', mastername: m}\n", "redis.mastername")
+
+    def test_unused_redis_is_said(self):
+        # (TLS switched off explicitly asks for nothing: accepted)
+        path = berthtest.write_file(os.path.join(self.tmp, "unused.yml"),
+                                    "version: 0.1\nstorage: {inmemory: ~}\n"
+                                    "redis: {addrs: ['127.0.0.1:1'], tls: {enabled: false}}\n")
+        s = self.spawn(lambda p: (["serve", path, "--addr", "127.0.0.1:%d" % p], None))
+        self.assertTrue(s.wait_log("redis is configured but not used"), s.describe())
+        self.assertStatus(s.client().get("/v2/"), 200)
+
+
 class Sentinel(berthtest.OpsTestCase):
     """redis.mastername: berth asks the sentinels (redis-server --sentinel) for the master,
     and follows it to the replica promoted by a failover."""
