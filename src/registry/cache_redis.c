@@ -179,9 +179,12 @@ static void note_failure(struct berth_redis_cache *c, const char *what, const ch
 			   what, detail ? detail : "error");
 }
 
+/* A command worked: the back-off ends (a failure on the way, such as one sentinel of several
+ * not answering, must not keep the pool from refilling). */
 static void note_success(struct berth_redis_cache *c)
 {
-	atomic_store(&c->failures_in_row, 0);
+	if (atomic_exchange(&c->failures_in_row, 0))
+		atomic_store(&c->retry_after_ns, 0);
 	if (atomic_load(&c->outage_logged) && atomic_exchange(&c->outage_logged, 0))
 		berth_info("redis cache %s: answering again", c->describe);
 }
