@@ -11,6 +11,7 @@
  */
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -148,4 +149,29 @@ void berth_reg_redis_catalog_changed(struct berth_registry *r)
 {
 	if (r->redis)
 		berth_redis_cache_counter_bump(r->redis, CATALOG_GENERATION_KEY);
+}
+
+/* berth's own key per repository: bumped whenever an instance changes the repository's tags. */
+static char *tags_generation_key(const char *name)
+{
+	return berth_asprintf("berth::repository::%s::tags::generation", name);
+}
+
+int berth_reg_redis_tags_generation(struct berth_registry *r, const char *name, uint64_t *out)
+{
+	if (!r->redis)
+		return 0;
+	char *key = tags_generation_key(name);
+	int ok = berth_redis_cache_counter_get(r->redis, key, out) == 0;
+	free(key);
+	return ok;
+}
+
+void berth_reg_redis_tags_changed(struct berth_registry *r, const char *name)
+{
+	if (!r->redis)
+		return;
+	char *key = tags_generation_key(name);
+	berth_redis_cache_counter_bump(r->redis, key);
+	free(key);
 }

@@ -119,6 +119,9 @@ void berth_reg_redis_repo_forget(struct berth_registry *r, const char *name);
  * Bumped after every write that may add or remove a repository (a link written, a delete). */
 int berth_reg_redis_catalog_generation(struct berth_registry *r, uint64_t *out);
 void berth_reg_redis_catalog_changed(struct berth_registry *r);
+/* The same for one repository's tags (registry/taglist.c): bumped after every tag change. */
+int berth_reg_redis_tags_generation(struct berth_registry *r, const char *name, uint64_t *out);
+void berth_reg_redis_tags_changed(struct berth_registry *r, const char *name);
 
 /* 0 if the blob's data exists in the global store (sets *size when not NULL). */
 int berth_blob_data_stat(uint64_t *size, struct berth_registry *r, const char *digest);
