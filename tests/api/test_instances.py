@@ -338,6 +338,60 @@ class RedisOutage(berthtest.OpsTestCase):
         self.assertEqual(redis.cli("sismember", "repository::%s::blobs" % repo, d), "1")
 
 
+class WithDistribution(berthtest.OpsTestCase):
+    """Debian's docker-registry (Distribution 2.8.2) and berth on one root and one Redis: each
+    reads what the other cached, and a blob deleted through berth is gone for Distribution too
+    (Distribution trusts a repository's Redis membership without looking at storage)."""
+
+    def test_shared_redis_both_ways(self):
+        binary = shutil.which("docker-registry")
+        if not binary:
+            self.skipTest("docker-registry is not installed")
+        redis = Redis(self.tmp, "redis-dist")
+        self.addCleanup(redis.stop)
+        root = os.path.join(self.tmp, "root-dist")
+        dport = berthtest.free_port()
+        dcfg = berthtest.write_file(os.path.join(self.tmp, "dist.yml"), (
+            "version: 0.1\nlog: {level: warn}\n"
+            "storage:\n  filesystem: {rootdirectory: %s}\n  delete: {enabled: true}\n"
+            "  cache: {blobdescriptor: redis}\n"
+            "redis: {addr: '127.0.0.1:%d', dialtimeout: 200ms, readtimeout: 200ms}\n"
+            "http: {addr: '127.0.0.1:%d', secret: berth-tests}\n") % (root, redis.port, dport))
+        log = open(os.path.join(self.tmp, "dist.log"), "wb")
+        dist = subprocess.Popen([binary, "serve", dcfg], stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=berthtest.clean_env())
+        log.close()
+        self.addCleanup(lambda: (dist.kill(), dist.wait(10)))
+        cd = berthtest.Client("http://127.0.0.1:%d" % dport)
+        self.assertTrue(berthtest.wait_until(lambda: berthtest.port_open(dport), timeout=15))
+        b = spawn(self.tmp, "with-dist", root, redis_lines(redis))
+        self.addCleanup(berthtest.stop_spawned, b)
+        cb = b.client()
+        repo = "interop/app"
+
+        # pushed through Distribution, which describes it in Redis: berth finds it there
+        d1 = cd.push_blob(repo, b"pushed through distribution")
+        self.assertStatus(cd.head("/v2/%s/blobs/%s" % (repo, d1)), 200)
+        self.assertEqual(redis.cli("sismember", "repository::%s::blobs" % repo, d1), "1")
+        hits = metric(b, 'berth_redis_cache_requests_total{result="hit"}')
+        self.assertStatus(cb.head("/v2/%s/blobs/%s" % (repo, d1)), 200)
+        self.assertEqual(metric(b, 'berth_redis_cache_requests_total{result="hit"}'), hits + 1)
+
+        # pushed through berth and described by it: Distribution serves it
+        d2 = cb.push_blob(repo, b"pushed through berth")
+        self.assertStatus(cb.head("/v2/%s/blobs/%s" % (repo, d2)), 200)
+        r = cd.get("/v2/%s/blobs/%s" % (repo, d2))
+        self.assertStatus(r, 200)
+        self.assertEqual(r.body, b"pushed through berth")
+
+        # deleted through berth: Distribution, which would trust Redis, finds it gone
+        self.assertStatus(cb.delete("/v2/%s/blobs/%s" % (repo, d1)), 202)
+        self.assertStatus(cd.head("/v2/%s/blobs/%s" % (repo, d1)), 404)
+        # and deleted through Distribution: berth finds it gone
+        self.assertStatus(cd.delete("/v2/%s/blobs/%s" % (repo, d2)), 202)
+        self.assertStatus(cb.head("/v2/%s/blobs/%s" % (repo, d2)), 404)
+
+
 class RedisConfiguration(berthtest.OpsTestCase):
     """What berth cannot do with the redis section is refused at start-up, by name."""
 
