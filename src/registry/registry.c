@@ -326,3 +326,15 @@ int berth_blob_data_stat(uint64_t *size, struct berth_registry *r, const char *d
 	return 0;
 }
 
+
+int berth_blob_data_present(struct berth_registry *r, const char *digest)
+{
+	char path[BERTH_PATH_MAX];
+	struct berth_stat st;
+	int rc = berth_path_blob_data(path, digest);
+	if (rc == 0)
+		rc = berth_storage_stat(&st, r->driver, path);
+	if (rc == 0 && st.is_dir)
+		rc = BERTH_ENOTFOUND;
+	return rc;
+}

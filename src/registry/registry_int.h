@@ -123,6 +123,11 @@ void berth_reg_redis_catalog_changed(struct berth_registry *r);
 int berth_reg_redis_tags_generation(struct berth_registry *r, const char *name, uint64_t *out);
 void berth_reg_redis_tags_changed(struct berth_registry *r, const char *name);
 
+/* 0 if the blob's data exists in the global store, asked of storage itself, never of a cache
+ * (which garbage collection by another process would leave stale): for the writes that skip
+ * the data when it is there already, as Distribution's blob writer stats the driver. */
+int berth_blob_data_present(struct berth_registry *r, const char *digest);
+
 /* 0 if the blob's data exists in the global store (sets *size when not NULL). */
 int berth_blob_data_stat(uint64_t *size, struct berth_registry *r, const char *digest);
 

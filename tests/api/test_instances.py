@@ -93,7 +93,7 @@ def redis_lines(redis):
             "redis:\n"
             "  addrs: [127.0.0.1:%d]\n"
             "  dialtimeout: 200ms\n"
-            "  readtimeout: 200ms\n" % redis.port) if redis else ""
+            "  readtimeout: 200ms\n" % redis.port) if redis else "  cache: {blobdescriptor: inmemory}\n"
 
 
 def spawn(tmp, name, root, lines):
@@ -245,6 +245,37 @@ class TwoInstances(berthtest.OpsTestCase):
             image(self.ca, new_repo, "c", "x")
             self.assertIn(new_repo, catalog(self.cb))
             time.sleep(1.1)
+
+    def blob_dir(self, d):
+        hexd = d.split(":", 1)[1]
+        return os.path.join(self.tmp, "root", "docker", "registry", "v2", "blobs", "sha256", hexd[:2], hexd)
+
+    def test_data_collected_behind_the_caches_is_written_again(self):
+        """Blob and manifest data removed by a garbage collection while the instances had them
+        cached: the next push writes them again (the check that skips the write asks storage,
+        as Distribution's), instead of linking data that is gone."""
+        repo = self.repo()
+        data = os.urandom(3000)
+        d = self.cb.push_blob(repo, data)
+        img = image(self.cb, repo, "gc", "v1")
+        for _ in range(2):  # sizes and descriptors cached, in the process and in Redis
+            self.assertStatus(self.cb.head("/v2/%s/blobs/%s" % (repo, d)), 200)
+            self.cb.push_manifest(repo, "v1", img["manifest"])
+        # what a collection removes: the data and every link to it
+        repo_dir = os.path.join(self.tmp, "root", "docker", "registry", "v2", "repositories", repo)
+        shutil.rmtree(self.blob_dir(d))
+        shutil.rmtree(os.path.join(repo_dir, "_layers", "sha256", d.split(":")[1]))
+        shutil.rmtree(self.blob_dir(img["digest"]))
+        shutil.rmtree(os.path.join(repo_dir, "_manifests"))
+        if self.with_redis:
+            self.redis.cli("del", "repository::%s::blobs" % repo)
+        self.assertEqual(self.cb.push_blob(repo, data), d)
+        self.cb.push_manifest(repo, "v1", img["manifest"])
+        for c in (self.ca, self.cb):
+            r = c.get("/v2/%s/blobs/%s" % (repo, d))
+            self.assertStatus(r, 200)
+            self.assertEqual(r.body, data)
+            self.assertEqual(self.manifest_digest(c, repo, "v1"), img["digest"])
 
     def test_repository_made_by_another_writer_is_listed(self):
         """A writer that is not a berth (Distribution on the same store, here a bare mkdir):
