@@ -81,8 +81,9 @@ int berth_blob_delete(struct berth_registry *r, const char *name, const char *di
 int berth_blob_mount(struct berth_registry *r, const char *name, const char *digest, const char *from)
 {
 	char path[BERTH_PATH_MAX];
-	int rc = from ? berth_blob_stat(NULL, r, from, digest) : berth_blob_data_stat(NULL, r,
-										      digest);
+	/* Without a source repository, storage itself says whether the data is there: a link
+	 * must never be written to data a collection removed behind the caches. */
+	int rc = from ? berth_blob_stat(NULL, r, from, digest) : berth_blob_data_present(r, digest);
 	if (rc < 0)
 		return rc;
 	rc = berth_path_layer_link(path, name, digest);
