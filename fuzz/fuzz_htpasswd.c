@@ -164,7 +164,7 @@ static int authorize(struct berth_auth *a, const char *header, char *user)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char err[512], user[256];
+	char user[256];
 	struct berth_htpasswd *h = NULL;
 	struct berth_auth *a = NULL;
 
@@ -174,9 +174,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct entry *users;
 	size_t n = model(text, &users);
 
-	FUZZ_CHECK(berth_htpasswd_open(&h, path, err, sizeof(err)) == 0 && h, "open: %s", err);
+	FUZZ_CHECK(berth_htpasswd_open(&h, path) == 0 && h, "open: %s", berth_err_message(BERTH_ERROR));
 	FUZZ_CHECK(berth_htpasswd_count(h) == n, "%zu users, the model has %zu", berth_htpasswd_count(h), n);
-	FUZZ_CHECK(berth_auth_new(&a, &cfg, err, sizeof(err)) == 0 && a, "auth: %s", err);
+	FUZZ_CHECK(berth_auth_new(&a, &cfg) == 0 && a, "auth: %s", berth_err_message(BERTH_ERROR));
 
 	/* A user with a known hash: accepted, then from the cache; refused with a wrong password. */
 	const struct entry *k = NULL;

@@ -136,7 +136,7 @@ static void put_manifest(const char *reference, const char *body, const char *di
 	memset(&res, 0, sizeof(res));
 	int rc = berth_manifest_put(&res, reg, REPO, reference,
 				    berth_manifest_sniff_media_type(body, strlen(body)), body, strlen(body));
-	FUZZ_CHECK(rc == 0, "fixture manifest %s: %d %s", reference, rc, res.message);
+	FUZZ_CHECK(rc == 0, "fixture manifest %s: %d %s", reference, rc, berth_err_message(rc));
 }
 
 /* Puts back whatever a DELETE (or an overwriting PUT) removed. */

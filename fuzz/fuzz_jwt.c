@@ -104,7 +104,6 @@ static char *b64url_param(EVP_PKEY *key, const char *param)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	char err[512];
 	unsigned char seed[32], raw[65];
 	size_t rawlen;
 	static const char seed_text[] = "berth fuzz ed25519 key";
@@ -171,9 +170,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(cfg.auth.issuer, sizeof(cfg.auth.issuer), ISSUER);
 	snprintf(cfg.auth.rootcertbundle, sizeof(cfg.auth.rootcertbundle), "%s", bundle_path);
 	snprintf(cfg.auth.jwks, sizeof(cfg.auth.jwks), "%s", jwks_path);
-	if (berth_auth_new(&auth, &cfg, err, sizeof(err)) != 0 || !auth ||
-	    berth_keyset_load(&keys, bundle_path, jwks_path, err, sizeof(err)) != 0) {
-		fprintf(stderr, "fuzz_jwt: set-up failed: %s\n", err);
+	if (berth_auth_new(&auth, &cfg) != 0 || !auth ||
+	    berth_keyset_load(&keys, bundle_path, jwks_path) != 0) {
+		fprintf(stderr, "fuzz_jwt: set-up failed: %s\n", berth_err_message(BERTH_ERROR));
 		abort();
 	}
 	if (getenv("FUZZ_JWT_PRINT"))
@@ -259,9 +258,9 @@ static void check_bearer(const char *token, size_t len)
 	if (t0 == t1 && !memchr(token, '\0', len) && !memchr(token, ' ', len) && hlen <= BERTH_AUTH_HEADER_MAX) {
 		const struct berth_jwt_policy pol = { .keys = keys, .issuer = ISSUER, .audience = SERVICE };
 		json_t *claims = NULL;
-		const char *why = NULL;
-		int v = berth_jwt_verify(token, len, &pol, (int64_t)t0, &claims, &why);
-		FUZZ_CHECK((v == 0) == (r0 == 0), "verify %d, authorize %d (%s)", v, r0, why ? why : "");
+		int v = berth_jwt_verify(token, len, &pol, (int64_t)t0, &claims);
+		FUZZ_CHECK((v == 0) == (r0 == 0), "verify %d, authorize %d (%s)", v, r0,
+			   v ? berth_err_message(v) : "");
 		if (v == 0) {
 			FUZZ_CHECK((r1 == 0) == model_grants(claims, pull, 1), "pull: authorize %d", r1);
 			FUZZ_CHECK((r2 == 0) == model_grants(claims, more, 3), "more: authorize %d", r2);
@@ -278,14 +277,16 @@ static json_t *verify(const char *token, size_t len, int64_t now)
 	const struct berth_jwt_policy pol = { .keys = keys, .issuer = ISSUER, .audience = SERVICE };
 	char *copy = malloc(len ? len : 1);
 	json_t *claims = (json_t *)1;
-	const char *why = NULL;
 	if (!copy)
 		abort();
 	memcpy(copy, token, len);
-	int rc = berth_jwt_verify(copy, len, &pol, now, &claims, &why);
+	berth_err_clear();
+	int rc = berth_jwt_verify(copy, len, &pol, now, &claims);
 	free(copy);
 	if (rc != 0) {
-		FUZZ_CHECK(rc == BERTH_EUNAUTHORIZED && !claims && why, "refusal rc %d", rc);
+		const struct berth_failure *why = berth_err_last();
+		FUZZ_CHECK(rc == BERTH_EUNAUTHORIZED && !claims && why && why->code == rc,
+			   "refusal rc %d", rc);
 		return NULL;
 	}
 	FUZZ_CHECK(json_is_object(claims), "claims not an object");

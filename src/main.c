@@ -24,6 +24,7 @@
 #include "registry/cache_redis.h"
 #include "registry/purge.h"
 #include "registry/quota.h"
+#include "registry/retention.h"
 #include "registry/registry.h"
 #include "storage/driver.h"
 #include "storage/fs_check.h"
@@ -44,7 +45,9 @@ static void usage(FILE *out)
 	      "                                 delete blobs no manifest references (registry offline)\n"
 	      "  fsck [--repair] ROOT           verify every blob's digest and every link of a store\n"
 	      "  repo delete CONFIG.yml NAME    delete a repository (its blobs stay for the collection)\n"
-	      "  usage CONFIG.yml               tags and repositories counted against policies.quotas\n"
+	      "  usage CONFIG.yml               tags, repositories and bytes counted against policies.quotas\n"
+	      "  retention CONFIG.yml [--dry-run]\n"
+	      "                                 apply policies.retention once (remove old tags, manifests)\n"
 	      "  help                           show this text\n"
 	      "  --version                      print the version\n"
 	      "\n"
@@ -265,11 +268,6 @@ static int load_serve_config(struct berth_config *cfg, struct berth_server_optio
 static int check_supported(const struct berth_config *cfg)
 {
 	const char *what = NULL;
-	if (cfg->storage == BERTH_STORAGE_S3) {
-		fputs("berth: configuration error: storage.s3 is not served yet: its calls would run on "
-		      "the HTTP polling threads (berth garbage-collect works on it)\n", stderr);
-		return BERTH_ERROR;
-	}
 	if (cfg->proxy.remoteurl[0])
 		what = "proxy";
 	if (what) {
@@ -353,11 +351,11 @@ static int prepare_http(struct tls_and_headers *t, const struct berth_config *cf
 		return BERTH_ERROR;
 	}
 	if (cfg->http.tls_certificate[0]) {
-		char err[512];
-		if (berth_tls_priorities(&t->priorities, cfg->http.tls_minimum,
-					 (const char *const *)cfg->http.tls_ciphersuites.v,
-					 cfg->http.tls_ciphersuites.n, err, sizeof(err)) < 0) {
-			berth_error("configuration error: %s", err);
+		int rc = berth_tls_priorities(&t->priorities, cfg->http.tls_minimum,
+					      (const char *const *)cfg->http.tls_ciphersuites.v,
+					      cfg->http.tls_ciphersuites.n);
+		if (rc < 0) {
+			berth_error("configuration error: %s", berth_err_reason(rc));
 			return BERTH_ERROR;
 		}
 		if (cfg->http.tls_clientcas.n) {
@@ -419,15 +417,27 @@ static void register_metrics(void)
  * Distribution's. */
 static int start_notifications(struct berth_notify **out, const struct berth_config *cfg)
 {
-	char host[256] = "localhost", source[320], err[512];
+	char host[256] = "localhost", source[320];
 	const char *colon = strrchr(cfg->addr, ':');
 	gethostname(host, sizeof(host) - 1);
 	snprintf(source, sizeof(source), "%s:%s", host, colon ? colon + 1 : "");
-	if (berth_notify_start(out, cfg, source, err, sizeof(err)) < 0) {
-		berth_error("configuration error: %s", err);
+	int rc = berth_notify_start(out, cfg, source);
+	if (rc < 0) {
+		berth_error("configuration error: %s", berth_err_reason(rc));
 		return BERTH_ERROR;
 	}
 	return 0;
+}
+
+/* A retention removal as the notification a DELETE through the API sends: a tag delete, or a
+ * manifest delete by digest (no request: retention is berth's own). */
+static void notify_retention(const struct berth_retention_removal *rm, void *payload)
+{
+	if (rm->dry_run)
+		return;
+	struct berth_notify_event ev = { .action = "delete", .repository = rm->repository,
+					 .tag = rm->tag, .digest = rm->tag ? NULL : rm->digest };
+	berth_notify_emit(payload, &ev);
 }
 
 /* so: the connection handling flags; the rest is filled in from cfg. */
@@ -440,9 +450,9 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	struct berth_health *health = NULL;
 	struct berth_purger *purger = NULL;
 	struct berth_periodic *quota_counter = NULL;
+	struct berth_periodic *retention = NULL;
 	struct berth_auth *auth = NULL;
 	struct berth_notify *notify = NULL;
-	char err[512];
 	struct tls_and_headers http;
 	sigset_t set;
 	int rc, status = 1;
@@ -458,17 +468,17 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 
 	if (prepare_http(&http, cfg) < 0)
 		goto out_http;
-	if (berth_auth_new(&auth, cfg, err, sizeof(err)) < 0) {
-		berth_error("configuration error: %s", err);
+	if ((rc = berth_auth_new(&auth, cfg)) < 0) {
+		berth_error("configuration error: %s", berth_err_reason(rc));
 		goto out_http;
 	}
 	if (cfg->storage == BERTH_STORAGE_FILESYSTEM &&
-	    berth_fs_check_root(cfg->rootdirectory, cfg->readonly, err, sizeof(err)) < 0) {
-		berth_error("cannot use storage root '%s': %s", cfg->rootdirectory, err);
+	    (rc = berth_fs_check_root(cfg->rootdirectory, cfg->readonly)) < 0) {
+		berth_error("cannot use storage root '%s': %s", cfg->rootdirectory, berth_err_reason(rc));
 		goto out_http;
 	}
-	if (berth_storage_open(&driver, cfg, err, sizeof(err)) < 0) {
-		berth_error("%s", err);
+	if ((rc = berth_storage_open(&driver, cfg)) < 0) {
+		berth_error("%s", berth_err_reason(rc));
 		goto out_http;
 	}
 	struct berth_redis_cache *redis = NULL;
@@ -506,6 +516,11 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		berth_error("configuration error: validation.manifests.urls: invalid regular expression");
 		berth_storage_free(driver);
 		goto out_http;
+	}
+	/* Before serving: a push must never be checked against a usage not counted yet. */
+	if ((rc = berth_quota_bytes_build(reg)) < 0) {
+		berth_error("cannot count the stored bytes of policies.quotas: %s", berth_err_reason(rc));
+		goto out_registry;
 	}
 
 	so->addr = cfg->addr;
@@ -554,6 +569,15 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		berth_warn("cannot start upload purging");
 	if (berth_quota_metrics_start(&quota_counter, reg) < 0)
 		berth_warn("cannot start counting quota usage for the metrics");
+	if (berth_retention_configured(reg) && cfg->readonly) {
+		berth_warn("policies.retention: not applied: the registry is read-only "
+			   "(storage.maintenance.readonly)");
+	} else if (berth_retention_configured(reg)) {
+		if (notify)
+			berth_retention_set_listener(reg, notify_retention, notify);
+		if (berth_retention_start(&retention, reg, cfg->policies.retention.interval_ms) < 0)
+			berth_warn("cannot start applying policies.retention");
+	}
 
 	berth_info("berth %s listening on %s%s (storage %s%s%s%s)", BERTH_VERSION, so->tls_cert_file ? "https://" : "",
 		   cfg->addr, cfg->storage == BERTH_STORAGE_INMEMORY ? "inmemory" : "filesystem ",
@@ -566,6 +590,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		   (long long)cfg->http.draintimeout_ms);
 	status = 0;
 	berth_purger_stop(purger);
+	berth_retention_stop(retention);
 	berth_quota_metrics_stop(quota_counter);
 	berth_debug_stop(dbg);
 out_server:
@@ -574,6 +599,7 @@ out_server:
 out_health:
 	berth_notify_stop(notify); /* after the drain: no request emits any more */
 	berth_health_stop(health);
+out_registry:
 	berth_registry_free(reg);
 out_http:
 	berth_auth_free(auth);
@@ -604,6 +630,8 @@ int main(int argc, char **argv)
 		return berth_cmd_repo(argc - 1, argv + 1);
 	if (strcmp(argv[1], "usage") == 0)
 		return berth_cmd_usage(argc - 1, argv + 1);
+	if (strcmp(argv[1], "retention") == 0)
+		return berth_cmd_retention(argc - 1, argv + 1);
 	if (strcmp(argv[1], "serve") == 0) {
 		struct serve_args sa;
 		if (scan_serve_args(&sa, argc - 2, argv + 2) < 0)

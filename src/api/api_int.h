@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "core/err.h"
 #include "http/request.h"
 #include "api/api.h"
 #include "http/server.h"
@@ -38,7 +39,7 @@ struct berth_api_request {
 	berth_complete_cb complete; /* the handler's, run when the body was taken whole */
 	int failed;
 	enum berth_api_condition fail_condition;
-	char fail_message[256];
+	struct berth_failure failure; /* its message, kept past the callback (core/err.h) */
 };
 
 static inline struct berth_api_request *berth_api_req(struct berth_request *req)

@@ -122,8 +122,9 @@ void berth_api_fail(struct berth_request *req, enum berth_api_condition cond, co
 		return;
 	ar->failed = 1;
 	ar->fail_condition = known(cond);
-	snprintf(ar->fail_message, sizeof(ar->fail_message), "%s",
-		 message ? message : conditions[ar->fail_condition].message);
+	/* answered by a later callback, when this thread may have served other requests */
+	berth_err_set(BERTH_ERROR, "%s", message ? message : conditions[ar->fail_condition].message);
+	berth_err_save(&ar->failure);
 }
 
 /* The complete callback the server runs: the recorded failure, or the handler's own. */
@@ -131,7 +132,7 @@ static void complete_or_answer_failure(struct berth_request *req)
 {
 	struct berth_api_request *ar = berth_api_req(req);
 	if (ar->failed)
-		berth_api_answer(req, ar->fail_condition, ar->fail_message, NULL);
+		berth_api_answer(req, ar->fail_condition, ar->failure.message, NULL);
 	else
 		ar->complete(req);
 }
@@ -171,6 +172,8 @@ void berth_api_refuse(struct berth_request *req, enum berth_http_refusal why, un
 
 enum berth_api_condition berth_api_storage_condition(int rc)
 {
+	if (rc == BERTH_EUNAVAILABLE)
+		return BERTH_API_UNAVAILABLE;
 	return rc == BERTH_ENOSPC ? BERTH_API_STORAGE_FULL : BERTH_API_INTERNAL;
 }
 

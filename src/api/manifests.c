@@ -146,25 +146,26 @@ static void cleanup_manifest(struct berth_request *req)
 	req->body_state = NULL;
 }
 
+/* The answer to a failed put, with the message berth_manifest_put set (core/err.h). */
 static void put_failed(struct berth_request *req, int rc, const struct berth_manifest_put_result *res)
 {
 	char detail[BERTH_DIGEST_STR_MAX + 16];
 	switch (rc) {
 	case BERTH_ENOTFOUND:
 		berth_api_digest_detail(detail, sizeof(detail), res->missing);
-		berth_api_answer(req, BERTH_API_MANIFEST_BLOB_UNKNOWN, res->message, detail);
+		berth_api_answer(req, BERTH_API_MANIFEST_BLOB_UNKNOWN, berth_err_message(rc), detail);
 		break;
 	case BERTH_EDIGEST:
-		berth_api_answer(req, BERTH_API_DIGEST_INVALID, res->message, NULL);
+		berth_api_answer(req, BERTH_API_DIGEST_INVALID, berth_err_message(rc), NULL);
 		break;
 	case BERTH_EINVALID:
-		berth_api_answer(req, BERTH_API_MANIFEST_INVALID, res->message, NULL);
+		berth_api_answer(req, BERTH_API_MANIFEST_INVALID, berth_err_message(rc), NULL);
 		break;
 	case BERTH_ETOOLARGE:
-		berth_api_answer(req, BERTH_API_MANIFEST_TOO_LARGE, res->message, NULL);
+		berth_api_answer(req, BERTH_API_MANIFEST_TOO_LARGE, berth_err_message(rc), NULL);
 		break;
 	case BERTH_EDENIED:
-		berth_api_answer(req, BERTH_API_DENIED, res->message, NULL);
+		berth_api_answer(req, BERTH_API_DENIED, berth_err_message(rc), NULL);
 		break;
 	default:
 		berth_api_storage_error(req, rc, "cannot store manifest");

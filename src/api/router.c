@@ -191,7 +191,7 @@ void berth_api_dispatch(struct berth_request *req, const char *url, void *payloa
 	ar->registry = api->registry;
 	ar->auth = api->auth;
 	ar->notify = api->notify;
-	berth_err_clear_os();
+	berth_err_clear();
 	if (strcmp(url, "/") == 0) {
 		berth_api_root(req);
 		return;

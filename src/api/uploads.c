@@ -123,6 +123,10 @@ static void on_commit_complete(struct berth_request *req)
 				"provided digest did not match uploaded content", detail);
 		return;
 	}
+	if (rc == BERTH_EDENIED) {
+		berth_api_answer(req, BERTH_API_DENIED, berth_err_message(rc), NULL);
+		return;
+	}
 	if (rc < 0) {
 		berth_api_storage_error(req, rc, "cannot commit upload");
 		return;
@@ -186,6 +190,10 @@ static int try_mount(struct berth_request *req, const char *digest, const char *
 	if (!berth_digest_valid(digest) || (from && !berth_name_valid(from)))
 		return 0;
 	int rc = berth_blob_mount(ar->registry, ar->name, digest, from);
+	if (rc == BERTH_EDENIED) {
+		berth_api_answer(req, BERTH_API_DENIED, berth_err_message(rc), NULL);
+		return 1;
+	}
 	if (rc == 0) {
 		uint64_t size = 0;
 		berth_blob_stat(&size, ar->registry, ar->name, digest);

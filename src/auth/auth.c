@@ -36,64 +36,64 @@ struct berth_auth {
 
 /* ---- set-up ---- */
 
-static int require(const char *value, const char *provider, const char *option, char *err, size_t errlen)
+static int require(const char *value, const char *provider, const char *option)
 {
 	if (value && *value)
 		return 0;
-	snprintf(err, errlen, "auth.%s.%s must be set", provider, option);
+	berth_err_set(BERTH_ERROR, "auth.%s.%s must be set", provider, option);
 	return BERTH_ERROR;
 }
 
-static int setup_htpasswd(struct berth_auth *a, const struct berth_config *cfg, char *err, size_t errlen)
+static int setup_htpasswd(struct berth_auth *a, const struct berth_config *cfg)
 {
-	if (require(cfg->auth.realm, "htpasswd", "realm", err, errlen) < 0 ||
-	    require(cfg->auth.path, "htpasswd", "path", err, errlen) < 0)
+	if (require(cfg->auth.realm, "htpasswd", "realm") < 0 ||
+	    require(cfg->auth.path, "htpasswd", "path") < 0)
 		return BERTH_ERROR;
-	return berth_htpasswd_open(&a->htpasswd, cfg->auth.path, err, errlen);
+	return berth_htpasswd_open(&a->htpasswd, cfg->auth.path);
 }
 
 /* auth.token.signingalgorithms: an unknown name is an error, as in Distribution. Listing only
  * HMAC algorithms, for which berth has no keys, would refuse every token: also an error. */
-static int token_algorithms(unsigned *out, const struct berth_strlist *names, char *err, size_t errlen)
+static int token_algorithms(unsigned *out, const struct berth_strlist *names)
 {
 	*out = 0;
 	for (size_t i = 0; i < names->n; i++) {
 		unsigned bit;
 		if (berth_jwt_algorithm_bit(names->v[i], &bit) < 0) {
-			snprintf(err, errlen, "auth.token.signingalgorithms: unsupported signing algorithm: %s",
-				 names->v[i]);
+			berth_err_set(BERTH_ERROR, "auth.token.signingalgorithms: unsupported signing algorithm: %s",
+				      names->v[i]);
 			return BERTH_ERROR;
 		}
 		*out |= bit;
 	}
 	if (names->n && !*out) {
-		snprintf(err, errlen, "auth.token.signingalgorithms: only HMAC algorithms listed; berth "
-			 "verifies tokens with public keys only (RS*, PS*, ES*, EdDSA)");
+		berth_err_set(BERTH_ERROR, "auth.token.signingalgorithms: only HMAC algorithms listed; berth "
+			      "verifies tokens with public keys only (RS*, PS*, ES*, EdDSA)");
 		return BERTH_ERROR;
 	}
 	return 0;
 }
 
-static int setup_token(struct berth_auth *a, const struct berth_config *cfg, char *err, size_t errlen)
+static int setup_token(struct berth_auth *a, const struct berth_config *cfg)
 {
-	if (require(cfg->auth.realm, "token", "realm", err, errlen) < 0 ||
-	    require(cfg->auth.service, "token", "service", err, errlen) < 0 ||
-	    require(cfg->auth.issuer, "token", "issuer", err, errlen) < 0)
+	if (require(cfg->auth.realm, "token", "realm") < 0 ||
+	    require(cfg->auth.service, "token", "service") < 0 ||
+	    require(cfg->auth.issuer, "token", "issuer") < 0)
 		return BERTH_ERROR;
 	if (!cfg->auth.rootcertbundle[0] && !cfg->auth.jwks[0]) {
-		snprintf(err, errlen, "auth.token.rootcertbundle (or auth.token.jwks) must be set");
+		berth_err_set(BERTH_ERROR, "auth.token.rootcertbundle (or auth.token.jwks) must be set");
 		return BERTH_ERROR;
 	}
 	a->issuer = berth_strdup(cfg->auth.issuer);
-	if (token_algorithms(&a->algorithms, &cfg->auth.signingalgorithms, err, errlen) < 0)
+	if (token_algorithms(&a->algorithms, &cfg->auth.signingalgorithms) < 0)
 		return BERTH_ERROR;
-	return berth_keyset_load(&a->keys, cfg->auth.rootcertbundle, cfg->auth.jwks, err, errlen);
+	return berth_keyset_load(&a->keys, cfg->auth.rootcertbundle, cfg->auth.jwks);
 }
 
-static int setup_silly(const struct berth_config *cfg, char *err, size_t errlen)
+static int setup_silly(const struct berth_config *cfg)
 {
-	if (require(cfg->auth.realm, "silly", "realm", err, errlen) < 0 ||
-	    require(cfg->auth.service, "silly", "service", err, errlen) < 0)
+	if (require(cfg->auth.realm, "silly", "realm") < 0 ||
+	    require(cfg->auth.service, "silly", "service") < 0)
 		return BERTH_ERROR;
 	berth_warn("auth.silly accepts any Authorization header: it is for tests only");
 	return 0;
@@ -111,7 +111,7 @@ static int redirect_path_valid(const char *p)
 	return 1;
 }
 
-int berth_auth_new(struct berth_auth **out, const struct berth_config *cfg, char *err, size_t errlen)
+int berth_auth_new(struct berth_auth **out, const struct berth_config *cfg)
 {
 	int rc;
 	*out = NULL;
@@ -123,18 +123,18 @@ int berth_auth_new(struct berth_auth **out, const struct berth_config *cfg, char
 	a->autoredirect = cfg->auth.kind == BERTH_AUTH_TOKEN && cfg->auth.autoredirect;
 	a->redirect_path = berth_strdup(cfg->auth.autoredirectpath[0] ? cfg->auth.autoredirectpath : "/auth/token");
 	if (a->autoredirect && !redirect_path_valid(a->redirect_path)) {
-		snprintf(err, errlen, "auth.token.autoredirectpath: '%s' is not an absolute URL path",
-			 a->redirect_path);
+		berth_err_set(BERTH_ERROR, "auth.token.autoredirectpath: '%s' is not an absolute URL path",
+			      a->redirect_path);
 		berth_auth_free(a);
 		return BERTH_ERROR;
 	}
 	a->service = berth_strdup(cfg->auth.service);
 	switch (a->kind) {
-	case BERTH_AUTH_HTPASSWD: rc = setup_htpasswd(a, cfg, err, errlen); break;
-	case BERTH_AUTH_TOKEN: rc = setup_token(a, cfg, err, errlen); break;
-	case BERTH_AUTH_SILLY: rc = setup_silly(cfg, err, errlen); break;
+	case BERTH_AUTH_HTPASSWD: rc = setup_htpasswd(a, cfg); break;
+	case BERTH_AUTH_TOKEN: rc = setup_token(a, cfg); break;
+	case BERTH_AUTH_SILLY: rc = setup_silly(cfg); break;
 	default:
-		snprintf(err, errlen, "unknown auth provider");
+		berth_err_set(BERTH_ERROR, "unknown auth provider");
 		rc = -1;
 		break;
 	}
@@ -300,7 +300,7 @@ static int authorize_token(struct berth_auth *a, const char *realm, const char *
 			   const struct berth_access *acc, size_t n, char *challenge, size_t challenge_cap,
 			   char *user, size_t user_cap)
 {
-	const char *token, *why = NULL;
+	const char *token;
 	size_t len;
 	json_t *claims = NULL;
 	const struct berth_jwt_policy policy = { a->keys, a->issuer, a->service, a->algorithms };
@@ -310,8 +310,9 @@ static int authorize_token(struct berth_auth *a, const char *realm, const char *
 		set_bearer_challenge(a, realm, acc, n, NULL, challenge, challenge_cap);
 		return BERTH_EUNAUTHORIZED;
 	}
-	if (berth_jwt_verify(token, len, &policy, (int64_t)time(NULL), &claims, &why) < 0) {
-		berth_warn("token auth: %s", why ? why : "invalid token");
+	int rc = berth_jwt_verify(token, len, &policy, (int64_t)time(NULL), &claims);
+	if (rc < 0) {
+		berth_warn("token auth: %s", berth_err_reason(rc));
 		set_bearer_challenge(a, realm, acc, n, "invalid_token", challenge, challenge_cap);
 		return BERTH_EUNAUTHORIZED;
 	}

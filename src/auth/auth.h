@@ -27,10 +27,10 @@ struct berth_access {
 
 /*
  * Creates the authenticator the config asks for. *out is NULL when the config has no auth
- * section (every request allowed). 0, or -1 with a one-line message in err (a missing htpasswd
+ * section (every request allowed). 0, or -1 with a one-line message (core/err.h; a missing htpasswd
  * file is not an error: Distribution creates it; an unreadable certificate bundle is).
  */
-int berth_auth_new(struct berth_auth **out, const struct berth_config *cfg, char *err, size_t errlen);
+int berth_auth_new(struct berth_auth **out, const struct berth_config *cfg);
 void berth_auth_free(struct berth_auth *a);
 
 /*

@@ -40,9 +40,9 @@ struct berth_htpasswd;
 /*
  * Opens the htpasswd file at path, creating it with user "docker" and a random password (logged
  * once, as Distribution does) when it does not exist. The file is re-read when it changes.
- * 0, or -1 with a message in err.
+ * 0, or -1 with a message (core/err.h).
  */
-int berth_htpasswd_open(struct berth_htpasswd **out, const char *path, char *err, size_t errlen);
+int berth_htpasswd_open(struct berth_htpasswd **out, const char *path);
 void berth_htpasswd_close(struct berth_htpasswd *h);
 /* 0 if password is user's (bcrypt), BERTH_EUNAUTHORIZED otherwise. Thread-safe. */
 int berth_htpasswd_check(struct berth_htpasswd *h, const char *user, const char *password);
@@ -70,10 +70,9 @@ struct berth_keyset;
 
 /*
  * Loads the trust anchors: bundle (PEM certificates; "" for none) and jwks (a JWKS file; ""
- * for none). At least one key must come out of them. 0, or -1 with a message in err.
+ * for none). At least one key must come out of them. 0, or -1 with a message (core/err.h).
  */
-int berth_keyset_load(struct berth_keyset **out, const char *bundle, const char *jwks, char *err,
-		      size_t errlen);
+int berth_keyset_load(struct berth_keyset **out, const char *bundle, const char *jwks);
 void berth_keyset_free(struct berth_keyset *ks);
 /* The key with this id (JWKS kid, or libtrust id of a bundle certificate's key), or NULL. */
 EVP_PKEY *berth_keyset_by_kid(const struct berth_keyset *ks, const char *kid);
@@ -118,10 +117,10 @@ int berth_jwt_algorithm_bit(const char *name, unsigned *bit);
  * signature (RS256/384/512, PS256/384/512, ES256/384/512, EdDSA) by a trusted key, found
  * through the header's x5c, jwk or kid; then its claims (iss, aud, exp, nbf, iat, and a
  * well-formed `access` list). On success *claims receives the claims object (json_decref it).
- * BERTH_EUNAUTHORIZED otherwise, with *why (when not NULL) set to a static reason for the log.
+ * BERTH_EUNAUTHORIZED otherwise, with the reason for the log as its message (core/err.h).
  */
 int berth_jwt_verify(const char *token, size_t len, const struct berth_jwt_policy *p, int64_t now,
-		     json_t **claims, const char **why);
+		     json_t **claims);
 /* 1 if the verified claims grant this access (an action "*" grants every action). */
 int berth_jwt_grants(const json_t *claims, const struct berth_access *a);
 

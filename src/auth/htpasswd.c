@@ -176,13 +176,13 @@ static int same_file(const struct stat *a, const struct stat *b)
 	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
-/* A failure whose reason is the operating system's: noted on the thread (berth_err_reason,
- * berth_err_take_os), and BERTH_ENOTFOUND for a missing file, BERTH_EEXISTS for one that is
- * there, BERTH_ERROR otherwise. */
+/* A failure whose reason is the operating system's, set as the thread's (core/err.h):
+ * BERTH_ENOTFOUND for a missing file, BERTH_EEXISTS for one that is there, BERTH_ERROR
+ * otherwise. */
 static int os_failure(int os_errno)
 {
-	berth_err_note_os(os_errno);
-	return os_errno == ENOENT ? BERTH_ENOTFOUND : os_errno == EEXIST ? BERTH_EEXISTS : BERTH_ERROR;
+	int code = os_errno == ENOENT ? BERTH_ENOTFOUND : os_errno == EEXIST ? BERTH_EEXISTS : BERTH_ERROR;
+	return berth_err_set_os(code, os_errno);
 }
 
 /* Reads the whole file into a NUL-terminated heap buffer; st receives its identity.
@@ -267,8 +267,10 @@ static void reload(struct berth_htpasswd *h)
 	struct stat st;
 	int rc = read_file(&text, &st, h->path);
 	if (rc < 0) {
-		set_unavailable(h, rc == BERTH_ENOTFOUND ? FILE_MISSING : FILE_UNREADABLE,
-				berth_err_take_os());
+		const struct berth_failure *f = berth_err_last();
+		int os_errno = f ? f->os_errno : 0;
+		berth_err_clear();
+		set_unavailable(h, rc == BERTH_ENOTFOUND ? FILE_MISSING : FILE_UNREADABLE, os_errno);
 		return;
 	}
 	struct user *users;
@@ -356,32 +358,32 @@ static int bcrypt_hash(const char *password, char *out, size_t cap)
 	return rc;
 }
 
-static int create_default(const char *path, char *err, size_t errlen)
+static int create_default(const char *path)
 {
 	unsigned char secret[32];
 	char hash[BCRYPT_LEN + 1];
 	int rc = BERTH_ERROR;
 	if (RAND_bytes(secret, sizeof(secret)) != 1) {
-		snprintf(err, errlen, "auth.htpasswd: no randomness to create %s", path);
+		berth_err_set(BERTH_ERROR, "auth.htpasswd: no randomness to create %s", path);
 		return BERTH_ERROR;
 	}
 	char *password = berth_b64_encode(BERTH_B64_URL, secret, sizeof(secret));
 	OPENSSL_cleanse(secret, sizeof(secret));
 	if (bcrypt_hash(password, hash, sizeof(hash)) < 0) {
-		snprintf(err, errlen, "auth.htpasswd: cannot hash a password for %s", path);
+		berth_err_set(BERTH_ERROR, "auth.htpasswd: cannot hash a password for %s", path);
 		goto out_password;
 	}
 	if (make_parents(path) < 0) {
-		snprintf(err, errlen, "auth.htpasswd: cannot create the directory of %s: %s", path, strerror(errno));
+		berth_err_set(BERTH_ERROR, "auth.htpasswd: cannot create the directory of %s: %s", path, strerror(errno));
 		goto out_password;
 	}
 	char *line = berth_asprintf("%s:%s\n", DEFAULT_USER, hash);
 	int wrc = write_new_file(path, line);
 	free(line);
 	if (wrc == BERTH_EEXISTS) {
-		berth_err_clear_os();
+		berth_err_clear();
 	} else if (wrc < 0) {
-		snprintf(err, errlen, "auth.htpasswd: cannot create %s: %s", path, berth_err_reason(wrc));
+		berth_err_set(BERTH_ERROR, "auth.htpasswd: cannot create %s: %s", path, berth_err_reason(wrc));
 		goto out_password;
 	}
 	/* BERTH_EEXISTS: someone else made it meanwhile, and theirs is used. Otherwise this is the
@@ -398,19 +400,19 @@ out_password:
 
 /* ---- the public face ---- */
 
-int berth_htpasswd_open(struct berth_htpasswd **out, const char *path, char *err, size_t errlen)
+int berth_htpasswd_open(struct berth_htpasswd **out, const char *path)
 {
 	*out = NULL;
 	if (!path || !*path) {
-		snprintf(err, errlen, "auth.htpasswd.path must be set");
+		berth_err_set(BERTH_ERROR, "auth.htpasswd.path must be set");
 		return BERTH_ERROR;
 	}
 	if (access(path, F_OK) < 0) {
 		if (errno != ENOENT) {
-			snprintf(err, errlen, "auth.htpasswd: %s: %s", path, strerror(errno));
+			berth_err_set(BERTH_ERROR, "auth.htpasswd: %s: %s", path, strerror(errno));
 			return BERTH_ERROR;
 		}
-		if (create_default(path, err, errlen) < 0)
+		if (create_default(path) < 0)
 			return BERTH_ERROR;
 	}
 	struct berth_htpasswd *h = berth_calloc(1, sizeof(*h));
@@ -418,7 +420,7 @@ int berth_htpasswd_open(struct berth_htpasswd **out, const char *path, char *err
 	h->cache = (struct berth_map)BERTH_MAP_INIT(sizeof(struct cache_ent), 32);
 	pthread_mutex_init(&h->lock, NULL);
 	if (RAND_bytes(h->cache_key, sizeof(h->cache_key)) != 1) {
-		snprintf(err, errlen, "auth.htpasswd: no randomness for the credential cache");
+		berth_err_set(BERTH_ERROR, "auth.htpasswd: no randomness for the credential cache");
 		berth_htpasswd_close(h);
 		return BERTH_ERROR;
 	}

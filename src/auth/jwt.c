@@ -165,11 +165,11 @@ out_ctx:
 /* A JWK named in the header is trusted if it carries a chain to a bundle certificate whose
  * leaf is that key, or, without a chain, if it is one of the trusted keys (Distribution's
  * parseAndVerifyRawJWK). */
-static EVP_PKEY *jwk_key(const struct berth_keyset *ks, const json_t *jwk, const char **why)
+static EVP_PKEY *jwk_key(const struct berth_keyset *ks, const json_t *jwk)
 {
 	EVP_PKEY *key = berth_jwk_to_pkey(jwk);
 	if (!key) {
-		*why = "unusable jwk in the token header";
+		berth_err_set(BERTH_EUNAUTHORIZED, "unusable jwk in the token header");
 		return NULL;
 	}
 	const json_t *chain = json_object_get(jwk, "x5c");
@@ -182,7 +182,7 @@ static EVP_PKEY *jwk_key(const struct berth_keyset *ks, const json_t *jwk, const
 		trusted = berth_keyset_has(ks, key);
 	}
 	if (!trusted) {
-		*why = "jwk in the token header is not a trusted key";
+		berth_err_set(BERTH_EUNAUTHORIZED, "jwk in the token header is not a trusted key");
 		EVP_PKEY_free(key);
 		return NULL;
 	}
@@ -191,7 +191,7 @@ static EVP_PKEY *jwk_key(const struct berth_keyset *ks, const json_t *jwk, const
 
 /* The key that must have signed the token (caller frees), looked for the way Distribution does:
  * x5c first, then jwk, then kid. */
-static EVP_PKEY *signing_key(const struct berth_keyset *ks, const json_t *header, const char **why)
+static EVP_PKEY *signing_key(const struct berth_keyset *ks, const json_t *header)
 {
 	const json_t *x5c = json_object_get(header, "x5c");
 	const json_t *jwk = json_object_get(header, "jwk");
@@ -199,27 +199,27 @@ static EVP_PKEY *signing_key(const struct berth_keyset *ks, const json_t *header
 	EVP_PKEY *key;
 
 	if (x5c && !json_is_array(x5c)) {
-		*why = "x5c is not an array";
+		berth_err_set(BERTH_EUNAUTHORIZED, "x5c is not an array");
 		return NULL;
 	}
 	if (json_array_size(x5c) > 0) {
 		key = berth_keyset_verify_chain(ks, x5c);
 		if (!key)
-			*why = "x5c chain does not lead to a trusted certificate";
+			berth_err_set(BERTH_EUNAUTHORIZED, "x5c chain does not lead to a trusted certificate");
 		return key;
 	}
 	if (jwk)
-		return jwk_key(ks, jwk, why);
+		return jwk_key(ks, jwk);
 	if (kid && *kid) {
 		key = berth_keyset_by_kid(ks, kid);
 		if (!key) {
-			*why = "token signed by an unknown kid";
+			berth_err_set(BERTH_EUNAUTHORIZED, "token signed by an unknown kid");
 			return NULL;
 		}
 		EVP_PKEY_up_ref(key);
 		return key;
 	}
-	*why = "token header names no x5c, jwk or kid";
+	berth_err_set(BERTH_EUNAUTHORIZED, "token header names no x5c, jwk or kid");
 	return NULL;
 }
 
@@ -242,8 +242,7 @@ int berth_jwt_algorithm_bit(const char *name, unsigned *bit)
 }
 
 /* Header and signature: 0 when the token was signed by a trusted key with an allowed algorithm. */
-static int verify_signature(const struct parts *parts, const struct berth_keyset *ks, unsigned allowed,
-			    const char **why)
+static int verify_signature(const struct parts *parts, const struct berth_keyset *ks, unsigned allowed)
 {
 	unsigned char *sig = NULL;
 	size_t siglen;
@@ -251,38 +250,38 @@ static int verify_signature(const struct parts *parts, const struct berth_keyset
 	int rc = BERTH_ERROR;
 	json_t *header = decode_object(parts->p[0], parts->len[0]);
 	if (!header) {
-		*why = "malformed token header";
+		berth_err_set(BERTH_EUNAUTHORIZED, "malformed token header");
 		return BERTH_ERROR;
 	}
 	const struct alg *alg = find_alg(json_string_value(json_object_get(header, "alg")));
 	if (!alg) {
-		*why = "unsupported signing algorithm";
+		berth_err_set(BERTH_EUNAUTHORIZED, "unsupported signing algorithm");
 		goto out_header;
 	}
 	if (allowed && !(allowed & (1u << (alg - algs)))) {
-		*why = "signing algorithm not in auth.token.signingalgorithms";
+		berth_err_set(BERTH_EUNAUTHORIZED, "signing algorithm not in auth.token.signingalgorithms");
 		goto out_header;
 	}
 	if (json_object_get(header, "crit")) {
 		/* RFC 7515 4.1.11: extensions we don't know must make the token invalid. */
-		*why = "token header has critical extensions";
+		berth_err_set(BERTH_EUNAUTHORIZED, "token header has critical extensions");
 		goto out_header;
 	}
 	if (berth_b64_decode(BERTH_B64_URL, parts->p[2], parts->len[2], &sig, &siglen) < 0) {
-		*why = "malformed token signature";
+		berth_err_set(BERTH_EUNAUTHORIZED, "malformed token signature");
 		goto out_header;
 	}
-	key = signing_key(ks, header, why);
+	key = signing_key(ks, header);
 	if (!key)
 		goto out_sig;
 	if (!key_fits(key, alg)) {
-		*why = "signing algorithm does not match the key";
+		berth_err_set(BERTH_EUNAUTHORIZED, "signing algorithm does not match the key");
 		goto out_key;
 	}
 	/* The signing input is header "." claims, as sent. */
 	size_t inlen = parts->len[0] + 1 + parts->len[1];
 	if (!signature_valid(key, alg, parts->p[0], inlen, sig, siglen)) {
-		*why = "bad token signature";
+		berth_err_set(BERTH_EUNAUTHORIZED, "bad token signature");
 		goto out_key;
 	}
 	rc = 0;
@@ -349,8 +348,7 @@ static int access_wellformed(const json_t *access)
 	return 1;
 }
 
-static int check_claims(const json_t *claims, const struct berth_jwt_policy *p, int64_t now,
-			const char **why)
+static int check_claims(const json_t *claims, const struct berth_jwt_policy *p, int64_t now)
 {
 	const char *iss = json_string_value(json_object_get(claims, "iss"));
 	const json_t *sub = json_object_get(claims, "sub");
@@ -358,55 +356,53 @@ static int check_claims(const json_t *claims, const struct berth_jwt_policy *p, 
 	int has_exp = numeric_date(claims, "exp", &exp);
 	int has_nbf = numeric_date(claims, "nbf", &nbf);
 	int has_iat = numeric_date(claims, "iat", &iat);
+	const char *why;
 
 	if (!iss || strcmp(iss, p->issuer) != 0)
-		*why = "token from an untrusted issuer";
+		why = "token from an untrusted issuer";
 	else if (!audience_matches(json_object_get(claims, "aud"), p->audience))
-		*why = "token intended for another audience";
+		why = "token intended for another audience";
 	else if (has_exp < 0 || has_nbf < 0 || has_iat < 0)
-		*why = "malformed exp, nbf or iat claim";
+		why = "malformed exp, nbf or iat claim";
 	else if (has_exp == 0 || now > exp + BERTH_JWT_LEEWAY_S)
-		*why = "token expired";
+		why = "token expired";
 	else if (has_nbf && now < nbf - BERTH_JWT_LEEWAY_S)
-		*why = "token not valid yet (nbf)";
+		why = "token not valid yet (nbf)";
 	else if (has_iat && now < iat - BERTH_JWT_LEEWAY_S)
-		*why = "token issued in the future (iat)";
+		why = "token issued in the future (iat)";
 	else if (sub && !json_is_string(sub))
-		*why = "malformed sub claim";
+		why = "malformed sub claim";
 	else if (!access_wellformed(json_object_get(claims, "access")))
-		*why = "malformed access claim";
+		why = "malformed access claim";
 	else
 		return 0;
-	return BERTH_ERROR;
+	return berth_err_set(BERTH_EUNAUTHORIZED, "%s", why);
 }
 
 int berth_jwt_verify(const char *token, size_t len, const struct berth_jwt_policy *p, int64_t now,
-		     json_t **claims, const char **why)
+		     json_t **claims)
 {
-	const char *reason = NULL;
 	struct parts parts;
 	json_t *c = NULL;
 	*claims = NULL;
 	if (split(token, len, &parts) < 0) {
-		reason = "malformed token (not three non-empty parts)";
+		berth_err_set(BERTH_EUNAUTHORIZED, "malformed token (not three non-empty parts)");
 		goto err;
 	}
-	if (verify_signature(&parts, p->keys, p->algorithms, &reason) < 0)
+	if (verify_signature(&parts, p->keys, p->algorithms) < 0)
 		goto err;
 	c = decode_object(parts.p[1], parts.len[1]);
 	if (!c) {
-		reason = "malformed token claims";
+		berth_err_set(BERTH_EUNAUTHORIZED, "malformed token claims");
 		goto err;
 	}
-	if (check_claims(c, p, now, &reason) < 0)
+	if (check_claims(c, p, now) < 0)
 		goto err_claims;
 	*claims = c;
 	return 0;
 err_claims:
 	json_decref(c);
 err:
-	if (why)
-		*why = reason;
 	return BERTH_EUNAUTHORIZED;
 }
 

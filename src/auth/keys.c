@@ -85,11 +85,11 @@ int berth_libtrust_kid(const EVP_PKEY *key, char out[BERTH_LIBTRUST_KID_LEN])
 
 /* ---- the certificate bundle ---- */
 
-static int load_bundle(struct berth_keyset *ks, const char *path, char *err, size_t errlen)
+static int load_bundle(struct berth_keyset *ks, const char *path)
 {
 	FILE *f = fopen(path, "r");
 	if (!f) {
-		snprintf(err, errlen, "auth.token.rootcertbundle: cannot open %s: %s", path, strerror(errno));
+		berth_err_set(BERTH_ERROR, "auth.token.rootcertbundle: cannot open %s: %s", path, strerror(errno));
 		return BERTH_ERROR;
 	}
 	ks->roots = X509_STORE_new();
@@ -105,8 +105,8 @@ static int load_bundle(struct berth_keyset *ks, const char *path, char *err, siz
 		if (!pkey || berth_libtrust_kid(pkey, kid) < 0 || X509_STORE_add_cert(ks->roots, cert) != 1) {
 			EVP_PKEY_free(pkey);
 			X509_free(cert);
-			snprintf(err, errlen, "auth.token.rootcertbundle: %s: certificate %zu is unusable", path,
-				 certs + 1);
+			berth_err_set(BERTH_ERROR, "auth.token.rootcertbundle: %s: certificate %zu is unusable", path,
+				      certs + 1);
 			goto err_close;
 		}
 		add_key(ks, kid, pkey);
@@ -116,13 +116,13 @@ static int load_bundle(struct berth_keyset *ks, const char *path, char *err, siz
 	/* PEM_read_X509 ends with "no start line" at the end of the file; anything else is an error. */
 	unsigned long e = ERR_peek_last_error();
 	if (e && !(ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)) {
-		snprintf(err, errlen, "auth.token.rootcertbundle: %s: bad PEM certificate after %zu", path,
-			 certs);
+		berth_err_set(BERTH_ERROR, "auth.token.rootcertbundle: %s: bad PEM certificate after %zu", path,
+			      certs);
 		goto err_close;
 	}
 	ERR_clear_error();
 	if (certs == 0) {
-		snprintf(err, errlen, "auth.token.rootcertbundle: %s holds no certificate", path);
+		berth_err_set(BERTH_ERROR, "auth.token.rootcertbundle: %s holds no certificate", path);
 		goto err_close;
 	}
 	fclose(f);
@@ -259,17 +259,17 @@ EVP_PKEY *berth_jwk_to_pkey(const json_t *jwk)
 
 /* ---- the JWKS file ---- */
 
-static int load_jwks(struct berth_keyset *ks, const char *path, char *err, size_t errlen)
+static int load_jwks(struct berth_keyset *ks, const char *path)
 {
 	json_error_t jerr;
 	json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (!doc) {
-		snprintf(err, errlen, "auth.token.jwks: %s: %s", path, jerr.text);
+		berth_err_set(BERTH_ERROR, "auth.token.jwks: %s: %s", path, jerr.text);
 		return BERTH_ERROR;
 	}
 	const json_t *keys = json_object_get(doc, "keys");
 	if (!json_is_array(keys)) {
-		snprintf(err, errlen, "auth.token.jwks: %s has no \"keys\" array", path);
+		berth_err_set(BERTH_ERROR, "auth.token.jwks: %s has no \"keys\" array", path);
 		goto err_doc;
 	}
 	size_t i;
@@ -285,8 +285,8 @@ static int load_jwks(struct berth_keyset *ks, const char *path, char *err, size_
 		}
 		EVP_PKEY *pkey = berth_jwk_to_pkey(jwk);
 		if (!pkey) {
-			snprintf(err, errlen, "auth.token.jwks: %s: key \"%s\" is not a usable RSA, EC or Ed25519 public key",
-				 path, kid);
+			berth_err_set(BERTH_ERROR, "auth.token.jwks: %s: key \"%s\" is not a usable RSA, EC or Ed25519 public key",
+				      path, kid);
 			goto err_doc;
 		}
 		add_key(ks, kid, pkey);
@@ -300,17 +300,16 @@ err_doc:
 
 /* ---- the set ---- */
 
-int berth_keyset_load(struct berth_keyset **out, const char *bundle, const char *jwks, char *err,
-		      size_t errlen)
+int berth_keyset_load(struct berth_keyset **out, const char *bundle, const char *jwks)
 {
 	struct berth_keyset *ks = berth_calloc(1, sizeof(*ks));
 	*out = NULL;
-	if (bundle && *bundle && load_bundle(ks, bundle, err, errlen) < 0)
+	if (bundle && *bundle && load_bundle(ks, bundle) < 0)
 		goto err_free;
-	if (jwks && *jwks && load_jwks(ks, jwks, err, errlen) < 0)
+	if (jwks && *jwks && load_jwks(ks, jwks) < 0)
 		goto err_free;
 	if (ks->n == 0) {
-		snprintf(err, errlen, "auth.token: no signing key (rootcertbundle and jwks hold none)");
+		berth_err_set(BERTH_ERROR, "auth.token: no signing key (rootcertbundle and jwks hold none)");
 		goto err_free;
 	}
 	*out = ks;

@@ -14,4 +14,7 @@ int berth_cmd_repo(int argc, char **argv);
 /* berth usage CONFIG.yml  (argv[0] is "usage"; cli/repo_cmd.c) */
 int berth_cmd_usage(int argc, char **argv);
 
+/* berth retention CONFIG.yml [--dry-run]  (argv[0] is "retention"; cli/repo_cmd.c) */
+int berth_cmd_retention(int argc, char **argv);
+
 #endif

@@ -162,16 +162,14 @@ int berth_cmd_fsck(int argc, char **argv)
 	free(v2);
 	/* Opened through the driver table, as serving opens it (storage/storage.c). */
 	static struct berth_config cfg; /* large: not on the stack */
-	char err[512] = "";
 	berth_config_defaults(&cfg);
 	cfg.storage = BERTH_STORAGE_FILESYSTEM;
 	snprintf(cfg.rootdirectory, sizeof(cfg.rootdirectory), "%s", abs);
 	struct berth_storage_driver *d = NULL;
-	int rc = berth_storage_open(&d, &cfg, err, sizeof(err));
+	int rc = berth_storage_open(&d, &cfg);
 	berth_config_release(&cfg);
 	if (rc < 0) {
-		fprintf(stderr, "berth fsck: cannot open storage '%s': %s\n", root,
-			err[0] ? err : berth_strerror(rc));
+		fprintf(stderr, "berth fsck: cannot open storage '%s': %s\n", root, berth_err_reason(rc));
 		free(abs);
 		return 1;
 	}

@@ -131,9 +131,9 @@ int berth_cmd_garbage_collect(int argc, char **argv)
 		return 1;
 	}
 	struct berth_storage_driver *d = NULL;
-	int rc = berth_storage_open(&d, &cfg, err, sizeof(err));
+	int rc = berth_storage_open(&d, &cfg);
 	if (rc < 0) {
-		fprintf(stderr, "berth garbage-collect: %s\n", err);
+		fprintf(stderr, "berth garbage-collect: %s\n", berth_err_reason(rc));
 		berth_config_release(&cfg);
 		return 1;
 	}

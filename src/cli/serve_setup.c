@@ -15,27 +15,24 @@
 /* SIGHUP: the TLS certificate and key are read again (certbot's deploy hook sends it). */
 void berth_serve_reload_tls(struct berth_server *srv, const struct berth_server_options *so)
 {
-	char err[512];
 	if (!so->tls_cert_file) {
 		berth_info("received SIGHUP: nothing to reload (no http.tls.certificate)");
 		return;
 	}
-	if (berth_server_reload_tls(srv, err, sizeof(err)) < 0)
-		berth_error("received SIGHUP: TLS certificate not reloaded, the previous one stays: %s", err);
+	int rc = berth_server_reload_tls(srv);
+	if (rc < 0)
+		berth_error("received SIGHUP: TLS certificate not reloaded, the previous one stays: %s",
+			    berth_err_reason(rc));
 	else
 		berth_info("received SIGHUP: TLS certificate reloaded from %s", so->tls_cert_file);
 }
 
 /* health.storagedriver: a stat of the storage root; a missing root is fine. */
-static int check_storage(char *err, size_t errlen, void *payload)
+static int check_storage(void *payload)
 {
 	struct berth_stat st;
 	int rc = berth_storage_stat(&st, payload, "/");
-	if (rc < 0 && rc != BERTH_ENOTFOUND) {
-		snprintf(err, errlen, "%s", berth_err_reason(rc));
-		return rc;
-	}
-	return 0;
+	return rc < 0 && rc != BERTH_ENOTFOUND ? rc : 0;
 }
 
 /* health.storagedriver, health.file, health.http and health.tcp; NULL when none is configured. */

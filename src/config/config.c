@@ -38,6 +38,7 @@ void berth_config_defaults(struct berth_config *cfg)
 	cfg->proxy.ttl_ms = 168LL * 3600 * 1000;
 	cfg->catalog_maxentries = BERTH_CONFIG_DEFAULT_MAX_ENTRIES;
 	cfg->tags_maxtags = BERTH_CONFIG_DEFAULT_MAX_ENTRIES;
+	cfg->policies.retention.interval_ms = 3600LL * 1000; /* berth's own: Distribution has none */
 }
 
 void berth_config_release(struct berth_config *cfg)

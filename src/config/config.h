@@ -169,6 +169,17 @@ struct berth_quota_config {
 	char repository[1024]; /* repository */
 	int64_t tags;          /* tags */
 	int64_t repositories;  /* repositories */
+	int64_t bytes;         /* bytes: stored bytes of distinct blobs linked into them */
+};
+
+/* policies.retention.rules[i] (berth-specific): what a matching repository keeps; its other
+ * tags, and its untagged manifests older than untaggedafter, are removed (README, Policies). */
+struct berth_retention_rule_config {
+	char repository[1024];        /* repository: POSIX ERE, whole name ("" = every repository) */
+	int64_t keeplatest;           /* keeplatest: the N most recently pushed tags (-1 = not set) */
+	char keeptags[1024];          /* keeptags: POSIX ERE, whole tag ("" = not set) */
+	int64_t keeppushedwithin_ms;  /* keeppushedwithin: tags pushed within (-1 = not set) */
+	int64_t untaggedafter_ms;     /* untaggedafter: untagged manifests go after (-1 = not set) */
 };
 
 struct berth_config {
@@ -312,6 +323,13 @@ struct berth_config {
 		struct berth_immutable_rule *immutabletags;
 		size_t n_quotas;                  /* policies.quotas */
 		struct berth_quota_config *quotas;
+		struct {
+			int dryrun;               /* policies.retention.dryrun: log, remove nothing */
+			int64_t interval_ms;      /* policies.retention.interval (default 1h; 0 = never
+						   * on berth serve's own timer) */
+			size_t n_rules;           /* policies.retention.rules */
+			struct berth_retention_rule_config *rules;
+		} retention;
 	} policies;
 };
 

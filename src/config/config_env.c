@@ -212,7 +212,8 @@ static int resolve(struct cfg_ctx *c, const struct cfg_table *t, void *base, cha
 							  "unknown %s '%s'", berth_config__groups[parent_group].what,
 							  comps[i]);
 			if (berth_config__in_closed_section(key))
-				return berth_config__fail(c, 0, disp, "refused: unknown key (berth knows only ui.enabled)");
+				return berth_config__fail(c, 0, disp, "refused: unknown key (berth knows only %s)",
+							  berth_config__closed_section_keys(key));
 			return unrecognized(c);
 		}
 		parent_group = CG_NONE;

@@ -126,9 +126,12 @@ void berth_config__ctx_init(struct cfg_ctx *c, struct berth_config *cfg, char *e
 /* config_keys.c */
 const struct cfg_key *berth_config__lookup(const struct cfg_table *t, const char *key);
 int berth_config__is_section(const struct cfg_table *t, const char *key);
-/* 1 if key lies in a berth-specific section (ui) whose keys berth all knows: an unknown key
- * there is a mistake, refused rather than warned about as Distribution's unknown keys are. */
+/* 1 if key lies in a berth-specific section (ui, policies) whose keys berth all knows: an
+ * unknown key there is a mistake (a misspelt retention rule would remove what it should keep),
+ * refused rather than warned about as Distribution's unknown keys are. */
 int berth_config__in_closed_section(const char *key);
+/* For the refusal: the keys berth knows in key's closed section. */
+const char *berth_config__closed_section_keys(const char *key);
 int berth_config__set_scalar(struct cfg_ctx *c, const struct cfg_key *k, void *base, const char *key,
 			     const struct cfg_scalar *v);
 /* CT_REFUSE: fails the load naming the key and why. Called only for a value that asks for it. */

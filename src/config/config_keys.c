@@ -218,7 +218,7 @@ static const struct cfg_key quota_keys[] = {
 	REGEX(QR, "repository", repository),
 	INT(QR, "tags", tags, 0, INT64_MAX),
 	INT(QR, "repositories", repositories, 0, INT64_MAX),
-	REFUSE("bytes", "not implemented yet: stored bytes are not limited (tags and repositories are)"),
+	INT(QR, "bytes", bytes, 0, INT64_MAX),
 };
 static void zero_elem_quota(void *p)
 {
@@ -226,6 +226,28 @@ static void zero_elem_quota(void *p)
 }
 static const struct cfg_table quota_table = {
 	quota_keys, sizeof(quota_keys) / sizeof(quota_keys[0]), sizeof(QR), zero_elem_quota, release_nothing,
+};
+
+/* policies.retention.rules[i]: unset numbers are -1 (0 is a value: keep none, or at once) */
+#define RR struct berth_retention_rule_config
+static const struct cfg_key retention_rule_keys[] = {
+	REGEX(RR, "repository", repository),
+	INT(RR, "keeplatest", keeplatest, 0, INT64_MAX),
+	REGEX(RR, "keeptags", keeptags),
+	DUR(RR, "keeppushedwithin", keeppushedwithin_ms),
+	DUR(RR, "untaggedafter", untaggedafter_ms),
+};
+static void init_retention_rule(void *p)
+{
+	RR *r = p;
+	memset(r, 0, sizeof(*r));
+	r->keeplatest = -1;
+	r->keeppushedwithin_ms = -1;
+	r->untaggedafter_ms = -1;
+}
+static const struct cfg_table retention_rule_table = {
+	retention_rule_keys, sizeof(retention_rule_keys) / sizeof(retention_rule_keys[0]), sizeof(RR),
+	init_retention_rule, release_nothing,
 };
 
 static const struct cfg_enum index_platforms[] = {
@@ -403,6 +425,11 @@ static const struct cfg_key keys[] = {
 	  .max_items = BERTH_CONFIG_MAX_LIST },
 	{ .key = "policies.quotas", .type = CT_LIST, .off = offsetof(C, policies.quotas),
 	  .count_off = offsetof(C, policies.n_quotas), .sub = &quota_table, .max_items = BERTH_CONFIG_MAX_LIST },
+	BOOL(C, "policies.retention.dryrun", policies.retention.dryrun),
+	DUR(C, "policies.retention.interval", policies.retention.interval_ms),
+	{ .key = "policies.retention.rules", .type = CT_LIST, .off = offsetof(C, policies.retention.rules),
+	  .count_off = offsetof(C, policies.retention.n_rules), .sub = &retention_rule_table,
+	  .max_items = BERTH_CONFIG_MAX_LIST },
 
 	REFUSE("middleware", "not supported yet: registry, repository and storage middleware "
 	       "(cloudfront, redirect, rewrite) would change the answers clients get"),
@@ -495,7 +522,12 @@ int berth_config__is_section(const struct cfg_table *t, const char *key)
 
 int berth_config__in_closed_section(const char *key)
 {
-	return strncmp(key, "ui.", 3) == 0;
+	return strncmp(key, "ui.", 3) == 0 || strncmp(key, "policies.", 9) == 0;
+}
+
+const char *berth_config__closed_section_keys(const char *key)
+{
+	return strncmp(key, "ui.", 3) == 0 ? "ui.enabled" : "the policies keys README lists";
 }
 
 /* ---- value parsers ---------------------------------------------------------------------------- */

@@ -402,7 +402,8 @@ int berth_config__yaml_walk_map(struct cfg_ctx *c, const struct cfg_table *t, vo
 			berth_config__fail(c, line, disp, "unknown %s '%s'", berth_config__groups[group].what, name);
 			goto out;
 		} else if (berth_config__in_closed_section(d)) {
-			berth_config__fail(c, line, d, "refused: unknown key (berth knows only ui.enabled)");
+			berth_config__fail(c, line, d, "refused: unknown key (berth knows only %s)",
+					   berth_config__closed_section_keys(d));
 			goto out;
 		} else {
 			berth_config__warn(c, line, "unknown key %s", d);

@@ -330,3 +330,16 @@ long berth_online_cpus(void)
 	}
 	return n;
 }
+
+int berth_regex_compile_whole(regex_t *out, const char *pattern)
+{
+	const char *p = pattern && *pattern ? pattern : ".*";
+	if (berth_regex_too_complex(p))
+		return BERTH_EINVALID;
+	size_t n = strlen(p) + 5;
+	char *anchored = berth_malloc(n);
+	snprintf(anchored, n, "^(%s)$", p);
+	int rc = regcomp(out, anchored, REG_EXTENDED | REG_NOSUB);
+	free(anchored);
+	return rc != 0 ? BERTH_EINVALID : 0;
+}

@@ -8,6 +8,7 @@
 #ifndef BERTH_CORE_UTIL_H
 #define BERTH_CORE_UTIL_H
 
+#include <regex.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,6 +73,11 @@ char *berth_buf_detach(struct berth_buf *b, size_t *len);
  * the budget.
  */
 int berth_regex_too_complex(const char *re);
+
+/* Compiles pattern (a POSIX ERE) to match whole strings only, as if written ^(pattern)$ (the
+ * policies' patterns); NULL or "" matches everything. 0, or BERTH_EINVALID (nothing to free)
+ * when it does not compile or is too complex. */
+int berth_regex_compile_whole(regex_t *out, const char *pattern);
 
 /* Online CPUs (at least 1), read once: sysconf reads /sys on every call. */
 long berth_online_cpus(void);

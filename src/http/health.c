@@ -58,28 +58,28 @@ static void *must(void *p)
 	return p;
 }
 
-/* ---- the checks: 0, or -1 with a message in err ---- */
+/* ---- the checks: 0, or -1 with a message (core/err.h) ---- */
 
 
-static int check_file(struct check *c, char *err, size_t n)
+static int check_file(struct check *c)
 {
 	struct stat st;
 	if (stat(c->target, &st) == 0) {
-		snprintf(err, n, "file exists");
+		berth_err_set(BERTH_ERROR, "file exists");
 		return BERTH_ERROR;
 	}
 	if (errno == ENOENT || errno == ENOTDIR)
 		return 0;
-	snprintf(err, n, "%s: %s", c->target, strerror(errno));
+	berth_err_set(BERTH_ERROR, "%s: %s", c->target, strerror(errno));
 	return BERTH_ERROR;
 }
 
-static int check_http(struct check *c, char *err, size_t n)
+static int check_http(struct check *c)
 {
 	CURL *curl = curl_easy_init();
 	long status = 0;
 	if (!curl) {
-		snprintf(err, n, "%s: cannot start an HTTP request", c->target);
+		berth_err_set(BERTH_ERROR, "%s: cannot start an HTTP request", c->target);
 		return BERTH_ERROR;
 	}
 	curl_easy_setopt(curl, CURLOPT_URL, c->target);
@@ -93,11 +93,11 @@ static int check_http(struct check *c, char *err, size_t n)
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_cleanup(curl);
 	if (rc != CURLE_OK) {
-		snprintf(err, n, "%s: error while checking: %s", c->target, curl_easy_strerror(rc));
+		berth_err_set(BERTH_ERROR, "%s: error while checking: %s", c->target, curl_easy_strerror(rc));
 		return BERTH_ERROR;
 	}
 	if (status != c->statuscode) {
-		snprintf(err, n, "%s: downstream service returned unexpected status: %ld", c->target, status);
+		berth_err_set(BERTH_ERROR, "%s: downstream service returned unexpected status: %ld", c->target, status);
 		return BERTH_ERROR;
 	}
 	return 0;
@@ -147,18 +147,18 @@ static int split_addr(const char *addr, char *host, size_t hn, char *port, size_
 	return 0;
 }
 
-static int check_tcp(struct check *c, char *err, size_t n)
+static int check_tcp(struct check *c)
 {
 	char host[256], port[32];
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
 	int e = ECONNREFUSED;
 	if (split_addr(c->target, host, sizeof(host), port, sizeof(port)) < 0) {
-		snprintf(err, n, "%s: connection failed: not a host:port address", c->target);
+		berth_err_set(BERTH_ERROR, "%s: connection failed: not a host:port address", c->target);
 		return BERTH_ERROR;
 	}
 	int g = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
 	if (g != 0) {
-		snprintf(err, n, "%s: connection failed: %s", c->target, gai_strerror(g));
+		berth_err_set(BERTH_ERROR, "%s: connection failed: %s", c->target, gai_strerror(g));
 		return BERTH_ERROR;
 	}
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
@@ -166,7 +166,7 @@ static int check_tcp(struct check *c, char *err, size_t n)
 			break;
 	freeaddrinfo(res);
 	if (e) {
-		snprintf(err, n, "%s: connection failed: %s", c->target, strerror(e));
+		berth_err_set(BERTH_ERROR, "%s: connection failed: %s", c->target, strerror(e));
 		return BERTH_ERROR;
 	}
 	return 0;
@@ -176,18 +176,18 @@ static int check_tcp(struct check *c, char *err, size_t n)
 static void run_check(void *arg)
 {
 	struct check *c = arg;
-	char err[sizeof(c->error)] = "";
 	int rc;
+	berth_err_clear();
 	switch (c->kind) {
-	case CHECK_CALLBACK: rc = c->fn(err, sizeof(err), c->payload); break;
-	case CHECK_FILE: rc = check_file(c, err, sizeof(err)); break;
-	case CHECK_HTTP: rc = check_http(c, err, sizeof(err)); break;
-	default: rc = check_tcp(c, err, sizeof(err)); break;
+	case CHECK_CALLBACK: rc = c->fn(c->payload); break;
+	case CHECK_FILE: rc = check_file(c); break;
+	case CHECK_HTTP: rc = check_http(c); break;
+	default: rc = check_tcp(c); break;
 	}
 	pthread_mutex_lock(&c->lock);
 	if (rc < 0) {
 		c->failures++;
-		snprintf(c->error, sizeof(c->error), "%s", err);
+		snprintf(c->error, sizeof(c->error), "%s", berth_err_reason(rc));
 		if (c->failures >= (c->threshold > 0 ? c->threshold : 1))
 			atomic_store(&c->ok, 0);
 	} else {

@@ -24,9 +24,9 @@
 
 struct berth_health;
 
-/* A check of the caller's: 0, or a BERTH_E* code with a one-line reason in err. Runs on the
- * check's thread. */
-typedef int (*berth_health_check_fn)(char *err, size_t errlen, void *payload);
+/* A check of the caller's: 0, or a BERTH_E* code with a one-line reason as its message
+ * (core/err.h). Runs on the check's thread. */
+typedef int (*berth_health_check_fn)(void *payload);
 
 /* An empty set of checks; add them, then berth_health_start. */
 struct berth_health *berth_health_new(void);

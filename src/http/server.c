@@ -567,8 +567,7 @@ static int listen_failed(int fd)
 	int err = errno;
 	if (fd >= 0)
 		close(fd);
-	berth_err_note_os(err);
-	return BERTH_ERROR;
+	return berth_err_set_os(BERTH_ERROR, err);
 }
 
 /* http.net: unix: a listening socket at path (a stale socket file there is replaced). The
@@ -683,9 +682,9 @@ int berth_server_start(struct berth_server **out, const struct berth_server_opti
 	memcpy(s->id_prefix, uuid, 8);
 	s->id_prefix[8] = '\0';
 	if (opts->tls_cert_file) {
-		char err[512];
-		if (berth_tls_certs_load(opts->tls_cert_file, opts->tls_key_file, err, sizeof(err)) < 0) {
-			berth_error("%s", err);
+		int rc = berth_tls_certs_load(opts->tls_cert_file, opts->tls_key_file);
+		if (rc < 0) {
+			berth_error("%s", berth_err_reason(rc));
 			discard(s, listen_fd);
 			return BERTH_ERROR;
 		}
@@ -735,13 +734,11 @@ unsigned berth_server_connections(const struct berth_server *s)
 	return berth_conns_live(s->conns);
 }
 
-int berth_server_reload_tls(struct berth_server *s, char *err, size_t errlen)
+int berth_server_reload_tls(struct berth_server *s)
 {
-	if (!s->tls) {
-		snprintf(err, errlen, "not serving TLS");
-		return BERTH_EUNSUPPORTED;
-	}
-	return berth_tls_certs_reload(err, errlen);
+	if (!s->tls)
+		return berth_err_set(BERTH_EUNSUPPORTED, "not serving TLS");
+	return berth_tls_certs_reload();
 }
 
 unsigned berth_server_port(const struct berth_server *s)

@@ -89,8 +89,8 @@ void berth_http_mhd_logger(void *cls, const char *fmt, va_list ap);
 int berth_server_start(struct berth_server **out, const struct berth_server_options *opts);
 /* Re-reads the TLS certificate and key files (SIGHUP): new handshakes use the new pair,
  * connections already open are left alone. On failure the old pair stays; a BERTH_E* code
- * with err (BERTH_EUNSUPPORTED when not serving TLS). */
-int berth_server_reload_tls(struct berth_server *s, char *err, size_t errlen);
+ * with its message (core/err.h; BERTH_EUNSUPPORTED when not serving TLS). */
+int berth_server_reload_tls(struct berth_server *s);
 /* The bound port (useful with port 0). */
 unsigned berth_server_port(const struct berth_server *s);
 /* Client connections open now (those closing are counted until libmicrohttpd has let go). */

@@ -88,13 +88,13 @@ static int listed(const unsigned char *selected, gnutls_kx_algorithm_t kx, gnutl
 
 /* GnuTLS enables every kx x cipher x mac combination of the priority string: refuse a list for
  * which that means a TLS 1.2 suite the list does not name. */
-static int check_exact(const char *prio, const unsigned char *selected, char *err, size_t errlen)
+static int check_exact(const char *prio, const unsigned char *selected)
 {
 	gnutls_priority_t p;
 	const char *errpos = NULL;
 	if (gnutls_priority_init(&p, prio, &errpos) < 0) {
-		snprintf(err, errlen, "http.tls.ciphersuites: the TLS library refuses '%s' at '%s'", prio,
-			 errpos ? errpos : "?");
+		berth_err_set(BERTH_ERROR, "http.tls.ciphersuites: the TLS library refuses '%s' at '%s'", prio,
+			      errpos ? errpos : "?");
 		return BERTH_ERROR;
 	}
 	int rc = 0;
@@ -112,8 +112,8 @@ static int check_exact(const char *prio, const unsigned char *selected, char *er
 		const char *name = gnutls_cipher_suite_info(sidx, NULL, &kx, &cipher, &mac, &minver);
 		if (!name || minver >= GNUTLS_TLS1_3 || listed(selected, kx, cipher, mac))
 			continue;
-		snprintf(err, errlen, "http.tls.ciphersuites: the TLS library cannot enable this list without "
-			 "also enabling %s: add its Go name to the list or drop the suites that pair with it", name);
+		berth_err_set(BERTH_ERROR, "http.tls.ciphersuites: the TLS library cannot enable this list without "
+			      "also enabling %s: add its Go name to the list or drop the suites that pair with it", name);
 		rc = -1;
 		break;
 	}
@@ -121,8 +121,7 @@ static int check_exact(const char *prio, const unsigned char *selected, char *er
 	return rc;
 }
 
-int berth_tls_priorities(char **out, int min_version, const char *const *names, size_t n, char *err,
-			 size_t errlen)
+int berth_tls_priorities(char **out, int min_version, const char *const *names, size_t n)
 {
 	static const char *const versions[] = { "VERS-TLS1.0", "VERS-TLS1.1", "VERS-TLS1.2", "VERS-TLS1.3" };
 	unsigned char selected[N_SUITES] = { 0 };
@@ -147,7 +146,7 @@ int berth_tls_priorities(char **out, int min_version, const char *const *names, 
 	for (size_t i = 0; i < n; i++) {
 		const struct suite *s = find_suite(names[i]);
 		if (!s) {
-			snprintf(err, errlen, "http.tls.ciphersuites: unknown TLS cipher suite '%s'", names[i]);
+			berth_err_set(BERTH_ERROR, "http.tls.ciphersuites: unknown TLS cipher suite '%s'", names[i]);
 			berth_buf_release(&b);
 			return BERTH_ERROR;
 		}
@@ -165,7 +164,7 @@ int berth_tls_priorities(char **out, int min_version, const char *const *names, 
 		add_item(&b, suites[i].cipher);
 		add_item(&b, suites[i].mac);
 	}
-	if (check_exact(b.data, selected, err, errlen) < 0) {
+	if (check_exact(b.data, selected) < 0) {
 		berth_buf_release(&b);
 		return BERTH_ERROR;
 	}
@@ -201,24 +200,24 @@ static void pair_free(struct pair *p)
 #define PEM_MAX (1u << 20) /* far more than any certificate chain or key */
 
 /* Reads a whole PEM file into d (gnutls_free it); the message says why it could not. */
-static int read_pem(gnutls_datum_t *d, const char *what, const char *path, char *err, size_t errlen)
+static int read_pem(gnutls_datum_t *d, const char *what, const char *path)
 {
 	struct berth_buf b = BERTH_BUF_INIT(PEM_MAX);
 	char chunk[8192];
 	size_t n;
 	FILE *f = fopen(path, "rb");
 	if (!f) {
-		snprintf(err, errlen, "cannot read %s '%s': %s", what, path, strerror(errno));
+		berth_err_set(BERTH_ERROR, "cannot read %s '%s': %s", what, path, strerror(errno));
 		return BERTH_ERROR;
 	}
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
 		if (berth_buf_append(&b, chunk, n) < 0) {
-			snprintf(err, errlen, "cannot read %s '%s': larger than %u bytes", what, path, PEM_MAX);
+			berth_err_set(BERTH_ERROR, "cannot read %s '%s': larger than %u bytes", what, path, PEM_MAX);
 			goto fail;
 		}
 	}
 	if (ferror(f)) {
-		snprintf(err, errlen, "cannot read %s '%s': %s", what, path, strerror(errno));
+		berth_err_set(BERTH_ERROR, "cannot read %s '%s': %s", what, path, strerror(errno));
 		goto fail;
 	}
 	fclose(f);
@@ -253,29 +252,29 @@ static int key_matches(gnutls_pcert_st *leaf, gnutls_privkey_t key)
 	return same;
 }
 
-static int pair_load(struct pair **out, const char *cert_path, const char *key_path, char *err, size_t errlen)
+static int pair_load(struct pair **out, const char *cert_path, const char *key_path)
 {
 	gnutls_datum_t cert = { NULL, 0 }, key = { NULL, 0 };
 	struct pair *p = berth_calloc(1, sizeof(*p));
 	int rc = -1, r;
 
-	if (read_pem(&cert, "http.tls.certificate", cert_path, err, errlen) < 0 ||
-	    read_pem(&key, "http.tls.key", key_path, err, errlen) < 0)
+	if (read_pem(&cert, "http.tls.certificate", cert_path) < 0 ||
+	    read_pem(&key, "http.tls.key", key_path) < 0)
 		goto out;
 	p->n = MAX_CHAIN;
 	if ((r = gnutls_pcert_list_import_x509_raw(p->chain, &p->n, &cert, GNUTLS_X509_FMT_PEM, 0)) < 0) {
 		p->n = 0;
-		snprintf(err, errlen, "http.tls.certificate '%s': %s", cert_path, gnutls_strerror(r));
+		berth_err_set(BERTH_ERROR, "http.tls.certificate '%s': %s", cert_path, gnutls_strerror(r));
 		goto out;
 	}
 	if ((r = gnutls_privkey_init(&p->key)) < 0 ||
 	    (r = gnutls_privkey_import_x509_raw(p->key, &key, GNUTLS_X509_FMT_PEM, NULL, 0)) < 0) {
-		snprintf(err, errlen, "http.tls.key '%s': %s", key_path, gnutls_strerror(r));
+		berth_err_set(BERTH_ERROR, "http.tls.key '%s': %s", key_path, gnutls_strerror(r));
 		goto out;
 	}
 	if (!key_matches(&p->chain[0], p->key)) {
-		snprintf(err, errlen, "http.tls.key '%s' is not the key of http.tls.certificate '%s'", key_path,
-			 cert_path);
+		berth_err_set(BERTH_ERROR, "http.tls.key '%s' is not the key of http.tls.certificate '%s'", key_path,
+			      cert_path);
 		goto out;
 	}
 	*out = p;
@@ -297,10 +296,10 @@ static void install(struct pair *p)
 	pthread_mutex_unlock(&store_lock);
 }
 
-int berth_tls_certs_load(const char *cert_path, const char *key_path, char *err, size_t errlen)
+int berth_tls_certs_load(const char *cert_path, const char *key_path)
 {
 	struct pair *p;
-	if (pair_load(&p, cert_path, key_path, err, errlen) < 0)
+	if (pair_load(&p, cert_path, key_path) < 0)
 		return BERTH_ERROR;
 	free(cert_file);
 	free(key_file);
@@ -310,14 +309,14 @@ int berth_tls_certs_load(const char *cert_path, const char *key_path, char *err,
 	return 0;
 }
 
-int berth_tls_certs_reload(char *err, size_t errlen)
+int berth_tls_certs_reload(void)
 {
 	struct pair *p;
 	if (!cert_file) {
-		snprintf(err, errlen, "no TLS certificate configured");
+		berth_err_set(BERTH_ERROR, "no TLS certificate configured");
 		return BERTH_ERROR;
 	}
-	if (pair_load(&p, cert_file, key_file, err, errlen) < 0)
+	if (pair_load(&p, cert_file, key_file) < 0)
 		return BERTH_ERROR;
 	install(p);
 	return 0;

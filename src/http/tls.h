@@ -23,20 +23,19 @@
 /*
  * The priority string for min_version (enum berth_tls_version) and the ciphersuites (Go names;
  * n == 0: Distribution's default list). *out is the caller's (free). 0, or -1 with a one-line
- * message in err naming the key ("http.tls.ciphersuites: unknown TLS cipher suite 'X'").
+ * message (core/err.h) naming the key ("http.tls.ciphersuites: unknown TLS cipher suite 'X'").
  */
-int berth_tls_priorities(char **out, int min_version, const char *const *suites, size_t n, char *err,
-			 size_t errlen);
+int berth_tls_priorities(char **out, int min_version, const char *const *suites, size_t n);
 
 /*
  * Loads the certificate chain and key (PEM) into the store, replacing what it held. The paths
- * are kept for berth_tls_certs_reload. 0, or -1 with a message in err. Blocks on file I/O.
+ * are kept for berth_tls_certs_reload. 0, or -1 with a message (core/err.h). Blocks on file I/O.
  */
-int berth_tls_certs_load(const char *cert_path, const char *key_path, char *err, size_t errlen);
+int berth_tls_certs_load(const char *cert_path, const char *key_path);
 
 /* Re-reads the files given to berth_tls_certs_load. On failure the previous pair stays in use
- * and -1 comes back with the reason in err. */
-int berth_tls_certs_reload(char *err, size_t errlen);
+ * and -1 comes back with the reason as its message (core/err.h). */
+int berth_tls_certs_reload(void);
 
 /* The callback for MHD_OPTION_HTTPS_CERT_CALLBACK (a gnutls_certificate_retrieve_function2 *). */
 gnutls_certificate_retrieve_function2 *berth_tls_cert_callback(void);

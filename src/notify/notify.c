@@ -339,18 +339,18 @@ static void queue_name(char *out, size_t cap, const char *name)
 	out[o] = '\0';
 }
 
-static int open_endpoint(struct endpoint *e, const struct berth_config *cfg, char *err, size_t errlen)
+static int open_endpoint(struct endpoint *e, const struct berth_config *cfg)
 {
 	const struct berth_notify_endpoint *c = e->cfg;
 	char qname[800];
 	if (!c->url[0] || (strncmp(c->url, "http://", 7) != 0 && strncmp(c->url, "https://", 8) != 0)) {
-		snprintf(err, errlen, "notifications.endpoints: '%s': url must be an http or https URL",
-			 c->name);
+		berth_err_set(BERTH_ERROR, "notifications.endpoints: '%s': url must be an http or https URL",
+			      c->name);
 		return BERTH_ERROR;
 	}
 	queue_name(qname, sizeof(qname), c->name[0] ? c->name : "endpoint");
 	if (berth_notify_queue_open(&e->queue, cfg->notifications.queuedir[0] ? cfg->notifications.queuedir : NULL,
-				    qname, (uint64_t)cfg->notifications.queuemaxbytes, err, errlen) < 0)
+				    qname, (uint64_t)cfg->notifications.queuemaxbytes) < 0)
 		return BERTH_ERROR;
 	e->headers = curl_slist_append(NULL, "Content-Type: " BERTH_NOTIFY_MEDIA_TYPE);
 	e->headers = curl_slist_append(e->headers, "Expect:");
@@ -364,7 +364,7 @@ static int open_endpoint(struct endpoint *e, const struct berth_config *cfg, cha
 }
 
 int berth_notify_start(struct berth_notify **out, const struct berth_config *cfg,
-		       const char *source_addr, char *err, size_t errlen)
+		       const char *source_addr)
 {
 	*out = NULL;
 	size_t enabled = 0;
@@ -376,8 +376,8 @@ int berth_notify_start(struct berth_notify **out, const struct berth_config *cfg
 		for (size_t j = 0; j < i; j++)
 			if (!cfg->notifications.endpoints[i].disabled && !cfg->notifications.endpoints[j].disabled &&
 			    strcmp(cfg->notifications.endpoints[i].name, cfg->notifications.endpoints[j].name) == 0) {
-				snprintf(err, errlen, "notifications.endpoints: two endpoints are named '%s'",
-					 cfg->notifications.endpoints[i].name);
+				berth_err_set(BERTH_ERROR, "notifications.endpoints: two endpoints are named '%s'",
+					      cfg->notifications.endpoints[i].name);
 				return BERTH_ERROR;
 			}
 	curl_global_init(CURL_GLOBAL_DEFAULT); /* reference counted; undone in berth_notify_stop */
@@ -391,13 +391,13 @@ int berth_notify_start(struct berth_notify **out, const struct berth_config *cfg
 			continue;
 		struct endpoint *e = &n->endpoints[n->n++];
 		e->cfg = &cfg->notifications.endpoints[i];
-		if (open_endpoint(e, cfg, err, errlen) < 0)
+		if (open_endpoint(e, cfg) < 0)
 			goto out_free;
 	}
 	for (size_t i = 0; i < n->n; i++) {
 		struct endpoint *e = &n->endpoints[i];
 		if (pthread_create(&e->thread, NULL, deliver, e) != 0) {
-			snprintf(err, errlen, "notifications: cannot start a delivery thread");
+			berth_err_set(BERTH_ERROR, "notifications: cannot start a delivery thread");
 			goto out_free;
 		}
 		e->started = 1;

@@ -36,11 +36,11 @@ struct berth_notify_event {
 
 /*
  * Opens every enabled endpoint's queue and starts its delivery thread. *out is NULL when no
- * endpoint is enabled. 0, or BERTH_ERROR with err filled (unusable queuedir, bad endpoint).
- * source_addr is source.addr (host:port of this registry).
+ * endpoint is enabled. 0, or BERTH_ERROR with its message (core/err.h: unusable queuedir, bad
+ * endpoint). source_addr is source.addr (host:port of this registry).
  */
 int berth_notify_start(struct berth_notify **out, const struct berth_config *cfg,
-		       const char *source_addr, char *err, size_t errlen);
+		       const char *source_addr);
 /* Stops the delivery threads (an attempt under way finishes or times out) and frees. NULL ok. */
 void berth_notify_stop(struct berth_notify *n);
 

@@ -163,13 +163,13 @@ static uint64_t record_at(struct berth_notify_queue *q, uint64_t off, uint64_t e
 }
 
 /* Reads the acknowledgement, opens its log, cuts a torn tail, counts what is pending. */
-static int open_disk(struct berth_notify_queue *q, char *err, size_t errlen)
+static int open_disk(struct berth_notify_queue *q)
 {
 	char *ack = berth_asprintf("%s/%s.ack", q->dir, q->name);
 	q->ack_fd = open(ack, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	free(ack);
 	if (q->ack_fd < 0) {
-		snprintf(err, errlen, "cannot open queue '%s' in '%s': %s", q->name, q->dir, berth_err_os_text(errno));
+		berth_err_set(BERTH_ERROR, "cannot open queue '%s' in '%s': %s", q->name, q->dir, berth_err_os_text(errno));
 		return BERTH_ERROR;
 	}
 	unsigned char b[16];
@@ -191,13 +191,13 @@ static int open_disk(struct berth_notify_queue *q, char *err, size_t errlen)
 		free(prev);
 	}
 	if (q->log_fd < 0) {
-		snprintf(err, errlen, "cannot open queue '%s' log in '%s': %s", q->name, q->dir,
-			 berth_err_os_text(errno));
+		berth_err_set(BERTH_ERROR, "cannot open queue '%s' log in '%s': %s", q->name, q->dir,
+			      berth_err_os_text(errno));
 		return BERTH_ERROR;
 	}
 	off_t end = lseek(q->log_fd, 0, SEEK_END);
 	if (end < 0) {
-		snprintf(err, errlen, "cannot read queue '%s': %s", q->name, berth_err_os_text(errno));
+		berth_err_set(BERTH_ERROR, "cannot read queue '%s': %s", q->name, berth_err_os_text(errno));
 		return BERTH_ERROR;
 	}
 	if (q->head > (uint64_t)end) /* truncated after delivery, crashed before the ack */
@@ -211,14 +211,14 @@ static int open_disk(struct berth_notify_queue *q, char *err, size_t errlen)
 		berth_warn("notifications: queue '%s': cutting a torn record at offset %" PRIu64
 			   " (%" PRIu64 " bytes)", q->name, off, (uint64_t)end - off);
 		if (ftruncate(q->log_fd, (off_t)off) < 0 || fsync(q->log_fd) < 0) {
-			snprintf(err, errlen, "cannot repair queue '%s': %s", q->name, berth_err_os_text(errno));
+			berth_err_set(BERTH_ERROR, "cannot repair queue '%s': %s", q->name, berth_err_os_text(errno));
 			return BERTH_ERROR;
 		}
 	}
 	q->tail = off;
 	q->bytes = q->tail - q->head;
 	if (fsync_dir(q->dir) < 0) { /* the files just created are there after a crash */
-		snprintf(err, errlen, "cannot sync queue directory '%s': %s", q->dir, berth_err_os_text(errno));
+		berth_err_set(BERTH_ERROR, "cannot sync queue directory '%s': %s", q->dir, berth_err_os_text(errno));
 		return BERTH_ERROR;
 	}
 	if (q->pending)
@@ -228,7 +228,7 @@ static int open_disk(struct berth_notify_queue *q, char *err, size_t errlen)
 }
 
 int berth_notify_queue_open(struct berth_notify_queue **out, const char *dir, const char *name,
-			    uint64_t max_bytes, char *err, size_t errlen)
+			    uint64_t max_bytes)
 {
 	struct berth_notify_queue *q = berth_calloc(1, sizeof(*q));
 	pthread_mutex_init(&q->mu, NULL);
@@ -239,7 +239,7 @@ int berth_notify_queue_open(struct berth_notify_queue **out, const char *dir, co
 	*out = NULL;
 	if (dir) {
 		q->dir = berth_strdup(dir);
-		if (open_disk(q, err, errlen) < 0) {
+		if (open_disk(q) < 0) {
 			berth_notify_queue_free(q);
 			return BERTH_ERROR;
 		}

@@ -31,10 +31,10 @@ struct berth_notify_queue;
 /*
  * Opens (creating as needed) the queue called name (a file name part: [A-Za-z0-9._-]) under
  * dir, or an in-memory one when dir is NULL. max_bytes bounds the undelivered records
- * (0 = unbounded). 0, or BERTH_ERROR with err filled. Blocks on disk I/O.
+ * (0 = unbounded). 0, or BERTH_ERROR with its message (core/err.h). Blocks on disk I/O.
  */
 int berth_notify_queue_open(struct berth_notify_queue **out, const char *dir, const char *name,
-			    uint64_t max_bytes, char *err, size_t errlen);
+			    uint64_t max_bytes);
 /* Wakes waiters, then frees; NULL is fine. Undelivered records stay on disk. */
 void berth_notify_queue_free(struct berth_notify_queue *q);
 

@@ -73,7 +73,11 @@ int berth_blob_delete(struct berth_registry *r, const char *name, const char *di
 	/* Remove the <hex> directory holding the link, as Distribution does. */
 	char *slash = strrchr(path, '/');
 	*slash = '\0';
+	struct berth_bytes_guard quota;
+	if ((rc = berth_bytes_unlink_enter(&quota, r, name, BERTH_LINK_LAYER, digest)) < 0)
+		return rc;
 	rc = berth_storage_remove(r->driver, path);
+	berth_bytes_unlink_leave(&quota, rc == 0);
 	berth_reg_redis_repo_clear(r, name, digest);
 	return rc;
 }
@@ -81,13 +85,19 @@ int berth_blob_delete(struct berth_registry *r, const char *name, const char *di
 int berth_blob_mount(struct berth_registry *r, const char *name, const char *digest, const char *from)
 {
 	char path[BERTH_PATH_MAX];
+	uint64_t size = 0;
 	/* Without a source repository, storage itself says whether the data is there: a link
 	 * must never be written to data a collection removed behind the caches. */
-	int rc = from ? berth_blob_stat(NULL, r, from, digest) : berth_blob_data_present(r, digest);
+	int rc = from ? berth_blob_stat(&size, r, from, digest) : berth_blob_data_present(&size, r, digest);
 	if (rc < 0)
 		return rc;
 	rc = berth_path_layer_link(path, name, digest);
 	if (rc < 0)
 		return rc;
-	return berth_link_write(r, path, digest);
+	struct berth_bytes_guard quota;
+	if ((rc = berth_bytes_link_enter(&quota, r, name, BERTH_LINK_LAYER, digest, size)) < 0)
+		return rc;
+	rc = berth_link_write(r, path, digest);
+	berth_bytes_link_leave(&quota, rc == 0);
+	return rc;
 }

@@ -710,7 +710,7 @@ static void check_manifest(struct fsck *f, const struct revrec *rv)
 	json_decref(j);
 	struct berth_manifest *m = NULL;
 	/* Only what berth understands is followed (schema1 and the like are not checked further). */
-	if (berth_manifest_parse(&m, NULL, body, len, NULL) == 0) {
+	if (berth_manifest_parse(&m, NULL, body, len) == 0) {
 		if (m->has_config && !layer_present(f, rv->repo, m->config.digest))
 			missing_ref(f, rv->repo, rv->digest, "config", m->config.digest);
 		for (size_t i = 0; i < m->n_layers; i++) {

@@ -323,8 +323,7 @@ static int load_revision(struct gc *g, struct repo *r, size_t i)
 	}
 
 	struct berth_manifest *m = NULL;
-	struct berth_manifest_error perr;
-	rc = berth_manifest_parse(&m, NULL, body, len, &perr);
+	rc = berth_manifest_parse(&m, NULL, body, len);
 	if (rc == 0) {
 		if (m->has_config)
 			add_ref_str(r, m->config.digest);
@@ -335,9 +334,9 @@ static int load_revision(struct gc *g, struct repo *r, size_t i)
 		if (m->has_subject && berth_oid_parse(&v->subject, m->subject.digest) == 0)
 			v->has_subject = 1;
 		berth_manifest_free(m);
-	} else if (rc == BERTH_EINVALID) {
+	} else if (rc == BERTH_EINVALID || rc == BERTH_EDIGEST || rc == BERTH_EUNSUPPORTED) {
 		warn(g, "%s: manifest %s does not parse (%s); keeping the digests its JSON names",
-		     r->name, ds, perr.message);
+		     r->name, ds, berth_err_reason(rc));
 		lenient_refs(r, v, body, len);
 		rc = 0;
 	} else {

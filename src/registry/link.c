@@ -29,3 +29,24 @@ int berth_link_parse(char out[BERTH_DIGEST_STR_MAX], const char *content, size_t
 	memcpy(out, digest, len + 1);
 	return 0;
 }
+
+int berth_link_path_oid(struct berth_oid *out, const char *path)
+{
+	const char *end = strrchr(path, '/');
+	if (!end || strcmp(end, "/link") != 0)
+		return BERTH_EINVALID;
+	const char *hex = end;
+	while (hex > path && hex[-1] != '/')
+		hex--;
+	if (hex == path)
+		return BERTH_EINVALID;
+	const char *alg = hex - 1;
+	while (alg > path && alg[-1] != '/')
+		alg--;
+	char hexbuf[2 * BERTH_OID_MAX_BYTES + 1];
+	if ((size_t)(end - hex) >= sizeof(hexbuf))
+		return BERTH_EINVALID;
+	memcpy(hexbuf, hex, (size_t)(end - hex));
+	hexbuf[end - hex] = '\0';
+	return berth_oid_from_parts(out, alg, (size_t)(hex - 1 - alg), hexbuf);
+}

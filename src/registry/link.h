@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "core/digest.h"
+#include "core/oid.h"
 
 /* Link files larger than this are not links: callers read at most this many bytes. */
 #define BERTH_LINK_MAX 1024
@@ -21,5 +22,11 @@
  * (out untouched). Never allocates.
  */
 int berth_link_parse(char out[BERTH_DIGEST_STR_MAX], const char *content, size_t len);
+
+/*
+ * The digest a link file's path names: ".../<alg>/<hex>/link" (a _layers or revisions link, as
+ * a walk finds them). 0, or BERTH_EINVALID when the path is not of that shape.
+ */
+int berth_link_path_oid(struct berth_oid *out, const char *path);
 
 #endif

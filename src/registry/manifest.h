@@ -41,18 +41,6 @@ struct berth_descriptor {
 	char *platform_arch; /* "platform": {"architecture"}, when a string; else NULL */
 };
 
-/* Why validation failed: which OCI error code applies, and a detail message. */
-enum berth_manifest_error_code {
-	BERTH_MANIFEST_ERR_INVALID,     /* MANIFEST_INVALID */
-	BERTH_MANIFEST_ERR_DIGEST,      /* DIGEST_INVALID: a descriptor's digest is malformed */
-	BERTH_MANIFEST_ERR_UNSUPPORTED, /* MANIFEST_INVALID, schema1 or unknown media type */
-};
-
-struct berth_manifest_error {
-	enum berth_manifest_error_code code;
-	char message[256];
-};
-
 struct berth_manifest {
 	enum berth_manifest_kind kind;
 	const char *media_type;          /* static string, one of BERTH_MT_* */
@@ -75,24 +63,26 @@ struct berth_manifest {
  * absent, "application/json" or "text/plain", the body's "mediaType" decides; when that is absent
  * too, the shape decides ("manifests" -> OCI index, else OCI manifest). A body "mediaType" that
  * contradicts a specific Content-Type is MANIFEST_INVALID. schemaVersion must be 2
- * (schemaVersion 1 / schema1 media types -> BERTH_MANIFEST_ERR_UNSUPPORTED).
+ * (schemaVersion 1 / schema1 media types -> BERTH_EUNSUPPORTED).
  * Checks: valid JSON object; config (image manifests) and every layer / manifest / subject is a
- * descriptor with a valid digest (BERTH_MANIFEST_ERR_DIGEST otherwise), an integer size >= 0,
+ * descriptor with a valid digest (BERTH_EDIGEST otherwise), an integer size >= 0,
  * string mediaType if present; "urls" if present is an array of http/https URL strings.
  * Any other Content-Type, or (when the body decides) any other body "mediaType", is
- * BERTH_MANIFEST_ERR_UNSUPPORTED.
+ * BERTH_EUNSUPPORTED.
  * Details, following Distribution: the Content-Type is compared case-insensitively, the body
  * "mediaType" exactly (an empty one counts as absent); Docker manifests and lists must carry
  * their "mediaType"; an OCI manifest must not have "manifests", nor an OCI index "config" or
- * "layers"; a descriptor without "digest" is BERTH_MANIFEST_ERR_DIGEST, one whose digest is not
+ * "layers"; a descriptor without "digest" is BERTH_EDIGEST, one whose digest is not
  * a string MANIFEST_INVALID; "size" is required; descriptor "annotations" must be an object of
  * strings and "platform" an object. "subject", "artifactType" and "annotations" are read for
  * the OCI types only (ignored in Docker ones).
  * On success returns 0 and *out (free with berth_manifest_free). On failure returns
- * BERTH_EINVALID and fills *err (err may be NULL); BERTH_ERROR if out of memory.
+ * BERTH_EINVALID (answered MANIFEST_INVALID), BERTH_EDIGEST (DIGEST_INVALID) or
+ * BERTH_EUNSUPPORTED (MANIFEST_INVALID), with the detail message set as the thread's failure
+ * (core/err.h, berth_err_message); BERTH_ERROR if out of memory.
  */
 int berth_manifest_parse(struct berth_manifest **out, const char *content_type, const void *body,
-			 size_t len, struct berth_manifest_error *err);
+			 size_t len);
 
 /*
  * The media type of a stored manifest, for the Content-Type of a GET: a schema1 manifest

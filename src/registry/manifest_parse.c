@@ -47,29 +47,11 @@ enum ct_class {
 
 /* ---- errors ---- */
 
-static int fail(struct berth_manifest_error *err, enum berth_manifest_error_code code,
-		const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-/* Fills *err (if any) and returns BERTH_EINVALID, so callers can `return fail(...)`. */
-static int fail(struct berth_manifest_error *err, enum berth_manifest_error_code code,
-		const char *fmt, ...)
+/* Failures are set as the thread's (core/err.h): BERTH_EINVALID, BERTH_EDIGEST or
+ * BERTH_EUNSUPPORTED with the message the API answers with. */
+static int fail_oom(void)
 {
-	va_list ap;
-
-	if (!err)
-		return BERTH_EINVALID;
-	err->code = code;
-	va_start(ap, fmt);
-	vsnprintf(err->message, sizeof(err->message), fmt, ap);
-	va_end(ap);
-	return BERTH_EINVALID;
-}
-
-static int fail_oom(struct berth_manifest_error *err)
-{
-	fail(err, BERTH_MANIFEST_ERR_INVALID, "out of memory");
-	return BERTH_ERROR;
+	return berth_err_set(BERTH_ERROR, "out of memory");
 }
 
 /*
@@ -189,24 +171,23 @@ int berth_manifest_content_type_generic(const char *ct)
 }
 
 /* Rejects a Content-Type that names a type berth does not accept. */
-static int check_content_type(enum ct_class ct, const char *type, size_t type_len,
-			      struct berth_manifest_error *err)
+static int check_content_type(enum ct_class ct, const char *type, size_t type_len)
 {
 	char quoted[QUOTE_MAX + 4];
 
 	if (ct == CT_SCHEMA1)
-		return fail(err, BERTH_MANIFEST_ERR_UNSUPPORTED,
-			    "manifest schema1 is not supported");
+		return berth_err_set(BERTH_EUNSUPPORTED,
+				     "manifest schema1 is not supported");
 	if (ct == CT_UNKNOWN) {
 		quote_text(quoted, sizeof(quoted), type, type_len);
-		return fail(err, BERTH_MANIFEST_ERR_UNSUPPORTED,
-			    "manifest media type %s is not supported", quoted);
+		return berth_err_set(BERTH_EUNSUPPORTED,
+				     "manifest media type %s is not supported", quoted);
 	}
 	return 0;
 }
 
 /* The body's "mediaType": NULL when absent or empty, BERTH_EINVALID when not a string. */
-static int body_media_type(json_t *root, const char **mt, struct berth_manifest_error *err)
+static int body_media_type(json_t *root, const char **mt)
 {
 	json_t *v = json_object_get(root, "mediaType");
 
@@ -214,15 +195,14 @@ static int body_media_type(json_t *root, const char **mt, struct berth_manifest_
 	if (!v)
 		return 0;
 	if (!json_is_string(v))
-		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest mediaType must be a string");
+		return berth_err_set(BERTH_EINVALID, "manifest mediaType must be a string");
 	if (json_string_length(v) > 0)
 		*mt = json_string_value(v);
 	return 0;
 }
 
 /* Decides the kind from the body alone: its "mediaType", else its shape. */
-static int kind_from_body(json_t *root, const char *body_mt, enum berth_manifest_kind *kind,
-			  struct berth_manifest_error *err)
+static int kind_from_body(json_t *root, const char *body_mt, enum berth_manifest_kind *kind)
 {
 	char quoted[QUOTE_MAX + 4];
 
@@ -234,36 +214,36 @@ static int kind_from_body(json_t *root, const char *body_mt, enum berth_manifest
 	if (lookup_media_type(body_mt, kind) == 0)
 		return 0;
 	if (is_schema1(body_mt, strlen(body_mt)))
-		return fail(err, BERTH_MANIFEST_ERR_UNSUPPORTED,
-			    "manifest schema1 is not supported");
+		return berth_err_set(BERTH_EUNSUPPORTED,
+				     "manifest schema1 is not supported");
 	quote_text(quoted, sizeof(quoted), body_mt, strlen(body_mt));
-	return fail(err, BERTH_MANIFEST_ERR_UNSUPPORTED, "manifest media type %s is not supported",
-		    quoted);
+	return berth_err_set(BERTH_EUNSUPPORTED, "manifest media type %s is not supported",
+			     quoted);
 }
 
 static int decide_kind(json_t *root, enum ct_class ct, enum berth_manifest_kind ct_kind,
-		       enum berth_manifest_kind *kind, struct berth_manifest_error *err)
+		       enum berth_manifest_kind *kind)
 {
 	const char *body_mt;
 	int rc;
 
-	rc = body_media_type(root, &body_mt, err);
+	rc = body_media_type(root, &body_mt);
 	if (rc != 0)
 		return rc;
 	if (ct == CT_KNOWN) {
 		if (body_mt && strcmp(body_mt, kind_media_type(ct_kind)) != 0)
-			return fail(err, BERTH_MANIFEST_ERR_INVALID,
-				    "manifest mediaType does not match the content type %s",
-				    kind_media_type(ct_kind));
+			return berth_err_set(BERTH_EINVALID,
+					     "manifest mediaType does not match the content type %s",
+					     kind_media_type(ct_kind));
 		*kind = ct_kind;
 	} else {
-		rc = kind_from_body(root, body_mt, kind, err);
+		rc = kind_from_body(root, body_mt, kind);
 		if (rc != 0)
 			return rc;
 	}
 	/* Docker schema2 manifests and lists carry their mediaType (Distribution requires it). */
 	if (!is_oci_kind(*kind) && !body_mt)
-		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest mediaType is missing");
+		return berth_err_set(BERTH_EINVALID, "manifest mediaType is missing");
 	return 0;
 }
 
@@ -274,23 +254,22 @@ static int decide_kind(json_t *root, enum ct_class ct, enum berth_manifest_kind 
  * level, "config: ", "layers[2]: " etc. inside a descriptor.
  */
 
-static int check_schema_version(json_t *root, struct berth_manifest_error *err)
+static int check_schema_version(json_t *root)
 {
 	json_t *v = json_object_get(root, "schemaVersion");
 
 	if (!v)
-		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest schemaVersion is missing");
+		return berth_err_set(BERTH_EINVALID, "manifest schemaVersion is missing");
 	if (json_is_integer(v) && json_integer_value(v) == 1)
-		return fail(err, BERTH_MANIFEST_ERR_UNSUPPORTED,
-			    "manifest schema version 1 is not supported");
+		return berth_err_set(BERTH_EUNSUPPORTED,
+				     "manifest schema version 1 is not supported");
 	if (!json_is_integer(v) || json_integer_value(v) != 2)
-		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest schemaVersion must be 2");
+		return berth_err_set(BERTH_EINVALID, "manifest schemaVersion must be 2");
 	return 0;
 }
 
 /* An optional string member: *out is NULL when absent. */
-static int optional_string(json_t *obj, const char *key, const char *where, const char **out,
-			   struct berth_manifest_error *err)
+static int optional_string(json_t *obj, const char *key, const char *where, const char **out)
 {
 	json_t *v = json_object_get(obj, key);
 
@@ -298,15 +277,14 @@ static int optional_string(json_t *obj, const char *key, const char *where, cons
 	if (!v)
 		return 0;
 	if (!json_is_string(v))
-		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %s%s must be a string", where,
-			    key);
+		return berth_err_set(BERTH_EINVALID, "manifest %s%s must be a string", where,
+				     key);
 	*out = json_string_value(v);
 	return 0;
 }
 
 /* An optional member that must be an object whose values are all strings. */
-static int optional_string_map(json_t *obj, const char *key, const char *where,
-			       struct berth_manifest_error *err)
+static int optional_string_map(json_t *obj, const char *key, const char *where)
 {
 	json_t *map = json_object_get(obj, key);
 	const char *k;
@@ -315,12 +293,12 @@ static int optional_string_map(json_t *obj, const char *key, const char *where,
 	if (!map)
 		return 0;
 	if (!json_is_object(map))
-		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %s%s must be an object",
-			    where, key);
+		return berth_err_set(BERTH_EINVALID, "manifest %s%s must be an object",
+				     where, key);
 	json_object_foreach(map, k, v) {
 		if (!json_is_string(v))
-			return fail(err, BERTH_MANIFEST_ERR_INVALID,
-				    "manifest %s%s values must be strings", where, key);
+			return berth_err_set(BERTH_EINVALID,
+					     "manifest %s%s values must be strings", where, key);
 	}
 	return 0;
 }
@@ -349,8 +327,7 @@ static int url_valid(const char *url)
 }
 
 /* The optional "urls" array, copied into d->urls. */
-static int check_urls(json_t *desc, const char *where, struct berth_descriptor *d,
-		      struct berth_manifest_error *err)
+static int check_urls(json_t *desc, const char *where, struct berth_descriptor *d)
 {
 	json_t *urls = json_object_get(desc, "urls");
 	json_t *u;
@@ -360,19 +337,19 @@ static int check_urls(json_t *desc, const char *where, struct berth_descriptor *
 	if (!urls)
 		return 0;
 	if (!json_is_array(urls))
-		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %surls must be an array",
-			    where);
+		return berth_err_set(BERTH_EINVALID, "manifest %surls must be an array",
+				     where);
 	json_array_foreach(urls, i, u) {
 		if (!json_is_string(u) || !url_valid(json_string_value(u)))
-			return fail(err, BERTH_MANIFEST_ERR_INVALID,
-				    "manifest %surls[%zu] is not an http or https url", where, i);
+			return berth_err_set(BERTH_EINVALID,
+					     "manifest %surls[%zu] is not an http or https url", where, i);
 	}
 	d->urls = berth_try_calloc(json_array_size(urls), sizeof(*d->urls));
 	if (!d->urls)
-		return fail_oom(err);
+		return fail_oom();
 	json_array_foreach(urls, i, u) {
 		if (!(d->urls[d->n_urls] = berth_try_strdup(json_string_value(u))))
-			return fail_oom(err);
+			return fail_oom();
 		d->n_urls++;
 	}
 	return 0;
@@ -380,48 +357,47 @@ static int check_urls(json_t *desc, const char *where, struct berth_descriptor *
 
 /* A missing or malformed digest is DIGEST_INVALID (as Distribution reports it); a digest that
  * is not even a string makes the manifest itself invalid. */
-static int check_digest(json_t *desc, const char *where, struct berth_manifest_error *err)
+static int check_digest(json_t *desc, const char *where)
 {
 	json_t *v = json_object_get(desc, "digest");
 
 	if (!v)
-		return fail(err, BERTH_MANIFEST_ERR_DIGEST, "manifest %sdigest is missing", where);
+		return berth_err_set(BERTH_EDIGEST, "manifest %sdigest is missing", where);
 	if (!json_is_string(v))
-		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %sdigest must be a string",
-			    where);
+		return berth_err_set(BERTH_EINVALID, "manifest %sdigest must be a string",
+				     where);
 	if (!berth_digest_valid(json_string_value(v)))
-		return fail(err, BERTH_MANIFEST_ERR_DIGEST, "manifest %sdigest is invalid", where);
+		return berth_err_set(BERTH_EDIGEST, "manifest %sdigest is invalid", where);
 	return 0;
 }
 
-static int check_size(json_t *desc, const char *where, struct berth_manifest_error *err)
+static int check_size(json_t *desc, const char *where)
 {
 	json_t *v = json_object_get(desc, "size");
 
 	if (!v)
-		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %ssize is missing", where);
+		return berth_err_set(BERTH_EINVALID, "manifest %ssize is missing", where);
 	if (!json_is_integer(v))
-		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %ssize must be an integer",
-			    where);
+		return berth_err_set(BERTH_EINVALID, "manifest %ssize must be an integer",
+				     where);
 	if (json_integer_value(v) < 0)
-		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %ssize must not be negative",
-			    where);
+		return berth_err_set(BERTH_EINVALID, "manifest %ssize must not be negative",
+				     where);
 	return 0;
 }
 
 /* The members berth does not keep but whose type Distribution's decoder would enforce. */
-static int check_descriptor_extras(json_t *desc, const char *where,
-				   struct berth_manifest_error *err)
+static int check_descriptor_extras(json_t *desc, const char *where)
 {
 	json_t *platform = json_object_get(desc, "platform");
 	int rc;
 
-	rc = optional_string_map(desc, "annotations", where, err);
+	rc = optional_string_map(desc, "annotations", where);
 	if (rc != 0)
 		return rc;
 	if (platform && !json_is_object(platform))
-		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %splatform must be an object",
-			    where);
+		return berth_err_set(BERTH_EINVALID, "manifest %splatform must be an object",
+				     where);
 	return 0;
 }
 
@@ -436,26 +412,25 @@ static int copy_string(char **dst, const char *src)
 }
 
 /* Validates one descriptor and fills *d (whose strings the manifest then owns). */
-static int parse_descriptor(json_t *desc, const char *where, struct berth_descriptor *d,
-			    struct berth_manifest_error *err)
+static int parse_descriptor(json_t *desc, const char *where, struct berth_descriptor *d)
 {
 	const char *media_type = NULL;
 	const char *artifact_type = NULL;
 	int rc;
 
 	if (!json_is_object(desc))
-		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %smust be an object", where);
-	rc = check_digest(desc, where, err);
+		return berth_err_set(BERTH_EINVALID, "manifest %smust be an object", where);
+	rc = check_digest(desc, where);
 	if (rc == 0)
-		rc = check_size(desc, where, err);
+		rc = check_size(desc, where);
 	if (rc == 0)
-		rc = optional_string(desc, "mediaType", where, &media_type, err);
+		rc = optional_string(desc, "mediaType", where, &media_type);
 	if (rc == 0)
-		rc = optional_string(desc, "artifactType", where, &artifact_type, err);
+		rc = optional_string(desc, "artifactType", where, &artifact_type);
 	if (rc == 0)
-		rc = check_urls(desc, where, d, err);
+		rc = check_urls(desc, where, d);
 	if (rc == 0)
-		rc = check_descriptor_extras(desc, where, err);
+		rc = check_descriptor_extras(desc, where);
 	if (rc != 0)
 		return rc;
 	d->size = (int64_t)json_integer_value(json_object_get(desc, "size"));
@@ -465,13 +440,13 @@ static int parse_descriptor(json_t *desc, const char *where, struct berth_descri
 	    copy_string(&d->artifact_type, artifact_type) != 0 ||
 	    copy_string(&d->platform_os, json_string_value(json_object_get(platform, "os"))) != 0 ||
 	    copy_string(&d->platform_arch, json_string_value(json_object_get(platform, "architecture"))) != 0)
-		return fail_oom(err);
+		return fail_oom();
 	return 0;
 }
 
 /* A required member of root that must be an array of descriptors. */
 static int parse_descriptor_array(json_t *root, const char *key, struct berth_descriptor **out,
-				  size_t *n_out, struct berth_manifest_error *err)
+				  size_t *n_out)
 {
 	json_t *arr = json_object_get(root, key);
 	struct berth_descriptor *descs;
@@ -481,21 +456,21 @@ static int parse_descriptor_array(json_t *root, const char *key, struct berth_de
 	int rc;
 
 	if (!arr)
-		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %s is missing", key);
+		return berth_err_set(BERTH_EINVALID, "manifest %s is missing", key);
 	if (!json_is_array(arr))
-		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest %s must be an array", key);
+		return berth_err_set(BERTH_EINVALID, "manifest %s must be an array", key);
 	n = json_array_size(arr);
 	if (n == 0)
 		return 0;
 	descs = berth_try_calloc(n, sizeof(*descs));
 	if (!descs)
-		return fail_oom(err);
+		return fail_oom();
 	/* Owned by the manifest from here on, so a failure below frees what was filled. */
 	*out = descs;
 	*n_out = n;
 	for (i = 0; i < n; i++) {
 		snprintf(where, sizeof(where), "%s[%zu]: ", key, i);
-		rc = parse_descriptor(json_array_get(arr, i), where, &descs[i], err);
+		rc = parse_descriptor(json_array_get(arr, i), where, &descs[i]);
 		if (rc != 0)
 			return rc;
 	}
@@ -503,37 +478,35 @@ static int parse_descriptor_array(json_t *root, const char *key, struct berth_de
 }
 
 /* OCI types must not look like the other OCI type (Distribution's ambiguity check). */
-static int check_not_ambiguous(json_t *root, enum berth_manifest_kind kind,
-			       struct berth_manifest_error *err)
+static int check_not_ambiguous(json_t *root, enum berth_manifest_kind kind)
 {
 	if (kind == BERTH_MANIFEST_OCI_MANIFEST && json_object_get(root, "manifests"))
-		return fail(err, BERTH_MANIFEST_ERR_INVALID,
-			    "manifest has manifests but is not an index");
+		return berth_err_set(BERTH_EINVALID,
+				     "manifest has manifests but is not an index");
 	if (kind == BERTH_MANIFEST_OCI_INDEX &&
 	    (json_object_get(root, "config") || json_object_get(root, "layers")))
-		return fail(err, BERTH_MANIFEST_ERR_INVALID,
-			    "manifest index has config or layers");
+		return berth_err_set(BERTH_EINVALID,
+				     "manifest index has config or layers");
 	return 0;
 }
 
-static int parse_image_manifest(json_t *root, struct berth_manifest *m,
-				struct berth_manifest_error *err)
+static int parse_image_manifest(json_t *root, struct berth_manifest *m)
 {
 	json_t *config = json_object_get(root, "config");
 	int rc;
 
 	if (!config)
-		return fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest config is missing");
-	rc = parse_descriptor(config, "config: ", &m->config, err);
+		return berth_err_set(BERTH_EINVALID, "manifest config is missing");
+	rc = parse_descriptor(config, "config: ", &m->config);
 	if (rc != 0)
 		return rc;
 	m->has_config = 1;
-	return parse_descriptor_array(root, "layers", &m->layers, &m->n_layers, err);
+	return parse_descriptor_array(root, "layers", &m->layers, &m->n_layers);
 }
 
-static int parse_index(json_t *root, struct berth_manifest *m, struct berth_manifest_error *err)
+static int parse_index(json_t *root, struct berth_manifest *m)
 {
-	return parse_descriptor_array(root, "manifests", &m->manifests, &m->n_manifests, err);
+	return parse_descriptor_array(root, "manifests", &m->manifests, &m->n_manifests);
 }
 
 /*
@@ -553,62 +526,59 @@ static char *dump_checked(json_t *v)
 }
 
 /* The re-encoded top-level "annotations", if any. */
-static int parse_annotations(json_t *root, struct berth_manifest *m,
-			     struct berth_manifest_error *err)
+static int parse_annotations(json_t *root, struct berth_manifest *m)
 {
 	json_t *ann = json_object_get(root, "annotations");
 	int rc;
 
-	rc = optional_string_map(root, "annotations", "", err);
+	rc = optional_string_map(root, "annotations", "");
 	if (rc != 0 || !ann)
 		return rc;
 	m->annotations_json = dump_checked(ann);
-	return m->annotations_json ? 0 : fail_oom(err);
+	return m->annotations_json ? 0 : fail_oom();
 }
 
 /* "subject", "artifactType" and "annotations", which only the OCI types define. */
-static int parse_oci_fields(json_t *root, struct berth_manifest *m,
-			    struct berth_manifest_error *err)
+static int parse_oci_fields(json_t *root, struct berth_manifest *m)
 {
 	json_t *subject = json_object_get(root, "subject");
 	const char *artifact_type;
 	int rc;
 
 	if (subject) {
-		rc = parse_descriptor(subject, "subject: ", &m->subject, err);
+		rc = parse_descriptor(subject, "subject: ", &m->subject);
 		if (rc != 0)
 			return rc;
 		m->has_subject = 1;
 	}
-	rc = optional_string(root, "artifactType", "", &artifact_type, err);
+	rc = optional_string(root, "artifactType", "", &artifact_type);
 	if (rc != 0)
 		return rc;
 	if (copy_string(&m->artifact_type, artifact_type) != 0)
-		return fail_oom(err);
-	return parse_annotations(root, m, err);
+		return fail_oom();
+	return parse_annotations(root, m);
 }
 
 /* Checks the shape of a manifest whose kind is decided and fills m. */
-static int parse_body(json_t *root, enum berth_manifest_kind kind, struct berth_manifest *m,
-		      struct berth_manifest_error *err)
+static int parse_body(json_t *root, enum berth_manifest_kind kind, struct berth_manifest *m)
 {
 	int rc;
 
 	m->kind = kind;
 	m->media_type = kind_media_type(kind);
-	rc = check_not_ambiguous(root, kind, err);
+	rc = check_not_ambiguous(root, kind);
 	if (rc != 0)
 		return rc;
 	if (is_index_kind(kind))
-		rc = parse_index(root, m, err);
+		rc = parse_index(root, m);
 	else
-		rc = parse_image_manifest(root, m, err);
+		rc = parse_image_manifest(root, m);
 	if (rc == 0 && is_oci_kind(kind))
-		rc = parse_oci_fields(root, m, err);
+		rc = parse_oci_fields(root, m);
 	return rc;
 }
 
-static json_t *load_json(const void *body, size_t len, struct berth_manifest_error *err)
+static json_t *load_json(const void *body, size_t len)
 {
 	json_error_t jerr;
 	json_t *root;
@@ -617,19 +587,19 @@ static json_t *load_json(const void *body, size_t len, struct berth_manifest_err
 	root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!root) {
 		quote_text(quoted, sizeof(quoted), jerr.text, strlen(jerr.text));
-		fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest is not valid json: %s", quoted);
+		berth_err_set(BERTH_EINVALID, "manifest is not valid json: %s", quoted);
 		return NULL;
 	}
 	if (!json_is_object(root)) {
 		json_decref(root);
-		fail(err, BERTH_MANIFEST_ERR_INVALID, "manifest must be a json object");
+		berth_err_set(BERTH_EINVALID, "manifest must be a json object");
 		return NULL;
 	}
 	return root;
 }
 
 int berth_manifest_parse(struct berth_manifest **out, const char *content_type, const void *body,
-			 size_t len, struct berth_manifest_error *err)
+			 size_t len)
 {
 	struct berth_manifest *m = NULL;
 	json_t *root = NULL;
@@ -642,26 +612,26 @@ int berth_manifest_parse(struct berth_manifest **out, const char *content_type, 
 
 	*out = NULL;
 	ct = classify_content_type(content_type, &ct_type, &ct_len, &ct_kind);
-	rc = check_content_type(ct, ct_type, ct_len, err);
+	rc = check_content_type(ct, ct_type, ct_len);
 	if (rc != 0)
 		goto cleanup;
-	root = load_json(body, len, err);
+	root = load_json(body, len);
 	if (!root) {
 		rc = BERTH_EINVALID;
 		goto cleanup;
 	}
-	rc = check_schema_version(root, err);
+	rc = check_schema_version(root);
 	if (rc != 0)
 		goto cleanup;
-	rc = decide_kind(root, ct, ct_kind, &kind, err);
+	rc = decide_kind(root, ct, ct_kind, &kind);
 	if (rc != 0)
 		goto cleanup;
 	m = berth_try_calloc(1, sizeof(*m));
 	if (!m) {
-		rc = fail_oom(err);
+		rc = fail_oom();
 		goto cleanup;
 	}
-	rc = parse_body(root, kind, m, err);
+	rc = parse_body(root, kind, m);
 	if (rc != 0)
 		goto cleanup;
 	*out = m;

@@ -109,9 +109,8 @@ static int missing(struct berth_manifest_put_result *res, const char *digest, in
 {
 	snprintf(res->missing, sizeof(res->missing), "%s", digest);
 	res->missing_is_manifest = is_manifest;
-	snprintf(res->message, sizeof(res->message), "%s %s unknown to repository",
-		 is_manifest ? "manifest" : "blob", digest);
-	return BERTH_ENOTFOUND;
+	return berth_err_set(BERTH_ENOTFOUND, "%s %s unknown to repository",
+			     is_manifest ? "manifest" : "blob", digest);
 }
 
 static int is_manifest_media_type(const char *mt)
@@ -152,11 +151,10 @@ static int verify_references(struct berth_manifest_put_result *res, struct berth
 		const struct berth_descriptor *d = &m->layers[i];
 		if (berth_descriptor_is_foreign(d)) {
 			for (size_t u = 0; u < d->n_urls; u++) {
-				if (!berth_registry_url_allowed(r, d->urls[u])) {
-					snprintf(res->message, sizeof(res->message),
-						 "layer %s: url not allowed by validation.manifests.urls", d->digest);
-					return BERTH_EINVALID;
-				}
+				if (!berth_registry_url_allowed(r, d->urls[u]))
+					return berth_err_set(BERTH_EINVALID,
+							     "layer %s: url not allowed by validation.manifests.urls",
+							     d->digest);
 			}
 			continue;
 		}
@@ -250,7 +248,7 @@ static int store_manifest(struct berth_registry *r, const char *name, const char
 	char path[BERTH_PATH_MAX];
 	int rc;
 
-	if (berth_blob_data_present(r, digest) < 0) {
+	if (berth_blob_data_present(NULL, r, digest) < 0) {
 		if ((rc = berth_path_blob_data(path, digest)) < 0 ||
 		    (rc = berth_storage_put_content(r->driver, path, body, len)) < 0)
 			goto out;
@@ -275,53 +273,50 @@ int berth_manifest_put(struct berth_manifest_put_result *res, struct berth_regis
 		       const void *body, size_t len)
 {
 	struct berth_manifest *m = NULL;
-	struct berth_manifest_error perr;
 	enum berth_digest_alg alg = BERTH_ALG_SHA256;
 	int by_digest = is_digest_ref(reference);
 	int rc;
 
 	memset(res, 0, sizeof(*res));
-	if (len > r->manifest_max) {
-		snprintf(res->message, sizeof(res->message), "manifest is larger than %zu bytes",
-			 r->manifest_max);
-		return BERTH_ETOOLARGE;
-	}
+	if (len > r->manifest_max)
+		return berth_err_set(BERTH_ETOOLARGE, "manifest is larger than %zu bytes", r->manifest_max);
 	/* Distribution (2.8 and 3) has no parser to pick for these, whatever the body says */
-	if (berth_manifest_content_type_generic(content_type)) {
-		snprintf(res->message, sizeof(res->message),
-			 "unsupported manifest media type and no default available: %.64s",
-			 content_type ? content_type : "");
-		return BERTH_EINVALID;
-	}
-	if (by_digest && berth_digest_parse(reference, &alg, NULL) < 0) {
-		snprintf(res->message, sizeof(res->message), "invalid digest reference");
-		return BERTH_EDIGEST;
-	}
+	if (berth_manifest_content_type_generic(content_type))
+		return berth_err_set(BERTH_EINVALID,
+				     "unsupported manifest media type and no default available: %.64s",
+				     content_type ? content_type : "");
+	if (by_digest && berth_digest_parse(reference, &alg, NULL) < 0)
+		return berth_err_set(BERTH_EDIGEST, "invalid digest reference");
 	berth_digest_bytes(alg, body, len, res->digest);
-	if (by_digest && strcmp(res->digest, reference) != 0) {
-		snprintf(res->message, sizeof(res->message), "manifest content does not match digest %s",
-			 reference);
-		return BERTH_EDIGEST;
-	}
-	if (berth_manifest_parse(&m, content_type, body, len, &perr) < 0) {
-		snprintf(res->message, sizeof(res->message), "%s", perr.message);
-		return perr.code == BERTH_MANIFEST_ERR_DIGEST ? BERTH_EDIGEST : BERTH_EINVALID;
+	if (by_digest && strcmp(res->digest, reference) != 0)
+		return berth_err_set(BERTH_EDIGEST, "manifest content does not match digest %s", reference);
+	if ((rc = berth_manifest_parse(&m, content_type, body, len)) < 0) {
+		/* an unsupported media type is answered as any other invalid manifest */
+		if (rc == BERTH_EUNSUPPORTED)
+			rc = berth_err_set(BERTH_EINVALID, "%s", berth_err_message(rc));
+		return rc;
 	}
 	/* held until the tag is written: a repository delete waits (registry/repo_delete.c) */
 	berth_repo_lock_shared(r, name);
 	if ((rc = verify_references(res, r, name, m)) < 0)
 		goto out_unlock;
 	struct berth_tag_guard guard = { NULL };
-	if (!by_digest && (rc = berth_tag_guard_enter(&guard, r, name, reference, res->digest, res->message,
-						       sizeof(res->message))) < 0)
+	if (!by_digest && (rc = berth_tag_guard_enter(&guard, r, name, reference, res->digest)) < 0)
 		goto out_unlock;
 	struct berth_quota_guard quota = { NULL };
-	if ((rc = berth_quota_enter(&quota, r, name, by_digest ? NULL : reference, res->message,
-				    sizeof(res->message))) < 0) {
+	if ((rc = berth_quota_enter(&quota, r, name, by_digest ? NULL : reference)) < 0) {
+		berth_tag_guard_leave(&guard);
+		goto out_unlock;
+	}
+	/* the manifest's own bytes, against a bytes quota, before they are stored */
+	struct berth_bytes_guard bytes;
+	if ((rc = berth_bytes_link_enter(&bytes, r, name, BERTH_LINK_REVISION, res->digest, len)) < 0) {
+		berth_quota_leave(&quota);
 		berth_tag_guard_leave(&guard);
 		goto out_unlock;
 	}
 	rc = store_manifest(r, name, by_digest ? NULL : reference, res->digest, body, len);
+	berth_bytes_link_leave(&bytes, rc == 0 || revision_exists(r, name, res->digest) == 0);
 	berth_quota_leave(&quota);
 	berth_tag_guard_leave(&guard);
 	if (rc < 0)
@@ -396,7 +391,12 @@ static int delete_reference(struct berth_registry *r, const char *name, const ch
 	berth_reg_cache_key(key, sizeof(key), 'r', name, reference);
 	berth_reg_cache_remove(r->descriptors, key);
 	strip_link(path);
-	if ((rc = berth_storage_remove(r->driver, path)) < 0)
+	struct berth_bytes_guard bytes;
+	if ((rc = berth_bytes_unlink_enter(&bytes, r, name, BERTH_LINK_REVISION, reference)) < 0)
+		return rc;
+	rc = berth_storage_remove(r->driver, path);
+	berth_bytes_unlink_leave(&bytes, rc == 0);
+	if (rc < 0)
 		return rc;
 	struct untag_ctx ctx = { r, reference, 0, on_untag, payload };
 	if ((rc = berth_path_tags_dir(path, name)) < 0)
@@ -472,7 +472,7 @@ static int visit_revision(const char *path, void *payload)
 	if (read_manifest_blob(ctx->reg, digest, &body, &len) < 0)
 		return 0;
 	/* Cheap filter before parsing: a referrer must mention its subject's digest. */
-	if (strstr(body, ctx->subject) && berth_manifest_parse(&m, NULL, body, len, NULL) == 0 &&
+	if (strstr(body, ctx->subject) && berth_manifest_parse(&m, NULL, body, len) == 0 &&
 	    m->has_subject && strcmp(m->subject.digest, ctx->subject) == 0) {
 		json_t *d = referrer_descriptor(m, digest, len);
 		json_t *at = json_object_get(d, "artifactType");

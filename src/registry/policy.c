@@ -30,18 +30,6 @@ struct berth_policy {
 	pthread_mutex_t tag_lock; /* held from an immutable tag's check to its write or delete */
 };
 
-/* The pattern anchored at both ends: "" matches everything. */
-static int compile_whole(regex_t *out, const char *pattern)
-{
-	const char *p = pattern && *pattern ? pattern : ".*";
-	size_t n = strlen(p) + 5;
-	char *anchored = berth_malloc(n);
-	snprintf(anchored, n, "^(%s)$", p);
-	int rc = berth_regex_too_complex(p) || regcomp(out, anchored, REG_EXTENDED | REG_NOSUB) != 0;
-	free(anchored);
-	return rc ? BERTH_EINVALID : 0;
-}
-
 int berth_policy_new(struct berth_policy **out, size_t *bad_index, const struct berth_tag_rule *rules,
 		     size_t n)
 {
@@ -49,9 +37,9 @@ int berth_policy_new(struct berth_policy **out, size_t *bad_index, const struct 
 	p->rules = berth_calloc(n ? n : 1, sizeof(*p->rules));
 	for (; p->n < n; p->n++) {
 		struct compiled_rule *c = &p->rules[p->n];
-		if (compile_whole(&c->repository, rules[p->n].repository) < 0)
+		if (berth_regex_compile_whole(&c->repository, rules[p->n].repository) < 0)
 			goto out_invalid;
-		if (compile_whole(&c->tags, rules[p->n].tags) < 0) {
+		if (berth_regex_compile_whole(&c->tags, rules[p->n].tags) < 0) {
 			regfree(&c->repository);
 			goto out_invalid;
 		}
@@ -113,7 +101,7 @@ static int tag_target(struct berth_registry *r, const char *name, const char *ta
 }
 
 int berth_tag_guard_enter(struct berth_tag_guard *g, struct berth_registry *r, const char *name,
-			  const char *tag, const char *digest, char *message, size_t cap)
+			  const char *tag, const char *digest)
 {
 	char current[BERTH_DIGEST_STR_MAX];
 	g->held = NULL;
@@ -123,8 +111,8 @@ int berth_tag_guard_enter(struct berth_tag_guard *g, struct berth_registry *r, c
 	int rc = tag_target(r, name, tag, current);
 	if (rc == 0 && strcmp(current, digest) != 0) {
 		pthread_mutex_unlock(&r->policy->tag_lock);
-		snprintf(message, cap, "tag %s is immutable: it already names %s", tag, current);
-		return BERTH_EDENIED;
+		return berth_err_set(BERTH_EDENIED, "tag %s is immutable: it already names %s", tag,
+				     current);
 	}
 	if (rc < 0 && rc != BERTH_ENOTFOUND) {
 		pthread_mutex_unlock(&r->policy->tag_lock);

@@ -42,7 +42,7 @@ int berth_policy_has_immutable_tag(struct berth_registry *r, const char *name);
 /*
  * Held by a manifest PUT that points a tag at a manifest, from the check to the tag write, so
  * that two PUTs of different manifests to a new immutable tag cannot both succeed in this
- * process. berth_tag_guard_enter answers BERTH_EDENIED (with `message` filled) when the tag is
+ * process. berth_tag_guard_enter answers BERTH_EDENIED (with its message, core/err.h) when the tag is
  * immutable and names another manifest; otherwise 0, and the caller must call
  * berth_tag_guard_leave after writing the tag (whatever the outcome). Blocks (storage I/O).
  */
@@ -50,7 +50,7 @@ struct berth_tag_guard {
 	pthread_mutex_t *held; /* NULL when the tag is not immutable */
 };
 int berth_tag_guard_enter(struct berth_tag_guard *g, struct berth_registry *r, const char *name,
-			  const char *tag, const char *digest, char *message, size_t cap);
+			  const char *tag, const char *digest);
 void berth_tag_guard_leave(struct berth_tag_guard *g);
 
 /*

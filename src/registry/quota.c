@@ -37,13 +37,7 @@ int berth_quotas_new(struct berth_quotas **out, const struct berth_quota_rule *r
 	q->rules = berth_calloc(n ? n : 1, sizeof(*q->rules));
 	for (; q->n < n; q->n++) {
 		struct compiled_quota *c = &q->rules[q->n];
-		const char *p = rules[q->n].repository && *rules[q->n].repository ? rules[q->n].repository : ".*";
-		size_t len = strlen(p) + 5;
-		char *anchored = berth_malloc(len);
-		snprintf(anchored, len, "^(%s)$", p);
-		int bad = berth_regex_too_complex(p) || regcomp(&c->repository, anchored, REG_EXTENDED | REG_NOSUB);
-		free(anchored);
-		if (bad) {
+		if (berth_regex_compile_whole(&c->repository, rules[q->n].repository) < 0) {
 			berth_quotas_free(q);
 			return BERTH_EINVALID;
 		}
@@ -72,6 +66,12 @@ void berth_quotas_free(struct berth_quotas *q)
 static int covers(const struct compiled_quota *c, const char *name)
 {
 	return regexec(&c->repository, name, 0, NULL, 0) == 0;
+}
+
+/* Covers name with a tag or repository limit (a bytes-only rule is quota_bytes.c's). */
+static int limits_count(const struct compiled_quota *c, const char *name)
+{
+	return (c->tags > 0 || c->repositories > 0) && covers(c, name);
 }
 
 /* 1 if repository name holds a manifest, 0 if not, or a storage error. */
@@ -107,6 +107,7 @@ static int count_usage(struct berth_quota_usage *u, struct berth_registry *r, co
 	u->repository = c->pattern;
 	u->tags_limit = c->tags;
 	u->repositories_limit = c->repositories;
+	berth_quota_bytes_usage(&u->bytes, &u->bytes_limit, r, (size_t)(c - r->quotas->rules));
 	for (size_t i = 0; rc >= 0 && i < repos.n; i++) {
 		if (!covers(c, repos.items[i]))
 			continue;
@@ -118,23 +119,22 @@ static int count_usage(struct berth_quota_usage *u, struct berth_registry *r, co
 	return rc < 0 ? rc : 0;
 }
 
-/* BERTH_EDENIED (message filled) if the PUT would pass rule c's limits, 0 if not. */
-static int check_rule(struct berth_registry *r, const struct compiled_quota *c, int new_tag, int new_repo,
-		      char *message, size_t cap)
+/* BERTH_EDENIED (with its message) if the PUT would pass rule c's limits, 0 if not. */
+static int check_rule(struct berth_registry *r, const struct compiled_quota *c, int new_tag, int new_repo)
 {
 	struct berth_quota_usage u;
 	int rc = count_usage(&u, r, c);
 	if (rc < 0)
 		return rc;
 	if (new_repo && c->repositories > 0 && u.repositories + 1 > c->repositories) {
-		snprintf(message, cap, "quota exceeded: repositories (%lld of %lld) for repositories matching '%s'",
-			 (long long)u.repositories, (long long)c->repositories, c->pattern);
-		return BERTH_EDENIED;
+		return berth_err_set(BERTH_EDENIED,
+				     "quota exceeded: repositories (%lld of %lld) for repositories matching '%s'",
+				     (long long)u.repositories, (long long)c->repositories, c->pattern);
 	}
 	if (new_tag && c->tags > 0 && u.tags + 1 > c->tags) {
-		snprintf(message, cap, "quota exceeded: tags (%lld of %lld) for repositories matching '%s'",
-			 (long long)u.tags, (long long)c->tags, c->pattern);
-		return BERTH_EDENIED;
+		return berth_err_set(BERTH_EDENIED,
+				     "quota exceeded: tags (%lld of %lld) for repositories matching '%s'",
+				     (long long)u.tags, (long long)c->tags, c->pattern);
 	}
 	return 0;
 }
@@ -148,13 +148,13 @@ static int tag_exists(struct berth_registry *r, const char *name, const char *ta
 }
 
 int berth_quota_enter(struct berth_quota_guard *g, struct berth_registry *r, const char *name,
-		      const char *tag, char *message, size_t cap)
+		      const char *tag)
 {
 	struct berth_quotas *q = r->quotas;
 	int covered = 0, rc = 0;
 	g->held = NULL;
 	for (size_t i = 0; q && i < q->n && !covered; i++)
-		covered = covers(&q->rules[i], name);
+		covered = limits_count(&q->rules[i], name);
 	if (!covered)
 		return 0;
 	pthread_mutex_lock(&q->lock);
@@ -166,8 +166,8 @@ int berth_quota_enter(struct berth_quota_guard *g, struct berth_registry *r, con
 	}
 	new_repo = !new_repo;
 	for (size_t i = 0; i < q->n && rc == 0 && (new_tag || new_repo); i++)
-		if (covers(&q->rules[i], name))
-			rc = check_rule(r, &q->rules[i], new_tag, new_repo, message, cap);
+		if (limits_count(&q->rules[i], name))
+			rc = check_rule(r, &q->rules[i], new_tag, new_repo);
 	if (rc == 0) {
 		g->held = &q->lock;
 		return 0;

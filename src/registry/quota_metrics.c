@@ -3,7 +3,8 @@
  * policies.quotas rule's usage from the store every QUOTA_METRICS_INTERVAL_MS and keeps the
  * last counts for the metrics page, so a scrape does no storage I/O.
  *   berth_quota_tags{repository="<pattern>"}, berth_quota_tags_limit, berth_quota_repositories,
- *   berth_quota_repositories_limit (limits: 0 = none).
+ *   berth_quota_repositories_limit, berth_quota_bytes, berth_quota_bytes_limit (limits: 0 = none;
+ *   bytes from the in-memory accounting, registry/quota_bytes.c).
  */
 #include <pthread.h>
 #include <stddef.h>
@@ -22,7 +23,7 @@
 
 struct quota_snapshot_row {
 	char *repository; /* the rule's pattern, owned */
-	int64_t tags, tags_limit, repositories, repositories_limit;
+	int64_t tags, tags_limit, repositories, repositories_limit, bytes, bytes_limit;
 };
 
 /* The last counts, for the one registry berth serves. */
@@ -60,7 +61,8 @@ static void refresh(void *arg)
 			return;
 		}
 		rows[i] = (struct quota_snapshot_row){ berth_strdup(u.repository), u.tags, u.tags_limit,
-						       u.repositories, u.repositories_limit };
+						       u.repositories, u.repositories_limit, u.bytes,
+						       u.bytes_limit };
 	}
 	snapshot_replace(rows, n);
 }
@@ -101,6 +103,12 @@ static void render(struct berth_buf *out)
 			     offsetof(struct quota_snapshot_row, repositories));
 		render_gauge(out, "berth_quota_repositories_limit", "The rule's repository limit (0: none).",
 			     offsetof(struct quota_snapshot_row, repositories_limit));
+		render_gauge(out, "berth_quota_bytes",
+			     "Bytes of distinct blobs linked into the repositories of a policies.quotas rule "
+			     "with a bytes limit (0 without).",
+			     offsetof(struct quota_snapshot_row, bytes));
+		render_gauge(out, "berth_quota_bytes_limit", "The rule's bytes limit (0: none).",
+			     offsetof(struct quota_snapshot_row, bytes_limit));
 	}
 	pthread_mutex_unlock(&snapshot_lock);
 }

@@ -53,9 +53,16 @@ int berth_registry_new(struct berth_registry **out, const struct berth_registry_
 	struct berth_policy *policy = NULL;
 	size_t bad_rule;
 	struct berth_quotas *quotas = NULL;
+	struct berth_quota_bytes *quota_bytes = NULL;
+	struct berth_retention *retention = NULL;
 	if (berth_policy_new(&policy, &bad_rule, cfg->immutable_tags, cfg->n_immutable_tags) < 0 ||
-	    berth_quotas_new(&quotas, cfg->quotas, cfg->n_quotas) < 0) {
+	    berth_quotas_new(&quotas, cfg->quotas, cfg->n_quotas) < 0 ||
+	    berth_quota_bytes_new(&quota_bytes, cfg->quotas, cfg->n_quotas) < 0 ||
+	    berth_retention_new(&retention, cfg->retention_rules, cfg->n_retention_rules,
+				cfg->retention_dry_run) < 0) {
 		berth_policy_free(policy);
+		berth_quotas_free(quotas);
+		berth_quota_bytes_free(quota_bytes);
 		free_patterns(allow, cfg->n_urls_allow);
 		free_patterns(deny, cfg->n_urls_deny);
 		berth_redis_cache_free(cfg->redis);
@@ -64,6 +71,8 @@ int berth_registry_new(struct berth_registry **out, const struct berth_registry_
 	struct berth_registry *r = berth_calloc(1, sizeof(*r));
 	r->policy = policy;
 	r->quotas = quotas;
+	r->quota_bytes = quota_bytes;
+	r->retention = retention;
 	r->urls_allow = allow;
 	r->n_urls_allow = cfg->n_urls_allow;
 	r->urls_deny = deny;
@@ -114,6 +123,8 @@ void berth_registry_free(struct berth_registry *r)
 	free_patterns(r->urls_deny, r->n_urls_deny);
 	berth_policy_free(r->policy);
 	berth_quotas_free(r->quotas);
+	berth_quota_bytes_free(r->quota_bytes);
+	berth_retention_free(r->retention);
 	for (size_t i = 0; i < r->n_platforms; i++) {
 		free(r->platform_os[i]);
 		free(r->platform_arch[i]);
@@ -327,7 +338,7 @@ int berth_blob_data_stat(uint64_t *size, struct berth_registry *r, const char *d
 }
 
 
-int berth_blob_data_present(struct berth_registry *r, const char *digest)
+int berth_blob_data_present(uint64_t *size, struct berth_registry *r, const char *digest)
 {
 	char path[BERTH_PATH_MAX];
 	struct berth_stat st;
@@ -336,5 +347,7 @@ int berth_blob_data_present(struct berth_registry *r, const char *digest)
 		rc = berth_storage_stat(&st, r->driver, path);
 	if (rc == 0 && st.is_dir)
 		rc = BERTH_ENOTFOUND;
+	if (rc == 0 && size)
+		*size = st.size;
 	return rc;
 }

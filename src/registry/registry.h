@@ -18,6 +18,7 @@
 struct berth_registry;
 struct berth_tag_rule;
 struct berth_quota_rule;
+struct berth_retention_rule;
 
 struct berth_registry_config {
 	struct berth_storage_driver *driver; /* taken over by the registry */
@@ -51,6 +52,10 @@ struct berth_registry_config {
 	/* policies.quotas (registry/quota.h): patterns compiled, copied by the registry. */
 	const struct berth_quota_rule *quotas;
 	size_t n_quotas;
+	/* policies.retention (registry/retention.h): patterns compiled by the registry. */
+	const struct berth_retention_rule *retention_rules;
+	size_t n_retention_rules;
+	int retention_dry_run;
 };
 
 enum berth_index_children { BERTH_INDEX_CHILDREN_ALL, BERTH_INDEX_CHILDREN_NONE, BERTH_INDEX_CHILDREN_LIST };
@@ -80,7 +85,8 @@ int berth_blob_open(struct berth_reader **out, struct berth_registry *r, const c
 int berth_blob_delete(struct berth_registry *r, const char *name, const char *digest);
 /*
  * Links an existing blob into `name`: from repository `from`, or (from == NULL) from wherever it
- * is in the registry. BERTH_ENOTFOUND if the source does not have it.
+ * is in the registry. BERTH_ENOTFOUND if the source does not have it; BERTH_EDENIED (with its
+ * message, core/err.h) if it would pass a bytes quota (registry/quota.h).
  */
 int berth_blob_mount(struct berth_registry *r, const char *name, const char *digest, const char *from);
 
@@ -109,7 +115,9 @@ int berth_upload_checkpoint(struct berth_upload *u);
 /*
  * Completes the upload: verifies the bytes hash to `digest`, moves them into the blob store
  * (unless that blob already exists), links the blob into the repository and removes the session.
- * BERTH_EDIGEST if the content does not match (the session is then removed: nothing is stored).
+ * BERTH_EDIGEST if the content does not match (the session is then removed: nothing is stored);
+ * BERTH_EDENIED (with its message, core/err.h) if linking it would pass a bytes quota (likewise
+ * removed).
  */
 int berth_upload_commit(struct berth_upload *u, const char *digest);
 /* Removes the session and its data. */
@@ -136,7 +144,6 @@ struct berth_manifest_put_result {
 	char subject[BERTH_DIGEST_STR_MAX]; /* its subject's digest, or "" */
 	char missing[BERTH_DIGEST_STR_MAX]; /* on BERTH_ENOTFOUND: the first unknown reference */
 	int missing_is_manifest;            /* that reference was an index child */
-	char message[256];                  /* detail for errors */
 };
 
 /*
@@ -144,7 +151,9 @@ struct berth_manifest_put_result {
  * tag. Errors: BERTH_EINVALID (malformed / unsupported), BERTH_EDIGEST (reference is a digest
  * the body does not hash to, or a descriptor digest is malformed), BERTH_ENOTFOUND (a referenced
  * blob or child manifest is not in the repository), BERTH_ETOOLARGE, BERTH_EDENIED (reference is
- * an immutable tag that names another manifest; registry/policy.h).
+ * an immutable tag that names another manifest, registry/policy.h; or a quota would be passed,
+ * registry/quota.h). Every failure but a storage one has its message for the answer (core/err.h,
+ * berth_err_message).
  */
 int berth_manifest_put(struct berth_manifest_put_result *res, struct berth_registry *r,
 		       const char *name, const char *reference, const char *content_type,

@@ -9,6 +9,7 @@
 #include "registry/cache.h"
 #include "registry/policy.h"
 #include "registry/quota.h"
+#include "registry/retention.h"
 #include "registry/registry.h"
 
 struct upload_claim {
@@ -36,6 +37,8 @@ struct berth_registry {
 	size_t n_platforms;
 	struct berth_policy *policy;     /* immutable tags (registry/policy.c) */
 	struct berth_quotas *quotas;     /* tag and repository quotas (registry/quota.c) */
+	struct berth_quota_bytes *quota_bytes; /* stored-bytes quotas (registry/quota_bytes.c) */
+	struct berth_retention *retention;     /* retention rules (registry/retention.c) */
 	struct berth_cache *descriptors; /* links and blob sizes; NULL when disabled */
 	struct berth_cache *manifests;   /* manifest bytes by digest (immutable) */
 	struct berth_redis_cache *redis; /* storage.cache.blobdescriptor: redis; NULL otherwise */
@@ -61,6 +64,8 @@ struct berth_registry {
 void berth_repo_locks_init(struct berth_registry *r);
 void berth_repo_locks_destroy(struct berth_registry *r);
 void berth_repo_lock_shared(struct berth_registry *r, const char *name);
+/* As a repository delete holds it: manifest PUTs to name wait (retention's removals). */
+void berth_repo_lock_exclusive(struct berth_registry *r, const char *name);
 void berth_repo_unlock(struct berth_registry *r, const char *name);
 
 struct berth_catalog_walk;
@@ -125,8 +130,9 @@ void berth_reg_redis_tags_changed(struct berth_registry *r, const char *name);
 
 /* 0 if the blob's data exists in the global store, asked of storage itself, never of a cache
  * (which garbage collection by another process would leave stale): for the writes that skip
- * the data when it is there already, as Distribution's blob writer stats the driver. */
-int berth_blob_data_present(struct berth_registry *r, const char *digest);
+ * the data when it is there already, as Distribution's blob writer stats the driver. Sets
+ * *size when not NULL. */
+int berth_blob_data_present(uint64_t *size, struct berth_registry *r, const char *digest);
 
 /* 0 if the blob's data exists in the global store (sets *size when not NULL). */
 int berth_blob_data_stat(uint64_t *size, struct berth_registry *r, const char *digest);

@@ -6,6 +6,9 @@
  * Each request opens the session, appends, checkpoints the hash state and closes it again, so a
  * session survives restarts of berth and can move between berth and Distribution. A request
  * holds a session exclusively (a claim) so two requests never interleave their bytes.
+ * A PATCH ends with the driver's suspend, not a flush: on S3 the bytes stay the parts of one
+ * multipart upload across PATCHes (as Distribution's driver leaves them), and only the commit
+ * completes it into the data object.
  *
  * A commit records the verified digest in _uploads/<uuid>/committed just before it moves the
  * data into the blob store. If berth dies between that move and the removal of the session,
@@ -34,8 +37,9 @@ struct berth_upload {
 	struct berth_writer *writer;  /* NULL for a session whose data was already committed */
 	struct berth_hasher *hasher; /* sha256 over data[0, size); NULL until needed */
 	struct berth_body_pipe *pipe; /* while set, it owns the hasher and the writer, feeds both */
-	int pipe_os_errno;            /* why the pipe's write failed, for this thread's log line */
+	struct berth_failure pipe_failure; /* why the pipe's write failed, for this thread's log line */
 	uint64_t received;            /* bytes written since this open */
+	int data_moved;               /* the data became the blob: the writer holds nothing */
 	char committed[BERTH_DIGEST_STR_MAX]; /* non-empty: the data is this blob now */
 	uint64_t committed_size;
 };
@@ -176,11 +180,10 @@ int berth_upload_stat(uint64_t *size, struct berth_registry *r, const char *name
 		return rc;
 	if ((rc = berth_path_upload_data(path, name, uuid)) < 0)
 		return rc;
-	rc = berth_storage_stat(&st, r->driver, path);
-	if (rc == 0) {
-		*size = st.size;
+	/* Not stat: on S3 the data is an open multipart upload until the commit. */
+	rc = berth_storage_append_size(size, r->driver, path);
+	if (rc == 0)
 		return 0;
-	}
 	if (rc != BERTH_ENOTFOUND)
 		return rc;
 	char digest[BERTH_DIGEST_STR_MAX];
@@ -211,6 +214,10 @@ static int hash_data(struct berth_hasher **out, struct berth_upload *u, enum ber
 	int rc;
 
 	if ((rc = berth_path_upload_data(path, u->name, u->uuid)) < 0)
+		return rc;
+	/* The data must be readable: the writer may hold bytes, and on S3 a multipart upload left
+	 * open (by a request cut off before its checkpoint) becomes the object first. */
+	if (size > 0 && (rc = u->writer->flush(u->writer)) < 0)
 		return rc;
 	berth_hasher_new(&h, alg);
 	if (size == 0)
@@ -269,22 +276,22 @@ static int ensure_hasher(struct berth_upload *u)
 /* A request body past this size is hashed and written from other cores (core/bodypipe.h). */
 #define PIPE_AFTER (64u << 10)
 
-/* Runs on the pipe's thread: the OS reason of a failure is kept for the request's thread
+/* Runs on the pipe's thread: the failure (its OS reason) is kept for the request's thread
  * (the pipe's lock orders this store before that thread sees the error). */
 static int sink_to_writer(void *arg, const void *buf, size_t n)
 {
 	struct berth_upload *u = arg;
 	int rc = u->writer->write(u->writer, buf, n);
 	if (rc < 0)
-		u->pipe_os_errno = berth_err_take_os();
+		berth_err_save(&u->pipe_failure);
 	return rc;
 }
 
-/* A failure the pipe reported: its OS reason becomes this thread's (berth_err_reason). */
+/* A failure the pipe reported becomes this thread's (core/err.h). */
 static int pipe_failed(struct berth_upload *u, int rc)
 {
-	if (rc < 0 && u->pipe_os_errno)
-		berth_err_note_os(u->pipe_os_errno);
+	if (rc < 0 && u->pipe_failure.code != BERTH_OK)
+		berth_err_restore(&u->pipe_failure);
 	return rc;
 }
 
@@ -346,9 +353,9 @@ int berth_upload_checkpoint(struct berth_upload *u)
 	struct berth_writer *w = NULL;
 	int rc;
 
-	/* The state is saved for bytes that are in the file: the pipe or the writer may still
-	 * hold some. */
-	if ((rc = settle_pipe(u)) < 0 || (u->writer && (rc = u->writer->flush(u->writer)) < 0)) {
+	/* The state is saved for bytes that are stored: the pipe or the writer may still hold
+	 * some. The writer is suspended, not flushed: the next request continues it. */
+	if ((rc = settle_pipe(u)) < 0 || (u->writer && (rc = berth_writer_suspend(u->writer)) < 0)) {
 		forget_hasher(u);
 		return rc;
 	}
@@ -368,7 +375,9 @@ int berth_upload_checkpoint(struct berth_upload *u)
 }
 
 /* Removes startedat first: a session is gone in one step, so a crash part-way through the
- * removal of the rest never leaves a live session with some of its files missing. */
+ * removal of the rest never leaves a live session with some of its files missing. The writer
+ * is cancelled, so that closing it stores nothing below the removed session (S3: it aborts
+ * the multipart upload). */
 static int remove_session(struct berth_upload *u)
 {
 	char path[BERTH_PATH_MAX];
@@ -378,6 +387,10 @@ static int remove_session(struct berth_upload *u)
 	rc = berth_storage_remove(u->reg->driver, path);
 	if (rc < 0 && rc != BERTH_ENOTFOUND)
 		return rc;
+	if (u->writer && !u->data_moved) {
+		settle_pipe(u);
+		u->writer->cancel(u->writer);
+	}
 	if ((rc = berth_path_upload_dir(path, u->name, u->uuid)) < 0)
 		return rc;
 	rc = berth_storage_remove(u->reg->driver, path);
@@ -422,25 +435,51 @@ static int mark_committed(struct berth_upload *u, const char *digest)
 	return rc;
 }
 
+/* Writes the repository's link to the blob, inside the bytes quota's check (registry/quota.h):
+ * BERTH_EDENIED (with its message, core/err.h) leaves no link. */
+static int link_blob(struct berth_upload *u, const char *digest, uint64_t size)
+{
+	char link[BERTH_PATH_MAX];
+	struct berth_bytes_guard quota;
+	int rc = berth_path_layer_link(link, u->name, digest);
+	if (rc < 0 || (rc = berth_bytes_link_enter(&quota, u->reg, u->name, BERTH_LINK_LAYER, digest, size)) < 0)
+		return rc;
+	rc = berth_link_write(u->reg, link, digest);
+	berth_bytes_link_leave(&quota, rc == 0);
+	return rc;
+}
+
 /* Completes a session whose data already became a blob: same digest, then link and clean up. */
 static int finish_committed(struct berth_upload *u, const char *digest)
 {
-	char link[BERTH_PATH_MAX];
 	int rc;
 	if (strcmp(digest, u->committed) != 0) {
 		remove_session(u);
 		return BERTH_EDIGEST;
 	}
-	if ((rc = berth_path_layer_link(link, u->name, digest)) < 0 ||
-	    (rc = berth_link_write(u->reg, link, digest)) < 0)
+	if ((rc = link_blob(u, digest, u->committed_size)) < 0) {
+		if (rc == BERTH_EDENIED)
+			remove_session(u);
 		return rc;
+	}
 	return remove_session(u);
+}
+
+/* A refused commit's data must not wait for the purge: the bytes would stay stored. */
+static int refuse_blob(struct berth_upload *u, const char *digest, uint64_t size)
+{
+	struct berth_bytes_guard quota;
+	int rc = berth_bytes_link_enter(&quota, u->reg, u->name, BERTH_LINK_LAYER, digest, size);
+	berth_bytes_link_leave(&quota, 0);
+	if (rc == BERTH_EDENIED)
+		remove_session(u);
+	return rc;
 }
 
 int berth_upload_commit(struct berth_upload *u, const char *digest)
 {
 	char actual[BERTH_DIGEST_STR_MAX];
-	char data[BERTH_PATH_MAX], blob[BERTH_PATH_MAX], link[BERTH_PATH_MAX];
+	char data[BERTH_PATH_MAX], blob[BERTH_PATH_MAX];
 	enum berth_digest_alg alg;
 	int rc;
 
@@ -455,19 +494,27 @@ int berth_upload_commit(struct berth_upload *u, const char *digest)
 		return BERTH_EDIGEST;
 	}
 	if ((rc = berth_path_upload_data(data, u->name, u->uuid)) < 0 ||
-	    (rc = berth_path_blob_data(blob, digest)) < 0 ||
-	    (rc = berth_path_layer_link(link, u->name, digest)) < 0)
+	    (rc = berth_path_blob_data(blob, digest)) < 0)
+		return rc;
+	/* Refused by a bytes quota before the data becomes a blob (checked again, under the
+	 * quota's lock, with the link write). */
+	uint64_t size = berth_upload_size(u);
+	if ((rc = refuse_blob(u, digest, size)) < 0)
 		return rc;
 	/* An existing blob is never rewritten: same digest, same bytes. Otherwise the new bytes
 	 * must be durable before anything can point at them. */
-	if (berth_blob_data_present(u->reg, digest) < 0) {
+	if (berth_blob_data_present(NULL, u->reg, digest) < 0) {
 		if ((rc = u->writer->commit(u->writer)) < 0 ||
 		    (rc = mark_committed(u, digest)) < 0 ||
 		    (rc = berth_storage_move(u->reg->driver, data, blob)) < 0)
 			return rc;
+		u->data_moved = 1;
 	}
-	if ((rc = berth_link_write(u->reg, link, digest)) < 0)
+	if ((rc = link_blob(u, digest, size)) < 0) {
+		if (rc == BERTH_EDENIED) /* a concurrent push took the room meanwhile */
+			remove_session(u);
 		return rc;
+	}
 	return remove_session(u);
 }
 

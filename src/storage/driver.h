@@ -83,6 +83,14 @@ struct berth_writer {
 	int (*cancel)(struct berth_writer *w);
 	/* Releases the writer without committing or cancelling. Accepts NULL. */
 	void (*close)(struct berth_writer *w);
+	/* Optional (NULL: flush does it; appended). Ends the writing: every byte written is
+	 * stored where a later append-open of the same path, in this process or another,
+	 * continues after it, but not necessarily as the object readers see (the S3 driver leaves
+	 * them the parts of an open multipart upload, as Distribution's driver does between
+	 * PATCHes; the next flush or commit makes the object). As durable as flush: S3 parts are
+	 * stored, filesystem bytes written, not synced. 0 or a BERTH_E* code; afterwards only
+	 * close(), which then stores nothing more. */
+	int (*suspend)(struct berth_writer *w);
 };
 
 /* Called once per entry; return non-zero to stop early (that value is returned by the caller). */
@@ -159,6 +167,11 @@ struct berth_storage_driver {
 	 * it went, below the driver's root. */
 	int (*quarantine)(char **where_out, struct berth_storage_driver *d, const char *path,
 			  const char *path_aside, const char *name);
+
+	/* Optional (NULL: stat's size; appended). The size a writer append-opened on path would
+	 * start at, without opening one: what a suspended writer left (S3: the parts of an
+	 * upload left open), else the object's size. BERTH_ENOTFOUND if there is neither. */
+	int (*append_size)(uint64_t *out, struct berth_storage_driver *d, const char *path);
 };
 
 /* Constructors (each in its own .c). On success *out belongs to the caller (free via ->free). */
@@ -193,9 +206,9 @@ struct berth_s3_options {
 /* S3 driver on libcurl (storage/s3.c): the keys are Distribution's (rootdirectory +
  * /docker/registry/v2/...). Does not contact the server: see berth_s3_driver_check. */
 int berth_s3_driver_new(struct berth_storage_driver **out, const struct berth_s3_options *opt);
-/* One request to the bucket (a one-key listing): 0, or a BERTH_E* code with a one-line reason
- * in msg (bucket missing, credentials refused, server unreachable). Blocks. */
-int berth_s3_driver_check(struct berth_storage_driver *d, char *msg, size_t msglen);
+/* One request to the bucket (a one-key listing): 0, or a BERTH_E* code with a one-line reason as
+ * its message (core/err.h: bucket missing, credentials refused, server unreachable). Blocks. */
+int berth_s3_driver_check(struct berth_storage_driver *d);
 
 /* A walk slot for drivers that only have list and stat (storage/storage.c): one list per
  * directory and one stat per entry, in the order walk promises. */

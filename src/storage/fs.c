@@ -84,14 +84,12 @@ static int fs_err(int e)
 		return BERTH_ENOTFOUND;
 	case ENOSPC:
 	case EDQUOT:
-		berth_err_note_os(e);
-		return BERTH_ENOSPC;
+		return berth_err_set_os(BERTH_ENOSPC, e);
 	case ENAMETOOLONG:
 		return BERTH_EINVALID;
 	default:
 		/* permission denied, read-only file system, I/O error: the log says which */
-		berth_err_note_os(e);
-		return BERTH_ERROR;
+		return berth_err_set_os(BERTH_ERROR, e);
 	}
 }
 
@@ -614,6 +612,7 @@ static int fs_writer(struct berth_writer **out, struct berth_storage_driver *drv
 	w->base.commit = fs_writer_commit;
 	w->base.cancel = fs_writer_cancel;
 	w->base.close = fs_writer_close;
+	w->base.suspend = NULL; /* flush: the bytes are in the file already */
 	w->fd = fd;
 	w->size = (uint64_t)st.st_size;
 	w->direct_on = 0;

@@ -12,14 +12,15 @@
 #include "storage/fs_check.h"
 
 /* "what: reason", the reason lowercase as the rest of berth's messages. */
-static int fail(char *why, size_t cap, const char *what, int e)
+static int fail(const char *what, int e)
 {
-	snprintf(why, cap, "%s%s%s", what, *what ? ": " : "", berth_err_os_text(e));
-	return BERTH_ERROR;
+	if (!*what)
+		return berth_err_set_os(BERTH_ERROR, e);
+	return berth_err_set(BERTH_ERROR, "%s: %s", what, berth_err_os_text(e));
 }
 
 /* mkdir -p: each missing component is created in turn. */
-static int make_dirs(const char *root, char *why, size_t cap)
+static int make_dirs(const char *root)
 {
 	char *path = berth_strdup(root);
 	int rc = 0;
@@ -31,7 +32,7 @@ static int make_dirs(const char *root, char *why, size_t cap)
 		if (mkdir(path, 0755) != 0 && errno != EEXIST) {
 			char what[64];
 			snprintf(what, sizeof(what), "cannot create %s", c ? "a parent directory" : "it");
-			rc = fail(why, cap, what, errno);
+			rc = fail(what, errno);
 			break;
 		}
 		*p = c;
@@ -42,38 +43,36 @@ static int make_dirs(const char *root, char *why, size_t cap)
 	return rc;
 }
 
-static int write_probe(const char *root, char *why, size_t cap)
+static int write_probe(const char *root)
 {
 	char *probe = berth_asprintf("%s/.berth-write-check.%ld", root, (long)getpid());
 	int rc = 0;
 	int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		rc = fail(why, cap, "cannot create a file in it", errno);
+		rc = fail("cannot create a file in it", errno);
 		free(probe);
 		return rc;
 	}
 	/* A byte, synced: an empty file can still be created on a full disk. */
 	if (write(fd, "x", 1) != 1 || fsync(fd) != 0)
-		rc = fail(why, cap, "cannot write a file in it", errno ? errno : EIO);
+		rc = fail("cannot write a file in it", errno ? errno : EIO);
 	close(fd);
 	if (unlink(probe) != 0 && rc == 0)
-		rc = fail(why, cap, "cannot remove a file from it", errno);
+		rc = fail("cannot remove a file from it", errno);
 	free(probe);
 	return rc;
 }
 
-int berth_fs_check_root(const char *root, int read_only, char *why, size_t why_cap)
+int berth_fs_check_root(const char *root, int read_only)
 {
 	struct stat st;
-	if (!root || !*root) {
-		snprintf(why, why_cap, "no directory given");
-		return BERTH_ERROR;
-	}
-	if (make_dirs(root, why, why_cap) < 0)
+	if (!root || !*root)
+		return berth_err_set(BERTH_ERROR, "no directory given");
+	if (make_dirs(root) < 0)
 		return BERTH_ERROR;
 	if (stat(root, &st) != 0)
-		return fail(why, why_cap, "", errno);
+		return fail("", errno);
 	if (!S_ISDIR(st.st_mode))
-		return fail(why, why_cap, "", ENOTDIR);
-	return read_only ? 0 : write_probe(root, why, why_cap);
+		return fail("", ENOTDIR);
+	return read_only ? 0 : write_probe(root);
 }

@@ -12,9 +12,9 @@
  * Creates root (and its parents) if missing, as the driver would, and checks that it is a
  * directory; unless read_only (a read-only registry may run on a read-only mount), also
  * creates, writes a byte to, syncs and removes a file directly under it.
- * 0 when all went well; -1 with why set to one line ("not a directory", "cannot create a file
- * in it: permission denied", ...) otherwise.
+ * 0 when all went well; BERTH_ERROR (-1) with one line as its message (core/err.h: "not a
+ * directory", "cannot create a file in it: permission denied", ...) otherwise.
  */
-int berth_fs_check_root(const char *root, int read_only, char *why, size_t why_cap);
+int berth_fs_check_root(const char *root, int read_only);
 
 #endif

@@ -362,7 +362,13 @@ struct s3_writer {
 	uint64_t copy_base;    /* bytes of the stored object to copy in when an upload starts */
 	char *buf;             /* the one part buffered: chunksize bytes */
 	size_t buflen;
-	int dirty;             /* the stored object differs from what was written */
+	int dirty;             /* something written is not stored yet (or the object is to be
+				* created or replaced) */
+	int mpu_found;         /* mpu was left open by an earlier writer (it holds their bytes) */
+	int mpu_closed;        /* ... and takes no more parts (a part under 5 MiB, or a gap): it
+				* is completed before anything is appended */
+	char *stale_id;        /* an empty upload left open on the key: aborted before storing */
+	int suspended;
 	int cancelled;
 };
 
@@ -395,12 +401,68 @@ static int writer_upload_buffer(struct s3_writer *w)
 	return rc;
 }
 
+/* Positions the writer after the object stored on the key: one of a part or more is copied in
+ * server-side when an upload starts, a smaller one is read into the buffer; none is created
+ * (by the next flush, suspend or close). */
+static int writer_continue_object(struct s3_writer *w)
+{
+	struct s3_driver *d = w->d;
+	struct s3_req q;
+	int rc = head_object(d, w->key, &q);
+	if (rc == BERTH_ENOTFOUND) {
+		w->dirty = 1;
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	if (q.content_length >= d->chunksize) {
+		w->copy_base = q.content_length;
+		return 0;
+	}
+	struct s3_req g = { .method = "GET", .key = w->key, .out = BERTH_BUF_INIT(d->chunksize) };
+	if ((rc = berth_s3__call(d, &g)) == 0) {
+		if (w->buf == NULL)
+			w->buf = berth_malloc(d->chunksize);
+		w->buflen = g.out.len;
+		if (g.out.len)
+			memcpy(w->buf, g.out.data, g.out.len);
+	}
+	berth_s3__req_release(&g);
+	return rc;
+}
+
+/* Before the first byte is appended or stored: an empty upload found is aborted, one that
+ * takes no more parts is completed and its object continued (Distribution's writer does the
+ * same with the short last part its Close leaves). */
+static int writer_prepare_append(struct s3_writer *w)
+{
+	int rc = 0;
+	if (w->stale_id) {
+		struct s3_mpu stale = { .id = w->stale_id };
+		w->stale_id = NULL;
+		if ((rc = berth_s3__mpu_abort(w->d, w->key, &stale)) < 0)
+			return rc;
+	}
+	if (!w->mpu_closed)
+		return 0;
+	if ((rc = berth_s3__mpu_complete(w->d, w->key, &w->mpu)) < 0)
+		return rc;
+	w->mpu_closed = 0;
+	w->mpu_found = 0;
+	return writer_continue_object(w);
+}
+
 static int s3_writer_write(struct berth_writer *base, const void *data, size_t n)
 {
 	struct s3_writer *w = (struct s3_writer *)base;
 	const char *p = data;
-	if (w->cancelled)
+	if (w->cancelled || w->suspended)
 		return BERTH_EINVALID;
+	if (n == 0)
+		return 0;
+	int rc = writer_prepare_append(w);
+	if (rc < 0)
+		return rc;
 	while (n > 0) {
 		if (w->buf == NULL)
 			w->buf = berth_malloc(w->d->chunksize);
@@ -412,28 +474,30 @@ static int s3_writer_write(struct berth_writer *base, const void *data, size_t n
 		w->dirty = 1;
 		p += k;
 		n -= k;
-		if (w->buflen == w->d->chunksize) {
-			int rc = writer_upload_buffer(w);
-			if (rc < 0)
-				return rc;
-		}
+		if (w->buflen == w->d->chunksize && (rc = writer_upload_buffer(w)) < 0)
+			return rc;
 	}
 	return 0;
 }
 
 /*
  * Makes the object hold every byte written: a PUT while everything fits in the buffer, else
- * the last part and CompleteMultipartUpload. The buffer is kept when it holds the whole object
- * (small objects are rewritten whole); otherwise the next upload starts with a copy.
+ * the last part and CompleteMultipartUpload (also of an upload found open and not written
+ * to). The buffer is kept when it holds the whole object (small objects are rewritten whole);
+ * otherwise the next upload starts with a copy.
  */
 static int s3_writer_flush(struct berth_writer *base)
 {
 	struct s3_writer *w = (struct s3_writer *)base;
-	if (w->cancelled)
+	if (w->cancelled || w->suspended)
 		return BERTH_EINVALID;
-	if (!w->dirty)
+	if (!w->dirty && w->mpu.id == NULL)
 		return 0;
-	int rc;
+	int rc = writer_prepare_append(w);
+	if (rc < 0)
+		return rc;
+	if (!w->dirty && w->mpu.id == NULL)
+		return 0; /* an upload found closed became the object */
 	if (w->mpu.id == NULL && w->copy_base == 0) {
 		if ((rc = put_object(w->d, w->key, w->buf, w->buflen)) == 0)
 			w->dirty = 0;
@@ -446,9 +510,36 @@ static int s3_writer_flush(struct berth_writer *base)
 	uint64_t size = w->mpu.bytes;
 	if ((rc = berth_s3__mpu_complete(w->d, w->key, &w->mpu)) < 0)
 		return rc;
+	w->mpu_found = 0;
 	w->copy_base = size;
 	w->dirty = 0;
 	return 0;
+}
+
+/*
+ * Stores what was written for the next append-open without completing anything: a PUT while
+ * everything fits in the buffer and no upload is open, else the buffer as the upload's next
+ * part, however short (it is then its last: the next writer completes it before appending).
+ * Distribution's writer Close does the same.
+ */
+static int s3_writer_suspend(struct berth_writer *base)
+{
+	struct s3_writer *w = (struct s3_writer *)base;
+	if (w->cancelled || w->suspended)
+		return BERTH_EINVALID;
+	w->suspended = 1;
+	if (!w->dirty)
+		return 0;
+	int rc = writer_prepare_append(w);
+	if (rc < 0)
+		return rc;
+	if (w->mpu.id == NULL && w->copy_base == 0)
+		rc = put_object(w->d, w->key, w->buf, w->buflen);
+	else if (w->buflen > 0)
+		rc = writer_upload_buffer(w);
+	if (rc == 0)
+		w->dirty = 0;
+	return rc;
 }
 
 static int s3_writer_cancel(struct berth_writer *base)
@@ -470,63 +561,54 @@ static void s3_writer_close(struct berth_writer *base)
 	struct s3_writer *w = (struct s3_writer *)base;
 	if (w == NULL)
 		return;
-	/* The contract keeps what was written; if that fails, leave no open upload behind. */
-	if (!w->cancelled && s3_writer_flush(base) < 0) {
+	/* The contract keeps what was written. If that fails, an upload this writer started is
+	 * aborted (its parts would stay billed); one found open holds an earlier writer's bytes
+	 * and stays. */
+	if (!w->cancelled && !w->suspended && w->dirty && s3_writer_flush(base) < 0) {
 		berth_error("s3: cannot store the bytes written to %s", w->key);
-		if (w->mpu.id)
+		if (w->mpu.id && !w->mpu_found)
 			berth_s3__mpu_abort(w->d, w->key, &w->mpu);
 	}
 	berth_s3__mpu_release(&w->mpu);
+	free(w->stale_id);
 	free(w->buf);
 	free(w->key);
 	free(w);
 }
 
+/* More parts can follow only if every part is >= 5 MiB and they are numbered 1..n. */
+static int mpu_continuable(const struct s3_mpu *m)
+{
+	for (size_t i = 0; i < m->n_parts; i++) {
+		if (m->parts[i].number != i + 1 || m->parts[i].size < S3_MIN_PART)
+			return 0;
+	}
+	return 1;
+}
+
 /* Positions an append-open writer after what is stored: an upload left open on the key (as
- * Distribution leaves them), else the object. */
+ * Distribution's writer and suspend leave them), else the object. Stores nothing: what must
+ * change before appending waits for the first write (writer_prepare_append), so an open that
+ * writes nothing changes nothing. */
 static int writer_resume(struct s3_writer *w)
 {
 	struct s3_driver *d = w->d;
 	int rc = berth_s3__mpu_find(d, w->key, &w->mpu);
-	if (rc == 0 && w->mpu.id) {
-		if ((rc = berth_s3__mpu_list_parts(d, w->key, &w->mpu)) < 0)
-			return rc;
-		/* More parts can follow only if every part is >= 5 MiB and numbered 1..n; else the
-		 * upload is completed and its object continued like any other. */
-		int continuable = w->mpu.n_parts > 0;
-		for (size_t i = 0; i < w->mpu.n_parts; i++)
-			continuable &= w->mpu.parts[i].number == i + 1 && w->mpu.parts[i].size >= S3_MIN_PART;
-		if (continuable) {
-			w->dirty = 1;
-			return 0;
-		}
-		rc = w->mpu.n_parts ? berth_s3__mpu_complete(d, w->key, &w->mpu) : berth_s3__mpu_abort(d, w->key, &w->mpu);
-		if (rc < 0)
-			return rc;
-	}
-	if (rc < 0)
+	if (rc < 0 || w->mpu.id == NULL)
+		return rc < 0 ? rc : writer_continue_object(w);
+	if ((rc = berth_s3__mpu_list_parts(d, w->key, &w->mpu)) < 0)
 		return rc;
-	struct s3_req q;
-	if ((rc = head_object(d, w->key, &q)) == BERTH_ENOTFOUND) {
-		w->dirty = 1; /* an append-open creates the object */
-		return 0;
+	if (w->mpu.n_parts == 0) {
+		/* Nothing in it (Distribution opens one per upload session, before any byte): the
+		 * object, if any, is what is stored. */
+		w->stale_id = w->mpu.id;
+		w->mpu.id = NULL;
+		berth_s3__mpu_release(&w->mpu);
+		return writer_continue_object(w);
 	}
-	if (rc < 0)
-		return rc;
-	if (q.content_length >= d->chunksize) {
-		w->copy_base = q.content_length;
-		return 0;
-	}
-	/* Small: its bytes become the start of the buffer. */
-	struct s3_req g = { .method = "GET", .key = w->key, .out = BERTH_BUF_INIT(d->chunksize) };
-	if ((rc = berth_s3__call(d, &g)) == 0) {
-		w->buf = berth_malloc(d->chunksize);
-		w->buflen = g.out.len;
-		if (g.out.len)
-			memcpy(w->buf, g.out.data, g.out.len);
-	}
-	berth_s3__req_release(&g);
-	return rc;
+	w->mpu_found = 1;
+	w->mpu_closed = !mpu_continuable(&w->mpu);
+	return 0;
 }
 
 static int s3_writer_open(struct berth_writer **out, struct berth_storage_driver *base,
@@ -538,7 +620,8 @@ static int s3_writer_open(struct berth_writer **out, struct berth_storage_driver
 	struct s3_writer *w = berth_calloc(1, sizeof(*w));
 	w->base = (struct berth_writer){ .write = s3_writer_write, .size = s3_writer_size,
 					 .flush = s3_writer_flush, .commit = s3_writer_flush,
-					 .cancel = s3_writer_cancel, .close = s3_writer_close };
+					 .cancel = s3_writer_cancel, .close = s3_writer_close,
+					 .suspend = s3_writer_suspend };
 	w->d = d;
 	w->key = key_of(d, path);
 	int rc = 0;
@@ -558,6 +641,28 @@ static int s3_writer_open(struct berth_writer **out, struct berth_storage_driver
 	}
 	*out = &w->base;
 	return 0;
+}
+
+/* The size an append-open writer would start at (see writer_resume), without opening one:
+ * the parts of an upload left open on the key, else the object's size. */
+static int s3_append_size(uint64_t *out, struct berth_storage_driver *base, const char *path)
+{
+	struct s3_driver *d = s3(base);
+	if (!is_valid_object(path))
+		return BERTH_EINVALID;
+	char *key = key_of(d, path);
+	struct s3_mpu m = { 0 };
+	int rc = berth_s3__mpu_find(d, key, &m);
+	if (rc == 0 && m.id && (rc = berth_s3__mpu_list_parts(d, key, &m)) == 0 && m.n_parts > 0) {
+		*out = m.bytes;
+	} else if (rc == 0) {
+		struct s3_req q;
+		if ((rc = head_object(d, key, &q)) == 0)
+			*out = q.content_length;
+	}
+	berth_s3__mpu_release(&m);
+	free(key);
+	return rc;
 }
 
 /* ---- list --------------------------------------------------------------------------------- */
@@ -864,7 +969,7 @@ static int s3_url_for(char **out, struct berth_storage_driver *base, const char 
 
 /* ---- driver ------------------------------------------------------------------------------- */
 
-int berth_s3_driver_check(struct berth_storage_driver *base, char *msg, size_t msglen)
+int berth_s3_driver_check(struct berth_storage_driver *base)
 {
 	struct s3_driver *d = s3(base);
 	struct s3_req q = { .method = "GET", .query = "list-type=2&max-keys=1",
@@ -876,14 +981,14 @@ int berth_s3_driver_check(struct berth_storage_driver *base, char *msg, size_t m
 		rc = q.status == 404 ? BERTH_ENOTFOUND : q.status == 403 ? BERTH_EDENIED : BERTH_ERROR;
 	}
 	if (rc == BERTH_ENOTFOUND)
-		snprintf(msg, msglen, "bucket '%s' does not exist at %s (%s)", d->bucket, d->endpoint,
-			 code[0] ? code : "404");
+		berth_err_set(rc, "bucket '%s' does not exist at %s (%s)", d->bucket, d->endpoint,
+			      code[0] ? code : "404");
 	else if (rc == BERTH_EDENIED)
-		snprintf(msg, msglen, "credentials refused by %s for bucket '%s' (%s)", d->endpoint, d->bucket,
-			 code[0] ? code : "403");
+		berth_err_set(rc, "credentials refused by %s for bucket '%s' (%s)", d->endpoint, d->bucket,
+			      code[0] ? code : "403");
 	else if (rc < 0)
-		snprintf(msg, msglen, "cannot list bucket '%s' at %s (%s)", d->bucket, d->endpoint,
-			 code[0] ? code : q.status ? "server error" : "unreachable");
+		berth_err_set(rc, "cannot list bucket '%s' at %s (%s)", d->bucket, d->endpoint,
+			      code[0] ? code : q.status ? "server error" : "unreachable");
 	berth_s3__req_release(&q);
 	return rc;
 }
@@ -929,6 +1034,7 @@ int berth_s3_driver_new(struct berth_storage_driver **out, const struct berth_s3
 		.put_content = s3_put_content, .reader = s3_reader_open, .writer = s3_writer_open,
 		.stat = s3_stat, .list = s3_list, .move = s3_move, .remove = s3_remove,
 		.walk = berth_storage_walk_generic, .url_for = s3_url_for, .free = s3_free,
+		.append_size = s3_append_size,
 	};
 	d->endpoint = berth_strdup(o->endpoint);
 	d->bucket = berth_strdup(o->bucket);

@@ -69,10 +69,10 @@ static const char *const canned_acls[] = { "private", "public-read", "public-rea
 					   "aws-exec-read", "bucket-owner-read", "bucket-owner-full-control",
 					   "log-delivery-write", NULL };
 
-#define REFUSE(...) do { snprintf(msg, msglen, __VA_ARGS__); return BERTH_EINVALID; } while (0)
+#define REFUSE(...) return berth_err_set(BERTH_EINVALID, __VA_ARGS__)
 
 /* Keys berth does not implement: refused unless they ask for what berth does anyway. */
-static int check_unimplemented(const struct berth_s3_config *c, char *msg, size_t msglen)
+static int check_unimplemented(const struct berth_s3_config *c)
 {
 	const struct { const char *key, *value; } flags[] = {
 		{ "usedualstack", c->usedualstack }, { "accelerate", c->accelerate },
@@ -93,8 +93,7 @@ static int check_unimplemented(const struct berth_s3_config *c, char *msg, size_
 	return 0;
 }
 
-static int build_endpoint(struct s3_strings *st, const struct berth_s3_config *c, int secure, char *msg,
-			  size_t msglen)
+static int build_endpoint(struct s3_strings *st, const struct berth_s3_config *c, int secure)
 {
 	const char *scheme = secure ? "https://" : "http://";
 	if (c->regionendpoint[0] == '\0') {
@@ -114,11 +113,10 @@ static int build_endpoint(struct s3_strings *st, const struct berth_s3_config *c
 	return 0;
 }
 
-static int parse_options(struct berth_s3_options *o, struct s3_strings *st, const struct berth_s3_config *c,
-			 char *msg, size_t msglen)
+static int parse_options(struct berth_s3_options *o, struct s3_strings *st, const struct berth_s3_config *c)
 {
 	int rc, secure, v4auth, encrypt;
-	if ((rc = check_unimplemented(c, msg, msglen)) < 0)
+	if ((rc = check_unimplemented(c)) < 0)
 		return rc;
 	if (c->bucket[0] == '\0')
 		REFUSE("storage.s3.bucket is required");
@@ -173,7 +171,7 @@ static int parse_options(struct berth_s3_options *o, struct s3_strings *st, cons
 		       "AWS_SECRET_ACCESS_KEY); instance-role credentials are not supported");
 	if (!o->sessiontoken)
 		o->sessiontoken = "";
-	if ((rc = build_endpoint(st, c, secure, msg, msglen)) < 0)
+	if ((rc = build_endpoint(st, c, secure)) < 0)
 		return rc;
 	o->endpoint = st->endpoint;
 	o->bucket = c->bucket;
@@ -187,20 +185,17 @@ static int parse_options(struct berth_s3_options *o, struct s3_strings *st, cons
 	return 0;
 }
 
-int berth_storage__open_s3(struct berth_storage_driver **out, const struct berth_config *cfg, char *msg,
-			   size_t msglen)
+int berth_storage__open_s3(struct berth_storage_driver **out, const struct berth_config *cfg)
 {
 	struct berth_s3_options o = { 0 };
 	struct s3_strings st;
-	int rc = parse_options(&o, &st, &cfg->s3, msg, msglen);
+	int rc = parse_options(&o, &st, &cfg->s3);
 	if (rc < 0)
 		return rc;
-	if ((rc = berth_s3_driver_new(out, &o)) < 0) {
-		snprintf(msg, msglen, "cannot create the s3 driver: %s", berth_strerror(rc));
-		return rc;
-	}
+	if ((rc = berth_s3_driver_new(out, &o)) < 0)
+		return berth_err_set(rc, "cannot create the s3 driver: %s", berth_strerror(rc));
 	/* A missing bucket or refused credentials are told now, in one line, not at the first push. */
-	if ((rc = berth_s3_driver_check(*out, msg, msglen)) < 0) {
+	if ((rc = berth_s3_driver_check(*out)) < 0) {
 		berth_storage_free(*out);
 		*out = NULL;
 	}

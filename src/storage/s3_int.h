@@ -81,7 +81,8 @@ void berth_s3__global_init(void);
 /*
  * Sends one request, retrying 500/502/503/504 (SlowDown is a 503) and transport failures with
  * backoff. 0 when an answer came (q->status says which), BERTH_ETOOLARGE if the body passed
- * q->out's cap, BERTH_ERROR (logged) when the server could not be reached. Blocks.
+ * q->out's cap, BERTH_EUNAVAILABLE (logged) when the server could not be reached or stayed
+ * busy. Blocks.
  */
 int berth_s3__send(struct s3_driver *d, struct s3_req *q);
 /* Sends and maps the status: 2xx 0, 404 ENOTFOUND, 416 ERANGE, quota ENOSPC, else BERTH_ERROR

@@ -281,7 +281,8 @@ static struct curl_slist *sign_headers(const struct s3_driver *d, const struct s
 /*
  * Sends one request, retrying 500/502/503/504 (SlowDown is a 503) and transport failures with
  * backoff. 0 when an answer came (q->status says which), BERTH_ETOOLARGE if the body passed
- * q->out's cap, BERTH_ERROR (logged) when the server could not be reached.
+ * q->out's cap, BERTH_EUNAVAILABLE (logged) when the server could not be reached or was still
+ * busy after the last retry (clients get a 503).
  */
 int berth_s3__send(struct s3_driver *d, struct s3_req *q)
 {
@@ -339,11 +340,11 @@ int berth_s3__send(struct s3_driver *d, struct s3_req *q)
 				berth_s3__error_code(q, code, sizeof(code));
 				berth_error("s3: %s %s: HTTP %ld %s after %u attempts", q->method,
 					    q->key ? q->key : "/", status, code, attempt + 1);
-				rc = BERTH_ERROR;
+				rc = BERTH_EUNAVAILABLE;
 			} else if (cc != CURLE_OK) {
 				berth_error("s3: %s %s: %s after %u attempts", q->method, q->key ? q->key : "/",
 					    curl_easy_strerror(cc), attempt + 1);
-				rc = BERTH_ERROR;
+				rc = BERTH_EUNAVAILABLE;
 			} else {
 				rc = 0;
 			}

@@ -15,29 +15,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int open_filesystem(struct berth_storage_driver **out, const struct berth_config *cfg, char *msg,
-			   size_t msglen)
+static int open_filesystem(struct berth_storage_driver **out, const struct berth_config *cfg)
 {
 	int rc = berth_fs_driver_new(out, cfg->rootdirectory);
 	if (rc < 0)
-		snprintf(msg, msglen, "cannot open storage at '%s': %s", cfg->rootdirectory, berth_err_reason(rc));
+		berth_err_set(rc, "cannot open storage at '%s': %s", cfg->rootdirectory, berth_err_reason(rc));
 	return rc;
 }
 
-static int open_inmemory(struct berth_storage_driver **out, const struct berth_config *cfg, char *msg,
-			 size_t msglen)
+static int open_inmemory(struct berth_storage_driver **out, const struct berth_config *cfg)
 {
+	(void)cfg;
 	int rc = berth_inmem_driver_new(out);
 	if (rc < 0)
-		snprintf(msg, msglen, "cannot create the in-memory storage: %s", berth_strerror(rc));
+		berth_err_set(rc, "cannot create the in-memory storage: %s", berth_strerror(rc));
 	return rc;
 }
 
 static const struct storage_entry {
 	const char *name;
 	enum berth_storage_kind kind;
-	int (*open)(struct berth_storage_driver **out, const struct berth_config *cfg, char *msg,
-		    size_t msglen);
+	int (*open)(struct berth_storage_driver **out, const struct berth_config *cfg);
 } drivers[] = {
 	{ "filesystem", BERTH_STORAGE_FILESYSTEM, open_filesystem },
 	{ "inmemory", BERTH_STORAGE_INMEMORY, open_inmemory },
@@ -66,24 +64,21 @@ static int driver_complete(const struct berth_storage_driver *d)
 	       d->reader && d->writer && d->stat && d->list && d->move && d->remove && d->walk && d->free;
 }
 
-int berth_storage_open(struct berth_storage_driver **out, const struct berth_config *cfg, char *msg,
-		       size_t msglen)
+int berth_storage_open(struct berth_storage_driver **out, const struct berth_config *cfg)
 {
 	const struct storage_entry *e = entry_of((int)cfg->storage);
 	*out = NULL;
-	if (e == NULL) {
-		snprintf(msg, msglen, "unknown storage driver");
-		return BERTH_EUNSUPPORTED;
-	}
-	int rc = e->open(out, cfg, msg, msglen);
+	if (e == NULL)
+		return berth_err_set(BERTH_EUNSUPPORTED, "unknown storage driver");
+	int rc = e->open(out, cfg);
 	if (rc < 0)
 		return rc;
 	if (!driver_complete(*out)) {
-		snprintf(msg, msglen, "storage driver '%s' does not implement interface version %d", e->name,
-			 BERTH_STORAGE_DRIVER_VERSION);
 		berth_storage_free(*out);
 		*out = NULL;
-		return BERTH_EUNSUPPORTED;
+		return berth_err_set(BERTH_EUNSUPPORTED,
+				     "storage driver '%s' does not implement interface version %d", e->name,
+				     BERTH_STORAGE_DRIVER_VERSION);
 	}
 	return 0;
 }

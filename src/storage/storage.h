@@ -13,10 +13,10 @@ struct berth_config;
 
 /* Opens the driver the configuration names (storage.filesystem, storage.inmemory or storage.s3)
  * with its storage.<name>.* options. On success *out belongs to the caller (berth_storage_free).
- * Otherwise a BERTH_E* code and a one-line reason in msg (BERTH_EINVALID: an option refused;
- * for s3, the bucket is contacted once: missing bucket, refused credentials). Blocks. */
-int berth_storage_open(struct berth_storage_driver **out, const struct berth_config *cfg, char *msg,
-		       size_t msglen);
+ * Otherwise a BERTH_E* code with a one-line reason as its message (core/err.h; BERTH_EINVALID: an
+ * option refused; for s3, the bucket is contacted once: missing bucket, refused credentials).
+ * Blocks. */
+int berth_storage_open(struct berth_storage_driver **out, const struct berth_config *cfg);
 /* The name of a storage kind (enum berth_storage_kind): "filesystem", "inmemory", "s3". */
 const char *berth_storage_driver_name(int kind);
 
@@ -105,6 +105,27 @@ static inline int berth_storage_url_for(char **out, struct berth_storage_driver 
 					const char *path)
 {
 	return d->url_for ? d->url_for(out, d, path) : BERTH_EUNSUPPORTED;
+}
+
+/* The size an append-open writer on path would start at (the driver's append_size slot, or
+ * the object's size). BERTH_ENOTFOUND if nothing is stored there. */
+static inline int berth_storage_append_size(uint64_t *out, struct berth_storage_driver *d,
+					    const char *path)
+{
+	if (d->append_size)
+		return d->append_size(out, d, path);
+	struct berth_stat st;
+	int rc = berth_storage_stat(&st, d, path);
+	if (rc == 0)
+		*out = st.size;
+	return rc;
+}
+
+/* Ends a writer's writing, keeping its bytes for a later append-open (struct berth_writer's
+ * suspend; flush for drivers without it). */
+static inline int berth_writer_suspend(struct berth_writer *w)
+{
+	return w->suspend ? w->suspend(w) : w->flush(w);
 }
 
 static inline int berth_storage_find_debris(struct berth_storage_driver *d, const char *path,

@@ -9,7 +9,6 @@ struct berth_storage_driver;
 
 /* storage.s3.* (storage/s3_config.c): validates the keys, builds the driver and checks the bucket
  * answers. 0, or a BERTH_E* code with a one-line reason in msg. */
-int berth_storage__open_s3(struct berth_storage_driver **out, const struct berth_config *cfg, char *msg,
-			   size_t msglen);
+int berth_storage__open_s3(struct berth_storage_driver **out, const struct berth_config *cfg);
 
 #endif

@@ -24,7 +24,11 @@ Environment:
   BERTH_REFERENCE  set to "docker-registry" (or pass --reference on the command line) to run the
                    suite against Debian's docker-registry (CNCF Distribution 2.8) for comparison;
                    tests of things Distribution 2.8 does not implement are skipped there
-  BERTH_STORAGE    passed to berth as --storage (e.g. "inmemory")
+  BERTH_STORAGE    passed to berth as --storage (e.g. "inmemory"); "s3" serves from the bucket
+                   S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY, S3_REGION, S3_BUCKET name (what
+                   tests/fixtures/s3/rgw-test-up.sh prints), each server below its own
+                   rootdirectory (tests/e2e/test_s3_suites.sh runs the suite so)
+  BERTH_SKIP_TESTS lines "MODULE.CLASS.TEST reason": those tests are skipped with the reason
   BERTH_LOG        set to 1 to print each started server's log when the module ends
 """
 
@@ -101,6 +105,37 @@ def external_mode():
     return bool(os.environ.get("BERTH_URL"))
 
 
+def s3_mode():
+    return os.environ.get("BERTH_STORAGE", "") == "s3"
+
+
+def _skips():
+    """BERTH_SKIP_TESTS as {test id: reason}."""
+    out = {}
+    for line in os.environ.get("BERTH_SKIP_TESTS", "").splitlines():
+        parts = line.strip().split(None, 1)
+        if parts and not parts[0].startswith("#"):
+            out[parts[0]] = parts[1] if len(parts) > 1 else "skipped by BERTH_SKIP_TESTS"
+    return out
+
+
+_SKIPS = _skips()
+
+
+def s3_storage_yaml(rootdirectory):
+    """The storage section's first lines for the S3 bucket of the environment (see
+    BERTH_STORAGE above): 5 MiB parts, the smallest S3 takes, so that uploads of a few MiB
+    already span parts. A config may go on with more storage keys, two spaces deep."""
+    e = os.environ
+    return ("storage:\n  s3:\n"
+            "    accesskey: %s\n    secretkey: %s\n    region: %s\n"
+            "    regionendpoint: %s\n    bucket: %s\n    rootdirectory: %s\n"
+            "    chunksize: 5242880\n"
+            % (e["S3_ACCESS_KEY"], e["S3_SECRET_KEY"], e["S3_REGION"], e["S3_ENDPOINT"],
+               e["S3_BUCKET"], rootdirectory))
+_s3_roots = [0]
+
+
 def read_until_closed(sock):
     """Everything the server sends on sock until it closes the connection (or the socket's
     timeout passes, or it resets)."""
@@ -150,6 +185,7 @@ class Server:
         self.root = None     # the --root directory (None for an external server)
         self.log_path = None
         self.url = None
+        self.s3_root = None  # s3 mode: this server's rootdirectory in the bucket
         self.kind = "reference" if reference_mode() else ("external" if external_mode() else "berth")
 
     # -- lifecycle --
@@ -189,12 +225,27 @@ class Server:
         binary = os.environ.get("BERTH_BIN") or os.path.join(SRC, "build", "berth")
         if not os.path.exists(binary):
             raise RuntimeError("berth binary not found at %s (set BERTH_BIN)" % binary)
-        cmd = [binary, "serve", "--addr", "127.0.0.1:%d" % port, "--root", self.root]
+        if s3_mode():
+            cmd = [binary, "serve", self._s3_config(), "--addr", "127.0.0.1:%d" % port]
+        else:
+            cmd = [binary, "serve", "--addr", "127.0.0.1:%d" % port, "--root", self.root]
         if self.delete:
             cmd.append("--delete")
-        if os.environ.get("BERTH_STORAGE"):
+        if os.environ.get("BERTH_STORAGE") and not s3_mode():
             cmd += ["--storage", os.environ["BERTH_STORAGE"]]
         return cmd
+
+    def _s3_config(self):
+        """A config on the S3 bucket of the environment, below a rootdirectory of this server's
+        own (kept across restarts)."""
+        if self.s3_root is None:
+            _s3_roots[0] += 1
+            self.s3_root = "/api-%d%s-%d" % (os.getpid(), _RUN_TOKEN, _s3_roots[0])
+        cfg = os.path.join(self.tmp, "config.yml")
+        with open(cfg, "w") as f:
+            f.write("version: 0.1\nlog:\n  level: warn\n" + s3_storage_yaml(self.s3_root)
+                    + "  redirect:\n    disable: true\n")
+        return cfg
 
     def _reference_cmd(self, port):
         binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
@@ -562,6 +613,11 @@ class TestCase(unittest.TestCase):
         cls.c = cls.srv.client()
 
     def setUp(self):
+        mod = sys.modules.get(type(self).__module__)
+        name = os.path.splitext(os.path.basename(getattr(mod, "__file__", "") or ""))[0]
+        why = _SKIPS.get("%s.%s.%s" % (name, type(self).__name__, self._testMethodName))
+        if why:
+            self.skipTest(why)
         if not self.srv.alive():
             self.fail("the server is no longer running\n" + self.srv.log()[-3000:])
 
@@ -907,3 +963,41 @@ def start_with_config(config_text, prefix, tmp=None):
         text = f.read()
     shutil.rmtree(tmp, ignore_errors=True)
     raise RuntimeError("berth did not start:\n" + text)
+
+
+def start_docker_registry(root, tmp):
+    """Debian's docker-registry (Distribution 2.8) serving the filesystem store at root (its
+    config written in tmp), for checking that a store stays readable by Distribution. Returns
+    (process, client), or (None, None) when it is not installed; the caller terminates it."""
+    dist = shutil.which("docker-registry")
+    if not dist:
+        return None, None
+    port = _free_port()
+    dcfg = os.path.join(tmp, "dist.yml")
+    with open(dcfg, "w") as f:
+        f.write("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+                "    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%d\n" % (root, port))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+    proc = subprocess.Popen([dist, "serve", dcfg], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+    client = Client("http://127.0.0.1:%d" % port)
+    for _ in range(200):
+        try:
+            if client.get("/v2/").status == 200:
+                break
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return proc, client
+
+
+def pulls_whole(c, repo, ref):
+    """True if client c gets the image manifest repo:ref and every blob it names."""
+    r = c.get("/v2/%s/manifests/%s" % (repo, ref), headers={"Accept": OCI_MANIFEST})
+    if r.status != 200:
+        return False
+    m = r.json()
+    for d in [m["config"]] + m["layers"]:
+        if c.get("/v2/%s/blobs/%s" % (repo, d["digest"])).status != 200:
+            return False
+    return True

@@ -14,6 +14,27 @@ def start(config_text, tmp=None):
     return berthtest.start_with_config(config_text, "berth-policies-", tmp)
 
 
+def berth_usage(test, tmp):
+    """`berth usage` on the config in tmp: its output (status 0 asserted)."""
+    binary = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
+    p = subprocess.run([binary, "usage", os.path.join(tmp, "config.yml")], capture_output=True, timeout=30)
+    test.assertEqual(p.returncode, 0, p.stderr)
+    return p.stdout.decode()
+
+
+def assert_refused(test, policies, words):
+    """berth serve refuses a config whose policies section is `policies`, saying words."""
+    tmp = tempfile.mkdtemp(prefix="berth-policies-")
+    test.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+    cfg = os.path.join(tmp, "config.yml")
+    with open(cfg, "w") as f:
+        f.write("version: 0.1\nstorage:\n  inmemory:\npolicies:\n" + policies)
+    binary = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
+    p = subprocess.run([binary, "serve", cfg], capture_output=True, timeout=20)
+    test.assertEqual(p.returncode, 1)
+    test.assertIn(words, p.stderr + p.stdout)
+
+
 def stop(proc):
     """SIGTERM; a clean stop is status 0 (or the signal itself); anything else, e.g.
     LeakSanitizer's 23 in a sanitizer build, fails the test."""
@@ -135,6 +156,8 @@ QUOTAS = BASE + """policies:
       repositories: 2
     - repository: race
       tags: 2
+    - repository: team/m.*
+      bytes: 1000000
 """
 
 
@@ -142,11 +165,7 @@ class QuotaTest(ServerTest):
     CONFIG = QUOTAS
 
     def usage(self):
-        binary = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
-        p = subprocess.run([binary, "usage", os.path.join(self.tmp, "config.yml")],
-                           capture_output=True, timeout=30)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        return p.stdout.decode()
+        return berth_usage(self, self.tmp)
 
     def test_tags_and_repositories(self):
         c = self.c
@@ -216,8 +235,9 @@ class QuotaMetricsTest(unittest.TestCase):
         config = QUOTAS.replace("  addr: 127.0.0.1:%(port)d\n", "  addr: 127.0.0.1:%(port)d\n" + debug)
         proc, c, tmp = start(config)
         self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
-        c.push_image("team/m", "a", seed="m1")
-        c.push_image("team/m", "b", seed="m2")
+        stored = 0
+        for img in (c.push_image("team/m", "a", seed="m1"), c.push_image("team/m", "b", seed="m2")):
+            stored += len(img["config"]) + img["layers"][0]["size"] + len(img["manifest"])
         c.push_image("team/n", "a", seed="n1")
         stop(proc)
         proc, c, _ = start(config, tmp)
@@ -229,7 +249,10 @@ class QuotaMetricsTest(unittest.TestCase):
                 'berth_quota_repositories{repository="team/.*"} 2',
                 'berth_quota_repositories_limit{repository="team/.*"} 2',
                 'berth_quota_tags{repository="race"} 0',
-                'berth_quota_repositories_limit{repository="race"} 0']
+                'berth_quota_repositories_limit{repository="race"} 0',
+                'berth_quota_bytes{repository="team/m.*"} %d' % stored,  # counted again at start
+                'berth_quota_bytes_limit{repository="team/m.*"} 1000000',
+                'berth_quota_bytes_limit{repository="race"} 0']
         text = ""
         for _ in range(100):  # counted by a background thread just after the start
             text = berthtest.Client("http://" + debug).get("/metrics").body.decode()
@@ -240,25 +263,150 @@ class QuotaMetricsTest(unittest.TestCase):
             self.assertIn(w, text.splitlines())
 
 
+BYTES = BASE + """policies:
+  quotas:
+    - repository: bytes/.*
+      bytes: 1000
+"""
+
+
+def blob(seed, size=400):
+    return (seed.encode() * size)[:size]
+
+
+class BytesQuotaTest(unittest.TestCase):
+    """policies.quotas[].bytes: distinct blobs linked into covered repositories, checked at each
+    link (blob commit, mount, manifest PUT), counted in memory and again at start-up."""
+
+    def setUp(self):
+        self.proc, self.c, self.tmp = start(BYTES)
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+        self.addCleanup(lambda: stop(self.proc))
+
+    def restart(self):
+        stop(self.proc)
+        self.proc, self.c, _ = start(BYTES, self.tmp)
+
+    def usage(self):
+        return berth_usage(self, self.tmp)
+
+    def push_blob(self, repo, data):
+        c = self.c
+        r = c.start_upload(repo)
+        return c.put(c.resolve(r.header("Location"), {"digest": berthtest.digest(data)}), data,
+                     headers={"Content-Type": "application/octet-stream"})
+
+    def assert_denied(self, r, words):
+        self.assertEqual(r.status, 403, r.describe())
+        self.assertEqual(r.error_codes(), ["DENIED"], r.describe())
+        self.assertIn(words, r.json()["errors"][0]["message"], r.describe())
+
+    def test_push_past_quota_delete_then_push_again_restart_keeps_usage(self):
+        c = self.c
+        a, b, x = blob("a"), blob("b"), blob("x")
+        self.assertEqual(self.push_blob("bytes/one", a).status, 201)
+        self.assertEqual(self.push_blob("bytes/one", b).status, 201)
+        # the same blob again, or in another covered repository, adds nothing
+        self.assertEqual(self.push_blob("bytes/one", a).status, 201)
+        self.assertEqual(self.push_blob("bytes/two", a).status, 201)
+        self.assertIn("repository 'bytes/.*': tags 0/- repositories 0/- bytes 800/1000\n", self.usage())
+        # a third 400-byte blob would make 1200: refused at the commit, naming limit and usage
+        r = self.push_blob("bytes/two", x)
+        self.assert_denied(r, "quota exceeded: bytes (800 of 1000 stored, this blob adds 400) "
+                              "for repositories matching 'bytes/.*'")
+        self.assertEqual(c.head("/v2/bytes/two/blobs/%s" % berthtest.digest(x)).status, 404)
+        # a monolithic POST the same; nothing is left in _uploads
+        r = c.post("/v2/bytes/two/blobs/uploads/?digest=%s" % berthtest.digest(x), x,
+                   headers={"Content-Type": "application/octet-stream"})
+        self.assert_denied(r, "quota exceeded: bytes")
+        uploads = os.path.join(self.tmp, "root/docker/registry/v2/repositories/bytes/two/_uploads")
+        self.assertEqual(os.listdir(uploads) if os.path.isdir(uploads) else [], [])
+        # a mount from an uncovered repository is a link too
+        self.assertEqual(self.push_blob("free", x).status, 201)
+        r = c.post("/v2/bytes/two/blobs/uploads/?mount=%s&from=free" % berthtest.digest(x),
+                   headers={"Content-Length": "0"})
+        self.assert_denied(r, "quota exceeded: bytes (800 of 1000")
+        # uncovered repositories and pulls are never affected
+        self.assertEqual(self.push_blob("free", blob("y", 5000)).status, 201)
+        self.assertEqual(c.get("/v2/bytes/one/blobs/%s" % berthtest.digest(a)).body, a)
+        # a delete frees room at once: b goes, x fits (by mount now)
+        self.assertEqual(c.delete("/v2/bytes/one/blobs/%s" % berthtest.digest(b)).status, 202)
+        r = c.post("/v2/bytes/two/blobs/uploads/?mount=%s&from=free" % berthtest.digest(x),
+                   headers={"Content-Length": "0"})
+        self.assertEqual(r.status, 201, r.describe())
+        self.assertIn("bytes 800/1000\n", self.usage())
+        # a is still linked into bytes/two: deleting it from bytes/one frees nothing
+        self.assertEqual(c.delete("/v2/bytes/one/blobs/%s" % berthtest.digest(a)).status, 202)
+        self.assert_denied(self.push_blob("bytes/one", b), "(800 of 1000 stored, this blob adds 400)")
+        # a restart counts the same usage from the store
+        self.restart()
+        c = self.c
+        self.assert_denied(self.push_blob("bytes/one", b), "(800 of 1000 stored, this blob adds 400)")
+        self.assertEqual(c.delete("/v2/bytes/two/blobs/%s" % berthtest.digest(x)).status, 202)
+        self.assertEqual(self.push_blob("bytes/one", b).status, 201)
+        self.assertIn("bytes 800/1000\n", self.usage())
+
+    def test_concurrent_pushes_stop_at_the_limit(self):
+        import threading
+        statuses = []
+        n = 12
+        ready = threading.Barrier(n)
+
+        def push(i):
+            data = blob("c%d" % i)
+            s = self.c.session()
+            s.conn.connect()
+            r = s.request("POST", "/v2/bytes/race/blobs/uploads/", b"", {"Content-Length": "0"})
+            loc = r.header("Location")
+            ready.wait()
+            statuses.append(s.request("PUT", loc + ("&" if "?" in loc else "?") + "digest=" +
+                                      berthtest.digest(data), data,
+                                      {"Content-Type": "application/octet-stream"}).status)
+            s.close()
+        threads = [threading.Thread(target=push, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(sorted(statuses), [201] * 2 + [403] * (n - 2), statuses)
+        self.assertIn("bytes 800/1000\n", self.usage())
+
+    def test_manifest_bytes_count_and_repository_delete_frees(self):
+        c = self.c
+        img = c.push_image("bytes/app", "v1", seed="m")  # config + one layer + the manifest
+        size = len(img["config"]) + img["layers"][0]["size"] + len(img["manifest"])
+        self.assertIn("bytes %d/1000\n" % size, self.usage())
+        # a manifest that would pass the limit is refused, though its blobs are in
+        layer = blob("L", 1000 - size - 10)
+        self.assertEqual(self.push_blob("bytes/app", layer).status, 201)
+        m = dict(img["obj"], layers=[berthtest.descriptor(layer, berthtest.OCI_LAYER)])
+        r = c.put_manifest("bytes/app", "v2", m)
+        self.assert_denied(r, "quota exceeded: bytes (%d of 1000 stored, this blob adds %d)"
+                           % (1000 - 10, len(berthtest.canonical(m))))
+        self.assertEqual(c.get("/v2/bytes/app/manifests/v2").status, 404)
+        # the manifest already there pushes again (its link exists: it adds nothing)
+        self.assertEqual(c.put_manifest("bytes/app", "v1", img["manifest"]).status, 201)
+        # deleting the manifest by digest frees its bytes; deleting the repository frees all
+        self.assertEqual(c.delete("/v2/bytes/app/manifests/%s" % img["digest"]).status, 202)
+        self.assertIn("bytes %d/1000\n" % (1000 - 10 - len(img["manifest"])), self.usage())
+        r = c.delete("/v2/_berth/repositories/bytes/app")
+        self.assertEqual(r.status, 202, r.describe())
+        self.assertIn("bytes 0/1000\n", self.usage())
+        self.assertEqual(self.push_blob("bytes/app", blob("z", 1000)).status, 201)
+        self.assert_denied(self.push_blob("bytes/other", blob("w", 1)), "(1000 of 1000 stored")
+
+
 class BadPolicyConfigTest(unittest.TestCase):
     def assert_refused(self, policies, words):
-        tmp = tempfile.mkdtemp(prefix="berth-policies-")
-        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
-        cfg = os.path.join(tmp, "config.yml")
-        with open(cfg, "w") as f:
-            f.write("version: 0.1\nstorage:\n  inmemory:\npolicies:\n" + policies)
-        binary = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
-        p = subprocess.run([binary, "serve", cfg], capture_output=True, timeout=20)
-        self.assertEqual(p.returncode, 1)
-        self.assertIn(words, p.stderr + p.stdout)
+        assert_refused(self, policies, words)
 
     def test_bad_pattern_is_refused_by_name(self):
         self.assert_refused("  immutabletags:\n    - repository: a\n      tags: 'v[0-9'\n",
                             b"policies.immutabletags[0].tags: invalid regular expression")
 
-    def test_quota_bytes_is_refused_by_name(self):
-        self.assert_refused("  quotas:\n    - repository: a\n      bytes: 1000\n",
-                            b"policies.quotas[0].bytes: refused: not implemented yet")
+    def test_quota_bytes_must_be_a_count(self):
+        self.assert_refused("  quotas:\n    - repository: a\n      bytes: 1GB\n",
+                            b"policies.quotas[0].bytes: expected an integer")
 
 
 if __name__ == "__main__":

@@ -20,17 +20,6 @@ CONFIG = BASE + """policies:
 BINARY = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
 
 
-def pulls_whole(c, repo, tag):
-    r = c.get("/v2/%s/manifests/%s" % (repo, tag), headers={"Accept": berthtest.OCI_MANIFEST})
-    if r.status != 200:
-        return False
-    m = r.json()
-    for d in [m["config"]] + m["layers"]:
-        if c.get("/v2/%s/blobs/%s" % (repo, d["digest"])).status != 200:
-            return False
-    return True
-
-
 class RepoDeleteTest(unittest.TestCase):
     def setUp(self):
         self.proc, self.c, self.tmp = start(CONFIG)
@@ -59,7 +48,7 @@ class RepoDeleteTest(unittest.TestCase):
         repos = c.get("/v2/_catalog").json()["repositories"]
         self.assertNotIn("rd/app", repos)
         self.assertIn("rd/app/sub", repos)
-        self.assertTrue(pulls_whole(c, "rd/app/sub", "kept"))
+        self.assertTrue(berthtest.pulls_whole(c, "rd/app/sub", "kept"))
         # the blob data stays for the collection: another repository can mount it
         r = c.post("/v2/other/blobs/uploads/?mount=%s" % a["layers"][0]["digest"],
                    headers={"Content-Length": "0"})
@@ -71,7 +60,7 @@ class RepoDeleteTest(unittest.TestCase):
         self.assertEqual(r.json()["errors"][0]["detail"], {"name": "rd/app"})
         # the name can be pushed again, from scratch
         c.push_image("rd/app", "one", seed="again")
-        self.assertTrue(pulls_whole(c, "rd/app", "one"))
+        self.assertTrue(berthtest.pulls_whole(c, "rd/app", "one"))
         self.assertEqual(keep["digest"], c.get("/v2/rd/app/sub/manifests/kept").header(
             "Docker-Content-Digest"))
 
@@ -81,7 +70,7 @@ class RepoDeleteTest(unittest.TestCase):
         r = c.delete("/v2/_berth/repositories/locked")
         self.assertEqual(r.status, 403, r.describe())
         self.assertEqual(r.error_codes(), ["DENIED"])
-        self.assertTrue(pulls_whole(c, "locked", "v1"))
+        self.assertTrue(berthtest.pulls_whole(c, "locked", "v1"))
         self.assertEqual(c.get("/v2/_berth/repositories/locked").status, 405)
         r = c.delete("/v2/_berth/repositories/Bad_Name")
         self.assertEqual(r.status, 400, r.describe())
@@ -123,7 +112,7 @@ class RepoDeleteTest(unittest.TestCase):
         r = c.get("/v2/busy/app/tags/list")
         tags = r.json()["tags"] if r.status == 200 else []
         for tag in tags:
-            self.assertTrue(pulls_whole(c, "busy/app", tag), tag)
+            self.assertTrue(berthtest.pulls_whole(c, "busy/app", tag), tag)
         self.assertEqual(self.proc.poll(), None)
 
     def test_cli_and_distribution_reads_the_store(self):
@@ -145,29 +134,13 @@ class RepoDeleteTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         p = subprocess.run([BINARY, "fsck", self.root], capture_output=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        dist = shutil.which("docker-registry")
-        if not dist:
+        d, dc = berthtest.start_docker_registry(self.root, self.tmp)
+        if not d:
             self.skipTest("docker-registry is not installed")
-        port = berthtest._free_port()
-        dcfg = os.path.join(self.tmp, "dist.yml")
-        with open(dcfg, "w") as f:
-            f.write("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-                    "    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%d\n" % (self.root, port))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
-        d = subprocess.Popen([dist, "serve", dcfg], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, env=env)
         self.addCleanup(lambda: (d.terminate(), d.wait(10)))
-        dc = berthtest.Client("http://127.0.0.1:%d" % port)
-        for _ in range(200):
-            try:
-                if dc.get("/v2/").status == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.05)
         self.assertEqual(dc.get("/v2/_catalog").json()["repositories"], ["cli/kept"])
         self.assertEqual(dc.get("/v2/cli/gone/tags/list").status, 404)
-        self.assertTrue(pulls_whole(dc, "cli/kept", "y"))
+        self.assertTrue(berthtest.pulls_whole(dc, "cli/kept", "y"))
 
 
 class RepoDeleteDisabledTest(unittest.TestCase):
@@ -179,7 +152,7 @@ class RepoDeleteDisabledTest(unittest.TestCase):
         r = c.delete("/v2/_berth/repositories/kept")
         self.assertEqual(r.status, 405, r.describe())
         self.assertEqual(r.error_codes(), ["UNSUPPORTED"])
-        self.assertTrue(pulls_whole(c, "kept", "t"))
+        self.assertTrue(berthtest.pulls_whole(c, "kept", "t"))
         p = subprocess.run([BINARY, "repo", "delete", os.path.join(tmp, "config.yml"), "kept"],
                            capture_output=True, timeout=30)
         self.assertEqual(p.returncode, 1)

@@ -6,6 +6,11 @@
 #   E2E_TARGET=distribution bash tests/e2e/test_skopeo.sh
 #       runs the same checks against docker-registry (CNCF Distribution) instead: the reference
 #       behaviour the test was written against.
+#   E2E_STORAGE=s3 bash tests/e2e/test_skopeo.sh
+#       berth serves an S3 bucket: the one S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY, S3_REGION,
+#       S3_BUCKET name (tests/e2e/test_s3_suites.sh runs it so), else a radosgw of its own
+#       (tests/fixtures/s3/). The layout checks then read a copy of the bucket's objects
+#       (tests/fixtures/s3/s3mirror.py: the keys are the paths), taken before each check.
 set -euo pipefail
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -20,10 +25,61 @@ IMG="$WORK/img"
 make_images "$IMG"
 ROOT="$WORK/root"
 
+# view_root: on S3, makes $ROOT a copy of what the bucket holds below berth's rootdirectory
+# (and $WORK/open-uploads the multipart uploads left open there); nothing on a filesystem.
+view_root() { :; }
+if [ "${E2E_STORAGE:-filesystem}" = s3 ]; then
+  [ "$TARGET" = berth ] || fail "E2E_STORAGE=s3 is for berth"
+  if [ -z "${S3_ENDPOINT:-}" ]; then
+    command -v radosgw >/dev/null 2>&1 && command -v ceph-mon >/dev/null 2>&1 ||
+      skip "radosgw and ceph-mon are not installed (scripts/install-deps.sh installs them)"
+    RGW_DIR="$WORK/rgw"
+    trap '_rc=$?; "$BERTH_SRC/tests/fixtures/s3/rgw-down.sh" "$RGW_DIR" >/dev/null 2>&1; (exit $_rc); _e2e_cleanup' EXIT
+    eval "$("$BERTH_SRC/tests/fixtures/s3/rgw-test-up.sh" "$RGW_DIR" skopeo)"
+    export S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY S3_REGION S3_BUCKET
+  fi
+  S3_ROOT="skopeo-$$-$RANDOM"
+  cat >"$WORK/berth-s3.yml" <<CFG
+version: 0.1
+storage:
+  s3:
+    accesskey: $S3_ACCESS_KEY
+    secretkey: $S3_SECRET_KEY
+    region: $S3_REGION
+    regionendpoint: $S3_ENDPOINT
+    bucket: $S3_BUCKET
+    rootdirectory: /$S3_ROOT
+    chunksize: 5242880
+  redirect:
+    disable: true
+CFG
+  view_root() {
+    mkdir -p "$ROOT"
+    "$PY" "$BERTH_SRC/tests/fixtures/s3/s3mirror.py" "$S3_ROOT" "$ROOT" >"$WORK/open-uploads" ||
+      fail "cannot copy the bucket's objects"
+  }
+fi
+
 if [ "$TARGET" = distribution ]; then
   need_cmd docker-registry
   start_distribution "$ROOT"
   H=$DIST_HOST
+elif [ "${E2E_STORAGE:-filesystem}" = s3 ]; then
+  need_berth
+  H=""
+  for _ in 1 2 3; do
+    BERTH_PORT=$(free_port)
+    BERTH_LOG="$WORK/berth-$BERTH_PORT.log"
+    # As start_berth: no REGISTRY_* variable leaks in.
+    # shellcheck disable=SC2046
+    if _start_server berth "$BERTH_LOG" "$BERTH_PORT" env $(env | sed -n 's/^\(REGISTRY_[A-Za-z0-9_]*\)=.*/-u \1/p') \
+      "$BERTH_BIN" serve "$WORK/berth-s3.yml" --addr "127.0.0.1:$BERTH_PORT" --delete; then
+      H=127.0.0.1:$BERTH_PORT
+      break
+    fi
+  done
+  [ -n "$H" ] || fail "berth would not start on s3 (see $BERTH_LOG)"
+  log "berth on $H serving bucket $S3_BUCKET below /$S3_ROOT at $S3_ENDPOINT"
 else
   need_berth
   start_berth "$ROOT" --delete
@@ -117,6 +173,7 @@ for p in "${PUSHES[@]}"; do
   step "push $name -> $repo:$tag ${args:-}"
   # shellcheck disable=SC2086
   sk_copy "$(img_ref "$IMG/$name")" "docker://$H/$repo:$tag" --preserve-digests $args
+  view_root
   assert_repo_layout "$ROOT" "$repo" "$tag" "$IMG/$name"
 done
 
@@ -173,13 +230,16 @@ assert_tags multi latest v1 v2
 assert_tags team/app/img v1
 assert_tags multiarch latest
 assert_tags dockerlist latest
+view_root
 assert_link "$ROOT/docker/registry/v2/repositories/multi/_manifests/tags/v2/current/link" "$(img_digest "$IMG/multi")"
 
 step "re-push the same image (all blobs deduplicated)"
+view_root
 nblobs=$(find "$ROOT/docker/registry/v2/blobs" -name data | wc -l)
 E2E_DEBUG=1 sk_copy "$(img_ref "$IMG/multi")" "docker://$H/multi:v1" --preserve-digests
 u=$(copy_uploads)
 [ "$u" -eq 0 ] || fail "re-push of multi:v1 uploaded $u blobs again (HEAD /v2/multi/blobs/<digest> should have said they exist)"
+view_root
 [ "$(find "$ROOT/docker/registry/v2/blobs" -name data | wc -l)" -eq "$nblobs" ] || fail "re-push created new blob data files"
 pull_check "$IMG/multi" multi:v1
 assert_repo_layout "$ROOT" multi v1 "$IMG/multi"
@@ -192,10 +252,12 @@ u=$(copy_uploads)
 # answered 201) and uploads the config normally.
 [ "$m" -eq 4 ] || fail "cross-repo copy: $m of 4 layer mounts succeeded (POST ...?mount=&from=multi should answer 201 Created); $u blobs uploaded"
 [ "$u" -le 1 ] || fail "cross-repo copy uploaded $u blobs (expected only the config)"
+view_root
 [ "$(find "$ROOT/docker/registry/v2/blobs" -name data | wc -l)" -eq "$nblobs" ] || fail "cross-repo copy created new blob data files"
 assert_repo_layout "$ROOT" mounted/multi v1 "$IMG/multi"
 pull_check "$IMG/multi" mounted/multi:v1
 sk_copy "docker://$H/multiarch:latest" "docker://$H/mounted/multiarch:latest" --all --preserve-digests
+view_root
 assert_repo_layout "$ROOT" mounted/multiarch latest "$IMG/multiarch"
 pull_check "$IMG/multiarch" mounted/multiarch:latest --all
 
@@ -210,6 +272,7 @@ if sk_inspect --raw "docker://$H/del/test@$gone" >/dev/null 2>&1; then fail "del
 assert_tags del/test keep
 pull_check "$IMG/multi" del/test:keep
 check_inspect "$IMG/multi" del/test:keep
+view_root
 R="$ROOT/docker/registry/v2/repositories/del/test"
 [ ! -e "$R/_manifests/tags/gone" ] || fail "tag directory $R/_manifests/tags/gone still exists after delete"
 [ ! -e "$R/_manifests/revisions/sha256/${gone#sha256:}/link" ] || fail "revision link of deleted manifest $gone still exists"
@@ -248,6 +311,7 @@ done
 for i in "${!pids[@]}"; do
   wait "${pids[$i]}" || { cat "$WORK"/race-*.out >&2; fail "a concurrent push failed (see skopeo output above)"; }
 done
+view_root
 for i in 1 2 3; do
   for name in multi big multiarch; do
     assert_repo_layout "$ROOT" "race$i/$name" latest "$IMG2/$name"
@@ -257,7 +321,9 @@ done
 pull_check "$IMG2/big" race2/big:latest
 
 step "no upload leftovers"
+view_root
 left=$(find "$ROOT/docker/registry/v2/repositories" -path '*/_uploads/*' -mindepth 1 2>/dev/null | head -5)
 [ -z "$left" ] || fail "upload state left behind after completed pushes: $left"
+[ ! -s "$WORK/open-uploads" ] || fail "multipart uploads left open after completed pushes: $(head -3 "$WORK/open-uploads")"
 
 log "all skopeo checks passed against $TARGET ($n_pull pulls)"

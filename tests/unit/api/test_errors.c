@@ -62,8 +62,38 @@ static void test_storage_conditions(void **state)
 {
 	(void)state;
 	assert_int_equal(berth_api_storage_condition(BERTH_ENOSPC), BERTH_API_STORAGE_FULL);
+	/* S3 unreachable or busy after every retry: 503 UNAVAILABLE, not a 500. */
+	assert_int_equal(berth_api_storage_condition(BERTH_EUNAVAILABLE), BERTH_API_UNAVAILABLE);
+	assert_int_equal(berth_api_condition_status(BERTH_API_UNAVAILABLE), 503);
+	assert_string_equal(berth_api_condition_code(BERTH_API_UNAVAILABLE), "UNAVAILABLE");
 	assert_int_equal(berth_api_storage_condition(BERTH_ERROR), BERTH_API_INTERNAL);
 	assert_int_equal(berth_api_storage_condition(BERTH_ENOTFOUND), BERTH_API_INTERNAL);
+}
+
+/* A failure recorded while a body arrives is kept on the request, apart from the thread's
+ * failure, which other requests served on the thread in between overwrite; only the first is
+ * kept. */
+static void test_body_failure_kept_on_the_request(void **state)
+{
+	(void)state;
+	struct berth_api_request ar = { 0 };
+	struct berth_request req = { .data = &ar };
+	berth_err_set(BERTH_EINVALID, "an earlier failure of this request");
+	berth_api_fail(&req, BERTH_API_MANIFEST_TOO_LARGE, "manifest too large");
+	assert_true(ar.failed);
+	assert_int_equal(ar.fail_condition, BERTH_API_MANIFEST_TOO_LARGE);
+	assert_string_equal(ar.failure.message, "manifest too large");
+	/* another request on this thread */
+	berth_err_set(BERTH_EDENIED, "tag v1 is immutable");
+	berth_api_fail(&req, BERTH_API_RANGE_INVALID, "a second failure");
+	assert_int_equal(ar.fail_condition, BERTH_API_MANIFEST_TOO_LARGE);
+	assert_string_equal(ar.failure.message, "manifest too large");
+	assert_string_equal(berth_err_message(BERTH_EDENIED), "tag v1 is immutable");
+	/* no message: the condition's own */
+	struct berth_api_request ar2 = { 0 };
+	struct berth_request req2 = { .data = &ar2 };
+	berth_api_fail(&req2, BERTH_API_RANGE_INVALID, NULL);
+	assert_string_equal(ar2.failure.message, "invalid content range");
 }
 
 int main(void)
@@ -72,6 +102,7 @@ int main(void)
 		cmocka_unit_test(test_every_condition_has_a_row),
 		cmocka_unit_test(test_distribution_answers),
 		cmocka_unit_test(test_storage_conditions),
+		cmocka_unit_test(test_body_failure_kept_on_the_request),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -191,8 +191,7 @@ static void test_basic_parse(void **state)
 static struct berth_htpasswd *open_ok(const char *path)
 {
 	struct berth_htpasswd *h = NULL;
-	char err[256] = "";
-	assert_int_equal(berth_htpasswd_open(&h, path, err, sizeof(err)), 0);
+	assert_int_equal(berth_htpasswd_open(&h, path), 0);
 	assert_non_null(h);
 	return h;
 }
@@ -457,12 +456,11 @@ static struct berth_auth *auth_new(const char *realm, const char *path)
 {
 	struct berth_config cfg;
 	struct berth_auth *a = NULL;
-	char err[256] = "";
 	berth_config_defaults(&cfg);
 	cfg.auth.kind = BERTH_AUTH_HTPASSWD;
 	snprintf(cfg.auth.realm, sizeof(cfg.auth.realm), "%s", realm);
 	snprintf(cfg.auth.path, sizeof(cfg.auth.path), "%s", path);
-	assert_int_equal(berth_auth_new(&a, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(berth_auth_new(&a, &cfg), 0);
 	assert_non_null(a);
 	return a;
 }
@@ -521,22 +519,21 @@ static void test_config_errors(void **state)
 	(void)state;
 	struct berth_config cfg;
 	struct berth_auth *a = (struct berth_auth *)&cfg;
-	char err[256] = "";
 
 	berth_config_defaults(&cfg);
-	assert_int_equal(berth_auth_new(&a, &cfg, err, sizeof(err)), 0); /* no auth section */
+	assert_int_equal(berth_auth_new(&a, &cfg), 0); /* no auth section */
 	assert_null(a);
 
 	cfg.auth.kind = BERTH_AUTH_HTPASSWD;
 	snprintf(cfg.auth.realm, sizeof(cfg.auth.realm), "r");
-	assert_int_equal(berth_auth_new(&a, &cfg, err, sizeof(err)), -1);
+	assert_int_equal(berth_auth_new(&a, &cfg), -1);
 	assert_null(a);
-	assert_string_equal(err, "auth.htpasswd.path must be set");
+	assert_string_equal(berth_err_message(BERTH_ERROR), "auth.htpasswd.path must be set");
 
 	cfg.auth.realm[0] = '\0';
 	snprintf(cfg.auth.path, sizeof(cfg.auth.path), "%s", tmp_path("x"));
-	assert_int_equal(berth_auth_new(&a, &cfg, err, sizeof(err)), -1);
-	assert_string_equal(err, "auth.htpasswd.realm must be set");
+	assert_int_equal(berth_auth_new(&a, &cfg), -1);
+	assert_string_equal(berth_err_message(BERTH_ERROR), "auth.htpasswd.realm must be set");
 }
 
 int main(void)

@@ -361,10 +361,9 @@ static struct berth_auth *token_auth(const char *bundle, const char *jwks)
 {
 	struct berth_config cfg;
 	struct berth_auth *a = NULL;
-	char err[512] = "";
 	token_config(&cfg, bundle, jwks);
-	if (berth_auth_new(&a, &cfg, err, sizeof(err)) != 0)
-		fail_msg("berth_auth_new: %s", err);
+	if (berth_auth_new(&a, &cfg) != 0)
+		fail_msg("berth_auth_new: %s", berth_err_message(BERTH_ERROR));
 	return a;
 }
 
@@ -450,13 +449,12 @@ static void test_signing_algorithms(void **state)
 	(void)state;
 	struct berth_config cfg;
 	struct berth_auth *a = NULL;
-	char err[512] = "";
 	char *list[] = { "ES256", "HS256" };
 
 	token_config(&cfg, bundle_path, NULL);
 	cfg.auth.signingalgorithms = (struct berth_strlist){ 2, list };
-	if (berth_auth_new(&a, &cfg, err, sizeof(err)) != 0)
-		fail_msg("berth_auth_new: %s", err);
+	if (berth_auth_new(&a, &cfg) != 0)
+		fail_msg("berth_auth_new: %s", berth_err_message(BERTH_ERROR));
 	char *c = good_claims();
 	assert_valid(a, token_kid("ES256", ec_key, ec_kid, c));
 	assert_invalid(a, token_kid("RS256", rsa_key, rsa_kid, c));
@@ -466,12 +464,12 @@ static void test_signing_algorithms(void **state)
 
 	char *unknown[] = { "RS256", "XX999" };
 	cfg.auth.signingalgorithms = (struct berth_strlist){ 2, unknown };
-	assert_int_equal(berth_auth_new(&a, &cfg, err, sizeof(err)), -1);
-	assert_string_equal(err, "auth.token.signingalgorithms: unsupported signing algorithm: XX999");
+	assert_int_equal(berth_auth_new(&a, &cfg), -1);
+	assert_string_equal(berth_err_message(BERTH_ERROR), "auth.token.signingalgorithms: unsupported signing algorithm: XX999");
 	char *hmac_only[] = { "HS256" };
 	cfg.auth.signingalgorithms = (struct berth_strlist){ 1, hmac_only };
-	assert_int_equal(berth_auth_new(&a, &cfg, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "only HMAC algorithms listed"));
+	assert_int_equal(berth_auth_new(&a, &cfg), -1);
+	assert_non_null(strstr(berth_err_message(BERTH_ERROR), "only HMAC algorithms listed"));
 }
 
 static void test_time_claims(void **state)
@@ -925,7 +923,6 @@ static void test_autoredirect(void **state)
 	(void)state;
 	struct berth_config cfg;
 	struct berth_auth *a = NULL;
-	char err[512] = "";
 	berth_config_defaults(&cfg);
 	cfg.auth.kind = BERTH_AUTH_TOKEN;
 	cfg.auth.autoredirect = 1;
@@ -933,7 +930,7 @@ static void test_autoredirect(void **state)
 	snprintf(cfg.auth.service, sizeof(cfg.auth.service), "%s", SERVICE);
 	snprintf(cfg.auth.issuer, sizeof(cfg.auth.issuer), "%s", ISSUER);
 	snprintf(cfg.auth.rootcertbundle, sizeof(cfg.auth.rootcertbundle), "%s", bundle_path);
-	assert_int_equal(berth_auth_new(&a, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(berth_auth_new(&a, &cfg), 0);
 	assert_int_equal(berth_auth_authorize_host(a, NULL, "registry.example.com:5000", pull_foo, 1,
 						   challenge, sizeof(challenge), user, sizeof(user)),
 			 BERTH_EUNAUTHORIZED);
@@ -950,7 +947,7 @@ static void test_autoredirect(void **state)
 
 	/* auth.token.autoredirectpath (Distribution 3) */
 	snprintf(cfg.auth.autoredirectpath, sizeof(cfg.auth.autoredirectpath), "/v2/token");
-	assert_int_equal(berth_auth_new(&a, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(berth_auth_new(&a, &cfg), 0);
 	assert_int_equal(berth_auth_authorize_host(a, NULL, "registry.example.com", pull_foo, 1, challenge,
 						   sizeof(challenge), user, sizeof(user)),
 			 BERTH_EUNAUTHORIZED);
@@ -958,8 +955,8 @@ static void test_autoredirect(void **state)
 				       "service=\"" SERVICE "\",scope=\"repository:foo:pull\"");
 	berth_auth_free(a);
 	snprintf(cfg.auth.autoredirectpath, sizeof(cfg.auth.autoredirectpath), "token\"x");
-	assert_int_equal(berth_auth_new(&a, &cfg, err, sizeof(err)), -1);
-	assert_string_equal(err, "auth.token.autoredirectpath: 'token\"x' is not an absolute URL path");
+	assert_int_equal(berth_auth_new(&a, &cfg), -1);
+	assert_string_equal(berth_err_message(BERTH_ERROR), "auth.token.autoredirectpath: 'token\"x' is not an absolute URL path");
 }
 
 static void test_silly(void **state)
@@ -967,12 +964,11 @@ static void test_silly(void **state)
 	(void)state;
 	struct berth_config cfg;
 	struct berth_auth *a = NULL;
-	char err[256];
 	berth_config_defaults(&cfg);
 	cfg.auth.kind = BERTH_AUTH_SILLY;
 	snprintf(cfg.auth.realm, sizeof(cfg.auth.realm), "silly-realm");
 	snprintf(cfg.auth.service, sizeof(cfg.auth.service), "silly-service");
-	assert_int_equal(berth_auth_new(&a, &cfg, err, sizeof(err)), 0);
+	assert_int_equal(berth_auth_new(&a, &cfg), 0);
 	assert_int_equal(authz_header(a, NULL, push_foo, 2), BERTH_EUNAUTHORIZED);
 	assert_string_equal(challenge, "Bearer realm=\"silly-realm\",service=\"silly-service\","
 				       "scope=\"repository:foo:pull repository:foo:push\"");
@@ -983,15 +979,14 @@ static void test_silly(void **state)
 	berth_auth_free(a);
 
 	cfg.auth.service[0] = '\0';
-	assert_int_equal(berth_auth_new(&a, &cfg, err, sizeof(err)), -1);
-	assert_string_equal(err, "auth.silly.service must be set");
+	assert_int_equal(berth_auth_new(&a, &cfg), -1);
+	assert_string_equal(berth_err_message(BERTH_ERROR), "auth.silly.service must be set");
 }
 
 static void token_new_fails(const char *bundle, const char *jwks, const char *issuer, const char *want)
 {
 	struct berth_config cfg;
 	struct berth_auth *a = NULL;
-	char err[512] = "";
 	berth_config_defaults(&cfg);
 	cfg.auth.kind = BERTH_AUTH_TOKEN;
 	snprintf(cfg.auth.realm, sizeof(cfg.auth.realm), "%s", REALM);
@@ -999,10 +994,10 @@ static void token_new_fails(const char *bundle, const char *jwks, const char *is
 	snprintf(cfg.auth.issuer, sizeof(cfg.auth.issuer), "%s", issuer);
 	snprintf(cfg.auth.rootcertbundle, sizeof(cfg.auth.rootcertbundle), "%s", bundle);
 	snprintf(cfg.auth.jwks, sizeof(cfg.auth.jwks), "%s", jwks);
-	assert_int_equal(berth_auth_new(&a, &cfg, err, sizeof(err)), -1);
+	assert_int_equal(berth_auth_new(&a, &cfg), -1);
 	assert_null(a);
-	if (!strstr(err, want))
-		fail_msg("error '%s' does not mention '%s'", err, want);
+	if (!strstr(berth_err_message(BERTH_ERROR), want))
+		fail_msg("error '%s' does not mention '%s'", berth_err_message(BERTH_ERROR), want);
 }
 
 static void test_token_config_errors(void **state)

@@ -97,13 +97,13 @@ static void test_bad_pattern_and_unknown_key_are_refused_by_name(void **state)
 	berth_config_release(&cfg);
 }
 
-static void test_quotas_are_read_and_bytes_refused(void **state)
+static void test_quotas_are_read(void **state)
 {
 	struct berth_config cfg;
 	(void)state;
 	assert_int_equal(load(&cfg, MINIMAL "policies:\n  quotas:\n"
 				     "    - repository: team/.*\n      tags: 500\n      repositories: 20\n"
-				     "    - tags: 3\n"),
+				     "    - tags: 3\n      bytes: 0x40000000\n"),
 			 0);
 	assert_int_equal(cfg.policies.n_quotas, 2);
 	assert_string_equal(cfg.policies.quotas[0].repository, "team/.*");
@@ -111,13 +111,56 @@ static void test_quotas_are_read_and_bytes_refused(void **state)
 	assert_int_equal(cfg.policies.quotas[0].repositories, 20);
 	assert_string_equal(cfg.policies.quotas[1].repository, "");
 	assert_int_equal(cfg.policies.quotas[1].repositories, 0);
+	assert_int_equal(cfg.policies.quotas[0].bytes, 0);
+	assert_int_equal(cfg.policies.quotas[1].bytes, 1 << 30);
 	berth_config_release(&cfg);
-	assert_int_equal(load(&cfg, MINIMAL "policies:\n  quotas:\n    - bytes: 10\n"), -1);
-	if (!strstr(errbuf, "policies.quotas[0].bytes: refused: not implemented yet"))
+	assert_int_equal(load(&cfg, MINIMAL "policies:\n  quotas:\n    - bytes: 10GB\n"), -1);
+	if (!strstr(errbuf, "policies.quotas[0].bytes: expected an integer"))
 		fail_msg("got: %s", errbuf);
 	berth_config_release(&cfg);
 	assert_int_equal(load(&cfg, MINIMAL "policies:\n  quotas:\n    - tags: -1\n"), -1);
 	if (!strstr(errbuf, "policies.quotas[0].tags"))
+		fail_msg("got: %s", errbuf);
+	berth_config_release(&cfg);
+}
+
+static void test_retention_is_read_unset_criteria_stay_unset(void **state)
+{
+	struct berth_config cfg;
+	(void)state;
+	assert_int_equal(load(&cfg, MINIMAL), 0);
+	assert_int_equal(cfg.policies.retention.n_rules, 0);
+	assert_int_equal(cfg.policies.retention.interval_ms, 3600 * 1000);
+	assert_int_equal(cfg.policies.retention.dryrun, 0);
+	berth_config_release(&cfg);
+	assert_int_equal(load(&cfg, MINIMAL "policies:\n  retention:\n    dryrun: true\n    interval: 90s\n"
+				     "    rules:\n"
+				     "      - repository: team/.*\n        keeplatest: 0\n        keeptags: v.*\n"
+				     "        keeppushedwithin: 720h\n        untaggedafter: 1h30m\n"
+				     "      - untaggedafter: 0s\n"),
+			 0);
+	assert_int_equal(cfg.policies.retention.dryrun, 1);
+	assert_int_equal(cfg.policies.retention.interval_ms, 90 * 1000);
+	assert_int_equal(cfg.policies.retention.n_rules, 2);
+	const struct berth_retention_rule_config *r = cfg.policies.retention.rules;
+	assert_string_equal(r[0].repository, "team/.*");
+	assert_int_equal(r[0].keeplatest, 0);
+	assert_string_equal(r[0].keeptags, "v.*");
+	assert_int_equal(r[0].keeppushedwithin_ms, 720LL * 3600 * 1000);
+	assert_int_equal(r[0].untaggedafter_ms, 90 * 60 * 1000);
+	assert_string_equal(r[1].repository, "");
+	assert_int_equal(r[1].keeplatest, -1);
+	assert_string_equal(r[1].keeptags, "");
+	assert_int_equal(r[1].keeppushedwithin_ms, -1);
+	assert_int_equal(r[1].untaggedafter_ms, 0);
+	berth_config_release(&cfg);
+	setenv("REGISTRY_POLICIES_RETENTION_RULES_0_KEEPLATEST", "7", 1);
+	assert_int_equal(load(&cfg, MINIMAL "policies:\n  retention:\n    rules:\n      - repository: a\n"), 0);
+	unsetenv("REGISTRY_POLICIES_RETENTION_RULES_0_KEEPLATEST");
+	assert_int_equal(cfg.policies.retention.rules[0].keeplatest, 7);
+	berth_config_release(&cfg);
+	assert_int_equal(load(&cfg, MINIMAL "policies:\n  retention:\n    rules:\n      - keepnewest: 3\n"), -1);
+	if (!strstr(errbuf, "policies.retention.rules[0].keepnewest: refused: unknown key"))
 		fail_msg("got: %s", errbuf);
 	berth_config_release(&cfg);
 }
@@ -129,7 +172,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_immutabletags_from_the_environment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_pattern_and_unknown_key_are_refused_by_name, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_quotas_are_read_and_bytes_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quotas_are_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_is_read_unset_criteria_stay_unset, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,5 @@
-/* berth_regex_too_complex: bounded repetitions that would make regcomp allocate without bound. */
+/* berth_regex_too_complex: bounded repetitions that would make regcomp allocate without bound;
+ * berth_regex_compile_whole, built on it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "core/err.h"
 #include "core/util.h"
 
 static void test_real_patterns_pass(void **state)
@@ -34,11 +36,30 @@ static void test_nested_counts_refused(void **state)
 	assert_true(berth_regex_too_complex(long_pattern));
 }
 
+/* berth_regex_compile_whole: the policies' patterns match whole strings; "" matches all. */
+static void test_compile_whole(void **state)
+{
+	(void)state;
+	regex_t re;
+	assert_int_equal(berth_regex_compile_whole(&re, "team/.*|solo"), 0);
+	assert_int_equal(regexec(&re, "team/a", 0, NULL, 0), 0);
+	assert_int_equal(regexec(&re, "solo", 0, NULL, 0), 0);
+	assert_int_not_equal(regexec(&re, "solo2", 0, NULL, 0), 0);
+	assert_int_not_equal(regexec(&re, "x/team/a", 0, NULL, 0), 0);
+	regfree(&re);
+	assert_int_equal(berth_regex_compile_whole(&re, ""), 0);
+	assert_int_equal(regexec(&re, "anything/at/all", 0, NULL, 0), 0);
+	regfree(&re);
+	assert_int_equal(berth_regex_compile_whole(&re, "v[0-9"), BERTH_EINVALID);
+	assert_int_equal(berth_regex_compile_whole(&re, "((a{1,100}){1,100}){1,100}"), BERTH_EINVALID);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_real_patterns_pass),
 		cmocka_unit_test(test_nested_counts_refused),
+		cmocka_unit_test(test_compile_whole),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

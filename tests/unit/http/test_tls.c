@@ -14,6 +14,7 @@
 #include <gnutls/gnutls.h>
 
 #include "config/config.h"
+#include "core/err.h"
 #include "http/tls.h"
 
 /* The TLS <= 1.2 suites the priority string enables, as GnuTLS names them, ';'-separated. */
@@ -42,8 +43,8 @@ static void tls12_suites(char *out, size_t n, const char *prio)
 static void test_default_is_distributions_list(void **state)
 {
 	(void)state;
-	char *prio = NULL, err[256] = "", suites[2048];
-	assert_int_equal(berth_tls_priorities(&prio, BERTH_TLS_1_2, NULL, 0, err, sizeof(err)), 0);
+	char *prio = NULL, suites[2048];
+	assert_int_equal(berth_tls_priorities(&prio, BERTH_TLS_1_2, NULL, 0), 0);
 	assert_non_null(strstr(prio, "+VERS-TLS1.3"));
 	assert_non_null(strstr(prio, "+VERS-TLS1.2"));
 	assert_null(strstr(prio, "+VERS-TLS1.1"));
@@ -60,8 +61,8 @@ static void test_list_is_exact(void **state)
 {
 	(void)state;
 	const char *list[] = { "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" };
-	char *prio = NULL, err[256] = "", suites[2048];
-	assert_int_equal(berth_tls_priorities(&prio, BERTH_TLS_1_2, list, 2, err, sizeof(err)), 0);
+	char *prio = NULL, suites[2048];
+	assert_int_equal(berth_tls_priorities(&prio, BERTH_TLS_1_2, list, 2), 0);
 	tls12_suites(suites, sizeof(suites), prio);
 	assert_string_equal(suites, "TLS_ECDHE_RSA_AES_128_GCM_SHA256;TLS_ECDHE_RSA_AES_256_GCM_SHA384;");
 	free(prio);
@@ -70,11 +71,11 @@ static void test_list_is_exact(void **state)
 static void test_minimum_versions(void **state)
 {
 	(void)state;
-	char *prio = NULL, err[256] = "";
-	assert_int_equal(berth_tls_priorities(&prio, BERTH_TLS_1_3, NULL, 0, err, sizeof(err)), 0);
+	char *prio = NULL;
+	assert_int_equal(berth_tls_priorities(&prio, BERTH_TLS_1_3, NULL, 0), 0);
 	assert_string_equal(prio, "NORMAL:-VERS-ALL:+VERS-TLS1.3");
 	free(prio);
-	assert_int_equal(berth_tls_priorities(&prio, BERTH_TLS_1_0, NULL, 0, err, sizeof(err)), 0);
+	assert_int_equal(berth_tls_priorities(&prio, BERTH_TLS_1_0, NULL, 0), 0);
 	assert_non_null(strstr(prio, "+VERS-TLS1.0"));
 	assert_non_null(strstr(prio, "+VERS-TLS1.1"));
 	free(prio);
@@ -83,16 +84,16 @@ static void test_minimum_versions(void **state)
 static void test_refusals(void **state)
 {
 	(void)state;
-	char *prio = NULL, err[256] = "";
+	char *prio = NULL;
 	const char *unknown[] = { "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_FAKE" };
-	assert_int_equal(berth_tls_priorities(&prio, BERTH_TLS_1_2, unknown, 2, err, sizeof(err)), -1);
+	assert_int_equal(berth_tls_priorities(&prio, BERTH_TLS_1_2, unknown, 2), -1);
 	assert_null(prio);
-	assert_string_equal(err, "http.tls.ciphersuites: unknown TLS cipher suite 'TLS_FAKE'");
+	assert_string_equal(berth_err_message(BERTH_ERROR), "http.tls.ciphersuites: unknown TLS cipher suite 'TLS_FAKE'");
 	/* RSA key exchange from one suite, AES-256-CBC from another: GnuTLS would pair them all */
 	const char *mixed[] = { "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_RSA_WITH_AES_256_CBC_SHA" };
-	assert_int_equal(berth_tls_priorities(&prio, BERTH_TLS_1_2, mixed, 2, err, sizeof(err)), -1);
+	assert_int_equal(berth_tls_priorities(&prio, BERTH_TLS_1_2, mixed, 2), -1);
 	assert_null(prio);
-	assert_non_null(strstr(err, "http.tls.ciphersuites: the TLS library cannot enable this list without also "
+	assert_non_null(strstr(berth_err_message(BERTH_ERROR), "http.tls.ciphersuites: the TLS library cannot enable this list without also "
 				    "enabling TLS_"));
 }
 

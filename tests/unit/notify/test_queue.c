@@ -42,8 +42,7 @@ static int teardown(void **state)
 static struct berth_notify_queue *open_q(const char *d, uint64_t max)
 {
 	struct berth_notify_queue *q = NULL;
-	char err[256];
-	assert_int_equal(berth_notify_queue_open(&q, d, "hook", max, err, sizeof(err)), 0);
+	assert_int_equal(berth_notify_queue_open(&q, d, "hook", max), 0);
 	return q;
 }
 
@@ -249,11 +248,10 @@ static void test_queue__unusable_dir(void **state)
 {
 	(void)state;
 	struct berth_notify_queue *q = NULL;
-	char err[256] = "";
-	assert_int_equal(berth_notify_queue_open(&q, "/nonexistent/berth/queue", "hook", 0, err, sizeof(err)),
+	assert_int_equal(berth_notify_queue_open(&q, "/nonexistent/berth/queue", "hook", 0),
 			 BERTH_ERROR);
 	assert_null(q);
-	assert_non_null(strstr(err, "cannot open queue 'hook'"));
+	assert_non_null(strstr(berth_err_message(BERTH_ERROR), "cannot open queue 'hook'"));
 }
 
 int main(void)

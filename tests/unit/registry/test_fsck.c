@@ -77,7 +77,7 @@ static void put_manifest(struct fixture *f, const char *repo, const char *ref, c
 	struct berth_manifest_put_result res;
 	int rc = berth_manifest_put(&res, f->reg, repo, ref, ct, body, strlen(body));
 	if (rc != 0)
-		fail_msg("put %s %s: %s (%s)", repo, ref, berth_strerror(rc), res.message);
+		fail_msg("put %s %s: %s (%s)", repo, ref, berth_strerror(rc), berth_err_message(rc));
 	snprintf(digest, BERTH_DIGEST_STR_MAX, "%s", res.digest);
 }
 

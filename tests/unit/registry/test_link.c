@@ -61,6 +61,26 @@ static void test_not_a_link(void **state)
 	assert_string_equal(out, D256);
 }
 
+static void test_digest_of_a_link_path(void **state)
+{
+	(void)state;
+	struct berth_oid oid;
+	char out[BERTH_DIGEST_STR_MAX];
+	assert_int_equal(berth_link_path_oid(&oid, "/docker/registry/v2/repositories/a/b/_layers/sha256/"
+					     "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824/link"),
+			 0);
+	berth_oid_fmt(out, &oid);
+	assert_string_equal(out, D256);
+	const char *bad[] = {
+		"/r/_layers/sha256/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+		"/r/_layers/sha256/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824/data",
+		"/r/_layers/md5/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824/link",
+		"/r/_layers/sha256/2cf24dba/link", "link", "/link", "sha256/x/link",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(berth_link_path_oid(&oid, bad[i]), BERTH_EINVALID);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -68,6 +88,7 @@ int main(void)
 		cmocka_unit_test(test_surrounding_whitespace),
 		cmocka_unit_test(test_sha512_with_newline),
 		cmocka_unit_test(test_not_a_link),
+		cmocka_unit_test(test_digest_of_a_link_path),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

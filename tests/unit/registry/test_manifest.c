@@ -108,15 +108,17 @@ static json_t *member_at(json_t *root, const char *key, int i)
 
 /* ---- parsing ---- */
 
-/* Parses a raw body; returns the rc and leaves the manifest in *out (NULL on failure). */
+/* Parses a raw body; returns the rc and leaves the manifest in *out (NULL on failure) and the
+ * thread's failure in *err (core/err.h). */
 static int parse_raw(const char *ct, const void *body, size_t len, struct berth_manifest **out,
-		     struct berth_manifest_error *err)
+		     struct berth_failure *err)
 {
 	struct berth_manifest *m = (struct berth_manifest *)&m; /* must be reset */
 	int rc;
 
-	memset(err, 0, sizeof(*err));
-	rc = berth_manifest_parse(&m, ct, body, len, err);
+	berth_err_clear();
+	rc = berth_manifest_parse(&m, ct, body, len);
+	berth_err_save(err);
 	if (rc != 0)
 		assert_null(m);
 	*out = m;
@@ -126,7 +128,7 @@ static int parse_raw(const char *ct, const void *body, size_t len, struct berth_
 /* Parses root (consumed), which must succeed; free the result with berth_manifest_free. */
 static struct berth_manifest *parse_ok(const char *ct, json_t *root)
 {
-	struct berth_manifest_error err;
+	struct berth_failure err;
 	struct berth_manifest *m;
 	char *body = json_dumps(root, JSON_COMPACT);
 	int rc;
@@ -142,31 +144,31 @@ static struct berth_manifest *parse_ok(const char *ct, json_t *root)
 }
 
 static void expect_raw_error(const char *ct, const void *body, size_t len,
-			     enum berth_manifest_error_code code, const char *message)
+			     int code, const char *message)
 {
-	struct berth_manifest_error err;
+	struct berth_failure err;
 	struct berth_manifest *m;
 	int rc = parse_raw(ct, body, len, &m, &err);
 
-	if (rc != BERTH_EINVALID)
-		fail_msg("expected failure, got %d, for body %.*s", rc, (int)(len < 200 ? len : 200),
-			 (const char *)body);
+	if (rc != code)
+		fail_msg("expected failure %d, got %d, for body %.*s", code, rc,
+			 (int)(len < 200 ? len : 200), (const char *)body);
 	assert_int_equal(err.code, code);
 	if (strstr(err.message, message) == NULL)
 		fail_msg("error message '%s' does not contain '%s'", err.message, message);
-	/* the same failure without an error struct */
-	assert_int_equal(berth_manifest_parse(&m, ct, body, len, NULL), BERTH_EINVALID);
+	/* the same failure again */
+	assert_int_equal(berth_manifest_parse(&m, ct, body, len), code);
 	assert_null(m);
 }
 
 static void expect_text_error(const char *ct, const char *body,
-			      enum berth_manifest_error_code code, const char *message)
+			      int code, const char *message)
 {
 	expect_raw_error(ct, body, strlen(body), code, message);
 }
 
 /* Parses root (consumed), which must fail with code and a message containing `message`. */
-static void expect_error(const char *ct, json_t *root, enum berth_manifest_error_code code,
+static void expect_error(const char *ct, json_t *root, int code,
 			 const char *message)
 {
 	char *body = json_dumps(root, JSON_COMPACT);
@@ -373,28 +375,28 @@ static void test_media_type_conflicts(void **state)
 	json_t *root;
 
 	(void)state;
-	expect_error(BERTH_MT_OCI_INDEX, oci_manifest(), BERTH_MANIFEST_ERR_INVALID,
+	expect_error(BERTH_MT_OCI_INDEX, oci_manifest(), BERTH_EINVALID,
 		     "manifest mediaType does not match the content type");
-	expect_error(BERTH_MT_DOCKER_MANIFEST, oci_manifest(), BERTH_MANIFEST_ERR_INVALID,
+	expect_error(BERTH_MT_DOCKER_MANIFEST, oci_manifest(), BERTH_EINVALID,
 		     "does not match");
-	expect_error(BERTH_MT_OCI_MANIFEST, docker_manifest(), BERTH_MANIFEST_ERR_INVALID,
+	expect_error(BERTH_MT_OCI_MANIFEST, docker_manifest(), BERTH_EINVALID,
 		     "does not match");
-	expect_error(BERTH_MT_DOCKER_LIST, oci_index(), BERTH_MANIFEST_ERR_INVALID,
+	expect_error(BERTH_MT_DOCKER_LIST, oci_index(), BERTH_EINVALID,
 		     "does not match");
 	/* the body mediaType is compared exactly */
 	root = oci_manifest();
 	json_object_set_new(root, "mediaType", json_string("Application/vnd.oci.image.manifest.v1+json"));
-	expect_error(BERTH_MT_OCI_MANIFEST, root, BERTH_MANIFEST_ERR_INVALID, "does not match");
+	expect_error(BERTH_MT_OCI_MANIFEST, root, BERTH_EINVALID, "does not match");
 	/* an unknown body mediaType under a specific Content-Type is a conflict too */
 	root = oci_manifest();
 	json_object_set_new(root, "mediaType", json_string("application/x.other"));
-	expect_error(BERTH_MT_OCI_MANIFEST, root, BERTH_MANIFEST_ERR_INVALID, "does not match");
+	expect_error(BERTH_MT_OCI_MANIFEST, root, BERTH_EINVALID, "does not match");
 	root = oci_manifest();
 	json_object_set_new(root, "mediaType", json_integer(1));
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_INVALID, "manifest mediaType must be a string");
+	expect_error(NULL, root, BERTH_EINVALID, "manifest mediaType must be a string");
 	root = oci_manifest();
 	json_object_set_new(root, "mediaType", json_null());
-	expect_error(BERTH_MT_OCI_MANIFEST, root, BERTH_MANIFEST_ERR_INVALID,
+	expect_error(BERTH_MT_OCI_MANIFEST, root, BERTH_EINVALID,
 		     "mediaType must be a string");
 }
 
@@ -405,11 +407,11 @@ static void test_docker_requires_media_type(void **state)
 	(void)state;
 	root = docker_manifest();
 	json_object_del(root, "mediaType");
-	expect_error(BERTH_MT_DOCKER_MANIFEST, root, BERTH_MANIFEST_ERR_INVALID,
+	expect_error(BERTH_MT_DOCKER_MANIFEST, root, BERTH_EINVALID,
 		     "manifest mediaType is missing");
 	root = docker_list();
 	json_object_set_new(root, "mediaType", json_string(""));
-	expect_error(BERTH_MT_DOCKER_LIST, root, BERTH_MANIFEST_ERR_INVALID,
+	expect_error(BERTH_MT_DOCKER_LIST, root, BERTH_EINVALID,
 		     "manifest mediaType is missing");
 }
 
@@ -422,23 +424,23 @@ static void test_schema1_unsupported(void **state)
 	json_t *root;
 
 	(void)state;
-	expect_text_error(MT_SCHEMA1, schema1_body, BERTH_MANIFEST_ERR_UNSUPPORTED, "schema1");
-	expect_text_error(MT_SCHEMA1_SIGNED, schema1_body, BERTH_MANIFEST_ERR_UNSUPPORTED,
+	expect_text_error(MT_SCHEMA1, schema1_body, BERTH_EUNSUPPORTED, "schema1");
+	expect_text_error(MT_SCHEMA1_SIGNED, schema1_body, BERTH_EUNSUPPORTED,
 			  "schema1");
 	expect_text_error("Application/Vnd.Docker.Distribution.Manifest.V1+Prettyjws; x=1",
-			  schema1_body, BERTH_MANIFEST_ERR_UNSUPPORTED, "schema1");
+			  schema1_body, BERTH_EUNSUPPORTED, "schema1");
 	/* refused on the Content-Type alone, even for a body that is not JSON */
-	expect_text_error(MT_SCHEMA1_SIGNED, "not json", BERTH_MANIFEST_ERR_UNSUPPORTED, "schema1");
-	expect_text_error(NULL, schema1_body, BERTH_MANIFEST_ERR_UNSUPPORTED,
+	expect_text_error(MT_SCHEMA1_SIGNED, "not json", BERTH_EUNSUPPORTED, "schema1");
+	expect_text_error(NULL, schema1_body, BERTH_EUNSUPPORTED,
 			  "manifest schema version 1 is not supported");
-	expect_text_error(BERTH_MT_DOCKER_MANIFEST, schema1_body, BERTH_MANIFEST_ERR_UNSUPPORTED,
+	expect_text_error(BERTH_MT_DOCKER_MANIFEST, schema1_body, BERTH_EUNSUPPORTED,
 			  "schema version 1");
 	root = oci_manifest();
 	json_object_set_new(root, "mediaType", json_string(MT_SCHEMA1));
-	expect_error("application/json", root, BERTH_MANIFEST_ERR_UNSUPPORTED, "schema1");
+	expect_error("application/json", root, BERTH_EUNSUPPORTED, "schema1");
 	root = oci_manifest();
 	json_object_set_new(root, "mediaType", json_string(MT_SCHEMA1_SIGNED));
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_UNSUPPORTED, "schema1");
+	expect_error(NULL, root, BERTH_EUNSUPPORTED, "schema1");
 }
 
 static void test_unknown_media_types_unsupported(void **state)
@@ -446,35 +448,35 @@ static void test_unknown_media_types_unsupported(void **state)
 	json_t *root;
 
 	(void)state;
-	expect_error("application/octet-stream", oci_manifest(), BERTH_MANIFEST_ERR_UNSUPPORTED,
+	expect_error("application/octet-stream", oci_manifest(), BERTH_EUNSUPPORTED,
 		     "manifest media type application/octet-stream is not supported");
 	expect_error("application/vnd.oci.image.manifest.v2+json", oci_manifest(),
-		     BERTH_MANIFEST_ERR_UNSUPPORTED, "is not supported");
+		     BERTH_EUNSUPPORTED, "is not supported");
 	expect_error("application/vnd.oci.artifact.manifest.v1+json", oci_manifest(),
-		     BERTH_MANIFEST_ERR_UNSUPPORTED, "is not supported");
+		     BERTH_EUNSUPPORTED, "is not supported");
 	root = oci_manifest();
 	json_object_set_new(root, "mediaType", json_string("application/x.custom+json"));
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_UNSUPPORTED,
+	expect_error(NULL, root, BERTH_EUNSUPPORTED,
 		     "manifest media type application/x.custom+json is not supported");
 }
 
 /* Untrusted text quoted in messages is cut short and reduced to printable ASCII. */
 static void test_error_message_quoting(void **state)
 {
-	struct berth_manifest_error err;
+	struct berth_failure err;
 	struct berth_manifest *m;
 	char ct[600];
 
 	(void)state;
 	memset(ct, 'x', sizeof(ct) - 1);
 	ct[sizeof(ct) - 1] = '\0';
-	assert_int_equal(parse_raw(ct, "{}", 2, &m, &err), BERTH_EINVALID);
-	assert_int_equal(err.code, BERTH_MANIFEST_ERR_UNSUPPORTED);
+	assert_int_equal(parse_raw(ct, "{}", 2, &m, &err), BERTH_EUNSUPPORTED);
+	assert_int_equal(err.code, BERTH_EUNSUPPORTED);
 	assert_non_null(strstr(err.message, "xxx... is not supported"));
 	assert_true(strlen(err.message) < 150);
 
 	assert_int_equal(parse_raw("application/caf\xc3\xa9\x01", "{}", 2, &m, &err),
-			 BERTH_EINVALID);
+			 BERTH_EUNSUPPORTED);
 	assert_string_equal(err.message, "manifest media type application/caf??? is not supported");
 }
 
@@ -489,9 +491,9 @@ static void test_body_not_an_object(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
-		expect_text_error(NULL, bodies[i], BERTH_MANIFEST_ERR_INVALID,
+		expect_text_error(NULL, bodies[i], BERTH_EINVALID,
 				  "manifest must be a json object");
-		expect_text_error(BERTH_MT_OCI_MANIFEST, bodies[i], BERTH_MANIFEST_ERR_INVALID,
+		expect_text_error(BERTH_MT_OCI_MANIFEST, bodies[i], BERTH_EINVALID,
 				  "manifest must be a json object");
 	}
 }
@@ -521,12 +523,12 @@ static void test_body_not_json(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
-		expect_text_error(NULL, bodies[i], BERTH_MANIFEST_ERR_INVALID,
+		expect_text_error(NULL, bodies[i], BERTH_EINVALID,
 				  "manifest is not valid json");
 	/* an embedded NUL byte */
-	expect_raw_error(NULL, "{\"schemaVersion\":2}\0", 20, BERTH_MANIFEST_ERR_INVALID,
+	expect_raw_error(NULL, "{\"schemaVersion\":2}\0", 20, BERTH_EINVALID,
 			 "manifest is not valid json");
-	expect_raw_error(NULL, NULL, 0, BERTH_MANIFEST_ERR_INVALID, "manifest is not valid json");
+	expect_raw_error(NULL, NULL, 0, BERTH_EINVALID, "manifest is not valid json");
 }
 
 static void test_duplicate_keys(void **state)
@@ -534,15 +536,15 @@ static void test_duplicate_keys(void **state)
 	(void)state;
 	expect_text_error(NULL,
 			  "{\"schemaVersion\":2,\"schemaVersion\":2,\"config\":{},\"layers\":[]}",
-			  BERTH_MANIFEST_ERR_INVALID, "manifest is not valid json");
+			  BERTH_EINVALID, "manifest is not valid json");
 	expect_text_error(NULL,
 			  "{\"schemaVersion\":2,\"config\":{\"digest\":\"" DIGEST_A "\","
 			  "\"size\":1,\"size\":2},\"layers\":[]}",
-			  BERTH_MANIFEST_ERR_INVALID, "manifest is not valid json");
+			  BERTH_EINVALID, "manifest is not valid json");
 	expect_text_error(BERTH_MT_OCI_MANIFEST,
 			  "{\"mediaType\":\"" BERTH_MT_OCI_MANIFEST "\",\"mediaType\":\""
 			  BERTH_MT_OCI_INDEX "\",\"schemaVersion\":2}",
-			  BERTH_MANIFEST_ERR_INVALID, "manifest is not valid json");
+			  BERTH_EINVALID, "manifest is not valid json");
 }
 
 /* Nesting deeper than jansson's limit is refused without exhausting the stack. */
@@ -562,7 +564,7 @@ static void test_deep_nesting(void **state)
 	for (i = 0; i < depth; i++)
 		*p++ = ']';
 	*p++ = '}';
-	expect_raw_error(NULL, body, (size_t)(p - body), BERTH_MANIFEST_ERR_INVALID,
+	expect_raw_error(NULL, body, (size_t)(p - body), BERTH_EINVALID,
 			 "manifest is not valid json");
 	free(body);
 
@@ -590,7 +592,7 @@ static void test_schema_version(void **state)
 	(void)state;
 	root = oci_manifest();
 	json_object_del(root, "schemaVersion");
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_INVALID, "manifest schemaVersion is missing");
+	expect_error(NULL, root, BERTH_EINVALID, "manifest schemaVersion is missing");
 
 	bad[0] = json_integer(3);
 	bad[1] = json_integer(0);
@@ -601,12 +603,12 @@ static void test_schema_version(void **state)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		root = oci_manifest();
 		json_object_set_new(root, "schemaVersion", bad[i]);
-		expect_error(NULL, root, BERTH_MANIFEST_ERR_INVALID,
+		expect_error(NULL, root, BERTH_EINVALID,
 			     "manifest schemaVersion must be 2");
 	}
 	expect_text_error(NULL, "{\"schemaVersion\":2.0,\"layers\":[]}",
-			  BERTH_MANIFEST_ERR_INVALID, "manifest schemaVersion must be 2");
-	expect_text_error(NULL, "{\"schemaVersion\":1e0}", BERTH_MANIFEST_ERR_INVALID,
+			  BERTH_EINVALID, "manifest schemaVersion must be 2");
+	expect_text_error(NULL, "{\"schemaVersion\":1e0}", BERTH_EINVALID,
 			  "manifest schemaVersion must be 2");
 }
 
@@ -619,36 +621,36 @@ static void test_image_manifest_members(void **state)
 	(void)state;
 	root = oci_manifest();
 	json_object_del(root, "config");
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_INVALID, "manifest config is missing");
+	expect_error(NULL, root, BERTH_EINVALID, "manifest config is missing");
 	root = docker_manifest();
 	json_object_del(root, "config");
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_INVALID, "manifest config is missing");
+	expect_error(NULL, root, BERTH_EINVALID, "manifest config is missing");
 	root = oci_manifest();
 	json_object_set_new(root, "config", json_string(DIGEST_A));
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_INVALID, "manifest config: must be an object");
+	expect_error(NULL, root, BERTH_EINVALID, "manifest config: must be an object");
 	root = oci_manifest();
 	json_object_set_new(root, "config", json_null());
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_INVALID, "manifest config: must be an object");
+	expect_error(NULL, root, BERTH_EINVALID, "manifest config: must be an object");
 
 	root = oci_manifest();
 	json_object_del(root, "layers");
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_INVALID, "manifest layers is missing");
+	expect_error(NULL, root, BERTH_EINVALID, "manifest layers is missing");
 	root = docker_manifest();
 	json_object_del(root, "layers");
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_INVALID, "manifest layers is missing");
+	expect_error(NULL, root, BERTH_EINVALID, "manifest layers is missing");
 	root = oci_manifest();
 	json_object_set_new(root, "layers", json_object());
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_INVALID, "manifest layers must be an array");
+	expect_error(NULL, root, BERTH_EINVALID, "manifest layers must be an array");
 	root = oci_manifest();
 	json_object_set_new(root, "layers", json_null());
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_INVALID, "manifest layers must be an array");
+	expect_error(NULL, root, BERTH_EINVALID, "manifest layers must be an array");
 	root = oci_manifest();
 	json_array_append_new(json_object_get(root, "layers"), json_string(DIGEST_A));
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_INVALID,
+	expect_error(NULL, root, BERTH_EINVALID,
 		     "manifest layers[2]: must be an object");
 	root = oci_manifest();
 	json_array_insert_new(json_object_get(root, "layers"), 0, json_array());
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_INVALID,
+	expect_error(NULL, root, BERTH_EINVALID,
 		     "manifest layers[0]: must be an object");
 }
 
@@ -659,17 +661,17 @@ static void test_index_members(void **state)
 	(void)state;
 	root = oci_index();
 	json_object_del(root, "manifests");
-	expect_error(BERTH_MT_OCI_INDEX, root, BERTH_MANIFEST_ERR_INVALID,
+	expect_error(BERTH_MT_OCI_INDEX, root, BERTH_EINVALID,
 		     "manifest manifests is missing");
 	root = docker_list();
 	json_object_del(root, "manifests");
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_INVALID, "manifest manifests is missing");
+	expect_error(NULL, root, BERTH_EINVALID, "manifest manifests is missing");
 	root = oci_index();
 	json_object_set_new(root, "manifests", json_string("x"));
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_INVALID, "manifest manifests must be an array");
+	expect_error(NULL, root, BERTH_EINVALID, "manifest manifests must be an array");
 	root = docker_list();
 	json_array_append_new(json_object_get(root, "manifests"), json_integer(5));
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_INVALID,
+	expect_error(NULL, root, BERTH_EINVALID,
 		     "manifest manifests[2]: must be an object");
 }
 
@@ -681,20 +683,20 @@ static void test_ambiguous_oci(void **state)
 	(void)state;
 	root = oci_manifest();
 	json_object_set_new(root, "manifests", json_array());
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_INVALID,
+	expect_error(NULL, root, BERTH_EINVALID,
 		     "manifest has manifests but is not an index");
 	root = oci_manifest();
 	json_object_del(root, "mediaType");
 	json_object_set_new(root, "manifests", json_array());
-	expect_error(BERTH_MT_OCI_MANIFEST, root, BERTH_MANIFEST_ERR_INVALID,
+	expect_error(BERTH_MT_OCI_MANIFEST, root, BERTH_EINVALID,
 		     "manifest has manifests but is not an index");
 	root = oci_index();
 	json_object_set_new(root, "config", descriptor(MT_OCI_CONFIG, DIGEST_A, 1));
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_INVALID, "manifest index has config or layers");
+	expect_error(NULL, root, BERTH_EINVALID, "manifest index has config or layers");
 	root = oci_index();
 	json_object_del(root, "mediaType");
 	json_object_set_new(root, "layers", json_array());
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_INVALID, "manifest index has config or layers");
+	expect_error(NULL, root, BERTH_EINVALID, "manifest index has config or layers");
 }
 
 /* ---- descriptor defects, at every place a descriptor can be ---- */
@@ -726,7 +728,7 @@ static const struct place places[] = {
 
 /* Sets (or with value NULL deletes) member `field` of the descriptor at place p. */
 static void damage(const struct place *p, const char *field, json_t *value,
-		   enum berth_manifest_error_code code, const char *what)
+		   int code, const char *what)
 {
 	json_t *root = p->make();
 	json_t *d = member_at(root, p->key, p->index);
@@ -760,13 +762,13 @@ static void test_descriptor_digest(void **state)
 	for (i = 0; i < sizeof(places) / sizeof(places[0]); i++) {
 		const struct place *p = &places[i];
 
-		damage(p, "digest", NULL, BERTH_MANIFEST_ERR_DIGEST, "digest is missing");
-		damage(p, "digest", json_integer(1), BERTH_MANIFEST_ERR_INVALID,
+		damage(p, "digest", NULL, BERTH_EDIGEST, "digest is missing");
+		damage(p, "digest", json_integer(1), BERTH_EINVALID,
 		       "digest must be a string");
-		damage(p, "digest", json_null(), BERTH_MANIFEST_ERR_INVALID,
+		damage(p, "digest", json_null(), BERTH_EINVALID,
 		       "digest must be a string");
 		for (j = 0; j < sizeof(malformed) / sizeof(malformed[0]); j++)
-			damage(p, "digest", json_string(malformed[j]), BERTH_MANIFEST_ERR_DIGEST,
+			damage(p, "digest", json_string(malformed[j]), BERTH_EDIGEST,
 			       "digest is invalid");
 	}
 }
@@ -779,20 +781,20 @@ static void test_descriptor_size(void **state)
 	for (i = 0; i < sizeof(places) / sizeof(places[0]); i++) {
 		const struct place *p = &places[i];
 
-		damage(p, "size", NULL, BERTH_MANIFEST_ERR_INVALID, "size is missing");
-		damage(p, "size", json_integer(-1), BERTH_MANIFEST_ERR_INVALID,
+		damage(p, "size", NULL, BERTH_EINVALID, "size is missing");
+		damage(p, "size", json_integer(-1), BERTH_EINVALID,
 		       "size must not be negative");
-		damage(p, "size", json_integer(INT64_MIN), BERTH_MANIFEST_ERR_INVALID,
+		damage(p, "size", json_integer(INT64_MIN), BERTH_EINVALID,
 		       "size must not be negative");
-		damage(p, "size", json_real(1.5), BERTH_MANIFEST_ERR_INVALID,
+		damage(p, "size", json_real(1.5), BERTH_EINVALID,
 		       "size must be an integer");
-		damage(p, "size", json_real(100.0), BERTH_MANIFEST_ERR_INVALID,
+		damage(p, "size", json_real(100.0), BERTH_EINVALID,
 		       "size must be an integer");
-		damage(p, "size", json_string("100"), BERTH_MANIFEST_ERR_INVALID,
+		damage(p, "size", json_string("100"), BERTH_EINVALID,
 		       "size must be an integer");
-		damage(p, "size", json_null(), BERTH_MANIFEST_ERR_INVALID,
+		damage(p, "size", json_null(), BERTH_EINVALID,
 		       "size must be an integer");
-		damage(p, "size", json_false(), BERTH_MANIFEST_ERR_INVALID,
+		damage(p, "size", json_false(), BERTH_EINVALID,
 		       "size must be an integer");
 	}
 	/* beyond int64: jansson refuses the number itself */
@@ -800,11 +802,11 @@ static void test_descriptor_size(void **state)
 			  "{\"schemaVersion\":2,\"mediaType\":\"" BERTH_MT_OCI_MANIFEST "\","
 			  "\"config\":{\"digest\":\"" DIGEST_A "\",\"size\":9223372036854775808},"
 			  "\"layers\":[]}",
-			  BERTH_MANIFEST_ERR_INVALID, "manifest is not valid json");
+			  BERTH_EINVALID, "manifest is not valid json");
 	expect_text_error(NULL,
 			  "{\"schemaVersion\":2,\"config\":{\"digest\":\"" DIGEST_A "\","
 			  "\"size\":1e3},\"layers\":[]}",
-			  BERTH_MANIFEST_ERR_INVALID, "manifest config: size must be an integer");
+			  BERTH_EINVALID, "manifest config: size must be an integer");
 }
 
 static void test_descriptor_other_fields(void **state)
@@ -815,20 +817,20 @@ static void test_descriptor_other_fields(void **state)
 	for (i = 0; i < sizeof(places) / sizeof(places[0]); i++) {
 		const struct place *p = &places[i];
 
-		damage(p, "mediaType", json_integer(3), BERTH_MANIFEST_ERR_INVALID,
+		damage(p, "mediaType", json_integer(3), BERTH_EINVALID,
 		       "mediaType must be a string");
-		damage(p, "artifactType", json_array(), BERTH_MANIFEST_ERR_INVALID,
+		damage(p, "artifactType", json_array(), BERTH_EINVALID,
 		       "artifactType must be a string");
-		damage(p, "annotations", json_string("k=v"), BERTH_MANIFEST_ERR_INVALID,
+		damage(p, "annotations", json_string("k=v"), BERTH_EINVALID,
 		       "annotations must be an object");
 		damage(p, "annotations", json_pack("{s:s, s:i}", "a", "b", "c", 1),
-		       BERTH_MANIFEST_ERR_INVALID, "annotations values must be strings");
-		damage(p, "platform", json_string("linux/amd64"), BERTH_MANIFEST_ERR_INVALID,
+		       BERTH_EINVALID, "annotations values must be strings");
+		damage(p, "platform", json_string("linux/amd64"), BERTH_EINVALID,
 		       "platform must be an object");
-		damage(p, "urls", json_string("https://example.com/x"), BERTH_MANIFEST_ERR_INVALID,
+		damage(p, "urls", json_string("https://example.com/x"), BERTH_EINVALID,
 		       "urls must be an array");
 		damage(p, "urls", json_pack("[s, i]", "https://example.com/x", 1),
-		       BERTH_MANIFEST_ERR_INVALID, "urls[1] is not an http or https url");
+		       BERTH_EINVALID, "urls[1] is not an http or https url");
 	}
 }
 
@@ -847,7 +849,7 @@ static void test_descriptor_urls(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		damage(&places[3], "urls", json_pack("[s]", bad[i]), BERTH_MANIFEST_ERR_INVALID,
+		damage(&places[3], "urls", json_pack("[s]", bad[i]), BERTH_EINVALID,
 		       "urls[0] is not an http or https url");
 
 	root = docker_manifest();
@@ -874,12 +876,12 @@ static void test_error_message_format(void **state)
 
 	(void)state;
 	json_array_append_new(layers, descriptor(MT_OCI_LAYER, "sha256:nothex", 1));
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_DIGEST, "manifest layers[2]: digest is invalid");
+	expect_error(NULL, root, BERTH_EDIGEST, "manifest layers[2]: digest is invalid");
 
 	root = oci_manifest();
 	json_object_set_new(member_at(root, "layers", 1), "size", json_integer(-5));
 	{
-		struct berth_manifest_error err;
+		struct berth_failure err;
 		struct berth_manifest *m;
 		char *body = json_dumps(root, 0);
 
@@ -917,10 +919,10 @@ static void test_oci_artifact(void **state)
 
 	root = oci_manifest();
 	json_object_set_new(root, "artifactType", json_integer(7));
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_INVALID, "manifest artifactType must be a string");
+	expect_error(NULL, root, BERTH_EINVALID, "manifest artifactType must be a string");
 	root = oci_index();
 	json_object_set_new(root, "artifactType", json_null());
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_INVALID, "manifest artifactType must be a string");
+	expect_error(NULL, root, BERTH_EINVALID, "manifest artifactType must be a string");
 }
 
 static void test_subject(void **state)
@@ -943,10 +945,10 @@ static void test_subject(void **state)
 
 	root = oci_manifest();
 	json_object_set_new(root, "subject", json_string(DIGEST_C));
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_INVALID, "manifest subject: must be an object");
+	expect_error(NULL, root, BERTH_EINVALID, "manifest subject: must be an object");
 	root = oci_manifest();
 	json_object_set_new(root, "subject", json_null());
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_INVALID, "manifest subject: must be an object");
+	expect_error(NULL, root, BERTH_EINVALID, "manifest subject: must be an object");
 
 	/* Docker types know no subject, artifactType or annotations: ignored */
 	root = docker_manifest();
@@ -984,14 +986,14 @@ static void test_annotations(void **state)
 
 	root = oci_manifest();
 	json_object_set_new(root, "annotations", json_pack("[s]", "a"));
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_INVALID, "manifest annotations must be an object");
+	expect_error(NULL, root, BERTH_EINVALID, "manifest annotations must be an object");
 	root = oci_index();
 	json_object_set_new(root, "annotations", json_pack("{s:s, s:n}", "a", "b", "c"));
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_INVALID,
+	expect_error(NULL, root, BERTH_EINVALID,
 		     "manifest annotations values must be strings");
 	root = oci_manifest();
 	json_object_set_new(root, "annotations", json_pack("{s:{}}", "a"));
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_INVALID,
+	expect_error(NULL, root, BERTH_EINVALID,
 		     "manifest annotations values must be strings");
 }
 
@@ -1084,7 +1086,7 @@ static void test_large_manifest(void **state)
 	free(body);
 
 	json_object_set_new(json_array_get(layers, 24001), "digest", json_string("sha256:x"));
-	expect_error(NULL, root, BERTH_MANIFEST_ERR_DIGEST,
+	expect_error(NULL, root, BERTH_EDIGEST,
 		     "manifest layers[24001]: digest is invalid");
 }
 

@@ -53,61 +53,62 @@ static int entries(const char *dir)
 static void test_creates_missing_root_and_leaves_nothing(void **state)
 {
 	struct tmp *t = *state;
-	char root[128], why[256];
+	char root[128];
 	struct stat st;
 	snprintf(root, sizeof(root), "%s/a/b/root", t->dir);
-	assert_int_equal(berth_fs_check_root(root, 0, why, sizeof(why)), 0);
+	assert_int_equal(berth_fs_check_root(root, 0), 0);
 	assert_int_equal(stat(root, &st), 0);
 	assert_true(S_ISDIR(st.st_mode));
 	assert_int_equal(entries(root), 0); /* the probe file is gone */
 	/* and again, on the existing root */
-	assert_int_equal(berth_fs_check_root(root, 0, why, sizeof(why)), 0);
+	assert_int_equal(berth_fs_check_root(root, 0), 0);
 	assert_int_equal(entries(root), 0);
 }
 
 static void test_file_in_place_of_root(void **state)
 {
 	struct tmp *t = *state;
-	char file[128], below[160], why[256];
+	char file[128], below[160];
 	snprintf(file, sizeof(file), "%s/plain", t->dir);
 	FILE *f = fopen(file, "w");
 	assert_non_null(f);
 	fclose(f);
-	assert_int_equal(berth_fs_check_root(file, 0, why, sizeof(why)), -1);
-	assert_string_equal(why, "not a directory");
-	assert_int_equal(berth_fs_check_root(file, 1, why, sizeof(why)), -1);
-	assert_string_equal(why, "not a directory");
+	assert_int_equal(berth_fs_check_root(file, 0), -1);
+	assert_string_equal(berth_err_message(BERTH_ERROR), "not a directory");
+	assert_int_equal(berth_fs_check_root(file, 1), -1);
+	assert_string_equal(berth_err_message(BERTH_ERROR), "not a directory");
 	snprintf(below, sizeof(below), "%s/below", file);
-	assert_int_equal(berth_fs_check_root(below, 0, why, sizeof(why)), -1);
-	assert_string_equal(why, "cannot create it: not a directory");
-	assert_int_equal(berth_fs_check_root("", 0, why, sizeof(why)), -1);
+	assert_int_equal(berth_fs_check_root(below, 0), -1);
+	assert_string_equal(berth_err_message(BERTH_ERROR), "cannot create it: not a directory");
+	assert_int_equal(berth_fs_check_root("", 0), -1);
 }
 
 static void test_unwritable_root(void **state)
 {
 	struct tmp *t = *state;
-	char root[128], why[256];
+	char root[128];
 	if (geteuid() == 0)
 		skip(); /* root writes through any mode; tests/api/test_ops_cli.py mounts a ro tmpfs */
 	snprintf(root, sizeof(root), "%s/ro", t->dir);
 	assert_int_equal(mkdir(root, 0555), 0);
-	assert_int_equal(berth_fs_check_root(root, 0, why, sizeof(why)), -1);
-	assert_string_equal(why, "cannot create a file in it: permission denied");
+	assert_int_equal(berth_fs_check_root(root, 0), -1);
+	assert_string_equal(berth_err_message(BERTH_ERROR), "cannot create a file in it: permission denied");
 	/* a read-only registry does not need to write */
-	assert_int_equal(berth_fs_check_root(root, 1, why, sizeof(why)), 0);
+	assert_int_equal(berth_fs_check_root(root, 1), 0);
 	chmod(root, 0755);
 }
 
 static void test_err_reason(void **state)
 {
 	(void)state;
+	berth_err_clear(); /* the failures of the tests before */
 	assert_string_equal(berth_err_reason(BERTH_ERROR), "error");
-	berth_err_note_os(EACCES);
+	berth_err_set_os(BERTH_ERROR, EACCES);
 	assert_string_equal(berth_err_reason(BERTH_ERROR), "permission denied");
 	/* told once: a later failure without a noted cause is not given an old one */
 	assert_string_equal(berth_err_reason(BERTH_ERROR), "error");
-	berth_err_note_os(ENOSPC);
-	berth_err_clear_os();
+	berth_err_set_os(BERTH_ENOSPC, ENOSPC);
+	berth_err_clear();
 	assert_string_equal(berth_err_reason(BERTH_ENOSPC), "no space left on storage");
 	assert_string_equal(berth_err_os_text(EISDIR), "is a directory");
 }

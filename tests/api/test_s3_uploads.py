@@ -1,0 +1,262 @@
+"""Chunked uploads on S3 (run by tests/e2e/test_s3_suites.sh with BERTH_STORAGE=s3; skipped on
+other storage): the bytes of an upload stay the parts of one multipart upload across PATCHes,
+as Distribution's s3 driver keeps them, whichever instance takes the next PATCH and across
+restarts; the hash state is saved in Distribution's format; the commit completes and copies;
+a cancelled upload aborts its multipart upload. What is in the bucket is read with curl."""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.parse
+
+import berthtest
+from berthtest import digest, setUpModule, tearDownModule  # noqa: F401
+
+MIB = 1 << 20
+OCTETS = {"Content-Type": "application/octet-stream"}
+
+
+def s3_get(path, query=""):
+    """GET of path in the bucket ("" for the bucket itself) with a query string, signed as any
+    S3 client signs it: the answer's bytes."""
+    e = os.environ
+    out = subprocess.run(
+        ["curl", "-s", "--aws-sigv4", "aws:amz:%s:s3" % e["S3_REGION"],
+         "--user", "%s:%s" % (e["S3_ACCESS_KEY"], e["S3_SECRET_KEY"]),
+         "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+         "%s/%s/%s%s" % (e["S3_ENDPOINT"], e["S3_BUCKET"], path, "?" + query if query else "")],
+        check=True, capture_output=True)
+    return out.stdout
+
+
+def keys_below(prefix):
+    """{key: size} of the objects whose key starts with prefix."""
+    body = s3_get("", "list-type=2&prefix=" + urllib.parse.quote(prefix, safe="")).decode()
+    return {k: int(s) for k, s in re.findall(r"<Key>([^<]*)</Key>.*?<Size>(\d+)</Size>", body)}
+
+
+def open_uploads(prefix):
+    """[(key, upload id)] of the multipart uploads open below prefix."""
+    body = s3_get("", "prefix=%s&uploads=" % urllib.parse.quote(prefix, safe="")).decode()
+    return re.findall(r"<Upload>.*?<Key>([^<]*)</Key>.*?<UploadId>([^<]*)</UploadId>", body, re.S)
+
+
+def part_sizes(key, upload_id):
+    body = s3_get(key, "uploadId=" + urllib.parse.quote(upload_id, safe="")).decode()
+    return [int(s) for s in re.findall(r"<Part>.*?<Size>(\d+)</Size>", body, re.S)]
+
+
+def pattern(n, seed=7):
+    """n reproducible bytes with no short period."""
+    out = bytearray()
+    x = seed
+    while len(out) < n:
+        x = (x * 6364136223846793005 + 1442695040888963407) & ((1 << 64) - 1)
+        out += x.to_bytes(8, "little")
+    return bytes(out[:n])
+
+
+class S3UploadTest(berthtest.TestCase):
+    def setUp(self):
+        if not berthtest.s3_mode():
+            self.skipTest("S3 only (BERTH_STORAGE=s3, see tests/e2e/test_s3_suites.sh)")
+        super().setUp()
+
+    def uploads_prefix(self, repo, uuid):
+        return "%s/docker/registry/v2/repositories/%s/_uploads/%s/" % (
+            self.srv.s3_root.lstrip("/"), repo, uuid)
+
+    def patch(self, c, loc, data, start):
+        r = c.patch(c.resolve(loc), data, headers=dict(
+            OCTETS, **{"Content-Range": "%d-%d" % (start, start + len(data) - 1)}))
+        self.assertStatus(r, 202)
+        self.assertHeader(r, "Range", "0-%d" % (start + len(data) - 1))
+        return r.header("Location")
+
+    def test_parts_accumulate_in_one_multipart_upload(self):
+        """Whole-part PATCHes add parts to one upload: no object, no copy, nothing completed
+        until the PUT; the hash state of each offset is Go's 108-byte sha256 state."""
+        repo = self.repo()
+        data = pattern(15 * MIB + 333)
+        r = self.c.start_upload(repo)
+        uuid = r.header("Docker-Upload-UUID")
+        loc = r.header("Location")
+        pre = self.uploads_prefix(repo, uuid)
+        ids = set()
+        for i in range(3):
+            loc = self.patch(self.c, loc, data[i * 5 * MIB:(i + 1) * 5 * MIB], i * 5 * MIB)
+            ups = open_uploads(pre)
+            self.assertEqual([k for k, _ in ups], [pre + "data"])
+            ids.add(ups[0][1])
+            self.assertEqual(part_sizes(pre + "data", ups[0][1]), [5 * MIB] * (i + 1))
+            keys = keys_below(pre)
+            self.assertNotIn(pre + "data", keys, "the data is not an object before the PUT")
+            state = pre + "hashstates/sha256/%d" % ((i + 1) * 5 * MIB)
+            self.assertEqual(keys.get(state), 108)
+            self.assertEqual(s3_get(state)[:4], b"sha\x03")
+        self.assertEqual(len(ids), 1, "one multipart upload for the whole session")
+        r = self.c.put(self.c.resolve(loc, {"digest": digest(data)}), data[15 * MIB:],
+                       headers=OCTETS)
+        self.assertStatus(r, 201)
+        self.assertEqual(open_uploads(pre), [])
+        self.assertEqual(keys_below(pre), {})
+        r = self.c.get("/v2/%s/blobs/%s" % (repo, digest(data)))
+        self.assertStatus(r, 200)
+        self.assertEqual(r.body, data)
+
+    def test_short_chunks_and_another_instance(self):
+        """PATCHes of odd sizes alternate between two instances on one bucket: each continues
+        what the other stored (a short part is completed before appending, as Distribution
+        does); the status GET on either tells the size; the blob is whole."""
+        other = berthtest.Server(delete=True)
+        other.s3_root = self.srv.s3_root
+        other.start()
+        try:
+            c2 = other.client()
+            repo = self.repo()
+            data = pattern(13 * MIB + 17, seed=11)
+            r = self.c.start_upload(repo)
+            loc = r.header("Location")
+            cuts = [0, 3 * MIB + 1, 6 * MIB, 6 * MIB + 5, 11 * MIB + 2, len(data) - 10]
+            clients = [self.c, c2]
+            for i in range(len(cuts) - 1):
+                c = clients[i % 2]
+                loc = self.patch(c, loc, data[cuts[i]:cuts[i + 1]], cuts[i])
+                st = clients[(i + 1) % 2].get(clients[(i + 1) % 2].resolve(loc))
+                self.assertStatus(st, 204)
+                self.assertHeader(st, "Range", "0-%d" % (cuts[i + 1] - 1))
+            r = c2.put(c2.resolve(loc, {"digest": digest(data)}), data[cuts[-1]:], headers=OCTETS)
+            self.assertStatus(r, 201)
+            r = self.c.get("/v2/%s/blobs/%s" % (repo, digest(data)))
+            self.assertStatus(r, 200)
+            self.assertEqual(r.body, data)
+        finally:
+            other.stop()
+
+    def test_upload_resumes_after_restart(self):
+        """After a restart the status comes from the multipart upload left open, and the
+        upload goes on from there."""
+        repo = self.repo()
+        data = pattern(8 * MIB + 99, seed=3)
+        r = self.c.start_upload(repo)
+        loc = self.patch(self.c, r.header("Location"), data[:7 * MIB], 0)
+        self.srv.restart()
+        c = self.srv.client()
+        type(self).c = c
+        st = c.get(c.resolve(loc))
+        self.assertStatus(st, 204)
+        self.assertHeader(st, "Range", "0-%d" % (7 * MIB - 1))
+        r = c.put(c.resolve(loc, {"digest": digest(data)}), data[7 * MIB:], headers=OCTETS)
+        self.assertStatus(r, 201)
+        self.assertEqual(c.get("/v2/%s/blobs/%s" % (repo, digest(data))).body, data)
+
+    def test_upload_resumes_after_a_crash_mid_patch(self):
+        """berth killed (SIGKILL) while a PATCH streams: the parts it stored stay in the
+        multipart upload, with no hash state for them; after the restart the status says how
+        much is stored, the upload goes on from there (the data is rehashed) and the blob is
+        whole."""
+        repo = self.repo()
+        data = pattern(16 * MIB + 3, seed=13)
+        r = self.c.start_upload(repo)
+        uuid = r.header("Docker-Upload-UUID")
+        loc = r.header("Location")
+        pre = self.uploads_prefix(repo, uuid)
+        path = self.c.resolve(loc)
+        sock = socket.create_connection((self.c.host, self.c.port), timeout=20)
+        try:
+            sock.sendall(("PATCH %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream"
+                          "\r\nContent-Length: %d\r\n\r\n" % (path, len(data))).encode())
+            sock.sendall(data[:12 * MIB])
+            deadline = time.time() + 20
+            parts = []
+            while time.time() < deadline:
+                ups = open_uploads(pre)
+                parts = part_sizes(ups[0][0], ups[0][1]) if ups else []
+                if len(parts) >= 2:
+                    break
+                time.sleep(0.05)
+            self.assertEqual(parts, [5 * MIB, 5 * MIB], "two parts stored mid-PATCH")
+            self.srv.proc.send_signal(signal.SIGKILL)
+            self.srv.proc.wait(10)
+            self.srv.proc = None  # killed on purpose: restart() must not report it
+        finally:
+            sock.close()
+        self.srv.restart()
+        c = self.srv.client()
+        type(self).c = c
+        st = c.get(c.resolve(loc))
+        self.assertStatus(st, 204)
+        self.assertHeader(st, "Range", "0-%d" % (10 * MIB - 1))
+        loc = self.patch(c, st.header("Location"), data[10 * MIB:14 * MIB], 10 * MIB)
+        r = c.put(c.resolve(loc, {"digest": digest(data)}), data[14 * MIB:], headers=OCTETS)
+        self.assertStatus(r, 201)
+        self.assertEqual(c.get("/v2/%s/blobs/%s" % (repo, digest(data))).body, data)
+        self.assertEqual(open_uploads(pre), [])
+
+    def test_cancel_aborts_the_multipart_upload(self):
+        repo = self.repo()
+        r = self.c.start_upload(repo)
+        uuid = r.header("Docker-Upload-UUID")
+        pre = self.uploads_prefix(repo, uuid)
+        loc = self.patch(self.c, r.header("Location"), pattern(6 * MIB), 0)
+        self.assertEqual(len(open_uploads(pre)), 1)
+        r = self.c.delete(self.c.resolve(loc))
+        self.assertStatus(r, 204)
+        self.assertEqual(open_uploads(pre), [])
+        self.assertEqual(keys_below(pre), {})
+
+    def test_purge_aborts_the_multipart_upload(self):
+        """An upload older than uploadpurging's age goes with its open multipart upload."""
+        other = berthtest.Server(delete=True)
+        other.start()
+        try:
+            repo = self.repo()
+            c = other.client()
+            r = c.start_upload(repo)
+            uuid = r.header("Docker-Upload-UUID")
+            loc = self.patch(c, r.header("Location"), pattern(6 * MIB), 0)
+        finally:
+            other.stop()
+        pre = "%s/docker/registry/v2/repositories/%s/_uploads/%s/" % (
+            other.s3_root.lstrip("/"), repo, uuid)
+        self.assertEqual(len(open_uploads(pre)), 1)
+        cfg = ("version: 0.1\nlog:\n  level: warn\n" + berthtest.s3_storage_yaml(other.s3_root)
+               + "  maintenance:\n    uploadpurging:\n      enabled: true\n      age: 1s\n"
+               "      interval: 1s\n"
+               "http:\n  addr: 127.0.0.1:%(port)d\n")
+        proc, c, tmp = berthtest.start_with_config(cfg, "berth-s3-purge-")
+        try:
+            deadline = time.time() + 15
+            while time.time() < deadline and (open_uploads(pre) or keys_below(pre)):
+                time.sleep(0.2)
+            self.assertEqual(open_uploads(pre), [])
+            self.assertEqual(keys_below(pre), {})
+            self.assertStatus(c.get(c.resolve(loc)), 404)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def test_existing_blob_leaves_nothing_behind(self):
+        """A PUT of a blob that exists already stores nothing: the session's parts and the
+        bytes of its last chunk go with it."""
+        repo = self.repo()
+        data = pattern(6 * MIB + 5, seed=5)
+        self.c.push_blob(repo, data)
+        r = self.c.start_upload(repo)
+        uuid = r.header("Docker-Upload-UUID")
+        pre = self.uploads_prefix(repo, uuid)
+        loc = self.patch(self.c, r.header("Location"), data[:5 * MIB], 0)
+        r = self.c.put(self.c.resolve(loc, {"digest": digest(data)}), data[5 * MIB:],
+                       headers=OCTETS)
+        self.assertStatus(r, 201)
+        self.assertEqual(open_uploads(pre), [])
+        self.assertEqual(keys_below(pre), {})
+
+
+if __name__ == "__main__":
+    berthtest.main()
