@@ -23,6 +23,7 @@
 #include "http/tls.h"
 #include "notify/notify.h"
 #include "proxy/proxy.h"
+#include "registry/cache_redis.h"
 #include "registry/purge.h"
 #include "registry/quota.h"
 #include "registry/retention.h"
@@ -266,15 +267,6 @@ static int load_serve_config(struct berth_config *cfg, struct berth_server_optio
 	return apply_serve_flags(cfg, so, argc, argv) < 0 ? 2 : 0;
 }
 
-/* Sections berth does not implement yet are refused, never silently ignored: running without
- * the authentication or upstream a config asks for would be worse than not running. */
-static int check_supported(const struct berth_config *cfg)
-{
-	if (cfg->blob_cache == BERTH_BLOB_CACHE_REDIS)
-		berth_warn("storage.cache.blobdescriptor: redis is not supported yet; using inmemory");
-	return 0;
-}
-
 static void setup_logging(const struct berth_config *cfg)
 {
 	const char *keys[BERTH_CONFIG_MAX_LOG_FIELDS], *values[BERTH_CONFIG_MAX_LOG_FIELDS];
@@ -412,16 +404,18 @@ static void register_metrics(void)
 	berth_workpool_metrics_register();
 }
 
-/* Storage workers for a driver whose calls wait on a network (http.workers, default
- * DEFAULT_WORKERS): enough that requests in flight seldom wait for one. NULL for a local
- * driver, whose calls run on the polling threads. */
+/* Storage workers for a driver (or a Redis cache) whose calls wait on a network (http.workers,
+ * default DEFAULT_WORKERS): enough that requests in flight seldom wait for one. NULL for a local
+ * driver without Redis, whose calls run on the polling threads. */
 static int start_workers(struct berth_workpool **out, const struct berth_config *cfg,
 			 const struct berth_storage_driver *driver)
 {
 	*out = NULL;
-	if (!berth_storage_is_remote(driver)) {
+	/* The Redis cache is a network call too: its requests leave the polling threads. */
+	if (!berth_storage_is_remote(driver) && cfg->blob_cache != BERTH_BLOB_CACHE_REDIS) {
 		if (cfg->http.workers > 0)
-			berth_warn("http.workers: unused with %s storage, whose calls run on the HTTP threads",
+			berth_warn("http.workers: unused with %s storage and no Redis cache, whose calls run on "
+				   "the HTTP threads",
 				   berth_storage_driver_name((int)cfg->storage));
 		return 0;
 	}
@@ -504,9 +498,15 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		berth_error("%s", berth_err_reason(rc));
 		goto out_http;
 	}
+	struct berth_redis_cache *redis = NULL;
+	if (berth_serve_redis_cache(&redis, cfg) < 0) {
+		berth_storage_free(driver);
+		goto out_http;
+	}
 	int validate = !cfg->validation.disabled;
 	struct berth_registry_config rcfg = {
 		.driver = driver,
+		.redis = redis,
 		.delete_enabled = cfg->delete_enabled,
 		.manifest_max = cfg->manifest_max,
 		.readonly = cfg->readonly,
@@ -523,6 +523,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	};
 	if (berth_serve_index_children(&rcfg, cfg) < 0) {
 		berth_storage_free(driver);
+		berth_redis_cache_free(redis);
 		goto out_http;
 	}
 	berth_serve_policies(&rcfg, cfg);
@@ -540,10 +541,12 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		goto out_registry;
 	}
 
-	if (cfg->proxy.remoteurl[0] && berth_storage_is_remote(driver)) {
+	if (cfg->proxy.remoteurl[0] &&
+	    (berth_storage_is_remote(driver) || cfg->blob_cache == BERTH_BLOB_CACHE_REDIS)) {
 		/* The proxy parks requests itself, which does not yet nest inside the storage
-		 * workers' parking (berth_req_offload). */
-		berth_error("configuration error: proxy: a pull-through cache on %s storage is not supported yet",
+		 * workers' parking (berth_req_offload, started for these). */
+		berth_error("configuration error: proxy: a pull-through cache with %s storage or a Redis "
+			    "cache is not supported yet",
 			    berth_storage_driver_name((int)cfg->storage));
 		goto out_registry;
 	}
@@ -691,7 +694,7 @@ int main(int argc, char **argv)
 			return rc;
 		}
 		setup_logging(&cfg);
-		int status = check_supported(&cfg) < 0 ? 1 : serve(&cfg, &so);
+		int status = serve(&cfg, &so);
 		berth_config_release(&cfg);
 		return status;
 	}

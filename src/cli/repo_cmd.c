@@ -51,7 +51,14 @@ static int open_registry(struct berth_registry **out, const struct berth_config 
 		fprintf(stderr, "berth repo: %s\n", berth_err_reason(rc));
 		return BERTH_ERROR;
 	}
-	struct berth_registry_config rcfg = { .driver = d, .delete_enabled = cfg->delete_enabled };
+	/* A repository deleted here must be forgotten by the Redis the servers share too. */
+	struct berth_redis_cache *redis = NULL;
+	if (berth_serve_redis_cache(&redis, cfg) < 0) {
+		berth_storage_free(d);
+		return BERTH_ERROR;
+	}
+	struct berth_registry_config rcfg = { .driver = d, .delete_enabled = cfg->delete_enabled,
+					      .redis = redis };
 	berth_serve_policies(&rcfg, cfg);
 	rc = berth_registry_new(out, &rcfg);
 	berth_serve_release_policies(&rcfg);

@@ -9,6 +9,7 @@
 #include "registry/registry.h"
 
 struct berth_health;
+struct berth_redis_cache;
 struct berth_server;
 struct berth_server_options;
 
@@ -28,5 +29,10 @@ void berth_serve_release_index_children(struct berth_registry_config *rcfg);
  * array goes with the release function. */
 void berth_serve_policies(struct berth_registry_config *rcfg, const struct berth_config *cfg);
 void berth_serve_release_policies(struct berth_registry_config *rcfg);
+
+/* storage.cache.blobdescriptor: redis and the redis section (cli/redis_setup.c): *out is the cache
+ * (NULL when not configured), the caller's. BERTH_EINVALID (logged, naming the key) for what
+ * berth cannot do: a Redis Cluster, an unparsable address, no address. */
+int berth_serve_redis_cache(struct berth_redis_cache **out, const struct berth_config *cfg);
 
 #endif

@@ -273,19 +273,24 @@ struct berth_config {
 		char path[1024];                  /* auth.htpasswd.path */
 	} auth;
 
-	/* --- redis --- */
+	/* --- redis (storage.cache.blobdescriptor: redis; set up in cli/redis_setup.c) --- */
 	struct {
-		char addr[256];                   /* redis.addr */
-		struct berth_strlist addrs;       /* redis.addrs (v3) */
+		char addr[256];                   /* redis.addr (2.8) */
+		struct berth_strlist addrs;       /* redis.addrs (3.x): the server, or with mastername the sentinels */
+		char username[256];               /* redis.username (ACL user, Redis 6+) */
 		char password[256];               /* redis.password */
+		char mastername[256];             /* redis.mastername: Sentinel's name of the master */
+		char sentinelusername[256];       /* redis.sentinelusername */
+		char sentinelpassword[256];       /* redis.sentinelpassword */
 		int64_t db;                       /* redis.db */
 		int64_t dialtimeout_ms;           /* redis.dialtimeout */
 		int64_t readtimeout_ms;           /* redis.readtimeout */
 		int64_t writetimeout_ms;          /* redis.writetimeout */
-		int64_t pool_maxidle;             /* redis.pool.maxidle */
+		int64_t pool_maxidle;             /* redis.pool.maxidle, redis.maxidleconns */
 		int64_t pool_maxactive;           /* redis.pool.maxactive */
-		int64_t pool_idletimeout_ms;      /* redis.pool.idletimeout */
-		int tls_enabled;                  /* redis.tls.enabled */
+		int64_t poolsize;                 /* redis.poolsize */
+		int64_t maxactiveconns;           /* redis.maxactiveconns */
+		int64_t pool_idletimeout_ms;      /* redis.pool.idletimeout, redis.connmaxidletime */
 	} redis;
 
 	/* --- notifications --- */

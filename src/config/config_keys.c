@@ -69,8 +69,6 @@ static const struct cfg_enum client_auths[] = {
 };
 
 /* Why the S3 driver's tuning keys change nothing yet: the driver itself is refused at start-up. */
-/* redis serves only the blob descriptor cache, which falls back to inmemory (warned). */
-#define REDIS_UNUSED "redis is not used: storage.cache.blobdescriptor redis falls back to inmemory"
 
 static int set_version(struct cfg_ctx *c, const struct cfg_key *k, void *base, const char *key,
 		       const struct cfg_scalar *v);
@@ -379,10 +377,14 @@ static const struct cfg_key keys[] = {
 	STR(C, "auth.htpasswd.realm", auth.realm),
 	STR(C, "auth.htpasswd.path", auth.path),
 
-	/* redis (2.8 single address + pool, and v3's addrs) */
+	/* redis (2.8 single address + pool, and v3's go-redis options): cli/redis_setup.c */
 	STR(C, "redis.addr", redis.addr),
 	STRLIST(C, "redis.addrs", redis.addrs),
+	STR(C, "redis.username", redis.username),
 	STR(C, "redis.password", redis.password),
+	STR(C, "redis.mastername", redis.mastername),
+	STR(C, "redis.sentinelusername", redis.sentinelusername),
+	STR(C, "redis.sentinelpassword", redis.sentinelpassword),
 	INT(C, "redis.db", redis.db, 0, INT32_MAX),
 	DUR(C, "redis.dialtimeout", redis.dialtimeout_ms),
 	DUR(C, "redis.readtimeout", redis.readtimeout_ms),
@@ -390,12 +392,12 @@ static const struct cfg_key keys[] = {
 	INT(C, "redis.pool.maxidle", redis.pool_maxidle, 0, INT32_MAX),
 	INT(C, "redis.pool.maxactive", redis.pool_maxactive, 0, INT32_MAX),
 	DUR(C, "redis.pool.idletimeout", redis.pool_idletimeout_ms),
-	BOOL(C, "redis.tls.enabled", redis.tls_enabled),
-	ANY("redis.tls.certificate", REDIS_UNUSED), ANY("redis.tls.key", REDIS_UNUSED),
-	ANY("redis.tls.rootcas", REDIS_UNUSED), ANY("redis.username", REDIS_UNUSED),
-	ANY("redis.maxidleconns", REDIS_UNUSED), ANY("redis.poolsize", REDIS_UNUSED),
-	ANY("redis.connmaxidletime", REDIS_UNUSED), ANY("redis.maxactiveconns", REDIS_UNUSED),
-	ANY("redis.mastername", REDIS_UNUSED),
+	INT(C, "redis.maxidleconns", redis.pool_maxidle, 0, INT32_MAX),
+	INT(C, "redis.poolsize", redis.poolsize, 0, INT32_MAX),
+	INT(C, "redis.maxactiveconns", redis.maxactiveconns, 0, INT32_MAX),
+	DUR(C, "redis.connmaxidletime", redis.pool_idletimeout_ms),
+	REFUSE("redis.tls", "TLS to Redis is not supported: Debian's hiredis (0.14) has no TLS; reach Redis "
+	       "on a private network or through a TLS tunnel (stunnel) on loopback"),
 
 	/* notifications */
 	BOOL(C, "notifications.events.includereferences", notifications.includereferences),

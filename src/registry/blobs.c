@@ -20,19 +20,33 @@ static int check_linked(struct berth_registry *r, const char *name, const char *
 	return berth_link_check(r, path, 'l', name, digest);
 }
 
+/* The shared Redis cache first (Distribution's order): a hit there saves storage calls on every
+ * instance; a blob unlinked through any of them is cleared from it first (berth_blob_delete). */
 int berth_blob_stat(uint64_t *size, struct berth_registry *r, const char *name, const char *digest)
 {
+	uint64_t found;
+	if (berth_reg_redis_repo_stat(r, name, digest, &found)) {
+		if (size)
+			*size = found;
+		return 0;
+	}
 	int rc = check_linked(r, name, digest);
 	if (rc < 0)
 		return rc;
-	return berth_blob_data_stat(size, r, digest);
+	if ((rc = berth_blob_data_stat(&found, r, digest)) < 0)
+		return rc;
+	berth_reg_redis_repo_set(r, name, digest, found);
+	if (size)
+		*size = found;
+	return 0;
 }
 
 int berth_blob_open(struct berth_reader **out, struct berth_registry *r, const char *name,
 		    const char *digest, uint64_t offset)
 {
 	char path[BERTH_PATH_MAX];
-	int rc = check_linked(r, name, digest);
+	uint64_t size;
+	int rc = berth_reg_redis_repo_stat(r, name, digest, &size) ? 0 : check_linked(r, name, digest);
 	if (rc < 0)
 		return rc;
 	rc = berth_path_blob_data(path, digest);
@@ -66,6 +80,9 @@ int berth_blob_delete(struct berth_registry *r, const char *name, const char *di
 	char key[BERTH_PATH_MAX];
 	berth_reg_cache_key(key, sizeof(key), 'l', name, digest);
 	berth_reg_cache_remove(r->descriptors, key);
+	/* Redis forgets it before the link goes (as Distribution), and again after, in case another
+	 * instance cached the link it had just read in between. */
+	berth_reg_redis_repo_clear(r, name, digest);
 	/* Remove the <hex> directory holding the link, as Distribution does. */
 	char *slash = strrchr(path, '/');
 	*slash = '\0';
@@ -74,6 +91,7 @@ int berth_blob_delete(struct berth_registry *r, const char *name, const char *di
 		return rc;
 	rc = berth_storage_remove(r->driver, path);
 	berth_bytes_unlink_leave(&quota, rc == 0);
+	berth_reg_redis_repo_clear(r, name, digest);
 	return rc;
 }
 
@@ -81,7 +99,9 @@ int berth_blob_mount(struct berth_registry *r, const char *name, const char *dig
 {
 	char path[BERTH_PATH_MAX];
 	uint64_t size = 0;
-	int rc = from ? berth_blob_stat(&size, r, from, digest) : berth_blob_data_stat(&size, r, digest);
+	/* Without a source repository, storage itself says whether the data is there: a link
+	 * must never be written to data a collection removed behind the caches. */
+	int rc = from ? berth_blob_stat(&size, r, from, digest) : berth_blob_data_present(&size, r, digest);
 	if (rc < 0)
 		return rc;
 	rc = berth_path_layer_link(path, name, digest);

@@ -248,7 +248,7 @@ static int store_manifest(struct berth_registry *r, const char *name, const char
 	char path[BERTH_PATH_MAX];
 	int rc;
 
-	if (berth_blob_data_stat(NULL, r, digest) < 0) {
+	if (berth_blob_data_present(NULL, r, digest) < 0) {
 		if ((rc = berth_path_blob_data(path, digest)) < 0 ||
 		    (rc = berth_storage_put_content(r->driver, path, body, len)) < 0)
 			goto out;

@@ -8,6 +8,7 @@
 #include "core/err.h"
 #include "core/metrics.h"
 #include "core/util.h"
+#include "registry/cache_redis.h"
 #include "registry/link.h"
 #include "registry/paths.h"
 #include "registry/reference.h"
@@ -40,10 +41,13 @@ static void free_patterns(regex_t *re, size_t n)
 int berth_registry_new(struct berth_registry **out, const struct berth_registry_config *cfg)
 {
 	regex_t *allow = NULL, *deny = NULL;
-	if (compile_patterns(&allow, cfg->urls_allow, cfg->n_urls_allow) < 0)
+	if (compile_patterns(&allow, cfg->urls_allow, cfg->n_urls_allow) < 0) {
+		berth_redis_cache_free(cfg->redis);
 		return BERTH_EINVALID;
+	}
 	if (compile_patterns(&deny, cfg->urls_deny, cfg->n_urls_deny) < 0) {
 		free_patterns(allow, cfg->n_urls_allow);
+		berth_redis_cache_free(cfg->redis);
 		return BERTH_EINVALID;
 	}
 	struct berth_policy *policy = NULL;
@@ -61,6 +65,7 @@ int berth_registry_new(struct berth_registry **out, const struct berth_registry_
 		berth_quota_bytes_free(quota_bytes);
 		free_patterns(allow, cfg->n_urls_allow);
 		free_patterns(deny, cfg->n_urls_deny);
+		berth_redis_cache_free(cfg->redis);
 		return BERTH_EINVALID;
 	}
 	struct berth_registry *r = berth_calloc(1, sizeof(*r));
@@ -90,6 +95,7 @@ int berth_registry_new(struct berth_registry **out, const struct berth_registry_
 	if (cfg->descriptor_cache_size)
 		r->descriptors = berth_cache_new(cfg->descriptor_cache_size, 0);
 	r->manifests = berth_cache_new(4096, 64u << 20);
+	berth_reg_redis_attach(r, cfg->redis);
 	r->tag_lists = berth_taglist_cache_new();
 	pthread_mutex_init(&r->claims_lock, NULL);
 	pthread_mutex_init(&r->catalog_lock, NULL);
@@ -111,7 +117,9 @@ void berth_registry_free(struct berth_registry *r)
 	pthread_mutex_destroy(&r->catalog_lock);
 	berth_repo_locks_destroy(r);
 	berth_strvec_release(&r->catalog);
+	berth_catalog_walked_free(r->catalog_walked);
 	berth_cache_free(r->descriptors);
+	berth_reg_redis_detach(r);
 	free_patterns(r->urls_allow, r->n_urls_allow);
 	free_patterns(r->urls_deny, r->n_urls_deny);
 	berth_policy_free(r->policy);
@@ -290,7 +298,10 @@ int berth_link_check(struct berth_registry *r, const char *path, char kind, cons
 int berth_link_write(struct berth_registry *r, const char *path, const char *digest)
 {
 	atomic_fetch_add_explicit(&r->link_writes, 1, memory_order_relaxed);
-	return berth_storage_put_content(r->driver, path, digest, strlen(digest));
+	int rc = berth_storage_put_content(r->driver, path, digest, strlen(digest));
+	/* After the write: an instance that saw the new generation lists the new repository. */
+	berth_reg_redis_catalog_changed(r);
+	return rc;
 }
 
 int berth_blob_data_stat(uint64_t *size, struct berth_registry *r, const char *digest)
@@ -306,6 +317,12 @@ int berth_blob_data_stat(uint64_t *size, struct berth_registry *r, const char *d
 			*size = cached;
 		return 0;
 	}
+	if (berth_reg_redis_stat(r, digest, &cached)) {
+		berth_reg_cache_put(r->descriptors, key, cached, NULL, 0);
+		if (size)
+			*size = cached;
+		return 0;
+	}
 	int rc = berth_path_blob_data(path, digest);
 	if (rc < 0)
 		return rc;
@@ -315,8 +332,23 @@ int berth_blob_data_stat(uint64_t *size, struct berth_registry *r, const char *d
 	if (st.is_dir)
 		return BERTH_ENOTFOUND;
 	berth_reg_cache_put(r->descriptors, key, st.size, NULL, 0);
+	berth_reg_redis_set(r, digest, st.size);
 	if (size)
 		*size = st.size;
 	return 0;
 }
 
+
+int berth_blob_data_present(uint64_t *size, struct berth_registry *r, const char *digest)
+{
+	char path[BERTH_PATH_MAX];
+	struct berth_stat st;
+	int rc = berth_path_blob_data(path, digest);
+	if (rc == 0)
+		rc = berth_storage_stat(&st, r->driver, path);
+	if (rc == 0 && st.is_dir)
+		rc = BERTH_ENOTFOUND;
+	if (rc == 0 && size)
+		*size = st.size;
+	return rc;
+}

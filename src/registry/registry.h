@@ -28,6 +28,9 @@ struct berth_registry_config {
 	int redirect;                        /* not storage.redirect.disable: a blob GET may send the
 					      * client to the driver's URL for the blob (S3) */
 	size_t descriptor_cache_size;        /* storage.cache.blobdescriptorsize; 0 = no cache */
+	/* storage.cache.blobdescriptor: redis (registry/cache_redis.h), taken over by the registry
+	 * (freed by it on failure too); NULL: none. Its calls block the request's thread (bounded by its timeouts). */
+	struct berth_redis_cache *redis;
 	size_t catalog_max;                  /* catalog.maxentries: most repositories a catalog page
 					      * holds; 0 = 1000 */
 	size_t tags_max;                     /* tags.maxtags: most tags a page holds when n asks for
@@ -221,8 +224,8 @@ struct berth_tag_list {
  * if the repository has no tags directory. Release with berth_tag_list_release. */
 int berth_tags_get(const struct berth_tag_list **out, struct berth_registry *r, const char *name);
 void berth_tag_list_release(const struct berth_tag_list *l);
-/* Every repository, sorted: from a snapshot at most two seconds old, taken anew whenever this
- * process has written a link since. */
+/* Every repository, sorted: from a snapshot kept while a stat of each directory it listed shows
+ * it unchanged (any process's change is seen at once), taken anew otherwise. */
 int berth_catalog(struct berth_strvec *out, struct berth_registry *r);
 /* When tag was last pushed: the mtime of its current link (Distribution stores no push date),
  * seconds since the epoch. BERTH_ENOTFOUND if the tag does not exist. Blocks on storage. */

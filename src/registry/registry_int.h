@@ -42,13 +42,17 @@ struct berth_registry {
 	struct berth_retention *retention;     /* retention rules (registry/retention.c) */
 	struct berth_cache *descriptors; /* links and blob sizes; NULL when disabled */
 	struct berth_cache *manifests;   /* manifest bytes by digest (immutable) */
-	/* The catalog is served from a snapshot at most CATALOG_TTL old, rebuilt sooner when this
-	 * process has written a link since (a new repository may have appeared). */
+	struct berth_redis_cache *redis; /* storage.cache.blobdescriptor: redis; NULL otherwise */
+	/* The catalog is served from a snapshot while every directory it listed keeps its version
+	 * and this process has written no link since (registry/catalog.c). */
 	_Atomic uint64_t link_writes;
 	pthread_mutex_t catalog_lock; /* guards the snapshot */
 	struct berth_strvec catalog;
-	uint64_t catalog_taken_ns;
+	struct berth_catalog_walk *catalog_walked; /* the directories listed and their versions */
 	uint64_t catalog_link_writes;
+	uint64_t catalog_generation;  /* the shared one (Redis) when the snapshot was taken */
+	int catalog_has_generation;
+	uint64_t catalog_checked_ns;  /* when the directories were last seen unchanged */
 	int catalog_valid;
 	struct berth_taglist_cache *tag_lists; /* registry/taglist.c */
 	pthread_mutex_t claims_lock; /* guards claims */
@@ -64,6 +68,9 @@ void berth_repo_lock_shared(struct berth_registry *r, const char *name);
 /* As a repository delete holds it: manifest PUTs to name wait (retention's removals). */
 void berth_repo_lock_exclusive(struct berth_registry *r, const char *name);
 void berth_repo_unlock(struct berth_registry *r, const char *name);
+
+struct berth_catalog_walk;
+void berth_catalog_walked_free(struct berth_catalog_walk *w);
 
 struct berth_taglist_cache *berth_taglist_cache_new(void);
 void berth_taglist_cache_free(struct berth_taglist_cache *c);
@@ -97,6 +104,36 @@ void berth_reg_cache_key(char *out, size_t cap, char kind, const char *name, con
  */
 int berth_link_check(struct berth_registry *r, const char *path, char kind, const char *name,
 		     const char *digest);
+
+/*
+ * The Redis blob descriptor cache (registry/blob_descriptors.c), in Distribution's key layout.
+ * Each call does nothing (or misses) without Redis, and a Redis failure is a miss: the caller
+ * goes to storage. The stats return 1 on a hit (with *size), 0 otherwise.
+ */
+struct berth_redis_cache;
+void berth_reg_redis_attach(struct berth_registry *r, struct berth_redis_cache *c);
+void berth_reg_redis_detach(struct berth_registry *r);
+int berth_reg_redis_stat(struct berth_registry *r, const char *digest, uint64_t *size);
+void berth_reg_redis_set(struct berth_registry *r, const char *digest, uint64_t size);
+int berth_reg_redis_repo_stat(struct berth_registry *r, const char *name, const char *digest, uint64_t *size);
+void berth_reg_redis_repo_set(struct berth_registry *r, const char *name, const char *digest, uint64_t size);
+/* Forgets the blob's descriptor (Distribution's repository-scoped Clear: the global one goes). */
+void berth_reg_redis_repo_clear(struct berth_registry *r, const char *name, const char *digest);
+/* Forgets every blob of the repository (a repository delete). */
+void berth_reg_redis_repo_forget(struct berth_registry *r, const char *name);
+/* The catalog's generation all instances share: 1 with *out, 0 without Redis or when it fails.
+ * Bumped after every write that may add or remove a repository (a link written, a delete). */
+int berth_reg_redis_catalog_generation(struct berth_registry *r, uint64_t *out);
+void berth_reg_redis_catalog_changed(struct berth_registry *r);
+/* The same for one repository's tags (registry/taglist.c): bumped after every tag change. */
+int berth_reg_redis_tags_generation(struct berth_registry *r, const char *name, uint64_t *out);
+void berth_reg_redis_tags_changed(struct berth_registry *r, const char *name);
+
+/* 0 if the blob's data exists in the global store, asked of storage itself, never of a cache
+ * (which garbage collection by another process would leave stale): for the writes that skip
+ * the data when it is there already, as Distribution's blob writer stats the driver. Sets
+ * *size when not NULL. */
+int berth_blob_data_present(uint64_t *size, struct berth_registry *r, const char *digest);
 
 /* 0 if the blob's data exists in the global store (sets *size when not NULL). */
 int berth_blob_data_stat(uint64_t *size, struct berth_registry *r, const char *digest);

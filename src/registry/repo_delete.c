@@ -90,13 +90,17 @@ int berth_repo_delete(struct berth_registry *r, const char *name)
 	struct berth_bytes_guard bytes; /* its links leave the bytes quotas' usage */
 	if ((rc = berth_bytes_repo_enter(&bytes, r, name)) < 0)
 		goto out_unlock;
+	/* Redis forgets its blobs before and after their links go (as berth_blob_delete). */
+	berth_reg_redis_repo_forget(r, name);
 	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]) && rc >= 0; i++) {
 		rc = remove_part(r, name, parts[i]);
 		found |= rc > 0;
 	}
 	berth_bytes_repo_leave(&bytes, r);
+	berth_reg_redis_repo_forget(r, name);
 	berth_tags_changed(r, name);
 	atomic_fetch_add(&r->link_writes, 1); /* the catalog snapshot is rebuilt without it */
+	berth_reg_redis_catalog_changed(r);   /* and every other instance's */
 	if (rc >= 0)
 		rc = found ? 0 : BERTH_ENOTFOUND;
 out_unlock:

@@ -7,9 +7,12 @@
  * tag directory comes or goes, whoever did it) is the one seen when the list was built, and
  * this process has not written the repository's tags since (a tag moving to another manifest
  * leaves the directory as it was, and so does the current link of a half-written tag arriving).
- * When the driver gives no version (the filesystem, for a second after a change), the list is
- * kept for UNVERSIONED_TTL_NS only. Tag directories left without a current link are re-checked
- * on every use, so one whose link another process writes later appears at once.
+ * When the driver gives no version (the filesystem, for a second after a change; S3 never), the
+ * list is kept only with Redis: every berth instance bumps the repository's generation there
+ * after changing its tags, and a list is used while the generation is unchanged, for at most
+ * FOREIGN_NS (writers that do not bump it: Distribution). Without either, nothing would tell
+ * that another process changed the tags, and the list is not kept. Tag directories left without a current link are re-checked on every use, so one
+ * whose link another process writes later appears at once.
  *
  * Only tags whose current link exists are listed: a tag write cut short by a crash leaves a
  * tag directory without it, and such a tag resolves to nothing (Distribution lists it anyway).
@@ -31,7 +34,7 @@
 #include "registry/registry_int.h"
 #include "storage/storage.h"
 
-#define UNVERSIONED_TTL_NS (1000ull * 1000 * 1000)
+#define FOREIGN_NS (2ull * 1000000000ull)
 #define MAX_ENTRIES 1024
 #define MAX_BYTES (32u << 20)
 
@@ -40,6 +43,8 @@ struct tag_entry {
 	_Atomic unsigned refs;     /* the cache's own reference plus readers' */
 	char *name;
 	uint64_t version;          /* of the tags directory when listed; 0 if unknown */
+	uint64_t generation;       /* the shared one (Redis) read before listing */
+	int has_generation;
 	uint64_t taken_ns;
 	size_t bytes;
 	char *strings;             /* the tags, NUL-separated, which pub.tags points into */
@@ -201,7 +206,7 @@ static struct tag_entry *entry_from(const char *name, const struct berth_strvec 
 
 /* Lists the tags directory (whose version was seen before listing began). */
 static int build(struct tag_entry **out, struct berth_registry *r, const char *name,
-		 const char *dir, uint64_t version)
+		 const char *dir, uint64_t version, int has_generation, uint64_t generation)
 {
 	struct collect_ctx ctx = { r, name, { 0 }, { 0 }, 0 };
 	int rc = berth_storage_list(r->driver, dir, collect_tag, &ctx);
@@ -210,6 +215,8 @@ static int build(struct tag_entry **out, struct berth_registry *r, const char *n
 	if (rc == 0) {
 		*out = entry_from(name, &ctx.tags); /* drivers list in strcmp order: already sorted */
 		(*out)->version = version;
+		(*out)->has_generation = has_generation;
+		(*out)->generation = generation;
 		(*out)->taken_ns = berth_now_ns();
 		(*out)->incomplete = ctx.incomplete;
 		ctx.incomplete = (struct berth_strvec){ 0 };
@@ -219,10 +226,18 @@ static int build(struct tag_entry **out, struct berth_registry *r, const char *n
 	return rc;
 }
 
-static int still_valid(struct berth_registry *r, const struct tag_entry *e,
-		       const struct berth_stat *st, uint64_t now)
+/* Whether the entry may be kept: a version to check against, or a shared generation. */
+static int checkable(uint64_t version, int has_generation)
 {
-	if (e->version ? e->version != st->version : now - e->taken_ns >= UNVERSIONED_TTL_NS)
+	return version || has_generation;
+}
+
+static int still_valid(struct berth_registry *r, const struct tag_entry *e, const struct berth_stat *st,
+		       int has_generation, uint64_t generation)
+{
+	if (e->version ? e->version != st->version
+		       : !e->has_generation || !has_generation || e->generation != generation ||
+				 berth_now_ns() - e->taken_ns >= FOREIGN_NS)
 		return 0;
 	for (size_t i = 0; i < e->incomplete.n; i++)
 		if (tag_complete(r, e->name, e->incomplete.items[i]) != 0)
@@ -240,6 +255,8 @@ int berth_tags_get(const struct berth_tag_list **out, struct berth_registry *r, 
 	if ((rc = berth_path_tags_dir(dir, name)) < 0)
 		return rc;
 	uint64_t changes = atomic_load_explicit(&c->changes, memory_order_acquire);
+	uint64_t generation = 0;
+	int has_generation = berth_reg_redis_tags_generation(r, name, &generation);
 	if ((rc = berth_storage_stat(&st, r->driver, dir)) < 0)
 		return rc;
 	if (!st.is_dir)
@@ -247,7 +264,7 @@ int berth_tags_get(const struct berth_tag_list **out, struct berth_registry *r, 
 
 	pthread_mutex_lock(&c->lock);
 	struct tag_entry *e = find(c, name);
-	if (e && still_valid(r, e, &st, berth_now_ns())) {
+	if (e && still_valid(r, e, &st, has_generation, generation)) {
 		atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
 		berth_lru_touch(&c->lru, &e->lru);
 		pthread_mutex_unlock(&c->lock);
@@ -256,10 +273,11 @@ int berth_tags_get(const struct berth_tag_list **out, struct berth_registry *r, 
 	}
 	pthread_mutex_unlock(&c->lock);
 
-	if ((rc = build(&e, r, name, dir, st.version)) < 0)
+	if ((rc = build(&e, r, name, dir, st.version, has_generation, generation)) < 0)
 		return rc;
 	pthread_mutex_lock(&c->lock);
 	if (atomic_load_explicit(&c->changes, memory_order_acquire) == changes &&
+	    checkable(st.version, has_generation) &&
 	    e->bytes <= MAX_BYTES / 4)
 		insert(c, e);
 	pthread_mutex_unlock(&c->lock);
@@ -270,6 +288,7 @@ int berth_tags_get(const struct berth_tag_list **out, struct berth_registry *r, 
 void berth_tags_changed(struct berth_registry *r, const char *name)
 {
 	struct berth_taglist_cache *c = r->tag_lists;
+	berth_reg_redis_tags_changed(r, name); /* every other instance's list goes too */
 	atomic_fetch_add_explicit(&c->changes, 1, memory_order_acq_rel);
 	pthread_mutex_lock(&c->lock);
 	struct tag_entry *e = find(c, name);

@@ -505,7 +505,7 @@ int berth_upload_commit(struct berth_upload *u, const char *digest)
 		return rc;
 	/* An existing blob is never rewritten: same digest, same bytes. Otherwise the new bytes
 	 * must be durable before anything can point at them. */
-	if (berth_blob_data_stat(NULL, u->reg, digest) < 0) {
+	if (berth_blob_data_present(NULL, u->reg, digest) < 0) {
 		if ((rc = u->writer->commit(u->writer)) < 0 ||
 		    (rc = mark_committed(u, digest)) < 0 ||
 		    (rc = berth_storage_move(u->reg->driver, data, blob)) < 0)

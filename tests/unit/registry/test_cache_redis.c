@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,6 +163,14 @@ static void test_reads_distribution_entries(void **state)
 	assert_string_equal(got.mediatype, "application/x-custom");
 	assert_int_equal(berth_redis_cache_repo_stat(R.cache, "team/other", D2, &got), BERTH_ENOTFOUND);
 
+	/* Cleared as Distribution 3 clears: membership, the repository's hash, the global fields. */
+	assert_int_equal(berth_redis_cache_repo_clear(R.cache, "team/app", D2), 0);
+	assert_string_equal(raw("SISMEMBER repository::team/app::blobs %s", D2), "0");
+	assert_string_equal(raw("EXISTS repository::team/app::blobs::%s", D2), "0");
+	assert_string_equal(raw("HGET blobs::%s digest", D2), "");
+	assert_int_equal(berth_redis_cache_repo_stat(R.cache, "team/app", D2, &got), BERTH_ENOTFOUND);
+	assert_int_equal(berth_redis_cache_stat(&got, R.cache, D2), BERTH_ENOTFOUND);
+
 	/* Distribution's old "length" field is a miss, so the entry is rewritten with "size". */
 	raw("HMSET blobs::%s digest %s length 7", D3, D3);
 	assert_int_equal(berth_redis_cache_stat(&got, R.cache, D3), BERTH_ENOTFOUND);
@@ -182,6 +191,111 @@ static void test_misses_and_clear(void **state)
 	assert_int_equal(berth_redis_cache_clear(R.cache, none), 0);
 	assert_int_equal(berth_redis_cache_stat(&got, R.cache, none), BERTH_ENOTFOUND);
 	assert_int_equal(berth_redis_cache_errors(R.cache), 0);
+}
+
+/* A cache of its own on the test server with the given options on top of the defaults. */
+static struct berth_redis_cache *cache_with(struct berth_redis_cache_options o)
+{
+	o.host = "127.0.0.1";
+	o.port = R.port;
+	return berth_redis_cache_new(&o);
+}
+
+/* A reply's integer field "name:<n>" of INFO's text. */
+static long long info_field(const char *section, const char *name)
+{
+	redisReply *r = redisCommand(R.raw, "INFO %s", section);
+	assert_non_null(r);
+	const char *p = strstr(r->str, name);
+	long long v = p ? strtoll(p + strlen(name) + 1, NULL, 10) : -1;
+	freeReplyObject(r);
+	return v;
+}
+
+/* redis.readtimeout bounds a call: a server that stops answering costs the timeout, no more. */
+static void test_read_timeout_bounds_a_call(void **state)
+{
+	struct berth_redis_cache *c = cache_with((struct berth_redis_cache_options){ .io_timeout_ms = 100 });
+	struct berth_blob_descriptor got;
+	int rc = berth_redis_cache_stat(&got, c, D1); /* connected */
+	assert_true(rc == 0 || rc == BERTH_ENOTFOUND);
+	raw("CLIENT PAUSE 1000");
+	uint64_t t0 = berth_now_ns();
+	assert_int_equal(berth_redis_cache_stat(&got, c, D1), BERTH_ERROR);
+	uint64_t took = berth_now_ns() - t0;
+	assert_true(took >= 90000000ull && took < 600000000ull);
+	berth_redis_cache_free(c);
+	usleep(1000 * 1000); /* the pause ends */
+}
+
+struct blocked_call {
+	struct berth_redis_cache *c;
+	int rc;
+};
+
+static void *stat_in_thread(void *p)
+{
+	struct blocked_call *b = p;
+	struct berth_blob_descriptor got;
+	b->rc = berth_redis_cache_stat(&got, b->c, D1);
+	return NULL;
+}
+
+/* redis.poolsize / maxactiveconns: with every connection allowed in use, a call does not wait
+ * for one; it answers BERTH_EBUSY at once (the caller goes to storage), and is counted. */
+static void test_max_active_does_not_wait(void **state)
+{
+	struct berth_redis_cache *c = cache_with((struct berth_redis_cache_options){ .io_timeout_ms = 2000,
+										  .max_active = 1 });
+	struct blocked_call b = { c, 1 };
+	pthread_t t;
+	raw("CLIENT PAUSE 400");
+	assert_int_equal(pthread_create(&t, NULL, stat_in_thread, &b), 0);
+	usleep(100 * 1000); /* the thread holds the one connection, waiting on the paused server */
+	struct berth_blob_descriptor got;
+	uint64_t t0 = berth_now_ns();
+	assert_int_equal(berth_redis_cache_stat(&got, c, D1), BERTH_EBUSY);
+	assert_true(berth_now_ns() - t0 < 50000000ull);
+	assert_int_equal(berth_redis_cache_busy(c), 1);
+	pthread_join(t, NULL);
+	assert_true(b.rc == 0 || b.rc == BERTH_ENOTFOUND); /* it got its answer after the pause */
+	assert_true(berth_redis_cache_stat(&got, c, D1) != BERTH_EBUSY); /* the connection came back */
+	berth_redis_cache_free(c);
+}
+
+/* redis.connmaxidletime / pool.idletimeout: an idle connection older than that is not used. */
+static void test_idle_timeout_redials(void **state)
+{
+	struct berth_redis_cache *c = cache_with((struct berth_redis_cache_options){ .idle_timeout_ms = 100 });
+	struct berth_blob_descriptor got;
+	berth_redis_cache_stat(&got, c, D1);
+	long long before = info_field("stats", "total_connections_received");
+	berth_redis_cache_stat(&got, c, D1);
+	assert_int_equal(info_field("stats", "total_connections_received"), before); /* reused */
+	usleep(200 * 1000);
+	berth_redis_cache_stat(&got, c, D1);
+	assert_int_equal(info_field("stats", "total_connections_received"), before + 1); /* a new one */
+	berth_redis_cache_free(c);
+}
+
+/* redis.db and redis.username (an ACL user): SELECT and AUTH user password on every connection. */
+static void test_db_and_acl_user(void **state)
+{
+	raw("ACL SETUSER berthuser on >s3cret ~* +@all");
+	struct berth_redis_cache *c = cache_with((struct berth_redis_cache_options){
+		.db = 3, .username = "berthuser", .password = "s3cret" });
+	struct berth_blob_descriptor d = desc(D3, 33, "x"), got;
+	assert_int_equal(berth_redis_cache_set(c, &d), 0);
+	assert_int_equal(berth_redis_cache_stat(&got, c, D3), 0);
+	assert_int_equal(got.size, 33);
+	raw("SELECT 3");
+	assert_string_equal(raw("HGET blobs::%s size", D3), "33");
+	raw("DEL blobs::%s", D3);
+	raw("SELECT 0");
+	berth_redis_cache_free(c);
+	c = cache_with((struct berth_redis_cache_options){ .username = "berthuser", .password = "wrong" });
+	assert_int_equal(berth_redis_cache_stat(&got, c, D3), BERTH_ERROR);
+	berth_redis_cache_free(c);
 }
 
 /* Redis killed: calls fail fast (no hang, no crash) and are counted; back on the same port, the
@@ -234,6 +348,10 @@ int main(void)
 		cmocka_unit_test(test_reads_distribution_entries),
 		cmocka_unit_test(test_misses_and_clear),
 		cmocka_unit_test(test_auth_refused),
+		cmocka_unit_test(test_read_timeout_bounds_a_call),
+		cmocka_unit_test(test_max_active_does_not_wait),
+		cmocka_unit_test(test_idle_timeout_redials),
+		cmocka_unit_test(test_db_and_acl_user),
 		cmocka_unit_test(test_outage_and_reconnect),
 	};
 	return cmocka_run_group_tests_name("redis blob descriptor cache", tests, group_setup, group_teardown);
