@@ -65,7 +65,7 @@ bench-smoke: build
 	bench/run.sh --smoke
 
 # The same on one S3 server (bench/README.md, "On S3"): berth and Distribution on a throw-away
-# radosgw; `bench-s3` writes bench/RESULTS-s3.md (about 15 minutes), `bench-s3-smoke` (a minute)
+# radosgw; `bench-s3` writes bench/RESULTS-s3.md (30 minutes or more), `bench-s3-smoke` (a minute)
 # checks that every S3 workload still runs.
 .PHONY: bench-s3 bench-s3-smoke
 bench-s3: build
