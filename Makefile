@@ -64,6 +64,16 @@ bench: build
 bench-smoke: build
 	bench/run.sh --smoke
 
+# The same on one S3 server (bench/README.md, "On S3"): berth and Distribution on a throw-away
+# radosgw; `bench-s3` writes bench/RESULTS-s3.md (30 minutes or more), `bench-s3-smoke` (a minute)
+# checks that every S3 workload still runs.
+.PHONY: bench-s3 bench-s3-smoke
+bench-s3: build
+	BENCH_S3=1 bench/run.sh
+
+bench-s3-smoke: build
+	BENCH_S3=1 bench/run.sh --smoke
+
 # libFuzzer targets (fuzz/README.md), built with clang into $(BUILD_FUZZ). `fuzz` runs each target
 # for FUZZ_SECONDS; `fuzz-smoke` (the CI variant) for FUZZ_SMOKE_SECONDS and fails on any finding.
 BUILD_FUZZ         ?= build-fuzz

@@ -2,6 +2,7 @@
 # Benchmarks berth side by side with CNCF Distribution (see bench/README.md).
 #   bench/run.sh            full run, writes bench/RESULTS.md (about 20 minutes)
 #   bench/run.sh --smoke    every workload once with tiny sizes (well under a minute)
+#   BENCH_S3=1 bench/run.sh [--smoke]   the same on one S3 server (bench/s3.py, RESULTS-s3.md)
 # Other options are passed to bench/bench.py (--runs, --duration, --conns, --only, ...).
 # Installs what it needs from Debian's packages when missing and running as root.
 set -euo pipefail
@@ -33,5 +34,9 @@ berth="${BERTH:-$repo/build/berth}"
 if [ ! -x "$berth" ]; then
   echo "bench: building berth" >&2
   make -C "$repo" build >/dev/null
+fi
+if [ -n "${BENCH_S3:-}" ]; then
+  # radosgw, ceph-mon and python3-boto3 come with scripts/install-deps.sh (the S3 tests need them too)
+  exec python3 "$here/s3.py" --berth "$berth" "$@"
 fi
 exec python3 "$here/bench.py" --berth "$berth" "$@"
