@@ -78,12 +78,12 @@ struct berth_server_options {
 /*
  * libmicrohttpd (0.9.75) zeroes a connection's whole buffer at the end of every request and the
  * unused half it read headers into after each request line: with 256 KiB that was 384 KiB of
- * memset per request, a third of the CPU of a small request. 64 KiB still takes a request head
- * (line and headers) of up to about 63 KB, where nginx and Apache refuse a line over 8 KB by
- * default (a longer head gets 414 or 431), and body pieces of up to ~60 KiB, which keep uploads
- * as fast (bench/README.md, "Connection memory").
+ * memset per request, a third of the CPU of a small request. 128 KiB halves that and still takes
+ * a request head (line and headers) of up to about 127 KB, where nginx and Apache refuse a line
+ * over 8 KB by default (a longer head gets 414 or 431). 64 KiB would save more, but its smaller
+ * body pieces measured slower monolithic uploads (bench/README.md, "Connection memory").
  */
-#define BERTH_CONN_MEMORY (64 * 1024)
+#define BERTH_CONN_MEMORY (128 * 1024)
 #define BERTH_SERVER_OPTIONS_INIT                                                              \
 	{ .addr = "127.0.0.1:5000", .conn_timeout = 60, .header_timeout = 30, .conn_limit = 4096, \
 	  .conn_memory = BERTH_CONN_MEMORY, .access_log = 1 }
