@@ -242,6 +242,11 @@ class Berth(Server):
         return c
 
 
+class OtherBerth(Berth):
+    """--against: another berth binary in Distribution's place, for A/B runs of two builds."""
+    kind = "dist"
+
+
 DIST_CONFIG = """version: 0.1
 log:
   level: warn
@@ -495,6 +500,8 @@ class Bench:
         self.sampler = RssSampler()
         self.rand_cache = {}
         self.tools = {t: shutil.which(t) is not None for t in ("wrk", "ab", "nginx", "skopeo", "openssl")}
+        if args.against:
+            self.tools["nginx"] = False   # an A/B of two berth builds needs no file-serving reference
 
     # -- utilities
 
@@ -984,7 +991,7 @@ class Bench:
                 shutil.rmtree(root, ignore_errors=True)
                 os.makedirs(root)
                 srv = Berth(self.work, root, self.berth_bin, self.args.threads) if kind == "berth" \
-                    else Distribution(self.work, root)
+                    else self.other_server(root)
                 try:
                     t0 = time.perf_counter()
                     srv.start(wait=False)
@@ -1084,7 +1091,7 @@ class Bench:
             raise BenchError("docker-registry (Debian's CNCF Distribution) is not installed; run bench/run.sh as root")
         for tool, rows in (("wrk", "GET rows"), ("ab", "HEAD rows"), ("nginx", "the nginx reference column"),
                            ("skopeo", "skopeo rows")):
-            if not self.tools[tool]:
+            if not self.tools[tool] and not (tool == "nginx" and a.against):
                 self.note("%s is not installed: %s skipped" % (tool, rows))
         rm_rf(self.work)
         os.makedirs(self.work)
@@ -1094,6 +1101,14 @@ class Bench:
             raise BenchError("no berth binary at %s (make build)" % src)
         self.berth_bin = os.path.join(self.work, "berth")
         shutil.copy2(src, self.berth_bin)
+        self.against_bin = None
+        if a.against:
+            if not os.access(a.against, os.X_OK):
+                raise BenchError("no berth binary at %s (--against)" % a.against)
+            self.against_bin = os.path.join(self.work, "berth-against")
+            shutil.copy2(a.against, self.against_bin)
+            LABEL["dist"] = "berth --against"
+            self.note("--against %s: the Distribution column is that berth build, not Distribution" % a.against)
         self.versions = {
             "berth": tool_version([self.berth_bin, "--version"]),
             "Distribution": tool_version(["docker-registry", "--version"]),
@@ -1127,7 +1142,7 @@ class Bench:
         self.seed_on_disk(list(roots.values()))
         log("seeded in %.1fs" % (time.monotonic() - t0))
         self.servers["berth"] = Berth(self.work, roots["berth"], self.berth_bin, a.threads)
-        self.servers["dist"] = Distribution(self.work, roots["dist"])
+        self.servers["dist"] = self.other_server(roots["dist"])
         try:
             for k in ("berth", "dist"):
                 self.servers[k].start()
@@ -1171,6 +1186,12 @@ class Bench:
             for k in ("data-berth", "data-dist", "img", "seed-links-data-berth", "seed-links-data-dist"):
                 rm_rf(os.path.join(self.work, k))
         return 0
+
+    def other_server(self, root):
+        """Distribution, or with --against the other berth build."""
+        if self.against_bin:
+            return OtherBerth(self.work, root, self.against_bin, self.args.threads)
+        return Distribution(self.work, root)
 
     def run_workloads(self):
         W = self.workloads()
@@ -1616,6 +1637,7 @@ def main():
     ap.add_argument("--out", help="report path (default bench/RESULTS.md; smoke: WORKDIR/RESULTS-smoke.md)")
     ap.add_argument("--only", help="comma-separated workload keys (skips start-up and openssl rows)")
     ap.add_argument("--keep", action="store_true", help="keep the stores after the run")
+    ap.add_argument("--against", help="another berth binary in Distribution's place (A/B of two builds; no nginx)")
     args = ap.parse_args()
     b = Bench(args)
     try:

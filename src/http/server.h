@@ -57,7 +57,8 @@ struct berth_server_options {
 				    * (http/conns.h) */
 	unsigned conn_limit;       /* connections served at once; past it new clients are refused
 				    * as they connect (lowered when the open-file limit is too low) */
-	size_t conn_memory;        /* per-connection buffer, bounds each body piece */
+	size_t conn_memory;        /* per-connection buffer: bounds a request's line and headers
+				    * and each body piece (BERTH_CONN_MEMORY) */
 	int access_log;            /* one line per request */
 	const char *prefix;        /* http.prefix: routes live below it ("/registry/"), or NULL */
 	const char *external_url;  /* http.host (absolute URL) unless http.relativeurls: the URLs
@@ -76,9 +77,19 @@ struct berth_server_options {
 	struct berth_workpool *workers; /* borrowed: where berth_req_offload runs work (http.workers);
 					 * NULL: at once, on the polling thread. Must outlive the server */
 };
+
+/*
+ * libmicrohttpd (0.9.75) zeroes a connection's whole buffer at the end of every request and the
+ * unused half it read headers into after each request line: with 256 KiB that was 384 KiB of
+ * memset per request, a third of the CPU of a small request. 128 KiB halves that and still takes
+ * a request head (line and headers) of up to about 127 KB, where nginx and Apache refuse a line
+ * over 8 KB by default (a longer head gets 414 or 431). 64 KiB would save more, but its smaller
+ * body pieces measured slower monolithic uploads (bench/README.md, "Connection memory").
+ */
+#define BERTH_CONN_MEMORY (128 * 1024)
 #define BERTH_SERVER_OPTIONS_INIT                                                              \
 	{ .addr = "127.0.0.1:5000", .conn_timeout = 60, .header_timeout = 30, .conn_limit = 4096, \
-	  .conn_memory = 256 * 1024, .access_log = 1 }
+	  .conn_memory = BERTH_CONN_MEMORY, .access_log = 1 }
 
 /* Parses "HOST:PORT", "[V6]:PORT" or ":PORT" (all interfaces) into a socket address.
  * 0 or BERTH_EINVALID. */

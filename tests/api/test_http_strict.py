@@ -3,6 +3,8 @@
   - a request with thousands of query arguments is answered (200), whether it fills the
     connection's memory or not; a client that leaves before its answer leaves nothing in flight,
     so SIGTERM does not wait the whole drain timeout;
+  - a request head (line and headers) of up to 120 KB is answered; berth refuses a longer one
+    (past its 128 KiB connection buffer) with 414 or 431 and goes on serving;
   - a field name that is not a token ("Content-Length : 40", a tab before the colon) is refused
     with 400 and the connection closed, so the body is never read as a second request (request
     smuggling behind a proxy that reads the header the other way); so is a field value with a
@@ -39,9 +41,9 @@ def statuses(resp):
 
 class QueryArgumentsTest(bt.TestCase):
     def test_thousands_of_arguments_are_answered(self):
-        # (count, value length): below and well past what libmicrohttpd's 256 KiB
-        # per-connection pool holds as argument records
-        for n, value_len in ((3000, 10), (3000, 30), (5000, 10), (20000, 1), (1000, 200)):
+        # (count, value length): below and well past what libmicrohttpd's 128 KiB
+        # per-connection pool holds as argument records (~56 bytes each), all within it as text
+        for n, value_len in ((3000, 10), (3000, 30), (5000, 10), (12000, 1), (400, 250)):
             st, resp = self.c.raw(many_args_request(n, value_len), timeout=5)
             self.assertEqual(st, 200, "%d arguments of %d bytes: %r" % (n, value_len, resp[:300]))
 
@@ -58,6 +60,25 @@ class QueryArgumentsTest(bt.TestCase):
         r = self.c.get("/v2/%s/tags/list?n=%%31&last=%%61" % repo)
         self.assertStatus(r, 200)
         self.assertEqual(r.json()["tags"], ["b"])
+
+
+class HeadSizeTest(bt.TestCase):
+    def test_heads_up_to_120_kb_are_answered(self):
+        st, resp = self.c.raw(("GET /v2/?a=%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                               % ("x" * 120000)).encode(), timeout=5)
+        self.assertEqual(st, 200, resp[:300])
+        st, resp = self.c.raw(("GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\nConnection: close\r\n\r\n"
+                               % ("x" * 120000)).encode(), timeout=5)
+        self.assertEqual(st, 200, resp[:300])
+
+    @bt.berth_only("Go's server takes heads of up to 1 MB")
+    def test_longer_heads_are_refused(self):
+        for raw, status in ((b"GET /v2/?a=" + b"x" * 140000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+                            (b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: " + b"x" * 140000 + b"\r\n\r\n", 431)):
+            st, resp = self.c.raw(raw, timeout=5)
+            self.assertEqual(st, status, resp[:300])
+            self.assertEqual(len(statuses(resp)), 1, resp[:300])
+            self.assertStatus(self.c.get("/v2/"), 200)
 
 
 class FramingTest(bt.TestCase):
