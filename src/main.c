@@ -449,7 +449,6 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	struct berth_auth *auth = NULL;
 	struct berth_notify *notify = NULL;
 	struct berth_proxy *proxy = NULL;
-	char err[512];
 	struct tls_and_headers http;
 	sigset_t set;
 	int rc, status = 1;
@@ -516,8 +515,8 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	if (cfg->proxy.remoteurl[0]) {
 		struct berth_proxy_config pcfg = { .remoteurl = cfg->proxy.remoteurl, .username = cfg->proxy.username,
 						   .password = cfg->proxy.password, .ttl_ms = cfg->proxy.ttl_ms };
-		if (berth_proxy_new(&proxy, &pcfg, reg, err, sizeof(err)) < 0) {
-			berth_error("configuration error: proxy: %s", err);
+		if ((rc = berth_proxy_new(&proxy, &pcfg, reg)) < 0) {
+			berth_error("configuration error: proxy: %s", berth_err_reason(rc));
 			goto out_registry;
 		}
 		berth_proxy_metrics_register();

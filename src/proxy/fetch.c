@@ -171,11 +171,11 @@ static int finish(struct shared_fetch *sf, int rc, const struct berth_upstream_r
 {
 	struct berth_proxy *p = sf->p;
 	if (rc == 0 && (res->status != 200 || res->bytes != sf->size))
-		rc = BERTH_ERROR;
+		rc = berth_err_set(BERTH_ERROR, "short body");
 	if (rc < 0 && res->status == 200)
 		berth_warn("upstream %s: blob %s@%s broke off after %llu of %llu bytes: %s",
 			   berth_upstream_label(p->upstream), sf->name, sf->digest, (unsigned long long)res->bytes,
-			   (unsigned long long)sf->size, res->error[0] ? res->error : "short body");
+			   (unsigned long long)sf->size, berth_err_reason(rc));
 	if (!sf->upload)
 		return rc;
 	if (rc == 0 && !sf->store_failed) {

@@ -57,8 +57,7 @@ static int expire(enum berth_sched_type type, const char *name, const char *dige
 					    : berth_blob_expire(p->reg, name, digest);
 }
 
-int berth_proxy_new(struct berth_proxy **out, const struct berth_proxy_config *cfg, struct berth_registry *reg,
-		    char *err, size_t errlen)
+int berth_proxy_new(struct berth_proxy **out, const struct berth_proxy_config *cfg, struct berth_registry *reg)
 {
 	struct berth_proxy *p = berth_calloc(1, sizeof(*p));
 	struct berth_upstream_config ucfg = { .url = cfg->remoteurl, .username = cfg->username,
@@ -68,14 +67,14 @@ int berth_proxy_new(struct berth_proxy **out, const struct berth_proxy_config *c
 	p->ttl_ms = cfg->ttl_ms;
 	p->inflight = (struct berth_map)BERTH_MAP_INIT(berth_proxy__inflight_entry_size, 0);
 	pthread_mutex_init(&p->inflight_lock, NULL);
-	if ((rc = berth_upstream_new(&p->upstream, &ucfg, err, errlen)) < 0)
+	if ((rc = berth_upstream_new(&p->upstream, &ucfg)) < 0)
 		goto out_free;
-	if (cfg->ttl_ms > 0 && (rc = berth_scheduler_start(&p->scheduler, berth_registry_driver(reg), expire, p,
-							   err, errlen)) < 0)
+	if (cfg->ttl_ms > 0 &&
+	    (rc = berth_scheduler_start(&p->scheduler, berth_registry_driver(reg), expire, p)) < 0)
 		goto out_free;
 	if ((rc = berth_jobs_start(&p->jobs, JOB_THREADS, "proxy")) < 0 ||
 	    (rc = berth_jobs_start(&p->fetches, FETCH_THREADS, "fetch")) < 0) {
-		snprintf(err, errlen, "cannot start the proxy's threads");
+		berth_err_set(rc, "cannot start the proxy's threads");
 		goto out_free;
 	}
 	*out = p;
@@ -121,7 +120,7 @@ static void log_upstream_failure(struct berth_proxy *p, const char *what, const 
 {
 	if (rc < 0)
 		berth_warn("upstream %s: cannot get %s %s:%s: %s", berth_upstream_label(p->upstream), what, name, ref,
-			   res->error);
+			   berth_err_reason(rc));
 	else
 		berth_warn("upstream %s: %s %s:%s answered %ld", berth_upstream_label(p->upstream), what, name, ref,
 			   res->status);

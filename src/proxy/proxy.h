@@ -31,10 +31,10 @@ struct berth_proxy_config {
 
 /*
  * Starts the cache over reg (borrowed: it must outlive the proxy) and its storage driver (the
- * TTL state lives at its root). 0, or BERTH_EINVALID / a storage error with a reason in err.
+ * TTL state lives at its root). 0, or BERTH_EINVALID / a storage error with its reason
+ * (berth_err_set).
  */
-int berth_proxy_new(struct berth_proxy **out, const struct berth_proxy_config *cfg, struct berth_registry *reg,
-		    char *err, size_t errlen);
+int berth_proxy_new(struct berth_proxy **out, const struct berth_proxy_config *cfg, struct berth_registry *reg);
 /* Lets the fetches in flight end, saves the TTL state, frees. Accepts NULL. */
 void berth_proxy_free(struct berth_proxy *p);
 /* The proxy's metrics: hits, misses, stale tags served, and each upstream's counters. */

@@ -87,14 +87,11 @@ static CURL *thread_handle(void)
 	return h;
 }
 
-int berth_upstream_new(struct berth_upstream **out, const struct berth_upstream_config *cfg, char *err,
-		       size_t errlen)
+int berth_upstream_new(struct berth_upstream **out, const struct berth_upstream_config *cfg)
 {
 	const char *url = cfg->url ? cfg->url : "";
-	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
-		snprintf(err, errlen, "'%s' is not an http or https URL", url);
-		return BERTH_EINVALID;
-	}
+	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+		return berth_err_set(BERTH_EINVALID, "'%s' is not an http or https URL", url);
 	pthread_once(&curl_once, init_curl);
 	struct berth_upstream *u = berth_calloc(1, sizeof(*u));
 	size_t n = strlen(url);
@@ -235,9 +232,9 @@ static size_t collect(char *p, size_t size, size_t n, void *payload)
 	return berth_buf_append(payload, p, size * n) < 0 ? 0 : size * n; /* past the cap: abort */
 }
 
-/* Asks the challenge's realm for a token for repo's pull scope. 0 or BERTH_ERROR (logged). */
-static int fetch_token(struct berth_upstream *u, const struct berth_challenge *ch, const char *repo,
-		       char *err, size_t errlen)
+/* Asks the challenge's realm for a token for repo's pull scope. 0, or BERTH_ERROR with the reason
+ * as the thread's failure. */
+static int fetch_token(struct berth_upstream *u, const struct berth_challenge *ch, const char *repo)
 {
 	char scope[SCOPE_MAX];
 	char curl_error[CURL_ERROR_SIZE] = "";
@@ -247,10 +244,8 @@ static int fetch_token(struct berth_upstream *u, const struct berth_challenge *c
 
 	scope_for(scope, sizeof(scope), repo);
 	CURL *curl = curl_easy_init();
-	if (!curl) {
-		snprintf(err, errlen, "cannot set up the token request");
-		return BERTH_ERROR;
-	}
+	if (!curl)
+		return berth_err_set(BERTH_ERROR, "cannot set up the token request");
 	char *service_q = curl_easy_escape(curl, ch->service, 0);
 	char *scope_q = curl_easy_escape(curl, scope, 0);
 	char *url = berth_asprintf("%s%cservice=%s&scope=%s", ch->realm, strchr(ch->realm, '?') ? '&' : '?',
@@ -282,8 +277,8 @@ static int fetch_token(struct berth_upstream *u, const struct berth_challenge *c
 			curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
 		if (cc == CURLE_OK && status < 500)
 			break;
-		snprintf(err, errlen, "token server %.120s: %s", ch->realm,
-			 cc != CURLE_OK ? (curl_error[0] ? curl_error : curl_easy_strerror(cc)) : "5xx");
+		berth_err_set(BERTH_ERROR, "token server %.120s: %s", ch->realm,
+			      cc != CURLE_OK ? (curl_error[0] ? curl_error : curl_easy_strerror(cc)) : "5xx");
 		usleep(BACKOFF_MS * 1000);
 	}
 	if (status == 200) {
@@ -297,13 +292,14 @@ static int fetch_token(struct berth_upstream *u, const struct berth_challenge *c
 					  : DEFAULT_TOKEN_SECONDS;
 		if (json_is_string(token)) {
 			store_token(u, scope, json_string_value(token), seconds);
+			berth_err_clear(); /* a first attempt's failure is not this call's */
 			rc = 0;
 		} else {
-			snprintf(err, errlen, "token server %.120s answered without a token", ch->realm);
+			berth_err_set(BERTH_ERROR, "token server %.120s answered without a token", ch->realm);
 		}
 		json_decref(doc);
 	} else if (status) {
-		snprintf(err, errlen, "token server %.120s answered %ld", ch->realm, status);
+		berth_err_set(BERTH_ERROR, "token server %.120s answered %ld", ch->realm, status);
 	}
 	free(url);
 	berth_buf_release(&body);
@@ -443,8 +439,9 @@ static int retryable(CURLcode cc, long status)
 	       cc == CURLE_COULDNT_RESOLVE_HOST;
 }
 
-/* The upstream answered 401: learns how to authenticate. 1 to try again, 0 not. */
-static int authenticate(struct transfer *t, char *err, size_t errlen)
+/* The upstream answered 401: learns how to authenticate. 1 to try again, 0 not (a token that
+ * could not be had is logged: the caller sees only the 401). */
+static int authenticate(struct transfer *t)
 {
 	struct berth_upstream *u = t->u;
 	struct berth_challenge ch;
@@ -463,7 +460,10 @@ static int authenticate(struct transfer *t, char *err, size_t errlen)
 	pthread_mutex_lock(&u->lock);
 	u->challenge = ch;
 	pthread_mutex_unlock(&u->lock);
-	return fetch_token(u, &ch, t->call->repo, err, errlen) == 0;
+	int rc = fetch_token(u, &ch, t->call->repo);
+	if (rc < 0)
+		berth_warn("upstream %s: no token for %s: %s", u->label, t->call->repo, berth_err_reason(rc));
+	return rc == 0;
 }
 
 int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream *u,
@@ -479,7 +479,7 @@ int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream
 	pthread_once(&curl_once, init_curl);
 	t.curl = thread_handle();
 	if (!t.curl) {
-		snprintf(res->error, sizeof(res->error), "cannot set up the request");
+		rc = berth_err_set(BERTH_ERROR, "cannot set up the request");
 		goto out;
 	}
 	if (call->accept) {
@@ -499,13 +499,12 @@ int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream
 		CURLcode cc = perform(&t, url, headers, curl_error);
 		curl_slist_free_all(headers);
 		if (t.body_rc) {
-			rc = t.body_rc;
-			snprintf(res->error, sizeof(res->error), "transfer aborted");
+			rc = t.body_rc; /* with on_body's failure, if it set one */
 			break;
 		}
 		if (cc == CURLE_OK && res->status == 401 && !authenticated) {
 			authenticated = 1;
-			if (authenticate(&t, res->error, sizeof(res->error)))
+			if (authenticate(&t))
 				continue;
 		}
 		if (retryable(cc, res->status) && res->bytes == 0 && attempt < MAX_RETRIES) {
@@ -516,7 +515,7 @@ int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream
 			continue;
 		}
 		if (cc != CURLE_OK) {
-			snprintf(res->error, sizeof(res->error), "%s", curl_error[0] ? curl_error : curl_easy_strerror(cc));
+			berth_err_set(BERTH_ERROR, "%s", curl_error[0] ? curl_error : curl_easy_strerror(cc));
 			if (res->bytes == 0)
 				res->status = 0;
 			break;
