@@ -19,25 +19,6 @@ step "generate test images"
 IMG="$WORK/img"
 E2E_BIG_SIZE=${E2E_BIG_SIZE:-1048576} make_images "$IMG"
 
-# start_upstream ROOT: docker-registry on ROOT. Sets UP_HOST.
-start_upstream() {
-  local root=$1 cfg port
-  mkdir -p "$root"
-  for _ in 1 2 3; do
-    port=$(free_port)
-    cfg="$WORK/upstream-$port.yml"
-    printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
-      "$root" "$port" >"$cfg"
-    # shellcheck disable=SC2046
-    if _start_server docker-registry "$WORK/upstream-$port.log" "$port" \
-      env $(env | sed -n 's/^\(REGISTRY_[A-Za-z0-9_]*\)=.*/-u \1/p') docker-registry serve "$cfg"; then
-      UP_HOST=127.0.0.1:$port
-      return 0
-    fi
-  done
-  fail "docker-registry would not start"
-}
-
 # pull_check IMAGE REF [copy args]: skopeo pulls REF into a dir: copy byte-identical to IMAGE.
 n_pull=0
 pull_check() {
@@ -50,12 +31,13 @@ pull_check() {
 }
 
 step "two upstreams: A holds e2e/* and library/alpine, B holds e2e/*"
-start_upstream "$WORK/upA"
-UP_A=$UP_HOST
+start_distribution "$WORK/upA"
+UP_A=$DIST_HOST
+UP_A_LOG=$DIST_LOG
 push_test_images "$UP_A" e2e
 sk_copy "$(img_ref "$IMG/docker")" "docker://$UP_A/library/alpine:v1" --preserve-digests
-start_upstream "$WORK/upB"
-UP_B=$UP_HOST
+start_distribution "$WORK/upB"
+UP_B=$DIST_HOST
 for i in multi multiarch; do
   all=()
   [ "$i" = multiarch ] && all=(--all)
@@ -115,7 +97,7 @@ assert_repo_layout "$ROOT" docker.io/e2e/multi v1 "$IMG/multi"
 pull_check "$IMG/docker" "$P/docker.io/alpine:v1"
 pull_check "$IMG/multiarch" "$P/quay.test/e2e/multiarch:v1" --all
 assert_repo_layout "$ROOT" quay.test/e2e/multiarch v1 "$IMG/multiarch"
-grep -q 'uri="/v2/library/alpine/manifests/' "$WORK/upstream-${UP_A#*:}.log" ||
+grep -q 'uri="\?/v2/library/alpine/manifests/' "$UP_A_LOG" ||
   fail "docker.io/alpine was not asked upstream as library/alpine"
 # B does not hold e2e/big: unknown under B's prefix, though A has it.
 [ "$(http_code "http://$P/v2/quay.test/e2e/big/manifests/v1")" = 404 ] || fail "quay.test/e2e/big should be unknown"
