@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -40,8 +41,15 @@ struct token_slot {
 struct upstream_stats {
 	struct upstream_stats *next;
 	const char *label;
-	_Atomic uint64_t requests, errors, retries, bytes, tokens;
+	_Atomic uint64_t requests, errors, retries, bytes, tokens, circuit_opens;
 };
+
+/* The circuit breaker: after BREAKER_FAILURES calls in a row without an answer (each after its
+ * retries), calls fail at once for BREAKER_COOLDOWN_MS, so that a cached tag is served without
+ * waiting through the retries; then one call probes (the others still fail at once) and an
+ * answer closes the circuit. */
+#define BREAKER_FAILURES 3
+#define BREAKER_COOLDOWN_MS 10000
 
 struct berth_upstream {
 	char *base; /* remoteurl without a trailing '/' */
@@ -53,6 +61,10 @@ struct berth_upstream {
 	struct berth_challenge challenge; /* the Bearer challenge last met */
 	struct token_slot tokens[TOKEN_SLOTS];
 	size_t next_slot;
+	int failures;          /* calls in a row that had no answer */
+	int open;              /* the circuit: calls fail at once until open_until_ms */
+	int probing;           /* open, cool-down over: one call is asking */
+	int64_t open_until_ms; /* CLOCK_MONOTONIC */
 };
 
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -156,6 +168,9 @@ void berth_upstream_render_metrics(struct berth_buf *out)
 		  offsetof(struct upstream_stats, bytes) },
 		{ "berth_proxy_upstream_tokens_total", "Bearer tokens fetched for an upstream.",
 		  offsetof(struct upstream_stats, tokens) },
+		{ "berth_proxy_upstream_circuit_opens_total",
+		  "Times an upstream's calls began failing at once after connection failures in a row.",
+		  offsetof(struct upstream_stats, circuit_opens) },
 	};
 	pthread_mutex_lock(&stats_lock);
 	for (size_t f = 0; f < sizeof(families) / sizeof(families[0]); f++) {
@@ -466,6 +481,53 @@ static int authenticate(struct transfer *t)
 	return rc == 0;
 }
 
+static int64_t monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* 1 when a call may ask the upstream, 0 when the circuit is open (fail at once). */
+static int breaker_admit(struct berth_upstream *u)
+{
+	int admit = 1;
+	pthread_mutex_lock(&u->lock);
+	if (u->open) {
+		if (u->probing || monotonic_ms() < u->open_until_ms)
+			admit = 0;
+		else
+			u->probing = 1;
+	}
+	pthread_mutex_unlock(&u->lock);
+	return admit;
+}
+
+/* A call admitted has ended: with an answer (whatever its status) or without one. */
+static void breaker_record(struct berth_upstream *u, int answered)
+{
+	pthread_mutex_lock(&u->lock);
+	int was_open = u->open;
+	u->probing = 0;
+	if (answered) {
+		u->failures = 0;
+		u->open = 0;
+	} else if (++u->failures >= BREAKER_FAILURES) {
+		u->open = 1;
+		u->open_until_ms = monotonic_ms() + BREAKER_COOLDOWN_MS;
+	}
+	int opened = !was_open && u->open, closed = was_open && !u->open, failures = u->failures;
+	pthread_mutex_unlock(&u->lock);
+	if (opened) {
+		atomic_fetch_add(&u->stats.circuit_opens, 1);
+		berth_warn("upstream %s: %d calls in a row without an answer: circuit open, calls fail at once "
+			   "for %d s, then one probes",
+			   u->label, failures, BREAKER_COOLDOWN_MS / 1000);
+	} else if (closed) {
+		berth_info("upstream %s: answers again: circuit closed", u->label);
+	}
+}
+
 int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream *u,
 			const struct berth_upstream_call *call)
 {
@@ -481,6 +543,11 @@ int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream
 	if (!t.curl) {
 		rc = berth_err_set(BERTH_ERROR, "cannot set up the request");
 		goto out;
+	}
+	if (!breaker_admit(u)) { /* nothing is asked: nothing to record */
+		atomic_fetch_add(&u->stats.errors, 1);
+		return berth_err_set(BERTH_ERROR, "circuit open after %d calls in a row without an answer",
+				     BREAKER_FAILURES);
 	}
 	if (call->accept) {
 		char *h = berth_asprintf("Accept: %s", call->accept);
@@ -526,6 +593,7 @@ int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream
 	free(url);
 	if (rc != 0 && rc != t.body_rc)
 		atomic_fetch_add(&u->stats.errors, 1);
+	breaker_record(u, res->status != 0 || rc == 0);
 	start(&t); /* a HEAD, an error status or an empty body: nothing started it */
 out:
 	curl_slist_free_all(base);

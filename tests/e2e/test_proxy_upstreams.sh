@@ -34,6 +34,7 @@ step "two upstreams: A holds e2e/* and library/alpine, B holds e2e/*"
 start_distribution "$WORK/upA"
 UP_A=$DIST_HOST
 UP_A_LOG=$DIST_LOG
+UP_A_PID=$DIST_PID
 push_test_images "$UP_A" e2e
 sk_copy "$(img_ref "$IMG/docker")" "docker://$UP_A/library/alpine:v1" --preserve-digests
 start_distribution "$WORK/upB"
@@ -75,8 +76,14 @@ refused_config 'proxy.upstreams[0].prefix' "proxy:
 
 step "one berth: docker.io -> A, quay.test -> B, everything else hosted"
 ROOT="$WORK/berth"
+DEBUG_PORT=$(free_port)
 cat >"$WORK/berth.yml" <<YML
 version: 0.1
+http:
+  debug:
+    addr: 127.0.0.1:$DEBUG_PORT
+    prometheus:
+      enabled: true
 storage:
   filesystem:
     rootdirectory: $ROOT
@@ -149,3 +156,23 @@ else
   log "containerd unavailable here: its part is skipped"
 fi
 
+step "upstream down: after 3 calls without an answer its circuit opens and a cached tag is served at once"
+stop_server "$UP_A_PID"
+tag_get() { # prints the seconds a GET of the cached docker.io/e2e/multi:v1 took; it must be 200
+  local out
+  out=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' --max-time 30 \
+    -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$P/v2/docker.io/e2e/multi/manifests/v1")
+  [ "${out%% *}" = 200 ] || fail "the cached tag answered ${out%% *} with the upstream down"
+  echo "${out#* }"
+}
+for i in 1 2 3; do log "with the circuit closed: $(tag_get) s"; done
+grep -q 'upstream docker.io: 3 calls in a row without an answer: circuit open' "$BERTH_LOG" || fail "no log line on open"
+for i in 1 2 3; do
+  t=$(tag_get)
+  awk -v t="$t" 'BEGIN { exit !(t < 0.3) }' || fail "with the circuit open the cached tag took $t s"
+done
+curl -sf "http://127.0.0.1:$DEBUG_PORT/metrics" | grep -qx 'berth_proxy_upstream_circuit_opens_total{upstream="docker.io"} 1' ||
+  fail "berth_proxy_upstream_circuit_opens_total{upstream=\"docker.io\"} is not 1"
+# The other upstream is not affected.
+[ "$(http_code "http://$P/v2/quay.test/e2e/multi/manifests/v1" -H 'Accept: application/vnd.oci.image.manifest.v1+json')" = 200 ] ||
+  fail "quay.test suffered from docker.io's circuit"
