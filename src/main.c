@@ -445,6 +445,33 @@ static int start_notifications(struct berth_notify **out, const struct berth_con
 
 /* A retention removal as the notification a DELETE through the API sends: a tag delete, or a
  * manifest delete by digest (no request: retention is berth's own). */
+/* The pull-through cache: proxy.remoteurl (every repository, Distribution's) or proxy.upstreams. */
+static int start_proxy(struct berth_proxy **out, const struct berth_config *cfg, struct berth_registry *reg)
+{
+	struct berth_proxy_upstream single = { .prefix = "", .remoteurl = cfg->proxy.remoteurl,
+					       .username = cfg->proxy.username, .password = cfg->proxy.password,
+					       .ttl_ms = cfg->proxy.ttl_ms };
+	struct berth_proxy_config pcfg = { .upstreams = &single, .n_upstreams = 1 };
+	struct berth_proxy_upstream *list = NULL;
+	if (cfg->proxy.n_upstreams) {
+		list = berth_calloc(cfg->proxy.n_upstreams, sizeof(*list));
+		for (size_t i = 0; i < cfg->proxy.n_upstreams; i++) {
+			const struct berth_config_upstream *u = &cfg->proxy.upstreams[i];
+			list[i] = (struct berth_proxy_upstream){ .prefix = u->prefix, .remoteurl = u->remoteurl,
+								 .username = u->username, .password = u->password,
+								 .ttl_ms = u->ttl_ms };
+		}
+		pcfg = (struct berth_proxy_config){ .upstreams = list, .n_upstreams = cfg->proxy.n_upstreams };
+	}
+	int rc = berth_proxy_new(out, &pcfg, reg);
+	for (size_t i = 0; rc == 0 && i < pcfg.n_upstreams; i++)
+		berth_info("pull-through cache of %s for %s (ttl %lld ms)", pcfg.upstreams[i].remoteurl,
+			   pcfg.upstreams[i].prefix[0] ? pcfg.upstreams[i].prefix : "every repository",
+			   (long long)pcfg.upstreams[i].ttl_ms);
+	free(list);
+	return rc;
+}
+
 static void notify_retention(const struct berth_retention_removal *rm, void *payload)
 {
 	if (rm->dry_run)
@@ -468,7 +495,6 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	struct berth_auth *auth = NULL;
 	struct berth_notify *notify = NULL;
 	struct berth_proxy *proxy = NULL;
-	char err[512];
 	struct berth_workpool *workers = NULL;
 	struct tls_and_headers http;
 	sigset_t set;
@@ -541,8 +567,8 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		goto out_registry;
 	}
 
-	if (cfg->proxy.remoteurl[0] &&
-	    (berth_storage_is_remote(driver) || cfg->blob_cache == BERTH_BLOB_CACHE_REDIS)) {
+	int proxied = cfg->proxy.remoteurl[0] || cfg->proxy.n_upstreams;
+	if (proxied && (berth_storage_is_remote(driver) || cfg->blob_cache == BERTH_BLOB_CACHE_REDIS)) {
 		/* The proxy parks requests itself, which does not yet nest inside the storage
 		 * workers' parking (berth_req_offload, started for these). */
 		berth_error("configuration error: proxy: a pull-through cache with %s storage or a Redis "
@@ -550,15 +576,12 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 			    berth_storage_driver_name((int)cfg->storage));
 		goto out_registry;
 	}
-	if (cfg->proxy.remoteurl[0]) {
-		struct berth_proxy_config pcfg = { .remoteurl = cfg->proxy.remoteurl, .username = cfg->proxy.username,
-						   .password = cfg->proxy.password, .ttl_ms = cfg->proxy.ttl_ms };
-		if (berth_proxy_new(&proxy, &pcfg, reg, err, sizeof(err)) < 0) {
-			berth_error("configuration error: proxy: %s", err);
+	if (proxied) {
+		if ((rc = start_proxy(&proxy, cfg, reg)) < 0) {
+			berth_error("configuration error: proxy: %s", berth_err_reason(rc));
 			goto out_registry;
 		}
 		berth_proxy_metrics_register();
-		berth_info("pull-through cache of %s (ttl %lld ms)", cfg->proxy.remoteurl, (long long)cfg->proxy.ttl_ms);
 	}
 
 	so->addr = cfg->addr;

@@ -21,6 +21,7 @@
 #include "registry/reference.h"
 #include "auth/auth.h"
 #include "core/err.h"
+#include "proxy/proxy.h"
 #include "registry/registry.h"
 
 static int ends_with(const char *s, size_t len, const char *suffix, size_t *prefix_len)
@@ -183,6 +184,18 @@ static void set_route(struct berth_request *req, enum berth_api_route route)
 	req->route = (unsigned)route;
 }
 
+/* A pull-through cache of several upstreams: containerd's ?ns=HOST names the upstream by its
+ * prefix (the repository is then stored as <prefix>/<name>); a repository no upstream serves is
+ * a hosted one, answered as without a proxy. */
+static void route_to_upstream(struct berth_api_request *ar, const char *ns)
+{
+	char named[sizeof(ar->name)];
+	if (berth_proxy_ns_name(ar->proxy, ns, ar->name, named, sizeof(named)))
+		memcpy(ar->name, named, sizeof(named));
+	if (!berth_proxy_serves(ar->proxy, ar->name))
+		ar->proxy = NULL;
+}
+
 void berth_api_dispatch(struct berth_request *req, const char *url, void *payload)
 {
 	const struct berth_api *api = payload;
@@ -239,6 +252,8 @@ void berth_api_dispatch(struct berth_request *req, const char *url, void *payloa
 		berth_api_answer(req, BERTH_API_NAME_INVALID, "invalid repository name", NULL);
 		return;
 	}
+	if (ar->proxy)
+		route_to_upstream(ar, berth_req_query(req, "ns"));
 	if (param) {
 		if (strlen(param) >= sizeof(ar->reference)) {
 			berth_api_answer(req,

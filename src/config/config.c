@@ -155,6 +155,41 @@ static int check_health(struct cfg_ctx *c)
 	return 0;
 }
 
+/* 1 when one prefix is the other or holds it as whole leading components ("a" and "a/b"). */
+static int prefixes_overlap(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), n = la < lb ? la : lb;
+	return strncmp(a, b, n) == 0 && (la == lb || (la < lb ? b : a)[n] == '/');
+}
+
+/* proxy.upstreams (berth) against proxy.remoteurl, and each entry's required keys: a
+ * repository must belong to one upstream at most. */
+static int check_proxy(struct cfg_ctx *c)
+{
+	const struct berth_config *cfg = c->cfg;
+	if (cfg->proxy.n_upstreams == 0)
+		return 0;
+	if (cfg->proxy.remoteurl[0] || cfg->proxy.username[0] || cfg->proxy.password[0])
+		return berth_config__fail(c, 0, "proxy.upstreams",
+					  "cannot be combined with proxy.remoteurl, proxy.username or proxy.password "
+					  "(proxy.remoteurl mirrors every repository; give each upstream its own keys)");
+	for (size_t i = 0; i < cfg->proxy.n_upstreams; i++) {
+		const struct berth_config_upstream *u = &cfg->proxy.upstreams[i];
+		if (!u->prefix[0])
+			return missing(c, "proxy.upstreams", i, "prefix");
+		if (!u->remoteurl[0])
+			return missing(c, "proxy.upstreams", i, "remoteurl");
+		for (size_t j = 0; j < i; j++)
+			if (prefixes_overlap(cfg->proxy.upstreams[j].prefix, u->prefix)) {
+				char key[64];
+				snprintf(key, sizeof(key), "proxy.upstreams[%zu].prefix", i);
+				return berth_config__fail(c, 0, key, "'%s' overlaps proxy.upstreams[%zu].prefix '%s'",
+							  u->prefix, j, cfg->proxy.upstreams[j].prefix);
+			}
+	}
+	return 0;
+}
+
 int berth_config_load(struct berth_config *cfg, const char *path, char *err, size_t errlen)
 {
 	struct cfg_ctx c;
@@ -176,6 +211,8 @@ int berth_config_load(struct berth_config *cfg, const char *path, char *err, siz
 		return berth_config__fail(&c, 0, "storage",
 					  "no storage driver configured (filesystem, inmemory or s3)");
 	finish(&c);
+	if (check_proxy(&c) < 0)
+		return BERTH_ERROR;
 	return check_health(&c);
 }
 
@@ -187,5 +224,7 @@ int berth_config_apply_env(struct berth_config *cfg, char *err, size_t errlen)
 	if (berth_config__env_apply(&c) < 0)
 		return BERTH_ERROR;
 	finish(&c);
+	if (check_proxy(&c) < 0)
+		return BERTH_ERROR;
 	return check_health(&c);
 }

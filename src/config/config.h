@@ -75,6 +75,7 @@ struct berth_headers {
 #define BERTH_CONFIG_MAX_HEADERS 32
 #define BERTH_CONFIG_MAX_LIST 256
 #define BERTH_CONFIG_MAX_ENDPOINTS 32
+#define BERTH_CONFIG_MAX_UPSTREAMS 32
 
 /* catalog.maxentries and tags.maxtags when unset or 0 (Distribution 3.1's defaults). */
 #define BERTH_CONFIG_DEFAULT_MAX_ENTRIES 1000
@@ -119,6 +120,16 @@ struct berth_notify_endpoint {
 	struct berth_strlist ignoredmediatypes; /* ignoredmediatypes */
 	struct berth_strlist ignore_mediatypes; /* ignore.mediatypes */
 	struct berth_strlist ignore_actions;   /* ignore.actions */
+};
+
+/* proxy.upstreams[i] (berth): one upstream of a pull-through cache serving several, for the
+ * repositories under its prefix; ttl defaults to proxy.ttl's default (168h). */
+struct berth_config_upstream {
+	char prefix[256];                      /* prefix: "docker.io" serves docker.io/<name> */
+	char remoteurl[1024];                  /* remoteurl */
+	char username[256];                    /* username */
+	char password[256];                    /* password */
+	int64_t ttl_ms;                        /* ttl */
 };
 
 /* health.file[i]: fails while the file exists. */
@@ -308,6 +319,8 @@ struct berth_config {
 		char username[256];               /* proxy.username */
 		char password[256];               /* proxy.password */
 		int64_t ttl_ms;                   /* proxy.ttl (default 168h) */
+		size_t n_upstreams;               /* proxy.upstreams (berth); none with remoteurl */
+		struct berth_config_upstream *upstreams;
 	} proxy;
 
 	int64_t catalog_maxentries;       /* catalog.maxentries (default 1000; 0 = the default) */

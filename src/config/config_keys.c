@@ -22,6 +22,7 @@ _Static_assert(sizeof(enum berth_storage_kind) == sizeof(int), "storage kind is 
 
 #define C struct berth_config
 #define E struct berth_notify_endpoint
+#define U struct berth_config_upstream
 #define FSIZE(T, f) sizeof(((T *)0)->f)
 #define STR(T, k, f) { .key = k, .type = CT_STR, .off = offsetof(T, f), .size = FSIZE(T, f) }
 #define BOOL(T, k, f) { .key = k, .type = CT_BOOL, .off = offsetof(T, f) }
@@ -114,6 +115,33 @@ static void endpoint_release(void *p)
 static const struct cfg_table endpoint_table = {
 	endpoint_keys, sizeof(endpoint_keys) / sizeof(endpoint_keys[0]),
 	sizeof(struct berth_notify_endpoint), endpoint_init, endpoint_release,
+};
+
+/* proxy.upstreams[i] (berth) */
+static const struct cfg_key upstream_keys[] = {
+	STR(U, "prefix", prefix),
+	STR(U, "remoteurl", remoteurl),
+	STR(U, "username", username),
+	STR(U, "password", password),
+	DUR(U, "ttl", ttl_ms),
+	REFUSE("exec", "credential helpers are not supported; use username and password"),
+};
+
+static void upstream_init(void *p)
+{
+	struct berth_config_upstream *u = p;
+	memset(u, 0, sizeof(*u));
+	u->ttl_ms = 168LL * 3600 * 1000;
+}
+
+static void upstream_release(void *p)
+{
+	(void)p;
+}
+
+static const struct cfg_table upstream_table = {
+	upstream_keys, sizeof(upstream_keys) / sizeof(upstream_keys[0]),
+	sizeof(struct berth_config_upstream), upstream_init, upstream_release,
 };
 
 /* health.file[i], health.http[i], health.tcp[i] */
@@ -412,6 +440,9 @@ static const struct cfg_key keys[] = {
 	STR(C, "proxy.username", proxy.username),
 	STR(C, "proxy.password", proxy.password),
 	DUR(C, "proxy.ttl", proxy.ttl_ms),
+	{ .key = "proxy.upstreams", .type = CT_LIST, .off = offsetof(C, proxy.upstreams),
+	  .count_off = offsetof(C, proxy.n_upstreams), .sub = &upstream_table,
+	  .max_items = BERTH_CONFIG_MAX_UPSTREAMS },
 	REFUSE("proxy.exec", "credential helpers are not supported; use proxy.username and proxy.password"),
 	/* Distribution 3.1: a deadline on the cache's writes to its storage. berth's writes of a
 	 * fetched blob go at the upstream transfer's pace, which its stall limit bounds already. */

@@ -41,6 +41,7 @@ struct shared_fetch {
 	char key[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 2]; /* "<name>@<digest>" in p->inflight */
 	char name[BERTH_NAME_MAX + 1];
 	char digest[BERTH_DIGEST_STR_MAX];
+	struct berth_proxy_target target; /* the upstream it comes from */
 
 	pthread_mutex_t lock; /* guards what follows */
 	pthread_cond_t cond;
@@ -171,22 +172,23 @@ static int finish(struct shared_fetch *sf, int rc, const struct berth_upstream_r
 {
 	struct berth_proxy *p = sf->p;
 	if (rc == 0 && (res->status != 200 || res->bytes != sf->size))
-		rc = BERTH_ERROR;
+		rc = berth_err_set(BERTH_ERROR, "short body");
 	if (rc < 0 && res->status == 200)
 		berth_warn("upstream %s: blob %s@%s broke off after %llu of %llu bytes: %s",
-			   berth_upstream_label(p->upstream), sf->name, sf->digest, (unsigned long long)res->bytes,
-			   (unsigned long long)sf->size, res->error[0] ? res->error : "short body");
+			   berth_upstream_label(sf->target.route->upstream), sf->name, sf->digest, (unsigned long long)res->bytes,
+			   (unsigned long long)sf->size, berth_err_reason(rc));
 	if (!sf->upload)
 		return rc;
 	if (rc == 0 && !sf->store_failed) {
 		rc = berth_upload_commit(sf->upload, sf->digest);
 		if (rc == 0) {
 			sf->stored = 1;
-			if (p->scheduler)
-				berth_scheduler_add(p->scheduler, BERTH_SCHED_BLOB, sf->name, sf->digest, p->ttl_ms);
+			if (p->scheduler && sf->target.route->ttl_ms > 0)
+				berth_scheduler_add(p->scheduler, BERTH_SCHED_BLOB, sf->name, sf->digest,
+						    sf->target.route->ttl_ms);
 		} else if (rc == BERTH_EDIGEST) {
 			berth_error("upstream %s: blob %s@%s does not match its digest: not stored",
-				    berth_upstream_label(p->upstream), sf->name, sf->digest);
+				    berth_upstream_label(sf->target.route->upstream), sf->name, sf->digest);
 		} else {
 			/* a storage failure after a whole, verified transfer still serves the readers */
 			berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
@@ -223,10 +225,10 @@ static void fetch_main(void *arg)
 		berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
 		sf->upload = NULL;
 	}
-	snprintf(path, sizeof(path), "/v2/%s/blobs/%s", sf->name, sf->digest);
-	struct berth_upstream_call call = { .method = "GET", .path = path, .repo = sf->name, .on_body = on_body,
-					    .on_start = on_start, .payload = sf };
-	rc = berth_upstream_call(&res, p->upstream, &call);
+	snprintf(path, sizeof(path), "/v2/%s/blobs/%s", sf->target.remote, sf->digest);
+	struct berth_upstream_call call = { .method = "GET", .path = path, .repo = sf->target.remote,
+					    .on_body = on_body, .on_start = on_start, .payload = sf };
+	rc = berth_upstream_call(&res, sf->target.route->upstream, &call);
 	if (!sf->upload && rc == 0 && res.status == 200) {
 		berth_error("blob %s@%s streamed but not cached: no upload session", sf->name, sf->digest);
 		rc = BERTH_ERROR; /* its digest was checked nowhere: the last byte is not handed over */
@@ -267,7 +269,10 @@ int berth_proxy_fetch_start(struct berth_proxy_fetch **out, struct berth_proxy *
 			    const char *digest, berth_fetch_notify notify, void *payload)
 {
 	char key[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 2];
+	struct berth_proxy_target target;
 	int added = 0;
+	if (berth_proxy__target(&target, p, name) < 0)
+		return BERTH_ENOTFOUND; /* no upstream serves name: the API never asks */
 	snprintf(key, sizeof(key), "%s@%s", name, digest);
 
 	pthread_mutex_lock(&p->inflight_lock);
@@ -296,6 +301,7 @@ int berth_proxy_fetch_start(struct berth_proxy_fetch **out, struct berth_proxy *
 	snprintf(sf->key, sizeof(sf->key), "%s", key);
 	snprintf(sf->name, sizeof(sf->name), "%s", name);
 	snprintf(sf->digest, sizeof(sf->digest), "%s", digest);
+	sf->target = target;
 	sf->ring = berth_malloc(RING);
 	sf->refs = 1; /* the thread's */
 	pthread_mutex_init(&sf->lock, NULL);

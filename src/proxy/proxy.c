@@ -57,25 +57,70 @@ static int expire(enum berth_sched_type type, const char *name, const char *dige
 					    : berth_blob_expire(p->reg, name, digest);
 }
 
-int berth_proxy_new(struct berth_proxy **out, const struct berth_proxy_config *cfg, struct berth_registry *reg,
-		    char *err, size_t errlen)
+/* The host of an http(s) URL, without port or path, into out. */
+static void url_host(char *out, size_t size, const char *url)
+{
+	const char *h = strstr(url, "://");
+	h = h ? h + 3 : url;
+	size_t n = strcspn(h, ":/");
+	snprintf(out, size, "%.*s", (int)(n < size ? n : size - 1), h);
+}
+
+/* Docker Hub, whose single-name repositories are library/<name>: by the host of its registry
+ * (the names Docker itself uses for it), or an upstream that serves docker.io/... */
+static int is_docker_hub(const struct berth_proxy_upstream *u)
+{
+	static const char *const hosts[] = { "registry-1.docker.io", "index.docker.io", "docker.io",
+					     "registry.hub.docker.com" };
+	char host[256];
+	if (u->prefix && strcmp(u->prefix, "docker.io") == 0)
+		return 1;
+	url_host(host, sizeof(host), u->remoteurl ? u->remoteurl : "");
+	for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++)
+		if (strcasecmp(host, hosts[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static int add_route(struct berth_proxy_route *r, const struct berth_proxy_upstream *u, size_t i)
+{
+	const char *prefix = u->prefix ? u->prefix : "";
+	if (prefix[0] && !berth_name_valid(prefix))
+		return berth_err_set(BERTH_EINVALID, "proxy.upstreams[%zu].prefix: '%s' is not a repository name", i,
+				     prefix);
+	struct berth_upstream_config ucfg = { .url = u->remoteurl, .username = u->username, .password = u->password,
+					      .label = prefix[0] ? prefix : NULL };
+	int rc = berth_upstream_new(&r->upstream, &ucfg);
+	if (rc < 0) {
+		if (prefix[0])
+			berth_err_set(rc, "proxy.upstreams[%zu].remoteurl: %s", i, berth_err_message(rc));
+		return rc;
+	}
+	r->prefix = berth_strdup(prefix);
+	r->ttl_ms = u->ttl_ms;
+	r->docker_hub = is_docker_hub(u);
+	return 0;
+}
+
+int berth_proxy_new(struct berth_proxy **out, const struct berth_proxy_config *cfg, struct berth_registry *reg)
 {
 	struct berth_proxy *p = berth_calloc(1, sizeof(*p));
-	struct berth_upstream_config ucfg = { .url = cfg->remoteurl, .username = cfg->username,
-					      .password = cfg->password };
-	int rc;
+	int rc = 0, expires = 0;
 	p->reg = reg;
-	p->ttl_ms = cfg->ttl_ms;
 	p->inflight = (struct berth_map)BERTH_MAP_INIT(berth_proxy__inflight_entry_size, 0);
 	pthread_mutex_init(&p->inflight_lock, NULL);
-	if ((rc = berth_upstream_new(&p->upstream, &ucfg, err, errlen)) < 0)
-		goto out_free;
-	if (cfg->ttl_ms > 0 && (rc = berth_scheduler_start(&p->scheduler, berth_registry_driver(reg), expire, p,
-							   err, errlen)) < 0)
+	p->routes = berth_calloc(cfg->n_upstreams ? cfg->n_upstreams : 1, sizeof(*p->routes));
+	for (size_t i = 0; i < cfg->n_upstreams; i++) {
+		if ((rc = add_route(&p->routes[i], &cfg->upstreams[i], i)) < 0)
+			goto out_free;
+		p->n_routes++;
+		expires |= cfg->upstreams[i].ttl_ms > 0;
+	}
+	if (expires && (rc = berth_scheduler_start(&p->scheduler, berth_registry_driver(reg), expire, p)) < 0)
 		goto out_free;
 	if ((rc = berth_jobs_start(&p->jobs, JOB_THREADS, "proxy")) < 0 ||
 	    (rc = berth_jobs_start(&p->fetches, FETCH_THREADS, "fetch")) < 0) {
-		snprintf(err, errlen, "cannot start the proxy's threads");
+		berth_err_set(rc, "cannot start the proxy's threads");
 		goto out_free;
 	}
 	*out = p;
@@ -92,10 +137,64 @@ void berth_proxy_free(struct berth_proxy *p)
 	berth_jobs_stop(p->jobs);
 	berth_jobs_stop(p->fetches);
 	berth_scheduler_stop(p->scheduler);
-	berth_upstream_free(p->upstream);
+	for (size_t i = 0; i < p->n_routes; i++) {
+		berth_upstream_free(p->routes[i].upstream);
+		free(p->routes[i].prefix);
+	}
+	free(p->routes);
 	berth_map_release(&p->inflight);
 	pthread_mutex_destroy(&p->inflight_lock);
 	free(p);
+}
+
+/* The route whose prefix holds name (the one with prefix "" holds every name); NULL: none. */
+static const struct berth_proxy_route *route_of(const struct berth_proxy *p, const char *name, const char **rest)
+{
+	for (size_t i = 0; i < p->n_routes; i++) {
+		const struct berth_proxy_route *r = &p->routes[i];
+		size_t n = strlen(r->prefix);
+		if (n == 0) {
+			*rest = name;
+			return r;
+		}
+		if (strncmp(name, r->prefix, n) == 0 && name[n] == '/') {
+			*rest = name + n + 1;
+			return r;
+		}
+	}
+	return NULL;
+}
+
+int berth_proxy__target(struct berth_proxy_target *out, const struct berth_proxy *p, const char *name)
+{
+	const char *rest = NULL;
+	out->route = route_of(p, name, &rest);
+	if (!out->route)
+		return BERTH_ENOTFOUND;
+	/* As Docker names them: "alpine" on Docker Hub is "library/alpine". */
+	const char *library = out->route->docker_hub && !strchr(rest, '/') ? "library/" : "";
+	int n = snprintf(out->remote, sizeof(out->remote), "%s%s", library, rest);
+	return n < 0 || (size_t)n >= sizeof(out->remote) ? BERTH_ENOTFOUND : 0;
+}
+
+int berth_proxy_serves(const struct berth_proxy *p, const char *name)
+{
+	const char *rest;
+	return route_of(p, name, &rest) != NULL;
+}
+
+int berth_proxy_ns_name(const struct berth_proxy *p, const char *ns, const char *name, char *out, size_t size)
+{
+	if (!ns || !ns[0])
+		return 0;
+	for (size_t i = 0; i < p->n_routes; i++) {
+		const struct berth_proxy_route *r = &p->routes[i];
+		if (!r->prefix[0] || (strcmp(r->prefix, ns) != 0 && !(r->docker_hub && strcmp(ns, "docker.io") == 0)))
+			continue;
+		int n = snprintf(out, size, "%s/%s", r->prefix, name);
+		return n > 0 && (size_t)n < size && berth_name_valid(out);
+	}
+	return 0;
 }
 
 void berth_proxy_note_hit(struct berth_proxy *p, int blob)
@@ -116,21 +215,21 @@ static int collect_body(const void *data, size_t n, void *payload)
 	return berth_buf_append(payload, data, n) < 0 ? BERTH_ETOOLARGE : 0;
 }
 
-static void log_upstream_failure(struct berth_proxy *p, const char *what, const char *name, const char *ref,
+static void log_upstream_failure(const struct berth_proxy_target *t, const char *what, const char *name, const char *ref,
 				 int rc, const struct berth_upstream_result *res)
 {
 	if (rc < 0)
-		berth_warn("upstream %s: cannot get %s %s:%s: %s", berth_upstream_label(p->upstream), what, name, ref,
-			   res->error);
+		berth_warn("upstream %s: cannot get %s %s:%s: %s", berth_upstream_label(t->route->upstream), what, name, ref,
+			   berth_err_reason(rc));
 	else
-		berth_warn("upstream %s: %s %s:%s answered %ld", berth_upstream_label(p->upstream), what, name, ref,
+		berth_warn("upstream %s: %s %s:%s answered %ld", berth_upstream_label(t->route->upstream), what, name, ref,
 			   res->status);
 }
 
 /* GETs manifest digest of name from the upstream, checks it hashes to digest, stores it (with
  * tag pointing at it when not NULL) and schedules its expiry. */
-static int fetch_manifest(struct berth_manifest_content *out, struct berth_proxy *p, const char *name,
-			  const char *digest, const char *tag)
+static int fetch_manifest(struct berth_manifest_content *out, struct berth_proxy *p,
+			  const struct berth_proxy_target *t, const char *name, const char *digest, const char *tag)
 {
 	char path[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 32], got[BERTH_DIGEST_STR_MAX];
 	struct berth_buf body = BERTH_BUF_INIT(berth_registry_manifest_max(p->reg));
@@ -138,13 +237,13 @@ static int fetch_manifest(struct berth_manifest_content *out, struct berth_proxy
 	struct berth_manifest_put_result put;
 	enum berth_digest_alg alg;
 
-	snprintf(path, sizeof(path), "/v2/%s/manifests/%s", name, digest);
-	struct berth_upstream_call call = { .method = "GET", .path = path, .repo = name,
+	snprintf(path, sizeof(path), "/v2/%s/manifests/%s", t->remote, digest);
+	struct berth_upstream_call call = { .method = "GET", .path = path, .repo = t->remote,
 					    .accept = BERTH_PROXY_ACCEPT, .on_body = collect_body,
 					    .payload = &body, .timeout_ms = MANIFEST_TIMEOUT_MS };
-	int rc = berth_upstream_call(&res, p->upstream, &call);
+	int rc = berth_upstream_call(&res, t->route->upstream, &call);
 	if (rc < 0 || res.status != 200) {
-		log_upstream_failure(p, "manifest", name, digest, rc, &res);
+		log_upstream_failure(t, "manifest", name, digest, rc, &res);
 		berth_buf_release(&body);
 		return rc == 0 && res.status == 404 ? BERTH_ENOTFOUND : BERTH_ERROR;
 	}
@@ -153,7 +252,7 @@ static int fetch_manifest(struct berth_manifest_content *out, struct berth_proxy
 	berth_digest_bytes(alg, body.data ? body.data : "", body.len, got);
 	if (strcmp(got, digest) != 0) {
 		berth_error("upstream %s: manifest %s@%s does not match its digest (got %s)",
-			    berth_upstream_label(p->upstream), name, digest, got);
+			    berth_upstream_label(t->route->upstream), name, digest, got);
 		berth_buf_release(&body);
 		return BERTH_ERROR;
 	}
@@ -170,8 +269,8 @@ static int fetch_manifest(struct berth_manifest_content *out, struct berth_proxy
 		return rc == BERTH_ENOTFOUND ? BERTH_ERROR : rc;
 	}
 	berth_buf_release(&body);
-	if (p->scheduler)
-		berth_scheduler_add(p->scheduler, BERTH_SCHED_MANIFEST, name, digest, p->ttl_ms);
+	if (p->scheduler && t->route->ttl_ms > 0)
+		berth_scheduler_add(p->scheduler, BERTH_SCHED_MANIFEST, name, digest, t->route->ttl_ms);
 	atomic_fetch_add(&berth_proxy_stats.manifest_misses, 1);
 	return berth_manifest_get(out, p->reg, name, digest);
 }
@@ -188,8 +287,8 @@ static int tag_names(struct berth_proxy *p, const char *name, const char *tag, c
 }
 
 /* By digest: local first, else from the upstream (tag, when not NULL, is pointed at it). */
-static int manifest_by_digest(struct berth_manifest_content *out, struct berth_proxy *p, const char *name,
-			      const char *digest, const char *tag)
+static int manifest_by_digest(struct berth_manifest_content *out, struct berth_proxy *p,
+			      const struct berth_proxy_target *t, const char *name, const char *digest, const char *tag)
 {
 	int rc = berth_manifest_get(out, p->reg, name, digest);
 	if (rc == 0 && tag && !tag_names(p, name, tag, digest)) {
@@ -207,7 +306,7 @@ static int manifest_by_digest(struct berth_manifest_content *out, struct berth_p
 	}
 	if (rc != BERTH_ENOTFOUND)
 		return rc;
-	return fetch_manifest(out, p, name, digest, tag);
+	return fetch_manifest(out, p, t, name, digest, tag);
 }
 
 int berth_proxy_manifest_get(struct berth_manifest_content *out, struct berth_proxy *p, const char *name,
@@ -215,20 +314,23 @@ int berth_proxy_manifest_get(struct berth_manifest_content *out, struct berth_pr
 {
 	char path[BERTH_NAME_MAX + BERTH_TAG_MAX + 32];
 	struct berth_upstream_result res;
+	struct berth_proxy_target t;
 
+	if (berth_proxy__target(&t, p, name) < 0)
+		return BERTH_ENOTFOUND;
 	if (strchr(reference, ':'))
-		return manifest_by_digest(out, p, name, reference, NULL);
+		return manifest_by_digest(out, p, &t, name, reference, NULL);
 	/* By tag: the upstream says which manifest the tag names now. */
-	snprintf(path, sizeof(path), "/v2/%s/manifests/%s", name, reference);
-	struct berth_upstream_call call = { .method = "HEAD", .path = path, .repo = name,
+	snprintf(path, sizeof(path), "/v2/%s/manifests/%s", t.remote, reference);
+	struct berth_upstream_call call = { .method = "HEAD", .path = path, .repo = t.remote,
 					    .accept = BERTH_PROXY_ACCEPT, .timeout_ms = MANIFEST_TIMEOUT_MS };
-	int rc = berth_upstream_call(&res, p->upstream, &call);
+	int rc = berth_upstream_call(&res, t.route->upstream, &call);
 	if (rc == 0 && res.status == 200 && berth_digest_valid(res.digest)) {
-		rc = manifest_by_digest(out, p, name, res.digest, reference);
+		rc = manifest_by_digest(out, p, &t, name, res.digest, reference);
 		if (rc != BERTH_ERROR)
 			return rc;
 	} else {
-		log_upstream_failure(p, "tag", name, reference, rc, &res);
+		log_upstream_failure(&t, "tag", name, reference, rc, &res);
 	}
 	/* The upstream cannot say: the tag as cached, as Distribution's proxy tag service does. */
 	int local = berth_manifest_get(out, p->reg, name, reference);
@@ -249,14 +351,17 @@ int berth_proxy_tags(struct berth_strvec *out, struct berth_proxy *p, const char
 	char path[BERTH_NAME_MAX + 32];
 	struct berth_buf body = BERTH_BUF_INIT(TAGS_MAX);
 	struct berth_upstream_result res;
+	struct berth_proxy_target t;
 
 	memset(out, 0, sizeof(*out));
-	snprintf(path, sizeof(path), "/v2/%s/tags/list", name);
-	struct berth_upstream_call call = { .method = "GET", .path = path, .repo = name, .on_body = collect_body,
+	if (berth_proxy__target(&t, p, name) < 0)
+		return BERTH_ENOTFOUND;
+	snprintf(path, sizeof(path), "/v2/%s/tags/list", t.remote);
+	struct berth_upstream_call call = { .method = "GET", .path = path, .repo = t.remote, .on_body = collect_body,
 					    .payload = &body, .timeout_ms = MANIFEST_TIMEOUT_MS };
-	int rc = berth_upstream_call(&res, p->upstream, &call);
+	int rc = berth_upstream_call(&res, t.route->upstream, &call);
 	if (rc < 0 || res.status != 200) {
-		log_upstream_failure(p, "tag list", name, "", rc, &res);
+		log_upstream_failure(&t, "tag list", name, "", rc, &res);
 		berth_buf_release(&body);
 		return rc == 0 && res.status == 404 ? BERTH_ENOTFOUND : BERTH_ERROR;
 	}
@@ -265,14 +370,14 @@ int berth_proxy_tags(struct berth_strvec *out, struct berth_proxy *p, const char
 	json_t *tags = json_object_get(doc, "tags");
 	if (!json_is_array(tags) && !json_is_null(tags)) {
 		json_decref(doc);
-		berth_warn("upstream %s: tag list of %s is not JSON", berth_upstream_label(p->upstream), name);
+		berth_warn("upstream %s: tag list of %s is not JSON", berth_upstream_label(t.route->upstream), name);
 		return BERTH_ERROR;
 	}
 	size_t i;
-	json_t *t;
-	json_array_foreach(tags, i, t) {
-		if (json_is_string(t) && berth_tag_valid(json_string_value(t)))
-			berth_strvec_push(out, json_string_value(t));
+	json_t *tag;
+	json_array_foreach(tags, i, tag) {
+		if (json_is_string(tag) && berth_tag_valid(json_string_value(tag)))
+			berth_strvec_push(out, json_string_value(tag));
 	}
 	json_decref(doc);
 	berth_strvec_sort(out);
@@ -285,14 +390,17 @@ int berth_proxy_blob_stat(uint64_t *size, struct berth_proxy *p, const char *nam
 {
 	char path[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 32];
 	struct berth_upstream_result res;
-	snprintf(path, sizeof(path), "/v2/%s/blobs/%s", name, digest);
-	struct berth_upstream_call call = { .method = "HEAD", .path = path, .repo = name,
+	struct berth_proxy_target t;
+	if (berth_proxy__target(&t, p, name) < 0)
+		return BERTH_ENOTFOUND;
+	snprintf(path, sizeof(path), "/v2/%s/blobs/%s", t.remote, digest);
+	struct berth_upstream_call call = { .method = "HEAD", .path = path, .repo = t.remote,
 					    .timeout_ms = MANIFEST_TIMEOUT_MS };
-	int rc = berth_upstream_call(&res, p->upstream, &call);
+	int rc = berth_upstream_call(&res, t.route->upstream, &call);
 	if (rc == 0 && res.status == 200 && res.length >= 0) {
 		*size = (uint64_t)res.length;
 		return 0;
 	}
-	log_upstream_failure(p, "blob", name, digest, rc, &res);
+	log_upstream_failure(&t, "blob", name, digest, rc, &res);
 	return rc == 0 && res.status == 404 ? BERTH_ENOTFOUND : BERTH_ERROR;
 }

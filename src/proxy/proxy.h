@@ -22,23 +22,38 @@
 
 struct berth_proxy;
 
-struct berth_proxy_config {
-	const char *remoteurl; /* proxy.remoteurl */
-	const char *username;  /* proxy.username, proxy.password: NULL or "" for anonymous */
+/* One upstream: proxy.remoteurl and its keys (prefix ""), or an entry of proxy.upstreams. */
+struct berth_proxy_upstream {
+	const char *prefix;    /* "": every repository; else the repositories <prefix>/... */
+	const char *remoteurl;
+	const char *username;  /* NULL or "" for anonymous */
 	const char *password;
-	int64_t ttl_ms;        /* proxy.ttl; 0: what is fetched never expires */
+	int64_t ttl_ms;        /* 0: what is fetched never expires */
+};
+
+struct berth_proxy_config {
+	const struct berth_proxy_upstream *upstreams; /* prefixes that do not overlap (config.c) */
+	size_t n_upstreams;
 };
 
 /*
  * Starts the cache over reg (borrowed: it must outlive the proxy) and its storage driver (the
- * TTL state lives at its root). 0, or BERTH_EINVALID / a storage error with a reason in err.
+ * TTL state lives at its root). 0, or BERTH_EINVALID / a storage error with its reason
+ * (berth_err_set).
  */
-int berth_proxy_new(struct berth_proxy **out, const struct berth_proxy_config *cfg, struct berth_registry *reg,
-		    char *err, size_t errlen);
+int berth_proxy_new(struct berth_proxy **out, const struct berth_proxy_config *cfg, struct berth_registry *reg);
 /* Lets the fetches in flight end, saves the TTL state, frees. Accepts NULL. */
 void berth_proxy_free(struct berth_proxy *p);
 /* The proxy's metrics: hits, misses, stale tags served, and each upstream's counters. */
 void berth_proxy_metrics_register(void);
+
+/* 1 when an upstream serves the repository name (pulls go through the cache; pushes and deletes
+ * are refused), 0 for a hosted repository. */
+int berth_proxy_serves(const struct berth_proxy *p, const char *name);
+/* containerd's ?ns=HOST beside a repository name: when an upstream's prefix is HOST (or HOST is
+ * docker.io and the upstream is Docker Hub), writes "<prefix>/<name>" to out and returns 1;
+ * otherwise 0 (also when it would not fit size or is not a valid name). */
+int berth_proxy_ns_name(const struct berth_proxy *p, const char *ns, const char *name, char *out, size_t size);
 
 /* Counts a pull served from the cache without asking the upstream (blob 1, manifest 0). */
 void berth_proxy_note_hit(struct berth_proxy *p, int blob);
@@ -72,7 +87,8 @@ typedef void (*berth_fetch_notify)(void *payload);
  * Starts fetching name's blob digest from the upstream, stored as it arrives, or joins the fetch
  * of it already under way (one upstream GET for concurrent pulls). Returns at once; notify
  * tells when berth_proxy_fetch_status knows. *out is the caller's until
- * berth_proxy_fetch_release. 0 or BERTH_EBUSY (too many fetches).
+ * berth_proxy_fetch_release. 0, BERTH_EBUSY (too many fetches) or BERTH_ENOTFOUND (no upstream
+ * serves name).
  */
 int berth_proxy_fetch_start(struct berth_proxy_fetch **out, struct berth_proxy *p, const char *name,
 			    const char *digest, berth_fetch_notify notify, void *payload);

@@ -10,6 +10,7 @@
 #include "proxy/proxy.h"
 #include "proxy/scheduler.h"
 #include "proxy/upstream.h"
+#include "registry/reference.h"
 
 /* The manifest types asked of the upstream, as Distribution's client asks. */
 #define BERTH_PROXY_ACCEPT                                                                   \
@@ -17,11 +18,25 @@
 	"application/vnd.docker.distribution.manifest.v2+json, "                               \
 	"application/vnd.docker.distribution.manifest.list.v2+json"
 
+/* One upstream and the repositories it serves. */
+struct berth_proxy_route {
+	char *prefix;      /* "" (proxy.remoteurl: every repository) or "docker.io" for docker.io/... */
+	struct berth_upstream *upstream;
+	int64_t ttl_ms;    /* 0: what is fetched from it never expires */
+	int docker_hub;    /* single-name repositories are library/<name> upstream */
+};
+
+/* Where a repository's pulls go: its route and its name upstream. */
+struct berth_proxy_target {
+	const struct berth_proxy_route *route;
+	char remote[BERTH_NAME_MAX + 16];
+};
+
 struct berth_proxy {
 	struct berth_registry *reg;
-	struct berth_upstream *upstream;
-	struct berth_scheduler *scheduler; /* NULL when the TTL is 0 */
-	int64_t ttl_ms;
+	struct berth_proxy_route *routes;
+	size_t n_routes;
+	struct berth_scheduler *scheduler; /* NULL when no route's TTL is set (shared: one state file) */
 	struct berth_jobs *jobs;    /* short calls: manifests, tags, HEADs */
 	struct berth_jobs *fetches; /* blob transfers, which may take minutes */
 	pthread_mutex_t inflight_lock;
@@ -33,6 +48,10 @@ struct berth_proxy_stats {
 	_Atomic uint64_t blob_hits, blob_misses, blob_shared, manifest_hits, manifest_misses, stale_tags;
 };
 extern struct berth_proxy_stats berth_proxy_stats;
+
+/* The target of the local repository name: 0, or BERTH_ENOTFOUND when no upstream serves it
+ * (a hosted repository) or its name upstream would be too long. */
+int berth_proxy__target(struct berth_proxy_target *out, const struct berth_proxy *p, const char *name);
 
 /* The size of the entries of berth_proxy.inflight (fetch.c). */
 extern const size_t berth_proxy__inflight_entry_size;

@@ -105,25 +105,22 @@ static void put_entry(struct berth_scheduler *s, const char *key, int64_t expiry
 	s->dirty = 1;
 }
 
-static int read_state(struct berth_scheduler *s, char *err, size_t errlen)
+static int read_state(struct berth_scheduler *s)
 {
 	char *data = NULL;
 	size_t len = 0;
 	int rc = berth_storage_get_content(&data, &len, s->driver, BERTH_SCHEDULER_STATE_PATH, STATE_MAX);
 	if (rc == BERTH_ENOTFOUND)
 		return 0;
-	if (rc < 0) {
-		snprintf(err, errlen, "cannot read %s: %s", BERTH_SCHEDULER_STATE_PATH, berth_strerror(rc));
-		return rc;
-	}
+	if (rc < 0)
+		return berth_err_set(rc, "cannot read %s: %s", BERTH_SCHEDULER_STATE_PATH, berth_err_reason(rc));
 	json_error_t jerr;
 	json_t *doc = json_loadb(data, len, 0, &jerr);
 	free(data);
 	if (!json_is_object(doc)) {
-		snprintf(err, errlen, "%s does not parse: %s", BERTH_SCHEDULER_STATE_PATH,
-			 doc ? "not an object" : jerr.text);
 		json_decref(doc);
-		return BERTH_EINVALID;
+		return berth_err_set(BERTH_EINVALID, "%s does not parse: %s", BERTH_SCHEDULER_STATE_PATH,
+				     doc ? "not an object" : jerr.text);
 	}
 	const char *key;
 	json_t *v;
@@ -248,7 +245,7 @@ static void *run(void *arg)
 }
 
 int berth_scheduler_start(struct berth_scheduler **out, struct berth_storage_driver *driver,
-			  berth_expire_cb on_expire, void *payload, char *err, size_t errlen)
+			  berth_expire_cb on_expire, void *payload)
 {
 	struct berth_scheduler *s = berth_calloc(1, sizeof(*s));
 	s->driver = driver;
@@ -257,11 +254,9 @@ int berth_scheduler_start(struct berth_scheduler **out, struct berth_storage_dri
 	s->entries = (struct berth_map)BERTH_MAP_INIT(sizeof(struct entry), 0);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
-	int rc = read_state(s, err, errlen);
-	if (rc == 0 && pthread_create(&s->thread, NULL, run, s) != 0) {
-		snprintf(err, errlen, "cannot start the expiry thread");
-		rc = BERTH_ERROR;
-	}
+	int rc = read_state(s);
+	if (rc == 0 && pthread_create(&s->thread, NULL, run, s) != 0)
+		rc = berth_err_set(BERTH_ERROR, "cannot start the expiry thread");
 	if (rc < 0) {
 		berth_map_release(&s->entries);
 		pthread_cond_destroy(&s->cond);

@@ -25,11 +25,11 @@ typedef int (*berth_expire_cb)(enum berth_sched_type type, const char *name, con
 
 /*
  * Reads the state (a missing file: no entries) and starts the thread. The driver is borrowed.
- * 0, or BERTH_EINVALID with a reason in err (a state file that does not parse), or a storage
- * error.
+ * 0, or BERTH_EINVALID (a state file that does not parse) or a storage error, with its reason
+ * (berth_err_set).
  */
 int berth_scheduler_start(struct berth_scheduler **out, struct berth_storage_driver *driver,
-			  berth_expire_cb on_expire, void *payload, char *err, size_t errlen);
+			  berth_expire_cb on_expire, void *payload);
 /* Adds or renews the entry of name@digest, expiring ttl_ms from now. Thread-safe. */
 void berth_scheduler_add(struct berth_scheduler *s, enum berth_sched_type type, const char *name,
 			 const char *digest, int64_t ttl_ms);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -40,8 +41,15 @@ struct token_slot {
 struct upstream_stats {
 	struct upstream_stats *next;
 	const char *label;
-	_Atomic uint64_t requests, errors, retries, bytes, tokens;
+	_Atomic uint64_t requests, errors, retries, bytes, tokens, circuit_opens;
 };
+
+/* The circuit breaker: after BREAKER_FAILURES calls in a row without an answer (each after its
+ * retries), calls fail at once for BREAKER_COOLDOWN_MS, so that a cached tag is served without
+ * waiting through the retries; then one call probes (the others still fail at once) and an
+ * answer closes the circuit. */
+#define BREAKER_FAILURES 3
+#define BREAKER_COOLDOWN_MS 10000
 
 struct berth_upstream {
 	char *base; /* remoteurl without a trailing '/' */
@@ -53,6 +61,10 @@ struct berth_upstream {
 	struct berth_challenge challenge; /* the Bearer challenge last met */
 	struct token_slot tokens[TOKEN_SLOTS];
 	size_t next_slot;
+	int failures;          /* calls in a row that had no answer */
+	int open;              /* the circuit: calls fail at once until open_until_ms */
+	int probing;           /* open, cool-down over: one call is asking */
+	int64_t open_until_ms; /* CLOCK_MONOTONIC */
 };
 
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -87,14 +99,11 @@ static CURL *thread_handle(void)
 	return h;
 }
 
-int berth_upstream_new(struct berth_upstream **out, const struct berth_upstream_config *cfg, char *err,
-		       size_t errlen)
+int berth_upstream_new(struct berth_upstream **out, const struct berth_upstream_config *cfg)
 {
 	const char *url = cfg->url ? cfg->url : "";
-	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
-		snprintf(err, errlen, "'%s' is not an http or https URL", url);
-		return BERTH_EINVALID;
-	}
+	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+		return berth_err_set(BERTH_EINVALID, "'%s' is not an http or https URL", url);
 	pthread_once(&curl_once, init_curl);
 	struct berth_upstream *u = berth_calloc(1, sizeof(*u));
 	size_t n = strlen(url);
@@ -159,6 +168,9 @@ void berth_upstream_render_metrics(struct berth_buf *out)
 		  offsetof(struct upstream_stats, bytes) },
 		{ "berth_proxy_upstream_tokens_total", "Bearer tokens fetched for an upstream.",
 		  offsetof(struct upstream_stats, tokens) },
+		{ "berth_proxy_upstream_circuit_opens_total",
+		  "Times an upstream's calls began failing at once after connection failures in a row.",
+		  offsetof(struct upstream_stats, circuit_opens) },
 	};
 	pthread_mutex_lock(&stats_lock);
 	for (size_t f = 0; f < sizeof(families) / sizeof(families[0]); f++) {
@@ -235,9 +247,9 @@ static size_t collect(char *p, size_t size, size_t n, void *payload)
 	return berth_buf_append(payload, p, size * n) < 0 ? 0 : size * n; /* past the cap: abort */
 }
 
-/* Asks the challenge's realm for a token for repo's pull scope. 0 or BERTH_ERROR (logged). */
-static int fetch_token(struct berth_upstream *u, const struct berth_challenge *ch, const char *repo,
-		       char *err, size_t errlen)
+/* Asks the challenge's realm for a token for repo's pull scope. 0, or BERTH_ERROR with the reason
+ * as the thread's failure. */
+static int fetch_token(struct berth_upstream *u, const struct berth_challenge *ch, const char *repo)
 {
 	char scope[SCOPE_MAX];
 	char curl_error[CURL_ERROR_SIZE] = "";
@@ -247,10 +259,8 @@ static int fetch_token(struct berth_upstream *u, const struct berth_challenge *c
 
 	scope_for(scope, sizeof(scope), repo);
 	CURL *curl = curl_easy_init();
-	if (!curl) {
-		snprintf(err, errlen, "cannot set up the token request");
-		return BERTH_ERROR;
-	}
+	if (!curl)
+		return berth_err_set(BERTH_ERROR, "cannot set up the token request");
 	char *service_q = curl_easy_escape(curl, ch->service, 0);
 	char *scope_q = curl_easy_escape(curl, scope, 0);
 	char *url = berth_asprintf("%s%cservice=%s&scope=%s", ch->realm, strchr(ch->realm, '?') ? '&' : '?',
@@ -282,8 +292,8 @@ static int fetch_token(struct berth_upstream *u, const struct berth_challenge *c
 			curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
 		if (cc == CURLE_OK && status < 500)
 			break;
-		snprintf(err, errlen, "token server %.120s: %s", ch->realm,
-			 cc != CURLE_OK ? (curl_error[0] ? curl_error : curl_easy_strerror(cc)) : "5xx");
+		berth_err_set(BERTH_ERROR, "token server %.120s: %s", ch->realm,
+			      cc != CURLE_OK ? (curl_error[0] ? curl_error : curl_easy_strerror(cc)) : "5xx");
 		usleep(BACKOFF_MS * 1000);
 	}
 	if (status == 200) {
@@ -297,13 +307,14 @@ static int fetch_token(struct berth_upstream *u, const struct berth_challenge *c
 					  : DEFAULT_TOKEN_SECONDS;
 		if (json_is_string(token)) {
 			store_token(u, scope, json_string_value(token), seconds);
+			berth_err_clear(); /* a first attempt's failure is not this call's */
 			rc = 0;
 		} else {
-			snprintf(err, errlen, "token server %.120s answered without a token", ch->realm);
+			berth_err_set(BERTH_ERROR, "token server %.120s answered without a token", ch->realm);
 		}
 		json_decref(doc);
 	} else if (status) {
-		snprintf(err, errlen, "token server %.120s answered %ld", ch->realm, status);
+		berth_err_set(BERTH_ERROR, "token server %.120s answered %ld", ch->realm, status);
 	}
 	free(url);
 	berth_buf_release(&body);
@@ -443,8 +454,9 @@ static int retryable(CURLcode cc, long status)
 	       cc == CURLE_COULDNT_RESOLVE_HOST;
 }
 
-/* The upstream answered 401: learns how to authenticate. 1 to try again, 0 not. */
-static int authenticate(struct transfer *t, char *err, size_t errlen)
+/* The upstream answered 401: learns how to authenticate. 1 to try again, 0 not (a token that
+ * could not be had is logged: the caller sees only the 401). */
+static int authenticate(struct transfer *t)
 {
 	struct berth_upstream *u = t->u;
 	struct berth_challenge ch;
@@ -463,7 +475,57 @@ static int authenticate(struct transfer *t, char *err, size_t errlen)
 	pthread_mutex_lock(&u->lock);
 	u->challenge = ch;
 	pthread_mutex_unlock(&u->lock);
-	return fetch_token(u, &ch, t->call->repo, err, errlen) == 0;
+	int rc = fetch_token(u, &ch, t->call->repo);
+	if (rc < 0)
+		berth_warn("upstream %s: no token for %s: %s", u->label, t->call->repo, berth_err_reason(rc));
+	return rc == 0;
+}
+
+static int64_t monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* 1 when a call may ask the upstream, 0 when the circuit is open (fail at once). */
+static int breaker_admit(struct berth_upstream *u)
+{
+	int admit = 1;
+	pthread_mutex_lock(&u->lock);
+	if (u->open) {
+		if (u->probing || monotonic_ms() < u->open_until_ms)
+			admit = 0;
+		else
+			u->probing = 1;
+	}
+	pthread_mutex_unlock(&u->lock);
+	return admit;
+}
+
+/* A call admitted has ended: with an answer (whatever its status) or without one. */
+static void breaker_record(struct berth_upstream *u, int answered)
+{
+	pthread_mutex_lock(&u->lock);
+	int was_open = u->open;
+	u->probing = 0;
+	if (answered) {
+		u->failures = 0;
+		u->open = 0;
+	} else if (++u->failures >= BREAKER_FAILURES) {
+		u->open = 1;
+		u->open_until_ms = monotonic_ms() + BREAKER_COOLDOWN_MS;
+	}
+	int opened = !was_open && u->open, closed = was_open && !u->open, failures = u->failures;
+	pthread_mutex_unlock(&u->lock);
+	if (opened) {
+		atomic_fetch_add(&u->stats.circuit_opens, 1);
+		berth_warn("upstream %s: %d calls in a row without an answer: circuit open, calls fail at once "
+			   "for %d s, then one probes",
+			   u->label, failures, BREAKER_COOLDOWN_MS / 1000);
+	} else if (closed) {
+		berth_info("upstream %s: answers again: circuit closed", u->label);
+	}
 }
 
 int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream *u,
@@ -479,8 +541,13 @@ int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream
 	pthread_once(&curl_once, init_curl);
 	t.curl = thread_handle();
 	if (!t.curl) {
-		snprintf(res->error, sizeof(res->error), "cannot set up the request");
+		rc = berth_err_set(BERTH_ERROR, "cannot set up the request");
 		goto out;
+	}
+	if (!breaker_admit(u)) { /* nothing is asked: nothing to record */
+		atomic_fetch_add(&u->stats.errors, 1);
+		return berth_err_set(BERTH_ERROR, "circuit open after %d calls in a row without an answer",
+				     BREAKER_FAILURES);
 	}
 	if (call->accept) {
 		char *h = berth_asprintf("Accept: %s", call->accept);
@@ -499,13 +566,12 @@ int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream
 		CURLcode cc = perform(&t, url, headers, curl_error);
 		curl_slist_free_all(headers);
 		if (t.body_rc) {
-			rc = t.body_rc;
-			snprintf(res->error, sizeof(res->error), "transfer aborted");
+			rc = t.body_rc; /* with on_body's failure, if it set one */
 			break;
 		}
 		if (cc == CURLE_OK && res->status == 401 && !authenticated) {
 			authenticated = 1;
-			if (authenticate(&t, res->error, sizeof(res->error)))
+			if (authenticate(&t))
 				continue;
 		}
 		if (retryable(cc, res->status) && res->bytes == 0 && attempt < MAX_RETRIES) {
@@ -516,7 +582,7 @@ int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream
 			continue;
 		}
 		if (cc != CURLE_OK) {
-			snprintf(res->error, sizeof(res->error), "%s", curl_error[0] ? curl_error : curl_easy_strerror(cc));
+			berth_err_set(BERTH_ERROR, "%s", curl_error[0] ? curl_error : curl_easy_strerror(cc));
 			if (res->bytes == 0)
 				res->status = 0;
 			break;
@@ -527,6 +593,7 @@ int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream
 	free(url);
 	if (rc != 0 && rc != t.body_rc)
 		atomic_fetch_add(&u->stats.errors, 1);
+	breaker_record(u, res->status != 0 || rc == 0);
 	start(&t); /* a HEAD, an error status or an empty body: nothing started it */
 out:
 	curl_slist_free_all(base);

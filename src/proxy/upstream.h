@@ -24,9 +24,8 @@ struct berth_upstream_config {
 	const char *label;    /* names the upstream in logs and metrics (its URL when NULL) */
 };
 
-/* 0, or BERTH_EINVALID with a reason in err (a URL that is not http or https). */
-int berth_upstream_new(struct berth_upstream **out, const struct berth_upstream_config *cfg, char *err,
-		       size_t errlen);
+/* 0, or BERTH_EINVALID with its reason (berth_err_set: a URL that is not http or https). */
+int berth_upstream_new(struct berth_upstream **out, const struct berth_upstream_config *cfg);
 void berth_upstream_free(struct berth_upstream *u); /* accepts NULL */
 const char *berth_upstream_label(const struct berth_upstream *u);
 
@@ -56,14 +55,14 @@ struct berth_upstream_result {
 	int64_t length;      /* its Content-Length, -1 when not given */
 	char digest[BERTH_DIGEST_STR_MAX]; /* its Docker-Content-Digest, "" when none */
 	char content_type[128];
-	char error[256];     /* why the call failed, for the log */
 	uint64_t bytes;      /* body bytes handed to on_body */
 };
 
 /*
  * Performs the call, authenticating as the upstream asks. 0 when an answer came (whatever its
- * status: res->status); BERTH_ERROR when none could be had after the retries (res->error says
- * why), or on_body's code. Blocks (bounded by the timeouts).
+ * status: res->status); BERTH_ERROR when none could be had after the retries (with the reason,
+ * berth_err_set), or on_body's code (with whatever failure on_body set). Blocks (bounded by the
+ * timeouts).
  */
 int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream *u,
 			const struct berth_upstream_call *call);

@@ -58,6 +58,17 @@ static void test_refused(void **state)
 	assert_string_equal(ch.realm, "http://a");
 }
 
+/* A remote URL that is not http(s) is refused with its reason as the thread's failure. */
+static void test_upstream_refuses_other_schemes(void **state)
+{
+	(void)state;
+	struct berth_upstream *u = NULL;
+	struct berth_upstream_config cfg = { .url = "ftp://mirror.example" };
+	assert_int_equal(berth_upstream_new(&u, &cfg), BERTH_EINVALID);
+	assert_null(u);
+	assert_string_equal(berth_err_reason(BERTH_EINVALID), "'ftp://mirror.example' is not an http or https URL");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -65,6 +76,7 @@ int main(void)
 		cmocka_unit_test(test_spacing_case_tokens_and_escapes),
 		cmocka_unit_test(test_basic),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_upstream_refuses_other_schemes),
 	};
 	return cmocka_run_group_tests_name("proxy challenges", tests, NULL, NULL);
 }

@@ -77,14 +77,13 @@ static void test_reads_distributions_state_and_expires(void **state)
 	struct berth_storage_driver *d = NULL;
 	struct berth_scheduler *s = NULL;
 	struct expired e = { 0 };
-	char err[256];
 	const char *text = "{\"library/alpine@" D1 "\":{\"Key\":\"library/alpine@" D1 "\","
 			   "\"ExpiryData\":\"2020-01-02T03:04:05.678901234+02:00\",\"EntryType\":0},"
 			   "\"library/alpine@" D2 "\":{\"Key\":\"library/alpine@" D2 "\","
 			   "\"ExpiryData\":\"2999-01-01T00:00:00Z\",\"EntryType\":1}}";
 	assert_int_equal(berth_inmem_driver_new(&d), 0);
 	assert_int_equal(berth_storage_put_content(d, "/scheduler-state.json", text, strlen(text)), 0);
-	assert_int_equal(berth_scheduler_start(&s, d, on_expire, &e, err, sizeof(err)), 0);
+	assert_int_equal(berth_scheduler_start(&s, d, on_expire, &e), 0);
 	assert_int_equal(berth_scheduler_count(s), 2);
 	for (int i = 0; i < 300 && e.n == 0; i++)
 		usleep(10 * 1000);
@@ -112,9 +111,8 @@ static void test_added_entries_survive_restart(void **state)
 	struct berth_storage_driver *d = NULL;
 	struct berth_scheduler *s = NULL;
 	struct expired e = { 0 };
-	char err[256];
 	assert_int_equal(berth_inmem_driver_new(&d), 0);
-	assert_int_equal(berth_scheduler_start(&s, d, on_expire, &e, err, sizeof(err)), 0);
+	assert_int_equal(berth_scheduler_start(&s, d, on_expire, &e), 0);
 	assert_int_equal(berth_scheduler_count(s), 0);
 	berth_scheduler_add(s, BERTH_SCHED_MANIFEST, "a/b", D1, 3600 * 1000);
 	berth_scheduler_add(s, BERTH_SCHED_BLOB, "a/b", D2, 3600 * 1000);
@@ -123,7 +121,7 @@ static void test_added_entries_survive_restart(void **state)
 	berth_scheduler_stop(s);
 
 	s = NULL;
-	assert_int_equal(berth_scheduler_start(&s, d, on_expire, &e, err, sizeof(err)), 0);
+	assert_int_equal(berth_scheduler_start(&s, d, on_expire, &e), 0);
 	assert_int_equal(berth_scheduler_count(s), 2);
 	berth_scheduler_add(s, BERTH_SCHED_BLOB, "a/c", D2, 100);
 	for (int i = 0; i < 300 && e.n == 0; i++)
@@ -143,12 +141,12 @@ static void test_refuses_a_state_that_does_not_parse(void **state)
 	(void)state;
 	struct berth_storage_driver *d = NULL;
 	struct berth_scheduler *s = NULL;
-	char err[256] = "";
+
 	assert_int_equal(berth_inmem_driver_new(&d), 0);
 	assert_int_equal(berth_storage_put_content(d, "/scheduler-state.json", "{not json", 9), 0);
-	assert_int_equal(berth_scheduler_start(&s, d, on_expire, NULL, err, sizeof(err)), BERTH_EINVALID);
+	assert_int_equal(berth_scheduler_start(&s, d, on_expire, NULL), BERTH_EINVALID);
 	assert_null(s);
-	assert_non_null(strstr(err, "scheduler-state.json"));
+	assert_non_null(strstr(berth_err_reason(BERTH_EINVALID), "scheduler-state.json"));
 	d->free(d);
 }
 
