@@ -601,6 +601,7 @@ def main():
     ap.add_argument("--only", help="comma-separated workload keys (as bench.py's, up_mono, conc_up, ceiling)")
     ap.add_argument("--keep", action="store_true", help="leave radosgw running and the work dir in place")
     args = ap.parse_args()
+    args.against = None  # bench.py's A/B of two berth builds: Distribution is the other column here
     try:
         return S3Bench(args).main()
     except bench.BenchError as e:
