@@ -20,12 +20,23 @@ static int check_linked(struct berth_registry *r, const char *name, const char *
 	return berth_link_check(r, path, 'l', name, digest);
 }
 
-int berth_blob_stat(uint64_t *size, struct berth_registry *r, const char *name, const char *digest)
+int berth_blob_stat_locked(uint64_t *size, struct berth_registry *r, const char *name,
+			   const char *digest)
 {
 	int rc = check_linked(r, name, digest);
 	if (rc < 0)
 		return rc;
+	if (r->gc_refresh && (rc = berth_blob_refresh(r, digest)) < 0)
+		return rc;
 	return berth_blob_data_stat(size, r, digest);
+}
+
+int berth_blob_stat(uint64_t *size, struct berth_registry *r, const char *name, const char *digest)
+{
+	berth_gc_lock_shared(r);
+	int rc = berth_blob_stat_locked(size, r, name, digest);
+	berth_gc_unlock(r);
+	return rc;
 }
 
 int berth_blob_open(struct berth_reader **out, struct berth_registry *r, const char *name,
@@ -62,12 +73,12 @@ int berth_blob_delete(struct berth_registry *r, const char *name, const char *di
 int berth_blob_mount(struct berth_registry *r, const char *name, const char *digest, const char *from)
 {
 	char path[BERTH_PATH_MAX];
-	int rc = from ? berth_blob_stat(NULL, r, from, digest) : berth_blob_data_stat(NULL, r,
-										      digest);
-	if (rc < 0)
-		return rc;
-	rc = berth_path_layer_link(path, name, digest);
-	if (rc < 0)
-		return rc;
-	return berth_link_write(r, path, digest);
+	/* The check (which refreshes the blob's age) and the link are one step for the online
+	 * garbage collection: it cannot delete the blob between them. */
+	berth_gc_lock_shared(r);
+	int rc = from ? berth_blob_stat_locked(NULL, r, from, digest) : berth_blob_refresh(r, digest);
+	if (rc == 0 && (rc = berth_path_layer_link(path, name, digest)) == 0)
+		rc = berth_link_write(r, path, digest);
+	berth_gc_unlock(r);
+	return rc;
 }

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/log.h"
 #include "core/map.h"
 #include "core/oid.h"
 #include "core/util.h"
@@ -28,7 +29,10 @@
 #include "registry/paths.h"
 #include "registry/reference.h"
 #include "registry/registry.h"
+#include "registry/registry_int.h"
 #include "storage/storage.h"
+
+#include <time.h>
 
 /* The largest manifest GC will read (Distribution caps pushes at 4 MiB). */
 #define GC_MANIFEST_MAX (64u << 20)
@@ -49,6 +53,7 @@ struct rev {
 	uint8_t has_subject;
 	uint8_t missing; /* its blob is gone: reported, never marked nor deleted */
 	uint8_t tagged;
+	uint8_t young; /* online: its blob was pushed or referenced within the delay */
 	uint8_t kept;
 };
 
@@ -84,12 +89,18 @@ struct gc {
 	size_t ndoomed, doomed_alloc;
 	struct sweeplist sweep256, sweep512;
 	int first_err; /* first sweep failure */
+	/* online (o->registry): only what is older than this (blob data mtime, seconds) goes */
+	int64_t cutoff;
+	int held;            /* the sweep lock is held exclusively */
+	unsigned held_items; /* deletions done under it */
+	uint64_t held_since; /* ns */
 };
 
 static void say(struct gc *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void progress(struct gc *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void warn(struct gc *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fail(struct gc *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void item(struct gc *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* A per-item report line (stdout in the CLI), unless quiet. */
 static void say(struct gc *g, const char *fmt, ...)
@@ -116,26 +127,62 @@ static void progress(struct gc *g, const char *fmt, ...)
 	fflush(g->o->progress);
 }
 
+/* Online, a report goes to the log, as one line. */
+static void log_line(enum berth_log_level level, const char *what, const char *fmt, va_list ap)
+{
+	char line[1024];
+	vsnprintf(line, sizeof(line), fmt, ap);
+	berth_log(level, "garbage collection: %s%s", what, line);
+}
+
 /* A problem that does not stop the run. */
 static void warn(struct gc *g, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("garbage-collect: warning: ", stderr);
-	vfprintf(stderr, fmt, ap);
+	if (g->o->registry) {
+		log_line(BERTH_LOG_WARN, "", fmt, ap);
+	} else {
+		fputs("garbage-collect: warning: ", stderr);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+	}
 	va_end(ap);
-	fputc('\n', stderr);
 	g->st.warnings++;
 }
 
-static void fail(const char *fmt, ...)
+static void fail(struct gc *g, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("garbage-collect: error: ", stderr);
-	vfprintf(stderr, fmt, ap);
+	if (g->o->registry) {
+		log_line(BERTH_LOG_ERROR, "", fmt, ap);
+	} else {
+		fputs("garbage-collect: error: ", stderr);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+	}
 	va_end(ap);
-	fputc('\n', stderr);
+}
+
+/* An item eligible for deletion: a report line offline, a log line online. */
+static void item(struct gc *g, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (!g->o->registry) {
+		va_end(ap);
+		if (g->o->quiet || !g->o->out)
+			return;
+		va_start(ap, fmt);
+		vfprintf(g->o->out, fmt, ap);
+		fputc('\n', g->o->out);
+	} else if (g->o->dry_run) {
+		log_line(BERTH_LOG_INFO, "(dry run) ", fmt, ap);
+	} else if (berth_log_enabled(BERTH_LOG_DEBUG)) {
+		log_line(BERTH_LOG_DEBUG, "", fmt, ap);
+	}
+	va_end(ap);
 }
 
 static void sweep_failed(struct gc *g, int rc)
@@ -174,6 +221,70 @@ static int fmt_path(char *out, const char *fmt, ...)
 	return n < 0 || n >= BERTH_PATH_MAX ? BERTH_EINVALID : 0;
 }
 
+/* ---- online: ages and the sweep lock ---- */
+
+/* Deletions done under one hold of the sweep lock, and the longest hold: pushes wait for it. */
+#define GC_HOLD_ITEMS 256
+#define GC_HOLD_NS (10 * 1000000ull)
+
+/* Takes the sweep lock exclusively for the deletions that follow (online only). */
+static void hold(struct gc *g)
+{
+	if (!g->o->registry || g->held)
+		return;
+	berth_gc_lock_exclusive(g->o->registry);
+	g->held = 1;
+	g->held_items = 0;
+	g->held_since = berth_now_ns();
+}
+
+static void release(struct gc *g)
+{
+	if (!g->held)
+		return;
+	berth_gc_unlock(g->o->registry);
+	g->held = 0;
+}
+
+/* One deletion done: lets waiting pushes in now and then. */
+static void held_step(struct gc *g)
+{
+	if (g->held && (++g->held_items >= GC_HOLD_ITEMS || berth_now_ns() - g->held_since > GC_HOLD_NS))
+		release(g);
+}
+
+/*
+ * Online, with the sweep lock held: 1 if the blob data of d is absent (nothing to delete) or
+ * younger than the cutoff (pushed or referenced since the run began, or within the delay
+ * before: keep), 0 if it may go, <0 on a storage error (keep).
+ */
+static int spared(struct gc *g, const struct berth_oid *d)
+{
+	char ds[BERTH_DIGEST_STR_MAX], path[BERTH_PATH_MAX];
+	struct berth_stat st;
+	berth_oid_fmt(ds, d);
+	int rc = berth_path_blob_data(path, ds);
+	if (rc == 0)
+		rc = berth_storage_stat(&st, g->d, path);
+	if (rc == BERTH_ENOTFOUND)
+		return 1;
+	if (rc < 0) {
+		warn(g, "cannot stat blob %s: %s; keeping it", ds, berth_strerror(rc));
+		return rc;
+	}
+	return st.mtime >= g->cutoff;
+}
+
+/* Online: the registry's cached knowledge that blob d exists goes with it. */
+static void forget_blob(struct gc *g, const char *ds)
+{
+	if (!g->o->registry)
+		return;
+	char key[BERTH_DIGEST_STR_MAX + 8];
+	berth_reg_cache_key(key, sizeof(key), 'b', NULL, ds);
+	berth_reg_cache_remove(g->o->registry->descriptors, key);
+}
+
 /* ---- repositories (as the catalog finds them) ---- */
 
 struct repo_walk {
@@ -201,7 +312,7 @@ static int find_repos(struct gc *g, const char *dir)
 	if (rc == BERTH_ENOTFOUND)
 		rc = 0; /* vanished, or a plain file: nothing below */
 	if (rc < 0) {
-		fail("cannot list %s: %s", dir, berth_strerror(rc));
+		fail(g, "cannot list %s: %s", dir, berth_strerror(rc));
 		goto out;
 	}
 	if (w.is_repo && strlen(dir) > strlen(BERTH_REPOS_ROOT "/"))
@@ -238,7 +349,7 @@ static int add_revision(const char *path, void *payload)
 	if (rc == BERTH_ENOTFOUND || (rc == 0 && st.is_dir))
 		return 0; /* no link: not a revision (Distribution only enumerates link files) */
 	if (rc < 0) {
-		fail("cannot stat %s: %s", link, berth_strerror(rc));
+		fail(c->g, "cannot stat %s: %s", link, berth_strerror(rc));
 		c->rc = rc;
 		return 1;
 	}
@@ -318,7 +429,7 @@ static int load_revision(struct gc *g, struct repo *r, size_t i)
 		return 0;
 	}
 	if (rc < 0) {
-		fail("%s: cannot read manifest %s: %s", r->name, ds, berth_strerror(rc));
+		fail(g, "%s: cannot read manifest %s: %s", r->name, ds, berth_strerror(rc));
 		return rc;
 	}
 
@@ -341,7 +452,7 @@ static int load_revision(struct gc *g, struct repo *r, size_t i)
 		lenient_refs(r, v, body, len);
 		rc = 0;
 	} else {
-		fail("%s: cannot parse manifest %s: %s", r->name, ds, berth_strerror(rc));
+		fail(g, "%s: cannot parse manifest %s: %s", r->name, ds, berth_strerror(rc));
 	}
 	free(body);
 	v->ref_n = r->nrefs - v->ref_off;
@@ -371,7 +482,7 @@ static int read_tag(const char *path, void *payload)
 	if (rc == BERTH_ENOTFOUND)
 		return 0; /* a tag without current link names nothing (as Distribution's Lookup) */
 	if (rc < 0 && rc != BERTH_ETOOLARGE) {
-		fail("%s: cannot read %s: %s", c->r->name, link, berth_strerror(rc));
+		fail(c->g, "%s: cannot read %s: %s", c->r->name, link, berth_strerror(rc));
 		c->rc = rc;
 		return 1;
 	}
@@ -408,7 +519,8 @@ static void keep_closure(struct repo *r, size_t *stack, size_t sp)
 }
 
 /*
- * Which revisions stay. Without delete_untagged: all. With it: the tagged ones, what they
+ * Which revisions stay. Without delete_untagged: all. With it: the tagged ones (and online
+ * the young ones: a child pushed before its index, a manifest just pushed by digest), what they
  * reference that is a revision here (index children, transitively), and the revisions whose
  * subject stays (referrers, transitively), until nothing changes.
  */
@@ -422,7 +534,7 @@ static void decide_kept(struct repo *r, int delete_untagged)
 	size_t *stack = berth_malloc((r->n ? r->n : 1) * sizeof(*stack));
 	size_t sp = 0;
 	for (size_t i = 0; i < r->n; i++) {
-		if (r->revs[i].tagged) {
+		if (r->revs[i].tagged || r->revs[i].young) {
 			r->revs[i].kept = 1;
 			stack[sp++] = i;
 		}
@@ -446,6 +558,23 @@ static void decide_kept(struct repo *r, int delete_untagged)
 	free(stack);
 }
 
+/* Online: which untagged revisions are younger than the cutoff (by their blob's mtime). */
+static void find_young(struct gc *g, struct repo *r)
+{
+	char ds[BERTH_DIGEST_STR_MAX], path[BERTH_PATH_MAX];
+	struct berth_stat st;
+	for (size_t i = 0; i < r->n; i++) {
+		struct rev *v = &r->revs[i];
+		if (v->tagged || v->missing)
+			continue;
+		berth_oid_fmt(ds, &v->d);
+		if (berth_path_blob_data(path, ds) < 0)
+			continue;
+		int rc = berth_storage_stat(&st, g->d, path);
+		v->young = rc < 0 || st.mtime >= g->cutoff; /* unsure: keep */
+	}
+}
+
 static int mark_repo(struct gc *g, size_t ri)
 {
 	struct repo r;
@@ -467,7 +596,7 @@ static int mark_repo(struct gc *g, size_t ri)
 		if (rc == BERTH_ENOTFOUND)
 			rc = 0;
 		if (rc < 0) {
-			fail("%s: cannot list %s: %s", r.name, path, berth_strerror(rc));
+			fail(g, "%s: cannot list %s: %s", r.name, path, berth_strerror(rc));
 			goto out;
 		}
 	}
@@ -491,10 +620,12 @@ static int mark_repo(struct gc *g, size_t ri)
 		if (rc == BERTH_ENOTFOUND)
 			rc = 0;
 		if (rc < 0) {
-			fail("%s: cannot list tags: %s", r.name, berth_strerror(rc));
+			fail(g, "%s: cannot list tags: %s", r.name, berth_strerror(rc));
 			goto out;
 		}
 	}
+	if (g->o->registry && g->o->delete_untagged && !r.keep_all)
+		find_young(g, &r);
 	decide_kept(&r, g->o->delete_untagged);
 
 	for (size_t i = 0; i < r.n; i++) {
@@ -503,7 +634,8 @@ static int mark_repo(struct gc *g, size_t ri)
 			continue;
 		berth_oid_fmt(ds, &v->d);
 		if (!v->kept) {
-			say(g, "%s: manifest eligible for deletion: %s", r.name, ds);
+			if (!g->o->registry)
+				item(g, "%s: manifest eligible for deletion: %s", r.name, ds);
 			BERTH_VEC_GROW(g->doomed, g->ndoomed + 1, g->doomed_alloc);
 			g->doomed[g->ndoomed].repo = ri;
 			g->doomed[g->ndoomed].d = v->d;
@@ -547,6 +679,18 @@ static void delete_manifests(struct gc *g)
 	for (size_t i = 0; i < g->ndoomed; i++) {
 		const struct doomed *m = &g->doomed[i];
 		const char *name = g->repos.items[m->repo];
+		berth_oid_fmt(ds, &m->d);
+		if (g->o->registry) {
+			/* pushed again, tagged, or referenced by an index since the run began: stays */
+			if (!g->o->dry_run) {
+				hold(g);
+				if (spared(g, &m->d) != 0) {
+					g->st.young_kept++;
+					continue;
+				}
+			}
+			item(g, "%s: manifest eligible for deletion: %s", name, ds);
+		}
 		g->st.manifests_deleted++;
 		if (g->o->dry_run)
 			continue;
@@ -556,12 +700,11 @@ static void delete_manifests(struct gc *g)
 			if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags", name) == 0) {
 				rc = berth_storage_list(g->d, path, push_tag, &tags);
 				if (rc < 0 && rc != BERTH_ENOTFOUND) {
-					fail("%s: cannot list tags: %s", name, berth_strerror(rc));
+					fail(g, "%s: cannot list tags: %s", name, berth_strerror(rc));
 					sweep_failed(g, rc);
 				}
 			}
 		}
-		berth_oid_fmt(ds, &m->d);
 		berth_oid_hex(hex, &m->d);
 		for (size_t t = 0; t < tags.n; t++) {
 			if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags/%s/index/%s/%s", name,
@@ -569,7 +712,7 @@ static void delete_manifests(struct gc *g)
 				continue;
 			rc = berth_storage_remove(g->d, path);
 			if (rc < 0 && rc != BERTH_ENOTFOUND) {
-				fail("%s: cannot delete %s: %s", name, path, berth_strerror(rc));
+				fail(g, "%s: cannot delete %s: %s", name, path, berth_strerror(rc));
 				sweep_failed(g, rc);
 			}
 		}
@@ -578,11 +721,19 @@ static void delete_manifests(struct gc *g)
 			continue;
 		rc = berth_storage_remove(g->d, path);
 		if (rc < 0 && rc != BERTH_ENOTFOUND) {
-			fail("%s: cannot delete manifest %s: %s", name, ds, berth_strerror(rc));
+			fail(g, "%s: cannot delete manifest %s: %s", name, ds, berth_strerror(rc));
 			sweep_failed(g, rc);
 			g->st.manifests_deleted--;
 		}
+		if (g->o->registry) {
+			char key[BERTH_PATH_MAX];
+			berth_reg_cache_key(key, sizeof(key), 'r', name, ds);
+			berth_reg_cache_remove(g->o->registry->descriptors, key);
+			berth_tags_changed(g->o->registry, name);
+		}
+		held_step(g);
 	}
+	release(g);
 	berth_strvec_release(&tags);
 }
 
@@ -638,8 +789,14 @@ static int visit_blob(const char *path, const struct berth_stat *st, void *paylo
 	if (st->is_dir || blob_path_digest(path, &d) < 0)
 		return 0;
 	g->st.blobs_scanned++;
-	if (!marked(g, &d))
+	if (marked(g, &d)) {
+		/* referenced */
+	} else if (g->o->registry && st->mtime >= g->cutoff) {
+		mark(g, &d); /* young: it stays, and so do its layer links */
+		g->st.young_kept++;
+	} else {
 		sweep_push(d.alg == BERTH_ALG_SHA512 ? &g->sweep512 : &g->sweep256, &d, st->size);
+	}
 	if (g->st.blobs_scanned % GC_PROGRESS_EVERY == 0)
 		progress(g, "sweep: scanned %" PRIu64 " blobs, %zu unreferenced", g->st.blobs_scanned,
 			 g->sweep256.n + g->sweep512.n);
@@ -652,7 +809,7 @@ static uint64_t sweep_blobs(struct gc *g)
 	int rc = berth_storage_walk(g->d, BERTH_BLOBS_ROOT, visit_blob, g);
 	if (rc < 0 && rc != BERTH_ENOTFOUND) {
 		/* What was found so far is unmarked all the same: still swept. */
-		fail("cannot enumerate blobs: %s", berth_strerror(rc));
+		fail(g, "cannot enumerate blobs: %s", berth_strerror(rc));
 		sweep_failed(g, rc);
 	}
 	uint64_t eligible = g->sweep256.n + g->sweep512.n;
@@ -664,13 +821,25 @@ static uint64_t sweep_blobs(struct gc *g)
 			uint64_t size;
 			sweep_get(l, i, which ? BERTH_ALG_SHA512 : BERTH_ALG_SHA256, &d, &size);
 			berth_oid_fmt(ds, &d);
-			say(g, "blob eligible for deletion: %s", ds);
+			if (g->o->registry && !g->o->dry_run) {
+				/* linked, re-pushed or referenced since the walk saw it: stays */
+				hold(g);
+				if ((rc = spared(g, &d)) != 0) {
+					if (rc > 0)
+						mark(g, &d);
+					g->st.young_kept += rc > 0;
+					continue;
+				}
+			}
+			item(g, "blob eligible for deletion: %s", ds);
 			if (!g->o->dry_run) {
 				if (berth_path_blob_dir(path, ds) < 0)
 					continue;
 				rc = berth_storage_remove(g->d, path);
+				forget_blob(g, ds);
+				held_step(g);
 				if (rc < 0 && rc != BERTH_ENOTFOUND) {
-					fail("cannot delete blob %s: %s", ds, berth_strerror(rc));
+					fail(g, "cannot delete blob %s: %s", ds, berth_strerror(rc));
 					sweep_failed(g, rc);
 					continue;
 				}
@@ -679,6 +848,7 @@ static uint64_t sweep_blobs(struct gc *g)
 			g->st.bytes_freed += size;
 		}
 	}
+	release(g);
 	return eligible;
 }
 
@@ -702,6 +872,15 @@ static int add_layer(const char *path, void *payload)
 	return 0;
 }
 
+/* 1 if the blob data of d is absent (a storage error: 0, keep the link). */
+static int blob_absent(struct gc *g, const struct berth_oid *d)
+{
+	char ds[BERTH_DIGEST_STR_MAX], path[BERTH_PATH_MAX];
+	struct berth_stat st;
+	berth_oid_fmt(ds, d);
+	return berth_path_blob_data(path, ds) == 0 && berth_storage_stat(&st, g->d, path) == BERTH_ENOTFOUND;
+}
+
 static void sweep_layer_links(struct gc *g)
 {
 	char path[BERTH_PATH_MAX], ds[BERTH_DIGEST_STR_MAX], hex[129];
@@ -713,7 +892,7 @@ static void sweep_layer_links(struct gc *g)
 				continue;
 			int rc = berth_storage_list(g->d, path, add_layer, &c);
 			if (rc < 0 && rc != BERTH_ENOTFOUND) {
-				fail("%s: cannot list %s: %s", name, path, berth_strerror(rc));
+				fail(g, "%s: cannot list %s: %s", name, path, berth_strerror(rc));
 				sweep_failed(g, rc);
 			}
 			if (c.n > 1)
@@ -721,8 +900,15 @@ static void sweep_layer_links(struct gc *g)
 			for (size_t i = 0; i < c.n; i++) {
 				if (marked(g, &c.found[i]))
 					continue;
+				if (g->o->registry && !g->o->dry_run) {
+					/* only a link to a blob that is gone: a blob still there was
+					 * kept, or pushed again since it was deleted */
+					hold(g);
+					if (!blob_absent(g, &c.found[i]))
+						continue;
+				}
 				berth_oid_fmt(ds, &c.found[i]);
-				say(g, "%s: layer link eligible for deletion: %s", name, ds);
+				item(g, "%s: layer link eligible for deletion: %s", name, ds);
 				if (!g->o->dry_run) {
 					berth_oid_hex(hex, &c.found[i]);
 					if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_layers/%s/%s", name,
@@ -730,17 +916,20 @@ static void sweep_layer_links(struct gc *g)
 						continue;
 					rc = berth_storage_remove(g->d, path);
 					if (rc < 0 && rc != BERTH_ENOTFOUND) {
-						fail("%s: cannot delete layer link %s: %s", name, ds,
+						fail(g, "%s: cannot delete layer link %s: %s", name, ds,
 						     berth_strerror(rc));
 						sweep_failed(g, rc);
+						held_step(g);
 						continue;
 					}
+					held_step(g);
 				}
 				g->st.layer_links_deleted++;
 			}
 			free(c.found);
 		}
 	}
+	release(g);
 }
 
 /* ---- entry point ---- */
@@ -760,6 +949,20 @@ int berth_gc_run(struct berth_storage_driver *d, const struct berth_gc_options *
 	g.sweep512.esz = 64 + sizeof(uint64_t);
 
 	/* ---- mark ---- */
+	if (o->registry) {
+		/*
+		 * The run's start, read with the sweep lock held exclusively: every push that
+		 * refreshed a blob's age before it has finished (its links are on storage, for the
+		 * mark to find), and every refresh after it gives an mtime no earlier than it
+		 * (storage/driver.h, touch). So what is older than start - delay and unmarked is
+		 * referenced by nothing the mark did not see.
+		 */
+		struct timespec start;
+		berth_gc_lock_exclusive(o->registry);
+		clock_gettime(CLOCK_REALTIME_COARSE, &start);
+		berth_gc_unlock(o->registry);
+		g.cutoff = (int64_t)start.tv_sec - (o->delay_ms + 999) / 1000;
+	}
 	progress(&g, "mark: listing repositories");
 	if ((rc = find_repos(&g, BERTH_REPOS_ROOT)) < 0)
 		goto aborted;
@@ -795,7 +998,7 @@ int berth_gc_run(struct berth_storage_driver *d, const struct berth_gc_options *
 	goto out;
 
 aborted:
-	fail("mark phase failed; nothing was deleted");
+	fail(&g, "mark phase failed; nothing was deleted");
 out:
 	if (out)
 		*out = g.st;
