@@ -75,7 +75,7 @@ int berth_blob_refresh(struct berth_registry *r, const char *digest)
 
 /* ---- metrics ---- */
 
-static _Atomic uint64_t runs_ok, runs_failed, blobs_deleted, bytes_freed, manifests_deleted,
+static _Atomic uint64_t running, runs_ok, runs_failed, blobs_deleted, bytes_freed, manifests_deleted,
 	layer_links_deleted, duration_ns_total, last_duration_ns, last_end_s;
 
 static void render_metrics(struct berth_buf *out)
@@ -84,8 +84,11 @@ static void render_metrics(struct berth_buf *out)
 			 "# HELP berth_gc_runs_total Online garbage collection runs, by result.\n"
 			 "# TYPE berth_gc_runs_total counter\n"
 			 "berth_gc_runs_total{result=\"ok\"} %" PRIu64 "\n"
-			 "berth_gc_runs_total{result=\"failed\"} %" PRIu64 "\n",
-			 atomic_load(&runs_ok), atomic_load(&runs_failed));
+			 "berth_gc_runs_total{result=\"failed\"} %" PRIu64 "\n"
+			 "# HELP berth_gc_running 1 while an online garbage collection run is in progress.\n"
+			 "# TYPE berth_gc_running gauge\n"
+			 "berth_gc_running %" PRIu64 "\n",
+			 atomic_load(&runs_ok), atomic_load(&runs_failed), atomic_load(&running));
 	berth_buf_printf(out,
 			 "# HELP berth_gc_duration_seconds_total Time spent in online garbage collection runs.\n"
 			 "# TYPE berth_gc_duration_seconds_total counter\n"
@@ -151,9 +154,11 @@ static void cycle(void *arg)
 	struct berth_gc_stats st = { 0 };
 	uint64_t t0 = berth_now_ns();
 
+	atomic_store(&running, 1);
 	run_steps(g);
 	int rc = berth_gc_run(g->reg->driver, &o, &st);
 	uint64_t ns = berth_now_ns() - t0;
+	atomic_store(&running, 0);
 
 	atomic_fetch_add(rc < 0 ? &runs_failed : &runs_ok, 1);
 	atomic_fetch_add(&duration_ns_total, ns);
