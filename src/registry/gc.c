@@ -135,18 +135,24 @@ static void log_line(enum berth_log_level level, const char *what, const char *f
 	berth_log(level, "garbage collection: %s%s", what, line);
 }
 
+/* A problem: to the log online, to stderr offline. */
+static void problem(struct gc *g, int is_error, const char *fmt, va_list ap)
+{
+	if (g->o->registry) {
+		log_line(is_error ? BERTH_LOG_ERROR : BERTH_LOG_WARN, "", fmt, ap);
+		return;
+	}
+	fputs(is_error ? "garbage-collect: error: " : "garbage-collect: warning: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 /* A problem that does not stop the run. */
 static void warn(struct gc *g, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	if (g->o->registry) {
-		log_line(BERTH_LOG_WARN, "", fmt, ap);
-	} else {
-		fputs("garbage-collect: warning: ", stderr);
-		vfprintf(stderr, fmt, ap);
-		fputc('\n', stderr);
-	}
+	problem(g, 0, fmt, ap);
 	va_end(ap);
 	g->st.warnings++;
 }
@@ -155,13 +161,7 @@ static void fail(struct gc *g, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	if (g->o->registry) {
-		log_line(BERTH_LOG_ERROR, "", fmt, ap);
-	} else {
-		fputs("garbage-collect: error: ", stderr);
-		vfprintf(stderr, fmt, ap);
-		fputc('\n', stderr);
-	}
+	problem(g, 1, fmt, ap);
 	va_end(ap);
 }
 
