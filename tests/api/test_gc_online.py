@@ -276,8 +276,10 @@ class OnlineGCStress(berthtest.OpsTestCase):
             self.assertGreater(deleted, 0, metrics)
         finally:
             proc.terminate()
-            proc.wait(timeout=20)
-        log = open(os.path.join(tmp, "log"), "rb").read().decode("utf-8", "replace")
+            rc = proc.wait(timeout=60)
+        with open(os.path.join(tmp, "log"), "rb") as f:
+            log = f.read().decode("utf-8", "replace")
+        self.assertEqual(rc, 0, log[-3000:])  # a clean stop (and no leak under the sanitizers)
         self.assertIn("garbage collection: done", log)
         self.assertNotIn("level=error", log)
 
