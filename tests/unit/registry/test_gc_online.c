@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <fcntl.h>
@@ -28,6 +29,7 @@
 #include "core/err.h"
 #include "helpers/tmproot.h"
 #include "registry/gc.h"
+#include "registry/gc_online.h"
 #include "registry/paths.h"
 #include "registry/registry.h"
 #include "storage/storage.h"
@@ -405,6 +407,66 @@ static void test_blob_pushed_again_while_deleted(void **state)
 	assert_int_equal(size, strlen("old layer"));
 }
 
+/* ---- the cycle ---- */
+
+struct step_state {
+	struct fixture *f;
+	const char *layer;
+	int calls;
+	int dry_run_seen;
+	int gone_by_second_call; /* the first run collected what its step untagged */
+	pthread_mutex_t lock;
+};
+
+/* A retention-like step: untags r:v1 the first time. */
+static int untag_step(struct berth_registry *r, int dry_run, void *payload)
+{
+	struct step_state *s = payload;
+	pthread_mutex_lock(&s->lock);
+	int call = ++s->calls;
+	s->dry_run_seen = dry_run;
+	if (call == 2)
+		s->gone_by_second_call = !blob_exists(s->f, s->layer);
+	pthread_mutex_unlock(&s->lock);
+	return call == 1 ? berth_manifest_delete(r, "r", "v1") : 0;
+}
+
+static void test_cycle_runs_steps_before_marking(void **state)
+{
+	struct fixture *f = *state;
+	dg cfg, lay, m;
+	char body[1024];
+	assert_int_equal(upload(f, "r", "config", cfg), 0);
+	assert_int_equal(upload(f, "r", "layer", lay), 0);
+	image(body, sizeof(body), "config", "layer", cfg, lay);
+	assert_int_equal(put_manifest(f, "r", "v1", body, m), 0);
+	age(f, cfg);
+	age(f, lay);
+	age(f, m);
+
+	struct step_state s = { f, lay, 0, -1, 0, PTHREAD_MUTEX_INITIALIZER };
+	struct berth_gc_online_options o = { .interval_ms = 20, .delay_ms = 1000, .delete_untagged = 1,
+					     .n_before_mark = 1 };
+	o.before_mark[0] = untag_step;
+	o.before_mark_payload[0] = &s;
+	struct berth_gc_online *g = NULL;
+	assert_int_equal(berth_gc_online_start(&g, f->reg, &o), 0);
+	for (int i = 0; i < 500; i++) {
+		pthread_mutex_lock(&s.lock);
+		int calls = s.calls;
+		pthread_mutex_unlock(&s.lock);
+		if (calls >= 2)
+			break;
+		usleep(10000);
+	}
+	berth_gc_online_stop(g);
+	/* untagged by the step, then collected by the same run: the step ran before the mark */
+	assert_true(s.calls >= 2);
+	assert_true(s.gone_by_second_call);
+	assert_int_equal(s.dry_run_seen, 0);
+	assert_false(blob_exists(f, m) || blob_exists(f, cfg) || blob_exists(f, lay));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -416,6 +478,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_manifest_put_while_its_layer_is_deleted, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_blob_pushed_again_while_deleted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cycle_runs_steps_before_marking, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
