@@ -232,11 +232,13 @@ def main():
         cfg = os.path.join(work, "dist.yml")
         dist_config(cfg, store)
         res["dist"] = timed(["docker-registry", "garbage-collect", "--delete-untagged", cfg])
+        log("  %.2fs" % res["dist"])
         dist_left = blobs_left(store)
 
         log("berth garbage-collect --delete-untagged (offline)")
         copy(seed, store)
         res["offline"] = timed([berth, "garbage-collect", "--delete-untagged", "--quiet", "--root", store])
+        log("  %.2fs" % res["offline"])
         offline_left = blobs_left(store)
 
         log("idle manifest GET p99")
@@ -248,6 +250,7 @@ def main():
         try:
             wrk_p99(port, 2, script)  # warm-up
             res["idle_p99"], res["idle_rps"] = wrk_p99(port, a.seconds, script)
+            log("  p99 %.2f ms" % res["idle_p99"])
         finally:
             p.terminate()
             p.wait(30)
