@@ -32,6 +32,8 @@
 #include "registry/registry_int.h"
 #include "storage/storage.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 
 /* The largest manifest GC will read (Distribution caps pushes at 4 MiB). */
@@ -91,9 +93,7 @@ struct gc {
 	int first_err; /* first sweep failure */
 	/* online (o->registry): only what is older than this (blob data mtime, seconds) goes */
 	int64_t cutoff;
-	int held;            /* the sweep lock is held exclusively */
-	unsigned held_items; /* deletions done under it */
-	uint64_t held_since; /* ns */
+	int held; /* the sweep lock is held exclusively */
 };
 
 static void say(struct gc *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -223,19 +223,66 @@ static int fmt_path(char *out, const char *fmt, ...)
 
 /* ---- online: ages and the sweep lock ---- */
 
-/* Deletions done under one hold of the sweep lock, and the longest hold: pushes wait for it. */
-#define GC_HOLD_ITEMS 256
-#define GC_HOLD_NS (10 * 1000000ull)
+/*
+ * Deletions run GC_DELETERS at a time, in batches of GC_BATCH: an unlink waits on the
+ * filesystem's journal far more than on the CPU, and concurrent ones share its commits (8
+ * threads delete about 6 times faster than one on ext4). Online, the sweep lock is held
+ * exclusively for one batch: a push waits for at most one batch.
+ */
+#define GC_DELETERS 8
+#define GC_BATCH 64
 
-/* Takes the sweep lock exclusively for the deletions that follow (online only). */
+/* What became of one item of a batch. */
+enum {
+	GONE_DELETED = 0,     /* deleted (or found deleted by someone else meanwhile) */
+	GONE_KEPT_YOUNG = 1,  /* online: younger than the cutoff now */
+	GONE_KEPT_THERE = 2,  /* online: the blob is there again (a layer link stays) */
+	GONE_ABSENT = 3,      /* online: the blob was gone before: nothing to do */
+};
+
+struct batch {
+	struct gc *g;
+	void (*one)(struct batch *b, size_t k);
+	const char *repo; /* layer links: the repository */
+	size_t n;
+	_Atomic size_t next;
+	struct berth_oid d[GC_BATCH];
+	uint64_t size[GC_BATCH];
+	int rc[GC_BATCH];       /* GONE_*, or a BERTH_E* code */
+	int extra_rc[GC_BATCH]; /* revisions: the first tag index link that could not be removed */
+	const struct berth_strvec *tags; /* revisions: the repository's tags */
+	uint8_t checking[GC_BATCH]; /* the error came from the age check, not the delete */
+};
+
+static void *batch_worker(void *arg)
+{
+	struct batch *b = arg;
+	size_t k;
+	while ((k = atomic_fetch_add(&b->next, 1)) < b->n)
+		b->one(b, k);
+	return NULL;
+}
+
+/* Runs b->one on every item, on up to GC_DELETERS threads (this one included). */
+static void run_batch(struct batch *b)
+{
+	pthread_t t[GC_DELETERS - 1];
+	size_t nt = 0;
+	atomic_store(&b->next, 0);
+	while (nt < GC_DELETERS - 1 && nt + 1 < b->n && pthread_create(&t[nt], NULL, batch_worker, b) == 0)
+		nt++;
+	batch_worker(b);
+	for (size_t i = 0; i < nt; i++)
+		pthread_join(t[i], NULL);
+}
+
+/* Takes the sweep lock exclusively for one batch of deletions (online only). */
 static void hold(struct gc *g)
 {
 	if (!g->o->registry || g->held)
 		return;
 	berth_gc_lock_exclusive(g->o->registry);
 	g->held = 1;
-	g->held_items = 0;
-	g->held_since = berth_now_ns();
 }
 
 static void release(struct gc *g)
@@ -246,19 +293,12 @@ static void release(struct gc *g)
 	g->held = 0;
 }
 
-/* One deletion done: lets waiting pushes in now and then. */
-static void held_step(struct gc *g)
-{
-	if (g->held && (++g->held_items >= GC_HOLD_ITEMS || berth_now_ns() - g->held_since > GC_HOLD_NS))
-		release(g);
-}
-
 /*
- * Online, with the sweep lock held: 1 if the blob data of d is absent (nothing to delete) or
- * younger than the cutoff (pushed or referenced since the run began, or within the delay
- * before: keep), 0 if it may go, <0 on a storage error (keep).
+ * Online, with the sweep lock held: the blob data of d is GONE_ABSENT, GONE_KEPT_YOUNG
+ * (pushed or referenced since the run began, or within the delay before), or 0: it may go.
+ * A storage error (<0) keeps it too.
  */
-static int spared(struct gc *g, const struct berth_oid *d)
+static int age_check(struct gc *g, const struct berth_oid *d)
 {
 	char ds[BERTH_DIGEST_STR_MAX], path[BERTH_PATH_MAX];
 	struct berth_stat st;
@@ -267,12 +307,10 @@ static int spared(struct gc *g, const struct berth_oid *d)
 	if (rc == 0)
 		rc = berth_storage_stat(&st, g->d, path);
 	if (rc == BERTH_ENOTFOUND)
-		return 1;
-	if (rc < 0) {
-		warn(g, "cannot stat blob %s: %s; keeping it", ds, berth_strerror(rc));
+		return GONE_ABSENT;
+	if (rc < 0)
 		return rc;
-	}
-	return st.mtime >= g->cutoff;
+	return st.mtime >= g->cutoff ? GONE_KEPT_YOUNG : 0;
 }
 
 /* Online: the registry's cached knowledge that blob d exists goes with it. */
@@ -669,72 +707,115 @@ static int push_tag(const char *path, void *payload)
 	return 0;
 }
 
+/* One untagged revision of a batch (any thread): its tag index entries, then its revision
+ * link; online, only if its blob is still old, with the lock held. */
+static void delete_revision(struct batch *b, size_t k)
+{
+	char path[BERTH_PATH_MAX], hex[129];
+	struct gc *g = b->g;
+	const struct berth_oid *d = &b->d[k];
+	int rc;
+	b->checking[k] = 0;
+	b->extra_rc[k] = 0;
+	if (g->o->registry && (rc = age_check(g, d)) != 0) {
+		b->rc[k] = rc;
+		b->checking[k] = rc < 0;
+		return;
+	}
+	berth_oid_hex(hex, d);
+	for (size_t t = 0; t < b->tags->n; t++) {
+		if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags/%s/index/%s/%s", b->repo,
+			     b->tags->items[t], alg_str(d->alg), hex) < 0)
+			continue;
+		rc = berth_storage_remove(g->d, path);
+		if (rc < 0 && rc != BERTH_ENOTFOUND && !b->extra_rc[k])
+			b->extra_rc[k] = rc;
+	}
+	rc = fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/revisions/%s/%s", b->repo, alg_str(d->alg), hex);
+	if (rc == 0)
+		rc = berth_storage_remove(g->d, path);
+	b->rc[k] = rc == BERTH_ENOTFOUND ? GONE_DELETED : rc;
+}
+
+static void manifests_done(struct gc *g, const struct batch *b)
+{
+	char ds[BERTH_DIGEST_STR_MAX];
+	for (size_t k = 0; k < b->n; k++) {
+		berth_oid_fmt(ds, &b->d[k]);
+		if (b->rc[k] == GONE_KEPT_YOUNG || b->rc[k] == GONE_ABSENT) {
+			/* pushed again, tagged, or referenced by an index since the run began */
+			g->st.young_kept += b->rc[k] == GONE_KEPT_YOUNG;
+			continue;
+		}
+		if (b->rc[k] < 0 && b->checking[k]) {
+			warn(g, "%s: cannot stat manifest %s: %s; keeping it", b->repo, ds, berth_strerror(b->rc[k]));
+			continue;
+		}
+		if (g->o->registry)
+			item(g, "%s: manifest eligible for deletion: %s", b->repo, ds);
+		if (b->extra_rc[k] < 0) {
+			fail(g, "%s: cannot delete a tag index link of %s: %s", b->repo, ds,
+			     berth_strerror(b->extra_rc[k]));
+			sweep_failed(g, b->extra_rc[k]);
+		}
+		if (b->rc[k] < 0) {
+			fail(g, "%s: cannot delete manifest %s: %s", b->repo, ds, berth_strerror(b->rc[k]));
+			sweep_failed(g, b->rc[k]);
+			continue;
+		}
+		g->st.manifests_deleted++;
+		if (g->o->registry) {
+			char key[BERTH_PATH_MAX];
+			berth_reg_cache_key(key, sizeof(key), 'r', b->repo, ds);
+			berth_reg_cache_remove(g->o->registry->descriptors, key);
+			berth_tags_changed(g->o->registry, b->repo);
+		}
+	}
+}
+
 static void delete_manifests(struct gc *g)
 {
 	struct berth_strvec tags = { 0 };
-	size_t cur = (size_t)-1;
-	char path[BERTH_PATH_MAX], ds[BERTH_DIGEST_STR_MAX], hex[129];
-	int rc;
+	char path[BERTH_PATH_MAX], ds[BERTH_DIGEST_STR_MAX];
+	struct batch *b = berth_calloc(1, sizeof(*b));
+	b->g = g;
+	b->one = delete_revision;
+	b->tags = &tags;
 
 	for (size_t i = 0; i < g->ndoomed; i++) {
 		const struct doomed *m = &g->doomed[i];
 		const char *name = g->repos.items[m->repo];
-		berth_oid_fmt(ds, &m->d);
-		if (g->o->registry) {
-			/* pushed again, tagged, or referenced by an index since the run began: stays */
-			if (!g->o->dry_run) {
-				hold(g);
-				if (spared(g, &m->d) != 0) {
-					g->st.young_kept++;
-					continue;
-				}
+		if (g->o->dry_run) {
+			if (g->o->registry) {
+				berth_oid_fmt(ds, &m->d);
+				item(g, "%s: manifest eligible for deletion: %s", name, ds);
 			}
-			item(g, "%s: manifest eligible for deletion: %s", name, ds);
-		}
-		g->st.manifests_deleted++;
-		if (g->o->dry_run)
+			g->st.manifests_deleted++;
 			continue;
-		if (m->repo != cur) {
-			cur = m->repo;
+		}
+		if (b->n == 0) {
+			/* a batch holds revisions of one repository */
+			b->repo = name;
 			berth_strvec_release(&tags);
 			if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags", name) == 0) {
-				rc = berth_storage_list(g->d, path, push_tag, &tags);
+				int rc = berth_storage_list(g->d, path, push_tag, &tags);
 				if (rc < 0 && rc != BERTH_ENOTFOUND) {
 					fail(g, "%s: cannot list tags: %s", name, berth_strerror(rc));
 					sweep_failed(g, rc);
 				}
 			}
 		}
-		berth_oid_hex(hex, &m->d);
-		for (size_t t = 0; t < tags.n; t++) {
-			if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags/%s/index/%s/%s", name,
-				     tags.items[t], alg_str(m->d.alg), hex) < 0)
-				continue;
-			rc = berth_storage_remove(g->d, path);
-			if (rc < 0 && rc != BERTH_ENOTFOUND) {
-				fail(g, "%s: cannot delete %s: %s", name, path, berth_strerror(rc));
-				sweep_failed(g, rc);
-			}
+		b->d[b->n++] = m->d;
+		if (b->n == GC_BATCH || i + 1 == g->ndoomed || g->doomed[i + 1].repo != m->repo) {
+			hold(g);
+			run_batch(b);
+			release(g);
+			manifests_done(g, b);
+			b->n = 0;
 		}
-		if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/revisions/%s/%s", name,
-			     alg_str(m->d.alg), hex) < 0)
-			continue;
-		rc = berth_storage_remove(g->d, path);
-		if (rc < 0 && rc != BERTH_ENOTFOUND) {
-			fail(g, "%s: cannot delete manifest %s: %s", name, ds, berth_strerror(rc));
-			sweep_failed(g, rc);
-			g->st.manifests_deleted--;
-		}
-		if (g->o->registry) {
-			char key[BERTH_PATH_MAX];
-			berth_reg_cache_key(key, sizeof(key), 'r', name, ds);
-			berth_reg_cache_remove(g->o->registry->descriptors, key);
-			berth_tags_changed(g->o->registry, name);
-		}
-		held_step(g);
 	}
-	release(g);
 	berth_strvec_release(&tags);
+	free(b);
 }
 
 /* ---- phase 3: blobs ---- */
@@ -803,9 +884,50 @@ static int visit_blob(const char *path, const struct berth_stat *st, void *paylo
 	return 0;
 }
 
-static uint64_t sweep_blobs(struct gc *g)
+/* One blob of a batch (any thread): online, only if still old, with the lock held. */
+static void delete_blob(struct batch *b, size_t k)
 {
 	char path[BERTH_PATH_MAX], ds[BERTH_DIGEST_STR_MAX];
+	struct gc *g = b->g;
+	int rc;
+	b->checking[k] = 0;
+	if (g->o->registry && (rc = age_check(g, &b->d[k])) != 0) {
+		b->rc[k] = rc;
+		b->checking[k] = rc < 0;
+		return;
+	}
+	berth_oid_fmt(ds, &b->d[k]);
+	if ((rc = berth_path_blob_dir(path, ds)) == 0)
+		rc = berth_storage_remove(g->d, path);
+	forget_blob(g, ds);
+	b->rc[k] = rc == BERTH_ENOTFOUND ? GONE_DELETED : rc;
+}
+
+/* Reports and counts what a batch of blobs became, in order (this thread only). */
+static void blobs_done(struct gc *g, const struct batch *b)
+{
+	char ds[BERTH_DIGEST_STR_MAX];
+	for (size_t k = 0; k < b->n; k++) {
+		berth_oid_fmt(ds, &b->d[k]);
+		if (b->rc[k] == GONE_KEPT_YOUNG) {
+			mark(g, &b->d[k]); /* linked, re-pushed or referenced since the walk: stays */
+			g->st.young_kept++;
+		} else if (b->rc[k] < 0 && b->checking[k]) {
+			warn(g, "cannot stat blob %s: %s; keeping it", ds, berth_strerror(b->rc[k]));
+		} else if (b->rc[k] < 0) {
+			item(g, "blob eligible for deletion: %s", ds);
+			fail(g, "cannot delete blob %s: %s", ds, berth_strerror(b->rc[k]));
+			sweep_failed(g, b->rc[k]);
+		} else if (b->rc[k] == GONE_DELETED) {
+			item(g, "blob eligible for deletion: %s", ds);
+			g->st.blobs_deleted++;
+			g->st.bytes_freed += b->size[k];
+		}
+	}
+}
+
+static uint64_t sweep_blobs(struct gc *g)
+{
 	int rc = berth_storage_walk(g->d, BERTH_BLOBS_ROOT, visit_blob, g);
 	if (rc < 0 && rc != BERTH_ENOTFOUND) {
 		/* What was found so far is unmarked all the same: still swept. */
@@ -814,41 +936,27 @@ static uint64_t sweep_blobs(struct gc *g)
 	}
 	uint64_t eligible = g->sweep256.n + g->sweep512.n;
 	progress(g, "sweep: %" PRIu64 " blobs, %" PRIu64 " unreferenced", g->st.blobs_scanned, eligible);
+	struct batch *b = berth_calloc(1, sizeof(*b));
+	b->g = g;
+	b->one = delete_blob;
 	for (int which = 0; which < 2; which++) {
 		const struct sweeplist *l = which ? &g->sweep512 : &g->sweep256;
-		for (size_t i = 0; i < l->n; i++) {
-			struct berth_oid d;
-			uint64_t size;
-			sweep_get(l, i, which ? BERTH_ALG_SHA512 : BERTH_ALG_SHA256, &d, &size);
-			berth_oid_fmt(ds, &d);
-			if (g->o->registry && !g->o->dry_run) {
-				/* linked, re-pushed or referenced since the walk saw it: stays */
+		for (size_t i = 0; i < l->n; i += b->n) {
+			b->n = l->n - i < GC_BATCH ? l->n - i : GC_BATCH;
+			for (size_t k = 0; k < b->n; k++)
+				sweep_get(l, i + k, which ? BERTH_ALG_SHA512 : BERTH_ALG_SHA256, &b->d[k],
+					  &b->size[k]);
+			if (g->o->dry_run) {
+				memset(b->rc, 0, sizeof(b->rc));
+			} else {
 				hold(g);
-				if ((rc = spared(g, &d)) != 0) {
-					if (rc > 0)
-						mark(g, &d);
-					g->st.young_kept += rc > 0;
-					continue;
-				}
+				run_batch(b);
+				release(g);
 			}
-			item(g, "blob eligible for deletion: %s", ds);
-			if (!g->o->dry_run) {
-				if (berth_path_blob_dir(path, ds) < 0)
-					continue;
-				rc = berth_storage_remove(g->d, path);
-				forget_blob(g, ds);
-				held_step(g);
-				if (rc < 0 && rc != BERTH_ENOTFOUND) {
-					fail(g, "cannot delete blob %s: %s", ds, berth_strerror(rc));
-					sweep_failed(g, rc);
-					continue;
-				}
-			}
-			g->st.blobs_deleted++;
-			g->st.bytes_freed += size;
+			blobs_done(g, b);
 		}
 	}
-	release(g);
+	free(b);
 	return eligible;
 }
 
@@ -881,9 +989,47 @@ static int blob_absent(struct gc *g, const struct berth_oid *d)
 	return berth_path_blob_data(path, ds) == 0 && berth_storage_stat(&st, g->d, path) == BERTH_ENOTFOUND;
 }
 
+/* One layer link of a batch (any thread): online, only if its blob is gone (a blob still
+ * there was kept, or pushed again since it was deleted), with the lock held. */
+static void delete_link(struct batch *b, size_t k)
+{
+	char path[BERTH_PATH_MAX], hex[129];
+	struct gc *g = b->g;
+	const struct berth_oid *d = &b->d[k];
+	if (g->o->registry && !blob_absent(g, d)) {
+		b->rc[k] = GONE_KEPT_THERE;
+		return;
+	}
+	berth_oid_hex(hex, d);
+	int rc = fmt_path(path, BERTH_REPOS_ROOT "/%s/_layers/%s/%s", b->repo, alg_str(d->alg), hex);
+	if (rc == 0)
+		rc = berth_storage_remove(g->d, path);
+	b->rc[k] = rc == BERTH_ENOTFOUND ? GONE_DELETED : rc;
+}
+
+static void links_done(struct gc *g, const struct batch *b)
+{
+	char ds[BERTH_DIGEST_STR_MAX];
+	for (size_t k = 0; k < b->n; k++) {
+		if (b->rc[k] == GONE_KEPT_THERE)
+			continue;
+		berth_oid_fmt(ds, &b->d[k]);
+		item(g, "%s: layer link eligible for deletion: %s", b->repo, ds);
+		if (b->rc[k] < 0) {
+			fail(g, "%s: cannot delete layer link %s: %s", b->repo, ds, berth_strerror(b->rc[k]));
+			sweep_failed(g, b->rc[k]);
+			continue;
+		}
+		g->st.layer_links_deleted++;
+	}
+}
+
 static void sweep_layer_links(struct gc *g)
 {
-	char path[BERTH_PATH_MAX], ds[BERTH_DIGEST_STR_MAX], hex[129];
+	char path[BERTH_PATH_MAX];
+	struct batch *b = berth_calloc(1, sizeof(*b));
+	b->g = g;
+	b->one = delete_link;
 	for (size_t ri = 0; ri < g->repos.n; ri++) {
 		const char *name = g->repos.items[ri];
 		for (uint8_t alg = BERTH_ALG_SHA256; alg <= BERTH_ALG_SHA512; alg++) {
@@ -897,39 +1043,27 @@ static void sweep_layer_links(struct gc *g)
 			}
 			if (c.n > 1)
 				qsort(c.found, c.n, sizeof(*c.found), berth_oid_cmp);
-			for (size_t i = 0; i < c.n; i++) {
-				if (marked(g, &c.found[i]))
-					continue;
-				if (g->o->registry && !g->o->dry_run) {
-					/* only a link to a blob that is gone: a blob still there was
-					 * kept, or pushed again since it was deleted */
-					hold(g);
-					if (!blob_absent(g, &c.found[i]))
-						continue;
-				}
-				berth_oid_fmt(ds, &c.found[i]);
-				item(g, "%s: layer link eligible for deletion: %s", name, ds);
-				if (!g->o->dry_run) {
-					berth_oid_hex(hex, &c.found[i]);
-					if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_layers/%s/%s", name,
-						     alg_str(alg), hex) < 0)
-						continue;
-					rc = berth_storage_remove(g->d, path);
-					if (rc < 0 && rc != BERTH_ENOTFOUND) {
-						fail(g, "%s: cannot delete layer link %s: %s", name, ds,
-						     berth_strerror(rc));
-						sweep_failed(g, rc);
-						held_step(g);
-						continue;
+			b->repo = name;
+			b->n = 0;
+			for (size_t i = 0; i <= c.n; i++) {
+				if (i < c.n && !marked(g, &c.found[i]))
+					b->d[b->n++] = c.found[i];
+				if (b->n == GC_BATCH || (i == c.n && b->n)) {
+					if (g->o->dry_run) {
+						memset(b->rc, 0, sizeof(b->rc));
+					} else {
+						hold(g);
+						run_batch(b);
+						release(g);
 					}
-					held_step(g);
+					links_done(g, b);
+					b->n = 0;
 				}
-				g->st.layer_links_deleted++;
 			}
 			free(c.found);
 		}
 	}
-	release(g);
+	free(b);
 }
 
 /* ---- entry point ---- */

@@ -26,8 +26,8 @@
  *    finish within `delay`, except for the moment between this collection's last age check
  *    of a blob and its deletion. Drivers without `touch` (S3, for now) are refused.
  *
- * Deletions are done in batches of at most 256 items or 10 ms under the lock, so a push
- * waits at most about that long. Reads (pulls) never take the lock.
+ * Deletions are done in batches of 64 items (8 threads) under the lock, so a push waits for
+ * at most one batch. Reads (pulls) never take the lock.
  */
 #ifndef BERTH_REGISTRY_GC_ONLINE_H
 #define BERTH_REGISTRY_GC_ONLINE_H
