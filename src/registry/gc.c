@@ -707,6 +707,18 @@ static int push_tag(const char *path, void *payload)
 	return 0;
 }
 
+/* Removes repositories/<repo>/<part>/<alg>/<hex> of d: GONE_DELETED (also when someone else
+ * did first), or a BERTH_E* code. */
+static int remove_repo_entry(struct gc *g, const char *repo, const char *part, const struct berth_oid *d)
+{
+	char path[BERTH_PATH_MAX], hex[129];
+	berth_oid_hex(hex, d);
+	int rc = fmt_path(path, BERTH_REPOS_ROOT "/%s/%s/%s/%s", repo, part, alg_str(d->alg), hex);
+	if (rc == 0)
+		rc = berth_storage_remove(g->d, path);
+	return rc == BERTH_ENOTFOUND ? GONE_DELETED : rc;
+}
+
 /* One untagged revision of a batch (any thread): its tag index entries, then its revision
  * link; online, only if its blob is still old, with the lock held. */
 static void delete_revision(struct batch *b, size_t k)
@@ -731,10 +743,7 @@ static void delete_revision(struct batch *b, size_t k)
 		if (rc < 0 && rc != BERTH_ENOTFOUND && !b->extra_rc[k])
 			b->extra_rc[k] = rc;
 	}
-	rc = fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/revisions/%s/%s", b->repo, alg_str(d->alg), hex);
-	if (rc == 0)
-		rc = berth_storage_remove(g->d, path);
-	b->rc[k] = rc == BERTH_ENOTFOUND ? GONE_DELETED : rc;
+	b->rc[k] = remove_repo_entry(g, b->repo, "_manifests/revisions", d);
 }
 
 static void manifests_done(struct gc *g, const struct batch *b)
@@ -993,18 +1002,13 @@ static int blob_absent(struct gc *g, const struct berth_oid *d)
  * there was kept, or pushed again since it was deleted), with the lock held. */
 static void delete_link(struct batch *b, size_t k)
 {
-	char path[BERTH_PATH_MAX], hex[129];
 	struct gc *g = b->g;
 	const struct berth_oid *d = &b->d[k];
 	if (g->o->registry && !blob_absent(g, d)) {
 		b->rc[k] = GONE_KEPT_THERE;
 		return;
 	}
-	berth_oid_hex(hex, d);
-	int rc = fmt_path(path, BERTH_REPOS_ROOT "/%s/_layers/%s/%s", b->repo, alg_str(d->alg), hex);
-	if (rc == 0)
-		rc = berth_storage_remove(g->d, path);
-	b->rc[k] = rc == BERTH_ENOTFOUND ? GONE_DELETED : rc;
+	b->rc[k] = remove_repo_entry(g, b->repo, "_layers", d);
 }
 
 static void links_done(struct gc *g, const struct batch *b)
