@@ -74,6 +74,12 @@ bench-s3: build
 bench-s3-smoke: build
 	BENCH_S3=1 bench/run.sh --smoke
 
+# Garbage collection on 100,000 blobs and 10,000 manifests: berth's (offline and online) against
+# Distribution's offline garbage-collect, and manifest GET p99 while it runs (bench/README.md).
+.PHONY: bench-gc
+bench-gc: build
+	python3 bench/gc_bench.py --out bench/RESULTS-gc.md
+
 # libFuzzer targets (fuzz/README.md), built with clang into $(BUILD_FUZZ). `fuzz` runs each target
 # for FUZZ_SECONDS; `fuzz-smoke` (the CI variant) for FUZZ_SMOKE_SECONDS and fails on any finding.
 BUILD_FUZZ         ?= build-fuzz

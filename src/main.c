@@ -24,6 +24,7 @@
 #include "notify/notify.h"
 #include "proxy/proxy.h"
 #include "registry/cache_redis.h"
+#include "registry/gc_online.h"
 #include "registry/purge.h"
 #include "registry/quota.h"
 #include "registry/retention.h"
@@ -402,6 +403,7 @@ static void register_metrics(void)
 	berth_registry_cache_metrics_register();
 	berth_quota_metrics_register();
 	berth_workpool_metrics_register();
+	berth_gc_metrics_register();
 }
 
 /* Storage workers for a driver (or a Redis cache) whose calls wait on a network (http.workers,
@@ -425,6 +427,15 @@ static int start_workers(struct berth_workpool **out, const struct berth_config 
 		return BERTH_ERROR;
 	}
 	return 0;
+}
+
+/* The online collection's step before marking: the retention rules (registry/retention.h). */
+static int retention_step(struct berth_registry *r, int dry_run, void *payload)
+{
+	(void)payload;
+	struct berth_retention_stats st;
+	int rc = berth_retention_apply(&st, r, dry_run);
+	return rc == BERTH_EBUSY ? 0 : rc; /* a run already going (berth retention): skip this one */
 }
 
 /* Notification endpoints; source.addr is this host's name and the listening port, as
@@ -490,6 +501,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	struct berth_debug_server *dbg = NULL;
 	struct berth_health *health = NULL;
 	struct berth_purger *purger = NULL;
+	struct berth_gc_online *collector = NULL;
 	struct berth_periodic *quota_counter = NULL;
 	struct berth_periodic *retention = NULL;
 	struct berth_auth *auth = NULL;
@@ -529,6 +541,15 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		berth_storage_free(driver);
 		goto out_http;
 	}
+	/* A read-only registry deletes nothing: the collection is not run (said below). */
+	int gc_online = cfg->gc.enabled && !cfg->readonly;
+	if (gc_online && !berth_storage_can_touch(driver)) {
+		berth_error("configuration error: storage.maintenance.gc.enabled: refused: the %s driver "
+			    "cannot refresh a blob's age, which online garbage collection needs (run "
+			    "berth garbage-collect offline instead)", driver->name);
+		berth_storage_free(driver);
+		goto out_http;
+	}
 	int validate = !cfg->validation.disabled;
 	struct berth_registry_config rcfg = {
 		.driver = driver,
@@ -546,6 +567,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		.n_urls_allow = validate ? cfg->validation.urls_allow.n : 0,
 		.urls_deny = validate ? (const char *const *)cfg->validation.urls_deny.v : NULL,
 		.n_urls_deny = validate ? cfg->validation.urls_deny.n : 0,
+		.gc_online = gc_online,
 	};
 	if (berth_serve_index_children(&rcfg, cfg) < 0) {
 		berth_storage_free(driver);
@@ -631,6 +653,30 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	    berth_purger_start(&purger, reg, cfg->uploadpurging.age_ms, cfg->uploadpurging.interval_ms,
 			       cfg->uploadpurging.dryrun) < 0)
 		berth_warn("cannot start upload purging");
+	if (gc_online) {
+		struct berth_gc_online_options go = {
+			.interval_ms = cfg->gc.interval_ms,
+			.delay_ms = cfg->gc.delay_ms,
+			.delete_untagged = cfg->gc.deleteuntagged,
+			.dry_run = cfg->gc.dryrun,
+		};
+		if (berth_retention_configured(reg)) {
+			if (notify)
+				berth_retention_set_listener(reg, notify_retention, notify);
+			go.before_mark[go.n_before_mark++] = retention_step;
+		}
+		if (berth_gc_online_start(&collector, reg, &go) < 0) {
+			berth_error("cannot start online garbage collection");
+			status = 1;
+			goto out_debug;
+		}
+		berth_info("online garbage collection every %llds, delay %llds%s%s",
+			   (long long)(cfg->gc.interval_ms / 1000), (long long)(cfg->gc.delay_ms / 1000),
+			   cfg->gc.deleteuntagged ? ", deleting untagged manifests" : "",
+			   cfg->gc.dryrun ? " (dry run)" : "");
+	} else if (cfg->gc.enabled) {
+		berth_warn("online garbage collection is not run: the registry is read-only");
+	}
 	if (berth_quota_metrics_start(&quota_counter, reg) < 0)
 		berth_warn("cannot start counting quota usage for the metrics");
 	if (berth_retention_configured(reg) && cfg->readonly) {
@@ -639,7 +685,10 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	} else if (berth_retention_configured(reg)) {
 		if (notify)
 			berth_retention_set_listener(reg, notify_retention, notify);
-		if (berth_retention_start(&retention, reg, cfg->policies.retention.interval_ms) < 0)
+		/* With online collection, its cycle applies the rules (before marking, so what they
+		 * untag is collected in the same run); else their own timer does. */
+		if (!gc_online &&
+		    berth_retention_start(&retention, reg, cfg->policies.retention.interval_ms) < 0)
 			berth_warn("cannot start applying policies.retention");
 	}
 
@@ -658,9 +707,11 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	berth_info("received %s, draining for up to %lld ms", sig == SIGTERM ? "SIGTERM" : "SIGINT",
 		   (long long)cfg->http.draintimeout_ms);
 	status = 0;
-	berth_purger_stop(purger);
 	berth_retention_stop(retention);
 	berth_quota_metrics_stop(quota_counter);
+out_debug:
+	berth_gc_online_stop(collector); /* waits for a run in progress */
+	berth_purger_stop(purger);
 	berth_debug_stop(dbg);
 out_server:
 	berth_server_drain_and_stop(srv, (unsigned)(cfg->http.draintimeout_ms > 0 ? cfg->http.draintimeout_ms : 0));

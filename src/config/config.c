@@ -30,6 +30,8 @@ void berth_config_defaults(struct berth_config *cfg)
 	cfg->uploadpurging.enabled = 1;
 	cfg->uploadpurging.age_ms = 168LL * 3600 * 1000;
 	cfg->uploadpurging.interval_ms = 24LL * 3600 * 1000;
+	cfg->gc.interval_ms = 24LL * 3600 * 1000;
+	cfg->gc.delay_ms = 3600LL * 1000;
 	cfg->http.net = BERTH_NET_TCP;
 	cfg->http.tls_minimum = BERTH_TLS_1_2;
 	snprintf(cfg->http.prometheus_path, sizeof(cfg->http.prometheus_path), "/metrics");
@@ -190,6 +192,19 @@ static int check_proxy(struct cfg_ctx *c)
 	return 0;
 }
 
+/* storage.maintenance.gc: a run every 0 s, or no grace for a push in progress, is refused. */
+static int check_gc(struct cfg_ctx *c)
+{
+	const struct berth_config *cfg = c->cfg;
+	if (cfg->gc.interval_ms <= 0)
+		return berth_config__fail(c, 0, "storage.maintenance.gc.interval", "must be more than 0");
+	if (cfg->gc.delay_ms < 1000)
+		return berth_config__fail(c, 0, "storage.maintenance.gc.delay",
+					  "must be at least 1s: the time a push may take between its "
+					  "layers and its manifest");
+	return 0;
+}
+
 int berth_config_load(struct berth_config *cfg, const char *path, char *err, size_t errlen)
 {
 	struct cfg_ctx c;
@@ -211,7 +226,7 @@ int berth_config_load(struct berth_config *cfg, const char *path, char *err, siz
 		return berth_config__fail(&c, 0, "storage",
 					  "no storage driver configured (filesystem, inmemory or s3)");
 	finish(&c);
-	if (check_proxy(&c) < 0)
+	if (check_proxy(&c) < 0 || check_gc(&c) < 0)
 		return BERTH_ERROR;
 	return check_health(&c);
 }
@@ -224,7 +239,7 @@ int berth_config_apply_env(struct berth_config *cfg, char *err, size_t errlen)
 	if (berth_config__env_apply(&c) < 0)
 		return BERTH_ERROR;
 	finish(&c);
-	if (check_proxy(&c) < 0)
+	if (check_proxy(&c) < 0 || check_gc(&c) < 0)
 		return BERTH_ERROR;
 	return check_health(&c);
 }

@@ -221,6 +221,13 @@ struct berth_config {
 		int64_t interval_ms;      /* storage.maintenance.uploadpurging.interval (default 24h) */
 		int dryrun;               /* storage.maintenance.uploadpurging.dryrun */
 	} uploadpurging;
+	struct {                          /* berth-specific: online garbage collection */
+		int enabled;              /* storage.maintenance.gc.enabled */
+		int64_t interval_ms;      /* storage.maintenance.gc.interval (default 24h, > 0) */
+		int64_t delay_ms;         /* storage.maintenance.gc.delay (default 1h, >= 1s) */
+		int deleteuntagged;       /* storage.maintenance.gc.deleteuntagged */
+		int dryrun;               /* storage.maintenance.gc.dryrun */
+	} gc;
 	int readonly;                     /* storage.maintenance.readonly.enabled */
 	int64_t tag_concurrencylimit;     /* storage.tag.concurrencylimit (0 = number of cores) */
 

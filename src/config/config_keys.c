@@ -339,6 +339,11 @@ static const struct cfg_key keys[] = {
 	DUR(C, "storage.maintenance.uploadpurging.age", uploadpurging.age_ms),
 	DUR(C, "storage.maintenance.uploadpurging.interval", uploadpurging.interval_ms),
 	BOOL(C, "storage.maintenance.uploadpurging.dryrun", uploadpurging.dryrun),
+	BOOL(C, "storage.maintenance.gc.enabled", gc.enabled),
+	DUR(C, "storage.maintenance.gc.interval", gc.interval_ms),
+	DUR(C, "storage.maintenance.gc.delay", gc.delay_ms),
+	BOOL(C, "storage.maintenance.gc.deleteuntagged", gc.deleteuntagged),
+	BOOL(C, "storage.maintenance.gc.dryrun", gc.dryrun),
 	BOOL(C, "storage.maintenance.readonly.enabled", readonly),
 	INT(C, "storage.tag.concurrencylimit", tag_concurrencylimit, 0, INT32_MAX),
 

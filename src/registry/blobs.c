@@ -22,7 +22,8 @@ static int check_linked(struct berth_registry *r, const char *name, const char *
 
 /* The shared Redis cache first (Distribution's order): a hit there saves storage calls on every
  * instance; a blob unlinked through any of them is cleared from it first (berth_blob_delete). */
-int berth_blob_stat(uint64_t *size, struct berth_registry *r, const char *name, const char *digest)
+int berth_blob_stat_locked(uint64_t *size, struct berth_registry *r, const char *name,
+			   const char *digest)
 {
 	uint64_t found;
 	if (berth_reg_redis_repo_stat(r, name, digest, &found)) {
@@ -33,12 +34,22 @@ int berth_blob_stat(uint64_t *size, struct berth_registry *r, const char *name, 
 	int rc = check_linked(r, name, digest);
 	if (rc < 0)
 		return rc;
+	if (r->gc_refresh && (rc = berth_blob_refresh(r, digest)) < 0)
+		return rc;
 	if ((rc = berth_blob_data_stat(&found, r, digest)) < 0)
 		return rc;
 	berth_reg_redis_repo_set(r, name, digest, found);
 	if (size)
 		*size = found;
 	return 0;
+}
+
+int berth_blob_stat(uint64_t *size, struct berth_registry *r, const char *name, const char *digest)
+{
+	berth_gc_lock_shared(r);
+	int rc = berth_blob_stat_locked(size, r, name, digest);
+	berth_gc_unlock(r);
+	return rc;
 }
 
 int berth_blob_open(struct berth_reader **out, struct berth_registry *r, const char *name,
@@ -99,18 +110,21 @@ int berth_blob_mount(struct berth_registry *r, const char *name, const char *dig
 {
 	char path[BERTH_PATH_MAX];
 	uint64_t size = 0;
-	/* Without a source repository, storage itself says whether the data is there: a link
-	 * must never be written to data a collection removed behind the caches. */
-	int rc = from ? berth_blob_stat(&size, r, from, digest) : berth_blob_data_present(&size, r, digest);
-	if (rc < 0)
-		return rc;
-	rc = berth_path_layer_link(path, name, digest);
-	if (rc < 0)
-		return rc;
+	/* The check (which refreshes the blob's age) and the link are one step for the online
+	 * garbage collection: it cannot delete the blob between them. Without a source repository,
+	 * storage itself says whether the data is there: a link must never be written to data a
+	 * collection removed behind the caches. */
+	berth_gc_lock_shared(r);
+	int rc = from ? berth_blob_stat_locked(&size, r, from, digest) : berth_blob_data_present(&size, r, digest);
+	if (rc == 0 && !from && r->gc_refresh)
+		rc = berth_blob_refresh(r, digest);
+	if (rc == 0)
+		rc = berth_path_layer_link(path, name, digest);
 	struct berth_bytes_guard quota;
-	if ((rc = berth_bytes_link_enter(&quota, r, name, BERTH_LINK_LAYER, digest, size)) < 0)
-		return rc;
-	rc = berth_link_write(r, path, digest);
-	berth_bytes_link_leave(&quota, rc == 0);
+	if (rc == 0 && (rc = berth_bytes_link_enter(&quota, r, name, BERTH_LINK_LAYER, digest, size)) == 0) {
+		rc = berth_link_write(r, path, digest);
+		berth_bytes_link_leave(&quota, rc == 0);
+	}
+	berth_gc_unlock(r);
 	return rc;
 }

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/log.h"
 #include "core/map.h"
 #include "core/oid.h"
 #include "core/util.h"
@@ -28,7 +29,12 @@
 #include "registry/paths.h"
 #include "registry/reference.h"
 #include "registry/registry.h"
+#include "registry/registry_int.h"
 #include "storage/storage.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 
 /* The largest manifest GC will read (Distribution caps pushes at 4 MiB). */
 #define GC_MANIFEST_MAX (64u << 20)
@@ -49,6 +55,7 @@ struct rev {
 	uint8_t has_subject;
 	uint8_t missing; /* its blob is gone: reported, never marked nor deleted */
 	uint8_t tagged;
+	uint8_t young; /* online: its blob was pushed or referenced within the delay */
 	uint8_t kept;
 };
 
@@ -84,12 +91,16 @@ struct gc {
 	size_t ndoomed, doomed_alloc;
 	struct sweeplist sweep256, sweep512;
 	int first_err; /* first sweep failure */
+	/* online (o->registry): only what is older than this (blob data mtime, seconds) goes */
+	int64_t cutoff;
+	int held; /* the sweep lock is held exclusively */
 };
 
 static void say(struct gc *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void progress(struct gc *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void warn(struct gc *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fail(struct gc *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void item(struct gc *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* A per-item report line (stdout in the CLI), unless quiet. */
 static void say(struct gc *g, const char *fmt, ...)
@@ -116,26 +127,62 @@ static void progress(struct gc *g, const char *fmt, ...)
 	fflush(g->o->progress);
 }
 
+/* Online, a report goes to the log, as one line. */
+static void log_line(enum berth_log_level level, const char *what, const char *fmt, va_list ap)
+{
+	char line[1024];
+	vsnprintf(line, sizeof(line), fmt, ap);
+	berth_log(level, "garbage collection: %s%s", what, line);
+}
+
+/* A problem: to the log online, to stderr offline. */
+static void problem(struct gc *g, int is_error, const char *fmt, va_list ap)
+{
+	if (g->o->registry) {
+		log_line(is_error ? BERTH_LOG_ERROR : BERTH_LOG_WARN, "", fmt, ap);
+		return;
+	}
+	fputs(is_error ? "garbage-collect: error: " : "garbage-collect: warning: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 /* A problem that does not stop the run. */
 static void warn(struct gc *g, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("garbage-collect: warning: ", stderr);
-	vfprintf(stderr, fmt, ap);
+	problem(g, 0, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	g->st.warnings++;
 }
 
-static void fail(const char *fmt, ...)
+static void fail(struct gc *g, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("garbage-collect: error: ", stderr);
-	vfprintf(stderr, fmt, ap);
+	problem(g, 1, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+}
+
+/* An item eligible for deletion: a report line offline, a log line online. */
+static void item(struct gc *g, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (!g->o->registry) {
+		va_end(ap);
+		if (g->o->quiet || !g->o->out)
+			return;
+		va_start(ap, fmt);
+		vfprintf(g->o->out, fmt, ap);
+		fputc('\n', g->o->out);
+	} else if (g->o->dry_run) {
+		log_line(BERTH_LOG_INFO, "(dry run) ", fmt, ap);
+	} else if (berth_log_enabled(BERTH_LOG_DEBUG)) {
+		log_line(BERTH_LOG_DEBUG, "", fmt, ap);
+	}
+	va_end(ap);
 }
 
 static void sweep_failed(struct gc *g, int rc)
@@ -174,6 +221,108 @@ static int fmt_path(char *out, const char *fmt, ...)
 	return n < 0 || n >= BERTH_PATH_MAX ? BERTH_EINVALID : 0;
 }
 
+/* ---- online: ages and the sweep lock ---- */
+
+/*
+ * Deletions run GC_DELETERS at a time, in batches of GC_BATCH: an unlink waits on the
+ * filesystem's journal far more than on the CPU, and concurrent ones share its commits (8
+ * threads delete about 6 times faster than one on ext4). Online, the sweep lock is held
+ * exclusively for one batch: a push waits for at most one batch.
+ */
+#define GC_DELETERS 8
+#define GC_BATCH 64
+
+/* What became of one item of a batch. */
+enum {
+	GONE_DELETED = 0,     /* deleted (or found deleted by someone else meanwhile) */
+	GONE_KEPT_YOUNG = 1,  /* online: younger than the cutoff now */
+	GONE_KEPT_THERE = 2,  /* online: the blob is there again (a layer link stays) */
+	GONE_ABSENT = 3,      /* online: the blob was gone before: nothing to do */
+};
+
+struct batch {
+	struct gc *g;
+	void (*one)(struct batch *b, size_t k);
+	const char *repo; /* layer links: the repository */
+	size_t n;
+	_Atomic size_t next;
+	struct berth_oid d[GC_BATCH];
+	uint64_t size[GC_BATCH];
+	int rc[GC_BATCH];       /* GONE_*, or a BERTH_E* code */
+	int extra_rc[GC_BATCH]; /* revisions: the first tag index link that could not be removed */
+	const struct berth_strvec *tags; /* revisions: the repository's tags */
+	uint8_t checking[GC_BATCH]; /* the error came from the age check, not the delete */
+};
+
+static void *batch_worker(void *arg)
+{
+	struct batch *b = arg;
+	size_t k;
+	while ((k = atomic_fetch_add(&b->next, 1)) < b->n)
+		b->one(b, k);
+	return NULL;
+}
+
+/* Runs b->one on every item, on up to GC_DELETERS threads (this one included). */
+static void run_batch(struct batch *b)
+{
+	pthread_t t[GC_DELETERS - 1];
+	size_t nt = 0;
+	atomic_store(&b->next, 0);
+	while (nt < GC_DELETERS - 1 && nt + 1 < b->n && pthread_create(&t[nt], NULL, batch_worker, b) == 0)
+		nt++;
+	batch_worker(b);
+	for (size_t i = 0; i < nt; i++)
+		pthread_join(t[i], NULL);
+}
+
+/* Takes the sweep lock exclusively for one batch of deletions (online only). */
+static void hold(struct gc *g)
+{
+	if (!g->o->registry || g->held)
+		return;
+	berth_gc_lock_exclusive(g->o->registry);
+	g->held = 1;
+}
+
+static void release(struct gc *g)
+{
+	if (!g->held)
+		return;
+	berth_gc_unlock(g->o->registry);
+	g->held = 0;
+}
+
+/*
+ * Online, with the sweep lock held: the blob data of d is GONE_ABSENT, GONE_KEPT_YOUNG
+ * (pushed or referenced since the run began, or within the delay before), or 0: it may go.
+ * A storage error (<0) keeps it too.
+ */
+static int age_check(struct gc *g, const struct berth_oid *d)
+{
+	char ds[BERTH_DIGEST_STR_MAX], path[BERTH_PATH_MAX];
+	struct berth_stat st;
+	berth_oid_fmt(ds, d);
+	int rc = berth_path_blob_data(path, ds);
+	if (rc == 0)
+		rc = berth_storage_stat(&st, g->d, path);
+	if (rc == BERTH_ENOTFOUND)
+		return GONE_ABSENT;
+	if (rc < 0)
+		return rc;
+	return st.mtime >= g->cutoff ? GONE_KEPT_YOUNG : 0;
+}
+
+/* Online: the registry's cached knowledge that blob d exists goes with it. */
+static void forget_blob(struct gc *g, const char *ds)
+{
+	if (!g->o->registry)
+		return;
+	char key[BERTH_DIGEST_STR_MAX + 8];
+	berth_reg_cache_key(key, sizeof(key), 'b', NULL, ds);
+	berth_reg_cache_remove(g->o->registry->descriptors, key);
+}
+
 /* ---- repositories (as the catalog finds them) ---- */
 
 struct repo_walk {
@@ -201,7 +350,7 @@ static int find_repos(struct gc *g, const char *dir)
 	if (rc == BERTH_ENOTFOUND)
 		rc = 0; /* vanished, or a plain file: nothing below */
 	if (rc < 0) {
-		fail("cannot list %s: %s", dir, berth_strerror(rc));
+		fail(g, "cannot list %s: %s", dir, berth_strerror(rc));
 		goto out;
 	}
 	if (w.is_repo && strlen(dir) > strlen(BERTH_REPOS_ROOT "/"))
@@ -238,7 +387,7 @@ static int add_revision(const char *path, void *payload)
 	if (rc == BERTH_ENOTFOUND || (rc == 0 && st.is_dir))
 		return 0; /* no link: not a revision (Distribution only enumerates link files) */
 	if (rc < 0) {
-		fail("cannot stat %s: %s", link, berth_strerror(rc));
+		fail(c->g, "cannot stat %s: %s", link, berth_strerror(rc));
 		c->rc = rc;
 		return 1;
 	}
@@ -318,7 +467,7 @@ static int load_revision(struct gc *g, struct repo *r, size_t i)
 		return 0;
 	}
 	if (rc < 0) {
-		fail("%s: cannot read manifest %s: %s", r->name, ds, berth_strerror(rc));
+		fail(g, "%s: cannot read manifest %s: %s", r->name, ds, berth_strerror(rc));
 		return rc;
 	}
 
@@ -340,7 +489,7 @@ static int load_revision(struct gc *g, struct repo *r, size_t i)
 		lenient_refs(r, v, body, len);
 		rc = 0;
 	} else {
-		fail("%s: cannot parse manifest %s: %s", r->name, ds, berth_strerror(rc));
+		fail(g, "%s: cannot parse manifest %s: %s", r->name, ds, berth_strerror(rc));
 	}
 	free(body);
 	v->ref_n = r->nrefs - v->ref_off;
@@ -370,7 +519,7 @@ static int read_tag(const char *path, void *payload)
 	if (rc == BERTH_ENOTFOUND)
 		return 0; /* a tag without current link names nothing (as Distribution's Lookup) */
 	if (rc < 0 && rc != BERTH_ETOOLARGE) {
-		fail("%s: cannot read %s: %s", c->r->name, link, berth_strerror(rc));
+		fail(c->g, "%s: cannot read %s: %s", c->r->name, link, berth_strerror(rc));
 		c->rc = rc;
 		return 1;
 	}
@@ -407,7 +556,8 @@ static void keep_closure(struct repo *r, size_t *stack, size_t sp)
 }
 
 /*
- * Which revisions stay. Without delete_untagged: all. With it: the tagged ones, what they
+ * Which revisions stay. Without delete_untagged: all. With it: the tagged ones (and online
+ * the young ones: a child pushed before its index, a manifest just pushed by digest), what they
  * reference that is a revision here (index children, transitively), and the revisions whose
  * subject stays (referrers, transitively), until nothing changes.
  */
@@ -421,7 +571,7 @@ static void decide_kept(struct repo *r, int delete_untagged)
 	size_t *stack = berth_malloc((r->n ? r->n : 1) * sizeof(*stack));
 	size_t sp = 0;
 	for (size_t i = 0; i < r->n; i++) {
-		if (r->revs[i].tagged) {
+		if (r->revs[i].tagged || r->revs[i].young) {
 			r->revs[i].kept = 1;
 			stack[sp++] = i;
 		}
@@ -445,6 +595,23 @@ static void decide_kept(struct repo *r, int delete_untagged)
 	free(stack);
 }
 
+/* Online: which untagged revisions are younger than the cutoff (by their blob's mtime). */
+static void find_young(struct gc *g, struct repo *r)
+{
+	char ds[BERTH_DIGEST_STR_MAX], path[BERTH_PATH_MAX];
+	struct berth_stat st;
+	for (size_t i = 0; i < r->n; i++) {
+		struct rev *v = &r->revs[i];
+		if (v->tagged || v->missing)
+			continue;
+		berth_oid_fmt(ds, &v->d);
+		if (berth_path_blob_data(path, ds) < 0)
+			continue;
+		int rc = berth_storage_stat(&st, g->d, path);
+		v->young = rc < 0 || st.mtime >= g->cutoff; /* unsure: keep */
+	}
+}
+
 static int mark_repo(struct gc *g, size_t ri)
 {
 	struct repo r;
@@ -466,7 +633,7 @@ static int mark_repo(struct gc *g, size_t ri)
 		if (rc == BERTH_ENOTFOUND)
 			rc = 0;
 		if (rc < 0) {
-			fail("%s: cannot list %s: %s", r.name, path, berth_strerror(rc));
+			fail(g, "%s: cannot list %s: %s", r.name, path, berth_strerror(rc));
 			goto out;
 		}
 	}
@@ -490,10 +657,12 @@ static int mark_repo(struct gc *g, size_t ri)
 		if (rc == BERTH_ENOTFOUND)
 			rc = 0;
 		if (rc < 0) {
-			fail("%s: cannot list tags: %s", r.name, berth_strerror(rc));
+			fail(g, "%s: cannot list tags: %s", r.name, berth_strerror(rc));
 			goto out;
 		}
 	}
+	if (g->o->registry && g->o->delete_untagged && !r.keep_all)
+		find_young(g, &r);
 	decide_kept(&r, g->o->delete_untagged);
 
 	for (size_t i = 0; i < r.n; i++) {
@@ -502,7 +671,8 @@ static int mark_repo(struct gc *g, size_t ri)
 			continue;
 		berth_oid_fmt(ds, &v->d);
 		if (!v->kept) {
-			say(g, "%s: manifest eligible for deletion: %s", r.name, ds);
+			if (!g->o->registry)
+				item(g, "%s: manifest eligible for deletion: %s", r.name, ds);
 			BERTH_VEC_GROW(g->doomed, g->ndoomed + 1, g->doomed_alloc);
 			g->doomed[g->ndoomed].repo = ri;
 			g->doomed[g->ndoomed].d = v->d;
@@ -536,53 +706,124 @@ static int push_tag(const char *path, void *payload)
 	return 0;
 }
 
+/* Removes repositories/<repo>/<part>/<alg>/<hex> of d: GONE_DELETED (also when someone else
+ * did first), or a BERTH_E* code. */
+static int remove_repo_entry(struct gc *g, const char *repo, const char *part, const struct berth_oid *d)
+{
+	char path[BERTH_PATH_MAX], hex[129];
+	berth_oid_hex(hex, d);
+	int rc = fmt_path(path, BERTH_REPOS_ROOT "/%s/%s/%s/%s", repo, part, alg_str(d->alg), hex);
+	if (rc == 0)
+		rc = berth_storage_remove(g->d, path);
+	return rc == BERTH_ENOTFOUND ? GONE_DELETED : rc;
+}
+
+/* One untagged revision of a batch (any thread): its tag index entries, then its revision
+ * link; online, only if its blob is still old, with the lock held. */
+static void delete_revision(struct batch *b, size_t k)
+{
+	char path[BERTH_PATH_MAX], hex[129];
+	struct gc *g = b->g;
+	const struct berth_oid *d = &b->d[k];
+	int rc;
+	b->checking[k] = 0;
+	b->extra_rc[k] = 0;
+	if (g->o->registry && (rc = age_check(g, d)) != 0) {
+		b->rc[k] = rc;
+		b->checking[k] = rc < 0;
+		return;
+	}
+	berth_oid_hex(hex, d);
+	for (size_t t = 0; t < b->tags->n; t++) {
+		if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags/%s/index/%s/%s", b->repo,
+			     b->tags->items[t], alg_str(d->alg), hex) < 0)
+			continue;
+		rc = berth_storage_remove(g->d, path);
+		if (rc < 0 && rc != BERTH_ENOTFOUND && !b->extra_rc[k])
+			b->extra_rc[k] = rc;
+	}
+	b->rc[k] = remove_repo_entry(g, b->repo, "_manifests/revisions", d);
+}
+
+static void manifests_done(struct gc *g, const struct batch *b)
+{
+	char ds[BERTH_DIGEST_STR_MAX];
+	for (size_t k = 0; k < b->n; k++) {
+		berth_oid_fmt(ds, &b->d[k]);
+		if (b->rc[k] == GONE_KEPT_YOUNG || b->rc[k] == GONE_ABSENT) {
+			/* pushed again, tagged, or referenced by an index since the run began */
+			g->st.young_kept += b->rc[k] == GONE_KEPT_YOUNG;
+			continue;
+		}
+		if (b->rc[k] < 0 && b->checking[k]) {
+			warn(g, "%s: cannot stat manifest %s: %s; keeping it", b->repo, ds, berth_strerror(b->rc[k]));
+			continue;
+		}
+		if (g->o->registry)
+			item(g, "%s: manifest eligible for deletion: %s", b->repo, ds);
+		if (b->extra_rc[k] < 0) {
+			fail(g, "%s: cannot delete a tag index link of %s: %s", b->repo, ds,
+			     berth_strerror(b->extra_rc[k]));
+			sweep_failed(g, b->extra_rc[k]);
+		}
+		if (b->rc[k] < 0) {
+			fail(g, "%s: cannot delete manifest %s: %s", b->repo, ds, berth_strerror(b->rc[k]));
+			sweep_failed(g, b->rc[k]);
+			continue;
+		}
+		g->st.manifests_deleted++;
+		if (g->o->registry) {
+			char key[BERTH_PATH_MAX];
+			berth_reg_cache_key(key, sizeof(key), 'r', b->repo, ds);
+			berth_reg_cache_remove(g->o->registry->descriptors, key);
+			berth_tags_changed(g->o->registry, b->repo);
+		}
+	}
+}
+
 static void delete_manifests(struct gc *g)
 {
 	struct berth_strvec tags = { 0 };
-	size_t cur = (size_t)-1;
-	char path[BERTH_PATH_MAX], ds[BERTH_DIGEST_STR_MAX], hex[129];
-	int rc;
+	char path[BERTH_PATH_MAX], ds[BERTH_DIGEST_STR_MAX];
+	struct batch *b = berth_calloc(1, sizeof(*b));
+	b->g = g;
+	b->one = delete_revision;
+	b->tags = &tags;
 
 	for (size_t i = 0; i < g->ndoomed; i++) {
 		const struct doomed *m = &g->doomed[i];
 		const char *name = g->repos.items[m->repo];
-		g->st.manifests_deleted++;
-		if (g->o->dry_run)
+		if (g->o->dry_run) {
+			if (g->o->registry) {
+				berth_oid_fmt(ds, &m->d);
+				item(g, "%s: manifest eligible for deletion: %s", name, ds);
+			}
+			g->st.manifests_deleted++;
 			continue;
-		if (m->repo != cur) {
-			cur = m->repo;
+		}
+		if (b->n == 0) {
+			/* a batch holds revisions of one repository */
+			b->repo = name;
 			berth_strvec_release(&tags);
 			if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags", name) == 0) {
-				rc = berth_storage_list(g->d, path, push_tag, &tags);
+				int rc = berth_storage_list(g->d, path, push_tag, &tags);
 				if (rc < 0 && rc != BERTH_ENOTFOUND) {
-					fail("%s: cannot list tags: %s", name, berth_strerror(rc));
+					fail(g, "%s: cannot list tags: %s", name, berth_strerror(rc));
 					sweep_failed(g, rc);
 				}
 			}
 		}
-		berth_oid_fmt(ds, &m->d);
-		berth_oid_hex(hex, &m->d);
-		for (size_t t = 0; t < tags.n; t++) {
-			if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags/%s/index/%s/%s", name,
-				     tags.items[t], alg_str(m->d.alg), hex) < 0)
-				continue;
-			rc = berth_storage_remove(g->d, path);
-			if (rc < 0 && rc != BERTH_ENOTFOUND) {
-				fail("%s: cannot delete %s: %s", name, path, berth_strerror(rc));
-				sweep_failed(g, rc);
-			}
-		}
-		if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/revisions/%s/%s", name,
-			     alg_str(m->d.alg), hex) < 0)
-			continue;
-		rc = berth_storage_remove(g->d, path);
-		if (rc < 0 && rc != BERTH_ENOTFOUND) {
-			fail("%s: cannot delete manifest %s: %s", name, ds, berth_strerror(rc));
-			sweep_failed(g, rc);
-			g->st.manifests_deleted--;
+		b->d[b->n++] = m->d;
+		if (b->n == GC_BATCH || i + 1 == g->ndoomed || g->doomed[i + 1].repo != m->repo) {
+			hold(g);
+			run_batch(b);
+			release(g);
+			manifests_done(g, b);
+			b->n = 0;
 		}
 	}
 	berth_strvec_release(&tags);
+	free(b);
 }
 
 /* ---- phase 3: blobs ---- */
@@ -637,47 +878,93 @@ static int visit_blob(const char *path, const struct berth_stat *st, void *paylo
 	if (st->is_dir || blob_path_digest(path, &d) < 0)
 		return 0;
 	g->st.blobs_scanned++;
-	if (!marked(g, &d))
+	if (marked(g, &d)) {
+		/* referenced */
+	} else if (g->o->registry && st->mtime >= g->cutoff) {
+		mark(g, &d); /* young: it stays, and so do its layer links */
+		g->st.young_kept++;
+	} else {
 		sweep_push(d.alg == BERTH_ALG_SHA512 ? &g->sweep512 : &g->sweep256, &d, st->size);
+	}
 	if (g->st.blobs_scanned % GC_PROGRESS_EVERY == 0)
 		progress(g, "sweep: scanned %" PRIu64 " blobs, %zu unreferenced", g->st.blobs_scanned,
 			 g->sweep256.n + g->sweep512.n);
 	return 0;
 }
 
-static uint64_t sweep_blobs(struct gc *g)
+/* One blob of a batch (any thread): online, only if still old, with the lock held. */
+static void delete_blob(struct batch *b, size_t k)
 {
 	char path[BERTH_PATH_MAX], ds[BERTH_DIGEST_STR_MAX];
+	struct gc *g = b->g;
+	int rc;
+	b->checking[k] = 0;
+	if (g->o->registry && (rc = age_check(g, &b->d[k])) != 0) {
+		b->rc[k] = rc;
+		b->checking[k] = rc < 0;
+		return;
+	}
+	berth_oid_fmt(ds, &b->d[k]);
+	if ((rc = berth_path_blob_dir(path, ds)) == 0)
+		rc = berth_storage_remove(g->d, path);
+	forget_blob(g, ds);
+	b->rc[k] = rc == BERTH_ENOTFOUND ? GONE_DELETED : rc;
+}
+
+/* Reports and counts what a batch of blobs became, in order (this thread only). */
+static void blobs_done(struct gc *g, const struct batch *b)
+{
+	char ds[BERTH_DIGEST_STR_MAX];
+	for (size_t k = 0; k < b->n; k++) {
+		berth_oid_fmt(ds, &b->d[k]);
+		if (b->rc[k] == GONE_KEPT_YOUNG) {
+			mark(g, &b->d[k]); /* linked, re-pushed or referenced since the walk: stays */
+			g->st.young_kept++;
+		} else if (b->rc[k] < 0 && b->checking[k]) {
+			warn(g, "cannot stat blob %s: %s; keeping it", ds, berth_strerror(b->rc[k]));
+		} else if (b->rc[k] < 0) {
+			item(g, "blob eligible for deletion: %s", ds);
+			fail(g, "cannot delete blob %s: %s", ds, berth_strerror(b->rc[k]));
+			sweep_failed(g, b->rc[k]);
+		} else if (b->rc[k] == GONE_DELETED) {
+			item(g, "blob eligible for deletion: %s", ds);
+			g->st.blobs_deleted++;
+			g->st.bytes_freed += b->size[k];
+		}
+	}
+}
+
+static uint64_t sweep_blobs(struct gc *g)
+{
 	int rc = berth_storage_walk(g->d, BERTH_BLOBS_ROOT, visit_blob, g);
 	if (rc < 0 && rc != BERTH_ENOTFOUND) {
 		/* What was found so far is unmarked all the same: still swept. */
-		fail("cannot enumerate blobs: %s", berth_strerror(rc));
+		fail(g, "cannot enumerate blobs: %s", berth_strerror(rc));
 		sweep_failed(g, rc);
 	}
 	uint64_t eligible = g->sweep256.n + g->sweep512.n;
 	progress(g, "sweep: %" PRIu64 " blobs, %" PRIu64 " unreferenced", g->st.blobs_scanned, eligible);
+	struct batch *b = berth_calloc(1, sizeof(*b));
+	b->g = g;
+	b->one = delete_blob;
 	for (int which = 0; which < 2; which++) {
 		const struct sweeplist *l = which ? &g->sweep512 : &g->sweep256;
-		for (size_t i = 0; i < l->n; i++) {
-			struct berth_oid d;
-			uint64_t size;
-			sweep_get(l, i, which ? BERTH_ALG_SHA512 : BERTH_ALG_SHA256, &d, &size);
-			berth_oid_fmt(ds, &d);
-			say(g, "blob eligible for deletion: %s", ds);
-			if (!g->o->dry_run) {
-				if (berth_path_blob_dir(path, ds) < 0)
-					continue;
-				rc = berth_storage_remove(g->d, path);
-				if (rc < 0 && rc != BERTH_ENOTFOUND) {
-					fail("cannot delete blob %s: %s", ds, berth_strerror(rc));
-					sweep_failed(g, rc);
-					continue;
-				}
+		for (size_t i = 0; i < l->n; i += b->n) {
+			b->n = l->n - i < GC_BATCH ? l->n - i : GC_BATCH;
+			for (size_t k = 0; k < b->n; k++)
+				sweep_get(l, i + k, which ? BERTH_ALG_SHA512 : BERTH_ALG_SHA256, &b->d[k],
+					  &b->size[k]);
+			if (g->o->dry_run) {
+				memset(b->rc, 0, sizeof(b->rc));
+			} else {
+				hold(g);
+				run_batch(b);
+				release(g);
 			}
-			g->st.blobs_deleted++;
-			g->st.bytes_freed += size;
+			blobs_done(g, b);
 		}
 	}
+	free(b);
 	return eligible;
 }
 
@@ -701,9 +988,51 @@ static int add_layer(const char *path, void *payload)
 	return 0;
 }
 
+/* 1 if the blob data of d is absent (a storage error: 0, keep the link). */
+static int blob_absent(struct gc *g, const struct berth_oid *d)
+{
+	char ds[BERTH_DIGEST_STR_MAX], path[BERTH_PATH_MAX];
+	struct berth_stat st;
+	berth_oid_fmt(ds, d);
+	return berth_path_blob_data(path, ds) == 0 && berth_storage_stat(&st, g->d, path) == BERTH_ENOTFOUND;
+}
+
+/* One layer link of a batch (any thread): online, only if its blob is gone (a blob still
+ * there was kept, or pushed again since it was deleted), with the lock held. */
+static void delete_link(struct batch *b, size_t k)
+{
+	struct gc *g = b->g;
+	const struct berth_oid *d = &b->d[k];
+	if (g->o->registry && !blob_absent(g, d)) {
+		b->rc[k] = GONE_KEPT_THERE;
+		return;
+	}
+	b->rc[k] = remove_repo_entry(g, b->repo, "_layers", d);
+}
+
+static void links_done(struct gc *g, const struct batch *b)
+{
+	char ds[BERTH_DIGEST_STR_MAX];
+	for (size_t k = 0; k < b->n; k++) {
+		if (b->rc[k] == GONE_KEPT_THERE)
+			continue;
+		berth_oid_fmt(ds, &b->d[k]);
+		item(g, "%s: layer link eligible for deletion: %s", b->repo, ds);
+		if (b->rc[k] < 0) {
+			fail(g, "%s: cannot delete layer link %s: %s", b->repo, ds, berth_strerror(b->rc[k]));
+			sweep_failed(g, b->rc[k]);
+			continue;
+		}
+		g->st.layer_links_deleted++;
+	}
+}
+
 static void sweep_layer_links(struct gc *g)
 {
-	char path[BERTH_PATH_MAX], ds[BERTH_DIGEST_STR_MAX], hex[129];
+	char path[BERTH_PATH_MAX];
+	struct batch *b = berth_calloc(1, sizeof(*b));
+	b->g = g;
+	b->one = delete_link;
 	for (size_t ri = 0; ri < g->repos.n; ri++) {
 		const char *name = g->repos.items[ri];
 		for (uint8_t alg = BERTH_ALG_SHA256; alg <= BERTH_ALG_SHA512; alg++) {
@@ -712,34 +1041,32 @@ static void sweep_layer_links(struct gc *g)
 				continue;
 			int rc = berth_storage_list(g->d, path, add_layer, &c);
 			if (rc < 0 && rc != BERTH_ENOTFOUND) {
-				fail("%s: cannot list %s: %s", name, path, berth_strerror(rc));
+				fail(g, "%s: cannot list %s: %s", name, path, berth_strerror(rc));
 				sweep_failed(g, rc);
 			}
 			if (c.n > 1)
 				qsort(c.found, c.n, sizeof(*c.found), berth_oid_cmp);
-			for (size_t i = 0; i < c.n; i++) {
-				if (marked(g, &c.found[i]))
-					continue;
-				berth_oid_fmt(ds, &c.found[i]);
-				say(g, "%s: layer link eligible for deletion: %s", name, ds);
-				if (!g->o->dry_run) {
-					berth_oid_hex(hex, &c.found[i]);
-					if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_layers/%s/%s", name,
-						     alg_str(alg), hex) < 0)
-						continue;
-					rc = berth_storage_remove(g->d, path);
-					if (rc < 0 && rc != BERTH_ENOTFOUND) {
-						fail("%s: cannot delete layer link %s: %s", name, ds,
-						     berth_strerror(rc));
-						sweep_failed(g, rc);
-						continue;
+			b->repo = name;
+			b->n = 0;
+			for (size_t i = 0; i <= c.n; i++) {
+				if (i < c.n && !marked(g, &c.found[i]))
+					b->d[b->n++] = c.found[i];
+				if (b->n == GC_BATCH || (i == c.n && b->n)) {
+					if (g->o->dry_run) {
+						memset(b->rc, 0, sizeof(b->rc));
+					} else {
+						hold(g);
+						run_batch(b);
+						release(g);
 					}
+					links_done(g, b);
+					b->n = 0;
 				}
-				g->st.layer_links_deleted++;
 			}
 			free(c.found);
 		}
 	}
+	free(b);
 }
 
 /* ---- entry point ---- */
@@ -759,6 +1086,20 @@ int berth_gc_run(struct berth_storage_driver *d, const struct berth_gc_options *
 	g.sweep512.esz = 64 + sizeof(uint64_t);
 
 	/* ---- mark ---- */
+	if (o->registry) {
+		/*
+		 * The run's start, read with the sweep lock held exclusively: every push that
+		 * refreshed a blob's age before it has finished (its links are on storage, for the
+		 * mark to find), and every refresh after it gives an mtime no earlier than it
+		 * (storage/driver.h, touch). So what is older than start - delay and unmarked is
+		 * referenced by nothing the mark did not see.
+		 */
+		struct timespec start;
+		berth_gc_lock_exclusive(o->registry);
+		clock_gettime(CLOCK_REALTIME_COARSE, &start);
+		berth_gc_unlock(o->registry);
+		g.cutoff = (int64_t)start.tv_sec - (o->delay_ms + 999) / 1000;
+	}
 	progress(&g, "mark: listing repositories");
 	if ((rc = find_repos(&g, BERTH_REPOS_ROOT)) < 0)
 		goto aborted;
@@ -794,7 +1135,7 @@ int berth_gc_run(struct berth_storage_driver *d, const struct berth_gc_options *
 	goto out;
 
 aborted:
-	fail("mark phase failed; nothing was deleted");
+	fail(&g, "mark phase failed; nothing was deleted");
 out:
 	if (out)
 		*out = g.st;

@@ -23,8 +23,9 @@
  * Memory: the marked set holds fixed-size binary digests (32 or 64 bytes each, hashed); blobs
  * other than manifests are never read.
  *
- * Not safe against concurrent pushes: run it with the registry stopped or read-only, as with
- * Distribution.
+ * Offline (options.registry NULL) it is not safe against concurrent pushes: run it with the
+ * registry stopped or read-only, as with Distribution. Online, inside `berth serve`, see
+ * registry/gc_online.h for what makes it safe.
  */
 #ifndef BERTH_REGISTRY_GC_H
 #define BERTH_REGISTRY_GC_H
@@ -33,6 +34,8 @@
 #include <stdio.h>
 
 #include "storage/driver.h"
+
+struct berth_registry;
 
 struct berth_gc_options {
 	int dry_run;         /* report what would be deleted, change nothing */
@@ -43,6 +46,13 @@ struct berth_gc_options {
 	FILE *out;
 	/* Progress for large stores (each repository, every 1000 blobs). NULL: none. */
 	FILE *progress;
+	/* Online collection (registry/gc_online.h), NULL offline: the serving registry, whose
+	 * sweep lock and caches the run takes. Then blobs and manifests younger than delay_ms
+	 * (by their blob data's mtime) stay, each deletion re-checks its item's age with the lock
+	 * held exclusively, problems go to the log, and each item eligible for deletion is logged
+	 * (info in a dry run, debug otherwise) instead of written to out. */
+	struct berth_registry *registry;
+	int64_t delay_ms;
 };
 
 struct berth_gc_stats {
@@ -55,6 +65,7 @@ struct berth_gc_stats {
 	uint64_t manifests_deleted;   /* revisions deleted / eligible (delete_untagged) */
 	uint64_t layer_links_deleted; /* _layers links deleted / eligible */
 	uint64_t warnings;            /* problems reported on stderr that did not stop the run */
+	uint64_t young_kept;          /* online: unreferenced blobs and manifests kept for their age */
 };
 
 /*

@@ -119,6 +119,16 @@ static int is_manifest_media_type(const char *mt)
 		      strcmp(mt, BERTH_MT_OCI_INDEX) == 0 || strcmp(mt, BERTH_MT_DOCKER_LIST) == 0);
 }
 
+/* revision_exists, and with online garbage collection, the child's age starts again (it is
+ * referenced now: see verify_references). */
+static int child_exists(struct berth_registry *r, const char *name, const char *digest)
+{
+	int rc = revision_exists(r, name, digest);
+	if (rc == 0 && r->gc_refresh)
+		rc = berth_blob_refresh(r, digest);
+	return rc;
+}
+
 /* Whether validation.manifests.indexes asks for this index child to exist (as Distribution's
  * platformMustExist: with a platform list, only children of a listed os and architecture). */
 static int child_must_exist(const struct berth_registry *r, const struct berth_descriptor *d)
@@ -135,13 +145,15 @@ static int child_must_exist(const struct berth_registry *r, const struct berth_d
 }
 
 /* Every config, layer and child (as validation.manifests.indexes asks) the manifest names must
- * be in the repository. */
+ * be in the repository. Called with gc_lock held shared: with online garbage collection each
+ * check also refreshes the blob's age, so the collection either deleted it before (the PUT
+ * answers MANIFEST_BLOB_UNKNOWN) or sees it young until this manifest is stored. */
 static int verify_references(struct berth_manifest_put_result *res, struct berth_registry *r,
 			     const char *name, const struct berth_manifest *m)
 {
 	int rc;
 	if (m->has_config) {
-		rc = berth_blob_stat(NULL, r, name, m->config.digest);
+		rc = berth_blob_stat_locked(NULL, r, name, m->config.digest);
 		if (rc == BERTH_ENOTFOUND)
 			return missing(res, m->config.digest, 0);
 		if (rc < 0)
@@ -158,9 +170,9 @@ static int verify_references(struct berth_manifest_put_result *res, struct berth
 			}
 			continue;
 		}
-		rc = berth_blob_stat(NULL, r, name, d->digest);
+		rc = berth_blob_stat_locked(NULL, r, name, d->digest);
 		if (rc == BERTH_ENOTFOUND && is_manifest_media_type(d->media_type))
-			rc = revision_exists(r, name, d->digest);
+			rc = child_exists(r, name, d->digest);
 		if (rc == BERTH_ENOTFOUND)
 			return missing(res, d->digest, 0);
 		if (rc < 0)
@@ -169,7 +181,7 @@ static int verify_references(struct berth_manifest_put_result *res, struct berth
 	for (size_t i = 0; i < m->n_manifests; i++) {
 		if (!child_must_exist(r, &m->manifests[i]))
 			continue;
-		rc = revision_exists(r, name, m->manifests[i].digest);
+		rc = child_exists(r, name, m->manifests[i].digest);
 		if (rc == BERTH_ENOTFOUND)
 			return missing(res, m->manifests[i].digest, 1);
 		if (rc < 0)
@@ -248,7 +260,8 @@ static int store_manifest(struct berth_registry *r, const char *name, const char
 	char path[BERTH_PATH_MAX];
 	int rc;
 
-	if (berth_blob_data_present(NULL, r, digest) < 0) {
+	/* (present: its age starts again, for the online garbage collection) */
+	if (berth_blob_refresh(r, digest) < 0) {
 		if ((rc = berth_path_blob_data(path, digest)) < 0 ||
 		    (rc = berth_storage_put_content(r->driver, path, body, len)) < 0)
 			goto out;
@@ -300,6 +313,8 @@ static int put_manifest(struct berth_manifest_put_result *res, struct berth_regi
 	}
 	/* held until the tag is written: a repository delete waits (registry/repo_delete.c) */
 	berth_repo_lock_shared(r, name);
+	/* and until the manifest is stored, the online garbage collection deletes nothing */
+	berth_gc_lock_shared(r);
 	if (verify_refs && (rc = verify_references(res, r, name, m)) < 0)
 		goto out_unlock;
 	struct berth_tag_guard guard = { NULL };
@@ -326,6 +341,7 @@ static int put_manifest(struct berth_manifest_put_result *res, struct berth_regi
 	if (m->has_subject)
 		snprintf(res->subject, sizeof(res->subject), "%s", m->subject.digest);
 out_unlock:
+	berth_gc_unlock(r);
 	berth_repo_unlock(r, name);
 	berth_manifest_free(m);
 	return rc;

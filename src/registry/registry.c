@@ -100,6 +100,8 @@ int berth_registry_new(struct berth_registry **out, const struct berth_registry_
 	pthread_mutex_init(&r->claims_lock, NULL);
 	pthread_mutex_init(&r->catalog_lock, NULL);
 	berth_repo_locks_init(r);
+	r->gc_refresh = cfg->gc_online;
+	berth_gc_lock_init(r);
 	*out = r;
 	return 0;
 }
@@ -116,6 +118,7 @@ void berth_registry_free(struct berth_registry *r)
 	pthread_mutex_destroy(&r->claims_lock);
 	pthread_mutex_destroy(&r->catalog_lock);
 	berth_repo_locks_destroy(r);
+	berth_gc_lock_destroy(r);
 	berth_strvec_release(&r->catalog);
 	berth_catalog_walked_free(r->catalog_walked);
 	berth_cache_free(r->descriptors);

@@ -58,6 +58,10 @@ struct berth_registry_config {
 	const struct berth_retention_rule *retention_rules;
 	size_t n_retention_rules;
 	int retention_dry_run;
+	/* storage.maintenance.gc.enabled: links and references refresh blob ages, under the lock
+	 * online garbage collection deletes with (registry/gc_online.h). Needs a driver with
+	 * `touch`. */
+	int gc_online;
 };
 
 enum berth_index_children { BERTH_INDEX_CHILDREN_ALL, BERTH_INDEX_CHILDREN_NONE, BERTH_INDEX_CHILDREN_LIST };
@@ -78,7 +82,9 @@ struct berth_storage_driver *berth_registry_driver(struct berth_registry *r);
 
 /* ---- blobs (layers and configs, linked per repository under _layers) ---- */
 
-/* Size of a blob linked into repository `name`. BERTH_ENOTFOUND if not linked or gone. */
+/* Size of a blob linked into repository `name`. BERTH_ENOTFOUND if not linked or gone. With
+ * online garbage collection, the check refreshes the blob's age (a client that finds a layer
+ * by HEAD skips pushing it and will reference it): see registry/gc_online.h. */
 int berth_blob_stat(uint64_t *size, struct berth_registry *r, const char *name, const char *digest);
 /* A URL the client can fetch a linked blob from itself (a presigned S3 URL), owned by the
  * caller: BERTH_EUNSUPPORTED when redirects are off or the driver has none. */

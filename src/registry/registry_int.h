@@ -59,6 +59,12 @@ struct berth_registry {
 	struct upload_claim *claims; /* uploads held open by a request */
 	/* Held shared by a manifest PUT, exclusively by a repository delete (repo_delete.c). */
 	pthread_rwlock_t repo_locks[BERTH_REPO_LOCK_STRIPES];
+	/* Online garbage collection (registry/gc_online.c): when gc_refresh is set, whatever links
+	 * or references a blob refreshes the blob data's mtime (its age) under gc_lock held
+	 * shared; the collection deletes under gc_lock held exclusively, after checking the age
+	 * again. Both are unused (no lock taken, nothing touched) when gc_refresh is 0. */
+	int gc_refresh;
+	pthread_rwlock_t gc_lock;
 };
 
 /* registry/repo_delete.c: the per-repository locks, by name (striped: names may share one). */
@@ -76,6 +82,23 @@ struct berth_taglist_cache *berth_taglist_cache_new(void);
 void berth_taglist_cache_free(struct berth_taglist_cache *c);
 /* This process has changed name's tags (a tag written, moved or removed): its cached list goes. */
 void berth_tags_changed(struct berth_registry *r, const char *name);
+
+/* registry/gc_online.c: the sweep lock (no-ops unless r->gc_refresh). Lock order: a
+ * repository's lock, then this one. Never taken twice by one thread (writers are preferred). */
+void berth_gc_lock_init(struct berth_registry *r);
+void berth_gc_lock_destroy(struct berth_registry *r);
+void berth_gc_lock_shared(struct berth_registry *r);
+void berth_gc_lock_exclusive(struct berth_registry *r);
+void berth_gc_unlock(struct berth_registry *r);
+/*
+ * The blob's data exists, and (with r->gc_refresh) its age starts again: its mtime is set to
+ * now. Called with gc_lock held shared by whatever links or references the blob, so that a
+ * collection running now either deleted it before (BERTH_ENOTFOUND here) or sees it young.
+ */
+int berth_blob_refresh(struct berth_registry *r, const char *digest);
+/* berth_blob_stat for a caller already holding gc_lock shared (a manifest PUT). */
+int berth_blob_stat_locked(uint64_t *size, struct berth_registry *r, const char *name,
+			   const char *digest);
 
 /* Reads a link file and checks it holds a valid digest; copies it into out. */
 int berth_link_read(struct berth_registry *r, const char *path, char out[BERTH_DIGEST_STR_MAX]);

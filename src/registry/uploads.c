@@ -459,7 +459,11 @@ static int finish_committed(struct berth_upload *u, const char *digest)
 		remove_session(u);
 		return BERTH_EDIGEST;
 	}
-	if ((rc = link_blob(u, digest, u->committed_size)) < 0) {
+	berth_gc_lock_shared(u->reg);
+	if ((rc = berth_blob_refresh(u->reg, digest)) == 0)
+		rc = link_blob(u, digest, u->committed_size);
+	berth_gc_unlock(u->reg);
+	if (rc < 0) {
 		if (rc == BERTH_EDENIED)
 			remove_session(u);
 		return rc;
@@ -476,6 +480,30 @@ static int refuse_blob(struct berth_upload *u, const char *digest, uint64_t size
 	if (rc == BERTH_EDENIED)
 		remove_session(u);
 	return rc;
+}
+
+/*
+ * Makes the blob exist for the link that follows, with gc_lock held shared: an existing blob
+ * (existed: it did before the lock) has its age refreshed; else the upload's data becomes it.
+ * If the online garbage collection deleted the blob since it was seen, the data becomes it
+ * after all.
+ */
+static int place_blob(struct berth_upload *u, int existed, const char *digest, const char *data,
+		      const char *blob)
+{
+	int rc;
+	if (existed) {
+		rc = berth_blob_refresh(u->reg, digest);
+		if (rc != BERTH_ENOTFOUND)
+			return rc;
+		if ((rc = u->writer->commit(u->writer)) < 0 || (rc = mark_committed(u, digest)) < 0)
+			return rc;
+	}
+	if ((rc = berth_storage_move(u->reg->driver, data, blob)) < 0)
+		return rc;
+	u->data_moved = 1;
+	/* the data keeps the time of its last write, which may be long before this commit */
+	return u->reg->gc_refresh ? berth_blob_refresh(u->reg, digest) : 0;
 }
 
 int berth_upload_commit(struct berth_upload *u, const char *digest)
@@ -504,15 +532,17 @@ int berth_upload_commit(struct berth_upload *u, const char *digest)
 	if ((rc = refuse_blob(u, digest, size)) < 0)
 		return rc;
 	/* An existing blob is never rewritten: same digest, same bytes. Otherwise the new bytes
-	 * must be durable before anything can point at them. */
-	if (berth_blob_data_present(NULL, u->reg, digest) < 0) {
-		if ((rc = u->writer->commit(u->writer)) < 0 ||
-		    (rc = mark_committed(u, digest)) < 0 ||
-		    (rc = berth_storage_move(u->reg->driver, data, blob)) < 0)
-			return rc;
-		u->data_moved = 1;
-	}
-	if ((rc = link_blob(u, digest, size)) < 0) {
+	 * must be durable before anything can point at them (synced before the lock below, which
+	 * the online garbage collection waits for). Storage itself, not a cache, says whether the
+	 * blob is there: data a collection removed behind the caches is written again. */
+	int existed = berth_blob_data_present(NULL, u->reg, digest) == 0;
+	if (!existed && ((rc = u->writer->commit(u->writer)) < 0 || (rc = mark_committed(u, digest)) < 0))
+		return rc;
+	berth_gc_lock_shared(u->reg);
+	if ((rc = place_blob(u, existed, digest, data, blob)) == 0)
+		rc = link_blob(u, digest, size);
+	berth_gc_unlock(u->reg);
+	if (rc < 0) {
 		if (rc == BERTH_EDENIED) /* a concurrent push took the room meanwhile */
 			remove_session(u);
 		return rc;

@@ -177,6 +177,15 @@ struct berth_storage_driver {
 	 * never on the HTTP polling threads. 0: calls are short (local disk, memory) and run
 	 * inline, which is faster. */
 	int remote;
+
+	/* Optional slot for online garbage collection, appended (NULL: not supported, and
+	 * storage.maintenance.gc is refused at start-up with this driver). */
+
+	/* Sets the object's mtime (berth_stat.mtime) to now, without changing its bytes: a later
+	 * stat, or walk, in any process reports an mtime no earlier than the clock
+	 * (CLOCK_REALTIME_COARSE) read before this call. BERTH_ENOTFOUND if the object is absent
+	 * (never creates it). */
+	int (*touch)(struct berth_storage_driver *d, const char *path);
 };
 
 /* Constructors (each in its own .c). On success *out belongs to the caller (free via ->free). */

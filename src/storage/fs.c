@@ -857,6 +857,19 @@ static int fs_remove(struct berth_storage_driver *drv, const char *path)
 	return rc;
 }
 
+/* Only the times change: never opens (nor creates) the file. */
+static int fs_touch(struct berth_storage_driver *drv, const char *path)
+{
+	struct fs_driver *d = fs_from(drv);
+	if (!fs_object_path_ok(path))
+		return BERTH_EINVALID;
+
+	char *host = fs_host_path(d, path);
+	int rc = utimensat(AT_FDCWD, host, NULL, 0) == 0 ? 0 : fs_err(errno);
+	free(host);
+	return rc;
+}
+
 /* ---- what only the filesystem shows (fsck) ---- */
 
 static int fs_name_expressible(const char *name)
@@ -1024,6 +1037,7 @@ int berth_fs_driver_new(struct berth_storage_driver **out, const char *rootdir)
 			.find_debris = fs_find_debris,
 			.remove_debris = fs_remove_debris,
 			.quarantine = fs_quarantine,
+			.touch = fs_touch,
 		},
 		.root = root,
 		.root_len = strlen(root),

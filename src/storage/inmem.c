@@ -542,6 +542,24 @@ static int inmem_stat(struct berth_stat *out, struct berth_storage_driver *drv, 
 	return n != NULL ? 0 : BERTH_ENOTFOUND;
 }
 
+static int inmem_touch(struct berth_storage_driver *drv, const char *path)
+{
+	struct inmem_driver *d = inmem_from(drv);
+	if (!inmem_object_path_ok(path))
+		return BERTH_EINVALID;
+
+	pthread_mutex_lock(&d->lock);
+	struct inmem_node *n = inmem_lookup(d, path, NULL);
+	if (n != NULL) {
+		if (n->is_dir)
+			n->mtime = inmem_now();
+		else
+			n->blob->mtime = inmem_now();
+	}
+	pthread_mutex_unlock(&d->lock);
+	return n != NULL ? 0 : BERTH_ENOTFOUND;
+}
+
 static void inmem_entries_free(struct inmem_entry *e, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -719,6 +737,7 @@ int berth_inmem_driver_new(struct berth_storage_driver **out)
 			.walk = inmem_walk,
 			.url_for = NULL,
 			.free = inmem_free,
+			.touch = inmem_touch,
 		},
 		.root = inmem_node_new("", 0, NULL),
 	};

@@ -164,6 +164,17 @@ static inline int berth_storage_is_remote(const struct berth_storage_driver *d)
 	return d->remote;
 }
 
+/* 1 if the driver can refresh an object's mtime (berth_storage_touch). */
+static inline int berth_storage_can_touch(const struct berth_storage_driver *d)
+{
+	return d->touch != NULL;
+}
+
+static inline int berth_storage_touch(struct berth_storage_driver *d, const char *path)
+{
+	return d->touch ? d->touch(d, path) : BERTH_EUNSUPPORTED;
+}
+
 static inline void berth_storage_free(struct berth_storage_driver *d)
 {
 	if (d)

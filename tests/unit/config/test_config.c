@@ -518,6 +518,37 @@ static void test_obsolete_sections_warn(void **state)
 	berth_config_release(&a.cfg);
 }
 
+/* storage.maintenance.gc (berth-specific): off by default, every 24h with a 1h delay; an
+ * interval of 0 or a delay under 1s is refused by name, as is a bad value of any key. */
+static void test_maintenance_gc(void **state)
+{
+	struct berth_config cfg;
+	(void)state;
+	load_ok(&cfg, MINIMAL);
+	assert_int_equal(cfg.gc.enabled, 0);
+	assert_int_equal(cfg.gc.interval_ms, 24LL * 3600 * 1000);
+	assert_int_equal(cfg.gc.delay_ms, 3600LL * 1000);
+	assert_int_equal(cfg.gc.deleteuntagged, 0);
+	assert_int_equal(cfg.gc.dryrun, 0);
+	berth_config_release(&cfg);
+	load_ok(&cfg, MINIMAL "  maintenance:\n    gc:\n      enabled: true\n      interval: 10m\n"
+			      "      delay: 2h\n      deleteuntagged: true\n      dryrun: yes\n");
+	assert_int_equal(cfg.gc.enabled, 1);
+	assert_int_equal(cfg.gc.interval_ms, 600LL * 1000);
+	assert_int_equal(cfg.gc.delay_ms, 7200LL * 1000);
+	assert_int_equal(cfg.gc.deleteuntagged, 1);
+	assert_int_equal(cfg.gc.dryrun, 1);
+	berth_config_release(&cfg);
+	const char *m = load_fails(MINIMAL "  maintenance:\n    gc:\n      delay: 500ms\n");
+	assert_non_null(strstr(m, "storage.maintenance.gc.delay: must be at least 1s"));
+	m = load_fails(MINIMAL "  maintenance:\n    gc:\n      interval: 0s\n");
+	assert_non_null(strstr(m, "storage.maintenance.gc.interval: must be more than 0"));
+	m = load_fails(MINIMAL "  maintenance:\n    gc:\n      enabled: often\n");
+	assert_non_null(strstr(m, "storage.maintenance.gc.enabled"));
+	m = load_fails(MINIMAL "  maintenance:\n    gc:\n      delay: soon\n");
+	assert_non_null(strstr(m, "storage.maintenance.gc.delay"));
+}
+
 /* ui: berth's own section. Off by default; ui.enabled is a boolean; any other key under ui is a
  * mistake (no Distribution configuration has one), refused by name, from the file or REGISTRY_UI_*. */
 static void test_ui_section(void **state)
@@ -1160,6 +1191,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_every_key_of_distribution3_is_honoured_or_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_obsolete_sections_warn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_maintenance_gc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ui_section, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_defaults_when_absent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_value_forms, setup, teardown),

@@ -1,0 +1,484 @@
+/*
+ * Online garbage collection's safety (registry/gc_online.h), on the filesystem driver:
+ *  - ages: an unreferenced blob older than the delay goes, a younger one (and its layer link)
+ *    stays; a HEAD (berth_blob_stat), a mount and a re-upload make an old blob young again;
+ *    with deleteuntagged, an untagged manifest pushed within the delay stays with its blobs.
+ *  - the sweep lock: a push that runs exactly while the collection deletes a blob it checked
+ *    (a wrapper driver starts the push from inside the collection's remove of that blob and
+ *    gives it 300 ms) either completes before the check, or after the deletion and then finds
+ *    the blob gone (a manifest PUT fails, an upload stores the blob again): never a manifest
+ *    stored, or an upload answered, without its blob. Without the lock both would.
+ * Old blobs are made old by setting their data's mtime an hour back.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <fcntl.h>
+
+#include "core/digest.h"
+#include "core/err.h"
+#include "helpers/tmproot.h"
+#include "registry/gc.h"
+#include "registry/gc_online.h"
+#include "registry/paths.h"
+#include "registry/registry.h"
+#include "storage/storage.h"
+
+#define MT_MANIFEST "application/vnd.oci.image.manifest.v1+json"
+
+typedef char dg[BERTH_DIGEST_STR_MAX];
+
+/* A filesystem driver whose remove of one path first runs a hook (the concurrent push). */
+struct window_driver {
+	struct berth_storage_driver base;
+	struct berth_storage_driver *inner;
+	char trigger[BERTH_PATH_MAX]; /* "" : none */
+	void (*hook)(void *arg);
+	void *arg;
+};
+
+static struct berth_storage_driver *inner(struct berth_storage_driver *d)
+{
+	return ((struct window_driver *)d)->inner;
+}
+
+static int w_get(char **o, size_t *n, struct berth_storage_driver *d, const char *p, size_t m)
+{
+	return inner(d)->get_content(o, n, inner(d), p, m);
+}
+static int w_put(struct berth_storage_driver *d, const char *p, const void *b, size_t n)
+{
+	return inner(d)->put_content(inner(d), p, b, n);
+}
+static int w_reader(struct berth_reader **o, struct berth_storage_driver *d, const char *p, uint64_t off)
+{
+	return inner(d)->reader(o, inner(d), p, off);
+}
+static int w_writer(struct berth_writer **o, struct berth_storage_driver *d, const char *p, int a)
+{
+	return inner(d)->writer(o, inner(d), p, a);
+}
+static int w_stat(struct berth_stat *o, struct berth_storage_driver *d, const char *p)
+{
+	return inner(d)->stat(o, inner(d), p);
+}
+static int w_list(struct berth_storage_driver *d, const char *p, berth_list_cb cb, void *pl)
+{
+	return inner(d)->list(inner(d), p, cb, pl);
+}
+static int w_move(struct berth_storage_driver *d, const char *f, const char *t)
+{
+	return inner(d)->move(inner(d), f, t);
+}
+static int w_walk(struct berth_storage_driver *d, const char *p, berth_walk_cb cb, void *pl)
+{
+	return inner(d)->walk(inner(d), p, cb, pl);
+}
+static int w_touch(struct berth_storage_driver *d, const char *p)
+{
+	return inner(d)->touch(inner(d), p);
+}
+static int w_remove(struct berth_storage_driver *d, const char *p)
+{
+	struct window_driver *w = (struct window_driver *)d;
+	if (w->trigger[0] && strcmp(p, w->trigger) == 0) {
+		w->trigger[0] = '\0';
+		w->hook(w->arg);
+	}
+	return inner(d)->remove(inner(d), p);
+}
+static void w_free(struct berth_storage_driver *d)
+{
+	inner(d)->free(inner(d));
+	free(d);
+}
+
+struct fixture {
+	char dir[256];
+	struct window_driver *w;
+	struct berth_registry *reg;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct berth_storage_driver *fs = NULL;
+	if (berth_test_root_new(f->dir, sizeof(f->dir), "test-gc-online") < 0 ||
+	    berth_fs_driver_new(&fs, f->dir) < 0)
+		return -1;
+	f->w = calloc(1, sizeof(*f->w));
+	f->w->base = (struct berth_storage_driver){
+		.version = BERTH_STORAGE_DRIVER_VERSION, .name = "window", .get_content = w_get,
+		.put_content = w_put, .reader = w_reader, .writer = w_writer, .stat = w_stat,
+		.list = w_list, .move = w_move, .remove = w_remove, .walk = w_walk, .free = w_free,
+		.touch = w_touch,
+	};
+	f->w->inner = fs;
+	struct berth_registry_config cfg = { .driver = &f->w->base, .delete_enabled = 1,
+					     .descriptor_cache_size = 1000, .gc_online = 1 };
+	if (berth_registry_new(&f->reg, &cfg) < 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	berth_registry_free(f->reg);
+	berth_test_root_remove(f->dir);
+	free(f);
+	return 0;
+}
+
+/* ---- helpers ---- */
+
+static int upload(struct fixture *f, const char *repo, const char *content, char *digest)
+{
+	char uuid[37];
+	struct berth_upload *u = NULL;
+	berth_digest_bytes(BERTH_ALG_SHA256, content, strlen(content), digest);
+	assert_int_equal(berth_upload_create(f->reg, repo, uuid), 0);
+	assert_int_equal(berth_upload_open(&u, f->reg, repo, uuid), 0);
+	assert_int_equal(berth_upload_write(u, content, strlen(content)), 0);
+	int rc = berth_upload_commit(u, digest);
+	berth_upload_close(u);
+	return rc;
+}
+
+static void image(char *body, size_t cap, const char *config, const char *layer, const char *cfgd,
+		  const char *layerd)
+{
+	snprintf(body, cap,
+		 "{\"schemaVersion\":2,\"mediaType\":\"" MT_MANIFEST "\",\"config\":{\"mediaType\":"
+		 "\"application/vnd.oci.image.config.v1+json\",\"digest\":\"%s\",\"size\":%zu},"
+		 "\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\","
+		 "\"digest\":\"%s\",\"size\":%zu}]}",
+		 cfgd, strlen(config), layerd, strlen(layer));
+}
+
+static int put_manifest(struct fixture *f, const char *repo, const char *ref, const char *body,
+			char *digest)
+{
+	struct berth_manifest_put_result res;
+	int rc = berth_manifest_put(&res, f->reg, repo, ref, MT_MANIFEST, body, strlen(body));
+	if (digest)
+		snprintf(digest, BERTH_DIGEST_STR_MAX, "%s", res.digest);
+	return rc;
+}
+
+static void host_path(struct fixture *f, char *out, const char *digest)
+{
+	char path[BERTH_PATH_MAX];
+	assert_int_equal(berth_path_blob_data(path, digest), 0);
+	snprintf(out, BERTH_PATH_MAX + 512, "%s%s", f->dir, path);
+}
+
+/* The blob's data was last written or refreshed an hour ago. */
+static void age(struct fixture *f, const char *digest)
+{
+	char p[BERTH_PATH_MAX + 512];
+	host_path(f, p, digest);
+	struct timespec t[2] = { { time(NULL) - 3600, 0 }, { time(NULL) - 3600, 0 } };
+	assert_int_equal(utimensat(AT_FDCWD, p, t, 0), 0);
+}
+
+static int is_old(struct fixture *f, const char *digest)
+{
+	char p[BERTH_PATH_MAX + 512];
+	struct stat st;
+	host_path(f, p, digest);
+	assert_int_equal(stat(p, &st), 0);
+	return st.st_mtime < time(NULL) - 600;
+}
+
+static int blob_exists(struct fixture *f, const char *digest)
+{
+	char p[BERTH_PATH_MAX + 512];
+	struct stat st;
+	host_path(f, p, digest);
+	return stat(p, &st) == 0;
+}
+
+static int layer_link_exists(struct fixture *f, const char *repo, const char *digest)
+{
+	char path[BERTH_PATH_MAX], p[BERTH_PATH_MAX + 512];
+	struct stat st;
+	assert_int_equal(berth_path_layer_link(path, repo, digest), 0);
+	snprintf(p, sizeof(p), "%s%s", f->dir, path);
+	return stat(p, &st) == 0;
+}
+
+static struct berth_gc_stats collect(struct fixture *f, int delete_untagged)
+{
+	struct berth_gc_options o = { .quiet = 1, .delete_untagged = delete_untagged,
+				      .registry = f->reg, .delay_ms = 1000 };
+	struct berth_gc_stats st;
+	assert_int_equal(berth_gc_run(berth_registry_driver(f->reg), &o, &st), 0);
+	return st;
+}
+
+/* ---- ages ---- */
+
+static void test_old_unreferenced_goes_young_stays(void **state)
+{
+	struct fixture *f = *state;
+	dg old, young;
+	assert_int_equal(upload(f, "r", "old layer", old), 0);
+	assert_int_equal(upload(f, "r", "young layer", young), 0);
+	age(f, old);
+	struct berth_gc_stats st = collect(f, 0);
+	assert_false(blob_exists(f, old));
+	assert_false(layer_link_exists(f, "r", old));
+	assert_true(blob_exists(f, young));
+	assert_true(layer_link_exists(f, "r", young)); /* a manifest may still come for it */
+	assert_int_equal(st.blobs_deleted, 1);
+	assert_int_equal(st.young_kept, 1);
+}
+
+static void test_head_mount_and_repush_refresh_age(void **state)
+{
+	struct fixture *f = *state;
+	dg a, b, c;
+	uint64_t size;
+	assert_int_equal(upload(f, "r", "checked by HEAD", a), 0);
+	assert_int_equal(upload(f, "r", "mounted", b), 0);
+	assert_int_equal(upload(f, "r", "pushed again", c), 0);
+	age(f, a);
+	age(f, b);
+	age(f, c);
+	assert_int_equal(berth_blob_stat(&size, f->reg, "r", a), 0);
+	assert_int_equal(berth_blob_mount(f->reg, "s", b, "r"), 0);
+	assert_int_equal(upload(f, "t", "pushed again", c), 0);
+	assert_false(is_old(f, a));
+	assert_false(is_old(f, b));
+	assert_false(is_old(f, c));
+	collect(f, 0);
+	assert_true(blob_exists(f, a) && blob_exists(f, b) && blob_exists(f, c));
+}
+
+static void test_manifest_put_refreshes_references(void **state)
+{
+	struct fixture *f = *state;
+	dg cfg, lay, m;
+	char body[1024];
+	assert_int_equal(upload(f, "r", "config", cfg), 0);
+	assert_int_equal(upload(f, "r", "layer", lay), 0);
+	age(f, cfg);
+	age(f, lay);
+	image(body, sizeof(body), "config", "layer", cfg, lay);
+	assert_int_equal(put_manifest(f, "r", "v1", body, m), 0);
+	assert_false(is_old(f, cfg));
+	assert_false(is_old(f, lay));
+}
+
+static void test_untagged_young_manifest_stays_with_its_blobs(void **state)
+{
+	struct fixture *f = *state;
+	dg c1, l1, m1, c2, l2, m2;
+	char body[1024];
+	/* m1 pushed by digest just now (a child before its index); m2 untagged for an hour */
+	assert_int_equal(upload(f, "r", "config one", c1), 0);
+	assert_int_equal(upload(f, "r", "layer one", l1), 0);
+	image(body, sizeof(body), "config one", "layer one", c1, l1);
+	berth_digest_bytes(BERTH_ALG_SHA256, body, strlen(body), m1);
+	assert_int_equal(put_manifest(f, "r", m1, body, NULL), 0);
+	assert_int_equal(upload(f, "r", "config two", c2), 0);
+	assert_int_equal(upload(f, "r", "layer two", l2), 0);
+	image(body, sizeof(body), "config two", "layer two", c2, l2);
+	berth_digest_bytes(BERTH_ALG_SHA256, body, strlen(body), m2);
+	assert_int_equal(put_manifest(f, "r", m2, body, NULL), 0);
+	age(f, c2);
+	age(f, l2);
+	age(f, m2);
+	struct berth_gc_stats st = collect(f, 1);
+	assert_int_equal(st.manifests_deleted, 1);
+	assert_true(blob_exists(f, m1) && blob_exists(f, c1) && blob_exists(f, l1));
+	assert_false(blob_exists(f, m2) || blob_exists(f, c2) || blob_exists(f, l2));
+	struct berth_manifest_content mc;
+	assert_int_equal(berth_manifest_get(&mc, f->reg, "r", m1), 0);
+	berth_manifest_content_release(&mc);
+	assert_int_equal(berth_manifest_get(&mc, f->reg, "r", m2), BERTH_ENOTFOUND);
+}
+
+/* ---- the sweep lock ---- */
+
+struct push {
+	struct fixture *f;
+	int kind; /* 0: manifest PUT referencing the blob; 1: upload of the blob's bytes again */
+	const char *body;
+	char digest[BERTH_DIGEST_STR_MAX];
+	int rc;
+	int done;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t thread;
+};
+
+static void *push_main(void *arg)
+{
+	struct push *p = arg;
+	dg d;
+	int rc = p->kind == 0 ? put_manifest(p->f, "r", "v1", p->body, NULL)
+			      : upload(p->f, "r", p->body, d);
+	pthread_mutex_lock(&p->lock);
+	p->rc = rc;
+	p->done = 1;
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+/* Runs inside the collection's remove of the blob: starts the push, gives it 300 ms. */
+static void start_push(void *arg)
+{
+	struct push *p = arg;
+	assert_int_equal(pthread_create(&p->thread, NULL, push_main, p), 0);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += 300 * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&p->lock);
+	while (!p->done && pthread_cond_timedwait(&p->cond, &p->lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&p->lock);
+}
+
+static void push_in_window(struct fixture *f, struct push *p, const char *victim)
+{
+	char path[BERTH_PATH_MAX];
+	assert_int_equal(berth_path_blob_dir(path, victim), 0);
+	snprintf(f->w->trigger, sizeof(f->w->trigger), "%s", path);
+	f->w->hook = start_push;
+	f->w->arg = p;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	collect(f, 0);
+	assert_string_equal(f->w->trigger, ""); /* the window was reached */
+	pthread_join(p->thread, NULL);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->cond);
+}
+
+static void test_manifest_put_while_its_layer_is_deleted(void **state)
+{
+	struct fixture *f = *state;
+	dg cfg, lay;
+	char body[1024];
+	assert_int_equal(upload(f, "r", "young config", cfg), 0);
+	assert_int_equal(upload(f, "r", "old layer", lay), 0);
+	age(f, lay);
+	image(body, sizeof(body), "young config", "old layer", cfg, lay);
+	struct push p = { .f = f, .kind = 0, .body = body };
+	push_in_window(f, &p, lay);
+	/* the PUT waited for the deletion, then found the layer gone */
+	assert_int_equal(p.rc, BERTH_ENOTFOUND);
+	assert_false(blob_exists(f, lay));
+}
+
+static void test_blob_pushed_again_while_deleted(void **state)
+{
+	struct fixture *f = *state;
+	dg lay;
+	uint64_t size;
+	assert_int_equal(upload(f, "r", "old layer", lay), 0);
+	assert_int_equal(berth_blob_stat(&size, f->reg, "r", lay), 0); /* its size is cached */
+	age(f, lay);
+	struct push p = { .f = f, .kind = 1, .body = "old layer" };
+	push_in_window(f, &p, lay);
+	/* the upload waited for the deletion, then stored the blob again, linked */
+	assert_int_equal(p.rc, 0);
+	assert_true(blob_exists(f, lay));
+	assert_true(layer_link_exists(f, "r", lay));
+	assert_int_equal(berth_blob_stat(&size, f->reg, "r", lay), 0);
+	assert_int_equal(size, strlen("old layer"));
+}
+
+/* ---- the cycle ---- */
+
+struct step_state {
+	struct fixture *f;
+	const char *layer;
+	int calls;
+	int dry_run_seen;
+	int gone_by_second_call; /* the first run collected what its step untagged */
+	pthread_mutex_t lock;
+};
+
+/* A retention-like step: untags r:v1 the first time. */
+static int untag_step(struct berth_registry *r, int dry_run, void *payload)
+{
+	struct step_state *s = payload;
+	pthread_mutex_lock(&s->lock);
+	int call = ++s->calls;
+	s->dry_run_seen = dry_run;
+	if (call == 2)
+		s->gone_by_second_call = !blob_exists(s->f, s->layer);
+	pthread_mutex_unlock(&s->lock);
+	return call == 1 ? berth_manifest_delete(r, "r", "v1") : 0;
+}
+
+static void test_cycle_runs_steps_before_marking(void **state)
+{
+	struct fixture *f = *state;
+	dg cfg, lay, m;
+	char body[1024];
+	assert_int_equal(upload(f, "r", "config", cfg), 0);
+	assert_int_equal(upload(f, "r", "layer", lay), 0);
+	image(body, sizeof(body), "config", "layer", cfg, lay);
+	assert_int_equal(put_manifest(f, "r", "v1", body, m), 0);
+	age(f, cfg);
+	age(f, lay);
+	age(f, m);
+
+	struct step_state s = { f, lay, 0, -1, 0, PTHREAD_MUTEX_INITIALIZER };
+	struct berth_gc_online_options o = { .interval_ms = 20, .delay_ms = 1000, .delete_untagged = 1,
+					     .n_before_mark = 1 };
+	o.before_mark[0] = untag_step;
+	o.before_mark_payload[0] = &s;
+	struct berth_gc_online *g = NULL;
+	assert_int_equal(berth_gc_online_start(&g, f->reg, &o), 0);
+	for (int i = 0; i < 500; i++) {
+		pthread_mutex_lock(&s.lock);
+		int calls = s.calls;
+		pthread_mutex_unlock(&s.lock);
+		if (calls >= 2)
+			break;
+		usleep(10000);
+	}
+	berth_gc_online_stop(g);
+	/* untagged by the step, then collected by the same run: the step ran before the mark */
+	assert_true(s.calls >= 2);
+	assert_true(s.gone_by_second_call);
+	assert_int_equal(s.dry_run_seen, 0);
+	assert_false(blob_exists(f, m) || blob_exists(f, cfg) || blob_exists(f, lay));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_old_unreferenced_goes_young_stays, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_head_mount_and_repush_refresh_age, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_manifest_put_refreshes_references, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_untagged_young_manifest_stays_with_its_blobs, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_manifest_put_while_its_layer_is_deleted, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_blob_pushed_again_while_deleted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cycle_runs_steps_before_marking, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
