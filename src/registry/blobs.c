@@ -26,12 +26,17 @@ int berth_blob_stat_locked(uint64_t *size, struct berth_registry *r, const char 
 			   const char *digest)
 {
 	uint64_t found;
+	int rc;
 	if (berth_reg_redis_repo_stat(r, name, digest, &found)) {
+		/* online collection: the blob's age restarts on a Redis hit too, and one collected
+		 * meanwhile is not found */
+		if (r->gc_refresh && (rc = berth_blob_refresh(r, digest)) < 0)
+			return rc;
 		if (size)
 			*size = found;
 		return 0;
 	}
-	int rc = check_linked(r, name, digest);
+	rc = check_linked(r, name, digest);
 	if (rc < 0)
 		return rc;
 	if (r->gc_refresh && (rc = berth_blob_refresh(r, digest)) < 0)
