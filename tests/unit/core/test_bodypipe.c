@@ -268,6 +268,10 @@ static void test_offer_parks_and_wakes(void **state)
 	g.open = 1;
 	pthread_cond_broadcast(&g.opened);
 	pthread_mutex_unlock(&g.lock);
+	/* A parked feeder offers again only once woken. */
+	for (int i = 0; i < 5000 && atomic_load(&wakes) == 0; i++)
+		usleep(1000);
+	assert_int_equal(atomic_load(&wakes), 1);
 	while (off < n) {
 		int woken = atomic_load(&wakes);
 		if (berth_body_pipe_offer(p, b + off, piece, count_park, count_wake, NULL) == 0) {
