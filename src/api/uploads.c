@@ -73,10 +73,24 @@ static void range_invalid(struct berth_request *req, const char *uuid, uint64_t 
 
 /* ---- body handling shared by PATCH, PUT and monolithic POST ---- */
 
+/* Flow control of a body whose upload pipe is full (registry.h, berth_upload_offer): the
+ * connection waits, suspended, for room, instead of the polling thread. */
+static void hold_body(void *req)
+{
+	berth_req_hold_body(req);
+}
+
+static void release_body(void *req)
+{
+	berth_req_resume_body(req);
+}
+
 static int on_upload_body(struct berth_request *req, const char *data, size_t n)
 {
 	struct upload_req *st = req->body_state;
-	int rc = berth_upload_write(st->upload, data, n);
+	int rc = berth_upload_offer(st->upload, data, n, hold_body, release_body, req);
+	if (rc == BERTH_EBUSY)
+		return rc; /* held: handed again once resumed */
 	if (rc == BERTH_ERANGE)
 		berth_api_fail(req, BERTH_API_RANGE_INVALID,
 			       "the upload is complete: nothing can be appended");
@@ -154,6 +168,11 @@ static int begin_body(struct berth_request *req, const char *uuid, const char *d
 		return 0;
 	}
 	if (rc < 0) {
+		berth_api_storage_error(req, rc, "cannot open upload");
+		return 0;
+	}
+	if ((rc = berth_upload_prepare_body(up)) < 0) {
+		berth_upload_close(up);
 		berth_api_storage_error(req, rc, "cannot open upload");
 		return 0;
 	}

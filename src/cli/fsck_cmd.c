@@ -1,6 +1,7 @@
 /*
- * berth fsck [--repair] ROOT: the command line around registry/fsck.c, over a filesystem
- * storage root (the directory holding docker/registry/v2).
+ * berth fsck [--repair] ROOT | CONFIG.yml: the command line around registry/fsck.c, over a
+ * filesystem storage root (the directory holding docker/registry/v2) or the storage a
+ * configuration file names (S3 included).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -17,10 +18,11 @@
 
 static void usage(FILE *out)
 {
-	fputs("usage: berth fsck [options] ROOT\n"
+	fputs("usage: berth fsck [options] ROOT | CONFIG.yml\n"
 	      "\n"
 	      "Checks the storage under the filesystem root ROOT (the directory holding\n"
-	      "docker/registry/v2, Distribution's filesystem.rootdirectory): every blob hashes to\n"
+	      "docker/registry/v2, Distribution's filesystem.rootdirectory), or the storage\n"
+	      "CONFIG.yml configures (a filesystem root or an S3 bucket): every blob hashes to\n"
 	      "its name; every link holds a valid digest (the one its path names) and points to an\n"
 	      "existing blob, every tag to a manifest of its repository; every manifest parses and\n"
 	      "its blobs and child manifests are in its repository. Also reported: blobs that\n"
@@ -144,27 +146,44 @@ int berth_cmd_fsck(int argc, char **argv)
 		goto usage_error;
 	}
 
-	/* The driver would create a missing root: a typo must not pass for an empty registry. */
-	struct stat st;
-	if (stat(root, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "berth fsck: storage root '%s' is not a directory\n", root);
-		return 1;
-	}
-	char *abs = realpath(root, NULL);
-	if (!abs) {
-		perror("berth fsck: realpath");
-		return 1;
-	}
-	char *v2 = berth_asprintf("%s/docker/registry/v2", abs);
-	if (stat(v2, &st) != 0 && !ctx.quiet)
-		fprintf(stderr, "berth fsck: warning: '%s' holds no docker/registry/v2: an empty store, "
-				"or not a storage root\n", root);
-	free(v2);
-	/* Opened through the driver table, as serving opens it (storage/storage.c). */
+	/* ROOT, or (a regular file) Distribution's config.yml naming the storage (S3 too). */
 	static struct berth_config cfg; /* large: not on the stack */
-	berth_config_defaults(&cfg);
-	cfg.storage = BERTH_STORAGE_FILESYSTEM;
-	snprintf(cfg.rootdirectory, sizeof(cfg.rootdirectory), "%s", abs);
+	struct stat st;
+	char *abs = NULL;
+	if (stat(root, &st) == 0 && S_ISREG(st.st_mode)) {
+		char err[512] = "";
+		if (berth_config_load(&cfg, root, err, sizeof(err)) < 0) {
+			fprintf(stderr, "berth fsck: %s\n", err[0] ? err : "cannot load the configuration");
+			berth_config_release(&cfg);
+			return 1;
+		}
+		if (cfg.storage == BERTH_STORAGE_FILESYSTEM)
+			root = cfg.rootdirectory;
+	} else {
+		berth_config_defaults(&cfg);
+		cfg.storage = BERTH_STORAGE_FILESYSTEM;
+	}
+	if (cfg.storage == BERTH_STORAGE_FILESYSTEM) {
+		/* The driver would create a missing root: a typo must not pass for an empty registry. */
+		if (stat(root, &st) != 0 || !S_ISDIR(st.st_mode)) {
+			fprintf(stderr, "berth fsck: storage root '%s' is not a directory\n", root);
+			berth_config_release(&cfg);
+			return 1;
+		}
+		abs = realpath(root, NULL);
+		if (!abs) {
+			perror("berth fsck: realpath");
+			berth_config_release(&cfg);
+			return 1;
+		}
+		char *v2 = berth_asprintf("%s/docker/registry/v2", abs);
+		if (stat(v2, &st) != 0 && !ctx.quiet)
+			fprintf(stderr, "berth fsck: warning: '%s' holds no docker/registry/v2: an empty store, "
+					"or not a storage root\n", root);
+		free(v2);
+		snprintf(cfg.rootdirectory, sizeof(cfg.rootdirectory), "%s", abs);
+	}
+	/* Opened through the driver table, as serving opens it (storage/storage.c). */
 	struct berth_storage_driver *d = NULL;
 	int rc = berth_storage_open(&d, &cfg);
 	berth_config_release(&cfg);

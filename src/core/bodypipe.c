@@ -33,6 +33,12 @@ struct berth_body_pipe {
 	int hash_waits, sink_waits, feeder_waits;
 	int err; /* the sink's first error: bytes after it are dropped, not handed to the sink */
 	int stop;
+	int counted; /* holds one of the per-core slots (pipes_running) */
+	/* A feeder that must not wait (berth_body_pipe_offer) and was refused: woken once the
+	 * ring has wake_need bytes free. */
+	berth_body_pipe_cb wake;
+	void *wake_arg;
+	uint64_t wake_need;
 };
 
 static _Atomic long pipes_running;
@@ -86,6 +92,28 @@ static void wait_for_more(struct berth_body_pipe *p, const uint64_t *pos, int *w
 	*waits = 0;
 }
 
+static uint64_t ring_free(const struct berth_body_pipe *p)
+{
+	return BERTH_BODY_PIPE_RING - (p->in - (p->hashed < p->sunk ? p->hashed : p->sunk));
+}
+
+/* Called locked, after a thread moved on: wakes a refused feeder once there is room for it.
+ * The wake runs unlocked (it may resume a connection); the feeder parked under the lock
+ * before it was refused, so the wake always follows its park. */
+static void wake_feeder(struct berth_body_pipe *p)
+{
+	if (p->feeder_waits)
+		pthread_cond_signal(&p->room);
+	if (!p->wake || ring_free(p) < p->wake_need)
+		return;
+	berth_body_pipe_cb wake = p->wake;
+	void *arg = p->wake_arg;
+	p->wake = NULL;
+	pthread_mutex_unlock(&p->lock);
+	wake(arg);
+	pthread_mutex_lock(&p->lock);
+}
+
 static void *hash_loop(void *arg)
 {
 	struct berth_body_pipe *p = arg;
@@ -99,8 +127,7 @@ static void *hash_loop(void *arg)
 		berth_hasher_update(p->hasher, ring_at(p, p->hashed), n);
 		pthread_mutex_lock(&p->lock);
 		p->hashed += n;
-		if (p->feeder_waits)
-			pthread_cond_signal(&p->room);
+		wake_feeder(p);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
@@ -125,8 +152,7 @@ static void *sink_loop(void *arg)
 		if (e && !p->err)
 			p->err = e;
 		p->sunk = end;
-		if (p->feeder_waits)
-			pthread_cond_signal(&p->room);
+		wake_feeder(p);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
@@ -146,18 +172,16 @@ static void free_pipe(struct berth_body_pipe *p)
 	pthread_cond_destroy(&p->more);
 	pthread_mutex_destroy(&p->lock);
 	ring_put(p->ring);
+	if (p->counted)
+		atomic_fetch_sub(&pipes_running, 1);
 	free(p);
-	atomic_fetch_sub(&pipes_running, 1);
 }
 
-int berth_body_pipe_start(struct berth_body_pipe **out, struct berth_hasher *h,
-			  berth_body_sink sink, void *sink_arg, uint64_t offset, size_t align)
+static int start(struct berth_body_pipe **out, struct berth_hasher *h, berth_body_sink sink,
+		 void *sink_arg, uint64_t offset, size_t align, int counted)
 {
-	if (atomic_fetch_add(&pipes_running, 1) >= berth_online_cpus()) {
-		atomic_fetch_sub(&pipes_running, 1);
-		return BERTH_EBUSY;
-	}
 	struct berth_body_pipe *p = berth_calloc(1, sizeof(*p));
+	p->counted = counted;
 	p->ring = ring_get();
 	p->hasher = h;
 	p->sink = sink;
@@ -179,6 +203,40 @@ int berth_body_pipe_start(struct berth_body_pipe **out, struct berth_hasher *h,
 	}
 	*out = p;
 	return 0;
+}
+
+int berth_body_pipe_start(struct berth_body_pipe **out, struct berth_hasher *h,
+			  berth_body_sink sink, void *sink_arg, uint64_t offset, size_t align)
+{
+	if (atomic_fetch_add(&pipes_running, 1) >= berth_online_cpus()) {
+		atomic_fetch_sub(&pipes_running, 1);
+		return BERTH_EBUSY;
+	}
+	return start(out, h, sink, sink_arg, offset, align, 1);
+}
+
+int berth_body_pipe_start_waiting(struct berth_body_pipe **out, struct berth_hasher *h,
+				  berth_body_sink sink, void *sink_arg, uint64_t offset, size_t align)
+{
+	return start(out, h, sink, sink_arg, offset, align, 0);
+}
+
+int berth_body_pipe_offer(struct berth_body_pipe *p, const void *buf, size_t n,
+			  berth_body_pipe_cb park, berth_body_pipe_cb wake, void *arg)
+{
+	pthread_mutex_lock(&p->lock);
+	if (!p->err && n <= BERTH_BODY_PIPE_OFFER_MAX && ring_free(p) < n) {
+		p->wake = wake;
+		p->wake_arg = arg;
+		/* Room for a quarter of the ring before the feeder comes back: not once per piece. */
+		p->wake_need = BERTH_BODY_PIPE_OFFER_MAX;
+		park(arg);
+		pthread_mutex_unlock(&p->lock);
+		return BERTH_EBUSY;
+	}
+	pthread_mutex_unlock(&p->lock);
+	/* Room for all n now (only the feeder adds bytes): this does not wait. */
+	return berth_body_pipe_write(p, buf, n);
 }
 
 int berth_body_pipe_write(struct berth_body_pipe *p, const void *buf, size_t n)

@@ -36,6 +36,28 @@ typedef int (*berth_body_sink)(void *arg, const void *buf, size_t n);
  * the sink stay the caller's. */
 int berth_body_pipe_start(struct berth_body_pipe **out, struct berth_hasher *h,
 			  berth_body_sink sink, void *sink_arg, uint64_t offset, size_t align);
+/*
+ * A pipe for a sink that waits on a network (an S3 writer): it starts whatever the number
+ * running (its threads mostly sleep on the network, and its feeder must never write inline).
+ * Memory: one ring per such pipe. Same answers otherwise.
+ */
+int berth_body_pipe_start_waiting(struct berth_body_pipe **out, struct berth_hasher *h,
+				  berth_body_sink sink, void *sink_arg, uint64_t offset, size_t align);
+
+/* The largest piece berth_body_pipe_offer takes without waiting, and the room a refused
+ * feeder is woken for. */
+#define BERTH_BODY_PIPE_OFFER_MAX (BERTH_BODY_PIPE_RING / 4)
+typedef void (*berth_body_pipe_cb)(void *arg);
+/*
+ * For a feeder that must not wait (an HTTP polling thread): copies all n bytes into the ring
+ * and answers 0 (or the sink's first error), or, when the ring has no room for them, takes
+ * none, calls park(arg) at once (under the pipe's lock, so before the wake) and answers
+ * BERTH_EBUSY; wake(arg) is then called once, from a pipe thread, when the ring has room for
+ * BERTH_BODY_PIPE_OFFER_MAX bytes, and the feeder offers the same bytes again. A piece over
+ * BERTH_BODY_PIPE_OFFER_MAX is written as berth_body_pipe_write writes it.
+ */
+int berth_body_pipe_offer(struct berth_body_pipe *p, const void *buf, size_t n,
+			  berth_body_pipe_cb park, berth_body_pipe_cb wake, void *arg);
 /* Copies n bytes into the ring, waiting while it is full. 0, or the sink's first error: the
  * sink is handed nothing after it. */
 int berth_body_pipe_write(struct berth_body_pipe *p, const void *buf, size_t n);

@@ -59,6 +59,7 @@ struct berth_request {
 	int offloaded;      /* the work runs on a worker: answers wait in pending until resumed */
 	int offload_at_headers; /* offloaded from the first call (a body follows) */
 	int in_first_call;  /* the handler runs in the call where the headers came in */
+	int body_held;      /* on_body took none of this piece (berth_req_hold_body) */
 	int parked;         /* suspended, until the polling thread takes it back (only polling
 			     * threads read or write it: a worker may be changing state meanwhile) */
 
@@ -125,6 +126,13 @@ void berth_req_offload(struct berth_request *req, berth_complete_cb work);
  */
 void berth_req_pause_body(struct berth_request *req);
 void berth_req_resume_body(struct berth_request *req);
+
+/*
+ * From on_body: it took none of this piece and the connection is suspended (as by
+ * berth_req_pause_body) until berth_req_resume_body, from any thread, once; on_body is then
+ * handed the same bytes again. Flow control for a body whose sink is full.
+ */
+void berth_req_hold_body(struct berth_request *req);
 
 /* A body source for berth_resp_stream: read gives up to n bytes (> 0), 0 at the end, or a
  * negative code; close releases the source. */

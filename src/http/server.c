@@ -165,6 +165,12 @@ void berth_req_pause_body(struct berth_request *req)
 	MHD_suspend_connection(req->conn);
 }
 
+void berth_req_hold_body(struct berth_request *req)
+{
+	req->body_held = 1;
+	berth_req_pause_body(req);
+}
+
 void berth_req_resume_body(struct berth_request *req)
 {
 	struct berth_server *srv = req->server;
@@ -561,8 +567,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		 * handed bytes (after an "Expect: 100-continue", say): they are dropped, and it is
 		 * handled on the last call, where MHD accepts an answer. */
 		if (req->state == BERTH_REQ_READING && req->on_body && req->on_body(req, upload_data, n) != 0 &&
-		    req->state == BERTH_REQ_READING)
+		    req->state == BERTH_REQ_READING && !req->body_held)
 			req->state = BERTH_REQ_DRAINING;
+		if (req->body_held) {
+			/* Suspended with the piece untaken: libmicrohttpd hands it again once resumed. */
+			req->body_held = 0;
+			req->bytes_in -= n;
+			*upload_data_size = n;
+		}
 		return MHD_YES;
 	}
 	on_end(srv, req, url);
@@ -596,6 +608,20 @@ static void log_access(struct berth_request *req, double ms)
 	berth_log_access(&e);
 }
 
+/* The end of a request done with its connection: req->conn is not to be used. */
+static void clean_up_and_free(void *arg)
+{
+	struct berth_request *req = arg;
+	if (req->cleanup) {
+		berth_err_clear(); /* a failure left on this thread by other work */
+		req->cleanup(req);
+	}
+	if (req->pending)
+		MHD_destroy_response(req->pending);
+	berth_query_free(req->query);
+	free(req);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
@@ -610,13 +636,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	berth_http_observe(req->route, req->method, req->status, ns, req->bytes_in, req->bytes_out);
 	if (srv->access_log)
 		log_access(req, (double)ns / 1e6);
-	if (req->cleanup)
-		req->cleanup(req);
-	if (req->pending)
-		MHD_destroy_response(req->pending);
-	berth_query_free(req->query);
-	free(req);
 	*con_cls = NULL;
+	if (req->cleanup && srv->workers)
+		/* What the request holds may be a remote write to finish (an upload cut short):
+		 * released where storage work runs, not on this polling thread. */
+		berth_workpool_submit(srv->workers, clean_up_and_free, req);
+	else
+		clean_up_and_free(req);
 	atomic_fetch_sub(&srv->in_flight, 1);
 }
 

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/bodypipe.h"
 #include "core/digest.h"
 #include "core/vec.h"
 #include "storage/driver.h"
@@ -121,6 +122,21 @@ uint64_t berth_upload_size(const struct berth_upload *u);
 const char *berth_upload_uuid(const struct berth_upload *u);
 /* Appends bytes (hashing them as they go). BERTH_ENOSPC when storage is full. */
 int berth_upload_write(struct berth_upload *u, const void *buf, size_t n);
+/*
+ * For a body fed from a thread that must not wait on storage (an HTTP polling thread), called
+ * before the body where storage work runs: on a remote driver, reads the saved hash state and
+ * starts the upload's body pipe (core/bodypipe.h), so that berth_upload_offer never calls the
+ * driver. Nothing to do (0) on a local driver.
+ */
+int berth_upload_prepare_body(struct berth_upload *u);
+/*
+ * berth_upload_write for such a thread: on a remote driver (once prepared) the bytes go to the
+ * pipe, and when its ring is full none are taken: park(arg) is called at once and BERTH_EBUSY
+ * answered, and wake(arg) comes later from another thread, when the same bytes may be offered
+ * again (berth_body_pipe_offer). Elsewhere, berth_upload_write.
+ */
+int berth_upload_offer(struct berth_upload *u, const void *buf, size_t n,
+		       berth_body_pipe_cb park, berth_body_pipe_cb wake, void *arg);
 /* Saves the hash state at the current offset so a later request resumes without re-reading. */
 int berth_upload_checkpoint(struct berth_upload *u);
 /*

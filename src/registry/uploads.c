@@ -345,6 +345,32 @@ int berth_upload_write(struct berth_upload *u, const void *buf, size_t n)
 	return 0;
 }
 
+int berth_upload_prepare_body(struct berth_upload *u)
+{
+	if (!u->reg->driver->remote || u->committed[0] || u->pipe)
+		return 0;
+	int rc = ensure_hasher(u); /* may read the saved hash state: here, not on a polling thread */
+	if (rc < 0)
+		return rc;
+	if ((rc = berth_body_pipe_start_waiting(&u->pipe, u->hasher, sink_to_writer, u,
+						u->writer->size(u->writer), BERTH_WRITER_ALIGN)) < 0)
+		u->pipe = NULL;
+	return rc;
+}
+
+int berth_upload_offer(struct berth_upload *u, const void *buf, size_t n,
+		       berth_body_pipe_cb park, berth_body_pipe_cb wake, void *arg)
+{
+	if (!u->pipe || !u->reg->driver->remote)
+		return berth_upload_write(u, buf, n);
+	/* A failure is left as it is (no settling here: that waits for the sink): the request
+	 * fails, saves no hash state, and its close settles the pipe where storage work runs. */
+	int rc = pipe_failed(u, berth_body_pipe_offer(u->pipe, buf, n, park, wake, arg));
+	if (rc == 0)
+		u->received += n;
+	return rc;
+}
+
 int berth_upload_checkpoint(struct berth_upload *u)
 {
 	char path[BERTH_PATH_MAX];

@@ -7,7 +7,8 @@
 # The modules run are those whose requests reach storage; the others would only test HTTP
 # handling or the configuration again (or start filesystem servers of their own: test_crash,
 # test_validation, test_policies, test_repo_delete). Tests that read or write the storage
-# directory behind the server's back are skipped by name, each with its reason (SKIPS below).
+# directory behind the server's back are skipped by name, each with its reason (SKIPS below;
+# test_instances skips its own: two instances on one bucket and one Redis there).
 set -euo pipefail
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -21,7 +22,7 @@ command -v radosgw >/dev/null 2>&1 && command -v ceph-mon >/dev/null 2>&1 ||
 
 MODULES=(test_base test_blobs test_uploads test_s3_uploads test_manifests test_persistence
   test_errors test_tags_catalog test_referrers test_distribution_answers test_answers
-  test_concurrency)
+  test_concurrency test_instances test_s3_fsck)
 
 SKIPS="
 test_tags_catalog.TagListFreshnessTest.test_incomplete_tag_listed_once_complete writes tag files into the filesystem root as another process would

@@ -4,10 +4,14 @@
  * than the ring, pieces that wrap around it); the sink's pieces start and end on the alignment
  * (but for the first and the last), at addresses as aligned as their offsets; a sink error
  * stops the sink and comes back from write and finish; the hasher's state carries on after
- * finish; no more pipes run than there are cores.
+ * finish; no more pipes run than there are cores. A waiting pipe (for a network sink) starts
+ * whatever the slots, and offer never waits: a full ring parks the feeder, which is woken once,
+ * from the pipe, when there is room again.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -200,6 +204,107 @@ static void test_at_most_one_per_core(void **state)
 	free(pipes);
 }
 
+/* A sink held shut until the test opens it: the ring fills meanwhile. */
+struct gated {
+	struct record rec;
+	pthread_mutex_t lock;
+	pthread_cond_t opened;
+	int open;
+};
+
+static int gated_sink(void *arg, const void *buf, size_t n)
+{
+	struct gated *g = arg;
+	pthread_mutex_lock(&g->lock);
+	while (!g->open)
+		pthread_cond_wait(&g->opened, &g->lock);
+	pthread_mutex_unlock(&g->lock);
+	return record_sink(&g->rec, buf, n);
+}
+
+static _Atomic int parks, wakes;
+
+static void count_park(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&parks, 1);
+}
+
+static void count_wake(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&wakes, 1);
+}
+
+static void test_offer_parks_and_wakes(void **state)
+{
+	(void)state;
+	const size_t piece = 256u << 10, n = 3 * BERTH_BODY_PIPE_RING;
+	unsigned char *b = random_bytes(n, 7);
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	struct berth_body_pipe **busy = calloc((size_t)cores, sizeof(*busy));
+	struct berth_hasher *h = NULL;
+	struct record none = { 0 };
+	for (long i = 0; i < cores; i++) { /* every slot taken: a waiting pipe starts all the same */
+		assert_int_equal(berth_hasher_new(&h, BERTH_ALG_SHA256), 0);
+		assert_int_equal(berth_body_pipe_start(&busy[i], h, record_sink, &none, 0, ALIGN), 0);
+	}
+	struct gated g = { .rec = { .got = malloc(n) } };
+	pthread_mutex_init(&g.lock, NULL);
+	pthread_cond_init(&g.opened, NULL);
+	struct berth_body_pipe *p = NULL;
+	assert_int_equal(berth_hasher_new(&h, BERTH_ALG_SHA256), 0);
+	assert_int_equal(berth_body_pipe_start_waiting(&p, h, gated_sink, &g, 0, ALIGN), 0);
+	size_t off = 0;
+	int rc;
+	while ((rc = berth_body_pipe_offer(p, b + off, piece, count_park, count_wake, NULL)) == 0)
+		off += piece;
+	assert_int_equal(rc, BERTH_EBUSY);
+	assert_int_equal(off, BERTH_BODY_PIPE_RING); /* the ring was full: nothing taken past it */
+	assert_int_equal(atomic_load(&parks), 1);
+	usleep(50 * 1000);
+	assert_int_equal(atomic_load(&wakes), 0); /* no room came back */
+	pthread_mutex_lock(&g.lock);
+	g.open = 1;
+	pthread_cond_broadcast(&g.opened);
+	pthread_mutex_unlock(&g.lock);
+	/* A parked feeder offers again only once woken. */
+	for (int i = 0; i < 5000 && atomic_load(&wakes) == 0; i++)
+		usleep(1000);
+	assert_int_equal(atomic_load(&wakes), 1);
+	while (off < n) {
+		int woken = atomic_load(&wakes);
+		if (berth_body_pipe_offer(p, b + off, piece, count_park, count_wake, NULL) == 0) {
+			off += piece;
+			continue;
+		}
+		for (int i = 0; i < 5000 && atomic_load(&wakes) == woken; i++)
+			usleep(1000);
+		assert_int_equal(atomic_load(&wakes), woken + 1);
+	}
+	assert_int_equal(atomic_load(&parks), atomic_load(&wakes)); /* each park woken once */
+	assert_int_equal(berth_body_pipe_finish(p, &h), 0);
+	assert_int_equal(g.rec.offset, n);
+	assert_memory_equal(g.rec.got, b, n);
+	char got[BERTH_DIGEST_STR_MAX], want[BERTH_DIGEST_STR_MAX];
+	berth_hasher_digest(h, got);
+	berth_hasher_free(h);
+	assert_int_equal(berth_hasher_new(&h, BERTH_ALG_SHA256), 0);
+	berth_hasher_update(h, b, n);
+	berth_hasher_digest(h, want);
+	assert_string_equal(got, want);
+	berth_hasher_free(h);
+	for (long i = 0; i < cores; i++) {
+		assert_int_equal(berth_body_pipe_finish(busy[i], &h), 0);
+		berth_hasher_free(h);
+	}
+	pthread_cond_destroy(&g.opened);
+	pthread_mutex_destroy(&g.lock);
+	free(g.rec.got);
+	free(busy);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -207,6 +312,7 @@ int main(void)
 		cmocka_unit_test(test_sink_error_stops_the_sink),
 		cmocka_unit_test(test_empty_and_continued),
 		cmocka_unit_test(test_at_most_one_per_core),
+		cmocka_unit_test(test_offer_parks_and_wakes),
 	};
 	return cmocka_run_group_tests_name("body pipe", tests, NULL, NULL);
 }
