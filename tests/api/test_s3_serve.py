@@ -348,7 +348,8 @@ class S3Serve(berthtest.TestCase):
         # tests beside this one: BERTH_RATE_TARGETS=1 asserts it (speed belongs in bench/).
         floor = 800 if os.environ.get("BERTH_RATE_TARGETS") else 300
         self.assertGreaterEqual(rate, floor, "64 clients on S3 20 ms away: %.0f req/s" % rate)
-        self.assertLessEqual(under_load, 5 * DELAY_MS / 1000.0,
+        # Behind the others' S3 calls on the polling threads it would wait some 700 ms.
+        self.assertLessEqual(under_load, (5 if os.environ.get("BERTH_RATE_TARGETS") else 12) * DELAY_MS / 1000.0,
                              "cached manifest: median %.1f ms under load, %.1f ms alone"
                              % (under_load * 1000, alone * 1000))
 
