@@ -42,6 +42,8 @@ static void init_curl(void)
 
 static void call_free(struct token_call *call)
 {
+	if (!call)
+		return;
 	free(call->url);
 	free(call->authorization);
 	berth_buf_release(&call->body);
@@ -137,6 +139,14 @@ static void answer(struct berth_request *req)
 	call_free(call);
 }
 
+/* A request resumed while the server stops is closed without answer() running: the call,
+ * its thread done by then, goes with the request. */
+static void call_cleanup(struct berth_request *req)
+{
+	call_free(req->body_state);
+	req->body_state = NULL;
+}
+
 static void *call_main(void *arg)
 {
 	struct token_call *call = arg;
@@ -186,6 +196,7 @@ void berth_ui_token(struct berth_request *req)
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	req->body_state = call;
+	req->cleanup = call_cleanup;
 	berth_req_suspend(req, answer);
 	if (pthread_create(&thread, &attr, call_main, call) != 0) {
 		/* No thread: the call fails at once, answered as unreachable. */

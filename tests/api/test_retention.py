@@ -279,10 +279,18 @@ class RetentionRaceTest(unittest.TestCase):
         self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
         self.addCleanup(stop, proc)
         imgs = [c.push_image("race/app", None, seed="s%d" % i) for i in range(2)]
+        revisions = os.path.join(tmp, "root/docker/registry/v2/repositories/race/app/_manifests/revisions")
         deadline = time.time() + 6
         n = 0
         while time.time() < deadline:
             img = imgs[n % 2]
+            # The other one is untagged now: made old at once (mtimes are whole seconds, a push
+            # refreshes its link), so that every run in this window removes it.
+            other = imgs[(n + 1) % 2]["digest"].replace(":", "/", 1)
+            try:
+                os.utime(os.path.join(revisions, other, "link"), (time.time() - HOUR,) * 2)
+            except FileNotFoundError:
+                pass  # removed already
             r = c.put_manifest("race/app", "cur", img["manifest"])
             self.assertEqual(r.status, 201, r.describe())
             r = c.get("/v2/race/app/manifests/cur", headers={"Accept": berthtest.OCI_MANIFEST})
