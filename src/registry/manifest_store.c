@@ -31,7 +31,22 @@ static int revision_exists(struct berth_registry *r, const char *name, const cha
 	return berth_link_check(r, path, 'r', name, digest);
 }
 
-/* Resolves a tag or digest to the digest of a manifest present in the repository. */
+/* 1 if this process has found name's revision link for digest before (and not deleted it). */
+static int revision_seen(struct berth_registry *r, const char *name, const char *digest)
+{
+	char key[BERTH_PATH_MAX];
+	berth_reg_cache_key(key, sizeof(key), 'r', name, digest);
+	return berth_reg_cache_get(r->descriptors, key, NULL, NULL, NULL);
+}
+
+/*
+ * Resolves a tag or digest to the digest of a manifest present in the repository. A tag's
+ * current link is read every time (another instance may have moved it), but the revision link
+ * it names is checked only the first time: a tag is written after its manifest's revision link,
+ * and a manifest delete, here or through any other instance or Distribution, removes the tags
+ * naming it with its revision link, so a tag found still names a present manifest. One storage
+ * call instead of two for a cached manifest pulled by tag (on S3, one request instead of two).
+ */
 static int resolve(struct berth_registry *r, const char *name, const char *reference,
 		   char digest[BERTH_DIGEST_STR_MAX])
 {
@@ -48,6 +63,8 @@ static int resolve(struct berth_registry *r, const char *name, const char *refer
 		rc = berth_link_read_versioned(r, path, digest);
 		if (rc < 0)
 			return rc == BERTH_EINVALID ? BERTH_ENOTFOUND : rc;
+		if (revision_seen(r, name, digest))
+			return 0;
 	}
 	return revision_exists(r, name, digest);
 }

@@ -92,8 +92,11 @@ int berth_registry_new(struct berth_registry **out, const struct berth_registry_
 		r->platform_os[i] = berth_strdup(cfg->platform_os[i]);
 		r->platform_arch[i] = berth_strdup(cfg->platform_arch[i]);
 	}
+	/* Most entries are bare keys; the values are tag links' digests (berth_link_read_versioned),
+	 * which a byte budget of 0 would refuse. */
 	if (cfg->descriptor_cache_size)
-		r->descriptors = berth_cache_new(cfg->descriptor_cache_size, 0);
+		r->descriptors = berth_cache_new(cfg->descriptor_cache_size,
+						 cfg->descriptor_cache_size * BERTH_DIGEST_STR_MAX + (256u << 10));
 	r->manifests = berth_cache_new(4096, 64u << 20);
 	berth_reg_redis_attach(r, cfg->redis);
 	r->tag_lists = berth_taglist_cache_new();
@@ -254,6 +257,8 @@ int berth_link_read_versioned(struct berth_registry *r, const char *path,
 	uint64_t version;
 	size_t len = 0;
 
+	if (r->descriptors == NULL) /* nothing to reuse: the stat would only add a call */
+		return berth_link_read(r, path, out);
 	int rc = berth_storage_stat(&st, r->driver, path);
 	if (rc < 0)
 		return rc;

@@ -46,6 +46,7 @@ struct tag_entry {
 	uint64_t generation;       /* the shared one (Redis) read before listing */
 	int has_generation;
 	uint64_t taken_ns;
+	int servable;              /* else kept only to speed up the next build (build's known) */
 	size_t bytes;
 	char *strings;             /* the tags, NUL-separated, which pub.tags points into */
 	struct berth_strvec incomplete; /* tag directories without a current link */
@@ -142,9 +143,33 @@ static void insert(struct berth_taglist_cache *c, struct tag_entry *e)
 struct collect_ctx {
 	struct berth_registry *reg;
 	const char *name;
+	const struct tag_entry *known; /* a list built before: its tags had their current link */
 	struct berth_strvec tags, incomplete;
 	int rc;
 };
+
+/* 1 if the sorted strings hold s. */
+static int sorted_has(const char *const *v, size_t n, const char *s)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(v[mid], s);
+		if (c == 0)
+			return 1;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/* 1 if the earlier list has the tag. */
+static int known_complete(const struct tag_entry *known, const char *tag)
+{
+	return known && sorted_has(known->pub.tags, known->pub.n, tag);
+}
 
 /* 1 if the tag has its current link, 0 if not, or a BERTH_E* code. */
 static int tag_complete(struct berth_registry *r, const char *name, const char *tag)
@@ -166,7 +191,8 @@ static int collect_tag(const char *path, void *payload)
 	const char *tag = strrchr(path, '/') + 1;
 	if (!berth_tag_valid(tag))
 		return 0;
-	int rc = tag_complete(ctx->reg, ctx->name, tag);
+	/* A tag with its current link keeps it until the tag is deleted (its whole directory goes). */
+	int rc = known_complete(ctx->known, tag) ? 1 : tag_complete(ctx->reg, ctx->name, tag);
 	if (rc < 0)
 		ctx->rc = rc;
 	else
@@ -204,12 +230,76 @@ static struct tag_entry *entry_from(const char *name, const struct berth_strvec 
 	return e;
 }
 
-/* Lists the tags directory (whose version was seen before listing began). */
-static int build(struct tag_entry **out, struct berth_registry *r, const char *name,
-		 const char *dir, uint64_t version, int has_generation, uint64_t generation)
+struct tree_ctx {
+	size_t dir_len;
+	struct berth_strvec complete, seen; /* tags with a current link; every tag directory */
+};
+
+/* One object below the tags directory: <dir>/<tag>/current/link, or another file of a tag. */
+static int tree_file(const char *path, const struct berth_stat *st, void *payload)
 {
-	struct collect_ctx ctx = { r, name, { 0 }, { 0 }, 0 };
-	int rc = berth_storage_list(r->driver, dir, collect_tag, &ctx);
+	struct tree_ctx *t = payload;
+	(void)st;
+	const char *tag = path + t->dir_len + 1, *slash = strchr(tag, '/');
+	char name[BERTH_PATH_MAX];
+	if (slash == NULL || (size_t)(slash - tag) >= sizeof(name))
+		return 0;
+	memcpy(name, tag, (size_t)(slash - tag));
+	name[slash - tag] = '\0';
+	if (berth_tag_valid(name))
+		berth_strvec_push(strcmp(slash, "/current/link") == 0 ? &t->complete : &t->seen, name);
+	return 0;
+}
+
+/* Sorts and drops repeats. */
+static void sort_unique(struct berth_strvec *v)
+{
+	size_t k = 0;
+	berth_strvec_sort(v);
+	for (size_t i = 0; i < v->n; i++) {
+		if (k && strcmp(v->items[k - 1], v->items[i]) == 0)
+			free(v->items[i]);
+		else
+			v->items[k++] = v->items[i];
+	}
+	v->n = k;
+}
+
+/*
+ * Collects the tags from every object below the tags directory at once (a driver with
+ * list_tree: on S3, one listing of 1,000 keys a request instead of a listing and then a HEAD of
+ * each tag's current link, which made a cold list of 10,000 tags take 10,000 requests).
+ */
+static int collect_tree(struct collect_ctx *ctx, const char *dir)
+{
+	struct tree_ctx t = { .dir_len = strlen(dir) };
+	int rc = berth_storage_list_tree(ctx->reg->driver, dir, tree_file, &t);
+	if (rc == 0) {
+		sort_unique(&t.complete);
+		sort_unique(&t.seen);
+		ctx->tags = t.complete;
+		t.complete = (struct berth_strvec){ 0 };
+		for (size_t i = 0; i < t.seen.n; i++) {
+			if (!sorted_has((const char *const *)ctx->tags.items, ctx->tags.n, t.seen.items[i]))
+				berth_strvec_push(&ctx->incomplete, t.seen.items[i]);
+		}
+	}
+	berth_strvec_release(&t.complete);
+	berth_strvec_release(&t.seen);
+	return rc;
+}
+
+/* Lists the tags directory (whose version was seen before listing began). known, if not NULL,
+ * is a list built before whose tags need no check of their current link. */
+static int build(struct tag_entry **out, struct berth_registry *r, const char *name, const char *dir,
+		 const struct tag_entry *known, uint64_t version, int has_generation, uint64_t generation)
+{
+	struct collect_ctx ctx = { r, name, known, { 0 }, { 0 }, 0 };
+	int rc;
+	if (known == NULL && berth_storage_can_list_tree(r->driver))
+		rc = collect_tree(&ctx, dir);
+	else
+		rc = berth_storage_list(r->driver, dir, collect_tag, &ctx);
 	if (rc == 0 && ctx.rc < 0)
 		rc = ctx.rc;
 	if (rc == 0) {
@@ -235,6 +325,8 @@ static int checkable(uint64_t version, int has_generation)
 static int still_valid(struct berth_registry *r, const struct tag_entry *e, const struct berth_stat *st,
 		       int has_generation, uint64_t generation)
 {
+	if (!e->servable)
+		return 0;
 	if (e->version ? e->version != st->version
 		       : !e->has_generation || !has_generation || e->generation != generation ||
 				 berth_now_ns() - e->taken_ns >= FOREIGN_NS)
@@ -271,14 +363,21 @@ int berth_tags_get(const struct berth_tag_list **out, struct berth_registry *r, 
 		*out = &e->pub;
 		return 0;
 	}
+	struct tag_entry *known = e;
+	if (known)
+		atomic_fetch_add_explicit(&known->refs, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&c->lock);
 
-	if ((rc = build(&e, r, name, dir, st.version, has_generation, generation)) < 0)
+	rc = build(&e, r, name, dir, known, st.version, has_generation, generation);
+	entry_unref(known);
+	if (rc < 0)
 		return rc;
+	/* Kept even when it cannot be checked (S3 without Redis): then never served again, but
+	 * the next build takes its tags as complete and checks only new ones. */
+	e->servable = atomic_load_explicit(&c->changes, memory_order_acquire) == changes &&
+		      checkable(st.version, has_generation);
 	pthread_mutex_lock(&c->lock);
-	if (atomic_load_explicit(&c->changes, memory_order_acquire) == changes &&
-	    checkable(st.version, has_generation) &&
-	    e->bytes <= MAX_BYTES / 4)
+	if (e->bytes <= MAX_BYTES / 4)
 		insert(c, e);
 	pthread_mutex_unlock(&c->lock);
 	*out = &e->pub;

@@ -186,6 +186,13 @@ struct berth_storage_driver {
 	 * (CLOCK_REALTIME_COARSE) read before this call. BERTH_ENOTFOUND if the object is absent
 	 * (never creates it). */
 	int (*touch)(struct berth_storage_driver *d, const char *path);
+
+	/* Optional (NULL: callers list and stat; appended). Calls cb for every object below path
+	 * (objects only, no directories), in no particular order, with its stat (size and mtime;
+	 * no version), in as few calls as the medium allows: for S3 one listing without delimiter,
+	 * 1,000 keys a request, where list and stat cost a request per directory and per object.
+	 * cb's non-zero return stops and is returned. BERTH_ENOTFOUND if nothing is below path. */
+	int (*list_tree)(struct berth_storage_driver *d, const char *path, berth_walk_cb cb, void *payload);
 };
 
 /* Constructors (each in its own .c). On success *out belongs to the caller (free via ->free). */

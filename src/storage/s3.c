@@ -13,8 +13,8 @@
  * looks for a multipart upload left open on the key (by ListMultipartUploads, as Distribution's
  * driver finds the uploads it leaves open between PATCHes) and continues that one.
  *
- * Readers fetch ranged windows; every window after the first carries If-Match with the first
- * one's ETag, so a reader never mixes two versions of an object.
+ * Readers fetch a first window, then stream the rest in one GET carrying If-Match with the first
+ * answer's ETag, so a reader never mixes two versions of an object (the reader section).
  */
 #include "storage/s3_int.h"
 
@@ -170,6 +170,19 @@ static int head_object(struct s3_driver *d, const char *key, struct s3_req *q)
 	return rc;
 }
 
+/* An object's version (storage/driver.h) from its ETag: S3 gives every write of new bytes a new
+ * one (an MD5 of the bytes, or of the parts' MD5s), and a write of the same bytes changes nothing
+ * derived from them. 0 (no version) when the server sent none. */
+static uint64_t etag_version(const char *etag)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	if (etag[0] == '\0')
+		return 0;
+	for (const unsigned char *p = (const unsigned char *)etag; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return h ? h : 1;
+}
+
 static int s3_stat(struct berth_stat *out, struct berth_storage_driver *base, const char *path)
 {
 	struct s3_driver *d = s3(base);
@@ -187,6 +200,7 @@ static int s3_stat(struct berth_stat *out, struct berth_storage_driver *base, co
 	if (rc == 0) {
 		out->size = q.content_length;
 		out->mtime = q.mtime;
+		out->version = etag_version(q.etag);
 		return 0;
 	}
 	if (rc != BERTH_ENOTFOUND)
@@ -249,67 +263,227 @@ static int delete_object(struct s3_driver *d, const char *key)
 
 /* ---- reader ------------------------------------------------------------------------------- */
 
+/*
+ * A reader's first GET fetches a window of at most S3_READ_WINDOW bytes, which also gives the
+ * object's size and ETag: a small object (a manifest, a config, a link) is read whole with it.
+ * The rest of a larger object comes in one streamed GET (Range: bytes=pos-, If-Match the first
+ * answer's ETag, so a reader never mixes two versions), driven through curl's multi interface
+ * by the reader's own calls: a read takes what has arrived, and what nobody asked for yet waits
+ * in the socket's buffers, where TCP's flow control holds the server back. So memory per reader
+ * is the window and one curl buffer whatever the object's size, the object is fetched while
+ * the previous bytes are sent, and a 100 MiB blob costs 2 requests, not 25 windows fetched one
+ * after the other. A stream cut (the server closed it while the client was slow, a reset) is
+ * resumed from where it stopped with the same If-Match.
+ */
+
+#define S3_STREAM_BUFFER (256L << 10) /* curl's receive buffer: bytes per write callback */
+
 struct s3_reader {
 	struct berth_reader base;
 	struct s3_driver *d;
 	char *key;
 	char etag[130];
-	struct berth_buf window; /* bytes [pos - window.len + taken ...) fetched, not yet read */
-	size_t taken;            /* bytes of window already handed out */
-	uint64_t pos;            /* object offset just past the window */
+	struct berth_buf window; /* the first GET's bytes; [taken, len) not read yet */
+	size_t taken;
+	uint64_t pos;            /* object offset of the next byte fetched */
+	/* The streamed GET of the rest, once the window is read. */
+	CURLM *multi;
+	struct s3_stream_req stream;
+	struct s3_req q;         /* its answer's status, error body */
+	int active;              /* stream.h is in multi */
+	int paused;              /* ... and paused by stream_data */
+	unsigned failures;       /* attempts failed since bytes last arrived */
+	char *dst;               /* the caller's buffer, during a read */
+	size_t dst_len, dst_cap;
+	struct berth_buf spill;  /* bytes a callback brought past the caller's buffer */
+	size_t spill_taken;
 };
 
-/* Fetches [r->pos, r->pos + S3_READ_WINDOW) into the window. */
-static int reader_fetch(struct s3_reader *r, int first)
+/* Fetches [r->pos, r->pos + S3_READ_WINDOW) into the window: the size and ETag with it. */
+static int reader_fetch_window(struct s3_reader *r)
 {
-	char range[64], match[160];
+	char range[64];
 	snprintf(range, sizeof(range), "Range: bytes=%llu-%llu", (unsigned long long)r->pos,
 		 (unsigned long long)(r->pos + S3_READ_WINDOW - 1));
 	struct curl_slist *h = curl_slist_append(NULL, range);
-	if (!first) {
-		snprintf(match, sizeof(match), "If-Match: %s", r->etag);
-		h = curl_slist_append(h, match);
-	}
-	berth_buf_release(&r->window);
-	r->taken = 0;
 	struct s3_req q = { .method = "GET", .key = r->key, .headers = h,
 			    .out = BERTH_BUF_INIT(S3_READ_WINDOW) };
 	int rc = berth_s3__call(r->d, &q);
 	curl_slist_free_all(h);
 	if (rc == 0) {
-		if (first) {
-			snprintf(r->etag, sizeof(r->etag), "%s", q.etag);
-			r->base.size = q.status == 206 ? q.range_total : q.content_length;
-		}
+		snprintf(r->etag, sizeof(r->etag), "%s", q.etag);
+		r->base.size = q.status == 206 ? q.range_total : q.content_length;
 		r->window = q.out;
 		q.out = (struct berth_buf)BERTH_BUF_INIT(0);
 		r->pos += r->window.len;
-	} else if (!first && q.status == 412) {
-		berth_error("s3: object %s changed while being read", r->key);
-		rc = BERTH_ERROR;
 	}
 	berth_s3__req_release(&q);
 	return rc;
 }
 
+/* curl's body callback of the stream: into the caller's buffer. A piece that does not fit
+ * pauses the transfer (curl gives it again once resumed, and stops reading the socket
+ * meanwhile); only a piece larger than the caller's whole buffer is split, its rest kept in
+ * the spill. */
+static size_t stream_data(char *p, size_t size, size_t n, void *arg)
+{
+	struct s3_reader *r = arg;
+	size_t len = size * n;
+	if (r->q.status < 200 || r->q.status >= 300) {
+		berth_buf_append(&r->q.err, p, len); /* past its cap: the first part is kept */
+		return len;
+	}
+	if (r->q.status != 206) {
+		berth_error("s3: GET %s: HTTP %ld to a ranged GET", r->key, r->q.status);
+		return 0; /* the whole object, not the rest: never served as the rest */
+	}
+	size_t room = r->dst_cap - r->dst_len;
+	if (len > room && (r->dst_len > 0 || r->spill.len > 0)) {
+		r->paused = 1;
+		return CURL_WRITEFUNC_PAUSE;
+	}
+	size_t k = len < room ? len : room;
+	memcpy(r->dst + r->dst_len, p, k);
+	r->dst_len += k;
+	if (k < len && berth_buf_append(&r->spill, p + k, len - k) < 0)
+		return 0; /* a piece past curl's buffer size: cannot happen */
+	r->pos += len;
+	r->failures = 0;
+	return len;
+}
+
+static void stream_stop(struct s3_reader *r)
+{
+	if (!r->active)
+		return;
+	curl_multi_remove_handle(r->multi, r->stream.h);
+	berth_s3__stream_release(&r->stream);
+	berth_s3__req_release(&r->q);
+	r->active = 0;
+	r->paused = 0;
+}
+
+/* Starts the GET of [r->pos, end) with If-Match. */
+static void stream_start(struct s3_reader *r)
+{
+	char range[64], match[160];
+	snprintf(range, sizeof(range), "Range: bytes=%llu-", (unsigned long long)r->pos);
+	snprintf(match, sizeof(match), "If-Match: %s", r->etag);
+	struct curl_slist *h = curl_slist_append(curl_slist_append(NULL, range), match);
+	if (r->multi == NULL) {
+		r->multi = curl_multi_init();
+		r->stream.h = curl_easy_init();
+	}
+	r->q = (struct s3_req){ .method = "GET", .key = r->key, .headers = h, .out = BERTH_BUF_INIT(0) };
+	berth_s3__stream_setup(&r->stream, r->d, &r->q, stream_data, r);
+	r->q.headers = NULL; /* copied into the request */
+	curl_slist_free_all(h);
+	curl_easy_setopt(r->stream.h, CURLOPT_BUFFERSIZE, S3_STREAM_BUFFER);
+	curl_multi_add_handle(r->multi, r->stream.h);
+	r->active = 1;
+}
+
+/* The stream ended with cc: 0 when the object is complete, 1 to start it again from r->pos
+ * (after a back-off), or a BERTH_E* code. */
+static int stream_ended(struct s3_reader *r, CURLcode cc)
+{
+	long status = r->q.status;
+	int ok = cc == CURLE_OK && status >= 200 && status < 300;
+	if (ok && r->pos >= r->base.size)
+		return 0;
+	int retry = (cc != CURLE_OK && cc != CURLE_WRITE_ERROR) ||
+		    (cc == CURLE_OK && (status == 500 || status == 502 || status == 503 || status == 504));
+	if (retry && r->failures++ < r->d->retries) {
+		berth_debug("s3: GET %s: resuming at %llu (%s, HTTP %ld)", r->key, (unsigned long long)r->pos,
+			    cc == CURLE_OK ? "server busy" : curl_easy_strerror(cc), status);
+		return 1;
+	}
+	if (ok) {
+		berth_error("s3: object %s ended at %llu of %llu bytes", r->key, (unsigned long long)r->pos,
+			    (unsigned long long)r->base.size);
+		return BERTH_ERROR;
+	}
+	if (cc != CURLE_OK) {
+		berth_error("s3: GET %s: %s after %u attempts", r->key, curl_easy_strerror(cc), r->failures);
+		return retry ? BERTH_EUNAVAILABLE : BERTH_ERROR;
+	}
+	if (status == 412) {
+		berth_error("s3: object %s changed while being read", r->key);
+		return BERTH_ERROR;
+	}
+	int rc = berth_s3__status(&r->q);
+	return rc == 0 ? BERTH_ERROR : retry ? BERTH_EUNAVAILABLE : rc;
+}
+
+/* Runs the stream until buf is full or the object ends: bytes put in buf, or a BERTH_E* code. */
+static ssize_t stream_read(struct s3_reader *r, char *buf, size_t n)
+{
+	int rc = 0;
+	uint64_t stall_ns = (uint64_t)r->d->stall_timeout_s * 1000000000ull, last = berth_now_ns();
+	r->dst = buf;
+	r->dst_len = 0;
+	r->dst_cap = n;
+	if (r->active && r->paused) {
+		r->paused = 0;
+		curl_easy_pause(r->stream.h, CURLPAUSE_CONT); /* may give the held piece at once */
+	}
+	while (r->dst_len < n && r->pos < r->base.size) {
+		if (!r->active)
+			stream_start(r);
+		int running = 0, left = 0;
+		size_t before = r->dst_len + r->spill.len;
+		curl_multi_perform(r->multi, &running);
+		CURLMsg *msg = curl_multi_info_read(r->multi, &left);
+		if (msg && msg->msg == CURLMSG_DONE) {
+			rc = stream_ended(r, msg->data.result);
+			stream_stop(r);
+			if (rc < 0 || (rc == 0 && (r->dst_len || r->spill.len)))
+				break;
+			if (rc == 1)
+				berth_s3__backoff(r->failures - 1);
+			rc = 0;
+			continue;
+		}
+		if (r->dst_len + r->spill.len != before) {
+			last = berth_now_ns();
+		} else if (stall_ns && berth_now_ns() - last > stall_ns) {
+			stream_stop(r); /* no byte for the stall timeout: as a transfer that failed */
+			if ((rc = stream_ended(r, CURLE_OPERATION_TIMEDOUT)) < 0)
+				break;
+			rc = 0;
+			last = berth_now_ns();
+			continue;
+		}
+		if (r->paused || r->spill.len)
+			break; /* buf is full */
+		curl_multi_poll(r->multi, NULL, 0, 1000, NULL);
+	}
+	r->dst = NULL;
+	if (rc < 0 && r->dst_len == 0)
+		return rc;
+	return (ssize_t)r->dst_len;
+}
+
 static ssize_t s3_reader_read(struct berth_reader *base, void *buf, size_t n)
 {
 	struct s3_reader *r = (struct s3_reader *)base;
-	if (r->taken == r->window.len) {
-		if (r->pos >= r->base.size)
-			return 0;
-		int rc = reader_fetch(r, 0);
-		if (rc < 0)
-			return rc;
-		if (r->window.len == 0)
-			return BERTH_ERROR; /* the object shrank under us */
+	size_t k;
+	if (r->taken < r->window.len) {
+		k = r->window.len - r->taken < n ? r->window.len - r->taken : n;
+		memcpy(buf, r->window.data + r->taken, k);
+		r->taken += k;
+		return (ssize_t)k;
 	}
-	size_t k = r->window.len - r->taken;
-	if (k > n)
-		k = n;
-	memcpy(buf, r->window.data + r->taken, k);
-	r->taken += k;
-	return (ssize_t)k;
+	if (r->spill_taken < r->spill.len) {
+		k = r->spill.len - r->spill_taken < n ? r->spill.len - r->spill_taken : n;
+		memcpy(buf, r->spill.data + r->spill_taken, k);
+		if ((r->spill_taken += k) == r->spill.len)
+			r->spill.len = r->spill_taken = 0;
+		return (ssize_t)k;
+	}
+	if (r->window.data)
+		berth_buf_release(&r->window); /* read: the stream goes on without it */
+	return r->pos >= r->base.size ? 0 : stream_read(r, buf, n);
 }
 
 static void s3_reader_close(struct berth_reader *base)
@@ -317,6 +491,12 @@ static void s3_reader_close(struct berth_reader *base)
 	struct s3_reader *r = (struct s3_reader *)base;
 	if (r == NULL)
 		return;
+	stream_stop(r);
+	if (r->multi) {
+		curl_multi_cleanup(r->multi);
+		curl_easy_cleanup(r->stream.h);
+	}
+	berth_buf_release(&r->spill);
 	berth_buf_release(&r->window);
 	free(r->key);
 	free(r);
@@ -334,8 +514,9 @@ static int s3_reader_open(struct berth_reader **out, struct berth_storage_driver
 	r->d = d;
 	r->key = key_of(d, path);
 	r->pos = offset;
+	r->spill = (struct berth_buf)BERTH_BUF_INIT(S3_STREAM_BUFFER);
 	/* The first window comes now: it gives the size, and the version the reader keeps. */
-	int rc = reader_fetch(r, 1);
+	int rc = reader_fetch_window(r);
 	if (rc == BERTH_ERANGE) { /* at or past the end (S3 answers 416 even for offset == size) */
 		struct s3_req q;
 		if ((rc = head_object(d, r->key, &q)) == 0) {
@@ -722,6 +903,45 @@ static int s3_list(struct berth_storage_driver *base, const char *path, berth_li
 	return rc;
 }
 
+struct tree_list {
+	const struct s3_driver *d;
+	berth_walk_cb cb;
+	void *payload;
+	size_t n;
+};
+
+/* One key of an undelimited listing, as its logical path ("/" + the key below the root). */
+static int tree_entry(const char *key, size_t keylen, uint64_t size, int64_t mtime, int is_prefix,
+		      void *payload)
+{
+	struct tree_list *t = payload;
+	size_t root = strlen(t->d->prefix);
+	if (is_prefix || keylen <= root)
+		return 0;
+	char *path = berth_asprintf("/%.*s", (int)(keylen - root), key + root);
+	int rc = 0;
+	if (berth_storage_path_valid(path)) { /* keys the layout cannot name are not objects */
+		struct berth_stat st = { .size = size, .mtime = mtime };
+		t->n++;
+		rc = t->cb(path, &st, t->payload);
+	}
+	free(path);
+	return rc;
+}
+
+static int s3_list_tree(struct berth_storage_driver *base, const char *path, berth_walk_cb cb,
+			void *payload)
+{
+	struct s3_driver *d = s3(base);
+	if (!berth_storage_path_valid(path))
+		return BERTH_EINVALID;
+	char *prefix = dir_prefix(d, path);
+	struct tree_list t = { .d = d, .cb = cb, .payload = payload };
+	int rc = list_objects(d, prefix, 0, 0, tree_entry, &t);
+	free(prefix);
+	return rc == 0 && t.n == 0 ? BERTH_ENOTFOUND : rc;
+}
+
 /* ---- move, remove ------------------------------------------------------------------------- */
 
 /* Server-side copy of one object of `size` bytes: CopyObject, or a multipart copy past the
@@ -1036,6 +1256,7 @@ int berth_s3_driver_new(struct berth_storage_driver **out, const struct berth_s3
 		.walk = berth_storage_walk_generic, .url_for = s3_url_for, .free = s3_free,
 		.append_size = s3_append_size,
 		.remote = 1,
+		.list_tree = s3_list_tree,
 	};
 	d->endpoint = berth_strdup(o->endpoint);
 	d->bucket = berth_strdup(o->bucket);

@@ -16,7 +16,7 @@
 
 #define S3_MIN_PART (5ull << 20)          /* S3's smallest part but the last */
 #define S3_MAX_PARTS 10000u
-#define S3_READ_WINDOW ((4u << 20) - 1)   /* bytes a reader fetches per GET (fits a 4 MiB buffer) */
+#define S3_READ_WINDOW ((1u << 20) - 1)   /* bytes of a reader's first GET (fits a 1 MiB buffer) */
 #define S3_META_CAP (64u << 20)           /* largest XML answer read */
 #define S3_DELETE_BATCH 1000u             /* DeleteObjects' limit */
 #define S3_IDLE_HANDLES 16u
@@ -74,6 +74,13 @@ struct s3_mpu {
 	uint64_t bytes; /* in the parts */
 };
 
+/* A request whose transfer its caller drives (curl multi): the S3 reader's streamed GET. */
+struct s3_stream_req {
+	CURL *h;                   /* the caller's */
+	struct curl_slist *headers;
+	char *url;
+};
+
 /* ---- s3_request.c ---- */
 
 /* curl_global_init, once per process. */
@@ -91,6 +98,17 @@ int berth_s3__call(struct s3_driver *d, struct s3_req *q);
 /* berth_s3__call, and a 200 whose body is an <Error> (CopyObject, CompleteMultipartUpload) is
  * BERTH_ERROR too. */
 int berth_s3__call_checked(struct s3_driver *d, struct s3_req *q);
+/* Sets s->h up for q as berth_s3__send does (URL, signature, timeouts; the answer's status and
+ * headers into q, an error body into q->err) but with the body going to on_data(arg) and no
+ * low-speed limit: the caller drives the transfer, and retries. Release with
+ * berth_s3__stream_release once the transfer is over. */
+void berth_s3__stream_setup(struct s3_stream_req *s, struct s3_driver *d, struct s3_req *q,
+			    curl_write_callback on_data, void *arg);
+void berth_s3__stream_release(struct s3_stream_req *s);
+/* berth_s3__call's mapping of q->status to a code (logged when it is an error). */
+int berth_s3__status(struct s3_req *q);
+/* Sleeps before retry number attempt + 1 (50 ms doubling to 2 s, with jitter). */
+void berth_s3__backoff(unsigned attempt);
 /* Frees the answer's buffers. */
 void berth_s3__req_release(struct s3_req *q);
 /* The <Code> of an S3 error answer, or "" (into out). */

@@ -284,9 +284,11 @@ static struct curl_slist *sign_headers(const struct s3_driver *d, const struct s
  * q->out's cap, BERTH_EUNAVAILABLE (logged) when the server could not be reached or was still
  * busy after the last retry (clients get a 503).
  */
-int berth_s3__send(struct s3_driver *d, struct s3_req *q)
+static int s3_status(struct s3_req *q);
+
+/* The headers every request carries, then q's own. */
+static struct curl_slist *request_headers(const struct s3_driver *d, const struct s3_req *q)
 {
-	char *url = object_url(d, q->key, q->query);
 	/* Signed as unsigned payload (curl 7.88 signs a body only when told so). */
 	struct curl_slist *hdrs = curl_slist_append(NULL, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
 	if (d->sessiontoken) {
@@ -298,6 +300,53 @@ int berth_s3__send(struct s3_driver *d, struct s3_req *q)
 		hdrs = curl_slist_append(hdrs, h->data);
 	if (q->body && !has_header(q->headers, "Content-Type"))
 		hdrs = curl_slist_append(hdrs, "Content-Type: application/octet-stream");
+	return hdrs;
+}
+
+void berth_s3__backoff(unsigned attempt)
+{
+	/* 50 ms, 100 ms, ... capped at 2 s, with jitter so retries of many clients spread. */
+	unsigned ms = 50u << (attempt < 6 ? attempt : 6);
+	if (ms > 2000)
+		ms = 2000;
+	ms = ms / 2 + (unsigned)(berth_now_ns() % (ms / 2 + 1));
+	usleep(ms * 1000u);
+}
+
+void berth_s3__stream_setup(struct s3_stream_req *s, struct s3_driver *d, struct s3_req *q,
+			    curl_write_callback on_data, void *arg)
+{
+	s->url = object_url(d, q->key, q->query);
+	s->headers = request_headers(d, q);
+	curl_easy_reset(s->h);
+	berth_buf_release(&q->err);
+	q->err.cap = 64u << 10;
+	q->status = 0;
+	setup_handle(d, s->h, q, s->url, s->headers);
+	/* The reader watches for stalls itself: curl's low-speed check would count the time the
+	 * transfer waits for the reader (its client) as a stall. */
+	curl_easy_setopt(s->h, CURLOPT_LOW_SPEED_LIMIT, 0L);
+	curl_easy_setopt(s->h, CURLOPT_LOW_SPEED_TIME, 0L);
+	curl_easy_setopt(s->h, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(s->h, CURLOPT_WRITEDATA, arg);
+}
+
+void berth_s3__stream_release(struct s3_stream_req *s)
+{
+	curl_slist_free_all(s->headers);
+	s->headers = NULL;
+	berth_safefree(s->url);
+}
+
+int berth_s3__status(struct s3_req *q)
+{
+	return s3_status(q);
+}
+
+int berth_s3__send(struct s3_driver *d, struct s3_req *q)
+{
+	char *url = object_url(d, q->key, q->query);
+	struct curl_slist *hdrs = request_headers(d, q);
 
 	CURL *h = handle_take(d);
 	int rc = BERTH_ERROR;
@@ -350,14 +399,9 @@ int berth_s3__send(struct s3_driver *d, struct s3_req *q)
 			}
 			break;
 		}
-		/* 50 ms, 100 ms, ... capped at 2 s, with jitter so retries of many clients spread. */
-		unsigned ms = 50u << (attempt < 6 ? attempt : 6);
-		if (ms > 2000)
-			ms = 2000;
-		ms = ms / 2 + (unsigned)(berth_now_ns() % (ms / 2 + 1));
 		berth_debug("s3: %s %s: retrying (%s, HTTP %ld)", q->method, q->key ? q->key : "/",
 			    cc == CURLE_OK ? "server busy" : curl_easy_strerror(cc), status);
-		usleep(ms * 1000u);
+		berth_s3__backoff(attempt);
 	}
 	if (h)
 		handle_give(d, h);

@@ -175,6 +175,21 @@ static inline int berth_storage_touch(struct berth_storage_driver *d, const char
 	return d->touch ? d->touch(d, path) : BERTH_EUNSUPPORTED;
 }
 
+/* 1 if the driver lists every object below a directory at once (berth_storage_list_tree). */
+static inline int berth_storage_can_list_tree(const struct berth_storage_driver *d)
+{
+	return d->list_tree != NULL;
+}
+
+/* Every object below path, with its stat, in no particular order (driver.h's list_tree). */
+static inline int berth_storage_list_tree(struct berth_storage_driver *d, const char *path,
+					  berth_walk_cb cb, void *payload)
+{
+	if (!d->list_tree)
+		return BERTH_EUNSUPPORTED;
+	BERTH_STORAGE_TIMED(BERTH_SOP_LIST, d->list_tree(d, path, cb, payload));
+}
+
 static inline void berth_storage_free(struct berth_storage_driver *d)
 {
 	if (d)

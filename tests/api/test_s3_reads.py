@@ -1,0 +1,272 @@
+"""The S3 read paths, counted in S3 requests (Ceph's RADOS Gateway on loopback, tests/fixtures/s3/,
+with tests/fixtures/s3/faultproxy.py in front of it as a request log, no faults): what each
+registry read costs, asserted by count rather than by time, and kept correct across instances
+(a second berth on the same bucket, not through the log, makes the changes).
+
+- A manifest pulled by tag whose bytes are cached costs one S3 request (the tag's current link:
+  another instance may move it), not three (and two before the revision link is first seen).
+  A tag moved, and a manifest deleted, through the other instance are seen at once.
+- A tag list built without an earlier one makes no request per tag: one listing of the tags
+  directory's objects (a current link marks a complete tag). Rebuilt (S3 without Redis cannot
+  tell whether another instance changed it), it is one delimited listing, as Distribution's,
+  and a request only for a tag it did not list before; a tag added or removed through the other
+  instance is seen at once. A tag directory without its current link is not listed.
+- A blob GET of 12 MiB costs two GETs (a first window, then the rest streamed), not one per
+  window; a ranged GET inside it and a range starting past the first window are served right.
+Skipped when radosgw is not installed (scripts/install-deps.sh installs it).
+"""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+import berthtest
+
+FIXTURES = os.path.join(berthtest.SRC, "tests", "fixtures", "s3")
+ROOT = "/reads"
+
+state = {}
+
+CONFIG = """version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  s3:
+    accesskey: %(key)s
+    secretkey: %(secret)s
+    region: %(region)s
+    regionendpoint: %(endpoint)s
+    bucket: %(bucket)s
+    rootdirectory: %(root)s
+    secure: false
+  delete:
+    enabled: true
+  redirect:
+    disable: true
+  cache:
+    blobdescriptor: inmemory
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:%(port)d
+"""
+
+
+def _start_rgw(tmp):
+    out = subprocess.run([os.path.join(FIXTURES, "rgw-test-up.sh"), os.path.join(tmp, "rgw"), "reads"],
+                         check=True, capture_output=True, text=True).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def _wait_port_file(path, proc):
+    for _ in range(500):
+        if os.path.exists(path):
+            with open(path) as f:
+                return int(f.read())
+        if proc.poll() is not None:
+            break
+        time.sleep(0.01)
+    raise RuntimeError("faultproxy.py did not start")
+
+
+def _start_berth(name, endpoint):
+    env, tmp = state["rgw"], state["tmp"]
+    port = berthtest._free_port()
+    cfg = os.path.join(tmp, name + ".yml")
+    with open(cfg, "w") as f:
+        f.write(CONFIG % {"key": env["S3_ACCESS_KEY"], "secret": env["S3_SECRET_KEY"],
+                          "region": env["S3_REGION"], "bucket": env["S3_BUCKET"], "endpoint": endpoint,
+                          "root": ROOT, "port": port})
+    binary = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
+    log = open(os.path.join(tmp, name + ".log"), "wb")
+    run_env = dict(os.environ)
+    run_env.pop("AWS_CA_BUNDLE", None)
+    proc = subprocess.Popen([binary, "serve", cfg], stdout=log, stderr=subprocess.STDOUT, env=run_env)
+    log.close()
+    state.setdefault("procs", []).append((proc, name))
+    client = berthtest.Client("http://127.0.0.1:%d" % port)
+    for _ in range(500):
+        if proc.poll() is not None:
+            break
+        try:
+            if client.get("/v2/").status == 200:
+                return client
+        except OSError:
+            pass
+        time.sleep(0.02)
+    with open(os.path.join(tmp, name + ".log"), errors="replace") as f:
+        raise RuntimeError("berth did not start on S3:\n" + f.read())
+
+
+def setUpModule():
+    if not (shutil.which("radosgw") and shutil.which("ceph-mon")):
+        raise unittest.SkipTest("radosgw and ceph-mon are not installed")
+    tmp = state["tmp"] = tempfile.mkdtemp(prefix="berth-s3reads-")
+    try:
+        env = state["rgw"] = _start_rgw(tmp)
+        state["log"] = os.path.join(tmp, "requests.log")
+        port_file = os.path.join(tmp, "proxy.port")
+        proxy = state["proxy"] = subprocess.Popen(
+            ["python3", os.path.join(FIXTURES, "faultproxy.py"), "--upstream", env["S3_ENDPOINT"],
+             "--every", "0", "--log-file", state["log"], "--port-file", port_file, "--max-seconds", "600"])
+        proxy_port = _wait_port_file(port_file, proxy)
+        # "counted" reaches S3 through the request log; "other" directly, as another instance.
+        state["counted"] = _start_berth("counted", "http://127.0.0.1:%d" % proxy_port)
+        state["other"] = _start_berth("other", env["S3_ENDPOINT"])
+    except Exception:
+        tearDownModule()
+        raise
+
+
+def tearDownModule():
+    failures = []
+    for proc, name in state.pop("procs", []):
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.returncode != 0:
+            with open(os.path.join(state["tmp"], name + ".log"), errors="replace") as f:
+                failures.append("berth %s exited with status %s:\n%s" % (name, proc.returncode, f.read()[-4000:]))
+    proxy = state.pop("proxy", None)
+    if proxy:
+        proxy.kill()
+        proxy.wait()
+    tmp = state.pop("tmp", None)
+    if tmp:
+        subprocess.run([os.path.join(FIXTURES, "rgw-down.sh"), os.path.join(tmp, "rgw")], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    if failures:
+        raise AssertionError("\n".join(failures))
+
+
+def s3_requests(action):
+    """The S3 requests berth "counted" made during action(): a list of (method, target)."""
+    log = state["log"]
+    start = os.path.getsize(log) if os.path.exists(log) else 0
+    action()
+    with open(log) as f:
+        f.seek(start)
+        return [tuple(line.split(" ", 1)) for line in f.read().splitlines()]
+
+
+def is_listing(req):
+    return req[0] == "GET" and "list-type=2" in req[1]
+
+
+class S3Reads(berthtest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.c, cls.other = state["counted"], state["other"]
+
+    def setUp(self):
+        pass  # the module's own servers, not berthtest's
+
+    def get_manifest(self, client, repo, ref):
+        return client.get("/v2/%s/manifests/%s" % (repo, ref), headers={"Accept": berthtest.OCI_MANIFEST})
+
+    def test_manifest_by_tag_one_request(self):
+        repo = self.repo("bytag")
+        one = self.other.push_image(repo, "v1", seed="one")
+        first = s3_requests(lambda: self.assertEqual(self.get_manifest(self.c, repo, "v1").status, 200))
+        self.assertGreaterEqual(len(first), 2, first)  # the tag link, the revision link, the bytes
+        for _ in range(3):
+            reqs = s3_requests(lambda: self.assertEqual(self.get_manifest(self.c, repo, "v1").body,
+                                                        one["manifest"]))
+            self.assertEqual(len(reqs), 1, reqs)
+            self.assertIn("/_manifests/tags/v1/current/link", reqs[0][1])
+        # Moved through the other instance: seen at once.
+        two = self.other.push_image(repo, "v1", seed="two")
+        r = self.get_manifest(self.c, repo, "v1")
+        self.assertEqual((r.status, r.body), (200, two["manifest"]))
+        # Deleted through the other instance (which untags it): seen at once.
+        self.assertEqual(self.other.delete("/v2/%s/manifests/%s" % (repo, two["digest"])).status, 202)
+        self.assertEqual(self.get_manifest(self.c, repo, "v1").status, 404)
+        self.assertEqual(self.get_manifest(self.c, repo, two["digest"]).status, 404)
+        # The first manifest, by digest, still there (its revision link is checked each time).
+        r = self.get_manifest(self.c, repo, one["digest"])
+        self.assertEqual((r.status, r.body), (200, one["manifest"]))
+
+    def tags(self, client, repo):
+        r = client.get("/v2/%s/tags/list" % repo)
+        self.assertEqual(r.status, 200, r.describe())
+        return r.json()["tags"]
+
+    def test_tag_list_without_a_request_per_tag(self):
+        repo = self.repo("taglist")
+        n = 60
+        img = self.other.push_image(repo, "t000", seed="tags")
+        for i in range(1, n):
+            self.other.push_manifest(repo, "t%03d" % i, img["manifest"])
+        want = ["t%03d" % i for i in range(n)]
+        got = []
+        cold = s3_requests(lambda: got.append(self.tags(self.c, repo)))
+        self.assertEqual(got[0], want)
+        self.assertEqual([q for q in cold if q[0] == "HEAD" and "/current/link" in q[1]], [], cold)
+        self.assertLessEqual(len(cold), 3, cold)  # the directory's stat, one listing
+        # Rebuilt: one delimited listing (as Distribution's), and nothing per tag.
+        got = []
+        warm = s3_requests(lambda: got.append(self.tags(self.c, repo)))
+        self.assertEqual(got[0], want)
+        self.assertLessEqual(len(warm), 3, warm)
+        self.assertEqual([q for q in warm if q[0] == "HEAD" and "/current/link" in q[1]], [], warm)
+        # A tag added through the other instance: seen at once, one request for it.
+        self.other.push_manifest(repo, "t999", img["manifest"])
+        got = []
+        added = s3_requests(lambda: got.append(self.tags(self.c, repo)))
+        self.assertEqual(got[0], want + ["t999"])
+        self.assertEqual(len([q for q in added if "/current/link" in q[1]]), 1, added)
+        # Removed through the other instance: gone at once.
+        self.assertEqual(self.other.delete("/v2/%s/manifests/t005" % repo).status, 202)
+        self.assertEqual(self.tags(self.c, repo), [t for t in want if t != "t005"] + ["t999"])
+
+    def test_tag_without_current_link_not_listed(self):
+        repo = self.repo("halftag")
+        img = self.other.push_image(repo, "full", seed="half")
+        # A tag write cut short: its index link written, not its current link.
+        env = state["rgw"]
+        key = "%s/docker/registry/v2/repositories/%s/_manifests/tags/half/index/sha256/%s/link" % (
+            ROOT.strip("/"), repo, img["digest"].split(":", 1)[1])
+        put_object(env, key, img["digest"].encode())
+        self.assertEqual(self.tags(self.c, repo), ["full"])
+        self.assertEqual(self.tags(self.c, repo), ["full"])
+
+    def test_blob_get_streams(self):
+        repo = self.repo("blob")
+        size = 12 << 20
+        data = hashlib.sha256(b"seed").digest() * (size // 32)
+        d = self.other.push_blob(repo, data)
+        path = "/v2/%s/blobs/%s" % (repo, d)
+        got = []
+        reqs = s3_requests(lambda: got.append(self.c.get(path, timeout=60)))
+        self.assertEqual(got[0].status, 200)
+        self.assertTrue(got[0].body == data, "the blob's bytes differ")
+        gets = [q for q in reqs if q[0] == "GET" and q[1].split("?")[0].endswith("/data")]
+        self.assertEqual(len(gets), 2, reqs)  # a first window, then the rest in one stream
+        for first, last in ((100, 4099), (3 << 20, (5 << 20) + 17), (size - 10, size - 1)):
+            r = self.c.get(path, headers={"Range": "bytes=%d-%d" % (first, last)})
+            self.assertEqual(r.status, 206, r.describe())
+            self.assertTrue(r.body == data[first:last + 1], "range %d-%d differs" % (first, last))
+
+
+def put_object(env, key, body):
+    """A PUT straight to the bucket, signed by curl (as the README of tests/fixtures/s3 says)."""
+    url = "%s/%s/%s" % (env["S3_ENDPOINT"], env["S3_BUCKET"], key)
+    subprocess.run(["curl", "-sf", "-X", "PUT", "--aws-sigv4", "aws:amz:%s:s3" % env["S3_REGION"],
+                    "--user", "%s:%s" % (env["S3_ACCESS_KEY"], env["S3_SECRET_KEY"]),
+                    "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", "--data-binary", "@-", url],
+                   input=body, check=True, capture_output=True)
+
+
+if __name__ == "__main__":
+    unittest.main()
