@@ -26,7 +26,6 @@ struct stream {
 	void *src;
 	char *ring;
 	size_t head, len;  /* bytes [head, head + len) mod RING_SIZE are ready */
-	char *chunk;       /* the worker's read buffer */
 	int filling;       /* a worker job owns the source */
 	int waiting;       /* the connection is suspended until there are bytes */
 	int eof, failed;
@@ -43,7 +42,6 @@ static void release(struct stream *s)
 	s->close(s->src);
 	pthread_mutex_destroy(&s->lock);
 	free(s->ring);
-	free(s->chunk);
 	free(s);
 }
 
@@ -70,18 +68,18 @@ static void fill(void *arg)
 				berth_server__resume_parked(s->server, s->conn);
 			break;
 		}
+		/* Straight into the free part of the ring, up to its end: only this job writes
+		 * there, and the connection reads only the [head, head + len) it is told of. */
+		size_t tail = (s->head + s->len) % RING_SIZE, room = RING_SIZE - s->len;
+		if (room > RING_SIZE - tail)
+			room = RING_SIZE - tail;
 		pthread_mutex_unlock(&s->lock);
-		ssize_t n = s->read(s->src, s->chunk, FILL_CHUNK);
+		ssize_t n = s->read(s->src, s->ring + tail, room < FILL_CHUNK ? room : FILL_CHUNK);
 		pthread_mutex_lock(&s->lock);
 		if (n <= 0) {
 			s->eof = n == 0;
 			s->failed = n < 0;
 		} else {
-			size_t tail = (s->head + s->len) % RING_SIZE, first = RING_SIZE - tail;
-			if (first > (size_t)n)
-				first = (size_t)n;
-			memcpy(s->ring + tail, s->chunk, first);
-			memcpy(s->ring, s->chunk + first, (size_t)n - first);
 			s->len += (size_t)n;
 		}
 		int wake = take_waiter(s);
@@ -167,7 +165,6 @@ struct MHD_Response *berth_resp_stream(struct berth_request *req, uint64_t len,
 		return resp;
 	}
 	s->ring = berth_malloc(RING_SIZE);
-	s->chunk = berth_malloc(FILL_CHUNK);
 	resp = MHD_create_response_from_callback(len, 64 * 1024, stream_read, s, stream_free);
 	if (!resp) {
 		release(s);

@@ -19,6 +19,7 @@ Skipped when radosgw is not installed (scripts/install-deps.sh installs it).
 import hashlib
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -28,6 +29,7 @@ import berthtest
 
 FIXTURES = os.path.join(berthtest.SRC, "tests", "fixtures", "s3")
 ROOT = "/reads"
+CUT_AFTER = 3 << 20  # bytes of a ranged GET's body the cutting proxy lets through
 
 state = {}
 
@@ -117,6 +119,11 @@ def setUpModule():
             ["python3", os.path.join(FIXTURES, "faultproxy.py"), "--upstream", env["S3_ENDPOINT"],
              "--every", "0", "--log-file", state["log"], "--port-file", port_file, "--max-seconds", "600"])
         proxy_port = _wait_port_file(port_file, proxy)
+        cut_file = os.path.join(tmp, "cut.port")
+        cut = state["cut_proxy"] = subprocess.Popen(
+            ["python3", os.path.join(FIXTURES, "faultproxy.py"), "--upstream", env["S3_ENDPOINT"],
+             "--every", "0", "--cut-after", str(CUT_AFTER), "--port-file", cut_file, "--max-seconds", "600"])
+        state["cut"] = _start_berth("cut", "http://127.0.0.1:%d" % _wait_port_file(cut_file, cut))
         # "counted" reaches S3 through the request log; "other" directly, as another instance.
         state["counted"] = _start_berth("counted", "http://127.0.0.1:%d" % proxy_port)
         state["other"] = _start_berth("other", env["S3_ENDPOINT"])
@@ -138,10 +145,11 @@ def tearDownModule():
         if proc.returncode != 0:
             with open(os.path.join(state["tmp"], name + ".log"), errors="replace") as f:
                 failures.append("berth %s exited with status %s:\n%s" % (name, proc.returncode, f.read()[-4000:]))
-    proxy = state.pop("proxy", None)
-    if proxy:
-        proxy.kill()
-        proxy.wait()
+    for key in ("proxy", "cut_proxy"):
+        proxy = state.pop(key, None)
+        if proxy:
+            proxy.kill()
+            proxy.wait()
     tmp = state.pop("tmp", None)
     if tmp:
         subprocess.run([os.path.join(FIXTURES, "rgw-down.sh"), os.path.join(tmp, "rgw")], capture_output=True)
@@ -257,6 +265,39 @@ class S3Reads(berthtest.TestCase):
             r = self.c.get(path, headers={"Range": "bytes=%d-%d" % (first, last)})
             self.assertEqual(r.status, 206, r.describe())
             self.assertTrue(r.body == data[first:last + 1], "range %d-%d differs" % (first, last))
+
+    def test_blob_get_resumes_a_cut_stream(self):
+        """Every GET of the blob through the cutting proxy ends 3 MiB into its body: the stream
+        goes on from where it stopped (with If-Match), and the client gets every byte."""
+        repo = self.repo("cut")
+        data = hashlib.sha512(b"cut").digest() * ((10 << 20) // 64)
+        d = self.other.push_blob(repo, data)
+        r = state["cut"].get("/v2/%s/blobs/%s" % (repo, d), timeout=60)
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.body == data, "the blob's bytes differ")
+
+    def test_blob_get_slow_client(self):
+        """A client reading slowly: the ring fills, the S3 transfer waits (paused, TCP's flow
+        control), and every byte arrives in order."""
+        repo = self.repo("slow")
+        data = hashlib.sha256(b"slow").digest() * ((6 << 20) // 32)
+        d = self.other.push_blob(repo, data)
+        sock = socket.create_connection(("127.0.0.1", self.c.port), timeout=30)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+        sock.sendall(("GET /v2/%s/blobs/%s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+                      % (repo, d)).encode())
+        got = bytearray()
+        while True:
+            chunk = sock.recv(256 << 10)
+            if not chunk:
+                break
+            got += chunk
+            time.sleep(0.005)
+        sock.close()
+        head, _, body = bytes(got).partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head[:200])
+        self.assertEqual(len(body), len(data))
+        self.assertTrue(body == data, "the blob's bytes differ")
 
 
 def put_object(env, key, body):
