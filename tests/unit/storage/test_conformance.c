@@ -158,8 +158,8 @@ static int setup_s3(void **state)
 
 /* The S3 driver, like Distribution's, does not police a name being both an object and a
  * "directory" (a key prefix): registry paths never collide so, and checking every parent on
- * every write would cost a request each. Its stat gives no version (listings are not cached on
- * it). */
+ * every write would cost a request each. Its stat gives directories no version (listings are
+ * not cached on it); objects have one (their ETag's). */
 static void skip_on_s3(struct berth_storage_driver *d)
 {
 	if (strcmp(d->name, "s3") == 0)
@@ -769,6 +769,51 @@ static void test_stat(void **state)
 
 	expect_absent(d, "/nope");
 	expect_absent(d, "/s/file/below");
+}
+
+/* S3 objects have a version from their ETag: the same while the bytes are, another for others. */
+static void test_s3_object_version(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	struct berth_stat st;
+	put(d, "/ov", "one");
+	assert_int_equal(d->stat(&st, d, "/ov"), 0);
+	uint64_t v1 = st.version;
+	assert_true(v1 != 0);
+	put(d, "/ov", "one");
+	assert_int_equal(d->stat(&st, d, "/ov"), 0);
+	assert_true(st.version == v1);
+	put(d, "/ov", "two");
+	assert_int_equal(d->stat(&st, d, "/ov"), 0);
+	assert_true(st.version != v1 && st.version != 0);
+}
+
+/* list_tree (optional): every object below a directory, none beside it, with its size. */
+static int collect_tree(const char *path, const struct berth_stat *st, void *payload)
+{
+	char line[128];
+	snprintf(line, sizeof(line), "%s %llu", path, (unsigned long long)st->size);
+	assert_false(st->is_dir);
+	return collect_name(line, payload);
+}
+
+static void test_list_tree(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	if (!berth_storage_can_list_tree(d))
+		skip();
+	struct names ns = { 0 };
+	put(d, "/lt/a-b", "1");
+	put(d, "/lt/a/x", "22");
+	put(d, "/lt/a/y/z", "333");
+	put(d, "/ltx", "4444");
+	assert_int_equal(berth_storage_list_tree(d, "/lt", collect_tree, &ns), 0);
+	assert_string_equal(names_sorted(&ns), "/lt/a-b 1\n/lt/a/x 2\n/lt/a/y/z 3\n");
+	ns = (struct names){ .stop_at = 2 };
+	assert_int_equal(berth_storage_list_tree(d, "/lt", collect_tree, &ns), 42);
+	assert_int_equal(ns.calls, 2);
+	names_sorted(&ns);
+	assert_int_equal(berth_storage_list_tree(d, "/empty", collect_tree, &ns), BERTH_ENOTFOUND);
 }
 
 /* A directory's version once the driver gives one (the filesystem waits out its racy second). */
@@ -1651,6 +1696,7 @@ static void test_s3_unreachable(void **state)
 	cmocka_unit_test_setup_teardown(test_writer_suspend, setup, teardown),            \
 	cmocka_unit_test_setup_teardown(test_stat, setup, teardown),                      \
 	cmocka_unit_test_setup_teardown(test_dir_version, setup, teardown),               \
+	cmocka_unit_test_setup_teardown(test_list_tree, setup, teardown),                 \
 	cmocka_unit_test_setup_teardown(test_list, setup, teardown),                      \
 	cmocka_unit_test_setup_teardown(test_list_order, setup, teardown),                \
 	cmocka_unit_test_setup_teardown(test_move, setup, teardown),                      \
@@ -1685,6 +1731,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_s3_move_multipart_copy, setup_s3, teardown),
 		cmocka_unit_test_setup_teardown(test_s3_remove_aborts_open_uploads, setup_s3, teardown),
 		cmocka_unit_test_setup_teardown(test_s3_url_for, setup_s3, teardown),
+		cmocka_unit_test_setup_teardown(test_s3_object_version, setup_s3, teardown),
 		cmocka_unit_test_setup_teardown(test_s3_retries_slowdown, setup_s3, teardown),
 		cmocka_unit_test_setup_teardown(test_s3_unreachable, setup_s3, teardown),
 	};
