@@ -715,7 +715,9 @@ class Bench:
                 chk(n == p["tags"], "tags list: %d, %d tags" % (st, n))
                 st, _, body = c.request("GET", "/v2/_catalog?n=%d" % p["catalog_page"])
                 n = len(json.loads(body).get("repositories") or []) if st == 200 else -1
-                chk(n == min(p["catalog_page"], p["catalog_repos"]), "catalog page: %d, %d repositories" % (st, n))
+                # catalog_repos are seeded; the fixtures' own repositories come on top.
+                chk(min(p["catalog_page"], p["catalog_repos"]) <= n <= p["catalog_page"],
+                    "catalog page: %d, %d repositories" % (st, n))
                 st, _, body = c.request("GET", "/v2/mixed/pull/manifests/v0", headers=[("Accept", ACCEPT)])
                 chk(st == 200, "GET mixed manifest: %d" % st)
         finally:

@@ -148,21 +148,15 @@ struct collect_ctx {
 	int rc;
 };
 
+static int cmp_key_str(const void *key, const void *item)
+{
+	return strcmp(key, *(const char *const *)item);
+}
+
 /* 1 if the sorted strings hold s. */
 static int sorted_has(const char *const *v, size_t n, const char *s)
 {
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(v[mid], s);
-		if (c == 0)
-			return 1;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return 0;
+	return n && bsearch(s, v, n, sizeof(*v), cmp_key_str) != NULL;
 }
 
 /* 1 if the earlier list has the tag. */

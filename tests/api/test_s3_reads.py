@@ -26,6 +26,7 @@ import time
 import unittest
 
 import berthtest
+from test_s3_serve import _start_rgw, _wait_file  # one RGW per module, its bucket "serve"
 
 FIXTURES = os.path.join(berthtest.SRC, "tests", "fixtures", "s3")
 ROOT = "/reads"
@@ -59,23 +60,6 @@ storage:
 http:
   addr: 127.0.0.1:%(port)d
 """
-
-
-def _start_rgw(tmp):
-    out = subprocess.run([os.path.join(FIXTURES, "rgw-test-up.sh"), os.path.join(tmp, "rgw"), "reads"],
-                         check=True, capture_output=True, text=True).stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-
-
-def _wait_port_file(path, proc):
-    for _ in range(500):
-        if os.path.exists(path):
-            with open(path) as f:
-                return int(f.read())
-        if proc.poll() is not None:
-            break
-        time.sleep(0.01)
-    raise RuntimeError("faultproxy.py did not start")
 
 
 def _start_berth(name, endpoint):
@@ -118,12 +102,12 @@ def setUpModule():
         proxy = state["proxy"] = subprocess.Popen(
             ["python3", os.path.join(FIXTURES, "faultproxy.py"), "--upstream", env["S3_ENDPOINT"],
              "--every", "0", "--log-file", state["log"], "--port-file", port_file, "--max-seconds", "600"])
-        proxy_port = _wait_port_file(port_file, proxy)
+        proxy_port = _wait_file(port_file, proxy, "faultproxy.py")
         cut_file = os.path.join(tmp, "cut.port")
         cut = state["cut_proxy"] = subprocess.Popen(
             ["python3", os.path.join(FIXTURES, "faultproxy.py"), "--upstream", env["S3_ENDPOINT"],
              "--every", "0", "--cut-after", str(CUT_AFTER), "--port-file", cut_file, "--max-seconds", "600"])
-        state["cut"] = _start_berth("cut", "http://127.0.0.1:%d" % _wait_port_file(cut_file, cut))
+        state["cut"] = _start_berth("cut", "http://127.0.0.1:%d" % _wait_file(cut_file, cut, "faultproxy.py"))
         # "counted" reaches S3 through the request log; "other" directly, as another instance.
         state["counted"] = _start_berth("counted", "http://127.0.0.1:%d" % proxy_port)
         state["other"] = _start_berth("other", env["S3_ENDPOINT"])
