@@ -11,8 +11,12 @@
  * list is kept only with Redis: every berth instance bumps the repository's generation there
  * after changing its tags, and a list is used while the generation is unchanged, for at most
  * FOREIGN_NS (writers that do not bump it: Distribution). Without either, nothing would tell
- * that another process changed the tags, and the list is not kept. Tag directories left without a current link are re-checked on every use, so one
- * whose link another process writes later appears at once.
+ * that another process changed the tags, and the list is not served again; it is kept only for
+ * the next build, which takes its tags as complete (a tag keeps its current link until the tag
+ * is deleted, which removes its whole directory) and checks only new ones. A first build, with
+ * a driver that lists every object below a directory at once (S3), reads the current links
+ * from that one listing: no request per tag. Tag directories left without a current link are
+ * re-checked on every use, so one whose link another process writes later appears at once.
  *
  * Only tags whose current link exists are listed: a tag write cut short by a crash leaves a
  * tag directory without it, and such a tag resolves to nothing (Distribution lists it anyway).
