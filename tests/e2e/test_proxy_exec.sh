@@ -121,35 +121,30 @@ refused=$(error_of "http://$BERTH_HOST/v2/e2e/multi/manifests/v1")
 log "wrong credentials: $refused"
 stop_server "$BERTH_PID"
 
-step "a failing helper: the same answer, logged, run again on the next pull"
-helper_dir fail
-printf 'fail' >"$HDIR/mode"
-start_proxy fail "  remoteurl: http://$UP_HOST
+# failing_helper MODE LOGGED: a berth whose helper answers as MODE; a manifest gets what wrong
+# credentials get, the log has LOGGED; then the helper is fixed and the next pull works.
+failing_helper() {
+  helper_dir "$1"
+  printf '%s' "$1" >"$HDIR/mode"
+  start_proxy "$1" "  remoteurl: http://$UP_HOST
   exec:
     command: $HELPER"
-got=$(error_of "http://$BERTH_HOST/v2/e2e/multi/manifests/v1")
-[ "$got" = "$refused" ] || fail "a failing helper answered '$got', wrong credentials '$refused'"
-grep -qF "credential helper '$HELPER get' for $UP_HOST: exit status 1: credentials not found in native keychain" "$BERTH_LOG" ||
-  fail "the helper's failure is not logged"
-printf 'ok' >"$HDIR/mode"
-pull_check "$IMG/multi" "$BERTH_HOST/e2e/multi:v1"
-stop_server "$BERTH_PID"
+  local got
+  got=$(error_of "http://$BERTH_HOST/v2/e2e/multi/manifests/v1")
+  [ "$got" = "$refused" ] || fail "a helper in mode $1 answered '$got', wrong credentials '$refused'"
+  grep -qF "credential helper '$HELPER get' for $UP_HOST: $2" "$BERTH_LOG" || fail "not logged: $2"
+  kill -0 "$BERTH_PID" || fail "berth died"
+  [ -z "$(ps -o pid= --ppid "$BERTH_PID")" ] || fail "a helper is left running: $(ps -f --ppid "$BERTH_PID")"
+  printf 'ok' >"$HDIR/mode"
+  pull_check "$IMG/multi" "$BERTH_HOST/e2e/multi:v1"
+  stop_server "$BERTH_PID"
+}
+
+step "a failing helper: the same answer, logged, run again on the next pull"
+failing_helper fail "exit status 1: credentials not found in native keychain"
 
 step "a hanging helper is killed after 10 s: the same answer, berth goes on"
-helper_dir hang
-printf 'hang' >"$HDIR/mode"
-start_proxy hang "  remoteurl: http://$UP_HOST
-  exec:
-    command: $HELPER"
-got=$(error_of "http://$BERTH_HOST/v2/e2e/multi/manifests/v1")
-[ "$got" = "$refused" ] || fail "a hanging helper answered '$got', wrong credentials '$refused'"
-grep -qF "credential helper '$HELPER get' for $UP_HOST: it did not finish within 10000 ms: killed" "$BERTH_LOG" ||
-  fail "the helper's timeout is not logged"
-kill -0 "$BERTH_PID" || fail "berth died"
-[ -z "$(ps -o pid= --ppid "$BERTH_PID")" ] || fail "a helper is left running: $(ps -f --ppid "$BERTH_PID")"
-printf 'ok' >"$HDIR/mode"
-pull_check "$IMG/multi" "$BERTH_HOST/e2e/multi:v1"
-stop_server "$BERTH_PID"
+failing_helper hang "it did not finish within 10000 ms: killed"
 
 step "proxy.upstreams: an entry's exec, told that upstream's host"
 helper_dir upstreams
