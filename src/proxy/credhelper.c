@@ -254,6 +254,8 @@ static int run(char **username, char **secret, const struct berth_credhelper *h,
 		rc = berth_err_set(BERTH_ERROR, "it was killed by signal %d", WTERMSIG(status));
 	else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
 		rc = berth_err_set(BERTH_ERROR, "exit status %d%s%s", WEXITSTATUS(status), text[0] ? ": " : "", text);
+	else if (read_rc == BERTH_EBUSY) /* it exited, and something it started holds its output */
+		rc = berth_err_set(BERTH_ERROR, "its output did not end within %ld ms", h->timeout_ms);
 	else if (read_rc < 0)
 		rc = berth_err_set(BERTH_ERROR, "cannot read its output");
 	else if ((rc = parse(username, secret, &out)) < 0)
