@@ -121,6 +121,16 @@ refused=$(error_of "http://$BERTH_HOST/v2/e2e/multi/manifests/v1")
 log "wrong credentials: $refused"
 stop_server "$BERTH_PID"
 
+# children PID: the processes whose parent is PID (read from /proc: procps may be missing).
+children() {
+  local f st ppid
+  for f in /proc/[0-9]*/stat; do
+    st=$(cat "$f" 2>/dev/null) || continue
+    read -r _ ppid _ <<<"${st##*) }"
+    [ "$ppid" != "$1" ] || { f=${f#/proc/}; printf '%s ' "${f%/stat}"; }
+  done
+}
+
 # failing_helper MODE LOGGED: a berth whose helper answers as MODE; a manifest gets what wrong
 # credentials get, the log has LOGGED; then the helper is fixed and the next pull works.
 failing_helper() {
@@ -134,7 +144,7 @@ failing_helper() {
   [ "$got" = "$refused" ] || fail "a helper in mode $1 answered '$got', wrong credentials '$refused'"
   grep -qF "credential helper '$HELPER get' for $UP_HOST: $2" "$BERTH_LOG" || fail "not logged: $2"
   kill -0 "$BERTH_PID" || fail "berth died"
-  [ -z "$(ps -o pid= --ppid "$BERTH_PID")" ] || fail "a helper is left running: $(ps -f --ppid "$BERTH_PID")"
+  [ -z "$(children "$BERTH_PID")" ] || fail "a helper is left running: pid $(children "$BERTH_PID")"
   printf 'ok' >"$HDIR/mode"
   pull_check "$IMG/multi" "$BERTH_HOST/e2e/multi:v1"
   stop_server "$BERTH_PID"
