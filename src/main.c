@@ -461,7 +461,8 @@ static int start_proxy(struct berth_proxy **out, const struct berth_config *cfg,
 {
 	struct berth_proxy_upstream single = { .prefix = "", .remoteurl = cfg->proxy.remoteurl,
 					       .username = cfg->proxy.username, .password = cfg->proxy.password,
-					       .ttl_ms = cfg->proxy.ttl_ms };
+					       .ttl_ms = cfg->proxy.ttl_ms, .exec_command = cfg->proxy.exec_command,
+					       .exec_lifetime_ms = cfg->proxy.exec_lifetime_ms };
 	struct berth_proxy_config pcfg = { .upstreams = &single, .n_upstreams = 1 };
 	struct berth_proxy_upstream *list = NULL;
 	if (cfg->proxy.n_upstreams) {
@@ -470,7 +471,8 @@ static int start_proxy(struct berth_proxy **out, const struct berth_config *cfg,
 			const struct berth_config_upstream *u = &cfg->proxy.upstreams[i];
 			list[i] = (struct berth_proxy_upstream){ .prefix = u->prefix, .remoteurl = u->remoteurl,
 								 .username = u->username, .password = u->password,
-								 .ttl_ms = u->ttl_ms };
+								 .ttl_ms = u->ttl_ms, .exec_command = u->exec_command,
+								 .exec_lifetime_ms = u->exec_lifetime_ms };
 		}
 		pcfg = (struct berth_proxy_config){ .upstreams = list, .n_upstreams = cfg->proxy.n_upstreams };
 	}

@@ -38,6 +38,7 @@ void berth_config_defaults(struct berth_config *cfg)
 	cfg->health_storagedriver.interval_ms = 10 * 1000;
 	cfg->notifications.queuemaxbytes = 64LL << 20;
 	cfg->proxy.ttl_ms = 168LL * 3600 * 1000;
+	cfg->proxy.exec_lifetime_ms = -1;
 	cfg->catalog_maxentries = BERTH_CONFIG_DEFAULT_MAX_ENTRIES;
 	cfg->tags_maxtags = BERTH_CONFIG_DEFAULT_MAX_ENTRIES;
 	cfg->policies.retention.interval_ms = 3600LL * 1000; /* berth's own: Distribution has none */
@@ -164,19 +165,43 @@ static int prefixes_overlap(const char *a, const char *b)
 	return strncmp(a, b, n) == 0 && (la == lb || (la < lb ? b : a)[n] == '/');
 }
 
+/* A credential helper (exec) beside username and password: Distribution runs the helper and
+ * ignores the two, and so does berth, saying so. A lifetime without a command names nothing to run. */
+static int check_exec(struct cfg_ctx *c, const char *at, const char *command, int64_t lifetime_ms,
+		      const char *username, const char *password)
+{
+	char key[64];
+	if (!command[0]) {
+		if (lifetime_ms < 0)
+			return 0;
+		snprintf(key, sizeof(key), "%s.exec.command", at);
+		return berth_config__fail(c, 0, key, "required with %s.exec.lifetime", at);
+	}
+	if (username[0] || password[0])
+		berth_config__warn(c, 0, "%s.username and %s.password are ignored: %s.exec.command gives the "
+				   "credentials (as Distribution does)", at, at, at);
+	return 0;
+}
+
 /* proxy.upstreams (berth) against proxy.remoteurl, and each entry's required keys: a
  * repository must belong to one upstream at most. */
 static int check_proxy(struct cfg_ctx *c)
 {
 	const struct berth_config *cfg = c->cfg;
 	if (cfg->proxy.n_upstreams == 0)
-		return 0;
-	if (cfg->proxy.remoteurl[0] || cfg->proxy.username[0] || cfg->proxy.password[0])
+		return cfg->proxy.remoteurl[0] ? check_exec(c, "proxy", cfg->proxy.exec_command,
+							    cfg->proxy.exec_lifetime_ms, cfg->proxy.username,
+							    cfg->proxy.password)
+					       : 0;
+	if (cfg->proxy.remoteurl[0] || cfg->proxy.username[0] || cfg->proxy.password[0] ||
+	    cfg->proxy.exec_command[0] || cfg->proxy.exec_lifetime_ms >= 0)
 		return berth_config__fail(c, 0, "proxy.upstreams",
-					  "cannot be combined with proxy.remoteurl, proxy.username or proxy.password "
-					  "(proxy.remoteurl mirrors every repository; give each upstream its own keys)");
+					  "cannot be combined with proxy.remoteurl, proxy.username, proxy.password "
+					  "or proxy.exec (proxy.remoteurl mirrors every repository; give each upstream "
+					  "its own keys)");
 	for (size_t i = 0; i < cfg->proxy.n_upstreams; i++) {
 		const struct berth_config_upstream *u = &cfg->proxy.upstreams[i];
+		char at[48];
 		if (!u->prefix[0])
 			return missing(c, "proxy.upstreams", i, "prefix");
 		if (!u->remoteurl[0])
@@ -188,6 +213,9 @@ static int check_proxy(struct cfg_ctx *c)
 				return berth_config__fail(c, 0, key, "'%s' overlaps proxy.upstreams[%zu].prefix '%s'",
 							  u->prefix, j, cfg->proxy.upstreams[j].prefix);
 			}
+		snprintf(at, sizeof(at), "proxy.upstreams[%zu]", i);
+		if (check_exec(c, at, u->exec_command, u->exec_lifetime_ms, u->username, u->password) < 0)
+			return BERTH_ERROR;
 	}
 	return 0;
 }

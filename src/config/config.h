@@ -130,6 +130,8 @@ struct berth_config_upstream {
 	char username[256];                    /* username */
 	char password[256];                    /* password */
 	int64_t ttl_ms;                        /* ttl */
+	char exec_command[1024];               /* exec.command: a credential helper ("" = none) */
+	int64_t exec_lifetime_ms;              /* exec.lifetime (-1 = unset: the helper runs once) */
 };
 
 /* health.file[i]: fails while the file exists. */
@@ -326,6 +328,9 @@ struct berth_config {
 		char username[256];               /* proxy.username */
 		char password[256];               /* proxy.password */
 		int64_t ttl_ms;                   /* proxy.ttl (default 168h) */
+		char exec_command[1024];          /* proxy.exec.command: a credential helper ("" = none) */
+		int64_t exec_lifetime_ms;         /* proxy.exec.lifetime (-1 = unset: the helper runs once,
+						   * 0 = for every request) */
 		size_t n_upstreams;               /* proxy.upstreams (berth); none with remoteurl */
 		struct berth_config_upstream *upstreams;
 	} proxy;

@@ -124,7 +124,8 @@ static const struct cfg_key upstream_keys[] = {
 	STR(U, "username", username),
 	STR(U, "password", password),
 	DUR(U, "ttl", ttl_ms),
-	REFUSE("exec", "credential helpers are not supported; use username and password"),
+	STR(U, "exec.command", exec_command),
+	DUR(U, "exec.lifetime", exec_lifetime_ms),
 };
 
 static void upstream_init(void *p)
@@ -132,6 +133,7 @@ static void upstream_init(void *p)
 	struct berth_config_upstream *u = p;
 	memset(u, 0, sizeof(*u));
 	u->ttl_ms = 168LL * 3600 * 1000;
+	u->exec_lifetime_ms = -1;
 }
 
 static void upstream_release(void *p)
@@ -448,7 +450,8 @@ static const struct cfg_key keys[] = {
 	{ .key = "proxy.upstreams", .type = CT_LIST, .off = offsetof(C, proxy.upstreams),
 	  .count_off = offsetof(C, proxy.n_upstreams), .sub = &upstream_table,
 	  .max_items = BERTH_CONFIG_MAX_UPSTREAMS },
-	REFUSE("proxy.exec", "credential helpers are not supported; use proxy.username and proxy.password"),
+	STR(C, "proxy.exec.command", proxy.exec_command),
+	DUR(C, "proxy.exec.lifetime", proxy.exec_lifetime_ms),
 	/* Distribution 3.1: a deadline on the cache's writes to its storage. berth's writes of a
 	 * fetched blob go at the upstream transfer's pace, which its stall limit bounds already. */
 	ANY("proxy.cachewritetimeout", "bounded by the upstream transfer's stall limit"),

@@ -89,7 +89,8 @@ static int add_route(struct berth_proxy_route *r, const struct berth_proxy_upstr
 		return berth_err_set(BERTH_EINVALID, "proxy.upstreams[%zu].prefix: '%s' is not a repository name", i,
 				     prefix);
 	struct berth_upstream_config ucfg = { .url = u->remoteurl, .username = u->username, .password = u->password,
-					      .label = prefix[0] ? prefix : NULL };
+					      .label = prefix[0] ? prefix : NULL, .exec_command = u->exec_command,
+					      .exec_lifetime_ms = u->exec_command ? u->exec_lifetime_ms : -1 };
 	int rc = berth_upstream_new(&r->upstream, &ucfg);
 	if (rc < 0) {
 		if (prefix[0])

@@ -29,6 +29,8 @@ struct berth_proxy_upstream {
 	const char *username;  /* NULL or "" for anonymous */
 	const char *password;
 	int64_t ttl_ms;        /* 0: what is fetched never expires */
+	const char *exec_command;  /* a credential helper (proxy/credhelper.h), or NULL / "" */
+	int64_t exec_lifetime_ms;  /* -1 unset, 0 every call, else how long its answer is kept */
 };
 
 struct berth_proxy_config {

@@ -17,6 +17,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "proxy/credhelper.h"
 #include "registry/reference.h"
 
 #define CONNECT_TIMEOUT_MS 10000L
@@ -28,6 +29,7 @@
 #define TOKEN_SLOTS 32
 #define SCOPE_MAX (BERTH_NAME_MAX + 32)
 #define DEFAULT_TOKEN_SECONDS 60 /* the token spec's default expires_in */
+#define CREDHELPER_TIMEOUT_MS 10000L /* a credential helper's run taking longer is killed */
 
 enum auth_scheme { AUTH_NONE, AUTH_BASIC, AUTH_BEARER };
 
@@ -54,6 +56,9 @@ struct upstream_stats {
 struct berth_upstream {
 	char *base; /* remoteurl without a trailing '/' */
 	char *username, *password;
+	struct berth_credhelper *helper; /* proxy.exec: gives the credentials instead of the two above */
+	char *host;                      /* of base: host[:port], what the helper is told for Basic */
+	char *cafile, *capath;           /* SSL_CERT_FILE, SSL_CERT_DIR; NULL: libcurl's defaults */
 	char *label;
 	struct upstream_stats stats;
 	pthread_mutex_t lock; /* guards what follows */
@@ -99,20 +104,74 @@ static CURL *thread_handle(void)
 	return h;
 }
 
+/* A URL's host[:port] as Go's url.URL.Host has it (the port only when the URL names one); "" when
+ * it cannot be read. The caller frees it. */
+static char *url_authority(const char *url)
+{
+	CURLU *h = curl_url();
+	char *host = NULL, *port = NULL, *out = NULL;
+	if (h && curl_url_set(h, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(h, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+		out = curl_url_get(h, CURLUPART_PORT, &port, 0) == CURLUE_OK ? berth_asprintf("%s:%s", host, port)
+									      : berth_strdup(host);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(h);
+	return out ? out : berth_strdup("");
+}
+
+/* The CA certificates to verify HTTPS with, as Go reads them (crypto/x509 on Linux):
+ * SSL_CERT_FILE instead of the system bundle, SSL_CERT_DIR (colon-separated) instead of the
+ * system directory; libcurl reads neither by itself. A file that cannot be read is refused here
+ * rather than failing every call. */
+static int trust_from_env(char **cafile, char **capath)
+{
+	const char *file = getenv("SSL_CERT_FILE"), *dir = getenv("SSL_CERT_DIR");
+	if (file && file[0]) {
+		FILE *f = fopen(file, "r");
+		if (!f)
+			return berth_err_set(BERTH_EINVALID, "SSL_CERT_FILE '%s': %s", file, berth_err_os_text(errno));
+		fclose(f);
+	}
+	*cafile = file && file[0] ? berth_strdup(file) : NULL;
+	*capath = dir && dir[0] ? berth_strdup(dir) : NULL;
+	return 0;
+}
+
 int berth_upstream_new(struct berth_upstream **out, const struct berth_upstream_config *cfg)
 {
 	const char *url = cfg->url ? cfg->url : "";
 	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
 		return berth_err_set(BERTH_EINVALID, "'%s' is not an http or https URL", url);
 	pthread_once(&curl_once, init_curl);
+	char *cafile = NULL, *capath = NULL;
+	int rc = trust_from_env(&cafile, &capath);
+	if (rc < 0)
+		return rc;
+	struct berth_credhelper *helper = NULL;
+	if (cfg->exec_command && cfg->exec_command[0]) {
+		struct berth_credhelper_config hc = { .command = cfg->exec_command,
+						      .lifetime_ms = cfg->exec_lifetime_ms,
+						      .timeout_ms = CREDHELPER_TIMEOUT_MS,
+						      .label = cfg->label ? cfg->label : url };
+		if ((rc = berth_credhelper_new(&helper, &hc)) < 0) {
+			free(cafile);
+			free(capath);
+			return rc;
+		}
+	}
 	struct berth_upstream *u = berth_calloc(1, sizeof(*u));
 	size_t n = strlen(url);
 	while (n > 0 && url[n - 1] == '/')
 		n--;
 	u->base = berth_strndup(url, n);
-	u->username = cfg->username && cfg->username[0] ? berth_strdup(cfg->username) : NULL;
+	u->username = !helper && cfg->username && cfg->username[0] ? berth_strdup(cfg->username) : NULL;
 	u->password = berth_strdup(cfg->password ? cfg->password : "");
 	u->label = berth_strdup(cfg->label ? cfg->label : u->base);
+	u->helper = helper;
+	u->host = url_authority(u->base);
+	u->cafile = cafile;
+	u->capath = capath;
 	u->stats.label = u->label;
 	u->scheme = AUTH_NONE;
 	pthread_mutex_init(&u->lock, NULL);
@@ -142,6 +201,10 @@ void berth_upstream_free(struct berth_upstream *u)
 	free(u->base);
 	free(u->username);
 	free(u->password);
+	berth_credhelper_free(u->helper);
+	free(u->host);
+	free(u->cafile);
+	free(u->capath);
 	free(u->label);
 	free(u);
 }
@@ -192,21 +255,59 @@ static void scope_for(char *out, size_t cap, const char *repo)
 	snprintf(out, cap, "repository:%s:pull", repo ? repo : "");
 }
 
+/*
+ * The credentials to give host (the upstream's, or its token realm's): 0 with *user and *pass
+ * the caller's to free, or BERTH_ENOTFOUND when there are none. A credential helper's are
+ * asked of it (it may run: this blocks); when it fails (logged there) or gives an empty
+ * username or secret, there are none, as in Distribution, and the upstream refuses the call as
+ * it refuses wrong credentials.
+ */
+static int credentials(char **user, char **pass, struct berth_upstream *u, const char *host)
+{
+	if (!u->helper) {
+		if (!u->username)
+			return BERTH_ENOTFOUND;
+		*user = berth_strdup(u->username);
+		*pass = berth_strdup(u->password);
+		return 0;
+	}
+	if (berth_credhelper_get(user, pass, u->helper, host) < 0) {
+		berth_err_clear(); /* logged: not this call's failure */
+		return BERTH_ENOTFOUND;
+	}
+	if (!(*user)[0] || !(*pass)[0]) {
+		free(*user);
+		free(*pass);
+		return BERTH_ENOTFOUND;
+	}
+	return 0;
+}
+
+static int has_credentials(const struct berth_upstream *u)
+{
+	return u->helper || u->username;
+}
+
+static char *basic_header(const char *user, const char *pass)
+{
+	char *pair = berth_asprintf("%s:%s", user, pass);
+	size_t n = strlen(pair);
+	char *b64 = berth_malloc(4 * ((n + 2) / 3) + 1);
+	EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)pair, (int)n);
+	char *h = berth_asprintf("Authorization: Basic %s", b64);
+	free(b64);
+	free(pair);
+	return h;
+}
+
 /* The Authorization header for a call, or NULL; the caller frees it. */
 static char *authorization(struct berth_upstream *u, const char *repo)
 {
 	char scope[SCOPE_MAX];
 	char *h = NULL;
 	pthread_mutex_lock(&u->lock);
-	if (u->scheme == AUTH_BASIC && u->username) {
-		char *pair = berth_asprintf("%s:%s", u->username, u->password);
-		size_t n = strlen(pair);
-		char *b64 = berth_malloc(4 * ((n + 2) / 3) + 1);
-		EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)pair, (int)n);
-		h = berth_asprintf("Authorization: Basic %s", b64);
-		free(b64);
-		free(pair);
-	} else if (u->scheme == AUTH_BEARER) {
+	enum auth_scheme scheme = u->scheme;
+	if (scheme == AUTH_BEARER) {
 		scope_for(scope, sizeof(scope), repo);
 		uint64_t now = berth_now_ns();
 		for (size_t i = 0; i < TOKEN_SLOTS; i++) {
@@ -218,6 +319,12 @@ static char *authorization(struct berth_upstream *u, const char *repo)
 		}
 	}
 	pthread_mutex_unlock(&u->lock);
+	char *user, *pass;
+	if (scheme == AUTH_BASIC && credentials(&user, &pass, u, u->host) == 0) { /* unlocked: it may run a helper */
+		h = basic_header(user, pass);
+		free(user);
+		free(pass);
+	}
 	return h;
 }
 
@@ -242,6 +349,15 @@ static void store_token(struct berth_upstream *u, const char *scope, const char 
 	pthread_mutex_unlock(&u->lock);
 }
 
+/* The CA certificates a handle verifies HTTPS with: SSL_CERT_FILE / SSL_CERT_DIR when set. */
+static void trust(CURL *curl, const struct berth_upstream *u)
+{
+	if (u->cafile)
+		curl_easy_setopt(curl, CURLOPT_CAINFO, u->cafile);
+	if (u->capath)
+		curl_easy_setopt(curl, CURLOPT_CAPATH, u->capath);
+}
+
 static size_t collect(char *p, size_t size, size_t n, void *payload)
 {
 	return berth_buf_append(payload, p, size * n) < 0 ? 0 : size * n; /* past the cap: abort */
@@ -256,11 +372,15 @@ static int fetch_token(struct berth_upstream *u, const struct berth_challenge *c
 	struct berth_buf body = BERTH_BUF_INIT(TOKEN_BODY_MAX);
 	long status = 0;
 	int rc = BERTH_ERROR;
+	char *user = NULL, *pass = NULL;
 
 	scope_for(scope, sizeof(scope), repo);
 	CURL *curl = curl_easy_init();
 	if (!curl)
 		return berth_err_set(BERTH_ERROR, "cannot set up the token request");
+	char *realm_host = url_authority(ch->realm);
+	int have_credentials = credentials(&user, &pass, u, realm_host) == 0;
+	free(realm_host);
 	char *service_q = curl_easy_escape(curl, ch->service, 0);
 	char *scope_q = curl_easy_escape(curl, scope, 0);
 	char *url = berth_asprintf("%s%cservice=%s&scope=%s", ch->realm, strchr(ch->realm, '?') ? '&' : '?',
@@ -281,10 +401,11 @@ static int fetch_token(struct berth_upstream *u, const struct berth_challenge *c
 		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
 		curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
 		curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_error);
-		if (u->username) {
+		trust(curl, u);
+		if (have_credentials) {
 			curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-			curl_easy_setopt(curl, CURLOPT_USERNAME, u->username);
-			curl_easy_setopt(curl, CURLOPT_PASSWORD, u->password);
+			curl_easy_setopt(curl, CURLOPT_USERNAME, user);
+			curl_easy_setopt(curl, CURLOPT_PASSWORD, pass);
 		}
 		CURLcode cc = curl_easy_perform(curl);
 		status = 0;
@@ -317,6 +438,8 @@ static int fetch_token(struct berth_upstream *u, const struct berth_challenge *c
 		berth_err_set(BERTH_ERROR, "token server %.120s answered %ld", ch->realm, status);
 	}
 	free(url);
+	free(user);
+	free(pass);
 	berth_buf_release(&body);
 	curl_easy_cleanup(curl);
 	return rc;
@@ -435,6 +558,7 @@ static CURLcode perform(struct transfer *t, const char *url, struct curl_slist *
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, t);
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_error);
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "berth/" BERTH_VERSION);
+	trust(curl, t->u);
 	curl_error[0] = '\0';
 	t->res->status = 0;
 	t->res->length = -1;
@@ -463,7 +587,7 @@ static int authenticate(struct transfer *t)
 	if (berth_challenge_parse(&ch, t->www_authenticate) < 0)
 		return 0;
 	if (strcmp(ch.scheme, "basic") == 0) {
-		if (!u->username)
+		if (!has_credentials(u))
 			return 0;
 		pthread_mutex_lock(&u->lock);
 		u->scheme = AUTH_BASIC;

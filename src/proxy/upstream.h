@@ -2,7 +2,9 @@
  * The pull-through cache's client of its upstream registry, on libcurl: anonymous, Basic, or
  * the Bearer token flow (the upstream's WWW-Authenticate challenge names a realm; a token for
  * the repository's pull scope is asked there with service and scope, and reused until it
- * expires). HTTPS is verified against the system's CAs. Connection failures, 5xx and 429 are
+ * expires). The credentials are the configured ones or a credential helper's (proxy/credhelper.h).
+ * HTTPS is verified against the system's CAs, or those SSL_CERT_FILE and SSL_CERT_DIR name (the
+ * variables Go's crypto/x509, and so Distribution, reads). Connection failures, 5xx and 429 are
  * retried with backoff while no body byte has been handed on. Every call blocks: it runs on
  * the proxy's own threads (proxy/jobs.h), never on an HTTP polling thread.
  */
@@ -22,9 +24,13 @@ struct berth_upstream_config {
 	const char *username; /* NULL or "": anonymous unless the upstream asks */
 	const char *password;
 	const char *label;    /* names the upstream in logs and metrics (its URL when NULL) */
+	const char *exec_command; /* proxy.exec.command: a credential helper; username and password
+				   * are then not used. NULL or "": none */
+	int64_t exec_lifetime_ms; /* proxy.exec.lifetime: -1 unset, 0 every call, else kept that long */
 };
 
-/* 0, or BERTH_EINVALID with its reason (berth_err_set: a URL that is not http or https). */
+/* 0, or BERTH_EINVALID with its reason (berth_err_set: a URL that is not http or https, an
+ * SSL_CERT_FILE that cannot be read). */
 int berth_upstream_new(struct berth_upstream **out, const struct berth_upstream_config *cfg);
 void berth_upstream_free(struct berth_upstream *u); /* accepts NULL */
 const char *berth_upstream_label(const struct berth_upstream *u);

@@ -112,7 +112,8 @@ class KeysTest(bt.OpsTestCase):
         self.refused("log:\n  hooks:\n    - type: mail\n      levels: [panic]\n", "log.hooks: refused:")
         self.refused("middleware:\n  storage:\n    - name: redirect\n      options: {baseurl: https://x/}\n",
                      "middleware: refused:")
-        self.refused("proxy:\n  exec:\n    command: docker-credential-x\n", "proxy.exec: refused:")
+        self.refused("proxy:\n  remoteurl: http://127.0.0.1:1\n  exec:\n    lifetime: 1h\n",
+                     "proxy.exec.command: required with proxy.exec.lifetime")
         out = self.refused("  tls:\n    letsencrypt:\n      cachefile: /tmp/le\n      hosts: [x.example]\n",
                            "http.tls.letsencrypt: refused:")
         self.assertIn("certbot", out)

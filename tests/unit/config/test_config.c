@@ -483,8 +483,6 @@ static void test_refused_keys(void **state)
 	assert_non_null(strstr(m, "6: log.hooks: refused:"));
 	m = load_fails(MINIMAL "middleware:\n  registry:\n    - name: x\n");
 	assert_non_null(strstr(m, "5: middleware: refused:"));
-	m = load_fails(MINIMAL "proxy:\n  exec:\n    command: helper\n    lifetime: 1h\n");
-	assert_non_null(strstr(m, "6: proxy.exec: refused: credential helpers are not supported"));
 	struct berth_config cfg;
 	setenv("REGISTRY_HTTP_H2C_ENABLED", "true", 1);
 	assert_int_equal(berth_config_load(&cfg, write_tmp("config.yml", MINIMAL), errbuf, sizeof(errbuf)), -1);
@@ -894,6 +892,59 @@ static void test_proxy_cachewritetimeout_is_known(void **state)
 	berth_config_release(&a.cfg);
 }
 
+/* proxy.exec (Distribution 3) and each upstream's exec: the helper's command and lifetime, unset
+ * (-1), 0 or a duration; refused where it names nothing to run or beside proxy.upstreams. */
+static void test_proxy_exec(void **state)
+{
+	struct berth_config cfg;
+	load_ok(&cfg, MINIMAL "proxy:\n  remoteurl: http://127.0.0.1:1\n  exec:\n    command: docker-credential-x\n");
+	assert_string_equal(cfg.proxy.exec_command, "docker-credential-x");
+	assert_int_equal(cfg.proxy.exec_lifetime_ms, -1);
+	berth_config_release(&cfg);
+	load_ok(&cfg, MINIMAL "proxy:\n  remoteurl: http://127.0.0.1:1\n  exec:\n    command: h\n    lifetime: 0\n");
+	assert_int_equal(cfg.proxy.exec_lifetime_ms, 0);
+	berth_config_release(&cfg);
+	load_ok(&cfg, MINIMAL "proxy:\n  upstreams:\n    - prefix: a\n      remoteurl: http://127.0.0.1:1\n"
+			      "      exec: {command: /bin/h, lifetime: 90s}\n    - prefix: b\n"
+			      "      remoteurl: http://127.0.0.1:2\n");
+	assert_string_equal(cfg.proxy.upstreams[0].exec_command, "/bin/h");
+	assert_int_equal(cfg.proxy.upstreams[0].exec_lifetime_ms, 90000);
+	assert_string_equal(cfg.proxy.upstreams[1].exec_command, "");
+	assert_int_equal(cfg.proxy.upstreams[1].exec_lifetime_ms, -1);
+	berth_config_release(&cfg);
+	setenv("REGISTRY_PROXY_EXEC_COMMAND", "from-env", 1);
+	setenv("REGISTRY_PROXY_EXEC_LIFETIME", "1h", 1);
+	load_ok(&cfg, MINIMAL "proxy:\n  remoteurl: http://127.0.0.1:1\n");
+	assert_string_equal(cfg.proxy.exec_command, "from-env");
+	assert_int_equal(cfg.proxy.exec_lifetime_ms, 3600000);
+	berth_config_release(&cfg);
+	unsetenv("REGISTRY_PROXY_EXEC_COMMAND");
+	unsetenv("REGISTRY_PROXY_EXEC_LIFETIME");
+
+	const char *m = load_fails(MINIMAL "proxy:\n  remoteurl: http://127.0.0.1:1\n  exec:\n    lifetime: 1h\n");
+	assert_non_null(strstr(m, "proxy.exec.command: required with proxy.exec.lifetime"));
+	m = load_fails(MINIMAL "proxy:\n  upstreams:\n    - prefix: a\n      remoteurl: http://127.0.0.1:1\n"
+			       "      exec: {lifetime: 1h}\n");
+	assert_non_null(strstr(m, "proxy.upstreams[0].exec.command: required with proxy.upstreams[0].exec.lifetime"));
+	m = load_fails(MINIMAL "proxy:\n  exec:\n    command: h\n  upstreams:\n    - prefix: a\n"
+			       "      remoteurl: http://127.0.0.1:1\n");
+	assert_non_null(strstr(m, "proxy.upstreams: cannot be combined with proxy.remoteurl, proxy.username, "
+				  "proxy.password or proxy.exec"));
+}
+
+/* exec beside username and password: Distribution ignores the two; berth too, saying so. */
+static void test_proxy_exec_with_username_warns(void **state)
+{
+	struct load_args a = { 0 };
+	a.path = write_tmp("config.yml", MINIMAL "proxy:\n  remoteurl: http://127.0.0.1:1\n  username: u\n"
+						 "  password: p\n  exec:\n    command: h\n");
+	const char *out = capture_stderr(do_load, &a);
+	assert_int_equal(a.rc, 0);
+	assert_non_null(strstr(out, "warning: proxy.username and proxy.password are ignored: proxy.exec.command "
+				    "gives the credentials (as Distribution does)"));
+	berth_config_release(&a.cfg);
+}
+
 /* Keys shared through aliases can repeat a warning many times: the first 100 are printed. */
 static void test_warnings_are_capped(void **state)
 {
@@ -1211,6 +1262,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_error_missing_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_key_warns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proxy_cachewritetimeout_is_known, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_proxy_exec, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_proxy_exec_with_username_warns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_env_overrides_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_env_type_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_env_switches_driver, setup, teardown),
