@@ -16,9 +16,9 @@ waiting on it.
 - Clients that leave while their requests wait for a worker (http.workers: 1) cost nothing:
   the server goes on, the queue empties, and it stops cleanly (no leak under the sanitizers).
 - Four 24 MiB uploads to an S3 taking 20 MB/s per connection (a second latencyproxy.py) do
-  not hold up a client fetching a manifest meanwhile: its slowest GET stays under 0.6 s
-  (1.75 s before request bodies left the polling threads: a polling thread waited for each
-  UploadPart, 0.5 s).
+  not hold up a client fetching a manifest meanwhile: its slowest GET stays under 1 s, half
+  of one UploadPart's 2 s through the slowed proxy (a polling thread waiting for each
+  UploadPart, as before request bodies left them, holds it a whole part or more).
 - Blob GET and HEAD, a ranged GET, and a blob larger than the driver's read window stream
   correctly; a sha512 blob commits.
 - With storage.redirect.disable false, a blob GET answers 307 to a presigned S3 URL that
@@ -372,8 +372,8 @@ class S3Serve(berthtest.TestCase):
             sock.close()
 
     def test_upload_body_not_on_polling_threads(self):
-        """Big uploads to a slow S3 (a second proxy taking 20 MB/s per connection: each 10 MiB
-        UploadPart takes 0.5 s, and the uploads' pipes' rings fill meanwhile) do not hold up
+        """Big uploads to a slow S3 (a second proxy taking 5 MB/s per connection: each 10 MiB
+        UploadPart takes 2 s, and the uploads' pipes' rings fill meanwhile) do not hold up
         other clients: each piece of a body goes to the upload's pipe, or the connection waits
         suspended for room, never a polling thread."""
         repo = self.repo("bigup")
@@ -384,7 +384,7 @@ class S3Serve(berthtest.TestCase):
         slow = subprocess.Popen(
             ["python3", os.path.join(FIXTURES, "latencyproxy.py"), "--upstream",
              state["rgw"]["S3_ENDPOINT"].split("://", 1)[1], "--delay-ms", str(DELAY_MS),
-             "--upload-mbps", "20", "--port-file", port_file, "--max-seconds", "300"])
+             "--upload-mbps", "5", "--port-file", port_file, "--max-seconds", "300"])
         try:
             s3port = _wait_file(port_file, slow, "latencyproxy.py")
             proc, port, _ = start_berth("log-bigup", s3port=s3port)
@@ -419,8 +419,9 @@ class S3Serve(berthtest.TestCase):
         if os.environ.get("BERTH_SANITIZE"):
             return  # timings mean nothing under AddressSanitizer: correctness only
         # A polling thread waiting for an UploadPart would hold the GETs on its connections
-        # for 0.5 s or more each time (the uploads past the 2 pipes wrote inline before).
-        self.assertLessEqual(worst, 0.6, "max %.1f ms (1.75 s measured before)" % (worst * 1000))
+        # for a part's 2 s each time (the uploads past the 2 pipes wrote inline before): the
+        # bound is half of that, so a loaded machine's scheduling does not decide the outcome.
+        self.assertLessEqual(worst, 1.0, "max %.1f ms (a part takes 2 s)" % (worst * 1000))
 
     def test_client_leaving_while_queued(self):
         repo = self.repo("leave")
