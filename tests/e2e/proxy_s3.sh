@@ -2,9 +2,10 @@
 # End-to-end: berth as a pull-through cache (proxy.remoteurl, Debian's docker-registry upstream)
 # on S3 storage with the Redis blob descriptor cache, two instances on one bucket root and one
 # Redis: skopeo pulls through both at once (the same blobs fetched by both at the same time) byte
-# for byte, the bucket holds Distribution's layout and scheduler-state.json and no open multipart
-# upload; with the upstream stopped, cached images pull from the bucket; an upstream dying
-# mid-blob leaves nothing linked or stored on S3, and the next pull succeeds.
+# for byte; the bucket holds Distribution's layout, no open multipart upload, and in its
+# scheduler-state.json what either instance fetched; with the upstream stopped, cached images
+# pull from the bucket; an upstream dying mid-blob leaves nothing linked or stored on S3, and the
+# next pull succeeds.
 #
 # Run by test_s3_suites.sh on its radosgw (S3_ENDPOINT ... S3_BUCKET in the environment, as
 # rgw-test-up.sh prints them); alone, it starts one of its own.
@@ -130,26 +131,29 @@ pull "$A" big
 step "the bucket holds Distribution's layout, scheduler-state.json and no open upload"
 ROOT="$WORK/view"
 state="$ROOT/scheduler-state.json"
-# Saved within 5 s of a fetch (each instance saves what it fetched).
-for _ in $(seq 80); do
+# Each instance merges what the other saved into its own and writes it back (every 5 s): what
+# only A fetched (e2e/multi) and what both did (e2e/big) end up in it, whoever writes last.
+multi_top=$(img_digest "$IMG/multi")
+for _ in $(seq 100); do
   view_root "$S3_ROOT" "$ROOT"
-  [ -s "$state" ] && grep -q "e2e/big@$big_layer" "$state" && break
-  sleep 0.1
+  [ -s "$state" ] && grep -q "e2e/big@$big_layer" "$state" && grep -q "e2e/multi@$multi_top" "$state" && break
+  sleep 0.2
 done
 assert_repo_layout "$ROOT" e2e/multi v1 "$IMG/multi"
 assert_repo_layout "$ROOT" e2e/big v1 "$IMG/big"
 [ ! -s "$WORK/open-uploads" ] || fail "multipart uploads left open: $(cat "$WORK/open-uploads")"
 [ -z "$(find "$ROOT/docker/registry/v2/repositories" -path '*/_uploads/*' -type f)" ] ||
   fail "upload sessions left: $(find "$ROOT/docker/registry/v2/repositories" -path '*/_uploads/*' -type f)"
-"$PY" - "$state" "$big_layer" <<'PYEOF' || fail "scheduler-state.json: $(cat "$state")"
+"$PY" - "$state" "$big_layer" "$multi_top" <<'PYEOF' || fail "scheduler-state.json: $(cat "$state")"
 import json, sys, datetime
-state, layer = json.load(open(sys.argv[1])), sys.argv[2]
+state, layer, top = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
 for k, v in state.items():
     assert set(v) == {"Key", "ExpiryData", "EntryType"} and v["Key"] == k, v
     assert v["EntryType"] in (0, 1), v
     expiry = datetime.datetime.fromisoformat(v["ExpiryData"].replace("Z", "+00:00"))
     assert expiry > datetime.datetime.now(datetime.timezone.utc), v
 assert state.get("e2e/big@" + layer, {}).get("EntryType") == 0, state
+assert state.get("e2e/multi@" + top, {}).get("EntryType") == 1, state
 PYEOF
 
 step "the upstream stopped: cached images pull from the bucket"
