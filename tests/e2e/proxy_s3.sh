@@ -5,7 +5,8 @@
 # for byte; the bucket holds Distribution's layout, no open multipart upload, and in its
 # scheduler-state.json what either instance fetched; with the upstream stopped, cached images
 # pull from the bucket; an upstream dying mid-blob leaves nothing linked or stored on S3, and the
-# next pull succeeds.
+# next pull succeeds; a client leaving mid-blob does not stop the blob being stored; every
+# instance stops cleanly (no sanitizer report in a sanitizer build).
 #
 # Run by test_s3_suites.sh on its radosgw (S3_ENDPOINT ... S3_BUCKET in the environment, as
 # rgw-test-up.sh prints them); alone, it starts one of its own.
@@ -49,6 +50,7 @@ big_layer=$(img_blobs "$IMG/big" | awk '$1 == "L" {print $2}' | while read -r d;
 done | sort -n | tail -n1 | cut -d' ' -f2)
 hex=${big_layer#sha256:}
 
+BERTH_PIDS=()
 # start_proxy S3_ROOT REMOTE: berth on S3 below /S3_ROOT with the Redis cache, caching REMOTE
 # (host:port), blob GETs of what is cached redirected to the bucket (Distribution's default).
 # Sets BERTH_HOST, BERTH_PID, BERTH_LOG.
@@ -83,6 +85,7 @@ CFG
       "$BERTH_BIN" serve "$cfg" --addr "127.0.0.1:$BERTH_PORT"; then
       BERTH_HOST=127.0.0.1:$BERTH_PORT
       BERTH_PID=$SERVER_PID
+      BERTH_PIDS+=("$SERVER_PID")
       break
     fi
   done
@@ -191,3 +194,27 @@ done
 pull "$BERTH_HOST" big
 view_root "$CUT_ROOT" "$CUT_VIEW"
 assert_repo_layout "$CUT_VIEW" e2e/big v1 "$IMG/big"
+
+step "a client leaving mid-blob does not stop the fetch: the blob is stored on S3 all the same"
+QUIT_ROOT="proxyquit-$$-$RANDOM"
+start_proxy "$QUIT_ROOT" "$DIST_HOST"
+(curl -s "http://$BERTH_HOST/v2/e2e/big/blobs/$big_layer" | head -c 1048576 >/dev/null) || true
+QUIT_VIEW="$WORK/quitview"
+link="$QUIT_VIEW/docker/registry/v2/repositories/e2e/big/_layers/sha256/$hex/link"
+for _ in $(seq 50); do
+  view_root "$QUIT_ROOT" "$QUIT_VIEW"
+  [ -s "$link" ] && break
+  sleep 0.2
+done
+assert_link "$link" "$big_layer"
+assert_blob_data "$QUIT_VIEW" "$big_layer" "$(img_blobs "$IMG/big" | awk -v d="$big_layer" '$2 == d {print $3}')"
+[ ! -s "$WORK/open-uploads" ] || fail "multipart uploads left open: $(cat "$WORK/open-uploads")"
+
+step "every berth stops cleanly (in a sanitizer build, without a report)"
+for pid in "${BERTH_PIDS[@]}"; do
+  kill "$pid" 2>/dev/null || true
+  rc=0
+  wait "$pid" || rc=$?
+  [ "$rc" = 0 ] || fail "berth pid $pid exited with status $rc"
+done
+if grep -l -e 'Sanitizer' -e 'runtime error' "$WORK"/berth-*.log >&2; then fail "sanitizer reports in berth's logs"; fi
