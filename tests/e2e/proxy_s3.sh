@@ -4,9 +4,10 @@
 # Redis: skopeo pulls through both at once (the same blobs fetched by both at the same time) byte
 # for byte; the bucket holds Distribution's layout, no open multipart upload, and in its
 # scheduler-state.json what either instance fetched; with the upstream stopped, cached images
-# pull from the bucket; an upstream dying mid-blob leaves nothing linked or stored on S3, and the
-# next pull succeeds; a client leaving mid-blob does not stop the blob being stored; every
-# instance stops cleanly (no sanitizer report in a sanitizer build).
+# pull from the bucket and the tag list is the bucket's; an upstream dying mid-blob leaves
+# nothing linked or stored on S3, and the next pull succeeds; a HEAD of a blob not cached asks
+# the upstream; a client leaving mid-blob does not stop the blob being stored; every instance
+# stops cleanly (no sanitizer report in a sanitizer build).
 #
 # Run by test_s3_suites.sh on its radosgw (S3_ENDPOINT ... S3_BUCKET in the environment, as
 # rgw-test-up.sh prints them); alone, it starts one of its own.
@@ -49,6 +50,7 @@ big_layer=$(img_blobs "$IMG/big" | awk '$1 == "L" {print $2}' | while read -r d;
   printf '%s %s\n' "$(stat -c %s "$f")" "$d"
 done | sort -n | tail -n1 | cut -d' ' -f2)
 hex=${big_layer#sha256:}
+big_file=$(img_blobs "$IMG/big" | awk -v d="$big_layer" '$2 == d {print $3}')
 
 BERTH_PIDS=()
 # start_proxy S3_ROOT REMOTE: berth on S3 below /S3_ROOT with the Redis cache, caching REMOTE
@@ -159,8 +161,12 @@ assert state.get("e2e/big@" + layer, {}).get("EntryType") == 0, state
 assert state.get("e2e/multi@" + top, {}).get("EntryType") == 1, state
 PYEOF
 
-step "the upstream stopped: cached images pull from the bucket"
+step "the upstream stopped: cached images pull from the bucket, the tag list is the bucket's"
+tags=$(curl -sf "http://$B/v2/e2e/multi/tags/list") || fail "tag list through the cache failed"
+[ "$tags" = '{"name":"e2e/multi","tags":["v1"]}' ] || fail "tag list from the upstream: $tags"
 stop_server "$UP_PID"
+tags=$(curl -sf "http://$B/v2/e2e/multi/tags/list") || fail "tag list with the upstream down failed"
+[ "$tags" = '{"name":"e2e/multi","tags":["v1"]}' ] || fail "tag list from the bucket: $tags"
 pull "$B" multi
 pull "$B" big
 grep -q "serving cached e2e/multi:v1" "$B_LOG" || fail "the stale tag was not logged"
@@ -178,7 +184,7 @@ CUT_ROOT="proxycut-$$-$RANDOM"
 start_proxy "$CUT_ROOT" "127.0.0.1:$(cat "$CUT_PORTF")"
 # The layer alone: its body breaks off, so the client's transfer fails.
 got=$(curl -s -o "$WORK/cut.blob" -w '%{size_download}' "http://$BERTH_HOST/v2/e2e/big/blobs/$big_layer" || true)
-[ "$got" -lt "$(stat -c %s "$(img_blobs "$IMG/big" | awk -v d="$big_layer" '$2 == d {print $3}')")" ] ||
+[ "$got" -lt "$(stat -c %s "$big_file")" ] ||
   fail "a blob cut off upstream reached the client whole ($got bytes)"
 # The fetch has ended once berth answers for the blob again (the transfer is in the table no more).
 CUT_VIEW="$WORK/cutview"
@@ -198,6 +204,9 @@ assert_repo_layout "$CUT_VIEW" e2e/big v1 "$IMG/big"
 step "a client leaving mid-blob does not stop the fetch: the blob is stored on S3 all the same"
 QUIT_ROOT="proxyquit-$$-$RANDOM"
 start_proxy "$QUIT_ROOT" "$DIST_HOST"
+# A HEAD of a blob not cached asks the upstream for its size and stores nothing.
+curl -sfI "http://$BERTH_HOST/v2/e2e/big/blobs/$big_layer" >"$WORK/head" || fail "HEAD of an uncached blob failed"
+grep -qi "^content-length: $(stat -c %s "$big_file")" "$WORK/head" || fail "HEAD of an uncached blob: $(cat "$WORK/head")"
 (curl -s "http://$BERTH_HOST/v2/e2e/big/blobs/$big_layer" | head -c 1048576 >/dev/null) || true
 QUIT_VIEW="$WORK/quitview"
 link="$QUIT_VIEW/docker/registry/v2/repositories/e2e/big/_layers/sha256/$hex/link"
@@ -207,7 +216,7 @@ for _ in $(seq 50); do
   sleep 0.2
 done
 assert_link "$link" "$big_layer"
-assert_blob_data "$QUIT_VIEW" "$big_layer" "$(img_blobs "$IMG/big" | awk -v d="$big_layer" '$2 == d {print $3}')"
+assert_blob_data "$QUIT_VIEW" "$big_layer" "$big_file"
 [ ! -s "$WORK/open-uploads" ] || fail "multipart uploads left open: $(cat "$WORK/open-uploads")"
 
 step "every berth stops cleanly (in a sanitizer build, without a report)"
