@@ -95,12 +95,16 @@ CFG
   log "berth pid $BERTH_PID on $BERTH_HOST caching $2 on bucket $S3_BUCKET below /$1 (log $BERTH_LOG)"
 }
 
-# view_root S3_ROOT DIR: DIR becomes a copy of the bucket's objects below /S3_ROOT;
-# $WORK/open-uploads lists the multipart uploads open there.
-view_root() {
+# try_view_root S3_ROOT DIR: DIR becomes a copy of the bucket's objects below /S3_ROOT;
+# $WORK/open-uploads lists the multipart uploads open there. Fails when an object listed is
+# gone before it is read (an upload session removed meanwhile): for polling while berth works.
+try_view_root() {
   mkdir -p "$2"
-  "$PY" "$BERTH_SRC/tests/fixtures/s3/s3mirror.py" "$1" "$2" >"$WORK/open-uploads" ||
-    fail "cannot copy the bucket's objects"
+  "$PY" "$BERTH_SRC/tests/fixtures/s3/s3mirror.py" "$1" "$2" >"$WORK/open-uploads" 2>"$WORK/s3mirror.err"
+}
+# view_root S3_ROOT DIR: try_view_root once berth is done writing there.
+view_root() {
+  try_view_root "$1" "$2" || fail "cannot copy the bucket's objects: $(cat "$WORK/s3mirror.err")"
 }
 
 n_pull=0
@@ -140,7 +144,7 @@ state="$ROOT/scheduler-state.json"
 # only A fetched (e2e/multi) and what both did (e2e/big) end up in it, whoever writes last.
 multi_top=$(img_digest "$IMG/multi")
 for _ in $(seq 100); do
-  view_root "$S3_ROOT" "$ROOT"
+  try_view_root "$S3_ROOT" "$ROOT" || { sleep 0.2; continue; }
   [ -s "$state" ] && grep -q "e2e/big@$big_layer" "$state" && grep -q "e2e/multi@$multi_top" "$state" && break
   sleep 0.2
 done
@@ -186,10 +190,10 @@ start_proxy "$CUT_ROOT" "127.0.0.1:$(cat "$CUT_PORTF")"
 got=$(curl -s -o "$WORK/cut.blob" -w '%{size_download}' "http://$BERTH_HOST/v2/e2e/big/blobs/$big_layer" || true)
 [ "$got" -lt "$(stat -c %s "$big_file")" ] ||
   fail "a blob cut off upstream reached the client whole ($got bytes)"
-# The fetch has ended once berth answers for the blob again (the transfer is in the table no more).
+# The fetch's cancel (the multipart upload aborted, the session removed) may still be under way.
 CUT_VIEW="$WORK/cutview"
 for _ in $(seq 50); do
-  view_root "$CUT_ROOT" "$CUT_VIEW"
+  try_view_root "$CUT_ROOT" "$CUT_VIEW" || { sleep 0.2; continue; }
   [ ! -s "$WORK/open-uploads" ] && [ -z "$(find "$CUT_VIEW" -path '*/_uploads/*' -type f 2>/dev/null)" ] && break
   sleep 0.1
 done
@@ -211,10 +215,10 @@ grep -qi "^content-length: $(stat -c %s "$big_file")" "$WORK/head" || fail "HEAD
 QUIT_VIEW="$WORK/quitview"
 link="$QUIT_VIEW/docker/registry/v2/repositories/e2e/big/_layers/sha256/$hex/link"
 for _ in $(seq 50); do
-  view_root "$QUIT_ROOT" "$QUIT_VIEW"
-  [ -s "$link" ] && break
+  try_view_root "$QUIT_ROOT" "$QUIT_VIEW" && [ -s "$link" ] && [ ! -s "$WORK/open-uploads" ] && break
   sleep 0.2
 done
+view_root "$QUIT_ROOT" "$QUIT_VIEW"
 assert_link "$link" "$big_layer"
 assert_blob_data "$QUIT_VIEW" "$big_layer" "$big_file"
 [ ! -s "$WORK/open-uploads" ] || fail "multipart uploads left open: $(cat "$WORK/open-uploads")"
