@@ -4,7 +4,8 @@
 # Redis: skopeo pulls through both at once (the same blobs fetched by both at the same time) byte
 # for byte; the bucket holds Distribution's layout, no open multipart upload, and in its
 # scheduler-state.json what either instance fetched; with the upstream stopped, cached images
-# pull from the bucket and the tag list is the bucket's; an upstream dying mid-blob leaves
+# pull from the bucket and the tag list is the bucket's; a short TTL expires what was fetched
+# (in the bucket as Distribution leaves it, and in Redis); an upstream dying mid-blob leaves
 # nothing linked or stored on S3, and the next pull succeeds; a HEAD of a blob not cached asks
 # the upstream; a client leaving mid-blob does not stop the blob being stored; every instance
 # stops cleanly (no sanitizer report in a sanitizer build).
@@ -53,9 +54,10 @@ hex=${big_layer#sha256:}
 big_file=$(img_blobs "$IMG/big" | awk -v d="$big_layer" '$2 == d {print $3}')
 
 BERTH_PIDS=()
-# start_proxy S3_ROOT REMOTE: berth on S3 below /S3_ROOT with the Redis cache, caching REMOTE
-# (host:port), blob GETs of what is cached redirected to the bucket (Distribution's default).
-# Sets BERTH_HOST, BERTH_PID, BERTH_LOG.
+# start_proxy S3_ROOT REMOTE [TTL] [DB]: berth on S3 below /S3_ROOT with the Redis cache (Redis
+# database DB, default 0: one per store, as the cache describes one store), caching REMOTE
+# (host:port) for TTL (default 1h), blob GETs of what is cached redirected to the bucket
+# (Distribution's default). Sets BERTH_HOST, BERTH_PID, BERTH_LOG.
 start_proxy() {
   local cfg="$WORK/proxy-$1-$RANDOM.yml"
   cat >"$cfg" <<CFG
@@ -73,9 +75,10 @@ storage:
     blobdescriptor: redis
 redis:
   addr: 127.0.0.1:$REDIS_PORT
+  db: ${4:-0}
 proxy:
   remoteurl: http://$2
-  ttl: 1h
+  ttl: ${3:-1h}
 CFG
   BERTH_HOST=""
   for _ in 1 2 3; do
@@ -165,6 +168,29 @@ assert state.get("e2e/big@" + layer, {}).get("EntryType") == 0, state
 assert state.get("e2e/multi@" + top, {}).get("EntryType") == 1, state
 PYEOF
 
+step "a short TTL expires what was fetched from the bucket and from Redis"
+TTL_ROOT="proxyttl-$$-$RANDOM"
+start_proxy "$TTL_ROOT" "$UP" 3s 1
+T=$BERTH_HOST
+pull "$T" multi
+multi_layer=$(img_blobs "$IMG/multi" | awk '$1 == "L" {print $2; exit}')
+# A HEAD puts the layer's descriptor in Redis for this repository.
+[ "$(http_code -I "http://$T/v2/e2e/multi/blobs/$multi_layer")" = 200 ] || fail "HEAD of a cached layer"
+TTL_VIEW="$WORK/ttlview"
+r="$TTL_VIEW/docker/registry/v2/repositories/e2e/multi"
+for _ in $(seq 60); do
+  try_view_root "$TTL_ROOT" "$TTL_VIEW" && [ ! -e "$r/_layers/sha256/${multi_layer#sha256:}" ] &&
+    [ ! -e "$r/_manifests/revisions/sha256/${multi_top#sha256:}" ] && break
+  sleep 0.2
+done
+view_root "$TTL_ROOT" "$TTL_VIEW"
+[ -z "$(find "$r/_layers" -name link)" ] || fail "layer links left after expiry: $(find "$r/_layers" -name link)"
+[ ! -e "$r/_manifests/revisions/sha256/${multi_top#sha256:}" ] || fail "the manifest did not expire"
+# The blobs' data went with them; the manifest's bytes stay, as Distribution leaves the store.
+left="docker/registry/v2/blobs/sha256/${multi_top:7:2}/${multi_top#sha256:}/data"
+[ "$(cd "$TTL_VIEW" && find docker/registry/v2/blobs -type f)" = "$left" ] ||
+  fail "blob data after expiry: $(cd "$TTL_VIEW" && find docker/registry/v2/blobs -type f)"
+
 step "the upstream stopped: cached images pull from the bucket, the tag list is the bucket's"
 tags=$(curl -sf "http://$B/v2/e2e/multi/tags/list") || fail "tag list through the cache failed"
 [ "$tags" = '{"name":"e2e/multi","tags":["v1"]}' ] || fail "tag list from the upstream: $tags"
@@ -176,6 +202,10 @@ pull "$B" big
 grep -q "serving cached e2e/multi:v1" "$B_LOG" || fail "the stale tag was not logged"
 code=$(http_code "http://$B/v2/e2e/nothere/manifests/v1")
 [ "$code" = 503 ] || fail "an uncached tag with the upstream down answered $code, want 503"
+# The expired layer is not served from a stale Redis entry: it is not cached any more, and the
+# upstream cannot be asked.
+code=$(http_code -I "http://$T/v2/e2e/multi/blobs/$multi_layer")
+[ "$code" = 503 ] || fail "HEAD of an expired layer with the upstream down answered $code, want 503"
 
 step "the upstream dies mid-blob: nothing linked or stored on S3, the next pull succeeds"
 start_distribution "$WORK/up"
@@ -185,7 +215,7 @@ SERVER_PIDS+=("$!")
 for _ in $(seq 100); do [ -s "$CUT_PORTF" ] && break; sleep 0.05; done
 [ -s "$CUT_PORTF" ] || fail "the cutting proxy did not start (log: $(cat "$WORK/cut.log"))"
 CUT_ROOT="proxycut-$$-$RANDOM"
-start_proxy "$CUT_ROOT" "127.0.0.1:$(cat "$CUT_PORTF")"
+start_proxy "$CUT_ROOT" "127.0.0.1:$(cat "$CUT_PORTF")" 1h 2
 # The layer alone: its body breaks off, so the client's transfer fails.
 got=$(curl -s -o "$WORK/cut.blob" -w '%{size_download}' "http://$BERTH_HOST/v2/e2e/big/blobs/$big_layer" || true)
 [ "$got" -lt "$(stat -c %s "$big_file")" ] ||
@@ -207,7 +237,7 @@ assert_repo_layout "$CUT_VIEW" e2e/big v1 "$IMG/big"
 
 step "a client leaving mid-blob does not stop the fetch: the blob is stored on S3 all the same"
 QUIT_ROOT="proxyquit-$$-$RANDOM"
-start_proxy "$QUIT_ROOT" "$DIST_HOST"
+start_proxy "$QUIT_ROOT" "$DIST_HOST" 1h 3
 # A HEAD of a blob not cached asks the upstream for its size and stores nothing.
 curl -sfI "http://$BERTH_HOST/v2/e2e/big/blobs/$big_layer" >"$WORK/head" || fail "HEAD of an uncached blob failed"
 grep -qi "^content-length: $(stat -c %s "$big_file")" "$WORK/head" || fail "HEAD of an uncached blob: $(cat "$WORK/head")"
