@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
-# The black-box API suite (tests/api), the skopeo end-to-end suite (test_skopeo.sh) and the
-# pull-through cache's (proxy_s3.sh, with the Redis cache) against berth on S3: one RADOS
-# Gateway on loopback (tests/fixtures/s3/) for the whole run, each started server below a
-# rootdirectory of its own in one bucket (berthtest.py's BERTH_STORAGE=s3, test_skopeo.sh's
-# E2E_STORAGE=s3), with 5 MiB parts.
+# The black-box API suite (tests/api) and the skopeo end-to-end suite (test_skopeo.sh) against
+# berth on S3: one RADOS Gateway on loopback (tests/fixtures/s3/) for the whole run, each
+# started server below a rootdirectory of its own in one bucket (berthtest.py's
+# BERTH_STORAGE=s3, test_skopeo.sh's E2E_STORAGE=s3), with 5 MiB parts.
 #
 # The modules run are those whose requests reach storage; the others would only test HTTP
 # handling or the configuration again (or start filesystem servers of their own: test_crash,
@@ -59,11 +58,4 @@ if ! E2E_STORAGE=s3 E2E_BIG_SIZE=$((16 << 20)) E2E_NAME=test_skopeo_s3 bash "$BE
   failed+=(test_skopeo.sh)
 fi
 log "$(tail -n 1 "$WORK/skopeo.out")"
-
-step "proxy_s3.sh: the pull-through cache on s3 with the Redis cache"
-if ! bash "$BERTH_SRC/tests/e2e/proxy_s3.sh" >"$WORK/proxy.out" 2>&1; then
-  tail -n 40 "$WORK/proxy.out" >&2
-  failed+=(proxy_s3.sh)
-fi
-log "$(tail -n 1 "$WORK/proxy.out")"
 [ ${#failed[@]} -eq 0 ] || fail "on s3: ${failed[*]}"

@@ -10,8 +10,9 @@
 # the upstream; a client leaving mid-blob does not stop the blob being stored; every instance
 # stops cleanly (no sanitizer report in a sanitizer build).
 #
-# Run by test_s3_suites.sh on its radosgw (S3_ENDPOINT ... S3_BUCKET in the environment, as
-# rgw-test-up.sh prints them); alone, it starts one of its own.
+# A radosgw of its own (tests/fixtures/s3/), or the one S3_ENDPOINT ... S3_BUCKET name (as
+# rgw-test-up.sh prints them). Not a step of test_s3_suites.sh: that one already takes most of
+# its 15 minutes in a loaded make test.
 set -euo pipefail
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
