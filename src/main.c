@@ -592,14 +592,6 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	}
 
 	int proxied = cfg->proxy.remoteurl[0] || cfg->proxy.n_upstreams;
-	if (proxied && (berth_storage_is_remote(driver) || cfg->blob_cache == BERTH_BLOB_CACHE_REDIS)) {
-		/* The proxy parks requests itself, which does not yet nest inside the storage
-		 * workers' parking (berth_req_offload, started for these). */
-		berth_error("configuration error: proxy: a pull-through cache with %s storage or a Redis "
-			    "cache is not supported yet",
-			    berth_storage_driver_name((int)cfg->storage));
-		goto out_registry;
-	}
 	if (proxied) {
 		if ((rc = start_proxy(&proxy, cfg, reg)) < 0) {
 			berth_error("configuration error: proxy: %s", berth_err_reason(rc));

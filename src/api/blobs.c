@@ -95,7 +95,9 @@ static int redirect_blob(struct berth_request *req)
 		return 0;
 	if (rc == 0)
 		rc = berth_blob_stat(&size, ar->registry, ar->name, ar->reference);
-	if (rc == BERTH_ENOTFOUND)
+	if (rc == BERTH_ENOTFOUND && ar->proxy)
+		berth_api_proxied_blob(req); /* not cached: streamed from the upstream */
+	else if (rc == BERTH_ENOTFOUND)
 		blob_unknown(req, ar->reference);
 	else if (rc < 0)
 		berth_api_storage_error(req, rc, "cannot redirect to blob");
@@ -103,6 +105,8 @@ static int redirect_blob(struct berth_request *req)
 		free(url);
 		return 1;
 	}
+	if (ar->proxy)
+		berth_proxy_note_hit(ar->proxy, 1);
 	berth_api_event_blob(req, "pull", ar->reference, size, NULL);
 	struct MHD_Response *resp = berth_resp_empty();
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, url);

@@ -1,8 +1,10 @@
 /*
  * The pull-through cache's answers (proxy/proxy.h). Whatever asks the upstream runs on the
- * proxy's threads while the request is parked (berth_req_suspend), and is answered back on a
- * polling thread. A blob not cached streams from the upstream as it arrives: the response's
- * content reader takes what the fetch has and pauses the connection when nothing is there yet
+ * proxy's threads, the request handed on to them (berth_req_hand_off) and parked meanwhile; the
+ * answer is made where storage work runs (berth_req_continue: a storage worker with remote
+ * storage or a Redis cache, else the request's polling thread), since it may read storage. A
+ * blob not cached streams from the upstream as it arrives: the response's content reader takes
+ * what the fetch has and pauses the connection when nothing is there yet
  * (berth_req_pause_body), to be resumed by the fetch.
  */
 #include <stdatomic.h>
@@ -23,6 +25,8 @@
 struct parked {
 	struct berth_request *req;
 	struct berth_proxy *proxy;
+	berth_job_fn job;
+	berth_complete_cb answer;
 	int rc;
 	char name[BERTH_NAME_MAX + 1];
 	char reference[BERTH_TAG_MAX + BERTH_DIGEST_STR_MAX];
@@ -37,15 +41,30 @@ static void init_parked(struct parked *c, struct berth_request *req)
 	snprintf(c->reference, sizeof(c->reference), "%s", ar->reference);
 }
 
-/* Parks req and runs job(call) on the proxy's threads; answer runs once it is done. */
+/* berth_req_hand_off's start: the job goes to the proxy's threads. */
+static void submit_job(void *arg)
+{
+	struct parked *call = arg;
+	if (berth_proxy_submit(call->proxy, call->job, call) < 0) {
+		call->rc = BERTH_EBUSY;
+		berth_req_continue(call->req, call->answer);
+	}
+}
+
+/* Parks req and runs job(call) on the proxy's threads; answer runs once it is done (job ends
+ * with job_done). */
 static void park(struct berth_request *req, struct parked *call, berth_job_fn job, berth_complete_cb answer)
 {
+	call->job = job;
+	call->answer = answer;
 	req->body_state = call;
-	berth_req_suspend(req, answer);
-	if (berth_proxy_submit(call->proxy, job, call) < 0) {
-		call->rc = BERTH_EBUSY;
-		berth_req_resume(req);
-	}
+	berth_req_hand_off(req, submit_job, call);
+}
+
+/* The last act of a job: the request is answered from here on. */
+static void job_done(struct parked *call)
+{
+	berth_req_continue(call->req, call->answer);
 }
 
 /* The answer to a failure to get something from the upstream. */
@@ -68,7 +87,7 @@ static void manifest_job(void *arg)
 {
 	struct manifest_call *c = arg;
 	c->base.rc = berth_proxy_manifest_get(&c->mc, c->base.proxy, c->base.name, c->base.reference);
-	berth_req_resume(c->base.req);
+	job_done(&c->base);
 }
 
 static void manifest_answer(struct berth_request *req)
@@ -115,7 +134,7 @@ static void tags_job(void *arg)
 {
 	struct tags_call *c = arg;
 	c->base.rc = berth_proxy_tags(&c->tags, c->base.proxy, c->base.name);
-	berth_req_resume(c->base.req);
+	job_done(&c->base);
 }
 
 static void tags_answer(struct berth_request *req)
@@ -162,7 +181,7 @@ static void stat_job(void *arg)
 {
 	struct stat_call *c = arg;
 	c->base.rc = berth_proxy_blob_stat(&c->size, c->base.proxy, c->base.name, c->base.reference);
-	berth_req_resume(c->base.req);
+	job_done(&c->base);
 }
 
 /* Never called for HEAD: MHD sends the headers (with Content-Length) only. */
@@ -191,7 +210,18 @@ struct blob_stream {
 	struct berth_request *req;
 	struct berth_proxy_fetch *fetch;
 	_Atomic int streaming; /* the answer is sent: notify resumes the body, not the request */
+	_Atomic int pending;   /* the fetch's first notify and berth_proxy_fetch_start's return: the
+				* later of the two continues the request (notify may come first) */
 };
+
+static void stream_answer(struct berth_request *req);
+
+/* One of the two events the answer waits for (blob_stream.pending). */
+static void stream_ready(struct blob_stream *s)
+{
+	if (atomic_fetch_sub(&s->pending, 1) == 1)
+		berth_req_continue(s->req, stream_answer);
+}
 
 /* From the fetch thread: news for a parked request or a paused body. */
 static void stream_notify(void *payload)
@@ -200,7 +230,7 @@ static void stream_notify(void *payload)
 	if (atomic_load(&s->streaming))
 		berth_req_resume_body(s->req);
 	else
-		berth_req_resume(s->req);
+		stream_ready(s);
 }
 
 static void stream_pause(void *payload)
@@ -259,9 +289,22 @@ static void stream_answer(struct berth_request *req)
 	berth_req_send(req, MHD_HTTP_OK, resp, size);
 }
 
+/* berth_req_hand_off's start: joins or starts the blob's fetch, whose notify continues. */
+static void start_stream(void *arg)
+{
+	struct blob_stream *s = arg;
+	struct berth_api_request *ar = berth_api_req(s->req);
+	atomic_store(&s->pending, 2);
+	if (berth_proxy_fetch_start(&s->fetch, ar->proxy, ar->name, ar->reference, stream_notify, s) < 0) {
+		s->fetch = NULL; /* no notify will come */
+		berth_req_continue(s->req, stream_answer);
+		return;
+	}
+	stream_ready(s);
+}
+
 void berth_api_proxied_blob(struct berth_request *req)
 {
-	struct berth_api_request *ar = berth_api_req(req);
 	if (berth_req_is_head(req)) {
 		struct stat_call *c = berth_calloc(1, sizeof(*c));
 		init_parked(&c->base, req);
@@ -271,9 +314,5 @@ void berth_api_proxied_blob(struct berth_request *req)
 	struct blob_stream *s = berth_calloc(1, sizeof(*s));
 	s->req = req;
 	req->body_state = s;
-	berth_req_suspend(req, stream_answer);
-	if (berth_proxy_fetch_start(&s->fetch, ar->proxy, ar->name, ar->reference, stream_notify, s) < 0) {
-		s->fetch = NULL;
-		berth_req_resume(req);
-	}
+	berth_req_hand_off(req, start_stream, s);
 }

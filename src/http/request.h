@@ -24,6 +24,8 @@ typedef int (*berth_body_cb)(struct berth_request *req, const char *data, size_t
 /* Called once the whole body is in (or at once when there is none); must answer. */
 typedef void (*berth_complete_cb)(struct berth_request *req);
 typedef void (*berth_cleanup_cb)(struct berth_request *req);
+/* Starts the thread that answers a request handed on (berth_req_hand_off). */
+typedef void (*berth_hand_off_cb)(void *arg);
 
 /*
  * Where a request stands between libmicrohttpd's calls of the access handler (one state instead
@@ -58,6 +60,8 @@ struct berth_request {
 	enum berth_req_state offload_state; /* the state the work runs in, then the one it left */
 	int offloaded;      /* the work runs on a worker: answers wait in pending until resumed */
 	int offload_at_headers; /* offloaded from the first call (a body follows) */
+	berth_hand_off_cb hand_off; /* berth_req_hand_off's start, run once the worker let go */
+	void *hand_off_arg;
 	int in_first_call;  /* the handler runs in the call where the headers came in */
 	int body_held;      /* on_body took none of this piece (berth_req_hold_body) */
 	int parked;         /* suspended, until the polling thread takes it back (only polling
@@ -117,6 +121,22 @@ void berth_req_resume(struct berth_request *req);
  * noticed once work is done (its answer is then dropped).
  */
 void berth_req_offload(struct berth_request *req, berth_complete_cb work);
+
+/*
+ * Hands a request on to a thread of another pool (the pull-through cache's, whose calls wait on
+ * an upstream): from a handler, or from work under berth_req_offload. The request stays parked
+ * (also after that work returns); start(arg) runs once the server has let go of the request (at
+ * once on a polling thread; on a worker, after the work returned) and gives it to that thread,
+ * which must then call berth_req_continue once, within a bounded time (the server's shutdown
+ * waits for it).
+ */
+void berth_req_hand_off(struct berth_request *req, berth_hand_off_cb start, void *arg);
+/*
+ * From any thread, once per hand-off: answer(req) runs where storage work runs (on a storage
+ * worker when the request was offloaded, else on its polling thread) and must answer, or hand
+ * the request off again. The request must not be touched after this call.
+ */
+void berth_req_continue(struct berth_request *req, berth_complete_cb answer);
 
 /*
  * A response body whose next bytes are not there yet (a streaming content reader, as the

@@ -199,6 +199,13 @@ static void run_offloaded(void *arg)
 	req->offload_work(req);
 	req->offload_state = req->state;
 	req->state = BERTH_REQ_SUSPENDED;
+	berth_hand_off_cb start = req->hand_off;
+	if (start) {
+		/* Handed on (berth_req_hand_off): still parked; continued from another thread. */
+		req->hand_off = NULL;
+		start(req->hand_off_arg);
+		return;
+	}
 	berth_req_resume(req);
 }
 
@@ -216,6 +223,31 @@ void berth_req_offload(struct berth_request *req, berth_complete_cb work)
 	berth_req_suspend(req, offload_done);
 	req->offload_state = state;
 	berth_workpool_submit(srv->workers, run_offloaded, req);
+}
+
+void berth_req_hand_off(struct berth_request *req, berth_hand_off_cb start, void *arg)
+{
+	if (req->offloaded) {
+		/* On a worker: run_offloaded starts it once it is done with the request, so the
+		 * continuation can never run beside it. */
+		req->hand_off = start;
+		req->hand_off_arg = arg;
+		return;
+	}
+	berth_req_suspend(req, NULL); /* on_resume: berth_req_continue's answer */
+	start(arg);
+}
+
+void berth_req_continue(struct berth_request *req, berth_complete_cb answer)
+{
+	if (req->offloaded) {
+		/* Parked since berth_req_offload: the answer is storage work like the rest. */
+		req->offload_work = answer;
+		berth_workpool_submit(req->server->workers, run_offloaded, req);
+		return;
+	}
+	req->on_resume = answer;
+	berth_req_resume(req);
 }
 
 struct berth_workpool *berth_server__workers(struct berth_server *s)

@@ -32,6 +32,8 @@ struct berth_scheduler {
 	pthread_mutex_t lock; /* guards what follows */
 	pthread_cond_t cond;
 	struct berth_map entries;
+	struct berth_map expired; /* entries expired here since the state was last written: not
+				   * taken back from the stored state (struct entry, type unused) */
 	int dirty;
 	int stopping;
 	pthread_t thread;
@@ -105,13 +107,28 @@ static void put_entry(struct berth_scheduler *s, const char *key, int64_t expiry
 	s->dirty = 1;
 }
 
-static int read_state(struct berth_scheduler *s)
+/* One entry of a stored state: 0, or BERTH_EINVALID for one without a valid ExpiryData. */
+static int stored_entry(const char *key, json_t *v, int64_t *expiry, int *type)
+{
+	json_t *t = json_object_get(v, "EntryType");
+	const char *when = json_string_value(json_object_get(v, "ExpiryData"));
+	if (!when || berth_scheduler_parse_time(expiry, when) < 0 || !strchr(key, '@'))
+		return BERTH_EINVALID;
+	*type = json_is_integer(t) ? (int)json_integer_value(t) : 0;
+	return 0;
+}
+
+/* The stored state: 0 and the document (an empty one when there is no file yet); BERTH_EINVALID
+ * when it does not parse, or a storage error, with its reason (berth_err_set). */
+static int load_state(struct berth_scheduler *s, json_t **out)
 {
 	char *data = NULL;
 	size_t len = 0;
 	int rc = berth_storage_get_content(&data, &len, s->driver, BERTH_SCHEDULER_STATE_PATH, STATE_MAX);
-	if (rc == BERTH_ENOTFOUND)
+	if (rc == BERTH_ENOTFOUND) {
+		*out = json_object();
 		return 0;
+	}
 	if (rc < 0)
 		return berth_err_set(rc, "cannot read %s: %s", BERTH_SCHEDULER_STATE_PATH, berth_err_reason(rc));
 	json_error_t jerr;
@@ -122,21 +139,71 @@ static int read_state(struct berth_scheduler *s)
 		return berth_err_set(BERTH_EINVALID, "%s does not parse: %s", BERTH_SCHEDULER_STATE_PATH,
 				     doc ? "not an object" : jerr.text);
 	}
+	*out = doc;
+	return 0;
+}
+
+static int read_state(struct berth_scheduler *s)
+{
+	json_t *doc = NULL;
+	int rc = load_state(s, &doc);
+	if (rc < 0)
+		return rc;
 	const char *key;
 	json_t *v;
 	json_object_foreach(doc, key, v) {
 		int64_t expiry;
-		json_t *type = json_object_get(v, "EntryType");
-		const char *when = json_string_value(json_object_get(v, "ExpiryData"));
-		if (!when || berth_scheduler_parse_time(&expiry, when) < 0 || !strchr(key, '@')) {
+		int type;
+		if (stored_entry(key, v, &expiry, &type) < 0) {
 			berth_warn("%s: entry '%s' skipped: no valid ExpiryData", BERTH_SCHEDULER_STATE_PATH, key);
 			continue;
 		}
-		put_entry(s, key, expiry, json_is_integer(type) ? (int)json_integer_value(type) : 0);
+		put_entry(s, key, expiry, type);
 	}
 	json_decref(doc);
 	s->dirty = 0;
 	return 0;
+}
+
+/*
+ * Takes in the stored state, which other instances on the same storage write too (several
+ * berths behind one load balancer): entries not known here are adopted (this instance then
+ * expires them too: removing twice is harmless, and an instance gone leaves none behind), a
+ * later expiry of a known one is taken (renewed elsewhere), entries expired here stay out.
+ * 1 when the stored state differs from the merged one (it must be written). Lock held.
+ */
+static int merge_state(struct berth_scheduler *s, json_t *doc)
+{
+	const char *key;
+	json_t *v;
+	size_t same = 0;
+	int differs = 0;
+	json_object_foreach(doc, key, v) {
+		int64_t expiry;
+		int type;
+		if (stored_entry(key, v, &expiry, &type) < 0) {
+			differs = 1;
+			continue;
+		}
+		struct entry *e = berth_map_find(&s->entries, key);
+		if (!e) {
+			struct entry *gone = berth_map_find(&s->expired, key);
+			if (gone && gone->expiry_ms >= expiry) {
+				differs = 1;
+				continue;
+			}
+			e = berth_map_add(&s->entries, key, NULL);
+			e->expiry_ms = expiry;
+			e->type = type;
+		} else if (expiry > e->expiry_ms) {
+			e->expiry_ms = expiry;
+		}
+		if (e->expiry_ms == expiry)
+			same++;
+		else
+			differs = 1;
+	}
+	return differs || same != s->entries.n;
 }
 
 /* The state as JSON; called with the lock held. */
@@ -156,10 +223,18 @@ static char *render_state(struct berth_scheduler *s, size_t *len)
 	return text;
 }
 
-/* Writes the state if it changed. Called without the lock. */
+/* Merges the stored state in (merge_state) and writes the result if it differs from it or
+ * changed here. Called without the lock. */
 static void save(struct berth_scheduler *s)
 {
+	json_t *stored = NULL;
+	int rc = load_state(s, &stored);
+	if (rc < 0 && rc != BERTH_EINVALID) /* unreadable now: written as known here, merged next time */
+		berth_warn("%s", berth_err_reason(rc));
 	pthread_mutex_lock(&s->lock);
+	if (rc == BERTH_EINVALID || (stored && merge_state(s, stored)))
+		s->dirty = 1;
+	json_decref(stored);
 	if (!s->dirty) {
 		pthread_mutex_unlock(&s->lock);
 		return;
@@ -168,9 +243,13 @@ static void save(struct berth_scheduler *s)
 	char *text = render_state(s, &len);
 	s->dirty = 0;
 	pthread_mutex_unlock(&s->lock);
-	int rc = berth_storage_put_content(s->driver, BERTH_SCHEDULER_STATE_PATH, text, len);
+	rc = berth_storage_put_content(s->driver, BERTH_SCHEDULER_STATE_PATH, text, len);
 	free(text);
-	if (rc < 0) {
+	if (rc == 0) {
+		pthread_mutex_lock(&s->lock);
+		berth_map_release(&s->expired); /* out of the stored state now */
+		pthread_mutex_unlock(&s->lock);
+	} else {
 		berth_error("cannot write %s: %s", BERTH_SCHEDULER_STATE_PATH, berth_err_reason(rc));
 		pthread_mutex_lock(&s->lock);
 		s->dirty = 1; /* tried again at the next save */
@@ -201,8 +280,11 @@ static void expire_due(struct berth_scheduler *s)
 		due[n].key = berth_strdup(e->key);
 		due[n++].type = e->type;
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		struct entry *gone = berth_map_add(&s->expired, due[i].key, NULL);
+		gone->expiry_ms = ((struct entry *)berth_map_find(&s->entries, due[i].key))->expiry_ms;
 		berth_map_remove(&s->entries, due[i].key);
+	}
 	if (n)
 		s->dirty = 1;
 	pthread_mutex_unlock(&s->lock);
@@ -252,6 +334,7 @@ int berth_scheduler_start(struct berth_scheduler **out, struct berth_storage_dri
 	s->on_expire = on_expire;
 	s->payload = payload;
 	s->entries = (struct berth_map)BERTH_MAP_INIT(sizeof(struct entry), 0);
+	s->expired = (struct berth_map)BERTH_MAP_INIT(sizeof(struct entry), 0);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	int rc = read_state(s);
@@ -259,6 +342,7 @@ int berth_scheduler_start(struct berth_scheduler **out, struct berth_storage_dri
 		rc = berth_err_set(BERTH_ERROR, "cannot start the expiry thread");
 	if (rc < 0) {
 		berth_map_release(&s->entries);
+		berth_map_release(&s->expired);
 		pthread_cond_destroy(&s->cond);
 		pthread_mutex_destroy(&s->lock);
 		free(s);
@@ -299,6 +383,7 @@ void berth_scheduler_stop(struct berth_scheduler *s)
 	pthread_join(s->thread, NULL);
 	save(s);
 	berth_map_release(&s->entries);
+	berth_map_release(&s->expired);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
 	free(s);

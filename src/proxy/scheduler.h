@@ -3,8 +3,11 @@
  * manifest fetched from the upstream gets an entry "<repository>@<digest>" that expires after
  * the TTL; an expired entry's content is removed (proxy.c's callback). The entries are kept in
  * Distribution's scheduler-state.json at the storage root (a JSON object keyed by entry key:
- * {"Key", "ExpiryData" (RFC 3339), "EntryType" 0 blob / 1 manifest}), written at most every
- * 5 seconds when changed and at stop, read at start: either server can take over the store.
+ * {"Key", "ExpiryData" (RFC 3339), "EntryType" 0 blob / 1 manifest}), read at start, and every
+ * 5 seconds and at stop merged with what is stored (other instances on the same storage write it
+ * too: their entries are taken in, a later expiry wins, entries expired here stay out) and
+ * written back when that differs: either server can take over the store, and several instances
+ * share it.
  */
 #ifndef BERTH_PROXY_SCHEDULER_H
 #define BERTH_PROXY_SCHEDULER_H

@@ -28,7 +28,11 @@ int berth_blob_expire(struct berth_registry *r, const char *name, const char *di
 		return rc;
 	berth_reg_cache_key(key, sizeof(key), 'l', name, digest);
 	berth_reg_cache_remove(r->descriptors, key);
+	/* The shared cache too (Distribution's blobs.Delete clears it), before the link goes and
+	 * after, as berth_blob_delete: no instance may find the expired blob there. */
+	berth_reg_redis_repo_clear(r, name, digest);
 	unlinked = remove_link_dir(r, path);
+	berth_reg_redis_repo_clear(r, name, digest);
 	if (unlinked < 0 && unlinked != BERTH_ENOTFOUND)
 		return unlinked;
 	/* Distribution's Vacuum.RemoveBlob: the blob's whole directory goes. */

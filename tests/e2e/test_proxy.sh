@@ -215,39 +215,7 @@ stop_server "$P1_PID"
 step "the upstream dies mid-blob: nothing linked, the next pull succeeds"
 start_upstream "$WORK/up"
 CUT_PORTF="$WORK/cut.port"
-"$PY" - "$UP_HOST" "$big_layer" "$CUT_PORTF" >"$WORK/cut.log" 2>&1 <<'PYEOF' &
-# A forwarding proxy that cuts the first GET of one blob after half its bytes.
-import http.client, socket, sys, threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-up, digest, portf = sys.argv[1], sys.argv[2], sys.argv[3]
-cut = {"done": False}
-class H(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def log_message(self, *a): pass
-    def relay(self):
-        c = http.client.HTTPConnection(up)
-        hdrs = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-        c.request(self.command, self.path, headers=hdrs)
-        r = c.getresponse()
-        body = r.read() if self.command != "HEAD" else b""
-        self.send_response(r.status)
-        for k, v in r.getheaders():
-            if k.lower() not in ("transfer-encoding", "connection"):
-                self.send_header(k, v)
-        self.end_headers()
-        if self.command == "GET" and self.path.endswith(digest) and r.status == 200 and not cut["done"]:
-            cut["done"] = True
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
-            self.close_connection = True
-            return
-        self.wfile.write(body)
-    do_GET = do_HEAD = relay
-s = ThreadingHTTPServer(("127.0.0.1", 0), H)
-open(portf, "w").write(str(s.server_address[1]))
-s.serve_forever()
-PYEOF
+"$PY" "$BERTH_SRC/tests/fixtures/proxy/cutproxy.py" "$UP_HOST" "$big_layer" "$CUT_PORTF" >"$WORK/cut.log" 2>&1 &
 SERVER_PIDS+=("$!")
 for _ in $(seq 100); do [ -s "$CUT_PORTF" ] && break; sleep 0.05; done
 PROOT2="$WORK/proxy2"

@@ -136,6 +136,70 @@ static void test_added_entries_survive_restart(void **state)
 	d->free(d);
 }
 
+#define D3 "sha256:3333333333333333333333333333333333333333333333333333333333333333"
+
+/* Two instances on one storage (several berths on one bucket): what each fetched is in the
+ * state once both saved, whichever saved last; a later expiry written by the other wins. */
+static void test_instances_on_one_storage_merge_their_entries(void **state)
+{
+	(void)state;
+	struct berth_storage_driver *d = NULL;
+	struct berth_scheduler *a = NULL, *b = NULL;
+	struct expired ea = { 0 }, eb = { 0 };
+	assert_int_equal(berth_inmem_driver_new(&d), 0);
+	assert_int_equal(berth_scheduler_start(&a, d, on_expire, &ea), 0);
+	assert_int_equal(berth_scheduler_start(&b, d, on_expire, &eb), 0);
+	berth_scheduler_add(a, BERTH_SCHED_BLOB, "a/x", D1, 3600 * 1000);
+	berth_scheduler_add(a, BERTH_SCHED_BLOB, "a/x", D3, 3600 * 1000);
+	berth_scheduler_add(b, BERTH_SCHED_MANIFEST, "a/x", D2, 3600 * 1000);
+	berth_scheduler_add(b, BERTH_SCHED_BLOB, "a/x", D3, 7200 * 1000); /* fetched again there */
+	berth_scheduler_stop(a);
+	berth_scheduler_stop(b); /* the last to save: it writes what a saved too */
+	json_t *doc = state_of(d);
+	assert_int_equal(json_object_size(doc), 3);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "a/x@" D1), "EntryType")), 0);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "a/x@" D2), "EntryType")), 1);
+	int64_t d3 = 0, now = (int64_t)time(NULL) * 1000;
+	assert_int_equal(berth_scheduler_parse_time(
+				 &d3, json_string_value(json_object_get(json_object_get(doc, "a/x@" D3), "ExpiryData"))),
+			 0);
+	assert_true(d3 > now + 3600 * 1000);
+	json_decref(doc);
+
+	/* And one starting later takes in all three. */
+	assert_int_equal(berth_scheduler_start(&a, d, on_expire, &ea), 0);
+	assert_int_equal(berth_scheduler_count(a), 3);
+	berth_scheduler_stop(a);
+	assert_int_equal(ea.n + eb.n, 0);
+	d->free(d);
+}
+
+/* An entry expired here is left out of the state although the stored one still holds it: it is
+ * expired once, not taken back and expired again. */
+static void test_expired_entry_is_not_taken_back(void **state)
+{
+	(void)state;
+	struct berth_storage_driver *d = NULL;
+	struct berth_scheduler *s = NULL;
+	struct expired e = { 0 };
+	const char *text = "{\"a/y@" D1 "\":{\"Key\":\"a/y@" D1 "\",\"ExpiryData\":\"2020-01-01T00:00:00Z\","
+			   "\"EntryType\":0}}";
+	assert_int_equal(berth_inmem_driver_new(&d), 0);
+	assert_int_equal(berth_storage_put_content(d, "/scheduler-state.json", text, strlen(text)), 0);
+	assert_int_equal(berth_scheduler_start(&s, d, on_expire, &e), 0);
+	for (int i = 0; i < 300 && e.n == 0; i++)
+		usleep(10 * 1000);
+	assert_int_equal(e.n, 1);
+	berth_scheduler_add(s, BERTH_SCHED_BLOB, "a/y", D2, 3600 * 1000);
+	berth_scheduler_stop(s);
+	assert_int_equal(e.n, 1);
+	json_t *doc = state_of(d);
+	assert_int_equal(json_object_size(doc), 1);
+	assert_non_null(json_object_get(doc, "a/y@" D2));
+	json_decref(doc);
+	d->free(d);
+}
+
 static void test_refuses_a_state_that_does_not_parse(void **state)
 {
 	(void)state;
@@ -156,6 +220,8 @@ int main(void)
 		cmocka_unit_test(test_times),
 		cmocka_unit_test(test_reads_distributions_state_and_expires),
 		cmocka_unit_test(test_added_entries_survive_restart),
+		cmocka_unit_test(test_instances_on_one_storage_merge_their_entries),
+		cmocka_unit_test(test_expired_entry_is_not_taken_back),
 		cmocka_unit_test(test_refuses_a_state_that_does_not_parse),
 	};
 	return cmocka_run_group_tests_name("proxy TTL scheduler", tests, NULL, NULL);
