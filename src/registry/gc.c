@@ -718,6 +718,27 @@ static int remove_repo_entry(struct gc *g, const char *repo, const char *part, c
 	return rc == BERTH_ENOTFOUND ? GONE_DELETED : rc;
 }
 
+/*
+ * remove_repo_entry of a link, online with the stored-bytes quotas following it (quota.h): the
+ * usage counted in memory drops with the link, as it does for a DELETE through the API.
+ * Offline nothing counts in memory: `berth usage` and the next start count from the store.
+ */
+static int remove_link_counted(struct gc *g, const char *repo, const char *part, enum berth_link_kind kind,
+			       const struct berth_oid *d)
+{
+	if (!g->o->registry)
+		return remove_repo_entry(g, repo, part, d);
+	char ds[BERTH_DIGEST_STR_MAX];
+	struct berth_bytes_guard quota;
+	berth_oid_fmt(ds, d);
+	int rc = berth_bytes_unlink_enter(&quota, g->o->registry, repo, kind, ds);
+	if (rc < 0)
+		return rc;
+	rc = remove_repo_entry(g, repo, part, d);
+	berth_bytes_unlink_leave(&quota, rc == GONE_DELETED);
+	return rc;
+}
+
 /* One untagged revision of a batch (any thread): its tag index entries, then its revision
  * link; online, only if its blob is still old, with the lock held. */
 static void delete_revision(struct batch *b, size_t k)
@@ -742,7 +763,7 @@ static void delete_revision(struct batch *b, size_t k)
 		if (rc < 0 && rc != BERTH_ENOTFOUND && !b->extra_rc[k])
 			b->extra_rc[k] = rc;
 	}
-	b->rc[k] = remove_repo_entry(g, b->repo, "_manifests/revisions", d);
+	b->rc[k] = remove_link_counted(g, b->repo, "_manifests/revisions", BERTH_LINK_REVISION, d);
 }
 
 static void manifests_done(struct gc *g, const struct batch *b)
@@ -1007,7 +1028,7 @@ static void delete_link(struct batch *b, size_t k)
 		b->rc[k] = GONE_KEPT_THERE;
 		return;
 	}
-	b->rc[k] = remove_repo_entry(g, b->repo, "_layers", d);
+	b->rc[k] = remove_link_counted(g, b->repo, "_layers", BERTH_LINK_LAYER, d);
 }
 
 static void links_done(struct gc *g, const struct batch *b)
