@@ -265,6 +265,9 @@ static int store_manifest(struct berth_registry *r, const char *name, const char
 		if ((rc = berth_path_blob_data(path, digest)) < 0 ||
 		    (rc = berth_storage_put_content(r->driver, path, body, len)) < 0)
 			goto out;
+		/* written: a sweep of another instance that found the old copy must be over */
+		if (r->gc_refresh && (rc = berth_blob_refresh(r, digest)) < 0)
+			goto out;
 	}
 	if ((rc = berth_path_revision_link(path, name, digest)) < 0 ||
 	    (rc = berth_link_write(r, path, digest)) < 0)

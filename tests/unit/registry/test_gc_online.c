@@ -8,6 +8,10 @@
  *    gives it 300 ms) either completes before the check, or after the deletion and then finds
  *    the blob gone (a manifest PUT fails, an upload stores the blob again): never a manifest
  *    stored, or an upload answered, without its blob. Without the lock both would.
+ *  - across instances (registry/gc_shared.h): the same pushes through a second registry on the
+ *    same root (another process: its own sweep lock, its own instance id) wait out the batch's
+ *    sweep notice instead; without the notices both would lose the blob. The lease goes to
+ *    one instance at a time and passes on once it lapses.
  * Old blobs are made old by setting their data's mtime an hour back.
  */
 #include <pthread.h>
@@ -30,6 +34,8 @@
 #include "helpers/tmproot.h"
 #include "registry/gc.h"
 #include "registry/gc_online.h"
+#include "registry/gc_shared.h"
+#include "registry/registry_int.h"
 #include "registry/paths.h"
 #include "registry/registry.h"
 #include "storage/storage.h"
@@ -107,6 +113,7 @@ struct fixture {
 	char dir[256];
 	struct window_driver *w;
 	struct berth_registry *reg;
+	struct berth_registry *other; /* another instance on the same root */
 };
 
 static int setup(void **state)
@@ -128,6 +135,12 @@ static int setup(void **state)
 					     .descriptor_cache_size = 1000, .gc_online = 1 };
 	if (berth_registry_new(&f->reg, &cfg) < 0)
 		return -1;
+	struct berth_storage_driver *fs2 = NULL;
+	if (berth_fs_driver_new(&fs2, f->dir) < 0)
+		return -1;
+	cfg.driver = fs2;
+	if (berth_registry_new(&f->other, &cfg) < 0)
+		return -1;
 	*state = f;
 	return 0;
 }
@@ -136,6 +149,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	berth_registry_free(f->reg);
+	berth_registry_free(f->other);
 	berth_test_root_remove(f->dir);
 	free(f);
 	return 0;
@@ -143,17 +157,22 @@ static int teardown(void **state)
 
 /* ---- helpers ---- */
 
-static int upload(struct fixture *f, const char *repo, const char *content, char *digest)
+static int upload_via(struct berth_registry *reg, const char *repo, const char *content, char *digest)
 {
 	char uuid[37];
 	struct berth_upload *u = NULL;
 	berth_digest_bytes(BERTH_ALG_SHA256, content, strlen(content), digest);
-	assert_int_equal(berth_upload_create(f->reg, repo, uuid), 0);
-	assert_int_equal(berth_upload_open(&u, f->reg, repo, uuid), 0);
+	assert_int_equal(berth_upload_create(reg, repo, uuid), 0);
+	assert_int_equal(berth_upload_open(&u, reg, repo, uuid), 0);
 	assert_int_equal(berth_upload_write(u, content, strlen(content)), 0);
 	int rc = berth_upload_commit(u, digest);
 	berth_upload_close(u);
 	return rc;
+}
+
+static int upload(struct fixture *f, const char *repo, const char *content, char *digest)
+{
+	return upload_via(f->reg, repo, content, digest);
 }
 
 static void image(char *body, size_t cap, const char *config, const char *layer, const char *cfgd,
@@ -167,14 +186,20 @@ static void image(char *body, size_t cap, const char *config, const char *layer,
 		 cfgd, strlen(config), layerd, strlen(layer));
 }
 
-static int put_manifest(struct fixture *f, const char *repo, const char *ref, const char *body,
-			char *digest)
+static int put_manifest_via(struct berth_registry *reg, const char *repo, const char *ref,
+			    const char *body, char *digest)
 {
 	struct berth_manifest_put_result res;
-	int rc = berth_manifest_put(&res, f->reg, repo, ref, MT_MANIFEST, body, strlen(body));
+	int rc = berth_manifest_put(&res, reg, repo, ref, MT_MANIFEST, body, strlen(body));
 	if (digest)
 		snprintf(digest, BERTH_DIGEST_STR_MAX, "%s", res.digest);
 	return rc;
+}
+
+static int put_manifest(struct fixture *f, const char *repo, const char *ref, const char *body,
+			char *digest)
+{
+	return put_manifest_via(f->reg, repo, ref, body, digest);
 }
 
 static void host_path(struct fixture *f, char *out, const char *digest)
@@ -315,6 +340,7 @@ static void test_untagged_young_manifest_stays_with_its_blobs(void **state)
 
 struct push {
 	struct fixture *f;
+	struct berth_registry *via; /* the instance pushing: NULL for f->reg */
 	int kind; /* 0: manifest PUT referencing the blob; 1: upload of the blob's bytes again */
 	const char *body;
 	char digest[BERTH_DIGEST_STR_MAX];
@@ -329,8 +355,9 @@ static void *push_main(void *arg)
 {
 	struct push *p = arg;
 	dg d;
-	int rc = p->kind == 0 ? put_manifest(p->f, "r", "v1", p->body, NULL)
-			      : upload(p->f, "r", p->body, d);
+	struct berth_registry *via = p->via ? p->via : p->f->reg;
+	int rc = p->kind == 0 ? put_manifest_via(via, "r", "v1", p->body, NULL)
+			      : upload_via(via, "r", p->body, d);
 	pthread_mutex_lock(&p->lock);
 	p->rc = rc;
 	p->done = 1;
@@ -407,6 +434,59 @@ static void test_blob_pushed_again_while_deleted(void **state)
 	assert_int_equal(size, strlen("old layer"));
 }
 
+/* ---- across instances ---- */
+
+static void test_other_instance_manifest_put_while_its_layer_is_deleted(void **state)
+{
+	struct fixture *f = *state;
+	dg cfg, lay;
+	char body[1024];
+	assert_int_equal(upload(f, "r", "young config", cfg), 0);
+	assert_int_equal(upload(f, "r", "old layer", lay), 0);
+	age(f, lay);
+	image(body, sizeof(body), "young config", "old layer", cfg, lay);
+	/* the other instance does not take this one's sweep lock: it touches the layer (still
+	 * there), finds it in the batch's notice, waits the batch out, and finds it gone */
+	struct push p = { .f = f, .via = f->other, .kind = 0, .body = body };
+	push_in_window(f, &p, lay);
+	assert_int_equal(p.rc, BERTH_ENOTFOUND);
+	assert_false(blob_exists(f, lay));
+	struct berth_manifest_content mc;
+	assert_int_equal(berth_manifest_get(&mc, f->other, "r", "v1"), BERTH_ENOTFOUND);
+}
+
+static void test_other_instance_blob_pushed_again_while_deleted(void **state)
+{
+	struct fixture *f = *state;
+	dg lay;
+	uint64_t size;
+	assert_int_equal(upload(f, "r", "old layer", lay), 0);
+	age(f, lay);
+	struct push p = { .f = f, .via = f->other, .kind = 1, .body = "old layer" };
+	push_in_window(f, &p, lay);
+	/* answered only once the batch was over: stored again, linked */
+	assert_int_equal(p.rc, 0);
+	assert_true(blob_exists(f, lay));
+	assert_true(layer_link_exists(f, "r", lay));
+	assert_int_equal(berth_blob_stat(&size, f->other, "r", lay), 0);
+	assert_int_equal(size, strlen("old layer"));
+}
+
+static void test_lease_one_instance_at_a_time(void **state)
+{
+	struct fixture *f = *state;
+	char holder[64];
+	int64_t until;
+	assert_int_equal(berth_gc_lease_take(f->reg, 60000, holder, &until), 1);
+	assert_int_equal(berth_gc_lease_take(f->other, 60000, holder, &until), 0);
+	assert_string_equal(holder, f->reg->gc_instance);
+	assert_int_equal(berth_gc_lease_take(f->reg, 1, holder, &until), 1); /* renewed, short */
+	usleep(5000);
+	assert_int_equal(berth_gc_lease_take(f->other, 60000, holder, &until), 1); /* lapsed */
+	assert_int_equal(berth_gc_lease_take(f->reg, 60000, holder, &until), 0);
+	assert_string_equal(holder, f->other->gc_instance);
+}
+
 /* ---- the cycle ---- */
 
 struct step_state {
@@ -478,6 +558,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_manifest_put_while_its_layer_is_deleted, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_blob_pushed_again_while_deleted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_other_instance_manifest_put_while_its_layer_is_deleted,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_other_instance_blob_pushed_again_while_deleted, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_lease_one_instance_at_a_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cycle_runs_steps_before_marking, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
