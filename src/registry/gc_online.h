@@ -21,10 +21,12 @@
  *    MANIFEST_BLOB_UNKNOWN for the manifest) and pushes it again: never a manifest stored
  *    without its blobs. A blob re-pushed after its deletion is stored again whole, and its
  *    link stays (only links to blobs that are gone are removed).
- *  - In one process only. A second berth (or Distribution) on the same store does not take
- *    this lock: its pushes are safe if they refresh ages too (give it the same gc section) and
- *    finish within `delay`, except for the moment between this collection's last age check
- *    of a blob and its deletion. Drivers without `touch` (S3, for now) are refused.
+ *  - Across processes (several berth on one filesystem root or S3 bucket, each with the same
+ *    gc section) the sweep lock is replaced by state in the store (registry/gc_shared.h): each
+ *    batch's sweep notice, written before its age checks and read by every refresh after its
+ *    touch, so that a refresh through another instance either sees the batch (and waits it
+ *    out) or is seen young by it; and a lease, so that one instance collects at a time.
+ *    Drivers without `touch` are refused (S3's is a copy of the object onto itself).
  *
  * Deletions are done in batches of 64 items (8 threads) under the lock, so a push waits for
  * at most one batch. Reads (pulls) never take the lock.
