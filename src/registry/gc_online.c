@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "core/err.h"
@@ -140,6 +141,7 @@ struct berth_gc_online {
 	struct berth_registry *reg;
 	struct berth_gc_online_options o;
 	struct berth_periodic *task;
+	char generation[64]; /* the store's collection generation last seen (gc_shared.h) */
 };
 
 static void run_steps(struct berth_gc_online *g)
@@ -172,9 +174,30 @@ static int take_lease(struct berth_gc_online *g)
 	return rc != 0;
 }
 
+/*
+ * Another instance's collection removed links since the last cycle (the store's generation
+ * changed): the stored-bytes quotas counted in memory (quota.h) are counted again from the
+ * store, as at start-up (covered pushes wait for the count).
+ */
+static void follow_generation(struct berth_gc_online *g)
+{
+	char now[64];
+	if (!berth_quota_bytes_has_rules(g->reg) || berth_gc_generation_read(g->reg, now) < 0 ||
+	    strcmp(now, g->generation) == 0)
+		return;
+	int rc = berth_quota_bytes_build(g->reg);
+	if (rc < 0) {
+		berth_warn("garbage collection: cannot count the stored bytes of policies.quotas again "
+			   "after another instance's collection: %s", berth_strerror(rc));
+		return; /* tried again next cycle */
+	}
+	memcpy(g->generation, now, sizeof(now));
+}
+
 static void cycle(void *arg)
 {
 	struct berth_gc_online *g = arg;
+	follow_generation(g);
 	if (!take_lease(g)) {
 		atomic_fetch_add(&runs_skipped, 1);
 		return;
@@ -196,6 +219,13 @@ static void cycle(void *arg)
 	uint64_t ns = berth_now_ns() - t0;
 	atomic_store(&running, 0);
 	take_lease(g); /* renewed from the run's end */
+	/* the other instances' byte counts follow (this one's followed each removal) */
+	if (!g->o.dry_run && (st.manifests_deleted || st.layer_links_deleted)) {
+		int grc = berth_gc_generation_bump(g->reg, g->generation);
+		if (grc < 0)
+			berth_warn("garbage collection: cannot write %s: %s", BERTH_GC_GENERATION_PATH,
+				   berth_strerror(grc));
+	}
 
 	atomic_fetch_add(rc < 0 ? &runs_failed : &runs_ok, 1);
 	atomic_fetch_add(&duration_ns_total, ns);
@@ -229,6 +259,9 @@ int berth_gc_online_start(struct berth_gc_online **out, struct berth_registry *r
 	struct berth_gc_online *g = berth_calloc(1, sizeof(*g));
 	g->reg = r;
 	g->o = *o;
+	/* what the start-up count of the quotas saw already */
+	if (berth_gc_generation_read(r, g->generation) < 0)
+		g->generation[0] = '\0';
 	if (berth_periodic_start(&g->task, o->interval_ms, o->interval_ms, cycle, g) < 0) {
 		free(g);
 		return BERTH_ERROR;

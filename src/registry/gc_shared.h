@@ -16,7 +16,12 @@
  * after the pusher's touch and finds the blob young, and keeps it; if the read found it, the
  * pusher relies on the blob only after the batch, touching it again (absent: it was deleted,
  * and the push stores it again or answers MANIFEST_BLOB_UNKNOWN). Either way no blob a push
- * relies on is deleted. A collector deletes nothing later than 20 s after writing its notice
+ * relies on is deleted in that window. What the notices do not cover is the age rule's own
+ * premise: in one process the sweep lock makes every push that touched a blob before a run
+ * began visible to the run's mark; between processes only the delay does, so each push step
+ * (a manifest PUT from its reference checks to its revision link, an upload's commit) must end
+ * within `delay` of its touches (hours by default; a PUT takes milliseconds, seconds under
+ * heavy load). A collector deletes nothing later than 20 s after writing its notice
  * (the rest of the batch is kept, for the next run), so a notice left by a collector that died
  * delays a push at most 30 s; the hosts' clocks must agree to well within those 10 s (NTP).
  *
@@ -26,7 +31,11 @@
  * safety rests on the notices alone, so two instances collecting at once (a lapse raced for)
  * are still safe.
  *
- * Both live at the driver's root, outside docker/registry/v2: Distribution and its tools never
+ * The generation. /berth/gc/generation changes with every run that removed links; the other
+ * instances, which count the stored-bytes quotas in memory (registry/quota.h), count them
+ * again from the store when they see it change.
+ *
+ * All three live at the driver's root, outside docker/registry/v2: Distribution and its tools never
  * look there.
  */
 #ifndef BERTH_REGISTRY_GC_SHARED_H
@@ -42,6 +51,7 @@ struct berth_registry;
 #define BERTH_GC_SHARED_DIR "/berth/gc"
 #define BERTH_GC_NOTICES_DIR BERTH_GC_SHARED_DIR "/sweeping"
 #define BERTH_GC_LEASE_PATH BERTH_GC_SHARED_DIR "/lease"
+#define BERTH_GC_GENERATION_PATH BERTH_GC_SHARED_DIR "/generation"
 
 /* How long a notice holds (its expiry), and how long before it its writer stops deleting. */
 #define BERTH_GC_NOTICE_TTL_MS 30000
@@ -73,5 +83,10 @@ void berth_gc_notice_prune(struct berth_registry *r);
  * another instance holds it (*holder gets its id, *until_ms its expiry); or a storage error.
  */
 int berth_gc_lease_take(struct berth_registry *r, int64_t hold_ms, char holder[64], int64_t *until_ms);
+
+/* Writes a new generation (into out too). A storage error is returned. */
+int berth_gc_generation_bump(struct berth_registry *r, char out[64]);
+/* The current generation into out ("" if there is none yet), or a storage error. */
+int berth_gc_generation_read(struct berth_registry *r, char out[64]);
 
 #endif

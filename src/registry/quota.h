@@ -85,6 +85,8 @@ void berth_quota_bytes_free(struct berth_quota_bytes *b); /* accepts NULL */
  * walk of each covered repository's _layers and _manifests/revisions, one stat per distinct
  * blob. */
 int berth_quota_bytes_build(struct berth_registry *r);
+/* 1 when some rule has a bytes limit. */
+int berth_quota_bytes_has_rules(const struct berth_registry *r);
 /* 1 when rule i has a bytes limit (then *usage and *limit are set), else 0. */
 int berth_quota_bytes_usage(int64_t *usage, int64_t *limit, struct berth_registry *r, size_t i);
 

@@ -1,5 +1,5 @@
 """Online garbage collection with two berth instances on one store (registry/gc_shared.h): both
-run the collection (every second, 1 s delay, deleteuntagged) while clients push and delete
+run the collection (every second, 3 s delay, deleteuntagged) while clients push and delete
 through both, for BERTH_GC_INSTANCES_SECONDS (default 12 s on a filesystem root, 20 s on S3).
 With BERTH_STORAGE=s3 (run so by tests/e2e/test_s3_suites.sh, on its RGW) the instances share
 one bucket and rootdirectory; otherwise one filesystem root.
@@ -10,6 +10,9 @@ blob it checked less than the delay before fails the test. Afterwards every tag 
 through the other instance, `berth fsck` is clean, nothing is left to collect (`berth
 garbage-collect --dry-run -m` finds no blob and no manifest eligible), no run failed, and the
 lease kept the collection to one instance at a time (the other skipped its runs).
+
+And the stored-bytes quotas of the instance that does not collect follow what the other's
+collection removed (it counts them again when the store's generation changes).
 """
 
 import os
@@ -23,15 +26,23 @@ import unittest
 
 import berthtest
 import test_gc_online
-from test_gc_online import DELAY, Pusher
+from berthtest import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, canonical, descriptor, digest
+from test_gc_online import Pusher
 
 S3 = berthtest.s3_mode()
 PUSH_SECONDS = float(os.environ.get("BERTH_GC_INSTANCES_SECONDS", "20" if S3 else "12"))
 PUSHERS = 4
+# Across instances the age rule alone covers a push's own steps (a manifest PUT from its checks
+# to its revision link must end within the delay; in one process the sweep lock covers them):
+# with 1 s, as in test_gc_online, two runs of seven lost a layer of a tagged image on a 2-core
+# machine at load 30 (manifest PUTs took up to half a second and more), so 3 s here; the
+# pushers' pauses and their check of refused manifests scale with it.
+DELAY = 3.0
+test_gc_online.DELAY = DELAY
 
 CONFIG = """version: 0.1
 log:
-  level: info
+  level: %(loglevel)s
 %(storage)s  delete:
     enabled: true
   redirect:
@@ -42,7 +53,7 @@ log:
     gc:
       enabled: true
       interval: 1s
-      delay: 1s
+      delay: %(delay)ds
       deleteuntagged: true
 http:
   addr: 127.0.0.1:%%(port)d
@@ -59,15 +70,19 @@ def metric(text, name):
     return int(m.group(1)) if m else 0
 
 
-class TwoInstancesCollect(unittest.TestCase):
+class Instances(unittest.TestCase):
+    """Two instances on one store (start() each), same configuration."""
+
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="berth-gc-instances-")
-        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+        if not os.environ.get("BERTH_KEEP_TMP"):
+            self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         if S3:
             storage = berthtest.s3_storage_yaml("/gc-instances-%d-%d" % (os.getpid(), int(time.time())))
         else:
             storage = "storage:\n  filesystem:\n    rootdirectory: %s\n" % os.path.join(self.tmp, "root")
-        self.config = CONFIG % {"storage": storage}
+        self.config = CONFIG % {"storage": storage, "delay": DELAY,
+                                "loglevel": os.environ.get("BERTH_GC_LOG_LEVEL", "info")}
         self.procs = []
 
     def start(self, name):
@@ -97,6 +112,8 @@ class TwoInstancesCollect(unittest.TestCase):
         b = re.search(r"(\d+) blobs eligible for deletion", r.stdout)
         return int(b.group(1)), int(m.group(1))
 
+
+class TwoInstancesCollect(Instances):
     def test_pushes_through_both_lose_nothing(self):
         (ca, ta), (cb, tb) = self.start("a"), self.start("b")
         clients = [ca, cb]
@@ -161,6 +178,49 @@ class TwoInstancesCollect(unittest.TestCase):
         r = subprocess.run([berthtest.berth_bin(), "fsck", cfg], capture_output=True, text=True,
                            timeout=300)
         self.assertEqual(r.returncode, 0, r.stdout[-4000:] + r.stderr[-2000:])
+
+
+QUOTA = """policies:
+  quotas:
+    - repository: q/.*
+      bytes: 3000
+"""
+
+
+class TwoInstancesQuota(Instances):
+    def setUp(self):
+        super().setUp()
+        self.config += QUOTA
+
+    def push(self, c, repo, data):
+        r = c.start_upload(repo)
+        return c.put(c.resolve(r.header("Location"), {"digest": digest(data)}), data,
+                     headers={"Content-Type": "application/octet-stream"})
+
+    def test_bytes_counted_again_after_the_other_collects(self):
+        # a holds the lease before b starts: b never collects
+        ca, ta = self.start("a")
+        self.assertTrue(berthtest.wait_until(
+            lambda: metric(self.metrics(ta), 'berth_gc_runs_total{result="ok"}') > 0, timeout=60))
+        cb, tb = self.start("b")
+        layer, config = b"L" * 1200, canonical({"os": "linux", "architecture": "amd64"})
+        for data in (layer, config):
+            cb.push_blob("q/a", data)
+        body = canonical({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                          "config": descriptor(config, OCI_CONFIG),
+                          "layers": [descriptor(layer, OCI_LAYER)]})
+        self.assertEqual(cb.put_manifest("q/a", digest(body), body).status, 201)
+        # untagged: a collects it all; 2500 more bytes fit in b's 3000 only once b has
+        # counted again (it counted 1200 + the config + the manifest itself)
+        big = b"B" * 2500
+        self.assertTrue(berthtest.wait_until(lambda: self.push(cb, "q/b", big).status == 201,
+                                             timeout=60, interval=0.5),
+                        "b kept counting what a collected")
+        r = self.push(cb, "q/b", b"C" * 600)
+        self.assertEqual(r.status, 403, r.describe())
+        self.assertIn("quota exceeded: bytes (2500 of 3000 stored, this blob adds 600)",
+                      r.json()["errors"][0]["message"])
+        self.assertEqual(metric(self.metrics(tb), 'berth_gc_runs_total{result="ok"}'), 0)
 
 
 if __name__ == "__main__":
