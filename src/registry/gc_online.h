@@ -7,7 +7,9 @@
  *  - Age. Whatever links or references a blob refreshes the blob data's mtime (the driver's
  *    `touch`): an upload's commit (new or already stored blob), a cross-repository mount, a
  *    HEAD or stat of a blob in a repository (a client that finds a layer so skips pushing it),
- *    and a manifest PUT, for its own blob, its config, its layers and its index children. A
+ *    and a manifest PUT, for its own blob, its config, its layers and its index children with
+ *    their own configs and layers (a run that found a child untagged keeps it once it is
+ *    young again, but did not mark what it names). A
  *    blob or an untagged manifest whose blob data is younger than `delay` is never collected:
  *    that is the grace a push in progress has between its layers and its manifest.
  *  - The sweep lock (registry_int.h, gc_lock). Those refreshes happen with the lock held

@@ -33,11 +33,11 @@ S3 = berthtest.s3_mode()
 PUSH_SECONDS = float(os.environ.get("BERTH_GC_INSTANCES_SECONDS", "20" if S3 else "12"))
 PUSHERS = 4
 # Across instances the age rule alone covers a push's own steps (a manifest PUT from its checks
-# to its revision link must end within the delay; in one process the sweep lock covers them):
-# with 1 s, as in test_gc_online, two runs of seven lost a layer of a tagged image on a 2-core
-# machine at load 30 (manifest PUTs took up to half a second and more), so 3 s here; the
-# pushers' pauses and their check of refused manifests scale with it.
-DELAY = 3.0
+# to its revision link must end within the delay; in one process the sweep lock covers them),
+# and manifest PUTs took up to half a second on a 2-core machine at load 30: 3 s leaves them
+# room (BERTH_GC_INSTANCES_DELAY changes it); the pushers' pauses and their check of refused
+# manifests scale with it.
+DELAY = float(os.environ.get("BERTH_GC_INSTANCES_DELAY", "3"))
 test_gc_online.DELAY = DELAY
 
 CONFIG = """version: 0.1
@@ -53,7 +53,7 @@ log:
     gc:
       enabled: true
       interval: 1s
-      delay: %(delay)ds
+      delay: %(delay)dms
       deleteuntagged: true
 http:
   addr: 127.0.0.1:%%(port)d
@@ -81,7 +81,7 @@ class Instances(unittest.TestCase):
             storage = berthtest.s3_storage_yaml("/gc-instances-%d-%d" % (os.getpid(), int(time.time())))
         else:
             storage = "storage:\n  filesystem:\n    rootdirectory: %s\n" % os.path.join(self.tmp, "root")
-        self.config = CONFIG % {"storage": storage, "delay": DELAY,
+        self.config = CONFIG % {"storage": storage, "delay": DELAY * 1000,
                                 "loglevel": os.environ.get("BERTH_GC_LOG_LEVEL", "info")}
         self.procs = []
 

@@ -41,6 +41,7 @@
 #include "storage/storage.h"
 
 #define MT_MANIFEST "application/vnd.oci.image.manifest.v1+json"
+#define MT_INDEX "application/vnd.oci.image.index.v1+json"
 
 typedef char dg[BERTH_DIGEST_STR_MAX];
 
@@ -341,7 +342,9 @@ static void test_untagged_young_manifest_stays_with_its_blobs(void **state)
 struct push {
 	struct fixture *f;
 	struct berth_registry *via; /* the instance pushing: NULL for f->reg */
-	int kind; /* 0: manifest PUT referencing the blob; 1: upload of the blob's bytes again */
+	int kind; /* 0: manifest PUT referencing the blob; 1: upload of the blob's bytes again;
+		   * 2: index PUT */
+	int wait_all; /* the hook waits for the push to end, however long */
 	const char *body;
 	char digest[BERTH_DIGEST_STR_MAX];
 	int rc;
@@ -356,8 +359,10 @@ static void *push_main(void *arg)
 	struct push *p = arg;
 	dg d;
 	struct berth_registry *via = p->via ? p->via : p->f->reg;
+	struct berth_manifest_put_result res;
 	int rc = p->kind == 0 ? put_manifest_via(via, "r", "v1", p->body, NULL)
-			      : upload_via(via, "r", p->body, d);
+		 : p->kind == 1 ? upload_via(via, "r", p->body, d)
+				: berth_manifest_put(&res, via, "r", "v1", MT_INDEX, p->body, strlen(p->body));
 	pthread_mutex_lock(&p->lock);
 	p->rc = rc;
 	p->done = 1;
@@ -379,25 +384,33 @@ static void start_push(void *arg)
 		until.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&p->lock);
+	while (p->wait_all && !p->done)
+		pthread_cond_wait(&p->cond, &p->lock);
 	while (!p->done && pthread_cond_timedwait(&p->cond, &p->lock, &until) == 0)
 		;
 	pthread_mutex_unlock(&p->lock);
+}
+
+/* The push runs inside the collection's remove of path. */
+static void push_in_window_at(struct fixture *f, struct push *p, const char *path, int delete_untagged)
+{
+	snprintf(f->w->trigger, sizeof(f->w->trigger), "%s", path);
+	f->w->hook = start_push;
+	f->w->arg = p;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	collect(f, delete_untagged);
+	assert_string_equal(f->w->trigger, ""); /* the window was reached */
+	pthread_join(p->thread, NULL);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->cond);
 }
 
 static void push_in_window(struct fixture *f, struct push *p, const char *victim)
 {
 	char path[BERTH_PATH_MAX];
 	assert_int_equal(berth_path_blob_dir(path, victim), 0);
-	snprintf(f->w->trigger, sizeof(f->w->trigger), "%s", path);
-	f->w->hook = start_push;
-	f->w->arg = p;
-	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->cond, NULL);
-	collect(f, 0);
-	assert_string_equal(f->w->trigger, ""); /* the window was reached */
-	pthread_join(p->thread, NULL);
-	pthread_mutex_destroy(&p->lock);
-	pthread_cond_destroy(&p->cond);
+	push_in_window_at(f, p, path, 0);
 }
 
 static void test_manifest_put_while_its_layer_is_deleted(void **state)
@@ -470,6 +483,52 @@ static void test_other_instance_blob_pushed_again_while_deleted(void **state)
 	assert_true(layer_link_exists(f, "r", lay));
 	assert_int_equal(berth_blob_stat(&size, f->other, "r", lay), 0);
 	assert_int_equal(size, strlen("old layer"));
+}
+
+/* An index PUT slower than the delay: its child, pushed by digest before it, is untagged and
+ * old when a collection marks, and the index comes (through another instance) after the mark:
+ * the child stays (its age restarts) and so must its config and layer, which the mark did not
+ * mark. */
+static void test_index_put_keeps_what_its_untagged_child_references(void **state)
+{
+	struct fixture *f = *state;
+	dg cfg, lay, child, dcfg, dlay, decoy;
+	char body[1024], decoy_body[1024], index[2048], path[BERTH_PATH_MAX], hex[129];
+	assert_int_equal(upload(f, "r", "child config", cfg), 0);
+	assert_int_equal(upload(f, "r", "child layer", lay), 0);
+	image(body, sizeof(body), "child config", "child layer", cfg, lay);
+	berth_digest_bytes(BERTH_ALG_SHA256, body, strlen(body), child);
+	assert_int_equal(put_manifest(f, "r", child, body, NULL), 0);
+	/* an untagged manifest in repository "a", collected first: the index PUT runs inside the
+	 * removal of its revision, after the mark */
+	assert_int_equal(upload(f, "a", "decoy config", dcfg), 0);
+	assert_int_equal(upload(f, "a", "decoy layer", dlay), 0);
+	image(decoy_body, sizeof(decoy_body), "decoy config", "decoy layer", dcfg, dlay);
+	berth_digest_bytes(BERTH_ALG_SHA256, decoy_body, strlen(decoy_body), decoy);
+	assert_int_equal(put_manifest(f, "a", decoy, decoy_body, NULL), 0);
+	age(f, cfg);
+	age(f, lay);
+	age(f, child);
+	age(f, dcfg);
+	age(f, dlay);
+	age(f, decoy);
+	snprintf(index, sizeof(index),
+		 "{\"schemaVersion\":2,\"mediaType\":\"" MT_INDEX "\",\"manifests\":[{\"mediaType\":"
+		 "\"" MT_MANIFEST "\",\"digest\":\"%s\",\"size\":%zu,\"platform\":{\"os\":\"linux\","
+		 "\"architecture\":\"amd64\"}}]}",
+		 child, strlen(body));
+	snprintf(hex, sizeof(hex), "%s", decoy + strlen("sha256:"));
+	snprintf(path, sizeof(path), "/docker/registry/v2/repositories/a/_manifests/revisions/sha256/%s", hex);
+	struct push p = { .f = f, .via = f->other, .kind = 2, .body = index, .wait_all = 1 };
+	push_in_window_at(f, &p, path, 1);
+	assert_int_equal(p.rc, 0);
+	assert_true(blob_exists(f, child));
+	assert_true(blob_exists(f, cfg));
+	assert_true(blob_exists(f, lay));
+	assert_false(blob_exists(f, decoy));
+	struct berth_manifest_content mc;
+	assert_int_equal(berth_manifest_get(&mc, f->reg, "r", child), 0);
+	berth_manifest_content_release(&mc);
 }
 
 static void test_lease_one_instance_at_a_time(void **state)
@@ -562,6 +621,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_instance_blob_pushed_again_while_deleted, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_index_put_keeps_what_its_untagged_child_references,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lease_one_instance_at_a_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cycle_runs_steps_before_marking, setup, teardown),
 	};
