@@ -24,6 +24,7 @@
 #include "core/oid.h"
 #include "core/util.h"
 #include "core/vec.h"
+#include "registry/gc_shared.h"
 #include "registry/link.h"
 #include "registry/manifest.h"
 #include "registry/paths.h"
@@ -94,6 +95,10 @@ struct gc {
 	/* online (o->registry): only what is older than this (blob data mtime, seconds) goes */
 	int64_t cutoff;
 	int held; /* the sweep lock is held exclusively */
+	/* online: this instance's sweep notice for the batch (gc_shared.h) is up; nothing of the
+	 * batch is deleted from deadline_ms on (wall clock) */
+	int noticed;
+	int64_t deadline_ms;
 };
 
 static void say(struct gc *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -238,6 +243,7 @@ enum {
 	GONE_KEPT_YOUNG = 1,  /* online: younger than the cutoff now */
 	GONE_KEPT_THERE = 2,  /* online: the blob is there again (a layer link stays) */
 	GONE_ABSENT = 3,      /* online: the blob was gone before: nothing to do */
+	GONE_KEPT_LATE = 4,   /* online: the batch's notice nears its expiry: kept for next run */
 };
 
 struct batch {
@@ -276,21 +282,42 @@ static void run_batch(struct batch *b)
 		pthread_join(t[i], NULL);
 }
 
-/* Takes the sweep lock exclusively for one batch of deletions (online only). */
-static void hold(struct gc *g)
+/*
+ * Online only: takes the sweep lock exclusively for one batch of deletions (this process's
+ * pushes wait), and posts the batch's sweep notice (other instances' pushes that touch one of
+ * its blobs wait, gc_shared.h). If the notice cannot be written, nothing of the batch goes.
+ */
+static void hold(struct gc *g, const struct batch *b)
 {
 	if (!g->o->registry || g->held)
 		return;
 	berth_gc_lock_exclusive(g->o->registry);
 	g->held = 1;
+	int rc = berth_gc_notice_post(&g->deadline_ms, g->o->registry, b->d, b->n);
+	g->noticed = rc == 0;
+	if (rc < 0) {
+		g->deadline_ms = 0;
+		warn(g, "cannot write the sweep notice: %s; keeping a batch of %zu items", berth_strerror(rc),
+		     b->n);
+	}
 }
 
 static void release(struct gc *g)
 {
 	if (!g->held)
 		return;
+	if (g->noticed)
+		berth_gc_notice_clear(g->o->registry);
+	g->noticed = 0;
 	berth_gc_unlock(g->o->registry);
 	g->held = 0;
+}
+
+/* Online, in a batch, after the item's age check: 1 if its deletion would come too late for
+ * the batch's notice (or there is none); the item is kept. */
+static int too_late(struct gc *g)
+{
+	return g->o->registry && berth_gc_wall_ms() >= g->deadline_ms;
 }
 
 /*
@@ -718,6 +745,27 @@ static int remove_repo_entry(struct gc *g, const char *repo, const char *part, c
 	return rc == BERTH_ENOTFOUND ? GONE_DELETED : rc;
 }
 
+/*
+ * remove_repo_entry of a link, online with the stored-bytes quotas following it (quota.h): the
+ * usage counted in memory drops with the link, as it does for a DELETE through the API.
+ * Offline nothing counts in memory: `berth usage` and the next start count from the store.
+ */
+static int remove_link_counted(struct gc *g, const char *repo, const char *part, enum berth_link_kind kind,
+			       const struct berth_oid *d)
+{
+	if (!g->o->registry)
+		return remove_repo_entry(g, repo, part, d);
+	char ds[BERTH_DIGEST_STR_MAX];
+	struct berth_bytes_guard quota;
+	berth_oid_fmt(ds, d);
+	int rc = berth_bytes_unlink_enter(&quota, g->o->registry, repo, kind, ds);
+	if (rc < 0)
+		return rc;
+	rc = remove_repo_entry(g, repo, part, d);
+	berth_bytes_unlink_leave(&quota, rc == GONE_DELETED);
+	return rc;
+}
+
 /* One untagged revision of a batch (any thread): its tag index entries, then its revision
  * link; online, only if its blob is still old, with the lock held. */
 static void delete_revision(struct batch *b, size_t k)
@@ -733,6 +781,10 @@ static void delete_revision(struct batch *b, size_t k)
 		b->checking[k] = rc < 0;
 		return;
 	}
+	if (too_late(g)) {
+		b->rc[k] = GONE_KEPT_LATE;
+		return;
+	}
 	berth_oid_hex(hex, d);
 	for (size_t t = 0; t < b->tags->n; t++) {
 		if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags/%s/index/%s/%s", b->repo,
@@ -742,7 +794,7 @@ static void delete_revision(struct batch *b, size_t k)
 		if (rc < 0 && rc != BERTH_ENOTFOUND && !b->extra_rc[k])
 			b->extra_rc[k] = rc;
 	}
-	b->rc[k] = remove_repo_entry(g, b->repo, "_manifests/revisions", d);
+	b->rc[k] = remove_link_counted(g, b->repo, "_manifests/revisions", BERTH_LINK_REVISION, d);
 }
 
 static void manifests_done(struct gc *g, const struct batch *b)
@@ -750,7 +802,7 @@ static void manifests_done(struct gc *g, const struct batch *b)
 	char ds[BERTH_DIGEST_STR_MAX];
 	for (size_t k = 0; k < b->n; k++) {
 		berth_oid_fmt(ds, &b->d[k]);
-		if (b->rc[k] == GONE_KEPT_YOUNG || b->rc[k] == GONE_ABSENT) {
+		if (b->rc[k] == GONE_KEPT_YOUNG || b->rc[k] == GONE_ABSENT || b->rc[k] == GONE_KEPT_LATE) {
 			/* pushed again, tagged, or referenced by an index since the run began */
 			g->st.young_kept += b->rc[k] == GONE_KEPT_YOUNG;
 			continue;
@@ -815,7 +867,7 @@ static void delete_manifests(struct gc *g)
 		}
 		b->d[b->n++] = m->d;
 		if (b->n == GC_BATCH || i + 1 == g->ndoomed || g->doomed[i + 1].repo != m->repo) {
-			hold(g);
+			hold(g, b);
 			run_batch(b);
 			release(g);
 			manifests_done(g, b);
@@ -904,6 +956,10 @@ static void delete_blob(struct batch *b, size_t k)
 		b->checking[k] = rc < 0;
 		return;
 	}
+	if (too_late(g)) {
+		b->rc[k] = GONE_KEPT_LATE;
+		return;
+	}
 	berth_oid_fmt(ds, &b->d[k]);
 	if ((rc = berth_path_blob_dir(path, ds)) == 0)
 		rc = berth_storage_remove(g->d, path);
@@ -920,6 +976,8 @@ static void blobs_done(struct gc *g, const struct batch *b)
 		if (b->rc[k] == GONE_KEPT_YOUNG) {
 			mark(g, &b->d[k]); /* linked, re-pushed or referenced since the walk: stays */
 			g->st.young_kept++;
+		} else if (b->rc[k] == GONE_KEPT_LATE) {
+			mark(g, &b->d[k]); /* left for the next run, with its layer links */
 		} else if (b->rc[k] < 0 && b->checking[k]) {
 			warn(g, "cannot stat blob %s: %s; keeping it", ds, berth_strerror(b->rc[k]));
 		} else if (b->rc[k] < 0) {
@@ -957,7 +1015,7 @@ static uint64_t sweep_blobs(struct gc *g)
 			if (g->o->dry_run) {
 				memset(b->rc, 0, sizeof(b->rc));
 			} else {
-				hold(g);
+				hold(g, b);
 				run_batch(b);
 				release(g);
 			}
@@ -1007,14 +1065,18 @@ static void delete_link(struct batch *b, size_t k)
 		b->rc[k] = GONE_KEPT_THERE;
 		return;
 	}
-	b->rc[k] = remove_repo_entry(g, b->repo, "_layers", d);
+	if (too_late(g)) {
+		b->rc[k] = GONE_KEPT_LATE;
+		return;
+	}
+	b->rc[k] = remove_link_counted(g, b->repo, "_layers", BERTH_LINK_LAYER, d);
 }
 
 static void links_done(struct gc *g, const struct batch *b)
 {
 	char ds[BERTH_DIGEST_STR_MAX];
 	for (size_t k = 0; k < b->n; k++) {
-		if (b->rc[k] == GONE_KEPT_THERE)
+		if (b->rc[k] == GONE_KEPT_THERE || b->rc[k] == GONE_KEPT_LATE)
 			continue;
 		berth_oid_fmt(ds, &b->d[k]);
 		item(g, "%s: layer link eligible for deletion: %s", b->repo, ds);
@@ -1055,7 +1117,7 @@ static void sweep_layer_links(struct gc *g)
 					if (g->o->dry_run) {
 						memset(b->rc, 0, sizeof(b->rc));
 					} else {
-						hold(g);
+						hold(g, b);
 						run_batch(b);
 						release(g);
 					}

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "core/err.h"
@@ -16,6 +17,7 @@
 #include "core/periodic.h"
 #include "core/util.h"
 #include "registry/gc.h"
+#include "registry/gc_shared.h"
 #include "registry/paths.h"
 #include "registry/registry_int.h"
 #include "storage/storage.h"
@@ -30,6 +32,7 @@ void berth_gc_lock_init(struct berth_registry *r)
 	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&r->gc_lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
+	berth_uuid4(r->gc_instance);
 }
 
 void berth_gc_lock_destroy(struct berth_registry *r)
@@ -63,19 +66,26 @@ int berth_blob_refresh(struct berth_registry *r, const char *digest)
 	int rc = berth_path_blob_data(path, digest);
 	if (rc < 0)
 		return rc;
-	rc = berth_storage_touch(r->driver, path);
-	if (rc == BERTH_ENOTFOUND) {
-		/* collected (by this process or another): the cached size must not say otherwise */
-		char key[BERTH_DIGEST_STR_MAX + 8];
-		berth_reg_cache_key(key, sizeof(key), 'b', NULL, digest);
-		berth_reg_cache_remove(r->descriptors, key);
+	/* touch, then look for another instance's batch naming the blob (gc_shared.h); after
+	 * waiting one out, the same again: a blob can be in a batch of each of the sweep's phases */
+	for (int round = 0; round < 8; round++) {
+		rc = berth_storage_touch(r->driver, path);
+		if (rc == BERTH_ENOTFOUND) {
+			/* collected (by this process or another): the cached size must not say otherwise */
+			char key[BERTH_DIGEST_STR_MAX + 8];
+			berth_reg_cache_key(key, sizeof(key), 'b', NULL, digest);
+			berth_reg_cache_remove(r->descriptors, key);
+		}
+		if (rc < 0 || (rc = berth_gc_notice_wait(r, digest)) <= 0)
+			return rc;
 	}
-	return rc;
+	return berth_err_set(BERTH_EUNAVAILABLE, "blob %s stays in another instance's garbage collection",
+			     digest);
 }
 
 /* ---- metrics ---- */
 
-static _Atomic uint64_t running, runs_ok, runs_failed, blobs_deleted, bytes_freed, manifests_deleted,
+static _Atomic uint64_t running, runs_ok, runs_failed, runs_skipped, blobs_deleted, bytes_freed, manifests_deleted,
 	layer_links_deleted, duration_ns_total, last_duration_ns, last_end_s;
 
 static void render_metrics(struct berth_buf *out)
@@ -85,10 +95,12 @@ static void render_metrics(struct berth_buf *out)
 			 "# TYPE berth_gc_runs_total counter\n"
 			 "berth_gc_runs_total{result=\"ok\"} %" PRIu64 "\n"
 			 "berth_gc_runs_total{result=\"failed\"} %" PRIu64 "\n"
+			 "berth_gc_runs_total{result=\"skipped\"} %" PRIu64 "\n"
 			 "# HELP berth_gc_running 1 while an online garbage collection run is in progress.\n"
 			 "# TYPE berth_gc_running gauge\n"
 			 "berth_gc_running %" PRIu64 "\n",
-			 atomic_load(&runs_ok), atomic_load(&runs_failed), atomic_load(&running));
+			 atomic_load(&runs_ok), atomic_load(&runs_failed), atomic_load(&runs_skipped),
+			 atomic_load(&running));
 	berth_buf_printf(out,
 			 "# HELP berth_gc_duration_seconds_total Time spent in online garbage collection runs.\n"
 			 "# TYPE berth_gc_duration_seconds_total counter\n"
@@ -129,6 +141,7 @@ struct berth_gc_online {
 	struct berth_registry *reg;
 	struct berth_gc_online_options o;
 	struct berth_periodic *task;
+	char generation[64]; /* the store's collection generation last seen (gc_shared.h) */
 };
 
 static void run_steps(struct berth_gc_online *g)
@@ -141,9 +154,54 @@ static void run_steps(struct berth_gc_online *g)
 	}
 }
 
+/*
+ * 1 if this instance collects this time: it holds the store's lease (gc_shared.h), for two
+ * intervals and a minute, so that it keeps it from run to run while it lives. 0: another
+ * instance does (a skipped run). A lease that cannot be read or written: this instance
+ * collects (safety does not rest on the lease).
+ */
+static int take_lease(struct berth_gc_online *g)
+{
+	char holder[64] = "";
+	int64_t until = 0;
+	int rc = berth_gc_lease_take(g->reg, 2 * g->o.interval_ms + 60000, holder, &until);
+	if (rc < 0)
+		berth_warn("garbage collection: cannot take the lease %s: %s; collecting anyway",
+			   BERTH_GC_LEASE_PATH, berth_strerror(rc));
+	else if (rc == 0)
+		berth_debug("garbage collection: skipped: instance %s collects (lease until %" PRId64 ")",
+			    holder, until);
+	return rc != 0;
+}
+
+/*
+ * Another instance's collection removed links since the last cycle (the store's generation
+ * changed): the stored-bytes quotas counted in memory (quota.h) are counted again from the
+ * store, as at start-up (covered pushes wait for the count).
+ */
+static void follow_generation(struct berth_gc_online *g)
+{
+	char now[64];
+	if (!berth_quota_bytes_has_rules(g->reg) || berth_gc_generation_read(g->reg, now) < 0 ||
+	    strcmp(now, g->generation) == 0)
+		return;
+	int rc = berth_quota_bytes_build(g->reg);
+	if (rc < 0) {
+		berth_warn("garbage collection: cannot count the stored bytes of policies.quotas again "
+			   "after another instance's collection: %s", berth_strerror(rc));
+		return; /* tried again next cycle */
+	}
+	memcpy(g->generation, now, sizeof(now));
+}
+
 static void cycle(void *arg)
 {
 	struct berth_gc_online *g = arg;
+	follow_generation(g);
+	if (!take_lease(g)) {
+		atomic_fetch_add(&runs_skipped, 1);
+		return;
+	}
 	struct berth_gc_options o = {
 		.dry_run = g->o.dry_run,
 		.delete_untagged = g->o.delete_untagged,
@@ -155,10 +213,19 @@ static void cycle(void *arg)
 	uint64_t t0 = berth_now_ns();
 
 	atomic_store(&running, 1);
+	berth_gc_notice_prune(g->reg);
 	run_steps(g);
 	int rc = berth_gc_run(g->reg->driver, &o, &st);
 	uint64_t ns = berth_now_ns() - t0;
 	atomic_store(&running, 0);
+	take_lease(g); /* renewed from the run's end */
+	/* the other instances' byte counts follow (this one's followed each removal) */
+	if (!g->o.dry_run && (st.manifests_deleted || st.layer_links_deleted)) {
+		int grc = berth_gc_generation_bump(g->reg, g->generation);
+		if (grc < 0)
+			berth_warn("garbage collection: cannot write %s: %s", BERTH_GC_GENERATION_PATH,
+				   berth_strerror(grc));
+	}
 
 	atomic_fetch_add(rc < 0 ? &runs_failed : &runs_ok, 1);
 	atomic_fetch_add(&duration_ns_total, ns);
@@ -192,6 +259,9 @@ int berth_gc_online_start(struct berth_gc_online **out, struct berth_registry *r
 	struct berth_gc_online *g = berth_calloc(1, sizeof(*g));
 	g->reg = r;
 	g->o = *o;
+	/* what the start-up count of the quotas saw already */
+	if (berth_gc_generation_read(r, g->generation) < 0)
+		g->generation[0] = '\0';
 	if (berth_periodic_start(&g->task, o->interval_ms, o->interval_ms, cycle, g) < 0) {
 		free(g);
 		return BERTH_ERROR;

@@ -7,7 +7,9 @@
  *  - Age. Whatever links or references a blob refreshes the blob data's mtime (the driver's
  *    `touch`): an upload's commit (new or already stored blob), a cross-repository mount, a
  *    HEAD or stat of a blob in a repository (a client that finds a layer so skips pushing it),
- *    and a manifest PUT, for its own blob, its config, its layers and its index children. A
+ *    and a manifest PUT, for its own blob, its config, its layers and its index children with
+ *    their own configs and layers (a run that found a child untagged keeps it once it is
+ *    young again, but did not mark what it names). A
  *    blob or an untagged manifest whose blob data is younger than `delay` is never collected:
  *    that is the grace a push in progress has between its layers and its manifest.
  *  - The sweep lock (registry_int.h, gc_lock). Those refreshes happen with the lock held
@@ -21,10 +23,12 @@
  *    MANIFEST_BLOB_UNKNOWN for the manifest) and pushes it again: never a manifest stored
  *    without its blobs. A blob re-pushed after its deletion is stored again whole, and its
  *    link stays (only links to blobs that are gone are removed).
- *  - In one process only. A second berth (or Distribution) on the same store does not take
- *    this lock: its pushes are safe if they refresh ages too (give it the same gc section) and
- *    finish within `delay`, except for the moment between this collection's last age check
- *    of a blob and its deletion. Drivers without `touch` (S3, for now) are refused.
+ *  - Across processes (several berth on one filesystem root or S3 bucket, each with the same
+ *    gc section) the sweep lock is replaced by state in the store (registry/gc_shared.h): each
+ *    batch's sweep notice, written before its age checks and read by every refresh after its
+ *    touch, so that a refresh through another instance either sees the batch (and waits it
+ *    out) or is seen young by it; and a lease, so that one instance collects at a time.
+ *    Drivers without `touch` are refused (S3's is a copy of the object onto itself).
  *
  * Deletions are done in batches of 64 items (8 threads) under the lock, so a push waits for
  * at most one batch. Reads (pulls) never take the lock.

@@ -136,13 +136,53 @@ static int is_manifest_media_type(const char *mt)
 		      strcmp(mt, BERTH_MT_OCI_INDEX) == 0 || strcmp(mt, BERTH_MT_DOCKER_LIST) == 0);
 }
 
+static int child_must_exist(const struct berth_registry *r, const struct berth_descriptor *d);
+
+/*
+ * With online garbage collection, a child's own references (its config and layers, or its
+ * children) are referenced anew too: a collection that found the child untagged and old may be
+ * running, and it keeps the child once the refresh makes it young, but it did not mark what the
+ * child references. BERTH_ENOTFOUND if one of them is gone (the child must be pushed again).
+ */
+static int refresh_child_refs(struct berth_registry *r, const char *name, const char *digest, int depth)
+{
+	struct berth_manifest_content mc;
+	struct berth_manifest *m = NULL;
+	int rc = berth_manifest_get(&mc, r, name, digest);
+	if (rc < 0)
+		return rc;
+	if (berth_manifest_parse(&m, NULL, mc.body, mc.len) < 0) {
+		berth_manifest_content_release(&mc);
+		return 0; /* nothing it names can be read: the collection keeps it too (gc.c) */
+	}
+	if (m->has_config)
+		rc = berth_blob_refresh(r, m->config.digest);
+	for (size_t i = 0; rc == 0 && i < m->n_layers; i++)
+		if (!berth_descriptor_is_foreign(&m->layers[i]))
+			rc = berth_blob_refresh(r, m->layers[i].digest);
+	for (size_t i = 0; rc == 0 && depth < 2 && i < m->n_manifests; i++) {
+		rc = revision_exists(r, name, m->manifests[i].digest);
+		if (rc == 0)
+			rc = berth_blob_refresh(r, m->manifests[i].digest);
+		if (rc == 0)
+			rc = refresh_child_refs(r, name, m->manifests[i].digest, depth + 1);
+		if (rc == BERTH_ENOTFOUND && !child_must_exist(r, &m->manifests[i]))
+			rc = 0;
+	}
+	berth_manifest_free(m);
+	berth_manifest_content_release(&mc);
+	return rc;
+}
+
 /* revision_exists, and with online garbage collection, the child's age starts again (it is
- * referenced now: see verify_references). */
+ * referenced now: see verify_references), and so do the ages of what it references. */
 static int child_exists(struct berth_registry *r, const char *name, const char *digest)
 {
 	int rc = revision_exists(r, name, digest);
 	if (rc == 0 && r->gc_refresh)
 		rc = berth_blob_refresh(r, digest);
+	if (rc == 0 && r->gc_refresh)
+		rc = refresh_child_refs(r, name, digest, 0);
 	return rc;
 }
 
@@ -281,6 +321,9 @@ static int store_manifest(struct berth_registry *r, const char *name, const char
 	if (berth_blob_refresh(r, digest) < 0) {
 		if ((rc = berth_path_blob_data(path, digest)) < 0 ||
 		    (rc = berth_storage_put_content(r->driver, path, body, len)) < 0)
+			goto out;
+		/* written: a sweep of another instance that found the old copy must be over */
+		if (r->gc_refresh && (rc = berth_blob_refresh(r, digest)) < 0)
 			goto out;
 	}
 	if ((rc = berth_path_revision_link(path, name, digest)) < 0 ||

@@ -67,7 +67,8 @@ int berth_quota_usage(struct berth_quota_usage *out, struct berth_registry *r, s
  * through _manifests/revisions), counted once per rule however many covered repositories link
  * it. The usage lives in memory: counted from the store by berth_quota_bytes_build, then kept up
  * to date by every link and unlink this process makes (blob upload commit, mount, manifest PUT,
- * blob delete, manifest delete by digest, repository delete). Links written or removed by
+ * blob delete, manifest delete by digest, repository delete, retention, and the online garbage
+ * collection's removal of revision and layer links, registry/gc.c). Links written or removed by
  * another process (offline garbage collection, Distribution, a second berth) are seen at the
  * next build.
  *
@@ -82,8 +83,10 @@ void berth_quota_bytes_free(struct berth_quota_bytes *b); /* accepts NULL */
  * store, excluding link writes meanwhile. 0 without bytes rules; a storage error (the previous
  * counts then stay). Blocks: one
  * walk of each covered repository's _layers and _manifests/revisions, one stat per distinct
- * blob. The online garbage collection calls it after a sweep that removed links. */
+ * blob. */
 int berth_quota_bytes_build(struct berth_registry *r);
+/* 1 when some rule has a bytes limit. */
+int berth_quota_bytes_has_rules(const struct berth_registry *r);
 /* 1 when rule i has a bytes limit (then *usage and *limit are set), else 0. */
 int berth_quota_bytes_usage(int64_t *usage, int64_t *limit, struct berth_registry *r, size_t i);
 

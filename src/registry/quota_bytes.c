@@ -233,6 +233,11 @@ int berth_quota_bytes_build(struct berth_registry *r)
 	return rc;
 }
 
+int berth_quota_bytes_has_rules(const struct berth_registry *r)
+{
+	return r->quota_bytes && r->quota_bytes->n > 0;
+}
+
 int berth_quota_bytes_usage(int64_t *usage, int64_t *limit, struct berth_registry *r, size_t i)
 {
 	struct berth_quota_bytes *b = r->quota_bytes;

@@ -65,6 +65,8 @@ struct berth_registry {
 	 * again. Both are unused (no lock taken, nothing touched) when gc_refresh is 0. */
 	int gc_refresh;
 	pthread_rwlock_t gc_lock;
+	/* This process among the instances sharing the store (registry/gc_shared.h): a UUID. */
+	char gc_instance[37];
 };
 
 /* registry/repo_delete.c: the per-repository locks, by name (striped: names may share one). */
@@ -93,7 +95,8 @@ void berth_gc_unlock(struct berth_registry *r);
 /*
  * The blob's data exists, and (with r->gc_refresh) its age starts again: its mtime is set to
  * now. Called with gc_lock held shared by whatever links or references the blob, so that a
- * collection running now either deleted it before (BERTH_ENOTFOUND here) or sees it young.
+ * collection running now either deleted it before (BERTH_ENOTFOUND here) or sees it young;
+ * a collection by another instance too (registry/gc_shared.h: this may wait for its batch).
  */
 int berth_blob_refresh(struct berth_registry *r, const char *digest);
 /* berth_blob_stat for a caller already holding gc_lock shared (a manifest PUT). */

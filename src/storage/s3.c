@@ -1255,7 +1255,7 @@ int berth_s3_driver_new(struct berth_storage_driver **out, const struct berth_s3
 		.stat = s3_stat, .list = s3_list, .move = s3_move, .remove = s3_remove,
 		.walk = berth_storage_walk_generic, .url_for = s3_url_for, .free = s3_free,
 		.append_size = s3_append_size,
-		.remote = 1,
+		.remote = 1, .touch = berth_s3__touch,
 		.list_tree = s3_list_tree,
 	};
 	d->endpoint = berth_strdup(o->endpoint);

@@ -148,4 +148,10 @@ int berth_s3__mpu_find(struct s3_driver *d, const char *key, struct s3_mpu *m);
 /* Lists the parts of m->id into m. */
 int berth_s3__mpu_list_parts(struct s3_driver *d, const char *key, struct s3_mpu *m);
 
+/* ---- s3_touch.c ---- */
+
+/* The driver's touch slot (driver.h): LastModified set to now by a copy of the object onto
+ * itself. BERTH_ENOTFOUND if absent. Blocks. */
+int berth_s3__touch(struct berth_storage_driver *base, const char *path);
+
 #endif

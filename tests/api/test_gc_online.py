@@ -354,6 +354,50 @@ class OnlineGCStress(berthtest.OpsTestCase):
         return blobs, referenced, untagged
 
 
+QUOTA_CONFIG = CONFIG + """policies:
+  quotas:
+    - repository: q/.*
+      bytes: 3000
+"""
+
+
+class OnlineGCQuota(unittest.TestCase):
+    """What the collection removes leaves the stored-bytes quotas (policies.quotas[].bytes)
+    counted in memory: a push after it is checked against what is stored, not what was."""
+
+    def test_collected_links_leave_the_bytes_usage(self):
+        proc, c, tmp = berthtest.start_with_config(QUOTA_CONFIG, "berth-gc-quota-")
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        v2 = os.path.join(tmp, "root", "docker", "registry", "v2", "repositories", "q", "a")
+        try:
+            layer, config = b"L" * 1200, canonical({"os": "linux", "architecture": "amd64"})
+            for data in (layer, config):
+                c.push_blob("q/a", data)
+            body = canonical({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                              "config": descriptor(config, OCI_CONFIG),
+                              "layers": [descriptor(layer, OCI_LAYER)]})
+            self.assertEqual(c.put_manifest("q/a", digest(body), body).status, 201)
+            # untagged: deleteuntagged collects the manifest, then its config and layer
+            links = [os.path.join(v2, "_manifests", "revisions", "sha256", digest(body)[7:]),
+                     os.path.join(v2, "_layers", "sha256", digest(layer)[7:]),
+                     os.path.join(v2, "_layers", "sha256", digest(config)[7:])]
+            self.assertTrue(berthtest.wait_until(
+                lambda: not any(os.path.exists(p) for p in links), timeout=60), links)
+            # 2500 bytes fit in 3000 only if the collected 1200 + config + manifest left the count
+            c.push_blob("q/b", b"B" * 2500)
+            r = c.start_upload("q/b")
+            r = c.put(c.resolve(r.header("Location"), {"digest": digest(b"C" * 600)}), b"C" * 600,
+                      headers={"Content-Type": "application/octet-stream"})
+            self.assertEqual(r.status, 403, r.describe())
+            self.assertIn("quota exceeded: bytes (2500 of 3000 stored, this blob adds 600)",
+                          r.json()["errors"][0]["message"])
+        finally:
+            proc.terminate()
+            self.assertEqual(proc.wait(timeout=60), 0)
+        r = berthtest.run_berth(["usage", os.path.join(tmp, "config.yml")])
+        self.assertIn("bytes 2500/3000", r.stdout, r.stdout + r.stderr)
+
+
 class OnlineGCConfig(berthtest.OpsTestCase):
     def refused(self, gc_lines, key):
         tmp = tempfile.mkdtemp(prefix="berth-gc-cfg-", dir=self.tmp)

@@ -8,6 +8,10 @@
  *    gives it 300 ms) either completes before the check, or after the deletion and then finds
  *    the blob gone (a manifest PUT fails, an upload stores the blob again): never a manifest
  *    stored, or an upload answered, without its blob. Without the lock both would.
+ *  - across instances (registry/gc_shared.h): the same pushes through a second registry on the
+ *    same root (another process: its own sweep lock, its own instance id) wait out the batch's
+ *    sweep notice instead; without the notices both would lose the blob. The lease goes to
+ *    one instance at a time and passes on once it lapses.
  * Old blobs are made old by setting their data's mtime an hour back.
  */
 #include <pthread.h>
@@ -30,11 +34,14 @@
 #include "helpers/tmproot.h"
 #include "registry/gc.h"
 #include "registry/gc_online.h"
+#include "registry/gc_shared.h"
+#include "registry/registry_int.h"
 #include "registry/paths.h"
 #include "registry/registry.h"
 #include "storage/storage.h"
 
 #define MT_MANIFEST "application/vnd.oci.image.manifest.v1+json"
+#define MT_INDEX "application/vnd.oci.image.index.v1+json"
 
 typedef char dg[BERTH_DIGEST_STR_MAX];
 
@@ -107,6 +114,7 @@ struct fixture {
 	char dir[256];
 	struct window_driver *w;
 	struct berth_registry *reg;
+	struct berth_registry *other; /* another instance on the same root */
 };
 
 static int setup(void **state)
@@ -128,6 +136,12 @@ static int setup(void **state)
 					     .descriptor_cache_size = 1000, .gc_online = 1 };
 	if (berth_registry_new(&f->reg, &cfg) < 0)
 		return -1;
+	struct berth_storage_driver *fs2 = NULL;
+	if (berth_fs_driver_new(&fs2, f->dir) < 0)
+		return -1;
+	cfg.driver = fs2;
+	if (berth_registry_new(&f->other, &cfg) < 0)
+		return -1;
 	*state = f;
 	return 0;
 }
@@ -136,6 +150,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	berth_registry_free(f->reg);
+	berth_registry_free(f->other);
 	berth_test_root_remove(f->dir);
 	free(f);
 	return 0;
@@ -143,17 +158,22 @@ static int teardown(void **state)
 
 /* ---- helpers ---- */
 
-static int upload(struct fixture *f, const char *repo, const char *content, char *digest)
+static int upload_via(struct berth_registry *reg, const char *repo, const char *content, char *digest)
 {
 	char uuid[37];
 	struct berth_upload *u = NULL;
 	berth_digest_bytes(BERTH_ALG_SHA256, content, strlen(content), digest);
-	assert_int_equal(berth_upload_create(f->reg, repo, uuid), 0);
-	assert_int_equal(berth_upload_open(&u, f->reg, repo, uuid), 0);
+	assert_int_equal(berth_upload_create(reg, repo, uuid), 0);
+	assert_int_equal(berth_upload_open(&u, reg, repo, uuid), 0);
 	assert_int_equal(berth_upload_write(u, content, strlen(content)), 0);
 	int rc = berth_upload_commit(u, digest);
 	berth_upload_close(u);
 	return rc;
+}
+
+static int upload(struct fixture *f, const char *repo, const char *content, char *digest)
+{
+	return upload_via(f->reg, repo, content, digest);
 }
 
 static void image(char *body, size_t cap, const char *config, const char *layer, const char *cfgd,
@@ -167,14 +187,20 @@ static void image(char *body, size_t cap, const char *config, const char *layer,
 		 cfgd, strlen(config), layerd, strlen(layer));
 }
 
-static int put_manifest(struct fixture *f, const char *repo, const char *ref, const char *body,
-			char *digest)
+static int put_manifest_via(struct berth_registry *reg, const char *repo, const char *ref,
+			    const char *body, char *digest)
 {
 	struct berth_manifest_put_result res;
-	int rc = berth_manifest_put(&res, f->reg, repo, ref, MT_MANIFEST, body, strlen(body));
+	int rc = berth_manifest_put(&res, reg, repo, ref, MT_MANIFEST, body, strlen(body));
 	if (digest)
 		snprintf(digest, BERTH_DIGEST_STR_MAX, "%s", res.digest);
 	return rc;
+}
+
+static int put_manifest(struct fixture *f, const char *repo, const char *ref, const char *body,
+			char *digest)
+{
+	return put_manifest_via(f->reg, repo, ref, body, digest);
 }
 
 static void host_path(struct fixture *f, char *out, const char *digest)
@@ -315,7 +341,10 @@ static void test_untagged_young_manifest_stays_with_its_blobs(void **state)
 
 struct push {
 	struct fixture *f;
-	int kind; /* 0: manifest PUT referencing the blob; 1: upload of the blob's bytes again */
+	struct berth_registry *via; /* the instance pushing: NULL for f->reg */
+	int kind; /* 0: manifest PUT referencing the blob; 1: upload of the blob's bytes again;
+		   * 2: index PUT */
+	int wait_all; /* the hook waits for the push to end, however long */
 	const char *body;
 	char digest[BERTH_DIGEST_STR_MAX];
 	int rc;
@@ -329,8 +358,11 @@ static void *push_main(void *arg)
 {
 	struct push *p = arg;
 	dg d;
-	int rc = p->kind == 0 ? put_manifest(p->f, "r", "v1", p->body, NULL)
-			      : upload(p->f, "r", p->body, d);
+	struct berth_registry *via = p->via ? p->via : p->f->reg;
+	struct berth_manifest_put_result res;
+	int rc = p->kind == 0 ? put_manifest_via(via, "r", "v1", p->body, NULL)
+		 : p->kind == 1 ? upload_via(via, "r", p->body, d)
+				: berth_manifest_put(&res, via, "r", "v1", MT_INDEX, p->body, strlen(p->body));
 	pthread_mutex_lock(&p->lock);
 	p->rc = rc;
 	p->done = 1;
@@ -352,25 +384,33 @@ static void start_push(void *arg)
 		until.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&p->lock);
+	while (p->wait_all && !p->done)
+		pthread_cond_wait(&p->cond, &p->lock);
 	while (!p->done && pthread_cond_timedwait(&p->cond, &p->lock, &until) == 0)
 		;
 	pthread_mutex_unlock(&p->lock);
+}
+
+/* The push runs inside the collection's remove of path. */
+static void push_in_window_at(struct fixture *f, struct push *p, const char *path, int delete_untagged)
+{
+	snprintf(f->w->trigger, sizeof(f->w->trigger), "%s", path);
+	f->w->hook = start_push;
+	f->w->arg = p;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	collect(f, delete_untagged);
+	assert_string_equal(f->w->trigger, ""); /* the window was reached */
+	pthread_join(p->thread, NULL);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->cond);
 }
 
 static void push_in_window(struct fixture *f, struct push *p, const char *victim)
 {
 	char path[BERTH_PATH_MAX];
 	assert_int_equal(berth_path_blob_dir(path, victim), 0);
-	snprintf(f->w->trigger, sizeof(f->w->trigger), "%s", path);
-	f->w->hook = start_push;
-	f->w->arg = p;
-	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->cond, NULL);
-	collect(f, 0);
-	assert_string_equal(f->w->trigger, ""); /* the window was reached */
-	pthread_join(p->thread, NULL);
-	pthread_mutex_destroy(&p->lock);
-	pthread_cond_destroy(&p->cond);
+	push_in_window_at(f, p, path, 0);
 }
 
 static void test_manifest_put_while_its_layer_is_deleted(void **state)
@@ -405,6 +445,105 @@ static void test_blob_pushed_again_while_deleted(void **state)
 	assert_true(layer_link_exists(f, "r", lay));
 	assert_int_equal(berth_blob_stat(&size, f->reg, "r", lay), 0);
 	assert_int_equal(size, strlen("old layer"));
+}
+
+/* ---- across instances ---- */
+
+static void test_other_instance_manifest_put_while_its_layer_is_deleted(void **state)
+{
+	struct fixture *f = *state;
+	dg cfg, lay;
+	char body[1024];
+	assert_int_equal(upload(f, "r", "young config", cfg), 0);
+	assert_int_equal(upload(f, "r", "old layer", lay), 0);
+	age(f, lay);
+	image(body, sizeof(body), "young config", "old layer", cfg, lay);
+	/* the other instance does not take this one's sweep lock: it touches the layer (still
+	 * there), finds it in the batch's notice, waits the batch out, and finds it gone */
+	struct push p = { .f = f, .via = f->other, .kind = 0, .body = body };
+	push_in_window(f, &p, lay);
+	assert_int_equal(p.rc, BERTH_ENOTFOUND);
+	assert_false(blob_exists(f, lay));
+	struct berth_manifest_content mc;
+	assert_int_equal(berth_manifest_get(&mc, f->other, "r", "v1"), BERTH_ENOTFOUND);
+}
+
+static void test_other_instance_blob_pushed_again_while_deleted(void **state)
+{
+	struct fixture *f = *state;
+	dg lay;
+	uint64_t size;
+	assert_int_equal(upload(f, "r", "old layer", lay), 0);
+	age(f, lay);
+	struct push p = { .f = f, .via = f->other, .kind = 1, .body = "old layer" };
+	push_in_window(f, &p, lay);
+	/* answered only once the batch was over: stored again, linked */
+	assert_int_equal(p.rc, 0);
+	assert_true(blob_exists(f, lay));
+	assert_true(layer_link_exists(f, "r", lay));
+	assert_int_equal(berth_blob_stat(&size, f->other, "r", lay), 0);
+	assert_int_equal(size, strlen("old layer"));
+}
+
+/* An index PUT slower than the delay: its child, pushed by digest before it, is untagged and
+ * old when a collection marks, and the index comes (through another instance) after the mark:
+ * the child stays (its age restarts) and so must its config and layer, which the mark did not
+ * mark. */
+static void test_index_put_keeps_what_its_untagged_child_references(void **state)
+{
+	struct fixture *f = *state;
+	dg cfg, lay, child, dcfg, dlay, decoy;
+	char body[1024], decoy_body[1024], index[2048], path[BERTH_PATH_MAX], hex[129];
+	assert_int_equal(upload(f, "r", "child config", cfg), 0);
+	assert_int_equal(upload(f, "r", "child layer", lay), 0);
+	image(body, sizeof(body), "child config", "child layer", cfg, lay);
+	berth_digest_bytes(BERTH_ALG_SHA256, body, strlen(body), child);
+	assert_int_equal(put_manifest(f, "r", child, body, NULL), 0);
+	/* an untagged manifest in repository "a", collected first: the index PUT runs inside the
+	 * removal of its revision, after the mark */
+	assert_int_equal(upload(f, "a", "decoy config", dcfg), 0);
+	assert_int_equal(upload(f, "a", "decoy layer", dlay), 0);
+	image(decoy_body, sizeof(decoy_body), "decoy config", "decoy layer", dcfg, dlay);
+	berth_digest_bytes(BERTH_ALG_SHA256, decoy_body, strlen(decoy_body), decoy);
+	assert_int_equal(put_manifest(f, "a", decoy, decoy_body, NULL), 0);
+	age(f, cfg);
+	age(f, lay);
+	age(f, child);
+	age(f, dcfg);
+	age(f, dlay);
+	age(f, decoy);
+	snprintf(index, sizeof(index),
+		 "{\"schemaVersion\":2,\"mediaType\":\"" MT_INDEX "\",\"manifests\":[{\"mediaType\":"
+		 "\"" MT_MANIFEST "\",\"digest\":\"%s\",\"size\":%zu,\"platform\":{\"os\":\"linux\","
+		 "\"architecture\":\"amd64\"}}]}",
+		 child, strlen(body));
+	snprintf(hex, sizeof(hex), "%s", decoy + strlen("sha256:"));
+	snprintf(path, sizeof(path), "/docker/registry/v2/repositories/a/_manifests/revisions/sha256/%s", hex);
+	struct push p = { .f = f, .via = f->other, .kind = 2, .body = index, .wait_all = 1 };
+	push_in_window_at(f, &p, path, 1);
+	assert_int_equal(p.rc, 0);
+	assert_true(blob_exists(f, child));
+	assert_true(blob_exists(f, cfg));
+	assert_true(blob_exists(f, lay));
+	assert_false(blob_exists(f, decoy));
+	struct berth_manifest_content mc;
+	assert_int_equal(berth_manifest_get(&mc, f->reg, "r", child), 0);
+	berth_manifest_content_release(&mc);
+}
+
+static void test_lease_one_instance_at_a_time(void **state)
+{
+	struct fixture *f = *state;
+	char holder[64];
+	int64_t until;
+	assert_int_equal(berth_gc_lease_take(f->reg, 60000, holder, &until), 1);
+	assert_int_equal(berth_gc_lease_take(f->other, 60000, holder, &until), 0);
+	assert_string_equal(holder, f->reg->gc_instance);
+	assert_int_equal(berth_gc_lease_take(f->reg, 1, holder, &until), 1); /* renewed, short */
+	usleep(5000);
+	assert_int_equal(berth_gc_lease_take(f->other, 60000, holder, &until), 1); /* lapsed */
+	assert_int_equal(berth_gc_lease_take(f->reg, 60000, holder, &until), 0);
+	assert_string_equal(holder, f->other->gc_instance);
 }
 
 /* ---- the cycle ---- */
@@ -478,6 +617,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_manifest_put_while_its_layer_is_deleted, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_blob_pushed_again_while_deleted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_other_instance_manifest_put_while_its_layer_is_deleted,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_other_instance_blob_pushed_again_while_deleted, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_index_put_keeps_what_its_untagged_child_references,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lease_one_instance_at_a_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cycle_runs_steps_before_marking, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

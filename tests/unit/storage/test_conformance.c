@@ -816,6 +816,28 @@ static void test_list_tree(void **state)
 	assert_int_equal(berth_storage_list_tree(d, "/empty", collect_tree, &ns), BERTH_ENOTFOUND);
 }
 
+/* touch (online garbage collection): the mtime becomes at least the clock read before, to the
+ * second, the bytes stay, nothing is created. */
+static void test_touch(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	struct berth_stat st;
+	struct timespec before;
+	put(d, "/t/blob", "same bytes");
+	assert_int_equal(d->stat(&st, d, "/t/blob"), 0);
+	/* an mtime of an earlier second than the touch (S3's LastModified has whole seconds) */
+	while ((int64_t)time(NULL) <= st.mtime)
+		usleep(50 * 1000);
+	clock_gettime(CLOCK_REALTIME_COARSE, &before);
+	assert_int_equal(berth_storage_touch(d, "/t/blob"), 0);
+	assert_int_equal(d->stat(&st, d, "/t/blob"), 0);
+	assert_true(st.mtime >= (int64_t)before.tv_sec);
+	assert_int_equal(st.size, strlen("same bytes"));
+	expect_content(d, "/t/blob", "same bytes");
+	assert_int_equal(berth_storage_touch(d, "/t/nope"), BERTH_ENOTFOUND);
+	expect_absent(d, "/t/nope");
+}
+
 /* A directory's version once the driver gives one (the filesystem waits out its racy second). */
 static uint64_t settled_version(struct berth_storage_driver *d, const char *path)
 {
@@ -1695,6 +1717,7 @@ static void test_s3_unreachable(void **state)
 	cmocka_unit_test_setup_teardown(test_writer_large_pieces, setup, teardown),       \
 	cmocka_unit_test_setup_teardown(test_writer_suspend, setup, teardown),            \
 	cmocka_unit_test_setup_teardown(test_stat, setup, teardown),                      \
+	cmocka_unit_test_setup_teardown(test_touch, setup, teardown),                     \
 	cmocka_unit_test_setup_teardown(test_dir_version, setup, teardown),               \
 	cmocka_unit_test_setup_teardown(test_list_tree, setup, teardown),                 \
 	cmocka_unit_test_setup_teardown(test_list, setup, teardown),                      \
