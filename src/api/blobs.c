@@ -82,9 +82,10 @@ static struct MHD_Response *body_response(struct berth_request *req, struct bert
 	return berth_resp_stream(req, len, stream_read, stream_free, rd);
 }
 
-/* With redirects on and a driver that has URLs (S3): 307 to a presigned URL for the blob, as
- * Distribution answers a GET (a HEAD is answered here: the URL is signed for GET). 1 once
- * answered (a 404 or a storage error included); 0 to serve the bytes. */
+/* With redirects on and a driver that has URLs (S3, or middleware.storage): 307 to its URL for
+ * the blob, as Distribution answers a GET (a HEAD is answered here: S3's URL is signed for GET,
+ * and berth's answer carries the registry's headers). 1 once answered (a 404 or a storage
+ * error included); 0 to serve the bytes. */
 static int redirect_blob(struct berth_request *req)
 {
 	struct berth_api_request *ar = berth_api_req(req);
@@ -95,6 +96,10 @@ static int redirect_blob(struct berth_request *req)
 		return 0;
 	if (rc == 0)
 		rc = berth_blob_stat(&size, ar->registry, ar->name, ar->reference);
+	if (rc == BERTH_ENOTFOUND && ar->proxy) {
+		free(url);
+		return 0; /* not cached yet: served from the upstream, as Distribution's proxy does */
+	}
 	if (rc == BERTH_ENOTFOUND)
 		blob_unknown(req, ar->reference);
 	else if (rc < 0)

@@ -186,6 +186,11 @@ struct berth_storage_driver {
 	 * (CLOCK_REALTIME_COARSE) read before this call. BERTH_ENOTFOUND if the object is absent
 	 * (never creates it). */
 	int (*touch)(struct berth_storage_driver *d, const char *path);
+
+	/* Optional slot for a CDN in front of the bucket (middleware.storage cloudfront), appended
+	 * (NULL: the driver keeps no objects in a bucket). *out (owned): path's object key in the
+	 * bucket, as Distribution's S3BucketKey gives it (rootdirectory + path, no leading '/'). */
+	int (*object_key)(char **out, struct berth_storage_driver *d, const char *path);
 };
 
 /* Constructors (each in its own .c). On success *out belongs to the caller (free via ->free). */
