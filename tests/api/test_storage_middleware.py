@@ -186,6 +186,35 @@ class Redirect(unittest.TestCase):
                 self.assertEqual(theirs.header("Location"), "https://cdn.example.com" + blob_path(digest))
 
 
+    def test_pull_through_cache_fetches_what_it_lacks(self):
+        """A blob the cache has not fetched yet comes from the upstream (not a 404); once cached
+        it is redirected, as Distribution's proxy serves it from its local store."""
+        up = Running("upstream", "storage:\n  filesystem:\n    rootdirectory: %s\n"
+                     % os.path.join(state["tmp"], "upstream-root"))
+        try:
+            data = b"fetched through the cache"
+            digest = up.client.push_blob("mw/proxied", data)
+            cache = Running("cache", self.fs_config(os.path.join(state["tmp"], "cache-root"),
+                                                    "https://cdn.example.com")
+                            + "proxy:\n  remoteurl: %s\n" % up.client.base)
+            try:
+                r = cache.client.get("/v2/mw/proxied/blobs/" + digest)
+                self.assertEqual(r.status, 200, r.describe())
+                self.assertEqual(r.body, data)
+                deadline = time.time() + 20
+                while True:  # the cache writes the blob as it streams it: wait for the link
+                    r = cache.client.get("/v2/mw/proxied/blobs/" + digest)
+                    if r.status == 307 or time.time() > deadline:
+                        break
+                    time.sleep(0.05)
+                self.assertEqual(r.status, 307, r.describe())
+                self.assertEqual(r.header("Location"), "https://cdn.example.com" + blob_path(digest))
+            finally:
+                self.assertEqual(cache.stop(), 0, cache.log())
+        finally:
+            self.assertEqual(up.stop(), 0, up.log())
+
+
 class PrivateKeyRefusals(unittest.TestCase):
 
     def refused(self, keyfile, want):
