@@ -267,6 +267,8 @@ static int check_one_middleware(struct cfg_ctx *c, size_t i, const struct berth_
 	if (!cloudfront && strcmp(m->name, "redirect") != 0)
 		return mw_fail(c, i, "name", "refused: unknown storage middleware '%s' (berth has cloudfront "
 			       "and redirect)", m->name);
+	mw_unused(c, i, m->rewrite_options, "scheme, host, trimpathprefix",
+		  "options of rewrite, ignored (as Distribution ignores them)");
 	if (m->baseurl[0] == '\0')
 		return mw_fail(c, i, "options.baseurl", "%srequired", "");
 	if (!cloudfront) {

@@ -146,6 +146,7 @@ struct berth_storage_middleware {
 	char awsregion[1024];          /* options.awsregion (cloudfront, with ipfilteredby awsregion) */
 	int64_t updatefrequency_ms;    /* options.updatefrequency (2.x updatefrenquency); -1 unset */
 	char iprangesurl[1024];        /* options.iprangesurl (cloudfront) */
+	int rewrite_options;           /* options.scheme, host or trimpathprefix (rewrite's) given */
 };
 
 /* health.file[i]: fails while the file exists. */

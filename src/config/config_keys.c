@@ -285,6 +285,8 @@ static int set_unit_duration(struct cfg_ctx *c, const struct cfg_key *k, void *b
 			     const struct cfg_scalar *v);
 static int set_updatefrenquency(struct cfg_ctx *c, const struct cfg_key *k, void *base, const char *key,
 				const struct cfg_scalar *v);
+static int set_given(struct cfg_ctx *c, const struct cfg_key *k, void *base, const char *key,
+		     const struct cfg_scalar *v);
 #define UNIT_DUR(T, k, f) { .key = k, .type = CT_FN, .fn = set_unit_duration, .off = offsetof(T, f) }
 static const struct cfg_key storage_middleware_keys[] = {
 	STR(SM, "name", name),
@@ -299,6 +301,10 @@ static const struct cfg_key storage_middleware_keys[] = {
 	{ .key = "options.updatefrenquency", .type = CT_FN, .fn = set_updatefrenquency,
 	  .off = offsetof(SM, updatefrequency_ms) },
 	STR(SM, "options.iprangesurl", iprangesurl),
+	/* rewrite's (Distribution 3): known, so that the refusal of rewrite is the one message */
+	{ .key = "options.scheme", .type = CT_FN, .fn = set_given, .off = offsetof(SM, rewrite_options) },
+	{ .key = "options.host", .type = CT_FN, .fn = set_given, .off = offsetof(SM, rewrite_options) },
+	{ .key = "options.trimpathprefix", .type = CT_FN, .fn = set_given, .off = offsetof(SM, rewrite_options) },
 };
 static void init_storage_middleware(void *p)
 {
@@ -949,6 +955,17 @@ static int set_unit_duration(struct cfg_ctx *c, const struct cfg_key *k, void *b
 		return berth_config__fail(c, v->line, key, "expected a duration of more than 0 (such as 20m "
 					  "or 3000s), got '%s'", v->text);
 	*(int64_t *)((char *)base + k->off) = ms;
+	return 0;
+}
+
+/* Notes that the key was given (with any value). */
+static int set_given(struct cfg_ctx *c, const struct cfg_key *k, void *base, const char *key,
+		     const struct cfg_scalar *v)
+{
+	(void)c;
+	(void)key;
+	(void)v;
+	*(int *)((char *)base + k->off) = 1;
 	return 0;
 }
 

@@ -147,6 +147,7 @@ static void test_other_middleware_refused_by_name(void **state)
 	refused(FS "middleware:\n  storage:\n    - name: rewrite\n      options: {scheme: https, host: x}\n",
 		"middleware.storage[0].name: refused: storage middleware 'rewrite' (Distribution 3) is not "
 		"supported");
+	assert_string_equal(warnings, ""); /* its options are known: the refusal is the one message */
 	refused(FS "middleware:\n  storage:\n    - name: CloudFront\n      options: {baseurl: x}\n",
 		"middleware.storage[0].name: refused: unknown storage middleware 'CloudFront'");
 	refused(FS "middleware:\n  storage:\n    - options: {baseurl: https://x}\n",
@@ -230,6 +231,11 @@ static void test_unused_options_warn(void **state)
 	assert_int_equal(load(&cfg, FS "  redirect:\n    disable: true\n" RD "        baseurl: https://x\n"), 0);
 	berth_config_release(&cfg);
 	assert_non_null(strstr(warnings, "middleware.storage: changes nothing with storage.redirect.disable: true"));
+
+	assert_int_equal(load(&cfg, FS RD "        baseurl: https://x\n        host: cdn\n"), 0);
+	berth_config_release(&cfg);
+	assert_non_null(strstr(warnings, "middleware.storage[0].options.scheme, host, trimpathprefix: options of "
+					 "rewrite, ignored"));
 
 	assert_int_equal(load(&cfg, FS RD "        baseurl: https://x\n        color: blue\n"), 0);
 	berth_config_release(&cfg);
