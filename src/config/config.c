@@ -222,9 +222,10 @@ static void mw_unused(struct cfg_ctx *c, size_t i, int given, const char *opt, c
 		berth_config__warn(c, 0, "middleware.storage[%zu].options.%s: %s", i, opt, why);
 }
 
-/* cloudfront's ipfilteredby: none (Distribution lowercases and trims it; "" is none). The AWS
- * filters need AWS's published IP ranges, fetched from the internet: not implemented. */
-static int check_ipfilteredby(struct cfg_ctx *c, size_t i, const struct berth_storage_middleware *m)
+/* cloudfront's ipfilteredby: none, aws or awsregion (Distribution lowercases and trims it; ""
+ * is none), written back normalised. awsregion needs the regions; options the filter chosen
+ * never reads warn. */
+static int check_ipfilteredby(struct cfg_ctx *c, size_t i, struct berth_storage_middleware *m)
 {
 	char v[64];
 	const char *s = m->ipfilteredby;
@@ -236,23 +237,28 @@ static int check_ipfilteredby(struct cfg_ctx *c, size_t i, const struct berth_st
 	snprintf(v, sizeof(v), "%.*s", (int)n, s);
 	for (char *p = v; *p; p++)
 		*p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
-	if (v[0] == '\0' || strcmp(v, "none") == 0) {
+	if (v[0] == '\0')
+		snprintf(v, sizeof(v), "none");
+	if (strcmp(v, "none") != 0 && strcmp(v, "aws") != 0 && strcmp(v, "awsregion") != 0)
+		return mw_fail(c, i, "options.ipfilteredby", "expected none, aws or awsregion, got '%s'",
+			       m->ipfilteredby);
+	snprintf(m->ipfilteredby, sizeof(m->ipfilteredby), "%s", v);
+	if (strcmp(v, "none") == 0) {
 		const char *why = "changes nothing with ipfilteredby none (as in Distribution)";
 		mw_unused(c, i, m->awsregion[0] != '\0', "awsregion", why);
 		mw_unused(c, i, m->updatefrequency_ms >= 0, "updatefrequency", why);
 		mw_unused(c, i, m->iprangesurl[0] != '\0', "iprangesurl", why);
-		return 0;
+	} else if (strcmp(v, "aws") == 0) {
+		mw_unused(c, i, m->awsregion[0] != '\0', "awsregion",
+			  "changes nothing with ipfilteredby aws (every AWS range counts; as in Distribution)");
+	} else if (m->awsregion[0] == '\0') {
+		return mw_fail(c, i, "options.awsregion", "%srequired with ipfilteredby awsregion", "");
 	}
-	if (strcmp(v, "aws") == 0 || strcmp(v, "awsregion") == 0)
-		return mw_fail(c, i, "options.ipfilteredby",
-			       "refused: '%s' is not supported: berth does not fetch AWS's IP ranges, so "
-			       "every client gets CloudFront URLs (ipfilteredby: none)", v);
-	return mw_fail(c, i, "options.ipfilteredby", "expected none, aws or awsregion, got '%s'",
-		       m->ipfilteredby);
+	return 0;
 }
 
 /* One entry: a middleware berth has, the options it needs, nothing it would ignore. */
-static int check_one_middleware(struct cfg_ctx *c, size_t i, const struct berth_storage_middleware *m)
+static int check_one_middleware(struct cfg_ctx *c, size_t i, struct berth_storage_middleware *m)
 {
 	if (m->name[0] == '\0')
 		return mw_fail(c, i, "name", "%srequired (cloudfront or redirect)", "");
@@ -298,7 +304,7 @@ static int check_storage_middleware(struct cfg_ctx *c)
 {
 	const struct berth_config *cfg = c->cfg;
 	for (size_t i = 0; i < cfg->n_storage_middleware; i++)
-		if (check_one_middleware(c, i, &cfg->storage_middleware[i]) < 0)
+		if (check_one_middleware(c, i, &c->cfg->storage_middleware[i]) < 0)
 			return BERTH_ERROR;
 	/* Distribution stacks them, and each one's URL replaces the one below it: the last wins. */
 	if (cfg->n_storage_middleware > 1)

@@ -142,7 +142,8 @@ struct berth_storage_middleware {
 	char privatekey[1024];         /* options.privatekey (cloudfront): PEM file, read at start-up */
 	char keypairid[256];           /* options.keypairid (cloudfront) */
 	int64_t duration_ms;           /* options.duration (cloudfront; default 20m) */
-	char ipfilteredby[64];         /* options.ipfilteredby (cloudfront): only none */
+	char ipfilteredby[64];         /* options.ipfilteredby (cloudfront): none, aws or awsregion
+					* (lowercased, trimmed, "" made none at load) */
 	char awsregion[1024];          /* options.awsregion (cloudfront, with ipfilteredby awsregion) */
 	int64_t updatefrequency_ms;    /* options.updatefrequency (2.x updatefrenquency); -1 unset */
 	char iprangesurl[1024];        /* options.iprangesurl (cloudfront) */

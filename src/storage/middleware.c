@@ -7,6 +7,7 @@
 #include "config/config.h"
 #include "core/err.h"
 #include "core/util.h"
+#include "storage/awsips.h"
 #include "storage/storage.h"
 
 #include <errno.h>
@@ -22,6 +23,9 @@
 
 /* Distribution's cloudfront default, and its S3 driver's presigned URLs'. */
 #define DEFAULT_DURATION_MS (20 * 60 * 1000LL)
+/* cloudfront's ipfilteredby defaults, Distribution's */
+#define DEFAULT_IP_RANGES_URL "https://ip-ranges.amazonaws.com/ip-ranges.json"
+#define DEFAULT_UPDATE_MS (12 * 3600 * 1000LL)
 
 struct mw_driver {
 	struct berth_storage_driver base; /* first: the slots get &base */
@@ -33,6 +37,8 @@ struct mw_driver {
 	char *cf_keypairid;
 	EVP_PKEY *cf_key;
 	int64_t cf_duration_ms;
+	/* cloudfront's ipfilteredby aws/awsregion: clients inside these ranges get S3's URL */
+	struct berth_awsips *cf_ips;
 };
 
 static struct berth_storage_driver *inner(struct berth_storage_driver *d)
@@ -129,6 +135,7 @@ static void mw_free(struct berth_storage_driver *d)
 	free(m->cf_baseurl);
 	free(m->cf_keypairid);
 	EVP_PKEY_free(m->cf_key);
+	berth_awsips_free(m->cf_ips);
 	free(m);
 }
 
@@ -151,6 +158,7 @@ static void mw_over(struct mw_driver *m, struct berth_storage_driver *in)
 		.get_content = fw_get_content, .put_content = fw_put_content, .reader = fw_reader,
 		.writer = fw_writer, .stat = fw_stat, .list = fw_list, .move = fw_move,
 		.remove = fw_remove, .walk = fw_walk, .url_for = m->base.url_for, .free = mw_free,
+		.url_for_client = m->base.url_for_client,
 		.find_debris = in->find_debris ? fw_find_debris : NULL,
 		.remove_debris = in->remove_debris ? fw_remove_debris : NULL,
 		.quarantine = in->quarantine ? fw_quarantine : NULL,
@@ -378,6 +386,18 @@ static int cloudfront_url_for(char **out, struct berth_storage_driver *d, const 
 	return rc;
 }
 
+/* Distribution's eligibleForS3: a client inside the AWS ranges (of the regions listed) fetches
+ * from S3 itself (the driver's presigned URL); any other, or one whose address is unknown, from
+ * CloudFront. */
+static int cloudfront_url_for_client(char **out, struct berth_storage_driver *d, const char *path,
+				     const char *client_ip)
+{
+	struct mw_driver *m = (struct mw_driver *)d;
+	if (client_ip && berth_awsips_contains(m->cf_ips, client_ip))
+		return berth_storage_url_for(out, m->inner, path);
+	return cloudfront_url_for(out, d, path);
+}
+
 /* pem_password_cb: no passphrase (berth never prompts); notes that one was asked for. */
 static int no_passphrase(char *buf, int size, int rwflag, void *asked)
 {
@@ -438,6 +458,13 @@ static int cloudfront_new(struct mw_driver **out, const struct berth_storage_mid
 	m->cf_key = pk;
 	m->cf_keypairid = berth_strdup(c->keypairid);
 	m->cf_duration_ms = c->duration_ms > 0 ? c->duration_ms : DEFAULT_DURATION_MS;
+	if (strcmp(c->ipfilteredby, "aws") == 0 || strcmp(c->ipfilteredby, "awsregion") == 0) {
+		int by_region = strcmp(c->ipfilteredby, "awsregion") == 0;
+		berth_awsips_new(&m->cf_ips, c->iprangesurl[0] ? c->iprangesurl : DEFAULT_IP_RANGES_URL,
+				 c->updatefrequency_ms > 0 ? c->updatefrequency_ms : DEFAULT_UPDATE_MS,
+				 by_region ? c->awsregion : NULL);
+		m->base.url_for_client = cloudfront_url_for_client;
+	}
 	*out = m;
 	return 0;
 }

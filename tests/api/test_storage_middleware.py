@@ -13,16 +13,23 @@
   key pair's public key (openssl), Expires is `duration` from the request; docker-registry
   2.8.2 with the same config on the same bucket gives a URL of the same structure whose
   signature verifies with the same public key.
+- ipfilteredby aws / awsregion: AWS's ranges fetched from iprangesurl (a local server here);
+  a client inside them (of the regions listed; X-Forwarded-For's first address, else the peer)
+  gets S3's presigned URL, any other CloudFront's; ranges that cannot be fetched leave every
+  client on CloudFront, and berth starts.
 - Start-up refusals that need files: an unreadable, non-RSA or encrypted private key, one line
   naming middleware.storage[0].options.privatekey, exit status 1.
 """
 
 import base64
+import http.server
+import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 import urllib.parse
@@ -322,6 +329,76 @@ class CloudFront(unittest.TestCase):
                 self.verify(resource, expires + 1, sig)
             h = c.head("/v2/mw/cf/blobs/" + digest)
             self.assertEqual(h.status, 200, h.describe())
+        finally:
+            self.assertEqual(s.stop(), 0, s.log())
+
+    def test_ipfilteredby_sends_aws_clients_to_s3(self):
+        """ipfilteredby: clients inside the AWS ranges (of the regions listed) get S3's presigned
+        URL, the others CloudFront's; the ranges come from iprangesurl (here a local server)."""
+        ranges = json.dumps({"prefixes": [
+            {"ip_prefix": "127.0.0.0/8", "region": "local-1", "service": "AMAZON"},
+            {"ip_prefix": "198.51.100.0/24", "region": "other-1", "service": "AMAZON"}],
+            "ipv6_prefixes": [{"ipv6_prefix": "2001:db8::/32", "region": "local-1", "service": "AMAZON"}]}).encode()
+        fetched = []
+
+        class Ranges(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                fetched.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(ranges)))
+                self.end_headers()
+                self.wfile.write(ranges)
+
+            def log_message(self, *args):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ranges)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        url = "http://127.0.0.1:%d/ip-ranges.json" % srv.server_address[1]
+        try:
+            for by, regions, s3_for in (
+                    ("awsregion", "Local-1, nowhere-2", ("127.0.0.1", "2001:db8::7")),
+                    ("aws", None, ("127.0.0.1", "198.51.100.7", "::ffff:198.51.100.9", "2001:db8::7"))):
+                body = self.config("/cf/filter-" + by) + "        ipfilteredby: %s\n" % by
+                body = body.replace("        ipfilteredby: none\n", "", 1)
+                body += "        iprangesurl: %s\n        updatefrequency: 1h\n" % url
+                if regions:
+                    body += "        awsregion: %s\n" % regions
+                s = Running("cf-filter-" + by, body)
+                try:
+                    self.assertEqual(fetched[-1:], ["/ip-ranges.json"], s.log())
+                    digest = s.client.push_blob("mw/filter", b"near or far " + by.encode())
+                    for ip in ("127.0.0.1", "203.0.113.5", "198.51.100.7", "2001:db8::7",
+                               "::ffff:198.51.100.9"):
+                        headers = {} if ip == "127.0.0.1" else {"X-Forwarded-For": ip + ", 10.0.0.1"}
+                        r = s.client.get("/v2/mw/filter/blobs/" + digest, headers=headers)
+                        self.assertEqual(r.status, 307, r.describe())
+                        loc = r.header("Location")
+                        if ip in s3_for:
+                            self.assertTrue(loc.startswith(self.env["S3_ENDPOINT"] + "/"), (by, ip, loc))
+                            self.assertIn("X-Amz-Signature=", loc)
+                        else:
+                            self.assertTrue(loc.startswith("https://d111111abcdef8.cloudfront.net/cdn/"),
+                                            (by, ip, loc))
+                            self.verify(*cloudfront_parts(loc)[:3])
+                finally:
+                    self.assertEqual(s.stop(), 0, s.log())
+        finally:
+            srv.shutdown()
+            srv.server_close()
+
+    def test_ipfilteredby_without_ranges(self):
+        """Ranges that cannot be fetched are logged, and berth starts (as Distribution does):
+        until a fetch works, every client gets CloudFront's URL."""
+        body = self.config("/cf/noranges").replace("ipfilteredby: none", "ipfilteredby: aws")
+        body += "        iprangesurl: http://127.0.0.1:1/ip-ranges.json\n"
+        s = Running("cf-noranges", body)
+        try:
+            digest = s.client.push_blob("mw/noranges", b"nothing fetched")
+            r = s.client.get("/v2/mw/noranges/blobs/" + digest)
+            self.assertEqual(r.status, 307, r.describe())
+            self.assertTrue(r.header("Location").startswith("https://d111111abcdef8.cloudfront.net/cdn/"))
+            self.assertIn("cloudfront: ipfilteredby: cannot fetch http://127.0.0.1:1/ip-ranges.json", s.log())
         finally:
             self.assertEqual(s.stop(), 0, s.log())
 

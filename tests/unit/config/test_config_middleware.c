@@ -2,7 +2,7 @@
  * middleware.* of config.yml (issue 17): middleware.storage's cloudfront and redirect read
  * with every option Distribution gives them (from the file and from REGISTRY_MIDDLEWARE_*),
  * and everything else refused naming the key: registry and repository middleware, rewrite,
- * unknown names, `disabled: true`, missing options, aws IP filters, cloudfront off S3, two
+ * unknown names, `disabled: true`, missing options, bad values, cloudfront off S3, two
  * middleware; options that change nothing warn.
  */
 #include <setjmp.h>
@@ -183,13 +183,35 @@ static void test_cloudfront_values(void **state)
 		"middleware.storage[0].options.duration: expected a duration of more than 0");
 	refused(S3 CF CF_REQUIRED "        duration: soon\n", "middleware.storage[0].options.duration");
 	refused(S3 CF CF_REQUIRED "        updatefrequency: 12\n", "middleware.storage[0].options.updatefrequency");
-	refused(S3 CF CF_REQUIRED "        ipfilteredby: aws\n",
-		"middleware.storage[0].options.ipfilteredby: refused: 'aws' is not supported: berth does "
-		"not fetch AWS's IP ranges");
-	refused(S3 CF CF_REQUIRED "        ipfilteredby: AWSRegion\n        awsregion: us-east-1\n",
-		"middleware.storage[0].options.ipfilteredby: refused: 'awsregion' is not supported");
+	refused(S3 CF CF_REQUIRED "        ipfilteredby: awsregion\n",
+		"middleware.storage[0].options.awsregion: required with ipfilteredby awsregion");
 	refused(S3 CF CF_REQUIRED "        ipfilteredby: all\n",
 		"middleware.storage[0].options.ipfilteredby: expected none, aws or awsregion, got 'all'");
+}
+
+/* ipfilteredby is read as Distribution reads it: trimmed, any case, "" is none. */
+static void test_ipfilteredby(void **state)
+{
+	struct berth_config cfg;
+	(void)state;
+	assert_int_equal(load(&cfg, S3 CF CF_REQUIRED "        ipfilteredby: ' AWSRegion'\n"
+					 "        awsregion: us-east-1, EU-west-1\n        updatefrequency: 1h\n"
+					 "        iprangesurl: http://127.0.0.1:1/ip-ranges.json\n"), 0);
+	assert_string_equal(warnings, "");
+	const struct berth_storage_middleware *m = &cfg.storage_middleware[0];
+	assert_string_equal(m->ipfilteredby, "awsregion");
+	assert_string_equal(m->awsregion, "us-east-1, EU-west-1");
+	assert_int_equal(m->updatefrequency_ms, 3600 * 1000);
+	assert_string_equal(m->iprangesurl, "http://127.0.0.1:1/ip-ranges.json");
+	berth_config_release(&cfg);
+	assert_int_equal(load(&cfg, S3 CF CF_REQUIRED "        ipfilteredby: aws\n        awsregion: us-east-1\n"), 0);
+	assert_string_equal(cfg.storage_middleware[0].ipfilteredby, "aws");
+	assert_non_null(strstr(warnings, "middleware.storage[0].options.awsregion: changes nothing with "
+					 "ipfilteredby aws"));
+	berth_config_release(&cfg);
+	assert_int_equal(load(&cfg, S3 CF CF_REQUIRED "        ipfilteredby: ''\n"), 0);
+	assert_string_equal(cfg.storage_middleware[0].ipfilteredby, "none");
+	berth_config_release(&cfg);
 }
 
 static void test_cloudfront_needs_s3(void **state)
@@ -252,6 +274,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_disabled_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_required_options, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cloudfront_values, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ipfilteredby, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cloudfront_needs_s3, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_middleware_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unused_options_warn, setup, teardown),
