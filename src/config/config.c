@@ -208,11 +208,17 @@ static int check_gc(struct cfg_ctx *c)
 /* ---- middleware.storage ---- */
 
 /* Fails naming middleware.storage[i] (and an option of it, when opt is not NULL). */
-static int mw_fail(struct cfg_ctx *c, size_t i, const char *opt, const char *fmt, const char *a)
+static int mw_fail(struct cfg_ctx *c, size_t i, const char *opt, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int mw_fail(struct cfg_ctx *c, size_t i, const char *opt, const char *fmt, ...)
 {
-	char key[96];
+	char key[96], msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
 	snprintf(key, sizeof(key), "middleware.storage[%zu]%s%s", i, opt ? "." : "", opt ? opt : "");
-	return berth_config__fail(c, 0, key, fmt, a);
+	return berth_config__fail(c, 0, key, "%s", msg);
 }
 
 /* Warns about an option given that the entry's middleware (or its ipfilteredby) never reads. */
@@ -252,7 +258,7 @@ static int check_ipfilteredby(struct cfg_ctx *c, size_t i, struct berth_storage_
 		mw_unused(c, i, m->awsregion[0] != '\0', "awsregion",
 			  "changes nothing with ipfilteredby aws (every AWS range counts; as in Distribution)");
 	} else if (m->awsregion[0] == '\0') {
-		return mw_fail(c, i, "options.awsregion", "%srequired with ipfilteredby awsregion", "");
+		return mw_fail(c, i, "options.awsregion", "required with ipfilteredby awsregion");
 	}
 	return 0;
 }
@@ -261,7 +267,7 @@ static int check_ipfilteredby(struct cfg_ctx *c, size_t i, struct berth_storage_
 static int check_one_middleware(struct cfg_ctx *c, size_t i, struct berth_storage_middleware *m)
 {
 	if (m->name[0] == '\0')
-		return mw_fail(c, i, "name", "%srequired (cloudfront or redirect)", "");
+		return mw_fail(c, i, "name", "required (cloudfront or redirect)");
 	if (m->disabled)
 		return mw_fail(c, i, "disabled",
 			       "refused: Distribution ignores this flag and applies middleware '%s' anyway; "
@@ -276,7 +282,7 @@ static int check_one_middleware(struct cfg_ctx *c, size_t i, struct berth_storag
 	mw_unused(c, i, m->rewrite_options, "scheme, host, trimpathprefix",
 		  "options of rewrite, ignored (as Distribution ignores them)");
 	if (m->baseurl[0] == '\0')
-		return mw_fail(c, i, "options.baseurl", "%srequired", "");
+		return mw_fail(c, i, "options.baseurl", "required");
 	if (!cloudfront) {
 		const char *why = "not an option of redirect, ignored (as Distribution ignores it)";
 		mw_unused(c, i, m->privatekey[0] != '\0', "privatekey", why);
@@ -289,9 +295,9 @@ static int check_one_middleware(struct cfg_ctx *c, size_t i, struct berth_storag
 		return 0;
 	}
 	if (m->privatekey[0] == '\0')
-		return mw_fail(c, i, "options.privatekey", "%srequired", "");
+		return mw_fail(c, i, "options.privatekey", "required");
 	if (m->keypairid[0] == '\0')
-		return mw_fail(c, i, "options.keypairid", "%srequired", "");
+		return mw_fail(c, i, "options.keypairid", "required");
 	/* Distribution's cloudfront signs only keys of its S3 driver; on another driver it logs a
 	 * warning on each blob GET and serves the bytes itself. */
 	if (c->cfg->storage != BERTH_STORAGE_S3)
