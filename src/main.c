@@ -31,6 +31,7 @@
 #include "registry/registry.h"
 #include "storage/driver.h"
 #include "storage/fs_check.h"
+#include "storage/middleware.h"
 #include "storage/storage.h"
 #include "ui/ui.h"
 
@@ -534,8 +535,22 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		berth_error("cannot use storage root '%s': %s", cfg->rootdirectory, berth_err_reason(rc));
 		goto out_http;
 	}
+	/* middleware.storage: over the server's driver only, as in Distribution (not gc's or
+	 * fsck's); read before the storage is contacted, so a bad key is told first. */
+	struct berth_storage_driver *middleware = NULL;
+	if ((rc = berth_storage_middleware_new(&middleware, cfg)) < 0) {
+		berth_error("configuration error: %s", berth_err_reason(rc));
+		goto out_http;
+	}
 	if ((rc = berth_storage_open(&driver, cfg)) < 0) {
 		berth_error("%s", berth_err_reason(rc));
+		berth_storage_free(middleware);
+		goto out_http;
+	}
+	if (middleware && (rc = berth_storage_middleware_wrap(&driver, middleware)) < 0) {
+		berth_error("configuration error: %s", berth_err_reason(rc));
+		berth_storage_free(middleware);
+		berth_storage_free(driver);
 		goto out_http;
 	}
 	struct berth_redis_cache *redis = NULL;

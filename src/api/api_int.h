@@ -110,6 +110,10 @@ int berth_api_check_digest(struct berth_request *req, const char *digest);
 void berth_api_digest_detail(char *out, size_t cap, const char *digest);
 /* 1 if the If-None-Match header names this digest (quoted or not, or *). */
 int berth_api_etag_matches(struct berth_request *req, const char *digest);
+/* The client's address as Distribution's requestutil.RemoteAddr gives it (api/events.c):
+ * X-Forwarded-For's first entry, X-Real-Ip, else the peer as host:port ([v6]:port); "" for a
+ * Unix socket. */
+void berth_api__remote_addr(struct berth_request *req, char *out, size_t cap);
 
 /*
  * Answers a sorted list page as {"<key_name>": <key_value>, "<list_name>": [...]} honouring the

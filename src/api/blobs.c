@@ -82,15 +82,31 @@ static struct MHD_Response *body_response(struct berth_request *req, struct bert
 	return berth_resp_stream(req, len, stream_read, stream_free, rd);
 }
 
-/* With redirects on and a driver that has URLs (S3): 307 to a presigned URL for the blob, as
- * Distribution answers a GET (a HEAD is answered here: the URL is signed for GET). 1 once
- * answered (a 404 or a storage error included); 0 to serve the bytes. */
+/* The client's IP, without a port, as Distribution's requestutil.RemoteIP gives it. */
+static void client_ip(struct berth_request *req, char *out, size_t cap)
+{
+	char addr[128];
+	berth_api__remote_addr(req, addr, sizeof(addr));
+	const char *colon = strrchr(addr, ':');
+	if (addr[0] == '[' && strchr(addr, ']'))  /* [v6]:port */
+		snprintf(out, cap, "%.*s", (int)(strchr(addr, ']') - addr - 1), addr + 1);
+	else if (colon && strchr(addr, ':') == colon) /* v4:port (a bare v6 has several ':') */
+		snprintf(out, cap, "%.*s", (int)(colon - addr), addr);
+	else
+		snprintf(out, cap, "%s", addr);
+}
+
+/* With redirects on and a driver that has URLs (S3, or middleware.storage): 307 to its URL for
+ * the blob, as Distribution answers a GET (a HEAD is answered here: S3's URL is signed for GET,
+ * and berth's answer carries the registry's headers). 1 once answered (a 404 or a storage
+ * error included); 0 to serve the bytes. */
 static int redirect_blob(struct berth_request *req)
 {
 	struct berth_api_request *ar = berth_api_req(req);
 	uint64_t size = 0;
-	char *url = NULL;
-	int rc = berth_blob_url(&url, ar->registry, ar->name, ar->reference);
+	char *url = NULL, ip[128];
+	client_ip(req, ip, sizeof(ip));
+	int rc = berth_blob_url(&url, ar->registry, ar->name, ar->reference, ip[0] ? ip : NULL);
 	if (rc == BERTH_EUNSUPPORTED)
 		return 0;
 	if (rc == 0)

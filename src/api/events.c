@@ -17,8 +17,7 @@
 /* Blob descriptors carry no media type of their own: Distribution's statter says this. */
 #define BLOB_MEDIA_TYPE "application/octet-stream"
 
-/* Distribution's requestutil.RemoteAddr: X-Forwarded-For's first entry, X-Real-Ip, the peer. */
-static void remote_addr(struct berth_request *req, char *out, size_t cap)
+void berth_api__remote_addr(struct berth_request *req, char *out, size_t cap)
 {
 	const char *fwd = berth_req_header(req, "X-Forwarded-For");
 	const char *real = berth_req_header(req, "X-Real-Ip");
@@ -66,7 +65,7 @@ static char *target_url(struct berth_request *req, const char *kind, const char 
 static void emit(struct berth_request *req, struct berth_notify_event *ev)
 {
 	char addr[128];
-	remote_addr(req, addr, sizeof(addr));
+	berth_api__remote_addr(req, addr, sizeof(addr));
 	ev->repository = berth_api_req(req)->name;
 	ev->request_id = req->id;
 	ev->request_addr = addr;

@@ -233,6 +233,124 @@ static int check_gc(struct cfg_ctx *c)
 	return 0;
 }
 
+/* ---- middleware.storage ---- */
+
+/* Fails naming middleware.storage[i] (and an option of it, when opt is not NULL). */
+static int mw_fail(struct cfg_ctx *c, size_t i, const char *opt, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int mw_fail(struct cfg_ctx *c, size_t i, const char *opt, const char *fmt, ...)
+{
+	char key[96], msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(key, sizeof(key), "middleware.storage[%zu]%s%s", i, opt ? "." : "", opt ? opt : "");
+	return berth_config__fail(c, 0, key, "%s", msg);
+}
+
+/* Warns about an option given that the entry's middleware (or its ipfilteredby) never reads. */
+static void mw_unused(struct cfg_ctx *c, size_t i, int given, const char *opt, const char *why)
+{
+	if (given)
+		berth_config__warn(c, 0, "middleware.storage[%zu].options.%s: %s", i, opt, why);
+}
+
+/* cloudfront's ipfilteredby: none, aws or awsregion (Distribution lowercases and trims it; ""
+ * is none), written back normalised. awsregion needs the regions; options the filter chosen
+ * never reads warn. */
+static int check_ipfilteredby(struct cfg_ctx *c, size_t i, struct berth_storage_middleware *m)
+{
+	char v[64];
+	const char *s = m->ipfilteredby;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		n--;
+	snprintf(v, sizeof(v), "%.*s", (int)n, s);
+	for (char *p = v; *p; p++)
+		*p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+	if (v[0] == '\0')
+		snprintf(v, sizeof(v), "none");
+	if (strcmp(v, "none") != 0 && strcmp(v, "aws") != 0 && strcmp(v, "awsregion") != 0)
+		return mw_fail(c, i, "options.ipfilteredby", "expected none, aws or awsregion, got '%s'",
+			       m->ipfilteredby);
+	snprintf(m->ipfilteredby, sizeof(m->ipfilteredby), "%s", v);
+	if (strcmp(v, "none") == 0) {
+		const char *why = "changes nothing with ipfilteredby none (as in Distribution)";
+		mw_unused(c, i, m->awsregion[0] != '\0', "awsregion", why);
+		mw_unused(c, i, m->updatefrequency_ms >= 0, "updatefrequency", why);
+		mw_unused(c, i, m->iprangesurl[0] != '\0', "iprangesurl", why);
+	} else if (strcmp(v, "aws") == 0) {
+		mw_unused(c, i, m->awsregion[0] != '\0', "awsregion",
+			  "changes nothing with ipfilteredby aws (every AWS range counts; as in Distribution)");
+	} else if (m->awsregion[0] == '\0') {
+		return mw_fail(c, i, "options.awsregion", "required with ipfilteredby awsregion");
+	}
+	return 0;
+}
+
+/* One entry: a middleware berth has, the options it needs, nothing it would ignore. */
+static int check_one_middleware(struct cfg_ctx *c, size_t i, struct berth_storage_middleware *m)
+{
+	if (m->name[0] == '\0')
+		return mw_fail(c, i, "name", "required (cloudfront or redirect)");
+	if (m->disabled)
+		return mw_fail(c, i, "disabled",
+			       "refused: Distribution ignores this flag and applies middleware '%s' anyway; "
+			       "remove the entry to turn it off, or the flag to keep it", m->name);
+	if (strcmp(m->name, "rewrite") == 0)
+		return mw_fail(c, i, "name", "refused: storage middleware '%s' (Distribution 3) is not "
+			       "supported (berth has cloudfront and redirect)", m->name);
+	int cloudfront = strcmp(m->name, "cloudfront") == 0;
+	if (!cloudfront && strcmp(m->name, "redirect") != 0)
+		return mw_fail(c, i, "name", "refused: unknown storage middleware '%s' (berth has cloudfront "
+			       "and redirect)", m->name);
+	mw_unused(c, i, m->rewrite_options, "scheme, host, trimpathprefix",
+		  "options of rewrite, ignored (as Distribution ignores them)");
+	if (m->baseurl[0] == '\0')
+		return mw_fail(c, i, "options.baseurl", "required");
+	if (!cloudfront) {
+		const char *why = "not an option of redirect, ignored (as Distribution ignores it)";
+		mw_unused(c, i, m->privatekey[0] != '\0', "privatekey", why);
+		mw_unused(c, i, m->keypairid[0] != '\0', "keypairid", why);
+		mw_unused(c, i, m->duration_ms >= 0, "duration", why);
+		mw_unused(c, i, m->ipfilteredby[0] != '\0', "ipfilteredby", why);
+		mw_unused(c, i, m->awsregion[0] != '\0', "awsregion", why);
+		mw_unused(c, i, m->updatefrequency_ms >= 0, "updatefrequency", why);
+		mw_unused(c, i, m->iprangesurl[0] != '\0', "iprangesurl", why);
+		return 0;
+	}
+	if (m->privatekey[0] == '\0')
+		return mw_fail(c, i, "options.privatekey", "required");
+	if (m->keypairid[0] == '\0')
+		return mw_fail(c, i, "options.keypairid", "required");
+	/* Distribution's cloudfront signs only keys of its S3 driver; on another driver it logs a
+	 * warning on each blob GET and serves the bytes itself. */
+	if (c->cfg->storage != BERTH_STORAGE_S3)
+		return mw_fail(c, i, "name", "refused: %s signs URLs of storage.s3 objects only (Distribution "
+			       "accepts it on other drivers and then never uses it)", m->name);
+	return check_ipfilteredby(c, i, m);
+}
+
+static int check_storage_middleware(struct cfg_ctx *c)
+{
+	const struct berth_config *cfg = c->cfg;
+	for (size_t i = 0; i < cfg->n_storage_middleware; i++)
+		if (check_one_middleware(c, i, &c->cfg->storage_middleware[i]) < 0)
+			return BERTH_ERROR;
+	/* Distribution stacks them, and each one's URL replaces the one below it: the last wins. */
+	if (cfg->n_storage_middleware > 1)
+		return mw_fail(c, 1, NULL, "refused: only one storage middleware is supported (in "
+			       "Distribution this one's URLs would replace every URL of %s)",
+			       cfg->storage_middleware[0].name);
+	if (cfg->n_storage_middleware == 1 && cfg->redirect_disable)
+		berth_config__warn(c, 0, "middleware.storage: changes nothing with storage.redirect.disable: "
+				   "true (blobs are served by berth, as in Distribution)");
+	return 0;
+}
+
 int berth_config_load(struct berth_config *cfg, const char *path, char *err, size_t errlen)
 {
 	struct cfg_ctx c;
@@ -254,7 +372,7 @@ int berth_config_load(struct berth_config *cfg, const char *path, char *err, siz
 		return berth_config__fail(&c, 0, "storage",
 					  "no storage driver configured (filesystem, inmemory or s3)");
 	finish(&c);
-	if (check_proxy(&c) < 0 || check_gc(&c) < 0)
+	if (check_proxy(&c) < 0 || check_gc(&c) < 0 || check_storage_middleware(&c) < 0)
 		return BERTH_ERROR;
 	return check_health(&c);
 }
@@ -267,7 +385,7 @@ int berth_config_apply_env(struct berth_config *cfg, char *err, size_t errlen)
 	if (berth_config__env_apply(&c) < 0)
 		return BERTH_ERROR;
 	finish(&c);
-	if (check_proxy(&c) < 0 || check_gc(&c) < 0)
+	if (check_proxy(&c) < 0 || check_gc(&c) < 0 || check_storage_middleware(&c) < 0)
 		return BERTH_ERROR;
 	return check_health(&c);
 }

@@ -134,6 +134,24 @@ struct berth_config_upstream {
 	int64_t exec_lifetime_ms;              /* exec.lifetime (-1 = unset: the helper runs once) */
 };
 
+/* middleware.storage[i]: one storage middleware, wrapping the driver berth serve uses
+ * (storage/middleware.c). Its options are kept as written ("" when absent), durations parsed;
+ * config.c checks the names, the options each takes and their values at load. */
+struct berth_storage_middleware {
+	char name[64];                 /* name: cloudfront or redirect */
+	int disabled;                  /* disabled (true is refused: Distribution ignores it) */
+	char baseurl[1024];            /* options.baseurl */
+	char privatekey[1024];         /* options.privatekey (cloudfront): PEM file, read at start-up */
+	char keypairid[256];           /* options.keypairid (cloudfront) */
+	int64_t duration_ms;           /* options.duration (cloudfront; default 20m) */
+	char ipfilteredby[64];         /* options.ipfilteredby (cloudfront): none, aws or awsregion
+					* (lowercased, trimmed, "" made none at load) */
+	char awsregion[1024];          /* options.awsregion (cloudfront, with ipfilteredby awsregion) */
+	int64_t updatefrequency_ms;    /* options.updatefrequency (2.x updatefrenquency); -1 unset */
+	char iprangesurl[1024];        /* options.iprangesurl (cloudfront) */
+	int rewrite_options;           /* options.scheme, host or trimpathprefix (rewrite's) given */
+};
+
 /* health.file[i]: fails while the file exists. */
 struct berth_health_file {
 	char file[1024];     /* file */
@@ -231,6 +249,8 @@ struct berth_config {
 		int dryrun;               /* storage.maintenance.gc.dryrun */
 	} gc;
 	int readonly;                     /* storage.maintenance.readonly.enabled */
+	size_t n_storage_middleware;      /* middleware.storage (at most one enabled entry) */
+	struct berth_storage_middleware *storage_middleware;
 	int64_t tag_concurrencylimit;     /* storage.tag.concurrencylimit (0 = number of cores) */
 
 	/* --- http (http.addr is `addr` above) --- */

@@ -280,6 +280,46 @@ static const struct cfg_table retention_rule_table = {
 	init_retention_rule, release_nothing,
 };
 
+/* middleware.storage[i]: cloudfront's and redirect's options; config.c checks which name takes
+ * which (both as Distribution 3's storage middleware reads them). */
+#define SM struct berth_storage_middleware
+static int set_unit_duration(struct cfg_ctx *c, const struct cfg_key *k, void *base, const char *key,
+			     const struct cfg_scalar *v);
+static int set_updatefrenquency(struct cfg_ctx *c, const struct cfg_key *k, void *base, const char *key,
+				const struct cfg_scalar *v);
+static int set_given(struct cfg_ctx *c, const struct cfg_key *k, void *base, const char *key,
+		     const struct cfg_scalar *v);
+#define UNIT_DUR(T, k, f) { .key = k, .type = CT_FN, .fn = set_unit_duration, .off = offsetof(T, f) }
+static const struct cfg_key storage_middleware_keys[] = {
+	STR(SM, "name", name),
+	BOOL(SM, "disabled", disabled),
+	STR(SM, "options.baseurl", baseurl),
+	STR(SM, "options.privatekey", privatekey),
+	STR(SM, "options.keypairid", keypairid),
+	UNIT_DUR(SM, "options.duration", duration_ms),
+	STR(SM, "options.ipfilteredby", ipfilteredby),
+	STR(SM, "options.awsregion", awsregion),
+	UNIT_DUR(SM, "options.updatefrequency", updatefrequency_ms),
+	{ .key = "options.updatefrenquency", .type = CT_FN, .fn = set_updatefrenquency,
+	  .off = offsetof(SM, updatefrequency_ms) },
+	STR(SM, "options.iprangesurl", iprangesurl),
+	/* rewrite's (Distribution 3): known, so that the refusal of rewrite is the one message */
+	{ .key = "options.scheme", .type = CT_FN, .fn = set_given, .off = offsetof(SM, rewrite_options) },
+	{ .key = "options.host", .type = CT_FN, .fn = set_given, .off = offsetof(SM, rewrite_options) },
+	{ .key = "options.trimpathprefix", .type = CT_FN, .fn = set_given, .off = offsetof(SM, rewrite_options) },
+};
+static void init_storage_middleware(void *p)
+{
+	SM *m = p;
+	memset(m, 0, sizeof(*m));
+	m->duration_ms = -1; /* unset: 20m, storage/middleware.c */
+	m->updatefrequency_ms = -1;
+}
+static const struct cfg_table storage_middleware_table = {
+	storage_middleware_keys, sizeof(storage_middleware_keys) / sizeof(storage_middleware_keys[0]), sizeof(SM),
+	init_storage_middleware, release_nothing,
+};
+
 static const struct cfg_enum index_platforms[] = {
 	{ "all", BERTH_INDEX_PLATFORMS_ALL }, { "none", BERTH_INDEX_PLATFORMS_NONE },
 	{ "list", BERTH_INDEX_PLATFORMS_LIST }, { NULL, 0 },
@@ -474,8 +514,15 @@ static const struct cfg_key keys[] = {
 	  .count_off = offsetof(C, policies.retention.n_rules), .sub = &retention_rule_table,
 	  .max_items = BERTH_CONFIG_MAX_LIST },
 
-	REFUSE("middleware", "not supported yet: registry, repository and storage middleware "
-	       "(cloudfront, redirect, rewrite) would change the answers clients get"),
+	/* middleware: storage middleware (cloudfront, redirect) only; Distribution registers no
+	 * registry or repository middleware of its own (those are for builds with plug-ins). */
+	REFUSE("middleware.registry", "registry middleware is not supported (Distribution has none built "
+	       "in; berth takes no plug-ins)"),
+	REFUSE("middleware.repository", "repository middleware is not supported (Distribution has none "
+	       "built in; berth takes no plug-ins)"),
+	{ .key = "middleware.storage", .type = CT_LIST, .off = offsetof(C, storage_middleware),
+	  .count_off = offsetof(C, n_storage_middleware), .sub = &storage_middleware_table,
+	  .max_items = BERTH_CONFIG_MAX_LIST },
 	OBSOLETE("reporting"),
 	OBSOLETE("compatibility"),
 	OBSOLETE("policy"),
@@ -894,6 +941,43 @@ static int set_regex_str(struct cfg_ctx *c, const struct cfg_key *k, void *base,
 	if (!v->null && berth_config__check_regex(c, v->line, key, v->text) < 0)
 		return -1;
 	return berth_config__set_scalar(c, &as_str, base, key, v);
+}
+
+/* A Go duration with its unit ("3000s"), more than 0: a bare number is refused, where
+ * Distribution's middleware would read a YAML integer as nothing and fall back to its default. */
+static int set_unit_duration(struct cfg_ctx *c, const struct cfg_key *k, void *base, const char *key,
+			     const struct cfg_scalar *v)
+{
+	int64_t ms, bare;
+	if (v->null)
+		return 0;
+	if (berth_config__parse_int(v->text, &bare) == 0)
+		return berth_config__fail(c, v->line, key, "expected a duration with a unit (such as 20m or "
+					  "3000s), got '%s'", v->text);
+	if (berth_config__parse_duration(v->text, &ms) < 0 || ms <= 0)
+		return berth_config__fail(c, v->line, key, "expected a duration of more than 0 (such as 20m "
+					  "or 3000s), got '%s'", v->text);
+	*(int64_t *)((char *)base + k->off) = ms;
+	return 0;
+}
+
+/* Notes that the key was given (with any value). */
+static int set_given(struct cfg_ctx *c, const struct cfg_key *k, void *base, const char *key,
+		     const struct cfg_scalar *v)
+{
+	(void)c;
+	(void)key;
+	(void)v;
+	*(int *)((char *)base + k->off) = 1;
+	return 0;
+}
+
+/* cloudfront's updatefrenquency: Distribution 2.x's misspelling, which 3 still takes. */
+static int set_updatefrenquency(struct cfg_ctx *c, const struct cfg_key *k, void *base, const char *key,
+				const struct cfg_scalar *v)
+{
+	berth_config__warn(c, v->line, "%s: deprecated, use updatefrequency", key);
+	return set_unit_duration(c, k, base, key, v);
 }
 
 /* ---- collections ------------------------------------------------------------------------------ */

@@ -71,7 +71,8 @@ int berth_blob_open(struct berth_reader **out, struct berth_registry *r, const c
 	return berth_storage_reader(out, r->driver, path, offset);
 }
 
-int berth_blob_url(char **out, struct berth_registry *r, const char *name, const char *digest)
+int berth_blob_url(char **out, struct berth_registry *r, const char *name, const char *digest,
+		   const char *client_ip)
 {
 	char path[BERTH_PATH_MAX];
 	if (!r->redirect || !berth_storage_has_urls(r->driver))
@@ -81,7 +82,7 @@ int berth_blob_url(char **out, struct berth_registry *r, const char *name, const
 		return rc;
 	if ((rc = berth_path_blob_data(path, digest)) < 0)
 		return rc;
-	return berth_storage_url_for(out, r->driver, path);
+	return berth_storage_url_for_client(out, r->driver, path, client_ip);
 }
 
 int berth_blob_delete(struct berth_registry *r, const char *name, const char *digest)

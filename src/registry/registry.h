@@ -87,9 +87,11 @@ struct berth_storage_driver *berth_registry_driver(struct berth_registry *r);
  * online garbage collection, the check refreshes the blob's age (a client that finds a layer
  * by HEAD skips pushing it and will reference it): see registry/gc_online.h. */
 int berth_blob_stat(uint64_t *size, struct berth_registry *r, const char *name, const char *digest);
-/* A URL the client can fetch a linked blob from itself (a presigned S3 URL), owned by the
- * caller: BERTH_EUNSUPPORTED when redirects are off or the driver has none. */
-int berth_blob_url(char **out, struct berth_registry *r, const char *name, const char *digest);
+/* A URL the client can fetch a linked blob from itself (a presigned S3 URL, a storage
+ * middleware's), owned by the caller: BERTH_EUNSUPPORTED when redirects are off or the driver
+ * has none. client_ip: the client's address (X-Forwarded-For & co.), or NULL. */
+int berth_blob_url(char **out, struct berth_registry *r, const char *name, const char *digest,
+		   const char *client_ip);
 /* Opens a linked blob for reading at offset. *out is the caller's (close with ->close). */
 int berth_blob_open(struct berth_reader **out, struct berth_registry *r, const char *name,
 		    const char *digest, uint64_t offset);

@@ -193,6 +193,17 @@ struct berth_storage_driver {
 	 * 1,000 keys a request, where list and stat cost a request per directory and per object.
 	 * cb's non-zero return stops and is returned. BERTH_ENOTFOUND if nothing is below path. */
 	int (*list_tree)(struct berth_storage_driver *d, const char *path, berth_walk_cb cb, void *payload);
+
+	/* Optional slot for a CDN in front of the bucket (middleware.storage cloudfront), appended
+	 * (NULL: the driver keeps no objects in a bucket). *out (owned): path's object key in the
+	 * bucket, as Distribution's S3BucketKey gives it (rootdirectory + path, no leading '/'). */
+	int (*object_key)(char **out, struct berth_storage_driver *d, const char *path);
+
+	/* Optional (NULL: url_for; appended). url_for for one client, whose URL may depend on
+	 * where it is (cloudfront's ipfilteredby sends clients inside AWS to S3): client_ip is its
+	 * address as the request tells it (X-Forwarded-For, X-Real-Ip, the peer), or NULL. */
+	int (*url_for_client)(char **out, struct berth_storage_driver *d, const char *path,
+			      const char *client_ip);
 };
 
 /* Constructors (each in its own .c). On success *out belongs to the caller (free via ->free). */

@@ -1187,6 +1187,15 @@ static int s3_url_for(char **out, struct berth_storage_driver *base, const char 
 	return 0;
 }
 
+/* The object's key, for a CDN in front of the bucket (Distribution's S3BucketKey). */
+static int s3_object_key(char **out, struct berth_storage_driver *base, const char *path)
+{
+	if (!is_valid_object(path))
+		return BERTH_EINVALID;
+	*out = key_of(s3(base), path);
+	return 0;
+}
+
 /* ---- driver ------------------------------------------------------------------------------- */
 
 int berth_s3_driver_check(struct berth_storage_driver *base)
@@ -1255,7 +1264,7 @@ int berth_s3_driver_new(struct berth_storage_driver **out, const struct berth_s3
 		.stat = s3_stat, .list = s3_list, .move = s3_move, .remove = s3_remove,
 		.walk = berth_storage_walk_generic, .url_for = s3_url_for, .free = s3_free,
 		.append_size = s3_append_size,
-		.remote = 1, .touch = berth_s3__touch,
+		.remote = 1, .touch = berth_s3__touch, .object_key = s3_object_key,
 		.list_tree = s3_list_tree,
 	};
 	d->endpoint = berth_strdup(o->endpoint);

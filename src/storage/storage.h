@@ -113,6 +113,15 @@ static inline int berth_storage_url_for(char **out, struct berth_storage_driver 
 	return d->url_for ? d->url_for(out, d, path) : BERTH_EUNSUPPORTED;
 }
 
+/* The URL for one client (client_ip may be NULL): the url_for_client slot, or url_for. */
+static inline int berth_storage_url_for_client(char **out, struct berth_storage_driver *d,
+					       const char *path, const char *client_ip)
+{
+	if (d->url_for_client)
+		return d->url_for_client(out, d, path, client_ip);
+	return berth_storage_url_for(out, d, path);
+}
+
 /* The size an append-open writer on path would start at (the driver's append_size slot, or
  * the object's size). BERTH_ENOTFOUND if nothing is stored there. */
 static inline int berth_storage_append_size(uint64_t *out, struct berth_storage_driver *d,

@@ -110,8 +110,9 @@ class KeysTest(bt.OpsTestCase):
         out = self.refused("  h2c:\n    enabled: true\n", "http.h2c.enabled: refused:")
         self.assertIn("HTTP/1.1", out)
         self.refused("log:\n  hooks:\n    - type: mail\n      levels: [panic]\n", "log.hooks: refused:")
-        self.refused("middleware:\n  storage:\n    - name: redirect\n      options: {baseurl: https://x/}\n",
-                     "middleware: refused:")
+        self.refused("middleware:\n  registry:\n    - name: x\n", "middleware.registry: refused:")
+        self.refused("middleware:\n  storage:\n    - name: rewrite\n      options: {host: x}\n",
+                     "middleware.storage[0].name: refused:")
         self.refused("proxy:\n  remoteurl: http://127.0.0.1:1\n  exec:\n    lifetime: 1h\n",
                      "proxy.exec.command: required with proxy.exec.lifetime")
         out = self.refused("  tls:\n    letsencrypt:\n      cachefile: /tmp/le\n      hosts: [x.example]\n",

@@ -412,9 +412,10 @@ static void check_one_key(struct every_key *ek, const char *path, yaml_document_
 		for (char *dot = section + strlen(section); !named; dot = strrchr(section, '.')) {
 			if (dot)
 				*dot = '\0';
-			char needle[520];
+			char needle[520], item[520];
 			snprintf(needle, sizeof(needle), " %s: ", section);
-			named = strstr(errbuf, needle) != NULL;
+			snprintf(item, sizeof(item), " %s[", section); /* an item of a list, by its index */
+			named = strstr(errbuf, needle) != NULL || strstr(errbuf, item) != NULL;
 			if (!strchr(section, '.'))
 				break;
 		}
@@ -482,7 +483,9 @@ static void test_refused_keys(void **state)
 	m = load_fails(MINIMAL "log:\n  hooks:\n    - type: mail\n      levels: [panic]\n");
 	assert_non_null(strstr(m, "6: log.hooks: refused:"));
 	m = load_fails(MINIMAL "middleware:\n  registry:\n    - name: x\n");
-	assert_non_null(strstr(m, "5: middleware: refused:"));
+	assert_non_null(strstr(m, "6: middleware.registry: refused:"));
+	m = load_fails(MINIMAL "middleware:\n  repository:\n    - name: x\n");
+	assert_non_null(strstr(m, "6: middleware.repository: refused:"));
 	struct berth_config cfg;
 	setenv("REGISTRY_HTTP_H2C_ENABLED", "true", 1);
 	assert_int_equal(berth_config_load(&cfg, write_tmp("config.yml", MINIMAL), errbuf, sizeof(errbuf)), -1);

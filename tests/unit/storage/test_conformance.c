@@ -24,10 +24,12 @@
 
 #include <curl/curl.h>
 
+#include "config/config.h"
 #include "core/err.h"
 #include "helpers/tmproot.h"
 #include "storage/driver.h"
 #include "storage/fs_direct.h"
+#include "storage/middleware.h"
 #include "storage/storage.h"
 
 struct fixture {
@@ -56,6 +58,25 @@ static int setup_inmem(void **state)
 	if (berth_inmem_driver_new(&f->d) != 0)
 		return -1;
 	*state = f;
+	return 0;
+}
+
+/* The filesystem driver under a storage middleware (middleware.storage redirect), which must
+ * forward every call unchanged. */
+static int setup_fs_middleware(void **state)
+{
+	static struct berth_config cfg; /* large: not on the stack */
+	static struct berth_storage_middleware mw = { .name = "redirect", .baseurl = "https://cdn.example.com",
+						      .duration_ms = -1, .updatefrequency_ms = -1 };
+	struct berth_storage_driver *m = NULL;
+	if (setup_fs(state) != 0)
+		return -1;
+	berth_config_defaults(&cfg);
+	cfg.n_storage_middleware = 1;
+	cfg.storage_middleware = &mw;
+	if (berth_storage_middleware_new(&m, &cfg) != 0 ||
+	    berth_storage_middleware_wrap(&((struct fixture *)*state)->d, m) != 0)
+		return -1;
 	return 0;
 }
 
@@ -1746,6 +1767,10 @@ int main(void)
 	const struct CMUnitTest inmem[] = {
 		CONFORMANCE_TESTS(setup_inmem),
 	};
+	const struct CMUnitTest fs_middleware[] = {
+		CONFORMANCE_TESTS(setup_fs_middleware),
+		cmocka_unit_test_setup_teardown(test_fs_layout_exact, setup_fs_middleware, teardown),
+	};
 	const struct CMUnitTest s3[] = {
 		CONFORMANCE_TESTS(setup_s3),
 		cmocka_unit_test_setup_teardown(test_s3_append_copies_large_object, setup_s3, teardown),
@@ -1762,6 +1787,8 @@ int main(void)
 	int failed = cmocka_run_group_tests_name("storage path grammar", common, NULL, NULL);
 	failed += cmocka_run_group_tests_name("storage conformance: filesystem", fs, NULL, NULL);
 	failed += cmocka_run_group_tests_name("storage conformance: inmemory", inmem, NULL, NULL);
+	failed += cmocka_run_group_tests_name("storage conformance: filesystem under middleware.storage",
+					      fs_middleware, NULL, NULL);
 	if (system("command -v radosgw >/dev/null && command -v ceph-mon >/dev/null") == 0)
 		failed += cmocka_run_group_tests_name("storage conformance: s3 (radosgw)", s3, rgw_up, rgw_down);
 	else
