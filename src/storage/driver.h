@@ -186,6 +186,13 @@ struct berth_storage_driver {
 	 * (CLOCK_REALTIME_COARSE) read before this call. BERTH_ENOTFOUND if the object is absent
 	 * (never creates it). */
 	int (*touch)(struct berth_storage_driver *d, const char *path);
+
+	/* Optional (NULL: callers list directory by directory; appended). Calls cb with the full
+	 * path of every object (file) below path, at any depth, never a directory, in no promised
+	 * order; where the backend lists keys by prefix (S3), far fewer requests than one list
+	 * per directory. BERTH_ENOTFOUND if nothing is below path. */
+	int (*list_files)(struct berth_storage_driver *d, const char *path, berth_list_cb cb,
+			  void *payload);
 };
 
 /* Constructors (each in its own .c). On success *out belongs to the caller (free via ->free). */

@@ -170,6 +170,19 @@ static int head_object(struct s3_driver *d, const char *key, struct s3_req *q)
 	return rc;
 }
 
+/* An object's version from its ETag: S3 gives a new one to every PUT of other bytes (its MD5,
+ * or for a multipart upload the parts' MD5s), so it changes whenever the bytes do. 0 (none)
+ * without an ETag. Directories have none: S3 keeps no record of their children. */
+static uint64_t etag_version(const char *etag)
+{
+	if (!etag[0])
+		return 0;
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+	for (const char *p = etag; *p; p++)
+		h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+	return h ? h : 1;
+}
+
 static int s3_stat(struct berth_stat *out, struct berth_storage_driver *base, const char *path)
 {
 	struct s3_driver *d = s3(base);
@@ -187,6 +200,7 @@ static int s3_stat(struct berth_stat *out, struct berth_storage_driver *base, co
 	if (rc == 0) {
 		out->size = q.content_length;
 		out->mtime = q.mtime;
+		out->version = etag_version(q.etag);
 		return 0;
 	}
 	if (rc != BERTH_ENOTFOUND)
@@ -722,6 +736,43 @@ static int s3_list(struct berth_storage_driver *base, const char *path, berth_li
 	return rc;
 }
 
+struct file_list {
+	struct s3_driver *d;
+	berth_list_cb cb;
+	void *payload;
+	size_t n;
+};
+
+/* A key listed below a prefix: its logical path to the caller (keys outside the path grammar,
+ * which berth never writes, are skipped). */
+static int add_file(const char *key, size_t keylen, uint64_t size, int64_t mtime, int is_prefix,
+		    void *payload)
+{
+	struct file_list *f = payload;
+	size_t plen = strlen(f->d->prefix);
+	if (is_prefix || keylen <= plen)
+		return 0;
+	char *path = berth_asprintf("/%.*s", (int)(keylen - plen), key + plen);
+	int rc = berth_storage_path_valid(path) ? f->cb(path, f->payload) : 0;
+	free(path);
+	f->n++;
+	return rc;
+}
+
+/* One undelimited listing (ListObjectsV2 without a delimiter): 1,000 keys a request. */
+static int s3_list_files(struct berth_storage_driver *base, const char *path, berth_list_cb cb,
+			 void *payload)
+{
+	struct s3_driver *d = s3(base);
+	if (!berth_storage_path_valid(path))
+		return BERTH_EINVALID;
+	char *prefix = dir_prefix(d, path);
+	struct file_list f = { d, cb, payload, 0 };
+	int rc = list_objects(d, prefix, 0, 0, add_file, &f);
+	free(prefix);
+	return rc == 0 && f.n == 0 ? BERTH_ENOTFOUND : rc;
+}
+
 /* ---- move, remove ------------------------------------------------------------------------- */
 
 /* Server-side copy of one object of `size` bytes: CopyObject, or a multipart copy past the
@@ -1034,7 +1085,7 @@ int berth_s3_driver_new(struct berth_storage_driver **out, const struct berth_s3
 		.put_content = s3_put_content, .reader = s3_reader_open, .writer = s3_writer_open,
 		.stat = s3_stat, .list = s3_list, .move = s3_move, .remove = s3_remove,
 		.walk = berth_storage_walk_generic, .url_for = s3_url_for, .free = s3_free,
-		.append_size = s3_append_size,
+		.append_size = s3_append_size, .list_files = s3_list_files,
 		.remote = 1,
 	};
 	d->endpoint = berth_strdup(o->endpoint);

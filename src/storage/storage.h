@@ -175,6 +175,20 @@ static inline int berth_storage_touch(struct berth_storage_driver *d, const char
 	return d->touch ? d->touch(d, path) : BERTH_EUNSUPPORTED;
 }
 
+/* 1 if the driver lists every object below a directory at once (berth_storage_list_files). */
+static inline int berth_storage_can_list_files(const struct berth_storage_driver *d)
+{
+	return d->list_files != NULL;
+}
+
+static inline int berth_storage_list_files(struct berth_storage_driver *d, const char *path,
+					   berth_list_cb cb, void *payload)
+{
+	if (!d->list_files)
+		return BERTH_EUNSUPPORTED;
+	BERTH_STORAGE_TIMED(BERTH_SOP_LIST, d->list_files(d, path, cb, payload));
+}
+
 static inline void berth_storage_free(struct berth_storage_driver *d)
 {
 	if (d)
