@@ -28,6 +28,7 @@
 #include "core/digest.h"
 #include "core/err.h"
 #include "helpers/tmproot.h"
+#include "helpers/upload.h"
 #include "registry/gc.h"
 #include "registry/gc_online.h"
 #include "registry/paths.h"
@@ -145,15 +146,7 @@ static int teardown(void **state)
 
 static int upload(struct fixture *f, const char *repo, const char *content, char *digest)
 {
-	char uuid[37];
-	struct berth_upload *u = NULL;
-	berth_digest_bytes(BERTH_ALG_SHA256, content, strlen(content), digest);
-	assert_int_equal(berth_upload_create(f->reg, repo, uuid), 0);
-	assert_int_equal(berth_upload_open(&u, f->reg, repo, uuid), 0);
-	assert_int_equal(berth_upload_write(u, content, strlen(content)), 0);
-	int rc = berth_upload_commit(u, digest);
-	berth_upload_close(u);
-	return rc;
+	return berth_test_upload(digest, f->reg, repo, content, strlen(content));
 }
 
 static void image(char *body, size_t cap, const char *config, const char *layer, const char *cfgd,
