@@ -38,30 +38,34 @@ static int read_token(struct berth_generation *g, struct berth_storage_driver *d
 
 int berth_generation_read(struct berth_generation *out, struct berth_storage_driver *d, const char *path)
 {
-	struct berth_stat st;
-	int rc = berth_storage_stat(&st, d, path);
-	if (rc < 0 && rc != BERTH_ENOTFOUND)
+	/* The token first: an absent object needs nothing more (S3 answers a stat of a missing
+	 * key with a HEAD and a LIST). A bump between the two reads leaves a new version with an
+	 * old token: the snapshot read after both is then newer than it says, never older. */
+	int rc = read_token(out, d, path);
+	out->version = 0;
+	if (rc < 0 || !out->present)
 		return rc;
-	/* The stat first: a bump between the two reads leaves an old version with a new token,
-	 * which only costs one more read of the token later. */
-	out->version = rc == 0 ? st.version : 0;
-	return read_token(out, d, path);
+	struct berth_stat st;
+	rc = berth_storage_stat(&st, d, path);
+	if (rc == 0)
+		out->version = st.version;
+	return rc == BERTH_ENOTFOUND ? 0 : rc;
 }
 
 int berth_generation_unchanged(struct berth_generation *g, struct berth_storage_driver *d,
 			       const char *path)
 {
+	struct berth_generation now;
+	if (!g->present) /* one read of a missing object (a stat of one costs two S3 requests) */
+		return read_token(&now, d, path) == 0 && !now.present;
 	struct berth_stat st;
 	int rc = berth_storage_stat(&st, d, path);
-	if (rc == BERTH_ENOTFOUND)
-		return !g->present;
-	if (rc < 0 || !g->present)
+	if (rc < 0)
 		return 0;
 	if (st.version != 0 && st.version == g->version)
 		return 1;
 	/* No version (a filesystem within a second of a change), or a new one: the token says.
 	 * Tokens are never reused, so an equal one means no bump since g was read. */
-	struct berth_generation now;
 	if (read_token(&now, d, path) < 0 || !now.present || strcmp(now.token, g->token) != 0)
 		return 0;
 	g->version = st.version;
