@@ -36,11 +36,30 @@ struct known_repo {
 	char *name;
 };
 
+/* A snapshot's names, shared with the readers still sending a page of it. */
+struct catalog_snap {
+	struct berth_catalog_list pub; /* first: the public view is the snapshot */
+	_Atomic unsigned refs;
+	struct berth_strvec names;
+};
+
+static void snap_unref(struct catalog_snap *s)
+{
+	if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	berth_strvec_release(&s->names);
+	free(s);
+}
+
+void berth_catalog_list_release(const struct berth_catalog_list *l)
+{
+	snap_unref((struct catalog_snap *)l);
+}
+
 struct berth_catalog_cache {
 	pthread_mutex_t lock; /* guards the snapshot, and serializes walks */
-	struct berth_strvec names;
+	struct catalog_snap *snap; /* NULL until the first walk */
 	struct catalog_walk walked;
-	int valid;
 	uint64_t changes_seen;              /* changes when the snapshot was taken */
 	struct berth_generation generation; /* the store's, read before the walk */
 	uint64_t checked_ns;                /* when the directories were last seen unchanged */
@@ -76,7 +95,7 @@ void berth_catalog_cache_free(struct berth_catalog_cache *c)
 		return;
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->known_lock);
-	berth_strvec_release(&c->names);
+	snap_unref(c->snap);
 	walk_release(&c->walked);
 	berth_map_release(&c->known);
 	free(c);
@@ -297,7 +316,7 @@ static int dirs_unchanged(struct berth_registry *r, const struct catalog_walk *w
 static int snapshot_holds(struct berth_registry *r, uint64_t changes)
 {
 	struct berth_catalog_cache *c = r->catalog;
-	if (!c->valid || changes != c->changes_seen)
+	if (!c->snap || changes != c->changes_seen)
 		return 0;
 	if (!berth_generation_unchanged(&c->generation, r->driver, BERTH_CATALOG_GENERATION))
 		return 0;
@@ -326,20 +345,24 @@ static int snapshot_take(struct berth_registry *r, uint64_t changes)
 		walk_release(&w);
 		return rc;
 	}
-	berth_strvec_release(&c->names);
+	struct catalog_snap *snap = berth_calloc(1, sizeof(*snap));
+	snap->names = fresh;
+	snap->pub.n = fresh.n;
+	snap->pub.names = (const char *const *)snap->names.items;
+	atomic_init(&snap->refs, 1);
+	snap_unref(c->snap);
 	walk_release(&c->walked);
-	c->names = fresh;
+	c->snap = snap;
 	c->walked = w;
 	c->changes_seen = changes;
 	c->generation = gen;
 	/* Counted from the walk's end: a walk longer than foreign_ns (a large bucket) would
 	 * otherwise never be reused. */
 	c->checked_ns = berth_now_ns();
-	c->valid = 1;
 	return 0;
 }
 
-int berth_catalog(struct berth_strvec *out, struct berth_registry *r)
+int berth_catalog_get(const struct berth_catalog_list **out, struct berth_registry *r)
 {
 	struct berth_catalog_cache *c = r->catalog;
 	int rc = 0;
@@ -348,10 +371,24 @@ int berth_catalog(struct berth_strvec *out, struct berth_registry *r)
 	pthread_mutex_lock(&c->lock);
 	if (!snapshot_holds(r, changes))
 		rc = snapshot_take(r, changes);
-	for (size_t i = 0; rc == 0 && i < c->names.n; i++)
-		berth_strvec_push(out, c->names.items[i]);
+	if (rc == 0) {
+		atomic_fetch_add_explicit(&c->snap->refs, 1, memory_order_relaxed);
+		*out = &c->snap->pub;
+	}
 	pthread_mutex_unlock(&c->lock);
 	return rc;
+}
+
+int berth_catalog(struct berth_strvec *out, struct berth_registry *r)
+{
+	const struct berth_catalog_list *l;
+	int rc = berth_catalog_get(&l, r);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < l->n; i++)
+		berth_strvec_push(out, l->names[i]);
+	berth_catalog_list_release(l);
+	return 0;
 }
 
 int berth_tag_pushed(int64_t *mtime_out, struct berth_registry *r, const char *name, const char *tag)
