@@ -831,6 +831,43 @@ static void test_list(void **state)
 	names_sorted(&ns);
 }
 
+/* Every object below a directory at any depth, files only (list_files, optional: S3 has it). */
+static void test_list_files(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	struct names ns = { 0 };
+	if (!berth_storage_can_list_files(d)) {
+		assert_int_equal(berth_storage_list_files(d, "/", never_called, NULL), BERTH_EUNSUPPORTED);
+		skip();
+	}
+	put(d, "/lf/a/_layers/x/link", "x");
+	put(d, "/lf/a/b/file", "x");
+	put(d, "/lf/c", "x");
+	put(d, "/lf-sibling", "x");
+	assert_int_equal(berth_storage_list_files(d, "/lf", collect_name, &ns), 0);
+	assert_string_equal(names_sorted(&ns), "/lf/a/_layers/x/link\n/lf/a/b/file\n/lf/c\n");
+	assert_int_equal(berth_storage_list_files(d, "/lf/a/b", collect_name, &ns), 0);
+	assert_string_equal(names_sorted(&ns), "/lf/a/b/file\n");
+	assert_int_equal(berth_storage_list_files(d, "/missing", never_called, NULL), BERTH_ENOTFOUND);
+}
+
+/* An object's version, where the driver gives one, changes when its bytes do (the catalog's
+ * generation and the tag links are cached on it). */
+static void test_object_version(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	struct berth_stat st;
+	put(d, "/ov/obj", "one");
+	uint64_t v1 = settled_version(d, "/ov/obj");
+	put(d, "/ov/obj", "two");
+	assert_int_equal(d->stat(&st, d, "/ov/obj"), 0);
+	assert_true(st.version != v1);
+	uint64_t v2 = settled_version(d, "/ov/obj");
+	assert_true(v2 != v1);
+	assert_int_equal(d->stat(&st, d, "/ov/obj"), 0);
+	assert_true(st.version == v2);
+}
+
 /* Children come in strcmp order of their names (the tag list relies on it). */
 static void test_list_order(void **state)
 {
@@ -1652,6 +1689,8 @@ static void test_s3_unreachable(void **state)
 	cmocka_unit_test_setup_teardown(test_stat, setup, teardown),                      \
 	cmocka_unit_test_setup_teardown(test_dir_version, setup, teardown),               \
 	cmocka_unit_test_setup_teardown(test_list, setup, teardown),                      \
+	cmocka_unit_test_setup_teardown(test_list_files, setup, teardown),                \
+	cmocka_unit_test_setup_teardown(test_object_version, setup, teardown),            \
 	cmocka_unit_test_setup_teardown(test_list_order, setup, teardown),                \
 	cmocka_unit_test_setup_teardown(test_move, setup, teardown),                      \
 	cmocka_unit_test_setup_teardown(test_remove, setup, teardown),                    \
