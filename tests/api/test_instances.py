@@ -312,7 +312,7 @@ class TwoInstances(berthtest.OpsTestCase):
         catalog()
         name = self.repo("foreign")
         os.makedirs(os.path.join(self.tmp, "root", "docker", "registry", "v2", "repositories", name, "_layers"))
-        self.assertTrue(berthtest.wait_until(lambda: name in catalog(), timeout=3))
+        self.assertTrue(berthtest.wait_until(lambda: name in catalog(), timeout=10))
 
     def test_repository_delete_through_one_is_seen_by_the_other(self):
         repo = self.repo()
