@@ -173,5 +173,8 @@ struct MHD_Response *berth_resp_empty(void);
 struct MHD_Response *berth_resp_copy(const void *buf, size_t len);
 /* A response that takes ownership of a heap buffer (freed with free()). */
 struct MHD_Response *berth_resp_take(void *buf, size_t len);
+/* A response over buf without a copy: buf must stay valid until release(cls) is called, once,
+ * when the response is done (or at once when none can be made; NULL is then returned). */
+struct MHD_Response *berth_resp_borrow(const void *buf, size_t len, void (*release)(void *cls), void *cls);
 
 #endif

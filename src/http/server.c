@@ -88,6 +88,15 @@ struct MHD_Response *berth_resp_take(void *buf, size_t len)
 	return MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
 }
 
+struct MHD_Response *berth_resp_borrow(const void *buf, size_t len, void (*release)(void *cls), void *cls)
+{
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer_with_free_callback_cls(len, (void *)buf, release, cls);
+	if (!resp)
+		release(cls);
+	return resp;
+}
+
 int berth_req_answered(const struct berth_request *req)
 {
 	return req->state == BERTH_REQ_ANSWERED || req->state == BERTH_REQ_PENDING;

@@ -137,20 +137,6 @@ void berth_reg_redis_repo_forget(struct berth_registry *r, const char *name)
 		berth_redis_cache_repo_forget(r->redis, name);
 }
 
-/* berth's own key: bumped by every instance whenever a repository may have appeared or gone. */
-#define CATALOG_GENERATION_KEY "berth::catalog::generation"
-
-int berth_reg_redis_catalog_generation(struct berth_registry *r, uint64_t *out)
-{
-	return r->redis && berth_redis_cache_counter_get(r->redis, CATALOG_GENERATION_KEY, out) == 0;
-}
-
-void berth_reg_redis_catalog_changed(struct berth_registry *r)
-{
-	if (r->redis)
-		berth_redis_cache_counter_bump(r->redis, CATALOG_GENERATION_KEY);
-}
-
 /* berth's own key per repository: bumped whenever an instance changes the repository's tags. */
 static char *tags_generation_key(const char *name)
 {

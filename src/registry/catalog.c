@@ -1,16 +1,195 @@
-/* The registry's catalog of repositories (tag lists: taglist.c). */
+/*
+ * The registry's catalog of repositories (tag lists: taglist.c), served from a snapshot of the
+ * repositories tree that several berth instances on one store keep valid:
+ *  - each instance bumps the store's catalog generation (BERTH_CATALOG_GENERATION, one durable
+ *    write) when a repository may have appeared (a link written into a repository it does not
+ *    know to exist) or gone (a repository delete), so a catalog request checks the snapshot
+ *    with one stat (filesystem) or one HEAD (S3) of that object, however many repositories;
+ *  - writers that do not bump it (Distribution on the same store) are seen by a look at the
+ *    directories the walk listed (their versions; a new walk where the driver has none) at
+ *    most every foreign_ns.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
+#include "core/map.h"
 #include "core/util.h"
 #include "registry/paths.h"
 #include "registry/registry_int.h"
 #include "storage/storage.h"
 
+/* How often the directories are looked at for writers that do not bump the generation. */
+#define CATALOG_FOREIGN_NS (2ull * 1000000000ull)
+
+/* The directories a walk listed and their versions (storage/driver.h) before listing. */
+struct catalog_walk {
+	struct berth_strvec dirs;
+	uint64_t *versions;
+	size_t alloc;
+	int unversioned; /* some directory had none: the walk cannot be checked later */
+};
+
+struct known_repo {
+	char *name;
+};
+
+/* A snapshot's names, shared with the readers still sending a page of it. */
+struct catalog_snap {
+	struct berth_catalog_list pub; /* first: the public view is the snapshot */
+	_Atomic unsigned refs;
+	struct berth_strvec names;
+};
+
+static void snap_unref(struct catalog_snap *s)
+{
+	if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	berth_strvec_release(&s->names);
+	free(s);
+}
+
+void berth_catalog_list_release(const struct berth_catalog_list *l)
+{
+	snap_unref((struct catalog_snap *)l);
+}
+
+struct berth_catalog_cache {
+	pthread_mutex_t lock; /* guards the snapshot, and serializes walks */
+	struct catalog_snap *snap; /* NULL until the first walk */
+	struct catalog_walk walked;
+	uint64_t changes_seen;              /* changes when the snapshot was taken */
+	struct berth_generation generation; /* the store's, read before the walk */
+	uint64_t checked_ns;                /* when the directories were last seen unchanged */
+	uint64_t foreign_ns;
+	/* Repositories this process made appear (or wrote into), while no repository delete
+	 * happened anywhere since: writing into them again changes no catalog. */
+	_Atomic uint64_t changes; /* this process's appearances and deletes */
+	pthread_mutex_t known_lock;
+	struct berth_map known;             /* struct known_repo */
+	struct berth_generation deletions;  /* BERTH_REPO_DELETIONS when `known` was started */
+};
+
+static void walk_release(struct catalog_walk *w)
+{
+	berth_strvec_release(&w->dirs);
+	free(w->versions);
+	memset(w, 0, sizeof(*w));
+}
+
+struct berth_catalog_cache *berth_catalog_cache_new(void)
+{
+	struct berth_catalog_cache *c = berth_calloc(1, sizeof(*c));
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->known_lock, NULL);
+	c->known = (struct berth_map)BERTH_MAP_INIT(sizeof(struct known_repo), 0);
+	c->foreign_ns = CATALOG_FOREIGN_NS;
+	return c;
+}
+
+void berth_catalog_cache_free(struct berth_catalog_cache *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->known_lock);
+	snap_unref(c->snap);
+	walk_release(&c->walked);
+	berth_map_release(&c->known);
+	free(c);
+}
+
+void berth_catalog_set_foreign_interval(struct berth_registry *r, uint64_t ns)
+{
+	pthread_mutex_lock(&r->catalog->lock);
+	r->catalog->foreign_ns = ns;
+	pthread_mutex_unlock(&r->catalog->lock);
+}
+
+/* ---- telling the other instances ---- */
+
+/* The repository a link below a repository's _layers or _manifests belongs to, into name
+ * (BERTH_PATH_MAX bytes); 0 for any other path (an _uploads staging link). */
+static int repo_of(char *name, const char *path)
+{
+	const char *root = BERTH_REPOS_ROOT "/";
+	if (strncmp(path, root, strlen(root)) != 0)
+		return 0;
+	const char *rel = path + strlen(root), *p = rel;
+	while ((p = strchr(p, '/')) != NULL) {
+		p++;
+		if (*p != '_')
+			continue;
+		if (strncmp(p, "_layers/", 8) != 0 && strncmp(p, "_manifests/", 11) != 0)
+			return 0;
+		size_t n = (size_t)(p - 1 - rel);
+		if (n == 0 || n >= BERTH_PATH_MAX)
+			return 0;
+		memcpy(name, rel, n);
+		name[n] = '\0';
+		return 1;
+	}
+	return 0;
+}
+
+static void catalog_changed(struct berth_registry *r)
+{
+	atomic_fetch_add_explicit(&r->catalog->changes, 1, memory_order_relaxed);
+	berth_generation_bump(r->driver, BERTH_CATALOG_GENERATION);
+}
+
+/*
+ * Called after the link is written. The repository is known to exist while no repository
+ * delete happened since this process saw it exist; the deletions generation is checked after
+ * the write, so a delete that came before the write is always seen: either here, or by its
+ * own bump of the catalog generation coming after this write. One stat per link written, and
+ * a durable write only when the repository may be new to the catalog.
+ */
+void berth_catalog_link_written(struct berth_registry *r, const char *path)
+{
+	struct berth_catalog_cache *c = r->catalog;
+	char name[BERTH_PATH_MAX];
+	if (!repo_of(name, path))
+		return;
+	pthread_mutex_lock(&c->known_lock);
+	int known = berth_map_find(&c->known, name) != NULL;
+	struct berth_generation seen = c->deletions;
+	pthread_mutex_unlock(&c->known_lock);
+
+	int none_deleted = berth_generation_unchanged(&seen, r->driver, BERTH_REPO_DELETIONS);
+	struct berth_generation fresh = { 0 };
+	if (!none_deleted && berth_generation_read(&fresh, r->driver, BERTH_REPO_DELETIONS) < 0)
+		fresh.present = -1; /* unreadable: matches nothing, so the set restarts next time */
+	if (!known || !none_deleted)
+		catalog_changed(r);
+
+	pthread_mutex_lock(&c->known_lock);
+	if (!berth_generation_equal(&seen, &c->deletions)) {
+		/* another thread restarted the set meanwhile: leave it to it */
+	} else if (none_deleted) {
+		c->deletions.version = seen.version;
+		berth_map_add(&c->known, name, NULL);
+	} else {
+		/* Start again from the deletions seen now; name is not added: a delete may have come
+		 * between this write and that read. */
+		berth_map_release(&c->known);
+		c->deletions = fresh;
+	}
+	pthread_mutex_unlock(&c->known_lock);
+}
+
+void berth_catalog_repo_deleted(struct berth_registry *r)
+{
+	/* Deletions first: a writer that misses this bump writes before the catalog's bump. */
+	berth_generation_bump(r->driver, BERTH_REPO_DELETIONS);
+	catalog_changed(r);
+}
+
+/* ---- the walk ---- */
+
 struct catalog_ctx {
-	struct berth_registry *reg;
-	struct berth_strvec *out;
 	struct berth_strvec children;
 	int is_repo;
 };
@@ -30,23 +209,8 @@ static int collect_child(const char *path, void *payload)
 	return 0;
 }
 
-/* The directories a walk listed and their versions (storage/driver.h) before listing. */
-struct berth_catalog_walk {
-	struct berth_strvec dirs;
-	uint64_t *versions;
-	size_t alloc;
-	int unversioned; /* some directory had none: the walk cannot be checked later */
-};
-
-static void walked_release(struct berth_catalog_walk *w)
-{
-	berth_strvec_release(&w->dirs);
-	free(w->versions);
-	memset(w, 0, sizeof(*w));
-}
-
 /* Records dir's version, taken before it is listed: a child added after the stat changes it. */
-static int note_dir(struct berth_catalog_walk *w, struct berth_registry *r, const char *dir)
+static int note_dir(struct catalog_walk *w, struct berth_registry *r, const char *dir)
 {
 	struct berth_stat st;
 	int rc = berth_storage_stat(&st, r->driver, dir);
@@ -60,9 +224,9 @@ static int note_dir(struct berth_catalog_walk *w, struct berth_registry *r, cons
 }
 
 /* Depth-first over the repositories tree; never descends into _layers/_manifests/_uploads. */
-static int catalog_dir(struct berth_registry *r, const char *dir, struct berth_strvec *out, struct berth_catalog_walk *w)
+static int catalog_dir(struct berth_registry *r, const char *dir, struct berth_strvec *out, struct catalog_walk *w)
 {
-	struct catalog_ctx ctx = { r, out, { 0 }, 0 };
+	struct catalog_ctx ctx = { { 0 }, 0 };
 	int rc = note_dir(w, r, dir);
 	if (rc == 0)
 		rc = berth_storage_list(r->driver, dir, collect_child, &ctx);
@@ -81,28 +245,64 @@ out:
 	return rc;
 }
 
-static int catalog_walk(struct berth_strvec *out, struct berth_catalog_walk *w, struct berth_registry *r)
+/* A file listed below the repositories root: the repository it is in, when below _layers or
+ * _manifests (as catalog_dir finds them), pushed once for a run of files in one repository. */
+static int collect_file(const char *path, const struct berth_stat *st, void *payload)
 {
-	int rc = catalog_dir(r, BERTH_REPOS_ROOT, out, w);
+	(void)st;
+	struct berth_strvec *out = payload;
+	char name[BERTH_PATH_MAX];
+	if (!repo_of(name, path))
+		return 0;
+	if (out->n == 0 || strcmp(out->items[out->n - 1], name) != 0)
+		berth_strvec_push(out, name);
+	return 0;
+}
+
+static void sort_unique(struct berth_strvec *v)
+{
+	berth_strvec_sort(v);
+	size_t k = 0;
+	for (size_t i = 0; i < v->n; i++) {
+		if (k > 0 && strcmp(v->items[i], v->items[k - 1]) == 0)
+			free(v->items[i]);
+		else
+			v->items[k++] = v->items[i];
+	}
+	v->n = k;
+}
+
+static int catalog_walk(struct berth_strvec *out, struct catalog_walk *w, struct berth_registry *r)
+{
+	int rc;
+	if (berth_storage_can_list_tree(r->driver)) {
+		/* One listing of every object (S3: ~1,000 keys a request) instead of one per
+		 * directory; it gives no directory versions, so the next look walks again. */
+		w->unversioned = 1;
+		rc = berth_storage_list_tree(r->driver, BERTH_REPOS_ROOT, collect_file, out);
+	} else {
+		rc = catalog_dir(r, BERTH_REPOS_ROOT, out, w);
+	}
 	if (rc == BERTH_ENOTFOUND) {
 		/* No repositories yet: the root's appearance is what will change. */
-		walked_release(w);
+		walk_release(w);
 		w->unversioned = 1;
 		rc = 0;
 	}
 	if (rc < 0)
 		return rc;
-	berth_strvec_sort(out);
+	sort_unique(out);
 	return 0;
 }
 
+/* ---- the snapshot ---- */
+
 /*
  * Whether the directories the walk listed all keep their versions. A repository appearing or
- * going, through this process or another on the same store (a second berth, Distribution), adds
- * or removes an entry in one of them; a stat per directory costs less than listing it. Drivers
- * without versions (S3) walk every time.
+ * going, through any process on the same store, adds or removes an entry in one of them; a
+ * stat per directory costs less than listing it.
  */
-static int dirs_unchanged(struct berth_registry *r, const struct berth_catalog_walk *w)
+static int dirs_unchanged(struct berth_registry *r, const struct catalog_walk *w)
 {
 	struct berth_stat st;
 	if (w->unversioned)
@@ -113,69 +313,83 @@ static int dirs_unchanged(struct berth_registry *r, const struct berth_catalog_w
 	return 1;
 }
 
-/* With Redis, the shared generation tells at once what any berth instance changed, and the
- * directories are looked at only every CATALOG_FOREIGN_NS, for writers that do not bump it
- * (Distribution on the same store). */
-#define CATALOG_FOREIGN_NS (2ull * 1000000000ull)
-
-/* Whether the snapshot still holds; gen/has_gen: the shared generation read now (before any
- * walk, so that a change during the walk is seen next time). */
-static int snapshot_holds(struct berth_registry *r, uint64_t writes, int has_gen, uint64_t gen, uint64_t now)
+/* Whether the snapshot still holds (c->lock held). */
+static int snapshot_holds(struct berth_registry *r, uint64_t changes)
 {
-	if (!r->catalog_valid || writes != r->catalog_link_writes)
+	struct berth_catalog_cache *c = r->catalog;
+	if (!c->snap || changes != c->changes_seen)
 		return 0;
-	if (has_gen && r->catalog_has_generation) {
-		if (gen != r->catalog_generation)
-			return 0;
-		if (now - r->catalog_checked_ns < CATALOG_FOREIGN_NS)
-			return 1;
-	}
-	if (!dirs_unchanged(r, r->catalog_walked))
+	if (!berth_generation_unchanged(&c->generation, r->driver, BERTH_CATALOG_GENERATION))
 		return 0;
-	r->catalog_checked_ns = now;
+	uint64_t now = berth_now_ns();
+	if (now - c->checked_ns < c->foreign_ns)
+		return 1;
+	if (!dirs_unchanged(r, &c->walked))
+		return 0;
+	c->checked_ns = now;
 	return 1;
+}
+
+/* Walks again (c->lock held); the generation is read first, so a bump during the walk is seen
+ * by the next request. */
+static int snapshot_take(struct berth_registry *r, uint64_t changes)
+{
+	struct berth_catalog_cache *c = r->catalog;
+	struct berth_strvec fresh = { 0 };
+	struct catalog_walk w = { 0 };
+	struct berth_generation gen;
+	int rc = berth_generation_read(&gen, r->driver, BERTH_CATALOG_GENERATION);
+	if (rc == 0)
+		rc = catalog_walk(&fresh, &w, r);
+	if (rc < 0) {
+		berth_strvec_release(&fresh);
+		walk_release(&w);
+		return rc;
+	}
+	struct catalog_snap *snap = berth_calloc(1, sizeof(*snap));
+	snap->names = fresh;
+	snap->pub.n = fresh.n;
+	snap->pub.names = (const char *const *)snap->names.items;
+	atomic_init(&snap->refs, 1);
+	snap_unref(c->snap);
+	walk_release(&c->walked);
+	c->snap = snap;
+	c->walked = w;
+	c->changes_seen = changes;
+	c->generation = gen;
+	/* Counted from the walk's end: a walk longer than foreign_ns (a large bucket) would
+	 * otherwise never be reused. */
+	c->checked_ns = berth_now_ns();
+	return 0;
+}
+
+int berth_catalog_get(const struct berth_catalog_list **out, struct berth_registry *r)
+{
+	struct berth_catalog_cache *c = r->catalog;
+	int rc = 0;
+	uint64_t changes = atomic_load_explicit(&c->changes, memory_order_relaxed);
+
+	pthread_mutex_lock(&c->lock);
+	if (!snapshot_holds(r, changes))
+		rc = snapshot_take(r, changes);
+	if (rc == 0) {
+		atomic_fetch_add_explicit(&c->snap->refs, 1, memory_order_relaxed);
+		*out = &c->snap->pub;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
 }
 
 int berth_catalog(struct berth_strvec *out, struct berth_registry *r)
 {
-	int rc = 0;
-	uint64_t writes = atomic_load_explicit(&r->link_writes, memory_order_relaxed);
-	uint64_t gen = 0, now = berth_now_ns();
-	int has_gen = berth_reg_redis_catalog_generation(r, &gen);
-
-	pthread_mutex_lock(&r->catalog_lock);
-	if (!snapshot_holds(r, writes, has_gen, gen, now)) {
-		struct berth_strvec fresh = { 0 };
-		struct berth_catalog_walk *w = berth_calloc(1, sizeof(*w));
-		if ((rc = catalog_walk(&fresh, w, r)) < 0) {
-			berth_strvec_release(&fresh);
-			walked_release(w);
-			free(w);
-			goto out;
-		}
-		berth_strvec_release(&r->catalog);
-		berth_catalog_walked_free(r->catalog_walked);
-		r->catalog = fresh;
-		r->catalog_walked = w;
-		r->catalog_link_writes = writes;
-		r->catalog_generation = gen;
-		r->catalog_has_generation = has_gen;
-		r->catalog_checked_ns = now;
-		r->catalog_valid = 1;
-	}
-	for (size_t i = 0; i < r->catalog.n; i++)
-		berth_strvec_push(out, r->catalog.items[i]);
-out:
-	pthread_mutex_unlock(&r->catalog_lock);
-	return rc;
-}
-
-void berth_catalog_walked_free(struct berth_catalog_walk *w)
-{
-	if (!w)
-		return;
-	walked_release(w);
-	free(w);
+	const struct berth_catalog_list *l;
+	int rc = berth_catalog_get(&l, r);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < l->n; i++)
+		berth_strvec_push(out, l->names[i]);
+	berth_catalog_list_release(l);
+	return 0;
 }
 
 int berth_tag_pushed(int64_t *mtime_out, struct berth_registry *r, const char *name, const char *tag)

@@ -12,6 +12,12 @@
 #define BERTH_ROOT "/docker/registry/v2"
 #define BERTH_REPOS_ROOT BERTH_ROOT "/repositories"
 #define BERTH_BLOBS_ROOT BERTH_ROOT "/blobs"
+/* berth's own objects (registry/generation.c), outside the two trees Distribution walks. */
+#define BERTH_STATE_ROOT BERTH_ROOT "/_berth"
+/* Bumped when a repository appears or goes: what the catalog snapshot is checked against. */
+#define BERTH_CATALOG_GENERATION BERTH_STATE_ROOT "/catalog/generation"
+/* Bumped when a repository goes: what the repositories known to exist are checked against. */
+#define BERTH_REPO_DELETIONS BERTH_STATE_ROOT "/catalog/deletions"
 
 /* A digest is passed as the full "<alg>:<hex>" string. */
 int berth_path_blob_data(char *out, const char *digest);

@@ -101,7 +101,7 @@ int berth_registry_new(struct berth_registry **out, const struct berth_registry_
 	berth_reg_redis_attach(r, cfg->redis);
 	r->tag_lists = berth_taglist_cache_new();
 	pthread_mutex_init(&r->claims_lock, NULL);
-	pthread_mutex_init(&r->catalog_lock, NULL);
+	r->catalog = berth_catalog_cache_new();
 	berth_repo_locks_init(r);
 	r->gc_refresh = cfg->gc_online;
 	berth_gc_lock_init(r);
@@ -119,11 +119,9 @@ void berth_registry_free(struct berth_registry *r)
 		free(c);
 	}
 	pthread_mutex_destroy(&r->claims_lock);
-	pthread_mutex_destroy(&r->catalog_lock);
 	berth_repo_locks_destroy(r);
 	berth_gc_lock_destroy(r);
-	berth_strvec_release(&r->catalog);
-	berth_catalog_walked_free(r->catalog_walked);
+	berth_catalog_cache_free(r->catalog);
 	berth_cache_free(r->descriptors);
 	berth_reg_redis_detach(r);
 	free_patterns(r->urls_allow, r->n_urls_allow);
@@ -305,10 +303,9 @@ int berth_link_check(struct berth_registry *r, const char *path, char kind, cons
 
 int berth_link_write(struct berth_registry *r, const char *path, const char *digest)
 {
-	atomic_fetch_add_explicit(&r->link_writes, 1, memory_order_relaxed);
 	int rc = berth_storage_put_content(r->driver, path, digest, strlen(digest));
-	/* After the write: an instance that saw the new generation lists the new repository. */
-	berth_reg_redis_catalog_changed(r);
+	if (rc == 0) /* after the write: an instance that sees the bump lists the repository */
+		berth_catalog_link_written(r, path);
 	return rc;
 }
 

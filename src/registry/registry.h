@@ -248,8 +248,18 @@ struct berth_tag_list {
  * if the repository has no tags directory. Release with berth_tag_list_release. */
 int berth_tags_get(const struct berth_tag_list **out, struct berth_registry *r, const char *name);
 void berth_tag_list_release(const struct berth_tag_list *l);
-/* Every repository, sorted: from a snapshot kept while a stat of each directory it listed shows
- * it unchanged (any process's change is seen at once), taken anew otherwise. */
+/* Every repository, shared and read-only, sorted (strcmp). */
+struct berth_catalog_list {
+	size_t n;
+	const char *const *names;
+};
+/* The catalog, from a snapshot kept while the store's catalog generation is unchanged (every
+ * berth on the store bumps it when a repository appears or goes) and, every 2 s, the
+ * directories it listed too (other writers); taken anew otherwise (registry/catalog.c).
+ * Release with berth_catalog_list_release. Blocks on storage. */
+int berth_catalog_get(const struct berth_catalog_list **out, struct berth_registry *r);
+void berth_catalog_list_release(const struct berth_catalog_list *l);
+/* berth_catalog_get's names, copied into out. */
 int berth_catalog(struct berth_strvec *out, struct berth_registry *r);
 /* When tag was last pushed: the mtime of its current link (Distribution stores no push date),
  * seconds since the epoch. BERTH_ENOTFOUND if the tag does not exist. Blocks on storage. */

@@ -43,17 +43,8 @@ struct berth_registry {
 	struct berth_cache *descriptors; /* links and blob sizes; NULL when disabled */
 	struct berth_cache *manifests;   /* manifest bytes by digest (immutable) */
 	struct berth_redis_cache *redis; /* storage.cache.blobdescriptor: redis; NULL otherwise */
-	/* The catalog is served from a snapshot while every directory it listed keeps its version
-	 * and this process has written no link since (registry/catalog.c). */
-	_Atomic uint64_t link_writes;
-	pthread_mutex_t catalog_lock; /* guards the snapshot */
-	struct berth_strvec catalog;
-	struct berth_catalog_walk *catalog_walked; /* the directories listed and their versions */
-	uint64_t catalog_link_writes;
-	uint64_t catalog_generation;  /* the shared one (Redis) when the snapshot was taken */
-	int catalog_has_generation;
-	uint64_t catalog_checked_ns;  /* when the directories were last seen unchanged */
-	int catalog_valid;
+	/* The catalog snapshot and what tells whether it still holds (registry/catalog.c). */
+	struct berth_catalog_cache *catalog;
 	struct berth_taglist_cache *tag_lists; /* registry/taglist.c */
 	pthread_mutex_t claims_lock; /* guards claims */
 	struct upload_claim *claims; /* uploads held open by a request */
@@ -77,8 +68,38 @@ void berth_repo_lock_shared(struct berth_registry *r, const char *name);
 void berth_repo_lock_exclusive(struct berth_registry *r, const char *name);
 void berth_repo_unlock(struct berth_registry *r, const char *name);
 
-struct berth_catalog_walk;
-void berth_catalog_walked_free(struct berth_catalog_walk *w);
+/*
+ * A generation kept in the store (registry/generation.c): an object holding a random token,
+ * rewritten by every bump, so that all processes sharing the store see a bump by one stat
+ * (its version), or a read of the token where the driver gives no version yet.
+ */
+struct berth_generation {
+	int present;      /* 0: never bumped (no object) */
+	uint64_t version; /* the object's version when read; 0: none */
+	char token[40];
+};
+/* Reads the generation at path (absent is a generation too). 0 or a BERTH_E* code. */
+int berth_generation_read(struct berth_generation *out, struct berth_storage_driver *d, const char *path);
+/* 1 if nothing bumped the generation since g was read (g's version is refreshed), 0 if something
+ * did or storage failed. */
+int berth_generation_unchanged(struct berth_generation *g, struct berth_storage_driver *d,
+			       const char *path);
+/* 1 if a and b were read from the same bump. */
+int berth_generation_equal(const struct berth_generation *a, const struct berth_generation *b);
+/* Writes a fresh token (one durable write); a failure is logged, not returned. */
+void berth_generation_bump(struct berth_storage_driver *d, const char *path);
+
+/* registry/catalog.c: the snapshot (created with the registry, freed with it). */
+struct berth_catalog_cache *berth_catalog_cache_new(void);
+void berth_catalog_cache_free(struct berth_catalog_cache *c);
+/* A link was written at path: when it may have made a repository appear (its first link in
+ * this process, or since a repository delete anywhere), every instance's catalog is told. */
+void berth_catalog_link_written(struct berth_registry *r, const char *path);
+/* A repository was deleted (its directories are gone): every instance's catalog is told. */
+void berth_catalog_repo_deleted(struct berth_registry *r);
+/* How often the catalog looks at the directories for writers that do not bump the generation
+ * (default 2 s; tests make it 0 or very long to make either case happen). */
+void berth_catalog_set_foreign_interval(struct berth_registry *r, uint64_t ns);
 
 struct berth_taglist_cache *berth_taglist_cache_new(void);
 void berth_taglist_cache_free(struct berth_taglist_cache *c);
@@ -147,11 +168,8 @@ void berth_reg_redis_repo_set(struct berth_registry *r, const char *name, const 
 void berth_reg_redis_repo_clear(struct berth_registry *r, const char *name, const char *digest);
 /* Forgets every blob of the repository (a repository delete). */
 void berth_reg_redis_repo_forget(struct berth_registry *r, const char *name);
-/* The catalog's generation all instances share: 1 with *out, 0 without Redis or when it fails.
- * Bumped after every write that may add or remove a repository (a link written, a delete). */
-int berth_reg_redis_catalog_generation(struct berth_registry *r, uint64_t *out);
-void berth_reg_redis_catalog_changed(struct berth_registry *r);
-/* The same for one repository's tags (registry/taglist.c): bumped after every tag change. */
+/* One repository's tags generation all instances share (registry/taglist.c): 1 with *out, 0
+ * without Redis or when it fails. Bumped after every tag change. */
 int berth_reg_redis_tags_generation(struct berth_registry *r, const char *name, uint64_t *out);
 void berth_reg_redis_tags_changed(struct berth_registry *r, const char *name);
 

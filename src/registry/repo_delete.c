@@ -99,8 +99,7 @@ int berth_repo_delete(struct berth_registry *r, const char *name)
 	berth_bytes_repo_leave(&bytes, r);
 	berth_reg_redis_repo_forget(r, name);
 	berth_tags_changed(r, name);
-	atomic_fetch_add(&r->link_writes, 1); /* the catalog snapshot is rebuilt without it */
-	berth_reg_redis_catalog_changed(r);   /* and every other instance's */
+	berth_catalog_repo_deleted(r); /* every instance's catalog is rebuilt without it */
 	if (rc >= 0)
 		rc = found ? 0 : BERTH_ENOTFOUND;
 out_unlock:

@@ -311,8 +311,15 @@ class TraversalTest(berthtest.TestCase):
                     self.assertFalse(extra, "unexpected entries in %s: %s" % (top, extra))
             v2 = os.path.join(root, "docker", "registry", "v2")
             if os.path.isdir(v2):
-                extra = set(os.listdir(v2)) - {"repositories", "blobs", "uploads", "_uploads"}
+                extra = set(os.listdir(v2)) - {"repositories", "blobs", "uploads", "_uploads", "_berth"}
                 self.assertFalse(extra, "unexpected entries in %s: %s" % (v2, extra))
+                # berth's own state (the catalog's generations) and nothing else
+                state = os.path.join(v2, "_berth")
+                for dirpath, dirnames, filenames in os.walk(state):
+                    rel = os.path.relpath(dirpath, state)
+                    allowed = {".": {"catalog"}, "catalog": {"generation", "deletions"}}.get(rel, set())
+                    extra = set(dirnames + filenames) - allowed
+                    self.assertFalse(extra, "unexpected entries in %s: %s" % (dirpath, extra))
                 repos = os.path.join(v2, "repositories")
                 for dirpath, dirnames, filenames in os.walk(repos):
                     for n in dirnames + filenames:

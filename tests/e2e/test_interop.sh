@@ -294,4 +294,21 @@ if [ "$(http_code -I -H "Accept: $ACCEPT" "http://$C/v2/e/cached/manifests/$(img
 fi
 pull_from "$C" "$IMG/docker" e/cached:v2
 
+if [ "$TARGET" = berth ]; then
+  # berth's own objects (the catalog's generations) lie outside repositories/ and blobs/:
+  # Distribution's catalog (compared above), its garbage collection and berth fsck ignore them.
+  step "Distribution's garbage collection and berth fsck leave _berth/ alone"
+  GEN="$ROOT/docker/registry/v2/_berth/catalog/generation"
+  [ -f "$GEN" ] || fail "berth wrote no catalog generation ($GEN)"
+  printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\n' "$ROOT" >"$WORK/gc.yml"
+  docker-registry garbage-collect "$WORK/gc.yml" >"$WORK/gc.out" 2>&1 ||
+    fail "docker-registry garbage-collect failed: $(tail -n 5 "$WORK/gc.out")"
+  [ -f "$GEN" ] || fail "docker-registry garbage-collect removed $GEN"
+  if grep -q _berth "$WORK/gc.out"; then fail "docker-registry garbage-collect mentions _berth: $(grep _berth "$WORK/gc.out")"; fi
+  rc=0
+  "$BERTH_BIN" fsck "$ROOT" >"$WORK/fsck.out" 2>&1 || rc=$?
+  [ "$rc" -le 1 ] || fail "berth fsck exited $rc: $(tail -n 5 "$WORK/fsck.out")"
+  if grep -q _berth "$WORK/fsck.out"; then fail "berth fsck reports _berth: $(grep _berth "$WORK/fsck.out")"; fi
+fi
+
 log "all interop checks passed ($TARGET <-> docker-registry, $n pulls)"

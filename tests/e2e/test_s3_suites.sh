@@ -22,7 +22,7 @@ command -v radosgw >/dev/null 2>&1 && command -v ceph-mon >/dev/null 2>&1 ||
 
 MODULES=(test_base test_blobs test_uploads test_s3_uploads test_manifests test_persistence
   test_errors test_tags_catalog test_referrers test_distribution_answers test_answers
-  test_concurrency test_instances test_s3_fsck test_gc_instances)
+  test_concurrency test_instances test_s3_fsck test_gc_instances test_s3_catalog)
 
 SKIPS="
 test_tags_catalog.TagListFreshnessTest.test_incomplete_tag_listed_once_complete writes tag files into the filesystem root as another process would

@@ -27,6 +27,7 @@
 #include "core/digest.h"
 #include "core/err.h"
 #include "helpers/tmproot.h"
+#include "helpers/upload.h"
 #include "registry/fsck.h"
 #include "registry/gc.h"
 #include "registry/manifest.h"
@@ -61,14 +62,7 @@ struct fixture {
 
 static void push_blob(struct fixture *f, const char *repo, const char *content, char *digest)
 {
-	char uuid[37];
-	struct berth_upload *u = NULL;
-	berth_digest_bytes(BERTH_ALG_SHA256, content, strlen(content), digest);
-	assert_int_equal(berth_upload_create(f->reg, repo, uuid), 0);
-	assert_int_equal(berth_upload_open(&u, f->reg, repo, uuid), 0);
-	assert_int_equal(berth_upload_write(u, content, strlen(content)), 0);
-	assert_int_equal(berth_upload_commit(u, digest), 0);
-	berth_upload_close(u);
+	assert_int_equal(berth_test_upload(digest, f->reg, repo, content, strlen(content)), 0);
 }
 
 static void put_manifest(struct fixture *f, const char *repo, const char *ref, const char *ct,

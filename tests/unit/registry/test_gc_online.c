@@ -32,6 +32,7 @@
 #include "core/digest.h"
 #include "core/err.h"
 #include "helpers/tmproot.h"
+#include "helpers/upload.h"
 #include "registry/gc.h"
 #include "registry/gc_online.h"
 #include "registry/gc_shared.h"
@@ -160,15 +161,7 @@ static int teardown(void **state)
 
 static int upload_via(struct berth_registry *reg, const char *repo, const char *content, char *digest)
 {
-	char uuid[37];
-	struct berth_upload *u = NULL;
-	berth_digest_bytes(BERTH_ALG_SHA256, content, strlen(content), digest);
-	assert_int_equal(berth_upload_create(reg, repo, uuid), 0);
-	assert_int_equal(berth_upload_open(&u, reg, repo, uuid), 0);
-	assert_int_equal(berth_upload_write(u, content, strlen(content)), 0);
-	int rc = berth_upload_commit(u, digest);
-	berth_upload_close(u);
-	return rc;
+	return berth_test_upload(digest, reg, repo, content, strlen(content));
 }
 
 static int upload(struct fixture *f, const char *repo, const char *content, char *digest)

@@ -919,6 +919,23 @@ static void test_list(void **state)
 	names_sorted(&ns);
 }
 
+/* An object's version, where the driver gives one, changes when its bytes do (the catalog's
+ * generation and the tag links are cached on it). */
+static void test_object_version(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	struct berth_stat st;
+	put(d, "/ov/obj", "one");
+	uint64_t v1 = settled_version(d, "/ov/obj");
+	put(d, "/ov/obj", "two");
+	assert_int_equal(d->stat(&st, d, "/ov/obj"), 0);
+	assert_true(st.version != v1);
+	uint64_t v2 = settled_version(d, "/ov/obj");
+	assert_true(v2 != v1);
+	assert_int_equal(d->stat(&st, d, "/ov/obj"), 0);
+	assert_true(st.version == v2);
+}
+
 /* Children come in strcmp order of their names (the tag list relies on it). */
 static void test_list_order(void **state)
 {
@@ -1742,6 +1759,7 @@ static void test_s3_unreachable(void **state)
 	cmocka_unit_test_setup_teardown(test_dir_version, setup, teardown),               \
 	cmocka_unit_test_setup_teardown(test_list_tree, setup, teardown),                 \
 	cmocka_unit_test_setup_teardown(test_list, setup, teardown),                      \
+	cmocka_unit_test_setup_teardown(test_object_version, setup, teardown),            \
 	cmocka_unit_test_setup_teardown(test_list_order, setup, teardown),                \
 	cmocka_unit_test_setup_teardown(test_move, setup, teardown),                      \
 	cmocka_unit_test_setup_teardown(test_remove, setup, teardown),                    \
