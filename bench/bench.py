@@ -1424,8 +1424,8 @@ class Bench:
         if self.proxy:
             L.append("- Pull-through cache rows: berth (`proxy.remoteurl`) and Distribution (a `proxy` section) "
                      "cache one docker-registry upstream on loopback (access log on), which holds the skopeo rows' "
-                     "images. A cold run starts the cache afresh over an empty store; a warm run follows an untimed "
-                     "pull that cached the image. The references run in the same alternation: the pull straight "
+                     "images. A cold run starts the cache afresh over an empty store; a warm run is the first pull "
+                     "after an untimed cold one (the cache afresh, then the image pulled). The references run in the same alternation: the pull straight "
                      "from the upstream, and from berth's hosted repository holding the same image. The burst's "
                      "GETs are counted per blob in the upstream's access log.")
         for n in self.notes:

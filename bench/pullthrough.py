@@ -3,7 +3,7 @@
 berth and Distribution (docker-registry with a `proxy` section) cache the same upstream, a
 docker-registry on loopback with its access log on, holding the skopeo rows' small and big
 images. Rows: skopeo pulls of each image through each cache, cold (a fresh process over an
-empty store) and warm (right after a pull cached it), with two references in the same
+empty store) and warm (the first pull after a cold one cached it), with two references in the same
 alternation: the pull straight from the upstream and the pull of the same image from a hosted
 repository of berth (the main berth of the other rows); and a burst of concurrent cold pulls
 of the big image, with the most upstream GETs any of its blobs got (the upstream's access log).
@@ -128,13 +128,19 @@ class PullThrough:
     def w_pull(self, s, i, kind):
         return {"value": self.pull(s, kind)}
 
+    def is_cache(self, s):
+        return s is self.srv["berth"] or s is self.srv["dist"]
+
     def prep_cold(self, s, i):
-        if s.kind in ("berth", "dist"):
+        if self.is_cache(s):
             reset(s)
 
     def prep_warm(self, s, i, kind):
-        if s.kind in ("berth", "dist"):
-            self.pull(s, kind)  # cached now, if it was not
+        """The pull measured is the first one after a cold pull cached the image (what the next
+        client of a cache gets), not a second one that reads what the first left in memory."""
+        if self.is_cache(s):
+            reset(s)
+        self.pull(s, kind)
 
     def upstream_gets(self, since):
         """GETs of each blob in the upstream's access log after byte offset since."""
@@ -222,24 +228,22 @@ class PullThrough:
         def errors(key):
             return sum(r.get("errors") or 0 for v in results.get(key, {}).values() for r in v)
 
-        for kind in KINDS:
-            b, up = med("proxy_cold_" + kind, "berth"), med("proxy_cold_" + kind, "up")
-            desc = "pull-through cold pull, %s image, ≤ %d%% slower than straight from the upstream" % (
-                kind, round((COLD_SLACK - 1) * 100))
-            if b is None or up is None:
+        def slower_than(key, ref, slack, desc, ref_name):
+            b, r = med(key, "berth"), med(key, ref)
+            if b is None or r is None:
                 line(desc, None, "no data")
             else:
-                line(desc, b <= COLD_SLACK * up and not errors("proxy_cold_" + kind),
-                     "berth %s s, upstream %s s: %+.0f%%" % (bench.fmt(b), bench.fmt(up), 100 * (b / up - 1)))
+                line(desc, b <= slack * r and not errors(key), "berth %s s, %s %s s: %+.0f%%" % (
+                    bench.fmt(b), ref_name, bench.fmt(r), 100 * (b / r - 1)))
+
         for kind in KINDS:
-            b, h = med("proxy_warm_" + kind, "berth"), med("proxy_warm_" + kind, "hosted")
-            desc = "pull-through warm pull, %s image, as fast as a hosted pull (within %d%%)" % (
-                kind, round((WARM_SLACK - 1) * 100))
-            if b is None or h is None:
-                line(desc, None, "no data")
-            else:
-                line(desc, b <= WARM_SLACK * h and not errors("proxy_warm_" + kind),
-                     "berth warm %s s, hosted %s s: %+.0f%%" % (bench.fmt(b), bench.fmt(h), 100 * (b / h - 1)))
+            slower_than("proxy_cold_" + kind, "up", COLD_SLACK,
+                        "pull-through cold pull, %s image, ≤ %d%% slower than straight from the upstream" % (
+                            kind, round((COLD_SLACK - 1) * 100)), "upstream")
+        for kind in KINDS:
+            slower_than("proxy_warm_" + kind, "hosted", WARM_SLACK,
+                        "pull-through warm pull, %s image, as fast as a hosted pull (within %d%%)" % (
+                            kind, round((WARM_SLACK - 1) * 100)), "hosted")
         runs = [r.get("value") for r in results.get("proxy_burst_gets", {}).get("berth", [])]
         desc = "pull-through burst of %d cold pulls: each blob fetched from the upstream once" % b_burst(self.b)
         if not runs or any(v is None for v in runs):

@@ -311,14 +311,17 @@ static void pending_add(struct berth_proxy *p, struct berth_proxy_pending *pd)
 	pthread_mutex_unlock(&p->pending_lock);
 }
 
-/* A copy of name's manifest digest while it is being stored: 0, or BERTH_ENOTFOUND. */
+/* A copy of name's manifest digest while it is being stored (and with tag not NULL, stored
+ * under that tag): 0, or BERTH_ENOTFOUND. */
 static int pending_get(struct berth_manifest_content *out, struct berth_proxy *p, const char *name,
-		       const char *digest)
+		       const char *digest, const char *tag)
 {
 	char key[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 2];
 	pending_key(key, sizeof(key), name, digest);
 	pthread_mutex_lock(&p->pending_lock);
 	struct pending_entry *e = berth_map_find(&p->pending, key);
+	if (e && tag && strcmp(e->pd->reference, tag) != 0)
+		e = NULL;
 	if (e)
 		copy_fetched(out, &e->pd->body, digest);
 	pthread_mutex_unlock(&p->pending_lock);
@@ -416,11 +419,16 @@ static int tag_names(struct berth_proxy *p, const char *name, const char *tag, c
 	return same;
 }
 
-/* By digest: local first, else from the upstream (tag, when not NULL, is pointed at it). */
+/* By digest: local first, else from the upstream (tag, when not NULL, is pointed at it). A
+ * manifest being stored (under tag) is served from memory: the store writes the tag. */
 static int manifest_by_digest(struct berth_manifest_content *out, struct berth_proxy *p,
 			      const struct berth_proxy_target *t, const char *name, const char *digest, const char *tag,
 			      struct berth_proxy_pending **pending)
 {
+	if (pending_get(out, p, name, digest, tag) == 0) {
+		atomic_fetch_add(&berth_proxy_stats.manifest_hits, 1);
+		return 0;
+	}
 	int rc = berth_manifest_get(out, p->reg, name, digest);
 	if (rc == 0 && tag && !tag_names(p, name, tag, digest)) {
 		/* Cached already: only the tag moves here, as Distribution's tag service writes it. */
@@ -437,7 +445,7 @@ static int manifest_by_digest(struct berth_manifest_content *out, struct berth_p
 	}
 	if (rc != BERTH_ENOTFOUND)
 		return rc;
-	if (pending_get(out, p, name, digest) == 0) { /* answered a moment ago, being stored */
+	if (pending_get(out, p, name, digest, NULL) == 0) { /* being stored under another tag */
 		atomic_fetch_add(&berth_proxy_stats.manifest_hits, 1);
 		return 0;
 	}
