@@ -134,6 +134,7 @@ class PullThrough:
     def prep_cold(self, s, i):
         if self.is_cache(s):
             reset(s)
+        os.sync()  # no run starts beside the writeback of the one before
 
     def prep_warm(self, s, i, kind):
         """The pull measured is the first one after a cold pull cached the image (what the next
@@ -141,6 +142,7 @@ class PullThrough:
         if self.is_cache(s):
             reset(s)
         self.pull(s, kind)
+        os.sync()  # the cold pull's writes (the client's and the cache's) are done before
 
     def upstream_gets(self, since):
         """GETs of each blob in the upstream's access log after byte offset since."""
