@@ -56,7 +56,7 @@ clean:
 	rm -rf $(BUILD) $(BUILD_SAN)
 
 # Benchmarks side by side with CNCF Distribution (bench/README.md). `bench` takes about
-# 20 minutes and writes bench/RESULTS.md; `bench-smoke` runs every workload once, tiny.
+# 25 minutes and writes bench/RESULTS.md; `bench-smoke` runs every workload once, tiny.
 .PHONY: bench bench-smoke
 bench: build
 	bench/run.sh

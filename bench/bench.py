@@ -48,7 +48,7 @@ PROFILES = {
         mono=[(1 * MiB, 50), (10 * MiB, 15), (100 * MiB, 3)],
         chunk=5 * MiB, chunked_total=100 * MiB, chunked_count=3,
         skopeo_small=[2 * MiB, 512 * KiB, 64 * KiB],
-        skopeo_big=[5 * MiB, 15 * MiB, 30 * MiB, 50 * MiB],
+        skopeo_big=[5 * MiB, 15 * MiB, 30 * MiB, 50 * MiB], proxy_burst=20,
         mixed=[10, 100], mixed_duration=6, mixed_procs=2, mixed_images=8,
         mixed_layers=[4 * KiB, 32 * KiB, 256 * KiB], mixed_base=256 * KiB, mixed_new=32 * KiB,
         catalog_repos=10000, tags=10000, catalog_page=1000, catalog_listings=3,
@@ -58,14 +58,14 @@ PROFILES = {
         small_blob=1 * KiB, big_blob=2 * MiB, range_len=64 * KiB,
         mono=[(64 * KiB, 3), (256 * KiB, 3), (1 * MiB, 2)],
         chunk=256 * KiB, chunked_total=1 * MiB, chunked_count=2,
-        skopeo_small=[16 * KiB, 4 * KiB], skopeo_big=[256 * KiB, 256 * KiB],
+        skopeo_small=[16 * KiB, 4 * KiB], skopeo_big=[256 * KiB, 256 * KiB], proxy_burst=4,
         mixed=[4, 16], mixed_duration=1, mixed_procs=2, mixed_images=2,
         mixed_layers=[4 * KiB, 16 * KiB], mixed_base=16 * KiB, mixed_new=8 * KiB,
         catalog_repos=300, tags=300, catalog_page=100, catalog_listings=1,
         startup_runs=1, startup_settle=0.3, sha_seconds=1),
 }
 
-LABEL = {"berth": "berth", "dist": "Distribution", "nginx": "nginx"}
+LABEL = {"berth": "berth", "dist": "Distribution", "nginx": "nginx", "up": "the upstream", "hosted": "berth hosted"}
 T0 = time.monotonic()
 
 
@@ -497,6 +497,7 @@ class Bench:
         self.extra = {}          # row key -> server kind -> [values]
         self.notes = []
         self.servers = {}
+        self.proxy = None        # the pull-through cache rows (pullthrough.py), when they run
         self.sampler = RssSampler()
         self.rand_cache = {}
         self.tools = {t: shutil.which(t) is not None for t in ("wrk", "ab", "nginx", "skopeo", "openssl")}
@@ -889,9 +890,12 @@ class Bench:
         acc = [("Accept", ACCEPT)]
         W = []
 
-        def add(key, title, load, unit, higher, fn, servers=("berth", "dist"), tool=None, p99=False):
+        def add(key, title, load, unit, higher, fn, servers=("berth", "dist"), tool=None, p99=False, srv=None,
+                prep=None):
+            # srv: the servers of the row by kind (default the main ones); prep(s, i): set-up before
+            # a run, not measured
             W.append(dict(key=key, title=title, load=load, unit=unit, higher=higher, fn=fn,
-                          servers=servers, tool=tool, p99=p99))
+                          servers=servers, tool=tool, p99=p99, srv=srv, prep=prep))
 
         ng = ("berth", "dist", "nginx") if self.tools["nginx"] else ("berth", "dist")
         add("base", "GET /v2/", lw, "req/s", True, lambda s, i: self.wrk(s.port, "/v2/"), tool="wrk", p99=True)
@@ -947,6 +951,8 @@ class Bench:
             "1 client, n=%d per page" % p["catalog_page"], "ms", False, lambda s, i: self.w_catalog_full(s, i))
         add("tags_list", "tag list (%d tags)" % p["tags"], lslow, "req/s", True,
             lambda s, i: self.wrk(s.port, "/v2/bench/tags/tags/list", conns=sc), tool="wrk", p99=True)
+        if self.proxy:
+            self.proxy.workloads(add)
         if self.args.only:
             keep = set(self.args.only.split(","))
             W = [w for w in W if w["key"] in keep]
@@ -960,6 +966,13 @@ class Bench:
                 self.note("%s had exited (code %s) before %s run %d; restarted it (see %s)"
                           % (LABEL[s.kind], s.proc.returncode, w["key"], i + 1, s.log_path))
                 s.start()
+            if w["prep"]:
+                try:
+                    w["prep"](s, i)
+                except Exception as e:
+                    self.note("%s run %d on %s: set-up failed: %s: %s" % (
+                        w["key"], i + 1, LABEL[s.kind], type(e).__name__, str(e)[:300]))
+                    return {"value": None, "errors": 1}
             self.sampler.reset(s.pid)
             cpu0 = proc_cpu_seconds(s.pid)
             busy0, own0, t0 = system_busy_seconds(), own_cpu_seconds(), time.monotonic()
@@ -1157,6 +1170,12 @@ class Bench:
                 self.servers[k].restart()
             for k in self.servers:
                 self.sanity(self.servers[k])
+            if self.tools["skopeo"] and (not a.only or any(k.startswith("proxy_") for k in a.only.split(","))):
+                sys.modules.setdefault("bench", sys.modules[__name__])  # pullthrough imports this file
+                import pullthrough
+                log("pull-through cache: upstream and caches")
+                self.proxy = pullthrough.PullThrough(self)
+                self.proxy.start()
             time.sleep(1.0 if not a.smoke else 0.2)
             for k in ("berth", "dist"):
                 rss = proc_status_kib(self.servers[k].pid, "VmRSS")
@@ -1172,6 +1191,8 @@ class Bench:
                 self.extra.setdefault("rss_after", {})[k] = [rss / 1024.0 if rss else None]
                 self.extra.setdefault("hwm", {})[k] = [hwm / 1024.0 if hwm else None]
         finally:
+            if self.proxy:
+                self.proxy.stop()
             for s in self.servers.values():
                 s.stop()
             self.sampler.halt.set()
@@ -1205,7 +1226,7 @@ class Bench:
             res = self.results.setdefault(w["key"], {})
             for i in range(runs):
                 for kind in w["servers"]:
-                    s = self.servers.get(kind)
+                    s = (w["srv"] or self.servers).get(kind)
                     if s is None:
                         continue
                     r = self.run_one(w, s, i)
@@ -1315,6 +1336,8 @@ class Bench:
                 cell("nginx") if "nginx" in vals else "–",
                 fmt(pb[0]) if pb else "–", fmt(pd[0]) if pd else "–"))
         L.append("")
+        if self.proxy:
+            L.extend(self.proxy.references(self.results))
         L.append("Reference: `openssl speed -evp sha256 -bytes 16384` on one core: **%s MB/s** (the ceiling for any "
                  "upload that is digested on one core). The data disk's durable write speed (`dd bs=1M count=256 "
                  "conv=fdatasync`): **%s MB/s** (the ceiling for any upload made durable before it is acknowledged; "
@@ -1400,6 +1423,13 @@ class Bench:
                  % (p["slow_conns"], p["slow_conns"], p["conns"], p["duration"]))
         L.append("- Distribution 2.8 caps catalog pages at 1000 entries (`catalog.maxentries`); both are asked "
                  "for n=%d." % p["catalog_page"])
+        if self.proxy:
+            L.append("- Pull-through cache rows: berth (`proxy.remoteurl`) and Distribution (a `proxy` section) "
+                     "cache one docker-registry upstream on loopback (access log on), which holds the skopeo rows' "
+                     "images. A cold run starts the cache afresh over an empty store; a warm run is the first pull "
+                     "after an untimed cold one (the cache afresh, then the image pulled). The references run in the same alternation: the pull straight "
+                     "from the upstream, and from berth's hosted repository holding the same image. The burst's "
+                     "GETs are counted per blob in the upstream's access log.")
         for n in self.notes:
             L.append("- " + n)
         L.append("")
@@ -1498,6 +1528,8 @@ class Bench:
                             "%.0f%% of the target's %s MiB" % (fmt(self.floor_mib), 500 * self.floor_mib / d, fmt(d / 5)))
         s = med("startup", "berth")
         line("start-up < 50 ms", (s < 50) if s is not None else None, "%s ms" % fmt(s) if s is not None else "no data")
+        if self.proxy:
+            self.proxy.targets(self.results, line)
         return out
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks berth side by side with CNCF Distribution (see bench/README.md).
-#   bench/run.sh            full run, writes bench/RESULTS.md (about 20 minutes)
+#   bench/run.sh            full run, writes bench/RESULTS.md (about 25 minutes)
 #   bench/run.sh --smoke    every workload once with tiny sizes (well under a minute)
 #   BENCH_S3=1 bench/run.sh [--smoke]   the same on one S3 server (bench/s3.py, RESULTS-s3.md)
 # Other options are passed to bench/bench.py (--runs, --duration, --conns, --only, ...).

@@ -86,8 +86,12 @@ struct manifest_call {
 static void manifest_job(void *arg)
 {
 	struct manifest_call *c = arg;
-	c->base.rc = berth_proxy_manifest_get(&c->mc, c->base.proxy, c->base.name, c->base.reference);
+	struct berth_proxy *proxy = c->base.proxy;
+	struct berth_proxy_pending *pending = NULL;
+	c->base.rc = berth_proxy_manifest_get(&c->mc, proxy, c->base.name, c->base.reference, &pending);
 	job_done(&c->base);
+	/* c is the answer's now: a manifest fetched is stored while the client has it already */
+	berth_proxy_manifest_store(proxy, pending);
 }
 
 static void manifest_answer(struct berth_request *req)

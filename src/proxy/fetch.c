@@ -4,10 +4,12 @@
  * into a bounded ring that every client reading along drains at its own pace (the thread waits
  * while the slowest one has the ring full), so memory stays flat in blob size and concurrent
  * pulls of one uncached blob make one upstream GET. A client that arrives once the ring has
- * wrapped (its first bytes are gone) waits for the end and is served from storage. The upload
- * is committed (its digest verified) before any reader gets the last byte and before anything
- * is linked; a broken transfer or a wrong digest cancels it, so nothing partial is ever linked.
- * Readers that go away leave the fetch to finish storing the blob for the others.
+ * wrapped (its first bytes are gone) waits for the end and is served from storage. The digest
+ * is verified before any reader gets the last byte and before anything is linked; the readers
+ * along then end their pulls while the upload is committed (made durable and linked), and a
+ * late one is served from storage once it is. A broken transfer or a wrong digest cancels it,
+ * so nothing partial is ever linked. Readers that go away leave the fetch to finish storing
+ * the blob for the others. The blob is written through the page cache: the next pull reads it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +53,7 @@ struct shared_fetch {
 	enum fetch_state state;
 	int failure;          /* FETCH_FAILED: BERTH_ENOTFOUND or BERTH_ERROR */
 	int streamed;         /* the upstream began sending the blob */
+	int verified;         /* the whole blob arrived and matches its digest: readers may end */
 	int stored;           /* FETCH_DONE: the blob is linked in the repository */
 	uint64_t size;
 	uint64_t tail;        /* bytes put into the ring */
@@ -167,6 +170,16 @@ static int on_body(const void *data, size_t n, void *payload)
 	return 0;
 }
 
+/* The digest matched: the readers along may take the last byte while the blob is made durable
+ * and linked (its fdatasync, rename and links are no part of their pulls). */
+static void release_readers(struct shared_fetch *sf)
+{
+	pthread_mutex_lock(&sf->lock);
+	sf->verified = 1;
+	wake_readers(sf);
+	pthread_mutex_unlock(&sf->lock);
+}
+
 /* After the transfer: verifies and links (or drops) what was stored. 0 when the blob is good. */
 static int finish(struct shared_fetch *sf, int rc, const struct berth_upstream_result *res)
 {
@@ -180,7 +193,11 @@ static int finish(struct shared_fetch *sf, int rc, const struct berth_upstream_r
 	if (!sf->upload)
 		return rc;
 	if (rc == 0 && !sf->store_failed) {
-		rc = berth_upload_commit(sf->upload, sf->digest);
+		rc = berth_upload_verify(sf->upload, sf->digest);
+		if (rc == 0) {
+			release_readers(sf);
+			rc = berth_upload_commit(sf->upload, sf->digest);
+		}
 		if (rc == 0) {
 			sf->stored = 1;
 			if (p->scheduler && sf->target.route->ttl_ms > 0)
@@ -219,8 +236,8 @@ static void fetch_main(void *arg)
 	char uuid[37];
 
 	int rc = berth_upload_create(p->reg, sf->name, uuid);
-	if (rc == 0)
-		rc = berth_upload_open(&sf->upload, p->reg, sf->name, uuid);
+	if (rc == 0) /* the next pull reads it: kept in memory rather than written directly */
+		rc = berth_upload_open_cached(&sf->upload, p->reg, sf->name, uuid);
 	if (rc < 0) {
 		berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
 		sf->upload = NULL;
@@ -354,7 +371,8 @@ ssize_t berth_proxy_fetch_read(struct berth_proxy_fetch *r, char *buf, size_t ma
 	ssize_t n;
 	pthread_mutex_lock(&sf->lock);
 	/* The last byte waits for the digest's verdict. */
-	uint64_t readable = sf->state == FETCH_DONE ? sf->tail
+	int ended = sf->state == FETCH_DONE || sf->verified;
+	uint64_t readable = ended ? sf->tail
 			    : sf->tail == sf->size && sf->size ? sf->tail - 1
 							       : sf->tail;
 	if (sf->state == FETCH_FAILED || !r->joined) {
@@ -370,7 +388,7 @@ ssize_t berth_proxy_fetch_read(struct berth_proxy_fetch *r, char *buf, size_t ma
 		r->head += k;
 		n = (ssize_t)k;
 		pthread_cond_broadcast(&sf->cond); /* room in the ring */
-	} else if (sf->state == FETCH_DONE) {
+	} else if (ended) {
 		n = 0;
 	} else {
 		r->waiting = 1;

@@ -11,6 +11,7 @@
 #include "core/metrics.h"
 #include "core/util.h"
 #include "proxy/proxy_int.h"
+#include "registry/manifest.h"
 #include "registry/reference.h"
 
 #define JOB_THREADS 8
@@ -19,6 +20,13 @@
 #define TAGS_MAX (4u << 20) /* the largest tag list taken from an upstream */
 
 struct berth_proxy_stats berth_proxy_stats;
+
+/* Manifests answered and not stored yet (berth_proxy.pending): a pull asking for one meanwhile
+ * (containerd's GET by digest after its HEAD by tag) is served from here, not fetched again. */
+struct pending_entry {
+	char *key; /* "<name>@<digest>" */
+	struct berth_proxy_pending *pd;
+};
 
 static void render_metrics(struct berth_buf *out)
 {
@@ -110,6 +118,8 @@ int berth_proxy_new(struct berth_proxy **out, const struct berth_proxy_config *c
 	p->reg = reg;
 	p->inflight = (struct berth_map)BERTH_MAP_INIT(berth_proxy__inflight_entry_size, 0);
 	pthread_mutex_init(&p->inflight_lock, NULL);
+	p->pending = (struct berth_map)BERTH_MAP_INIT(sizeof(struct pending_entry), 0);
+	pthread_mutex_init(&p->pending_lock, NULL);
 	p->routes = berth_calloc(cfg->n_upstreams ? cfg->n_upstreams : 1, sizeof(*p->routes));
 	for (size_t i = 0; i < cfg->n_upstreams; i++) {
 		if ((rc = add_route(&p->routes[i], &cfg->upstreams[i], i)) < 0)
@@ -145,6 +155,8 @@ void berth_proxy_free(struct berth_proxy *p)
 	free(p->routes);
 	berth_map_release(&p->inflight);
 	pthread_mutex_destroy(&p->inflight_lock);
+	berth_map_release(&p->pending); /* empty: the job threads stored everything */
+	pthread_mutex_destroy(&p->pending_lock);
 	free(p);
 }
 
@@ -227,16 +239,128 @@ static void log_upstream_failure(const struct berth_proxy_target *t, const char 
 			   res->status);
 }
 
-/* GETs manifest digest of name from the upstream, checks it hashes to digest, stores it (with
- * tag pointing at it when not NULL) and schedules its expiry. */
+/* A manifest fetched and verified, stored once its client has it (berth_proxy_manifest_store). */
+struct berth_proxy_pending {
+	char name[BERTH_NAME_MAX + 1];
+	char reference[BERTH_TAG_MAX + BERTH_DIGEST_STR_MAX]; /* the tag to point at it, or its digest */
+	char digest[BERTH_DIGEST_STR_MAX];
+	char content_type[128]; /* "": the body's mediaType says */
+	int64_t ttl_ms;
+	struct berth_buf body;
+};
+
+/* The content type a fetched manifest parses with: the upstream's, else (a generic one such as
+ * application/json, or none that fits) the body's mediaType, as storing it would take it.
+ * 0 and *ct (NULL: the body's), or the parse error. */
+static int fetched_content_type(const char **ct, const struct berth_buf *body, const char *upstream_ct)
+{
+	struct berth_manifest *m = NULL;
+	const char *data = body->data ? body->data : "";
+	*ct = upstream_ct[0] && !berth_manifest_content_type_generic(upstream_ct) ? upstream_ct : NULL;
+	int rc = berth_manifest_parse(&m, *ct, data, body->len);
+	if (rc < 0 && *ct) {
+		*ct = NULL;
+		rc = berth_manifest_parse(&m, NULL, data, body->len);
+	}
+	berth_manifest_free(m);
+	return rc == BERTH_EUNSUPPORTED ? BERTH_EINVALID : rc;
+}
+
+/* Stores what pd holds (the tag pointing at it) and schedules its expiry. */
+static int store_fetched(struct berth_proxy *p, const struct berth_proxy_pending *pd)
+{
+	struct berth_manifest_put_result put;
+	int rc = berth_manifest_put_fetched(&put, p->reg, pd->name, pd->reference,
+					    pd->content_type[0] ? pd->content_type : NULL,
+					    pd->body.data ? pd->body.data : "", pd->body.len);
+	if (rc < 0) {
+		berth_error("cannot store manifest %s@%s fetched from upstream: %s", pd->name, pd->digest,
+			    berth_err_reason(rc));
+		return rc == BERTH_ENOTFOUND ? BERTH_ERROR : rc;
+	}
+	if (p->scheduler && pd->ttl_ms > 0)
+		berth_scheduler_add(p->scheduler, BERTH_SCHED_MANIFEST, pd->name, pd->digest, pd->ttl_ms);
+	return 0;
+}
+
+/* out: a copy of a fetched manifest's bytes (copied under pending_lock: no storage call). */
+static void copy_fetched(struct berth_manifest_content *out, const struct berth_buf *body, const char *digest)
+{
+	memset(out, 0, sizeof(*out));
+	out->len = body->len;
+	out->body = berth_malloc(out->len + 1);
+	memcpy(out->body, body->data ? body->data : "", out->len);
+	out->body[out->len] = '\0';
+	snprintf(out->digest, sizeof(out->digest), "%s", digest);
+}
+
+static void pending_key(char *out, size_t size, const char *name, const char *digest)
+{
+	snprintf(out, size, "%s@%s", name, digest);
+}
+
+/* Lists pd as being stored (one entry per manifest: a second fetch of it is stored unlisted). */
+static void pending_add(struct berth_proxy *p, struct berth_proxy_pending *pd)
+{
+	char key[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 2];
+	int added = 0;
+	pending_key(key, sizeof(key), pd->name, pd->digest);
+	pthread_mutex_lock(&p->pending_lock);
+	struct pending_entry *e = berth_map_add(&p->pending, key, &added);
+	if (added)
+		e->pd = pd;
+	pthread_mutex_unlock(&p->pending_lock);
+}
+
+/* A copy of name's manifest digest while it is being stored (and with tag not NULL, stored
+ * under that tag): 0, or BERTH_ENOTFOUND. */
+static int pending_get(struct berth_manifest_content *out, struct berth_proxy *p, const char *name,
+		       const char *digest, const char *tag)
+{
+	char key[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 2];
+	pending_key(key, sizeof(key), name, digest);
+	pthread_mutex_lock(&p->pending_lock);
+	struct pending_entry *e = berth_map_find(&p->pending, key);
+	if (e && tag && strcmp(e->pd->reference, tag) != 0)
+		e = NULL;
+	if (e)
+		copy_fetched(out, &e->pd->body, digest);
+	pthread_mutex_unlock(&p->pending_lock);
+	if (!e)
+		return BERTH_ENOTFOUND;
+	out->media_type = berth_manifest_sniff_media_type(out->body, out->len);
+	return 0;
+}
+
+void berth_proxy_manifest_store(struct berth_proxy *p, struct berth_proxy_pending *pending)
+{
+	char key[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 2];
+	if (!pending)
+		return;
+	store_fetched(p, pending);
+	pending_key(key, sizeof(key), pending->name, pending->digest);
+	pthread_mutex_lock(&p->pending_lock);
+	struct pending_entry *e = berth_map_find(&p->pending, key);
+	if (e && e->pd == pending)
+		berth_map_remove(&p->pending, key);
+	pthread_mutex_unlock(&p->pending_lock);
+	berth_buf_release(&pending->body);
+	free(pending);
+}
+
+/* GETs manifest digest of name from the upstream and checks it hashes to digest and parses.
+ * With pending NULL, stores it (with tag pointing at it when not NULL) and schedules its
+ * expiry before answering; else *pending holds that work for berth_proxy_manifest_store and
+ * *out is the manifest as fetched. */
 static int fetch_manifest(struct berth_manifest_content *out, struct berth_proxy *p,
-			  const struct berth_proxy_target *t, const char *name, const char *digest, const char *tag)
+			  const struct berth_proxy_target *t, const char *name, const char *digest, const char *tag,
+			  struct berth_proxy_pending **pending)
 {
 	char path[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 32], got[BERTH_DIGEST_STR_MAX];
 	struct berth_buf body = BERTH_BUF_INIT(berth_registry_manifest_max(p->reg));
 	struct berth_upstream_result res;
-	struct berth_manifest_put_result put;
 	enum berth_digest_alg alg;
+	const char *ct;
 
 	snprintf(path, sizeof(path), "/v2/%s/manifests/%s", t->remote, digest);
 	struct berth_upstream_call call = { .method = "GET", .path = path, .repo = t->remote,
@@ -257,23 +381,32 @@ static int fetch_manifest(struct berth_manifest_content *out, struct berth_proxy
 		berth_buf_release(&body);
 		return BERTH_ERROR;
 	}
-	const char *ct = res.content_type[0] ? res.content_type : NULL;
-	rc = berth_manifest_put_fetched(&put, p->reg, name, tag ? tag : digest, ct, body.data ? body.data : "",
-					body.len);
-	if (rc == BERTH_EINVALID && ct) /* a generic type from the upstream: the body's mediaType */
-		rc = berth_manifest_put_fetched(&put, p->reg, name, tag ? tag : digest, NULL,
-						body.data ? body.data : "", body.len);
-	if (rc < 0) {
+	if ((rc = fetched_content_type(&ct, &body, res.content_type)) < 0) {
 		berth_error("cannot store manifest %s@%s fetched from upstream: %s", name, digest,
 			    berth_err_reason(rc));
 		berth_buf_release(&body);
-		return rc == BERTH_ENOTFOUND ? BERTH_ERROR : rc;
+		return rc;
 	}
-	berth_buf_release(&body);
-	if (p->scheduler && t->route->ttl_ms > 0)
-		berth_scheduler_add(p->scheduler, BERTH_SCHED_MANIFEST, name, digest, t->route->ttl_ms);
 	atomic_fetch_add(&berth_proxy_stats.manifest_misses, 1);
-	return berth_manifest_get(out, p->reg, name, digest);
+	struct berth_proxy_pending *pd = berth_calloc(1, sizeof(*pd));
+	snprintf(pd->name, sizeof(pd->name), "%s", name);
+	snprintf(pd->reference, sizeof(pd->reference), "%s", tag ? tag : digest);
+	snprintf(pd->digest, sizeof(pd->digest), "%s", digest);
+	snprintf(pd->content_type, sizeof(pd->content_type), "%s", ct ? ct : "");
+	pd->ttl_ms = t->route->ttl_ms;
+	pd->body = body;
+	if (!pending) {
+		rc = store_fetched(p, pd);
+		berth_buf_release(&pd->body);
+		free(pd);
+		return rc < 0 ? rc : berth_manifest_get(out, p->reg, name, digest);
+	}
+	/* The client's answer does not wait for the store's writes and syncs. */
+	copy_fetched(out, &pd->body, digest);
+	out->media_type = berth_manifest_sniff_media_type(out->body, out->len);
+	pending_add(p, pd);
+	*pending = pd;
+	return 0;
 }
 
 /* 1 if the cached tag names digest already (a warm pull then writes nothing). */
@@ -287,10 +420,16 @@ static int tag_names(struct berth_proxy *p, const char *name, const char *tag, c
 	return same;
 }
 
-/* By digest: local first, else from the upstream (tag, when not NULL, is pointed at it). */
+/* By digest: local first, else from the upstream (tag, when not NULL, is pointed at it). A
+ * manifest being stored (under tag) is served from memory: the store writes the tag. */
 static int manifest_by_digest(struct berth_manifest_content *out, struct berth_proxy *p,
-			      const struct berth_proxy_target *t, const char *name, const char *digest, const char *tag)
+			      const struct berth_proxy_target *t, const char *name, const char *digest, const char *tag,
+			      struct berth_proxy_pending **pending)
 {
+	if (pending_get(out, p, name, digest, tag) == 0) {
+		atomic_fetch_add(&berth_proxy_stats.manifest_hits, 1);
+		return 0;
+	}
 	int rc = berth_manifest_get(out, p->reg, name, digest);
 	if (rc == 0 && tag && !tag_names(p, name, tag, digest)) {
 		/* Cached already: only the tag moves here, as Distribution's tag service writes it. */
@@ -307,11 +446,15 @@ static int manifest_by_digest(struct berth_manifest_content *out, struct berth_p
 	}
 	if (rc != BERTH_ENOTFOUND)
 		return rc;
-	return fetch_manifest(out, p, t, name, digest, tag);
+	if (pending_get(out, p, name, digest, NULL) == 0) { /* being stored under another tag */
+		atomic_fetch_add(&berth_proxy_stats.manifest_hits, 1);
+		return 0;
+	}
+	return fetch_manifest(out, p, t, name, digest, tag, pending);
 }
 
 int berth_proxy_manifest_get(struct berth_manifest_content *out, struct berth_proxy *p, const char *name,
-			     const char *reference)
+			     const char *reference, struct berth_proxy_pending **pending)
 {
 	char path[BERTH_NAME_MAX + BERTH_TAG_MAX + 32];
 	struct berth_upstream_result res;
@@ -320,14 +463,14 @@ int berth_proxy_manifest_get(struct berth_manifest_content *out, struct berth_pr
 	if (berth_proxy__target(&t, p, name) < 0)
 		return BERTH_ENOTFOUND;
 	if (strchr(reference, ':'))
-		return manifest_by_digest(out, p, &t, name, reference, NULL);
+		return manifest_by_digest(out, p, &t, name, reference, NULL, pending);
 	/* By tag: the upstream says which manifest the tag names now. */
 	snprintf(path, sizeof(path), "/v2/%s/manifests/%s", t.remote, reference);
 	struct berth_upstream_call call = { .method = "HEAD", .path = path, .repo = t.remote,
 					    .accept = BERTH_PROXY_ACCEPT, .timeout_ms = MANIFEST_TIMEOUT_MS };
 	int rc = berth_upstream_call(&res, t.route->upstream, &call);
 	if (rc == 0 && res.status == 200 && berth_digest_valid(res.digest)) {
-		rc = manifest_by_digest(out, p, &t, name, res.digest, reference);
+		rc = manifest_by_digest(out, p, &t, name, res.digest, reference, pending);
 		if (rc != BERTH_ERROR)
 			return rc;
 	} else {

@@ -63,13 +63,22 @@ void berth_proxy_note_hit(struct berth_proxy *p, int blob);
 /* Runs fn(arg) on one of the proxy's job threads. 0, or BERTH_EBUSY (too many waiting). */
 int berth_proxy_submit(struct berth_proxy *p, berth_job_fn fn, void *arg);
 
+/* A manifest fetched from the upstream and verified, not stored yet. */
+struct berth_proxy_pending;
+
 /*
  * A manifest by tag or digest (see above). BERTH_ENOTFOUND: unknown here and upstream;
  * BERTH_ERROR: the upstream could not be asked and nothing is cached (the reason logged).
+ * With pending NULL, a manifest fetched is stored before this returns. Else *pending (NULL
+ * when there is nothing to store) takes that work, for berth_proxy_manifest_store once the
+ * client has its answer: the answer then waits for none of the store's writes and syncs.
  * Blocks.
  */
 int berth_proxy_manifest_get(struct berth_manifest_content *out, struct berth_proxy *p, const char *name,
-			     const char *reference);
+			     const char *reference, struct berth_proxy_pending **pending);
+/* Stores what berth_proxy_manifest_get left pending (failures are logged) and frees it.
+ * Accepts NULL. Blocks. */
+void berth_proxy_manifest_store(struct berth_proxy *p, struct berth_proxy_pending *pending);
 /* The upstream's tags of name, sorted; BERTH_ENOTFOUND when it has none, BERTH_ERROR when it
  * cannot be asked (the caller then serves the local list, as Distribution). Blocks. */
 int berth_proxy_tags(struct berth_strvec *out, struct berth_proxy *p, const char *name);

@@ -41,6 +41,8 @@ struct berth_proxy {
 	struct berth_jobs *fetches; /* blob transfers, which may take minutes */
 	pthread_mutex_t inflight_lock;
 	struct berth_map inflight;  /* "<name>@<digest>" -> the fetch storing it now (fetch.c) */
+	pthread_mutex_t pending_lock;
+	struct berth_map pending;   /* "<name>@<digest>" -> a manifest answered, being stored */
 };
 
 /* The proxy's counters (proxy/proxy.c). */

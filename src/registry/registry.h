@@ -117,6 +117,10 @@ int berth_upload_create(struct berth_registry *r, const char *name, char uuid_ou
  */
 int berth_upload_open(struct berth_upload **out, struct berth_registry *r, const char *name,
 		      const char *uuid);
+/* berth_upload_open for data that is read again soon after its commit (a blob the pull-through
+ * cache fetches): storage keeps it in memory where it can (BERTH_WRITER_APPEND_CACHED). */
+int berth_upload_open_cached(struct berth_upload **out, struct berth_registry *r, const char *name,
+			     const char *uuid);
 /* Size of an upload without opening it. BERTH_ENOTFOUND if there is no such upload. */
 int berth_upload_stat(uint64_t *size, struct berth_registry *r, const char *name, const char *uuid);
 /* Bytes received so far: before a body, or after a checkpoint or a commit. */
@@ -149,6 +153,12 @@ int berth_upload_checkpoint(struct berth_upload *u);
  * removed).
  */
 int berth_upload_commit(struct berth_upload *u, const char *digest);
+/*
+ * Checks that the bytes written hash to digest, storing nothing (berth_upload_commit then
+ * stores them; it checks again, at no cost once the bytes are hashed). 0, BERTH_EDIGEST (the
+ * session stays, to be cancelled) or the error of a write that failed. Blocks on storage.
+ */
+int berth_upload_verify(struct berth_upload *u, const char *digest);
 /* Removes the session and its data. */
 int berth_upload_cancel(struct berth_upload *u);
 /* Releases the session (does not remove it). Accepts NULL. */

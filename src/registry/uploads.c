@@ -132,8 +132,9 @@ int berth_upload_create(struct berth_registry *r, const char *name, char uuid_ou
 	return rc;
 }
 
-int berth_upload_open(struct berth_upload **out, struct berth_registry *r, const char *name,
-		      const char *uuid)
+/* berth_upload_open with the writer's append value (storage/driver.h). */
+static int open_session(struct berth_upload **out, struct berth_registry *r, const char *name,
+			const char *uuid, int append)
 {
 	char path[BERTH_PATH_MAX];
 	struct berth_stat st;
@@ -159,12 +160,24 @@ int berth_upload_open(struct berth_upload **out, struct berth_registry *r, const
 	}
 	u->committed[0] = '\0';
 	if ((rc = berth_path_upload_data(path, name, uuid)) < 0 ||
-	    (rc = berth_storage_writer(&u->writer, r->driver, path, 1)) < 0) {
+	    (rc = berth_storage_writer(&u->writer, r->driver, path, append)) < 0) {
 		berth_upload_close(u);
 		return rc;
 	}
 	*out = u;
 	return 0;
+}
+
+int berth_upload_open(struct berth_upload **out, struct berth_registry *r, const char *name,
+		      const char *uuid)
+{
+	return open_session(out, r, name, uuid, 1);
+}
+
+int berth_upload_open_cached(struct berth_upload **out, struct berth_registry *r, const char *name,
+			     const char *uuid)
+{
+	return open_session(out, r, name, uuid, BERTH_WRITER_APPEND_CACHED);
 }
 
 int berth_upload_stat(uint64_t *size, struct berth_registry *r, const char *name, const char *uuid)
@@ -530,6 +543,21 @@ static int place_blob(struct berth_upload *u, int existed, const char *digest, c
 	u->data_moved = 1;
 	/* the data keeps the time of its last write, which may be long before this commit */
 	return u->reg->gc_refresh ? berth_blob_refresh(u->reg, digest) : 0;
+}
+
+int berth_upload_verify(struct berth_upload *u, const char *digest)
+{
+	char actual[BERTH_DIGEST_STR_MAX];
+	enum berth_digest_alg alg;
+	int rc;
+
+	if (berth_digest_parse(digest, &alg, NULL) < 0)
+		return BERTH_EDIGEST;
+	if (u->committed[0])
+		return strcmp(digest, u->committed) == 0 ? 0 : BERTH_EDIGEST;
+	if ((rc = upload_digest(u, alg, actual)) < 0)
+		return rc;
+	return strcmp(actual, digest) == 0 ? 0 : BERTH_EDIGEST;
 }
 
 int berth_upload_commit(struct berth_upload *u, const char *digest)

@@ -28,6 +28,9 @@
  * (see struct berth_writer). */
 #define BERTH_WRITER_ALIGN 4096u
 
+/* writer()'s append value that appends and hints that the object is read again soon. */
+#define BERTH_WRITER_APPEND_CACHED 2
+
 struct berth_storage_driver;
 
 struct berth_stat {
@@ -131,7 +134,10 @@ struct berth_storage_driver {
 	int (*reader)(struct berth_reader **out, struct berth_storage_driver *d, const char *path,
 		      uint64_t offset);
 	/* Opens a writer: truncating (append = 0) or appending to an existing object (append = 1,
-	 * creating it if absent). */
+	 * creating it if absent; BERTH_WRITER_APPEND_CACHED, 2, appends too, with the hint that the
+	 * object is read again soon: a driver that can keeps its bytes in memory then, as the
+	 * filesystem driver keeps them in the page cache rather than writing them directly). Any
+	 * non-zero value appends. */
 	int (*writer)(struct berth_writer **out, struct berth_storage_driver *d, const char *path,
 		      int append);
 	int (*stat)(struct berth_stat *out, struct berth_storage_driver *d, const char *path);

@@ -42,7 +42,7 @@ struct fs_writer {
 	int cancelled;
 	uint64_t kicked; /* bytes already handed to writeback (sync_file_range) */
 	int direct_on;   /* O_DIRECT is set on fd (fs_direct.h) */
-	int no_direct;   /* direct writes were refused: stay buffered */
+	int no_direct;   /* direct writes were refused, or the object is kept cached: stay buffered */
 };
 
 /* Start writeback of every WRITEBACK_STEP bytes as they arrive, without waiting for it, so
@@ -616,7 +616,9 @@ static int fs_writer(struct berth_writer **out, struct berth_storage_driver *drv
 	w->fd = fd;
 	w->size = (uint64_t)st.st_size;
 	w->direct_on = 0;
-	w->no_direct = 0;
+	/* An object read again soon (a blob the pull-through cache fetched, which the next pull
+	 * reads) stays in the page cache: direct writes would leave it to be read from the disk. */
+	w->no_direct = append == BERTH_WRITER_APPEND_CACHED;
 	w->host = host;
 	w->cancelled = 0;
 	/* From the last step boundary: a file appended to in pieces smaller than a step (a chunked

@@ -578,6 +578,18 @@ assert_blob_data() {
 # assert_repo_layout STORAGE_ROOT REPO TAG IMAGE: Distribution's on-disk layout for a pushed
 # image: tag current/index links, a revision link per manifest (children of an index too), a
 # layer link per layer/config, and blob data files byte-identical to the pushed blobs.
+# eventually CMD [ARGS...]: runs CMD (a check that fails, e.g. assert_link) until it passes, for
+# up to E2E_SETTLE seconds (default 60), then once more for the verdict. For what a server
+# finishes after its answer: the pull-through cache stores a manifest and links a blob once its
+# clients have them, so a pull can end a moment before the store shows it.
+eventually() {
+  local deadline=$((SECONDS + ${E2E_SETTLE:-60}))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    if ("$@") >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  "$@"
+}
 assert_repo_layout() {
   local root=$1 repo=$2 tag=$3 img=$4
   local r="$root/docker/registry/v2/repositories/$repo"

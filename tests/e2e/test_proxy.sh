@@ -102,10 +102,10 @@ P1_PID=$BERTH_PID
 P1_LOG=$BERTH_LOG
 for i in multi big docker; do
   pull_check "$IMG/$i" "$P1/e2e/$i:v1"
-  assert_repo_layout "$PROOT" "e2e/$i" v1 "$IMG/$i"
+  eventually assert_repo_layout "$PROOT" "e2e/$i" v1 "$IMG/$i"
 done
 pull_check "$IMG/multiarch" "$P1/e2e/multiarch:v1" --all
-assert_repo_layout "$PROOT" e2e/multiarch v1 "$IMG/multiarch"
+eventually assert_repo_layout "$PROOT" e2e/multiarch v1 "$IMG/multiarch"
 # A second pull is served from the cache: the same bytes.
 pull_check "$IMG/big" "$P1/e2e/big:v1"
 curl -sf "http://127.0.0.1:$DEBUG_PORT/metrics" >"$WORK/metrics" || fail "no metrics"
@@ -140,8 +140,8 @@ for f in "$WORK"/c[0-9]* "$WORK/c-late"; do
 done
 [ "$(($(gets) - before))" = 1 ] || fail "$(($(gets) - before)) upstream GETs of the layer, want 1"
 hex=${big_layer#sha256:}
-assert_blob_data "$PC" "$big_layer" "$big_file"
-assert_link "$PC/docker/registry/v2/repositories/e2e/big/_layers/sha256/$hex/link" "$big_layer"
+eventually assert_blob_data "$PC" "$big_layer" "$big_file"
+eventually assert_link "$PC/docker/registry/v2/repositories/e2e/big/_layers/sha256/$hex/link" "$big_layer"
 stop_server "$BERTH_PID"
 
 step "podman pulls an image not cached yet through berth"
@@ -159,7 +159,7 @@ if command -v podman >/dev/null 2>&1; then
     got=$(pm image inspect --format '{{.Digest}}' "$P1/e2e/dockerlist:v1")
     [ "$got" = "$(img_digest "$IMG/dockerlist")" ] || fail "podman pulled digest $got, want $(img_digest "$IMG/dockerlist")"
     # podman verified every blob's digest as it pulled; the cache holds the list byte for byte.
-    assert_link "$PROOT/docker/registry/v2/repositories/e2e/dockerlist/_manifests/tags/v1/current/link" "$got"
+    eventually assert_link "$PROOT/docker/registry/v2/repositories/e2e/dockerlist/_manifests/tags/v1/current/link" "$got"
   elif [ "${CI:-}" = true ]; then
     cat "$WORK/podman-info.out" >&2
     fail "podman info fails in CI"
@@ -185,6 +185,25 @@ code=$(curl -s -o "$WORK/resp" -w '%{http_code}' "http://$BERTH_HOST/v2/e2e/dock
 [ "$code" = 404 ] && grep -q BLOB_UNKNOWN "$WORK/resp" || fail "an unknown blob answered $code $(cat "$WORK/resp")"
 code=$(curl -s -o "$WORK/resp" -w '%{http_code}' "http://$BERTH_HOST/v2/e2e/docker/manifests/nosuchtag")
 [ "$code" = 404 ] && grep -q MANIFEST_UNKNOWN "$WORK/resp" || fail "an unknown tag answered $code $(cat "$WORK/resp")"
+# A manifest is answered before it is stored: one the cache cannot store (a file where its
+# _manifests directory goes) is still served, and the failure logged.
+ACCEPT='Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json'
+mkdir -p "$PH/docker/registry/v2/repositories/e2e/multiarch"
+: >"$PH/docker/registry/v2/repositories/e2e/multiarch/_manifests"
+code=$(curl -s -o "$WORK/resp" -w '%{http_code}' -H "$ACCEPT" "http://$BERTH_HOST/v2/e2e/multiarch/manifests/v1")
+[ "$code" = 200 ] || fail "a manifest the cache cannot store answered $code $(cat "$WORK/resp")"
+[ "sha256:$(sha256sum <"$WORK/resp" | cut -d' ' -f1)" = "$(img_digest "$IMG/multiarch")" ] ||
+  fail "a manifest the cache cannot store was served with other bytes"
+eventually grep -q "cannot store manifest e2e/multiarch@" "$BERTH_LOG" || fail "the store's failure was not logged"
+# ... and while it is stored, a pull asking for it again (a HEAD by tag, then a GET by digest, as
+# containerd pulls) is served from the cache, never fetched from the upstream again.
+top=$(img_digest "$IMG/multi")
+mgets() { grep -c "\"GET /v2/e2e/multi/manifests/" "$UP_LOG" || true; }
+before=$(mgets)
+curl -sf -o /dev/null -I -H "$ACCEPT" "http://$BERTH_HOST/v2/e2e/multi/manifests/v1" || fail "HEAD by tag failed"
+curl -sf -o "$WORK/resp" -H "$ACCEPT" "http://$BERTH_HOST/v2/e2e/multi/manifests/$top" || fail "GET by digest failed"
+[ "sha256:$(sha256sum <"$WORK/resp" | cut -d' ' -f1)" = "$top" ] || fail "GET by digest: other bytes"
+[ "$(($(mgets) - before))" = 1 ] || fail "$(($(mgets) - before)) upstream GETs of the manifest, want 1"
 stop_server "$BERTH_PID"
 
 step "tag list comes from the upstream"
@@ -226,7 +245,7 @@ hex=${big_layer#sha256:}
 [ ! -e "$PROOT2/docker/registry/v2/repositories/e2e/big/_layers/sha256/$hex" ] || fail "a partial blob was linked"
 rm -rf "$WORK/cutpull"
 pull_check "$IMG/big" "$BERTH_HOST/e2e/big:v1"
-assert_repo_layout "$PROOT2" e2e/big v1 "$IMG/big"
+eventually assert_repo_layout "$PROOT2" e2e/big v1 "$IMG/big"
 stop_server "$BERTH_PID"
 
 step "a short TTL expires what was fetched; the state is Distribution's scheduler-state.json"
@@ -278,7 +297,7 @@ start_upstream "$WORK/up" "  htpasswd:
 start_proxy "$WORK/proxy4" "http://$UP_HOST" "  username: mirror
   password: mirror pass"
 pull_check "$IMG/multi" "$BERTH_HOST/e2e/multi:v1"
-assert_repo_layout "$WORK/proxy4" e2e/multi v1 "$IMG/multi"
+eventually assert_repo_layout "$WORK/proxy4" e2e/multi v1 "$IMG/multi"
 stop_server "$BERTH_PID"
 # Wrong credentials: the upstream refuses, and berth says it cannot get the image.
 start_proxy "$WORK/proxy5" "http://$UP_HOST" "  username: mirror
@@ -304,7 +323,7 @@ start_proxy "$WORK/proxy6" "http://$UP_HOST" "  username: mirror
   password: mirror pass"
 pull_check "$IMG/multi" "$BERTH_HOST/e2e/multi:v1"
 pull_check "$IMG/big" "$BERTH_HOST/e2e/big:v1"
-assert_repo_layout "$WORK/proxy6" e2e/big v1 "$IMG/big"
+eventually assert_repo_layout "$WORK/proxy6" e2e/big v1 "$IMG/big"
 # One token per repository, reused for every call of both pulls.
 for repo in multi big; do
   n=$(grep -c "GET /token?.*scope=repository%3Ae2e%2F$repo%3Apull" "$WORK/tokenserver.log" || true)

@@ -100,10 +100,10 @@ P=$BERTH_HOST
 
 step "skopeo pulls through both prefixes, stored under the prefixed names"
 pull_check "$IMG/multi" "$P/docker.io/e2e/multi:v1"
-assert_repo_layout "$ROOT" docker.io/e2e/multi v1 "$IMG/multi"
+eventually assert_repo_layout "$ROOT" docker.io/e2e/multi v1 "$IMG/multi"
 pull_check "$IMG/docker" "$P/docker.io/alpine:v1"
 pull_check "$IMG/multiarch" "$P/quay.test/e2e/multiarch:v1" --all
-assert_repo_layout "$ROOT" quay.test/e2e/multiarch v1 "$IMG/multiarch"
+eventually assert_repo_layout "$ROOT" quay.test/e2e/multiarch v1 "$IMG/multiarch"
 grep -q 'uri="\?/v2/library/alpine/manifests/' "$UP_A_LOG" ||
   fail "docker.io/alpine was not asked upstream as library/alpine"
 # B does not hold e2e/big: unknown under B's prefix, though A has it.
@@ -126,13 +126,13 @@ got=$(curl -sf -D - -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.
   -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
   "http://$P/v2/e2e/docker/manifests/v1?ns=docker.io" | tr -d '\r' | awk -F': ' 'tolower($1) == "docker-content-digest" {print $2}')
 [ "$got" = "$(img_digest "$IMG/docker")" ] || fail "?ns=docker.io answered digest '$got'"
-[ -e "$ROOT/docker/registry/v2/repositories/docker.io/e2e/docker/_manifests/tags/v1" ] ||
+eventually test -e "$ROOT/docker/registry/v2/repositories/docker.io/e2e/docker/_manifests/tags/v1" ||
   fail "?ns=docker.io did not store under docker.io/e2e/docker"
 
 step "the catalog lists what is stored"
-curl -sf "http://$P/v2/_catalog" >"$WORK/catalog.json"
+catalog_has() { curl -sf "http://$P/v2/_catalog" >"$WORK/catalog.json" && grep -qF "\"$1\"" "$WORK/catalog.json"; }
 for r in docker.io/alpine docker.io/e2e/multi docker.io/e2e/docker quay.test/e2e/multiarch team/app; do
-  grep -qF "\"$r\"" "$WORK/catalog.json" || fail "catalog lacks $r: $(cat "$WORK/catalog.json")"
+  eventually catalog_has "$r" || fail "catalog lacks $r: $(cat "$WORK/catalog.json")"
 done
 
 step "containerd pulls through berth as a hosts.toml mirror (?ns=)"
@@ -150,7 +150,7 @@ if command -v ctr >/dev/null && command -v containerd >/dev/null && start_contai
   [ "$(ctr_pull docker.io/library/alpine:v1)" = "$(img_digest "$IMG/docker")" ] || fail "docker.io/library/alpine"
   [ "$(ctr_pull quay.test/e2e/multi:v1)" = "$(img_digest "$IMG/multi")" ] || fail "quay.test/e2e/multi"
   grep -q 'ns=quay.test' "$BERTH_LOG" || fail "no ?ns=quay.test request reached berth"
-  [ -e "$ROOT/docker/registry/v2/repositories/docker.io/library/alpine/_manifests/tags/v1" ] ||
+  eventually test -e "$ROOT/docker/registry/v2/repositories/docker.io/library/alpine/_manifests/tags/v1" ||
     fail "containerd's pull is not stored under docker.io/library/alpine"
 else
   log "containerd unavailable here: its part is skipped"

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -1272,6 +1273,53 @@ static void test_fs_large_write_goes_direct(void **state)
 	free(src);
 }
 
+/* Pages of host in the page cache (mincore). */
+static size_t host_resident_pages(const char *host, size_t len)
+{
+	int fd = open(host, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	void *map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	assert_true(map != MAP_FAILED);
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), n = (len + page - 1) / page, resident = 0;
+	unsigned char *vec = malloc(n);
+	assert_non_null(vec);
+	assert_int_equal(mincore(map, len, vec), 0);
+	for (size_t i = 0; i < n; i++)
+		resident += vec[i] & 1;
+	free(vec);
+	munmap(map, len);
+	close(fd);
+	return resident;
+}
+
+/* A writer opened with BERTH_WRITER_APPEND_CACHED (a blob the pull-through cache fetches, which
+ * the next pull reads) never writes directly: every byte stays in the page cache. */
+static void test_fs_cached_write_stays_buffered(void **state)
+{
+	struct fixture *f = fix(state);
+	struct berth_storage_driver *d = f->d;
+	const size_t total = 3u << 20;
+	unsigned char *src = pattern(total);
+	char host[256];
+	struct berth_writer *w;
+
+	snprintf(host, sizeof(host), "%s/cached/data", f->root);
+	assert_int_equal(d->writer(&w, d, "/cached/data", BERTH_WRITER_APPEND_CACHED), 0);
+	if (!host_takes_direct(host)) {
+		w->close(w);
+		free(src);
+		skip(); /* nothing to tell apart: every write is buffered there */
+	}
+	write_aligned_pieces(w, src, 0, total);
+	assert_false(host_fd_flags(host) & O_DIRECT);
+	assert_int_equal(w->commit(w), 0);
+	expect_bytes(d, "/cached/data", src, total);
+	w->close(w);
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	assert_int_equal(host_resident_pages(host, total), (total + page - 1) / page);
+	free(src);
+}
+
 /* A write refused part-way through a large object (here the file size limit, as a full disk
  * would) is reported, by that write or a later one or the flush, and the writer's size then
  * says what the file holds: a prefix of what was written. */
@@ -1780,6 +1828,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fs_remove_does_not_follow_symlinks, setup_fs,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fs_large_write_goes_direct, setup_fs, teardown),
+		cmocka_unit_test_setup_teardown(test_fs_cached_write_stays_buffered, setup_fs, teardown),
 		cmocka_unit_test_setup_teardown(test_fs_large_write_error_midway, setup_fs, teardown),
 	};
 	const struct CMUnitTest inmem[] = {
