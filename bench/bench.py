@@ -966,7 +966,7 @@ class Bench:
                 self.note("%s had exited (code %s) before %s run %d; restarted it (see %s)"
                           % (LABEL[s.kind], s.proc.returncode, w["key"], i + 1, s.log_path))
                 s.start()
-            if w["prep"]:
+            if w.get("prep"):
                 try:
                     w["prep"](s, i)
                 except Exception as e:
