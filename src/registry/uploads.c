@@ -14,6 +14,12 @@
  * data into the blob store. If berth dies between that move and the removal of the session,
  * the session still answers with its full size, and the client's retried PUT ?digest= finishes
  * it, instead of the session looking empty (Distribution's behaviour in that window).
+ *
+ * A body whose digest is known before its first byte (a monolithic POST ?digest=, or a
+ * PUT ?digest= with the whole body on an empty session) goes, on a driver with staged writers
+ * (S3), straight to the blob's own place: the writer's object appears there only when the
+ * commit has verified the digest, so no copy follows, and nothing partial is ever visible.
+ * A monolithic POST then writes no session at all (its client never learns the id).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -40,6 +46,8 @@ struct berth_upload {
 	struct berth_failure pipe_failure; /* why the pipe's write failed, for this thread's log line */
 	uint64_t received;            /* bytes written since this open */
 	int data_moved;               /* the data became the blob: the writer holds nothing */
+	int staged;                   /* the writer is staged on the blob's own place */
+	int no_session;               /* a monolithic POST's: nothing stored under _uploads */
 	char committed[BERTH_DIGEST_STR_MAX]; /* non-empty: the data is this blob now */
 	uint64_t committed_size;
 };
@@ -132,12 +140,28 @@ int berth_upload_create(struct berth_registry *r, const char *name, char uuid_ou
 	return rc;
 }
 
-int berth_upload_open(struct berth_upload **out, struct berth_registry *r, const char *name,
-		      const char *uuid)
+/* A claimed upload of no data yet (uuid: a session's, or one made up for a monolithic POST). */
+static int upload_claim_new(struct berth_upload **out, struct berth_registry *r, const char *name,
+			    const char *uuid)
+{
+	int rc = claim(r, uuid);
+	if (rc < 0)
+		return rc;
+	struct berth_upload *u = berth_calloc(1, sizeof(*u));
+	u->reg = r;
+	u->name = berth_strdup(name);
+	memcpy(u->uuid, uuid, sizeof(u->uuid));
+	*out = u;
+	return 0;
+}
+
+/* Claims an existing session and reads whether its commit was cut off (u->committed). */
+static int open_session(struct berth_upload **out, struct berth_registry *r, const char *name,
+			const char *uuid)
 {
 	char path[BERTH_PATH_MAX];
 	struct berth_stat st;
-	struct berth_upload *u;
+	struct berth_upload *u = NULL;
 	int rc;
 
 	if (!berth_uuid_valid(uuid))
@@ -146,20 +170,102 @@ int berth_upload_open(struct berth_upload **out, struct berth_registry *r, const
 		return rc;
 	if ((rc = berth_storage_stat(&st, r->driver, path)) < 0)
 		return rc;
-	if ((rc = claim(r, uuid)) < 0)
+	if ((rc = upload_claim_new(&u, r, name, uuid)) < 0)
 		return rc;
+	if (read_committed(r, name, uuid, u->committed, &u->committed_size) < 0)
+		u->committed[0] = '\0';
+	*out = u;
+	return 0;
+}
 
-	u = berth_calloc(1, sizeof(*u));
-	u->reg = r;
-	u->name = berth_strdup(name);
-	memcpy(u->uuid, uuid, sizeof(u->uuid));
-	if (read_committed(r, name, uuid, u->committed, &u->committed_size) == 0) {
+/* Opens the session's data for appending. */
+static int open_data_writer(struct berth_upload *u)
+{
+	char path[BERTH_PATH_MAX];
+	int rc = berth_path_upload_data(path, u->name, u->uuid);
+	if (rc == 0)
+		rc = berth_storage_writer(&u->writer, u->reg->driver, path, 1);
+	return rc;
+}
+
+int berth_upload_open(struct berth_upload **out, struct berth_registry *r, const char *name,
+		      const char *uuid)
+{
+	struct berth_upload *u = NULL;
+	int rc = open_session(&u, r, name, uuid);
+	if (rc < 0)
+		return rc;
+	if (!u->committed[0] && (rc = open_data_writer(u)) < 0) {
+		berth_upload_close(u);
+		return rc;
+	}
+	*out = u;
+	return 0;
+}
+
+/* 1 if a body with this digest can go straight to its blob's place (a staged writer, and a
+ * digest the hasher of every upload computes as the bytes pass). */
+static int can_stage(struct berth_registry *r, const char *digest)
+{
+	enum berth_digest_alg alg;
+	return berth_storage_can_stage(r->driver) && berth_digest_parse(digest, &alg, NULL) == 0 &&
+	       alg == BERTH_ALG_SHA256;
+}
+
+/* Stages the upload's writer on the blob of `digest`, with a hasher from byte 0. */
+static int open_staged_writer(struct berth_upload *u, const char *digest)
+{
+	char blob[BERTH_PATH_MAX];
+	int rc = berth_path_blob_data(blob, digest);
+	if (rc == 0)
+		rc = berth_storage_staged_writer(&u->writer, u->reg->driver, blob);
+	if (rc < 0)
+		return rc;
+	u->staged = 1;
+	berth_hasher_new(&u->hasher, BERTH_ALG_SHA256);
+	return 0;
+}
+
+/* 1 if the session holds no byte (its data is neither an object nor stored parts). */
+static int session_is_empty(struct berth_upload *u)
+{
+	char path[BERTH_PATH_MAX];
+	uint64_t size = 0;
+	if (berth_path_upload_data(path, u->name, u->uuid) < 0)
+		return 0;
+	int rc = berth_storage_append_size(&size, u->reg->driver, path);
+	return rc == BERTH_ENOTFOUND || (rc == 0 && size == 0);
+}
+
+int berth_upload_open_whole(struct berth_upload **out, struct berth_registry *r, const char *name,
+			    const char *uuid, const char *digest)
+{
+	struct berth_upload *u = NULL;
+	char made_up[37];
+	int rc;
+
+	if (uuid == NULL && !can_stage(r, digest)) {
+		if ((rc = berth_upload_create(r, name, made_up)) < 0)
+			return rc;
+		return berth_upload_open(out, r, name, made_up);
+	}
+	if (uuid == NULL) {
+		berth_uuid4(made_up);
+		if ((rc = upload_claim_new(&u, r, name, made_up)) < 0)
+			return rc;
+		u->no_session = 1;
+	} else if ((rc = open_session(&u, r, name, uuid)) < 0) {
+		return rc;
+	}
+	if (u->committed[0]) {
 		*out = u;
 		return 0;
 	}
-	u->committed[0] = '\0';
-	if ((rc = berth_path_upload_data(path, name, uuid)) < 0 ||
-	    (rc = berth_storage_writer(&u->writer, r->driver, path, 1)) < 0) {
+	if (u->no_session || (can_stage(r, digest) && session_is_empty(u)))
+		rc = open_staged_writer(u, digest);
+	else
+		rc = open_data_writer(u);
+	if (rc < 0) {
 		berth_upload_close(u);
 		return rc;
 	}
@@ -407,6 +513,13 @@ int berth_upload_checkpoint(struct berth_upload *u)
 static int remove_session(struct berth_upload *u)
 {
 	char path[BERTH_PATH_MAX];
+	if (u->no_session) {
+		if (u->writer && !u->data_moved) {
+			settle_pipe(u);
+			return u->writer->cancel(u->writer);
+		}
+		return 0;
+	}
 	int rc = berth_path_upload_startedat(path, u->name, u->uuid);
 	if (rc < 0)
 		return rc;
@@ -532,6 +645,36 @@ static int place_blob(struct berth_upload *u, int existed, const char *digest, c
 	return u->reg->gc_refresh ? berth_blob_refresh(u->reg, digest) : 0;
 }
 
+/*
+ * The commit of a staged upload: its writer's object appears at the blob's place (whole,
+ * verified) before the link, outside the sweep lock, which online garbage collection's age
+ * rule allows (a blob just written is younger than any delay). A blob already there is left as
+ * it is, and the staged bytes are discarded, unless a collection removed it meanwhile.
+ */
+static int commit_staged(struct berth_upload *u, const char *digest, uint64_t size)
+{
+	int existed = berth_blob_data_present(NULL, u->reg, digest) == 0;
+	int rc;
+	if (!existed) {
+		if ((rc = u->writer->commit(u->writer)) < 0)
+			return rc;
+		u->data_moved = 1;
+	}
+	berth_gc_lock_shared(u->reg);
+	rc = existed || u->reg->gc_refresh ? berth_blob_refresh(u->reg, digest) : 0;
+	if (rc == BERTH_ENOTFOUND && existed && (rc = u->writer->commit(u->writer)) == 0)
+		u->data_moved = 1;
+	if (rc == 0)
+		rc = link_blob(u, digest, size);
+	berth_gc_unlock(u->reg);
+	if (rc < 0) {
+		if (rc == BERTH_EDENIED) /* a concurrent push took the room meanwhile */
+			remove_session(u);
+		return rc;
+	}
+	return remove_session(u);
+}
+
 int berth_upload_commit(struct berth_upload *u, const char *digest)
 {
 	char actual[BERTH_DIGEST_STR_MAX];
@@ -543,11 +686,21 @@ int berth_upload_commit(struct berth_upload *u, const char *digest)
 		return BERTH_EDIGEST;
 	if (u->committed[0])
 		return finish_committed(u, digest);
+	if (u->staged && alg != BERTH_ALG_SHA256) {
+		remove_session(u); /* staged for a sha256 digest: this one cannot match */
+		return BERTH_EDIGEST;
+	}
 	if ((rc = upload_digest(u, alg, actual)) < 0)
 		return rc;
 	if (strcmp(actual, digest) != 0) {
 		remove_session(u);
 		return BERTH_EDIGEST;
+	}
+	if (u->staged) {
+		uint64_t size = berth_upload_size(u);
+		if ((rc = refuse_blob(u, digest, size)) < 0)
+			return rc;
+		return commit_staged(u, digest, size);
 	}
 	if ((rc = berth_path_upload_data(data, u->name, u->uuid)) < 0 ||
 	    (rc = berth_path_blob_data(blob, digest)) < 0)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 void berth_s3__mpu_release(struct s3_mpu *m)
 {
@@ -159,6 +160,20 @@ int berth_s3__mpu_abort(struct s3_driver *d, const char *key, struct s3_mpu *m)
 	return rc == BERTH_ENOTFOUND ? 0 : rc;
 }
 
+/* An <Initiated> time ("2026-12-06T11:52:14.000Z") as seconds since the epoch; 0 if unreadable. */
+static int64_t parse_initiated(const char *s, size_t n)
+{
+	struct tm tm = { 0 };
+	char tmp[40];
+	if (n >= sizeof(tmp))
+		return 0;
+	memcpy(tmp, s, n);
+	tmp[n] = '\0';
+	if (strptime(tmp, "%Y-%m-%dT%H:%M:%S", &tm) == NULL)
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
 int berth_s3__mpu_list(struct s3_driver *d, const char *prefix, berth_s3_upload_cb cb, void *payload)
 {
 	char *key_marker = NULL, *id_marker = NULL;
@@ -186,12 +201,13 @@ int berth_s3__mpu_list(struct s3_driver *d, const char *prefix, berth_s3_upload_
 			const char *p = q.out.data, *end = p + q.out.len, *after, *u;
 			size_t n;
 			while (rc == 0 && (u = s3_xml_find(p, end, "Upload", &n, &after)) != NULL) {
-				size_t kn = 0, in = 0;
+				size_t kn = 0, in = 0, tn = 0;
 				const char *k = s3_xml_find(u, u + n, "Key", &kn, NULL);
 				const char *id = s3_xml_find(u, u + n, "UploadId", &in, NULL);
+				const char *t = s3_xml_find(u, u + n, "Initiated", &tn, NULL);
 				if (k && id) {
 					char *kk = s3_xml_unescape(k, kn), *ii = s3_xml_unescape(id, in);
-					rc = cb(kk, ii, payload);
+					rc = cb(kk, ii, t ? parse_initiated(t, tn) : 0, payload);
 					free(kk);
 					free(ii);
 				}
@@ -217,7 +233,7 @@ struct exact_key {
 	struct s3_mpu *m;
 };
 
-static int take_if_exact(const char *key, const char *upload_id, void *payload)
+static int take_if_exact(const char *key, const char *upload_id, int64_t initiated, void *payload)
 {
 	struct exact_key *e = payload;
 	if (strcmp(key, e->key) == 0) {
