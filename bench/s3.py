@@ -51,6 +51,7 @@ def s3_storage_yaml(rgw, rootdir):
     rootdirectory: {root}
     secure: false
     chunksize: {part}
+    multipartcopythresholdsize: 5368709120
   delete:
     enabled: true
   redirect:

@@ -158,8 +158,13 @@ static int begin_body(struct berth_request *req, const char *uuid, const char *d
 {
 	struct berth_api_request *ar = berth_api_req(req);
 	struct berth_upload *up = NULL;
-	int rc = digest ? berth_upload_open_whole(&up, ar->registry, ar->name, uuid, digest)
-			: berth_upload_open(&up, ar->registry, ar->name, uuid);
+	/* A PUT without a body ends a chunked upload: its session holds the bytes already. */
+	const char *cl = berth_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	int has_body = cl ? strcmp(cl, "0") != 0
+			  : berth_req_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+	int whole = digest && (uuid == NULL || has_body);
+	int rc = whole ? berth_upload_open_whole(&up, ar->registry, ar->name, uuid, digest)
+		       : berth_upload_open(&up, ar->registry, ar->name, uuid);
 	if (rc == BERTH_ENOTFOUND) {
 		upload_unknown(req);
 		return 0;

@@ -114,6 +114,22 @@ static void unclaim(struct berth_registry *r, const char *uuid)
 	pthread_mutex_unlock(&r->claims_lock);
 }
 
+/* Stores a small file of a session (startedat, a hash state, committed), not synced: through a
+ * writer, which the filesystem driver does not sync; on a remote driver by one PUT (a writer
+ * there first looks for a multipart upload left open on the key: one more request). */
+static int put_session_file(struct berth_registry *r, const char *path, const void *buf, size_t n)
+{
+	if (berth_storage_is_remote(r->driver))
+		return berth_storage_put_content(r->driver, path, buf, n);
+	struct berth_writer *w = NULL;
+	int rc = berth_storage_writer(&w, r->driver, path, 0);
+	if (rc == 0) {
+		rc = w->write(w, buf, n);
+		w->close(w);
+	}
+	return rc;
+}
+
 int berth_upload_create(struct berth_registry *r, const char *name, char uuid_out[37])
 {
 	char path[BERTH_PATH_MAX];
@@ -130,11 +146,7 @@ int berth_upload_create(struct berth_registry *r, const char *name, char uuid_ou
 		return rc;
 	/* Not synced, as Distribution does not: a session that a power cut loses held no data
 	 * anyone was told is stored. (A torn startedat is purged by its mtime: purge.c.) */
-	struct berth_writer *w = NULL;
-	if ((rc = berth_storage_writer(&w, r->driver, path, 0)) == 0) {
-		rc = w->write(w, startedat, strlen(startedat));
-		w->close(w);
-	}
+	rc = put_session_file(r, path, startedat, strlen(startedat));
 	if (rc < 0 && berth_path_upload_dir(path, name, uuid_out) == 0)
 		berth_storage_remove(r->driver, path); /* best effort: purging would get it only after age */
 	return rc;
@@ -482,7 +494,6 @@ int berth_upload_checkpoint(struct berth_upload *u)
 	char path[BERTH_PATH_MAX];
 	unsigned char state[BERTH_HASHSTATE_MAX];
 	size_t len = 0;
-	struct berth_writer *w = NULL;
 	int rc;
 
 	/* The state is saved for bytes that are stored: the pipe or the writer may still hold
@@ -499,11 +510,7 @@ int berth_upload_checkpoint(struct berth_upload *u)
 					      berth_hasher_len(u->hasher))) < 0)
 		return rc;
 	/* Not synced on purpose: a lost or torn state file fails to unmarshal and we rehash. */
-	if ((rc = berth_storage_writer(&w, u->reg->driver, path, 0)) < 0)
-		return rc;
-	rc = w->write(w, state, len);
-	w->close(w);
-	return rc;
+	return put_session_file(u->reg, path, state, len);
 }
 
 /* Removes startedat first: a session is gone in one step, so a crash part-way through the
@@ -567,13 +574,10 @@ static int upload_digest(struct berth_upload *u, enum berth_digest_alg alg, char
 static int mark_committed(struct berth_upload *u, const char *digest)
 {
 	char path[BERTH_PATH_MAX];
-	struct berth_writer *w = NULL;
 	int rc = berth_path_upload_committed(path, u->name, u->uuid);
-	if (rc < 0 || (rc = berth_storage_writer(&w, u->reg->driver, path, 0)) < 0)
+	if (rc < 0)
 		return rc;
-	rc = w->write(w, digest, strlen(digest));
-	w->close(w);
-	return rc;
+	return put_session_file(u->reg, path, digest, strlen(digest));
 }
 
 /* Writes the repository's link to the blob, inside the bytes quota's check (registry/quota.h):

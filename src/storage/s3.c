@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -374,23 +373,6 @@ struct s3_writer {
 	int staged;            /* a staged writer (driver.h): only commit makes the object */
 };
 
-/* A part buffer is mapped, not allocated: unmapped, its pages go back at once. From malloc
- * (after the first free raises glibc's mmap threshold past a part) each thread's arena kept the
- * parts its uploads had freed: 190 MiB for one chunked upload after a few dozen PATCHes. */
-static char *part_map(const struct s3_driver *d)
-{
-	void *p = mmap(NULL, d->chunksize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		abort(); /* as berth_malloc: allocation failure is not recoverable */
-	return p;
-}
-
-static void part_unmap(const struct s3_driver *d, char *p)
-{
-	if (p)
-		munmap(p, d->chunksize);
-}
-
 static uint64_t s3_writer_size(struct berth_writer *base)
 {
 	struct s3_writer *w = (struct s3_writer *)base;
@@ -441,7 +423,7 @@ static int writer_continue_object(struct s3_writer *w)
 	struct s3_req g = { .method = "GET", .key = w->key, .out = BERTH_BUF_INIT(d->chunksize) };
 	if ((rc = berth_s3__call(d, &g)) == 0) {
 		if (w->buf == NULL)
-			w->buf = part_map(d);
+			w->buf = berth_malloc(d->chunksize);
 		w->buflen = g.out.len;
 		if (g.out.len)
 			memcpy(w->buf, g.out.data, g.out.len);
@@ -484,7 +466,7 @@ static int s3_writer_write(struct berth_writer *base, const void *data, size_t n
 		return rc;
 	while (n > 0) {
 		if (w->buf == NULL)
-			w->buf = part_map(w->d);
+			w->buf = berth_malloc(w->d->chunksize);
 		size_t k = w->d->chunksize - w->buflen;
 		if (k > n)
 			k = n;
@@ -537,9 +519,11 @@ static int s3_writer_flush(struct berth_writer *base)
 
 /*
  * Stores what was written for the next append-open without completing anything: a PUT while
- * everything fits in the buffer and no upload is open, else the buffer as the upload's next
- * part, however short (it is then its last: the next writer completes it before appending).
- * Distribution's writer Close does the same.
+ * no upload is open and the buffer holds less than S3's smallest part, else the buffer as the
+ * upload's next part (started now if need be), however short (it is then its last: the next
+ * writer completes it before appending). Distribution's writer Close does the same. A part,
+ * not an object, as soon as it can be one: an object would be read back by the next writer
+ * (a 5 MiB PATCH under 10 MiB parts: 5 MiB more each way).
  */
 static int s3_writer_suspend(struct berth_writer *base)
 {
@@ -552,7 +536,7 @@ static int s3_writer_suspend(struct berth_writer *base)
 	int rc = writer_prepare_append(w);
 	if (rc < 0)
 		return rc;
-	if (w->mpu.id == NULL && w->copy_base == 0)
+	if (w->mpu.id == NULL && w->copy_base == 0 && w->buflen < S3_MIN_PART)
 		rc = put_object(w->d, w->key, w->buf, w->buflen);
 	else if (w->buflen > 0)
 		rc = writer_upload_buffer(w);
@@ -594,7 +578,7 @@ static void s3_writer_close(struct berth_writer *base)
 	}
 	berth_s3__mpu_release(&w->mpu);
 	free(w->stale_id);
-	part_unmap(w->d, w->buf);
+	free(w->buf);
 	free(w->key);
 	free(w);
 }
