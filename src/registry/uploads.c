@@ -649,6 +649,21 @@ static int place_blob(struct berth_upload *u, int existed, const char *digest, c
 	return u->reg->gc_refresh ? berth_blob_refresh(u->reg, digest) : 0;
 }
 
+/* The end of a commit, with gc_lock held shared and the blob in place (rc: how placing it
+ * went): links it, releases the lock and removes the session. */
+static int link_and_finish(struct berth_upload *u, int rc, const char *digest, uint64_t size)
+{
+	if (rc == 0)
+		rc = link_blob(u, digest, size);
+	berth_gc_unlock(u->reg);
+	if (rc < 0) {
+		if (rc == BERTH_EDENIED) /* a concurrent push took the room meanwhile */
+			remove_session(u);
+		return rc;
+	}
+	return remove_session(u);
+}
+
 /*
  * The commit of a staged upload: its writer's object appears at the blob's place (whole,
  * verified) before the link, outside the sweep lock, which online garbage collection's age
@@ -668,15 +683,7 @@ static int commit_staged(struct berth_upload *u, const char *digest, uint64_t si
 	rc = existed || u->reg->gc_refresh ? berth_blob_refresh(u->reg, digest) : 0;
 	if (rc == BERTH_ENOTFOUND && existed && (rc = u->writer->commit(u->writer)) == 0)
 		u->data_moved = 1;
-	if (rc == 0)
-		rc = link_blob(u, digest, size);
-	berth_gc_unlock(u->reg);
-	if (rc < 0) {
-		if (rc == BERTH_EDENIED) /* a concurrent push took the room meanwhile */
-			remove_session(u);
-		return rc;
-	}
-	return remove_session(u);
+	return link_and_finish(u, rc, digest, size);
 }
 
 int berth_upload_commit(struct berth_upload *u, const char *digest)
@@ -722,15 +729,7 @@ int berth_upload_commit(struct berth_upload *u, const char *digest)
 	if (!existed && ((rc = u->writer->commit(u->writer)) < 0 || (rc = mark_committed(u, digest)) < 0))
 		return rc;
 	berth_gc_lock_shared(u->reg);
-	if ((rc = place_blob(u, existed, digest, data, blob)) == 0)
-		rc = link_blob(u, digest, size);
-	berth_gc_unlock(u->reg);
-	if (rc < 0) {
-		if (rc == BERTH_EDENIED) /* a concurrent push took the room meanwhile */
-			remove_session(u);
-		return rc;
-	}
-	return remove_session(u);
+	return link_and_finish(u, place_blob(u, existed, digest, data, blob), digest, size);
 }
 
 int berth_upload_cancel(struct berth_upload *u)

@@ -62,19 +62,6 @@ static int is_valid_object(const char *path)
 typedef int (*s3_entry_cb)(const char *key, size_t keylen, uint64_t size, int64_t mtime, int is_prefix,
 			   void *payload);
 
-static int64_t parse_iso8601(const char *s, size_t n)
-{
-	struct tm tm = { 0 };
-	char tmp[32];
-	if (n >= sizeof(tmp))
-		return 0;
-	memcpy(tmp, s, n);
-	tmp[n] = '\0';
-	if (strptime(tmp, "%Y-%m-%dT%H:%M:%S", &tm) == NULL)
-		return 0;
-	return (int64_t)timegm(&tm);
-}
-
 /* Feeds every element `tag` of one ListObjectsV2 page to cb. */
 static int list_page_entries(const char *xml, const char *end, const char *tag, int is_prefix,
 			     s3_entry_cb cb, void *payload)
@@ -90,7 +77,7 @@ static int list_page_entries(const char *xml, const char *end, const char *tag, 
 		if (k) {
 			char *key = s3_xml_unescape(k, kn);
 			int rc = cb(key, strlen(key), sz ? strtoull(sz, NULL, 10) : 0,
-				    mt ? parse_iso8601(mt, mn) : 0, is_prefix, payload);
+				    mt ? s3_xml_time(mt, mn) : 0, is_prefix, payload);
 			free(key);
 			if (rc)
 				return rc;

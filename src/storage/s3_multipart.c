@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 void berth_s3__mpu_release(struct s3_mpu *m)
 {
@@ -160,20 +159,6 @@ int berth_s3__mpu_abort(struct s3_driver *d, const char *key, struct s3_mpu *m)
 	return rc == BERTH_ENOTFOUND ? 0 : rc;
 }
 
-/* An <Initiated> time ("2026-12-06T11:52:14.000Z") as seconds since the epoch; 0 if unreadable. */
-static int64_t parse_initiated(const char *s, size_t n)
-{
-	struct tm tm = { 0 };
-	char tmp[40];
-	if (n >= sizeof(tmp))
-		return 0;
-	memcpy(tmp, s, n);
-	tmp[n] = '\0';
-	if (strptime(tmp, "%Y-%m-%dT%H:%M:%S", &tm) == NULL)
-		return 0;
-	return (int64_t)timegm(&tm);
-}
-
 int berth_s3__mpu_list(struct s3_driver *d, const char *prefix, berth_s3_upload_cb cb, void *payload)
 {
 	char *key_marker = NULL, *id_marker = NULL;
@@ -207,7 +192,7 @@ int berth_s3__mpu_list(struct s3_driver *d, const char *prefix, berth_s3_upload_
 				const char *t = s3_xml_find(u, u + n, "Initiated", &tn, NULL);
 				if (k && id) {
 					char *kk = s3_xml_unescape(k, kn), *ii = s3_xml_unescape(id, in);
-					rc = cb(kk, ii, t ? parse_initiated(t, tn) : 0, payload);
+					rc = cb(kk, ii, t ? s3_xml_time(t, tn) : 0, payload);
 					free(kk);
 					free(ii);
 				}

@@ -66,6 +66,31 @@ def pattern(n, seed=7):
     return bytes(out[:n])
 
 
+def kill_mid_body(test, method, path, data, sent, key):
+    """Sends `method path` announcing all of data but only data[:sent], waits until the
+    multipart upload on key holds two parts, then kills the test's berth (SIGKILL). Returns the
+    part sizes seen."""
+    sock = socket.create_connection((test.c.host, test.c.port), timeout=20)
+    try:
+        sock.sendall(("%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream"
+                      "\r\nContent-Length: %d\r\n\r\n" % (method, path, len(data))).encode())
+        sock.sendall(data[:sent])
+        deadline = time.time() + 20
+        parts = []
+        while time.time() < deadline:
+            ups = [u for u in open_uploads(key) if u[0] == key]
+            parts = part_sizes(key, ups[0][1]) if ups else []
+            if len(parts) >= 2:
+                break
+            time.sleep(0.05)
+        test.srv.proc.send_signal(signal.SIGKILL)
+        test.srv.proc.wait(10)
+        test.srv.proc = None  # killed on purpose: restart() must not report it
+    finally:
+        sock.close()
+    return parts
+
+
 class S3UploadTest(berthtest.TestCase):
     def setUp(self):
         if not berthtest.s3_mode():
@@ -171,26 +196,8 @@ class S3UploadTest(berthtest.TestCase):
         uuid = r.header("Docker-Upload-UUID")
         loc = r.header("Location")
         pre = self.uploads_prefix(repo, uuid)
-        path = self.c.resolve(loc)
-        sock = socket.create_connection((self.c.host, self.c.port), timeout=20)
-        try:
-            sock.sendall(("PATCH %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream"
-                          "\r\nContent-Length: %d\r\n\r\n" % (path, len(data))).encode())
-            sock.sendall(data[:12 * MIB])
-            deadline = time.time() + 20
-            parts = []
-            while time.time() < deadline:
-                ups = open_uploads(pre)
-                parts = part_sizes(ups[0][0], ups[0][1]) if ups else []
-                if len(parts) >= 2:
-                    break
-                time.sleep(0.05)
-            self.assertEqual(parts, [5 * MIB, 5 * MIB], "two parts stored mid-PATCH")
-            self.srv.proc.send_signal(signal.SIGKILL)
-            self.srv.proc.wait(10)
-            self.srv.proc = None  # killed on purpose: restart() must not report it
-        finally:
-            sock.close()
+        parts = kill_mid_body(self, "PATCH", self.c.resolve(loc), data, 12 * MIB, pre + "data")
+        self.assertEqual(parts, [5 * MIB, 5 * MIB], "two parts stored mid-PATCH")
         self.srv.restart()
         c = self.srv.client()
         type(self).c = c
@@ -392,25 +399,8 @@ class S3WholeUploadTest(berthtest.TestCase):
         r = self.c.start_upload(repo)
         path = self.c.resolve(r.header("Location"), {"digest": d})
         key = self.blob_key(d)
-        sock = socket.create_connection((self.c.host, self.c.port), timeout=20)
-        try:
-            sock.sendall(("PUT %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream"
-                          "\r\nContent-Length: %d\r\n\r\n" % (path, len(data))).encode())
-            sock.sendall(data[:12 * MIB])
-            deadline = time.time() + 20
-            parts = []
-            while time.time() < deadline:
-                ups = [u for u in open_uploads(key) if u[0] == key]
-                parts = part_sizes(key, ups[0][1]) if ups else []
-                if len(parts) >= 2:
-                    break
-                time.sleep(0.05)
-            self.assertEqual(parts, [5 * MIB, 5 * MIB], "two parts stored on the blob's key mid-PUT")
-            self.srv.proc.send_signal(signal.SIGKILL)
-            self.srv.proc.wait(10)
-            self.srv.proc = None  # killed on purpose: restart() must not report it
-        finally:
-            sock.close()
+        parts = kill_mid_body(self, "PUT", path, data, 12 * MIB, key)
+        self.assertEqual(parts, [5 * MIB, 5 * MIB], "two parts stored on the blob's key mid-PUT")
         self.assertEqual(keys_below(key), {}, "no object at the blob's key")
         self.srv.restart()
         c = self.srv.client()
