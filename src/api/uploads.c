@@ -150,18 +150,26 @@ static void on_commit_complete(struct berth_request *req)
 	send_blob_created(req, st->digest);
 }
 
-/* Opens the session for a body-carrying request and installs the callbacks. 0 if answered. */
+/* Opens the session for a body-carrying request and installs the callbacks. 0 if answered.
+ * With a digest the body is the rest of the blob (a PUT, or with uuid NULL a monolithic POST):
+ * it may go straight to the blob's place (berth_upload_open_whole). */
 static int begin_body(struct berth_request *req, const char *uuid, const char *digest,
 		      berth_complete_cb complete)
 {
 	struct berth_api_request *ar = berth_api_req(req);
 	struct berth_upload *up = NULL;
-	int rc = berth_upload_open(&up, ar->registry, ar->name, uuid);
+	/* A PUT without a body ends a chunked upload: its session holds the bytes already. */
+	const char *cl = berth_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	int has_body = cl ? strcmp(cl, "0") != 0
+			  : berth_req_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+	int whole = digest && (uuid == NULL || has_body);
+	int rc = whole ? berth_upload_open_whole(&up, ar->registry, ar->name, uuid, digest)
+		       : berth_upload_open(&up, ar->registry, ar->name, uuid);
 	if (rc == BERTH_ENOTFOUND) {
 		upload_unknown(req);
 		return 0;
 	}
-	if (rc == BERTH_EBUSY) {
+	if (rc == BERTH_EBUSY && uuid) {
 		uint64_t size = 0;
 		berth_upload_stat(&size, ar->registry, ar->name, uuid);
 		range_invalid(req, uuid, size);
@@ -252,15 +260,17 @@ void berth_api_uploads_post(struct berth_request *req)
 		return;
 	if (digest && !berth_api_check_digest(req, digest))
 		return;
+	if (digest) {
+		/* A monolithic upload: the session, if one is needed, is made by the open. */
+		if (begin_body(req, NULL, digest, on_commit_complete))
+			((struct upload_req *)req->body_state)->one_shot = 1;
+		return;
+	}
 	if ((rc = berth_upload_create(ar->registry, ar->name, uuid)) < 0) {
 		berth_api_storage_error(req, rc, "cannot create upload");
 		return;
 	}
-	if (digest) {
-		if (begin_body(req, uuid, digest, on_commit_complete))
-			((struct upload_req *)req->body_state)->one_shot = 1;
-	} else
-		send_upload_status(req, MHD_HTTP_ACCEPTED, uuid, 0);
+	send_upload_status(req, MHD_HTTP_ACCEPTED, uuid, 0);
 }
 
 /* ---- /v2/<name>/blobs/uploads/<uuid> ---- */

@@ -13,12 +13,13 @@
  * received (~128 KiB), it would cost a context switch, and on a virtual machine an interrupt,
  * that often; waiting for more leaves more to do once the body ends (a chunked upload's PATCH
  * answers only then). 256 KiB measured best of 128 KiB to 1 MiB, for both. */
-#define WAKE_AT (BERTH_BODY_PIPE_RING / 16)
+#define WAKE_AT(p) ((p)->size / 16)
 /* The most a thread takes per turn, so that room in the ring comes back in steps. */
-#define STEP (BERTH_BODY_PIPE_RING / 8)
+#define STEP(p) ((p)->size / 8)
 
 struct berth_body_pipe {
-	unsigned char *ring; /* BERTH_BODY_PIPE_RING bytes, page-aligned */
+	unsigned char *ring; /* BERTH_BODY_PIPE_RING bytes mapped, page-aligned */
+	uint64_t size;       /* of which the pipe uses the first size bytes */
 	struct berth_hasher *hasher;
 	berth_body_sink sink;
 	void *sink_arg;
@@ -69,23 +70,23 @@ static void ring_put(unsigned char *r)
 
 static unsigned char *ring_at(const struct berth_body_pipe *p, uint64_t offset)
 {
-	return p->ring + offset % BERTH_BODY_PIPE_RING;
+	return p->ring + offset % p->size;
 }
 
 /* How much a thread at `from` takes this turn: what is there, up to the ring's end and STEP. */
 static size_t span(const struct berth_body_pipe *p, uint64_t from)
 {
 	uint64_t n = p->in - from;
-	uint64_t to_end = BERTH_BODY_PIPE_RING - from % BERTH_BODY_PIPE_RING;
+	uint64_t to_end = p->size - from % p->size;
 	if (n > to_end)
 		n = to_end;
-	return n > STEP ? STEP : (size_t)n;
+	return n > STEP(p) ? STEP(p) : (size_t)n;
 }
 
 /* Sleeps until WAKE_AT bytes past *pos are in, or the pipe stops. Called locked. */
 static void wait_for_more(struct berth_body_pipe *p, const uint64_t *pos, int *waits)
 {
-	while (p->in - *pos < WAKE_AT && !p->stop) {
+	while (p->in - *pos < WAKE_AT(p) && !p->stop) {
 		*waits = 1;
 		pthread_cond_wait(&p->more, &p->lock);
 	}
@@ -94,7 +95,7 @@ static void wait_for_more(struct berth_body_pipe *p, const uint64_t *pos, int *w
 
 static uint64_t ring_free(const struct berth_body_pipe *p)
 {
-	return BERTH_BODY_PIPE_RING - (p->in - (p->hashed < p->sunk ? p->hashed : p->sunk));
+	return p->size - (p->in - (p->hashed < p->sunk ? p->hashed : p->sunk));
 }
 
 /* Called locked, after a thread moved on: wakes a refused feeder once there is room for it.
@@ -178,11 +179,12 @@ static void free_pipe(struct berth_body_pipe *p)
 }
 
 static int start(struct berth_body_pipe **out, struct berth_hasher *h, berth_body_sink sink,
-		 void *sink_arg, uint64_t offset, size_t align, int counted)
+		 void *sink_arg, uint64_t offset, size_t align, int counted, uint64_t size)
 {
 	struct berth_body_pipe *p = berth_calloc(1, sizeof(*p));
 	p->counted = counted;
 	p->ring = ring_get();
+	p->size = size;
 	p->hasher = h;
 	p->sink = sink;
 	p->sink_arg = sink_arg;
@@ -212,13 +214,13 @@ int berth_body_pipe_start(struct berth_body_pipe **out, struct berth_hasher *h,
 		atomic_fetch_sub(&pipes_running, 1);
 		return BERTH_EBUSY;
 	}
-	return start(out, h, sink, sink_arg, offset, align, 1);
+	return start(out, h, sink, sink_arg, offset, align, 1, BERTH_BODY_PIPE_RING);
 }
 
 int berth_body_pipe_start_waiting(struct berth_body_pipe **out, struct berth_hasher *h,
 				  berth_body_sink sink, void *sink_arg, uint64_t offset, size_t align)
 {
-	return start(out, h, sink, sink_arg, offset, align, 0);
+	return start(out, h, sink, sink_arg, offset, align, 0, BERTH_BODY_PIPE_RING_WAITING);
 }
 
 int berth_body_pipe_offer(struct berth_body_pipe *p, const void *buf, size_t n,
@@ -229,7 +231,7 @@ int berth_body_pipe_offer(struct berth_body_pipe *p, const void *buf, size_t n,
 		p->wake = wake;
 		p->wake_arg = arg;
 		/* Room for a quarter of the ring before the feeder comes back: not once per piece. */
-		p->wake_need = BERTH_BODY_PIPE_OFFER_MAX;
+		p->wake_need = n > p->size / 4 ? n : p->size / 4;
 		park(arg);
 		pthread_mutex_unlock(&p->lock);
 		return BERTH_EBUSY;
@@ -245,15 +247,15 @@ int berth_body_pipe_write(struct berth_body_pipe *p, const void *buf, size_t n)
 	pthread_mutex_lock(&p->lock);
 	while (n > 0 && !p->err) {
 		uint64_t used;
-		while ((used = p->in - (p->hashed < p->sunk ? p->hashed : p->sunk)) == BERTH_BODY_PIPE_RING) {
+		while ((used = p->in - (p->hashed < p->sunk ? p->hashed : p->sunk)) == p->size) {
 			p->feeder_waits = 1;
 			pthread_cond_wait(&p->room, &p->lock);
 		}
 		p->feeder_waits = 0;
-		size_t at = (size_t)(p->in % BERTH_BODY_PIPE_RING);
-		size_t k = BERTH_BODY_PIPE_RING - (size_t)used;
-		if (k > BERTH_BODY_PIPE_RING - at)
-			k = BERTH_BODY_PIPE_RING - at;
+		size_t at = (size_t)(p->in % p->size);
+		size_t k = (size_t)(p->size - used);
+		if (k > p->size - at)
+			k = (size_t)(p->size - at);
 		if (k > n)
 			k = n;
 		/* The threads only read [min(hashed, sunk), in): this stretch is ours while unlocked. */
@@ -263,8 +265,8 @@ int berth_body_pipe_write(struct berth_body_pipe *p, const void *buf, size_t n)
 		p->in += k;
 		src += k;
 		n -= k;
-		if ((p->hash_waits && p->in - p->hashed >= WAKE_AT) ||
-		    (p->sink_waits && p->in - p->sunk >= WAKE_AT))
+		if ((p->hash_waits && p->in - p->hashed >= WAKE_AT(p)) ||
+		    (p->sink_waits && p->in - p->sunk >= WAKE_AT(p)))
 			pthread_cond_broadcast(&p->more);
 	}
 	int e = p->err;

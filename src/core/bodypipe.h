@@ -39,13 +39,16 @@ int berth_body_pipe_start(struct berth_body_pipe **out, struct berth_hasher *h,
 /*
  * A pipe for a sink that waits on a network (an S3 writer): it starts whatever the number
  * running (its threads mostly sleep on the network, and its feeder must never write inline).
- * Memory: one ring per such pipe. Same answers otherwise.
+ * Memory: one ring of BERTH_BODY_PIPE_RING_WAITING bytes per such pipe (the network sets the
+ * pace, and such a sink buffers a part of its own: a larger ring would only hold more of the
+ * body while it waits). Same answers otherwise.
  */
+#define BERTH_BODY_PIPE_RING_WAITING (1u << 20)
 int berth_body_pipe_start_waiting(struct berth_body_pipe **out, struct berth_hasher *h,
 				  berth_body_sink sink, void *sink_arg, uint64_t offset, size_t align);
 
-/* The largest piece berth_body_pipe_offer takes without waiting, and the room a refused
- * feeder is woken for. */
+/* The largest piece berth_body_pipe_offer takes without waiting, and (a quarter of a waiting
+ * pipe's ring, or the piece refused if larger) the room a refused feeder is woken for. */
 #define BERTH_BODY_PIPE_OFFER_MAX (BERTH_BODY_PIPE_RING / 4)
 typedef void (*berth_body_pipe_cb)(void *arg);
 /*

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <string.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -85,6 +86,12 @@ static void *json_alloc(size_t n)
 void berth_alloc_init(void)
 {
 	json_set_alloc_funcs(json_alloc, free);
+	/* Blocks of 1 MiB or more are mapped, and unmapped when freed. By default glibc raises
+	 * its threshold to the largest block freed (up to 32 MiB), and from then on such blocks
+	 * stay in the arena of the thread that freed them, one arena per thread up to 8 per core:
+	 * measured on S3, a 100 MiB blob GET left 50-70 MiB of RSS behind (4 MiB read windows), a
+	 * chunked upload 190 MiB (10 MiB part buffers), 10 concurrent uploads 287 MiB. */
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 }
 
 void *berth_malloc(size_t n)

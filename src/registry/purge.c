@@ -109,6 +109,15 @@ int berth_purge_uploads(struct berth_registry *r, int64_t before, int dry_run, s
 {
 	struct purge_ctx ctx = { r, before, dry_run, 0, { 0 } };
 	purge_dir(&ctx, BERTH_REPOS_ROOT);
+	/* Uploads staged on their blob's place (S3: a multipart upload on the blob's key) have no
+	 * session when their POST was monolithic: what a crash left of them goes by the same age. */
+	size_t staged = 0;
+	int rc = dry_run ? 0 : berth_storage_purge_staged(r->driver, BERTH_BLOBS_ROOT, before, &staged);
+	if (rc < 0)
+		berth_warn("upload purge: cannot purge staged uploads: %s", berth_strerror(rc));
+	else if (staged)
+		berth_info("upload purge: discarded %zu staged upload(s) of blobs", staged);
+	ctx.purged += staged;
 	if (purged)
 		*purged = ctx.purged;
 	return 0;

@@ -121,6 +121,17 @@ int berth_upload_open(struct berth_upload **out, struct berth_registry *r, const
  * cache fetches): storage keeps it in memory where it can (BERTH_WRITER_APPEND_CACHED). */
 int berth_upload_open_cached(struct berth_upload **out, struct berth_registry *r, const char *name,
 			     const char *uuid);
+/*
+ * Opens an upload whose whole body comes in one request, with the digest it is to have: a
+ * session's (uuid, as berth_upload_open) or, with uuid NULL, a monolithic POST's. Where the
+ * driver stages writes (storage/driver.h: S3) and the digest is sha256, the bytes of a
+ * monolithic POST, or of a session that holds none yet, go straight to the blob's own place
+ * and appear there only on a commit whose digest matches (berth_upload_commit with `digest`;
+ * nothing else can be committed then); a monolithic POST then stores no session either.
+ * Otherwise as berth_upload_open (a monolithic POST's session is created first).
+ */
+int berth_upload_open_whole(struct berth_upload **out, struct berth_registry *r, const char *name,
+			    const char *uuid, const char *digest);
 /* Size of an upload without opening it. BERTH_ENOTFOUND if there is no such upload. */
 int berth_upload_stat(uint64_t *size, struct berth_registry *r, const char *name, const char *uuid);
 /* Bytes received so far: before a body, or after a checkpoint or a commit. */

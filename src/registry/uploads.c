@@ -14,6 +14,12 @@
  * data into the blob store. If berth dies between that move and the removal of the session,
  * the session still answers with its full size, and the client's retried PUT ?digest= finishes
  * it, instead of the session looking empty (Distribution's behaviour in that window).
+ *
+ * A body whose digest is known before its first byte (a monolithic POST ?digest=, or a
+ * PUT ?digest= with the whole body on an empty session) goes, on a driver with staged writers
+ * (S3), straight to the blob's own place: the writer's object appears there only when the
+ * commit has verified the digest, so no copy follows, and nothing partial is ever visible.
+ * A monolithic POST then writes no session at all (its client never learns the id).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -40,6 +46,8 @@ struct berth_upload {
 	struct berth_failure pipe_failure; /* why the pipe's write failed, for this thread's log line */
 	uint64_t received;            /* bytes written since this open */
 	int data_moved;               /* the data became the blob: the writer holds nothing */
+	int staged;                   /* the writer is staged on the blob's own place */
+	int no_session;               /* a monolithic POST's: nothing stored under _uploads */
 	char committed[BERTH_DIGEST_STR_MAX]; /* non-empty: the data is this blob now */
 	uint64_t committed_size;
 };
@@ -106,6 +114,22 @@ static void unclaim(struct berth_registry *r, const char *uuid)
 	pthread_mutex_unlock(&r->claims_lock);
 }
 
+/* Stores a small file of a session (startedat, a hash state, committed), not synced: through a
+ * writer, which the filesystem driver does not sync; on a remote driver by one PUT (a writer
+ * there first looks for a multipart upload left open on the key: one more request). */
+static int put_session_file(struct berth_registry *r, const char *path, const void *buf, size_t n)
+{
+	if (berth_storage_is_remote(r->driver))
+		return berth_storage_put_content(r->driver, path, buf, n);
+	struct berth_writer *w = NULL;
+	int rc = berth_storage_writer(&w, r->driver, path, 0);
+	if (rc == 0) {
+		rc = w->write(w, buf, n);
+		w->close(w);
+	}
+	return rc;
+}
+
 int berth_upload_create(struct berth_registry *r, const char *name, char uuid_out[37])
 {
 	char path[BERTH_PATH_MAX];
@@ -122,23 +146,34 @@ int berth_upload_create(struct berth_registry *r, const char *name, char uuid_ou
 		return rc;
 	/* Not synced, as Distribution does not: a session that a power cut loses held no data
 	 * anyone was told is stored. (A torn startedat is purged by its mtime: purge.c.) */
-	struct berth_writer *w = NULL;
-	if ((rc = berth_storage_writer(&w, r->driver, path, 0)) == 0) {
-		rc = w->write(w, startedat, strlen(startedat));
-		w->close(w);
-	}
+	rc = put_session_file(r, path, startedat, strlen(startedat));
 	if (rc < 0 && berth_path_upload_dir(path, name, uuid_out) == 0)
 		berth_storage_remove(r->driver, path); /* best effort: purging would get it only after age */
 	return rc;
 }
 
-/* berth_upload_open with the writer's append value (storage/driver.h). */
+/* A claimed upload of no data yet (uuid: a session's, or one made up for a monolithic POST). */
+static int upload_claim_new(struct berth_upload **out, struct berth_registry *r, const char *name,
+			    const char *uuid)
+{
+	int rc = claim(r, uuid);
+	if (rc < 0)
+		return rc;
+	struct berth_upload *u = berth_calloc(1, sizeof(*u));
+	u->reg = r;
+	u->name = berth_strdup(name);
+	memcpy(u->uuid, uuid, sizeof(u->uuid));
+	*out = u;
+	return 0;
+}
+
+/* Claims an existing session and reads whether its commit was cut off (u->committed). */
 static int open_session(struct berth_upload **out, struct berth_registry *r, const char *name,
-			const char *uuid, int append)
+			const char *uuid)
 {
 	char path[BERTH_PATH_MAX];
 	struct berth_stat st;
-	struct berth_upload *u;
+	struct berth_upload *u = NULL;
 	int rc;
 
 	if (!berth_uuid_valid(uuid))
@@ -147,20 +182,33 @@ static int open_session(struct berth_upload **out, struct berth_registry *r, con
 		return rc;
 	if ((rc = berth_storage_stat(&st, r->driver, path)) < 0)
 		return rc;
-	if ((rc = claim(r, uuid)) < 0)
+	if ((rc = upload_claim_new(&u, r, name, uuid)) < 0)
 		return rc;
+	if (read_committed(r, name, uuid, u->committed, &u->committed_size) < 0)
+		u->committed[0] = '\0';
+	*out = u;
+	return 0;
+}
 
-	u = berth_calloc(1, sizeof(*u));
-	u->reg = r;
-	u->name = berth_strdup(name);
-	memcpy(u->uuid, uuid, sizeof(u->uuid));
-	if (read_committed(r, name, uuid, u->committed, &u->committed_size) == 0) {
-		*out = u;
-		return 0;
-	}
-	u->committed[0] = '\0';
-	if ((rc = berth_path_upload_data(path, name, uuid)) < 0 ||
-	    (rc = berth_storage_writer(&u->writer, r->driver, path, append)) < 0) {
+/* Opens the session's data for appending (append: the writer's value, storage/driver.h). */
+static int open_data_writer(struct berth_upload *u, int append)
+{
+	char path[BERTH_PATH_MAX];
+	int rc = berth_path_upload_data(path, u->name, u->uuid);
+	if (rc == 0)
+		rc = berth_storage_writer(&u->writer, u->reg->driver, path, append);
+	return rc;
+}
+
+/* berth_upload_open with the writer's append value. */
+static int open_appending(struct berth_upload **out, struct berth_registry *r, const char *name,
+			  const char *uuid, int append)
+{
+	struct berth_upload *u = NULL;
+	int rc = open_session(&u, r, name, uuid);
+	if (rc < 0)
+		return rc;
+	if (!u->committed[0] && (rc = open_data_writer(u, append)) < 0) {
 		berth_upload_close(u);
 		return rc;
 	}
@@ -171,13 +219,83 @@ static int open_session(struct berth_upload **out, struct berth_registry *r, con
 int berth_upload_open(struct berth_upload **out, struct berth_registry *r, const char *name,
 		      const char *uuid)
 {
-	return open_session(out, r, name, uuid, 1);
+	return open_appending(out, r, name, uuid, 1);
 }
 
 int berth_upload_open_cached(struct berth_upload **out, struct berth_registry *r, const char *name,
 			     const char *uuid)
 {
-	return open_session(out, r, name, uuid, BERTH_WRITER_APPEND_CACHED);
+	return open_appending(out, r, name, uuid, BERTH_WRITER_APPEND_CACHED);
+}
+
+/* 1 if a body with this digest can go straight to its blob's place (a staged writer, and a
+ * digest the hasher of every upload computes as the bytes pass). */
+static int can_stage(struct berth_registry *r, const char *digest)
+{
+	enum berth_digest_alg alg;
+	return berth_storage_can_stage(r->driver) && berth_digest_parse(digest, &alg, NULL) == 0 &&
+	       alg == BERTH_ALG_SHA256;
+}
+
+/* Stages the upload's writer on the blob of `digest`, with a hasher from byte 0. */
+static int open_staged_writer(struct berth_upload *u, const char *digest)
+{
+	char blob[BERTH_PATH_MAX];
+	int rc = berth_path_blob_data(blob, digest);
+	if (rc == 0)
+		rc = berth_storage_staged_writer(&u->writer, u->reg->driver, blob);
+	if (rc < 0)
+		return rc;
+	u->staged = 1;
+	berth_hasher_new(&u->hasher, BERTH_ALG_SHA256);
+	return 0;
+}
+
+/* 1 if the session holds no byte (its data is neither an object nor stored parts). */
+static int session_is_empty(struct berth_upload *u)
+{
+	char path[BERTH_PATH_MAX];
+	uint64_t size = 0;
+	if (berth_path_upload_data(path, u->name, u->uuid) < 0)
+		return 0;
+	int rc = berth_storage_append_size(&size, u->reg->driver, path);
+	return rc == BERTH_ENOTFOUND || (rc == 0 && size == 0);
+}
+
+int berth_upload_open_whole(struct berth_upload **out, struct berth_registry *r, const char *name,
+			    const char *uuid, const char *digest)
+{
+	struct berth_upload *u = NULL;
+	char made_up[37];
+	int rc;
+
+	if (uuid == NULL && !can_stage(r, digest)) {
+		if ((rc = berth_upload_create(r, name, made_up)) < 0)
+			return rc;
+		return berth_upload_open(out, r, name, made_up);
+	}
+	if (uuid == NULL) {
+		berth_uuid4(made_up);
+		if ((rc = upload_claim_new(&u, r, name, made_up)) < 0)
+			return rc;
+		u->no_session = 1;
+	} else if ((rc = open_session(&u, r, name, uuid)) < 0) {
+		return rc;
+	}
+	if (u->committed[0]) {
+		*out = u;
+		return 0;
+	}
+	if (u->no_session || (can_stage(r, digest) && session_is_empty(u)))
+		rc = open_staged_writer(u, digest);
+	else
+		rc = open_data_writer(u, 1);
+	if (rc < 0) {
+		berth_upload_close(u);
+		return rc;
+	}
+	*out = u;
+	return 0;
 }
 
 int berth_upload_stat(uint64_t *size, struct berth_registry *r, const char *name, const char *uuid)
@@ -389,7 +507,6 @@ int berth_upload_checkpoint(struct berth_upload *u)
 	char path[BERTH_PATH_MAX];
 	unsigned char state[BERTH_HASHSTATE_MAX];
 	size_t len = 0;
-	struct berth_writer *w = NULL;
 	int rc;
 
 	/* The state is saved for bytes that are stored: the pipe or the writer may still hold
@@ -406,11 +523,7 @@ int berth_upload_checkpoint(struct berth_upload *u)
 					      berth_hasher_len(u->hasher))) < 0)
 		return rc;
 	/* Not synced on purpose: a lost or torn state file fails to unmarshal and we rehash. */
-	if ((rc = berth_storage_writer(&w, u->reg->driver, path, 0)) < 0)
-		return rc;
-	rc = w->write(w, state, len);
-	w->close(w);
-	return rc;
+	return put_session_file(u->reg, path, state, len);
 }
 
 /* Removes startedat first: a session is gone in one step, so a crash part-way through the
@@ -420,6 +533,13 @@ int berth_upload_checkpoint(struct berth_upload *u)
 static int remove_session(struct berth_upload *u)
 {
 	char path[BERTH_PATH_MAX];
+	if (u->no_session) {
+		if (u->writer && !u->data_moved) {
+			settle_pipe(u);
+			return u->writer->cancel(u->writer);
+		}
+		return 0;
+	}
 	int rc = berth_path_upload_startedat(path, u->name, u->uuid);
 	if (rc < 0)
 		return rc;
@@ -467,13 +587,10 @@ static int upload_digest(struct berth_upload *u, enum berth_digest_alg alg, char
 static int mark_committed(struct berth_upload *u, const char *digest)
 {
 	char path[BERTH_PATH_MAX];
-	struct berth_writer *w = NULL;
 	int rc = berth_path_upload_committed(path, u->name, u->uuid);
-	if (rc < 0 || (rc = berth_storage_writer(&w, u->reg->driver, path, 0)) < 0)
+	if (rc < 0)
 		return rc;
-	rc = w->write(w, digest, strlen(digest));
-	w->close(w);
-	return rc;
+	return put_session_file(u->reg, path, digest, strlen(digest));
 }
 
 /* Writes the repository's link to the blob, inside the bytes quota's check (registry/quota.h):
@@ -560,6 +677,43 @@ int berth_upload_verify(struct berth_upload *u, const char *digest)
 	return strcmp(actual, digest) == 0 ? 0 : BERTH_EDIGEST;
 }
 
+/* The end of a commit, with gc_lock held shared and the blob in place (rc: how placing it
+ * went): links it, releases the lock and removes the session. */
+static int link_and_finish(struct berth_upload *u, int rc, const char *digest, uint64_t size)
+{
+	if (rc == 0)
+		rc = link_blob(u, digest, size);
+	berth_gc_unlock(u->reg);
+	if (rc < 0) {
+		if (rc == BERTH_EDENIED) /* a concurrent push took the room meanwhile */
+			remove_session(u);
+		return rc;
+	}
+	return remove_session(u);
+}
+
+/*
+ * The commit of a staged upload: its writer's object appears at the blob's place (whole,
+ * verified) before the link, outside the sweep lock, which online garbage collection's age
+ * rule allows (a blob just written is younger than any delay). A blob already there is left as
+ * it is, and the staged bytes are discarded, unless a collection removed it meanwhile.
+ */
+static int commit_staged(struct berth_upload *u, const char *digest, uint64_t size)
+{
+	int existed = berth_blob_data_present(NULL, u->reg, digest) == 0;
+	int rc;
+	if (!existed) {
+		if ((rc = u->writer->commit(u->writer)) < 0)
+			return rc;
+		u->data_moved = 1;
+	}
+	berth_gc_lock_shared(u->reg);
+	rc = existed || u->reg->gc_refresh ? berth_blob_refresh(u->reg, digest) : 0;
+	if (rc == BERTH_ENOTFOUND && existed && (rc = u->writer->commit(u->writer)) == 0)
+		u->data_moved = 1;
+	return link_and_finish(u, rc, digest, size);
+}
+
 int berth_upload_commit(struct berth_upload *u, const char *digest)
 {
 	char actual[BERTH_DIGEST_STR_MAX];
@@ -571,11 +725,21 @@ int berth_upload_commit(struct berth_upload *u, const char *digest)
 		return BERTH_EDIGEST;
 	if (u->committed[0])
 		return finish_committed(u, digest);
+	if (u->staged && alg != BERTH_ALG_SHA256) {
+		remove_session(u); /* staged for a sha256 digest: this one cannot match */
+		return BERTH_EDIGEST;
+	}
 	if ((rc = upload_digest(u, alg, actual)) < 0)
 		return rc;
 	if (strcmp(actual, digest) != 0) {
 		remove_session(u);
 		return BERTH_EDIGEST;
+	}
+	if (u->staged) {
+		uint64_t size = berth_upload_size(u);
+		if ((rc = refuse_blob(u, digest, size)) < 0)
+			return rc;
+		return commit_staged(u, digest, size);
 	}
 	if ((rc = berth_path_upload_data(data, u->name, u->uuid)) < 0 ||
 	    (rc = berth_path_blob_data(blob, digest)) < 0)
@@ -593,15 +757,7 @@ int berth_upload_commit(struct berth_upload *u, const char *digest)
 	if (!existed && ((rc = u->writer->commit(u->writer)) < 0 || (rc = mark_committed(u, digest)) < 0))
 		return rc;
 	berth_gc_lock_shared(u->reg);
-	if ((rc = place_blob(u, existed, digest, data, blob)) == 0)
-		rc = link_blob(u, digest, size);
-	berth_gc_unlock(u->reg);
-	if (rc < 0) {
-		if (rc == BERTH_EDENIED) /* a concurrent push took the room meanwhile */
-			remove_session(u);
-		return rc;
-	}
-	return remove_session(u);
+	return link_and_finish(u, place_blob(u, existed, digest, data, blob), digest, size);
 }
 
 int berth_upload_cancel(struct berth_upload *u)

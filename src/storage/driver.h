@@ -210,6 +210,22 @@ struct berth_storage_driver {
 	 * address as the request tells it (X-Forwarded-For, X-Real-Ip, the peer), or NULL. */
 	int (*url_for_client)(char **out, struct berth_storage_driver *d, const char *path,
 			      const char *client_ip);
+
+	/* Optional slots for uploads whose destination is known before their first byte,
+	 * appended (NULL: not supported; callers write elsewhere and move). */
+
+	/* Opens a writer whose bytes become the object at path only when its commit() succeeds,
+	 * all at once, replacing what is there: until then, and after cancel(), close() without
+	 * a commit, or a crash at any point, path shows what it showed before (never part of the
+	 * new bytes). flush() and suspend() answer BERTH_EUNSUPPORTED; commit() may be called
+	 * once. Several staged writers may target one path at once (the last commit wins). S3: a
+	 * multipart upload on the key itself, completed by commit, aborted by cancel and close;
+	 * one a crash left open is invisible, and purge_staged removes it. */
+	int (*staged_writer)(struct berth_writer **out, struct berth_storage_driver *d, const char *path);
+	/* Discards what staged writers below the directory path left behind (a crash), if they
+	 * started before `before` (seconds since the epoch). *purged: how many. */
+	int (*purge_staged)(struct berth_storage_driver *d, const char *path, int64_t before,
+			    size_t *purged);
 };
 
 /* Constructors (each in its own .c). On success *out belongs to the caller (free via ->free). */

@@ -127,6 +127,21 @@ static int fw_object_key(char **out, struct berth_storage_driver *d, const char 
 	return inner(d)->object_key(out, inner(d), path);
 }
 
+static int fw_list_tree(struct berth_storage_driver *d, const char *path, berth_walk_cb cb, void *payload)
+{
+	return inner(d)->list_tree(inner(d), path, cb, payload);
+}
+
+static int fw_staged_writer(struct berth_writer **out, struct berth_storage_driver *d, const char *path)
+{
+	return inner(d)->staged_writer(out, inner(d), path);
+}
+
+static int fw_purge_staged(struct berth_storage_driver *d, const char *path, int64_t before, size_t *purged)
+{
+	return inner(d)->purge_staged(inner(d), path, before, purged);
+}
+
 static void mw_free(struct berth_storage_driver *d)
 {
 	struct mw_driver *m = (struct mw_driver *)d;
@@ -166,6 +181,9 @@ static void mw_over(struct mw_driver *m, struct berth_storage_driver *in)
 		.remote = in->remote,
 		.touch = in->touch ? fw_touch : NULL,
 		.object_key = in->object_key ? fw_object_key : NULL,
+		.list_tree = in->list_tree ? fw_list_tree : NULL,
+		.staged_writer = in->staged_writer ? fw_staged_writer : NULL,
+		.purge_staged = in->purge_staged ? fw_purge_staged : NULL,
 	};
 }
 

@@ -138,8 +138,10 @@ int berth_s3__mpu_copy_parts(struct s3_driver *d, const char *key, struct s3_mpu
 int berth_s3__mpu_complete(struct s3_driver *d, const char *key, struct s3_mpu *m);
 /* AbortMultipartUpload (an upload already gone is fine); m is released. */
 int berth_s3__mpu_abort(struct s3_driver *d, const char *key, struct s3_mpu *m);
-/* Called per open multipart upload listed; non-zero stops the listing (and is returned). */
-typedef int (*berth_s3_upload_cb)(const char *key, const char *upload_id, void *payload);
+/* Called per open multipart upload listed (initiated: seconds since the epoch, 0 if not
+ * given); non-zero stops the listing (and is returned). */
+typedef int (*berth_s3_upload_cb)(const char *key, const char *upload_id, int64_t initiated,
+				  void *payload);
 /* ListMultipartUploads of every upload whose key starts with prefix, all pages. */
 int berth_s3__mpu_list(struct s3_driver *d, const char *prefix, berth_s3_upload_cb cb, void *payload);
 /* Finds a multipart upload left open on exactly this key (the last listed): 0 with m->id set,

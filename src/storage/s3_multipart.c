@@ -186,12 +186,13 @@ int berth_s3__mpu_list(struct s3_driver *d, const char *prefix, berth_s3_upload_
 			const char *p = q.out.data, *end = p + q.out.len, *after, *u;
 			size_t n;
 			while (rc == 0 && (u = s3_xml_find(p, end, "Upload", &n, &after)) != NULL) {
-				size_t kn = 0, in = 0;
+				size_t kn = 0, in = 0, tn = 0;
 				const char *k = s3_xml_find(u, u + n, "Key", &kn, NULL);
 				const char *id = s3_xml_find(u, u + n, "UploadId", &in, NULL);
+				const char *t = s3_xml_find(u, u + n, "Initiated", &tn, NULL);
 				if (k && id) {
 					char *kk = s3_xml_unescape(k, kn), *ii = s3_xml_unescape(id, in);
-					rc = cb(kk, ii, payload);
+					rc = cb(kk, ii, t ? s3_xml_time(t, tn) : 0, payload);
 					free(kk);
 					free(ii);
 				}
@@ -217,7 +218,7 @@ struct exact_key {
 	struct s3_mpu *m;
 };
 
-static int take_if_exact(const char *key, const char *upload_id, void *payload)
+static int take_if_exact(const char *key, const char *upload_id, int64_t initiated, void *payload)
 {
 	struct exact_key *e = payload;
 	if (strcmp(key, e->key) == 0) {

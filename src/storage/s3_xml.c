@@ -4,6 +4,20 @@
 #include "core/util.h"
 
 #include <string.h>
+#include <time.h>
+
+int64_t s3_xml_time(const char *s, size_t n)
+{
+	struct tm tm = { 0 };
+	char tmp[40];
+	if (n >= sizeof(tmp))
+		return 0;
+	memcpy(tmp, s, n);
+	tmp[n] = '\0';
+	if (strptime(tmp, "%Y-%m-%dT%H:%M:%S", &tm) == NULL)
+		return 0;
+	return (int64_t)timegm(&tm);
+}
 
 /* The first occurrence of needle (n bytes) in [s, end), or NULL. */
 static const char *find_bytes(const char *s, const char *end, const char *needle, size_t n)

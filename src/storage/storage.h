@@ -199,6 +199,30 @@ static inline int berth_storage_list_tree(struct berth_storage_driver *d, const 
 	BERTH_STORAGE_TIMED(BERTH_SOP_LIST, d->list_tree(d, path, cb, payload));
 }
 
+/* 1 if the driver has staged writers (berth_storage_staged_writer). */
+static inline int berth_storage_can_stage(const struct berth_storage_driver *d)
+{
+	return d->staged_writer != NULL;
+}
+
+/* A writer whose object appears at path only on its commit (driver.h's staged_writer). */
+static inline int berth_storage_staged_writer(struct berth_writer **out, struct berth_storage_driver *d,
+					      const char *path)
+{
+	if (!d->staged_writer)
+		return BERTH_EUNSUPPORTED;
+	BERTH_STORAGE_TIMED(BERTH_SOP_WRITER, d->staged_writer(out, d, path));
+}
+
+/* Discards what crashed staged writers below path left, if started before `before`; 0 with
+ * *purged = 0 for drivers without staged writers. */
+static inline int berth_storage_purge_staged(struct berth_storage_driver *d, const char *path,
+					     int64_t before, size_t *purged)
+{
+	*purged = 0;
+	return d->purge_staged ? d->purge_staged(d, path, before, purged) : 0;
+}
+
 static inline void berth_storage_free(struct berth_storage_driver *d)
 {
 	if (d)

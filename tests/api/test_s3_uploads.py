@@ -1,8 +1,11 @@
-"""Chunked uploads on S3 (run by tests/e2e/test_s3_suites.sh with BERTH_STORAGE=s3; skipped on
-other storage): the bytes of an upload stay the parts of one multipart upload across PATCHes,
+"""Uploads on S3 (run by tests/e2e/test_s3_suites.sh with BERTH_STORAGE=s3; skipped on other
+storage). Chunked: the bytes of an upload stay the parts of one multipart upload across PATCHes,
 as Distribution's s3 driver keeps them, whichever instance takes the next PATCH and across
 restarts; the hash state is saved in Distribution's format; the commit completes and copies;
-a cancelled upload aborts its multipart upload. What is in the bucket is read with curl."""
+a cancelled upload aborts its multipart upload. Whole (a monolithic POST, or a PUT with every
+byte): a multipart upload on the blob's own key, completed only once the digest matches, so no
+copy, and nothing at that key before (a wrong digest, a crash). What is in the bucket is read
+with curl; the S3 requests berth makes are counted by tests/fixtures/s3/faultproxy.py."""
 
 import os
 import re
@@ -10,11 +13,14 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.parse
 
 import berthtest
 from berthtest import digest, setUpModule, tearDownModule  # noqa: F401
+
+FIXTURES = os.path.join(berthtest.SRC, "tests", "fixtures", "s3")
 
 MIB = 1 << 20
 OCTETS = {"Content-Type": "application/octet-stream"}
@@ -58,6 +64,31 @@ def pattern(n, seed=7):
         x = (x * 6364136223846793005 + 1442695040888963407) & ((1 << 64) - 1)
         out += x.to_bytes(8, "little")
     return bytes(out[:n])
+
+
+def kill_mid_body(test, method, path, data, sent, key):
+    """Sends `method path` announcing all of data but only data[:sent], waits until the
+    multipart upload on key holds two parts, then kills the test's berth (SIGKILL). Returns the
+    part sizes seen."""
+    sock = socket.create_connection((test.c.host, test.c.port), timeout=20)
+    try:
+        sock.sendall(("%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream"
+                      "\r\nContent-Length: %d\r\n\r\n" % (method, path, len(data))).encode())
+        sock.sendall(data[:sent])
+        deadline = time.time() + 20
+        parts = []
+        while time.time() < deadline:
+            ups = [u for u in open_uploads(key) if u[0] == key]
+            parts = part_sizes(key, ups[0][1]) if ups else []
+            if len(parts) >= 2:
+                break
+            time.sleep(0.05)
+        test.srv.proc.send_signal(signal.SIGKILL)
+        test.srv.proc.wait(10)
+        test.srv.proc = None  # killed on purpose: restart() must not report it
+    finally:
+        sock.close()
+    return parts
 
 
 class S3UploadTest(berthtest.TestCase):
@@ -165,26 +196,8 @@ class S3UploadTest(berthtest.TestCase):
         uuid = r.header("Docker-Upload-UUID")
         loc = r.header("Location")
         pre = self.uploads_prefix(repo, uuid)
-        path = self.c.resolve(loc)
-        sock = socket.create_connection((self.c.host, self.c.port), timeout=20)
-        try:
-            sock.sendall(("PATCH %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream"
-                          "\r\nContent-Length: %d\r\n\r\n" % (path, len(data))).encode())
-            sock.sendall(data[:12 * MIB])
-            deadline = time.time() + 20
-            parts = []
-            while time.time() < deadline:
-                ups = open_uploads(pre)
-                parts = part_sizes(ups[0][0], ups[0][1]) if ups else []
-                if len(parts) >= 2:
-                    break
-                time.sleep(0.05)
-            self.assertEqual(parts, [5 * MIB, 5 * MIB], "two parts stored mid-PATCH")
-            self.srv.proc.send_signal(signal.SIGKILL)
-            self.srv.proc.wait(10)
-            self.srv.proc = None  # killed on purpose: restart() must not report it
-        finally:
-            sock.close()
+        parts = kill_mid_body(self, "PATCH", self.c.resolve(loc), data, 12 * MIB, pre + "data")
+        self.assertEqual(parts, [5 * MIB, 5 * MIB], "two parts stored mid-PATCH")
         self.srv.restart()
         c = self.srv.client()
         type(self).c = c
@@ -256,6 +269,164 @@ class S3UploadTest(berthtest.TestCase):
         self.assertStatus(r, 201)
         self.assertEqual(open_uploads(pre), [])
         self.assertEqual(keys_below(pre), {})
+
+
+def listed_etags(prefix):
+    """{key: ETag} of the objects whose key starts with prefix."""
+    body = s3_get("", "list-type=2&prefix=" + urllib.parse.quote(prefix, safe="")).decode()
+    return dict(re.findall(r"<Key>([^<]*)</Key>.*?<ETag>([^<]*)</ETag>", body, re.S))
+
+
+class S3WholeUploadTest(berthtest.TestCase):
+    """Uploads whose digest is known before their first byte go straight to the blob's key."""
+
+    def setUp(self):
+        if not berthtest.s3_mode():
+            self.skipTest("S3 only (BERTH_STORAGE=s3, see tests/e2e/test_s3_suites.sh)")
+        super().setUp()
+
+    def root(self):
+        return self.srv.s3_root.lstrip("/") + "/docker/registry/v2/"
+
+    def blob_key(self, d):
+        return self.root() + "blobs/sha256/%s/%s/data" % (d[7:9], d[7:])
+
+    def counted(self):
+        """A second berth on this rootdirectory whose S3 requests pass through faultproxy.py
+        (no faults), which logs them: (client, function reading the requests so far)."""
+        tmp = tempfile.mkdtemp(prefix="berth-s3count-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        port_file, log = os.path.join(tmp, "port"), os.path.join(tmp, "requests")
+        proxy = subprocess.Popen(
+            ["python3", os.path.join(FIXTURES, "faultproxy.py"), "--upstream", os.environ["S3_ENDPOINT"],
+             "--every", "0", "--port-file", port_file, "--log-file", log, "--max-seconds", "300"])
+        self.addCleanup(proxy.wait, 10)
+        self.addCleanup(proxy.kill)
+        deadline = time.time() + 20
+        while not os.path.exists(port_file) and time.time() < deadline:
+            time.sleep(0.02)
+        with open(port_file) as f:
+            endpoint = "http://127.0.0.1:%s" % f.read().strip()
+        cfg = ("version: 0.1\nlog:\n  level: warn\n"
+               + berthtest.s3_storage_yaml(self.srv.s3_root).replace(os.environ["S3_ENDPOINT"], endpoint)
+               + "  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%(port)d\n")
+        proc, c, cfg_tmp = berthtest.start_with_config(cfg, "berth-s3count-srv-")
+        self.addCleanup(shutil.rmtree, cfg_tmp, True)
+        self.addCleanup(proc.wait, 10)
+        self.addCleanup(proc.terminate)
+
+        def requests():
+            if not os.path.exists(log):
+                return []
+            with open(log) as f:
+                return f.read().splitlines()
+        return c, requests
+
+    def test_monolithic_uploads_write_the_blob_key_only(self):
+        """POST ?digest= with the body, and POST then PUT ?digest= with the whole body: the
+        parts go to a multipart upload on the blob's key, completed once the digest matches.
+        No server-side copy, nothing written below _uploads for the one-request POST, and
+        nothing left behind."""
+        c, requests = self.counted()
+        repo = self.repo()
+        data = pattern(12 * MIB + 5, seed=21)
+        d = digest(data)
+        r = c.post("/v2/%s/blobs/uploads/?digest=%s" % (repo, d), data, headers=OCTETS)
+        self.assertStatus(r, 201)
+        log = requests()
+        self.assertEqual([x for x in log if x.endswith(" copy")], [], "no server-side copy")
+        self.assertEqual([x for x in log if "/_uploads/" in x], [], "no session stored")
+        key = urllib.parse.quote(self.blob_key(d))
+        self.assertEqual(sum(1 for x in log if x.startswith("PUT /%s/%s?partNumber=" % (
+            os.environ["S3_BUCKET"], key))), 3, "three 5 MiB parts to the blob's key:\n" + "\n".join(log))
+        self.assertEqual(keys_below(self.blob_key(d)), {self.blob_key(d): len(data)})
+        self.assertEqual(self.c.get("/v2/%s/blobs/%s" % (repo, d)).body, data)
+        self.assertEqual(open_uploads(self.root() + "blobs/"), [])
+        n_post = len(log)
+
+        data2 = pattern(12 * MIB + 7, seed=22)
+        d2 = digest(data2)
+        r = c.start_upload(repo)
+        uuid = r.header("Docker-Upload-UUID")
+        r = c.put(c.resolve(r.header("Location"), {"digest": d2}), data2, headers=OCTETS)
+        self.assertStatus(r, 201)
+        log = requests()[n_post:]
+        self.assertEqual([x for x in log if x.endswith(" copy")], [], "no server-side copy")
+        self.assertEqual([x for x in log if "/_uploads/%s/data" % uuid in x and "partNumber" in x], [],
+                         "no part below the session")
+        self.assertEqual(self.c.get("/v2/%s/blobs/%s" % (repo, d2)).body, data2)
+        self.assertEqual(keys_below(self.root() + "repositories/%s/_uploads/" % repo), {})
+        self.assertEqual(open_uploads(self.root()), [])
+        print("S3 requests: monolithic POST of 12 MiB %d, POST + PUT %d" % (n_post, len(log)))
+
+    def test_wrong_digest_leaves_nothing_at_the_blob_key(self):
+        """A whole upload whose bytes do not match its digest: 400 DIGEST_INVALID, no object at
+        the key of the digest claimed, no multipart upload left open, no session."""
+        repo = self.repo()
+        data = pattern(11 * MIB, seed=23)
+        claimed = digest(data + b"x")
+        r = self.c.post("/v2/%s/blobs/uploads/?digest=%s" % (repo, claimed), data, headers=OCTETS)
+        self.assertError(r, 400, "DIGEST_INVALID")
+        r = self.c.start_upload(repo)
+        r = self.c.put(self.c.resolve(r.header("Location"), {"digest": claimed}), data, headers=OCTETS)
+        self.assertError(r, 400, "DIGEST_INVALID")
+        self.assertEqual(keys_below(self.blob_key(claimed)), {})
+        self.assertEqual(keys_below(self.blob_key(digest(data))), {})
+        self.assertEqual(open_uploads(self.root()), [])
+        self.assertEqual(keys_below(self.root() + "repositories/%s/" % repo), {})
+        self.assertStatus(self.c.head("/v2/%s/blobs/%s" % (repo, claimed)), 404)
+
+    def test_existing_blob_is_not_rewritten(self):
+        """A whole upload of a blob already stored leaves the object as it was (same ETag: a
+        reader in the middle of it is not cut off) and no multipart upload behind."""
+        repo = self.repo()
+        data = pattern(7 * MIB + 1, seed=24)
+        d = self.c.push_blob(repo, data)
+        before = listed_etags(self.blob_key(d))
+        self.assertEqual(len(before), 1)
+        r = self.c.post("/v2/%s/blobs/uploads/?digest=%s" % (self.repo(), d), data, headers=OCTETS)
+        self.assertStatus(r, 201)
+        self.assertEqual(listed_etags(self.blob_key(d)), before)
+        self.assertEqual(open_uploads(self.root()), [])
+
+    def test_crash_mid_upload_leaves_no_blob(self):
+        """berth killed (SIGKILL) while a whole upload streams to the blob's key: no object
+        there after the restart (the parts stay in an open multipart upload, which is not an
+        object), the PUT retried succeeds, and the upload purge aborts what the crash left."""
+        repo = self.repo()
+        data = pattern(16 * MIB + 9, seed=25)
+        d = digest(data)
+        r = self.c.start_upload(repo)
+        path = self.c.resolve(r.header("Location"), {"digest": d})
+        key = self.blob_key(d)
+        parts = kill_mid_body(self, "PUT", path, data, 12 * MIB, key)
+        self.assertEqual(parts, [5 * MIB, 5 * MIB], "two parts stored on the blob's key mid-PUT")
+        self.assertEqual(keys_below(key), {}, "no object at the blob's key")
+        self.srv.restart()
+        c = self.srv.client()
+        type(self).c = c
+        self.assertStatus(c.head("/v2/%s/blobs/%s" % (repo, d)), 404)
+        self.assertEqual(len(open_uploads(key)), 1, "the crashed upload's parts")
+        r = c.put(path, data, headers=OCTETS)
+        self.assertStatus(r, 201)
+        self.assertEqual(c.get("/v2/%s/blobs/%s" % (repo, d)).body, data)
+        self.assertEqual(len(open_uploads(key)), 1, "the purge, not the next upload, takes it")
+        cfg = ("version: 0.1\nlog:\n  level: warn\n" + berthtest.s3_storage_yaml(self.srv.s3_root)
+               + "  maintenance:\n    uploadpurging:\n      enabled: true\n      age: 1s\n"
+               "      interval: 1s\n"
+               "http:\n  addr: 127.0.0.1:%(port)d\n")
+
+        proc, _, tmp = berthtest.start_with_config(cfg, "berth-s3-purge-staged-")
+        try:
+            deadline = time.time() + 15
+            while time.time() < deadline and open_uploads(key):
+                time.sleep(0.2)
+            self.assertEqual(open_uploads(key), [])
+            self.assertEqual(c.get("/v2/%s/blobs/%s" % (repo, d)).body, data, "the blob stays")
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -188,6 +188,28 @@ _start_server docker-registry "$WORK/dist3.log" "$DIST_PORT" env -u AWS_CA_BUNDL
 DH=127.0.0.1:$DIST_PORT
 pull_all "$DH" b "$IMG"
 
+step "interop: Distribution serves the blobs berth stored straight at their keys (monolithic uploads)"
+"$PY" -c 'import os,sys; sys.stdout.buffer.write(os.urandom(int(sys.argv[1])))' $((12 << 20)) >"$WORK/mono"
+MONO_DIGEST=sha256:$(sha256sum "$WORK/mono" | cut -d' ' -f1)
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/octet-stream' \
+  --data-binary @"$WORK/mono" "http://$BH/v2/b/mono/blobs/uploads/?digest=$MONO_DIGEST")
+[ "$code" = 201 ] || fail "monolithic POST to berth answered $code"
+head -c $((7 << 20)) "$WORK/mono" >"$WORK/mono2"
+MONO2_DIGEST=sha256:$(sha256sum "$WORK/mono2" | cut -d' ' -f1)
+LOC=$(curl -s -D - -o /dev/null -X POST "http://$BH/v2/b/mono/blobs/uploads/" | tr -d '\r' | sed -n 's/^Location: //Ip')
+code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/octet-stream' \
+  --data-binary @"$WORK/mono2" "http://$BH$LOC?digest=$MONO2_DIGEST")
+[ "$code" = 201 ] || fail "POST then PUT to berth answered $code"
+for got in "$MONO_DIGEST mono" "$MONO2_DIGEST mono2"; do
+  set -- $got
+  curl -sL -o "$WORK/mono.got" "http://$DH/v2/b/mono/blobs/$1"
+  cmp -s "$WORK/$2" "$WORK/mono.got" || fail "Distribution serves $1 differently from what berth stored"
+done
+open_uploads=$(curl -s --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" \
+  -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$S3_ENDPOINT/$S3_BUCKET/?prefix=e2e%2Fdocker%2Fregistry%2Fv2%2Fblobs%2F&uploads=" |
+  { grep -o '<Upload>' || true; } | wc -l)
+[ "$open_uploads" = 0 ] || fail "$open_uploads multipart uploads left open on blob keys after the monolithic uploads"
+
 step "interop: berth pulls what Distribution pushed"
 IMG="$WORK/img-dist"
 make_images "$IMG" --big-size $((12 << 20)) --salt dist

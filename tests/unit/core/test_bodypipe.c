@@ -260,7 +260,7 @@ static void test_offer_parks_and_wakes(void **state)
 	while ((rc = berth_body_pipe_offer(p, b + off, piece, count_park, count_wake, NULL)) == 0)
 		off += piece;
 	assert_int_equal(rc, BERTH_EBUSY);
-	assert_int_equal(off, BERTH_BODY_PIPE_RING); /* the ring was full: nothing taken past it */
+	assert_int_equal(off, BERTH_BODY_PIPE_RING_WAITING); /* the ring was full: nothing taken past it */
 	assert_int_equal(atomic_load(&parks), 1);
 	usleep(50 * 1000);
 	assert_int_equal(atomic_load(&wakes), 0); /* no room came back */

@@ -1666,6 +1666,66 @@ static void test_s3_remove_aborts_open_uploads(void **state)
 	assert_non_null(strstr(a.body, "dirx/data"));
 }
 
+/* A staged writer's object appears at its path only on commit, whole: until then, and after a
+ * close without commit or a cancel, the path holds what it held, and no multipart upload
+ * stays behind. */
+static void test_s3_staged_writer(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	const size_t total = (11u << 20) + 5;
+	unsigned char *src = pattern(total);
+	struct berth_writer *w;
+	put(d, "/st/data", "old");
+	for (int how = 0; how < 2; how++) {
+		assert_int_equal(d->staged_writer(&w, d, "/st/data"), 0);
+		write_pieces(w, src, 0, total);
+		assert_int_equal(w->flush(w), BERTH_EUNSUPPORTED);
+		assert_int_equal(open_uploads("/st/data", NULL, 0), 1); /* two parts stored */
+		expect_bytes(d, "/st/data", (const unsigned char *)"old", 3);
+		if (how == 1)
+			assert_int_equal(w->cancel(w), 0);
+		w->close(w);
+		expect_bytes(d, "/st/data", (const unsigned char *)"old", 3);
+		assert_int_equal(open_uploads("/st/data", NULL, 0), 0);
+	}
+	assert_int_equal(d->staged_writer(&w, d, "/st/data"), 0);
+	write_pieces(w, src, 0, total);
+	assert_int_equal(w->commit(w), 0);
+	assert_int_equal(w->write(w, "x", 1), BERTH_EINVALID); /* committed: only close */
+	w->close(w);
+	expect_bytes(d, "/st/data", src, total);
+	assert_int_equal(open_uploads("/st/data", NULL, 0), 0);
+	/* A small one is one PUT at the commit. */
+	assert_int_equal(d->staged_writer(&w, d, "/st/small"), 0);
+	assert_int_equal(w->write(w, "tiny", 4), 0);
+	expect_absent(d, "/st/small");
+	assert_int_equal(w->commit(w), 0);
+	w->close(w);
+	expect_bytes(d, "/st/small", (const unsigned char *)"tiny", 4);
+	free(src);
+}
+
+/* purge_staged aborts the multipart uploads below a directory started before the time given
+ * (what a crash left of staged writers), and no others. */
+static void test_s3_purge_staged(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	struct raw_answer a;
+	char url[512];
+	size_t purged = 9;
+	snprintf(url, sizeof(url), "conformance/t%d/pz/a/data?uploads=", rgw.serial);
+	assert_int_equal(raw_s3("POST", url, "", 0, 1, &a), 200);
+	snprintf(url, sizeof(url), "conformance/t%d/pzz/data?uploads=", rgw.serial); /* not below /pz */
+	assert_int_equal(raw_s3("POST", url, "", 0, 1, &a), 200);
+	assert_int_equal(d->purge_staged(d, "/pz", (int64_t)time(NULL) - 3600, &purged), 0);
+	assert_int_equal(purged, 0); /* younger than the age */
+	assert_int_equal(open_uploads("/pz/a/data", NULL, 0), 1);
+	assert_int_equal(d->purge_staged(d, "/pz", (int64_t)time(NULL) + 3600, &purged), 0);
+	assert_int_equal(purged, 1);
+	assert_int_equal(open_uploads("/pz/a/data", NULL, 0), 0);
+	assert_int_equal(open_uploads("/pzz/data", NULL, 0), 1);
+}
+
 /* Past multipartcopythresholdsize a move copies in parts; the bytes arrive whole. */
 static void test_s3_move_multipart_copy(void **state)
 {
@@ -1844,6 +1904,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_s3_continues_open_upload, setup_s3, teardown),
 		cmocka_unit_test_setup_teardown(test_s3_suspend_keeps_one_upload, setup_s3, teardown),
 		cmocka_unit_test_setup_teardown(test_s3_move_multipart_copy, setup_s3, teardown),
+		cmocka_unit_test_setup_teardown(test_s3_staged_writer, setup_s3, teardown),
+		cmocka_unit_test_setup_teardown(test_s3_purge_staged, setup_s3, teardown),
 		cmocka_unit_test_setup_teardown(test_s3_remove_aborts_open_uploads, setup_s3, teardown),
 		cmocka_unit_test_setup_teardown(test_s3_url_for, setup_s3, teardown),
 		cmocka_unit_test_setup_teardown(test_s3_object_version, setup_s3, teardown),
