@@ -201,3 +201,14 @@ int berth_pulls_forget_tag(struct berth_storage_driver *driver, const char *name
 		rc = berth_storage_remove(driver, path);
 	return rc == BERTH_ENOTFOUND ? 0 : rc;
 }
+
+void berth_pulls_forget_repo(struct berth_storage_driver *driver, const char *name)
+{
+	static const char *const parts[] = { "_tags", "_digests" };
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		char path[BERTH_PATH_MAX];
+		int len = snprintf(path, sizeof(path), PULLS_ROOT "/%s/%s", name, parts[i]);
+		if (len > 0 && len < (int)sizeof(path))
+			(void)berth_storage_remove(driver, path);
+	}
+}

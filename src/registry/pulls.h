@@ -47,4 +47,9 @@ int64_t berth_pulls_last(struct berth_pulls *p, struct berth_storage_driver *dri
  * (BERTH_ENOTFOUND is 0). Blocks. */
 int berth_pulls_forget_tag(struct berth_storage_driver *driver, const char *name, const char *tag);
 
+/* Removes every stored record of name (a repository deleted), not of the repositories nested
+ * under it. Errors are ignored: a record left is harmless (it keeps a tag of that name at
+ * most keeppulledwithin longer). Blocks. */
+void berth_pulls_forget_repo(struct berth_storage_driver *driver, const char *name);
+
 #endif

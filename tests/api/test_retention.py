@@ -310,9 +310,12 @@ class RetentionPullsTest(PullsServer):
         self.write_record(repo, "moved", 3 * HOUR)
         self.retention()
         self.assertEqual(self.tags(repo), ["recent", "viadigest"])
-        # a removed tag's record goes with it
+        # a removed tag's record goes with it, a deleted repository's records with it
         self.assertFalse(os.path.exists(self.record(repo, "stale")))
         self.assertTrue(os.path.exists(self.record(repo, "recent")))
+        self.assertEqual(self.c.delete("/v2/_berth/repositories/%s" % repo).status, 202)
+        self.assertFalse(os.path.exists(self.record(repo, "recent")))
+        self.assertFalse(os.path.exists(self.record(repo, imgs["viadigest"]["digest"])))
 
     def test_two_instances_on_one_store_see_each_others_pulls(self):
         repo = "pulled/shared"
