@@ -507,6 +507,7 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 	struct berth_gc_online *collector = NULL;
 	struct berth_periodic *quota_counter = NULL;
 	struct berth_periodic *retention = NULL;
+	struct berth_periodic *pull_flusher = NULL;
 	struct berth_auth *auth = NULL;
 	struct berth_notify *notify = NULL;
 	struct berth_proxy *proxy = NULL;
@@ -699,6 +700,8 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		if (!gc_online &&
 		    berth_retention_start(&retention, reg, cfg->policies.retention.interval_ms) < 0)
 			berth_warn("cannot start applying policies.retention");
+		if (berth_retention_pulls_start(&pull_flusher, reg, cfg->policies.retention.pullflush_ms) < 0)
+			berth_warn("cannot start recording pulls for policies.retention");
 	}
 
 	berth_info("berth %s listening on %s%s (storage %s%s%s%s)", BERTH_VERSION, so->tls_cert_file ? "https://" : "",
@@ -724,6 +727,7 @@ out_debug:
 	berth_debug_stop(dbg);
 out_server:
 	berth_server_drain_and_stop(srv, (unsigned)(cfg->http.draintimeout_ms > 0 ? cfg->http.draintimeout_ms : 0));
+	berth_retention_pulls_stop(pull_flusher, reg); /* after the last pull served */
 	berth_info("berth stopped");
 out_health:
 	berth_workpool_free(workers); /* the drain waited for the requests parked on it */

@@ -11,6 +11,7 @@
 #include "http/range.h"
 #include "registry/manifest.h"
 #include "registry/reference.h"
+#include "registry/retention.h"
 
 static void manifest_unknown(struct berth_request *req)
 {
@@ -101,6 +102,8 @@ static void get_manifest(struct berth_request *req)
 		berth_api_storage_error(req, rc, "cannot read manifest");
 		return;
 	}
+	if (!berth_req_is_head(req))
+		berth_retention_record_pull(ar->registry, ar->name, ar->reference);
 	berth_api_send_manifest(req, &mc);
 }
 

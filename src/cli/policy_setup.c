@@ -34,7 +34,8 @@ void berth_serve_policies(struct berth_registry_config *rcfg, const struct berth
 	for (size_t i = 0; i < n; i++) {
 		const struct berth_retention_rule_config *in = &cfg->policies.retention.rules[i];
 		retention[i] = (struct berth_retention_rule){ in->repository, in->keeplatest, in->keeptags,
-							      in->keeppushedwithin_ms, in->untaggedafter_ms };
+							      in->keeppushedwithin_ms, in->untaggedafter_ms,
+							      in->keeppulledwithin_ms };
 	}
 	rcfg->retention_rules = retention;
 	rcfg->n_retention_rules = n;

@@ -42,6 +42,7 @@ void berth_config_defaults(struct berth_config *cfg)
 	cfg->catalog_maxentries = BERTH_CONFIG_DEFAULT_MAX_ENTRIES;
 	cfg->tags_maxtags = BERTH_CONFIG_DEFAULT_MAX_ENTRIES;
 	cfg->policies.retention.interval_ms = 3600LL * 1000; /* berth's own: Distribution has none */
+	cfg->policies.retention.pullflush_ms = 60LL * 1000;
 }
 
 void berth_config_release(struct berth_config *cfg)
@@ -351,6 +352,14 @@ static int check_storage_middleware(struct cfg_ctx *c)
 	return 0;
 }
 
+/* policies.retention.pullflush: pulls must reach the store some time. */
+static int check_retention(struct cfg_ctx *c)
+{
+	if (c->cfg->policies.retention.pullflush_ms <= 0)
+		return berth_config__fail(c, 0, "policies.retention.pullflush", "must be more than 0");
+	return 0;
+}
+
 int berth_config_load(struct berth_config *cfg, const char *path, char *err, size_t errlen)
 {
 	struct cfg_ctx c;
@@ -372,7 +381,8 @@ int berth_config_load(struct berth_config *cfg, const char *path, char *err, siz
 		return berth_config__fail(&c, 0, "storage",
 					  "no storage driver configured (filesystem, inmemory or s3)");
 	finish(&c);
-	if (check_proxy(&c) < 0 || check_gc(&c) < 0 || check_storage_middleware(&c) < 0)
+	if (check_proxy(&c) < 0 || check_gc(&c) < 0 || check_storage_middleware(&c) < 0 ||
+	    check_retention(&c) < 0)
 		return BERTH_ERROR;
 	return check_health(&c);
 }
@@ -385,7 +395,8 @@ int berth_config_apply_env(struct berth_config *cfg, char *err, size_t errlen)
 	if (berth_config__env_apply(&c) < 0)
 		return BERTH_ERROR;
 	finish(&c);
-	if (check_proxy(&c) < 0 || check_gc(&c) < 0 || check_storage_middleware(&c) < 0)
+	if (check_proxy(&c) < 0 || check_gc(&c) < 0 || check_storage_middleware(&c) < 0 ||
+	    check_retention(&c) < 0)
 		return BERTH_ERROR;
 	return check_health(&c);
 }

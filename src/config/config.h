@@ -211,6 +211,7 @@ struct berth_retention_rule_config {
 	char keeptags[1024];          /* keeptags: POSIX ERE, whole tag ("" = not set) */
 	int64_t keeppushedwithin_ms;  /* keeppushedwithin: tags pushed within (-1 = not set) */
 	int64_t untaggedafter_ms;     /* untaggedafter: untagged manifests go after (-1 = not set) */
+	int64_t keeppulledwithin_ms;  /* keeppulledwithin: tags pulled within (-1 = not set) */
 };
 
 struct berth_config {
@@ -374,6 +375,8 @@ struct berth_config {
 			int dryrun;               /* policies.retention.dryrun: log, remove nothing */
 			int64_t interval_ms;      /* policies.retention.interval (default 1h; 0 = never
 						   * on berth serve's own timer) */
+			int64_t pullflush_ms;     /* policies.retention.pullflush (default 1m): how often
+						   * recorded pulls are written to the store */
 			size_t n_rules;           /* policies.retention.rules */
 			struct berth_retention_rule_config *rules;
 		} retention;

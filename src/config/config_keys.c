@@ -266,6 +266,7 @@ static const struct cfg_key retention_rule_keys[] = {
 	REGEX(RR, "keeptags", keeptags),
 	DUR(RR, "keeppushedwithin", keeppushedwithin_ms),
 	DUR(RR, "untaggedafter", untaggedafter_ms),
+	DUR(RR, "keeppulledwithin", keeppulledwithin_ms),
 };
 static void init_retention_rule(void *p)
 {
@@ -274,6 +275,7 @@ static void init_retention_rule(void *p)
 	r->keeplatest = -1;
 	r->keeppushedwithin_ms = -1;
 	r->untaggedafter_ms = -1;
+	r->keeppulledwithin_ms = -1;
 }
 static const struct cfg_table retention_rule_table = {
 	retention_rule_keys, sizeof(retention_rule_keys) / sizeof(retention_rule_keys[0]), sizeof(RR),
@@ -510,6 +512,7 @@ static const struct cfg_key keys[] = {
 	  .count_off = offsetof(C, policies.n_quotas), .sub = &quota_table, .max_items = BERTH_CONFIG_MAX_LIST },
 	BOOL(C, "policies.retention.dryrun", policies.retention.dryrun),
 	DUR(C, "policies.retention.interval", policies.retention.interval_ms),
+	DUR(C, "policies.retention.pullflush", policies.retention.pullflush_ms),
 	{ .key = "policies.retention.rules", .type = CT_LIST, .off = offsetof(C, policies.retention.rules),
 	  .count_off = offsetof(C, policies.retention.n_rules), .sub = &retention_rule_table,
 	  .max_items = BERTH_CONFIG_MAX_LIST },

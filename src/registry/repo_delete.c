@@ -19,6 +19,7 @@
 
 #include "core/err.h"
 #include "registry/paths.h"
+#include "registry/pulls.h"
 #include "registry/registry_int.h"
 #include "storage/storage.h"
 
@@ -97,6 +98,8 @@ int berth_repo_delete(struct berth_registry *r, const char *name)
 		found |= rc > 0;
 	}
 	berth_bytes_repo_leave(&bytes, r);
+	if (rc >= 0 && found)
+		berth_pulls_forget_repo(r->driver, name); /* outside the layout; harmless if left */
 	berth_reg_redis_repo_forget(r, name);
 	berth_tags_changed(r, name);
 	berth_catalog_repo_deleted(r); /* every instance's catalog is rebuilt without it */

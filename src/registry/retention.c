@@ -8,6 +8,7 @@
 #include "registry/retention.h"
 
 #include <regex.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include "registry/link.h"
 #include "registry/manifest.h"
 #include "registry/paths.h"
+#include "registry/pulls.h"
 #include "registry/registry_int.h"
 #include "storage/storage.h"
 
@@ -30,7 +32,7 @@ struct compiled_retention_rule {
 	regex_t repository;
 	regex_t keep_tags;
 	int has_keep_tags;
-	int64_t keep_latest, keep_pushed_within_ms, untagged_after_ms;
+	int64_t keep_latest, keep_pushed_within_ms, untagged_after_ms, keep_pulled_within_ms;
 };
 
 struct berth_retention {
@@ -40,6 +42,8 @@ struct berth_retention {
 	pthread_mutex_t running; /* one run at a time */
 	berth_retention_cb listener;
 	void *listener_payload;
+	struct berth_pulls *pulls; /* when some rule has keep_pulled_within, else NULL */
+	atomic_int recording;      /* berth serve records pulls (berth_retention_pulls_start) */
 };
 
 int berth_retention_new(struct berth_retention **out, const struct berth_retention_rule *rules, size_t n,
@@ -62,6 +66,9 @@ int berth_retention_new(struct berth_retention **out, const struct berth_retenti
 		c->keep_latest = in->keep_latest;
 		c->keep_pushed_within_ms = in->keep_pushed_within_ms;
 		c->untagged_after_ms = in->untagged_after_ms;
+		c->keep_pulled_within_ms = in->keep_pulled_within_ms;
+		if (c->keep_pulled_within_ms >= 0 && !ret->pulls)
+			ret->pulls = berth_pulls_new();
 	}
 	*out = ret;
 	return 0;
@@ -80,6 +87,7 @@ void berth_retention_free(struct berth_retention *ret)
 			regfree(&ret->rules[i].keep_tags);
 	}
 	free(ret->rules);
+	berth_pulls_free(ret->pulls);
 	pthread_mutex_destroy(&ret->running);
 	free(ret);
 }
@@ -103,6 +111,7 @@ struct tag_info {
 	char *name;
 	char digest[BERTH_DIGEST_STR_MAX];
 	int64_t pushed;
+	int64_t pulled; /* last pull, by the tag or its digest; -1: never (or not read) */
 	int remove;
 };
 
@@ -157,7 +166,7 @@ static int collect_tag(const char *tag_dir, void *payload)
 	struct repo_state *s = payload;
 	const char *slash = strrchr(tag_dir, '/');
 	const char *tag = slash ? slash + 1 : tag_dir;
-	struct tag_info t = { NULL, "", 0, 0 };
+	struct tag_info t = { NULL, "", 0, -1, 0 };
 	int rc = read_tag(s->reg, s->name, tag, t.digest, &t.pushed);
 	if (rc == BERTH_ENOTFOUND)
 		return 0; /* not a tag (yet): Distribution lists only tags that resolve */
@@ -269,9 +278,31 @@ static int older_than(int64_t pushed, int64_t now, int64_t ms)
 	return (now - pushed) * 1000 > ms;
 }
 
+/* A tag's last pull: the newer of its own and its manifest's (by digest), from the store and
+ * from what this process has not flushed yet. */
+static int64_t tag_pulled(struct repo_state *s, const struct tag_info *t, struct berth_storage_driver *d)
+{
+	struct berth_pulls *p = s->reg->retention->pulls;
+	int64_t by_tag = berth_pulls_last(p, d, s->name, t->name);
+	int64_t by_digest = berth_pulls_last(p, d, s->name, t->digest);
+	return by_tag > by_digest ? by_tag : by_digest;
+}
+
+static void read_pulls(struct repo_state *s)
+{
+	for (size_t i = 0; i < s->n_tags; i++)
+		s->tags[i].pulled = tag_pulled(s, &s->tags[i], s->reg->driver);
+}
+
+static int pulled_within(int64_t pulled, int64_t now, int64_t ms)
+{
+	return ms >= 0 && pulled >= 0 && !older_than(pulled, now, ms);
+}
+
 static void decide_tags(struct repo_state *s, const struct compiled_retention_rule *c, int64_t now)
 {
-	if (c->keep_latest < 0 && !c->has_keep_tags && c->keep_pushed_within_ms < 0)
+	if (c->keep_latest < 0 && !c->has_keep_tags && c->keep_pushed_within_ms < 0 &&
+	    c->keep_pulled_within_ms < 0)
 		return; /* no keep criterion: every tag stays */
 	qsort(s->tags, s->n_tags, sizeof(*s->tags), newest_first);
 	for (size_t i = 0; i < s->n_tags; i++) {
@@ -279,7 +310,8 @@ static void decide_tags(struct repo_state *s, const struct compiled_retention_ru
 		int keep = berth_policy_tag_immutable(s->reg->policy, s->name, t->name) ||
 			   (c->keep_latest >= 0 && (int64_t)i < c->keep_latest) ||
 			   (c->has_keep_tags && regexec(&c->keep_tags, t->name, 0, NULL, 0) == 0) ||
-			   (c->keep_pushed_within_ms >= 0 && !older_than(t->pushed, now, c->keep_pushed_within_ms));
+			   (c->keep_pushed_within_ms >= 0 && !older_than(t->pushed, now, c->keep_pushed_within_ms)) ||
+			   pulled_within(t->pulled, now, c->keep_pulled_within_ms);
 		s->tags[i].remove = !keep;
 	}
 }
@@ -362,11 +394,16 @@ static int tag_unchanged(struct repo_state *s, const struct tag_info *t)
 static void remove_tags(struct repo_state *s, struct berth_retention *ret, size_t rule,
 			struct berth_retention_stats *st)
 {
+	const struct compiled_retention_rule *c = &ret->rules[rule];
+	int64_t now = (int64_t)time(NULL);
 	for (size_t i = 0; i < s->n_tags; i++) {
 		struct tag_info *t = &s->tags[i];
 		if (!t->remove)
 			continue;
 		int rc = tag_unchanged(s, t);
+		/* pulled since it was read (this process's pulls, in memory): it stays */
+		if (rc == 1 && pulled_within(tag_pulled(s, t, NULL), now, c->keep_pulled_within_ms))
+			rc = 0;
 		if (rc == 1)
 			rc = berth_manifest_delete(s->reg, s->name, t->name);
 		else if (rc == 0)
@@ -382,6 +419,9 @@ static void remove_tags(struct repo_state *s, struct berth_retention *ret, size_
 			st->errors++;
 			continue;
 		}
+		if (c->keep_pulled_within_ms >= 0 && (rc = berth_pulls_forget_tag(s->reg->driver, s->name, t->name)) < 0)
+			berth_warn("retention: %s: cannot remove the pull record of tag %s: %s (harmless)", s->name,
+				   t->name, berth_err_reason(rc));
 		st->tags_removed++;
 		struct berth_retention_removal rm = { s->name, t->name, t->digest, t->pushed, rule, 0 };
 		report(ret, &rm);
@@ -510,6 +550,8 @@ static void apply_repo(struct berth_registry *r, const char *name, size_t rule, 
 		st->errors++;
 		untagged = 0;
 	}
+	if (c->keep_pulled_within_ms >= 0)
+		read_pulls(&s);
 	decide_tags(&s, c, now);
 	if (untagged)
 		decide_untagged(&s, c, now);
@@ -598,4 +640,44 @@ int berth_retention_start(struct berth_periodic **out, struct berth_registry *r,
 void berth_retention_stop(struct berth_periodic *p)
 {
 	berth_periodic_stop(p);
+}
+
+void berth_retention_record_pull(struct berth_registry *r, const char *name, const char *reference)
+{
+	struct berth_retention *ret = r->retention;
+	if (!ret || !atomic_load_explicit(&ret->recording, memory_order_relaxed))
+		return; /* no rule with keep_pulled_within, or not berth serve: no cost */
+	long rule = governing_rule(ret, name);
+	if (rule < 0 || ret->rules[rule].keep_pulled_within_ms < 0)
+		return;
+	berth_pulls_record(ret->pulls, name, reference, (int64_t)time(NULL));
+}
+
+static void flush_pulls(void *arg)
+{
+	struct berth_registry *r = arg;
+	int rc = berth_pulls_flush(r->retention->pulls, r->driver);
+	if (rc < 0)
+		berth_warn("retention: cannot record pulls in the store: %s (retried at the next flush)",
+			   berth_err_reason(rc));
+}
+
+int berth_retention_pulls_start(struct berth_periodic **out, struct berth_registry *r, int64_t flush_ms)
+{
+	*out = NULL;
+	if (!r->retention || !r->retention->pulls || flush_ms <= 0)
+		return 0;
+	if (berth_periodic_start(out, flush_ms, flush_ms, flush_pulls, r) < 0)
+		return BERTH_ERROR;
+	atomic_store(&r->retention->recording, 1);
+	return 0;
+}
+
+void berth_retention_pulls_stop(struct berth_periodic *p, struct berth_registry *r)
+{
+	if (!p)
+		return;
+	atomic_store(&r->retention->recording, 0);
+	berth_periodic_stop(p);
+	flush_pulls(r); /* the pulls since the last flush */
 }

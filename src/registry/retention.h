@@ -10,8 +10,13 @@
  * every tag. With untagged_after, a manifest no remaining tag names, last pushed (the mtime of
  * its revision link) more than untagged_after ago, is removed too, unless a kept manifest
  * needs it: a child of a kept index, or a referrer (subject) of a kept manifest, where kept
- * manifests are the tagged ones and the untagged ones younger than untagged_after. Pulls are
- * not tracked, so nothing depends on when a tag was last pulled.
+ * manifests are the tagged ones and the untagged ones younger than untagged_after.
+ *
+ * keep_pulled_within keeps a tag pulled within it: a GET (not HEAD) of its manifest by the tag,
+ * or by the digest the tag names now. Pulls are recorded only for repositories a rule with
+ * keep_pulled_within governs, and only once berth serve starts recording
+ * (berth_retention_pulls_start): in memory, flushed to the store in the background
+ * (registry/pulls.h).
  *
  * Removing a tag is the API's DELETE of the tag (its manifest stays); removing a manifest is
  * the DELETE by digest. Blob data stays for the garbage collection.
@@ -31,6 +36,7 @@ struct berth_retention_rule {
 	const char *keep_tags;         /* POSIX ERE, whole tag; NULL or "": not set */
 	int64_t keep_pushed_within_ms; /* < 0: not set */
 	int64_t untagged_after_ms;     /* < 0: not set */
+	int64_t keep_pulled_within_ms; /* < 0: not set */
 };
 
 struct berth_retention;
@@ -86,5 +92,16 @@ int berth_retention_apply(struct berth_retention_stats *out, struct berth_regist
 struct berth_periodic;
 int berth_retention_start(struct berth_periodic **out, struct berth_registry *r, int64_t interval_ms);
 void berth_retention_stop(struct berth_periodic *p);
+
+/* The manifest GET path's hook: records a pull of name's reference (a tag or a digest) when
+ * recording is on and a rule with keep_pulled_within governs name; else returns at once. No
+ * storage I/O (a mutex and a hash map). Inputs already validated. */
+void berth_retention_record_pull(struct berth_registry *r, const char *name, const char *reference);
+
+/* berth serve: starts recording pulls and flushing them to the store every flush_ms (the
+ * first after flush_ms). *out NULL, nothing recorded, when no rule has keep_pulled_within.
+ * 0 or BERTH_ERROR. Stop (accepts NULL) stops recording, then flushes once more. */
+int berth_retention_pulls_start(struct berth_periodic **out, struct berth_registry *r, int64_t flush_ms);
+void berth_retention_pulls_stop(struct berth_periodic *p, struct berth_registry *r);
 
 #endif

@@ -6,6 +6,7 @@ links and of the revision links, which is what retention reads."""
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 import unittest
 
@@ -47,7 +48,8 @@ RULES = BASE + """policies:
 """
 
 
-class RetentionTest(unittest.TestCase):
+class RetentionServer(unittest.TestCase):
+    """A berth serving CONFIG on a fresh root, with helpers to age what retention reads."""
     CONFIG = RULES
 
     def setUp(self):
@@ -92,6 +94,8 @@ class RetentionTest(unittest.TestCase):
         r = self.c.get("/v2/%s/tags/list" % repo)
         return sorted(r.json()["tags"] or []) if r.status == 200 else []
 
+
+class RetentionTest(RetentionServer):
     def test_keep_latest(self):
         imgs = self.push_tags("keep/latest", ["t1", "t2", "t3", "t4"])
         out = self.retention()
@@ -221,6 +225,156 @@ class RetentionTest(unittest.TestCase):
         self.assertEqual(dc.get("/v2/%s/manifests/%s" % (repo, imgs["old"]["digest"])).status, 404)
 
 
+PULLS = BASE + """policies:
+  retention:
+    interval: 0s
+    pullflush: 50ms
+    rules:
+      - repository: pulled/.*
+        keeppulledwithin: 1h
+"""
+
+
+class PullsServer(RetentionServer):
+    """keeppulledwithin: pulls recorded by berth serve (GET by tag or by the digest a tag
+    names; not HEAD), flushed to /berth/pulls/ in the store, read by `berth retention`."""
+    CONFIG = PULLS
+
+    def record(self, repo, ref):
+        if ":" in ref:
+            return os.path.join(self.root, "berth/pulls", repo, "_digests", *ref.split(":"))
+        return os.path.join(self.root, "berth/pulls", repo, "_tags", ref)
+
+    def write_record(self, repo, ref, seconds_ago):
+        path = self.record(repo, ref)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write("%d" % (time.time() - seconds_ago))
+
+    def read_record(self, repo, ref):
+        with open(self.record(repo, ref)) as f:
+            return int(f.read())
+
+    def wait_for_record(self, repo, ref):
+        deadline = time.time() + 20
+        while not os.path.exists(self.record(repo, ref)):
+            self.assertLess(time.time(), deadline, "no pull record of %s %s" % (repo, ref))
+            time.sleep(0.02)
+
+    def pull(self, client, repo, ref, method="GET"):
+        r = client.request(method, "/v2/%s/manifests/%s" % (repo, ref), headers={"Accept": berthtest.OCI_MANIFEST})
+        self.assertEqual(r.status, 200, r.describe())
+
+
+class RetentionPullsTest(PullsServer):
+    def test_pulled_tags_stay_unpulled_equally_old_ones_go_head_does_not_count(self):
+        repo = "pulled/app"
+        imgs = self.push_tags(repo, ["bytag", "bydigest", "headed", "never"])
+        for tag in imgs:
+            self.age_tag(repo, tag, 2 * HOUR)
+        before = int(time.time())
+        self.pull(self.c, repo, "bytag")
+        self.pull(self.c, repo, imgs["bydigest"]["digest"])
+        self.pull(self.c, repo, "headed", "HEAD")
+        self.pull(self.c, repo, imgs["headed"]["digest"], "HEAD")
+        self.stop()  # flushes what the last periodic flush did not write
+        self.assertGreaterEqual(self.read_record(repo, "bytag"), before)
+        self.assertGreaterEqual(self.read_record(repo, imgs["bydigest"]["digest"]), before)
+        self.assertFalse(os.path.exists(self.record(repo, "headed")))
+        self.assertFalse(os.path.exists(self.record(repo, imgs["headed"]["digest"])))
+        out = self.retention("--dry-run")
+        self.assertIn("would remove tag pulled/app:headed", out)
+        self.assertIn("would remove tag pulled/app:never", out)
+        self.assertNotIn(":bytag", out)
+        self.assertNotIn(":bydigest", out)
+        self.assertIn("2 tags and 0 untagged manifests would be removed", out)
+        self.retention()
+        self.proc, self.c, _ = start(self.CONFIG, self.tmp)  # the records survive the restart
+        self.assertEqual(self.tags(repo), ["bydigest", "bytag"])
+        # neither Distribution's layout nor berth fsck sees the records
+        p = subprocess.run([BINARY, "fsck", self.root], capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertNotIn(b"berth/pulls", p.stdout + p.stderr)
+        self.assertEqual(self.c.get("/v2/_catalog").json()["repositories"], [repo])
+
+    def test_records_written_by_hand_decide(self):
+        repo = "pulled/hand"
+        imgs = self.push_tags(repo, ["recent", "stale", "viadigest", "junk", "moved"])
+        for tag in imgs:
+            self.age_tag(repo, tag, 2 * HOUR)
+        self.write_record(repo, "recent", 10 * 60)
+        self.write_record(repo, "stale", 2 * HOUR)
+        self.write_record(repo, imgs["viadigest"]["digest"], 10 * 60)
+        with open(self.record(repo, "junk"), "w") as f:
+            f.write("yesterday")  # unreadable: keeps nothing
+        self.write_record(repo, "moved", 3 * HOUR)
+        self.retention()
+        self.assertEqual(self.tags(repo), ["recent", "viadigest"])
+        # a removed tag's record goes with it, a deleted repository's records with it
+        self.assertFalse(os.path.exists(self.record(repo, "stale")))
+        self.assertTrue(os.path.exists(self.record(repo, "recent")))
+        self.assertEqual(self.c.delete("/v2/_berth/repositories/%s" % repo).status, 202)
+        self.assertFalse(os.path.exists(self.record(repo, "recent")))
+        self.assertFalse(os.path.exists(self.record(repo, imgs["viadigest"]["digest"])))
+
+    def test_two_instances_on_one_store_see_each_others_pulls(self):
+        repo = "pulled/shared"
+        imgs = self.push_tags(repo, ["x", "y", "z"])
+        for tag in imgs:
+            self.age_tag(repo, tag, 2 * HOUR)
+        other_tmp = tempfile.mkdtemp(prefix="berth-policies-")
+        self.addCleanup(shutil.rmtree, other_tmp, ignore_errors=True)
+        proc, other, _ = start(self.CONFIG.replace("%(root)s", self.root), other_tmp)
+        self.addCleanup(stop, proc)
+        self.pull(self.c, repo, "x")
+        self.pull(other, repo, "y")
+        self.wait_for_record(repo, "x")  # each flushed by its periodic flush
+        self.wait_for_record(repo, "y")
+        # a newer stored pull (another instance's) is never overwritten by an older one
+        future = int(time.time()) + HOUR
+        with open(self.record(repo, "x"), "w") as f:
+            f.write("%d" % future)
+        self.pull(self.c, repo, "x")
+        self.stop()  # flushes x's pull
+        self.assertEqual(self.read_record(repo, "x"), future)
+        self.retention()
+        self.assertEqual(sorted(other.get("/v2/%s/tags/list" % repo).json()["tags"]), ["x", "y"])
+
+
+MEMORY = BASE.replace("level: warn", "level: info") + """policies:
+  retention:
+    interval: 100ms
+    pullflush: 1h
+    rules:
+      - repository: mem/.*
+        keeppushedwithin: 30m
+        keeppulledwithin: 1h
+"""
+
+
+class RetentionPullsInMemoryTest(PullsServer):
+    CONFIG = MEMORY
+
+    def test_serve_uses_the_pulls_it_has_not_flushed_yet(self):
+        repo = "mem/app"
+        for tag in ["pulled", "unpulled"]:  # new: kept by keeppushedwithin meanwhile
+            self.c.push_image(repo, tag, seed=tag)
+        self.pull(self.c, repo, "pulled")
+        for tag in ["pulled", "unpulled"]:
+            self.age_tag(repo, tag, 2 * HOUR)
+        deadline = time.time() + 20
+        while "unpulled" in self.tags(repo):
+            self.assertLess(time.time(), deadline)
+            time.sleep(0.05)
+        self.assertEqual(self.tags(repo), ["pulled"])
+        self.assertFalse(os.path.exists(self.record(repo, "pulled")))  # in memory only
+        self.stop()
+        self.assertTrue(os.path.exists(self.record(repo, "pulled")))  # flushed at the stop
+        self.retention()
+        self.proc, self.c, _ = start(self.CONFIG, self.tmp)
+        self.assertEqual(self.tags(repo), ["pulled"])
+
+
 class RetentionTimerTest(unittest.TestCase):
     def test_serve_applies_rules_on_its_timer_and_notifies(self):
         sink = Sink()
@@ -318,6 +472,10 @@ class BadRetentionConfigTest(unittest.TestCase):
                             b"policies.retention.rules[0].keeplast: refused: unknown key")
         self.assert_refused("  retention:\n    dryrun: maybe\n",
                             b"policies.retention.dryrun: expected a boolean")
+        self.assert_refused("  retention:\n    rules:\n      - keeppulledwithin: 3 days\n",
+                            b"policies.retention.rules[0].keeppulledwithin: expected a duration")
+        self.assert_refused("  retention:\n    pullflush: 0s\n",
+                            b"policies.retention.pullflush: must be more than 0")
 
 
 if __name__ == "__main__":

@@ -132,11 +132,14 @@ static void test_retention_is_read_unset_criteria_stay_unset(void **state)
 	assert_int_equal(cfg.policies.retention.n_rules, 0);
 	assert_int_equal(cfg.policies.retention.interval_ms, 3600 * 1000);
 	assert_int_equal(cfg.policies.retention.dryrun, 0);
+	assert_int_equal(cfg.policies.retention.pullflush_ms, 60 * 1000);
 	berth_config_release(&cfg);
 	assert_int_equal(load(&cfg, MINIMAL "policies:\n  retention:\n    dryrun: true\n    interval: 90s\n"
+				     "    pullflush: 5s\n"
 				     "    rules:\n"
 				     "      - repository: team/.*\n        keeplatest: 0\n        keeptags: v.*\n"
 				     "        keeppushedwithin: 720h\n        untaggedafter: 1h30m\n"
+				     "        keeppulledwithin: 48h\n"
 				     "      - untaggedafter: 0s\n"),
 			 0);
 	assert_int_equal(cfg.policies.retention.dryrun, 1);
@@ -148,11 +151,14 @@ static void test_retention_is_read_unset_criteria_stay_unset(void **state)
 	assert_string_equal(r[0].keeptags, "v.*");
 	assert_int_equal(r[0].keeppushedwithin_ms, 720LL * 3600 * 1000);
 	assert_int_equal(r[0].untaggedafter_ms, 90 * 60 * 1000);
+	assert_int_equal(r[0].keeppulledwithin_ms, 48LL * 3600 * 1000);
 	assert_string_equal(r[1].repository, "");
 	assert_int_equal(r[1].keeplatest, -1);
 	assert_string_equal(r[1].keeptags, "");
 	assert_int_equal(r[1].keeppushedwithin_ms, -1);
 	assert_int_equal(r[1].untaggedafter_ms, 0);
+	assert_int_equal(r[1].keeppulledwithin_ms, -1);
+	assert_int_equal(cfg.policies.retention.pullflush_ms, 5 * 1000);
 	berth_config_release(&cfg);
 	setenv("REGISTRY_POLICIES_RETENTION_RULES_0_KEEPLATEST", "7", 1);
 	assert_int_equal(load(&cfg, MINIMAL "policies:\n  retention:\n    rules:\n      - repository: a\n"), 0);
@@ -161,6 +167,10 @@ static void test_retention_is_read_unset_criteria_stay_unset(void **state)
 	berth_config_release(&cfg);
 	assert_int_equal(load(&cfg, MINIMAL "policies:\n  retention:\n    rules:\n      - keepnewest: 3\n"), -1);
 	if (!strstr(errbuf, "policies.retention.rules[0].keepnewest: refused: unknown key"))
+		fail_msg("got: %s", errbuf);
+	berth_config_release(&cfg);
+	assert_int_equal(load(&cfg, MINIMAL "policies:\n  retention:\n    pullflush: 0s\n"), -1);
+	if (!strstr(errbuf, "policies.retention.pullflush: must be more than 0"))
 		fail_msg("got: %s", errbuf);
 	berth_config_release(&cfg);
 }
