@@ -39,6 +39,12 @@ berth_calls() {
     awk '{r += $1; c++} END {print r + 0, c + 0}'
 }
 
+# berth_asked METHOD URI_REGEX: how many such requests berth made to the upstream so far.
+berth_asked() {
+  grep 'msg="response completed' "$UP_LOG" | grep 'http.request.useragent="\?berth/' |
+    grep "http.request.method=\"\?$1\"\? " | grep -c "http.request.uri=\"\?$2\"\? " || true
+}
+
 step "cold calls one after the other share one upstream connection"
 start_cache "$WORK/cache1"
 ACCEPT='application/vnd.oci.image.manifest.v1+json'
@@ -55,6 +61,20 @@ read -r requests conns < <(berth_calls)
 log "$n cold calls: $requests upstream requests on $conns connections"
 [ "$requests" -ge "$n" ] || fail "berth made $requests upstream requests for $n cold calls"
 [ "$conns" -eq 1 ] || fail "berth opened $conns upstream connections for $requests requests made one after the other"
+# A tag not cached is one GET (no HEAD for its digest: nothing cached to compare it with).
+[ "$(berth_asked HEAD '/v2/e2e/multi/manifests/v1')" -eq 0 ] || fail "berth asked for the digest of a tag not cached"
+[ "$(berth_asked GET '/v2/e2e/multi/manifests/v1')" -eq 1 ] || fail "berth did not GET the cold tag once"
+
+step "a cached tag is asked with a HEAD: no manifest transfer when it has not moved"
+# (The first answer does not wait for the store: the tag is cached once its link is written.)
+eventually test -f "$WORK/cache1/docker/registry/v2/repositories/e2e/multi/_manifests/tags/v1/current/link"
+curl -sf -H "Accept: $ACCEPT" -o "$WORK/manifest2" "http://$BERTH_HOST/v2/e2e/multi/manifests/v1" ||
+  fail "cached tag through berth"
+cmp -s "$WORK/manifest" "$WORK/manifest2" || fail "the cached tag's manifest differs from the first answer"
+[ "$(berth_asked HEAD '/v2/e2e/multi/manifests/v1')" -ge 1 ] || fail "berth did not ask the upstream for a cached tag's digest"
+[ "$(berth_asked GET '/v2/e2e/multi/manifests/v1')" -eq 1 ] || fail "berth fetched a cached tag's manifest again"
+[ "$(berth_asked GET '/v2/e2e/multi/manifests/sha256:[0-9a-f]*')" -eq 0 ] || fail "berth fetched a cached manifest by digest"
+read -r requests conns < <(berth_calls)
 stop_server "$BERTH_PID"
 
 step "a cold skopeo pull makes fewer connections than requests"
