@@ -374,17 +374,13 @@ static int fetch_manifest(struct berth_manifest_content *out, struct berth_proxy
 		berth_buf_release(&body);
 		return rc == 0 && res.status == 404 ? BERTH_ENOTFOUND : BERTH_ERROR;
 	}
-	if (!digest) { /* by tag: the digest the upstream gives, else the body's own */
-		if (berth_digest_valid(res.digest)) {
-			digest = res.digest;
-		} else {
-			berth_digest_bytes(BERTH_ALG_SHA256, body.data ? body.data : "", body.len, got);
-			digest = got;
-		}
-	}
-	if (berth_digest_parse(digest, &alg, NULL) < 0)
+	if (!digest && berth_digest_valid(res.digest))
+		digest = res.digest; /* by tag: the digest the upstream gives, else the body's sha256 */
+	if (!digest || berth_digest_parse(digest, &alg, NULL) < 0)
 		alg = BERTH_ALG_SHA256;
 	berth_digest_bytes(alg, body.data ? body.data : "", body.len, got);
+	if (!digest)
+		digest = got;
 	if (strcmp(got, digest) != 0) {
 		berth_error("upstream %s: manifest %s@%s does not match its digest (got %s)",
 			    berth_upstream_label(t->route->upstream), name, digest, got);
