@@ -349,32 +349,38 @@ void berth_proxy_manifest_store(struct berth_proxy *p, struct berth_proxy_pendin
 }
 
 /* GETs manifest digest of name from the upstream and checks it hashes to digest and parses.
- * With pending NULL, stores it (with tag pointing at it when not NULL) and schedules its
- * expiry before answering; else *pending holds that work for berth_proxy_manifest_store and
- * *out is the manifest as fetched. */
+ * With digest NULL, GETs the manifest tag names (tag not NULL) and checks it hashes to the
+ * upstream's Docker-Content-Digest (sha256 when it gives none). With pending NULL, stores it
+ * (with tag pointing at it when not NULL) and schedules its expiry before answering; else
+ * *pending holds that work for berth_proxy_manifest_store and *out is the manifest as fetched. */
 static int fetch_manifest(struct berth_manifest_content *out, struct berth_proxy *p,
 			  const struct berth_proxy_target *t, const char *name, const char *digest, const char *tag,
 			  struct berth_proxy_pending **pending)
 {
-	char path[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 32], got[BERTH_DIGEST_STR_MAX];
+	char path[BERTH_NAME_MAX + BERTH_TAG_MAX + BERTH_DIGEST_STR_MAX + 32], got[BERTH_DIGEST_STR_MAX];
 	struct berth_buf body = BERTH_BUF_INIT(berth_registry_manifest_max(p->reg));
 	struct berth_upstream_result res;
 	enum berth_digest_alg alg;
 	const char *ct;
+	const char *ref = digest ? digest : tag;
 
-	snprintf(path, sizeof(path), "/v2/%s/manifests/%s", t->remote, digest);
+	snprintf(path, sizeof(path), "/v2/%s/manifests/%s", t->remote, ref);
 	struct berth_upstream_call call = { .method = "GET", .path = path, .repo = t->remote,
 					    .accept = BERTH_PROXY_ACCEPT, .on_body = collect_body,
 					    .payload = &body, .timeout_ms = MANIFEST_TIMEOUT_MS };
 	int rc = berth_upstream_call(&res, t->route->upstream, &call);
 	if (rc < 0 || res.status != 200) {
-		log_upstream_failure(t, "manifest", name, digest, rc, &res);
+		log_upstream_failure(t, digest ? "manifest" : "tag", name, ref, rc, &res);
 		berth_buf_release(&body);
 		return rc == 0 && res.status == 404 ? BERTH_ENOTFOUND : BERTH_ERROR;
 	}
-	if (berth_digest_parse(digest, &alg, NULL) < 0)
+	if (!digest && berth_digest_valid(res.digest))
+		digest = res.digest; /* by tag: the digest the upstream gives, else the body's sha256 */
+	if (!digest || berth_digest_parse(digest, &alg, NULL) < 0)
 		alg = BERTH_ALG_SHA256;
 	berth_digest_bytes(alg, body.data ? body.data : "", body.len, got);
+	if (!digest)
+		digest = got;
 	if (strcmp(got, digest) != 0) {
 		berth_error("upstream %s: manifest %s@%s does not match its digest (got %s)",
 			    berth_upstream_label(t->route->upstream), name, digest, got);
@@ -453,6 +459,17 @@ static int manifest_by_digest(struct berth_manifest_content *out, struct berth_p
 	return fetch_manifest(out, p, t, name, digest, tag, pending);
 }
 
+/* 0 when name has no tag tag cached (no manifest to compare the upstream's with), else 1 (also
+ * when storage cannot say: the tag is then asked as when cached). */
+static int tag_cached(struct berth_proxy *p, const char *name, const char *tag)
+{
+	int64_t pushed;
+	int rc = berth_tag_pushed(&pushed, p->reg, name, tag);
+	if (rc < 0)
+		berth_err_clear();
+	return rc != BERTH_ENOTFOUND;
+}
+
 int berth_proxy_manifest_get(struct berth_manifest_content *out, struct berth_proxy *p, const char *name,
 			     const char *reference, struct berth_proxy_pending **pending)
 {
@@ -464,7 +481,11 @@ int berth_proxy_manifest_get(struct berth_manifest_content *out, struct berth_pr
 		return BERTH_ENOTFOUND;
 	if (strchr(reference, ':'))
 		return manifest_by_digest(out, p, &t, name, reference, NULL, pending);
-	/* By tag: the upstream says which manifest the tag names now. */
+	/* By tag, not cached: the manifest the tag names now, in one call. (Cached: the upstream's
+	 * digest first, so that a tag naming what is cached already costs no manifest transfer.) */
+	if (!tag_cached(p, name, reference)) {
+		return fetch_manifest(out, p, &t, name, NULL, reference, pending);
+	}
 	snprintf(path, sizeof(path), "/v2/%s/manifests/%s", t.remote, reference);
 	struct berth_upstream_call call = { .method = "HEAD", .path = path, .repo = t.remote,
 					    .accept = BERTH_PROXY_ACCEPT, .timeout_ms = MANIFEST_TIMEOUT_MS };

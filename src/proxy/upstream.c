@@ -30,6 +30,7 @@
 #define SCOPE_MAX (BERTH_NAME_MAX + 32)
 #define DEFAULT_TOKEN_SECONDS 60 /* the token spec's default expires_in */
 #define CREDHELPER_TIMEOUT_MS 10000L /* a credential helper's run taking longer is killed */
+#define IDLE_HANDLES_MAX 64    /* more idle at once (a burst past the proxy's threads) are closed */
 
 enum auth_scheme { AUTH_NONE, AUTH_BASIC, AUTH_BEARER };
 
@@ -70,38 +71,86 @@ struct berth_upstream {
 	int open;              /* the circuit: calls fail at once until open_until_ms */
 	int probing;           /* open, cool-down over: one call is asking */
 	int64_t open_until_ms; /* CLOCK_MONOTONIC */
+	/* The curl handles not in a call, each keeping its connections to the upstream (and to its
+	 * token realm) open: a call takes the one last given back, so calls one after the other
+	 * reuse one connection whatever thread makes them. Their TLS sessions and DNS answers are
+	 * shared (curl does not support sharing connections themselves between threads). */
+	pthread_mutex_t idle_lock;
+	CURL *idle[IDLE_HANDLES_MAX];
+	size_t n_idle;
+	CURLSH *share;
+	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 };
 
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct upstream_stats *all_stats;
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 
-/* One curl handle per thread, kept between calls: its connection cache reuses the upstream's
- * connections (and TLS sessions), which a cold pull of many blobs notices. Freed at thread exit. */
-static pthread_key_t handle_key;
-
-static void free_handle(void *h)
-{
-	curl_easy_cleanup(h);
-}
-
 static void init_curl(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	pthread_key_create(&handle_key, free_handle);
 }
 
-static CURL *thread_handle(void)
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *payload)
 {
-	CURL *h = pthread_getspecific(handle_key);
+	(void)h;
+	(void)access;
+	struct berth_upstream *u = payload;
+	pthread_mutex_lock(&u->share_locks[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *payload)
+{
+	(void)h;
+	struct berth_upstream *u = payload;
+	pthread_mutex_unlock(&u->share_locks[data]);
+}
+
+/* The share of an upstream's handles: TLS sessions (a new connection resumes one instead of a
+ * full handshake) and DNS answers. NULL when curl cannot make one: the handles then go alone. */
+static CURLSH *new_share(struct berth_upstream *u)
+{
+	CURLSH *sh = curl_share_init();
+	if (sh && (curl_share_setopt(sh, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
+		   curl_share_setopt(sh, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
+		   curl_share_setopt(sh, CURLSHOPT_USERDATA, u) != CURLSHE_OK ||
+		   curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK ||
+		   curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK)) {
+		curl_share_cleanup(sh);
+		sh = NULL;
+	}
+	return sh;
+}
+
+/* A handle for one call, its connections kept from the calls before; NULL when curl cannot make
+ * one. Given back with give_handle. */
+static CURL *take_handle(struct berth_upstream *u)
+{
+	CURL *h = NULL;
+	pthread_mutex_lock(&u->idle_lock);
+	if (u->n_idle > 0)
+		h = u->idle[--u->n_idle];
+	pthread_mutex_unlock(&u->idle_lock);
 	if (!h) {
 		h = curl_easy_init();
-		if (h && pthread_setspecific(handle_key, h) != 0) {
-			curl_easy_cleanup(h);
-			h = NULL;
-		}
+		if (h && u->share)
+			curl_easy_setopt(h, CURLOPT_SHARE, u->share); /* kept by curl_easy_reset */
 	}
 	return h;
+}
+
+static void give_handle(struct berth_upstream *u, CURL *h)
+{
+	if (!h)
+		return;
+	curl_easy_reset(h); /* keeps the connections, drops pointers into the call */
+	pthread_mutex_lock(&u->idle_lock);
+	if (u->n_idle < IDLE_HANDLES_MAX) {
+		u->idle[u->n_idle++] = h;
+		h = NULL;
+	}
+	pthread_mutex_unlock(&u->idle_lock);
+	curl_easy_cleanup(h); /* accepts NULL */
 }
 
 /* A URL's host[:port] as Go's url.URL.Host has it (the port only when the URL names one); "" when
@@ -175,6 +224,10 @@ int berth_upstream_new(struct berth_upstream **out, const struct berth_upstream_
 	u->stats.label = u->label;
 	u->scheme = AUTH_NONE;
 	pthread_mutex_init(&u->lock, NULL);
+	pthread_mutex_init(&u->idle_lock, NULL);
+	for (size_t i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&u->share_locks[i], NULL);
+	u->share = new_share(u);
 	pthread_mutex_lock(&stats_lock);
 	u->stats.next = all_stats;
 	all_stats = &u->stats;
@@ -197,6 +250,12 @@ void berth_upstream_free(struct berth_upstream *u)
 	pthread_mutex_unlock(&stats_lock);
 	for (size_t i = 0; i < TOKEN_SLOTS; i++)
 		free(u->tokens[i].token);
+	for (size_t i = 0; i < u->n_idle; i++) /* every call is over: all are idle */
+		curl_easy_cleanup(u->idle[i]);
+	curl_share_cleanup(u->share); /* after its handles */
+	for (size_t i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&u->share_locks[i]);
+	pthread_mutex_destroy(&u->idle_lock);
 	pthread_mutex_destroy(&u->lock);
 	free(u->base);
 	free(u->username);
@@ -375,7 +434,7 @@ static int fetch_token(struct berth_upstream *u, const struct berth_challenge *c
 	char *user = NULL, *pass = NULL;
 
 	scope_for(scope, sizeof(scope), repo);
-	CURL *curl = curl_easy_init();
+	CURL *curl = take_handle(u);
 	if (!curl)
 		return berth_err_set(BERTH_ERROR, "cannot set up the token request");
 	char *realm_host = url_authority(ch->realm);
@@ -441,7 +500,7 @@ static int fetch_token(struct berth_upstream *u, const struct berth_challenge *c
 	free(user);
 	free(pass);
 	berth_buf_release(&body);
-	curl_easy_cleanup(curl);
+	give_handle(u, curl);
 	return rc;
 }
 
@@ -663,15 +722,16 @@ int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream
 	memset(res, 0, sizeof(*res));
 	res->length = -1;
 	pthread_once(&curl_once, init_curl);
-	t.curl = thread_handle();
+	t.curl = take_handle(u);
 	if (!t.curl) {
 		rc = berth_err_set(BERTH_ERROR, "cannot set up the request");
 		goto out;
 	}
 	if (!breaker_admit(u)) { /* nothing is asked: nothing to record */
 		atomic_fetch_add(&u->stats.errors, 1);
-		return berth_err_set(BERTH_ERROR, "circuit open after %d calls in a row without an answer",
-				     BREAKER_FAILURES);
+		rc = berth_err_set(BERTH_ERROR, "circuit open after %d calls in a row without an answer",
+				   BREAKER_FAILURES);
+		goto out;
 	}
 	if (call->accept) {
 		char *h = berth_asprintf("Accept: %s", call->accept);
@@ -721,7 +781,6 @@ int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream
 	start(&t); /* a HEAD, an error status or an empty body: nothing started it */
 out:
 	curl_slist_free_all(base);
-	if (t.curl)
-		curl_easy_reset(t.curl); /* keeps the connections, drops pointers into this call */
+	give_handle(u, t.curl);
 	return rc;
 }

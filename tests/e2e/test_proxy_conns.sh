@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# End-to-end: berth as a pull-through cache keeps its upstream connections between calls,
+# whichever of its threads makes them. Cold calls one after the other go over one connection;
+# a cold skopeo pull makes fewer connections than calls. Counted in the upstream's log (each
+# request's remote address and port), never timed.
+set -euo pipefail
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+e2e_init
+need_cmd skopeo
+need_cmd curl
+need_cmd docker-registry
+need_berth
+
+step "generate test images; the upstream holds them"
+IMG="$WORK/img"
+E2E_BIG_SIZE=1048576 make_images "$IMG"
+start_distribution "$WORK/up"
+UP_LOG=$DIST_LOG
+for i in multi docker; do
+  sk_copy "$(img_ref "$IMG/$i")" "docker://$DIST_HOST/e2e/$i:v1" --preserve-digests
+done
+
+# start_cache ROOT: berth caching the upstream. Sets what start_berth sets.
+start_cache() {
+  local dir="$WORK/cache.$RANDOM"
+  mkdir -p "$dir"
+  printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nproxy:\n  remoteurl: http://%s\n' \
+    "$1" "$DIST_HOST" >"$dir/config.yml"
+  BERTH_CONFIG="$dir/config.yml" start_berth "$1"
+}
+
+# berth_calls: "REQUESTS CONNECTIONS" berth made to the upstream so far (its user agent; one
+# connection per remote port).
+berth_calls() {
+  grep 'msg="response completed' "$UP_LOG" | grep 'http.request.useragent="\?berth/' |
+    sed -n 's/.*http.request.remoteaddr="\{0,1\}\([^" ]*\).*/\1/p' | sort | uniq -c |
+    awk '{r += $1; c++} END {print r + 0, c + 0}'
+}
+
+# berth_asked METHOD URI_REGEX: how many such requests berth made to the upstream so far.
+berth_asked() {
+  grep 'msg="response completed' "$UP_LOG" | grep 'http.request.useragent="\?berth/' |
+    grep "http.request.method=\"\?$1\"\? " | grep -c "http.request.uri=\"\?$2\"\? " || true
+}
+
+step "cold calls one after the other share one upstream connection"
+start_cache "$WORK/cache1"
+ACCEPT='application/vnd.oci.image.manifest.v1+json'
+curl -sf -H "Accept: $ACCEPT" -o "$WORK/manifest" "http://$BERTH_HOST/v2/e2e/multi/manifests/v1" ||
+  fail "manifest by tag through berth"
+n=1
+for d in $(img_blobs "$IMG/multi" | awk '$1 == "L" {print $2}'); do
+  got=$(curl -sf "http://$BERTH_HOST/v2/e2e/multi/blobs/$d" | sha256sum | cut -d' ' -f1)
+  [ "sha256:$got" = "$d" ] || fail "blob $d through berth: got sha256:$got"
+  n=$((n + 1))
+done
+[ "$n" -ge 4 ] || fail "the multi image has $((n - 1)) blobs: too few to tell"
+read -r requests conns < <(berth_calls)
+log "$n cold calls: $requests upstream requests on $conns connections"
+[ "$requests" -ge "$n" ] || fail "berth made $requests upstream requests for $n cold calls"
+[ "$conns" -eq 1 ] || fail "berth opened $conns upstream connections for $requests requests made one after the other"
+# A tag not cached is one GET (no HEAD for its digest: nothing cached to compare it with).
+[ "$(berth_asked HEAD '/v2/e2e/multi/manifests/v1')" -eq 0 ] || fail "berth asked for the digest of a tag not cached"
+[ "$(berth_asked GET '/v2/e2e/multi/manifests/v1')" -eq 1 ] || fail "berth did not GET the cold tag once"
+
+step "a cached tag is asked with a HEAD: no manifest transfer when it has not moved"
+# (The first answer does not wait for the store: the tag is cached once its link is written.)
+eventually test -f "$WORK/cache1/docker/registry/v2/repositories/e2e/multi/_manifests/tags/v1/current/link"
+curl -sf -H "Accept: $ACCEPT" -o "$WORK/manifest2" "http://$BERTH_HOST/v2/e2e/multi/manifests/v1" ||
+  fail "cached tag through berth"
+cmp -s "$WORK/manifest" "$WORK/manifest2" || fail "the cached tag's manifest differs from the first answer"
+[ "$(berth_asked HEAD '/v2/e2e/multi/manifests/v1')" -ge 1 ] || fail "berth did not ask the upstream for a cached tag's digest"
+[ "$(berth_asked GET '/v2/e2e/multi/manifests/v1')" -eq 1 ] || fail "berth fetched a cached tag's manifest again"
+[ "$(berth_asked GET '/v2/e2e/multi/manifests/sha256:[0-9a-f]*')" -eq 0 ] || fail "berth fetched a cached manifest by digest"
+read -r requests conns < <(berth_calls)
+stop_server "$BERTH_PID"
+
+step "a cold skopeo pull makes fewer connections than requests"
+start_cache "$WORK/cache2"
+mkdir -p "$WORK/pull"
+sk_copy "docker://$BERTH_HOST/e2e/docker:v1" "dir:$WORK/pull/docker" --preserve-digests
+assert_same_image "$IMG/docker" "$WORK/pull/docker"
+read -r requests2 conns2 < <(berth_calls)
+requests2=$((requests2 - requests))
+conns2=$((conns2 - conns))
+log "cold skopeo pull: $requests2 upstream requests on $conns2 connections"
+# The tag's HEAD and GET come one after the other: at least those two share one.
+[ "$conns2" -ge 1 ] && [ "$conns2" -lt "$requests2" ] ||
+  fail "berth opened $conns2 upstream connections for $requests2 requests of a cold pull"
