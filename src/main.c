@@ -554,17 +554,17 @@ static int serve(const struct berth_config *cfg, struct berth_server_options *so
 		berth_storage_free(driver);
 		goto out_http;
 	}
-	struct berth_redis_cache *redis = NULL;
-	if (berth_serve_redis_cache(&redis, cfg) < 0) {
-		berth_storage_free(driver);
-		goto out_http;
-	}
 	/* A read-only registry deletes nothing: the collection is not run (said below). */
 	int gc_online = cfg->gc.enabled && !cfg->readonly;
 	if (gc_online && !berth_storage_can_touch(driver)) {
 		berth_error("configuration error: storage.maintenance.gc.enabled: refused: the %s driver "
 			    "cannot refresh a blob's age, which online garbage collection needs (run "
 			    "berth garbage-collect offline instead)", driver->name);
+		berth_storage_free(driver);
+		goto out_http;
+	}
+	struct berth_redis_cache *redis = NULL;
+	if (berth_serve_redis_cache(&redis, cfg) < 0) {
 		berth_storage_free(driver);
 		goto out_http;
 	}

@@ -175,11 +175,11 @@ void berth_api_tags(struct berth_request *req)
 	if (!berth_req_query(req, "n") && !berth_req_query(req, "last")) {
 		/* The whole list: its JSON is kept with it, and sent from there (a 10,000-tag list is
 		 * ~100 KB a copy would cost each request); the response holds the list's reference. */
-		struct MHD_Response *resp = berth_resp_borrow(tags->json, tags->json_len, release_tags,
-							      (void *)tags);
+		size_t len = tags->json_len; /* tags may be gone once borrowing fails */
+		struct MHD_Response *resp = berth_resp_borrow(tags->json, len, release_tags, (void *)tags);
 		if (resp)
 			MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-		berth_req_send(req, MHD_HTTP_OK, resp, tags->json_len);
+		berth_req_send(req, MHD_HTTP_OK, resp, len);
 		return;
 	} else {
 		snprintf(link_path, sizeof(link_path), "/v2/%s/tags/list", ar->name);

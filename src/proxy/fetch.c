@@ -203,13 +203,19 @@ static int finish(struct shared_fetch *sf, int rc, const struct berth_upstream_r
 			if (p->scheduler && sf->target.route->ttl_ms > 0)
 				berth_scheduler_add(p->scheduler, BERTH_SCHED_BLOB, sf->name, sf->digest,
 						    sf->target.route->ttl_ms);
-		} else if (rc == BERTH_EDIGEST) {
-			berth_error("upstream %s: blob %s@%s does not match its digest: not stored",
-				    berth_upstream_label(sf->target.route->upstream), sf->name, sf->digest);
-		} else {
+		} else if (sf->verified) {
 			/* a storage failure after a whole, verified transfer still serves the readers */
 			berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
 			rc = 0;
+		} else {
+			/* not verified (a mismatch, or the check itself failed): nothing reaches the
+			 * readers as done, and the session's bytes go now, not at the next purge */
+			if (rc == BERTH_EDIGEST)
+				berth_error("upstream %s: blob %s@%s does not match its digest: not stored",
+					    berth_upstream_label(sf->target.route->upstream), sf->name, sf->digest);
+			else
+				berth_error("cannot verify blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
+			berth_upload_cancel(sf->upload);
 		}
 	} else {
 		berth_upload_cancel(sf->upload);

@@ -722,15 +722,15 @@ int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream
 	memset(res, 0, sizeof(*res));
 	res->length = -1;
 	pthread_once(&curl_once, init_curl);
-	t.curl = take_handle(u);
-	if (!t.curl) {
-		rc = berth_err_set(BERTH_ERROR, "cannot set up the request");
-		goto out;
-	}
-	if (!breaker_admit(u)) { /* nothing is asked: nothing to record */
+	if (!breaker_admit(u)) { /* nothing is asked: nothing to record, no handle taken */
 		atomic_fetch_add(&u->stats.errors, 1);
 		rc = berth_err_set(BERTH_ERROR, "circuit open after %d calls in a row without an answer",
 				   BREAKER_FAILURES);
+		goto out;
+	}
+	t.curl = take_handle(u);
+	if (!t.curl) {
+		rc = berth_err_set(BERTH_ERROR, "cannot set up the request");
 		goto out;
 	}
 	if (call->accept) {
