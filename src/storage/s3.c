@@ -219,11 +219,13 @@ static int s3_get_content(char **out, size_t *out_len, struct berth_storage_driv
 	return rc;
 }
 
-/* PUT of a whole object with the configured object headers. */
-static int put_object(struct s3_driver *d, const char *key, const void *buf, size_t n)
+/* PUT of a whole object with the configured object headers: buf, or body_file if not NULL. */
+static int put_object(struct s3_driver *d, const char *key, const void *buf, size_t n,
+		      struct s3_body_file *body_file)
 {
 	struct s3_req q = { .method = "PUT", .key = key, .body = buf ? buf : "", .body_len = n,
-			    .headers = d->object_headers, .out = BERTH_BUF_INIT(S3_META_CAP) };
+			    .body_file = body_file, .headers = d->object_headers,
+			    .out = BERTH_BUF_INIT(S3_META_CAP) };
 	int rc = berth_s3__call(d, &q);
 	berth_s3__req_release(&q);
 	return rc;
@@ -235,7 +237,7 @@ static int s3_put_content(struct berth_storage_driver *base, const char *path, c
 	if (!is_valid_object(path))
 		return BERTH_EINVALID;
 	char *key = key_of(d, path);
-	int rc = put_object(d, key, buf, n);
+	int rc = put_object(d, key, buf, n, NULL);
 	free(key);
 	return rc;
 }
@@ -528,8 +530,7 @@ struct s3_writer {
 	char *key;
 	struct s3_mpu mpu;     /* open upload, if id is set */
 	uint64_t copy_base;    /* bytes of the stored object to copy in when an upload starts */
-	char *buf;             /* the one part buffered: chunksize bytes */
-	size_t buflen;
+	struct s3_parts parts; /* bytes not in a stored part yet (spooled, s3_spool.c) */
 	int dirty;             /* something written is not stored yet (or the object is to be
 				* created or replaced) */
 	int mpu_found;         /* mpu was left open by an earlier writer (it holds their bytes) */
@@ -544,7 +545,8 @@ struct s3_writer {
 static uint64_t s3_writer_size(struct berth_writer *base)
 {
 	struct s3_writer *w = (struct s3_writer *)base;
-	return w->copy_base + w->mpu.bytes + w->buflen;
+	return w->copy_base + w->mpu.bytes + berth_s3__parts_pending(&w->parts) +
+	       berth_s3__parts_filling(&w->parts);
 }
 
 /* Starts a multipart upload whose first parts are the stored object's copy_base bytes. */
@@ -559,15 +561,21 @@ static int writer_start_upload(struct s3_writer *w)
 	return rc;
 }
 
-/* Uploads the buffer as the next part. */
-static int writer_upload_buffer(struct s3_writer *w)
+/* Sends the part being filled as the next part: now (sync), or on its own thread while the
+ * next one fills. */
+static int writer_send_part(struct s3_writer *w, int sync)
 {
 	int rc = 0;
 	if (w->mpu.id == NULL && (rc = writer_start_upload(w)) < 0)
 		return rc;
-	if ((rc = berth_s3__mpu_upload_part(w->d, w->key, &w->mpu, w->buf, w->buflen)) == 0)
-		w->buflen = 0;
-	return rc;
+	return sync ? berth_s3__parts_send_now(&w->parts, &w->mpu) : berth_s3__parts_send(&w->parts, &w->mpu);
+}
+
+/* Stores the part being filled as the whole object (one PUT). */
+static int writer_put_object(struct s3_writer *w)
+{
+	struct s3_body_file body = berth_s3__parts_filling_body(&w->parts);
+	return put_object(w->d, w->key, NULL, 0, body.len ? &body : NULL);
 }
 
 /* Positions the writer after the object stored on the key: one of a part or more is copied in
@@ -589,13 +597,8 @@ static int writer_continue_object(struct s3_writer *w)
 		return 0;
 	}
 	struct s3_req g = { .method = "GET", .key = w->key, .out = BERTH_BUF_INIT(d->chunksize) };
-	if ((rc = berth_s3__call(d, &g)) == 0) {
-		if (w->buf == NULL)
-			w->buf = berth_malloc(d->chunksize);
-		w->buflen = g.out.len;
-		if (g.out.len)
-			memcpy(w->buf, g.out.data, g.out.len);
-	}
+	if ((rc = berth_s3__call(d, &g)) == 0 && g.out.len)
+		rc = berth_s3__parts_append(&w->parts, g.out.data, g.out.len);
 	berth_s3__req_release(&g);
 	return rc;
 }
@@ -633,17 +636,14 @@ static int s3_writer_write(struct berth_writer *base, const void *data, size_t n
 	if (rc < 0)
 		return rc;
 	while (n > 0) {
-		if (w->buf == NULL)
-			w->buf = berth_malloc(w->d->chunksize);
-		size_t k = w->d->chunksize - w->buflen;
-		if (k > n)
-			k = n;
-		memcpy(w->buf + w->buflen, p, k);
-		w->buflen += k;
+		uint64_t room = w->d->chunksize - berth_s3__parts_filling(&w->parts);
+		size_t k = room < n ? (size_t)room : n;
+		if ((rc = berth_s3__parts_append(&w->parts, p, k)) < 0)
+			return rc;
 		w->dirty = 1;
 		p += k;
 		n -= k;
-		if (w->buflen == w->d->chunksize && (rc = writer_upload_buffer(w)) < 0)
+		if (berth_s3__parts_filling(&w->parts) == w->d->chunksize && (rc = writer_send_part(w, 0)) < 0)
 			return rc;
 	}
 	return 0;
@@ -667,13 +667,15 @@ static int s3_writer_flush(struct berth_writer *base)
 		return rc;
 	if (!w->dirty && w->mpu.id == NULL)
 		return 0; /* an upload found closed became the object */
+	if ((rc = berth_s3__parts_wait(&w->parts, &w->mpu)) < 0)
+		return rc;
 	if (w->mpu.id == NULL && w->copy_base == 0) {
-		if ((rc = put_object(w->d, w->key, w->buf, w->buflen)) == 0)
+		if ((rc = writer_put_object(w)) == 0)
 			w->dirty = 0;
 		return rc;
 	}
-	if (w->buflen > 0 || w->mpu.id == NULL) {
-		if ((rc = writer_upload_buffer(w)) < 0)
+	if (berth_s3__parts_filling(&w->parts) > 0 || w->mpu.id == NULL) {
+		if ((rc = writer_send_part(w, 1)) < 0)
 			return rc;
 	}
 	uint64_t size = w->mpu.bytes;
@@ -704,10 +706,13 @@ static int s3_writer_suspend(struct berth_writer *base)
 	int rc = writer_prepare_append(w);
 	if (rc < 0)
 		return rc;
-	if (w->mpu.id == NULL && w->copy_base == 0 && w->buflen < S3_MIN_PART)
-		rc = put_object(w->d, w->key, w->buf, w->buflen);
-	else if (w->buflen > 0)
-		rc = writer_upload_buffer(w);
+	if ((rc = berth_s3__parts_wait(&w->parts, &w->mpu)) < 0)
+		return rc;
+	uint64_t filling = berth_s3__parts_filling(&w->parts);
+	if (w->mpu.id == NULL && w->copy_base == 0 && filling < S3_MIN_PART)
+		rc = writer_put_object(w);
+	else if (filling > 0)
+		rc = writer_send_part(w, 1);
 	if (rc == 0)
 		w->dirty = 0;
 	return rc;
@@ -717,12 +722,12 @@ static int s3_writer_cancel(struct berth_writer *base)
 {
 	struct s3_writer *w = (struct s3_writer *)base;
 	int rc = 0;
+	berth_s3__parts_discard(&w->parts); /* a part in flight ends before its upload is aborted */
 	if (w->mpu.id)
 		rc = berth_s3__mpu_abort(w->d, w->key, &w->mpu);
 	/* A staged writer never stored the object: what is there is someone else's. */
 	int rc2 = w->staged ? 0 : delete_object(w->d, w->key);
 	w->cancelled = 1;
-	w->buflen = 0;
 	w->copy_base = 0;
 	w->dirty = 0;
 	return rc < 0 ? rc : rc2;
@@ -737,16 +742,18 @@ static void s3_writer_close(struct berth_writer *base)
 	 * aborted (its parts would stay billed); one found open holds an earlier writer's bytes
 	 * and stays. A staged writer keeps only what its commit made. */
 	if (w->staged) {
+		berth_s3__parts_discard(&w->parts);
 		if (w->mpu.id)
 			berth_s3__mpu_abort(w->d, w->key, &w->mpu);
 	} else if (!w->cancelled && !w->suspended && w->dirty && s3_writer_flush(base) < 0) {
 		berth_error("s3: cannot store the bytes written to %s", w->key);
+		berth_s3__parts_discard(&w->parts);
 		if (w->mpu.id && !w->mpu_found)
 			berth_s3__mpu_abort(w->d, w->key, &w->mpu);
 	}
+	berth_s3__parts_release(&w->parts);
 	berth_s3__mpu_release(&w->mpu);
 	free(w->stale_id);
-	free(w->buf);
 	free(w->key);
 	free(w);
 }
@@ -799,6 +806,7 @@ static int s3_writer_open(struct berth_writer **out, struct berth_storage_driver
 					 .suspend = s3_writer_suspend };
 	w->d = d;
 	w->key = key_of(d, path);
+	berth_s3__parts_init(&w->parts, d, w->key);
 	int rc = 0;
 	if (append) {
 		rc = writer_resume(w);
@@ -850,6 +858,7 @@ static int s3_staged_writer_open(struct berth_writer **out, struct berth_storage
 					 .suspend = s3_writer_unsupported };
 	w->d = d;
 	w->key = key_of(d, path);
+	berth_s3__parts_init(&w->parts, d, w->key);
 	w->staged = 1;
 	w->dirty = 1; /* a commit stores the object even if nothing was written */
 	*out = &w->base;

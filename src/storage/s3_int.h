@@ -20,6 +20,7 @@
 #define S3_META_CAP (64u << 20)           /* largest XML answer read */
 #define S3_DELETE_BATCH 1000u             /* DeleteObjects' limit */
 #define S3_IDLE_HANDLES 16u
+#define S3_UPLOAD_BUFFER (128L << 10)     /* curl's buffer for a body sent from a file */
 #define S3_PRESIGN_SECONDS 1200           /* Distribution's 20 minutes */
 
 struct s3_driver {
@@ -37,6 +38,13 @@ struct s3_driver {
 	size_t n_idle;
 };
 
+/* A request body read from a file (a writer's spooled part, s3_spool.c) rather than memory. */
+struct s3_body_file {
+	int fd;
+	uint64_t len;  /* the body is bytes [0, len) of fd */
+	uint64_t pos;  /* the next byte curl reads (back to 0 on every attempt) */
+};
+
 /* One request and what came back. */
 struct s3_req {
 	const char *method;     /* "GET", "HEAD", "PUT", "POST", "DELETE" */
@@ -44,6 +52,7 @@ struct s3_req {
 	const char *query;      /* canonical (sorted, encoded) query string, or NULL */
 	const void *body;
 	size_t body_len;
+	struct s3_body_file *body_file; /* instead of body (a PUT): borrowed */
 	struct curl_slist *headers; /* borrowed, extra request headers */
 	/* Signed by berth, not curl: curl 7.88 sorts the canonical headers as "name:value" lines,
 	 * so x-amz-copy-source-range lands before x-amz-copy-source and the signature is wrong. */
@@ -127,9 +136,13 @@ void berth_s3__sigv4_signature(const struct s3_driver *d, const char *date, cons
 void berth_s3__mpu_release(struct s3_mpu *m);
 /* CreateMultipartUpload with the driver's object headers: sets m->id. */
 int berth_s3__mpu_create(struct s3_driver *d, const char *key, struct s3_mpu *m);
-/* Uploads n bytes as the next part (BERTH_ETOOLARGE past 10,000 parts). */
-int berth_s3__mpu_upload_part(struct s3_driver *d, const char *key, struct s3_mpu *m, const void *buf,
-			      size_t n);
+/* UploadPart of body as part `number` of the upload upload_id on key: 0 with the part's ETag,
+ * BERTH_ETOOLARGE past 10,000 parts, or another BERTH_E* code. Touches no struct s3_mpu, so it
+ * may run on a thread of its own (s3_spool.c). Blocks. */
+int berth_s3__mpu_put_part(struct s3_driver *d, const char *key, const char *upload_id, unsigned number,
+			   struct s3_body_file *body, char etag[130]);
+/* Records a part stored (its number, ETag and size) in m. */
+void berth_s3__mpu_add_part(struct s3_mpu *m, unsigned number, const char *etag, uint64_t size);
 /* Copies bytes [0, size) of src_key as the next parts (UploadPartCopy), in pieces of the
  * driver's copy_chunksize. */
 int berth_s3__mpu_copy_parts(struct s3_driver *d, const char *key, struct s3_mpu *m, const char *src_key,
@@ -149,6 +162,57 @@ int berth_s3__mpu_list(struct s3_driver *d, const char *prefix, berth_s3_upload_
 int berth_s3__mpu_find(struct s3_driver *d, const char *key, struct s3_mpu *m);
 /* Lists the parts of m->id into m. */
 int berth_s3__mpu_list_parts(struct s3_driver *d, const char *key, struct s3_mpu *m);
+
+/* ---- s3_spool.c ---- */
+
+/* Bytes waiting in an unlinked temporary file (see s3_spool.c). */
+struct s3_spool {
+	int fd;        /* -1 until the first byte */
+	uint64_t len;
+};
+
+/*
+ * A writer's bytes not in a stored part yet: the part being filled, and at most one full part
+ * on its way to S3 on a thread of its own meanwhile (the "pending" part: sent, or sent again
+ * by berth_s3__parts_wait after a failure, and only then recorded in the upload). Both wait in
+ * spool files, not in memory. Used by one thread at a time (the writer's).
+ */
+struct s3_parts {
+	struct s3_driver *d;
+	const char *key;       /* borrowed from the writer */
+	struct s3_spool spool[2];
+	int filling;           /* spool[filling] is filled; spool[!filling] is the pending part */
+	int pending;
+	unsigned pending_number;
+	char *pending_upload;  /* the upload id the pending part belongs to */
+	pthread_t thread;
+	int running;           /* the thread was started and is not joined yet */
+	int sent_rc;           /* its answer */
+	char sent_etag[130];
+};
+
+void berth_s3__parts_init(struct s3_parts *p, struct s3_driver *d, const char *key);
+/* Bytes in the part being filled / in the pending part. */
+uint64_t berth_s3__parts_filling(const struct s3_parts *p);
+uint64_t berth_s3__parts_pending(const struct s3_parts *p);
+/* Appends n bytes to the part being filled: 0, or BERTH_ERROR / BERTH_ENOSPC (logged) when the
+ * temporary file cannot be created or written. */
+int berth_s3__parts_append(struct s3_parts *p, const void *buf, size_t n);
+/* The part being filled as a request body (borrowed; valid until the next call on p). */
+struct s3_body_file berth_s3__parts_filling_body(struct s3_parts *p);
+/* Waits for the pending part (a part that failed is sent again now) and records it in m: 0,
+ * or the send's error (the part stays pending). Blocks. */
+int berth_s3__parts_wait(struct s3_parts *p, struct s3_mpu *m);
+/* Makes the part being filled the next part of m, sent on a thread of its own while the next
+ * one fills (after waiting for the previous one: one part at most is in flight). 0 or the
+ * error of the previous part. */
+int berth_s3__parts_send(struct s3_parts *p, struct s3_mpu *m);
+/* Sends the part being filled as the next part of m now (after the pending one). Blocks. */
+int berth_s3__parts_send_now(struct s3_parts *p, struct s3_mpu *m);
+/* Forgets both parts (a pending send is waited for first, and its part not recorded). */
+void berth_s3__parts_discard(struct s3_parts *p);
+/* berth_s3__parts_discard, and the temporary files are closed. */
+void berth_s3__parts_release(struct s3_parts *p);
 
 /* ---- s3_touch.c ---- */
 

@@ -18,16 +18,13 @@ void berth_s3__mpu_release(struct s3_mpu *m)
 	m->bytes = 0;
 }
 
-static void mpu_add_part(struct s3_mpu *m, unsigned number, const char *etag, size_t etag_len, uint64_t size)
+void berth_s3__mpu_add_part(struct s3_mpu *m, unsigned number, const char *etag, uint64_t size)
 {
 	m->parts = berth_realloc(m->parts, (m->n_parts + 1) * sizeof(*m->parts));
 	struct s3_part *p = &m->parts[m->n_parts++];
 	p->number = number;
 	p->size = size;
-	if (etag_len >= sizeof(p->etag))
-		etag_len = sizeof(p->etag) - 1;
-	memcpy(p->etag, etag, etag_len);
-	p->etag[etag_len] = '\0';
+	snprintf(p->etag, sizeof(p->etag), "%s", etag);
 	m->bytes += size;
 }
 
@@ -48,28 +45,32 @@ int berth_s3__mpu_create(struct s3_driver *d, const char *key, struct s3_mpu *m)
 	return rc;
 }
 
-static char *mpu_query(const struct s3_mpu *m, unsigned part)
+static char *upload_query(const char *upload_id, unsigned part)
 {
 	struct berth_buf b = BERTH_BUF_INIT(SIZE_MAX);
 	if (part)
 		berth_buf_printf(&b, "partNumber=%u&", part);
 	berth_buf_printf(&b, "uploadId=");
-	berth_s3__query_escape(&b, m->id);
+	berth_s3__query_escape(&b, upload_id);
 	return berth_buf_detach(&b, NULL);
 }
 
-int berth_s3__mpu_upload_part(struct s3_driver *d, const char *key, struct s3_mpu *m, const void *buf,
-			   size_t n)
+static char *mpu_query(const struct s3_mpu *m, unsigned part)
 {
-	if (m->n_parts >= S3_MAX_PARTS)
+	return upload_query(m->id, part);
+}
+
+int berth_s3__mpu_put_part(struct s3_driver *d, const char *key, const char *upload_id, unsigned number,
+			   struct s3_body_file *body, char etag[130])
+{
+	if (number > S3_MAX_PARTS)
 		return BERTH_ETOOLARGE;
-	unsigned number = (unsigned)m->n_parts + 1;
-	char *query = mpu_query(m, number);
-	struct s3_req q = { .method = "PUT", .key = key, .query = query, .body = buf, .body_len = n,
+	char *query = upload_query(upload_id, number);
+	struct s3_req q = { .method = "PUT", .key = key, .query = query, .body_file = body,
 			    .out = BERTH_BUF_INIT(S3_META_CAP) };
 	int rc = berth_s3__call(d, &q);
 	if (rc == 0)
-		mpu_add_part(m, number, q.etag, strlen(q.etag), n);
+		snprintf(etag, 130, "%s", q.etag);
 	berth_s3__req_release(&q);
 	free(query);
 	return rc;
@@ -95,7 +96,7 @@ static int mpu_copy_part(struct s3_driver *d, const char *key, struct s3_mpu *m,
 		const char *etag = s3_xml_find(q.out.data, q.out.data + q.out.len, "ETag", &n, NULL);
 		char *e = etag ? s3_xml_unescape(etag, n) : NULL;
 		if (e)
-			mpu_add_part(m, number, e, strlen(e), to - from);
+			berth_s3__mpu_add_part(m, number, e, to - from);
 		else
 			rc = BERTH_ERROR;
 		free(e);
@@ -260,7 +261,7 @@ int berth_s3__mpu_list_parts(struct s3_driver *d, const char *key, struct s3_mpu
 				if (num && etag && size) {
 					char *et = s3_xml_unescape(etag, en);
 					marker = (unsigned)strtoul(num, NULL, 10);
-					mpu_add_part(m, marker, et, strlen(et), strtoull(size, NULL, 10));
+					berth_s3__mpu_add_part(m, marker, et, strtoull(size, NULL, 10));
 					free(et);
 				}
 				p = after;

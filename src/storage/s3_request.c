@@ -11,6 +11,7 @@
 #include "storage/s3_xml.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <stdio.h>
@@ -142,6 +143,37 @@ void berth_s3__error_code(const struct s3_req *q, char *out, size_t outlen)
 	out[n] = '\0';
 }
 
+/* curl's read callback of a body from a file. */
+static size_t on_read_file(char *buf, size_t size, size_t n, void *arg)
+{
+	struct s3_body_file *f = arg;
+	size_t want = size * n;
+	if (want > f->len - f->pos)
+		want = (size_t)(f->len - f->pos);
+	if (want == 0)
+		return 0;
+	ssize_t got;
+	do
+		got = pread(f->fd, buf, want, (off_t)f->pos);
+	while (got < 0 && errno == EINTR);
+	if (got <= 0) {
+		berth_error("s3: cannot read a spooled part: %s", got < 0 ? berth_err_os_text(errno) : "short file");
+		return CURL_READFUNC_ABORT;
+	}
+	f->pos += (uint64_t)got;
+	return (size_t)got;
+}
+
+/* curl rewinds a body it must send again (a connection closed under a reused handle). */
+static int on_seek_file(void *arg, curl_off_t offset, int origin)
+{
+	struct s3_body_file *f = arg;
+	if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > f->len)
+		return CURL_SEEKFUNC_CANTSEEK;
+	f->pos = (uint64_t)offset;
+	return CURL_SEEKFUNC_OK;
+}
+
 static void setup_handle(struct s3_driver *d, CURL *h, struct s3_req *q, const char *url,
 			 struct curl_slist *hdrs)
 {
@@ -169,6 +201,16 @@ static void setup_handle(struct s3_driver *d, CURL *h, struct s3_req *q, const c
 	}
 	if (strcmp(q->method, "HEAD") == 0) {
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+	} else if (q->body_file) {
+		q->body_file->pos = 0;
+		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, q->method);
+		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)q->body_file->len);
+		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read_file);
+		curl_easy_setopt(h, CURLOPT_READDATA, q->body_file);
+		curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek_file);
+		curl_easy_setopt(h, CURLOPT_SEEKDATA, q->body_file);
+		curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, S3_UPLOAD_BUFFER);
 	} else if (strcmp(q->method, "GET") != 0) {
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, q->method);
 		if (strcmp(q->method, "DELETE") != 0) {
@@ -298,7 +340,7 @@ static struct curl_slist *request_headers(const struct s3_driver *d, const struc
 	}
 	for (struct curl_slist *h = q->headers; h; h = h->next)
 		hdrs = curl_slist_append(hdrs, h->data);
-	if (q->body && !has_header(q->headers, "Content-Type"))
+	if ((q->body || q->body_file) && !has_header(q->headers, "Content-Type"))
 		hdrs = curl_slist_append(hdrs, "Content-Type: application/octet-stream");
 	return hdrs;
 }
