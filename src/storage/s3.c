@@ -5,7 +5,8 @@
  * Object keys are Distribution's: rootdirectory (without its leading '/') + the logical path,
  * so Distribution and berth read and write one bucket alike. Directories are key prefixes.
  *
- * Writers buffer at most one part (chunksize). An object smaller than a part is written with
+ * Writers hold at most two parts (chunksize), in temporary files (s3_spool.c): the one filling
+ * and the one being sent meanwhile. An object smaller than a part is written with
  * one PUT; a larger one with a multipart upload. flush/commit/close complete the upload, so
  * what was written is an object readers see (the driver contract); a later append continues
  * with a new multipart upload whose first parts are a server-side copy of the object (or, for
