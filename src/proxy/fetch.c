@@ -21,6 +21,12 @@
 #include "registry/reference.h"
 
 #define RING (1u << 20)
+/* libcurl's receive buffer for a blob: each piece costs a write, a copy into the ring and a
+ * wake-up of the readers along; its 16 KiB default made 6,400 of each for 100 MiB. */
+#define RECV_BUFFER (256L << 10)
+/* A reader along that drained the ring is woken once this much more is there for it (or the
+ * transfer's outcome is known): each wake-up resumes its connection on a polling thread. */
+#define WAKE_AFTER (64u << 10)
 
 enum fetch_state { FETCH_WAITING, FETCH_STREAMING, FETCH_DONE, FETCH_FAILED };
 
@@ -84,14 +90,16 @@ static void shared_unref(struct shared_fetch *sf)
 	free(sf);
 }
 
-/* Tells every waiting reader (those waiting for the end only at the end); called with the lock
- * held, dropped around each call. */
-static void wake_readers(struct shared_fetch *sf)
+/* Tells every waiting reader (those waiting for the end only at the end; those reading along
+ * once `more` bytes are there for them: 0 for any news); called with the lock held, dropped
+ * around each call. */
+static void wake_readers(struct shared_fetch *sf, uint64_t more)
 {
 	int ended = sf->state == FETCH_DONE || sf->state == FETCH_FAILED;
 	for (;;) {
 		struct berth_proxy_fetch *r = sf->readers;
-		while (r && !(r->attached && r->waiting && (r->joined || ended)))
+		while (r && !(r->attached && r->waiting &&
+			      (ended || (r->joined && sf->tail - r->head >= more))))
 			r = r->next;
 		if (!r)
 			return;
@@ -128,45 +136,53 @@ static void on_start(const struct berth_upstream_result *res, void *payload)
 			sf->state = FETCH_FAILED;
 			sf->failure = res->status == 404 ? BERTH_ENOTFOUND : BERTH_ERROR;
 		}
-		wake_readers(sf);
+		wake_readers(sf, 0);
 	}
 	pthread_mutex_unlock(&sf->lock);
+}
+
+/* The store's copy of a piece, after the readers along have it: their sends overlap its write
+ * and hash (the last byte still waits for the digest's verdict). */
+static void store_piece(struct shared_fetch *sf, const void *data, size_t n)
+{
+	if (!sf->upload || sf->store_failed)
+		return;
+	int rc = berth_upload_write(sf->upload, data, n);
+	if (rc < 0) {
+		/* The clients still get their bytes; the blob is just not cached this time. */
+		berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
+		sf->store_failed = 1;
+	}
 }
 
 static int on_body(const void *data, size_t n, void *payload)
 {
 	struct shared_fetch *sf = payload;
 	const char *p = data;
+	size_t left = n;
 
-	if (sf->upload && !sf->store_failed) {
-		int rc = berth_upload_write(sf->upload, data, n);
-		if (rc < 0) {
-			/* The clients still get their bytes; the blob is just not cached this time. */
-			berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
-			sf->store_failed = 1;
-		}
-	}
 	pthread_mutex_lock(&sf->lock);
 	if (sf->tail + n > sf->size) { /* more than announced */
 		pthread_mutex_unlock(&sf->lock);
 		return BERTH_ERANGE;
 	}
-	while (n > 0) {
+	while (left > 0) {
 		uint64_t pending;
 		while ((pending = unread(sf)) == RING)
 			pthread_cond_wait(&sf->cond, &sf->lock);
 		size_t room = RING - (size_t)pending;
 		size_t at = (size_t)(sf->tail % RING);
-		size_t k = n < room ? n : room;
+		size_t k = left < room ? left : room;
 		if (k > RING - at)
 			k = RING - at;
 		memcpy(sf->ring + at, p, k);
 		sf->tail += k;
 		p += k;
-		n -= k;
-		wake_readers(sf);
+		left -= k;
+		wake_readers(sf, WAKE_AFTER);
 	}
 	pthread_mutex_unlock(&sf->lock);
+	store_piece(sf, data, n);
 	return 0;
 }
 
@@ -176,7 +192,7 @@ static void release_readers(struct shared_fetch *sf)
 {
 	pthread_mutex_lock(&sf->lock);
 	sf->verified = 1;
-	wake_readers(sf);
+	wake_readers(sf, 0);
 	pthread_mutex_unlock(&sf->lock);
 }
 
@@ -250,7 +266,8 @@ static void fetch_main(void *arg)
 	}
 	snprintf(path, sizeof(path), "/v2/%s/blobs/%s", sf->target.remote, sf->digest);
 	struct berth_upstream_call call = { .method = "GET", .path = path, .repo = sf->target.remote,
-					    .on_body = on_body, .on_start = on_start, .payload = sf };
+					    .on_body = on_body, .on_start = on_start, .payload = sf,
+					    .recv_buffer = RECV_BUFFER };
 	rc = berth_upstream_call(&res, sf->target.route->upstream, &call);
 	if (!sf->upload && rc == 0 && res.status == 200) {
 		berth_error("blob %s@%s streamed but not cached: no upload session", sf->name, sf->digest);
@@ -269,7 +286,7 @@ static void fetch_main(void *arg)
 		sf->state = rc == 0 ? FETCH_DONE : FETCH_FAILED;
 		sf->failure = BERTH_ERROR;
 	}
-	wake_readers(sf);
+	wake_readers(sf, 0);
 	pthread_mutex_unlock(&sf->lock);
 	shared_unref(sf);
 }
