@@ -123,15 +123,33 @@ static uint64_t unread(const struct shared_fetch *sf)
 	return most;
 }
 
+/* The upload session the blob is stored in, opened once the upstream sends the blob (a miss or
+ * a failure stores nothing) and after the readers along were told: their answers' headers go
+ * out meanwhile. Without one, the transfer fails (fetch_main). */
+static void open_store(struct shared_fetch *sf)
+{
+	struct berth_proxy *p = sf->p;
+	char uuid[37];
+	int rc = berth_upload_create(p->reg, sf->name, uuid);
+	if (rc == 0) /* the next pull reads it: kept in memory rather than written directly */
+		rc = berth_upload_open_cached(&sf->upload, p->reg, sf->name, uuid);
+	if (rc < 0) {
+		berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
+		sf->upload = NULL;
+	}
+}
+
 static void on_start(const struct berth_upstream_result *res, void *payload)
 {
 	struct shared_fetch *sf = payload;
+	int streaming = 0;
 	pthread_mutex_lock(&sf->lock);
 	if (sf->state == FETCH_WAITING) {
 		if (res->status == 200 && res->length >= 0) {
 			sf->size = (uint64_t)res->length;
 			sf->streamed = 1;
 			sf->state = FETCH_STREAMING;
+			streaming = 1;
 		} else {
 			sf->state = FETCH_FAILED;
 			sf->failure = res->status == 404 ? BERTH_ENOTFOUND : BERTH_ERROR;
@@ -139,6 +157,8 @@ static void on_start(const struct berth_upstream_result *res, void *payload)
 		wake_readers(sf, 0);
 	}
 	pthread_mutex_unlock(&sf->lock);
+	if (streaming)
+		open_store(sf);
 }
 
 /* The store's copy of a piece, after the readers along have it: their sends overlap its write
@@ -252,23 +272,14 @@ static void forget(struct shared_fetch *sf)
 static void fetch_main(void *arg)
 {
 	struct shared_fetch *sf = arg;
-	struct berth_proxy *p = sf->p;
 	struct berth_upstream_result res;
 	char path[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 32];
-	char uuid[37];
 
-	int rc = berth_upload_create(p->reg, sf->name, uuid);
-	if (rc == 0) /* the next pull reads it: kept in memory rather than written directly */
-		rc = berth_upload_open_cached(&sf->upload, p->reg, sf->name, uuid);
-	if (rc < 0) {
-		berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
-		sf->upload = NULL;
-	}
 	snprintf(path, sizeof(path), "/v2/%s/blobs/%s", sf->target.remote, sf->digest);
 	struct berth_upstream_call call = { .method = "GET", .path = path, .repo = sf->target.remote,
 					    .on_body = on_body, .on_start = on_start, .payload = sf,
 					    .recv_buffer = RECV_BUFFER };
-	rc = berth_upstream_call(&res, sf->target.route->upstream, &call);
+	int rc = berth_upstream_call(&res, sf->target.route->upstream, &call);
 	if (!sf->upload && rc == 0 && res.status == 200) {
 		berth_error("blob %s@%s streamed but not cached: no upload session", sf->name, sf->digest);
 		rc = BERTH_ERROR; /* its digest was checked nowhere: the last byte is not handed over */
