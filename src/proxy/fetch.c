@@ -27,6 +27,9 @@
 /* A reader along that drained the ring is woken once this much more is there for it (or the
  * transfer's outcome is known): each wake-up resumes its connection on a polling thread. */
 #define WAKE_AFTER (64u << 10)
+/* The store takes the ring's bytes in pieces this large: libcurl hands the body on 16 KiB at a
+ * time whatever it reads, and each piece stored is a write and a hash update. Below RING. */
+#define STORE_BATCH (256u << 10)
 
 enum fetch_state { FETCH_WAITING, FETCH_STREAMING, FETCH_DONE, FETCH_FAILED };
 
@@ -68,6 +71,8 @@ struct shared_fetch {
 	/* The fetch thread's own. */
 	struct berth_upload *upload; /* NULL: the blob is only streamed */
 	int store_failed;
+	uint64_t store_head; /* bytes of the ring handed to the store (only this thread writes the
+			      * ring: [store_head, tail) stays there until stored) */
 };
 
 struct inflight_entry {
@@ -113,10 +118,10 @@ static void wake_readers(struct shared_fetch *sf, uint64_t more)
 	}
 }
 
-/* Bytes the slowest reader along has not taken yet (0 when none reads along). */
+/* Bytes the slowest reader along, or the store, has not taken yet. */
 static uint64_t unread(const struct shared_fetch *sf)
 {
-	uint64_t most = 0;
+	uint64_t most = sf->tail - sf->store_head;
 	for (const struct berth_proxy_fetch *r = sf->readers; r; r = r->next)
 		if (r->attached && r->joined && sf->tail - r->head > most)
 			most = sf->tail - r->head;
@@ -175,34 +180,57 @@ static void store_piece(struct shared_fetch *sf, const void *data, size_t n)
 	}
 }
 
+/* Stores the ring's bytes up to offset upto. Without the lock: the readers only read the ring,
+ * and this thread, its only writer, is here. */
+static void store_from_ring(struct shared_fetch *sf, uint64_t upto)
+{
+	while (sf->store_head < upto) {
+		size_t at = (size_t)(sf->store_head % RING);
+		size_t k = (size_t)(upto - sf->store_head);
+		if (k > RING - at)
+			k = RING - at;
+		store_piece(sf, sf->ring + at, k);
+		sf->store_head += k;
+	}
+}
+
 static int on_body(const void *data, size_t n, void *payload)
 {
 	struct shared_fetch *sf = payload;
 	const char *p = data;
-	size_t left = n;
 
 	pthread_mutex_lock(&sf->lock);
 	if (sf->tail + n > sf->size) { /* more than announced */
 		pthread_mutex_unlock(&sf->lock);
 		return BERTH_ERANGE;
 	}
-	while (left > 0) {
+	while (n > 0) {
 		uint64_t pending;
-		while ((pending = unread(sf)) == RING)
+		while ((pending = unread(sf)) == RING) {
+			if (sf->tail - sf->store_head >= STORE_BATCH) { /* room this thread makes itself */
+				uint64_t upto = sf->tail;
+				pthread_mutex_unlock(&sf->lock);
+				store_from_ring(sf, upto);
+				pthread_mutex_lock(&sf->lock);
+				continue;
+			}
 			pthread_cond_wait(&sf->cond, &sf->lock);
+		}
 		size_t room = RING - (size_t)pending;
 		size_t at = (size_t)(sf->tail % RING);
-		size_t k = left < room ? left : room;
+		size_t k = n < room ? n : room;
 		if (k > RING - at)
 			k = RING - at;
 		memcpy(sf->ring + at, p, k);
 		sf->tail += k;
 		p += k;
-		left -= k;
+		n -= k;
 		wake_readers(sf, WAKE_AFTER);
 	}
+	uint64_t tail = sf->tail;
 	pthread_mutex_unlock(&sf->lock);
-	store_piece(sf, data, n);
+	if (tail - sf->store_head >= STORE_BATCH || tail == sf->size)
+		store_from_ring(sf, tail);
 	return 0;
 }
 
@@ -228,6 +256,8 @@ static int finish(struct shared_fetch *sf, int rc, const struct berth_upstream_r
 			   (unsigned long long)sf->size, berth_err_reason(rc));
 	if (!sf->upload)
 		return rc;
+	if (rc == 0)
+		store_from_ring(sf, sf->tail); /* on_body stored the last piece already: a safeguard */
 	if (rc == 0 && !sf->store_failed) {
 		rc = berth_upload_verify(sf->upload, sf->digest);
 		if (rc == 0) {
