@@ -21,8 +21,8 @@
 #include "registry/reference.h"
 
 #define RING (1u << 20)
-/* libcurl's receive buffer for a blob: each piece costs a write, a copy into the ring and a
- * wake-up of the readers along; its 16 KiB default made 6,400 of each for 100 MiB. */
+/* libcurl's receive buffer for a blob: each read is a poll and a recv, and its 16 KiB default
+ * made 6,400 of each for 100 MiB. */
 #define RECV_BUFFER (256L << 10)
 /* A reader along that drained the ring is woken once this much more is there for it (or the
  * transfer's outcome is known): each wake-up resumes its connection on a polling thread. */
