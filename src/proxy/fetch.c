@@ -21,6 +21,15 @@
 #include "registry/reference.h"
 
 #define RING (1u << 20)
+/* libcurl's receive buffer for a blob: each read is a poll and a recv, and its 16 KiB default
+ * made 6,400 of each for 100 MiB. */
+#define RECV_BUFFER (256L << 10)
+/* A reader along that drained the ring is woken once this much more is there for it (or the
+ * transfer's outcome is known): each wake-up resumes its connection on a polling thread. */
+#define WAKE_AFTER (64u << 10)
+/* The store takes the ring's bytes in pieces this large: libcurl hands the body on 16 KiB at a
+ * time whatever it reads, and each piece stored is a write and a hash update. Below RING. */
+#define STORE_BATCH (256u << 10)
 
 enum fetch_state { FETCH_WAITING, FETCH_STREAMING, FETCH_DONE, FETCH_FAILED };
 
@@ -62,6 +71,8 @@ struct shared_fetch {
 	/* The fetch thread's own. */
 	struct berth_upload *upload; /* NULL: the blob is only streamed */
 	int store_failed;
+	uint64_t store_head; /* bytes of the ring handed to the store (only this thread writes the
+			      * ring: [store_head, tail) stays there until stored) */
 };
 
 struct inflight_entry {
@@ -84,14 +95,16 @@ static void shared_unref(struct shared_fetch *sf)
 	free(sf);
 }
 
-/* Tells every waiting reader (those waiting for the end only at the end); called with the lock
- * held, dropped around each call. */
-static void wake_readers(struct shared_fetch *sf)
+/* Tells every waiting reader (those waiting for the end only at the end; those reading along
+ * once `more` bytes are there for them: 0 for any news); called with the lock held, dropped
+ * around each call. */
+static void wake_readers(struct shared_fetch *sf, uint64_t more)
 {
 	int ended = sf->state == FETCH_DONE || sf->state == FETCH_FAILED;
 	for (;;) {
 		struct berth_proxy_fetch *r = sf->readers;
-		while (r && !(r->attached && r->waiting && (r->joined || ended)))
+		while (r && !(r->attached && r->waiting &&
+			      (ended || (r->joined && sf->tail - r->head >= more))))
 			r = r->next;
 		if (!r)
 			return;
@@ -105,32 +118,80 @@ static void wake_readers(struct shared_fetch *sf)
 	}
 }
 
-/* Bytes the slowest reader along has not taken yet (0 when none reads along). */
+/* Bytes the slowest reader along, or the store, has not taken yet. */
 static uint64_t unread(const struct shared_fetch *sf)
 {
-	uint64_t most = 0;
+	uint64_t most = sf->tail - sf->store_head;
 	for (const struct berth_proxy_fetch *r = sf->readers; r; r = r->next)
 		if (r->attached && r->joined && sf->tail - r->head > most)
 			most = sf->tail - r->head;
 	return most;
 }
 
+/* The upload session the blob is stored in, opened once the upstream sends the blob (a miss or
+ * a failure stores nothing) and after the readers along were told: their answers' headers go
+ * out meanwhile. Without one, the transfer fails (fetch_main). */
+static void open_store(struct shared_fetch *sf)
+{
+	struct berth_proxy *p = sf->p;
+	char uuid[37];
+	int rc = berth_upload_create(p->reg, sf->name, uuid);
+	if (rc == 0) /* the next pull reads it: kept in memory rather than written directly */
+		rc = berth_upload_open_cached(&sf->upload, p->reg, sf->name, uuid);
+	if (rc < 0) {
+		berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
+		sf->upload = NULL;
+	}
+}
+
 static void on_start(const struct berth_upstream_result *res, void *payload)
 {
 	struct shared_fetch *sf = payload;
+	int streaming = 0;
 	pthread_mutex_lock(&sf->lock);
 	if (sf->state == FETCH_WAITING) {
 		if (res->status == 200 && res->length >= 0) {
 			sf->size = (uint64_t)res->length;
 			sf->streamed = 1;
 			sf->state = FETCH_STREAMING;
+			streaming = 1;
 		} else {
 			sf->state = FETCH_FAILED;
 			sf->failure = res->status == 404 ? BERTH_ENOTFOUND : BERTH_ERROR;
 		}
-		wake_readers(sf);
+		wake_readers(sf, 0);
 	}
 	pthread_mutex_unlock(&sf->lock);
+	if (streaming)
+		open_store(sf);
+}
+
+/* The store's copy of a piece, after the readers along have it: their sends overlap its write
+ * and hash (the last byte still waits for the digest's verdict). */
+static void store_piece(struct shared_fetch *sf, const void *data, size_t n)
+{
+	if (!sf->upload || sf->store_failed)
+		return;
+	int rc = berth_upload_write(sf->upload, data, n);
+	if (rc < 0) {
+		/* The clients still get their bytes; the blob is just not cached this time. */
+		berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
+		sf->store_failed = 1;
+	}
+}
+
+/* Stores the ring's bytes up to offset upto. Without the lock: the readers only read the ring,
+ * and this thread, its only writer, is here. */
+static void store_from_ring(struct shared_fetch *sf, uint64_t upto)
+{
+	while (sf->store_head < upto) {
+		size_t at = (size_t)(sf->store_head % RING);
+		size_t k = (size_t)(upto - sf->store_head);
+		if (k > RING - at)
+			k = RING - at;
+		store_piece(sf, sf->ring + at, k);
+		sf->store_head += k;
+	}
 }
 
 static int on_body(const void *data, size_t n, void *payload)
@@ -138,14 +199,6 @@ static int on_body(const void *data, size_t n, void *payload)
 	struct shared_fetch *sf = payload;
 	const char *p = data;
 
-	if (sf->upload && !sf->store_failed) {
-		int rc = berth_upload_write(sf->upload, data, n);
-		if (rc < 0) {
-			/* The clients still get their bytes; the blob is just not cached this time. */
-			berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
-			sf->store_failed = 1;
-		}
-	}
 	pthread_mutex_lock(&sf->lock);
 	if (sf->tail + n > sf->size) { /* more than announced */
 		pthread_mutex_unlock(&sf->lock);
@@ -153,8 +206,16 @@ static int on_body(const void *data, size_t n, void *payload)
 	}
 	while (n > 0) {
 		uint64_t pending;
-		while ((pending = unread(sf)) == RING)
+		while ((pending = unread(sf)) == RING) {
+			if (sf->tail - sf->store_head >= STORE_BATCH) { /* room this thread makes itself */
+				uint64_t upto = sf->tail;
+				pthread_mutex_unlock(&sf->lock);
+				store_from_ring(sf, upto);
+				pthread_mutex_lock(&sf->lock);
+				continue;
+			}
 			pthread_cond_wait(&sf->cond, &sf->lock);
+		}
 		size_t room = RING - (size_t)pending;
 		size_t at = (size_t)(sf->tail % RING);
 		size_t k = n < room ? n : room;
@@ -164,9 +225,12 @@ static int on_body(const void *data, size_t n, void *payload)
 		sf->tail += k;
 		p += k;
 		n -= k;
-		wake_readers(sf);
+		wake_readers(sf, WAKE_AFTER);
 	}
+	uint64_t tail = sf->tail;
 	pthread_mutex_unlock(&sf->lock);
+	if (tail - sf->store_head >= STORE_BATCH || tail == sf->size)
+		store_from_ring(sf, tail);
 	return 0;
 }
 
@@ -176,7 +240,7 @@ static void release_readers(struct shared_fetch *sf)
 {
 	pthread_mutex_lock(&sf->lock);
 	sf->verified = 1;
-	wake_readers(sf);
+	wake_readers(sf, 0);
 	pthread_mutex_unlock(&sf->lock);
 }
 
@@ -192,6 +256,8 @@ static int finish(struct shared_fetch *sf, int rc, const struct berth_upstream_r
 			   (unsigned long long)sf->size, berth_err_reason(rc));
 	if (!sf->upload)
 		return rc;
+	if (rc == 0)
+		store_from_ring(sf, sf->tail); /* on_body stored the last piece already: a safeguard */
 	if (rc == 0 && !sf->store_failed) {
 		rc = berth_upload_verify(sf->upload, sf->digest);
 		if (rc == 0) {
@@ -236,22 +302,14 @@ static void forget(struct shared_fetch *sf)
 static void fetch_main(void *arg)
 {
 	struct shared_fetch *sf = arg;
-	struct berth_proxy *p = sf->p;
 	struct berth_upstream_result res;
 	char path[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 32];
-	char uuid[37];
 
-	int rc = berth_upload_create(p->reg, sf->name, uuid);
-	if (rc == 0) /* the next pull reads it: kept in memory rather than written directly */
-		rc = berth_upload_open_cached(&sf->upload, p->reg, sf->name, uuid);
-	if (rc < 0) {
-		berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
-		sf->upload = NULL;
-	}
 	snprintf(path, sizeof(path), "/v2/%s/blobs/%s", sf->target.remote, sf->digest);
 	struct berth_upstream_call call = { .method = "GET", .path = path, .repo = sf->target.remote,
-					    .on_body = on_body, .on_start = on_start, .payload = sf };
-	rc = berth_upstream_call(&res, sf->target.route->upstream, &call);
+					    .on_body = on_body, .on_start = on_start, .payload = sf,
+					    .recv_buffer = RECV_BUFFER };
+	int rc = berth_upstream_call(&res, sf->target.route->upstream, &call);
 	if (!sf->upload && rc == 0 && res.status == 200) {
 		berth_error("blob %s@%s streamed but not cached: no upload session", sf->name, sf->digest);
 		rc = BERTH_ERROR; /* its digest was checked nowhere: the last byte is not handed over */
@@ -269,7 +327,7 @@ static void fetch_main(void *arg)
 		sf->state = rc == 0 ? FETCH_DONE : FETCH_FAILED;
 		sf->failure = BERTH_ERROR;
 	}
-	wake_readers(sf);
+	wake_readers(sf, 0);
 	pthread_mutex_unlock(&sf->lock);
 	shared_unref(sf);
 }

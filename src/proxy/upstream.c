@@ -602,6 +602,8 @@ static CURLcode perform(struct transfer *t, const char *url, struct curl_slist *
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
 	if (call->timeout_ms > 0)
 		curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, call->timeout_ms);
+	if (call->recv_buffer > 0)
+		curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, call->recv_buffer);
 	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, STALL_SECONDS);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);

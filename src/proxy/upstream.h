@@ -54,6 +54,8 @@ struct berth_upstream_call {
 	berth_upstream_start_cb on_start; /* NULL: none */
 	void *payload;
 	long timeout_ms;     /* whole-transfer limit; 0: none (blobs: only the stall limit) */
+	long recv_buffer;    /* bytes libcurl receives at most per read (CURLOPT_BUFFERSIZE;
+			      * on_body still gets pieces of 16 KiB at most); 0: its default, 16 KiB */
 };
 
 struct berth_upstream_result {

@@ -118,7 +118,9 @@ int berth_upload_create(struct berth_registry *r, const char *name, char uuid_ou
 int berth_upload_open(struct berth_upload **out, struct berth_registry *r, const char *name,
 		      const char *uuid);
 /* berth_upload_open for data that is read again soon after its commit (a blob the pull-through
- * cache fetches): storage keeps it in memory where it can (BERTH_WRITER_APPEND_CACHED). */
+ * cache fetches): storage keeps it in memory where it can (BERTH_WRITER_APPEND_CACHED). On a
+ * local driver berth_upload_write then hashes and writes on the caller's thread (no body pipe,
+ * core/bodypipe.h): for a caller that is a thread of its own, not an HTTP polling thread. */
 int berth_upload_open_cached(struct berth_upload **out, struct berth_registry *r, const char *name,
 			     const char *uuid);
 /*

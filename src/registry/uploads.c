@@ -48,6 +48,7 @@ struct berth_upload {
 	int data_moved;               /* the data became the blob: the writer holds nothing */
 	int staged;                   /* the writer is staged on the blob's own place */
 	int no_session;               /* a monolithic POST's: nothing stored under _uploads */
+	int inline_body;              /* hashed and written on the caller's thread, never a pipe */
 	char committed[BERTH_DIGEST_STR_MAX]; /* non-empty: the data is this blob now */
 	uint64_t committed_size;
 };
@@ -225,7 +226,13 @@ int berth_upload_open(struct berth_upload **out, struct berth_registry *r, const
 int berth_upload_open_cached(struct berth_upload **out, struct berth_registry *r, const char *name,
 			     const char *uuid)
 {
-	return open_appending(out, r, name, uuid, BERTH_WRITER_APPEND_CACHED);
+	int rc = open_appending(out, r, name, uuid, BERTH_WRITER_APPEND_CACHED);
+	/* The caller is a thread of its own paced by a network (the cache's fetch): a pipe's two
+	 * threads would add a copy and two hand-offs per piece, and compete for the cores with the
+	 * clients the bytes go to. A remote driver's writes wait on its network: they keep it. */
+	if (rc == 0)
+		(*out)->inline_body = !berth_storage_is_remote(r->driver);
+	return rc;
 }
 
 /* 1 if a body with this digest can go straight to its blob's place (a staged writer, and a
@@ -470,7 +477,7 @@ int berth_upload_write(struct berth_upload *u, const void *buf, size_t n)
 	u->received += n;
 	if (!u->pipe) {
 		berth_hasher_update(u->hasher, buf, n);
-		if (u->received >= PIPE_AFTER)
+		if (u->received >= PIPE_AFTER && !u->inline_body)
 			start_pipe(u);
 	}
 	return 0;
