@@ -7,7 +7,9 @@
 #include <time.h>
 
 #include "core/err.h"
+#include "helpers/tmproot.h"
 #include "registry/paths.h"
+#include "registry/registry.h"
 
 static struct berth_counting_driver *counting(struct berth_storage_driver *d)
 {
@@ -193,4 +195,42 @@ void berth_counting_gate_open(struct berth_counting_driver *c)
 	c->gate_closed = 0;
 	pthread_cond_broadcast(&c->gate_cv);
 	pthread_mutex_unlock(&c->gate_lock);
+}
+
+struct berth_registry *berth_counting_registry_new(struct berth_counting_driver **driver_out,
+						   const char *root, int object_store)
+{
+	struct berth_counting_driver *c = berth_counting_driver_new(root, object_store);
+	if (!c)
+		return NULL;
+	struct berth_registry *r = NULL;
+	struct berth_registry_config cfg = { .driver = &c->base, .delete_enabled = 1 };
+	if (berth_registry_new(&r, &cfg) < 0)
+		return NULL; /* the registry freed the driver */
+	*driver_out = c;
+	return r;
+}
+
+struct berth_counting_pair *berth_counting_pair_new(const char *name, int object_store)
+{
+	struct berth_counting_pair *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	if (berth_test_root_new(p->dir, sizeof(p->dir), name) < 0 ||
+	    !(p->a = berth_counting_registry_new(&p->da, p->dir, object_store)) ||
+	    !(p->b = berth_counting_registry_new(&p->db, p->dir, object_store))) {
+		berth_counting_pair_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void berth_counting_pair_free(struct berth_counting_pair *p)
+{
+	if (!p)
+		return;
+	berth_registry_free(p->a);
+	berth_registry_free(p->b);
+	berth_test_root_remove(p->dir);
+	free(p);
 }

@@ -39,4 +39,22 @@ void berth_counting_gate_close(struct berth_counting_driver *c);
 int berth_counting_gate_wait(struct berth_counting_driver *c, unsigned n);
 void berth_counting_gate_open(struct berth_counting_driver *c);
 
+struct berth_registry;
+/* A registry (deletes enabled) over a new counting driver on root, which *driver_out points
+ * to (the registry owns it). NULL on failure. */
+struct berth_registry *berth_counting_registry_new(struct berth_counting_driver **driver_out,
+						   const char *root, int object_store);
+
+/* Two registries on one new temporary root, each through its own counting driver: two berth
+ * instances on one store. */
+struct berth_counting_pair {
+	char dir[256];
+	struct berth_registry *a, *b;
+	struct berth_counting_driver *da, *db;
+};
+/* NULL on failure. name names the temporary root. */
+struct berth_counting_pair *berth_counting_pair_new(const char *name, int object_store);
+/* Frees both registries and removes the root. Accepts NULL. */
+void berth_counting_pair_free(struct berth_counting_pair *p);
+
 #endif

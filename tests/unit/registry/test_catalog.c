@@ -29,42 +29,21 @@
 
 #define REPOS 24
 
-struct fixture {
-	char dir[256];
-	struct berth_registry *a, *b;
-	struct berth_counting_driver *da, *db;
-};
-
-static struct berth_registry *instance(struct fixture *f, struct berth_counting_driver **out)
-{
-	struct berth_counting_driver *c = berth_counting_driver_new(f->dir, 0);
-	assert_non_null(c);
-	struct berth_registry *r = NULL;
-	struct berth_registry_config cfg = { .driver = &c->base, .delete_enabled = 1 };
-	assert_int_equal(berth_registry_new(&r, &cfg), 0);
-	berth_catalog_set_foreign_interval(r, UINT64_MAX);
-	*out = c;
-	return r;
-}
-
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	if (berth_test_root_new(f->dir, sizeof(f->dir), "test-catalog") < 0)
+	struct berth_counting_pair *f = berth_counting_pair_new("test-catalog", 0);
+	if (!f)
 		return -1;
-	f->a = instance(f, &f->da);
-	f->b = instance(f, &f->db);
+	/* no look unless a test says so */
+	berth_catalog_set_foreign_interval(f->a, UINT64_MAX);
+	berth_catalog_set_foreign_interval(f->b, UINT64_MAX);
 	*state = f;
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-	berth_registry_free(f->a);
-	berth_registry_free(f->b);
-	berth_test_root_remove(f->dir);
-	free(f);
+	berth_counting_pair_free(*state);
 	return 0;
 }
 
@@ -98,7 +77,7 @@ static size_t catalog_size(struct berth_registry *r)
 /* An unchanged catalog costs one stat of the generation, never one per repository. */
 static void test_unchanged_catalog_is_one_stat(void **state)
 {
-	struct fixture *f = *state;
+	struct berth_counting_pair *f = *state;
 	char name[64];
 	for (int i = 0; i < REPOS; i++) {
 		snprintf(name, sizeof(name), "team/repo%02d", i);
@@ -115,7 +94,7 @@ static void test_unchanged_catalog_is_one_stat(void **state)
 /* A repository made through one instance is in the other's next catalog. */
 static void test_repository_made_through_the_other_is_listed_at_once(void **state)
 {
-	struct fixture *f = *state;
+	struct berth_counting_pair *f = *state;
 	push(f->a, "first", "one");
 	assert_true(listed(f->b, "first"));
 	assert_false(listed(f->b, "second"));
@@ -127,7 +106,7 @@ static void test_repository_made_through_the_other_is_listed_at_once(void **stat
 /* Pushing into a repository the instance knows exists writes no generation. */
 static void test_push_into_a_known_repository_bumps_nothing(void **state)
 {
-	struct fixture *f = *state;
+	struct berth_counting_pair *f = *state;
 	push(f->a, "known", "one");
 	unsigned bumps = f->da->catalog_generation_puts;
 	assert_true(bumps >= 1);
@@ -141,7 +120,7 @@ static void test_push_into_a_known_repository_bumps_nothing(void **state)
 /* a knows the repository; b deletes it; a pushes it again: a sees the delete and tells b. */
 static void test_repository_deleted_then_pushed_again_through_the_other(void **state)
 {
-	struct fixture *f = *state;
+	struct berth_counting_pair *f = *state;
 	push(f->a, "again", "one");
 	push(f->a, "again", "two");
 	assert_true(listed(f->b, "again"));
@@ -160,7 +139,7 @@ static void test_repository_deleted_then_pushed_again_through_the_other(void **s
 }
 
 /* Writes a repository (a layer link) as a writer that bumps no generation (Distribution). */
-static void foreign_repository(struct fixture *f, const char *name)
+static void foreign_repository(struct berth_counting_pair *f, const char *name)
 {
 	static const char *const dirs[] = { "", "/_layers", "/_layers/sha256", "/_layers/sha256/ab" };
 	char path[512];
@@ -182,7 +161,7 @@ static void foreign_repository(struct fixture *f, const char *name)
  */
 static void test_foreign_writer_seen_by_a_look_no_request_waits_on(void **state)
 {
-	struct fixture *f = *state;
+	struct berth_counting_pair *f = *state;
 	push(f->a, "mine", "one");
 	assert_false(listed(f->b, "foreign"));
 	foreign_repository(f, "foreign");
@@ -209,15 +188,10 @@ static void test_foreign_writer_seen_by_a_look_no_request_waits_on(void **state)
  * berth instance) is still seen at once, while a look runs too. */
 static void test_object_store_look_walks_and_bumps_are_seen_at_once(void **state)
 {
-	struct fixture *f = *state;
+	struct berth_counting_pair *f = *state;
 	struct berth_counting_driver *dc;
-	struct berth_registry *c = NULL;
-	{
-		dc = berth_counting_driver_new(f->dir, 1);
-		assert_non_null(dc);
-		struct berth_registry_config cfg = { .driver = &dc->base, .delete_enabled = 1 };
-		assert_int_equal(berth_registry_new(&c, &cfg), 0);
-	}
+	struct berth_registry *c = berth_counting_registry_new(&dc, f->dir, 1);
+	assert_non_null(c);
 	berth_catalog_set_foreign_interval(c, UINT64_MAX);
 	push(f->a, "mine", "one");
 	assert_true(listed(c, "mine"));

@@ -28,42 +28,21 @@
 
 #define MT_MANIFEST "application/vnd.oci.image.manifest.v1+json"
 
-struct fixture {
-	char dir[256];
-	struct berth_registry *a, *b;
-	struct berth_counting_driver *da, *db;
-};
-
-static struct berth_registry *instance(struct fixture *f, struct berth_counting_driver **out)
-{
-	struct berth_counting_driver *c = berth_counting_driver_new(f->dir, 1);
-	assert_non_null(c);
-	struct berth_registry *r = NULL;
-	struct berth_registry_config cfg = { .driver = &c->base, .delete_enabled = 1 };
-	assert_int_equal(berth_registry_new(&r, &cfg), 0);
-	berth_tags_set_foreign_interval(r, UINT64_MAX); /* no look unless a test says so */
-	*out = c;
-	return r;
-}
-
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	if (berth_test_root_new(f->dir, sizeof(f->dir), "test-taglist") < 0)
+	struct berth_counting_pair *f = berth_counting_pair_new("test-taglist", 1);
+	if (!f)
 		return -1;
-	f->a = instance(f, &f->da);
-	f->b = instance(f, &f->db);
+	/* no look unless a test says so */
+	berth_tags_set_foreign_interval(f->a, UINT64_MAX);
+	berth_tags_set_foreign_interval(f->b, UINT64_MAX);
 	*state = f;
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-	berth_registry_free(f->a);
-	berth_registry_free(f->b);
-	berth_test_root_remove(f->dir);
-	free(f);
+	berth_counting_pair_free(*state);
 	return 0;
 }
 
@@ -117,7 +96,7 @@ static const char *tags(char *out, size_t cap, struct berth_registry *r, const c
 /* An unchanged list costs one stat (S3: one HEAD) of its generation: no listing. */
 static void test_unchanged_list_is_one_stat(void **state)
 {
-	struct fixture *f = *state;
+	struct berth_counting_pair *f = *state;
 	push(f->a, "app", "v1", "one", NULL);
 	push(f->a, "app", "v2", "two", NULL);
 	assert_tags(f->b, "app", "v1,v2");
@@ -132,7 +111,7 @@ static void test_unchanged_list_is_one_stat(void **state)
 /* A tag made or deleted through one instance is in (or gone from) the other's next list. */
 static void test_tag_made_or_deleted_through_the_other_is_seen_at_once(void **state)
 {
-	struct fixture *f = *state;
+	struct berth_counting_pair *f = *state;
 	push(f->a, "app", "v1", "one", NULL);
 	assert_tags(f->b, "app", "v1");
 	push(f->a, "app", "v2", "two", NULL);
@@ -151,7 +130,7 @@ static void test_tag_made_or_deleted_through_the_other_is_seen_at_once(void **st
 /* The generation is written when a tag appears or goes, never when it moves. */
 static void test_only_a_new_or_deleted_tag_writes_the_generation(void **state)
 {
-	struct fixture *f = *state;
+	struct berth_counting_pair *f = *state;
 	push(f->a, "app", "v1", "one", NULL);
 	assert_int_equal(f->da->tags_generation_puts, 1);
 	assert_tags(f->b, "app", "v1");
@@ -171,7 +150,7 @@ static void test_only_a_new_or_deleted_tag_writes_the_generation(void **state)
 }
 
 /* Writes tag `tag` of repo naming digest, as a writer that bumps no generation would. */
-static void foreign_tag(struct fixture *f, const char *repo, const char *tag, const char *digest)
+static void foreign_tag(struct berth_counting_pair *f, const char *repo, const char *tag, const char *digest)
 {
 	char path[1024];
 	size_t n = (size_t)snprintf(path, sizeof(path), "%s" BERTH_REPOS_ROOT "/%s/_manifests/tags/%s",
@@ -193,7 +172,7 @@ static void foreign_tag(struct fixture *f, const char *repo, const char *tag, co
  */
 static void test_foreign_tag_seen_by_a_look_no_request_waits_on(void **state)
 {
-	struct fixture *f = *state;
+	struct berth_counting_pair *f = *state;
 	char digest[BERTH_DIGEST_STR_MAX];
 	push(f->a, "app", "v1", "one", digest);
 	assert_tags(f->b, "app", "v1");
