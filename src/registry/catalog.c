@@ -255,12 +255,13 @@ out:
 	return rc;
 }
 
-/* A file listed below the repositories root: the repository it is in, when below _layers or
- * _manifests (as catalog_dir finds them), pushed once for a run of files in one repository. */
 struct tree_ctx {
 	struct berth_registry *reg;
 	struct berth_strvec *out;
 };
+
+/* A file listed below the repositories root: the repository it is in, when below _layers or
+ * _manifests (as catalog_dir finds them), pushed once for a run of files in one repository. */
 
 static int collect_file(const char *path, const struct berth_stat *st, void *payload)
 {
