@@ -422,11 +422,11 @@ static void tags_look(void *arg)
 		int rc = build_stored(&fresh, r, k->name, e);
 		pthread_mutex_lock(&c->lock);
 		if (find(c, k->name) == e) {
-			if (rc == 0) {
+			if (rc == 0 && fresh->bytes <= MAX_BYTES / 4) {
 				fresh->servable = 1;
 				insert(c, fresh); /* replaces e */
-			} else if (rc == BERTH_ENOTFOUND) {
-				detach(c, e);
+			} else if (rc == 0 || rc == BERTH_ENOTFOUND) {
+				detach(c, e); /* too large to keep now, or gone */
 			} else {
 				e->looked_ns = berth_now_ns(); /* the next look after the interval */
 			}
