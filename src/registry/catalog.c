@@ -7,7 +7,9 @@
  *    with one stat (filesystem) or one HEAD (S3) of that object, however many repositories;
  *  - writers that do not bump it (Distribution on the same store) are seen by a look at the
  *    directories the walk listed (their versions; a new walk where the driver has none) at
- *    most every foreign_ns.
+ *    most every foreign_ns. The look runs in the background (registry/looks.c): the request
+ *    that finds it due answers from the snapshot, which the look replaces when it is done, so
+ *    such writers are seen within foreign_ns and one walk (two, when one began just before).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -15,6 +17,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/log.h"
 #include "core/map.h"
 #include "core/util.h"
 #include "registry/paths.h"
@@ -36,18 +39,27 @@ struct known_repo {
 	char *name;
 };
 
-/* A snapshot's names, shared with the readers still sending a page of it. */
+/* A snapshot's names, shared with the readers still sending a page of it (and the look). */
 struct catalog_snap {
 	struct berth_catalog_list pub; /* first: the public view is the snapshot */
 	_Atomic unsigned refs;
 	struct berth_strvec names;
+	struct catalog_walk walked; /* what the look checks */
 };
+
+static void walk_release(struct catalog_walk *w)
+{
+	berth_strvec_release(&w->dirs);
+	free(w->versions);
+	memset(w, 0, sizeof(*w));
+}
 
 static void snap_unref(struct catalog_snap *s)
 {
 	if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	berth_strvec_release(&s->names);
+	walk_release(&s->walked);
 	free(s);
 }
 
@@ -59,7 +71,9 @@ void berth_catalog_list_release(const struct berth_catalog_list *l)
 struct berth_catalog_cache {
 	pthread_mutex_t lock; /* guards the snapshot, and serializes walks */
 	struct catalog_snap *snap; /* NULL until the first walk */
-	struct catalog_walk walked;
+	uint64_t snap_seq;                  /* when the snapshot's walk began (next_seq) */
+	uint64_t next_seq;
+	int looking;                        /* a look is queued or running */
 	uint64_t changes_seen;              /* changes when the snapshot was taken */
 	struct berth_generation generation; /* the store's, read before the walk */
 	uint64_t checked_ns;                /* when the directories were last seen unchanged */
@@ -71,13 +85,6 @@ struct berth_catalog_cache {
 	struct berth_map known;             /* struct known_repo */
 	struct berth_generation deletions;  /* BERTH_REPO_DELETIONS when `known` was started */
 };
-
-static void walk_release(struct catalog_walk *w)
-{
-	berth_strvec_release(&w->dirs);
-	free(w->versions);
-	memset(w, 0, sizeof(*w));
-}
 
 struct berth_catalog_cache *berth_catalog_cache_new(void)
 {
@@ -96,7 +103,6 @@ void berth_catalog_cache_free(struct berth_catalog_cache *c)
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->known_lock);
 	snap_unref(c->snap);
-	walk_release(&c->walked);
 	berth_map_release(&c->known);
 	free(c);
 }
@@ -235,6 +241,10 @@ static int catalog_dir(struct berth_registry *r, const char *dir, struct berth_s
 	if (ctx.is_repo && strlen(dir) > strlen(BERTH_REPOS_ROOT "/"))
 		berth_strvec_push(out, dir + strlen(BERTH_REPOS_ROOT "/"));
 	for (size_t i = 0; i < ctx.children.n; i++) {
+		if (berth_looks_stopping(r)) { /* a look's walk gives up at shutdown */
+			rc = BERTH_ERROR;
+			goto out;
+		}
 		rc = catalog_dir(r, ctx.children.items[i], out, w);
 		if (rc < 0 && rc != BERTH_ENOTFOUND)
 			goto out;
@@ -245,13 +255,22 @@ out:
 	return rc;
 }
 
+struct tree_ctx {
+	struct berth_registry *reg;
+	struct berth_strvec *out;
+};
+
 /* A file listed below the repositories root: the repository it is in, when below _layers or
  * _manifests (as catalog_dir finds them), pushed once for a run of files in one repository. */
+
 static int collect_file(const char *path, const struct berth_stat *st, void *payload)
 {
 	(void)st;
-	struct berth_strvec *out = payload;
+	struct tree_ctx *t = payload;
+	struct berth_strvec *out = t->out;
 	char name[BERTH_PATH_MAX];
+	if (berth_looks_stopping(t->reg)) /* a look's walk gives up at shutdown */
+		return BERTH_ERROR;
 	if (!repo_of(name, path))
 		return 0;
 	if (out->n == 0 || strcmp(out->items[out->n - 1], name) != 0)
@@ -278,8 +297,9 @@ static int catalog_walk(struct berth_strvec *out, struct catalog_walk *w, struct
 	if (berth_storage_can_list_tree(r->driver)) {
 		/* One listing of every object (S3: ~1,000 keys a request) instead of one per
 		 * directory; it gives no directory versions, so the next look walks again. */
+		struct tree_ctx t = { r, out };
 		w->unversioned = 1;
-		rc = berth_storage_list_tree(r->driver, BERTH_REPOS_ROOT, collect_file, out);
+		rc = berth_storage_list_tree(r->driver, BERTH_REPOS_ROOT, collect_file, &t);
 	} else {
 		rc = catalog_dir(r, BERTH_REPOS_ROOT, out, w);
 	}
@@ -308,37 +328,29 @@ static int dirs_unchanged(struct berth_registry *r, const struct catalog_walk *w
 	if (w->unversioned)
 		return 0;
 	for (size_t i = 0; i < w->dirs.n; i++)
-		if (berth_storage_stat(&st, r->driver, w->dirs.items[i]) < 0 || st.version != w->versions[i])
+		if (berth_looks_stopping(r) || berth_storage_stat(&st, r->driver, w->dirs.items[i]) < 0 ||
+		    st.version != w->versions[i])
 			return 0;
 	return 1;
 }
 
-/* Whether the snapshot still holds (c->lock held). */
+/* Whether the snapshot holds against this process and the other berth instances (c->lock
+ * held): one stat of the generation. Other writers are the look's. */
 static int snapshot_holds(struct berth_registry *r, uint64_t changes)
 {
 	struct berth_catalog_cache *c = r->catalog;
 	if (!c->snap || changes != c->changes_seen)
 		return 0;
-	if (!berth_generation_unchanged(&c->generation, r->driver, BERTH_CATALOG_GENERATION))
-		return 0;
-	uint64_t now = berth_now_ns();
-	if (now - c->checked_ns < c->foreign_ns)
-		return 1;
-	if (!dirs_unchanged(r, &c->walked))
-		return 0;
-	c->checked_ns = now;
-	return 1;
+	return berth_generation_unchanged(&c->generation, r->driver, BERTH_CATALOG_GENERATION);
 }
 
-/* Walks again (c->lock held); the generation is read first, so a bump during the walk is seen
- * by the next request. */
-static int snapshot_take(struct berth_registry *r, uint64_t changes)
+/* Walks the store into a new snapshot; the generation is read first, so a bump during the walk
+ * is seen by the next request. Needs no lock. */
+static int snapshot_walk(struct catalog_snap **out, struct berth_generation *gen, struct berth_registry *r)
 {
-	struct berth_catalog_cache *c = r->catalog;
 	struct berth_strvec fresh = { 0 };
 	struct catalog_walk w = { 0 };
-	struct berth_generation gen;
-	int rc = berth_generation_read(&gen, r->driver, BERTH_CATALOG_GENERATION);
+	int rc = berth_generation_read(gen, r->driver, BERTH_CATALOG_GENERATION);
 	if (rc == 0)
 		rc = catalog_walk(&fresh, &w, r);
 	if (rc < 0) {
@@ -350,17 +362,93 @@ static int snapshot_take(struct berth_registry *r, uint64_t changes)
 	snap->names = fresh;
 	snap->pub.n = fresh.n;
 	snap->pub.names = (const char *const *)snap->names.items;
+	snap->walked = w;
 	atomic_init(&snap->refs, 1);
-	snap_unref(c->snap);
-	walk_release(&c->walked);
-	c->snap = snap;
-	c->walked = w;
-	c->changes_seen = changes;
-	c->generation = gen;
-	/* Counted from the walk's end: a walk longer than foreign_ns (a large bucket) would
-	 * otherwise never be reused. */
-	c->checked_ns = berth_now_ns();
+	*out = snap;
 	return 0;
+}
+
+/* Makes snap the snapshot (c->lock held), taking over its reference. */
+static void snapshot_install(struct berth_catalog_cache *c, struct catalog_snap *snap,
+			     const struct berth_generation *gen, uint64_t changes, uint64_t seq)
+{
+	snap_unref(c->snap);
+	c->snap = snap;
+	c->snap_seq = seq;
+	c->changes_seen = changes;
+	c->generation = *gen;
+	/* Counted from the walk's end: a walk longer than foreign_ns (a large bucket) would
+	 * otherwise follow the last at once. */
+	c->checked_ns = berth_now_ns();
+}
+
+/* Walks again, in the request (c->lock held): the snapshot does not hold. */
+static int snapshot_take(struct berth_registry *r, uint64_t changes)
+{
+	struct berth_catalog_cache *c = r->catalog;
+	struct catalog_snap *snap;
+	struct berth_generation gen;
+	uint64_t seq = ++c->next_seq;
+	int rc = snapshot_walk(&snap, &gen, r);
+	if (rc == 0)
+		snapshot_install(c, snap, &gen, changes, seq);
+	return rc;
+}
+
+/*
+ * The look for writers that bump no generation, on the looks' thread: the directories' versions
+ * (one stat each) or, where they have none, a new walk, whose snapshot replaces the one served
+ * unless a newer walk (a request's, after a bump) replaced it meanwhile.
+ */
+static void catalog_look(void *arg)
+{
+	struct berth_registry *r = arg;
+	struct berth_catalog_cache *c = r->catalog;
+	pthread_mutex_lock(&c->lock);
+	if (berth_looks_stopping(r)) {
+		c->looking = 0;
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	struct catalog_snap *seen = c->snap, *fresh = NULL;
+	atomic_fetch_add_explicit(&seen->refs, 1, memory_order_relaxed);
+	uint64_t seq = ++c->next_seq;
+	uint64_t changes = atomic_load_explicit(&c->changes, memory_order_relaxed);
+	pthread_mutex_unlock(&c->lock);
+
+	struct berth_generation gen;
+	int same = dirs_unchanged(r, &seen->walked), rc = 0;
+	if (!same)
+		rc = snapshot_walk(&fresh, &gen, r);
+
+	pthread_mutex_lock(&c->lock);
+	if (same) {
+		if (c->snap == seen)
+			c->checked_ns = berth_now_ns();
+	} else if (rc == 0) {
+		if (seq > c->snap_seq) {
+			snapshot_install(c, fresh, &gen, changes, seq);
+			fresh = NULL;
+		}
+	} else if (!berth_looks_stopping(r)) {
+		berth_warn("catalog: cannot walk the repositories: %s", berth_strerror(rc));
+		c->checked_ns = berth_now_ns(); /* the next look after the interval */
+	}
+	c->looking = 0;
+	pthread_mutex_unlock(&c->lock);
+	snap_unref(seen);
+	snap_unref(fresh);
+}
+
+/* Queues the look when it is due (c->lock held, the snapshot holds otherwise). */
+static void look_if_due(struct berth_registry *r)
+{
+	struct berth_catalog_cache *c = r->catalog;
+	if (c->looking || berth_now_ns() - c->checked_ns < c->foreign_ns)
+		return;
+	c->looking = 1;
+	if (berth_looks_submit(r, catalog_look, r) < 0)
+		c->looking = 0;
 }
 
 int berth_catalog_get(const struct berth_catalog_list **out, struct berth_registry *r)
@@ -372,6 +460,8 @@ int berth_catalog_get(const struct berth_catalog_list **out, struct berth_regist
 	pthread_mutex_lock(&c->lock);
 	if (!snapshot_holds(r, changes))
 		rc = snapshot_take(r, changes);
+	else
+		look_if_due(r);
 	if (rc == 0) {
 		atomic_fetch_add_explicit(&c->snap->refs, 1, memory_order_relaxed);
 		*out = &c->snap->pub;

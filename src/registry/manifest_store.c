@@ -290,7 +290,8 @@ static int create_tag_dir(struct berth_registry *r, const char *name, const char
  * directory between the two writes and leave the index link alone: the current link is checked
  * afterwards and written again if it went, so that this PUT comes after that DELETE.
  */
-static int write_tag(struct berth_registry *r, const char *name, const char *tag, const char *digest)
+static int write_tag(int *created, struct berth_registry *r, const char *name, const char *tag,
+		     const char *digest)
 {
 	char current[BERTH_PATH_MAX], index[BERTH_PATH_MAX];
 	struct berth_stat st;
@@ -299,7 +300,10 @@ static int write_tag(struct berth_registry *r, const char *name, const char *tag
 	if ((rc = berth_path_tag_current(current, name, tag)) < 0 ||
 	    (rc = berth_path_tag_index_link(index, name, tag, digest)) < 0)
 		return rc;
-	if (create_tag_dir(r, name, tag, digest) < 0 && (rc = berth_link_write(r, current, digest)) < 0)
+	int made = create_tag_dir(r, name, tag, digest);
+	/* (a failed look counts as new: telling the other instances costs only a listing) */
+	*created = made != BERTH_EEXISTS;
+	if (made < 0 && (rc = berth_link_write(r, current, digest)) < 0)
 		return rc;
 	if ((rc = berth_link_write(r, index, digest)) < 0)
 		return rc;
@@ -331,8 +335,11 @@ static int store_manifest(struct berth_registry *r, const char *name, const char
 		goto out;
 	if (!tag)
 		return 0;
-	rc = write_tag(r, name, tag, digest);
+	int created = 0;
+	rc = write_tag(&created, r, name, tag, digest);
 	berth_tags_changed(r, name);
+	if (created) /* a tag moving changes no list */
+		berth_tags_added_or_removed(r, name);
 	/* A DELETE by digest may have removed the revision link since, and looked for tags to
 	 * untag before this one was written: the link goes back, so this PUT comes after it. */
 	if (rc == 0 && revision_exists(r, name, digest) == BERTH_ENOTFOUND)
@@ -435,6 +442,7 @@ struct untag_ctx {
 	int rc;
 	berth_untag_cb on_untag;
 	void *on_untag_payload;
+	int untagged; /* tags removed (or maybe removed: a failed remove) */
 };
 
 static int untag_if_current(const char *tag_dir, void *payload)
@@ -447,6 +455,7 @@ static int untag_if_current(const char *tag_dir, void *payload)
 		return 0;
 	if (berth_link_read(ctx->reg, path, current) == 0 && strcmp(current, ctx->digest) == 0) {
 		int rc = berth_storage_remove(ctx->reg->driver, tag_dir);
+		ctx->untagged++;
 		if (rc < 0 && rc != BERTH_ENOTFOUND)
 			ctx->rc = rc;
 		else if (ctx->on_untag)
@@ -473,6 +482,7 @@ static int delete_reference(struct berth_registry *r, const char *name, const ch
 			return rc;
 		rc = berth_storage_remove(r->driver, path);
 		berth_tags_changed(r, name);
+		berth_tags_added_or_removed(r, name);
 		return rc;
 	}
 	if ((rc = revision_exists(r, name, reference)) < 0)
@@ -490,11 +500,13 @@ static int delete_reference(struct berth_registry *r, const char *name, const ch
 	berth_bytes_unlink_leave(&bytes, rc == 0);
 	if (rc < 0)
 		return rc;
-	struct untag_ctx ctx = { r, reference, 0, on_untag, payload };
+	struct untag_ctx ctx = { r, reference, 0, on_untag, payload, 0 };
 	if ((rc = berth_path_tags_dir(path, name)) < 0)
 		return rc;
 	rc = berth_storage_list(r->driver, path, untag_if_current, &ctx);
 	berth_tags_changed(r, name);
+	if (ctx.untagged)
+		berth_tags_added_or_removed(r, name);
 	if (rc < 0 && rc != BERTH_ENOTFOUND)
 		return rc;
 	return ctx.rc;

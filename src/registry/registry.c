@@ -38,6 +38,24 @@ static void free_patterns(regex_t *re, size_t n)
 	free(re);
 }
 
+/*
+ * Tests only (README, Several instances): BERTH_TEST_LOOK_INTERVAL_MS sets how often the
+ * listings look for writers that bump no generation (default 2,000 ms), so that a test can
+ * make a look happen soon, or never, rather than wait on the clock.
+ */
+static void apply_test_look_interval(struct berth_registry *r)
+{
+	const char *v = getenv("BERTH_TEST_LOOK_INTERVAL_MS");
+	char *end;
+	if (!v || !*v)
+		return;
+	unsigned long long ms = strtoull(v, &end, 10);
+	if (*end != '\0' || ms > UINT64_MAX / 1000000u)
+		return;
+	berth_catalog_set_foreign_interval(r, ms * 1000000u);
+	berth_tags_set_foreign_interval(r, ms * 1000000u);
+}
+
 int berth_registry_new(struct berth_registry **out, const struct berth_registry_config *cfg)
 {
 	regex_t *allow = NULL, *deny = NULL;
@@ -102,6 +120,8 @@ int berth_registry_new(struct berth_registry **out, const struct berth_registry_
 	r->tag_lists = berth_taglist_cache_new();
 	pthread_mutex_init(&r->claims_lock, NULL);
 	r->catalog = berth_catalog_cache_new();
+	r->looks = berth_looks_new();
+	apply_test_look_interval(r);
 	berth_repo_locks_init(r);
 	r->gc_refresh = cfg->gc_online;
 	berth_gc_lock_init(r);
@@ -113,6 +133,7 @@ void berth_registry_free(struct berth_registry *r)
 {
 	if (!r)
 		return;
+	berth_looks_free(r->looks); /* first: the looks use the caches */
 	while (r->claims) {
 		struct upload_claim *c = r->claims;
 		r->claims = c->next;

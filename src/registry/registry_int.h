@@ -58,6 +58,8 @@ struct berth_registry {
 	pthread_rwlock_t gc_lock;
 	/* This process among the instances sharing the store (registry/gc_shared.h): a UUID. */
 	char gc_instance[37];
+	/* The listings' looks for writers that bump no generation (registry/looks.c). */
+	struct berth_looks *looks;
 };
 
 /* registry/repo_delete.c: the per-repository locks, by name (striped: names may share one). */
@@ -105,6 +107,32 @@ struct berth_taglist_cache *berth_taglist_cache_new(void);
 void berth_taglist_cache_free(struct berth_taglist_cache *c);
 /* This process has changed name's tags (a tag written, moved or removed): its cached list goes. */
 void berth_tags_changed(struct berth_registry *r, const char *name);
+/* A tag of name appeared or was deleted (not moved: the list is the same), after the write:
+ * where the driver's directories have no version (S3), the repository's tag generation in the
+ * store is bumped (one write), which every instance checks its list of name against. */
+void berth_tags_added_or_removed(struct berth_registry *r, const char *name);
+/* How often a kept tag list is looked at again for writers that bump no generation, where the
+ * driver's directories have no version (default 2 s; tests make it 0 or endless). */
+void berth_tags_set_foreign_interval(struct berth_registry *r, uint64_t ns);
+
+/*
+ * registry/looks.c: one thread, started on first use, running the listings' looks at the store
+ * for writers that bump no generation, one at a time, so that no request waits on them.
+ */
+struct berth_looks;
+typedef void (*berth_look_fn)(void *arg);
+struct berth_looks *berth_looks_new(void);
+/* Stops: looks still queued run at once and must give up (berth_looks_stopping), releasing
+ * their arg; joins the thread and frees. Called before the caches the looks use are freed.
+ * Accepts NULL. */
+void berth_looks_free(struct berth_looks *l);
+/* Queues fn(arg). 0, or BERTH_ERROR when stopping or no thread can be started: then fn is not
+ * called and arg stays the caller's. Never waits on a look. */
+int berth_looks_submit(struct berth_registry *r, berth_look_fn fn, void *arg);
+/* 1 once the registry is being freed: a look (and its walk) gives up. */
+int berth_looks_stopping(struct berth_registry *r);
+/* Waits until no look is queued or running (tests: make a look's outcome happen). */
+void berth_looks_wait(struct berth_registry *r);
 
 /* registry/gc_online.c: the sweep lock (no-ops unless r->gc_refresh). Lock order: a
  * repository's lock, then this one. Never taken twice by one thread (writers are preferred). */

@@ -102,6 +102,8 @@ int berth_repo_delete(struct berth_registry *r, const char *name)
 		berth_pulls_forget_repo(r->driver, name); /* outside the layout; harmless if left */
 	berth_reg_redis_repo_forget(r, name);
 	berth_tags_changed(r, name);
+	if (found)
+		berth_tags_added_or_removed(r, name);
 	berth_catalog_repo_deleted(r); /* every instance's catalog is rebuilt without it */
 	if (rc >= 0)
 		rc = found ? 0 : BERTH_ENOTFOUND;

@@ -8,10 +8,16 @@
  * this process has not written the repository's tags since (a tag moving to another manifest
  * leaves the directory as it was, and so does the current link of a half-written tag arriving).
  * When the driver gives no version (the filesystem, for a second after a change; S3 never), the
- * list is kept only with Redis: every berth instance bumps the repository's generation there
+ * list is kept with Redis: every berth instance bumps the repository's generation there
  * after changing its tags, and a list is used while the generation is unchanged, for at most
- * FOREIGN_NS (writers that do not bump it: Distribution). Without either, nothing would tell
- * that another process changed the tags, and the list is not served again; it is kept only for
+ * FOREIGN_NS (writers that do not bump it: Distribution). Without Redis, on a driver whose
+ * directories never have a version (S3), the same is done with a generation kept in the store
+ * (registry/generation.c), one per repository, which berth instances bump when a tag appears or
+ * is deleted (a tag moving leaves the list as it was): an unchanged list costs one stat (one
+ * HEAD) of it, and at most every foreign_ns a look in the background (registry/looks.c) lists
+ * the tags again for writers that do not bump it, the request answering from the list it has.
+ * Without either, nothing would tell that another process changed the tags, and the list is
+ * not served again; it is kept only for
  * the next build, which takes its tags as complete (a tag keeps its current link until the tag
  * is deleted, which removes its whole directory) and checks only new ones. A first build, with
  * a driver that lists every object below a directory at once (S3), reads the current links
@@ -26,6 +32,7 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,6 +58,12 @@ struct tag_entry {
 	int has_generation;
 	uint64_t taken_ns;
 	int servable;              /* else kept only to speed up the next build (build's known) */
+	/* Checked against the store's generation of the repository's tags (drivers whose
+	 * directories have no version, without Redis): */
+	int has_stored;
+	struct berth_generation stored; /* read before listing */
+	int looking;               /* a look at it is queued or running (under the cache's lock) */
+	uint64_t looked_ns;        /* when it was last listed or looked at (under the lock) */
 	size_t bytes;
 	char *strings;             /* the tags, NUL-separated, which pub.tags points into */
 	struct berth_strvec incomplete; /* tag directories without a current link */
@@ -71,6 +84,7 @@ struct berth_taglist_cache {
 	/* Bumped whenever this process changes some repository's tags: a list built while it
 	 * moved may predate the change and is served but not kept. */
 	_Atomic uint64_t changes;
+	_Atomic uint64_t foreign_ns; /* how often a stored-generation list is looked at again */
 };
 
 struct berth_taglist_cache *berth_taglist_cache_new(void)
@@ -78,7 +92,13 @@ struct berth_taglist_cache *berth_taglist_cache_new(void)
 	struct berth_taglist_cache *c = berth_calloc(1, sizeof(*c));
 	pthread_mutex_init(&c->lock, NULL);
 	c->table = (struct berth_map)BERTH_MAP_INIT_REF(sizeof(struct slot));
+	atomic_init(&c->foreign_ns, FOREIGN_NS);
 	return c;
+}
+
+void berth_tags_set_foreign_interval(struct berth_registry *r, uint64_t ns)
+{
+	atomic_store(&r->tag_lists->foreign_ns, ns);
 }
 
 static void entry_unref(struct tag_entry *e)
@@ -320,6 +340,15 @@ static int checkable(uint64_t version, int has_generation)
 	return version || has_generation;
 }
 
+/* Whether the tag directories without a current link still have none (a stat of each). */
+static int incomplete_unchanged(struct berth_registry *r, const struct tag_entry *e)
+{
+	for (size_t i = 0; i < e->incomplete.n; i++)
+		if (tag_complete(r, e->name, e->incomplete.items[i]) != 0)
+			return 0;
+	return 1;
+}
+
 static int still_valid(struct berth_registry *r, const struct tag_entry *e, const struct berth_stat *st,
 		       int has_generation, uint64_t generation)
 {
@@ -329,10 +358,155 @@ static int still_valid(struct berth_registry *r, const struct tag_entry *e, cons
 		       : !e->has_generation || !has_generation || e->generation != generation ||
 				 berth_now_ns() - e->taken_ns >= FOREIGN_NS)
 		return 0;
-	for (size_t i = 0; i < e->incomplete.n; i++)
-		if (tag_complete(r, e->name, e->incomplete.items[i]) != 0)
-			return 0;
-	return 1;
+	return incomplete_unchanged(r, e);
+}
+
+/* ---- where the store's generation tells (no directory versions, no Redis) ---- */
+
+/* Drivers whose directories never have a version: those that list a whole tree at once, the
+ * object stores (S3), where a directory is only a key prefix. */
+static int dirs_unversioned(struct berth_registry *r)
+{
+	return berth_storage_can_list_tree(r->driver);
+}
+
+/* The store's generation of name's tags, into out (BERTH_PATH_MAX bytes): below _berth/tags/,
+ * under a last component that no repository name can have (none starts with '_'). */
+static int stored_generation_path(char *out, const char *name)
+{
+	int n = snprintf(out, BERTH_PATH_MAX, BERTH_STATE_ROOT "/tags/%s/_generation", name);
+	return n < 0 || n >= BERTH_PATH_MAX ? BERTH_EINVALID : 0;
+}
+
+/* Builds name's list afresh, after reading the generation (so a bump during the build is seen
+ * by the next check). known as for build(). */
+static int build_stored(struct tag_entry **out, struct berth_registry *r, const char *name,
+			const struct tag_entry *known)
+{
+	char dir[BERTH_PATH_MAX], gpath[BERTH_PATH_MAX];
+	struct berth_generation gen;
+	int rc;
+	if ((rc = berth_path_tags_dir(dir, name)) < 0 || (rc = stored_generation_path(gpath, name)) < 0 ||
+	    (rc = berth_generation_read(&gen, r->driver, gpath)) < 0 ||
+	    (rc = build(out, r, name, dir, known, 0, 0, 0)) < 0)
+		return rc;
+	(*out)->has_stored = 1;
+	(*out)->stored = gen;
+	(*out)->looked_ns = (*out)->taken_ns;
+	return 0;
+}
+
+struct tags_look {
+	struct berth_registry *reg;
+	char *name;
+};
+
+/*
+ * The look at a kept list for writers that bump no generation (on the looks' thread): the tags
+ * are listed again, as a build that knows the kept list, and the new list replaces it unless
+ * something replaced or dropped it meanwhile (this process changing the repository's tags
+ * drops it first). A repository whose tags are gone loses its list.
+ */
+static void tags_look(void *arg)
+{
+	struct tags_look *k = arg;
+	struct berth_registry *r = k->reg;
+	struct berth_taglist_cache *c = r->tag_lists;
+	struct tag_entry *e = NULL, *fresh = NULL;
+
+	pthread_mutex_lock(&c->lock);
+	if (!berth_looks_stopping(r) && (e = find(c, k->name)) != NULL)
+		atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&c->lock);
+	if (e) {
+		int rc = build_stored(&fresh, r, k->name, e);
+		pthread_mutex_lock(&c->lock);
+		if (find(c, k->name) == e) {
+			if (rc == 0 && fresh->bytes <= MAX_BYTES / 4) {
+				fresh->servable = 1;
+				insert(c, fresh); /* replaces e */
+			} else if (rc == 0 || rc == BERTH_ENOTFOUND) {
+				detach(c, e); /* too large to keep now, or gone */
+			} else {
+				e->looked_ns = berth_now_ns(); /* the next look after the interval */
+			}
+		}
+		e->looking = 0;
+		pthread_mutex_unlock(&c->lock);
+		entry_unref(fresh);
+		entry_unref(e);
+	}
+	free(k->name);
+	free(k);
+}
+
+/* Queues the look at e when it is due. */
+static void look_if_due(struct berth_registry *r, struct tag_entry *e)
+{
+	struct berth_taglist_cache *c = r->tag_lists;
+	uint64_t interval = atomic_load_explicit(&c->foreign_ns, memory_order_relaxed);
+	pthread_mutex_lock(&c->lock);
+	if (!e->looking && find(c, e->name) == e && berth_now_ns() - e->looked_ns >= interval) {
+		struct tags_look *k = berth_calloc(1, sizeof(*k));
+		k->reg = r;
+		k->name = berth_strdup(e->name);
+		e->looking = 1;
+		if (berth_looks_submit(r, tags_look, k) < 0) {
+			e->looking = 0;
+			free(k->name);
+			free(k);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* berth_tags_get where the store's generation tells: one stat of it while the list holds. */
+static int get_stored(const struct berth_tag_list **out, struct berth_registry *r, const char *name)
+{
+	struct berth_taglist_cache *c = r->tag_lists;
+	char gpath[BERTH_PATH_MAX];
+	struct berth_generation seen = { 0 };
+	int rc;
+
+	if ((rc = stored_generation_path(gpath, name)) < 0)
+		return rc;
+	uint64_t changes = atomic_load_explicit(&c->changes, memory_order_acquire);
+	pthread_mutex_lock(&c->lock);
+	struct tag_entry *e = find(c, name);
+	if (e) {
+		atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+		seen = e->stored;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (e && e->servable && e->has_stored && berth_generation_unchanged(&seen, r->driver, gpath) &&
+	    incomplete_unchanged(r, e)) {
+		look_if_due(r, e);
+		pthread_mutex_lock(&c->lock);
+		if (find(c, name) == e)
+			berth_lru_touch(&c->lru, &e->lru);
+		pthread_mutex_unlock(&c->lock);
+		*out = &e->pub;
+		return 0;
+	}
+	struct tag_entry *fresh;
+	rc = build_stored(&fresh, r, name, e);
+	entry_unref(e);
+	if (rc < 0)
+		return rc;
+	fresh->servable = atomic_load_explicit(&c->changes, memory_order_acquire) == changes;
+	pthread_mutex_lock(&c->lock);
+	if (fresh->bytes <= MAX_BYTES / 4)
+		insert(c, fresh);
+	pthread_mutex_unlock(&c->lock);
+	*out = &fresh->pub;
+	return 0;
+}
+
+void berth_tags_added_or_removed(struct berth_registry *r, const char *name)
+{
+	char path[BERTH_PATH_MAX];
+	if (dirs_unversioned(r) && stored_generation_path(path, name) == 0)
+		berth_generation_bump(r->driver, path);
 }
 
 int berth_tags_get(const struct berth_tag_list **out, struct berth_registry *r, const char *name)
@@ -347,6 +521,8 @@ int berth_tags_get(const struct berth_tag_list **out, struct berth_registry *r, 
 	uint64_t changes = atomic_load_explicit(&c->changes, memory_order_acquire);
 	uint64_t generation = 0;
 	int has_generation = berth_reg_redis_tags_generation(r, name, &generation);
+	if (!has_generation && dirs_unversioned(r))
+		return get_stored(out, r, name);
 	if ((rc = berth_storage_stat(&st, r->driver, dir)) < 0)
 		return rc;
 	if (!st.is_dir)
