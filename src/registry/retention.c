@@ -419,7 +419,7 @@ static void remove_tags(struct repo_state *s, struct berth_retention *ret, size_
 			st->errors++;
 			continue;
 		}
-		if (c->keep_pulled_within_ms >= 0 && (rc = berth_pulls_forget_tag(s->reg->driver, s->name, t->name)) < 0)
+		if (c->keep_pulled_within_ms >= 0 && (rc = berth_pulls_forget(ret->pulls, s->reg->driver, s->name, t->name)) < 0)
 			berth_warn("retention: %s: cannot remove the pull record of tag %s: %s (harmless)", s->name,
 				   t->name, berth_err_reason(rc));
 		st->tags_removed++;
@@ -640,6 +640,11 @@ int berth_retention_start(struct berth_periodic **out, struct berth_registry *r,
 void berth_retention_stop(struct berth_periodic *p)
 {
 	berth_periodic_stop(p);
+}
+
+struct berth_pulls *berth_retention_pulls(const struct berth_registry *r)
+{
+	return r->retention ? r->retention->pulls : NULL;
 }
 
 void berth_retention_record_pull(struct berth_registry *r, const char *name, const char *reference)
