@@ -122,14 +122,21 @@ struct pending {
 	int forgotten; /* forgotten while written */
 };
 
-/* Removes the stored record of a key ("<name>:<tag>" or "<name>@<digest>"): 0 if none. */
-static int remove_record(struct berth_storage_driver *d, const char *key)
+/* The stored record's path of a key ("<name>:<tag>" or "<name>@<digest>"). */
+static int key_record_path(char out[BERTH_PATH_MAX], const char *key)
 {
-	char path[BERTH_PATH_MAX], copy[BERTH_PATH_MAX];
+	char copy[BERTH_PATH_MAX];
 	const char *name, *reference;
 	snprintf(copy, sizeof(copy), "%s", key);
 	split_key(copy, &name, &reference);
-	int rc = record_path(path, name, reference);
+	return record_path(out, name, reference);
+}
+
+/* Removes the stored record of a key: 0 if there is none. */
+static int remove_record(struct berth_storage_driver *d, const char *key)
+{
+	char path[BERTH_PATH_MAX];
+	int rc = key_record_path(path, key);
 	if (rc == 0)
 		rc = berth_storage_remove(d, path);
 	return rc == BERTH_ENOTFOUND ? 0 : rc;
@@ -138,11 +145,8 @@ static int remove_record(struct berth_storage_driver *d, const char *key)
 /* Writes one reference's pull unless the store holds a newer one. */
 static int flush_one(struct berth_storage_driver *d, const struct pending *w)
 {
-	char path[BERTH_PATH_MAX], key[BERTH_PATH_MAX];
-	const char *name, *reference;
-	snprintf(key, sizeof(key), "%s", w->key);
-	split_key(key, &name, &reference);
-	int rc = record_path(path, name, reference);
+	char path[BERTH_PATH_MAX];
+	int rc = key_record_path(path, w->key);
 	if (rc < 0)
 		return 0; /* cannot be stored: forgotten */
 	int64_t stored;
