@@ -304,7 +304,8 @@ static void decide_tags(struct repo_state *s, const struct compiled_retention_ru
 	if (c->keep_latest < 0 && !c->has_keep_tags && c->keep_pushed_within_ms < 0 &&
 	    c->keep_pulled_within_ms < 0)
 		return; /* no keep criterion: every tag stays */
-	qsort(s->tags, s->n_tags, sizeof(*s->tags), newest_first);
+	if (s->n_tags > 1) /* none: tags is NULL, which qsort must not be given */
+		qsort(s->tags, s->n_tags, sizeof(*s->tags), newest_first);
 	for (size_t i = 0; i < s->n_tags; i++) {
 		const struct tag_info *t = &s->tags[i];
 		int keep = berth_policy_tag_immutable(s->reg->policy, s->name, t->name) ||
