@@ -54,6 +54,7 @@ struct window_driver {
 	char trigger[BERTH_PATH_MAX]; /* "" : none */
 	void (*hook)(void *arg);
 	void *arg;
+	unsigned touches; /* refreshes of a blob's age */
 };
 
 static struct berth_storage_driver *inner(struct berth_storage_driver *d)
@@ -95,6 +96,7 @@ static int w_walk(struct berth_storage_driver *d, const char *p, berth_walk_cb c
 }
 static int w_touch(struct berth_storage_driver *d, const char *p)
 {
+	((struct window_driver *)d)->touches++;
 	return inner(d)->touch(inner(d), p);
 }
 static int w_remove(struct berth_storage_driver *d, const char *p)
@@ -278,8 +280,10 @@ static void test_head_mount_and_repush_refresh_age(void **state)
 	age(f, b);
 	age(f, c);
 	assert_int_equal(berth_blob_stat_refresh(&size, f->reg, "r", a), 0);
+	unsigned touches = f->w->touches;
 	assert_int_equal(berth_blob_mount(&size, f->reg, "s", b, "r"), 0);
-	assert_int_equal(size, strlen("mounted"));
+	assert_int_equal(size, strlen("mounted")); /* the answer's size: no second look */
+	assert_int_equal(f->w->touches, touches + 1);
 	assert_int_equal(upload(f, "t", "pushed again", c), 0);
 	assert_false(is_old(f, a));
 	assert_false(is_old(f, b));
@@ -297,8 +301,10 @@ static void test_pull_stat_does_not_refresh_age(void **state)
 	uint64_t size = 0;
 	assert_int_equal(upload(f, "r", "only pulled", a), 0);
 	age(f, a);
+	unsigned touches = f->w->touches;
 	assert_int_equal(berth_blob_stat(&size, f->reg, "r", a), 0);
 	assert_int_equal(size, strlen("only pulled"));
+	assert_int_equal(f->w->touches, touches);
 	assert_true(is_old(f, a));
 	collect(f, 0);
 	assert_false(blob_exists(f, a));
