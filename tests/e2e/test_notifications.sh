@@ -44,7 +44,7 @@ notifications:
 EOT
 }
 
-CTR= CTRD_N=1 CTRD_USED=
+CTR='' CTRD_N=1 CTRD_USED=''
 if command -v ctr >/dev/null && command -v containerd >/dev/null; then
   if start_containerd "$WORK/containerd-1"; then CTR=1; else log "containerd does not start here: its steps are left out"; fi
 fi
@@ -56,10 +56,10 @@ cx() {
 }
 
 # fresh_containerd: the next registry's pull must fetch every blob, so it gets a new containerd
-# with an empty root (the one used so far is stopped). Emptying the store through ctr is not
-# enough: `ctr content rm` drops the metadata at once but the blob files only at containerd's
-# next garbage collection, and a pull before that finds them and fetches nothing (with
-# containerd's default content sharing policy).
+# with an empty root (the one used so far is stopped). Emptying the store through ctr was not
+# enough (a make test once saw berth's pull fetch no blob): `ctr content rm` drops the metadata
+# at once but the blob files (and snapshots) only at containerd's next garbage collection, and
+# a pull before that can find them and fetch nothing.
 fresh_containerd() {
   stop_server "$CTRD_PID"
   CTRD_N=$((CTRD_N + 1))
