@@ -143,7 +143,10 @@ static void get_blob(struct berth_request *req)
 
 	if (!berth_req_is_head(req) && redirect_blob(req))
 		return;
-	if (berth_req_is_head(req) || berth_api_etag_matches(req, digest)) {
+	if (berth_req_is_head(req)) {
+		/* a pusher checking for a layer it will reference: its age restarts (online gc) */
+		rc = berth_blob_stat_refresh(&size, ar->registry, ar->name, digest);
+	} else if (berth_api_etag_matches(req, digest)) {
 		rc = berth_blob_stat(&size, ar->registry, ar->name, digest);
 	} else {
 		rc = berth_blob_open(&rd, ar->registry, ar->name, digest, 0);

@@ -216,14 +216,13 @@ static int try_mount(struct berth_request *req, const char *digest, const char *
 	struct berth_api_request *ar = berth_api_req(req);
 	if (!berth_digest_valid(digest) || (from && !berth_name_valid(from)))
 		return 0;
-	int rc = berth_blob_mount(ar->registry, ar->name, digest, from);
+	uint64_t size = 0;
+	int rc = berth_blob_mount(&size, ar->registry, ar->name, digest, from);
 	if (rc == BERTH_EDENIED) {
 		berth_api_answer(req, BERTH_API_DENIED, berth_err_message(rc), NULL);
 		return 1;
 	}
 	if (rc == 0) {
-		uint64_t size = 0;
-		berth_blob_stat(&size, ar->registry, ar->name, digest);
 		berth_api_event_blob(req, "mount", digest, size, from);
 		send_blob_created(req, digest);
 		return 1;

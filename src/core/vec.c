@@ -44,6 +44,19 @@ void berth_strvec_sort(struct berth_strvec *l)
 		qsort(l->items, l->n, sizeof(*l->items), cmp_str);
 }
 
+void berth_strvec_sort_unique(struct berth_strvec *l)
+{
+	size_t k = 0;
+	berth_strvec_sort(l);
+	for (size_t i = 0; i < l->n; i++) {
+		if (k && strcmp(l->items[k - 1], l->items[i]) == 0)
+			free(l->items[i]);
+		else
+			l->items[k++] = l->items[i];
+	}
+	l->n = k;
+}
+
 void berth_strvec_release(struct berth_strvec *l)
 {
 	for (size_t i = 0; i < l->n; i++)

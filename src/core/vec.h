@@ -37,6 +37,8 @@ struct berth_strvec {
 void berth_strvec_push(struct berth_strvec *l, const char *s);
 /* Sorts bytewise (strcmp). */
 void berth_strvec_sort(struct berth_strvec *l);
+/* Sorts bytewise and drops (frees) repeats. */
+void berth_strvec_sort_unique(struct berth_strvec *l);
 /* Frees the strings and the array; the list is empty and reusable afterwards. */
 void berth_strvec_release(struct berth_strvec *l);
 

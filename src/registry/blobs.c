@@ -20,17 +20,17 @@ static int check_linked(struct berth_registry *r, const char *name, const char *
 	return berth_link_check(r, path, 'l', name, digest);
 }
 
-/* The shared Redis cache first (Distribution's order): a hit there saves storage calls on every
- * instance; a blob unlinked through any of them is cleared from it first (berth_blob_delete). */
-int berth_blob_stat_locked(uint64_t *size, struct berth_registry *r, const char *name,
-			   const char *digest)
+/* The size of a blob name links. The shared Redis cache first (Distribution's order): a hit
+ * there saves storage calls on every instance; a blob unlinked through any of them is cleared
+ * from it first (berth_blob_delete). With refresh (online collection), the blob's age restarts,
+ * on a Redis hit too, and one collected meanwhile is not found. */
+static int stat_linked(uint64_t *size, struct berth_registry *r, const char *name, const char *digest,
+		       int refresh)
 {
 	uint64_t found;
 	int rc;
 	if (berth_reg_redis_repo_stat(r, name, digest, &found)) {
-		/* online collection: the blob's age restarts on a Redis hit too, and one collected
-		 * meanwhile is not found */
-		if (r->gc_refresh && (rc = berth_blob_refresh(r, digest)) < 0)
+		if (refresh && (rc = berth_blob_refresh(r, digest)) < 0)
 			return rc;
 		if (size)
 			*size = found;
@@ -39,7 +39,7 @@ int berth_blob_stat_locked(uint64_t *size, struct berth_registry *r, const char 
 	rc = check_linked(r, name, digest);
 	if (rc < 0)
 		return rc;
-	if (r->gc_refresh && (rc = berth_blob_refresh(r, digest)) < 0)
+	if (refresh && (rc = berth_blob_refresh(r, digest)) < 0)
 		return rc;
 	if ((rc = berth_blob_data_stat(&found, r, digest)) < 0)
 		return rc;
@@ -49,12 +49,23 @@ int berth_blob_stat_locked(uint64_t *size, struct berth_registry *r, const char 
 	return 0;
 }
 
-int berth_blob_stat(uint64_t *size, struct berth_registry *r, const char *name, const char *digest)
+int berth_blob_stat_locked(uint64_t *size, struct berth_registry *r, const char *name,
+			   const char *digest)
+{
+	return stat_linked(size, r, name, digest, r->gc_refresh);
+}
+
+int berth_blob_stat_refresh(uint64_t *size, struct berth_registry *r, const char *name, const char *digest)
 {
 	berth_gc_lock_shared(r);
 	int rc = berth_blob_stat_locked(size, r, name, digest);
 	berth_gc_unlock(r);
 	return rc;
+}
+
+int berth_blob_stat(uint64_t *size, struct berth_registry *r, const char *name, const char *digest)
+{
+	return stat_linked(size, r, name, digest, 0);
 }
 
 int berth_blob_open(struct berth_reader **out, struct berth_registry *r, const char *name,
@@ -112,7 +123,8 @@ int berth_blob_delete(struct berth_registry *r, const char *name, const char *di
 	return rc;
 }
 
-int berth_blob_mount(struct berth_registry *r, const char *name, const char *digest, const char *from)
+int berth_blob_mount(uint64_t *size_out, struct berth_registry *r, const char *name, const char *digest,
+		     const char *from)
 {
 	char path[BERTH_PATH_MAX];
 	uint64_t size = 0;
@@ -132,5 +144,7 @@ int berth_blob_mount(struct berth_registry *r, const char *name, const char *dig
 		berth_bytes_link_leave(&quota, rc == 0);
 	}
 	berth_gc_unlock(r);
+	if (rc == 0 && size_out)
+		*size_out = size;
 	return rc;
 }

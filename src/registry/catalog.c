@@ -278,19 +278,6 @@ static int collect_file(const char *path, const struct berth_stat *st, void *pay
 	return 0;
 }
 
-static void sort_unique(struct berth_strvec *v)
-{
-	berth_strvec_sort(v);
-	size_t k = 0;
-	for (size_t i = 0; i < v->n; i++) {
-		if (k > 0 && strcmp(v->items[i], v->items[k - 1]) == 0)
-			free(v->items[i]);
-		else
-			v->items[k++] = v->items[i];
-	}
-	v->n = k;
-}
-
 static int catalog_walk(struct berth_strvec *out, struct catalog_walk *w, struct berth_registry *r)
 {
 	int rc;
@@ -311,7 +298,7 @@ static int catalog_walk(struct berth_strvec *out, struct catalog_walk *w, struct
 	}
 	if (rc < 0)
 		return rc;
-	sort_unique(out);
+	berth_strvec_sort_unique(out);
 	return 0;
 }
 

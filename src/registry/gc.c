@@ -28,9 +28,11 @@
 #include "registry/link.h"
 #include "registry/manifest.h"
 #include "registry/paths.h"
+#include "registry/pulls.h"
 #include "registry/reference.h"
 #include "registry/registry.h"
 #include "registry/registry_int.h"
+#include "registry/retention.h"
 #include "storage/storage.h"
 
 #include <pthread.h>
@@ -800,6 +802,9 @@ static void delete_revision(struct batch *b, size_t k)
 static void manifests_done(struct gc *g, const struct batch *b)
 {
 	char ds[BERTH_DIGEST_STR_MAX];
+	/* pull records (retention's keeppulledwithin) of deleted manifests go too: only looked
+	 * for where there are some, a storage call per batch */
+	int pull_records = -1;
 	for (size_t k = 0; k < b->n; k++) {
 		berth_oid_fmt(ds, &b->d[k]);
 		if (b->rc[k] == GONE_KEPT_YOUNG || b->rc[k] == GONE_ABSENT || b->rc[k] == GONE_KEPT_LATE) {
@@ -824,6 +829,11 @@ static void manifests_done(struct gc *g, const struct batch *b)
 			continue;
 		}
 		g->st.manifests_deleted++;
+		if (pull_records < 0)
+			pull_records = berth_pulls_has_digests(g->d, b->repo);
+		if (pull_records)
+			(void)berth_pulls_forget(g->o->registry ? berth_retention_pulls(g->o->registry) : NULL,
+						 g->d, b->repo, ds);
 		if (g->o->registry) {
 			char key[BERTH_PATH_MAX];
 			berth_reg_cache_key(key, sizeof(key), 'r', b->repo, ds);

@@ -141,7 +141,7 @@ struct berth_gc_online {
 	struct berth_registry *reg;
 	struct berth_gc_online_options o;
 	struct berth_periodic *task;
-	char generation[64]; /* the store's collection generation last seen (gc_shared.h) */
+	struct berth_generation generation; /* the store's collection generation last seen (gc_shared.h) */
 };
 
 static void run_steps(struct berth_gc_online *g)
@@ -181,9 +181,10 @@ static int take_lease(struct berth_gc_online *g)
  */
 static void follow_generation(struct berth_gc_online *g)
 {
-	char now[64];
-	if (!berth_quota_bytes_has_rules(g->reg) || berth_gc_generation_read(g->reg, now) < 0 ||
-	    strcmp(now, g->generation) == 0)
+	struct berth_generation now;
+	if (!berth_quota_bytes_has_rules(g->reg) ||
+	    berth_generation_read(&now, g->reg->driver, BERTH_GC_GENERATION_PATH) < 0 ||
+	    berth_generation_equal(&now, &g->generation))
 		return;
 	int rc = berth_quota_bytes_build(g->reg);
 	if (rc < 0) {
@@ -191,7 +192,7 @@ static void follow_generation(struct berth_gc_online *g)
 			   "after another instance's collection: %s", berth_strerror(rc));
 		return; /* tried again next cycle */
 	}
-	memcpy(g->generation, now, sizeof(now));
+	g->generation = now;
 }
 
 static void cycle(void *arg)
@@ -221,7 +222,7 @@ static void cycle(void *arg)
 	take_lease(g); /* renewed from the run's end */
 	/* the other instances' byte counts follow (this one's followed each removal) */
 	if (!g->o.dry_run && (st.manifests_deleted || st.layer_links_deleted)) {
-		int grc = berth_gc_generation_bump(g->reg, g->generation);
+		int grc = berth_generation_write(&g->generation, g->reg->driver, BERTH_GC_GENERATION_PATH);
 		if (grc < 0)
 			berth_warn("garbage collection: cannot write %s: %s", BERTH_GC_GENERATION_PATH,
 				   berth_strerror(grc));
@@ -260,8 +261,8 @@ int berth_gc_online_start(struct berth_gc_online **out, struct berth_registry *r
 	g->reg = r;
 	g->o = *o;
 	/* what the start-up count of the quotas saw already */
-	if (berth_gc_generation_read(r, g->generation) < 0)
-		g->generation[0] = '\0';
+	if (berth_generation_read(&g->generation, r->driver, BERTH_GC_GENERATION_PATH) < 0)
+		g->generation = (struct berth_generation){ 0 };
 	if (berth_periodic_start(&g->task, o->interval_ms, o->interval_ms, cycle, g) < 0) {
 		free(g);
 		return BERTH_ERROR;

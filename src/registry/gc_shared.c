@@ -191,30 +191,6 @@ void berth_gc_notice_prune(struct berth_registry *r)
 	berth_strvec_release(&notices);
 }
 
-/* ---- the generation ---- */
-
-int berth_gc_generation_bump(struct berth_registry *r, char out[64])
-{
-	char id[37];
-	berth_uuid4(id);
-	snprintf(out, 64, "%s", id);
-	return berth_storage_put_content(r->driver, BERTH_GC_GENERATION_PATH, id, strlen(id));
-}
-
-int berth_gc_generation_read(struct berth_registry *r, char out[64])
-{
-	char *body = NULL;
-	int rc = read_text(&body, r, BERTH_GC_GENERATION_PATH, 64);
-	out[0] = '\0';
-	if (rc == BERTH_ENOTFOUND || rc == BERTH_ETOOLARGE)
-		return 0;
-	if (rc < 0)
-		return rc;
-	snprintf(out, 64, "%s", body);
-	free(body);
-	return 0;
-}
-
 /* ---- the lease ---- */
 
 /* "<instance> <until ms>\n": 0 with holder and until, or BERTH_ENOTFOUND (absent or unreadable). */

@@ -33,7 +33,8 @@
  *
  * The generation. /berth/gc/generation changes with every run that removed links; the other
  * instances, which count the stored-bytes quotas in memory (registry/quota.h), count them
- * again from the store when they see it change.
+ * again from the store when they see it change (a generation of registry/generation.c, at
+ * BERTH_GC_GENERATION_PATH).
  *
  * All three live at the driver's root, outside docker/registry/v2: Distribution and its tools never
  * look there.
@@ -84,9 +85,5 @@ void berth_gc_notice_prune(struct berth_registry *r);
  */
 int berth_gc_lease_take(struct berth_registry *r, int64_t hold_ms, char holder[64], int64_t *until_ms);
 
-/* Writes a new generation (into out too). A storage error is returned. */
-int berth_gc_generation_bump(struct berth_registry *r, char out[64]);
-/* The current generation into out ("" if there is none yet), or a storage error. */
-int berth_gc_generation_read(struct berth_registry *r, char out[64]);
 
 #endif

@@ -77,11 +77,19 @@ int berth_generation_equal(const struct berth_generation *a, const struct berth_
 	return a->present == b->present && strcmp(a->token, b->token) == 0;
 }
 
+int berth_generation_write(struct berth_generation *out, struct berth_storage_driver *d, const char *path)
+{
+	struct berth_generation g = { .present = 1 };
+	berth_uuid4(g.token);
+	int rc = berth_storage_put_content(d, path, g.token, strlen(g.token));
+	if (rc == 0 && out)
+		*out = g;
+	return rc;
+}
+
 void berth_generation_bump(struct berth_storage_driver *d, const char *path)
 {
-	char token[37];
-	berth_uuid4(token);
-	int rc = berth_storage_put_content(d, path, token, strlen(token));
+	int rc = berth_generation_write(NULL, d, path);
 	if (rc < 0) /* the others see the change at their next look at the directories (2 s) */
 		berth_warn("storage: could not bump the generation %s: %s", path, berth_strerror(rc));
 }

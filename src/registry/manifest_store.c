@@ -12,8 +12,10 @@
 #include "core/util.h"
 #include "registry/manifest.h"
 #include "registry/paths.h"
+#include "registry/pulls.h"
 #include "registry/reference.h"
 #include "registry/registry_int.h"
+#include "registry/retention.h"
 #include "storage/storage.h"
 
 static int is_digest_ref(const char *reference)
@@ -500,6 +502,8 @@ static int delete_reference(struct berth_registry *r, const char *name, const ch
 	berth_bytes_unlink_leave(&bytes, rc == 0);
 	if (rc < 0)
 		return rc;
+	/* its pull record (retention's keeppulledwithin) goes with it; one left is harmless */
+	(void)berth_pulls_forget(berth_retention_pulls(r), r->driver, name, reference);
 	struct untag_ctx ctx = { r, reference, 0, on_untag, payload, 0 };
 	if ((rc = berth_path_tags_dir(path, name)) < 0)
 		return rc;

@@ -119,16 +119,34 @@ struct pending {
 	char *key;
 	int64_t pulled;
 	int rc;
+	int forgotten; /* forgotten while written */
 };
+
+/* The stored record's path of a key ("<name>:<tag>" or "<name>@<digest>"). */
+static int key_record_path(char out[BERTH_PATH_MAX], const char *key)
+{
+	char copy[BERTH_PATH_MAX];
+	const char *name, *reference;
+	snprintf(copy, sizeof(copy), "%s", key);
+	split_key(copy, &name, &reference);
+	return record_path(out, name, reference);
+}
+
+/* Removes the stored record of a key: 0 if there is none. */
+static int remove_record(struct berth_storage_driver *d, const char *key)
+{
+	char path[BERTH_PATH_MAX];
+	int rc = key_record_path(path, key);
+	if (rc == 0)
+		rc = berth_storage_remove(d, path);
+	return rc == BERTH_ENOTFOUND ? 0 : rc;
+}
 
 /* Writes one reference's pull unless the store holds a newer one. */
 static int flush_one(struct berth_storage_driver *d, const struct pending *w)
 {
-	char path[BERTH_PATH_MAX], key[BERTH_PATH_MAX];
-	const char *name, *reference;
-	snprintf(key, sizeof(key), "%s", w->key);
-	split_key(key, &name, &reference);
-	int rc = record_path(path, name, reference);
+	char path[BERTH_PATH_MAX];
+	int rc = key_record_path(path, w->key);
 	if (rc < 0)
 		return 0; /* cannot be stored: forgotten */
 	int64_t stored;
@@ -150,7 +168,7 @@ int berth_pulls_flush(struct berth_pulls *p, struct berth_storage_driver *driver
 	pthread_mutex_lock(&p->lock);
 	for (size_t pos = 0; (e = berth_map_next(&p->pulled, &pos));) {
 		BERTH_VEC_GROW(todo, n + 1, alloc);
-		todo[n++] = (struct pending){ berth_strdup(e->key), e->pulled, 0 };
+		todo[n++] = (struct pending){ berth_strdup(e->key), e->pulled, 0, 0 };
 	}
 	pthread_mutex_unlock(&p->lock);
 
@@ -161,16 +179,24 @@ int berth_pulls_flush(struct berth_pulls *p, struct berth_storage_driver *driver
 	}
 
 	/* Forget what was written and not pulled again meanwhile: memory holds only what the
-	 * store does not have yet. */
+	 * store does not have yet. A reference gone from memory was forgotten while it was
+	 * written (berth_pulls_forget): its record goes again, after the write. */
 	pthread_mutex_lock(&p->lock);
 	for (size_t i = 0; i < n; i++) {
-		if (todo[i].rc == 0 && (e = berth_map_find(&p->pulled, todo[i].key))) {
-			if (e->pulled <= todo[i].pulled)
-				berth_map_remove(&p->pulled, todo[i].key);
-		}
-		free(todo[i].key);
+		if (todo[i].rc < 0)
+			continue;
+		e = berth_map_find(&p->pulled, todo[i].key);
+		if (!e)
+			todo[i].forgotten = 1;
+		else if (e->pulled <= todo[i].pulled)
+			berth_map_remove(&p->pulled, todo[i].key);
 	}
 	pthread_mutex_unlock(&p->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (todo[i].forgotten)
+			(void)remove_record(driver, todo[i].key);
+		free(todo[i].key);
+	}
 	free(todo);
 	pthread_mutex_unlock(&p->flushing);
 	return first_error;
@@ -193,18 +219,54 @@ int64_t berth_pulls_last(struct berth_pulls *p, struct berth_storage_driver *dri
 	return last;
 }
 
-int berth_pulls_forget_tag(struct berth_storage_driver *driver, const char *name, const char *tag)
+int berth_pulls_forget(struct berth_pulls *p, struct berth_storage_driver *driver, const char *name,
+		       const char *reference)
 {
-	char path[BERTH_PATH_MAX];
-	int rc = record_path(path, name, tag);
-	if (rc == 0)
-		rc = berth_storage_remove(driver, path);
-	return rc == BERTH_ENOTFOUND ? 0 : rc;
+	char key[BERTH_PATH_MAX];
+	if (format_key(key, sizeof(key), name, reference) < 0)
+		return 0; /* never recorded */
+	if (p) {
+		pthread_mutex_lock(&p->lock);
+		berth_map_remove(&p->pulled, key);
+		pthread_mutex_unlock(&p->lock);
+	}
+	return remove_record(driver, key);
 }
 
-void berth_pulls_forget_repo(struct berth_storage_driver *driver, const char *name)
+int berth_pulls_has_digests(struct berth_storage_driver *driver, const char *name)
+{
+	char path[BERTH_PATH_MAX];
+	struct berth_stat st;
+	int len = snprintf(path, sizeof(path), PULLS_ROOT "/%s/_digests", name);
+	if (len < 0 || len >= (int)sizeof(path))
+		return 0;
+	int rc = berth_storage_stat(&st, driver, path);
+	return rc != BERTH_ENOTFOUND; /* an error: there may be some */
+}
+
+/* 1 if key ("<name>:<tag>" or "<name>@<digest>") is a reference of name itself. */
+static int key_of_repo(const char *key, const char *name, size_t name_len)
+{
+	return strncmp(key, name, name_len) == 0 && (key[name_len] == ':' || key[name_len] == '@');
+}
+
+void berth_pulls_forget_repo(struct berth_pulls *p, struct berth_storage_driver *driver, const char *name)
 {
 	static const char *const parts[] = { "_tags", "_digests" };
+	if (p) {
+		size_t name_len = strlen(name);
+		struct pull_entry *e;
+		pthread_mutex_lock(&p->lock);
+		for (size_t pos = 0; (e = berth_map_next(&p->pulled, &pos));) {
+			if (key_of_repo(e->key, name, name_len)) {
+				char key[BERTH_PATH_MAX]; /* the map frees e->key */
+				snprintf(key, sizeof(key), "%s", e->key);
+				berth_map_remove(&p->pulled, key);
+				pos = 0; /* removal shifts entries back: again from the start */
+			}
+		}
+		pthread_mutex_unlock(&p->lock);
+	}
 	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
 		char path[BERTH_PATH_MAX];
 		int len = snprintf(path, sizeof(path), PULLS_ROOT "/%s/%s", name, parts[i]);

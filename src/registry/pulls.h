@@ -43,13 +43,20 @@ int berth_pulls_flush(struct berth_pulls *p, struct berth_storage_driver *driver
 int64_t berth_pulls_last(struct berth_pulls *p, struct berth_storage_driver *driver, const char *name,
 			 const char *reference);
 
-/* Removes the stored record of name's tag (a tag retention removed). 0 or a storage error
+/* Forgets name's reference (a tag or "<alg>:<hex>"): what p (when not NULL) holds in memory, and
+ * the stored record, so that a tag removed or a manifest deleted leaves no record behind (a
+ * flush running meanwhile removes the record it wrote again). 0 or a storage error
  * (BERTH_ENOTFOUND is 0). Blocks. */
-int berth_pulls_forget_tag(struct berth_storage_driver *driver, const char *name, const char *tag);
+int berth_pulls_forget(struct berth_pulls *p, struct berth_storage_driver *driver, const char *name,
+		       const char *reference);
 
-/* Removes every stored record of name (a repository deleted), not of the repositories nested
- * under it. Errors are ignored: a record left is harmless (it keeps a tag of that name at
- * most keeppulledwithin longer). Blocks. */
-void berth_pulls_forget_repo(struct berth_storage_driver *driver, const char *name);
+/* 1 if name has stored digest records, 0 if not (or that cannot be told): one storage call, to
+ * spare a caller forgetting many digests a call for each when there are none. Blocks. */
+int berth_pulls_has_digests(struct berth_storage_driver *driver, const char *name);
+
+/* Removes every record of name (a repository deleted), in p (when not NULL) and stored, not of
+ * the repositories nested under it. Storage errors are ignored: a record left is harmless (it
+ * keeps a tag of that name at most keeppulledwithin longer). Blocks. */
+void berth_pulls_forget_repo(struct berth_pulls *p, struct berth_storage_driver *driver, const char *name);
 
 #endif

@@ -83,10 +83,14 @@ struct berth_storage_driver *berth_registry_driver(struct berth_registry *r);
 
 /* ---- blobs (layers and configs, linked per repository under _layers) ---- */
 
-/* Size of a blob linked into repository `name`. BERTH_ENOTFOUND if not linked or gone. With
- * online garbage collection, the check refreshes the blob's age (a client that finds a layer
- * by HEAD skips pushing it and will reference it): see registry/gc_online.h. */
+/* Size of a blob linked into repository `name`. BERTH_ENOTFOUND if not linked or gone. For
+ * pulls (a GET): the blob's age is left alone. */
 int berth_blob_stat(uint64_t *size, struct berth_registry *r, const char *name, const char *digest);
+/* berth_blob_stat for a client that may reference the blob next (a HEAD: a pusher that finds a
+ * layer so skips pushing it, then PUTs its manifest): with online garbage collection the blob's
+ * age restarts too, so it stays for `delay` after the check (registry/gc_online.h). Costs a
+ * storage write then (on S3 a CopyObject). */
+int berth_blob_stat_refresh(uint64_t *size, struct berth_registry *r, const char *name, const char *digest);
 /* A URL the client can fetch a linked blob from itself (a presigned S3 URL, a storage
  * middleware's), owned by the caller: BERTH_EUNSUPPORTED when redirects are off or the driver
  * has none. client_ip: the client's address (X-Forwarded-For & co.), or NULL. */
@@ -99,10 +103,12 @@ int berth_blob_open(struct berth_reader **out, struct berth_registry *r, const c
 int berth_blob_delete(struct berth_registry *r, const char *name, const char *digest);
 /*
  * Links an existing blob into `name`: from repository `from`, or (from == NULL) from wherever it
- * is in the registry. BERTH_ENOTFOUND if the source does not have it; BERTH_EDENIED (with its
- * message, core/err.h) if it would pass a bytes quota (registry/quota.h).
+ * is in the registry; its size into *size (when not NULL). BERTH_ENOTFOUND if the source does
+ * not have it; BERTH_EDENIED (with its message, core/err.h) if it would pass a bytes quota
+ * (registry/quota.h).
  */
-int berth_blob_mount(struct berth_registry *r, const char *name, const char *digest, const char *from);
+int berth_blob_mount(uint64_t *size, struct berth_registry *r, const char *name, const char *digest,
+		     const char *from);
 
 /* ---- uploads (resumable, under _uploads/<uuid>) ---- */
 

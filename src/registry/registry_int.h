@@ -90,6 +90,9 @@ int berth_generation_unchanged(struct berth_generation *g, struct berth_storage_
 int berth_generation_equal(const struct berth_generation *a, const struct berth_generation *b);
 /* Writes a fresh token (one durable write); a failure is logged, not returned. */
 void berth_generation_bump(struct berth_storage_driver *d, const char *path);
+/* berth_generation_bump returning the storage error, and on success the generation it wrote
+ * into *out (when not NULL), as this writer has seen it. */
+int berth_generation_write(struct berth_generation *out, struct berth_storage_driver *d, const char *path);
 
 /* registry/catalog.c: the snapshot (created with the registry, freed with it). */
 struct berth_catalog_cache *berth_catalog_cache_new(void);

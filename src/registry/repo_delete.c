@@ -21,6 +21,7 @@
 #include "registry/paths.h"
 #include "registry/pulls.h"
 #include "registry/registry_int.h"
+#include "registry/retention.h"
 #include "storage/storage.h"
 
 /* FNV-1a of the name, folded onto the stripes. */
@@ -99,7 +100,7 @@ int berth_repo_delete(struct berth_registry *r, const char *name)
 	}
 	berth_bytes_repo_leave(&bytes, r);
 	if (rc >= 0 && found)
-		berth_pulls_forget_repo(r->driver, name); /* outside the layout; harmless if left */
+		berth_pulls_forget_repo(berth_retention_pulls(r), r->driver, name);
 	berth_reg_redis_repo_forget(r, name);
 	berth_tags_changed(r, name);
 	if (found)

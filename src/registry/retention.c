@@ -304,7 +304,8 @@ static void decide_tags(struct repo_state *s, const struct compiled_retention_ru
 	if (c->keep_latest < 0 && !c->has_keep_tags && c->keep_pushed_within_ms < 0 &&
 	    c->keep_pulled_within_ms < 0)
 		return; /* no keep criterion: every tag stays */
-	qsort(s->tags, s->n_tags, sizeof(*s->tags), newest_first);
+	if (s->n_tags > 1) /* none: tags is NULL, which qsort must not be given */
+		qsort(s->tags, s->n_tags, sizeof(*s->tags), newest_first);
 	for (size_t i = 0; i < s->n_tags; i++) {
 		const struct tag_info *t = &s->tags[i];
 		int keep = berth_policy_tag_immutable(s->reg->policy, s->name, t->name) ||
@@ -419,7 +420,7 @@ static void remove_tags(struct repo_state *s, struct berth_retention *ret, size_
 			st->errors++;
 			continue;
 		}
-		if (c->keep_pulled_within_ms >= 0 && (rc = berth_pulls_forget_tag(s->reg->driver, s->name, t->name)) < 0)
+		if (c->keep_pulled_within_ms >= 0 && (rc = berth_pulls_forget(ret->pulls, s->reg->driver, s->name, t->name)) < 0)
 			berth_warn("retention: %s: cannot remove the pull record of tag %s: %s (harmless)", s->name,
 				   t->name, berth_err_reason(rc));
 		st->tags_removed++;
@@ -640,6 +641,11 @@ int berth_retention_start(struct berth_periodic **out, struct berth_registry *r,
 void berth_retention_stop(struct berth_periodic *p)
 {
 	berth_periodic_stop(p);
+}
+
+struct berth_pulls *berth_retention_pulls(const struct berth_registry *r)
+{
+	return r->retention ? r->retention->pulls : NULL;
 }
 
 void berth_retention_record_pull(struct berth_registry *r, const char *name, const char *reference)

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct berth_pulls;
 struct berth_registry;
 
 /* policies.retention.rules[i]: strings borrowed (compiled by the registry). */
@@ -92,6 +93,10 @@ int berth_retention_apply(struct berth_retention_stats *out, struct berth_regist
 struct berth_periodic;
 int berth_retention_start(struct berth_periodic **out, struct berth_registry *r, int64_t interval_ms);
 void berth_retention_stop(struct berth_periodic *p);
+
+/* The pulls recorded in memory (registry/pulls.h), or NULL when no rule has keep_pulled_within:
+ * for the paths that delete what they record. Borrowed for the registry's lifetime. */
+struct berth_pulls *berth_retention_pulls(const struct berth_registry *r);
 
 /* The manifest GET path's hook: records a pull of name's reference (a tag or a digest) when
  * recording is on and a rule with keep_pulled_within governs name; else returns at once. No

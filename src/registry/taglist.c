@@ -269,20 +269,6 @@ static int tree_file(const char *path, const struct berth_stat *st, void *payloa
 	return 0;
 }
 
-/* Sorts and drops repeats. */
-static void sort_unique(struct berth_strvec *v)
-{
-	size_t k = 0;
-	berth_strvec_sort(v);
-	for (size_t i = 0; i < v->n; i++) {
-		if (k && strcmp(v->items[k - 1], v->items[i]) == 0)
-			free(v->items[i]);
-		else
-			v->items[k++] = v->items[i];
-	}
-	v->n = k;
-}
-
 /*
  * Collects the tags from every object below the tags directory at once (a driver with
  * list_tree: on S3, one listing of 1,000 keys a request instead of a listing and then a HEAD of
@@ -293,8 +279,8 @@ static int collect_tree(struct collect_ctx *ctx, const char *dir)
 	struct tree_ctx t = { .dir_len = strlen(dir) };
 	int rc = berth_storage_list_tree(ctx->reg->driver, dir, tree_file, &t);
 	if (rc == 0) {
-		sort_unique(&t.complete);
-		sort_unique(&t.seen);
+		berth_strvec_sort_unique(&t.complete);
+		berth_strvec_sort_unique(&t.seen);
 		ctx->tags = t.complete;
 		t.complete = (struct berth_strvec){ 0 };
 		for (size_t i = 0; i < t.seen.n; i++) {

@@ -1019,20 +1019,22 @@ static int s3_list_tree(struct berth_storage_driver *base, const char *path, ber
 
 /* ---- move, remove ------------------------------------------------------------------------- */
 
-/* Server-side copy of one object of `size` bytes: CopyObject, or a multipart copy past the
- * threshold (CopyObject is limited to 5 GiB and is slow on large objects). */
-static int copy_object(struct s3_driver *d, const char *from_key, const char *to_key, uint64_t size)
+int berth_s3__copy_object_in_parts(struct s3_driver *d, const char *from_key, const char *to_key,
+				   uint64_t size)
 {
-	if (size > d->copy_threshold) {
-		struct s3_mpu m = { 0 };
-		int rc = berth_s3__mpu_create(d, to_key, &m);
-		if (rc == 0 && (rc = berth_s3__mpu_copy_parts(d, to_key, &m, from_key, size)) == 0)
-			rc = berth_s3__mpu_complete(d, to_key, &m);
-		if (rc < 0 && m.id)
-			berth_s3__mpu_abort(d, to_key, &m);
-		berth_s3__mpu_release(&m);
-		return rc;
-	}
+	struct s3_mpu m = { 0 };
+	int rc = berth_s3__mpu_create(d, to_key, &m);
+	if (rc == 0 && (rc = berth_s3__mpu_copy_parts(d, to_key, &m, from_key, size)) == 0)
+		rc = berth_s3__mpu_complete(d, to_key, &m);
+	if (rc < 0 && m.id)
+		berth_s3__mpu_abort(d, to_key, &m);
+	berth_s3__mpu_release(&m);
+	return rc;
+}
+
+int berth_s3__copy_object(struct s3_driver *d, const char *from_key, const char *to_key, char *error_code,
+			  size_t error_code_len)
+{
 	char *src = berth_asprintf("x-amz-copy-source: /%s/%s", d->bucket, from_key);
 	struct curl_slist *h = curl_slist_append(NULL, src);
 	for (struct curl_slist *o = d->object_headers; o; o = o->next)
@@ -1041,10 +1043,24 @@ static int copy_object(struct s3_driver *d, const char *from_key, const char *to
 	struct s3_req q = { .method = "PUT", .key = to_key, .body = "", .headers = h,
 			    .out = BERTH_BUF_INIT(S3_META_CAP) };
 	int rc = berth_s3__call_checked(d, &q);
+	if (error_code) {
+		error_code[0] = '\0';
+		if (rc == BERTH_ERROR && q.status == 400)
+			berth_s3__error_code(&q, error_code, error_code_len);
+	}
 	berth_s3__req_release(&q);
 	curl_slist_free_all(h);
 	free(src);
 	return rc;
+}
+
+/* Server-side copy of one object of `size` bytes: CopyObject, or a multipart copy past the
+ * threshold (CopyObject is limited to 5 GiB and is slow on large objects). */
+static int copy_object(struct s3_driver *d, const char *from_key, const char *to_key, uint64_t size)
+{
+	if (size > d->copy_threshold)
+		return berth_s3__copy_object_in_parts(d, from_key, to_key, size);
+	return berth_s3__copy_object(d, from_key, to_key, NULL, 0);
 }
 
 struct key_list {

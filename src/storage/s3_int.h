@@ -214,6 +214,18 @@ void berth_s3__parts_discard(struct s3_parts *p);
 /* berth_s3__parts_discard, and the temporary files are closed. */
 void berth_s3__parts_release(struct s3_parts *p);
 
+/* ---- s3.c ---- */
+
+/* CopyObject of from_key to to_key (the same key: a touch, s3_touch.c), with the driver's object
+ * headers and x-amz-metadata-directive: REPLACE. berth_s3__call_checked's codes; on a 400, S3's
+ * error code into error_code when not NULL ("" otherwise). Blocks. */
+int berth_s3__copy_object(struct s3_driver *d, const char *from_key, const char *to_key, char *error_code,
+			  size_t error_code_len);
+/* The same copy of an object of `size` bytes as a multipart upload of UploadPartCopy parts
+ * (past CopyObject's 5 GiB, or the copy threshold); aborted on failure. Blocks. */
+int berth_s3__copy_object_in_parts(struct s3_driver *d, const char *from_key, const char *to_key,
+				   uint64_t size);
+
 /* ---- s3_touch.c ---- */
 
 /* The driver's touch slot (driver.h): LastModified set to now by a copy of the object onto

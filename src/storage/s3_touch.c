@@ -22,23 +22,10 @@
  * for CopyObject: then logged as an error by the call), or another BERTH_E* code. */
 static int copy_onto_itself(struct s3_driver *d, const char *key)
 {
-	char *src = berth_asprintf("x-amz-copy-source: /%s/%s", d->bucket, key);
-	struct curl_slist *h = curl_slist_append(NULL, src);
-	for (struct curl_slist *o = d->object_headers; o; o = o->next)
-		h = curl_slist_append(h, o->data);
-	h = curl_slist_append(h, "x-amz-metadata-directive: REPLACE");
-	struct s3_req q = { .method = "PUT", .key = key, .body = "", .headers = h,
-			    .out = BERTH_BUF_INIT(S3_META_CAP) };
-	int rc = berth_s3__call_checked(d, &q);
-	if (rc == BERTH_ERROR && q.status == 400) {
-		char code[64];
-		berth_s3__error_code(&q, code, sizeof(code));
-		if (strcmp(code, "EntityTooLarge") == 0 || strcmp(code, "InvalidRequest") == 0)
-			rc = BERTH_ETOOLARGE;
-	}
-	berth_s3__req_release(&q);
-	curl_slist_free_all(h);
-	free(src);
+	char code[64];
+	int rc = berth_s3__copy_object(d, key, key, code, sizeof(code));
+	if (rc == BERTH_ERROR && (strcmp(code, "EntityTooLarge") == 0 || strcmp(code, "InvalidRequest") == 0))
+		rc = BERTH_ETOOLARGE;
 	return rc;
 }
 
@@ -52,14 +39,7 @@ static int copy_onto_itself_in_parts(struct s3_driver *d, const char *key)
 		return rc;
 	if (q.content_length <= S3_COPY_OBJECT_MAX)
 		return BERTH_ERROR; /* CopyObject refused it for another reason */
-	struct s3_mpu m = { 0 };
-	rc = berth_s3__mpu_create(d, key, &m);
-	if (rc == 0 && (rc = berth_s3__mpu_copy_parts(d, key, &m, key, q.content_length)) == 0)
-		rc = berth_s3__mpu_complete(d, key, &m);
-	if (rc < 0 && m.id)
-		berth_s3__mpu_abort(d, key, &m);
-	berth_s3__mpu_release(&m);
-	return rc;
+	return berth_s3__copy_object_in_parts(d, key, key, q.content_length);
 }
 
 int berth_s3__touch(struct berth_storage_driver *base, const char *path)

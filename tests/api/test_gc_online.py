@@ -1,5 +1,5 @@
 """Online garbage collection (storage.maintenance.gc) under concurrent pushes: the issue's 60 s
-stress test, plus the configuration it is refused with.
+stress test, plus the configuration it is refused with, and which requests restart a blob's age.
 
 For about 50 s, pushers push new images continuously (layers shared with images being
 deleted, layers of images that were just untagged pushed again, chunked and monolithic
@@ -396,6 +396,64 @@ class OnlineGCQuota(unittest.TestCase):
             self.assertEqual(proc.wait(timeout=60), 0)
         r = berthtest.run_berth(["usage", os.path.join(tmp, "config.yml")])
         self.assertIn("bytes 2500/3000", r.stdout, r.stdout + r.stderr)
+
+
+AGES_CONFIG = """version: 0.1
+storage:
+  filesystem:
+    rootdirectory: %(root)s
+  maintenance:
+    gc:
+      enabled: true
+      interval: 1h
+      delay: 1h
+http:
+  addr: 127.0.0.1:%(port)d
+"""
+REDIRECT = """middleware:
+  storage:
+    - name: redirect
+      options:
+        baseurl: https://cdn.example.com/
+"""
+
+
+class OnlineGCAges(unittest.TestCase):
+    """What restarts a blob's age (its data's mtime): a HEAD (a pusher checking a layer it will
+    reference) does; a pull, a GET plain, conditional or redirected, does not (on S3 each
+    refresh is a CopyObject)."""
+
+    def serve(self, config):
+        proc, c, tmp = berthtest.start_with_config(config, "berth-gc-ages-")
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        self.addCleanup(lambda: (proc.terminate(), proc.wait(timeout=60)))
+        d = c.push_blob("ages/app", b"a layer pulled, then checked by a pusher")
+        path = os.path.join(tmp, "root", "docker", "registry", "v2", "blobs", "sha256", d[7:9], d[7:], "data")
+        old = time.time() - 7200
+        os.utime(path, (old, old))
+        return c, d, path, old
+
+    def check(self, config, pulls):
+        c, d, path, old = self.serve(config)
+        url = "/v2/ages/app/blobs/%s" % d
+        for headers, status in pulls:
+            r = c.get(url, headers=headers)
+            self.assertEqual(r.status, status, r.describe())
+            self.assertEqual(os.stat(path).st_mtime, old, "a %d GET refreshed the age" % status)
+        self.assertEqual(c.head(url).status, 200)
+        self.assertGreater(os.stat(path).st_mtime, time.time() - 60, "a HEAD did not refresh the age")
+
+    def test_head_refreshes_get_does_not(self):
+        self.check(AGES_CONFIG, [({}, 200)])
+
+    def test_conditional_get_does_not_refresh(self):
+        c, d, path, old = self.serve(AGES_CONFIG)
+        r = c.get("/v2/ages/app/blobs/%s" % d, headers={"If-None-Match": '"%s"' % d})
+        self.assertEqual(r.status, 304, r.describe())
+        self.assertEqual(os.stat(path).st_mtime, old)
+
+    def test_redirected_get_does_not_refresh(self):
+        self.check(AGES_CONFIG + REDIRECT, [({}, 307)])
 
 
 class OnlineGCConfig(berthtest.OpsTestCase):

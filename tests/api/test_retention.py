@@ -374,6 +374,24 @@ class RetentionPullsInMemoryTest(PullsServer):
         self.proc, self.c, _ = start(self.CONFIG, self.tmp)
         self.assertEqual(self.tags(repo), ["pulled"])
 
+    def test_deleted_manifests_and_repositories_leave_no_records(self):
+        repo, gone = "mem/deleted", "mem/gone"
+        pulled = self.c.push_image(repo, "a", seed="deleted-a")["digest"]
+        stored = self.c.push_image(repo, "b", seed="deleted-b")["digest"]
+        other = self.c.push_image(gone, "t", seed="gone-t")["digest"]
+        self.write_record(repo, stored, 60)  # flushed earlier
+        self.pull(self.c, repo, pulled)  # in memory only (pullflush: 1h)
+        self.pull(self.c, gone, "t")
+        self.pull(self.c, gone, other)
+        for digest in (pulled, stored):
+            r = self.c.delete("/v2/%s/manifests/%s" % (repo, digest))
+            self.assertEqual(r.status, 202, r.describe())
+        self.assertFalse(os.path.exists(self.record(repo, stored)))
+        self.assertEqual(self.c.delete("/v2/_berth/repositories/%s" % gone).status, 202)
+        self.stop()  # flushes what memory holds: nothing of what was deleted
+        for name, ref in ((repo, pulled), (gone, "t"), (gone, other)):
+            self.assertFalse(os.path.exists(self.record(name, ref)), "%s %s" % (name, ref))
+
 
 class RetentionTimerTest(unittest.TestCase):
     def test_serve_applies_rules_on_its_timer_and_notifies(self):

@@ -327,11 +327,12 @@ start_berth_token() {
     rootcertbundle: $dir/rsa.crt"
 }
 
-# start_containerd: a private containerd daemon (its own root, state and sockets under $WORK,
-# the CRI plugin off, killed on exit like the servers). Sets CTRD_SOCK and CTRD_PID; returns 1,
-# with the tail of its log on stderr, if it does not answer within 10 s.
+# start_containerd [DIR]: a private containerd daemon (its own root, state and sockets under DIR,
+# default $WORK/containerd, the CRI plugin off, killed on exit like the servers). Sets CTRD_SOCK
+# and CTRD_PID; returns 1, with the tail of its log on stderr, if it does not answer within 10 s.
 start_containerd() {
-  local dir="$WORK/containerd" sock_dir="$WORK/containerd"
+  local dir=${1:-$WORK/containerd}
+  local sock_dir=$dir
   # A unix socket path must fit in 108 bytes, and TMPDIR may be long.
   [ ${#sock_dir} -lt 80 ] || sock_dir=$(mktemp -d /tmp/berth-ctrd.XXXXXX)
   mkdir -p "$dir/root" "$dir/state"
@@ -352,10 +353,10 @@ EOF
   CTRD_SOCK="$sock_dir/ctrd.sock"
   local guard=()
   if setpriv --help 2>/dev/null | grep -q pdeathsig; then guard=(setpriv --pdeathsig TERM --); fi
-  "${guard[@]}" containerd --config "$dir/config.toml" >"$WORK/containerd.log" 2>&1 &
+  "${guard[@]}" containerd --config "$dir/config.toml" >"$dir.log" 2>&1 &
   CTRD_PID=$!
   SERVER_PIDS+=("$CTRD_PID")
-  SERVER_LOGS+=("$WORK/containerd.log")
+  SERVER_LOGS+=("$dir.log")
   local i
   for ((i = 0; i < 100; i++)); do
     kill -0 "$CTRD_PID" 2>/dev/null || break
@@ -365,7 +366,7 @@ EOF
     fi
     sleep 0.1
   done
-  tail -n 20 "$WORK/containerd.log" >&2
+  tail -n 20 "$dir.log" >&2
   return 1
 }
 

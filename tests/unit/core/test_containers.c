@@ -56,6 +56,23 @@ struct counted {
 	int count;
 };
 
+static void test_strvec_sort_unique(void **state)
+{
+	(void)state;
+	struct berth_strvec l = { 0 };
+	berth_strvec_sort_unique(&l); /* empty: fine */
+	assert_int_equal(l.n, 0);
+	const char *in[] = { "b", "a", "b", "c", "a", "b" };
+	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++)
+		berth_strvec_push(&l, in[i]);
+	berth_strvec_sort_unique(&l);
+	assert_int_equal(l.n, 3);
+	assert_string_equal(l.items[0], "a");
+	assert_string_equal(l.items[1], "b");
+	assert_string_equal(l.items[2], "c");
+	berth_strvec_release(&l); /* the repeats were freed: no leak, no double free */
+}
+
 static void test_map_string_keys(void **state)
 {
 	struct berth_map m = BERTH_MAP_INIT(sizeof(struct counted), 0);
@@ -238,7 +255,7 @@ int main(void)
 		cmocka_unit_test(test_map_string_keys),  cmocka_unit_test(test_map_binary_keys),
 		cmocka_unit_test(test_map_remove),       cmocka_unit_test(test_map_borrowed_keys),
 		cmocka_unit_test(test_oid_round_trip),   cmocka_unit_test(test_oid_invalid),
-		cmocka_unit_test(test_oid_order),
+		cmocka_unit_test(test_oid_order),        cmocka_unit_test(test_strvec_sort_unique),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -381,12 +381,27 @@ static void test_default_mode(void **state)
 	check_kept_always(f);
 }
 
+/* The path of a digest's pull record (registry/pulls.h). */
+static void pull_record(char out[BERTH_PATH_MAX], const char *repo, const char *digest)
+{
+	snprintf(out, BERTH_PATH_MAX, "/berth/pulls/%s/_digests/sha256/%s", repo, strchr(digest, ':') + 1);
+}
+
 static void test_delete_untagged(void **state)
 {
 	struct fixture *f = *state;
 	struct store *s = &f->s;
+	char kept_record[BERTH_PATH_MAX], deleted_record[BERTH_PATH_MAX];
 	build_store(f);
+	pull_record(kept_record, "a/one", s->M1);
+	pull_record(deleted_record, "a/one", s->M3);
+	assert_int_equal(berth_storage_put_content(f->d, kept_record, "100", 3), 0);
+	assert_int_equal(berth_storage_put_content(f->d, deleted_record, "100", 3), 0);
 	struct berth_gc_stats st = run_gc(f, 0, 1);
+
+	/* a deleted manifest's pull record goes with it */
+	HAS(exists(f, deleted_record), 0);
+	HAS(exists(f, kept_record), 1);
 
 	check_kept_always(f);
 	check_deleted_always(f);

@@ -1,7 +1,8 @@
 /*
  * Online garbage collection's safety (registry/gc_online.h), on the filesystem driver:
  *  - ages: an unreferenced blob older than the delay goes, a younger one (and its layer link)
- *    stays; a HEAD (berth_blob_stat), a mount and a re-upload make an old blob young again;
+ *    stays; a HEAD (berth_blob_stat_refresh), a mount and a re-upload make an old blob young
+ *    again, a pull's stat (berth_blob_stat: a GET) does not;
  *    with deleteuntagged, an untagged manifest pushed within the delay stays with its blobs.
  *  - the sweep lock: a push that runs exactly while the collection deletes a blob it checked
  *    (a wrapper driver starts the push from inside the collection's remove of that blob and
@@ -53,6 +54,7 @@ struct window_driver {
 	char trigger[BERTH_PATH_MAX]; /* "" : none */
 	void (*hook)(void *arg);
 	void *arg;
+	unsigned touches; /* refreshes of a blob's age */
 };
 
 static struct berth_storage_driver *inner(struct berth_storage_driver *d)
@@ -94,6 +96,7 @@ static int w_walk(struct berth_storage_driver *d, const char *p, berth_walk_cb c
 }
 static int w_touch(struct berth_storage_driver *d, const char *p)
 {
+	((struct window_driver *)d)->touches++;
 	return inner(d)->touch(inner(d), p);
 }
 static int w_remove(struct berth_storage_driver *d, const char *p)
@@ -276,14 +279,35 @@ static void test_head_mount_and_repush_refresh_age(void **state)
 	age(f, a);
 	age(f, b);
 	age(f, c);
-	assert_int_equal(berth_blob_stat(&size, f->reg, "r", a), 0);
-	assert_int_equal(berth_blob_mount(f->reg, "s", b, "r"), 0);
+	assert_int_equal(berth_blob_stat_refresh(&size, f->reg, "r", a), 0);
+	unsigned touches = f->w->touches;
+	assert_int_equal(berth_blob_mount(&size, f->reg, "s", b, "r"), 0);
+	assert_int_equal(size, strlen("mounted")); /* the answer's size: no second look */
+	assert_int_equal(f->w->touches, touches + 1);
 	assert_int_equal(upload(f, "t", "pushed again", c), 0);
 	assert_false(is_old(f, a));
 	assert_false(is_old(f, b));
 	assert_false(is_old(f, c));
 	collect(f, 0);
 	assert_true(blob_exists(f, a) && blob_exists(f, b) && blob_exists(f, c));
+}
+
+/* A pull (GET) references nothing: its stat leaves the age alone (on S3 a refresh is a
+ * CopyObject), and the unreferenced blob goes. */
+static void test_pull_stat_does_not_refresh_age(void **state)
+{
+	struct fixture *f = *state;
+	dg a;
+	uint64_t size = 0;
+	assert_int_equal(upload(f, "r", "only pulled", a), 0);
+	age(f, a);
+	unsigned touches = f->w->touches;
+	assert_int_equal(berth_blob_stat(&size, f->reg, "r", a), 0);
+	assert_int_equal(size, strlen("only pulled"));
+	assert_int_equal(f->w->touches, touches);
+	assert_true(is_old(f, a));
+	collect(f, 0);
+	assert_false(blob_exists(f, a));
 }
 
 static void test_manifest_put_refreshes_references(void **state)
@@ -604,6 +628,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_old_unreferenced_goes_young_stays, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_head_mount_and_repush_refresh_age, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pull_stat_does_not_refresh_age, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_manifest_put_refreshes_references, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_untagged_young_manifest_stays_with_its_blobs, setup,
 						teardown),

@@ -112,13 +112,48 @@ static void test_forget_a_tag_and_a_repository(void **state)
 	put(f->d, TAG_RECORD, "10");
 	put(f->d, DIGEST_RECORD, "20");
 	put(f->d, "/berth/pulls/team/app/nested/_tags/v1", "30"); /* the repository team/app/nested */
-	assert_int_equal(berth_pulls_forget_tag(f->d, "team/app", "v1"), 0);
-	assert_int_equal(berth_pulls_forget_tag(f->d, "team/app", "v1"), 0); /* gone already: fine */
+	assert_int_equal(berth_pulls_forget(NULL, f->d, "team/app", "v1"), 0);
+	assert_int_equal(berth_pulls_forget(NULL, f->d, "team/app", "v1"), 0); /* gone already: fine */
 	assert_int_equal(berth_pulls_last(NULL, f->d, "team/app", "v1"), -1);
 	assert_int_equal(berth_pulls_last(NULL, f->d, "team/app", D256), 20);
-	berth_pulls_forget_repo(f->d, "team/app");
+	assert_int_equal(berth_pulls_has_digests(f->d, "team/app"), 1);
+	assert_int_equal(berth_pulls_has_digests(f->d, "team/app/nested"), 0);
+	berth_pulls_forget_repo(NULL, f->d, "team/app");
 	assert_int_equal(berth_pulls_last(NULL, f->d, "team/app", D256), -1);
+	assert_int_equal(berth_pulls_has_digests(f->d, "team/app"), 0);
 	assert_int_equal(berth_pulls_last(NULL, f->d, "team/app/nested", "v1"), 30);
+}
+
+/* A deleted manifest's record goes from the store and from memory: the next flush must not
+ * write it back. */
+static void test_forget_a_digest_in_memory_and_stored(void **state)
+{
+	struct fixture *f = *state;
+	berth_pulls_record(f->p, "team/app", D256, 100);
+	assert_int_equal(berth_pulls_flush(f->p, f->d), 0);
+	berth_pulls_record(f->p, "team/app", D256, 200); /* pulled again, not flushed yet */
+	assert_int_equal(berth_pulls_forget(f->p, f->d, "team/app", D256), 0);
+	assert_int_equal(berth_pulls_last(f->p, f->d, "team/app", D256), -1);
+	assert_int_equal(berth_pulls_flush(f->p, f->d), 0);
+	struct berth_stat st;
+	assert_int_equal(berth_storage_stat(&st, f->d, DIGEST_RECORD), BERTH_ENOTFOUND);
+}
+
+/* A repository deleted: its pulls in memory go too (not those of a nested repository). */
+static void test_forget_a_repository_in_memory(void **state)
+{
+	struct fixture *f = *state;
+	berth_pulls_record(f->p, "team/app", "v1", 100);
+	berth_pulls_record(f->p, "team/app", D256, 100);
+	berth_pulls_record(f->p, "team/app/nested", "v1", 100);
+	berth_pulls_record(f->p, "team/apps", "v1", 100);
+	berth_pulls_forget_repo(f->p, f->d, "team/app");
+	assert_int_equal(berth_pulls_flush(f->p, f->d), 0);
+	struct berth_stat st;
+	assert_int_equal(berth_storage_stat(&st, f->d, TAG_RECORD), BERTH_ENOTFOUND);
+	assert_int_equal(berth_storage_stat(&st, f->d, DIGEST_RECORD), BERTH_ENOTFOUND);
+	assert_int_equal(berth_pulls_last(NULL, f->d, "team/app/nested", "v1"), 100);
+	assert_int_equal(berth_pulls_last(NULL, f->d, "team/apps", "v1"), 100);
 }
 
 int main(void)
@@ -129,6 +164,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unreadable_records_count_as_never_and_are_rewritten, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_forget_a_tag_and_a_repository, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_forget_a_digest_in_memory_and_stored, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_forget_a_repository_in_memory, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
