@@ -112,6 +112,46 @@ EOF
   log "work dir $WORK"
 }
 
+# e2e_init_skopeo_distribution: e2e_init, then the tools of a test that copies images with skopeo
+# and runs Debian's docker-registry (skipped when one is missing).
+e2e_init_skopeo_distribution() {
+  e2e_init
+  need_cmd skopeo
+  need_cmd curl
+  need_cmd docker-registry
+}
+
+# start_rgw BUCKET: Ceph's RADOS Gateway in $WORK/rgw (tests/fixtures/s3/rgw-test-up.sh) with
+# BUCKET, stopped before the cleanup removes $WORK, keeping the test's status; skipped when
+# radosgw is not installed. Sets RGW_DIR and exports S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY,
+# S3_REGION, S3_BUCKET.
+start_rgw() {
+  command -v radosgw >/dev/null 2>&1 && command -v ceph-mon >/dev/null 2>&1 ||
+    skip "radosgw and ceph-mon are not installed (scripts/install-deps.sh installs them)"
+  RGW_DIR="$WORK/rgw"
+  trap '_rc=$?; "$BERTH_SRC/tests/fixtures/s3/rgw-down.sh" "$RGW_DIR" >/dev/null 2>&1; (exit $_rc); _e2e_cleanup' EXIT
+  eval "$("$BERTH_SRC/tests/fixtures/s3/rgw-test-up.sh" "$RGW_DIR" "$1")"
+  export S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY S3_REGION S3_BUCKET
+  log "radosgw at $S3_ENDPOINT, bucket $S3_BUCKET"
+}
+
+# s3_storage_yaml ROOTDIR: the first lines of a storage section on the bucket start_rgw made (or
+# the S3_* variables name), below ROOTDIR, in 5 MiB parts (the smallest S3 takes, so that a few
+# MiB already span parts). More storage keys may follow, two spaces deep.
+s3_storage_yaml() {
+  cat <<CFG
+storage:
+  s3:
+    accesskey: $S3_ACCESS_KEY
+    secretkey: $S3_SECRET_KEY
+    region: $S3_REGION
+    regionendpoint: $S3_ENDPOINT
+    bucket: $S3_BUCKET
+    rootdirectory: $1
+    chunksize: 5242880
+CFG
+}
+
 # set_podman_runroot DIR: sets RUNROOT, a podman runroot for storage under DIR. podman refuses a
 # runroot of 50 characters or more, so under a long TMPDIR it is a short directory in /tmp,
 # removed at exit.
@@ -266,6 +306,15 @@ push_test_images() {
   done
 }
 
+# make_token_signer DIR [CN]: DIR (created) with a fresh RSA key, rsa.key, and a certificate for
+# it, rsa.crt, subject CN (default "e2e token signer"): what start_token_server signs with.
+make_token_signer() {
+  need_cmd openssl
+  mkdir -p "$1"
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1/rsa.key" 2>/dev/null
+  openssl req -x509 -new -key "$1/rsa.key" -subj "/CN=${2:-e2e token signer}" -days 2 -out "$1/rsa.crt" 2>/dev/null
+}
+
 # start_token_server KEY CERT USERS_JSON: tests/fixtures/auth/tokenserver.py signing RS256
 # tokens for issuer e2e-issuer with KEY/CERT, users and access from USERS_JSON. Sets TOKEN_URL
 # (its base URL; the realm is $TOKEN_URL/token).
@@ -312,11 +361,8 @@ start_berth_htpasswd() {
 # "s3cret pass", may pull and push PREFIX/app and PREFIX/base and only pull PREFIX/other. Sets
 # TOKEN_URL and what start_berth sets.
 start_berth_token() {
-  need_cmd openssl
   local dir="$WORK/token.$RANDOM"
-  mkdir -p "$dir"
-  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$dir/rsa.key" 2>/dev/null
-  openssl req -x509 -new -key "$dir/rsa.key" -subj "/CN=e2e token signer" -days 2 -out "$dir/rsa.crt" 2>/dev/null
+  make_token_signer "$dir"
   printf '{"ci-bot": {"password": "s3cret pass", "access": {"%s/app": ["pull", "push"], "%s/base": ["pull", "push"], "%s/other": ["pull"]}}}\n' \
     "$2" "$2" "$2" >"$dir/users.json"
   start_token_server "$dir/rsa.key" "$dir/rsa.crt" "$dir/users.json"

@@ -9,10 +9,7 @@ set -euo pipefail
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-e2e_init
-need_cmd skopeo
-need_cmd curl
-need_cmd docker-registry
+e2e_init_skopeo_distribution
 need_berth
 
 step "generate test images"
@@ -307,11 +304,8 @@ stop_server "$BERTH_PID"
 stop_server "$UP_PID"
 
 step "upstream behind the token server: berth follows the Bearer flow and reuses its token"
-need_cmd openssl
 tdir="$WORK/token"
-mkdir -p "$tdir"
-openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$tdir/rsa.key" 2>/dev/null
-openssl req -x509 -new -key "$tdir/rsa.key" -subj "/CN=e2e token signer" -days 2 -out "$tdir/rsa.crt" 2>/dev/null
+make_token_signer "$tdir"
 printf '{"mirror": {"password": "mirror pass", "access": {"e2e/multi": ["pull"], "e2e/big": ["pull"]}}}\n' >"$tdir/users.json"
 start_token_server "$tdir/rsa.key" "$tdir/rsa.crt" "$tdir/users.json"
 start_upstream "$WORK/up" "  token:

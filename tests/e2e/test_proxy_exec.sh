@@ -10,10 +10,7 @@ set -euo pipefail
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-e2e_init
-need_cmd skopeo
-need_cmd curl
-need_cmd docker-registry
+e2e_init_skopeo_distribution
 need_cmd htpasswd apache2-utils
 need_cmd openssl
 need_berth
@@ -171,9 +168,7 @@ stop_server "$UP_PID"
 
 step "upstream behind the token server: the helper is told the realm's host"
 tdir="$WORK/token"
-mkdir -p "$tdir"
-openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$tdir/rsa.key" 2>/dev/null
-openssl req -x509 -new -key "$tdir/rsa.key" -subj "/CN=e2e token signer" -days 2 -out "$tdir/rsa.crt" 2>/dev/null
+make_token_signer "$tdir"
 printf '{"mirror": {"password": "mirror pass", "access": {"e2e/multi": ["pull"]}}}\n' >"$tdir/users.json"
 start_token_server "$tdir/rsa.key" "$tdir/rsa.crt" "$tdir/users.json"
 start_upstream "$WORK/up" "  token:
