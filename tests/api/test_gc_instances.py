@@ -20,14 +20,12 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
 
 import berthtest
 import test_gc_online
 from berthtest import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, canonical, descriptor, digest
-from test_gc_online import Pusher
 
 S3 = berthtest.s3_mode()
 PUSH_SECONDS = float(os.environ.get("BERTH_GC_INSTANCES_SECONDS", "20" if S3 else "12"))
@@ -117,20 +115,7 @@ class TwoInstancesCollect(Instances):
     def test_pushes_through_both_lose_nothing(self):
         (ca, ta), (cb, tb) = self.start("a"), self.start("b")
         clients = [ca, cb]
-        self.shared = [("shared layer %d " % i).encode() * (50 + i) for i in range(12)]
-        self.orphaned = []
-        self.layer_bytes = {}
-        self.lock = threading.Lock()
-        deadline = time.time() + PUSH_SECONDS
-        pushers = [Pusher(self, n, clients[n % 2], deadline) for n in range(PUSHERS)]
-        threads = [threading.Thread(target=p.run) for p in pushers]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        for p in pushers:
-            if p.error:
-                raise p.error
+        pushers = test_gc_online.push_concurrently(self, clients, PUSHERS, PUSH_SECONDS)
         pushed = sum(p.pushed for p in pushers)
         self.assertGreater(pushed, 10, "too few pushes to mean anything")
 

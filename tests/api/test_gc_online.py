@@ -233,25 +233,33 @@ class Pusher:
             self.error = e
 
 
+def push_concurrently(t, clients, count, seconds):
+    """count Pushers for seconds, pusher n on clients[n % len(clients)], sharing the layers and
+    the records they keep on t (a test case); the first pusher's failure is raised. Returns
+    the pushers."""
+    t.shared = [("shared layer %d " % i).encode() * (50 + i) for i in range(12)]
+    t.orphaned = []
+    t.layer_bytes = {}
+    t.lock = threading.Lock()
+    deadline = time.time() + seconds
+    pushers = [Pusher(t, n, clients[n % len(clients)], deadline) for n in range(count)]
+    threads = [threading.Thread(target=p.run) for p in pushers]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for p in pushers:
+        if p.error:
+            raise p.error
+    return pushers
+
+
 class OnlineGCStress(berthtest.OpsTestCase):
     def test_concurrent_pushes_lose_nothing(self):
         proc, c, tmp = berthtest.start_with_config(CONFIG, "berth-gc-online-")
         root = os.path.join(tmp, "root")
         try:
-            self.shared = [("shared layer %d " % i).encode() * (50 + i) for i in range(12)]
-            self.orphaned = []
-            self.layer_bytes = {}
-            self.lock = threading.Lock()
-            deadline = time.time() + PUSH_SECONDS
-            pushers = [Pusher(self, n, c, deadline) for n in range(PUSHERS)]
-            threads = [threading.Thread(target=p.run) for p in pushers]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            for p in pushers:
-                if p.error:
-                    raise p.error
+            pushers = push_concurrently(self, [c], PUSHERS, PUSH_SECONDS)
             pushed = sum(p.pushed for p in pushers)
             self.assertGreater(pushed, 50, "too few pushes to mean anything")
 
