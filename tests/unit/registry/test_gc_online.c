@@ -422,6 +422,18 @@ static void test_manifest_put_while_its_layer_is_deleted(void **state)
 	assert_false(blob_exists(f, lay));
 }
 
+/* The blob "old layer" (lay) pushed again by p through reg, waited out a deletion: stored again,
+ * linked in "r", its size right through reg. */
+static void assert_stored_again(struct fixture *f, struct berth_registry *reg, const struct push *p, const char *lay)
+{
+	uint64_t size;
+	assert_int_equal(p->rc, 0);
+	assert_true(blob_exists(f, lay));
+	assert_true(layer_link_exists(f, "r", lay));
+	assert_int_equal(berth_blob_stat(&size, reg, "r", lay), 0);
+	assert_int_equal(size, strlen("old layer"));
+}
+
 static void test_blob_pushed_again_while_deleted(void **state)
 {
 	struct fixture *f = *state;
@@ -433,11 +445,7 @@ static void test_blob_pushed_again_while_deleted(void **state)
 	struct push p = { .f = f, .kind = 1, .body = "old layer" };
 	push_in_window(f, &p, lay);
 	/* the upload waited for the deletion, then stored the blob again, linked */
-	assert_int_equal(p.rc, 0);
-	assert_true(blob_exists(f, lay));
-	assert_true(layer_link_exists(f, "r", lay));
-	assert_int_equal(berth_blob_stat(&size, f->reg, "r", lay), 0);
-	assert_int_equal(size, strlen("old layer"));
+	assert_stored_again(f, f->reg, &p, lay);
 }
 
 /* ---- across instances ---- */
@@ -465,17 +473,12 @@ static void test_other_instance_blob_pushed_again_while_deleted(void **state)
 {
 	struct fixture *f = *state;
 	dg lay;
-	uint64_t size;
 	assert_int_equal(upload(f, "r", "old layer", lay), 0);
 	age(f, lay);
 	struct push p = { .f = f, .via = f->other, .kind = 1, .body = "old layer" };
 	push_in_window(f, &p, lay);
 	/* answered only once the batch was over: stored again, linked */
-	assert_int_equal(p.rc, 0);
-	assert_true(blob_exists(f, lay));
-	assert_true(layer_link_exists(f, "r", lay));
-	assert_int_equal(berth_blob_stat(&size, f->other, "r", lay), 0);
-	assert_int_equal(size, strlen("old layer"));
+	assert_stored_again(f, f->other, &p, lay);
 }
 
 /* An index PUT slower than the delay: its child, pushed by digest before it, is untagged and
