@@ -16,41 +16,6 @@ step "generate test images"
 IMG="$WORK/img"
 E2E_BIG_SIZE=${E2E_BIG_SIZE:-104857600} make_images "$IMG"
 
-# start_upstream ROOT [AUTH_YAML]: docker-registry on ROOT (auth section AUTH_YAML indented under
-# auth:). Sets UP_HOST, UP_PID, UP_LOG.
-start_upstream() {
-  local root=$1 auth=${2:-} cfg port
-  mkdir -p "$root"
-  for _ in 1 2 3; do
-    port=$(free_port)
-    cfg="$WORK/upstream-$port.yml"
-    cat >"$cfg" <<YML
-version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: $root
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:$port
-YML
-    [ -z "$auth" ] || printf 'auth:\n%s\n' "$auth" >>"$cfg"
-    UP_LOG="$WORK/upstream-$port.log"
-    # shellcheck disable=SC2046
-    if _start_server docker-registry "$UP_LOG" "$port" \
-      env $(env | sed -n 's/^\(REGISTRY_[A-Za-z0-9_]*\)=.*/-u \1/p') docker-registry serve "$cfg"; then
-      UP_PID=$SERVER_PID
-      UP_HOST=127.0.0.1:$port
-      log "upstream docker-registry pid $UP_PID on $UP_HOST (log $UP_LOG)"
-      return 0
-    fi
-  done
-  fail "docker-registry would not start"
-}
-
 # start_proxy ROOT URL [PROXY_YAML_LINES]: berth on ROOT caching URL. Sets what start_berth sets.
 start_proxy() {
   local root=$1 url=$2 extra=${3:-} dir="$WORK/proxy.$RANDOM"

@@ -19,28 +19,6 @@ HELPER="$BERTH_SRC/tests/fixtures/proxy/credhelper.sh"
 IMG="$WORK/img"
 E2E_BIG_SIZE=1048576 make_images "$IMG"
 
-# start_upstream ROOT [AUTH_YAML]: docker-registry on ROOT (AUTH_YAML indented under auth:).
-# Sets UP_HOST, UP_PID.
-start_upstream() {
-  local root=$1 auth=${2:-} cfg port
-  mkdir -p "$root"
-  for _ in 1 2 3; do
-    port=$(free_port)
-    cfg="$WORK/upstream-$port.yml"
-    printf 'version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: %s\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:%s\n' \
-      "$root" "$port" >"$cfg"
-    [ -z "$auth" ] || printf 'auth:\n%s\n' "$auth" >>"$cfg"
-    # shellcheck disable=SC2046
-    if _start_server docker-registry "$WORK/upstream-$port.log" "$port" \
-      env $(env | sed -n 's/^\(REGISTRY_[A-Za-z0-9_]*\)=.*/-u \1/p') docker-registry serve "$cfg"; then
-      UP_PID=$SERVER_PID
-      UP_HOST=127.0.0.1:$port
-      return 0
-    fi
-  done
-  fail "docker-registry would not start"
-}
-
 # helper_dir NAME: a fresh directory for the helper (user, secret, mode, runs). Sets HDIR.
 helper_dir() {
   HDIR="$WORK/helper-$1"
