@@ -4,7 +4,8 @@
 
 #include "config/config.h"
 
-int berth_test_config_load(struct berth_config *cfg, const char *dir, const char *text, char *err, size_t errlen)
+int berth_test_config_load(struct berth_config *cfg, const char *dir, const char *text, char *err,
+			   size_t errlen)
 {
 	char path[512];
 	snprintf(path, sizeof(path), "%s/config.yml", dir);

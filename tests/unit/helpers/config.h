@@ -11,6 +11,7 @@ struct berth_config;
 
 /* Writes text to <dir>/config.yml and loads it with berth_config_load(cfg, that path, err,
  * errlen): its result (-1 also when the file cannot be written). */
-int berth_test_config_load(struct berth_config *cfg, const char *dir, const char *text, char *err, size_t errlen);
+int berth_test_config_load(struct berth_config *cfg, const char *dir, const char *text, char *err,
+			   size_t errlen);
 
 #endif

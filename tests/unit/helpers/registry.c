@@ -4,8 +4,8 @@
 #include "registry/registry.h"
 #include "storage/storage.h"
 
-int berth_test_registry_new(struct berth_registry **out, char *dir, size_t dir_cap, const char *root_name,
-			    const struct berth_registry_config *cfg)
+int berth_test_registry_new(struct berth_registry **out, char *dir, size_t dir_cap,
+			    const char *root_name, const struct berth_registry_config *cfg)
 {
 	struct berth_registry_config c = { 0 };
 	struct berth_storage_driver *d = NULL;
@@ -13,7 +13,8 @@ int berth_test_registry_new(struct berth_registry **out, char *dir, size_t dir_c
 		c = *cfg;
 	dir[0] = '\0';
 	if (root_name) {
-		if (berth_test_root_new(dir, dir_cap, root_name) < 0 || berth_fs_driver_new(&d, dir) < 0)
+		if (berth_test_root_new(dir, dir_cap, root_name) < 0 ||
+		    berth_fs_driver_new(&d, dir) < 0)
 			return -1;
 	} else if (berth_inmem_driver_new(&d) < 0) {
 		return -1;
