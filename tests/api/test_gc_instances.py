@@ -25,7 +25,7 @@ import unittest
 
 import berthtest
 import test_gc_online
-from berthtest import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, canonical, descriptor, digest
+from berthtest import digest
 
 S3 = berthtest.s3_mode()
 PUSH_SECONDS = float(os.environ.get("BERTH_GC_INSTANCES_SECONDS", "20" if S3 else "12"))
@@ -188,13 +188,7 @@ class TwoInstancesQuota(Instances):
         self.assertTrue(berthtest.wait_until(
             lambda: metric(self.metrics(ta), 'berth_gc_runs_total{result="ok"}') > 0, timeout=60))
         cb, tb = self.start("b")
-        layer, config = b"L" * 1200, canonical({"os": "linux", "architecture": "amd64"})
-        for data in (layer, config):
-            cb.push_blob("q/a", data)
-        body = canonical({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                          "config": descriptor(config, OCI_CONFIG),
-                          "layers": [descriptor(layer, OCI_LAYER)]})
-        self.assertEqual(cb.put_manifest("q/a", digest(body), body).status, 201)
+        test_gc_online.push_untagged_image(self, cb, "q/a")
         # untagged: a collects it all; 2500 more bytes fit in b's 3000 only once b has
         # counted again (it counted 1200 + the config + the manifest itself)
         big = b"B" * 2500

@@ -233,6 +233,19 @@ class Pusher:
             self.error = e
 
 
+def push_untagged_image(t, c, repo):
+    """A 1200-byte layer, its config and their image manifest pushed untagged (by digest) to
+    repo through client c, the manifest PUT checked by test case t: (layer, config, body)."""
+    layer, config = b"L" * 1200, canonical({"os": "linux", "architecture": "amd64"})
+    for data in (layer, config):
+        c.push_blob(repo, data)
+    body = canonical({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                      "config": descriptor(config, OCI_CONFIG),
+                      "layers": [descriptor(layer, OCI_LAYER)]})
+    t.assertEqual(c.put_manifest(repo, digest(body), body).status, 201)
+    return layer, config, body
+
+
 def push_concurrently(t, clients, count, seconds):
     """count Pushers for seconds, pusher n on clients[n % len(clients)], sharing the layers and
     the records they keep on t (a test case); the first pusher's failure is raised. Returns
@@ -378,13 +391,7 @@ class OnlineGCQuota(unittest.TestCase):
         self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
         v2 = os.path.join(tmp, "root", "docker", "registry", "v2", "repositories", "q", "a")
         try:
-            layer, config = b"L" * 1200, canonical({"os": "linux", "architecture": "amd64"})
-            for data in (layer, config):
-                c.push_blob("q/a", data)
-            body = canonical({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                              "config": descriptor(config, OCI_CONFIG),
-                              "layers": [descriptor(layer, OCI_LAYER)]})
-            self.assertEqual(c.put_manifest("q/a", digest(body), body).status, 201)
+            layer, config, body = push_untagged_image(self, c, "q/a")
             # untagged: deleteuntagged collects the manifest, then its config and layer
             links = [os.path.join(v2, "_manifests", "revisions", "sha256", digest(body)[7:]),
                      os.path.join(v2, "_layers", "sha256", digest(layer)[7:]),
