@@ -315,6 +315,22 @@ YML
   fail "docker-registry would not start"
 }
 
+# start_token_upstream ACCESS_JSON: a token server (start_token_server) with a fresh signer in
+# $WORK/token and one user, mirror with password "mirror pass", whose access is ACCESS_JSON
+# ({"REPO": ["pull"], ...}), and the upstream on $WORK/up (start_upstream) trusting it as
+# service upstream-e2e. Sets TOKEN_URL and what start_upstream sets.
+start_token_upstream() {
+  local dir="$WORK/token"
+  make_token_signer "$dir"
+  printf '{"mirror": {"password": "mirror pass", "access": %s}}\n' "$1" >"$dir/users.json"
+  start_token_server "$dir/rsa.key" "$dir/rsa.crt" "$dir/users.json"
+  start_upstream "$WORK/up" "  token:
+    realm: $TOKEN_URL/token
+    service: upstream-e2e
+    issuer: e2e-issuer
+    rootcertbundle: $dir/rsa.crt"
+}
+
 # start_target ROOT: the registry under test on ROOT, berth (with deletes on) or, with
 # E2E_TARGET=distribution, docker-registry. Sets H (host:port) and REG_LOG.
 start_target() {

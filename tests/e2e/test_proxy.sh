@@ -269,15 +269,7 @@ stop_server "$BERTH_PID"
 stop_server "$UP_PID"
 
 step "upstream behind the token server: berth follows the Bearer flow and reuses its token"
-tdir="$WORK/token"
-make_token_signer "$tdir"
-printf '{"mirror": {"password": "mirror pass", "access": {"e2e/multi": ["pull"], "e2e/big": ["pull"]}}}\n' >"$tdir/users.json"
-start_token_server "$tdir/rsa.key" "$tdir/rsa.crt" "$tdir/users.json"
-start_upstream "$WORK/up" "  token:
-    realm: $TOKEN_URL/token
-    service: upstream-e2e
-    issuer: e2e-issuer
-    rootcertbundle: $tdir/rsa.crt"
+start_token_upstream '{"e2e/multi": ["pull"], "e2e/big": ["pull"]}'
 start_proxy "$WORK/proxy6" "http://$UP_HOST" "  username: mirror
   password: mirror pass"
 pull_check "$IMG/multi" "$BERTH_HOST/e2e/multi:v1"

@@ -145,15 +145,7 @@ stop_server "$BERTH_PID"
 stop_server "$UP_PID"
 
 step "upstream behind the token server: the helper is told the realm's host"
-tdir="$WORK/token"
-make_token_signer "$tdir"
-printf '{"mirror": {"password": "mirror pass", "access": {"e2e/multi": ["pull"]}}}\n' >"$tdir/users.json"
-start_token_server "$tdir/rsa.key" "$tdir/rsa.crt" "$tdir/users.json"
-start_upstream "$WORK/up" "  token:
-    realm: $TOKEN_URL/token
-    service: upstream-e2e
-    issuer: e2e-issuer
-    rootcertbundle: $tdir/rsa.crt"
+start_token_upstream '{"e2e/multi": ["pull"]}'
 helper_dir token
 start_proxy token "  remoteurl: http://$UP_HOST
   exec:
