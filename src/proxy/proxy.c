@@ -65,29 +65,20 @@ static int expire(enum berth_sched_type type, const char *name, const char *dige
 					    : berth_blob_expire(p->reg, name, digest);
 }
 
-/* The host of an http(s) URL, without port or path, into out. */
-static void url_host(char *out, size_t size, const char *url)
-{
-	const char *h = strstr(url, "://");
-	h = h ? h + 3 : url;
-	size_t n = strcspn(h, ":/");
-	snprintf(out, size, "%.*s", (int)(n < size ? n : size - 1), h);
-}
-
 /* Docker Hub, whose single-name repositories are library/<name>: by the host of its registry
  * (the names Docker itself uses for it), or an upstream that serves docker.io/... */
 static int is_docker_hub(const struct berth_proxy_upstream *u)
 {
 	static const char *const hosts[] = { "registry-1.docker.io", "index.docker.io", "docker.io",
 					     "registry.hub.docker.com" };
-	char host[256];
 	if (u->prefix && strcmp(u->prefix, "docker.io") == 0)
 		return 1;
-	url_host(host, sizeof(host), u->remoteurl ? u->remoteurl : "");
-	for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++)
-		if (strcasecmp(host, hosts[i]) == 0)
-			return 1;
-	return 0;
+	char *host = berth_upstream_url_host(u->remoteurl ? u->remoteurl : "", 0);
+	int found = 0;
+	for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]) && !found; i++)
+		found = strcasecmp(host, hosts[i]) == 0;
+	free(host);
+	return found;
 }
 
 static int add_route(struct berth_proxy_route *r, const struct berth_proxy_upstream *u, size_t i)

@@ -153,16 +153,15 @@ static void give_handle(struct berth_upstream *u, CURL *h)
 	curl_easy_cleanup(h); /* accepts NULL */
 }
 
-/* A URL's host[:port] as Go's url.URL.Host has it (the port only when the URL names one); "" when
- * it cannot be read. The caller frees it. */
-static char *url_authority(const char *url)
+char *berth_upstream_url_host(const char *url, int with_port)
 {
 	CURLU *h = curl_url();
 	char *host = NULL, *port = NULL, *out = NULL;
 	if (h && curl_url_set(h, CURLUPART_URL, url, 0) == CURLUE_OK &&
 	    curl_url_get(h, CURLUPART_HOST, &host, 0) == CURLUE_OK)
-		out = curl_url_get(h, CURLUPART_PORT, &port, 0) == CURLUE_OK ? berth_asprintf("%s:%s", host, port)
-									      : berth_strdup(host);
+		out = with_port && curl_url_get(h, CURLUPART_PORT, &port, 0) == CURLUE_OK
+			      ? berth_asprintf("%s:%s", host, port)
+			      : berth_strdup(host);
 	curl_free(host);
 	curl_free(port);
 	curl_url_cleanup(h);
@@ -218,7 +217,7 @@ int berth_upstream_new(struct berth_upstream **out, const struct berth_upstream_
 	u->password = berth_strdup(cfg->password ? cfg->password : "");
 	u->label = berth_strdup(cfg->label ? cfg->label : u->base);
 	u->helper = helper;
-	u->host = url_authority(u->base);
+	u->host = berth_upstream_url_host(u->base, 1);
 	u->cafile = cafile;
 	u->capath = capath;
 	u->stats.label = u->label;
@@ -437,7 +436,7 @@ static int fetch_token(struct berth_upstream *u, const struct berth_challenge *c
 	CURL *curl = take_handle(u);
 	if (!curl)
 		return berth_err_set(BERTH_ERROR, "cannot set up the token request");
-	char *realm_host = url_authority(ch->realm);
+	char *realm_host = berth_upstream_url_host(ch->realm, 1);
 	int have_credentials = credentials(&user, &pass, u, realm_host) == 0;
 	free(realm_host);
 	char *service_q = curl_easy_escape(curl, ch->service, 0);

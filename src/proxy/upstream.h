@@ -87,6 +87,10 @@ struct berth_challenge {
  * 0, or BERTH_EINVALID. */
 int berth_challenge_parse(struct berth_challenge *out, const char *header);
 
+/* A URL's host, with ":port" when with_port and the URL names one (Go's url.URL.Host), as the
+ * URL spells it; "" when it cannot be read. The caller frees it. */
+char *berth_upstream_url_host(const char *url, int with_port);
+
 /* The upstream metrics (requests, errors, bytes) with the proxy's (proxy/proxy.h). */
 void berth_upstream_render_metrics(struct berth_buf *out);
 

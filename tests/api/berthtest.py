@@ -933,6 +933,46 @@ def main():
     sys.exit(0 if ok else 1)
 
 
+def serve_config(cfg, port, log_path, env=None, attempts=200, what="berth"):
+    """`berth serve cfg` (its address 127.0.0.1:port), stdout and stderr into log_path, with env
+    (default: this process's), waiting until GET /v2/ answers 200, polling attempts times 20 ms
+    apart. Returns (process, client); raises RuntimeError("<what> did not start" and the log),
+    the process killed, when it exits or does not answer."""
+    binary = os.environ.get("BERTH_BIN") or os.path.join(SRC, "build", "berth")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([binary, "serve", cfg], stdout=log, stderr=subprocess.STDOUT, env=env)
+    client = Client("http://127.0.0.1:%d" % port)
+    for _ in range(attempts):
+        if proc.poll() is not None:
+            break
+        try:
+            if client.get("/v2/").status == 200:
+                return proc, client
+        except OSError:
+            pass
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait(10)
+    with open(log_path, errors="replace") as f:
+        raise RuntimeError("%s did not start:\n%s" % (what, f.read()))
+
+
+def stop_serve(proc, log_path, timeout=30):
+    """SIGTERM (SIGKILL after timeout) and reap: None when berth exited 0, else a failure
+    message with the tail of its log (a sanitizer's report, a crash)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc.returncode == 0:
+        return None
+    with open(log_path, errors="replace") as f:
+        return "berth exited with status %s:\n%s" % (proc.returncode, f.read()[-6000:])
+
+
 def start_with_config(config_text, prefix, tmp=None):
     """berth serve with config_text (%(root)s, %(port)d and %(debugport)d filled in) in tmp, a
     new temp dir named with prefix unless given (a restart on the same root). Returns (process,
@@ -943,26 +983,40 @@ def start_with_config(config_text, prefix, tmp=None):
     with open(cfg, "w") as f:
         f.write(config_text % {"root": os.path.join(tmp, "root"), "port": port,
                                "debugport": _free_port()})
-    binary = os.environ.get("BERTH_BIN") or os.path.join(SRC, "build", "berth")
-    log = open(os.path.join(tmp, "log"), "wb")
-    proc = subprocess.Popen([binary, "serve", cfg], stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    client = Client("http://127.0.0.1:%d" % port)
-    for _ in range(200):
+    try:
+        proc, client = serve_config(cfg, port, os.path.join(tmp, "log"))
+    except RuntimeError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return proc, client, tmp
+
+
+S3_FIXTURES = os.path.join(SRC, "tests", "fixtures", "s3")
+
+
+def start_rgw(tmp, bucket="berth"):
+    """Ceph's RADOS Gateway on loopback in tmp/rgw with bucket (tests/fixtures/s3/rgw-test-up.sh):
+    {S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY, S3_REGION, S3_BUCKET}. stop_rgw(tmp) stops it."""
+    out = subprocess.run([os.path.join(S3_FIXTURES, "rgw-test-up.sh"), os.path.join(tmp, "rgw"), bucket],
+                         check=True, capture_output=True, text=True).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def stop_rgw(tmp):
+    subprocess.run([os.path.join(S3_FIXTURES, "rgw-down.sh"), os.path.join(tmp, "rgw")], capture_output=True)
+
+
+def wait_port_file(path, proc, what):
+    """The port a fixture (faultproxy.py, latencyproxy.py) writes into path once it listens;
+    RuntimeError when proc exits first or it takes over 5 s."""
+    for _ in range(500):
+        if os.path.exists(path):
+            with open(path) as f:
+                return int(f.read())
         if proc.poll() is not None:
             break
-        try:
-            if client.get("/v2/").status == 200:
-                return proc, client, tmp
-        except OSError:
-            pass
-        time.sleep(0.02)
-    proc.kill()
-    proc.wait(10)
-    with open(os.path.join(tmp, "log")) as f:
-        text = f.read()
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise RuntimeError("berth did not start:\n" + text)
+        time.sleep(0.01)
+    raise RuntimeError("%s did not start" % what)
 
 
 def start_docker_registry(root, tmp):

@@ -20,14 +20,12 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
 
 import berthtest
 import test_gc_online
-from berthtest import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, canonical, descriptor, digest
-from test_gc_online import Pusher
+from berthtest import digest
 
 S3 = berthtest.s3_mode()
 PUSH_SECONDS = float(os.environ.get("BERTH_GC_INSTANCES_SECONDS", "20" if S3 else "12"))
@@ -117,20 +115,7 @@ class TwoInstancesCollect(Instances):
     def test_pushes_through_both_lose_nothing(self):
         (ca, ta), (cb, tb) = self.start("a"), self.start("b")
         clients = [ca, cb]
-        self.shared = [("shared layer %d " % i).encode() * (50 + i) for i in range(12)]
-        self.orphaned = []
-        self.layer_bytes = {}
-        self.lock = threading.Lock()
-        deadline = time.time() + PUSH_SECONDS
-        pushers = [Pusher(self, n, clients[n % 2], deadline) for n in range(PUSHERS)]
-        threads = [threading.Thread(target=p.run) for p in pushers]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        for p in pushers:
-            if p.error:
-                raise p.error
+        pushers = test_gc_online.push_concurrently(self, clients, PUSHERS, PUSH_SECONDS)
         pushed = sum(p.pushed for p in pushers)
         self.assertGreater(pushed, 10, "too few pushes to mean anything")
 
@@ -203,13 +188,7 @@ class TwoInstancesQuota(Instances):
         self.assertTrue(berthtest.wait_until(
             lambda: metric(self.metrics(ta), 'berth_gc_runs_total{result="ok"}') > 0, timeout=60))
         cb, tb = self.start("b")
-        layer, config = b"L" * 1200, canonical({"os": "linux", "architecture": "amd64"})
-        for data in (layer, config):
-            cb.push_blob("q/a", data)
-        body = canonical({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                          "config": descriptor(config, OCI_CONFIG),
-                          "layers": [descriptor(layer, OCI_LAYER)]})
-        self.assertEqual(cb.put_manifest("q/a", digest(body), body).status, 201)
+        test_gc_online.push_untagged_image(self, cb, "q/a")
         # untagged: a collects it all; 2500 more bytes fit in b's 3000 only once b has
         # counted again (it counted 1200 + the config + the manifest itself)
         big = b"B" * 2500

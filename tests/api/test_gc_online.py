@@ -233,25 +233,46 @@ class Pusher:
             self.error = e
 
 
+def push_untagged_image(t, c, repo):
+    """A 1200-byte layer, its config and their image manifest pushed untagged (by digest) to
+    repo through client c, the manifest PUT checked by test case t: (layer, config, body)."""
+    layer, config = b"L" * 1200, canonical({"os": "linux", "architecture": "amd64"})
+    for data in (layer, config):
+        c.push_blob(repo, data)
+    body = canonical({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                      "config": descriptor(config, OCI_CONFIG),
+                      "layers": [descriptor(layer, OCI_LAYER)]})
+    t.assertEqual(c.put_manifest(repo, digest(body), body).status, 201)
+    return layer, config, body
+
+
+def push_concurrently(t, clients, count, seconds):
+    """count Pushers for seconds, pusher n on clients[n % len(clients)], sharing the layers and
+    the records they keep on t (a test case); the first pusher's failure is raised. Returns
+    the pushers."""
+    t.shared = [("shared layer %d " % i).encode() * (50 + i) for i in range(12)]
+    t.orphaned = []
+    t.layer_bytes = {}
+    t.lock = threading.Lock()
+    deadline = time.time() + seconds
+    pushers = [Pusher(t, n, clients[n % len(clients)], deadline) for n in range(count)]
+    threads = [threading.Thread(target=p.run) for p in pushers]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for p in pushers:
+        if p.error:
+            raise p.error
+    return pushers
+
+
 class OnlineGCStress(berthtest.OpsTestCase):
     def test_concurrent_pushes_lose_nothing(self):
         proc, c, tmp = berthtest.start_with_config(CONFIG, "berth-gc-online-")
         root = os.path.join(tmp, "root")
         try:
-            self.shared = [("shared layer %d " % i).encode() * (50 + i) for i in range(12)]
-            self.orphaned = []
-            self.layer_bytes = {}
-            self.lock = threading.Lock()
-            deadline = time.time() + PUSH_SECONDS
-            pushers = [Pusher(self, n, c, deadline) for n in range(PUSHERS)]
-            threads = [threading.Thread(target=p.run) for p in pushers]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            for p in pushers:
-                if p.error:
-                    raise p.error
+            pushers = push_concurrently(self, [c], PUSHERS, PUSH_SECONDS)
             pushed = sum(p.pushed for p in pushers)
             self.assertGreater(pushed, 50, "too few pushes to mean anything")
 
@@ -370,13 +391,7 @@ class OnlineGCQuota(unittest.TestCase):
         self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
         v2 = os.path.join(tmp, "root", "docker", "registry", "v2", "repositories", "q", "a")
         try:
-            layer, config = b"L" * 1200, canonical({"os": "linux", "architecture": "amd64"})
-            for data in (layer, config):
-                c.push_blob("q/a", data)
-            body = canonical({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                              "config": descriptor(config, OCI_CONFIG),
-                              "layers": [descriptor(layer, OCI_LAYER)]})
-            self.assertEqual(c.put_manifest("q/a", digest(body), body).status, 201)
+            layer, config, body = push_untagged_image(self, c, "q/a")
             # untagged: deleteuntagged collects the manifest, then its config and layer
             links = [os.path.join(v2, "_manifests", "revisions", "sha256", digest(body)[7:]),
                      os.path.join(v2, "_layers", "sha256", digest(layer)[7:]),

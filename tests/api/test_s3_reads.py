@@ -27,7 +27,6 @@ import time
 import unittest
 
 import berthtest
-from test_s3_serve import _start_rgw, _wait_file  # one RGW per module, its bucket "serve"
 
 FIXTURES = os.path.join(berthtest.SRC, "tests", "fixtures", "s3")
 ROOT = "/reads"
@@ -71,28 +70,15 @@ def _start_berth(name, endpoint):
         f.write(CONFIG % {"key": env["S3_ACCESS_KEY"], "secret": env["S3_SECRET_KEY"],
                           "region": env["S3_REGION"], "bucket": env["S3_BUCKET"], "endpoint": endpoint,
                           "root": ROOT, "port": port})
-    binary = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
-    log = open(os.path.join(tmp, name + ".log"), "wb")
     run_env = dict(os.environ)
     run_env.pop("AWS_CA_BUNDLE", None)
     # no background look for writers that bump no generation: its requests would mix with the
     # ones counted (test-only knob, README)
     run_env["BERTH_TEST_LOOK_INTERVAL_MS"] = str(3600 * 1000)
-    proc = subprocess.Popen([binary, "serve", cfg], stdout=log, stderr=subprocess.STDOUT, env=run_env)
-    log.close()
+    proc, client = berthtest.serve_config(cfg, port, os.path.join(tmp, name + ".log"), run_env, attempts=500,
+                                          what="berth on S3")
     state.setdefault("procs", []).append((proc, name))
-    client = berthtest.Client("http://127.0.0.1:%d" % port)
-    for _ in range(500):
-        if proc.poll() is not None:
-            break
-        try:
-            if client.get("/v2/").status == 200:
-                return client
-        except OSError:
-            pass
-        time.sleep(0.02)
-    with open(os.path.join(tmp, name + ".log"), errors="replace") as f:
-        raise RuntimeError("berth did not start on S3:\n" + f.read())
+    return client
 
 
 def setUpModule():
@@ -100,18 +86,18 @@ def setUpModule():
         raise unittest.SkipTest("radosgw and ceph-mon are not installed")
     tmp = state["tmp"] = tempfile.mkdtemp(prefix="berth-s3reads-")
     try:
-        env = state["rgw"] = _start_rgw(tmp)
+        env = state["rgw"] = berthtest.start_rgw(tmp, "serve")
         state["log"] = os.path.join(tmp, "requests.log")
         port_file = os.path.join(tmp, "proxy.port")
         proxy = state["proxy"] = subprocess.Popen(
             ["python3", os.path.join(FIXTURES, "faultproxy.py"), "--upstream", env["S3_ENDPOINT"],
              "--every", "0", "--log-file", state["log"], "--port-file", port_file, "--max-seconds", "600"])
-        proxy_port = _wait_file(port_file, proxy, "faultproxy.py")
+        proxy_port = berthtest.wait_port_file(port_file, proxy, "faultproxy.py")
         cut_file = os.path.join(tmp, "cut.port")
         cut = state["cut_proxy"] = subprocess.Popen(
             ["python3", os.path.join(FIXTURES, "faultproxy.py"), "--upstream", env["S3_ENDPOINT"],
              "--every", "0", "--cut-after", str(CUT_AFTER), "--port-file", cut_file, "--max-seconds", "600"])
-        state["cut"] = _start_berth("cut", "http://127.0.0.1:%d" % _wait_file(cut_file, cut, "faultproxy.py"))
+        state["cut"] = _start_berth("cut", "http://127.0.0.1:%d" % berthtest.wait_port_file(cut_file, cut, "faultproxy.py"))
         # "counted" reaches S3 through the request log; "other" directly, as another instance.
         state["counted"] = _start_berth("counted", "http://127.0.0.1:%d" % proxy_port)
         state["other"] = _start_berth("other", env["S3_ENDPOINT"])
@@ -123,16 +109,9 @@ def setUpModule():
 def tearDownModule():
     failures = []
     for proc, name in state.pop("procs", []):
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc.returncode != 0:
-            with open(os.path.join(state["tmp"], name + ".log"), errors="replace") as f:
-                failures.append("berth %s exited with status %s:\n%s" % (name, proc.returncode, f.read()[-4000:]))
+        failure = berthtest.stop_serve(proc, os.path.join(state["tmp"], name + ".log"))
+        if failure:
+            failures.append("%s: %s" % (name, failure))
     for key in ("proxy", "cut_proxy"):
         proxy = state.pop(key, None)
         if proxy:
@@ -140,7 +119,7 @@ def tearDownModule():
             proxy.wait()
     tmp = state.pop("tmp", None)
     if tmp:
-        subprocess.run([os.path.join(FIXTURES, "rgw-down.sh"), os.path.join(tmp, "rgw")], capture_output=True)
+        berthtest.stop_rgw(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
     if failures:
         raise AssertionError("\n".join(failures))

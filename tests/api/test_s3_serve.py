@@ -55,24 +55,11 @@ def _have_rgw():
 
 
 def _start_rgw(tmp):
-    out = subprocess.run([os.path.join(FIXTURES, "rgw-test-up.sh"), os.path.join(tmp, "rgw"), "serve"],
-                         check=True, capture_output=True, text=True).stdout
-    env = {}
-    for line in out.splitlines():
-        k, _, v = line.partition("=")
-        env[k] = v
-    return env
+    """The module's RGW, its bucket "serve" (test_s3_reads imports it)."""
+    return berthtest.start_rgw(tmp, "serve")
 
 
-def _wait_file(path, proc, what):
-    for _ in range(500):
-        if os.path.exists(path):
-            with open(path) as f:
-                return int(f.read())
-        if proc.poll() is not None:
-            break
-        time.sleep(0.01)
-    raise RuntimeError("%s did not start" % what)
+_wait_file = berthtest.wait_port_file
 
 
 CONFIG = """version: 0.1
@@ -135,41 +122,16 @@ def start_berth(log_name, extra_http="", redirect=False, s3_extra="", s3port=Non
                           "s3port": s3port or state["s3port"], "port": port, "debugport": debugport,
                           "redirect_disable": "false" if redirect else "true", "s3_extra": s3_extra})
         f.write(extra_http)
-    binary = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
-    log = open(os.path.join(tmp, log_name), "wb")
     env_berth = dict(os.environ)
     env_berth.pop("AWS_CA_BUNDLE", None)
-    proc = subprocess.Popen([binary, "serve", cfg], stdout=log, stderr=subprocess.STDOUT, env=env_berth)
-    log.close()
-    client = berthtest.Client("http://127.0.0.1:%d" % port)
-    for _ in range(500):
-        if proc.poll() is not None:
-            break
-        try:
-            if client.get("/v2/").status == 200:
-                return proc, port, debugport
-        except OSError:
-            pass
-        time.sleep(0.02)
-    proc.kill()
-    proc.wait()
-    with open(os.path.join(tmp, log_name), errors="replace") as f:
-        raise RuntimeError("berth did not start on S3:\n" + f.read())
+    proc, _ = berthtest.serve_config(cfg, port, os.path.join(tmp, log_name), env_berth, attempts=500,
+                                     what="berth on S3")
+    return proc, port, debugport
 
 
 def stop_berth(proc, log_name):
     """SIGTERM: the drain waits for the work in flight; 0, or the log as a failure message."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    if proc.returncode == 0:
-        return None
-    with open(os.path.join(state["tmp"], log_name), errors="replace") as f:
-        return "berth exited with status %s:\n%s" % (proc.returncode, f.read()[-6000:])
+    return berthtest.stop_serve(proc, os.path.join(state["tmp"], log_name))
 
 
 def tearDownModule():
@@ -184,8 +146,7 @@ def tearDownModule():
         proxy.wait()
     tmp = state.pop("tmp", None)
     if tmp:
-        subprocess.run([os.path.join(FIXTURES, "rgw-down.sh"), os.path.join(tmp, "rgw")],
-                       capture_output=True)
+        berthtest.stop_rgw(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
     if failure:
         raise AssertionError(failure)

@@ -66,6 +66,15 @@ def pattern(n, seed=7):
     return bytes(out[:n])
 
 
+def purging_config(s3_root):
+    """A config for start_with_config on the bucket below s3_root that purges uploads older
+    than a second, every second."""
+    return ("version: 0.1\nlog:\n  level: warn\n" + berthtest.s3_storage_yaml(s3_root)
+            + "  maintenance:\n    uploadpurging:\n      enabled: true\n      age: 1s\n"
+            "      interval: 1s\n"
+            "http:\n  addr: 127.0.0.1:%(port)d\n")
+
+
 def kill_mid_body(test, method, path, data, sent, key):
     """Sends `method path` announcing all of data but only data[:sent], waits until the
     multipart upload on key holds two parts, then kills the test's berth (SIGKILL). Returns the
@@ -237,10 +246,7 @@ class S3UploadTest(berthtest.TestCase):
         pre = "%s/docker/registry/v2/repositories/%s/_uploads/%s/" % (
             other.s3_root.lstrip("/"), repo, uuid)
         self.assertEqual(len(open_uploads(pre)), 1)
-        cfg = ("version: 0.1\nlog:\n  level: warn\n" + berthtest.s3_storage_yaml(other.s3_root)
-               + "  maintenance:\n    uploadpurging:\n      enabled: true\n      age: 1s\n"
-               "      interval: 1s\n"
-               "http:\n  addr: 127.0.0.1:%(port)d\n")
+        cfg = purging_config(other.s3_root)
         proc, c, tmp = berthtest.start_with_config(cfg, "berth-s3-purge-")
         try:
             deadline = time.time() + 15
@@ -411,10 +417,7 @@ class S3WholeUploadTest(berthtest.TestCase):
         self.assertStatus(r, 201)
         self.assertEqual(c.get("/v2/%s/blobs/%s" % (repo, d)).body, data)
         self.assertEqual(len(open_uploads(key)), 1, "the purge, not the next upload, takes it")
-        cfg = ("version: 0.1\nlog:\n  level: warn\n" + berthtest.s3_storage_yaml(self.srv.s3_root)
-               + "  maintenance:\n    uploadpurging:\n      enabled: true\n      age: 1s\n"
-               "      interval: 1s\n"
-               "http:\n  addr: 127.0.0.1:%(port)d\n")
+        cfg = purging_config(self.srv.s3_root)
 
         proc, _, tmp = berthtest.start_with_config(cfg, "berth-s3-purge-staged-")
         try:

@@ -36,7 +36,6 @@ import urllib.parse
 
 import berthtest
 
-FIXTURES = os.path.join(berthtest.SRC, "tests", "fixtures", "s3")
 BERTH = os.environ.get("BERTH_BIN") or os.path.join(berthtest.SRC, "build", "berth")
 REGISTRY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 
@@ -50,8 +49,7 @@ def setUpModule():
 def tearDownModule():
     tmp = state.pop("tmp", None)
     if state.pop("rgw", None):
-        subprocess.run([os.path.join(FIXTURES, "rgw-down.sh"), os.path.join(tmp, "rgw")],
-                       capture_output=True)
+        berthtest.stop_rgw(tmp)
     if tmp:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -273,10 +271,8 @@ class CloudFront(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         tmp = state["tmp"]
-        out = subprocess.run([os.path.join(FIXTURES, "rgw-test-up.sh"), os.path.join(tmp, "rgw")],
-                             check=True, capture_output=True, text=True).stdout
+        cls.env = berthtest.start_rgw(tmp)
         state["rgw"] = True
-        cls.env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
         cls.key = os.path.join(tmp, "cf.pem")
         cls.pub = os.path.join(tmp, "cf.pub")
         # CloudFront key pairs come as PKCS#1 ("RSA PRIVATE KEY"): Distribution reads only that

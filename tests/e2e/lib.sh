@@ -112,6 +112,46 @@ EOF
   log "work dir $WORK"
 }
 
+# e2e_init_skopeo_distribution: e2e_init, then the tools of a test that copies images with skopeo
+# and runs Debian's docker-registry (skipped when one is missing).
+e2e_init_skopeo_distribution() {
+  e2e_init
+  need_cmd skopeo
+  need_cmd curl
+  need_cmd docker-registry
+}
+
+# start_rgw BUCKET: Ceph's RADOS Gateway in $WORK/rgw (tests/fixtures/s3/rgw-test-up.sh) with
+# BUCKET, stopped before the cleanup removes $WORK, keeping the test's status; skipped when
+# radosgw is not installed. Sets RGW_DIR and exports S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY,
+# S3_REGION, S3_BUCKET.
+start_rgw() {
+  command -v radosgw >/dev/null 2>&1 && command -v ceph-mon >/dev/null 2>&1 ||
+    skip "radosgw and ceph-mon are not installed (scripts/install-deps.sh installs them)"
+  RGW_DIR="$WORK/rgw"
+  trap '_rc=$?; "$BERTH_SRC/tests/fixtures/s3/rgw-down.sh" "$RGW_DIR" >/dev/null 2>&1; (exit $_rc); _e2e_cleanup' EXIT
+  eval "$("$BERTH_SRC/tests/fixtures/s3/rgw-test-up.sh" "$RGW_DIR" "$1")"
+  export S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY S3_REGION S3_BUCKET
+  log "radosgw at $S3_ENDPOINT, bucket $S3_BUCKET"
+}
+
+# s3_storage_yaml ROOTDIR: the first lines of a storage section on the bucket start_rgw made (or
+# the S3_* variables name), below ROOTDIR, in 5 MiB parts (the smallest S3 takes, so that a few
+# MiB already span parts). More storage keys may follow, two spaces deep.
+s3_storage_yaml() {
+  cat <<CFG
+storage:
+  s3:
+    accesskey: $S3_ACCESS_KEY
+    secretkey: $S3_SECRET_KEY
+    region: $S3_REGION
+    regionendpoint: $S3_ENDPOINT
+    bucket: $S3_BUCKET
+    rootdirectory: $1
+    chunksize: 5242880
+CFG
+}
+
 # set_podman_runroot DIR: sets RUNROOT, a podman runroot for storage under DIR. podman refuses a
 # runroot of 50 characters or more, so under a long TMPDIR it is a short directory in /tmp,
 # removed at exit.
@@ -239,6 +279,58 @@ EOF
   fail "docker-registry would not start (see $DIST_LOG)"
 }
 
+# start_upstream ROOT [AUTH_YAML]: docker-registry on ROOT as a pull-through cache's upstream (its
+# access log on, no deletes; the auth section AUTH_YAML indented under auth:). Sets UP_HOST,
+# UP_PID, UP_LOG.
+start_upstream() {
+  local root=$1 auth=${2:-} cfg port
+  mkdir -p "$root"
+  for _ in 1 2 3; do
+    port=$(free_port)
+    cfg="$WORK/upstream-$port.yml"
+    cat >"$cfg" <<YML
+version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: $root
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$port
+YML
+    [ -z "$auth" ] || printf 'auth:\n%s\n' "$auth" >>"$cfg"
+    UP_LOG="$WORK/upstream-$port.log"
+    # shellcheck disable=SC2046
+    if _start_server docker-registry "$UP_LOG" "$port" \
+      env $(env | sed -n 's/^\(REGISTRY_[A-Za-z0-9_]*\)=.*/-u \1/p') docker-registry serve "$cfg"; then
+      UP_PID=$SERVER_PID
+      UP_HOST=127.0.0.1:$port
+      log "upstream docker-registry pid $UP_PID on $UP_HOST (log $UP_LOG)"
+      return 0
+    fi
+  done
+  fail "docker-registry would not start"
+}
+
+# start_token_upstream ACCESS_JSON: a token server (start_token_server) with a fresh signer in
+# $WORK/token and one user, mirror with password "mirror pass", whose access is ACCESS_JSON
+# ({"REPO": ["pull"], ...}), and the upstream on $WORK/up (start_upstream) trusting it as
+# service upstream-e2e. Sets TOKEN_URL and what start_upstream sets.
+start_token_upstream() {
+  local dir="$WORK/token"
+  make_token_signer "$dir"
+  printf '{"mirror": {"password": "mirror pass", "access": %s}}\n' "$1" >"$dir/users.json"
+  start_token_server "$dir/rsa.key" "$dir/rsa.crt" "$dir/users.json"
+  start_upstream "$WORK/up" "  token:
+    realm: $TOKEN_URL/token
+    service: upstream-e2e
+    issuer: e2e-issuer
+    rootcertbundle: $dir/rsa.crt"
+}
+
 # start_target ROOT: the registry under test on ROOT, berth (with deletes on) or, with
 # E2E_TARGET=distribution, docker-registry. Sets H (host:port) and REG_LOG.
 start_target() {
@@ -264,6 +356,15 @@ push_test_images() {
     case $i in multiarch | dockerlist) all=(--all) ;; esac
     sk_copy "$(img_ref "$IMG/$i")" "docker://$1/$2/$i:v1" --preserve-digests "${all[@]}"
   done
+}
+
+# make_token_signer DIR [CN]: DIR (created) with a fresh RSA key, rsa.key, and a certificate for
+# it, rsa.crt, subject CN (default "e2e token signer"): what start_token_server signs with.
+make_token_signer() {
+  need_cmd openssl
+  mkdir -p "$1"
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1/rsa.key" 2>/dev/null
+  openssl req -x509 -new -key "$1/rsa.key" -subj "/CN=${2:-e2e token signer}" -days 2 -out "$1/rsa.crt" 2>/dev/null
 }
 
 # start_token_server KEY CERT USERS_JSON: tests/fixtures/auth/tokenserver.py signing RS256
@@ -312,11 +413,8 @@ start_berth_htpasswd() {
 # "s3cret pass", may pull and push PREFIX/app and PREFIX/base and only pull PREFIX/other. Sets
 # TOKEN_URL and what start_berth sets.
 start_berth_token() {
-  need_cmd openssl
   local dir="$WORK/token.$RANDOM"
-  mkdir -p "$dir"
-  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$dir/rsa.key" 2>/dev/null
-  openssl req -x509 -new -key "$dir/rsa.key" -subj "/CN=e2e token signer" -days 2 -out "$dir/rsa.crt" 2>/dev/null
+  make_token_signer "$dir"
   printf '{"ci-bot": {"password": "s3cret pass", "access": {"%s/app": ["pull", "push"], "%s/base": ["pull", "push"], "%s/other": ["pull"]}}}\n' \
     "$2" "$2" "$2" >"$dir/users.json"
   start_token_server "$dir/rsa.key" "$dir/rsa.crt" "$dir/users.json"

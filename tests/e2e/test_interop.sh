@@ -10,10 +10,7 @@ set -euo pipefail
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-e2e_init
-need_cmd skopeo
-need_cmd curl
-need_cmd docker-registry
+e2e_init_skopeo_distribution
 TARGET=${E2E_TARGET:-berth}
 
 step "generate test images"

@@ -9,50 +9,12 @@ set -euo pipefail
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-e2e_init
-need_cmd skopeo
-need_cmd curl
-need_cmd docker-registry
+e2e_init_skopeo_distribution
 need_berth
 
 step "generate test images"
 IMG="$WORK/img"
 E2E_BIG_SIZE=${E2E_BIG_SIZE:-104857600} make_images "$IMG"
-
-# start_upstream ROOT [AUTH_YAML]: docker-registry on ROOT (auth section AUTH_YAML indented under
-# auth:). Sets UP_HOST, UP_PID, UP_LOG.
-start_upstream() {
-  local root=$1 auth=${2:-} cfg port
-  mkdir -p "$root"
-  for _ in 1 2 3; do
-    port=$(free_port)
-    cfg="$WORK/upstream-$port.yml"
-    cat >"$cfg" <<YML
-version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: $root
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:$port
-YML
-    [ -z "$auth" ] || printf 'auth:\n%s\n' "$auth" >>"$cfg"
-    UP_LOG="$WORK/upstream-$port.log"
-    # shellcheck disable=SC2046
-    if _start_server docker-registry "$UP_LOG" "$port" \
-      env $(env | sed -n 's/^\(REGISTRY_[A-Za-z0-9_]*\)=.*/-u \1/p') docker-registry serve "$cfg"; then
-      UP_PID=$SERVER_PID
-      UP_HOST=127.0.0.1:$port
-      log "upstream docker-registry pid $UP_PID on $UP_HOST (log $UP_LOG)"
-      return 0
-    fi
-  done
-  fail "docker-registry would not start"
-}
 
 # start_proxy ROOT URL [PROXY_YAML_LINES]: berth on ROOT caching URL. Sets what start_berth sets.
 start_proxy() {
@@ -307,18 +269,7 @@ stop_server "$BERTH_PID"
 stop_server "$UP_PID"
 
 step "upstream behind the token server: berth follows the Bearer flow and reuses its token"
-need_cmd openssl
-tdir="$WORK/token"
-mkdir -p "$tdir"
-openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$tdir/rsa.key" 2>/dev/null
-openssl req -x509 -new -key "$tdir/rsa.key" -subj "/CN=e2e token signer" -days 2 -out "$tdir/rsa.crt" 2>/dev/null
-printf '{"mirror": {"password": "mirror pass", "access": {"e2e/multi": ["pull"], "e2e/big": ["pull"]}}}\n' >"$tdir/users.json"
-start_token_server "$tdir/rsa.key" "$tdir/rsa.crt" "$tdir/users.json"
-start_upstream "$WORK/up" "  token:
-    realm: $TOKEN_URL/token
-    service: upstream-e2e
-    issuer: e2e-issuer
-    rootcertbundle: $tdir/rsa.crt"
+start_token_upstream '{"e2e/multi": ["pull"], "e2e/big": ["pull"]}'
 start_proxy "$WORK/proxy6" "http://$UP_HOST" "  username: mirror
   password: mirror pass"
 pull_check "$IMG/multi" "$BERTH_HOST/e2e/multi:v1"

@@ -10,10 +10,7 @@ set -euo pipefail
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-e2e_init
-need_cmd skopeo
-need_cmd curl
-need_cmd docker-registry
+e2e_init_skopeo_distribution
 need_cmd htpasswd apache2-utils
 need_cmd openssl
 need_berth
@@ -21,28 +18,6 @@ need_berth
 HELPER="$BERTH_SRC/tests/fixtures/proxy/credhelper.sh"
 IMG="$WORK/img"
 E2E_BIG_SIZE=1048576 make_images "$IMG"
-
-# start_upstream ROOT [AUTH_YAML]: docker-registry on ROOT (AUTH_YAML indented under auth:).
-# Sets UP_HOST, UP_PID.
-start_upstream() {
-  local root=$1 auth=${2:-} cfg port
-  mkdir -p "$root"
-  for _ in 1 2 3; do
-    port=$(free_port)
-    cfg="$WORK/upstream-$port.yml"
-    printf 'version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: %s\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:%s\n' \
-      "$root" "$port" >"$cfg"
-    [ -z "$auth" ] || printf 'auth:\n%s\n' "$auth" >>"$cfg"
-    # shellcheck disable=SC2046
-    if _start_server docker-registry "$WORK/upstream-$port.log" "$port" \
-      env $(env | sed -n 's/^\(REGISTRY_[A-Za-z0-9_]*\)=.*/-u \1/p') docker-registry serve "$cfg"; then
-      UP_PID=$SERVER_PID
-      UP_HOST=127.0.0.1:$port
-      return 0
-    fi
-  done
-  fail "docker-registry would not start"
-}
 
 # helper_dir NAME: a fresh directory for the helper (user, secret, mode, runs). Sets HDIR.
 helper_dir() {
@@ -170,17 +145,7 @@ stop_server "$BERTH_PID"
 stop_server "$UP_PID"
 
 step "upstream behind the token server: the helper is told the realm's host"
-tdir="$WORK/token"
-mkdir -p "$tdir"
-openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$tdir/rsa.key" 2>/dev/null
-openssl req -x509 -new -key "$tdir/rsa.key" -subj "/CN=e2e token signer" -days 2 -out "$tdir/rsa.crt" 2>/dev/null
-printf '{"mirror": {"password": "mirror pass", "access": {"e2e/multi": ["pull"]}}}\n' >"$tdir/users.json"
-start_token_server "$tdir/rsa.key" "$tdir/rsa.crt" "$tdir/users.json"
-start_upstream "$WORK/up" "  token:
-    realm: $TOKEN_URL/token
-    service: upstream-e2e
-    issuer: e2e-issuer
-    rootcertbundle: $tdir/rsa.crt"
+start_token_upstream '{"e2e/multi": ["pull"]}'
 helper_dir token
 start_proxy token "  remoteurl: http://$UP_HOST
   exec:

@@ -17,20 +17,10 @@ set -euo pipefail
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-e2e_init
+e2e_init_skopeo_distribution
 need_berth
-need_cmd curl
-need_cmd skopeo
-need_cmd docker-registry
 need_cmd redis-server
-if [ -z "${S3_ENDPOINT:-}" ]; then
-  command -v radosgw >/dev/null 2>&1 && command -v ceph-mon >/dev/null 2>&1 ||
-    skip "radosgw and ceph-mon are not installed (scripts/install-deps.sh installs them)"
-  RGW_DIR="$WORK/rgw"
-  trap '_rc=$?; "$BERTH_SRC/tests/fixtures/s3/rgw-down.sh" "$RGW_DIR" >/dev/null 2>&1; (exit $_rc); _e2e_cleanup' EXIT
-  eval "$("$BERTH_SRC/tests/fixtures/s3/rgw-test-up.sh" "$RGW_DIR" proxy)"
-  export S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY S3_REGION S3_BUCKET
-fi
+[ -n "${S3_ENDPOINT:-}" ] || start_rgw proxy
 
 step "generate test images; the upstream holds them; Redis"
 IMG="$WORK/img"
@@ -61,17 +51,10 @@ BERTH_PIDS=()
 # (Distribution's default). Sets BERTH_HOST, BERTH_PID, BERTH_LOG.
 start_proxy() {
   local cfg="$WORK/proxy-$1-$RANDOM.yml"
-  cat >"$cfg" <<CFG
-version: 0.1
-storage:
-  s3:
-    accesskey: $S3_ACCESS_KEY
-    secretkey: $S3_SECRET_KEY
-    region: $S3_REGION
-    regionendpoint: $S3_ENDPOINT
-    bucket: $S3_BUCKET
-    rootdirectory: /$1
-    chunksize: 5242880
+  {
+    echo "version: 0.1"
+    s3_storage_yaml "/$1"
+    cat <<CFG
   cache:
     blobdescriptor: redis
 redis:
@@ -81,6 +64,7 @@ proxy:
   remoteurl: http://$2
   ttl: ${3:-1h}
 CFG
+  } >"$cfg"
   BERTH_HOST=""
   for _ in 1 2 3; do
     BERTH_PORT=$(free_port)

@@ -16,20 +16,11 @@ set -euo pipefail
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-e2e_init
-need_cmd skopeo
-need_cmd curl
-need_cmd docker-registry
+e2e_init_skopeo_distribution
 need_berth
-command -v radosgw >/dev/null 2>&1 && command -v ceph-mon >/dev/null 2>&1 ||
-  skip "radosgw and ceph-mon are not installed (scripts/install-deps.sh installs them)"
 
 step "start radosgw"
-RGW_DIR="$WORK/rgw"
-# Stop the gateway before lib.sh's cleanup removes $WORK, keeping the test's status.
-trap '_rc=$?; "$BERTH_SRC/tests/fixtures/s3/rgw-down.sh" "$RGW_DIR" >/dev/null 2>&1; (exit $_rc); _e2e_cleanup' EXIT
-eval "$("$BERTH_SRC/tests/fixtures/s3/rgw-test-up.sh" "$RGW_DIR" registry)"
-log "radosgw at $S3_ENDPOINT, bucket $S3_BUCKET"
+start_rgw registry
 
 # s3_config FILE [extra storage.s3 lines...]: a Distribution config on the test bucket.
 s3_config() {

@@ -17,8 +17,6 @@ e2e_init
 need_berth
 need_cmd curl
 need_cmd skopeo
-command -v radosgw >/dev/null 2>&1 && command -v ceph-mon >/dev/null 2>&1 ||
-  skip "radosgw and ceph-mon are not installed (scripts/install-deps.sh installs them)"
 
 MODULES=(test_base test_blobs test_uploads test_s3_uploads test_manifests test_persistence
   test_errors test_tags_catalog test_referrers test_distribution_answers test_answers
@@ -32,12 +30,8 @@ test_answers.Schema1Test.test_stored_schema1_is_served_as_schema1 plants a schem
 "
 
 step "start radosgw"
-RGW_DIR="$WORK/rgw"
-trap '_rc=$?; "$BERTH_SRC/tests/fixtures/s3/rgw-down.sh" "$RGW_DIR" >/dev/null 2>&1; (exit $_rc); _e2e_cleanup' EXIT
-eval "$("$BERTH_SRC/tests/fixtures/s3/rgw-test-up.sh" "$RGW_DIR" api)"
-export S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY S3_REGION S3_BUCKET
+start_rgw api
 export BERTH_STORAGE=s3 BERTH_SKIP_TESTS="$SKIPS"
-log "radosgw at $S3_ENDPOINT, bucket $S3_BUCKET"
 
 failed=()
 for m in "${MODULES[@]}"; do

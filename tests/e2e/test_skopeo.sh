@@ -30,29 +30,13 @@ ROOT="$WORK/root"
 view_root() { :; }
 if [ "${E2E_STORAGE:-filesystem}" = s3 ]; then
   [ "$TARGET" = berth ] || fail "E2E_STORAGE=s3 is for berth"
-  if [ -z "${S3_ENDPOINT:-}" ]; then
-    command -v radosgw >/dev/null 2>&1 && command -v ceph-mon >/dev/null 2>&1 ||
-      skip "radosgw and ceph-mon are not installed (scripts/install-deps.sh installs them)"
-    RGW_DIR="$WORK/rgw"
-    trap '_rc=$?; "$BERTH_SRC/tests/fixtures/s3/rgw-down.sh" "$RGW_DIR" >/dev/null 2>&1; (exit $_rc); _e2e_cleanup' EXIT
-    eval "$("$BERTH_SRC/tests/fixtures/s3/rgw-test-up.sh" "$RGW_DIR" skopeo)"
-    export S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY S3_REGION S3_BUCKET
-  fi
+  [ -n "${S3_ENDPOINT:-}" ] || start_rgw skopeo
   S3_ROOT="skopeo-$$-$RANDOM"
-  cat >"$WORK/berth-s3.yml" <<CFG
-version: 0.1
-storage:
-  s3:
-    accesskey: $S3_ACCESS_KEY
-    secretkey: $S3_SECRET_KEY
-    region: $S3_REGION
-    regionendpoint: $S3_ENDPOINT
-    bucket: $S3_BUCKET
-    rootdirectory: /$S3_ROOT
-    chunksize: 5242880
-  redirect:
-    disable: true
-CFG
+  {
+    echo "version: 0.1"
+    s3_storage_yaml "/$S3_ROOT"
+    printf '  redirect:\n    disable: true\n'
+  } >"$WORK/berth-s3.yml"
   view_root() {
     mkdir -p "$ROOT"
     "$PY" "$BERTH_SRC/tests/fixtures/s3/s3mirror.py" "$S3_ROOT" "$ROOT" >"$WORK/open-uploads" ||

@@ -55,12 +55,9 @@ rm -rf "$SHOTS"
   fail "the browser test failed (screenshots so far in $SHOTS)"
 
 step "token auth: berth forwards the page's token requests"
-need_cmd openssl
 TROOT="$WORK/token-root"
 tdir="$WORK/token"
-mkdir -p "$tdir"
-openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$tdir/rsa.key" 2>/dev/null
-openssl req -x509 -new -key "$tdir/rsa.key" -subj "/CN=ui token signer" -days 2 -out "$tdir/rsa.crt" 2>/dev/null
+make_token_signer "$tdir" "ui token signer"
 printf '{"ci-bot": {"password": "s3cret pass", "access": {"tok/app": ["pull", "push"], "tok/other": ["pull"]}}}\n' >"$tdir/users.json"
 start_token_server "$tdir/rsa.key" "$tdir/rsa.crt" "$tdir/users.json"
 cat >"$tdir/config.yml" <<CFG

@@ -17,9 +17,10 @@
 #include <cmocka.h>
 
 #include "config/config.h"
+#include "helpers/config.h"
+#include "helpers/tmproot.h"
 
 static char tmpdir[256];
-static char path[512];
 static char errpath[512];
 static char errbuf[1024];
 static char warnings[4096];
@@ -34,9 +35,8 @@ static char warnings[4096];
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/berth-config-mw-XXXXXX");
-	assert_non_null(mkdtemp(tmpdir));
-	snprintf(path, sizeof(path), "%s/config.yml", tmpdir);
+	if (berth_test_root_new(tmpdir, sizeof(tmpdir), "config-mw") < 0)
+		return -1;
 	snprintf(errpath, sizeof(errpath), "%s/stderr", tmpdir);
 	return 0;
 }
@@ -44,25 +44,18 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	unlink(path);
-	unlink(errpath);
-	rmdir(tmpdir);
-	return 0;
+	return berth_test_root_remove(tmpdir);
 }
 
 /* Loads text; what the load printed on stderr (its warnings) lands in `warnings`. */
 static int load(struct berth_config *cfg, const char *text)
 {
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
 	fflush(stderr);
 	int saved = dup(2);
 	FILE *e = fopen(errpath, "w+");
 	assert_non_null(e);
 	dup2(fileno(e), 2);
-	int rc = berth_config_load(cfg, path, errbuf, sizeof(errbuf));
+	int rc = berth_test_config_load(cfg, tmpdir, text, errbuf, sizeof(errbuf));
 	fflush(stderr);
 	dup2(saved, 2);
 	close(saved);

@@ -14,9 +14,10 @@
 #include <cmocka.h>
 
 #include "config/config.h"
+#include "helpers/config.h"
+#include "helpers/tmproot.h"
 
 static char tmpdir[256];
-static char path[512];
 static char errbuf[1024];
 
 #define MINIMAL "version: 0.1\nstorage:\n  inmemory:\n"
@@ -24,27 +25,18 @@ static char errbuf[1024];
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/berth-config-policies-XXXXXX");
-	assert_non_null(mkdtemp(tmpdir));
-	snprintf(path, sizeof(path), "%s/config.yml", tmpdir);
-	return 0;
+	return berth_test_root_new(tmpdir, sizeof(tmpdir), "config-policies");
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	unlink(path);
-	rmdir(tmpdir);
-	return 0;
+	return berth_test_root_remove(tmpdir);
 }
 
 static int load(struct berth_config *cfg, const char *text)
 {
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-	return berth_config_load(cfg, path, errbuf, sizeof(errbuf));
+	return berth_test_config_load(cfg, tmpdir, text, errbuf, sizeof(errbuf));
 }
 
 static void test_immutabletags_are_read(void **state)

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <cmocka.h>
 
@@ -69,6 +70,33 @@ static void test_upstream_refuses_other_schemes(void **state)
 	assert_string_equal(berth_err_reason(BERTH_EINVALID), "'ftp://mirror.example' is not an http or https URL");
 }
 
+/* The one URL host reader (the upstream's Basic host, the token realm's, Docker Hub's): the host
+ * as the URL spells it, never its user information; the port only when asked and named. */
+static void test_url_host(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *url;
+		int with_port;
+		const char *host;
+	} cases[] = {
+		{ "https://Registry-1.Docker.io/v2/", 0, "Registry-1.Docker.io" },
+		{ "https://registry-1.docker.io:443/v2/", 0, "registry-1.docker.io" },
+		{ "https://registry-1.docker.io:443/v2/", 1, "registry-1.docker.io:443" },
+		{ "http://127.0.0.1:5000", 1, "127.0.0.1:5000" },
+		{ "http://auth.example/token?service=x", 1, "auth.example" },
+		{ "https://user:secret@docker.io/", 0, "docker.io" },
+		{ "http://[::1]:8080/", 0, "[::1]" },
+		{ "", 1, "" },
+		{ "not a url", 0, "" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *host = berth_upstream_url_host(cases[i].url, cases[i].with_port);
+		assert_string_equal(host, cases[i].host);
+		free(host);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -77,6 +105,7 @@ int main(void)
 		cmocka_unit_test(test_basic),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_upstream_refuses_other_schemes),
+		cmocka_unit_test(test_url_host),
 	};
 	return cmocka_run_group_tests_name("proxy challenges", tests, NULL, NULL);
 }

@@ -26,7 +26,7 @@
 
 #include "core/digest.h"
 #include "core/err.h"
-#include "helpers/tmproot.h"
+#include "helpers/registry.h"
 #include "helpers/upload.h"
 #include "registry/fsck.h"
 #include "registry/gc.h"
@@ -129,17 +129,8 @@ static void build_store(struct fixture *f)
 static int setup_common(void **state, int fs)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	struct berth_storage_driver *d = NULL;
-	if (fs) {
-		if (berth_test_root_new(f->dir, sizeof(f->dir), "test-fsck") < 0)
-			return -1;
-		if (berth_fs_driver_new(&d, f->dir) < 0)
-			return -1;
-	} else if (berth_inmem_driver_new(&d) < 0) {
-		return -1;
-	}
-	struct berth_registry_config cfg = { .driver = d, .delete_enabled = 1 };
-	if (berth_registry_new(&f->reg, &cfg) < 0)
+	struct berth_registry_config cfg = { .delete_enabled = 1 };
+	if (!f || berth_test_registry_new(&f->reg, f->dir, sizeof(f->dir), fs ? "test-fsck" : NULL, &cfg) < 0)
 		return -1;
 	f->d = berth_registry_driver(f->reg);
 	build_store(f);
@@ -160,8 +151,7 @@ static int setup_fs(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	berth_registry_free(f->reg);
-	berth_test_root_remove(f->dir);
+	berth_test_registry_free(f->reg, f->dir);
 	free(f);
 	return 0;
 }

@@ -199,6 +199,18 @@ static int put_manifest(struct fixture *f, const char *repo, const char *ref, co
 	return put_manifest_via(f->reg, repo, ref, body, digest);
 }
 
+/* Uploads config and layer to repo (their digests into cfgd and layerd) and puts their image
+ * manifest, body (cap bytes), by its digest (into m): untagged. */
+static void push_untagged_image(struct fixture *f, const char *repo, const char *config, const char *layer,
+				char *cfgd, char *layerd, char *m, char *body, size_t cap)
+{
+	assert_int_equal(upload(f, repo, config, cfgd), 0);
+	assert_int_equal(upload(f, repo, layer, layerd), 0);
+	image(body, cap, config, layer, cfgd, layerd);
+	berth_digest_bytes(BERTH_ALG_SHA256, body, strlen(body), m);
+	assert_int_equal(put_manifest(f, repo, m, body, NULL), 0);
+}
+
 static void host_path(struct fixture *f, char *out, const char *digest)
 {
 	char path[BERTH_PATH_MAX];
@@ -331,16 +343,8 @@ static void test_untagged_young_manifest_stays_with_its_blobs(void **state)
 	dg c1, l1, m1, c2, l2, m2;
 	char body[1024];
 	/* m1 pushed by digest just now (a child before its index); m2 untagged for an hour */
-	assert_int_equal(upload(f, "r", "config one", c1), 0);
-	assert_int_equal(upload(f, "r", "layer one", l1), 0);
-	image(body, sizeof(body), "config one", "layer one", c1, l1);
-	berth_digest_bytes(BERTH_ALG_SHA256, body, strlen(body), m1);
-	assert_int_equal(put_manifest(f, "r", m1, body, NULL), 0);
-	assert_int_equal(upload(f, "r", "config two", c2), 0);
-	assert_int_equal(upload(f, "r", "layer two", l2), 0);
-	image(body, sizeof(body), "config two", "layer two", c2, l2);
-	berth_digest_bytes(BERTH_ALG_SHA256, body, strlen(body), m2);
-	assert_int_equal(put_manifest(f, "r", m2, body, NULL), 0);
+	push_untagged_image(f, "r", "config one", "layer one", c1, l1, m1, body, sizeof(body));
+	push_untagged_image(f, "r", "config two", "layer two", c2, l2, m2, body, sizeof(body));
 	age(f, c2);
 	age(f, l2);
 	age(f, m2);
@@ -446,6 +450,18 @@ static void test_manifest_put_while_its_layer_is_deleted(void **state)
 	assert_false(blob_exists(f, lay));
 }
 
+/* The blob "old layer" (lay) pushed again by p through reg, waited out a deletion: stored again,
+ * linked in "r", its size right through reg. */
+static void assert_stored_again(struct fixture *f, struct berth_registry *reg, const struct push *p, const char *lay)
+{
+	uint64_t size;
+	assert_int_equal(p->rc, 0);
+	assert_true(blob_exists(f, lay));
+	assert_true(layer_link_exists(f, "r", lay));
+	assert_int_equal(berth_blob_stat(&size, reg, "r", lay), 0);
+	assert_int_equal(size, strlen("old layer"));
+}
+
 static void test_blob_pushed_again_while_deleted(void **state)
 {
 	struct fixture *f = *state;
@@ -457,11 +473,7 @@ static void test_blob_pushed_again_while_deleted(void **state)
 	struct push p = { .f = f, .kind = 1, .body = "old layer" };
 	push_in_window(f, &p, lay);
 	/* the upload waited for the deletion, then stored the blob again, linked */
-	assert_int_equal(p.rc, 0);
-	assert_true(blob_exists(f, lay));
-	assert_true(layer_link_exists(f, "r", lay));
-	assert_int_equal(berth_blob_stat(&size, f->reg, "r", lay), 0);
-	assert_int_equal(size, strlen("old layer"));
+	assert_stored_again(f, f->reg, &p, lay);
 }
 
 /* ---- across instances ---- */
@@ -489,17 +501,12 @@ static void test_other_instance_blob_pushed_again_while_deleted(void **state)
 {
 	struct fixture *f = *state;
 	dg lay;
-	uint64_t size;
 	assert_int_equal(upload(f, "r", "old layer", lay), 0);
 	age(f, lay);
 	struct push p = { .f = f, .via = f->other, .kind = 1, .body = "old layer" };
 	push_in_window(f, &p, lay);
 	/* answered only once the batch was over: stored again, linked */
-	assert_int_equal(p.rc, 0);
-	assert_true(blob_exists(f, lay));
-	assert_true(layer_link_exists(f, "r", lay));
-	assert_int_equal(berth_blob_stat(&size, f->other, "r", lay), 0);
-	assert_int_equal(size, strlen("old layer"));
+	assert_stored_again(f, f->other, &p, lay);
 }
 
 /* An index PUT slower than the delay: its child, pushed by digest before it, is untagged and
@@ -511,18 +518,10 @@ static void test_index_put_keeps_what_its_untagged_child_references(void **state
 	struct fixture *f = *state;
 	dg cfg, lay, child, dcfg, dlay, decoy;
 	char body[1024], decoy_body[1024], index[2048], path[BERTH_PATH_MAX], hex[129];
-	assert_int_equal(upload(f, "r", "child config", cfg), 0);
-	assert_int_equal(upload(f, "r", "child layer", lay), 0);
-	image(body, sizeof(body), "child config", "child layer", cfg, lay);
-	berth_digest_bytes(BERTH_ALG_SHA256, body, strlen(body), child);
-	assert_int_equal(put_manifest(f, "r", child, body, NULL), 0);
+	push_untagged_image(f, "r", "child config", "child layer", cfg, lay, child, body, sizeof(body));
 	/* an untagged manifest in repository "a", collected first: the index PUT runs inside the
 	 * removal of its revision, after the mark */
-	assert_int_equal(upload(f, "a", "decoy config", dcfg), 0);
-	assert_int_equal(upload(f, "a", "decoy layer", dlay), 0);
-	image(decoy_body, sizeof(decoy_body), "decoy config", "decoy layer", dcfg, dlay);
-	berth_digest_bytes(BERTH_ALG_SHA256, decoy_body, strlen(decoy_body), decoy);
-	assert_int_equal(put_manifest(f, "a", decoy, decoy_body, NULL), 0);
+	push_untagged_image(f, "a", "decoy config", "decoy layer", dcfg, dlay, decoy, decoy_body, sizeof(decoy_body));
 	age(f, cfg);
 	age(f, lay);
 	age(f, child);

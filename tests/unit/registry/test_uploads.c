@@ -17,7 +17,7 @@
 
 #include "core/digest.h"
 #include "core/err.h"
-#include "helpers/tmproot.h"
+#include "helpers/registry.h"
 #include "registry/registry.h"
 #include "storage/storage.h"
 
@@ -31,17 +31,7 @@ struct fixture {
 static int setup_common(void **state, int fs)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	struct berth_storage_driver *d = NULL;
-	if (!f)
-		return -1;
-	if (fs) {
-		if (berth_test_root_new(f->dir, sizeof(f->dir), "test-uploads") < 0 || berth_fs_driver_new(&d, f->dir) < 0)
-			return -1;
-	} else if (berth_inmem_driver_new(&d) < 0) {
-		return -1;
-	}
-	struct berth_registry_config cfg = { .driver = d };
-	if (berth_registry_new(&f->reg, &cfg) < 0)
+	if (!f || berth_test_registry_new(&f->reg, f->dir, sizeof(f->dir), fs ? "test-uploads" : NULL, NULL) < 0)
 		return -1;
 	*state = f;
 	return 0;
@@ -60,8 +50,7 @@ static int setup_fs(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	berth_registry_free(f->reg);
-	berth_test_root_remove(f->dir);
+	berth_test_registry_free(f->reg, f->dir);
 	free(f);
 	return 0;
 }
