@@ -54,6 +54,10 @@ for d in $(img_blobs "$IMG/multi" | awk '$1 == "L" {print $2}'); do
   n=$((n + 1))
 done
 [ "$n" -ge 4 ] || fail "the multi image has $((n - 1)) blobs: too few to tell"
+# The upstream logs a request after its last byte went out, which berth may already have passed
+# on: wait for the lines rather than read the log at once.
+calls_at_least() { local r c; read -r r c < <(berth_calls); [ "$r" -ge "$1" ]; }
+eventually calls_at_least "$n" || true
 read -r requests conns < <(berth_calls)
 log "$n cold calls: $requests upstream requests on $conns connections"
 [ "$requests" -ge "$n" ] || fail "berth made $requests upstream requests for $n cold calls"
