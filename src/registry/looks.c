@@ -1,8 +1,10 @@
 /*
  * The listings' looks at the store for writers that bump no generation (registry/catalog.c,
- * registry/taglist.c), run one at a time on a thread of their own, started on first use, so
- * that no request waits on a walk of the store: the request that finds a look due answers from
- * its snapshot and queues the look, which replaces the snapshot when done.
+ * registry/taglist.c), run one at a time on a thread of their own, so that no request waits on a
+ * walk of the store: the request that finds a look due answers from its snapshot and queues the
+ * look, which replaces the snapshot when done. The thread lives while looks are queued and ends
+ * when the queue runs empty (looks come at most every few seconds: an idle server keeps no
+ * thread for them); the next look starts another.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -21,10 +23,11 @@ struct look {
 
 struct berth_looks {
 	pthread_mutex_t lock;
-	pthread_cond_t wake;  /* a look queued, or stopping */
 	pthread_cond_t idle;  /* the queue ran empty (berth_looks_wait) */
 	struct look *head, *tail;
-	int started, running;
+	int started; /* a thread was created and is not joined yet */
+	int active;  /* it takes looks from the queue (not yet ending) */
+	int running; /* a look is running */
 	_Atomic int stopping;
 	pthread_t thread;
 };
@@ -33,7 +36,6 @@ struct berth_looks *berth_looks_new(void)
 {
 	struct berth_looks *l = berth_calloc(1, sizeof(*l));
 	pthread_mutex_init(&l->lock, NULL);
-	pthread_cond_init(&l->wake, NULL);
 	pthread_cond_init(&l->idle, NULL);
 	return l;
 }
@@ -43,11 +45,9 @@ static void *looks_main(void *arg)
 	struct berth_looks *l = arg;
 	pthread_mutex_lock(&l->lock);
 	for (;;) {
-		while (!l->head && !atomic_load(&l->stopping))
-			pthread_cond_wait(&l->wake, &l->lock);
 		struct look *k = l->head;
 		if (!k)
-			break; /* stopping, and every look queued has run */
+			break; /* every look queued has run (when stopping too) */
 		l->head = k->next;
 		if (!l->head)
 			l->tail = NULL;
@@ -61,6 +61,7 @@ static void *looks_main(void *arg)
 		if (!l->head)
 			pthread_cond_broadcast(&l->idle);
 	}
+	l->active = 0;
 	pthread_mutex_unlock(&l->lock);
 	return NULL;
 }
@@ -72,12 +73,16 @@ int berth_looks_submit(struct berth_registry *r, berth_look_fn fn, void *arg)
 	pthread_mutex_lock(&l->lock);
 	if (atomic_load(&l->stopping)) {
 		rc = BERTH_ERROR;
-	} else if (!l->started) {
+	} else if (!l->active) {
+		/* the last thread has left its loop (active is cleared under the lock): joined at once */
+		if (l->started)
+			pthread_join(l->thread, NULL);
+		l->started = 0;
 		if (pthread_create(&l->thread, NULL, looks_main, l) != 0) {
 			berth_warn("registry: cannot start the listings' look thread");
 			rc = BERTH_ERROR;
 		} else {
-			l->started = 1;
+			l->started = l->active = 1;
 		}
 	}
 	if (rc == 0) {
@@ -89,7 +94,6 @@ int berth_looks_submit(struct berth_registry *r, berth_look_fn fn, void *arg)
 		else
 			l->head = k;
 		l->tail = k;
-		pthread_cond_signal(&l->wake);
 	}
 	pthread_mutex_unlock(&l->lock);
 	return rc;
@@ -115,12 +119,10 @@ void berth_looks_free(struct berth_looks *l)
 		return;
 	pthread_mutex_lock(&l->lock);
 	atomic_store(&l->stopping, 1);
-	pthread_cond_signal(&l->wake);
 	int started = l->started;
 	pthread_mutex_unlock(&l->lock);
 	if (started)
 		pthread_join(l->thread, NULL);
-	pthread_cond_destroy(&l->wake);
 	pthread_cond_destroy(&l->idle);
 	pthread_mutex_destroy(&l->lock);
 	free(l);
