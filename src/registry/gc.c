@@ -923,25 +923,84 @@ static int blob_path_digest(const char *path, struct berth_oid *d)
 	return berth_oid_from_parts(d, alg, (size_t)(s1 - alg), hexbuf);
 }
 
+/* A blob found by the scan: st is its data's stat, NULL when it is marked (not needed). */
+static void scanned(struct gc *g, const struct berth_oid *d, const struct berth_stat *st)
+{
+	g->st.blobs_scanned++;
+	if (!st || marked(g, d)) {
+		/* referenced */
+	} else if (g->o->registry && st->mtime >= g->cutoff) {
+		mark(g, d); /* young: it stays, and so do its layer links */
+		g->st.young_kept++;
+	} else {
+		sweep_push(d->alg == BERTH_ALG_SHA512 ? &g->sweep512 : &g->sweep256, d, st->size);
+	}
+	if (g->st.blobs_scanned % GC_PROGRESS_EVERY == 0)
+		progress(g, "sweep: scanned %" PRIu64 " blobs, %zu unreferenced", g->st.blobs_scanned,
+			 g->sweep256.n + g->sweep512.n);
+}
+
+/* Walk (a driver that lists a whole tree at once, S3): every object comes with its stat. */
 static int visit_blob(const char *path, const struct berth_stat *st, void *payload)
 {
 	struct gc *g = payload;
 	struct berth_oid d;
 	if (st->is_dir || blob_path_digest(path, &d) < 0)
 		return 0;
-	g->st.blobs_scanned++;
-	if (marked(g, &d)) {
-		/* referenced */
-	} else if (g->o->registry && st->mtime >= g->cutoff) {
-		mark(g, &d); /* young: it stays, and so do its layer links */
-		g->st.young_kept++;
-	} else {
-		sweep_push(d.alg == BERTH_ALG_SHA512 ? &g->sweep512 : &g->sweep256, &d, st->size);
-	}
-	if (g->st.blobs_scanned % GC_PROGRESS_EVERY == 0)
-		progress(g, "sweep: scanned %" PRIu64 " blobs, %zu unreferenced", g->st.blobs_scanned,
-			 g->sweep256.n + g->sweep512.n);
+	scanned(g, &d, st);
 	return 0;
+}
+
+/*
+ * Listing (the filesystem): blobs/<alg>/<xx>/ is listed, and only the data of a blob that is
+ * not marked is stat'ed (for its age and size): a walk would open every blob's directory and
+ * stat its data, 9 times in 10 for nothing on a store that mostly stays.
+ */
+static int list_blob_dir(const char *path, void *payload)
+{
+	struct gc *g = payload;
+	char data[BERTH_PATH_MAX];
+	struct berth_oid d;
+	struct berth_stat st;
+	if (fmt_path(data, "%s/data", path) < 0 || blob_path_digest(data, &d) < 0)
+		return 0; /* not a blob directory */
+	if (marked(g, &d)) {
+		scanned(g, &d, NULL);
+		return 0;
+	}
+	int rc = berth_storage_stat(&st, g->d, data);
+	if (rc == BERTH_ENOTFOUND || (rc == 0 && st.is_dir))
+		return 0; /* no data: not a blob (as a walk finds none) */
+	if (rc < 0) {
+		warn(g, "cannot stat %s: %s; keeping it", data, berth_strerror(rc));
+		return 0;
+	}
+	scanned(g, &d, &st);
+	return 0;
+}
+
+/* Lists the directory at path, calling cb for each child; a vanished directory is empty. */
+static int list_below(struct gc *g, const char *path, berth_list_cb cb)
+{
+	int rc = berth_storage_list(g->d, path, cb, g);
+	return rc == BERTH_ENOTFOUND ? 0 : rc;
+}
+
+static int list_blob_prefix(const char *path, void *payload)
+{
+	return list_below(payload, path, list_blob_dir);
+}
+
+static int list_blob_alg(const char *path, void *payload)
+{
+	return list_below(payload, path, list_blob_prefix);
+}
+
+static int scan_blobs(struct gc *g)
+{
+	if (berth_storage_can_list_tree(g->d))
+		return berth_storage_walk(g->d, BERTH_BLOBS_ROOT, visit_blob, g);
+	return berth_storage_list(g->d, BERTH_BLOBS_ROOT, list_blob_alg, g);
 }
 
 /* One blob of a batch (any thread): online, only if still old, with the lock held. */
@@ -994,7 +1053,7 @@ static void blobs_done(struct gc *g, const struct batch *b)
 
 static uint64_t sweep_blobs(struct gc *g)
 {
-	int rc = berth_storage_walk(g->d, BERTH_BLOBS_ROOT, visit_blob, g);
+	int rc = scan_blobs(g);
 	if (rc < 0 && rc != BERTH_ENOTFOUND) {
 		/* What was found so far is unmarked all the same: still swept. */
 		fail(g, "cannot enumerate blobs: %s", berth_strerror(rc));
