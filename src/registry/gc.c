@@ -6,7 +6,8 @@
  *      decide which revisions are kept, mark what they reference. Any storage error here aborts
  *      the run before anything is deleted.
  *   2. (delete_untagged) remove the revisions that were not kept, with their tag index entries.
- *   3. walk blobs/, remove every blob dir whose digest is not marked.
+ *   3. enumerate blobs/ (a walk where the driver lists a tree at once, else listings of
+ *      blobs/<alg>/<xx>/, stat'ing only unmarked blobs), remove every blob dir not marked.
  *   4. remove _layers links to unmarked digests in every repository.
  * A failure in phases 2-4 is reported and the sweep goes on; the first error is returned.
  */

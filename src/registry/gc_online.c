@@ -199,9 +199,9 @@ static void follow_generation(struct berth_gc_online *g)
 
 /*
  * Collection yields the CPU to serving: this thread (and the deleter threads it starts, which
- * inherit it) runs at nice GC_NICE, so the polling threads' requests go first on a busy
- * machine. Not SCHED_IDLE: a run holds the sweep lock for a batch, and a thread that never
- * gets the CPU would keep pushes waiting on it.
+ * inherit it) runs GC_NICE nicer than the process, so the polling threads' requests go first
+ * on a busy machine. Not SCHED_IDLE: a run holds the sweep lock for a batch, and a thread that
+ * never gets the CPU would keep pushes waiting on it.
  */
 #define GC_NICE 10
 
@@ -211,7 +211,12 @@ static void lower_priority(void)
 	if (done)
 		return;
 	done = 1;
-	if (setpriority(PRIO_PROCESS, (id_t)gettid(), GC_NICE) != 0)
+	pid_t tid = gettid();
+	errno = 0;
+	int nice = getpriority(PRIO_PROCESS, (id_t)tid);
+	if (errno == 0)
+		nice = nice + GC_NICE > 19 ? 19 : nice + GC_NICE;
+	if (errno != 0 || setpriority(PRIO_PROCESS, (id_t)tid, nice) != 0)
 		berth_debug("garbage collection: cannot lower the thread's priority: %s", strerror(errno));
 }
 
