@@ -351,6 +351,18 @@ static void release(struct gc *g)
 	g->held = 0;
 }
 
+/* Deletes a batch, with the lock held online; a dry run deletes nothing (every item would go). */
+static void delete_batch(struct gc *g, struct batch *b)
+{
+	if (g->o->dry_run) {
+		memset(b->rc, 0, sizeof(b->rc));
+		return;
+	}
+	hold(g);
+	run_batch(b);
+	release(g);
+}
+
 /* Online, in a batch, after the item's age check: 1 if its deletion would come too late for
  * the batch's notice (or there is none); the item is kept. */
 static int too_late(struct gc *g)
@@ -907,9 +919,7 @@ static void delete_manifests(struct gc *g)
 		}
 		b->d[b->n++] = m->d;
 		if (b->n == GC_BATCH || i + 1 == g->ndoomed || g->doomed[i + 1].repo != m->repo) {
-			hold(g);
-			run_batch(b);
-			release(g);
+			delete_batch(g, b);
 			manifests_done(g, b);
 			b->n = 0;
 		}
@@ -1121,13 +1131,7 @@ static uint64_t sweep_blobs(struct gc *g)
 			b->n = l->n - i < GC_BATCH ? l->n - i : GC_BATCH;
 			for (size_t k = 0; k < b->n; k++)
 				sweep_get(l, i + k, alg, &b->d[k], &b->size[k]);
-			if (g->o->dry_run) {
-				memset(b->rc, 0, sizeof(b->rc));
-			} else {
-				hold(g);
-				run_batch(b);
-				release(g);
-			}
+			delete_batch(g, b);
 			blobs_done(g, b);
 		}
 	}
@@ -1246,13 +1250,7 @@ static void sweep_layer_links(struct gc *g)
 		}
 		b->d[b->n++] = links[i].d;
 		if (b->n == GC_BATCH || i + 1 == n || links[i + 1].repo != links[i].repo) {
-			if (g->o->dry_run) {
-				memset(b->rc, 0, sizeof(b->rc));
-			} else {
-				hold(g);
-				run_batch(b);
-				release(g);
-			}
+			delete_batch(g, b);
 			links_done(g, b);
 			b->n = 0;
 		}
