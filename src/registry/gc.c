@@ -6,7 +6,8 @@
  *      decide which revisions are kept, mark what they reference. Any storage error here aborts
  *      the run before anything is deleted.
  *   2. (delete_untagged) remove the revisions that were not kept, with their tag index entries.
- *   3. walk blobs/, remove every blob dir whose digest is not marked.
+ *   3. enumerate blobs/ (a walk where the driver lists a tree at once, else listings of
+ *      blobs/<alg>/<xx>/, stat'ing only unmarked blobs), remove every blob dir not marked.
  *   4. remove _layers links to unmarked digests in every repository.
  * A failure in phases 2-4 is reported and the sweep goes on; the first error is returned.
  */
@@ -285,34 +286,83 @@ static void run_batch(struct batch *b)
 }
 
 /*
- * Online only: takes the sweep lock exclusively for one batch of deletions (this process's
- * pushes wait), and posts the batch's sweep notice (other instances' pushes that touch one of
- * its blobs wait, gc_shared.h). If the notice cannot be written, nothing of the batch goes.
+ * Online only: posts this instance's sweep notice (gc_shared.h) naming the next n items, before
+ * any of their age checks (other instances' pushes that touch one of their blobs then wait). It
+ * replaces the previous one, whose items are done, and stays up over the batches of up to
+ * GC_NOTICE_GROUP items: a notice is a durable write (on the filesystem, two fsyncs), which cost
+ * more than the 64 deletions of a batch when each batch posted its own. If it cannot be written,
+ * nothing of those items goes (too_late).
  */
-static void hold(struct gc *g, const struct batch *b)
+#define GC_NOTICE_GROUP (8 * GC_BATCH)
+
+static void notice_up(struct gc *g, const struct berth_oid *d, size_t n)
+{
+	if (!g->o->registry || g->o->dry_run)
+		return;
+	int rc = berth_gc_notice_post(&g->deadline_ms, g->o->registry, d, n);
+	g->noticed = rc == 0;
+	if (rc < 0) {
+		g->deadline_ms = 0;
+		warn(g, "cannot write the sweep notice: %s; keeping %zu items", berth_strerror(rc), n);
+	}
+}
+
+/* Removes the notice once a phase's deletions are over. */
+static void notice_down(struct gc *g)
+{
+	if (g->noticed)
+		berth_gc_notice_clear(g->o->registry);
+	g->noticed = 0;
+	g->deadline_ms = 0;
+}
+
+/*
+ * Online: before the batch that starts at item i of list (n items, deleted in this order), a
+ * notice covering its items: a new one for the next GC_NOTICE_GROUP items when the one up
+ * covers less (*covered: the end of what it names).
+ */
+static void cover(struct gc *g, const struct doomed *list, size_t n, size_t i, size_t *covered)
+{
+	size_t need = n - i < GC_BATCH ? n : i + GC_BATCH;
+	if (!g->o->registry || g->o->dry_run || (*covered > i && *covered >= need))
+		return;
+	size_t end = n - i < GC_NOTICE_GROUP ? n : i + GC_NOTICE_GROUP;
+	struct berth_oid *d = berth_malloc((end - i) * sizeof(*d));
+	for (size_t k = i; k < end; k++)
+		d[k - i] = list[k].d;
+	notice_up(g, d, end - i);
+	free(d);
+	*covered = end;
+}
+
+/* Online only: takes the sweep lock exclusively for one batch of deletions (this process's
+ * pushes wait for at most one batch). */
+static void hold(struct gc *g)
 {
 	if (!g->o->registry || g->held)
 		return;
 	berth_gc_lock_exclusive(g->o->registry);
 	g->held = 1;
-	int rc = berth_gc_notice_post(&g->deadline_ms, g->o->registry, b->d, b->n);
-	g->noticed = rc == 0;
-	if (rc < 0) {
-		g->deadline_ms = 0;
-		warn(g, "cannot write the sweep notice: %s; keeping a batch of %zu items", berth_strerror(rc),
-		     b->n);
-	}
 }
 
 static void release(struct gc *g)
 {
 	if (!g->held)
 		return;
-	if (g->noticed)
-		berth_gc_notice_clear(g->o->registry);
-	g->noticed = 0;
 	berth_gc_unlock(g->o->registry);
 	g->held = 0;
+}
+
+/* Deletes a batch, with the lock held online; a dry run deletes nothing (every item would go). */
+static void delete_batch(struct gc *g, struct batch *b)
+{
+	if (g->o->dry_run) {
+		memset(b->rc, 0, sizeof(b->rc));
+		return;
+	}
+	hold(g);
+	run_batch(b);
+	release(g);
 }
 
 /* Online, in a batch, after the item's age check: 1 if its deletion would come too late for
@@ -851,6 +901,7 @@ static void delete_manifests(struct gc *g)
 	b->g = g;
 	b->one = delete_revision;
 	b->tags = &tags;
+	size_t covered = 0;
 
 	for (size_t i = 0; i < g->ndoomed; i++) {
 		const struct doomed *m = &g->doomed[i];
@@ -865,6 +916,7 @@ static void delete_manifests(struct gc *g)
 		}
 		if (b->n == 0) {
 			/* a batch holds revisions of one repository */
+			cover(g, g->doomed, g->ndoomed, i, &covered);
 			b->repo = name;
 			berth_strvec_release(&tags);
 			if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags", name) == 0) {
@@ -877,13 +929,12 @@ static void delete_manifests(struct gc *g)
 		}
 		b->d[b->n++] = m->d;
 		if (b->n == GC_BATCH || i + 1 == g->ndoomed || g->doomed[i + 1].repo != m->repo) {
-			hold(g, b);
-			run_batch(b);
-			release(g);
+			delete_batch(g, b);
 			manifests_done(g, b);
 			b->n = 0;
 		}
 	}
+	notice_down(g);
 	berth_strvec_release(&tags);
 	free(b);
 }
@@ -933,25 +984,84 @@ static int blob_path_digest(const char *path, struct berth_oid *d)
 	return berth_oid_from_parts(d, alg, (size_t)(s1 - alg), hexbuf);
 }
 
+/* A blob found by the scan: st is its data's stat, NULL when it is marked (not needed). */
+static void scanned(struct gc *g, const struct berth_oid *d, const struct berth_stat *st)
+{
+	g->st.blobs_scanned++;
+	if (!st || marked(g, d)) {
+		/* referenced */
+	} else if (g->o->registry && st->mtime >= g->cutoff) {
+		mark(g, d); /* young: it stays, and so do its layer links */
+		g->st.young_kept++;
+	} else {
+		sweep_push(d->alg == BERTH_ALG_SHA512 ? &g->sweep512 : &g->sweep256, d, st->size);
+	}
+	if (g->st.blobs_scanned % GC_PROGRESS_EVERY == 0)
+		progress(g, "sweep: scanned %" PRIu64 " blobs, %zu unreferenced", g->st.blobs_scanned,
+			 g->sweep256.n + g->sweep512.n);
+}
+
+/* Walk (a driver that lists a whole tree at once, S3): every object comes with its stat. */
 static int visit_blob(const char *path, const struct berth_stat *st, void *payload)
 {
 	struct gc *g = payload;
 	struct berth_oid d;
 	if (st->is_dir || blob_path_digest(path, &d) < 0)
 		return 0;
-	g->st.blobs_scanned++;
-	if (marked(g, &d)) {
-		/* referenced */
-	} else if (g->o->registry && st->mtime >= g->cutoff) {
-		mark(g, &d); /* young: it stays, and so do its layer links */
-		g->st.young_kept++;
-	} else {
-		sweep_push(d.alg == BERTH_ALG_SHA512 ? &g->sweep512 : &g->sweep256, &d, st->size);
-	}
-	if (g->st.blobs_scanned % GC_PROGRESS_EVERY == 0)
-		progress(g, "sweep: scanned %" PRIu64 " blobs, %zu unreferenced", g->st.blobs_scanned,
-			 g->sweep256.n + g->sweep512.n);
+	scanned(g, &d, st);
 	return 0;
+}
+
+/*
+ * Listing (the filesystem): blobs/<alg>/<xx>/ is listed, and only the data of a blob that is
+ * not marked is stat'ed (for its age and size): a walk would open every blob's directory and
+ * stat its data, 9 times in 10 for nothing on a store that mostly stays.
+ */
+static int list_blob_dir(const char *path, void *payload)
+{
+	struct gc *g = payload;
+	char data[BERTH_PATH_MAX];
+	struct berth_oid d;
+	struct berth_stat st;
+	if (fmt_path(data, "%s/data", path) < 0 || blob_path_digest(data, &d) < 0)
+		return 0; /* not a blob directory */
+	if (marked(g, &d)) {
+		scanned(g, &d, NULL);
+		return 0;
+	}
+	int rc = berth_storage_stat(&st, g->d, data);
+	if (rc == BERTH_ENOTFOUND || (rc == 0 && st.is_dir))
+		return 0; /* no data: not a blob (as a walk finds none) */
+	if (rc < 0) {
+		warn(g, "cannot stat %s: %s; keeping it", data, berth_strerror(rc));
+		return 0;
+	}
+	scanned(g, &d, &st);
+	return 0;
+}
+
+/* Lists the directory at path, calling cb for each child; a vanished directory is empty. */
+static int list_below(struct gc *g, const char *path, berth_list_cb cb)
+{
+	int rc = berth_storage_list(g->d, path, cb, g);
+	return rc == BERTH_ENOTFOUND ? 0 : rc;
+}
+
+static int list_blob_prefix(const char *path, void *payload)
+{
+	return list_below(payload, path, list_blob_dir);
+}
+
+static int list_blob_alg(const char *path, void *payload)
+{
+	return list_below(payload, path, list_blob_prefix);
+}
+
+static int scan_blobs(struct gc *g)
+{
+	if (berth_storage_can_list_tree(g->d))
+		return berth_storage_walk(g->d, BERTH_BLOBS_ROOT, visit_blob, g);
+	return berth_storage_list(g->d, BERTH_BLOBS_ROOT, list_blob_alg, g);
 }
 
 /* One blob of a batch (any thread): online, only if still old, with the lock held. */
@@ -1004,7 +1114,7 @@ static void blobs_done(struct gc *g, const struct batch *b)
 
 static uint64_t sweep_blobs(struct gc *g)
 {
-	int rc = berth_storage_walk(g->d, BERTH_BLOBS_ROOT, visit_blob, g);
+	int rc = scan_blobs(g);
 	if (rc < 0 && rc != BERTH_ENOTFOUND) {
 		/* What was found so far is unmarked all the same: still swept. */
 		fail(g, "cannot enumerate blobs: %s", berth_strerror(rc));
@@ -1013,25 +1123,30 @@ static uint64_t sweep_blobs(struct gc *g)
 	uint64_t eligible = g->sweep256.n + g->sweep512.n;
 	progress(g, "sweep: %" PRIu64 " blobs, %" PRIu64 " unreferenced", g->st.blobs_scanned, eligible);
 	struct batch *b = berth_calloc(1, sizeof(*b));
+	struct doomed *group = berth_calloc(GC_NOTICE_GROUP, sizeof(*group));
 	b->g = g;
 	b->one = delete_blob;
 	for (int which = 0; which < 2; which++) {
 		const struct sweeplist *l = which ? &g->sweep512 : &g->sweep256;
+		uint8_t alg = which ? BERTH_ALG_SHA512 : BERTH_ALG_SHA256;
+		uint64_t size;
 		for (size_t i = 0; i < l->n; i += b->n) {
+			if (i % GC_NOTICE_GROUP == 0) {
+				/* batches start at multiples of GC_BATCH: a group covers whole ones */
+				size_t m = l->n - i < GC_NOTICE_GROUP ? l->n - i : GC_NOTICE_GROUP, covered = 0;
+				for (size_t k = 0; k < m; k++)
+					sweep_get(l, i + k, alg, &group[k].d, &size);
+				cover(g, group, m, 0, &covered);
+			}
 			b->n = l->n - i < GC_BATCH ? l->n - i : GC_BATCH;
 			for (size_t k = 0; k < b->n; k++)
-				sweep_get(l, i + k, which ? BERTH_ALG_SHA512 : BERTH_ALG_SHA256, &b->d[k],
-					  &b->size[k]);
-			if (g->o->dry_run) {
-				memset(b->rc, 0, sizeof(b->rc));
-			} else {
-				hold(g, b);
-				run_batch(b);
-				release(g);
-			}
+				sweep_get(l, i + k, alg, &b->d[k], &b->size[k]);
+			delete_batch(g, b);
 			blobs_done(g, b);
 		}
 	}
+	notice_down(g);
+	free(group);
 	free(b);
 	return eligible;
 }
@@ -1099,12 +1214,11 @@ static void links_done(struct gc *g, const struct batch *b)
 	}
 }
 
-static void sweep_layer_links(struct gc *g)
+/* The layer links of the repositories to unmarked digests, in repository order. */
+static void find_stale_links(struct gc *g, struct doomed **out, size_t *n)
 {
 	char path[BERTH_PATH_MAX];
-	struct batch *b = berth_calloc(1, sizeof(*b));
-	b->g = g;
-	b->one = delete_link;
+	size_t alloc = 0;
 	for (size_t ri = 0; ri < g->repos.n; ri++) {
 		const char *name = g->repos.items[ri];
 		for (uint8_t alg = BERTH_ALG_SHA256; alg <= BERTH_ALG_SHA512; alg++) {
@@ -1118,26 +1232,41 @@ static void sweep_layer_links(struct gc *g)
 			}
 			if (c.n > 1)
 				qsort(c.found, c.n, sizeof(*c.found), berth_oid_cmp);
-			b->repo = name;
-			b->n = 0;
-			for (size_t i = 0; i <= c.n; i++) {
-				if (i < c.n && !marked(g, &c.found[i]))
-					b->d[b->n++] = c.found[i];
-				if (b->n == GC_BATCH || (i == c.n && b->n)) {
-					if (g->o->dry_run) {
-						memset(b->rc, 0, sizeof(b->rc));
-					} else {
-						hold(g, b);
-						run_batch(b);
-						release(g);
-					}
-					links_done(g, b);
-					b->n = 0;
-				}
+			for (size_t i = 0; i < c.n; i++) {
+				if (marked(g, &c.found[i]))
+					continue;
+				BERTH_VEC_GROW(*out, *n + 1, alloc);
+				(*out)[*n].repo = ri;
+				(*out)[(*n)++].d = c.found[i];
 			}
 			free(c.found);
 		}
 	}
+}
+
+static void sweep_layer_links(struct gc *g)
+{
+	struct doomed *links = NULL;
+	size_t n = 0, covered = 0;
+	find_stale_links(g, &links, &n);
+	struct batch *b = berth_calloc(1, sizeof(*b));
+	b->g = g;
+	b->one = delete_link;
+	for (size_t i = 0; i < n; i++) {
+		if (b->n == 0) {
+			/* a batch holds links of one repository */
+			cover(g, links, n, i, &covered);
+			b->repo = g->repos.items[links[i].repo];
+		}
+		b->d[b->n++] = links[i].d;
+		if (b->n == GC_BATCH || i + 1 == n || links[i + 1].repo != links[i].repo) {
+			delete_batch(g, b);
+			links_done(g, b);
+			b->n = 0;
+		}
+	}
+	notice_down(g);
+	free(links);
 	free(b);
 }
 

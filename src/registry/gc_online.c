@@ -4,12 +4,15 @@
  */
 #include "registry/gc_online.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -195,9 +198,33 @@ static void follow_generation(struct berth_gc_online *g)
 	g->generation = now;
 }
 
+/*
+ * Collection yields the CPU to serving: this thread (and the deleter threads it starts, which
+ * inherit it) runs GC_NICE nicer than the process, so the polling threads' requests go first
+ * on a busy machine. Not SCHED_IDLE: a run holds the sweep lock for a batch, and a thread that
+ * never gets the CPU would keep pushes waiting on it.
+ */
+#define GC_NICE 10
+
+static void lower_priority(void)
+{
+	static _Thread_local int done;
+	if (done)
+		return;
+	done = 1;
+	pid_t tid = gettid();
+	errno = 0;
+	int nice = getpriority(PRIO_PROCESS, (id_t)tid);
+	if (errno == 0)
+		nice = nice + GC_NICE > 19 ? 19 : nice + GC_NICE;
+	if (errno != 0 || setpriority(PRIO_PROCESS, (id_t)tid, nice) != 0)
+		berth_debug("garbage collection: cannot lower the thread's priority: %s", strerror(errno));
+}
+
 static void cycle(void *arg)
 {
 	struct berth_gc_online *g = arg;
+	lower_priority();
 	follow_generation(g);
 	if (!take_lease(g)) {
 		atomic_fetch_add(&runs_skipped, 1);

@@ -31,7 +31,8 @@
  *    Drivers without `touch` are refused (S3's is a copy of the object onto itself).
  *
  * Deletions are done in batches of 64 items (8 threads) under the lock, so a push waits for
- * at most one batch. Reads (pulls) never take the lock.
+ * at most one batch; one sweep notice covers up to 8 batches (512 items). Reads (pulls) never
+ * take the lock. The collection's threads run at nice 10: serving gets the CPU first.
  */
 #ifndef BERTH_REGISTRY_GC_ONLINE_H
 #define BERTH_REGISTRY_GC_ONLINE_H

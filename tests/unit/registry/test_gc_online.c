@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -622,6 +623,51 @@ static void test_cycle_runs_steps_before_marking(void **state)
 	assert_false(blob_exists(f, m) || blob_exists(f, cfg) || blob_exists(f, lay));
 }
 
+struct nice_state {
+	pthread_mutex_t lock;
+	int calls;
+	int nice; /* the collection thread's, seen by its step */
+};
+
+static int record_nice(struct berth_registry *r, int dry_run, void *payload)
+{
+	struct nice_state *s = payload;
+	(void)r;
+	(void)dry_run;
+	int nice = getpriority(PRIO_PROCESS, (id_t)gettid());
+	pthread_mutex_lock(&s->lock);
+	s->nice = nice;
+	s->calls++;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+/* The collection yields the CPU to serving: its thread runs 10 nicer than the rest. */
+static void test_cycle_runs_at_low_priority(void **state)
+{
+	struct fixture *f = *state;
+	struct nice_state s = { PTHREAD_MUTEX_INITIALIZER, 0, 0 };
+	struct berth_gc_online_options o = { .interval_ms = 20, .delay_ms = 1000, .n_before_mark = 1 };
+	o.before_mark[0] = record_nice;
+	o.before_mark_payload[0] = &s;
+	int before = getpriority(PRIO_PROCESS, (id_t)gettid());
+	struct berth_gc_online *g = NULL;
+	assert_int_equal(berth_gc_online_start(&g, f->reg, &o), 0);
+	for (int i = 0; i < 500; i++) {
+		pthread_mutex_lock(&s.lock);
+		int calls = s.calls;
+		pthread_mutex_unlock(&s.lock);
+		if (calls >= 1)
+			break;
+		usleep(10000);
+	}
+	berth_gc_online_stop(g);
+	assert_true(s.calls >= 1);
+	assert_int_equal(s.nice, before + 10 > 19 ? 19 : before + 10);
+	/* only the collection's threads: this one (serving, in berth serve) is as it was */
+	assert_int_equal(getpriority(PRIO_PROCESS, (id_t)gettid()), before);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -642,6 +688,7 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lease_one_instance_at_a_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cycle_runs_steps_before_marking, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cycle_runs_at_low_priority, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
