@@ -299,12 +299,23 @@ static void notice_up(struct gc *g, const struct berth_oid *d, size_t n)
 {
 	if (!g->o->registry || g->o->dry_run)
 		return;
+	int was = g->noticed;
 	int rc = berth_gc_notice_post(&g->deadline_ms, g->o->registry, d, n);
 	g->noticed = rc == 0;
 	if (rc < 0) {
+		if (was) /* the last one, whose items are done, would stay up until it expires */
+			berth_gc_notice_clear(g->o->registry);
 		g->deadline_ms = 0;
 		warn(g, "cannot write the sweep notice: %s; keeping %zu items", berth_strerror(rc), n);
 	}
+}
+
+/* Online: 1 when the notice up leaves too little time for another batch (a group of batches can
+ * outlast it, on S3 above all): the next batch posts a new one rather than keep its items late. */
+static int notice_expiring(const struct gc *g)
+{
+	return g->o->registry && !g->o->dry_run &&
+	       berth_gc_wall_ms() + (BERTH_GC_NOTICE_TTL_MS - BERTH_GC_NOTICE_MARGIN_MS) / 2 >= g->deadline_ms;
 }
 
 /* Removes the notice once a phase's deletions are over. */
@@ -324,7 +335,7 @@ static void notice_down(struct gc *g)
 static void cover(struct gc *g, const struct doomed *list, size_t n, size_t i, size_t *covered)
 {
 	size_t need = n - i < GC_BATCH ? n : i + GC_BATCH;
-	if (!g->o->registry || g->o->dry_run || (*covered > i && *covered >= need))
+	if (!g->o->registry || g->o->dry_run || (*covered > i && *covered >= need && !notice_expiring(g)))
 		return;
 	size_t end = n - i < GC_NOTICE_GROUP ? n : i + GC_NOTICE_GROUP;
 	struct berth_oid *d = berth_malloc((end - i) * sizeof(*d));
@@ -1123,7 +1134,8 @@ static uint64_t sweep_blobs(struct gc *g)
 	uint64_t eligible = g->sweep256.n + g->sweep512.n;
 	progress(g, "sweep: %" PRIu64 " blobs, %" PRIu64 " unreferenced", g->st.blobs_scanned, eligible);
 	struct batch *b = berth_calloc(1, sizeof(*b));
-	struct doomed *group = berth_calloc(GC_NOTICE_GROUP, sizeof(*group));
+	int noticing = g->o->registry && !g->o->dry_run;
+	struct doomed *group = noticing ? berth_calloc(GC_NOTICE_GROUP, sizeof(*group)) : NULL;
 	b->g = g;
 	b->one = delete_blob;
 	for (int which = 0; which < 2; which++) {
@@ -1131,7 +1143,7 @@ static uint64_t sweep_blobs(struct gc *g)
 		uint8_t alg = which ? BERTH_ALG_SHA512 : BERTH_ALG_SHA256;
 		uint64_t size;
 		for (size_t i = 0; i < l->n; i += b->n) {
-			if (i % GC_NOTICE_GROUP == 0) {
+			if (noticing && (i % GC_NOTICE_GROUP == 0 || notice_expiring(g))) {
 				/* batches start at multiples of GC_BATCH: a group covers whole ones */
 				size_t m = l->n - i < GC_NOTICE_GROUP ? l->n - i : GC_NOTICE_GROUP, covered = 0;
 				for (size_t k = 0; k < m; k++)

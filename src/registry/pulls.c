@@ -262,7 +262,7 @@ void berth_pulls_forget_repo(struct berth_pulls *p, struct berth_storage_driver 
 				char key[BERTH_PATH_MAX]; /* the map frees e->key */
 				snprintf(key, sizeof(key), "%s", e->key);
 				berth_map_remove(&p->pulled, key);
-				pos = 0; /* removal shifts entries back: again from the start */
+				pos--; /* removal shifts a later entry into this slot (map.c): look at it again */
 			}
 		}
 		pthread_mutex_unlock(&p->lock);
