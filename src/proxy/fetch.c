@@ -136,8 +136,8 @@ static void open_store(struct shared_fetch *sf)
 	struct berth_proxy *p = sf->p;
 	char uuid[37];
 	int rc = berth_upload_create(p->reg, sf->name, uuid);
-	if (rc == 0) /* the next pull reads it: kept in memory rather than written directly */
-		rc = berth_upload_open_cached(&sf->upload, p->reg, sf->name, uuid);
+	if (rc == 0 && (rc = berth_upload_open_cached(&sf->upload, p->reg, sf->name, uuid)) < 0)
+		berth_upload_remove(p->reg, sf->name, uuid); /* the next pull reads it: cached */
 	if (rc < 0) {
 		berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
 		sf->upload = NULL;
@@ -199,6 +199,8 @@ static int on_body(const void *data, size_t n, void *payload)
 	struct shared_fetch *sf = payload;
 	const char *p = data;
 
+	if (!sf->upload) /* nothing would check the digest (open_store failed): stop at once */
+		return BERTH_ERROR;
 	pthread_mutex_lock(&sf->lock);
 	if (sf->tail + n > sf->size) { /* more than announced */
 		pthread_mutex_unlock(&sf->lock);
@@ -256,9 +258,9 @@ static int finish(struct shared_fetch *sf, int rc, const struct berth_upstream_r
 			   (unsigned long long)sf->size, berth_err_reason(rc));
 	if (!sf->upload)
 		return rc;
-	if (rc == 0)
-		store_from_ring(sf, sf->tail); /* on_body stored the last piece already: a safeguard */
-	if (rc == 0 && !sf->store_failed) {
+	if (rc == 0 && sf->store_failed) /* its digest was checked nowhere: not handed over as done */
+		rc = berth_err_set(BERTH_ERROR, "not stored");
+	if (rc == 0) {
 		rc = berth_upload_verify(sf->upload, sf->digest);
 		if (rc == 0) {
 			release_readers(sf);

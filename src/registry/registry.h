@@ -116,6 +116,8 @@ struct berth_upload;
 
 /* Creates an upload session and writes its startedat file. uuid_out receives its id. */
 int berth_upload_create(struct berth_registry *r, const char *name, char uuid_out[37]);
+/* Removes a session that was never opened (or whose open failed), best effort. */
+void berth_upload_remove(struct berth_registry *r, const char *name, const char *uuid);
 /*
  * Opens an existing upload for exclusive use by the caller until berth_upload_close.
  * BERTH_ENOTFOUND if there is no such upload in this repository, BERTH_EBUSY if another request

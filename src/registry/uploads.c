@@ -148,9 +148,16 @@ int berth_upload_create(struct berth_registry *r, const char *name, char uuid_ou
 	/* Not synced, as Distribution does not: a session that a power cut loses held no data
 	 * anyone was told is stored. (A torn startedat is purged by its mtime: purge.c.) */
 	rc = put_session_file(r, path, startedat, strlen(startedat));
-	if (rc < 0 && berth_path_upload_dir(path, name, uuid_out) == 0)
-		berth_storage_remove(r->driver, path); /* best effort: purging would get it only after age */
+	if (rc < 0)
+		berth_upload_remove(r, name, uuid_out);
 	return rc;
+}
+
+void berth_upload_remove(struct berth_registry *r, const char *name, const char *uuid)
+{
+	char path[BERTH_PATH_MAX];
+	if (berth_path_upload_dir(path, name, uuid) == 0)
+		berth_storage_remove(r->driver, path); /* best effort: purging would get it only after age */
 }
 
 /* A claimed upload of no data yet (uuid: a session's, or one made up for a monolithic POST). */
