@@ -485,6 +485,8 @@ static int delete_reference(struct berth_registry *r, const char *name, const ch
 		rc = berth_storage_remove(r->driver, path);
 		berth_tags_changed(r, name);
 		berth_tags_added_or_removed(r, name);
+		if (rc == 0) /* a tag pushed again later starts with no pulls (retention's keeppulledwithin) */
+			(void)berth_pulls_forget(berth_retention_pulls(r), r->driver, name, reference);
 		return rc;
 	}
 	if ((rc = revision_exists(r, name, reference)) < 0)

@@ -114,6 +114,8 @@ void berth_tags_changed(struct berth_registry *r, const char *name);
  * where the driver's directories have no version (S3), the repository's tag generation in the
  * store is bumped (one write), which every instance checks its list of name against. */
 void berth_tags_added_or_removed(struct berth_registry *r, const char *name);
+/* A repository was deleted: its stored tag generation goes too. */
+void berth_tags_repo_deleted(struct berth_registry *r, const char *name);
 /* How often a kept tag list is looked at again for writers that bump no generation, where the
  * driver's directories have no version (default 2 s; tests make it 0 or endless). */
 void berth_tags_set_foreign_interval(struct berth_registry *r, uint64_t ns);

@@ -104,7 +104,7 @@ int berth_repo_delete(struct berth_registry *r, const char *name)
 	berth_reg_redis_repo_forget(r, name);
 	berth_tags_changed(r, name);
 	if (found)
-		berth_tags_added_or_removed(r, name);
+		berth_tags_repo_deleted(r, name);
 	berth_catalog_repo_deleted(r); /* every instance's catalog is rebuilt without it */
 	if (rc >= 0)
 		rc = found ? 0 : BERTH_ENOTFOUND;

@@ -342,7 +342,8 @@ static int still_valid(struct berth_registry *r, const struct tag_entry *e, cons
 		return 0;
 	if (e->version ? e->version != st->version
 		       : !e->has_generation || !has_generation || e->generation != generation ||
-				 berth_now_ns() - e->taken_ns >= FOREIGN_NS)
+				 berth_now_ns() - e->taken_ns >=
+					 atomic_load_explicit(&r->tag_lists->foreign_ns, memory_order_relaxed))
 		return 0;
 	return incomplete_unchanged(r, e);
 }
@@ -493,6 +494,15 @@ void berth_tags_added_or_removed(struct berth_registry *r, const char *name)
 	char path[BERTH_PATH_MAX];
 	if (dirs_unversioned(r) && stored_generation_path(path, name) == 0)
 		berth_generation_bump(r->driver, path);
+}
+
+void berth_tags_repo_deleted(struct berth_registry *r, const char *name)
+{
+	char path[BERTH_PATH_MAX];
+	/* gone rather than bumped (nothing else would remove it): an instance holding a list with
+	 * the generation present sees the change; one that saw it absent, at its next look */
+	if (dirs_unversioned(r) && stored_generation_path(path, name) == 0)
+		(void)berth_storage_remove(r->driver, path);
 }
 
 int berth_tags_get(const struct berth_tag_list **out, struct berth_registry *r, const char *name)

@@ -387,6 +387,12 @@ class RetentionPullsInMemoryTest(PullsServer):
             r = self.c.delete("/v2/%s/manifests/%s" % (repo, digest))
             self.assertEqual(r.status, 202, r.describe())
         self.assertFalse(os.path.exists(self.record(repo, stored)))
+        # a tag deleted: its record goes, so the same tag pushed again starts with no pulls
+        self.c.push_image(repo, "c", seed="deleted-c")
+        self.write_record(repo, "c", 60)
+        r = self.c.delete("/v2/%s/manifests/c" % repo)
+        self.assertEqual(r.status, 202, r.describe())
+        self.assertFalse(os.path.exists(self.record(repo, "c")))
         self.assertEqual(self.c.delete("/v2/_berth/repositories/%s" % gone).status, 202)
         self.stop()  # flushes what memory holds: nothing of what was deleted
         for name, ref in ((repo, pulled), (gone, "t"), (gone, other)):
