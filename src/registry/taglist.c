@@ -162,6 +162,15 @@ static void insert(struct berth_taglist_cache *c, struct tag_entry *e)
 	c->bytes += e->bytes;
 }
 
+/* Keeps a list just built, unless it would take more than a quarter of the budget. */
+static void keep(struct berth_taglist_cache *c, struct tag_entry *e)
+{
+	pthread_mutex_lock(&c->lock);
+	if (e->bytes <= MAX_BYTES / 4)
+		insert(c, e);
+	pthread_mutex_unlock(&c->lock);
+}
+
 /* ---- building a list ---- */
 
 struct collect_ctx {
@@ -481,10 +490,7 @@ static int get_stored(const struct berth_tag_list **out, struct berth_registry *
 	if (rc < 0)
 		return rc;
 	fresh->servable = atomic_load_explicit(&c->changes, memory_order_acquire) == changes;
-	pthread_mutex_lock(&c->lock);
-	if (fresh->bytes <= MAX_BYTES / 4)
-		insert(c, fresh);
-	pthread_mutex_unlock(&c->lock);
+	keep(c, fresh);
 	*out = &fresh->pub;
 	return 0;
 }
@@ -546,10 +552,7 @@ int berth_tags_get(const struct berth_tag_list **out, struct berth_registry *r, 
 	 * the next build takes its tags as complete and checks only new ones. */
 	e->servable = atomic_load_explicit(&c->changes, memory_order_acquire) == changes &&
 		      checkable(st.version, has_generation);
-	pthread_mutex_lock(&c->lock);
-	if (e->bytes <= MAX_BYTES / 4)
-		insert(c, e);
-	pthread_mutex_unlock(&c->lock);
+	keep(c, e);
 	*out = &e->pub;
 	return 0;
 }

@@ -55,11 +55,6 @@ static char *upload_query(const char *upload_id, unsigned part)
 	return berth_buf_detach(&b, NULL);
 }
 
-static char *mpu_query(const struct s3_mpu *m, unsigned part)
-{
-	return upload_query(m->id, part);
-}
-
 int berth_s3__mpu_put_part(struct s3_driver *d, const char *key, const char *upload_id, unsigned number,
 			   struct s3_body_file *body, char etag[130])
 {
@@ -83,7 +78,7 @@ static int mpu_copy_part(struct s3_driver *d, const char *key, struct s3_mpu *m,
 	if (m->n_parts >= S3_MAX_PARTS)
 		return BERTH_ETOOLARGE;
 	unsigned number = (unsigned)m->n_parts + 1;
-	char *query = mpu_query(m, number);
+	char *query = upload_query(m->id, number);
 	char *src = berth_asprintf("x-amz-copy-source: /%s/%s", d->bucket, src_key);
 	char *range = berth_asprintf("x-amz-copy-source-range: bytes=%llu-%llu", (unsigned long long)from,
 				     (unsigned long long)(to - 1));
@@ -135,7 +130,7 @@ int berth_s3__mpu_complete(struct s3_driver *d, const char *key, struct s3_mpu *
 		berth_buf_printf(&body, "<Part><PartNumber>%u</PartNumber><ETag>%s</ETag></Part>",
 				 m->parts[i].number, m->parts[i].etag);
 	berth_buf_printf(&body, "</CompleteMultipartUpload>");
-	char *query = mpu_query(m, 0);
+	char *query = upload_query(m->id, 0);
 	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/xml");
 	struct s3_req q = { .method = "POST", .key = key, .query = query, .body = body.data,
 			    .body_len = body.len, .headers = h, .out = BERTH_BUF_INIT(S3_META_CAP) };
@@ -151,7 +146,7 @@ int berth_s3__mpu_complete(struct s3_driver *d, const char *key, struct s3_mpu *
 
 int berth_s3__mpu_abort(struct s3_driver *d, const char *key, struct s3_mpu *m)
 {
-	char *query = mpu_query(m, 0);
+	char *query = upload_query(m->id, 0);
 	struct s3_req q = { .method = "DELETE", .key = key, .query = query, .out = BERTH_BUF_INIT(S3_META_CAP) };
 	int rc = berth_s3__call(d, &q);
 	berth_s3__req_release(&q);
