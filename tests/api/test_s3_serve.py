@@ -406,6 +406,11 @@ class S3Serve(berthtest.TestCase):
                 self.assertEqual(conn.get(manifest_request(repo, digests[0])), (200, bodies[0]))
             finally:
                 conn.close()
+            # the worker counts itself idle just after it hands the answer back: wait for it
+            def idle():
+                m = berthtest.Client("http://127.0.0.1:%d" % debugport).get("/metrics").body.decode()
+                return "berth_workers_queued 0\n" in m and "berth_workers_busy 0\n" in m
+            berthtest.wait_until(idle, timeout=30)
             metrics = berthtest.Client("http://127.0.0.1:%d" % debugport).get("/metrics").body.decode()
             self.assertIn("berth_workers_queued 0\n", metrics)
             self.assertIn("berth_workers_busy 0\n", metrics)
