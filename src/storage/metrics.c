@@ -1,4 +1,6 @@
-/* storage_operation_duration_seconds{op=...}: latency of every driver call. */
+/* storage_operation_duration_seconds{op=...}: latency of every driver call;
+ * berth_storage_coalesced_total: stats answered by a request another caller sent. */
+#include <stdatomic.h>
 #include <stdio.h>
 
 #include "core/metrics.h"
@@ -9,10 +11,16 @@ static const char *const op_names[BERTH_SOP_COUNT] = {
 };
 
 static struct berth_histogram op_latency[BERTH_SOP_COUNT];
+static _Atomic uint64_t coalesced;
 
 void berth_storage_observe(enum berth_storage_op op, uint64_t ns)
 {
 	berth_histogram_observe(&op_latency[op], ns);
+}
+
+void berth_storage_count_coalesced(void)
+{
+	atomic_fetch_add_explicit(&coalesced, 1, memory_order_relaxed);
 }
 
 static void render(struct berth_buf *out)
@@ -25,6 +33,11 @@ static void render(struct berth_buf *out)
 		berth_metrics_render_histogram(out, "berth_storage_operation_duration_seconds", labels,
 					       &op_latency[i]);
 	}
+	berth_buf_printf(out, "# HELP berth_storage_coalesced_total Storage stats answered by a request "
+			      "another concurrent stat of the same path sent (S3).\n"
+			      "# TYPE berth_storage_coalesced_total counter\n"
+			      "berth_storage_coalesced_total %llu\n",
+			 (unsigned long long)atomic_load(&coalesced));
 }
 
 void berth_storage_metrics_register(void)

@@ -22,7 +22,9 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "storage/coalesce.h"
 #include "storage/s3_xml.h"
+#include "storage/storage.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -171,16 +173,10 @@ static uint64_t etag_version(const char *etag)
 	return h ? h : 1;
 }
 
-static int s3_stat(struct berth_stat *out, struct berth_storage_driver *base, const char *path)
+/* The stat itself: a HEAD of the object, else a one-key listing of the directory. */
+static int stat_uncoalesced(struct berth_stat *out, const char *path, void *payload)
 {
-	struct s3_driver *d = s3(base);
-	if (!berth_storage_path_valid(path))
-		return BERTH_EINVALID;
-	memset(out, 0, sizeof(*out));
-	if (strcmp(path, "/") == 0) {
-		out->is_dir = 1;
-		return 0;
-	}
+	struct s3_driver *d = payload;
 	char *key = key_of(d, path);
 	struct s3_req q;
 	int rc = head_object(d, key, &q);
@@ -199,6 +195,25 @@ static int s3_stat(struct berth_stat *out, struct berth_storage_driver *base, co
 		return BERTH_ENOTFOUND;
 	out->is_dir = 1;
 	return 0;
+}
+
+/* Concurrent stats of one path share their requests (storage/coalesce.h): the registry checks
+ * the same tag or link on every request, and RGW takes a few thousand HEADs a second. */
+static int s3_stat(struct berth_stat *out, struct berth_storage_driver *base, const char *path)
+{
+	struct s3_driver *d = s3(base);
+	if (!berth_storage_path_valid(path))
+		return BERTH_EINVALID;
+	memset(out, 0, sizeof(*out));
+	if (strcmp(path, "/") == 0) {
+		out->is_dir = 1;
+		return 0;
+	}
+	int shared = 0;
+	int rc = berth_coalesce_stat(out, &shared, d->stats, path, stat_uncoalesced, d);
+	if (shared)
+		berth_storage_count_coalesced();
+	return rc;
 }
 
 static int s3_get_content(char **out, size_t *out_len, struct berth_storage_driver *base,
@@ -1316,6 +1331,7 @@ int berth_s3_driver_check(struct berth_storage_driver *base)
 static void s3_free(struct berth_storage_driver *base)
 {
 	struct s3_driver *d = s3(base);
+	berth_coalesce_free(d->stats); /* first: it waits for a stat in flight */
 	for (size_t i = 0; i < d->n_idle; i++)
 		curl_easy_cleanup(d->idle[i]);
 	pthread_mutex_destroy(&d->pool_lock);
@@ -1398,6 +1414,7 @@ int berth_s3_driver_new(struct berth_storage_driver **out, const struct berth_s3
 	d->object_headers =
 		header_if(d->object_headers, "x-amz-server-side-encryption-aws-kms-key-id", o->keyid);
 	pthread_mutex_init(&d->pool_lock, NULL);
+	d->stats = berth_coalesce_new(S3_STAT_PATHS);
 	*out = &d->base;
 	return 0;
 }

@@ -22,6 +22,9 @@
 #define S3_IDLE_HANDLES 16u
 #define S3_UPLOAD_BUFFER (128L << 10)     /* curl's buffer for a body sent from a file */
 #define S3_PRESIGN_SECONDS 1200           /* Distribution's 20 minutes */
+#define S3_STAT_PATHS 4096u               /* paths whose concurrent stats share requests at once */
+
+struct berth_coalesce;
 
 struct s3_driver {
 	struct berth_storage_driver base;
@@ -36,6 +39,7 @@ struct s3_driver {
 	pthread_mutex_t pool_lock;
 	CURL *idle[S3_IDLE_HANDLES];
 	size_t n_idle;
+	struct berth_coalesce *stats; /* concurrent stats of one path share a HEAD (coalesce.h) */
 };
 
 /* A request body read from a file (a writer's spooled part, s3_spool.c) rather than memory. */

@@ -36,6 +36,9 @@ enum berth_storage_op {
 
 /* Records one operation's latency (storage/metrics.c). */
 void berth_storage_observe(enum berth_storage_op op, uint64_t ns);
+/* Counts one stat answered by a request another caller sent (storage/coalesce.h):
+ * berth_storage_coalesced_total. */
+void berth_storage_count_coalesced(void);
 /* Registers the storage metrics with the metrics registry. */
 void berth_storage_metrics_register(void);
 

@@ -160,6 +160,7 @@ class DebugServerTest(bt.OpsTestCase):
                 "berth_http_request_bytes_total": "counter",
                 "berth_http_response_bytes_total": "counter",
                 "berth_storage_operation_duration_seconds": "histogram",
+                "berth_storage_coalesced_total": "counter",
                 "berth_cache_requests_total": "counter",
                 "berth_uploads_in_progress": "gauge",
                 "berth_http_connections_open": "gauge",
