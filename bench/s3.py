@@ -26,6 +26,31 @@ from bench import KiB, MiB, fmt, fmt_ratio, human_size, image_config, image_mani
 
 S3_FIXTURES = os.path.join(bench.REPO, "tests", "fixtures", "s3")
 PART = 10 * MiB  # storage.s3.chunksize of both registries, and the ceiling's part size
+MANY = 64  # manifests of the "different manifests" row: each connection in flight on its own one
+
+# wrk script of that row: each thread cycles through its share of the paths (one a line in the
+# file given after "--", with the number of threads), so the requests in flight name different
+# manifests and no two share a storage request.
+MANY_LUA = """
+local nthreads = 0
+function setup(thread)
+   thread:set("id", nthreads)
+   nthreads = nthreads + 1
+end
+function init(args)
+   local n, all = tonumber(args[2]), {}
+   for line in io.lines(args[1]) do table.insert(all, line) end
+   reqs = {}
+   for i, p in ipairs(all) do
+      if (i - 1) % n == id then table.insert(reqs, wrk.format("GET", p)) end
+   end
+   next_req = 0
+end
+function request()
+   next_req = next_req % #reqs + 1
+   return reqs[next_req]
+end
+"""
 
 PROFILES = {
     "full": dict(bench.PROFILES["full"], runs=3, mono=[(100 * MiB, 2)], chunked_count=2, catalog_listings=1,
@@ -214,7 +239,44 @@ class S3Bench(bench.Bench):
             self.rgw.delete_prefix(v2 + "repositories/%s/_layers/sha256/%s/" % (repo, d[7:]))
         self.rgw.collect_garbage()
 
+    def many_manifests(self):
+        """MANY different manifests of the fixture image (each with an annotation of its own):
+        [(digest, bytes)], made once."""
+        if not getattr(self, "many", None):
+            import json
+            self.many = []
+            for i in range(MANY):
+                m = json.loads(self.fx["manifest"])
+                m["annotations"] = {"org.berth.bench.n": str(i)}
+                body = json.dumps(m, sort_keys=True).encode()
+                self.many.append((sha(body), body))
+        return self.many
+
+    def load_fixtures(self, s):
+        super().load_fixtures(s)
+        c = httpc.Conn(s.port)
+        try:
+            for d, body in self.many_manifests():
+                bench.put_manifest(c, "bench/blobs", d, body)
+        finally:
+            c.close()
+
     # -- S3-only workloads
+
+    def w_mget_many(self, s, i):
+        """wrk GETs of MANY different manifests by digest, cycled through by each thread."""
+        paths = os.path.join(self.work, "many-paths.txt")
+        with open(paths, "w") as f:
+            f.write("".join("/v2/bench/blobs/manifests/%s\n" % d for d, _ in self.many_manifests()))
+        script = os.path.join(self.work, "many.lua")
+        with open(script, "w") as f:
+            f.write(MANY_LUA)
+        conns, d = self.p["conns"], self.p["duration"]
+        threads = min(self.p["wrk_threads"], conns)
+        cmd = ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % d, "--timeout", "30s", "--latency",
+               "-H", "Accept: %s" % bench.ACCEPT, "-s", script, "http://127.0.0.1:%d/" % s.port,
+               "--", paths, str(threads)]
+        return bench.parse_wrk(bench.run_cmd(cmd, timeout=d + 120).stdout)
 
     def w_concurrent_uploads(self, s, i):
         """conc_uploads clients each upload one new conc_size blob monolithically, all at once."""
@@ -344,6 +406,11 @@ class S3Bench(bench.Bench):
             if w["key"] in KEYS or (w["key"].startswith("up_mono_")):
                 w["servers"] = ("berth", "dist")
                 W.append(w)
+            if w["key"] == "mget_digest":
+                # The row above has every connection on one manifest, where berth's concurrent
+                # checks of it share S3 requests: here none can, so it shows the cost of each.
+                W.append(dict(w, key="mget_many", title="manifest GET by digest, %d different manifests" % MANY,
+                              load=w["load"] + ", paths cycled (lua)", fn=self.w_mget_many))
         p = self.p
         W.append(dict(key="conc_up", title="%d concurrent monolithic uploads of %s" % (
             p["conc_uploads"], human_size(p["conc_size"])), load="%d clients, one upload each" % p["conc_uploads"],
