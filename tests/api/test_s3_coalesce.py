@@ -34,16 +34,7 @@ log:
   level: warn
   accesslog:
     disabled: true
-storage:
-  s3:
-    accesskey: %(key)s
-    secretkey: %(secret)s
-    region: %(region)s
-    regionendpoint: %(endpoint)s
-    bucket: %(bucket)s
-    rootdirectory: /coalesce
-    secure: false
-  delete:
+%(storage)s  delete:
     enabled: true
   redirect:
     disable: true
@@ -62,13 +53,11 @@ http:
 
 
 def _start_berth(name):
-    env, tmp = state["rgw"], state["tmp"]
+    tmp = state["tmp"]
     port, debugport = berthtest._free_port(), berthtest._free_port()
     cfg = os.path.join(tmp, name + ".yml")
     with open(cfg, "w") as f:
-        f.write(CONFIG % {"key": env["S3_ACCESS_KEY"], "secret": env["S3_SECRET_KEY"],
-                          "region": env["S3_REGION"], "bucket": env["S3_BUCKET"],
-                          "endpoint": env["S3_ENDPOINT"], "port": port, "debugport": debugport})
+        f.write(CONFIG % {"storage": berthtest.s3_storage_yaml("/coalesce"), "port": port, "debugport": debugport})
     run_env = dict(os.environ)
     run_env.pop("AWS_CA_BUNDLE", None)
     proc, client = berthtest.serve_config(cfg, port, os.path.join(tmp, name + ".log"), run_env, attempts=500,
@@ -83,7 +72,7 @@ def setUpModule():
         raise unittest.SkipTest("radosgw and ceph-mon are not installed")
     tmp = state["tmp"] = tempfile.mkdtemp(prefix="berth-s3coalesce-")
     try:
-        state["rgw"] = berthtest.start_rgw(tmp, "coalesce")
+        os.environ.update(berthtest.start_rgw(tmp, "coalesce"))  # the bucket s3_storage_yaml names
         state["writer"] = _start_berth("writer")
         state["reader"] = _start_berth("reader")
     except Exception:

@@ -108,8 +108,9 @@ static unsigned store_sent(struct gated_store *g)
 static void wait_waiting(struct berth_coalesce *c, const char *path, size_t n)
 {
 	time_t until = time(NULL) + PATIENCE_S;
+	const struct timespec tick = { 0, 1000000 };
 	while (berth_coalesce_waiting(c, path) != n && time(NULL) < until)
-		sched_yield();
+		nanosleep(&tick, NULL);
 	assert_int_equal(berth_coalesce_waiting(c, path), n);
 }
 
@@ -149,6 +150,20 @@ static void caller_join(struct caller *k)
 
 #define N 8
 
+/* `first` sends a stat of path, held at the gate; then the object is written (to version
+ * `write`, unless 0) and N `late` callers arrive: returns once all N wait. */
+static void start_behind_a_held_stat(struct caller *first, struct caller late[N], struct berth_coalesce *c,
+				     const char *path, struct gated_store *g, uint64_t write)
+{
+	caller_start(first, c, path, g);
+	store_wait_sent(g, 1);
+	if (write)
+		store_write(g, write);
+	for (int i = 0; i < N; i++)
+		caller_start(&late[i], c, path, g);
+	wait_waiting(c, path, N);
+}
+
 /* A stat in flight read version 1; the object is written (version 2); N callers arrive. They
  * must not take the answer in flight (it predates them): they wait, and share one new stat. */
 static void test_waiters_share_the_next_round(void **state)
@@ -158,12 +173,7 @@ static void test_waiters_share_the_next_round(void **state)
 	store_init(&g);
 	struct berth_coalesce *c = berth_coalesce_new(16);
 	struct caller first, late[N];
-	caller_start(&first, c, "/tag/current/link", &g);
-	store_wait_sent(&g, 1);
-	store_write(&g, 2);
-	for (int i = 0; i < N; i++)
-		caller_start(&late[i], c, "/tag/current/link", &g);
-	wait_waiting(c, "/tag/current/link", N);
+	start_behind_a_held_stat(&first, late, c, "/tag/current/link", &g, 2);
 	assert_int_equal(store_sent(&g), 1); /* they wait: nothing more is sent meanwhile */
 
 	store_release_call(&g, 1);
@@ -235,11 +245,7 @@ static void test_errors_are_shared(void **state)
 	g.fail_call = 2;
 	struct berth_coalesce *c = berth_coalesce_new(16);
 	struct caller first, late[N];
-	caller_start(&first, c, "/p", &g);
-	store_wait_sent(&g, 1);
-	for (int i = 0; i < N; i++)
-		caller_start(&late[i], c, "/p", &g);
-	wait_waiting(c, "/p", N);
+	start_behind_a_held_stat(&first, late, c, "/p", &g, 0);
 	store_release_call(&g, 2);
 	caller_join(&first);
 	assert_int_equal(first.rc, 0);
@@ -311,11 +317,7 @@ static void test_free_wakes_the_waiters(void **state)
 	store_init(&g);
 	struct freeing f = { .c = berth_coalesce_new(16) };
 	struct caller first, late[N];
-	caller_start(&first, f.c, "/p", &g);
-	store_wait_sent(&g, 1);
-	for (int i = 0; i < N; i++)
-		caller_start(&late[i], f.c, "/p", &g);
-	wait_waiting(f.c, "/p", N);
+	start_behind_a_held_stat(&first, late, f.c, "/p", &g, 0);
 	assert_int_equal(pthread_create(&f.thread, NULL, free_run, &f), 0);
 	for (int i = 0; i < N; i++) { /* while the stat in flight is still held */
 		caller_join(&late[i]);
