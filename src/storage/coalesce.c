@@ -136,7 +136,7 @@ int berth_coalesce_stat(struct berth_stat *out, int *shared, struct berth_coales
 	pthread_mutex_lock(&c->lock);
 	if (c->stopping) {
 		pthread_mutex_unlock(&c->lock);
-		return BERTH_EUNAVAILABLE;
+		return berth_err_set(BERTH_EUNAVAILABLE, "storage is stopping");
 	}
 	struct path_calls *pc = enter(c, path);
 	if (!pc) { /* full: this caller's own stat, shared with nobody */
