@@ -311,10 +311,10 @@ static int reader_fetch_window(struct s3_reader *r)
 	return rc;
 }
 
-/* curl's body callback of the stream: into the caller's buffer. A piece that does not fit
- * pauses the transfer (curl gives it again once resumed, and stops reading the socket
- * meanwhile); only a piece larger than the caller's whole buffer is split, its rest kept in
- * the spill. */
+/* curl's body callback of the stream: into the caller's buffer. Once less than a piece's
+ * room is left, the transfer is paused (curl stops reading the socket); a piece that does not
+ * fit all the same pauses it too (curl keeps a copy of it until resumed); only a piece larger
+ * than the caller's whole buffer is split, its rest kept in the spill. */
 static size_t stream_data(char *p, size_t size, size_t n, void *arg)
 {
 	struct s3_reader *r = arg;
@@ -339,6 +339,12 @@ static size_t stream_data(char *p, size_t size, size_t n, void *arg)
 		return 0; /* a piece past curl's buffer size: cannot happen */
 	r->pos += len;
 	r->failures = 0;
+	if (r->dst_cap - r->dst_len < S3_STREAM_BUFFER && r->pos < r->base.size) {
+		/* The next piece may not fit: stop receiving now (curl stops reading the socket)
+		 * rather than refuse that piece, which curl would copy aside until resumed. */
+		r->paused = 1;
+		curl_easy_pause(r->stream.h, CURLPAUSE_ALL);
+	}
 	return len;
 }
 
