@@ -22,8 +22,8 @@
 
 #define SEND_BLOCK (1u << 20)   /* libmicrohttpd's block: bytes per fill and hand-over */
 /* A fill stops once less than this is left in the block (the S3 reader takes one curl buffer,
- * 256 KiB, per piece, and would split a piece larger than the room it is given). */
-#define FILL_MIN (256u << 10)
+ * 512 KiB, per piece, and pauses its transfer rather than receive a piece with less room). */
+#define FILL_MIN (512u << 10)
 
 struct stream {
 	pthread_mutex_t lock;

@@ -266,7 +266,7 @@ static int delete_object(struct s3_driver *d, const char *key)
  * resumed from where it stopped with the same If-Match.
  */
 
-#define S3_STREAM_BUFFER (256L << 10) /* curl's receive buffer: bytes per write callback */
+#define S3_STREAM_BUFFER (512L << 10) /* curl's receive buffer: bytes per write callback */
 
 struct s3_reader {
 	struct berth_reader base;
