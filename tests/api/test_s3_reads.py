@@ -300,7 +300,10 @@ class S3Reads(berthtest.TestCase):
         finally:
             for sock in socks:
                 sock.close()
-        self.assertLess(grown, clients * (4 << 10), "RSS grew by %d KiB for %d stalled responses"
+        # AddressSanitizer's allocator adds its own (26 MiB measured): a looser bound, still far
+        # below what responses holding the blob (24 MiB each) would take
+        per_client = (12 << 10) if os.environ.get("BERTH_SANITIZE") else (4 << 10)
+        self.assertLess(grown, clients * per_client, "RSS grew by %d KiB for %d stalled responses"
                         % (grown, clients))
         # served whole after the stalled ones left
         self.assertTrue(self.c.get(path, timeout=60).body == data, "the blob's bytes differ")
