@@ -160,9 +160,9 @@ typedef ssize_t (*berth_stream_read_cb)(void *src, void *buf, size_t n);
 typedef void (*berth_stream_close_cb)(void *src);
 /*
  * A response whose len body bytes come from src, which may wait on a network: with storage
- * workers (berth_req_offload), a worker reads ahead into a bounded buffer (1 MiB) and the
- * connection is suspended while that buffer is empty, so no polling thread waits on src;
- * without, src is read on the polling thread. Takes src (closed once the response is done,
+ * workers (berth_req_offload), the connection is suspended while a worker reads src straight
+ * into the response's send block (1 MiB), so no polling thread waits on src and no byte is
+ * copied twice; without, src is read on the polling thread. Takes src (closed once the response is done,
  * or at once on failure). NULL on failure.
  */
 struct MHD_Response *berth_resp_stream(struct berth_request *req, uint64_t len,

@@ -1,21 +1,29 @@
 /*
  * Response bodies from a source that may wait on a network (berth_resp_stream, http/request.h).
- * A worker fills a bounded ring from the source; libmicrohttpd's content reader takes what is
- * there and, when nothing is, suspends the connection (returning 0, as libmicrohttpd's docs
- * ask) until the worker has more. So a polling thread never waits for the source, and memory
- * per response is the ring, whatever the body's size.
+ * libmicrohttpd's content reader hands out its response's block buffer, the same one on every
+ * call, and sends what was put there before asking again. When the block is empty the reader
+ * parks the connection and a worker reads the source straight into that block (nobody else
+ * touches it while the connection is parked), then resumes the connection, and the next call
+ * hands the bytes over without copying them. So a body costs one copy in user space (the
+ * source's own, from curl's buffer for S3) where a ring between worker and connection cost
+ * two; a polling thread never waits for the source; memory per response is one block,
+ * whatever the body's size. The read-ahead a ring gave comes from the kernel's socket buffers:
+ * the S3 server keeps sending into the S3 connection's while the block goes out to the client.
  */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "core/util.h"
 #include "core/workpool.h"
 #include "http/request.h"
 #include "http/server_int.h"
 
-#define RING_SIZE (1u << 20)  /* bytes read ahead of the client */
-#define FILL_CHUNK (256u << 10) /* bytes the worker asks the source for at once */
+#define SEND_BLOCK (1u << 20)   /* libmicrohttpd's block: bytes per fill and hand-over */
+/* A fill stops once less than this is left in the block (the S3 reader takes one curl buffer,
+ * 512 KiB, per piece, and pauses its transfer rather than receive a piece with less room). */
+#define FILL_MIN (512u << 10)
 
 struct stream {
 	pthread_mutex_t lock;
@@ -24,12 +32,13 @@ struct stream {
 	berth_stream_read_cb read;
 	berth_stream_close_cb close;
 	void *src;
-	char *ring;
-	size_t head, len;  /* bytes [head, head + len) mod RING_SIZE are ready */
-	int filling;       /* a worker job owns the source */
-	int waiting;       /* the connection is suspended until there are bytes */
+	char *block;       /* libmicrohttpd's buffer, filled by the worker while the connection is parked */
+	size_t want;       /* bytes the running fill may put there */
+	size_t ready;      /* bytes filled and not handed over yet */
+	uint64_t left;     /* body bytes not read from the source yet */
 	int eof, failed;
-	int refs;          /* the response's, and the running fill job's */
+	int refs;          /* the response's, and the running fill job's (it owns the source and
+			    * the block meanwhile) */
 };
 
 static void release(struct stream *s)
@@ -41,94 +50,63 @@ static void release(struct stream *s)
 		return;
 	s->close(s->src);
 	pthread_mutex_destroy(&s->lock);
-	free(s->ring);
 	free(s);
 }
 
-/* Under the lock: wakes the connection waiting for bytes (after the lock is let go). */
-static int take_waiter(struct stream *s)
-{
-	int w = s->waiting;
-	s->waiting = 0;
-	return w;
-}
-
-/* On a worker: reads from the source while the ring has room for a chunk, waking the
- * connection whenever it waits for what arrived. */
+/* On a worker, the connection parked: reads from the source into the block until it is
+ * nearly full (or the body ends), then resumes the connection. */
 static void fill(void *arg)
 {
 	struct stream *s = arg;
-	for (;;) {
-		pthread_mutex_lock(&s->lock);
-		if (s->refs == 1 || s->eof || s->failed || RING_SIZE - s->len < FILL_CHUNK) {
-			s->filling = 0;
-			int wake = take_waiter(s);
-			pthread_mutex_unlock(&s->lock);
-			if (wake)
-				berth_server__resume_parked(s->server, s->conn);
+	size_t got = 0;
+	ssize_t n = 1;
+	while (got < s->want && (got == 0 || s->want - got >= FILL_MIN)) {
+		n = s->read(s->src, s->block + got, s->want - got);
+		if (n <= 0)
 			break;
-		}
-		/* Straight into the free part of the ring, up to its end: only this job writes
-		 * there, and the connection reads only the [head, head + len) it is told of. */
-		size_t tail = (s->head + s->len) % RING_SIZE, room = RING_SIZE - s->len;
-		if (room > RING_SIZE - tail)
-			room = RING_SIZE - tail;
-		pthread_mutex_unlock(&s->lock);
-		ssize_t n = s->read(s->src, s->ring + tail, room < FILL_CHUNK ? room : FILL_CHUNK);
-		pthread_mutex_lock(&s->lock);
-		if (n <= 0) {
-			s->eof = n == 0;
-			s->failed = n < 0;
-		} else {
-			s->len += (size_t)n;
-		}
-		int wake = take_waiter(s);
-		pthread_mutex_unlock(&s->lock);
-		if (wake)
-			berth_server__resume_parked(s->server, s->conn);
+		got += (size_t)n;
 	}
+	pthread_mutex_lock(&s->lock);
+	s->ready = got;
+	s->left -= got;
+	s->eof = n == 0;
+	s->failed = n < 0;
+	pthread_mutex_unlock(&s->lock);
+	berth_server__resume_parked(s->server, s->conn);
 	release(s);
-}
-
-/* Under the lock: starts a fill job unless one runs or there is nothing more to fetch. */
-static void start_fill(struct stream *s)
-{
-	if (s->filling || s->eof || s->failed || RING_SIZE - s->len < FILL_CHUNK)
-		return;
-	s->filling = 1;
-	s->refs++;
-	berth_workpool_submit(berth_server__workers(s->server), fill, s);
 }
 
 /* libmicrohttpd's content reader, on a polling thread: never waits for the source. */
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct stream *s = cls;
+	ssize_t out = 0;
 	(void)pos;
 	pthread_mutex_lock(&s->lock);
-	if (s->len == 0) {
-		ssize_t end = s->failed ? MHD_CONTENT_READER_END_WITH_ERROR
-			      : s->eof  ? MHD_CONTENT_READER_END_OF_STREAM
-					: 0;
-		if (end == 0) {
-			/* Only here (or in the access handler) may a connection be suspended; the
-			 * worker resumes it once it has taken the lock after this. */
-			s->waiting = 1;
-			start_fill(s);
-			berth_server__park(s->server, s->conn);
+	if (s->ready) {
+		/* The bytes are in buf already, if buf is the block the worker was given. */
+		if (buf == s->block && s->ready <= max) {
+			out = (ssize_t)s->ready;
+		} else {
+			berth_error("stream: the response's block moved (%zu bytes ready, %zu asked)", s->ready, max);
+			out = MHD_CONTENT_READER_END_WITH_ERROR;
 		}
-		pthread_mutex_unlock(&s->lock);
-		return end;
+		s->ready = 0;
+	} else if (s->failed) {
+		out = MHD_CONTENT_READER_END_WITH_ERROR;
+	} else if (s->eof || s->left == 0) {
+		out = MHD_CONTENT_READER_END_OF_STREAM;
+	} else {
+		/* Only here (or in the access handler) may a connection be suspended; the worker
+		 * resumes it once it has taken the lock after this. */
+		s->block = buf;
+		s->want = max < s->left ? max : (size_t)s->left;
+		s->refs++;
+		berth_server__park(s->server, s->conn);
+		berth_workpool_submit(berth_server__workers(s->server), fill, s);
 	}
-	size_t n = s->len < max ? s->len : max;
-	size_t first = RING_SIZE - s->head < n ? RING_SIZE - s->head : n;
-	memcpy(buf, s->ring + s->head, first);
-	memcpy(buf + first, s->ring, n - first);
-	s->head = (s->head + n) % RING_SIZE;
-	s->len -= n;
-	start_fill(s);
 	pthread_mutex_unlock(&s->lock);
-	return (ssize_t)n;
+	return out;
 }
 
 static void stream_free(void *cls)
@@ -164,14 +142,9 @@ struct MHD_Response *berth_resp_stream(struct berth_request *req, uint64_t len,
 			release(s);
 		return resp;
 	}
-	s->ring = berth_malloc(RING_SIZE);
-	resp = MHD_create_response_from_callback(len, 64 * 1024, stream_read, s, stream_free);
-	if (!resp) {
+	s->left = len;
+	resp = MHD_create_response_from_callback(len, SEND_BLOCK, stream_read, s, stream_free);
+	if (!resp)
 		release(s);
-		return NULL;
-	}
-	pthread_mutex_lock(&s->lock);
-	start_fill(s); /* read ahead while the headers go out */
-	pthread_mutex_unlock(&s->lock);
 	return resp;
 }

@@ -281,7 +281,7 @@ static int delete_object(struct s3_driver *d, const char *key)
  * resumed from where it stopped with the same If-Match.
  */
 
-#define S3_STREAM_BUFFER (256L << 10) /* curl's receive buffer: bytes per write callback */
+#define S3_STREAM_BUFFER (512L << 10) /* curl's receive buffer: bytes per write callback */
 
 struct s3_reader {
 	struct berth_reader base;
@@ -326,10 +326,10 @@ static int reader_fetch_window(struct s3_reader *r)
 	return rc;
 }
 
-/* curl's body callback of the stream: into the caller's buffer. A piece that does not fit
- * pauses the transfer (curl gives it again once resumed, and stops reading the socket
- * meanwhile); only a piece larger than the caller's whole buffer is split, its rest kept in
- * the spill. */
+/* curl's body callback of the stream: into the caller's buffer. Once less than a piece's
+ * room is left, the transfer is paused (curl stops reading the socket); a piece that does not
+ * fit all the same pauses it too (curl keeps a copy of it until resumed); only a piece larger
+ * than the caller's whole buffer is split, its rest kept in the spill. */
 static size_t stream_data(char *p, size_t size, size_t n, void *arg)
 {
 	struct s3_reader *r = arg;
@@ -354,6 +354,12 @@ static size_t stream_data(char *p, size_t size, size_t n, void *arg)
 		return 0; /* a piece past curl's buffer size: cannot happen */
 	r->pos += len;
 	r->failures = 0;
+	if (r->dst_cap - r->dst_len < S3_STREAM_BUFFER && r->pos < r->base.size) {
+		/* The next piece may not fit: stop receiving now (curl stops reading the socket)
+		 * rather than refuse that piece, which curl would copy aside until resumed. */
+		r->paused = 1;
+		curl_easy_pause(r->stream.h, CURLPAUSE_ALL);
+	}
 	return len;
 }
 
