@@ -70,6 +70,7 @@ struct shared_fetch {
 
 	/* The fetch thread's own. */
 	struct berth_upload *upload; /* NULL: the blob is only streamed */
+	int store_opened;            /* open_store ran (upload says how it went) */
 	int store_failed;
 	uint64_t store_head; /* bytes of the ring handed to the store (only this thread writes the
 			      * ring: [store_head, tail) stays there until stored) */
@@ -128,13 +129,15 @@ static uint64_t unread(const struct shared_fetch *sf)
 	return most;
 }
 
-/* The upload session the blob is stored in, opened once the upstream sends the blob (a miss or
- * a failure stores nothing) and after the readers along were told: their answers' headers go
- * out meanwhile. Without one, the transfer fails (fetch_main). */
+/* The upload session the blob is stored in, opened once the readers along have the first
+ * bytes to send (store_due), so that neither their answers' headers nor those bytes wait for its
+ * directory and files to be made; a miss or a failure stores nothing. Without one, the transfer
+ * fails (on_body, fetch_main). */
 static void open_store(struct shared_fetch *sf)
 {
 	struct berth_proxy *p = sf->p;
 	char uuid[37];
+	sf->store_opened = 1;
 	int rc = berth_upload_create(p->reg, sf->name, uuid);
 	if (rc == 0 && (rc = berth_upload_open_cached(&sf->upload, p->reg, sf->name, uuid)) < 0)
 		berth_upload_remove(p->reg, sf->name, uuid); /* the next pull reads it: cached */
@@ -162,8 +165,8 @@ static void on_start(const struct berth_upstream_result *res, void *payload)
 		wake_readers(sf, 0);
 	}
 	pthread_mutex_unlock(&sf->lock);
-	if (streaming)
-		open_store(sf);
+	if (streaming && sf->size == 0)
+		open_store(sf); /* no body will come to open it */
 }
 
 /* The store's copy of a piece, after the readers along have it: their sends overlap its write
@@ -194,12 +197,19 @@ static void store_from_ring(struct shared_fetch *sf, uint64_t upto)
 	}
 }
 
+/* 1 once the store is to be opened: the readers along were woken for the first bytes (or the
+ * whole blob is there). Until then the ring only fills, well below its size. */
+static int store_due(const struct shared_fetch *sf, uint64_t tail)
+{
+	return tail >= WAKE_AFTER || tail == sf->size;
+}
+
 static int on_body(const void *data, size_t n, void *payload)
 {
 	struct shared_fetch *sf = payload;
 	const char *p = data;
 
-	if (!sf->upload) /* nothing would check the digest (open_store failed): stop at once */
+	if (sf->store_opened && !sf->upload) /* nothing would check the digest: stop at once */
 		return BERTH_ERROR;
 	pthread_mutex_lock(&sf->lock);
 	if (sf->tail + n > sf->size) { /* more than announced */
@@ -231,6 +241,13 @@ static int on_body(const void *data, size_t n, void *payload)
 	}
 	uint64_t tail = sf->tail;
 	pthread_mutex_unlock(&sf->lock);
+	if (!sf->store_opened) {
+		if (!store_due(sf, tail))
+			return 0;
+		open_store(sf);
+		if (!sf->upload)
+			return BERTH_ERROR;
+	}
 	if (tail - sf->store_head >= STORE_BATCH || tail == sf->size)
 		store_from_ring(sf, tail);
 	return 0;

@@ -43,6 +43,7 @@ struct fs_writer {
 	uint64_t kicked; /* bytes already handed to writeback (sync_file_range) */
 	int direct_on;   /* O_DIRECT is set on fd (fs_direct.h) */
 	int no_direct;   /* direct writes were refused, or the object is kept cached: stay buffered */
+	int cached;      /* BERTH_WRITER_APPEND_CACHED: nothing handed to writeback as it comes */
 };
 
 /* Start writeback of every WRITEBACK_STEP bytes as they arrive, without waiting for it, so
@@ -487,7 +488,10 @@ err_close:
 static int fs_write_buffered(struct fs_writer *w, const void *buf, size_t n)
 {
 	int rc = fs_write_all(w->fd, buf, n, &w->size);
-	if (rc == 0 && w->size - w->kicked >= WRITEBACK_STEP) {
+	/* Not for an object read again soon: its writer is the thread that hands the bytes on to
+	 * the clients (the pull-through cache's fetch), and the kick may wait on the disk (block
+	 * allocation, a full device queue). Its commit comes after the clients have the bytes. */
+	if (rc == 0 && !w->cached && w->size - w->kicked >= WRITEBACK_STEP) {
 		/* Advisory: an error here resurfaces at commit's fdatasync. */
 		sync_file_range(w->fd, (off_t)w->kicked, (off_t)(w->size - w->kicked), SYNC_FILE_RANGE_WRITE);
 		w->kicked = w->size;
@@ -619,6 +623,7 @@ static int fs_writer(struct berth_writer **out, struct berth_storage_driver *drv
 	/* An object read again soon (a blob the pull-through cache fetched, which the next pull
 	 * reads) stays in the page cache: direct writes would leave it to be read from the disk. */
 	w->no_direct = append == BERTH_WRITER_APPEND_CACHED;
+	w->cached = append == BERTH_WRITER_APPEND_CACHED;
 	w->host = host;
 	w->cancelled = 0;
 	/* From the last step boundary: a file appended to in pieces smaller than a step (a chunked

@@ -90,3 +90,30 @@ log "cold skopeo pull: $requests2 upstream requests on $conns2 connections"
 # The tag's HEAD and GET come one after the other: at least those two share one.
 [ "$conns2" -ge 1 ] && [ "$conns2" -lt "$requests2" ] ||
   fail "berth opened $conns2 upstream connections for $requests2 requests of a cold pull"
+
+step "blobs not cached of no byte and of less than the first wake-up: answered whole and cached"
+# The upload session is opened once the clients have the first 64 KiB, or the whole blob when
+# smaller: an empty blob (no body at all) and a small one must still be verified and linked.
+EMPTY=sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+head -c 1000 /dev/urandom >"$WORK/small.bin"
+SMALL="sha256:$(sha256sum "$WORK/small.bin" | cut -d' ' -f1)"
+for pair in "$EMPTY:/dev/null" "$SMALL:$WORK/small.bin"; do
+  d=${pair%:*}
+  f=${pair##*:}
+  loc=$(curl -sf -X POST -D - -o /dev/null "http://$DIST_HOST/v2/e2e/docker/blobs/uploads/" |
+    tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+  case "$loc" in http*) ;; *) loc="http://$DIST_HOST$loc" ;; esac
+  curl -sf -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$f" \
+    "$loc&digest=$d" -o /dev/null || fail "cannot push blob $d to the upstream"
+done
+start_cache "$WORK/cache3"
+for pair in "$EMPTY:/dev/null" "$SMALL:$WORK/small.bin"; do
+  d=${pair%:*}
+  f=${pair##*:}
+  code=$(curl -s -o "$WORK/got.bin" -w '%{http_code}' "http://$BERTH_HOST/v2/e2e/docker/blobs/$d")
+  [ "$code" = 200 ] || fail "blob $d not cached through berth: $code"
+  cmp -s "$WORK/got.bin" "$f" || fail "blob $d through berth: other bytes"
+  eventually test -f "$WORK/cache3/docker/registry/v2/repositories/e2e/docker/_layers/sha256/${d#sha256:}/link" ||
+    fail "blob $d was not cached"
+done
+stop_server "$BERTH_PID"
