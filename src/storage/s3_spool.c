@@ -258,18 +258,24 @@ int berth_s3__parts_poll(struct s3_parts *p, struct s3_mpu *m)
 	return berth_s3__parts_wait(p, m);
 }
 
-/* Makes the part being filled the pending one, numbered after m's parts. */
-static int make_pending(struct s3_parts *p, struct s3_mpu *m)
+/* Makes the part being filled the pending one (none is), numbered after m's parts. */
+static int number_pending(struct s3_parts *p, struct s3_mpu *m)
 {
-	int rc = berth_s3__parts_wait(p, m);
-	if (rc < 0)
-		return rc;
 	if (m->n_parts >= S3_MAX_PARTS)
 		return BERTH_ETOOLARGE;
 	p->pending = 1;
 	p->pending_number = (unsigned)m->n_parts + 1;
 	p->pending_upload = m->id;
 	p->sending = p->filling;
+	return 0;
+}
+
+/* Makes the full part being filled the pending one, after the previous one; the next fills. */
+static int make_pending(struct s3_parts *p, struct s3_mpu *m)
+{
+	int rc = berth_s3__parts_wait(p, m);
+	if (rc < 0 || (rc = number_pending(p, m)) < 0)
+		return rc;
 	p->filling = !p->filling;
 	return 0;
 }
@@ -296,14 +302,9 @@ int berth_s3__parts_stream(struct s3_parts *p, struct s3_mpu *m, uint64_t len)
 	int rc;
 	if (p->pending || len <= s->len)
 		return 0;
-	if (m->n_parts >= S3_MAX_PARTS)
-		return BERTH_ETOOLARGE;
-	if (s->fd < 0 && (rc = spool_to_file(s)) < 0) /* the sender reads a file, which does not move */
+	/* the sender reads a file, which does not move */
+	if ((s->fd < 0 && (rc = spool_to_file(s)) < 0) || (rc = number_pending(p, m)) < 0)
 		return rc;
-	p->pending = 1;
-	p->pending_number = (unsigned)m->n_parts + 1;
-	p->pending_upload = m->id;
-	p->sending = p->filling;
 	p->stream_len = len;
 	if (start_sending(p) < 0)
 		p->pending = 0; /* sent once full, as any part */
