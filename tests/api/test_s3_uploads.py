@@ -483,31 +483,51 @@ class S3WholeUploadTest(berthtest.TestCase):
             proc.wait(10)
             shutil.rmtree(tmp, ignore_errors=True)
 
-def spooled_files(pid, spool_dir):
-    """{fd: size} of the files berth holds open in spool_dir (unlinked: "... (deleted)")."""
+def open_files(pid, wanted):
+    """{fd: size} of the files berth holds open whose link target wanted(target) accepts."""
     out = {}
     fd_dir = "/proc/%d/fd" % pid
     for fd in os.listdir(fd_dir):
         try:
-            target = os.readlink(os.path.join(fd_dir, fd))
-            if target.startswith(spool_dir + "/"):
+            if wanted(os.readlink(os.path.join(fd_dir, fd))):
                 out[int(fd)] = os.stat(os.path.join(fd_dir, fd)).st_size
         except OSError:
             pass  # closed meanwhile
     return out
+
+
+def spooled_files(pid, spool_dir):
+    """{fd: size} of the files berth holds open in spool_dir (unlinked: "... (deleted)")."""
+    return open_files(pid, lambda target: target.startswith(spool_dir + "/"))
 
 
 def deleted_files(pid):
     """{fd: size} of the unlinked files berth holds open (an S3 writer's part spools)."""
-    out = {}
-    fd_dir = "/proc/%d/fd" % pid
-    for fd in os.listdir(fd_dir):
-        try:
-            if os.readlink(os.path.join(fd_dir, fd)).endswith(" (deleted)"):
-                out[int(fd)] = os.stat(os.path.join(fd_dir, fd)).st_size
-        except OSError:
-            pass  # closed meanwhile
-    return out
+    return open_files(pid, lambda target: target.endswith(" (deleted)"))
+
+
+def post_held(port, repo, data, held):
+    """A monolithic POST of data to repo whose body stops after `held` bytes: its socket."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    s.sendall(("POST /v2/%s/blobs/uploads/?digest=%s HTTP/1.1\r\nHost: x\r\n"
+               "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n"
+               % (repo, digest(data), len(data))).encode())
+    s.sendall(data[:held])
+    return s
+
+
+def finish_posts(test, socks, rests):
+    """Sends the rest of each held POST's body and checks its answer is 201."""
+    for s, rest in zip(socks, rests):
+        s.sendall(rest)
+    for s in socks:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            b = s.recv(4096)
+            if not b:
+                break
+            head += b
+        test.assertTrue(head.startswith(b"HTTP/1.1 201"), head[:200])
 
 
 def rss_anon_kib(pid):
@@ -553,14 +573,7 @@ class S3PartSpoolTest(berthtest.OpsTestCase):
         base = rss_anon_kib(pid)
         held = 4 * MIB
         blobs = [pattern(12 * MIB + k, seed=20 + k) for k in range(4)]
-        socks = []
-        for k, data in enumerate(blobs):
-            s = socket.create_connection(("127.0.0.1", srv.port), timeout=60)
-            socks.append(s)
-            s.sendall(("POST /v2/spool/b%d/blobs/uploads/?digest=%s HTTP/1.1\r\nHost: x\r\n"
-                       "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n"
-                       % (k, digest(data), len(data))).encode())
-            s.sendall(data[:held])
+        socks = [post_held(srv.port, "spool/b%d" % k, data, held) for k, data in enumerate(blobs)]
         try:
             # The body pipe hands bytes on in steps once 64 KiB wait: all but the last are spooled.
             def all_spooled():
@@ -571,16 +584,7 @@ class S3PartSpoolTest(berthtest.OpsTestCase):
             grown = rss_anon_kib(pid) - base
             if not os.environ.get("BERTH_SANITIZE"):  # AddressSanitizer's allocator keeps its own
                 self.assertLess(grown, 8 << 10, "private memory grew by %d KiB for 16 MiB in parts" % grown)
-            for s, data in zip(socks, blobs):
-                s.sendall(data[held:])
-            for s in socks:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    b = s.recv(4096)
-                    if not b:
-                        break
-                    head += b
-                self.assertTrue(head.startswith(b"HTTP/1.1 201"), head[:200])
+            finish_posts(self, socks, [data[held:] for data in blobs])
         finally:
             for s in socks:
                 s.close()
@@ -599,30 +603,14 @@ class S3PartSpoolTest(berthtest.OpsTestCase):
         pid = srv.proc.pid
         blobs = [pattern(200 << 10, seed=41), pattern(1 * MIB, seed=42)]
         held = [150 << 10, 700 << 10]
-        socks = []
+        socks = [post_held(srv.port, "spool/s%d" % k, data, held[k]) for k, data in enumerate(blobs)]
         try:
-            for k, data in enumerate(blobs):
-                s = socket.create_connection(("127.0.0.1", srv.port), timeout=60)
-                socks.append(s)
-                s.sendall(("POST /v2/spool/s%d/blobs/uploads/?digest=%s HTTP/1.1\r\nHost: x\r\n"
-                           "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n"
-                           % (k, digest(data), len(data))).encode())
-                s.sendall(data[:held[k]])
             files = berthtest.wait_until(lambda: [
                 n for n in spooled_files(pid, self.spool).values() if n >= held[1] - (64 << 10)], 60)
             self.assertEqual(len(files), 1, "one file, the larger upload's: %r" % spooled_files(pid, self.spool))
             self.assertEqual(len(spooled_files(pid, self.spool)), 1,
                              "no file for 200 KiB: %r" % spooled_files(pid, self.spool))
-            for s, data, h in zip(socks, blobs, held):
-                s.sendall(data[h:])
-            for s in socks:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    b = s.recv(4096)
-                    if not b:
-                        break
-                    head += b
-                self.assertTrue(head.startswith(b"HTTP/1.1 201"), head[:200])
+            finish_posts(self, socks, [data[h:] for data, h in zip(blobs, held)])
         finally:
             for s in socks:
                 s.close()
