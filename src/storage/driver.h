@@ -94,6 +94,13 @@ struct berth_writer {
 	 * stored, filesystem bytes written, not synced. 0 or a BERTH_E* code; afterwards only
 	 * close(), which then stores nothing more. */
 	int (*suspend)(struct berth_writer *w);
+	/* Optional (NULL: nothing; appended). Announces that n more bytes are coming (a request
+	 * body of known length), before the first of them: the driver may start storing them
+	 * before they have all come (S3: a part is sent as it fills). If fewer come, close()
+	 * stores none of the bytes written since that were not stored already (S3: the part
+	 * being sent is abandoned; whole parts stored stay, as after a crash). 0 or a BERTH_E*
+	 * code. */
+	int (*expect)(struct berth_writer *w, uint64_t n);
 };
 
 /* Called once per entry; return non-zero to stop early (that value is returned by the caller). */

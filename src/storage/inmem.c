@@ -515,6 +515,7 @@ static int inmem_writer(struct berth_writer **out, struct berth_storage_driver *
 	w->base.cancel = inmem_writer_cancel;
 	w->base.close = inmem_writer_close;
 	w->base.suspend = NULL;
+	w->base.expect = NULL;
 	w->d = d;
 	w->blob = blob;
 	w->path = inmem_xstrndup(path, strlen(path));

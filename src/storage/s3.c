@@ -562,6 +562,7 @@ struct s3_writer {
 	int suspended;
 	int cancelled;
 	int staged;            /* a staged writer (driver.h): only commit makes the object */
+	uint64_t expect_end;   /* the size at which the bytes announced (expect) end; 0: none */
 };
 
 static uint64_t s3_writer_size(struct berth_writer *base)
@@ -600,9 +601,33 @@ static int writer_put_object(struct s3_writer *w)
 	return put_object(w->d, w->key, NULL, 0, body.len ? &body : NULL);
 }
 
+#define S3_READ_BACK_PIECE (256u << 10)
+
+/* Streams the object on the writer's key into the part being filled (it is smaller than a
+ * part), through the driver's reader: no more than the reader's window in memory. */
+static int writer_read_back(struct s3_writer *w)
+{
+	char *path = berth_asprintf("/%s", w->key + strlen(w->d->prefix));
+	struct berth_reader *rd = NULL;
+	int rc = s3_reader_open(&rd, &w->d->base, path, 0);
+	free(path);
+	if (rc < 0)
+		return rc;
+	char *buf = berth_malloc(S3_READ_BACK_PIECE);
+	ssize_t n;
+	while ((n = rd->read(rd, buf, S3_READ_BACK_PIECE)) > 0 &&
+	       (rc = berth_s3__parts_append(&w->parts, buf, (size_t)n)) == 0)
+		;
+	if (n < 0)
+		rc = (int)n;
+	free(buf);
+	rd->close(rd);
+	return rc;
+}
+
 /* Positions the writer after the object stored on the key: one of a part or more is copied in
- * server-side when an upload starts, a smaller one is read into the buffer; none is created
- * (by the next flush, suspend or close). */
+ * server-side when an upload starts, a smaller one is read back into the part being filled;
+ * none is created (by the next flush, suspend or close). */
 static int writer_continue_object(struct s3_writer *w)
 {
 	struct s3_driver *d = w->d;
@@ -618,11 +643,7 @@ static int writer_continue_object(struct s3_writer *w)
 		w->copy_base = q.content_length;
 		return 0;
 	}
-	struct s3_req g = { .method = "GET", .key = w->key, .out = BERTH_BUF_INIT(d->chunksize) };
-	if ((rc = berth_s3__call(d, &g)) == 0 && g.out.len)
-		rc = berth_s3__parts_append(&w->parts, g.out.data, g.out.len);
-	berth_s3__req_release(&g);
-	return rc;
+	return q.content_length > 0 ? writer_read_back(w) : 0;
 }
 
 /* Before the first byte is appended or stored: an empty upload found is aborted, one that
@@ -646,6 +667,39 @@ static int writer_prepare_append(struct s3_writer *w)
 	return writer_continue_object(w);
 }
 
+/* With bytes announced (expect): starts sending the part being filled once its final size is
+ * known and no other part is in transfer, so that it goes up while its bytes come. A part
+ * under S3's smallest is left for the end of the request (it may become a plain object). */
+static int writer_stream_part(struct s3_writer *w)
+{
+	struct s3_parts *p = &w->parts;
+	uint64_t size = s3_writer_size(&w->base);
+	if (w->expect_end <= size || berth_s3__parts_streaming(p))
+		return 0;
+	uint64_t len = w->expect_end - (size - berth_s3__parts_filling(p));
+	if (len > w->d->chunksize)
+		len = w->d->chunksize;
+	int rc = berth_s3__parts_poll(p, &w->mpu);
+	if (rc < 0 || len < S3_MIN_PART || berth_s3__parts_pending(p))
+		return rc;
+	if (w->mpu.id == NULL && (rc = writer_start_upload(w)) < 0)
+		return rc;
+	return berth_s3__parts_stream(p, &w->mpu, len);
+}
+
+static int s3_writer_expect(struct berth_writer *base, uint64_t n)
+{
+	struct s3_writer *w = (struct s3_writer *)base;
+	w->expect_end = n ? s3_writer_size(base) + n : 0;
+	return 0;
+}
+
+/* 1 if bytes were announced and not all came. */
+static int writer_short(struct s3_writer *w)
+{
+	return w->expect_end && s3_writer_size(&w->base) < w->expect_end;
+}
+
 static int s3_writer_write(struct berth_writer *base, const void *data, size_t n)
 {
 	struct s3_writer *w = (struct s3_writer *)base;
@@ -658,7 +712,9 @@ static int s3_writer_write(struct berth_writer *base, const void *data, size_t n
 	if (rc < 0)
 		return rc;
 	while (n > 0) {
-		uint64_t room = w->d->chunksize - berth_s3__parts_filling(&w->parts);
+		if ((rc = writer_stream_part(w)) < 0)
+			return rc;
+		uint64_t room = berth_s3__parts_target(&w->parts) - berth_s3__parts_filling(&w->parts);
 		size_t k = room < n ? (size_t)room : n;
 		if ((rc = berth_s3__parts_append(&w->parts, p, k)) < 0)
 			return rc;
@@ -767,6 +823,12 @@ static void s3_writer_close(struct berth_writer *base)
 		berth_s3__parts_discard(&w->parts);
 		if (w->mpu.id)
 			berth_s3__mpu_abort(w->d, w->key, &w->mpu);
+	} else if (!w->cancelled && !w->suspended && writer_short(w)) {
+		/* A body cut short (driver.h, expect): the stored parts stay, the rest goes; an
+		 * upload this writer started and stored nothing in is not left open. */
+		berth_s3__parts_discard(&w->parts);
+		if (w->mpu.id && !w->mpu_found && w->mpu.n_parts == 0)
+			berth_s3__mpu_abort(w->d, w->key, &w->mpu);
 	} else if (!w->cancelled && !w->suspended && w->dirty && s3_writer_flush(base) < 0) {
 		berth_error("s3: cannot store the bytes written to %s", w->key);
 		berth_s3__parts_discard(&w->parts);
@@ -825,7 +887,7 @@ static int s3_writer_open(struct berth_writer **out, struct berth_storage_driver
 	w->base = (struct berth_writer){ .write = s3_writer_write, .size = s3_writer_size,
 					 .flush = s3_writer_flush, .commit = s3_writer_flush,
 					 .cancel = s3_writer_cancel, .close = s3_writer_close,
-					 .suspend = s3_writer_suspend };
+					 .suspend = s3_writer_suspend, .expect = s3_writer_expect };
 	w->d = d;
 	w->key = key_of(d, path);
 	berth_s3__parts_init(&w->parts, d, w->key);
@@ -877,7 +939,7 @@ static int s3_staged_writer_open(struct berth_writer **out, struct berth_storage
 	w->base = (struct berth_writer){ .write = s3_writer_write, .size = s3_writer_size,
 					 .flush = s3_writer_unsupported, .commit = s3_staged_commit,
 					 .cancel = s3_writer_cancel, .close = s3_writer_close,
-					 .suspend = s3_writer_unsupported };
+					 .suspend = s3_writer_unsupported, .expect = s3_writer_expect };
 	w->d = d;
 	w->key = key_of(d, path);
 	berth_s3__parts_init(&w->parts, d, w->key);

@@ -42,11 +42,16 @@ struct s3_driver {
 	struct berth_coalesce *stats; /* concurrent stats of one path share a HEAD (coalesce.h) */
 };
 
+struct s3_parts;
+
 /* A request body read from a file (a writer's spooled part, s3_spool.c) rather than memory. */
 struct s3_body_file {
 	int fd;
+	const char *mem; /* instead of fd: the bytes are in memory */
 	uint64_t len;  /* the body is bytes [0, len) of fd */
 	uint64_t pos;  /* the next byte curl reads (back to 0 on every attempt) */
+	/* Not NULL: a part sent while its bytes still arrive (berth_s3__parts_ready). */
+	struct s3_parts *stream;
 };
 
 /* One request and what came back. */
@@ -140,8 +145,8 @@ void berth_s3__sigv4_signature(const struct s3_driver *d, const char *date, cons
 void berth_s3__mpu_release(struct s3_mpu *m);
 /* CreateMultipartUpload with the driver's object headers: sets m->id. */
 int berth_s3__mpu_create(struct s3_driver *d, const char *key, struct s3_mpu *m);
-/* UploadPart of body as part `number` of the upload upload_id on key: 0 with the part's ETag,
- * BERTH_ETOOLARGE past 10,000 parts, or another BERTH_E* code. Touches no struct s3_mpu, so it
+/* UploadPart of body as part `number` (at most S3_MAX_PARTS: the caller checks) of the upload
+ * upload_id on key: 0 with the part's ETag, or a BERTH_E* code. Touches no struct s3_mpu, so it
  * may run on a thread of its own (s3_spool.c). Blocks. */
 int berth_s3__mpu_put_part(struct s3_driver *d, const char *key, const char *upload_id, unsigned number,
 			   struct s3_body_file *body, char etag[130]);
@@ -170,50 +175,84 @@ int berth_s3__mpu_list_parts(struct s3_driver *d, const char *key, struct s3_mpu
 /* ---- s3_spool.c ---- */
 
 /* Bytes waiting in an unlinked temporary file (see s3_spool.c). */
+#define S3_SPOOL_MEMORY (256u << 10) /* bytes a spool keeps in memory before it makes its file */
+
 struct s3_spool {
-	int fd;        /* -1 until the first byte */
+	int fd;        /* -1 until the bytes pass S3_SPOOL_MEMORY */
 	uint64_t len;
+	char *mem;     /* while fd is -1: the bytes */
+	size_t mem_cap;
 };
 
 /*
- * A writer's bytes not in a stored part yet: the part being filled, and at most one full part
- * on its way to S3 on a thread of its own meanwhile (the "pending" part: sent, or sent again
- * by berth_s3__parts_wait after a failure, and only then recorded in the upload). Both wait in
- * spool files, not in memory. Used by one thread at a time (the writer's).
+ * A writer's bytes not in a stored part yet: the part being filled, and at most one part in
+ * transfer on a thread of its own meanwhile (the "pending" part: sent, or sent again by
+ * berth_s3__parts_wait after a failure, and only then recorded in the upload). Both wait in
+ * spool files, not in memory. A pending part is either full (spool[sending] with sending !=
+ * filling) or streamed: sent while it still fills (sending == filling), its final size known
+ * in advance (berth_s3__parts_stream), the request body read from the file as the bytes land
+ * in it. Used by one thread at a time (the writer's), but for the sender's reads of a streamed
+ * part (berth_s3__parts_ready), which lock.
  */
 struct s3_parts {
 	struct s3_driver *d;
 	const char *key;       /* borrowed from the writer */
 	struct s3_spool spool[2];
-	int filling;           /* spool[filling] is filled; spool[!filling] is the pending part */
+	int filling;           /* spool[filling] is filled */
 	int pending;
+	int sending;           /* spool[sending] holds the pending part */
 	unsigned pending_number;
-	char *pending_upload;  /* the upload id the pending part belongs to */
+	/* Borrowed: the upload's id, which stays until the pending part is waited for or
+	 * discarded (nothing completes or aborts an upload with a part in transfer). */
+	const char *pending_upload;
+	uint64_t stream_len;   /* a streamed part's final size */
+	pthread_mutex_t lock;  /* a streamed part's spool length and `abandoned` */
+	pthread_cond_t grown;
+	int abandoned;         /* the streamed part's sender gives up (no more bytes will come) */
 	pthread_t thread;
 	int running;           /* the thread was started and is not joined yet */
+	_Atomic int sent;      /* ... and has finished */
 	int sent_rc;           /* its answer */
 	char sent_etag[130];
 };
 
 void berth_s3__parts_init(struct s3_parts *p, struct s3_driver *d, const char *key);
-/* Bytes in the part being filled / in the pending part. */
+/* Bytes in the part being filled / in a full part in transfer (a streamed part's are the
+ * filling part's). */
 uint64_t berth_s3__parts_filling(const struct s3_parts *p);
 uint64_t berth_s3__parts_pending(const struct s3_parts *p);
-/* Appends n bytes to the part being filled: 0, or BERTH_ERROR / BERTH_ENOSPC (logged) when the
- * temporary file cannot be created or written. */
+/* 1 while the part being filled is also being sent (berth_s3__parts_stream). */
+int berth_s3__parts_streaming(const struct s3_parts *p);
+/* The size at which the part being filled is complete: a streamed part's final size, else
+ * the driver's chunksize. */
+uint64_t berth_s3__parts_target(const struct s3_parts *p);
+/* Appends n bytes (no more than the target allows) to the part being filled: 0, or
+ * BERTH_ERROR / BERTH_ENOSPC (logged) when the temporary file cannot be created or written.
+ * A streamed part that reaches its size is sealed: the next bytes fill the other spool. */
 int berth_s3__parts_append(struct s3_parts *p, const void *buf, size_t n);
 /* The part being filled as a request body (borrowed; valid until the next call on p). */
 struct s3_body_file berth_s3__parts_filling_body(struct s3_parts *p);
 /* Waits for the pending part (a part that failed is sent again now) and records it in m: 0,
- * or the send's error (the part stays pending). Blocks. */
+ * or the send's error (the part stays pending). A streamed part whose bytes have not all come
+ * is abandoned instead (its transfer stopped): its bytes stay the part being filled. Blocks. */
 int berth_s3__parts_wait(struct s3_parts *p, struct s3_mpu *m);
+/* berth_s3__parts_wait for a full part whose transfer has ended; otherwise nothing. */
+int berth_s3__parts_poll(struct s3_parts *p, struct s3_mpu *m);
 /* Makes the part being filled the next part of m, sent on a thread of its own while the next
  * one fills (after waiting for the previous one: one part at most is in flight). 0 or the
  * error of the previous part. */
 int berth_s3__parts_send(struct s3_parts *p, struct s3_mpu *m);
 /* Sends the part being filled as the next part of m now (after the pending one). Blocks. */
 int berth_s3__parts_send_now(struct s3_parts *p, struct s3_mpu *m);
-/* Forgets both parts (a pending send is waited for first, and its part not recorded). */
+/* With no part pending: starts sending the part being filled as the next part of m, of final
+ * size len (more than it holds), on a thread of its own while the bytes still come. 0 (also
+ * when no thread could be started: the part is then sent as any other), or the error of the
+ * spool file. */
+int berth_s3__parts_stream(struct s3_parts *p, struct s3_mpu *m, uint64_t len);
+/* For the sender of a streamed part: waits until the part holds more than pos bytes; the
+ * bytes it holds, or 0 once it is abandoned. */
+uint64_t berth_s3__parts_ready(struct s3_parts *p, uint64_t pos);
+/* Forgets both parts (a transfer in progress is stopped and its part not recorded). */
 void berth_s3__parts_discard(struct s3_parts *p);
 /* berth_s3__parts_discard, and the temporary files are closed. */
 void berth_s3__parts_release(struct s3_parts *p);

@@ -58,8 +58,6 @@ static char *upload_query(const char *upload_id, unsigned part)
 int berth_s3__mpu_put_part(struct s3_driver *d, const char *key, const char *upload_id, unsigned number,
 			   struct s3_body_file *body, char etag[130])
 {
-	if (number > S3_MAX_PARTS)
-		return BERTH_ETOOLARGE;
 	char *query = upload_query(upload_id, number);
 	struct s3_req q = { .method = "PUT", .key = key, .query = query, .body_file = body,
 			    .out = BERTH_BUF_INIT(S3_META_CAP) };

@@ -143,15 +143,23 @@ void berth_s3__error_code(const struct s3_req *q, char *out, size_t outlen)
 	out[n] = '\0';
 }
 
-/* curl's read callback of a body from a file. */
+/* curl's read callback of a body from a file (or memory), a streamed part's as its bytes come. */
 static size_t on_read_file(char *buf, size_t size, size_t n, void *arg)
 {
 	struct s3_body_file *f = arg;
 	size_t want = size * n;
-	if (want > f->len - f->pos)
-		want = (size_t)(f->len - f->pos);
+	uint64_t end = f->len;
+	if (f->stream && f->pos < f->len && (end = berth_s3__parts_ready(f->stream, f->pos)) == 0)
+		return CURL_READFUNC_ABORT; /* abandoned: its bytes will not come */
+	if (want > end - f->pos)
+		want = (size_t)(end - f->pos);
 	if (want == 0)
 		return 0;
+	if (f->mem) {
+		memcpy(buf, f->mem + f->pos, want);
+		f->pos += want;
+		return want;
+	}
 	ssize_t got;
 	do
 		got = pread(f->fd, buf, want, (off_t)f->pos);
@@ -432,6 +440,11 @@ int berth_s3__send(struct s3_driver *d, struct s3_req *q)
 				berth_error("s3: %s %s: HTTP %ld %s after %u attempts", q->method,
 					    q->key ? q->key : "/", status, code, attempt + 1);
 				rc = BERTH_EUNAVAILABLE;
+			} else if (cc == CURLE_ABORTED_BY_CALLBACK) {
+				/* a streamed part given up by its writer, or a spool file that could not be
+				 * read (logged by on_read_file) */
+				berth_debug("s3: %s %s: body abandoned", q->method, q->key ? q->key : "/");
+				rc = BERTH_ERROR;
 			} else if (cc != CURLE_OK) {
 				berth_error("s3: %s %s: %s after %u attempts", q->method, q->key ? q->key : "/",
 					    curl_easy_strerror(cc), attempt + 1);

@@ -146,6 +146,12 @@ static inline int berth_writer_suspend(struct berth_writer *w)
 	return w->suspend ? w->suspend(w) : w->flush(w);
 }
 
+/* Announces n more bytes to come (struct berth_writer's expect; nothing for drivers without). */
+static inline int berth_writer_expect(struct berth_writer *w, uint64_t n)
+{
+	return w->expect ? w->expect(w, n) : 0;
+}
+
 static inline int berth_storage_find_debris(struct berth_storage_driver *d, const char *path,
 					    const char *skip, berth_debris_cb cb, void *payload)
 {

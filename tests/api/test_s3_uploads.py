@@ -219,6 +219,58 @@ class S3UploadTest(berthtest.TestCase):
         self.assertEqual(c.get("/v2/%s/blobs/%s" % (repo, digest(data))).body, data)
         self.assertEqual(open_uploads(pre), [])
 
+    def test_patch_cut_short_leaves_the_upload_as_it_was(self):
+        """A PATCH of known length sends its part while the bytes come; when its client leaves
+        mid-part, that part is abandoned: the status says what was stored before the PATCH, no
+        part of it stays in the multipart upload, and the upload goes on from there, through a
+        second instance, to a whole blob."""
+        repo = self.repo()
+        data = pattern(17 * MIB + 5, seed=31)
+        r = self.c.start_upload(repo)
+        uuid = r.header("Docker-Upload-UUID")
+        pre = self.uploads_prefix(repo, uuid)
+        loc = self.patch(self.c, r.header("Location"), data[:5 * MIB], 0)
+        pid = self.srv.proc.pid
+        sock = socket.create_connection((self.c.host, self.c.port), timeout=20)
+        try:
+            sock.sendall(("PATCH %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream"
+                          "\r\nContent-Range: %d-%d\r\nContent-Length: %d\r\n\r\n"
+                          % (self.c.resolve(loc), 5 * MIB, 11 * MIB - 1, 6 * MIB)).encode())
+            sock.sendall(data[5 * MIB:8 * MIB])
+            # berth holds the bytes (the part's file has them) before the client leaves
+            self.assertTrue(berthtest.wait_until(lambda: any(
+                size >= 2 * MIB for size in deleted_files(pid).values()), 20),
+                "the PATCH's bytes reached the part's file: %r" % deleted_files(pid))
+        finally:
+            sock.close()
+        st = self.c.get(self.c.resolve(loc))
+        self.assertStatus(st, 204)
+        self.assertHeader(st, "Range", "0-%d" % (5 * MIB - 1))
+        other = berthtest.Server(delete=True)
+        other.s3_root = self.srv.s3_root
+        other.start()
+        try:
+            c2 = other.client()
+            deadline = time.time() + 20
+            while True:  # the cut request may still hold the session (416) for a moment
+                r = c2.patch(c2.resolve(loc), data[5 * MIB:12 * MIB], headers=dict(
+                    OCTETS, **{"Content-Range": "%d-%d" % (5 * MIB, 12 * MIB - 1)}))
+                if r.status != 416 or time.time() > deadline:
+                    break
+                time.sleep(0.1)
+            self.assertStatus(r, 202)
+            self.assertHeader(r, "Range", "0-%d" % (12 * MIB - 1))
+            ups = open_uploads(pre)
+            self.assertEqual([k for k, _ in ups], [pre + "data"])
+            self.assertEqual(part_sizes(pre + "data", ups[0][1]), [5 * MIB, 5 * MIB, 2 * MIB])
+        finally:
+            other.stop()
+        r = self.c.put(self.c.resolve(r.header("Location"), {"digest": digest(data)}), data[12 * MIB:],
+                       headers=OCTETS)
+        self.assertStatus(r, 201)
+        self.assertEqual(self.c.get("/v2/%s/blobs/%s" % (repo, digest(data))).body, data)
+        self.assertEqual(open_uploads(pre), [])
+
     def test_cancel_aborts_the_multipart_upload(self):
         repo = self.repo()
         r = self.c.start_upload(repo)
@@ -431,18 +483,51 @@ class S3WholeUploadTest(berthtest.TestCase):
             proc.wait(10)
             shutil.rmtree(tmp, ignore_errors=True)
 
-def spooled_files(pid, spool_dir):
-    """{fd: size} of the files berth holds open in spool_dir (unlinked: "... (deleted)")."""
+def open_files(pid, wanted):
+    """{fd: size} of the files berth holds open whose link target wanted(target) accepts."""
     out = {}
     fd_dir = "/proc/%d/fd" % pid
     for fd in os.listdir(fd_dir):
         try:
-            target = os.readlink(os.path.join(fd_dir, fd))
-            if target.startswith(spool_dir + "/"):
+            if wanted(os.readlink(os.path.join(fd_dir, fd))):
                 out[int(fd)] = os.stat(os.path.join(fd_dir, fd)).st_size
         except OSError:
             pass  # closed meanwhile
     return out
+
+
+def spooled_files(pid, spool_dir):
+    """{fd: size} of the files berth holds open in spool_dir (unlinked: "... (deleted)")."""
+    return open_files(pid, lambda target: target.startswith(spool_dir + "/"))
+
+
+def deleted_files(pid):
+    """{fd: size} of the unlinked files berth holds open (an S3 writer's part spools)."""
+    return open_files(pid, lambda target: target.endswith(" (deleted)"))
+
+
+def post_held(port, repo, data, held):
+    """A monolithic POST of data to repo whose body stops after `held` bytes: its socket."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    s.sendall(("POST /v2/%s/blobs/uploads/?digest=%s HTTP/1.1\r\nHost: x\r\n"
+               "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n"
+               % (repo, digest(data), len(data))).encode())
+    s.sendall(data[:held])
+    return s
+
+
+def finish_posts(test, socks, rests):
+    """Sends the rest of each held POST's body and checks its answer is 201."""
+    for s, rest in zip(socks, rests):
+        s.sendall(rest)
+    for s in socks:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            b = s.recv(4096)
+            if not b:
+                break
+            head += b
+        test.assertTrue(head.startswith(b"HTTP/1.1 201"), head[:200])
 
 
 def rss_anon_kib(pid):
@@ -488,14 +573,7 @@ class S3PartSpoolTest(berthtest.OpsTestCase):
         base = rss_anon_kib(pid)
         held = 4 * MIB
         blobs = [pattern(12 * MIB + k, seed=20 + k) for k in range(4)]
-        socks = []
-        for k, data in enumerate(blobs):
-            s = socket.create_connection(("127.0.0.1", srv.port), timeout=60)
-            socks.append(s)
-            s.sendall(("POST /v2/spool/b%d/blobs/uploads/?digest=%s HTTP/1.1\r\nHost: x\r\n"
-                       "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n"
-                       % (k, digest(data), len(data))).encode())
-            s.sendall(data[:held])
+        socks = [post_held(srv.port, "spool/b%d" % k, data, held) for k, data in enumerate(blobs)]
         try:
             # The body pipe hands bytes on in steps once 64 KiB wait: all but the last are spooled.
             def all_spooled():
@@ -506,16 +584,7 @@ class S3PartSpoolTest(berthtest.OpsTestCase):
             grown = rss_anon_kib(pid) - base
             if not os.environ.get("BERTH_SANITIZE"):  # AddressSanitizer's allocator keeps its own
                 self.assertLess(grown, 8 << 10, "private memory grew by %d KiB for 16 MiB in parts" % grown)
-            for s, data in zip(socks, blobs):
-                s.sendall(data[held:])
-            for s in socks:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    b = s.recv(4096)
-                    if not b:
-                        break
-                    head += b
-                self.assertTrue(head.startswith(b"HTTP/1.1 201"), head[:200])
+            finish_posts(self, socks, [data[held:] for data in blobs])
         finally:
             for s in socks:
                 s.close()
@@ -526,6 +595,27 @@ class S3PartSpoolTest(berthtest.OpsTestCase):
         self.assertTrue(berthtest.wait_until(lambda: spooled_files(pid, self.spool) == {}, 10),
                         "spool files left open: %r" % spooled_files(pid, self.spool))
 
+
+    def test_small_parts_stay_in_memory(self):
+        """A part spool makes its file only past 256 KiB: an upload of 200 KiB (a config, a
+        small layer) held mid-body has none, one held at 700 KiB has one; both blobs whole."""
+        srv = self.start()
+        pid = srv.proc.pid
+        blobs = [pattern(200 << 10, seed=41), pattern(1 * MIB, seed=42)]
+        held = [150 << 10, 700 << 10]
+        socks = [post_held(srv.port, "spool/s%d" % k, data, held[k]) for k, data in enumerate(blobs)]
+        try:
+            files = berthtest.wait_until(lambda: [
+                n for n in spooled_files(pid, self.spool).values() if n >= held[1] - (64 << 10)], 60)
+            self.assertEqual(len(files), 1, "one file, the larger upload's: %r" % spooled_files(pid, self.spool))
+            self.assertEqual(len(spooled_files(pid, self.spool)), 1,
+                             "no file for 200 KiB: %r" % spooled_files(pid, self.spool))
+            finish_posts(self, socks, [data[h:] for data, h in zip(blobs, held)])
+        finally:
+            for s in socks:
+                s.close()
+        for k, data in enumerate(blobs):
+            self.assertEqual(srv.client().get("/v2/spool/s%d/blobs/%s" % (k, digest(data))).body, data)
 
 
 if __name__ == "__main__":
