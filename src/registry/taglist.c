@@ -216,6 +216,10 @@ static int collect_tag(const char *path, void *payload)
 {
 	struct collect_ctx *ctx = payload;
 	const char *tag = strrchr(path, '/') + 1;
+	if (berth_looks_stopping(ctx->reg)) { /* a look's build gives up at shutdown */
+		ctx->rc = BERTH_ERROR;
+		return ctx->rc;
+	}
 	if (!berth_tag_valid(tag))
 		return 0;
 	/* A tag with its current link keeps it until the tag is deleted (its whole directory goes). */
@@ -258,6 +262,7 @@ static struct tag_entry *entry_from(const char *name, const struct berth_strvec 
 }
 
 struct tree_ctx {
+	struct berth_registry *reg;
 	size_t dir_len;
 	struct berth_strvec complete, seen; /* tags with a current link; every tag directory */
 };
@@ -269,6 +274,8 @@ static int tree_file(const char *path, const struct berth_stat *st, void *payloa
 	(void)st;
 	const char *tag = path + t->dir_len + 1, *slash = strchr(tag, '/');
 	char name[BERTH_PATH_MAX];
+	if (berth_looks_stopping(t->reg)) /* a build gives up at shutdown (before the next page) */
+		return BERTH_ERROR;
 	if (slash == NULL || (size_t)(slash - tag) >= sizeof(name))
 		return 0;
 	memcpy(name, tag, (size_t)(slash - tag));
@@ -285,7 +292,7 @@ static int tree_file(const char *path, const struct berth_stat *st, void *payloa
  */
 static int collect_tree(struct collect_ctx *ctx, const char *dir)
 {
-	struct tree_ctx t = { .dir_len = strlen(dir) };
+	struct tree_ctx t = { .reg = ctx->reg, .dir_len = strlen(dir) };
 	int rc = berth_storage_list_tree(ctx->reg->driver, dir, tree_file, &t);
 	if (rc == 0) {
 		berth_strvec_sort_unique(&t.complete);
