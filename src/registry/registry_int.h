@@ -132,7 +132,8 @@ struct berth_looks *berth_looks_new(void);
  * Accepts NULL. */
 void berth_looks_free(struct berth_looks *l);
 /* Queues fn(arg). 0, or BERTH_ERROR when stopping or no thread can be started: then fn is not
- * called and arg stays the caller's. Never waits on a look. */
+ * called and arg stays the caller's. Never waits on a look, but may start the thread: called
+ * with no listing lock held (a request waiting on that lock would wait on the start too). */
 int berth_looks_submit(struct berth_registry *r, berth_look_fn fn, void *arg);
 /* 1 once the registry is being freed: a look (and its walk) gives up. */
 int berth_looks_stopping(struct berth_registry *r);

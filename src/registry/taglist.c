@@ -443,24 +443,29 @@ static void tags_look(void *arg)
 	free(k);
 }
 
-/* Queues the look at e when it is due. */
+/* Queues the look at e (the caller holds a reference) when it is due; outside the cache's lock,
+ * since the queue may start its thread. */
 static void look_if_due(struct berth_registry *r, struct tag_entry *e)
 {
 	struct berth_taglist_cache *c = r->tag_lists;
 	uint64_t interval = atomic_load_explicit(&c->foreign_ns, memory_order_relaxed);
 	pthread_mutex_lock(&c->lock);
-	if (!e->looking && find(c, e->name) == e && berth_now_ns() - e->looked_ns >= interval) {
-		struct tags_look *k = berth_calloc(1, sizeof(*k));
-		k->reg = r;
-		k->name = berth_strdup(e->name);
+	int due = !e->looking && find(c, e->name) == e && berth_now_ns() - e->looked_ns >= interval;
+	if (due)
 		e->looking = 1;
-		if (berth_looks_submit(r, tags_look, k) < 0) {
-			e->looking = 0;
-			free(k->name);
-			free(k);
-		}
-	}
 	pthread_mutex_unlock(&c->lock);
+	if (!due)
+		return;
+	struct tags_look *k = berth_calloc(1, sizeof(*k));
+	k->reg = r;
+	k->name = berth_strdup(e->name);
+	if (berth_looks_submit(r, tags_look, k) == 0)
+		return;
+	pthread_mutex_lock(&c->lock);
+	e->looking = 0;
+	pthread_mutex_unlock(&c->lock);
+	free(k->name);
+	free(k);
 }
 
 /* berth_tags_get where the store's generation tells: one stat of it while the list holds. */
