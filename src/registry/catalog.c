@@ -480,18 +480,3 @@ int berth_catalog(struct berth_strvec *out, struct berth_registry *r)
 	berth_catalog_list_release(l);
 	return 0;
 }
-
-int berth_tag_pushed(int64_t *mtime_out, struct berth_registry *r, const char *name, const char *tag)
-{
-	char path[BERTH_PATH_MAX];
-	struct berth_stat st;
-	int rc = berth_path_tag_current(path, name, tag);
-	if (rc < 0)
-		return rc;
-	/* The link is rewritten on every push of the tag, never otherwise. */
-	rc = berth_storage_stat(&st, r->driver, path);
-	if (rc < 0)
-		return rc;
-	*mtime_out = st.mtime;
-	return 0;
-}

@@ -116,6 +116,11 @@ void berth_tags_changed(struct berth_registry *r, const char *name);
 void berth_tags_added_or_removed(struct berth_registry *r, const char *name);
 /* A repository was deleted: its stored tag generation goes too. */
 void berth_tags_repo_deleted(struct berth_registry *r, const char *name);
+/* The stat of tag's current link: 0, BERTH_ENOTFOUND (no such tag: absent, or a directory),
+ * BERTH_EINVALID (too long a path) or a storage error. Blocks on storage. */
+struct berth_stat;
+int berth_tag_current_stat(struct berth_stat *out, struct berth_registry *r, const char *name,
+			   const char *tag);
 /* How often a kept tag list is looked at again for writers that bump no generation, where the
  * driver's directories have no version (default 2 s; tests make it 0 or endless). */
 void berth_tags_set_foreign_interval(struct berth_registry *r, uint64_t ns);

@@ -32,7 +32,6 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -198,17 +197,36 @@ static int known_complete(const struct tag_entry *known, const char *tag)
 	return known && sorted_has(known->pub.tags, known->pub.n, tag);
 }
 
+int berth_tag_current_stat(struct berth_stat *out, struct berth_registry *r, const char *name,
+			   const char *tag)
+{
+	char link[BERTH_PATH_MAX];
+	int rc = berth_path_tag_current(link, name, tag);
+	if (rc == 0)
+		rc = berth_storage_stat(out, r->driver, link);
+	if (rc == 0 && out->is_dir)
+		rc = BERTH_ENOTFOUND;
+	return rc;
+}
+
+int berth_tag_pushed(int64_t *mtime_out, struct berth_registry *r, const char *name, const char *tag)
+{
+	struct berth_stat st;
+	/* The link is rewritten on every push of the tag, never otherwise. */
+	int rc = berth_tag_current_stat(&st, r, name, tag);
+	if (rc == 0)
+		*mtime_out = st.mtime;
+	return rc;
+}
+
 /* 1 if the tag has its current link, 0 if not, or a BERTH_E* code. */
 static int tag_complete(struct berth_registry *r, const char *name, const char *tag)
 {
-	char link[BERTH_PATH_MAX];
 	struct berth_stat st;
-	int rc = berth_path_tag_current(link, name, tag);
-	if (rc == 0)
-		rc = berth_storage_stat(&st, r->driver, link);
+	int rc = berth_tag_current_stat(&st, r, name, tag);
 	if (rc == BERTH_ENOTFOUND || rc == BERTH_EINVALID)
 		return 0;
-	return rc < 0 ? rc : !st.is_dir;
+	return rc < 0 ? rc : 1;
 }
 
 /* Keeps a tag directory that names a valid tag and holds its current link. */
@@ -373,14 +391,6 @@ static int dirs_unversioned(struct berth_registry *r)
 	return berth_storage_can_list_tree(r->driver);
 }
 
-/* The store's generation of name's tags, into out (BERTH_PATH_MAX bytes): below _berth/tags/,
- * under a last component that no repository name can have (none starts with '_'). */
-static int stored_generation_path(char *out, const char *name)
-{
-	int n = snprintf(out, BERTH_PATH_MAX, BERTH_STATE_ROOT "/tags/%s/_generation", name);
-	return n < 0 || n >= BERTH_PATH_MAX ? BERTH_EINVALID : 0;
-}
-
 /* Builds name's list afresh, after reading the generation (so a bump during the build is seen
  * by the next check). known as for build(). */
 static int build_stored(struct tag_entry **out, struct berth_registry *r, const char *name,
@@ -389,7 +399,7 @@ static int build_stored(struct tag_entry **out, struct berth_registry *r, const 
 	char dir[BERTH_PATH_MAX], gpath[BERTH_PATH_MAX];
 	struct berth_generation gen;
 	int rc;
-	if ((rc = berth_path_tags_dir(dir, name)) < 0 || (rc = stored_generation_path(gpath, name)) < 0 ||
+	if ((rc = berth_path_tags_dir(dir, name)) < 0 || (rc = berth_path_tags_generation(gpath, name)) < 0 ||
 	    (rc = berth_generation_read(&gen, r->driver, gpath)) < 0 ||
 	    (rc = build(out, r, name, dir, known, 0, 0, 0)) < 0)
 		return rc;
@@ -476,7 +486,7 @@ static int get_stored(const struct berth_tag_list **out, struct berth_registry *
 	struct berth_generation seen = { 0 };
 	int rc;
 
-	if ((rc = stored_generation_path(gpath, name)) < 0)
+	if ((rc = berth_path_tags_generation(gpath, name)) < 0)
 		return rc;
 	uint64_t changes = atomic_load_explicit(&c->changes, memory_order_acquire);
 	pthread_mutex_lock(&c->lock);
@@ -510,7 +520,7 @@ static int get_stored(const struct berth_tag_list **out, struct berth_registry *
 void berth_tags_added_or_removed(struct berth_registry *r, const char *name)
 {
 	char path[BERTH_PATH_MAX];
-	if (dirs_unversioned(r) && stored_generation_path(path, name) == 0)
+	if (dirs_unversioned(r) && berth_path_tags_generation(path, name) == 0)
 		berth_generation_bump(r->driver, path);
 }
 
@@ -519,7 +529,7 @@ void berth_tags_repo_deleted(struct berth_registry *r, const char *name)
 	char path[BERTH_PATH_MAX];
 	/* gone rather than bumped (nothing else would remove it): an instance holding a list with
 	 * the generation present sees the change; one that saw it absent, at its next look */
-	if (dirs_unversioned(r) && stored_generation_path(path, name) == 0)
+	if (dirs_unversioned(r) && berth_path_tags_generation(path, name) == 0)
 		(void)berth_storage_remove(r->driver, path);
 }
 
