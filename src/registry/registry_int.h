@@ -126,15 +126,16 @@ int berth_tag_current_stat(struct berth_stat *out, struct berth_registry *r, con
 void berth_tags_set_foreign_interval(struct berth_registry *r, uint64_t ns);
 
 /*
- * registry/looks.c: one thread, started on first use, running the listings' looks at the store
- * for writers that bump no generation, one at a time, so that no request waits on them.
+ * registry/looks.c: one worker, started when a look is queued and ending when none is left,
+ * running the listings' looks at the store for writers that bump no generation, one at a time,
+ * so that no request waits on them.
  */
 struct berth_looks;
 typedef void (*berth_look_fn)(void *arg);
 struct berth_looks *berth_looks_new(void);
 /* Stops: looks still queued run at once and must give up (berth_looks_stopping), releasing
- * their arg; joins the thread and frees. Called before the caches the looks use are freed.
- * Accepts NULL. */
+ * their arg; joins the worker and frees. Called before the caches the looks use are freed, once
+ * nothing submits any more (the registry's users are stopped). Accepts NULL. */
 void berth_looks_free(struct berth_looks *l);
 /* Queues fn(arg). 0, or BERTH_ERROR when stopping or no thread can be started: then fn is not
  * called and arg stays the caller's. Never waits on a look, but may start the thread: called
