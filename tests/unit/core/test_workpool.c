@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -70,6 +71,20 @@ static int gate_running(struct gate *g)
 	return n;
 }
 
+/* The metrics show queued jobs and busy workers (over every pool counted). */
+static void assert_metrics(long queued, long busy)
+{
+	struct berth_buf out = BERTH_BUF_INIT(1 << 20);
+	char want[64];
+	berth_workpool_metrics_register();
+	berth_metrics_render(&out);
+	snprintf(want, sizeof(want), "berth_workers_queued %ld\n", queued);
+	assert_non_null(strstr(out.data, want));
+	snprintf(want, sizeof(want), "berth_workers_busy %ld\n", busy);
+	assert_non_null(strstr(out.data, want));
+	berth_buf_release(&out);
+}
+
 static void test_bounded_and_counted(void **state)
 {
 	struct berth_workpool *p = NULL;
@@ -87,12 +102,7 @@ static void test_bounded_and_counted(void **state)
 	assert_int_equal(gate_running(&g), 3);
 	assert_int_equal(berth_workpool_busy(p), 3);
 	assert_int_equal(berth_workpool_queued(p), 7);
-	struct berth_buf out = BERTH_BUF_INIT(1 << 20);
-	berth_workpool_metrics_register();
-	berth_metrics_render(&out);
-	assert_non_null(strstr(out.data, "berth_workers_queued 7\n"));
-	assert_non_null(strstr(out.data, "berth_workers_busy 3\n"));
-	berth_buf_release(&out);
+	assert_metrics(7, 3);
 	gate_open(&g);
 	berth_workpool_free(p); /* waits for every job */
 	assert_int_equal(g.done, 10);
@@ -176,12 +186,7 @@ static void test_on_demand_worker_ends_when_idle(void **state)
 	assert_int_equal(threads_now(), before + 1);
 	assert_int_equal(berth_workpool_busy(p), 1);
 	assert_int_equal(berth_workpool_queued(p), 4);
-	struct berth_buf out = BERTH_BUF_INIT(1 << 20);
-	berth_workpool_metrics_register();
-	berth_metrics_render(&out);
-	assert_non_null(strstr(out.data, "berth_workers_queued 0\n"));
-	assert_non_null(strstr(out.data, "berth_workers_busy 0\n"));
-	berth_buf_release(&out);
+	assert_metrics(0, 0);
 	gate_open(&g);
 	berth_workpool_wait_idle(p);
 	assert_int_equal(g.done, 5);
