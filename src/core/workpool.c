@@ -16,105 +16,204 @@ struct job {
 	void *arg;
 };
 
+/* A worker's place in the pool: on demand, a thread left in it is joined before it is reused. */
+struct worker {
+	struct berth_workpool *pool;
+	pthread_t thread;
+	int started; /* a thread was created in it and is not joined yet */
+	int active;  /* that thread takes jobs (on demand: not yet leaving) */
+};
+
 struct berth_workpool {
 	pthread_mutex_t lock;
 	pthread_cond_t work;
+	pthread_cond_t idle; /* nothing queued or running (berth_workpool_wait_idle) */
 	struct job *head, *tail;
 	size_t queued;
 	unsigned busy;
 	int stopping;
+	int on_demand; /* workers start with jobs and end when the queue runs empty */
 	unsigned n_threads;
-	pthread_t *threads;
+	unsigned active;  /* on demand: workers taking jobs */
+	struct worker *workers;
 };
 
-/* Over every pool, for the metrics (one pool per process in practice). */
+/* Over every pool but those on demand, for the metrics (one such pool per process in practice). */
 static _Atomic long queued_total, busy_total;
+
+/* Adds d to a counter of the metrics, unless p is on demand. */
+static void count(struct berth_workpool *p, _Atomic long *total, long d)
+{
+	if (!p->on_demand)
+		atomic_fetch_add(total, d);
+}
 
 static void *worker_main(void *arg)
 {
-	struct berth_workpool *p = arg;
+	struct worker *w = arg;
+	struct berth_workpool *p = w->pool;
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
-		while (!p->head && !p->stopping)
+		while (!p->head && !p->stopping && !p->on_demand)
 			pthread_cond_wait(&p->work, &p->lock);
 		struct job *j = p->head;
 		if (!j)
-			break; /* stopping, and nothing left to run */
+			break; /* stopping (or on demand), and nothing left to run */
 		p->head = j->next;
 		if (!p->head)
 			p->tail = NULL;
 		p->queued--;
 		p->busy++;
-		atomic_fetch_sub(&queued_total, 1);
-		atomic_fetch_add(&busy_total, 1);
+		count(p, &queued_total, -1);
+		count(p, &busy_total, 1);
 		pthread_mutex_unlock(&p->lock);
 		j->fn(j->arg);
 		free(j);
 		pthread_mutex_lock(&p->lock);
 		p->busy--;
-		atomic_fetch_sub(&busy_total, 1);
+		count(p, &busy_total, -1);
+		if (!p->head && !p->busy)
+			pthread_cond_broadcast(&p->idle);
 	}
+	/* cleared under the lock, with the queue empty: a job queued later starts a worker */
+	w->active = 0;
+	if (p->on_demand)
+		p->active--;
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
 }
 
-/* Stops the first n threads of p (the queue is empty or gets run) and frees p. */
-static void stop(struct berth_workpool *p, unsigned n)
+/* Starts a worker in w (p->lock held, or p not yet shared); a thread that left w is joined
+ * first. 0, or BERTH_ERROR when no thread can be created. */
+static int start(struct berth_workpool *p, struct worker *w, const pthread_attr_t *attr)
+{
+	if (w->started)
+		pthread_join(w->thread, NULL); /* it left its loop: it is ending or gone */
+	w->started = 0;
+	if (pthread_create(&w->thread, attr, worker_main, w) != 0)
+		return BERTH_ERROR;
+	w->started = w->active = 1;
+	if (p->on_demand)
+		p->active++;
+	return 0;
+}
+
+/* Stops the workers (the queue is empty or gets run) and frees p. */
+static void stop(struct berth_workpool *p)
 {
 	pthread_mutex_lock(&p->lock);
 	p->stopping = 1;
 	pthread_cond_broadcast(&p->work);
 	pthread_mutex_unlock(&p->lock);
-	for (unsigned i = 0; i < n; i++)
-		pthread_join(p->threads[i], NULL);
+	for (unsigned i = 0; i < p->n_threads; i++)
+		if (p->workers[i].started)
+			pthread_join(p->workers[i].thread, NULL);
+	pthread_cond_destroy(&p->idle);
 	pthread_cond_destroy(&p->work);
 	pthread_mutex_destroy(&p->lock);
-	free(p->threads);
+	free(p->workers);
 	free(p);
+}
+
+static struct berth_workpool *pool_new(unsigned threads, int on_demand)
+{
+	struct berth_workpool *p = berth_calloc(1, sizeof(*p));
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->work, NULL);
+	pthread_cond_init(&p->idle, NULL);
+	p->on_demand = on_demand;
+	p->n_threads = threads;
+	p->workers = berth_calloc(threads, sizeof(*p->workers));
+	for (unsigned i = 0; i < threads; i++)
+		p->workers[i].pool = p;
+	return p;
 }
 
 int berth_workpool_new(struct berth_workpool **out, unsigned threads)
 {
 	if (threads == 0)
 		return BERTH_EINVALID;
-	struct berth_workpool *p = berth_calloc(1, sizeof(*p));
+	struct berth_workpool *p = pool_new(threads, 0);
 	pthread_attr_t attr;
-	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->work, NULL);
-	p->threads = berth_calloc(threads, sizeof(*p->threads));
 	/* Workers run handlers and drivers (curl): 256 KiB of stack is plenty and keeps a few
 	 * hundred workers cheap. */
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 256 * 1024);
 	for (unsigned i = 0; i < threads; i++) {
-		if (pthread_create(&p->threads[i], &attr, worker_main, p) != 0) {
+		if (start(p, &p->workers[i], &attr) < 0) {
 			berth_error("cannot start worker thread %u of %u", i + 1, threads);
 			pthread_attr_destroy(&attr);
-			stop(p, i);
+			stop(p);
 			return BERTH_ERROR;
 		}
-		p->n_threads++;
 	}
 	pthread_attr_destroy(&attr);
 	*out = p;
 	return 0;
 }
 
-void berth_workpool_submit(struct berth_workpool *p, berth_work_fn fn, void *arg)
+int berth_workpool_new_on_demand(struct berth_workpool **out, unsigned threads)
+{
+	if (threads == 0)
+		return BERTH_EINVALID;
+	*out = pool_new(threads, 1);
+	return 0;
+}
+
+/* On demand (p->lock held): starts a worker when the jobs queued outnumber the workers taking
+ * them, in a place no worker takes jobs in. 0, or BERTH_ERROR when none runs and none starts. */
+static int start_on_demand(struct berth_workpool *p)
+{
+	if (p->queued <= p->active - p->busy || p->active == p->n_threads)
+		return 0;
+	for (unsigned i = 0; i < p->n_threads; i++) {
+		if (p->workers[i].active)
+			continue;
+		if (start(p, &p->workers[i], NULL) == 0)
+			return 0;
+		berth_warn("cannot start a background worker thread");
+		break;
+	}
+	return p->active ? 0 : BERTH_ERROR;
+}
+
+int berth_workpool_submit(struct berth_workpool *p, berth_work_fn fn, void *arg)
 {
 	struct job *j = berth_malloc(sizeof(*j));
 	j->next = NULL;
 	j->fn = fn;
 	j->arg = arg;
 	pthread_mutex_lock(&p->lock);
+	struct job *prev_tail = p->tail;
 	if (p->tail)
 		p->tail->next = j;
 	else
 		p->head = j;
 	p->tail = j;
 	p->queued++;
-	atomic_fetch_add(&queued_total, 1);
+	count(p, &queued_total, 1);
+	if (p->on_demand && start_on_demand(p) < 0) {
+		/* no worker would ever take it: handed back (it is the queue's last job) */
+		p->tail = prev_tail;
+		if (prev_tail)
+			prev_tail->next = NULL;
+		else
+			p->head = NULL;
+		p->queued--;
+		pthread_mutex_unlock(&p->lock);
+		free(j);
+		return BERTH_ERROR;
+	}
 	pthread_cond_signal(&p->work);
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
+void berth_workpool_wait_idle(struct berth_workpool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	while (p->head || p->busy)
+		pthread_cond_wait(&p->idle, &p->lock);
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -137,7 +236,7 @@ unsigned berth_workpool_busy(struct berth_workpool *p)
 void berth_workpool_free(struct berth_workpool *p)
 {
 	if (p)
-		stop(p, p->n_threads);
+		stop(p);
 }
 
 static void render_metrics(struct berth_buf *out)

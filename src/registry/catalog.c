@@ -427,33 +427,45 @@ static void catalog_look(void *arg)
 	snap_unref(fresh);
 }
 
-/* Queues the look when it is due (c->lock held, the snapshot holds otherwise). */
-static void look_if_due(struct berth_registry *r)
+/* 1 when the look is due, and then marks it taken (c->lock held, the snapshot holds): the
+ * caller queues it once the lock is released (look_queue). */
+static int look_due(struct berth_catalog_cache *c)
+{
+	if (c->looking || berth_now_ns() - c->checked_ns < c->foreign_ns)
+		return 0;
+	c->looking = 1;
+	return 1;
+}
+
+/* Queues the look look_due marked (no lock held: the queue may start its thread). */
+static void look_queue(struct berth_registry *r)
 {
 	struct berth_catalog_cache *c = r->catalog;
-	if (c->looking || berth_now_ns() - c->checked_ns < c->foreign_ns)
+	if (berth_looks_submit(r, catalog_look, r) == 0)
 		return;
-	c->looking = 1;
-	if (berth_looks_submit(r, catalog_look, r) < 0)
-		c->looking = 0;
+	pthread_mutex_lock(&c->lock);
+	c->looking = 0;
+	pthread_mutex_unlock(&c->lock);
 }
 
 int berth_catalog_get(const struct berth_catalog_list **out, struct berth_registry *r)
 {
 	struct berth_catalog_cache *c = r->catalog;
-	int rc = 0;
+	int rc = 0, look = 0;
 	uint64_t changes = atomic_load_explicit(&c->changes, memory_order_relaxed);
 
 	pthread_mutex_lock(&c->lock);
 	if (!snapshot_holds(r, changes))
 		rc = snapshot_take(r, changes);
 	else
-		look_if_due(r);
+		look = look_due(c);
 	if (rc == 0) {
 		atomic_fetch_add_explicit(&c->snap->refs, 1, memory_order_relaxed);
 		*out = &c->snap->pub;
 	}
 	pthread_mutex_unlock(&c->lock);
+	if (look)
+		look_queue(r);
 	return rc;
 }
 
@@ -466,20 +478,5 @@ int berth_catalog(struct berth_strvec *out, struct berth_registry *r)
 	for (size_t i = 0; i < l->n; i++)
 		berth_strvec_push(out, l->names[i]);
 	berth_catalog_list_release(l);
-	return 0;
-}
-
-int berth_tag_pushed(int64_t *mtime_out, struct berth_registry *r, const char *name, const char *tag)
-{
-	char path[BERTH_PATH_MAX];
-	struct berth_stat st;
-	int rc = berth_path_tag_current(path, name, tag);
-	if (rc < 0)
-		return rc;
-	/* The link is rewritten on every push of the tag, never otherwise. */
-	rc = berth_storage_stat(&st, r->driver, path);
-	if (rc < 0)
-		return rc;
-	*mtime_out = st.mtime;
 	return 0;
 }

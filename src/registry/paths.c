@@ -129,3 +129,8 @@ int berth_path_upload_hashstate(char *out, const char *name, const char *uuid, c
 	return fmt(out, BERTH_REPOS_ROOT "/%s/_uploads/%s/hashstates/%s/%" PRIu64, name, uuid, alg,
 		   offset);
 }
+
+int berth_path_tags_generation(char *out, const char *name)
+{
+	return fmt(out, BERTH_STATE_ROOT "/tags/%s/_generation", name);
+}

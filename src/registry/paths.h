@@ -36,5 +36,8 @@ int berth_path_upload_startedat(char *out, const char *name, const char *uuid);
 int berth_path_upload_committed(char *out, const char *name, const char *uuid);
 int berth_path_upload_hashstate(char *out, const char *name, const char *uuid, const char *alg,
 				uint64_t offset);
+/* berth's generation of name's tags (registry/taglist.c), below BERTH_STATE_ROOT/tags/, under a
+ * last component no repository name can have (none starts with '_'). */
+int berth_path_tags_generation(char *out, const char *name);
 
 #endif

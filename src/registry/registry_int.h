@@ -116,23 +116,30 @@ void berth_tags_changed(struct berth_registry *r, const char *name);
 void berth_tags_added_or_removed(struct berth_registry *r, const char *name);
 /* A repository was deleted: its stored tag generation goes too. */
 void berth_tags_repo_deleted(struct berth_registry *r, const char *name);
+/* The stat of tag's current link: 0, BERTH_ENOTFOUND (no such tag: absent, or a directory),
+ * BERTH_EINVALID (too long a path) or a storage error. Blocks on storage. */
+struct berth_stat;
+int berth_tag_current_stat(struct berth_stat *out, struct berth_registry *r, const char *name,
+			   const char *tag);
 /* How often a kept tag list is looked at again for writers that bump no generation, where the
  * driver's directories have no version (default 2 s; tests make it 0 or endless). */
 void berth_tags_set_foreign_interval(struct berth_registry *r, uint64_t ns);
 
 /*
- * registry/looks.c: one thread, started on first use, running the listings' looks at the store
- * for writers that bump no generation, one at a time, so that no request waits on them.
+ * registry/looks.c: one worker, started when a look is queued and ending when none is left,
+ * running the listings' looks at the store for writers that bump no generation, one at a time,
+ * so that no request waits on them.
  */
 struct berth_looks;
 typedef void (*berth_look_fn)(void *arg);
 struct berth_looks *berth_looks_new(void);
 /* Stops: looks still queued run at once and must give up (berth_looks_stopping), releasing
- * their arg; joins the thread and frees. Called before the caches the looks use are freed.
- * Accepts NULL. */
+ * their arg; joins the worker and frees. Called before the caches the looks use are freed, once
+ * nothing submits any more (the registry's users are stopped). Accepts NULL. */
 void berth_looks_free(struct berth_looks *l);
 /* Queues fn(arg). 0, or BERTH_ERROR when stopping or no thread can be started: then fn is not
- * called and arg stays the caller's. Never waits on a look. */
+ * called and arg stays the caller's. Never waits on a look, but may start the thread: called
+ * with no listing lock held (a request waiting on that lock would wait on the start too). */
 int berth_looks_submit(struct berth_registry *r, berth_look_fn fn, void *arg);
 /* 1 once the registry is being freed: a look (and its walk) gives up. */
 int berth_looks_stopping(struct berth_registry *r);

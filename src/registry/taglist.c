@@ -32,7 +32,6 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -198,17 +197,36 @@ static int known_complete(const struct tag_entry *known, const char *tag)
 	return known && sorted_has(known->pub.tags, known->pub.n, tag);
 }
 
+int berth_tag_current_stat(struct berth_stat *out, struct berth_registry *r, const char *name,
+			   const char *tag)
+{
+	char link[BERTH_PATH_MAX];
+	int rc = berth_path_tag_current(link, name, tag);
+	if (rc == 0)
+		rc = berth_storage_stat(out, r->driver, link);
+	if (rc == 0 && out->is_dir)
+		rc = BERTH_ENOTFOUND;
+	return rc;
+}
+
+int berth_tag_pushed(int64_t *mtime_out, struct berth_registry *r, const char *name, const char *tag)
+{
+	struct berth_stat st;
+	/* The link is rewritten on every push of the tag, never otherwise. */
+	int rc = berth_tag_current_stat(&st, r, name, tag);
+	if (rc == 0)
+		*mtime_out = st.mtime;
+	return rc;
+}
+
 /* 1 if the tag has its current link, 0 if not, or a BERTH_E* code. */
 static int tag_complete(struct berth_registry *r, const char *name, const char *tag)
 {
-	char link[BERTH_PATH_MAX];
 	struct berth_stat st;
-	int rc = berth_path_tag_current(link, name, tag);
-	if (rc == 0)
-		rc = berth_storage_stat(&st, r->driver, link);
+	int rc = berth_tag_current_stat(&st, r, name, tag);
 	if (rc == BERTH_ENOTFOUND || rc == BERTH_EINVALID)
 		return 0;
-	return rc < 0 ? rc : !st.is_dir;
+	return rc < 0 ? rc : 1;
 }
 
 /* Keeps a tag directory that names a valid tag and holds its current link. */
@@ -216,6 +234,10 @@ static int collect_tag(const char *path, void *payload)
 {
 	struct collect_ctx *ctx = payload;
 	const char *tag = strrchr(path, '/') + 1;
+	if (berth_looks_stopping(ctx->reg)) { /* a look's build gives up at shutdown */
+		ctx->rc = BERTH_ERROR;
+		return ctx->rc;
+	}
 	if (!berth_tag_valid(tag))
 		return 0;
 	/* A tag with its current link keeps it until the tag is deleted (its whole directory goes). */
@@ -258,6 +280,7 @@ static struct tag_entry *entry_from(const char *name, const struct berth_strvec 
 }
 
 struct tree_ctx {
+	struct berth_registry *reg;
 	size_t dir_len;
 	struct berth_strvec complete, seen; /* tags with a current link; every tag directory */
 };
@@ -269,6 +292,8 @@ static int tree_file(const char *path, const struct berth_stat *st, void *payloa
 	(void)st;
 	const char *tag = path + t->dir_len + 1, *slash = strchr(tag, '/');
 	char name[BERTH_PATH_MAX];
+	if (berth_looks_stopping(t->reg)) /* a build gives up at shutdown (before the next page) */
+		return BERTH_ERROR;
 	if (slash == NULL || (size_t)(slash - tag) >= sizeof(name))
 		return 0;
 	memcpy(name, tag, (size_t)(slash - tag));
@@ -285,7 +310,7 @@ static int tree_file(const char *path, const struct berth_stat *st, void *payloa
  */
 static int collect_tree(struct collect_ctx *ctx, const char *dir)
 {
-	struct tree_ctx t = { .dir_len = strlen(dir) };
+	struct tree_ctx t = { .reg = ctx->reg, .dir_len = strlen(dir) };
 	int rc = berth_storage_list_tree(ctx->reg->driver, dir, tree_file, &t);
 	if (rc == 0) {
 		berth_strvec_sort_unique(&t.complete);
@@ -366,14 +391,6 @@ static int dirs_unversioned(struct berth_registry *r)
 	return berth_storage_can_list_tree(r->driver);
 }
 
-/* The store's generation of name's tags, into out (BERTH_PATH_MAX bytes): below _berth/tags/,
- * under a last component that no repository name can have (none starts with '_'). */
-static int stored_generation_path(char *out, const char *name)
-{
-	int n = snprintf(out, BERTH_PATH_MAX, BERTH_STATE_ROOT "/tags/%s/_generation", name);
-	return n < 0 || n >= BERTH_PATH_MAX ? BERTH_EINVALID : 0;
-}
-
 /* Builds name's list afresh, after reading the generation (so a bump during the build is seen
  * by the next check). known as for build(). */
 static int build_stored(struct tag_entry **out, struct berth_registry *r, const char *name,
@@ -382,7 +399,7 @@ static int build_stored(struct tag_entry **out, struct berth_registry *r, const 
 	char dir[BERTH_PATH_MAX], gpath[BERTH_PATH_MAX];
 	struct berth_generation gen;
 	int rc;
-	if ((rc = berth_path_tags_dir(dir, name)) < 0 || (rc = stored_generation_path(gpath, name)) < 0 ||
+	if ((rc = berth_path_tags_dir(dir, name)) < 0 || (rc = berth_path_tags_generation(gpath, name)) < 0 ||
 	    (rc = berth_generation_read(&gen, r->driver, gpath)) < 0 ||
 	    (rc = build(out, r, name, dir, known, 0, 0, 0)) < 0)
 		return rc;
@@ -436,24 +453,29 @@ static void tags_look(void *arg)
 	free(k);
 }
 
-/* Queues the look at e when it is due. */
+/* Queues the look at e (the caller holds a reference) when it is due; outside the cache's lock,
+ * since the queue may start its thread. */
 static void look_if_due(struct berth_registry *r, struct tag_entry *e)
 {
 	struct berth_taglist_cache *c = r->tag_lists;
 	uint64_t interval = atomic_load_explicit(&c->foreign_ns, memory_order_relaxed);
 	pthread_mutex_lock(&c->lock);
-	if (!e->looking && find(c, e->name) == e && berth_now_ns() - e->looked_ns >= interval) {
-		struct tags_look *k = berth_calloc(1, sizeof(*k));
-		k->reg = r;
-		k->name = berth_strdup(e->name);
+	int due = !e->looking && find(c, e->name) == e && berth_now_ns() - e->looked_ns >= interval;
+	if (due)
 		e->looking = 1;
-		if (berth_looks_submit(r, tags_look, k) < 0) {
-			e->looking = 0;
-			free(k->name);
-			free(k);
-		}
-	}
 	pthread_mutex_unlock(&c->lock);
+	if (!due)
+		return;
+	struct tags_look *k = berth_calloc(1, sizeof(*k));
+	k->reg = r;
+	k->name = berth_strdup(e->name);
+	if (berth_looks_submit(r, tags_look, k) == 0)
+		return;
+	pthread_mutex_lock(&c->lock);
+	e->looking = 0;
+	pthread_mutex_unlock(&c->lock);
+	free(k->name);
+	free(k);
 }
 
 /* berth_tags_get where the store's generation tells: one stat of it while the list holds. */
@@ -464,7 +486,7 @@ static int get_stored(const struct berth_tag_list **out, struct berth_registry *
 	struct berth_generation seen = { 0 };
 	int rc;
 
-	if ((rc = stored_generation_path(gpath, name)) < 0)
+	if ((rc = berth_path_tags_generation(gpath, name)) < 0)
 		return rc;
 	uint64_t changes = atomic_load_explicit(&c->changes, memory_order_acquire);
 	pthread_mutex_lock(&c->lock);
@@ -498,7 +520,7 @@ static int get_stored(const struct berth_tag_list **out, struct berth_registry *
 void berth_tags_added_or_removed(struct berth_registry *r, const char *name)
 {
 	char path[BERTH_PATH_MAX];
-	if (dirs_unversioned(r) && stored_generation_path(path, name) == 0)
+	if (dirs_unversioned(r) && berth_path_tags_generation(path, name) == 0)
 		berth_generation_bump(r->driver, path);
 }
 
@@ -507,7 +529,7 @@ void berth_tags_repo_deleted(struct berth_registry *r, const char *name)
 	char path[BERTH_PATH_MAX];
 	/* gone rather than bumped (nothing else would remove it): an instance holding a list with
 	 * the generation present sees the change; one that saw it absent, at its next look */
-	if (dirs_unversioned(r) && stored_generation_path(path, name) == 0)
+	if (dirs_unversioned(r) && berth_path_tags_generation(path, name) == 0)
 		(void)berth_storage_remove(r->driver, path);
 }
 

@@ -1,11 +1,13 @@
 /* The worker pool (core/workpool.h): jobs run in order on a bounded number of threads, the
  * queue and busy counts are what the metrics show, and freeing runs what is queued. */
+#include <dirent.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -69,6 +71,20 @@ static int gate_running(struct gate *g)
 	return n;
 }
 
+/* The metrics show queued jobs and busy workers (over every pool counted). */
+static void assert_metrics(long queued, long busy)
+{
+	struct berth_buf out = BERTH_BUF_INIT(1 << 20);
+	char want[64];
+	berth_workpool_metrics_register();
+	berth_metrics_render(&out);
+	snprintf(want, sizeof(want), "berth_workers_queued %ld\n", queued);
+	assert_non_null(strstr(out.data, want));
+	snprintf(want, sizeof(want), "berth_workers_busy %ld\n", busy);
+	assert_non_null(strstr(out.data, want));
+	berth_buf_release(&out);
+}
+
 static void test_bounded_and_counted(void **state)
 {
 	struct berth_workpool *p = NULL;
@@ -86,12 +102,7 @@ static void test_bounded_and_counted(void **state)
 	assert_int_equal(gate_running(&g), 3);
 	assert_int_equal(berth_workpool_busy(p), 3);
 	assert_int_equal(berth_workpool_queued(p), 7);
-	struct berth_buf out = BERTH_BUF_INIT(1 << 20);
-	berth_workpool_metrics_register();
-	berth_metrics_render(&out);
-	assert_non_null(strstr(out.data, "berth_workers_queued 7\n"));
-	assert_non_null(strstr(out.data, "berth_workers_busy 3\n"));
-	berth_buf_release(&out);
+	assert_metrics(7, 3);
 	gate_open(&g);
 	berth_workpool_free(p); /* waits for every job */
 	assert_int_equal(g.done, 10);
@@ -131,12 +142,90 @@ static void test_zero_threads_refused(void **state)
 	assert_null(p);
 }
 
+/* The threads of this process now. */
+static int threads_now(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	int n = 0;
+	assert_non_null(d);
+	for (struct dirent *e; (e = readdir(d)) != NULL;)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* 1 once the process has n threads (a worker ends just after its last job), 0 if not in 30 s. */
+static int threads_become(int n)
+{
+	for (int i = 0; i < 15000 && threads_now() != n; i++)
+		usleep(2000);
+	return threads_now() == n;
+}
+
+/*
+ * On demand: no thread until a job comes; the worker runs the jobs queued one at a time, in
+ * order, uncounted by the metrics (no request waits on them), and ends when the queue runs
+ * empty; the next job starts another.
+ */
+static void test_on_demand_worker_ends_when_idle(void **state)
+{
+	struct berth_workpool *p = NULL;
+	struct gate g;
+	struct job jobs[5];
+	int before = threads_now();
+	gate_init(&g);
+	assert_int_equal(berth_workpool_new_on_demand(&p, 1), 0);
+	assert_int_equal(threads_now(), before);
+	for (int i = 0; i < 5; i++) {
+		jobs[i] = (struct job){ &g, i };
+		assert_int_equal(berth_workpool_submit(p, gated, &jobs[i]), 0);
+	}
+	for (int i = 0; i < 15000 && gate_running(&g) < 1; i++)
+		usleep(2000);
+	assert_int_equal(gate_running(&g), 1);
+	assert_int_equal(threads_now(), before + 1);
+	assert_int_equal(berth_workpool_busy(p), 1);
+	assert_int_equal(berth_workpool_queued(p), 4);
+	assert_metrics(0, 0);
+	gate_open(&g);
+	berth_workpool_wait_idle(p);
+	assert_int_equal(g.done, 5);
+	assert_int_equal(g.most_running, 1);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(g.start_order[i], i);
+	assert_true(threads_become(before));
+
+	atomic_store(&ran, 0);
+	assert_int_equal(berth_workpool_submit(p, count, NULL), 0); /* another worker */
+	berth_workpool_wait_idle(p);
+	assert_int_equal(atomic_load(&ran), 1);
+	assert_true(threads_become(before));
+	berth_workpool_free(p);
+	pthread_cond_destroy(&g.cond);
+	pthread_mutex_destroy(&g.lock);
+}
+
+/* Freeing an on-demand pool runs what is queued and joins its worker. */
+static void test_on_demand_free_runs_what_is_queued(void **state)
+{
+	struct berth_workpool *p = NULL;
+	atomic_store(&ran, 0);
+	assert_int_equal(berth_workpool_new_on_demand(&p, 1), 0);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(berth_workpool_submit(p, count, NULL), 0);
+	berth_workpool_free(p);
+	assert_int_equal(atomic_load(&ran), 20);
+	assert_int_equal(berth_workpool_new_on_demand(&p, 0), BERTH_EINVALID);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bounded_and_counted),
 		cmocka_unit_test(test_free_runs_what_is_queued),
 		cmocka_unit_test(test_zero_threads_refused),
+		cmocka_unit_test(test_on_demand_worker_ends_when_idle),
+		cmocka_unit_test(test_on_demand_free_runs_what_is_queued),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

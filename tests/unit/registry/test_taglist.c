@@ -5,6 +5,8 @@
  * against the repository's tag generation in the store (one stat), which an instance bumps when
  * a tag appears or goes; writers that bump nothing are seen by a look in the background.
  */
+#include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -192,6 +194,44 @@ static void test_foreign_tag_seen_by_a_look_no_request_waits_on(void **state)
 	assert_true(atomic_load(&f->db->background) > 0);
 }
 
+static void *free_looks(void *arg)
+{
+	berth_looks_free(arg);
+	return NULL;
+}
+
+/*
+ * At shutdown a look building a long list stops at its next storage call: the look is held at
+ * the gate while it lists a repository with many tags it has not seen (each a stat of its
+ * current link), the looks are stopped meanwhile, and once the gate opens the look makes no
+ * further call before its thread ends (the build used to stat every new tag first).
+ */
+static void test_look_building_a_long_list_stops_at_shutdown(void **state)
+{
+	struct berth_counting_pair *f = *state;
+	char digest[BERTH_DIGEST_STR_MAX], tag[16];
+	push(f->a, "app", "v1", "one", digest);
+	assert_tags(f->b, "app", "v1");
+	for (int i = 0; i < 64; i++) {
+		snprintf(tag, sizeof(tag), "zz%02d", i);
+		foreign_tag(f, "app", tag, digest);
+	}
+	berth_counting_gate_close(f->db);
+	berth_tags_set_foreign_interval(f->b, 0);
+	assert_tags(f->b, "app", "v1"); /* the look is due: queued */
+	assert_true(berth_counting_gate_wait(f->db, 1)); /* the look is listing */
+
+	pthread_t stopper;
+	assert_int_equal(pthread_create(&stopper, NULL, free_looks, f->b->looks), 0);
+	while (!berth_looks_stopping(f->b)) /* the looks are stopping: it joins the held look */
+		sched_yield();
+	unsigned before = atomic_load(&f->db->background);
+	berth_counting_gate_open(f->db);
+	assert_int_equal(pthread_join(stopper, NULL), 0);
+	f->b->looks = NULL; /* freed: the registry's free accepts NULL */
+	assert_int_equal(atomic_load(&f->db->background) - before, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -202,6 +242,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_tag_seen_by_a_look_no_request_waits_on,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_look_building_a_long_list_stops_at_shutdown, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
