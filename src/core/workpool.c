@@ -184,6 +184,12 @@ int berth_workpool_submit(struct berth_workpool *p, berth_work_fn fn, void *arg)
 	j->fn = fn;
 	j->arg = arg;
 	pthread_mutex_lock(&p->lock);
+	if (p->on_demand && p->stopping) {
+		/* under the lock stop() sets it with: no thread starts after stop() joins them */
+		pthread_mutex_unlock(&p->lock);
+		free(j);
+		return BERTH_ERROR;
+	}
 	struct job *prev_tail = p->tail;
 	if (p->tail)
 		p->tail->next = j;

@@ -25,7 +25,7 @@ int berth_workpool_new(struct berth_workpool **out, unsigned threads);
 int berth_workpool_new_on_demand(struct berth_workpool **out, unsigned threads);
 /* Queues fn(arg) to run on a worker; arg belongs to fn. Never blocks on the work; on demand it
  * may start a worker. 0, or (on demand only) BERTH_ERROR when no worker runs and none can be
- * started: then fn is not called and arg stays the caller's. */
+ * started, or once the pool is stopping: then fn is not called and arg stays the caller's. */
 int berth_workpool_submit(struct berth_workpool *p, berth_work_fn fn, void *arg);
 /* Waits until no job is queued or running (tests: make a job's outcome happen). */
 void berth_workpool_wait_idle(struct berth_workpool *p);

@@ -143,7 +143,9 @@ struct MHD_Response *berth_resp_stream(struct berth_request *req, uint64_t len,
 		return resp;
 	}
 	s->left = len;
-	resp = MHD_create_response_from_callback(len, SEND_BLOCK, stream_read, s, stream_free);
+	/* libmicrohttpd allocates the block with the response: a small blob gets a small one. */
+	size_t block = len < SEND_BLOCK ? (size_t)(len ? len : 1) : SEND_BLOCK;
+	resp = MHD_create_response_from_callback(len, block, stream_read, s, stream_free);
 	if (!resp)
 		release(s);
 	return resp;

@@ -141,8 +141,14 @@ int berth_coalesce_stat(struct berth_stat *out, int *shared, struct berth_coales
 	struct path_calls *pc = enter(c, path);
 	if (!pc) { /* full: this caller's own stat, shared with nobody */
 		c->counts.direct++;
+		c->users++; /* counted, so that free waits for it too */
 		pthread_mutex_unlock(&c->lock);
-		return fn(out, path, payload);
+		int direct_rc = fn(out, path, payload);
+		pthread_mutex_lock(&c->lock);
+		if (--c->users == 0 && c->stopping)
+			pthread_cond_broadcast(&c->left);
+		pthread_mutex_unlock(&c->lock);
+		return direct_rc;
 	}
 	/* The first round not sent yet: any answer to an earlier one may predate this caller. */
 	uint64_t round = pc->started + 1;
