@@ -563,6 +563,7 @@ struct s3_writer {
 	int cancelled;
 	int staged;            /* a staged writer (driver.h): only commit makes the object */
 	uint64_t expect_end;   /* the size at which the bytes announced (expect) end; 0: none */
+	size_t copied_parts;   /* parts of the upload this writer started that copy the object */
 };
 
 static uint64_t s3_writer_size(struct berth_writer *base)
@@ -577,8 +578,10 @@ static int writer_start_upload(struct s3_writer *w)
 {
 	int rc = berth_s3__mpu_create(w->d, w->key, &w->mpu);
 	if (rc == 0 && w->copy_base > 0 &&
-	    (rc = berth_s3__mpu_copy_parts(w->d, w->key, &w->mpu, w->key, w->copy_base)) == 0)
+	    (rc = berth_s3__mpu_copy_parts(w->d, w->key, &w->mpu, w->key, w->copy_base)) == 0) {
 		w->copy_base = 0;
+		w->copied_parts = w->mpu.n_parts;
+	}
 	if (rc < 0 && w->mpu.id)
 		berth_s3__mpu_abort(w->d, w->key, &w->mpu);
 	return rc;
@@ -601,7 +604,7 @@ static int writer_put_object(struct s3_writer *w)
 	return put_object(w->d, w->key, NULL, 0, body.len ? &body : NULL);
 }
 
-#define S3_READ_BACK_PIECE (256u << 10)
+#define S3_READ_BACK_PIECE ((size_t)2 * S3_STREAM_BUFFER) /* room for a whole curl piece */
 
 /* Streams the object on the writer's key into the part being filled (it is smaller than a
  * part), through the driver's reader: no more than the reader's window in memory. */
@@ -675,6 +678,10 @@ static int writer_stream_part(struct s3_writer *w)
 	struct s3_parts *p = &w->parts;
 	uint64_t size = s3_writer_size(&w->base);
 	if (w->expect_end <= size || berth_s3__parts_streaming(p))
+		return 0;
+	/* Not for a body that a single PUT can store whole (a fresh writer and at most one
+	 * part): sending it early would cost an upload's three requests for the PUT's one. */
+	if (w->mpu.id == NULL && w->copy_base == 0 && w->expect_end <= w->d->chunksize)
 		return 0;
 	uint64_t len = w->expect_end - (size - berth_s3__parts_filling(p));
 	if (len > w->d->chunksize)
@@ -827,7 +834,7 @@ static void s3_writer_close(struct berth_writer *base)
 		/* A body cut short (driver.h, expect): the stored parts stay, the rest goes; an
 		 * upload this writer started and stored nothing in is not left open. */
 		berth_s3__parts_discard(&w->parts);
-		if (w->mpu.id && !w->mpu_found && w->mpu.n_parts == 0)
+		if (w->mpu.id && !w->mpu_found && w->mpu.n_parts == w->copied_parts)
 			berth_s3__mpu_abort(w->d, w->key, &w->mpu);
 	} else if (!w->cancelled && !w->suspended && w->dirty && s3_writer_flush(base) < 0) {
 		berth_error("s3: cannot store the bytes written to %s", w->key);

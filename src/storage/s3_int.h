@@ -206,6 +206,9 @@ struct s3_parts {
 	 * discarded (nothing completes or aborts an upload with a part in transfer). */
 	const char *pending_upload;
 	uint64_t stream_len;   /* a streamed part's final size */
+	int streamed;          /* the pending part is sent while it fills: set before its sender
+				* starts, which must not infer it from `filling` (the filler seals
+				* the part, flipping it, while the sender runs) */
 	pthread_mutex_t lock;  /* a streamed part's spool length and `abandoned` */
 	pthread_cond_t grown;
 	int abandoned;         /* the streamed part's sender gives up (no more bytes will come) */

@@ -186,7 +186,7 @@ uint64_t berth_s3__parts_ready(struct s3_parts *p, uint64_t pos)
 static int send_pending(struct s3_parts *p)
 {
 	const struct s3_spool *s = &p->spool[p->sending];
-	int follow = berth_s3__parts_streaming(p);
+	int follow = p->streamed; /* its length is then read under the lock, as it grows */
 	struct s3_body_file body = { .fd = s->fd, .mem = s->fd < 0 ? s->mem : NULL,
 				     .len = follow ? p->stream_len : s->len, .stream = follow ? p : NULL };
 	return berth_s3__mpu_put_part(p->d, p->key, p->pending_upload, p->pending_number, &body,
@@ -240,6 +240,11 @@ int berth_s3__parts_wait(struct s3_parts *p, struct s3_mpu *m)
 		pthread_join(p->thread, NULL);
 		p->running = 0;
 		rc = p->sent_rc;
+		/* A part sent while its bytes came lasts as long as its client takes: a client that
+		 * paused may have outlasted S3's (or curl's) patience. Its bytes are all in the spool
+		 * now: sent once more from there, as a part that failed is. */
+		if (rc < 0 && p->streamed)
+			rc = send_pending(p);
 	} else {
 		rc = send_pending(p); /* it failed before: once more, as a synchronous part would be */
 	}
@@ -264,6 +269,7 @@ static int number_pending(struct s3_parts *p, struct s3_mpu *m)
 	if (m->n_parts >= S3_MAX_PARTS)
 		return BERTH_ETOOLARGE;
 	p->pending = 1;
+	p->streamed = 0;
 	p->pending_number = (unsigned)m->n_parts + 1;
 	p->pending_upload = m->id;
 	p->sending = p->filling;
@@ -306,8 +312,9 @@ int berth_s3__parts_stream(struct s3_parts *p, struct s3_mpu *m, uint64_t len)
 	if ((s->fd < 0 && (rc = spool_to_file(s)) < 0) || (rc = number_pending(p, m)) < 0)
 		return rc;
 	p->stream_len = len;
+	p->streamed = 1;
 	if (start_sending(p) < 0)
-		p->pending = 0; /* sent once full, as any part */
+		p->pending = p->streamed = 0; /* sent once full, as any part */
 	return 0;
 }
 
