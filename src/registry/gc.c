@@ -240,6 +240,25 @@ static int fmt_path(char *out, const char *fmt, ...)
 #define GC_DELETERS 8
 #define GC_BATCH 64
 
+/*
+ * The tag index entries (_manifests/tags/<tag>/index/<alg>/<hex>) of one repository that name
+ * revisions to delete (phase 2), listed once per repository: a revision's deletion removes the
+ * entries that exist, rather than trying every tag of the repository for each revision (a
+ * remove of an absent path per tag and revision, most of them). Distribution's RemoveManifest
+ * stats each tag's entry and deletes those there: the same entries go.
+ */
+struct tag_entry {
+	struct berth_oid d; /* first: ordered by berth_oid_cmp */
+	size_t tag;         /* into tags */
+};
+
+struct tag_index {
+	struct berth_strvec tags;
+	uint8_t *unlisted; /* per tag: its index could not be listed, so every revision is tried */
+	struct tag_entry *e;
+	size_t n, alloc;
+};
+
 /* What became of one item of a batch. */
 enum {
 	GONE_DELETED = 0,     /* deleted (or found deleted by someone else meanwhile) */
@@ -259,7 +278,7 @@ struct batch {
 	uint64_t size[GC_BATCH];
 	int rc[GC_BATCH];       /* GONE_*, or a BERTH_E* code */
 	int extra_rc[GC_BATCH]; /* revisions: the first tag index link that could not be removed */
-	const struct berth_strvec *tags; /* revisions: the repository's tags */
+	const struct tag_index *index; /* revisions: the repository's tag index entries */
 	uint8_t checking[GC_BATCH]; /* the error came from the age check, not the delete */
 };
 
@@ -289,9 +308,9 @@ static void run_batch(struct batch *b)
  * Online only: posts this instance's sweep notice (gc_shared.h) naming the next n items, before
  * any of their age checks (other instances' pushes that touch one of their blobs then wait). It
  * replaces the previous one, whose items are done, and stays up over the batches of up to
- * GC_NOTICE_GROUP items: a notice is a durable write (on the filesystem, two fsyncs), which cost
- * more than the 64 deletions of a batch when each batch posted its own. If it cannot be written,
- * nothing of those items goes (too_late).
+ * GC_NOTICE_GROUP items: one write for 8 batches (on S3, a PUT request each). A notice need not
+ * be durable (gc_shared.h): on the filesystem it costs a temporary file and a rename, no fsync.
+ * If it cannot be written, nothing of those items goes (too_late).
  */
 #define GC_NOTICE_GROUP (8 * GC_BATCH)
 
@@ -796,6 +815,108 @@ static int push_tag(const char *path, void *payload)
 	return 0;
 }
 
+/* Listing one tag's index for tag_index_load. */
+struct index_ctx {
+	struct gc *g;
+	struct tag_index *x;
+	size_t tag;
+	const struct doomed *doomed; /* the repository's revisions to delete, ordered by digest */
+	size_t ndoomed;
+	uint8_t alg;
+};
+
+static int doomed_cmp(const void *key, const void *elem)
+{
+	return berth_oid_cmp(key, &((const struct doomed *)elem)->d);
+}
+
+/* index/<alg>/<hex>: kept if it names a revision to delete. */
+static int index_entry(const char *path, void *payload)
+{
+	struct index_ctx *c = payload;
+	struct tag_entry e = { .tag = c->tag };
+	const char *alg = alg_str(c->alg);
+	if (berth_oid_from_parts(&e.d, alg, strlen(alg), base_name(path)) < 0 ||
+	    !bsearch(&e.d, c->doomed, c->ndoomed, sizeof(*c->doomed), doomed_cmp))
+		return 0;
+	BERTH_VEC_GROW(c->x->e, c->x->n + 1, c->x->alloc);
+	c->x->e[c->x->n++] = e;
+	return 0;
+}
+
+/*
+ * Lists repo's tags and each tag's index, keeping the entries that name one of doomed[0..n)
+ * (the repository's revisions to delete, ordered by digest). A tag whose index cannot be listed
+ * is marked unlisted (its entry is then tried for every revision, as if it existed).
+ */
+static void tag_index_load(struct gc *g, struct tag_index *x, const char *repo, const struct doomed *doomed,
+			   size_t n)
+{
+	char path[BERTH_PATH_MAX];
+	berth_strvec_release(&x->tags);
+	x->n = 0;
+	if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags", repo) == 0) {
+		int rc = berth_storage_list(g->d, path, push_tag, &x->tags);
+		if (rc < 0 && rc != BERTH_ENOTFOUND) {
+			fail(g, "%s: cannot list tags: %s", repo, berth_strerror(rc));
+			sweep_failed(g, rc);
+		}
+	}
+	free(x->unlisted);
+	x->unlisted = berth_calloc(x->tags.n ? x->tags.n : 1, 1);
+	for (size_t t = 0; t < x->tags.n; t++) {
+		size_t before = x->n;
+		/* index/<alg> of the algorithms gc understands (others are never touched), listed
+		 * directly: fewer calls than listing index/ first, on a filesystem and on S3 */
+		for (uint8_t alg = BERTH_ALG_SHA256; alg <= BERTH_ALG_SHA512 && !x->unlisted[t]; alg++) {
+			struct index_ctx c = { g, x, t, doomed, n, alg };
+			int rc = fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags/%s/index/%s", repo,
+					  x->tags.items[t], alg_str(alg));
+			if (rc == 0)
+				rc = berth_storage_list(g->d, path, index_entry, &c);
+			if (rc < 0 && rc != BERTH_ENOTFOUND) {
+				x->n = before;
+				x->unlisted[t] = 1;
+			}
+		}
+	}
+	if (x->n > 1)
+		qsort(x->e, x->n, sizeof(*x->e), berth_oid_cmp);
+}
+
+static void tag_index_release(struct tag_index *x)
+{
+	berth_strvec_release(&x->tags);
+	free(x->unlisted);
+	free(x->e);
+}
+
+/* The first entry naming d (x->n if none). */
+static size_t tag_index_first(const struct tag_index *x, const struct berth_oid *d)
+{
+	size_t lo = 0, hi = x->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (berth_oid_cmp(&x->e[mid].d, d) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Removes tag's index entry for d: 0 (also when absent) or a BERTH_E* code. */
+static int remove_tag_entry(struct gc *g, const char *repo, const char *tag, const struct berth_oid *d)
+{
+	char path[BERTH_PATH_MAX], hex[129];
+	berth_oid_hex(hex, d);
+	int rc = fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags/%s/index/%s/%s", repo, tag,
+			  alg_str(d->alg), hex);
+	if (rc == 0)
+		rc = berth_storage_remove(g->d, path);
+	return rc == BERTH_ENOTFOUND ? 0 : rc;
+}
+
 /* Removes repositories/<repo>/<part>/<alg>/<hex> of d: GONE_DELETED (also when someone else
  * did first), or a BERTH_E* code. */
 static int remove_repo_entry(struct gc *g, const char *repo, const char *part, const struct berth_oid *d)
@@ -833,8 +954,8 @@ static int remove_link_counted(struct gc *g, const char *repo, const char *part,
  * link; online, only if its blob is still old, with the lock held. */
 static void delete_revision(struct batch *b, size_t k)
 {
-	char path[BERTH_PATH_MAX], hex[129];
 	struct gc *g = b->g;
+	const struct tag_index *x = b->index;
 	const struct berth_oid *d = &b->d[k];
 	int rc;
 	b->checking[k] = 0;
@@ -848,13 +969,13 @@ static void delete_revision(struct batch *b, size_t k)
 		b->rc[k] = GONE_KEPT_LATE;
 		return;
 	}
-	berth_oid_hex(hex, d);
-	for (size_t t = 0; t < b->tags->n; t++) {
-		if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags/%s/index/%s/%s", b->repo,
-			     b->tags->items[t], alg_str(d->alg), hex) < 0)
-			continue;
-		rc = berth_storage_remove(g->d, path);
-		if (rc < 0 && rc != BERTH_ENOTFOUND && !b->extra_rc[k])
+	for (size_t t = 0; t < x->tags.n; t++) {
+		if (x->unlisted[t] && (rc = remove_tag_entry(g, b->repo, x->tags.items[t], d)) < 0 &&
+		    !b->extra_rc[k])
+			b->extra_rc[k] = rc;
+	}
+	for (size_t e = tag_index_first(x, d); e < x->n && berth_oid_cmp(&x->e[e].d, d) == 0; e++) {
+		if ((rc = remove_tag_entry(g, b->repo, x->tags.items[x->e[e].tag], d)) < 0 && !b->extra_rc[k])
 			b->extra_rc[k] = rc;
 	}
 	b->rc[k] = remove_link_counted(g, b->repo, "_manifests/revisions", BERTH_LINK_REVISION, d);
@@ -864,8 +985,9 @@ static void manifests_done(struct gc *g, const struct batch *b)
 {
 	char ds[BERTH_DIGEST_STR_MAX];
 	/* pull records (retention's keeppulledwithin) of deleted manifests go too: only looked
-	 * for where there are some, a storage call per batch */
-	int pull_records = -1;
+	 * for where there are some, a storage call per batch; not at all online when no rule
+	 * records pulls (a record an earlier configuration left is harmless, pulls.h) */
+	int pull_records = g->o->registry && !berth_retention_pulls(g->o->registry) ? 0 : -1;
 	for (size_t k = 0; k < b->n; k++) {
 		berth_oid_fmt(ds, &b->d[k]);
 		if (b->rc[k] == GONE_KEPT_YOUNG || b->rc[k] == GONE_ABSENT || b->rc[k] == GONE_KEPT_LATE) {
@@ -906,13 +1028,13 @@ static void manifests_done(struct gc *g, const struct batch *b)
 
 static void delete_manifests(struct gc *g)
 {
-	struct berth_strvec tags = { 0 };
-	char path[BERTH_PATH_MAX], ds[BERTH_DIGEST_STR_MAX];
+	struct tag_index index = { 0 };
+	char ds[BERTH_DIGEST_STR_MAX];
 	struct batch *b = berth_calloc(1, sizeof(*b));
 	b->g = g;
 	b->one = delete_revision;
-	b->tags = &tags;
-	size_t covered = 0;
+	b->index = &index;
+	size_t covered = 0, repo_end = 0;
 
 	for (size_t i = 0; i < g->ndoomed; i++) {
 		const struct doomed *m = &g->doomed[i];
@@ -925,18 +1047,18 @@ static void delete_manifests(struct gc *g)
 			g->st.manifests_deleted++;
 			continue;
 		}
+		if (i == repo_end) {
+			/* the repository's revisions to delete are next to each other, by digest; the
+			 * entries are listed before the age checks (an entry written since comes from a
+			 * PUT that refreshed the manifest's age first: that check keeps it) */
+			while (repo_end < g->ndoomed && g->doomed[repo_end].repo == m->repo)
+				repo_end++;
+			tag_index_load(g, &index, name, g->doomed + i, repo_end - i);
+		}
 		if (b->n == 0) {
 			/* a batch holds revisions of one repository */
 			cover(g, g->doomed, g->ndoomed, i, &covered);
 			b->repo = name;
-			berth_strvec_release(&tags);
-			if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags", name) == 0) {
-				int rc = berth_storage_list(g->d, path, push_tag, &tags);
-				if (rc < 0 && rc != BERTH_ENOTFOUND) {
-					fail(g, "%s: cannot list tags: %s", name, berth_strerror(rc));
-					sweep_failed(g, rc);
-				}
-			}
 		}
 		b->d[b->n++] = m->d;
 		if (b->n == GC_BATCH || i + 1 == g->ndoomed || g->doomed[i + 1].repo != m->repo) {
@@ -946,7 +1068,7 @@ static void delete_manifests(struct gc *g)
 		}
 	}
 	notice_down(g);
-	berth_strvec_release(&tags);
+	tag_index_release(&index);
 	free(b);
 }
 

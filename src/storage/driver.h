@@ -233,6 +233,14 @@ struct berth_storage_driver {
 	 * started before `before` (seconds since the epoch). *purged: how many. */
 	int (*purge_staged)(struct berth_storage_driver *d, const char *path, int64_t before,
 			    size_t *purged);
+
+	/* Optional (NULL: put_content; appended). put_content for what must be visible but need
+	 * not survive a crash (online garbage collection's sweep notices): readers, in this
+	 * process or another, see the old or the new content, never a mix, as soon as it returns;
+	 * after a crash the object may hold the old content, the new, or nothing readable (the
+	 * filesystem driver skips put_content's two fsyncs). */
+	int (*put_content_unsynced)(struct berth_storage_driver *d, const char *path, const void *buf,
+				    size_t n);
 };
 
 /* Constructors (each in its own .c). On success *out belongs to the caller (free via ->free). */

@@ -372,9 +372,10 @@ static int fs_tmp_create(const char *dir, char **tmp, int *fd)
  */
 #define FS_VANISHED_DIR_RETRIES 16
 
-/* One attempt of fs_put_content: BERTH_ENOTFOUND when the directory vanished meanwhile. */
+/* One attempt of fs_put_content: BERTH_ENOTFOUND when the directory vanished meanwhile. Without
+ * durable, neither the file nor the rename is synced: visible, atomic, gone in a crash perhaps. */
 static int fs_put_content_once(const struct fs_driver *d, const char *host, const char *dir,
-			       const void *buf, size_t n)
+			       const void *buf, size_t n, int durable)
 {
 	char *tmp = NULL;
 	int fd = -1;
@@ -387,7 +388,7 @@ static int fs_put_content_once(const struct fs_driver *d, const char *host, cons
 		return rc;
 
 	rc = fs_write_all(fd, buf, n, NULL);
-	if (rc == 0 && fsync(fd) != 0)
+	if (rc == 0 && durable && fsync(fd) != 0)
 		rc = fs_err(errno);
 	if (close(fd) != 0 && rc == 0)
 		rc = fs_err(errno);
@@ -400,7 +401,7 @@ static int fs_put_content_once(const struct fs_driver *d, const char *host, cons
 	}
 	/* Makes the rename itself durable. A directory removed since took the object with it:
 	 * the write happened, and the remove came after it. */
-	rc = fs_fsync_dir(dir);
+	rc = durable ? fs_fsync_dir(dir) : 0;
 	if (rc == BERTH_ENOTFOUND)
 		rc = 0;
 	goto out_free;
@@ -412,8 +413,8 @@ out_free:
 	return rc;
 }
 
-static int fs_put_content(struct berth_storage_driver *drv, const char *path, const void *buf,
-			  size_t n)
+static int fs_put_content_as(struct berth_storage_driver *drv, const char *path, const void *buf,
+			     size_t n, int durable)
 {
 	struct fs_driver *d = fs_from(drv);
 	if (!fs_object_path_ok(path))
@@ -423,13 +424,25 @@ static int fs_put_content(struct berth_storage_driver *drv, const char *path, co
 	char *dir = fs_dirname(host);
 	int rc;
 	for (int attempt = 0;; attempt++) {
-		rc = fs_put_content_once(d, host, dir, buf, n);
+		rc = fs_put_content_once(d, host, dir, buf, n, durable);
 		if (rc != BERTH_ENOTFOUND || attempt == FS_VANISHED_DIR_RETRIES)
 			break;
 	}
 	free(dir);
 	free(host);
 	return rc;
+}
+
+static int fs_put_content(struct berth_storage_driver *drv, const char *path, const void *buf,
+			  size_t n)
+{
+	return fs_put_content_as(drv, path, buf, n, 1);
+}
+
+static int fs_put_content_unsynced(struct berth_storage_driver *drv, const char *path, const void *buf,
+				   size_t n)
+{
+	return fs_put_content_as(drv, path, buf, n, 0);
 }
 
 /* ---- reader ---- */
@@ -1046,6 +1059,7 @@ int berth_fs_driver_new(struct berth_storage_driver **out, const char *rootdir)
 			.remove_debris = fs_remove_debris,
 			.quarantine = fs_quarantine,
 			.touch = fs_touch,
+			.put_content_unsynced = fs_put_content_unsynced,
 		},
 		.root = root,
 		.root_len = strlen(root),

@@ -59,6 +59,12 @@ static int fw_put_content(struct berth_storage_driver *d, const char *path, cons
 	return inner(d)->put_content(inner(d), path, buf, n);
 }
 
+static int fw_put_content_unsynced(struct berth_storage_driver *d, const char *path, const void *buf,
+				   size_t n)
+{
+	return inner(d)->put_content_unsynced(inner(d), path, buf, n);
+}
+
 static int fw_reader(struct berth_reader **out, struct berth_storage_driver *d, const char *path,
 		     uint64_t offset)
 {
@@ -184,6 +190,7 @@ static void mw_over(struct mw_driver *m, struct berth_storage_driver *in)
 		.list_tree = in->list_tree ? fw_list_tree : NULL,
 		.staged_writer = in->staged_writer ? fw_staged_writer : NULL,
 		.purge_staged = in->purge_staged ? fw_purge_staged : NULL,
+		.put_content_unsynced = in->put_content_unsynced ? fw_put_content_unsynced : NULL,
 	};
 }
 

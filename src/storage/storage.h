@@ -64,6 +64,16 @@ static inline int berth_storage_put_content(struct berth_storage_driver *d, cons
 	BERTH_STORAGE_TIMED(BERTH_SOP_PUT_CONTENT, d->put_content(d, path, buf, n));
 }
 
+/* put_content for an object that must be visible at once but need not be durable (driver.h's
+ * put_content_unsynced; put_content for drivers without it, S3 among them). */
+static inline int berth_storage_put_content_unsynced(struct berth_storage_driver *d, const char *path,
+						     const void *buf, size_t n)
+{
+	if (!d->put_content_unsynced)
+		return berth_storage_put_content(d, path, buf, n);
+	BERTH_STORAGE_TIMED(BERTH_SOP_PUT_CONTENT, d->put_content_unsynced(d, path, buf, n));
+}
+
 static inline int berth_storage_reader(struct berth_reader **out, struct berth_storage_driver *d,
 				       const char *path, uint64_t offset)
 {

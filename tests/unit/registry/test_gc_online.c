@@ -41,6 +41,7 @@
 #include "registry/registry_int.h"
 #include "registry/paths.h"
 #include "registry/registry.h"
+#include "registry/retention.h"
 #include "storage/storage.h"
 
 #define MT_MANIFEST "application/vnd.oci.image.manifest.v1+json"
@@ -56,6 +57,11 @@ struct window_driver {
 	void (*hook)(void *arg);
 	void *arg;
 	unsigned touches; /* refreshes of a blob's age */
+	/* what a collection costs (its deleter threads count too) */
+	_Atomic unsigned notice_puts;          /* sweep notices written by put_content (durable) */
+	_Atomic unsigned notice_puts_unsynced; /* ... by put_content_unsynced */
+	_Atomic unsigned absent_tag_removes;   /* removes under _manifests/tags/ of nothing */
+	_Atomic unsigned pull_record_looks;    /* stats and lists under /berth/pulls */
 };
 
 static struct berth_storage_driver *inner(struct berth_storage_driver *d)
@@ -67,9 +73,25 @@ static int w_get(char **o, size_t *n, struct berth_storage_driver *d, const char
 {
 	return inner(d)->get_content(o, n, inner(d), p, m);
 }
+static int is_notice(const char *p)
+{
+	return strncmp(p, BERTH_GC_NOTICES_DIR "/", strlen(BERTH_GC_NOTICES_DIR "/")) == 0;
+}
+static int is_pull_record(const char *p)
+{
+	return strncmp(p, "/berth/pulls", strlen("/berth/pulls")) == 0;
+}
 static int w_put(struct berth_storage_driver *d, const char *p, const void *b, size_t n)
 {
+	if (is_notice(p))
+		((struct window_driver *)d)->notice_puts++;
 	return inner(d)->put_content(inner(d), p, b, n);
+}
+static int w_put_unsynced(struct berth_storage_driver *d, const char *p, const void *b, size_t n)
+{
+	if (is_notice(p))
+		((struct window_driver *)d)->notice_puts_unsynced++;
+	return inner(d)->put_content_unsynced(inner(d), p, b, n);
 }
 static int w_reader(struct berth_reader **o, struct berth_storage_driver *d, const char *p, uint64_t off)
 {
@@ -81,10 +103,14 @@ static int w_writer(struct berth_writer **o, struct berth_storage_driver *d, con
 }
 static int w_stat(struct berth_stat *o, struct berth_storage_driver *d, const char *p)
 {
+	if (is_pull_record(p))
+		((struct window_driver *)d)->pull_record_looks++;
 	return inner(d)->stat(o, inner(d), p);
 }
 static int w_list(struct berth_storage_driver *d, const char *p, berth_list_cb cb, void *pl)
 {
+	if (is_pull_record(p))
+		((struct window_driver *)d)->pull_record_looks++;
 	return inner(d)->list(inner(d), p, cb, pl);
 }
 static int w_move(struct berth_storage_driver *d, const char *f, const char *t)
@@ -107,7 +133,10 @@ static int w_remove(struct berth_storage_driver *d, const char *p)
 		w->trigger[0] = '\0';
 		w->hook(w->arg);
 	}
-	return inner(d)->remove(inner(d), p);
+	int rc = inner(d)->remove(inner(d), p);
+	if (rc == BERTH_ENOTFOUND && strstr(p, "/_manifests/tags/"))
+		w->absent_tag_removes++;
+	return rc;
 }
 static void w_free(struct berth_storage_driver *d)
 {
@@ -134,7 +163,7 @@ static int setup(void **state)
 		.version = BERTH_STORAGE_DRIVER_VERSION, .name = "window", .get_content = w_get,
 		.put_content = w_put, .reader = w_reader, .writer = w_writer, .stat = w_stat,
 		.list = w_list, .move = w_move, .remove = w_remove, .walk = w_walk, .free = w_free,
-		.touch = w_touch,
+		.touch = w_touch, .put_content_unsynced = w_put_unsynced,
 	};
 	f->w->inner = fs;
 	struct berth_registry_config cfg = { .driver = &f->w->base, .delete_enabled = 1,
@@ -357,6 +386,115 @@ static void test_untagged_young_manifest_stays_with_its_blobs(void **state)
 	assert_int_equal(berth_manifest_get(&mc, f->reg, "r", m1), 0);
 	berth_manifest_content_release(&mc);
 	assert_int_equal(berth_manifest_get(&mc, f->reg, "r", m2), BERTH_ENOTFOUND);
+}
+
+/* ---- what a run costs ---- */
+
+/* A sweep notice only has to be visible (gc_shared.h): written without the fsyncs of a durable
+ * put_content (on the filesystem, two per notice: they were most of a small batch's time). */
+static void test_sweep_notice_is_not_synced(void **state)
+{
+	struct fixture *f = *state;
+	dg a;
+	assert_int_equal(upload(f, "r", "old layer", a), 0);
+	age(f, a);
+	struct berth_gc_stats st = collect(f, 0);
+	assert_int_equal(st.blobs_deleted, 1);
+	assert_true(f->w->notice_puts_unsynced >= 2); /* the blobs' phase and the layer links' */
+	assert_int_equal(f->w->notice_puts, 0);
+}
+
+/*
+ * Repository r: tags t0..t4 name one image; tag "moved" named m1, then m2; u1 and u2 were
+ * pushed by digest. With deleteuntagged the old m1, u1 and u2 go (*gone: their digests),
+ * with m1's entry in the index of "moved".
+ */
+static void untagged_in_many_tags(struct fixture *f, char gone[3][BERTH_DIGEST_STR_MAX], dg m2)
+{
+	dg c, l, m0;
+	char body[1024], tag[8];
+	assert_int_equal(upload(f, "r", "config", c), 0);
+	assert_int_equal(upload(f, "r", "layer", l), 0);
+	image(body, sizeof(body), "config", "layer", c, l);
+	for (int t = 0; t < 5; t++) {
+		snprintf(tag, sizeof(tag), "t%d", t);
+		assert_int_equal(put_manifest(f, "r", tag, body, m0), 0);
+	}
+	push_untagged_image(f, "r", "config 1", "layer 1", c, l, gone[0], body, sizeof(body));
+	assert_int_equal(put_manifest(f, "r", "moved", body, NULL), 0);
+	push_untagged_image(f, "r", "config 2", "layer 2", c, l, m2, body, sizeof(body));
+	assert_int_equal(put_manifest(f, "r", "moved", body, NULL), 0);
+	push_untagged_image(f, "r", "config 3", "layer 3", c, l, gone[1], body, sizeof(body));
+	push_untagged_image(f, "r", "config 4", "layer 4", c, l, gone[2], body, sizeof(body));
+	for (int i = 0; i < 3; i++)
+		age(f, gone[i]);
+}
+
+static int tag_index_exists(struct fixture *f, const char *tag, const char *digest)
+{
+	char path[BERTH_PATH_MAX], p[BERTH_PATH_MAX + 512];
+	struct stat st;
+	assert_int_equal(berth_path_tag_index_link(path, "r", tag, digest), 0);
+	snprintf(p, sizeof(p), "%s%s", f->dir, path);
+	return stat(p, &st) == 0;
+}
+
+/* An untagged manifest's deletion removes its entries in the tags' indexes that exist (as
+ * Distribution's): listed once, instead of a remove under every tag for each manifest. */
+static void test_untagged_delete_removes_only_existing_tag_entries(void **state)
+{
+	struct fixture *f = *state;
+	char gone[3][BERTH_DIGEST_STR_MAX];
+	dg m2;
+	untagged_in_many_tags(f, gone, m2);
+	assert_true(tag_index_exists(f, "moved", gone[0]));
+	struct berth_gc_stats st = collect(f, 1);
+	assert_int_equal(st.manifests_deleted, 3);
+	assert_false(tag_index_exists(f, "moved", gone[0]));
+	assert_true(tag_index_exists(f, "moved", m2));
+	assert_int_equal(f->w->absent_tag_removes, 0);
+}
+
+/* Without a keeppulledwithin rule nothing records pulls: a run deleting manifests does not
+ * look for their records. */
+static void test_untagged_delete_without_pull_rules_skips_records(void **state)
+{
+	struct fixture *f = *state;
+	char gone[3][BERTH_DIGEST_STR_MAX];
+	dg m2;
+	untagged_in_many_tags(f, gone, m2);
+	struct berth_gc_stats st = collect(f, 1);
+	assert_int_equal(st.manifests_deleted, 3);
+	assert_int_equal(f->w->pull_record_looks, 0);
+}
+
+/* With one, the record of a deleted manifest's digest goes with it. */
+static void test_untagged_delete_with_pull_rules_forgets_records(void **state)
+{
+	struct fixture *f = *state;
+	char gone[3][BERTH_DIGEST_STR_MAX], record[BERTH_PATH_MAX], p[BERTH_PATH_MAX + 512];
+	dg m2;
+	struct stat sb;
+	untagged_in_many_tags(f, gone, m2);
+	struct berth_storage_driver *fs = NULL;
+	struct berth_registry *reg = NULL;
+	struct berth_retention_rule rule = { .repository = "", .keep_latest = -1, .keep_pushed_within_ms = -1,
+					     .untagged_after_ms = -1, .keep_pulled_within_ms = 3600000 };
+	struct berth_registry_config cfg = { .delete_enabled = 1, .descriptor_cache_size = 1000, .gc_online = 1,
+					     .retention_rules = &rule, .n_retention_rules = 1 };
+	assert_int_equal(berth_fs_driver_new(&fs, f->dir), 0);
+	cfg.driver = fs;
+	assert_int_equal(berth_registry_new(&reg, &cfg), 0);
+	snprintf(record, sizeof(record), "/berth/pulls/r/_digests/sha256/%s", strchr(gone[1], ':') + 1);
+	assert_int_equal(berth_storage_put_content(fs, record, "1", 1), 0);
+
+	struct berth_gc_options o = { .quiet = 1, .delete_untagged = 1, .registry = reg, .delay_ms = 1000 };
+	struct berth_gc_stats st;
+	assert_int_equal(berth_gc_run(fs, &o, &st), 0);
+	assert_int_equal(st.manifests_deleted, 3);
+	snprintf(p, sizeof(p), "%s%s", f->dir, record);
+	assert_int_not_equal(stat(p, &sb), 0);
+	berth_registry_free(reg);
 }
 
 /* ---- the sweep lock ---- */
@@ -676,6 +814,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pull_stat_does_not_refresh_age, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_manifest_put_refreshes_references, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_untagged_young_manifest_stays_with_its_blobs, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_sweep_notice_is_not_synced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_untagged_delete_removes_only_existing_tag_entries, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_untagged_delete_without_pull_rules_skips_records, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_untagged_delete_with_pull_rules_forgets_records, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_manifest_put_while_its_layer_is_deleted, setup,
 						teardown),

@@ -382,6 +382,30 @@ static void test_put_keeps_open_readers(void **state)
 	expect_content(d, "/x", "NEW");
 }
 
+/* put_content_unsynced (put_content where a driver has none): the same atomic replacement,
+ * visible at once; only the durability differs, which no reader can see. The filesystem driver
+ * (under middleware.storage too) has its own. */
+static void test_put_unsynced(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	struct berth_reader *r;
+	size_t len;
+	if (strcmp(d->name, "filesystem") == 0)
+		assert_non_null(d->put_content_unsynced);
+	assert_int_equal(berth_storage_put_content_unsynced(d, "/n/o/x", "old content", 11), 0);
+	expect_content(d, "/n/o/x", "old content");
+	assert_int_equal(d->reader(&r, d, "/n/o/x", 0), 0);
+	assert_int_equal(berth_storage_put_content_unsynced(d, "/n/o/x", "NEW", 3), 0);
+	char *got = read_all(r, 4, &len);
+	assert_string_equal(got, "old content");
+	free(got);
+	r->close(r);
+	expect_content(d, "/n/o/x", "NEW");
+	assert_int_equal(berth_storage_put_content_unsynced(d, "/n/o/x", "", 0), 0);
+	expect_content(d, "/n/o/x", "");
+	assert_int_equal(berth_storage_put_content_unsynced(d, "/n/bad//path", "x", 1), BERTH_EINVALID);
+}
+
 static void test_type_conflicts(void **state)
 {
 	struct berth_storage_driver *d = drv(state);
@@ -1853,6 +1877,7 @@ static void test_s3_unreachable(void **state)
 	cmocka_unit_test_setup_teardown(test_get_too_large, setup, teardown),             \
 	cmocka_unit_test_setup_teardown(test_overwrite, setup, teardown),                 \
 	cmocka_unit_test_setup_teardown(test_put_keeps_open_readers, setup, teardown),    \
+	cmocka_unit_test_setup_teardown(test_put_unsynced, setup, teardown),              \
 	cmocka_unit_test_setup_teardown(test_type_conflicts, setup, teardown),            \
 	cmocka_unit_test_setup_teardown(test_invalid_paths_rejected, setup, teardown),    \
 	cmocka_unit_test_setup_teardown(test_reader_offsets, setup, teardown),            \
