@@ -3,9 +3,10 @@ storage). Chunked: the bytes of an upload stay the parts of one multipart upload
 as Distribution's s3 driver keeps them, whichever instance takes the next PATCH and across
 restarts; the hash state is saved in Distribution's format; the commit completes and copies;
 a cancelled upload aborts its multipart upload. Whole (a monolithic POST, or a PUT with every
-byte): a multipart upload on the blob's own key, completed only once the digest matches, so no
-copy, and nothing at that key before (a wrong digest, a crash). What is in the bucket is read
-with curl; the S3 requests berth makes are counted by tests/fixtures/s3/faultproxy.py."""
+byte): a multipart upload on the blob's own key (one PUT for a body of one part), completed only
+once the digest matches, so no copy, and nothing at that key before (a wrong digest, a crash).
+What is in the bucket is read with curl; the S3 requests berth makes are counted by
+tests/fixtures/s3/faultproxy.py."""
 
 import os
 import re
