@@ -143,6 +143,17 @@ def counted(test, chunksize=None, proxy_args=()):
     return c, requests
 
 
+def patch_held(c, loc, body, start, held):
+    """A PATCH through client c of body at offset start, announced whole (Content-Length) but
+    stopped after `held` bytes: its socket."""
+    sock = socket.create_connection((c.host, c.port), timeout=60)
+    sock.sendall(("PATCH %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream"
+                  "\r\nContent-Range: %d-%d\r\nContent-Length: %d\r\n\r\n"
+                  % (c.resolve(loc), start, start + len(body) - 1, len(body))).encode())
+    sock.sendall(body[:held])
+    return sock
+
+
 def answer_head(sock):
     """The status line and headers of the answer on sock."""
     head = b""
@@ -285,12 +296,8 @@ class S3UploadTest(berthtest.TestCase):
         pre = self.uploads_prefix(repo, uuid)
         loc = self.patch(self.c, r.header("Location"), data[:5 * MIB], 0)
         pid = self.srv.proc.pid
-        sock = socket.create_connection((self.c.host, self.c.port), timeout=20)
+        sock = patch_held(self.c, loc, data[5 * MIB:11 * MIB], 5 * MIB, 3 * MIB)
         try:
-            sock.sendall(("PATCH %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream"
-                          "\r\nContent-Range: %d-%d\r\nContent-Length: %d\r\n\r\n"
-                          % (self.c.resolve(loc), 5 * MIB, 11 * MIB - 1, 6 * MIB)).encode())
-            sock.sendall(data[5 * MIB:8 * MIB])
             # berth holds the bytes (the part's file has them) before the client leaves
             self.assertTrue(berthtest.wait_until(lambda: any(
                 size >= 2 * MIB for size in deleted_files(pid).values()), 20),
@@ -341,12 +348,8 @@ class S3UploadTest(berthtest.TestCase):
         self.assertEqual(len(before), 1)
         self.assertEqual(part_sizes(pre + "data", before[0][1]), [5 * MIB, 1 * MIB])
         pid = self.srv.proc.pid
-        sock = socket.create_connection((self.c.host, self.c.port), timeout=20)
+        sock = patch_held(self.c, loc, data[6 * MIB:12 * MIB], 6 * MIB, 2 * MIB)
         try:
-            sock.sendall(("PATCH %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream"
-                          "\r\nContent-Range: %d-%d\r\nContent-Length: %d\r\n\r\n"
-                          % (self.c.resolve(loc), 6 * MIB, 12 * MIB - 1, 6 * MIB)).encode())
-            sock.sendall(data[6 * MIB:8 * MIB])
 
             def copied_and_spooled():  # the new upload holds the copy; the PATCH's bytes came
                 ups = [u for u in open_uploads(pre) if u[1] != before[0][1]]
@@ -383,12 +386,8 @@ class S3UploadTest(berthtest.TestCase):
 
         def failed():
             return [x for x in requests() if x.endswith(" failed")]
-        sock = socket.create_connection((c.host, c.port), timeout=60)
+        sock = patch_held(c, loc, data, 0, 2 * MIB)
         try:
-            sock.sendall(("PATCH %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream"
-                          "\r\nContent-Range: 0-%d\r\nContent-Length: %d\r\n\r\n"
-                          % (c.resolve(loc), len(data) - 1, len(data))).encode())
-            sock.sendall(data[:2 * MIB])
             self.assertTrue(berthtest.wait_until(failed, 30),
                             "the streamed part failed while the client paused:\n" + "\n".join(requests()))
             sock.sendall(data[2 * MIB:])
@@ -656,13 +655,8 @@ def finish_posts(test, socks, rests):
     for s, rest in zip(socks, rests):
         s.sendall(rest)
     for s in socks:
-        head = b""
-        while b"\r\n\r\n" not in head:
-            b = s.recv(4096)
-            if not b:
-                break
-            head += b
-        test.assertTrue(head.startswith(b"HTTP/1.1 201"), head[:200])
+        head = answer_head(s)
+        test.assertTrue(head.startswith("HTTP/1.1 201"), head[:200])
 
 
 def rss_anon_kib(pid):
