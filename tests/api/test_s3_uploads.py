@@ -377,7 +377,8 @@ class S3UploadTest(berthtest.TestCase):
         each of its retries too: once the client's bytes are all in, the part is sent again
         from the spool, the PATCH answers 202 and the blob is whole."""
         attempts = 6  # a request and its 5 retries (README, S3)
-        c, requests = counted(self, proxy_args=["--fail-parts", str(attempts), "--fail-after", str(256 << 10)])
+        c, requests = counted(self, proxy_args=["--fail-parts", str(attempts),
+                                                "--fail-after", str(256 << 10)])
         repo = self.repo()
         data = pattern(7 * MIB + 11, seed=35)
         r = c.start_upload(repo)
@@ -544,7 +545,8 @@ class S3WholeUploadTest(berthtest.TestCase):
                 r = c.put(c.resolve(r.header("Location"), {"digest": d}), data, headers=OCTETS)
             self.assertStatus(r, 201)
             log = requests()[n:]
-            self.assertEqual([x for x in log if "?uploads" in x or "uploadId=" in x], [], "no multipart upload:\n" + "\n".join(log))
+            self.assertEqual([x for x in log if "?uploads" in x or "uploadId=" in x], [],
+                             "no multipart upload:\n" + "\n".join(log))
             key = urllib.parse.quote(self.blob_key(d))
             self.assertEqual([x for x in log if x.startswith("PUT %s%s" % (bucket, key))],
                              ["PUT %s%s" % (bucket, key)], "one PUT, of the blob:\n" + "\n".join(log))
