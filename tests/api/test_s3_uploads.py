@@ -3,9 +3,10 @@ storage). Chunked: the bytes of an upload stay the parts of one multipart upload
 as Distribution's s3 driver keeps them, whichever instance takes the next PATCH and across
 restarts; the hash state is saved in Distribution's format; the commit completes and copies;
 a cancelled upload aborts its multipart upload. Whole (a monolithic POST, or a PUT with every
-byte): a multipart upload on the blob's own key, completed only once the digest matches, so no
-copy, and nothing at that key before (a wrong digest, a crash). What is in the bucket is read
-with curl; the S3 requests berth makes are counted by tests/fixtures/s3/faultproxy.py."""
+byte): a multipart upload on the blob's own key (one PUT for a body of one part), completed only
+once the digest matches, so no copy, and nothing at that key before (a wrong digest, a crash).
+What is in the bucket is read with curl; the S3 requests berth makes are counted by
+tests/fixtures/s3/faultproxy.py."""
 
 import os
 import re
@@ -98,6 +99,70 @@ def kill_mid_body(test, method, path, data, sent, key):
     finally:
         sock.close()
     return parts
+
+
+def counted(test, chunksize=None, proxy_args=()):
+    """A second berth on test's rootdirectory whose S3 requests pass through faultproxy.py
+    (no faults unless proxy_args asks for them), which logs them, in parts of chunksize if
+    given: (client, function reading the requests so far)."""
+    tmp = tempfile.mkdtemp(prefix="berth-s3count-")
+    test.addCleanup(shutil.rmtree, tmp, True)
+    port_file, log = os.path.join(tmp, "port"), os.path.join(tmp, "requests")
+    proxy = subprocess.Popen(
+        ["python3", os.path.join(FIXTURES, "faultproxy.py"), "--upstream", os.environ["S3_ENDPOINT"],
+         "--every", "0", "--port-file", port_file, "--log-file", log, "--max-seconds", "300"]
+        + list(proxy_args))
+    test.addCleanup(proxy.wait, 10)
+    test.addCleanup(proxy.kill)
+    deadline = time.time() + 20
+    while not os.path.exists(port_file) and time.time() < deadline:
+        time.sleep(0.02)
+    with open(port_file) as f:
+        endpoint = "http://127.0.0.1:%s" % f.read().strip()
+    storage = berthtest.s3_storage_yaml(test.srv.s3_root).replace(os.environ["S3_ENDPOINT"], endpoint)
+    if chunksize:
+        storage = storage.replace("chunksize: 5242880", "chunksize: %d" % chunksize)
+    cfg = ("version: 0.1\nlog:\n  level: warn\n" + storage
+           + "  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%(port)d\n")
+    proc, c, cfg_tmp = berthtest.start_with_config(cfg, "berth-s3count-srv-")
+    test.addCleanup(shutil.rmtree, cfg_tmp, True)
+
+    def stop():  # its exit status tells a leak in a sanitizer build (LeakSanitizer's 23)
+        proc.terminate()
+        rc = proc.wait(10)
+        if rc not in (0, -signal.SIGTERM):
+            with open(os.path.join(cfg_tmp, "log"), errors="replace") as f:
+                test.fail("berth (through faultproxy) exited with %s:\n%s" % (rc, f.read()[-4000:]))
+    test.addCleanup(stop)
+
+    def requests():
+        if not os.path.exists(log):
+            return []
+        with open(log) as f:
+            return f.read().splitlines()
+    return c, requests
+
+
+def patch_held(c, loc, body, start, held):
+    """A PATCH through client c of body at offset start, announced whole (Content-Length) but
+    stopped after `held` bytes: its socket."""
+    sock = socket.create_connection((c.host, c.port), timeout=60)
+    sock.sendall(("PATCH %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream"
+                  "\r\nContent-Range: %d-%d\r\nContent-Length: %d\r\n\r\n"
+                  % (c.resolve(loc), start, start + len(body) - 1, len(body))).encode())
+    sock.sendall(body[:held])
+    return sock
+
+
+def answer_head(sock):
+    """The status line and headers of the answer on sock."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        b = sock.recv(4096)
+        if not b:
+            break
+        head += b
+    return head.split(b"\r\n\r\n")[0].decode("latin-1")
 
 
 class S3UploadTest(berthtest.TestCase):
@@ -231,12 +296,8 @@ class S3UploadTest(berthtest.TestCase):
         pre = self.uploads_prefix(repo, uuid)
         loc = self.patch(self.c, r.header("Location"), data[:5 * MIB], 0)
         pid = self.srv.proc.pid
-        sock = socket.create_connection((self.c.host, self.c.port), timeout=20)
+        sock = patch_held(self.c, loc, data[5 * MIB:11 * MIB], 5 * MIB, 3 * MIB)
         try:
-            sock.sendall(("PATCH %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream"
-                          "\r\nContent-Range: %d-%d\r\nContent-Length: %d\r\n\r\n"
-                          % (self.c.resolve(loc), 5 * MIB, 11 * MIB - 1, 6 * MIB)).encode())
-            sock.sendall(data[5 * MIB:8 * MIB])
             # berth holds the bytes (the part's file has them) before the client leaves
             self.assertTrue(berthtest.wait_until(lambda: any(
                 size >= 2 * MIB for size in deleted_files(pid).values()), 20),
@@ -270,6 +331,82 @@ class S3UploadTest(berthtest.TestCase):
         self.assertStatus(r, 201)
         self.assertEqual(self.c.get("/v2/%s/blobs/%s" % (repo, digest(data))).body, data)
         self.assertEqual(open_uploads(pre), [])
+
+    def test_patch_cut_short_after_a_copy_leaves_no_upload_open(self):
+        """The stored data is an object of more than a part (the PATCH before ended on a short
+        part, completed by the next writer), so the next PATCH's writer starts a multipart
+        upload whose first part copies it; that PATCH's client leaves before a new whole part:
+        the upload it started is aborted (it holds only the copy), the status says what was
+        stored before, and the upload completes whole."""
+        repo = self.repo()
+        data = pattern(14 * MIB + 7, seed=33)
+        r = self.c.start_upload(repo)
+        uuid = r.header("Docker-Upload-UUID")
+        pre = self.uploads_prefix(repo, uuid)
+        loc = self.patch(self.c, r.header("Location"), data[:6 * MIB], 0)
+        before = open_uploads(pre)
+        self.assertEqual(len(before), 1)
+        self.assertEqual(part_sizes(pre + "data", before[0][1]), [5 * MIB, 1 * MIB])
+        pid = self.srv.proc.pid
+        sock = patch_held(self.c, loc, data[6 * MIB:12 * MIB], 6 * MIB, 2 * MIB)
+        try:
+
+            def copied_and_spooled():  # the new upload holds the copy; the PATCH's bytes came
+                ups = [u for u in open_uploads(pre) if u[1] != before[0][1]]
+                return (ups and part_sizes(pre + "data", ups[0][1]) and
+                        any(size >= 1 * MIB for size in deleted_files(pid).values()))
+            self.assertTrue(berthtest.wait_until(copied_and_spooled, 20),
+                            "a new upload with the copy, the bytes in the part's file: %r %r"
+                            % (open_uploads(pre), deleted_files(pid)))
+        finally:
+            sock.close()
+        self.assertTrue(berthtest.wait_until(lambda: open_uploads(pre) == [], 10),
+                        "no multipart upload left open: %r" % open_uploads(pre))
+        self.assertEqual(keys_below(pre).get(pre + "data"), 6 * MIB, "the object as it was")
+        st = self.c.get(self.c.resolve(loc))
+        self.assertStatus(st, 204)
+        self.assertHeader(st, "Range", "0-%d" % (6 * MIB - 1))
+        r = self.c.put(self.c.resolve(loc, {"digest": digest(data)}), data[6 * MIB:], headers=OCTETS)
+        self.assertStatus(r, 201)
+        self.assertEqual(self.c.get("/v2/%s/blobs/%s" % (repo, digest(data))).body, data)
+        self.assertEqual(open_uploads(pre), [])
+
+    def test_streamed_part_failed_mid_body_is_sent_again(self):
+        """A PATCH's part goes up while its bytes come; S3 fails that request mid-body while
+        the client is paused (a reset, as from a server that gave up on a slow sender), and
+        each of its retries too: once the client's bytes are all in, the part is sent again
+        from the spool, the PATCH answers 202 and the blob is whole."""
+        attempts = 6  # a request and its 5 retries (README, S3)
+        c, requests = counted(self, proxy_args=["--fail-parts", str(attempts),
+                                                "--fail-after", str(256 << 10)])
+        repo = self.repo()
+        data = pattern(7 * MIB + 11, seed=35)
+        r = c.start_upload(repo)
+        self.assertStatus(r, 202)
+        loc = r.header("Location")
+
+        def failed():
+            return [x for x in requests() if x.endswith(" failed")]
+        sock = patch_held(c, loc, data, 0, 2 * MIB)
+        try:
+            self.assertTrue(berthtest.wait_until(failed, 30),
+                            "the streamed part failed while the client paused:\n" + "\n".join(requests()))
+            sock.sendall(data[2 * MIB:])
+            head = answer_head(sock)
+        finally:
+            sock.close()
+        self.assertTrue(head.startswith("HTTP/1.1 202"), head)
+        self.assertIn("\r\nRange: 0-%d\r\n" % (len(data) - 1), head + "\r\n")
+        log = requests()
+        self.assertEqual(len(failed()), attempts)
+        self.assertTrue(all("?partNumber=1&" in x for x in failed()), failed())
+        last_failed = max(i for i, x in enumerate(log) if x.endswith(" failed"))
+        self.assertTrue(any("?partNumber=1&" in x for x in log[last_failed + 1:]),
+                        "part 1 sent again:\n" + "\n".join(log))
+        m = re.search(r"\r\nLocation: (\S+)", head)
+        r = c.put(c.resolve(m.group(1), {"digest": digest(data)}), b"", headers=OCTETS)
+        self.assertStatus(r, 201)
+        self.assertEqual(self.c.get("/v2/%s/blobs/%s" % (repo, digest(data))).body, data)
 
     def test_cancel_aborts_the_multipart_upload(self):
         repo = self.repo()
@@ -350,35 +487,7 @@ class S3WholeUploadTest(berthtest.TestCase):
         return self.root() + "blobs/sha256/%s/%s/data" % (d[7:9], d[7:])
 
     def counted(self):
-        """A second berth on this rootdirectory whose S3 requests pass through faultproxy.py
-        (no faults), which logs them: (client, function reading the requests so far)."""
-        tmp = tempfile.mkdtemp(prefix="berth-s3count-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        port_file, log = os.path.join(tmp, "port"), os.path.join(tmp, "requests")
-        proxy = subprocess.Popen(
-            ["python3", os.path.join(FIXTURES, "faultproxy.py"), "--upstream", os.environ["S3_ENDPOINT"],
-             "--every", "0", "--port-file", port_file, "--log-file", log, "--max-seconds", "300"])
-        self.addCleanup(proxy.wait, 10)
-        self.addCleanup(proxy.kill)
-        deadline = time.time() + 20
-        while not os.path.exists(port_file) and time.time() < deadline:
-            time.sleep(0.02)
-        with open(port_file) as f:
-            endpoint = "http://127.0.0.1:%s" % f.read().strip()
-        cfg = ("version: 0.1\nlog:\n  level: warn\n"
-               + berthtest.s3_storage_yaml(self.srv.s3_root).replace(os.environ["S3_ENDPOINT"], endpoint)
-               + "  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%(port)d\n")
-        proc, c, cfg_tmp = berthtest.start_with_config(cfg, "berth-s3count-srv-")
-        self.addCleanup(shutil.rmtree, cfg_tmp, True)
-        self.addCleanup(proc.wait, 10)
-        self.addCleanup(proc.terminate)
-
-        def requests():
-            if not os.path.exists(log):
-                return []
-            with open(log) as f:
-                return f.read().splitlines()
-        return c, requests
+        return counted(self)
 
     def test_monolithic_uploads_write_the_blob_key_only(self):
         """POST ?digest= with the body, and POST then PUT ?digest= with the whole body: the
@@ -416,6 +525,33 @@ class S3WholeUploadTest(berthtest.TestCase):
         self.assertEqual(keys_below(self.root() + "repositories/%s/_uploads/" % repo), {})
         self.assertEqual(open_uploads(self.root()), [])
         print("S3 requests: monolithic POST of 12 MiB %d, POST + PUT %d" % (n_post, len(log)))
+
+    def test_body_of_one_part_is_one_put(self):
+        """A whole upload (POST ?digest= with the body, or POST then PUT ?digest= with it) of more
+        than S3's smallest part but not more than chunksize (8 MiB here) is one PutObject on the
+        blob's key: no multipart upload (three requests for one)."""
+        c, requests = counted(self, chunksize=8 * MIB)
+        repo = self.repo()
+        bucket = "/%s/" % os.environ["S3_BUCKET"]
+        for k, monolithic in enumerate((True, False)):
+            data = pattern(6 * MIB + 3 + k, seed=26 + k)
+            d = digest(data)
+            n = len(requests())
+            if monolithic:
+                r = c.post("/v2/%s/blobs/uploads/?digest=%s" % (repo, d), data, headers=OCTETS)
+            else:
+                r = c.start_upload(repo)
+                n = len(requests())
+                r = c.put(c.resolve(r.header("Location"), {"digest": d}), data, headers=OCTETS)
+            self.assertStatus(r, 201)
+            log = requests()[n:]
+            self.assertEqual([x for x in log if "?uploads" in x or "uploadId=" in x], [],
+                             "no multipart upload:\n" + "\n".join(log))
+            key = urllib.parse.quote(self.blob_key(d))
+            self.assertEqual([x for x in log if x.startswith("PUT %s%s" % (bucket, key))],
+                             ["PUT %s%s" % (bucket, key)], "one PUT, of the blob:\n" + "\n".join(log))
+            self.assertEqual(self.c.get("/v2/%s/blobs/%s" % (repo, d)).body, data)
+        self.assertEqual(open_uploads(self.root()), [])
 
     def test_wrong_digest_leaves_nothing_at_the_blob_key(self):
         """A whole upload whose bytes do not match its digest: 400 DIGEST_INVALID, no object at
@@ -521,13 +657,8 @@ def finish_posts(test, socks, rests):
     for s, rest in zip(socks, rests):
         s.sendall(rest)
     for s in socks:
-        head = b""
-        while b"\r\n\r\n" not in head:
-            b = s.recv(4096)
-            if not b:
-                break
-            head += b
-        test.assertTrue(head.startswith(b"HTTP/1.1 201"), head[:200])
+        head = answer_head(s)
+        test.assertTrue(head.startswith("HTTP/1.1 201"), head[:200])
 
 
 def rss_anon_kib(pid):
