@@ -1006,6 +1006,28 @@ def stop_rgw(tmp):
     subprocess.run([os.path.join(S3_FIXTURES, "rgw-down.sh"), os.path.join(tmp, "rgw")], capture_output=True)
 
 
+def stop_s3_module(state, helpers=()):
+    """The end of a module on RGW: stops the berths in state["procs"] ((process, name) pairs,
+    each logging to tmp/name.log), the helper processes under the keys given, RGW and
+    state["tmp"]; raises with every berth that did not exit 0 (a sanitizer's report, a crash)."""
+    failures = []
+    for proc, name in state.pop("procs", []):
+        failure = stop_serve(proc, os.path.join(state["tmp"], name + ".log"))
+        if failure:
+            failures.append("%s: %s" % (name, failure))
+    for key in helpers:
+        proc = state.pop(key, None)
+        if proc:
+            proc.kill()
+            proc.wait()
+    tmp = state.pop("tmp", None)
+    if tmp:
+        stop_rgw(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+    if failures:
+        raise AssertionError("\n".join(failures))
+
+
 def wait_port_file(path, proc, what):
     """The port a fixture (faultproxy.py, latencyproxy.py) writes into path once it listens;
     RuntimeError when proc exits first or it takes over 5 s."""

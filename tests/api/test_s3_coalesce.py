@@ -81,17 +81,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    failures = []
-    for proc, name in state.pop("procs", []):
-        failure = berthtest.stop_serve(proc, os.path.join(state["tmp"], name + ".log"))
-        if failure:
-            failures.append("%s: %s" % (name, failure))
-    tmp = state.pop("tmp", None)
-    if tmp:
-        berthtest.stop_rgw(tmp)
-        shutil.rmtree(tmp, ignore_errors=True)
-    if failures:
-        raise AssertionError("\n".join(failures))
+    berthtest.stop_s3_module(state)
 
 
 def coalesced(client):

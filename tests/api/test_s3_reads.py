@@ -109,22 +109,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    failures = []
-    for proc, name in state.pop("procs", []):
-        failure = berthtest.stop_serve(proc, os.path.join(state["tmp"], name + ".log"))
-        if failure:
-            failures.append("%s: %s" % (name, failure))
-    for key in ("proxy", "cut_proxy"):
-        proxy = state.pop(key, None)
-        if proxy:
-            proxy.kill()
-            proxy.wait()
-    tmp = state.pop("tmp", None)
-    if tmp:
-        berthtest.stop_rgw(tmp)
-        shutil.rmtree(tmp, ignore_errors=True)
-    if failures:
-        raise AssertionError("\n".join(failures))
+    berthtest.stop_s3_module(state, ("proxy", "cut_proxy"))
 
 
 def s3_requests(action):
