@@ -142,9 +142,8 @@ static int check_rule(struct berth_registry *r, const struct compiled_quota *c, 
 /* 1 if tag exists in name, 0 if not. */
 static int tag_exists(struct berth_registry *r, const char *name, const char *tag)
 {
-	char path[BERTH_PATH_MAX];
 	struct berth_stat st;
-	return berth_path_tag_current(path, name, tag) == 0 && berth_storage_stat(&st, r->driver, path) == 0;
+	return berth_tag_current_stat(&st, r, name, tag) == 0;
 }
 
 int berth_quota_enter(struct berth_quota_guard *g, struct berth_registry *r, const char *name,

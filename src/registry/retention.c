@@ -150,13 +150,9 @@ static int read_tag(struct berth_registry *r, const char *name, const char *tag,
 		    int64_t *pushed)
 {
 	char path[BERTH_PATH_MAX];
-	struct berth_stat st;
-	int rc = berth_path_tag_current(path, name, tag);
-	if (rc < 0 || (rc = berth_storage_stat(&st, r->driver, path)) < 0)
+	int rc = berth_tag_pushed(pushed, r, name, tag);
+	if (rc < 0 || (rc = berth_path_tag_current(path, name, tag)) < 0)
 		return rc;
-	if (st.is_dir)
-		return BERTH_ENOTFOUND;
-	*pushed = st.mtime;
 	rc = berth_link_read(r, path, digest);
 	return rc == BERTH_EINVALID ? BERTH_ENOTFOUND : rc;
 }
