@@ -35,7 +35,7 @@ struct stream {
 	char *block;       /* libmicrohttpd's buffer, filled by the worker while the connection is parked */
 	size_t want;       /* bytes the running fill may put there */
 	size_t ready;      /* bytes filled and not handed over yet */
-	uint64_t left;     /* body bytes not read from the source yet */
+	uint64_t len;      /* the body's length */
 	int eof, failed;
 	int refs;          /* the response's, and the running fill job's (it owns the source and
 			    * the block meanwhile) */
@@ -68,7 +68,6 @@ static void fill(void *arg)
 	}
 	pthread_mutex_lock(&s->lock);
 	s->ready = got;
-	s->left -= got;
 	s->eof = n == 0;
 	s->failed = n < 0;
 	pthread_mutex_unlock(&s->lock);
@@ -81,7 +80,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct stream *s = cls;
 	ssize_t out = 0;
-	(void)pos;
+	uint64_t left = pos < s->len ? s->len - pos : 0; /* pos: bytes handed over so far */
 	pthread_mutex_lock(&s->lock);
 	if (s->ready) {
 		/* The bytes are in buf already, if buf is the block the worker was given. */
@@ -94,13 +93,13 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 		s->ready = 0;
 	} else if (s->failed) {
 		out = MHD_CONTENT_READER_END_WITH_ERROR;
-	} else if (s->eof || s->left == 0) {
+	} else if (s->eof || left == 0) {
 		out = MHD_CONTENT_READER_END_OF_STREAM;
 	} else {
 		/* Only here (or in the access handler) may a connection be suspended; the worker
 		 * resumes it once it has taken the lock after this. */
 		s->block = buf;
-		s->want = max < s->left ? max : (size_t)s->left;
+		s->want = max < left ? max : (size_t)left;
 		s->refs++;
 		berth_server__park(s->server, s->conn);
 		berth_workpool_submit(berth_server__workers(s->server), fill, s);
@@ -142,7 +141,7 @@ struct MHD_Response *berth_resp_stream(struct berth_request *req, uint64_t len,
 			release(s);
 		return resp;
 	}
-	s->left = len;
+	s->len = len;
 	/* libmicrohttpd allocates the block with the response: a small blob gets a small one. */
 	size_t block = len < SEND_BLOCK ? (size_t)(len ? len : 1) : SEND_BLOCK;
 	resp = MHD_create_response_from_callback(len, block, stream_read, s, stream_free);
