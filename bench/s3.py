@@ -524,7 +524,7 @@ class S3Bench(bench.Bench):
         a = self.args
         self.started = datetime.datetime.now(datetime.timezone.utc)
         self.load_start = os.getloadavg()
-        for cmd in ("docker-registry", "radosgw", "ceph-mon"):
+        for cmd in ("docker-registry", "radosgw", "ceph-mon", "redis-server"):
             if not shutil.which(cmd):
                 raise bench.BenchError("%s is not installed (scripts/install-deps.sh test installs it)" % cmd)
         bench.rm_rf(self.work)

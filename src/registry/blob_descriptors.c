@@ -3,11 +3,12 @@
  * it: Distribution's order, Redis before storage, so that every instance on one store gains
  * from what any of them looked up, and a blob unlinked through one is forgotten for all.
  *
- * Which thread: these calls run on the thread running the request, which with the filesystem
- * driver is the libmicrohttpd polling thread (remote drivers' requests run on workers). Each
- * blocks for at most the configured dial, read and write timeouts (cache_redis.h), and only the
- * first request to meet an outage pays them: the cache is then skipped, no connection tried,
- * until its back-off ends. Every failure falls back to storage, so no request fails for Redis.
+ * Which thread: these calls run on the thread running the request's storage work, a storage
+ * worker whenever Redis is configured (main.c), never a polling thread. Each blocks for at most
+ * the configured dial, read and write timeouts (cache_redis.h), twice that for a lookup waiting
+ * for the next shared round, and only the first request to meet an outage pays them: the cache
+ * is then skipped, no connection tried, until its back-off ends. Every failure falls back to
+ * storage, so no request fails for Redis.
  */
 #include <stdatomic.h>
 #include <stdio.h>
