@@ -31,6 +31,7 @@ PATIENCE = 60  # seconds a condition the test made may take to show (a stuck tes
 
 state = {}
 
+# Two steps: the bucket and Redis here, the ports (%%) in berthtest.start_s3_module_berth.
 CONFIG = """version: 0.1
 log:
   level: warn
@@ -59,32 +60,22 @@ redis:
   readtimeout: 60s
   writetimeout: 60s
 http:
-  addr: 127.0.0.1:%(port)d
+  addr: 127.0.0.1:%%(port)d
   debug:
-    addr: 127.0.0.1:%(debugport)d
+    addr: 127.0.0.1:%%(debugport)d
     prometheus:
       enabled: true
 """
 
 
 def _start_berth(name, endpoint):
-    env, tmp = state["rgw"], state["tmp"]
-    port, debugport = berthtest._free_port(), berthtest._free_port()
-    cfg = os.path.join(tmp, name + ".yml")
-    with open(cfg, "w") as f:
-        f.write(CONFIG % {"key": env["S3_ACCESS_KEY"], "secret": env["S3_SECRET_KEY"],
-                          "region": env["S3_REGION"], "bucket": env["S3_BUCKET"], "endpoint": endpoint,
-                          "root": ROOT, "port": port, "debugport": debugport, "redis": state["redis_port"]})
-    run_env = dict(os.environ)
-    run_env.pop("AWS_CA_BUNDLE", None)
+    env = state["rgw"]
+    config = CONFIG % {"key": env["S3_ACCESS_KEY"], "secret": env["S3_SECRET_KEY"], "region": env["S3_REGION"],
+                       "bucket": env["S3_BUCKET"], "endpoint": endpoint, "root": ROOT,
+                       "redis": state["redis_port"]}
     # no background look for writers that bump no generation: its requests would mix with the
     # ones counted (test-only knob, README)
-    run_env["BERTH_TEST_LOOK_INTERVAL_MS"] = str(3600 * 1000)
-    proc, client = berthtest.serve_config(cfg, port, os.path.join(tmp, name + ".log"), run_env, attempts=500,
-                                          what="berth on S3")
-    state.setdefault("procs", []).append((proc, name))
-    client.debug = berthtest.Client("http://127.0.0.1:%d" % debugport)
-    return client
+    return berthtest.start_s3_module_berth(state, name, config, {"BERTH_TEST_LOOK_INTERVAL_MS": str(3600 * 1000)})
 
 
 def redis_pid():
@@ -137,12 +128,7 @@ def tearDownModule():
 
 def s3_requests(action):
     """The S3 requests berth "counted" made during action(): a list of (method, target)."""
-    log = state["log"]
-    start = os.path.getsize(log) if os.path.exists(log) else 0
-    action()
-    with open(log) as f:
-        f.seek(start)
-        return [tuple(line.split(" ", 1)) for line in f.read().splitlines()]
+    return berthtest.logged_requests(state["log"], action)
 
 
 def metric(client, name):
