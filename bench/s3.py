@@ -65,7 +65,24 @@ KEYS = ("mget_tag", "mget_digest", "bhead", "bget_big", "up_mono", "up_chunked",
         "skopeo_pull_small", "skopeo_push_big", "skopeo_pull_big", "catalog_page", "catalog_full", "tags_list")
 
 
-def s3_storage_yaml(rgw, rootdir):
+# The production model: several instances on one bucket sharing one Redis as the blob descriptor
+# cache. Both registries get the same section (the pool of Distribution's configuration example;
+# timeouts loose enough for a loaded 2-core machine), each its own database.
+REDIS_DB = {"berth": 1, "dist": 2}
+REDIS_YAML = """redis:
+  addr: 127.0.0.1:{port}
+  db: {db}
+  dialtimeout: 1s
+  readtimeout: 1s
+  writetimeout: 1s
+  pool:
+    maxidle: 16
+    maxactive: 64
+    idletimeout: 300s
+"""
+
+
+def s3_storage_yaml(rgw, rootdir, cache="inmemory"):
     return """storage:
   s3:
     accesskey: {ak}
@@ -82,29 +99,37 @@ def s3_storage_yaml(rgw, rootdir):
   redirect:
     disable: true
   cache:
-    blobdescriptor: inmemory
+    blobdescriptor: {cache}
   maintenance:
     uploadpurging:
       enabled: false
 """.format(ak=rgw["S3_ACCESS_KEY"], sk=rgw["S3_SECRET_KEY"], region=rgw["S3_REGION"],
-           ep=rgw["S3_ENDPOINT"], bucket=rgw["S3_BUCKET"], root=rootdir, part=PART)
+           ep=rgw["S3_ENDPOINT"], bucket=rgw["S3_BUCKET"], root=rootdir, part=PART, cache=cache)
 
 
-def write_config(path, rgw, rootdir, port, extra=""):
+def write_config(path, rgw, rootdir, port, extra="", redis=None):
+    """redis: (port, db) of the Redis blob descriptor cache; None: the in-memory one."""
     with open(path, "w") as f:
         f.write("version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n")
-        f.write(s3_storage_yaml(rgw, rootdir))
+        f.write(s3_storage_yaml(rgw, rootdir, "redis" if redis else "inmemory"))
+        if redis:
+            f.write(REDIS_YAML.format(port=redis[0], db=redis[1]))
         f.write("http:\n  addr: 127.0.0.1:%d\n%s" % (port, extra))
 
 
+def redis_suffix(redis):
+    return "-redis" if redis else ""
+
+
 class S3Berth(bench.Berth):
-    def __init__(self, work, rgw, rootdir, binary, threads=None):
+    def __init__(self, work, rgw, rootdir, binary, threads=None, redis=None):
         super().__init__(work, rootdir, binary, threads)
-        self.rgw = rgw
+        self.rgw, self.redis = rgw, redis
+        self.log_path = os.path.join(work, "berth%s.log" % redis_suffix(redis))
 
     def cmd(self):
-        cfg = os.path.join(self.work, "berth-s3.yml")
-        write_config(cfg, self.rgw, self.root, self.port)
+        cfg = os.path.join(self.work, "berth-s3%s.yml" % redis_suffix(self.redis))
+        write_config(cfg, self.rgw, self.root, self.port, redis=self.redis)
         c = [self.binary, "serve", cfg, "--no-access-log", "--log-level", "warn"]
         if self.threads:
             c += ["--threads", str(self.threads)]
@@ -112,13 +137,14 @@ class S3Berth(bench.Berth):
 
 
 class S3Distribution(bench.Distribution):
-    def __init__(self, work, rgw, rootdir):
+    def __init__(self, work, rgw, rootdir, redis=None):
         super().__init__(work, rootdir)
-        self.rgw = rgw
+        self.rgw, self.redis = rgw, redis
+        self.log_path = os.path.join(work, "dist%s.log" % redis_suffix(redis))
 
     def cmd(self):
-        cfg = os.path.join(self.work, "dist-s3.yml")
-        write_config(cfg, self.rgw, self.root, self.port, "  secret: berth-bench-not-a-secret\n")
+        cfg = os.path.join(self.work, "dist-s3%s.yml" % redis_suffix(self.redis))
+        write_config(cfg, self.rgw, self.root, self.port, "  secret: berth-bench-not-a-secret\n", redis=self.redis)
         return ["docker-registry", "serve", cfg]
 
     def env(self):
@@ -184,6 +210,25 @@ class Rgw:
     def stop(self):
         subprocess.run([os.path.join(S3_FIXTURES, "rgw-down.sh"), self.dir], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, check=False)
+
+
+class Redis:
+    """A throw-away redis-server on loopback (tests/fixtures/s3/redis-up.sh), as the tests start it."""
+
+    def __init__(self, work):
+        self.dir = os.path.join(work, "redis")
+        self.port = bench.free_port()
+        pr = subprocess.run([os.path.join(S3_FIXTURES, "redis-up.sh"), self.dir, str(self.port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+        if pr.returncode != 0:
+            raise bench.BenchError("redis-server did not start: %s" % pr.stderr.strip()[-400:])
+
+    def stop(self):
+        try:
+            with open(os.path.join(self.dir, "redis.pid")) as f:
+                os.kill(int(f.read().strip()), 15)
+        except (OSError, ValueError):
+            pass
 
 
 class S3Bench(bench.Bench):
@@ -406,6 +451,12 @@ class S3Bench(bench.Bench):
             if w["key"] in KEYS or (w["key"].startswith("up_mono_")):
                 w["servers"] = ("berth", "dist")
                 W.append(w)
+            if w["key"] == "bhead":
+                # The same HEADs with the blob descriptor cache in one Redis (the production
+                # model of several instances): each registry a server of its own, started for
+                # this row only, as does the Redis server.
+                W.append(dict(w, key="bhead_redis", title="blob HEAD, blobdescriptor cache in Redis",
+                              own_servers=self.redis_servers))
             if w["key"] == "mget_digest":
                 # The row above has every connection on one manifest, where berth's concurrent
                 # checks of it share S3 requests: here none can, so it shows the cost of each.
@@ -420,6 +471,19 @@ class S3Bench(bench.Bench):
             W = [w for w in W if w["key"] in self.only or (w["key"].startswith("up_mono_") and "up_mono" in self.only)]
         return W
 
+    def redis_servers(self):
+        """berth and Distribution as the main ones, with the blob descriptor cache in Redis
+        (one redis-server, started by the first call, a database each). The servers are not
+        started here: run_workloads starts them for their row."""
+        if not getattr(self, "redis", None):
+            self.redis = Redis(self.work)
+        return {
+            "berth": S3Berth(self.work, self.rgw.vars, self.roots["berth"], self.berth_bin, self.args.threads,
+                             redis=(self.redis.port, REDIS_DB["berth"])),
+            "dist": S3Distribution(self.work, self.rgw.vars, self.roots["dist"],
+                                   redis=(self.redis.port, REDIS_DB["dist"])),
+        }
+
     def run_workloads(self):
         import hashlib
         self.conc_hash = hashlib.sha256(self.rand(self.p["conc_size"] - 16))
@@ -431,21 +495,36 @@ class S3Bench(bench.Bench):
                 continue
             res = self.results.setdefault(w["key"], {})
             n = self.p["conc_runs"] if w["key"] == "conc_up" else runs
-            for i in range(n):
-                for kind in w["servers"]:
-                    r = self.run_one(w, self.servers[kind], i)
-                    res.setdefault(kind, []).append(r)
-                    log("%-16s run %d/%d %-12s %s %s%s%s" % (
-                        w["key"], i + 1, n, bench.LABEL[kind], fmt(r.get("value")), w["unit"],
-                        (" errors %d" % r["errors"]) if r.get("errors") else "",
-                        " peak RSS %s MiB" % fmt(r.get("peak_rss")) if r.get("peak_rss") else ""))
+            own = w.get("own_servers")
+            servers = own() if own else self.servers
+            try:
+                if own:  # the row's own servers run only while it is measured
+                    for s in servers.values():
+                        s.start()
+                        self.sanity(s)
+                self.run_row(w, res, servers, n)
+            finally:
+                if own:
+                    for s in servers.values():
+                        s.stop()
             self.write_report(partial=True)
+
+    def run_row(self, w, res, servers, n):
+        """n runs of the row, alternating its servers."""
+        for i in range(n):
+            for kind in w["servers"]:
+                r = self.run_one(w, servers[kind], i)
+                res.setdefault(kind, []).append(r)
+                log("%-16s run %d/%d %-12s %s %s%s%s" % (
+                    w["key"], i + 1, n, bench.LABEL[kind], fmt(r.get("value")), w["unit"],
+                    (" errors %d" % r["errors"]) if r.get("errors") else "",
+                    " peak RSS %s MiB" % fmt(r.get("peak_rss")) if r.get("peak_rss") else ""))
 
     def main(self):
         a = self.args
         self.started = datetime.datetime.now(datetime.timezone.utc)
         self.load_start = os.getloadavg()
-        for cmd in ("docker-registry", "radosgw", "ceph-mon"):
+        for cmd in ("docker-registry", "radosgw", "ceph-mon", "redis-server"):
             if not shutil.which(cmd):
                 raise bench.BenchError("%s is not installed (scripts/install-deps.sh test installs it)" % cmd)
         bench.rm_rf(self.work)
@@ -487,6 +566,8 @@ class S3Bench(bench.Bench):
             finally:
                 for s in self.servers.values():
                     s.stop()
+                if getattr(self, "redis", None):
+                    self.redis.stop()
                 self.sampler.halt.set()
         finally:
             if not a.keep:
@@ -541,6 +622,16 @@ class S3Bench(bench.Bench):
                  "`rootdirectory: /bench` for both registries (each serves what the other wrote); both `chunksize: %d` "
                  "(%s parts), `storage.redirect.disable: true`, deletes on, `cache.blobdescriptor: inmemory`, "
                  "access log off, log level warn." % (PART, human_size(PART)))
+        L.append("- The row \"blob HEAD, blobdescriptor cache in Redis\" (the production model: several "
+                 "instances on one bucket sharing one Redis): the same configurations with "
+                 "`cache.blobdescriptor: redis` and one throw-away redis-server on loopback "
+                 "(`tests/fixtures/s3/redis-up.sh`, Debian's), each registry in a database of its own (berth %d, "
+                 "Distribution %d), `redis` keys `dialtimeout`/`readtimeout`/`writetimeout: 1s`, `pool` "
+                 "`maxidle: 16`, `maxactive: 64`, `idletimeout: 300s` (Distribution's configuration example); "
+                 "two more servers, running only during that row. Both ask Redis first and S3 only on a "
+                 "miss (the first request). With the in-memory cache Distribution sends no S3 request (and "
+                 "does not see a blob deleted through another instance) while berth checks the blob's "
+                 "repository link in S3 (shared by concurrent requests)." % (REDIS_DB["berth"], REDIS_DB["dist"]))
         L.append("- berth: `berth serve CONFIG --no-access-log --log-level warn` (HTTP threads: one per core). "
                  "Distribution: Debian's `docker-registry serve CONFIG` (2.8.2, its `s3` driver).")
         L.append("- The %d-repository catalog and the %d-tag repository (%d objects) were written into the "
@@ -639,7 +730,8 @@ class S3Bench(bench.Bench):
                 fmt(b), fmt(c[0]), 100 * b / c[0]))
 
         for key, name in (("mget_tag", "manifest GET by tag"), ("mget_digest", "manifest GET by digest"),
-                          ("bhead", "blob HEAD")):
+                          ("bhead", "blob HEAD (blobdescriptor inmemory)"),
+                          ("bhead_redis", "blob HEAD (blobdescriptor cache in Redis)")):
             ratio(key, 10, "%s req/s ≥ 10× Distribution (metadata path)" % name)
         ratio("tags_list", 10, "tag list (%d tags) ≥ 10× faster than Distribution (metadata path)" % p["tags"],
               higher=False)

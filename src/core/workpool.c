@@ -2,6 +2,7 @@
 #include "core/workpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -36,6 +37,7 @@ struct berth_workpool {
 	unsigned n_threads;
 	unsigned active;  /* on demand: workers taking jobs */
 	struct worker *workers;
+	atomic_uint submitting; /* submits not returned yet (they signal after the unlock) */
 };
 
 /* Over every pool but those on demand, for the metrics (one such pool per process in practice). */
@@ -108,6 +110,8 @@ static void stop(struct berth_workpool *p)
 	for (unsigned i = 0; i < p->n_threads; i++)
 		if (p->workers[i].started)
 			pthread_join(p->workers[i].thread, NULL);
+	while (atomic_load(&p->submitting)) /* one whose job ran already: a few instructions left */
+		sched_yield();
 	pthread_cond_destroy(&p->idle);
 	pthread_cond_destroy(&p->work);
 	pthread_mutex_destroy(&p->lock);
@@ -183,10 +187,12 @@ int berth_workpool_submit(struct berth_workpool *p, berth_work_fn fn, void *arg)
 	j->next = NULL;
 	j->fn = fn;
 	j->arg = arg;
+	atomic_fetch_add(&p->submitting, 1);
 	pthread_mutex_lock(&p->lock);
 	if (p->on_demand && p->stopping) {
 		/* under the lock stop() sets it with: no thread starts after stop() joins them */
 		pthread_mutex_unlock(&p->lock);
+		atomic_fetch_sub(&p->submitting, 1);
 		free(j);
 		return BERTH_ERROR;
 	}
@@ -207,11 +213,15 @@ int berth_workpool_submit(struct berth_workpool *p, berth_work_fn fn, void *arg)
 			p->head = NULL;
 		p->queued--;
 		pthread_mutex_unlock(&p->lock);
+		atomic_fetch_sub(&p->submitting, 1);
 		free(j);
 		return BERTH_ERROR;
 	}
-	pthread_cond_signal(&p->work);
 	pthread_mutex_unlock(&p->lock);
+	/* after the unlock: the worker woken does not wake only to wait for the lock (under load on
+	 * S3, a third of the lock's waits); `submitting` keeps p until then */
+	pthread_cond_signal(&p->work);
+	atomic_fetch_sub(&p->submitting, 1);
 	return 0;
 }
 

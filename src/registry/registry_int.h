@@ -20,6 +20,8 @@ struct upload_claim {
 /* Stripes of per-repository locks (registry/repo_delete.c). */
 #define BERTH_REPO_LOCK_STRIPES 64
 
+struct berth_coalesce;
+
 struct berth_registry {
 	struct berth_storage_driver *driver;
 	int delete_enabled;
@@ -43,6 +45,7 @@ struct berth_registry {
 	struct berth_cache *descriptors; /* links and blob sizes; NULL when disabled */
 	struct berth_cache *manifests;   /* manifest bytes by digest (immutable) */
 	struct berth_redis_cache *redis; /* storage.cache.blobdescriptor: redis; NULL otherwise */
+	struct berth_coalesce *redis_lookups; /* with redis: concurrent lookups of one key shared */
 	/* The catalog snapshot and what tells whether it still holds (registry/catalog.c). */
 	struct berth_catalog_cache *catalog;
 	struct berth_taglist_cache *tag_lists; /* registry/taglist.c */

@@ -1,10 +1,13 @@
 /*
- * Coalesced stats (storage/coalesce.h). Each path with callers has an entry counting rounds:
- * a round is one call of the stat made for every caller that arrived before it was sent. A
- * caller's round is the first one not sent yet when it arrives (started + 1): the one it sends
- * itself when nothing is in flight, else the next, which the first of its waiters to wake
- * after the round in flight ends sends for all of them. Rounds start one at a time, so every
- * caller waiting for a round not sent has the same round number.
+ * Coalesced stats (storage/coalesce.h). Each path with callers has an entry. A round is one
+ * call of the stat, made by one caller (its sender) for the callers in the round's list. While
+ * a round is sent, the callers arriving join the list of the next one; once the round is
+ * answered, its sender hands the answer to each caller of its list and wakes the first caller
+ * of the next round to send it for the others (a round picked but not sent yet still takes
+ * callers: it is sent after they arrived). Each waiting caller sleeps on a semaphore of its
+ * own and finds its answer in its own struct waiter: a round's end wakes each of its callers
+ * once, and none of them takes the table's lock again (a broadcast on one condition variable
+ * made every waiter of the path queue for the lock, 32 of them under a load on one object).
  */
 #include "storage/coalesce.h"
 
@@ -12,19 +15,34 @@
 #include "core/map.h"
 #include "core/util.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct path_calls {
-	pthread_cond_t changed; /* a round ended, or the table stops */
-	unsigned users;         /* callers inside: waiting, or sending a round */
-	unsigned waiting;       /* callers whose round is not sent yet */
-	uint64_t started, finished; /* rounds sent, rounds answered */
-	/* the answer of round `finished` */
+/* A caller waiting for a round, on its own stack. */
+struct waiter {
+	struct waiter *next;
+	sem_t woken;  /* posted once: an answer is in, or this caller is to send its round */
+	int send;     /* woken to send the round (its list is the entry's round) */
+	int answered; /* woken with a round's answer (else: the table stops) */
 	int rc;
 	struct berth_stat st;
-	struct berth_failure failure;
+	struct berth_failure failure; /* with rc < 0: the round's message */
+};
+
+enum round_state {
+	ROUND_NONE,   /* no round: the next caller sends one */
+	ROUND_PICKED, /* a sender is woken to send the round: callers still join it */
+	ROUND_SENT,   /* the round is in flight: callers wait for the next */
+};
+
+struct path_calls {
+	enum round_state state;
+	struct waiter *round, *next; /* the callers of the round (but its sender), of the next */
+	size_t n_round, n_next;
 	char path[];
 };
 
@@ -34,12 +52,12 @@ struct slot {
 };
 
 struct berth_coalesce {
-	pthread_mutex_t lock;
-	pthread_cond_t left; /* a caller left (free waits for the last) */
+	pthread_mutex_t lock;   /* guards paths, the entries and counts */
+	pthread_cond_t left;    /* the last caller left while stopping (free waits for it) */
 	struct berth_map paths; /* of struct slot */
 	size_t max_paths;
-	size_t users;
-	int stopping;
+	atomic_size_t users; /* callers inside berth_coalesce_stat */
+	atomic_int stopping;
 	struct berth_coalesce_counts counts;
 };
 
@@ -53,16 +71,41 @@ struct berth_coalesce *berth_coalesce_new(size_t max_paths)
 	return c;
 }
 
+/* Wakes every caller of the list with `rc` (and, when answered, the round's stat and failure).
+ * Locked. A woken caller may return at once: nothing of it is touched after its post. */
+static void wake_all(struct waiter *list, int rc, const struct berth_stat *st, const struct berth_failure *failure,
+		     int answered)
+{
+	while (list) {
+		struct waiter *w = list;
+		list = w->next;
+		w->rc = rc;
+		w->answered = answered;
+		if (answered) {
+			w->st = *st;
+			if (rc < 0)
+				w->failure = *failure;
+		}
+		sem_post(&w->woken);
+	}
+}
+
 void berth_coalesce_free(struct berth_coalesce *c)
 {
 	if (!c)
 		return;
 	pthread_mutex_lock(&c->lock);
-	c->stopping = 1;
+	atomic_store(&c->stopping, 1);
+	/* Every waiting caller goes now; a round in flight is waited for (its sender keeps its
+	 * answer), and a sender picked but not woken yet finds the table stopping. */
 	struct slot *s;
-	for (size_t i = 0; (s = berth_map_next(&c->paths, &i));)
-		pthread_cond_broadcast(&s->calls->changed);
-	while (c->users > 0)
+	for (size_t i = 0; (s = berth_map_next(&c->paths, &i));) {
+		wake_all(s->calls->round, BERTH_EUNAVAILABLE, NULL, NULL, 0);
+		wake_all(s->calls->next, BERTH_EUNAVAILABLE, NULL, NULL, 0);
+		s->calls->round = s->calls->next = NULL;
+		s->calls->n_round = s->calls->n_next = 0;
+	}
+	while (atomic_load(&c->users) > 0)
 		pthread_cond_wait(&c->left, &c->lock);
 	pthread_mutex_unlock(&c->lock);
 	berth_map_release(&c->paths);
@@ -75,109 +118,132 @@ void berth_coalesce_free(struct berth_coalesce *c)
 static struct path_calls *enter(struct berth_coalesce *c, const char *path)
 {
 	struct slot *s = berth_map_find(&c->paths, path);
-	if (!s) {
-		if (c->paths.n >= c->max_paths)
-			return NULL;
-		size_t len = strlen(path);
-		struct path_calls *pc = berth_calloc(1, sizeof(*pc) + len + 1);
-		pthread_cond_init(&pc->changed, NULL);
-		memcpy(pc->path, path, len + 1);
-		s = berth_map_add(&c->paths, pc->path, NULL);
-		s->calls = pc;
-	}
-	s->calls->users++;
-	c->users++;
-	return s->calls;
+	if (s)
+		return s->calls;
+	if (c->paths.n >= c->max_paths)
+		return NULL;
+	size_t len = strlen(path);
+	struct path_calls *pc = berth_calloc(1, sizeof(*pc) + len + 1);
+	memcpy(pc->path, path, len + 1);
+	s = berth_map_add(&c->paths, pc->path, NULL);
+	s->calls = pc;
+	return pc;
 }
 
-/* The caller leaves path's entry, which goes with its last caller. Locked. */
-static void leave(struct berth_coalesce *c, struct path_calls *pc)
+/* The round ended: the next one gets its sender (the first caller waiting for it), or the
+ * entry goes, with its last caller. Locked. */
+static void next_round(struct berth_coalesce *c, struct path_calls *pc)
 {
-	if (--pc->users == 0) {
+	struct waiter *sender = pc->next;
+	if (!sender) {
 		berth_map_remove(&c->paths, pc->path);
-		pthread_cond_destroy(&pc->changed);
 		free(pc);
+		return;
 	}
-	if (--c->users == 0 && c->stopping)
-		pthread_cond_broadcast(&c->left);
+	pc->round = sender->next;
+	pc->n_round = pc->n_next - 1;
+	pc->next = NULL;
+	pc->n_next = 0;
+	pc->state = ROUND_PICKED;
+	sender->send = 1;
+	sem_post(&sender->woken);
 }
 
-/* Sends `round` for its waiters (the lock is let go meanwhile) and publishes the answer. */
-static int send_round(struct berth_stat *out, struct berth_coalesce *c, struct path_calls *pc, uint64_t round,
+/* Sends the entry's round for its callers (the lock is let go meanwhile), hands them the
+ * answer and starts the next round. Called and returns locked. */
+static int send_round(struct berth_stat *out, struct berth_coalesce *c, struct path_calls *pc,
 		      berth_coalesce_stat_fn fn, void *payload)
 {
-	pc->started = round;
-	pc->waiting = 0; /* every waiter is in this round now */
-	c->counts.rounds++;
-	pthread_mutex_unlock(&c->lock);
-	struct berth_stat st;
-	memset(&st, 0, sizeof(st));
-	struct berth_failure failure = { .code = BERTH_OK };
-	int rc = fn(&st, pc->path, payload);
-	if (rc < 0) { /* a copy for the others: this thread keeps its own */
-		berth_err_save(&failure);
-		berth_err_restore(&failure);
+	int rc;
+	if (atomic_load(&c->stopping)) { /* picked, then the table stopped: nothing is sent */
+		rc = berth_err_set(BERTH_EUNAVAILABLE, "storage is stopping");
+		wake_all(pc->round, rc, NULL, NULL, 0);
+	} else {
+		pc->state = ROUND_SENT;
+		c->counts.rounds++;
+		pthread_mutex_unlock(&c->lock);
+		struct berth_stat st;
+		memset(&st, 0, sizeof(st));
+		struct berth_failure failure = { .code = BERTH_OK };
+		rc = fn(&st, pc->path, payload);
+		if (rc < 0) { /* a copy for the others: this thread keeps its own */
+			berth_err_save(&failure);
+			berth_err_restore(&failure);
+		}
+		pthread_mutex_lock(&c->lock);
+		c->counts.shared += pc->n_round;
+		wake_all(pc->round, rc, &st, &failure, 1);
+		*out = st;
 	}
-	pthread_mutex_lock(&c->lock);
-	pc->rc = rc;
-	pc->st = st;
-	pc->failure = failure;
-	pc->finished = round;
-	if (pc->users > 1)
-		pthread_cond_broadcast(&pc->changed);
-	*out = st;
+	pc->round = NULL;
+	pc->n_round = 0;
+	next_round(c, pc);
 	return rc;
+}
+
+/* A caller of path waits for its round: the answer, or the round to send. Called locked,
+ * returns unlocked. */
+static int wait_round(struct berth_stat *out, int *shared, struct berth_coalesce *c, struct path_calls *pc,
+		      berth_coalesce_stat_fn fn, void *payload)
+{
+	struct waiter w;
+	memset(&w, 0, sizeof(w));
+	sem_init(&w.woken, 0, 0);
+	if (pc->state == ROUND_PICKED) { /* not sent yet: it will be after this caller came */
+		w.next = pc->round;
+		pc->round = &w;
+		pc->n_round++;
+	} else {
+		w.next = pc->next;
+		pc->next = &w;
+		pc->n_next++;
+	}
+	pthread_mutex_unlock(&c->lock);
+	while (sem_wait(&w.woken) != 0 && errno == EINTR)
+		;
+	sem_destroy(&w.woken);
+	if (w.send) { /* the entry stays while its round has a sender */
+		pthread_mutex_lock(&c->lock);
+		int rc = send_round(out, c, pc, fn, payload);
+		pthread_mutex_unlock(&c->lock);
+		return rc;
+	}
+	if (!w.answered)
+		return berth_err_set(BERTH_EUNAVAILABLE, "storage is stopping");
+	*out = w.st;
+	*shared = 1;
+	if (w.rc < 0) /* its message too */
+		berth_err_restore(&w.failure);
+	return w.rc;
 }
 
 int berth_coalesce_stat(struct berth_stat *out, int *shared, struct berth_coalesce *c, const char *path,
 			berth_coalesce_stat_fn fn, void *payload)
 {
-	*shared = 0;
-	pthread_mutex_lock(&c->lock);
-	if (c->stopping) {
-		pthread_mutex_unlock(&c->lock);
-		return berth_err_set(BERTH_EUNAVAILABLE, "storage is stopping");
-	}
-	struct path_calls *pc = enter(c, path);
-	if (!pc) { /* full: this caller's own stat, shared with nobody */
-		c->counts.direct++;
-		c->users++; /* counted, so that free waits for it too */
-		pthread_mutex_unlock(&c->lock);
-		int direct_rc = fn(out, path, payload);
-		pthread_mutex_lock(&c->lock);
-		if (--c->users == 0 && c->stopping)
-			pthread_cond_broadcast(&c->left);
-		pthread_mutex_unlock(&c->lock);
-		return direct_rc;
-	}
-	/* The first round not sent yet: any answer to an earlier one may predate this caller. */
-	uint64_t round = pc->started + 1;
-	pc->waiting++;
 	int rc;
-	for (;;) {
-		if (pc->finished >= round) { /* sent after this caller arrived, by another */
-			*out = pc->st;
-			rc = pc->rc;
-			if (rc < 0) /* its message too */
-				berth_err_restore(&pc->failure);
-			*shared = 1;
-			c->counts.shared++;
-			break;
-		}
-		if (c->stopping) {
-			if (pc->started < round)
-				pc->waiting--;
-			rc = berth_err_set(BERTH_EUNAVAILABLE, "storage is stopping");
-			break;
-		}
-		if (pc->started == pc->finished) { /* nothing in flight: send this caller's round */
-			rc = send_round(out, c, pc, round, fn, payload);
-			break;
-		}
-		pthread_cond_wait(&pc->changed, &c->lock);
+	*shared = 0;
+	atomic_fetch_add(&c->users, 1);
+	pthread_mutex_lock(&c->lock);
+	struct path_calls *pc = atomic_load(&c->stopping) ? NULL : enter(c, path);
+	if (atomic_load(&c->stopping)) {
+		pthread_mutex_unlock(&c->lock);
+		rc = berth_err_set(BERTH_EUNAVAILABLE, "storage is stopping");
+	} else if (!pc) { /* full: this caller's own stat, shared with nobody */
+		c->counts.direct++;
+		pthread_mutex_unlock(&c->lock);
+		rc = fn(out, path, payload);
+	} else if (pc->state == ROUND_NONE) { /* nothing in flight: this caller's round */
+		rc = send_round(out, c, pc, fn, payload);
+		pthread_mutex_unlock(&c->lock);
+	} else { /* a round in flight may predate this caller: the next one is its own */
+		rc = wait_round(out, shared, c, pc, fn, payload);
 	}
-	leave(c, pc);
-	pthread_mutex_unlock(&c->lock);
+	/* The last caller out while the table stops lets free go on (it checks users locked). */
+	if (atomic_fetch_sub(&c->users, 1) == 1 && atomic_load(&c->stopping)) {
+		pthread_mutex_lock(&c->lock);
+		pthread_cond_broadcast(&c->left);
+		pthread_mutex_unlock(&c->lock);
+	}
 	return rc;
 }
 
@@ -185,7 +251,9 @@ size_t berth_coalesce_waiting(struct berth_coalesce *c, const char *path)
 {
 	pthread_mutex_lock(&c->lock);
 	struct slot *s = berth_map_find(&c->paths, path);
-	size_t n = s ? s->calls->waiting : 0;
+	size_t n = 0;
+	if (s) /* callers whose round is not sent yet */
+		n = s->calls->n_next + (s->calls->state == ROUND_PICKED ? s->calls->n_round + 1 : 0);
 	pthread_mutex_unlock(&c->lock);
 	return n;
 }

@@ -10,11 +10,13 @@
  * as if it had sent its own stat (linearizable), while N callers of one path cost at most one
  * stat in flight and one waiting, not N.
  *
- * For drivers whose stat waits on a network (S3: a HEAD), where the store is shared with other
- * processes and an answer may not be kept. A table holds only the paths that have callers in
- * it (an entry goes with its last caller), at most max_paths of them: a caller of another path
- * past that sends its own stat. Waiters sleep on their path's condition variable; a caller
- * allocates nothing but the path's entry when it is the first.
+ * For stats that wait on a network (S3: a HEAD; the Redis blob descriptor lookups of
+ * registry/blob_descriptors.c, keyed by repository and digest), where the store is shared with
+ * other processes and an answer may not be kept. A table holds only the paths that have callers
+ * in it (an entry goes with its last caller), at most max_paths of them: a caller of another
+ * path past that sends its own stat. Each waiter sleeps on a semaphore of its own and is woken
+ * once, with its answer or to send its round; a caller allocates nothing but the path's entry
+ * when it is the first.
  */
 #ifndef BERTH_STORAGE_COALESCE_H
 #define BERTH_STORAGE_COALESCE_H

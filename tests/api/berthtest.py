@@ -1028,6 +1028,35 @@ def stop_s3_module(state, helpers=()):
         raise AssertionError("\n".join(failures))
 
 
+def start_s3_module_berth(state, name, config, env=None):
+    """berth serve for a module on RGW: config (%(port)d and %(debugport)d filled in here) in
+    state["tmp"]/name.yml, logging to name.log, registered in state["procs"] for stop_s3_module;
+    env is added to this process's (AWS_CA_BUNDLE left out). Returns the client, its .debug the
+    debug server's."""
+    tmp = state["tmp"]
+    port, debugport = _free_port(), _free_port()
+    cfg = os.path.join(tmp, name + ".yml")
+    with open(cfg, "w") as f:
+        f.write(config % {"port": port, "debugport": debugport})
+    run_env = dict(os.environ, **(env or {}))
+    run_env.pop("AWS_CA_BUNDLE", None)
+    proc, client = serve_config(cfg, port, os.path.join(tmp, name + ".log"), run_env, attempts=500,
+                                what="berth on S3")
+    state.setdefault("procs", []).append((proc, name))
+    client.debug = Client("http://127.0.0.1:%d" % debugport)
+    return client
+
+
+def logged_requests(log, action):
+    """The requests faultproxy.py --log-file log received during action(): (method, target)
+    pairs."""
+    start = os.path.getsize(log) if os.path.exists(log) else 0
+    action()
+    with open(log) as f:
+        f.seek(start)
+        return [tuple(line.split(" ", 1)) for line in f.read().splitlines()]
+
+
 def wait_port_file(path, proc, what):
     """The port a fixture (faultproxy.py, latencyproxy.py) writes into path once it listens;
     RuntimeError when proc exits first or it takes over 5 s."""

@@ -114,12 +114,7 @@ def tearDownModule():
 
 def s3_requests(action):
     """The S3 requests berth "counted" made during action(): a list of (method, target)."""
-    log = state["log"]
-    start = os.path.getsize(log) if os.path.exists(log) else 0
-    action()
-    with open(log) as f:
-        f.seek(start)
-        return [tuple(line.split(" ", 1)) for line in f.read().splitlines()]
+    return berthtest.logged_requests(state["log"], action)
 
 
 def is_listing(req):

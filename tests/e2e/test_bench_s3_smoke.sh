@@ -14,7 +14,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 e2e_init
 need_berth
-for cmd in docker-registry wrk ab skopeo radosgw ceph-mon; do
+for cmd in docker-registry wrk ab skopeo radosgw ceph-mon redis-server; do
   command -v "$cmd" >/dev/null 2>&1 || skip "$cmd is missing (scripts/install-deps.sh and bench/run.sh install it)"
 done
 "$PY" -c 'import boto3' 2>/dev/null || skip "python3-boto3 is missing (scripts/install-deps.sh installs it)"
