@@ -2,8 +2,8 @@
  * Coalesced stats (storage/coalesce.h). Each path with callers has an entry. A round is one
  * call of the stat, made by one caller (its sender) for the callers in the round's list. While
  * a round is sent, the callers arriving join the list of the next one; once the round is
- * answered, its sender hands the answer to each caller of its list and wakes the first caller
- * of the next round to send it for the others (a round picked but not sent yet still takes
+ * answered, its sender hands the answer to each caller of its list and wakes one caller of the
+ * next round (the last to arrive) to send it for the others (a round picked but not sent yet still takes
  * callers: it is sent after they arrived). Each waiting caller sleeps on a semaphore of its
  * own and finds its answer in its own struct waiter: a round's end wakes each of its callers
  * once, and none of them takes the table's lock again (a broadcast on one condition variable
@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* A caller waiting for a round, on its own stack. */
 struct waiter {
@@ -53,10 +54,9 @@ struct slot {
 
 struct berth_coalesce {
 	pthread_mutex_t lock;   /* guards paths, the entries and counts */
-	pthread_cond_t left;    /* the last caller left while stopping (free waits for it) */
 	struct berth_map paths; /* of struct slot */
 	size_t max_paths;
-	atomic_size_t users; /* callers inside berth_coalesce_stat */
+	atomic_size_t users; /* callers inside berth_coalesce_stat (they leave without the lock) */
 	atomic_int stopping;
 	struct berth_coalesce_counts counts;
 };
@@ -65,7 +65,6 @@ struct berth_coalesce *berth_coalesce_new(size_t max_paths)
 {
 	struct berth_coalesce *c = berth_calloc(1, sizeof(*c));
 	pthread_mutex_init(&c->lock, NULL);
-	pthread_cond_init(&c->left, NULL);
 	c->paths = (struct berth_map)BERTH_MAP_INIT_REF(sizeof(struct slot));
 	c->max_paths = max_paths ? max_paths : 1;
 	return c;
@@ -105,11 +104,13 @@ void berth_coalesce_free(struct berth_coalesce *c)
 		s->calls->round = s->calls->next = NULL;
 		s->calls->n_round = s->calls->n_next = 0;
 	}
-	while (atomic_load(&c->users) > 0)
-		pthread_cond_wait(&c->left, &c->lock);
 	pthread_mutex_unlock(&c->lock);
+	/* A caller's last touch of c is its decrement of users, without the lock (waking free under
+	 * it would have the caller lock a table free may have released). A round in flight may last
+	 * a network timeout: poll, once a millisecond, only while stopping. */
+	while (atomic_load(&c->users) > 0)
+		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
 	berth_map_release(&c->paths);
-	pthread_cond_destroy(&c->left);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -130,7 +131,7 @@ static struct path_calls *enter(struct berth_coalesce *c, const char *path)
 	return pc;
 }
 
-/* The round ended: the next one gets its sender (the first caller waiting for it), or the
+/* The round ended: the next one gets its sender (the last caller to wait for it), or the
  * entry goes, with its last caller. Locked. */
 static void next_round(struct berth_coalesce *c, struct path_calls *pc)
 {
@@ -155,9 +156,9 @@ static int send_round(struct berth_stat *out, struct berth_coalesce *c, struct p
 		      berth_coalesce_stat_fn fn, void *payload)
 {
 	int rc;
-	if (atomic_load(&c->stopping)) { /* picked, then the table stopped: nothing is sent */
+	if (atomic_load(&c->stopping)) { /* picked, then the table stopped: nothing is sent (free
+					     * woke the round's callers already) */
 		rc = berth_err_set(BERTH_EUNAVAILABLE, "storage is stopping");
-		wake_all(pc->round, rc, NULL, NULL, 0);
 	} else {
 		pc->state = ROUND_SENT;
 		c->counts.rounds++;
@@ -224,11 +225,11 @@ int berth_coalesce_stat(struct berth_stat *out, int *shared, struct berth_coales
 	*shared = 0;
 	atomic_fetch_add(&c->users, 1);
 	pthread_mutex_lock(&c->lock);
-	struct path_calls *pc = atomic_load(&c->stopping) ? NULL : enter(c, path);
+	struct path_calls *pc = NULL;
 	if (atomic_load(&c->stopping)) {
 		pthread_mutex_unlock(&c->lock);
 		rc = berth_err_set(BERTH_EUNAVAILABLE, "storage is stopping");
-	} else if (!pc) { /* full: this caller's own stat, shared with nobody */
+	} else if (!(pc = enter(c, path))) { /* full: this caller's own stat, shared with nobody */
 		c->counts.direct++;
 		pthread_mutex_unlock(&c->lock);
 		rc = fn(out, path, payload);
@@ -238,12 +239,7 @@ int berth_coalesce_stat(struct berth_stat *out, int *shared, struct berth_coales
 	} else { /* a round in flight may predate this caller: the next one is its own */
 		rc = wait_round(out, shared, c, pc, fn, payload);
 	}
-	/* The last caller out while the table stops lets free go on (it checks users locked). */
-	if (atomic_fetch_sub(&c->users, 1) == 1 && atomic_load(&c->stopping)) {
-		pthread_mutex_lock(&c->lock);
-		pthread_cond_broadcast(&c->left);
-		pthread_mutex_unlock(&c->lock);
-	}
+	atomic_fetch_sub(&c->users, 1); /* nothing of c is touched after this: free may go on */
 	return rc;
 }
 
