@@ -10,6 +10,14 @@
  * late one is served from storage once it is. A broken transfer or a wrong digest cancels it,
  * so nothing partial is ever linked. Readers that go away leave the fetch to finish storing
  * the blob for the others. The blob is written through the page cache: the next pull reads it.
+ *
+ * What the commit syncs (berth_upload_open_cached): a cache can always fetch again, so a crash
+ * may lose what it stored but must never leave a name showing other bytes than the verified
+ * ones. The data is made durable before it is moved into the blob store and linked, and the
+ * link's file before its rename; the directories are not synced after those renames (that
+ * would make the new names durable at once, which a cache does not need: an entry a crash
+ * loses is fetched again). Manifests are stored the same way (berth_manifest_put_fetched).
+ * Distribution's proxy syncs nothing at all.
  */
 #include <stdio.h>
 #include <stdlib.h>

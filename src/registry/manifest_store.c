@@ -258,9 +258,11 @@ static int verify_references(struct berth_manifest_put_result *res, struct berth
  * write the link in place. The fs and inmem drivers move a directory whole; a driver without
  * directories (S3: there a tag exists only once its link does) fails that move, and a driver
  * that reported success without moving would be caught by write_tag's final check.
+ * lazy (a manifest the pull-through cache fetched): the move into place is made durable lazily
+ * (a crash may undo it: the tag is then fetched again), the link inside stays durable before it.
  */
 static int create_tag_dir(struct berth_registry *r, const char *name, const char *tag,
-			  const char *digest)
+			  const char *digest, int lazy)
 {
 	char tag_dir[BERTH_PATH_MAX], staging[BERTH_PATH_MAX], link[BERTH_PATH_MAX + 32];
 	char uuid[37];
@@ -279,7 +281,8 @@ static int create_tag_dir(struct berth_registry *r, const char *name, const char
 	snprintf(link, sizeof(link), "%s/tag/current/link", staging);
 	if ((rc = berth_link_write(r, link, digest)) == 0) {
 		link[n + strlen("/tag")] = '\0';
-		rc = berth_storage_move(r->driver, link, tag_dir);
+		rc = lazy ? berth_storage_move_lazy(r->driver, link, tag_dir)
+			  : berth_storage_move(r->driver, link, tag_dir);
 	}
 	berth_storage_remove(r->driver, staging);
 	return rc;
@@ -291,9 +294,10 @@ static int create_tag_dir(struct berth_registry *r, const char *name, const char
  * link costs nothing, as tags resolve through current links. A DELETE of the tag may remove the
  * directory between the two writes and leave the index link alone: the current link is checked
  * afterwards and written again if it went, so that this PUT comes after that DELETE.
+ * lazy: the links are written with berth_link_write_as's lazy.
  */
 static int write_tag(int *created, struct berth_registry *r, const char *name, const char *tag,
-		     const char *digest)
+		     const char *digest, int lazy)
 {
 	char current[BERTH_PATH_MAX], index[BERTH_PATH_MAX];
 	struct berth_stat st;
@@ -302,23 +306,24 @@ static int write_tag(int *created, struct berth_registry *r, const char *name, c
 	if ((rc = berth_path_tag_current(current, name, tag)) < 0 ||
 	    (rc = berth_path_tag_index_link(index, name, tag, digest)) < 0)
 		return rc;
-	int made = create_tag_dir(r, name, tag, digest);
+	int made = create_tag_dir(r, name, tag, digest, lazy);
 	/* (a failed look counts as new: telling the other instances costs only a listing) */
 	*created = made != BERTH_EEXISTS;
-	if (made < 0 && (rc = berth_link_write(r, current, digest)) < 0)
+	if (made < 0 && (rc = berth_link_write_as(r, current, digest, lazy)) < 0)
 		return rc;
-	if ((rc = berth_link_write(r, index, digest)) < 0)
+	if ((rc = berth_link_write_as(r, index, digest, lazy)) < 0)
 		return rc;
 	rc = berth_storage_stat(&st, r->driver, current);
 	if (rc == BERTH_ENOTFOUND)
-		rc = berth_link_write(r, current, digest);
+		rc = berth_link_write_as(r, current, digest, lazy);
 	return rc;
 }
 
 /* Stores the manifest bytes as a blob (unless present) and links the revision and the tag.
- * Never BERTH_ENOTFOUND: that answer is kept for a missing reference. */
+ * Never BERTH_ENOTFOUND: that answer is kept for a missing reference. lazy: see
+ * berth_manifest_put_fetched. */
 static int store_manifest(struct berth_registry *r, const char *name, const char *tag,
-			  const char *digest, const void *body, size_t len)
+			  const char *digest, const void *body, size_t len, int lazy)
 {
 	char path[BERTH_PATH_MAX];
 	int rc;
@@ -326,35 +331,37 @@ static int store_manifest(struct berth_registry *r, const char *name, const char
 	/* (present: its age starts again, for the online garbage collection) */
 	if (berth_blob_refresh(r, digest) < 0) {
 		if ((rc = berth_path_blob_data(path, digest)) < 0 ||
-		    (rc = berth_storage_put_content(r->driver, path, body, len)) < 0)
+		    (rc = lazy ? berth_storage_put_content_lazy(r->driver, path, body, len)
+			       : berth_storage_put_content(r->driver, path, body, len)) < 0)
 			goto out;
 		/* written: a sweep of another instance that found the old copy must be over */
 		if (r->gc_refresh && (rc = berth_blob_refresh(r, digest)) < 0)
 			goto out;
 	}
 	if ((rc = berth_path_revision_link(path, name, digest)) < 0 ||
-	    (rc = berth_link_write(r, path, digest)) < 0)
+	    (rc = berth_link_write_as(r, path, digest, lazy)) < 0)
 		goto out;
 	if (!tag)
 		return 0;
 	int created = 0;
-	rc = write_tag(&created, r, name, tag, digest);
+	rc = write_tag(&created, r, name, tag, digest, lazy);
 	berth_tags_changed(r, name);
 	if (created) /* a tag moving changes no list */
 		berth_tags_added_or_removed(r, name);
 	/* A DELETE by digest may have removed the revision link since, and looked for tags to
 	 * untag before this one was written: the link goes back, so this PUT comes after it. */
 	if (rc == 0 && revision_exists(r, name, digest) == BERTH_ENOTFOUND)
-		rc = berth_link_write(r, path, digest);
+		rc = berth_link_write_as(r, path, digest, lazy);
 out:
 	return rc == BERTH_ENOTFOUND ? BERTH_ERROR : rc;
 }
 
-/* verify_refs 0: the referenced blobs and children need not be in the repository (a manifest
- * fetched by the pull-through cache, whose blobs come on demand). */
+/* fetched 1: a manifest the pull-through cache fetched (berth_manifest_put_fetched): the
+ * referenced blobs and children need not be in the repository (its blobs come on demand), and
+ * its names are made durable lazily. */
 static int put_manifest(struct berth_manifest_put_result *res, struct berth_registry *r,
 			const char *name, const char *reference, const char *content_type,
-			const void *body, size_t len, int verify_refs)
+			const void *body, size_t len, int fetched)
 {
 	struct berth_manifest *m = NULL;
 	enum berth_digest_alg alg = BERTH_ALG_SHA256;
@@ -384,7 +391,7 @@ static int put_manifest(struct berth_manifest_put_result *res, struct berth_regi
 	berth_repo_lock_shared(r, name);
 	/* and until the manifest is stored, the online garbage collection deletes nothing */
 	berth_gc_lock_shared(r);
-	if (verify_refs && (rc = verify_references(res, r, name, m)) < 0)
+	if (!fetched && (rc = verify_references(res, r, name, m)) < 0)
 		goto out_unlock;
 	struct berth_tag_guard guard = { NULL };
 	if (!by_digest && (rc = berth_tag_guard_enter(&guard, r, name, reference, res->digest)) < 0)
@@ -401,7 +408,7 @@ static int put_manifest(struct berth_manifest_put_result *res, struct berth_regi
 		berth_tag_guard_leave(&guard);
 		goto out_unlock;
 	}
-	rc = store_manifest(r, name, by_digest ? NULL : reference, res->digest, body, len);
+	rc = store_manifest(r, name, by_digest ? NULL : reference, res->digest, body, len, fetched);
 	berth_bytes_link_leave(&bytes, rc == 0 || revision_exists(r, name, res->digest) == 0);
 	berth_quota_leave(&quota);
 	berth_tag_guard_leave(&guard);
@@ -420,14 +427,14 @@ int berth_manifest_put(struct berth_manifest_put_result *res, struct berth_regis
 		       const char *name, const char *reference, const char *content_type,
 		       const void *body, size_t len)
 {
-	return put_manifest(res, r, name, reference, content_type, body, len, 1);
+	return put_manifest(res, r, name, reference, content_type, body, len, 0);
 }
 
 int berth_manifest_put_fetched(struct berth_manifest_put_result *res, struct berth_registry *r,
 			       const char *name, const char *reference, const char *content_type,
 			       const void *body, size_t len)
 {
-	return put_manifest(res, r, name, reference, content_type, body, len, 0);
+	return put_manifest(res, r, name, reference, content_type, body, len, 1);
 }
 
 /* Parent directory of a link path ("<...>/<hex>/link" -> "<...>/<hex>"). */

@@ -241,6 +241,15 @@ struct berth_storage_driver {
 	 * filesystem driver skips put_content's two fsyncs). */
 	int (*put_content_unsynced)(struct berth_storage_driver *d, const char *path, const void *buf,
 				    size_t n);
+
+	/* Optional slots for content that can be fetched again (the pull-through cache's), appended
+	 * (NULL: put_content and move). Lazy: the object's bytes are durable before its new name
+	 * can show them, but the name itself is made durable later, not when the call returns:
+	 * after a crash the path shows the old content or the new, never part of the new nor
+	 * bytes not yet on storage (the filesystem driver syncs the file as put_content and move
+	 * do, and skips their fsync of the directory after the rename). */
+	int (*put_content_lazy)(struct berth_storage_driver *d, const char *path, const void *buf, size_t n);
+	int (*move_lazy)(struct berth_storage_driver *d, const char *from, const char *to);
 };
 
 /* Constructors (each in its own .c). On success *out belongs to the caller (free via ->free). */

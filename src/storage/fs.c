@@ -372,10 +372,16 @@ static int fs_tmp_create(const char *dir, char **tmp, int *fd)
  */
 #define FS_VANISHED_DIR_RETRIES 16
 
-/* One attempt of fs_put_content: BERTH_ENOTFOUND when the directory vanished meanwhile. Without
- * durable, neither the file nor the rename is synced: visible, atomic, gone in a crash perhaps. */
+/* How much of an object write is synced (put_content, put_content_lazy, put_content_unsynced). */
+enum fs_sync {
+	FS_SYNC_ALL,  /* the file, then the directory after the rename: durable on return */
+	FS_SYNC_FILE, /* the file only: the name may be lost in a crash, never show torn bytes */
+	FS_SYNC_NONE, /* nothing: visible, atomic, gone in a crash perhaps */
+};
+
+/* One attempt of fs_put_content: BERTH_ENOTFOUND when the directory vanished meanwhile. */
 static int fs_put_content_once(const struct fs_driver *d, const char *host, const char *dir,
-			       const void *buf, size_t n, int durable)
+			       const void *buf, size_t n, enum fs_sync sync)
 {
 	char *tmp = NULL;
 	int fd = -1;
@@ -388,7 +394,7 @@ static int fs_put_content_once(const struct fs_driver *d, const char *host, cons
 		return rc;
 
 	rc = fs_write_all(fd, buf, n, NULL);
-	if (rc == 0 && durable && fsync(fd) != 0)
+	if (rc == 0 && sync != FS_SYNC_NONE && fsync(fd) != 0)
 		rc = fs_err(errno);
 	if (close(fd) != 0 && rc == 0)
 		rc = fs_err(errno);
@@ -401,7 +407,7 @@ static int fs_put_content_once(const struct fs_driver *d, const char *host, cons
 	}
 	/* Makes the rename itself durable. A directory removed since took the object with it:
 	 * the write happened, and the remove came after it. */
-	rc = durable ? fs_fsync_dir(dir) : 0;
+	rc = sync == FS_SYNC_ALL ? fs_fsync_dir(dir) : 0;
 	if (rc == BERTH_ENOTFOUND)
 		rc = 0;
 	goto out_free;
@@ -414,7 +420,7 @@ out_free:
 }
 
 static int fs_put_content_as(struct berth_storage_driver *drv, const char *path, const void *buf,
-			     size_t n, int durable)
+			     size_t n, enum fs_sync sync)
 {
 	struct fs_driver *d = fs_from(drv);
 	if (!fs_object_path_ok(path))
@@ -424,7 +430,7 @@ static int fs_put_content_as(struct berth_storage_driver *drv, const char *path,
 	char *dir = fs_dirname(host);
 	int rc;
 	for (int attempt = 0;; attempt++) {
-		rc = fs_put_content_once(d, host, dir, buf, n, durable);
+		rc = fs_put_content_once(d, host, dir, buf, n, sync);
 		if (rc != BERTH_ENOTFOUND || attempt == FS_VANISHED_DIR_RETRIES)
 			break;
 	}
@@ -436,13 +442,18 @@ static int fs_put_content_as(struct berth_storage_driver *drv, const char *path,
 static int fs_put_content(struct berth_storage_driver *drv, const char *path, const void *buf,
 			  size_t n)
 {
-	return fs_put_content_as(drv, path, buf, n, 1);
+	return fs_put_content_as(drv, path, buf, n, FS_SYNC_ALL);
 }
 
 static int fs_put_content_unsynced(struct berth_storage_driver *drv, const char *path, const void *buf,
 				   size_t n)
 {
-	return fs_put_content_as(drv, path, buf, n, 0);
+	return fs_put_content_as(drv, path, buf, n, FS_SYNC_NONE);
+}
+
+static int fs_put_content_lazy(struct berth_storage_driver *drv, const char *path, const void *buf, size_t n)
+{
+	return fs_put_content_as(drv, path, buf, n, FS_SYNC_FILE);
 }
 
 /* ---- reader ---- */
@@ -777,7 +788,8 @@ static int fs_path_inside(const char *from, const char *to)
 	return strncmp(from, to, n) == 0 && to[n] == '/';
 }
 
-static int fs_move(struct berth_storage_driver *drv, const char *from, const char *to)
+/* sync_dir 0 (move_lazy): the rename is left to the filesystem to make durable. */
+static int fs_move_as(struct berth_storage_driver *drv, const char *from, const char *to, int sync_dir)
 {
 	struct fs_driver *d = fs_from(drv);
 	if (!fs_object_path_ok(from) || !fs_object_path_ok(to) || fs_path_inside(from, to))
@@ -805,13 +817,23 @@ static int fs_move(struct berth_storage_driver *drv, const char *from, const cha
 	}
 	/* The source directory is not synced: a power cut could at worst bring the source name
 	 * back beside the destination (an upload's data file, which purging removes). */
-	rc = fs_fsync_dir(dst_dir);
+	rc = sync_dir ? fs_fsync_dir(dst_dir) : 0;
 
 out:
 	free(dst_dir);
 	free(dst);
 	free(src);
 	return rc;
+}
+
+static int fs_move(struct berth_storage_driver *drv, const char *from, const char *to)
+{
+	return fs_move_as(drv, from, to, 1);
+}
+
+static int fs_move_lazy(struct berth_storage_driver *drv, const char *from, const char *to)
+{
+	return fs_move_as(drv, from, to, 0);
 }
 
 /*
@@ -1060,6 +1082,8 @@ int berth_fs_driver_new(struct berth_storage_driver **out, const char *rootdir)
 			.quarantine = fs_quarantine,
 			.touch = fs_touch,
 			.put_content_unsynced = fs_put_content_unsynced,
+			.put_content_lazy = fs_put_content_lazy,
+			.move_lazy = fs_move_lazy,
 		},
 		.root = root,
 		.root_len = strlen(root),

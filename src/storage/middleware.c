@@ -65,6 +65,16 @@ static int fw_put_content_unsynced(struct berth_storage_driver *d, const char *p
 	return inner(d)->put_content_unsynced(inner(d), path, buf, n);
 }
 
+static int fw_put_content_lazy(struct berth_storage_driver *d, const char *path, const void *buf, size_t n)
+{
+	return inner(d)->put_content_lazy(inner(d), path, buf, n);
+}
+
+static int fw_move_lazy(struct berth_storage_driver *d, const char *from, const char *to)
+{
+	return inner(d)->move_lazy(inner(d), from, to);
+}
+
 static int fw_reader(struct berth_reader **out, struct berth_storage_driver *d, const char *path,
 		     uint64_t offset)
 {
@@ -191,6 +201,8 @@ static void mw_over(struct mw_driver *m, struct berth_storage_driver *in)
 		.staged_writer = in->staged_writer ? fw_staged_writer : NULL,
 		.purge_staged = in->purge_staged ? fw_purge_staged : NULL,
 		.put_content_unsynced = in->put_content_unsynced ? fw_put_content_unsynced : NULL,
+		.put_content_lazy = in->put_content_lazy ? fw_put_content_lazy : NULL,
+		.move_lazy = in->move_lazy ? fw_move_lazy : NULL,
 	};
 }
 

@@ -74,6 +74,17 @@ static inline int berth_storage_put_content_unsynced(struct berth_storage_driver
 	BERTH_STORAGE_TIMED(BERTH_SOP_PUT_CONTENT, d->put_content_unsynced(d, path, buf, n));
 }
 
+/* put_content and move for content that can be fetched again: durable bytes, a name made
+ * durable lazily (driver.h's put_content_lazy and move_lazy; put_content and move for drivers
+ * without them, S3 among them). */
+static inline int berth_storage_put_content_lazy(struct berth_storage_driver *d, const char *path,
+						 const void *buf, size_t n)
+{
+	if (!d->put_content_lazy)
+		return berth_storage_put_content(d, path, buf, n);
+	BERTH_STORAGE_TIMED(BERTH_SOP_PUT_CONTENT, d->put_content_lazy(d, path, buf, n));
+}
+
 static inline int berth_storage_reader(struct berth_reader **out, struct berth_storage_driver *d,
 				       const char *path, uint64_t offset)
 {
@@ -101,6 +112,13 @@ static inline int berth_storage_list(struct berth_storage_driver *d, const char 
 static inline int berth_storage_move(struct berth_storage_driver *d, const char *from, const char *to)
 {
 	BERTH_STORAGE_TIMED(BERTH_SOP_MOVE, d->move(d, from, to));
+}
+
+static inline int berth_storage_move_lazy(struct berth_storage_driver *d, const char *from, const char *to)
+{
+	if (!d->move_lazy)
+		return berth_storage_move(d, from, to);
+	BERTH_STORAGE_TIMED(BERTH_SOP_MOVE, d->move_lazy(d, from, to));
 }
 
 static inline int berth_storage_remove(struct berth_storage_driver *d, const char *path)

@@ -406,6 +406,40 @@ static void test_put_unsynced(void **state)
 	assert_int_equal(berth_storage_put_content_unsynced(d, "/n/bad//path", "x", 1), BERTH_EINVALID);
 }
 
+/* put_content_lazy and move_lazy (put_content and move where a driver has none): the same
+ * atomic replacement and moves, visible at once; only when the new name becomes durable differs,
+ * which no reader can see. The filesystem driver (under middleware.storage too) has its own. */
+static void test_lazy(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	struct berth_reader *r;
+	size_t len;
+	if (strcmp(d->name, "filesystem") == 0) {
+		assert_non_null(d->put_content_lazy);
+		assert_non_null(d->move_lazy);
+	}
+	assert_int_equal(berth_storage_put_content_lazy(d, "/l/a/x", "old content", 11), 0); /* parents made */
+	expect_content(d, "/l/a/x", "old content");
+	assert_int_equal(d->reader(&r, d, "/l/a/x", 0), 0);
+	assert_int_equal(berth_storage_put_content_lazy(d, "/l/a/x", "NEW", 3), 0);
+	char *got = read_all(r, 4, &len);
+	assert_string_equal(got, "old content"); /* replaced, not rewritten in place */
+	free(got);
+	r->close(r);
+	expect_content(d, "/l/a/x", "NEW");
+	assert_int_equal(berth_storage_put_content_lazy(d, "/l/bad//path", "x", 1), BERTH_EINVALID);
+
+	assert_int_equal(berth_storage_move_lazy(d, "/l/a/x", "/l/b/c/y"), 0); /* parents made */
+	expect_absent(d, "/l/a/x");
+	expect_content(d, "/l/b/c/y", "NEW");
+	put(d, "/l/old", "old");
+	assert_int_equal(berth_storage_move_lazy(d, "/l/b/c/y", "/l/old"), 0); /* replaces */
+	expect_absent(d, "/l/b/c/y");
+	expect_content(d, "/l/old", "NEW");
+	assert_int_equal(berth_storage_move_lazy(d, "/l/missing", "/l/m/n"), BERTH_ENOTFOUND);
+	expect_absent(d, "/l/m");
+}
+
 static void test_type_conflicts(void **state)
 {
 	struct berth_storage_driver *d = drv(state);
@@ -1878,6 +1912,7 @@ static void test_s3_unreachable(void **state)
 	cmocka_unit_test_setup_teardown(test_overwrite, setup, teardown),                 \
 	cmocka_unit_test_setup_teardown(test_put_keeps_open_readers, setup, teardown),    \
 	cmocka_unit_test_setup_teardown(test_put_unsynced, setup, teardown),              \
+	cmocka_unit_test_setup_teardown(test_lazy, setup, teardown),                      \
 	cmocka_unit_test_setup_teardown(test_type_conflicts, setup, teardown),            \
 	cmocka_unit_test_setup_teardown(test_invalid_paths_rejected, setup, teardown),    \
 	cmocka_unit_test_setup_teardown(test_reader_offsets, setup, teardown),            \
