@@ -143,6 +143,11 @@ static int fw_staged_writer(struct berth_writer **out, struct berth_storage_driv
 	return inner(d)->staged_writer(out, inner(d), path);
 }
 
+static int fw_resume_writer(struct berth_writer **out, struct berth_storage_driver *d, const char *path)
+{
+	return inner(d)->resume_writer(out, inner(d), path);
+}
+
 static int fw_purge_staged(struct berth_storage_driver *d, const char *path, int64_t before, size_t *purged)
 {
 	return inner(d)->purge_staged(inner(d), path, before, purged);
@@ -191,6 +196,7 @@ static void mw_over(struct mw_driver *m, struct berth_storage_driver *in)
 		.staged_writer = in->staged_writer ? fw_staged_writer : NULL,
 		.purge_staged = in->purge_staged ? fw_purge_staged : NULL,
 		.put_content_unsynced = in->put_content_unsynced ? fw_put_content_unsynced : NULL,
+		.resume_writer = in->resume_writer ? fw_resume_writer : NULL,
 	};
 }
 
