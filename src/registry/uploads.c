@@ -4,7 +4,9 @@
  *   _uploads/<uuid>/data                      the bytes received so far
  *   _uploads/<uuid>/hashstates/sha256/<off>   the SHA-256 state after <off> bytes (Go format)
  * Each request opens the session, appends, checkpoints the hash state and closes it again, so a
- * session survives restarts of berth and can move between berth and Distribution. A request
+ * session survives restarts of berth and can move between berth and Distribution (the next
+ * request on the same process skips the reads of that open when the driver vouches that the
+ * data is as the last one left it: open_resumed). A request
  * holds a session exclusively (a claim) so two requests never interleave their bytes.
  * A PATCH ends with the driver's suspend, not a flush: on S3 the bytes stay the parts of one
  * multipart upload across PATCHes (as Distribution's driver leaves them), and only the commit

@@ -12,7 +12,9 @@
  * with a new multipart upload whose first parts are a server-side copy of the object (or, for
  * an object smaller than a part, its bytes read back into the buffer). An append-open first
  * looks for a multipart upload left open on the key (by ListMultipartUploads, as Distribution's
- * driver finds the uploads it leaves open between PATCHes) and continues that one.
+ * driver finds the uploads it leaves open between PATCHes) and continues that one. A resume
+ * open (driver.h) skips that listing for an upload this process's own suspend left: one
+ * ListParts shows whether it is still exactly as left (s3_resume.c).
  *
  * Readers fetch a first window, then stream the rest in one GET carrying If-Match with the first
  * answer's ETag, so a reader never mixes two versions of an object (the reader section).

@@ -269,8 +269,8 @@ void berth_s3__parts_release(struct s3_parts *p);
 
 /* A suspended writer's upload as this process left it (the resume slot, driver.h): the key's
  * upload id and a fingerprint of its parts, taken by the next resume open of the key, which
- * checks it with one ListParts. Thread-safe. */
-/* SHA-256 of the parts' numbers, sizes and ETags (unquoted), as "sha256:<hex>". */
+ * checks it with one ListParts. Thread-safe.
+ * The fingerprint: SHA-256 of the parts' numbers, sizes and ETags (unquoted), "sha256:<hex>". */
 void berth_s3__resume_fingerprint(const struct s3_mpu *m, char out[BERTH_DIGEST_STR_MAX]);
 /* Notes m (with an id) as the upload a suspend left on key, replacing an older note. */
 void berth_s3__resume_note(struct s3_driver *d, const char *key, const struct s3_mpu *m);
