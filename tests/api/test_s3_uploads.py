@@ -758,6 +758,82 @@ class S3PatchRequestsTest(berthtest.TestCase):
         self.assertEqual(open_uploads(self.data_key(repo, uuid)), [])
         self.assertEqual(keys_below(self.data_key(repo, uuid).rsplit("/", 1)[0] + "/"), {})
 
+    def start_distribution(self):
+        """Debian's docker-registry (Distribution 2.8.2, its s3 driver) on this test's
+        rootdirectory, 5 MiB parts: its client and its http.secret."""
+        binary = shutil.which("docker-registry")
+        if not binary:
+            self.skipTest("docker-registry is not installed")
+        tmp = tempfile.mkdtemp(prefix="berth-s3dist-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        port = berthtest.free_port()
+        secret = "berth-s3patch-test"
+        cfg = os.path.join(tmp, "config.yml")
+        with open(cfg, "w") as f:
+            f.write("version: 0.1\nlog:\n  level: warn\n" + berthtest.s3_storage_yaml(self.srv.s3_root)
+                    + "  redirect:\n    disable: true\n  delete:\n    enabled: true\n"
+                    "http:\n  addr: 127.0.0.1:%d\n  secret: %s\n" % (port, secret))
+        env = dict(os.environ)
+        env.pop("AWS_CA_BUNDLE", None)  # Distribution 2.8.2's s3 driver panics with it set
+        with open(os.path.join(tmp, "log"), "wb") as log:
+            proc = subprocess.Popen([binary, "serve", cfg], stdout=log, stderr=subprocess.STDOUT, env=env)
+        self.addCleanup(proc.wait, 10)
+        self.addCleanup(proc.terminate)
+        c = berthtest.Client("http://127.0.0.1:%d" % port)
+        ok = berthtest.wait_until(lambda: proc.poll() is None and self.answers(c), 15)
+        self.assertTrue(ok, "docker-registry did not start")
+        return c, secret
+
+    @staticmethod
+    def answers(c):
+        try:
+            return c.get("/v2/").status == 200
+        except OSError:
+            return False
+
+    @staticmethod
+    def dist_state(secret, repo, uuid, offset):
+        """Distribution's _state for an upload it did not start: base64url(HMAC-SHA256(secret,
+        J) || J), J its JSON {Name, UUID, Offset, StartedAt}."""
+        import base64
+        import hashlib
+        import hmac
+        import json
+        j = json.dumps({"Name": repo, "UUID": uuid, "Offset": offset,
+                        "StartedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}).encode()
+        return base64.urlsafe_b64encode(hmac.new(secret.encode(), j, hashlib.sha256).digest() + j).decode()
+
+    def test_distribution_patches_between_warm_patches(self):
+        """berth (warm after two PATCHes), then Distribution 2.8.2 takes a PATCH of the same
+        session on the bucket (appending a part, saving its hash state), then berth again:
+        berth's next PATCH finds the upload by listing and resumes from Distribution's hash
+        state, the one after it is warm again, and the blob is whole."""
+        c, requests = self.start(chunksize=5 * MIB)
+        dist, secret = self.start_distribution()
+        repo = self.repo()
+        data = pattern(25 * MIB + 9, seed=56)
+        r = c.start_upload(repo)
+        uuid = r.header("Docker-Upload-UUID")
+        loc = r.header("Location")
+        for i in range(2):
+            loc = self.patch(c, loc, data[i * 5 * MIB:(i + 1) * 5 * MIB], i * 5 * MIB)
+        path = "/v2/%s/blobs/uploads/%s?_state=%s" % (repo, uuid, self.dist_state(secret, repo, uuid, 10 * MIB))
+        r = dist.patch(path, data[10 * MIB:15 * MIB], headers=dict(
+            OCTETS, **{"Content-Range": "%d-%d" % (10 * MIB, 15 * MIB - 1)}))
+        self.assertStatus(r, 202)
+        self.assertHeader(r, "Range", "0-%d" % (15 * MIB - 1))
+        n = len(requests())
+        loc = self.patch(c, loc, data[15 * MIB:20 * MIB], 15 * MIB)
+        got = self.kinds(requests()[n:], uuid)
+        self.assertIn("ListMultipartUploads", got)
+        self.assertIn("hashstates/sha256/%d" % (15 * MIB), " ".join(got), "Distribution's hash state read")
+        n = len(requests())
+        loc = self.patch(c, loc, data[20 * MIB:25 * MIB], 20 * MIB)
+        self.assertEqual(self.kinds(requests()[n:], uuid), ["ListParts", "UploadPart", "PUT hashstate"])
+        r = c.put(c.resolve(loc, {"digest": digest(data)}), data[25 * MIB:], headers=OCTETS)
+        self.assertStatus(r, 201)
+        self.assertEqual(dist.get("/v2/%s/blobs/%s" % (repo, digest(data))).body, data)
+
     def test_part_rewritten_behind_the_instance_is_noticed(self):
         """A part rewritten in the bucket with other bytes of the same size (the size A left
         is unchanged, the part's ETag is not) and the hash state file gone: A's next request
