@@ -154,6 +154,16 @@ def patch_held(c, loc, body, start, held):
     return sock
 
 
+def patch_accepted(test, c, loc, data, start):
+    """A PATCH through client c of data at offset start, which test checks is accepted with
+    the range it makes: the next Location."""
+    r = c.patch(c.resolve(loc), data, headers=dict(
+        OCTETS, **{"Content-Range": "%d-%d" % (start, start + len(data) - 1)}))
+    test.assertStatus(r, 202)
+    test.assertHeader(r, "Range", "0-%d" % (start + len(data) - 1))
+    return r.header("Location")
+
+
 def answer_head(sock):
     """The status line and headers of the answer on sock."""
     head = b""
@@ -176,11 +186,7 @@ class S3UploadTest(berthtest.TestCase):
             self.srv.s3_root.lstrip("/"), repo, uuid)
 
     def patch(self, c, loc, data, start):
-        r = c.patch(c.resolve(loc), data, headers=dict(
-            OCTETS, **{"Content-Range": "%d-%d" % (start, start + len(data) - 1)}))
-        self.assertStatus(r, 202)
-        self.assertHeader(r, "Range", "0-%d" % (start + len(data) - 1))
-        return r.header("Location")
+        return patch_accepted(self, c, loc, data, start)
 
     def test_parts_accumulate_in_one_multipart_upload(self):
         """Whole-part PATCHes add parts to one upload: no object, no copy, nothing completed
@@ -648,16 +654,21 @@ class S3PatchRequestsTest(berthtest.TestCase):
         (client, the requests so far, the session's key prefix maker)."""
         return counted(self, chunksize=chunksize)
 
+    def begin(self, size, seed, chunksize=10 * MIB):
+        """A counted berth (start) and a session started on it for `size` pattern bytes:
+        (client, requests, repo, data, uuid, Location)."""
+        c, requests = self.start(chunksize)
+        repo = self.repo()
+        r = c.start_upload(repo)
+        return (c, requests, repo, pattern(size, seed=seed), r.header("Docker-Upload-UUID"),
+                r.header("Location"))
+
     def data_key(self, repo, uuid):
         return "%s/docker/registry/v2/repositories/%s/_uploads/%s/data" % (
             self.srv.s3_root.lstrip("/"), repo, uuid)
 
     def patch(self, c, loc, data, start):
-        r = c.patch(c.resolve(loc), data, headers=dict(
-            OCTETS, **{"Content-Range": "%d-%d" % (start, start + len(data) - 1)}))
-        self.assertStatus(r, 202)
-        self.assertHeader(r, "Range", "0-%d" % (start + len(data) - 1))
-        return r.header("Location")
+        return patch_accepted(self, c, loc, data, start)
 
     def kinds(self, log, uuid):
         """The requests of a slice of the log, each as a short name."""
@@ -681,12 +692,7 @@ class S3PatchRequestsTest(berthtest.TestCase):
         the bucket, each later one makes exactly ListParts, its UploadPart and the hash state's
         PUT (7 requests before: HEAD startedat, GET committed, ListMultipartUploads, ListParts,
         GET hashstate around the same two); the PUT's open is one ListParts too."""
-        c, requests = self.start()
-        repo = self.repo()
-        data = pattern(20 * MIB + 3, seed=51)
-        r = c.start_upload(repo)
-        uuid = r.header("Docker-Upload-UUID")
-        loc = r.header("Location")
+        c, requests, repo, data, uuid, loc = self.begin(20 * MIB + 3, 51)
         counts = []
         for i in range(4):
             n = len(requests())
@@ -711,12 +717,7 @@ class S3PatchRequestsTest(berthtest.TestCase):
         instance added to the upload, A's next PATCH finds it by listing and reads B's hash
         state, as before; the status GET on either tells the size; the PUT on A after B's
         PATCH makes the whole blob."""
-        c, requests = self.start()
-        repo = self.repo()
-        data = pattern(31 * MIB + 7, seed=52)
-        r = c.start_upload(repo)
-        uuid = r.header("Docker-Upload-UUID")
-        loc = r.header("Location")
+        c, requests, repo, data, uuid, loc = self.begin(31 * MIB + 7, 52)
         cuts = [0, 5 * MIB, 10 * MIB, 15 * MIB, 18 * MIB + 1, 23 * MIB + 1, 28 * MIB + 1, 31 * MIB]
         on = ["A", "A", "B", "B", "A", "A", "B"]
         for i, who in enumerate(on):
@@ -808,13 +809,8 @@ class S3PatchRequestsTest(berthtest.TestCase):
         session on the bucket (appending a part, saving its hash state), then berth again:
         berth's next PATCH finds the upload by listing and resumes from Distribution's hash
         state, the one after it is warm again, and the blob is whole."""
-        c, requests = self.start(chunksize=5 * MIB)
+        c, requests, repo, data, uuid, loc = self.begin(25 * MIB + 9, 56, chunksize=5 * MIB)
         dist, secret = self.start_distribution()
-        repo = self.repo()
-        data = pattern(25 * MIB + 9, seed=56)
-        r = c.start_upload(repo)
-        uuid = r.header("Docker-Upload-UUID")
-        loc = r.header("Location")
         for i in range(2):
             loc = self.patch(c, loc, data[i * 5 * MIB:(i + 1) * 5 * MIB], i * 5 * MIB)
         path = "/v2/%s/blobs/uploads/%s?_state=%s" % (repo, uuid, self.dist_state(secret, repo, uuid, 10 * MIB))
@@ -839,12 +835,8 @@ class S3PatchRequestsTest(berthtest.TestCase):
         is unchanged, the part's ETag is not) and the hash state file gone: A's next request
         does not take its hash state for those bytes, it rehashes them, and the blob is the
         bytes the bucket holds."""
-        c, requests = self.start()
-        repo = self.repo()
-        data = bytearray(pattern(10 * MIB + 11, seed=54))
-        r = c.start_upload(repo)
-        uuid = r.header("Docker-Upload-UUID")
-        loc = r.header("Location")
+        c, requests, repo, data, uuid, loc = self.begin(10 * MIB + 11, 54)
+        data = bytearray(data)
         for i in range(2):
             loc = self.patch(c, loc, bytes(data[i * 5 * MIB:(i + 1) * 5 * MIB]), i * 5 * MIB)
         key = self.data_key(repo, uuid)
