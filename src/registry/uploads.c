@@ -544,6 +544,8 @@ static int ensure_hasher(struct berth_upload *u)
 
 	if (u->hasher)
 		return 0;
+	if (size == 0) /* nothing to read: the state of no bytes is a new hasher's */
+		return hash_data(&u->hasher, u, BERTH_ALG_SHA256, 0);
 	if ((rc = berth_path_upload_hashstate(path, u->name, u->uuid, "sha256", size)) < 0)
 		return rc;
 	if (berth_storage_get_content(&state, &len, u->reg->driver, path,

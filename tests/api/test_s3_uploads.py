@@ -691,7 +691,8 @@ class S3PatchRequestsTest(berthtest.TestCase):
         """5 MiB PATCHes in 10 MiB parts, all on one instance: the first opens the session from
         the bucket, each later one makes exactly ListParts, its UploadPart and the hash state's
         PUT (7 requests before: HEAD startedat, GET committed, ListMultipartUploads, ListParts,
-        GET hashstate around the same two); the PUT's open is one ListParts too."""
+        GET hashstate around the same two); the PUT's open is one ListParts too. The first
+        reads no hash state: at offset 0 it is a new hasher's."""
         c, requests, repo, data, uuid, loc = self.begin(20 * MIB + 3, 51)
         counts = []
         for i in range(4):
@@ -699,7 +700,9 @@ class S3PatchRequestsTest(berthtest.TestCase):
             loc = self.patch(c, loc, data[i * 5 * MIB:(i + 1) * 5 * MIB], i * 5 * MIB)
             got = self.kinds(requests()[n:], uuid)
             counts.append(len(got))
-            if i > 0:
+            if i == 0:
+                self.assertNotIn("UUID/hashstates/sha256/0", got, "no state to read at 0")
+            else:
                 self.assertEqual(got, ["ListParts", "UploadPart", "PUT hashstate"], "PATCH %d" % i)
         n = len(requests())
         r = c.put(c.resolve(loc, {"digest": digest(data)}), data[20 * MIB:], headers=OCTETS)
