@@ -139,6 +139,7 @@ void berth_registry_free(struct berth_registry *r)
 		r->claims = c->next;
 		free(c);
 	}
+	berth_upload_resumes_free(r);
 	pthread_mutex_destroy(&r->claims_lock);
 	berth_repo_locks_destroy(r);
 	berth_gc_lock_destroy(r);

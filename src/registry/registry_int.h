@@ -17,6 +17,9 @@ struct upload_claim {
 	char uuid[37];
 };
 
+/* The hash state a PATCH of this process left its session at (registry/uploads.c). */
+struct upload_resume;
+
 /* Stripes of per-repository locks (registry/repo_delete.c). */
 #define BERTH_REPO_LOCK_STRIPES 64
 
@@ -51,6 +54,8 @@ struct berth_registry {
 	struct berth_taglist_cache *tag_lists; /* registry/taglist.c */
 	pthread_mutex_t claims_lock; /* guards claims */
 	struct upload_claim *claims; /* uploads held open by a request */
+	struct upload_resume *resumes; /* guarded by claims_lock too; newest first */
+	size_t n_resumes;
 	/* Held shared by a manifest PUT, exclusively by a repository delete (repo_delete.c). */
 	pthread_rwlock_t repo_locks[BERTH_REPO_LOCK_STRIPES];
 	/* Online garbage collection (registry/gc_online.c): when gc_refresh is set, whatever links
@@ -225,6 +230,9 @@ void berth_reg_redis_tags_changed(struct berth_registry *r, const char *name);
  * the data when it is there already, as Distribution's blob writer stats the driver. Sets
  * *size when not NULL. */
 int berth_blob_data_present(uint64_t *size, struct berth_registry *r, const char *digest);
+
+/* Frees the hash states kept for sessions this process suspended (registry/uploads.c). */
+void berth_upload_resumes_free(struct berth_registry *r);
 
 /* 0 if the blob's data exists in the global store (sets *size when not NULL). */
 int berth_blob_data_stat(uint64_t *size, struct berth_registry *r, const char *digest);

@@ -4,7 +4,9 @@
  *   _uploads/<uuid>/data                      the bytes received so far
  *   _uploads/<uuid>/hashstates/sha256/<off>   the SHA-256 state after <off> bytes (Go format)
  * Each request opens the session, appends, checkpoints the hash state and closes it again, so a
- * session survives restarts of berth and can move between berth and Distribution. A request
+ * session survives restarts of berth and can move between berth and Distribution (the next
+ * request on the same process skips the reads of that open when the driver vouches that the
+ * data is as the last one left it: open_resumed). A request
  * holds a session exclusively (a claim) so two requests never interleave their bytes.
  * A PATCH ends with the driver's suspend, not a flush: on S3 the bytes stay the parts of one
  * multipart upload across PATCHes (as Distribution's driver leaves them), and only the commit
@@ -117,6 +119,92 @@ static void unclaim(struct berth_registry *r, const char *uuid)
 	pthread_mutex_unlock(&r->claims_lock);
 }
 
+/*
+ * The hash state each of this process's PATCHes left its session at, for the session's next
+ * request on this process: with a driver that vouches for what a suspend left (driver.h,
+ * resume_writer; S3), that request skips the reads a session's open costs (open_resumed).
+ * Taken by the next open of the session, whatever it is, and kept again by its checkpoint.
+ * At most RESUMES_MAX (the oldest go first): the next request of a session forgotten reads
+ * its state from storage, as after a restart.
+ */
+#define RESUMES_MAX 1024u
+
+struct upload_resume {
+	struct upload_resume *next;
+	char uuid[37];
+	char *name;
+	uint64_t offset; /* the hasher's length: the session's size */
+	size_t len;
+	unsigned char state[BERTH_HASHSTATE_MAX]; /* Go's format, as saved in hashstates/ */
+};
+
+static void resume_free(struct upload_resume *e)
+{
+	if (e) {
+		free(e->name);
+		free(e);
+	}
+}
+
+/* Unlinks the entry of the session: it, or NULL. With claims_lock held. */
+static struct upload_resume *resume_unlink(struct berth_registry *r, const char *name, const char *uuid)
+{
+	for (struct upload_resume **p = &r->resumes; *p; p = &(*p)->next) {
+		if (strcmp((*p)->uuid, uuid) == 0 && strcmp((*p)->name, name) == 0) {
+			struct upload_resume *e = *p;
+			*p = e->next;
+			r->n_resumes--;
+			return e;
+		}
+	}
+	return NULL;
+}
+
+static struct upload_resume *resume_take(struct berth_registry *r, const char *name, const char *uuid)
+{
+	pthread_mutex_lock(&r->claims_lock);
+	struct upload_resume *e = r->resumes ? resume_unlink(r, name, uuid) : NULL;
+	pthread_mutex_unlock(&r->claims_lock);
+	return e;
+}
+
+/* Keeps the state (len bytes, Go's format) the session was just suspended at. */
+static void resume_keep(struct berth_upload *u, const unsigned char *state, size_t len, uint64_t offset)
+{
+	struct berth_registry *r = u->reg;
+	struct upload_resume *e = berth_calloc(1, sizeof(*e)), *old, *evicted = NULL;
+	memcpy(e->uuid, u->uuid, sizeof(e->uuid));
+	e->name = berth_strdup(u->name);
+	e->offset = offset;
+	e->len = len;
+	memcpy(e->state, state, len);
+	pthread_mutex_lock(&r->claims_lock);
+	old = resume_unlink(r, u->name, u->uuid);
+	e->next = r->resumes;
+	r->resumes = e;
+	if (++r->n_resumes > RESUMES_MAX) {
+		struct upload_resume **p = &r->resumes;
+		while ((*p)->next)
+			p = &(*p)->next;
+		evicted = *p;
+		*p = NULL;
+		r->n_resumes--;
+	}
+	pthread_mutex_unlock(&r->claims_lock);
+	resume_free(old);
+	resume_free(evicted);
+}
+
+void berth_upload_resumes_free(struct berth_registry *r)
+{
+	while (r->resumes) {
+		struct upload_resume *e = r->resumes;
+		r->resumes = e->next;
+		resume_free(e);
+	}
+	r->n_resumes = 0;
+}
+
 /* Stores a small file of a session (startedat, a hash state, committed), not synced: through a
  * writer, which the filesystem driver does not sync; on a remote driver by one PUT (a writer
  * there first looks for a multipart upload left open on the key: one more request). */
@@ -210,6 +298,53 @@ static int open_data_writer(struct berth_upload *u, int append)
 	return rc;
 }
 
+/*
+ * The open of a session whose last request this process ended, when the driver vouches that
+ * the stored data is what that request's suspend left (resume_writer: on S3 one ListParts of
+ * the multipart upload, compared with its parts then). The hash state kept in memory then
+ * holds for those bytes, and open_session's and ensure_hasher's reads are not needed, on
+ * this instance or with others on the same bucket:
+ *  - startedat (the session exists): a session goes by its commit, which completes the data's
+ *    multipart upload before anything else, or by a cancel or a purge, which remove startedat
+ *    and then abort it: either way the upload is no longer there to vouch for. (Only a removal
+ *    that failed half-way, its client told so, can leave startedat gone and the upload open:
+ *    the session then goes on as if the removal had not begun.)
+ *  - committed (a commit cut off after its data became the blob): written only after the
+ *    data's multipart upload was completed.
+ *  - hashstates/sha256/<size>: the state this process saved there, for the same bytes.
+ * 0 with *out, 0 with *out NULL when the caller must open as usual, or a BERTH_E* code.
+ */
+static int open_resumed(struct berth_upload **out, struct berth_registry *r, const char *name,
+			const char *uuid)
+{
+	char path[BERTH_PATH_MAX];
+	struct berth_upload *u = NULL;
+	*out = NULL;
+	if (!berth_storage_can_resume(r->driver) || !berth_uuid_valid(uuid))
+		return 0;
+	struct upload_resume *e = resume_take(r, name, uuid);
+	if (!e)
+		return 0;
+	int rc = berth_path_upload_data(path, name, uuid);
+	if (rc == 0)
+		rc = upload_claim_new(&u, r, name, uuid);
+	if (rc < 0) {
+		resume_free(e);
+		return rc;
+	}
+	if ((rc = berth_storage_resume_writer(&u->writer, r->driver, path)) == 0 && u->writer &&
+	    u->writer->size(u->writer) == e->offset &&
+	    berth_hasher_unmarshal(&u->hasher, BERTH_ALG_SHA256, e->state, e->len) == 0 &&
+	    berth_hasher_len(u->hasher) == e->offset) {
+		resume_free(e);
+		*out = u;
+		return 0;
+	}
+	resume_free(e);
+	berth_upload_close(u); /* a resumed writer not written to stores nothing */
+	return rc;
+}
+
 /* berth_upload_open with the writer's append value. */
 static int open_appending(struct berth_upload **out, struct berth_registry *r, const char *name,
 			  const char *uuid, int append)
@@ -229,6 +364,9 @@ static int open_appending(struct berth_upload **out, struct berth_registry *r, c
 int berth_upload_open(struct berth_upload **out, struct berth_registry *r, const char *name,
 		      const char *uuid)
 {
+	int rc = open_resumed(out, r, name, uuid);
+	if (rc < 0 || *out)
+		return rc;
 	return open_appending(out, r, name, uuid, 1);
 }
 
@@ -297,6 +435,8 @@ int berth_upload_open_whole(struct berth_upload **out, struct berth_registry *r,
 		if ((rc = upload_claim_new(&u, r, name, made_up)) < 0)
 			return rc;
 		u->no_session = 1;
+	} else if ((rc = open_resumed(out, r, name, uuid)) < 0 || *out) {
+		return rc; /* it holds bytes (stored parts): never staged */
 	} else if ((rc = open_session(&u, r, name, uuid)) < 0) {
 		return rc;
 	}
@@ -408,6 +548,8 @@ static int ensure_hasher(struct berth_upload *u)
 
 	if (u->hasher)
 		return 0;
+	if (size == 0) /* nothing to read: the state of no bytes is a new hasher's */
+		return hash_data(&u->hasher, u, BERTH_ALG_SHA256, 0);
 	if ((rc = berth_path_upload_hashstate(path, u->name, u->uuid, "sha256", size)) < 0)
 		return rc;
 	if (berth_storage_get_content(&state, &len, u->reg->driver, path,
@@ -546,7 +688,13 @@ int berth_upload_checkpoint(struct berth_upload *u)
 					      berth_hasher_len(u->hasher))) < 0)
 		return rc;
 	/* Not synced on purpose: a lost or torn state file fails to unmarshal and we rehash. */
-	return put_session_file(u->reg, path, state, len);
+	if ((rc = put_session_file(u->reg, path, state, len)) < 0)
+		return rc;
+	/* Kept once stored, for this session's next request here (open_resumed); the file stays
+	 * what other instances, and Distribution, resume from. */
+	if (u->writer && !u->staged && berth_storage_can_resume(u->reg->driver))
+		resume_keep(u, state, len, berth_hasher_len(u->hasher));
+	return 0;
 }
 
 /* Removes startedat first: a session is gone in one step, so a crash part-way through the

@@ -250,6 +250,18 @@ struct berth_storage_driver {
 	 * do, and skips their fsync of the directory after the rename). */
 	int (*put_content_lazy)(struct berth_storage_driver *d, const char *path, const void *buf, size_t n);
 	int (*move_lazy)(struct berth_storage_driver *d, const char *from, const char *to);
+
+	/* Optional (NULL: never resumes; appended). An appending writer on path, opened only if
+	 * what is stored there is exactly what this process's own last suspend() of a writer on
+	 * path left, as the storage shows it now (nothing appended, completed, aborted or
+	 * replaced since, by this process or another): 0 with *out, whose size() is what that
+	 * suspend left; 0 with *out NULL (nothing opened) when the driver cannot vouch for that
+	 * (no such suspend, or it changed); or a BERTH_E* code. So what the caller kept in
+	 * memory at that suspend (an upload's hash state) still describes the stored bytes. Each
+	 * suspend is vouched for at most once (the next open of path, of any kind, ends it). S3:
+	 * one ListParts of the multipart upload the suspend left, compared with the parts it
+	 * held, where an append-open lists the key's uploads first. */
+	int (*resume_writer)(struct berth_writer **out, struct berth_storage_driver *d, const char *path);
 };
 
 /* Constructors (each in its own .c). On success *out belongs to the caller (free via ->free). */

@@ -153,6 +153,11 @@ static int fw_staged_writer(struct berth_writer **out, struct berth_storage_driv
 	return inner(d)->staged_writer(out, inner(d), path);
 }
 
+static int fw_resume_writer(struct berth_writer **out, struct berth_storage_driver *d, const char *path)
+{
+	return inner(d)->resume_writer(out, inner(d), path);
+}
+
 static int fw_purge_staged(struct berth_storage_driver *d, const char *path, int64_t before, size_t *purged)
 {
 	return inner(d)->purge_staged(inner(d), path, before, purged);
@@ -203,6 +208,7 @@ static void mw_over(struct mw_driver *m, struct berth_storage_driver *in)
 		.put_content_unsynced = in->put_content_unsynced ? fw_put_content_unsynced : NULL,
 		.put_content_lazy = in->put_content_lazy ? fw_put_content_lazy : NULL,
 		.move_lazy = in->move_lazy ? fw_move_lazy : NULL,
+		.resume_writer = in->resume_writer ? fw_resume_writer : NULL,
 	};
 }
 

@@ -12,7 +12,9 @@
  * with a new multipart upload whose first parts are a server-side copy of the object (or, for
  * an object smaller than a part, its bytes read back into the buffer). An append-open first
  * looks for a multipart upload left open on the key (by ListMultipartUploads, as Distribution's
- * driver finds the uploads it leaves open between PATCHes) and continues that one.
+ * driver finds the uploads it leaves open between PATCHes) and continues that one. A resume
+ * open (driver.h) skips that listing for an upload this process's own suspend left: one
+ * ListParts shows whether it is still exactly as left (s3_resume.c).
  *
  * Readers fetch a first window, then stream the rest in one GET carrying If-Match with the first
  * answer's ETag, so a reader never mixes two versions of an object (the reader section).
@@ -803,6 +805,19 @@ static int s3_writer_suspend(struct berth_writer *base)
 	return rc;
 }
 
+/* The suspend slot: suspend, then note where the upload is left for the next resume open
+ * (s3_resume.c). An object, or a failure, leaves no note: that open lists. */
+static int s3_writer_suspend_noted(struct berth_writer *base)
+{
+	struct s3_writer *w = (struct s3_writer *)base;
+	int rc = s3_writer_suspend(base);
+	if (rc == 0 && w->mpu.id && w->mpu.n_parts > 0 && w->copy_base == 0)
+		berth_s3__resume_note(w->d, w->key, &w->mpu);
+	else
+		berth_s3__resume_forget(w->d, w->key);
+	return rc;
+}
+
 static int s3_writer_cancel(struct berth_writer *base)
 {
 	struct s3_writer *w = (struct s3_writer *)base;
@@ -884,20 +899,29 @@ static int writer_resume(struct s3_writer *w)
 	return 0;
 }
 
+/* A writer on path's key, positioned nowhere yet. */
+static struct s3_writer *writer_new(struct s3_driver *d, const char *path)
+{
+	struct s3_writer *w = berth_calloc(1, sizeof(*w));
+	w->base = (struct berth_writer){ .write = s3_writer_write, .size = s3_writer_size,
+					 .flush = s3_writer_flush, .commit = s3_writer_flush,
+					 .cancel = s3_writer_cancel, .close = s3_writer_close,
+					 .suspend = s3_writer_suspend_noted, .expect = s3_writer_expect };
+	w->d = d;
+	w->key = key_of(d, path);
+	berth_s3__parts_init(&w->parts, d, w->key);
+	/* Whatever this writer does, the key's note no longer tells where its suspend left it. */
+	berth_s3__resume_forget(d, w->key);
+	return w;
+}
+
 static int s3_writer_open(struct berth_writer **out, struct berth_storage_driver *base,
 			  const char *path, int append)
 {
 	struct s3_driver *d = s3(base);
 	if (!is_valid_object(path))
 		return BERTH_EINVALID;
-	struct s3_writer *w = berth_calloc(1, sizeof(*w));
-	w->base = (struct berth_writer){ .write = s3_writer_write, .size = s3_writer_size,
-					 .flush = s3_writer_flush, .commit = s3_writer_flush,
-					 .cancel = s3_writer_cancel, .close = s3_writer_close,
-					 .suspend = s3_writer_suspend, .expect = s3_writer_expect };
-	w->d = d;
-	w->key = key_of(d, path);
-	berth_s3__parts_init(&w->parts, d, w->key);
+	struct s3_writer *w = writer_new(d, path);
 	int rc = 0;
 	if (append) {
 		rc = writer_resume(w);
@@ -913,6 +937,49 @@ static int s3_writer_open(struct berth_writer **out, struct berth_storage_driver
 		s3_writer_close(&w->base);
 		return rc;
 	}
+	*out = &w->base;
+	return 0;
+}
+
+/*
+ * The resume slot (driver.h): the upload this process's last suspend left on the key, if one
+ * ListParts of it shows exactly the parts it held then. Why that listing is enough, across
+ * instances (and Distribution) on one bucket: an upload that is still listable was neither
+ * completed nor aborted (a commit completes it, a cancel or purge aborts it, a PATCH after a
+ * short part completes it before going on); whoever appends to it adds a part (Distribution
+ * too), and whoever rewrites a part changes its ETag, so the fingerprint differs; and nobody
+ * starts a second upload on a key whose upload holds parts (every appending writer, berth's
+ * or Distribution's, continues the one it finds by listing). So the ListMultipartUploads an
+ * append-open starts with would find this same upload, with these same parts.
+ */
+static int s3_resume_writer_open(struct berth_writer **out, struct berth_storage_driver *base,
+				 const char *path)
+{
+	struct s3_driver *d = s3(base);
+	char fingerprint[BERTH_DIGEST_STR_MAX], now[BERTH_DIGEST_STR_MAX];
+	char *upload_id = NULL;
+	*out = NULL;
+	if (!is_valid_object(path))
+		return BERTH_EINVALID;
+	char *key = key_of(d, path);
+	int noted = berth_s3__resume_take(d, key, &upload_id, fingerprint);
+	free(key);
+	if (!noted)
+		return 0;
+	struct s3_writer *w = writer_new(d, path);
+	w->mpu.id = upload_id;
+	int rc = berth_s3__mpu_list_parts(d, w->key, &w->mpu);
+	if (rc == 0)
+		berth_s3__resume_fingerprint(&w->mpu, now);
+	if (rc == BERTH_ENOTFOUND || (rc == 0 && (w->mpu.n_parts == 0 || strcmp(now, fingerprint) != 0)))
+		rc = 1; /* gone (completed, aborted) or changed: the caller opens as usual */
+	if (rc != 0) {
+		w->cancelled = 1; /* close must not store anything */
+		s3_writer_close(&w->base);
+		return rc < 0 ? rc : 0;
+	}
+	w->mpu_found = 1;
+	w->mpu_closed = !mpu_continuable(&w->mpu);
 	*out = &w->base;
 	return 0;
 }
@@ -1410,6 +1477,8 @@ static void s3_free(struct berth_storage_driver *base)
 	for (size_t i = 0; i < d->n_idle; i++)
 		curl_easy_cleanup(d->idle[i]);
 	pthread_mutex_destroy(&d->pool_lock);
+	berth_s3__resume_release(d);
+	pthread_mutex_destroy(&d->resume_lock);
 	curl_slist_free_all(d->object_headers);
 	free(d->endpoint);
 	free(d->bucket);
@@ -1449,6 +1518,7 @@ int berth_s3_driver_new(struct berth_storage_driver **out, const struct berth_s3
 		.remote = 1, .touch = berth_s3__touch, .object_key = s3_object_key,
 		.list_tree = s3_list_tree,
 		.staged_writer = s3_staged_writer_open, .purge_staged = s3_purge_staged,
+		.resume_writer = s3_resume_writer_open,
 	};
 	d->endpoint = berth_strdup(o->endpoint);
 	d->bucket = berth_strdup(o->bucket);
@@ -1489,6 +1559,7 @@ int berth_s3_driver_new(struct berth_storage_driver **out, const struct berth_s3
 	d->object_headers =
 		header_if(d->object_headers, "x-amz-server-side-encryption-aws-kms-key-id", o->keyid);
 	pthread_mutex_init(&d->pool_lock, NULL);
+	pthread_mutex_init(&d->resume_lock, NULL);
 	d->stats = berth_coalesce_new(S3_STAT_PATHS);
 	*out = &d->base;
 	return 0;

@@ -6,6 +6,7 @@
 #ifndef BERTH_STORAGE_S3_INT_H
 #define BERTH_STORAGE_S3_INT_H
 
+#include "core/digest.h"
 #include "core/util.h"
 #include "storage/driver.h"
 
@@ -25,6 +26,7 @@
 #define S3_STAT_PATHS 4096u               /* paths whose concurrent stats share requests at once */
 
 struct berth_coalesce;
+struct s3_resume_note;
 
 struct s3_driver {
 	struct berth_storage_driver base;
@@ -40,6 +42,9 @@ struct s3_driver {
 	CURL *idle[S3_IDLE_HANDLES];
 	size_t n_idle;
 	struct berth_coalesce *stats; /* concurrent stats of one path share a HEAD (coalesce.h) */
+	pthread_mutex_t resume_lock;  /* guards the two below (s3_resume.c) */
+	struct s3_resume_note *resume_notes; /* where suspends left uploads, newest first */
+	size_t n_resume_notes;
 };
 
 struct s3_parts;
@@ -259,6 +264,23 @@ uint64_t berth_s3__parts_ready(struct s3_parts *p, uint64_t pos);
 void berth_s3__parts_discard(struct s3_parts *p);
 /* berth_s3__parts_discard, and the temporary files are closed. */
 void berth_s3__parts_release(struct s3_parts *p);
+
+/* ---- s3_resume.c ---- */
+
+/* A suspended writer's upload as this process left it (the resume slot, driver.h): the key's
+ * upload id and a fingerprint of its parts, taken by the next resume open of the key, which
+ * checks it with one ListParts. Thread-safe.
+ * The fingerprint: SHA-256 of the parts' numbers, sizes and ETags (unquoted), "sha256:<hex>". */
+void berth_s3__resume_fingerprint(const struct s3_mpu *m, char out[BERTH_DIGEST_STR_MAX]);
+/* Notes m (with an id) as the upload a suspend left on key, replacing an older note. */
+void berth_s3__resume_note(struct s3_driver *d, const char *key, const struct s3_mpu *m);
+/* Forgets the note of key, if any. */
+void berth_s3__resume_forget(struct s3_driver *d, const char *key);
+/* Takes (removes) the note of key: 1 with *upload_id (owned) and its fingerprint, 0 if none. */
+int berth_s3__resume_take(struct s3_driver *d, const char *key, char **upload_id,
+			  char fingerprint[BERTH_DIGEST_STR_MAX]);
+/* Frees every note (the driver's end). */
+void berth_s3__resume_release(struct s3_driver *d);
 
 /* ---- s3.c ---- */
 

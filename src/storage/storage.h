@@ -251,6 +251,23 @@ static inline int berth_storage_staged_writer(struct berth_writer **out, struct 
 	BERTH_STORAGE_TIMED(BERTH_SOP_WRITER, d->staged_writer(out, d, path));
 }
 
+/* 1 if the driver can vouch for what a suspend left (berth_storage_resume_writer). */
+static inline int berth_storage_can_resume(const struct berth_storage_driver *d)
+{
+	return d->resume_writer != NULL;
+}
+
+/* driver.h's resume_writer: 0 with *out NULL when the driver cannot vouch for what this
+ * process's last suspend of path left (or has no such slot). */
+static inline int berth_storage_resume_writer(struct berth_writer **out, struct berth_storage_driver *d,
+					      const char *path)
+{
+	*out = NULL;
+	if (!d->resume_writer)
+		return 0;
+	BERTH_STORAGE_TIMED(BERTH_SOP_WRITER, d->resume_writer(out, d, path));
+}
+
 /* Discards what crashed staged writers below path left, if started before `before`; 0 with
  * *purged = 0 for drivers without staged writers. */
 static inline int berth_storage_purge_staged(struct berth_storage_driver *d, const char *path,

@@ -154,6 +154,16 @@ def patch_held(c, loc, body, start, held):
     return sock
 
 
+def patch_accepted(test, c, loc, data, start):
+    """A PATCH through client c of data at offset start, which test checks is accepted with
+    the range it makes: the next Location."""
+    r = c.patch(c.resolve(loc), data, headers=dict(
+        OCTETS, **{"Content-Range": "%d-%d" % (start, start + len(data) - 1)}))
+    test.assertStatus(r, 202)
+    test.assertHeader(r, "Range", "0-%d" % (start + len(data) - 1))
+    return r.header("Location")
+
+
 def answer_head(sock):
     """The status line and headers of the answer on sock."""
     head = b""
@@ -176,11 +186,7 @@ class S3UploadTest(berthtest.TestCase):
             self.srv.s3_root.lstrip("/"), repo, uuid)
 
     def patch(self, c, loc, data, start):
-        r = c.patch(c.resolve(loc), data, headers=dict(
-            OCTETS, **{"Content-Range": "%d-%d" % (start, start + len(data) - 1)}))
-        self.assertStatus(r, 202)
-        self.assertHeader(r, "Range", "0-%d" % (start + len(data) - 1))
-        return r.header("Location")
+        return patch_accepted(self, c, loc, data, start)
 
     def test_parts_accumulate_in_one_multipart_upload(self):
         """Whole-part PATCHes add parts to one upload: no object, no copy, nothing completed
@@ -618,6 +624,237 @@ class S3WholeUploadTest(berthtest.TestCase):
             proc.terminate()
             proc.wait(10)
             shutil.rmtree(tmp, ignore_errors=True)
+
+def s3_send(method, path, query="", data=None):
+    """A request to the bucket as any S3 client signs it (the object's bytes, when data is
+    given): the answer's bytes."""
+    e = os.environ
+    cmd = ["curl", "-sf", "-X", method, "--aws-sigv4", "aws:amz:%s:s3" % e["S3_REGION"],
+           "--user", "%s:%s" % (e["S3_ACCESS_KEY"], e["S3_SECRET_KEY"]),
+           "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+           "%s/%s/%s%s" % (e["S3_ENDPOINT"], e["S3_BUCKET"], path, "?" + query if query else "")]
+    if data is not None:
+        cmd[1:1] = ["--data-binary", "@-", "-H", "Content-Type: application/octet-stream"]
+    return subprocess.run(cmd, input=data, check=True, capture_output=True).stdout
+
+
+class S3PatchRequestsTest(berthtest.TestCase):
+    """A PATCH on the instance that took the session's last request: one ListParts checks that
+    the multipart upload is as that request left it, and the hash state kept in memory holds
+    (no startedat, committed, ListMultipartUploads or hash state read). Anything another
+    instance, Distribution or a client of the bucket changed makes it open as before."""
+
+    def setUp(self):
+        if not berthtest.s3_mode():
+            self.skipTest("S3 only (BERTH_STORAGE=s3, see tests/e2e/test_s3_suites.sh)")
+        super().setUp()
+
+    def start(self, chunksize=10 * MIB):
+        """A counted berth (A) on this test's rootdirectory, 10 MiB parts as in the benchmark:
+        (client, the requests so far, the session's key prefix maker)."""
+        return counted(self, chunksize=chunksize)
+
+    def begin(self, size, seed, chunksize=10 * MIB):
+        """A counted berth (start) and a session started on it for `size` pattern bytes:
+        (client, requests, repo, data, uuid, Location)."""
+        c, requests = self.start(chunksize)
+        repo = self.repo()
+        r = c.start_upload(repo)
+        return (c, requests, repo, pattern(size, seed=seed), r.header("Docker-Upload-UUID"),
+                r.header("Location"))
+
+    def data_key(self, repo, uuid):
+        return "%s/docker/registry/v2/repositories/%s/_uploads/%s/data" % (
+            self.srv.s3_root.lstrip("/"), repo, uuid)
+
+    def patch(self, c, loc, data, start):
+        return patch_accepted(self, c, loc, data, start)
+
+    def kinds(self, log, uuid):
+        """The requests of a slice of the log, each as a short name."""
+        out = []
+        for x in log:
+            if "uploads=" in x:
+                out.append("ListMultipartUploads")
+            elif x.startswith("GET ") and "/%s/data?uploadId=" % uuid in x:
+                out.append("ListParts")
+            elif x.startswith("PUT ") and "/%s/data?partNumber=" % uuid in x:
+                out.append("UploadPart")
+            elif x.startswith("PUT ") and "/%s/hashstates/sha256/" % uuid in x:
+                out.append("PUT hashstate")
+            else:
+                out.append(x.split("?")[0].replace("/%s/" % uuid, "/UUID/").split("/_uploads/")[-1]
+                           if "/_uploads/" in x else x)
+        return out
+
+    def test_patch_costs_three_requests_on_the_same_instance(self):
+        """5 MiB PATCHes in 10 MiB parts, all on one instance: the first opens the session from
+        the bucket, each later one makes exactly ListParts, its UploadPart and the hash state's
+        PUT (7 requests before: HEAD startedat, GET committed, ListMultipartUploads, ListParts,
+        GET hashstate around the same two); the PUT's open is one ListParts too. The first
+        reads no hash state: at offset 0 it is a new hasher's."""
+        c, requests, repo, data, uuid, loc = self.begin(20 * MIB + 3, 51)
+        counts = []
+        for i in range(4):
+            n = len(requests())
+            loc = self.patch(c, loc, data[i * 5 * MIB:(i + 1) * 5 * MIB], i * 5 * MIB)
+            got = self.kinds(requests()[n:], uuid)
+            counts.append(len(got))
+            if i == 0:
+                self.assertNotIn("UUID/hashstates/sha256/0", got, "no state to read at 0")
+            else:
+                self.assertEqual(got, ["ListParts", "UploadPart", "PUT hashstate"], "PATCH %d" % i)
+        n = len(requests())
+        r = c.put(c.resolve(loc, {"digest": digest(data)}), data[20 * MIB:], headers=OCTETS)
+        self.assertStatus(r, 201)
+        got = self.kinds(requests()[n:], uuid)
+        self.assertEqual(got[0], "ListParts", got)
+        for k in ("startedat", "committed", "ListMultipartUploads"):
+            self.assertNotIn(k, got[:3], "the PUT's open reads nothing more: %r" % got)
+        self.assertEqual(self.c.get("/v2/%s/blobs/%s" % (repo, digest(data))).body, data)
+        print("S3 requests per 5 MiB PATCH: %r; the PUT's %d" % (counts, len(got)))
+
+    def test_patches_alternate_between_instances_after_the_cache_is_warm(self):
+        """PATCHes on A (warm: three requests each) and B (the test's server) in turn, one of
+        B's of an odd size (a short part, completed by the next PATCH): each time the other
+        instance added to the upload, A's next PATCH finds it by listing and reads B's hash
+        state, as before; the status GET on either tells the size; the PUT on A after B's
+        PATCH makes the whole blob."""
+        c, requests, repo, data, uuid, loc = self.begin(31 * MIB + 7, 52)
+        cuts = [0, 5 * MIB, 10 * MIB, 15 * MIB, 18 * MIB + 1, 23 * MIB + 1, 28 * MIB + 1, 31 * MIB]
+        on = ["A", "A", "B", "B", "A", "A", "B"]
+        for i, who in enumerate(on):
+            cl = c if who == "A" else self.c
+            n = len(requests())
+            loc = self.patch(cl, loc, data[cuts[i]:cuts[i + 1]], cuts[i])
+            got = self.kinds(requests()[n:], uuid)
+            if who == "A" and i > 0 and on[i - 1] == "A":
+                self.assertEqual(got, ["ListParts", "UploadPart", "PUT hashstate"],
+                                 "PATCH %d on A after A's" % i)
+            elif who == "A" and i > 0:
+                self.assertIn("ListMultipartUploads", got, "PATCH %d on A after B's: %r" % (i, got))
+                self.assertIn("hashstates/sha256/%d" % cuts[i], " ".join(got),
+                              "B's hash state read: %r" % got)
+            for other in (c, self.c):
+                st = other.get(other.resolve(loc))
+                self.assertStatus(st, 204)
+                self.assertHeader(st, "Range", "0-%d" % (cuts[i + 1] - 1))
+        n = len(requests())
+        r = c.put(c.resolve(loc, {"digest": digest(data)}), data[cuts[-1]:], headers=OCTETS)
+        self.assertStatus(r, 201)
+        self.assertIn("ListMultipartUploads", self.kinds(requests()[n:], uuid))
+        self.assertEqual(self.c.get("/v2/%s/blobs/%s" % (repo, digest(data))).body, data)
+        self.assertEqual(open_uploads(self.data_key(repo, uuid)), [])
+
+    def test_cancel_on_another_instance_after_the_cache_is_warm(self):
+        """A's next PATCH after B cancelled the session is 404 BLOB_UPLOAD_UNKNOWN (its
+        multipart upload was aborted: nothing vouches for it), and stores nothing."""
+        c, requests = self.start()
+        repo = self.repo()
+        data = pattern(10 * MIB, seed=53)
+        r = c.start_upload(repo)
+        uuid = r.header("Docker-Upload-UUID")
+        loc = self.patch(c, r.header("Location"), data[:5 * MIB], 0)
+        self.assertStatus(self.c.delete(self.c.resolve(loc)), 204)
+        r = c.patch(c.resolve(loc), data[5 * MIB:], headers=dict(
+            OCTETS, **{"Content-Range": "%d-%d" % (5 * MIB, 10 * MIB - 1)}))
+        self.assertError(r, 404, "BLOB_UPLOAD_UNKNOWN")
+        self.assertEqual(open_uploads(self.data_key(repo, uuid)), [])
+        self.assertEqual(keys_below(self.data_key(repo, uuid).rsplit("/", 1)[0] + "/"), {})
+
+    def start_distribution(self):
+        """Debian's docker-registry (Distribution 2.8.2, its s3 driver) on this test's
+        rootdirectory, 5 MiB parts: its client and its http.secret."""
+        binary = shutil.which("docker-registry")
+        if not binary:
+            self.skipTest("docker-registry is not installed")
+        tmp = tempfile.mkdtemp(prefix="berth-s3dist-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        port = berthtest.free_port()
+        secret = "berth-s3patch-test"
+        cfg = os.path.join(tmp, "config.yml")
+        with open(cfg, "w") as f:
+            f.write("version: 0.1\nlog:\n  level: warn\n" + berthtest.s3_storage_yaml(self.srv.s3_root)
+                    + "  redirect:\n    disable: true\n  delete:\n    enabled: true\n"
+                    "http:\n  addr: 127.0.0.1:%d\n  secret: %s\n" % (port, secret))
+        env = dict(os.environ)
+        env.pop("AWS_CA_BUNDLE", None)  # Distribution 2.8.2's s3 driver panics with it set
+        with open(os.path.join(tmp, "log"), "wb") as log:
+            proc = subprocess.Popen([binary, "serve", cfg], stdout=log, stderr=subprocess.STDOUT, env=env)
+        self.addCleanup(proc.wait, 10)
+        self.addCleanup(proc.terminate)
+        c = berthtest.Client("http://127.0.0.1:%d" % port)
+        ok = berthtest.wait_until(lambda: proc.poll() is None and self.answers(c), 15)
+        self.assertTrue(ok, "docker-registry did not start")
+        return c, secret
+
+    @staticmethod
+    def answers(c):
+        try:
+            return c.get("/v2/").status == 200
+        except OSError:
+            return False
+
+    @staticmethod
+    def dist_state(secret, repo, uuid, offset):
+        """Distribution's _state for an upload it did not start: base64url(HMAC-SHA256(secret,
+        J) || J), J its JSON {Name, UUID, Offset, StartedAt}."""
+        import base64
+        import hashlib
+        import hmac
+        import json
+        j = json.dumps({"Name": repo, "UUID": uuid, "Offset": offset,
+                        "StartedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}).encode()
+        return base64.urlsafe_b64encode(hmac.new(secret.encode(), j, hashlib.sha256).digest() + j).decode()
+
+    def test_distribution_patches_between_warm_patches(self):
+        """berth (warm after two PATCHes), then Distribution 2.8.2 takes a PATCH of the same
+        session on the bucket (appending a part, saving its hash state), then berth again:
+        berth's next PATCH finds the upload by listing and resumes from Distribution's hash
+        state, the one after it is warm again, and the blob is whole."""
+        c, requests, repo, data, uuid, loc = self.begin(25 * MIB + 9, 56, chunksize=5 * MIB)
+        dist, secret = self.start_distribution()
+        for i in range(2):
+            loc = self.patch(c, loc, data[i * 5 * MIB:(i + 1) * 5 * MIB], i * 5 * MIB)
+        path = "/v2/%s/blobs/uploads/%s?_state=%s" % (repo, uuid, self.dist_state(secret, repo, uuid, 10 * MIB))
+        r = dist.patch(path, data[10 * MIB:15 * MIB], headers=dict(
+            OCTETS, **{"Content-Range": "%d-%d" % (10 * MIB, 15 * MIB - 1)}))
+        self.assertStatus(r, 202)
+        self.assertHeader(r, "Range", "0-%d" % (15 * MIB - 1))
+        n = len(requests())
+        loc = self.patch(c, loc, data[15 * MIB:20 * MIB], 15 * MIB)
+        got = self.kinds(requests()[n:], uuid)
+        self.assertIn("ListMultipartUploads", got)
+        self.assertIn("hashstates/sha256/%d" % (15 * MIB), " ".join(got), "Distribution's hash state read")
+        n = len(requests())
+        loc = self.patch(c, loc, data[20 * MIB:25 * MIB], 20 * MIB)
+        self.assertEqual(self.kinds(requests()[n:], uuid), ["ListParts", "UploadPart", "PUT hashstate"])
+        r = c.put(c.resolve(loc, {"digest": digest(data)}), data[25 * MIB:], headers=OCTETS)
+        self.assertStatus(r, 201)
+        self.assertEqual(dist.get("/v2/%s/blobs/%s" % (repo, digest(data))).body, data)
+
+    def test_part_rewritten_behind_the_instance_is_noticed(self):
+        """A part rewritten in the bucket with other bytes of the same size (the size A left
+        is unchanged, the part's ETag is not) and the hash state file gone: A's next request
+        does not take its hash state for those bytes, it rehashes them, and the blob is the
+        bytes the bucket holds."""
+        c, requests, repo, data, uuid, loc = self.begin(10 * MIB + 11, 54)
+        data = bytearray(data)
+        for i in range(2):
+            loc = self.patch(c, loc, bytes(data[i * 5 * MIB:(i + 1) * 5 * MIB]), i * 5 * MIB)
+        key = self.data_key(repo, uuid)
+        ups = open_uploads(key)
+        self.assertEqual(len(ups), 1)
+        data[5 * MIB:10 * MIB] = pattern(5 * MIB, seed=55)
+        s3_send("PUT", key, "partNumber=2&uploadId=" + urllib.parse.quote(ups[0][1], safe=""),
+                bytes(data[5 * MIB:10 * MIB]))
+        s3_send("DELETE", key.rsplit("/", 1)[0] + "/hashstates/sha256/%d" % (10 * MIB))
+        n = len(requests())
+        r = c.put(c.resolve(loc, {"digest": digest(bytes(data))}), bytes(data[10 * MIB:]), headers=OCTETS)
+        self.assertStatus(r, 201)
+        self.assertIn("ListMultipartUploads", self.kinds(requests()[n:], uuid))
+        self.assertEqual(self.c.get("/v2/%s/blobs/%s" % (repo, digest(bytes(data)))).body, bytes(data))
+
 
 def open_files(pid, wanted):
     """{fd: size} of the files berth holds open whose link target wanted(target) accepts."""

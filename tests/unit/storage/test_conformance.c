@@ -827,6 +827,60 @@ static void test_writer_suspend(void **state)
 	free(src);
 }
 
+/* The resume slot (driver.h): a writer reopened where this process's last suspend of the path
+ * left it, once, while nothing else opened it; nothing opened otherwise, and never by a driver
+ * without the slot. */
+static void test_resume_writer(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	const size_t part = 5u << 20, total = 2 * part + 77;
+	unsigned char *src = pattern(total);
+	struct berth_writer *w = NULL, *none = NULL;
+
+	assert_int_equal(berth_storage_resume_writer(&none, d, "/res/data"), 0);
+	assert_null(none);
+	assert_int_equal(d->writer(&w, d, "/res/data", 1), 0);
+	write_pieces(w, src, 0, part);
+	assert_int_equal(berth_writer_suspend(w), 0);
+	w->close(w);
+	if (berth_storage_can_resume(d)) {
+		assert_int_equal(berth_storage_resume_writer(&w, d, "/res/data"), 0);
+		assert_non_null(w);
+		assert_int_equal(w->size(w), part);
+		write_pieces(w, src, part, 2 * part);
+		assert_int_equal(berth_writer_suspend(w), 0);
+		w->close(w);
+		assert_int_equal(berth_storage_resume_writer(&w, d, "/res/data"), 0);
+		assert_non_null(w);
+		assert_int_equal(w->size(w), 2 * part);
+		w->close(w); /* not suspended: vouched for once */
+		assert_int_equal(berth_storage_resume_writer(&none, d, "/res/data"), 0);
+		assert_null(none);
+		/* another open of the path after a suspend ends what the suspend left */
+		assert_int_equal(d->writer(&w, d, "/res/data", 1), 0);
+		assert_int_equal(berth_writer_suspend(w), 0);
+		w->close(w);
+		assert_int_equal(d->writer(&w, d, "/res/data", 1), 0);
+		w->close(w);
+	} else {
+		assert_int_equal(d->writer(&w, d, "/res/data", 1), 0);
+		write_pieces(w, src, part, 2 * part);
+		assert_int_equal(berth_writer_suspend(w), 0);
+		w->close(w);
+	}
+	assert_int_equal(berth_storage_resume_writer(&none, d, "/res/data"), 0);
+	assert_null(none);
+	assert_int_equal(d->writer(&w, d, "/res/data", 1), 0);
+	assert_int_equal(w->size(w), 2 * part);
+	write_pieces(w, src, 2 * part, total);
+	assert_int_equal(w->commit(w), 0);
+	w->close(w);
+	assert_int_equal(berth_storage_resume_writer(&none, d, "/res/data"), 0);
+	assert_null(none);
+	expect_bytes(d, "/res/data", src, total);
+	free(src);
+}
+
 /* ---- stat / list ---- */
 
 static void test_stat(void **state)
@@ -1642,6 +1696,40 @@ static int open_uploads(const char *path, char *id, size_t idlen)
 	return count;
 }
 
+/* A resume open checks the upload its suspend left with ListParts: a part another client added,
+ * or the upload aborted, and nothing is opened (an append-open then lists, as usual). */
+static void test_s3_resume_checks_the_parts(void **state)
+{
+	struct berth_storage_driver *d = drv(state);
+	const size_t part = 5u << 20;
+	unsigned char *src = pattern(3 * part);
+	struct berth_writer *w = NULL, *none = NULL;
+	struct raw_answer a;
+	char key[128], url[1024], id[256];
+	snprintf(key, sizeof(key), "conformance/t%d/rp/data", rgw.serial);
+
+	assert_int_equal(d->writer(&w, d, "/rp/data", 1), 0);
+	write_pieces(w, src, 0, part);
+	assert_int_equal(berth_writer_suspend(w), 0);
+	w->close(w);
+	assert_int_equal(open_uploads("/rp/data", id, sizeof(id)), 1);
+	snprintf(url, sizeof(url), "%s?partNumber=2&uploadId=%s", key, id);
+	assert_int_equal(raw_s3("PUT", url, src + part, part, 1, &a), 200);
+	assert_int_equal(berth_storage_resume_writer(&none, d, "/rp/data"), 0);
+	assert_null(none);
+
+	assert_int_equal(d->writer(&w, d, "/rp/data", 1), 0);
+	assert_int_equal(w->size(w), 2 * part);
+	write_pieces(w, src, 2 * part, 3 * part);
+	assert_int_equal(berth_writer_suspend(w), 0);
+	w->close(w);
+	snprintf(url, sizeof(url), "%s?uploadId=%s", key, id);
+	assert_int_equal(raw_s3("DELETE", url, NULL, 0, 1, &a), 204);
+	assert_int_equal(berth_storage_resume_writer(&none, d, "/rp/data"), 0);
+	assert_null(none);
+	free(src);
+}
+
 /* Parts of upload id on the test root's path. */
 static int upload_parts(const char *path, const char *id)
 {
@@ -1922,6 +2010,7 @@ static void test_s3_unreachable(void **state)
 	cmocka_unit_test_setup_teardown(test_writer_cancel, setup, teardown),             \
 	cmocka_unit_test_setup_teardown(test_writer_large_pieces, setup, teardown),       \
 	cmocka_unit_test_setup_teardown(test_writer_suspend, setup, teardown),            \
+	cmocka_unit_test_setup_teardown(test_resume_writer, setup, teardown),             \
 	cmocka_unit_test_setup_teardown(test_stat, setup, teardown),                      \
 	cmocka_unit_test_setup_teardown(test_touch, setup, teardown),                     \
 	cmocka_unit_test_setup_teardown(test_dir_version, setup, teardown),               \
@@ -1963,6 +2052,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_s3_append_copies_large_object, setup_s3, teardown),
 		cmocka_unit_test_setup_teardown(test_s3_continues_open_upload, setup_s3, teardown),
 		cmocka_unit_test_setup_teardown(test_s3_suspend_keeps_one_upload, setup_s3, teardown),
+		cmocka_unit_test_setup_teardown(test_s3_resume_checks_the_parts, setup_s3, teardown),
 		cmocka_unit_test_setup_teardown(test_s3_move_multipart_copy, setup_s3, teardown),
 		cmocka_unit_test_setup_teardown(test_s3_staged_writer, setup_s3, teardown),
 		cmocka_unit_test_setup_teardown(test_s3_purge_staged, setup_s3, teardown),
