@@ -324,7 +324,8 @@ static int write_tag(int *created, struct berth_registry *r, const char *name, c
  * (berth_manifest_put_fetched); the bytes are always durable at once, the blob store is shared
  * and a push that finds them there links them without syncing their name. */
 static int store_manifest(struct berth_registry *r, const char *name, const char *tag,
-			  const char *digest, const void *body, size_t len, enum berth_sync link_sync)
+			  const char *digest, const void *body, size_t len,
+			  enum berth_sync link_sync)
 {
 	char path[BERTH_PATH_MAX];
 	int rc;

@@ -59,13 +59,14 @@ static int fw_put_content(struct berth_storage_driver *d, const char *path, cons
 	return inner(d)->put_content(inner(d), path, buf, n);
 }
 
-static int fw_put_content_as(struct berth_storage_driver *d, const char *path, const void *buf, size_t n,
-			     enum berth_sync sync)
+static int fw_put_content_as(struct berth_storage_driver *d, const char *path, const void *buf,
+			     size_t n, enum berth_sync sync)
 {
 	return inner(d)->put_content_as(inner(d), path, buf, n, sync);
 }
 
-static int fw_move_as(struct berth_storage_driver *d, const char *from, const char *to, enum berth_sync sync)
+static int fw_move_as(struct berth_storage_driver *d, const char *from, const char *to,
+		      enum berth_sync sync)
 {
 	return inner(d)->move_as(inner(d), from, to, sync);
 }

@@ -104,8 +104,8 @@ static inline int berth_storage_move(struct berth_storage_driver *d, const char 
 }
 
 /* move making durable on return only what sync says (driver.h's move_as; move without it). */
-static inline int berth_storage_move_as(struct berth_storage_driver *d, const char *from, const char *to,
-					enum berth_sync sync)
+static inline int berth_storage_move_as(struct berth_storage_driver *d, const char *from,
+					const char *to, enum berth_sync sync)
 {
 	if (!d->move_as)
 		return berth_storage_move(d, from, to);

@@ -216,23 +216,44 @@ static void test_fetched_blob(void **state)
 	assert_int_equal(syncs_of(1, "/proxy/app/"), 0);
 }
 
-/* The path part naming the blob store's directory of digest ("/blobs/sha256/ab/abcd..."). */
-static void blob_dir_part(char *out, size_t size, const char *digest)
+/* The same blob pushed: the directories synced too. */
+static void test_pushed_blob(void **state)
 {
+	struct fixture *f = *state;
+	static const char content[] = "a layer pushed";
+	char digest[BERTH_DIGEST_STR_MAX];
+	berth_digest_bytes(BERTH_ALG_SHA256, content, sizeof(content), digest);
+	struct berth_upload *u = session_with(f, "hosted/app", content, sizeof(content), 0);
+	syncs_reset();
+	assert_int_equal(berth_upload_commit(u, digest), 0);
+	berth_upload_close(u);
+	assert_int_equal(syncs_of(1, "/docker/registry/v2/blobs/"), 1);
+	assert_int_equal(syncs_of(1, "/hosted/app/_layers/"), 1);
+}
+
+/* Asserts that the blob store's directory of digest was synced before the first directory
+ * whose path holds link_dir (the link a push or mount answers after). */
+static void assert_blob_name_synced_before(const char *digest, const char *link_dir)
+{
+	char blob_dir[256];
 	const char *hex = strchr(digest, ':') + 1;
-	snprintf(out, size, "/docker/registry/v2/blobs/sha256/%.2s/%s", hex, hex);
+	snprintf(blob_dir, sizeof(blob_dir), "/docker/registry/v2/blobs/sha256/%.2s/%s", hex, hex);
+	size_t name = first_sync_of(1, blob_dir);
+	size_t link = first_sync_of(1, link_dir);
+	assert_true(name != SIZE_MAX);
+	assert_true(link != SIZE_MAX);
+	assert_true(name < link);
 }
 
 /* A blob fetched into the cache's repository, then linked into a hosted one, as a push that
- * finds it there (hosted 1) or a mount from the cache's repository (0) links it: both answer
+ * finds it there (pushed 1) or a mount from the cache's repository (0) links it: both answer
  * once their own link is durable, so the blob's name must be durable before that link is. */
 static void fetched_then_linked(struct fixture *f, int pushed)
 {
 	static const char content[] = "a layer fetched, then pushed or mounted";
-	char digest[BERTH_DIGEST_STR_MAX], blob_dir[256];
+	char digest[BERTH_DIGEST_STR_MAX];
 	uint64_t size = 0;
 	berth_digest_bytes(BERTH_ALG_SHA256, content, sizeof(content), digest);
-	blob_dir_part(blob_dir, sizeof(blob_dir), digest);
 	syncs_reset();
 	struct berth_upload *u = session_with(f, "proxy/app", content, sizeof(content), 1);
 	assert_int_equal(berth_upload_commit(u, digest), 0);
@@ -242,14 +263,11 @@ static void fetched_then_linked(struct fixture *f, int pushed)
 		assert_int_equal(berth_upload_commit(u, digest), 0);
 		berth_upload_close(u);
 	} else {
-		assert_int_equal(berth_blob_mount(&size, f->reg, "hosted/app", digest, "proxy/app"), 0);
+		assert_int_equal(berth_blob_mount(&size, f->reg, "hosted/app", digest, "proxy/app"),
+				 0);
 		assert_int_equal(size, sizeof(content));
 	}
-	size_t name = first_sync_of(1, blob_dir);
-	size_t link = first_sync_of(1, "/hosted/app/_layers/");
-	assert_true(name != SIZE_MAX);
-	assert_true(link != SIZE_MAX);
-	assert_true(name < link);
+	assert_blob_name_synced_before(digest, "/hosted/app/_layers/");
 }
 
 static void test_fetched_then_pushed_blob(void **state)
@@ -268,35 +286,15 @@ static void test_fetched_then_pushed_manifest(void **state)
 {
 	struct fixture *f = *state;
 	struct berth_manifest_put_result res;
-	char blob_dir[256];
 	syncs_reset();
-	assert_int_equal(berth_manifest_put_fetched(&res, f->reg, "proxy/app", "v1", BERTH_MT_OCI_MANIFEST,
-						    f->manifest, strlen(f->manifest)),
+	assert_int_equal(berth_manifest_put_fetched(&res, f->reg, "proxy/app", "v1",
+						    BERTH_MT_OCI_MANIFEST, f->manifest,
+						    strlen(f->manifest)),
 			 0);
-	assert_int_equal(berth_manifest_put(&res, f->reg, "hosted/app", "v1", BERTH_MT_OCI_MANIFEST, f->manifest,
-					    strlen(f->manifest)),
+	assert_int_equal(berth_manifest_put(&res, f->reg, "hosted/app", "v1", BERTH_MT_OCI_MANIFEST,
+					    f->manifest, strlen(f->manifest)),
 			 0);
-	blob_dir_part(blob_dir, sizeof(blob_dir), res.digest);
-	size_t name = first_sync_of(1, blob_dir);
-	size_t link = first_sync_of(1, "/hosted/app/_manifests/revisions/");
-	assert_true(name != SIZE_MAX);
-	assert_true(link != SIZE_MAX);
-	assert_true(name < link);
-}
-
-/* The same blob pushed: the directories synced too. */
-static void test_pushed_blob(void **state)
-{
-	struct fixture *f = *state;
-	static const char content[] = "a layer pushed";
-	char digest[BERTH_DIGEST_STR_MAX];
-	berth_digest_bytes(BERTH_ALG_SHA256, content, sizeof(content), digest);
-	struct berth_upload *u = session_with(f, "hosted/app", content, sizeof(content), 0);
-	syncs_reset();
-	assert_int_equal(berth_upload_commit(u, digest), 0);
-	berth_upload_close(u);
-	assert_int_equal(syncs_of(1, "/docker/registry/v2/blobs/"), 1);
-	assert_int_equal(syncs_of(1, "/hosted/app/_layers/"), 1);
+	assert_blob_name_synced_before(res.digest, "/hosted/app/_manifests/revisions/");
 }
 
 int main(void)

@@ -388,7 +388,8 @@ static void test_put_keeps_open_readers(void **state)
  * too) has its own. */
 static void test_put_as(void **state)
 {
-	static const enum berth_sync levels[] = { BERTH_SYNC_ALL, BERTH_SYNC_FILE, BERTH_SYNC_NONE };
+	static const enum berth_sync levels[] = { BERTH_SYNC_ALL, BERTH_SYNC_FILE,
+						  BERTH_SYNC_NONE };
 	struct berth_storage_driver *d = drv(state);
 	struct berth_reader *r;
 	size_t len;
@@ -409,13 +410,15 @@ static void test_put_as(void **state)
 		expect_content(d, path, "NEW");
 		assert_int_equal(berth_storage_put_content_as(d, path, "", 0, sync), 0);
 		expect_content(d, path, "");
-		assert_int_equal(berth_storage_put_content_as(d, "/n/bad//path", "x", 1, sync), BERTH_EINVALID);
+		assert_int_equal(berth_storage_put_content_as(d, "/n/bad//path", "x", 1, sync),
+				 BERTH_EINVALID);
 	}
 }
 
 static void test_move_as(void **state)
 {
-	static const enum berth_sync levels[] = { BERTH_SYNC_ALL, BERTH_SYNC_FILE, BERTH_SYNC_NONE };
+	static const enum berth_sync levels[] = { BERTH_SYNC_ALL, BERTH_SYNC_FILE,
+						  BERTH_SYNC_NONE };
 	struct berth_storage_driver *d = drv(state);
 	char from[32], to[32], old[32], missing[32];
 	if (strcmp(d->name, "filesystem") == 0)
@@ -434,7 +437,8 @@ static void test_move_as(void **state)
 		assert_int_equal(berth_storage_move_as(d, to, old, sync), 0); /* replaces */
 		expect_absent(d, to);
 		expect_content(d, old, "NEW");
-		assert_int_equal(berth_storage_move_as(d, "/l/missing", missing, sync), BERTH_ENOTFOUND);
+		assert_int_equal(berth_storage_move_as(d, "/l/missing", missing, sync),
+				 BERTH_ENOTFOUND);
 		missing[strlen(missing) - 2] = '\0'; /* no parent made either */
 		expect_absent(d, missing);
 	}
