@@ -13,10 +13,11 @@
  *
  * What the commit syncs (berth_upload_open_cached): a cache can always fetch again, so a crash
  * may lose what it stored but must never leave a name showing other bytes than the verified
- * ones. The data is made durable before it is moved into the blob store and linked, and the
- * link's file before its rename; the directories are not synced after those renames (that
- * would make the new names durable at once, which a cache does not need: an entry a crash
- * loses is fetched again). Manifests are stored the same way (berth_manifest_put_fetched).
+ * ones. The data is made durable before it is moved into the blob store, and that move at once
+ * (the blob store is shared: a push that finds the blob there links it without syncing its
+ * name); the repository's link has its file synced before its rename, but not its directory
+ * after it (that would make the link durable at once, which a cache does not need: a link a
+ * crash loses is fetched again). Manifests are stored the same way (berth_manifest_put_fetched).
  * Distribution's proxy syncs nothing at all.
  */
 #include <stdio.h>

@@ -57,7 +57,7 @@ int berth_gc_notice_post(int64_t *deadline_ms, struct berth_registry *r, const s
 	}
 	notice_path(path, r->gc_instance);
 	/* visible at once is all it needs (gc_shared.h): no fsync */
-	int rc = berth_storage_put_content_unsynced(r->driver, path, b.data, b.len);
+	int rc = berth_storage_put_content_as(r->driver, path, b.data, b.len, BERTH_SYNC_NONE);
 	berth_buf_release(&b);
 	/* counted from before the write: the notice may have been seen from then on */
 	*deadline_ms = now + BERTH_GC_NOTICE_TTL_MS - BERTH_GC_NOTICE_MARGIN_MS;

@@ -25,8 +25,9 @@
  * (the rest of the batch is kept, for the next run), so a notice left by a collector that died
  * delays a push at most 30 s; the hosts' clocks must agree to well within those 10 s (NTP).
  * A notice has to be visible, not durable, and is written without fsync on a filesystem
- * (berth_storage_put_content_unsynced; on S3 a PUT is visible once answered, as any PUT): the
- * argument above needs only that the pusher's read, and the collector's age check, see what
+ * (berth_storage_put_content_as with BERTH_SYNC_NONE; on S3 a PUT is visible once answered, as
+ * any PUT): the argument above needs only that the pusher's read, and the collector's age
+ * check, see what
  * the other completed before them. It matters only while its collector may still delete; a
  * collector that dies, process or host, deletes nothing more, so a notice a crash then loses,
  * or leaves torn or empty (read as lapsed), leaves no deletion uncovered.

@@ -258,11 +258,12 @@ static int verify_references(struct berth_manifest_put_result *res, struct berth
  * write the link in place. The fs and inmem drivers move a directory whole; a driver without
  * directories (S3: there a tag exists only once its link does) fails that move, and a driver
  * that reported success without moving would be caught by write_tag's final check.
- * lazy (a manifest the pull-through cache fetched): the move into place is made durable lazily
- * (a crash may undo it: the tag is then fetched again), the link inside stays durable before it.
+ * sync BERTH_SYNC_FILE (a manifest the pull-through cache fetched): the link and the move into
+ * place are made durable lazily; a crash may leave the tag's directory without its current link,
+ * which reads as no tag (taglist.c's tag_complete) and which write_tag fills in (EEXISTS).
  */
 static int create_tag_dir(struct berth_registry *r, const char *name, const char *tag,
-			  const char *digest, int lazy)
+			  const char *digest, enum berth_sync sync)
 {
 	char tag_dir[BERTH_PATH_MAX], staging[BERTH_PATH_MAX], link[BERTH_PATH_MAX + 32];
 	char uuid[37];
@@ -279,10 +280,9 @@ static int create_tag_dir(struct berth_registry *r, const char *name, const char
 		return rc;
 	size_t n = strlen(staging);
 	snprintf(link, sizeof(link), "%s/tag/current/link", staging);
-	if ((rc = berth_link_write(r, link, digest)) == 0) {
+	if ((rc = berth_link_write_as(r, link, digest, sync)) == 0) {
 		link[n + strlen("/tag")] = '\0';
-		rc = lazy ? berth_storage_move_lazy(r->driver, link, tag_dir)
-			  : berth_storage_move(r->driver, link, tag_dir);
+		rc = berth_storage_move_as(r->driver, link, tag_dir, sync);
 	}
 	berth_storage_remove(r->driver, staging);
 	return rc;
@@ -294,10 +294,10 @@ static int create_tag_dir(struct berth_registry *r, const char *name, const char
  * link costs nothing, as tags resolve through current links. A DELETE of the tag may remove the
  * directory between the two writes and leave the index link alone: the current link is checked
  * afterwards and written again if it went, so that this PUT comes after that DELETE.
- * lazy: the links are written with berth_link_write_as's lazy.
+ * sync: the links' (berth_link_write_as).
  */
 static int write_tag(int *created, struct berth_registry *r, const char *name, const char *tag,
-		     const char *digest, int lazy)
+		     const char *digest, enum berth_sync sync)
 {
 	char current[BERTH_PATH_MAX], index[BERTH_PATH_MAX];
 	struct berth_stat st;
@@ -306,24 +306,26 @@ static int write_tag(int *created, struct berth_registry *r, const char *name, c
 	if ((rc = berth_path_tag_current(current, name, tag)) < 0 ||
 	    (rc = berth_path_tag_index_link(index, name, tag, digest)) < 0)
 		return rc;
-	int made = create_tag_dir(r, name, tag, digest, lazy);
+	int made = create_tag_dir(r, name, tag, digest, sync);
 	/* (a failed look counts as new: telling the other instances costs only a listing) */
 	*created = made != BERTH_EEXISTS;
-	if (made < 0 && (rc = berth_link_write_as(r, current, digest, lazy)) < 0)
+	if (made < 0 && (rc = berth_link_write_as(r, current, digest, sync)) < 0)
 		return rc;
-	if ((rc = berth_link_write_as(r, index, digest, lazy)) < 0)
+	if ((rc = berth_link_write_as(r, index, digest, sync)) < 0)
 		return rc;
 	rc = berth_storage_stat(&st, r->driver, current);
 	if (rc == BERTH_ENOTFOUND)
-		rc = berth_link_write_as(r, current, digest, lazy);
+		rc = berth_link_write_as(r, current, digest, sync);
 	return rc;
 }
 
 /* Stores the manifest bytes as a blob (unless present) and links the revision and the tag.
- * Never BERTH_ENOTFOUND: that answer is kept for a missing reference. lazy: see
- * berth_manifest_put_fetched. */
+ * Never BERTH_ENOTFOUND: that answer is kept for a missing reference. link_sync: the links'
+ * (berth_manifest_put_fetched); the bytes are always durable at once, the blob store is shared
+ * and a push that finds them there links them without syncing their name. */
 static int store_manifest(struct berth_registry *r, const char *name, const char *tag,
-			  const char *digest, const void *body, size_t len, int lazy)
+			  const char *digest, const void *body, size_t len,
+			  enum berth_sync link_sync)
 {
 	char path[BERTH_PATH_MAX];
 	int rc;
@@ -331,34 +333,33 @@ static int store_manifest(struct berth_registry *r, const char *name, const char
 	/* (present: its age starts again, for the online garbage collection) */
 	if (berth_blob_refresh(r, digest) < 0) {
 		if ((rc = berth_path_blob_data(path, digest)) < 0 ||
-		    (rc = lazy ? berth_storage_put_content_lazy(r->driver, path, body, len)
-			       : berth_storage_put_content(r->driver, path, body, len)) < 0)
+		    (rc = berth_storage_put_content(r->driver, path, body, len)) < 0)
 			goto out;
 		/* written: a sweep of another instance that found the old copy must be over */
 		if (r->gc_refresh && (rc = berth_blob_refresh(r, digest)) < 0)
 			goto out;
 	}
 	if ((rc = berth_path_revision_link(path, name, digest)) < 0 ||
-	    (rc = berth_link_write_as(r, path, digest, lazy)) < 0)
+	    (rc = berth_link_write_as(r, path, digest, link_sync)) < 0)
 		goto out;
 	if (!tag)
 		return 0;
 	int created = 0;
-	rc = write_tag(&created, r, name, tag, digest, lazy);
+	rc = write_tag(&created, r, name, tag, digest, link_sync);
 	berth_tags_changed(r, name);
 	if (created) /* a tag moving changes no list */
 		berth_tags_added_or_removed(r, name);
 	/* A DELETE by digest may have removed the revision link since, and looked for tags to
 	 * untag before this one was written: the link goes back, so this PUT comes after it. */
 	if (rc == 0 && revision_exists(r, name, digest) == BERTH_ENOTFOUND)
-		rc = berth_link_write_as(r, path, digest, lazy);
+		rc = berth_link_write_as(r, path, digest, link_sync);
 out:
 	return rc == BERTH_ENOTFOUND ? BERTH_ERROR : rc;
 }
 
 /* fetched 1: a manifest the pull-through cache fetched (berth_manifest_put_fetched): the
  * referenced blobs and children need not be in the repository (its blobs come on demand), and
- * its names are made durable lazily. */
+ * its links' names are made durable lazily. */
 static int put_manifest(struct berth_manifest_put_result *res, struct berth_registry *r,
 			const char *name, const char *reference, const char *content_type,
 			const void *body, size_t len, int fetched)
@@ -408,7 +409,8 @@ static int put_manifest(struct berth_manifest_put_result *res, struct berth_regi
 		berth_tag_guard_leave(&guard);
 		goto out_unlock;
 	}
-	rc = store_manifest(r, name, by_digest ? NULL : reference, res->digest, body, len, fetched);
+	rc = store_manifest(r, name, by_digest ? NULL : reference, res->digest, body, len,
+			    fetched ? BERTH_SYNC_FILE : BERTH_SYNC_ALL);
 	berth_bytes_link_leave(&bytes, rc == 0 || revision_exists(r, name, res->digest) == 0);
 	berth_quota_leave(&quota);
 	berth_tag_guard_leave(&guard);

@@ -323,10 +323,10 @@ int berth_link_check(struct berth_registry *r, const char *path, char kind, cons
 	return 0;
 }
 
-int berth_link_write_as(struct berth_registry *r, const char *path, const char *digest, int lazy)
+int berth_link_write_as(struct berth_registry *r, const char *path, const char *digest,
+			enum berth_sync sync)
 {
-	int rc = lazy ? berth_storage_put_content_lazy(r->driver, path, digest, strlen(digest))
-		      : berth_storage_put_content(r->driver, path, digest, strlen(digest));
+	int rc = berth_storage_put_content_as(r->driver, path, digest, strlen(digest), sync);
 	if (rc == 0) /* after the write: an instance that sees the bump lists the repository */
 		berth_catalog_link_written(r, path);
 	return rc;
@@ -334,7 +334,7 @@ int berth_link_write_as(struct berth_registry *r, const char *path, const char *
 
 int berth_link_write(struct berth_registry *r, const char *path, const char *digest)
 {
-	return berth_link_write_as(r, path, digest, 0);
+	return berth_link_write_as(r, path, digest, BERTH_SYNC_ALL);
 }
 
 int berth_blob_data_stat(uint64_t *size, struct berth_registry *r, const char *digest)

@@ -129,9 +129,9 @@ int berth_upload_open(struct berth_upload **out, struct berth_registry *r, const
  * cache fetches): storage keeps it in memory where it can (BERTH_WRITER_APPEND_CACHED). On a
  * local driver berth_upload_write then hashes and writes on the caller's thread (no body pipe,
  * core/bodypipe.h): for a caller that is a thread of its own, not an HTTP polling thread.
- * Content that can be fetched again: its commit makes the data durable before the blob's name
- * and the repository's link show it, and those names durable lazily (storage.h's
- * berth_storage_move_lazy): a crash may lose them, never leave them showing other bytes. */
+ * Content that can be fetched again: its commit makes the data and the blob's name durable (the
+ * blob store is shared with hosted repositories) before the repository's link shows it, and that
+ * link's name durable lazily (BERTH_SYNC_FILE): a crash may lose it, never leave it torn. */
 int berth_upload_open_cached(struct berth_upload **out, struct berth_registry *r, const char *name,
 			     const char *uuid);
 /*
@@ -229,9 +229,10 @@ int berth_manifest_put(struct berth_manifest_put_result *res, struct berth_regis
  * berth_manifest_put for a manifest the pull-through cache fetched from its upstream: the same
  * checks of the bytes, but the blobs and children it references need not be in the repository
  * yet (they are fetched when pulled), as Distribution's proxy stores with SkipLayerVerification.
- * Its bytes and links are durable before any name shows them, but the names (the revision, the
- * tag) are made durable lazily (storage.h's berth_storage_put_content_lazy): a crash may lose
- * them, and the manifest is then fetched again.
+ * Its bytes, stored as a blob, are durable at once (the blob store is shared with hosted
+ * repositories); its links are durable before their names show them, but the names (the
+ * revision, the tag) are made durable lazily (BERTH_SYNC_FILE): a crash may lose them, and the
+ * manifest is then fetched again.
  */
 int berth_manifest_put_fetched(struct berth_manifest_put_result *res, struct berth_registry *r,
 			       const char *name, const char *reference, const char *content_type,

@@ -180,10 +180,11 @@ int berth_link_read_versioned(struct berth_registry *r, const char *path,
 			      char out[BERTH_DIGEST_STR_MAX]);
 /* Writes a link file: the digest string, no newline (as Distribution does). */
 int berth_link_write(struct berth_registry *r, const char *path, const char *digest);
-/* berth_link_write, with lazy 1 for a link to content the pull-through cache can fetch again:
- * its bytes are durable before its name shows them, the name is made durable lazily (storage.h's
- * berth_storage_put_content_lazy): a crash may lose the link, never leave it torn. */
-int berth_link_write_as(struct berth_registry *r, const char *path, const char *digest, int lazy);
+/* berth_link_write making durable on return only what sync says (storage.h's
+ * berth_storage_put_content_as): BERTH_SYNC_FILE for a repository's link to content the
+ * pull-through cache can fetch again (a crash may lose the link, never leave it torn). */
+int berth_link_write_as(struct berth_registry *r, const char *path, const char *digest,
+			enum berth_sync sync);
 /* 1 if a foreign layer URL passes validation.manifests.urls (allow, then deny). */
 int berth_registry_url_allowed(const struct berth_registry *r, const char *url);
 

@@ -51,8 +51,8 @@ struct berth_upload {
 	int staged;                   /* the writer is staged on the blob's own place */
 	int no_session;               /* a monolithic POST's: nothing stored under _uploads */
 	int inline_body;              /* hashed and written on the caller's thread, never a pipe */
-	int lazy_names;               /* content that can be fetched again: the blob's and the
-				       * link's names are made durable lazily (open_cached) */
+	enum berth_sync link_sync;    /* the repository's link: BERTH_SYNC_FILE for content that
+				       * can be fetched again (open_cached), else ALL */
 	char committed[BERTH_DIGEST_STR_MAX]; /* non-empty: the data is this blob now */
 	uint64_t committed_size;
 };
@@ -379,7 +379,7 @@ int berth_upload_open_cached(struct berth_upload **out, struct berth_registry *r
 	 * clients the bytes go to. A remote driver's writes wait on its network: they keep it. */
 	if (rc == 0) {
 		(*out)->inline_body = !berth_storage_is_remote(r->driver);
-		(*out)->lazy_names = 1;
+		(*out)->link_sync = BERTH_SYNC_FILE;
 	}
 	return rc;
 }
@@ -773,7 +773,7 @@ static int link_blob(struct berth_upload *u, const char *digest, uint64_t size)
 	int rc = berth_path_layer_link(link, u->name, digest);
 	if (rc < 0 || (rc = berth_bytes_link_enter(&quota, u->reg, u->name, BERTH_LINK_LAYER, digest, size)) < 0)
 		return rc;
-	rc = berth_link_write_as(u->reg, link, digest, u->lazy_names);
+	rc = berth_link_write_as(u->reg, link, digest, u->link_sync);
 	berth_bytes_link_leave(&quota, rc == 0);
 	return rc;
 }
@@ -826,9 +826,9 @@ static int place_blob(struct berth_upload *u, int existed, const char *digest, c
 		if ((rc = u->writer->commit(u->writer)) < 0 || (rc = mark_committed(u, digest)) < 0)
 			return rc;
 	}
-	/* (the data is durable already: its writer's commit came first) */
-	if ((rc = u->lazy_names ? berth_storage_move_lazy(u->reg->driver, data, blob)
-				: berth_storage_move(u->reg->driver, data, blob)) < 0)
+	/* Durable at once even for the cache: the blob store is shared, and a push that finds the
+	 * blob there links it and answers without syncing the blob's name. */
+	if ((rc = berth_storage_move(u->reg->driver, data, blob)) < 0)
 		return rc;
 	u->data_moved = 1;
 	/* the data keeps the time of its last write, which may be long before this commit */

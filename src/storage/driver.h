@@ -33,6 +33,16 @@
 
 struct berth_storage_driver;
 
+/* What a write or a move must have made durable when it returns (put_content_as, move_as). */
+enum berth_sync {
+	BERTH_SYNC_ALL,  /* the bytes and the name (put_content, move) */
+	BERTH_SYNC_FILE, /* the bytes, before the name can show them; the name later: a crash may
+			  * lose the name, never make it show part of the bytes (content that can
+			  * be fetched again: the pull-through cache's repository links) */
+	BERTH_SYNC_NONE, /* nothing: after a crash the old content, the new, or nothing readable
+			  * (what must be visible but need not survive: gc's sweep notices) */
+};
+
 struct berth_stat {
 	uint64_t size;   /* bytes; 0 for directories */
 	int64_t mtime;   /* seconds since the epoch */
@@ -234,22 +244,15 @@ struct berth_storage_driver {
 	int (*purge_staged)(struct berth_storage_driver *d, const char *path, int64_t before,
 			    size_t *purged);
 
-	/* Optional (NULL: put_content; appended). put_content for what must be visible but need
-	 * not survive a crash (online garbage collection's sweep notices): readers, in this
-	 * process or another, see the old or the new content, never a mix, as soon as it returns;
-	 * after a crash the object may hold the old content, the new, or nothing readable (the
-	 * filesystem driver skips put_content's two fsyncs). */
-	int (*put_content_unsynced)(struct berth_storage_driver *d, const char *path, const void *buf,
-				    size_t n);
-
-	/* Optional slots for content that can be fetched again (the pull-through cache's), appended
-	 * (NULL: put_content and move). Lazy: the object's bytes are durable before its new name
-	 * can show them, but the name itself is made durable later, not when the call returns:
-	 * after a crash the path shows the old content or the new, never part of the new nor
-	 * bytes not yet on storage (the filesystem driver syncs the file as put_content and move
-	 * do, and skips their fsync of the directory after the rename). */
-	int (*put_content_lazy)(struct berth_storage_driver *d, const char *path, const void *buf, size_t n);
-	int (*move_lazy)(struct berth_storage_driver *d, const char *from, const char *to);
+	/* Optional (NULL: put_content and move; appended). put_content and move that make durable
+	 * on return only what sync says (enum berth_sync): readers, in this process or another,
+	 * see the old or the new content, never a mix, as soon as it returns, whatever sync is.
+	 * The filesystem driver skips the fsync of the directory after the rename (FILE), and of
+	 * the file too (NONE); a move syncs no bytes, so move_as takes NONE as FILE. */
+	int (*put_content_as)(struct berth_storage_driver *d, const char *path, const void *buf,
+			      size_t n, enum berth_sync sync);
+	int (*move_as)(struct berth_storage_driver *d, const char *from, const char *to,
+		       enum berth_sync sync);
 
 	/* Optional (NULL: never resumes; appended). An appending writer on path, opened only if
 	 * what is stored there is exactly what this process's own last suspend() of a writer on

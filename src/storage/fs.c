@@ -372,16 +372,9 @@ static int fs_tmp_create(const char *dir, char **tmp, int *fd)
  */
 #define FS_VANISHED_DIR_RETRIES 16
 
-/* How much of an object write is synced (put_content, put_content_lazy, put_content_unsynced). */
-enum fs_sync {
-	FS_SYNC_ALL,  /* the file, then the directory after the rename: durable on return */
-	FS_SYNC_FILE, /* the file only: the name may be lost in a crash, never show torn bytes */
-	FS_SYNC_NONE, /* nothing: visible, atomic, gone in a crash perhaps */
-};
-
-/* One attempt of fs_put_content: BERTH_ENOTFOUND when the directory vanished meanwhile. */
+/* One attempt of fs_put_content_as: BERTH_ENOTFOUND when the directory vanished meanwhile. */
 static int fs_put_content_once(const struct fs_driver *d, const char *host, const char *dir,
-			       const void *buf, size_t n, enum fs_sync sync)
+			       const void *buf, size_t n, enum berth_sync sync)
 {
 	char *tmp = NULL;
 	int fd = -1;
@@ -394,7 +387,7 @@ static int fs_put_content_once(const struct fs_driver *d, const char *host, cons
 		return rc;
 
 	rc = fs_write_all(fd, buf, n, NULL);
-	if (rc == 0 && sync != FS_SYNC_NONE && fsync(fd) != 0)
+	if (rc == 0 && sync != BERTH_SYNC_NONE && fsync(fd) != 0)
 		rc = fs_err(errno);
 	if (close(fd) != 0 && rc == 0)
 		rc = fs_err(errno);
@@ -407,7 +400,7 @@ static int fs_put_content_once(const struct fs_driver *d, const char *host, cons
 	}
 	/* Makes the rename itself durable. A directory removed since took the object with it:
 	 * the write happened, and the remove came after it. */
-	rc = sync == FS_SYNC_ALL ? fs_fsync_dir(dir) : 0;
+	rc = sync == BERTH_SYNC_ALL ? fs_fsync_dir(dir) : 0;
 	if (rc == BERTH_ENOTFOUND)
 		rc = 0;
 	goto out_free;
@@ -420,7 +413,7 @@ out_free:
 }
 
 static int fs_put_content_as(struct berth_storage_driver *drv, const char *path, const void *buf,
-			     size_t n, enum fs_sync sync)
+			     size_t n, enum berth_sync sync)
 {
 	struct fs_driver *d = fs_from(drv);
 	if (!fs_object_path_ok(path))
@@ -442,18 +435,7 @@ static int fs_put_content_as(struct berth_storage_driver *drv, const char *path,
 static int fs_put_content(struct berth_storage_driver *drv, const char *path, const void *buf,
 			  size_t n)
 {
-	return fs_put_content_as(drv, path, buf, n, FS_SYNC_ALL);
-}
-
-static int fs_put_content_unsynced(struct berth_storage_driver *drv, const char *path, const void *buf,
-				   size_t n)
-{
-	return fs_put_content_as(drv, path, buf, n, FS_SYNC_NONE);
-}
-
-static int fs_put_content_lazy(struct berth_storage_driver *drv, const char *path, const void *buf, size_t n)
-{
-	return fs_put_content_as(drv, path, buf, n, FS_SYNC_FILE);
+	return fs_put_content_as(drv, path, buf, n, BERTH_SYNC_ALL);
 }
 
 /* ---- reader ---- */
@@ -788,8 +770,9 @@ static int fs_path_inside(const char *from, const char *to)
 	return strncmp(from, to, n) == 0 && to[n] == '/';
 }
 
-/* sync_dir 0 (move_lazy): the rename is left to the filesystem to make durable. */
-static int fs_move_as(struct berth_storage_driver *drv, const char *from, const char *to, int sync_dir)
+/* sync other than BERTH_SYNC_ALL: the rename is left to the filesystem to make durable. */
+static int fs_move_as(struct berth_storage_driver *drv, const char *from, const char *to,
+		      enum berth_sync sync)
 {
 	struct fs_driver *d = fs_from(drv);
 	if (!fs_object_path_ok(from) || !fs_object_path_ok(to) || fs_path_inside(from, to))
@@ -817,7 +800,7 @@ static int fs_move_as(struct berth_storage_driver *drv, const char *from, const 
 	}
 	/* The source directory is not synced: a power cut could at worst bring the source name
 	 * back beside the destination (an upload's data file, which purging removes). */
-	rc = sync_dir ? fs_fsync_dir(dst_dir) : 0;
+	rc = sync == BERTH_SYNC_ALL ? fs_fsync_dir(dst_dir) : 0;
 
 out:
 	free(dst_dir);
@@ -828,12 +811,7 @@ out:
 
 static int fs_move(struct berth_storage_driver *drv, const char *from, const char *to)
 {
-	return fs_move_as(drv, from, to, 1);
-}
-
-static int fs_move_lazy(struct berth_storage_driver *drv, const char *from, const char *to)
-{
-	return fs_move_as(drv, from, to, 0);
+	return fs_move_as(drv, from, to, BERTH_SYNC_ALL);
 }
 
 /*
@@ -1081,9 +1059,8 @@ int berth_fs_driver_new(struct berth_storage_driver **out, const char *rootdir)
 			.remove_debris = fs_remove_debris,
 			.quarantine = fs_quarantine,
 			.touch = fs_touch,
-			.put_content_unsynced = fs_put_content_unsynced,
-			.put_content_lazy = fs_put_content_lazy,
-			.move_lazy = fs_move_lazy,
+			.put_content_as = fs_put_content_as,
+			.move_as = fs_move_as,
 		},
 		.root = root,
 		.root_len = strlen(root),

@@ -59,20 +59,16 @@ static int fw_put_content(struct berth_storage_driver *d, const char *path, cons
 	return inner(d)->put_content(inner(d), path, buf, n);
 }
 
-static int fw_put_content_unsynced(struct berth_storage_driver *d, const char *path, const void *buf,
-				   size_t n)
+static int fw_put_content_as(struct berth_storage_driver *d, const char *path, const void *buf,
+			     size_t n, enum berth_sync sync)
 {
-	return inner(d)->put_content_unsynced(inner(d), path, buf, n);
+	return inner(d)->put_content_as(inner(d), path, buf, n, sync);
 }
 
-static int fw_put_content_lazy(struct berth_storage_driver *d, const char *path, const void *buf, size_t n)
+static int fw_move_as(struct berth_storage_driver *d, const char *from, const char *to,
+		      enum berth_sync sync)
 {
-	return inner(d)->put_content_lazy(inner(d), path, buf, n);
-}
-
-static int fw_move_lazy(struct berth_storage_driver *d, const char *from, const char *to)
-{
-	return inner(d)->move_lazy(inner(d), from, to);
+	return inner(d)->move_as(inner(d), from, to, sync);
 }
 
 static int fw_reader(struct berth_reader **out, struct berth_storage_driver *d, const char *path,
@@ -205,9 +201,8 @@ static void mw_over(struct mw_driver *m, struct berth_storage_driver *in)
 		.list_tree = in->list_tree ? fw_list_tree : NULL,
 		.staged_writer = in->staged_writer ? fw_staged_writer : NULL,
 		.purge_staged = in->purge_staged ? fw_purge_staged : NULL,
-		.put_content_unsynced = in->put_content_unsynced ? fw_put_content_unsynced : NULL,
-		.put_content_lazy = in->put_content_lazy ? fw_put_content_lazy : NULL,
-		.move_lazy = in->move_lazy ? fw_move_lazy : NULL,
+		.put_content_as = in->put_content_as ? fw_put_content_as : NULL,
+		.move_as = in->move_as ? fw_move_as : NULL,
 		.resume_writer = in->resume_writer ? fw_resume_writer : NULL,
 	};
 }

@@ -64,25 +64,14 @@ static inline int berth_storage_put_content(struct berth_storage_driver *d, cons
 	BERTH_STORAGE_TIMED(BERTH_SOP_PUT_CONTENT, d->put_content(d, path, buf, n));
 }
 
-/* put_content for an object that must be visible at once but need not be durable (driver.h's
- * put_content_unsynced; put_content for drivers without it, S3 among them). */
-static inline int berth_storage_put_content_unsynced(struct berth_storage_driver *d, const char *path,
-						     const void *buf, size_t n)
+/* put_content making durable on return only what sync says (driver.h's put_content_as;
+ * put_content for drivers without it: S3, whose PUT is durable once answered, and inmemory). */
+static inline int berth_storage_put_content_as(struct berth_storage_driver *d, const char *path,
+					       const void *buf, size_t n, enum berth_sync sync)
 {
-	if (!d->put_content_unsynced)
+	if (!d->put_content_as)
 		return berth_storage_put_content(d, path, buf, n);
-	BERTH_STORAGE_TIMED(BERTH_SOP_PUT_CONTENT, d->put_content_unsynced(d, path, buf, n));
-}
-
-/* put_content and move for content that can be fetched again: durable bytes, a name made
- * durable lazily (driver.h's put_content_lazy and move_lazy; put_content and move for drivers
- * without them, S3 among them). */
-static inline int berth_storage_put_content_lazy(struct berth_storage_driver *d, const char *path,
-						 const void *buf, size_t n)
-{
-	if (!d->put_content_lazy)
-		return berth_storage_put_content(d, path, buf, n);
-	BERTH_STORAGE_TIMED(BERTH_SOP_PUT_CONTENT, d->put_content_lazy(d, path, buf, n));
+	BERTH_STORAGE_TIMED(BERTH_SOP_PUT_CONTENT, d->put_content_as(d, path, buf, n, sync));
 }
 
 static inline int berth_storage_reader(struct berth_reader **out, struct berth_storage_driver *d,
@@ -114,11 +103,13 @@ static inline int berth_storage_move(struct berth_storage_driver *d, const char 
 	BERTH_STORAGE_TIMED(BERTH_SOP_MOVE, d->move(d, from, to));
 }
 
-static inline int berth_storage_move_lazy(struct berth_storage_driver *d, const char *from, const char *to)
+/* move making durable on return only what sync says (driver.h's move_as; move without it). */
+static inline int berth_storage_move_as(struct berth_storage_driver *d, const char *from,
+					const char *to, enum berth_sync sync)
 {
-	if (!d->move_lazy)
+	if (!d->move_as)
 		return berth_storage_move(d, from, to);
-	BERTH_STORAGE_TIMED(BERTH_SOP_MOVE, d->move_lazy(d, from, to));
+	BERTH_STORAGE_TIMED(BERTH_SOP_MOVE, d->move_as(d, from, to, sync));
 }
 
 static inline int berth_storage_remove(struct berth_storage_driver *d, const char *path)

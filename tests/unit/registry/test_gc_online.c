@@ -59,7 +59,7 @@ struct window_driver {
 	unsigned touches; /* refreshes of a blob's age */
 	/* what a collection costs (its deleter threads count too) */
 	_Atomic unsigned notice_puts;          /* sweep notices written by put_content (durable) */
-	_Atomic unsigned notice_puts_unsynced; /* ... by put_content_unsynced */
+	_Atomic unsigned notice_puts_unsynced; /* ... by put_content_as, BERTH_SYNC_NONE */
 	_Atomic unsigned absent_tag_removes;   /* removes under _manifests/tags/ of nothing */
 	_Atomic unsigned pull_record_looks;    /* stats and lists under /berth/pulls */
 };
@@ -87,11 +87,13 @@ static int w_put(struct berth_storage_driver *d, const char *p, const void *b, s
 		((struct window_driver *)d)->notice_puts++;
 	return inner(d)->put_content(inner(d), p, b, n);
 }
-static int w_put_unsynced(struct berth_storage_driver *d, const char *p, const void *b, size_t n)
+static int w_put_as(struct berth_storage_driver *d, const char *p, const void *b, size_t n,
+		    enum berth_sync sync)
 {
+	struct window_driver *w = (struct window_driver *)d;
 	if (is_notice(p))
-		((struct window_driver *)d)->notice_puts_unsynced++;
-	return inner(d)->put_content_unsynced(inner(d), p, b, n);
+		(void)(sync == BERTH_SYNC_NONE ? w->notice_puts_unsynced++ : w->notice_puts++);
+	return inner(d)->put_content_as(inner(d), p, b, n, sync);
 }
 static int w_reader(struct berth_reader **o, struct berth_storage_driver *d, const char *p, uint64_t off)
 {
@@ -163,7 +165,7 @@ static int setup(void **state)
 		.version = BERTH_STORAGE_DRIVER_VERSION, .name = "window", .get_content = w_get,
 		.put_content = w_put, .reader = w_reader, .writer = w_writer, .stat = w_stat,
 		.list = w_list, .move = w_move, .remove = w_remove, .walk = w_walk, .free = w_free,
-		.touch = w_touch, .put_content_unsynced = w_put_unsynced,
+		.touch = w_touch, .put_content_as = w_put_as,
 	};
 	f->w->inner = fs;
 	struct berth_registry_config cfg = { .driver = &f->w->base, .delete_enabled = 1,

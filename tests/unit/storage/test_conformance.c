@@ -382,62 +382,66 @@ static void test_put_keeps_open_readers(void **state)
 	expect_content(d, "/x", "NEW");
 }
 
-/* put_content_unsynced (put_content where a driver has none): the same atomic replacement,
- * visible at once; only the durability differs, which no reader can see. The filesystem driver
- * (under middleware.storage too) has its own. */
-static void test_put_unsynced(void **state)
+/* put_content_as and move_as (put_content and move where a driver has none), at every sync
+ * level: the same atomic replacements and moves, visible at once; only what is durable on
+ * return differs, which no reader can see. The filesystem driver (under middleware.storage
+ * too) has its own. */
+static void test_put_as(void **state)
 {
+	static const enum berth_sync levels[] = { BERTH_SYNC_ALL, BERTH_SYNC_FILE,
+						  BERTH_SYNC_NONE };
 	struct berth_storage_driver *d = drv(state);
 	struct berth_reader *r;
 	size_t len;
+	char path[32];
 	if (strcmp(d->name, "filesystem") == 0)
-		assert_non_null(d->put_content_unsynced);
-	assert_int_equal(berth_storage_put_content_unsynced(d, "/n/o/x", "old content", 11), 0);
-	expect_content(d, "/n/o/x", "old content");
-	assert_int_equal(d->reader(&r, d, "/n/o/x", 0), 0);
-	assert_int_equal(berth_storage_put_content_unsynced(d, "/n/o/x", "NEW", 3), 0);
-	char *got = read_all(r, 4, &len);
-	assert_string_equal(got, "old content");
-	free(got);
-	r->close(r);
-	expect_content(d, "/n/o/x", "NEW");
-	assert_int_equal(berth_storage_put_content_unsynced(d, "/n/o/x", "", 0), 0);
-	expect_content(d, "/n/o/x", "");
-	assert_int_equal(berth_storage_put_content_unsynced(d, "/n/bad//path", "x", 1), BERTH_EINVALID);
+		assert_non_null(d->put_content_as);
+	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+		enum berth_sync sync = levels[i];
+		snprintf(path, sizeof(path), "/n/o%zu/x", i); /* parents made */
+		assert_int_equal(berth_storage_put_content_as(d, path, "old content", 11, sync), 0);
+		expect_content(d, path, "old content");
+		assert_int_equal(d->reader(&r, d, path, 0), 0);
+		assert_int_equal(berth_storage_put_content_as(d, path, "NEW", 3, sync), 0);
+		char *got = read_all(r, 4, &len);
+		assert_string_equal(got, "old content"); /* replaced, not rewritten in place */
+		free(got);
+		r->close(r);
+		expect_content(d, path, "NEW");
+		assert_int_equal(berth_storage_put_content_as(d, path, "", 0, sync), 0);
+		expect_content(d, path, "");
+		assert_int_equal(berth_storage_put_content_as(d, "/n/bad//path", "x", 1, sync),
+				 BERTH_EINVALID);
+	}
 }
 
-/* put_content_lazy and move_lazy (put_content and move where a driver has none): the same
- * atomic replacement and moves, visible at once; only when the new name becomes durable differs,
- * which no reader can see. The filesystem driver (under middleware.storage too) has its own. */
-static void test_lazy(void **state)
+static void test_move_as(void **state)
 {
+	static const enum berth_sync levels[] = { BERTH_SYNC_ALL, BERTH_SYNC_FILE,
+						  BERTH_SYNC_NONE };
 	struct berth_storage_driver *d = drv(state);
-	struct berth_reader *r;
-	size_t len;
-	if (strcmp(d->name, "filesystem") == 0) {
-		assert_non_null(d->put_content_lazy);
-		assert_non_null(d->move_lazy);
+	char from[32], to[32], old[32], missing[32];
+	if (strcmp(d->name, "filesystem") == 0)
+		assert_non_null(d->move_as);
+	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+		enum berth_sync sync = levels[i];
+		snprintf(from, sizeof(from), "/l%zu/a/x", i);
+		snprintf(to, sizeof(to), "/l%zu/b/c/y", i);
+		snprintf(old, sizeof(old), "/l%zu/old", i);
+		snprintf(missing, sizeof(missing), "/l%zu/m/n", i);
+		put(d, from, "NEW");
+		assert_int_equal(berth_storage_move_as(d, from, to, sync), 0); /* parents made */
+		expect_absent(d, from);
+		expect_content(d, to, "NEW");
+		put(d, old, "old");
+		assert_int_equal(berth_storage_move_as(d, to, old, sync), 0); /* replaces */
+		expect_absent(d, to);
+		expect_content(d, old, "NEW");
+		assert_int_equal(berth_storage_move_as(d, "/l/missing", missing, sync),
+				 BERTH_ENOTFOUND);
+		missing[strlen(missing) - 2] = '\0'; /* no parent made either */
+		expect_absent(d, missing);
 	}
-	assert_int_equal(berth_storage_put_content_lazy(d, "/l/a/x", "old content", 11), 0); /* parents made */
-	expect_content(d, "/l/a/x", "old content");
-	assert_int_equal(d->reader(&r, d, "/l/a/x", 0), 0);
-	assert_int_equal(berth_storage_put_content_lazy(d, "/l/a/x", "NEW", 3), 0);
-	char *got = read_all(r, 4, &len);
-	assert_string_equal(got, "old content"); /* replaced, not rewritten in place */
-	free(got);
-	r->close(r);
-	expect_content(d, "/l/a/x", "NEW");
-	assert_int_equal(berth_storage_put_content_lazy(d, "/l/bad//path", "x", 1), BERTH_EINVALID);
-
-	assert_int_equal(berth_storage_move_lazy(d, "/l/a/x", "/l/b/c/y"), 0); /* parents made */
-	expect_absent(d, "/l/a/x");
-	expect_content(d, "/l/b/c/y", "NEW");
-	put(d, "/l/old", "old");
-	assert_int_equal(berth_storage_move_lazy(d, "/l/b/c/y", "/l/old"), 0); /* replaces */
-	expect_absent(d, "/l/b/c/y");
-	expect_content(d, "/l/old", "NEW");
-	assert_int_equal(berth_storage_move_lazy(d, "/l/missing", "/l/m/n"), BERTH_ENOTFOUND);
-	expect_absent(d, "/l/m");
 }
 
 static void test_type_conflicts(void **state)
@@ -1999,8 +2003,8 @@ static void test_s3_unreachable(void **state)
 	cmocka_unit_test_setup_teardown(test_get_too_large, setup, teardown),             \
 	cmocka_unit_test_setup_teardown(test_overwrite, setup, teardown),                 \
 	cmocka_unit_test_setup_teardown(test_put_keeps_open_readers, setup, teardown),    \
-	cmocka_unit_test_setup_teardown(test_put_unsynced, setup, teardown),              \
-	cmocka_unit_test_setup_teardown(test_lazy, setup, teardown),                      \
+	cmocka_unit_test_setup_teardown(test_put_as, setup, teardown),                    \
+	cmocka_unit_test_setup_teardown(test_move_as, setup, teardown),                   \
 	cmocka_unit_test_setup_teardown(test_type_conflicts, setup, teardown),            \
 	cmocka_unit_test_setup_teardown(test_invalid_paths_rejected, setup, teardown),    \
 	cmocka_unit_test_setup_teardown(test_reader_offsets, setup, teardown),            \
