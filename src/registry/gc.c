@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "core/map.h"
 #include "core/oid.h"
+#include "core/team.h"
 #include "core/util.h"
 #include "core/vec.h"
 #include "registry/gc_shared.h"
@@ -36,8 +37,6 @@
 #include "registry/retention.h"
 #include "storage/storage.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <time.h>
 
 /* The largest manifest GC will read (Distribution caps pushes at 4 MiB). */
@@ -102,6 +101,7 @@ struct gc {
 	 * batch is deleted from deadline_ms on (wall clock) */
 	int noticed;
 	int64_t deadline_ms;
+	struct berth_team *team; /* the deleters, from the first batch on */
 };
 
 static void say(struct gc *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -273,7 +273,6 @@ struct batch {
 	void (*one)(struct batch *b, size_t k);
 	const char *repo; /* layer links: the repository */
 	size_t n;
-	_Atomic size_t next;
 	struct berth_oid d[GC_BATCH];
 	uint64_t size[GC_BATCH];
 	int rc[GC_BATCH];       /* GONE_*, or a BERTH_E* code */
@@ -282,26 +281,19 @@ struct batch {
 	uint8_t checking[GC_BATCH]; /* the error came from the age check, not the delete */
 };
 
-static void *batch_worker(void *arg)
+static void batch_item(void *arg, size_t k)
 {
 	struct batch *b = arg;
-	size_t k;
-	while ((k = atomic_fetch_add(&b->next, 1)) < b->n)
-		b->one(b, k);
-	return NULL;
+	b->one(b, k);
 }
 
-/* Runs b->one on every item, on up to GC_DELETERS threads (this one included). */
+/* Runs b->one on every item, on up to GC_DELETERS threads (this one included): a team started
+ * at the run's first batch and kept for the others. */
 static void run_batch(struct batch *b)
 {
-	pthread_t t[GC_DELETERS - 1];
-	size_t nt = 0;
-	atomic_store(&b->next, 0);
-	while (nt < GC_DELETERS - 1 && nt + 1 < b->n && pthread_create(&t[nt], NULL, batch_worker, b) == 0)
-		nt++;
-	batch_worker(b);
-	for (size_t i = 0; i < nt; i++)
-		pthread_join(t[i], NULL);
+	if (!b->g->team)
+		b->g->team = berth_team_new(GC_DELETERS - 1);
+	berth_team_run(b->g->team, batch_item, b, b->n);
 }
 
 /*
@@ -1474,6 +1466,7 @@ aborted:
 out:
 	if (out)
 		*out = g.st;
+	berth_team_free(g.team);
 	berth_map_release(&g.mark256);
 	berth_map_release(&g.mark512);
 	berth_strvec_release(&g.repos);
