@@ -856,11 +856,18 @@ static void tag_index_load(struct gc *g, struct tag_index *x, const char *repo, 
 	}
 	free(x->unlisted);
 	x->unlisted = berth_calloc(x->tags.n ? x->tags.n : 1, 1);
+	/* an entry names a revision of its own algorithm: only the algorithms of the revisions
+	 * to delete are listed (sha512 ones are rare: one listing per tag, not two) */
+	uint8_t algs[BERTH_ALG_SHA512 + 1] = { 0 };
+	for (size_t i = 0; i < n; i++)
+		algs[doomed[i].d.alg == BERTH_ALG_SHA512 ? BERTH_ALG_SHA512 : BERTH_ALG_SHA256] = 1;
 	for (size_t t = 0; t < x->tags.n; t++) {
 		size_t before = x->n;
 		/* index/<alg> of the algorithms gc understands (others are never touched), listed
 		 * directly: fewer calls than listing index/ first, on a filesystem and on S3 */
 		for (uint8_t alg = BERTH_ALG_SHA256; alg <= BERTH_ALG_SHA512 && !x->unlisted[t]; alg++) {
+			if (!algs[alg])
+				continue;
 			struct index_ctx c = { g, x, t, doomed, n, alg };
 			int rc = fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags/%s/index/%s", repo,
 					  x->tags.items[t], alg_str(alg));
