@@ -311,7 +311,9 @@ static void notice_up(struct gc *g, const struct berth_oid *d, size_t n)
 	if (!g->o->registry || g->o->dry_run)
 		return;
 	int was = g->noticed;
+	uint64_t t0 = berth_now_ns();
 	int rc = berth_gc_notice_post(&g->deadline_ms, g->o->registry, d, n);
+	g->st.notices_ns += berth_now_ns() - t0;
 	g->noticed = rc == 0;
 	if (rc < 0) {
 		if (was) /* the last one, whose items are done, would stay up until it expires */
@@ -332,8 +334,11 @@ static int notice_expiring(const struct gc *g)
 /* Removes the notice once a phase's deletions are over. */
 static void notice_down(struct gc *g)
 {
-	if (g->noticed)
+	if (g->noticed) {
+		uint64_t t0 = berth_now_ns();
 		berth_gc_notice_clear(g->o->registry);
+		g->st.notices_ns += berth_now_ns() - t0;
+	}
 	g->noticed = 0;
 	g->deadline_ms = 0;
 }
@@ -1246,7 +1251,9 @@ static void blobs_done(struct gc *g, const struct batch *b)
 
 static uint64_t sweep_blobs(struct gc *g)
 {
+	uint64_t t0 = berth_now_ns();
 	int rc = scan_blobs(g);
+	g->st.scan_ns = berth_now_ns() - t0;
 	if (rc < 0 && rc != BERTH_ENOTFOUND) {
 		/* What was found so far is unmarked all the same: still swept. */
 		fail(g, "cannot enumerate blobs: %s", berth_strerror(rc));
@@ -1405,6 +1412,15 @@ static void sweep_layer_links(struct gc *g)
 
 /* ---- entry point ---- */
 
+void berth_gc_times_fmt(char *out, size_t cap, const struct berth_gc_stats *st)
+{
+	int n = snprintf(out, cap, "mark %.2fs, manifests %.2fs, scan %.2fs, blobs %.2fs, layer links %.2fs",
+			 (double)st->mark_ns / 1e9, (double)st->manifests_ns / 1e9, (double)st->scan_ns / 1e9,
+			 (double)st->blobs_ns / 1e9, (double)st->links_ns / 1e9);
+	if (st->notices_ns && n > 0 && (size_t)n < cap)
+		snprintf(out + n, cap - (size_t)n, ", notices %.2fs", (double)st->notices_ns / 1e9);
+}
+
 int berth_gc_run(struct berth_storage_driver *d, const struct berth_gc_options *o,
 		 struct berth_gc_stats *out)
 {
@@ -1434,6 +1450,7 @@ int berth_gc_run(struct berth_storage_driver *d, const struct berth_gc_options *
 		berth_gc_unlock(o->registry);
 		g.cutoff = (int64_t)start.tv_sec - (o->delay_ms + 999) / 1000;
 	}
+	uint64_t t0 = berth_now_ns();
 	progress(&g, "mark: listing repositories");
 	if ((rc = find_repos(&g, BERTH_REPOS_ROOT)) < 0)
 		goto aborted;
@@ -1449,9 +1466,16 @@ int berth_gc_run(struct berth_storage_driver *d, const struct berth_gc_options *
 		 g.repos.n, g.st.manifests_marked, g.st.blobs_marked, g.ndoomed);
 
 	/* ---- sweep ---- */
+	uint64_t t1 = berth_now_ns();
+	g.st.mark_ns = t1 - t0;
 	delete_manifests(&g);
+	uint64_t t2 = berth_now_ns();
+	g.st.manifests_ns = t2 - t1;
 	uint64_t eligible = sweep_blobs(&g);
+	uint64_t t3 = berth_now_ns();
+	g.st.blobs_ns = t3 - t2 - g.st.scan_ns;
 	sweep_layer_links(&g);
+	g.st.links_ns = berth_now_ns() - t3;
 
 	if (o->out) {
 		const char *would = o->dry_run ? "would free" : "freed";
@@ -1463,6 +1487,9 @@ int berth_gc_run(struct berth_storage_driver *d, const struct berth_gc_options *
 		fprintf(o->out, "%" PRIu64 " blobs marked, %" PRIu64
 			" blobs eligible for deletion, %s %" PRIu64 " bytes\n",
 			g.st.blobs_marked, eligible, would, g.st.bytes_freed);
+		char times[160];
+		berth_gc_times_fmt(times, sizeof(times), &g.st);
+		fprintf(o->out, "took %s\n", times);
 		fflush(o->out);
 	}
 	rc = g.first_err;
