@@ -3,8 +3,9 @@
  *
  * Phases, in the order Distribution's MarkAndSweep runs them:
  *   1. mark, repository by repository (sorted): list revisions, read and parse each manifest,
- *      decide which revisions are kept, mark what they reference. Any storage error here aborts
- *      the run before anything is deleted.
+ *      decide which revisions are kept (GC_DELETERS repositories read at once, on the team of
+ *      threads that deletes later), then mark what they reference (in order, on this thread).
+ *      Any storage error here aborts the run before anything is deleted.
  *   2. (delete_untagged) remove the revisions that were not kept, with their tag index entries.
  *   3. enumerate blobs/ (a walk where the driver lists a tree at once, else listings of
  *      blobs/<alg>/<xx>/, stat'ing only unmarked blobs), remove every blob dir not marked.
@@ -37,6 +38,7 @@
 #include "registry/retention.h"
 #include "storage/storage.h"
 
+#include <pthread.h>
 #include <time.h>
 
 /* The largest manifest GC will read (Distribution caps pushes at 4 MiB). */
@@ -101,7 +103,8 @@ struct gc {
 	 * batch is deleted from deadline_ms on (wall clock) */
 	int noticed;
 	int64_t deadline_ms;
-	struct berth_team *team; /* the deleters, from the first batch on */
+	struct berth_team *team; /* reads repositories, then deletes */
+	pthread_mutex_t report_lock; /* problems and progress come from the team's threads too */
 };
 
 static void say(struct gc *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -128,11 +131,13 @@ static void progress(struct gc *g, const char *fmt, ...)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
+	pthread_mutex_lock(&g->report_lock);
 	fputs("garbage-collect: ", g->o->progress);
 	vfprintf(g->o->progress, fmt, ap);
-	va_end(ap);
 	fputc('\n', g->o->progress);
 	fflush(g->o->progress);
+	pthread_mutex_unlock(&g->report_lock);
+	va_end(ap);
 }
 
 /* Online, a report goes to the log, as one line. */
@@ -143,16 +148,19 @@ static void log_line(enum berth_log_level level, const char *what, const char *f
 	berth_log(level, "garbage collection: %s%s", what, line);
 }
 
-/* A problem: to the log online, to stderr offline. */
+/* A problem: to the log online, to stderr offline (any thread). */
 static void problem(struct gc *g, int is_error, const char *fmt, va_list ap)
 {
+	pthread_mutex_lock(&g->report_lock);
 	if (g->o->registry) {
 		log_line(is_error ? BERTH_LOG_ERROR : BERTH_LOG_WARN, "", fmt, ap);
-		return;
+	} else {
+		fputs(is_error ? "garbage-collect: error: " : "garbage-collect: warning: ", stderr);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
 	}
-	fputs(is_error ? "garbage-collect: error: " : "garbage-collect: warning: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	g->st.warnings += !is_error;
+	pthread_mutex_unlock(&g->report_lock);
 }
 
 /* A problem that does not stop the run. */
@@ -162,7 +170,6 @@ static void warn(struct gc *g, const char *fmt, ...)
 	va_start(ap, fmt);
 	problem(g, 0, fmt, ap);
 	va_end(ap);
-	g->st.warnings++;
 }
 
 static void fail(struct gc *g, const char *fmt, ...)
@@ -237,7 +244,9 @@ static int fmt_path(char *out, const char *fmt, ...)
  * threads delete about 6 times faster than one on ext4). Online, the sweep lock is held
  * exclusively for one batch: a push waits for at most one batch.
  */
+#ifndef GC_DELETERS
 #define GC_DELETERS 8
+#endif
 #define GC_BATCH 64
 
 /*
@@ -718,89 +727,130 @@ static void find_young(struct gc *g, struct repo *r)
 	}
 }
 
-static int mark_repo(struct gc *g, size_t ri)
+/*
+ * Reads repository r->name (any thread of the team): its revisions, their manifests, its tags,
+ * then which revisions stay (r->revs[].kept). <0: a storage error (reported), the run aborts.
+ */
+static int load_repo(struct gc *g, struct repo *r)
 {
-	struct repo r;
-	char path[BERTH_PATH_MAX], ds[BERTH_DIGEST_STR_MAX];
+	char path[BERTH_PATH_MAX];
 	int rc = 0;
 
-	memset(&r, 0, sizeof(r));
-	r.name = g->repos.items[ri];
-	say(g, "%s", r.name);
-
 	for (uint8_t alg = BERTH_ALG_SHA256; alg <= BERTH_ALG_SHA512; alg++) {
-		struct list_ctx c = { g, &r, alg, 0 };
-		if ((rc = fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/revisions/%s", r.name,
+		struct list_ctx c = { g, r, alg, 0 };
+		if ((rc = fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/revisions/%s", r->name,
 				   alg_str(alg))) < 0)
-			goto out;
+			return rc;
 		rc = berth_storage_list(g->d, path, add_revision, &c);
 		if (c.rc < 0)
 			rc = c.rc;
 		if (rc == BERTH_ENOTFOUND)
 			rc = 0;
 		if (rc < 0) {
-			fail(g, "%s: cannot list %s: %s", r.name, path, berth_strerror(rc));
-			goto out;
+			fail(g, "%s: cannot list %s: %s", r->name, path, berth_strerror(rc));
+			return rc;
 		}
 	}
-	if (r.n > 1)
-		qsort(r.revs, r.n, sizeof(*r.revs), berth_oid_cmp);
+	if (r->n > 1)
+		qsort(r->revs, r->n, sizeof(*r->revs), berth_oid_cmp);
 
-	for (size_t i = 0; i < r.n; i++) {
-		if ((rc = load_revision(g, &r, i)) < 0)
-			goto out;
+	for (size_t i = 0; i < r->n; i++) {
+		if ((rc = load_revision(g, r, i)) < 0)
+			return rc;
 		if ((i + 1) % GC_PROGRESS_EVERY == 0)
-			progress(g, "mark: %s: read %zu/%zu manifests", r.name, i + 1, r.n);
+			progress(g, "mark: %s: read %zu/%zu manifests", r->name, i + 1, r->n);
 	}
 
 	if (g->o->delete_untagged) {
-		struct tag_ctx c = { g, &r, 0 };
-		if ((rc = fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags", r.name)) < 0)
-			goto out;
+		struct tag_ctx c = { g, r, 0 };
+		if ((rc = fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags", r->name)) < 0)
+			return rc;
 		rc = berth_storage_list(g->d, path, read_tag, &c);
 		if (c.rc < 0)
 			rc = c.rc;
 		if (rc == BERTH_ENOTFOUND)
 			rc = 0;
 		if (rc < 0) {
-			fail(g, "%s: cannot list tags: %s", r.name, berth_strerror(rc));
-			goto out;
+			fail(g, "%s: cannot list tags: %s", r->name, berth_strerror(rc));
+			return rc;
 		}
 	}
-	if (g->o->registry && g->o->delete_untagged && !r.keep_all)
-		find_young(g, &r);
-	decide_kept(&r, g->o->delete_untagged);
+	if (g->o->registry && g->o->delete_untagged && !r->keep_all)
+		find_young(g, r);
+	decide_kept(r, g->o->delete_untagged);
+	return 0;
+}
 
-	for (size_t i = 0; i < r.n; i++) {
-		struct rev *v = &r.revs[i];
+/* Marks what the loaded repository ri keeps, and queues the rest for deletion (this thread,
+ * in repository order: the report lines come in Distribution's order). */
+static void mark_repo(struct gc *g, size_t ri, struct repo *r)
+{
+	char ds[BERTH_DIGEST_STR_MAX];
+	say(g, "%s", r->name);
+	for (size_t i = 0; i < r->n; i++) {
+		struct rev *v = &r->revs[i];
 		if (v->missing)
 			continue;
 		berth_oid_fmt(ds, &v->d);
 		if (!v->kept) {
 			if (!g->o->registry)
-				item(g, "%s: manifest eligible for deletion: %s", r.name, ds);
+				item(g, "%s: manifest eligible for deletion: %s", r->name, ds);
 			BERTH_VEC_GROW(g->doomed, g->ndoomed + 1, g->doomed_alloc);
 			g->doomed[g->ndoomed].repo = ri;
 			g->doomed[g->ndoomed].d = v->d;
 			g->ndoomed++;
 			continue;
 		}
-		say(g, "%s: marking manifest %s", r.name, ds);
+		say(g, "%s: marking manifest %s", r->name, ds);
 		mark(g, &v->d);
 		g->st.manifests_marked++;
 		for (size_t k = 0; k < v->ref_n; k++) {
-			const struct berth_oid *ref = &r.refs[v->ref_off + k];
+			const struct berth_oid *ref = &r->refs[v->ref_off + k];
 			if (mark(g, ref)) {
 				berth_oid_fmt(ds, ref);
-				say(g, "%s: marking blob %s", r.name, ds);
+				say(g, "%s: marking blob %s", r->name, ds);
 			}
 		}
 	}
-	progress(g, "mark: repository %zu/%zu %s: %zu manifests", ri + 1, g->repos.n, r.name, r.n);
-	rc = 0;
-out:
-	free(r.revs);
-	free(r.refs);
+	progress(g, "mark: repository %zu/%zu %s: %zu manifests", ri + 1, g->repos.n, r->name, r->n);
+}
+
+/* Repositories are read GC_DELETERS at a time, on the team (reading and parsing manifests is
+ * CPU and page cache), and marked in order as each window is read. */
+struct load_window {
+	struct gc *g;
+	struct repo r[GC_DELETERS];
+	int rc[GC_DELETERS];
+};
+
+static void load_item(void *arg, size_t k)
+{
+	struct load_window *w = arg;
+	w->rc[k] = load_repo(w->g, &w->r[k]);
+}
+
+static int mark_repos(struct gc *g)
+{
+	struct load_window *w = berth_calloc(1, sizeof(*w));
+	int rc = 0;
+	w->g = g;
+	if (!g->team)
+		g->team = berth_team_new(GC_DELETERS - 1);
+	for (size_t first = 0; first < g->repos.n && rc == 0; first += GC_DELETERS) {
+		size_t n = g->repos.n - first < GC_DELETERS ? g->repos.n - first : GC_DELETERS;
+		for (size_t k = 0; k < n; k++) {
+			memset(&w->r[k], 0, sizeof(w->r[k]));
+			w->r[k].name = g->repos.items[first + k];
+		}
+		berth_team_run(g->team, load_item, w, n);
+		for (size_t k = 0; k < n; k++) {
+			if (rc == 0 && (rc = w->rc[k]) == 0)
+				mark_repo(g, first + k, &w->r[k]);
+			free(w->r[k].revs);
+			free(w->r[k].refs);
+		}
+	}
+	free(w);
 	return rc;
 }
 
@@ -1434,6 +1484,7 @@ int berth_gc_run(struct berth_storage_driver *d, const struct berth_gc_options *
 	g.mark512 = (struct berth_map)BERTH_MAP_INIT(64, 64);
 	g.sweep256.esz = 32 + sizeof(uint64_t);
 	g.sweep512.esz = 64 + sizeof(uint64_t);
+	pthread_mutex_init(&g.report_lock, NULL);
 
 	/* ---- mark ---- */
 	if (o->registry) {
@@ -1456,10 +1507,8 @@ int berth_gc_run(struct berth_storage_driver *d, const struct berth_gc_options *
 		goto aborted;
 	berth_strvec_sort(&g.repos);
 	g.st.repositories = g.repos.n;
-	for (size_t i = 0; i < g.repos.n; i++) {
-		if ((rc = mark_repo(&g, i)) < 0)
-			goto aborted;
-	}
+	if ((rc = mark_repos(&g)) < 0)
+		goto aborted;
 	g.st.blobs_marked = g.mark256.n + g.mark512.n;
 	progress(&g, "mark: %zu repositories, %" PRIu64 " manifests kept, %" PRIu64
 		 " blobs marked, %zu manifests eligible for deletion",
@@ -1501,6 +1550,7 @@ out:
 	if (out)
 		*out = g.st;
 	berth_team_free(g.team);
+	pthread_mutex_destroy(&g.report_lock);
 	berth_map_release(&g.mark256);
 	berth_map_release(&g.mark512);
 	berth_strvec_release(&g.repos);
