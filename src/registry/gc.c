@@ -241,12 +241,11 @@ static int fmt_path(char *out, const char *fmt, ...)
 /*
  * Deletions run GC_DELETERS at a time, in batches of GC_BATCH: an unlink waits on the
  * filesystem's journal far more than on the CPU, and concurrent ones share its commits (8
- * threads delete about 6 times faster than one on ext4). Online, the sweep lock is held
- * exclusively for one batch: a push waits for at most one batch.
+ * threads delete about 6 times faster than one on ext4; on ext4 mounted with `discard` and no
+ * journal, each freed block is a discard the unlink waits for, and they overlap too). Online,
+ * the sweep lock is held exclusively for one batch: a push waits for at most one batch.
  */
-#ifndef GC_DELETERS
 #define GC_DELETERS 8
-#endif
 #define GC_BATCH 64
 
 /*
