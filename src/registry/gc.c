@@ -3,8 +3,9 @@
  *
  * Phases, in the order Distribution's MarkAndSweep runs them:
  *   1. mark, repository by repository (sorted): list revisions, read and parse each manifest,
- *      decide which revisions are kept, mark what they reference. Any storage error here aborts
- *      the run before anything is deleted.
+ *      decide which revisions are kept (GC_DELETERS repositories read at once, on the team of
+ *      threads that deletes later), then mark what they reference (in order, on this thread).
+ *      Any storage error here aborts the run before anything is deleted.
  *   2. (delete_untagged) remove the revisions that were not kept, with their tag index entries.
  *   3. enumerate blobs/ (a walk where the driver lists a tree at once, else listings of
  *      blobs/<alg>/<xx>/, stat'ing only unmarked blobs), remove every blob dir not marked.
@@ -23,6 +24,7 @@
 #include "core/log.h"
 #include "core/map.h"
 #include "core/oid.h"
+#include "core/team.h"
 #include "core/util.h"
 #include "core/vec.h"
 #include "registry/gc_shared.h"
@@ -37,7 +39,6 @@
 #include "storage/storage.h"
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <time.h>
 
 /* The largest manifest GC will read (Distribution caps pushes at 4 MiB). */
@@ -102,6 +103,8 @@ struct gc {
 	 * batch is deleted from deadline_ms on (wall clock) */
 	int noticed;
 	int64_t deadline_ms;
+	struct berth_team *team; /* reads repositories, then deletes */
+	pthread_mutex_t report_lock; /* problems and progress come from the team's threads too */
 };
 
 static void say(struct gc *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -128,11 +131,13 @@ static void progress(struct gc *g, const char *fmt, ...)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
+	pthread_mutex_lock(&g->report_lock);
 	fputs("garbage-collect: ", g->o->progress);
 	vfprintf(g->o->progress, fmt, ap);
-	va_end(ap);
 	fputc('\n', g->o->progress);
 	fflush(g->o->progress);
+	pthread_mutex_unlock(&g->report_lock);
+	va_end(ap);
 }
 
 /* Online, a report goes to the log, as one line. */
@@ -143,16 +148,19 @@ static void log_line(enum berth_log_level level, const char *what, const char *f
 	berth_log(level, "garbage collection: %s%s", what, line);
 }
 
-/* A problem: to the log online, to stderr offline. */
+/* A problem: to the log online, to stderr offline (any thread). */
 static void problem(struct gc *g, int is_error, const char *fmt, va_list ap)
 {
+	pthread_mutex_lock(&g->report_lock);
 	if (g->o->registry) {
 		log_line(is_error ? BERTH_LOG_ERROR : BERTH_LOG_WARN, "", fmt, ap);
-		return;
+	} else {
+		fputs(is_error ? "garbage-collect: error: " : "garbage-collect: warning: ", stderr);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
 	}
-	fputs(is_error ? "garbage-collect: error: " : "garbage-collect: warning: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	g->st.warnings += !is_error;
+	pthread_mutex_unlock(&g->report_lock);
 }
 
 /* A problem that does not stop the run. */
@@ -162,7 +170,6 @@ static void warn(struct gc *g, const char *fmt, ...)
 	va_start(ap, fmt);
 	problem(g, 0, fmt, ap);
 	va_end(ap);
-	g->st.warnings++;
 }
 
 static void fail(struct gc *g, const char *fmt, ...)
@@ -234,8 +241,9 @@ static int fmt_path(char *out, const char *fmt, ...)
 /*
  * Deletions run GC_DELETERS at a time, in batches of GC_BATCH: an unlink waits on the
  * filesystem's journal far more than on the CPU, and concurrent ones share its commits (8
- * threads delete about 6 times faster than one on ext4). Online, the sweep lock is held
- * exclusively for one batch: a push waits for at most one batch.
+ * threads delete about 6 times faster than one on ext4; on ext4 mounted with `discard` and no
+ * journal, each freed block is a discard the unlink waits for, and they overlap too). Online,
+ * the sweep lock is held exclusively for one batch: a push waits for at most one batch.
  */
 #define GC_DELETERS 8
 #define GC_BATCH 64
@@ -273,7 +281,6 @@ struct batch {
 	void (*one)(struct batch *b, size_t k);
 	const char *repo; /* layer links: the repository */
 	size_t n;
-	_Atomic size_t next;
 	struct berth_oid d[GC_BATCH];
 	uint64_t size[GC_BATCH];
 	int rc[GC_BATCH];       /* GONE_*, or a BERTH_E* code */
@@ -282,26 +289,19 @@ struct batch {
 	uint8_t checking[GC_BATCH]; /* the error came from the age check, not the delete */
 };
 
-static void *batch_worker(void *arg)
+static void batch_item(void *arg, size_t k)
 {
 	struct batch *b = arg;
-	size_t k;
-	while ((k = atomic_fetch_add(&b->next, 1)) < b->n)
-		b->one(b, k);
-	return NULL;
+	b->one(b, k);
 }
 
-/* Runs b->one on every item, on up to GC_DELETERS threads (this one included). */
+/* Runs b->one on every item, on up to GC_DELETERS threads (this one included): a team started
+ * at the run's first batch and kept for the others. */
 static void run_batch(struct batch *b)
 {
-	pthread_t t[GC_DELETERS - 1];
-	size_t nt = 0;
-	atomic_store(&b->next, 0);
-	while (nt < GC_DELETERS - 1 && nt + 1 < b->n && pthread_create(&t[nt], NULL, batch_worker, b) == 0)
-		nt++;
-	batch_worker(b);
-	for (size_t i = 0; i < nt; i++)
-		pthread_join(t[i], NULL);
+	if (!b->g->team)
+		b->g->team = berth_team_new(GC_DELETERS - 1);
+	berth_team_run(b->g->team, batch_item, b, b->n);
 }
 
 /*
@@ -319,7 +319,9 @@ static void notice_up(struct gc *g, const struct berth_oid *d, size_t n)
 	if (!g->o->registry || g->o->dry_run)
 		return;
 	int was = g->noticed;
+	uint64_t t0 = berth_now_ns();
 	int rc = berth_gc_notice_post(&g->deadline_ms, g->o->registry, d, n);
+	g->st.notices_ns += berth_now_ns() - t0;
 	g->noticed = rc == 0;
 	if (rc < 0) {
 		if (was) /* the last one, whose items are done, would stay up until it expires */
@@ -340,8 +342,11 @@ static int notice_expiring(const struct gc *g)
 /* Removes the notice once a phase's deletions are over. */
 static void notice_down(struct gc *g)
 {
-	if (g->noticed)
+	if (g->noticed) {
+		uint64_t t0 = berth_now_ns();
 		berth_gc_notice_clear(g->o->registry);
+		g->st.notices_ns += berth_now_ns() - t0;
+	}
 	g->noticed = 0;
 	g->deadline_ms = 0;
 }
@@ -721,89 +726,130 @@ static void find_young(struct gc *g, struct repo *r)
 	}
 }
 
-static int mark_repo(struct gc *g, size_t ri)
+/*
+ * Reads repository r->name (any thread of the team): its revisions, their manifests, its tags,
+ * then which revisions stay (r->revs[].kept). <0: a storage error (reported), the run aborts.
+ */
+static int load_repo(struct gc *g, struct repo *r)
 {
-	struct repo r;
-	char path[BERTH_PATH_MAX], ds[BERTH_DIGEST_STR_MAX];
+	char path[BERTH_PATH_MAX];
 	int rc = 0;
 
-	memset(&r, 0, sizeof(r));
-	r.name = g->repos.items[ri];
-	say(g, "%s", r.name);
-
 	for (uint8_t alg = BERTH_ALG_SHA256; alg <= BERTH_ALG_SHA512; alg++) {
-		struct list_ctx c = { g, &r, alg, 0 };
-		if ((rc = fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/revisions/%s", r.name,
+		struct list_ctx c = { g, r, alg, 0 };
+		if ((rc = fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/revisions/%s", r->name,
 				   alg_str(alg))) < 0)
-			goto out;
+			return rc;
 		rc = berth_storage_list(g->d, path, add_revision, &c);
 		if (c.rc < 0)
 			rc = c.rc;
 		if (rc == BERTH_ENOTFOUND)
 			rc = 0;
 		if (rc < 0) {
-			fail(g, "%s: cannot list %s: %s", r.name, path, berth_strerror(rc));
-			goto out;
+			fail(g, "%s: cannot list %s: %s", r->name, path, berth_strerror(rc));
+			return rc;
 		}
 	}
-	if (r.n > 1)
-		qsort(r.revs, r.n, sizeof(*r.revs), berth_oid_cmp);
+	if (r->n > 1)
+		qsort(r->revs, r->n, sizeof(*r->revs), berth_oid_cmp);
 
-	for (size_t i = 0; i < r.n; i++) {
-		if ((rc = load_revision(g, &r, i)) < 0)
-			goto out;
+	for (size_t i = 0; i < r->n; i++) {
+		if ((rc = load_revision(g, r, i)) < 0)
+			return rc;
 		if ((i + 1) % GC_PROGRESS_EVERY == 0)
-			progress(g, "mark: %s: read %zu/%zu manifests", r.name, i + 1, r.n);
+			progress(g, "mark: %s: read %zu/%zu manifests", r->name, i + 1, r->n);
 	}
 
 	if (g->o->delete_untagged) {
-		struct tag_ctx c = { g, &r, 0 };
-		if ((rc = fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags", r.name)) < 0)
-			goto out;
+		struct tag_ctx c = { g, r, 0 };
+		if ((rc = fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags", r->name)) < 0)
+			return rc;
 		rc = berth_storage_list(g->d, path, read_tag, &c);
 		if (c.rc < 0)
 			rc = c.rc;
 		if (rc == BERTH_ENOTFOUND)
 			rc = 0;
 		if (rc < 0) {
-			fail(g, "%s: cannot list tags: %s", r.name, berth_strerror(rc));
-			goto out;
+			fail(g, "%s: cannot list tags: %s", r->name, berth_strerror(rc));
+			return rc;
 		}
 	}
-	if (g->o->registry && g->o->delete_untagged && !r.keep_all)
-		find_young(g, &r);
-	decide_kept(&r, g->o->delete_untagged);
+	if (g->o->registry && g->o->delete_untagged && !r->keep_all)
+		find_young(g, r);
+	decide_kept(r, g->o->delete_untagged);
+	return 0;
+}
 
-	for (size_t i = 0; i < r.n; i++) {
-		struct rev *v = &r.revs[i];
+/* Marks what the loaded repository ri keeps, and queues the rest for deletion (this thread,
+ * in repository order: the report lines come in Distribution's order). */
+static void mark_repo(struct gc *g, size_t ri, struct repo *r)
+{
+	char ds[BERTH_DIGEST_STR_MAX];
+	say(g, "%s", r->name);
+	for (size_t i = 0; i < r->n; i++) {
+		struct rev *v = &r->revs[i];
 		if (v->missing)
 			continue;
 		berth_oid_fmt(ds, &v->d);
 		if (!v->kept) {
 			if (!g->o->registry)
-				item(g, "%s: manifest eligible for deletion: %s", r.name, ds);
+				item(g, "%s: manifest eligible for deletion: %s", r->name, ds);
 			BERTH_VEC_GROW(g->doomed, g->ndoomed + 1, g->doomed_alloc);
 			g->doomed[g->ndoomed].repo = ri;
 			g->doomed[g->ndoomed].d = v->d;
 			g->ndoomed++;
 			continue;
 		}
-		say(g, "%s: marking manifest %s", r.name, ds);
+		say(g, "%s: marking manifest %s", r->name, ds);
 		mark(g, &v->d);
 		g->st.manifests_marked++;
 		for (size_t k = 0; k < v->ref_n; k++) {
-			const struct berth_oid *ref = &r.refs[v->ref_off + k];
+			const struct berth_oid *ref = &r->refs[v->ref_off + k];
 			if (mark(g, ref)) {
 				berth_oid_fmt(ds, ref);
-				say(g, "%s: marking blob %s", r.name, ds);
+				say(g, "%s: marking blob %s", r->name, ds);
 			}
 		}
 	}
-	progress(g, "mark: repository %zu/%zu %s: %zu manifests", ri + 1, g->repos.n, r.name, r.n);
-	rc = 0;
-out:
-	free(r.revs);
-	free(r.refs);
+	progress(g, "mark: repository %zu/%zu %s: %zu manifests", ri + 1, g->repos.n, r->name, r->n);
+}
+
+/* Repositories are read GC_DELETERS at a time, on the team (reading and parsing manifests is
+ * CPU and page cache), and marked in order as each window is read. */
+struct load_window {
+	struct gc *g;
+	struct repo r[GC_DELETERS];
+	int rc[GC_DELETERS];
+};
+
+static void load_item(void *arg, size_t k)
+{
+	struct load_window *w = arg;
+	w->rc[k] = load_repo(w->g, &w->r[k]);
+}
+
+static int mark_repos(struct gc *g)
+{
+	struct load_window *w = berth_calloc(1, sizeof(*w));
+	int rc = 0;
+	w->g = g;
+	if (!g->team)
+		g->team = berth_team_new(GC_DELETERS - 1);
+	for (size_t first = 0; first < g->repos.n && rc == 0; first += GC_DELETERS) {
+		size_t n = g->repos.n - first < GC_DELETERS ? g->repos.n - first : GC_DELETERS;
+		for (size_t k = 0; k < n; k++) {
+			memset(&w->r[k], 0, sizeof(w->r[k]));
+			w->r[k].name = g->repos.items[first + k];
+		}
+		berth_team_run(g->team, load_item, w, n);
+		for (size_t k = 0; k < n; k++) {
+			if (rc == 0 && (rc = w->rc[k]) == 0)
+				mark_repo(g, first + k, &w->r[k]);
+			free(w->r[k].revs);
+			free(w->r[k].refs);
+		}
+	}
+	free(w);
 	return rc;
 }
 
@@ -864,11 +910,18 @@ static void tag_index_load(struct gc *g, struct tag_index *x, const char *repo, 
 	}
 	free(x->unlisted);
 	x->unlisted = berth_calloc(x->tags.n ? x->tags.n : 1, 1);
+	/* an entry names a revision of its own algorithm: only the algorithms of the revisions
+	 * to delete are listed (sha512 ones are rare: one listing per tag, not two) */
+	uint8_t algs[BERTH_ALG_SHA512 + 1] = { 0 };
+	for (size_t i = 0; i < n; i++)
+		algs[doomed[i].d.alg == BERTH_ALG_SHA512 ? BERTH_ALG_SHA512 : BERTH_ALG_SHA256] = 1;
 	for (size_t t = 0; t < x->tags.n; t++) {
 		size_t before = x->n;
 		/* index/<alg> of the algorithms gc understands (others are never touched), listed
 		 * directly: fewer calls than listing index/ first, on a filesystem and on S3 */
 		for (uint8_t alg = BERTH_ALG_SHA256; alg <= BERTH_ALG_SHA512 && !x->unlisted[t]; alg++) {
+			if (!algs[alg])
+				continue;
 			struct index_ctx c = { g, x, t, doomed, n, alg };
 			int rc = fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags/%s/index/%s", repo,
 					  x->tags.items[t], alg_str(alg));
@@ -1247,7 +1300,9 @@ static void blobs_done(struct gc *g, const struct batch *b)
 
 static uint64_t sweep_blobs(struct gc *g)
 {
+	uint64_t t0 = berth_now_ns();
 	int rc = scan_blobs(g);
+	g->st.scan_ns = berth_now_ns() - t0;
 	if (rc < 0 && rc != BERTH_ENOTFOUND) {
 		/* What was found so far is unmarked all the same: still swept. */
 		fail(g, "cannot enumerate blobs: %s", berth_strerror(rc));
@@ -1406,6 +1461,15 @@ static void sweep_layer_links(struct gc *g)
 
 /* ---- entry point ---- */
 
+void berth_gc_times_fmt(char *out, size_t cap, const struct berth_gc_stats *st)
+{
+	int n = snprintf(out, cap, "mark %.2fs, manifests %.2fs, scan %.2fs, blobs %.2fs, layer links %.2fs",
+			 (double)st->mark_ns / 1e9, (double)st->manifests_ns / 1e9, (double)st->scan_ns / 1e9,
+			 (double)st->blobs_ns / 1e9, (double)st->links_ns / 1e9);
+	if (st->notices_ns && n > 0 && (size_t)n < cap)
+		snprintf(out + n, cap - (size_t)n, ", notices %.2fs", (double)st->notices_ns / 1e9);
+}
+
 int berth_gc_run(struct berth_storage_driver *d, const struct berth_gc_options *o,
 		 struct berth_gc_stats *out)
 {
@@ -1419,6 +1483,7 @@ int berth_gc_run(struct berth_storage_driver *d, const struct berth_gc_options *
 	g.mark512 = (struct berth_map)BERTH_MAP_INIT(64, 64);
 	g.sweep256.esz = 32 + sizeof(uint64_t);
 	g.sweep512.esz = 64 + sizeof(uint64_t);
+	pthread_mutex_init(&g.report_lock, NULL);
 
 	/* ---- mark ---- */
 	if (o->registry) {
@@ -1435,24 +1500,30 @@ int berth_gc_run(struct berth_storage_driver *d, const struct berth_gc_options *
 		berth_gc_unlock(o->registry);
 		g.cutoff = (int64_t)start.tv_sec - (o->delay_ms + 999) / 1000;
 	}
+	uint64_t t0 = berth_now_ns();
 	progress(&g, "mark: listing repositories");
 	if ((rc = find_repos(&g, BERTH_REPOS_ROOT)) < 0)
 		goto aborted;
 	berth_strvec_sort(&g.repos);
 	g.st.repositories = g.repos.n;
-	for (size_t i = 0; i < g.repos.n; i++) {
-		if ((rc = mark_repo(&g, i)) < 0)
-			goto aborted;
-	}
+	if ((rc = mark_repos(&g)) < 0)
+		goto aborted;
 	g.st.blobs_marked = g.mark256.n + g.mark512.n;
 	progress(&g, "mark: %zu repositories, %" PRIu64 " manifests kept, %" PRIu64
 		 " blobs marked, %zu manifests eligible for deletion",
 		 g.repos.n, g.st.manifests_marked, g.st.blobs_marked, g.ndoomed);
 
 	/* ---- sweep ---- */
+	uint64_t t1 = berth_now_ns();
+	g.st.mark_ns = t1 - t0;
 	delete_manifests(&g);
+	uint64_t t2 = berth_now_ns();
+	g.st.manifests_ns = t2 - t1;
 	uint64_t eligible = sweep_blobs(&g);
+	uint64_t t3 = berth_now_ns();
+	g.st.blobs_ns = t3 - t2 - g.st.scan_ns;
 	sweep_layer_links(&g);
+	g.st.links_ns = berth_now_ns() - t3;
 
 	if (o->out) {
 		const char *would = o->dry_run ? "would free" : "freed";
@@ -1464,6 +1535,9 @@ int berth_gc_run(struct berth_storage_driver *d, const struct berth_gc_options *
 		fprintf(o->out, "%" PRIu64 " blobs marked, %" PRIu64
 			" blobs eligible for deletion, %s %" PRIu64 " bytes\n",
 			g.st.blobs_marked, eligible, would, g.st.bytes_freed);
+		char times[160];
+		berth_gc_times_fmt(times, sizeof(times), &g.st);
+		fprintf(o->out, "took %s\n", times);
 		fflush(o->out);
 	}
 	rc = g.first_err;
@@ -1474,6 +1548,8 @@ aborted:
 out:
 	if (out)
 		*out = g.st;
+	berth_team_free(g.team);
+	pthread_mutex_destroy(&g.report_lock);
 	berth_map_release(&g.mark256);
 	berth_map_release(&g.mark512);
 	berth_strvec_release(&g.repos);

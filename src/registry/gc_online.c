@@ -266,12 +266,14 @@ static void cycle(void *arg)
 		atomic_fetch_add(&layer_links_deleted, st.layer_links_deleted);
 	}
 	const char *verb = g->o.dry_run ? "would delete" : "deleted";
+	char times[160];
+	berth_gc_times_fmt(times, sizeof(times), &st);
 	berth_log(rc < 0 ? BERTH_LOG_ERROR : BERTH_LOG_INFO,
-		  "garbage collection%s: %s in %.3fs: %" PRIu64 " repositories, %" PRIu64
+		  "garbage collection%s: %s in %.3fs (%s): %" PRIu64 " repositories, %" PRIu64
 		  " manifests kept, %" PRIu64 " blobs scanned, %" PRIu64 " marked; %s %" PRIu64
 		  " blobs (%" PRIu64 " bytes), %" PRIu64 " manifests, %" PRIu64
 		  " layer links; kept %" PRIu64 " younger than the delay; %" PRIu64 " warnings",
-		  g->o.dry_run ? " (dry run)" : "", rc < 0 ? "failed" : "done", (double)ns / 1e9,
+		  g->o.dry_run ? " (dry run)" : "", rc < 0 ? "failed" : "done", (double)ns / 1e9, times,
 		  st.repositories, st.manifests_marked, st.blobs_scanned, st.blobs_marked, verb,
 		  st.blobs_deleted, st.bytes_freed, st.manifests_deleted, st.layer_links_deleted,
 		  st.young_kept, st.warnings);

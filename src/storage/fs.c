@@ -230,42 +230,69 @@ static void fs_names_free(char **names, size_t count)
 	free(names);
 }
 
+/* A directory is read in pieces of this size (getdents64): one call for the small directories
+ * of the layout (a blob's, a link's), a second one to see the end. */
+#define FS_DIRENTS_BUF 8192
+
+/*
+ * Reads the names in the open directory fd from its current offset to its end, "." and ".."
+ * excluded, unsorted, with getdents64 on fd itself (readdir would need fdopendir's fcntl and
+ * fstat calls, and a descriptor of its own). fd stays open. When types is not NULL, (*types)[i]
+ * is the d_type of names[i] (DT_UNKNOWN where the filesystem does not say). The caller frees
+ * *names with fs_names_free and *types with free.
+ */
+static int fs_read_dir(int fd, char ***names, unsigned char **types, size_t *count)
+{
+	size_t n = 0, cap = 16, tcap = 16;
+	char **v = fs_xmalloc(cap * sizeof(*v));
+	unsigned char *t = types ? fs_xmalloc(tcap) : NULL;
+	char *buf = fs_xmalloc(FS_DIRENTS_BUF);
+	int rc = 0;
+	for (;;) {
+		ssize_t got = getdents64(fd, buf, FS_DIRENTS_BUF);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0) {
+			rc = got < 0 ? fs_err(errno) : 0;
+			break;
+		}
+		for (ssize_t off = 0; off < got;) {
+			const struct dirent64 *ent = (const struct dirent64 *)(buf + off);
+			off += ent->d_reclen;
+			if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0)
+				continue;
+			BERTH_VEC_GROW(v, n + 1, cap);
+			if (t)
+				BERTH_VEC_GROW(t, n + 1, tcap);
+			if (t)
+				t[n] = ent->d_type;
+			v[n++] = fs_concat3(ent->d_name, "", "");
+		}
+	}
+	free(buf);
+	if (rc != 0) {
+		fs_names_free(v, n);
+		free(t);
+		return rc;
+	}
+	*names = v;
+	if (types)
+		*types = t;
+	*count = n;
+	return 0;
+}
+
 /*
  * Reads the names in an open directory (consuming fd), sorted by strcmp, "." and ".."
  * excluded. The caller frees *names with fs_names_free.
  */
 static int fs_read_names_fd(int fd, char ***names, size_t *count)
 {
-	DIR *dir = fdopendir(fd);
-	if (dir == NULL) {
-		int rc = fs_err(errno);
-		close(fd);
-		return rc;
-	}
-
-	size_t n = 0, cap = 16;
-	char **v = fs_xmalloc(cap * sizeof(*v));
-	struct dirent *ent;
-	for (;;) {
-		errno = 0; /* readdir reports errors only through errno */
-		if ((ent = readdir(dir)) == NULL)
-			break;
-		if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0)
-			continue;
-		BERTH_VEC_GROW(v, n + 1, cap);
-		v[n++] = fs_concat3(ent->d_name, "", "");
-	}
-	int rc = errno ? fs_err(errno) : 0;
-	closedir(dir);
-	if (rc != 0) {
-		fs_names_free(v, n);
-		return rc;
-	}
-
-	qsort(v, n, sizeof(*v), fs_names_cmp);
-	*names = v;
-	*count = n;
-	return 0;
+	int rc = fs_read_dir(fd, names, NULL, count);
+	close(fd);
+	if (rc == 0)
+		qsort(*names, *count, sizeof(**names), fs_names_cmp);
+	return rc;
 }
 
 /* Names in the directory at a host path. BERTH_ENOTFOUND if it is absent or not a directory. */
@@ -822,38 +849,32 @@ static int fs_move(struct berth_storage_driver *drv, const char *from, const cha
  */
 #define FS_REFILLED_DIR_RETRIES 16
 
-/* Removes name in dirfd, recursively if it is a directory. Never follows symlinks. Whatever a
- * concurrent remove took first counts as removed. */
-static int fs_remove_at(int dirfd, const char *name)
+static int fs_remove_at(int dirfd, const char *name, unsigned char type);
+
+/*
+ * Removes the directory name in dirfd, open as keep (consumed): its entries, then itself (so a
+ * crash leaves the directory, maybe emptied in part, never entries without it). Each entry
+ * goes as its d_type says: a blob's or a link's directory, holding one file, is a listing, an
+ * unlink and a rmdir.
+ */
+static int fs_remove_dir(int dirfd, const char *name, int keep)
 {
-	struct stat st;
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-		return errno == ENOENT ? 0 : fs_err(errno); /* already gone: fine */
-	if (!S_ISDIR(st.st_mode))
-		return unlinkat(dirfd, name, 0) == 0 || errno == ENOENT ? 0 : fs_err(errno);
-
-	int keep = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (keep < 0)
-		return errno == ENOENT ? 0 : fs_err(errno);
-
 	int rc = 0;
 	for (int round = 0; rc == 0; round++) {
-		/* fs_read_names_fd consumes its descriptor: keep ours for the unlinkat calls. The
-		 * copy shares the read position, which the previous round left at the end. */
-		int fd = dup(keep);
+		/* the previous round read to the end: read again from the start */
 		char **names;
+		unsigned char *types;
 		size_t count;
-		if (fd < 0 || lseek(fd, 0, SEEK_SET) != 0) {
+		if (round > 0 && lseek(keep, 0, SEEK_SET) != 0) {
 			rc = fs_err(errno);
-			if (fd >= 0)
-				close(fd);
 			break;
 		}
-		if ((rc = fs_read_names_fd(fd, &names, &count)) != 0)
+		if ((rc = fs_read_dir(keep, &names, &types, &count)) != 0)
 			break;
 		for (size_t i = 0; i < count && rc == 0; i++)
-			rc = fs_remove_at(keep, names[i]);
+			rc = fs_remove_at(keep, names[i], types[i]);
 		fs_names_free(names, count);
+		free(types);
 		if (rc != 0 || unlinkat(dirfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT)
 			break;
 		if (errno != ENOTEMPTY && errno != EEXIST)
@@ -865,15 +886,49 @@ static int fs_remove_at(int dirfd, const char *name)
 	return rc;
 }
 
+/* Removes name in dirfd, recursively if it is a directory; type: its d_type, or DT_UNKNOWN.
+ * Never follows symlinks. Whatever a concurrent remove took first counts as removed. */
+static int fs_remove_at(int dirfd, const char *name, unsigned char type)
+{
+	if (type == DT_UNKNOWN) {
+		struct stat st;
+		if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			return errno == ENOENT ? 0 : fs_err(errno); /* already gone: fine */
+		type = S_ISDIR(st.st_mode) ? DT_DIR : DT_REG;
+	}
+	if (type != DT_DIR) {
+		if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT)
+			return 0;
+		if (errno != EISDIR)
+			return fs_err(errno);
+		/* a directory took its place meanwhile */
+	}
+	int keep = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (keep >= 0)
+		return fs_remove_dir(dirfd, name, keep);
+	if (errno == ENOENT)
+		return 0;
+	if (errno == ENOTDIR || errno == ELOOP) /* a file (or symlink) took its place */
+		return unlinkat(dirfd, name, 0) == 0 || errno == ENOENT ? 0 : fs_err(errno);
+	return fs_err(errno);
+}
+
 static int fs_remove(struct berth_storage_driver *drv, const char *path)
 {
 	struct fs_driver *d = fs_from(drv);
 	if (!fs_object_path_ok(path))
 		return BERTH_EINVALID;
 
+	/* Opened as a directory first: what gc and deletes remove are directories. Absent at the
+	 * start: BERTH_ENOTFOUND; gone during the remove: removed. */
 	char *host = fs_host_path(d, path);
-	struct stat st;
-	int rc = lstat(host, &st) == 0 ? fs_remove_at(AT_FDCWD, host) : fs_err(errno);
+	int rc, keep = open(host, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (keep >= 0)
+		rc = fs_remove_dir(AT_FDCWD, host, keep);
+	else if (errno == ENOTDIR || errno == ELOOP)
+		rc = unlink(host) == 0 ? 0 : fs_err(errno);
+	else
+		rc = fs_err(errno);
 	free(host);
 	return rc;
 }

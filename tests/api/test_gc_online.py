@@ -302,6 +302,9 @@ class OnlineGCStress(berthtest.OpsTestCase):
             log = f.read().decode("utf-8", "replace")
         self.assertEqual(rc, 0, log[-3000:])  # a clean stop (and no leak under the sanitizers)
         self.assertIn("garbage collection: done", log)
+        # each run's line gives the time of each phase, the sweep notices' included
+        self.assertRegex(log, r"garbage collection: done in [0-9.]+s \(mark [0-9.]+s, manifests [0-9.]+s, "
+                              r"scan [0-9.]+s, blobs [0-9.]+s, layer links [0-9.]+s, notices [0-9.]+s\): ")
         self.assertNotIn("level=error", log)
 
         # fsck: no orphan, no dangling link, no missing reference

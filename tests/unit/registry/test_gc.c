@@ -418,6 +418,62 @@ static void test_delete_untagged(void **state)
 	check_kept_always(f);
 }
 
+/* A manifest written by hand under digest (sha512 or sha256): blob, revision link, and an entry
+ * in the index of each tag of tags (NULL-terminated); current is the tag pointing at it, if any. */
+static void raw_manifest(struct fixture *f, const char *repo, const char *body, const char *digest,
+			 const char *current, const char *const *tags)
+{
+	char path[BERTH_PATH_MAX];
+	assert_int_equal(berth_path_blob_data(path, digest), 0);
+	put_raw(f, path, body);
+	assert_int_equal(berth_path_revision_link(path, repo, digest), 0);
+	put_raw(f, path, digest);
+	for (size_t i = 0; tags[i]; i++) {
+		assert_int_equal(berth_path_tag_index_link(path, repo, tags[i], digest), 0);
+		put_raw(f, path, digest);
+	}
+	if (current) {
+		assert_int_equal(berth_path_tag_current(path, repo, current), 0);
+		put_raw(f, path, digest);
+	}
+}
+
+/* sha512 manifests: an untagged one goes with its tag index entries (listed under index/sha512
+ * only because a sha512 revision is to go), a tagged one stays, and so do the sha256 entries. */
+static void test_delete_untagged_sha512(void **state)
+{
+	struct fixture *f = *state;
+	dg c, l, m256, old512, kept512;
+	push_blob(f, "c/three", "{\"c\":512}", c);
+	push_blob(f, "c/three", "layer-512", l);
+	image(f, "c/three", "v", NULL, c, MT_CONFIG, m256, l, NULL);
+	char body[1024];
+	snprintf(body, sizeof(body),
+		 "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"config\":{\"mediaType\":\"%s\",\"digest\":\"%s\","
+		 "\"size\":11},\"layers\":[],\"annotations\":{\"n\":\"%%d\"}}",
+		 BERTH_MT_OCI_MANIFEST, MT_CONFIG, c);
+	char b1[1100], b2[1100];
+	snprintf(b1, sizeof(b1), body, 1);
+	snprintf(b2, sizeof(b2), body, 2);
+	berth_digest_bytes(BERTH_ALG_SHA512, b1, strlen(b1), old512);
+	berth_digest_bytes(BERTH_ALG_SHA512, b2, strlen(b2), kept512);
+	raw_manifest(f, "c/three", b1, old512, NULL, (const char *const[]){ "v", "w", NULL });
+	raw_manifest(f, "c/three", b2, kept512, "w", (const char *const[]){ "w", NULL });
+
+	struct berth_gc_stats st = run_gc(f, 0, 1);
+	assert_int_equal(st.manifests_deleted, 1);
+	HAS(revision(f, "c/three", old512), 0);
+	HAS(blob(f, old512), 0);
+	HAS(tag_index(f, "c/three", "v", old512), 0);
+	HAS(tag_index(f, "c/three", "w", old512), 0);
+	HAS(revision(f, "c/three", kept512), 1);
+	HAS(blob(f, kept512), 1);
+	HAS(tag_index(f, "c/three", "w", kept512), 1);
+	HAS(tag_index(f, "c/three", "v", m256), 1);
+	HAS(blob(f, c), 1);
+	HAS(layer_link(f, "c/three", l), 1);
+}
+
 /* Every path and size in the store, one per line. */
 struct snap {
 	char *buf;
@@ -553,6 +609,7 @@ int main(void)
 		BOTH(test_empty_store),
 		BOTH(test_default_mode),
 		BOTH(test_delete_untagged),
+		BOTH(test_delete_untagged_sha512),
 		BOTH(test_dry_run),
 		BOTH(test_report),
 		BOTH(test_shared_manifest_across_repos),

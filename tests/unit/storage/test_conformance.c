@@ -1537,6 +1537,52 @@ static void test_fs_remove_does_not_follow_symlinks(void **state)
 	assert_int_equal(stat(victim, &st), 0);
 }
 
+/*
+ * A remove reads each directory with getdents64 and goes by each entry's d_type: a directory
+ * larger than one read (8 KiB of entries), files, nested directories, a symlink (removed, never
+ * followed) and a name outside the grammar all go, and a symlink removed by its own name leaves
+ * the directory it points to alone.
+ */
+static void test_fs_remove_whole_trees(void **state)
+{
+	struct fixture *f = fix(state);
+	struct berth_storage_driver *d = f->d;
+	char path[768], outside[128];
+
+	for (int i = 0; i < 400; i++) {
+		snprintf(path, sizeof(path), "/big/entry-with-a-rather-long-name-to-fill-the-buffer-%03d", i);
+		put(d, path, "x");
+	}
+	put(d, "/big/sub/deeper/f", "x");
+	snprintf(path, sizeof(path), "%s/big/odd name", f->root);
+	close(open(path, O_CREAT | O_WRONLY, 0644));
+	snprintf(outside, sizeof(outside), "%s/outside", f->tmpdir);
+	assert_int_equal(mkdir(outside, 0755), 0);
+	snprintf(path, sizeof(path), "%s/big/sub/to-outside", f->root);
+	assert_int_equal(symlink(outside, path), 0);
+	assert_int_equal(d->remove(d, "/big"), 0);
+	expect_absent(d, "/big");
+	struct stat st;
+	assert_int_equal(stat(outside, &st), 0);
+
+	/* a blob's directory with a file besides data goes whole */
+	put(d, "/blobs/ab/abcd/data", "blob");
+	put(d, "/blobs/ab/abcd/stray", "x");
+	assert_int_equal(d->remove(d, "/blobs/ab/abcd"), 0);
+	expect_absent(d, "/blobs/ab/abcd");
+	struct berth_stat bst;
+	assert_int_equal(d->stat(&bst, d, "/blobs/ab"), 0);
+	assert_true(bst.is_dir);
+
+	/* a symlink named itself: only the link goes */
+	snprintf(path, sizeof(path), "%s/lnk", f->root);
+	assert_int_equal(symlink(outside, path), 0);
+	assert_int_equal(d->remove(d, "/lnk"), 0);
+	assert_int_equal(lstat(path, &st), -1);
+	assert_int_equal(stat(outside, &st), 0);
+	assert_int_equal(d->remove(d, "/lnk"), BERTH_ENOTFOUND);
+}
+
 /* ---- S3 only ---- */
 
 struct raw_answer {
@@ -2038,6 +2084,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fs_layout_exact, setup_fs, teardown),
 		cmocka_unit_test_setup_teardown(test_fs_reader_fd_can_be_taken, setup_fs, teardown),
 		cmocka_unit_test_setup_teardown(test_fs_foreign_names_hidden, setup_fs, teardown),
+		cmocka_unit_test_setup_teardown(test_fs_remove_whole_trees, setup_fs, teardown),
 		cmocka_unit_test_setup_teardown(test_fs_remove_does_not_follow_symlinks, setup_fs,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fs_large_write_goes_direct, setup_fs, teardown),
