@@ -130,41 +130,51 @@ static void unclaim(struct berth_registry *r, const char *uuid)
 #define RESUMES_MAX 1024u
 
 struct upload_resume {
-	struct upload_resume *next;
-	char uuid[37];
-	char *name;
+	struct berth_lru_node lru; /* tail: the next forgotten */
+	char *key; /* "<uuid>/<name>" (a uuid is 36 characters: the split is unambiguous) */
 	uint64_t offset; /* the hasher's length: the session's size */
 	size_t len;
 	unsigned char state[BERTH_HASHSTATE_MAX]; /* Go's format, as saved in hashstates/ */
 };
 
+/* A slot of r->resume_index: the entry of a session (its key points into the entry). */
+struct resume_slot {
+	const char *key;
+	struct upload_resume *entry;
+};
+
 static void resume_free(struct upload_resume *e)
 {
 	if (e) {
-		free(e->name);
+		free(e->key);
 		free(e);
 	}
 }
 
-/* Unlinks the entry of the session: it, or NULL. With claims_lock held. */
-static struct upload_resume *resume_unlink(struct berth_registry *r, const char *name, const char *uuid)
+static char *resume_key(const char *name, const char *uuid)
 {
-	for (struct upload_resume **p = &r->resumes; *p; p = &(*p)->next) {
-		if (strcmp((*p)->uuid, uuid) == 0 && strcmp((*p)->name, name) == 0) {
-			struct upload_resume *e = *p;
-			*p = e->next;
-			r->n_resumes--;
-			return e;
-		}
-	}
-	return NULL;
+	return berth_asprintf("%s/%s", uuid, name);
+}
+
+/* Unlinks the entry of key: it, or NULL. With claims_lock held. */
+static struct upload_resume *resume_unlink(struct berth_registry *r, const char *key)
+{
+	struct resume_slot *sl = berth_map_find(&r->resume_index, key);
+	if (!sl)
+		return NULL;
+	struct upload_resume *e = sl->entry;
+	berth_map_remove(&r->resume_index, key);
+	berth_lru_unlink(&r->resumes, &e->lru);
+	return e;
 }
 
 static struct upload_resume *resume_take(struct berth_registry *r, const char *name, const char *uuid)
 {
+	char *key = resume_key(name, uuid);
 	pthread_mutex_lock(&r->claims_lock);
-	struct upload_resume *e = r->resumes ? resume_unlink(r, name, uuid) : NULL;
+	struct upload_resume *e = resume_unlink(r, key);
 	pthread_mutex_unlock(&r->claims_lock);
+	free(key);
 	return e;
 }
 
@@ -173,36 +183,37 @@ static void resume_keep(struct berth_upload *u, const unsigned char *state, size
 {
 	struct berth_registry *r = u->reg;
 	struct upload_resume *e = berth_calloc(1, sizeof(*e)), *old, *evicted = NULL;
-	memcpy(e->uuid, u->uuid, sizeof(e->uuid));
-	e->name = berth_strdup(u->name);
+	e->key = resume_key(u->name, u->uuid);
 	e->offset = offset;
 	e->len = len;
 	memcpy(e->state, state, len);
 	pthread_mutex_lock(&r->claims_lock);
-	old = resume_unlink(r, u->name, u->uuid);
-	e->next = r->resumes;
-	r->resumes = e;
-	if (++r->n_resumes > RESUMES_MAX) {
-		struct upload_resume **p = &r->resumes;
-		while ((*p)->next)
-			p = &(*p)->next;
-		evicted = *p;
-		*p = NULL;
-		r->n_resumes--;
+	old = resume_unlink(r, e->key);
+	if (r->resume_index.n >= RESUMES_MAX) {
+		evicted = BERTH_LRU_ENTRY(r->resumes.tail, struct upload_resume, lru);
+		resume_unlink(r, evicted->key);
 	}
+	struct resume_slot *sl = berth_map_add(&r->resume_index, e->key, NULL);
+	sl->entry = e;
+	berth_lru_push_front(&r->resumes, &e->lru);
 	pthread_mutex_unlock(&r->claims_lock);
 	resume_free(old);
 	resume_free(evicted);
 }
 
+void berth_upload_resumes_init(struct berth_registry *r)
+{
+	r->resume_index = (struct berth_map)BERTH_MAP_INIT_REF(sizeof(struct resume_slot));
+}
+
 void berth_upload_resumes_free(struct berth_registry *r)
 {
-	while (r->resumes) {
-		struct upload_resume *e = r->resumes;
-		r->resumes = e->next;
-		resume_free(e);
+	for (struct berth_lru_node *l = r->resumes.head, *next; l; l = next) {
+		next = l->next;
+		resume_free(BERTH_LRU_ENTRY(l, struct upload_resume, lru));
 	}
-	r->n_resumes = 0;
+	r->resumes.head = r->resumes.tail = NULL;
+	berth_map_release(&r->resume_index);
 }
 
 /* Stores a small file of a session (startedat, a hash state, committed), not synced: through a
@@ -246,6 +257,7 @@ int berth_upload_create(struct berth_registry *r, const char *name, char uuid_ou
 void berth_upload_remove(struct berth_registry *r, const char *name, const char *uuid)
 {
 	char path[BERTH_PATH_MAX];
+	resume_free(resume_take(r, name, uuid)); /* the session ends: nothing to resume */
 	if (berth_path_upload_dir(path, name, uuid) == 0)
 		berth_storage_remove(r->driver, path); /* best effort: purging would get it only after age */
 }
@@ -549,7 +561,7 @@ static int ensure_hasher(struct berth_upload *u)
 	if (u->hasher)
 		return 0;
 	if (size == 0) /* nothing to read: the state of no bytes is a new hasher's */
-		return hash_data(&u->hasher, u, BERTH_ALG_SHA256, 0);
+		return berth_hasher_new(&u->hasher, BERTH_ALG_SHA256);
 	if ((rc = berth_path_upload_hashstate(path, u->name, u->uuid, "sha256", size)) < 0)
 		return rc;
 	if (berth_storage_get_content(&state, &len, u->reg->driver, path,

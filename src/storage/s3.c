@@ -910,8 +910,6 @@ static struct s3_writer *writer_new(struct s3_driver *d, const char *path)
 	w->d = d;
 	w->key = key_of(d, path);
 	berth_s3__parts_init(&w->parts, d, w->key);
-	/* Whatever this writer does, the key's note no longer tells where its suspend left it. */
-	berth_s3__resume_forget(d, w->key);
 	return w;
 }
 
@@ -922,6 +920,8 @@ static int s3_writer_open(struct berth_writer **out, struct berth_storage_driver
 	if (!is_valid_object(path))
 		return BERTH_EINVALID;
 	struct s3_writer *w = writer_new(d, path);
+	/* Whatever this writer does, the key's note no longer tells where its suspend left it. */
+	berth_s3__resume_forget(d, w->key);
 	int rc = 0;
 	if (append) {
 		rc = writer_resume(w);
@@ -1560,6 +1560,7 @@ int berth_s3_driver_new(struct berth_storage_driver **out, const struct berth_s3
 		header_if(d->object_headers, "x-amz-server-side-encryption-aws-kms-key-id", o->keyid);
 	pthread_mutex_init(&d->pool_lock, NULL);
 	pthread_mutex_init(&d->resume_lock, NULL);
+	berth_s3__resume_init(d);
 	d->stats = berth_coalesce_new(S3_STAT_PATHS);
 	*out = &d->base;
 	return 0;
