@@ -702,9 +702,10 @@ int berth_upload_checkpoint(struct berth_upload *u)
 	/* Not synced on purpose: a lost or torn state file fails to unmarshal and we rehash. */
 	if ((rc = put_session_file(u->reg, path, state, len)) < 0)
 		return rc;
-	/* Kept once stored, for this session's next request here (open_resumed); the file stays
-	 * what other instances, and Distribution, resume from. */
-	if (u->writer && !u->staged && berth_storage_can_resume(u->reg->driver))
+	/* Kept once stored, for this session's next request here (open_resumed), when the driver
+	 * can vouch for what the suspend left; the file stays what other instances, and
+	 * Distribution, resume from. */
+	if (u->writer && u->writer->suspend_noted)
 		resume_keep(u, state, len, berth_hasher_len(u->hasher));
 	return 0;
 }

@@ -101,6 +101,10 @@ struct berth_writer {
 	 * being sent is abandoned; whole parts stored stay, as after a crash). 0 or a BERTH_E*
 	 * code. */
 	int (*expect)(struct berth_writer *w, uint64_t n);
+	/* Set by suspend() when the driver noted where it left the bytes, so that the next
+	 * resume_writer of the path may open it (S3: an upload with parts, of this writer's
+	 * own); 0 otherwise (nothing to vouch for: a caller keeps nothing for it). */
+	int suspend_noted;
 };
 
 /* Called once per entry; return non-zero to stop early (that value is returned by the caller). */

@@ -811,7 +811,8 @@ static int s3_writer_suspend_noted(struct berth_writer *base)
 {
 	struct s3_writer *w = (struct s3_writer *)base;
 	int rc = s3_writer_suspend(base);
-	if (rc == 0 && w->mpu.id && w->mpu.n_parts > 0 && w->copy_base == 0)
+	w->base.suspend_noted = rc == 0 && w->mpu.id && w->mpu.n_parts > 0 && w->copy_base == 0;
+	if (w->base.suspend_noted)
 		berth_s3__resume_note(w->d, w->key, &w->mpu);
 	else
 		berth_s3__resume_forget(w->d, w->key);

@@ -801,6 +801,7 @@ static void test_writer_suspend(void **state)
 	assert_int_equal(d->writer(&w, d, "/sus/data", 1), 0);
 	write_pieces(w, src, 0, first);
 	assert_int_equal(berth_writer_suspend(w), 0);
+	assert_int_equal(w->suspend_noted, 0); /* S3: a plain object, no upload to vouch for */
 	assert_int_equal(w->size(w), first);
 	w->close(w);
 	assert_int_equal(berth_storage_append_size(&size, d, "/sus/data"), 0);
@@ -842,6 +843,7 @@ static void test_resume_writer(void **state)
 	assert_int_equal(d->writer(&w, d, "/res/data", 1), 0);
 	write_pieces(w, src, 0, part);
 	assert_int_equal(berth_writer_suspend(w), 0);
+	assert_int_equal(w->suspend_noted, berth_storage_can_resume(d));
 	w->close(w);
 	if (berth_storage_can_resume(d)) {
 		assert_int_equal(berth_storage_resume_writer(&w, d, "/res/data"), 0);
