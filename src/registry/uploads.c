@@ -277,25 +277,36 @@ static int upload_claim_new(struct berth_upload **out, struct berth_registry *r,
 	return 0;
 }
 
+/* 0 if the session exists (its startedat is there), else BERTH_ENOTFOUND or another code. */
+static int stat_session(struct berth_registry *r, const char *name, const char *uuid)
+{
+	char path[BERTH_PATH_MAX];
+	struct berth_stat st;
+	int rc = berth_path_upload_startedat(path, name, uuid);
+	return rc < 0 ? rc : berth_storage_stat(&st, r->driver, path);
+}
+
+/* Reads whether the claimed session's commit was cut off (u->committed). */
+static void read_session_committed(struct berth_upload *u)
+{
+	if (read_committed(u->reg, u->name, u->uuid, u->committed, &u->committed_size) < 0)
+		u->committed[0] = '\0';
+}
+
 /* Claims an existing session and reads whether its commit was cut off (u->committed). */
 static int open_session(struct berth_upload **out, struct berth_registry *r, const char *name,
 			const char *uuid)
 {
-	char path[BERTH_PATH_MAX];
-	struct berth_stat st;
 	struct berth_upload *u = NULL;
 	int rc;
 
 	if (!berth_uuid_valid(uuid))
 		return BERTH_ENOTFOUND;
-	if ((rc = berth_path_upload_startedat(path, name, uuid)) < 0)
-		return rc;
-	if ((rc = berth_storage_stat(&st, r->driver, path)) < 0)
+	if ((rc = stat_session(r, name, uuid)) < 0)
 		return rc;
 	if ((rc = upload_claim_new(&u, r, name, uuid)) < 0)
 		return rc;
-	if (read_committed(r, name, uuid, u->committed, &u->committed_size) < 0)
-		u->committed[0] = '\0';
+	read_session_committed(u);
 	*out = u;
 	return 0;
 }
@@ -324,6 +335,10 @@ static int open_data_writer(struct berth_upload *u, int append)
  *  - committed (a commit cut off after its data became the blob): written only after the
  *    data's multipart upload was completed.
  *  - hashstates/sha256/<size>: the state this process saved there, for the same bytes.
+ * When another writer added to the data since (another instance took the session's last
+ * request), the driver may still hand back the writer positioned where the data ends, as an
+ * append-open would have (resume_writer's 1): the session is then opened with it, reading
+ * what open_session reads, and the hash state from storage when needed (ensure_hasher).
  * 0 with *out, 0 with *out NULL when the caller must open as usual, or a BERTH_E* code.
  */
 static int open_resumed(struct berth_upload **out, struct berth_registry *r, const char *name,
@@ -353,6 +368,15 @@ static int open_resumed(struct berth_upload **out, struct berth_registry *r, con
 		return 0;
 	}
 	resume_free(e);
+	if (rc == 1 && (rc = stat_session(r, name, uuid)) == 0) {
+		read_session_committed(u);
+		if (u->committed[0]) { /* as open_appending: no writer for a cut-off commit */
+			u->writer->close(u->writer);
+			u->writer = NULL;
+		}
+		*out = u;
+		return 0;
+	}
 	berth_upload_close(u); /* a resumed writer not written to stores nothing */
 	return rc;
 }

@@ -260,8 +260,11 @@ struct berth_storage_driver {
 	 * path left, as the storage shows it now (nothing appended, completed, aborted or
 	 * replaced since, by this process or another): 0 with *out, whose size() is what that
 	 * suspend left; 0 with *out NULL (nothing opened) when the driver cannot vouch for that
-	 * (no such suspend, or it changed); or a BERTH_E* code. So what the caller kept in
-	 * memory at that suspend (an upload's hash state) still describes the stored bytes. Each
+	 * (no such suspend, or it changed); 1 with *out when it changed but the driver can still
+	 * position an appending writer as an append-open would (S3: the noted upload, listed
+	 * again, holds parts another writer added): the caller's memory no longer holds, the
+	 * writer does; or a BERTH_E* code. So what the caller kept in memory at that suspend
+	 * (an upload's hash state) still describes the stored bytes when 0 comes back. Each
 	 * suspend is vouched for at most once (the next open of path, of any kind, ends it). S3:
 	 * one ListParts of the multipart upload the suspend left, compared with the parts it
 	 * held, where an append-open lists the key's uploads first. */

@@ -951,7 +951,9 @@ static int s3_writer_open(struct berth_writer **out, struct berth_storage_driver
  * too), and whoever rewrites a part changes its ETag, so the fingerprint differs; and nobody
  * starts a second upload on a key whose upload holds parts (every appending writer, berth's
  * or Distribution's, continues the one it finds by listing). So the ListMultipartUploads an
- * append-open starts with would find this same upload, with these same parts.
+ * append-open starts with would find this same upload, with these same parts. For the same
+ * reason a changed upload that is still listed with parts is the one that listing would find:
+ * the writer continues it, flagged as not vouched for (1).
  */
 static int s3_resume_writer_open(struct berth_writer **out, struct berth_storage_driver *base,
 				 const char *path)
@@ -972,17 +974,20 @@ static int s3_resume_writer_open(struct berth_writer **out, struct berth_storage
 	int rc = berth_s3__mpu_list_parts(d, w->key, &w->mpu);
 	if (rc == 0)
 		berth_s3__resume_fingerprint(&w->mpu, now);
-	if (rc == BERTH_ENOTFOUND || (rc == 0 && (w->mpu.n_parts == 0 || strcmp(now, fingerprint) != 0)))
-		rc = 1; /* gone (completed, aborted) or changed: the caller opens as usual */
+	int vouched = rc == 0 && strcmp(now, fingerprint) == 0;
+	if (rc == BERTH_ENOTFOUND || (rc == 0 && w->mpu.n_parts == 0))
+		rc = 1; /* gone (completed, aborted): the caller opens as usual */
 	if (rc != 0) {
 		w->cancelled = 1; /* close must not store anything */
 		s3_writer_close(&w->base);
 		return rc < 0 ? rc : 0;
 	}
+	/* Still listed with parts, whoever added them: the upload an append-open's listing would
+	 * find (see above), so the writer continues it without listing again. */
 	w->mpu_found = 1;
 	w->mpu_closed = !mpu_continuable(&w->mpu);
 	*out = &w->base;
-	return 0;
+	return vouched ? 0 : 1;
 }
 
 static int s3_writer_unsupported(struct berth_writer *base)

@@ -1698,8 +1698,9 @@ static int open_uploads(const char *path, char *id, size_t idlen)
 	return count;
 }
 
-/* A resume open checks the upload its suspend left with ListParts: a part another client added,
- * or the upload aborted, and nothing is opened (an append-open then lists, as usual). */
+/* A resume open checks the upload its suspend left with ListParts: a part another client added
+ * opens it positioned after that part but not vouched for (1); the upload aborted, and nothing
+ * is opened (an append-open then lists, as usual). */
 static void test_s3_resume_checks_the_parts(void **state)
 {
 	struct berth_storage_driver *d = drv(state);
@@ -1717,7 +1718,12 @@ static void test_s3_resume_checks_the_parts(void **state)
 	assert_int_equal(open_uploads("/rp/data", id, sizeof(id)), 1);
 	snprintf(url, sizeof(url), "%s?partNumber=2&uploadId=%s", key, id);
 	assert_int_equal(raw_s3("PUT", url, src + part, part, 1, &a), 200);
-	assert_int_equal(berth_storage_resume_writer(&none, d, "/rp/data"), 0);
+	/* Still listed with parts: positioned after them, as an append-open, but not vouched for. */
+	assert_int_equal(berth_storage_resume_writer(&w, d, "/rp/data"), 1);
+	assert_non_null(w);
+	assert_int_equal(w->size(w), 2 * part);
+	w->close(w); /* not written to: stores nothing */
+	assert_int_equal(berth_storage_resume_writer(&none, d, "/rp/data"), 0); /* taken */
 	assert_null(none);
 
 	assert_int_equal(d->writer(&w, d, "/rp/data", 1), 0);
