@@ -119,6 +119,7 @@ int berth_registry_new(struct berth_registry **out, const struct berth_registry_
 	berth_reg_redis_attach(r, cfg->redis);
 	r->tag_lists = berth_taglist_cache_new();
 	pthread_mutex_init(&r->claims_lock, NULL);
+	berth_upload_resumes_init(r);
 	r->catalog = berth_catalog_cache_new();
 	r->looks = berth_looks_new();
 	apply_test_look_interval(r);

@@ -6,6 +6,8 @@
 #include <stdatomic.h>
 #include <regex.h>
 
+#include "core/lru.h"
+#include "core/map.h"
 #include "registry/cache.h"
 #include "registry/policy.h"
 #include "registry/quota.h"
@@ -54,8 +56,8 @@ struct berth_registry {
 	struct berth_taglist_cache *tag_lists; /* registry/taglist.c */
 	pthread_mutex_t claims_lock; /* guards claims */
 	struct upload_claim *claims; /* uploads held open by a request */
-	struct upload_resume *resumes; /* guarded by claims_lock too; newest first */
-	size_t n_resumes;
+	struct berth_lru resumes; /* guarded by claims_lock too; newest first */
+	struct berth_map resume_index; /* a session's entry of resumes; claims_lock too */
 	/* Held shared by a manifest PUT, exclusively by a repository delete (repo_delete.c). */
 	pthread_rwlock_t repo_locks[BERTH_REPO_LOCK_STRIPES];
 	/* Online garbage collection (registry/gc_online.c): when gc_refresh is set, whatever links
@@ -232,7 +234,9 @@ void berth_reg_redis_tags_changed(struct berth_registry *r, const char *name);
  * *size when not NULL. */
 int berth_blob_data_present(uint64_t *size, struct berth_registry *r, const char *digest);
 
-/* Frees the hash states kept for sessions this process suspended (registry/uploads.c). */
+/* Readies, and frees, the hash states kept for sessions this process suspended
+ * (registry/uploads.c). */
+void berth_upload_resumes_init(struct berth_registry *r);
 void berth_upload_resumes_free(struct berth_registry *r);
 
 /* 0 if the blob's data exists in the global store (sets *size when not NULL). */

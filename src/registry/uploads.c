@@ -130,41 +130,51 @@ static void unclaim(struct berth_registry *r, const char *uuid)
 #define RESUMES_MAX 1024u
 
 struct upload_resume {
-	struct upload_resume *next;
-	char uuid[37];
-	char *name;
+	struct berth_lru_node lru; /* tail: the next forgotten */
+	char *key; /* "<uuid>/<name>" (a uuid is 36 characters: the split is unambiguous) */
 	uint64_t offset; /* the hasher's length: the session's size */
 	size_t len;
 	unsigned char state[BERTH_HASHSTATE_MAX]; /* Go's format, as saved in hashstates/ */
 };
 
+/* A slot of r->resume_index: the entry of a session (its key points into the entry). */
+struct resume_slot {
+	const char *key;
+	struct upload_resume *entry;
+};
+
 static void resume_free(struct upload_resume *e)
 {
 	if (e) {
-		free(e->name);
+		free(e->key);
 		free(e);
 	}
 }
 
-/* Unlinks the entry of the session: it, or NULL. With claims_lock held. */
-static struct upload_resume *resume_unlink(struct berth_registry *r, const char *name, const char *uuid)
+static char *resume_key(const char *name, const char *uuid)
 {
-	for (struct upload_resume **p = &r->resumes; *p; p = &(*p)->next) {
-		if (strcmp((*p)->uuid, uuid) == 0 && strcmp((*p)->name, name) == 0) {
-			struct upload_resume *e = *p;
-			*p = e->next;
-			r->n_resumes--;
-			return e;
-		}
-	}
-	return NULL;
+	return berth_asprintf("%s/%s", uuid, name);
+}
+
+/* Unlinks the entry of key: it, or NULL. With claims_lock held. */
+static struct upload_resume *resume_unlink(struct berth_registry *r, const char *key)
+{
+	struct resume_slot *sl = berth_map_find(&r->resume_index, key);
+	if (!sl)
+		return NULL;
+	struct upload_resume *e = sl->entry;
+	berth_map_remove(&r->resume_index, key);
+	berth_lru_unlink(&r->resumes, &e->lru);
+	return e;
 }
 
 static struct upload_resume *resume_take(struct berth_registry *r, const char *name, const char *uuid)
 {
+	char *key = resume_key(name, uuid);
 	pthread_mutex_lock(&r->claims_lock);
-	struct upload_resume *e = r->resumes ? resume_unlink(r, name, uuid) : NULL;
+	struct upload_resume *e = resume_unlink(r, key);
 	pthread_mutex_unlock(&r->claims_lock);
+	free(key);
 	return e;
 }
 
@@ -173,36 +183,37 @@ static void resume_keep(struct berth_upload *u, const unsigned char *state, size
 {
 	struct berth_registry *r = u->reg;
 	struct upload_resume *e = berth_calloc(1, sizeof(*e)), *old, *evicted = NULL;
-	memcpy(e->uuid, u->uuid, sizeof(e->uuid));
-	e->name = berth_strdup(u->name);
+	e->key = resume_key(u->name, u->uuid);
 	e->offset = offset;
 	e->len = len;
 	memcpy(e->state, state, len);
 	pthread_mutex_lock(&r->claims_lock);
-	old = resume_unlink(r, u->name, u->uuid);
-	e->next = r->resumes;
-	r->resumes = e;
-	if (++r->n_resumes > RESUMES_MAX) {
-		struct upload_resume **p = &r->resumes;
-		while ((*p)->next)
-			p = &(*p)->next;
-		evicted = *p;
-		*p = NULL;
-		r->n_resumes--;
+	old = resume_unlink(r, e->key);
+	if (r->resume_index.n >= RESUMES_MAX) {
+		evicted = BERTH_LRU_ENTRY(r->resumes.tail, struct upload_resume, lru);
+		resume_unlink(r, evicted->key);
 	}
+	struct resume_slot *sl = berth_map_add(&r->resume_index, e->key, NULL);
+	sl->entry = e;
+	berth_lru_push_front(&r->resumes, &e->lru);
 	pthread_mutex_unlock(&r->claims_lock);
 	resume_free(old);
 	resume_free(evicted);
 }
 
+void berth_upload_resumes_init(struct berth_registry *r)
+{
+	r->resume_index = (struct berth_map)BERTH_MAP_INIT_REF(sizeof(struct resume_slot));
+}
+
 void berth_upload_resumes_free(struct berth_registry *r)
 {
-	while (r->resumes) {
-		struct upload_resume *e = r->resumes;
-		r->resumes = e->next;
-		resume_free(e);
+	for (struct berth_lru_node *l = r->resumes.head, *next; l; l = next) {
+		next = l->next;
+		resume_free(BERTH_LRU_ENTRY(l, struct upload_resume, lru));
 	}
-	r->n_resumes = 0;
+	r->resumes.head = r->resumes.tail = NULL;
+	berth_map_release(&r->resume_index);
 }
 
 /* Stores a small file of a session (startedat, a hash state, committed), not synced: through a
@@ -246,6 +257,7 @@ int berth_upload_create(struct berth_registry *r, const char *name, char uuid_ou
 void berth_upload_remove(struct berth_registry *r, const char *name, const char *uuid)
 {
 	char path[BERTH_PATH_MAX];
+	resume_free(resume_take(r, name, uuid)); /* the session ends: nothing to resume */
 	if (berth_path_upload_dir(path, name, uuid) == 0)
 		berth_storage_remove(r->driver, path); /* best effort: purging would get it only after age */
 }
@@ -265,25 +277,36 @@ static int upload_claim_new(struct berth_upload **out, struct berth_registry *r,
 	return 0;
 }
 
+/* 0 if the session exists (its startedat is there), else BERTH_ENOTFOUND or another code. */
+static int stat_session(struct berth_registry *r, const char *name, const char *uuid)
+{
+	char path[BERTH_PATH_MAX];
+	struct berth_stat st;
+	int rc = berth_path_upload_startedat(path, name, uuid);
+	return rc < 0 ? rc : berth_storage_stat(&st, r->driver, path);
+}
+
+/* Reads whether the claimed session's commit was cut off (u->committed). */
+static void read_session_committed(struct berth_upload *u)
+{
+	if (read_committed(u->reg, u->name, u->uuid, u->committed, &u->committed_size) < 0)
+		u->committed[0] = '\0';
+}
+
 /* Claims an existing session and reads whether its commit was cut off (u->committed). */
 static int open_session(struct berth_upload **out, struct berth_registry *r, const char *name,
 			const char *uuid)
 {
-	char path[BERTH_PATH_MAX];
-	struct berth_stat st;
 	struct berth_upload *u = NULL;
 	int rc;
 
 	if (!berth_uuid_valid(uuid))
 		return BERTH_ENOTFOUND;
-	if ((rc = berth_path_upload_startedat(path, name, uuid)) < 0)
-		return rc;
-	if ((rc = berth_storage_stat(&st, r->driver, path)) < 0)
+	if ((rc = stat_session(r, name, uuid)) < 0)
 		return rc;
 	if ((rc = upload_claim_new(&u, r, name, uuid)) < 0)
 		return rc;
-	if (read_committed(r, name, uuid, u->committed, &u->committed_size) < 0)
-		u->committed[0] = '\0';
+	read_session_committed(u);
 	*out = u;
 	return 0;
 }
@@ -312,6 +335,10 @@ static int open_data_writer(struct berth_upload *u, int append)
  *  - committed (a commit cut off after its data became the blob): written only after the
  *    data's multipart upload was completed.
  *  - hashstates/sha256/<size>: the state this process saved there, for the same bytes.
+ * When another writer added to the data since (another instance took the session's last
+ * request), the driver may still hand back the writer positioned where the data ends, as an
+ * append-open would have (resume_writer's 1): the session is then opened with it, reading
+ * what open_session reads, and the hash state from storage when needed (ensure_hasher).
  * 0 with *out, 0 with *out NULL when the caller must open as usual, or a BERTH_E* code.
  */
 static int open_resumed(struct berth_upload **out, struct berth_registry *r, const char *name,
@@ -341,6 +368,15 @@ static int open_resumed(struct berth_upload **out, struct berth_registry *r, con
 		return 0;
 	}
 	resume_free(e);
+	if (rc == 1 && (rc = stat_session(r, name, uuid)) == 0) {
+		read_session_committed(u);
+		if (u->committed[0]) { /* as open_appending: no writer for a cut-off commit */
+			u->writer->close(u->writer);
+			u->writer = NULL;
+		}
+		*out = u;
+		return 0;
+	}
 	berth_upload_close(u); /* a resumed writer not written to stores nothing */
 	return rc;
 }
@@ -549,7 +585,7 @@ static int ensure_hasher(struct berth_upload *u)
 	if (u->hasher)
 		return 0;
 	if (size == 0) /* nothing to read: the state of no bytes is a new hasher's */
-		return hash_data(&u->hasher, u, BERTH_ALG_SHA256, 0);
+		return berth_hasher_new(&u->hasher, BERTH_ALG_SHA256);
 	if ((rc = berth_path_upload_hashstate(path, u->name, u->uuid, "sha256", size)) < 0)
 		return rc;
 	if (berth_storage_get_content(&state, &len, u->reg->driver, path,
@@ -690,9 +726,10 @@ int berth_upload_checkpoint(struct berth_upload *u)
 	/* Not synced on purpose: a lost or torn state file fails to unmarshal and we rehash. */
 	if ((rc = put_session_file(u->reg, path, state, len)) < 0)
 		return rc;
-	/* Kept once stored, for this session's next request here (open_resumed); the file stays
-	 * what other instances, and Distribution, resume from. */
-	if (u->writer && !u->staged && berth_storage_can_resume(u->reg->driver))
+	/* Kept once stored, for this session's next request here (open_resumed), when the driver
+	 * can vouch for what the suspend left; the file stays what other instances, and
+	 * Distribution, resume from. */
+	if (u->writer && u->writer->suspend_noted)
 		resume_keep(u, state, len, berth_hasher_len(u->hasher));
 	return 0;
 }

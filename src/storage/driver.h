@@ -111,6 +111,10 @@ struct berth_writer {
 	 * being sent is abandoned; whole parts stored stay, as after a crash). 0 or a BERTH_E*
 	 * code. */
 	int (*expect)(struct berth_writer *w, uint64_t n);
+	/* Set by suspend() when the driver noted where it left the bytes, so that the next
+	 * resume_writer of the path may open it (S3: an upload with parts, of this writer's
+	 * own); 0 otherwise (nothing to vouch for: a caller keeps nothing for it). */
+	int suspend_noted;
 };
 
 /* Called once per entry; return non-zero to stop early (that value is returned by the caller). */
@@ -259,8 +263,11 @@ struct berth_storage_driver {
 	 * path left, as the storage shows it now (nothing appended, completed, aborted or
 	 * replaced since, by this process or another): 0 with *out, whose size() is what that
 	 * suspend left; 0 with *out NULL (nothing opened) when the driver cannot vouch for that
-	 * (no such suspend, or it changed); or a BERTH_E* code. So what the caller kept in
-	 * memory at that suspend (an upload's hash state) still describes the stored bytes. Each
+	 * (no such suspend, or it changed); 1 with *out when it changed but the driver can still
+	 * position an appending writer as an append-open would (S3: the noted upload, listed
+	 * again, holds parts another writer added): the caller's memory no longer holds, the
+	 * writer does; or a BERTH_E* code. So what the caller kept in memory at that suspend
+	 * (an upload's hash state) still describes the stored bytes when 0 comes back. Each
 	 * suspend is vouched for at most once (the next open of path, of any kind, ends it). S3:
 	 * one ListParts of the multipart upload the suspend left, compared with the parts it
 	 * held, where an append-open lists the key's uploads first. */

@@ -651,6 +651,7 @@ static int fs_writer(struct berth_writer **out, struct berth_storage_driver *drv
 	w->base.close = fs_writer_close;
 	w->base.suspend = NULL; /* flush: the bytes are in the file already */
 	w->base.expect = NULL;
+	w->base.suspend_noted = 0;
 	w->fd = fd;
 	w->size = (uint64_t)st.st_size;
 	w->direct_on = 0;

@@ -516,6 +516,7 @@ static int inmem_writer(struct berth_writer **out, struct berth_storage_driver *
 	w->base.close = inmem_writer_close;
 	w->base.suspend = NULL;
 	w->base.expect = NULL;
+	w->base.suspend_noted = 0;
 	w->d = d;
 	w->blob = blob;
 	w->path = inmem_xstrndup(path, strlen(path));

@@ -811,7 +811,8 @@ static int s3_writer_suspend_noted(struct berth_writer *base)
 {
 	struct s3_writer *w = (struct s3_writer *)base;
 	int rc = s3_writer_suspend(base);
-	if (rc == 0 && w->mpu.id && w->mpu.n_parts > 0 && w->copy_base == 0)
+	w->base.suspend_noted = rc == 0 && w->mpu.id && w->mpu.n_parts > 0 && w->copy_base == 0;
+	if (w->base.suspend_noted)
 		berth_s3__resume_note(w->d, w->key, &w->mpu);
 	else
 		berth_s3__resume_forget(w->d, w->key);
@@ -910,8 +911,6 @@ static struct s3_writer *writer_new(struct s3_driver *d, const char *path)
 	w->d = d;
 	w->key = key_of(d, path);
 	berth_s3__parts_init(&w->parts, d, w->key);
-	/* Whatever this writer does, the key's note no longer tells where its suspend left it. */
-	berth_s3__resume_forget(d, w->key);
 	return w;
 }
 
@@ -922,6 +921,8 @@ static int s3_writer_open(struct berth_writer **out, struct berth_storage_driver
 	if (!is_valid_object(path))
 		return BERTH_EINVALID;
 	struct s3_writer *w = writer_new(d, path);
+	/* Whatever this writer does, the key's note no longer tells where its suspend left it. */
+	berth_s3__resume_forget(d, w->key);
 	int rc = 0;
 	if (append) {
 		rc = writer_resume(w);
@@ -950,7 +951,9 @@ static int s3_writer_open(struct berth_writer **out, struct berth_storage_driver
  * too), and whoever rewrites a part changes its ETag, so the fingerprint differs; and nobody
  * starts a second upload on a key whose upload holds parts (every appending writer, berth's
  * or Distribution's, continues the one it finds by listing). So the ListMultipartUploads an
- * append-open starts with would find this same upload, with these same parts.
+ * append-open starts with would find this same upload, with these same parts. For the same
+ * reason a changed upload that is still listed with parts is the one that listing would find:
+ * the writer continues it, flagged as not vouched for (1).
  */
 static int s3_resume_writer_open(struct berth_writer **out, struct berth_storage_driver *base,
 				 const char *path)
@@ -971,17 +974,20 @@ static int s3_resume_writer_open(struct berth_writer **out, struct berth_storage
 	int rc = berth_s3__mpu_list_parts(d, w->key, &w->mpu);
 	if (rc == 0)
 		berth_s3__resume_fingerprint(&w->mpu, now);
-	if (rc == BERTH_ENOTFOUND || (rc == 0 && (w->mpu.n_parts == 0 || strcmp(now, fingerprint) != 0)))
-		rc = 1; /* gone (completed, aborted) or changed: the caller opens as usual */
+	int vouched = rc == 0 && strcmp(now, fingerprint) == 0;
+	if (rc == BERTH_ENOTFOUND || (rc == 0 && w->mpu.n_parts == 0))
+		rc = 1; /* gone (completed, aborted): the caller opens as usual */
 	if (rc != 0) {
 		w->cancelled = 1; /* close must not store anything */
 		s3_writer_close(&w->base);
 		return rc < 0 ? rc : 0;
 	}
+	/* Still listed with parts, whoever added them: the upload an append-open's listing would
+	 * find (see above), so the writer continues it without listing again. */
 	w->mpu_found = 1;
 	w->mpu_closed = !mpu_continuable(&w->mpu);
 	*out = &w->base;
-	return 0;
+	return vouched ? 0 : 1;
 }
 
 static int s3_writer_unsupported(struct berth_writer *base)
@@ -1560,6 +1566,7 @@ int berth_s3_driver_new(struct berth_storage_driver **out, const struct berth_s3
 		header_if(d->object_headers, "x-amz-server-side-encryption-aws-kms-key-id", o->keyid);
 	pthread_mutex_init(&d->pool_lock, NULL);
 	pthread_mutex_init(&d->resume_lock, NULL);
+	berth_s3__resume_init(d);
 	d->stats = berth_coalesce_new(S3_STAT_PATHS);
 	*out = &d->base;
 	return 0;

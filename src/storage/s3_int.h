@@ -7,6 +7,8 @@
 #define BERTH_STORAGE_S3_INT_H
 
 #include "core/digest.h"
+#include "core/lru.h"
+#include "core/map.h"
 #include "core/util.h"
 #include "storage/driver.h"
 
@@ -43,8 +45,8 @@ struct s3_driver {
 	size_t n_idle;
 	struct berth_coalesce *stats; /* concurrent stats of one path share a HEAD (coalesce.h) */
 	pthread_mutex_t resume_lock;  /* guards the two below (s3_resume.c) */
-	struct s3_resume_note *resume_notes; /* where suspends left uploads, newest first */
-	size_t n_resume_notes;
+	struct berth_lru resume_notes; /* where suspends left uploads, newest first */
+	struct berth_map resume_index; /* a key's note */
 };
 
 struct s3_parts;
@@ -281,6 +283,8 @@ int berth_s3__resume_take(struct s3_driver *d, const char *key, char **upload_id
 			  char fingerprint[BERTH_DIGEST_STR_MAX]);
 /* Frees every note (the driver's end). */
 void berth_s3__resume_release(struct s3_driver *d);
+/* Readies the notes of a new driver (before any of the calls above). */
+void berth_s3__resume_init(struct s3_driver *d);
 
 /* ---- s3.c ---- */
 

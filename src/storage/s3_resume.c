@@ -9,6 +9,8 @@
 #include "storage/s3_int.h"
 
 #include "core/digest.h"
+#include "core/lru.h"
+#include "core/map.h"
 #include "core/util.h"
 
 #include <stdio.h>
@@ -20,10 +22,16 @@
 #define S3_RESUME_NOTES 1024u
 
 struct s3_resume_note {
-	struct s3_resume_note *next;
+	struct berth_lru_node lru; /* tail: the next forgotten */
 	char *key;
 	char *upload_id;
 	char fingerprint[BERTH_DIGEST_STR_MAX];
+};
+
+/* A slot of d->resume_index: the note of a key (its key points into the note). */
+struct resume_slot {
+	const char *key;
+	struct s3_resume_note *note;
 };
 
 void berth_s3__resume_fingerprint(const struct s3_mpu *m, char out[BERTH_DIGEST_STR_MAX])
@@ -60,15 +68,13 @@ static void note_free(struct s3_resume_note *n)
 /* Unlinks the note of key: it, or NULL. Called with resume_lock held. */
 static struct s3_resume_note *unlink_note(struct s3_driver *d, const char *key)
 {
-	for (struct s3_resume_note **p = &d->resume_notes; *p; p = &(*p)->next) {
-		if (strcmp((*p)->key, key) == 0) {
-			struct s3_resume_note *n = *p;
-			*p = n->next;
-			d->n_resume_notes--;
-			return n;
-		}
-	}
-	return NULL;
+	struct resume_slot *sl = berth_map_find(&d->resume_index, key);
+	if (!sl)
+		return NULL;
+	struct s3_resume_note *n = sl->note;
+	berth_map_remove(&d->resume_index, key);
+	berth_lru_unlink(&d->resume_notes, &n->lru);
+	return n;
 }
 
 void berth_s3__resume_note(struct s3_driver *d, const char *key, const struct s3_mpu *m)
@@ -80,16 +86,13 @@ void berth_s3__resume_note(struct s3_driver *d, const char *key, const struct s3
 	struct s3_resume_note *old = NULL, *evicted = NULL;
 	pthread_mutex_lock(&d->resume_lock);
 	old = unlink_note(d, key);
-	n->next = d->resume_notes;
-	d->resume_notes = n;
-	if (++d->n_resume_notes > S3_RESUME_NOTES) {
-		struct s3_resume_note **p = &d->resume_notes;
-		while ((*p)->next)
-			p = &(*p)->next;
-		evicted = *p;
-		*p = NULL;
-		d->n_resume_notes--;
+	if (d->resume_index.n >= S3_RESUME_NOTES) {
+		evicted = BERTH_LRU_ENTRY(d->resume_notes.tail, struct s3_resume_note, lru);
+		unlink_note(d, evicted->key);
 	}
+	struct resume_slot *sl = berth_map_add(&d->resume_index, n->key, NULL);
+	sl->note = n;
+	berth_lru_push_front(&d->resume_notes, &n->lru);
 	pthread_mutex_unlock(&d->resume_lock);
 	if (old)
 		note_free(old);
@@ -100,7 +103,7 @@ void berth_s3__resume_note(struct s3_driver *d, const char *key, const struct s3
 void berth_s3__resume_forget(struct s3_driver *d, const char *key)
 {
 	pthread_mutex_lock(&d->resume_lock);
-	struct s3_resume_note *n = d->resume_notes ? unlink_note(d, key) : NULL;
+	struct s3_resume_note *n = d->resume_index.n ? unlink_note(d, key) : NULL;
 	pthread_mutex_unlock(&d->resume_lock);
 	if (n)
 		note_free(n);
@@ -123,10 +126,15 @@ int berth_s3__resume_take(struct s3_driver *d, const char *key, char **upload_id
 
 void berth_s3__resume_release(struct s3_driver *d)
 {
-	while (d->resume_notes) {
-		struct s3_resume_note *n = d->resume_notes;
-		d->resume_notes = n->next;
-		note_free(n);
+	for (struct berth_lru_node *l = d->resume_notes.head, *next; l; l = next) {
+		next = l->next;
+		note_free(BERTH_LRU_ENTRY(l, struct s3_resume_note, lru));
 	}
-	d->n_resume_notes = 0;
+	d->resume_notes.head = d->resume_notes.tail = NULL;
+	berth_map_release(&d->resume_index);
+}
+
+void berth_s3__resume_init(struct s3_driver *d)
+{
+	d->resume_index = (struct berth_map)BERTH_MAP_INIT_REF(sizeof(struct resume_slot));
 }

@@ -805,6 +805,7 @@ static void test_writer_suspend(void **state)
 	assert_int_equal(d->writer(&w, d, "/sus/data", 1), 0);
 	write_pieces(w, src, 0, first);
 	assert_int_equal(berth_writer_suspend(w), 0);
+	assert_int_equal(w->suspend_noted, 0); /* S3: a plain object, no upload to vouch for */
 	assert_int_equal(w->size(w), first);
 	w->close(w);
 	assert_int_equal(berth_storage_append_size(&size, d, "/sus/data"), 0);
@@ -846,6 +847,7 @@ static void test_resume_writer(void **state)
 	assert_int_equal(d->writer(&w, d, "/res/data", 1), 0);
 	write_pieces(w, src, 0, part);
 	assert_int_equal(berth_writer_suspend(w), 0);
+	assert_int_equal(w->suspend_noted, berth_storage_can_resume(d));
 	w->close(w);
 	if (berth_storage_can_resume(d)) {
 		assert_int_equal(berth_storage_resume_writer(&w, d, "/res/data"), 0);
@@ -1746,8 +1748,9 @@ static int open_uploads(const char *path, char *id, size_t idlen)
 	return count;
 }
 
-/* A resume open checks the upload its suspend left with ListParts: a part another client added,
- * or the upload aborted, and nothing is opened (an append-open then lists, as usual). */
+/* A resume open checks the upload its suspend left with ListParts: a part another client added
+ * opens it positioned after that part but not vouched for (1); the upload aborted, and nothing
+ * is opened (an append-open then lists, as usual). */
 static void test_s3_resume_checks_the_parts(void **state)
 {
 	struct berth_storage_driver *d = drv(state);
@@ -1765,7 +1768,12 @@ static void test_s3_resume_checks_the_parts(void **state)
 	assert_int_equal(open_uploads("/rp/data", id, sizeof(id)), 1);
 	snprintf(url, sizeof(url), "%s?partNumber=2&uploadId=%s", key, id);
 	assert_int_equal(raw_s3("PUT", url, src + part, part, 1, &a), 200);
-	assert_int_equal(berth_storage_resume_writer(&none, d, "/rp/data"), 0);
+	/* Still listed with parts: positioned after them, as an append-open, but not vouched for. */
+	assert_int_equal(berth_storage_resume_writer(&w, d, "/rp/data"), 1);
+	assert_non_null(w);
+	assert_int_equal(w->size(w), 2 * part);
+	w->close(w); /* not written to: stores nothing */
+	assert_int_equal(berth_storage_resume_writer(&none, d, "/rp/data"), 0); /* taken */
 	assert_null(none);
 
 	assert_int_equal(d->writer(&w, d, "/rp/data", 1), 0);
