@@ -60,7 +60,8 @@ struct berth_team *berth_team_new(unsigned helpers)
 	pthread_cond_init(&t->done, NULL);
 	t->helpers = berth_calloc(helpers ? helpers : 1, sizeof(*t->helpers));
 	pthread_attr_t attr;
-	/* the items' work is shallow (a storage call): a small stack keeps the team cheap */
+	/* storage calls and manifest parsing, as the request workers do (core/workpool.c): 256 KiB
+	 * is their stack too */
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 256 * 1024);
 	while (t->n_helpers < helpers && pthread_create(&t->helpers[t->n_helpers], &attr, helper_main, t) == 0)

@@ -295,12 +295,9 @@ static void batch_item(void *arg, size_t k)
 	b->one(b, k);
 }
 
-/* Runs b->one on every item, on up to GC_DELETERS threads (this one included): a team started
- * at the run's first batch and kept for the others. */
+/* Runs b->one on every item, on up to GC_DELETERS threads (this one included): the run's team. */
 static void run_batch(struct batch *b)
 {
-	if (!b->g->team)
-		b->g->team = berth_team_new(GC_DELETERS - 1);
 	berth_team_run(b->g->team, batch_item, b, b->n);
 }
 
@@ -833,8 +830,6 @@ static int mark_repos(struct gc *g)
 	struct load_window *w = berth_calloc(1, sizeof(*w));
 	int rc = 0;
 	w->g = g;
-	if (!g->team)
-		g->team = berth_team_new(GC_DELETERS - 1);
 	for (size_t first = 0; first < g->repos.n && rc == 0; first += GC_DELETERS) {
 		size_t n = g->repos.n - first < GC_DELETERS ? g->repos.n - first : GC_DELETERS;
 		for (size_t k = 0; k < n; k++) {
@@ -1484,6 +1479,7 @@ int berth_gc_run(struct berth_storage_driver *d, const struct berth_gc_options *
 	g.sweep256.esz = 32 + sizeof(uint64_t);
 	g.sweep512.esz = 64 + sizeof(uint64_t);
 	pthread_mutex_init(&g.report_lock, NULL);
+	g.team = berth_team_new(GC_DELETERS - 1); /* reads repositories, then deletes: one set of threads per run */
 
 	/* ---- mark ---- */
 	if (o->registry) {

@@ -267,7 +267,10 @@ static void cycle(void *arg)
 	}
 	const char *verb = g->o.dry_run ? "would delete" : "deleted";
 	char times[160];
-	berth_gc_times_fmt(times, sizeof(times), &st);
+	if (rc < 0) /* the phases after the failure never ran: their zeros would mislead */
+		snprintf(times, sizeof(times), "phases cut short");
+	else
+		berth_gc_times_fmt(times, sizeof(times), &st);
 	berth_log(rc < 0 ? BERTH_LOG_ERROR : BERTH_LOG_INFO,
 		  "garbage collection%s: %s in %.3fs (%s): %" PRIu64 " repositories, %" PRIu64
 		  " manifests kept, %" PRIu64 " blobs scanned, %" PRIu64 " marked; %s %" PRIu64

@@ -232,7 +232,7 @@ static void fs_names_free(char **names, size_t count)
 
 /* A directory is read in pieces of this size (getdents64): one call for the small directories
  * of the layout (a blob's, a link's), a second one to see the end. */
-#define FS_DIRENTS_BUF 8192
+#define FS_DIRENTS_BUF 32768 /* as glibc's readdir: large directories in few calls */
 
 /*
  * Reads the names in the open directory fd from its current offset to its end, "." and ".."
@@ -262,10 +262,10 @@ static int fs_read_dir(int fd, char ***names, unsigned char **types, size_t *cou
 			if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0)
 				continue;
 			BERTH_VEC_GROW(v, n + 1, cap);
-			if (t)
+			if (t) {
 				BERTH_VEC_GROW(t, n + 1, tcap);
-			if (t)
 				t[n] = ent->d_type;
+			}
 			v[n++] = fs_concat3(ent->d_name, "", "");
 		}
 	}
@@ -733,8 +733,8 @@ static int fs_list(struct berth_storage_driver *drv, const char *path, berth_lis
 		return BERTH_EINVALID;
 
 	char *host = fs_host_path(d, path);
-	char **names;
-	size_t count;
+	char **names = NULL;
+	size_t count = 0;
 	int rc = fs_read_names(host, &names, &count);
 	free(host);
 	if (rc != 0)
@@ -755,8 +755,8 @@ static int fs_walk_dir(struct fs_driver *d, const char *path, int nested, berth_
 		       void *payload)
 {
 	char *host = fs_host_path(d, path);
-	char **names;
-	size_t count;
+	char **names = NULL;
+	size_t count = 0;
 	int rc = fs_read_names(host, &names, &count);
 	free(host);
 	if (rc != 0)
@@ -927,7 +927,7 @@ static int fs_remove(struct berth_storage_driver *drv, const char *path)
 	if (keep >= 0)
 		rc = fs_remove_dir(AT_FDCWD, host, keep);
 	else if (errno == ENOTDIR || errno == ELOOP)
-		rc = unlink(host) == 0 ? 0 : fs_err(errno);
+		rc = unlink(host) == 0 || errno == ENOENT ? 0 : fs_err(errno);
 	else
 		rc = fs_err(errno);
 	free(host);

@@ -246,7 +246,7 @@ class CrashPointTest(berthtest.OpsTestCase):
         cfg, layers, man = self.push_base(reg, "cp/del")
         self.assertEqual(reg.put_manifest("cp/del", "other", man), sha256(man))
         tagdir = os.path.join(root, V2, "repositories/cp/del/_manifests/tags/base")
-        ka = KillAt(self, srv.proc.pid, tagdir, "newfstatat", 1)
+        ka = KillAt(self, srv.proc.pid, tagdir, "openat", 1)
         try:
             reg.request("DELETE", "/v2/cp/del/manifests/%s" % sha256(man))
         except OSError:
