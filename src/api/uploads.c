@@ -180,11 +180,8 @@ static int begin_body(struct berth_request *req, const char *uuid, const char *d
 		return 0;
 	}
 	uint64_t len = 0;
-	if (cl && berth_parse_u64(cl, &len) == 0 && len > 0 && (rc = berth_upload_expect(up, len)) < 0) {
-		berth_upload_close(up);
-		berth_api_storage_error(req, rc, "cannot open upload");
-		return 0;
-	}
+	if (cl && berth_parse_u64(cl, &len) == 0 && len > 0)
+		berth_upload_expect(up, len);
 	if ((rc = berth_upload_prepare_body(up)) < 0) {
 		berth_upload_close(up);
 		berth_api_storage_error(req, rc, "cannot open upload");

@@ -161,8 +161,8 @@ int berth_upload_write(struct berth_upload *u, const void *buf, size_t n);
 int berth_upload_prepare_body(struct berth_upload *u);
 /* Announces a body of n bytes, before it (storage/driver.h, the writer's expect): storage may
  * store it as it comes; a body cut short then leaves the upload as it was before, but for
- * whole parts stored (S3). 0 or a BERTH_E* code. */
-int berth_upload_expect(struct berth_upload *u, uint64_t n);
+ * whole parts stored (S3). A hint: it cannot fail. */
+void berth_upload_expect(struct berth_upload *u, uint64_t n);
 /*
  * berth_upload_write for such a thread: on a remote driver (once prepared) the bytes go to the
  * pipe, and when its ring is full none are taken: park(arg) is called at once and BERTH_EBUSY

@@ -685,9 +685,10 @@ int berth_upload_prepare_body(struct berth_upload *u)
 	return rc;
 }
 
-int berth_upload_expect(struct berth_upload *u, uint64_t n)
+void berth_upload_expect(struct berth_upload *u, uint64_t n)
 {
-	return u->writer && !u->committed[0] ? berth_writer_expect(u->writer, n) : 0;
+	if (u->writer && !u->committed[0])
+		berth_writer_expect(u->writer, n);
 }
 
 int berth_upload_offer(struct berth_upload *u, const void *buf, size_t n,

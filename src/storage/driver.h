@@ -108,9 +108,9 @@ struct berth_writer {
 	 * body of known length), before the first of them: the driver may start storing them
 	 * before they have all come (S3: a part is sent as it fills). If fewer come, close()
 	 * stores none of the bytes written since that were not stored already (S3: the part
-	 * being sent is abandoned; whole parts stored stay, as after a crash). 0 or a BERTH_E*
-	 * code. */
-	int (*expect)(struct berth_writer *w, uint64_t n);
+	 * being sent is abandoned; whole parts stored stay, as after a crash). A hint only: it
+	 * cannot fail (a failure to store shows in the write or flush that stores). */
+	void (*expect)(struct berth_writer *w, uint64_t n);
 	/* Set by suspend() when the driver noted where it left the bytes, so that the next
 	 * resume_writer of the path may open it (S3: an upload with parts, of this writer's
 	 * own); 0 otherwise (nothing to vouch for: a caller keeps nothing for it). */

@@ -696,11 +696,10 @@ static int writer_stream_part(struct s3_writer *w)
 	return berth_s3__parts_stream(p, &w->mpu, len);
 }
 
-static int s3_writer_expect(struct berth_writer *base, uint64_t n)
+static void s3_writer_expect(struct berth_writer *base, uint64_t n)
 {
 	struct s3_writer *w = (struct s3_writer *)base;
 	w->expect_end = n ? s3_writer_size(base) + n : 0;
-	return 0;
 }
 
 /* 1 if bytes were announced and not all came. */

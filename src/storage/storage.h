@@ -166,9 +166,10 @@ static inline int berth_writer_suspend(struct berth_writer *w)
 }
 
 /* Announces n more bytes to come (struct berth_writer's expect; nothing for drivers without). */
-static inline int berth_writer_expect(struct berth_writer *w, uint64_t n)
+static inline void berth_writer_expect(struct berth_writer *w, uint64_t n)
 {
-	return w->expect ? w->expect(w, n) : 0;
+	if (w->expect)
+		w->expect(w, n);
 }
 
 static inline int berth_storage_find_debris(struct berth_storage_driver *d, const char *path,
