@@ -219,8 +219,11 @@ int berth_workpool_submit(struct berth_workpool *p, berth_work_fn fn, void *arg)
 	}
 	pthread_mutex_unlock(&p->lock);
 	/* after the unlock: the worker woken does not wake only to wait for the lock (under load on
-	 * S3, a third of the lock's waits); `submitting` keeps p until then */
-	pthread_cond_signal(&p->work);
+	 * S3, a third of the lock's waits); `submitting` keeps p until then. Workers on demand
+	 * never wait for work (they end when the queue is empty, and start_on_demand started one
+	 * for this job if needed): no signal. on_demand is set before p is shared. */
+	if (!p->on_demand)
+		pthread_cond_signal(&p->work);
 	atomic_fetch_sub(&p->submitting, 1);
 	return 0;
 }
