@@ -122,17 +122,56 @@ def _skips():
 _SKIPS = _skips()
 
 
-def s3_storage_yaml(rootdirectory):
-    """The storage section's first lines for the S3 bucket of the environment (see
-    BERTH_STORAGE above): 5 MiB parts, the smallest S3 takes, so that uploads of a few MiB
-    already span parts. A config may go on with more storage keys, two spaces deep."""
-    e = os.environ
+S3_CHUNKSIZE = 5 << 20  # the smallest part S3 takes: uploads of a few MiB already span parts
+
+
+def s3_storage_yaml(rootdirectory, rgw=None, endpoint=None, chunksize=S3_CHUNKSIZE):
+    """The storage section's first lines for the S3 bucket rgw names (start_rgw's dict; default
+    the environment's, see BERTH_STORAGE above), reached at endpoint (default its S3_ENDPOINT,
+    e.g. a proxy in front of it), in parts of chunksize (None: the driver's default, 10 MiB).
+    A config may go on with more storage keys, two spaces deep."""
+    e = rgw or os.environ
     return ("storage:\n  s3:\n"
             "    accesskey: %s\n    secretkey: %s\n    region: %s\n"
             "    regionendpoint: %s\n    bucket: %s\n    rootdirectory: %s\n"
-            "    chunksize: 5242880\n"
-            % (e["S3_ACCESS_KEY"], e["S3_SECRET_KEY"], e["S3_REGION"], e["S3_ENDPOINT"],
-               e["S3_BUCKET"], rootdirectory))
+            % (e["S3_ACCESS_KEY"], e["S3_SECRET_KEY"], e["S3_REGION"], endpoint or e["S3_ENDPOINT"],
+               e["S3_BUCKET"], rootdirectory)
+            + ("    chunksize: %d\n" % chunksize if chunksize else ""))
+
+
+def s3_config(rootdirectory, rgw=None, endpoint=None, chunksize=S3_CHUNKSIZE, accesslog=True,
+              delete=False, redirect=False, cache=None, purging=True, storage="",
+              addr="127.0.0.1:%(port)d", debug=False, http="", more=""):
+    """A whole config (log level warn) of berth (or Distribution) on the S3 bucket below
+    rootdirectory (rgw, endpoint, chunksize: s3_storage_yaml's), each other key as asked:
+    accesslog False turns the access lines off; delete enables deletes; redirect False serves
+    blobs (storage.redirect.disable), True answers blob GETs with S3 URLs; cache names the blob
+    descriptor cache (inmemory, redis); purging False disables upload purging (True leaves the
+    default); storage goes on with more storage keys (two spaces deep). The http section: addr
+    (None: none, for --addr), the debug server's metrics on 127.0.0.1:%(debugport)d with debug,
+    then http's own keys (two spaces deep); more comes last (top-level sections). %(port)d and
+    %(debugport)d are filled in by start_s3_module_berth or start_with_config (or pass addr
+    with the port in it)."""
+    text = "version: 0.1\nlog:\n  level: warn\n"
+    if not accesslog:
+        text += "  accesslog:\n    disabled: true\n"
+    text += s3_storage_yaml(rootdirectory, rgw, endpoint, chunksize)
+    if delete:
+        text += "  delete:\n    enabled: true\n"
+    text += "  redirect:\n    disable: %s\n" % ("false" if redirect else "true")
+    if cache:
+        text += "  cache:\n    blobdescriptor: %s\n" % cache
+    if not purging:
+        text += "  maintenance:\n    uploadpurging:\n      enabled: false\n"
+    text += storage
+    if addr:
+        text += "http:\n  addr: %s\n" % addr
+        if debug:
+            text += "  debug:\n    addr: 127.0.0.1:%(debugport)d\n    prometheus:\n      enabled: true\n"
+        text += http
+    return text + more
+
+
 _s3_roots = [0]
 
 
@@ -243,8 +282,7 @@ class Server:
             self.s3_root = "/api-%d%s-%d" % (os.getpid(), _RUN_TOKEN, _s3_roots[0])
         cfg = os.path.join(self.tmp, "config.yml")
         with open(cfg, "w") as f:
-            f.write("version: 0.1\nlog:\n  level: warn\n" + s3_storage_yaml(self.s3_root)
-                    + "  redirect:\n    disable: true\n")
+            f.write(s3_config(self.s3_root, addr=None))
         return cfg
 
     def _reference_cmd(self, port):
@@ -1045,6 +1083,17 @@ def start_s3_module_berth(state, name, config, env=None):
     state.setdefault("procs", []).append((proc, name))
     client.debug = Client("http://127.0.0.1:%d" % debugport)
     return client
+
+
+def start_s3_faultproxy(state, key, upstream, args=()):
+    """tests/fixtures/s3/faultproxy.py in front of upstream for a module on RGW, with no faults
+    unless args ask for them (its --log-file, --cut-after, ...): its process in state[key] (for
+    stop_s3_module's helpers), its port file in state["tmp"]. Returns its URL."""
+    port_file = os.path.join(state["tmp"], key + ".port")
+    proc = state[key] = subprocess.Popen(
+        ["python3", os.path.join(S3_FIXTURES, "faultproxy.py"), "--upstream", upstream, "--every", "0",
+         "--port-file", port_file, "--max-seconds", "600"] + list(args))
+    return "http://127.0.0.1:%d" % wait_port_file(port_file, proc, "faultproxy.py")
 
 
 def logged_requests(log, action):

@@ -50,11 +50,8 @@ class S3Catalog(berthtest.OpsTestCase):
         cfg = self.path(name + ".yml")
 
         def make(port):
-            storage = berthtest.s3_storage_yaml(rootdir).replace(
-                "regionendpoint: %s\n" % os.environ["S3_ENDPOINT"], "regionendpoint: %s\n" % endpoint)
-            berthtest.write_file(cfg, "version: 0.1\nlog: {level: warn}\n" + storage
-                                 + "  redirect: {disable: true}\n  delete: {enabled: true}\n"
-                                 + "http: {addr: '127.0.0.1:%d'}\n" % port)
+            berthtest.write_file(cfg, berthtest.s3_config(rootdir, endpoint=endpoint, delete=True,
+                                                          addr="127.0.0.1:%d" % port))
             env = None if look_ms is None else {"BERTH_TEST_LOOK_INTERVAL_MS": str(look_ms)}
             return ["serve", cfg], env
 

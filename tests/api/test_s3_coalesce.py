@@ -12,7 +12,6 @@ berth_storage_coalesced_total shows that requests were shared.
 Skipped when radosgw is not installed (scripts/install-deps.sh installs it).
 """
 
-import os
 import re
 import shutil
 import tempfile
@@ -29,42 +28,11 @@ PATIENCE = 120  # seconds a condition the test made may take to show (a stuck te
 
 state = {}
 
-CONFIG = """version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-%(storage)s  delete:
-    enabled: true
-  redirect:
-    disable: true
-  cache:
-    blobdescriptor: inmemory
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:%(port)d
-  debug:
-    addr: 127.0.0.1:%(debugport)d
-    prometheus:
-      enabled: true
-"""
-
 
 def _start_berth(name):
-    tmp = state["tmp"]
-    port, debugport = berthtest._free_port(), berthtest._free_port()
-    cfg = os.path.join(tmp, name + ".yml")
-    with open(cfg, "w") as f:
-        f.write(CONFIG % {"storage": berthtest.s3_storage_yaml("/coalesce"), "port": port, "debugport": debugport})
-    run_env = dict(os.environ)
-    run_env.pop("AWS_CA_BUNDLE", None)
-    proc, client = berthtest.serve_config(cfg, port, os.path.join(tmp, name + ".log"), run_env, attempts=500,
-                                          what="berth on S3")
-    state.setdefault("procs", []).append((proc, name))
-    client.debug = berthtest.Client("http://127.0.0.1:%d" % debugport)
-    return client
+    config = berthtest.s3_config("/coalesce", state["rgw"], accesslog=False, delete=True, cache="inmemory",
+                                 purging=False, debug=True)
+    return berthtest.start_s3_module_berth(state, name, config)
 
 
 def setUpModule():
@@ -72,7 +40,7 @@ def setUpModule():
         raise unittest.SkipTest("radosgw and ceph-mon are not installed")
     tmp = state["tmp"] = tempfile.mkdtemp(prefix="berth-s3coalesce-")
     try:
-        os.environ.update(berthtest.start_rgw(tmp, "coalesce"))  # the bucket s3_storage_yaml names
+        state["rgw"] = berthtest.start_rgw(tmp, "coalesce")
         state["writer"] = _start_berth("writer")
         state["reader"] = _start_berth("reader")
     except Exception:

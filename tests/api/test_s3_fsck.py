@@ -40,10 +40,7 @@ class S3Fsck(berthtest.OpsTestCase):
         cfg = self.path("config.yml")
 
         def make(port):
-            berthtest.write_file(cfg, "version: 0.1\nlog: {level: warn}\n"
-                                 + berthtest.s3_storage_yaml(rootdir)
-                                 + "  redirect: {disable: true}\n"
-                                 + "http: {addr: '127.0.0.1:%d'}\n" % port)
+            berthtest.write_file(cfg, berthtest.s3_config(rootdir, addr="127.0.0.1:%d" % port))
             return ["serve", cfg], None
 
         s = self.spawn(make)

@@ -30,57 +30,18 @@ import unittest
 
 import berthtest
 
-FIXTURES = os.path.join(berthtest.SRC, "tests", "fixtures", "s3")
 ROOT = "/reads"
 CUT_AFTER = 3 << 20  # bytes of a ranged GET's body the cutting proxy lets through
 
 state = {}
 
-CONFIG = """version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  s3:
-    accesskey: %(key)s
-    secretkey: %(secret)s
-    region: %(region)s
-    regionendpoint: %(endpoint)s
-    bucket: %(bucket)s
-    rootdirectory: %(root)s
-    secure: false
-  delete:
-    enabled: true
-  redirect:
-    disable: true
-  cache:
-    blobdescriptor: inmemory
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:%(port)d
-"""
-
 
 def _start_berth(name, endpoint):
-    env, tmp = state["rgw"], state["tmp"]
-    port = berthtest._free_port()
-    cfg = os.path.join(tmp, name + ".yml")
-    with open(cfg, "w") as f:
-        f.write(CONFIG % {"key": env["S3_ACCESS_KEY"], "secret": env["S3_SECRET_KEY"],
-                          "region": env["S3_REGION"], "bucket": env["S3_BUCKET"], "endpoint": endpoint,
-                          "root": ROOT, "port": port})
-    run_env = dict(os.environ)
-    run_env.pop("AWS_CA_BUNDLE", None)
+    config = berthtest.s3_config(ROOT, state["rgw"], endpoint, chunksize=None, accesslog=False, delete=True,
+                                 cache="inmemory", purging=False)
     # no background look for writers that bump no generation: its requests would mix with the
     # ones counted (test-only knob, README)
-    run_env["BERTH_TEST_LOOK_INTERVAL_MS"] = str(3600 * 1000)
-    proc, client = berthtest.serve_config(cfg, port, os.path.join(tmp, name + ".log"), run_env, attempts=500,
-                                          what="berth on S3")
-    state.setdefault("procs", []).append((proc, name))
-    return client
+    return berthtest.start_s3_module_berth(state, name, config, {"BERTH_TEST_LOOK_INTERVAL_MS": str(3600 * 1000)})
 
 
 def setUpModule():
@@ -90,18 +51,11 @@ def setUpModule():
     try:
         env = state["rgw"] = berthtest.start_rgw(tmp, "serve")
         state["log"] = os.path.join(tmp, "requests.log")
-        port_file = os.path.join(tmp, "proxy.port")
-        proxy = state["proxy"] = subprocess.Popen(
-            ["python3", os.path.join(FIXTURES, "faultproxy.py"), "--upstream", env["S3_ENDPOINT"],
-             "--every", "0", "--log-file", state["log"], "--port-file", port_file, "--max-seconds", "600"])
-        proxy_port = berthtest.wait_port_file(port_file, proxy, "faultproxy.py")
-        cut_file = os.path.join(tmp, "cut.port")
-        cut = state["cut_proxy"] = subprocess.Popen(
-            ["python3", os.path.join(FIXTURES, "faultproxy.py"), "--upstream", env["S3_ENDPOINT"],
-             "--every", "0", "--cut-after", str(CUT_AFTER), "--port-file", cut_file, "--max-seconds", "600"])
-        state["cut"] = _start_berth("cut", "http://127.0.0.1:%d" % berthtest.wait_port_file(cut_file, cut, "faultproxy.py"))
+        logged = berthtest.start_s3_faultproxy(state, "proxy", env["S3_ENDPOINT"], ["--log-file", state["log"]])
+        cut = berthtest.start_s3_faultproxy(state, "cut_proxy", env["S3_ENDPOINT"], ["--cut-after", str(CUT_AFTER)])
+        state["cut"] = _start_berth("cut", cut)
         # "counted" reaches S3 through the request log; "other" directly, as another instance.
-        state["counted"] = _start_berth("counted", "http://127.0.0.1:%d" % proxy_port)
+        state["counted"] = _start_berth("counted", logged)
         state["other"] = _start_berth("other", env["S3_ENDPOINT"])
     except Exception:
         tearDownModule()

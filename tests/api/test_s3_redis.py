@@ -31,48 +31,12 @@ PATIENCE = 60  # seconds a condition the test made may take to show (a stuck tes
 
 state = {}
 
-# Two steps: the bucket and Redis here, the ports (%%) in berthtest.start_s3_module_berth.
-CONFIG = """version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  s3:
-    accesskey: %(key)s
-    secretkey: %(secret)s
-    region: %(region)s
-    regionendpoint: %(endpoint)s
-    bucket: %(bucket)s
-    rootdirectory: %(root)s
-    secure: false
-  delete:
-    enabled: true
-  redirect:
-    disable: true
-  cache:
-    blobdescriptor: redis
-  maintenance:
-    uploadpurging:
-      enabled: false
-redis:
-  addr: 127.0.0.1:%(redis)d
-  readtimeout: 60s
-  writetimeout: 60s
-http:
-  addr: 127.0.0.1:%%(port)d
-  debug:
-    addr: 127.0.0.1:%%(debugport)d
-    prometheus:
-      enabled: true
-"""
-
 
 def _start_berth(name, endpoint):
-    env = state["rgw"]
-    config = CONFIG % {"key": env["S3_ACCESS_KEY"], "secret": env["S3_SECRET_KEY"], "region": env["S3_REGION"],
-                       "bucket": env["S3_BUCKET"], "endpoint": endpoint, "root": ROOT,
-                       "redis": state["redis_port"]}
+    config = berthtest.s3_config(
+        ROOT, state["rgw"], endpoint, chunksize=None, accesslog=False, delete=True, cache="redis", purging=False,
+        debug=True, more="redis:\n  addr: 127.0.0.1:%d\n  readtimeout: 60s\n  writetimeout: 60s\n"
+        % state["redis_port"])
     # no background look for writers that bump no generation: its requests would mix with the
     # ones counted (test-only knob, README)
     return berthtest.start_s3_module_berth(state, name, config, {"BERTH_TEST_LOOK_INTERVAL_MS": str(3600 * 1000)})
@@ -107,13 +71,9 @@ def setUpModule():
         subprocess.run([os.path.join(FIXTURES, "redis-up.sh"), os.path.join(tmp, "redis"),
                         str(state["redis_port"])], check=True, timeout=30)
         state["log"] = os.path.join(tmp, "requests.log")
-        port_file = os.path.join(tmp, "proxy.port")
-        proxy = state["proxy"] = subprocess.Popen(
-            ["python3", os.path.join(FIXTURES, "faultproxy.py"), "--upstream", env["S3_ENDPOINT"],
-             "--every", "0", "--log-file", state["log"], "--port-file", port_file, "--max-seconds", "600"])
-        proxy_port = berthtest.wait_port_file(port_file, proxy, "faultproxy.py")
+        logged = berthtest.start_s3_faultproxy(state, "proxy", env["S3_ENDPOINT"], ["--log-file", state["log"]])
         # "counted" reaches S3 through the request log; "other" directly, as another instance.
-        state["counted"] = _start_berth("counted", "http://127.0.0.1:%d" % proxy_port)
+        state["counted"] = _start_berth("counted", logged)
         state["other"] = _start_berth("other", env["S3_ENDPOINT"])
     except Exception:
         tearDownModule()

@@ -62,36 +62,6 @@ def _start_rgw(tmp):
 _wait_file = berthtest.wait_port_file
 
 
-CONFIG = """version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  s3:
-    accesskey: %(key)s
-    secretkey: %(secret)s
-    region: %(region)s
-    regionendpoint: http://127.0.0.1:%(s3port)d
-    bucket: %(bucket)s
-    rootdirectory: /serve
-    secure: false
-%(s3_extra)s  delete:
-    enabled: true
-  redirect:
-    disable: %(redirect_disable)s
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:%(port)d
-  debug:
-    addr: 127.0.0.1:%(debugport)d
-    prometheus:
-      enabled: true
-"""
-
-
 def setUpModule():
     if not _have_rgw():
         raise unittest.SkipTest("radosgw and ceph-mon are not installed")
@@ -111,17 +81,16 @@ def setUpModule():
         raise
 
 
-def start_berth(log_name, extra_http="", redirect=False, s3_extra="", s3port=None):
+def start_berth(log_name, extra_http="", redirect=False, s3port=None):
     """berth serve on the module's bucket through the proxy: (process, port, debug port)."""
-    env, tmp = state["rgw"], state["tmp"]
+    tmp = state["tmp"]
     port, debugport = berthtest._free_port(), berthtest._free_port()
     cfg = os.path.join(tmp, log_name + ".yml")
+    config = berthtest.s3_config("/serve", state["rgw"], "http://127.0.0.1:%d" % (s3port or state["s3port"]),
+                                 chunksize=None, accesslog=False, delete=True, redirect=redirect, purging=False,
+                                 debug=True, http=extra_http)
     with open(cfg, "w") as f:
-        f.write(CONFIG % {"key": env["S3_ACCESS_KEY"], "secret": env["S3_SECRET_KEY"],
-                          "region": env["S3_REGION"], "bucket": env["S3_BUCKET"],
-                          "s3port": s3port or state["s3port"], "port": port, "debugport": debugport,
-                          "redirect_disable": "false" if redirect else "true", "s3_extra": s3_extra})
-        f.write(extra_http)
+        f.write(config % {"port": port, "debugport": debugport})
     env_berth = dict(os.environ)
     env_berth.pop("AWS_CA_BUNDLE", None)
     proc, _ = berthtest.serve_config(cfg, port, os.path.join(tmp, log_name), env_berth, attempts=500,

@@ -70,10 +70,8 @@ def pattern(n, seed=7):
 def purging_config(s3_root):
     """A config for start_with_config on the bucket below s3_root that purges uploads older
     than a second, every second."""
-    return ("version: 0.1\nlog:\n  level: warn\n" + berthtest.s3_storage_yaml(s3_root)
-            + "  maintenance:\n    uploadpurging:\n      enabled: true\n      age: 1s\n"
-            "      interval: 1s\n"
-            "http:\n  addr: 127.0.0.1:%(port)d\n")
+    return berthtest.s3_config(s3_root, redirect=True, storage="  maintenance:\n    uploadpurging:\n"
+                               "      enabled: true\n      age: 1s\n      interval: 1s\n")
 
 
 def kill_mid_body(test, method, path, data, sent, key):
@@ -119,11 +117,8 @@ def counted(test, chunksize=None, proxy_args=()):
         time.sleep(0.02)
     with open(port_file) as f:
         endpoint = "http://127.0.0.1:%s" % f.read().strip()
-    storage = berthtest.s3_storage_yaml(test.srv.s3_root).replace(os.environ["S3_ENDPOINT"], endpoint)
-    if chunksize:
-        storage = storage.replace("chunksize: 5242880", "chunksize: %d" % chunksize)
-    cfg = ("version: 0.1\nlog:\n  level: warn\n" + storage
-           + "  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%(port)d\n")
+    cfg = berthtest.s3_config(test.srv.s3_root, endpoint=endpoint, chunksize=chunksize or berthtest.S3_CHUNKSIZE,
+                              delete=True, redirect=True)
     proc, c, cfg_tmp = berthtest.start_with_config(cfg, "berth-s3count-srv-")
     test.addCleanup(shutil.rmtree, cfg_tmp, True)
 
@@ -779,9 +774,8 @@ class S3PatchRequestsTest(berthtest.TestCase):
         secret = "berth-s3patch-test"
         cfg = os.path.join(tmp, "config.yml")
         with open(cfg, "w") as f:
-            f.write("version: 0.1\nlog:\n  level: warn\n" + berthtest.s3_storage_yaml(self.srv.s3_root)
-                    + "  redirect:\n    disable: true\n  delete:\n    enabled: true\n"
-                    "http:\n  addr: 127.0.0.1:%d\n  secret: %s\n" % (port, secret))
+            f.write(berthtest.s3_config(self.srv.s3_root, delete=True, addr="127.0.0.1:%d" % port,
+                                        http="  secret: %s\n" % secret))
         env = dict(os.environ)
         env.pop("AWS_CA_BUNDLE", None)  # Distribution 2.8.2's s3 driver panics with it set
         with open(os.path.join(tmp, "log"), "wb") as log:
@@ -930,8 +924,7 @@ class S3PartSpoolTest(berthtest.OpsTestCase):
         def make(port):
             cfg = os.path.join(self.tmp, "config-%d.yml" % port)
             with open(cfg, "w") as f:
-                f.write("version: 0.1\nlog:\n  level: warn\n" + berthtest.s3_storage_yaml(root)
-                        + "  redirect:\n    disable: true\nhttp:\n  addr: 127.0.0.1:%d\n" % port)
+                f.write(berthtest.s3_config(root, addr="127.0.0.1:%d" % port))
             return ["serve", cfg], {"TMPDIR": self.spool}
         return berthtest.spawn_berth(make, self.tmp)
 

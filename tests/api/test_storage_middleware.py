@@ -280,15 +280,11 @@ class CloudFront(unittest.TestCase):
         openssl("rsa", "-in", cls.key, "-pubout", "-out", cls.pub)
 
     def config(self, rootdirectory, duration="3000s"):
-        e = self.env
-        return ("storage:\n  s3:\n    accesskey: %s\n    secretkey: %s\n    region: %s\n"
-                "    regionendpoint: %s\n    bucket: %s\n    rootdirectory: %s\n"
-                "middleware:\n  storage:\n    - name: cloudfront\n      options:\n"
+        return (berthtest.s3_storage_yaml(rootdirectory, self.env, chunksize=None)
+                + "middleware:\n  storage:\n    - name: cloudfront\n      options:\n"
                 "        baseurl: d111111abcdef8.cloudfront.net/cdn\n"
                 "        privatekey: %s\n        keypairid: K2JCJMDEHXQW5F\n"
-                "        duration: %s\n        ipfilteredby: none\n"
-                % (e["S3_ACCESS_KEY"], e["S3_SECRET_KEY"], e["S3_REGION"], e["S3_ENDPOINT"],
-                   e["S3_BUCKET"], rootdirectory, self.key, duration))
+                "        duration: %s\n        ipfilteredby: none\n" % (self.key, duration))
 
     def verify(self, resource, expires, sig):
         """The canned policy CloudFront rebuilds from the URL, checked with the public key."""
