@@ -273,6 +273,30 @@ static int inmem_make_parents(struct inmem_driver *d, const char *path, struct i
 	return 0;
 }
 
+/*
+ * The file at a valid object path (d->lock held): 0 and *file, the node there, or one made
+ * (with its parents) when there is none, holding fresh (the tree then owns it; NULL: an empty
+ * blob). BERTH_EEXISTS when the path is a directory or a parent a file.
+ */
+static int inmem_file_at(struct inmem_node **file, struct inmem_driver *d, const char *path,
+			 struct inmem_blob *fresh)
+{
+	struct inmem_node *dir;
+	const char *leaf;
+	size_t pos;
+	int rc = inmem_make_parents(d, path, &dir, &leaf);
+	if (rc != 0)
+		return rc;
+	if (!inmem_kid_find(dir, leaf, strlen(leaf), &pos)) {
+		struct inmem_blob *blob = fresh ? fresh : inmem_blob_new(NULL, 0);
+		inmem_kid_insert(dir, pos, inmem_node_new(leaf, strlen(leaf), blob));
+	} else if (dir->kids[pos]->is_dir) {
+		return BERTH_EEXISTS;
+	}
+	*file = dir->kids[pos];
+	return 0;
+}
+
 /* Paths naming an object: valid and not the root itself. */
 static int inmem_object_path_ok(const char *path)
 {
@@ -324,30 +348,16 @@ static int inmem_put_content(struct berth_storage_driver *drv, const char *path,
 
 	/* Copied outside the lock; swapped in whole, so readers see old or new, never a mix. */
 	struct inmem_blob *blob = inmem_blob_new(buf, n);
-	struct inmem_node *dir;
-	const char *leaf;
-	size_t pos;
+	struct inmem_node *file;
 
 	pthread_mutex_lock(&d->lock);
-	int rc = inmem_make_parents(d, path, &dir, &leaf);
-	if (rc != 0)
-		goto out_unlock;
-	if (inmem_kid_find(dir, leaf, strlen(leaf), &pos)) {
-		struct inmem_node *node = dir->kids[pos];
-		if (node->is_dir) {
-			rc = BERTH_EEXISTS;
-			goto out_unlock;
-		}
-		inmem_blob_unref(node->blob);
-		node->blob = blob;
-	} else {
-		inmem_kid_insert(dir, pos, inmem_node_new(leaf, strlen(leaf), blob));
-	}
-	blob = NULL; /* now owned by the tree */
-
-out_unlock:
-	if (blob)
+	int rc = inmem_file_at(&file, d, path, blob);
+	if (rc != 0) {
 		inmem_blob_unref(blob);
+	} else if (file->blob != blob) { /* the file was there: blob replaces its bytes */
+		inmem_blob_unref(file->blob);
+		file->blob = blob;
+	}
 	pthread_mutex_unlock(&d->lock);
 	return rc;
 }
@@ -478,32 +488,19 @@ static int inmem_writer(struct berth_writer **out, struct berth_storage_driver *
 	if (!inmem_object_path_ok(path))
 		return BERTH_EINVALID;
 
-	struct inmem_node *dir;
-	struct inmem_blob *blob;
-	const char *leaf;
-	size_t pos;
+	struct inmem_node *file;
 
 	pthread_mutex_lock(&d->lock);
-	int rc = inmem_make_parents(d, path, &dir, &leaf);
+	int rc = inmem_file_at(&file, d, path, NULL);
 	if (rc != 0)
 		goto out_unlock;
-	if (inmem_kid_find(dir, leaf, strlen(leaf), &pos)) {
-		struct inmem_node *node = dir->kids[pos];
-		if (node->is_dir) {
-			rc = BERTH_EEXISTS;
-			goto out_unlock;
-		}
-		blob = node->blob;
-		if (!append) { /* O_TRUNC: same object, emptied; its memory is released */
-			free(blob->data);
-			blob->data = NULL;
-			blob->len = blob->cap = 0;
-			blob->mtime = inmem_now();
-			blob->version = inmem_next_version();
-		}
-	} else {
-		blob = inmem_blob_new(NULL, 0);
-		inmem_kid_insert(dir, pos, inmem_node_new(leaf, strlen(leaf), blob));
+	struct inmem_blob *blob = file->blob;
+	if (!append) { /* O_TRUNC: same object, emptied; its memory is released */
+		free(blob->data);
+		blob->data = NULL;
+		blob->len = blob->cap = 0;
+		blob->mtime = inmem_now();
+		blob->version = inmem_next_version();
 	}
 	blob->refs++;
 
