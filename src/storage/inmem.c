@@ -274,9 +274,9 @@ static int inmem_make_parents(struct inmem_driver *d, const char *path, struct i
 }
 
 /*
- * The file at a valid object path (d->lock held): 0 and *file, the node there, or one made
- * (with its parents) when there is none, holding fresh (the tree then owns it; NULL: an empty
- * blob). BERTH_EEXISTS when the path is a directory or a parent a file.
+ * The file at a valid object path (d->lock held), in *file: 0 when it was there, 1 when it was
+ * made (with its parents), holding fresh (the tree then owns it; NULL: an empty blob).
+ * BERTH_EEXISTS when the path is a directory or a parent a file.
  */
 static int inmem_file_at(struct inmem_node **file, struct inmem_driver *d, const char *path,
 			 struct inmem_blob *fresh)
@@ -287,14 +287,16 @@ static int inmem_file_at(struct inmem_node **file, struct inmem_driver *d, const
 	int rc = inmem_make_parents(d, path, &dir, &leaf);
 	if (rc != 0)
 		return rc;
-	if (!inmem_kid_find(dir, leaf, strlen(leaf), &pos)) {
-		struct inmem_blob *blob = fresh ? fresh : inmem_blob_new(NULL, 0);
-		inmem_kid_insert(dir, pos, inmem_node_new(leaf, strlen(leaf), blob));
-	} else if (dir->kids[pos]->is_dir) {
-		return BERTH_EEXISTS;
+	if (inmem_kid_find(dir, leaf, strlen(leaf), &pos)) {
+		if (dir->kids[pos]->is_dir)
+			return BERTH_EEXISTS;
+		*file = dir->kids[pos];
+		return 0;
 	}
+	struct inmem_blob *blob = fresh ? fresh : inmem_blob_new(NULL, 0);
+	inmem_kid_insert(dir, pos, inmem_node_new(leaf, strlen(leaf), blob));
 	*file = dir->kids[pos];
-	return 0;
+	return 1;
 }
 
 /* Paths naming an object: valid and not the root itself. */
@@ -352,14 +354,14 @@ static int inmem_put_content(struct berth_storage_driver *drv, const char *path,
 
 	pthread_mutex_lock(&d->lock);
 	int rc = inmem_file_at(&file, d, path, blob);
-	if (rc != 0) {
+	if (rc < 0) {
 		inmem_blob_unref(blob);
-	} else if (file->blob != blob) { /* the file was there: blob replaces its bytes */
+	} else if (rc == 0) { /* the file was there: blob replaces its bytes */
 		inmem_blob_unref(file->blob);
 		file->blob = blob;
 	}
 	pthread_mutex_unlock(&d->lock);
-	return rc;
+	return rc < 0 ? rc : 0;
 }
 
 /* ---- reader ---- */
@@ -492,10 +494,12 @@ static int inmem_writer(struct berth_writer **out, struct berth_storage_driver *
 
 	pthread_mutex_lock(&d->lock);
 	int rc = inmem_file_at(&file, d, path, NULL);
-	if (rc != 0)
+	if (rc < 0)
 		goto out_unlock;
+	int made = rc;
+	rc = 0;
 	struct inmem_blob *blob = file->blob;
-	if (!append) { /* O_TRUNC: same object, emptied; its memory is released */
+	if (!append && !made) { /* O_TRUNC: same object, emptied; its memory is released */
 		free(blob->data);
 		blob->data = NULL;
 		blob->len = blob->cap = 0;
