@@ -10,6 +10,7 @@ and writes bench/RESULTS-s3.md with the issue's S3 targets.
 import argparse
 import concurrent.futures
 import datetime
+import json
 import os
 import platform
 import shutil
@@ -184,6 +185,17 @@ class Rgw:
             with open(os.path.join(self.dir, "run", "client.rgw.pid")) as f:
                 return int(f.read().strip())
         except (OSError, ValueError):
+            return None
+
+    def requests(self):
+        """RGW's own count of the requests it served so far (its admin socket's perf counter
+        rgw.req), or None when it cannot be read."""
+        try:
+            out = subprocess.run(["ceph", "--admin-daemon", os.path.join(self.dir, "run", "client.rgw.asok"),
+                                  "perf", "dump"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                 timeout=30, env=dict(os.environ, CEPH_CONF=self.vars["CEPH_CONF"])).stdout
+            return int(json.loads(out)["rgw"]["req"])
+        except (OSError, ValueError, KeyError, TypeError, subprocess.SubprocessError):
             return None
 
     def put_many(self, items, threads=32):
@@ -520,6 +532,18 @@ class S3Bench(bench.Bench):
                     (" errors %d" % r["errors"]) if r.get("errors") else "",
                     " peak RSS %s MiB" % fmt(r.get("peak_rss")) if r.get("peak_rss") else ""))
 
+    def run_one(self, w, s, i):
+        """bench.Bench.run_one, and for the request-rate rows the S3 requests made meanwhile, as
+        RGW counted them (one registry runs at a time): s3_rps per second of the load, s3_per_100
+        per 100 of the requests served (value x duration)."""
+        n0 = self.rgw.requests() if w["unit"] == "req/s" else None
+        r = super().run_one(w, s, i)
+        n1 = self.rgw.requests() if n0 is not None else None
+        if n1 is not None and r.get("value"):
+            r["s3_rps"] = (n1 - n0) / self.p["duration"]
+            r["s3_per_100"] = 100.0 * r["s3_rps"] / r["value"]
+        return r
+
     def main(self):
         a = self.args
         self.started = datetime.datetime.now(datetime.timezone.utc)
@@ -682,6 +706,7 @@ class S3Bench(bench.Bench):
             L.append("| %s | plain S3 client | MB/s ↑ | %s (%s–%s) | | | | | | | | |" % (
                 name, fmt(s[0]), fmt(s[1]), fmt(s[2])))
         L.append("")
+        L.extend(self.s3_request_rows())
         L.append("## Targets\n")
         L.extend(self.targets())
         L.append("")
@@ -698,6 +723,33 @@ class S3Bench(bench.Bench):
             L.append("- " + n)
         L.append("")
         return "\n".join(L)
+
+    def s3_request_rows(self):
+        """The S3 requests each request-rate row made (RGW's count): what validating against the
+        bucket costs the S3 server, and how many client requests one S3 request answered."""
+        rows = []
+        for w in self.W:
+            res = self.results.get(w["key"])
+            if w["unit"] != "req/s" or not res:
+                continue
+
+            def cell(kind, field):
+                s = summary([r.get(field) for r in res.get(kind, [])])
+                if s is None:
+                    return "–"
+                return "%s (%s–%s)" % (fmt(s[0]), fmt(s[1]), fmt(s[2])) if s[3] > 1 else fmt(s[0])
+            rows.append("| %s | %s | %s | %s | %s |" % (w["title"], cell("berth", "s3_rps"), cell("dist", "s3_rps"),
+                                                       cell("berth", "s3_per_100"), cell("dist", "s3_per_100")))
+        if not rows:
+            return []
+        return ["## S3 requests under load\n",
+                "RGW's own count of the requests it served during each run of the request-rate rows (its "
+                "admin socket's `rgw.req`), per second of the load and per 100 requests the registry answered. "
+                "berth checks a tag, revision or repository link in the bucket on every request, concurrent "
+                "requests of one object sharing a HEAD (storage/coalesce.h); Distribution's in-memory blob "
+                "descriptor cache answers blob HEADs without asking S3.\n",
+                "| workload | S3 req/s berth | S3 req/s Distribution | S3 requests per 100 berth "
+                "| S3 requests per 100 Distribution |", "|---|---|---|---|---|"] + rows + [""]
 
     def targets(self):
         p = self.p

@@ -2,12 +2,15 @@
  * Coalesced stats (storage/coalesce.h). Each path with callers has an entry. A round is one
  * call of the stat, made by one caller (its sender) for the callers in the round's list. While
  * a round is sent, the callers arriving join the list of the next one; once the round is
- * answered, its sender hands the answer to each caller of its list and wakes one caller of the
- * next round (the last to arrive) to send it for the others (a round picked but not sent yet still takes
- * callers: it is sent after they arrived). Each waiting caller sleeps on a semaphore of its
- * own and finds its answer in its own struct waiter: a round's end wakes each of its callers
- * once, and none of them takes the table's lock again (a broadcast on one condition variable
- * made every waiter of the path queue for the lock, 32 of them under a load on one object).
+ * answered, its sender first wakes one caller of the next round (the last to arrive) to send it
+ * for the others (a round picked but not sent yet still takes callers: it is sent after they
+ * arrived), lets the table's lock go, and only then hands the answer to each caller of its own
+ * list: the next round is on its way while they wake, instead of behind them (its sender woken
+ * last, then kept waiting for the lock the waking held, started a round ~50 us later under a
+ * load on one object, bench/README.md). Each waiting caller sleeps on a semaphore of its own and
+ * finds its answer in its own struct waiter: a round's end wakes each of its callers once, and
+ * none of them takes the table's lock again (a broadcast on one condition variable made every
+ * waiter of the path queue for the lock, 32 of them under a load on one object).
  */
 #include "storage/coalesce.h"
 
@@ -71,7 +74,8 @@ struct berth_coalesce *berth_coalesce_new(size_t max_paths)
 }
 
 /* Wakes every caller of the list with `rc` (and, when answered, the round's stat and failure).
- * Locked. A woken caller may return at once: nothing of it is touched after its post. */
+ * Locked, or with a list no other thread reaches. A woken caller may return at once: nothing of
+ * it is touched after its post. */
 static void wake_all(struct waiter *list, int rc, const struct berth_stat *st, const struct berth_failure *failure,
 		     int answered)
 {
@@ -150,12 +154,15 @@ static void next_round(struct berth_coalesce *c, struct path_calls *pc)
 	sem_post(&sender->woken);
 }
 
-/* Sends the entry's round for its callers (the lock is let go meanwhile), hands them the
- * answer and starts the next round. Called and returns locked. */
+/* Sends the entry's round for its callers, starts the next round and hands them the answer.
+ * Called locked, returns unlocked. */
 static int send_round(struct berth_stat *out, struct berth_coalesce *c, struct path_calls *pc,
 		      berth_coalesce_stat_fn fn, void *payload)
 {
 	int rc;
+	struct berth_stat st;
+	memset(&st, 0, sizeof(st));
+	struct berth_failure failure = { .code = BERTH_OK };
 	if (atomic_load(&c->stopping)) { /* picked, then the table stopped: nothing is sent (free
 					     * woke the round's callers already) */
 		rc = berth_err_set(BERTH_EUNAVAILABLE, "storage is stopping");
@@ -163,9 +170,6 @@ static int send_round(struct berth_stat *out, struct berth_coalesce *c, struct p
 		pc->state = ROUND_SENT;
 		c->counts.rounds++;
 		pthread_mutex_unlock(&c->lock);
-		struct berth_stat st;
-		memset(&st, 0, sizeof(st));
-		struct berth_failure failure = { .code = BERTH_OK };
 		rc = fn(&st, pc->path, payload);
 		if (rc < 0) { /* a copy for the others: this thread keeps its own */
 			berth_err_save(&failure);
@@ -173,12 +177,15 @@ static int send_round(struct berth_stat *out, struct berth_coalesce *c, struct p
 		}
 		pthread_mutex_lock(&c->lock);
 		c->counts.shared += pc->n_round;
-		wake_all(pc->round, rc, &st, &failure, 1);
 		*out = st;
 	}
+	/* Taken off the entry (which may go now): free no longer reaches them. */
+	struct waiter *answered = pc->round;
 	pc->round = NULL;
 	pc->n_round = 0;
 	next_round(c, pc);
+	pthread_mutex_unlock(&c->lock);
+	wake_all(answered, rc, &st, &failure, 1);
 	return rc;
 }
 
@@ -205,9 +212,7 @@ static int wait_round(struct berth_stat *out, int *shared, struct berth_coalesce
 	sem_destroy(&w.woken);
 	if (w.send) { /* the entry stays while its round has a sender */
 		pthread_mutex_lock(&c->lock);
-		int rc = send_round(out, c, pc, fn, payload);
-		pthread_mutex_unlock(&c->lock);
-		return rc;
+		return send_round(out, c, pc, fn, payload);
 	}
 	if (!w.answered)
 		return berth_err_set(BERTH_EUNAVAILABLE, "storage is stopping");
@@ -235,7 +240,6 @@ int berth_coalesce_stat(struct berth_stat *out, int *shared, struct berth_coales
 		rc = fn(out, path, payload);
 	} else if (pc->state == ROUND_NONE) { /* nothing in flight: this caller's round */
 		rc = send_round(out, c, pc, fn, payload);
-		pthread_mutex_unlock(&c->lock);
 	} else { /* a round in flight may predate this caller: the next one is its own */
 		rc = wait_round(out, shared, c, pc, fn, payload);
 	}
