@@ -1544,6 +1544,8 @@ def parse_wrk(out):
     if not m:
         raise BenchError("cannot read wrk output: %s" % out[-400:])
     r = {"value": float(m.group(1))}
+    m = re.search(r"(\d+) requests in ", out)
+    r["count"] = int(m.group(1)) if m else None
     m = re.search(r"Transfer/sec:\s+([\d.]+)([KMGT]?B)", out)
     r["bytes_per_s"] = float(m.group(1)) * UNIT_B[m.group(2)] if m else None
     m = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
@@ -1564,6 +1566,8 @@ def parse_ab(out, csv):
     if not m:
         raise BenchError("cannot read ab output: %s" % out[-400:])
     r = {"value": float(m.group(1)), "p99": None}
+    m = re.search(r"Complete requests:\s+(\d+)", out)
+    r["count"] = int(m.group(1)) if m else None
     errors = 0
     for pat in (r"Failed requests:\s+(\d+)", r"Non-2xx responses:\s+(\d+)"):
         m = re.search(pat, out)

@@ -300,7 +300,6 @@ class S3Bench(bench.Bench):
         """MANY different manifests of the fixture image (each with an annotation of its own):
         [(digest, bytes)], made once."""
         if not getattr(self, "many", None):
-            import json
             self.many = []
             for i in range(MANY):
                 m = json.loads(self.fx["manifest"])
@@ -385,7 +384,6 @@ class S3Bench(bench.Bench):
     def w_catalog_full(self, s, i):
         """bench.py's full paginated listing, one listing per run, given up after listing_timeout
         seconds (a failed run: on S3 a page can take minutes)."""
-        import json
         import re
         c = httpc.Conn(s.port, timeout=self.p["listing_timeout"])
         url, total, pages = "/v2/_catalog?n=%d" % self.p["catalog_page"], 0, 0
@@ -535,13 +533,14 @@ class S3Bench(bench.Bench):
     def run_one(self, w, s, i):
         """bench.Bench.run_one, and for the request-rate rows the S3 requests made meanwhile, as
         RGW counted them (one registry runs at a time): s3_rps per second of the load, s3_per_100
-        per 100 of the requests served (value x duration)."""
+        per 100 of the requests served (the load tool's own count and rate: ab may stop at its -n
+        before the duration ends)."""
         n0 = self.rgw.requests() if w["unit"] == "req/s" else None
         r = super().run_one(w, s, i)
         n1 = self.rgw.requests() if n0 is not None else None
-        if n1 is not None and r.get("value"):
-            r["s3_rps"] = (n1 - n0) / self.p["duration"]
-            r["s3_per_100"] = 100.0 * r["s3_rps"] / r["value"]
+        if n1 is not None and r.get("value") and r.get("count"):
+            r["s3_rps"] = (n1 - n0) * r["value"] / r["count"]
+            r["s3_per_100"] = 100.0 * (n1 - n0) / r["count"]
         return r
 
     def main(self):
@@ -730,7 +729,8 @@ class S3Bench(bench.Bench):
         rows = []
         for w in self.W:
             res = self.results.get(w["key"])
-            if w["unit"] != "req/s" or not res:
+            if w["unit"] != "req/s" or not res or not any(r.get("s3_rps") is not None
+                                                           for runs in res.values() for r in runs):
                 continue
 
             def cell(kind, field):
