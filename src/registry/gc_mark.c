@@ -3,11 +3,11 @@
  *
  * Repository by repository (sorted, as the catalog finds them): list its revisions, read and
  * parse each manifest, read its tags (delete_untagged), decide which revisions are kept, then
- * mark what they reference. Repositories are read GC_DELETERS at a time, on the run's team of
- * threads (reading and parsing manifests is CPU and page cache), and marked in order, on this
- * thread: the report lines come in Distribution's order, and a repository's revisions to
- * delete come next to each other, by digest, as the sweep needs them. Any storage error here
- * aborts the run before anything is deleted.
+ * mark what they reference. Repositories are read on the run's team of threads, several at
+ * once (mark_repos), and marked one at a time in repository order: the report lines come in
+ * Distribution's order, and a repository's revisions to delete come next to each other, by
+ * digest, as the sweep needs them (the marked set itself would not care: marking is a union).
+ * Any storage error here aborts the run before anything is deleted.
  */
 #include <jansson.h>
 #include <stdlib.h>
@@ -45,6 +45,7 @@ struct repo {
 	struct berth_oid *refs;
 	size_t nrefs, refs_alloc;
 	int keep_all; /* tags unreadable: keep every revision */
+	int rc;       /* reading it failed (a storage error, reported) */
 };
 
 /* ---- repositories (as the catalog finds them) ---- */
@@ -402,8 +403,8 @@ static int load_repo(struct gc *g, struct repo *r)
 	return 0;
 }
 
-/* Marks what the loaded repository ri keeps, and queues the rest for deletion (this thread,
- * in repository order: the report lines come in Distribution's order). */
+/* Marks what the loaded repository ri keeps, and queues the rest for deletion (one thread at a
+ * time, in repository order: the report lines come in Distribution's order). */
 static void mark_repo(struct gc *g, size_t ri, struct repo *r)
 {
 	char ds[BERTH_DIGEST_STR_MAX];
@@ -438,40 +439,67 @@ static void mark_repo(struct gc *g, size_t ri, struct repo *r)
 			   r->name, r->n);
 }
 
-/* Repositories are read GC_DELETERS at a time, on the team (reading and parsing manifests is
- * CPU and page cache), and marked in order as each window is read. */
-struct load_window {
+/*
+ * Repositories are read on the run's team (reading and parsing manifests is CPU and page
+ * cache), a thread starting the next one as soon as it is done with one, and marked in order
+ * (berth_team_run_ordered): one large repository holds up only the thread reading it. What is
+ * read and waits for its turn to be marked is kept under GC_READ_AHEAD bytes (the repository
+ * next in order is always read), so memory stays bounded behind a large repository.
+ */
+#define GC_READ_AHEAD (64u << 20)
+
+struct mark_run {
 	struct gc *g;
-	struct repo r[GC_DELETERS];
-	int rc[GC_DELETERS];
+	struct repo *repos; /* g->repos.n, in g->repos order */
 };
 
-static void load_item(void *arg, size_t k)
+/* The memory a read repository holds until it is marked. */
+static size_t repo_bytes(const struct repo *r)
 {
-	struct load_window *w = arg;
-	w->rc[k] = load_repo(w->g, &w->r[k]);
+	return r->alloc * sizeof(*r->revs) + r->refs_alloc * sizeof(*r->refs);
+}
+
+static void repo_release(struct repo *r)
+{
+	free(r->revs);
+	free(r->refs);
+	r->revs = NULL;
+	r->refs = NULL;
+	r->n = r->alloc = r->nrefs = r->refs_alloc = 0;
+}
+
+/* Reads repository i (any thread of the team). */
+static size_t read_step(void *arg, size_t i)
+{
+	struct mark_run *m = arg;
+	struct repo *r = &m->repos[i];
+	r->rc = load_repo(m->g, r);
+	return repo_bytes(r);
+}
+
+/* Marks repository i, once every repository before it is marked (one thread at a time). */
+static int mark_step(void *arg, size_t i)
+{
+	struct mark_run *m = arg;
+	struct repo *r = &m->repos[i];
+	if (r->rc < 0)
+		return r->rc;
+	mark_repo(m->g, i, r);
+	repo_release(r);
+	return 0;
 }
 
 static int mark_repos(struct gc *g)
 {
-	struct load_window *w = berth_calloc(1, sizeof(*w));
-	int rc = 0;
-	w->g = g;
-	for (size_t first = 0; first < g->repos.n && rc == 0; first += GC_DELETERS) {
-		size_t n = g->repos.n - first < GC_DELETERS ? g->repos.n - first : GC_DELETERS;
-		for (size_t k = 0; k < n; k++) {
-			memset(&w->r[k], 0, sizeof(w->r[k]));
-			w->r[k].name = g->repos.items[first + k];
-		}
-		berth_team_run(g->team, load_item, w, n);
-		for (size_t k = 0; k < n; k++) {
-			if (rc == 0 && (rc = w->rc[k]) == 0)
-				mark_repo(g, first + k, &w->r[k]);
-			free(w->r[k].revs);
-			free(w->r[k].refs);
-		}
-	}
-	free(w);
+	struct mark_run m = { g, berth_calloc(g->repos.n ? g->repos.n : 1, sizeof(*m.repos)) };
+	for (size_t i = 0; i < g->repos.n; i++)
+		m.repos[i].name = g->repos.items[i];
+	int rc =
+	    berth_team_run_ordered(g->team, read_step, mark_step, &m, g->repos.n, GC_READ_AHEAD);
+	/* a failed run leaves read repositories behind it unmarked */
+	for (size_t i = 0; i < g->repos.n; i++)
+		repo_release(&m.repos[i]);
+	free(m.repos);
 	return rc;
 }
 
