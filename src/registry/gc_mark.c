@@ -21,6 +21,7 @@
 #include "registry/link.h"
 #include "registry/manifest.h"
 #include "registry/paths.h"
+#include "registry/repo_walk.h"
 #include "storage/storage.h"
 
 /* The largest manifest GC will read (Distribution caps pushes at 4 MiB). */
@@ -50,44 +51,28 @@ struct repo {
 
 /* ---- repositories (as the catalog finds them) ---- */
 
-struct repo_walk {
-	struct berth_strvec children;
-	int is_repo;
-};
-
-static int repo_child(const char *path, void *payload)
+static void found_repo(const char *name, void *payload)
 {
-	struct repo_walk *w = payload;
-	const char *base = berth_gc__base_name(path);
-	if (base[0] == '_') {
-		if (strcmp(base, "_layers") == 0 || strcmp(base, "_manifests") == 0)
-			w->is_repo = 1;
-		return 0;
+	struct gc *g = payload;
+	berth_strvec_push(&g->repos, name);
+}
+
+/* g->repos, sorted. */
+static int find_repos(struct gc *g)
+{
+	struct berth_repo_walk w = { .found = found_repo, .payload = g };
+	int rc = berth_repo_walk(g->d, &w);
+	if (rc == BERTH_ENOTFOUND)
+		return 0; /* no repositories */
+	if (rc < 0) {
+		berth_gc__fail(g, "cannot list %s: %s", w.failed, berth_strerror(rc));
+		return rc;
 	}
-	berth_strvec_push(&w->children, path);
+	berth_strvec_sort(&g->repos);
 	return 0;
 }
 
-static int find_repos(struct gc *g, const char *dir)
-{
-	struct repo_walk w = { { 0 }, 0 };
-	int rc = berth_storage_list(g->d, dir, repo_child, &w);
-	if (rc == BERTH_ENOTFOUND)
-		rc = 0; /* vanished, or a plain file: nothing below */
-	if (rc < 0) {
-		berth_gc__fail(g, "cannot list %s: %s", dir, berth_strerror(rc));
-		goto out;
-	}
-	if (w.is_repo && strlen(dir) > strlen(BERTH_REPOS_ROOT "/"))
-		berth_strvec_push(&g->repos, dir + strlen(BERTH_REPOS_ROOT "/"));
-	for (size_t i = 0; i < w.children.n && rc == 0; i++)
-		rc = find_repos(g, w.children.items[i]);
-out:
-	berth_strvec_release(&w.children);
-	return rc;
-}
-
-/* ---- phase 1: mark ---- */
+/* ---- reading a repository ---- */
 
 struct list_ctx {
 	struct gc *g;
@@ -506,10 +491,9 @@ static int mark_repos(struct gc *g)
 int berth_gc__mark_phase(struct gc *g)
 {
 	berth_gc__progress(g, "mark: listing repositories");
-	int rc = find_repos(g, BERTH_REPOS_ROOT);
+	int rc = find_repos(g);
 	if (rc < 0)
 		return rc;
-	berth_strvec_sort(&g->repos);
 	g->st.repositories = g->repos.n;
 	if ((rc = mark_repos(g)) < 0)
 		return rc;
