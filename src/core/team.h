@@ -3,7 +3,9 @@
  * threads start with the team and wait between batches, so that a caller with many small
  * batches (garbage collection deletes in batches of 64) creates its threads once, not for each
  * batch. The calling thread works on each batch too. Threads inherit the creating thread's
- * nice value (gc_online.c lowers it first).
+ * nice value (gc_online.c lowers it first). A batch can also be an ordered pipeline (each item
+ * read on any thread, then used in order: garbage collection's mark phase reads repositories
+ * so, berth_team_run_ordered).
  */
 #ifndef BERTH_CORE_TEAM_H
 #define BERTH_CORE_TEAM_H
