@@ -238,7 +238,8 @@ struct tree_ctx {
 };
 
 /* A file listed below the repositories root: the repository it is in, when below _layers or
- * _manifests (as the directory walk finds them), pushed once for a run of files in one repository. */
+ * _manifests (as the directory walk finds them), pushed once for a run of files in one
+ * repository. */
 
 static int collect_file(const char *path, const struct berth_stat *st, void *payload)
 {
