@@ -92,6 +92,83 @@ void berth_team_run(struct berth_team *t, berth_team_fn fn, void *arg, size_t n)
 	pthread_mutex_unlock(&t->lock);
 }
 
+/* ---- the ordered pipeline ---- */
+
+struct ordered {
+	berth_team_step_fn step;
+	berth_team_then_fn then;
+	void *arg;
+	size_t n, max_held;
+	pthread_mutex_t lock;
+	pthread_cond_t moved; /* next moved on, or the run stopped */
+	uint8_t *stepped;     /* per item: its step returned */
+	size_t *weight;       /* per item: what its step returned */
+	size_t next;          /* the next item for then */
+	size_t held;          /* the weights of the items stepped and not yet through then */
+	int passing;          /* a thread is running then on items, in order */
+	int rc;               /* a then failed: the run stops */
+};
+
+/* Runs then on every item whose turn has come, in order (o->lock held; released meanwhile). One
+ * thread at a time: the others leave their items to it. */
+static void pass_in_order(struct ordered *o)
+{
+	if (o->passing)
+		return;
+	o->passing = 1;
+	while (o->rc == 0 && o->next < o->n && o->stepped[o->next]) {
+		size_t i = o->next;
+		pthread_mutex_unlock(&o->lock);
+		int rc = o->then(o->arg, i);
+		pthread_mutex_lock(&o->lock);
+		o->held -= o->weight[i];
+		o->next++;
+		if (rc < 0)
+			o->rc = rc;
+		pthread_cond_broadcast(&o->moved);
+	}
+	o->passing = 0;
+}
+
+static void ordered_item(void *arg, size_t i)
+{
+	struct ordered *o = arg;
+	pthread_mutex_lock(&o->lock);
+	/* Items are taken in order, so the next item for then has been taken already: its thread
+	 * never waits here, and the run always moves on. */
+	while (o->rc == 0 && i != o->next && o->held >= o->max_held)
+		pthread_cond_wait(&o->moved, &o->lock);
+	int stopped = o->rc < 0;
+	pthread_mutex_unlock(&o->lock);
+	if (stopped)
+		return;
+	size_t w = o->step(o->arg, i);
+	pthread_mutex_lock(&o->lock);
+	o->weight[i] = w;
+	o->stepped[i] = 1;
+	o->held += w;
+	pass_in_order(o);
+	pthread_mutex_unlock(&o->lock);
+}
+
+int berth_team_run_ordered(struct berth_team *t, berth_team_step_fn step, berth_team_then_fn then,
+			   void *arg, size_t n, size_t max_held)
+{
+	struct ordered o = { .step = step, .then = then, .arg = arg, .n = n, .max_held = max_held };
+	if (n == 0)
+		return 0;
+	pthread_mutex_init(&o.lock, NULL);
+	pthread_cond_init(&o.moved, NULL);
+	o.stepped = berth_calloc(n, sizeof(*o.stepped));
+	o.weight = berth_calloc(n, sizeof(*o.weight));
+	berth_team_run(t, ordered_item, &o, n);
+	free(o.stepped);
+	free(o.weight);
+	pthread_cond_destroy(&o.moved);
+	pthread_mutex_destroy(&o.lock);
+	return o.rc;
+}
+
 void berth_team_free(struct berth_team *t)
 {
 	if (!t)

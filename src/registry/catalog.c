@@ -22,6 +22,7 @@
 #include "core/util.h"
 #include "registry/paths.h"
 #include "registry/registry_int.h"
+#include "registry/repo_walk.h"
 #include "storage/storage.h"
 
 /* How often the directories are looked at for writers that do not bump the generation. */
@@ -195,26 +196,6 @@ void berth_catalog_repo_deleted(struct berth_registry *r)
 
 /* ---- the walk ---- */
 
-struct catalog_ctx {
-	struct berth_strvec children;
-	int is_repo;
-};
-
-static int collect_child(const char *path, void *payload)
-{
-	struct catalog_ctx *ctx = payload;
-	const char *base = strrchr(path, '/');
-	base = base ? base + 1 : path;
-	if (base[0] == '_') {
-		/* A directory holding _layers or _manifests is a repository (Distribution's catalog). */
-		if (strcmp(base, "_layers") == 0 || strcmp(base, "_manifests") == 0)
-			ctx->is_repo = 1;
-		return 0;
-	}
-	berth_strvec_push(&ctx->children, path);
-	return 0;
-}
-
 /* Records dir's version, taken before it is listed: a child added after the stat changes it. */
 static int note_dir(struct catalog_walk *w, struct berth_registry *r, const char *dir)
 {
@@ -229,30 +210,26 @@ static int note_dir(struct catalog_walk *w, struct berth_registry *r, const char
 	return 0;
 }
 
-/* Depth-first over the repositories tree; never descends into _layers/_manifests/_uploads. */
-static int catalog_dir(struct berth_registry *r, const char *dir, struct berth_strvec *out, struct catalog_walk *w)
+/* The walk of the repositories tree (registry/repo_walk.h), noting each directory's version. */
+struct dir_walk {
+	struct berth_registry *r;
+	struct berth_strvec *out;
+	struct catalog_walk *w;
+};
+
+static int enter_dir(const char *dir, void *payload)
 {
-	struct catalog_ctx ctx = { { 0 }, 0 };
-	int rc = note_dir(w, r, dir);
-	if (rc == 0)
-		rc = berth_storage_list(r->driver, dir, collect_child, &ctx);
-	if (rc < 0)
-		goto out;
-	if (ctx.is_repo && strlen(dir) > strlen(BERTH_REPOS_ROOT "/"))
-		berth_strvec_push(out, dir + strlen(BERTH_REPOS_ROOT "/"));
-	for (size_t i = 0; i < ctx.children.n; i++) {
-		if (berth_looks_stopping(r)) { /* a look's walk gives up at shutdown */
-			rc = BERTH_ERROR;
-			goto out;
-		}
-		rc = catalog_dir(r, ctx.children.items[i], out, w);
-		if (rc < 0 && rc != BERTH_ENOTFOUND)
-			goto out;
-	}
-	rc = 0;
-out:
-	berth_strvec_release(&ctx.children);
-	return rc;
+	struct dir_walk *c = payload;
+	/* a look's walk gives up at shutdown */
+	if (strcmp(dir, BERTH_REPOS_ROOT) != 0 && berth_looks_stopping(c->r))
+		return BERTH_ERROR;
+	return note_dir(c->w, c->r, dir);
+}
+
+static void found_repo(const char *name, void *payload)
+{
+	struct dir_walk *c = payload;
+	berth_strvec_push(c->out, name);
 }
 
 struct tree_ctx {
@@ -261,7 +238,8 @@ struct tree_ctx {
 };
 
 /* A file listed below the repositories root: the repository it is in, when below _layers or
- * _manifests (as catalog_dir finds them), pushed once for a run of files in one repository. */
+ * _manifests (as the directory walk finds them), pushed once for a run of files in one
+ * repository. */
 
 static int collect_file(const char *path, const struct berth_stat *st, void *payload)
 {
@@ -288,7 +266,10 @@ static int catalog_walk(struct berth_strvec *out, struct catalog_walk *w, struct
 		w->unversioned = 1;
 		rc = berth_storage_list_tree(r->driver, BERTH_REPOS_ROOT, collect_file, &t);
 	} else {
-		rc = catalog_dir(r, BERTH_REPOS_ROOT, out, w);
+		struct dir_walk c = { r, out, w };
+		struct berth_repo_walk walk = { .entering = enter_dir, .found = found_repo };
+		walk.payload = &c;
+		rc = berth_repo_walk(r->driver, &walk);
 	}
 	if (rc == BERTH_ENOTFOUND) {
 		/* No repositories yet: the root's appearance is what will change. */

@@ -2,10 +2,8 @@
  * Garbage collection (see gc.h): mark every blob a kept manifest needs, then sweep the rest.
  *
  * Phases, in the order Distribution's MarkAndSweep runs them:
- *   1. mark, repository by repository (sorted): list revisions, read and parse each manifest,
- *      decide which revisions are kept (GC_DELETERS repositories read at once, on the team of
- *      threads that deletes later), then mark what they reference (in order, on this thread).
- *      Any storage error here aborts the run before anything is deleted.
+ *   1. mark (gc_mark.c), repository by repository: which revisions are kept, and every blob
+ *      they reference. Any storage error here aborts the run before anything is deleted.
  *   2. (delete_untagged) remove the revisions that were not kept, with their tag index entries.
  *   3. enumerate blobs/ (a walk where the driver lists a tree at once, else listings of
  *      blobs/<alg>/<xx>/, stat'ing only unmarked blobs), remove every blob dir not marked.
@@ -15,7 +13,6 @@
 #include "registry/gc.h"
 
 #include <inttypes.h>
-#include <jansson.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,9 +24,9 @@
 #include "core/team.h"
 #include "core/util.h"
 #include "core/vec.h"
+#include "registry/gc_int.h"
 #include "registry/gc_shared.h"
 #include "registry/link.h"
-#include "registry/manifest.h"
 #include "registry/paths.h"
 #include "registry/pulls.h"
 #include "registry/reference.h"
@@ -41,91 +38,29 @@
 #include <pthread.h>
 #include <time.h>
 
-/* The largest manifest GC will read (Distribution caps pushes at 4 MiB). */
-#define GC_MANIFEST_MAX (64u << 20)
-#define GC_PROGRESS_EVERY 1000
+/* ---- the run: its reports and the marked set (gc_int.h) ---- */
 
-static const char *alg_str(uint8_t alg)
+const char *berth_gc__alg_str(uint8_t alg)
 {
 	return alg == BERTH_ALG_SHA512 ? "sha512" : "sha256";
 }
 
-/* ---- the run ---- */
-
-/* A revision of the repository being marked. */
-struct rev {
-	struct berth_oid d;
-	struct berth_oid subject;
-	size_t ref_off, ref_n; /* into repo.refs */
-	uint8_t has_subject;
-	uint8_t missing; /* its blob is gone: reported, never marked nor deleted */
-	uint8_t tagged;
-	uint8_t young; /* online: its blob was pushed or referenced within the delay */
-	uint8_t kept;
-};
-
-struct repo {
-	const char *name;
-	struct rev *revs;
-	size_t n, alloc;
-	struct berth_oid *refs;
-	size_t nrefs, refs_alloc;
-	int keep_all; /* tags unreadable: keep every revision */
-};
-
-/* A revision to delete (phase 2). */
-struct doomed {
-	size_t repo;
-	struct berth_oid d;
-};
-
-/* Unmarked blobs found by the sweep, one flat array per algorithm: key then u64 size. */
-struct sweeplist {
-	size_t esz;
-	uint8_t *data;
-	size_t n, alloc;
-};
-
-struct gc {
-	struct berth_storage_driver *d;
-	const struct berth_gc_options *o;
-	struct berth_gc_stats st;
-	struct berth_map mark256, mark512; /* struct berth_oid id bytes, 32 or 64 */
-	struct berth_strvec repos;
-	struct doomed *doomed;
-	size_t ndoomed, doomed_alloc;
-	struct sweeplist sweep256, sweep512;
-	int first_err; /* first sweep failure */
-	/* online (o->registry): only what is older than this (blob data mtime, seconds) goes */
-	int64_t cutoff;
-	int held; /* the sweep lock is held exclusively */
-	/* online: this instance's sweep notice for the batch (gc_shared.h) is up; nothing of the
-	 * batch is deleted from deadline_ms on (wall clock) */
-	int noticed;
-	int64_t deadline_ms;
-	struct berth_team *team; /* reads repositories, then deletes */
-	pthread_mutex_t report_lock; /* problems and progress come from the team's threads too */
-};
-
-static void say(struct gc *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void progress(struct gc *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void warn(struct gc *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fail(struct gc *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void item(struct gc *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* A per-item report line (stdout in the CLI), unless quiet. */
-static void say(struct gc *g, const char *fmt, ...)
+/* say and item lock o->out for their line: the mark phase writes it while its other threads
+ * read repositories and report problems (gc_mark.c). */
+void berth_gc__say(struct gc *g, const char *fmt, ...)
 {
 	if (g->o->quiet || !g->o->out)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
+	pthread_mutex_lock(&g->report_lock);
 	vfprintf(g->o->out, fmt, ap);
-	va_end(ap);
 	fputc('\n', g->o->out);
+	pthread_mutex_unlock(&g->report_lock);
+	va_end(ap);
 }
 
-static void progress(struct gc *g, const char *fmt, ...)
+void berth_gc__progress(struct gc *g, const char *fmt, ...)
 {
 	if (g->o->quiet || !g->o->progress)
 		return;
@@ -164,7 +99,7 @@ static void problem(struct gc *g, int is_error, const char *fmt, va_list ap)
 }
 
 /* A problem that does not stop the run. */
-static void warn(struct gc *g, const char *fmt, ...)
+void berth_gc__warn(struct gc *g, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -172,7 +107,7 @@ static void warn(struct gc *g, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void fail(struct gc *g, const char *fmt, ...)
+void berth_gc__fail(struct gc *g, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -181,7 +116,7 @@ static void fail(struct gc *g, const char *fmt, ...)
 }
 
 /* An item eligible for deletion: a report line offline, a log line online. */
-static void item(struct gc *g, const char *fmt, ...)
+void berth_gc__item(struct gc *g, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -190,8 +125,10 @@ static void item(struct gc *g, const char *fmt, ...)
 		if (g->o->quiet || !g->o->out)
 			return;
 		va_start(ap, fmt);
+		pthread_mutex_lock(&g->report_lock);
 		vfprintf(g->o->out, fmt, ap);
 		fputc('\n', g->o->out);
+		pthread_mutex_unlock(&g->report_lock);
 	} else if (g->o->dry_run) {
 		log_line(BERTH_LOG_INFO, "(dry run) ", fmt, ap);
 	} else if (berth_log_enabled(BERTH_LOG_DEBUG)) {
@@ -206,7 +143,7 @@ static void sweep_failed(struct gc *g, int rc)
 		g->first_err = rc;
 }
 
-static int mark(struct gc *g, const struct berth_oid *d)
+int berth_gc__mark(struct gc *g, const struct berth_oid *d)
 {
 	int added;
 	berth_map_add(d->alg == BERTH_ALG_SHA512 ? &g->mark512 : &g->mark256, d->id, &added);
@@ -219,15 +156,13 @@ static int marked(const struct gc *g, const struct berth_oid *d)
 	return berth_map_find(m, d->id) != NULL;
 }
 
-static const char *base_name(const char *path)
+const char *berth_gc__base_name(const char *path)
 {
 	const char *s = strrchr(path, '/');
 	return s ? s + 1 : path;
 }
 
-static int fmt_path(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int fmt_path(char *out, const char *fmt, ...)
+int berth_gc__fmt_path(char *out, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -245,7 +180,6 @@ static int fmt_path(char *out, const char *fmt, ...)
  * journal, each freed block is a discard the unlink waits for, and they overlap too). Online,
  * the sweep lock is held exclusively for one batch: a push waits for at most one batch.
  */
-#define GC_DELETERS 8
 #define GC_BATCH 64
 
 /*
@@ -324,7 +258,8 @@ static void notice_up(struct gc *g, const struct berth_oid *d, size_t n)
 		if (was) /* the last one, whose items are done, would stay up until it expires */
 			berth_gc_notice_clear(g->o->registry);
 		g->deadline_ms = 0;
-		warn(g, "cannot write the sweep notice: %s; keeping %zu items", berth_strerror(rc), n);
+		berth_gc__warn(g, "cannot write the sweep notice: %s; keeping %zu items",
+			       berth_strerror(rc), n);
 	}
 }
 
@@ -434,425 +369,11 @@ static void forget_blob(struct gc *g, const char *ds)
 	berth_reg_cache_remove(g->o->registry->descriptors, key);
 }
 
-/* ---- repositories (as the catalog finds them) ---- */
-
-struct repo_walk {
-	struct berth_strvec children;
-	int is_repo;
-};
-
-static int repo_child(const char *path, void *payload)
-{
-	struct repo_walk *w = payload;
-	const char *base = base_name(path);
-	if (base[0] == '_') {
-		if (strcmp(base, "_layers") == 0 || strcmp(base, "_manifests") == 0)
-			w->is_repo = 1;
-		return 0;
-	}
-	berth_strvec_push(&w->children, path);
-	return 0;
-}
-
-static int find_repos(struct gc *g, const char *dir)
-{
-	struct repo_walk w = { { 0 }, 0 };
-	int rc = berth_storage_list(g->d, dir, repo_child, &w);
-	if (rc == BERTH_ENOTFOUND)
-		rc = 0; /* vanished, or a plain file: nothing below */
-	if (rc < 0) {
-		fail(g, "cannot list %s: %s", dir, berth_strerror(rc));
-		goto out;
-	}
-	if (w.is_repo && strlen(dir) > strlen(BERTH_REPOS_ROOT "/"))
-		berth_strvec_push(&g->repos, dir + strlen(BERTH_REPOS_ROOT "/"));
-	for (size_t i = 0; i < w.children.n && rc == 0; i++)
-		rc = find_repos(g, w.children.items[i]);
-out:
-	berth_strvec_release(&w.children);
-	return rc;
-}
-
-/* ---- phase 1: mark ---- */
-
-struct list_ctx {
-	struct gc *g;
-	struct repo *r;
-	uint8_t alg;
-	int rc;
-};
-
-static int add_revision(const char *path, void *payload)
-{
-	struct list_ctx *c = payload;
-	struct rev v;
-	memset(&v, 0, sizeof(v));
-	const char *alg = alg_str(c->alg);
-	if (berth_oid_from_parts(&v.d, alg, strlen(alg), base_name(path)) < 0)
-		return 0; /* not a digest: not ours to judge */
-	char link[BERTH_PATH_MAX];
-	struct berth_stat st;
-	if (fmt_path(link, "%s/link", path) < 0)
-		return 0;
-	int rc = berth_storage_stat(&st, c->g->d, link);
-	if (rc == BERTH_ENOTFOUND || (rc == 0 && st.is_dir))
-		return 0; /* no link: not a revision (Distribution only enumerates link files) */
-	if (rc < 0) {
-		fail(c->g, "cannot stat %s: %s", link, berth_strerror(rc));
-		c->rc = rc;
-		return 1;
-	}
-	BERTH_VEC_GROW(c->r->revs, c->r->n + 1, c->r->alloc);
-	c->r->revs[c->r->n++] = v;
-	return 0;
-}
-
-static void add_ref(struct repo *r, const struct berth_oid *d)
-{
-	BERTH_VEC_GROW(r->refs, r->nrefs + 1, r->refs_alloc);
-	r->refs[r->nrefs++] = *d;
-}
-
-static void add_ref_str(struct repo *r, const char *s)
-{
-	struct berth_oid d;
-	if (s && berth_oid_parse(&d, s) == 0)
-		add_ref(r, &d);
-}
-
-static void lenient_digests(struct repo *r, json_t *arr, const char *key)
-{
-	size_t i;
-	json_t *it;
-	if (!json_is_array(arr))
-		return;
-	json_array_foreach(arr, i, it)
-		add_ref_str(r, json_string_value(json_object_get(it, key)));
-}
-
-/*
- * A manifest that does not validate (schema1, an OCI 1.1-rc artifact manifest, a body edited by
- * hand...): keep every digest its JSON names where a manifest names blobs, so that nothing it may
- * need is deleted. Distribution reads schema1's fsLayers[].blobSum as its references.
- */
-static void lenient_refs(struct repo *r, struct rev *v, const char *body, size_t len)
-{
-	json_t *root = json_loadb(body, len, 0, NULL);
-	if (!json_is_object(root)) {
-		json_decref(root);
-		return;
-	}
-	add_ref_str(r, json_string_value(json_object_get(json_object_get(root, "config"), "digest")));
-	lenient_digests(r, json_object_get(root, "layers"), "digest");
-	lenient_digests(r, json_object_get(root, "manifests"), "digest");
-	lenient_digests(r, json_object_get(root, "blobs"), "digest");
-	lenient_digests(r, json_object_get(root, "fsLayers"), "blobSum");
-	const char *subject = json_string_value(json_object_get(json_object_get(root, "subject"), "digest"));
-	if (subject && berth_oid_parse(&v->subject, subject) == 0)
-		v->has_subject = 1;
-	json_decref(root);
-}
-
-/* Reads and parses revision i, recording what it references. <0 only for storage errors. */
-static int load_revision(struct gc *g, struct repo *r, size_t i)
-{
-	struct rev *v = &r->revs[i];
-	char ds[BERTH_DIGEST_STR_MAX], path[BERTH_PATH_MAX];
-	char *body = NULL;
-	size_t len = 0;
-
-	berth_oid_fmt(ds, &v->d);
-	v->ref_off = r->nrefs;
-	int rc = berth_path_blob_data(path, ds);
-	if (rc < 0)
-		return rc;
-	rc = berth_storage_get_content(&body, &len, g->d, path, GC_MANIFEST_MAX);
-	if (rc == BERTH_ENOTFOUND) {
-		warn(g, "%s: manifest %s: blob is missing, skipping it", r->name, ds);
-		v->missing = 1;
-		return 0;
-	}
-	if (rc == BERTH_ETOOLARGE) {
-		warn(g, "%s: manifest %s: larger than %u bytes, not reading what it references",
-		     r->name, ds, GC_MANIFEST_MAX);
-		return 0;
-	}
-	if (rc < 0) {
-		fail(g, "%s: cannot read manifest %s: %s", r->name, ds, berth_strerror(rc));
-		return rc;
-	}
-
-	struct berth_manifest *m = NULL;
-	rc = berth_manifest_parse(&m, NULL, body, len);
-	if (rc == 0) {
-		if (m->has_config)
-			add_ref_str(r, m->config.digest);
-		for (size_t k = 0; k < m->n_layers; k++)
-			add_ref_str(r, m->layers[k].digest);
-		for (size_t k = 0; k < m->n_manifests; k++)
-			add_ref_str(r, m->manifests[k].digest);
-		if (m->has_subject && berth_oid_parse(&v->subject, m->subject.digest) == 0)
-			v->has_subject = 1;
-		berth_manifest_free(m);
-	} else if (rc == BERTH_EINVALID || rc == BERTH_EDIGEST || rc == BERTH_EUNSUPPORTED) {
-		warn(g, "%s: manifest %s does not parse (%s); keeping the digests its JSON names",
-		     r->name, ds, berth_err_reason(rc));
-		lenient_refs(r, v, body, len);
-		rc = 0;
-	} else {
-		fail(g, "%s: cannot parse manifest %s: %s", r->name, ds, berth_strerror(rc));
-	}
-	free(body);
-	v->ref_n = r->nrefs - v->ref_off;
-	return rc;
-}
-
-static struct rev *find_rev(struct repo *r, const struct berth_oid *d)
-{
-	return bsearch(d, r->revs, r->n, sizeof(*r->revs), berth_oid_cmp);
-}
-
-struct tag_ctx {
-	struct gc *g;
-	struct repo *r;
-	int rc;
-};
-
-static int read_tag(const char *path, void *payload)
-{
-	struct tag_ctx *c = payload;
-	char link[BERTH_PATH_MAX];
-	char *body = NULL;
-	size_t len = 0;
-	if (fmt_path(link, "%s/current/link", path) < 0)
-		return 0;
-	int rc = berth_storage_get_content(&body, &len, c->g->d, link, BERTH_LINK_MAX);
-	if (rc == BERTH_ENOTFOUND)
-		return 0; /* a tag without current link names nothing (as Distribution's Lookup) */
-	if (rc < 0 && rc != BERTH_ETOOLARGE) {
-		fail(c->g, "%s: cannot read %s: %s", c->r->name, link, berth_strerror(rc));
-		c->rc = rc;
-		return 1;
-	}
-	char s[BERTH_DIGEST_STR_MAX];
-	struct berth_oid d;
-	if (rc == 0)
-		rc = berth_link_parse(s, body, len);
-	if (rc < 0 || berth_oid_parse(&d, s) < 0) {
-		warn(c->g, "%s: tag %s: unreadable current link; keeping every manifest "
-		     "of the repository", c->r->name, base_name(path));
-		c->r->keep_all = 1;
-	} else {
-		struct rev *v = find_rev(c->r, &d);
-		if (v)
-			v->tagged = 1;
-	}
-	free(body);
-	return 0;
-}
-
-/* Marks, within the repository, every revision reachable from the stack (already kept). */
-static void keep_closure(struct repo *r, size_t *stack, size_t sp)
-{
-	while (sp) {
-		struct rev *v = &r->revs[stack[--sp]];
-		for (size_t k = 0; k < v->ref_n; k++) {
-			struct rev *c = find_rev(r, &r->refs[v->ref_off + k]);
-			if (c && !c->kept) {
-				c->kept = 1;
-				stack[sp++] = (size_t)(c - r->revs);
-			}
-		}
-	}
-}
-
-/*
- * Which revisions stay. Without delete_untagged: all. With it: the tagged ones (and online
- * the young ones: a child pushed before its index, a manifest just pushed by digest), what they
- * reference that is a revision here (index children, transitively), and the revisions whose
- * subject stays (referrers, transitively), until nothing changes.
- */
-static void decide_kept(struct repo *r, int delete_untagged)
-{
-	if (!delete_untagged || r->keep_all) {
-		for (size_t i = 0; i < r->n; i++)
-			r->revs[i].kept = 1;
-		return;
-	}
-	size_t *stack = berth_malloc((r->n ? r->n : 1) * sizeof(*stack));
-	size_t sp = 0;
-	for (size_t i = 0; i < r->n; i++) {
-		if (r->revs[i].tagged || r->revs[i].young) {
-			r->revs[i].kept = 1;
-			stack[sp++] = i;
-		}
-	}
-	for (;;) {
-		keep_closure(r, stack, sp);
-		sp = 0;
-		for (size_t i = 0; i < r->n; i++) {
-			struct rev *v = &r->revs[i];
-			if (v->kept || !v->has_subject)
-				continue;
-			struct rev *s = find_rev(r, &v->subject);
-			if (s && s->kept) {
-				v->kept = 1;
-				stack[sp++] = i;
-			}
-		}
-		if (!sp)
-			break;
-	}
-	free(stack);
-}
-
-/* Online: which untagged revisions are younger than the cutoff (by their blob's mtime). */
-static void find_young(struct gc *g, struct repo *r)
-{
-	char ds[BERTH_DIGEST_STR_MAX], path[BERTH_PATH_MAX];
-	struct berth_stat st;
-	for (size_t i = 0; i < r->n; i++) {
-		struct rev *v = &r->revs[i];
-		if (v->tagged || v->missing)
-			continue;
-		berth_oid_fmt(ds, &v->d);
-		if (berth_path_blob_data(path, ds) < 0)
-			continue;
-		int rc = berth_storage_stat(&st, g->d, path);
-		v->young = rc < 0 || st.mtime >= g->cutoff; /* unsure: keep */
-	}
-}
-
-/*
- * Reads repository r->name (any thread of the team): its revisions, their manifests, its tags,
- * then which revisions stay (r->revs[].kept). <0: a storage error (reported), the run aborts.
- */
-static int load_repo(struct gc *g, struct repo *r)
-{
-	char path[BERTH_PATH_MAX];
-	int rc = 0;
-
-	for (uint8_t alg = BERTH_ALG_SHA256; alg <= BERTH_ALG_SHA512; alg++) {
-		struct list_ctx c = { g, r, alg, 0 };
-		if ((rc = fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/revisions/%s", r->name,
-				   alg_str(alg))) < 0)
-			return rc;
-		rc = berth_storage_list(g->d, path, add_revision, &c);
-		if (c.rc < 0)
-			rc = c.rc;
-		if (rc == BERTH_ENOTFOUND)
-			rc = 0;
-		if (rc < 0) {
-			fail(g, "%s: cannot list %s: %s", r->name, path, berth_strerror(rc));
-			return rc;
-		}
-	}
-	if (r->n > 1)
-		qsort(r->revs, r->n, sizeof(*r->revs), berth_oid_cmp);
-
-	for (size_t i = 0; i < r->n; i++) {
-		if ((rc = load_revision(g, r, i)) < 0)
-			return rc;
-		if ((i + 1) % GC_PROGRESS_EVERY == 0)
-			progress(g, "mark: %s: read %zu/%zu manifests", r->name, i + 1, r->n);
-	}
-
-	if (g->o->delete_untagged) {
-		struct tag_ctx c = { g, r, 0 };
-		if ((rc = fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags", r->name)) < 0)
-			return rc;
-		rc = berth_storage_list(g->d, path, read_tag, &c);
-		if (c.rc < 0)
-			rc = c.rc;
-		if (rc == BERTH_ENOTFOUND)
-			rc = 0;
-		if (rc < 0) {
-			fail(g, "%s: cannot list tags: %s", r->name, berth_strerror(rc));
-			return rc;
-		}
-	}
-	if (g->o->registry && g->o->delete_untagged && !r->keep_all)
-		find_young(g, r);
-	decide_kept(r, g->o->delete_untagged);
-	return 0;
-}
-
-/* Marks what the loaded repository ri keeps, and queues the rest for deletion (this thread,
- * in repository order: the report lines come in Distribution's order). */
-static void mark_repo(struct gc *g, size_t ri, struct repo *r)
-{
-	char ds[BERTH_DIGEST_STR_MAX];
-	say(g, "%s", r->name);
-	for (size_t i = 0; i < r->n; i++) {
-		struct rev *v = &r->revs[i];
-		if (v->missing)
-			continue;
-		berth_oid_fmt(ds, &v->d);
-		if (!v->kept) {
-			if (!g->o->registry)
-				item(g, "%s: manifest eligible for deletion: %s", r->name, ds);
-			BERTH_VEC_GROW(g->doomed, g->ndoomed + 1, g->doomed_alloc);
-			g->doomed[g->ndoomed].repo = ri;
-			g->doomed[g->ndoomed].d = v->d;
-			g->ndoomed++;
-			continue;
-		}
-		say(g, "%s: marking manifest %s", r->name, ds);
-		mark(g, &v->d);
-		g->st.manifests_marked++;
-		for (size_t k = 0; k < v->ref_n; k++) {
-			const struct berth_oid *ref = &r->refs[v->ref_off + k];
-			if (mark(g, ref)) {
-				berth_oid_fmt(ds, ref);
-				say(g, "%s: marking blob %s", r->name, ds);
-			}
-		}
-	}
-	progress(g, "mark: repository %zu/%zu %s: %zu manifests", ri + 1, g->repos.n, r->name, r->n);
-}
-
-/* Repositories are read GC_DELETERS at a time, on the team (reading and parsing manifests is
- * CPU and page cache), and marked in order as each window is read. */
-struct load_window {
-	struct gc *g;
-	struct repo r[GC_DELETERS];
-	int rc[GC_DELETERS];
-};
-
-static void load_item(void *arg, size_t k)
-{
-	struct load_window *w = arg;
-	w->rc[k] = load_repo(w->g, &w->r[k]);
-}
-
-static int mark_repos(struct gc *g)
-{
-	struct load_window *w = berth_calloc(1, sizeof(*w));
-	int rc = 0;
-	w->g = g;
-	for (size_t first = 0; first < g->repos.n && rc == 0; first += GC_DELETERS) {
-		size_t n = g->repos.n - first < GC_DELETERS ? g->repos.n - first : GC_DELETERS;
-		for (size_t k = 0; k < n; k++) {
-			memset(&w->r[k], 0, sizeof(w->r[k]));
-			w->r[k].name = g->repos.items[first + k];
-		}
-		berth_team_run(g->team, load_item, w, n);
-		for (size_t k = 0; k < n; k++) {
-			if (rc == 0 && (rc = w->rc[k]) == 0)
-				mark_repo(g, first + k, &w->r[k]);
-			free(w->r[k].revs);
-			free(w->r[k].refs);
-		}
-	}
-	free(w);
-	return rc;
-}
-
 /* ---- phase 2: untagged manifests ---- */
 
 static int push_tag(const char *path, void *payload)
 {
-	berth_strvec_push(payload, base_name(path));
+	berth_strvec_push(payload, berth_gc__base_name(path));
 	return 0;
 }
 
@@ -876,8 +397,8 @@ static int index_entry(const char *path, void *payload)
 {
 	struct index_ctx *c = payload;
 	struct tag_entry e = { .tag = c->tag };
-	const char *alg = alg_str(c->alg);
-	if (berth_oid_from_parts(&e.d, alg, strlen(alg), base_name(path)) < 0 ||
+	const char *alg = berth_gc__alg_str(c->alg);
+	if (berth_oid_from_parts(&e.d, alg, strlen(alg), berth_gc__base_name(path)) < 0 ||
 	    !bsearch(&e.d, c->doomed, c->ndoomed, sizeof(*c->doomed), doomed_cmp))
 		return 0;
 	BERTH_VEC_GROW(c->x->e, c->x->n + 1, c->x->alloc);
@@ -896,10 +417,10 @@ static void tag_index_load(struct gc *g, struct tag_index *x, const char *repo, 
 	char path[BERTH_PATH_MAX];
 	berth_strvec_release(&x->tags);
 	x->n = 0;
-	if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags", repo) == 0) {
+	if (berth_gc__fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags", repo) == 0) {
 		int rc = berth_storage_list(g->d, path, push_tag, &x->tags);
 		if (rc < 0 && rc != BERTH_ENOTFOUND) {
-			fail(g, "%s: cannot list tags: %s", repo, berth_strerror(rc));
+			berth_gc__fail(g, "%s: cannot list tags: %s", repo, berth_strerror(rc));
 			sweep_failed(g, rc);
 		}
 	}
@@ -918,8 +439,9 @@ static void tag_index_load(struct gc *g, struct tag_index *x, const char *repo, 
 			if (!algs[alg])
 				continue;
 			struct index_ctx c = { g, x, t, doomed, n, alg };
-			int rc = fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags/%s/index/%s", repo,
-					  x->tags.items[t], alg_str(alg));
+			int rc = berth_gc__fmt_path(
+			    path, BERTH_REPOS_ROOT "/%s/_manifests/tags/%s/index/%s", repo,
+			    x->tags.items[t], berth_gc__alg_str(alg));
 			if (rc == 0)
 				rc = berth_storage_list(g->d, path, index_entry, &c);
 			if (rc < 0 && rc != BERTH_ENOTFOUND) {
@@ -958,8 +480,8 @@ static int remove_tag_entry(struct gc *g, const char *repo, const char *tag, con
 {
 	char path[BERTH_PATH_MAX], hex[129];
 	berth_oid_hex(hex, d);
-	int rc = fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags/%s/index/%s/%s", repo, tag,
-			  alg_str(d->alg), hex);
+	int rc = berth_gc__fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags/%s/index/%s/%s",
+				    repo, tag, berth_gc__alg_str(d->alg), hex);
 	if (rc == 0)
 		rc = berth_storage_remove(g->d, path);
 	return rc == BERTH_ENOTFOUND ? 0 : rc;
@@ -971,7 +493,8 @@ static int remove_repo_entry(struct gc *g, const char *repo, const char *part, c
 {
 	char path[BERTH_PATH_MAX], hex[129];
 	berth_oid_hex(hex, d);
-	int rc = fmt_path(path, BERTH_REPOS_ROOT "/%s/%s/%s/%s", repo, part, alg_str(d->alg), hex);
+	int rc = berth_gc__fmt_path(path, BERTH_REPOS_ROOT "/%s/%s/%s/%s", repo, part,
+				    berth_gc__alg_str(d->alg), hex);
 	if (rc == 0)
 		rc = berth_storage_remove(g->d, path);
 	return rc == BERTH_ENOTFOUND ? GONE_DELETED : rc;
@@ -1044,18 +567,20 @@ static void manifests_done(struct gc *g, const struct batch *b)
 			continue;
 		}
 		if (b->rc[k] < 0 && b->checking[k]) {
-			warn(g, "%s: cannot stat manifest %s: %s; keeping it", b->repo, ds, berth_strerror(b->rc[k]));
+			berth_gc__warn(g, "%s: cannot stat manifest %s: %s; keeping it", b->repo,
+				       ds, berth_strerror(b->rc[k]));
 			continue;
 		}
 		if (g->o->registry)
-			item(g, "%s: manifest eligible for deletion: %s", b->repo, ds);
+			berth_gc__item(g, "%s: manifest eligible for deletion: %s", b->repo, ds);
 		if (b->extra_rc[k] < 0) {
-			fail(g, "%s: cannot delete a tag index link of %s: %s", b->repo, ds,
-			     berth_strerror(b->extra_rc[k]));
+			berth_gc__fail(g, "%s: cannot delete a tag index link of %s: %s", b->repo,
+				       ds, berth_strerror(b->extra_rc[k]));
 			sweep_failed(g, b->extra_rc[k]);
 		}
 		if (b->rc[k] < 0) {
-			fail(g, "%s: cannot delete manifest %s: %s", b->repo, ds, berth_strerror(b->rc[k]));
+			berth_gc__fail(g, "%s: cannot delete manifest %s: %s", b->repo, ds,
+				       berth_strerror(b->rc[k]));
 			sweep_failed(g, b->rc[k]);
 			continue;
 		}
@@ -1090,7 +615,8 @@ static void delete_manifests(struct gc *g)
 		if (g->o->dry_run) {
 			if (g->o->registry) {
 				berth_oid_fmt(ds, &m->d);
-				item(g, "%s: manifest eligible for deletion: %s", name, ds);
+				berth_gc__item(g, "%s: manifest eligible for deletion: %s",
+					       name, ds);
 			}
 			g->st.manifests_deleted++;
 			continue;
@@ -1172,14 +698,14 @@ static void scanned(struct gc *g, const struct berth_oid *d, const struct berth_
 	if (!st || marked(g, d)) {
 		/* referenced */
 	} else if (g->o->registry && st->mtime >= g->cutoff) {
-		mark(g, d); /* young: it stays, and so do its layer links */
+		berth_gc__mark(g, d); /* young: it stays, and so do its layer links */
 		g->st.young_kept++;
 	} else {
 		sweep_push(d->alg == BERTH_ALG_SHA512 ? &g->sweep512 : &g->sweep256, d, st->size);
 	}
 	if (g->st.blobs_scanned % GC_PROGRESS_EVERY == 0)
-		progress(g, "sweep: scanned %" PRIu64 " blobs, %zu unreferenced", g->st.blobs_scanned,
-			 g->sweep256.n + g->sweep512.n);
+		berth_gc__progress(g, "sweep: scanned %" PRIu64 " blobs, %zu unreferenced",
+				   g->st.blobs_scanned, g->sweep256.n + g->sweep512.n);
 }
 
 /* Walk (a driver that lists a whole tree at once, S3): every object comes with its stat. */
@@ -1204,7 +730,7 @@ static int list_blob_dir(const char *path, void *payload)
 	char data[BERTH_PATH_MAX];
 	struct berth_oid d;
 	struct berth_stat st;
-	if (fmt_path(data, "%s/data", path) < 0 || blob_path_digest(data, &d) < 0)
+	if (berth_gc__fmt_path(data, "%s/data", path) < 0 || blob_path_digest(data, &d) < 0)
 		return 0; /* not a blob directory */
 	if (marked(g, &d)) {
 		scanned(g, &d, NULL);
@@ -1214,7 +740,7 @@ static int list_blob_dir(const char *path, void *payload)
 	if (rc == BERTH_ENOTFOUND || (rc == 0 && st.is_dir))
 		return 0; /* no data: not a blob (as a walk finds none) */
 	if (rc < 0) {
-		warn(g, "cannot stat %s: %s; keeping it", data, berth_strerror(rc));
+		berth_gc__warn(g, "cannot stat %s: %s; keeping it", data, berth_strerror(rc));
 		return 0;
 	}
 	scanned(g, &d, &st);
@@ -1275,18 +801,22 @@ static void blobs_done(struct gc *g, const struct batch *b)
 	for (size_t k = 0; k < b->n; k++) {
 		berth_oid_fmt(ds, &b->d[k]);
 		if (b->rc[k] == GONE_KEPT_YOUNG) {
-			mark(g, &b->d[k]); /* linked, re-pushed or referenced since the walk: stays */
+			/* linked, re-pushed or referenced since the walk: stays */
+			berth_gc__mark(g, &b->d[k]);
 			g->st.young_kept++;
 		} else if (b->rc[k] == GONE_KEPT_LATE) {
-			mark(g, &b->d[k]); /* left for the next run, with its layer links */
+			/* left for the next run, with its layer links */
+			berth_gc__mark(g, &b->d[k]);
 		} else if (b->rc[k] < 0 && b->checking[k]) {
-			warn(g, "cannot stat blob %s: %s; keeping it", ds, berth_strerror(b->rc[k]));
+			berth_gc__warn(g, "cannot stat blob %s: %s; keeping it", ds,
+				       berth_strerror(b->rc[k]));
 		} else if (b->rc[k] < 0) {
-			item(g, "blob eligible for deletion: %s", ds);
-			fail(g, "cannot delete blob %s: %s", ds, berth_strerror(b->rc[k]));
+			berth_gc__item(g, "blob eligible for deletion: %s", ds);
+			berth_gc__fail(g, "cannot delete blob %s: %s", ds,
+				       berth_strerror(b->rc[k]));
 			sweep_failed(g, b->rc[k]);
 		} else if (b->rc[k] == GONE_DELETED) {
-			item(g, "blob eligible for deletion: %s", ds);
+			berth_gc__item(g, "blob eligible for deletion: %s", ds);
 			g->st.blobs_deleted++;
 			g->st.bytes_freed += b->size[k];
 		}
@@ -1300,11 +830,12 @@ static uint64_t sweep_blobs(struct gc *g)
 	g->st.scan_ns = berth_now_ns() - t0;
 	if (rc < 0 && rc != BERTH_ENOTFOUND) {
 		/* What was found so far is unmarked all the same: still swept. */
-		fail(g, "cannot enumerate blobs: %s", berth_strerror(rc));
+		berth_gc__fail(g, "cannot enumerate blobs: %s", berth_strerror(rc));
 		sweep_failed(g, rc);
 	}
 	uint64_t eligible = g->sweep256.n + g->sweep512.n;
-	progress(g, "sweep: %" PRIu64 " blobs, %" PRIu64 " unreferenced", g->st.blobs_scanned, eligible);
+	berth_gc__progress(g, "sweep: %" PRIu64 " blobs, %" PRIu64 " unreferenced",
+			   g->st.blobs_scanned, eligible);
 	struct batch *b = berth_calloc(1, sizeof(*b));
 	int noticing = g->o->registry && !g->o->dry_run;
 	struct doomed *group = noticing ? berth_calloc(GC_NOTICE_GROUP, sizeof(*group)) : NULL;
@@ -1347,8 +878,8 @@ static int add_layer(const char *path, void *payload)
 {
 	struct layer_ctx *c = payload;
 	struct berth_oid d;
-	const char *alg = alg_str(c->alg);
-	if (berth_oid_from_parts(&d, alg, strlen(alg), base_name(path)) < 0)
+	const char *alg = berth_gc__alg_str(c->alg);
+	if (berth_oid_from_parts(&d, alg, strlen(alg), berth_gc__base_name(path)) < 0)
 		return 0;
 	BERTH_VEC_GROW(c->found, c->n + 1, c->alloc);
 	c->found[c->n++] = d;
@@ -1388,9 +919,10 @@ static void links_done(struct gc *g, const struct batch *b)
 		if (b->rc[k] == GONE_KEPT_THERE || b->rc[k] == GONE_KEPT_LATE)
 			continue;
 		berth_oid_fmt(ds, &b->d[k]);
-		item(g, "%s: layer link eligible for deletion: %s", b->repo, ds);
+		berth_gc__item(g, "%s: layer link eligible for deletion: %s", b->repo, ds);
 		if (b->rc[k] < 0) {
-			fail(g, "%s: cannot delete layer link %s: %s", b->repo, ds, berth_strerror(b->rc[k]));
+			berth_gc__fail(g, "%s: cannot delete layer link %s: %s", b->repo, ds,
+				       berth_strerror(b->rc[k]));
 			sweep_failed(g, b->rc[k]);
 			continue;
 		}
@@ -1407,11 +939,13 @@ static void find_stale_links(struct gc *g, struct doomed **out, size_t *n)
 		const char *name = g->repos.items[ri];
 		for (uint8_t alg = BERTH_ALG_SHA256; alg <= BERTH_ALG_SHA512; alg++) {
 			struct layer_ctx c = { alg, NULL, 0, 0 };
-			if (fmt_path(path, BERTH_REPOS_ROOT "/%s/_layers/%s", name, alg_str(alg)) < 0)
+			if (berth_gc__fmt_path(path, BERTH_REPOS_ROOT "/%s/_layers/%s", name,
+					       berth_gc__alg_str(alg)) < 0)
 				continue;
 			int rc = berth_storage_list(g->d, path, add_layer, &c);
 			if (rc < 0 && rc != BERTH_ENOTFOUND) {
-				fail(g, "%s: cannot list %s: %s", name, path, berth_strerror(rc));
+				berth_gc__fail(g, "%s: cannot list %s: %s", name, path,
+					       berth_strerror(rc));
 				sweep_failed(g, rc);
 			}
 			if (c.n > 1)
@@ -1497,17 +1031,12 @@ int berth_gc_run(struct berth_storage_driver *d, const struct berth_gc_options *
 		g.cutoff = (int64_t)start.tv_sec - (o->delay_ms + 999) / 1000;
 	}
 	uint64_t t0 = berth_now_ns();
-	progress(&g, "mark: listing repositories");
-	if ((rc = find_repos(&g, BERTH_REPOS_ROOT)) < 0)
+	if ((rc = berth_gc__mark_phase(&g)) < 0)
 		goto aborted;
-	berth_strvec_sort(&g.repos);
-	g.st.repositories = g.repos.n;
-	if ((rc = mark_repos(&g)) < 0)
-		goto aborted;
-	g.st.blobs_marked = g.mark256.n + g.mark512.n;
-	progress(&g, "mark: %zu repositories, %" PRIu64 " manifests kept, %" PRIu64
-		 " blobs marked, %zu manifests eligible for deletion",
-		 g.repos.n, g.st.manifests_marked, g.st.blobs_marked, g.ndoomed);
+	berth_gc__progress(&g,
+			   "mark: %zu repositories, %" PRIu64 " manifests kept, %" PRIu64
+			   " blobs marked, %zu manifests eligible for deletion",
+			   g.repos.n, g.st.manifests_marked, g.st.blobs_marked, g.ndoomed);
 
 	/* ---- sweep ---- */
 	uint64_t t1 = berth_now_ns();
@@ -1540,7 +1069,7 @@ int berth_gc_run(struct berth_storage_driver *d, const struct berth_gc_options *
 	goto out;
 
 aborted:
-	fail(&g, "mark phase failed; nothing was deleted");
+	berth_gc__fail(&g, "mark phase failed; nothing was deleted");
 out:
 	if (out)
 		*out = g.st;

@@ -600,6 +600,133 @@ static void test_shared_manifest_across_repos(void **state)
 	assert_int_equal(st.blobs_deleted, 0);
 }
 
+/* ---- one repository much larger than the others ---- */
+
+#define BIG_MANIFESTS 150 /* one in five untagged */
+#define SMALL_REPOS 30    /* one tagged manifest and one untagged each */
+
+/* Written without syncs: the test's store need not survive a crash, and it is large. */
+static void put_quick(struct fixture *f, const char *path, const char *content)
+{
+	assert_int_equal(
+	    berth_storage_put_content_as(f->d, path, content, strlen(content), BERTH_SYNC_NONE), 0);
+}
+
+static void put_blob_quick(struct fixture *f, const char *repo, const char *content, char *digest)
+{
+	char path[BERTH_PATH_MAX];
+	berth_digest_bytes(BERTH_ALG_SHA256, content, strlen(content), digest);
+	assert_int_equal(berth_path_blob_data(path, digest), 0);
+	put_quick(f, path, content);
+	assert_int_equal(berth_path_layer_link(path, repo, digest), 0);
+	put_quick(f, path, digest);
+}
+
+/* An image of its own config and layer plus the shared layer, written in the layout; tagged
+ * t<k> or untagged. Its three own blobs go to out[0..2] (manifest, config, layer). */
+static void quick_image(struct fixture *f, const char *repo, int k, int tagged, const char *shared,
+			dg out[3])
+{
+	char path[BERTH_PATH_MAX], body[1024], content[64], tag[16];
+	snprintf(content, sizeof(content), "{\"repo\":\"%s\",\"k\":%d}", repo, k);
+	put_blob_quick(f, repo, content, out[1]);
+	snprintf(content, sizeof(content), "layer %d of %s", k, repo);
+	put_blob_quick(f, repo, content, out[2]);
+	assert_int_equal(berth_path_layer_link(path, repo, shared), 0);
+	put_quick(f, path, shared);
+	snprintf(body, sizeof(body),
+		 "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"config\":{\"mediaType\":\"%s\","
+		 "\"digest\":\"%s\",\"size\":2},\"layers\":[{\"mediaType\":\"%s\",\"digest\":"
+		 "\"%s\",\"size\":7},{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":7}]}",
+		 BERTH_MT_OCI_MANIFEST, MT_CONFIG, out[1], MT_LAYER, out[2], MT_LAYER, shared);
+	berth_digest_bytes(BERTH_ALG_SHA256, body, strlen(body), out[0]);
+	assert_int_equal(berth_path_blob_data(path, out[0]), 0);
+	put_quick(f, path, body);
+	assert_int_equal(berth_path_revision_link(path, repo, out[0]), 0);
+	put_quick(f, path, out[0]);
+	if (!tagged)
+		return;
+	snprintf(tag, sizeof(tag), "t%d", k);
+	assert_int_equal(berth_path_tag_index_link(path, repo, tag, out[0]), 0);
+	put_quick(f, path, out[0]);
+	assert_int_equal(berth_path_tag_current(path, repo, tag), 0);
+	put_quick(f, path, out[0]);
+}
+
+/*
+ * The mark phase reads repositories several at once and marks them in order: with the first
+ * repository far larger than the others (the other threads read past it), every blob of every
+ * tagged image is marked and stays, every untagged image's own blobs go, the counts are exact,
+ * and the report names the repositories once each, in order.
+ */
+static void test_one_big_repository(void **state)
+{
+	struct fixture *f = *state;
+	enum { IMAGES = BIG_MANIFESTS + 2 * SMALL_REPOS };
+	dg shared, (*blobs)[3] = calloc(IMAGES, sizeof(*blobs));
+	uint8_t *tagged = calloc(IMAGES, 1);
+	char repo[32];
+	size_t n = 0, kept = 0;
+	assert_non_null(blobs);
+	assert_non_null(tagged);
+	berth_digest_bytes(BERTH_ALG_SHA256, "shared layer", 12, shared);
+	for (int k = 0; k < BIG_MANIFESTS; k++, n++) {
+		tagged[n] = k % 5 != 0;
+		quick_image(f, "a/big", k, tagged[n], shared, blobs[n]);
+	}
+	for (int r = 0; r < SMALL_REPOS; r++) {
+		snprintf(repo, sizeof(repo), "s%02d", r);
+		for (int k = 0; k < 2; k++, n++) {
+			tagged[n] = k == 0;
+			quick_image(f, repo, k, tagged[n], shared, blobs[n]);
+		}
+	}
+	char path[BERTH_PATH_MAX];
+	assert_int_equal(berth_path_blob_data(path, shared), 0);
+	put_quick(f, path, "shared layer");
+	for (size_t i = 0; i < n; i++)
+		kept += tagged[i];
+
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+	struct berth_gc_options o = { 0 };
+	struct berth_gc_stats st;
+	o.delete_untagged = 1;
+	o.out = out;
+	assert_int_equal(berth_gc_run(f->d, &o, &st), 0);
+	fclose(out);
+
+	assert_int_equal(st.repositories, 1 + SMALL_REPOS);
+	assert_int_equal(st.manifests_marked, kept);
+	assert_int_equal(st.manifests_deleted, n - kept);
+	assert_int_equal(st.blobs_marked, 3 * kept + 1);
+	assert_int_equal(st.blobs_deleted, 3 * (n - kept));
+	HAS(blob(f, shared), 1);
+	for (size_t i = 0; i < n; i++)
+		for (int b = 0; b < 3; b++)
+			if (blob(f, blobs[i][b]) != tagged[i])
+				fail_msg("image %zu blob %d (%s): expected %s", i, b, blobs[i][b],
+					 tagged[i] ? "present" : "absent");
+
+	/* each repository's line once, in order: a/big first, then s00..s29 */
+	const char *at = text;
+	for (int r = -1; r < SMALL_REPOS; r++) {
+		char line[40];
+		if (r < 0)
+			snprintf(line, sizeof(line), "a/big\n");
+		else
+			snprintf(line, sizeof(line), "\ns%02d\n", r);
+		const char *hit = strstr(at, line);
+		if (!hit)
+			fail_msg("repository line %s missing or out of order", line);
+		at = hit + 1;
+	}
+	free(text);
+	free(blobs);
+	free(tagged);
+}
+
 #define BOTH(t) cmocka_unit_test_setup_teardown(t, setup_mem, teardown), \
 		cmocka_unit_test_setup_teardown(t, setup_fs, teardown)
 
@@ -613,6 +740,7 @@ int main(void)
 		BOTH(test_dry_run),
 		BOTH(test_report),
 		BOTH(test_shared_manifest_across_repos),
+		BOTH(test_one_big_repository),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
