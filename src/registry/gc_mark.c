@@ -10,6 +10,8 @@
  * Any storage error here aborts the run before anything is deleted.
  */
 #include <jansson.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -427,15 +429,17 @@ static void mark_repo(struct gc *g, size_t ri, struct repo *r)
 /*
  * Repositories are read on the run's team (reading and parsing manifests is CPU and page
  * cache), a thread starting the next one as soon as it is done with one, and marked in order
- * (berth_team_run_ordered): one large repository holds up only the thread reading it. What is
- * read and waits for its turn to be marked is kept under GC_READ_AHEAD bytes (the repository
- * next in order is always read), so memory stays bounded behind a large repository.
+ * (berth_team_run_ordered): one large repository holds up only the thread reading it. No
+ * repository starts to be read while what waits for its turn to be marked holds GC_READ_AHEAD
+ * bytes (the repository next in order always starts), so memory behind a large repository
+ * stays under GC_READ_AHEAD plus the repositories being read when it is reached.
  */
 #define GC_READ_AHEAD (64u << 20)
 
 struct mark_run {
 	struct gc *g;
-	struct repo *repos; /* g->repos.n, in g->repos order */
+	struct repo *repos;	     /* g->repos.n, in g->repos order */
+	atomic_size_t first_failed; /* the first repository that could not be read; SIZE_MAX */
 };
 
 /* The memory a read repository holds until it is marked. */
@@ -458,7 +462,14 @@ static size_t read_step(void *arg, size_t i)
 {
 	struct mark_run *m = arg;
 	struct repo *r = &m->repos[i];
+	/* the run stops when repository first_failed's turn comes: none after it is marked */
+	size_t failed = atomic_load(&m->first_failed);
+	if (i > failed)
+		return 0;
 	r->rc = load_repo(m->g, r);
+	while (r->rc < 0 && i < failed &&
+	       !atomic_compare_exchange_weak(&m->first_failed, &failed, i))
+		;
 	return repo_bytes(r);
 }
 
@@ -476,7 +487,8 @@ static int mark_step(void *arg, size_t i)
 
 static int mark_repos(struct gc *g)
 {
-	struct mark_run m = { g, berth_calloc(g->repos.n ? g->repos.n : 1, sizeof(*m.repos)) };
+	struct mark_run m = { g, berth_calloc(g->repos.n ? g->repos.n : 1, sizeof(*m.repos)),
+			      SIZE_MAX };
 	for (size_t i = 0; i < g->repos.n; i++)
 		m.repos[i].name = g->repos.items[i];
 	int rc =
