@@ -32,6 +32,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import bench  # noqa: E402
 import httpc  # noqa: E402
 
 KiB, MiB = 1 << 10, 1 << 20
@@ -57,37 +58,9 @@ CLIENT_HELLO = bytes.fromhex(
     "00330026002400"
     "1d0020" + "33" * 32)
 
-UPSTREAM_CONFIG = """version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: {root}
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:{port}
-"""
-CACHE_CONFIG = """version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: {root}
-proxy:
-  remoteurl: http://127.0.0.1:{upstream}
-"""
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# The upstream is configured as bench.py's Distribution; the cache as berth in bench's proxy rows.
+CACHE_CONFIG = "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}\n" \
+    "proxy:\n  remoteurl: http://127.0.0.1:{upstream}\n"
 
 
 class Server:
@@ -97,7 +70,7 @@ class Server:
         self.port = None
 
     def start(self):
-        self.port = free_port()
+        self.port = bench.free_port()
         log = open(os.path.join(self.work, "%s.log" % self.label), "ab")
         self.proc = subprocess.Popen(self.cmd_fn(self.port), stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
@@ -284,7 +257,7 @@ def main():
     def up_cmd(port):
         cfg = os.path.join(work, "upstream.yml")
         with open(cfg, "w") as f:
-            f.write(UPSTREAM_CONFIG.format(root=up_root, port=port))
+            f.write(bench.DIST_CONFIG.format(root=up_root, port=port))
         return ["docker-registry", "serve", cfg]
 
     up = Server("up", up_cmd, work)
@@ -297,7 +270,8 @@ def main():
             cfg = os.path.join(work, label + ".yml")
             with open(cfg, "w") as f:
                 f.write(CACHE_CONFIG.format(root=root, upstream=up.port))
-            return [os.path.abspath(binary), "serve", cfg, "--addr", "127.0.0.1:%d" % port]
+            return [os.path.abspath(binary), "serve", cfg, "--addr", "127.0.0.1:%d" % port,
+                    "--no-access-log", "--log-level", "warn"]
         caches.append((Server(label, cmd, work), root))
     servers = [up] + [s for s, _ in caches]
     results = {s.label: [] for s in servers}

@@ -310,11 +310,49 @@ static void log_mismatch(const struct shared_fetch *sf)
 		    berth_upstream_label(sf->target.route->upstream), sf->name, sf->digest);
 }
 
+/* The store's work once the readers have the whole blob (its writes, syncs and new files are
+ * part of no pull) runs on the proxy's low-priority threads, serving going first on a busy
+ * machine; this thread waits for it. Each job logs its own failure: the readers are served. */
+static void run_store(struct shared_fetch *sf, berth_job_fn job)
+{
+	berth_jobs_run(sf->p->stores, job, sf);
+}
+
+/* A store job: makes a verified blob's upload the blob and links it. */
+static void commit_upload(void *arg)
+{
+	struct shared_fetch *sf = arg;
+	int rc = berth_upload_commit(sf->upload, sf->digest);
+	if (rc == 0)
+		note_stored(sf);
+	else
+		berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
+}
+
+/* A store job: stores a verified blob the ring holds whole (the commit hashes what was written
+ * again). */
+static void store_whole(void *arg)
+{
+	struct shared_fetch *sf = arg;
+	open_store(sf); /* logs its failure */
+	if (!sf->upload)
+		return;
+	store_from_ring(sf, sf->size);
+	int rc = sf->store_failed ? BERTH_ERROR : berth_upload_commit(sf->upload, sf->digest);
+	if (rc == 0)
+		note_stored(sf);
+	else if (!sf->store_failed)
+		berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
+	if (rc < 0)
+		berth_upload_cancel(sf->upload);
+	berth_upload_close(sf->upload);
+	sf->upload = NULL;
+}
+
 /* A whole blob the ring holds (held_whole), arrived: its digest (hashed as it came) is checked
- * and the readers along get their last byte before the upload session is even made, so that neither its
- * directory and files nor the writes are any part of their pulls; then it is stored from the
- * ring (the commit hashes what was written again). 0 when the blob is good, whether or not it
- * could be cached. */
+ * and the readers along get their last byte before the upload session is even made, so that
+ * neither its directory and files nor the writes are any part of their pulls; then it is stored
+ * from the ring. 0 when the blob is good, whether or not it could be cached. */
 static int finish_from_ring(struct shared_fetch *sf)
 {
 	char got[BERTH_DIGEST_STR_MAX];
@@ -326,19 +364,7 @@ static int finish_from_ring(struct shared_fetch *sf)
 		return berth_err_set(BERTH_EDIGEST, "does not match its digest");
 	}
 	release_readers(sf);
-	open_store(sf); /* logs its failure: the readers are served all the same */
-	if (!sf->upload)
-		return 0;
-	store_from_ring(sf, sf->size);
-	int rc = sf->store_failed ? BERTH_ERROR : berth_upload_commit(sf->upload, sf->digest);
-	if (rc == 0)
-		note_stored(sf);
-	else if (!sf->store_failed)
-		berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
-	if (rc < 0)
-		berth_upload_cancel(sf->upload);
-	berth_upload_close(sf->upload);
-	sf->upload = NULL;
+	run_store(sf, store_whole);
 	return 0;
 }
 
@@ -366,14 +392,7 @@ static int finish(struct shared_fetch *sf, int rc, const struct berth_upstream_r
 		rc = berth_upload_verify(sf->upload, sf->digest);
 		if (rc == 0) {
 			release_readers(sf);
-			rc = berth_upload_commit(sf->upload, sf->digest);
-		}
-		if (rc == 0) {
-			note_stored(sf);
-		} else if (sf->verified) {
-			/* a storage failure after a whole, verified transfer still serves the readers */
-			berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
-			rc = 0;
+			run_store(sf, commit_upload); /* a failure still serves the readers */
 		} else {
 			/* not verified (a mismatch, or the check itself failed): nothing reaches the
 			 * readers as done, and the session's bytes go now, not at the next purge */

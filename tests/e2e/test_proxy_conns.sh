@@ -157,3 +157,24 @@ eventually grep -q "blob e2e/docker@$BAD does not match its digest" "$BERTH_LOG"
 [ -z "$(ls -A "$WORK/cache5/docker/registry/v2/repositories/e2e/docker/_uploads" 2>/dev/null)" ] ||
   fail "an upload session was left for blob $BAD"
 stop_server "$BERTH_PID"
+
+step "what is fetched is stored on threads nicer than those serving"
+# The store's new files, writes and syncs come after the clients' answers: on a busy machine the
+# pulls under way go first (each thread's nice value, /proc/PID/task/TID/stat field 19).
+start_cache "$WORK/cache6"
+nice_of() { sed 's/^.*) //' "$1/stat" | awk '{print $17}'; }
+serving="" store_nices=""
+for t in /proc/"$BERTH_PID"/task/*; do
+  case "$(cat "$t/comm")" in
+    MHD-*) serving=$(nice_of "$t") ;;
+    store-*) store_nices="$store_nices $(nice_of "$t")" ;;
+  esac
+done
+[ -n "$serving" ] || fail "no libmicrohttpd polling thread found in berth (pid $BERTH_PID)"
+[ -n "$store_nices" ] || fail "berth has no store threads"
+want=$((serving + 10 > 19 ? 19 : serving + 10))
+for n in $store_nices; do
+  [ "$n" -eq "$want" ] || fail "a store thread runs at nice $n, serving at $serving (want $want)"
+done
+log "store threads at nice$store_nices, serving at nice $serving"
+stop_server "$BERTH_PID"
