@@ -63,42 +63,16 @@ CACHE_CONFIG = "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}
     "proxy:\n  remoteurl: http://127.0.0.1:{upstream}\n"
 
 
-class Server:
+class Server(bench.Server):
+    """bench's server (start, readiness, stop) running cmd_fn(port)."""
+
     def __init__(self, label, cmd_fn, work):
-        self.label, self.cmd_fn, self.work = label, cmd_fn, work
-        self.proc = None
-        self.port = None
+        self.kind = label  # names its log: WORK/LABEL.log
+        super().__init__(work, None)
+        self.label, self.cmd_fn = label, cmd_fn
 
-    def start(self):
-        self.port = bench.free_port()
-        log = open(os.path.join(self.work, "%s.log" % self.label), "ab")
-        self.proc = subprocess.Popen(self.cmd_fn(self.port), stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                sys.exit("%s exited at start (see %s/%s.log)" % (self.label, self.work, self.label))
-            try:
-                c = httpc.Conn(self.port, timeout=2)
-                st, _, _ = c.request("GET", "/v2/")
-                c.close()
-                if st == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.01)
-        sys.exit("%s not ready" % self.label)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+    def cmd(self):
+        return self.cmd_fn(self.port)
 
 
 def make_image(sizes, seed):
