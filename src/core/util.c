@@ -1,6 +1,7 @@
 #include "core/util.h"
 #include "core/err.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdatomic.h>
@@ -10,6 +11,7 @@
 #include <jansson.h>
 #include <malloc.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <time.h>
 
 /* ---- allocation ---- */
@@ -323,6 +325,17 @@ uint64_t berth_now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int berth_thread_lower_priority(int delta)
+{
+	pid_t tid = gettid();
+	errno = 0;
+	int nice = getpriority(PRIO_PROCESS, (id_t)tid);
+	if (errno != 0)
+		return -1;
+	nice = nice + delta > 19 ? 19 : nice + delta;
+	return setpriority(PRIO_PROCESS, (id_t)tid, nice);
 }
 
 long berth_online_cpus(void)

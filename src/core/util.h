@@ -82,6 +82,10 @@ int berth_regex_compile_whole(regex_t *out, const char *pattern);
 /* Online CPUs (at least 1), read once: sysconf reads /sys on every call. */
 long berth_online_cpus(void);
 
+/* Makes the calling thread delta nicer than it is (Linux: each thread has its own nice value;
+ * at most 19): work that must leave the CPU to serving on a busy machine. 0, or -1 with errno. */
+int berth_thread_lower_priority(int delta);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t berth_now_ns(void);
 

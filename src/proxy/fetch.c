@@ -7,7 +7,10 @@
  * wrapped (its first bytes are gone) waits for the end and is served from storage. The digest
  * is verified before any reader gets the last byte and before anything is linked; the readers
  * along then end their pulls while the upload is committed (made durable and linked), and a
- * late one is served from storage once it is. A broken transfer or a wrong digest cancels it,
+ * late one is served from storage once it is. Readers are first woken with bytes to send, not
+ * for the headers alone. A blob the ring holds whole (1 MiB or less) is hashed as it arrives,
+ * verified from memory and handed to its readers in one wake-up before the upload session is
+ * even opened; it is then written from the ring. A broken transfer or a wrong digest cancels it,
  * so nothing partial is ever linked. Readers that go away leave the fetch to finish storing
  * the blob for the others. The blob is written through the page cache: the next pull reads it.
  *
@@ -24,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/digest.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "proxy/proxy_int.h"
@@ -70,7 +74,6 @@ struct shared_fetch {
 	struct berth_proxy_fetch *readers;
 	enum fetch_state state;
 	int failure;          /* FETCH_FAILED: BERTH_ENOTFOUND or BERTH_ERROR */
-	int streamed;         /* the upstream began sending the blob */
 	int verified;         /* the whole blob arrived and matches its digest: readers may end */
 	int stored;           /* FETCH_DONE: the blob is linked in the repository */
 	uint64_t size;
@@ -78,6 +81,7 @@ struct shared_fetch {
 	char *ring;
 
 	/* The fetch thread's own. */
+	struct berth_hasher *hasher; /* a blob the ring holds whole: hashed as it arrives */
 	struct berth_upload *upload; /* NULL: the blob is only streamed */
 	int store_opened;            /* open_store ran (upload says how it went) */
 	int store_failed;
@@ -101,6 +105,7 @@ static void shared_unref(struct shared_fetch *sf)
 		return;
 	pthread_cond_destroy(&sf->cond);
 	pthread_mutex_destroy(&sf->lock);
+	berth_hasher_free(sf->hasher);
 	free(sf->ring);
 	free(sf);
 }
@@ -126,6 +131,13 @@ static void wake_readers(struct shared_fetch *sf, uint64_t more)
 		sf->notifying--;
 		pthread_cond_broadcast(&sf->cond);
 	}
+}
+
+/* 1 when the ring holds the whole blob: its digest is then checked from memory and the readers
+ * get the last byte before the store is opened at all (finish_from_ring). */
+static int held_whole(const struct shared_fetch *sf)
+{
+	return sf->size <= RING;
 }
 
 /* Bytes the slowest reader along, or the store, has not taken yet. */
@@ -156,26 +168,33 @@ static void open_store(struct shared_fetch *sf)
 	}
 }
 
+/* A blob the ring will hold whole is hashed as it arrives, on this thread (no hasher: its digest
+ * cannot be checked, and finish_from_ring fails it). */
+static void start_hasher(struct shared_fetch *sf)
+{
+	enum berth_digest_alg alg;
+	if (held_whole(sf) && berth_digest_parse(sf->digest, &alg, NULL) == 0 && berth_hasher_new(&sf->hasher, alg) < 0)
+		sf->hasher = NULL;
+}
+
 static void on_start(const struct berth_upstream_result *res, void *payload)
 {
 	struct shared_fetch *sf = payload;
-	int streaming = 0;
 	pthread_mutex_lock(&sf->lock);
 	if (sf->state == FETCH_WAITING) {
 		if (res->status == 200 && res->length >= 0) {
 			sf->size = (uint64_t)res->length;
-			sf->streamed = 1;
 			sf->state = FETCH_STREAMING;
-			streaming = 1;
+			start_hasher(sf);
+			/* The readers are woken with the first bytes (on_body) or the verdict, not for
+			 * the headers alone: one wake-up fewer, and no answer before its body can go. */
 		} else {
 			sf->state = FETCH_FAILED;
 			sf->failure = res->status == 404 ? BERTH_ENOTFOUND : BERTH_ERROR;
+			wake_readers(sf, 0);
 		}
-		wake_readers(sf, 0);
 	}
 	pthread_mutex_unlock(&sf->lock);
-	if (streaming && sf->size == 0)
-		open_store(sf); /* no body will come to open it */
 }
 
 /* The store's copy of a piece, after the readers along have it: their sends overlap its write
@@ -206,17 +225,18 @@ static void store_from_ring(struct shared_fetch *sf, uint64_t upto)
 	}
 }
 
-/* 1 once the store is to be opened: the readers along were woken for the first bytes (or the
- * whole blob is there). Until then the ring only fills, well below its size. */
+/* 1 once the store of a blob larger than the ring is to be opened: the readers along were woken
+ * for the first bytes. Until then the ring only fills, well below its size. */
 static int store_due(const struct shared_fetch *sf, uint64_t tail)
 {
-	return tail >= WAKE_AFTER || tail == sf->size;
+	return !held_whole(sf) && tail >= WAKE_AFTER;
 }
 
 static int on_body(const void *data, size_t n, void *payload)
 {
 	struct shared_fetch *sf = payload;
 	const char *p = data;
+	size_t len = n;
 
 	if (sf->store_opened && !sf->upload) /* nothing would check the digest: stop at once */
 		return BERTH_ERROR;
@@ -246,13 +266,16 @@ static int on_body(const void *data, size_t n, void *payload)
 		sf->tail += k;
 		p += k;
 		n -= k;
-		wake_readers(sf, WAKE_AFTER);
+		if (!held_whole(sf)) /* else woken once, verified, for the whole blob */
+			wake_readers(sf, WAKE_AFTER);
 	}
 	uint64_t tail = sf->tail;
 	pthread_mutex_unlock(&sf->lock);
+	if (sf->hasher) /* outside the lock: readers along take what is there meanwhile */
+		berth_hasher_update(sf->hasher, data, len);
 	if (!sf->store_opened) {
 		if (!store_due(sf, tail))
-			return 0;
+			return 0; /* a blob the ring holds whole is stored once verified (finish_from_ring) */
 		open_store(sf);
 		if (!sf->upload)
 			return BERTH_ERROR;
@@ -272,41 +295,109 @@ static void release_readers(struct shared_fetch *sf)
 	pthread_mutex_unlock(&sf->lock);
 }
 
+/* The blob is linked: pulls from now on are served from storage until it expires. */
+static void note_stored(struct shared_fetch *sf)
+{
+	struct berth_proxy *p = sf->p;
+	sf->stored = 1;
+	if (p->scheduler && sf->target.route->ttl_ms > 0)
+		berth_scheduler_add(p->scheduler, BERTH_SCHED_BLOB, sf->name, sf->digest, sf->target.route->ttl_ms);
+}
+
+static void log_mismatch(const struct shared_fetch *sf)
+{
+	berth_error("upstream %s: blob %s@%s does not match its digest: not stored",
+		    berth_upstream_label(sf->target.route->upstream), sf->name, sf->digest);
+}
+
+/* The store's work once the readers have the whole blob (its writes, syncs and new files are
+ * part of no pull) runs on the proxy's low-priority threads, serving going first on a busy
+ * machine; this thread waits for it. Each job logs its own failure: the readers are served. */
+static void run_store(struct shared_fetch *sf, berth_job_fn job)
+{
+	berth_jobs_run(sf->p->stores, job, sf);
+}
+
+/* A store job: makes a verified blob's upload the blob and links it. */
+static void commit_upload(void *arg)
+{
+	struct shared_fetch *sf = arg;
+	int rc = berth_upload_commit(sf->upload, sf->digest);
+	if (rc == 0)
+		note_stored(sf);
+	else
+		berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
+}
+
+/* A store job: stores a verified blob the ring holds whole (the commit hashes what was written
+ * again). */
+static void store_whole(void *arg)
+{
+	struct shared_fetch *sf = arg;
+	open_store(sf); /* logs its failure */
+	if (!sf->upload)
+		return;
+	store_from_ring(sf, sf->size);
+	int rc = sf->store_failed ? BERTH_ERROR : berth_upload_commit(sf->upload, sf->digest);
+	if (rc == 0)
+		note_stored(sf);
+	else if (!sf->store_failed)
+		berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
+	if (rc < 0)
+		berth_upload_cancel(sf->upload);
+	berth_upload_close(sf->upload);
+	sf->upload = NULL;
+}
+
+/* A whole blob the ring holds (held_whole), arrived: its digest (hashed as it came) is checked
+ * and the readers along get their last byte before the upload session is even made, so that
+ * neither its directory and files nor the writes are any part of their pulls; then it is stored
+ * from the ring. 0 when the blob is good, whether or not it could be cached. */
+static int finish_from_ring(struct shared_fetch *sf)
+{
+	char got[BERTH_DIGEST_STR_MAX];
+	if (!sf->hasher)
+		return berth_err_set(BERTH_ERROR, "cannot check digest '%s'", sf->digest);
+	berth_hasher_digest(sf->hasher, got);
+	if (strcmp(got, sf->digest) != 0) {
+		log_mismatch(sf);
+		return berth_err_set(BERTH_EDIGEST, "does not match its digest");
+	}
+	release_readers(sf);
+	run_store(sf, store_whole);
+	return 0;
+}
+
 /* After the transfer: verifies and links (or drops) what was stored. 0 when the blob is good. */
 static int finish(struct shared_fetch *sf, int rc, const struct berth_upstream_result *res)
 {
-	struct berth_proxy *p = sf->p;
 	if (rc == 0 && (res->status != 200 || res->bytes != sf->size))
 		rc = berth_err_set(BERTH_ERROR, "short body");
 	if (rc < 0 && res->status == 200)
 		berth_warn("upstream %s: blob %s@%s broke off after %llu of %llu bytes: %s",
 			   berth_upstream_label(sf->target.route->upstream), sf->name, sf->digest, (unsigned long long)res->bytes,
 			   (unsigned long long)sf->size, berth_err_reason(rc));
-	if (!sf->upload)
+	if (rc == 0 && held_whole(sf))
+		return finish_from_ring(sf);
+	if (!sf->upload) {
+		if (rc == 0) { /* its digest was checked nowhere: the last byte is not handed over */
+			berth_error("blob %s@%s streamed but not cached: no upload session", sf->name, sf->digest);
+			rc = BERTH_ERROR;
+		}
 		return rc;
+	}
 	if (rc == 0 && sf->store_failed) /* its digest was checked nowhere: not handed over as done */
 		rc = berth_err_set(BERTH_ERROR, "not stored");
 	if (rc == 0) {
 		rc = berth_upload_verify(sf->upload, sf->digest);
 		if (rc == 0) {
 			release_readers(sf);
-			rc = berth_upload_commit(sf->upload, sf->digest);
-		}
-		if (rc == 0) {
-			sf->stored = 1;
-			if (p->scheduler && sf->target.route->ttl_ms > 0)
-				berth_scheduler_add(p->scheduler, BERTH_SCHED_BLOB, sf->name, sf->digest,
-						    sf->target.route->ttl_ms);
-		} else if (sf->verified) {
-			/* a storage failure after a whole, verified transfer still serves the readers */
-			berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
-			rc = 0;
+			run_store(sf, commit_upload); /* a failure still serves the readers */
 		} else {
 			/* not verified (a mismatch, or the check itself failed): nothing reaches the
 			 * readers as done, and the session's bytes go now, not at the next purge */
 			if (rc == BERTH_EDIGEST)
-				berth_error("upstream %s: blob %s@%s does not match its digest: not stored",
-					    berth_upstream_label(sf->target.route->upstream), sf->name, sf->digest);
+				log_mismatch(sf);
 			else
 				berth_error("cannot verify blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
 			berth_upload_cancel(sf->upload);
@@ -338,10 +429,6 @@ static void fetch_main(void *arg)
 					    .on_body = on_body, .on_start = on_start, .payload = sf,
 					    .recv_buffer = RECV_BUFFER };
 	int rc = berth_upstream_call(&res, sf->target.route->upstream, &call);
-	if (!sf->upload && rc == 0 && res.status == 200) {
-		berth_error("blob %s@%s streamed but not cached: no upload session", sf->name, sf->digest);
-		rc = BERTH_ERROR; /* its digest was checked nowhere: the last byte is not handed over */
-	}
 	rc = finish(sf, rc, &res);
 	/* Out of the table before the verdict: a pull arriving now finds the blob stored (or
 	 * starts afresh), never a finished fetch. */
@@ -445,8 +532,8 @@ int berth_proxy_fetch_status(struct berth_proxy_fetch *r, uint64_t *size)
 			rc = BERTH_EBUSY;
 	} else if (sf->state == FETCH_WAITING) {
 		rc = BERTH_EBUSY;
-	} else if (sf->state == FETCH_FAILED && !sf->streamed) {
-		rc = sf->failure; /* before the body began; after, the reads tell */
+	} else if (sf->state == FETCH_FAILED) {
+		rc = sf->failure; /* known before the reader is answered: its answer (after, the reads tell) */
 	} else {
 		rc = 0;
 	}

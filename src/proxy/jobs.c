@@ -1,9 +1,11 @@
 /* The proxy's job threads (proxy/jobs.h). */
 #include "proxy/jobs.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -23,6 +25,8 @@ struct berth_jobs {
 	struct job *head, **tail;
 	size_t queued;
 	int stopping;
+	int nice_delta; /* the threads' priority below their starter's */
+	char name[16];
 	size_t n;
 	pthread_t *threads;
 };
@@ -30,6 +34,8 @@ struct berth_jobs {
 static void *worker(void *arg)
 {
 	struct berth_jobs *j = arg;
+	if (j->nice_delta > 0 && berth_thread_lower_priority(j->nice_delta) != 0)
+		berth_debug("%s threads: cannot lower their priority: %s", j->name, strerror(errno));
 	pthread_mutex_lock(&j->lock);
 	for (;;) {
 		while (!j->head && !j->stopping)
@@ -52,10 +58,17 @@ static void *worker(void *arg)
 
 int berth_jobs_start(struct berth_jobs **out, size_t n, const char *name)
 {
+	return berth_jobs_start_nice(out, n, name, 0);
+}
+
+int berth_jobs_start_nice(struct berth_jobs **out, size_t n, const char *name, int nice_delta)
+{
 	struct berth_jobs *j = berth_calloc(1, sizeof(*j));
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_cond_init(&j->cond, NULL);
 	j->tail = &j->head;
+	j->nice_delta = nice_delta;
+	snprintf(j->name, sizeof(j->name), "%s", name);
 	j->threads = berth_calloc(n, sizeof(*j->threads));
 	for (size_t i = 0; i < n; i++) {
 		if (pthread_create(&j->threads[j->n], NULL, worker, j) != 0)
@@ -89,6 +102,42 @@ int berth_jobs_submit(struct berth_jobs *j, berth_job_fn fn, void *arg)
 	pthread_cond_signal(&j->cond);
 	pthread_mutex_unlock(&j->lock);
 	return 0;
+}
+
+/* A job berth_jobs_run waits for. */
+struct waited {
+	berth_job_fn fn;
+	void *arg;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int done;
+};
+
+static void run_waited(void *arg)
+{
+	struct waited *w = arg;
+	w->fn(w->arg);
+	pthread_mutex_lock(&w->lock);
+	w->done = 1;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+void berth_jobs_run(struct berth_jobs *j, berth_job_fn fn, void *arg)
+{
+	struct waited w = { .fn = fn, .arg = arg };
+	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.cond, NULL);
+	if (berth_jobs_submit(j, run_waited, &w) < 0) {
+		fn(arg);
+	} else {
+		pthread_mutex_lock(&w.lock);
+		while (!w.done)
+			pthread_cond_wait(&w.cond, &w.lock);
+		pthread_mutex_unlock(&w.lock);
+	}
+	pthread_cond_destroy(&w.cond);
+	pthread_mutex_destroy(&w.lock);
 }
 
 void berth_jobs_stop(struct berth_jobs *j)

@@ -16,6 +16,12 @@
 
 #define JOB_THREADS 8
 #define FETCH_THREADS 32
+/* What is fetched is stored on threads this much nicer than serving (its new files, writes and
+ * syncs come after the client's answer): on a busy machine the pulls under way go first. Not
+ * SCHED_IDLE: a store holds the repository's locks for a moment, and must get the CPU. Each
+ * store has a job or fetch thread waiting for it, which bounds what waits to be stored. */
+#define STORE_THREADS 8
+#define STORE_NICE 10
 #define MANIFEST_TIMEOUT_MS 60000L
 #define TAGS_MAX (4u << 20) /* the largest tag list taken from an upstream */
 
@@ -121,7 +127,8 @@ int berth_proxy_new(struct berth_proxy **out, const struct berth_proxy_config *c
 	if (expires && (rc = berth_scheduler_start(&p->scheduler, berth_registry_driver(reg), expire, p)) < 0)
 		goto out_free;
 	if ((rc = berth_jobs_start(&p->jobs, JOB_THREADS, "proxy")) < 0 ||
-	    (rc = berth_jobs_start(&p->fetches, FETCH_THREADS, "fetch")) < 0) {
+	    (rc = berth_jobs_start(&p->fetches, FETCH_THREADS, "fetch")) < 0 ||
+	    (rc = berth_jobs_start_nice(&p->stores, STORE_THREADS, "store", STORE_NICE)) < 0) {
 		berth_err_set(rc, "cannot start the proxy's threads");
 		goto out_free;
 	}
@@ -138,6 +145,7 @@ void berth_proxy_free(struct berth_proxy *p)
 		return;
 	berth_jobs_stop(p->jobs);
 	berth_jobs_stop(p->fetches);
+	berth_jobs_stop(p->stores); /* last: the others' jobs wait for its own */
 	berth_scheduler_stop(p->scheduler);
 	for (size_t i = 0; i < p->n_routes; i++) {
 		berth_upstream_free(p->routes[i].upstream);
@@ -323,12 +331,24 @@ static int pending_get(struct berth_manifest_content *out, struct berth_proxy *p
 	return 0;
 }
 
+struct store_call {
+	struct berth_proxy *p;
+	const struct berth_proxy_pending *pending;
+};
+
+static void store_job(void *arg)
+{
+	struct store_call *c = arg;
+	store_fetched(c->p, c->pending);
+}
+
 void berth_proxy_manifest_store(struct berth_proxy *p, struct berth_proxy_pending *pending)
 {
 	char key[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 2];
 	if (!pending)
 		return;
-	store_fetched(p, pending);
+	struct store_call call = { .p = p, .pending = pending };
+	berth_jobs_run(p->stores, store_job, &call); /* on the nicer threads; logs its failure */
 	pending_key(key, sizeof(key), pending->name, pending->digest);
 	pthread_mutex_lock(&p->pending_lock);
 	struct pending_entry *e = berth_map_find(&p->pending, key);

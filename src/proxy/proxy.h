@@ -89,8 +89,9 @@ int berth_proxy_blob_stat(uint64_t *size, struct berth_proxy *p, const char *nam
 /* ---- streaming a blob from the upstream ---- */
 
 struct berth_proxy_fetch;
-/* Called from a fetch thread when the reader has news: first when the fetch's outcome is known
- * (berth_proxy_fetch_status), then each time a read that answered BERTH_EBUSY can go on.
+/* Called from a fetch thread when the reader has news: first when berth_proxy_fetch_status knows
+ * its answer and, for a blob coming, its first bytes are there to send (a blob of 1 MiB or less:
+ * all of it, verified), then each time a read that answered BERTH_EBUSY can go on.
  * Never called after berth_proxy_fetch_release. Must not call back into the fetch. */
 typedef void (*berth_fetch_notify)(void *payload);
 
@@ -103,7 +104,7 @@ typedef void (*berth_fetch_notify)(void *payload);
  */
 int berth_proxy_fetch_start(struct berth_proxy_fetch **out, struct berth_proxy *p, const char *name,
 			    const char *digest, berth_fetch_notify notify, void *payload);
-/* 0 and the blob's size once the upstream answered with it: read along; BERTH_EEXISTS: the
+/* 0 and the blob's size once the upstream is sending it: read along; BERTH_EEXISTS: the
  * fetch joined too late to read along has stored the blob: serve it from storage; BERTH_EBUSY
  * while it is not known yet; BERTH_ENOTFOUND (the upstream does not have it) or BERTH_ERROR
  * (it could not be asked, or the transfer failed). */

@@ -358,25 +358,50 @@ static char *basic_header(const char *user, const char *pass)
 	return h;
 }
 
-/* The Authorization header for a call, or NULL; the caller frees it. */
-static char *authorization(struct berth_upstream *u, const char *repo)
+/* The Bearer header of a token held for repo's scope, or NULL; called with u->lock held. */
+static char *bearer_locked(struct berth_upstream *u, const char *repo)
 {
 	char scope[SCOPE_MAX];
+	scope_for(scope, sizeof(scope), repo);
+	uint64_t now = berth_now_ns();
+	for (size_t i = 0; i < TOKEN_SLOTS; i++) {
+		struct token_slot *t = &u->tokens[i];
+		if (t->token && t->expires_ns > now && strcmp(t->scope, scope) == 0)
+			return berth_asprintf("Authorization: Bearer %s", t->token);
+	}
+	return NULL;
+}
+
+static int fetch_token(struct berth_upstream *u, const struct berth_challenge *ch, const char *repo);
+
+/* The Authorization header for a call, or NULL; the caller frees it. A Bearer token not held
+ * yet is asked for once per call (*asked, set with the challenge it was asked under). */
+static char *authorization(struct berth_upstream *u, const char *repo, struct berth_challenge *asked_under,
+			   int *asked)
+{
+	struct berth_challenge ch;
 	char *h = NULL;
 	pthread_mutex_lock(&u->lock);
 	enum auth_scheme scheme = u->scheme;
 	if (scheme == AUTH_BEARER) {
-		scope_for(scope, sizeof(scope), repo);
-		uint64_t now = berth_now_ns();
-		for (size_t i = 0; i < TOKEN_SLOTS; i++) {
-			struct token_slot *t = &u->tokens[i];
-			if (t->token && t->expires_ns > now && strcmp(t->scope, scope) == 0) {
-				h = berth_asprintf("Authorization: Bearer %s", t->token);
-				break;
-			}
-		}
+		h = bearer_locked(u, repo);
+		ch = u->challenge;
 	}
 	pthread_mutex_unlock(&u->lock);
+	if (scheme == AUTH_BEARER && !h && !*asked) {
+		/* A scope without a token yet: asked of the realm the upstream named for another
+		 * one before the call, rather than after a 401 of its own (one upstream round trip
+		 * fewer per repository). */
+		*asked = 1;
+		*asked_under = ch;
+		if (fetch_token(u, &ch, repo) == 0) {
+			pthread_mutex_lock(&u->lock);
+			h = bearer_locked(u, repo);
+			pthread_mutex_unlock(&u->lock);
+		} else {
+			berth_err_clear(); /* the call goes without: the upstream's 401 tells the rest */
+		}
+	}
 	char *user, *pass;
 	if (scheme == AUTH_BASIC && credentials(&user, &pass, u, u->host) == 0) { /* unlocked: it may run a helper */
 		h = basic_header(user, pass);
@@ -638,6 +663,15 @@ static int retryable(CURLcode cc, long status)
 	       cc == CURLE_COULDNT_RESOLVE_HOST;
 }
 
+/* 1 when a 401's WWW-Authenticate names the realm and service of ch (a token asked there for
+ * this call already: another would be the same, or fail the same). */
+static int same_realm(const struct berth_challenge *ch, const char *www_authenticate)
+{
+	struct berth_challenge now;
+	return berth_challenge_parse(&now, www_authenticate) == 0 && strcmp(now.scheme, ch->scheme) == 0 &&
+	       strcmp(now.realm, ch->realm) == 0 && strcmp(now.service, ch->service) == 0;
+}
+
 /* The upstream answered 401: learns how to authenticate. 1 to try again, 0 not (a token that
  * could not be had is logged: the caller sees only the 401). */
 static int authenticate(struct transfer *t)
@@ -718,7 +752,8 @@ int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream
 	struct transfer t = { .call = call, .res = res, .u = u };
 	char curl_error[CURL_ERROR_SIZE];
 	struct curl_slist *base = NULL;
-	int authenticated = 0, rc = BERTH_ERROR;
+	struct berth_challenge asked_under = { .scheme = "" };
+	int authenticated = 0, asked = 0, rc = BERTH_ERROR;
 
 	memset(res, 0, sizeof(*res));
 	res->length = -1;
@@ -744,7 +779,7 @@ int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream
 		struct curl_slist *headers = NULL;
 		for (struct curl_slist *h = base; h; h = h->next)
 			headers = curl_slist_append(headers, h->data);
-		char *auth = authorization(u, call->repo);
+		char *auth = authorization(u, call->repo, &asked_under, &asked);
 		if (auth)
 			headers = curl_slist_append(headers, auth);
 		free(auth);
@@ -756,7 +791,7 @@ int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream
 		}
 		if (cc == CURLE_OK && res->status == 401 && !authenticated) {
 			authenticated = 1;
-			if (authenticate(&t))
+			if (!(asked && same_realm(&asked_under, t.www_authenticate)) && authenticate(&t))
 				continue;
 		}
 		if (retryable(cc, res->status) && res->bytes == 0 && attempt < MAX_RETRIES) {

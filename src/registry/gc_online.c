@@ -212,12 +212,7 @@ static void lower_priority(void)
 	if (done)
 		return;
 	done = 1;
-	pid_t tid = gettid();
-	errno = 0;
-	int nice = getpriority(PRIO_PROCESS, (id_t)tid);
-	if (errno == 0)
-		nice = nice + GC_NICE > 19 ? 19 : nice + GC_NICE;
-	if (errno != 0 || setpriority(PRIO_PROCESS, (id_t)tid, nice) != 0)
+	if (berth_thread_lower_priority(GC_NICE) != 0)
 		berth_debug("garbage collection: cannot lower the thread's priority: %s", strerror(errno));
 }
 

@@ -280,6 +280,11 @@ for repo in multi big; do
   n=$(grep -c "GET /token?.*scope=repository%3Ae2e%2F$repo%3Apull" "$WORK/tokenserver.log" || true)
   [ "$n" = 1 ] || fail "the token server was asked $n times for e2e/$repo (log: $(cat "$WORK/tokenserver.log"))"
 done
+# Only the very first call met a 401 (its challenge named the realm): the second repository's
+# token was asked of that realm before its first call, not after a 401 of its own.
+# (docker-registry logs a request it refuses as "error authorizing context", with its user agent.)
+n=$(grep 'error authorizing context' "$UP_LOG" | grep -c 'useragent="\?berth/' || true)
+[ "$n" = 1 ] || fail "berth met $n 401 answers from the upstream for two repositories (want 1)"
 # A repository the account may not pull: the upstream refuses, nothing is served.
 code=$(http_code "http://$BERTH_HOST/v2/e2e/docker/manifests/v1")
 [ "$code" = 503 ] || fail "a manifest the upstream refuses answered $code"

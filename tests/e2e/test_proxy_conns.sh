@@ -117,3 +117,64 @@ for pair in "$EMPTY:/dev/null" "$SMALL:$WORK/small.bin"; do
     fail "blob $d was not cached"
 done
 stop_server "$BERTH_PID"
+
+step "a blob the ring holds whole reaches the client before any upload session is made"
+# A blob of 1 MiB or less is checked against its digest from memory and the client has its last
+# byte before the cache opens an upload session for it: with no session to be had (a file where
+# the repository's _uploads directory goes), it is still answered whole, only not cached.
+mkdir -p "$WORK/cache4/docker/registry/v2/repositories/e2e/docker"
+: >"$WORK/cache4/docker/registry/v2/repositories/e2e/docker/_uploads"
+start_cache "$WORK/cache4"
+curl -sf -o "$WORK/got.bin" "http://$BERTH_HOST/v2/e2e/docker/blobs/$SMALL" ||
+  fail "blob $SMALL through berth with no upload session to be had: not answered whole"
+cmp -s "$WORK/got.bin" "$WORK/small.bin" || fail "blob $SMALL through berth: other bytes"
+eventually grep -q "cannot cache blob e2e/docker@$SMALL" "$BERTH_LOG" ||
+  fail "berth did not say it could not cache $SMALL (was an upload session made after all?)"
+[ ! -e "$WORK/cache4/docker/registry/v2/repositories/e2e/docker/_layers/sha256/${SMALL#sha256:}/link" ] ||
+  fail "blob $SMALL was linked without an upload session"
+stop_server "$BERTH_PID"
+
+step "a blob the ring holds whole that does not match its digest: an error status, no byte, nothing linked"
+# Its client is answered only once the blob is verified, so a mismatch is told as a status (503)
+# rather than as a 200 cut short.
+head -c 1000 /dev/urandom >"$WORK/bad.bin"
+BAD="sha256:$(sha256sum "$WORK/bad.bin" | cut -d' ' -f1)"
+loc=$(curl -sf -X POST -D - -o /dev/null "http://$DIST_HOST/v2/e2e/docker/blobs/uploads/" |
+  tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+case "$loc" in http*) ;; *) loc="http://$DIST_HOST$loc" ;; esac
+curl -sf -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$WORK/bad.bin" \
+  "$loc&digest=$BAD" -o /dev/null || fail "cannot push blob $BAD to the upstream"
+hex=${BAD#sha256:}
+head -c 1000 /dev/urandom >"$WORK/up/docker/registry/v2/blobs/sha256/${hex:0:2}/$hex/data" # other bytes upstream
+start_cache "$WORK/cache5"
+code=$(curl -s -o "$WORK/got.bin" -w '%{http_code}' "http://$BERTH_HOST/v2/e2e/docker/blobs/$BAD" || true)
+[ "$code" = 503 ] || fail "blob $BAD not matching its digest through berth: status $code, not 503"
+grep -q '"UNAVAILABLE"' "$WORK/got.bin" || fail "blob $BAD not matching its digest: no UNAVAILABLE error body"
+eventually grep -q "blob e2e/docker@$BAD does not match its digest" "$BERTH_LOG" ||
+  fail "berth did not log the mismatch of $BAD"
+[ ! -e "$WORK/cache5/docker/registry/v2/repositories/e2e/docker/_layers/sha256/$hex/link" ] ||
+  fail "blob $BAD was linked though it does not match its digest"
+[ -z "$(ls -A "$WORK/cache5/docker/registry/v2/repositories/e2e/docker/_uploads" 2>/dev/null)" ] ||
+  fail "an upload session was left for blob $BAD"
+stop_server "$BERTH_PID"
+
+step "what is fetched is stored on threads nicer than those serving"
+# The store's new files, writes and syncs come after the clients' answers: on a busy machine the
+# pulls under way go first (each thread's nice value, /proc/PID/task/TID/stat field 19).
+start_cache "$WORK/cache6"
+nice_of() { sed 's/^.*) //' "$1/stat" | awk '{print $17}'; }
+serving="" store_nices=""
+for t in /proc/"$BERTH_PID"/task/*; do
+  case "$(cat "$t/comm")" in
+    MHD-*) serving=$(nice_of "$t") ;;
+    store-*) store_nices="$store_nices $(nice_of "$t")" ;;
+  esac
+done
+[ -n "$serving" ] || fail "no libmicrohttpd polling thread found in berth (pid $BERTH_PID)"
+[ -n "$store_nices" ] || fail "berth has no store threads"
+want=$((serving + 10 > 19 ? 19 : serving + 10))
+for n in $store_nices; do
+  [ "$n" -eq "$want" ] || fail "a store thread runs at nice $n, serving at $serving (want $want)"
+done
+log "store threads at nice$store_nices, serving at nice $serving"
+stop_server "$BERTH_PID"
