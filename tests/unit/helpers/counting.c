@@ -100,22 +100,28 @@ static int wait_count(struct berth_counting_driver *c, const unsigned *n, unsign
 	return *n >= want;
 }
 
-/*
- * Records the listing of p and, if it is one of the first c->barrier listings of a repository's
- * revisions, holds it until all of them have come: so many repositories are being read at once
- * (one per thread of the mark phase's team), no thread has started another. A listing that
- * will not fail is held on until every failing one has returned its error.
- */
-static void meet(struct berth_storage_driver *d, const char *p, int revisions, int failing)
+/* Keeps p among the paths listed (berth_counting_listed). */
+static void record_listing(struct berth_counting_driver *c, const char *p)
 {
-	struct berth_counting_driver *c = counting(d);
 	char *copy = strdup(p);
+	if (!copy)
+		return;
 	pthread_mutex_lock(&c->gate_lock);
-	if (copy) {
-		BERTH_VEC_GROW(c->listed, c->n_listed + 1, c->listed_alloc);
-		c->listed[c->n_listed++] = copy;
-	}
-	if (revisions && c->met < c->barrier) {
+	BERTH_VEC_GROW(c->listed, c->n_listed + 1, c->listed_alloc);
+	c->listed[c->n_listed++] = copy;
+	pthread_mutex_unlock(&c->gate_lock);
+}
+
+/*
+ * Holds one of the first c->barrier listings of a repository's revisions until all of them
+ * have come: so many repositories are being read at once (one per thread of the mark phase's
+ * team), and no thread has started another. One that will not fail is held on until every
+ * failing one has returned its error.
+ */
+static void meet(struct berth_counting_driver *c, int failing)
+{
+	pthread_mutex_lock(&c->gate_lock);
+	if (c->met < c->barrier) {
 		c->met++;
 		c->met_failing += failing;
 		pthread_cond_broadcast(&c->gate_cv);
@@ -144,7 +150,9 @@ static int c_list(struct berth_storage_driver *d, const char *p, berth_list_cb c
 	int failing = 0;
 	for (const char *const *f = counting(d)->fail; f && *f && !failing; f++)
 		failing = fnmatch(*f, p, 0) == 0;
-	meet(d, p, strstr(p, "/_manifests/revisions/") != NULL, failing);
+	record_listing(counting(d), p);
+	if (strstr(p, "/_manifests/revisions/"))
+		meet(counting(d), failing);
 	if (failing)
 		return listing_failed(d);
 	return inner(d)->list(inner(d), p, cb, pl);
