@@ -267,8 +267,8 @@ static int catalog_walk(struct berth_strvec *out, struct catalog_walk *w, struct
 		rc = berth_storage_list_tree(r->driver, BERTH_REPOS_ROOT, collect_file, &t);
 	} else {
 		struct dir_walk c = { r, out, w };
-		struct berth_repo_walk walk = { .entering = enter_dir, .found = found_repo };
-		walk.payload = &c;
+		struct berth_repo_walk walk = { .entering = enter_dir, .found = found_repo,
+						.payload = &c };
 		rc = berth_repo_walk(r->driver, &walk);
 	}
 	if (rc == BERTH_ENOTFOUND) {

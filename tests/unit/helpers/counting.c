@@ -2,11 +2,13 @@
 #include "helpers/counting.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "core/err.h"
+#include "core/vec.h"
 #include "helpers/tmproot.h"
 #include "registry/paths.h"
 #include "registry/registry.h"
@@ -81,10 +83,78 @@ static int c_stat(struct berth_stat *o, struct berth_storage_driver *d, const ch
 	return rc;
 }
 
+static int starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Waits on gate_cv until *n reaches want (gate_lock held); 0 if not within 30 s. */
+static int wait_count(struct berth_counting_driver *c, const unsigned *n, unsigned want)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 30;
+	int rc = 0;
+	while (*n < want && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&c->gate_cv, &c->gate_lock, &until);
+	return *n >= want;
+}
+
+/* Keeps p among the paths listed (berth_counting_listed). */
+static void record_listing(struct berth_counting_driver *c, const char *p)
+{
+	char *copy = strdup(p);
+	if (!copy)
+		return;
+	pthread_mutex_lock(&c->gate_lock);
+	BERTH_VEC_GROW(c->listed, c->n_listed + 1, c->listed_alloc);
+	c->listed[c->n_listed++] = copy;
+	pthread_mutex_unlock(&c->gate_lock);
+}
+
+/*
+ * Holds one of the first c->barrier listings of a repository's revisions until all of them
+ * have come: so many repositories are being read at once (one per thread of the mark phase's
+ * team), and no thread has started another. One that will not fail is held on until every
+ * failing one has returned its error.
+ */
+static void meet(struct berth_counting_driver *c, int failing)
+{
+	pthread_mutex_lock(&c->gate_lock);
+	if (c->met < c->barrier) {
+		c->met++;
+		c->met_failing += failing;
+		pthread_cond_broadcast(&c->gate_cv);
+		wait_count(c, &c->met, c->barrier);
+		if (!failing)
+			wait_count(c, &c->failed, c->met_failing);
+	}
+	pthread_mutex_unlock(&c->gate_lock);
+}
+
+/* A failing listing has returned its error (see meet). */
+static int listing_failed(struct berth_storage_driver *d)
+{
+	struct berth_counting_driver *c = counting(d);
+	pthread_mutex_lock(&c->gate_lock);
+	c->failed++;
+	pthread_cond_broadcast(&c->gate_cv);
+	pthread_mutex_unlock(&c->gate_lock);
+	return BERTH_ERROR;
+}
+
 static int c_list(struct berth_storage_driver *d, const char *p, berth_list_cb cb, void *pl)
 {
 	count(d, &counting(d)->lists);
 	gate(d);
+	int failing = 0;
+	for (const char *const *f = counting(d)->fail; f && *f && !failing; f++)
+		failing = fnmatch(*f, p, 0) == 0;
+	record_listing(counting(d), p);
+	if (strstr(p, "/_manifests/revisions/"))
+		meet(counting(d), failing);
+	if (failing)
+		return listing_failed(d);
 	return inner(d)->list(inner(d), p, cb, pl);
 }
 
@@ -132,6 +202,9 @@ static void c_free(struct berth_storage_driver *d)
 {
 	struct berth_counting_driver *c = counting(d);
 	inner(d)->free(inner(d));
+	for (size_t i = 0; i < c->n_listed; i++)
+		free(c->listed[i]);
+	free(c->listed);
 	pthread_cond_destroy(&c->gate_cv);
 	pthread_mutex_destroy(&c->gate_lock);
 	free(c);
@@ -177,14 +250,8 @@ void berth_counting_gate_close(struct berth_counting_driver *c)
 
 int berth_counting_gate_wait(struct berth_counting_driver *c, unsigned n)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 30;
-	int rc = 0;
 	pthread_mutex_lock(&c->gate_lock);
-	while (c->gate_held < n && rc != ETIMEDOUT)
-		rc = pthread_cond_timedwait(&c->gate_cv, &c->gate_lock, &until);
-	int held = c->gate_held >= n;
+	int held = wait_count(c, &c->gate_held, n);
 	pthread_mutex_unlock(&c->gate_lock);
 	return held;
 }
@@ -195,6 +262,16 @@ void berth_counting_gate_open(struct berth_counting_driver *c)
 	c->gate_closed = 0;
 	pthread_cond_broadcast(&c->gate_cv);
 	pthread_mutex_unlock(&c->gate_lock);
+}
+
+unsigned berth_counting_listed(struct berth_counting_driver *c, const char *prefix)
+{
+	unsigned n = 0;
+	pthread_mutex_lock(&c->gate_lock);
+	for (size_t i = 0; i < c->n_listed; i++)
+		n += starts_with(c->listed[i], prefix);
+	pthread_mutex_unlock(&c->gate_lock);
+	return n;
 }
 
 struct berth_registry *berth_counting_registry_new(struct berth_counting_driver **driver_out,

@@ -4,6 +4,8 @@
  * registry/looks.c) are counted apart, and their listings can be held at a gate, so that a test
  * makes a look run while a request is served and sees that the request did not wait on it.
  * As an object store (S3), its directories have no version and it lists a tree at once.
+ * For garbage collection's mark phase (test_gc) it records every listing, fails the listings a
+ * test names and holds the first revision listings at a barrier until so many have come.
  */
 #ifndef BERTH_TEST_COUNTING_H
 #define BERTH_TEST_COUNTING_H
@@ -26,6 +28,12 @@ struct berth_counting_driver {
 	pthread_cond_t gate_cv;
 	int gate_closed;
 	unsigned gate_held; /* listings of other threads waiting at the gate */
+	/* The mark phase's reads (test_gc): fail and barrier are set before the run. */
+	const char *const *fail; /* NULL-ended fnmatch patterns: such listings fail (BERTH_ERROR) */
+	unsigned barrier;        /* the first this many revision listings wait for each other */
+	unsigned met, met_failing, failed; /* at the barrier; of them failing; failures returned */
+	char **listed;                     /* every listing's path, any thread, in order */
+	size_t n_listed, listed_alloc;
 };
 
 /* A counting filesystem driver on root, as an object store when object_store is 1. The caller
@@ -38,6 +46,8 @@ void berth_counting_gate_close(struct berth_counting_driver *c);
 /* 1 once n listings are held at the gate, 0 if not within 30 s. */
 int berth_counting_gate_wait(struct berth_counting_driver *c, unsigned n);
 void berth_counting_gate_open(struct berth_counting_driver *c);
+/* How many listings (any thread) were of paths starting with prefix. */
+unsigned berth_counting_listed(struct berth_counting_driver *c, const char *prefix);
 
 struct berth_registry;
 /* A registry (deletes enabled) over a new counting driver on root, which *driver_out points

@@ -31,9 +31,12 @@
 
 #include "core/digest.h"
 #include "core/err.h"
+#include "helpers/counting.h"
 #include "helpers/registry.h"
+#include "helpers/tmproot.h"
 #include "helpers/upload.h"
 #include "registry/gc.h"
+#include "registry/gc_int.h" /* GC_DELETERS: the mark phase reads on so many threads */
 #include "registry/manifest.h"
 #include "registry/paths.h"
 #include "registry/registry.h"
@@ -727,6 +730,70 @@ static void test_one_big_repository(void **state)
 	free(tagged);
 }
 
+/*
+ * A repository that cannot be read stops the mark phase at its turn, and no repository after it
+ * starts to be read, even while a large one before it is still being read. The first
+ * GC_DELETERS repositories (a/big, then b/f1.. whose listings fail) are read at once, one per
+ * thread of the team: they meet at the driver's barrier, so no thread has taken another, and
+ * a/big goes on only once every failure has returned. Then the other threads are free while
+ * a/big is read, and the thirty small repositories after the failing ones must not be listed.
+ * a/big's tags cannot be listed either (its last read): so every thread has met a failure before
+ * it takes another repository, and no small one is listed whatever the threads' timing.
+ */
+static void test_unreadable_repository_stops_reads(void **state)
+{
+	(void)state;
+	enum { FAILING = GC_DELETERS - 1 };
+	struct fixture f = { 0 };
+	assert_int_equal(berth_test_root_new(f.dir, sizeof(f.dir), "test-gc-unreadable"), 0);
+	struct berth_counting_driver *c = berth_counting_driver_new(f.dir, 0);
+	assert_non_null(c);
+	f.d = &c->base;
+	dg shared, blobs[3];
+	char repo[32];
+	berth_digest_bytes(BERTH_ALG_SHA256, "shared layer", 12, shared);
+	for (int k = 0; k < BIG_MANIFESTS; k++)
+		quick_image(&f, "a/big", k, 1, shared, blobs);
+	for (int r = 1; r <= FAILING; r++) {
+		snprintf(repo, sizeof(repo), "b/f%d", r);
+		quick_image(&f, repo, 0, 1, shared, blobs);
+	}
+	for (int r = 0; r < SMALL_REPOS; r++) {
+		snprintf(repo, sizeof(repo), "s%02d", r);
+		quick_image(&f, repo, 0, 0, shared, blobs); /* untagged: the run would delete it */
+	}
+	char *before = snapshot(&f);
+
+	const char *const fail[] = { BERTH_REPOS_ROOT "/b/*/_manifests/revisions/*",
+				     BERTH_REPOS_ROOT "/a/big/_manifests/tags", NULL };
+	c->fail = fail;
+	c->barrier = 1 + FAILING;
+	struct berth_gc_options o = { 0 };
+	struct berth_gc_stats st;
+	o.delete_untagged = 1;
+	o.quiet = 1;
+	assert_int_equal(berth_gc_run(f.d, &o, &st), BERTH_ERROR);
+
+	assert_int_equal(c->met, 1 + FAILING); /* every thread was reading when they failed */
+	char path[BERTH_PATH_MAX];
+	for (int r = 1; r <= FAILING; r++) {
+		snprintf(path, sizeof(path), BERTH_REPOS_ROOT "/b/f%d/_manifests/revisions/", r);
+		assert_int_equal(berth_counting_listed(c, path), 1);
+	}
+	assert_int_equal(berth_counting_listed(c, BERTH_REPOS_ROOT "/a/big/_manifests/tags"), 1);
+	for (int r = 0; r < SMALL_REPOS; r++) {
+		snprintf(path, sizeof(path), BERTH_REPOS_ROOT "/s%02d/_manifests/revisions/", r);
+		if (berth_counting_listed(c, path))
+			fail_msg("%s was listed after a repository before it failed", path);
+	}
+	char *after = snapshot(&f);
+	assert_string_equal(after, before); /* nothing deleted */
+	free(before);
+	free(after);
+	f.d->free(f.d);
+	berth_test_root_remove(f.dir);
+}
+
 #define BOTH(t) cmocka_unit_test_setup_teardown(t, setup_mem, teardown), \
 		cmocka_unit_test_setup_teardown(t, setup_fs, teardown)
 
@@ -741,6 +808,7 @@ int main(void)
 		BOTH(test_report),
 		BOTH(test_shared_manifest_across_repos),
 		BOTH(test_one_big_repository),
+		cmocka_unit_test(test_unreadable_repository_stops_reads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
