@@ -134,6 +134,18 @@ eventually grep -q "cannot cache blob e2e/docker@$SMALL" "$BERTH_LOG" ||
   fail "blob $SMALL was linked without an upload session"
 stop_server "$BERTH_PID"
 
+# assert_mismatch_refused CODE BODY ROOT REPO DIGEST: a client's answer (status CODE, body in
+# file BODY) for blob DIGEST of REPO not matching its digest was a 503 UNAVAILABLE, berth logged
+# the mismatch, and the cache on ROOT did not link it.
+assert_mismatch_refused() {
+  [ "$1" = 503 ] || fail "blob $5 not matching its digest through berth: status $1, not 503"
+  grep -q '"UNAVAILABLE"' "$2" || fail "blob $5 not matching its digest: no UNAVAILABLE error body"
+  eventually grep -q "blob $4@$5 does not match its digest" "$BERTH_LOG" ||
+    fail "berth did not log the mismatch of $5"
+  [ ! -e "$3/docker/registry/v2/repositories/$4/_layers/sha256/${5#sha256:}/link" ] ||
+    fail "blob $5 was linked though it does not match its digest"
+}
+
 step "a blob the ring holds whole that does not match its digest: an error status, no byte, nothing linked"
 # Its client is answered only once the blob is verified, so a mismatch is told as a status (503)
 # rather than as a 200 cut short.
@@ -148,12 +160,7 @@ hex=${BAD#sha256:}
 head -c 1000 /dev/urandom >"$WORK/up/docker/registry/v2/blobs/sha256/${hex:0:2}/$hex/data" # other bytes upstream
 start_cache "$WORK/cache5"
 code=$(curl -s -o "$WORK/got.bin" -w '%{http_code}' "http://$BERTH_HOST/v2/e2e/docker/blobs/$BAD" || true)
-[ "$code" = 503 ] || fail "blob $BAD not matching its digest through berth: status $code, not 503"
-grep -q '"UNAVAILABLE"' "$WORK/got.bin" || fail "blob $BAD not matching its digest: no UNAVAILABLE error body"
-eventually grep -q "blob e2e/docker@$BAD does not match its digest" "$BERTH_LOG" ||
-  fail "berth did not log the mismatch of $BAD"
-[ ! -e "$WORK/cache5/docker/registry/v2/repositories/e2e/docker/_layers/sha256/$hex/link" ] ||
-  fail "blob $BAD was linked though it does not match its digest"
+assert_mismatch_refused "$code" "$WORK/got.bin" "$WORK/cache5" e2e/docker "$BAD"
 [ -z "$(ls -A "$WORK/cache5/docker/registry/v2/repositories/e2e/docker/_uploads" 2>/dev/null)" ] ||
   fail "an upload session was left for blob $BAD"
 stop_server "$BERTH_PID"
@@ -211,14 +218,9 @@ eventually shared || fail "the second client did not join the fetch of $HELD"
 wait "$C1" || true
 wait "$C2" || true
 for i in 1 2; do
-  code=$(cat "$WORK/held$i.code")
-  [ "$code" = 503 ] || fail "client $i of blob $HELD (held, not matching its digest): status $code, not 503"
-  grep -q '"UNAVAILABLE"' "$WORK/held$i.body" || fail "client $i of blob $HELD: no UNAVAILABLE error body"
+  log "client $i of the held blob"
+  assert_mismatch_refused "$(cat "$WORK/held$i.code")" "$WORK/held$i.body" "$WORK/cache7" e2e/held "$HELD"
 done
-eventually grep -q "blob e2e/held@$HELD does not match its digest" "$BERTH_LOG" ||
-  fail "berth did not log the mismatch of $HELD"
-[ ! -e "$WORK/cache7/docker/registry/v2/repositories/e2e/held/_layers/sha256/${HELD#sha256:}/link" ] ||
-  fail "blob $HELD was linked though it does not match its digest"
 stop_server "$BERTH_PID"
 stop_server "$HOLD_PID"
 
