@@ -310,23 +310,23 @@ static void log_mismatch(const struct shared_fetch *sf)
 		    berth_upstream_label(sf->target.route->upstream), sf->name, sf->digest);
 }
 
-/* The store's work once the readers have the whole blob (its writes, syncs and new files are
- * part of no pull) runs on the proxy's low-priority threads, serving going first on a busy
- * machine; this thread waits for it. Each job logs its own failure: the readers are served. */
-static void run_store(struct shared_fetch *sf, berth_job_fn job)
-{
-	berth_jobs_run(sf->p->stores, job, sf);
-}
+/* The store jobs: the store's work once the readers have the whole blob (its writes, syncs and
+ * new files are part of no pull) runs on the proxy's low-priority threads (berth_jobs_run),
+ * serving going first on a busy machine; the fetch thread waits for it. Each job logs its own
+ * failure: the readers are served. */
 
-/* A store job: makes a verified blob's upload the blob and links it. */
+/* A store job: makes a verified blob's upload the blob and links it; a failed commit's session
+ * goes now, not at the next purge. */
 static void commit_upload(void *arg)
 {
 	struct shared_fetch *sf = arg;
 	int rc = berth_upload_commit(sf->upload, sf->digest);
-	if (rc == 0)
+	if (rc == 0) {
 		note_stored(sf);
-	else
+	} else {
 		berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
+		berth_upload_cancel(sf->upload);
+	}
 }
 
 /* A store job: stores a verified blob the ring holds whole (the commit hashes what was written
@@ -338,12 +338,9 @@ static void store_whole(void *arg)
 	if (!sf->upload)
 		return;
 	store_from_ring(sf, sf->size);
-	int rc = sf->store_failed ? BERTH_ERROR : berth_upload_commit(sf->upload, sf->digest);
-	if (rc == 0)
-		note_stored(sf);
-	else if (!sf->store_failed)
-		berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
-	if (rc < 0)
+	if (!sf->store_failed)
+		commit_upload(sf);
+	else
 		berth_upload_cancel(sf->upload);
 	berth_upload_close(sf->upload);
 	sf->upload = NULL;
@@ -364,7 +361,7 @@ static int finish_from_ring(struct shared_fetch *sf)
 		return berth_err_set(BERTH_EDIGEST, "does not match its digest");
 	}
 	release_readers(sf);
-	run_store(sf, store_whole);
+	berth_jobs_run(sf->p->stores, store_whole, sf);
 	return 0;
 }
 
@@ -392,7 +389,7 @@ static int finish(struct shared_fetch *sf, int rc, const struct berth_upstream_r
 		rc = berth_upload_verify(sf->upload, sf->digest);
 		if (rc == 0) {
 			release_readers(sf);
-			run_store(sf, commit_upload); /* a failure still serves the readers */
+			berth_jobs_run(sf->p->stores, commit_upload, sf); /* a failure still serves the readers */
 		} else {
 			/* not verified (a mismatch, or the check itself failed): nothing reaches the
 			 * readers as done, and the session's bytes go now, not at the next purge */
@@ -408,6 +405,15 @@ static int finish(struct shared_fetch *sf, int rc, const struct berth_upstream_r
 	berth_upload_close(sf->upload);
 	sf->upload = NULL;
 	return rc;
+}
+
+/* 1 once a reader along would have been woken for its status: at the end, once the ring's
+ * whole blob is verified, or once a larger blob's first bytes are there (as on_body wakes).
+ * Before, a reader joining waits (with headers alone it would get a 200 that a digest mismatch
+ * then cuts short, where the first reader gets a 503). Called with sf->lock held. */
+static int status_due(const struct shared_fetch *sf)
+{
+	return sf->state == FETCH_DONE || sf->state == FETCH_FAILED || sf->verified || store_due(sf, sf->tail);
 }
 
 static void forget(struct shared_fetch *sf)
@@ -479,12 +485,12 @@ int berth_proxy_fetch_start(struct berth_proxy_fetch **out, struct berth_proxy *
 		pthread_mutex_lock(&sf->lock);
 		struct berth_proxy_fetch *r = new_reader(sf, notify, payload);
 		r->joined = sf->tail <= RING && sf->state != FETCH_FAILED;
-		int known = sf->state != FETCH_WAITING;
+		int known = status_due(sf);
 		pthread_mutex_unlock(&sf->lock);
 		pthread_mutex_unlock(&p->inflight_lock);
 		atomic_fetch_add(&berth_proxy_stats.blob_shared, 1);
 		*out = r;
-		if (known && r->joined) { /* the status is there: no notify would come for it */
+		if (known && r->joined) { /* its wake-up has passed: no notify would come for it */
 			pthread_mutex_lock(&sf->lock);
 			r->waiting = 0;
 			pthread_mutex_unlock(&sf->lock);

@@ -331,24 +331,14 @@ static int pending_get(struct berth_manifest_content *out, struct berth_proxy *p
 	return 0;
 }
 
-struct store_call {
-	struct berth_proxy *p;
-	const struct berth_proxy_pending *pending;
-};
-
-static void store_job(void *arg)
-{
-	struct store_call *c = arg;
-	store_fetched(c->p, c->pending);
-}
-
 void berth_proxy_manifest_store(struct berth_proxy *p, struct berth_proxy_pending *pending)
 {
 	char key[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 2];
 	if (!pending)
 		return;
-	struct store_call call = { .p = p, .pending = pending };
-	berth_jobs_run(p->stores, store_job, &call); /* on the nicer threads; logs its failure */
+	/* Inline, not on the store threads: a few KiB, and the job thread running this also serves
+	 * manifests, tags and HEADs, which must not queue behind blob commits' syncs. */
+	store_fetched(p, pending); /* logs its failure */
 	pending_key(key, sizeof(key), pending->name, pending->digest);
 	pthread_mutex_lock(&p->pending_lock);
 	struct pending_entry *e = berth_map_find(&p->pending, key);

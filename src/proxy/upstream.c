@@ -383,23 +383,29 @@ static char *authorization(struct berth_upstream *u, const char *repo, struct be
 	char *h = NULL;
 	pthread_mutex_lock(&u->lock);
 	enum auth_scheme scheme = u->scheme;
+	int answering = u->failures == 0;
 	if (scheme == AUTH_BEARER) {
 		h = bearer_locked(u, repo);
 		ch = u->challenge;
 	}
 	pthread_mutex_unlock(&u->lock);
-	if (scheme == AUTH_BEARER && !h && !*asked) {
+	if (scheme == AUTH_BEARER && !h && !*asked && answering) {
 		/* A scope without a token yet: asked of the realm the upstream named for another
 		 * one before the call, rather than after a 401 of its own (one upstream round trip
-		 * fewer per repository). */
+		 * fewer per repository). Not while the upstream's last call had no answer: the
+		 * token's tries would only delay this call's own (and the cached-tag fallback). */
 		*asked = 1;
 		*asked_under = ch;
-		if (fetch_token(u, &ch, repo) == 0) {
+		int rc = fetch_token(u, &ch, repo);
+		if (rc == 0) {
 			pthread_mutex_lock(&u->lock);
 			h = bearer_locked(u, repo);
 			pthread_mutex_unlock(&u->lock);
 		} else {
-			berth_err_clear(); /* the call goes without: the upstream's 401 tells the rest */
+			/* Said here: the 401 that follows names the same realm, so authenticate()
+			 * does not ask (nor log) again. The call goes without. */
+			berth_warn("upstream %s: no token for %s: %s", u->label, repo, berth_err_reason(rc));
+			berth_err_clear();
 		}
 	}
 	char *user, *pass;

@@ -369,13 +369,14 @@ make_token_signer() {
 
 # start_token_server KEY CERT USERS_JSON: tests/fixtures/auth/tokenserver.py signing RS256
 # tokens for issuer e2e-issuer with KEY/CERT, users and access from USERS_JSON. Sets TOKEN_URL
-# (its base URL; the realm is $TOKEN_URL/token).
+# (its base URL; the realm is $TOKEN_URL/token) and TOKEN_PID.
 start_token_server() {
   local portf="$WORK/tokensrv.$RANDOM.port" guard=() i
   if setpriv --help 2>/dev/null | grep -q pdeathsig; then guard=(setpriv --pdeathsig TERM --); fi
   "${guard[@]}" "$PY" "$BERTH_SRC/tests/fixtures/auth/tokenserver.py" serve --key "$1" --cert "$2" --alg RS256 \
     --issuer e2e-issuer --users "$3" --port-file "$portf" >"$WORK/tokenserver.log" 2>&1 &
-  SERVER_PIDS+=("$!")
+  TOKEN_PID=$!
+  SERVER_PIDS+=("$TOKEN_PID")
   SERVER_LOGS+=("$WORK/tokenserver.log")
   for ((i = 0; i < 100; i++)); do [ -s "$portf" ] && break; sleep 0.05; done
   [ -s "$portf" ] || fail "the token server did not start (log $WORK/tokenserver.log)"

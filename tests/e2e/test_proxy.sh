@@ -288,4 +288,20 @@ n=$(grep 'error authorizing context' "$UP_LOG" | grep -c 'useragent="\?berth/' |
 # A repository the account may not pull: the upstream refuses, nothing is served.
 code=$(http_code "http://$BERTH_HOST/v2/e2e/docker/manifests/v1")
 [ "$code" = 503 ] || fail "a manifest the upstream refuses answered $code"
+
+step "the token server down: the token not had is logged; the upstream down too: no token asked before each call"
+stop_server "$TOKEN_PID"
+# The token asked for before the call (the realm known from another repository's 401) fails: said
+# in the log, as the 401 that follows names the same realm and is not asked again.
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 "http://$BERTH_HOST/v2/e2e/notoken1/manifests/v1" || true)
+[ "$code" != 200 ] || fail "a manifest with no token to be had answered 200"
+grep -q "no token for e2e/notoken1" "$BERTH_LOG" || fail "berth did not log the token it could not get for e2e/notoken1"
+stop_server "$UP_PID"
+# The first call after the upstream stops still asks for its token first (the last call had an
+# answer); once a call had none, the next goes straight to its own tries.
+curl -s -o /dev/null --max-time 60 "http://$BERTH_HOST/v2/e2e/notoken2/manifests/v1" || true
+grep -q "no token for e2e/notoken2" "$BERTH_LOG" || fail "berth did not ask a token for e2e/notoken2 (the upstream's last call had an answer)"
+curl -s -o /dev/null --max-time 60 "http://$BERTH_HOST/v2/e2e/notoken3/manifests/v1" || true
+! grep -q "no token for e2e/notoken3" "$BERTH_LOG" ||
+  fail "berth asked a token for e2e/notoken3 before its call though the upstream's last call had no answer"
 stop_server "$BERTH_PID"

@@ -134,6 +134,18 @@ eventually grep -q "cannot cache blob e2e/docker@$SMALL" "$BERTH_LOG" ||
   fail "blob $SMALL was linked without an upload session"
 stop_server "$BERTH_PID"
 
+# assert_mismatch_refused CODE BODY ROOT REPO DIGEST: a client's answer (status CODE, body in
+# file BODY) for blob DIGEST of REPO not matching its digest was a 503 UNAVAILABLE, berth logged
+# the mismatch, and the cache on ROOT did not link it.
+assert_mismatch_refused() {
+  [ "$1" = 503 ] || fail "blob $5 not matching its digest through berth: status $1, not 503"
+  grep -q '"UNAVAILABLE"' "$2" || fail "blob $5 not matching its digest: no UNAVAILABLE error body"
+  eventually grep -q "blob $4@$5 does not match its digest" "$BERTH_LOG" ||
+    fail "berth did not log the mismatch of $5"
+  [ ! -e "$3/docker/registry/v2/repositories/$4/_layers/sha256/${5#sha256:}/link" ] ||
+    fail "blob $5 was linked though it does not match its digest"
+}
+
 step "a blob the ring holds whole that does not match its digest: an error status, no byte, nothing linked"
 # Its client is answered only once the blob is verified, so a mismatch is told as a status (503)
 # rather than as a 200 cut short.
@@ -148,15 +160,69 @@ hex=${BAD#sha256:}
 head -c 1000 /dev/urandom >"$WORK/up/docker/registry/v2/blobs/sha256/${hex:0:2}/$hex/data" # other bytes upstream
 start_cache "$WORK/cache5"
 code=$(curl -s -o "$WORK/got.bin" -w '%{http_code}' "http://$BERTH_HOST/v2/e2e/docker/blobs/$BAD" || true)
-[ "$code" = 503 ] || fail "blob $BAD not matching its digest through berth: status $code, not 503"
-grep -q '"UNAVAILABLE"' "$WORK/got.bin" || fail "blob $BAD not matching its digest: no UNAVAILABLE error body"
-eventually grep -q "blob e2e/docker@$BAD does not match its digest" "$BERTH_LOG" ||
-  fail "berth did not log the mismatch of $BAD"
-[ ! -e "$WORK/cache5/docker/registry/v2/repositories/e2e/docker/_layers/sha256/$hex/link" ] ||
-  fail "blob $BAD was linked though it does not match its digest"
+assert_mismatch_refused "$code" "$WORK/got.bin" "$WORK/cache5" e2e/docker "$BAD"
 [ -z "$(ls -A "$WORK/cache5/docker/registry/v2/repositories/e2e/docker/_uploads" 2>/dev/null)" ] ||
   fail "an upload session was left for blob $BAD"
 stop_server "$BERTH_PID"
+
+step "a client joining a small blob's fetch held mid-way, the blob not matching its digest: 503 for both, nothing linked"
+# The joining client waits for the verdict as the first does: with the headers alone it would get
+# a 200 that the mismatch then cuts short. The upstream (a small Python server) sends half the
+# body and holds the rest until told: the second client joins while the first half is in.
+HELD="sha256:$(printf 'not these bytes' | sha256sum | cut -d' ' -f1)"
+HOLD_PORT=$(free_port)
+"$PY" - "$HOLD_PORT" "$WORK/held.sent" "$WORK/held.go" <<'PY' >"$WORK/held.log" 2>&1 &
+import http.server, os, sys, time
+port, sent, go = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        if "/blobs/" not in self.path:
+            body = b"{}"
+            self.send_response(200 if self.path == "/v2/" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.send_header("Content-Type", "application/octet-stream")
+        self.end_headers()
+        self.wfile.write(os.urandom(500))
+        self.wfile.flush()
+        open(sent, "w").close()
+        while not os.path.exists(go):  # held until the test says: no timing in what is checked
+            time.sleep(0.05)
+        self.wfile.write(os.urandom(500))
+        self.wfile.flush()
+http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+PY
+HOLD_PID=$!
+SERVER_PIDS+=("$HOLD_PID") # stopped at exit whatever happens
+DEBUG_PORT=$(free_port)
+mkdir -p "$WORK/cache7cfg"
+printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nproxy:\n  remoteurl: http://127.0.0.1:%s\nhttp:\n  debug:\n    addr: 127.0.0.1:%s\n    prometheus:\n      enabled: true\n' \
+  "$WORK/cache7" "$HOLD_PORT" "$DEBUG_PORT" >"$WORK/cache7cfg/config.yml"
+BERTH_CONFIG="$WORK/cache7cfg/config.yml" start_berth "$WORK/cache7"
+curl -s -o "$WORK/held1.body" -w '%{http_code}' "http://$BERTH_HOST/v2/e2e/held/blobs/$HELD" >"$WORK/held1.code" &
+C1=$!
+SERVER_PIDS+=("$C1")
+eventually test -e "$WORK/held.sent" || fail "the held upstream never sent the first half of $HELD"
+curl -s -o "$WORK/held2.body" -w '%{http_code}' "http://$BERTH_HOST/v2/e2e/held/blobs/$HELD" >"$WORK/held2.code" &
+C2=$!
+SERVER_PIDS+=("$C2")
+shared() { curl -sf "http://127.0.0.1:$DEBUG_PORT/metrics" | grep -q '^berth_proxy_requests_total{kind="blob",result="shared"} 1$'; }
+eventually shared || fail "the second client did not join the fetch of $HELD"
+: >"$WORK/held.go"
+wait "$C1" || true
+wait "$C2" || true
+for i in 1 2; do
+  log "client $i of the held blob"
+  assert_mismatch_refused "$(cat "$WORK/held$i.code")" "$WORK/held$i.body" "$WORK/cache7" e2e/held "$HELD"
+done
+stop_server "$BERTH_PID"
+stop_server "$HOLD_PID"
 
 step "what is fetched is stored on threads nicer than those serving"
 # The store's new files, writes and syncs come after the clients' answers: on a busy machine the
