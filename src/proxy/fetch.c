@@ -310,23 +310,24 @@ static void log_mismatch(const struct shared_fetch *sf)
 		    berth_upstream_label(sf->target.route->upstream), sf->name, sf->digest);
 }
 
-/* The store jobs: the store's work once the readers have the whole blob (its writes, syncs and
- * new files are part of no pull) runs on the proxy's low-priority threads (berth_jobs_run),
- * serving going first on a busy machine; the fetch thread waits for it. Each job logs its own
- * failure: the readers are served. */
-
-/* A store job: makes a verified blob's upload the blob and links it; a failed commit's session
- * goes now, not at the next purge. */
+/*
+ * A store job (the store's work once the readers have the whole blob runs on the proxy's
+ * low-priority threads, berth_jobs_run, serving going first on a busy machine; the fetch thread
+ * waits for it; each job logs its own failure: the readers are served): makes a verified blob's
+ * upload the blob and links it. A failed commit's session goes now, not at the next purge (the
+ * commit removed it itself on a digest mismatch or a quota refusal).
+ */
 static void commit_upload(void *arg)
 {
 	struct shared_fetch *sf = arg;
 	int rc = berth_upload_commit(sf->upload, sf->digest);
 	if (rc == 0) {
 		note_stored(sf);
-	} else {
-		berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
-		berth_upload_cancel(sf->upload);
+		return;
 	}
+	berth_error("cannot cache blob %s@%s: %s", sf->name, sf->digest, berth_err_reason(rc));
+	if (rc != BERTH_EDIGEST && rc != BERTH_EDENIED)
+		berth_upload_cancel(sf->upload);
 }
 
 /* A store job: stores a verified blob the ring holds whole (the commit hashes what was written
@@ -485,17 +486,18 @@ int berth_proxy_fetch_start(struct berth_proxy_fetch **out, struct berth_proxy *
 		pthread_mutex_lock(&sf->lock);
 		struct berth_proxy_fetch *r = new_reader(sf, notify, payload);
 		r->joined = sf->tail <= RING && sf->state != FETCH_FAILED;
-		int known = status_due(sf);
+		/* Its wake-up has passed: no notify would come for it, so it notifies itself.
+		 * waiting is cleared under the lock that found it due, so a wake_readers running
+		 * after the unlock cannot notify it a second time. */
+		int self_notify = r->joined && status_due(sf);
+		if (self_notify)
+			r->waiting = 0;
 		pthread_mutex_unlock(&sf->lock);
 		pthread_mutex_unlock(&p->inflight_lock);
 		atomic_fetch_add(&berth_proxy_stats.blob_shared, 1);
 		*out = r;
-		if (known && r->joined) { /* its wake-up has passed: no notify would come for it */
-			pthread_mutex_lock(&sf->lock);
-			r->waiting = 0;
-			pthread_mutex_unlock(&sf->lock);
+		if (self_notify)
 			notify(payload);
-		}
 		return 0;
 	}
 	struct shared_fetch *sf = berth_calloc(1, sizeof(*sf));

@@ -16,10 +16,10 @@
 
 #define JOB_THREADS 8
 #define FETCH_THREADS 32
-/* What is fetched is stored on threads this much nicer than serving (its new files, writes and
- * syncs come after the client's answer): on a busy machine the pulls under way go first. Not
+/* A blob fetched is stored on threads this much nicer than serving (its new files, writes and
+ * syncs come after the clients' answers): on a busy machine the pulls under way go first. Not
  * SCHED_IDLE: a store holds the repository's locks for a moment, and must get the CPU. Each
- * store has a job or fetch thread waiting for it, which bounds what waits to be stored. */
+ * store has its fetch thread waiting for it, which bounds what waits to be stored. */
 #define STORE_THREADS 8
 #define STORE_NICE 10
 #define MANIFEST_TIMEOUT_MS 60000L
@@ -145,7 +145,7 @@ void berth_proxy_free(struct berth_proxy *p)
 		return;
 	berth_jobs_stop(p->jobs);
 	berth_jobs_stop(p->fetches);
-	berth_jobs_stop(p->stores); /* last: the others' jobs wait for its own */
+	berth_jobs_stop(p->stores); /* last: the fetches wait for its jobs */
 	berth_scheduler_stop(p->scheduler);
 	for (size_t i = 0; i < p->n_routes; i++) {
 		berth_upstream_free(p->routes[i].upstream);

@@ -39,7 +39,7 @@ struct berth_proxy {
 	struct berth_scheduler *scheduler; /* NULL when no route's TTL is set (shared: one state file) */
 	struct berth_jobs *jobs;    /* short calls: manifests, tags, HEADs */
 	struct berth_jobs *fetches; /* blob transfers, which may take minutes */
-	struct berth_jobs *stores;  /* what is fetched, stored once its clients have it: nicer threads */
+	struct berth_jobs *stores;  /* blobs fetched, stored once their clients have them: nicer threads */
 	pthread_mutex_t inflight_lock;
 	struct berth_map inflight;  /* "<name>@<digest>" -> the fetch storing it now (fetch.c) */
 	pthread_mutex_t pending_lock;
