@@ -108,6 +108,45 @@ static int add_route(struct berth_proxy_route *r, const struct berth_proxy_upstr
 	return 0;
 }
 
+/* One upstream's ping at start-up (berth_proxy_new), on a job thread. */
+struct startup_ping {
+	struct berth_proxy *p;
+	struct berth_upstream *upstream;
+};
+
+/* Asks the upstream's /v2/ as Distribution's proxy does when it starts: the first pull then
+ * finds its connection open and, behind a token server, asks its token before its first call
+ * instead of after a 401. A failure is said and changes nothing: pulls ask as they would. */
+static void ping_upstream(void *arg)
+{
+	struct startup_ping *job = arg;
+	const char *label = berth_upstream_label(job->upstream);
+	const atomic_int *stopping = &job->p->stopping;
+	long status = 0;
+	int rc = 0;
+	if (!atomic_load(stopping))
+		rc = berth_upstream_ping(&status, job->upstream, stopping);
+	if (rc < 0 && atomic_load(stopping))
+		berth_err_clear(); /* cancelled: nobody waits for its answer */
+	else if (rc < 0)
+		berth_warn("upstream %s: no answer to /v2/ at start-up (pulls will ask it again): %s", label,
+			   berth_err_reason(rc));
+	else if (status)
+		berth_debug("upstream %s: /v2/ answered %ld at start-up", label, status);
+	free(job);
+}
+
+/* Queues each upstream's ping on the job threads: start-up does not wait for it. */
+static void ping_upstreams(struct berth_proxy *p)
+{
+	for (size_t i = 0; i < p->n_routes; i++) {
+		struct startup_ping *job = berth_malloc(sizeof(*job));
+		*job = (struct startup_ping){ .p = p, .upstream = p->routes[i].upstream };
+		if (berth_jobs_submit(p->jobs, ping_upstream, job) < 0)
+			free(job); /* cannot be: the queue is empty */
+	}
+}
+
 int berth_proxy_new(struct berth_proxy **out, const struct berth_proxy_config *cfg, struct berth_registry *reg)
 {
 	struct berth_proxy *p = berth_calloc(1, sizeof(*p));
@@ -132,6 +171,7 @@ int berth_proxy_new(struct berth_proxy **out, const struct berth_proxy_config *c
 		berth_err_set(rc, "cannot start the proxy's threads");
 		goto out_free;
 	}
+	ping_upstreams(p);
 	*out = p;
 	return 0;
 out_free:
@@ -143,6 +183,7 @@ void berth_proxy_free(struct berth_proxy *p)
 {
 	if (!p)
 		return;
+	atomic_store(&p->stopping, 1);
 	berth_jobs_stop(p->jobs);
 	berth_jobs_stop(p->fetches);
 	berth_jobs_stop(p->stores); /* last: the fetches wait for its jobs */

@@ -44,6 +44,7 @@ struct berth_proxy {
 	struct berth_map inflight;  /* "<name>@<digest>" -> the fetch storing it now (fetch.c) */
 	pthread_mutex_t pending_lock;
 	struct berth_map pending;   /* "<name>@<digest>" -> a manifest answered, being stored */
+	atomic_int stopping;        /* set by berth_proxy_free: the start-up pings end at once */
 };
 
 /* The proxy's counters (proxy/proxy.c). */

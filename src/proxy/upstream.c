@@ -31,6 +31,7 @@
 #define DEFAULT_TOKEN_SECONDS 60 /* the token spec's default expires_in */
 #define CREDHELPER_TIMEOUT_MS 10000L /* a credential helper's run taking longer is killed */
 #define IDLE_HANDLES_MAX 64    /* more idle at once (a burst past the proxy's threads) are closed */
+#define PING_TIMEOUT_MS 60000L /* a manifest's: /v2/ is as small */
 
 enum auth_scheme { AUTH_NONE, AUTH_BASIC, AUTH_BEARER };
 
@@ -372,7 +373,7 @@ static char *bearer_locked(struct berth_upstream *u, const char *repo)
 	return NULL;
 }
 
-static int fetch_token(struct berth_upstream *u, const struct berth_challenge *ch, const char *repo);
+static int fetch_token_or_warn(struct berth_upstream *u, const struct berth_challenge *ch, const char *repo);
 
 /* The Authorization header for a call, or NULL; the caller frees it. A Bearer token not held
  * yet is asked for once per call (*asked, set with the challenge it was asked under). */
@@ -389,23 +390,19 @@ static char *authorization(struct berth_upstream *u, const char *repo, struct be
 		ch = u->challenge;
 	}
 	pthread_mutex_unlock(&u->lock);
-	if (scheme == AUTH_BEARER && !h && !*asked && answering) {
+	if (scheme == AUTH_BEARER && repo && !h && !*asked && answering) {
 		/* A scope without a token yet: asked of the realm the upstream named for another
 		 * one before the call, rather than after a 401 of its own (one upstream round trip
 		 * fewer per repository). Not while the upstream's last call had no answer: the
 		 * token's tries would only delay this call's own (and the cached-tag fallback). */
 		*asked = 1;
 		*asked_under = ch;
-		int rc = fetch_token(u, &ch, repo);
-		if (rc == 0) {
+		/* Failing, said here: the 401 that follows names the same realm, so
+		 * authenticate() does not ask (nor log) again. The call goes without. */
+		if (fetch_token_or_warn(u, &ch, repo) == 0) {
 			pthread_mutex_lock(&u->lock);
 			h = bearer_locked(u, repo);
 			pthread_mutex_unlock(&u->lock);
-		} else {
-			/* Said here: the 401 that follows names the same realm, so authenticate()
-			 * does not ask (nor log) again. The call goes without. */
-			berth_warn("upstream %s: no token for %s: %s", u->label, repo, berth_err_reason(rc));
-			berth_err_clear();
 		}
 	}
 	char *user, *pass;
@@ -534,6 +531,15 @@ static int fetch_token(struct berth_upstream *u, const struct berth_challenge *c
 	return rc;
 }
 
+/* fetch_token, its failure logged (and forgotten: the call goes on without a token). */
+static int fetch_token_or_warn(struct berth_upstream *u, const struct berth_challenge *ch, const char *repo)
+{
+	int rc = fetch_token(u, ch, repo);
+	if (rc < 0)
+		berth_warn("upstream %s: no token for %s: %s", u->label, repo, berth_err_reason(rc));
+	return rc;
+}
+
 /* ---- calls ---- */
 
 struct transfer {
@@ -618,6 +624,22 @@ static size_t on_write(char *p, size_t size, size_t n, void *payload)
 	return size * n;
 }
 
+/* curl's progress callback, while a transfer waits: a call whose cancel flag is set ends. */
+static int on_progress(void *payload, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	const atomic_int *cancel = payload;
+	return atomic_load(cancel) != 0;
+}
+
+static int cancelled(const struct berth_upstream_call *call)
+{
+	return call->cancel && atomic_load(call->cancel);
+}
+
 static CURLcode perform(struct transfer *t, const char *url, struct curl_slist *headers, char *curl_error)
 {
 	const struct berth_upstream_call *call = t->call;
@@ -649,6 +671,12 @@ static CURLcode perform(struct transfer *t, const char *url, struct curl_slist *
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, t);
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_error);
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "berth/" BERTH_VERSION);
+	if (call->cancel) {
+		/* Cast: curl's payload is not const; on_progress only reads it. */
+		curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(curl, CURLOPT_XFERINFODATA, (void *)call->cancel);
+		curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+	}
 	trust(curl, t->u);
 	curl_error[0] = '\0';
 	t->res->status = 0;
@@ -679,10 +707,12 @@ static int same_realm(const struct berth_challenge *ch, const char *www_authenti
 }
 
 /* The upstream answered 401: learns how to authenticate. 1 to try again, 0 not (a token that
- * could not be had is logged: the caller sees only the 401). */
+ * could not be had is logged: the caller sees only the 401; a call for no repository only
+ * learns). */
 static int authenticate(struct transfer *t)
 {
 	struct berth_upstream *u = t->u;
+	const char *repo = t->call->repo;
 	struct berth_challenge ch;
 	if (berth_challenge_parse(&ch, t->www_authenticate) < 0)
 		return 0;
@@ -692,17 +722,16 @@ static int authenticate(struct transfer *t)
 		pthread_mutex_lock(&u->lock);
 		u->scheme = AUTH_BASIC;
 		pthread_mutex_unlock(&u->lock);
-		return 1;
+		return repo != NULL;
 	}
 	if (strcmp(ch.scheme, "bearer") != 0)
 		return 0;
 	pthread_mutex_lock(&u->lock);
 	u->challenge = ch;
+	if (!repo && u->scheme == AUTH_NONE)
+		u->scheme = AUTH_BEARER; /* the next call's token is asked before it (authorization) */
 	pthread_mutex_unlock(&u->lock);
-	int rc = fetch_token(u, &ch, t->call->repo);
-	if (rc < 0)
-		berth_warn("upstream %s: no token for %s: %s", u->label, t->call->repo, berth_err_reason(rc));
-	return rc == 0;
+	return repo && fetch_token_or_warn(u, &ch, repo) == 0;
 }
 
 static int64_t monotonic_ms(void)
@@ -764,7 +793,8 @@ int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream
 	memset(res, 0, sizeof(*res));
 	res->length = -1;
 	pthread_once(&curl_once, init_curl);
-	if (!breaker_admit(u)) { /* nothing is asked: nothing to record, no handle taken */
+	/* An unrecorded call is not held back by the circuit (nor probes it): it answers nobody. */
+	if (!call->unrecorded && !breaker_admit(u)) { /* nothing is asked: nothing to record, no handle taken */
 		atomic_fetch_add(&u->stats.errors, 1);
 		rc = berth_err_set(BERTH_ERROR, "circuit open after %d calls in a row without an answer",
 				   BREAKER_FAILURES);
@@ -791,6 +821,11 @@ int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream
 		free(auth);
 		CURLcode cc = perform(&t, url, headers, curl_error);
 		curl_slist_free_all(headers);
+		if (cancelled(call)) {
+			berth_err_set(BERTH_ERROR, "cancelled");
+			res->status = 0;
+			break;
+		}
 		if (t.body_rc) {
 			rc = t.body_rc; /* with on_body's failure, if it set one */
 			break;
@@ -817,12 +852,25 @@ int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream
 		break;
 	}
 	free(url);
-	if (rc != 0 && rc != t.body_rc)
-		atomic_fetch_add(&u->stats.errors, 1);
-	breaker_record(u, res->status != 0 || rc == 0);
+	int answered = res->status != 0 || rc == 0;
+	if (answered || !call->unrecorded) { /* an unrecorded call's failure changes nothing */
+		if (rc != 0 && rc != t.body_rc)
+			atomic_fetch_add(&u->stats.errors, 1);
+		breaker_record(u, answered);
+	}
 	start(&t); /* a HEAD, an error status or an empty body: nothing started it */
 out:
 	curl_slist_free_all(base);
 	give_handle(u, t.curl);
+	return rc;
+}
+
+int berth_upstream_ping(long *status, struct berth_upstream *u, const atomic_int *cancel)
+{
+	struct berth_upstream_result res;
+	struct berth_upstream_call call = { .method = "GET", .path = "/v2/", .timeout_ms = PING_TIMEOUT_MS,
+					    .cancel = cancel, .unrecorded = 1 };
+	int rc = berth_upstream_call(&res, u, &call);
+	*status = res.status;
 	return rc;
 }

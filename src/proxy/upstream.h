@@ -11,6 +11,7 @@
 #ifndef BERTH_PROXY_UPSTREAM_H
 #define BERTH_PROXY_UPSTREAM_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,7 +49,8 @@ typedef void (*berth_upstream_start_cb)(const struct berth_upstream_result *res,
 struct berth_upstream_call {
 	const char *method;  /* "GET" or "HEAD" */
 	const char *path;    /* below the upstream URL: "/v2/<name>/manifests/<ref>" */
-	const char *repo;    /* the repository, for the token's scope "repository:<repo>:pull" */
+	const char *repo;    /* the repository, for the token's scope "repository:<repo>:pull";
+			      * NULL for none (/v2/): no token is asked, a 401 is only learnt from */
 	const char *accept;  /* an Accept header value, or NULL */
 	berth_upstream_body_cb on_body; /* NULL: a 2xx body is dropped */
 	berth_upstream_start_cb on_start; /* NULL: none */
@@ -56,6 +58,11 @@ struct berth_upstream_call {
 	long timeout_ms;     /* whole-transfer limit; 0: none (blobs: only the stall limit) */
 	long recv_buffer;    /* bytes libcurl receives at most per read (CURLOPT_BUFFERSIZE;
 			      * on_body still gets pieces of 16 KiB at most); 0: its default, 16 KiB */
+	const atomic_int *cancel; /* NULL, or a flag read while the call waits: once it is set,
+				   * the call ends (no more tries) with BERTH_ERROR "cancelled" */
+	int unrecorded;      /* 1: a call without an answer is not counted (errors metric, the
+			      * failures in a row of the circuit breaker and the token pre-fetch):
+			      * a call nobody waits for, whose failure must change nothing */
 };
 
 struct berth_upstream_result {
@@ -74,6 +81,16 @@ struct berth_upstream_result {
  */
 int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream *u,
 			const struct berth_upstream_call *call);
+
+/*
+ * Asks the upstream's /v2/ (as Distribution's proxy does when it starts), through
+ * berth_upstream_call, ended early once *cancel (NULL: never) is set: its connection stays in
+ * the handle pool, and a 401's challenge is learnt as on any call (a Bearer realm, so that the
+ * first pull's token is asked before its first call; Basic, sent from the first call on), with
+ * no token asked. A failure is unrecorded (see above). 0 when an answer came (*status holds its
+ * status), else BERTH_ERROR with the reason (berth_err_set). Blocks.
+ */
+int berth_upstream_ping(long *status, struct berth_upstream *u, const atomic_int *cancel);
 
 /* ---- challenges (exposed for the tests) ---- */
 

@@ -239,6 +239,15 @@ start_berth() {
   fail "berth would not start (see $BERTH_LOG)"
 }
 
+# start_proxy ROOT URL [PROXY_YAML_LINES]: berth on ROOT caching URL. Sets what start_berth sets.
+start_proxy() {
+  local root=$1 url=$2 extra=${3:-} dir="$WORK/proxy.$RANDOM"
+  mkdir -p "$dir"
+  printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nproxy:\n  remoteurl: %s\n%s\n' \
+    "$root" "$url" "$extra" >"$dir/config.yml"
+  BERTH_CONFIG="$dir/config.yml" start_berth "$root"
+}
+
 # start_distribution ROOT: CNCF Distribution (docker-registry) with delete enabled on ROOT.
 # Sets DIST_PORT, DIST_PID, DIST_LOG, DIST_HOST.
 start_distribution() {

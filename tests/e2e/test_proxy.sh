@@ -16,15 +16,6 @@ step "generate test images"
 IMG="$WORK/img"
 E2E_BIG_SIZE=${E2E_BIG_SIZE:-104857600} make_images "$IMG"
 
-# start_proxy ROOT URL [PROXY_YAML_LINES]: berth on ROOT caching URL. Sets what start_berth sets.
-start_proxy() {
-  local root=$1 url=$2 extra=${3:-} dir="$WORK/proxy.$RANDOM"
-  mkdir -p "$dir"
-  printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nproxy:\n  remoteurl: %s\n%s\n' \
-    "$root" "$url" "$extra" >"$dir/config.yml"
-  BERTH_CONFIG="$dir/config.yml" start_berth "$root"
-}
-
 n_pull=0
 # pull_check IMAGE REF [copy args]: skopeo pulls REF (through berth) into a dir: copy that must
 # be byte-identical to IMAGE.
