@@ -76,11 +76,12 @@ static int find_repos(struct gc *g)
 
 /* ---- reading a repository ---- */
 
+/* What the callbacks of a repository's listings (add_revision, read_tag) work on. */
 struct list_ctx {
 	struct gc *g;
 	struct repo *r;
-	uint8_t alg;
-	int rc;
+	uint8_t alg; /* of the revisions listed; 0 for the tags */
+	int rc;      /* a callback's failure (reported there) */
 };
 
 static int add_revision(const char *path, void *payload)
@@ -219,15 +220,9 @@ static struct rev *find_rev(struct repo *r, const struct berth_oid *d)
 	return bsearch(d, r->revs, r->n, sizeof(*r->revs), berth_oid_cmp);
 }
 
-struct tag_ctx {
-	struct gc *g;
-	struct repo *r;
-	int rc;
-};
-
 static int read_tag(const char *path, void *payload)
 {
-	struct tag_ctx *c = payload;
+	struct list_ctx *c = payload;
 	char link[BERTH_PATH_MAX];
 	char *body = NULL;
 	size_t len = 0;
@@ -334,6 +329,24 @@ static void find_young(struct gc *g, struct repo *r)
 }
 
 /*
+ * Lists dir of repository r (a missing one is empty) through each, with a list_ctx of alg. <0: a
+ * storage error, reported as "<repository>: cannot list <what>: <error>", or each's failure.
+ */
+static int list_repo_dir(struct gc *g, struct repo *r, uint8_t alg, const char *dir, berth_list_cb each,
+			 const char *what)
+{
+	struct list_ctx c = { g, r, alg, 0 };
+	int rc = berth_storage_list(g->d, dir, each, &c);
+	if (c.rc < 0)
+		rc = c.rc;
+	if (rc == BERTH_ENOTFOUND)
+		rc = 0;
+	if (rc < 0)
+		berth_gc__fail(g, "%s: cannot list %s: %s", r->name, what, berth_strerror(rc));
+	return rc;
+}
+
+/*
  * Reads repository r->name (any thread of the team): its revisions, their manifests, its tags,
  * then which revisions stay (r->revs[].kept). <0: a storage error (reported), the run aborts.
  */
@@ -343,20 +356,11 @@ static int load_repo(struct gc *g, struct repo *r)
 	int rc = 0;
 
 	for (uint8_t alg = BERTH_ALG_SHA256; alg <= BERTH_ALG_SHA512; alg++) {
-		struct list_ctx c = { g, r, alg, 0 };
 		if ((rc = berth_gc__fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/revisions/%s",
 					     r->name, berth_gc__alg_str(alg))) < 0)
 			return rc;
-		rc = berth_storage_list(g->d, path, add_revision, &c);
-		if (c.rc < 0)
-			rc = c.rc;
-		if (rc == BERTH_ENOTFOUND)
-			rc = 0;
-		if (rc < 0) {
-			berth_gc__fail(g, "%s: cannot list %s: %s", r->name, path,
-				       berth_strerror(rc));
+		if ((rc = list_repo_dir(g, r, alg, path, add_revision, path)) < 0)
 			return rc;
-		}
 	}
 	if (r->n > 1)
 		qsort(r->revs, r->n, sizeof(*r->revs), berth_oid_cmp);
@@ -370,19 +374,11 @@ static int load_repo(struct gc *g, struct repo *r)
 	}
 
 	if (g->o->delete_untagged) {
-		struct tag_ctx c = { g, r, 0 };
 		if ((rc = berth_gc__fmt_path(path, BERTH_REPOS_ROOT "/%s/_manifests/tags",
 					     r->name)) < 0)
 			return rc;
-		rc = berth_storage_list(g->d, path, read_tag, &c);
-		if (c.rc < 0)
-			rc = c.rc;
-		if (rc == BERTH_ENOTFOUND)
-			rc = 0;
-		if (rc < 0) {
-			berth_gc__fail(g, "%s: cannot list tags: %s", r->name, berth_strerror(rc));
+		if ((rc = list_repo_dir(g, r, 0, path, read_tag, "tags")) < 0)
 			return rc;
-		}
 	}
 	if (g->o->registry && g->o->delete_untagged && !r->keep_all)
 		find_young(g, r);

@@ -48,11 +48,22 @@ stop_berth_cleanly
 
 step "upstream down at start-up: berth starts, says so once, and pulls once it is up"
 stop_server "$UP_PID"
-start_proxy "$WORK/proxy2" "http://$UP_HOST"
+DEBUG_PORT=$(free_port)
+start_proxy "$WORK/proxy2" "http://$UP_HOST" "http:
+  debug:
+    addr: 127.0.0.1:$DEBUG_PORT
+    prometheus:
+      enabled: true"
 eventually grep -q "upstream http://$UP_HOST: no answer to /v2/ at start-up" "$BERTH_LOG" ||
   fail "berth did not log the upstream it could not reach at start-up"
 n=$(grep -c "upstream http://$UP_HOST" "$BERTH_LOG" || true)
 [ "$n" = 1 ] || fail "berth logged $n lines about the upstream down at start-up (want 1): $(cat "$BERTH_LOG")"
+# The ping's failure is not an upstream error: not counted, nor toward the circuit breaker.
+curl -sf "http://127.0.0.1:$DEBUG_PORT/metrics" >"$WORK/metrics" || fail "no metrics"
+for family in errors circuit_opens; do
+  v=$(grep -F "berth_proxy_upstream_${family}_total{upstream=\"http://$UP_HOST\"} " "$WORK/metrics" | awk '{print $2}')
+  [ "$v" = 0 ] || fail "berth_proxy_upstream_${family}_total is '$v' after the ping's failure (want 0)"
+done
 # The same upstream, on the same port, comes up.
 # shellcheck disable=SC2046
 _start_server docker-registry "$WORK/upstream-again.log" "$UP_PORT" \
