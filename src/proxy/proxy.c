@@ -110,29 +110,33 @@ static int add_route(struct berth_proxy_route *r, const struct berth_proxy_upstr
 
 /* One upstream's ping at start-up (berth_proxy_new), on a job thread. */
 struct startup_ping {
-	struct berth_proxy *p;
+	const atomic_int *stopping; /* the proxy's: set, the ping ends */
 	struct berth_upstream *upstream;
 };
 
 /* Asks the upstream's /v2/ as Distribution's proxy does when it starts: the first pull then
  * finds its connection open and, behind a token server, asks its token before its first call
- * instead of after a 401. A failure is said and changes nothing: pulls ask as they would. */
+ * instead of after a 401. One try, unrecorded: a failure is said and changes nothing (pulls ask
+ * as they would). */
 static void ping_upstream(void *arg)
 {
 	struct startup_ping *job = arg;
 	const char *label = berth_upstream_label(job->upstream);
-	const atomic_int *stopping = &job->p->stopping;
-	long status = 0;
-	int rc = 0;
-	if (!atomic_load(stopping))
-		rc = berth_upstream_ping(&status, job->upstream, stopping);
-	if (rc < 0 && atomic_load(stopping))
+	struct berth_upstream_result res;
+	struct berth_upstream_call call = { .method = "GET", .path = "/v2/", .timeout_ms = MANIFEST_TIMEOUT_MS,
+					    .cancel = job->stopping, .unrecorded = 1 };
+	if (atomic_load(job->stopping)) {
+		free(job);
+		return;
+	}
+	int rc = berth_upstream_call(&res, job->upstream, &call);
+	if (rc < 0 && atomic_load(job->stopping))
 		berth_err_clear(); /* cancelled: nobody waits for its answer */
 	else if (rc < 0)
 		berth_warn("upstream %s: no answer to /v2/ at start-up (pulls will ask it again): %s", label,
 			   berth_err_reason(rc));
-	else if (status)
-		berth_debug("upstream %s: /v2/ answered %ld at start-up", label, status);
+	else
+		berth_debug("upstream %s: /v2/ answered %ld at start-up", label, res.status);
 	free(job);
 }
 
@@ -141,7 +145,7 @@ static void ping_upstreams(struct berth_proxy *p)
 {
 	for (size_t i = 0; i < p->n_routes; i++) {
 		struct startup_ping *job = berth_malloc(sizeof(*job));
-		*job = (struct startup_ping){ .p = p, .upstream = p->routes[i].upstream };
+		*job = (struct startup_ping){ .stopping = &p->stopping, .upstream = p->routes[i].upstream };
 		if (berth_jobs_submit(p->jobs, ping_upstream, job) < 0)
 			free(job); /* cannot be: the queue is empty */
 	}

@@ -31,7 +31,6 @@
 #define DEFAULT_TOKEN_SECONDS 60 /* the token spec's default expires_in */
 #define CREDHELPER_TIMEOUT_MS 10000L /* a credential helper's run taking longer is killed */
 #define IDLE_HANDLES_MAX 64    /* more idle at once (a burst past the proxy's threads) are closed */
-#define PING_TIMEOUT_MS 60000L /* a manifest's: /v2/ is as small */
 
 enum auth_scheme { AUTH_NONE, AUTH_BASIC, AUTH_BEARER };
 
@@ -835,7 +834,8 @@ int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream
 			if (!(asked && same_realm(&asked_under, t.www_authenticate)) && authenticate(&t))
 				continue;
 		}
-		if (retryable(cc, res->status) && res->bytes == 0 && attempt < MAX_RETRIES) {
+		if (retryable(cc, res->status) && res->bytes == 0 && attempt < MAX_RETRIES &&
+		    !call->unrecorded) { /* an unrecorded call tries once: nobody waits for it */
 			atomic_fetch_add(&u->stats.retries, 1);
 			berth_debug("upstream %s%s: %s, retrying", u->label, call->path,
 				    cc != CURLE_OK ? curl_easy_strerror(cc) : "server error");
@@ -862,15 +862,5 @@ int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream
 out:
 	curl_slist_free_all(base);
 	give_handle(u, t.curl);
-	return rc;
-}
-
-int berth_upstream_ping(long *status, struct berth_upstream *u, const atomic_int *cancel)
-{
-	struct berth_upstream_result res;
-	struct berth_upstream_call call = { .method = "GET", .path = "/v2/", .timeout_ms = PING_TIMEOUT_MS,
-					    .cancel = cancel, .unrecorded = 1 };
-	int rc = berth_upstream_call(&res, u, &call);
-	*status = res.status;
 	return rc;
 }

@@ -60,9 +60,11 @@ struct berth_upstream_call {
 			      * on_body still gets pieces of 16 KiB at most); 0: its default, 16 KiB */
 	const atomic_int *cancel; /* NULL, or a flag read while the call waits: once it is set,
 				   * the call ends (no more tries) with BERTH_ERROR "cancelled" */
-	int unrecorded;      /* 1: a call without an answer is not counted (errors metric, the
-			      * failures in a row of the circuit breaker and the token pre-fetch):
-			      * a call nobody waits for, whose failure must change nothing */
+	int unrecorded;      /* 1: tried once, and a call without an answer is not counted (errors
+			      * metric, the failures in a row of the circuit breaker and the token
+			      * pre-fetch): a call nobody waits for, whose failure must change nothing
+			      * (the start-up ping; with repo NULL a 401 teaches the challenge and no
+			      * token is asked) */
 };
 
 struct berth_upstream_result {
@@ -81,16 +83,6 @@ struct berth_upstream_result {
  */
 int berth_upstream_call(struct berth_upstream_result *res, struct berth_upstream *u,
 			const struct berth_upstream_call *call);
-
-/*
- * Asks the upstream's /v2/ (as Distribution's proxy does when it starts), through
- * berth_upstream_call, ended early once *cancel (NULL: never) is set: its connection stays in
- * the handle pool, and a 401's challenge is learnt as on any call (a Bearer realm, so that the
- * first pull's token is asked before its first call; Basic, sent from the first call on), with
- * no token asked. A failure is unrecorded (see above). 0 when an answer came (*status holds its
- * status), else BERTH_ERROR with the reason (berth_err_set). Blocks.
- */
-int berth_upstream_ping(long *status, struct berth_upstream *u, const atomic_int *cancel);
 
 /* ---- challenges (exposed for the tests) ---- */
 

@@ -29,9 +29,9 @@ helper_dir() {
 }
 runs() { if [ -f "$HDIR/runs" ]; then wc -l <"$HDIR/runs"; else echo 0; fi; }
 
-# start_proxy NAME PROXY_YAML: berth on $WORK/NAME with the proxy section PROXY_YAML (indented
+# start_exec_proxy NAME PROXY_YAML: berth on $WORK/NAME with the proxy section PROXY_YAML (indented
 # under proxy:), its helper's directory HDIR. Sets what start_berth sets.
-start_proxy() {
+start_exec_proxy() {
   local dir="$WORK/$1"
   mkdir -p "$dir"
   printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s/root\nproxy:\n%s\n' "$dir" "$2" >"$dir/config.yml"
@@ -65,7 +65,7 @@ start_upstream "$WORK/up" "  htpasswd:
 
 step "no lifetime: the helper runs once, told the upstream's host, and its credentials pull"
 helper_dir once
-start_proxy once "  remoteurl: http://$UP_HOST
+start_exec_proxy once "  remoteurl: http://$UP_HOST
   exec:
     command: $HELPER"
 pull_check "$IMG/multi" "$BERTH_HOST/e2e/multi:v1"
@@ -75,7 +75,7 @@ stop_server "$BERTH_PID"
 
 step "a lifetime: the helper runs again once it has passed"
 helper_dir lifetime
-start_proxy lifetime "  remoteurl: http://$UP_HOST
+start_exec_proxy lifetime "  remoteurl: http://$UP_HOST
   exec:
     command: $HELPER
     lifetime: 2s"
@@ -89,7 +89,7 @@ stop_server "$BERTH_PID"
 
 step "what wrong credentials give the client"
 helper_dir static
-start_proxy wrong "  remoteurl: http://$UP_HOST
+start_exec_proxy wrong "  remoteurl: http://$UP_HOST
   username: mirror
   password: wrong"
 refused=$(error_of "http://$BERTH_HOST/v2/e2e/multi/manifests/v1")
@@ -111,7 +111,7 @@ children() {
 failing_helper() {
   helper_dir "$1"
   printf '%s' "$1" >"$HDIR/mode"
-  start_proxy "$1" "  remoteurl: http://$UP_HOST
+  start_exec_proxy "$1" "  remoteurl: http://$UP_HOST
   exec:
     command: $HELPER"
   local got
@@ -133,7 +133,7 @@ failing_helper hang "it did not finish within 10000 ms: killed"
 
 step "proxy.upstreams: an entry's exec, told that upstream's host"
 helper_dir upstreams
-start_proxy upstreams "  upstreams:
+start_exec_proxy upstreams "  upstreams:
     - prefix: mirror
       remoteurl: http://$UP_HOST
       exec:
@@ -147,7 +147,7 @@ stop_server "$UP_PID"
 step "upstream behind the token server: the helper is told the realm's host"
 start_token_upstream '{"e2e/multi": ["pull"]}'
 helper_dir token
-start_proxy token "  remoteurl: http://$UP_HOST
+start_exec_proxy token "  remoteurl: http://$UP_HOST
   exec:
     command: $HELPER"
 pull_check "$IMG/multi" "$BERTH_HOST/e2e/multi:v1"
@@ -173,7 +173,7 @@ refused_config 'proxy.upstreams: cannot be combined with' "  exec:
     - prefix: a
       remoteurl: http://$UP_HOST"
 helper_dir warn
-start_proxy warn "  remoteurl: http://$UP_HOST
+start_exec_proxy warn "  remoteurl: http://$UP_HOST
   username: nobody
   password: wrong
   exec:
