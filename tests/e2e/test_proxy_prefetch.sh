@@ -181,6 +181,47 @@ pull_blobs on/e2e/on "$IMG/multi"
 assert_fetched_once e2e/on "$IMG/multi"
 stop_server "$BERTH_PID"
 
+step "at most 8 prefetches at once: an image of 12 blobs larger than the ring starts 8, the clients fetch the rest"
+# Every blob (config too) is 1.5 MiB of random bytes: each prefetch holds at its ring's end for a
+# client, so none ends while the manifest's blobs are gone through, and exactly 8 start.
+"$PY" - "$DIST_HOST" "$WORK/many" <<'PY' || fail "cannot push the 12-blob image to the upstream"
+import hashlib, json, os, sys, urllib.request
+host, out = sys.argv[1], sys.argv[2]
+os.makedirs(out, exist_ok=True)
+def push(data):
+    d = "sha256:" + hashlib.sha256(data).hexdigest()
+    with urllib.request.urlopen(urllib.request.Request("http://%s/v2/e2e/many/blobs/uploads/" % host, method="POST")) as r:
+        loc = r.headers["Location"]
+    if loc.startswith("/"):
+        loc = "http://" + host + loc
+    req = urllib.request.Request(loc + ("&" if "?" in loc else "?") + "digest=" + d, data=data, method="PUT",
+                                 headers={"Content-Type": "application/octet-stream"})
+    urllib.request.urlopen(req).close()
+    open(os.path.join(out, d[7:]), "wb").write(data)
+    return {"mediaType": "application/octet-stream", "digest": d, "size": len(data)}
+blobs = [push(os.urandom(3 << 19)) for _ in range(12)]
+for b in blobs[1:]:
+    b["mediaType"] = "application/vnd.oci.image.layer.v1.tar"
+blobs[0]["mediaType"] = "application/vnd.oci.image.config.v1+json"
+m = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": blobs[0], "layers": blobs[1:]}).encode()
+urllib.request.urlopen(urllib.request.Request("http://%s/v2/e2e/many/manifests/v1" % host, data=m, method="PUT",
+    headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})).close()
+PY
+CACHE3="$WORK/cache3"
+start_cache "$CACHE3" # no other prefetch running: all 8 slots free
+get_manifest e2e/many
+eventually tag_stored "$CACHE3" e2e/many || fail "e2e/many's manifest was not stored"
+[ "$(prefetches started)" -eq 8 ] || fail "$(prefetches started) prefetches started for 12 blobs, want 8 (the bound)"
+for f in "$WORK"/many/*; do
+  got=$(curl -sf "http://$BERTH_HOST/v2/e2e/many/blobs/sha256:${f##*/}" | sha256sum | cut -d' ' -f1)
+  [ "$got" = "${f##*/}" ] || fail "blob sha256:${f##*/} of e2e/many through berth: got sha256:$got"
+  eventually asked_once "/v2/e2e/many/blobs/sha256:${f##*/}" || fail "the upstream did not see one GET of sha256:${f##*/}"
+done
+[ "$(misses)" -eq 4 ] || fail "the clients made $(misses) fetches of their own, want 4 (the blobs past the bound)"
+stop_server "$BERTH_PID"
+
+
 step "a bad proxy.prefetch is refused at start-up by name"
 mkdir -p "$WORK/bad"
 printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nproxy:\n  remoteurl: http://%s\n  prefetch: sometimes\n' \
