@@ -463,7 +463,8 @@ static int start_proxy(struct berth_proxy **out, const struct berth_config *cfg,
 	struct berth_proxy_upstream single = { .prefix = "", .remoteurl = cfg->proxy.remoteurl,
 					       .username = cfg->proxy.username, .password = cfg->proxy.password,
 					       .ttl_ms = cfg->proxy.ttl_ms, .exec_command = cfg->proxy.exec_command,
-					       .exec_lifetime_ms = cfg->proxy.exec_lifetime_ms };
+					       .exec_lifetime_ms = cfg->proxy.exec_lifetime_ms,
+					       .prefetch = cfg->proxy.prefetch };
 	struct berth_proxy_config pcfg = { .upstreams = &single, .n_upstreams = 1 };
 	struct berth_proxy_upstream *list = NULL;
 	if (cfg->proxy.n_upstreams) {
@@ -473,7 +474,9 @@ static int start_proxy(struct berth_proxy **out, const struct berth_config *cfg,
 			list[i] = (struct berth_proxy_upstream){ .prefix = u->prefix, .remoteurl = u->remoteurl,
 								 .username = u->username, .password = u->password,
 								 .ttl_ms = u->ttl_ms, .exec_command = u->exec_command,
-								 .exec_lifetime_ms = u->exec_lifetime_ms };
+								 .exec_lifetime_ms = u->exec_lifetime_ms,
+								 .prefetch = u->prefetch >= 0 ? u->prefetch
+											      : cfg->proxy.prefetch };
 		}
 		pcfg = (struct berth_proxy_config){ .upstreams = list, .n_upstreams = cfg->proxy.n_upstreams };
 	}

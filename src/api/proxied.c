@@ -81,6 +81,7 @@ static void upstream_failed(struct berth_request *req, int rc)
 struct manifest_call {
 	struct parked base;
 	struct berth_manifest_content mc;
+	int head; /* a HEAD: no blob is prefetched for it */
 };
 
 static void manifest_job(void *arg)
@@ -88,9 +89,13 @@ static void manifest_job(void *arg)
 	struct manifest_call *c = arg;
 	struct berth_proxy *proxy = c->base.proxy;
 	struct berth_proxy_pending *pending = NULL;
+	int head = c->head;
 	c->base.rc = berth_proxy_manifest_get(&c->mc, proxy, c->base.name, c->base.reference, &pending);
 	job_done(&c->base);
-	/* c is the answer's now: a manifest fetched is stored while the client has it already */
+	/* c is the answer's now: a manifest fetched is stored while the client has it already, its
+	 * blobs' fetches started first (the client asks for them next) */
+	if (!head)
+		berth_proxy_prefetch(proxy, pending);
 	berth_proxy_manifest_store(proxy, pending);
 }
 
@@ -124,6 +129,7 @@ void berth_api_proxied_manifest(struct berth_request *req)
 	}
 	struct manifest_call *c = berth_calloc(1, sizeof(*c));
 	init_parked(&c->base, req);
+	c->head = berth_req_is_head(req);
 	park(req, &c->base, manifest_job, manifest_answer);
 }
 

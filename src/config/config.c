@@ -39,6 +39,7 @@ void berth_config_defaults(struct berth_config *cfg)
 	cfg->notifications.queuemaxbytes = 64LL << 20;
 	cfg->proxy.ttl_ms = 168LL * 3600 * 1000;
 	cfg->proxy.exec_lifetime_ms = -1;
+	cfg->proxy.prefetch = 1;
 	cfg->catalog_maxentries = BERTH_CONFIG_DEFAULT_MAX_ENTRIES;
 	cfg->tags_maxtags = BERTH_CONFIG_DEFAULT_MAX_ENTRIES;
 	cfg->policies.retention.interval_ms = 3600LL * 1000; /* berth's own: Distribution has none */

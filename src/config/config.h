@@ -132,6 +132,7 @@ struct berth_config_upstream {
 	int64_t ttl_ms;                        /* ttl */
 	char exec_command[1024];               /* exec.command: a credential helper ("" = none) */
 	int64_t exec_lifetime_ms;              /* exec.lifetime (-1 = unset: the helper runs once) */
+	int prefetch;                          /* prefetch (berth; -1 = unset: proxy.prefetch) */
 };
 
 /* middleware.storage[i]: one storage middleware, wrapping the driver berth serve uses
@@ -352,6 +353,8 @@ struct berth_config {
 		char exec_command[1024];          /* proxy.exec.command: a credential helper ("" = none) */
 		int64_t exec_lifetime_ms;         /* proxy.exec.lifetime (-1 = unset: the helper runs once,
 						   * 0 = for every request) */
+		int prefetch;                     /* proxy.prefetch (berth; default 1): a manifest fetched
+						   * for a GET starts the fetches of its blobs */
 		size_t n_upstreams;               /* proxy.upstreams (berth); none with remoteurl */
 		struct berth_config_upstream *upstreams;
 	} proxy;

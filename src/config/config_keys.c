@@ -126,6 +126,7 @@ static const struct cfg_key upstream_keys[] = {
 	DUR(U, "ttl", ttl_ms),
 	STR(U, "exec.command", exec_command),
 	DUR(U, "exec.lifetime", exec_lifetime_ms),
+	BOOL(U, "prefetch", prefetch),
 };
 
 static void upstream_init(void *p)
@@ -134,6 +135,7 @@ static void upstream_init(void *p)
 	memset(u, 0, sizeof(*u));
 	u->ttl_ms = 168LL * 3600 * 1000;
 	u->exec_lifetime_ms = -1;
+	u->prefetch = -1;
 }
 
 static void upstream_release(void *p)
@@ -494,6 +496,7 @@ static const struct cfg_key keys[] = {
 	  .max_items = BERTH_CONFIG_MAX_UPSTREAMS },
 	STR(C, "proxy.exec.command", proxy.exec_command),
 	DUR(C, "proxy.exec.lifetime", proxy.exec_lifetime_ms),
+	BOOL(C, "proxy.prefetch", proxy.prefetch),
 	/* Distribution 3.1: a deadline on the cache's writes to its storage. berth's writes of a
 	 * fetched blob go at the upstream transfer's pace, which its stall limit bounds already. */
 	ANY("proxy.cachewritetimeout", "bounded by the upstream transfer's stall limit"),

@@ -14,6 +14,12 @@
  * so nothing partial is ever linked. Readers that go away leave the fetch to finish storing
  * the blob for the others. The blob is written through the page cache: the next pull reads it.
  *
+ * A prefetch (berth_proxy__prefetch: the blobs of a manifest just fetched, before any client asks
+ * for them) is such a fetch with no reader yet. It fills the ring and, when the blob is larger,
+ * holds there for a first reader (PREFETCH_HOLD_MS at most): past the ring's first bytes a
+ * client asking would no longer read along but wait for the end. With nobody come, it goes on
+ * alone and stores the blob, which the next pull then reads from storage.
+ *
  * What the commit syncs (berth_upload_open_cached): a cache can always fetch again, so a crash
  * may lose what it stored but must never leave a name showing other bytes than the verified
  * ones. The data is made durable before it is moved into the blob store, and that move at once
@@ -23,9 +29,11 @@
  * crash loses is fetched again). Manifests are stored the same way (berth_manifest_put_fetched).
  * Distribution's proxy syncs nothing at all.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/digest.h"
 #include "core/err.h"
@@ -43,6 +51,8 @@
 /* The store takes the ring's bytes in pieces this large: libcurl hands the body on 16 KiB at a
  * time whatever it reads, and each piece stored is a write and a hash update. Below RING. */
 #define STORE_BATCH (256u << 10)
+/* How long a prefetch with its ring full waits for a first reader before it goes on alone. */
+#define PREFETCH_HOLD_MS 10000
 
 enum fetch_state { FETCH_WAITING, FETCH_STREAMING, FETCH_DONE, FETCH_FAILED };
 
@@ -76,6 +86,9 @@ struct shared_fetch {
 	int failure;          /* FETCH_FAILED: BERTH_ENOTFOUND or BERTH_ERROR */
 	int verified;         /* the whole blob arrived and matches its digest: readers may end */
 	int stored;           /* FETCH_DONE: the blob is linked in the repository */
+	int prefetch;         /* started with no reader (berth_proxy__prefetch); set before the thread runs */
+	int prefetch_joined;  /* a reader joined it along */
+	int alone;            /* a prefetch no reader has joined yet: holds at the ring's end */
 	uint64_t size;
 	uint64_t tail;        /* bytes put into the ring */
 	char *ring;
@@ -232,6 +245,30 @@ static int store_due(const struct shared_fetch *sf, uint64_t tail)
 	return !held_whole(sf) && tail >= WAKE_AFTER;
 }
 
+/* A prefetch that no reader joined, its ring full: waits for a first reader (berth_proxy_fetch_start
+ * signals sf->cond) for PREFETCH_HOLD_MS at most, then goes on alone. BERTH_ERROR when the proxy
+ * stops meanwhile: the transfer is dropped, nothing linked. Called with sf->lock held. */
+static int hold_for_reader(struct shared_fetch *sf)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += PREFETCH_HOLD_MS / 1000;
+	until.tv_nsec += (long)(PREFETCH_HOLD_MS % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	while (sf->alone && !atomic_load(&sf->p->stopping))
+		if (pthread_cond_timedwait(&sf->cond, &sf->lock, &until) == ETIMEDOUT)
+			break;
+	if (sf->alone && atomic_load(&sf->p->stopping))
+		return berth_err_set(BERTH_ERROR, "the proxy is stopping");
+	if (sf->alone)
+		berth_debug("prefetch of %s@%s: no client came, stored alone", sf->name, sf->digest);
+	sf->alone = 0;
+	return 0;
+}
+
 static int on_body(const void *data, size_t n, void *payload)
 {
 	struct shared_fetch *sf = payload;
@@ -262,6 +299,17 @@ static int on_body(const void *data, size_t n, void *payload)
 		size_t k = n < room ? n : room;
 		if (k > RING - at)
 			k = RING - at;
+		if (sf->alone && sf->tail + k > RING) { /* a first reader could not read along past it */
+			if (sf->tail < RING) {
+				k = RING - (size_t)sf->tail;
+			} else {
+				if (hold_for_reader(sf) < 0) {
+					pthread_mutex_unlock(&sf->lock);
+					return BERTH_ERROR;
+				}
+				continue;
+			}
+		}
 		memcpy(sf->ring + at, p, k);
 		sf->tail += k;
 		p += k;
@@ -425,6 +473,17 @@ static void forget(struct shared_fetch *sf)
 	pthread_mutex_unlock(&p->inflight_lock);
 }
 
+/* A prefetch ended: its slot is free again; a failure is counted and told (its clients, if any,
+ * got their answers; one asking later starts a fetch of its own). */
+static void note_prefetch_end(struct shared_fetch *sf, int rc, const struct berth_upstream_result *res)
+{
+	atomic_fetch_sub(&sf->p->prefetches, 1);
+	if (rc == 0)
+		return;
+	atomic_fetch_add(&berth_proxy_stats.prefetch_failed, 1);
+	berth_info("prefetch of blob %s@%s failed (upstream status %ld)", sf->name, sf->digest, res->status);
+}
+
 static void fetch_main(void *arg)
 {
 	struct shared_fetch *sf = arg;
@@ -435,8 +494,15 @@ static void fetch_main(void *arg)
 	struct berth_upstream_call call = { .method = "GET", .path = path, .repo = sf->target.remote,
 					    .on_body = on_body, .on_start = on_start, .payload = sf,
 					    .recv_buffer = RECV_BUFFER };
-	int rc = berth_upstream_call(&res, sf->target.route->upstream, &call);
+	int rc;
+	memset(&res, 0, sizeof(res));
+	if (sf->prefetch && atomic_load(&sf->p->stopping)) /* queued when the proxy began to stop */
+		rc = BERTH_ERROR;
+	else
+		rc = berth_upstream_call(&res, sf->target.route->upstream, &call);
 	rc = finish(sf, rc, &res);
+	if (sf->prefetch)
+		note_prefetch_end(sf, rc, &res);
 	/* Out of the table before the verdict: a pull arriving now finds the blob stored (or
 	 * starts afresh), never a finished fetch. */
 	forget(sf);
@@ -468,6 +534,39 @@ static struct berth_proxy_fetch *new_reader(struct shared_fetch *sf, berth_fetch
 	return r;
 }
 
+/* A fetch not started yet, with the thread's reference only. */
+static struct shared_fetch *new_shared(struct berth_proxy *p, const char *key, const char *name, const char *digest,
+				       const struct berth_proxy_target *target)
+{
+	struct shared_fetch *sf = berth_calloc(1, sizeof(*sf));
+	pthread_condattr_t attr;
+	sf->p = p;
+	snprintf(sf->key, sizeof(sf->key), "%s", key);
+	snprintf(sf->name, sizeof(sf->name), "%s", name);
+	snprintf(sf->digest, sizeof(sf->digest), "%s", digest);
+	sf->target = *target;
+	sf->ring = berth_malloc(RING);
+	sf->refs = 1; /* the thread's */
+	pthread_mutex_init(&sf->lock, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* hold_for_reader's deadline */
+	pthread_cond_init(&sf->cond, &attr);
+	pthread_condattr_destroy(&attr);
+	return sf;
+}
+
+/* A reader joining a prefetch along: the fetch holding for it goes on (counted once). Called
+ * with sf->lock held. */
+static void join_prefetch(struct shared_fetch *sf)
+{
+	if (!sf->prefetch || sf->prefetch_joined)
+		return;
+	sf->prefetch_joined = 1;
+	sf->alone = 0;
+	atomic_fetch_add(&berth_proxy_stats.prefetch_joined, 1);
+	pthread_cond_broadcast(&sf->cond);
+}
+
 int berth_proxy_fetch_start(struct berth_proxy_fetch **out, struct berth_proxy *p, const char *name,
 			    const char *digest, berth_fetch_notify notify, void *payload)
 {
@@ -486,6 +585,8 @@ int berth_proxy_fetch_start(struct berth_proxy_fetch **out, struct berth_proxy *
 		pthread_mutex_lock(&sf->lock);
 		struct berth_proxy_fetch *r = new_reader(sf, notify, payload);
 		r->joined = sf->tail <= RING && sf->state != FETCH_FAILED;
+		if (r->joined)
+			join_prefetch(sf);
 		/* Its wake-up has passed: no notify would come for it, so it notifies itself.
 		 * waiting is cleared under the lock that found it due, so a wake_readers running
 		 * after the unlock cannot notify it a second time. */
@@ -500,16 +601,7 @@ int berth_proxy_fetch_start(struct berth_proxy_fetch **out, struct berth_proxy *
 			notify(payload);
 		return 0;
 	}
-	struct shared_fetch *sf = berth_calloc(1, sizeof(*sf));
-	sf->p = p;
-	snprintf(sf->key, sizeof(sf->key), "%s", key);
-	snprintf(sf->name, sizeof(sf->name), "%s", name);
-	snprintf(sf->digest, sizeof(sf->digest), "%s", digest);
-	sf->target = target;
-	sf->ring = berth_malloc(RING);
-	sf->refs = 1; /* the thread's */
-	pthread_mutex_init(&sf->lock, NULL);
-	pthread_cond_init(&sf->cond, NULL);
+	struct shared_fetch *sf = new_shared(p, key, name, digest, &target);
 	struct berth_proxy_fetch *r = new_reader(sf, notify, payload);
 	r->joined = 1;
 	e->sf = sf;
@@ -606,4 +698,54 @@ void berth_proxy_fetch_release(struct berth_proxy_fetch *r)
 	pthread_mutex_unlock(&sf->lock);
 	free(r);
 	shared_unref(sf);
+}
+
+int berth_proxy__prefetch(struct berth_proxy *p, const char *name, const char *digest)
+{
+	char key[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 2];
+	struct berth_proxy_target target;
+	int added = 0;
+	if (berth_proxy__target(&target, p, name) < 0)
+		return BERTH_ENOTFOUND;
+	if (atomic_fetch_add(&p->prefetches, 1) >= BERTH_PROXY_PREFETCH_MAX) {
+		atomic_fetch_sub(&p->prefetches, 1);
+		return BERTH_EBUSY;
+	}
+	snprintf(key, sizeof(key), "%s@%s", name, digest);
+
+	pthread_mutex_lock(&p->inflight_lock);
+	struct inflight_entry *e = berth_map_add(&p->inflight, key, &added);
+	if (!added) {
+		pthread_mutex_unlock(&p->inflight_lock);
+		atomic_fetch_sub(&p->prefetches, 1);
+		return BERTH_EEXISTS;
+	}
+	struct shared_fetch *sf = new_shared(p, key, name, digest, &target);
+	sf->prefetch = 1;
+	sf->alone = 1;
+	e->sf = sf;
+	if (berth_jobs_submit(p->fetches, fetch_main, sf) < 0) {
+		berth_map_remove(&p->inflight, key);
+		pthread_mutex_unlock(&p->inflight_lock);
+		atomic_fetch_sub(&p->prefetches, 1);
+		shared_unref(sf);
+		return BERTH_EBUSY;
+	}
+	pthread_mutex_unlock(&p->inflight_lock);
+	atomic_fetch_add(&berth_proxy_stats.prefetch_started, 1);
+	return 0;
+}
+
+void berth_proxy__wake_prefetches(struct berth_proxy *p)
+{
+	size_t pos = 0;
+	struct inflight_entry *e;
+	/* Under inflight_lock: a fetch leaves the table (forget) before it is freed. */
+	pthread_mutex_lock(&p->inflight_lock);
+	while ((e = berth_map_next(&p->inflight, &pos))) {
+		pthread_mutex_lock(&e->sf->lock);
+		pthread_cond_broadcast(&e->sf->cond);
+		pthread_mutex_unlock(&e->sf->lock);
+	}
+	pthread_mutex_unlock(&p->inflight_lock);
 }

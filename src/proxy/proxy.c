@@ -47,12 +47,20 @@ static void render_metrics(struct berth_buf *out)
 			 "berth_proxy_requests_total{kind=\"manifest\",result=\"miss\"} %llu\n"
 			 "# HELP berth_proxy_stale_tags_total Tags served from the cache because the upstream could not answer.\n"
 			 "# TYPE berth_proxy_stale_tags_total counter\n"
-			 "berth_proxy_stale_tags_total %llu\n",
+			 "berth_proxy_stale_tags_total %llu\n"
+			 "# HELP berth_proxy_prefetches_total Blob fetches started for a manifest fetched, before any client asked: started, joined by a client, failed.\n"
+			 "# TYPE berth_proxy_prefetches_total counter\n"
+			 "berth_proxy_prefetches_total{result=\"started\"} %llu\n"
+			 "berth_proxy_prefetches_total{result=\"joined\"} %llu\n"
+			 "berth_proxy_prefetches_total{result=\"failed\"} %llu\n",
 			 (unsigned long long)atomic_load(&s->blob_hits), (unsigned long long)atomic_load(&s->blob_misses),
 			 (unsigned long long)atomic_load(&s->blob_shared),
 			 (unsigned long long)atomic_load(&s->manifest_hits),
 			 (unsigned long long)atomic_load(&s->manifest_misses),
-			 (unsigned long long)atomic_load(&s->stale_tags));
+			 (unsigned long long)atomic_load(&s->stale_tags),
+			 (unsigned long long)atomic_load(&s->prefetch_started),
+			 (unsigned long long)atomic_load(&s->prefetch_joined),
+			 (unsigned long long)atomic_load(&s->prefetch_failed));
 	berth_upstream_render_metrics(out);
 }
 
@@ -105,6 +113,7 @@ static int add_route(struct berth_proxy_route *r, const struct berth_proxy_upstr
 	r->prefix = berth_strdup(prefix);
 	r->ttl_ms = u->ttl_ms;
 	r->docker_hub = is_docker_hub(u);
+	r->prefetch = u->prefetch;
 	return 0;
 }
 
@@ -187,7 +196,10 @@ void berth_proxy_free(struct berth_proxy *p)
 {
 	if (!p)
 		return;
+	/* A start-up ping ends, and a prefetch holding for a reader gives up rather than hold the
+	 * stop (for PREFETCH_HOLD_MS): set before the manifest jobs end, whose prefetches then see it. */
 	atomic_store(&p->stopping, 1);
+	berth_proxy__wake_prefetches(p);
 	berth_jobs_stop(p->jobs);
 	berth_jobs_stop(p->fetches);
 	berth_jobs_stop(p->stores); /* last: the fetches wait for its jobs */
@@ -553,6 +565,45 @@ int berth_proxy_manifest_get(struct berth_manifest_content *out, struct berth_pr
 	if (local != BERTH_ENOTFOUND)
 		return local;
 	return rc == 0 && res.status == 404 ? BERTH_ENOTFOUND : BERTH_ERROR;
+}
+
+/* ---- prefetch ---- */
+
+/* Starts the fetch of blob d of name unless the repository has it. BERTH_EBUSY at the bound. */
+static int prefetch_blob(struct berth_proxy *p, const char *name, const struct berth_descriptor *d)
+{
+	uint64_t size;
+	int rc = berth_blob_stat(&size, p->reg, name, d->digest);
+	if (rc == 0)
+		return 0;
+	if (rc != BERTH_ENOTFOUND) { /* storage cannot say: the client's own GET will */
+		berth_err_clear();
+		return 0;
+	}
+	rc = berth_proxy__prefetch(p, name, d->digest);
+	if (rc == 0)
+		berth_debug("prefetching blob %s@%s", name, d->digest);
+	return rc == BERTH_EBUSY ? rc : 0;
+}
+
+void berth_proxy_prefetch(struct berth_proxy *p, const struct berth_proxy_pending *pending)
+{
+	struct berth_proxy_target t;
+	struct berth_manifest *m = NULL;
+	if (!pending || berth_proxy__target(&t, p, pending->name) < 0 || !t.route->prefetch)
+		return;
+	if (berth_manifest_parse(&m, pending->content_type[0] ? pending->content_type : NULL,
+				 pending->body.data ? pending->body.data : "", pending->body.len) < 0) {
+		berth_err_clear(); /* it parsed when fetched (fetched_content_type) */
+		return;
+	}
+	if (m->kind == BERTH_MANIFEST_OCI_MANIFEST || m->kind == BERTH_MANIFEST_DOCKER_MANIFEST) {
+		int rc = prefetch_blob(p, pending->name, &m->config);
+		for (size_t i = 0; rc == 0 && i < m->n_layers; i++)
+			if (!berth_descriptor_is_foreign(&m->layers[i])) /* not on the upstream */
+				rc = prefetch_blob(p, pending->name, &m->layers[i]);
+	}
+	berth_manifest_free(m);
 }
 
 /* ---- tags ---- */

@@ -31,6 +31,7 @@ struct berth_proxy_upstream {
 	int64_t ttl_ms;        /* 0: what is fetched never expires */
 	const char *exec_command;  /* a credential helper (proxy/credhelper.h), or NULL / "" */
 	int64_t exec_lifetime_ms;  /* -1 unset, 0 every call, else how long its answer is kept */
+	int prefetch;              /* a manifest fetched for a GET starts its blobs' fetches */
 };
 
 struct berth_proxy_config {
@@ -79,6 +80,16 @@ int berth_proxy_manifest_get(struct berth_manifest_content *out, struct berth_pr
 /* Stores what berth_proxy_manifest_get left pending (failures are logged) and frees it.
  * Accepts NULL. Blocks. */
 void berth_proxy_manifest_store(struct berth_proxy *p, struct berth_proxy_pending *pending);
+/*
+ * Starts fetching the blobs of the manifest pending holds (its config and layers; image
+ * manifests only, not indexes) that its repository does not have and that no fetch is fetching,
+ * with no client reading yet: one asking for such a blob moments later joins the fetch under way
+ * (berth_proxy_fetch_start) instead of waiting for its own upstream round trip. Only when the
+ * upstream's prefetch is on; at most a few at once across the proxy, the rest left to the
+ * clients' own GETs. Call it before berth_proxy_manifest_store, once the client has its answer.
+ * Never fails (failures are logged and counted). Accepts NULL. Blocks (a storage stat per blob).
+ */
+void berth_proxy_prefetch(struct berth_proxy *p, const struct berth_proxy_pending *pending);
 /* The upstream's tags of name, sorted; BERTH_ENOTFOUND when it has none, BERTH_ERROR when it
  * cannot be asked (the caller then serves the local list, as Distribution). Blocks. */
 int berth_proxy_tags(struct berth_strvec *out, struct berth_proxy *p, const char *name);

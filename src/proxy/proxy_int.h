@@ -24,6 +24,7 @@ struct berth_proxy_route {
 	struct berth_upstream *upstream;
 	int64_t ttl_ms;    /* 0: what is fetched from it never expires */
 	int docker_hub;    /* single-name repositories are library/<name> upstream */
+	int prefetch;      /* a manifest fetched for a GET starts its blobs' fetches (berth_proxy_prefetch) */
 };
 
 /* Where a repository's pulls go: its route and its name upstream. */
@@ -44,18 +45,33 @@ struct berth_proxy {
 	struct berth_map inflight;  /* "<name>@<digest>" -> the fetch storing it now (fetch.c) */
 	pthread_mutex_t pending_lock;
 	struct berth_map pending;   /* "<name>@<digest>" -> a manifest answered, being stored */
-	atomic_int stopping;        /* set by berth_proxy_free: the start-up pings end at once */
+	_Atomic int prefetches;     /* prefetches running (at most BERTH_PROXY_PREFETCH_MAX) */
+	atomic_int stopping;        /* set by berth_proxy_free: a start-up ping ends, a prefetch holding
+				     * for a reader gives up */
 };
+
+/* Prefetches running at once across the proxy: the fetch threads (32) stay free for the
+ * clients' own fetches. */
+#define BERTH_PROXY_PREFETCH_MAX 8
 
 /* The proxy's counters (proxy/proxy.c). */
 struct berth_proxy_stats {
 	_Atomic uint64_t blob_hits, blob_misses, blob_shared, manifest_hits, manifest_misses, stale_tags;
+	_Atomic uint64_t prefetch_started, prefetch_joined, prefetch_failed;
 };
 extern struct berth_proxy_stats berth_proxy_stats;
 
 /* The target of the local repository name: 0, or BERTH_ENOTFOUND when no upstream serves it
  * (a hosted repository) or its name upstream would be too long. */
 int berth_proxy__target(struct berth_proxy_target *out, const struct berth_proxy *p, const char *name);
+
+/* Starts fetching name's blob digest with no reader (fetch.c): a client asking for it moments
+ * later joins the fetch (berth_proxy_fetch_start) and reads along. 0; BERTH_EEXISTS when a
+ * fetch of it is under way already; BERTH_EBUSY at BERTH_PROXY_PREFETCH_MAX or with no fetch
+ * thread to be had; BERTH_ENOTFOUND when no upstream serves name. Does not block. */
+int berth_proxy__prefetch(struct berth_proxy *p, const char *name, const char *digest);
+/* Wakes the prefetches holding for a reader once p->stopping is set: they give up (fetch.c). */
+void berth_proxy__wake_prefetches(struct berth_proxy *p);
 
 /* The size of the entries of berth_proxy.inflight (fetch.c). */
 extern const size_t berth_proxy__inflight_entry_size;

@@ -19,11 +19,13 @@ for i in multi docker; do
   sk_copy "$(img_ref "$IMG/$i")" "docker://$DIST_HOST/e2e/$i:v1" --preserve-digests
 done
 
-# start_cache ROOT: berth caching the upstream. Sets what start_berth sets.
+# start_cache ROOT: berth caching the upstream, without prefetch (a manifest's blobs fetched at
+# once, each on its connection: the calls counted here are the clients' own, one after the
+# other). Sets what start_berth sets.
 start_cache() {
   local dir="$WORK/cache.$RANDOM"
   mkdir -p "$dir"
-  printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nproxy:\n  remoteurl: http://%s\n' \
+  printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nproxy:\n  remoteurl: http://%s\n  prefetch: false\n' \
     "$1" "$DIST_HOST" >"$dir/config.yml"
   BERTH_CONFIG="$dir/config.yml" start_berth "$1"
 }

@@ -935,6 +935,37 @@ static void test_proxy_exec(void **state)
 				  "proxy.password or proxy.exec"));
 }
 
+/* proxy.prefetch (berth): on by default; an upstream's own prefetch, when set, wins over it (-1:
+ * unset); a value that is not a boolean is refused by name, wherever it is. */
+static void test_proxy_prefetch(void **state)
+{
+	struct berth_config cfg;
+	load_ok(&cfg, MINIMAL "proxy:\n  remoteurl: http://127.0.0.1:1\n");
+	assert_int_equal(cfg.proxy.prefetch, 1);
+	berth_config_release(&cfg);
+	load_ok(&cfg, MINIMAL "proxy:\n  remoteurl: http://127.0.0.1:1\n  prefetch: false\n");
+	assert_int_equal(cfg.proxy.prefetch, 0);
+	berth_config_release(&cfg);
+	load_ok(&cfg, MINIMAL "proxy:\n  prefetch: false\n  upstreams:\n    - prefix: a\n"
+			      "      remoteurl: http://127.0.0.1:1\n      prefetch: true\n    - prefix: b\n"
+			      "      remoteurl: http://127.0.0.1:2\n");
+	assert_int_equal(cfg.proxy.prefetch, 0);
+	assert_int_equal(cfg.proxy.upstreams[0].prefetch, 1);
+	assert_int_equal(cfg.proxy.upstreams[1].prefetch, -1);
+	berth_config_release(&cfg);
+	setenv("REGISTRY_PROXY_PREFETCH", "false", 1);
+	load_ok(&cfg, MINIMAL "proxy:\n  remoteurl: http://127.0.0.1:1\n");
+	assert_int_equal(cfg.proxy.prefetch, 0);
+	berth_config_release(&cfg);
+	unsetenv("REGISTRY_PROXY_PREFETCH");
+
+	const char *m = load_fails(MINIMAL "proxy:\n  remoteurl: http://127.0.0.1:1\n  prefetch: sometimes\n");
+	assert_non_null(strstr(m, "proxy.prefetch: expected a boolean, got 'sometimes'"));
+	m = load_fails(MINIMAL "proxy:\n  upstreams:\n    - prefix: a\n      remoteurl: http://127.0.0.1:1\n"
+			       "      prefetch: 2\n");
+	assert_non_null(strstr(m, "proxy.upstreams[0].prefetch: expected a boolean, got '2'"));
+}
+
 /* exec beside username and password: Distribution ignores the two; berth too, saying so. */
 static void test_proxy_exec_with_username_warns(void **state)
 {
@@ -1266,6 +1297,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unknown_key_warns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proxy_cachewritetimeout_is_known, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proxy_exec, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_proxy_prefetch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proxy_exec_with_username_warns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_env_overrides_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_env_type_checked, setup, teardown),
