@@ -24,6 +24,16 @@ start_upstream "$WORK/up"
 sk_copy "$(img_ref "$IMG/multi")" "docker://$UP_HOST/e2e/multi:v1" --preserve-digests
 stop_server "$UP_PID"
 
+# stop_berth_cleanly: SIGTERM; berth must exit 0 and its log hold no sanitizer report (in a
+# sanitizer build, a leak of what an upstream holds shows here).
+stop_berth_cleanly() {
+  kill "$BERTH_PID"
+  local rc=0
+  wait "$BERTH_PID" || rc=$?
+  [ "$rc" = 0 ] || fail "berth exited with status $rc"
+  if grep -e 'Sanitizer' -e 'runtime error' "$BERTH_LOG" >&2; then fail "sanitizer report in berth's log"; fi
+}
+
 # token_upstream ADDR: a token server on ADDR (user mirror, password "mirror pass", may pull
 # e2e/multi; anonymous: nothing) and the upstream on $WORK/up trusting it.
 token_upstream() {
@@ -64,7 +74,7 @@ start_proxy "$WORK/proxy1" "http://$UP_HOST" "  username: mirror
   password: mirror pass"
 TOKEN_LOG_FROM=1
 refused_pull userpass
-stop_server "$BERTH_PID"
+stop_berth_cleanly
 
 step "realm on 127.0.0.2: a credential helper is not run for it"
 HDIR="$WORK/helper"
@@ -76,7 +86,7 @@ CREDHELPER_DIR=$HDIR start_proxy "$WORK/proxy2" "http://$UP_HOST" "  exec:
     command: $HELPER"
 refused_pull exec
 [ ! -s "$HDIR/runs" ] || fail "the credential helper was run: $(cat "$HDIR/runs")"
-stop_server "$BERTH_PID"
+stop_berth_cleanly
 stop_server "$UP_PID"
 stop_server "$TOKEN_PID"
 
@@ -90,3 +100,4 @@ assert_same_image "$IMG/multi" "$WORK/pull/trusted"
 grep -q 'GET /token?.*scope=repository%3Ae2e%2Fmulti%3Apull.* authorization=basic$' "$WORK/tokenserver.log" ||
   fail "the token was not asked with the credentials (log: $(cat "$WORK/tokenserver.log"))"
 ! grep -q 'outside the upstream.s trust boundary' "$BERTH_LOG" || fail "berth refused a realm on the upstream's host"
+stop_berth_cleanly
