@@ -6,7 +6,7 @@
 # Only acts as root; otherwise it says what is missing and carries on.
 set -euo pipefail
 RUN_PKGS=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libssl-dev libyaml-dev libcrypt-dev
-          libcurl4-openssl-dev libhiredis-dev)
+          libcurl4-openssl-dev libhiredis-dev libpsl-dev)
 TEST_PKGS=(libcmocka-dev python3 curl openssl skopeo docker-registry podman buildah
            # a real S3 server (tests/fixtures/s3/): Ceph's RADOS Gateway; and Redis; boto3 for
            # s3check.py and bench/s3.py

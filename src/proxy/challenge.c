@@ -1,8 +1,13 @@
-/* WWW-Authenticate challenges (proxy/upstream.h). */
+/* WWW-Authenticate challenges, and whose realm may have the upstream's credentials
+ * (proxy/upstream.h). */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <libpsl.h>
 
 #include "core/err.h"
 #include "proxy/upstream.h"
@@ -73,4 +78,54 @@ int berth_challenge_parse(struct berth_challenge *out, const char *header)
 	if (strcmp(out->scheme, "bearer") == 0 && !out->realm[0])
 		return BERTH_EINVALID;
 	return 0;
+}
+
+/* ---- the realm's trust boundary ---- */
+
+static void lowercase(char *s)
+{
+	for (; *s; s++)
+		*s = (char)tolower((unsigned char)*s);
+}
+
+/* Go's net.ParseIP or "localhost", on a host as libcurl gives it: IPv6 in brackets, IPv4 in
+ * dotted decimal (libcurl normalizes 0x7f.1 and the like, which Go would take for a name). */
+static int literal_or_local(const char *host)
+{
+	struct in_addr a;
+	return strcmp(host, "localhost") == 0 || host[0] == '[' || inet_pton(AF_INET, host, &a) == 1;
+}
+
+/* host's eTLD+1 (a pointer into host), or NULL when it has none. A name with an empty label has
+ * none, as Go's publicsuffix.EffectiveTLDPlusOne refuses it (libpsl would answer "a.com." for
+ * "x.a.com."). Where Go errs on both sides it compares "" with "" and trusts; here neither has
+ * one and the realm is refused. */
+static const char *registrable_domain(const psl_ctx_t *psl, const char *host)
+{
+	size_t n = strlen(host);
+	if (!psl || n == 0 || host[0] == '.' || host[n - 1] == '.' || strstr(host, ".."))
+		return NULL;
+	return psl_registrable_domain(psl, host);
+}
+
+int berth_challenge_realm_trusted(const struct psl_ctx_st *psl, const char *remote_url, const char *realm)
+{
+	char *ours = berth_upstream_url_host(remote_url ? remote_url : "", 0);
+	char *theirs = berth_upstream_url_host(realm ? realm : "", 0);
+	int trusted = 0;
+	lowercase(ours);
+	lowercase(theirs);
+	if (!ours[0] || !theirs[0]) /* not a URL with a host */
+		trusted = 0;
+	else if (strcmp(ours, theirs) == 0) /* any port: see upstream.h */
+		trusted = 1;
+	else if (literal_or_local(ours) || literal_or_local(theirs))
+		trusted = 0;
+	else {
+		const char *a = registrable_domain(psl, ours), *b = registrable_domain(psl, theirs);
+		trusted = a && b && strcmp(a, b) == 0;
+	}
+	free(ours);
+	free(theirs);
+	return trusted;
 }

@@ -13,6 +13,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <libpsl.h>
 #include <openssl/evp.h>
 
 #include "core/err.h"
@@ -59,6 +60,8 @@ struct berth_upstream {
 	char *username, *password;
 	struct berth_credhelper *helper; /* proxy.exec: gives the credentials instead of the two above */
 	char *host;                      /* of base: host[:port], what the helper is told for Basic */
+	psl_ctx_t *psl;                  /* the public suffix list: whose token realm gets the credentials */
+	atomic_int realm_refusal_logged; /* a realm refused the credentials was logged */
 	char *cafile, *capath;           /* SSL_CERT_FILE, SSL_CERT_DIR; NULL: libcurl's defaults */
 	char *label;
 	struct upstream_stats stats;
@@ -218,6 +221,7 @@ int berth_upstream_new(struct berth_upstream **out, const struct berth_upstream_
 	u->label = berth_strdup(cfg->label ? cfg->label : u->base);
 	u->helper = helper;
 	u->host = berth_upstream_url_host(u->base, 1);
+	u->psl = psl_latest(NULL); /* the newer of libpsl's own list and the system's */
 	u->cafile = cafile;
 	u->capath = capath;
 	u->stats.label = u->label;
@@ -261,6 +265,7 @@ void berth_upstream_free(struct berth_upstream *u)
 	free(u->password);
 	berth_credhelper_free(u->helper);
 	free(u->host);
+	psl_free(u->psl); /* accepts NULL and libpsl's built-in list */
 	free(u->cafile);
 	free(u->capath);
 	free(u->label);
@@ -448,6 +453,28 @@ static size_t collect(char *p, size_t size, size_t n, void *payload)
 	return berth_buf_append(payload, p, size * n) < 0 ? 0 : size * n; /* past the cap: abort */
 }
 
+/*
+ * 1 when the token realm may have the upstream's credentials (berth_challenge_realm_trusted), 0
+ * when the upstream has none or the realm is outside its trust boundary: the token is then asked
+ * anonymously, and a credential helper is not run. A refusal is logged once per upstream, not
+ * per token.
+ */
+static int realm_gets_credentials(struct berth_upstream *u, const char *realm)
+{
+	if (!has_credentials(u))
+		return 0;
+	if (berth_challenge_realm_trusted(u->psl, u->base, realm))
+		return 1;
+	if (!atomic_exchange(&u->realm_refusal_logged, 1)) {
+		char *host = berth_upstream_url_host(realm, 1);
+		berth_warn("upstream %s: token realm host '%s' is outside the upstream's trust boundary: tokens "
+			   "are asked there without the upstream's credentials",
+			   u->label, host);
+		free(host);
+	}
+	return 0;
+}
+
 /* Asks the challenge's realm for a token for repo's pull scope. 0, or BERTH_ERROR with the reason
  * as the thread's failure. */
 static int fetch_token(struct berth_upstream *u, const struct berth_challenge *ch, const char *repo)
@@ -464,7 +491,7 @@ static int fetch_token(struct berth_upstream *u, const struct berth_challenge *c
 	if (!curl)
 		return berth_err_set(BERTH_ERROR, "cannot set up the token request");
 	char *realm_host = berth_upstream_url_host(ch->realm, 1);
-	int have_credentials = credentials(&user, &pass, u, realm_host) == 0;
+	int have_credentials = realm_gets_credentials(u, ch->realm) && credentials(&user, &pass, u, realm_host) == 0;
 	free(realm_host);
 	char *service_q = curl_easy_escape(curl, ch->service, 0);
 	char *scope_q = curl_easy_escape(curl, scope, 0);

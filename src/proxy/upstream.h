@@ -96,6 +96,21 @@ struct berth_challenge {
  * 0, or BERTH_EINVALID. */
 int berth_challenge_parse(struct berth_challenge *out, const char *header);
 
+/*
+ * 1 when the Bearer realm (a URL) may be given the credentials of the upstream at remote_url
+ * (its username and password, or its credential helper's), 0 when not: Distribution's rule
+ * (registry/proxy/proxyauth.go, realmAllowed). The realm must be a URL with a host; the same
+ * host name as the upstream's (compared without regard to case) is trusted, on any port: unlike
+ * Distribution, which trusts another port only for a domain name, an IP literal or localhost on
+ * another port (a token server beside the registry, on the same machine) is trusted too. Other
+ * hosts: an IP literal or localhost on either side is refused; two domain names are trusted when
+ * they share their registrable domain (eTLD+1 by the public suffix list psl: registry-1.docker.io
+ * and auth.docker.io share docker.io), and refused when either has none (a single-label name,
+ * a public suffix itself, a name with an empty label, or psl NULL). Does not block.
+ */
+struct psl_ctx_st; /* libpsl's psl_ctx_t */
+int berth_challenge_realm_trusted(const struct psl_ctx_st *psl, const char *remote_url, const char *realm);
+
 /* A URL's host, with ":port" when with_port and the URL names one (Go's url.URL.Host), as the
  * URL spells it; "" when it cannot be read. The caller frees it. */
 char *berth_upstream_url_host(const char *url, int with_port);

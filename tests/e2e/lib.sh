@@ -376,20 +376,20 @@ make_token_signer() {
   openssl req -x509 -new -key "$1/rsa.key" -subj "/CN=${2:-e2e token signer}" -days 2 -out "$1/rsa.crt" 2>/dev/null
 }
 
-# start_token_server KEY CERT USERS_JSON: tests/fixtures/auth/tokenserver.py signing RS256
-# tokens for issuer e2e-issuer with KEY/CERT, users and access from USERS_JSON. Sets TOKEN_URL
-# (its base URL; the realm is $TOKEN_URL/token) and TOKEN_PID.
+# start_token_server KEY CERT USERS_JSON [ADDR]: tests/fixtures/auth/tokenserver.py signing RS256
+# tokens for issuer e2e-issuer with KEY/CERT, users and access from USERS_JSON, listening on ADDR
+# (default 127.0.0.1). Sets TOKEN_URL (its base URL; the realm is $TOKEN_URL/token) and TOKEN_PID.
 start_token_server() {
-  local portf="$WORK/tokensrv.$RANDOM.port" guard=() i
+  local portf="$WORK/tokensrv.$RANDOM.port" guard=() i addr=${4:-127.0.0.1}
   if setpriv --help 2>/dev/null | grep -q pdeathsig; then guard=(setpriv --pdeathsig TERM --); fi
   "${guard[@]}" "$PY" "$BERTH_SRC/tests/fixtures/auth/tokenserver.py" serve --key "$1" --cert "$2" --alg RS256 \
-    --issuer e2e-issuer --users "$3" --port-file "$portf" >"$WORK/tokenserver.log" 2>&1 &
+    --issuer e2e-issuer --users "$3" --port-file "$portf" --host "$addr" >"$WORK/tokenserver.log" 2>&1 &
   TOKEN_PID=$!
   SERVER_PIDS+=("$TOKEN_PID")
   SERVER_LOGS+=("$WORK/tokenserver.log")
   for ((i = 0; i < 100; i++)); do [ -s "$portf" ] && break; sleep 0.05; done
   [ -s "$portf" ] || fail "the token server did not start (log $WORK/tokenserver.log)"
-  TOKEN_URL="http://127.0.0.1:$(cat "$portf")"
+  TOKEN_URL="http://$addr:$(cat "$portf")"
 }
 
 # _start_berth_auth DIR ROOT AUTH_YAML: berth on ROOT with the auth section AUTH_YAML (indented

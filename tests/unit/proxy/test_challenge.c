@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include <cmocka.h>
+#include <libpsl.h>
 
 #include "core/err.h"
 #include "proxy/upstream.h"
@@ -97,6 +98,72 @@ static void test_url_host(void **state)
 	}
 }
 
+/* Whose token realm gets the upstream's credentials: Distribution's realmAllowed, but the same
+ * host on another port is trusted whatever the host (berth's token servers run beside their
+ * registry on 127.0.0.1). Case by case, with the system's public suffix list. */
+static void test_realm_trust_boundary(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *remote, *realm;
+		int trusted;
+	} cases[] = {
+		/* the same host */
+		{ "https://registry.example.com", "https://registry.example.com/token", 1 },
+		{ "https://Registry.Example.COM:5000", "https://registry.example.com:5000/token", 1 },
+		{ "http://127.0.0.1:5000", "http://127.0.0.1:5000/token", 1 },
+		/* the same host, another port: trusted (Distribution refuses it for an IP or localhost) */
+		{ "http://127.0.0.1:5000", "http://127.0.0.1:5001/token", 1 },
+		{ "http://localhost:5000", "http://LOCALHOST:6000/token", 1 },
+		{ "http://[::1]:5000", "http://[::1]:5001/token", 1 },
+		{ "https://registry.example.com", "https://registry.example.com:8443/token", 1 },
+		/* another IP, localhost, or a name beside an IP */
+		{ "http://127.0.0.1:5000", "http://127.0.0.2:5000/token", 0 },
+		{ "http://10.0.0.1", "http://10.0.0.2/token", 0 },
+		{ "http://localhost:5000", "http://127.0.0.1:5000/token", 0 },
+		{ "http://registry.example.com", "http://localhost/token", 0 },
+		{ "http://registry.example.com", "http://192.0.2.7/token", 0 },
+		{ "http://192.0.2.7", "http://auth.example.com/token", 0 },
+		{ "http://[::1]:5000", "http://[::2]:5000/token", 0 },
+		{ "http://registry.example.com", "http://0x7f.1/token", 0 }, /* 127.0.0.1 */
+		/* the same registrable domain */
+		{ "https://registry-1.docker.io", "https://auth.docker.io/token", 1 },
+		{ "https://ghcr.io", "https://ghcr.io/token", 1 },
+		{ "https://quay.io", "https://quay.io/v2/auth", 1 },
+		{ "https://a.example.co.uk", "https://b.example.co.uk/token", 1 },
+		{ "https://registry.example.com", "https://AUTH.Example.com/token", 1 },
+		/* another one */
+		{ "https://example.com", "https://evil.com/token", 0 },
+		{ "https://registry.example.com", "https://example.com.evil.net/token", 0 },
+		{ "https://example.co.uk", "https://other.co.uk/token", 0 },
+		{ "https://ghcr.io", "https://evil.io/token", 0 },
+		{ "https://alice.github.io", "https://bob.github.io/token", 0 }, /* a private suffix */
+		/* no registrable domain on either side: refused (Go compares "" with "" and trusts) */
+		{ "http://registry:5000", "http://auth:5001/token", 0 },
+		{ "https://co.uk", "https://uk/token", 0 },
+		{ "https://registry.example.com", "https://auth.example.com./token", 0 },
+		/* a realm without a host, or no URL at all */
+		{ "https://registry.example.com", "/token", 0 },
+		{ "https://registry.example.com", "registry.example.com/token", 0 },
+		{ "https://registry.example.com", "", 0 },
+		{ "https://registry.example.com", NULL, 0 },
+		{ "https://registry.example.com", "http:///token", 0 },
+	};
+	psl_ctx_t *psl = psl_latest(NULL);
+	assert_non_null(psl);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int got = berth_challenge_realm_trusted(psl, cases[i].remote, cases[i].realm);
+		if (got != cases[i].trusted)
+			fail_msg("remote %s, realm %s: %s, want %s", cases[i].remote,
+				 cases[i].realm ? cases[i].realm : "(null)", got ? "trusted" : "refused",
+				 cases[i].trusted ? "trusted" : "refused");
+	}
+	/* Without a public suffix list only the same host is trusted. */
+	assert_int_equal(berth_challenge_realm_trusted(NULL, "https://registry-1.docker.io", "https://auth.docker.io/t"), 0);
+	assert_int_equal(berth_challenge_realm_trusted(NULL, "http://127.0.0.1:1", "http://127.0.0.1:2/t"), 1);
+	psl_free(psl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -106,6 +173,7 @@ int main(void)
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_upstream_refuses_other_schemes),
 		cmocka_unit_test(test_url_host),
+		cmocka_unit_test(test_realm_trust_boundary),
 	};
 	return cmocka_run_group_tests_name("proxy challenges", tests, NULL, NULL);
 }
