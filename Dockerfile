@@ -9,7 +9,7 @@
 FROM debian:bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev libssl-dev libyaml-dev \
-      libcrypt-dev && rm -rf /var/lib/apt/lists/*
+      libcrypt-dev libcurl4-openssl-dev libhiredis-dev libpsl-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN rm -rf build && cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBERTH_TESTS=OFF \
@@ -18,7 +18,8 @@ RUN rm -rf build && cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBERT
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
-      libmicrohttpd12 libjansson4 libssl3 libyaml-0-2 libcrypt1 libgnutls30 ca-certificates \
+      libmicrohttpd12 libjansson4 libssl3 libyaml-0-2 libcrypt1 libgnutls30 libcurl4 libhiredis0.14 \
+      libpsl5 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home-dir /var/lib/registry --shell /usr/sbin/nologin berth \
     && mkdir -p /var/lib/registry /etc/docker/registry && chown berth:berth /var/lib/registry
