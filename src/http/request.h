@@ -167,6 +167,13 @@ typedef void (*berth_stream_close_cb)(void *src);
  */
 struct MHD_Response *berth_resp_stream(struct berth_request *req, uint64_t len,
 				       berth_stream_read_cb read, berth_stream_close_cb close, void *src);
+/*
+ * A response whose len body bytes are those of the file fd from offset on: read into the
+ * response's buffer (128 KiB, or len if less) and sent from there, not with sendfile (see
+ * stream.c for why). Takes fd (closed once the response is done, or at once on failure).
+ * NULL on failure.
+ */
+struct MHD_Response *berth_resp_file(int fd, uint64_t offset, uint64_t len);
 /* An empty-bodied response, for the caller to add headers to and send with berth_req_send. */
 struct MHD_Response *berth_resp_empty(void);
 /* A response over a copy of buf. */

@@ -57,7 +57,7 @@ struct berth_stat {
  * A sequential reader over one object, from the offset it was opened at.
  * If `fd` is >= 0 the object is a plain file: the caller may instead take the descriptor
  * (set r->fd = -1 after taking it, so close() does not close it) and serve bytes
- * [offset, size) with sendfile. `size` is the whole object's size, `offset` where reading starts.
+ * [offset, size) from it with pread. `size` is the whole object's size, `offset` where reading starts.
  */
 struct berth_reader {
 	/* Reads up to n bytes into buf. Returns bytes read (> 0), 0 at end, or a BERTH_E* code. */

@@ -125,6 +125,50 @@ class BlobGetTest(berthtest.TestCase):
         self.assertEqual(r.body, data[2000000:2000100])
 
 
+def written_bytes(pid):
+    """wchar of /proc/PID/io: bytes the process passed to write-type system calls (write,
+    pwrite, sendfile, ...; not send/sendto on a socket)."""
+    with open("/proc/%d/io" % pid) as f:
+        for line in f:
+            if line.startswith("wchar:"):
+                return int(line.split()[1])
+    raise AssertionError("no wchar in /proc/%d/io" % pid)
+
+
+class BlobBodyTest(berthtest.TestCase):
+    """A blob file's bytes are read into a buffer and sent from there, not with sendfile:
+    over loopback the segments sendfile builds cost the receiving client far more to take in
+    (src/http/stream.c, bench/README.md). sendfile counts its bytes in the process's wchar,
+    send() does not, so the server's wchar tells the two apart."""
+
+    BLOCK = 128 * 1024  # the response buffer (stream.c FILE_BLOCK): ranges across its edges
+
+    @berthtest.berth_only("watches the berth process's own system calls")
+    def test_body_sent_from_a_buffer(self):
+        if self.srv.kind != "berth" or berthtest.s3_mode() or os.environ.get("BERTH_STORAGE"):
+            self.skipTest("a filesystem-backed berth of this test's own")
+        repo = self.repo()
+        data = os.urandom(4 * self.BLOCK + 4097)
+        d = self.c.push_blob(repo, data)
+        url = "/v2/%s/blobs/%s" % (repo, d)
+        pid = self.srv.proc.pid
+        before = written_bytes(pid)
+        r = self.c.get(url)
+        self.assertStatus(r, 200)
+        self.assertTrue(r.body == data, "blob body differs")
+        n = len(data)
+        for start, end in ((self.BLOCK - 10, self.BLOCK + 9), (1, 2 * self.BLOCK + 1),
+                           (3 * self.BLOCK, n - 1), (n - 1, n - 1)):
+            r = self.c.get(url, headers={"Range": "bytes=%d-%d" % (start, end)})
+            self.assertStatus(r, 206)
+            self.assertHeader(r, "Content-Range", "bytes %d-%d/%d" % (start, end, n))
+            self.assertTrue(r.body == data[start:end + 1], "range %d-%d differs" % (start, end))
+        written = written_bytes(pid) - before
+        # the access log's lines are all berth writes here
+        self.assertLess(written, n // 4, "%d bytes written by the server while serving %d: "
+                        "the body went out with sendfile (or write)" % (written, n))
+
+
 class BlobSha512Test(berthtest.TestCase):
     def test_sha512_blob(self):
         repo = self.repo()
