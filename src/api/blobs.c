@@ -1,6 +1,6 @@
-/* GET, HEAD and DELETE /v2/<name>/blobs/<digest>. Bodies are read from the file in pieces
- * when the storage is a file (berth_resp_file), else through a streaming callback: a blob is
- * never held in memory. */
+/* GET, HEAD and DELETE /v2/<name>/blobs/<digest>. Bodies go out from the file when the
+ * storage is a file (berth_resp_fd: sendfile, or pieces through a buffer), else through a
+ * streaming callback: a blob is never held in memory. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +63,7 @@ static struct MHD_Response *body_response(struct berth_request *req, struct bert
 {
 	struct MHD_Response *resp;
 	if (rd->fd >= 0) {
-		resp = berth_resp_file(rd->fd, rd->offset + start, len);
+		resp = berth_resp_fd(req, rd->fd, rd->offset + start, len);
 		rd->fd = -1; /* the response's now, or closed */
 		rd->close(rd);
 		return resp;

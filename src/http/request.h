@@ -174,6 +174,12 @@ struct MHD_Response *berth_resp_stream(struct berth_request *req, uint64_t len,
  * NULL on failure.
  */
 struct MHD_Response *berth_resp_file(int fd, uint64_t offset, uint64_t len);
+/*
+ * The same body for req's client: copied through a buffer (berth_resp_file) when the client is
+ * on this host's loopback or the connection is TLS, else sent with sendfile (zero-copy, and on
+ * a network interface the client receives it as any other data). Takes fd likewise.
+ */
+struct MHD_Response *berth_resp_fd(struct berth_request *req, int fd, uint64_t offset, uint64_t len);
 /* An empty-bodied response, for the caller to add headers to and send with berth_req_send. */
 struct MHD_Response *berth_resp_empty(void);
 /* A response over a copy of buf. */

@@ -1,5 +1,6 @@
 #include "http/server.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <netdb.h>
@@ -71,6 +72,39 @@ const char *berth_req_query(struct berth_request *req, const char *name)
 int berth_req_is_head(const struct berth_request *req)
 {
 	return strcmp(req->method, MHD_HTTP_METHOD_HEAD) == 0;
+}
+
+/* 1 when the client is on this host's loopback (or a unix socket) or the connection is TLS:
+ * a file body is then copied into the response's buffer rather than sendfile'd (see
+ * berth_resp_file). */
+static int copies_file_bodies(const struct berth_request *req)
+{
+	if (req->server->tls)
+		return 1; /* libmicrohttpd's own fallback for a descriptor under TLS reads 4 KiB at a time */
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (!ci || !ci->client_addr)
+		return 0;
+	const struct sockaddr *sa = ci->client_addr;
+	if (sa->sa_family == AF_UNIX)
+		return 1;
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr) >> 24) == 127;
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return 0;
+}
+
+struct MHD_Response *berth_resp_fd(struct berth_request *req, int fd, uint64_t offset, uint64_t len)
+{
+	if (copies_file_bodies(req))
+		return berth_resp_file(fd, offset, len);
+	struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64(len, fd, offset);
+	if (!resp)
+		close(fd);
+	return resp;
 }
 
 struct MHD_Response *berth_resp_empty(void)

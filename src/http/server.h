@@ -2,8 +2,9 @@
  * The HTTP server: a libmicrohttpd daemon with a pool of polling threads (epoll), each request
  * handed to the one handler registered in the options (main.c registers the OCI API's,
  * api/api.h), as h2o registers its handlers. Handlers run on the polling threads and do blocking
- * storage I/O, which on local filesystems is short (page cache); blob bodies are read into a
- * buffer and sent from it (berth_resp_file, http/request.h).
+ * storage I/O, which on local filesystems is short (page cache); blob bodies go out with
+ * sendfile, or through a buffer to a client on loopback or over TLS (berth_resp_fd,
+ * http/request.h).
  */
 #ifndef BERTH_HTTP_SERVER_H
 #define BERTH_HTTP_SERVER_H

@@ -153,17 +153,17 @@ struct MHD_Response *berth_resp_stream(struct berth_request *req, uint64_t len,
 }
 
 /*
- * File bodies: pread into the response's buffer, then send, instead of libmicrohttpd's
- * sendfile. Over loopback (or veth: a client on the same host, or in a container beside
- * berth) the segments sendfile builds reach the client's socket as they are, each a string
- * of references to 4 KiB page-cache pages, and the client's kernel pays for that when it
- * copies them out and acknowledges them (on loopback the receive window stays small, so the
- * sender's queue goes out from the client's acknowledgements, on the client's CPU time).
- * Segments built by send() hold a few large page fragments, cheaper to receive; berth pays
- * one copy per byte, less than the client saves, and a client that is the bottleneck (skopeo
- * pulling 4 layers at once, writing and hashing them) gets faster. bench/README.md ("Blob
- * bodies: not sendfile") has the measurements. libmicrohttpd's own fallback for descriptors,
- * under TLS, read 4 KiB at a time.
+ * File bodies for a client on loopback or over TLS (berth_resp_fd): pread into the response's
+ * buffer, then send, instead of libmicrohttpd's sendfile. Over loopback the segments sendfile
+ * builds reach the client's socket as they are, each a string of references to 4 KiB
+ * page-cache pages, and the client's kernel pays for that when it copies them out and
+ * acknowledges them (on loopback the receive window stays small, so the sender's queue goes
+ * out from the client's acknowledgements, on the client's CPU time). Segments built by send()
+ * hold a few large page fragments, cheaper to receive; berth pays one copy per byte, less than
+ * the client saves, and a client that is the bottleneck (skopeo pulling 4 layers at once,
+ * writing and hashing them) gets faster. bench/README.md ("Blob bodies: not sendfile") has the
+ * measurements. Over a network interface none of that holds: sendfile. libmicrohttpd's own
+ * fallback for descriptors, under TLS, read 4 KiB at a time.
  */
 #define FILE_BLOCK (128u << 10) /* as libmicrohttpd's sendfile chunk; 256 KiB gained nothing */
 

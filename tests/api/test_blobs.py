@@ -2,6 +2,8 @@
 
 import hashlib
 import os
+import shutil
+import socket
 
 import berthtest
 from berthtest import digest, setUpModule, tearDownModule  # noqa: F401
@@ -135,11 +137,26 @@ def written_bytes(pid):
     raise AssertionError("no wchar in /proc/%d/io" % pid)
 
 
+def host_address():
+    """An address of this host that is not loopback (the one its default route leaves from;
+    no packet is sent), or None."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect(("198.51.100.1", 9))  # TEST-NET-2: only the route is looked up
+        addr = s.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        s.close()
+    return None if addr.startswith("127.") else addr
+
+
 class BlobBodyTest(berthtest.TestCase):
-    """A blob file's bytes are read into a buffer and sent from there, not with sendfile:
-    over loopback the segments sendfile builds cost the receiving client far more to take in
-    (src/http/stream.c, bench/README.md). sendfile counts its bytes in the process's wchar,
-    send() does not, so the server's wchar tells the two apart."""
+    """To a client on loopback, a blob file's bytes are read into a buffer and sent from
+    there, not with sendfile: over loopback the segments sendfile builds cost the receiving
+    client far more to take in (src/http/stream.c, bench/README.md); to any other client,
+    sendfile. sendfile counts its bytes in the process's wchar, send() does not, so the
+    server's wchar tells the two apart."""
 
     BLOCK = 128 * 1024  # the response buffer (stream.c FILE_BLOCK): ranges across its edges
 
@@ -167,6 +184,37 @@ class BlobBodyTest(berthtest.TestCase):
         # the access log's lines are all berth writes here
         self.assertLess(written, n // 4, "%d bytes written by the server while serving %d: "
                         "the body went out with sendfile (or write)" % (written, n))
+
+    @berthtest.berth_only("watches the berth process's own system calls")
+    def test_body_sendfiled_off_loopback(self):
+        if self.srv.kind != "berth" or berthtest.s3_mode() or os.environ.get("BERTH_STORAGE"):
+            self.skipTest("a filesystem-backed berth of this test's own")
+        addr = host_address()
+        if not addr:
+            self.skipTest("this host has no address but loopback")
+        proc, local, tmp = berthtest.start_with_config(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %(root)s\n"
+            "http:\n  addr: 0.0.0.0:%(port)d\n", "berth-sendfile-")
+        try:
+            repo = "sendfile/test"
+            data = os.urandom(4 * self.BLOCK + 4097)
+            d = local.push_blob(repo, data)
+            remote = berthtest.Client("http://%s:%d" % (addr, local.port))
+            before = written_bytes(proc.pid)
+            r = remote.get("/v2/%s/blobs/%s" % (repo, d))
+            self.assertStatus(r, 200)
+            self.assertTrue(r.body == data, "blob body differs")
+            r = remote.get("/v2/%s/blobs/%s" % (repo, d), headers={"Range": "bytes=1-%d" % (len(data) - 2)})
+            self.assertStatus(r, 206)
+            self.assertTrue(r.body == data[1:-1], "range differs")
+            written = written_bytes(proc.pid) - before
+            self.assertGreaterEqual(written, 2 * len(data) - 2, "%d bytes written by the server while "
+                                    "serving %d to %s: the body did not go out with sendfile"
+                                    % (written, 2 * len(data) - 2, addr))
+        finally:
+            failure = berthtest.stop_serve(proc, os.path.join(tmp, "log"))
+            shutil.rmtree(tmp, ignore_errors=True)
+        self.assertIsNone(failure)
 
 
 class BlobSha512Test(berthtest.TestCase):
