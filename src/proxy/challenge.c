@@ -7,9 +7,11 @@
 #include <string.h>
 #include <strings.h>
 
+#include <curl/curl.h>
 #include <libpsl.h>
 
 #include "core/err.h"
+#include "core/util.h"
 #include "proxy/upstream.h"
 
 static const char *skip_space(const char *p)
@@ -82,10 +84,47 @@ int berth_challenge_parse(struct berth_challenge *out, const char *header)
 
 /* ---- the realm's trust boundary ---- */
 
+/* libcurl gives a host not in ASCII as libidn2 converts it for the connection (IDNA: "ｅvil.com"
+ * is "evil.com"); without this flag, as written: any byte past ASCII then fails plain_host. */
+#ifdef CURLU_PUNYCODE
+#define HOST_AS_CONNECTED CURLU_PUNYCODE
+#else
+#define HOST_AS_CONNECTED 0
+#endif
+
 static void lowercase(char *s)
 {
 	for (; *s; s++)
 		*s = (char)tolower((unsigned char)*s);
+}
+
+/* An IPv6 literal (libcurl has checked it), or a name of ASCII letters, digits, '-', '.' and
+ * '_' only: what an IDNA conversion can give besides ("evil.com／.docker.io", a full-width
+ * slash, becomes "evil.com/.docker.io") names no host the rules below can judge. */
+static int plain_host(const char *host)
+{
+	static const char name_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._";
+	return host[0] == '[' || (host[0] && host[strspn(host, name_chars)] == '\0');
+}
+
+/* The host url's connection goes to, lowercase, and whether url is https; NULL when url has no
+ * host or it is not a plain_host (also when its conversion fails, as it does under the C locale
+ * berth runs in). The caller frees it. */
+static char *connected_host(const char *url, int *https)
+{
+	CURLU *h = curl_url();
+	char *scheme = NULL, *host = NULL, *out = NULL;
+	if (h && url && curl_url_set(h, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	    curl_url_get(h, CURLUPART_HOST, &host, HOST_AS_CONNECTED) == CURLUE_OK && plain_host(host)) {
+		out = berth_strdup(host);
+		lowercase(out);
+		*https = strcasecmp(scheme, "https") == 0;
+	}
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(h);
+	return out;
 }
 
 /* Go's net.ParseIP or "localhost", on a host as libcurl gives it: IPv6 in brackets, IPv4 in
@@ -108,24 +147,31 @@ static const char *registrable_domain(const psl_ctx_t *psl, const char *host)
 	return psl_registrable_domain(psl, host);
 }
 
-int berth_challenge_realm_trusted(const struct psl_ctx_st *psl, const char *remote_url, const char *realm)
+/* Whether the realm's host theirs is inside the boundary of the upstream's host ours. */
+static int same_boundary(const psl_ctx_t *psl, const char *ours, const char *theirs)
 {
-	char *ours = berth_upstream_url_host(remote_url ? remote_url : "", 0);
-	char *theirs = berth_upstream_url_host(realm ? realm : "", 0);
-	int trusted = 0;
-	lowercase(ours);
-	lowercase(theirs);
-	if (!ours[0] || !theirs[0]) /* not a URL with a host */
-		trusted = 0;
-	else if (strcmp(ours, theirs) == 0) /* any port: see upstream.h */
-		trusted = 1;
-	else if (literal_or_local(ours) || literal_or_local(theirs))
-		trusted = 0;
-	else {
-		const char *a = registrable_domain(psl, ours), *b = registrable_domain(psl, theirs);
-		trusted = a && b && strcmp(a, b) == 0;
-	}
+	if (strcmp(ours, theirs) == 0) /* any port: see upstream.h */
+		return 1;
+	if (literal_or_local(ours) || literal_or_local(theirs))
+		return 0;
+	const char *a = registrable_domain(psl, ours), *b = registrable_domain(psl, theirs);
+	return a && b && strcmp(a, b) == 0;
+}
+
+int berth_challenge_realm_trusted(const struct psl_ctx_st *psl, const char *remote_url, const char *realm,
+				  const char **why)
+{
+	int ours_https = 0, theirs_https = 0, trusted = 0;
+	char *ours = connected_host(remote_url, &ours_https);
+	char *theirs = connected_host(realm, &theirs_https);
+	const char *reason = "is outside the upstream's trust boundary";
+	if (ours && theirs && ours_https && !theirs_https)
+		reason = "is not https, as the upstream is (the credentials would go in clear text)";
+	else if (ours && theirs)
+		trusted = same_boundary(psl, ours, theirs);
 	free(ours);
 	free(theirs);
+	if (why)
+		*why = trusted ? NULL : reason;
 	return trusted;
 }

@@ -60,7 +60,6 @@ struct berth_upstream {
 	char *username, *password;
 	struct berth_credhelper *helper; /* proxy.exec: gives the credentials instead of the two above */
 	char *host;                      /* of base: host[:port], what the helper is told for Basic */
-	psl_ctx_t *psl;                  /* the public suffix list: whose token realm gets the credentials */
 	atomic_int realm_refusal_logged; /* a realm refused the credentials was logged */
 	char *cafile, *capath;           /* SSL_CERT_FILE, SSL_CERT_DIR; NULL: libcurl's defaults */
 	char *label;
@@ -88,10 +87,29 @@ struct berth_upstream {
 static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct upstream_stats *all_stats;
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+/* The public suffix list, loaded once for all upstreams and kept for the process's life (as the
+ * curl global is never cleaned up here; a static keeps it reachable for LSan). NULL when it
+ * cannot be loaded: only a realm on the upstream's own host then gets credentials. */
+static pthread_once_t psl_once = PTHREAD_ONCE_INIT;
+static psl_ctx_t *public_suffix_list;
 
 static void init_curl(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void load_public_suffixes(void)
+{
+	public_suffix_list = psl_latest(NULL); /* the newer of libpsl's own list and the system's */
+	if (!public_suffix_list)
+		berth_warn("the public suffix list cannot be loaded: a pull-through cache's token realm gets the "
+			   "upstream's credentials only on the upstream's own host");
+}
+
+static const psl_ctx_t *public_suffixes(void)
+{
+	pthread_once(&psl_once, load_public_suffixes);
+	return public_suffix_list;
 }
 
 static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *payload)
@@ -195,6 +213,7 @@ int berth_upstream_new(struct berth_upstream **out, const struct berth_upstream_
 	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
 		return berth_err_set(BERTH_EINVALID, "'%s' is not an http or https URL", url);
 	pthread_once(&curl_once, init_curl);
+	public_suffixes(); /* at start-up: its warning, if any, comes then, the file read off the calls */
 	char *cafile = NULL, *capath = NULL;
 	int rc = trust_from_env(&cafile, &capath);
 	if (rc < 0)
@@ -221,7 +240,6 @@ int berth_upstream_new(struct berth_upstream **out, const struct berth_upstream_
 	u->label = berth_strdup(cfg->label ? cfg->label : u->base);
 	u->helper = helper;
 	u->host = berth_upstream_url_host(u->base, 1);
-	u->psl = psl_latest(NULL); /* the newer of libpsl's own list and the system's */
 	u->cafile = cafile;
 	u->capath = capath;
 	u->stats.label = u->label;
@@ -265,7 +283,6 @@ void berth_upstream_free(struct berth_upstream *u)
 	free(u->password);
 	berth_credhelper_free(u->helper);
 	free(u->host);
-	psl_free(u->psl); /* accepts NULL and libpsl's built-in list */
 	free(u->cafile);
 	free(u->capath);
 	free(u->label);
@@ -463,13 +480,14 @@ static int realm_gets_credentials(struct berth_upstream *u, const char *realm)
 {
 	if (!has_credentials(u))
 		return 0;
-	if (berth_challenge_realm_trusted(u->psl, u->base, realm))
+	const char *why;
+	if (berth_challenge_realm_trusted(public_suffixes(), u->base, realm, &why))
 		return 1;
 	if (!atomic_exchange(&u->realm_refusal_logged, 1)) {
 		char *host = berth_upstream_url_host(realm, 1);
-		berth_warn("upstream %s: token realm host '%s' is outside the upstream's trust boundary: tokens "
-			   "are asked there without the upstream's credentials",
-			   u->label, host);
+		berth_warn("upstream %s: token realm host '%s' %s: tokens are asked there without the upstream's "
+			   "credentials",
+			   u->label, host, why);
 		free(host);
 	}
 	return 0;
@@ -490,9 +508,12 @@ static int fetch_token(struct berth_upstream *u, const struct berth_challenge *c
 	CURL *curl = take_handle(u);
 	if (!curl)
 		return berth_err_set(BERTH_ERROR, "cannot set up the token request");
-	char *realm_host = berth_upstream_url_host(ch->realm, 1);
-	int have_credentials = realm_gets_credentials(u, ch->realm) && credentials(&user, &pass, u, realm_host) == 0;
-	free(realm_host);
+	int have_credentials = 0;
+	if (realm_gets_credentials(u, ch->realm)) {
+		char *realm_host = berth_upstream_url_host(ch->realm, 1); /* what a credential helper is told */
+		have_credentials = credentials(&user, &pass, u, realm_host) == 0;
+		free(realm_host);
+	}
 	char *service_q = curl_easy_escape(curl, ch->service, 0);
 	char *scope_q = curl_easy_escape(curl, scope, 0);
 	char *url = berth_asprintf("%s%cservice=%s&scope=%s", ch->realm, strchr(ch->realm, '?') ? '&' : '?',

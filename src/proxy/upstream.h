@@ -106,10 +106,15 @@ int berth_challenge_parse(struct berth_challenge *out, const char *header);
  * hosts: an IP literal or localhost on either side is refused; two domain names are trusted when
  * they share their registrable domain (eTLD+1 by the public suffix list psl: registry-1.docker.io
  * and auth.docker.io share docker.io), and refused when either has none (a single-label name,
- * a public suffix itself, a name with an empty label, or psl NULL). Does not block.
+ * a public suffix itself, a name with an empty label, or psl NULL). Hosts are judged as libcurl
+ * connects to them: a name not in ASCII as IDNA converts it, refused when it cannot be converted
+ * (berth's C locale) or converts to what no host name holds (a full-width slash to '/'). Unlike
+ * Distribution, the realm of an https upstream must be https too. When refused and why is not
+ * NULL, *why says why, to follow "token realm host 'HOST' ". Does not block.
  */
 struct psl_ctx_st; /* libpsl's psl_ctx_t */
-int berth_challenge_realm_trusted(const struct psl_ctx_st *psl, const char *remote_url, const char *realm);
+int berth_challenge_realm_trusted(const struct psl_ctx_st *psl, const char *remote_url, const char *realm,
+				  const char **why);
 
 /* A URL's host, with ":port" when with_port and the URL names one (Go's url.URL.Host), as the
  * URL spells it; "" when it cannot be read. The caller frees it. */

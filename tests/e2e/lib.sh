@@ -324,15 +324,15 @@ YML
   fail "docker-registry would not start"
 }
 
-# start_token_upstream ACCESS_JSON: a token server (start_token_server) with a fresh signer in
-# $WORK/token and one user, mirror with password "mirror pass", whose access is ACCESS_JSON
-# ({"REPO": ["pull"], ...}), and the upstream on $WORK/up (start_upstream) trusting it as
-# service upstream-e2e. Sets TOKEN_URL and what start_upstream sets.
+# start_token_upstream ACCESS_JSON [ADDR]: a token server (start_token_server, on ADDR) with a
+# fresh signer in $WORK/token and one user, mirror with password "mirror pass", whose access is
+# ACCESS_JSON ({"REPO": ["pull"], ...}), and the upstream on $WORK/up (start_upstream) trusting
+# it as service upstream-e2e. Sets TOKEN_URL and what start_upstream sets.
 start_token_upstream() {
   local dir="$WORK/token"
   make_token_signer "$dir"
   printf '{"mirror": {"password": "mirror pass", "access": %s}}\n' "$1" >"$dir/users.json"
-  start_token_server "$dir/rsa.key" "$dir/rsa.crt" "$dir/users.json"
+  start_token_server "$dir/rsa.key" "$dir/rsa.crt" "$dir/users.json" "${2:-}"
   start_upstream "$WORK/up" "  token:
     realm: $TOKEN_URL/token
     service: upstream-e2e
@@ -483,6 +483,20 @@ stop_server() {
   local pid=$1
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
+}
+
+# stop_berth_cleanly: SIGTERM to $BERTH_PID, then berth must exit 0 within 30 s (a call left
+# waiting on an upstream would keep it 60 s and more) and $BERTH_LOG hold no sanitizer report (in
+# a sanitizer build, a leak on the way out shows here).
+stop_berth_cleanly() {
+  kill "$BERTH_PID"
+  local i
+  for ((i = 0; i < 300; i++)); do kill -0 "$BERTH_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$BERTH_PID" 2>/dev/null && fail "berth did not stop within 30 s of SIGTERM"
+  local rc=0
+  wait "$BERTH_PID" || rc=$?
+  [ "$rc" = 0 ] || fail "berth exited with status $rc"
+  if grep -e 'Sanitizer' -e 'runtime error' "$BERTH_LOG" >&2; then fail "sanitizer report in berth's log"; fi
 }
 
 # ---------- skopeo ----------

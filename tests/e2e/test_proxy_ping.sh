@@ -17,19 +17,6 @@ step "generate a test image"
 IMG="$WORK/img"
 make_images "$IMG" --only multi
 
-# stop_berth_cleanly: SIGTERM, then berth must exit 0 within 30 s (a ping left waiting on its
-# upstream would keep it 60 s and more) and its log hold no sanitizer report.
-stop_berth_cleanly() {
-  kill "$BERTH_PID"
-  local i
-  for ((i = 0; i < 300; i++)); do kill -0 "$BERTH_PID" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$BERTH_PID" 2>/dev/null && fail "berth did not stop within 30 s of SIGTERM"
-  local rc=0
-  wait "$BERTH_PID" || rc=$?
-  [ "$rc" = 0 ] || fail "berth exited with status $rc"
-  if grep -e 'Sanitizer' -e 'runtime error' "$BERTH_LOG" >&2; then fail "sanitizer report in berth's log"; fi
-}
-
 # berth_calls LOG: the upstream's access-log lines of berth's requests ("GET /v2/ ..." lines).
 berth_calls() { grep '^[0-9.]* - .*"berth/' "$1" || true; }
 

@@ -24,30 +24,6 @@ start_upstream "$WORK/up"
 sk_copy "$(img_ref "$IMG/multi")" "docker://$UP_HOST/e2e/multi:v1" --preserve-digests
 stop_server "$UP_PID"
 
-# stop_berth_cleanly: SIGTERM; berth must exit 0 and its log hold no sanitizer report (in a
-# sanitizer build, a leak of what an upstream holds shows here).
-stop_berth_cleanly() {
-  kill "$BERTH_PID"
-  local rc=0
-  wait "$BERTH_PID" || rc=$?
-  [ "$rc" = 0 ] || fail "berth exited with status $rc"
-  if grep -e 'Sanitizer' -e 'runtime error' "$BERTH_LOG" >&2; then fail "sanitizer report in berth's log"; fi
-}
-
-# token_upstream ADDR: a token server on ADDR (user mirror, password "mirror pass", may pull
-# e2e/multi; anonymous: nothing) and the upstream on $WORK/up trusting it.
-token_upstream() {
-  local dir="$WORK/token-$1"
-  make_token_signer "$dir"
-  printf '{"mirror": {"password": "mirror pass", "access": {"e2e/multi": ["pull"]}}}\n' >"$dir/users.json"
-  start_token_server "$dir/rsa.key" "$dir/rsa.crt" "$dir/users.json" "$1"
-  start_upstream "$WORK/up" "  token:
-    realm: $TOKEN_URL/token
-    service: upstream-e2e
-    issuer: e2e-issuer
-    rootcertbundle: $dir/rsa.crt"
-}
-
 # refused_pull NAME: two pulls of e2e/multi through berth fail, the manifest with the spec's error
 # JSON; the token server was asked (its log from line TOKEN_LOG_FROM on), never with an
 # Authorization header; berth warned once.
@@ -69,7 +45,7 @@ refused_pull() {
 }
 
 step "realm on 127.0.0.2, upstream on 127.0.0.1: username and password are withheld"
-token_upstream 127.0.0.2
+start_token_upstream '{"e2e/multi": ["pull"]}' 127.0.0.2
 start_proxy "$WORK/proxy1" "http://$UP_HOST" "  username: mirror
   password: mirror pass"
 TOKEN_LOG_FROM=1
@@ -91,7 +67,7 @@ stop_server "$UP_PID"
 stop_server "$TOKEN_PID"
 
 step "realm on 127.0.0.1, another port than the upstream's: the credentials are sent, the pull works"
-token_upstream 127.0.0.1
+start_token_upstream '{"e2e/multi": ["pull"]}' 127.0.0.1
 start_proxy "$WORK/proxy3" "http://$UP_HOST" "  username: mirror
   password: mirror pass"
 mkdir -p "$WORK/pull"

@@ -1,14 +1,17 @@
 /* WWW-Authenticate challenges as registries and token servers send them (proxy/upstream.h). */
+#include <locale.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 #include <libpsl.h>
 
 #include "core/err.h"
+#include "core/util.h"
 #include "proxy/upstream.h"
 
 static void test_bearer_with_every_parameter(void **state)
@@ -148,20 +151,68 @@ static void test_realm_trust_boundary(void **state)
 		{ "https://registry.example.com", "", 0 },
 		{ "https://registry.example.com", NULL, 0 },
 		{ "https://registry.example.com", "http:///token", 0 },
+		/* an https upstream's credentials do not go to an http realm, even on its own host */
+		{ "https://registry.example.com", "http://registry.example.com/token", 0 },
+		{ "https://registry-1.docker.io", "http://auth.docker.io/token", 0 },
+		{ "https://registry.example.com", "HTTPS://auth.example.com/token", 1 },
+		{ "http://registry.example.com", "https://auth.example.com/token", 1 },
+		/* judged on the host libcurl connects to, not on how the realm is written */
+		{ "https://registry.example.com", "https://registry.example.com@evil.com/token", 0 },
+		{ "https://registry.example.com", "https://registry.example.com%2eevil.com/token", 0 },
+		{ "https://registry.example.com", "https://evil.com\\@registry.example.com/token", 1 },
+		{ "http://127.0.0.1:5000", "http://127.1/token", 1 },
+		/* a host not in ASCII: "evil.com" U+FF0F (a full-width slash) ".docker.io" */
+		{ "https://registry-1.docker.io", "https://evil.com\xef\xbc\x8f.docker.io/token", 0 },
+		{ "https://registry.example.com", "https://auth.example.com\xef\xbc\x8f/token", 0 },
 	};
 	psl_ctx_t *psl = psl_latest(NULL);
 	assert_non_null(psl);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		int got = berth_challenge_realm_trusted(psl, cases[i].remote, cases[i].realm);
+		int got = berth_challenge_realm_trusted(psl, cases[i].remote, cases[i].realm, NULL);
 		if (got != cases[i].trusted)
 			fail_msg("remote %s, realm %s: %s, want %s", cases[i].remote,
 				 cases[i].realm ? cases[i].realm : "(null)", got ? "trusted" : "refused",
 				 cases[i].trusted ? "trusted" : "refused");
 	}
+	/* The warning says why: an http realm is not refused for its host. */
+	const char *why = NULL;
+	assert_int_equal(berth_challenge_realm_trusted(psl, "https://registry.example.com", "http://registry.example.com/t", &why), 0);
+	assert_non_null(strstr(why, "not https"));
+	assert_int_equal(berth_challenge_realm_trusted(psl, "https://registry.example.com", "https://evil.com/t", &why), 0);
+	assert_non_null(strstr(why, "outside the upstream's trust boundary"));
+	assert_int_equal(berth_challenge_realm_trusted(psl, "https://registry.example.com", "https://auth.example.com/t", &why), 1);
+	assert_null(why);
 	/* Without a public suffix list only the same host is trusted. */
-	assert_int_equal(berth_challenge_realm_trusted(NULL, "https://registry-1.docker.io", "https://auth.docker.io/t"), 0);
-	assert_int_equal(berth_challenge_realm_trusted(NULL, "http://127.0.0.1:1", "http://127.0.0.1:2/t"), 1);
+	assert_int_equal(berth_challenge_realm_trusted(NULL, "https://registry-1.docker.io", "https://auth.docker.io/t", NULL), 0);
+	assert_int_equal(berth_challenge_realm_trusted(NULL, "http://127.0.0.1:1", "http://127.0.0.1:2/t", NULL), 1);
 	psl_free(psl);
+}
+
+/* Where libcurl converts a name not in ASCII (IDNA, under a UTF-8 locale: berth runs in "C",
+ * where it cannot and the realm is refused), the converted host is judged: the full-width slash
+ * becomes a '/', which no host name holds. */
+static void test_realm_trust_converted_host(void **state)
+{
+	(void)state;
+	char *before = berth_strdup(setlocale(LC_ALL, NULL));
+	if (!setlocale(LC_ALL, "C.UTF-8")) {
+		free(before);
+		skip();
+	}
+	psl_ctx_t *psl = psl_latest(NULL);
+	assert_non_null(psl);
+	int full_width_slash = berth_challenge_realm_trusted(psl, "https://registry-1.docker.io",
+							     "https://evil.com\xef\xbc\x8f.docker.io/token", NULL);
+	/* "b\xc3\xbccher.de" is xn--bcher-kva.de; a full-width "e" is an "e" */
+	int idn = berth_challenge_realm_trusted(psl, "https://b\xc3\xbc" "cher.de", "https://xn--bcher-kva.de/token", NULL);
+	int full_width_e = berth_challenge_realm_trusted(psl, "https://registry.example.com",
+							 "https://auth.\xef\xbd\x85xample.com/token", NULL);
+	setlocale(LC_ALL, before);
+	free(before);
+	psl_free(psl);
+	assert_int_equal(full_width_slash, 0);
+	assert_int_equal(idn, 1);
+	assert_int_equal(full_width_e, 1);
 }
 
 int main(void)
@@ -174,6 +225,7 @@ int main(void)
 		cmocka_unit_test(test_upstream_refuses_other_schemes),
 		cmocka_unit_test(test_url_host),
 		cmocka_unit_test(test_realm_trust_boundary),
+		cmocka_unit_test(test_realm_trust_converted_host),
 	};
 	return cmocka_run_group_tests_name("proxy challenges", tests, NULL, NULL);
 }
