@@ -43,9 +43,11 @@ def pull(port, dest):
     return wall, cpu
 
 
-def server_cpu(pid):
-    u, s = bench.proc_cpu_seconds(pid)
-    return u + s
+def server_cpu(server):
+    cpu = bench.proc_cpu_seconds(server.pid)
+    if cpu is None:
+        raise bench.BenchError("cannot read the CPU time of %s (pid %d)" % (server.label, server.pid))
+    return cpu[0] + cpu[1]
 
 
 def quartiles(v):
@@ -72,11 +74,13 @@ def main():
     for i, b in enumerate(binaries):
         s = bench.Berth(work, root, os.path.abspath(b))
         s.label = "berth" if len(binaries) == 1 else "berth%d (%s)" % (i, b)
+        s.log_path = os.path.join(work, "berth%d.log" % i)  # each build its own log
         servers.append(s)
     if not a.no_dist:
         d = bench.Distribution(work, root)
         d.label = "Distribution"
         servers.append(d)
+    ok = False
     try:
         servers[0].start()
         layout = os.path.join(work, "layout")
@@ -93,9 +97,9 @@ def main():
         res = {s.label: [] for s in servers}
         for i in range(a.runs):
             for s in servers:
-                c0 = server_cpu(s.pid)
+                c0 = server_cpu(s)
                 wall, cpu = pull(s.port, dest)
-                res[s.label].append((wall, server_cpu(s.pid) - c0, cpu))
+                res[s.label].append((wall, server_cpu(s) - c0, cpu))
         print("%-28s %8s %17s %17s %10s %10s" % ("server", "median s", "quartiles", "min-max", "server cpu", "skopeo cpu"))
         for s in servers:
             v = res[s.label]
@@ -104,10 +108,14 @@ def main():
             print("%-28s %8.3f %8.3f-%-8.3f %8.3f-%-8.3f %10.3f %10.3f" % (
                 s.label, statistics.median(w), q1, q3, min(w), max(w),
                 statistics.median(x[1] for x in v), statistics.median(x[2] for x in v)))
+        ok = True
     finally:
         for s in servers:
             s.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if ok:
+            shutil.rmtree(work, ignore_errors=True)
+        else:  # the servers' logs stay for the error's "see ..."
+            shutil.rmtree(os.path.join(work, "store"), ignore_errors=True)
     return 0
 
 

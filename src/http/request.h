@@ -168,15 +168,8 @@ typedef void (*berth_stream_close_cb)(void *src);
 struct MHD_Response *berth_resp_stream(struct berth_request *req, uint64_t len,
 				       berth_stream_read_cb read, berth_stream_close_cb close, void *src);
 /*
- * A response whose len body bytes are those of the file fd from offset on: read into the
- * response's buffer (128 KiB, or len if less) and sent from there, not with sendfile (see
- * stream.c for why). Takes fd (closed once the response is done, or at once on failure).
- * NULL on failure.
- */
-struct MHD_Response *berth_resp_file(int fd, uint64_t offset, uint64_t len);
-/*
- * The same body for req's client: copied through a buffer (berth_resp_file) when the client is
- * on this host's loopback or the connection is TLS, else sent with sendfile (zero-copy, and on
+ * The same body for req's client: copied through a buffer when the client is on this host
+ * (loopback, or one of this host's addresses) or the connection is TLS, else sent with sendfile (zero-copy, and on
  * a network interface the client receives it as any other data). Takes fd likewise.
  */
 struct MHD_Response *berth_resp_fd(struct berth_request *req, int fd, uint64_t offset, uint64_t len);

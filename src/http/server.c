@@ -74,9 +74,39 @@ int berth_req_is_head(const struct berth_request *req)
 	return strcmp(req->method, MHD_HTTP_METHOD_HEAD) == 0;
 }
 
-/* 1 when the client is on this host's loopback (or a unix socket) or the connection is TLS:
- * a file body is then copied into the response's buffer rather than sendfile'd (see
- * berth_resp_file). */
+/* The IPv4 address a (network order) holds, IPv4-mapped IPv6 unwrapped: 1, or 0 for none. */
+static int ipv4_of(const struct sockaddr *a, uint32_t *out)
+{
+	if (a->sa_family == AF_INET) {
+		*out = ((const struct sockaddr_in *)(const void *)a)->sin_addr.s_addr;
+		return 1;
+	}
+	const struct in6_addr *v6 = &((const struct sockaddr_in6 *)(const void *)a)->sin6_addr;
+	if (a->sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(v6)) {
+		memcpy(out, &v6->s6_addr[12], 4);
+		return 1;
+	}
+	return 0;
+}
+
+int berth_http__same_host(const struct sockaddr *peer, const struct sockaddr *local)
+{
+	uint32_t p4, l4;
+	if (peer->sa_family == AF_UNIX)
+		return 1;
+	if (ipv4_of(peer, &p4))
+		return (ntohl(p4) >> 24) == 127 || (local && ipv4_of(local, &l4) && p4 == l4);
+	if (peer->sa_family != AF_INET6)
+		return 0;
+	const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)peer)->sin6_addr;
+	return IN6_IS_ADDR_LOOPBACK(a) ||
+	       (local && local->sa_family == AF_INET6 &&
+		memcmp(a, &((const struct sockaddr_in6 *)(const void *)local)->sin6_addr, sizeof(*a)) == 0);
+}
+
+/* 1 when the client is on this host (it connected to loopback or to one of this host's own
+ * addresses: either way through the loopback device) or the connection is TLS: a file body is
+ * then copied into the response's buffer rather than sendfile'd (see berth_resp_file). */
 static int copies_file_bodies(const struct berth_request *req)
 {
 	if (req->server->tls)
@@ -85,16 +115,13 @@ static int copies_file_bodies(const struct berth_request *req)
 		MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	if (!ci || !ci->client_addr)
 		return 0;
-	const struct sockaddr *sa = ci->client_addr;
-	if (sa->sa_family == AF_UNIX)
-		return 1;
-	if (sa->sa_family == AF_INET)
-		return (ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr) >> 24) == 127;
-	if (sa->sa_family == AF_INET6) {
-		const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
-		return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
-	}
-	return 0;
+	const struct sockaddr *peer = ci->client_addr;
+	struct sockaddr_storage local;
+	socklen_t len = sizeof(local);
+	const union MHD_ConnectionInfo *fdi =
+		MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	int have_local = fdi && getsockname(fdi->connect_fd, (struct sockaddr *)&local, &len) == 0;
+	return berth_http__same_host(peer, have_local ? (const struct sockaddr *)&local : NULL);
 }
 
 struct MHD_Response *berth_resp_fd(struct berth_request *req, int fd, uint64_t offset, uint64_t len)

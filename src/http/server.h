@@ -3,7 +3,7 @@
  * handed to the one handler registered in the options (main.c registers the OCI API's,
  * api/api.h), as h2o registers its handlers. Handlers run on the polling threads and do blocking
  * storage I/O, which on local filesystems is short (page cache); blob bodies go out with
- * sendfile, or through a buffer to a client on loopback or over TLS (berth_resp_fd,
+ * sendfile, or through a buffer to a client on this host or over TLS (berth_resp_fd,
  * http/request.h).
  */
 #ifndef BERTH_HTTP_SERVER_H

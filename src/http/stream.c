@@ -11,6 +11,7 @@
  * the S3 server keeps sending into the S3 connection's while the block goes out to the client.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +125,13 @@ static ssize_t read_inline(void *cls, uint64_t pos, char *buf, size_t max)
 	return n > 0 ? n : n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
+/* The send block of a body of len bytes: at most cap, a small body's own size (libmicrohttpd
+ * allocates the block with the response), never 0 (which it refuses). */
+static size_t block_for(uint64_t len, size_t cap)
+{
+	return len < cap ? (size_t)(len ? len : 1) : cap;
+}
+
 struct MHD_Response *berth_resp_stream(struct berth_request *req, uint64_t len,
 				       berth_stream_read_cb read, berth_stream_close_cb close, void *src)
 {
@@ -144,9 +152,7 @@ struct MHD_Response *berth_resp_stream(struct berth_request *req, uint64_t len,
 		return resp;
 	}
 	s->len = len;
-	/* libmicrohttpd allocates the block with the response: a small blob gets a small one. */
-	size_t block = len < SEND_BLOCK ? (size_t)(len ? len : 1) : SEND_BLOCK;
-	resp = MHD_create_response_from_callback(len, block, stream_read, s, stream_free);
+	resp = MHD_create_response_from_callback(len, block_for(len, SEND_BLOCK), stream_read, s, stream_free);
 	if (!resp)
 		release(s);
 	return resp;
@@ -179,8 +185,17 @@ static ssize_t file_read(void *cls, uint64_t pos, char *buf, size_t max)
 	do
 		n = pread(f->fd, buf, max, (off_t)(f->offset + pos));
 	while (n < 0 && errno == EINTR);
-	/* libmicrohttpd asks only for bytes within the length: the file is shorter than it was */
-	return n > 0 ? n : MHD_CONTENT_READER_END_WITH_ERROR;
+	if (n > 0)
+		return n;
+	/* libmicrohttpd asks only for bytes within the length: the file is shorter than it was, or
+	 * unreadable; the connection is closed, the answer cut short */
+	if (n == 0)
+		berth_error("blob file ends at %" PRIu64 ", short of its length: answer cut short",
+			    f->offset + pos);
+	else
+		berth_error("cannot read blob file at %" PRIu64 ": %s: answer cut short", f->offset + pos,
+			    strerror(errno));
+	return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
 static void file_free(void *cls)
@@ -195,8 +210,8 @@ struct MHD_Response *berth_resp_file(int fd, uint64_t offset, uint64_t len)
 	struct file_body *f = berth_calloc(1, sizeof(*f));
 	f->fd = fd;
 	f->offset = offset;
-	size_t block = len < FILE_BLOCK ? (size_t)(len ? len : 1) : FILE_BLOCK;
-	struct MHD_Response *resp = MHD_create_response_from_callback(len, block, file_read, f, file_free);
+	struct MHD_Response *resp =
+		MHD_create_response_from_callback(len, block_for(len, FILE_BLOCK), file_read, f, file_free);
 	if (!resp)
 		file_free(f);
 	return resp;

@@ -971,15 +971,15 @@ def main():
     sys.exit(0 if ok else 1)
 
 
-def serve_config(cfg, port, log_path, env=None, attempts=200, what="berth"):
-    """`berth serve cfg` (its address 127.0.0.1:port), stdout and stderr into log_path, with env
+def serve_config(cfg, port, log_path, env=None, attempts=200, what="berth", host="127.0.0.1"):
+    """`berth serve cfg` (its address host:port), stdout and stderr into log_path, with env
     (default: this process's), waiting until GET /v2/ answers 200, polling attempts times 20 ms
     apart. Returns (process, client); raises RuntimeError("<what> did not start" and the log),
     the process killed, when it exits or does not answer."""
     binary = os.environ.get("BERTH_BIN") or os.path.join(SRC, "build", "berth")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([binary, "serve", cfg], stdout=log, stderr=subprocess.STDOUT, env=env)
-    client = Client("http://127.0.0.1:%d" % port)
+    client = Client("http://%s:%d" % (host, port))
     for _ in range(attempts):
         if proc.poll() is not None:
             break
@@ -1011,10 +1011,10 @@ def stop_serve(proc, log_path, timeout=30):
         return "berth exited with status %s:\n%s" % (proc.returncode, f.read()[-6000:])
 
 
-def start_with_config(config_text, prefix, tmp=None):
+def start_with_config(config_text, prefix, tmp=None, host="127.0.0.1"):
     """berth serve with config_text (%(root)s, %(port)d and %(debugport)d filled in) in tmp, a
-    new temp dir named with prefix unless given (a restart on the same root). Returns (process,
-    client, tmp); the caller stops the process and removes tmp."""
+    new temp dir named with prefix unless given (a restart on the same root), listening on host.
+    Returns (process, client, tmp); the caller stops the process and removes tmp."""
     tmp = tmp or tempfile.mkdtemp(prefix=prefix)
     port = _free_port()
     cfg = os.path.join(tmp, "config.yml")
@@ -1022,7 +1022,7 @@ def start_with_config(config_text, prefix, tmp=None):
         f.write(config_text % {"root": os.path.join(tmp, "root"), "port": port,
                                "debugport": _free_port()})
     try:
-        proc, client = serve_config(cfg, port, os.path.join(tmp, "log"))
+        proc, client = serve_config(cfg, port, os.path.join(tmp, "log"), host=host)
     except RuntimeError:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
