@@ -20,7 +20,7 @@ STOP="$WORK/stop"
 E2E_BIG_SIZE=$((8 << 20)) make_images "$STOP" --only big --salt stop
 start_distribution "$WORK/up"
 UP_LOG=$DIST_LOG
-for r in multi:multi docker:docker big:big multi:headonly multi:off multi:on; do
+for r in multi:multi docker:docker big:big multi:headonly multi:headget multi:warm multi:off multi:on; do
   sk_copy "$(img_ref "$IMG/${r%%:*}")" "docker://$DIST_HOST/e2e/${r#*:}:v1" --preserve-digests
 done
 sk_copy "$(img_ref "$IMG/multiarch")" "docker://$DIST_HOST/e2e/multiarch:v1" --preserve-digests --all
@@ -65,6 +65,18 @@ get_manifest() {
   else
     curl -sf -H "Accept: $accept" -o /dev/null "http://$BERTH_HOST/v2/$1/manifests/v1" || fail "GET of $1:v1 through berth"
   fi
+}
+
+# head_digest REPO: the digest berth answers a HEAD of REPO:v1 with (as containerd and Docker
+# resolve a tag).
+head_digest() {
+  curl -sfI -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' \
+    "http://$BERTH_HOST/v2/$1/manifests/v1" | tr -d '\r' | awk -F': ' 'tolower($1) == "docker-content-digest" {print $2}'
+}
+
+# get_by_digest REPO DIGEST: a GET of REPO's manifest DIGEST through berth.
+get_by_digest() {
+  curl -sf -o /dev/null "http://$BERTH_HOST/v2/$1/manifests/$2" || fail "GET of $1@$2 through berth"
 }
 
 # pull_blobs REPO IMAGE: each blob of IMAGE (a generated image) through berth's REPO, byte for byte.
@@ -127,6 +139,33 @@ pull_blobs e2e/headonly "$IMG/multi"
 assert_fetched_once e2e/headonly "$IMG/multi"
 [ "$(misses)" -eq "$n_multi" ] || fail "the HEAD's blobs: $(misses) misses, want $n_multi (the client's own fetches)"
 
+step "a HEAD by tag then a GET by digest (containerd's and Docker's pulls) prefetches before the client asks"
+started=$(prefetches started)
+misses_before=$(misses)
+digest=$(head_digest e2e/headget)
+[ "$digest" = "$(img_digest "$IMG/multi")" ] || fail "HEAD of e2e/headget:v1 answered digest '$digest'"
+eventually tag_stored "$CACHE" e2e/headget || fail "the HEAD's manifest was not stored"
+[ "$(prefetches started)" -eq "$started" ] || fail "a HEAD by tag alone started prefetches"
+get_by_digest e2e/headget "$digest"
+for d in $(img_blobs "$IMG/multi" | awk '$1 == "L" {print $2}'); do
+  eventually asked_once "/v2/e2e/headget/blobs/$d" || fail "the GET by digest after a HEAD did not prefetch blob $d"
+done
+[ "$(prefetches started)" -eq $((started + n_multi)) ] ||
+  fail "$(prefetches started) prefetches started, want $((started + n_multi))"
+pull_blobs e2e/headget "$IMG/multi"
+assert_fetched_once e2e/headget "$IMG/multi"
+[ "$(misses)" -eq "$misses_before" ] || fail "a client's blob GET after the HEAD and GET made its own upstream fetch"
+started=$(prefetches started)
+get_by_digest e2e/headget "$digest"
+[ "$(prefetches started)" -eq "$started" ] || fail "a second GET by digest started prefetches"
+
+step "a HEAD by tag whose GET by digest never comes (an update checker) leaves nothing behind at the next start"
+# e2e/warm's manifest is cached by a cold HEAD; its GET by digest comes to a new berth on the same
+# root (no mark: as any GET by digest of a manifest cached) and is prefetched nothing; nor after
+# a warm HEAD (the tag cached, same digest: nothing fetched).
+warm_digest=$(head_digest e2e/warm)
+eventually tag_stored "$CACHE" e2e/warm || fail "e2e/warm's manifest was not stored"
+
 step "an 8 MiB layer prefetched, then pulled: right bytes, one upstream GET"
 misses_before=$(misses)
 started=$(prefetches started)
@@ -154,16 +193,31 @@ STOP_CONFIG=$(img_blobs "$STOP/big" | awk '$1 == "L" {print $2}' | head -n1)
 # The config (small) is stored in whole; then the layer's fetch is the one holding.
 eventually test -f "$CACHE/docker/registry/v2/repositories/e2e/stop/_layers/sha256/${STOP_CONFIG#sha256:}/link" ||
   fail "the stop image's config was not prefetched"
+# The layer's upload session (opened past its first 64 KiB; the config's is gone once linked):
+# its prefetch is under way, well inside its 10 s hold.
+uploads_open() { [ -n "$(ls -A "$CACHE/docker/registry/v2/repositories/e2e/stop/_uploads" 2>/dev/null)" ]; }
+eventually uploads_open || fail "the stop image's layer prefetch opened no upload session"
 kill "$BERTH_PID"
+# Dropped at once: a stop that let the prefetch run would take its 10 s hold, then the blob.
+running() { [ -r "/proc/$1/stat" ] && [ "$(awk '{print $3}' "/proc/$1/stat")" != Z ]; } # not yet waited for: a zombie
+for _ in $(seq 50); do running "$BERTH_PID" || break; sleep 0.1; done
+running "$BERTH_PID" && fail "berth still running 5 s after its stop: the prefetch held it"
 wait "$BERTH_PID" || fail "berth exited with status $? while a prefetch held"
 grep -q 'berth stopped' "$BERTH_LOG" || fail "berth did not log its stop"
-link="$CACHE/docker/registry/v2/repositories/e2e/stop/_layers/sha256/${STOP_LAYER#sha256:}/link"
-if [ -e "$link" ]; then
-  assert_blob_data "$CACHE" "$STOP_LAYER" # stored whole before the stop: the hold had ended
-else
-  [ -z "$(ls -A "$CACHE/docker/registry/v2/repositories/e2e/stop/_uploads" 2>/dev/null)" ] ||
-    fail "the dropped prefetch left an upload session"
-fi
+[ ! -e "$CACHE/docker/registry/v2/repositories/e2e/stop/_layers/sha256/${STOP_LAYER#sha256:}/link" ] ||
+  fail "the prefetch dropped at stop linked its layer"
+uploads_open && fail "the dropped prefetch left an upload session"
+
+step "a GET by digest of a manifest cached, with no cold HEAD before it, prefetches nothing"
+start_cache "$CACHE"
+get_by_digest e2e/warm "$warm_digest"
+[ "$(head_digest e2e/warm)" = "$warm_digest" ] || fail "a warm HEAD of e2e/warm:v1 answered another digest"
+get_by_digest e2e/warm "$warm_digest"
+[ "$(prefetches started)" -eq 0 ] || fail "a GET by digest of a cached manifest started $(prefetches started) prefetches"
+[ "$(berth_asked GET '/v2/e2e/warm/blobs/.*')" -eq 0 ] || fail "a GET by digest of a cached manifest fetched blobs"
+pull_blobs e2e/warm "$IMG/multi"
+assert_fetched_once e2e/warm "$IMG/multi"
+stop_server "$BERTH_PID"
 
 step "proxy.prefetch: false (and an upstream's own prefetch: true over it)"
 CACHE2="$WORK/cache2"
