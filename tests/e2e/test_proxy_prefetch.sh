@@ -275,6 +275,76 @@ done
 [ "$(misses)" -eq 4 ] || fail "the clients made $(misses) fetches of their own, want 4 (the blobs past the bound)"
 stop_server "$BERTH_PID"
 
+step "stopping berth while a prefetch is still downloading (its ring not full yet): stopped at once"
+# An upstream that sends a 64 MiB layer's first 128 KiB, then 8 KiB every 0.1 s: the ring fills
+# (and the prefetch would hold for a reader, which the stop wakes) only after some 12 s.
+cat >"$WORK/slow_upstream.py" <<'PY'
+import hashlib, http.server, json, sys, time
+LAYER_SIZE = 64 << 20
+layer_digest = "sha256:" + hashlib.sha256(bytes(LAYER_SIZE)).hexdigest()
+config = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
+config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": len(config)},
+    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": LAYER_SIZE}]}).encode()
+manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def send(self, body, ct, digest):
+        self.send_response(200)
+        self.send_header("Content-Type", ct)
+        self.send_header("Content-Length", str(len(body)))
+        if digest:
+            self.send_header("Docker-Content-Digest", digest)
+        self.end_headers()
+        if self.command == "GET":
+            self.wfile.write(body)
+    def do_HEAD(self):
+        self.do_GET()
+    def do_GET(self):
+        if self.path == "/v2/":
+            return self.send(b"{}", "application/json", None)
+        if self.path in ("/v2/e2e/slow/manifests/v1", "/v2/e2e/slow/manifests/" + manifest_digest):
+            return self.send(manifest, "application/vnd.oci.image.manifest.v1+json", manifest_digest)
+        if self.path == "/v2/e2e/slow/blobs/" + config_digest:
+            return self.send(config, "application/octet-stream", config_digest)
+        if self.path != "/v2/e2e/slow/blobs/" + layer_digest:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            return self.end_headers()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(LAYER_SIZE))
+        self.end_headers()
+        try:
+            self.wfile.write(bytes(128 << 10))
+            for _ in range((LAYER_SIZE - (128 << 10)) // (8 << 10)):
+                self.wfile.flush()
+                time.sleep(0.1)
+                self.wfile.write(bytes(8 << 10))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+    def log_message(self, fmt, *args):
+        sys.stderr.write("%s %s\n" % (self.command, self.path))
+http.server.ThreadingHTTPServer.daemon_threads = True
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+SLOW_PORT=$(free_port)
+_start_server slow-upstream "$WORK/slow.log" "$SLOW_PORT" "$PY" "$WORK/slow_upstream.py" "$SLOW_PORT"
+CACHE4="$WORK/cache4"
+start_cache "$CACHE4" "  remoteurl: http://127.0.0.1:$SLOW_PORT"
+get_manifest e2e/slow
+SLOW_UPLOADS="$CACHE4/docker/registry/v2/repositories/e2e/slow/_uploads"
+layer_uploading() { grep -q "GET /v2/e2e/slow/blobs/sha256:" "$WORK/slow.log" && [ -n "$(ls -A "$SLOW_UPLOADS" 2>/dev/null)" ]; }
+eventually layer_uploading || fail "the slow layer's prefetch opened no upload session"
+kill "$BERTH_PID"
+for _ in $(seq 50); do running "$BERTH_PID" || break; sleep 0.1; done
+running "$BERTH_PID" && fail "berth still running 5 s after its stop: the downloading prefetch held it"
+wait "$BERTH_PID" || fail "berth exited with status $? while a prefetch downloaded"
+[ -z "$(ls -A "$SLOW_UPLOADS" 2>/dev/null)" ] || fail "the prefetch dropped at stop left an upload session"
+SLOW_LAYER=$(head -c $((64 << 20)) /dev/zero | sha256sum | cut -d' ' -f1)
+[ ! -e "$CACHE4/docker/registry/v2/repositories/e2e/slow/_layers/sha256/$SLOW_LAYER/link" ] ||
+  fail "the prefetch dropped at stop linked its layer"
 
 step "a bad proxy.prefetch is refused at start-up by name"
 mkdir -p "$WORK/bad"
