@@ -269,6 +269,13 @@ static int hold_for_reader(struct shared_fetch *sf)
 	return 0;
 }
 
+/* 1 for a prefetch no reader joined once the proxy stops: it is dropped. Called with sf->lock
+ * held. */
+static int dropped_at_stop(const struct shared_fetch *sf)
+{
+	return sf->prefetch && !sf->prefetch_joined && atomic_load(&sf->p->stopping);
+}
+
 static int on_body(const void *data, size_t n, void *payload)
 {
 	struct shared_fetch *sf = payload;
@@ -277,11 +284,13 @@ static int on_body(const void *data, size_t n, void *payload)
 
 	if (sf->store_opened && !sf->upload) /* nothing would check the digest: stop at once */
 		return BERTH_ERROR;
+	pthread_mutex_lock(&sf->lock);
 	/* A prefetch nobody joined is dropped at stop, wherever it is: it would otherwise hold up
 	 * berth_jobs_stop for a whole blob nobody asked for (finish cancels its upload). */
-	if (sf->prefetch && !sf->prefetch_joined && atomic_load(&sf->p->stopping))
+	if (dropped_at_stop(sf)) {
+		pthread_mutex_unlock(&sf->lock);
 		return berth_err_set(BERTH_ERROR, "the proxy is stopping");
-	pthread_mutex_lock(&sf->lock);
+	}
 	if (sf->tail + n > sf->size) { /* more than announced */
 		pthread_mutex_unlock(&sf->lock);
 		return BERTH_ERANGE;
@@ -421,7 +430,10 @@ static int finish(struct shared_fetch *sf, int rc, const struct berth_upstream_r
 {
 	if (rc == 0 && (res->status != 200 || res->bytes != sf->size))
 		rc = berth_err_set(BERTH_ERROR, "short body");
-	if (rc < 0 && res->status == 200)
+	pthread_mutex_lock(&sf->lock);
+	int dropped = dropped_at_stop(sf); /* as it should be: no warning */
+	pthread_mutex_unlock(&sf->lock);
+	if (rc < 0 && res->status == 200 && !dropped)
 		berth_warn("upstream %s: blob %s@%s broke off after %llu of %llu bytes: %s",
 			   berth_upstream_label(sf->target.route->upstream), sf->name, sf->digest, (unsigned long long)res->bytes,
 			   (unsigned long long)sf->size, berth_err_reason(rc));
