@@ -124,15 +124,14 @@ static void manifest_job(void *arg)
 	snprintf(reference, sizeof(reference), "%s", c->base.reference);
 	int rc = berth_proxy_manifest_get(&c->mc, proxy, name, reference, &pending);
 	c->base.rc = rc;
+	if (head) /* before the answer: the GET by digest that may follow finds the mark */
+		berth_proxy_mark_prefetch(proxy, pending);
 	job_done(&c->base);
 	/* c is the answer's now: a manifest fetched is stored while the client has it already, its
-	 * blobs' fetches started first (the client asks for them next); a HEAD's only marked for the
-	 * GET by digest that may follow */
-	if (head)
-		berth_proxy_mark_prefetch(proxy, pending);
-	else if (pending)
+	 * blobs' fetches started first (the client asks for them next) */
+	if (!head && pending)
 		berth_proxy_prefetch(proxy, pending);
-	else if (rc == 0 && strchr(reference, ':') && berth_proxy_take_prefetch_mark(proxy, name, reference))
+	else if (!head && rc == 0 && strchr(reference, ':') && berth_proxy_take_prefetch_mark(proxy, name, reference))
 		berth_proxy_prefetch_stored(proxy, name, reference); /* served from the cache, marked */
 	berth_proxy_manifest_store(proxy, pending);
 }

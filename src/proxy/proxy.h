@@ -93,8 +93,9 @@ void berth_proxy_prefetch(struct berth_proxy *p, const struct berth_proxy_pendin
 /*
  * For a HEAD by tag (containerd's and Docker's resolve, which GET the manifest by digest next):
  * when pending is an image manifest fetched by tag and its upstream's prefetch is on, remembers
- * it for BERTH_PROXY_MARK_MS (a bounded list, the oldest dropped) instead of prefetching: a HEAD
- * alone (an update checker's) fetches no blob. Call it before berth_proxy_manifest_store.
+ * it for 60 s (BERTH_PROXY_MARK_MS; a bounded list, the oldest dropped) instead of prefetching: a HEAD
+ * alone (an update checker's) fetches no blob. Call it before the client has its answer (its
+ * GET by digest may follow at once) and before berth_proxy_manifest_store.
  * Accepts NULL. Does not block.
  */
 void berth_proxy_mark_prefetch(struct berth_proxy *p, const struct berth_proxy_pending *pending);
