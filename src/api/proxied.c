@@ -84,18 +84,55 @@ struct manifest_call {
 	int head; /* a HEAD: no blob is prefetched for it */
 };
 
+/* A GET by digest of a manifest a HEAD by tag fetched (berth_proxy_take_prefetch_mark): the
+ * prefetch of its blobs, on a job thread. */
+struct marked_prefetch {
+	struct berth_proxy *proxy;
+	char name[BERTH_NAME_MAX + 1];
+	char digest[BERTH_TAG_MAX + BERTH_DIGEST_STR_MAX]; /* as struct parked's reference */
+};
+
+static void marked_prefetch_job(void *arg)
+{
+	struct marked_prefetch *job = arg;
+	berth_proxy_prefetch_stored(job->proxy, job->name, job->digest);
+	free(job);
+}
+
+/* Once a GET by digest is answered from the cache: when a HEAD by tag marked it, its blobs'
+ * prefetch goes to the proxy's job threads (the client asks for them next). */
+static void prefetch_if_marked(struct berth_proxy *proxy, const char *name, const char *digest)
+{
+	if (!berth_proxy_take_prefetch_mark(proxy, name, digest))
+		return;
+	struct marked_prefetch *job = berth_calloc(1, sizeof(*job));
+	job->proxy = proxy;
+	snprintf(job->name, sizeof(job->name), "%s", name);
+	snprintf(job->digest, sizeof(job->digest), "%s", digest);
+	if (berth_proxy_submit(proxy, marked_prefetch_job, job) < 0)
+		free(job); /* the queue is full: the client's own GETs fetch the blobs */
+}
+
 static void manifest_job(void *arg)
 {
 	struct manifest_call *c = arg;
 	struct berth_proxy *proxy = c->base.proxy;
 	struct berth_proxy_pending *pending = NULL;
+	char name[BERTH_NAME_MAX + 1], reference[BERTH_TAG_MAX + BERTH_DIGEST_STR_MAX];
 	int head = c->head;
-	c->base.rc = berth_proxy_manifest_get(&c->mc, proxy, c->base.name, c->base.reference, &pending);
+	snprintf(name, sizeof(name), "%s", c->base.name);
+	snprintf(reference, sizeof(reference), "%s", c->base.reference);
+	int rc = berth_proxy_manifest_get(&c->mc, proxy, name, reference, &pending);
+	c->base.rc = rc;
+	if (head) /* before the answer: the GET by digest that may follow finds the mark */
+		berth_proxy_mark_prefetch(proxy, pending);
 	job_done(&c->base);
 	/* c is the answer's now: a manifest fetched is stored while the client has it already, its
 	 * blobs' fetches started first (the client asks for them next) */
-	if (!head)
+	if (!head && pending)
 		berth_proxy_prefetch(proxy, pending);
+	else if (!head && rc == 0 && strchr(reference, ':') && berth_proxy_take_prefetch_mark(proxy, name, reference))
+		berth_proxy_prefetch_stored(proxy, name, reference); /* served from the cache, marked */
 	berth_proxy_manifest_store(proxy, pending);
 }
 
@@ -124,6 +161,8 @@ void berth_api_proxied_manifest(struct berth_request *req)
 			berth_proxy_note_hit(ar->proxy, 0);
 			berth_api_send_manifest(req, &mc);
 			berth_manifest_content_release(&mc);
+			if (!berth_req_is_head(req))
+				prefetch_if_marked(ar->proxy, ar->name, ar->reference);
 			return;
 		}
 	}

@@ -269,6 +269,13 @@ static int hold_for_reader(struct shared_fetch *sf)
 	return 0;
 }
 
+/* 1 for a prefetch no reader joined once the proxy stops: it is dropped. Called with sf->lock
+ * held. */
+static int dropped_at_stop(const struct shared_fetch *sf)
+{
+	return sf->prefetch && !sf->prefetch_joined && atomic_load(&sf->p->stopping);
+}
+
 static int on_body(const void *data, size_t n, void *payload)
 {
 	struct shared_fetch *sf = payload;
@@ -278,6 +285,12 @@ static int on_body(const void *data, size_t n, void *payload)
 	if (sf->store_opened && !sf->upload) /* nothing would check the digest: stop at once */
 		return BERTH_ERROR;
 	pthread_mutex_lock(&sf->lock);
+	/* A prefetch nobody joined is dropped at stop, wherever it is: it would otherwise hold up
+	 * berth_jobs_stop for a whole blob nobody asked for (finish cancels its upload). */
+	if (dropped_at_stop(sf)) {
+		pthread_mutex_unlock(&sf->lock);
+		return berth_err_set(BERTH_ERROR, "the proxy is stopping");
+	}
 	if (sf->tail + n > sf->size) { /* more than announced */
 		pthread_mutex_unlock(&sf->lock);
 		return BERTH_ERANGE;
@@ -299,16 +312,14 @@ static int on_body(const void *data, size_t n, void *payload)
 		size_t k = n < room ? n : room;
 		if (k > RING - at)
 			k = RING - at;
-		if (sf->alone && sf->tail + k > RING) { /* a first reader could not read along past it */
-			if (sf->tail < RING) {
-				k = RING - (size_t)sf->tail;
-			} else {
-				if (hold_for_reader(sf) < 0) {
-					pthread_mutex_unlock(&sf->lock);
-					return BERTH_ERROR;
-				}
-				continue;
+		/* Alone, the tail stops at the ring's end (k never passes it): a first reader could
+		 * not read along past it. */
+		if (sf->alone && sf->tail == RING) {
+			if (hold_for_reader(sf) < 0) {
+				pthread_mutex_unlock(&sf->lock);
+				return BERTH_ERROR;
 			}
+			continue;
 		}
 		memcpy(sf->ring + at, p, k);
 		sf->tail += k;
@@ -419,7 +430,10 @@ static int finish(struct shared_fetch *sf, int rc, const struct berth_upstream_r
 {
 	if (rc == 0 && (res->status != 200 || res->bytes != sf->size))
 		rc = berth_err_set(BERTH_ERROR, "short body");
-	if (rc < 0 && res->status == 200)
+	pthread_mutex_lock(&sf->lock);
+	int dropped = dropped_at_stop(sf); /* as it should be: no warning */
+	pthread_mutex_unlock(&sf->lock);
+	if (rc < 0 && res->status == 200 && !dropped)
 		berth_warn("upstream %s: blob %s@%s broke off after %llu of %llu bytes: %s",
 			   berth_upstream_label(sf->target.route->upstream), sf->name, sf->digest, (unsigned long long)res->bytes,
 			   (unsigned long long)sf->size, berth_err_reason(rc));
@@ -473,15 +487,16 @@ static void forget(struct shared_fetch *sf)
 	pthread_mutex_unlock(&p->inflight_lock);
 }
 
-/* A prefetch ended: its slot is free again; a failure is counted and told (its clients, if any,
- * got their answers; one asking later starts a fetch of its own). */
-static void note_prefetch_end(struct shared_fetch *sf, int rc, const struct berth_upstream_result *res)
+/* A prefetch ended: its slot is free again; a failure is counted (its clients, if any, got their
+ * answers; one asking later starts a fetch of its own; finish or the upstream call warned of
+ * what went wrong). */
+static void note_prefetch_end(struct shared_fetch *sf, int rc)
 {
 	atomic_fetch_sub(&sf->p->prefetches, 1);
 	if (rc == 0)
 		return;
 	atomic_fetch_add(&berth_proxy_stats.prefetch_failed, 1);
-	berth_info("prefetch of blob %s@%s failed (upstream status %ld)", sf->name, sf->digest, res->status);
+	berth_debug("prefetch of blob %s@%s failed: %s", sf->name, sf->digest, berth_err_reason(rc));
 }
 
 static void fetch_main(void *arg)
@@ -496,13 +511,15 @@ static void fetch_main(void *arg)
 					    .recv_buffer = RECV_BUFFER };
 	int rc;
 	memset(&res, 0, sizeof(res));
-	if (sf->prefetch && atomic_load(&sf->p->stopping)) /* queued when the proxy began to stop */
-		rc = BERTH_ERROR;
-	else
+	if (sf->prefetch && atomic_load(&sf->p->stopping)) { /* queued when the proxy began to stop */
+		atomic_fetch_sub(&sf->p->prefetches, 1);     /* not started: no failure */
+		rc = finish(sf, BERTH_ERROR, &res);
+	} else {
 		rc = berth_upstream_call(&res, sf->target.route->upstream, &call);
-	rc = finish(sf, rc, &res);
-	if (sf->prefetch)
-		note_prefetch_end(sf, rc, &res);
+		rc = finish(sf, rc, &res);
+		if (sf->prefetch)
+			note_prefetch_end(sf, rc);
+	}
 	/* Out of the table before the verdict: a pull arriving now finds the blob stored (or
 	 * starts afresh), never a finished fetch. */
 	forget(sf);
@@ -567,43 +584,61 @@ static void join_prefetch(struct shared_fetch *sf)
 	pthread_cond_broadcast(&sf->cond);
 }
 
-int berth_proxy_fetch_start(struct berth_proxy_fetch **out, struct berth_proxy *p, const char *name,
-			    const char *digest, berth_fetch_notify notify, void *payload)
+/* A reader joining sf, a fetch under way (found in p->inflight, inflight_lock held): it reads
+ * along while the first bytes are still in the ring, else waits for the end. *self_notify: the
+ * caller notifies it once the lock is dropped. */
+static struct berth_proxy_fetch *join_fetch(struct shared_fetch *sf, berth_fetch_notify notify, void *payload,
+					    int *self_notify)
+{
+	pthread_mutex_lock(&sf->lock);
+	struct berth_proxy_fetch *r = new_reader(sf, notify, payload);
+	r->joined = sf->tail <= RING && sf->state != FETCH_FAILED;
+	if (r->joined)
+		join_prefetch(sf);
+	/* Its wake-up has passed: no notify would come for it, so it notifies itself. waiting is
+	 * cleared under the lock that found it due, so a wake_readers running after the unlock
+	 * cannot notify it a second time. */
+	*self_notify = r->joined && status_due(sf);
+	if (*self_notify)
+		r->waiting = 0;
+	pthread_mutex_unlock(&sf->lock);
+	atomic_fetch_add(&berth_proxy_stats.blob_shared, 1);
+	return r;
+}
+
+/*
+ * Starts the fetch of name's blob digest from target, listed in p->inflight: with notify, for a
+ * client (*out its reader; one already under way is joined instead), else a prefetch with no
+ * reader. 0; BERTH_EEXISTS (a prefetch only) when a fetch of it is under way; BERTH_EBUSY with
+ * no fetch thread to be had (nothing listed).
+ */
+static int start_fetch(struct berth_proxy_fetch **out, struct berth_proxy *p, const struct berth_proxy_target *target,
+		       const char *name, const char *digest, berth_fetch_notify notify, void *payload)
 {
 	char key[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 2];
-	struct berth_proxy_target target;
+	struct berth_proxy_fetch *r = NULL;
 	int added = 0;
-	if (berth_proxy__target(&target, p, name) < 0)
-		return BERTH_ENOTFOUND; /* no upstream serves name: the API never asks */
 	snprintf(key, sizeof(key), "%s@%s", name, digest);
 
 	pthread_mutex_lock(&p->inflight_lock);
 	struct inflight_entry *e = berth_map_add(&p->inflight, key, &added);
 	if (!added) {
-		/* Fetching already: read along while its first bytes are still in the ring. */
-		struct shared_fetch *sf = e->sf;
-		pthread_mutex_lock(&sf->lock);
-		struct berth_proxy_fetch *r = new_reader(sf, notify, payload);
-		r->joined = sf->tail <= RING && sf->state != FETCH_FAILED;
-		if (r->joined)
-			join_prefetch(sf);
-		/* Its wake-up has passed: no notify would come for it, so it notifies itself.
-		 * waiting is cleared under the lock that found it due, so a wake_readers running
-		 * after the unlock cannot notify it a second time. */
-		int self_notify = r->joined && status_due(sf);
-		if (self_notify)
-			r->waiting = 0;
-		pthread_mutex_unlock(&sf->lock);
+		int self_notify = 0;
+		if (notify)
+			*out = join_fetch(e->sf, notify, payload, &self_notify);
 		pthread_mutex_unlock(&p->inflight_lock);
-		atomic_fetch_add(&berth_proxy_stats.blob_shared, 1);
-		*out = r;
 		if (self_notify)
 			notify(payload);
-		return 0;
+		return notify ? 0 : BERTH_EEXISTS;
 	}
-	struct shared_fetch *sf = new_shared(p, key, name, digest, &target);
-	struct berth_proxy_fetch *r = new_reader(sf, notify, payload);
-	r->joined = 1;
+	struct shared_fetch *sf = new_shared(p, key, name, digest, target);
+	if (notify) {
+		r = new_reader(sf, notify, payload);
+		r->joined = 1;
+	} else {
+		sf->prefetch = 1;
+		sf->alone = 1;
+	}
 	e->sf = sf;
 	if (berth_jobs_submit(p->fetches, fetch_main, sf) < 0) {
 		berth_map_remove(&p->inflight, key);
@@ -614,9 +649,20 @@ int berth_proxy_fetch_start(struct berth_proxy_fetch **out, struct berth_proxy *
 		return BERTH_EBUSY;
 	}
 	pthread_mutex_unlock(&p->inflight_lock);
-	atomic_fetch_add(&berth_proxy_stats.blob_misses, 1);
-	*out = r;
+	if (notify) {
+		atomic_fetch_add(&berth_proxy_stats.blob_misses, 1);
+		*out = r;
+	}
 	return 0;
+}
+
+int berth_proxy_fetch_start(struct berth_proxy_fetch **out, struct berth_proxy *p, const char *name,
+			    const char *digest, berth_fetch_notify notify, void *payload)
+{
+	struct berth_proxy_target target;
+	if (berth_proxy__target(&target, p, name) < 0)
+		return BERTH_ENOTFOUND; /* no upstream serves name: the API never asks */
+	return start_fetch(out, p, &target, name, digest, notify, payload);
 }
 
 int berth_proxy_fetch_status(struct berth_proxy_fetch *r, uint64_t *size)
@@ -700,38 +746,18 @@ void berth_proxy_fetch_release(struct berth_proxy_fetch *r)
 	shared_unref(sf);
 }
 
-int berth_proxy__prefetch(struct berth_proxy *p, const char *name, const char *digest)
+int berth_proxy__prefetch(struct berth_proxy *p, const struct berth_proxy_target *target, const char *name,
+			  const char *digest)
 {
-	char key[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 2];
-	struct berth_proxy_target target;
-	int added = 0;
-	if (berth_proxy__target(&target, p, name) < 0)
-		return BERTH_ENOTFOUND;
 	if (atomic_fetch_add(&p->prefetches, 1) >= BERTH_PROXY_PREFETCH_MAX) {
 		atomic_fetch_sub(&p->prefetches, 1);
 		return BERTH_EBUSY;
 	}
-	snprintf(key, sizeof(key), "%s@%s", name, digest);
-
-	pthread_mutex_lock(&p->inflight_lock);
-	struct inflight_entry *e = berth_map_add(&p->inflight, key, &added);
-	if (!added) {
-		pthread_mutex_unlock(&p->inflight_lock);
+	int rc = start_fetch(NULL, p, target, name, digest, NULL, NULL);
+	if (rc < 0) {
 		atomic_fetch_sub(&p->prefetches, 1);
-		return BERTH_EEXISTS;
+		return rc;
 	}
-	struct shared_fetch *sf = new_shared(p, key, name, digest, &target);
-	sf->prefetch = 1;
-	sf->alone = 1;
-	e->sf = sf;
-	if (berth_jobs_submit(p->fetches, fetch_main, sf) < 0) {
-		berth_map_remove(&p->inflight, key);
-		pthread_mutex_unlock(&p->inflight_lock);
-		atomic_fetch_sub(&p->prefetches, 1);
-		shared_unref(sf);
-		return BERTH_EBUSY;
-	}
-	pthread_mutex_unlock(&p->inflight_lock);
 	atomic_fetch_add(&berth_proxy_stats.prefetch_started, 1);
 	return 0;
 }

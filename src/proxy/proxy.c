@@ -169,6 +169,7 @@ int berth_proxy_new(struct berth_proxy **out, const struct berth_proxy_config *c
 	pthread_mutex_init(&p->inflight_lock, NULL);
 	p->pending = (struct berth_map)BERTH_MAP_INIT(sizeof(struct pending_entry), 0);
 	pthread_mutex_init(&p->pending_lock, NULL);
+	pthread_mutex_init(&p->marks_lock, NULL);
 	p->routes = berth_calloc(cfg->n_upstreams ? cfg->n_upstreams : 1, sizeof(*p->routes));
 	for (size_t i = 0; i < cfg->n_upstreams; i++) {
 		if ((rc = add_route(&p->routes[i], &cfg->upstreams[i], i)) < 0)
@@ -213,6 +214,7 @@ void berth_proxy_free(struct berth_proxy *p)
 	pthread_mutex_destroy(&p->inflight_lock);
 	berth_map_release(&p->pending); /* empty: the job threads stored everything */
 	pthread_mutex_destroy(&p->pending_lock);
+	pthread_mutex_destroy(&p->marks_lock);
 	free(p);
 }
 
@@ -303,12 +305,27 @@ struct berth_proxy_pending {
 	char content_type[128]; /* "": the body's mediaType says */
 	int64_t ttl_ms;
 	struct berth_buf body;
+	struct berth_strvec blobs; /* an image manifest's config and layers to prefetch (not the foreign
+				    * ones); empty for an index */
 };
+
+/* The blobs of image manifest m a prefetch fetches: its config and its layers on the upstream
+ * (foreign ones are not); none for an index. */
+static void prefetchable_blobs(struct berth_strvec *out, const struct berth_manifest *m)
+{
+	if (m->kind != BERTH_MANIFEST_OCI_MANIFEST && m->kind != BERTH_MANIFEST_DOCKER_MANIFEST)
+		return;
+	berth_strvec_push(out, m->config.digest);
+	for (size_t i = 0; i < m->n_layers; i++)
+		if (!berth_descriptor_is_foreign(&m->layers[i]))
+			berth_strvec_push(out, m->layers[i].digest);
+}
 
 /* The content type a fetched manifest parses with: the upstream's, else (a generic one such as
  * application/json, or none that fits) the body's mediaType, as storing it would take it.
- * 0 and *ct (NULL: the body's), or the parse error. */
-static int fetched_content_type(const char **ct, const struct berth_buf *body, const char *upstream_ct)
+ * 0, *ct (NULL: the body's) and the blobs a prefetch fetches added to blobs, or the parse error. */
+static int fetched_content_type(const char **ct, struct berth_strvec *blobs, const struct berth_buf *body,
+				const char *upstream_ct)
 {
 	struct berth_manifest *m = NULL;
 	const char *data = body->data ? body->data : "";
@@ -318,6 +335,8 @@ static int fetched_content_type(const char **ct, const struct berth_buf *body, c
 		*ct = NULL;
 		rc = berth_manifest_parse(&m, NULL, data, body->len);
 	}
+	if (rc == 0)
+		prefetchable_blobs(blobs, m);
 	berth_manifest_free(m);
 	return rc == BERTH_EUNSUPPORTED ? BERTH_EINVALID : rc;
 }
@@ -403,6 +422,7 @@ void berth_proxy_manifest_store(struct berth_proxy *p, struct berth_proxy_pendin
 		berth_map_remove(&p->pending, key);
 	pthread_mutex_unlock(&p->pending_lock);
 	berth_buf_release(&pending->body);
+	berth_strvec_release(&pending->blobs);
 	free(pending);
 }
 
@@ -420,6 +440,7 @@ static int fetch_manifest(struct berth_manifest_content *out, struct berth_proxy
 	struct berth_upstream_result res;
 	enum berth_digest_alg alg;
 	const char *ct;
+	struct berth_strvec blobs = { 0 };
 	const char *ref = digest ? digest : tag;
 
 	snprintf(path, sizeof(path), "/v2/%s/manifests/%s", t->remote, ref);
@@ -445,7 +466,7 @@ static int fetch_manifest(struct berth_manifest_content *out, struct berth_proxy
 		berth_buf_release(&body);
 		return BERTH_ERROR;
 	}
-	if ((rc = fetched_content_type(&ct, &body, res.content_type)) < 0) {
+	if ((rc = fetched_content_type(&ct, &blobs, &body, res.content_type)) < 0) {
 		berth_error("cannot store manifest %s@%s fetched from upstream: %s", name, digest,
 			    berth_err_reason(rc));
 		berth_buf_release(&body);
@@ -459,9 +480,11 @@ static int fetch_manifest(struct berth_manifest_content *out, struct berth_proxy
 	snprintf(pd->content_type, sizeof(pd->content_type), "%s", ct ? ct : "");
 	pd->ttl_ms = t->route->ttl_ms;
 	pd->body = body;
+	pd->blobs = blobs;
 	if (!pending) {
 		rc = store_fetched(p, pd);
 		berth_buf_release(&pd->body);
+		berth_strvec_release(&pd->blobs);
 		free(pd);
 		return rc < 0 ? rc : berth_manifest_get(out, p->reg, name, digest);
 	}
@@ -569,41 +592,104 @@ int berth_proxy_manifest_get(struct berth_manifest_content *out, struct berth_pr
 
 /* ---- prefetch ---- */
 
-/* Starts the fetch of blob d of name unless the repository has it. BERTH_EBUSY at the bound. */
-static int prefetch_blob(struct berth_proxy *p, const char *name, const struct berth_descriptor *d)
+/* Starts the fetch of blob digest of name (from t) unless the repository has it. BERTH_EBUSY at
+ * the bound. */
+static int prefetch_blob(struct berth_proxy *p, const struct berth_proxy_target *t, const char *name,
+			 const char *digest)
 {
 	uint64_t size;
-	int rc = berth_blob_stat(&size, p->reg, name, d->digest);
+	if (atomic_load(&p->prefetches) >= BERTH_PROXY_PREFETCH_MAX) /* before the stat: cheap */
+		return BERTH_EBUSY;
+	int rc = berth_blob_stat(&size, p->reg, name, digest);
 	if (rc == 0)
 		return 0;
 	if (rc != BERTH_ENOTFOUND) { /* storage cannot say: the client's own GET will */
 		berth_err_clear();
 		return 0;
 	}
-	rc = berth_proxy__prefetch(p, name, d->digest);
+	rc = berth_proxy__prefetch(p, t, name, digest);
 	if (rc == 0)
-		berth_debug("prefetching blob %s@%s", name, d->digest);
+		berth_debug("prefetching blob %s@%s", name, digest);
 	return rc == BERTH_EBUSY ? rc : 0;
+}
+
+/* Prefetches blobs of name, up to the bound, unless the proxy stops or name's upstream has
+ * prefetch off. */
+static void prefetch_blobs(struct berth_proxy *p, const char *name, const struct berth_strvec *blobs)
+{
+	struct berth_proxy_target t;
+	if (atomic_load(&p->stopping) || berth_proxy__target(&t, p, name) < 0 || !t.route->prefetch)
+		return;
+	for (size_t i = 0; i < blobs->n && prefetch_blob(p, &t, name, blobs->items[i]) == 0; i++)
+		;
 }
 
 void berth_proxy_prefetch(struct berth_proxy *p, const struct berth_proxy_pending *pending)
 {
+	if (pending)
+		prefetch_blobs(p, pending->name, &pending->blobs);
+}
+
+void berth_proxy_mark_prefetch(struct berth_proxy *p, const struct berth_proxy_pending *pending)
+{
 	struct berth_proxy_target t;
+	if (!pending || !pending->blobs.n || strcmp(pending->reference, pending->digest) == 0 ||
+	    berth_proxy__target(&t, p, pending->name) < 0 || !t.route->prefetch)
+		return; /* by digest (HEAD by tag only), an index, or prefetch off */
+	uint64_t now = berth_now_ns();
+	pthread_mutex_lock(&p->marks_lock);
+	struct berth_proxy_mark *slot = &p->marks[0];
+	for (size_t i = 0; i < BERTH_PROXY_MARKS_MAX; i++) { /* a free or expired slot, else the oldest */
+		struct berth_proxy_mark *m = &p->marks[i];
+		if (!m->key[0] || m->until_ns <= now) {
+			slot = m;
+			break;
+		}
+		if (m->until_ns < slot->until_ns)
+			slot = m;
+	}
+	pending_key(slot->key, sizeof(slot->key), pending->name, pending->digest);
+	slot->until_ns = now + (uint64_t)BERTH_PROXY_MARK_MS * 1000000u;
+	pthread_mutex_unlock(&p->marks_lock);
+}
+
+int berth_proxy_take_prefetch_mark(struct berth_proxy *p, const char *name, const char *digest)
+{
+	char key[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 2];
+	uint64_t now = berth_now_ns();
+	int found = 0;
+	pending_key(key, sizeof(key), name, digest);
+	pthread_mutex_lock(&p->marks_lock);
+	for (size_t i = 0; i < BERTH_PROXY_MARKS_MAX; i++) {
+		struct berth_proxy_mark *m = &p->marks[i];
+		if (m->key[0] && strcmp(m->key, key) == 0) {
+			found = m->until_ns > now;
+			m->key[0] = '\0';
+		}
+	}
+	pthread_mutex_unlock(&p->marks_lock);
+	return found;
+}
+
+void berth_proxy_prefetch_stored(struct berth_proxy *p, const char *name, const char *digest)
+{
+	struct berth_manifest_content mc;
 	struct berth_manifest *m = NULL;
-	if (!pending || berth_proxy__target(&t, p, pending->name) < 0 || !t.route->prefetch)
+	struct berth_strvec blobs = { 0 };
+	if (atomic_load(&p->stopping))
 		return;
-	if (berth_manifest_parse(&m, pending->content_type[0] ? pending->content_type : NULL,
-				 pending->body.data ? pending->body.data : "", pending->body.len) < 0) {
-		berth_err_clear(); /* it parsed when fetched (fetched_content_type) */
+	if (pending_get(&mc, p, name, digest, NULL) < 0 && berth_manifest_get(&mc, p->reg, name, digest) < 0) {
+		berth_err_clear(); /* gone meanwhile (expired, deleted): nothing to prefetch */
 		return;
 	}
-	if (m->kind == BERTH_MANIFEST_OCI_MANIFEST || m->kind == BERTH_MANIFEST_DOCKER_MANIFEST) {
-		int rc = prefetch_blob(p, pending->name, &m->config);
-		for (size_t i = 0; rc == 0 && i < m->n_layers; i++)
-			if (!berth_descriptor_is_foreign(&m->layers[i])) /* not on the upstream */
-				rc = prefetch_blob(p, pending->name, &m->layers[i]);
-	}
+	if (berth_manifest_parse(&m, mc.media_type, mc.body, mc.len) == 0)
+		prefetchable_blobs(&blobs, m);
+	else
+		berth_err_clear(); /* it parsed when fetched */
 	berth_manifest_free(m);
+	berth_manifest_content_release(&mc);
+	prefetch_blobs(p, name, &blobs);
+	berth_strvec_release(&blobs);
 }
 
 /* ---- tags ---- */

@@ -90,6 +90,22 @@ void berth_proxy_manifest_store(struct berth_proxy *p, struct berth_proxy_pendin
  * Never fails (failures are logged and counted). Accepts NULL. Blocks (a storage stat per blob).
  */
 void berth_proxy_prefetch(struct berth_proxy *p, const struct berth_proxy_pending *pending);
+/*
+ * For a HEAD by tag (containerd's and Docker's resolve, which GET the manifest by digest next):
+ * when pending is an image manifest fetched by tag and its upstream's prefetch is on, remembers
+ * it for 60 s (BERTH_PROXY_MARK_MS; a bounded list, the oldest dropped) instead of prefetching: a HEAD
+ * alone (an update checker's) fetches no blob. Call it before the client has its answer (its
+ * GET by digest may follow at once) and before berth_proxy_manifest_store.
+ * Accepts NULL. Does not block.
+ */
+void berth_proxy_mark_prefetch(struct berth_proxy *p, const struct berth_proxy_pending *pending);
+/* 1 when a HEAD by tag marked name's manifest digest (berth_proxy_mark_prefetch) and the mark has
+ * not expired: the mark is taken, and the caller runs berth_proxy_prefetch_stored on a job thread
+ * once the client has its answer. Else 0. Does not block (a lock and a short scan). */
+int berth_proxy_take_prefetch_mark(struct berth_proxy *p, const char *name, const char *digest);
+/* berth_proxy_prefetch for name's manifest digest being stored or stored already (parsed from
+ * there; image manifests only). Never fails. Blocks (storage reads, a stat per blob). */
+void berth_proxy_prefetch_stored(struct berth_proxy *p, const char *name, const char *digest);
 /* The upstream's tags of name, sorted; BERTH_ENOTFOUND when it has none, BERTH_ERROR when it
  * cannot be asked (the caller then serves the local list, as Distribution). Blocks. */
 int berth_proxy_tags(struct berth_strvec *out, struct berth_proxy *p, const char *name);

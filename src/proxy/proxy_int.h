@@ -33,6 +33,18 @@ struct berth_proxy_target {
 	char remote[BERTH_NAME_MAX + 16];
 };
 
+/* How many manifests a HEAD by tag fetched are remembered for their GET by digest to prefetch
+ * (the oldest dropped), and for how long. */
+#define BERTH_PROXY_MARKS_MAX 64
+#define BERTH_PROXY_MARK_MS 60000
+
+/* "<name>@<digest>" of an image manifest a HEAD by tag fetched from the upstream; key[0] == 0:
+ * a free slot. */
+struct berth_proxy_mark {
+	char key[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 2];
+	uint64_t until_ns; /* berth_now_ns() past which it is forgotten */
+};
+
 struct berth_proxy {
 	struct berth_registry *reg;
 	struct berth_proxy_route *routes;
@@ -46,6 +58,9 @@ struct berth_proxy {
 	pthread_mutex_t pending_lock;
 	struct berth_map pending;   /* "<name>@<digest>" -> a manifest answered, being stored */
 	_Atomic int prefetches;     /* prefetches running (at most BERTH_PROXY_PREFETCH_MAX) */
+	pthread_mutex_t marks_lock;
+	struct berth_proxy_mark marks[BERTH_PROXY_MARKS_MAX]; /* image manifests a HEAD by tag fetched:
+							       * their GET by digest prefetches (proxy.c) */
 	atomic_int stopping;        /* set by berth_proxy_free: a start-up ping ends, a prefetch holding
 				     * for a reader gives up */
 };
@@ -65,11 +80,12 @@ extern struct berth_proxy_stats berth_proxy_stats;
  * (a hosted repository) or its name upstream would be too long. */
 int berth_proxy__target(struct berth_proxy_target *out, const struct berth_proxy *p, const char *name);
 
-/* Starts fetching name's blob digest with no reader (fetch.c): a client asking for it moments
- * later joins the fetch (berth_proxy_fetch_start) and reads along. 0; BERTH_EEXISTS when a
- * fetch of it is under way already; BERTH_EBUSY at BERTH_PROXY_PREFETCH_MAX or with no fetch
- * thread to be had; BERTH_ENOTFOUND when no upstream serves name. Does not block. */
-int berth_proxy__prefetch(struct berth_proxy *p, const char *name, const char *digest);
+/* Starts fetching name's blob digest from target (name's, berth_proxy__target) with no reader
+ * (fetch.c): a client asking for it moments later joins the fetch (berth_proxy_fetch_start) and
+ * reads along. 0; BERTH_EEXISTS when a fetch of it is under way already; BERTH_EBUSY at
+ * BERTH_PROXY_PREFETCH_MAX or when the fetch queue is full or stopping. Does not block. */
+int berth_proxy__prefetch(struct berth_proxy *p, const struct berth_proxy_target *target, const char *name,
+			  const char *digest);
 /* Wakes the prefetches holding for a reader once p->stopping is set: they give up (fetch.c). */
 void berth_proxy__wake_prefetches(struct berth_proxy *p);
 

@@ -20,7 +20,7 @@ STOP="$WORK/stop"
 E2E_BIG_SIZE=$((8 << 20)) make_images "$STOP" --only big --salt stop
 start_distribution "$WORK/up"
 UP_LOG=$DIST_LOG
-for r in multi:multi docker:docker big:big multi:headonly multi:off multi:on; do
+for r in multi:multi docker:docker big:big multi:headonly multi:headget multi:warm multi:off multi:on; do
   sk_copy "$(img_ref "$IMG/${r%%:*}")" "docker://$DIST_HOST/e2e/${r#*:}:v1" --preserve-digests
 done
 sk_copy "$(img_ref "$IMG/multiarch")" "docker://$DIST_HOST/e2e/multiarch:v1" --preserve-digests --all
@@ -65,6 +65,18 @@ get_manifest() {
   else
     curl -sf -H "Accept: $accept" -o /dev/null "http://$BERTH_HOST/v2/$1/manifests/v1" || fail "GET of $1:v1 through berth"
   fi
+}
+
+# head_digest REPO: the digest berth answers a HEAD of REPO:v1 with (as containerd and Docker
+# resolve a tag).
+head_digest() {
+  curl -sfI -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' \
+    "http://$BERTH_HOST/v2/$1/manifests/v1" | tr -d '\r' | awk -F': ' 'tolower($1) == "docker-content-digest" {print $2}'
+}
+
+# get_by_digest REPO DIGEST: a GET of REPO's manifest DIGEST through berth.
+get_by_digest() {
+  curl -sf -o /dev/null "http://$BERTH_HOST/v2/$1/manifests/$2" || fail "GET of $1@$2 through berth"
 }
 
 # pull_blobs REPO IMAGE: each blob of IMAGE (a generated image) through berth's REPO, byte for byte.
@@ -127,6 +139,33 @@ pull_blobs e2e/headonly "$IMG/multi"
 assert_fetched_once e2e/headonly "$IMG/multi"
 [ "$(misses)" -eq "$n_multi" ] || fail "the HEAD's blobs: $(misses) misses, want $n_multi (the client's own fetches)"
 
+step "a HEAD by tag then a GET by digest (containerd's and Docker's pulls) prefetches before the client asks"
+started=$(prefetches started)
+misses_before=$(misses)
+digest=$(head_digest e2e/headget)
+[ "$digest" = "$(img_digest "$IMG/multi")" ] || fail "HEAD of e2e/headget:v1 answered digest '$digest'"
+eventually tag_stored "$CACHE" e2e/headget || fail "the HEAD's manifest was not stored"
+[ "$(prefetches started)" -eq "$started" ] || fail "a HEAD by tag alone started prefetches"
+get_by_digest e2e/headget "$digest"
+for d in $(img_blobs "$IMG/multi" | awk '$1 == "L" {print $2}'); do
+  eventually asked_once "/v2/e2e/headget/blobs/$d" || fail "the GET by digest after a HEAD did not prefetch blob $d"
+done
+[ "$(prefetches started)" -eq $((started + n_multi)) ] ||
+  fail "$(prefetches started) prefetches started, want $((started + n_multi))"
+pull_blobs e2e/headget "$IMG/multi"
+assert_fetched_once e2e/headget "$IMG/multi"
+[ "$(misses)" -eq "$misses_before" ] || fail "a client's blob GET after the HEAD and GET made its own upstream fetch"
+started=$(prefetches started)
+get_by_digest e2e/headget "$digest"
+[ "$(prefetches started)" -eq "$started" ] || fail "a second GET by digest started prefetches"
+
+step "a HEAD by tag whose GET by digest never comes (an update checker) leaves nothing behind at the next start"
+# e2e/warm's manifest is cached by a cold HEAD; its GET by digest comes to a new berth on the same
+# root (no mark: as any GET by digest of a manifest cached) and is prefetched nothing; nor after
+# a warm HEAD (the tag cached, same digest: nothing fetched).
+warm_digest=$(head_digest e2e/warm)
+eventually tag_stored "$CACHE" e2e/warm || fail "e2e/warm's manifest was not stored"
+
 step "an 8 MiB layer prefetched, then pulled: right bytes, one upstream GET"
 misses_before=$(misses)
 started=$(prefetches started)
@@ -154,16 +193,31 @@ STOP_CONFIG=$(img_blobs "$STOP/big" | awk '$1 == "L" {print $2}' | head -n1)
 # The config (small) is stored in whole; then the layer's fetch is the one holding.
 eventually test -f "$CACHE/docker/registry/v2/repositories/e2e/stop/_layers/sha256/${STOP_CONFIG#sha256:}/link" ||
   fail "the stop image's config was not prefetched"
+# The layer's upload session (opened past its first 64 KiB; the config's is gone once linked):
+# its prefetch is under way, well inside its 10 s hold.
+uploads_open() { [ -n "$(ls -A "$CACHE/docker/registry/v2/repositories/e2e/stop/_uploads" 2>/dev/null)" ]; }
+eventually uploads_open || fail "the stop image's layer prefetch opened no upload session"
 kill "$BERTH_PID"
+# Dropped at once: a stop that let the prefetch run would take its 10 s hold, then the blob.
+running() { [ -r "/proc/$1/stat" ] && [ "$(awk '{print $3}' "/proc/$1/stat")" != Z ]; } # not yet waited for: a zombie
+for _ in $(seq 50); do running "$BERTH_PID" || break; sleep 0.1; done
+running "$BERTH_PID" && fail "berth still running 5 s after its stop: the prefetch held it"
 wait "$BERTH_PID" || fail "berth exited with status $? while a prefetch held"
 grep -q 'berth stopped' "$BERTH_LOG" || fail "berth did not log its stop"
-link="$CACHE/docker/registry/v2/repositories/e2e/stop/_layers/sha256/${STOP_LAYER#sha256:}/link"
-if [ -e "$link" ]; then
-  assert_blob_data "$CACHE" "$STOP_LAYER" # stored whole before the stop: the hold had ended
-else
-  [ -z "$(ls -A "$CACHE/docker/registry/v2/repositories/e2e/stop/_uploads" 2>/dev/null)" ] ||
-    fail "the dropped prefetch left an upload session"
-fi
+[ ! -e "$CACHE/docker/registry/v2/repositories/e2e/stop/_layers/sha256/${STOP_LAYER#sha256:}/link" ] ||
+  fail "the prefetch dropped at stop linked its layer"
+uploads_open && fail "the dropped prefetch left an upload session"
+
+step "a GET by digest of a manifest cached, with no cold HEAD before it, prefetches nothing"
+start_cache "$CACHE"
+get_by_digest e2e/warm "$warm_digest"
+[ "$(head_digest e2e/warm)" = "$warm_digest" ] || fail "a warm HEAD of e2e/warm:v1 answered another digest"
+get_by_digest e2e/warm "$warm_digest"
+[ "$(prefetches started)" -eq 0 ] || fail "a GET by digest of a cached manifest started $(prefetches started) prefetches"
+[ "$(berth_asked GET '/v2/e2e/warm/blobs/.*')" -eq 0 ] || fail "a GET by digest of a cached manifest fetched blobs"
+pull_blobs e2e/warm "$IMG/multi"
+assert_fetched_once e2e/warm "$IMG/multi"
+stop_server "$BERTH_PID"
 
 step "proxy.prefetch: false (and an upstream's own prefetch: true over it)"
 CACHE2="$WORK/cache2"
@@ -221,6 +275,76 @@ done
 [ "$(misses)" -eq 4 ] || fail "the clients made $(misses) fetches of their own, want 4 (the blobs past the bound)"
 stop_server "$BERTH_PID"
 
+step "stopping berth while a prefetch is still downloading (its ring not full yet): stopped at once"
+# An upstream that sends a 64 MiB layer's first 128 KiB, then 8 KiB every 0.1 s: the ring fills
+# (and the prefetch would hold for a reader, which the stop wakes) only after some 12 s.
+cat >"$WORK/slow_upstream.py" <<'PY'
+import hashlib, http.server, json, sys, time
+LAYER_SIZE = 64 << 20
+layer_digest = "sha256:" + hashlib.sha256(bytes(LAYER_SIZE)).hexdigest()
+config = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
+config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": len(config)},
+    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": LAYER_SIZE}]}).encode()
+manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def send(self, body, ct, digest):
+        self.send_response(200)
+        self.send_header("Content-Type", ct)
+        self.send_header("Content-Length", str(len(body)))
+        if digest:
+            self.send_header("Docker-Content-Digest", digest)
+        self.end_headers()
+        if self.command == "GET":
+            self.wfile.write(body)
+    def do_HEAD(self):
+        self.do_GET()
+    def do_GET(self):
+        if self.path == "/v2/":
+            return self.send(b"{}", "application/json", None)
+        if self.path in ("/v2/e2e/slow/manifests/v1", "/v2/e2e/slow/manifests/" + manifest_digest):
+            return self.send(manifest, "application/vnd.oci.image.manifest.v1+json", manifest_digest)
+        if self.path == "/v2/e2e/slow/blobs/" + config_digest:
+            return self.send(config, "application/octet-stream", config_digest)
+        if self.path != "/v2/e2e/slow/blobs/" + layer_digest:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            return self.end_headers()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(LAYER_SIZE))
+        self.end_headers()
+        try:
+            self.wfile.write(bytes(128 << 10))
+            for _ in range((LAYER_SIZE - (128 << 10)) // (8 << 10)):
+                self.wfile.flush()
+                time.sleep(0.1)
+                self.wfile.write(bytes(8 << 10))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+    def log_message(self, fmt, *args):
+        sys.stderr.write("%s %s\n" % (self.command, self.path))
+http.server.ThreadingHTTPServer.daemon_threads = True
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+SLOW_PORT=$(free_port)
+_start_server slow-upstream "$WORK/slow.log" "$SLOW_PORT" "$PY" "$WORK/slow_upstream.py" "$SLOW_PORT"
+CACHE4="$WORK/cache4"
+start_cache "$CACHE4" "  remoteurl: http://127.0.0.1:$SLOW_PORT"
+get_manifest e2e/slow
+SLOW_UPLOADS="$CACHE4/docker/registry/v2/repositories/e2e/slow/_uploads"
+layer_uploading() { grep -q "GET /v2/e2e/slow/blobs/sha256:" "$WORK/slow.log" && [ -n "$(ls -A "$SLOW_UPLOADS" 2>/dev/null)" ]; }
+eventually layer_uploading || fail "the slow layer's prefetch opened no upload session"
+kill "$BERTH_PID"
+for _ in $(seq 50); do running "$BERTH_PID" || break; sleep 0.1; done
+running "$BERTH_PID" && fail "berth still running 5 s after its stop: the downloading prefetch held it"
+wait "$BERTH_PID" || fail "berth exited with status $? while a prefetch downloaded"
+[ -z "$(ls -A "$SLOW_UPLOADS" 2>/dev/null)" ] || fail "the prefetch dropped at stop left an upload session"
+SLOW_LAYER=$(head -c $((64 << 20)) /dev/zero | sha256sum | cut -d' ' -f1)
+[ ! -e "$CACHE4/docker/registry/v2/repositories/e2e/slow/_layers/sha256/$SLOW_LAYER/link" ] ||
+  fail "the prefetch dropped at stop linked its layer"
 
 step "a bad proxy.prefetch is refused at start-up by name"
 mkdir -p "$WORK/bad"

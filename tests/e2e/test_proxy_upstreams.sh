@@ -144,8 +144,23 @@ if command -v ctr >/dev/null && command -v containerd >/dev/null && start_contai
       >"$WORK/last-ctr.out" 2>&1 || { cat "$WORK/last-ctr.out" >&2; fail "ctr pull $1 failed"; }
     ctr --address "$CTRD_SOCK" --namespace e2e images ls "name==$1" | awk 'NR > 1 { print $3 }'
   }
+  prefetches() {
+    curl -sf "http://127.0.0.1:$DEBUG_PORT/metrics" | awk -v m="berth_proxy_prefetches_total{result=\"$1\"}" '$1 == m { print $2 }'
+  }
+  # An image with a 4 MiB layer: its prefetch holds at the fetch's 1 MiB ring for a first reader,
+  # so containerd's GET of it joins the prefetch (a small blob's is stored before it asks).
+  E2E_BIG_SIZE=$((4 << 20)) make_images "$WORK/ctrbig" --only big --salt ctr
+  sk_copy "$(img_ref "$WORK/ctrbig/big")" "docker://$UP_A/e2e/ctrbig:v1" --preserve-digests
+  started=$(prefetches started)
+  joined=$(prefetches joined)
   [ "$(ctr_pull docker.io/library/alpine:v1)" = "$(img_digest "$IMG/docker")" ] || fail "docker.io/library/alpine"
   [ "$(ctr_pull quay.test/e2e/multi:v1)" = "$(img_digest "$IMG/multi")" ] || fail "quay.test/e2e/multi"
+  [ "$(ctr_pull docker.io/e2e/ctrbig:v1)" = "$(img_digest "$WORK/ctrbig/big")" ] || fail "docker.io/e2e/ctrbig"
+  # containerd resolves a tag with a HEAD, then GETs the manifest by digest: that GET starts the
+  # prefetch of the blobs, which its blob GETs then join (or, stored already, read).
+  [ "$(prefetches started)" -gt "$started" ] || fail "containerd's pulls (HEAD by tag, GET by digest) prefetched nothing"
+  [ "$(prefetches joined)" -gt "$joined" ] || fail "containerd's blob GETs joined no prefetch"
+  log "containerd's pulls: $(($(prefetches started) - started)) prefetches started, $(($(prefetches joined) - joined)) joined by its blob GETs"
   grep -q 'ns=quay.test' "$BERTH_LOG" || fail "no ?ns=quay.test request reached berth"
   eventually test -e "$ROOT/docker/registry/v2/repositories/docker.io/library/alpine/_manifests/tags/v1" ||
     fail "containerd's pull is not stored under docker.io/library/alpine"
