@@ -99,8 +99,8 @@ static void marked_prefetch_job(void *arg)
 	free(job);
 }
 
-/* Once a GET by digest is answered from the cache: when a HEAD by tag marked it, its blobs'
- * prefetch goes to the proxy's job threads (the client asks for them next). */
+/* A GET by digest answered from the cache: when a HEAD by tag marked it, its blobs' prefetch
+ * goes to the proxy's job threads (the client asks for them next). */
 static void prefetch_if_marked(struct berth_proxy *proxy, const char *name, const char *digest)
 {
 	if (!berth_proxy_take_prefetch_mark(proxy, name, digest))
@@ -159,10 +159,12 @@ void berth_api_proxied_manifest(struct berth_request *req)
 		int rc = berth_manifest_get(&mc, ar->registry, ar->name, ar->reference);
 		if (rc == 0) {
 			berth_proxy_note_hit(ar->proxy, 0);
-			berth_api_send_manifest(req, &mc);
-			berth_manifest_content_release(&mc);
+			/* queued before the answer goes out: its fetches are under way before the
+			 * client, answered, can ask for a blob */
 			if (!berth_req_is_head(req))
 				prefetch_if_marked(ar->proxy, ar->name, ar->reference);
+			berth_api_send_manifest(req, &mc);
+			berth_manifest_content_release(&mc);
 			return;
 		}
 	}
