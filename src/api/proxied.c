@@ -84,55 +84,23 @@ struct manifest_call {
 	int head; /* a HEAD: no blob is prefetched for it */
 };
 
-/* A GET by digest of a manifest a HEAD by tag fetched (berth_proxy_take_prefetch_mark): the
- * prefetch of its blobs, on a job thread. */
-struct marked_prefetch {
-	struct berth_proxy *proxy;
-	char name[BERTH_NAME_MAX + 1];
-	char digest[BERTH_TAG_MAX + BERTH_DIGEST_STR_MAX]; /* as struct parked's reference */
-};
-
-static void marked_prefetch_job(void *arg)
-{
-	struct marked_prefetch *job = arg;
-	berth_proxy_prefetch_stored(job->proxy, job->name, job->digest);
-	free(job);
-}
-
-/* A GET by digest answered from the cache: when a HEAD by tag marked it, its blobs' prefetch
- * goes to the proxy's job threads (the client asks for them next). */
-static void prefetch_if_marked(struct berth_proxy *proxy, const char *name, const char *digest)
-{
-	if (!berth_proxy_take_prefetch_mark(proxy, name, digest))
-		return;
-	struct marked_prefetch *job = berth_calloc(1, sizeof(*job));
-	job->proxy = proxy;
-	snprintf(job->name, sizeof(job->name), "%s", name);
-	snprintf(job->digest, sizeof(job->digest), "%s", digest);
-	if (berth_proxy_submit(proxy, marked_prefetch_job, job) < 0)
-		free(job); /* the queue is full: the client's own GETs fetch the blobs */
-}
-
 static void manifest_job(void *arg)
 {
 	struct manifest_call *c = arg;
 	struct berth_proxy *proxy = c->base.proxy;
 	struct berth_proxy_pending *pending = NULL;
-	char name[BERTH_NAME_MAX + 1], reference[BERTH_TAG_MAX + BERTH_DIGEST_STR_MAX];
-	int head = c->head;
-	snprintf(name, sizeof(name), "%s", c->base.name);
-	snprintf(reference, sizeof(reference), "%s", c->base.reference);
-	int rc = berth_proxy_manifest_get(&c->mc, proxy, name, reference, &pending);
-	c->base.rc = rc;
-	if (head) /* before the answer: the GET by digest that may follow finds the mark */
+	const char *name = c->base.name, *reference = c->base.reference;
+	c->base.rc = berth_proxy_manifest_get(&c->mc, proxy, name, reference, &pending);
+	/* Before the answer: the GET by digest that may follow a HEAD finds its mark, and the
+	 * blobs' fetches are under way when the client, answered, asks for them. */
+	if (c->head)
 		berth_proxy_mark_prefetch(proxy, pending);
-	job_done(&c->base);
-	/* c is the answer's now: a manifest fetched is stored while the client has it already, its
-	 * blobs' fetches started first (the client asks for them next) */
-	if (!head && pending)
+	else if (pending)
 		berth_proxy_prefetch(proxy, pending);
-	else if (!head && rc == 0 && strchr(reference, ':') && berth_proxy_take_prefetch_mark(proxy, name, reference))
-		berth_proxy_prefetch_stored(proxy, name, reference); /* served from the cache, marked */
+	else if (c->base.rc == 0 && strchr(reference, ':'))
+		berth_proxy_prefetch_marked(proxy, name, reference, &c->mc); /* by digest, from the cache */
+	job_done(&c->base);
+	/* c is the answer's now: a manifest fetched is stored while the client has it already */
 	berth_proxy_manifest_store(proxy, pending);
 }
 
@@ -159,10 +127,9 @@ void berth_api_proxied_manifest(struct berth_request *req)
 		int rc = berth_manifest_get(&mc, ar->registry, ar->name, ar->reference);
 		if (rc == 0) {
 			berth_proxy_note_hit(ar->proxy, 0);
-			/* queued before the answer goes out: its fetches are under way before the
-			 * client, answered, can ask for a blob */
+			/* before the answer: its fetches are under way when the client asks */
 			if (!berth_req_is_head(req))
-				prefetch_if_marked(ar->proxy, ar->name, ar->reference);
+				berth_proxy_prefetch_marked(ar->proxy, ar->name, ar->reference, &mc);
 			berth_api_send_manifest(req, &mc);
 			berth_manifest_content_release(&mc);
 			return;

@@ -89,6 +89,8 @@ struct shared_fetch {
 	int prefetch;         /* started with no reader (berth_proxy__prefetch); set before the thread runs */
 	int prefetch_joined;  /* a reader joined it along */
 	int alone;            /* a prefetch no reader has joined yet: holds at the ring's end */
+	atomic_int dropped;   /* dropped_at_stop, set for the upstream call's cancel: also ends a
+			       * transfer waiting on a silent upstream */
 	uint64_t size;
 	uint64_t tail;        /* bytes put into the ring */
 	char *ring;
@@ -511,7 +513,11 @@ static void fetch_main(void *arg)
 					    .recv_buffer = RECV_BUFFER };
 	int rc;
 	memset(&res, 0, sizeof(res));
-	if (sf->prefetch && atomic_load(&sf->p->stopping)) { /* queued when the proxy began to stop */
+	call.cancel = &sf->dropped;
+	pthread_mutex_lock(&sf->lock);
+	int drop = dropped_at_stop(sf);
+	pthread_mutex_unlock(&sf->lock);
+	if (drop) {                                      /* queued when the proxy began to stop */
 		atomic_fetch_sub(&sf->p->prefetches, 1);     /* not started: no failure */
 		rc = finish(sf, BERTH_ERROR, &res);
 	} else {
@@ -770,6 +776,8 @@ void berth_proxy__wake_prefetches(struct berth_proxy *p)
 	pthread_mutex_lock(&p->inflight_lock);
 	while ((e = berth_map_next(&p->inflight, &pos))) {
 		pthread_mutex_lock(&e->sf->lock);
+		if (dropped_at_stop(e->sf))
+			atomic_store(&e->sf->dropped, 1);
 		pthread_cond_broadcast(&e->sf->cond);
 		pthread_mutex_unlock(&e->sf->lock);
 	}

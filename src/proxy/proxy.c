@@ -638,26 +638,38 @@ void berth_proxy_mark_prefetch(struct berth_proxy *p, const struct berth_proxy_p
 		return; /* by digest (HEAD by tag only), an index, or prefetch off */
 	uint64_t now = berth_now_ns();
 	pthread_mutex_lock(&p->marks_lock);
-	struct berth_proxy_mark *slot = &p->marks[0];
-	for (size_t i = 0; i < BERTH_PROXY_MARKS_MAX; i++) { /* a free or expired slot, else the oldest */
+	char key[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 2];
+	pending_key(key, sizeof(key), pending->name, pending->digest);
+	/* Its own slot (one per key), else a free or expired one, else the oldest. */
+	struct berth_proxy_mark *slot = NULL, *oldest = &p->marks[0];
+	for (size_t i = 0; i < BERTH_PROXY_MARKS_MAX; i++) {
 		struct berth_proxy_mark *m = &p->marks[i];
-		if (!m->key[0] || m->until_ns <= now) {
+		if (m->key[0] && strcmp(m->key, key) == 0) {
 			slot = m;
 			break;
 		}
-		if (m->until_ns < slot->until_ns)
+		if (!slot && (!m->key[0] || m->until_ns <= now))
 			slot = m;
+		if (m->until_ns < oldest->until_ns)
+			oldest = m;
 	}
-	pending_key(slot->key, sizeof(slot->key), pending->name, pending->digest);
+	if (!slot)
+		slot = oldest;
+	if (!slot->key[0])
+		atomic_fetch_add(&p->marks_held, 1);
+	snprintf(slot->key, sizeof(slot->key), "%s", key);
 	slot->until_ns = now + (uint64_t)BERTH_PROXY_MARK_MS * 1000000u;
 	pthread_mutex_unlock(&p->marks_lock);
 }
 
-int berth_proxy_take_prefetch_mark(struct berth_proxy *p, const char *name, const char *digest)
+/* 1 when name's manifest digest was marked and the mark had not expired; the mark is gone. */
+static int take_mark(struct berth_proxy *p, const char *name, const char *digest)
 {
 	char key[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 2];
 	uint64_t now = berth_now_ns();
 	int found = 0;
+	if (atomic_load(&p->marks_held) == 0)
+		return 0;
 	pending_key(key, sizeof(key), name, digest);
 	pthread_mutex_lock(&p->marks_lock);
 	for (size_t i = 0; i < BERTH_PROXY_MARKS_MAX; i++) {
@@ -665,29 +677,26 @@ int berth_proxy_take_prefetch_mark(struct berth_proxy *p, const char *name, cons
 		if (m->key[0] && strcmp(m->key, key) == 0) {
 			found = m->until_ns > now;
 			m->key[0] = '\0';
+			atomic_fetch_sub(&p->marks_held, 1);
+			break; /* one slot per key (berth_proxy_mark_prefetch) */
 		}
 	}
 	pthread_mutex_unlock(&p->marks_lock);
 	return found;
 }
 
-void berth_proxy_prefetch_stored(struct berth_proxy *p, const char *name, const char *digest)
+void berth_proxy_prefetch_marked(struct berth_proxy *p, const char *name, const char *digest,
+				 const struct berth_manifest_content *mc)
 {
-	struct berth_manifest_content mc;
 	struct berth_manifest *m = NULL;
 	struct berth_strvec blobs = { 0 };
-	if (atomic_load(&p->stopping))
+	if (!take_mark(p, name, digest))
 		return;
-	if (pending_get(&mc, p, name, digest, NULL) < 0 && berth_manifest_get(&mc, p->reg, name, digest) < 0) {
-		berth_err_clear(); /* gone meanwhile (expired, deleted): nothing to prefetch */
-		return;
-	}
-	if (berth_manifest_parse(&m, mc.media_type, mc.body, mc.len) == 0)
+	if (berth_manifest_parse(&m, mc->media_type, mc->body, mc->len) == 0)
 		prefetchable_blobs(&blobs, m);
 	else
 		berth_err_clear(); /* it parsed when fetched */
 	berth_manifest_free(m);
-	berth_manifest_content_release(&mc);
 	prefetch_blobs(p, name, &blobs);
 	berth_strvec_release(&blobs);
 }

@@ -86,7 +86,8 @@ void berth_proxy_manifest_store(struct berth_proxy *p, struct berth_proxy_pendin
  * with no client reading yet: one asking for such a blob moments later joins the fetch under way
  * (berth_proxy_fetch_start) instead of waiting for its own upstream round trip. Only when the
  * upstream's prefetch is on; at most a few at once across the proxy, the rest left to the
- * clients' own GETs. Call it before berth_proxy_manifest_store, once the client has its answer.
+ * clients' own GETs. Call it before the client has its answer (its blob GETs then find the fetches
+ * under way) and before berth_proxy_manifest_store.
  * Never fails (failures are logged and counted). Accepts NULL. Blocks (a storage stat per blob).
  */
 void berth_proxy_prefetch(struct berth_proxy *p, const struct berth_proxy_pending *pending);
@@ -99,13 +100,15 @@ void berth_proxy_prefetch(struct berth_proxy *p, const struct berth_proxy_pendin
  * Accepts NULL. Does not block.
  */
 void berth_proxy_mark_prefetch(struct berth_proxy *p, const struct berth_proxy_pending *pending);
-/* 1 when a HEAD by tag marked name's manifest digest (berth_proxy_mark_prefetch) and the mark has
- * not expired: the mark is taken, and the caller runs berth_proxy_prefetch_stored on a job thread
- * once the client has its answer. Else 0. Does not block (a lock and a short scan). */
-int berth_proxy_take_prefetch_mark(struct berth_proxy *p, const char *name, const char *digest);
-/* berth_proxy_prefetch for name's manifest digest being stored or stored already (parsed from
- * there; image manifests only). Never fails. Blocks (storage reads, a stat per blob). */
-void berth_proxy_prefetch_stored(struct berth_proxy *p, const char *name, const char *digest);
+/*
+ * For a GET by digest of name's manifest mc, cached or being stored: when a HEAD by tag marked it
+ * (berth_proxy_mark_prefetch) and the mark has not expired, takes the mark and does what
+ * berth_proxy_prefetch does for mc's blobs. Call it before the client has its answer: the
+ * fetches are then under way when it asks for a blob. Never fails. Blocks (a storage stat per
+ * blob) only when marked; unmarked, a lock and a short scan, or nothing when no mark is held.
+ */
+void berth_proxy_prefetch_marked(struct berth_proxy *p, const char *name, const char *digest,
+				 const struct berth_manifest_content *mc);
 /* The upstream's tags of name, sorted; BERTH_ENOTFOUND when it has none, BERTH_ERROR when it
  * cannot be asked (the caller then serves the local list, as Distribution). Blocks. */
 int berth_proxy_tags(struct berth_strvec *out, struct berth_proxy *p, const char *name);

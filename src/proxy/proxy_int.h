@@ -59,6 +59,7 @@ struct berth_proxy {
 	struct berth_map pending;   /* "<name>@<digest>" -> a manifest answered, being stored */
 	_Atomic int prefetches;     /* prefetches running (at most BERTH_PROXY_PREFETCH_MAX) */
 	pthread_mutex_t marks_lock;
+	atomic_int marks_held;      /* slots with a key (expired or not): 0, no GET looks */
 	struct berth_proxy_mark marks[BERTH_PROXY_MARKS_MAX]; /* image manifests a HEAD by tag fetched:
 							       * their GET by digest prefetches (proxy.c) */
 	atomic_int stopping;        /* set by berth_proxy_free: a start-up ping ends, a prefetch holding
