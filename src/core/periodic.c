@@ -21,14 +21,7 @@ struct berth_periodic {
 /* Sleeps ms unless told to stop; 1 when stopping. */
 static int nap(struct berth_periodic *p, int64_t ms)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += (time_t)(ms / 1000);
-	until.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
+	struct timespec until = berth_monotonic_after_ms(ms);
 	pthread_mutex_lock(&p->lock);
 	while (!p->stopping && pthread_cond_timedwait(&p->wake, &p->lock, &until) != ETIMEDOUT)
 		;

@@ -11,6 +11,7 @@
 #include <regex.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Abort with "berth: out of memory" when the memory is not there. */
 void *berth_malloc(size_t n);
@@ -88,5 +89,8 @@ int berth_thread_lower_priority(int delta);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t berth_now_ns(void);
+/* The CLOCK_MONOTONIC time ms from now, for pthread_cond_timedwait on a condition variable set
+ * to that clock (pthread_condattr_setclock). */
+struct timespec berth_monotonic_after_ms(int64_t ms);
 
 #endif

@@ -38,6 +38,7 @@
 #include "core/digest.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/util.h"
 #include "proxy/proxy_int.h"
 #include "registry/reference.h"
 
@@ -252,14 +253,7 @@ static int store_due(const struct shared_fetch *sf, uint64_t tail)
  * stops meanwhile: the transfer is dropped, nothing linked. Called with sf->lock held. */
 static int hold_for_reader(struct shared_fetch *sf)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += PREFETCH_HOLD_MS / 1000;
-	until.tv_nsec += (long)(PREFETCH_HOLD_MS % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	struct timespec until = berth_monotonic_after_ms(PREFETCH_HOLD_MS);
 	while (sf->alone && !atomic_load(&sf->p->stopping))
 		if (pthread_cond_timedwait(&sf->cond, &sf->lock, &until) == ETIMEDOUT)
 			break;

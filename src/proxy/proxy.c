@@ -636,10 +636,10 @@ void berth_proxy_mark_prefetch(struct berth_proxy *p, const struct berth_proxy_p
 	if (!pending || !pending->blobs.n || strcmp(pending->reference, pending->digest) == 0 ||
 	    berth_proxy__target(&t, p, pending->name) < 0 || !t.route->prefetch)
 		return; /* by digest (HEAD by tag only), an index, or prefetch off */
-	uint64_t now = berth_now_ns();
-	pthread_mutex_lock(&p->marks_lock);
 	char key[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 2];
 	pending_key(key, sizeof(key), pending->name, pending->digest);
+	uint64_t now = berth_now_ns();
+	pthread_mutex_lock(&p->marks_lock);
 	/* Its own slot (one per key), else a free or expired one, else the oldest. */
 	struct berth_proxy_mark *slot = NULL, *oldest = &p->marks[0];
 	for (size_t i = 0; i < BERTH_PROXY_MARKS_MAX; i++) {

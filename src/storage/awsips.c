@@ -214,14 +214,7 @@ static void *updater(void *arg)
 	struct berth_awsips *ips = arg;
 	pthread_mutex_lock(&ips->lock);
 	while (!ips->stop) {
-		struct timespec until;
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += ips->update_ms / 1000;
-		until.tv_nsec += (ips->update_ms % 1000) * 1000000;
-		if (until.tv_nsec >= 1000000000) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000;
-		}
+		struct timespec until = berth_monotonic_after_ms(ips->update_ms);
 		int rc = 0;
 		while (!ips->stop && rc != ETIMEDOUT)
 			rc = pthread_cond_timedwait(&ips->wake, &ips->lock, &until);
